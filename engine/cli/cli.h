@@ -1,0 +1,88 @@
+/*
+ * cli: the `sluice` command-line client. One file per command; this header
+ * holds what they share: server addresses, number parsing, the latency
+ * histogram of `sluice bench`.
+ *
+ * Ownership: plain values, nothing allocated behind the caller's back except
+ * inside struct sl_hist (sl_hist_init / sl_hist_free).
+ * Threads: the histogram is one per thread (merge them at the end); the rest
+ * is pure.
+ */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SL_CLI_DEFAULT_SERVER "127.0.0.1:7400"
+
+/* Commands: argv[0] is the command name; the return value is the exit code. */
+int sl_cli_produce(int argc, char **argv);
+int sl_cli_bench(int argc, char **argv);
+int sl_cli_consume(int argc, char **argv);
+int sl_cli_query(int argc, char **argv);
+int sl_cli_status(int argc, char **argv);
+
+struct sl_cli_server {
+	char host[256];
+	uint16_t port;
+};
+
+/* "HOST:PORT" or "[V6]:PORT". 0 or -EINVAL. */
+int sl_cli_server_parse(const char *s, struct sl_cli_server *out);
+/* $SLUICE_SERVER when set, else 127.0.0.1:7400; -EINVAL for a bad variable. */
+int sl_cli_server_default(struct sl_cli_server *out);
+
+/* Whole decimal numbers in [min, max]; 0 or -EINVAL. */
+int sl_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* A non-negative decimal (seconds, rates); 0 or -EINVAL. */
+int sl_cli_parse_double(const char *s, double min, double max, double *out);
+
+/*
+ * Log-linear latency histogram: values below 128 exactly, above that 64
+ * buckets per power of two (a bucket is at most 1/64 = 1.6% wide relative
+ * to its values). Covers all of uint64; recording is a few instructions and
+ * never allocates.
+ */
+#define SL_HIST_SUB_BITS 6
+#define SL_HIST_BUCKETS (128 + (64 - SL_HIST_SUB_BITS - 1) * 64)
+
+struct sl_hist {
+	uint64_t *b; /* SL_HIST_BUCKETS counts */
+	uint64_t n;
+	uint64_t min, max;
+	long double sum;
+};
+
+int sl_hist_init(struct sl_hist *h);
+void sl_hist_free(struct sl_hist *h);
+
+static inline uint32_t sl_hist_index(uint64_t v)
+{
+	if (v < 128)
+		return (uint32_t)v;
+	uint32_t msb = 63u - (uint32_t)__builtin_clzll(v);
+	uint32_t e = msb - SL_HIST_SUB_BITS; /* >= 1 */
+	uint32_t sub = (uint32_t)(v >> e);    /* in [64, 128) */
+	return 128u + (e - 1u) * 64u + (sub - 64u);
+}
+
+static inline void sl_hist_record(struct sl_hist *h, uint64_t v)
+{
+	h->b[sl_hist_index(v)]++;
+	h->n++;
+	h->sum += (long double)v;
+	if (v < h->min)
+		h->min = v;
+	if (v > h->max)
+		h->max = v;
+}
+
+void sl_hist_merge(struct sl_hist *into, const struct sl_hist *from);
+/* The value at quantile q in [0, 1]: the top of the bucket holding it,
+ * never above the largest value recorded. 0 when empty. */
+uint64_t sl_hist_quantile(const struct sl_hist *h, double q);
+
+#endif

@@ -1,0 +1,128 @@
+/* What the commands share: addresses, numbers, the latency histogram. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sl_cli_server_parse(const char *s, struct sl_cli_server *out)
+{
+	const char *colon, *host = s;
+	size_t hlen;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - s);
+	}
+	uint64_t port;
+	if (!hlen || hlen >= sizeof(out->host) ||
+	    sl_cli_parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return -EINVAL;
+	memcpy(out->host, host, hlen);
+	out->host[hlen] = 0;
+	out->port = (uint16_t)port;
+	return 0;
+}
+
+int sl_cli_server_default(struct sl_cli_server *out)
+{
+	const char *env = getenv("SLUICE_SERVER");
+	return sl_cli_server_parse(env && *env ? env : SL_CLI_DEFAULT_SERVER, out);
+}
+
+int sl_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int sl_cli_parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int sl_hist_init(struct sl_hist *h)
+{
+	*h = (struct sl_hist){.min = UINT64_MAX};
+	h->b = calloc(SL_HIST_BUCKETS, sizeof(*h->b));
+	return h->b ? 0 : -ENOMEM;
+}
+
+void sl_hist_free(struct sl_hist *h)
+{
+	free(h->b);
+	h->b = NULL;
+}
+
+void sl_hist_merge(struct sl_hist *into, const struct sl_hist *from)
+{
+	for (uint32_t i = 0; i < SL_HIST_BUCKETS; i++)
+		into->b[i] += from->b[i];
+	into->n += from->n;
+	into->sum += from->sum;
+	if (from->min < into->min)
+		into->min = from->min;
+	if (from->max > into->max)
+		into->max = from->max;
+}
+
+/* The largest value that falls in bucket i. */
+static uint64_t sl__hist_top(uint32_t i)
+{
+	if (i < 128)
+		return i;
+	uint32_t e = (i - 128) / 64 + 1, sub = (i - 128) % 64 + 64;
+	return (((uint64_t)sub + 1) << e) - 1;
+}
+
+uint64_t sl_hist_quantile(const struct sl_hist *h, double q)
+{
+	if (!h->n)
+		return 0;
+	if (q < 0)
+		q = 0;
+	if (q > 1)
+		q = 1;
+	/* Rank of the value, 1-based: the smallest with rank/n >= q. */
+	uint64_t rank = (uint64_t)ceill((long double)q * (long double)h->n);
+	if (rank < 1)
+		rank = 1;
+	uint64_t seen = 0;
+	for (uint32_t i = 0; i < SL_HIST_BUCKETS; i++) {
+		seen += h->b[i];
+		if (seen >= rank) {
+			uint64_t top = sl__hist_top(i);
+			return top < h->max ? top : h->max;
+		}
+	}
+	return h->max;
+}

@@ -1,0 +1,260 @@
+/*
+ * config: the server's configuration — loads sluice.yaml (or the embedded
+ * default) with libyaml, merges a file onto the default, validates every key
+ * and unit, and hands back plain structs.
+ *
+ * Merge rules (PRODUCT.md, "Config"): a key a file omits takes the embedded
+ * default's value (maps key by key, recursively); `topics`, `pipelines`,
+ * `projections` and `sinks` are exactly what the file lists, absent means
+ * none. A pipeline's `to` topic that no entry of `topics` lists is created
+ * with a copy of its `from` topic's settings (`derived` is set). Relative
+ * paths written in a file are made relative to the file's folder; those of the
+ * embedded default (and so those a file omits) stay relative to the working
+ * directory. Plugin `args` and `partitioner_args` are kept as a generic tree
+ * (struct sl_config_node) for the plugins and partitioners to read.
+ *
+ * Errors: -SL_ECONFIG with one line in `err` naming the source, the line, the
+ * key path and what was wrong, e.g.
+ *   "sluice.yaml:12: topics[0].partitions: expected an integer 1..4096, got 'abc'"
+ * -ENOMEM and -errno (opening a file) carry a message too.
+ *
+ * Ownership: a struct sl_config owns every string, array and tree it points
+ * to; sl_config_free() releases them all and zeroes the struct. On failure a
+ * load leaves *cfg zeroed, so sl_config_free() is always safe to call.
+ * Threads: no global state; a config is a value. Loading may run on any
+ * thread; a loaded config may be read from many threads at once.
+ */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- Generic YAML tree (plugin args, partitioner args) ------------------ */
+
+enum sl_config_node_kind {
+	SL_CONFIG_NODE_NULL,   /* plain empty, `~` or `null` */
+	SL_CONFIG_NODE_SCALAR, /* any other scalar, kept as text */
+	SL_CONFIG_NODE_MAP,    /* entries in file order, each with a unique key */
+	SL_CONFIG_NODE_SEQ,
+};
+
+struct sl_config_node {
+	enum sl_config_node_kind kind;
+	uint32_t line;                /* 1-based line of the value in its source */
+	uint32_t key_line;            /* line of `key` when this is a map entry, else 0 */
+	char *key;                    /* set on a map's entries, NULL elsewhere */
+	char *value;                  /* SCALAR and NULL: the text, never NULL */
+	bool quoted;                  /* SCALAR written in quotes or as a block */
+	struct sl_config_node *items; /* MAP: entries; SEQ: elements */
+	size_t n_items;
+};
+
+/*
+ * Parses one YAML document into a tree. An empty document gives *root = NULL.
+ * Anchors, aliases, multiple documents, non-scalar keys, duplicate keys and
+ * NUL characters are refused; nesting deeper than 64 levels too. `name`
+ * prefixes error messages. Free the tree with sl_config_node_free().
+ */
+int sl_config_node_parse(const char *yaml, size_t len, const char *name,
+                         struct sl_config_node **root, char *err, size_t errlen);
+void sl_config_node_free(struct sl_config_node *node);
+/* Deep copy; NULL in, NULL out. *out is NULL on -ENOMEM. */
+int sl_config_node_dup(const struct sl_config_node *node, struct sl_config_node **out);
+
+/* Lookups. Each accepts NULL or a node of another kind and then finds nothing. */
+const struct sl_config_node *sl_config_node_get(const struct sl_config_node *map, const char *key);
+size_t sl_config_node_len(const struct sl_config_node *node); /* MAP/SEQ items */
+const struct sl_config_node *sl_config_node_at(const struct sl_config_node *node, size_t i);
+/* The scalar text at `key`, or `def` when absent, null or not a scalar. */
+const char *sl_config_node_str(const struct sl_config_node *map, const char *key, const char *def);
+/*
+ * Typed reads of `key` in `map`: *out = def when absent or null, the parsed
+ * value when it is a scalar of the right form, and -SL_ECONFIG otherwise
+ * (not a scalar, malformed, negative or out of range).
+ */
+int sl_config_node_u64(const struct sl_config_node *map, const char *key, uint64_t def,
+                       uint64_t *out);
+int sl_config_node_size(const struct sl_config_node *map, const char *key, uint64_t def,
+                        uint64_t *out);
+int sl_config_node_duration(const struct sl_config_node *map, const char *key, uint64_t def,
+                            uint64_t *out_ns);
+int sl_config_node_bool(const struct sl_config_node *map, const char *key, bool def, bool *out);
+
+/*
+ * Writes a tree as YAML that parses back to an equal tree, in the form that
+ * follows a `key:` or a `-` on the same line: " text\n", " {}\n", " []\n",
+ * or a newline and the block's entries indented by `indent` spaces.
+ */
+void sl_config_node_dump(const struct sl_config_node *node, FILE *out, int indent);
+
+/* ---- Units ---------------------------------------------------------------- */
+
+/*
+ * All return 0, -EINVAL when the text is not of the form (a leading '-' is
+ * malformed too), or -ERANGE when the value does not fit 64 bits.
+ *   u64:      decimal digits only.
+ *   size:     digits, optional space, optional unit B KB MB GB TB (powers of
+ *             1000) or KiB MiB GiB TiB (powers of 1024): 512MiB, 1MB, 4096.
+ *   duration: digits, optional space, unit ns us ms s m h d (to nanoseconds):
+ *             250us, 10ms, 5s, 1h, 7d; a bare 0 is allowed.
+ */
+int sl_config_parse_u64(const char *s, uint64_t *out);
+int sl_config_parse_size(const char *s, uint64_t *out);
+int sl_config_parse_duration(const char *s, uint64_t *out_ns);
+/*
+ * "host:port": an IPv4 address, a bracketed IPv6 address ([::1]:7400) or a
+ * DNS hostname, and a port 0..65535 (0 asks the kernel for a free one).
+ * *host is a malloc'd copy without brackets. -EINVAL when malformed, -ENOMEM.
+ */
+int sl_config_parse_addr(const char *s, char **host, uint16_t *port);
+
+/* ---- The configuration ---------------------------------------------------- */
+
+enum sl_config_partitioner {
+	SL_CONFIG_PART_HASH,
+	SL_CONFIG_PART_RANGE,
+	SL_CONFIG_PART_CONSISTENT,
+	SL_CONFIG_PART_JUMP,
+	SL_CONFIG_PART_DIRECTORY,
+};
+
+enum sl_config_durability {
+	SL_CONFIG_DUR_FSYNC,    /* ack after fdatasync (group commit) */
+	SL_CONFIG_DUR_INTERVAL, /* fdatasync every durability_interval_ns */
+	SL_CONFIG_DUR_NONE,     /* the kernel flushes when it likes */
+};
+
+enum sl_config_overload {
+	SL_CONFIG_OVERLOAD_BLOCK,
+	SL_CONFIG_OVERLOAD_DROP,
+	SL_CONFIG_OVERLOAD_SAMPLE, /* keep a sample_rate fraction */
+	SL_CONFIG_OVERLOAD_REJECT,
+};
+
+enum sl_config_cleanup {
+	SL_CONFIG_CLEANUP_DELETE,
+	SL_CONFIG_CLEANUP_COMPACT,
+};
+
+/* Per-topic defaults for keys a topic entry omits. */
+#define SL_CONFIG_TOPIC_PARTITIONS      8
+#define SL_CONFIG_TOPIC_MAX_PARTITIONS  4096
+#define SL_CONFIG_TOPIC_RETENTION_BYTES (10ull << 30)
+#define SL_CONFIG_TOPIC_RETENTION_AGE   (7ull * 86400 * 1000000000ull)
+#define SL_CONFIG_TOPIC_SEGMENT_BYTES   (64ull << 20)
+
+struct sl_config_addr {
+	char *host; /* no brackets around IPv6 */
+	uint16_t port;
+};
+
+struct sl_config_limits {
+	uint32_t max_connections;
+	uint64_t max_frame_bytes;
+	uint64_t memory_budget;
+	uint64_t handshake_timeout_ns; /* connect to completed handshake */
+	uint64_t idle_timeout_ns;      /* no traffic; 0 = never */
+};
+
+struct sl_config_topic {
+	char *name;
+	uint32_t partitions; /* 1..4096 */
+	enum sl_config_partitioner partitioner;
+	struct sl_config_node *partitioner_args; /* a MAP, never NULL */
+	enum sl_config_durability durability;
+	uint64_t durability_interval_ns; /* > 0 for INTERVAL, else 0 */
+	enum sl_config_overload overload;
+	double sample_rate;        /* (0, 1] for SAMPLE, else 0 */
+	uint64_t retention_bytes;  /* per partition; 0 = no limit */
+	uint64_t retention_age_ns; /* 0 = no limit */
+	enum sl_config_cleanup cleanup;
+	uint64_t segment_bytes;
+	bool derived; /* not listed: made for a pipeline's `to` */
+	uint32_t line;
+};
+
+struct sl_config_transform {
+	char *plugin;
+	struct sl_config_node *args; /* a MAP, never NULL */
+	uint32_t line;
+};
+
+struct sl_config_pipeline {
+	char *name;
+	char *from;
+	char *to;
+	size_t from_topic; /* index into sl_config.topics */
+	size_t to_topic;
+	struct sl_config_transform *transforms;
+	size_t n_transforms;
+	uint32_t line;
+};
+
+/* A projection or a sink: a plugin fed by one topic. */
+struct sl_config_consumer {
+	char *name;
+	char *plugin;
+	char *from;
+	size_t from_topic;
+	struct sl_config_node *args; /* a MAP, never NULL */
+	uint32_t line;
+};
+
+struct sl_config {
+	char *source;   /* the file as named to the loader, or "<default>" */
+	char *base_dir; /* folder a file's relative paths were resolved in; NULL = cwd */
+	char *data_dir;
+	uint32_t cores; /* 0 = auto */
+	struct {
+		struct sl_config_addr native;
+		struct sl_config_addr http;
+	} listen;
+	struct sl_config_limits limits;
+	char **plugin_path; /* empty = default, see sl_config_resolve_plugin_path */
+	size_t n_plugin_path;
+	struct sl_config_topic *topics;
+	size_t n_topics;
+	struct sl_config_pipeline *pipelines;
+	size_t n_pipelines;
+	struct sl_config_consumer *projections;
+	size_t n_projections;
+	struct sl_config_consumer *sinks;
+	size_t n_sinks;
+};
+
+/* The embedded default as YAML text (static, NUL-terminated). */
+const char *sl_config_default_yaml(void);
+
+/* The embedded default (PRODUCT.md's example without pipelines and sinks). */
+int sl_config_default(struct sl_config *cfg);
+/* Reads `path`; relative paths inside resolve against the file's folder. */
+int sl_config_load_file(const char *path, struct sl_config *cfg, char *err, size_t errlen);
+/* Parses `yaml` merged onto the default. Relative paths inside resolve
+ * against `base_dir` (NULL: left relative to the working directory). */
+int sl_config_load_string(const char *yaml, size_t len, const char *base_dir, struct sl_config *cfg,
+                          char *err, size_t errlen);
+void sl_config_free(struct sl_config *cfg);
+
+/*
+ * Fills an empty plugin_path with the `plugins` folder beside the folder of
+ * `exe_path` (NULL: this process's executable), so build/bin/sluiced finds
+ * build/plugins. A non-empty plugin_path is left as it is. 0 or -errno.
+ */
+int sl_config_resolve_plugin_path(struct sl_config *cfg, const char *exe_path);
+
+/* `path` made relative to cfg->base_dir when it is relative; malloc'd. For
+ * plugins' path-valued args. 0, or -ENOMEM. */
+int sl_config_resolve_path(const struct sl_config *cfg, const char *path, char **out);
+
+const struct sl_config_topic *sl_config_topic_find(const struct sl_config *cfg, const char *name);
+
+/* Prints the effective configuration as YAML that loads back to the same
+ * configuration. Returns 0 or -EIO when the stream reports an error. */
+int sl_config_dump(const struct sl_config *cfg, FILE *out);
+
+const char *sl_config_partitioner_name(enum sl_config_partitioner p);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * sluice/client.h: libsluice, the producer side of sluice's native protocol.
+ *
+ * A client is one TCP connection to sluiced (and the connections that
+ * replace it after failures). sl_client_produce() encodes an event straight
+ * into the current batch, a Produce frame being built in place, and assigns
+ * it the next sequence number of this producer. Batches go out whole, with
+ * one non-blocking write for as many batches as the socket takes. Acks come
+ * back asynchronously: every event for which sl_client_produce() returned 0
+ * gets exactly one call of the ack callback (stored, refused, or cancelled),
+ * always from inside a call the application made (produce, poll, flush,
+ * close), never from another thread.
+ *
+ * Batching. A batch is sent when it holds batch_max_events events or
+ * batch_max_bytes bytes, when the topic changes, and at sl_client_poll() /
+ * sl_client_flush() once it is linger_us old (linger 0: at the next poll).
+ * An application that only calls sl_client_produce() sends full batches;
+ * one that wants every event out promptly calls sl_client_poll(c, 0) when
+ * it has nothing more to produce for now.
+ *
+ * Window. At most min(the server's credits, max_inflight) events, and
+ * max_inflight_bytes bytes, are in flight, counted from the oldest event
+ * not yet answered: every event in flight has a sequence in
+ * [oldest unanswered, oldest unanswered + window). sl_client_produce() never
+ * blocks except when that window is full; then it reads acks (and runs their
+ * callbacks) until there is room, or returns -EAGAIN at once when the client
+ * was opened with `nonblocking`.
+ *
+ * Failures. After a disconnect, an ack timeout, or an Error the server sends
+ * before closing (draining, connection limit, ...), the client reconnects
+ * with exponential backoff (with jitter), sends Hello again with the same
+ * producer id, and resends every unanswered event with its ORIGINAL
+ * sequence. The library keeps each batch's encoded bytes until every event
+ * of it is answered, which is what makes the resend possible. Once the
+ * server deduplicates by (producer id, sequence) this is exactly-once
+ * delivery; until it does, an event whose ack was lost with the connection
+ * is stored again when resent (a duplicate, never a loss). Errors that a
+ * retry cannot cure (fenced by a newer session of the same producer id,
+ * protocol version, malformed frames) put the client in a failed state:
+ * every unanswered event is answered with the error, and every later call
+ * returns it.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative value on
+ * failure: -errno, or a -SL_E* code of base/base.h (installed beside this
+ * header); sl_strerror() gives the text, sl_client_last_error() the text of
+ * the last failure with its context (address, server message).
+ *
+ * Ownership: sl_client_connect() returns a client that sl_client_close()
+ * frees; the options' strings are copied. An event's bytes are copied (or
+ * encoded) into the batch before sl_client_produce() returns. The ack passed
+ * to the callback, and its message, live only during the call.
+ *
+ * Threads: a client is not thread-safe. Use one client per thread, or hand
+ * it over between threads with your own synchronisation; the library has no
+ * global state, so separate clients never interfere. Callbacks must not call
+ * sl_client_produce/poll/flush/close on their own client (-EBUSY).
+ */
+#ifndef SLUICE_CLIENT_H
+#define SLUICE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h" /* SL_E* codes and sl_strerror() */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sl_client;
+
+/* What became of one event: passed to the ack callback once per event. */
+struct sl_client_ack {
+	uint64_t sequence;       /* the value sl_client_produce() returned in *seq */
+	/* 0 when stored; otherwise why not: -SL_ENOTOPIC, -SL_EOVERLOAD,
+	 * -SL_EFENCED ... for a refusal by the server (code says exactly which),
+	 * -ECANCELED when sl_client_close() ran before an answer came, or the
+	 * error that put the client in its failed state. */
+	int status;
+	uint32_t code;           /* the server's sluice.v1.ErrorCode for a refusal, else 0 */
+	uint32_t partition;      /* where a stored event went ... */
+	uint64_t offset;         /* ... and its offset in that partition */
+	bool duplicate;          /* the server had stored it before; offset is the original */
+	uint32_t retry_after_ms; /* the server's hint for an overload refusal */
+	const char *message;     /* the server's text for a refusal, not NUL-terminated */
+	size_t message_len;
+};
+
+typedef void (*sl_client_ack_fn)(void *arg, const struct sl_client_ack *ack);
+
+/* Zeroed fields take the default shown. */
+struct sl_client_opts {
+	const char *host;            /* "127.0.0.1": a name or a numeric address */
+	uint16_t port;               /* 7400 */
+	uint64_t producer_id;        /* 0: the server assigns one at the first Hello */
+	const char *client_name;     /* "libsluice": free text for the server's logs */
+	const char *topic;           /* "events": for sl_client_produce(c, NULL, ...) */
+	uint32_t batch_max_events;   /* 256; at most 65536 */
+	uint32_t batch_max_bytes;    /* 1 MiB; never more than the server's max frame */
+	uint32_t linger_us;          /* 0: see "Batching" above */
+	uint32_t max_inflight;       /* 8192 events; the server's credits may lower it */
+	uint64_t max_inflight_bytes; /* 64 MiB */
+	bool nonblocking;            /* produce returns -EAGAIN instead of waiting */
+	uint32_t block_timeout_ms;   /* 0: a blocked produce waits as long as it takes;
+				      * else it gives up with -SL_ETIMEOUT */
+	uint32_t connect_timeout_ms; /* 5000: TCP connect plus Hello/Welcome */
+	uint32_t ack_timeout_ms;     /* 30000: no ack for this long while events are
+				      * in flight counts as a dead connection */
+	uint32_t backoff_min_ms;     /* 50: first reconnect delay, doubled per failure */
+	uint32_t backoff_max_ms;     /* 2000 */
+	uint64_t seed;               /* 0: seed event ids and jitter from getrandom() */
+	sl_client_ack_fn on_ack;     /* may be NULL: acks are then only counted */
+	void *arg;                   /* passed to on_ack */
+};
+
+struct sl_client_header {
+	const char *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+};
+
+/* One event to produce. Strings need not be NUL-terminated. */
+struct sl_client_event {
+	const uint8_t *id;           /* 16 bytes, or NULL: a random v4 UUID */
+	const char *type;
+	size_t type_len;
+	const char *aggregate;       /* the partition key */
+	size_t aggregate_len;
+	int64_t timestamp_ms;        /* ms since the Unix epoch; 0: now */
+	const void *data;
+	size_t data_len;
+	const struct sl_client_header *headers;
+	size_t n_headers;
+	uint32_t schema_version;
+};
+
+struct sl_client_stats {
+	uint64_t produced;       /* events accepted by sl_client_produce() */
+	uint64_t acked;          /* answered as stored (duplicates included) */
+	uint64_t duplicates;     /* of which the server had stored before */
+	uint64_t refused;        /* answered with an error (refused, cancelled, failed) */
+	uint64_t inflight;       /* produced and not answered yet */
+	uint64_t batches;        /* Produce frames built */
+	uint64_t bytes_sent;     /* bytes written to sockets, resends included */
+	uint64_t connects;       /* successful handshakes (the first one included) */
+	uint64_t resent;         /* events sent again after a reconnect */
+	uint64_t stray_acks;     /* acks for nothing in flight (ignored) */
+};
+
+/*
+ * Resolves the server, connects and completes the handshake, waiting at most
+ * connect_timeout_ms. A failure here is not retried: the error (e.g.
+ * -ECONNREFUSED, -SL_ETIMEOUT) is returned, *out is NULL, and err (when not
+ * NULL) holds the text with its context.
+ */
+int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out, char *err,
+		      size_t errlen);
+
+/*
+ * Adds one event to the current batch of `topic` (NULL: opts.topic) and
+ * stores its sequence in *seq (seq may be NULL). Returns 0; -EAGAIN
+ * (nonblocking, window full), -SL_ETIMEOUT (block_timeout_ms passed),
+ * -EMSGSIZE (the event alone exceeds a batch), -EINVAL, -EBUSY (called from
+ * a callback) or the failed state's error. Only a 0 return gets a callback.
+ */
+int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_client_event *ev,
+		      uint64_t *seq);
+
+/* The same for an event the caller encoded (a sluice.v1.Event message); the
+ * bytes are checked to be one, and copied as they are. */
+int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void *event,
+			      size_t len, uint64_t *seq);
+
+/*
+ * Sends what is batched (see linger), reads what arrived and runs the
+ * callbacks, reconnects when it is time. Waits up to timeout_ms (-1: no
+ * limit) for at least one event to be answered, but returns at once when
+ * nothing is in flight. Returns the number of events answered, or a
+ * negative error (the failed state's, or -EBUSY).
+ */
+int sl_client_poll(struct sl_client *c, int timeout_ms);
+
+/* Sends everything and waits until every event produced so far is answered:
+ * 0, -SL_ETIMEOUT after timeout_ms (-1: no limit), or an error as above. */
+int sl_client_flush(struct sl_client *c, int timeout_ms);
+
+/*
+ * For event loops: an fd (stable for the client's life; an epoll fd inside)
+ * that becomes readable when sl_client_poll(c, 0) has work to do, and
+ * sl_client_timeout_ms(), the ms after which it must be called anyway
+ * (timers: linger, reconnect backoff, ack timeout), -1 when none is due.
+ * Call sl_client_poll(c, 0) when either fires. Returns the fd or -errno.
+ */
+int sl_client_fd(struct sl_client *c);
+int sl_client_timeout_ms(const struct sl_client *c);
+
+/* Events produced and not yet answered. */
+uint64_t sl_client_inflight(const struct sl_client *c);
+void sl_client_get_stats(const struct sl_client *c, struct sl_client_stats *out);
+/* The producer id the server confirmed (assigned when opts.producer_id was 0). */
+uint64_t sl_client_producer_id(const struct sl_client *c);
+/* Text of the last failure with its context; "" when there was none. */
+const char *sl_client_last_error(const struct sl_client *c);
+/* "ERR_UNKNOWN_TOPIC" ... for a sluice.v1.ErrorCode; "ERR_?" when unknown. */
+const char *sl_client_code_name(uint32_t code);
+
+/*
+ * Closes the connection and frees the client. Events still unanswered get
+ * their callback with -ECANCELED first: flush before closing to avoid that.
+ */
+void sl_client_close(struct sl_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,777 @@
+/*
+ * Connections of one reactor: the handshake, frame reassembly across
+ * receive buffers, Produce dispatch, Ack encoding, and closing.
+ *
+ * A connection is freed only after every io_uring operation on it has
+ * completed (recv_armed and send_armed both false), so a completion never
+ * finds its connection gone. Its slot's generation outlives it: acks that
+ * come back for a closed connection find a newer generation and are dropped.
+ */
+#include <stdatomic.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/net.h"
+#include "reactor/reactor_impl.h"
+#include "server/server.h"
+
+#define SL_PROTOCOL_VERSION 1
+
+/* Credits are not enforced yet (the backpressure work adds them); Welcome
+ * advertises a window large enough never to bind a well-behaved client. */
+#define SL_CREDIT_EVENTS (1u << 20)
+#define SL_CREDIT_BYTES (1ull << 30)
+
+static void sl__conn_arm_recv(struct sl_reactor *r, struct sl_conn *c);
+static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c);
+
+int sl__conns_init(struct sl_reactor *r)
+{
+	/* Every connection of the server could land on one reactor. */
+	r->conn_cap = r->srv->opts.max_connections;
+	r->conns = calloc(r->conn_cap, sizeof(*r->conns));
+	r->gens = calloc(r->conn_cap, sizeof(*r->gens));
+	r->free_slots = malloc(r->conn_cap * sizeof(*r->free_slots));
+	if (!r->conns || !r->gens || !r->free_slots)
+		return -ENOMEM;
+	/* Lowest slot first: keeps the tick's scan short on a quiet server. */
+	for (uint32_t i = 0; i < r->conn_cap; i++)
+		r->free_slots[i] = r->conn_cap - 1 - i;
+	r->n_free = r->conn_cap;
+	return 0;
+}
+
+static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
+{
+	r->conns[c->slot] = NULL;
+	r->gens[c->slot]++;
+	r->free_slots[r->n_free++] = c->slot;
+	r->n_conns--;
+	atomic_fetch_sub_explicit(&r->srv->conns.value, 1, memory_order_relaxed);
+	free(c->rbuf);
+	free(c->out[0].p);
+	free(c->out[1].p);
+	free(c->acks);
+	free(c);
+}
+
+void sl__conns_destroy(struct sl_reactor *r)
+{
+	if (r->conns)
+		for (uint32_t i = 0; i < r->conn_cap; i++)
+			if (r->conns[i]) {
+				close(r->conns[i]->fd);
+				sl__conn_free(r, r->conns[i]);
+			}
+	free(r->conns);
+	free(r->gens);
+	free(r->free_slots);
+	r->conns = NULL;
+}
+
+static int sl__buf_reserve(struct sl_buf *b, uint32_t more)
+{
+	if (b->cap - b->len >= more)
+		return 0;
+	uint64_t cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < more)
+		cap *= 2;
+	if (cap > UINT32_MAX)
+		return -ENOMEM;
+	uint8_t *p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = (uint32_t)cap;
+	return 0;
+}
+
+static void sl__conn_mark_flush(struct sl_reactor *r, struct sl_conn *c)
+{
+	if (!c->on_flush_list) {
+		c->on_flush_list = true;
+		c->flush_next = r->flush_head;
+		r->flush_head = c;
+	}
+}
+
+static void sl__conn_mark_resume(struct sl_reactor *r, struct sl_conn *c)
+{
+	c->want_recv = true;
+	if (!c->on_resume_list) {
+		c->on_resume_list = true;
+		c->resume_next = r->resume_head;
+		r->resume_head = c;
+	}
+}
+
+static uint32_t sl__conn_out_pending(const struct sl_conn *c)
+{
+	return c->out[0].len + c->out[1].len;
+}
+
+/* Queues an Error frame and closes the connection once it is sent. */
+static void sl__conn_fail(struct sl_reactor *r, struct sl_conn *c, uint32_t code, const char *fmt,
+			  ...) __attribute__((format(printf, 4, 5)));
+
+static void sl__conn_fail(struct sl_reactor *r, struct sl_conn *c, uint32_t code, const char *fmt,
+			  ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->state == SL_CONN_CLOSING)
+		return;
+	r->stats.proto_errors++;
+	fprintf(stderr, "sluiced: connection %u.%u closed: %s\n", r->id, c->slot, msg);
+	struct sl_buf *b = &c->out[c->sending ^ 1];
+	if (sl__buf_reserve(b, sizeof(msg) + 64) == 0) {
+		int n = sl_frame_encode_error(b->p + b->len, b->cap - b->len, code, msg);
+		if (n > 0)
+			b->len += (uint32_t)n;
+	}
+	c->state = SL_CONN_CLOSING;
+	c->deadline_ns = 0;
+	sl__conn_mark_flush(r, c);
+}
+
+/* ---- accept ---------------------------------------------------------------- */
+
+void sl__conn_accepted(struct sl_reactor *r, int fd)
+{
+	struct sl_server *srv = r->srv;
+
+	if (r->stopping || atomic_fetch_add_explicit(&srv->conns.value, 1, memory_order_relaxed) >= srv->opts.max_connections ||
+	    r->n_free == 0) {
+		if (!r->stopping)
+			atomic_fetch_sub_explicit(&srv->conns.value, 1, memory_order_relaxed);
+		/* Cold path: tell the client why in one blocking write (a fresh
+		 * socket's send buffer always has room) and close. */
+		uint8_t buf[160];
+		int n = sl_frame_encode_error(buf, sizeof(buf),
+					      r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
+							  : SLUICE__V1__ERROR_CODE__ERR_LIMIT,
+					      r->stopping ? "server is shutting down"
+							  : "connection limit reached");
+		if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+			/* nothing more to do for it */
+		}
+		close(fd);
+		return;
+	}
+	struct sl_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		atomic_fetch_sub_explicit(&srv->conns.value, 1, memory_order_relaxed);
+		close(fd);
+		return;
+	}
+	sl_net_tune_conn(fd);
+	c->slot = r->free_slots[--r->n_free];
+	c->gen = ++r->gens[c->slot];
+	c->fd = fd;
+	c->state = SL_CONN_HELLO;
+	c->deadline_ns = sl_now_ns() + (uint64_t)srv->opts.handshake_timeout_ms * 1000000u;
+	r->conns[c->slot] = c;
+	r->n_conns++;
+	r->stats.conns_accepted++;
+	sl__conn_arm_recv(r, c);
+}
+
+/* ---- receive ----------------------------------------------------------------- */
+
+static void sl__conn_arm_recv(struct sl_reactor *r, struct sl_conn *c)
+{
+	struct io_uring_sqe *sqe = sl__sqe(r);
+	io_uring_prep_recv(sqe, c->fd, NULL, r->buf_size, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = SL_BGID;
+	io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_RECV, c->slot));
+	c->recv_armed = true;
+	c->want_recv = false;
+	r->recvs_armed++;
+}
+
+static bool sl__conn_may_read(const struct sl_reactor *r, const struct sl_conn *c)
+{
+	return !r->stopping && !r->throttled && c->state != SL_CONN_CLOSING && !c->read_eof &&
+	       sl__conn_out_pending(c) < SL_CONN_OUT_HIGH;
+}
+
+static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	ProtobufCMessage *m = NULL;
+	Sluice__V1__Hello *h;
+
+	if (c->state != SL_CONN_HELLO) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Hello sent twice");
+		return;
+	}
+	if (sl_frame_decode_msg(f, &m) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			      "Hello: body is not a valid sluice.v1.Hello");
+		return;
+	}
+	h = (Sluice__V1__Hello *)m;
+	if (h->min_version > SL_PROTOCOL_VERSION || h->max_version < SL_PROTOCOL_VERSION) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_VERSION,
+			      "client speaks protocol versions %u..%u, this server speaks %u",
+			      h->min_version, h->max_version, SL_PROTOCOL_VERSION);
+		sl_frame_msg_free(m);
+		return;
+	}
+	c->producer_id = h->producer_id;
+	if (!c->producer_id)
+		c->producer_id = atomic_fetch_add_explicit(&r->srv->next_producer_id, 1, memory_order_relaxed);
+	/* Epochs become durable with producer state (exactly-once work); until
+	 * then every session starts at epoch 1. */
+	c->epoch = 1;
+	sl_frame_msg_free(m);
+
+	Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
+	w.version = SL_PROTOCOL_VERSION;
+	w.producer_id = c->producer_id;
+	w.epoch = c->epoch;
+	w.credit_events = SL_CREDIT_EVENTS;
+	w.credit_bytes = SL_CREDIT_BYTES;
+	w.max_frame_bytes = r->srv->opts.max_frame_bytes;
+	w.server_name = "sluiced";
+	struct sl_buf *b = &c->out[c->sending ^ 1];
+	size_t need = sl_frame_msg_size(&w.base);
+	if (sl__buf_reserve(b, (uint32_t)need) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		return;
+	}
+	int n = sl_frame_encode_msg(SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base, b->p + b->len,
+				    b->cap - b->len);
+	if (n < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "cannot encode Welcome");
+		return;
+	}
+	b->len += (uint32_t)n;
+	c->state = SL_CONN_READY;
+	sl__conn_mark_flush(r, c);
+}
+
+/* Answers one event of a Produce that will not be stored. */
+static void sl__conn_refuse(struct sl_reactor *r, struct sl_conn *c, uint64_t base_seq,
+			    uint32_t index, int32_t code)
+{
+	struct sl_xack a = {
+		.base_seq = base_seq, .conn = c->slot, .gen = c->gen, .index = index,
+		.status = code,
+	};
+	sl__conn_ack(r, &a);
+}
+
+static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	struct sl_produce pr;
+	struct sl_proto_error perr;
+	struct sl_event_iter it;
+	struct sl_event_view ev;
+
+	if (c->state != SL_CONN_READY) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Produce before Hello");
+		return;
+	}
+	if (sl_produce_scan(f->body, f->body_len, &pr, &perr) < 0) {
+		sl__conn_fail(r, c, sl_proto_error_wire_code(&perr), "Produce: %s", perr.reason);
+		return;
+	}
+	struct sl_topic *t = sl_topics_find(&r->srv->topics, pr.topic, pr.topic_len);
+	int32_t refuse = 0;
+	if (!t)
+		refuse = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
+	else if (pr.epoch && pr.epoch != c->epoch)
+		refuse = SLUICE__V1__ERROR_CODE__ERR_FENCED;
+
+	c->unacked += pr.n_events;
+	r->stats.events_in += pr.n_events;
+	sl_produce_iter_init(&pr, &it);
+	while (sl_event_iter_next(&it, &ev) > 0) {
+		uint32_t index = it.index - 1;
+		if (refuse) {
+			sl__conn_refuse(r, c, pr.base_sequence, index, refuse);
+			continue;
+		}
+		uint32_t p = sl_part_of_key(&t->part, ev.aggregate, ev.aggregate_len);
+		struct sl_partition *part = &t->parts[p];
+		int ret;
+		if (part->owner == r->id) {
+			struct sl_ack_ref ref = {
+				.base_seq = pr.base_sequence, .conn = c->slot, .gen = c->gen,
+				.index = index, .core = (uint16_t)r->id,
+			};
+			ret = sl__part_append(r, part, c->producer_id, c->epoch,
+					      pr.base_sequence + index, ev.raw, (uint32_t)ev.raw_len,
+					      &ref);
+		} else {
+			struct sl_xev x = {
+				.base_seq = pr.base_sequence, .producer_id = c->producer_id,
+				.epoch = c->epoch, .conn = c->slot, .gen = c->gen,
+				.index = index, .topic = (uint16_t)t->index, .partition = p,
+				.len = (uint32_t)ev.raw_len,
+			};
+			ret = sl__xsend_event(r, part->owner, &x, ev.raw);
+		}
+		if (ret < 0)
+			sl__conn_refuse(r, c, pr.base_sequence, index,
+					ret == -SL_ELOG_FAILED ? SLUICE__V1__ERROR_CODE__ERR_STORAGE
+							       : SLUICE__V1__ERROR_CODE__ERR_INTERNAL);
+	}
+}
+
+static void sl__on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	switch (f->type) {
+	case SLUICE__V1__FRAME_TYPE__FRAME_PRODUCE:
+		sl__on_produce(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_HELLO:
+		sl__on_hello(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_FETCH:
+	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
+	case SLUICE__V1__FRAME_TYPE__FRAME_METADATA:
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
+			      "%s is not served by this server yet", sl_frame_type_name(f->type));
+		break;
+	default:
+		if (sl_frame_type_check(f->type) < 0)
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
+				      "unknown frame type %u", f->type);
+		else
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE,
+				      "%s is a server-to-client message",
+				      sl_frame_type_name(f->type));
+		break;
+	}
+}
+
+static void sl__conn_bad_frame(struct sl_reactor *r, struct sl_conn *c, int err, uint32_t len)
+{
+	if (err == -SL_EFRAME_TOO_BIG)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_FRAME_TOO_BIG,
+			      "frame length %u exceeds max_frame_bytes %u", len,
+			      r->srv->opts.max_frame_bytes);
+	else
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			      "bad frame header: length %u (a frame holds at least its type byte)",
+			      len);
+}
+
+static uint32_t sl__le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int sl__rbuf_reserve(struct sl_conn *c, uint32_t need)
+{
+	if (c->rcap >= need)
+		return 0;
+	uint32_t cap = need < 4096 ? 4096 : need;
+	uint8_t *p = realloc(c->rbuf, cap);
+	if (!p)
+		return -ENOMEM;
+	c->rbuf = p;
+	c->rcap = cap;
+	return 0;
+}
+
+/* Feeds received bytes to the connection; frames are handled in place. */
+static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_t *p, size_t n)
+{
+	uint32_t max = r->srv->opts.max_frame_bytes;
+	struct sl_frame f;
+	int ret;
+
+	if (c->rlen) {
+		/* A frame started in an earlier buffer: complete it first. The
+		 * header tells its size before we reserve room for it. */
+		if (c->rlen < SL_FRAME_HDR_LEN) {
+			size_t take = SL_FRAME_HDR_LEN - c->rlen;
+			if (take > n)
+				take = n;
+			memcpy(c->rbuf + c->rlen, p, take);
+			c->rlen += (uint32_t)take;
+			p += take;
+			n -= take;
+			if (c->rlen < SL_FRAME_HDR_LEN)
+				return;
+		}
+		ret = sl_frame_parse(c->rbuf, c->rlen, max, &f);
+		if (ret < 0) {
+			sl__conn_bad_frame(r, c, ret, sl__le32(c->rbuf));
+			return;
+		}
+		if (ret == 0) {
+			if (sl__rbuf_reserve(c, f.need) < 0) {
+				sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+					      "out of memory");
+				return;
+			}
+			size_t take = f.need - c->rlen;
+			if (take > n)
+				take = n;
+			memcpy(c->rbuf + c->rlen, p, take);
+			c->rlen += (uint32_t)take;
+			p += take;
+			n -= take;
+			if (c->rlen < f.need)
+				return;
+			ret = sl_frame_parse(c->rbuf, c->rlen, max, &f);
+		}
+		c->rlen = 0;
+		if (ret > 0)
+			sl__on_frame(r, c, &f);
+		if (c->rcap > 64 * 1024) {
+			/* A big frame came through; do not keep its buffer. */
+			free(c->rbuf);
+			c->rbuf = NULL;
+			c->rcap = 0;
+		}
+	}
+	while (n && c->state != SL_CONN_CLOSING) {
+		ret = sl_frame_parse(p, n, max, &f);
+		if (ret > 0) {
+			sl__on_frame(r, c, &f);
+			p += ret;
+			n -= (size_t)ret;
+			continue;
+		}
+		if (ret < 0) {
+			sl__conn_bad_frame(r, c, ret, n >= 4 ? sl__le32(p) : 0);
+			return;
+		}
+		/* Partial frame at the end of the buffer: keep it. */
+		uint32_t need = f.need > n ? f.need : (uint32_t)n;
+		if (sl__rbuf_reserve(c, need < SL_FRAME_HDR_LEN ? SL_FRAME_HDR_LEN : need) < 0) {
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+			return;
+		}
+		memcpy(c->rbuf, p, n);
+		c->rlen = (uint32_t)n;
+		break;
+	}
+}
+
+void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t flags)
+{
+	struct sl_conn *c = r->conns[slot];
+
+	r->recvs_armed--;
+	c->recv_armed = false;
+	if (res > 0) {
+		uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+		if (c->state != SL_CONN_CLOSING) {
+			if (c->state == SL_CONN_READY)
+				c->deadline_ns = sl_now_ns() +
+						 (uint64_t)r->srv->opts.idle_timeout_ms * 1000000u;
+			sl__conn_input(r, c, r->bufs + (size_t)bid * r->buf_size, (size_t)res);
+		}
+		/* Everything was copied out or handled: the buffer goes back at
+		 * the end of this turn. */
+		sl__buf_recycle(r, bid);
+	} else if (res == -ENOBUFS) {
+		/* All receive buffers are being processed this turn; retry. */
+		if (!r->stopping)
+			sl__conn_mark_resume(r, c);
+	} else if (res == 0 || res == -ECANCELED) {
+		/* The peer closed its side (or we stopped reading): answer what
+		 * it sent, then close. */
+		c->read_eof = true;
+		c->deadline_ns = 0;
+	} else {
+		c->read_eof = true;
+		if (c->state != SL_CONN_CLOSING)
+			c->state = SL_CONN_CLOSING;
+		c->out[0].len = c->out[1].len = 0;
+	}
+	if (c->recv_armed)
+		return;
+	if (sl__conn_may_read(r, c))
+		sl__conn_arm_recv(r, c);
+	else if (!c->read_eof && c->state != SL_CONN_CLOSING && !r->stopping)
+		sl__conn_mark_resume(r, c);
+	sl__conn_mark_flush(r, c);
+}
+
+/* ---- acks and output ------------------------------------------------------ */
+
+void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
+{
+	struct sl_conn *c = a->conn < r->conn_cap ? r->conns[a->conn] : NULL;
+
+	if (!c || c->gen != a->gen)
+		return; /* its connection is gone; the producer will retry */
+	if (c->n_acks == c->cap_acks) {
+		uint32_t cap = c->cap_acks ? c->cap_acks * 2 : 256;
+		struct sl_conn_ack *v = realloc(c->acks, (size_t)cap * sizeof(*v));
+		if (!v) {
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+			return;
+		}
+		c->acks = v;
+		c->cap_acks = cap;
+	}
+	c->acks[c->n_acks++] = (struct sl_conn_ack){
+		.base_seq = a->base_seq, .offset = a->offset, .index = a->index,
+		.partition = a->partition, .status = a->status,
+	};
+	c->unacked--;
+	r->stats.acks_out++;
+	sl__conn_mark_flush(r, c);
+}
+
+/* Largest Ack frame we build at once: bounds the scratch arrays. */
+#define SL_ACK_MAX_PARTS 256
+
+/*
+ * Encodes pending acks into Ack frames. Consecutive acks of the same Produce
+ * go into one frame; within it, events stored at consecutive offsets of one
+ * partition become one part (the common case: a batch for one key).
+ */
+static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
+{
+	struct sl_ack_part parts[SL_ACK_MAX_PARTS];
+	struct sl_ack_reject rejects[SL_ACK_MAX_PARTS];
+	uint32_t idx[SL_ACK_MAX_PARTS * 4];
+	struct sl_buf *b = &c->out[c->sending ^ 1];
+	uint32_t i = 0;
+
+	while (i < c->n_acks) {
+		struct sl_ack ack = {.base_sequence = c->acks[i].base_seq};
+		uint32_t n_parts = 0, n_rej = 0, n_idx = 0;
+		size_t np = 0, nr = 0;
+
+		while (i < c->n_acks && c->acks[i].base_seq == ack.base_sequence &&
+		       n_idx < SL_ARRAY_LEN(idx)) {
+			const struct sl_conn_ack *a = &c->acks[i];
+			if (a->status) {
+				struct sl_ack_reject *rj = nr ? &rejects[nr - 1] : NULL;
+				if (!rj || rj->code != (uint32_t)a->status ||
+				    rj->index.v + rj->index.n != &idx[n_idx]) {
+					if (nr == SL_ACK_MAX_PARTS)
+						break;
+					rj = &rejects[nr++];
+					*rj = (struct sl_ack_reject){.code = (uint32_t)a->status};
+					rj->index.v = &idx[n_idx];
+					n_rej++;
+				}
+				idx[n_idx++] = a->index;
+				rj->index.n++;
+			} else {
+				struct sl_ack_part *pt = np ? &parts[np - 1] : NULL;
+				if (!pt || pt->partition != a->partition ||
+				    pt->base_offset + pt->index.n != a->offset ||
+				    pt->index.v + pt->index.n != &idx[n_idx]) {
+					if (np == SL_ACK_MAX_PARTS)
+						break;
+					pt = &parts[np++];
+					*pt = (struct sl_ack_part){.partition = a->partition,
+								   .base_offset = a->offset};
+					pt->index.v = &idx[n_idx];
+					n_parts++;
+				}
+				idx[n_idx++] = a->index;
+				pt->index.n++;
+			}
+			i++;
+		}
+		(void)n_parts;
+		(void)n_rej;
+		ack.parts = parts;
+		ack.n_parts = np;
+		ack.rejects = rejects;
+		ack.n_rejects = nr;
+		size_t need = sl_ack_frame_size(&ack);
+		if (!need || need > UINT32_MAX || sl__buf_reserve(b, (uint32_t)need) < 0)
+			return -ENOMEM;
+		int n = sl_ack_encode(b->p + b->len, b->cap - b->len, &ack);
+		if (n < 0)
+			return n;
+		b->len += (uint32_t)n;
+	}
+	c->n_acks = 0;
+	return 0;
+}
+
+static void sl__conn_start_send(struct sl_reactor *r, struct sl_conn *c)
+{
+	struct sl_buf *b = &c->out[c->sending];
+	struct io_uring_sqe *sqe = sl__sqe(r);
+	io_uring_prep_send(sqe, c->fd, b->p + c->sent, b->len - c->sent, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_SEND, c->slot));
+	c->send_armed = true;
+}
+
+/* Starts sending what has been queued, if nothing is in flight. */
+static void sl__conn_kick_send(struct sl_reactor *r, struct sl_conn *c)
+{
+	if (c->send_armed)
+		return;
+	if (c->out[c->sending].len == 0) {
+		if (c->out[c->sending ^ 1].len == 0)
+			return;
+		c->sending ^= 1;
+		c->sent = 0;
+	}
+	sl__conn_start_send(r, c);
+}
+
+void sl__conn_on_send(struct sl_reactor *r, uint32_t slot, int res)
+{
+	struct sl_conn *c = r->conns[slot];
+	struct sl_buf *b = &c->out[c->sending];
+
+	c->send_armed = false;
+	if (res < 0) {
+		/* The peer is gone: nothing more can reach it. */
+		c->out[0].len = c->out[1].len = 0;
+		c->sent = 0;
+		if (c->state != SL_CONN_CLOSING)
+			c->state = SL_CONN_CLOSING;
+		if (c->recv_armed)
+			shutdown(c->fd, SHUT_RDWR);
+		sl__conn_maybe_close(r, c);
+		return;
+	}
+	c->sent += (uint32_t)res;
+	if (c->sent == b->len) {
+		b->len = 0;
+		c->sent = 0;
+	}
+	sl__conn_kick_send(r, c);
+	if (c->want_recv && !c->recv_armed && sl__conn_may_read(r, c))
+		sl__conn_arm_recv(r, c);
+	sl__conn_maybe_close(r, c);
+}
+
+/* Closes a connection that is done: nothing in flight, nothing to send, and
+ * either failed or read to the end with every event answered. */
+static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c)
+{
+	if (c->recv_armed || c->send_armed || c->on_flush_list)
+		return;
+	if (sl__conn_out_pending(c) || c->n_acks)
+		return;
+	bool done = c->state == SL_CONN_CLOSING || (c->read_eof && c->unacked == 0);
+	if (!done)
+		return;
+	if (c->on_resume_list) {
+		c->want_recv = false; /* unlinked lazily by sl__conns_resume */
+		c->state = SL_CONN_CLOSING;
+		return;
+	}
+	close(c->fd);
+	sl__conn_free(r, c);
+}
+
+void sl__conns_flush(struct sl_reactor *r)
+{
+	struct sl_conn *c = r->flush_head;
+
+	r->flush_head = NULL;
+	while (c) {
+		struct sl_conn *next = c->flush_next;
+		c->on_flush_list = false;
+		if (c->n_acks && sl__conn_encode_acks(r, c) < 0)
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+				      "cannot encode acks");
+		if (c->state == SL_CONN_CLOSING && c->recv_armed && !c->read_eof) {
+			/* Stop reading: the recv completes with 0 or -ECANCELED. */
+			struct io_uring_sqe *sqe = sl__sqe(r);
+			io_uring_prep_cancel64(sqe, SL_UD(SL_OP_RECV, c->slot), 0);
+			io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_NONE, 0));
+			c->read_eof = true;
+		}
+		sl__conn_kick_send(r, c);
+		sl__conn_maybe_close(r, c);
+		c = next;
+	}
+}
+
+void sl__conns_resume(struct sl_reactor *r)
+{
+	struct sl_conn *c = r->resume_head, *keep = NULL;
+
+	r->resume_head = NULL;
+	while (c) {
+		struct sl_conn *next = c->resume_next;
+		c->on_resume_list = false;
+		if (c->want_recv && !c->recv_armed && sl__conn_may_read(r, c)) {
+			sl__conn_arm_recv(r, c);
+		} else if (c->want_recv && c->state != SL_CONN_CLOSING && !r->stopping) {
+			c->on_resume_list = true;
+			c->resume_next = keep;
+			keep = c;
+		} else {
+			sl__conn_maybe_close(r, c);
+		}
+		c = next;
+	}
+	r->resume_head = keep;
+}
+
+void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c)
+{
+	if (c->state == SL_CONN_HELLO)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "no Hello within %u ms",
+			      r->srv->opts.handshake_timeout_ms);
+	else if (c->state == SL_CONN_READY && c->unacked == 0)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "idle for %u ms",
+			      r->srv->opts.idle_timeout_ms);
+	else
+		c->deadline_ns = 0;
+}
+
+void sl__conns_stop_reading(struct sl_reactor *r)
+{
+	for (uint32_t i = 0; i < r->conn_cap; i++) {
+		struct sl_conn *c = r->conns[i];
+		if (!c)
+			continue;
+		c->want_recv = false;
+		if (c->recv_armed) {
+			struct io_uring_sqe *sqe = sl__sqe(r);
+			io_uring_prep_cancel64(sqe, SL_UD(SL_OP_RECV, c->slot), 0);
+			io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_NONE, 0));
+		}
+		sl__conn_mark_flush(r, c);
+	}
+}
+
+bool sl__conns_flushed(struct sl_reactor *r)
+{
+	if (r->flush_head)
+		return false;
+	for (uint32_t i = 0; i < r->conn_cap; i++) {
+		struct sl_conn *c = r->conns[i];
+		if (c && (c->send_armed || sl__conn_out_pending(c) || c->n_acks))
+			return false;
+	}
+	return true;
+}
+
+void sl__conns_close_all(struct sl_reactor *r)
+{
+	for (uint32_t i = 0; i < r->conn_cap; i++) {
+		struct sl_conn *c = r->conns[i];
+		if (!c)
+			continue;
+		/* Anything still in flight was cancelled or is moot; the ring
+		 * goes away with the thread, so no completion can follow. */
+		close(c->fd);
+		sl__conn_free(r, c);
+	}
+	r->flush_head = NULL;
+	r->resume_head = NULL;
+}

@@ -1,0 +1,797 @@
+/*
+ * The reactor loop. See reactor.h for the data path; conn.c for what happens
+ * to the bytes of one connection.
+ */
+#include "reactor/reactor_impl.h"
+
+#include <stdatomic.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ring/ring.h"
+#include "server/server.h"
+
+/* ---- blocks ----------------------------------------------------------- */
+
+struct sl_xblock *sl__xblock_get(struct sl_reactor *r, uint32_t need)
+{
+	struct sl_xblock *b;
+
+	if (SL_LIKELY(need <= SL_XBLOCK_DATA && r->pool_free)) {
+		b = r->pool_free;
+		r->pool_free = b->next_free;
+	} else {
+		/* Past the pool (or an event bigger than a pool block): allocate,
+		 * and stop reading until blocks come home, so this stays a few
+		 * blocks at most (one receive buffer's worth of events). */
+		uint32_t cap = need > SL_XBLOCK_DATA ? need : SL_XBLOCK_DATA;
+		b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->overflow = 1;
+		b->cap = cap;
+		r->throttled = true;
+	}
+	b->home = (uint16_t)r->id;
+	b->n = 0;
+	b->used = 0;
+	r->blocks_out++;
+	return b;
+}
+
+static void sl__xblock_home(struct sl_reactor *r, struct sl_xblock *b)
+{
+	r->blocks_out--;
+	if (b->overflow) {
+		free(b);
+		return;
+	}
+	b->next_free = r->pool_free;
+	r->pool_free = b;
+}
+
+static struct sl_ring *sl__ring_to(struct sl_reactor *r, uint32_t to)
+{
+	return r->srv->rings[r->id * r->n + to];
+}
+
+static struct sl_ring *sl__ring_from(struct sl_reactor *r, uint32_t from)
+{
+	return r->srv->rings[from * r->n + r->id];
+}
+
+/* Pushes a block to another reactor. When the ring is full (a burst beyond
+ * what the pools normally keep in flight) the block waits on a per-target
+ * backlog, in order, and goes at the next turn: nothing is lost or reordered. */
+static void sl__xpush(struct sl_reactor *r, uint32_t to, struct sl_xblock *b)
+{
+	b->next_free = NULL;
+	if (!r->backlog_head[to] && sl_ring_push_spsc(sl__ring_to(r, to), b)) {
+		r->wake_mask[to] = 1;
+		r->stats.blocks_sent++;
+		return;
+	}
+	if (r->backlog_head[to])
+		r->backlog_tail[to]->next_free = b;
+	else
+		r->backlog_head[to] = b;
+	r->backlog_tail[to] = b;
+}
+
+static void sl__xbacklog(struct sl_reactor *r)
+{
+	for (uint32_t t = 0; t < r->n; t++) {
+		struct sl_xblock *b;
+		while ((b = r->backlog_head[t]) && sl_ring_push_spsc(sl__ring_to(r, t), b)) {
+			r->backlog_head[t] = b->next_free;
+			r->wake_mask[t] = 1;
+			r->stats.blocks_sent++;
+		}
+	}
+}
+
+void sl__xflush(struct sl_reactor *r)
+{
+	sl__xbacklog(r);
+	for (uint32_t t = 0; t < r->n; t++) {
+		if (r->cur_ev[t] && r->cur_ev[t]->n) {
+			sl__xpush(r, t, r->cur_ev[t]);
+			r->cur_ev[t] = NULL;
+		}
+		if (r->cur_ack[t] && r->cur_ack[t]->n) {
+			sl__xpush(r, t, r->cur_ack[t]);
+			r->cur_ack[t] = NULL;
+		}
+	}
+}
+
+int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
+		    const uint8_t *bytes)
+{
+	struct sl_xblock *b = r->cur_ev[to];
+
+	if (b && (b->n == SL_XBLOCK_DESC || b->cap - b->used < ev->len)) {
+		sl__xpush(r, to, b);
+		b = NULL;
+	}
+	if (!b) {
+		b = sl__xblock_get(r, ev->len);
+		if (!b)
+			return -ENOMEM;
+		b->kind = SL_X_EVENTS;
+		r->cur_ev[to] = b;
+	}
+	struct sl_xev *d = &b->ev[b->n++];
+	*d = *ev;
+	d->off = b->used;
+	memcpy(b->data + b->used, bytes, ev->len);
+	b->used += ev->len;
+	r->remote_unacked++;
+	return 0;
+}
+
+static int sl__xsend_ack(struct sl_reactor *r, uint32_t to, const struct sl_xack *ack)
+{
+	struct sl_xblock *b = r->cur_ack[to];
+
+	if (b && b->n == SL_XBLOCK_DESC) {
+		sl__xpush(r, to, b);
+		b = NULL;
+	}
+	if (!b) {
+		b = sl__xblock_get(r, 0);
+		if (!b)
+			return -ENOMEM;
+		b->kind = SL_X_ACKS;
+		r->cur_ack[to] = b;
+	}
+	b->ack[b->n++] = *ack;
+	return 0;
+}
+
+/* Routes one ack to the connection's reactor. */
+void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack)
+{
+	if (core == r->id) {
+		sl__conn_ack(r, ack);
+		return;
+	}
+	if (sl__xsend_ack(r, core, ack) < 0) {
+		/* Out of memory for an ack block: the ack is lost to the client,
+		 * which will retry; the event itself is stored. Never silently. */
+		fprintf(stderr, "sluiced: reactor %u: no memory for an ack block\n", r->id);
+	}
+}
+
+/* Consumes a block that arrived from reactor `from`. */
+static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *b)
+{
+	switch (b->kind) {
+	case SL_X_RETURN:
+		sl__xblock_home(r, b);
+		return;
+	case SL_X_EVENTS:
+		for (uint32_t i = 0; i < b->n; i++) {
+			const struct sl_xev *e = &b->ev[i];
+			struct sl_partition *p = &r->srv->topics.v[e->topic].parts[e->partition];
+			struct sl_ack_ref ref = {
+				.base_seq = e->base_seq,
+				.conn = e->conn,
+				.gen = e->gen,
+				.index = e->index,
+				.core = (uint16_t)from,
+			};
+			int ret = sl__part_append(r, p, e->producer_id, e->epoch,
+						  e->base_seq + e->index, b->data + e->off, e->len,
+						  &ref);
+			if (ret < 0) {
+				struct sl_xack a = {
+					.base_seq = e->base_seq, .conn = e->conn, .gen = e->gen,
+					.index = e->index, .partition = e->partition,
+					.status = SLUICE__V1__ERROR_CODE__ERR_STORAGE,
+				};
+				sl__route_ack(r, from, &a);
+			}
+		}
+		break;
+	case SL_X_ACKS:
+		for (uint32_t i = 0; i < b->n; i++) {
+			r->remote_unacked--;
+			sl__conn_ack(r, &b->ack[i]);
+		}
+		break;
+	default:
+		fprintf(stderr, "sluiced: reactor %u: bad block kind %u\n", r->id, b->kind);
+		abort();
+	}
+	b->kind = SL_X_RETURN;
+	sl__xpush(r, b->home, b);
+}
+
+static void sl__xdrain(struct sl_reactor *r)
+{
+	void *items[64];
+
+	for (uint32_t f = 0; f < r->n; f++) {
+		if (f == r->id)
+			continue;
+		struct sl_ring *ring = sl__ring_from(r, f);
+		unsigned got;
+		/* Bounded: a turn takes at most what is there now. */
+		while ((got = sl_ring_pop_batch_spsc(ring, items, SL_ARRAY_LEN(items))) > 0) {
+			for (unsigned i = 0; i < got; i++)
+				sl__xreceive(r, f, items[i]);
+			if (got < SL_ARRAY_LEN(items))
+				break;
+		}
+	}
+}
+
+/* ---- partitions --------------------------------------------------------- */
+
+int sl__part_append(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
+		    uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+{
+	int ret = sl_partition_append(p, pid, epoch, seq, ev, len, ref);
+	if (ret < 0)
+		return ret;
+	if (!p->dirty) {
+		p->dirty = true;
+		r->dirty_parts[r->n_dirty_parts++] = p;
+	}
+	return 0;
+}
+
+/* Sends the acks of every event of `p` that is now durable. */
+static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
+{
+	struct sl_ack_ref ref;
+	while (sl_partition_pop_durable(p, &ref)) {
+		struct sl_xack a = {
+			.base_seq = ref.base_seq, .offset = ref.offset, .conn = ref.conn,
+			.gen = ref.gen, .index = ref.index, .partition = p->id,
+		};
+		sl__route_ack(r, ref.core, &a);
+	}
+}
+
+/* The partition's log failed: nothing it holds unacked will ever be acked.
+ * Every waiting producer hears ERR_STORAGE (and may retry elsewhere); new
+ * appends are refused. */
+static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
+{
+	struct sl_ack_ref ref;
+	if (!p->error) {
+		p->error = strdup(sl_log_error(p->log));
+		fprintf(stderr, "sluiced: topic %s partition %u stopped: %s\n", p->topic->name,
+			p->id, sl_log_error(p->log));
+	}
+	while (sl_partition_pop_any(p, &ref)) {
+		struct sl_xack a = {
+			.base_seq = ref.base_seq, .conn = ref.conn, .gen = ref.gen,
+			.index = ref.index, .partition = p->id,
+			.status = SLUICE__V1__ERROR_CODE__ERR_STORAGE,
+		};
+		sl__route_ack(r, ref.core, &a);
+	}
+}
+
+/*
+ * Starts the group commit of every partition that appended this turn. While
+ * a partition's write is in flight its appends go to the log's other buffer;
+ * the completion (sl__on_log_cqe) puts it back on this list.
+ */
+static void sl__part_flush(struct sl_reactor *r)
+{
+	for (uint32_t i = 0; i < r->n_dirty_parts; i++) {
+		struct sl_partition *p = r->dirty_parts[i];
+		p->dirty = false;
+		if (!p->log || p->error)
+			continue;
+		int ret = sl_log_flush(p->log, &r->uring, SL_UD(SL_OP_LOG, p->rslot));
+		if (ret < 0)
+			sl__part_failed(r, p);
+	}
+	r->n_dirty_parts = 0;
+}
+
+static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)
+{
+	struct sl_partition *p = r->parts[slot];
+	int ret = sl_log_on_cqe(p->log, res);
+	if (ret < 0) {
+		sl__part_failed(r, p);
+		return;
+	}
+	if (ret == 1) {
+		p->durable = sl_log_durable(p->log);
+		sl__part_release(r, p);
+	}
+	if (!sl_log_io_pending(p->log) && sl_log_busy(p->log) && !p->dirty) {
+		p->dirty = true;
+		r->dirty_parts[r->n_dirty_parts++] = p;
+	}
+}
+
+/* ---- io_uring plumbing ---------------------------------------------------- */
+
+struct io_uring_sqe *sl__sqe(struct sl_reactor *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+	if (SL_UNLIKELY(!sqe)) {
+		/* SQ full: hand what is queued to the kernel and take a slot. */
+		io_uring_submit(&r->uring);
+		sqe = io_uring_get_sqe(&r->uring);
+	}
+	return sqe;
+}
+
+static void sl__arm_accept(struct sl_reactor *r)
+{
+	struct io_uring_sqe *sqe = sl__sqe(r);
+	io_uring_prep_multishot_accept(sqe, r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_ACCEPT, 0));
+	r->accept_armed = true;
+}
+
+static void sl__arm_tick(struct sl_reactor *r)
+{
+	struct io_uring_sqe *sqe = sl__sqe(r);
+	r->tick_ts.tv_sec = 0;
+	r->tick_ts.tv_nsec = (long)r->tick_ms * 1000000L;
+	io_uring_prep_timeout(sqe, &r->tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_TICK, 0));
+}
+
+static void sl__arm_wake(struct sl_reactor *r)
+{
+	struct io_uring_sqe *sqe = sl__sqe(r);
+	io_uring_prep_read(sqe, r->wake_fd, &r->wake_val, sizeof(r->wake_val), 0);
+	io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_WAKE, 0));
+}
+
+static void sl__send_wakes(struct sl_reactor *r)
+{
+	for (uint32_t t = 0; t < r->n; t++) {
+		if (!r->wake_mask[t])
+			continue;
+		r->wake_mask[t] = 0;
+		struct io_uring_sqe *sqe = sl__sqe(r);
+		/* Posts a CQE into reactor t's ring: wakes it if it waits. The
+		 * blocks were pushed before this SQE is even submitted, so the
+		 * wakee always finds them. No CQE here unless it fails. */
+		io_uring_prep_msg_ring(sqe, r->peer_fds[t], 0, SL_UD(SL_OP_MSG, 0), 0);
+		io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_MSG_SENT, 0));
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	}
+}
+
+void sl__buf_recycle(struct sl_reactor *r, uint16_t bid)
+{
+	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size, bid,
+			      io_uring_buf_ring_mask(r->n_bufs), r->bufs_pending++);
+}
+
+static void sl__buf_publish(struct sl_reactor *r)
+{
+	if (r->bufs_pending) {
+		io_uring_buf_ring_advance(r->br, r->bufs_pending);
+		r->bufs_pending = 0;
+	}
+}
+
+static int sl__setup_bufs(struct sl_reactor *r)
+{
+	size_t ring_bytes = r->n_bufs * sizeof(struct io_uring_buf);
+	struct io_uring_buf_reg reg = {0};
+	int ret;
+
+	r->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (r->br == MAP_FAILED) {
+		r->br = NULL;
+		return -errno;
+	}
+	r->br_bytes = ring_bytes;
+	r->bufs = malloc((size_t)r->n_bufs * r->buf_size);
+	if (!r->bufs)
+		return -ENOMEM;
+	reg.ring_addr = (uint64_t)(uintptr_t)r->br;
+	reg.ring_entries = r->n_bufs;
+	reg.bgid = SL_BGID;
+	ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
+	if (ret < 0)
+		return ret;
+	io_uring_buf_ring_init(r->br);
+	for (uint32_t i = 0; i < r->n_bufs; i++)
+		sl__buf_recycle(r, (uint16_t)i);
+	sl__buf_publish(r);
+	return 0;
+}
+
+static int sl__setup_uring(struct sl_reactor *r)
+{
+	struct io_uring_params p = {0};
+	int ret;
+
+	/* One thread submits and reaps, and completions are run when we ask
+	 * for them: cheaper than interrupt-style task work. */
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	ret = io_uring_queue_init_params(SL_SQ_ENTRIES, &r->uring, &p);
+	if (ret == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		ret = io_uring_queue_init_params(SL_SQ_ENTRIES, &r->uring, &p);
+	}
+	if (ret < 0)
+		return ret;
+	r->uring_ok = true;
+	return sl__setup_bufs(r);
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void sl__on_tick(struct sl_reactor *r)
+{
+	uint64_t now = sl_now_ns();
+	/* Interval durability: an fdatasync of what was written is due. */
+	for (uint32_t i = 0; i < r->n_parts; i++) {
+		struct sl_partition *p = r->parts[i];
+		if (p->log && !p->dirty && sl_log_sync_due(p->log, now)) {
+			p->dirty = true;
+			r->dirty_parts[r->n_dirty_parts++] = p;
+		}
+	}
+	for (uint32_t i = 0; i < r->conn_cap; i++) {
+		struct sl_conn *c = r->conns[i];
+		if (c && c->deadline_ns && now > c->deadline_ns)
+			sl__conn_timeout(r, c);
+	}
+	if (atomic_load_explicit(&r->srv->stopping.value, memory_order_acquire) && !r->stopping)
+		sl__begin_stop(r);
+	if (r->stopping && r->drain_deadline_ns && now > r->drain_deadline_ns)
+		r->drain_expired = true;
+}
+
+static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	uint32_t op = SL_UD_OP(ud), slot = SL_UD_SLOT(ud);
+
+	switch (op) {
+	case SL_OP_ACCEPT:
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			r->accept_armed = false;
+		if (cqe->res >= 0)
+			sl__conn_accepted(r, cqe->res);
+		else if (cqe->res != -ECANCELED && cqe->res != -EBADF && cqe->res != -EINVAL)
+			fprintf(stderr, "sluiced: reactor %u: accept: %s\n", r->id,
+				strerror(-cqe->res));
+		if (!r->accept_armed && !r->stopping)
+			sl__arm_accept(r);
+		break;
+	case SL_OP_RECV:
+		sl__conn_on_recv(r, slot, cqe->res, cqe->flags);
+		break;
+	case SL_OP_SEND:
+		sl__conn_on_send(r, slot, cqe->res);
+		break;
+	case SL_OP_TICK:
+		sl__on_tick(r);
+		if (!r->exiting)
+			sl__arm_tick(r);
+		else
+			r->tick_armed = false;
+		break;
+	case SL_OP_WAKE:
+		if (atomic_load_explicit(&r->srv->stopping.value, memory_order_acquire) && !r->stopping)
+			sl__begin_stop(r);
+		if (!r->exiting)
+			sl__arm_wake(r);
+		else
+			r->wake_armed = false;
+		break;
+	case SL_OP_MSG:
+		/* A peer pushed blocks; the drain below picks them up. */
+		break;
+	case SL_OP_LOG:
+		sl__on_log_cqe(r, slot, cqe->res);
+		break;
+	case SL_OP_MSG_SENT:
+		fprintf(stderr, "sluiced: reactor %u: msg_ring: %s\n", r->id, strerror(-cqe->res));
+		break;
+	default:
+		break;
+	}
+}
+
+void sl__begin_stop(struct sl_reactor *r)
+{
+	r->stopping = true;
+	r->drain_deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.drain_timeout_ms * 1000000u;
+	if (r->listen_fd >= 0) {
+		/* Closing the socket ends the multishot accept. */
+		struct io_uring_sqe *sqe = sl__sqe(r);
+		io_uring_prep_cancel64(sqe, SL_UD(SL_OP_ACCEPT, 0), 0);
+		io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_NONE, 0));
+		close(r->listen_fd);
+		r->listen_fd = -1;
+	}
+	sl__conns_stop_reading(r);
+}
+
+/* True when this reactor has nothing left to do for anyone. */
+static bool sl__drained(struct sl_reactor *r)
+{
+	if (!r->input_done) {
+		if (r->recvs_armed || r->accept_armed)
+			return false;
+		r->input_done = true;
+		atomic_fetch_add_explicit(&r->srv->input_done.value, 1, memory_order_acq_rel);
+	}
+	if (r->drain_expired)
+		return true;
+	if (atomic_load_explicit(&r->srv->input_done.value, memory_order_acquire) < r->n)
+		return false;
+	if (r->blocks_out || r->remote_unacked)
+		return false;
+	/* No reactor makes new events any more, but blocks already pushed to
+	 * us (events to store, acks to send, our blocks coming home) must be
+	 * consumed before we go. */
+	for (uint32_t t = 0; t < r->n; t++)
+		if (r->backlog_head[t] || (t != r->id && sl_ring_size(sl__ring_from(r, t))))
+			return false;
+	for (uint32_t i = 0; i < r->n_parts; i++)
+		if (sl_partition_waiting(r->parts[i]))
+			return false;
+	return sl__conns_flushed(r);
+}
+
+static int sl__loop(struct sl_reactor *r)
+{
+	sl__arm_tick(r);
+	r->tick_armed = true;
+	sl__arm_wake(r);
+	r->wake_armed = true;
+	if (r->listen_fd >= 0)
+		sl__arm_accept(r);
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		int ret;
+
+		/* Block only when no work is pending on our side: everything
+		 * that can arrive (data, blocks, timers, stop) arrives as a CQE. */
+		if (r->n_dirty_parts || r->n_pending_sends)
+			ret = io_uring_submit(&r->uring);
+		else
+			ret = io_uring_submit_and_wait(&r->uring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			fprintf(stderr, "sluiced: reactor %u: io_uring_enter: %s\n", r->id,
+				strerror(-ret));
+			return ret;
+		}
+		io_uring_for_each_cqe(&r->uring, head, cqe)
+		{
+			sl__on_cqe(r, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&r->uring, seen);
+
+		sl__xdrain(r);
+		sl__part_flush(r);
+		sl__xflush(r);
+		sl__conns_flush(r);
+		sl__buf_publish(r);
+		sl__send_wakes(r);
+
+		if (r->throttled && r->blocks_out <= r->pool_size / 2) {
+			r->throttled = false;
+			sl__conns_resume(r);
+		}
+		if (r->stopping && sl__drained(r))
+			break;
+	}
+	r->exiting = true;
+	/* Our blocks that peers returned in their last turn, and anything we
+	 * still owe them, are settled: sl__drained() waited for both. */
+	sl__xflush(r);
+	sl__send_wakes(r);
+	io_uring_submit(&r->uring);
+	sl__conns_close_all(r);
+	return 0;
+}
+
+static void *sl__thread(void *arg)
+{
+	struct sl_reactor *r = arg;
+	int ret;
+
+	if (r->srv->opts.pin) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET((int)(r->id % (uint32_t)(ncpu > 0 ? ncpu : 1)), &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	char name[16];
+	snprintf(name, sizeof(name), "sl-reactor-%u", r->id);
+	pthread_setname_np(pthread_self(), name);
+
+	/* The ring must be created on the thread that submits to it
+	 * (SINGLE_ISSUER); peers need its fd for msg_ring before anyone sends,
+	 * hence the barrier. */
+	ret = sl__setup_uring(r);
+	atomic_store_explicit(&r->ring_fd, r->uring_ok ? r->uring.ring_fd : -1, memory_order_release);
+	pthread_barrier_wait(r->start_barrier);
+	if (ret < 0) {
+		fprintf(stderr, "sluiced: reactor %u: io_uring setup: %s\n", r->id, strerror(-ret));
+		r->result = ret;
+		return NULL;
+	}
+	for (uint32_t t = 0; t < r->n; t++) {
+		r->peer_fds[t] = sl_reactor_ring_fd(r->srv->reactors[t]);
+		if (r->peer_fds[t] < 0) {
+			r->result = -EIO; /* a peer failed; it says why */
+			return NULL;
+		}
+	}
+	r->result = sl__loop(r);
+	return NULL;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **out)
+{
+	struct sl_reactor *r = calloc(1, sizeof(*r));
+	int ret = -ENOMEM;
+
+	if (!r)
+		return -ENOMEM;
+	r->srv = srv;
+	r->id = id;
+	r->n = srv->n;
+	r->listen_fd = -1;
+	r->ring_fd = -1;
+	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->wake_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	r->n_bufs = SL_RECV_BUFS;
+	r->buf_size = SL_RECV_BUF_SIZE;
+	r->cur_ev = calloc(r->n, sizeof(*r->cur_ev));
+	r->cur_ack = calloc(r->n, sizeof(*r->cur_ack));
+	r->wake_mask = calloc(r->n, 1);
+	r->peer_fds = calloc(r->n, sizeof(*r->peer_fds));
+	r->backlog_head = calloc(r->n, sizeof(*r->backlog_head));
+	r->backlog_tail = calloc(r->n, sizeof(*r->backlog_tail));
+	if (!r->cur_ev || !r->cur_ack || !r->wake_mask || !r->peer_fds || !r->backlog_head ||
+	    !r->backlog_tail)
+		goto fail;
+
+	/* Partitions this reactor owns: p % n == id, across all topics. */
+	uint32_t total = 0;
+	for (uint32_t t = 0; t < srv->topics.n; t++)
+		total += srv->topics.v[t].n_parts;
+	r->parts = calloc(total ? total : 1, sizeof(*r->parts));
+	r->dirty_parts = calloc(total ? total : 1, sizeof(*r->dirty_parts));
+	if (!r->parts || !r->dirty_parts)
+		goto fail;
+	r->tick_ms = SL_TICK_MS;
+	for (uint32_t t = 0; t < srv->topics.n; t++) {
+		const struct sl_topic_spec *spec = &srv->opts.topics[t];
+		if (spec->durability == SL_LOG_INTERVAL && spec->interval_ns / 1000000u < r->tick_ms)
+			r->tick_ms = spec->interval_ns < 1000000u ? 1 : (uint32_t)(spec->interval_ns / 1000000u);
+		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++)
+			if (srv->topics.v[t].parts[p].owner == id) {
+				srv->topics.v[t].parts[p].rslot = r->n_parts;
+				r->parts[r->n_parts++] = &srv->topics.v[t].parts[p];
+			}
+	}
+
+	/* A pool of blocks, allocated once: the bound on what this reactor can
+	 * have in flight to its peers. */
+	r->pool_size = r->n > 1 ? SL_POOL_BLOCKS : 0;
+	for (uint32_t i = 0; i < r->pool_size; i++) {
+		struct sl_xblock *b = malloc(sizeof(*b) + SL_XBLOCK_DATA);
+		if (!b)
+			goto fail;
+		b->overflow = 0;
+		b->cap = SL_XBLOCK_DATA;
+		b->next_free = r->pool_free;
+		r->pool_free = b;
+	}
+
+	ret = sl__conns_init(r);
+	if (ret < 0)
+		goto fail;
+	*out = r;
+	return 0;
+fail:
+	sl_reactor_destroy(r);
+	return ret;
+}
+
+int sl_reactor_start(struct sl_reactor *r)
+{
+	int ret = pthread_create(&r->thread, NULL, sl__thread, r);
+	if (ret)
+		return -ret;
+	r->started = true;
+	return 0;
+}
+
+int sl_reactor_join(struct sl_reactor *r)
+{
+	if (!r->started)
+		return 0;
+	pthread_join(r->thread, NULL);
+	r->started = false;
+	return r->result;
+}
+
+int sl_reactor_ring_fd(struct sl_reactor *r)
+{
+	return atomic_load_explicit(&r->ring_fd, memory_order_acquire);
+}
+
+void sl_reactor_wake(struct sl_reactor *r)
+{
+	uint64_t one = 1;
+	/* eventfd write: async-signal-safe; a full counter means a wake is
+	 * already pending, which is all we want. */
+	ssize_t n = write(r->wake_fd, &one, sizeof(one));
+	(void)n;
+}
+
+void sl_reactor_get_stats(struct sl_reactor *r, struct sl_reactor_stats *out)
+{
+	*out = r->stats;
+}
+
+void sl_reactor_destroy(struct sl_reactor *r)
+{
+	if (!r)
+		return;
+	sl__conns_destroy(r);
+	while (r->pool_free) {
+		struct sl_xblock *b = r->pool_free;
+		r->pool_free = b->next_free;
+		free(b);
+	}
+	for (uint32_t t = 0; r->cur_ev && t < r->n; t++) {
+		free(r->cur_ev[t]);
+		free(r->cur_ack[t]);
+		while (r->backlog_head && r->backlog_head[t]) {
+			struct sl_xblock *b = r->backlog_head[t];
+			r->backlog_head[t] = b->next_free;
+			free(b);
+		}
+	}
+	if (r->uring_ok)
+		io_uring_queue_exit(&r->uring);
+	if (r->br)
+		munmap(r->br, r->br_bytes);
+	free(r->bufs);
+	if (r->listen_fd >= 0)
+		close(r->listen_fd);
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	free(r->cur_ev);
+	free(r->cur_ack);
+	free(r->wake_mask);
+	free(r->peer_fds);
+	free(r->backlog_head);
+	free(r->backlog_tail);
+	free(r->parts);
+	free(r->dirty_parts);
+	free(r);
+}

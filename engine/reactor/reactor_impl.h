@@ -1,0 +1,182 @@
+/*
+ * Internals of the reactor, shared by reactor.c (loop, blocks, partitions)
+ * and conn.c (connections). Everything here runs on the reactor's thread.
+ */
+#ifndef SL_REACTOR_IMPL_H
+#define SL_REACTOR_IMPL_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "proto/proto.h"
+#include "reactor/reactor.h"
+#include "reactor/xfer.h"
+#include "topic/topic.h"
+
+/* io_uring user_data: op in the low byte, connection slot above it. */
+enum sl_op {
+	SL_OP_NONE = 0,
+	SL_OP_ACCEPT,
+	SL_OP_RECV,
+	SL_OP_SEND,
+	SL_OP_TICK,
+	SL_OP_WAKE,
+	SL_OP_MSG,
+	SL_OP_MSG_SENT,
+	SL_OP_LOG,      /* slot: the partition's index in r->parts */
+};
+#define SL_UD(op, slot) ((uint64_t)(op) | ((uint64_t)(slot) << 8))
+#define SL_UD_OP(ud) ((uint32_t)((ud)&0xff))
+#define SL_UD_SLOT(ud) ((uint32_t)((ud) >> 8))
+
+#define SL_SQ_ENTRIES 4096
+#define SL_BGID 0
+/* 256 buffers of 32 KiB: 8 MiB of receive memory per reactor, shared by all
+ * its connections; one buffer holds ~300 events of 100 B. */
+#define SL_RECV_BUFS 256
+#define SL_RECV_BUF_SIZE (32u * 1024)
+/* Blocks each reactor may have in flight to its peers (~5.7 MiB). */
+#define SL_POOL_BLOCKS 64
+#define SL_TICK_MS 100
+/* A connection whose unsent output passes this stops being read until its
+ * peer reads: a client that does not read its acks cannot grow our memory. */
+#define SL_CONN_OUT_HIGH (4u << 20)
+
+enum sl_conn_state {
+	SL_CONN_HELLO = 0, /* waiting for Hello */
+	SL_CONN_READY,
+	SL_CONN_CLOSING,   /* sends what is queued (an Error), then closes */
+};
+
+struct sl_buf {
+	uint8_t *p;
+	uint32_t len, cap;
+};
+
+/* An ack waiting to be encoded into the connection's next Ack frame. */
+struct sl_conn_ack {
+	uint64_t base_seq;
+	uint64_t offset;
+	uint32_t index;
+	uint32_t partition;
+	int32_t status;
+};
+
+struct sl_conn {
+	uint32_t slot, gen;
+	int fd;
+	uint8_t state;
+	bool recv_armed;     /* a recv SQE is in flight */
+	bool send_armed;     /* a send SQE is in flight (out[sending]) */
+	bool read_eof;       /* peer shut its side; we may still send */
+	bool want_recv;      /* re-arm when the reactor or output allows */
+	bool on_flush_list;
+	bool on_resume_list;
+	uint64_t producer_id;
+	uint32_t epoch;
+	uint64_t deadline_ns; /* handshake or idle deadline, 0 = none */
+	uint64_t unacked;     /* events received and not yet acked */
+	/* Reassembly of a frame that spans receive buffers. */
+	uint8_t *rbuf;
+	uint32_t rlen, rcap;
+	/* Output: out[sending] is with the kernel, out[!sending] fills. */
+	struct sl_buf out[2];
+	uint32_t sending, sent;
+	struct sl_conn_ack *acks;
+	uint32_t n_acks, cap_acks;
+	struct sl_conn *flush_next;
+	struct sl_conn *resume_next;
+};
+
+struct sl_reactor {
+	struct sl_server *srv;
+	uint32_t id, n;
+	pthread_t thread;
+	pthread_barrier_t *start_barrier;
+	bool started;
+	int result;
+
+	struct io_uring uring;
+	bool uring_ok;
+	_Atomic int ring_fd; /* published for peers (msg_ring) */
+	int *peer_fds;
+	uint8_t *wake_mask; /* peers pushed to this turn */
+	int listen_fd;
+	int wake_fd;
+	uint64_t wake_val;
+	struct __kernel_timespec tick_ts;
+	uint32_t tick_ms;   /* 100, or less when a topic syncs more often */
+	bool accept_armed, tick_armed, wake_armed;
+
+	/* Provided receive buffers. */
+	struct io_uring_buf_ring *br;
+	size_t br_bytes;
+	uint8_t *bufs;
+	uint32_t n_bufs, buf_size;
+	uint32_t bufs_pending;
+
+	/* Connections: slot table; gens survive the conn so stale acks drop. */
+	struct sl_conn **conns;
+	uint32_t *gens;
+	uint32_t conn_cap, n_conns;
+	uint32_t *free_slots;
+	uint32_t n_free;
+	uint32_t recvs_armed;
+	struct sl_conn *flush_head;   /* conns with output or acks to flush */
+	struct sl_conn *resume_head;  /* conns waiting to be read again */
+	uint32_t n_pending_sends;
+
+	/* Cross-core blocks. */
+	struct sl_xblock *pool_free;
+	uint32_t pool_size;
+	uint32_t blocks_out;          /* ours, not home: in rings, peers, cur_* */
+	struct sl_xblock **cur_ev;    /* per target, filling */
+	struct sl_xblock **cur_ack;
+	struct sl_xblock **backlog_head; /* per target: waiting for ring room */
+	struct sl_xblock **backlog_tail;
+	uint64_t remote_unacked;      /* events sent to peers, acks not back */
+	bool throttled;
+
+	/* Partitions owned. */
+	struct sl_partition **parts;
+	uint32_t n_parts;
+	struct sl_partition **dirty_parts;
+	uint32_t n_dirty_parts;
+
+	bool stopping, input_done, drain_expired, exiting;
+	uint64_t drain_deadline_ns;
+
+	struct sl_reactor_stats stats;
+};
+
+/* reactor.c */
+struct io_uring_sqe *sl__sqe(struct sl_reactor *r);
+struct sl_xblock *sl__xblock_get(struct sl_reactor *r, uint32_t need);
+int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
+		    const uint8_t *bytes);
+void sl__xflush(struct sl_reactor *r);
+void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack);
+int sl__part_append(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
+		    uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
+void sl__begin_stop(struct sl_reactor *r);
+
+/* conn.c */
+int sl__conns_init(struct sl_reactor *r);
+void sl__conns_destroy(struct sl_reactor *r);
+void sl__conn_accepted(struct sl_reactor *r, int fd);
+void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t flags);
+void sl__conn_on_send(struct sl_reactor *r, uint32_t slot, int res);
+void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *ack);
+void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c);
+void sl__conns_flush(struct sl_reactor *r);
+void sl__conns_resume(struct sl_reactor *r);
+void sl__conns_stop_reading(struct sl_reactor *r);
+bool sl__conns_flushed(struct sl_reactor *r);
+void sl__conns_close_all(struct sl_reactor *r);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * xfer: the blocks that carry events and acks between reactors.
+ *
+ * A block is allocated from the pool of the reactor that fills it (its
+ * `home`), crosses to another reactor through their SPSC ring, is consumed
+ * there, and goes back home through the reverse ring marked SL_X_RETURN. So a
+ * block is only ever touched by one thread at a time, and the ring's
+ * release/acquire pair orders the hand-over of its contents.
+ *
+ * Threads: a block belongs to whichever reactor last popped it from a ring.
+ */
+#ifndef SL_REACTOR_XFER_H
+#define SL_REACTOR_XFER_H
+
+#include <stdint.h>
+
+enum sl_xkind {
+	SL_X_EVENTS = 1, /* events for partitions of the receiver */
+	SL_X_ACKS = 2,   /* acks for connections of the receiver */
+	SL_X_RETURN = 3, /* a block of the receiver's coming home */
+};
+
+/* One event handed to its partition's owner; its bytes are in data[]. */
+struct sl_xev {
+	uint64_t base_seq;
+	uint64_t producer_id;
+	uint32_t epoch;
+	uint32_t conn, gen;
+	uint32_t index;
+	uint16_t topic;
+	uint16_t pad;
+	uint32_t partition;
+	uint32_t off, len;
+};
+
+/* One ack for a connection of the receiver. */
+struct sl_xack {
+	uint64_t base_seq;
+	uint64_t offset;
+	uint32_t conn, gen;
+	uint32_t index;
+	uint32_t partition;
+	int32_t status;     /* 0 or an ErrorCode of wire.proto */
+	uint32_t pad;
+};
+
+/* 64 KiB of event bytes: about 600 events of 100 B, so one ring push and one
+ * wake carry hundreds of events; 1024 descriptors cover smaller events. */
+#define SL_XBLOCK_DATA (64u * 1024)
+#define SL_XBLOCK_DESC 1024u
+
+struct sl_xblock {
+	uint8_t kind;
+	uint8_t overflow;   /* allocated past the pool: freed, not pooled, at home */
+	uint16_t home;      /* reactor whose pool it belongs to */
+	uint32_t n;         /* descriptors used */
+	uint32_t used;      /* data bytes used */
+	uint32_t cap;       /* data bytes available */
+	struct sl_xblock *next_free;
+	union {
+		struct sl_xev ev[SL_XBLOCK_DESC];
+		struct sl_xack ack[SL_XBLOCK_DESC];
+	};
+	uint8_t data[];     /* SL_XBLOCK_DATA for pool blocks; an event larger
+	                     * than that travels alone in an overflow block */
+};
+
+#endif

@@ -1,0 +1,224 @@
+#include "server/server.h"
+
+#include <stdatomic.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "reactor/reactor.h"
+#include "reactor/reactor_impl.h"
+#include "ring/ring.h"
+
+/* Ring slots between a pair of reactors: more than both pools together plus
+ * a burst of overflow blocks, so the backlog path stays cold. */
+#define SL_PAIR_RING_SLOTS 1024
+
+/* One server per data folder: two would interleave writes to the same
+ * segments. The lock dies with the process, so kill -9 leaves none behind. */
+static int sl__lock_data_dir(struct sl_server *srv, const char *dir, char *err, size_t errlen)
+{
+	char path[4096];
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		int e = errno;
+		snprintf(err, errlen, "cannot create data_dir %s: %s", dir, strerror(e));
+		return -e;
+	}
+	snprintf(path, sizeof(path), "%s/.lock", dir);
+	srv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (srv->lock_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+		return -e;
+	}
+	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "data_dir %s is in use by another sluiced (%s)", dir,
+			 strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, char *err,
+		     size_t errlen)
+{
+	struct sl_server *srv;
+	int ret = -ENOMEM;
+
+	srv = aligned_alloc(SL_CACHELINE, (sizeof(*srv) + SL_CACHELINE - 1) & ~(size_t)(SL_CACHELINE - 1));
+	if (!srv)
+		return -ENOMEM;
+	memset(srv, 0, sizeof(*srv));
+	srv->opts = *opts;
+	srv->lock_fd = -1;
+	snprintf(err, errlen, "invalid server options");
+	if (!srv->opts.n_reactors) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		srv->opts.n_reactors = ncpu > 0 ? (uint32_t)ncpu : 1;
+	}
+	if (srv->opts.n_reactors > 256 || !srv->opts.max_connections ||
+	    !srv->opts.max_frame_bytes || srv->opts.max_frame_bytes > SL_FRAME_MAX_LIMIT ||
+	    !srv->opts.data_dir) {
+		free(srv);
+		return -EINVAL;
+	}
+	srv->n = srv->opts.n_reactors;
+	/* Producer ids handed out when a producer brings none: random start so
+	 * ids of two runs do not collide while producer state is not durable. */
+	uint64_t seed = 0;
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = sl_wall_ns();
+	srv->next_producer_id = (seed >> 16) | 1;
+
+	ret = sl__lock_data_dir(srv, opts->data_dir, err, errlen);
+	if (ret < 0)
+		goto fail;
+	ret = sl_topics_create(opts->topics, opts->n_topics, srv->n, opts->data_dir, &srv->topics,
+			       err, errlen);
+	if (ret < 0)
+		goto fail;
+
+	ret = sl_net_parse_addr(opts->listen_native, &srv->native_addr);
+	if (ret < 0) {
+		snprintf(err, errlen, "bad listen address %s", opts->listen_native);
+		goto fail;
+	}
+	snprintf(err, errlen, "out of memory");
+
+	ret = -ENOMEM;
+	srv->rings = calloc((size_t)srv->n * srv->n, sizeof(*srv->rings));
+	srv->reactors = calloc(srv->n, sizeof(*srv->reactors));
+	if (!srv->rings || !srv->reactors)
+		goto fail;
+	for (uint32_t i = 0; i < srv->n; i++)
+		for (uint32_t j = 0; j < srv->n; j++) {
+			if (i == j)
+				continue;
+			struct sl_ring *ring = aligned_alloc(SL_CACHELINE, sizeof(*ring));
+			if (!ring)
+				goto fail;
+			ret = sl_ring_init(ring, SL_PAIR_RING_SLOTS);
+			if (ret < 0) {
+				free(ring);
+				goto fail;
+			}
+			srv->rings[i * srv->n + j] = ring;
+		}
+
+	for (uint32_t i = 0; i < srv->n; i++) {
+		ret = sl_reactor_create(srv, i, &srv->reactors[i]);
+		if (ret < 0)
+			goto fail;
+	}
+
+	/* Every reactor listens on the same address; the first bind fixes the
+	 * port when the configured one is 0. */
+	for (uint32_t i = 0; i < srv->n; i++) {
+		int fd = sl_net_listen(&srv->native_addr, 1024);
+		if (fd < 0) {
+			ret = fd;
+			snprintf(err, errlen, "cannot listen on %s: %s", opts->listen_native,
+				 strerror(-fd));
+			goto fail;
+		}
+		if (i == 0) {
+			int port = sl_net_local_port(fd);
+			if (port < 0) {
+				close(fd);
+				ret = port;
+				goto fail;
+			}
+			sl_net_set_port(&srv->native_addr, (uint16_t)port);
+		}
+		srv->reactors[i]->listen_fd = fd;
+	}
+	*out = srv;
+	return 0;
+fail:
+	sl_server_destroy(srv);
+	return ret;
+}
+
+uint16_t sl_server_native_port(const struct sl_server *srv)
+{
+	const struct sockaddr_storage *ss = &srv->native_addr.ss;
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+int sl_server_start(struct sl_server *srv)
+{
+	pthread_barrier_t *bar = &srv->barrier;
+	int ret;
+
+	ret = pthread_barrier_init(bar, NULL, srv->n);
+	if (ret)
+		return -ret;
+	srv->barrier_ok = true;
+	for (uint32_t i = 0; i < srv->n; i++) {
+		srv->reactors[i]->start_barrier = bar;
+		ret = sl_reactor_start(srv->reactors[i]);
+		if (ret < 0) {
+			/* Threads already started wait at the barrier forever;
+			 * there is no clean way back, so say so and stop. */
+			fprintf(stderr, "sluiced: cannot start reactor %u: %s\n", i, strerror(-ret));
+			abort();
+		}
+	}
+	return 0;
+}
+
+void sl_server_stop(struct sl_server *srv)
+{
+	atomic_store_explicit(&srv->stopping.value, 1, memory_order_release);
+	for (uint32_t i = 0; i < srv->n; i++)
+		if (srv->reactors[i])
+			sl_reactor_wake(srv->reactors[i]);
+}
+
+int sl_server_wait(struct sl_server *srv)
+{
+	int result = 0;
+	for (uint32_t i = 0; i < srv->n; i++) {
+		int ret = sl_reactor_join(srv->reactors[i]);
+		if (ret < 0 && !result)
+			result = ret;
+	}
+	return result;
+}
+
+void sl_server_destroy(struct sl_server *srv)
+{
+	if (!srv)
+		return;
+	/* Blocks still in rings (only after a reactor failed) are in no pool:
+	 * free them here, before the pools go. */
+	if (srv->rings)
+		for (size_t i = 0; i < (size_t)srv->n * srv->n; i++)
+			if (srv->rings[i]) {
+				void *b;
+				while (sl_ring_pop_spsc(srv->rings[i], &b))
+					free(b);
+				sl_ring_destroy(srv->rings[i]);
+				free(srv->rings[i]);
+			}
+	if (srv->reactors)
+		for (uint32_t i = 0; i < srv->n; i++)
+			sl_reactor_destroy(srv->reactors[i]);
+	if (srv->barrier_ok)
+		pthread_barrier_destroy(&srv->barrier);
+	free(srv->rings);
+	free(srv->reactors);
+	sl_topics_destroy(&srv->topics);
+	if (srv->lock_fd >= 0)
+		close(srv->lock_fd);
+	free(srv);
+}

@@ -1,0 +1,155 @@
+#include "topic/topic.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+
+static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *spec,
+			const char *data_dir, char *err, size_t errlen)
+{
+	char dir[4096], lerr[512];
+	struct sl_log_opts o = {
+		.dir = dir,
+		.segment_bytes = spec->segment_bytes ? spec->segment_bytes : (64u << 20),
+		.durability = spec->durability,
+		.interval_ns = spec->interval_ns,
+	};
+	int n = snprintf(dir, sizeof(dir), "%s/%s/%u", data_dir, spec->name, part->id);
+	if (n < 0 || (size_t)n >= sizeof(dir)) {
+		snprintf(err, errlen, "data_dir path too long");
+		return -ENAMETOOLONG;
+	}
+	int ret = sl_log_open(&o, &part->log, lerr, sizeof(lerr));
+	if (ret == -SL_ECORRUPT) {
+		/* Refuse this partition, keep the others serving. */
+		part->log = NULL;
+		if (asprintf(&part->error, "topic %s partition %u refused: %s", spec->name,
+			     part->id, lerr) < 0)
+			part->error = NULL;
+		fprintf(stderr, "sluiced: %s\n", part->error ? part->error : lerr);
+		return 0;
+	}
+	if (ret < 0)
+		snprintf(err, errlen, "topic %s partition %u: %s", spec->name, part->id, lerr);
+	return ret;
+}
+
+int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_reactors,
+		     const char *data_dir, struct sl_topics *out, char *err, size_t errlen)
+{
+	int ret = -ENOMEM;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(err, errlen, "out of memory");
+	if (n_reactors == 0)
+		return -EINVAL;
+	out->v = calloc(n ? n : 1, sizeof(*out->v));
+	if (!out->v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		struct sl_topic *t = &out->v[i];
+		out->n = i + 1;
+		t->index = i;
+		t->n_parts = specs[i].n_parts;
+		t->name = strdup(specs[i].name);
+		if (!t->name)
+			goto fail;
+		ret = sl_part_init(&t->part, specs[i].partitioner, specs[i].n_parts);
+		if (ret < 0) {
+			snprintf(err, errlen, "topic %s: partitioner not available", t->name);
+			goto fail;
+		}
+		ret = -ENOMEM;
+		t->parts = calloc(t->n_parts, sizeof(*t->parts));
+		if (!t->parts)
+			goto fail;
+		for (uint32_t p = 0; p < t->n_parts; p++) {
+			struct sl_partition *part = &t->parts[p];
+			part->topic = t;
+			part->id = p;
+			part->owner = p % n_reactors;
+			part->w_cap = 1024;
+			part->waiting = malloc(part->w_cap * sizeof(*part->waiting));
+			if (!part->waiting)
+				goto fail;
+			ret = sl__open_log(part, &specs[i], data_dir, err, errlen);
+			if (ret < 0)
+				goto fail;
+			ret = -ENOMEM;
+			if (part->log)
+				part->next_offset = part->durable = sl_log_end(part->log);
+		}
+	}
+	return 0;
+fail:
+	sl_topics_destroy(out);
+	return ret;
+}
+
+void sl_topics_destroy(struct sl_topics *t)
+{
+	for (uint32_t i = 0; i < t->n; i++) {
+		struct sl_topic *tp = &t->v[i];
+		if (tp->parts)
+			for (uint32_t p = 0; p < tp->n_parts; p++) {
+				free(tp->parts[p].waiting);
+				sl_log_close(tp->parts[p].log);
+				free(tp->parts[p].error);
+			}
+		free(tp->parts);
+		free(tp->name);
+		sl_part_destroy(&tp->part);
+	}
+	free(t->v);
+	memset(t, 0, sizeof(*t));
+}
+
+struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, size_t len)
+{
+	/* A handful of topics: a linear scan beats hashing the name. */
+	for (uint32_t i = 0; i < t->n; i++)
+		if (strlen(t->v[i].name) == len && memcmp(t->v[i].name, name, len) == 0)
+			return &t->v[i];
+	return NULL;
+}
+
+static int sl__partition_grow(struct sl_partition *p)
+{
+	uint32_t cap = p->w_cap * 2, n = p->w_tail - p->w_head;
+	struct sl_ack_ref *w = malloc((size_t)cap * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		w[i] = p->waiting[(p->w_head + i) & (p->w_cap - 1)];
+	free(p->waiting);
+	p->waiting = w;
+	p->w_cap = cap;
+	p->w_head = 0;
+	p->w_tail = n;
+	return 0;
+}
+
+int sl_partition_append(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
+			const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+{
+	if (SL_UNLIKELY(!p->log))
+		return -SL_ELOG_FAILED;
+	/* The FIFO only grows to the number of unacked events, which credits
+	 * bound; growth is rare and amortised. */
+	if (SL_UNLIKELY(p->w_tail - p->w_head == p->w_cap)) {
+		int ret = sl__partition_grow(p);
+		if (ret < 0)
+			return ret;
+	}
+	int ret = sl_log_append(p->log, pid, epoch, seq, ev, len, &ref->offset);
+	if (ret < 0)
+		return ret;
+	p->next_offset = ref->offset + 1;
+	p->waiting[p->w_tail++ & (p->w_cap - 1)] = *ref;
+	p->bytes_in += len;
+	return 0;
+}

@@ -1,0 +1,129 @@
+/*
+ * topic: the run-time topics and their partitions.
+ *
+ * A topic is built once at start-up from its config and is then immutable,
+ * shared read-only by every reactor. Each partition is owned by exactly one
+ * reactor (partition p of every topic lives on reactor p % n_reactors) and
+ * only that reactor's thread touches its mutable state: no locks.
+ *
+ * A partition appends events to its log (engine/log) and keeps, in offset
+ * order, a record of who is waiting for each appended event's ack. Acks are
+ * released only up to `durable`: the offset below which everything is
+ * durable under the topic's policy, which the log's group commit moves.
+ * A partition whose log could not be opened (corruption) or has failed (I/O
+ * error) keeps its error text and refuses appends; the others keep serving.
+ *
+ * Ownership: sl_topics_create() returns an array the caller frees with
+ * sl_topics_destroy(). Threads: create/destroy before/after the reactors
+ * run; lookups from any thread; partition mutators only from the owner.
+ */
+#ifndef SL_TOPIC_H
+#define SL_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log/log.h"
+#include "part/part.h"
+
+/* Who waits for one event's ack: a connection on some reactor. */
+struct sl_ack_ref {
+	uint64_t base_seq;   /* the Produce frame's base_sequence */
+	uint64_t offset;     /* where the event was stored */
+	uint32_t conn;       /* connection slot on reactor `core` */
+	uint32_t gen;        /* that slot's generation, to drop acks of closed conns */
+	uint32_t index;      /* event index in the Produce frame */
+	uint16_t core;       /* reactor that owns the connection */
+	uint16_t pad;
+};
+
+struct sl_topic;
+
+struct sl_partition {
+	struct sl_topic *topic;
+	uint32_t id;
+	uint32_t owner;          /* reactor index */
+	uint32_t rslot;          /* index among its owner's partitions */
+	uint64_t next_offset;    /* offset the next appended event gets */
+	uint64_t durable;        /* events below this offset are durable */
+	/* FIFO of ack refs, in offset order; power-of-two capacity, grows. */
+	struct sl_ack_ref *waiting;
+	uint32_t w_head, w_tail, w_cap;
+	bool dirty;              /* on its reactor's flush list */
+	uint64_t bytes_in;       /* stats: event bytes appended */
+	struct sl_log *log;      /* NULL when the partition is refused */
+	char *error;             /* why it is refused or failed; NULL when fine */
+};
+
+struct sl_topic_spec {
+	const char *name;
+	uint32_t n_parts;
+	enum sl_part_kind partitioner;
+	enum sl_log_durability durability;
+	uint64_t interval_ns;      /* for SL_LOG_INTERVAL */
+	uint64_t segment_bytes;    /* 0: 64 MiB */
+};
+
+struct sl_topic {
+	char *name;
+	uint32_t index;
+	uint32_t n_parts;
+	struct sl_partitioner part;
+	struct sl_partition *parts;
+};
+
+struct sl_topics {
+	struct sl_topic *v;
+	uint32_t n;
+};
+
+/*
+ * Builds the topics and opens (recovering) every partition's log under
+ * `data_dir`/<topic>/<partition>. A partition whose log is corrupt is kept,
+ * refused, with its error (printed to stderr); a data_dir that cannot be
+ * used fails the whole call with `err` saying why.
+ */
+int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_reactors,
+		     const char *data_dir, struct sl_topics *out, char *err, size_t errlen);
+void sl_topics_destroy(struct sl_topics *t);
+
+/* Topic by name (not NUL-terminated), or NULL. */
+struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, size_t len);
+
+/*
+ * Owner thread only. Appends one encoded event of producer (pid, epoch) with
+ * sequence `seq` and records `ref` as waiting for its ack; fills
+ * ref->offset. 0, -SL_ELOG_FAILED (partition refused or failed), -ENOMEM.
+ */
+int sl_partition_append(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
+			const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+
+/* Owner thread only: after the log failed, answers every waiting event. */
+static inline bool sl_partition_pop_any(struct sl_partition *p, struct sl_ack_ref *out)
+{
+	if (p->w_head == p->w_tail)
+		return false;
+	*out = p->waiting[p->w_head++ & (p->w_cap - 1)];
+	return true;
+}
+
+/* Owner thread only. Pops the next ack ref whose event is durable. */
+static inline bool sl_partition_pop_durable(struct sl_partition *p, struct sl_ack_ref *out)
+{
+	if (p->w_head == p->w_tail)
+		return false;
+	struct sl_ack_ref *r = &p->waiting[p->w_head & (p->w_cap - 1)];
+	if (r->offset >= p->durable)
+		return false;
+	*out = *r;
+	p->w_head++;
+	return true;
+}
+
+static inline uint32_t sl_partition_waiting(const struct sl_partition *p)
+{
+	return p->w_tail - p->w_head;
+}
+
+#endif

@@ -1,0 +1,391 @@
+/*
+ * The partition log on real files: append and group commit through a real
+ * io_uring, reopen and read back, segment roll and index lookups, torn tails
+ * at every byte of the last batch, corruption told apart from a torn tail,
+ * and fdatasync failure.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "log/log.h"
+
+static char g_dir[256];
+static struct io_uring g_ring;
+
+static void setup(void)
+{
+	snprintf(g_dir, sizeof(g_dir), "/tmp/sluice-log-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(g_dir));
+	cr_assert_eq(io_uring_queue_init(64, &g_ring, 0), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+	io_uring_queue_exit(&g_ring);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static struct sl_log *open_log(const char *dir, uint64_t seg, enum sl_log_durability d)
+{
+	struct sl_log_opts o = {.dir = dir, .segment_bytes = seg, .durability = d,
+				.interval_ns = 1000000};
+	struct sl_log *log;
+	char err[400];
+	int ret = sl_log_open(&o, &log, err, sizeof(err));
+	cr_assert_eq(ret, 0, "open %s: %s (%s)", dir, sl_strerror(ret), err);
+	return log;
+}
+
+/* Runs the log's group commits until nothing is left to write. */
+static int commit(struct sl_log *log)
+{
+	for (int turns = 0; turns < 100000; turns++) {
+		int ret = sl_log_flush(log, &g_ring, 7);
+		if (ret < 0)
+			return ret;
+		if (ret == 1)
+			cr_assert_geq(io_uring_submit(&g_ring), 1);
+		if (!sl_log_io_pending(log))
+			return 0;
+		struct io_uring_cqe *cqe;
+		cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+		cr_assert_eq(cqe->user_data, 7);
+		int r = sl_log_on_cqe(log, cqe->res);
+		io_uring_cqe_seen(&g_ring, cqe);
+		if (r < 0)
+			return r;
+	}
+	cr_assert_fail("group commit never finished");
+	return -1;
+}
+
+/* Deterministic event bytes for (producer, seq). */
+static uint32_t make_event(uint8_t *buf, uint64_t pid, uint64_t seq)
+{
+	uint32_t len = 20 + (uint32_t)((pid * 31 + seq * 7) % 180);
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(pid * 13 + seq * 3 + i);
+	return len;
+}
+
+static void append_n(struct sl_log *log, uint64_t pid, uint64_t seq0, uint32_t n)
+{
+	uint8_t ev[256];
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t off, seq = seq0 + i;
+		uint32_t len = make_event(ev, pid, seq);
+		cr_assert_eq(sl_log_append(log, pid, 1, seq, ev, len, &off), 0);
+	}
+}
+
+/* Reads everything from `from` and checks it against make_event, expecting
+ * producers to interleave exactly as appended by append_rounds(). */
+static uint64_t read_all(struct sl_log *log, uint64_t from, uint64_t expect_end)
+{
+	struct sl_log_reader *rd;
+	struct sl_log_record rec;
+	uint8_t ev[256];
+	uint64_t n = 0, next = from;
+	int ret;
+
+	cr_assert_eq(sl_log_reader_open(log, from, &rd), 0);
+	while ((ret = sl_log_reader_next(rd, sl_log_durable(log), &rec)) == 1) {
+		cr_assert_eq(rec.offset, next, "offsets not dense: %llu after %llu",
+			     (unsigned long long)rec.offset, (unsigned long long)next);
+		uint32_t len = make_event(ev, rec.producer_id, rec.seq);
+		cr_assert_eq(rec.len, len);
+		cr_assert_eq(memcmp(rec.event, ev, len), 0, "event %llu differs",
+			     (unsigned long long)rec.offset);
+		next++;
+		n++;
+	}
+	cr_assert_eq(ret, 0, "reader: %s", sl_log_reader_error(rd));
+	cr_assert_eq(next, expect_end);
+	sl_log_reader_close(rd);
+	return n;
+}
+
+TestSuite(log, .init = setup, .fini = teardown);
+
+Test(log, append_commit_reopen_read)
+{
+	struct sl_log *log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), 0);
+	for (uint64_t round = 0; round < 20; round++) {
+		for (uint64_t pid = 1; pid <= 3; pid++)
+			append_n(log, pid, round * 50, 50);
+		cr_assert_eq(sl_log_durable(log), round * 150);
+		cr_assert_eq(commit(log), 0);
+		cr_assert_eq(sl_log_durable(log), (round + 1) * 150);
+	}
+	struct sl_log_stats st;
+	sl_log_get_stats(log, &st);
+	cr_assert_eq(st.syncs, 20);
+	read_all(log, 0, 3000);
+	read_all(log, 1234, 3000);
+	sl_log_close(log);
+
+	log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), 3000);
+	cr_assert_eq(sl_log_durable(log), 3000);
+	read_all(log, 0, 3000);
+	/* Appends continue after the recovered end. */
+	append_n(log, 9, 0, 10);
+	cr_assert_eq(commit(log), 0);
+	cr_assert_eq(sl_log_durable(log), 3010);
+	sl_log_close(log);
+	log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	read_all(log, 2990, 3010);
+	sl_log_close(log);
+}
+
+Test(log, segments_roll_and_index_lookups)
+{
+	struct sl_log *log = open_log(g_dir, 16384, SL_LOG_FSYNC);
+	for (uint64_t round = 0; round < 40; round++) {
+		append_n(log, 1 + round % 2, round * 30, 30);
+		cr_assert_eq(commit(log), 0);
+	}
+	struct sl_log_stats st;
+	sl_log_get_stats(log, &st);
+	cr_assert_gt(st.segments, 5, "only %llu segments", (unsigned long long)st.segments);
+	/* Every offset is found, whichever segment and index entry holds it. */
+	for (uint64_t from = 0; from < 1200; from += 37)
+		read_all(log, from, 1200);
+	sl_log_close(log);
+	log = open_log(g_dir, 16384, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), 1200);
+	for (uint64_t from = 0; from < 1200; from += 101)
+		read_all(log, from, 1200);
+	sl_log_close(log);
+}
+
+static const char *last_segment(const char *dir, char *path, size_t cap)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "ls '%s'/*.log | sort | tail -1", dir);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	cr_assert_not_null(fgets(path, (int)cap, p));
+	path[strcspn(path, "\n")] = '\0';
+	pclose(p);
+	return path;
+}
+
+static void copy_dir(const char *from, const char *to)
+{
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/*
+ * Power loss in the middle of the last group commit leaves any prefix of its
+ * bytes on disk. Cut (zero) the last batch at every byte: recovery must keep
+ * everything before it, drop it, and accept appends again.
+ */
+Test(log, torn_tail_at_every_byte_of_the_last_batch, .timeout = 120)
+{
+	struct sl_log *log = open_log(g_dir, 65536, SL_LOG_FSYNC);
+	append_n(log, 1, 0, 40);
+	cr_assert_eq(commit(log), 0);
+	append_n(log, 2, 0, 1); /* the last batch: one event */
+	cr_assert_eq(commit(log), 0);
+	sl_log_close(log);
+
+	char seg[512], work[300];
+	last_segment(g_dir, seg, sizeof(seg));
+	/* Find the last batch: it starts where 40 events' worth ends. */
+	log = open_log(g_dir, 65536, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), 41);
+	sl_log_close(log);
+	int fd = open(seg, O_RDONLY);
+	uint8_t *img = malloc(65536);
+	cr_assert_eq(pread(fd, img, 65536, 0), 65536);
+	close(fd);
+	uint32_t first_len;
+	memcpy(&first_len, img + 20, 4);
+	uint32_t last_at = (uint32_t)((SL_LOG_BATCH_HDR + first_len + 7) & ~7u);
+	uint32_t last_len;
+	memcpy(&last_len, img + last_at + 20, 4);
+	uint32_t last_end = last_at + SL_LOG_BATCH_HDR + last_len;
+
+	snprintf(work, sizeof(work), "%s-work", g_dir);
+	for (uint32_t cut = last_at; cut < last_end; cut++) {
+		copy_dir(g_dir, work);
+		char wseg[600];
+		snprintf(wseg, sizeof(wseg), "%s/%s", work, strrchr(seg, '/') + 1);
+		fd = open(wseg, O_WRONLY);
+		cr_assert_geq(fd, 0);
+		uint8_t zeros[512] = {0};
+		cr_assert_eq(pwrite(fd, zeros, last_end - cut, cut), (ssize_t)(last_end - cut));
+		close(fd);
+		log = open_log(work, 65536, SL_LOG_FSYNC);
+		cr_assert_eq(sl_log_end(log), 40, "cut at byte %u: end %llu", cut,
+			     (unsigned long long)sl_log_end(log));
+		read_all(log, 0, 40);
+		append_n(log, 3, 0, 5);
+		cr_assert_eq(commit(log), 0);
+		sl_log_close(log);
+		log = open_log(work, 65536, SL_LOG_FSYNC);
+		cr_assert_eq(sl_log_end(log), 45, "cut at byte %u", cut);
+		read_all(log, 0, 45);
+		sl_log_close(log);
+	}
+	/* The same with the file cut short instead of zeroed. */
+	for (uint32_t cut = last_at; cut < last_end; cut += 7) {
+		copy_dir(g_dir, work);
+		char wseg[600];
+		snprintf(wseg, sizeof(wseg), "%s/%s", work, strrchr(seg, '/') + 1);
+		cr_assert_eq(truncate(wseg, cut), 0);
+		log = open_log(work, 65536, SL_LOG_FSYNC);
+		cr_assert_eq(sl_log_end(log), 40, "truncated at byte %u", cut);
+		read_all(log, 0, 40);
+		sl_log_close(log);
+	}
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
+	cr_assert_eq(system(cmd), 0);
+	free(img);
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &b, 1, at), 1);
+	b ^= 0x10;
+	cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+}
+
+Test(log, bit_flip_before_a_later_commit_is_corruption_not_a_torn_tail)
+{
+	struct sl_log *log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	append_n(log, 1, 0, 10);
+	cr_assert_eq(commit(log), 0);
+	append_n(log, 1, 10, 10);
+	cr_assert_eq(commit(log), 0);
+	sl_log_close(log);
+	char seg[512];
+	last_segment(g_dir, seg, sizeof(seg));
+	flip_byte(seg, 70); /* inside the first, long since acked, batch */
+
+	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 1 << 20};
+	char err[400];
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), -SL_ECORRUPT);
+	cr_assert_not_null(strstr(err, "00000000000000000000.log"), "error does not name the file: %s",
+			   err);
+	cr_assert_not_null(strstr(err, "byte 0"), "error does not name the position: %s", err);
+	/* Nothing was cut: the file still holds both batches. */
+	struct stat st;
+	cr_assert_eq(stat(seg, &st), 0);
+	flip_byte(seg, 70);
+	log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), 20);
+	sl_log_close(log);
+}
+
+Test(log, bit_flip_in_a_sealed_segment_is_refused_on_read)
+{
+	struct sl_log *log = open_log(g_dir, 8192, SL_LOG_FSYNC);
+	for (int i = 0; i < 20; i++) {
+		append_n(log, 1, (uint64_t)i * 20, 20);
+		cr_assert_eq(commit(log), 0);
+	}
+	uint64_t end = sl_log_end(log);
+	sl_log_close(log);
+	char first[600];
+	snprintf(first, sizeof(first), "%s/00000000000000000000.log", g_dir);
+	flip_byte(first, 100);
+
+	/* Opening does not read sealed segments (recovery time must not grow
+	 * with the log), so it succeeds; reading the bad batch is refused. */
+	log = open_log(g_dir, 8192, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), end);
+	struct sl_log_reader *rd;
+	struct sl_log_record rec;
+	cr_assert_eq(sl_log_reader_open(log, 0, &rd), 0);
+	cr_assert_eq(sl_log_reader_next(rd, sl_log_durable(log), &rec), -SL_ECORRUPT);
+	cr_assert_not_null(strstr(sl_log_reader_error(rd), "00000000000000000000.log"));
+	sl_log_reader_close(rd);
+	/* Data in the other segments still reads. */
+	read_all(log, end - 20, end);
+	sl_log_close(log);
+	/* And the damaged file was not truncated. */
+	struct stat st;
+	cr_assert_eq(stat(first, &st), 0);
+	cr_assert_gt(st.st_size, 100);
+}
+
+Test(log, failed_fdatasync_stops_the_log_and_acks_nothing_it_covered)
+{
+	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 1 << 20, .fail_sync_at = 2};
+	struct sl_log *log;
+	char err[400];
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0);
+	append_n(log, 1, 0, 10);
+	cr_assert_eq(commit(log), 0);
+	cr_assert_eq(sl_log_durable(log), 10);
+	append_n(log, 1, 10, 10);
+	cr_assert_eq(commit(log), -SL_ELOG_FAILED);
+	cr_assert_eq(sl_log_durable(log), 10, "a failed sync made data durable");
+	cr_assert(sl_log_failed(log));
+	cr_assert_not_null(strstr(sl_log_error(log), "fdatasync"));
+	cr_assert_not_null(strstr(sl_log_error(log), "00000000000000000000.log"));
+	uint64_t off;
+	uint8_t ev[8] = {0};
+	cr_assert_eq(sl_log_append(log, 1, 1, 20, ev, sizeof(ev), &off), -SL_ELOG_FAILED);
+	cr_assert_eq(sl_log_flush(log, &g_ring, 7), -SL_ELOG_FAILED);
+	sl_log_close(log);
+}
+
+Test(log, relaxed_policies_are_durable_after_write)
+{
+	struct sl_log *log = open_log(g_dir, 1 << 20, SL_LOG_NONE);
+	append_n(log, 1, 0, 10);
+	cr_assert_eq(commit(log), 0);
+	cr_assert_eq(sl_log_durable(log), 10);
+	struct sl_log_stats st;
+	sl_log_get_stats(log, &st);
+	cr_assert_eq(st.syncs, 0);
+	sl_log_close(log);
+
+	char dir2[300];
+	snprintf(dir2, sizeof(dir2), "%s/interval", g_dir);
+	log = open_log(dir2, 1 << 20, SL_LOG_INTERVAL);
+	append_n(log, 1, 0, 10);
+	cr_assert_eq(commit(log), 0);
+	cr_assert_eq(sl_log_durable(log), 10);
+	/* interval_ns is 1 ms: once it has passed, a sync is due. */
+	uint64_t t0 = sl_now_ns();
+	while (!sl_log_sync_due(log, sl_now_ns()))
+		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "sync never became due");
+	cr_assert_eq(commit(log), 0);
+	sl_log_get_stats(log, &st);
+	cr_assert_eq(st.syncs, 1);
+	sl_log_close(log);
+}
+
+Test(log, crc32c_known_answer)
+{
+	/* RFC 3720 B.4: 32 bytes of zeros -> 0x8a9136aa; the check value of
+	 * "123456789" is 0xe3069283. */
+	uint8_t zeros[32] = {0};
+	cr_assert_eq(sl_crc32c(0, zeros, sizeof(zeros)), 0x8a9136aau);
+	const char *s = "123456789";
+	cr_assert_eq(sl_crc32c(0, s, 9), 0xe3069283u);
+	/* Chainable. */
+	cr_assert_eq(sl_crc32c(sl_crc32c(0, s, 4), s + 4, 5), 0xe3069283u);
+}

@@ -1,0 +1,569 @@
+/*
+ * The server in-process: real reactors, real io_uring, real sockets on
+ * loopback, driven by a small blocking client that speaks the wire protocol
+ * with the proto module's encoders. Every wait is a blocking read with a
+ * receive timeout as a safety net, never a sleep.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log/log.h"
+#include "part/part.h"
+#include "proto/proto.h"
+#include "reactor/reactor.h"
+#include "server/server.h"
+
+struct fixture {
+	struct sl_server *srv;
+	uint16_t port;
+	char dir[64];
+};
+
+static struct sl_topic_spec g_topics[] = {
+	{.name = "events", .n_parts = 8, .partitioner = SL_PART_HASH},
+	{.name = "other", .n_parts = 3, .partitioner = SL_PART_HASH},
+};
+
+static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms)
+{
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-server-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(f->dir));
+	struct sl_server_opts o = {
+		.listen_native = "127.0.0.1:0",
+		.data_dir = f->dir,
+		.n_reactors = reactors,
+		.max_connections = max_conns,
+		.max_frame_bytes = 1 << 20,
+		.handshake_timeout_ms = hs_ms,
+		.idle_timeout_ms = 60000,
+		.drain_timeout_ms = 10000,
+		.topics = g_topics,
+		.n_topics = 2,
+		.pin = true,
+	};
+	char err[512];
+	int ret = sl_server_create(&o, &f->srv, err, sizeof(err));
+	cr_assert_eq(ret, 0, "server: %s", err);
+	cr_assert_eq(sl_server_start(f->srv), 0);
+	f->port = sl_server_native_port(f->srv);
+	cr_assert_neq(f->port, 0);
+}
+
+static void rm_dir(const char *dir)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static void stop(struct fixture *f)
+{
+	sl_server_stop(f->srv);
+	cr_assert_eq(sl_server_wait(f->srv), 0);
+	sl_server_destroy(f->srv);
+	rm_dir(f->dir);
+}
+
+static int dial(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
+		     strerror(errno));
+	/* Safety net only: a broken server fails the test instead of hanging. */
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		cr_assert_gt(n, 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Reads one frame; returns its type, or -1 on EOF/close. body is malloc'd. */
+static int read_frame(int fd, uint8_t **body, uint32_t *body_len)
+{
+	uint8_t hdr[5];
+	size_t got = 0;
+	while (got < 5) {
+		ssize_t n = recv(fd, hdr + got, 5 - got, 0);
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+		       (uint32_t)hdr[3] << 24;
+	cr_assert_geq(len, 1);
+	*body_len = len - 1;
+	*body = malloc(len);
+	got = 0;
+	while (got < len - 1) {
+		ssize_t n = recv(fd, *body + got, len - 1 - got, 0);
+		cr_assert_gt(n, 0, "frame body cut short");
+		got += (size_t)n;
+	}
+	return hdr[4];
+}
+
+static void expect_closed(int fd)
+{
+	uint8_t b;
+	ssize_t n = recv(fd, &b, 1, 0);
+	cr_assert(n == 0 || (n < 0 && errno == ECONNRESET), "connection not closed (n=%zd)", n);
+}
+
+static uint32_t expect_error(int fd)
+{
+	uint8_t *body;
+	uint32_t len;
+	int type = read_frame(fd, &body, &len);
+	cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ERROR, "expected Error, got %d", type);
+	Sluice__V1__Error *e = sluice__v1__error__unpack(NULL, len, body);
+	cr_assert_not_null(e);
+	cr_assert_gt(strlen(e->message), 0, "error without text");
+	uint32_t code = e->code;
+	sluice__v1__error__free_unpacked(e, NULL);
+	free(body);
+	expect_closed(fd);
+	return code;
+}
+
+static void hello(int fd, uint32_t minv, uint32_t maxv)
+{
+	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
+	uint8_t buf[256];
+	h.min_version = minv;
+	h.max_version = maxv;
+	h.client_name = "test";
+	int n = sl_frame_encode_msg(SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base, buf, sizeof(buf));
+	cr_assert_gt(n, 0);
+	send_all(fd, buf, (size_t)n);
+}
+
+static Sluice__V1__Welcome *welcome(int fd)
+{
+	uint8_t *body;
+	uint32_t len;
+	int type = read_frame(fd, &body, &len);
+	cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, "expected Welcome, got %d", type);
+	Sluice__V1__Welcome *w = sluice__v1__welcome__unpack(NULL, len, body);
+	free(body);
+	cr_assert_not_null(w);
+	return w;
+}
+
+static int handshake(uint16_t port)
+{
+	int fd = dial(port);
+	hello(fd, 1, 1);
+	Sluice__V1__Welcome *w = welcome(fd);
+	cr_assert_eq(w->version, 1);
+	cr_assert_neq(w->producer_id, 0);
+	cr_assert_eq(w->epoch, 1);
+	sluice__v1__welcome__free_unpacked(w, NULL);
+	return fd;
+}
+
+/* Builds a Produce of n events with aggregates "key-<k>" and returns its size. */
+static int build_produce(uint8_t *buf, size_t cap, const char *topic, uint64_t base_seq,
+			 uint32_t n, uint32_t first_key, uint32_t n_keys)
+{
+	struct sl_produce_builder b;
+	cr_assert_eq(sl_produce_begin(&b, buf, cap, topic, strlen(topic), base_seq, 0), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		char agg[32], data[64];
+		uint8_t id[16] = {0};
+		uint64_t seq = base_seq + i;
+		memcpy(id, &seq, sizeof(seq));
+		snprintf(agg, sizeof(agg), "key-%u", first_key + (i % n_keys));
+		snprintf(data, sizeof(data), "{\"seq\":%llu}", (unsigned long long)seq);
+		struct sl_event_view v = {
+			.id = id, .type = "T", .type_len = 1,
+			.aggregate = agg, .aggregate_len = strlen(agg),
+			.timestamp_ms = 1, .data = (const uint8_t *)data, .data_len = strlen(data),
+		};
+		cr_assert_geq(sl_produce_add_event(&b, &v, NULL, 0), 0);
+	}
+	int len = sl_produce_finish(&b);
+	cr_assert_gt(len, 0);
+	return len;
+}
+
+struct acked {
+	int32_t status;     /* -1: not acked yet */
+	uint32_t partition;
+	uint64_t offset;
+};
+
+/* Reads Acks until every event of [base, base+n) is answered. */
+static void collect_acks(int fd, uint64_t base, uint32_t n, struct acked *out)
+{
+	uint32_t left = n;
+	for (uint32_t i = 0; i < n; i++)
+		out[i].status = -1;
+	while (left) {
+		uint8_t *body;
+		uint32_t len;
+		int type = read_frame(fd, &body, &len);
+		cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ACK, "expected Ack, got %d", type);
+		Sluice__V1__Ack *a = sluice__v1__ack__unpack(NULL, len, body);
+		cr_assert_not_null(a);
+		free(body);
+		cr_assert_geq(a->base_sequence, base);
+		uint64_t shift = a->base_sequence - base;
+		for (size_t p = 0; p < a->n_parts; p++) {
+			Sluice__V1__AckPart *pt = a->parts[p];
+			for (size_t k = 0; k < pt->n_index; k++) {
+				uint64_t i = shift + pt->index[k];
+				cr_assert_lt(i, n);
+				cr_assert_eq(out[i].status, -1, "event %llu acked twice",
+					     (unsigned long long)i);
+				out[i].status = 0;
+				out[i].partition = pt->partition;
+				out[i].offset = pt->n_offsets ? pt->offsets[k] : pt->base_offset + k;
+				left--;
+			}
+		}
+		for (size_t r = 0; r < a->n_rejects; r++) {
+			Sluice__V1__Reject *rj = a->rejects[r];
+			for (size_t k = 0; k < rj->n_index; k++) {
+				uint64_t i = shift + rj->index[k];
+				cr_assert_lt(i, n);
+				cr_assert_eq(out[i].status, -1);
+				out[i].status = rj->code;
+				left--;
+			}
+		}
+		sluice__v1__ack__free_unpacked(a, NULL);
+	}
+}
+
+Test(server, hello_welcome, .timeout = 30)
+{
+	struct fixture f;
+	start(&f, 1, 16, 5000);
+	int fd = handshake(f.port);
+	close(fd);
+	stop(&f);
+}
+
+/*
+ * Every event acked exactly once, in the partition its key hashes to, with
+ * offsets dense per partition and increasing per key in send order.
+ */
+static void produce_and_check(uint32_t reactors)
+{
+	struct fixture f;
+	start(&f, reactors, 16, 5000);
+	int fd = handshake(f.port);
+
+	enum { BATCHES = 50, PER = 200, KEYS = 37 };
+	static uint8_t buf[1 << 16];
+	static struct acked acks[BATCHES * PER];
+	/* Pipelined: all batches go out before any ack is read. */
+	for (uint32_t b = 0; b < BATCHES; b++) {
+		int len = build_produce(buf, sizeof(buf), "events", (uint64_t)b * PER, PER, 0, KEYS);
+		send_all(fd, buf, (size_t)len);
+	}
+	collect_acks(fd, 0, BATCHES * PER, acks);
+
+	struct sl_partitioner part;
+	cr_assert_eq(sl_part_init(&part, SL_PART_HASH, 8), 0);
+	uint64_t count[8] = {0}, last_key_off[KEYS];
+	bool seen_key[KEYS] = {0};
+	for (uint32_t i = 0; i < BATCHES * PER; i++) {
+		char agg[32];
+		uint32_t k = i % PER % KEYS;
+		snprintf(agg, sizeof(agg), "key-%u", k);
+		cr_assert_eq(acks[i].status, 0, "event %u refused: %d", i, acks[i].status);
+		cr_assert_eq(acks[i].partition, sl_part_of_key(&part, agg, strlen(agg)));
+		count[acks[i].partition]++;
+		if (seen_key[k])
+			cr_assert_gt(acks[i].offset, last_key_off[k], "key order broken");
+		seen_key[k] = true;
+		last_key_off[k] = acks[i].offset;
+	}
+	/* Stored, byte for byte, where the acks say, with their sequences. */
+	sl_server_stop(f.srv);
+	cr_assert_eq(sl_server_wait(f.srv), 0);
+	sl_server_destroy(f.srv);
+	static uint8_t frames[BATCHES][1 << 16];
+	static struct sl_event_view views[BATCHES * PER];
+	for (uint32_t b = 0; b < BATCHES; b++) {
+		int len = build_produce(frames[b], sizeof(frames[b]), "events", (uint64_t)b * PER, PER,
+					0, KEYS);
+		struct sl_frame fr;
+		struct sl_produce pr;
+		struct sl_event_iter it;
+		cr_assert_eq(sl_frame_parse(frames[b], (size_t)len, 1 << 20, &fr), len);
+		cr_assert_eq(sl_produce_scan(fr.body, fr.body_len, &pr, NULL), 0);
+		sl_produce_iter_init(&pr, &it);
+		for (uint32_t k = 0; k < PER; k++)
+			cr_assert_eq(sl_event_iter_next(&it, &views[b * PER + k]), 1);
+	}
+	uint64_t stored = 0;
+	for (uint32_t p = 0; p < 8; p++) {
+		char dir[128], err[256];
+		snprintf(dir, sizeof(dir), "%s/events/%u", f.dir, p);
+		struct sl_log_opts lo = {.dir = dir, .segment_bytes = 64u << 20};
+		struct sl_log *log;
+		cr_assert_eq(sl_log_open(&lo, &log, err, sizeof(err)), 0, "%s", err);
+		struct sl_log_reader *rd;
+		struct sl_log_record rec;
+		cr_assert_eq(sl_log_reader_open(log, 0, &rd), 0);
+		while (sl_log_reader_next(rd, sl_log_durable(log), &rec) == 1) {
+			cr_assert_lt(rec.seq, BATCHES * PER);
+			uint64_t i = rec.seq;
+			cr_assert_eq(acks[i].partition, p);
+			cr_assert_eq(acks[i].offset, rec.offset);
+			cr_assert_eq(rec.len, views[i].raw_len);
+			cr_assert_eq(memcmp(rec.event, views[i].raw, rec.len), 0,
+				     "event %llu differs on disk", (unsigned long long)i);
+			stored++;
+		}
+		sl_log_reader_close(rd);
+		sl_log_close(log);
+	}
+	cr_assert_eq(stored, BATCHES * PER);
+
+	/* Dense: offsets of each partition are exactly 0..count-1. */
+	for (uint32_t p = 0; p < 8; p++) {
+		uint8_t *hit = calloc(count[p] ? count[p] : 1, 1);
+		for (uint32_t i = 0; i < BATCHES * PER; i++)
+			if (acks[i].partition == p) {
+				cr_assert_lt(acks[i].offset, count[p]);
+				cr_assert_eq(hit[acks[i].offset], 0);
+				hit[acks[i].offset] = 1;
+			}
+		free(hit);
+	}
+	close(fd);
+	rm_dir(f.dir);
+}
+
+Test(server, produce_one_reactor, .timeout = 60)
+{
+	produce_and_check(1);
+}
+
+Test(server, produce_across_reactors, .timeout = 60)
+{
+	produce_and_check(2);
+}
+
+Test(server, produce_more_reactors_than_cores, .timeout = 60)
+{
+	produce_and_check(4);
+}
+
+Test(server, unknown_topic_is_refused_per_event, .timeout = 30)
+{
+	struct fixture f;
+	start(&f, 2, 16, 5000);
+	int fd = handshake(f.port);
+	static uint8_t buf[1 << 14];
+	struct acked acks[10];
+	int len = build_produce(buf, sizeof(buf), "nope", 100, 10, 0, 3);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, 100, 10, acks);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(acks[i].status, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC);
+	/* The connection still works. */
+	len = build_produce(buf, sizeof(buf), "other", 200, 10, 0, 3);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, 200, 10, acks);
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(acks[i].status, 0);
+	close(fd);
+	stop(&f);
+}
+
+Test(server, wrong_version, .timeout = 30)
+{
+	struct fixture f;
+	start(&f, 1, 16, 5000);
+	int fd = dial(f.port);
+	hello(fd, 2, 3);
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_VERSION);
+	close(fd);
+	stop(&f);
+}
+
+Test(server, bad_input_closes_only_that_connection, .timeout = 60)
+{
+	struct fixture f;
+	start(&f, 2, 64, 5000);
+	int good = handshake(f.port);
+	uint8_t buf[4096];
+	int fd;
+
+	/* Oversized length: refused from the 4 prefix bytes alone. */
+	fd = handshake(f.port);
+	uint8_t big[5] = {0xff, 0xff, 0xff, 0x7f, SLUICE__V1__FRAME_TYPE__FRAME_PRODUCE};
+	send_all(fd, big, sizeof(big));
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_FRAME_TOO_BIG);
+	close(fd);
+
+	/* Garbage bytes before Hello: a zero length is no frame at all. */
+	fd = dial(f.port);
+	memset(buf, 0, 64);
+	send_all(fd, buf, 64);
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_MALFORMED);
+	close(fd);
+
+	/* A frame whose body is not a valid Produce. */
+	fd = handshake(f.port);
+	uint8_t bad[] = {5, 0, 0, 0, SLUICE__V1__FRAME_TYPE__FRAME_PRODUCE, 0x1a, 0x7f, 0x01, 0x02};
+	send_all(fd, bad, sizeof(bad));
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_MALFORMED);
+	close(fd);
+
+	/* Unknown frame type. */
+	fd = handshake(f.port);
+	uint8_t unk[] = {1, 0, 0, 0, 200};
+	send_all(fd, unk, sizeof(unk));
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE);
+	close(fd);
+
+	/* Produce before Hello. */
+	fd = dial(f.port);
+	int len = build_produce(buf, sizeof(buf), "events", 0, 3, 0, 3);
+	send_all(fd, buf, (size_t)len);
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_STATE);
+	close(fd);
+
+	/* Invalid Hello body. */
+	fd = dial(f.port);
+	uint8_t badhello[] = {3, 0, 0, 0, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, 0x08, 0xff};
+	send_all(fd, badhello, sizeof(badhello));
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_MALFORMED);
+	close(fd);
+
+	/* Truncated frame, then the client goes away: nothing to answer. */
+	fd = handshake(f.port);
+	len = build_produce(buf, sizeof(buf), "events", 0, 3, 0, 3);
+	send_all(fd, buf, (size_t)len - 7);
+	shutdown(fd, SHUT_WR);
+	expect_closed(fd);
+	close(fd);
+
+	/* Meanwhile the good connection was never disturbed. */
+	struct acked acks[20];
+	len = build_produce(buf, sizeof(buf), "events", 0, 20, 0, 5);
+	send_all(good, buf, (size_t)len);
+	collect_acks(good, 0, 20, acks);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(acks[i].status, 0);
+	close(good);
+	stop(&f);
+}
+
+Test(server, frame_split_across_reads, .timeout = 30)
+{
+	struct fixture f;
+	start(&f, 1, 16, 5000);
+	int fd = handshake(f.port);
+	static uint8_t buf[1 << 16];
+	static struct acked acks[300];
+	int len = build_produce(buf, sizeof(buf), "events", 0, 300, 0, 7);
+	/* One byte at a time for the header, then uneven pieces. */
+	size_t off = 0;
+	while (off < (size_t)len) {
+		size_t piece = off < 8 ? 1 : 997;
+		if (piece > (size_t)len - off)
+			piece = (size_t)len - off;
+		send_all(fd, buf + off, piece);
+		off += piece;
+	}
+	collect_acks(fd, 0, 300, acks);
+	for (int i = 0; i < 300; i++)
+		cr_assert_eq(acks[i].status, 0);
+	close(fd);
+	stop(&f);
+}
+
+Test(server, connection_limit, .timeout = 30)
+{
+	struct fixture f;
+	start(&f, 1, 2, 5000);
+	int a = handshake(f.port), b = handshake(f.port);
+	int c = dial(f.port);
+	cr_assert_eq(expect_error(c), SLUICE__V1__ERROR_CODE__ERR_LIMIT);
+	close(c);
+	close(a);
+	close(b);
+	stop(&f);
+}
+
+Test(server, handshake_timeout, .timeout = 30)
+{
+	struct fixture f;
+	start(&f, 1, 16, 200);
+	int fd = dial(f.port);
+	/* Say nothing: the server must give up on its own. */
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_TIMEOUT);
+	close(fd);
+	stop(&f);
+}
+
+Test(server, drain_answers_everything_received, .timeout = 60)
+{
+	struct fixture f;
+	start(&f, 2, 16, 5000);
+	int fd = handshake(f.port);
+	static uint8_t buf[1 << 16];
+	for (uint32_t b = 0; b < 20; b++) {
+		int len = build_produce(buf, sizeof(buf), "events", b * 200, 200, 0, 11);
+		send_all(fd, buf, (size_t)len);
+	}
+	/* Stop while those are in flight: whatever the server took in must be
+	 * answered before it closes the connection and exits. */
+	sl_server_stop(f.srv);
+	uint64_t acked = 0;
+	for (;;) {
+		uint8_t *body;
+		uint32_t len;
+		int type = read_frame(fd, &body, &len);
+		if (type < 0)
+			break;
+		cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ACK);
+		Sluice__V1__Ack *a = sluice__v1__ack__unpack(NULL, len, body);
+		cr_assert_not_null(a);
+		for (size_t p = 0; p < a->n_parts; p++)
+			acked += a->parts[p]->n_index;
+		cr_assert_eq(a->n_rejects, 0);
+		sluice__v1__ack__free_unpacked(a, NULL);
+		free(body);
+	}
+	cr_assert_eq(sl_server_wait(f.srv), 0);
+	uint64_t received = 0;
+	for (uint32_t i = 0; i < f.srv->n; i++) {
+		struct sl_reactor_stats st;
+		sl_reactor_get_stats(f.srv->reactors[i], &st);
+		received += st.events_in;
+	}
+	cr_assert_eq(acked, received, "received %llu, acked %llu", (unsigned long long)received,
+		     (unsigned long long)acked);
+	sl_server_destroy(f.srv);
+	rm_dir(f.dir);
+	close(fd);
+}
