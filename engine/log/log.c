@@ -1154,3 +1154,339 @@ void sl_log_reader_close(struct sl_log_reader *rd)
 	free(rd->buf);
 	free(rd);
 }
+
+/* ---- views ------------------------------------------------------------------ */
+
+#define SL_VIEW_CHUNK (256u * 1024)
+
+struct sl_vseg {
+	uint64_t base;
+	int fd;
+	struct sl_idx *idx;
+	uint32_t n_idx, cap_idx;
+	uint32_t last_idx_pos;
+};
+
+struct sl_log_view {
+	char *dir;
+	struct sl_vseg *segs;
+	uint32_t n_segs, cap_segs;
+	/* Where the last read stopped: a sequential consumer resumes here
+	 * without any lookup. */
+	uint32_t cur_seg;
+	uint64_t cur_pos;   /* a batch start in cur_seg */
+	uint64_t cur_at;    /* that batch's first offset */
+	uint64_t cur_next;  /* the offset the last read stopped before */
+	bool cur_valid;
+	/* Bytes of the current segment read ahead, valid during one read. */
+	uint8_t *buf;
+	uint64_t buf_pos;
+	uint32_t buf_len, buf_cap;
+	char error[320];
+};
+
+static int sl__vseg_idx_add(struct sl_vseg *s, uint64_t offset, uint64_t pos)
+{
+	/* Kept sorted: entries are only added past the last one. */
+	if (s->n_idx && (pos <= s->idx[s->n_idx - 1].pos || pos - s->last_idx_pos < SL_IDX_EVERY))
+		return 0;
+	if (s->n_idx == s->cap_idx) {
+		uint32_t cap = s->cap_idx ? s->cap_idx * 2 : 64;
+		struct sl_idx *v = realloc(s->idx, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->idx = v;
+		s->cap_idx = cap;
+	}
+	s->idx[s->n_idx++] = (struct sl_idx){(uint32_t)(offset - s->base), (uint32_t)pos};
+	s->last_idx_pos = (uint32_t)pos;
+	return 0;
+}
+
+/* Re-reads the folder for segments we do not know yet (new ones appear at
+ * the end; retention removes from the front, which a view notices as
+ * ENOENT-free descriptors it already holds, so it keeps reading them). */
+static int sl__view_list(struct sl_log_view *v)
+{
+	DIR *d = opendir(v->dir);
+	struct dirent *de;
+	uint64_t known = v->n_segs ? v->segs[v->n_segs - 1].base : 0;
+	uint64_t *add = NULL;
+	size_t n_add = 0, cap_add = 0;
+	int ret = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		if (strlen(de->d_name) != 24 || strcmp(de->d_name + 20, ".log") != 0)
+			continue;
+		uint64_t base = strtoull(de->d_name, &end, 10);
+		if (end != de->d_name + 20 || (v->n_segs && base <= known))
+			continue;
+		if (n_add == cap_add) {
+			cap_add = cap_add ? cap_add * 2 : 8;
+			uint64_t *p = realloc(add, cap_add * sizeof(*p));
+			if (!p) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			add = p;
+		}
+		add[n_add++] = base;
+	}
+	if (n_add)
+		qsort(add, n_add, sizeof(*add), sl__cmp_u64);
+	for (size_t i = 0; i < n_add; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%020" PRIu64 ".log", v->dir, add[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* removed meanwhile */
+		if (v->n_segs == v->cap_segs) {
+			uint32_t cap = v->cap_segs ? v->cap_segs * 2 : 8;
+			struct sl_vseg *s = realloc(v->segs, cap * sizeof(*s));
+			if (!s) {
+				close(fd);
+				ret = -ENOMEM;
+				goto out;
+			}
+			v->segs = s;
+			v->cap_segs = cap;
+		}
+		struct sl_vseg *s = &v->segs[v->n_segs++];
+		memset(s, 0, sizeof(*s));
+		s->base = add[i];
+		s->fd = fd;
+	}
+out:
+	closedir(d);
+	free(add);
+	return ret;
+}
+
+int sl_log_view_open(const char *dir, struct sl_log_view **out)
+{
+	struct sl_log_view *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->dir = strdup(dir);
+	if (!v->dir) {
+		free(v);
+		return -ENOMEM;
+	}
+	int ret = sl__view_list(v);
+	if (ret < 0) {
+		sl_log_view_close(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+void sl_log_view_close(struct sl_log_view *v)
+{
+	if (!v)
+		return;
+	for (uint32_t i = 0; i < v->n_segs; i++) {
+		close(v->segs[i].fd);
+		free(v->segs[i].idx);
+	}
+	free(v->segs);
+	free(v->buf);
+	free(v->dir);
+	free(v);
+}
+
+const char *sl_log_view_error(const struct sl_log_view *v)
+{
+	return v->error;
+}
+
+uint64_t sl_log_view_start(struct sl_log_view *v)
+{
+	if (!v->n_segs)
+		(void)sl__view_list(v);
+	return v->n_segs ? v->segs[0].base : 0;
+}
+
+/* Makes [pos, pos+need) of segment s available in v->buf; returns a pointer
+ * or NULL when the file holds fewer bytes. */
+static const uint8_t *sl__view_bytes(struct sl_log_view *v, struct sl_vseg *s, uint64_t pos,
+				     uint32_t need, int *err)
+{
+	*err = 0;
+	if (pos >= v->buf_pos && pos + need <= v->buf_pos + v->buf_len)
+		return v->buf + (pos - v->buf_pos);
+	uint32_t want = need > SL_VIEW_CHUNK ? need : SL_VIEW_CHUNK;
+	if (v->buf_cap < want) {
+		uint8_t *p = realloc(v->buf, want);
+		if (!p) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		v->buf = p;
+		v->buf_cap = want;
+	}
+	ssize_t n = sl__pread_all(s->fd, v->buf, want, pos);
+	if (n < 0) {
+		*err = (int)n;
+		v->buf_len = 0;
+		return NULL;
+	}
+	v->buf_pos = pos;
+	v->buf_len = (uint32_t)n;
+	return (uint32_t)n >= need ? v->buf : NULL;
+}
+
+/* Position of the batch holding `offset` in segment i, from the index:
+ * a batch at or before it, with that batch's first offset. */
+static void sl__view_seek(const struct sl_vseg *s, uint64_t offset, uint64_t *pos, uint64_t *at)
+{
+	uint32_t lo = 0, hi = s->n_idx;
+	*pos = 0;
+	*at = s->base;
+	if (!s->n_idx)
+		return;
+	uint64_t rel = offset - s->base;
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+		if (s->idx[mid].rel <= rel)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (s->idx[lo].rel <= rel) {
+		*pos = s->idx[lo].pos;
+		*at = s->base + s->idx[lo].rel;
+	}
+}
+
+int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
+		     uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next)
+{
+	uint32_t seg;
+	uint64_t pos, at;
+	int visited = 0, err;
+	uint64_t bytes = 0;
+
+	*next = offset;
+	v->buf_len = 0; /* bytes past the durable end may have changed since */
+	if (!v->n_segs || offset >= limit) {
+		if (!v->n_segs && (err = sl__view_list(v)) < 0)
+			return err;
+		if (offset >= limit || !v->n_segs)
+			return 0;
+	}
+	if (offset < v->segs[0].base)
+		offset = v->segs[0].base;
+	if (v->cur_valid && v->cur_next == offset) {
+		seg = v->cur_seg;
+		pos = v->cur_pos;
+		at = v->cur_at;
+	} else {
+		if (offset >= v->segs[v->n_segs - 1].base && (err = sl__view_list(v)) < 0)
+			return err;
+		seg = 0;
+		for (uint32_t i = 1; i < v->n_segs; i++)
+			if (v->segs[i].base <= offset)
+				seg = i;
+		sl__view_seek(&v->segs[seg], offset, &pos, &at);
+	}
+
+	while (at < limit && (uint32_t)visited < max_events) {
+		struct sl_vseg *s = &v->segs[seg];
+		if (seg + 1 < v->n_segs && at >= v->segs[seg + 1].base) {
+			seg++;
+			pos = 0;
+			continue;
+		}
+		const uint8_t *h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR, &err);
+		struct sl_bhdr b;
+		if (h && sl__get32(h) == SL_LOG_MAGIC) {
+			sl__hdr_decode(h, &b);
+			if (b.len <= SL_BATCH_MAX)
+				h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR + b.len, &err);
+			else
+				h = NULL;
+		} else if (!err && (seg + 1 >= v->n_segs)) {
+			/* Past the end of what we know: a new segment may hold it. */
+			uint32_t before = v->n_segs;
+			if ((err = sl__view_list(v)) < 0)
+				return err;
+			if (v->n_segs > before && v->segs[seg + 1].base == at) {
+				seg++;
+				pos = 0;
+				continue;
+			}
+			h = NULL;
+		} else {
+			h = NULL;
+		}
+		if (err < 0)
+			return err;
+		if (!h || !sl__batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b) ||
+		    b.base_offset != at) {
+			snprintf(v->error, sizeof(v->error),
+				 "%s/%020" PRIu64 ".log: no valid batch at byte %" PRIu64
+				 " where offset %" PRIu64 " should be",
+				 v->dir, s->base, pos, at);
+			v->cur_valid = false;
+			if (visited)
+				return visited; /* report the damage on the next read */
+			return -SL_ECORRUPT;
+		}
+		if ((err = sl__vseg_idx_add(s, at, pos)) < 0)
+			return err;
+		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len;
+		uint64_t off = b.base_offset;
+		bool stop = false;
+		for (uint32_t i = 0; i < b.count; i++, off++) {
+			uint64_t size = 0, delta = 0;
+			r += sl__get_varint(r, end, &size);
+			r += sl__get_varint(r, end, &delta);
+			const uint8_t *ev = r;
+			r += size;
+			if (off < offset)
+				continue;
+			if (off >= limit || (uint32_t)visited >= max_events ||
+			    (visited && bytes + size > max_bytes)) {
+				stop = true;
+				break;
+			}
+			struct sl_log_record rec = {
+				.offset = off, .producer_id = b.producer_id, .epoch = b.epoch,
+				.seq = b.base_seq + delta, .append_time_ms = b.time_ms,
+				.event = ev, .len = (uint32_t)size,
+			};
+			visited++;
+			bytes += size;
+			*next = off + 1;
+			if (fn(arg, &rec)) {
+				stop = true;
+				off++;
+				break;
+			}
+		}
+		if (stop && off < b.base_offset + b.count) {
+			/* Stopped inside this batch: the next read resumes in it. */
+			v->cur_seg = seg;
+			v->cur_pos = pos;
+			v->cur_at = b.base_offset;
+			v->cur_next = *next;
+			v->cur_valid = true;
+			return visited;
+		}
+		pos += sl__align(SL_LOG_BATCH_HDR + (uint64_t)b.len);
+		at = b.base_offset + b.count;
+		if (stop)
+			break;
+	}
+	/* At a batch boundary: `at` is the first offset of the batch at pos. */
+	v->cur_seg = seg;
+	v->cur_pos = pos;
+	v->cur_at = at;
+	v->cur_next = at;
+	v->cur_valid = visited == 0 || *next == at;
+	return visited;
+}

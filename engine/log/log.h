@@ -155,6 +155,39 @@ int sl_log_reader_next(struct sl_log_reader *rd, uint64_t limit, struct sl_log_r
 const char *sl_log_reader_error(const struct sl_log_reader *rd);
 void sl_log_reader_close(struct sl_log_reader *rd);
 
+/* ---- views: reading from another thread --------------------------------------- */
+
+/*
+ * A read-only view of a partition's folder, for a thread other than the
+ * writer's. It shares nothing with the writer but the files: it lists the
+ * segments itself, keeps its own descriptors and its own sparse index built
+ * as it reads, and is told how far it may read (`limit`, the durable end the
+ * writer published). Below that point segment bytes never change, so no lock
+ * is needed; every batch is checked (checksum, offsets in sequence) as read.
+ *
+ * Ownership: the caller closes the view. Threads: one thread per view.
+ */
+struct sl_log_view;
+
+int sl_log_view_open(const char *dir, struct sl_log_view **out);
+void sl_log_view_close(struct sl_log_view *v);
+
+/* Called for each event read; return non-zero to stop after this one. */
+typedef int (*sl_log_visit_fn)(void *arg, const struct sl_log_record *rec);
+
+/*
+ * Visits events [offset, limit), at most max_events and about max_bytes of
+ * event bytes (at least one event). *next is the offset after the last one
+ * visited. Returns the number visited, -SL_ECORRUPT (sl_log_view_error says
+ * which file and position) or -errno. An offset below the oldest stored one
+ * starts at the oldest.
+ */
+int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
+		     uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next);
+const char *sl_log_view_error(const struct sl_log_view *v);
+/* The first offset stored (after retention), from the files. */
+uint64_t sl_log_view_start(struct sl_log_view *v);
+
 /* CRC32C (Castagnoli) with the SSE4.2 instruction, through ISA-L. */
 uint32_t sl_crc32c(uint32_t crc, const void *buf, size_t len);
 

@@ -18,6 +18,7 @@
 
 #include "net/net.h"
 #include "reactor/reactor_impl.h"
+#include "read/read.h"
 #include "server/server.h"
 
 #define SL_PROTOCOL_VERSION 1
@@ -329,6 +330,185 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 	}
 }
 
+/* Appends an encoded frame to the connection's output. */
+static int sl__conn_put_msg(struct sl_conn *c, uint8_t type, const ProtobufCMessage *m)
+{
+	struct sl_buf *b = &c->out[c->sending ^ 1];
+	size_t need = sl_frame_msg_size(m);
+	if (need > UINT32_MAX || sl__buf_reserve(b, (uint32_t)need) < 0)
+		return -ENOMEM;
+	int n = sl_frame_encode_msg(type, m, b->p + b->len, b->cap - b->len);
+	if (n < 0)
+		return n;
+	b->len += (uint32_t)n;
+	return 0;
+}
+
+/* A FetchResult carrying only an error, answered by the reactor itself. */
+static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Sluice__V1__Fetch *fe,
+			     uint32_t code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Sluice__V1__Fetch *fe,
+			     uint32_t code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	Sluice__V1__FetchResult res = SLUICE__V1__FETCH_RESULT__INIT;
+	res.request_id = fe->request_id;
+	res.topic = fe->topic;
+	res.partition = fe->partition;
+	res.base_offset = fe->offset;
+	res.error = (Sluice__V1__ErrorCode)code;
+	res.message = msg;
+	if (sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT, &res.base) < 0)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+	sl__conn_mark_flush(r, c);
+}
+
+/* Longest a Fetch may wait for new data. */
+#define SL_FETCH_MAX_WAIT_MS 30000
+
+static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	ProtobufCMessage *m = NULL;
+
+	if (c->state != SL_CONN_READY) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Fetch before Hello");
+		return;
+	}
+	if (sl_frame_decode_msg(f, &m) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			      "Fetch: body is not a valid sluice.v1.Fetch");
+		return;
+	}
+	Sluice__V1__Fetch *fe = (Sluice__V1__Fetch *)m;
+	struct sl_topic *t = sl_topics_find(&r->srv->topics, fe->topic, strlen(fe->topic));
+	if (!t) {
+		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
+				 "unknown topic '%s'", fe->topic);
+		goto out;
+	}
+	if (fe->partition >= t->n_parts) {
+		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
+				 "topic '%s' has partitions 0..%u, not %u", fe->topic, t->n_parts - 1,
+				 fe->partition);
+		goto out;
+	}
+	struct sl_fetch_req *req = calloc(1, sizeof(*req));
+	if (!req) {
+		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	uint32_t wait = fe->wait_ms < SL_FETCH_MAX_WAIT_MS ? fe->wait_ms : SL_FETCH_MAX_WAIT_MS;
+	*req = (struct sl_fetch_req){
+		.conn = c->slot, .gen = c->gen, .reactor = r->id, .topic = t->index,
+		.partition = fe->partition, .offset = fe->offset, .max_events = fe->max_events,
+		.max_bytes = fe->max_bytes, .request_id = fe->request_id,
+		.deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
+	};
+	if (r->stopping || sl_reader_submit(r->srv->reader, req) < 0) {
+		free(req);
+		sl__fetch_refuse(r, c, fe,
+				 r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
+					     : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD,
+				 r->stopping ? "server is shutting down" : "too many fetches in flight");
+		goto out;
+	}
+	c->owed++;
+out:
+	sl_frame_msg_free(m);
+}
+
+static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	ProtobufCMessage *m = NULL;
+	const struct sl_topics *ts = &r->srv->topics;
+
+	if (c->state != SL_CONN_READY) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Metadata before Hello");
+		return;
+	}
+	if (sl_frame_decode_msg(f, &m) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			      "Metadata: body is not a valid sluice.v1.MetadataRequest");
+		return;
+	}
+	Sluice__V1__MetadataRequest *q = (Sluice__V1__MetadataRequest *)m;
+	Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
+	md.request_id = q->request_id;
+	/* Cold path: one answer per `sluice consume` or `status`; plain
+	 * allocations are fine here. */
+	Sluice__V1__TopicInfo *tinfo = calloc(ts->n ? ts->n : 1, sizeof(*tinfo));
+	Sluice__V1__TopicInfo **tptr = calloc(ts->n ? ts->n : 1, sizeof(*tptr));
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < ts->n; i++)
+		total += ts->v[i].n_parts;
+	Sluice__V1__PartitionInfo *pinfo = calloc(total ? total : 1, sizeof(*pinfo));
+	Sluice__V1__PartitionInfo **pptr = calloc(total ? total : 1, sizeof(*pptr));
+	if (!tinfo || !tptr || !pinfo || !pptr) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < ts->n; i++) {
+		const struct sl_topic *t = &ts->v[i];
+		if (q->topic[0] && strcmp(q->topic, t->name) != 0)
+			continue;
+		Sluice__V1__TopicInfo *ti = &tinfo[md.n_topics];
+		sluice__v1__topic_info__init(ti);
+		ti->name = t->name;
+		ti->partitions = &pptr[k];
+		for (uint32_t p = 0; p < t->n_parts; p++, k++) {
+			struct sl_partition *part = &t->parts[p];
+			sluice__v1__partition_info__init(&pinfo[k]);
+			pinfo[k].partition = p;
+			pinfo[k].start_offset = atomic_load_explicit(&part->start_pub, memory_order_relaxed);
+			pinfo[k].end_offset = atomic_load_explicit(&part->durable_pub, memory_order_acquire);
+			pptr[k] = &pinfo[k];
+			ti->n_partitions++;
+		}
+		tptr[md.n_topics++] = ti;
+	}
+	md.topics = tptr;
+	if (q->topic[0] && !md.n_topics) {
+		md.error = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
+		md.message = "unknown topic";
+	}
+	if (sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_METADATA_RESULT, &md.base) < 0)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+	sl__conn_mark_flush(r, c);
+out:
+	free(tinfo);
+	free(tptr);
+	free(pinfo);
+	free(pptr);
+	sl_frame_msg_free(m);
+}
+
+void sl__conns_take_fetches(struct sl_reactor *r)
+{
+	struct sl_fetch_req *req;
+	while ((req = sl_reader_take(r->srv->reader, r->id))) {
+		struct sl_conn *c = req->conn < r->conn_cap ? r->conns[req->conn] : NULL;
+		if (c && c->gen == req->gen) {
+			c->owed--;
+			struct sl_buf *b = &c->out[c->sending ^ 1];
+			if (!req->frame || sl__buf_reserve(b, req->frame_len) < 0) {
+				sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+					      "out of memory answering a Fetch");
+			} else {
+				memcpy(b->p + b->len, req->frame, req->frame_len);
+				b->len += req->frame_len;
+				sl__conn_mark_flush(r, c);
+			}
+		}
+		free(req->frame);
+		free(req);
+	}
+}
+
 static void sl__on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
 {
 	switch (f->type) {
@@ -339,8 +519,12 @@ static void sl__on_frame(struct sl_reactor *r, struct sl_conn *c, const struct s
 		sl__on_hello(r, c, f);
 		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_FETCH:
-	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
+		sl__on_fetch(r, c, f);
+		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_METADATA:
+		sl__on_metadata(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
 			      "%s is not served by this server yet", sl_frame_type_name(f->type));
 		break;
@@ -663,7 +847,7 @@ static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c)
 		return;
 	if (sl__conn_out_pending(c) || c->n_acks)
 		return;
-	bool done = c->state == SL_CONN_CLOSING || (c->read_eof && c->unacked == 0);
+	bool done = c->state == SL_CONN_CLOSING || (c->read_eof && c->unacked == 0 && c->owed == 0);
 	if (!done)
 		return;
 	if (c->on_resume_list) {
@@ -726,7 +910,7 @@ void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c)
 	if (c->state == SL_CONN_HELLO)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "no Hello within %u ms",
 			      r->srv->opts.handshake_timeout_ms);
-	else if (c->state == SL_CONN_READY && c->unacked == 0)
+	else if (c->state == SL_CONN_READY && c->unacked == 0 && c->owed == 0)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "idle for %u ms",
 			      r->srv->opts.idle_timeout_ms);
 	else

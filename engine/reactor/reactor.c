@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "read/read.h"
 #include "ring/ring.h"
 #include "server/server.h"
 
@@ -312,6 +313,9 @@ static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)
 	}
 	if (ret == 1) {
 		p->durable = sl_log_durable(p->log);
+		/* Readers may now read up to here: the bytes are written (and
+		 * synced under fsync) before this store. */
+		atomic_store_explicit(&p->durable_pub, p->durable, memory_order_release);
 		sl__part_release(r, p);
 	}
 	if (!sl_log_io_pending(p->log) && sl_log_busy(p->log) && !p->dirty) {
@@ -538,7 +542,7 @@ static bool sl__drained(struct sl_reactor *r)
 		return true;
 	if (atomic_load_explicit(&r->srv->input_done.value, memory_order_acquire) < r->n)
 		return false;
-	if (r->blocks_out || r->remote_unacked)
+	if (r->blocks_out || r->remote_unacked || sl_reader_outstanding(r->srv->reader, r->id))
 		return false;
 	/* No reactor makes new events any more, but blocks already pushed to
 	 * us (events to store, acks to send, our blocks coming home) must be
@@ -585,6 +589,7 @@ static int sl__loop(struct sl_reactor *r)
 		io_uring_cq_advance(&r->uring, seen);
 
 		sl__xdrain(r);
+		sl__conns_take_fetches(r);
 		sl__part_flush(r);
 		sl__xflush(r);
 		sl__conns_flush(r);

@@ -80,6 +80,7 @@ struct sl_conn {
 	uint32_t epoch;
 	uint64_t deadline_ns; /* handshake or idle deadline, 0 = none */
 	uint64_t unacked;     /* events received and not yet acked */
+	uint32_t owed;        /* Fetch answers still to come from the reader */
 	/* Reassembly of a frame that spans receive buffers. */
 	uint8_t *rbuf;
 	uint32_t rlen, rcap;
@@ -178,5 +179,6 @@ void sl__conns_resume(struct sl_reactor *r);
 void sl__conns_stop_reading(struct sl_reactor *r);
 bool sl__conns_flushed(struct sl_reactor *r);
 void sl__conns_close_all(struct sl_reactor *r);
+void sl__conns_take_fetches(struct sl_reactor *r);
 
 #endif

@@ -14,7 +14,14 @@
 
 #include "reactor/reactor.h"
 #include "reactor/reactor_impl.h"
+#include "read/read.h"
 #include "ring/ring.h"
+
+static void sl__wake_reactor(void *arg, uint32_t reactor)
+{
+	struct sl_server *srv = arg;
+	sl_reactor_wake(srv->reactors[reactor]);
+}
 
 /* Ring slots between a pair of reactors: more than both pools together plus
  * a burst of overflow blocks, so the backlog path stays cold. */
@@ -117,6 +124,9 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		if (ret < 0)
 			goto fail;
 	}
+	ret = sl_reader_create(&srv->topics, srv->n, sl__wake_reactor, srv, &srv->reader);
+	if (ret < 0)
+		goto fail;
 
 	/* Every reactor listens on the same address; the first bind fixes the
 	 * port when the configured one is 0. */
@@ -156,6 +166,9 @@ uint16_t sl_server_native_port(const struct sl_server *srv)
 
 int sl_server_start(struct sl_server *srv)
 {
+	int rret = sl_reader_start(srv->reader);
+	if (rret < 0)
+		return rret;
 	pthread_barrier_t *bar = &srv->barrier;
 	int ret;
 
@@ -179,6 +192,8 @@ int sl_server_start(struct sl_server *srv)
 void sl_server_stop(struct sl_server *srv)
 {
 	atomic_store_explicit(&srv->stopping.value, 1, memory_order_release);
+	if (srv->reader)
+		sl_reader_drain(srv->reader);
 	for (uint32_t i = 0; i < srv->n; i++)
 		if (srv->reactors[i])
 			sl_reactor_wake(srv->reactors[i]);
@@ -192,6 +207,7 @@ int sl_server_wait(struct sl_server *srv)
 		if (ret < 0 && !result)
 			result = ret;
 	}
+	sl_reader_stop(srv->reader);
 	return result;
 }
 
@@ -210,6 +226,7 @@ void sl_server_destroy(struct sl_server *srv)
 				sl_ring_destroy(srv->rings[i]);
 				free(srv->rings[i]);
 			}
+	sl_reader_destroy(srv->reader);
 	if (srv->reactors)
 		for (uint32_t i = 0; i < srv->n; i++)
 			sl_reactor_destroy(srv->reactors[i]);

@@ -21,6 +21,7 @@
 #include "topic/topic.h"
 
 struct sl_reactor;
+struct sl_reader;
 struct sl_ring;
 
 struct sl_server_opts {
@@ -45,6 +46,7 @@ struct sl_server {
 	struct sl_reactor **reactors;
 	/* rings[i * n + j] carries blocks from reactor i to reactor j (i != j) */
 	struct sl_ring **rings;
+	struct sl_reader *reader;      /* serves Fetch off the reactors */
 	/* Cross-reactor counters, each on its own cache line. C11 atomics
 	 * rather than ck_pr: they are cold, and TSan understands them. */
 	struct {

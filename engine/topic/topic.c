@@ -23,6 +23,9 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 		snprintf(err, errlen, "data_dir path too long");
 		return -ENAMETOOLONG;
 	}
+	part->dir = strdup(dir);
+	if (!part->dir)
+		return -ENOMEM;
 	int ret = sl_log_open(&o, &part->log, lerr, sizeof(lerr));
 	if (ret == -SL_ECORRUPT) {
 		/* Refuse this partition, keep the others serving. */
@@ -80,8 +83,11 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 			if (ret < 0)
 				goto fail;
 			ret = -ENOMEM;
-			if (part->log)
+			if (part->log) {
 				part->next_offset = part->durable = sl_log_end(part->log);
+				atomic_store(&part->durable_pub, part->durable);
+				atomic_store(&part->start_pub, sl_log_start(part->log));
+			}
 		}
 	}
 	return 0;
@@ -99,6 +105,7 @@ void sl_topics_destroy(struct sl_topics *t)
 				free(tp->parts[p].waiting);
 				sl_log_close(tp->parts[p].log);
 				free(tp->parts[p].error);
+				free(tp->parts[p].dir);
 			}
 		free(tp->parts);
 		free(tp->name);

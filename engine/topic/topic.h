@@ -20,6 +20,7 @@
 #ifndef SL_TOPIC_H
 #define SL_TOPIC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,11 @@ struct sl_partition {
 	bool dirty;              /* on its reactor's flush list */
 	uint64_t bytes_in;       /* stats: event bytes appended */
 	struct sl_log *log;      /* NULL when the partition is refused */
+	char *dir;               /* the log's folder, for readers */
+	/* `durable` published for other threads (readers, metadata): stored
+	 * with release by the owner after the log moved it. */
+	_Atomic uint64_t durable_pub;
+	_Atomic uint64_t start_pub; /* first offset stored */
 	char *error;             /* why it is refused or failed; NULL when fine */
 };
 

@@ -567,3 +567,143 @@ Test(server, drain_answers_everything_received, .timeout = 60)
 	rm_dir(f.dir);
 	close(fd);
 }
+
+static void send_msg(int fd, uint8_t type, const ProtobufCMessage *m)
+{
+	uint8_t buf[4096];
+	int n = sl_frame_encode_msg(type, m, buf, sizeof(buf));
+	cr_assert_gt(n, 0);
+	send_all(fd, buf, (size_t)n);
+}
+
+static Sluice__V1__FetchResult *fetch(int fd, const char *topic, uint32_t part, uint64_t off,
+				      uint32_t max_events, uint32_t wait_ms, uint64_t req_id)
+{
+	Sluice__V1__Fetch fe = SLUICE__V1__FETCH__INIT;
+	fe.topic = (char *)topic;
+	fe.partition = part;
+	fe.offset = off;
+	fe.max_events = max_events;
+	fe.max_bytes = 1 << 20;
+	fe.wait_ms = wait_ms;
+	fe.request_id = req_id;
+	send_msg(fd, SLUICE__V1__FRAME_TYPE__FRAME_FETCH, &fe.base);
+	uint8_t *body;
+	uint32_t len;
+	int type = read_frame(fd, &body, &len);
+	cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT, "got frame %d", type);
+	Sluice__V1__FetchResult *res = sluice__v1__fetch_result__unpack(NULL, len, body);
+	free(body);
+	cr_assert_not_null(res);
+	cr_assert_eq(res->request_id, req_id);
+	return res;
+}
+
+/* Everything acked can be fetched back, by partition and offset, and the
+ * metadata's end offsets count exactly what was acked. */
+Test(server, fetch_and_metadata, .timeout = 60)
+{
+	struct fixture f;
+	start(&f, 2, 16, 5000);
+	int fd = handshake(f.port);
+	static uint8_t buf[1 << 16];
+	static struct acked acks[1000];
+	for (uint32_t b = 0; b < 5; b++) {
+		int len = build_produce(buf, sizeof(buf), "events", b * 200, 200, 0, 13);
+		send_all(fd, buf, (size_t)len);
+	}
+	collect_acks(fd, 0, 1000, acks);
+
+	int cfd = handshake(f.port);
+	Sluice__V1__MetadataRequest mq = SLUICE__V1__METADATA_REQUEST__INIT;
+	mq.request_id = 42;
+	send_msg(cfd, SLUICE__V1__FRAME_TYPE__FRAME_METADATA, &mq.base);
+	uint8_t *body;
+	uint32_t len;
+	cr_assert_eq(read_frame(cfd, &body, &len), SLUICE__V1__FRAME_TYPE__FRAME_METADATA_RESULT);
+	Sluice__V1__Metadata *md = sluice__v1__metadata__unpack(NULL, len, body);
+	free(body);
+	cr_assert_not_null(md);
+	cr_assert_eq(md->request_id, 42);
+	cr_assert_eq(md->n_topics, 2);
+	cr_assert_str_eq(md->topics[0]->name, "events");
+	uint64_t ends[8] = {0}, total = 0;
+	for (int i = 0; i < 1000; i++)
+		if (acks[i].offset + 1 > ends[acks[i].partition])
+			ends[acks[i].partition] = acks[i].offset + 1;
+	for (size_t p = 0; p < md->topics[0]->n_partitions; p++) {
+		cr_assert_eq(md->topics[0]->partitions[p]->end_offset, ends[p]);
+		total += md->topics[0]->partitions[p]->end_offset;
+	}
+	cr_assert_eq(total, 1000);
+	sluice__v1__metadata__free_unpacked(md, NULL);
+
+	/* Read partition by partition in pieces of 7 and match every event's
+	 * sequence (its payload {"seq":N}) to the ack that placed it. */
+	uint64_t seen = 0;
+	for (uint32_t p = 0; p < 8; p++) {
+		uint64_t off = 0;
+		while (off < ends[p]) {
+			Sluice__V1__FetchResult *res = fetch(cfd, "events", p, off, 7, 0, off + 1);
+			cr_assert_eq(res->error, 0, "fetch error: %s", res->message);
+			cr_assert_eq(res->base_offset, off);
+			cr_assert_gt(res->n_events, 0);
+			cr_assert_eq(res->n_append_time_ms, res->n_events);
+			cr_assert_eq(res->end_offset, ends[p]);
+			for (size_t k = 0; k < res->n_events; k++) {
+				unsigned long long seq;
+				Sluice__V1__Event *e = res->events[k];
+				cr_assert_eq(sscanf((const char *)e->data.data, "{\"seq\":%llu}", &seq), 1);
+				cr_assert_lt(seq, 1000);
+				cr_assert_eq(acks[seq].partition, p);
+				cr_assert_eq(acks[seq].offset, off + k);
+				cr_assert_eq(e->id.len, 16);
+				seen++;
+			}
+			off += res->n_events;
+			sluice__v1__fetch_result__free_unpacked(res, NULL);
+		}
+	}
+	cr_assert_eq(seen, 1000);
+
+	/* Errors are answers, not disconnects. */
+	Sluice__V1__FetchResult *res = fetch(cfd, "nope", 0, 0, 10, 0, 7);
+	cr_assert_eq(res->error, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC);
+	sluice__v1__fetch_result__free_unpacked(res, NULL);
+	res = fetch(cfd, "events", 99, 0, 10, 0, 8);
+	cr_assert_eq(res->error, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC);
+	sluice__v1__fetch_result__free_unpacked(res, NULL);
+
+	/* Long poll: ask past the end with a wait, then produce. The answer
+	 * carries the new event, long before the 20 s deadline. */
+	Sluice__V1__Fetch fe = SLUICE__V1__FETCH__INIT;
+	fe.topic = "other";
+	fe.partition = 0;
+	fe.offset = 0;
+	fe.max_events = 10;
+	fe.wait_ms = 20000;
+	fe.request_id = 99;
+	send_msg(cfd, SLUICE__V1__FRAME_TYPE__FRAME_FETCH, &fe.base);
+	struct sl_partitioner part;
+	cr_assert_eq(sl_part_init(&part, SL_PART_HASH, 3), 0);
+	uint32_t key = 0;
+	char agg[32];
+	for (;; key++) {
+		snprintf(agg, sizeof(agg), "key-%u", key);
+		if (sl_part_of_key(&part, agg, strlen(agg)) == 0)
+			break;
+	}
+	len = (uint32_t)build_produce(buf, sizeof(buf), "other", 5000, 1, key, 1);
+	uint64_t t0 = sl_now_ns();
+	send_all(fd, buf, len);
+	cr_assert_eq(read_frame(cfd, &body, &len), SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT);
+	res = sluice__v1__fetch_result__unpack(NULL, len, body);
+	free(body);
+	cr_assert_eq(res->request_id, 99);
+	cr_assert_eq(res->n_events, 1);
+	cr_assert_lt(sl_now_ns() - t0, 10000000000ull);
+	sluice__v1__fetch_result__free_unpacked(res, NULL);
+	close(cfd);
+	close(fd);
+	stop(&f);
+}
