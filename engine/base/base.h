@@ -13,6 +13,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* 64 B on every x86_64 and most arm64 parts; counters written by different
  * threads live on separate lines so they never false-share. */
 #define SL_CACHELINE 64
@@ -69,5 +73,9 @@ static inline uint64_t sl_wall_ns(void)
 }
 
 static inline int sl_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

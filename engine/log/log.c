@@ -1459,10 +1459,15 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 				.seq = b.base_seq + delta, .append_time_ms = b.time_ms,
 				.event = ev, .len = (uint32_t)size,
 			};
+			int verdict = fn(arg, &rec);
+			if (verdict < 0) {
+				stop = true; /* refused: not visited, read again next time */
+				break;
+			}
 			visited++;
 			bytes += size;
 			*next = off + 1;
-			if (fn(arg, &rec)) {
+			if (verdict > 0) {
 				stop = true;
 				off++;
 				break;

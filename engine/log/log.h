@@ -172,7 +172,8 @@ struct sl_log_view;
 int sl_log_view_open(const char *dir, struct sl_log_view **out);
 void sl_log_view_close(struct sl_log_view *v);
 
-/* Called for each event read; return non-zero to stop after this one. */
+/* Called for each event read: 0 to go on, > 0 to stop after this event,
+ * < 0 to stop before it (it is not counted and is read again next time). */
 typedef int (*sl_log_visit_fn)(void *arg, const struct sl_log_record *rec);
 
 /*

@@ -41,99 +41,19 @@ struct sl_reader {
 	struct sl_fetch_req *waiting;
 	/* Scratch for one answer. */
 	uint8_t *buf;
-	size_t len, cap;
-	int64_t *times;
-	size_t n_times, cap_times;
-	bool oom;
+	size_t cap;
+	uint32_t max_event;       /* largest event that can have been stored */
 };
 
-/* ---- FetchResult encoding ------------------------------------------------ */
-
-static int sl__reserve(struct sl_reader *rd, size_t more)
-{
-	if (rd->len + more <= rd->cap)
-		return 0;
-	size_t cap = rd->cap ? rd->cap : 64 * 1024;
-	while (cap < rd->len + more)
-		cap *= 2;
-	uint8_t *p = realloc(rd->buf, cap);
-	if (!p) {
-		rd->oom = true;
-		return -ENOMEM;
-	}
-	rd->buf = p;
-	rd->cap = cap;
-	return 0;
-}
-
-static size_t sl__varint_len(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static void sl__put_varint(struct sl_reader *rd, uint64_t v)
-{
-	if (sl__reserve(rd, 10) < 0)
-		return;
-	while (v >= 0x80) {
-		rd->buf[rd->len++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	rd->buf[rd->len++] = (uint8_t)v;
-}
-
-/* field number, wire type */
-static void sl__put_tag(struct sl_reader *rd, uint32_t field, uint32_t wt)
-{
-	sl__put_varint(rd, (uint64_t)field << 3 | wt);
-}
-
-static void sl__put_bytes(struct sl_reader *rd, uint32_t field, const void *p, size_t n)
-{
-	sl__put_tag(rd, field, 2);
-	sl__put_varint(rd, n);
-	if (sl__reserve(rd, n) < 0)
-		return;
-	memcpy(rd->buf + rd->len, p, n);
-	rd->len += n;
-}
-
-static void sl__put_u64(struct sl_reader *rd, uint32_t field, uint64_t v)
-{
-	if (!v)
-		return; /* proto3: zero is the default, not encoded */
-	sl__put_tag(rd, field, 0);
-	sl__put_varint(rd, v);
-}
+/* ---- answers ------------------------------------------------------------- */
 
 static int sl__visit(void *arg, const struct sl_log_record *rec)
 {
-	struct sl_reader *rd = arg;
-	/* Event i is FetchResult.events[i], stored bytes verbatim: an encoded
-	 * Event is exactly the payload of a length-delimited Event field. */
-	sl__put_bytes(rd, 5, rec->event, rec->len);
-	if (rd->n_times == rd->cap_times) {
-		size_t cap = rd->cap_times ? rd->cap_times * 2 : 256;
-		int64_t *t = realloc(rd->times, cap * sizeof(*t));
-		if (!t) {
-			rd->oom = true;
-			return 1;
-		}
-		rd->times = t;
-		rd->cap_times = cap;
-	}
-	rd->times[rd->n_times++] = rec->append_time_ms;
-	return rd->oom;
-}
-
-static const char *sl__topic_name(const struct sl_reader *rd, uint32_t t)
-{
-	return rd->topics->v[t].name;
+	struct sl_fetch_result_builder *b = arg;
+	/* The stored bytes go out verbatim: an encoded Event is exactly the
+	 * payload of a length-delimited FetchResult.events field. No room
+	 * left: stop before this event; it leads the next answer. */
+	return sl_fetch_result_add(b, rec->event, rec->len, rec->append_time_ms) < 0 ? -1 : 0;
 }
 
 /* Builds the answer frame for `req` from what is there now. Returns true
@@ -142,90 +62,81 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 {
 	struct sl_partition *p = &rd->topics->v[req->topic].parts[req->partition];
 	uint64_t durable = atomic_load_explicit(&p->durable_pub, memory_order_acquire);
-	uint32_t error = 0;
-	char message[400] = "";
-	uint64_t next = req->offset;
-	int n = 0;
-
+	uint64_t start = atomic_load_explicit(&p->start_pub, memory_order_relaxed);
 	/* p->log and p->error are set at start-up only (a refused partition);
 	 * a log that fails later is the owner's business: what is durable
 	 * stays readable. */
 	bool refused = !p->log;
+	const char *tn = rd->topics->v[req->topic].name;
+	struct sl_fetch_result_head head = {
+		.request_id = req->request_id, .topic = tn, .topic_len = strlen(tn),
+		.partition = req->partition, .end_offset = durable,
+		.base_offset = req->offset < start ? start : req->offset,
+	};
+	char message[400];
+
+	req->frame = NULL;
+	req->frame_len = 0;
 	if (!final && req->offset >= durable && sl_now_ns() < req->deadline_ns && !refused)
 		return false; /* nothing yet: keep waiting */
 
-	rd->len = SL_FRAME_HDR_LEN;
-	rd->n_times = 0;
-	rd->oom = false;
-	if (sl__reserve(rd, 256) < 0)
-		goto out_of_memory;
-	sl__put_u64(rd, 1, req->request_id);
-	const char *tn = sl__topic_name(rd, req->topic);
-	sl__put_bytes(rd, 2, tn, strlen(tn));
-	sl__put_u64(rd, 3, req->partition);
-
 	struct sl_log_view **vp = &rd->views[rd->view_base[req->topic] + req->partition];
-	if (!*vp && p->dir && !refused) {
+	if (refused) {
+		head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+		snprintf(message, sizeof(message), "%s", p->error ? p->error : "partition refused");
+	} else if (!*vp) {
 		int ret = sl_log_view_open(p->dir, vp);
 		if (ret < 0) {
 			*vp = NULL;
-			error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
 			snprintf(message, sizeof(message), "cannot open %s: %s", p->dir,
 				 sl_strerror(ret));
 		}
 	}
-	uint64_t start = atomic_load_explicit(&p->start_pub, memory_order_relaxed);
-	uint64_t base = req->offset < start ? start : req->offset;
-	if (*vp && !refused && req->offset < durable) {
-		uint32_t max_bytes = req->max_bytes && req->max_bytes < SL_READ_MAX_BYTES
-					     ? req->max_bytes
-					     : SL_READ_MAX_BYTES;
-		uint32_t max_events = req->max_events ? req->max_events : 1000;
-		n = sl_log_view_read(*vp, req->offset, durable, max_events, max_bytes, sl__visit, rd,
-				     &next);
+	if (head.error) {
+		head.message = message;
+		head.message_len = strlen(message);
+	}
+
+	uint32_t max_bytes = req->max_bytes && req->max_bytes < SL_READ_MAX_BYTES ? req->max_bytes
+										 : SL_READ_MAX_BYTES;
+	uint32_t max_events = req->max_events ? req->max_events : 1000;
+	/* Room for max_bytes of events, their framing, and one event of up to
+	 * a frame's size (an answer always carries at least one). */
+	size_t cap = (size_t)max_bytes + (size_t)max_events * 24 + rd->max_event + 4096;
+	if (rd->cap < cap) {
+		uint8_t *nb = realloc(rd->buf, cap);
+		if (!nb)
+			return true; /* frame NULL: the reactor answers "out of memory" */
+		rd->buf = nb;
+		rd->cap = cap;
+	}
+	struct sl_fetch_result_builder b;
+	if (sl_fetch_result_begin(&b, rd->buf, rd->cap, &head) < 0)
+		return true;
+	if (!head.error && req->offset < durable) {
+		uint64_t next;
+		int n = sl_log_view_read(*vp, req->offset, durable, max_events, max_bytes, sl__visit,
+					 &b, &next);
 		if (n < 0) {
-			error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+			/* Start over with just the error. */
+			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
 			snprintf(message, sizeof(message), "%s",
 				 n == -SL_ECORRUPT ? sl_log_view_error(*vp) : sl_strerror(n));
-			n = 0;
+			head.message = message;
+			head.message_len = strlen(message);
+			if (sl_fetch_result_begin(&b, rd->buf, rd->cap, &head) < 0)
+				return true;
 		}
-	} else if (refused && !error) {
-		error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
-		snprintf(message, sizeof(message), "%s", p->error ? p->error : "partition refused");
 	}
-	if (rd->oom)
-		goto out_of_memory;
-	if (n > 0)
-		base = next - (uint64_t)n;
-	sl__put_u64(rd, 4, base);
-	sl__put_u64(rd, 6, durable);
-	sl__put_u64(rd, 7, error);
-	if (message[0])
-		sl__put_bytes(rd, 8, message, strlen(message));
-	if (rd->n_times) {
-		size_t plen = 0;
-		for (size_t i = 0; i < rd->n_times; i++)
-			plen += sl__varint_len((uint64_t)rd->times[i]);
-		sl__put_tag(rd, 9, 2);
-		sl__put_varint(rd, plen);
-		for (size_t i = 0; i < rd->n_times; i++)
-			sl__put_varint(rd, (uint64_t)rd->times[i]);
-	}
-	if (rd->oom)
-		goto out_of_memory;
-	req->frame = malloc(rd->len);
+	int len = sl_fetch_result_finish(&b);
+	if (len < 0)
+		return true;
+	req->frame = malloc((size_t)len);
 	if (!req->frame)
-		goto out_of_memory;
-	memcpy(req->frame, rd->buf, rd->len);
-	sl_frame_header_write(req->frame, rd->len, SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT,
-			      rd->len - SL_FRAME_HDR_LEN);
-	req->frame_len = (uint32_t)rd->len;
-	return true;
-
-out_of_memory:
-	/* The reactor sees frame == NULL and answers with an error frame. */
-	req->frame = NULL;
-	req->frame_len = 0;
+		return true;
+	memcpy(req->frame, rd->buf, (size_t)len);
+	req->frame_len = (uint32_t)len;
 	return true;
 }
 
@@ -285,8 +196,8 @@ static void *sl__thread(void *arg)
 	return NULL;
 }
 
-int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, sl_reader_wake_fn wake,
-		     void *wake_arg, struct sl_reader **out)
+int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, uint32_t max_event,
+		     sl_reader_wake_fn wake, void *wake_arg, struct sl_reader **out)
 {
 	struct sl_reader *rd = aligned_alloc(SL_CACHELINE, (sizeof(*rd) + SL_CACHELINE - 1) &
 							       ~(size_t)(SL_CACHELINE - 1));
@@ -299,6 +210,7 @@ int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, sl_rea
 	rd->n = n_reactors;
 	rd->wake = wake;
 	rd->wake_arg = wake_arg;
+	rd->max_event = max_event;
 	rd->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (rd->efd < 0) {
 		ret = -errno;
@@ -395,7 +307,6 @@ void sl_reader_destroy(struct sl_reader *rd)
 	free(rd->outstanding);
 	free(rd->out);
 	free(rd->buf);
-	free(rd->times);
 	free(rd);
 }
 

@@ -47,8 +47,10 @@ struct sl_fetch_req {
  * for that reactor; it must be cheap and thread-safe (an eventfd write). */
 typedef void (*sl_reader_wake_fn)(void *arg, uint32_t reactor);
 
-int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, sl_reader_wake_fn wake,
-		     void *wake_arg, struct sl_reader **out);
+/* max_event: the largest event that can be stored (max_frame_bytes): an
+ * answer always has room for one, so no event is ever too big to read. */
+int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, uint32_t max_event,
+		     sl_reader_wake_fn wake, void *wake_arg, struct sl_reader **out);
 int sl_reader_start(struct sl_reader *rd);
 /* From now on answers every request at once (long polls end empty); the
  * thread keeps running so reactors can still get answers while they drain. */

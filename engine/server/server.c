@@ -124,7 +124,8 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		if (ret < 0)
 			goto fail;
 	}
-	ret = sl_reader_create(&srv->topics, srv->n, sl__wake_reactor, srv, &srv->reader);
+	ret = sl_reader_create(&srv->topics, srv->n, srv->opts.max_frame_bytes, sl__wake_reactor, srv,
+			       &srv->reader);
 	if (ret < 0)
 		goto fail;
 
