@@ -7,6 +7,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,4 +466,69 @@ Test(log, views_read_across_segments_while_the_writer_goes_on)
 	cr_assert_eq(n, -SL_ECORRUPT);
 	cr_assert_not_null(strstr(sl_log_view_error(v), "00000000000000000000.log"));
 	sl_log_view_close(v);
+}
+
+/* Found by the segment fuzz target: a commit of several batches whose first
+ * is damaged, followed by a later commit, is corruption. */
+Test(log, bit_flip_in_the_first_batch_of_a_multi_batch_commit_is_corruption)
+{
+	struct sl_log *log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	append_n(log, 1, 0, 5);
+	append_n(log, 2, 0, 5); /* same commit, a second batch */
+	cr_assert_eq(commit(log), 0);
+	append_n(log, 1, 5, 5);
+	cr_assert_eq(commit(log), 0);
+	cr_assert_eq(sl_log_durable(log), 15);
+	sl_log_close(log);
+	char seg[512];
+	last_segment(g_dir, seg, sizeof(seg));
+	flip_byte(seg, 70); /* inside the first batch */
+
+	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 1 << 20};
+	char err[400];
+	int ret = sl_log_open(&o, &log, err, sizeof(err));
+	if (ret == 0) {
+		uint64_t end = sl_log_end(log);
+		sl_log_close(log);
+		cr_assert_fail("15 acked events, recovery kept %llu and zeroed the rest",
+			       (unsigned long long)end);
+	}
+	cr_assert_eq(ret, -SL_ECORRUPT);
+}
+
+/* Found by review: with one SQE free the fdatasync used to go out in the
+ * next submission, unlinked from its write. RLIMIT_FSIZE makes the write
+ * short; a linked fdatasync is then cancelled. */
+Test(log, write_and_fdatasync_stay_linked_when_the_ring_is_nearly_full)
+{
+	struct io_uring small;
+	cr_assert_eq(io_uring_queue_init(2, &small, 0), 0);
+	struct sl_log *log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	append_n(log, 1, 0, 10);
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, rl;
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	rl.rlim_cur = 1;
+	rl.rlim_max = old.rlim_max;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	struct io_uring_sqe *nop = io_uring_get_sqe(&small); /* someone else's SQE */
+	io_uring_prep_nop(nop);
+	io_uring_sqe_set_data64(nop, 42);
+	cr_assert_eq(sl_log_flush(log, &small, 7), 1);
+	cr_assert_geq(io_uring_submit(&small), 0);
+	int res[2] = {1, 1}, n = 0;
+	for (int turns = 0; turns < 10 && sl_log_io_pending(log); turns++) {
+		struct io_uring_cqe *cqe;
+		cr_assert_eq(io_uring_wait_cqe(&small, &cqe), 0);
+		if (cqe->user_data == 7 && n < 2) {
+			res[n++] = cqe->res;
+			sl_log_on_cqe(log, cqe->res);
+		}
+		io_uring_cqe_seen(&small, cqe);
+	}
+	setrlimit(RLIMIT_FSIZE, &old);
+	sl_log_close(log);
+	io_uring_queue_exit(&small);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(res[1], -ECANCELED, "the fdatasync ran unlinked from the write (res %d)", res[1]);
 }
