@@ -607,12 +607,58 @@ static int sl__mkdirs(const char *dir)
 	return ret;
 }
 
+/*
+ * The segment bases in `dir` greater than `after` (all of them when
+ * `all`), sorted. *out is malloc'd (NULL when none).
+ */
+static int sl__list_bases(const char *dir, bool all, uint64_t after, uint64_t **out, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t *v = NULL;
+	size_t cap = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		if (strlen(de->d_name) != 24 || strcmp(de->d_name + 20, ".log") != 0)
+			continue;
+		uint64_t base = strtoull(de->d_name, &end, 10);
+		if (end != de->d_name + 20 || (!all && base <= after))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *p = realloc(v, cap * sizeof(*p));
+			if (!p) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			v = p;
+		}
+		v[(*n)++] = base;
+	}
+	if (*n)
+		qsort(v, *n, sizeof(*v), sl__cmp_u64);
+out:
+	closedir(d);
+	if (ret < 0) {
+		free(v);
+		v = NULL;
+		*n = 0;
+	}
+	*out = v;
+	return ret;
+}
+
 int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, size_t errlen)
 {
 	struct sl_log *log = calloc(1, sizeof(*log));
 	uint64_t *bases = NULL;
-	size_t n_bases = 0, cap_bases = 0;
-	DIR *d = NULL;
+	size_t n_bases = 0;
 	int ret = -ENOMEM;
 
 	if (!log)
@@ -640,34 +686,11 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		snprintf(err, errlen, "open folder %s: %s", log->dir, strerror(-ret));
 		goto fail;
 	}
-	d = opendir(log->dir);
-	if (!d) {
-		ret = -errno;
+	ret = sl__list_bases(log->dir, true, 0, &bases, &n_bases);
+	if (ret < 0) {
 		snprintf(err, errlen, "read folder %s: %s", log->dir, strerror(-ret));
 		goto fail;
 	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		char *end;
-		size_t nl = strlen(de->d_name);
-		if (nl != 24 || strcmp(de->d_name + 20, ".log") != 0)
-			continue;
-		uint64_t base = strtoull(de->d_name, &end, 10);
-		if (end != de->d_name + 20)
-			continue;
-		if (n_bases == cap_bases) {
-			cap_bases = cap_bases ? cap_bases * 2 : 16;
-			uint64_t *v = realloc(bases, cap_bases * sizeof(*v));
-			if (!v) {
-				ret = -ENOMEM;
-				goto fail;
-			}
-			bases = v;
-		}
-		bases[n_bases++] = base;
-	}
-	if (n_bases)
-		qsort(bases, n_bases, sizeof(*bases), sl__cmp_u64);
 
 	for (size_t i = 0; i < n_bases; i++) {
 		char *path = sl__seg_path(log, bases[i], "log");
@@ -714,13 +737,10 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 	log->durable = log->next_offset;
 	log->buf[0].first_offset = log->buf[1].first_offset = log->next_offset;
 	log->last_sync_ns = sl_now_ns();
-	closedir(d);
 	free(bases);
 	*out = log;
 	return 0;
 fail:
-	if (d)
-		closedir(d);
 	free(bases);
 	sl_log_close(log);
 	return ret;
@@ -1232,35 +1252,12 @@ static int sl__vseg_idx_add(struct sl_vseg *s, uint64_t offset, uint64_t pos)
  * ENOENT-free descriptors it already holds, so it keeps reading them). */
 static int sl__view_list(struct sl_log_view *v)
 {
-	DIR *d = opendir(v->dir);
-	struct dirent *de;
-	uint64_t known = v->n_segs ? v->segs[v->n_segs - 1].base : 0;
-	uint64_t *add = NULL;
-	size_t n_add = 0, cap_add = 0;
-	int ret = 0;
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		char *end;
-		if (strlen(de->d_name) != 24 || strcmp(de->d_name + 20, ".log") != 0)
-			continue;
-		uint64_t base = strtoull(de->d_name, &end, 10);
-		if (end != de->d_name + 20 || (v->n_segs && base <= known))
-			continue;
-		if (n_add == cap_add) {
-			cap_add = cap_add ? cap_add * 2 : 8;
-			uint64_t *p = realloc(add, cap_add * sizeof(*p));
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			add = p;
-		}
-		add[n_add++] = base;
-	}
-	if (n_add)
-		qsort(add, n_add, sizeof(*add), sl__cmp_u64);
+	uint64_t *add;
+	size_t n_add;
+	int ret = sl__list_bases(v->dir, v->n_segs == 0,
+				 v->n_segs ? v->segs[v->n_segs - 1].base : 0, &add, &n_add);
+	if (ret < 0)
+		return ret;
 	for (size_t i = 0; i < n_add; i++) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%020" PRIu64 ".log", v->dir, add[i]);
@@ -1273,7 +1270,7 @@ static int sl__view_list(struct sl_log_view *v)
 			if (!s) {
 				close(fd);
 				ret = -ENOMEM;
-				goto out;
+				break;
 			}
 			v->segs = s;
 			v->cap_segs = cap;
@@ -1283,8 +1280,6 @@ static int sl__view_list(struct sl_log_view *v)
 		s->base = add[i];
 		s->fd = fd;
 	}
-out:
-	closedir(d);
 	free(add);
 	return ret;
 }
