@@ -1,5 +1,5 @@
 // ring: items/s through sl_ring (SPSC one item per call, SPSC 64 per call,
-// MPMC 2 producers + 1 consumer, typed 32-byte descriptors) next to the same
+// typed 32-byte descriptors, MPMC 2 producers + 1 consumer) next to the same
 // traffic through raw ck_ring in the same binary, so the cost of our layer is
 // visible in one run.
 //
@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -29,9 +30,29 @@ constexpr uint64_t kItemsPerIter = 1u << 20;
 // 32 KiB of pointers: the ring stays in L1/L2 of both cores.
 constexpr unsigned kCapacity = 4096;
 constexpr unsigned kBatch = 64;
-// Failed attempts before a waiting thread yields: only matters when two of
-// the threads share a core (MPMC 2P/1C on 2 CPUs).
-constexpr unsigned kSpinsBeforeYield = 64;
+
+// How a thread waits after a failed push or pop. It pauses kPausesPerFail
+// times before trying again: a consumer that re-reads an empty ring's p_tail
+// (or a producer a full ring's c_head) on every spin keeps stealing that line
+// from the thread writing it, and the figure then measures the polling, not
+// the ring (with 1 pause, SPSC single runs swing between 40M and 140M items/s
+// for sl_ring and sit near 55M for ck_ring; with 32 both are stable).
+// SPSC: each thread has its own core and never yields; a yield would only
+// offer the core to other processes on a shared machine. 2P/1C on 2 CPUs:
+// two threads share a core, and a producer spinning on a full ring would
+// hold it for a whole time slice while the consumer waits, so after a few
+// failures it yields.
+constexpr unsigned kPausesPerFail = 32;
+
+struct Placement {
+	std::vector<unsigned> producer_slots; // allowed-CPU index of each producer
+	unsigned yield_after;                 // failed attempts before sched_yield
+};
+// One producer on the other CPU.
+const Placement kSpsc = {{1}, ~0u};
+// Two producers: slot 1 is the other CPU; slot 2 is the consumer's CPU again
+// on a 2-CPU machine (on more CPUs every thread has its own).
+const Placement kTwoToOne = {{1, 2}, 64};
 
 struct desc {
 	uint64_t id, offset, len, flags;
@@ -62,11 +83,14 @@ bool pin_self(int cpu)
 }
 
 struct Backoff {
+	unsigned yield_after;
 	unsigned fails = 0;
+	explicit Backoff(unsigned y) : yield_after(y) {}
 	void wait()
 	{
-		if (++fails < kSpinsBeforeYield) {
-			ck_pr_stall();
+		if (++fails < yield_after) {
+			for (unsigned i = 0; i < kPausesPerFail; i++)
+				ck_pr_stall();
 		} else {
 			fails = 0;
 			sched_yield();
@@ -75,18 +99,17 @@ struct Backoff {
 	void reset() { fails = 0; }
 };
 
-// Runs `producers` threads calling produce(id, stop) while the benchmark
-// thread calls consume() once per iteration; consume returns items popped.
-// Producer i is pinned to allowed CPU producer_slot[i], the consumer to 0.
+// Runs one thread per producer slot calling produce(stop, backoff) until
+// stop, while the benchmark thread calls consume(backoff) once per
+// iteration; consume returns the items it popped.
 template <class Produce, class Consume>
-void run(benchmark::State &state, std::vector<unsigned> producer_slot, Produce produce,
-         Consume consume)
+void run(benchmark::State &state, const Placement &place, Produce produce, Consume consume)
 {
 	cpu_set_t saved;
 	pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved);
 	int ccpu = nth_allowed_cpu(0);
 	std::vector<int> pcpu;
-	for (unsigned s : producer_slot)
+	for (unsigned s : place.producer_slots)
 		pcpu.push_back(nth_allowed_cpu(s));
 	if (ccpu < 0 || !pin_self(ccpu)) {
 		state.SkipWithError("cannot pin the consumer");
@@ -94,23 +117,25 @@ void run(benchmark::State &state, std::vector<unsigned> producer_slot, Produce p
 	}
 
 	std::atomic<bool> stop{false};
-	std::atomic<unsigned> pinned{0}, pin_failed{0};
+	std::atomic<unsigned> started{0}, pin_failed{0};
 	std::vector<std::thread> threads;
 	for (unsigned i = 0; i < pcpu.size(); i++) {
 		threads.emplace_back([&, i] {
 			if (pcpu[i] < 0 || !pin_self(pcpu[i]))
 				pin_failed.fetch_add(1);
-			pinned.fetch_add(1);
-			produce(i, stop);
+			started.fetch_add(1);
+			Backoff b(place.yield_after);
+			produce(stop, b);
 		});
 	}
-	while (pinned.load() != pcpu.size())
+	while (started.load() != pcpu.size())
 		ck_pr_stall();
 
 	uint64_t total = 0;
 	if (pin_failed.load() == 0) {
+		Backoff b(place.yield_after);
 		for (auto _ : state)
-			total += consume();
+			total += consume(b);
 	}
 	stop.store(true);
 	for (auto &t : threads)
@@ -121,11 +146,6 @@ void run(benchmark::State &state, std::vector<unsigned> producer_slot, Produce p
 	state.SetItemsProcessed(static_cast<int64_t>(total));
 	state.counters["cpus"] = static_cast<double>(CPU_COUNT(&saved));
 }
-
-// Two producers: one on the other CPU, one sharing the consumer's (slot 2 is
-// CPU 0 again on a 2-CPU machine; on more CPUs every thread has its own).
-const std::vector<unsigned> kOneProducer = {1};
-const std::vector<unsigned> kTwoProducers = {1, 2};
 
 struct SlRing {
 	struct sl_ring *r;
@@ -147,7 +167,8 @@ struct CkRing {
 	ck_ring_buffer_t *buf;
 	CkRing()
 	{
-		r = static_cast<ck_ring_t *>(aligned_alloc(SL_CACHELINE, SL_CACHELINE * 3));
+		static_assert(sizeof(ck_ring_t) <= 3 * SL_CACHELINE, "ck_ring_t grew");
+		r = static_cast<ck_ring_t *>(aligned_alloc(SL_CACHELINE, 3 * SL_CACHELINE));
 		buf = static_cast<ck_ring_buffer_t *>(
 		    aligned_alloc(SL_CACHELINE, kCapacity * sizeof(ck_ring_buffer_t)));
 		if (!r || !buf)
@@ -164,10 +185,9 @@ struct CkRing {
 
 // One item per call ----------------------------------------------------------
 
-template <class Push> void produce_single(std::atomic<bool> &stop, Push push)
+template <class Push> void produce_single(std::atomic<bool> &stop, Backoff &b, Push push)
 {
 	uintptr_t v = 1;
-	Backoff b;
 	while (!stop.load(std::memory_order_relaxed)) {
 		if (push(reinterpret_cast<void *>(v))) {
 			v++;
@@ -178,10 +198,9 @@ template <class Push> void produce_single(std::atomic<bool> &stop, Push push)
 	}
 }
 
-template <class Pop> uint64_t consume_single(Pop pop)
+template <class Pop> uint64_t consume_single(Backoff &b, Pop pop)
 {
 	uintptr_t sum = 0;
-	Backoff b;
 	for (uint64_t got = 0; got < kItemsPerIter;) {
 		void *p;
 		if (pop(&p)) {
@@ -196,29 +215,46 @@ template <class Pop> uint64_t consume_single(Pop pop)
 	return kItemsPerIter;
 }
 
-void BM_sl_spsc_single(benchmark::State &state)
-{
-	SlRing q;
-	run(
-	    state, kOneProducer,
-	    [&](unsigned, std::atomic<bool> &stop) {
-		    produce_single(stop, [&](void *v) { return sl_ring_push_spsc(q.r, v); });
-	    },
-	    [&] { return consume_single([&](void **p) { return sl_ring_pop_spsc(q.r, p); }); });
-}
-
 void BM_ck_spsc_single(benchmark::State &state)
 {
 	CkRing q;
 	run(
-	    state, kOneProducer,
-	    [&](unsigned, std::atomic<bool> &stop) {
-		    produce_single(stop,
+	    state, kSpsc,
+	    [&](std::atomic<bool> &stop, Backoff &b) {
+		    produce_single(stop, b,
 		                   [&](void *v) { return ck_ring_enqueue_spsc(q.r, q.buf, v); });
 	    },
-	    [&] {
+	    [&](Backoff &b) {
 		    return consume_single(
-		        [&](void **p) { return ck_ring_dequeue_spsc(q.r, q.buf, p); });
+		        b, [&](void **p) { return ck_ring_dequeue_spsc(q.r, q.buf, p); });
+	    });
+}
+
+void BM_sl_spsc_single(benchmark::State &state)
+{
+	SlRing q;
+	run(
+	    state, kSpsc,
+	    [&](std::atomic<bool> &stop, Backoff &b) {
+		    produce_single(stop, b, [&](void *v) { return sl_ring_push_spsc(q.r, v); });
+	    },
+	    [&](Backoff &b) {
+		    return consume_single(b, [&](void **p) { return sl_ring_pop_spsc(q.r, p); });
+	    });
+}
+
+void BM_ck_mpmc_single_2p1c(benchmark::State &state)
+{
+	CkRing q;
+	run(
+	    state, kTwoToOne,
+	    [&](std::atomic<bool> &stop, Backoff &b) {
+		    produce_single(stop, b,
+		                   [&](void *v) { return ck_ring_enqueue_mpmc(q.r, q.buf, v); });
+	    },
+	    [&](Backoff &b) {
+		    return consume_single(
+		        b, [&](void **p) { return ck_ring_dequeue_mpmc(q.r, q.buf, p); });
 	    });
 }
 
@@ -226,38 +262,24 @@ void BM_sl_mpmc_single_2p1c(benchmark::State &state)
 {
 	SlRing q;
 	run(
-	    state, kTwoProducers,
-	    [&](unsigned, std::atomic<bool> &stop) {
-		    produce_single(stop, [&](void *v) { return sl_ring_push_mpmc(q.r, v); });
+	    state, kTwoToOne,
+	    [&](std::atomic<bool> &stop, Backoff &b) {
+		    produce_single(stop, b, [&](void *v) { return sl_ring_push_mpmc(q.r, v); });
 	    },
-	    [&] { return consume_single([&](void **p) { return sl_ring_pop_mpmc(q.r, p); }); });
-}
-
-void BM_ck_mpmc_single_2p1c(benchmark::State &state)
-{
-	CkRing q;
-	run(
-	    state, kTwoProducers,
-	    [&](unsigned, std::atomic<bool> &stop) {
-		    produce_single(stop,
-		                   [&](void *v) { return ck_ring_enqueue_mpmc(q.r, q.buf, v); });
-	    },
-	    [&] {
-		    return consume_single(
-		        [&](void **p) { return ck_ring_dequeue_mpmc(q.r, q.buf, p); });
+	    [&](Backoff &b) {
+		    return consume_single(b, [&](void **p) { return sl_ring_pop_mpmc(q.r, p); });
 	    });
 }
 
 // kBatch items per call ------------------------------------------------------
 
-// PushBatch(items, n) -> pushed; the producer keeps offering what did not fit.
+// push(items, n) -> pushed; the producer keeps offering what did not fit.
 template <class T, class Fill, class PushBatch>
-void produce_batch(std::atomic<bool> &stop, Fill fill, PushBatch push)
+void produce_batch(std::atomic<bool> &stop, Backoff &b, Fill fill, PushBatch push)
 {
 	T items[kBatch];
 	uint64_t v = 1;
 	unsigned off = 0;
-	Backoff b;
 	for (unsigned i = 0; i < kBatch; i++)
 		fill(items[i], v++);
 	while (!stop.load(std::memory_order_relaxed)) {
@@ -276,11 +298,11 @@ void produce_batch(std::atomic<bool> &stop, Fill fill, PushBatch push)
 	}
 }
 
-template <class T, class Sum, class PopBatch> uint64_t consume_batch(Sum sum_of, PopBatch pop)
+template <class T, class Sum, class PopBatch>
+uint64_t consume_batch(Backoff &b, Sum sum_of, PopBatch pop)
 {
 	T items[kBatch];
 	uint64_t got = 0, sum = 0;
-	Backoff b;
 	while (got < kItemsPerIter) {
 		unsigned n = pop(items, kBatch);
 		if (n == 0) {
@@ -309,32 +331,15 @@ void BM_sl_spsc_batch64(benchmark::State &state)
 {
 	SlRing q;
 	run(
-	    state, kOneProducer,
-	    [&](unsigned, std::atomic<bool> &stop) {
-		    produce_batch<void *>(stop, fill_ptr, [&](void *const *it, unsigned n) {
+	    state, kSpsc,
+	    [&](std::atomic<bool> &stop, Backoff &b) {
+		    produce_batch<void *>(stop, b, fill_ptr, [&](void *const *it, unsigned n) {
 			    return sl_ring_push_batch_spsc(q.r, it, n);
 		    });
 	    },
-	    [&] {
-		    return consume_batch<void *>(sum_ptr, [&](void **it, unsigned n) {
+	    [&](Backoff &b) {
+		    return consume_batch<void *>(b, sum_ptr, [&](void **it, unsigned n) {
 			    return sl_ring_pop_batch_spsc(q.r, it, n);
-		    });
-	    });
-}
-
-void BM_sl_mpmc_batch64_2p1c(benchmark::State &state)
-{
-	SlRing q;
-	run(
-	    state, kTwoProducers,
-	    [&](unsigned, std::atomic<bool> &stop) {
-		    produce_batch<void *>(stop, fill_ptr, [&](void *const *it, unsigned n) {
-			    return sl_ring_push_batch_mpmc(q.r, it, n);
-		    });
-	    },
-	    [&] {
-		    return consume_batch<void *>(sum_ptr, [&](void **it, unsigned n) {
-			    return sl_ring_pop_batch_mpmc(q.r, it, n);
 		    });
 	    });
 }
@@ -347,10 +352,10 @@ void BM_sl_typed32_spsc_batch64(benchmark::State &state)
 	if (!q || sl_ring_desc_init(q, kCapacity) != 0)
 		abort();
 	run(
-	    state, kOneProducer,
-	    [&](unsigned, std::atomic<bool> &stop) {
+	    state, kSpsc,
+	    [&](std::atomic<bool> &stop, Backoff &b) {
 		    produce_batch<struct desc>(
-		        stop,
+		        stop, b,
 		        [](struct desc &d, uint64_t v) {
 			        d = {v, v * 64, 100, 0};
 		        },
@@ -358,15 +363,32 @@ void BM_sl_typed32_spsc_batch64(benchmark::State &state)
 			        return sl_ring_desc_push_batch_spsc(q, it, n);
 		        });
 	    },
-	    [&] {
+	    [&](Backoff &b) {
 		    return consume_batch<struct desc>(
-		        [](const struct desc &d) { return d.id + d.len; },
+		        b, [](const struct desc &d) { return d.id + d.len; },
 		        [&](struct desc *it, unsigned n) {
 			        return sl_ring_desc_pop_batch_spsc(q, it, n);
 		        });
 	    });
 	sl_ring_desc_destroy(q);
 	free(q);
+}
+
+void BM_sl_mpmc_batch64_2p1c(benchmark::State &state)
+{
+	SlRing q;
+	run(
+	    state, kTwoToOne,
+	    [&](std::atomic<bool> &stop, Backoff &b) {
+		    produce_batch<void *>(stop, b, fill_ptr, [&](void *const *it, unsigned n) {
+			    return sl_ring_push_batch_mpmc(q.r, it, n);
+		    });
+	    },
+	    [&](Backoff &b) {
+		    return consume_batch<void *>(b, sum_ptr, [&](void **it, unsigned n) {
+			    return sl_ring_pop_batch_mpmc(q.r, it, n);
+		    });
+	    });
 }
 
 } // namespace

@@ -1,7 +1,6 @@
 /*
- * consume, query, status: their options are fixed by the product brief, but
- * the server does not serve them yet (no Fetch, no projections, no status
- * endpoint). Each says exactly what is missing and exits 2 rather than
+ * query, status: their options are fixed by the product brief, but the
+ * server does not serve them yet (no projections, no status endpoint). Each says exactly what is missing and exits 2 rather than
  * pretending.
  */
 #include <getopt.h>
@@ -21,35 +20,6 @@ static bool sl__wants_help(int argc, char **argv)
 			return true;
 	}
 	return false;
-}
-
-int sl_cli_consume(int argc, char **argv)
-{
-	if (sl__wants_help(argc, argv)) {
-		printf("usage: sluice consume [--topic T] [--partition P] [--from earliest|latest|OFFSET]\n"
-		       "                      [--group G] [--max N] [--follow] [--server HOST:PORT]\n"
-		       "\n"
-		       "Prints the events of a topic on stdout, one JSON object per line, with at\n"
-		       "least id, type, aggregate, timestamp, partition, offset and data (or\n"
-		       "data_b64 when the stored bytes are not JSON).\n"
-		       "\n"
-		       "  --topic T        topic to read (default: events)\n"
-		       "  --partition P    one partition only (default: all of them)\n"
-		       "  --from WHERE     earliest (default), latest, or an offset; given with\n"
-		       "                   --group it overrides the group's committed offset\n"
-		       "  --group G        consumer group: start at its committed offset (a new\n"
-		       "                   group starts at earliest) and commit what was printed\n"
-		       "  --max N          stop after N events in total\n"
-		       "  --follow         keep waiting for new events instead of exiting at the end\n"
-		       "  --server H:P     server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
-		       "\n"
-		       "Not available yet: the server does not serve Fetch/Commit (reading the\n"
-		       "partition logs back) in this version; the command exits with status 2.\n");
-		return 0;
-	}
-	fprintf(stderr, "sluice consume: not available yet: the server does not serve Fetch/Commit "
-			"(reading partitions back and consumer groups) in this version\n");
-	return SL_CLI_NOT_YET;
 }
 
 int sl_cli_query(int argc, char **argv)

@@ -17,7 +17,7 @@ struct sl_cli_cmd {
 static const struct sl_cli_cmd sl_cli_cmds[] = {
 	{"produce", "send JSON lines from stdin as events, print acks", sl_cli_produce},
 	{"bench", "end-to-end load generator (events/s, MB/s, latency percentiles)", sl_cli_bench},
-	{"consume", "print events of a topic as JSON lines (not available yet)", sl_cli_consume},
+	{"consume", "print events of a topic as JSON lines", sl_cli_consume},
 	{"query", "read one entry of a projection (not available yet)", sl_cli_query},
 	{"status", "topics, partitions, offsets, lag, projections (not available yet)",
 	 sl_cli_status},

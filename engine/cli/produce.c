@@ -43,6 +43,7 @@ struct sl__produce {
 	struct sl__slot *slots;
 	uint64_t read, bad, acked, refused, reports;
 	bool stdout_failed;
+	bool unflushed; /* acks printed since the last fflush */
 	struct sl_client_header *hdrs;
 	size_t hdr_cap;
 };
@@ -91,6 +92,7 @@ static void sl__produce_on_ack(void *arg, const struct sl_client_ack *a)
 				   id, a->partition, (unsigned long long)a->offset, a->partition,
 				   (unsigned long long)a->offset) < 0)
 				p->stdout_failed = true;
+			p->unflushed = true;
 		}
 		return;
 	}
@@ -272,7 +274,7 @@ int sl_cli_produce(int argc, char **argv)
 		/* Every complete line in the buffer. */
 		size_t start = 0;
 		char *nl;
-		while (!stop && (nl = memchr(buf + start, '\n', len - start))) {
+		while (!stop && start < len && (nl = memchr(buf + start, '\n', len - start))) {
 			size_t n = (size_t)(nl - (buf + start)) + 1;
 			lineno++;
 			if (skipping) {
@@ -302,6 +304,13 @@ int sl_cli_produce(int argc, char **argv)
 		if (ret < 0) {
 			stop = true;
 			break;
+		}
+		/* Acks go out before we sleep: a reader of our stdout pipe may be
+		 * waiting for them before it writes more input. */
+		if (p.unflushed) {
+			if (fflush(stdout) != 0)
+				p.stdout_failed = true;
+			p.unflushed = false;
 		}
 		struct pollfd pf[2] = {{.fd = 0, .events = POLLIN}, {.fd = cfd, .events = POLLIN}};
 		int t = sl_client_timeout_ms(p.c);

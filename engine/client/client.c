@@ -42,9 +42,13 @@
 #define SL__DEF_BACKOFF_MAX_MS 2000
 /* Before Welcome says otherwise: the protocol's documented default. */
 #define SL__DEF_MAX_FRAME (1u << 20)
-/* First size of a batch buffer; it doubles up to batch_limit as needed. A
- * default batch of 256 events of ~100 bytes fits in it. */
-#define SL__BUF_START (32u << 10)
+/* First size of a batch buffer; it doubles up to batch_limit as needed.
+ * Small, because a batch holds its buffer until every event in it is
+ * answered, and batches of one event (interactive input, open-loop
+ * producers without linger) can fill a whole window: 8192 x 4 KiB. Pooled
+ * buffers keep what they grew to, so full batches stop reallocating once
+ * the pool is warm. */
+#define SL__BUF_START (4u << 10)
 /* Pooled batch buffers kept for reuse; more are freed on return. Enough for
  * a full default window of full batches. */
 #define SL__POOL_MAX 64
@@ -319,6 +323,12 @@ static struct sl__batch *sl__find(struct sl_client *c, uint64_t seq)
 
 	if (lo == hi)
 		return NULL;
+	/* Acks come in runs of one batch: try the last hit first. */
+	if (c->find_hint >= lo && c->find_hint < hi) {
+		struct sl__batch *b = sl__at(c, c->find_hint);
+		if (seq >= b->base_seq && seq - b->base_seq < b->n)
+			return b;
+	}
 	struct sl__batch *last = sl__at(c, hi - 1);
 	if (seq < sl__at(c, lo)->base_seq || seq >= last->base_seq + last->n)
 		return NULL;
@@ -329,6 +339,7 @@ static struct sl__batch *sl__find(struct sl_client *c, uint64_t seq)
 		else
 			hi = mid;
 	}
+	c->find_hint = lo;
 	return sl__at(c, lo);
 }
 
@@ -822,7 +833,7 @@ static void sl__read(struct sl_client *c)
 			memmove(c->in, c->in + off, c->in_len - off);
 			c->in_len -= off;
 		}
-		if (c->in_cap > SL__READ_BUF && c->in_len == 0) {
+		if (c->in_cap > SL__KEEP_BYTES && c->in_len == 0) {
 			/* A big frame came through; do not keep its buffer. */
 			free(c->in);
 			c->in = NULL;
@@ -994,6 +1005,13 @@ static void sl__turn(struct sl_client *c, uint64_t until, bool seal_linger)
 		uint64_t d = t - now;
 		ts.tv_sec = (time_t)(d / 1000000000u);
 		ts.tv_nsec = (long)(d % 1000000000u);
+	}
+	if (t <= now && (c->state == SL__HELLO || c->state == SL__READY)) {
+		/* No wait: a recv that finds nothing costs what a ppoll that
+		 * finds nothing costs, and one syscall less when data is there.
+		 * (The write above already went as far as the socket allows.) */
+		sl__read(c);
+		return;
 	}
 	struct pollfd p = {.fd = -1};
 	if (c->fd >= 0 && c->state >= SL__CONNECTING && c->state <= SL__READY) {
@@ -1418,11 +1436,13 @@ int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_cl
 		return -EMSGSIZE;
 	ret = sl__reserve(c, (uint32_t)t, size);
 	if (ret < 0)
-		return ret;
+		goto out;
 	ret = sl_produce_add_event(&c->bld, &v, c->hdr_scratch, ev->n_headers);
 	if (ret < 0)
-		return ret; /* reserve made room: cannot happen */
+		goto out; /* reserve made room: cannot happen */
 	ret = sl__commit(c, seq);
+out:
+	/* Even a refused produce may have sealed and written a batch. */
 	if (c->epfd >= 0)
 		sl__ep_sync(c);
 	return ret;
@@ -1448,11 +1468,12 @@ int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void
 		return (int)t;
 	ret = sl__reserve(c, (uint32_t)t, len);
 	if (ret < 0)
-		return ret;
+		goto out;
 	ret = sl_produce_add_encoded(&c->bld, event, len);
 	if (ret < 0)
-		return ret;
+		goto out;
 	ret = sl__commit(c, seq);
+out:
 	if (c->epfd >= 0)
 		sl__ep_sync(c);
 	return ret;

@@ -102,6 +102,7 @@ struct sl_client {
 	uint64_t send_idx; /* next batch to write */
 	size_t send_off;   /* bytes of it already written */
 	uint64_t ring_bytes;
+	uint64_t find_hint; /* ring index of the last batch an ack was found in */
 
 	/* the batch being filled */
 	bool has_open;

@@ -31,10 +31,11 @@
  *     to write slots with atomic stores.
  *   - init/destroy: no other thread may use the ring. size: any thread, the
  *     answer is a snapshot.
- *   The _spsc ends keep a private copy of the other side's index and reload
- *   it only when it shows too little; a copy that cannot be right (the same
- *   side used an _mpmc call meanwhile) is reloaded too, so one side may
- *   switch between its _spsc and _mpmc calls as long as its promise holds.
+ *   Each side keeps a copy of the other side's index (private to an _spsc
+ *   end, shared by the threads of an _mpmc side) and reads the index itself
+ *   only when the copy shows too little room or too few items; a copy that
+ *   cannot be right is reloaded too, so one side may switch between its
+ *   _spsc and _mpmc calls as long as its promise holds.
  *
  * Return values: single push/pop return bool like ck (false: full / empty);
  * batch push/pop return how many items moved (0..n, fewer than asked when the
@@ -47,6 +48,9 @@
  *   consumer: load p_tail -> acquire fence -> read slots     (observe)
  *   consumer: read slots  -> release fence -> store c_head   (free slots)
  *   producer: load c_head -> acquire fence -> write slots    (reuse slots)
+ * A copy of an index that other threads take (the _mpmc sides) is stored
+ * after a release fence and read before an acquire fence, so taking the copy
+ * carries the same happens-before as loading the index did.
  * ThreadSanitizer does not model standalone fences, and ck's compiler-builtin
  * port (CK_USE_CC_BUILTINS, used in the TSan build) does loads and stores as
  * volatile accesses, which TSan treats as plain ones. So when SL_TSAN is set
@@ -117,12 +121,15 @@ struct sl_ring {
 	 * Line 2: size, mask, then slots below: read-only after init. */
 	ck_ring_t ck;
 	void *slots;
-	/* Producer-private (push_*spsc): the c_head it saw last. c_head only
-	 * grows, so a stale copy only makes the ring look fuller than it is;
-	 * the producer reloads c_head when the copy says there is no room. */
+	/* Producers' copy of c_head: a value c_head had, so never more than
+	 * it. push_*spsc keeps it alone; push_*mpmc producers share it and
+	 * any of them refreshes it. A stale copy only makes the ring look
+	 * fuller than it is: producers read c_head (the consumers' line)
+	 * only when the copy shows too little room. */
 	unsigned int p_seen_c SL_CACHE_ALIGNED;
-	/* Consumer-private (pop_*spsc): the p_tail it saw last; likewise a
-	 * stale copy only makes the ring look emptier. */
+	/* Consumers' copy of p_tail, the same way round: a stale copy only
+	 * makes the ring look emptier, and consumers read p_tail only when
+	 * it shows fewer items than they asked for. */
 	unsigned int c_seen_p SL_CACHE_ALIGNED;
 } SL_CACHE_ALIGNED;
 
@@ -297,9 +304,8 @@ SL__RING_INLINE unsigned int sl__ring_push_sp(struct sl_ring *r, const void *ite
 	const unsigned int used = prod - r->p_seen_c;
 	unsigned int room = mask - used;
 
-	/* used > mask: the copy is from before pushes made by other means
-	 * (push_*mpmc from this same thread, or ck's own functions); it is
-	 * then no bound at all, so reload it like a short one. */
+	/* used > mask: the copy predates pushes this side made through
+	 * push_*mpmc; it bounds nothing then, so reload it like a short one. */
 	if (SL_UNLIKELY(used > mask || room < n)) {
 		r->p_seen_c = sl__ring_ld(&r->ck.c_head);
 		/* Acquire: the slot writes below stay after this c_head load,
@@ -339,8 +345,8 @@ SL__RING_INLINE unsigned int sl__ring_pop_sc(struct sl_ring *r, void *items, uns
 	const unsigned int cons = r->ck.c_head;
 	unsigned int avail = r->c_seen_p - cons;
 
-	/* avail > mask: the copy is from before pops made by other means, so
-	 * it wrapped below cons; reload it like a short one. */
+	/* avail > mask: the copy predates pops this side made through
+	 * pop_*mpmc, so it is below cons; reload it like a short one. */
 	if (SL_UNLIKELY(avail > mask || avail < n)) {
 		r->c_seen_p = sl__ring_ld(&r->ck.p_tail);
 		/* Acquire: the slot reads below stay after this p_tail load.
@@ -366,7 +372,10 @@ SL__RING_INLINE unsigned int sl__ring_pop_sc(struct sl_ring *r, void *items, uns
 /*
  * Multi producer: reserve up to n slots with one CAS on p_head, fill them,
  * wait until every earlier reservation has published, publish with one store
- * of p_tail. ck's _ck_ring_enqueue_mp, for n slots instead of one.
+ * of p_tail. ck's _ck_ring_enqueue_mp, for n slots instead of one, and
+ * bounding the room by the producers' shared copy of c_head (p_seen_c) so
+ * that c_head, which consumers write on every pop, is read only when the
+ * copy shows too little room.
  */
 SL__RING_INLINE unsigned int sl__ring_push_mp(struct sl_ring *r, const void *items, unsigned int n,
                                               size_t ts, size_t word)
@@ -376,15 +385,36 @@ SL__RING_INLINE unsigned int sl__ring_push_mp(struct sl_ring *r, const void *ite
 
 	prod = sl__ring_ld(&r->ck.p_head);
 	for (;;) {
-		/* Load-load: c_head is read after p_head. If a re-read of
-		 * p_head below still equals prod, p_head held prod while c_head
-		 * was cons, so "full" was true at that instant. */
+		/* Load-load: the c_head copy (and c_head below) is read after
+		 * p_head. If a re-read of p_head below still equals prod, p_head
+		 * held prod while c_head was cons, so "full" was true then. */
 		ck_pr_fence_load();
-		cons = sl__ring_ld(&r->ck.c_head);
+		cons = sl__ring_ld(&r->p_seen_c);
+		/* Acquire: pairs with the release before the store of the copy
+		 * below, made by the producer that loaded that c_head; through
+		 * it, with the consumers' release before moving c_head. */
+		ck_pr_fence_acquire();
+		SL__TSAN_ACQUIRE(&r->p_seen_c);
 		used = prod - cons;
-		/* used >= mask: full, or prod is stale (behind consumers, so
-		 * the subtraction wrapped). A stale prod that passes this test
-		 * fails the CAS, which hands back the current p_head. */
+		/* used >= mask: no room by the copy, or the copy is newer than
+		 * a stale prod (the subtraction wrapped). */
+		if (SL_UNLIKELY(used >= mask || mask - used < n)) {
+			cons = sl__ring_ld(&r->ck.c_head);
+			/* Acquire: the slot writes below stay after this load
+			 * that shows the slots free. Pairs with the release
+			 * before the c_head CAS or store in pop. */
+			ck_pr_fence_acquire();
+			SL__TSAN_ACQUIRE(&r->ck.c_head);
+			/* Release: other producers that take this copy also
+			 * take what the acquire above gave us. */
+			ck_pr_fence_release();
+			SL__TSAN_RELEASE(&r->p_seen_c);
+			sl__ring_st(&r->p_seen_c, cons);
+			used = prod - cons;
+		}
+		/* cons <= c_head now, so prod + k <= c_head + mask: the slots
+		 * are free if the CAS confirms prod. A stale prod fails the
+		 * CAS, which hands back the current p_head. */
 		if (SL_LIKELY(used < mask)) {
 			k = n < mask - used ? n : mask - used;
 			if (ck_pr_cas_uint_value(&r->ck.p_head, prod, prod + k, &prod))
@@ -401,12 +431,6 @@ SL__RING_INLINE unsigned int sl__ring_push_mp(struct sl_ring *r, const void *ite
 			prod = now;
 		}
 	}
-	/* Acquire: the slot writes stay after the c_head load that showed the
-	 * slots free (the CAS between is already a full barrier on x86 and in
-	 * the builtin port). Pairs with the release before the c_head CAS or
-	 * store in pop. */
-	ck_pr_fence_acquire();
-	SL__TSAN_ACQUIRE(&r->ck.c_head);
 	sl__ring_put(r, prod, items, k, ts, word);
 
 	/* Reservations publish in order: p_tail reaches prod only when every
@@ -435,29 +459,49 @@ SL__RING_INLINE unsigned int sl__ring_push_mp(struct sl_ring *r, const void *ite
  * Multi consumer: read up to n published items, then claim them with one CAS
  * on c_head; if another consumer claimed first, what was read is discarded and
  * the loop retries from the c_head the CAS returned. ck's _ck_ring_dequeue_mc,
- * for n slots instead of one.
+ * for n slots instead of one, and counting published items by the consumers'
+ * shared copy of p_tail (c_seen_p) so that p_tail is read only when the copy
+ * shows fewer than n.
  */
 SL__RING_INLINE unsigned int sl__ring_pop_mc(struct sl_ring *r, void *items, unsigned int n,
                                              size_t ts, size_t word)
 {
+	const unsigned int mask = r->ck.mask;
 	unsigned int cons, prod, avail, k;
 
 	cons = sl__ring_ld(&r->ck.c_head);
 	for (;;) {
-		/* Load-load: p_tail is read after c_head, so prod >= cons and
-		 * prod - cons counts items that really were published. The
-		 * other order could pair a new c_head with an old p_tail and
-		 * claim slots not yet written. */
+		/* Load-load: the p_tail copy (and p_tail below) is read after
+		 * c_head, so a fresh p_tail is >= cons: prod - cons counts
+		 * items that really were published. The other order could
+		 * pair a new c_head with an old p_tail and claim slots not yet
+		 * written. */
 		ck_pr_fence_load();
-		prod = sl__ring_ld(&r->ck.p_tail);
-		avail = prod - cons;
-		if (avail == 0)
-			return 0;
-		k = avail < n ? avail : n;
-		/* Acquire: the slot reads stay after the p_tail load. Pairs
-		 * with the release before the p_tail store in push. */
+		prod = sl__ring_ld(&r->c_seen_p);
+		/* Acquire: pairs with the release before the store of the copy
+		 * below, made by the consumer that loaded that p_tail; through
+		 * it, with the producers' release before publishing. */
 		ck_pr_fence_acquire();
-		SL__TSAN_ACQUIRE(&r->ck.p_tail);
+		SL__TSAN_ACQUIRE(&r->c_seen_p);
+		avail = prod - cons;
+		/* avail > mask: the copy is older than cons (it wrapped). */
+		if (avail > mask || avail < n) {
+			prod = sl__ring_ld(&r->ck.p_tail);
+			/* Acquire: the slot reads below stay after this p_tail
+			 * load. Pairs with the release before the p_tail store
+			 * in push. */
+			ck_pr_fence_acquire();
+			SL__TSAN_ACQUIRE(&r->ck.p_tail);
+			/* Release: consumers that take this copy also take
+			 * what the acquire above gave us. */
+			ck_pr_fence_release();
+			SL__TSAN_RELEASE(&r->c_seen_p);
+			sl__ring_st(&r->c_seen_p, prod);
+			avail = prod - cons;
+			if (avail == 0)
+				return 0;
+		}
+		k = avail < n ? avail : n;
 		sl__ring_get(r, cons, items, k, ts, word);
 		/* Release: the slot reads complete before the CAS frees the
 		 * slots to producers. Pairs with the acquire after the c_head

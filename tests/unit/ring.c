@@ -758,6 +758,10 @@ Test(ring, mpmc_threads_2p2c_single, .timeout = 120)
 Test(ring, mpmc_threads_2p2c_batch, .timeout = 120)
 {
 	run_threads(MT_PTR, true, true, 2, 2, 7, 64);
+	/* 8 slots: both sides run out of room or items by their copy of the
+	 * other's index nearly every call, so the copies are refreshed (and
+	 * taken from one another) all the time. */
+	run_threads(MT_PTR, true, true, 2, 2, 3, 8);
 }
 
 Test(ring, mpmc_threads_2p2c_typed, .timeout = 120)
@@ -770,5 +774,6 @@ Test(ring, mpmc_threads_2p2c_typed, .timeout = 120)
 Test(ring, mpsc_threads_2p1c, .timeout = 120)
 {
 	run_threads(MT_PTR, true, false, 2, 1, 1, 64);
+	run_threads(MT_PTR, true, false, 2, 1, 3, 8);
 	run_threads(MT_TYPED, true, false, 2, 1, 6, 64);
 }

@@ -41,9 +41,11 @@
  * returns it.
  *
  * Errors: functions return 0 (or a count) on success and a negative value on
- * failure: -errno, or a -SL_E* code of base/base.h (installed beside this
- * header); sl_strerror() gives the text, sl_client_last_error() the text of
- * the last failure with its context (address, server message).
+ * failure: -errno, or a -SL_E* code (enum sl_err in <sluice/base/base.h>,
+ * installed beside this header, which needs POSIX declarations: build with
+ * _GNU_SOURCE or _POSIX_C_SOURCE >= 199309L under a strict -std=c11);
+ * sl_strerror() gives the text of either kind, sl_client_last_error() the
+ * text of the last failure with its context (address, server message).
  *
  * Ownership: sl_client_connect() returns a client that sl_client_close()
  * frees; the options' strings are copied. An event's bytes are copied (or
@@ -62,13 +64,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/base.h" /* SL_E* codes and sl_strerror() */
-
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 struct sl_client;
+
+/* Text for a negative return value (also declared, identically, in
+ * base/base.h). */
+const char *sl_strerror(int err);
 
 /* What became of one event: passed to the ack callback once per event. */
 struct sl_client_ack {
@@ -109,7 +113,9 @@ struct sl_client_opts {
 				      * in flight counts as a dead connection */
 	uint32_t backoff_min_ms;     /* 50: first reconnect delay, doubled per failure */
 	uint32_t backoff_max_ms;     /* 2000 */
-	uint64_t seed;               /* 0: seed event ids and jitter from getrandom() */
+	uint64_t seed;               /* 0: seed event ids and jitter from getrandom();
+				      * else reproducible ids (tests only: clients
+				      * with one seed generate the same ids) */
 	sl_client_ack_fn on_ack;     /* may be NULL: acks are then only counted */
 	void *arg;                   /* passed to on_ack */
 };

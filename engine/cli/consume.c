@@ -1,0 +1,260 @@
+/*
+ * sluice consume: print a topic's events as JSON lines.
+ *
+ * Reads every selected partition from its start point to the end offset it
+ * had when the command started (or forever with --follow), in offset order
+ * within a partition, partition after partition. The events are the stored
+ * bytes, scanned in place and formatted by the json module.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "json/json.h"
+#include "proto/proto.h"
+#include "sluice/consumer.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: sluice consume [--topic T] [--partition P] [--from earliest|latest|OFFSET]\n"
+		"                      [--group G] [--max N] [--follow] [--server HOST:PORT]\n"
+		"\n"
+		"Prints events as JSON lines on stdout, one per event, with id, type,\n"
+		"aggregate, timestamp, partition, offset and data (or data_b64 when the\n"
+		"stored bytes are not JSON).\n"
+		"\n"
+		"  --topic T        topic to read (default: events)\n"
+		"  --partition P    only this partition (default: all, one after the other)\n"
+		"  --from WHERE     earliest (default), latest, or an offset\n"
+		"  --group G        consumer groups are not served yet: refused\n"
+		"  --max N          stop after N events in total\n"
+		"  --follow         keep waiting for new events instead of exiting at the end\n"
+		"  --server H:P     server (default $SLUICE_SERVER or %s)\n",
+		SL_CLI_DEFAULT_SERVER);
+}
+
+struct sl__consume {
+	struct sl_json_buf out;
+	struct sl_json_header *headers;
+	size_t cap_headers;
+	uint64_t printed, max;
+	uint64_t bad;
+};
+
+static int sl__print(void *arg, const struct sl_fetched *e)
+{
+	struct sl__consume *cs = arg;
+	struct sl_event_view v;
+	struct sl_event_header h;
+	size_t cursor = 0, n = 0;
+
+	if (sl_event_scan(e->event, e->len, &v) < 0) {
+		/* The server stores only events it validated; say so if one is
+		 * not, and go on with the rest. */
+		fprintf(stderr, "sluice consume: partition %u offset %llu: stored event is not a valid Event\n",
+			e->partition, (unsigned long long)e->offset);
+		cs->bad++;
+		return 0;
+	}
+	while (sl_event_header_next(&v, &cursor, &h) > 0) {
+		if (n == cs->cap_headers) {
+			size_t cap = cs->cap_headers ? cs->cap_headers * 2 : 8;
+			struct sl_json_header *p = realloc(cs->headers, cap * sizeof(*p));
+			if (!p)
+				return 1;
+			cs->headers = p;
+			cs->cap_headers = cap;
+		}
+		cs->headers[n++] = (struct sl_json_header){
+			.key = h.key, .key_len = h.key_len,
+			.value = (const char *)h.value, .value_len = h.value_len,
+		};
+	}
+	cs->out.len = 0;
+	if (sl_json_event_format(&v, cs->headers, n, e->partition, e->offset, NULL, 0, &cs->out) < 0)
+		return 1;
+	fwrite(cs->out.data, 1, cs->out.len, stdout);
+	cs->printed++;
+	return cs->max && cs->printed >= cs->max;
+}
+
+int sl_cli_consume(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"topic", required_argument, NULL, 't'},   {"partition", required_argument, NULL, 'p'},
+		{"from", required_argument, NULL, 'f'},    {"group", required_argument, NULL, 'g'},
+		{"max", required_argument, NULL, 'm'},     {"follow", no_argument, NULL, 'F'},
+		{"server", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *topic = "events", *from = "earliest";
+	struct sl_cli_server server;
+	uint64_t part = UINT64_MAX, max = 0, from_off = 0;
+	bool follow = false, have_server = false;
+	int c, rc = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			topic = optarg;
+			break;
+		case 'p':
+			if (sl_cli_parse_u64(optarg, 0, 65535, &part) < 0) {
+				fprintf(stderr, "sluice consume: --partition: expected a number, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'f':
+			from = optarg;
+			if (strcmp(from, "earliest") && strcmp(from, "latest") &&
+			    sl_cli_parse_u64(from, 0, UINT64_MAX, &from_off) < 0) {
+				fprintf(stderr, "sluice consume: --from: expected earliest, latest or an offset, got '%s'\n",
+					from);
+				return 2;
+			}
+			break;
+		case 'g':
+			fprintf(stderr, "sluice consume: --group: consumer groups are not available yet "
+					"(the server does not store group offsets)\n");
+			return 2;
+		case 'm':
+			if (sl_cli_parse_u64(optarg, 1, UINT64_MAX, &max) < 0) {
+				fprintf(stderr, "sluice consume: --max: expected a positive number, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'F':
+			follow = true;
+			break;
+		case 's':
+			if (sl_cli_server_parse(optarg, &server) < 0) {
+				fprintf(stderr, "sluice consume: --server: expected HOST:PORT, got '%s'\n", optarg);
+				return 2;
+			}
+			have_server = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sluice consume: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!have_server && sl_cli_server_default(&server) < 0) {
+		fprintf(stderr, "sluice consume: SLUICE_SERVER is not HOST:PORT\n");
+		return 2;
+	}
+
+	struct sl_consumer *con = NULL;
+	struct sl_partition_info *parts = NULL;
+	struct sl__consume cs = {.max = max};
+	char err[512];
+	size_t n_parts = 0;
+	struct sl_consumer_opts co = {.host = server.host, .port = server.port,
+				      .client_name = "sluice consume"};
+	int ret = sl_consumer_connect(&co, &con, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "sluice consume: %s\n", err);
+		return 1;
+	}
+	ret = sl_consumer_partitions(con, topic, &parts, &n_parts);
+	if (ret < 0) {
+		fprintf(stderr, "sluice consume: %s\n", sl_consumer_last_error(con));
+		goto out;
+	}
+	if (part != UINT64_MAX && part >= n_parts) {
+		fprintf(stderr, "sluice consume: topic '%s' has partitions 0..%zu, not %llu\n", topic,
+			n_parts - 1, (unsigned long long)part);
+		rc = 2;
+		goto out;
+	}
+
+	/* Where each selected partition starts, and where it ends for a
+	 * non-following read (the end offset when we started). */
+	uint64_t *pos = calloc(n_parts, sizeof(*pos));
+	if (!pos)
+		goto out;
+	for (size_t i = 0; i < n_parts; i++) {
+		if (!strcmp(from, "earliest"))
+			pos[i] = parts[i].start_offset;
+		else if (!strcmp(from, "latest"))
+			pos[i] = parts[i].end_offset;
+		else
+			pos[i] = from_off < parts[i].start_offset ? parts[i].start_offset : from_off;
+	}
+
+	rc = 0;
+	for (int round = 0;; round++) {
+		bool progress = false, all_done = true;
+		for (size_t i = 0; i < n_parts; i++) {
+			if (part != UINT64_MAX && i != part)
+				continue;
+			uint64_t stop = follow ? UINT64_MAX : parts[i].end_offset;
+			while (pos[i] < stop && !(max && cs.printed >= max)) {
+				uint64_t next, end;
+				uint32_t want = 1000;
+				if (!follow && stop - pos[i] < want)
+					want = (uint32_t)(stop - pos[i]);
+				int n = sl_consumer_fetch(con, topic, parts[i].partition, pos[i], want, 0,
+							  0, sl__print, &cs, &next, &end);
+				if (n < 0) {
+					fprintf(stderr, "sluice consume: partition %u at offset %llu: %s\n",
+						parts[i].partition, (unsigned long long)pos[i],
+						sl_consumer_last_error(con));
+					rc = 1;
+					goto done;
+				}
+				if (n == 0)
+					break; /* caught up (following) */
+				progress = true;
+				pos[i] = next;
+			}
+			if (pos[i] < stop)
+				all_done = false;
+		}
+		fflush(stdout);
+		if ((max && cs.printed >= max) || (!follow && all_done))
+			break;
+		if (!progress) {
+			/* Caught up everywhere: wait at the server (long poll) on
+			 * the partitions in turn, so new events show up at once
+			 * in the partition being waited on and within a poll
+			 * elsewhere. */
+			size_t i = part != UINT64_MAX ? part : (size_t)round % n_parts;
+			uint64_t next, end;
+			int n = sl_consumer_fetch(con, topic, parts[i].partition, pos[i], 1000, 0,
+						  part != UINT64_MAX || n_parts == 1 ? 5000 : 200,
+						  sl__print, &cs, &next, &end);
+			if (n < 0) {
+				fprintf(stderr, "sluice consume: %s\n", sl_consumer_last_error(con));
+				rc = 1;
+				goto done;
+			}
+			if (n > 0)
+				pos[i] = next;
+			fflush(stdout);
+		}
+	}
+done:
+	fflush(stdout);
+	if (cs.bad)
+		rc = 1;
+	free(pos);
+out:
+	free(parts);
+	free(cs.headers);
+	sl_json_buf_release(&cs.out);
+	sl_consumer_close(con);
+	return rc;
+}

@@ -1,0 +1,330 @@
+/*
+ * The consumer side of libsluice: a blocking connection that asks for
+ * metadata and fetches events. Control messages go through protobuf-c; a
+ * FetchResult is scanned in place (sl_fetch_result_scan), so its events are
+ * handed to the caller without being decoded or copied.
+ */
+#include "sluice/consumer.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "net/net.h"
+#include "proto/proto.h"
+
+/* Frames a consumer accepts: a FetchResult holds at most 4 MiB of events
+ * (the server's cap) plus framing. */
+#define SL_CONSUMER_MAX_FRAME (64u << 20)
+
+struct sl_consumer {
+	int fd;
+	uint32_t timeout_ms;
+	uint64_t next_request;
+	uint8_t *buf;
+	size_t cap;
+	char error[512];
+};
+
+static int sl__fail(struct sl_consumer *c, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int sl__fail(struct sl_consumer *c, int ret, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->error, sizeof(c->error), fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* Waits until fd is ready for `events` or the deadline passes. */
+static int sl__wait(struct sl_consumer *c, short events, uint64_t deadline_ns)
+{
+	for (;;) {
+		uint64_t now = sl_now_ns();
+		if (now >= deadline_ns)
+			return -SL_ETIMEOUT;
+		struct pollfd p = {.fd = c->fd, .events = events};
+		int ms = (int)((deadline_ns - now + 999999) / 1000000);
+		int n = poll(&p, 1, ms);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static int sl__send(struct sl_consumer *c, const uint8_t *p, size_t len, uint64_t deadline_ns)
+{
+	while (len) {
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return sl__fail(c, -errno, "send: %s", strerror(errno));
+		int ret = sl__wait(c, POLLOUT, deadline_ns);
+		if (ret < 0)
+			return sl__fail(c, ret, "send: %s", sl_strerror(ret));
+	}
+	return 0;
+}
+
+static int sl__recv(struct sl_consumer *c, uint8_t *p, size_t len, uint64_t deadline_ns)
+{
+	while (len) {
+		ssize_t n = recv(c->fd, p, len, MSG_DONTWAIT);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return sl__fail(c, -ECONNRESET, "the server closed the connection");
+		if (errno != EAGAIN && errno != EINTR)
+			return sl__fail(c, -errno, "recv: %s", strerror(errno));
+		int ret = sl__wait(c, POLLIN, deadline_ns);
+		if (ret < 0)
+			return sl__fail(c, ret, "waiting for the server: %s", sl_strerror(ret));
+	}
+	return 0;
+}
+
+static int sl__send_msg(struct sl_consumer *c, uint8_t type, const ProtobufCMessage *m,
+			uint64_t deadline_ns)
+{
+	uint8_t small[1024];
+	size_t need = sl_frame_msg_size(m);
+	if (need > sizeof(small))
+		return sl__fail(c, -EMSGSIZE, "request too large");
+	int n = sl_frame_encode_msg(type, m, small, sizeof(small));
+	if (n < 0)
+		return sl__fail(c, n, "cannot encode request: %s", sl_strerror(n));
+	return sl__send(c, small, (size_t)n, deadline_ns);
+}
+
+/*
+ * Reads the next frame into c->buf. An Error frame becomes a failure with
+ * the server's text; other frames come back as (type, body, len).
+ */
+static int sl__read_frame(struct sl_consumer *c, uint64_t deadline_ns, struct sl_frame *f)
+{
+	uint8_t hdr[SL_FRAME_HDR_LEN];
+	int ret = sl__recv(c, hdr, sizeof(hdr), deadline_ns);
+	if (ret < 0)
+		return ret;
+	ret = sl_frame_parse(hdr, sizeof(hdr), SL_CONSUMER_MAX_FRAME, f);
+	if (ret < 0)
+		return sl__fail(c, ret, "bad frame from the server: %s", sl_strerror(ret));
+	size_t body = f->need - SL_FRAME_HDR_LEN;
+	if (c->cap < f->need) {
+		uint8_t *p = realloc(c->buf, f->need);
+		if (!p)
+			return sl__fail(c, -ENOMEM, "out of memory");
+		c->buf = p;
+		c->cap = f->need;
+	}
+	memcpy(c->buf, hdr, sizeof(hdr));
+	ret = sl__recv(c, c->buf + SL_FRAME_HDR_LEN, body, deadline_ns);
+	if (ret < 0)
+		return ret;
+	ret = sl_frame_parse(c->buf, f->need, SL_CONSUMER_MAX_FRAME, f);
+	if (ret < 0)
+		return sl__fail(c, ret, "bad frame from the server: %s", sl_strerror(ret));
+	if (f->type == SLUICE__V1__FRAME_TYPE__FRAME_ERROR) {
+		ProtobufCMessage *m = NULL;
+		if (sl_frame_decode_msg(f, &m) < 0)
+			return sl__fail(c, -SL_EPROTO_DECODE, "the server sent an unreadable Error");
+		Sluice__V1__Error *e = (Sluice__V1__Error *)m;
+		sl__fail(c, -ECONNRESET, "server: %s", e->message);
+		sl_frame_msg_free(m);
+		return -ECONNRESET;
+	}
+	return 0;
+}
+
+static uint64_t sl__deadline(const struct sl_consumer *c, uint32_t extra_ms)
+{
+	return sl_now_ns() + ((uint64_t)c->timeout_ms + extra_ms) * 1000000u;
+}
+
+int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer **out, char *err,
+			size_t errlen)
+{
+	struct sl_consumer *c = calloc(1, sizeof(*c));
+	struct sl_addr addr;
+	char hp[300];
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	c->fd = -1;
+	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 10000;
+	snprintf(hp, sizeof(hp), strchr(opts->host, ':') ? "[%s]:%u" : "%s:%u", opts->host,
+		 opts->port);
+	ret = sl_net_parse_addr(hp, &addr);
+	if (ret < 0) {
+		sl__fail(c, ret, "bad server address %s", hp);
+		goto fail;
+	}
+	c->fd = socket(addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&addr.ss, addr.len) < 0) {
+		ret = sl__fail(c, -errno, "cannot connect to %s: %s", hp, strerror(errno));
+		goto fail;
+	}
+	uint64_t deadline = sl__deadline(c, 0);
+	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
+	h.min_version = 1;
+	h.max_version = 1;
+	h.client_name = (char *)(opts->client_name ? opts->client_name : "sluice-consumer");
+	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base, deadline);
+	if (ret < 0)
+		goto fail;
+	struct sl_frame f;
+	ret = sl__read_frame(c, deadline, &f);
+	if (ret < 0)
+		goto fail;
+	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_WELCOME) {
+		ret = sl__fail(c, -SL_EPROTO_STATE, "expected Welcome from %s, got %s", hp,
+			       sl_frame_type_name(f.type));
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s", c->error);
+	sl_consumer_close(c);
+	return ret;
+}
+
+void sl_consumer_close(struct sl_consumer *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	free(c);
+}
+
+const char *sl_consumer_last_error(const struct sl_consumer *c)
+{
+	return c->error;
+}
+
+int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_partition_info **out,
+			   size_t *n)
+{
+	uint64_t deadline = sl__deadline(c, 0);
+	Sluice__V1__MetadataRequest q = SLUICE__V1__METADATA_REQUEST__INIT;
+	ProtobufCMessage *m = NULL;
+	struct sl_frame f;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	q.topic = (char *)topic;
+	q.request_id = ++c->next_request;
+	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_METADATA, &q.base, deadline);
+	if (ret < 0)
+		return ret;
+	ret = sl__read_frame(c, deadline, &f);
+	if (ret < 0)
+		return ret;
+	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_METADATA_RESULT ||
+	    sl_frame_decode_msg(&f, &m) < 0)
+		return sl__fail(c, -SL_EPROTO_DECODE, "expected Metadata, got %s",
+				sl_frame_type_name(f.type));
+	Sluice__V1__Metadata *md = (Sluice__V1__Metadata *)m;
+	if (md->error || md->n_topics == 0) {
+		ret = sl__fail(c, -SL_ENOTOPIC, "unknown topic '%s'", topic);
+		goto out;
+	}
+	Sluice__V1__TopicInfo *t = md->topics[0];
+	*out = calloc(t->n_partitions ? t->n_partitions : 1, sizeof(**out));
+	if (!*out) {
+		ret = sl__fail(c, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < t->n_partitions; i++)
+		(*out)[i] = (struct sl_partition_info){
+			.partition = t->partitions[i]->partition,
+			.start_offset = t->partitions[i]->start_offset,
+			.end_offset = t->partitions[i]->end_offset,
+		};
+	*n = t->n_partitions;
+	ret = 0;
+out:
+	sl_frame_msg_free(m);
+	return ret;
+}
+
+int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition,
+		      uint64_t offset, uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms,
+		      sl_consumer_fn fn, void *arg, uint64_t *next, uint64_t *end)
+{
+	uint64_t deadline = sl__deadline(c, wait_ms);
+	Sluice__V1__Fetch q = SLUICE__V1__FETCH__INIT;
+	struct sl_fetch_result fr;
+	struct sl_proto_error perr;
+	struct sl_frame f;
+	int ret;
+
+	*next = offset;
+	q.topic = (char *)topic;
+	q.partition = partition;
+	q.offset = offset;
+	q.max_events = max_events;
+	q.max_bytes = max_bytes;
+	q.wait_ms = wait_ms;
+	q.request_id = ++c->next_request;
+	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_FETCH, &q.base, deadline);
+	if (ret < 0)
+		return ret;
+	ret = sl__read_frame(c, deadline, &f);
+	if (ret < 0)
+		return ret;
+	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT)
+		return sl__fail(c, -SL_EPROTO_STATE, "expected FetchResult, got %s",
+				sl_frame_type_name(f.type));
+	if (sl_fetch_result_scan(f.body, f.body_len, &fr, &perr) < 0)
+		return sl__fail(c, -SL_EPROTO_DECODE, "bad FetchResult: %s", perr.reason);
+	if (fr.request_id != q.request_id)
+		return sl__fail(c, -SL_EPROTO_STATE, "answer to request %llu, expected %llu",
+				(unsigned long long)fr.request_id, (unsigned long long)q.request_id);
+	*end = fr.end_offset;
+	if (fr.error) {
+		ret = fr.error == SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC ? -SL_ENOTOPIC
+		      : fr.error == SLUICE__V1__ERROR_CODE__ERR_STORAGE    ? -SL_ECORRUPT
+									   : -SL_EPROTO_STATE;
+		return sl__fail(c, ret, "server: %.*s", (int)fr.message_len, fr.message);
+	}
+	struct sl_event_iter it;
+	struct sl_times_iter tt;
+	struct sl_event_view ev;
+	int visited = 0;
+	sl_fetch_result_iter_init(&fr, &it);
+	sl_fetch_result_times_init(&fr, &tt);
+	while (sl_event_iter_next(&it, &ev) > 0) {
+		int64_t t = 0;
+		if (sl_fetch_result_times_next(&tt, &t) < 0)
+			t = 0;
+		struct sl_fetched e = {
+			.partition = partition, .offset = fr.base_offset + (uint64_t)visited,
+			.append_time_ms = t, .event = ev.raw, .len = ev.raw_len,
+		};
+		visited++;
+		*next = e.offset + 1;
+		if (fn(arg, &e))
+			break;
+	}
+	return visited;
+}

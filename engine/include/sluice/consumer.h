@@ -1,0 +1,83 @@
+/*
+ * sluice/consumer.h: libsluice's consumer side — read a topic's partitions
+ * by offset over sluice's native protocol.
+ *
+ * A consumer is one blocking TCP connection to sluiced. It asks for
+ * partition metadata (first and end offsets) and fetches events by
+ * (topic, partition, offset); events arrive as the server stored them, the
+ * encoded sluice.v1.Event bytes, with the offset and the time the server
+ * stored them. A fetch with `wait_ms` waits at the server until an event at
+ * or after the offset exists (long poll) or the time passes.
+ *
+ * Errors: 0 (or a count) on success, negative errno or -SL_E* (see
+ * <sluice/base/base.h>) on failure; sl_consumer_last_error() says more
+ * (address, the server's message).
+ *
+ * Ownership: sl_consumer_connect() returns a consumer sl_consumer_close()
+ * frees. Partition arrays are malloc'd for the caller (free()). An event
+ * passed to the visitor lives only during the call.
+ *
+ * Threads: one consumer per thread; no global state.
+ */
+#ifndef SLUICE_CONSUMER_H
+#define SLUICE_CONSUMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sl_consumer;
+
+struct sl_consumer_opts {
+	const char *host;         /* numeric address or "localhost" */
+	uint16_t port;
+	const char *client_name;  /* for the server's logs; may be NULL */
+	uint32_t timeout_ms;      /* per request, beyond any wait asked; 0: 10 s */
+};
+
+int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer **out, char *err,
+			size_t errlen);
+void sl_consumer_close(struct sl_consumer *c);
+const char *sl_consumer_last_error(const struct sl_consumer *c);
+
+struct sl_partition_info {
+	uint32_t partition;
+	uint64_t start_offset;    /* oldest offset still stored */
+	uint64_t end_offset;      /* the next offset to be written (durable end) */
+};
+
+/* The partitions of `topic`; *out is malloc'd. -SL_ENOTOPIC when unknown. */
+int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_partition_info **out,
+			   size_t *n);
+
+struct sl_fetched {
+	uint32_t partition;
+	uint64_t offset;
+	int64_t append_time_ms;
+	const uint8_t *event;     /* an encoded sluice.v1.Event */
+	size_t len;
+};
+
+/* Return non-zero to stop visiting this answer's events. */
+typedef int (*sl_consumer_fn)(void *arg, const struct sl_fetched *ev);
+
+/*
+ * One fetch: events of `partition` from `offset`, at most max_events (0:
+ * the server's default) and about max_bytes (0: the server's default). Each
+ * is passed to `fn` in offset order. *next is the offset after the last one
+ * visited, *end the partition's end offset as the server saw it. Returns the
+ * number visited (0 when none yet), or an error (-SL_ENOTOPIC, -SL_ECORRUPT
+ * for data the server found damaged, -SL_ETIMEOUT, -errno).
+ */
+int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition,
+		      uint64_t offset, uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms,
+		      sl_consumer_fn fn, void *arg, uint64_t *next, uint64_t *end);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,178 @@
+"""Drives the real sluiced and sluice processes for the e2e tests.
+
+Every server gets its own temporary folder (config, data) and listens on
+127.0.0.1 with port 0, so tests run in parallel with each other and with
+anything else on the machine. A server is started by waiting for its
+"sluiced: ready" line on stdout (the port comes from the "native" line before
+it), never by sleeping, and is always stopped at the end: SIGTERM, then
+SIGKILL if it does not exit in time.
+"""
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+READY_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 30
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+class Server:
+    """One sluiced process with its own folder."""
+
+    def __init__(self, sluiced, workdir, port=0, topics=None, name="srv"):
+        self.sluiced = sluiced
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = None
+        self.proc = None
+        self.stdout_lines = []
+        self.stderr_path = os.path.join(self.dir, "stderr.txt")
+        topics = topics or [("events", 8)]
+        cfg = [
+            "data_dir: %s" % os.path.join(self.dir, "data"),
+            "cores: 2",
+            "listen: { native: 127.0.0.1:%d, http: 127.0.0.1:0 }" % port,
+            "topics:",
+        ]
+        for t, n in topics:
+            cfg += ["  - name: %s" % t, "    partitions: %d" % n]
+        self.config = os.path.join(self.dir, "sluice.yaml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+
+    def start(self):
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(
+            [self.sluiced, "--config", self.config],
+            stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        buf = b""
+        while True:
+            left = deadline - time.monotonic()
+            check(left > 0, "sluiced not ready after %d s: %r" % (READY_TIMEOUT_S, buf))
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise Failure("sluiced exited before ready (rc %s): %s\n%s" % (
+                    self.proc.wait(), buf.decode(errors="replace"), self.stderr_text()))
+            buf += chunk
+            lines = buf.decode(errors="replace").splitlines()
+            m = re.search(r"native [0-9.]+:(\d+)", buf.decode(errors="replace"))
+            if m:
+                self.port = int(m.group(1))
+            if any(line.strip() == "sluiced: ready" for line in lines):
+                self.stdout_lines = lines
+                break
+        check(self.port, "no port in sluiced's output: %r" % buf)
+        return self
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stderr_text(self):
+        try:
+            with open(self.stderr_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals the server and waits; returns its exit code."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure("sluiced did not exit within %d s of signal %d" % (STOP_TIMEOUT_S, sig))
+        finally:
+            self.proc.stdout.close()
+            self.stderr.close()
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+
+def run(cmd, stdin=b"", timeout=120, env=None):
+    """Runs a command to completion: (rc, stdout text, stderr text)."""
+    p = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, env=env)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+class Workdir:
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="sluice-e2e-")
+        return self.path
+
+    def __exit__(self, exc_type, *rest):
+        if exc_type is None:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            print("kept %s for inspection" % self.path, file=sys.stderr)
+        return False
+
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def parse_json_lines(text):
+    out = []
+    for i, line in enumerate(text.splitlines(), 1):
+        try:
+            out.append(json.loads(line))
+        except ValueError as e:
+            raise Failure("output line %d is not JSON (%s): %r" % (i, e, line))
+    return out
+
+
+def main(cases):
+    """cases: name -> fn(args). Usage: script --sluiced P --sluice P [...] CASE"""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sluiced", required=True)
+    ap.add_argument("--sluice", required=True)
+    ap.add_argument("--build-dir")
+    ap.add_argument("--cc")
+    ap.add_argument("case", choices=sorted(cases))
+    args = ap.parse_args()
+    start = time.monotonic()
+    try:
+        cases[args.case](args)
+    except Failure as e:
+        print("FAIL %s: %s" % (args.case, e), file=sys.stderr)
+        print("0 passed, 1 failed", file=sys.stderr)
+        return 1
+    print("PASS %s (%.2f s)" % (args.case, time.monotonic() - start))
+    return 0
