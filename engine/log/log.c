@@ -442,6 +442,23 @@ out:
 	return ret;
 }
 
+static ssize_t sl__pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t pos)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = pwrite(fd, p + done, len - done, (off_t)(pos + done));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			break;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
 static int sl__zero_range(int fd, uint64_t from, uint64_t to)
 {
 	static const uint8_t zeros[4096];
@@ -905,13 +922,9 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		return 1;
 	}
 
-	/* The write and its fdatasync must enter the same submission: a link
-	 * does not reach across submissions, and an unlinked fdatasync may run
-	 * before the write it is meant to cover. */
-	unsigned need = want_sync ? 2 : 1;
-	if (io_uring_sq_space_left(ring) < need) {
+	if (want_sync && io_uring_sq_space_left(ring) < 1) {
 		io_uring_submit(ring);
-		if (io_uring_sq_space_left(ring) < need)
+		if (io_uring_sq_space_left(ring) < 1)
 			return -EBUSY;
 	}
 	if (log->write_pos > 0 && log->write_pos + b->len > log->opts.segment_bytes) {
@@ -924,23 +937,39 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	if (ret < 0)
 		return ret;
 
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-	io_uring_prep_write(sqe, s->fd, b->p, b->len, log->write_pos);
+	/*
+	 * The write itself is a plain pwrite on this thread: a buffered write
+	 * is a copy into the page cache, and io_uring hands buffered ext4
+	 * writes to its worker threads, which costs ~100 us of hand-off per
+	 * write against ~5 us for pwrite of 4 KiB (bench/log.cc). Only the
+	 * fdatasync, which waits for the device, goes through io_uring.
+	 */
+	ssize_t w = sl__pwrite_all(s->fd, b->p, b->len, log->write_pos);
+	if (w != (ssize_t)b->len) {
+		sl__fail(log, "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
+			      ") failed: %s; partition stopped",
+			 log->dir, s->base, log->write_pos, log->write_pos + b->len,
+			 strerror(w < 0 ? (int)-w : ENOSPC));
+		return -SL_ELOG_FAILED;
+	}
+	log->stats.bytes_written += b->len;
+	log->stats.writes++;
+	if (!want_sync) {
+		log->write_pos += b->len;
+		s->size = log->write_pos;
+		log->unsynced = true;
+		log->durable = log->next_offset;
+		log->active ^= 1;
+		log->buf[log->active].len = 0;
+		log->buf[log->active].first_offset = log->next_offset;
+		return 2;
+	}
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring); /* room checked above */
+	io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
 	io_uring_sqe_set_data64(sqe, ud);
 	log->inflight_ops = 1;
-	log->inflight_is_sync = false;
-	log->inflight_fail = false;
-	if (want_sync) {
-		/* Linked: the fdatasync starts only after the write succeeded,
-		 * and is cancelled if it did not. */
-		sqe->flags |= IOSQE_IO_LINK;
-		struct io_uring_sqe *fs = io_uring_get_sqe(ring); /* room checked above */
-		io_uring_prep_fsync(fs, s->fd, IORING_FSYNC_DATASYNC);
-		io_uring_sqe_set_data64(fs, ud);
-		log->inflight_ops = 2;
-		log->inflight_is_sync = true;
-		log->inflight_fail = ++log->n_syncs == log->opts.fail_sync_at;
-	}
+	log->inflight_is_sync = true;
+	log->inflight_fail = ++log->n_syncs == log->opts.fail_sync_at;
 	log->inflight = true;
 	log->inflight_err = 0;
 	log->inflight_pos = log->write_pos;
@@ -964,9 +993,7 @@ int sl_log_on_cqe(struct sl_log *log, int res)
 		res = -EIO; /* test hook: as if the device failed the sync */
 	if (res < 0 && !log->inflight_err)
 		log->inflight_err = res;
-	else if (res >= 0 && !is_sync_cqe && log->inflight_len && (uint64_t)res != log->inflight_len &&
-		 !log->inflight_err)
-		log->inflight_err = -ENOSPC; /* short write to a pre-allocated file */
+
 	if (log->inflight_ops)
 		return 0;
 
@@ -985,9 +1012,6 @@ int sl_log_on_cqe(struct sl_log *log, int res)
 			 strerror(-log->inflight_err));
 		return -SL_ELOG_FAILED;
 	}
-	log->stats.bytes_written += log->inflight_len;
-	if (log->inflight_len)
-		log->stats.writes++;
 	if (log->inflight_is_sync) {
 		log->stats.syncs++;
 		log->unsynced = false;

@@ -17,10 +17,10 @@
  * stored event carries its producer id, epoch and sequence: what exactly-once
  * recovery needs, for ~2 bytes an event.
  *
- * Group commit. Appends go into an in-memory buffer; sl_log_flush() hands
- * the buffer to the caller's io_uring as a write, linked to an fdatasync
- * under the `fsync` policy, and appends continue into a second buffer while
- * that is in flight. When the I/O completes, everything it covered becomes
+ * Group commit. Appends go into an in-memory buffer; sl_log_flush() writes
+ * it (one pwrite: a copy into the page cache) and hands its fdatasync to the
+ * caller's io_uring under the `fsync` policy; appends continue into a second
+ * buffer while that is in flight. When the I/O completes, everything it covered becomes
  * durable at once (sl_log_durable) and the next buffer goes out. A failed
  * write or fdatasync is fatal for the log: nothing it covered is ever
  * reported durable, the log refuses further appends (-SL_ELOG_FAILED), and the
@@ -89,11 +89,13 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 
 /*
  * Starts the next group commit if none is in flight and there is something
- * to write: queues SQEs on `ring` tagged with user data `ud` (the caller
- * routes their completions to sl_log_on_cqe). Returns 1 when it queued I/O,
- * 0 when there was nothing to do (or I/O is already in flight), or a
- * negative error. May roll to a new segment first (synchronous: a few ms
- * every segment_bytes).
+ * to write: writes the buffered batches (pwrite, on this thread) and, under
+ * the fsync policy, queues their fdatasync on `ring` tagged with user data
+ * `ud` (the caller routes its completion to sl_log_on_cqe). Returns 1 when
+ * an fdatasync is queued, 2 when the write alone made the events durable
+ * (interval and none policies), 0 when there was nothing to do (or I/O is
+ * already in flight), or -SL_ELOG_FAILED. May roll to a new segment first
+ * (synchronous: a few ms every segment_bytes).
  */
 int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud);
 

@@ -284,6 +284,16 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
 	}
 }
 
+/* The log moved its durable end: publish it and send the acks it covers. */
+static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
+{
+	p->durable = sl_log_durable(p->log);
+	/* Readers may now read up to here: the bytes are written (and synced
+	 * under fsync) before this store. */
+	atomic_store_explicit(&p->durable_pub, p->durable, memory_order_release);
+	sl__part_release(r, p);
+}
+
 /*
  * Starts the group commit of every partition that appended this turn. While
  * a partition's write is in flight its appends go to the log's other buffer;
@@ -299,6 +309,8 @@ static void sl__part_flush(struct sl_reactor *r)
 		int ret = sl_log_flush(p->log, &r->uring, SL_UD(SL_OP_LOG, p->rslot));
 		if (ret < 0)
 			sl__part_failed(r, p);
+		else if (ret == 2)
+			sl__part_durable(r, p); /* written, and the policy asks no more */
 	}
 	r->n_dirty_parts = 0;
 }
@@ -311,13 +323,8 @@ static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)
 		sl__part_failed(r, p);
 		return;
 	}
-	if (ret == 1) {
-		p->durable = sl_log_durable(p->log);
-		/* Readers may now read up to here: the bytes are written (and
-		 * synced under fsync) before this store. */
-		atomic_store_explicit(&p->durable_pub, p->durable, memory_order_release);
-		sl__part_release(r, p);
-	}
+	if (ret == 1)
+		sl__part_durable(r, p);
 	if (!sl_log_io_pending(p->log) && sl_log_busy(p->log) && !p->dirty) {
 		p->dirty = true;
 		r->dirty_parts[r->n_dirty_parts++] = p;
