@@ -16,8 +16,10 @@ if(SL_SANITIZE STREQUAL "address")
   add_compile_definitions(SL_SANITIZED=1)
 elseif(SL_SANITIZE STREQUAL "thread")
   set(SL_SAN_FLAGS -fsanitize=thread)
-  # ck's x86_64 atomics are inline asm, which TSan cannot see; the compiler
-  # builtins port expresses the same operations as __atomic calls it can.
+  # ck's x86_64 atomics are inline asm, which TSan cannot see. The compiler
+  # builtins port turns its CAS into __atomic calls TSan understands (its
+  # loads and stores stay volatile accesses; ring.h uses relaxed __atomic
+  # loads/stores and __tsan_acquire/release annotations under SL_TSAN).
   add_compile_definitions(SL_SANITIZED=1 SL_TSAN=1 CK_USE_CC_BUILTINS=1)
 elseif(NOT SL_SANITIZE STREQUAL "")
   message(FATAL_ERROR "SL_SANITIZE must be '', 'address' or 'thread'")
