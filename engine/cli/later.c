@@ -1,6 +1,6 @@
 /*
- * query, status: their options are fixed by the product brief, but the
- * server does not serve them yet (no projections, no status endpoint). Each says exactly what is missing and exits 2 rather than
+ * query: its options are fixed by the product brief, but the server does not
+ * serve projections yet. Each says exactly what is missing and exits 2 rather than
  * pretending.
  */
 #include <getopt.h>
@@ -44,21 +44,3 @@ int sl_cli_query(int argc, char **argv)
 	return SL_CLI_NOT_YET;
 }
 
-int sl_cli_status(int argc, char **argv)
-{
-	if (sl__wants_help(argc, argv)) {
-		printf("usage: sluice status [--server HOST:PORT]\n"
-		       "\n"
-		       "Prints the server's topics and partitions with their end offsets, the lag\n"
-		       "of every consumer group, and the projections.\n"
-		       "\n"
-		       "  --server H:P   server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
-		       "\n"
-		       "Not available yet: the server does not answer Metadata requests (nor\n"
-		       "GET /v1/status) in this version; the command exits with status 2.\n");
-		return 0;
-	}
-	fprintf(stderr, "sluice status: not available yet: the server does not answer Metadata "
-			"requests (nor GET /v1/status) in this version\n");
-	return SL_CLI_NOT_YET;
-}

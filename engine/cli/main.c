@@ -19,7 +19,7 @@ static const struct sl_cli_cmd sl_cli_cmds[] = {
 	{"bench", "end-to-end load generator (events/s, MB/s, latency percentiles)", sl_cli_bench},
 	{"consume", "print events of a topic as JSON lines", sl_cli_consume},
 	{"query", "read one entry of a projection (not available yet)", sl_cli_query},
-	{"status", "topics, partitions, offsets, lag, projections (not available yet)",
+	{"status", "topics, partitions and their offsets (groups, projections: not yet)",
 	 sl_cli_status},
 };
 

@@ -220,8 +220,8 @@ const char *sl_consumer_last_error(const struct sl_consumer *c)
 	return c->error;
 }
 
-int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_partition_info **out,
-			   size_t *n)
+/* One Metadata round trip; *md is the decoded answer (sl_frame_msg_free). */
+static int sl__metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Metadata **md)
 {
 	uint64_t deadline = sl__deadline(c, 0);
 	Sluice__V1__MetadataRequest q = SLUICE__V1__METADATA_REQUEST__INIT;
@@ -229,9 +229,7 @@ int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_p
 	struct sl_frame f;
 	int ret;
 
-	*out = NULL;
-	*n = 0;
-	q.topic = (char *)topic;
+	q.topic = (char *)(topic ? topic : "");
 	q.request_id = ++c->next_request;
 	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_METADATA, &q.base, deadline);
 	if (ret < 0)
@@ -243,17 +241,16 @@ int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_p
 	    sl_frame_decode_msg(&f, &m) < 0)
 		return sl__fail(c, -SL_EPROTO_DECODE, "expected Metadata, got %s",
 				sl_frame_type_name(f.type));
-	Sluice__V1__Metadata *md = (Sluice__V1__Metadata *)m;
-	if (md->error || md->n_topics == 0) {
-		ret = sl__fail(c, -SL_ENOTOPIC, "unknown topic '%s'", topic);
-		goto out;
-	}
-	Sluice__V1__TopicInfo *t = md->topics[0];
+	*md = (Sluice__V1__Metadata *)m;
+	return 0;
+}
+
+static int sl__copy_partitions(struct sl_consumer *c, const Sluice__V1__TopicInfo *t,
+			       struct sl_partition_info **out, size_t *n)
+{
 	*out = calloc(t->n_partitions ? t->n_partitions : 1, sizeof(**out));
-	if (!*out) {
-		ret = sl__fail(c, -ENOMEM, "out of memory");
-		goto out;
-	}
+	if (!*out)
+		return sl__fail(c, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < t->n_partitions; i++)
 		(*out)[i] = (struct sl_partition_info){
 			.partition = t->partitions[i]->partition,
@@ -261,10 +258,72 @@ int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_p
 			.end_offset = t->partitions[i]->end_offset,
 		};
 	*n = t->n_partitions;
-	ret = 0;
-out:
-	sl_frame_msg_free(m);
+	return 0;
+}
+
+int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_partition_info **out,
+			   size_t *n)
+{
+	Sluice__V1__Metadata *md;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = sl__metadata(c, topic, &md);
+	if (ret < 0)
+		return ret;
+	if (md->error || md->n_topics == 0)
+		ret = sl__fail(c, -SL_ENOTOPIC, "unknown topic '%s'", topic);
+	else
+		ret = sl__copy_partitions(c, md->topics[0], out, n);
+	sl_frame_msg_free(&md->base);
 	return ret;
+}
+
+int sl_consumer_topics(struct sl_consumer *c, struct sl_topic_info **out, size_t *n)
+{
+	Sluice__V1__Metadata *md;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = sl__metadata(c, NULL, &md);
+	if (ret < 0)
+		return ret;
+	*out = calloc(md->n_topics ? md->n_topics : 1, sizeof(**out));
+	if (!*out) {
+		ret = sl__fail(c, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < md->n_topics; i++) {
+		(*out)[i].name = strdup(md->topics[i]->name);
+		*n = i + 1;
+		if (!(*out)[i].name) {
+			ret = sl__fail(c, -ENOMEM, "out of memory");
+			goto out;
+		}
+		ret = sl__copy_partitions(c, md->topics[i], &(*out)[i].partitions,
+					  &(*out)[i].n_partitions);
+		if (ret < 0)
+			goto out;
+	}
+out:
+	if (ret < 0) {
+		sl_consumer_topics_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	sl_frame_msg_free(&md->base);
+	return ret;
+}
+
+void sl_consumer_topics_free(struct sl_topic_info *topics, size_t n)
+{
+	for (size_t i = 0; topics && i < n; i++) {
+		free(topics[i].name);
+		free(topics[i].partitions);
+	}
+	free(topics);
 }
 
 int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition,

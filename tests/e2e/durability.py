@@ -106,6 +106,16 @@ def case_consume_roundtrip(a):
         check(rc == 0 and out == "", "--from latest printed %r (%s)" % (out[:200], err))
         rc, out, err = run([a.sluice, "consume", "--server", srv.addr, "--topic", "nope"])
         check(rc != 0 and "nope" in err, "unknown topic: rc %d, %r" % (rc, err))
+        # status counts what is stored, partition by partition.
+        rc, out, err = run([a.sluice, "status", "--server", srv.addr])
+        check(rc == 0, "status failed: %s" % err)
+        check("topic events: 8 partitions, 3000 events stored" in out, "status said: %r" % out)
+        ends = {}
+        for ev in consumed:
+            ends[ev["partition"]] = max(ends.get(ev["partition"], 0), ev["offset"] + 1)
+        for p, end in ends.items():
+            check(any(l.split()[:3] == [str(p), "0", str(end)] for l in out.splitlines()),
+                  "status: partition %d should end at %d: %r" % (p, end, out))
         check(srv.stop() == 0, "sluiced did not exit 0")
 
 

@@ -53,6 +53,17 @@ struct sl_partition_info {
 int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_partition_info **out,
 			   size_t *n);
 
+struct sl_topic_info {
+	char *name;
+	struct sl_partition_info *partitions;
+	size_t n_partitions;
+};
+
+/* Every topic of the server with its partitions; free with
+ * sl_consumer_topics_free(). */
+int sl_consumer_topics(struct sl_consumer *c, struct sl_topic_info **out, size_t *n);
+void sl_consumer_topics_free(struct sl_topic_info *topics, size_t n);
+
 struct sl_fetched {
 	uint32_t partition;
 	uint64_t offset;
