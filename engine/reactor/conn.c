@@ -272,6 +272,36 @@ static void sl__conn_refuse(struct sl_reactor *r, struct sl_conn *c, uint64_t ba
 	sl__conn_ack(r, &a);
 }
 
+/* Sends one event of a Produce to its partition (here or on its owner). */
+static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struct sl_produce *pr,
+			    struct sl_topic *t, uint32_t index, const struct sl_event_view *ev)
+{
+	uint32_t p = sl_part_of_key(&t->part, ev->aggregate, ev->aggregate_len);
+	struct sl_partition *part = &t->parts[p];
+	int ret;
+
+	if (part->owner == r->id) {
+		struct sl_ack_ref ref = {
+			.base_seq = pr->base_sequence, .conn = c->slot, .gen = c->gen,
+			.index = index, .core = (uint16_t)r->id,
+		};
+		ret = sl__part_append(r, part, c->producer_id, c->epoch, pr->base_sequence + index,
+				      ev->raw, (uint32_t)ev->raw_len, &ref);
+	} else {
+		struct sl_xev x = {
+			.base_seq = pr->base_sequence, .producer_id = c->producer_id,
+			.epoch = c->epoch, .conn = c->slot, .gen = c->gen,
+			.index = index, .topic = (uint16_t)t->index, .partition = p,
+			.len = (uint32_t)ev->raw_len,
+		};
+		ret = sl__xsend_event(r, part->owner, &x, ev->raw);
+	}
+	if (ret < 0)
+		sl__conn_refuse(r, c, pr->base_sequence, index,
+				ret == -SL_ELOG_FAILED ? SLUICE__V1__ERROR_CODE__ERR_STORAGE
+						       : SLUICE__V1__ERROR_CODE__ERR_INTERNAL);
+}
+
 static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
 {
 	struct sl_produce pr;
@@ -283,7 +313,11 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Produce before Hello");
 		return;
 	}
-	if (sl_produce_scan(f->body, f->body_len, &pr, &perr) < 0) {
+	/* One pass validates the frame and fills the views of its events
+	 * (perf showed the second scan of scan-then-iterate as the top
+	 * server symbol, 12.6%); frames with more events than the scratch
+	 * holds fall back to the iterator. */
+	if (sl_produce_scan_views(f->body, f->body_len, &pr, r->views, SL_PRODUCE_VIEWS, &perr) < 0) {
 		sl__conn_fail(r, c, sl_proto_error_wire_code(&perr), "Produce: %s", perr.reason);
 		return;
 	}
@@ -296,38 +330,19 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 
 	c->unacked += pr.n_events;
 	r->stats.events_in += pr.n_events;
-	sl_produce_iter_init(&pr, &it);
-	while (sl_event_iter_next(&it, &ev) > 0) {
-		uint32_t index = it.index - 1;
-		if (refuse) {
-			sl__conn_refuse(r, c, pr.base_sequence, index, refuse);
-			continue;
-		}
-		uint32_t p = sl_part_of_key(&t->part, ev.aggregate, ev.aggregate_len);
-		struct sl_partition *part = &t->parts[p];
-		int ret;
-		if (part->owner == r->id) {
-			struct sl_ack_ref ref = {
-				.base_seq = pr.base_sequence, .conn = c->slot, .gen = c->gen,
-				.index = index, .core = (uint16_t)r->id,
-			};
-			ret = sl__part_append(r, part, c->producer_id, c->epoch,
-					      pr.base_sequence + index, ev.raw, (uint32_t)ev.raw_len,
-					      &ref);
-		} else {
-			struct sl_xev x = {
-				.base_seq = pr.base_sequence, .producer_id = c->producer_id,
-				.epoch = c->epoch, .conn = c->slot, .gen = c->gen,
-				.index = index, .topic = (uint16_t)t->index, .partition = p,
-				.len = (uint32_t)ev.raw_len,
-			};
-			ret = sl__xsend_event(r, part->owner, &x, ev.raw);
-		}
-		if (ret < 0)
-			sl__conn_refuse(r, c, pr.base_sequence, index,
-					ret == -SL_ELOG_FAILED ? SLUICE__V1__ERROR_CODE__ERR_STORAGE
-							       : SLUICE__V1__ERROR_CODE__ERR_INTERNAL);
+	if (refuse) {
+		for (uint32_t i = 0; i < pr.n_events; i++)
+			sl__conn_refuse(r, c, pr.base_sequence, i, refuse);
+		return;
 	}
+	if (pr.n_events <= SL_PRODUCE_VIEWS) {
+		for (uint32_t i = 0; i < pr.n_events; i++)
+			sl__produce_one(r, c, &pr, t, i, &r->views[i]);
+		return;
+	}
+	sl_produce_iter_init(&pr, &it);
+	while (sl_event_iter_next(&it, &ev) > 0)
+		sl__produce_one(r, c, &pr, t, it.index - 1, &ev);
 }
 
 /* Appends an encoded frame to the connection's output. */

@@ -685,8 +685,9 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 	r->peer_fds = calloc(r->n, sizeof(*r->peer_fds));
 	r->backlog_head = calloc(r->n, sizeof(*r->backlog_head));
 	r->backlog_tail = calloc(r->n, sizeof(*r->backlog_tail));
+	r->views = calloc(SL_PRODUCE_VIEWS, sizeof(*r->views));
 	if (!r->cur_ev || !r->cur_ack || !r->wake_mask || !r->peer_fds || !r->backlog_head ||
-	    !r->backlog_tail)
+	    !r->backlog_tail || !r->views)
 		goto fail;
 
 	/* Partitions this reactor owns: p % n == id, across all topics. */
@@ -803,6 +804,7 @@ void sl_reactor_destroy(struct sl_reactor *r)
 	free(r->peer_fds);
 	free(r->backlog_head);
 	free(r->backlog_tail);
+	free(r->views);
 	free(r->parts);
 	free(r->dirty_parts);
 	free(r);

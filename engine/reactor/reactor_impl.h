@@ -42,6 +42,9 @@ enum sl_op {
 /* Blocks each reactor may have in flight to its peers (~5.7 MiB). */
 #define SL_POOL_BLOCKS 64
 #define SL_TICK_MS 100
+/* Event views filled while a Produce is validated: a frame of up to this
+ * many events is scanned once (1024 * ~100 B of views per reactor). */
+#define SL_PRODUCE_VIEWS 1024
 /* A connection whose unsent output passes this stops being read until its
  * peer reads: a client that does not read its acks cannot grow our memory. */
 #define SL_CONN_OUT_HIGH (4u << 20)
@@ -151,6 +154,7 @@ struct sl_reactor {
 	bool stopping, input_done, drain_expired, exiting;
 	uint64_t drain_deadline_ns;
 
+	struct sl_event_view *views; /* SL_PRODUCE_VIEWS scratch for sl__on_produce */
 	struct sl_reactor_stats stats;
 };
 

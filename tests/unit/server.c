@@ -707,3 +707,30 @@ Test(server, fetch_and_metadata, .timeout = 60)
 	close(fd);
 	stop(&f);
 }
+
+/* A frame with more events than the reactor's view scratch (1024) takes
+ * the iterator path; every event is still acked once, in order per key. */
+Test(server, frame_with_more_events_than_the_view_scratch, .timeout = 60)
+{
+	struct fixture f;
+	start(&f, 2, 16, 5000);
+	int fd = handshake(f.port);
+	enum { N = 3000 };
+	static uint8_t buf[1 << 19];
+	static struct acked acks[N];
+	int len = build_produce(buf, sizeof(buf), "events", 0, N, 0, 17);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, 0, N, acks);
+	uint64_t last[17];
+	bool seen[17] = {0};
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(acks[i].status, 0);
+		int k = i % 17;
+		if (seen[k])
+			cr_assert_gt(acks[i].offset, last[k]);
+		seen[k] = true;
+		last[k] = acks[i].offset;
+	}
+	close(fd);
+	stop(&f);
+}
