@@ -32,7 +32,8 @@ static struct sl_topic_spec g_topics[] = {
 	{.name = "other", .n_parts = 3, .partitioner = SL_PART_HASH},
 };
 
-static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms)
+static void start_idle(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms,
+		       uint32_t idle_ms)
 {
 	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-server-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(f->dir));
@@ -43,7 +44,7 @@ static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint
 		.max_connections = max_conns,
 		.max_frame_bytes = 1 << 20,
 		.handshake_timeout_ms = hs_ms,
-		.idle_timeout_ms = 60000,
+		.idle_timeout_ms = idle_ms,
 		.drain_timeout_ms = 10000,
 		.topics = g_topics,
 		.n_topics = 2,
@@ -55,6 +56,11 @@ static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint
 	cr_assert_eq(sl_server_start(f->srv), 0);
 	f->port = sl_server_native_port(f->srv);
 	cr_assert_neq(f->port, 0);
+}
+
+static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms)
+{
+	start_idle(f, reactors, max_conns, hs_ms, 60000);
 }
 
 static void rm_dir(const char *dir)
@@ -731,6 +737,17 @@ Test(server, frame_with_more_events_than_the_view_scratch, .timeout = 60)
 		seen[k] = true;
 		last[k] = acks[i].offset;
 	}
+	close(fd);
+	stop(&f);
+}
+
+Test(server, idle_timeout, .timeout = 30)
+{
+	struct fixture f;
+	start_idle(&f, 1, 16, 5000, 300);
+	int fd = handshake(f.port);
+	/* Handshake done, then silence: the server gives up on its own. */
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_TIMEOUT);
 	close(fd);
 	stop(&f);
 }
