@@ -223,9 +223,11 @@ static int sl__seg_add(struct sl_log *log, uint64_t base, int fd)
 	return 0;
 }
 
+/* Adds a sparse index entry, at most one per SL_IDX_EVERY bytes, and only
+ * past the last one (a view may read a batch again: entries stay sorted). */
 static int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos)
 {
-	if (s->n_idx && pos - s->last_idx_pos < SL_IDX_EVERY)
+	if (s->n_idx && (pos <= s->idx[s->n_idx - 1].pos || pos - s->last_idx_pos < SL_IDX_EVERY))
 		return 0;
 	if (s->n_idx == s->cap_idx) {
 		uint32_t cap = s->cap_idx ? s->cap_idx * 2 : 64;
@@ -1227,17 +1229,10 @@ void sl_log_reader_close(struct sl_log_reader *rd)
 
 #define SL_VIEW_CHUNK (256u * 1024)
 
-struct sl_vseg {
-	uint64_t base;
-	int fd;
-	struct sl_idx *idx;
-	uint32_t n_idx, cap_idx;
-	uint32_t last_idx_pos;
-};
 
 struct sl_log_view {
 	char *dir;
-	struct sl_vseg *segs;
+	struct sl_seg *segs;
 	uint32_t n_segs, cap_segs;
 	/* Where the last read stopped: a sequential consumer resumes here
 	 * without any lookup. */
@@ -1253,23 +1248,6 @@ struct sl_log_view {
 	char error[320];
 };
 
-static int sl__vseg_idx_add(struct sl_vseg *s, uint64_t offset, uint64_t pos)
-{
-	/* Kept sorted: entries are only added past the last one. */
-	if (s->n_idx && (pos <= s->idx[s->n_idx - 1].pos || pos - s->last_idx_pos < SL_IDX_EVERY))
-		return 0;
-	if (s->n_idx == s->cap_idx) {
-		uint32_t cap = s->cap_idx ? s->cap_idx * 2 : 64;
-		struct sl_idx *v = realloc(s->idx, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		s->idx = v;
-		s->cap_idx = cap;
-	}
-	s->idx[s->n_idx++] = (struct sl_idx){(uint32_t)(offset - s->base), (uint32_t)pos};
-	s->last_idx_pos = (uint32_t)pos;
-	return 0;
-}
 
 /* Re-reads the folder for segments we do not know yet (new ones appear at
  * the end; retention removes from the front, which a view notices as
@@ -1290,7 +1268,7 @@ static int sl__view_list(struct sl_log_view *v)
 			continue; /* removed meanwhile */
 		if (v->n_segs == v->cap_segs) {
 			uint32_t cap = v->cap_segs ? v->cap_segs * 2 : 8;
-			struct sl_vseg *s = realloc(v->segs, cap * sizeof(*s));
+			struct sl_seg *s = realloc(v->segs, cap * sizeof(*s));
 			if (!s) {
 				close(fd);
 				ret = -ENOMEM;
@@ -1299,7 +1277,7 @@ static int sl__view_list(struct sl_log_view *v)
 			v->segs = s;
 			v->cap_segs = cap;
 		}
-		struct sl_vseg *s = &v->segs[v->n_segs++];
+		struct sl_seg *s = &v->segs[v->n_segs++];
 		memset(s, 0, sizeof(*s));
 		s->base = add[i];
 		s->fd = fd;
@@ -1355,7 +1333,7 @@ uint64_t sl_log_view_start(struct sl_log_view *v)
 
 /* Makes [pos, pos+need) of segment s available in v->buf; returns a pointer
  * or NULL when the file holds fewer bytes. */
-static const uint8_t *sl__view_bytes(struct sl_log_view *v, struct sl_vseg *s, uint64_t pos,
+static const uint8_t *sl__view_bytes(struct sl_log_view *v, struct sl_seg *s, uint64_t pos,
 				     uint32_t need, int *err)
 {
 	*err = 0;
@@ -1384,7 +1362,7 @@ static const uint8_t *sl__view_bytes(struct sl_log_view *v, struct sl_vseg *s, u
 
 /* Position of the batch holding `offset` in segment i, from the index:
  * a batch at or before it, with that batch's first offset. */
-static void sl__view_seek(const struct sl_vseg *s, uint64_t offset, uint64_t *pos, uint64_t *at)
+static void sl__view_seek(const struct sl_seg *s, uint64_t offset, uint64_t *pos, uint64_t *at)
 {
 	uint32_t lo = 0, hi = s->n_idx;
 	*pos = 0;
@@ -1438,7 +1416,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	}
 
 	while (at < limit && (uint32_t)visited < max_events) {
-		struct sl_vseg *s = &v->segs[seg];
+		struct sl_seg *s = &v->segs[seg];
 		if (seg + 1 < v->n_segs && at >= v->segs[seg + 1].base) {
 			seg++;
 			pos = 0;
@@ -1479,7 +1457,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 				return visited; /* report the damage on the next read */
 			return -SL_ECORRUPT;
 		}
-		if ((err = sl__vseg_idx_add(s, at, pos)) < 0)
+		if ((err = sl__idx_add(s, at, pos)) < 0)
 			return err;
 		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len;
 		uint64_t off = b.base_offset;
