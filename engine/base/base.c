@@ -1,6 +1,9 @@
 #include "base/base.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const sl__err_text[] = {
 	[SL_EFRAME_TOO_BIG - SL_EBASE] = "frame larger than the maximum frame size",
@@ -20,6 +23,29 @@ static const char *const sl__err_text[] = {
 	[SL_ETIMEOUT - SL_EBASE] = "timed out",
 	[SL_ELOG_FAILED - SL_EBASE] = "partition log failed",
 };
+
+void *sl_grow(void *p, size_t *cap, size_t need, size_t first)
+{
+	if (need <= *cap)
+		return p;
+	size_t c = *cap ? *cap : first;
+	while (c < need) {
+		if (c > SIZE_MAX / 2)
+			return NULL;
+		c *= 2;
+	}
+	void *np = realloc(p, c);
+	if (np)
+		*cap = c;
+	return np;
+}
+
+void sl_eventfd_signal(int fd)
+{
+	uint64_t one = 1;
+	ssize_t n = write(fd, &one, sizeof(one));
+	(void)n;
+}
 
 const char *sl_strerror(int err)
 {

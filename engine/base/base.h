@@ -56,6 +56,18 @@ enum sl_err {
 /* Text for a negative return value of any sluice function (domain or errno). */
 const char *sl_strerror(int err);
 
+/*
+ * Growth of a byte buffer: returns `p` reallocated to hold at least `need`
+ * bytes (capacity doubling from `first`), and sets *cap; NULL when memory
+ * runs out, leaving `p` and *cap as they were. Every growable buffer of the
+ * engine goes through here.
+ */
+void *sl_grow(void *p, size_t *cap, size_t need, size_t first);
+
+/* Wakes whoever waits on eventfd `fd`. Async-signal-safe; a full counter
+ * means a wake is already pending, which is all a waker wants. */
+void sl_eventfd_signal(int fd);
+
 /* Monotonic nanoseconds; never goes backwards, not wall time. */
 static inline uint64_t sl_now_ns(void)
 {

@@ -208,16 +208,10 @@ static int sl__out_reserve(struct sl_client *c, size_t n)
 {
 	if (c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	if (c->out_cap - c->out_len >= n)
-		return 0;
-	size_t cap = c->out_cap ? c->out_cap : 4096;
-	while (cap - c->out_len < n)
-		cap *= 2;
-	uint8_t *p = realloc(c->out, cap);
+	uint8_t *p = sl_grow(c->out, &c->out_cap, c->out_len + n, 4096);
 	if (!p)
 		return -ENOMEM;
 	c->out = p;
-	c->out_cap = cap;
 	return 0;
 }
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
+
 void sl_json_buf_release(struct sl_json_buf *b)
 {
 	free(b->data);
@@ -17,19 +19,12 @@ int sl_json_buf_reserve(struct sl_json_buf *b, size_t extra)
 {
 	if (extra >= SIZE_MAX / 2 - b->len)
 		return -ENOMEM;
-	size_t need = b->len + extra + 1;
-	if (need <= b->cap)
-		return 0;
 	/* Doubling keeps appends amortised O(1); 256 B covers a small event
 	 * in one allocation. */
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < need)
-		cap *= 2;
-	char *p = realloc(b->data, cap);
+	char *p = sl_grow(b->data, &b->cap, b->len + extra + 1, 256);
 	if (!p)
 		return -ENOMEM;
 	b->data = p;
-	b->cap = cap;
 	return 0;
 }
 

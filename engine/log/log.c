@@ -47,7 +47,8 @@ struct sl_seg {
 
 struct sl_wbuf {
 	uint8_t *p;
-	uint32_t len, cap;
+	uint32_t len;  /* a group commit is far below 4 GiB: batches are capped */
+	size_t cap;
 	uint64_t first_offset; /* offset of the first event in it */
 };
 
@@ -466,13 +467,12 @@ static int sl__zero_range(int fd, uint64_t from, uint64_t to)
 	static const uint8_t zeros[4096];
 	while (from < to) {
 		size_t n = to - from < sizeof(zeros) ? (size_t)(to - from) : sizeof(zeros);
-		ssize_t w = pwrite(fd, zeros, n, (off_t)from);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		from += (uint64_t)w;
+		ssize_t w = sl__pwrite_all(fd, zeros, n, from);
+		if (w < 0)
+			return (int)w;
+		if ((size_t)w < n)
+			return -ENOSPC;
+		from += n;
 	}
 	return fdatasync(fd) < 0 ? -errno : 0;
 }
@@ -560,43 +560,34 @@ out:
 	return ret;
 }
 
-/* Loads the index of a sealed segment, or rebuilds it by reading. */
-static int sl__load_sealed(struct sl_log *log, struct sl_seg *s, uint64_t next_base, char *err,
-			   size_t errlen)
+/*
+ * Loads the sparse index that sealing wrote beside segment `s` of `dir`.
+ * The index is a cache: a missing or malformed one leaves s without entries
+ * and the reader scans from the segment's start instead; entries point at
+ * batch starts, which readers verify anyway.
+ */
+static void sl__idx_load(const char *dir, struct sl_seg *s)
 {
-	struct stat st;
-	if (fstat(s->fd, &st) < 0)
-		return -errno;
-	s->size = (uint64_t)st.st_size;
-	char *ipath = sl__seg_path(log, s->base, "idx");
-	if (!ipath)
-		return -ENOMEM;
+	char ipath[4096];
+	struct stat ist;
+	snprintf(ipath, sizeof(ipath), "%s/%020" PRIu64 ".idx", dir, s->base);
 	int ifd = open(ipath, O_RDONLY | O_CLOEXEC);
-	free(ipath);
-	if (ifd >= 0) {
-		struct stat ist;
-		if (fstat(ifd, &ist) == 0 && ist.st_size > 0 &&
-		    ist.st_size % (off_t)sizeof(struct sl_idx) == 0) {
+	if (ifd < 0)
+		return;
+	if (fstat(ifd, &ist) == 0 && ist.st_size > 0 &&
+	    ist.st_size % (off_t)sizeof(struct sl_idx) == 0) {
+		struct sl_idx *v = malloc((size_t)ist.st_size);
+		if (v && sl__pread_all(ifd, (uint8_t *)v, (size_t)ist.st_size, 0) == ist.st_size &&
+		    v[0].rel == 0 && v[0].pos == 0) {
+			free(s->idx);
+			s->idx = v;
 			s->n_idx = s->cap_idx = (uint32_t)(ist.st_size / (off_t)sizeof(struct sl_idx));
-			s->idx = malloc((size_t)ist.st_size);
-			if (!s->idx || sl__pread_all(ifd, (uint8_t *)s->idx, (size_t)ist.st_size, 0) !=
-					       ist.st_size) {
-				free(s->idx);
-				s->idx = NULL;
-				s->n_idx = s->cap_idx = 0;
-			}
+			s->last_idx_pos = v[s->n_idx - 1].pos;
+			v = NULL;
 		}
-		close(ifd);
+		free(v);
 	}
-	if (s->n_idx && s->idx[0].rel == 0 && s->idx[0].pos == 0)
-		return 0;
-	/* No usable index: a cold path; entries point at batch starts, which
-	 * readers verify anyway. */
-	s->n_idx = 0;
-	(void)next_base;
-	(void)err;
-	(void)errlen;
-	return sl__idx_add(s, s->base, 0);
+	close(ifd);
 }
 
 static int sl__cmp_u64(const void *a, const void *b)
@@ -731,21 +722,11 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 			goto fail;
 		}
 		log->stats.segments++;
-		if (i + 1 < n_bases) {
-			ret = sl__load_sealed(log, &log->segs[log->n_segs - 1], bases[i + 1], err,
-					      errlen);
-			if (ret < 0)
-				goto fail;
-		}
 	}
 	if (log->n_segs) {
 		ret = sl__recover_last(log, err, errlen);
 		if (ret < 0)
 			goto fail;
-		if (log->n_segs > 1 && log->next_offset == log->segs[log->n_segs - 1].base &&
-		    log->segs[log->n_segs - 2].size == 0) {
-			/* nothing to do: an empty sealed segment is harmless */
-		}
 	} else {
 		ret = sl__seg_create(log, 0);
 		if (ret < 0) {
@@ -787,18 +768,10 @@ void sl_log_close(struct sl_log *log)
 
 static int sl__wbuf_reserve(struct sl_wbuf *b, size_t more)
 {
-	if ((size_t)(b->cap - b->len) >= more)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256 * 1024;
-	while (cap - b->len < more)
-		cap *= 2;
-	if (cap > UINT32_MAX)
-		return -ENOMEM;
-	uint8_t *p = realloc(b->p, cap);
+	uint8_t *p = sl_grow(b->p, &b->cap, (size_t)b->len + more, 256 * 1024);
 	if (!p)
 		return -ENOMEM;
 	b->p = p;
-	b->cap = (uint32_t)cap;
 	return 0;
 }
 
@@ -1067,164 +1040,6 @@ void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out)
 	*out = log->stats;
 }
 
-/* ---- readers ------------------------------------------------------------------ */
-
-struct sl_log_reader {
-	struct sl_log *log;
-	uint32_t seg;        /* index into log->segs */
-	uint64_t pos;        /* next batch position in that segment */
-	uint64_t want;       /* next offset to return */
-	uint8_t *buf;
-	size_t cap;
-	/* The batch being walked. */
-	bool in_batch;
-	struct sl_bhdr b;
-	const uint8_t *r, *end;
-	uint64_t r_off;
-	char error[320];
-};
-
-static uint32_t sl__seg_for(const struct sl_log *log, uint64_t offset)
-{
-	uint32_t lo = 0, hi = log->n_segs;
-	while (hi - lo > 1) {
-		uint32_t mid = (lo + hi) / 2;
-		if (log->segs[mid].base <= offset)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static uint64_t sl__idx_pos(const struct sl_seg *s, uint64_t offset)
-{
-	uint32_t lo = 0, hi = s->n_idx;
-	uint64_t rel = offset - s->base;
-	if (!s->n_idx)
-		return 0;
-	while (hi - lo > 1) {
-		uint32_t mid = (lo + hi) / 2;
-		if (s->idx[mid].rel <= rel)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return s->idx[lo].rel <= rel ? s->idx[lo].pos : 0;
-}
-
-int sl_log_reader_open(struct sl_log *log, uint64_t offset, struct sl_log_reader **out)
-{
-	struct sl_log_reader *rd = calloc(1, sizeof(*rd));
-	if (!rd)
-		return -ENOMEM;
-	rd->log = log;
-	if (offset < sl_log_start(log))
-		offset = sl_log_start(log);
-	rd->want = offset;
-	rd->seg = sl__seg_for(log, offset);
-	rd->pos = sl__idx_pos(&log->segs[rd->seg], offset);
-	*out = rd;
-	return 0;
-}
-
-static int sl__reader_load(struct sl_log_reader *rd)
-{
-	struct sl_log *log = rd->log;
-	for (;;) {
-		struct sl_seg *s = &log->segs[rd->seg];
-		bool active = rd->seg == log->n_segs - 1;
-		uint64_t size = active ? log->write_pos : s->size;
-		if (rd->pos + SL_LOG_BATCH_HDR > size) {
-			if (active)
-				return 0;
-			rd->seg++;
-			rd->pos = 0;
-			continue;
-		}
-		uint8_t h[SL_LOG_BATCH_HDR];
-		ssize_t n = sl__pread_all(s->fd, h, sizeof(h), rd->pos);
-		if (n < 0)
-			return (int)n;
-		struct sl_bhdr b;
-		sl__hdr_decode(h, &b);
-		size_t need = SL_LOG_BATCH_HDR + (size_t)b.len;
-		if ((size_t)n < sizeof(h) || sl__get32(h) != SL_LOG_MAGIC || b.len > SL_BATCH_MAX ||
-		    rd->pos + need > size)
-			goto corrupt;
-		if (rd->cap < need) {
-			uint8_t *p = realloc(rd->buf, need);
-			if (!p)
-				return -ENOMEM;
-			rd->buf = p;
-			rd->cap = need;
-		}
-		n = sl__pread_all(s->fd, rd->buf, need, rd->pos);
-		if (n < 0)
-			return (int)n;
-		if ((size_t)n != need || !sl__batch_valid(rd->buf, need, &rd->b))
-			goto corrupt;
-		rd->r = rd->buf + SL_LOG_BATCH_HDR;
-		rd->end = rd->r + rd->b.len;
-		rd->r_off = rd->b.base_offset;
-		rd->in_batch = true;
-		rd->pos += sl__align(need);
-		return 1;
-	corrupt:
-		snprintf(rd->error, sizeof(rd->error),
-			 "%s/%020" PRIu64 ".log: batch at byte %" PRIu64 " fails its checksum",
-			 log->dir, s->base, rd->pos);
-		return -SL_ECORRUPT;
-	}
-}
-
-int sl_log_reader_next(struct sl_log_reader *rd, uint64_t limit, struct sl_log_record *rec)
-{
-	for (;;) {
-		if (rd->want >= limit)
-			return 0;
-		if (!rd->in_batch || rd->r >= rd->end) {
-			rd->in_batch = false;
-			int ret = sl__reader_load(rd);
-			if (ret <= 0)
-				return ret;
-		}
-		/* The batch passed sl__batch_valid: its varints parse. */
-		uint64_t size = 0, delta = 0;
-		size_t n = sl__get_varint(rd->r, rd->end, &size);
-		rd->r += n;
-		n = sl__get_varint(rd->r, rd->end, &delta);
-		rd->r += n;
-		const uint8_t *ev = rd->r;
-		rd->r += size;
-		uint64_t off = rd->r_off++;
-		if (off < rd->want)
-			continue; /* before the asked offset, in the same batch */
-		rec->offset = off;
-		rec->producer_id = rd->b.producer_id;
-		rec->epoch = rd->b.epoch;
-		rec->seq = rd->b.base_seq + delta;
-		rec->append_time_ms = rd->b.time_ms;
-		rec->event = ev;
-		rec->len = (uint32_t)size;
-		rd->want = off + 1;
-		return 1;
-	}
-}
-
-const char *sl_log_reader_error(const struct sl_log_reader *rd)
-{
-	return rd->error;
-}
-
-void sl_log_reader_close(struct sl_log_reader *rd)
-{
-	if (!rd)
-		return;
-	free(rd->buf);
-	free(rd);
-}
-
 /* ---- views ------------------------------------------------------------------ */
 
 #define SL_VIEW_CHUNK (256u * 1024)
@@ -1392,7 +1207,11 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	uint64_t bytes = 0;
 
 	*next = offset;
-	v->buf_len = 0; /* bytes past the durable end may have changed since */
+	/* Read-ahead bytes are kept between reads: below the durable end a
+	 * segment never changes. Bytes read ahead past it may have been in
+	 * flight then; they only ever fail validation, and a failure on cached
+	 * bytes is retried from the file once before it counts. */
+	bool fresh = false;
 	if (!v->n_segs || offset >= limit) {
 		if (!v->n_segs && (err = sl__view_list(v)) < 0)
 			return err;
@@ -1412,6 +1231,9 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		for (uint32_t i = 1; i < v->n_segs; i++)
 			if (v->segs[i].base <= offset)
 				seg = i;
+		/* A sealed segment (one follows it) has its index on disk. */
+		if (!v->segs[seg].n_idx && seg + 1 < v->n_segs)
+			sl__idx_load(v->dir, &v->segs[seg]);
 		sl__view_seek(&v->segs[seg], offset, &pos, &at);
 	}
 
@@ -1446,8 +1268,14 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		}
 		if (err < 0)
 			return err;
-		if (!h || !sl__batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b) ||
-		    b.base_offset != at) {
+		bool ok = h && sl__batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b) &&
+			  b.base_offset == at;
+		if (!ok && !fresh) {
+			fresh = true;
+			v->buf_len = 0;
+			continue;
+		}
+		if (!ok) {
 			snprintf(v->error, sizeof(v->error),
 				 "%s/%020" PRIu64 ".log: no valid batch at byte %" PRIu64
 				 " where offset %" PRIu64 " should be",
@@ -1457,6 +1285,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 				return visited; /* report the damage on the next read */
 			return -SL_ECORRUPT;
 		}
+		fresh = false;
 		if ((err = sl__idx_add(s, at, pos)) < 0)
 			return err;
 		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len;
@@ -1515,4 +1344,58 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	v->cur_next = at;
 	v->cur_valid = visited == 0 || *next == at;
 	return visited;
+}
+
+/* ---- readers ------------------------------------------------------------------ */
+
+/* The writer thread's reader is a view of the log's folder read one event
+ * at a time: one reading path, with every check the views make. */
+struct sl_log_reader {
+	struct sl_log_view *v;
+	uint64_t next;
+};
+
+int sl_log_reader_open(struct sl_log *log, uint64_t offset, struct sl_log_reader **out)
+{
+	struct sl_log_reader *rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return -ENOMEM;
+	int ret = sl_log_view_open(log->dir, &rd->v);
+	if (ret < 0) {
+		free(rd);
+		return ret;
+	}
+	rd->next = offset < sl_log_start(log) ? sl_log_start(log) : offset;
+	*out = rd;
+	return 0;
+}
+
+static int sl__reader_take(void *arg, const struct sl_log_record *rec)
+{
+	*(struct sl_log_record *)arg = *rec;
+	return 0;
+}
+
+int sl_log_reader_next(struct sl_log_reader *rd, uint64_t limit, struct sl_log_record *rec)
+{
+	uint64_t next;
+	/* The event stays in the view's buffer until the next read. */
+	int n = sl_log_view_read(rd->v, rd->next, limit, 1, UINT32_MAX, sl__reader_take, rec, &next);
+	if (n <= 0)
+		return n;
+	rd->next = next;
+	return 1;
+}
+
+const char *sl_log_reader_error(const struct sl_log_reader *rd)
+{
+	return sl_log_view_error(rd->v);
+}
+
+void sl_log_reader_close(struct sl_log_reader *rd)
+{
+	if (!rd)
+		return;
+	sl_log_view_close(rd->v);
+	free(rd);
 }

@@ -145,8 +145,9 @@ struct sl_log_record {
 
 struct sl_log_reader;
 
-/* A reader positioned at `offset` (clamped to the start). Reads with pread
- * from its own descriptors; never touches the writer's buffers. */
+/* A reader positioned at `offset` (clamped to the start): a view of the
+ * log's folder (below) read one event at a time, for the writer's thread or
+ * a tool. Never touches the writer's buffers. */
 int sl_log_reader_open(struct sl_log *log, uint64_t offset, struct sl_log_reader **out);
 /*
  * Next event below `limit` (pass sl_log_durable()). Returns 1 with *rec

@@ -75,20 +75,12 @@ void sl__conns_destroy(struct sl_reactor *r)
 	r->conns = NULL;
 }
 
-static int sl__buf_reserve(struct sl_buf *b, uint32_t more)
+static int sl__buf_reserve(struct sl_buf *b, size_t more)
 {
-	if (b->cap - b->len >= more)
-		return 0;
-	uint64_t cap = b->cap ? b->cap : 4096;
-	while (cap - b->len < more)
-		cap *= 2;
-	if (cap > UINT32_MAX)
-		return -ENOMEM;
-	uint8_t *p = realloc(b->p, cap);
+	uint8_t *p = sl_grow(b->p, &b->cap, b->len + more, 4096);
 	if (!p)
 		return -ENOMEM;
 	b->p = p;
-	b->cap = (uint32_t)cap;
 	return 0;
 }
 
@@ -206,6 +198,40 @@ static bool sl__conn_may_read(const struct sl_reactor *r, const struct sl_conn *
 	       sl__conn_out_pending(c) < SL_CONN_OUT_HIGH;
 }
 
+/* Appends an encoded frame to the connection's output. */
+static int sl__conn_put_msg(struct sl_conn *c, uint8_t type, const ProtobufCMessage *m)
+{
+	struct sl_buf *b = &c->out[c->sending ^ 1];
+	size_t need = sl_frame_msg_size(m);
+	if (sl__buf_reserve(b, need) < 0)
+		return -ENOMEM;
+	int n = sl_frame_encode_msg(type, m, b->p + b->len, b->cap - b->len);
+	if (n < 0)
+		return n;
+	b->len += (uint32_t)n;
+	return 0;
+}
+
+/* Decodes the control request in `f` for a connection past its Hello, or
+ * fails the connection saying what was wrong; NULL then. */
+static ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
+					  const struct sl_frame *f, const char *what,
+					  const char *message)
+{
+	ProtobufCMessage *m = NULL;
+
+	if (c->state != SL_CONN_READY) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "%s before Hello", what);
+		return NULL;
+	}
+	if (sl_frame_decode_msg(f, &m) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			      "%s: body is not a valid sluice.v1.%s", what, message);
+		return NULL;
+	}
+	return m;
+}
+
 static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
 {
 	ProtobufCMessage *m = NULL;
@@ -244,19 +270,12 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	w.credit_bytes = SL_CREDIT_BYTES;
 	w.max_frame_bytes = r->srv->opts.max_frame_bytes;
 	w.server_name = "sluiced";
-	struct sl_buf *b = &c->out[c->sending ^ 1];
-	size_t need = sl_frame_msg_size(&w.base);
-	if (sl__buf_reserve(b, (uint32_t)need) < 0) {
-		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+	int ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
+	if (ret < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+			      ret == -ENOMEM ? "out of memory" : "cannot encode Welcome");
 		return;
 	}
-	int n = sl_frame_encode_msg(SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base, b->p + b->len,
-				    b->cap - b->len);
-	if (n < 0) {
-		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "cannot encode Welcome");
-		return;
-	}
-	b->len += (uint32_t)n;
 	c->state = SL_CONN_READY;
 	sl__conn_mark_flush(r, c);
 }
@@ -345,19 +364,6 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 		sl__produce_one(r, c, &pr, t, it.index - 1, &ev);
 }
 
-/* Appends an encoded frame to the connection's output. */
-static int sl__conn_put_msg(struct sl_conn *c, uint8_t type, const ProtobufCMessage *m)
-{
-	struct sl_buf *b = &c->out[c->sending ^ 1];
-	size_t need = sl_frame_msg_size(m);
-	if (need > UINT32_MAX || sl__buf_reserve(b, (uint32_t)need) < 0)
-		return -ENOMEM;
-	int n = sl_frame_encode_msg(type, m, b->p + b->len, b->cap - b->len);
-	if (n < 0)
-		return n;
-	b->len += (uint32_t)n;
-	return 0;
-}
 
 /* A FetchResult carrying only an error, answered by the reactor itself. */
 static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Sluice__V1__Fetch *fe,
@@ -387,17 +393,9 @@ static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Slui
 
 static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
 {
-	ProtobufCMessage *m = NULL;
-
-	if (c->state != SL_CONN_READY) {
-		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Fetch before Hello");
+	ProtobufCMessage *m = sl__conn_request(r, c, f, "Fetch", "Fetch");
+	if (!m)
 		return;
-	}
-	if (sl_frame_decode_msg(f, &m) < 0) {
-		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
-			      "Fetch: body is not a valid sluice.v1.Fetch");
-		return;
-	}
 	Sluice__V1__Fetch *fe = (Sluice__V1__Fetch *)m;
 	struct sl_topic *t = sl_topics_find(&r->srv->topics, fe->topic, strlen(fe->topic));
 	if (!t) {
@@ -438,18 +436,10 @@ out:
 
 static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
 {
-	ProtobufCMessage *m = NULL;
 	const struct sl_topics *ts = &r->srv->topics;
-
-	if (c->state != SL_CONN_READY) {
-		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Metadata before Hello");
+	ProtobufCMessage *m = sl__conn_request(r, c, f, "Metadata", "MetadataRequest");
+	if (!m)
 		return;
-	}
-	if (sl_frame_decode_msg(f, &m) < 0) {
-		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
-			      "Metadata: body is not a valid sluice.v1.MetadataRequest");
-		return;
-	}
 	Sluice__V1__MetadataRequest *q = (Sluice__V1__MetadataRequest *)m;
 	Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
 	md.request_id = q->request_id;
@@ -748,7 +738,7 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 
 	while (i < c->n_acks) {
 		struct sl_ack ack = {.base_sequence = c->acks[i].base_seq};
-		uint32_t n_parts = 0, n_rej = 0, n_idx = 0;
+		uint32_t n_idx = 0;
 		size_t np = 0, nr = 0;
 
 		while (i < c->n_acks && c->acks[i].base_seq == ack.base_sequence &&
@@ -763,7 +753,6 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 					rj = &rejects[nr++];
 					*rj = (struct sl_ack_reject){.code = (uint32_t)a->status};
 					rj->index.v = &idx[n_idx];
-					n_rej++;
 				}
 				idx[n_idx++] = a->index;
 				rj->index.n++;
@@ -778,21 +767,18 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 					*pt = (struct sl_ack_part){.partition = a->partition,
 								   .base_offset = a->offset};
 					pt->index.v = &idx[n_idx];
-					n_parts++;
 				}
 				idx[n_idx++] = a->index;
 				pt->index.n++;
 			}
 			i++;
 		}
-		(void)n_parts;
-		(void)n_rej;
 		ack.parts = parts;
 		ack.n_parts = np;
 		ack.rejects = rejects;
 		ack.n_rejects = nr;
 		size_t need = sl_ack_frame_size(&ack);
-		if (!need || need > UINT32_MAX || sl__buf_reserve(b, (uint32_t)need) < 0)
+		if (!need || sl__buf_reserve(b, need) < 0)
 			return -ENOMEM;
 		int n = sl_ack_encode(b->p + b->len, b->cap - b->len, &ack);
 		if (n < 0)

@@ -254,7 +254,8 @@ int sl__part_append(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, 
 static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 {
 	struct sl_ack_ref ref;
-	while (sl_partition_pop_durable(p, &ref)) {
+	uint64_t durable = sl_log_durable(p->log);
+	while (sl_partition_pop_durable(p, durable, &ref)) {
 		struct sl_xack a = {
 			.base_seq = ref.base_seq, .offset = ref.offset, .conn = ref.conn,
 			.gen = ref.gen, .index = ref.index, .partition = p->id,
@@ -287,10 +288,9 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
 /* The log moved its durable end: publish it and send the acks it covers. */
 static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
 {
-	p->durable = sl_log_durable(p->log);
 	/* Readers may now read up to here: the bytes are written (and synced
 	 * under fsync) before this store. */
-	atomic_store_explicit(&p->durable_pub, p->durable, memory_order_release);
+	atomic_store_explicit(&p->durable_pub, sl_log_durable(p->log), memory_order_release);
 	sl__part_release(r, p);
 }
 
@@ -496,16 +496,12 @@ static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
 		sl__on_tick(r);
 		if (!r->exiting)
 			sl__arm_tick(r);
-		else
-			r->tick_armed = false;
 		break;
 	case SL_OP_WAKE:
 		if (atomic_load_explicit(&r->srv->stopping.value, memory_order_acquire) && !r->stopping)
 			sl__begin_stop(r);
 		if (!r->exiting)
 			sl__arm_wake(r);
-		else
-			r->wake_armed = false;
 		break;
 	case SL_OP_MSG:
 		/* A peer pushed blocks; the drain below picks them up. */
@@ -566,9 +562,7 @@ static bool sl__drained(struct sl_reactor *r)
 static int sl__loop(struct sl_reactor *r)
 {
 	sl__arm_tick(r);
-	r->tick_armed = true;
 	sl__arm_wake(r);
-	r->wake_armed = true;
 	if (r->listen_fd >= 0)
 		sl__arm_accept(r);
 
@@ -577,12 +571,10 @@ static int sl__loop(struct sl_reactor *r)
 		unsigned head, seen = 0;
 		int ret;
 
-		/* Block only when no work is pending on our side: everything
-		 * that can arrive (data, blocks, timers, stop) arrives as a CQE. */
-		if (r->n_dirty_parts || r->n_pending_sends)
-			ret = io_uring_submit(&r->uring);
-		else
-			ret = io_uring_submit_and_wait(&r->uring, 1);
+		/* Everything that can make work (data, blocks, timers, the log,
+		 * the reader, stop) arrives as a CQE, and every turn ends with
+		 * nothing left pending on our side: wait for the next one. */
+		ret = io_uring_submit_and_wait(&r->uring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			fprintf(stderr, "sluiced: reactor %u: io_uring_enter: %s\n", r->id,
 				strerror(-ret));
@@ -758,11 +750,7 @@ int sl_reactor_ring_fd(struct sl_reactor *r)
 
 void sl_reactor_wake(struct sl_reactor *r)
 {
-	uint64_t one = 1;
-	/* eventfd write: async-signal-safe; a full counter means a wake is
-	 * already pending, which is all we want. */
-	ssize_t n = write(r->wake_fd, &one, sizeof(one));
-	(void)n;
+	sl_eventfd_signal(r->wake_fd);
 }
 
 void sl_reactor_get_stats(struct sl_reactor *r, struct sl_reactor_stats *out)

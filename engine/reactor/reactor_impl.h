@@ -57,7 +57,7 @@ enum sl_conn_state {
 
 struct sl_buf {
 	uint8_t *p;
-	uint32_t len, cap;
+	size_t len, cap;
 };
 
 /* An ack waiting to be encoded into the connection's next Ack frame. */
@@ -114,7 +114,7 @@ struct sl_reactor {
 	uint64_t wake_val;
 	struct __kernel_timespec tick_ts;
 	uint32_t tick_ms;   /* 100, or less when a topic syncs more often */
-	bool accept_armed, tick_armed, wake_armed;
+	bool accept_armed;
 
 	/* Provided receive buffers. */
 	struct io_uring_buf_ring *br;
@@ -132,7 +132,6 @@ struct sl_reactor {
 	uint32_t recvs_armed;
 	struct sl_conn *flush_head;   /* conns with output or acks to flush */
 	struct sl_conn *resume_head;  /* conns waiting to be read again */
-	uint32_t n_pending_sends;
 
 	/* Cross-core blocks. */
 	struct sl_xblock *pool_free;

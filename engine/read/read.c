@@ -32,6 +32,7 @@ struct sl_reader {
 	struct sl_ring *out;      /* per reactor, SPSC: reader -> reactor */
 	_Atomic uint64_t *outstanding; /* per reactor */
 	struct sl_log_view **views; /* per topic, per partition (flattened) */
+	uint32_t n_views;
 	uint32_t *view_base;      /* topic -> first index in views */
 	int efd;
 	pthread_t thread;
@@ -238,6 +239,7 @@ int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, uint32
 	}
 	ret = -ENOMEM;
 	rd->views = calloc(total ? total : 1, sizeof(*rd->views));
+	rd->n_views = total;
 	if (!rd->views)
 		goto fail;
 	*out = rd;
@@ -259,9 +261,7 @@ int sl_reader_start(struct sl_reader *rd)
 void sl_reader_drain(struct sl_reader *rd)
 {
 	atomic_store_explicit(&rd->draining, true, memory_order_release);
-	uint64_t one = 1;
-	ssize_t n = write(rd->efd, &one, sizeof(one));
-	(void)n;
+	sl_eventfd_signal(rd->efd);
 }
 
 void sl_reader_stop(struct sl_reader *rd)
@@ -269,9 +269,7 @@ void sl_reader_stop(struct sl_reader *rd)
 	if (!rd || !rd->started)
 		return;
 	atomic_store_explicit(&rd->stop, true, memory_order_release);
-	uint64_t one = 1;
-	ssize_t n = write(rd->efd, &one, sizeof(one));
-	(void)n;
+	sl_eventfd_signal(rd->efd);
 	pthread_join(rd->thread, NULL);
 	rd->started = false;
 }
@@ -293,13 +291,8 @@ void sl_reader_destroy(struct sl_reader *rd)
 			sl_ring_destroy(&rd->out[i]);
 		}
 	sl_ring_destroy(&rd->in);
-	if (rd->views) {
-		uint32_t total = 0;
-		for (uint32_t t = 0; t < rd->topics->n; t++)
-			total += rd->topics->v[t].n_parts;
-		for (uint32_t i = 0; i < total; i++)
-			sl_log_view_close(rd->views[i]);
-	}
+	for (uint32_t i = 0; rd->views && i < rd->n_views; i++)
+		sl_log_view_close(rd->views[i]);
 	if (rd->efd >= 0)
 		close(rd->efd);
 	free(rd->views);
@@ -319,9 +312,7 @@ int sl_reader_submit(struct sl_reader *rd, struct sl_fetch_req *req)
 		atomic_fetch_sub_explicit(&rd->outstanding[reactor], 1, memory_order_relaxed);
 		return -EAGAIN;
 	}
-	uint64_t one = 1;
-	ssize_t n = write(rd->efd, &one, sizeof(one));
-	(void)n;
+	sl_eventfd_signal(rd->efd);
 	return 0;
 }
 

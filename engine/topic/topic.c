@@ -84,8 +84,7 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 				goto fail;
 			ret = -ENOMEM;
 			if (part->log) {
-				part->next_offset = part->durable = sl_log_end(part->log);
-				atomic_store(&part->durable_pub, part->durable);
+				atomic_store(&part->durable_pub, sl_log_end(part->log));
 				atomic_store(&part->start_pub, sl_log_start(part->log));
 			}
 		}
@@ -155,8 +154,6 @@ int sl_partition_append(struct sl_partition *p, uint64_t pid, uint32_t epoch, ui
 	int ret = sl_log_append(p->log, pid, epoch, seq, ev, len, &ref->offset);
 	if (ret < 0)
 		return ret;
-	p->next_offset = ref->offset + 1;
 	p->waiting[p->w_tail++ & (p->w_cap - 1)] = *ref;
-	p->bytes_in += len;
 	return 0;
 }

@@ -46,13 +46,10 @@ struct sl_partition {
 	uint32_t id;
 	uint32_t owner;          /* reactor index */
 	uint32_t rslot;          /* index among its owner's partitions */
-	uint64_t next_offset;    /* offset the next appended event gets */
-	uint64_t durable;        /* events below this offset are durable */
 	/* FIFO of ack refs, in offset order; power-of-two capacity, grows. */
 	struct sl_ack_ref *waiting;
 	uint32_t w_head, w_tail, w_cap;
 	bool dirty;              /* on its reactor's flush list */
-	uint64_t bytes_in;       /* stats: event bytes appended */
 	struct sl_log *log;      /* NULL when the partition is refused */
 	char *dir;               /* the log's folder, for readers */
 	/* `durable` published for other threads (readers, metadata): stored
@@ -114,13 +111,15 @@ static inline bool sl_partition_pop_any(struct sl_partition *p, struct sl_ack_re
 	return true;
 }
 
-/* Owner thread only. Pops the next ack ref whose event is durable. */
-static inline bool sl_partition_pop_durable(struct sl_partition *p, struct sl_ack_ref *out)
+/* Owner thread only. Pops the next ack ref whose event is below `durable`
+ * (the log's durable end). */
+static inline bool sl_partition_pop_durable(struct sl_partition *p, uint64_t durable,
+					    struct sl_ack_ref *out)
 {
 	if (p->w_head == p->w_tail)
 		return false;
 	struct sl_ack_ref *r = &p->waiting[p->w_head & (p->w_cap - 1)];
-	if (r->offset >= p->durable)
+	if (r->offset >= durable)
 		return false;
 	*out = *r;
 	p->w_head++;
