@@ -10,22 +10,22 @@
 #include "base/base.h"
 #include "log/log.h"
 
-enum { SL__SLOT_EMPTY = 0, SL__SLOT_PENDING, SL__SLOT_DURABLE };
-
-struct sl__dedup_slot {
+struct sl__dedup_ent {
 	uint64_t seq;
 	uint64_t offset;
-	uint32_t partition;
-	uint32_t state;
 };
 
+/* Stored inline in the buckets: one miss reaches id, epoch and last, which
+ * is all a NEW verdict reads. */
 struct sl__dedup_prod {
-	uint64_t id;
-	uint64_t next;
-	uint64_t last_ns;
+	uint64_t id; /* 0: empty bucket (no producer has id 0) */
+	uint64_t last;
+	uint64_t kept; /* every record with seq >= kept is in the FIFO */
+	struct sl__dedup_ent *fifo;
 	uint32_t epoch;
-	uint32_t npending;
-	struct sl__dedup_slot slots[];
+	uint32_t head; /* index of the oldest entry */
+	uint32_t n;    /* entries; >= 1 for every producer in the table */
+	uint32_t mask; /* FIFO capacity - 1 */
 };
 
 struct sl_dedup {
@@ -33,33 +33,38 @@ struct sl_dedup {
 	uint32_t max_producers;
 	uint32_t count;
 	uint32_t shift; /* 64 - log2(cap) for the multiplicative hash */
-	uint64_t cap;   /* power of two, >= 2 * max_producers: probes stay short */
-	uint64_t now_ns;
-	uint64_t next_assign;
-	struct sl__dedup_prod **tab;
+	uint64_t cap;   /* buckets, a power of two; count <= cap / 2 keeps probes short */
+	uint64_t cache_id;  /* one-entry lookup cache: check() then record() of */
+	uint64_t cache_pos; /* the same producer probe once */
+	uint64_t entries;   /* sum of n, for the checkpoint bound */
+	size_t fifo_bytes;
+	struct sl__dedup_prod *tab;
 };
 
+#define SL__FIFO_FIRST 8u
+#define SL__TAB_FIRST 16u
 #define SL__HDR_BYTES 40u
 #define SL__PROD_BYTES 24u
-#define SL__ENTRY_BYTES 24u
+#define SL__ENTRY_BYTES 16u
 
-static uint64_t sl__hash(const struct sl_dedup *t, uint64_t id)
+static uint64_t sl__hash(uint32_t shift, uint64_t id)
 {
-	return (id * UINT64_C(0x9e3779b97f4a7c15)) >> t->shift;
+	return (id * UINT64_C(0x9e3779b97f4a7c15)) >> shift;
 }
 
-static uint64_t sl__find_pos(const struct sl_dedup *t, uint64_t id, bool *found)
+static uint64_t sl__find_pos(struct sl__dedup_prod *tab, uint64_t cap, uint32_t shift,
+			     uint64_t id, bool *found)
 {
-	uint64_t mask = t->cap - 1, i = sl__hash(t, id);
+	uint64_t mask = cap - 1, i = sl__hash(shift, id);
 
-	/* cap > count, so an empty bucket ends every probe. */
+	/* count <= cap / 2, so an empty bucket ends every probe. */
 	for (;; i = (i + 1) & mask) {
-		if (!t->tab[i]) {
-			*found = false;
+		if (tab[i].id == id) {
+			*found = true;
 			return i;
 		}
-		if (t->tab[i]->id == id) {
-			*found = true;
+		if (!tab[i].id) {
+			*found = false;
 			return i;
 		}
 	}
@@ -68,129 +73,190 @@ static uint64_t sl__find_pos(const struct sl_dedup *t, uint64_t id, bool *found)
 static struct sl__dedup_prod *sl__find(const struct sl_dedup *t, uint64_t id)
 {
 	bool found;
-	uint64_t i = sl__find_pos(t, id, &found);
+	uint64_t i;
 
-	return found ? t->tab[i] : NULL;
+	if (!id)
+		return NULL;
+	i = sl__find_pos(t->tab, t->cap, t->shift, id, &found);
+	return found ? &t->tab[i] : NULL;
 }
 
-/* Backward-shift deletion keeps every entry reachable from its home bucket
- * without tombstones. */
-static void sl__remove_at(struct sl_dedup *t, uint64_t i)
-{
-	uint64_t mask = t->cap - 1, j = i;
-
-	free(t->tab[i]);
-	t->tab[i] = NULL;
-	for (;;) {
-		j = (j + 1) & mask;
-		if (!t->tab[j])
-			break;
-		uint64_t home = sl__hash(t, t->tab[j]->id);
-		/* Move j into the hole i unless its home lies cyclically in (i, j]. */
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (!stays) {
-			t->tab[i] = t->tab[j];
-			t->tab[j] = NULL;
-			i = j;
-		}
-	}
-	t->count--;
-}
-
-static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch,
-			   struct sl__dedup_prod **out)
+/* The cached lookup of check() and record(). */
+static struct sl__dedup_prod *sl__lookup(struct sl_dedup *t, uint64_t id)
 {
 	bool found;
-	uint64_t i = sl__find_pos(t, id, &found);
-	struct sl__dedup_prod *p;
+	uint64_t i;
 
-	if (found) {
-		*out = t->tab[i];
-		return 0;
+	if (id && id == t->cache_id)
+		return &t->tab[t->cache_pos];
+	if (!id)
+		return NULL;
+	i = sl__find_pos(t->tab, t->cap, t->shift, id, &found);
+	if (!found)
+		return NULL;
+	t->cache_id = id;
+	t->cache_pos = i;
+	return &t->tab[i];
+}
+
+static struct sl__dedup_ent *sl__at(const struct sl__dedup_prod *p, uint32_t i)
+{
+	return &p->fifo[(p->head + i) & p->mask];
+}
+
+/*
+ * The index (0 = oldest) of the entry holding `seq`, or -1. Seqs strictly
+ * increase along the FIFO, so entry i holds at least first + i and at most
+ * last - (n - 1 - i): the search runs between those bounds, which meet when
+ * the producer's events here are consecutive (one probe: the common retry
+ * after a reconnect of a producer with one hot key); for events spread over
+ * partitions it is a binary search of the FIFO.
+ */
+static int64_t sl__find_seq(const struct sl__dedup_prod *p, uint64_t seq)
+{
+	uint64_t first = p->fifo[p->head].seq, top = p->n - 1;
+	uint64_t lo, hi;
+
+	if (seq < first || seq > p->last)
+		return -1;
+	lo = p->last - seq >= top ? 0 : top - (p->last - seq);
+	hi = seq - first >= top ? top : seq - first;
+	while (lo <= hi) {
+		uint64_t mid = lo + (hi - lo) / 2, s = sl__at(p, (uint32_t)mid)->seq;
+		if (s == seq)
+			return (int64_t)mid;
+		if (s < seq)
+			lo = mid + 1;
+		else if (mid == 0)
+			break;
+		else
+			hi = mid - 1;
 	}
+	return -1;
+}
+
+/* How many entries lie at offsets < upto (a prefix: offsets increase). */
+static uint32_t sl__prefix_below(const struct sl__dedup_prod *p, uint64_t upto)
+{
+	uint32_t lo = 0, hi = p->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (sl__at(p, mid)->offset < upto)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static uint64_t sl__kept_floor(const struct sl_dedup *t, uint64_t last)
+{
+	return last >= t->window ? last - t->window + 1 : 0;
+}
+
+/* Doubles a full FIFO, oldest entry to index 0. Capacity never exceeds W:
+ * after pruning, entries have distinct seqs in [last - W + 1, last]. */
+static int sl__fifo_grow(struct sl_dedup *t, struct sl__dedup_prod *p)
+{
+	uint32_t cap = p->mask + 1, ncap = cap * 2;
+	struct sl__dedup_ent *f = malloc((size_t)ncap * sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->n; i++)
+		f[i] = *sl__at(p, i);
+	free(p->fifo);
+	p->fifo = f;
+	p->head = 0;
+	p->mask = ncap - 1;
+	t->fifo_bytes += (size_t)(ncap - cap) * sizeof(*f);
+	return 0;
+}
+
+static int sl__tab_grow(struct sl_dedup *t)
+{
+	uint64_t ncap = t->cap * 2;
+	uint32_t nshift = t->shift - 1;
+	struct sl__dedup_prod *nt = calloc(ncap, sizeof(*nt));
+
+	if (!nt)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < t->cap; i++) {
+		bool found;
+		if (!t->tab[i].id)
+			continue;
+		nt[sl__find_pos(nt, ncap, nshift, t->tab[i].id, &found)] = t->tab[i];
+	}
+	free(t->tab);
+	t->tab = nt;
+	t->cap = ncap;
+	t->shift = nshift;
+	t->cache_id = 0;
+	return 0;
+}
+
+/* A new producer with one entry: created whole or not at all. */
+static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
+			   uint64_t offset, uint32_t fifo_cap, struct sl__dedup_prod **out)
+{
+	struct sl__dedup_ent *f;
+	struct sl__dedup_prod *p;
+	bool found;
+	int ret;
+
 	if (t->count >= t->max_producers)
 		return -ENOSPC;
-	p = calloc(1, sizeof(*p) + (size_t)t->window * sizeof(p->slots[0]));
-	if (!p)
+	f = malloc((size_t)fifo_cap * sizeof(*f));
+	if (!f)
 		return -ENOMEM;
+	if (2 * ((uint64_t)t->count + 1) > t->cap && (ret = sl__tab_grow(t)) < 0) {
+		free(f);
+		return ret;
+	}
+	p = &t->tab[sl__find_pos(t->tab, t->cap, t->shift, id, &found)];
 	p->id = id;
 	p->epoch = epoch;
-	p->last_ns = t->now_ns;
-	t->tab[i] = p;
+	p->last = seq;
+	p->kept = sl__kept_floor(t, seq);
+	p->fifo = f;
+	p->fifo[0] = (struct sl__dedup_ent){seq, offset};
+	p->head = 0;
+	p->n = 1;
+	p->mask = fifo_cap - 1;
 	t->count++;
-	/* Assigned ids stay clear of ids seen so far. */
-	if (id >= t->next_assign)
-		t->next_assign = id + 1 ? id + 1 : 1;
+	t->entries++;
+	t->fifo_bytes += (size_t)fifo_cap * sizeof(*f);
 	*out = p;
 	return 0;
 }
 
-/*
- * Records `seq` durable. With `infer` (recovery), a sequence beyond the
- * window moves `next` up: it was accepted only when seq < next + W held, so
- * everything up to seq - W was durable then.
- */
-static int sl__put_durable(struct sl_dedup *t, struct sl__dedup_prod *p, uint64_t seq,
-			   uint32_t partition, uint64_t offset, bool infer)
+static uint32_t sl__first_fifo_cap(const struct sl_dedup *t)
 {
-	uint64_t w = t->window, mask = w - 1;
-	struct sl__dedup_slot *s;
-
-	if (seq >= p->next && seq - p->next >= w) {
-		if (!infer)
-			return -SL_ESEQ_GAP;
-		p->next = seq - w + 1;
-	}
-	s = &p->slots[seq & mask];
-	if (s->state != SL__SLOT_EMPTY) {
-		/* All slot sequences stay below next + W, so a newer one in this
-		 * slot means `seq` is below next and long superseded. */
-		if (s->seq > seq || (s->seq == seq && s->state == SL__SLOT_DURABLE))
-			return 0;
-		if (s->state == SL__SLOT_PENDING)
-			p->npending--;
-	}
-	s->seq = seq;
-	s->offset = offset;
-	s->partition = partition;
-	s->state = SL__SLOT_DURABLE;
-	/* At most W steps: slot sequences are below the old next + W. */
-	for (;;) {
-		s = &p->slots[p->next & mask];
-		if (s->state != SL__SLOT_DURABLE || s->seq != p->next)
-			break;
-		p->next++;
-	}
-	return 0;
+	return t->window < SL__FIFO_FIRST ? t->window : SL__FIFO_FIRST;
 }
 
-int sl_dedup_create(const struct sl_dedup_opts *opts, struct sl_dedup **out)
+int sl_dedup_create(const struct sl_dedup_opts *o, struct sl_dedup **out)
 {
+	uint32_t w = o && o->window ? o->window : SL_DEDUP_WINDOW_DEFAULT;
+	uint32_t maxp = o && o->max_producers ? o->max_producers : SL_DEDUP_PRODUCERS_DEFAULT;
 	struct sl_dedup *t;
-	uint32_t w = opts && opts->window ? opts->window : 8192;
-	uint32_t maxp = opts && opts->max_producers ? opts->max_producers : 4096;
-	uint64_t cap = 16;
-	uint32_t shift = 60;
 
-	if (!sl_is_pow2(w) || w > SL_DEDUP_WINDOW_MAX || maxp > (UINT32_C(1) << 30))
+	if (!sl_is_pow2(w) || w > SL_DEDUP_WINDOW_MAX || maxp > SL_DEDUP_PRODUCERS_MAX)
 		return -EINVAL;
-	while (cap < 2 * (uint64_t)maxp) {
-		cap <<= 1;
-		shift--;
-	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->tab = calloc(cap, sizeof(t->tab[0]));
+	/* Starts small and doubles: most partitions see few producers. */
+	t->tab = calloc(SL__TAB_FIRST, sizeof(t->tab[0]));
 	if (!t->tab) {
 		free(t);
 		return -ENOMEM;
 	}
 	t->window = w;
 	t->max_producers = maxp;
-	t->cap = cap;
-	t->shift = shift;
-	t->next_assign = 1;
+	t->cap = SL__TAB_FIRST;
+	t->shift = 64 - 4;
 	*out = t;
 	return 0;
 }
@@ -198,11 +264,13 @@ int sl_dedup_create(const struct sl_dedup_opts *opts, struct sl_dedup **out)
 static void sl__clear(struct sl_dedup *t)
 {
 	for (uint64_t i = 0; i < t->cap; i++) {
-		free(t->tab[i]);
-		t->tab[i] = NULL;
+		free(t->tab[i].fifo);
+		t->tab[i] = (struct sl__dedup_prod){0};
 	}
 	t->count = 0;
-	t->next_assign = 1;
+	t->entries = 0;
+	t->fifo_bytes = 0;
+	t->cache_id = 0;
 }
 
 void sl_dedup_destroy(struct sl_dedup *t)
@@ -214,129 +282,93 @@ void sl_dedup_destroy(struct sl_dedup *t)
 	free(t);
 }
 
-void sl_dedup_set_clock(struct sl_dedup *t, uint64_t now_ns)
+int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
+		   uint64_t *offset)
 {
-	t->now_ns = now_ns;
-}
+	const struct sl__dedup_prod *p;
+	int64_t i;
 
-int sl_dedup_hello(struct sl_dedup *t, uint64_t want_id, uint64_t *id, uint32_t *epoch,
-		   uint64_t *next)
-{
-	struct sl__dedup_prod *p;
-	int ret;
-
-	if (!want_id) {
-		if (t->count >= t->max_producers)
-			return -ENOSPC;
-		/* count < cap, so at most count + 1 candidates are tried. */
-		want_id = t->next_assign;
-		while (!want_id || sl__find(t, want_id))
-			want_id++;
-		t->next_assign = want_id;
-	}
-	p = sl__find(t, want_id);
-	if (!p) {
-		ret = sl__create_prod(t, want_id, 0, &p);
-		if (ret < 0)
-			return ret;
-	}
-	if (p->epoch == UINT32_MAX)
-		return -EOVERFLOW;
-	p->epoch++;
-	p->last_ns = t->now_ns;
-	*id = p->id;
-	*epoch = p->epoch;
-	*next = p->next;
-	return 0;
-}
-
-int sl_dedup_check(const struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		   uint32_t *partition, uint64_t *offset)
-{
-	const struct sl__dedup_prod *p = sl__find(t, id);
-	const struct sl__dedup_slot *s;
-
-	if (SL_UNLIKELY(!p))
-		return -ENOENT;
-	if (SL_UNLIKELY(epoch != p->epoch))
-		return -SL_EFENCED;
 	if (SL_UNLIKELY(seq >= SL_DEDUP_SEQ_LIMIT))
-		return -SL_ESEQ_GAP;
-	s = &p->slots[seq & (t->window - 1)];
-	if (seq >= p->next) {
-		if (seq - p->next >= t->window)
-			return -SL_ESEQ_GAP;
-		if (s->state == SL__SLOT_EMPTY || s->seq != seq)
-			return SL_DEDUP_NEW;
-	} else if (s->state == SL__SLOT_EMPTY || s->seq != seq) {
-		*partition = UINT32_MAX;
-		*offset = UINT64_MAX;
+		return -EINVAL;
+	p = sl__lookup(t, id);
+	if (!p)
+		return SL_DEDUP_NEW;
+	if (SL_UNLIKELY(epoch < p->epoch))
+		return -SL_EFENCED;
+	if (SL_LIKELY(seq > p->last))
+		return SL_DEDUP_NEW;
+	if (seq < p->kept)
 		return SL_DEDUP_STALE;
+	i = sl__find_seq(p, seq);
+	if (i >= 0) {
+		*offset = sl__at(p, (uint32_t)i)->offset;
+		return SL_DEDUP_DUP;
 	}
-	*partition = s->partition;
-	*offset = s->offset;
-	return s->state == SL__SLOT_DURABLE ? SL_DEDUP_DUP_DURABLE : SL_DEDUP_DUP_PENDING;
+	return -SL_ESEQ_GAP;
 }
 
-int sl_dedup_pending(struct sl_dedup *t, uint64_t id, uint64_t seq, uint32_t partition,
-		     uint64_t offset)
+/* seq <= last: a replay of something recorded, or a caller's mistake. */
+static int sl__replay(const struct sl__dedup_prod *p, uint64_t seq, uint64_t offset)
 {
-	struct sl__dedup_prod *p = sl__find(t, id);
-	struct sl__dedup_slot *s;
+	int64_t i;
 
-	if (!p)
-		return -ENOENT;
-	if (seq < p->next || seq - p->next >= t->window || seq >= SL_DEDUP_SEQ_LIMIT)
-		return -SL_ESEQ_GAP;
-	s = &p->slots[seq & (t->window - 1)];
-	if (s->state != SL__SLOT_EMPTY && s->seq == seq)
-		return -EEXIST;
-	/* Whatever the slot held is below next (seq - W or older): forgotten. */
-	s->seq = seq;
-	s->offset = offset;
-	s->partition = partition;
-	s->state = SL__SLOT_PENDING;
-	p->npending++;
-	p->last_ns = t->now_ns;
-	return 0;
+	if (seq < p->kept)
+		return offset < p->fifo[p->head].offset ? 0 : -EINVAL;
+	i = sl__find_seq(p, seq);
+	if (i >= 0 && sl__at(p, (uint32_t)i)->offset == offset)
+		return 0;
+	return -EINVAL;
 }
 
-int sl_dedup_durable(struct sl_dedup *t, uint64_t id, uint64_t seq, uint32_t partition,
-		     uint64_t offset)
-{
-	struct sl__dedup_prod *p = sl__find(t, id);
-
-	if (!p)
-		return -ENOENT;
-	if (seq >= SL_DEDUP_SEQ_LIMIT)
-		return -SL_ESEQ_GAP;
-	return sl__put_durable(t, p, seq, partition, offset, false);
-}
-
-int sl_dedup_observe(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		     uint32_t partition, uint64_t offset)
+int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
+		    uint64_t offset)
 {
 	struct sl__dedup_prod *p;
+	uint64_t kept;
 	int ret;
 
-	if (!id || seq >= SL_DEDUP_SEQ_LIMIT)
+	if (SL_UNLIKELY(!id || seq >= SL_DEDUP_SEQ_LIMIT))
 		return -EINVAL;
-	ret = sl__create_prod(t, id, epoch, &p);
-	if (ret < 0)
+	p = sl__lookup(t, id);
+	if (SL_UNLIKELY(!p))
+		return sl__create_prod(t, id, epoch, seq, offset, sl__first_fifo_cap(t), &p);
+	if (SL_UNLIKELY(seq <= p->last))
+		return sl__replay(p, seq, offset);
+	if (SL_UNLIKELY(offset <= sl__at(p, p->n - 1)->offset))
+		return -EINVAL;
+	/* A full FIFO grows only when pruning frees nothing, and before any
+	 * change, so a failed growth leaves the table as it was. */
+	kept = sl__kept_floor(t, seq);
+	if (SL_UNLIKELY(p->n > p->mask) && p->fifo[p->head].seq >= kept &&
+	    (ret = sl__fifo_grow(t, p)) < 0)
 		return ret;
+	if (kept > p->kept) {
+		/* May empty the FIFO for a moment: the new entry (>= kept) goes
+		 * in right below. Amortised O(1): each entry leaves once. */
+		while (p->n && p->fifo[p->head].seq < kept) {
+			p->head = (p->head + 1) & p->mask;
+			p->n--;
+			t->entries--;
+		}
+		p->kept = kept;
+	}
+	*sl__at(p, p->n) = (struct sl__dedup_ent){seq, offset};
+	p->n++;
+	t->entries++;
+	p->last = seq;
 	if (epoch > p->epoch)
 		p->epoch = epoch;
-	return sl__put_durable(t, p, seq, partition, offset, true);
+	return 0;
 }
 
-int sl_dedup_get(const struct sl_dedup *t, uint64_t id, uint32_t *epoch, uint64_t *next)
+int sl_dedup_get(const struct sl_dedup *t, uint64_t id, uint32_t *epoch, uint64_t *last)
 {
 	const struct sl__dedup_prod *p = sl__find(t, id);
 
 	if (!p)
 		return -ENOENT;
 	*epoch = p->epoch;
-	*next = p->next;
+	*last = p->last;
 	return 0;
 }
 
@@ -345,24 +377,17 @@ uint32_t sl_dedup_count(const struct sl_dedup *t)
 	return t->count;
 }
 
-uint32_t sl_dedup_expire(struct sl_dedup *t, uint64_t older_than_ns)
+void sl_dedup_foreach(const struct sl_dedup *t,
+		      void (*fn)(void *arg, uint64_t id, uint32_t epoch, uint64_t last), void *arg)
 {
-	uint32_t n = 0;
-	uint64_t i = 0, steps = 0, limit = t->cap + t->count;
+	for (uint64_t i = 0; i < t->cap; i++)
+		if (t->tab[i].id)
+			fn(arg, t->tab[i].id, t->tab[i].epoch, t->tab[i].last);
+}
 
-	/* A backward shift may move a not-yet-visited entry into bucket i, so
-	 * i is revisited after a removal; every step either advances i or
-	 * removes one producer, which bounds the loop by cap + count. */
-	while (i < t->cap && steps++ < limit) {
-		struct sl__dedup_prod *p = t->tab[i];
-		if (p && !p->npending && p->last_ns < older_than_ns) {
-			sl__remove_at(t, i);
-			n++;
-			continue;
-		}
-		i++;
-	}
-	return n;
+size_t sl_dedup_memory(const struct sl_dedup *t)
+{
+	return sizeof(*t) + (size_t)t->cap * sizeof(t->tab[0]) + t->fifo_bytes;
 }
 
 /* ---- checkpoint ------------------------------------------------------------ */
@@ -410,33 +435,26 @@ static uint32_t sl__crc(const uint8_t *b, size_t len)
 	return sl_crc32c(crc, b, len);
 }
 
-static uint32_t sl__durable_slots(const struct sl_dedup *t, const struct sl__dedup_prod *p)
+size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t)
 {
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < t->window; i++)
-		n += p->slots[i].state == SL__SLOT_DURABLE;
-	return n;
-}
-
-size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t, uint32_t nmarks)
-{
-	return SL__HDR_BYTES + 8 * (size_t)nmarks + 4 +
-	       (size_t)t->count * (SL__PROD_BYTES + (size_t)t->window * SL__ENTRY_BYTES);
+	return SL__HDR_BYTES + 4 + (size_t)t->count * SL__PROD_BYTES +
+	       (size_t)t->entries * SL__ENTRY_BYTES;
 }
 
 static int sl__cmp_prod(const void *a, const void *b)
 {
-	uint64_t x = (*(struct sl__dedup_prod *const *)a)->id;
-	uint64_t y = (*(struct sl__dedup_prod *const *)b)->id;
+	uint64_t x = (*(const struct sl__dedup_prod *const *)a)->id;
+	uint64_t y = (*(const struct sl__dedup_prod *const *)b)->id;
 	return x < y ? -1 : x > y;
 }
 
-int sl_dedup_checkpoint_write(const struct sl_dedup *t, const uint64_t *marks, uint32_t nmarks,
-			      void *buf, size_t cap, size_t *len)
+int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf, size_t cap,
+			      size_t *len)
 {
-	struct sl__dedup_prod **ps = NULL;
+	const struct sl__dedup_prod **ps = NULL;
 	uint8_t *b = buf;
-	size_t need = SL__HDR_BYTES + 8 * (size_t)nmarks + 4, at;
+	size_t need = SL__HDR_BYTES + 4, at;
+	uint64_t np = 0;
 	uint32_t n = 0;
 	int ret = 0;
 
@@ -446,45 +464,40 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, const uint64_t *marks, u
 			return -ENOMEM;
 	}
 	for (uint64_t i = 0; i < t->cap; i++) {
-		if (t->tab[i]) {
-			ps[n++] = t->tab[i];
-			need += SL__PROD_BYTES +
-				(size_t)sl__durable_slots(t, t->tab[i]) * SL__ENTRY_BYTES;
-		}
+		const struct sl__dedup_prod *p = &t->tab[i];
+		uint32_t k;
+		if (!p->id || !(k = sl__prefix_below(p, upto)))
+			continue;
+		ps[n++] = p;
+		need += SL__PROD_BYTES + (size_t)k * SL__ENTRY_BYTES;
 	}
 	if (need > cap) {
 		ret = -ENOSPC;
 		goto out;
 	}
-	/* Ascending ids and slot order make the bytes a function of the state. */
+	/* Ascending ids and FIFO order make the bytes a function of the state. */
 	if (n)
 		qsort(ps, n, sizeof(*ps), sl__cmp_prod);
+	np = n;
 	sl__put32(b + 0, SL_DEDUP_CKPT_MAGIC);
 	sl__put32(b + 4, SL_DEDUP_CKPT_VERSION);
 	sl__put32(b + 8, t->window);
-	sl__put32(b + 12, nmarks);
-	sl__put64(b + 16, n);
-	sl__put64(b + 24, t->next_assign);
+	sl__put32(b + 12, 0);
+	sl__put64(b + 16, upto);
+	sl__put64(b + 24, np);
 	sl__put64(b + 32, need);
 	at = SL__HDR_BYTES;
-	for (uint32_t i = 0; i < nmarks; i++, at += 8)
-		sl__put64(b + at, marks[i]);
-	for (uint32_t k = 0; k < n; k++) {
-		const struct sl__dedup_prod *p = ps[k];
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sl__dedup_prod *p = ps[i];
+		uint32_t k = sl__prefix_below(p, upto);
 		sl__put64(b + at, p->id);
-		sl__put64(b + at + 8, p->next);
+		sl__put64(b + at + 8, p->kept);
 		sl__put32(b + at + 16, p->epoch);
-		sl__put32(b + at + 20, sl__durable_slots(t, p));
+		sl__put32(b + at + 20, k);
 		at += SL__PROD_BYTES;
-		for (uint32_t i = 0; i < t->window; i++) {
-			const struct sl__dedup_slot *s = &p->slots[i];
-			if (s->state != SL__SLOT_DURABLE)
-				continue;
-			sl__put64(b + at, s->seq);
-			sl__put64(b + at + 8, s->offset);
-			sl__put32(b + at + 16, s->partition);
-			sl__put32(b + at + 20, 0);
-			at += SL__ENTRY_BYTES;
+		for (uint32_t j = 0; j < k; j++, at += SL__ENTRY_BYTES) {
+			sl__put64(b + at, sl__at(p, j)->seq);
+			sl__put64(b + at + 8, sl__at(p, j)->offset);
 		}
 	}
 	sl__put32(b + at, sl__crc(b, at));
@@ -493,6 +506,9 @@ out:
 	free(ps);
 	return ret;
 }
+
+static int sl__bad(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int sl__bad(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -506,12 +522,107 @@ static int sl__bad(char *err, size_t errlen, const char *fmt, ...)
 	return -SL_ECORRUPT;
 }
 
-int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, uint64_t *marks,
-			     uint32_t max_marks, uint32_t *nmarks, char *err, size_t errlen)
+static uint32_t sl__pow2_at_least(uint32_t v, uint32_t min)
+{
+	uint32_t c = min;
+	while (c < v)
+		c <<= 1;
+	return c;
+}
+
+/* One producer's record from b + at (its header already bounds-checked). */
+static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint64_t *at_io,
+			 uint64_t upto, uint32_t window, uint64_t prev_id, uint64_t *id_out,
+			 char *err, size_t errlen)
+{
+	uint64_t at = *at_io, id = sl__get64(b + at), kept = sl__get64(b + at + 8);
+	uint32_t epoch = sl__get32(b + at + 16), n = sl__get32(b + at + 20), skip, fifo_cap;
+	uint64_t prev_seq = 0, prev_off = 0, last, first = at + SL__PROD_BYTES;
+	struct sl__dedup_prod *p;
+	int ret;
+
+	*id_out = id;
+	if (!id)
+		return sl__bad(err, errlen, "dedup checkpoint: producer id 0");
+	/* Ascending as written; also rules out an id given twice. */
+	if (id <= prev_id)
+		return sl__bad(err, errlen,
+			       "dedup checkpoint: producer ids not ascending (%llu after %llu)",
+			       (unsigned long long)id, (unsigned long long)prev_id);
+	if (!n)
+		return sl__bad(err, errlen, "dedup checkpoint: producer %llu has no entries",
+			       (unsigned long long)id);
+	/* A FIFO never holds more than its window. */
+	if (n > window)
+		return sl__bad(err, errlen,
+			       "dedup checkpoint: producer %llu has %u entries, window is %u",
+			       (unsigned long long)id, n, window);
+	if (n > (end - first) / SL__ENTRY_BYTES)
+		return sl__bad(err, errlen,
+			       "dedup checkpoint: producer %llu: %u entries overrun its length",
+			       (unsigned long long)id, n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t seq = sl__get64(b + first + (uint64_t)i * SL__ENTRY_BYTES);
+		uint64_t off = sl__get64(b + first + (uint64_t)i * SL__ENTRY_BYTES + 8);
+		if (seq >= SL_DEDUP_SEQ_LIMIT)
+			return sl__bad(err, errlen,
+				       "dedup checkpoint: producer %llu: sequence %llu >= 2^63",
+				       (unsigned long long)id, (unsigned long long)seq);
+		if (i && (seq <= prev_seq || off <= prev_off))
+			return sl__bad(err, errlen,
+				       "dedup checkpoint: producer %llu: entry %u (sequence %llu, "
+				       "offset %llu) does not increase on (%llu, %llu)",
+				       (unsigned long long)id, i, (unsigned long long)seq,
+				       (unsigned long long)off, (unsigned long long)prev_seq,
+				       (unsigned long long)prev_off);
+		if (off >= upto)
+			return sl__bad(err, errlen,
+				       "dedup checkpoint: producer %llu: offset %llu is not below "
+				       "the mark %llu",
+				       (unsigned long long)id, (unsigned long long)off,
+				       (unsigned long long)upto);
+		prev_seq = seq;
+		prev_off = off;
+	}
+	last = prev_seq;
+	if (kept > sl__get64(b + first))
+		return sl__bad(err, errlen,
+			       "dedup checkpoint: producer %llu: kept %llu above its oldest entry "
+			       "%llu",
+			       (unsigned long long)id, (unsigned long long)kept,
+			       (unsigned long long)sl__get64(b + first));
+	/* Another window: cut to this table's. A smaller stored window keeps
+	 * its larger `kept`: the entries below it are not there. */
+	if (sl__kept_floor(t, last) > kept)
+		kept = sl__kept_floor(t, last);
+	for (skip = 0; sl__get64(b + first + (uint64_t)skip * SL__ENTRY_BYTES) < kept; skip++)
+		;
+	fifo_cap = sl__pow2_at_least(n - skip, sl__first_fifo_cap(t));
+	ret = sl__create_prod(t, id, epoch, sl__get64(b + first + (uint64_t)skip * SL__ENTRY_BYTES),
+			      sl__get64(b + first + (uint64_t)skip * SL__ENTRY_BYTES + 8), fifo_cap,
+			      &p);
+	if (ret == -ENOSPC && err && errlen)
+		snprintf(err, errlen, "dedup checkpoint: more producers than the table's %u",
+			 t->max_producers);
+	if (ret < 0)
+		return ret;
+	for (uint32_t i = skip + 1; i < n; i++) {
+		const uint8_t *e = b + first + (uint64_t)i * SL__ENTRY_BYTES;
+		p->fifo[p->n++] = (struct sl__dedup_ent){sl__get64(e), sl__get64(e + 8)};
+		t->entries++;
+	}
+	p->last = last;
+	p->kept = kept;
+	*at_io = first + (uint64_t)n * SL__ENTRY_BYTES;
+	return 0;
+}
+
+int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, uint64_t *upto,
+			     char *err, size_t errlen)
 {
 	const uint8_t *b = buf;
-	uint32_t version, window, nm;
-	uint64_t np, at, prev_id = 0;
+	uint32_t version, window;
+	uint64_t np, at, mark, prev_id = 0, end;
 	int ret = 0;
 
 	if (err && errlen)
@@ -519,120 +630,81 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 	if (t->count)
 		return -EBUSY;
 	if (len < SL__HDR_BYTES + 4) {
-		ret = sl__bad(err, errlen, "checkpoint truncated: %zu bytes, header needs %u", len,
-			      SL__HDR_BYTES + 4);
+		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",
+			      len, SL__HDR_BYTES + 4);
 		goto out;
 	}
 	if (sl__get32(b) != SL_DEDUP_CKPT_MAGIC) {
-		ret = sl__bad(err, errlen, "not a dedup checkpoint (bad magic)");
+		ret = sl__bad(err, errlen, "not a dedup checkpoint (bad magic 0x%08x)",
+			      sl__get32(b));
 		goto out;
 	}
 	version = sl__get32(b + 4);
 	if (version != SL_DEDUP_CKPT_VERSION) {
-		ret = sl__bad(err, errlen, "checkpoint version %u not supported (want %u)", version,
-			      SL_DEDUP_CKPT_VERSION);
+		ret = sl__bad(err, errlen, "dedup checkpoint version %u not supported (want %u)",
+			      version, SL_DEDUP_CKPT_VERSION);
 		goto out;
 	}
 	if (sl__get64(b + 32) != len) {
 		ret = sl__bad(err, errlen,
-			      "checkpoint truncated or padded: header says %llu bytes, got %zu",
+			      "dedup checkpoint truncated or padded: header says %llu bytes, "
+			      "got %zu",
 			      (unsigned long long)sl__get64(b + 32), len);
 		goto out;
 	}
 	if (sl__get32(b + len - 4) != sl__crc(b, len - 4)) {
-		ret = sl__bad(err, errlen, "checkpoint checksum mismatch");
+		ret = sl__bad(err, errlen, "dedup checkpoint checksum mismatch");
 		goto out;
 	}
 	window = sl__get32(b + 8);
-	nm = sl__get32(b + 12);
-	np = sl__get64(b + 16);
-	t->next_assign = sl__get64(b + 24);
+	mark = sl__get64(b + 16);
+	np = sl__get64(b + 24);
 	if (!sl_is_pow2(window) || window > SL_DEDUP_WINDOW_MAX) {
-		ret = sl__bad(err, errlen, "checkpoint window %u is not a power of two <= %u",
-			      window, SL_DEDUP_WINDOW_MAX);
+		ret = sl__bad(err, errlen,
+			      "dedup checkpoint window %u is not a power of two <= %u", window,
+			      SL_DEDUP_WINDOW_MAX);
 		goto out;
 	}
-	if (!t->next_assign) {
-		ret = sl__bad(err, errlen, "checkpoint next id is 0");
+	if (sl__get32(b + 12)) {
+		ret = sl__bad(err, errlen, "dedup checkpoint reserved header field is not zero");
 		goto out;
 	}
-	/* Sizes are checked against what remains before any multiplication
+	end = len - 4;
+	/* Counts are checked against what remains before any multiplication
 	 * can overflow. */
-	if (nm > (len - SL__HDR_BYTES - 4) / 8) {
-		ret = sl__bad(err, errlen, "checkpoint marks (%u) overrun its length", nm);
-		goto out;
-	}
-	at = SL__HDR_BYTES + 8 * (uint64_t)nm;
-	if (np > (len - 4 - at) / SL__PROD_BYTES) {
-		ret = sl__bad(err, errlen, "checkpoint producers (%llu) overrun its length",
+	if (np > (end - SL__HDR_BYTES) / SL__PROD_BYTES) {
+		ret = sl__bad(err, errlen, "dedup checkpoint: %llu producers overrun its length",
 			      (unsigned long long)np);
 		goto out;
 	}
-	if (nm > max_marks || np > t->max_producers) {
+	if (np > t->max_producers) {
 		if (err && errlen)
 			snprintf(err, errlen,
-				 "checkpoint holds %u marks, %llu producers; room for %u, %u",
-				 nm, (unsigned long long)np, max_marks, t->max_producers);
+				 "dedup checkpoint holds %llu producers, the table has room for %u",
+				 (unsigned long long)np, t->max_producers);
 		ret = -ENOSPC;
 		goto out;
 	}
-	for (uint32_t i = 0; i < nm; i++)
-		marks[i] = sl__get64(b + SL__HDR_BYTES + 8 * (size_t)i);
-	*nmarks = nm;
+	at = SL__HDR_BYTES;
 	for (uint64_t k = 0; k < np; k++) {
-		struct sl__dedup_prod *p;
-		uint64_t id, next;
-		uint32_t n;
-
-		if (len - 4 - at < SL__PROD_BYTES) {
-			ret = sl__bad(err, errlen, "checkpoint producer %llu truncated",
-				      (unsigned long long)k);
-			goto out;
-		}
-		id = sl__get64(b + at);
-		next = sl__get64(b + at + 8);
-		n = sl__get32(b + at + 20);
-		/* next reaches the limit itself once 2^63 - 1 is durable. */
-		if (!id || next > SL_DEDUP_SEQ_LIMIT) {
+		uint64_t id;
+		if (end - at < SL__PROD_BYTES) {
 			ret = sl__bad(err, errlen,
-				      "checkpoint producer %llu: id 0 or next out of range",
-				      (unsigned long long)k);
+				      "dedup checkpoint: producer %llu of %llu truncated",
+				      (unsigned long long)k, (unsigned long long)np);
 			goto out;
 		}
-		/* Ascending as written; also rules out an id given twice. */
-		if (id <= prev_id) {
-			ret = sl__bad(err, errlen, "checkpoint producer ids not ascending at %llu",
-				      (unsigned long long)id);
-			goto out;
-		}
-		prev_id = id;
-		at += SL__PROD_BYTES;
-		if (n > window || n > (len - 4 - at) / SL__ENTRY_BYTES) {
-			ret = sl__bad(err, errlen, "checkpoint producer %llu: %u entries overrun",
-				      (unsigned long long)id, n);
-			goto out;
-		}
-		ret = sl__create_prod(t, id, sl__get32(b + at - SL__PROD_BYTES + 16), &p);
+		ret = sl__read_prod(t, b, end, &at, mark, window, prev_id, &id, err, errlen);
 		if (ret < 0)
 			goto out;
-		p->next = next;
-		for (uint32_t i = 0; i < n; i++, at += SL__ENTRY_BYTES) {
-			uint64_t seq = sl__get64(b + at);
-			if (seq >= SL_DEDUP_SEQ_LIMIT || seq == next || sl__get32(b + at + 20)) {
-				ret = sl__bad(err, errlen,
-					      "checkpoint producer %llu: bad entry, sequence %llu",
-					      (unsigned long long)id, (unsigned long long)seq);
-				goto out;
-			}
-			/* A window that shrank since the write is handled like
-			 * recovery: an entry beyond it moves next. */
-			sl__put_durable(t, p, seq, sl__get32(b + at + 16), sl__get64(b + at + 8),
-					true);
-		}
+		prev_id = id;
 	}
-	if (at != len - 4)
-		ret = sl__bad(err, errlen, "checkpoint has %llu unexpected trailing bytes",
-			      (unsigned long long)(len - 4 - at));
+	if (at != end) {
+		ret = sl__bad(err, errlen, "dedup checkpoint has %llu unexpected trailing bytes",
+			      (unsigned long long)(end - at));
+		goto out;
+	}
+	*upto = mark;
 out:
 	if (ret < 0)
 		sl__clear(t);

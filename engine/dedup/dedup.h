@@ -1,62 +1,62 @@
 /*
  * dedup: producer sequence tracking, the server half of "exactly once".
  *
- * Every event carries its producer's id, epoch and sequence number. The
- * server spreads one producer's events over several partitions, so they
- * become durable in any order; this table remembers, per producer:
+ * Two parts:
  *
- *   - the current epoch (a new hello bumps it and fences older sessions);
- *   - `next`, the lowest sequence not yet durable: every sequence below it
- *     is durable (the contiguous durable prefix);
- *   - a ring of W slots (W = the producer's credit window, a power of two).
- *     Slot `seq & (W-1)` holds the newest sequence of its residue class that
- *     the table knows, with its state (PENDING: accepted and appended, not yet
- *     durable; DURABLE) and its (partition, offset). Sequences in
- *     [next, next + W) may be accepted; a slot keeps a durable sequence below
- *     `next` until sequence + W is accepted, so a retry of any of the last W
- *     sequences is answered with its original partition and offset.
+ * 1. struct sl_dedup, one per PARTITION, owned by the partition's reactor
+ *    thread and changed synchronously with the partition's appends. Per
+ *    producer id it keeps the highest epoch seen here, `last` (the highest
+ *    sequence recorded here) and a FIFO of (seq, offset) of the producer's
+ *    events recorded here, in record order, so seq and offset both increase
+ *    along it. The FIFO holds every record with seq >= `kept`, where
+ *    kept >= last - W + 1 (W: the window, the most unacknowledged events a
+ *    producer may have in flight). Why that suffices: a retried event maps
+ *    to the partition of its original (same key, same partition count), and
+ *    a producer that has sent `last` holds acks for every sequence up to
+ *    last - W, so it never retries those.
  *
- * Why a retry is never STALE for a well-behaved producer: a producer may have
- * at most W unacked events in flight (its credits), so while it has not seen
- * the ack of `s` it cannot have sent `s + W`, and the slot of `s` still holds
- * `s`. STALE (below `next`, forgotten) is reached only by a producer that
- * retries an event it already had acked, or whose window exceeds W. The
- * event is durable (it is below `next`), so writing it again would create a
- * duplicate: the server answers "duplicate, original offset unknown".
+ *    Verdicts of a sequence `s` of a known producer, in this partition:
+ *      s > last            NEW: never seen (one producer's events reach a
+ *                          partition in sequence order: one TCP stream, FIFO
+ *                          rings), append it, then sl_dedup_record();
+ *      s in the FIFO       DUP: the original's offset is known;
+ *      s < kept            STALE: it may have been stored and forgotten;
+ *                          storing it again could duplicate it;
+ *      otherwise           -SL_ESEQ_GAP: kept <= s < last and not in the
+ *                          FIFO, so it was NEVER stored here, yet later
+ *                          sequences were: storing it now would break the
+ *                          producer's order (it was refused or skipped
+ *                          earlier). Refused. base.h has no code of its own
+ *                          for "out of order"; SL_ESEQ_GAP is the nearest.
+ *    (Why `kept` and not "older than the FIFO's head": a producer whose
+ *    first event here was 1000 never stored 5 here; answering STALE, i.e.
+ *    "duplicate", would acknowledge an event that is stored nowhere.)
  *
- * Sequences form one space per producer id across epochs and topics; the
- * `partition` is a u32 the caller defines (it may encode the topic). Sequences
- * must be below SL_DEDUP_SEQ_LIMIT (2^63) so `next + W` never wraps.
+ *    Recovery of a partition uses its own log only: read its latest
+ *    checkpoint (state restricted to offsets below a durable mark `upto`)
+ *    into an empty table, then sl_dedup_record() every record read back from
+ *    the log at offsets >= upto, in offset order. The result answers every
+ *    query like the live table did once the same records are in it (the unit
+ *    test checks this for every sequence of every producer).
  *
- * Recovery after kill -9: load the latest checkpoint (which carries the
- * caller's per-partition log positions as "marks"), then sl_dedup_observe()
- * every record read back from each partition's log from its mark on, in any
- * order across partitions. observe() is idempotent, so replaying records a
- * checkpoint already covered is harmless. The result equals the live state
- * once everything live was durable (PENDING entries die with the process,
- * which is right: they were never acked). Epochs bumped by a hello that wrote
- * nothing are not in the log; that is harmless because a crash closes every
- * session, and every new session says hello again and gets a fresh epoch.
+ *    Memory: a producer costs 48 bytes in the table (open addressing, grown
+ *    by doubling up to the next power of two >= 2 * max_producers) plus its
+ *    FIFO: 16 bytes an entry, a power of two from 8 (or W if smaller) up to
+ *    W, grown by doubling when full. At most W entries are ever live, so in
+ *    steady state record() never allocates. A producer is never forgotten
+ *    (max_producers bounds the table).
  *
- * Acks: nothing is acknowledged before it is durable. A NEW event is acked
- * when its partition's log reports its offset durable (the caller then calls
- * sl_dedup_durable); a DUP_PENDING one is queued on the same condition; only
- * DUP_DURABLE and STALE are answered at once.
+ * 2. struct sl_producers, the producer registry, one per SERVER: ids and
+ *    the current epoch of each producer, shared by every reactor. See its
+ *    own block below.
  *
- * Memory: per producer 24 * W bytes of slots plus a 32-byte header
- * (W = 8192: 192 KiB; W = 1024: 24 KiB), allocated at hello / first observe,
- * never per event: check, pending and durable never allocate. The table
- * itself is 8 bytes per bucket, the next power of two >= 2 * max_producers.
- * A checkpoint takes at most 24 bytes per durable slot plus 24 per producer.
- * sl_dedup_expire() forgets producers idle for longer than a given time; a
- * forgotten producer that says hello again starts at next = 0 (Welcome's
- * next_sequence tells the client so).
- *
- * Ownership: sl_dedup_create() returns a table the caller frees with
- * sl_dedup_destroy(). Nothing returned points into the table.
- * Threads: a table belongs to ONE thread at a time; no function is
- * thread-safe. (How tables are sharded across reactors is the integration's
- * choice; one table per producer-owning core fits the shard-per-core shape.)
+ * Ownership: sl_dedup_create() / sl_producers_open() return objects the
+ * caller frees with sl_dedup_destroy() / sl_producers_close(). Nothing
+ * returned points into an sl_dedup table. A struct sl_producer returned by
+ * sl_producers_hello() stays valid (same address) until sl_producers_close().
+ * Threads: an sl_dedup belongs to ONE thread (the partition's owner, or the
+ * main thread during recovery); no sl_dedup function is thread-safe, check()
+ * included (it updates a lookup cache). The registry's rules are below.
  */
 #ifndef SL_DEDUP_H
 #define SL_DEDUP_H
@@ -64,112 +64,229 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sequences are below 2^63, so last + W and the like never wrap. */
 #define SL_DEDUP_SEQ_LIMIT (UINT64_C(1) << 63)
+#define SL_DEDUP_WINDOW_DEFAULT 8192u
 #define SL_DEDUP_WINDOW_MAX (UINT32_C(1) << 24)
+#define SL_DEDUP_PRODUCERS_DEFAULT 65536u
+#define SL_DEDUP_PRODUCERS_MAX (UINT32_C(1) << 30)
 #define SL_DEDUP_CKPT_MAGIC 0x44444c53u /* "SLDD" little endian */
-#define SL_DEDUP_CKPT_VERSION 1u
+#define SL_DEDUP_CKPT_VERSION 2u        /* 1 was the per-producer window table */
 
 struct sl_dedup_opts {
-	uint32_t window;        /* W: power of two, 1..SL_DEDUP_WINDOW_MAX; 0 = 8192 */
-	uint32_t max_producers; /* hello/observe beyond it: -ENOSPC; 0 = 4096 */
+	uint32_t window;        /* W: a power of two <= SL_DEDUP_WINDOW_MAX; 0 = 8192 */
+	uint32_t max_producers; /* a new producer beyond it: -ENOSPC; 0 = 65536 */
 };
 
 struct sl_dedup;
 
-/* Verdicts of sl_dedup_check (its non-negative return values). */
+/* Non-negative return values of sl_dedup_check(). */
 enum sl_dedup_verdict {
-	SL_DEDUP_NEW = 0,       /* append it, then sl_dedup_pending() */
-	SL_DEDUP_DUP_DURABLE,   /* already durable at (*partition, *offset): ack it */
-	SL_DEDUP_DUP_PENDING,   /* being written at (*partition, *offset): ack when durable */
-	SL_DEDUP_STALE,         /* durable long ago, location forgotten: a duplicate */
+	SL_DEDUP_NEW = 0, /* append it, then sl_dedup_record() */
+	SL_DEDUP_DUP,     /* stored at *offset (durable or not: the caller checks) */
+	SL_DEDUP_STALE,   /* below what is kept: stored long ago, offset forgotten */
 };
 
-int sl_dedup_create(const struct sl_dedup_opts *opts, struct sl_dedup **out);
+/* -EINVAL (window not a power of two or too big, max_producers too big),
+ * -ENOMEM. */
+int sl_dedup_create(const struct sl_dedup_opts *o, struct sl_dedup **out);
 void sl_dedup_destroy(struct sl_dedup *t);
 
-/* The caller's coarse clock (e.g. once per reactor loop), stamped on a
- * producer by hello and pending; sl_dedup_expire compares against it. */
-void sl_dedup_set_clock(struct sl_dedup *t, uint64_t now_ns);
+/*
+ * Admission of event `seq` of producer (id, epoch) in this partition. No
+ * effect on the state (but a one-entry lookup cache, hence not const).
+ * Returns a verdict (see the top) with *offset set for DUP, or:
+ *   -EINVAL       seq >= SL_DEDUP_SEQ_LIMIT;
+ *   -SL_EFENCED   epoch < the producer's epoch here (a zombie session);
+ *   -SL_ESEQ_GAP  kept <= seq < last and seq not in the FIFO (out of order).
+ * An unknown producer gets NEW for any sequence and epoch. NEW costs O(1);
+ * DUP and the refusals a binary search of the FIFO.
+ */
+int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
+		   uint64_t *offset);
 
 /*
- * A producer session starts. want_id 0 asks for a new id (never one the table
- * knows). A known id gets epoch + 1, which fences every older session; an
- * unknown one starts at epoch 1 and next 0. Returns 0 with *id, *epoch and
- * *next (Welcome's next_sequence), -ENOSPC when the table is full, -EOVERFLOW
- * when the epoch would wrap, -ENOMEM.
+ * Records event `seq` of (id, epoch) stored at `offset`: live right after
+ * appending a NEW event; in recovery for each record read back from the log
+ * in offset order. Creates the producer if unknown, raises its epoch (never
+ * lowers it), appends to the FIFO and drops entries below seq - W + 1.
+ * seq <= last is a replay: 0 if that seq is in the FIFO at that same offset,
+ * or is below `kept` at an offset below the oldest kept one (recorded and
+ * dropped before, consistently); -EINVAL otherwise. Also -EINVAL: id 0,
+ * seq >= SL_DEDUP_SEQ_LIMIT, seq > last at an offset not above the
+ * producer's last offset. -ENOSPC: a new producer beyond max_producers.
+ * -ENOMEM. On error the table is unchanged.
  */
-int sl_dedup_hello(struct sl_dedup *t, uint64_t want_id, uint64_t *id, uint32_t *epoch,
-		   uint64_t *next);
+int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
+		    uint64_t offset);
 
-/*
- * Admission of event `seq` of session (id, epoch). No side effect. Returns a
- * verdict (>= 0); for DUP_* *partition and *offset say where the event is,
- * for STALE they are UINT32_MAX and UINT64_MAX. Errors: -ENOENT (no hello for
- * this id), -SL_EFENCED (epoch is not the current one), -SL_ESEQ_GAP
- * (seq >= next + W, or seq >= SL_DEDUP_SEQ_LIMIT: refuse the event).
- */
-int sl_dedup_check(const struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		   uint32_t *partition, uint64_t *offset);
-
-/* After appending a NEW event at (partition, offset). -ENOENT, -SL_ESEQ_GAP
- * (outside [next, next + W)), -EEXIST (already pending or durable). */
-int sl_dedup_pending(struct sl_dedup *t, uint64_t id, uint64_t seq, uint32_t partition,
-		     uint64_t offset);
-
-/*
- * The event is durable at (partition, offset): advances `next` over the
- * contiguous durable prefix. No epoch: fencing is decided at admission, and an
- * event accepted from an older session still becomes durable. Idempotent for
- * a sequence already durable (its first location is kept). -ENOENT,
- * -SL_ESEQ_GAP (seq >= next + W).
- */
-int sl_dedup_durable(struct sl_dedup *t, uint64_t id, uint64_t seq, uint32_t partition,
-		     uint64_t offset);
-
-/*
- * Recovery: one record read back from a log, in any order. Creates the
- * producer if unknown, raises its epoch to `epoch`, records the sequence as
- * durable. A sequence at or beyond next + W proves every sequence up to
- * seq - W was durable when it was accepted, so `next` moves to seq - W + 1.
- * -ENOSPC, -ENOMEM, -EINVAL (id 0, seq >= SL_DEDUP_SEQ_LIMIT).
- */
-int sl_dedup_observe(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		     uint32_t partition, uint64_t offset);
-
-/* Current epoch and next of a producer; -ENOENT. */
-int sl_dedup_get(const struct sl_dedup *t, uint64_t id, uint32_t *epoch, uint64_t *next);
+/* Epoch and last of a producer; -ENOENT when unknown here. */
+int sl_dedup_get(const struct sl_dedup *t, uint64_t id, uint32_t *epoch, uint64_t *last);
 
 /* Producers known. */
 uint32_t sl_dedup_count(const struct sl_dedup *t);
 
-/* Forgets producers last stamped before older_than_ns and with nothing
- * pending. Returns how many were forgotten. */
-uint32_t sl_dedup_expire(struct sl_dedup *t, uint64_t older_than_ns);
+/* Calls fn once per producer (in table order, not sorted): id, epoch, last.
+ * For seeding the registry at start-up. fn must not change the table. */
+void sl_dedup_foreach(const struct sl_dedup *t,
+		      void (*fn)(void *arg, uint64_t id, uint32_t epoch, uint64_t last), void *arg);
+
+/* Bytes held by the table (struct, buckets, FIFOs), for metrics. */
+size_t sl_dedup_memory(const struct sl_dedup *t);
 
 /*
- * Checkpoint: little-endian, CRC32C-checked, versioned.
- *   header  u32 magic "SLDD", u32 version, u32 window, u32 nmarks,
- *           u64 nproducers, u64 next_assign, u64 total length
- *   marks   nmarks x u64 (the caller's, e.g. per-partition log positions)
- *   per producer, ascending id: u64 id, u64 next, u32 epoch, u32 n,
- *           n x { u64 seq, u64 offset, u32 partition, u32 zero } (DURABLE slots)
+ * Checkpoint: little-endian, versioned, CRC32C-checked.
+ *   header  u32 magic "SLDD", u32 version (2), u32 window, u32 zero,
+ *           u64 upto, u64 nproducers, u64 total length           (40 bytes)
+ *   per producer, ascending id:
+ *           u64 id, u64 kept, u32 epoch, u32 n                    (24 bytes)
+ *           n x { u64 seq, u64 offset }, both strictly increasing (16 bytes)
  *   trailer u32 crc32c of everything before it
- * The same state always writes the same bytes.
+ * A producer's `last` is its last entry's seq. The same state and `upto`
+ * always write the same bytes.
  */
-size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t, uint32_t nmarks);
-/* Writes into buf; *len is the byte count. -ENOSPC when cap is too small,
- * -ENOMEM. */
-int sl_dedup_checkpoint_write(const struct sl_dedup *t, const uint64_t *marks, uint32_t nmarks,
-			      void *buf, size_t cap, size_t *len);
+
+/* Enough bytes for any sl_dedup_checkpoint_write() of the current state. */
+size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t);
+
 /*
- * Loads a checkpoint into an EMPTY table (-EBUSY otherwise); up to max_marks
- * marks are copied out, *nmarks says how many it held. A bad, truncated or
- * unknown-version checkpoint returns -SL_ECORRUPT with `err` saying what was
- * wrong; -ENOSPC when it holds more producers or marks than fit. On any
- * error the table is left empty: the caller replays the logs instead. The
- * checkpoint's window may differ from the table's.
+ * The state restricted to entries at offsets < upto (records at or past
+ * `upto` may not be durable yet and must not be in a checkpoint): per
+ * producer its FIFO prefix below upto, whose last entry is its `last`; a
+ * producer with an empty prefix is left out; epoch and kept as they are.
+ * `upto` is stored in the header. -ENOSPC if cap is too small (nothing
+ * written then), -ENOMEM.
  */
-int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, uint64_t *marks,
-			     uint32_t max_marks, uint32_t *nmarks, char *err, size_t errlen);
+int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf, size_t cap,
+			      size_t *len);
+
+/*
+ * Loads a checkpoint into an EMPTY table (-EBUSY otherwise). *upto = its
+ * mark: replay the log from there. A checkpoint of another window loads:
+ * its entries are cut to this table's window. -SL_ECORRUPT with `err`
+ * saying what is wrong (magic, version, length, checksum, ids not
+ * ascending, entries not increasing in seq and offset, an offset >= upto,
+ * ...); -ENOSPC with `err` when it holds more producers than fit; -ENOMEM.
+ * On any error the table is left empty (the caller then tries an older
+ * checkpoint or replays the whole log).
+ */
+int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, uint64_t *upto,
+			     char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------ */
+/*
+ * The producer registry: which producer ids exist, and each one's current
+ * epoch. One per server, shared by every reactor.
+ *
+ * Ids must never be reused: a reused id would make a new producer's events
+ * look like duplicates of an old one's. So fresh ids come from blocks of
+ * SL_PRODUCERS_ID_BLOCK, and the end of a block is written to the
+ * registry's file (tmp, fdatasync, rename, fsync of the folder) before any
+ * id of the block is handed out; after a crash, numbering resumes at the
+ * stored end. A few ids of the last block are lost per restart, no more.
+ *
+ * Epochs need not be written at hello. Every epoch that ever wrote is in the
+ * partition logs (every record batch carries producer id, epoch and
+ * sequences) and in the partition checkpoints, so after a crash the registry
+ * is re-seeded from them (sl_producers_seed, from sl_dedup_foreach of every
+ * recovered partition). An epoch handed out but never used to write cannot
+ * matter after a crash: a crash closes every session, and every session says
+ * hello again and gets an epoch above everything seeded. next_seq is not
+ * written either: it is rebuilt the same way, and it only tells a client
+ * where to resume (Welcome's next_sequence); the partitions' tables, not
+ * next_seq, decide what is a duplicate.
+ *
+ * Threads: sl_producers_open/close and sl_producers_seed are for start-up
+ * and shut-down (one thread, no sessions). sl_producers_hello may be called
+ * from any thread at any time (a mutex inside: hellos are rare and never on
+ * the event path). sl_producer_is_current and sl_producer_accepted are
+ * lock-free, for any thread, on the event path.
+ */
+#ifndef __cplusplus /* C11 atomics; the C++ benchmarks use only the table */
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define SL_PRODUCERS_ID_BLOCK (UINT64_C(1) << 16)
+/* Ids stay below 2^62 so a block end never wraps. */
+#define SL_PRODUCERS_ID_LIMIT (UINT64_C(1) << 62)
+#define SL_PRODUCERS_MAX_DEFAULT (UINT32_C(1) << 20)
+
+struct sl_producer { /* stable address for the registry's lifetime */
+	uint64_t id;
+	_Atomic uint32_t epoch;    /* the current session's; written under the mutex */
+	_Atomic uint64_t next_seq; /* 1 + highest sequence accepted from any session (0 = none) */
+	/* One line each: reactors serving different producers never share
+	 * a written line. */
+} __attribute__((aligned(64)));
+
+struct sl_producers;
+
+/*
+ * path: a file (e.g. <data_dir>/producers) holding the id high-water mark.
+ * Loads it if present; a file that is not a valid one is -SL_ECORRUPT with
+ * `err` saying why (the server must not guess ids then); absent, ids start
+ * at 1 and the file is created by the first fresh id. -ENOMEM, -errno.
+ */
+int sl_producers_open(const char *path, struct sl_producers **out, char *err, size_t errlen);
+void sl_producers_close(struct sl_producers *r);
+
+/* Start-up: the most producers the registry holds (default
+ * SL_PRODUCERS_MAX_DEFAULT); -EINVAL below the current count. */
+int sl_producers_set_max(struct sl_producers *r, uint32_t max);
+
+/*
+ * Start-up only: merges what a partition's table knows of a producer: epoch
+ * = max, next_seq = max(next_seq, last + 1); fresh ids will be above `id`.
+ * -EINVAL (id 0, id >= SL_PRODUCERS_ID_LIMIT, last >= SL_DEDUP_SEQ_LIMIT),
+ * -ENOSPC, -ENOMEM.
+ */
+int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint64_t last);
+
+/*
+ * A session says hello. want_id 0: a fresh id, never one seen or assigned
+ * before (even before a crash). A known or unknown want_id keeps that id
+ * (an unknown one is reserved durably like a fresh one when above the
+ * stored mark, so it is never handed to someone else). Either way the epoch
+ * becomes current + 1 (unknown: 1), which fences every older session.
+ * Returns 0 with the entry (*out), the new epoch and next_seq (Welcome's
+ * next_sequence). -EINVAL (want_id >= SL_PRODUCERS_ID_LIMIT), -EOVERFLOW
+ * when the epoch would wrap, -ENOSPC past the limit of producers, -ENOMEM,
+ * -EIO or -errno when the mark cannot be written (no id is handed out then).
+ */
+int sl_producers_hello(struct sl_producers *r, uint64_t want_id, struct sl_producer **out,
+		       uint32_t *epoch, uint64_t *next_seq);
+
+/* Producers known. */
+uint32_t sl_producers_count(struct sl_producers *r);
+
+/* Is `epoch` still p's current session? Pairs with the release store of a
+ * hello: once a newer hello has returned, every later call says false. */
+static inline bool sl_producer_is_current(const struct sl_producer *p, uint32_t epoch)
+{
+	return atomic_load_explicit(&p->epoch, memory_order_acquire) == epoch;
+}
+
+/* Raises p->next_seq to next_seq (an atomic max: sessions on different
+ * reactors may race; the highest wins). */
+static inline void sl_producer_accepted(struct sl_producer *p, uint64_t next_seq)
+{
+	uint64_t cur = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+
+	/* Fails only when another thread changed it; each retry sees a higher
+	 * value, and stops once it is at least next_seq. */
+	while (cur < next_seq &&
+	       !atomic_compare_exchange_weak_explicit(&p->next_seq, &cur, next_seq,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+#endif /* !__cplusplus */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,19 +1,20 @@
 /*
- * Fuzz target: a dedup checkpoint read back from disk after a crash or
- * damage.
+ * Fuzz target: a partition's dedup checkpoint read back from disk after a
+ * crash or damage.
  *
  * Byte 0 picks the mode, the rest is the checkpoint. Bit 0 of byte 0 set:
  * the length field and the CRC32C trailer are patched to match, so the
  * fuzzer gets past the checksum and reaches the structural checks (counts,
- * ids, windows, entries); clear: the bytes are read as they are. Bit 1
- * picks the table's window (8 or 64), so checkpoints of another window load
- * too.
+ * ids, entries, marks, windows); clear: the bytes are read as they are.
+ * Bit 1 picks the table's window (8 or 64), so checkpoints of another
+ * window load too.
  *
  * Checked: sl_dedup_checkpoint_read never crashes or leaks; on failure the
- * table is empty; on success the state is canonical: writing it, reading
- * that back into a fresh table and writing again gives the same bytes, and
- * the table answers admission queries and takes new sessions and events
- * without error.
+ * table is empty and a corruption comes with a message; on success the state
+ * is canonical (writing it, reading that into a fresh table and writing
+ * again gives the same bytes) and the table keeps answering: each producer's
+ * last is a duplicate below the mark, the next sequence is new and records
+ * at the mark, and a new producer fits while there is room.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -32,33 +33,48 @@
 		}                                                                                  \
 	} while (0)
 
-#define MAX_MARKS 16
+#define MAX_PRODUCERS 64
 
 static struct sl_dedup *mk(uint32_t window)
 {
-	struct sl_dedup_opts o = {.window = window, .max_producers = 64};
+	struct sl_dedup_opts o = {.window = window, .max_producers = MAX_PRODUCERS};
 	struct sl_dedup *t = NULL;
 	CHECK(sl_dedup_create(&o, &t) == 0);
 	return t;
 }
 
-static uint8_t *write_all(const struct sl_dedup *t, const uint64_t *marks, uint32_t nm,
-			  size_t *len)
+static uint8_t *write_all(const struct sl_dedup *t, uint64_t upto, size_t *len)
 {
-	size_t cap = sl_dedup_checkpoint_bound(t, nm);
+	size_t cap = sl_dedup_checkpoint_bound(t);
 	uint8_t *b = malloc(cap);
 	CHECK(b);
-	CHECK(sl_dedup_checkpoint_write(t, marks, nm, b, cap, len) == 0);
+	CHECK(sl_dedup_checkpoint_write(t, upto, b, cap, len) == 0);
+	CHECK(*len <= cap);
 	return b;
+}
+
+struct prods {
+	uint32_t n;
+	uint64_t id[MAX_PRODUCERS], last[MAX_PRODUCERS];
+	uint32_t epoch[MAX_PRODUCERS];
+};
+
+static void collect(void *arg, uint64_t id, uint32_t epoch, uint64_t last)
+{
+	struct prods *ps = arg;
+	CHECK(ps->n < MAX_PRODUCERS);
+	ps->id[ps->n] = id;
+	ps->epoch[ps->n] = epoch;
+	ps->last[ps->n++] = last;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint64_t marks[MAX_MARKS], marks2[MAX_MARKS];
-	uint32_t nm = 0, nm2 = 0, window;
 	struct sl_dedup *t, *t2;
+	uint64_t upto = 0, upto2 = 0;
 	uint8_t *buf, *w1, *w2;
 	size_t len, l1, l2;
+	uint32_t window;
 	char err[256];
 	int ret;
 
@@ -79,48 +95,64 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	t = mk(window);
-	ret = sl_dedup_checkpoint_read(t, buf, len, marks, MAX_MARKS, &nm, err, sizeof(err));
+	err[0] = '\0';
+	ret = sl_dedup_checkpoint_read(t, buf, len, &upto, err, sizeof(err));
 	if (ret < 0) {
 		CHECK(ret == -SL_ECORRUPT || ret == -ENOSPC || ret == -ENOMEM);
 		CHECK(sl_dedup_count(t) == 0);
-		CHECK(ret != -SL_ECORRUPT || err[0]);
+		CHECK(ret == -ENOMEM || err[0]);
 		goto out;
 	}
-	CHECK(nm <= MAX_MARKS);
 
-	w1 = write_all(t, marks, nm, &l1);
+	w1 = write_all(t, upto, &l1);
 	t2 = mk(window);
-	ret = sl_dedup_checkpoint_read(t2, w1, l1, marks2, MAX_MARKS, &nm2, err, sizeof(err));
+	ret = sl_dedup_checkpoint_read(t2, w1, l1, &upto2, err, sizeof(err));
 	if (ret)
 		fprintf(stderr, "re-read failed: %s\n", err);
 	CHECK(ret == 0);
-	CHECK(nm2 == nm && (nm == 0 || memcmp(marks, marks2, nm * sizeof(marks[0])) == 0));
-	w2 = write_all(t2, marks2, nm2, &l2);
+	CHECK(upto2 == upto);
+	w2 = write_all(t2, upto2, &l2);
 	CHECK(l1 == l2 && memcmp(w1, w2, l1) == 0);
 	free(w1);
 	free(w2);
 	sl_dedup_destroy(t2);
 
-	/* The loaded table keeps working: a new session of one of its
-	 * producers (taken from the input) and a fresh one. */
+	/* The loaded table keeps working. */
+	struct prods ps = {0};
+	sl_dedup_foreach(t, collect, &ps);
+	CHECK(ps.n == sl_dedup_count(t));
+	for (uint32_t i = 0; i < ps.n; i++) {
+		uint64_t off = 0, last = ps.last[i], lo = last > 3 ? last - 3 : 0;
+		CHECK(sl_dedup_check(t, ps.id[i], ps.epoch[i], last, &off) == SL_DEDUP_DUP);
+		CHECK(off < upto);
+		for (uint64_t s = lo; s <= last; s++) {
+			ret = sl_dedup_check(t, ps.id[i], ps.epoch[i], s, &off);
+			CHECK(ret == SL_DEDUP_DUP || ret == SL_DEDUP_STALE || ret == -SL_ESEQ_GAP);
+		}
+		if (ps.epoch[i])
+			CHECK(sl_dedup_check(t, ps.id[i], ps.epoch[i] - 1, last, &off) ==
+			      -SL_EFENCED);
+		/* last + 1 is new unless last is the very last sequence. */
+		if (last + 1 < SL_DEDUP_SEQ_LIMIT && upto + i < UINT64_MAX) {
+			CHECK(sl_dedup_check(t, ps.id[i], ps.epoch[i], last + 1, &off) ==
+			      SL_DEDUP_NEW);
+			CHECK(sl_dedup_record(t, ps.id[i], ps.epoch[i], last + 1, upto + i) == 0);
+			CHECK(sl_dedup_check(t, ps.id[i], ps.epoch[i], last + 1, &off) ==
+			      SL_DEDUP_DUP);
+			CHECK(off == upto + i);
+		}
+	}
+	/* A producer id the checkpoint does not hold (ids ascend, so one
+	 * above the highest is free unless that is the top id). */
 	{
-		uint64_t want = len >= 48 ? (uint64_t)buf[40] | (uint64_t)buf[41] << 8 : 0;
-		uint64_t id, next, o;
-		uint32_t ep, p;
-		ret = sl_dedup_hello(t, want, &id, &ep, &next);
-		CHECK(ret == 0 || ret == -ENOSPC || ret == -EOVERFLOW);
-		if (ret == 0) {
-			for (uint64_t s = next > 4 ? next - 4 : 0; s < next + 4; s++) {
-				ret = sl_dedup_check(t, id, ep, s, &p, &o);
-				/* A sequence space used up to 2^63 refuses the rest. */
-				CHECK((ret >= 0 && ret <= SL_DEDUP_STALE) ||
-				      (ret == -SL_ESEQ_GAP && s >= SL_DEDUP_SEQ_LIMIT));
-				CHECK(s < next || ret != SL_DEDUP_STALE);
-				if (ret == SL_DEDUP_NEW) {
-					CHECK(sl_dedup_pending(t, id, s, 1, s) == 0);
-					CHECK(sl_dedup_durable(t, id, s, 1, s) == 0);
-				}
-			}
+		uint64_t top = 0;
+		for (uint32_t i = 0; i < ps.n; i++)
+			if (ps.id[i] > top)
+				top = ps.id[i];
+		if (top < UINT64_MAX) {
+			uint64_t id = top + 1;
+			ret = sl_dedup_record(t, id, 1, 0, UINT64_MAX);
+			CHECK(ret == 0 || (ret == -ENOSPC && ps.n == MAX_PRODUCERS));
 		}
 	}
 out:

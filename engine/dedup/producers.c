@@ -1,0 +1,407 @@
+/* The producer registry: see the second block of dedup.h. */
+#include "dedup/dedup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "log/log.h"
+
+#define SL__REG_MAGIC 0x52504c53u /* "SLPR" little endian */
+#define SL__REG_VERSION 1u
+#define SL__REG_BYTES 20u /* u32 magic, u32 version, u64 id end, u32 crc32c */
+/* Entries come in chunks that never move, so a struct sl_producer keeps its
+ * address while the registry grows. 256 x 64 B = 16 KiB. */
+#define SL__CHUNK 256u
+
+struct sl_producers {
+	pthread_mutex_t lock;
+	char *path;
+	uint64_t next_id; /* the next fresh id */
+	uint64_t id_end;  /* durable: ids below it may have been handed out */
+	uint32_t count;
+	uint32_t max;
+	/* id -> entry, open addressing; count <= icap / 2 */
+	struct sl_producer **index;
+	uint64_t icap;
+	struct sl_producer **chunks;
+	size_t nchunks, chunks_cap;
+};
+
+static uint64_t sl__slot(uint64_t id, uint64_t icap)
+{
+	return (id * UINT64_C(0x9e3779b97f4a7c15)) >> (64 - __builtin_ctzll(icap));
+}
+
+static struct sl_producer **sl__index_pos(struct sl_producer **index, uint64_t icap, uint64_t id)
+{
+	uint64_t i = sl__slot(id, icap);
+
+	for (;; i = (i + 1) & (icap - 1))
+		if (!index[i] || index[i]->id == id)
+			return &index[i];
+}
+
+static struct sl_producer *sl__reg_find(struct sl_producers *r, uint64_t id)
+{
+	return *sl__index_pos(r->index, r->icap, id);
+}
+
+/* A new entry for an id not in the registry. */
+static int sl__reg_add(struct sl_producers *r, uint64_t id, struct sl_producer **out)
+{
+	struct sl_producer *p;
+
+	if (r->count >= r->max)
+		return -ENOSPC;
+	if (2 * ((uint64_t)r->count + 1) > r->icap) {
+		uint64_t ncap = r->icap * 2;
+		struct sl_producer **ni = calloc(ncap, sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		for (uint64_t i = 0; i < r->icap; i++)
+			if (r->index[i])
+				*sl__index_pos(ni, ncap, r->index[i]->id) = r->index[i];
+		free(r->index);
+		r->index = ni;
+		r->icap = ncap;
+	}
+	if (r->count == r->nchunks * SL__CHUNK) {
+		if (r->nchunks == r->chunks_cap) {
+			size_t bytes = r->chunks_cap * sizeof(*r->chunks);
+			void *nc = sl_grow(r->chunks, &bytes, (r->nchunks + 1) * sizeof(*r->chunks),
+					   16 * sizeof(*r->chunks));
+			if (!nc)
+				return -ENOMEM;
+			r->chunks = nc;
+			r->chunks_cap = bytes / sizeof(*r->chunks);
+		}
+		p = aligned_alloc(64, SL__CHUNK * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		r->chunks[r->nchunks++] = p;
+	}
+	p = &r->chunks[r->count / SL__CHUNK][r->count % SL__CHUNK];
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	atomic_init(&p->epoch, 0);
+	atomic_init(&p->next_seq, 0);
+	*sl__index_pos(r->index, r->icap, id) = p;
+	r->count++;
+	*out = p;
+	return 0;
+}
+
+static int sl__write_all(int fd, const uint8_t *b, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, b, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Makes `end` the durable mark: tmp, fdatasync, rename, fsync of the folder.
+ * Only after all four may an id below `end` be handed out: a crash before
+ * leaves the old file (and the old, lower mark), after it the new one.
+ */
+static int sl__reg_persist(struct sl_producers *r, uint64_t end)
+{
+	uint8_t b[SL__REG_BYTES];
+	size_t plen = strlen(r->path);
+	char *tmp = malloc(plen + 5), *dcopy = strdup(r->path);
+	int fd = -1, dfd = -1, ret = 0;
+
+	if (!tmp || !dcopy) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(tmp, r->path, plen);
+	memcpy(tmp + plen, ".tmp", 5);
+	for (int i = 0; i < 4; i++) {
+		b[i] = (uint8_t)(SL__REG_MAGIC >> (8 * i));
+		b[4 + i] = (uint8_t)(SL__REG_VERSION >> (8 * i));
+	}
+	for (int i = 0; i < 8; i++)
+		b[8 + i] = (uint8_t)(end >> (8 * i));
+	uint32_t crc = sl_crc32c(0, b, 16);
+	for (int i = 0; i < 4; i++)
+		b[16 + i] = (uint8_t)(crc >> (8 * i));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if ((ret = sl__write_all(fd, b, sizeof(b))) < 0)
+		goto out;
+	if (fdatasync(fd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (rename(tmp, r->path) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	r->id_end = end;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (ret < 0 && tmp)
+		(void)unlink(tmp);
+	free(tmp);
+	free(dcopy);
+	return ret;
+}
+
+/* Ids below `end` may be handed out once this returns 0. */
+static int sl__reg_reserve(struct sl_producers *r, uint64_t end)
+{
+	if (end <= r->id_end)
+		return 0;
+	/* A block at a time: one file write per 65536 fresh ids. */
+	return sl__reg_persist(r, end - 1 + SL_PRODUCERS_ID_BLOCK);
+}
+
+static int sl__reg_load(struct sl_producers *r, char *err, size_t errlen)
+{
+	uint8_t b[SL__REG_BYTES + 1];
+	size_t n = 0;
+	int fd = open(r->path, O_RDONLY | O_CLOEXEC), ret = 0;
+	uint64_t end = 0;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0; /* a new data folder */
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", r->path, strerror(-ret));
+		return ret;
+	}
+	/* One byte more than the format, to see a longer file. */
+	while (n < sizeof(b)) {
+		ssize_t k = read(fd, b + n, sizeof(b) - n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			snprintf(err, errlen, "%s: %s", r->path, strerror(-ret));
+			goto out;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	ret = -SL_ECORRUPT;
+	if (n != SL__REG_BYTES) {
+		snprintf(err, errlen, "%s: %s (%zu bytes, want %u)", r->path,
+			 n < SL__REG_BYTES ? "truncated" : "too long", n, SL__REG_BYTES);
+		goto out;
+	}
+	uint32_t magic = 0, version = 0, crc = 0;
+	for (int i = 0; i < 4; i++) {
+		magic |= (uint32_t)b[i] << (8 * i);
+		version |= (uint32_t)b[4 + i] << (8 * i);
+		crc |= (uint32_t)b[16 + i] << (8 * i);
+	}
+	for (int i = 0; i < 8; i++)
+		end |= (uint64_t)b[8 + i] << (8 * i);
+	if (magic != SL__REG_MAGIC) {
+		snprintf(err, errlen, "%s: not a producer registry (bad magic)", r->path);
+		goto out;
+	}
+	if (version != SL__REG_VERSION) {
+		snprintf(err, errlen, "%s: producer registry version %u not supported (want %u)",
+			 r->path, version, SL__REG_VERSION);
+		goto out;
+	}
+	if (crc != sl_crc32c(0, b, 16)) {
+		snprintf(err, errlen, "%s: producer registry checksum mismatch", r->path);
+		goto out;
+	}
+	if (!end || end > SL_PRODUCERS_ID_LIMIT + SL_PRODUCERS_ID_BLOCK) {
+		snprintf(err, errlen, "%s: producer id mark %llu out of range", r->path,
+			 (unsigned long long)end);
+		goto out;
+	}
+	/* Ids below the mark may have been handed out before a crash. */
+	r->next_id = end;
+	r->id_end = end;
+	ret = 0;
+out:
+	close(fd);
+	return ret;
+}
+
+int sl_producers_open(const char *path, struct sl_producers **out, char *err, size_t errlen)
+{
+	struct sl_producers *r = calloc(1, sizeof(*r));
+	char dummy[1];
+	int ret;
+
+	if (!err || !errlen) {
+		err = dummy;
+		errlen = sizeof(dummy);
+	}
+	err[0] = '\0';
+	if (!r)
+		return -ENOMEM;
+	r->path = strdup(path);
+	r->icap = 64;
+	r->index = calloc(r->icap, sizeof(*r->index));
+	if (!r->path || !r->index) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if ((ret = pthread_mutex_init(&r->lock, NULL)) != 0) {
+		ret = -ret;
+		free(r->index);
+		free(r->path);
+		free(r);
+		return ret;
+	}
+	r->next_id = 1;
+	r->id_end = 1;
+	r->max = SL_PRODUCERS_MAX_DEFAULT;
+	ret = sl__reg_load(r, err, errlen);
+	if (ret < 0)
+		goto fail;
+	*out = r;
+	return 0;
+fail:
+	pthread_mutex_destroy(&r->lock);
+out:
+	free(r->index);
+	free(r->path);
+	free(r);
+	if (ret == -ENOMEM && !err[0])
+		snprintf(err, errlen, "out of memory");
+	return ret;
+}
+
+void sl_producers_close(struct sl_producers *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nchunks; i++)
+		free(r->chunks[i]);
+	free(r->chunks);
+	free(r->index);
+	free(r->path);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+int sl_producers_set_max(struct sl_producers *r, uint32_t max)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (max < r->count)
+		ret = -EINVAL;
+	else
+		r->max = max;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint64_t last)
+{
+	struct sl_producer *p;
+	int ret = 0;
+
+	if (!id || id >= SL_PRODUCERS_ID_LIMIT || last >= SL_DEDUP_SEQ_LIMIT)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	p = sl__reg_find(r, id);
+	if (!p && (ret = sl__reg_add(r, id, &p)) < 0)
+		goto out;
+	if (epoch > atomic_load_explicit(&p->epoch, memory_order_relaxed))
+		atomic_store_explicit(&p->epoch, epoch, memory_order_release);
+	sl_producer_accepted(p, last + 1);
+	/* Not made durable here: the next fresh id reserves a block from
+	 * next_id on, which covers this one. */
+	if (id >= r->next_id)
+		r->next_id = id + 1;
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int sl_producers_hello(struct sl_producers *r, uint64_t want_id, struct sl_producer **out,
+		       uint32_t *epoch, uint64_t *next_seq)
+{
+	struct sl_producer *p = NULL;
+	uint64_t id = want_id;
+	uint32_t e;
+	int ret = 0;
+
+	if (want_id >= SL_PRODUCERS_ID_LIMIT)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	if (id)
+		p = sl__reg_find(r, id);
+	if (!p) {
+		if (r->count >= r->max) {
+			ret = -ENOSPC;
+			goto out;
+		}
+		if (!id)
+			id = r->next_id;
+		if (id >= SL_PRODUCERS_ID_LIMIT) {
+			ret = -ENOSPC; /* 2^62 ids handed out: not in this universe */
+			goto out;
+		}
+		/* A fresh id, or a client's id not covered by the mark:
+		 * either way no later fresh id may equal it, even after a
+		 * crash, so the mark covers it before it is used. */
+		if ((ret = sl__reg_reserve(r, id + 1)) < 0)
+			goto out;
+		if (id >= r->next_id)
+			r->next_id = id + 1;
+		if ((ret = sl__reg_add(r, id, &p)) < 0)
+			goto out;
+	}
+	e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
+	if (e == UINT32_MAX) {
+		ret = -EOVERFLOW;
+		goto out;
+	}
+	/* Release: a reactor that sees the new epoch (acquire) sees a fenced
+	 * old session from then on. */
+	atomic_store_explicit(&p->epoch, e + 1, memory_order_release);
+	*out = p;
+	*epoch = e + 1;
+	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+uint32_t sl_producers_count(struct sl_producers *r)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->count;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}

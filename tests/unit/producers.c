@@ -1,0 +1,347 @@
+/*
+ * The producer registry: fresh ids never reused across restarts (the
+ * durable mark), epochs bump and fence, seeding merges maxima, a bad
+ * registry file is refused, limits, and hellos from two threads at once
+ * (labelled `threads`: the TSan build runs this file).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "dedup/dedup.h"
+
+struct dir {
+	char path[64];
+	char file[96];
+};
+
+static void dir_make(struct dir *d)
+{
+	snprintf(d->path, sizeof(d->path), "/tmp/sl_producers_XXXXXX");
+	cr_assert_not_null(mkdtemp(d->path));
+	snprintf(d->file, sizeof(d->file), "%s/producers", d->path);
+}
+
+static void dir_remove(struct dir *d)
+{
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", d->file);
+	unlink(tmp);
+	unlink(d->file);
+	cr_assert_eq(rmdir(d->path), 0, "%s left files behind", d->path);
+}
+
+static struct sl_producers *open_ok(const struct dir *d)
+{
+	struct sl_producers *r = NULL;
+	char err[256] = "";
+	int ret = sl_producers_open(d->file, &r, err, sizeof(err));
+	cr_assert_eq(ret, 0, "open: %d %s", ret, err);
+	return r;
+}
+
+static void write_file(const char *path, const void *b, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, b, len), (ssize_t)len);
+	close(fd);
+}
+
+Test(producers, ids_unique_across_restarts)
+{
+	/* More than one block, so the mark is moved while running too. */
+	const uint32_t n = (uint32_t)SL_PRODUCERS_ID_BLOCK + 100;
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p;
+	uint64_t max_id = 0, next_seq, prev = 0;
+	uint32_t ep;
+
+	dir_make(&d);
+	r = open_ok(&d);
+	/* Nothing written before the first id is needed. */
+	cr_assert_neq(access(d.file, F_OK), 0);
+	for (uint32_t i = 0; i < n; i++) {
+		cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+		cr_assert_gt(p->id, prev, "ids increase, so they are unique");
+		cr_assert_eq(ep, 1);
+		cr_assert_eq(next_seq, 0);
+		prev = p->id;
+	}
+	max_id = prev;
+	cr_assert_eq(sl_producers_count(r), n);
+	cr_assert_eq(access(d.file, F_OK), 0);
+	sl_producers_close(r);
+
+	/* A restart without seeding (a crash before any of them wrote): new
+	 * ids are above every id handed out before. */
+	for (int round = 0; round < 3; round++) {
+		r = open_ok(&d);
+		cr_assert_eq(sl_producers_count(r), 0);
+		for (int i = 0; i < 10; i++) {
+			cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+			cr_assert_gt(p->id, max_id);
+			cr_assert_eq(ep, 1);
+		}
+		max_id = p->id;
+		sl_producers_close(r);
+	}
+	dir_remove(&d);
+}
+
+Test(producers, epochs_bump_and_fence)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p1, *p2, *p3;
+	uint64_t next_seq;
+	uint32_t e1, e2, e3;
+
+	dir_make(&d);
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_hello(r, 0, &p1, &e1, &next_seq), 0);
+	cr_assert(sl_producer_is_current(p1, e1));
+	sl_producer_accepted(p1, 10);
+	sl_producer_accepted(p1, 7); /* a lower one loses */
+	cr_assert_eq(sl_producers_hello(r, p1->id, &p2, &e2, &next_seq), 0);
+	cr_assert_eq(p2, p1, "same entry, same address");
+	cr_assert_eq(e2, e1 + 1);
+	cr_assert_eq(next_seq, 10);
+	cr_assert_not(sl_producer_is_current(p1, e1));
+	cr_assert(sl_producer_is_current(p1, e2));
+	/* A client's own id that nobody knows: kept, epoch 1. */
+	cr_assert_eq(sl_producers_hello(r, 777, &p3, &e3, &next_seq), 0);
+	cr_assert_eq(p3->id, 777);
+	cr_assert_eq(e3, 1);
+	cr_assert_eq(next_seq, 0);
+	cr_assert_eq(sl_producers_hello(r, SL_PRODUCERS_ID_LIMIT, &p3, &e3, &next_seq), -EINVAL);
+	cr_assert_eq(sl_producers_count(r), 2);
+	sl_producers_close(r);
+	dir_remove(&d);
+}
+
+Test(producers, seed_merges_maxima)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p;
+	uint64_t next_seq;
+	uint32_t ep;
+
+	dir_make(&d);
+	r = open_ok(&d);
+	/* Three partitions know producer 500 differently. */
+	cr_assert_eq(sl_producers_seed(r, 500, 3, 10), 0);
+	cr_assert_eq(sl_producers_seed(r, 500, 2, 20), 0);
+	cr_assert_eq(sl_producers_seed(r, 500, 3, 15), 0);
+	cr_assert_eq(sl_producers_seed(r, 40, 1, 0), 0);
+	cr_assert_eq(sl_producers_seed(r, 0, 1, 0), -EINVAL);
+	cr_assert_eq(sl_producers_seed(r, 1, 1, SL_DEDUP_SEQ_LIMIT), -EINVAL);
+	cr_assert_eq(sl_producers_count(r), 2);
+	cr_assert_eq(sl_producers_hello(r, 500, &p, &ep, &next_seq), 0);
+	cr_assert_eq(ep, 4);
+	cr_assert_eq(next_seq, 21);
+	cr_assert_eq(sl_producers_hello(r, 40, &p, &ep, &next_seq), 0);
+	cr_assert_eq(ep, 2);
+	cr_assert_eq(next_seq, 1);
+	/* Fresh ids stay above every seeded one. */
+	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_gt(p->id, 500);
+	cr_assert_eq(ep, 1);
+	/* A client's id far above the mark is reserved durably: after a
+	 * restart (nothing seeded) fresh ids are above it. */
+	const uint64_t far = UINT64_C(1) << 40;
+	cr_assert_eq(sl_producers_hello(r, far, &p, &ep, &next_seq), 0);
+	sl_producers_close(r);
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_gt(p->id, far);
+	/* An epoch at its end cannot be bumped. */
+	cr_assert_eq(sl_producers_seed(r, 900, UINT32_MAX, 5), 0);
+	cr_assert_eq(sl_producers_hello(r, 900, &p, &ep, &next_seq), -EOVERFLOW);
+	sl_producers_close(r);
+	dir_remove(&d);
+}
+
+Test(producers, limit)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p;
+	uint64_t next_seq;
+	uint32_t ep;
+
+	dir_make(&d);
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_set_max(r, 3), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), -ENOSPC);
+	cr_assert_eq(sl_producers_hello(r, 12345, &p, &ep, &next_seq), -ENOSPC);
+	cr_assert_eq(sl_producers_seed(r, 12345, 1, 1), -ENOSPC);
+	/* A known one still says hello. */
+	cr_assert_eq(sl_producers_hello(r, 1, &p, &ep, &next_seq), 0);
+	cr_assert_eq(ep, 2);
+	cr_assert_eq(sl_producers_set_max(r, 2), -EINVAL);
+	sl_producers_close(r);
+	dir_remove(&d);
+}
+
+Test(producers, bad_file_refused)
+{
+	struct dir d;
+	struct sl_producers *r = NULL;
+	struct sl_producer *p;
+	uint8_t good[20], bad[32];
+	uint64_t next_seq;
+	uint32_t ep;
+	char err[256];
+
+	dir_make(&d);
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	sl_producers_close(r);
+	int fd = open(d.file, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(read(fd, good, sizeof(good)), (ssize_t)sizeof(good));
+	cr_assert_eq(read(fd, bad, 1), 0, "the file is exactly 20 bytes");
+	close(fd);
+
+	struct {
+		size_t len;
+		int flip; /* byte to flip, -1 none */
+		const char *says;
+	} cases[] = {
+		{0, -1, "truncated"},  {19, -1, "truncated"}, {21, -1, "too long"},
+		{20, 0, "magic"},      {20, 5, "version"},    {20, 9, "checksum"},
+		{20, 17, "checksum"},
+	};
+	for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+		memset(bad, 0, sizeof(bad));
+		memcpy(bad, good, sizeof(good));
+		if (cases[i].flip >= 0)
+			bad[cases[i].flip] ^= 0x40;
+		write_file(d.file, bad, cases[i].len);
+		err[0] = '\0';
+		r = NULL;
+		int ret = sl_producers_open(d.file, &r, err, sizeof(err));
+		cr_assert_eq(ret, -SL_ECORRUPT, "case %zu: %d", i, ret);
+		cr_assert_null(r);
+		cr_assert_not_null(strstr(err, cases[i].says), "case %zu: \"%s\"", i, err);
+		cr_assert_not_null(strstr(err, d.file), "case %zu names the file: \"%s\"", i, err);
+	}
+	write_file(d.file, good, sizeof(good));
+	r = open_ok(&d);
+	sl_producers_close(r);
+	dir_remove(&d);
+
+	/* The mark cannot be written (no such folder): no id is handed out. */
+	cr_assert_eq(sl_producers_open("/nonexistent-sluice-dir/producers", &r, err, sizeof(err)),
+		     0);
+	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), -ENOENT);
+	cr_assert_eq(sl_producers_count(r), 0);
+	/* Known ids need no write. */
+	cr_assert_eq(sl_producers_seed(r, 5, 1, 1), 0);
+	cr_assert_eq(sl_producers_hello(r, 5, &p, &ep, &next_seq), 0);
+	sl_producers_close(r);
+}
+
+/* ---- two threads ---------------------------------------------------------- */
+
+#define PER_THREAD 3000
+
+struct worker {
+	struct sl_producers *r;
+	uint64_t shared;
+	uint64_t fresh[PER_THREAD];
+	uint32_t shared_epochs[PER_THREAD];
+	int failures;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < PER_THREAD; i++) {
+		struct sl_producer *p;
+		uint64_t next_seq;
+		uint32_t ep;
+		if (sl_producers_hello(w->r, 0, &p, &ep, &next_seq) != 0 || ep != 1) {
+			w->failures++;
+			continue;
+		}
+		w->fresh[i] = p->id;
+		/* The event path on entries the other thread also touches. */
+		sl_producer_accepted(p, (uint64_t)i + 1);
+		if (sl_producers_hello(w->r, w->shared, &p, &ep, &next_seq) != 0) {
+			w->failures++;
+			continue;
+		}
+		w->shared_epochs[i] = ep;
+		sl_producer_accepted(p, (uint64_t)i + 1);
+		(void)sl_producer_is_current(p, ep);
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(producers, hello_from_two_threads)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p;
+	struct worker *w = calloc(2, sizeof(*w));
+	pthread_t th[2];
+	uint64_t *all = calloc(2 * PER_THREAD, sizeof(*all)), next_seq;
+	uint32_t ep, *eps = calloc(2 * PER_THREAD, sizeof(*eps));
+
+	dir_make(&d);
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	for (int i = 0; i < 2; i++) {
+		w[i].r = r;
+		w[i].shared = p->id;
+		cr_assert_eq(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_join(th[i], NULL), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(w[i].failures, 0);
+		memcpy(all + i * PER_THREAD, w[i].fresh, sizeof(w[i].fresh));
+		memcpy(eps + i * PER_THREAD, w[i].shared_epochs, sizeof(w[i].shared_epochs));
+	}
+	/* Every fresh id once; every epoch of the shared id once. */
+	qsort(all, 2 * PER_THREAD, sizeof(*all), cmp_u64);
+	for (int i = 1; i < 2 * PER_THREAD; i++)
+		cr_assert_lt(all[i - 1], all[i], "id %lu handed out twice", all[i]);
+	cr_assert_neq(all[0], p->id);
+	for (int i = 0; i < 2 * PER_THREAD; i++)
+		cr_assert_neq(all[i], p->id);
+	uint64_t *e64 = calloc(2 * PER_THREAD, sizeof(*e64));
+	for (int i = 0; i < 2 * PER_THREAD; i++)
+		e64[i] = eps[i];
+	qsort(e64, 2 * PER_THREAD, sizeof(*e64), cmp_u64);
+	for (int i = 0; i < 2 * PER_THREAD; i++)
+		cr_assert_eq(e64[i], (uint64_t)i + 2, "epochs 2..N+1, each once");
+	cr_assert(sl_producer_is_current(p, 2 * PER_THREAD + 1));
+	cr_assert_eq(sl_producers_hello(r, p->id, &p, &ep, &next_seq), 0);
+	cr_assert_eq(next_seq, PER_THREAD);
+	cr_assert_eq(sl_producers_count(r), 2 * PER_THREAD + 1);
+	free(e64);
+	free(all);
+	free(eps);
+	free(w);
+	sl_producers_close(r);
+	dir_remove(&d);
+}
