@@ -15,6 +15,14 @@
  *
  * Server restarts are ridden out by the client library: it reconnects and
  * resends unanswered events with their original sequences.
+ *
+ * --idempotence compare runs the whole measurement twice in one process:
+ * first with idempotence_off clients (the server stores without sequence
+ * tracking), then with idempotent ones, each on fresh connections with the
+ * same options, and the workers' aggregate choices seeded alike, so both
+ * runs send the same keys in the same order (ids stay random and unique).
+ * The off run goes first; the server's log is then N events longer for the
+ * on run, which costs nothing measurable (appends do not depend on it).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -69,16 +77,23 @@ struct sl__worker {
 	_Atomic uint64_t answered SL_CACHE_ALIGNED;
 };
 
+enum sl__idem { SL__IDEM_ON, SL__IDEM_OFF, SL__IDEM_COMPARE };
+
 struct sl__bench {
 	uint64_t events, size, conns, keys, threads, window, batch, linger_us;
 	double rate;
 	double timeout_s;
 	const char *topic;
 	struct sl_cli_server srv;
+	enum sl__idem idem;
 
 	char *data;
 	char *key_text;
 	uint8_t *key_len;
+	uint64_t key_seed; /* worker t's aggregate choices: seed key_seed + t */
+
+	/* One measurement (sl__bench_run): */
+	bool idem_off;
 	uint64_t start_ns;
 	uint64_t end_ns;
 
@@ -89,6 +104,13 @@ struct sl__bench {
 	uint32_t finished;
 };
 
+/* What one measurement found. */
+struct sl__result {
+	uint64_t acked, refused, reconnects, resent, duplicates;
+	double secs, eps, mbps, p50, p90, p99, p999, maxu, mean;
+	char err[256];
+};
+
 #define SL__KEY_STRIDE 24
 
 static void sl__bench_usage(FILE *out)
@@ -96,13 +118,15 @@ static void sl__bench_usage(FILE *out)
 	fprintf(out,
 		"usage: sluice bench --events N --size BYTES --connections C [--rate R] [--topic T]\n"
 		"                    [--keys K] [--threads T] [--window W] [--batch B]\n"
-		"                    [--linger US] [--timeout S] [--server HOST:PORT]\n"
+		"                    [--linger US] [--timeout S] [--idempotence on|off|compare]\n"
+		"                    [--server HOST:PORT]\n"
 		"\n"
 		"The end-to-end load generator: produces N events of BYTES data bytes each over\n"
 		"C connections and measures throughput and ack latency. Every event has a\n"
 		"unique id (a random v4 UUID), an aggregate drawn from K keys, and as data a\n"
 		"JSON string of exactly BYTES bytes (BYTES >= 2). Each connection is an\n"
-		"idempotent producer that reconnects and resends across server restarts.\n"
+		"idempotent producer (unless --idempotence off) that reconnects and resends\n"
+		"across server restarts.\n"
 		"\n"
 		"  --events N       events in total (required)\n"
 		"  --size BYTES     data bytes per event (required)\n"
@@ -119,14 +143,22 @@ static void sl__bench_usage(FILE *out)
 		"  --linger US      let a partial batch wait up to US microseconds for more\n"
 		"                   events before it is sent (default 0: send at once)\n"
 		"  --timeout S      give up after S seconds without any ack (default 60)\n"
+		"  --idempotence M  on (default): exactly-once producers, the server tracks\n"
+		"                   their sequences; off: the server stores every event it\n"
+		"                   is sent, resends again (at-least-once); compare: the whole\n"
+		"                   measurement twice, off then on, on fresh connections with\n"
+		"                   the same options and the same keys, and what on costs\n"
 		"  --server H:P     server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
 		"\n"
 		"Prints a live progress line on stderr when it is a terminal, a human summary\n"
 		"on stderr at the end, then one JSON line on stdout with events, acked,\n"
-		"refused, connections, threads, size, rate, seconds, events_per_s, mb_per_s\n"
-		"(data bytes, 1 MB = 10^6 B), p50_us, p90_us, p99_us, p999_us, max_us,\n"
-		"mean_us, latency_from, reconnects and resent. Exit status 0 when every event\n"
-		"was acked.\n");
+		"refused, connections, threads, size, rate, idempotence, seconds,\n"
+		"events_per_s, mb_per_s (data bytes, 1 MB = 10^6 B), p50_us, p90_us, p99_us,\n"
+		"p999_us, max_us, mean_us, latency_from, reconnects, resent and duplicates.\n"
+		"With compare: a summary per run and the line of the idempotent run, plus\n"
+		"events_per_s_idempotence_off, p99_us_idempotence_off and\n"
+		"idempotence_overhead_pct (100 * (off - on) / off events/s: positive when\n"
+		"idempotence costs throughput). Exit status 0 when every event was acked.\n");
 }
 
 static void sl__on_ack(void *arg, const struct sl_client_ack *a)
@@ -317,6 +349,7 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 		{"batch", required_argument, NULL, 'b'},
 		{"linger", required_argument, NULL, 'l'},
 		{"timeout", required_argument, NULL, 'o'},
+		{"idempotence", required_argument, NULL, 'i'},
 		{"server", required_argument, NULL, 's'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -375,6 +408,17 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 			name = "--timeout";
 			bad = sl_cli_parse_double(optarg, 0.001, 1e7, &b->timeout_s);
 			break;
+		case 'i':
+			name = "--idempotence";
+			if (strcmp(optarg, "on") == 0)
+				b->idem = SL__IDEM_ON;
+			else if (strcmp(optarg, "off") == 0)
+				b->idem = SL__IDEM_OFF;
+			else if (strcmp(optarg, "compare") == 0)
+				b->idem = SL__IDEM_COMPARE;
+			else
+				bad = -EINVAL;
+			break;
 		case 's':
 			name = "--server";
 			bad = sl_cli_server_parse(optarg, &b->srv);
@@ -387,7 +431,8 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 			return -2;
 		}
 		if (bad < 0) {
-			fprintf(stderr, "sluice bench: %s: bad value '%s'\n", name, optarg);
+			fprintf(stderr, "sluice bench: %s: bad value '%s'%s\n", name, optarg,
+				opt == 'i' ? " (expected on, off or compare)" : "");
 			return -2;
 		}
 	}
@@ -405,12 +450,202 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 	return 0;
 }
 
+/*
+ * One measurement: connects b->conns clients (idempotence_off as b->idem_off
+ * says), drives them until every event is answered or a worker gives up,
+ * and fills *res. 0 when it ran (res->acked says how well), <0 when it could
+ * not start (the reason is printed).
+ */
+static int sl__bench_run(struct sl__bench *b, struct sl__result *res)
+{
+	int status = -1;
+	struct sl_hist all = {0};
+
+	memset(res, 0, sizeof(*res));
+	b->finished = 0;
+	b->cs = calloc(b->conns, sizeof(*b->cs));
+	b->ws = calloc(b->threads, sizeof(*b->ws));
+	if (!b->cs || !b->ws) {
+		fprintf(stderr, "sluice bench: out of memory\n");
+		goto out;
+	}
+	uint64_t ring = 1;
+	while (ring < b->window)
+		ring *= 2;
+	for (uint64_t t = 0; t < b->threads; t++) {
+		struct sl__worker *w = &b->ws[t];
+		w->b = b;
+		w->conns = calloc(b->conns / b->threads + 1, sizeof(*w->conns));
+		if (!w->conns || sl_hist_init(&w->hist) < 0) {
+			fprintf(stderr, "sluice bench: out of memory\n");
+			goto out;
+		}
+		sl_uuid_rng_seed_u64(&w->rng, b->key_seed + t);
+	}
+	for (uint64_t k = 0; k < b->conns; k++) {
+		struct sl__conn *cn = &b->cs[k];
+		struct sl__worker *w = &b->ws[k % b->threads];
+		cn->k = (uint32_t)k;
+		cn->quota = b->events / b->conns + (k < b->events % b->conns);
+		cn->w = w;
+		cn->mask = ring - 1;
+		cn->t_ns = calloc(ring, sizeof(*cn->t_ns));
+		if (!cn->t_ns) {
+			fprintf(stderr, "sluice bench: out of memory\n");
+			goto out;
+		}
+		w->conns[w->n++] = cn;
+		struct sl_client_opts co = {
+			.host = b->srv.host,
+			.port = b->srv.port,
+			.idempotence_off = b->idem_off,
+			.client_name = "sluice bench",
+			.topic = b->topic,
+			.max_inflight = (uint32_t)b->window,
+			.batch_max_events = (uint32_t)b->batch,
+			.linger_us = (uint32_t)b->linger_us,
+			.nonblocking = true,
+			.on_ack = sl__on_ack,
+			.arg = cn,
+		};
+		char err[256];
+		int ret = sl_client_connect(&co, &cn->c, err, sizeof(err));
+		if (ret < 0) {
+			fprintf(stderr, "sluice bench: connection %llu: %s\n", (unsigned long long)k,
+				err);
+			goto out;
+		}
+	}
+
+	bool tty = isatty(2);
+	b->start_ns = sl_now_ns();
+	uint64_t started = 0;
+	for (; started < b->threads; started++) {
+		if (pthread_create(&b->ws[started].th, NULL, sl__worker_run, &b->ws[started]) != 0) {
+			fprintf(stderr, "sluice bench: cannot start a thread\n");
+			break;
+		}
+	}
+	pthread_mutex_lock(&b->mu);
+	while (b->finished < started) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_cond_timedwait(&b->cv, &b->mu, &ts) == ETIMEDOUT && tty) {
+			pthread_mutex_unlock(&b->mu);
+			sl__progress(b, false);
+			pthread_mutex_lock(&b->mu);
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	for (uint64_t t = 0; t < started; t++)
+		pthread_join(b->ws[t].th, NULL);
+	if (tty)
+		sl__progress(b, true);
+	if (started < b->threads)
+		goto out;
+
+	if (sl_hist_init(&all) < 0) {
+		fprintf(stderr, "sluice bench: out of memory\n");
+		goto out;
+	}
+	for (uint64_t t = 0; t < b->threads; t++) {
+		struct sl__worker *w = &b->ws[t];
+		sl_hist_merge(&all, &w->hist);
+		res->acked += w->acked;
+		res->refused += w->refused;
+		if (!res->err[0] && w->err[0])
+			snprintf(res->err, sizeof(res->err), "%s", w->err);
+	}
+	for (uint64_t k = 0; k < b->conns; k++) {
+		struct sl_client_stats st;
+		sl_client_get_stats(b->cs[k].c, &st);
+		res->reconnects += st.connects ? st.connects - 1 : 0;
+		res->resent += st.resent;
+		res->duplicates += st.duplicates;
+	}
+	res->secs = (double)(b->end_ns - b->start_ns) / 1e9;
+	if (res->secs <= 0)
+		res->secs = 1e-9;
+	res->eps = (double)res->acked / res->secs;
+	res->mbps = (double)res->acked * (double)b->size / 1e6 / res->secs;
+	res->p50 = (double)sl_hist_quantile(&all, 0.50) / 1e3;
+	res->p90 = (double)sl_hist_quantile(&all, 0.90) / 1e3;
+	res->p99 = (double)sl_hist_quantile(&all, 0.99) / 1e3;
+	res->p999 = (double)sl_hist_quantile(&all, 0.999) / 1e3;
+	res->maxu = all.n ? (double)all.max / 1e3 : 0;
+	res->mean = all.n ? (double)(all.sum / all.n) / 1e3 : 0;
+	status = 0;
+out:
+	sl_hist_free(&all);
+	for (uint64_t k = 0; b->cs && k < b->conns; k++) {
+		sl_client_close(b->cs[k].c);
+		free(b->cs[k].t_ns);
+	}
+	for (uint64_t t = 0; b->ws && t < b->threads; t++) {
+		free(b->ws[t].conns);
+		sl_hist_free(&b->ws[t].hist);
+	}
+	free(b->cs);
+	free(b->ws);
+	b->cs = NULL;
+	b->ws = NULL;
+	return status;
+}
+
+static void sl__summary(const struct sl__bench *b, const struct sl__result *r, bool idem_off)
+{
+	fprintf(stderr, "sluice bench: %llu events of %llu B data over %llu connection%s, %llu thread%s, "
+			"idempotence %s, ",
+		(unsigned long long)b->events, (unsigned long long)b->size,
+		(unsigned long long)b->conns, b->conns == 1 ? "" : "s",
+		(unsigned long long)b->threads, b->threads == 1 ? "" : "s", idem_off ? "off" : "on");
+	if (b->rate > 0)
+		fprintf(stderr, "open loop at %.0f events/s\n", b->rate);
+	else
+		fprintf(stderr, "closed loop (window %llu)\n", (unsigned long long)b->window);
+	fprintf(stderr, "  acked %llu, refused %llu in %.3f s: %.0f events/s, %.1f MB/s\n",
+		(unsigned long long)r->acked, (unsigned long long)r->refused, r->secs, r->eps,
+		r->mbps);
+	fprintf(stderr, "  latency from %s: p50 %.0f us, p90 %.0f us, p99 %.0f us, p99.9 %.0f us, "
+			"max %.0f us, mean %.0f us\n",
+		b->rate > 0 ? "intended" : "send", r->p50, r->p90, r->p99, r->p999, r->maxu, r->mean);
+	if (r->reconnects || r->resent || r->duplicates)
+		fprintf(stderr, "  reconnects %llu, events resent %llu, answered as duplicates %llu\n",
+			(unsigned long long)r->reconnects, (unsigned long long)r->resent,
+			(unsigned long long)r->duplicates);
+	if (r->err[0])
+		fprintf(stderr, "  error: %s\n", r->err);
+}
+
+/* The JSON line's fields up to (not including) its closing brace. */
+static void sl__json(const struct sl__bench *b, const struct sl__result *r, bool idem_off)
+{
+	printf("{\"events\":%llu,\"acked\":%llu,\"refused\":%llu,\"connections\":%llu,"
+	       "\"threads\":%llu,\"size\":%llu,\"rate\":%.0f,\"idempotence\":\"%s\","
+	       "\"seconds\":%.6f,\"events_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_us\":%.1f,"
+	       "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,"
+	       "\"latency_from\":\"%s\",\"reconnects\":%llu,\"resent\":%llu,\"duplicates\":%llu",
+	       (unsigned long long)b->events, (unsigned long long)r->acked,
+	       (unsigned long long)r->refused, (unsigned long long)b->conns,
+	       (unsigned long long)b->threads, (unsigned long long)b->size, b->rate,
+	       b->idem == SL__IDEM_COMPARE ? "compare" : idem_off ? "off" : "on", r->secs, r->eps,
+	       r->mbps, r->p50, r->p90, r->p99, r->p999, r->maxu, r->mean,
+	       b->rate > 0 ? "intended" : "send", (unsigned long long)r->reconnects,
+	       (unsigned long long)r->resent, (unsigned long long)r->duplicates);
+}
+
 int sl_cli_bench(int argc, char **argv)
 {
 	struct sl__bench b = {
 		.keys = 1024, .threads = 1, .window = 8192, .batch = 256, .timeout_s = 60,
-		.topic = "events",
+		.topic = "events", .idem = SL__IDEM_ON,
 	};
+	struct sl__result on = {0}, off = {0};
 	int status = 1;
 
 	if (sl_cli_server_default(&b.srv) < 0) {
@@ -426,12 +661,12 @@ int sl_cli_bench(int argc, char **argv)
 	b.data = malloc(b.size ? b.size : 1);
 	b.key_text = malloc(b.keys * SL__KEY_STRIDE);
 	b.key_len = malloc(b.keys);
-	b.cs = calloc(b.conns, sizeof(*b.cs));
-	b.ws = calloc(b.threads, sizeof(*b.ws));
-	if (!b.data || !b.key_text || !b.key_len || !b.cs || !b.ws) {
-		fprintf(stderr, "sluice bench: out of memory\n");
+	struct sl_uuid_rng seeder;
+	if (!b.data || !b.key_text || !b.key_len || sl_uuid_rng_seed(&seeder) < 0) {
+		fprintf(stderr, "sluice bench: out of memory or entropy\n");
 		goto out;
 	}
+	b.key_seed = sl_uuid_rng_next(&seeder);
 	memset(b.data, 'x', b.size);
 	if (b.size >= 2)
 		b.data[0] = b.data[b.size - 1] = '"';
@@ -439,157 +674,43 @@ int sl_cli_bench(int argc, char **argv)
 		b.key_len[k] = (uint8_t)snprintf(b.key_text + k * SL__KEY_STRIDE, SL__KEY_STRIDE,
 						 "key-%llu", (unsigned long long)k);
 
-	uint64_t ring = 1;
-	while (ring < b.window)
-		ring *= 2;
-	for (uint64_t t = 0; t < b.threads; t++) {
-		struct sl__worker *w = &b.ws[t];
-		w->b = &b;
-		w->conns = calloc(b.conns / b.threads + 1, sizeof(*w->conns));
-		if (!w->conns || sl_hist_init(&w->hist) < 0 || sl_uuid_rng_seed(&w->rng) < 0) {
-			fprintf(stderr, "sluice bench: out of memory\n");
+	if (b.idem != SL__IDEM_ON) {
+		b.idem_off = true;
+		if (sl__bench_run(&b, &off) < 0)
 			goto out;
-		}
+		sl__summary(&b, &off, true);
 	}
-	for (uint64_t k = 0; k < b.conns; k++) {
-		struct sl__conn *cn = &b.cs[k];
-		struct sl__worker *w = &b.ws[k % b.threads];
-		cn->k = (uint32_t)k;
-		cn->quota = b.events / b.conns + (k < b.events % b.conns);
-		cn->w = w;
-		cn->mask = ring - 1;
-		cn->t_ns = calloc(ring, sizeof(*cn->t_ns));
-		if (!cn->t_ns) {
-			fprintf(stderr, "sluice bench: out of memory\n");
-			goto out;
-		}
-		w->conns[w->n++] = cn;
-		struct sl_client_opts co = {
-			.host = b.srv.host,
-			.port = b.srv.port,
-			.client_name = "sluice bench",
-			.topic = b.topic,
-			.max_inflight = (uint32_t)b.window,
-			.batch_max_events = (uint32_t)b.batch,
-			.linger_us = (uint32_t)b.linger_us,
-			.nonblocking = true,
-			.on_ack = sl__on_ack,
-			.arg = cn,
-		};
-		char err[256];
-		int ret = sl_client_connect(&co, &cn->c, err, sizeof(err));
-		if (ret < 0) {
-			fprintf(stderr, "sluice bench: connection %llu: %s\n", (unsigned long long)k,
-				err);
-			goto out;
-		}
-	}
-
-	bool tty = isatty(2);
-	b.start_ns = sl_now_ns();
-	uint64_t started = 0;
-	for (; started < b.threads; started++) {
-		if (pthread_create(&b.ws[started].th, NULL, sl__worker_run, &b.ws[started]) != 0) {
-			fprintf(stderr, "sluice bench: cannot start a thread\n");
-			break;
-		}
-	}
-	pthread_mutex_lock(&b.mu);
-	while (b.finished < started) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 500000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		if (pthread_cond_timedwait(&b.cv, &b.mu, &ts) == ETIMEDOUT && tty) {
-			pthread_mutex_unlock(&b.mu);
-			sl__progress(&b, false);
-			pthread_mutex_lock(&b.mu);
-		}
-	}
-	pthread_mutex_unlock(&b.mu);
-	for (uint64_t t = 0; t < started; t++)
-		pthread_join(b.ws[t].th, NULL);
-	if (tty)
-		sl__progress(&b, true);
-	if (started < b.threads)
+	if (b.idem == SL__IDEM_OFF) {
+		sl__json(&b, &off, true);
+		printf("}\n");
+		status = off.acked == b.events ? 0 : 1;
 		goto out;
-
-	struct sl_hist all;
-	if (sl_hist_init(&all) < 0)
+	}
+	if (b.idem == SL__IDEM_COMPARE && off.acked != b.events) {
+		/* The second run would measure against a server in trouble. */
+		fprintf(stderr, "sluice bench: the idempotence off run did not complete: not "
+				"comparing\n");
 		goto out;
-	uint64_t acked = 0, refused = 0, reconnects = 0, resent = 0;
-	const char *err = NULL;
-	for (uint64_t t = 0; t < b.threads; t++) {
-		struct sl__worker *w = &b.ws[t];
-		sl_hist_merge(&all, &w->hist);
-		acked += w->acked;
-		refused += w->refused;
-		if (!err && w->err[0])
-			err = w->err;
 	}
-	for (uint64_t k = 0; k < b.conns; k++) {
-		struct sl_client_stats st;
-		sl_client_get_stats(b.cs[k].c, &st);
-		reconnects += st.connects ? st.connects - 1 : 0;
-		resent += st.resent;
+	b.idem_off = false;
+	if (sl__bench_run(&b, &on) < 0)
+		goto out;
+	sl__summary(&b, &on, false);
+	sl__json(&b, &on, false);
+	if (b.idem == SL__IDEM_COMPARE) {
+		double pct = off.eps > 0 ? 100.0 * (off.eps - on.eps) / off.eps : 0;
+		fprintf(stderr, "sluice bench: idempotence on %.0f events/s, off %.0f events/s: "
+				"overhead %.1f%% (negative: on was faster); p99 %.0f us on, %.0f us "
+				"off\n",
+			on.eps, off.eps, pct, on.p99, off.p99);
+		printf(",\"events_per_s_idempotence_off\":%.1f,\"p99_us_idempotence_off\":%.1f,"
+		       "\"idempotence_overhead_pct\":%.2f",
+		       off.eps, off.p99, pct);
 	}
-	double secs = (double)(b.end_ns - b.start_ns) / 1e9;
-	if (secs <= 0)
-		secs = 1e-9;
-	double eps = (double)acked / secs;
-	double mbps = (double)acked * (double)b.size / 1e6 / secs;
-	double p50 = (double)sl_hist_quantile(&all, 0.50) / 1e3;
-	double p90 = (double)sl_hist_quantile(&all, 0.90) / 1e3;
-	double p99 = (double)sl_hist_quantile(&all, 0.99) / 1e3;
-	double p999 = (double)sl_hist_quantile(&all, 0.999) / 1e3;
-	double maxu = all.n ? (double)all.max / 1e3 : 0;
-	double mean = all.n ? (double)(all.sum / all.n) / 1e3 : 0;
-	const char *from = b.rate > 0 ? "intended" : "send";
-
-	fprintf(stderr, "sluice bench: %llu events of %llu B data over %llu connection%s, %llu thread%s, ",
-		(unsigned long long)b.events, (unsigned long long)b.size,
-		(unsigned long long)b.conns, b.conns == 1 ? "" : "s",
-		(unsigned long long)b.threads, b.threads == 1 ? "" : "s");
-	if (b.rate > 0)
-		fprintf(stderr, "open loop at %.0f events/s\n", b.rate);
-	else
-		fprintf(stderr, "closed loop (window %llu)\n", (unsigned long long)b.window);
-	fprintf(stderr, "  acked %llu, refused %llu in %.3f s: %.0f events/s, %.1f MB/s\n",
-		(unsigned long long)acked, (unsigned long long)refused, secs, eps, mbps);
-	fprintf(stderr, "  latency from %s: p50 %.0f us, p90 %.0f us, p99 %.0f us, p99.9 %.0f us, "
-			"max %.0f us, mean %.0f us\n",
-		from, p50, p90, p99, p999, maxu, mean);
-	if (reconnects || resent)
-		fprintf(stderr, "  reconnects %llu, events resent %llu\n",
-			(unsigned long long)reconnects, (unsigned long long)resent);
-	if (err)
-		fprintf(stderr, "  error: %s\n", err);
-	printf("{\"events\":%llu,\"acked\":%llu,\"refused\":%llu,\"connections\":%llu,"
-	       "\"threads\":%llu,\"size\":%llu,\"rate\":%.0f,\"seconds\":%.6f,"
-	       "\"events_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p90_us\":%.1f,"
-	       "\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f,"
-	       "\"latency_from\":\"%s\",\"reconnects\":%llu,\"resent\":%llu}\n",
-	       (unsigned long long)b.events, (unsigned long long)acked, (unsigned long long)refused,
-	       (unsigned long long)b.conns, (unsigned long long)b.threads,
-	       (unsigned long long)b.size, b.rate, secs, eps, mbps, p50, p90, p99, p999, maxu, mean,
-	       from, (unsigned long long)reconnects, (unsigned long long)resent);
-	fflush(stdout);
-	sl_hist_free(&all);
-	status = acked == b.events ? 0 : 1;
+	printf("}\n");
+	status = on.acked == b.events ? 0 : 1;
 out:
-	for (uint64_t k = 0; b.cs && k < b.conns; k++) {
-		sl_client_close(b.cs[k].c);
-		free(b.cs[k].t_ns);
-	}
-	for (uint64_t t = 0; b.ws && t < b.threads; t++) {
-		free(b.ws[t].conns);
-		sl_hist_free(&b.ws[t].hist);
-	}
-	free(b.cs);
-	free(b.ws);
+	fflush(stdout);
 	free(b.data);
 	free(b.key_text);
 	free(b.key_len);

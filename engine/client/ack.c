@@ -163,6 +163,7 @@ struct sl__part {
 	uint32_t partition;
 	uint64_t base_offset;
 	bool duplicate;
+	bool offset_unknown;
 	int64_t n_index, n_offsets;
 };
 
@@ -192,6 +193,11 @@ static int sl__part_read(const uint8_t *p, size_t len, struct sl__part *out)
 			if (sl__rd_field_varint(&p, end, wt, &v) < 0)
 				return -SL_EPROTO_DECODE;
 			out->duplicate = v != 0;
+			break;
+		case 6:
+			if (sl__rd_field_varint(&p, end, wt, &v) < 0)
+				return -SL_EPROTO_DECODE;
+			out->offset_unknown = v != 0;
 			break;
 		case 3:
 		case 4:
@@ -314,7 +320,7 @@ static int64_t sl__ack_walk(const uint8_t *body, size_t len, uint64_t *base, sl_
 				struct sl__ack_event ev = {
 					.seq = *base + (uint32_t)idx,
 					.partition = pt.partition,
-					.offset = off,
+					.offset = pt.offset_unknown ? SL_CLIENT_OFFSET_UNKNOWN : off,
 					.duplicate = pt.duplicate,
 				};
 				fn(arg, &ev);

@@ -330,6 +330,8 @@ static int sl__roll(struct sl_log *log, uint64_t base)
 	int ret = sl__seg_seal(log);
 	if (ret < 0)
 		return ret;
+	if (log->opts.on_seal)
+		log->opts.on_seal(log->opts.on_seal_arg, base);
 	return sl__seg_create(log, base);
 }
 
@@ -727,6 +729,16 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		ret = sl__recover_last(log, err, errlen);
 		if (ret < 0)
 			goto fail;
+		/* What survived a kill -9 may still be only in the page cache
+		 * (written, its fdatasync never completed). From here on it
+		 * counts as durable (readers see it, a resent duplicate of it
+		 * is acked), so it must be on the device first. */
+		if (fdatasync(log->segs[log->n_segs - 1].fd) < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "fdatasync of %s/%020" PRIu64 ".log after recovery: %s",
+				 log->dir, log->segs[log->n_segs - 1].base, strerror(-ret));
+			goto fail;
+		}
 	} else {
 		ret = sl__seg_create(log, 0);
 		if (ret < 0) {

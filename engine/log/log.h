@@ -70,6 +70,15 @@ struct sl_log_opts {
 	/* Test hook: the Nth fdatasync (1-based) fails with -EIO as if the
 	 * device had. 0 in production. */
 	uint32_t fail_sync_at;
+	/*
+	 * Called on the log's thread when a segment has been sealed (synced
+	 * whole) and before the segment starting at `next_base` is created:
+	 * every event below next_base is now on the device. State derived from
+	 * the log (the partition's producer sequences) is checkpointed here,
+	 * so recovery replays at most the last segment. May be NULL.
+	 */
+	void (*on_seal)(void *arg, uint64_t next_base);
+	void *on_seal_arg;
 };
 
 struct sl_log;

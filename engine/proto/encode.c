@@ -357,6 +357,8 @@ static bool sl__part_size(const struct sl_ack_part *pt, struct sl__part_sizes *s
 		b += sl__len_field(s->offsets);
 	if (pt->duplicate)
 		b += 2;
+	if (pt->offset_unknown)
+		b += 2;
 	s->body = b;
 	return true;
 }
@@ -450,6 +452,10 @@ int sl_ack_encode(uint8_t *dst, size_t cap, const struct sl_ack *ack)
 		}
 		if (pt->duplicate) {
 			*p++ = SL__TAG(5, SL__WT_VARINT);
+			*p++ = 1;
+		}
+		if (pt->offset_unknown) {
+			*p++ = SL__TAG(6, SL__WT_VARINT);
 			*p++ = 1;
 		}
 	}

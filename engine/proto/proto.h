@@ -346,6 +346,7 @@ struct sl_ack_part {
 	 * offsets (duplicates keep their original, scattered offsets). */
 	const uint64_t *offsets;
 	bool duplicate;
+	bool offset_unknown; /* a duplicate stored too long ago to know where */
 };
 
 struct sl_ack_reject {

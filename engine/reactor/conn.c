@@ -9,6 +9,7 @@
  */
 #include <stdatomic.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,11 @@
 
 /* Credits are not enforced yet (the backpressure work adds them); Welcome
  * advertises a window large enough never to bind a well-behaved client. */
-#define SL_CREDIT_EVENTS (1u << 20)
+/* Credits a Welcome grants: the events window is the one every
+ * partition's sequence table covers (SL_PRODUCER_WINDOW), so a producer that
+ * keeps to its credits can retry any event it has not seen acked. They are
+ * not yet re-granted or enforced per event (backpressure work). */
+#define SL_CREDIT_EVENTS SL_PRODUCER_WINDOW
 #define SL_CREDIT_BYTES (1ull << 30)
 
 static void sl__conn_arm_recv(struct sl_reactor *r, struct sl_conn *c);
@@ -254,23 +259,39 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		sl_frame_msg_free(m);
 		return;
 	}
-	c->producer_id = h->producer_id;
-	if (!c->producer_id)
-		c->producer_id = atomic_fetch_add_explicit(&r->srv->next_producer_id, 1, memory_order_relaxed);
-	/* Epochs become durable with producer state (exactly-once work); until
-	 * then every session starts at epoch 1. */
-	c->epoch = 1;
+	uint64_t want = h->producer_id, next = 0;
+	c->idempotent = !h->idempotence_off;
 	sl_frame_msg_free(m);
+	/* A known id gets a new epoch, which fences its older sessions: their
+	 * next Produce fails (below, and in every partition this epoch has
+	 * written to). Hellos are rare; the registry's mutex is never on the
+	 * event path. */
+	int ret = sl_producers_hello(r->srv->producers, want, &c->prod, &c->epoch, &next);
+	if (ret < 0) {
+		sl__conn_fail(r, c,
+			      ret == -ENOSPC ? SLUICE__V1__ERROR_CODE__ERR_LIMIT
+					     : SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+			      "producer %" PRIu64 ": %s", want, sl_strerror(ret));
+		return;
+	}
+	c->producer_id = c->prod->id;
+	c->expect = next;
+	/* A new id starts at 0, and a producer with stored sequences goes on
+	 * from them. An id the server knows no sequence of (its data folder
+	 * was replaced, or the producer brings its own id) may start anywhere:
+	 * its first frame says where. */
+	c->seq_known = !want || next > 0;
 
 	Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
 	w.version = SL_PROTOCOL_VERSION;
 	w.producer_id = c->producer_id;
 	w.epoch = c->epoch;
+	w.next_sequence = next;
 	w.credit_events = SL_CREDIT_EVENTS;
 	w.credit_bytes = SL_CREDIT_BYTES;
 	w.max_frame_bytes = r->srv->opts.max_frame_bytes;
 	w.server_name = "sluiced";
-	int ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
+	ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
 	if (ret < 0) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
 			      ret == -ENOMEM ? "out of memory" : "cannot encode Welcome");
@@ -299,16 +320,19 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 	struct sl_partition *part = &t->parts[p];
 	int ret;
 
+	/* Producer id 0 tells the partition not to deduplicate (and is what
+	 * the log stores for such events, so recovery skips them too). */
+	uint64_t pid = c->idempotent ? c->producer_id : 0;
 	if (part->owner == r->id) {
 		struct sl_ack_ref ref = {
 			.base_seq = pr->base_sequence, .conn = c->slot, .gen = c->gen,
 			.index = index, .core = (uint16_t)r->id,
 		};
-		ret = sl__part_append(r, part, c->producer_id, c->epoch, pr->base_sequence + index,
-				      ev->raw, (uint32_t)ev->raw_len, &ref);
+		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index, ev->raw,
+				       (uint32_t)ev->raw_len, &ref);
 	} else {
 		struct sl_xev x = {
-			.base_seq = pr->base_sequence, .producer_id = c->producer_id,
+			.base_seq = pr->base_sequence, .producer_id = pid,
 			.epoch = c->epoch, .conn = c->slot, .gen = c->gen,
 			.index = index, .topic = (uint16_t)t->index, .partition = p,
 			.len = (uint32_t)ev->raw_len,
@@ -316,9 +340,7 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		ret = sl__xsend_event(r, part->owner, &x, ev->raw);
 	}
 	if (ret < 0)
-		sl__conn_refuse(r, c, pr->base_sequence, index,
-				ret == -SL_ELOG_FAILED ? SLUICE__V1__ERROR_CODE__ERR_STORAGE
-						       : SLUICE__V1__ERROR_CODE__ERR_INTERNAL);
+		sl__conn_refuse(r, c, pr->base_sequence, index, (int32_t)sl_proto_wire_error(ret));
 }
 
 static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
@@ -340,12 +362,39 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 		sl__conn_fail(r, c, sl_proto_error_wire_code(&perr), "Produce: %s", perr.reason);
 		return;
 	}
-	struct sl_topic *t = sl_topics_find(&r->srv->topics, pr.topic, pr.topic_len);
+	if (c->idempotent && !sl_producer_is_current(c->prod, c->epoch)) {
+		/* A newer session of this producer id said hello: this one is
+		 * a zombie. Fatal for the session, as the contract says. */
+		r->stats.fenced++;
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_FENCED,
+			      "producer %" PRIu64 " epoch %u is fenced by a newer session",
+			      c->producer_id, c->epoch);
+		return;
+	}
 	int32_t refuse = 0;
-	if (!t)
-		refuse = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
-	else if (pr.epoch && pr.epoch != c->epoch)
+	if (pr.epoch && pr.epoch != c->epoch)
 		refuse = SLUICE__V1__ERROR_CODE__ERR_FENCED;
+	else if (c->idempotent && pr.base_sequence > c->expect && c->seq_known)
+		/* A gap: sequences [expect, base) were never sent. Accepting
+		 * these would let a lost frame go unnoticed. */
+		refuse = SLUICE__V1__ERROR_CODE__ERR_SEQUENCE;
+	else if (pr.base_sequence + pr.n_events > SL_DEDUP_SEQ_LIMIT ||
+		 pr.base_sequence + pr.n_events < pr.base_sequence)
+		refuse = SLUICE__V1__ERROR_CODE__ERR_SEQUENCE;
+	if (refuse == SLUICE__V1__ERROR_CODE__ERR_SEQUENCE)
+		r->stats.seq_refused += pr.n_events;
+	/* Sequences of a frame past these checks are used up, even when its
+	 * events are refused below (unknown topic, storage): a producer does
+	 * not send a refused event again under the same sequence. */
+	if (!refuse)
+		c->seq_known = true;
+	if (!refuse && c->idempotent && pr.base_sequence + pr.n_events > c->expect) {
+		c->expect = pr.base_sequence + pr.n_events;
+		sl_producer_accepted(c->prod, c->expect);
+	}
+	struct sl_topic *t = NULL;
+	if (!refuse && !(t = sl_topics_find(&r->srv->topics, pr.topic, pr.topic_len)))
+		refuse = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
 
 	c->unacked += pr.n_events;
 	r->stats.events_in += pr.n_events;
@@ -713,7 +762,7 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 	}
 	c->acks[c->n_acks++] = (struct sl_conn_ack){
 		.base_seq = a->base_seq, .offset = a->offset, .index = a->index,
-		.partition = a->partition, .status = a->status,
+		.partition = a->partition, .status = a->status, .flags = a->flags,
 	};
 	c->unacked--;
 	r->stats.acks_out++;
@@ -758,14 +807,19 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 				rj->index.n++;
 			} else {
 				struct sl_ack_part *pt = np ? &parts[np - 1] : NULL;
+				bool dup = a->flags & SL_ACK_DUP;
+				bool unknown = a->flags & SL_ACK_OFFSET_UNKNOWN;
 				if (!pt || pt->partition != a->partition ||
-				    pt->base_offset + pt->index.n != a->offset ||
+				    pt->duplicate != dup || pt->offset_unknown != unknown ||
+				    (!unknown && pt->base_offset + pt->index.n != a->offset) ||
 				    pt->index.v + pt->index.n != &idx[n_idx]) {
 					if (np == SL_ACK_MAX_PARTS)
 						break;
 					pt = &parts[np++];
 					*pt = (struct sl_ack_part){.partition = a->partition,
-								   .base_offset = a->offset};
+								   .base_offset = a->offset,
+								   .duplicate = dup,
+								   .offset_unknown = unknown};
 					pt->index.v = &idx[n_idx];
 				}
 				idx[n_idx++] = a->index;

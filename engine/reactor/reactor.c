@@ -189,14 +189,14 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 				.index = e->index,
 				.core = (uint16_t)from,
 			};
-			int ret = sl__part_append(r, p, e->producer_id, e->epoch,
-						  e->base_seq + e->index, b->data + e->off, e->len,
-						  &ref);
+			int ret = sl__part_produce(r, p, e->producer_id, e->epoch,
+						   e->base_seq + e->index, b->data + e->off, e->len,
+						   &ref);
 			if (ret < 0) {
 				struct sl_xack a = {
 					.base_seq = e->base_seq, .conn = e->conn, .gen = e->gen,
 					.index = e->index, .partition = e->partition,
-					.status = SLUICE__V1__ERROR_CODE__ERR_STORAGE,
+					.status = (int32_t)sl_proto_wire_error(ret),
 				};
 				sl__route_ack(r, from, &a);
 			}
@@ -237,12 +237,25 @@ static void sl__xdrain(struct sl_reactor *r)
 
 /* ---- partitions --------------------------------------------------------- */
 
-int sl__part_append(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
-		    uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
+		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
 {
-	int ret = sl_partition_append(p, pid, epoch, seq, ev, len, ref);
+	int ret = sl_partition_produce(p, pid, epoch, seq, ev, len, ref);
 	if (ret < 0)
 		return ret;
+	if (ret == 1) {
+		/* A duplicate of a durable event: answered now. */
+		struct sl_xack a = {
+			.base_seq = ref->base_seq, .offset = ref->offset, .conn = ref->conn,
+			.gen = ref->gen, .index = ref->index, .partition = p->id,
+			.flags = ref->flags,
+		};
+		r->stats.duplicates++;
+		sl__route_ack(r, ref->core, &a);
+		return 0;
+	}
+	if (ref->flags & SL_ACK_DUP)
+		r->stats.duplicates++;
 	if (!p->dirty) {
 		p->dirty = true;
 		r->dirty_parts[r->n_dirty_parts++] = p;
@@ -259,6 +272,7 @@ static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 		struct sl_xack a = {
 			.base_seq = ref.base_seq, .offset = ref.offset, .conn = ref.conn,
 			.gen = ref.gen, .index = ref.index, .partition = p->id,
+			.flags = ref.flags,
 		};
 		sl__route_ack(r, ref.core, &a);
 	}

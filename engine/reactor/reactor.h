@@ -44,6 +44,9 @@ struct sl_reactor_stats {
 	uint64_t blocks_sent;    /* transfer blocks pushed to other reactors */
 	uint64_t conns_accepted;
 	uint64_t proto_errors;
+	uint64_t duplicates;     /* resent events answered from partitions here */
+	uint64_t fenced;         /* Produce frames of fenced sessions */
+	uint64_t seq_refused;    /* events refused for a sequence gap */
 };
 void sl_reactor_get_stats(struct sl_reactor *r, struct sl_reactor_stats *out);
 

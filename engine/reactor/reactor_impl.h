@@ -67,6 +67,7 @@ struct sl_conn_ack {
 	uint32_t index;
 	uint32_t partition;
 	int32_t status;
+	uint32_t flags; /* SL_ACK_* */
 };
 
 struct sl_conn {
@@ -81,6 +82,10 @@ struct sl_conn {
 	bool on_resume_list;
 	uint64_t producer_id;
 	uint32_t epoch;
+	bool idempotent;      /* sequences deduplicated (Hello did not turn it off) */
+	struct sl_producer *prod; /* the registry's entry for producer_id */
+	uint64_t expect;      /* next sequence this session may send without a gap */
+	bool seq_known;       /* expect is known (else the first frame sets it) */
 	uint64_t deadline_ns; /* handshake or idle deadline, 0 = none */
 	uint64_t unacked;     /* events received and not yet acked */
 	uint32_t owed;        /* Fetch answers still to come from the reader */
@@ -164,8 +169,10 @@ int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
 		    const uint8_t *bytes);
 void sl__xflush(struct sl_reactor *r);
 void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack);
-int sl__part_append(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
-		    uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+/* Admits one event to partition `p` (owned here); a duplicate of a durable
+ * event is answered at once. 0 or sl_partition_produce's errors. */
+int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
+		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
 void sl__begin_stop(struct sl_reactor *r);
 

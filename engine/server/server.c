@@ -8,7 +8,6 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,18 +76,23 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		return -EINVAL;
 	}
 	srv->n = srv->opts.n_reactors;
-	/* Producer ids handed out when a producer brings none: random start so
-	 * ids of two runs do not collide while producer state is not durable. */
-	uint64_t seed = 0;
-	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = sl_wall_ns();
-	srv->next_producer_id = (seed >> 16) | 1;
 
 	ret = sl__lock_data_dir(srv, opts->data_dir, err, errlen);
 	if (ret < 0)
 		goto fail;
-	ret = sl_topics_create(opts->topics, opts->n_topics, srv->n, opts->data_dir, &srv->topics,
-			       err, errlen);
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s/producers", opts->data_dir) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "data_dir path too long");
+		ret = -ENAMETOOLONG;
+		goto fail;
+	}
+	ret = sl_producers_open(path, &srv->producers, err, errlen);
+	if (ret < 0)
+		goto fail;
+	/* Opening the partitions seeds the registry with every producer their
+	 * logs and checkpoints remember. */
+	ret = sl_topics_create(opts->topics, opts->n_topics, srv->n, opts->data_dir,
+			       srv->producers, &srv->topics, err, errlen);
 	if (ret < 0)
 		goto fail;
 
@@ -236,6 +240,7 @@ void sl_server_destroy(struct sl_server *srv)
 	free(srv->rings);
 	free(srv->reactors);
 	sl_topics_destroy(&srv->topics);
+	sl_producers_close(srv->producers);
 	if (srv->lock_fd >= 0)
 		close(srv->lock_fd);
 	free(srv);

@@ -58,7 +58,7 @@ struct sl_server {
 	struct {
 		_Atomic uint32_t value;
 	} SL_CACHE_ALIGNED stopping;  /* set once by sl_server_stop() */
-	_Atomic uint64_t next_producer_id;
+	struct sl_producers *producers; /* ids and epochs, shared by the reactors */
 	pthread_barrier_t barrier;     /* reactors meet once their rings exist */
 	int lock_fd;                   /* flock on data_dir/.lock */
 	bool barrier_ok;

@@ -1,6 +1,8 @@
 #include "topic/topic.h"
+#include "topic/topic_impl.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +11,16 @@
 #include "base/base.h"
 
 static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *spec,
-			const char *data_dir, char *err, size_t errlen)
+			const char *data_dir, struct sl_producers *prods, char *err, size_t errlen)
 {
-	char dir[4096], lerr[512];
+	char dir[4096], lerr[512] = "";
 	struct sl_log_opts o = {
 		.dir = dir,
 		.segment_bytes = spec->segment_bytes ? spec->segment_bytes : (64u << 20),
 		.durability = spec->durability,
 		.interval_ns = spec->interval_ns,
+		.on_seal = sl__part_checkpoint,
+		.on_seal_arg = part,
 	};
 	int n = snprintf(dir, sizeof(dir), "%s/%s/%u", data_dir, spec->name, part->id);
 	if (n < 0 || (size_t)n >= sizeof(dir)) {
@@ -27,6 +31,13 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 	if (!part->dir)
 		return -ENOMEM;
 	int ret = sl_log_open(&o, &part->log, lerr, sizeof(lerr));
+	if (ret == 0) {
+		ret = sl__part_open_producers(part, prods, lerr, sizeof(lerr));
+		if (ret < 0) {
+			sl_log_close(part->log);
+			part->log = NULL;
+		}
+	}
 	if (ret == -SL_ECORRUPT) {
 		/* Refuse this partition, keep the others serving. */
 		part->log = NULL;
@@ -42,7 +53,8 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 }
 
 int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_reactors,
-		     const char *data_dir, struct sl_topics *out, char *err, size_t errlen)
+		     const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
+		     char *err, size_t errlen)
 {
 	int ret = -ENOMEM;
 
@@ -79,7 +91,7 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 			part->waiting = malloc(part->w_cap * sizeof(*part->waiting));
 			if (!part->waiting)
 				goto fail;
-			ret = sl__open_log(part, &specs[i], data_dir, err, errlen);
+			ret = sl__open_log(part, &specs[i], data_dir, producers, err, errlen);
 			if (ret < 0)
 				goto fail;
 			ret = -ENOMEM;
@@ -103,6 +115,7 @@ void sl_topics_destroy(struct sl_topics *t)
 			for (uint32_t p = 0; p < tp->n_parts; p++) {
 				free(tp->parts[p].waiting);
 				sl_log_close(tp->parts[p].log);
+				sl_dedup_destroy(tp->parts[p].dd);
 				free(tp->parts[p].error);
 				free(tp->parts[p].dir);
 			}
@@ -139,13 +152,46 @@ static int sl__partition_grow(struct sl_partition *p)
 	return 0;
 }
 
-int sl_partition_append(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-			const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+static int sl__partition_wait(struct sl_partition *p, const struct sl_ack_ref *ref)
+{
+	/* The FIFO only grows to the number of unacked events, which credits
+	 * bound; growth is rare and amortised. */
+	if (SL_UNLIKELY(p->w_tail - p->w_head == p->w_cap)) {
+		int ret = sl__partition_grow(p);
+		if (ret < 0)
+			return ret;
+	}
+	p->waiting[p->w_tail++ & (p->w_cap - 1)] = *ref;
+	return 0;
+}
+
+int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
+			 const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
 {
 	if (SL_UNLIKELY(!p->log))
 		return -SL_ELOG_FAILED;
-	/* The FIFO only grows to the number of unacked events, which credits
-	 * bound; growth is rare and amortised. */
+	if (pid) {
+		uint64_t off;
+		int v = sl_dedup_check(p->dd, pid, epoch, seq, &off);
+		if (SL_UNLIKELY(v != SL_DEDUP_NEW)) {
+			if (v < 0)
+				return v;
+			if (v == SL_DEDUP_STALE) {
+				ref->offset = 0;
+				ref->flags = SL_ACK_DUP | SL_ACK_OFFSET_UNKNOWN;
+				return 1;
+			}
+			ref->offset = off;
+			ref->flags = SL_ACK_DUP;
+			/* Nothing is acked before it is durable, duplicates
+			 * included: one whose original is still in flight waits
+			 * in the FIFO. It may sit behind higher offsets there,
+			 * which only makes its ack later, never early. */
+			if (off < sl_log_durable(p->log))
+				return 1;
+			return sl__partition_wait(p, ref);
+		}
+	}
 	if (SL_UNLIKELY(p->w_tail - p->w_head == p->w_cap)) {
 		int ret = sl__partition_grow(p);
 		if (ret < 0)
@@ -154,6 +200,16 @@ int sl_partition_append(struct sl_partition *p, uint64_t pid, uint32_t epoch, ui
 	int ret = sl_log_append(p->log, pid, epoch, seq, ev, len, &ref->offset);
 	if (ret < 0)
 		return ret;
+	if (pid && SL_UNLIKELY((ret = sl_dedup_record(p->dd, pid, epoch, seq, ref->offset)) < 0)) {
+		/* Stored but not tracked (the table is full or memory ran
+		 * out): a resend of this one event would be stored again.
+		 * Said once per partition, counted always. */
+		if (!p->dd_untracked++)
+			fprintf(stderr,
+				"sluiced: topic %s partition %u: producer %" PRIu64
+				" sequence %" PRIu64 " not tracked: %s\n",
+				p->topic->name, p->id, pid, seq, sl_strerror(ret));
+	}
 	p->waiting[p->w_tail++ & (p->w_cap - 1)] = *ref;
 	return 0;
 }

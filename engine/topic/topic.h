@@ -25,8 +25,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dedup/dedup.h"
 #include "log/log.h"
 #include "part/part.h"
+
+/*
+ * The most events a producer may have unacknowledged: the credit window a
+ * Welcome grants, and the window of each partition's sequence table (which
+ * must cover every retry a producer within its credits can make).
+ */
+#define SL_PRODUCER_WINDOW 8192u
+
+/* sl_ack_ref.flags / sl_xack.flags */
+#define SL_ACK_DUP 1u            /* stored before: the offset is the original */
+#define SL_ACK_OFFSET_UNKNOWN 2u /* a duplicate stored too long ago to know where */
 
 /* Who waits for one event's ack: a connection on some reactor. */
 struct sl_ack_ref {
@@ -36,7 +48,7 @@ struct sl_ack_ref {
 	uint32_t gen;        /* that slot's generation, to drop acks of closed conns */
 	uint32_t index;      /* event index in the Produce frame */
 	uint16_t core;       /* reactor that owns the connection */
-	uint16_t pad;
+	uint16_t flags;      /* SL_ACK_* */
 };
 
 struct sl_topic;
@@ -57,6 +69,13 @@ struct sl_partition {
 	_Atomic uint64_t durable_pub;
 	_Atomic uint64_t start_pub; /* first offset stored */
 	char *error;             /* why it is refused or failed; NULL when fine */
+	/* Producer sequences stored here (engine/dedup): checked before each
+	 * append, checkpointed at every segment seal, rebuilt at open from the
+	 * last checkpoint plus the records after it. */
+	struct sl_dedup *dd;
+	uint64_t dd_replayed;    /* records replayed at open */
+	uint64_t dd_ckpt_last, dd_ckpt_prev; /* checkpoints kept; UINT64_MAX = none */
+	uint64_t dd_untracked;   /* stored without a sequence entry (table full) */
 };
 
 struct sl_topic_spec {
@@ -83,24 +102,33 @@ struct sl_topics {
 
 /*
  * Builds the topics and opens (recovering) every partition's log under
- * `data_dir`/<topic>/<partition>. A partition whose log is corrupt is kept,
- * refused, with its error (printed to stderr); a data_dir that cannot be
- * used fails the whole call with `err` saying why.
+ * `data_dir`/<topic>/<partition>, with its producer sequence table, and
+ * seeds `producers` (ids, epochs, next sequences) from what the partitions
+ * hold. A partition whose log is corrupt is kept, refused, with its error
+ * (printed to stderr); a data_dir that cannot be used fails the whole call
+ * with `err` saying why.
  */
 int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_reactors,
-		     const char *data_dir, struct sl_topics *out, char *err, size_t errlen);
+		     const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
+		     char *err, size_t errlen);
 void sl_topics_destroy(struct sl_topics *t);
 
 /* Topic by name (not NUL-terminated), or NULL. */
 struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, size_t len);
 
 /*
- * Owner thread only. Appends one encoded event of producer (pid, epoch) with
- * sequence `seq` and records `ref` as waiting for its ack; fills
- * ref->offset. 0, -SL_ELOG_FAILED (partition refused or failed), -ENOMEM.
+ * Owner thread only. Admits one encoded event of producer (pid, epoch) with
+ * sequence `seq`: pid 0 is a producer without deduplication (stored as is).
+ * A new event is appended and `ref` waits for its ack (0). A duplicate is not
+ * stored again: ref->offset is the original's and ref->flags says so; if the
+ * original is not durable yet, `ref` waits for it like an append (0), else
+ * the caller answers it now (1). Errors: -SL_EFENCED (an older epoch than one
+ * stored here), -SL_ESEQ_GAP (older than a later sequence of the producer
+ * stored here: out of order), -SL_ELOG_FAILED (partition refused or failed),
+ * -ENOMEM, -EMSGSIZE.
  */
-int sl_partition_append(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-			const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
+			 const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
 
 /* Owner thread only: after the log failed, answers every waiting event. */
 static inline bool sl_partition_pop_any(struct sl_partition *p, struct sl_ack_ref *out)

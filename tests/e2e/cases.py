@@ -153,9 +153,9 @@ class Producer:
 
 
 def case_produce_rides_restart(a):
-    """The server stops while produce runs and comes back on the same port:
-    everything gets acked (the server does not deduplicate yet, so an event
-    may be stored twice, but none is lost)."""
+    """The server stops while produce runs and another comes back on the same
+    port with an empty data folder: it knows nothing of the producer, takes
+    its resent sequences as they come, and everything gets acked."""
     with Workdir() as wd:
         srv = Server(a.sluiced, wd, name="first").start()
         prod = Producer(a.sluice, srv.addr, 60)

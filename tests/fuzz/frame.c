@@ -159,6 +159,7 @@ static void check_ack(const Sluice__V1__Ack *a)
 		    .index = {p->index, 0, (uint32_t)p->n_index},
 		    .offsets = p->n_offsets ? p->offsets : NULL,
 		    .duplicate = p->duplicate,
+		    .offset_unknown = p->offset_unknown,
 		};
 	}
 	for (size_t i = 0; i < a->n_rejects; i++) {

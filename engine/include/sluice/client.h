@@ -31,10 +31,12 @@
  * with exponential backoff (with jitter), sends Hello again with the same
  * producer id, and resends every unanswered event with its ORIGINAL
  * sequence. The library keeps each batch's encoded bytes until every event
- * of it is answered, which is what makes the resend possible. Once the
- * server deduplicates by (producer id, sequence) this is exactly-once
- * delivery; until it does, an event whose ack was lost with the connection
- * is stored again when resent (a duplicate, never a loss). Errors that a
+ * of it is answered, which is what makes the resend possible. The server
+ * deduplicates by (producer id, sequence), durably across its own restarts,
+ * so this is exactly-once delivery: an event whose ack was lost with the
+ * connection is answered, when resent, as a duplicate with its original
+ * partition and offset, and is not stored twice (unless the client was
+ * opened with `idempotence_off`: then it is stored again). Errors that a
  * retry cannot cure (fenced by a newer session of the same producer id,
  * protocol version, malformed frames) put the client in a failed state:
  * every unanswered event is answered with the error, and every later call
@@ -85,11 +87,15 @@ struct sl_client_ack {
 	uint32_t code;           /* the server's sluice.v1.ErrorCode for a refusal, else 0 */
 	uint32_t partition;      /* where a stored event went ... */
 	uint64_t offset;         /* ... and its offset in that partition */
-	bool duplicate;          /* the server had stored it before; offset is the original */
+	bool duplicate;          /* the server had stored it before; offset is the
+				  * original, or SL_CLIENT_OFFSET_UNKNOWN when it was
+				  * stored so long ago that the server forgot where */
 	uint32_t retry_after_ms; /* the server's hint for an overload refusal */
 	const char *message;     /* the server's text for a refusal, not NUL-terminated */
 	size_t message_len;
 };
+
+#define SL_CLIENT_OFFSET_UNKNOWN UINT64_MAX
 
 typedef void (*sl_client_ack_fn)(void *arg, const struct sl_client_ack *ack);
 
@@ -98,6 +104,8 @@ struct sl_client_opts {
 	const char *host;            /* "127.0.0.1": a name or a numeric address */
 	uint16_t port;               /* 7400 */
 	uint64_t producer_id;        /* 0: the server assigns one at the first Hello */
+	bool idempotence_off;        /* the server stores resent events again
+				      * (at-least-once); for benchmarks */
 	const char *client_name;     /* "libsluice": free text for the server's logs */
 	const char *topic;           /* "events": for sl_client_produce(c, NULL, ...) */
 	uint32_t batch_max_events;   /* 256; at most 65536 */

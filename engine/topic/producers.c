@@ -1,0 +1,309 @@
+/*
+ * A partition's producer sequences on disk: the checkpoint written at every
+ * segment seal, and the rebuild at open (last good checkpoint, then every
+ * record after it read back from the log).
+ *
+ * Why at the seal: sealing syncs the whole segment, so every record below
+ * the next segment's base is on the device, and a checkpoint restricted to
+ * offsets below that base holds only durable state. Recovery then replays at
+ * most the records after the newest checkpoint, about one segment, whatever
+ * the log's total size. A checkpoint that is missing, torn or corrupt is
+ * skipped for an older one, and without any the whole log is replayed:
+ * slower, never wrong, because the log itself carries producer id, epoch
+ * and sequence in every record batch.
+ *
+ * Threads: the checkpoint runs on the partition's owner (inside its log's
+ * roll); the rebuild on the main thread before the reactors start.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "topic/topic_impl.h"
+
+#define SL__CKPT_SUFFIX ".dedup"
+
+static int sl__ckpt_path(const struct sl_partition *p, uint64_t base, const char *suffix,
+			 char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%s/%020" PRIu64 SL__CKPT_SUFFIX "%s", p->dir, base, suffix);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int sl__write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	const uint8_t *b = buf;
+	size_t done = 0;
+	int ret = 0;
+	while (done < len) {
+		ssize_t n = write(fd, b + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (!ret && fdatasync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+void sl__part_checkpoint(void *arg, uint64_t next_base)
+{
+	struct sl_partition *p = arg;
+	char path[4200], tmp[4200];
+	size_t cap = sl_dedup_checkpoint_bound(p->dd), len = 0;
+	uint8_t *buf = malloc(cap ? cap : 1);
+	int ret = -ENOMEM;
+
+	if (!buf)
+		goto out;
+	ret = sl_dedup_checkpoint_write(p->dd, next_base, buf, cap, &len);
+	if (ret < 0)
+		goto out;
+	if ((ret = sl__ckpt_path(p, next_base, "", path, sizeof(path))) < 0 ||
+	    (ret = sl__ckpt_path(p, next_base, ".tmp", tmp, sizeof(tmp))) < 0)
+		goto out;
+	/* tmp, fdatasync, rename: a crash leaves the old name or the whole new
+	 * file, never half of one. The rename reaches the device with the
+	 * directory sync that creating the next segment does right after. */
+	ret = sl__write_file(tmp, buf, len);
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		(void)unlink(tmp);
+		goto out;
+	}
+	/* Keep the newest two: the previous one is the fallback if this one
+	 * is found damaged. */
+	if (p->dd_ckpt_prev != UINT64_MAX &&
+	    sl__ckpt_path(p, p->dd_ckpt_prev, "", path, sizeof(path)) == 0)
+		(void)unlink(path);
+	p->dd_ckpt_prev = p->dd_ckpt_last;
+	p->dd_ckpt_last = next_base;
+out:
+	if (ret < 0)
+		/* Not fatal: recovery falls back to an older checkpoint or to
+		 * replaying the log, both correct, only slower. */
+		fprintf(stderr,
+			"sluiced: topic %s partition %u: producer checkpoint at offset %" PRIu64
+			" not written: %s\n",
+			p->topic->name, p->id, next_base, sl_strerror(ret));
+	free(buf);
+}
+
+static int sl__cmp_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Bases of the checkpoints in the partition's folder, newest first. */
+static int sl__list_ckpts(const struct sl_partition *p, uint64_t **out, size_t *n_out)
+{
+	DIR *d = opendir(p->dir);
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		const char *name = e->d_name;
+		if (strlen(name) != 20 + strlen(SL__CKPT_SUFFIX) ||
+		    strcmp(name + 20, SL__CKPT_SUFFIX) != 0)
+			continue;
+		uint64_t base = 0;
+		bool ok = true;
+		for (int i = 0; i < 20; i++) {
+			if (name[i] < '0' || name[i] > '9') {
+				ok = false;
+				break;
+			}
+			base = base * 10 + (uint64_t)(name[i] - '0');
+		}
+		if (!ok)
+			continue;
+		size_t bytes = cap * sizeof(*v);
+		uint64_t *nv = sl_grow(v, &bytes, (n + 1) * sizeof(*v), 16 * sizeof(*v));
+		if (!nv) {
+			closedir(d);
+			free(v);
+			return -ENOMEM;
+		}
+		v = nv;
+		cap = bytes / sizeof(*v);
+		v[n++] = base;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), sl__cmp_desc);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+static int sl__read_file(const char *path, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (n == cap) {
+			uint8_t *nb = sl_grow(buf, &cap, n + 65536, 65536);
+			if (!nb) {
+				ret = -ENOMEM;
+				break;
+			}
+			buf = nb;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (ret < 0) {
+		free(buf);
+		return ret;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static void sl__seed_one(void *arg, uint64_t id, uint32_t epoch, uint64_t last)
+{
+	struct sl_producers *prods = arg;
+	int ret = sl_producers_seed(prods, id, epoch, last);
+	if (ret < 0)
+		fprintf(stderr, "sluiced: producer %" PRIu64 ": not remembered: %s\n", id,
+			sl_strerror(ret));
+}
+
+struct sl__replay {
+	struct sl_partition *p;
+	int err;
+};
+
+static int sl__replay_one(void *arg, const struct sl_log_record *rec)
+{
+	struct sl__replay *rp = arg;
+
+	rp->p->dd_replayed++;
+	if (!rec->producer_id)
+		return 0; /* a producer without deduplication */
+	int r = sl_dedup_record(rp->p->dd, rec->producer_id, rec->epoch, rec->seq, rec->offset);
+	/* -EINVAL: a record the table already holds, or one out of its
+	 * producer's order that the live table would not have accepted
+	 * either; neither changes what the table must answer. */
+	if (r < 0 && r != -EINVAL) {
+		rp->err = r;
+		return -1;
+	}
+	return 0;
+}
+
+int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, char *err,
+			    size_t errlen)
+{
+	struct sl_dedup_opts o = {.window = SL_PRODUCER_WINDOW};
+	uint64_t *bases = NULL, from, end;
+	struct sl_log_view *v = NULL;
+	size_t n_bases = 0;
+	char path[4200], cerr[256];
+	int ret;
+
+	p->dd_ckpt_last = p->dd_ckpt_prev = UINT64_MAX;
+	ret = sl_dedup_create(&o, &p->dd);
+	if (ret < 0)
+		goto out;
+	from = sl_log_start(p->log);
+	end = sl_log_end(p->log);
+	ret = sl__list_ckpts(p, &bases, &n_bases);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < n_bases; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		uint64_t upto = 0;
+		if (bases[i] > end || bases[i] < from)
+			continue; /* not this log's (a torn roll), or below retention */
+		if (sl__ckpt_path(p, bases[i], "", path, sizeof(path)) < 0)
+			continue;
+		ret = sl__read_file(path, &buf, &len);
+		if (ret == 0)
+			ret = sl_dedup_checkpoint_read(p->dd, buf, len, &upto, cerr, sizeof(cerr));
+		else
+			snprintf(cerr, sizeof(cerr), "%s", sl_strerror(ret));
+		free(buf);
+		if (ret == 0 && upto != bases[i]) {
+			snprintf(cerr, sizeof(cerr), "it covers offsets below %" PRIu64 ", not %" PRIu64,
+				 upto, bases[i]);
+			/* The table must be empty again for the next try. */
+			sl_dedup_destroy(p->dd);
+			p->dd = NULL;
+			if ((ret = sl_dedup_create(&o, &p->dd)) < 0)
+				goto out;
+			ret = -SL_ECORRUPT;
+		}
+		if (ret == 0) {
+			from = upto;
+			p->dd_ckpt_last = upto;
+			break;
+		}
+		fprintf(stderr, "sluiced: %s: ignored (%s); replaying further back\n", path, cerr);
+	}
+	/* Read in large steps: a view checks each stored batch once per read
+	 * call, so reading event by event would check a batch once per event. */
+	ret = sl_log_view_open(p->dir, &v);
+	if (ret < 0)
+		goto out;
+	struct sl__replay rp = {.p = p};
+	while (from < end) {
+		uint64_t next = from;
+		ret = sl_log_view_read(v, from, end, 65536, 8u << 20, sl__replay_one, &rp, &next);
+		if (ret < 0 || rp.err < 0) {
+			if (rp.err < 0)
+				ret = rp.err;
+			else
+				snprintf(err, errlen, "%s", sl_log_view_error(v));
+			goto out;
+		}
+		if (ret == 0 || next <= from)
+			break;
+		from = next;
+	}
+	sl_dedup_foreach(p->dd, sl__seed_one, prods);
+	ret = 0;
+out:
+	if (ret < 0 && !err[0])
+		snprintf(err, errlen, "producer sequences: %s", sl_strerror(ret));
+	sl_log_view_close(v);
+	free(bases);
+	return ret;
+}
