@@ -16,13 +16,11 @@
  * Server restarts are ridden out by the client library: it reconnects and
  * resends unanswered events with their original sequences.
  *
- * --idempotence compare runs the whole measurement twice in one process:
- * first with idempotence_off clients (the server stores without sequence
- * tracking), then with idempotent ones, each on fresh connections with the
- * same options, and the workers' aggregate choices seeded alike, so both
+ * --idempotence compare runs the whole measurement four times in one
+ * process, in the order off, on, on, off (idempotence_off clients: the
+ * server stores without sequence tracking), each on fresh connections with
+ * the same options, and the workers' aggregate choices seeded alike, so all
  * runs send the same keys in the same order (ids stay random and unique).
- * The off run goes first; the server's log is then N events longer for the
- * on run, which costs nothing measurable (appends do not depend on it).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -146,7 +144,8 @@ static void sl__bench_usage(FILE *out)
 		"  --idempotence M  on (default): exactly-once producers, the server tracks\n"
 		"                   their sequences; off: the server stores every event it\n"
 		"                   is sent, resends again (at-least-once); compare: the whole\n"
-		"                   measurement twice, off then on, on fresh connections with\n"
+		"                   measurement four times, off, on, on, off (so a drift over\n"
+		"                   the runs weighs on both alike), on fresh connections with\n"
 		"                   the same options and the same keys, and what on costs\n"
 		"  --server H:P     server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
 		"\n"
@@ -155,7 +154,8 @@ static void sl__bench_usage(FILE *out)
 		"refused, connections, threads, size, rate, idempotence, seconds,\n"
 		"events_per_s, mb_per_s (data bytes, 1 MB = 10^6 B), p50_us, p90_us, p99_us,\n"
 		"p999_us, max_us, mean_us, latency_from, reconnects, resent and duplicates.\n"
-		"With compare: a summary per run and the line of the idempotent run, plus\n"
+		"With compare: a summary per run, then the line of the idempotent runs (their\n"
+		"combined events/s, the latencies of the slower one), plus\n"
 		"events_per_s_idempotence_off, p99_us_idempotence_off and\n"
 		"idempotence_overhead_pct (100 * (off - on) / off events/s: positive when\n"
 		"idempotence costs throughput). Exit status 0 when every event was acked.\n");
@@ -674,39 +674,57 @@ int sl_cli_bench(int argc, char **argv)
 		b.key_len[k] = (uint8_t)snprintf(b.key_text + k * SL__KEY_STRIDE, SL__KEY_STRIDE,
 						 "key-%llu", (unsigned long long)k);
 
-	if (b.idem != SL__IDEM_ON) {
-		b.idem_off = true;
-		if (sl__bench_run(&b, &off) < 0)
+	if (b.idem != SL__IDEM_COMPARE) {
+		struct sl__result *one = b.idem == SL__IDEM_OFF ? &off : &on;
+		b.idem_off = b.idem == SL__IDEM_OFF;
+		if (sl__bench_run(&b, one) < 0)
 			goto out;
-		sl__summary(&b, &off, true);
-	}
-	if (b.idem == SL__IDEM_OFF) {
-		sl__json(&b, &off, true);
+		sl__summary(&b, one, b.idem_off);
+		sl__json(&b, one, b.idem_off);
 		printf("}\n");
-		status = off.acked == b.events ? 0 : 1;
+		status = one->acked == b.events ? 0 : 1;
 		goto out;
 	}
-	if (b.idem == SL__IDEM_COMPARE && off.acked != b.events) {
-		/* The second run would measure against a server in trouble. */
-		fprintf(stderr, "sluice bench: the idempotence off run did not complete: not "
-				"comparing\n");
-		goto out;
+	/*
+	 * Compare: four runs, off, on, on, off, each of N events. Run order
+	 * alone moved one off/on pair by 5-13% with identical work on both
+	 * sides (the log grows, the page cache fills, the machine warms); in
+	 * this ABBA order a drift that is linear over the runs weighs on both
+	 * modes alike. Each mode's events/s is 2N over its two runs' seconds;
+	 * its latencies are those of its slower run (the larger p99).
+	 */
+	static const bool order[4] = {true, false, false, true};
+	struct sl__result runs[4];
+	double secs_on = 0, secs_off = 0;
+	memset(runs, 0, sizeof(runs));
+	for (int i = 0; i < 4; i++) {
+		b.idem_off = order[i];
+		if (sl__bench_run(&b, &runs[i]) < 0)
+			goto out;
+		sl__summary(&b, &runs[i], order[i]);
+		if (runs[i].acked != b.events) {
+			/* Later runs would measure against a server in trouble. */
+			fprintf(stderr, "sluice bench: run %d of the comparison did not complete: "
+					"not comparing\n", i + 1);
+			goto out;
+		}
+		*(order[i] ? &secs_off : &secs_on) += runs[i].secs;
 	}
-	b.idem_off = false;
-	if (sl__bench_run(&b, &on) < 0)
-		goto out;
-	sl__summary(&b, &on, false);
+	on = runs[1].p99 >= runs[2].p99 ? runs[1] : runs[2];
+	off = runs[0].p99 >= runs[3].p99 ? runs[0] : runs[3];
+	on.secs = secs_on;
+	on.eps = secs_on > 0 ? 2.0 * (double)b.events / secs_on : 0;
+	on.mbps = on.eps * (double)b.size / 1e6;
+	off.eps = secs_off > 0 ? 2.0 * (double)b.events / secs_off : 0;
+	double pct = off.eps > 0 ? 100.0 * (off.eps - on.eps) / off.eps : 0;
+	fprintf(stderr, "sluice bench: idempotence on %.0f events/s, off %.0f events/s "
+			"(runs off, on, on, off): overhead %.1f%% (negative: on was faster); "
+			"p99 %.0f us on, %.0f us off\n",
+		on.eps, off.eps, pct, on.p99, off.p99);
 	sl__json(&b, &on, false);
-	if (b.idem == SL__IDEM_COMPARE) {
-		double pct = off.eps > 0 ? 100.0 * (off.eps - on.eps) / off.eps : 0;
-		fprintf(stderr, "sluice bench: idempotence on %.0f events/s, off %.0f events/s: "
-				"overhead %.1f%% (negative: on was faster); p99 %.0f us on, %.0f us "
-				"off\n",
-			on.eps, off.eps, pct, on.p99, off.p99);
-		printf(",\"events_per_s_idempotence_off\":%.1f,\"p99_us_idempotence_off\":%.1f,"
-		       "\"idempotence_overhead_pct\":%.2f",
-		       off.eps, off.p99, pct);
-	}
+	printf(",\"events_per_s_idempotence_off\":%.1f,\"p99_us_idempotence_off\":%.1f,"
+	       "\"idempotence_overhead_pct\":%.2f",
+	       off.eps, off.p99, pct);
 	printf("}\n");
 	status = on.acked == b.events ? 0 : 1;
 out:

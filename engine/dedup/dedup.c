@@ -155,8 +155,35 @@ static uint64_t sl__kept_floor(const struct sl_dedup *t, uint64_t last)
 	return last >= t->window ? last - t->window + 1 : 0;
 }
 
-/* Doubles a full FIFO, oldest entry to index 0. Capacity never exceeds W:
- * after pruning, entries have distinct seqs in [last - W + 1, last]. */
+/* Drops the entries below kept (a prefix: seqs increase). */
+static void sl__fifo_prune(struct sl_dedup *t, struct sl__dedup_prod *p)
+{
+	/* Amortised O(1): each entry leaves once. */
+	while (p->n && p->fifo[p->head].seq < p->kept) {
+		p->head = (p->head + 1) & p->mask;
+		p->n--;
+		t->entries--;
+	}
+}
+
+/* Index of the first entry at or above kept. */
+static uint32_t sl__live_from(const struct sl__dedup_prod *p)
+{
+	uint32_t lo = 0, hi = p->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (sl__at(p, mid)->seq < p->kept)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Doubles the FIFO, oldest entry to index 0. Capacity never exceeds W
+ * after a prune leaves it full: the entries left have distinct seqs in
+ * [last - W + 1, last]. */
 static int sl__fifo_grow(struct sl_dedup *t, struct sl__dedup_prod *p)
 {
 	uint32_t cap = p->mask + 1, ncap = cap * 2;
@@ -312,8 +339,13 @@ static int sl__replay(const struct sl__dedup_prod *p, uint64_t seq, uint64_t off
 {
 	int64_t i;
 
-	if (seq < p->kept)
-		return offset < p->fifo[p->head].offset ? 0 : -EINVAL;
+	if (seq < p->kept) {
+		/* Dropped long ago, or still held but below kept. */
+		if (offset < p->fifo[p->head].offset)
+			return 0;
+		i = sl__find_seq(p, seq);
+		return i >= 0 && sl__at(p, (uint32_t)i)->offset == offset ? 0 : -EINVAL;
+	}
 	i = sl__find_seq(p, seq);
 	if (i >= 0 && sl__at(p, (uint32_t)i)->offset == offset)
 		return 0;
@@ -336,22 +368,31 @@ int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t se
 		return sl__replay(p, seq, offset);
 	if (SL_UNLIKELY(offset <= sl__at(p, p->n - 1)->offset))
 		return -EINVAL;
-	/* A full FIFO grows only when pruning frees nothing, and before any
-	 * change, so a failed growth leaves the table as it was. */
+	/*
+	 * Entries below `kept` are dropped lazily, in bulk, when the FIFO is
+	 * full: dropping one per record put a cache miss on the oldest entry
+	 * (W / partitions records back) into every append (perf: the top
+	 * dedup cost). Nothing reads entries below kept (check() answers
+	 * STALE first, checkpoints skip them), so they are dead weight only.
+	 * Only entries below the current kept go, and growth comes before
+	 * any other change, so a failed growth leaves the table as it was.
+	 */
 	kept = sl__kept_floor(t, seq);
-	if (SL_UNLIKELY(p->n > p->mask) && p->fifo[p->head].seq >= kept &&
-	    (ret = sl__fifo_grow(t, p)) < 0)
-		return ret;
-	if (kept > p->kept) {
-		/* May empty the FIFO for a moment: the new entry (>= kept) goes
-		 * in right below. Amortised O(1): each entry leaves once. */
-		while (p->n && p->fifo[p->head].seq < kept) {
-			p->head = (p->head + 1) & p->mask;
-			p->n--;
-			t->entries--;
-		}
+	if (kept < p->kept)
+		kept = p->kept;
+	if (SL_UNLIKELY(p->n > p->mask)) {
+		/* Nothing to drop: grow (a FIFO of W never needs to: its
+		 * entries would span more than W sequences). */
+		if (p->fifo[p->head].seq >= kept && (ret = sl__fifo_grow(t, p)) < 0)
+			return ret;
 		p->kept = kept;
+		sl__fifo_prune(t, p);
+		/* More than half full after the drop: grow, up to W, so the
+		 * next drop frees at least half. */
+		if (p->n > (p->mask + 1) / 2 && p->mask + 1 < t->window)
+			(void)sl__fifo_grow(t, p); /* an optimisation: may fail */
 	}
+	p->kept = kept;
 	*sl__at(p, p->n) = (struct sl__dedup_ent){seq, offset};
 	p->n++;
 	t->entries++;
@@ -465,11 +506,18 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 	}
 	for (uint64_t i = 0; i < t->cap; i++) {
 		const struct sl__dedup_prod *p = &t->tab[i];
-		uint32_t k;
-		if (!p->id || !(k = sl__prefix_below(p, upto)))
+		uint32_t k, j0;
+		if (!p->id)
+			continue;
+		/* Entries below kept may still be held (dropped lazily): the
+		 * checkpoint leaves them out, so its bytes depend only on
+		 * what the table answers. */
+		k = sl__prefix_below(p, upto);
+		j0 = sl__live_from(p);
+		if (k <= j0)
 			continue;
 		ps[n++] = p;
-		need += SL__PROD_BYTES + (size_t)k * SL__ENTRY_BYTES;
+		need += SL__PROD_BYTES + (size_t)(k - j0) * SL__ENTRY_BYTES;
 	}
 	if (need > cap) {
 		ret = -ENOSPC;
@@ -489,13 +537,13 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 	at = SL__HDR_BYTES;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl__dedup_prod *p = ps[i];
-		uint32_t k = sl__prefix_below(p, upto);
+		uint32_t k = sl__prefix_below(p, upto), j0 = sl__live_from(p);
 		sl__put64(b + at, p->id);
 		sl__put64(b + at + 8, p->kept);
 		sl__put32(b + at + 16, p->epoch);
-		sl__put32(b + at + 20, k);
+		sl__put32(b + at + 20, k - j0);
 		at += SL__PROD_BYTES;
-		for (uint32_t j = 0; j < k; j++, at += SL__ENTRY_BYTES) {
+		for (uint32_t j = j0; j < k; j++, at += SL__ENTRY_BYTES) {
 			sl__put64(b + at, sl__at(p, j)->seq);
 			sl__put64(b + at + 8, sl__at(p, j)->offset);
 		}

@@ -42,9 +42,13 @@
  *    Memory: a producer costs 48 bytes in the table (open addressing, grown
  *    by doubling up to the next power of two >= 2 * max_producers) plus its
  *    FIFO: 16 bytes an entry, a power of two from 8 (or W if smaller) up to
- *    W, grown by doubling when full. At most W entries are ever live, so in
- *    steady state record() never allocates. A producer is never forgotten
- *    (max_producers bounds the table).
+ *    W, grown by doubling when full. Entries below `kept` are dropped in
+ *    bulk when the FIFO fills (not one per record: that put a cache miss
+ *    into every append), and it doubles while more than half is live after
+ *    a drop, so it holds at most twice the live entries and never more
+ *    than W. At most W entries are ever live, so in steady state record()
+ *    never allocates. A producer is never forgotten (max_producers bounds
+ *    the table).
  *
  * 2. struct sl_producers, the producer registry, one per SERVER: ids and
  *    the current epoch of each producer, shared by every reactor. See its
@@ -113,7 +117,8 @@ int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq
  * Records event `seq` of (id, epoch) stored at `offset`: live right after
  * appending a NEW event; in recovery for each record read back from the log
  * in offset order. Creates the producer if unknown, raises its epoch (never
- * lowers it), appends to the FIFO and drops entries below seq - W + 1.
+ * lowers it), appends to the FIFO and raises kept to seq - W + 1 (entries
+ * below it are dropped when the FIFO fills).
  * seq <= last is a replay: 0 if that seq is in the FIFO at that same offset,
  * or is below `kept` at an offset below the oldest kept one (recorded and
  * dropped before, consistently); -EINVAL otherwise. Also -EINVAL: id 0,

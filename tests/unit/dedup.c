@@ -184,7 +184,10 @@ Test(dedup, fifo_growth_and_pruning_at_w)
 	 * odd ones inside the window are out of order, below it stale. */
 	for (uint64_t s = 3000; s < 4000; s += 2)
 		rec(t, 2, 1, s, 10000 + s);
-	cr_assert_eq(sl_dedup_memory(t) - prev, (w / 2) * 16);
+	/* W / 2 live entries; entries below kept are dropped in bulk, so the
+	 * FIFO may grow to twice the live ones, never beyond W. */
+	cr_assert_geq(sl_dedup_memory(t) - prev, (w / 2) * 16);
+	cr_assert_leq(sl_dedup_memory(t) - prev, w * 16);
 	uint64_t last = 3998, kept = last - w + 1;
 	for (uint64_t s = 3000; s <= last; s++) {
 		int v = chk(t, 2, 1, s, &off);
@@ -200,7 +203,14 @@ Test(dedup, fifo_growth_and_pruning_at_w)
 	cr_assert_eq(chk(t, 2, 1, last, &off), SL_DEDUP_STALE);
 	cr_assert_eq(chk(t, 2, 1, 100000 - w + 1, &off), -SL_ESEQ_GAP);
 	cr_assert_eq(chk(t, 2, 1, 100000, &off), SL_DEDUP_DUP);
-	cr_assert_eq(sl_dedup_checkpoint_bound(t), 40 + 4 + 2 * 24 + (size_t)(w + 1) * 16);
+	/* What the checkpoint holds: producer 1's W entries, producer 2's one
+	 * (entries below kept may still sit in the FIFO; they are left out). */
+	{
+		size_t len;
+		uint8_t *b = ckpt(t, UINT64_MAX, &len);
+		cr_assert_eq(len, 40 + 4 + 2 * 24 + (size_t)(w + 1) * 16);
+		free(b);
+	}
 	sl_dedup_destroy(t);
 
 	/* A window smaller than the first FIFO. */
@@ -551,10 +561,10 @@ Test(dedup, checkpoint_write)
 	size_t len, len2;
 	uint8_t *b;
 
-	/* The bound is exact for a mark past everything; too little room is
-	 * -ENOSPC. */
+	/* The bound holds for a mark past everything (it may count entries
+	 * below kept not yet dropped); too little room is -ENOSPC. */
 	b = ckpt(t, UINT64_MAX, &len);
-	cr_assert_eq(len, sl_dedup_checkpoint_bound(t));
+	cr_assert_leq(len, sl_dedup_checkpoint_bound(t));
 	cr_assert_eq(sl_dedup_checkpoint_write(t, UINT64_MAX, b, len - 1, &len2), -ENOSPC);
 	free(b);
 	/* At 25: producer 4 (offset 1000) is left out, the others lose their
