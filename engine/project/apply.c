@@ -1,0 +1,411 @@
+/*
+ * The applier: one partition's log into one projection instance, exactly
+ * once across restarts.
+ */
+#include "project/project.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "log/log.h"
+
+#define SL__DEFAULT_BATCH 256u
+/* Event bytes gathered per apply call. The log view may reuse its read
+ * buffer between two record batches, so the events of one apply call are
+ * copied here first; 256 KiB stays in L2 and holds 256 events of 1 KiB. */
+#define SL__ARENA_BYTES (256u << 10)
+/* Event bytes one step reads at most, whatever max_events says: bounds the
+ * time a step holds its core. */
+#define SL__STEP_BYTES (16u << 20)
+
+struct sl_applier {
+	struct sl_plugin *plugin;
+	struct sl_plugin_inst_opts inst_opts;
+	struct sl_plugin_inst *inst;
+	struct sl_log_view *view;
+	struct sl_snap_store *store;
+	uint32_t partition;
+	uint32_t batch;
+	uint64_t every_events, every_ns;
+
+	uint64_t next;       /* first offset not applied */
+	uint64_t since_snap; /* events applied since the last snapshot */
+	uint64_t last_snap_ns;
+	bool failed;
+
+	/* one apply call's worth, filled by the visitor */
+	struct sl_plugin_event *evs;
+	uint32_t n_evs;
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	uint64_t last_seen; /* offset of the last record visited, applied or not */
+	bool seen;          /* a record was visited since the last flush */
+
+	struct sl_plugin_emitter em;
+	struct sl_plugin_out out; /* snapshots */
+	struct sl_applier_stats stats;
+	char error[512];
+};
+
+__attribute__((format(printf, 3, 4))) static void sl__err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static const struct sl_projection_ops *sl__ops(const struct sl_applier *a)
+{
+	return &a->plugin->ops.projection;
+}
+
+static bool sl__snapshot_due(struct sl_applier *a);
+
+/*
+ * Applies what the visitor gathered and moves `next` past every record
+ * visited so far (the ones that did not decode included). 0, or -SL_EPLUGIN
+ * with the applier stopped.
+ */
+static int sl__flush(struct sl_applier *a)
+{
+	int ret;
+
+	if (!a->seen)
+		return 0;
+	if (a->n_evs) {
+		ret = sl__ops(a)->apply(a->inst->inst, a->evs, a->n_evs, &a->em);
+		if (ret < 0) {
+			snprintf(a->error, sizeof(a->error),
+			         "%s (plugin %s): apply at offset %" PRIu64 ": %s",
+			         a->inst->ctx.name, a->plugin->info.name, a->evs[0].offset,
+			         sl_strerror(ret));
+			a->failed = true;
+			/* Nothing of a failed step is published: what the earlier
+			 * batches emitted comes again, with the same ids, when they
+			 * are applied again after a restart. */
+			sl_plugin_emitter_reset(&a->em);
+			return -SL_EPLUGIN;
+		}
+	}
+	a->stats.applied += a->n_evs;
+	a->since_snap += a->n_evs;
+	a->next = a->last_seen + 1;
+	a->n_evs = 0;
+	a->arena_len = 0;
+	a->seen = false;
+	if (sl__snapshot_due(a))
+		sl_applier_snapshot(a); /* a failure is counted; applying goes on */
+	return 0;
+}
+
+/*
+ * The log view's visitor. Events are copied into the arena and applied from
+ * here, a batch at a time, so one view read serves a whole step: the view
+ * checks a stored batch (its checksum) each time a read starts inside it,
+ * and a read per apply call would check a large batch over and over.
+ */
+static int sl__visit(void *arg, const struct sl_log_record *rec)
+{
+	struct sl_applier *a = arg;
+
+	if (a->n_evs == a->batch || a->arena_len + rec->len > a->arena_cap) {
+		if (sl__flush(a) < 0)
+			return -1;
+	}
+	if (rec->len > a->arena_cap) {
+		/* One event larger than the arena: grow for it. */
+		void *p = sl_grow(a->arena, &a->arena_cap, rec->len, SL__ARENA_BYTES);
+		if (!p) {
+			snprintf(a->error, sizeof(a->error), "applier: out of memory");
+			return -1;
+		}
+		a->arena = p;
+	}
+	if (!a->seen && rec->offset > a->next) {
+		/* Retention removed events this model never saw. */
+		a->stats.gap_events += rec->offset - a->next;
+	}
+	a->seen = true;
+	a->last_seen = rec->offset;
+	uint8_t *copy = a->arena + a->arena_len;
+	memcpy(copy, rec->event, rec->len);
+	if (sl_plugin_event_fill(&a->evs[a->n_evs], copy, rec->len, a->partition, rec->offset,
+	                         rec->append_time_ms) < 0) {
+		/* The server validates every event before storing it, so this
+		 * is a log written by something else. Counted, never applied;
+		 * stopping the partition for it would stop every later event. */
+		a->stats.skipped++;
+		return 0;
+	}
+	a->arena_len += rec->len;
+	a->n_evs++;
+	return 0;
+}
+
+static int sl__new_instance(struct sl_applier *a, char *err, size_t errlen)
+{
+	if (a->inst) {
+		sl_plugin_inst_destroy(a->inst);
+		a->inst = NULL;
+	}
+	return sl_plugin_inst_create(a->plugin, &a->inst_opts, &a->inst, err, errlen);
+}
+
+/* The mark of our partition in a snapshot. */
+static bool sl__find_mark(const struct sl_snap *s, uint32_t partition, uint64_t *offset)
+{
+	for (uint32_t i = 0; i < s->n_marks; i++) {
+		if (s->marks[i].partition == partition) {
+			*offset = s->marks[i].offset;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Restores the newest snapshot the plugin accepts; else a fresh model at 0. */
+static int sl__restore(struct sl_applier *a, char *err, size_t errlen)
+{
+	uint64_t below = UINT64_MAX;
+	char why[512];
+	int ret;
+
+	/* Each turn goes to an older generation; the store keeps a handful. */
+	for (int turn = 0; turn < 64; turn++) {
+		struct sl_snap snap;
+		uint64_t offset;
+
+		why[0] = '\0';
+		ret = sl_snap_store_load(a->store, below, &snap, &a->stats.bad_snapshots, why,
+		                         sizeof(why));
+		if (ret == -ENOENT)
+			break;
+		if (ret < 0) {
+			sl__err(err, errlen, "%s", why);
+			return ret;
+		}
+		below = snap.generation;
+		if (!sl__find_mark(&snap, a->partition, &offset)) {
+			a->stats.bad_snapshots++;
+			sl_snap_release(&snap);
+			continue;
+		}
+		ret = sl__ops(a)->restore(a->inst->inst, snap.payload, snap.payload_len);
+		if (ret == 0) {
+			a->next = offset;
+			a->stats.restored_gen = snap.generation;
+			a->stats.restored_offset = offset;
+			sl_snap_release(&snap);
+			return 0;
+		}
+		/* Refused: a fresh instance for the next try, since a failed
+		 * restore may have left anything in this one. */
+		a->stats.bad_snapshots++;
+		sl_snap_release(&snap);
+		if ((ret = sl__new_instance(a, err, errlen)) < 0)
+			return ret;
+	}
+	a->next = 0;
+	return 0;
+}
+
+int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, char *err,
+                    size_t errlen)
+{
+	struct sl_applier *a;
+	int ret;
+
+	*out = NULL;
+	if (!o->plugin || o->plugin->kind != SL_PLUGIN_PROJECTION) {
+		sl__err(err, errlen, "applier: not a projection plugin");
+		return -EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->plugin = o->plugin;
+	a->inst_opts = o->inst;
+	a->partition = o->inst.partition;
+	a->batch = o->batch ? o->batch : SL__DEFAULT_BATCH;
+	a->every_events = o->snapshot_every_events;
+	a->every_ns = o->snapshot_every_ns;
+	a->em.default_topic = -1; /* a projection has no `to` topic */
+	a->em.resolve = o->resolve;
+	a->em.resolve_arg = o->resolve_arg;
+	a->em.id_seed = ((uint64_t)a->partition << 32) ^ 0x736c70726f6aull;
+	a->evs = calloc(a->batch, sizeof(*a->evs));
+	a->arena = malloc(SL__ARENA_BYTES);
+	a->arena_cap = SL__ARENA_BYTES;
+	if (!a->evs || !a->arena) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	struct sl_snap_store_opts so = {
+	    .dir = o->snap_dir,
+	    .test_stop_before_rename = o->test_stop_before_rename,
+	};
+	if ((ret = sl_snap_store_open(&so, &a->store, err, errlen)) < 0)
+		goto out;
+	if ((ret = sl_log_view_open(o->log_dir, &a->view)) < 0) {
+		sl__err(err, errlen, "%s: cannot open the log: %s", o->log_dir, sl_strerror(ret));
+		goto out;
+	}
+	if ((ret = sl__new_instance(a, err, errlen)) < 0)
+		goto out;
+	if (!o->rebuild && (ret = sl__restore(a, err, errlen)) < 0)
+		goto out;
+	a->last_snap_ns = sl_now_ns();
+out:
+	if (ret < 0) {
+		sl_applier_close(a);
+		return ret;
+	}
+	*out = a;
+	return 0;
+}
+
+void sl_applier_close(struct sl_applier *a)
+{
+	if (!a)
+		return;
+	sl_plugin_inst_destroy(a->inst);
+	sl_log_view_close(a->view);
+	sl_snap_store_close(a->store);
+	sl_plugin_emitter_release(&a->em);
+	sl_plugin_out_release(&a->out);
+	free(a->evs);
+	free(a->arena);
+	free(a);
+}
+
+int sl_applier_model_bytes(struct sl_applier *a, struct sl_plugin_out *out)
+{
+	return sl__ops(a)->snapshot(a->inst->inst, out);
+}
+
+int sl_applier_snapshot(struct sl_applier *a)
+{
+	struct sl_snap_mark mark = {.partition = a->partition, .offset = a->next};
+	int ret;
+
+	/* After a failed apply the model may hold part of a batch whose
+	 * offsets are not counted: storing it would apply those twice. */
+	if (a->failed)
+		return -SL_EPLUGIN;
+	a->out.buf.len = 0;
+	if ((ret = sl__ops(a)->snapshot(a->inst->inst, &a->out)) < 0) {
+		snprintf(a->error, sizeof(a->error), "%s: snapshot: %s", a->inst->ctx.name,
+		         sl_strerror(ret));
+		a->stats.snapshot_failures++;
+		return ret;
+	}
+	ret = sl_snap_store_write(a->store, &mark, 1, a->out.buf.data, a->out.buf.len, a->error,
+	                          sizeof(a->error));
+	/* The clock restarts either way: a failing disk is not retried at
+	 * every batch. */
+	a->last_snap_ns = sl_now_ns();
+	if (ret < 0) {
+		a->stats.snapshot_failures++;
+		return ret;
+	}
+	a->since_snap = 0;
+	a->stats.snapshots++;
+	a->stats.snapshot_bytes = a->out.buf.len;
+	return 0;
+}
+
+static bool sl__snapshot_due(struct sl_applier *a)
+{
+	if (!a->since_snap)
+		return false;
+	if (a->every_events && a->since_snap >= a->every_events)
+		return true;
+	return a->every_ns && sl_now_ns() - a->last_snap_ns >= a->every_ns;
+}
+
+int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
+{
+	uint64_t next;
+	int ret;
+
+	if (a->failed)
+		return -SL_EPLUGIN;
+	sl_plugin_emitter_reset(&a->em);
+	a->n_evs = 0;
+	a->arena_len = 0;
+	a->seen = false;
+	ret = sl_log_view_read(a->view, a->next, limit, max_events, SL__STEP_BYTES, sl__visit, a,
+	                       &next);
+	if (a->failed)
+		return -SL_EPLUGIN;
+	if (ret < 0) {
+		snprintf(a->error, sizeof(a->error), "%s",
+		         ret == -SL_ECORRUPT ? sl_log_view_error(a->view) : sl_strerror(ret));
+		a->failed = true;
+		return ret;
+	}
+	if (sl__flush(a) < 0)
+		return -SL_EPLUGIN;
+	return ret;
+}
+
+int sl_applier_query(struct sl_applier *a, const char *key, uint32_t key_len, uint32_t mode,
+                     struct sl_plugin_out *out)
+{
+	return sl__ops(a)->query(a->inst->inst, key, key_len, mode, out);
+}
+
+uint64_t sl_applier_next(const struct sl_applier *a)
+{
+	return a->next;
+}
+
+struct sl_plugin_emitter *sl_applier_emitter(struct sl_applier *a)
+{
+	return &a->em;
+}
+
+struct sl_plugin_inst *sl_applier_inst(struct sl_applier *a)
+{
+	return a->inst;
+}
+
+void sl_applier_get_stats(const struct sl_applier *a, struct sl_applier_stats *out)
+{
+	*out = a->stats;
+}
+
+const char *sl_applier_error(const struct sl_applier *a)
+{
+	return a->error;
+}
+
+int sl_project_key_route(const struct sl_plugin *p, const char *key, uint32_t key_len,
+                         const char **agg, uint32_t *agg_len)
+{
+	if (!p->ops.projection.key_route) {
+		*agg = key;
+		*agg_len = key_len;
+		return 1;
+	}
+	return p->ops.projection.key_route(key, key_len, agg, agg_len);
+}
+
+int sl_project_merge(const struct sl_plugin *p, const char *key, uint32_t key_len,
+                     const uint8_t *const *parts, const size_t *part_lens, uint32_t n,
+                     struct sl_plugin_out *out)
+{
+	if (!p->ops.projection.merge)
+		return -EINVAL;
+	return p->ops.projection.merge(sl_plugin_host(), key, key_len, parts, part_lens, n, out);
+}

@@ -1,0 +1,191 @@
+/*
+ * project: the host side of projections that needs no reactor — the
+ * snapshot store and the per-partition applier. Together they are the
+ * "exactly once downstream" mechanism: whatever consumes a partition inside
+ * the server stores the offset it has applied atomically with its own state,
+ * and resumes exactly there.
+ *
+ * Snapshot store. A folder of snapshot files, each replaced atomically:
+ * written to `<gen>.snap.tmp`, fdatasync'd, renamed to `<gen>.snap`, and the
+ * folder fsync'd, so a file named `.snap` is complete or absent after any
+ * crash. `gen` grows by one per write. The two newest are kept: when the
+ * newest is torn or fails its checksum (a disk fault, a copy gone wrong) the
+ * previous one is used, and with none readable the consumer rebuilds from
+ * offset 0. Leftover `.tmp` files (a crash before the rename) are ignored and
+ * removed. Layout, little-endian:
+ *
+ *   0  u32 magic "SLPS"         16 u64 generation
+ *   4  u32 version (1)          24 u64 payload length
+ *   8  u32 n_marks              32 i64 wall-clock ms when written
+ *  12  u32 flags (0)            40 marks: n_marks x {u32 partition, u32 0, u64 offset}
+ *   .. payload (the plugin's snapshot bytes)
+ *   .. u32 crc32c of every byte before it
+ *
+ * A mark is (partition, the first offset NOT applied): the model in the
+ * payload holds exactly the events below it.
+ *
+ * Applier. Feeds one partition's log to one projection instance: reads from
+ * its applied offset with a log view (log/log.h), decodes each event's
+ * envelope zero-copy (proto/proto.h scanner), calls the plugin's apply in
+ * batches, and snapshots every N events or T ns. On open it restores the
+ * newest snapshot the plugin accepts and resumes at its mark; an event is
+ * never applied twice to a model, nor skipped. It has no thread of its own:
+ * the owner drives it with sl_applier_step(), on the core that owns the
+ * partition, and never past the log's durable end (a model must not hold an
+ * event a crash could take back).
+ *
+ * Ownership: sl_snap_store_open / sl_applier_open return objects the caller
+ * closes; a loaded struct sl_snap is released with sl_snap_release. The
+ * applier owns its plugin instance, but not the plugin.
+ * Threads: a store and an applier belong to one thread at a time. A
+ * snapshot write runs on the calling thread and waits for two fsyncs
+ * (milliseconds): size snapshot_every_* so that stays rare.
+ */
+#ifndef SL_PROJECT_H
+#define SL_PROJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plugin/plugin.h"
+
+#define SL_SNAP_MAGIC     0x53504c53u /* "SLPS" little endian */
+#define SL_SNAP_VERSION   1u
+#define SL_SNAP_HDR       40u
+#define SL_SNAP_MAX_MARKS 65536u
+
+/* ---- snapshot store ----------------------------------------------------------- */
+
+struct sl_snap_mark {
+	uint32_t partition;
+	uint64_t offset; /* first offset not in the model */
+};
+
+/* A snapshot read back. */
+struct sl_snap {
+	uint64_t generation;
+	int64_t written_ms;
+	struct sl_snap_mark *marks;
+	uint32_t n_marks;
+	const uint8_t *payload; /* inside the file buffer */
+	size_t payload_len;
+	uint8_t *sl__file;
+};
+
+struct sl_snap_store_opts {
+	const char *dir; /* created (with parents) if missing */
+	uint32_t keep;   /* snapshots kept; 0 = 2 (fewer than 2 gives no fallback) */
+	/* Test hook: write and sync the .tmp file, then stop as if the process
+	 * died before the rename (the write returns -ECANCELED). */
+	bool test_stop_before_rename;
+};
+
+struct sl_snap_store;
+
+int sl_snap_store_open(const struct sl_snap_store_opts *o, struct sl_snap_store **out, char *err,
+                       size_t errlen);
+void sl_snap_store_close(struct sl_snap_store *s);
+
+/*
+ * Writes a new snapshot (the next generation) atomically, then removes all
+ * but the `keep` newest. Returns 0, or -errno with `err` naming the file and
+ * the call that failed (the previous snapshots are untouched then).
+ */
+int sl_snap_store_write(struct sl_snap_store *s, const struct sl_snap_mark *marks, uint32_t n_marks,
+                        const void *payload, size_t len, char *err, size_t errlen);
+
+/*
+ * Loads the newest valid snapshot whose generation is below `below`
+ * (UINT64_MAX: any). Invalid ones (torn, bad magic, version or checksum) are
+ * skipped and counted in *n_bad (may be NULL); `err` then says what the last
+ * one had. Returns 0 with *out filled, -ENOENT when none is valid, -ENOMEM or
+ * -errno on an I/O error.
+ */
+int sl_snap_store_load(struct sl_snap_store *s, uint64_t below, struct sl_snap *out,
+                       uint32_t *n_bad, char *err, size_t errlen);
+void sl_snap_release(struct sl_snap *snap);
+
+/* The folder, and the generation the next write takes. */
+const char *sl_snap_store_dir(const struct sl_snap_store *s);
+uint64_t sl_snap_store_next_gen(const struct sl_snap_store *s);
+
+/* ---- applier ------------------------------------------------------------------- */
+
+struct sl_applier_opts {
+	struct sl_plugin *plugin;        /* a loaded projection plugin */
+	struct sl_plugin_inst_opts inst; /* name, topic, partition, args, log */
+	const char *log_dir;             /* the partition's log folder */
+	const char *snap_dir;            /* this projection's snapshots of this partition */
+	uint64_t snapshot_every_events;  /* 0: not by count */
+	uint64_t snapshot_every_ns;      /* 0: not by time */
+	uint32_t batch;                  /* events per apply call; 0 = 256 */
+	bool rebuild;                    /* ignore snapshots: start from offset 0 */
+	/* Events the plugin emits (rejections...): topic name -> index, as in
+	 * struct sl_plugin_emitter. NULL: emits to a named topic fail. */
+	int (*resolve)(void *arg, const char *topic, size_t len);
+	void *resolve_arg;
+	bool test_stop_before_rename; /* passed to the snapshot store */
+};
+
+struct sl_applier_stats {
+	uint64_t applied;   /* events given to apply since open */
+	uint64_t skipped;   /* stored events that did not decode (never applied) */
+	uint64_t snapshots; /* written since open */
+	uint64_t snapshot_failures;
+	uint64_t snapshot_bytes;  /* of the last one */
+	uint64_t restored_gen;    /* generation restored at open; 0: none */
+	uint64_t restored_offset; /* where it resumed */
+	uint32_t bad_snapshots;   /* unreadable or refused by the plugin at open */
+	uint64_t gap_events;      /* events gone (retention) between the mark and the log start */
+};
+
+struct sl_applier;
+
+/* Creates the instance, restores the newest usable snapshot (unless
+ * rebuild), and positions at its mark. -SL_EPLUGIN, -errno, with err. */
+int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, char *err,
+                    size_t errlen);
+void sl_applier_close(struct sl_applier *a);
+
+/*
+ * Applies up to max_events events below `limit` (the partition's durable
+ * end), then snapshots if one is due. Events emitted by the plugin are in
+ * sl_applier_emitter() until the next step. Returns the number applied
+ * (0: caught up), or a negative error after which the applier is stopped
+ * (sl_applier_error says why): -SL_ECORRUPT (the log), -SL_EPLUGIN (apply
+ * failed; the batch is not counted as applied).
+ */
+int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events);
+
+/* Writes a snapshot now (e.g. at a clean shutdown). 0 or -errno. */
+int sl_applier_snapshot(struct sl_applier *a);
+
+/* The model's snapshot bytes, without storing them (compare a rebuild with
+ * the live model). Appends to out. */
+int sl_applier_model_bytes(struct sl_applier *a, struct sl_plugin_out *out);
+
+/* One query on this partition's instance: the plugin's query, FULL or PART. */
+int sl_applier_query(struct sl_applier *a, const char *key, uint32_t key_len, uint32_t mode,
+                     struct sl_plugin_out *out);
+
+/* The first offset not applied. */
+uint64_t sl_applier_next(const struct sl_applier *a);
+struct sl_plugin_emitter *sl_applier_emitter(struct sl_applier *a);
+struct sl_plugin_inst *sl_applier_inst(struct sl_applier *a);
+void sl_applier_get_stats(const struct sl_applier *a, struct sl_applier_stats *out);
+const char *sl_applier_error(const struct sl_applier *a);
+
+/*
+ * A query across partitions, for callers that hold every partition's answer:
+ * asks the plugin where `key` lives. Returns 1 with *agg (the aggregate whose
+ * partition answers), 0 when every partition holds a share (ask each with
+ * SL_PLUGIN_QUERY_PART, then sl_project_merge), -EINVAL.
+ */
+int sl_project_key_route(const struct sl_plugin *p, const char *key, uint32_t key_len,
+                         const char **agg, uint32_t *agg_len);
+int sl_project_merge(const struct sl_plugin *p, const char *key, uint32_t key_len,
+                     const uint8_t *const *parts, const size_t *part_lens, uint32_t n,
+                     struct sl_plugin_out *out);
+
+#endif
