@@ -1,6 +1,8 @@
 #include "base/base.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,4 +58,15 @@ const char *sl_strerror(int err)
 	if (e > 0 && e < SL_EBASE)
 		return strerror(e); /* glibc: static text for known codes */
 	return "unknown error";
+}
+
+void sl_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

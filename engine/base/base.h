@@ -1,8 +1,10 @@
 /*
  * base: what every subsystem shares — error codes and their text, cache-line
- * layout helpers, branch hints, monotonic time.
+ * layout helpers, branch hints, monotonic time, buffer growth, little-endian
+ * fields and the crash-safe replacement of a small file.
  *
- * Ownership: nothing here allocates. sl_strerror() returns static strings.
+ * Ownership: sl_grow() reallocates the caller's buffer; nothing else here
+ * allocates. sl_strerror() returns static strings.
  * Threads: every function is safe to call from any thread.
  */
 #ifndef SL_BASE_H
@@ -64,6 +66,10 @@ const char *sl_strerror(int err);
  */
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first);
 
+/* Formats an error text into err[0..errlen) (nothing when err is NULL or
+ * errlen 0): the one shape of every `char *err, size_t errlen` out-param. */
+void sl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Wakes whoever waits on eventfd `fd`. Async-signal-safe; a full counter
  * means a wake is already pending, which is all a waker wants. */
 void sl_eventfd_signal(int fd);
@@ -85,6 +91,43 @@ static inline uint64_t sl_wall_ns(void)
 }
 
 static inline int sl_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+/* Little-endian fields of on-disk formats (every target sluice builds for,
+ * x86_64 and arm64 Linux, is little-endian, so these are plain copies). */
+static inline void sl_put_le32(uint8_t *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
+static inline void sl_put_le64(uint8_t *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+static inline uint32_t sl_get_le32(const uint8_t *p)
+{
+	uint32_t v;
+	__builtin_memcpy(&v, p, 4);
+	return v;
+}
+static inline uint64_t sl_get_le64(const uint8_t *p)
+{
+	uint64_t v;
+	__builtin_memcpy(&v, p, 8);
+	return v;
+}
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "sl_put_le* / sl_get_le* assume a little-endian target"
+#endif
+
+struct iovec;
+
+/*
+ * Replaces the file `name` in folder `dirfd` (AT_FDCWD for a path) by the
+ * bytes of iov[0..n) so that a crash leaves either the old file or the
+ * whole new one: they go to `name`.tmp, which is fdatasynced, renamed over
+ * `name`, and then the folder is fsynced. Returns 0 or -errno; then *step
+ * (may be NULL) names the step that failed, and *renamed (may be NULL) says
+ * whether the rename had happened (a failed folder sync leaves a new file
+ * that may or may not survive a crash). The .tmp is removed on failure
+ * before the rename, except with SL_FILE_TEST_NO_RENAME, a test hook that
+ * stops right before the rename (-ECANCELED) as a crash there would.
+ */
+#define SL_FILE_TEST_NO_RENAME 1u
+int sl_file_replace(int dirfd, const char *name, const struct iovec *iov, int n, unsigned flags,
+		    const char **step, int *renamed);
 
 #ifdef __cplusplus
 }

@@ -433,49 +433,6 @@ size_t sl_dedup_memory(const struct sl_dedup *t)
 
 /* ---- checkpoint ------------------------------------------------------------ */
 
-static void sl__put32(uint8_t *b, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void sl__put64(uint8_t *b, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t sl__get32(const uint8_t *b)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)b[i] << (8 * i);
-	return v;
-}
-
-static uint64_t sl__get64(const uint8_t *b)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
-/* sl_crc32c takes an int length underneath: chain in chunks so a
- * checkpoint above 2 GiB (many producers with large windows) is covered. */
-static uint32_t sl__crc(const uint8_t *b, size_t len)
-{
-	uint32_t crc = 0;
-	const size_t chunk = (size_t)1 << 30;
-
-	while (len > chunk) {
-		crc = sl_crc32c(crc, b, chunk);
-		b += chunk;
-		len -= chunk;
-	}
-	return sl_crc32c(crc, b, len);
-}
-
 size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t)
 {
 	return SL__HDR_BYTES + 4 + (size_t)t->count * SL__PROD_BYTES +
@@ -527,28 +484,28 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 	if (n)
 		qsort(ps, n, sizeof(*ps), sl__cmp_prod);
 	np = n;
-	sl__put32(b + 0, SL_DEDUP_CKPT_MAGIC);
-	sl__put32(b + 4, SL_DEDUP_CKPT_VERSION);
-	sl__put32(b + 8, t->window);
-	sl__put32(b + 12, 0);
-	sl__put64(b + 16, upto);
-	sl__put64(b + 24, np);
-	sl__put64(b + 32, need);
+	sl_put_le32(b + 0, SL_DEDUP_CKPT_MAGIC);
+	sl_put_le32(b + 4, SL_DEDUP_CKPT_VERSION);
+	sl_put_le32(b + 8, t->window);
+	sl_put_le32(b + 12, 0);
+	sl_put_le64(b + 16, upto);
+	sl_put_le64(b + 24, np);
+	sl_put_le64(b + 32, need);
 	at = SL__HDR_BYTES;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl__dedup_prod *p = ps[i];
 		uint32_t k = sl__prefix_below(p, upto), j0 = sl__live_from(p);
-		sl__put64(b + at, p->id);
-		sl__put64(b + at + 8, p->kept);
-		sl__put32(b + at + 16, p->epoch);
-		sl__put32(b + at + 20, k - j0);
+		sl_put_le64(b + at, p->id);
+		sl_put_le64(b + at + 8, p->kept);
+		sl_put_le32(b + at + 16, p->epoch);
+		sl_put_le32(b + at + 20, k - j0);
 		at += SL__PROD_BYTES;
 		for (uint32_t j = j0; j < k; j++, at += SL__ENTRY_BYTES) {
-			sl__put64(b + at, sl__at(p, j)->seq);
-			sl__put64(b + at + 8, sl__at(p, j)->offset);
+			sl_put_le64(b + at, sl__at(p, j)->seq);
+			sl_put_le64(b + at + 8, sl__at(p, j)->offset);
 		}
 	}
-	sl__put32(b + at, sl__crc(b, at));
+	sl_put_le32(b + at, sl_crc32c(0, b, at));
 	*len = at + 4;
 out:
 	free(ps);
@@ -583,8 +540,8 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 			 uint64_t upto, uint32_t window, uint64_t prev_id, uint64_t *id_out,
 			 char *err, size_t errlen)
 {
-	uint64_t at = *at_io, id = sl__get64(b + at), kept = sl__get64(b + at + 8);
-	uint32_t epoch = sl__get32(b + at + 16), n = sl__get32(b + at + 20), skip, fifo_cap;
+	uint64_t at = *at_io, id = sl_get_le64(b + at), kept = sl_get_le64(b + at + 8);
+	uint32_t epoch = sl_get_le32(b + at + 16), n = sl_get_le32(b + at + 20), skip, fifo_cap;
 	uint64_t prev_seq = 0, prev_off = 0, last, first = at + SL__PROD_BYTES;
 	struct sl__dedup_prod *p;
 	int ret;
@@ -610,8 +567,8 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 			       "dedup checkpoint: producer %llu: %u entries overrun its length",
 			       (unsigned long long)id, n);
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t seq = sl__get64(b + first + (uint64_t)i * SL__ENTRY_BYTES);
-		uint64_t off = sl__get64(b + first + (uint64_t)i * SL__ENTRY_BYTES + 8);
+		uint64_t seq = sl_get_le64(b + first + (uint64_t)i * SL__ENTRY_BYTES);
+		uint64_t off = sl_get_le64(b + first + (uint64_t)i * SL__ENTRY_BYTES + 8);
 		if (seq >= SL_DEDUP_SEQ_LIMIT)
 			return sl__bad(err, errlen,
 				       "dedup checkpoint: producer %llu: sequence %llu >= 2^63",
@@ -633,21 +590,21 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 		prev_off = off;
 	}
 	last = prev_seq;
-	if (kept > sl__get64(b + first))
+	if (kept > sl_get_le64(b + first))
 		return sl__bad(err, errlen,
 			       "dedup checkpoint: producer %llu: kept %llu above its oldest entry "
 			       "%llu",
 			       (unsigned long long)id, (unsigned long long)kept,
-			       (unsigned long long)sl__get64(b + first));
+			       (unsigned long long)sl_get_le64(b + first));
 	/* Another window: cut to this table's. A smaller stored window keeps
 	 * its larger `kept`: the entries below it are not there. */
 	if (sl__kept_floor(t, last) > kept)
 		kept = sl__kept_floor(t, last);
-	for (skip = 0; sl__get64(b + first + (uint64_t)skip * SL__ENTRY_BYTES) < kept; skip++)
+	for (skip = 0; sl_get_le64(b + first + (uint64_t)skip * SL__ENTRY_BYTES) < kept; skip++)
 		;
 	fifo_cap = sl__pow2_at_least(n - skip, sl__first_fifo_cap(t));
-	ret = sl__create_prod(t, id, epoch, sl__get64(b + first + (uint64_t)skip * SL__ENTRY_BYTES),
-			      sl__get64(b + first + (uint64_t)skip * SL__ENTRY_BYTES + 8), fifo_cap,
+	ret = sl__create_prod(t, id, epoch, sl_get_le64(b + first + (uint64_t)skip * SL__ENTRY_BYTES),
+			      sl_get_le64(b + first + (uint64_t)skip * SL__ENTRY_BYTES + 8), fifo_cap,
 			      &p);
 	if (ret == -ENOSPC && err && errlen)
 		snprintf(err, errlen, "dedup checkpoint: more producers than the table's %u",
@@ -656,7 +613,7 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 		return ret;
 	for (uint32_t i = skip + 1; i < n; i++) {
 		const uint8_t *e = b + first + (uint64_t)i * SL__ENTRY_BYTES;
-		p->fifo[p->n++] = (struct sl__dedup_ent){sl__get64(e), sl__get64(e + 8)};
+		p->fifo[p->n++] = (struct sl__dedup_ent){sl_get_le64(e), sl_get_le64(e + 8)};
 		t->entries++;
 	}
 	p->last = last;
@@ -682,38 +639,38 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 			      len, SL__HDR_BYTES + 4);
 		goto out;
 	}
-	if (sl__get32(b) != SL_DEDUP_CKPT_MAGIC) {
+	if (sl_get_le32(b) != SL_DEDUP_CKPT_MAGIC) {
 		ret = sl__bad(err, errlen, "not a dedup checkpoint (bad magic 0x%08x)",
-			      sl__get32(b));
+			      sl_get_le32(b));
 		goto out;
 	}
-	version = sl__get32(b + 4);
+	version = sl_get_le32(b + 4);
 	if (version != SL_DEDUP_CKPT_VERSION) {
 		ret = sl__bad(err, errlen, "dedup checkpoint version %u not supported (want %u)",
 			      version, SL_DEDUP_CKPT_VERSION);
 		goto out;
 	}
-	if (sl__get64(b + 32) != len) {
+	if (sl_get_le64(b + 32) != len) {
 		ret = sl__bad(err, errlen,
 			      "dedup checkpoint truncated or padded: header says %llu bytes, "
 			      "got %zu",
-			      (unsigned long long)sl__get64(b + 32), len);
+			      (unsigned long long)sl_get_le64(b + 32), len);
 		goto out;
 	}
-	if (sl__get32(b + len - 4) != sl__crc(b, len - 4)) {
+	if (sl_get_le32(b + len - 4) != sl_crc32c(0, b, len - 4)) {
 		ret = sl__bad(err, errlen, "dedup checkpoint checksum mismatch");
 		goto out;
 	}
-	window = sl__get32(b + 8);
-	mark = sl__get64(b + 16);
-	np = sl__get64(b + 24);
+	window = sl_get_le32(b + 8);
+	mark = sl_get_le64(b + 16);
+	np = sl_get_le64(b + 24);
 	if (!sl_is_pow2(window) || window > SL_DEDUP_WINDOW_MAX) {
 		ret = sl__bad(err, errlen,
 			      "dedup checkpoint window %u is not a power of two <= %u", window,
 			      SL_DEDUP_WINDOW_MAX);
 		goto out;
 	}
-	if (sl__get32(b + 12)) {
+	if (sl_get_le32(b + 12)) {
 		ret = sl__bad(err, errlen, "dedup checkpoint reserved header field is not zero");
 		goto out;
 	}

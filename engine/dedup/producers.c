@@ -3,11 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -98,21 +98,6 @@ static int sl__reg_add(struct sl_producers *r, uint64_t id, struct sl_producer *
 	return 0;
 }
 
-static int sl__write_all(int fd, const uint8_t *b, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, b, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Makes `end` the durable mark: tmp, fdatasync, rename, fsync of the folder.
  * Only after all four may an id below `end` be handed out: a crash before
@@ -121,55 +106,15 @@ static int sl__write_all(int fd, const uint8_t *b, size_t len)
 static int sl__reg_persist(struct sl_producers *r, uint64_t end)
 {
 	uint8_t b[SL__REG_BYTES];
-	size_t plen = strlen(r->path);
-	char *tmp = malloc(plen + 5), *dcopy = strdup(r->path);
-	int fd = -1, dfd = -1, ret = 0;
 
-	if (!tmp || !dcopy) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	memcpy(tmp, r->path, plen);
-	memcpy(tmp + plen, ".tmp", 5);
-	for (int i = 0; i < 4; i++) {
-		b[i] = (uint8_t)(SL__REG_MAGIC >> (8 * i));
-		b[4 + i] = (uint8_t)(SL__REG_VERSION >> (8 * i));
-	}
-	for (int i = 0; i < 8; i++)
-		b[8 + i] = (uint8_t)(end >> (8 * i));
-	uint32_t crc = sl_crc32c(0, b, 16);
-	for (int i = 0; i < 4; i++)
-		b[16 + i] = (uint8_t)(crc >> (8 * i));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if ((ret = sl__write_all(fd, b, sizeof(b))) < 0)
-		goto out;
-	if (fdatasync(fd) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (rename(tmp, r->path) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	r->id_end = end;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
-	if (ret < 0 && tmp)
-		(void)unlink(tmp);
-	free(tmp);
-	free(dcopy);
+	sl_put_le32(b, SL__REG_MAGIC);
+	sl_put_le32(b + 4, SL__REG_VERSION);
+	sl_put_le64(b + 8, end);
+	sl_put_le32(b + 16, sl_crc32c(0, b, 16));
+	struct iovec iov = {b, sizeof(b)};
+	int ret = sl_file_replace(AT_FDCWD, r->path, &iov, 1, 0, NULL, NULL);
+	if (ret == 0)
+		r->id_end = end;
 	return ret;
 }
 
@@ -216,14 +161,8 @@ static int sl__reg_load(struct sl_producers *r, char *err, size_t errlen)
 			 n < SL__REG_BYTES ? "truncated" : "too long", n, SL__REG_BYTES);
 		goto out;
 	}
-	uint32_t magic = 0, version = 0, crc = 0;
-	for (int i = 0; i < 4; i++) {
-		magic |= (uint32_t)b[i] << (8 * i);
-		version |= (uint32_t)b[4 + i] << (8 * i);
-		crc |= (uint32_t)b[16 + i] << (8 * i);
-	}
-	for (int i = 0; i < 8; i++)
-		end |= (uint64_t)b[8 + i] << (8 * i);
+	uint32_t magic = sl_get_le32(b), version = sl_get_le32(b + 4), crc = sl_get_le32(b + 16);
+	end = sl_get_le64(b + 8);
 	if (magic != SL__REG_MAGIC) {
 		snprintf(err, errlen, "%s: not a producer registry (bad magic)", r->path);
 		goto out;

@@ -27,8 +27,14 @@ uint32_t sl_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	/* ISA-L's crc32_iscsi uses the SSE4.2 crc32 instruction (three streams
 	 * interleaved) and leaves the pre/post inversion to the caller; doing it
-	 * here gives the standard CRC32C, chainable: crc(a+b) = crc(crc(a), b). */
-	return ~crc32_iscsi((unsigned char *)buf, (int)len, ~crc);
+	 * here gives the standard CRC32C, chainable: crc(a+b) = crc(crc(a), b).
+	 * Its length is an int: longer buffers go in 1 GiB steps. */
+	const unsigned char *b = buf;
+	const size_t step = (size_t)1 << 30;
+	crc = ~crc;
+	for (; len > step; b += step, len -= step)
+		crc = crc32_iscsi((unsigned char *)b, (int)step, crc);
+	return ~crc32_iscsi((unsigned char *)b, (int)len, crc);
 }
 
 struct sl_idx {
@@ -103,27 +109,6 @@ static uint64_t sl__align(uint64_t v)
 	return (v + SL_LOG_ALIGN - 1) & ~(uint64_t)(SL_LOG_ALIGN - 1);
 }
 
-static void sl__put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4); /* x86_64 and arm64 Linux: little endian */
-}
-static void sl__put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-static uint32_t sl__get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-static uint64_t sl__get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
 static size_t sl__put_varint(uint8_t *p, uint64_t v)
 {
 	size_t n = 0;
@@ -168,27 +153,27 @@ struct sl_bhdr {
 
 static void sl__hdr_decode(const uint8_t *h, struct sl_bhdr *b)
 {
-	b->base_offset = sl__get64(h + 8);
-	b->count = sl__get32(h + 16);
-	b->len = sl__get32(h + 20);
-	b->time_ms = (int64_t)sl__get64(h + 24);
-	b->producer_id = sl__get64(h + 32);
-	b->epoch = sl__get32(h + 40);
-	b->unit_start = sl__get32(h + 44);
-	b->base_seq = sl__get64(h + 48);
+	b->base_offset = sl_get_le64(h + 8);
+	b->count = sl_get_le32(h + 16);
+	b->len = sl_get_le32(h + 20);
+	b->time_ms = (int64_t)sl_get_le64(h + 24);
+	b->producer_id = sl_get_le64(h + 32);
+	b->epoch = sl_get_le32(h + 40);
+	b->unit_start = sl_get_le32(h + 44);
+	b->base_seq = sl_get_le64(h + 48);
 }
 
 /* Checks a whole batch in memory: magic, bounds, checksum, and that its
  * records parse to exactly `count` events. */
 static bool sl__batch_valid(const uint8_t *p, size_t avail, struct sl_bhdr *b)
 {
-	if (avail < SL_LOG_BATCH_HDR || sl__get32(p) != SL_LOG_MAGIC)
+	if (avail < SL_LOG_BATCH_HDR || sl_get_le32(p) != SL_LOG_MAGIC)
 		return false;
 	sl__hdr_decode(p, b);
 	if (b->count == 0 || b->len > SL_BATCH_MAX || SL_LOG_BATCH_HDR + (size_t)b->len > avail)
 		return false;
 	uint32_t crc = sl_crc32c(0, p + 8, SL_LOG_BATCH_HDR - 8 + (size_t)b->len);
-	if (crc != sl__get32(p + 4))
+	if (crc != sl_get_le32(p + 4))
 		return false;
 	const uint8_t *r = p + SL_LOG_BATCH_HDR, *end = r + b->len;
 	for (uint32_t i = 0; i < b->count; i++) {
@@ -372,7 +357,7 @@ static int sl__scan_batch(struct sl_scan *sc, uint64_t pos, struct sl_bhdr *b, b
 	ssize_t n = sl__pread_all(sc->fd, h, sizeof(h), pos);
 	if (n < 0)
 		return (int)n;
-	if ((size_t)n < sizeof(h) || sl__get32(h) != SL_LOG_MAGIC)
+	if ((size_t)n < sizeof(h) || sl_get_le32(h) != SL_LOG_MAGIC)
 		return 0;
 	sl__hdr_decode(h, b);
 	if (b->len > SL_BATCH_MAX || pos + SL_LOG_BATCH_HDR + b->len > sc->file_size)
@@ -793,17 +778,17 @@ static void sl__batch_close(struct sl_log *log)
 	uint8_t *h = b->p + log->batch_at;
 	uint32_t len = b->len - log->batch_at - SL_LOG_BATCH_HDR;
 
-	sl__put32(h, SL_LOG_MAGIC);
-	sl__put64(h + 8, log->batch_base_off);
-	sl__put32(h + 16, log->batch_count);
-	sl__put32(h + 20, len);
+	sl_put_le32(h, SL_LOG_MAGIC);
+	sl_put_le64(h + 8, log->batch_base_off);
+	sl_put_le32(h + 16, log->batch_count);
+	sl_put_le32(h + 20, len);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	sl__put64(h + 24, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-	sl__put64(h + 32, log->batch_pid);
-	sl__put32(h + 40, log->batch_epoch);
-	sl__put32(h + 44, 0); /* unit_start: set when the write is issued */
-	sl__put64(h + 48, log->batch_base_seq);
+	sl_put_le64(h + 24, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+	sl_put_le64(h + 32, log->batch_pid);
+	sl_put_le32(h + 40, log->batch_epoch);
+	sl_put_le32(h + 44, 0); /* unit_start: set when the write is issued */
+	sl_put_le64(h + 48, log->batch_base_seq);
 	/* The checksum is taken when the write is issued, once unit_start is
 	 * known; zero padding keeps every batch 8-byte aligned. */
 	uint32_t pad = (uint32_t)(sl__align(b->len) - b->len);
@@ -857,10 +842,10 @@ static int sl__seal_buffer(struct sl_log *log, struct sl_wbuf *b, uint64_t pos)
 	uint32_t at = 0;
 	while (at < b->len) {
 		uint8_t *h = b->p + at;
-		uint32_t len = sl__get32(h + 20);
-		sl__put32(h + 44, (uint32_t)pos);
-		sl__put32(h + 4, sl_crc32c(0, h + 8, SL_LOG_BATCH_HDR - 8 + (size_t)len));
-		int ret = sl__idx_add(s, sl__get64(h + 8), pos + at);
+		uint32_t len = sl_get_le32(h + 20);
+		sl_put_le32(h + 44, (uint32_t)pos);
+		sl_put_le32(h + 4, sl_crc32c(0, h + 8, SL_LOG_BATCH_HDR - 8 + (size_t)len));
+		int ret = sl__idx_add(s, sl_get_le64(h + 8), pos + at);
 		if (ret < 0)
 			return ret;
 		at += (uint32_t)sl__align(SL_LOG_BATCH_HDR + (uint64_t)len);
@@ -1258,7 +1243,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		}
 		const uint8_t *h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR, &err);
 		struct sl_bhdr b;
-		if (h && sl__get32(h) == SL_LOG_MAGIC) {
+		if (h && sl_get_le32(h) == SL_LOG_MAGIC) {
 			sl__hdr_decode(h, &b);
 			if (b.len <= SL_BATCH_MAX)
 				h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR + b.len, &err);

@@ -58,18 +58,6 @@ const char *sl_plugin_kind_name(uint32_t kind)
 	}
 }
 
-__attribute__((format(printf, 3, 4))) static void sl__err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Checks the kind's ops table and copies it zero-extended. */
 static int sl__take_ops(struct sl_plugin *p, const void *ops, char *err, size_t errlen)
 {
@@ -79,7 +67,7 @@ static int sl__take_ops(struct sl_plugin *p, const void *ops, char *err, size_t 
 	uint32_t need, have, host_size;
 
 	if (!ops) {
-		sl__err(err, errlen, "%s: no %s ops table (info.ops is NULL)", p->file, kind);
+		sl_errf(err, errlen, "%s: no %s ops table (info.ops is NULL)", p->file, kind);
 		return -SL_EPLUGIN;
 	}
 	/* Every ops table starts with its struct_size. */
@@ -99,7 +87,7 @@ static int sl__take_ops(struct sl_plugin *p, const void *ops, char *err, size_t 
 		break;
 	}
 	if (have < need) {
-		sl__err(err, errlen,
+		sl_errf(err, errlen,
 		        "%s: %s ops table is %u bytes, plugin ABI %d.%u needs at least %u", p->file,
 		        kind, have, SL_PLUGIN_ABI_MAJOR, p->abi_minor, need);
 		return -SL_EPLUGIN;
@@ -141,7 +129,7 @@ static int sl__take_ops(struct sl_plugin *p, const void *ops, char *err, size_t 
 	}
 	}
 	if (missing) {
-		sl__err(err, errlen, "%s: %s ops table has no '%s' callback", p->file, kind,
+		sl_errf(err, errlen, "%s: %s ops table has no '%s' callback", p->file, kind,
 		        missing);
 		return -SL_EPLUGIN;
 	}
@@ -160,7 +148,7 @@ static int sl__check(struct sl_plugin *p, enum sl_plugin_kind want, char *err, s
 	dlerror();
 	sym = dlsym(p->dl, SL_PLUGIN_ENTRY_SYMBOL);
 	if (!sym) {
-		sl__err(err, errlen,
+		sl_errf(err, errlen,
 		        "%s: no '%s' entry point (not a sluice plugin, or built without "
 		        "SL_PLUGIN_DEFINE / default visibility)",
 		        p->file, SL_PLUGIN_ENTRY_SYMBOL);
@@ -170,29 +158,29 @@ static int sl__check(struct sl_plugin *p, enum sl_plugin_kind want, char *err, s
 	memcpy(&entry, &sym, sizeof(entry));
 	ret = entry(sl_plugin_host(), &info);
 	if (ret < 0) {
-		sl__err(err, errlen, "%s: %s() refused to load: %s", p->file,
+		sl_errf(err, errlen, "%s: %s() refused to load: %s", p->file,
 		        SL_PLUGIN_ENTRY_SYMBOL, sl_strerror(ret));
 		return -SL_EPLUGIN;
 	}
 	if (ret > 0 || !info) {
-		sl__err(err, errlen, "%s: %s() returned %d and %s", p->file, SL_PLUGIN_ENTRY_SYMBOL,
+		sl_errf(err, errlen, "%s: %s() returned %d and %s", p->file, SL_PLUGIN_ENTRY_SYMBOL,
 		        ret, info ? "an info" : "no info");
 		return -SL_EPLUGIN;
 	}
 	memcpy(&head, info, sizeof(head));
 	if (head.struct_size < sizeof(head)) {
-		sl__err(err, errlen, "%s: plugin info is %u bytes, too small to hold a version",
+		sl_errf(err, errlen, "%s: plugin info is %u bytes, too small to hold a version",
 		        p->file, head.struct_size);
 		return -SL_EPLUGIN;
 	}
 	if (head.abi_major != SL_PLUGIN_ABI_MAJOR) {
-		sl__err(err, errlen, "%s: built for plugin ABI %u.%u, this sluiced speaks %d.%d",
+		sl_errf(err, errlen, "%s: built for plugin ABI %u.%u, this sluiced speaks %d.%d",
 		        p->file, head.abi_major, head.abi_minor, SL_PLUGIN_ABI_MAJOR,
 		        SL_PLUGIN_ABI_MINOR);
 		return -SL_EPLUGIN;
 	}
 	if (head.abi_minor > SL_PLUGIN_ABI_MINOR) {
-		sl__err(err, errlen,
+		sl_errf(err, errlen,
 		        "%s: built for plugin ABI %u.%u, newer than this sluiced's %d.%d "
 		        "(upgrade sluiced or rebuild the plugin)",
 		        p->file, head.abi_major, head.abi_minor, SL_PLUGIN_ABI_MAJOR,
@@ -201,7 +189,7 @@ static int sl__check(struct sl_plugin *p, enum sl_plugin_kind want, char *err, s
 	}
 	p->abi_minor = head.abi_minor;
 	if (head.struct_size < sl__min[p->abi_minor].info) {
-		sl__err(err, errlen,
+		sl_errf(err, errlen,
 		        "%s: plugin info is %u bytes, plugin ABI %d.%u needs at least %u", p->file,
 		        head.struct_size, SL_PLUGIN_ABI_MAJOR, p->abi_minor,
 		        sl__min[p->abi_minor].info);
@@ -212,17 +200,17 @@ static int sl__check(struct sl_plugin *p, enum sl_plugin_kind want, char *err, s
 	       head.struct_size < sizeof(p->info) ? head.struct_size : sizeof(p->info));
 	if (head.kind != SL_PLUGIN_TRANSFORM && head.kind != SL_PLUGIN_PROJECTION &&
 	    head.kind != SL_PLUGIN_SINK) {
-		sl__err(err, errlen, "%s: unknown plugin kind %u", p->file, head.kind);
+		sl_errf(err, errlen, "%s: unknown plugin kind %u", p->file, head.kind);
 		return -SL_EPLUGIN;
 	}
 	if (head.kind != (uint32_t)want) {
-		sl__err(err, errlen, "%s: is a %s plugin, a %s plugin was asked for", p->file,
+		sl_errf(err, errlen, "%s: is a %s plugin, a %s plugin was asked for", p->file,
 		        sl_plugin_kind_name(head.kind), sl_plugin_kind_name(want));
 		return -SL_EPLUGIN;
 	}
 	p->kind = (enum sl_plugin_kind)head.kind;
 	if (!p->info.name || !p->info.name[0]) {
-		sl__err(err, errlen, "%s: plugin info has no name", p->file);
+		sl_errf(err, errlen, "%s: plugin info has no name", p->file);
 		return -SL_EPLUGIN;
 	}
 	return sl__take_ops(p, p->info.ops, err, errlen);
@@ -240,7 +228,7 @@ int sl_plugin_open(const char *file, enum sl_plugin_kind want, struct sl_plugin 
 	p = calloc(1, sizeof(*p));
 	if (!p || !(p->file = strdup(file))) {
 		free(p);
-		sl__err(err, errlen, "%s: out of memory", file);
+		sl_errf(err, errlen, "%s: out of memory", file);
 		return -ENOMEM;
 	}
 	base = strrchr(file, '/');
@@ -249,7 +237,7 @@ int sl_plugin_open(const char *file, enum sl_plugin_kind want, struct sl_plugin 
 	if (n > 3 && !strcmp(base + n - 3, ".so"))
 		n -= 3;
 	if (!(p->name = strndup(base, n))) {
-		sl__err(err, errlen, "%s: out of memory", file);
+		sl_errf(err, errlen, "%s: out of memory", file);
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -259,7 +247,7 @@ int sl_plugin_open(const char *file, enum sl_plugin_kind want, struct sl_plugin 
 	p->dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl) {
 		const char *why = dlerror();
-		sl__err(err, errlen, "%s: cannot load: %s", file, why ? why : "dlopen failed");
+		sl_errf(err, errlen, "%s: cannot load: %s", file, why ? why : "dlopen failed");
 		ret = -SL_EPLUGIN;
 		goto out;
 	}
@@ -286,7 +274,7 @@ int sl_plugin_load(const char *const *path, size_t n_path, const char *name,
 
 	*out = NULL;
 	if (!sl__name_ok(name)) {
-		sl__err(err, errlen, "plugin name '%s' is not a file name", name ? name : "");
+		sl_errf(err, errlen, "plugin name '%s' is not a file name", name ? name : "");
 		return -SL_EPLUGIN;
 	}
 	for (size_t i = 0; i < n_path; i++) {
@@ -337,7 +325,7 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 	in = calloc(1, sizeof(*in));
 	if (!in || !(in->ctx.name = strdup(o->name ? o->name : p->info.name))) {
 		free(in);
-		sl__err(err, errlen, "%s: out of memory", p->info.name);
+		sl_errf(err, errlen, "%s: out of memory", p->info.name);
 		return -ENOMEM;
 	}
 	in->plugin = p;
@@ -371,7 +359,7 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 	}
 	if (ret < 0) {
 		why[sizeof(why) - 1] = '\0';
-		sl__err(err, errlen, "%s (plugin %s): %s", in->ctx.name, p->info.name,
+		sl_errf(err, errlen, "%s (plugin %s): %s", in->ctx.name, p->info.name,
 		        why[0] ? why : sl_strerror(ret));
 		free(in->ctx.name);
 		free(in);

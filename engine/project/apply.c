@@ -52,18 +52,6 @@ struct sl_applier {
 	char error[512];
 };
 
-__attribute__((format(printf, 3, 4))) static void sl__err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static const struct sl_projection_ops *sl__ops(const struct sl_applier *a)
 {
 	return &a->plugin->ops.projection;
@@ -191,7 +179,7 @@ static int sl__restore(struct sl_applier *a, char *err, size_t errlen)
 		if (ret == -ENOENT)
 			break;
 		if (ret < 0) {
-			sl__err(err, errlen, "%s", why);
+			sl_errf(err, errlen, "%s", why);
 			return ret;
 		}
 		below = snap.generation;
@@ -227,7 +215,7 @@ int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, ch
 
 	*out = NULL;
 	if (!o->plugin || o->plugin->kind != SL_PLUGIN_PROJECTION) {
-		sl__err(err, errlen, "applier: not a projection plugin");
+		sl_errf(err, errlen, "applier: not a projection plugin");
 		return -EINVAL;
 	}
 	a = calloc(1, sizeof(*a));
@@ -257,7 +245,7 @@ int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, ch
 	if ((ret = sl_snap_store_open(&so, &a->store, err, errlen)) < 0)
 		goto out;
 	if ((ret = sl_log_view_open(o->log_dir, &a->view)) < 0) {
-		sl__err(err, errlen, "%s: cannot open the log: %s", o->log_dir, sl_strerror(ret));
+		sl_errf(err, errlen, "%s: cannot open the log: %s", o->log_dir, sl_strerror(ret));
 		goto out;
 	}
 	if ((ret = sl__new_instance(a, err, errlen)) < 0)

@@ -28,55 +28,6 @@ struct sl_snap_store {
 	int dirfd;
 };
 
-__attribute__((format(printf, 3, 4))) static void sl__err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static void sl__put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4); /* x86_64 and arm64 Linux are little-endian */
-}
-
-static void sl__put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
-static uint32_t sl__get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t sl__get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
-/* sl_crc32c takes an int length underneath: chain in chunks. */
-static uint32_t sl__crc(uint32_t crc, const uint8_t *b, size_t len)
-{
-	const size_t chunk = (size_t)1 << 30;
-
-	while (len > chunk) {
-		crc = sl_crc32c(crc, b, chunk);
-		b += chunk;
-		len -= chunk;
-	}
-	return sl_crc32c(crc, b, len);
-}
-
 /* "<20 digits>.snap" -> generation; false for any other name. */
 static bool sl__parse_name(const char *name, uint64_t *gen)
 {
@@ -189,24 +140,24 @@ int sl_snap_store_open(const struct sl_snap_store_opts *o, struct sl_snap_store 
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->dir = strdup(o->dir))) {
 		free(s);
-		sl__err(err, errlen, "%s: out of memory", o->dir);
+		sl_errf(err, errlen, "%s: out of memory", o->dir);
 		return -ENOMEM;
 	}
 	s->dirfd = -1;
 	s->keep = o->keep ? o->keep : 2;
 	s->stop_before_rename = o->test_stop_before_rename;
 	if ((ret = sl__mkdirs(o->dir)) < 0) {
-		sl__err(err, errlen, "%s: cannot create: %s", o->dir, sl_strerror(ret));
+		sl_errf(err, errlen, "%s: cannot create: %s", o->dir, sl_strerror(ret));
 		goto out;
 	}
 	s->dirfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		ret = -errno;
-		sl__err(err, errlen, "%s: cannot open: %s", o->dir, sl_strerror(ret));
+		sl_errf(err, errlen, "%s: cannot open: %s", o->dir, sl_strerror(ret));
 		goto out;
 	}
 	if ((ret = sl__list(s, &gens, &n, true)) < 0) {
-		sl__err(err, errlen, "%s: cannot list: %s", o->dir, sl_strerror(ret));
+		sl_errf(err, errlen, "%s: cannot list: %s", o->dir, sl_strerror(ret));
 		goto out;
 	}
 	s->next_gen = n ? gens[0] + 1 : 1;
@@ -240,108 +191,53 @@ uint64_t sl_snap_store_next_gen(const struct sl_snap_store *s)
 	return s->next_gen;
 }
 
-static int sl__write_all(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		/* Advance over what was written; a short write resumes mid-vector. */
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
 int sl_snap_store_write(struct sl_snap_store *s, const struct sl_snap_mark *marks, uint32_t n_marks,
                         const void *payload, size_t len, char *err, size_t errlen)
 {
-	char tmp[SL__GEN_DIGITS + 16], name[SL__GEN_DIGITS + 16];
+	char name[SL__GEN_DIGITS + 16];
 	uint8_t hdr[SL_SNAP_HDR], trailer[4];
 	uint8_t *mk = NULL;
 	uint64_t *gens = NULL;
 	size_t n_gens = 0;
 	uint64_t gen = s->next_gen;
-	const char *step = "open";
-	bool renamed = false;
-	int fd = -1, ret = 0;
+	const char *step = "";
+	int renamed = 0, ret = 0;
 	uint32_t crc;
 
 	if (n_marks > SL_SNAP_MAX_MARKS)
 		return -EINVAL;
 	snprintf(name, sizeof(name), "%020" PRIu64 ".snap", gen);
-	snprintf(tmp, sizeof(tmp), "%020" PRIu64 ".snap.tmp", gen);
 
 	mk = malloc((size_t)n_marks * 16 + 1);
 	if (!mk)
 		return -ENOMEM;
-	sl__put32(hdr, SL_SNAP_MAGIC);
-	sl__put32(hdr + 4, SL_SNAP_VERSION);
-	sl__put32(hdr + 8, n_marks);
-	sl__put32(hdr + 12, 0);
-	sl__put64(hdr + 16, gen);
-	sl__put64(hdr + 24, (uint64_t)len);
-	sl__put64(hdr + 32, sl_wall_ns() / 1000000);
+	sl_put_le32(hdr, SL_SNAP_MAGIC);
+	sl_put_le32(hdr + 4, SL_SNAP_VERSION);
+	sl_put_le32(hdr + 8, n_marks);
+	sl_put_le32(hdr + 12, 0);
+	sl_put_le64(hdr + 16, gen);
+	sl_put_le64(hdr + 24, (uint64_t)len);
+	sl_put_le64(hdr + 32, sl_wall_ns() / 1000000);
 	for (uint32_t i = 0; i < n_marks; i++) {
-		sl__put32(mk + i * 16, marks[i].partition);
-		sl__put32(mk + i * 16 + 4, 0);
-		sl__put64(mk + i * 16 + 8, marks[i].offset);
+		sl_put_le32(mk + i * 16, marks[i].partition);
+		sl_put_le32(mk + i * 16 + 4, 0);
+		sl_put_le64(mk + i * 16 + 8, marks[i].offset);
 	}
-	crc = sl__crc(0, hdr, sizeof(hdr));
-	crc = sl__crc(crc, mk, (size_t)n_marks * 16);
-	crc = sl__crc(crc, payload, len);
-	sl__put32(trailer, crc);
+	crc = sl_crc32c(0, hdr, sizeof(hdr));
+	crc = sl_crc32c(crc, mk, (size_t)n_marks * 16);
+	crc = sl_crc32c(crc, payload, len);
+	sl_put_le32(trailer, crc);
 
-	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
 	struct iovec iov[4] = {
 	    {hdr, sizeof(hdr)},
 	    {mk, (size_t)n_marks * 16},
 	    {(void *)payload, len},
 	    {trailer, sizeof(trailer)},
 	};
-	step = "write";
-	if ((ret = sl__write_all(fd, iov, 4)) < 0)
+	ret = sl_file_replace(s->dirfd, name, iov, 4,
+			      s->stop_before_rename ? SL_FILE_TEST_NO_RENAME : 0, &step, &renamed);
+	if (ret < 0)
 		goto fail;
-	/* The data must be on disk before the name points at it: a rename
-	 * that reaches the disk first would leave a torn file under the real
-	 * name after a power cut. */
-	step = "fdatasync";
-	if (fdatasync(fd) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	if (s->stop_before_rename) {
-		/* Left behind as a crash would leave it. */
-		step = "stopped before rename (test)";
-		ret = -ECANCELED;
-		goto fail;
-	}
-	step = "rename";
-	if (renameat(s->dirfd, tmp, s->dirfd, name) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	renamed = true;
-	/* The rename itself is durable only once the folder is. */
-	step = "fsync of the folder";
-	if (fsync(s->dirfd) < 0) {
-		ret = -errno;
-		goto fail;
-	}
 	s->next_gen = gen + 1;
 	/* Old generations go after the new one is durable, never before. */
 	if (sl__list(s, &gens, &n_gens, false) == 0) {
@@ -354,16 +250,13 @@ int sl_snap_store_write(struct sl_snap_store *s, const struct sl_snap_mark *mark
 	}
 	goto out;
 fail:
-	if (!renamed && ret != -ECANCELED)
-		unlinkat(s->dirfd, tmp, 0);
 	/* A generation whose rename happened but whose folder sync failed may
 	 * or may not survive a crash: never reuse its number. */
 	if (renamed)
 		s->next_gen = gen + 1;
-	sl__err(err, errlen, "%s/%s: %s: %s", s->dir, renamed ? name : tmp, step, sl_strerror(ret));
+	sl_errf(err, errlen, "%s/%s%s: %s: %s", s->dir, name, renamed ? "" : ".tmp", step,
+		sl_strerror(ret));
 out:
-	if (fd >= 0)
-		close(fd);
 	free(mk);
 	return ret;
 }
@@ -398,7 +291,7 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 	}
 	size = (size_t)st.st_size;
 	if (size < SL_SNAP_HDR + 4) {
-		sl__err(err, errlen, "%s/%s: %zu bytes, shorter than a header (torn)", s->dir, name,
+		sl_errf(err, errlen, "%s/%s: %zu bytes, shorter than a header (torn)", s->dir, name,
 		        size);
 		ret = -SL_ECORRUPT;
 		goto out;
@@ -419,8 +312,8 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 			break;
 		got += (size_t)r;
 	}
-	uint32_t magic = sl__get32(b), version = sl__get32(b + 4), n_marks = sl__get32(b + 8);
-	uint64_t plen = sl__get64(b + 24);
+	uint32_t magic = sl_get_le32(b), version = sl_get_le32(b + 4), n_marks = sl_get_le32(b + 8);
+	uint64_t plen = sl_get_le64(b + 24);
 	const char *why = NULL;
 	if (got != size)
 		why = "shrank while read";
@@ -431,12 +324,12 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 	else if (n_marks > SL_SNAP_MAX_MARKS ||
 	         (uint64_t)SL_SNAP_HDR + (uint64_t)n_marks * 16 + plen + 4 != size)
 		why = "length does not match its header (torn)";
-	else if (sl__get64(b + 16) != gen)
+	else if (sl_get_le64(b + 16) != gen)
 		why = "generation does not match its name";
-	else if (sl__crc(0, b, size - 4) != sl__get32(b + size - 4))
+	else if (sl_crc32c(0, b, size - 4) != sl_get_le32(b + size - 4))
 		why = "checksum mismatch";
 	if (why) {
-		sl__err(err, errlen, "%s/%s: %s", s->dir, name, why);
+		sl_errf(err, errlen, "%s/%s: %s", s->dir, name, why);
 		ret = -SL_ECORRUPT;
 		goto out;
 	}
@@ -446,12 +339,12 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 		goto out;
 	}
 	for (uint32_t i = 0; i < n_marks; i++) {
-		out->marks[i].partition = sl__get32(b + SL_SNAP_HDR + i * 16);
-		out->marks[i].offset = sl__get64(b + SL_SNAP_HDR + i * 16 + 8);
+		out->marks[i].partition = sl_get_le32(b + SL_SNAP_HDR + i * 16);
+		out->marks[i].offset = sl_get_le64(b + SL_SNAP_HDR + i * 16 + 8);
 	}
 	out->n_marks = n_marks;
 	out->generation = gen;
-	out->written_ms = (int64_t)sl__get64(b + 32);
+	out->written_ms = (int64_t)sl_get_le64(b + 32);
 	out->payload = b + SL_SNAP_HDR + (size_t)n_marks * 16;
 	out->payload_len = (size_t)plen;
 	out->sl__file = b;
@@ -476,7 +369,7 @@ int sl_snap_store_load(struct sl_snap_store *s, uint64_t below, struct sl_snap *
 
 	memset(out, 0, sizeof(*out));
 	if ((ret = sl__list(s, &gens, &n, false)) < 0) {
-		sl__err(err, errlen, "%s: cannot list: %s", s->dir, sl_strerror(ret));
+		sl_errf(err, errlen, "%s: cannot list: %s", s->dir, sl_strerror(ret));
 		return ret;
 	}
 	ret = -ENOENT;
@@ -495,7 +388,7 @@ int sl_snap_store_load(struct sl_snap_store *s, uint64_t below, struct sl_snap *
 			ret = -ENOENT;
 			continue;
 		}
-		sl__err(err, errlen, "%s: reading generation %" PRIu64 ": %s", s->dir, gens[i],
+		sl_errf(err, errlen, "%s: reading generation %" PRIu64 ": %s", s->dir, gens[i],
 		        sl_strerror(ret));
 		break;
 	}

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -36,34 +37,10 @@ static int sl__ckpt_path(const struct sl_partition *p, uint64_t base, const char
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-static int sl__write_file(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	const uint8_t *b = buf;
-	size_t done = 0;
-	int ret = 0;
-	while (done < len) {
-		ssize_t n = write(fd, b + done, len - done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			break;
-		}
-		done += (size_t)n;
-	}
-	if (!ret && fdatasync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 void sl__part_checkpoint(void *arg, uint64_t next_base)
 {
 	struct sl_partition *p = arg;
-	char path[4200], tmp[4200];
+	char path[4200];
 	size_t cap = sl_dedup_checkpoint_bound(p->dd), len = 0;
 	uint8_t *buf = malloc(cap ? cap : 1);
 	int ret = -ENOMEM;
@@ -73,19 +50,11 @@ void sl__part_checkpoint(void *arg, uint64_t next_base)
 	ret = sl_dedup_checkpoint_write(p->dd, next_base, buf, cap, &len);
 	if (ret < 0)
 		goto out;
-	if ((ret = sl__ckpt_path(p, next_base, "", path, sizeof(path))) < 0 ||
-	    (ret = sl__ckpt_path(p, next_base, ".tmp", tmp, sizeof(tmp))) < 0)
+	if ((ret = sl__ckpt_path(p, next_base, "", path, sizeof(path))) < 0)
 		goto out;
-	/* tmp, fdatasync, rename: a crash leaves the old name or the whole new
-	 * file, never half of one. The rename reaches the device with the
-	 * directory sync that creating the next segment does right after. */
-	ret = sl__write_file(tmp, buf, len);
-	if (ret == 0 && rename(tmp, path) < 0)
-		ret = -errno;
-	if (ret < 0) {
-		(void)unlink(tmp);
+	struct iovec iov = {buf, len};
+	if ((ret = sl_file_replace(AT_FDCWD, path, &iov, 1, 0, NULL, NULL)) < 0)
 		goto out;
-	}
 	/* Keep the newest two: the previous one is the fallback if this one
 	 * is found damaged. */
 	if (p->dd_ckpt_prev != UINT64_MAX &&
