@@ -18,7 +18,7 @@ static const struct sl_cli_cmd sl_cli_cmds[] = {
 	{"produce", "send JSON lines from stdin as events, print acks", sl_cli_produce},
 	{"bench", "end-to-end load generator (events/s, MB/s, latency percentiles)", sl_cli_bench},
 	{"consume", "print events of a topic as JSON lines", sl_cli_consume},
-	{"query", "read one entry of a projection (not available yet)", sl_cli_query},
+	{"query", "read one entry of a projection (over the HTTP port)", sl_cli_query},
 	{"status", "topics, partitions and their offsets (groups, projections: not yet)",
 	 sl_cli_status},
 };

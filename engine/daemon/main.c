@@ -15,6 +15,7 @@
 
 #include "base/base.h"
 #include "config/config.h"
+#include "http/http.h"
 #include "reactor/reactor.h"
 #include "server/server.h"
 
@@ -74,17 +75,12 @@ static enum sl_part_kind part_kind(enum sl_config_partitioner p)
  * nobody mistakes a silent no-op for a working one. */
 static void warn_unserved(const struct sl_config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_projections; i++)
-		fprintf(stderr, "sluiced: note: projection '%s' is configured but projections are not served yet\n",
-			cfg->projections[i].name);
 	for (size_t i = 0; i < cfg->n_sinks; i++)
 		fprintf(stderr, "sluiced: note: sink '%s' is configured but sinks are not served yet\n",
 			cfg->sinks[i].name);
 	for (size_t i = 0; i < cfg->n_pipelines; i++)
 		fprintf(stderr, "sluiced: note: pipeline '%s' is configured but pipelines are not served yet\n",
 			cfg->pipelines[i].name);
-	fprintf(stderr, "sluiced: note: the HTTP port %s:%u is not served yet\n",
-		cfg->listen.http.host, cfg->listen.http.port);
 }
 
 int main(int argc, char **argv)
@@ -182,6 +178,22 @@ int main(int argc, char **argv)
 	const char *h = cfg.listen.native.host;
 	snprintf(listen, sizeof(listen), strchr(h, ':') ? "[%s]:%u" : "%s:%u", h,
 		 cfg.listen.native.port);
+	ret = sl_config_resolve_plugin_path(&cfg, NULL);
+	if (ret < 0) {
+		fprintf(stderr, "sluiced: cannot find the plugins folder: %s\n", sl_strerror(ret));
+		return 1;
+	}
+	struct sl_server_proj_spec *pspecs =
+		calloc(cfg.n_projections ? cfg.n_projections : 1, sizeof(*pspecs));
+	if (!pspecs)
+		return 1;
+	for (size_t i = 0; i < cfg.n_projections; i++)
+		pspecs[i] = (struct sl_server_proj_spec){
+			.name = cfg.projections[i].name,
+			.plugin = cfg.projections[i].plugin,
+			.topic = (uint32_t)cfg.projections[i].from_topic,
+			.args = cfg.projections[i].args,
+		};
 	struct sl_server_opts so = {
 		.listen_native = listen,
 		.data_dir = cfg.data_dir,
@@ -194,6 +206,10 @@ int main(int argc, char **argv)
 		.topics = specs,
 		.n_topics = (uint32_t)cfg.n_topics,
 		.pin = true,
+		.projections = pspecs,
+		.n_projections = (uint32_t)cfg.n_projections,
+		.plugin_path = (const char *const *)cfg.plugin_path,
+		.n_plugin_path = cfg.n_plugin_path,
 	};
 	if (so.idle_timeout_ms == 0)
 		so.idle_timeout_ms = UINT32_MAX;
@@ -219,18 +235,41 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sluiced: %s\n", sl_strerror(ret));
 		return 1;
 	}
-	printf("sluiced: native %s:%u, %u reactors, data %s, config %s\n", h,
-	       sl_server_native_port(srv), srv->n, cfg.data_dir, cfg.source);
+	char hlisten[300];
+	const char *hh = cfg.listen.http.host;
+	snprintf(hlisten, sizeof(hlisten), strchr(hh, ':') ? "[%s]:%u" : "%s:%u", hh,
+		 cfg.listen.http.port);
+	struct sl_http_backend hb;
+	struct sl_http *http = NULL;
+	sl_server_http_backend(srv, &hb);
+	ret = sl_http_start(hlisten, &hb, &http, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "sluiced: cannot start the HTTP port: %s\n", err);
+		sl_server_stop(srv);
+		sl_server_wait(srv);
+		sl_server_destroy(srv);
+		return 1;
+	}
+	printf("sluiced: native %s:%u, http %s:%u, %u reactors, data %s, config %s\n", h,
+	       sl_server_native_port(srv), hh, sl_http_port(http), srv->n, cfg.data_dir,
+	       cfg.source);
 	for (size_t i = 0; i < cfg.n_topics; i++)
 		printf("sluiced: topic %s: %u partitions\n", cfg.topics[i].name,
 		       cfg.topics[i].partitions);
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		printf("sluiced: projection %s: plugin %s (%s), topic %s\n", srv->projs[i].name,
+		       srv->projs[i].plugin->name, srv->projs[i].plugin->file,
+		       srv->projs[i].topic->name);
 	printf("sluiced: ready\n");
 	fflush(stdout);
 
 	int sig = 0;
 	sigwait(&sigs, &sig);
 	fprintf(stderr, "sluiced: %s: draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	/* HTTP first: its handlers wait on the reactors, which answer every
+	 * pending query as they stop. */
 	sl_server_stop(srv);
+	sl_http_stop(http);
 	ret = sl_server_wait(srv);
 
 	uint64_t in = 0, acked = 0;
@@ -244,6 +283,7 @@ int main(int argc, char **argv)
 		(unsigned long long)in, (unsigned long long)acked);
 	sl_server_destroy(srv);
 	free(specs);
+	free(pspecs);
 	sl_config_free(&cfg);
 	return ret < 0 ? 1 : 0;
 }

@@ -464,6 +464,7 @@ static int sl__setup_uring(struct sl_reactor *r)
 static void sl__on_tick(struct sl_reactor *r)
 {
 	uint64_t now = sl_now_ns();
+	sl__proj_tick(r);
 	/* Interval durability: an fdatasync of what was written is due. */
 	for (uint32_t i = 0; i < r->n_parts; i++) {
 		struct sl_partition *p = r->parts[i];
@@ -588,6 +589,13 @@ static int sl__loop(struct sl_reactor *r)
 		/* Everything that can make work (data, blocks, timers, the log,
 		 * the reader, stop) arrives as a CQE, and every turn ends with
 		 * nothing left pending on our side: wait for the next one. */
+		if (r->proj_behind) {
+			/* Appliers have work left: come straight back after
+			 * whatever is ready, instead of sleeping. */
+			struct io_uring_sqe *sqe = sl__sqe(r);
+			io_uring_prep_nop(sqe);
+			io_uring_sqe_set_data64(sqe, SL_UD(SL_OP_NONE, 0));
+		}
 		ret = io_uring_submit_and_wait(&r->uring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			fprintf(stderr, "sluiced: reactor %u: io_uring_enter: %s\n", r->id,
@@ -604,6 +612,10 @@ static int sl__loop(struct sl_reactor *r)
 		sl__xdrain(r);
 		sl__conns_take_fetches(r);
 		sl__part_flush(r);
+		if (r->n_pparts) {
+			sl__proj_step(r);
+			sl__proj_take(r);
+		}
 		sl__xflush(r);
 		sl__conns_flush(r);
 		sl__buf_publish(r);
@@ -617,6 +629,7 @@ static int sl__loop(struct sl_reactor *r)
 			break;
 	}
 	r->exiting = true;
+	sl__proj_stop(r);
 	/* Our blocks that peers returned in their last turn, and anything we
 	 * still owe them, are settled: sl__drained() waited for both. */
 	sl__xflush(r);
@@ -693,7 +706,7 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 	r->backlog_tail = calloc(r->n, sizeof(*r->backlog_tail));
 	r->views = calloc(SL_PRODUCE_VIEWS, sizeof(*r->views));
 	if (!r->cur_ev || !r->cur_ack || !r->wake_mask || !r->peer_fds || !r->backlog_head ||
-	    !r->backlog_tail || !r->views)
+	    !r->backlog_tail || !r->views || sl__proj_init(r) < 0)
 		goto fail;
 
 	/* Partitions this reactor owns: p % n == id, across all topics. */
@@ -807,6 +820,7 @@ void sl_reactor_destroy(struct sl_reactor *r)
 	free(r->backlog_head);
 	free(r->backlog_tail);
 	free(r->views);
+	free(r->pparts);
 	free(r->parts);
 	free(r->dirty_parts);
 	free(r);

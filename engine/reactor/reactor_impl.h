@@ -61,6 +61,9 @@ struct sl_buf {
 };
 
 /* An ack waiting to be encoded into the connection's next Ack frame. */
+struct sl_pquery;
+struct sl_proj_part;
+
 struct sl_conn_ack {
 	uint64_t base_seq;
 	uint64_t offset;
@@ -158,6 +161,12 @@ struct sl_reactor {
 	bool stopping, input_done, drain_expired, exiting;
 	uint64_t drain_deadline_ns;
 
+	/* Projections of the partitions owned here (server/project.c). */
+	struct sl_proj_part **pparts;
+	uint32_t n_pparts;
+	bool proj_behind;            /* an applier has more to apply than a turn takes */
+	struct sl_pquery *pq_wait;   /* read-your-writes requests parked until applied */
+
 	struct sl_event_view *views; /* SL_PRODUCE_VIEWS scratch for sl__on_produce */
 	struct sl_reactor_stats stats;
 };
@@ -175,6 +184,13 @@ int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
 		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
 void sl__begin_stop(struct sl_reactor *r);
+
+/* proj.c */
+int sl__proj_init(struct sl_reactor *r);
+void sl__proj_take(struct sl_reactor *r);
+void sl__proj_step(struct sl_reactor *r);
+void sl__proj_tick(struct sl_reactor *r);
+void sl__proj_stop(struct sl_reactor *r);
 
 /* conn.c */
 int sl__conns_init(struct sl_reactor *r);

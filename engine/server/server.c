@@ -95,6 +95,14 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			       srv->producers, &srv->topics, err, errlen);
 	if (ret < 0)
 		goto fail;
+	/* Before the reactors: each takes the appliers of its partitions. */
+	err[0] = 0;
+	ret = sl__projs_create(srv, err, errlen);
+	if (ret < 0) {
+		if (!err[0])
+			sl_errf(err, errlen, "projections: %s", sl_strerror(ret));
+		goto fail;
+	}
 
 	ret = sl_net_parse_addr(opts->listen_native, &srv->native_addr);
 	if (ret < 0) {
@@ -239,6 +247,7 @@ void sl_server_destroy(struct sl_server *srv)
 		pthread_barrier_destroy(&srv->barrier);
 	free(srv->rings);
 	free(srv->reactors);
+	sl__projs_destroy(srv);
 	sl_topics_destroy(&srv->topics);
 	sl_producers_close(srv->producers);
 	if (srv->lock_fd >= 0)

@@ -20,9 +20,21 @@
 #include "net/net.h"
 #include "topic/topic.h"
 
+#include "plugin/plugin.h"
+
 struct sl_reactor;
 struct sl_reader;
 struct sl_ring;
+struct sl_applier;
+struct sl_config_node;
+
+/* A projection to run: plugin NAME.so fed by one topic. */
+struct sl_server_proj_spec {
+	const char *name;
+	const char *plugin;
+	uint32_t topic;                    /* index into sl_server_opts.topics */
+	const struct sl_config_node *args; /* the entry's args map, or NULL */
+};
 
 struct sl_server_opts {
 	const char *listen_native;     /* "host:port"; port 0 picks one */
@@ -36,6 +48,62 @@ struct sl_server_opts {
 	const struct sl_topic_spec *topics;
 	uint32_t n_topics;
 	bool pin;                      /* pin reactor i to CPU i % ncpu */
+	const struct sl_server_proj_spec *projections;
+	uint32_t n_projections;
+	const char *const *plugin_path; /* folders searched for NAME.so */
+	size_t n_plugin_path;
+	/* Snapshot cadence of every projection partition; 0: 1M events, 60 s. */
+	uint64_t snapshot_every_events;
+	uint64_t snapshot_every_ns;
+};
+
+/*
+ * One projection on one partition: its applier, owned by the partition's
+ * reactor (only that thread steps or queries it). `applied_pub` is the
+ * applier's next offset, published for other threads (status, metrics).
+ */
+struct sl_proj_part {
+	struct sl_applier *a;
+	struct sl_partition *part;
+	uint32_t proj;
+	bool failed;                   /* the applier stopped (its error says why) */
+	_Atomic uint64_t applied_pub;
+};
+
+struct sl_proj {
+	char *name;
+	struct sl_plugin *plugin;
+	struct sl_topic *topic;
+	struct sl_proj_part *parts;    /* one per partition of topic */
+};
+
+/*
+ * A read-model request from a thread other than the reactors (HTTP), to
+ * the reactor that owns partition `partition`: wait until the projection
+ * has applied `wait_offset` (read your writes), check the lag, query. The
+ * reactor answers every request exactly once, by its deadline at the
+ * latest (its tick checks), or at stop; it fills the answer, then sets
+ * `done` under `mu` and signals `cv`. The caller owns the request and frees
+ * it only after `done`.
+ */
+struct sl_pquery {
+	uint32_t proj, partition;
+	uint32_t mode;                 /* SL_PLUGIN_QUERY_FULL or _PART */
+	bool wait, query, has_max_lag;
+	uint64_t wait_offset;          /* applied once the applier's next > this */
+	uint64_t max_lag;
+	uint64_t deadline_ns;
+	const char *key;
+	uint32_t key_len;
+	/* the answer */
+	int status;                    /* HTTP status: 200, 404, 409, 503, 504 ... */
+	char msg[200];
+	struct sl_plugin_out out;
+	uint64_t applied, lag;
+	struct sl_pquery *next;        /* the reactor's wait list */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
 };
 
 struct sl_server {
@@ -59,6 +127,9 @@ struct sl_server {
 		_Atomic uint32_t value;
 	} SL_CACHE_ALIGNED stopping;  /* set once by sl_server_stop() */
 	struct sl_producers *producers; /* ids and epochs, shared by the reactors */
+	struct sl_proj *projs;          /* immutable after create (the appliers are the reactors') */
+	uint32_t n_projs;
+	struct sl_ring *pq;             /* per reactor: MPMC ring of struct sl_pquery * */
 	pthread_barrier_t barrier;     /* reactors meet once their rings exist */
 	int lock_fd;                   /* flock on data_dir/.lock */
 	bool barrier_ok;
@@ -78,5 +149,43 @@ void sl_server_destroy(struct sl_server *srv);
 
 /* The native port actually bound (useful with port 0). */
 uint16_t sl_server_native_port(const struct sl_server *srv);
+
+/*
+ * Read-model queries, from any thread but the reactors'; blocks until
+ * answered (at most timeout_ms plus a tick). Asks the plugin where `key`
+ * lives (one partition, or every one with their answers merged); with
+ * has_min, first waits until the projection has applied event `min_offset`
+ * of partition `min_partition` (read your writes); with has_max_lag, refuses
+ * to answer from a model more than max_lag events behind its partition's
+ * durable end. Returns the HTTP status and a malloc'd JSON body (*body,
+ * *len) in every case: 200, 400 (bad key / partition), 404 (no such
+ * projection or key), 409 (too far behind), 503 (not serving), 504
+ * (min_offset not applied in time).
+ */
+struct sl_server_query {
+	const char *projection;
+	size_t projection_len;
+	const char *key;
+	size_t key_len;
+	bool has_min, has_max_lag;
+	uint32_t min_partition;
+	uint64_t min_offset, max_lag;
+	uint32_t timeout_ms;
+};
+int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char **body,
+		    size_t *len);
+/* server/project.c, for server.c: plugins and appliers (before the
+ * reactors exist), and their release (final snapshots) after they ended. */
+int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
+void sl__projs_destroy(struct sl_server *srv);
+
+/* GET /v1/status and /metrics bodies (malloc'd). */
+int sl_server_status_json(struct sl_server *srv, char **body, size_t *len);
+int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len);
+
+/* The HTTP port's backend over this server (server/http.c); srv must
+ * outlive the HTTP server. */
+struct sl_http_backend;
+void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out);
 
 #endif

@@ -35,11 +35,12 @@ def check(cond, msg):
 class Server:
     """One sluiced process with its own folder."""
 
-    def __init__(self, sluiced, workdir, port=0, topics=None, name="srv"):
+    def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None):
         self.sluiced = sluiced
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = None
+        self.http_port = None
         self.proc = None
         self.stdout_lines = []
         self.stderr_path = os.path.join(self.dir, "stderr.txt")
@@ -52,6 +53,10 @@ class Server:
         ]
         for t, n in topics:
             cfg += ["  - name: %s" % t, "    partitions: %d" % n]
+        if projections:
+            cfg += ["projections:"]
+            for pname, plugin, topic in projections:
+                cfg += ["  - { name: %s, plugin: %s, from: %s }" % (pname, plugin, topic)]
         self.config = os.path.join(self.dir, "sluice.yaml")
         with open(self.config, "w") as f:
             f.write("\n".join(cfg) + "\n")
@@ -78,6 +83,9 @@ class Server:
             m = re.search(r"native [0-9.]+:(\d+)", buf.decode(errors="replace"))
             if m:
                 self.port = int(m.group(1))
+            m = re.search(r"http [0-9.]+:(\d+)", buf.decode(errors="replace"))
+            if m:
+                self.http_port = int(m.group(1))
             if any(line.strip() == "sluiced: ready" for line in lines):
                 self.stdout_lines = lines
                 break

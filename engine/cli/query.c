@@ -1,0 +1,293 @@
+/*
+ * sluice query: one read-model entry, through the server's HTTP port
+ * (GET /v1/projections/NAME/KEY) with libcurl. The answer's JSON goes to
+ * stdout as it came; an error answer's message goes to stderr.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "cli/cli.h"
+#include "http/http.h"
+
+#define SL__QUERY_DEFAULT_HTTP "127.0.0.1:7480"
+/* A read-model entry is one JSON object; anything this big is not one, and
+ * the bound keeps a misdirected URL from filling memory. */
+#define SL__QUERY_MAX_BODY (64u << 20)
+/* On top of the server's own wait (timeout_ms): the time the answer may take
+ * to arrive once the server gives up, so a server-side timeout is reported
+ * as the server's message rather than as curl's. */
+#define SL__QUERY_SLACK_MS   10000
+#define SL__QUERY_CONNECT_MS 5000
+
+struct sl__body {
+	char *data;
+	size_t len, cap;
+	bool too_big;
+};
+
+static size_t sl__on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct sl__body *b = arg;
+	size_t add = size * n;
+
+	if (b->len + add > SL__QUERY_MAX_BODY) {
+		b->too_big = true;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
+	char *d = sl_grow(b->data, &b->cap, b->len + add + 1, 4096);
+	if (!d)
+		return 0;
+	b->data = d;
+	memcpy(b->data + b->len, p, add);
+	b->len += add;
+	b->data[b->len] = 0;
+	return add;
+}
+
+static void sl__query_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: sluice query PROJECTION KEY [--min-offset TOKEN] [--max-lag N]\n"
+	        "                    [--timeout MS] [--http HOST:PORT]\n"
+	        "\n"
+	        "Prints one read-model entry of a projection as one JSON object (for the\n"
+	        "`latest` projection: the aggregate's latest event, in the consume format),\n"
+	        "asked of the server's HTTP port: GET /v1/projections/PROJECTION/KEY.\n"
+	        "\n"
+	        "  --min-offset TOKEN  read your writes: answer only once the projection has\n"
+	        "                      applied the event of this ack token (\"token\" in `sluice\n"
+	        "                      produce --print-acks`), or fail with a timeout error\n"
+	        "  --max-lag N         fail rather than answer from a model more than N events\n"
+	        "                      behind what is stored\n"
+	        "  --timeout MS        how long the server may wait for --min-offset (default\n"
+	        "                      5000, at most 60000)\n"
+	        "  --http H:P          the server's HTTP address (default " SL__QUERY_DEFAULT_HTTP
+	        ",\n"
+	        "                      or $SLUICE_HTTP)\n"
+	        "\n"
+	        "A KEY that starts with '-' goes after `--`. Exit status: 0 with the entry on\n"
+	        "stdout; 1 when the server answers an error (its message on stderr: unknown\n"
+	        "projection or key, timeout, lag, not serving) or cannot be reached; 2 for bad\n"
+	        "usage.\n");
+}
+
+/* "http://HOST:PORT" for curl, brackets around an IPv6 host. */
+static void sl__base_url(const struct sl_cli_server *s, char *out, size_t cap)
+{
+	if (strchr(s->host, ':'))
+		snprintf(out, cap, "http://[%s]:%u", s->host, s->port);
+	else
+		snprintf(out, cap, "http://%s:%u", s->host, s->port);
+}
+
+/* The server's "message" from a JSON error body, else the body itself. */
+static void sl__print_error(long status, const struct sl__body *b)
+{
+	struct json_object *o = b->data ? json_tokener_parse(b->data) : NULL;
+	struct json_object *m;
+
+	if (o && json_object_object_get_ex(o, "message", &m) &&
+	    json_object_is_type(m, json_type_string))
+		fprintf(stderr, "sluice query: %s (HTTP %ld)\n", json_object_get_string(m), status);
+	else if (b->len)
+		fprintf(stderr, "sluice query: HTTP %ld: %.*s%s", status,
+		        (int)(b->len > 500 ? 500 : b->len), b->data,
+		        b->data[b->len - 1] == '\n' ? "" : "\n");
+	else
+		fprintf(stderr, "sluice query: HTTP %ld with no message\n", status);
+	if (o)
+		json_object_put(o);
+}
+
+int sl_cli_query(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"min-offset", required_argument, NULL, 'm'},
+	    {"max-lag", required_argument, NULL, 'l'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"http", required_argument, NULL, 'H'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct sl_cli_server srv;
+	const char *min_token = NULL, *addr = NULL;
+	uint64_t max_lag = 0, timeout_ms = SL_HTTP_TIMEOUT_DEFAULT_MS;
+	bool has_lag = false, has_timeout = false;
+	int opt, ret = 1;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'm': {
+			uint32_t p;
+			uint64_t o;
+			if (sl_http_parse_token(optarg, strlen(optarg), &p, &o) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice query: --min-offset: expected PARTITION:OFFSET (the "
+				    "token of an ack), got '%s'\n",
+				    optarg);
+				return 2;
+			}
+			min_token = optarg;
+			break;
+		}
+		case 'l':
+			if (sl_cli_parse_u64(optarg, 0, UINT64_MAX, &max_lag) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice query: --max-lag: expected a whole number of events, "
+				    "got '%s'\n",
+				    optarg);
+				return 2;
+			}
+			has_lag = true;
+			break;
+		case 't':
+			if (sl_cli_parse_u64(optarg, 0, SL_HTTP_TIMEOUT_MAX_MS, &timeout_ms) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice query: --timeout: expected milliseconds from 0 to %u, "
+				    "got '%s'\n",
+				    SL_HTTP_TIMEOUT_MAX_MS, optarg);
+				return 2;
+			}
+			has_timeout = true;
+			break;
+		case 'H':
+			if (sl_cli_server_parse(optarg, &srv) < 0) {
+				fprintf(stderr,
+				        "sluice query: --http: expected HOST:PORT, got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			addr = optarg;
+			break;
+		case 'h':
+			sl__query_usage(stdout);
+			return 0;
+		default:
+			sl__query_usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr,
+		        "sluice query: expected PROJECTION KEY, got %d argument%s\n"
+		        "usage: sluice query PROJECTION KEY [--min-offset TOKEN] [--max-lag N] "
+		        "[--timeout MS] [--http HOST:PORT]\n",
+		        argc - optind, argc - optind == 1 ? "" : "s");
+		return 2;
+	}
+	const char *proj = argv[optind], *key = argv[optind + 1];
+	if (!*proj || !*key) {
+		fprintf(stderr, "sluice query: %s is empty\n", *proj ? "KEY" : "PROJECTION");
+		return 2;
+	}
+	if (!addr) {
+		addr = getenv("SLUICE_HTTP");
+		if (!addr || !*addr)
+			addr = SL__QUERY_DEFAULT_HTTP;
+	}
+	if (sl_cli_server_parse(addr, &srv) < 0) {
+		fprintf(stderr, "sluice query: SLUICE_HTTP: expected HOST:PORT, got '%s'\n", addr);
+		return 2;
+	}
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "sluice query: libcurl could not start\n");
+		return 1;
+	}
+	struct sl__body body = {0};
+	char base[300], url[SL_HTTP_MAX_URL * 2], cerr[CURL_ERROR_SIZE] = "";
+	char *ep = NULL, *ek = NULL;
+	CURL *cu = curl_easy_init();
+	if (!cu) {
+		fprintf(stderr, "sluice query: libcurl could not start\n");
+		goto out;
+	}
+	/* Every byte outside A-Z a-z 0-9 - . _ ~ is escaped, '/' included, so
+	 * the server splits NAME from KEY where we did. */
+	ep = curl_easy_escape(cu, proj, (int)strlen(proj));
+	ek = curl_easy_escape(cu, key, (int)strlen(key));
+	if (!ep || !ek) {
+		fprintf(stderr, "sluice query: out of memory\n");
+		goto out;
+	}
+	sl__base_url(&srv, base, sizeof(base));
+	int n = snprintf(url, sizeof(url), "%s/v1/projections/%s/%s", base, ep, ek);
+	char sep = '?';
+	if (n > 0 && (size_t)n < sizeof(url) && min_token) {
+		n += snprintf(url + n, sizeof(url) - (size_t)n, "%cmin_offset=%s", sep, min_token);
+		sep = '&';
+	}
+	if (n > 0 && (size_t)n < sizeof(url) && has_lag) {
+		n += snprintf(url + n, sizeof(url) - (size_t)n, "%cmax_lag=%llu", sep,
+		              (unsigned long long)max_lag);
+		sep = '&';
+	}
+	if (n > 0 && (size_t)n < sizeof(url) && has_timeout)
+		n += snprintf(url + n, sizeof(url) - (size_t)n, "%ctimeout_ms=%llu", sep,
+		              (unsigned long long)timeout_ms);
+	if (n < 0 || (size_t)n >= sizeof(url) || (size_t)n - strlen(base) > SL_HTTP_MAX_URL) {
+		fprintf(stderr,
+		        "sluice query: PROJECTION and KEY are too long (the request would be over "
+		        "%d bytes)\n",
+		        SL_HTTP_MAX_URL);
+		ret = 2;
+		goto out;
+	}
+
+	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, sl__on_data);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_PROXY, ""); /* a local port: never through $http_proxy */
+	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, (long)SL__QUERY_CONNECT_MS);
+	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)(timeout_ms + SL__QUERY_SLACK_MS));
+	CURLcode cr = curl_easy_perform(cu);
+	if (cr != CURLE_OK) {
+		if (body.too_big)
+			fprintf(stderr, "sluice query: %s: answer larger than %u MiB\n", base,
+			        SL__QUERY_MAX_BODY >> 20);
+		else if (cr == CURLE_COULDNT_CONNECT)
+			fprintf(stderr,
+			        "sluice query: cannot connect to %s (%s); is sluiced running with "
+			        "its HTTP port there? (--http or $SLUICE_HTTP)\n",
+			        base, *cerr ? cerr : curl_easy_strerror(cr));
+		else
+			fprintf(stderr, "sluice query: %s: %s\n", base,
+			        *cerr ? cerr : curl_easy_strerror(cr));
+		goto out;
+	}
+	long status = 0;
+	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		sl__print_error(status, &body);
+		goto out;
+	}
+	if (body.len && (fwrite(body.data, 1, body.len, stdout) != body.len ||
+	                 (body.data[body.len - 1] != '\n' && putchar('\n') == EOF))) {
+		fprintf(stderr, "sluice query: cannot write to stdout\n");
+		goto out;
+	}
+	if (fflush(stdout) == EOF) {
+		fprintf(stderr, "sluice query: cannot write to stdout\n");
+		goto out;
+	}
+	ret = 0;
+out:
+	curl_free(ep);
+	curl_free(ek);
+	if (cu)
+		curl_easy_cleanup(cu);
+	curl_global_cleanup();
+	free(body.data);
+	return ret;
+}

@@ -1,0 +1,291 @@
+/* The HTTP port on libmicrohttpd: listening, routing, bounds, answers. */
+#include "http/http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "http/http_impl.h"
+#include "net/net.h"
+
+#define SL__JSON_TYPE    "application/json"
+#define SL__METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define SL__PROJ_PREFIX  "/v1/projections/"
+
+/* Answer when even the error body could not be allocated. */
+static const char sl__oom_body[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}\n";
+
+struct sl_http {
+	struct MHD_Daemon *d;
+	struct sl_http_backend b;
+	uint16_t port;
+};
+
+/*
+ * MHD decodes the path and the query parameters in place before the handler
+ * sees them. Decoding the path there would lose what a key's "%2F" or
+ * "%00" was (and decode "%2525" once too often when parsed again), so it is
+ * switched off here and sl_http_parse_query decodes exactly once, with the
+ * lengths kept. MHD still turns '+' into ' ' in parameters (form
+ * encoding), which the parser treats the same way.
+ */
+static size_t sl__no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+/* Queues r (taking its body) with the given default content type. */
+static enum MHD_Result sl__send(struct MHD_Connection *c, struct sl_http_reply *r,
+                                const char *default_type, const char *allow)
+{
+	struct MHD_Response *resp;
+	int status = r->status;
+	const char *type = r->content_type ? r->content_type : default_type;
+
+	if (!r->body) {
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		type = SL__JSON_TYPE;
+		resp = MHD_create_response_from_buffer(
+		    sizeof(sl__oom_body) - 1, (void *)sl__oom_body, MHD_RESPMEM_PERSISTENT);
+	} else {
+		resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+		if (!resp)
+			free(r->body);
+	}
+	r->body = NULL;
+	if (!resp)
+		return MHD_NO; /* MHD closes the connection */
+	if (status < 100 || status > 599)
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	enum MHD_Result ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	/* Every answer but the static page is live state: a cached one would
+	 * defeat read-your-writes and freeze the dashboard. */
+	if (ok == MHD_YES)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (ok == MHD_YES && allow)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (ok == MHD_YES)
+		ok = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
+static enum MHD_Result sl__send_static(struct MHD_Connection *c, const char *body, size_t len,
+                                       const char *type)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+
+	if (!resp)
+		return MHD_NO;
+	enum MHD_Result ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (ok == MHD_YES)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (ok == MHD_YES)
+		ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
+/* Query parameters of one request, pointing into MHD's connection pool. */
+struct sl__args {
+	const char *names[SL_HTTP_MAX_ARGS];
+	const char *values[SL_HTTP_MAX_ARGS];
+	size_t n;     /* all of them, counted past SL_HTTP_MAX_ARGS */
+	size_t bytes; /* their raw size, as a share of the request target */
+};
+
+static enum MHD_Result sl__collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+	struct sl__args *a = cls;
+
+	(void)kind;
+	if (a->n < SL_HTTP_MAX_ARGS) {
+		a->names[a->n] = key;
+		a->values[a->n] = value;
+	}
+	a->n++;
+	a->bytes += (key ? strlen(key) : 0) + (value ? strlen(value) + 1 : 0) + 1;
+	return MHD_YES;
+}
+
+static enum MHD_Result sl__error(struct MHD_Connection *c, int status, const char *code,
+                                 const char *allow, const char *msg)
+{
+	struct sl_http_reply r;
+
+	sl_http_error_reply(&r, status, code, "%s", msg);
+	return sl__send(c, &r, SL__JSON_TYPE, allow);
+}
+
+static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_len, void **req)
+{
+	struct sl_http *h = cls;
+	struct sl__args args = {0};
+	struct sl_http_reply r = {0};
+	char msg[512];
+	/* Paths are echoed in messages only while short: a message quotes,
+	 * it does not mirror a request back. */
+	const char *shown = strlen(url) > 200 ? "this path" : url;
+	bool head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
+
+	(void)version;
+	(void)upload;
+	/* Refusals of other methods go out on the first call, before any body
+	 * is read (MHD then closes the connection rather than read it). */
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && !head) {
+		snprintf(msg, sizeof(msg), "method %.32s not allowed on %s (only GET)", method,
+		         shown);
+		return sl__error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "GET, HEAD",
+		                 msg);
+	}
+	/* GET answers wait for the call after the whole request is in: an
+	 * answer queued on the first call makes MHD 0.9.75 close the
+	 * connection after it, which costs a dashboard polling every second
+	 * a new connection (and thread) per request. A body sent with a GET
+	 * is read and dropped. */
+	if (!*req) {
+		*req = h;
+		return MHD_YES;
+	}
+	if (*upload_len) {
+		*upload_len = 0;
+		return MHD_YES;
+	}
+
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, sl__collect_arg, &args);
+	size_t ulen = strlen(url);
+	if (ulen + args.bytes > SL_HTTP_MAX_URL) {
+		snprintf(msg, sizeof(msg), "request target longer than %d bytes", SL_HTTP_MAX_URL);
+		return sl__error(c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", NULL, msg);
+	}
+
+	if (!strcmp(url, "/"))
+		return sl__send_static(c, sl__http_dashboard, sl__http_dashboard_len,
+		                       "text/html; charset=utf-8");
+	if (!strcmp(url, "/healthz"))
+		return sl__send_static(c, "ok\n", 3, "text/plain; charset=utf-8");
+	if (!strcmp(url, "/metrics")) {
+		h->b.metrics(h->b.arg, &r);
+		return sl__send(c, &r, SL__METRICS_TYPE, NULL);
+	}
+	if (!strcmp(url, "/v1/status")) {
+		h->b.status(h->b.arg, &r);
+		return sl__send(c, &r, SL__JSON_TYPE, NULL);
+	}
+	if (!strncmp(url, SL__PROJ_PREFIX, sizeof(SL__PROJ_PREFIX) - 1)) {
+		/* The decoded name and key never outgrow the raw path, which is
+		 * bounded above: the scratch lives on this thread's stack. */
+		char buf[SL_HTTP_MAX_URL + 2];
+		struct sl_http_query q;
+		/* args.n may exceed the SL_HTTP_MAX_ARGS entries collected: the
+		 * parser refuses that count before it reads any entry. */
+		if (sl_http_parse_query(url + sizeof(SL__PROJ_PREFIX) - 1, args.names, args.values,
+		                        args.n, buf, sizeof(buf), &q, msg, sizeof(msg)) < 0)
+			return sl__error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, msg);
+		h->b.query(h->b.arg, &q, &r);
+		return sl__send(c, &r, SL__JSON_TYPE, NULL);
+	}
+	snprintf(msg, sizeof(msg),
+	         "no route for %s (try /, /healthz, /metrics, /v1/status, "
+	         "/v1/projections/NAME/KEY)",
+	         shown);
+	return sl__error(c, MHD_HTTP_NOT_FOUND, "not_found", NULL, msg);
+}
+
+int sl_http_start(const char *host_port, const struct sl_http_backend *b, struct sl_http **out,
+                  char *err, size_t errlen)
+{
+	struct sl_http *h = NULL;
+	struct sl_addr addr;
+	int fd = -1, r, one = 1;
+
+	*out = NULL;
+	if (!b || !b->query || !b->status || !b->metrics) {
+		sl_errf(err, errlen, "http: backend without query, status or metrics");
+		return -EINVAL;
+	}
+	if (!host_port || sl_net_parse_addr(host_port, &addr) < 0) {
+		sl_errf(err, errlen,
+		        "listen.http: expected HOST:PORT with a numeric host, got '%s'",
+		        host_port ? host_port : "");
+		return -EINVAL;
+	}
+	int family = addr.ss.ss_family;
+	/* Our own socket rather than MHD's: bind errors come back as errno
+	 * with the address, and the chosen port is readable at once. No
+	 * SO_REUSEPORT (unlike the native port): a second sluiced on the
+	 * same HTTP address must fail, not share it. */
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&addr.ss, addr.len) < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	int port = sl_net_local_port(fd);
+	if (port < 0) {
+		r = port;
+		goto fail;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	h->b = *b;
+	h->port = (uint16_t)port;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
+	if (family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	h->d = MHD_start_daemon(
+	    flags, 0, NULL, NULL, sl__handle, h, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)SL_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)SL_HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)SL_HTTP_CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE, (size_t)SL_HTTP_STACK,
+	    MHD_OPTION_UNESCAPE_CALLBACK, sl__no_unescape, NULL, MHD_OPTION_END);
+	if (!h->d) {
+		sl_errf(err, errlen, "%s: libmicrohttpd could not start", host_port);
+		r = -EIO;
+		close(fd);
+		free(h);
+		return r;
+	}
+	*out = h;
+	return 0;
+fail:
+	sl_errf(err, errlen, "%s: %s", host_port, strerror(-r));
+	if (fd >= 0)
+		close(fd);
+	free(h);
+	return r;
+}
+
+uint16_t sl_http_port(const struct sl_http *h)
+{
+	return h->port;
+}
+
+void sl_http_stop(struct sl_http *h)
+{
+	if (!h)
+		return;
+	/* Closes the listening socket (MHD owns it once started), shuts the
+	 * connections and joins their threads. */
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,181 @@
+/*
+ * http: the HTTP port (`listen.http`, default 127.0.0.1:7480). It routes,
+ * parses and bounds requests, and leaves every answer about data to a
+ * backend (a table of three functions) that the server provides, so this
+ * module knows nothing of topics or projections.
+ *
+ * Routes (GET; HEAD is answered like GET without the body):
+ *   /                        a small live dashboard (inline HTML + script
+ *                            that polls /v1/status and /metrics each second)
+ *   /healthz                 200 "ok\n", text/plain, never asks the backend
+ *   /metrics                 backend->metrics (Prometheus text format)
+ *   /v1/status               backend->status (JSON)
+ *   /v1/projections/NAME/KEY[?min_offset=P:O][&max_lag=N][&timeout_ms=N]
+ *                            backend->query (JSON): one read-model entry
+ * Any other path: 404; any other method: 405 (with `Allow: GET, HEAD`).
+ *
+ * Query parameters: min_offset is the ack token `sluice produce
+ * --print-acks` prints ("PARTITION:OFFSET", decimal): answer only once the
+ * projection has applied that event (read your writes). max_lag=N: refuse
+ * when the model is more than N events behind the partition's durable end.
+ * timeout_ms=N (0..60000, default 5000): how long min_offset may wait.
+ * Any other parameter, or one given twice, is a 400. NAME and KEY are
+ * percent-decoded (%XX; '+' is a literal plus in the path); KEY is
+ * everything after the first '/' that follows NAME, so "a/b" works both
+ * as a%2Fb and raw.
+ *
+ * Every error answer is a JSON object {"error":CODE,"message":TEXT}
+ * (sl_http_error_reply), TEXT saying exactly what was wrong. Statuses and
+ * the codes to use with them:
+ *   200                          the answer
+ *   400 "bad_request"            a bad path or parameter (the message names it)
+ *   404 "unknown_projection"     no projection of that name
+ *   404 "not_found"              the projection has no entry for the key;
+ *                                also an unknown route
+ *   405 "method_not_allowed"     not GET or HEAD
+ *   409 "lag_exceeded"           max_lag: "the model is N events behind,
+ *                                more than max_lag M"
+ *   414 "uri_too_long"           the request target is over SL_HTTP_MAX_URL
+ *   500 "internal"               the backend failed (out of memory, a bug)
+ *   503 "unavailable"            the projection is not serving (failed,
+ *                                rebuilding)
+ *   504 "timeout"                min_offset not applied within timeout_ms
+ *
+ * Threading model: libmicrohttpd in thread-per-connection mode
+ * (MHD_USE_THREAD_PER_CONNECTION, poll() for the listener). Why: a query
+ * with min_offset blocks in backend->query until the projection catches up
+ * (up to 60 s). In MHD's thread-pool mode each pool thread multiplexes many
+ * connections, so one blocked handler would stall every other connection on
+ * its thread, the dashboard's and /healthz's included. With a thread per
+ * connection a blocked query only holds its own. The thread count is
+ * bounded by SL_HTTP_MAX_CONNS (further connections are refused by MHD),
+ * each thread's stack by SL_HTTP_STACK, and each connection's request
+ * memory by MHD's pool (SL_HTTP_CONN_MEMORY), so memory stays bounded.
+ * poll() rather than select(): sluiced holds thousands of sockets, and
+ * select() cannot watch a descriptor above 1023.
+ *
+ * Ownership: the backend fills a struct sl_http_reply with a malloc'd body
+ * that this module frees after sending. sl_http_start returns a server that
+ * sl_http_stop frees; the backend (and its arg) must outlive it.
+ * Threads: backend functions are called on MHD's connection threads,
+ * concurrently. sl_http_start / sl_http_stop from one controlling thread.
+ * sl_http_stop stops accepting, closes idle connections and joins every
+ * connection thread, so it waits for handlers that are blocked in
+ * backend->query: the server should wake its waiting queries (answering
+ * 503) before calling it. sl_http_parse_query and sl_http_error_reply are
+ * pure and may be called from any thread.
+ */
+#ifndef SL_HTTP_H
+#define SL_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest request target (path and query string) served. Keys are aggregate
+ * ids (short strings); 2 KiB leaves room for three times over-encoded keys
+ * and still keeps a request's scratch on the handler's stack. */
+#define SL_HTTP_MAX_URL 2048
+/* Query parameters per request: three are defined; the rest is slack for
+ * a clear "unknown parameter" message rather than a silent cut. */
+#define SL_HTTP_MAX_ARGS 16
+/* Connection threads. A dashboard and a few clients need a handful; a
+ * client that opens more gets refused connections, not an unbounded number
+ * of threads. */
+#define SL_HTTP_MAX_CONNS 256
+/* Stack per connection thread: the handler keeps its request scratch
+ * (about 2 x SL_HTTP_MAX_URL) there; the backend's JSON formatting uses the
+ * heap. Reserved address space, not resident memory. */
+#define SL_HTTP_STACK (512u << 10)
+/* MHD's per-connection memory pool: the request line and headers must fit
+ * (MHD answers 414/431 itself when they do not). */
+#define SL_HTTP_CONN_MEMORY (16u << 10)
+/* An idle keep-alive connection is closed after this, giving its thread back. */
+#define SL_HTTP_IDLE_TIMEOUT_S 30
+
+#define SL_HTTP_TIMEOUT_DEFAULT_MS 5000u
+#define SL_HTTP_TIMEOUT_MAX_MS     60000u
+
+struct sl_http;
+
+struct sl_http_query {
+	/* Percent-decoded; each points into the caller's parse buffer and is
+	 * followed there by a NUL (so a C string unless it holds a %00). */
+	const char *projection;
+	size_t projection_len; /* > 0 */
+	const char *key;       /* may contain ':' '/' and any byte */
+	size_t key_len;        /* > 0 */
+	bool has_min;
+	uint32_t min_partition; /* min_offset=P:O, the ack token */
+	uint64_t min_offset;
+	bool has_max_lag;
+	uint64_t max_lag;    /* events */
+	uint32_t timeout_ms; /* SL_HTTP_TIMEOUT_DEFAULT_MS unless given; <= _MAX_MS */
+};
+
+struct sl_http_reply {
+	int status; /* HTTP status */
+	char *body; /* malloc'd by the backend; this module frees it */
+	size_t len;
+	const char *content_type; /* static string; NULL = application/json (for
+	                           * /metrics: the Prometheus text type) */
+};
+
+struct sl_http_backend {
+	void *arg;
+	/* Each may be called on any HTTP thread, concurrently, and may block
+	 * (query: up to q->timeout_ms and a little). They always fill *out; on
+	 * failure with a JSON error body (sl_http_error_reply). A NULL body is
+	 * answered as 500. q and the strings in it live until query returns. */
+	void (*query)(void *arg, const struct sl_http_query *q, struct sl_http_reply *out);
+	void (*status)(void *arg, struct sl_http_reply *out);  /* GET /v1/status: JSON */
+	void (*metrics)(void *arg, struct sl_http_reply *out); /* GET /metrics: Prometheus */
+};
+
+/*
+ * Parses a projection request: `path` is the raw (still percent-encoded)
+ * path after "/v1/projections/", that is "NAME/KEY"; arg_names[i] and
+ * arg_values[i] are its query parameters, also still percent-encoded
+ * (NUL-terminated; '+' means a space there, as in forms; a value may be
+ * NULL for "?name" without '='). NAME and KEY are decoded into
+ * buf[0..buf_cap), which needs strlen(path) + 2 bytes; *out points into
+ * it. Parameter values are decoded on the stack (they are short numbers).
+ * 0, or -EINVAL with err
+ * saying exactly what is wrong, e.g. "min_offset: expected
+ * PARTITION:OFFSET, got 'x'". Pure: no allocation, no global state. The
+ * fuzz target's entry point.
+ */
+int sl_http_parse_query(const char *path, const char *const *arg_names,
+                        const char *const *arg_values, size_t n_args, char *buf, size_t buf_cap,
+                        struct sl_http_query *out, char *err, size_t errlen);
+
+/* An ack token "PARTITION:OFFSET" of exactly `len` bytes (decimal digits
+ * only, partition < 2^32, offset < 2^64). 0 or -EINVAL. Shared with the
+ * CLI so `sluice query --min-offset` refuses what the server would. */
+int sl_http_parse_token(const char *s, size_t len, uint32_t *partition, uint64_t *offset);
+
+/*
+ * Listens on `host_port` ("HOST:PORT", "[V6]:PORT"; a numeric address or
+ * localhost; port 0 picks a free one, see sl_http_port) and starts serving
+ * with `b` (copied; b->arg must outlive the server). 0 or -errno with err
+ * naming the address and the reason ("127.0.0.1:7480: Address already in
+ * use").
+ */
+int sl_http_start(const char *host_port, const struct sl_http_backend *b, struct sl_http **out,
+                  char *err, size_t errlen);
+/* The port listened on (the chosen one when started with port 0). */
+uint16_t sl_http_port(const struct sl_http *h);
+/* Stops accepting, waits for every handler to return (see the top), frees.
+ * NULL is a no-op. */
+void sl_http_stop(struct sl_http *h);
+
+/*
+ * Fills *out with status and the JSON body {"error":code,"message":...}
+ * (printf-style message, JSON-escaped; code is a fixed ASCII word from the
+ * table at the top) and content type application/json. 0, or -ENOMEM with
+ * out->body NULL (the module then answers a static 500).
+ */
+int sl_http_error_reply(struct sl_http_reply *out, int status, const char *code, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,296 @@
+/* Projection request parsing and the JSON error body: the pure half of http/. */
+#include "http/http.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "json/json.h"
+
+/* Decoded parameter names and values live on the stack: the longest valid
+ * value is a token of 10 + 1 + 20 digits; anything longer is wrong anyway
+ * and only needs enough of itself for the message. */
+#define SL__ARG_CAP  64
+#define SL__SHOW_CAP 40
+
+static int sl__hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decodes s[0..n) into dst (room for cap bytes, never less than the
+ * output needs when cap >= n). 0 with *dlen set; -EINVAL with *bad the byte
+ * offset of a '%' not followed by two hex digits; -ENOSPC when dst is full
+ * (*dlen then holds what fitted, for messages).
+ */
+static int sl__pct_decode(const char *s, size_t n, bool plus_is_space, char *dst, size_t cap,
+                          size_t *dlen, size_t *bad)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '%') {
+			int hi = i + 2 < n ? sl__hex(s[i + 1]) : -1;
+			int lo = hi >= 0 ? sl__hex(s[i + 2]) : -1;
+			if (hi < 0 || lo < 0) {
+				*bad = i;
+				*dlen = o;
+				return -EINVAL;
+			}
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '+' && plus_is_space) {
+			c = ' ';
+		}
+		if (o == cap) {
+			*dlen = o;
+			return -ENOSPC;
+		}
+		dst[o++] = c;
+	}
+	*dlen = o;
+	return 0;
+}
+
+/* A printable copy of s[0..n) for an error message: at most SL__SHOW_CAP
+ * bytes, anything outside printable ASCII as '?', "..." when cut. */
+static void sl__show(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0, lim = n < SL__SHOW_CAP ? n : SL__SHOW_CAP;
+
+	for (size_t i = 0; i < lim && o + 1 < cap; i++)
+		out[o++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	if (n > lim && o + 3 < cap) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = 0;
+}
+
+/* Decimal digits only (no sign, no spaces), at least one, value <= max. */
+static int sl__dec(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (v > (max - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int sl_http_parse_token(const char *s, size_t len, uint32_t *partition, uint64_t *offset)
+{
+	const char *colon = s ? memchr(s, ':', len) : NULL;
+	uint64_t p, o;
+
+	if (!colon)
+		return -EINVAL;
+	size_t plen = (size_t)(colon - s);
+	if (sl__dec(s, plen, UINT32_MAX, &p) < 0 ||
+	    sl__dec(colon + 1, len - plen - 1, UINT64_MAX, &o) < 0)
+		return -EINVAL;
+	*partition = (uint32_t)p;
+	*offset = o;
+	return 0;
+}
+
+enum sl__arg { SL__ARG_MIN, SL__ARG_LAG, SL__ARG_TIMEOUT, SL__ARG_N };
+
+static const char *const sl__arg_names[SL__ARG_N] = {"min_offset", "max_lag", "timeout_ms"};
+
+static int sl__parse_arg(const char *name, const char *value, bool seen[SL__ARG_N],
+                         struct sl_http_query *q, char *err, size_t errlen)
+{
+	char nb[SL__ARG_CAP], vb[SL__ARG_CAP], show[SL__SHOW_CAP + 4];
+	size_t nlen, vlen, bad;
+	int which = -1, r;
+
+	r = sl__pct_decode(name, strlen(name), true, nb, sizeof(nb), &nlen, &bad);
+	if (r == -EINVAL) {
+		sl__show(name, strlen(name), show, sizeof(show));
+		sl_errf(err, errlen, "parameter '%s': bad percent-encoding at byte %zu", show, bad);
+		return -EINVAL;
+	}
+	if (r == 0)
+		for (int i = 0; i < SL__ARG_N; i++)
+			if (nlen == strlen(sl__arg_names[i]) && !memcmp(nb, sl__arg_names[i], nlen))
+				which = i;
+	if (which < 0) {
+		sl__show(nb, nlen, show, sizeof(show));
+		sl_errf(err, errlen,
+		        "unknown parameter '%s' (expected min_offset, max_lag or timeout_ms)",
+		        show);
+		return -EINVAL;
+	}
+	const char *an = sl__arg_names[which];
+	if (seen[which]) {
+		sl_errf(err, errlen, "%s: given twice", an);
+		return -EINVAL;
+	}
+	seen[which] = true;
+	if (!value) {
+		sl_errf(err, errlen, "%s: needs a value (%s=...)", an, an);
+		return -EINVAL;
+	}
+	r = sl__pct_decode(value, strlen(value), true, vb, sizeof(vb), &vlen, &bad);
+	if (r == -EINVAL) {
+		sl__show(value, strlen(value), show, sizeof(show));
+		sl_errf(err, errlen, "%s: bad percent-encoding at byte %zu of '%s'", an, bad, show);
+		return -EINVAL;
+	}
+	/* -ENOSPC: longer than any valid value, but what fitted may parse, so
+	 * refuse explicitly (the message shows its start and "..."). */
+	bool too_long = r == -ENOSPC;
+	sl__show(vb, vlen, show, sizeof(show));
+	switch (which) {
+	case SL__ARG_MIN:
+		if (too_long ||
+		    sl_http_parse_token(vb, vlen, &q->min_partition, &q->min_offset) < 0) {
+			sl_errf(
+			    err, errlen,
+			    "min_offset: expected PARTITION:OFFSET (an ack token such as 3:1042), "
+			    "got '%s'",
+			    show);
+			return -EINVAL;
+		}
+		q->has_min = true;
+		break;
+	case SL__ARG_LAG:
+		if (too_long || sl__dec(vb, vlen, UINT64_MAX, &q->max_lag) < 0) {
+			sl_errf(err, errlen, "max_lag: expected a whole number of events, got '%s'",
+			        show);
+			return -EINVAL;
+		}
+		q->has_max_lag = true;
+		break;
+	default: {
+		uint64_t t;
+		if (too_long || sl__dec(vb, vlen, SL_HTTP_TIMEOUT_MAX_MS, &t) < 0) {
+			sl_errf(err, errlen,
+			        "timeout_ms: expected a whole number of milliseconds from 0 to %u, "
+			        "got '%s'",
+			        SL_HTTP_TIMEOUT_MAX_MS, show);
+			return -EINVAL;
+		}
+		q->timeout_ms = (uint32_t)t;
+		break;
+	}
+	}
+	return 0;
+}
+
+int sl_http_parse_query(const char *path, const char *const *arg_names,
+                        const char *const *arg_values, size_t n_args, char *buf, size_t buf_cap,
+                        struct sl_http_query *out, char *err, size_t errlen)
+{
+	struct sl_http_query q = {.timeout_ms = SL_HTTP_TIMEOUT_DEFAULT_MS};
+	bool seen[SL__ARG_N] = {false};
+	char show[SL__SHOW_CAP + 4];
+	size_t n = path ? strlen(path) : 0, nlen, klen, bad;
+
+	if (!path)
+		path = "";
+	if (buf_cap < 2 || n > buf_cap - 2) {
+		sl_errf(err, errlen, "path: longer than %zu bytes", buf_cap >= 2 ? buf_cap - 2 : 0);
+		return -EINVAL;
+	}
+	const char *slash = memchr(path, '/', n);
+	if (!slash || slash == path || slash + 1 == path + n) {
+		sl__show(path, n, show, sizeof(show));
+		sl_errf(err, errlen,
+		        "expected /v1/projections/NAME/KEY (both non-empty), got "
+		        "/v1/projections/%s",
+		        show);
+		return -EINVAL;
+	}
+	size_t raw_name = (size_t)(slash - path), raw_key = n - raw_name - 1;
+	/* Decoding never grows: NAME fits in raw_name bytes, KEY in raw_key,
+	 * and with their NULs both in n + 1 <= buf_cap - 1. */
+	if (sl__pct_decode(path, raw_name, false, buf, raw_name, &nlen, &bad) < 0) {
+		sl_errf(err, errlen, "projection name: bad percent-encoding at byte %zu", bad);
+		return -EINVAL;
+	}
+	buf[nlen] = 0;
+	if (memchr(buf, 0, nlen)) {
+		sl_errf(err, errlen, "projection name: contains a NUL byte (%%00)");
+		return -EINVAL;
+	}
+	char *key = buf + nlen + 1;
+	if (sl__pct_decode(slash + 1, raw_key, false, key, raw_key, &klen, &bad) < 0) {
+		sl_errf(err, errlen, "key: bad percent-encoding at byte %zu", bad);
+		return -EINVAL;
+	}
+	key[klen] = 0;
+	q.projection = buf;
+	q.projection_len = nlen;
+	q.key = key;
+	q.key_len = klen;
+
+	if (n_args > SL_HTTP_MAX_ARGS) {
+		sl_errf(err, errlen, "too many query parameters (%zu, at most %d)", n_args,
+		        SL_HTTP_MAX_ARGS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n_args; i++) {
+		const char *an = arg_names ? arg_names[i] : NULL;
+		const char *av = arg_values ? arg_values[i] : NULL;
+		/* "a=1&&b=2" and a trailing '&' leave empty names: nothing said. */
+		if (!an || (!*an && !av))
+			continue;
+		if (sl__parse_arg(an, av, seen, &q, err, errlen) < 0)
+			return -EINVAL;
+	}
+	*out = q;
+	return 0;
+}
+
+int sl_http_error_reply(struct sl_http_reply *out, int status, const char *code, const char *fmt,
+                        ...)
+{
+	struct sl_json_buf b = {0};
+	char msg[1024];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	*out = (struct sl_http_reply){.status = status};
+	r = sl_json_buf_put_raw(&b, "{\"error\":", 9);
+	if (!r)
+		r = sl_json_buf_put_str(&b, code, strlen(code));
+	if (!r)
+		r = sl_json_buf_put_raw(&b, ",\"message\":", 11);
+	if (!r)
+		r = sl_json_buf_put_str(&b, msg, strlen(msg));
+	if (!r)
+		r = sl_json_buf_put_raw(&b, "}\n", 2);
+	if (r) {
+		sl_json_buf_release(&b);
+		return -ENOMEM;
+	}
+	out->body = b.data;
+	out->len = b.len;
+	b.data = NULL;
+	sl_json_buf_release(&b);
+	return 0;
+}

@@ -1,0 +1,55 @@
+/* The HTTP port's backend: sl_http_backend over the server's queries and
+ * reports (http/ knows nothing of the server; the server nothing of HTTP). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+#include "server/server.h"
+
+static void sl__hq(void *arg, const struct sl_http_query *q, struct sl_http_reply *out)
+{
+	struct sl_server_query sq = {
+		.projection = q->projection,
+		.projection_len = q->projection_len,
+		.key = q->key,
+		.key_len = q->key_len,
+		.has_min = q->has_min,
+		.has_max_lag = q->has_max_lag,
+		.min_partition = q->min_partition,
+		.min_offset = q->min_offset,
+		.max_lag = q->max_lag,
+		.timeout_ms = q->timeout_ms,
+	};
+	out->status = sl_server_query(arg, &sq, &out->body, &out->len);
+	out->content_type = NULL;
+}
+
+static void sl__hreport(struct sl_http_reply *out, int ret, const char *content_type)
+{
+	if (ret < 0) {
+		free(out->body);
+		out->body = NULL;
+		sl_http_error_reply(out, 500, "internal", "%s", sl_strerror(ret));
+		return;
+	}
+	out->status = 200;
+	out->content_type = content_type;
+}
+
+static void sl__hstatus(void *arg, struct sl_http_reply *out)
+{
+	sl__hreport(out, sl_server_status_json(arg, &out->body, &out->len), NULL);
+}
+
+static void sl__hmetrics(void *arg, struct sl_http_reply *out)
+{
+	sl__hreport(out, sl_server_metrics_text(arg, &out->body, &out->len),
+		    "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
+{
+	*out = (struct sl_http_backend){
+		.arg = srv, .query = sl__hq, .status = sl__hstatus, .metrics = sl__hmetrics,
+	};
+}

@@ -1,0 +1,362 @@
+/*
+ * Projections in the server: loading their plugins, one applier per
+ * partition handed to the partition's reactor, and the read-model queries
+ * of other threads (HTTP), carried to the owning reactors as messages.
+ *
+ * Why messages, not locks: an applier and its plugin instance belong to
+ * the reactor that owns the partition (plugin.h promises plugins one thread
+ * per instance); a query runs there between two apply calls, so it sees a
+ * model that is never half-applied, and ingest never waits on a reader.
+ * The asking thread blocks on the request's condition variable; the
+ * reactor answers every request by its deadline (checked at each tick) or
+ * at stop.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "project/project.h"
+#include "reactor/reactor.h"
+#include "ring/ring.h"
+#include "server/server.h"
+
+#define SL__PQ_SLOTS 1024u
+#define SL__SNAP_EVENTS (UINT64_C(1) << 20)
+#define SL__SNAP_NS (UINT64_C(60) * 1000000000u)
+
+int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
+{
+	const struct sl_server_opts *o = &srv->opts;
+	char dir[4096];
+	int ret;
+
+	/* struct sl_ring keeps its indexes on their own cache lines. */
+	size_t bytes = (srv->n * sizeof(*srv->pq) + SL_CACHELINE - 1) & ~(size_t)(SL_CACHELINE - 1);
+	srv->pq = aligned_alloc(SL_CACHELINE, bytes);
+	if (!srv->pq)
+		return -ENOMEM;
+	memset(srv->pq, 0, bytes);
+	for (uint32_t i = 0; i < srv->n; i++)
+		if ((ret = sl_ring_init(&srv->pq[i], SL__PQ_SLOTS)) < 0)
+			return ret;
+	if (!o->n_projections)
+		return 0;
+	srv->projs = calloc(o->n_projections, sizeof(*srv->projs));
+	if (!srv->projs)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < o->n_projections; i++) {
+		const struct sl_server_proj_spec *sp = &o->projections[i];
+		struct sl_proj *pj = &srv->projs[i];
+		srv->n_projs = i + 1;
+		if (sp->topic >= srv->topics.n)
+			return -EINVAL;
+		pj->topic = &srv->topics.v[sp->topic];
+		pj->name = strdup(sp->name);
+		pj->parts = calloc(pj->topic->n_parts, sizeof(*pj->parts));
+		if (!pj->name || !pj->parts)
+			return -ENOMEM;
+		char lerr[512];
+		ret = sl_plugin_load(o->plugin_path, o->n_plugin_path, sp->plugin, SL_PLUGIN_PROJECTION,
+				     &pj->plugin, lerr, sizeof(lerr));
+		if (ret < 0) {
+			sl_errf(err, errlen, "projection %s: %s", sp->name, lerr);
+			return ret;
+		}
+		for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
+			struct sl_proj_part *pp = &pj->parts[p];
+			struct sl_partition *part = &pj->topic->parts[p];
+			pp->part = part;
+			pp->proj = i;
+			if (!part->log) {
+				/* A refused partition: its projection is not served
+				 * either, and says so when asked. */
+				pp->failed = true;
+				continue;
+			}
+			if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u", o->data_dir, sp->name,
+				     p) >= (int)sizeof(dir))
+				return -ENAMETOOLONG;
+			struct sl_applier_opts ao = {
+				.plugin = pj->plugin,
+				.inst = {.name = sp->name, .topic = pj->topic->name, .partition = p,
+					 .n_partitions = pj->topic->n_parts, .args = sp->args},
+				.log_dir = part->dir,
+				.snap_dir = dir,
+				.snapshot_every_events = o->snapshot_every_events ? o->snapshot_every_events
+										  : SL__SNAP_EVENTS,
+				.snapshot_every_ns = o->snapshot_every_ns ? o->snapshot_every_ns
+									  : SL__SNAP_NS,
+			};
+			ret = sl_applier_open(&ao, &pp->a, lerr, sizeof(lerr));
+			if (ret < 0) {
+				sl_errf(err, errlen, "projection %s partition %u: %s", sp->name, p, lerr);
+				return ret;
+			}
+			atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
+					      memory_order_relaxed);
+		}
+	}
+	return 0;
+}
+
+void sl__projs_destroy(struct sl_server *srv)
+{
+	for (uint32_t i = 0; i < srv->n_projs; i++) {
+		struct sl_proj *pj = &srv->projs[i];
+		for (uint32_t p = 0; pj->parts && p < pj->topic->n_parts; p++) {
+			struct sl_proj_part *pp = &pj->parts[p];
+			if (!pp->a)
+				continue;
+			/* A snapshot at a clean stop makes the next start fast. */
+			if (!pp->failed && sl_applier_snapshot(pp->a) < 0)
+				fprintf(stderr, "sluiced: projection %s partition %u: final snapshot: %s\n",
+					pj->name, p, sl_applier_error(pp->a));
+			sl_applier_close(pp->a);
+		}
+		free(pj->parts);
+		sl_plugin_unload(pj->plugin);
+		free(pj->name);
+	}
+	free(srv->projs);
+	if (srv->pq)
+		for (uint32_t i = 0; i < srv->n; i++)
+			sl_ring_destroy(&srv->pq[i]);
+	free(srv->pq);
+}
+
+/* ---- queries, on the asking thread ---------------------------------------------- */
+
+static int sl__body(char **body, size_t *len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sl__body(char **body, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(body, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		*body = NULL;
+		*len = 0;
+		return -ENOMEM;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+/* An error answer: {"error":CODE,"message":TEXT}; returns the status. */
+static int sl__fail(char **body, size_t *len, int status, const char *code, const char *msg)
+{
+	struct sl_json_buf b = {0};
+	if (sl_json_buf_put_raw(&b, "{\"error\":\"", 10) < 0 ||
+	    sl_json_buf_put_raw(&b, code, strlen(code)) < 0 ||
+	    sl_json_buf_put_raw(&b, "\",\"message\":", 12) < 0 ||
+	    sl_json_buf_put_str(&b, msg, strlen(msg)) < 0 || sl_json_buf_put_raw(&b, "}", 1) < 0) {
+		sl_json_buf_release(&b);
+		sl__body(body, len, "{\"error\":\"internal\",\"message\":\"out of memory\"}");
+		return 500;
+	}
+	*body = b.data;
+	*len = b.len;
+	b.data = NULL;
+	sl_json_buf_release(&b);
+	return status;
+}
+
+static const char *sl__code_of(int status)
+{
+	switch (status) {
+	case 400:
+		return "bad_request";
+	case 404:
+		return "not_found";
+	case 409:
+		return "too_far_behind";
+	case 503:
+		return "unavailable";
+	case 504:
+		return "timeout";
+	default:
+		return "internal";
+	}
+}
+
+static struct sl_pquery *sl__pq_new(uint32_t proj, uint32_t partition, uint64_t deadline_ns)
+{
+	struct sl_pquery *q = calloc(1, sizeof(*q));
+	if (!q)
+		return NULL;
+	q->proj = proj;
+	q->partition = partition;
+	q->deadline_ns = deadline_ns;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	return q;
+}
+
+static void sl__pq_free(struct sl_pquery *q)
+{
+	if (!q)
+		return;
+	sl_plugin_out_release(&q->out);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+	free(q);
+}
+
+/* Hands q to the partition's reactor and waits for its answer. */
+static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
+{
+	const struct sl_proj *pj = &srv->projs[q->proj];
+	uint32_t owner = pj->topic->parts[q->partition].owner;
+
+	if (atomic_load_explicit(&srv->stopping.value, memory_order_acquire) ||
+	    !sl_ring_push_mpmc(&srv->pq[owner], q)) {
+		q->status = 503;
+		snprintf(q->msg, sizeof(q->msg), "%s",
+			 atomic_load_explicit(&srv->stopping.value, memory_order_acquire)
+				 ? "the server is shutting down"
+				 : "too many queries in flight");
+		return;
+	}
+	sl_reactor_wake(srv->reactors[owner]);
+	pthread_mutex_lock(&q->mu);
+	while (!q->done)
+		pthread_cond_wait(&q->cv, &q->mu);
+	pthread_mutex_unlock(&q->mu);
+}
+
+int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, char **body,
+		    size_t *len)
+{
+	struct sl_pquery *wq = NULL, **qs = NULL;
+	uint32_t proj = UINT32_MAX, n = 0;
+	char msg[300];
+	int status = 200;
+
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		if (strlen(srv->projs[i].name) == in->projection_len &&
+		    !memcmp(srv->projs[i].name, in->projection, in->projection_len))
+			proj = i;
+	if (proj == UINT32_MAX) {
+		snprintf(msg, sizeof(msg), "no projection named '%.*s'", (int)in->projection_len,
+			 in->projection);
+		return sl__fail(body, len, 404, "not_found", msg);
+	}
+	const struct sl_proj *pj = &srv->projs[proj];
+	uint64_t deadline = sl_now_ns() + (uint64_t)in->timeout_ms * 1000000u;
+	if (in->has_min && in->min_partition >= pj->topic->n_parts) {
+		snprintf(msg, sizeof(msg), "min_offset: topic %s has partitions 0..%u, not %u",
+			 pj->topic->name, pj->topic->n_parts - 1, in->min_partition);
+		return sl__fail(body, len, 400, "bad_request", msg);
+	}
+	if (in->key_len > UINT32_MAX) {
+		return sl__fail(body, len, 400, "bad_request", "key too long");
+	}
+	/* Read your writes: the event of the token first, wherever it is. */
+	if (in->has_min) {
+		wq = sl__pq_new(proj, in->min_partition, deadline);
+		if (!wq)
+			return sl__fail(body, len, 500, "internal", "out of memory");
+		wq->wait = true;
+		wq->wait_offset = in->min_offset;
+		sl__pq_run(srv, wq);
+		if (wq->status != 200) {
+			status = sl__fail(body, len, wq->status, sl__code_of(wq->status), wq->msg);
+			goto out;
+		}
+	}
+	const char *agg;
+	uint32_t agg_len;
+	int route = sl_project_key_route(pj->plugin, in->key, (uint32_t)in->key_len, &agg, &agg_len);
+	if (route < 0) {
+		snprintf(msg, sizeof(msg), "projection %s cannot read the key '%.*s'", pj->name,
+			 (int)(in->key_len > 100 ? 100 : in->key_len), in->key);
+		status = sl__fail(body, len, 400, "bad_request", msg);
+		goto out;
+	}
+	uint32_t first = 0, count = pj->topic->n_parts;
+	if (route == 1) {
+		first = sl_part_of_key(&pj->topic->part, agg, agg_len);
+		count = 1;
+	}
+	qs = calloc(count, sizeof(*qs));
+	if (!qs) {
+		status = sl__fail(body, len, 500, "internal", "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < count; i++, n++) {
+		qs[i] = sl__pq_new(proj, first + i, deadline);
+		if (!qs[i]) {
+			status = sl__fail(body, len, 500, "internal", "out of memory");
+			goto out;
+		}
+		qs[i]->query = true;
+		qs[i]->mode = route == 1 ? SL_PLUGIN_QUERY_FULL : SL_PLUGIN_QUERY_PART;
+		qs[i]->key = in->key;
+		qs[i]->key_len = (uint32_t)in->key_len;
+		qs[i]->has_max_lag = in->has_max_lag;
+		qs[i]->max_lag = in->max_lag;
+	}
+	/* One partition at a time: a query is short, and the reactors answer
+	 * between their turns. */
+	for (uint32_t i = 0; i < count; i++) {
+		sl__pq_run(srv, qs[i]);
+		int st = qs[i]->status;
+		if (st != 200 && !(st == 404 && route == 0)) {
+			status = sl__fail(body, len, st, sl__code_of(st), qs[i]->msg);
+			goto out;
+		}
+	}
+	if (route == 1) {
+		struct sl_plugin_out *o = &qs[0]->out;
+		*body = o->buf.data;
+		*len = o->buf.len;
+		o->buf.data = NULL;
+		o->buf.len = o->buf.cap = 0;
+		status = 200;
+		goto out;
+	}
+	/* Every partition holds a share: merge those that have one. */
+	const uint8_t **parts = calloc(count, sizeof(*parts));
+	size_t *lens = calloc(count, sizeof(*lens));
+	uint32_t k = 0;
+	struct sl_plugin_out merged = {0};
+	if (!parts || !lens) {
+		free(parts);
+		free(lens);
+		status = sl__fail(body, len, 500, "internal", "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		if (qs[i]->status == 200) {
+			parts[k] = (const uint8_t *)qs[i]->out.buf.data;
+			lens[k++] = qs[i]->out.buf.len;
+		}
+	int mret = sl_project_merge(pj->plugin, in->key, (uint32_t)in->key_len, parts, lens, k,
+				    &merged);
+	free(parts);
+	free(lens);
+	if (mret == -ENOENT || (mret == 0 && k == 0 && !merged.buf.len)) {
+		snprintf(msg, sizeof(msg), "projection %s has no entry '%.*s'", pj->name,
+			 (int)(in->key_len > 100 ? 100 : in->key_len), in->key);
+		status = sl__fail(body, len, 404, "not_found", msg);
+	} else if (mret < 0) {
+		snprintf(msg, sizeof(msg), "projection %s: merging the partitions' answers: %s",
+			 pj->name, sl_strerror(mret));
+		status = sl__fail(body, len, 500, "internal", msg);
+	} else {
+		*body = merged.buf.data;
+		*len = merged.buf.len;
+		merged.buf.data = NULL;
+		status = 200;
+	}
+	sl_plugin_out_release(&merged);
+out:
+	sl__pq_free(wq);
+	for (uint32_t i = 0; i < n; i++)
+		sl__pq_free(qs[i]);
+	free(qs);
+	return status;
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""End-to-end cases for projections served by sluiced and queried over HTTP.
+
+read_your_writes: one producer, one event at a time; after each ack, a query
+  with the ack's token must show that very event (10,000 times).
+query_errors: every error answer of GET /v1/projections/NAME/KEY.
+exactly_once_restarts: the counter projection after a clean restart and
+  after SIGKILL counts every stored event exactly once.
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Server, Workdir, check, main, run  # noqa: E402
+from cases import Producer  # noqa: E402
+
+PROJECTIONS = [("counter", "counter", "events"), ("latest", "latest", "events")]
+
+
+def get(srv, path, timeout=30):
+    """GET on the server's HTTP port: (status, parsed JSON body)."""
+    url = "http://127.0.0.1:%d%s" % (srv.http_port, path)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def q(name, key, **params):
+    path = "/v1/projections/%s/%s" % (urllib.parse.quote(name, safe=""),
+                                      urllib.parse.quote(key, safe=""))
+    if params:
+        path += "?" + urllib.parse.urlencode(params)
+    return path
+
+
+def event(i, agg):
+    return json.dumps({"type": "Deposited", "aggregate": agg, "data": {"n": i}})
+
+
+def case_read_your_writes(a):
+    n = 10000
+    with Workdir() as wd, Server(a.sluiced, wd, projections=PROJECTIONS) as srv:
+        check(srv.http_port, "no http port in sluiced's output")
+        prod = Producer(a.sluice, srv.addr, 60)
+        t0 = time.monotonic()
+        try:
+            for i in range(n):
+                agg = "acct-%d" % (i % 37)
+                prod.send([event(i, agg)])
+                ack = prod.read_acks(1)[0]
+                st, body = get(srv, q("latest", agg, min_offset=ack["token"]))
+                check(st == 200, "iteration %d: status %d: %r" % (i, st, body))
+                data = body.get("data")
+                check(isinstance(data, dict) and data.get("n") == i,
+                      "iteration %d: read %r, not the write just acked (token %s)" % (
+                          i, body, ack["token"]))
+            rc, _, err = prod.finish()
+            check(rc == 0, "produce rc %d: %s" % (rc, err))
+        finally:
+            prod.kill()
+        took = time.monotonic() - t0
+        st, body = get(srv, q("counter", "type:Deposited"))
+        check(st == 200 and body.get("count") == n, "counter type:Deposited: %d %r" % (st, body))
+        print("read_your_writes: %d iterations, every read saw its write, %.1f s (%.0f us each)"
+              % (n, took, took * 1e6 / n))
+
+
+def case_query_errors(a):
+    with Workdir() as wd, Server(a.sluiced, wd, projections=PROJECTIONS) as srv:
+        prod = Producer(a.sluice, srv.addr, 30)
+        try:
+            prod.send([event(1, "acct-1")])
+            ack = prod.read_acks(1)[0]
+            prod.finish()
+        finally:
+            prod.kill()
+        st, body = get(srv, q("nope", "acct-1"))
+        check(st == 404 and "nope" in body.get("message", ""), "unknown projection: %d %r" % (st, body))
+        st, body = get(srv, q("latest", "acct-404"))
+        check(st == 404, "unknown key: %d %r" % (st, body))
+        st, body = get(srv, q("latest", "acct-1", min_offset="x:1"))
+        check(st == 400 and "min_offset" in body.get("message", ""), "bad token: %d %r" % (st, body))
+        st, body = get(srv, q("latest", "acct-1", min_offset="99:0"))
+        check(st == 400, "token of a partition that does not exist: %d %r" % (st, body))
+        # A token past the end (no such event yet): waits, then a clear timeout.
+        p = ack["token"].split(":")[0]
+        t0 = time.monotonic()
+        st, body = get(srv, q("latest", "acct-1", min_offset="%s:1000" % p, timeout_ms=300))
+        took = time.monotonic() - t0
+        check(st == 504 and body.get("error") == "timeout", "timeout: %d %r" % (st, body))
+        check(0.25 < took < 5, "timeout answered after %.2f s, asked 0.3 s" % took)
+        st, body = get(srv, q("latest", "acct-1", min_offset=ack["token"], max_lag=0))
+        check(st == 200, "caught up, max_lag 0: %d %r" % (st, body))
+        st, body = get(srv, "/v1/status")
+        check(st == 200 and [p["name"] for p in body["projections"]] == ["counter", "latest"],
+              "status: %r" % body)
+        out = run([a.sluice, "query", "latest", "acct-1", "--min-offset", ack["token"],
+                   "--http", "127.0.0.1:%d" % srv.http_port])
+        check(out[0] == 0 and json.loads(out[1])["data"]["n"] == 1, "sluice query: %r" % (out,))
+
+
+def count_of(srv, key):
+    st, body = get(srv, q("counter", key))
+    check(st == 200, "counter %s: %d %r" % (key, st, body))
+    return body["count"]
+
+
+def wait_all(srv):
+    st, body = get(srv, "/v1/status")
+    check(st == 200, "status: %d" % st)
+    for part in body["topics"][0]["partitions"]:
+        if part["end_offset"] > 0:
+            token = "%d:%d" % (part["partition"], part["end_offset"] - 1)
+            st, body = get(srv, q("counter", "type:Deposited", min_offset=token,
+                                  timeout_ms=30000), timeout=60)
+            check(st == 200, "waiting for %s: %d %r" % (token, st, body))
+
+
+def case_exactly_once_restarts(a):
+    per = 3000
+    with Workdir() as wd:
+        srv = Server(a.sluiced, wd, projections=PROJECTIONS).start()
+        try:
+            for round_ in range(3):
+                prod = Producer(a.sluice, srv.addr, 60)
+                try:
+                    # In steps: a whole round at once could fill both pipes
+                    # (our writes to its stdin, its acks to its stdout).
+                    acks = []
+                    for lo in range(0, per, 200):
+                        prod.send([event(i, "acct-%d" % (i % 11)) for i in range(lo, lo + 200)])
+                        acks += prod.read_acks(200)
+                    rc, _, err = prod.finish()
+                    check(rc == 0, "produce rc %d: %s" % (rc, err))
+                finally:
+                    prod.kill()
+                want = per * (round_ + 1)
+                # Every event stored is applied once: wait on the last token.
+                last = acks[-1]["token"]
+                st, body = get(srv, q("counter", "aggregate:acct-0", min_offset=last))
+                check(st == 200, "after round %d: %d %r" % (round_, st, body))
+                got = count_of(srv, "type:Deposited")
+                check(got == want, "round %d: counter says %d, stored %d" % (round_, got, want))
+                if round_ == 0:
+                    check(srv.stop() == 0, "clean stop")
+                else:
+                    srv.kill()  # SIGKILL: the model restarts from a snapshot or from 0
+                srv = Server(a.sluiced, wd, port=srv.port, projections=PROJECTIONS).start()
+                # No new writes: wait (server side, read-your-writes) until
+                # the counter has applied the last stored event of every
+                # partition, then it must hold the same count.
+                wait_all(srv)
+                got = count_of(srv, "type:Deposited")
+                check(got == want, "after restart %d: counter says %d, stored %d" % (
+                    round_, got, want))
+        finally:
+            srv.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main({
+        "read_your_writes": case_read_your_writes,
+        "query_errors": case_query_errors,
+        "exactly_once_restarts": case_exactly_once_restarts,
+    }))
