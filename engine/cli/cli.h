@@ -23,6 +23,7 @@ int sl_cli_produce(int argc, char **argv);
 int sl_cli_bench(int argc, char **argv);
 int sl_cli_consume(int argc, char **argv);
 int sl_cli_query(int argc, char **argv);
+int sl_cli_projection(int argc, char **argv);
 int sl_cli_status(int argc, char **argv);
 
 struct sl_cli_server {

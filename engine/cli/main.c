@@ -19,7 +19,9 @@ static const struct sl_cli_cmd sl_cli_cmds[] = {
 	{"bench", "end-to-end load generator (events/s, MB/s, latency percentiles)", sl_cli_bench},
 	{"consume", "print events of a topic as JSON lines", sl_cli_consume},
 	{"query", "read one entry of a projection (over the HTTP port)", sl_cli_query},
-	{"status", "topics, partitions and their offsets (groups, projections: not yet)",
+	{"projection", "rebuild a projection from offset 0 and compare it with the live one",
+	 sl_cli_projection},
+	{"status", "topics, partitions and their offsets (groups: not yet)",
 	 sl_cli_status},
 };
 

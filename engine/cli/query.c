@@ -86,22 +86,86 @@ static void sl__base_url(const struct sl_cli_server *s, char *out, size_t cap)
 }
 
 /* The server's "message" from a JSON error body, else the body itself. */
-static void sl__print_error(long status, const struct sl__body *b)
+static void sl__print_error(const char *cmd, long status, const struct sl__body *b)
 {
 	struct json_object *o = b->data ? json_tokener_parse(b->data) : NULL;
 	struct json_object *m;
 
 	if (o && json_object_object_get_ex(o, "message", &m) &&
 	    json_object_is_type(m, json_type_string))
-		fprintf(stderr, "sluice query: %s (HTTP %ld)\n", json_object_get_string(m), status);
+		fprintf(stderr, "sluice %s: %s (HTTP %ld)\n", cmd, json_object_get_string(m), status);
 	else if (b->len)
-		fprintf(stderr, "sluice query: HTTP %ld: %.*s%s", status,
+		fprintf(stderr, "sluice %s: HTTP %ld: %.*s%s", cmd, status,
 		        (int)(b->len > 500 ? 500 : b->len), b->data,
 		        b->data[b->len - 1] == '\n' ? "" : "\n");
 	else
-		fprintf(stderr, "sluice query: HTTP %ld with no message\n", status);
+		fprintf(stderr, "sluice %s: HTTP %ld with no message\n", cmd, status);
 	if (o)
 		json_object_put(o);
+}
+
+/*
+ * One request to the server's HTTP port, its answer printed on stdout (200)
+ * or its message on stderr. Returns the exit status: 0, or 1 (no answer, an
+ * error status, or, with fail_if_false, a 200 whose JSON has that member
+ * false).
+ */
+static int sl__http_call(CURL *cu, const char *cmd, const char *base, const char *url, bool post,
+			 uint64_t timeout_ms, const char *fail_if_false)
+{
+	struct sl__body body = {0};
+	char cerr[CURL_ERROR_SIZE] = "";
+	int ret = 1;
+
+	if (post)
+		curl_easy_setopt(cu, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, sl__on_data);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_PROXY, ""); /* a local port: never through $http_proxy */
+	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, (long)SL__QUERY_CONNECT_MS);
+	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)(timeout_ms + SL__QUERY_SLACK_MS));
+	CURLcode cr = curl_easy_perform(cu);
+	if (cr != CURLE_OK) {
+		if (body.too_big)
+			fprintf(stderr, "sluice %s: %s: answer larger than %u MiB\n", cmd, base,
+			        SL__QUERY_MAX_BODY >> 20);
+		else if (cr == CURLE_COULDNT_CONNECT)
+			fprintf(stderr,
+			        "sluice %s: cannot connect to %s (%s); is sluiced running with "
+			        "its HTTP port there? (--http or $SLUICE_HTTP)\n",
+			        cmd, base, *cerr ? cerr : curl_easy_strerror(cr));
+		else
+			fprintf(stderr, "sluice %s: %s: %s\n", cmd, base,
+			        *cerr ? cerr : curl_easy_strerror(cr));
+		goto out;
+	}
+	long status = 0;
+	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		sl__print_error(cmd, status, &body);
+		goto out;
+	}
+	if ((body.len && (fwrite(body.data, 1, body.len, stdout) != body.len ||
+	                  (body.data[body.len - 1] != '\n' && putchar('\n') == EOF))) ||
+	    fflush(stdout) == EOF) {
+		fprintf(stderr, "sluice %s: cannot write to stdout\n", cmd);
+		goto out;
+	}
+	ret = 0;
+	if (fail_if_false && body.data) {
+		struct json_object *o = json_tokener_parse(body.data), *v;
+		if (o && json_object_object_get_ex(o, fail_if_false, &v) &&
+		    json_object_is_type(v, json_type_boolean) && !json_object_get_boolean(v))
+			ret = 1;
+		if (o)
+			json_object_put(o);
+	}
+out:
+	free(body.data);
+	return ret;
 }
 
 int sl_cli_query(int argc, char **argv)
@@ -203,8 +267,7 @@ int sl_cli_query(int argc, char **argv)
 		fprintf(stderr, "sluice query: libcurl could not start\n");
 		return 1;
 	}
-	struct sl__body body = {0};
-	char base[300], url[SL_HTTP_MAX_URL * 2], cerr[CURL_ERROR_SIZE] = "";
+	char base[300], url[SL_HTTP_MAX_URL * 2];
 	char *ep = NULL, *ek = NULL;
 	CURL *cu = curl_easy_init();
 	if (!cu) {
@@ -243,51 +306,103 @@ int sl_cli_query(int argc, char **argv)
 		goto out;
 	}
 
-	curl_easy_setopt(cu, CURLOPT_URL, url);
-	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, sl__on_data);
-	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, cerr);
-	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(cu, CURLOPT_PROXY, ""); /* a local port: never through $http_proxy */
-	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, (long)SL__QUERY_CONNECT_MS);
-	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)(timeout_ms + SL__QUERY_SLACK_MS));
-	CURLcode cr = curl_easy_perform(cu);
-	if (cr != CURLE_OK) {
-		if (body.too_big)
-			fprintf(stderr, "sluice query: %s: answer larger than %u MiB\n", base,
-			        SL__QUERY_MAX_BODY >> 20);
-		else if (cr == CURLE_COULDNT_CONNECT)
-			fprintf(stderr,
-			        "sluice query: cannot connect to %s (%s); is sluiced running with "
-			        "its HTTP port there? (--http or $SLUICE_HTTP)\n",
-			        base, *cerr ? cerr : curl_easy_strerror(cr));
-		else
-			fprintf(stderr, "sluice query: %s: %s\n", base,
-			        *cerr ? cerr : curl_easy_strerror(cr));
-		goto out;
-	}
-	long status = 0;
-	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200) {
-		sl__print_error(status, &body);
-		goto out;
-	}
-	if (body.len && (fwrite(body.data, 1, body.len, stdout) != body.len ||
-	                 (body.data[body.len - 1] != '\n' && putchar('\n') == EOF))) {
-		fprintf(stderr, "sluice query: cannot write to stdout\n");
-		goto out;
-	}
-	if (fflush(stdout) == EOF) {
-		fprintf(stderr, "sluice query: cannot write to stdout\n");
-		goto out;
-	}
-	ret = 0;
+	ret = sl__http_call(cu, "query", base, url, false, timeout_ms, NULL);
+	goto out;
 out:
 	curl_free(ep);
 	curl_free(ek);
 	if (cu)
 		curl_easy_cleanup(cu);
 	curl_global_cleanup();
-	free(body.data);
+	return ret;
+}
+
+static void sl__projection_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: sluice projection rebuild NAME [--http HOST:PORT]\n"
+	        "\n"
+	        "Rebuilds projection NAME from offset 0, beside the live model (which keeps\n"
+	        "serving), up to the offset the live model has applied, and compares the two\n"
+	        "models byte for byte, partition by partition. Prints the server's JSON\n"
+	        "answer ({\"projection\",\"equal\",\"partitions\":[{\"partition\",\"events\",\n"
+	        "\"equal\",\"bytes\",\"rebuilt_bytes\"}]}); exits 0 when every partition is\n"
+	        "equal, 1 otherwise or on an error.\n"
+	        "\n"
+	        "  --http H:P   the server's HTTP port (default " SL__QUERY_DEFAULT_HTTP
+	        ", or $SLUICE_HTTP)\n");
+}
+
+int sl_cli_projection(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"http", required_argument, NULL, 'H'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct sl_cli_server srv;
+	const char *addr = NULL;
+	int opt, ret = 1;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'H':
+			if (sl_cli_server_parse(optarg, &srv) < 0) {
+				fprintf(stderr, "sluice projection: --http: expected HOST:PORT, got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			addr = optarg;
+			break;
+		case 'h':
+			sl__projection_usage(stdout);
+			return 0;
+		default:
+			sl__projection_usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2 || strcmp(argv[optind], "rebuild") != 0) {
+		fprintf(stderr, "sluice projection: expected `rebuild NAME`\n");
+		sl__projection_usage(stderr);
+		return 2;
+	}
+	const char *name = argv[optind + 1];
+	if (!addr) {
+		addr = getenv("SLUICE_HTTP");
+		if (!addr || !*addr)
+			addr = SL__QUERY_DEFAULT_HTTP;
+	}
+	if (sl_cli_server_parse(addr, &srv) < 0) {
+		fprintf(stderr, "sluice projection: SLUICE_HTTP: expected HOST:PORT, got '%s'\n",
+		        addr);
+		return 2;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "sluice projection: libcurl could not start\n");
+		return 1;
+	}
+	char base[300], url[SL_HTTP_MAX_URL * 2];
+	char *en = NULL;
+	CURL *cu = curl_easy_init();
+	if (!cu || !(en = curl_easy_escape(cu, name, (int)strlen(name)))) {
+		fprintf(stderr, "sluice projection: libcurl could not start\n");
+		goto out;
+	}
+	sl__base_url(&srv, base, sizeof(base));
+	int n = snprintf(url, sizeof(url), "%s/v1/projections/%s/rebuild", base, en);
+	if (n < 0 || (size_t)n >= sizeof(url)) {
+		fprintf(stderr, "sluice projection: NAME too long\n");
+		ret = 2;
+		goto out;
+	}
+	/* A rebuild reads the whole topic: allow it an hour. */
+	ret = sl__http_call(cu, "projection", base, url, true, 3600u * 1000u, "equal");
+out:
+	curl_free(en);
+	if (cu)
+		curl_easy_cleanup(cu);
+	curl_global_cleanup();
 	return ret;
 }

@@ -17,6 +17,7 @@
 #define SL__JSON_TYPE    "application/json"
 #define SL__METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define SL__PROJ_PREFIX  "/v1/projections/"
+#define SL__REBUILD      "/rebuild"
 
 /* Answer when even the error body could not be allocated. */
 static const char sl__oom_body[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}\n";
@@ -142,9 +143,15 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 
 	(void)version;
 	(void)upload;
+	/* The one POST: a projection rebuild, /v1/projections/NAME/rebuild. */
+	size_t ulen0 = strlen(url), plen = sizeof(SL__PROJ_PREFIX) - 1, slen = strlen(SL__REBUILD);
+	bool rebuild = !strcmp(method, MHD_HTTP_METHOD_POST) && ulen0 > plen + slen &&
+		       !strncmp(url, SL__PROJ_PREFIX, plen) &&
+		       !strcmp(url + ulen0 - slen, SL__REBUILD) &&
+		       !memchr(url + plen, '/', ulen0 - plen - slen) && h->b.rebuild;
 	/* Refusals of other methods go out on the first call, before any body
 	 * is read (MHD then closes the connection rather than read it). */
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && !head) {
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && !head && !rebuild) {
 		snprintf(msg, sizeof(msg), "method %.32s not allowed on %s (only GET)", method,
 		         shown);
 		return sl__error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "GET, HEAD",
@@ -171,6 +178,10 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 		return sl__error(c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", NULL, msg);
 	}
 
+	if (rebuild) {
+		h->b.rebuild(h->b.arg, url + plen, ulen0 - plen - slen, &r);
+		return sl__send(c, &r, SL__JSON_TYPE, NULL);
+	}
 	if (!strcmp(url, "/"))
 		return sl__send_static(c, sl__http_dashboard, sl__http_dashboard_len,
 		                       "text/html; charset=utf-8");

@@ -130,6 +130,10 @@ struct sl_http_backend {
 	void (*query)(void *arg, const struct sl_http_query *q, struct sl_http_reply *out);
 	void (*status)(void *arg, struct sl_http_reply *out);  /* GET /v1/status: JSON */
 	void (*metrics)(void *arg, struct sl_http_reply *out); /* GET /metrics: Prometheus */
+	/* POST /v1/projections/NAME/rebuild: rebuilds the projection from
+	 * offset 0 beside the live model and compares the two (may take as
+	 * long as reading the topic). NULL: the route answers 404. */
+	void (*rebuild)(void *arg, const char *name, size_t name_len, struct sl_http_reply *out);
 };
 
 /*

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "project/project.h"
 #include "reactor/reactor_impl.h"
@@ -55,6 +56,98 @@ static void sl__pq_done(struct sl_pquery *q, int status, const char *fmt, ...)
 	pthread_mutex_unlock(&q->mu);
 }
 
+/* Starts a rebuild beside the live applier: a second instance from offset
+ * 0 that never snapshots, stepped by sl__proj_step until it has applied
+ * what the live one has. */
+static void sl__rebuild_start(struct sl_reactor *r, struct sl_pquery *q)
+{
+	struct sl_server *srv = r->srv;
+	const struct sl_proj *pj = &srv->projs[q->proj];
+	struct sl_proj_part *pp = &pj->parts[q->partition];
+	char dir[4096], err[300];
+
+	if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u/rebuild", srv->opts.data_dir,
+		     pj->name, q->partition) >= (int)sizeof(dir)) {
+		sl__pq_done(q, 500, "data_dir path too long");
+		return;
+	}
+	struct sl_applier_opts ao = {
+		.plugin = pj->plugin,
+		.inst = {.name = pj->name, .topic = pj->topic->name, .partition = q->partition,
+			 .n_partitions = pj->topic->n_parts,
+			 .args = srv->opts.projections[q->proj].args},
+		.log_dir = pp->part->dir,
+		.snap_dir = dir,
+		.rebuild = true,
+	};
+	if (sl_applier_open(&ao, &q->rb, err, sizeof(err)) < 0) {
+		sl__pq_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
+			    q->partition, err);
+		return;
+	}
+	q->next = r->pq_rebuild;
+	r->pq_rebuild = q;
+	r->proj_behind = true;
+}
+
+/* Finishes a rebuild that has caught up with the live model. */
+static void sl__rebuild_finish(struct sl_reactor *r, struct sl_pquery *q)
+{
+	const struct sl_proj *pj = &r->srv->projs[q->proj];
+	struct sl_proj_part *pp = &pj->parts[q->partition];
+	struct sl_plugin_out live = {0}, rb = {0};
+	int status = 200;
+
+	q->applied = sl_applier_next(pp->a);
+	if (sl_applier_model_bytes(pp->a, &live) < 0 || sl_applier_model_bytes(q->rb, &rb) < 0) {
+		status = 500;
+		snprintf(q->msg, sizeof(q->msg), "projection %s partition %u: snapshot failed",
+			 pj->name, q->partition);
+	}
+	q->model_bytes = live.buf.len;
+	q->rb_bytes = rb.buf.len;
+	q->equal = live.buf.len == rb.buf.len &&
+		   (!live.buf.len || !memcmp(live.buf.data, rb.buf.data, live.buf.len));
+	sl_plugin_out_release(&live);
+	sl_plugin_out_release(&rb);
+	sl_applier_close(q->rb);
+	q->rb = NULL;
+	sl__pq_done(q, status, NULL);
+}
+
+/* Steps every rebuild toward its live model; answers those that are there. */
+static void sl__rebuild_step(struct sl_reactor *r)
+{
+	struct sl_pquery *q = r->pq_rebuild, *keep = NULL;
+	r->pq_rebuild = NULL;
+	while (q) {
+		struct sl_pquery *nx = q->next;
+		const struct sl_proj *pj = &r->srv->projs[q->proj];
+		struct sl_proj_part *pp = &pj->parts[q->partition];
+		uint64_t target = pp->a && !pp->failed ? sl_applier_next(pp->a) : 0;
+		int ret = 0;
+		if (pp->failed || !pp->a) {
+			sl_applier_close(q->rb);
+			q->rb = NULL;
+			sl__pq_done(q, 503, "projection %s partition %u stopped during the rebuild",
+				    pj->name, q->partition);
+		} else if (sl_applier_next(q->rb) >= target) {
+			sl__rebuild_finish(r, q);
+		} else if ((ret = sl_applier_step(q->rb, target, SL_PROJ_STEP_EVENTS)) < 0) {
+			sl__pq_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
+				    q->partition, sl_applier_error(q->rb));
+			sl_applier_close(q->rb);
+			q->rb = NULL;
+		} else {
+			q->next = keep;
+			keep = q;
+			r->proj_behind = true;
+		}
+		q = nx;
+	}
+	r->pq_rebuild = keep;
+}
+
 /* Answers q now, or parks it until the applier has passed its offset. */
 static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 {
@@ -66,6 +159,10 @@ static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 			    q->partition,
 			    pp->a ? sl_applier_error(pp->a)
 				  : (pp->part->error ? pp->part->error : "partition refused"));
+		return;
+	}
+	if (q->rebuild) {
+		sl__rebuild_start(r, q);
 		return;
 	}
 	uint64_t next = sl_applier_next(pp->a);
@@ -165,6 +262,8 @@ void sl__proj_step(struct sl_reactor *r)
 	}
 	if (moved && r->pq_wait)
 		sl__pq_recheck(r, 0);
+	if (r->pq_rebuild)
+		sl__rebuild_step(r);
 }
 
 void sl__proj_tick(struct sl_reactor *r)
@@ -180,6 +279,15 @@ void sl__proj_stop(struct sl_reactor *r)
 	r->pq_wait = NULL;
 	while (q) {
 		struct sl_pquery *nx = q->next;
+		sl__pq_done(q, 503, "the server is shutting down");
+		q = nx;
+	}
+	q = r->pq_rebuild;
+	r->pq_rebuild = NULL;
+	while (q) {
+		struct sl_pquery *nx = q->next;
+		sl_applier_close(q->rb);
+		q->rb = NULL;
 		sl__pq_done(q, 503, "the server is shutting down");
 		q = nx;
 	}

@@ -166,6 +166,7 @@ struct sl_reactor {
 	uint32_t n_pparts;
 	bool proj_behind;            /* an applier has more to apply than a turn takes */
 	struct sl_pquery *pq_wait;   /* read-your-writes requests parked until applied */
+	struct sl_pquery *pq_rebuild; /* rebuilds in progress */
 
 	struct sl_event_view *views; /* SL_PRODUCE_VIEWS scratch for sl__on_produce */
 	struct sl_reactor_stats stats;

@@ -47,9 +47,16 @@ static void sl__hmetrics(void *arg, struct sl_http_reply *out)
 		    "text/plain; version=0.0.4; charset=utf-8");
 }
 
+static void sl__hrebuild(void *arg, const char *name, size_t name_len, struct sl_http_reply *out)
+{
+	out->status = sl_server_rebuild(arg, name, name_len, &out->body, &out->len);
+	out->content_type = NULL;
+}
+
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 {
 	*out = (struct sl_http_backend){
 		.arg = srv, .query = sl__hq, .status = sl__hstatus, .metrics = sl__hmetrics,
+		.rebuild = sl__hrebuild,
 	};
 }

@@ -360,3 +360,75 @@ out:
 	free(qs);
 	return status;
 }
+
+int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, char **body,
+		      size_t *len)
+{
+	uint32_t proj = UINT32_MAX;
+	char msg[300];
+
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		if (strlen(srv->projs[i].name) == name_len &&
+		    !memcmp(srv->projs[i].name, name, name_len))
+			proj = i;
+	if (proj == UINT32_MAX) {
+		snprintf(msg, sizeof(msg), "no projection named '%.*s'",
+			 (int)(name_len > 100 ? 100 : name_len), name);
+		return sl__fail(body, len, 404, "not_found", msg);
+	}
+	const struct sl_proj *pj = &srv->projs[proj];
+	uint32_t n = pj->topic->n_parts;
+	struct sl_pquery **qs = calloc(n, sizeof(*qs));
+	int status = 200;
+	bool all_equal = true;
+	if (!qs)
+		return sl__fail(body, len, 500, "internal", "out of memory");
+	/* A rebuild reads the whole topic: give it an hour before the reactor
+	 * gives up on it. */
+	uint64_t deadline = sl_now_ns() + UINT64_C(3600) * 1000000000u;
+	for (uint32_t p = 0; p < n; p++) {
+		qs[p] = sl__pq_new(proj, p, deadline);
+		if (!qs[p]) {
+			status = sl__fail(body, len, 500, "internal", "out of memory");
+			goto out;
+		}
+		qs[p]->rebuild = true;
+	}
+	for (uint32_t p = 0; p < n; p++) {
+		sl__pq_run(srv, qs[p]);
+		if (qs[p]->status != 200) {
+			status = sl__fail(body, len, qs[p]->status, sl__code_of(qs[p]->status),
+					  qs[p]->msg);
+			goto out;
+		}
+		all_equal &= qs[p]->equal;
+	}
+	char *buf = NULL;
+	size_t sz = 0;
+	FILE *f = open_memstream(&buf, &sz);
+	if (!f) {
+		status = sl__fail(body, len, 500, "internal", "out of memory");
+		goto out;
+	}
+	fprintf(f, "{\"projection\":\"%s\",\"equal\":%s,\"partitions\":[", pj->name,
+		all_equal ? "true" : "false");
+	for (uint32_t p = 0; p < n; p++)
+		fprintf(f,
+			"%s{\"partition\":%u,\"events\":%" PRIu64 ",\"equal\":%s,\"bytes\":%" PRIu64
+			",\"rebuilt_bytes\":%" PRIu64 "}",
+			p ? "," : "", p, qs[p]->applied, qs[p]->equal ? "true" : "false",
+			qs[p]->model_bytes, qs[p]->rb_bytes);
+	fprintf(f, "]}\n");
+	if (fclose(f) != 0) {
+		free(buf);
+		status = sl__fail(body, len, 500, "internal", "out of memory");
+		goto out;
+	}
+	*body = buf;
+	*len = sz;
+out:
+	for (uint32_t p = 0; p < n; p++)
+		sl__pq_free(qs[p]);
+	free(qs);
+	return status;
+}

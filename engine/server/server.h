@@ -90,6 +90,10 @@ struct sl_pquery {
 	uint32_t proj, partition;
 	uint32_t mode;                 /* SL_PLUGIN_QUERY_FULL or _PART */
 	bool wait, query, has_max_lag;
+	bool rebuild;                  /* rebuild from 0 beside the live model, compare */
+	struct sl_applier *rb;         /* the rebuild's applier (the reactor's) */
+	bool equal;                    /* rebuild: the models' bytes are equal */
+	uint64_t model_bytes, rb_bytes;
 	uint64_t wait_offset;          /* applied once the applier's next > this */
 	uint64_t max_lag;
 	uint64_t deadline_ns;
@@ -178,6 +182,17 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
 void sl__projs_destroy(struct sl_server *srv);
+
+/*
+ * Rebuilds projection `name` from offset 0 beside the live model, on each
+ * partition's reactor a few thousand events per turn, until it reaches the
+ * offset the live model has applied, then compares the two models' bytes.
+ * The live model keeps serving and is not replaced. Returns the HTTP status
+ * and a JSON body: {"projection":..,"equal":bool,"partitions":[{"partition",
+ * "events","equal","bytes","rebuilt_bytes"}]}.
+ */
+int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, char **body,
+		      size_t *len);
 
 /* GET /v1/status and /metrics bodies (malloc'd). */
 int sl_server_status_json(struct sl_server *srv, char **body, size_t *len);

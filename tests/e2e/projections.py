@@ -6,6 +6,8 @@ read_your_writes: one producer, one event at a time; after each ack, a query
 query_errors: every error answer of GET /v1/projections/NAME/KEY.
 exactly_once_restarts: the counter projection after a clean restart and
   after SIGKILL counts every stored event exactly once.
+rebuild_equals_live: `sluice projection rebuild` (from offset 0) equals the
+  live models, before and after a SIGKILL.
 """
 
 import json
@@ -165,9 +167,44 @@ def case_exactly_once_restarts(a):
             srv.kill()
 
 
+def case_rebuild_equals_live(a):
+    per = 6000
+    with Workdir() as wd:
+        srv = Server(a.sluiced, wd, projections=PROJECTIONS).start()
+        try:
+            for round_ in range(2):
+                prod = Producer(a.sluice, srv.addr, 60)
+                try:
+                    for lo in range(0, per, 500):
+                        prod.send([event(i, "acct-%d" % (i % 97)) for i in range(lo, lo + 500)])
+                        prod.read_acks(500)
+                    rc, _, err = prod.finish()
+                    check(rc == 0, "produce rc %d: %s" % (rc, err))
+                finally:
+                    prod.kill()
+                wait_all(srv)
+                for name in ("counter", "latest"):
+                    rc, out, err = run([a.sluice, "projection", "rebuild", name, "--http",
+                                        "127.0.0.1:%d" % srv.http_port], timeout=300)
+                    check(rc == 0, "rebuild %s: rc %d %s %s" % (name, rc, out, err))
+                    res = json.loads(out)
+                    events = sum(p["events"] for p in res["partitions"])
+                    check(res["equal"] and events == per * (round_ + 1),
+                          "rebuild %s: %r" % (name, res))
+                # The second round starts from snapshots or a replay after SIGKILL.
+                srv.kill()
+                srv = Server(a.sluiced, wd, port=srv.port, projections=PROJECTIONS).start()
+            rc, out, err = run([a.sluice, "projection", "rebuild", "nope", "--http",
+                                "127.0.0.1:%d" % srv.http_port])
+            check(rc == 1 and "nope" in err, "rebuild of an unknown projection: %d %r" % (rc, err))
+        finally:
+            srv.kill()
+
+
 if __name__ == "__main__":
     sys.exit(main({
         "read_your_writes": case_read_your_writes,
         "query_errors": case_query_errors,
         "exactly_once_restarts": case_exactly_once_restarts,
+        "rebuild_equals_live": case_rebuild_equals_live,
     }))
