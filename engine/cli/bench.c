@@ -84,6 +84,9 @@ struct sl__bench {
 	const char *topic;
 	struct sl_cli_server srv;
 	enum sl__idem idem;
+	const char *query;          /* --query PROJECTION/KEY, or NULL */
+	uint64_t query_threads;
+	struct sl_cli_server http;  /* --http, for --query */
 
 	char *data;
 	char *key_text;
@@ -147,6 +150,10 @@ static void sl__bench_usage(FILE *out)
 		"                   measurement four times, off, on, on, off (so a drift over\n"
 		"                   the runs weighs on both alike), on fresh connections with\n"
 		"                   the same options and the same keys, and what on costs\n"
+		"  --query P/K      while producing, query projection P for key K (URL-escaped)\n"
+		"                   in a closed loop on the HTTP port: answered/s and latency\n"
+		"  --query-threads N  query threads, one keep-alive connection each (default 1)\n"
+		"  --http H:P       HTTP port for --query (default 127.0.0.1:7480, or $SLUICE_HTTP)\n"
 		"  --server H:P     server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
 		"\n"
 		"Prints a live progress line on stderr when it is a terminal, a human summary\n"
@@ -351,6 +358,9 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 		{"timeout", required_argument, NULL, 'o'},
 		{"idempotence", required_argument, NULL, 'i'},
 		{"server", required_argument, NULL, 's'},
+		{"query", required_argument, NULL, 'q'},
+		{"query-threads", required_argument, NULL, 'Q'},
+		{"http", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -422,6 +432,22 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 		case 's':
 			name = "--server";
 			bad = sl_cli_server_parse(optarg, &b->srv);
+			break;
+		case 'q':
+			name = "--query";
+			/* PROJECTION/KEY, as it goes into the URL */
+			bad = strchr(optarg, '/') && optarg[0] != '/' && strlen(optarg) < 1024
+				      ? 0
+				      : -EINVAL;
+			b->query = optarg;
+			break;
+		case 'Q':
+			name = "--query-threads";
+			bad = sl_cli_parse_u64(optarg, 1, 64, &b->query_threads);
+			break;
+		case 'H':
+			name = "--http";
+			bad = sl_cli_server_parse(optarg, &b->http);
 			break;
 		case 'h':
 			sl__bench_usage(stdout);
@@ -652,9 +678,19 @@ int sl_cli_bench(int argc, char **argv)
 		fprintf(stderr, "sluice bench: SLUICE_SERVER: expected HOST:PORT\n");
 		return 2;
 	}
+	const char *hv = getenv("SLUICE_HTTP");
+	if (sl_cli_server_parse(hv && *hv ? hv : "127.0.0.1:7480", &b.http) < 0) {
+		fprintf(stderr, "sluice bench: SLUICE_HTTP: expected HOST:PORT\n");
+		return 2;
+	}
+	b.query_threads = 1;
 	int r = sl__bench_args(argc, argv, &b);
 	if (r)
 		return r > 0 ? 0 : 2;
+	if (b.query && b.idem == SL__IDEM_COMPARE) {
+		fprintf(stderr, "sluice bench: --query and --idempotence compare do not go together\n");
+		return 2;
+	}
 
 	pthread_mutex_init(&b.mu, NULL);
 	pthread_cond_init(&b.cv, NULL);
@@ -676,11 +712,34 @@ int sl_cli_bench(int argc, char **argv)
 
 	if (b.idem != SL__IDEM_COMPARE) {
 		struct sl__result *one = b.idem == SL__IDEM_OFF ? &off : &on;
+		struct sl_cli_qload *ql = NULL;
+		struct sl_cli_qload_result qr;
 		b.idem_off = b.idem == SL__IDEM_OFF;
-		if (sl__bench_run(&b, one) < 0)
+		if (b.query && sl_cli_qload_start(&b.http, b.query, (uint32_t)b.query_threads,
+						  &ql) < 0) {
+			fprintf(stderr, "sluice bench: --query: cannot start the query threads\n");
+			goto out;
+		}
+		int rr = sl__bench_run(&b, one);
+		if (ql)
+			sl_cli_qload_stop(ql, &qr);
+		if (rr < 0)
 			goto out;
 		sl__summary(&b, one, b.idem_off);
+		if (ql)
+			fprintf(stderr,
+				"  queries (%s, %llu thread%s): %llu answered, %.0f/s, p50 %.0f us, "
+				"p99 %.0f us, p99.9 %.0f us, %llu errors%s%s\n",
+				b.query, (unsigned long long)b.query_threads,
+				b.query_threads == 1 ? "" : "s", (unsigned long long)qr.queries, qr.qps,
+				qr.p50, qr.p99, qr.p999, (unsigned long long)qr.errors,
+				qr.errors ? ": " : "", qr.err);
 		sl__json(&b, one, b.idem_off);
+		if (ql)
+			printf(",\"queries\":%llu,\"queries_per_s\":%.1f,\"query_p50_us\":%.1f,"
+			       "\"query_p99_us\":%.1f,\"query_p999_us\":%.1f,\"query_errors\":%llu",
+			       (unsigned long long)qr.queries, qr.qps, qr.p50, qr.p99, qr.p999,
+			       (unsigned long long)qr.errors);
 		printf("}\n");
 		status = one->acked == b.events ? 0 : 1;
 		goto out;

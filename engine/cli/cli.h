@@ -86,4 +86,17 @@ void sl_hist_merge(struct sl_hist *into, const struct sl_hist *from);
  * never above the largest value recorded. 0 when empty. */
 uint64_t sl_hist_quantile(const struct sl_hist *h, double q);
 
+/* sluice bench --query: queries on the HTTP port while producers run
+ * (bench_query.c). */
+struct sl_cli_qload;
+struct sl_cli_qload_result {
+	uint64_t queries, errors;
+	double qps, p50, p99, p999; /* microseconds */
+	char err[200];
+};
+/* `path` is PROJECTION/KEY as it goes into the URL (already escaped). */
+int sl_cli_qload_start(const struct sl_cli_server *http, const char *path, uint32_t threads,
+		       struct sl_cli_qload **out);
+void sl_cli_qload_stop(struct sl_cli_qload *q, struct sl_cli_qload_result *res);
+
 #endif

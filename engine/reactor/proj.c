@@ -17,6 +17,8 @@
 /* Events one applier takes per loop turn: a turn stays short (about 100 us
  * of counter applies) so ingest on this core never waits long. */
 #define SL_PROJ_STEP_EVENTS 4096u
+/* Applied at once when at least this many are waiting (else at the tick). */
+#define SL_PROJ_MIN_EVENTS 2048u
 
 int sl__proj_init(struct sl_reactor *r)
 {
@@ -239,14 +241,23 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 void sl__proj_step(struct sl_reactor *r)
 {
 	bool moved = false;
+	/* Apply in bulk: an applier reads its log in 256 KiB steps, so
+	 * stepping after every group commit (a few KiB) read and checked the
+	 * same bytes many times over (perf: page-cache copies and zeroing of
+	 * the pre-allocated tail cut ingest by two thirds with two
+	 * projections). A model trails by at most SL_PROJ_MIN_EVENTS events or
+	 * one tick (100 ms); a read-your-writes request waiting here, or a
+	 * rebuild, makes every applier step at once. */
+	bool now = r->proj_tick_due || r->pq_wait || r->pq_rebuild;
 
+	r->proj_tick_due = false;
 	r->proj_behind = false;
 	for (uint32_t i = 0; i < r->n_pparts; i++) {
 		struct sl_proj_part *pp = r->pparts[i];
 		if (pp->failed || !pp->a)
 			continue;
-		uint64_t limit = sl_log_durable(pp->part->log);
-		if (sl_applier_next(pp->a) >= limit)
+		uint64_t limit = sl_log_durable(pp->part->log), next = sl_applier_next(pp->a);
+		if (next >= limit || (!now && limit - next < SL_PROJ_MIN_EVENTS))
 			continue;
 		int ret = sl_applier_step(pp->a, limit, SL_PROJ_STEP_EVENTS);
 		if (ret < 0) {
@@ -268,6 +279,7 @@ void sl__proj_step(struct sl_reactor *r)
 
 void sl__proj_tick(struct sl_reactor *r)
 {
+	r->proj_tick_due = true;
 	if (r->pq_wait)
 		sl__pq_recheck(r, sl_now_ns());
 }

@@ -613,8 +613,10 @@ static int sl__loop(struct sl_reactor *r)
 		sl__conns_take_fetches(r);
 		sl__part_flush(r);
 		if (r->n_pparts) {
-			sl__proj_step(r);
+			/* Take first: a request parked now makes this very
+			 * step apply what it waits for. */
 			sl__proj_take(r);
+			sl__proj_step(r);
 		}
 		sl__xflush(r);
 		sl__conns_flush(r);

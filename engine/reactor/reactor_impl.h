@@ -165,6 +165,7 @@ struct sl_reactor {
 	struct sl_proj_part **pparts;
 	uint32_t n_pparts;
 	bool proj_behind;            /* an applier has more to apply than a turn takes */
+	bool proj_tick_due;          /* the tick came: step every applier behind */
 	struct sl_pquery *pq_wait;   /* read-your-writes requests parked until applied */
 	struct sl_pquery *pq_rebuild; /* rebuilds in progress */
 
