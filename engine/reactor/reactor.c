@@ -609,15 +609,17 @@ static int sl__loop(struct sl_reactor *r)
 		}
 		io_uring_cq_advance(&r->uring, seen);
 
+		/* Queries first: answering one costs microseconds, while the
+		 * rest of the turn (events in, group-commit writes) can take a
+		 * millisecond. A request parked here (read your writes) makes
+		 * this turn's step apply what it waits for. */
+		if (r->n_pparts)
+			sl__proj_take(r);
 		sl__xdrain(r);
 		sl__conns_take_fetches(r);
 		sl__part_flush(r);
-		if (r->n_pparts) {
-			/* Take first: a request parked now makes this very
-			 * step apply what it waits for. */
-			sl__proj_take(r);
+		if (r->n_pparts)
 			sl__proj_step(r);
-		}
 		sl__xflush(r);
 		sl__conns_flush(r);
 		sl__buf_publish(r);
