@@ -13,11 +13,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/http.h"
 #include "project/project.h"
 #include "reactor/reactor.h"
 #include "ring/ring.h"
@@ -129,38 +129,18 @@ void sl__projs_destroy(struct sl_server *srv)
 
 /* ---- queries, on the asking thread ---------------------------------------------- */
 
-static int sl__body(char **body, size_t *len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sl__body(char **body, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(body, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		*body = NULL;
-		*len = 0;
-		return -ENOMEM;
-	}
-	*len = (size_t)n;
-	return 0;
-}
-
-/* An error answer: {"error":CODE,"message":TEXT}; returns the status. */
+/* An error answer in the HTTP port's one error shape (http/http.h);
+ * returns the status. */
 static int sl__fail(char **body, size_t *len, int status, const char *code, const char *msg)
 {
-	struct sl_json_buf b = {0};
-	if (sl_json_buf_put_raw(&b, "{\"error\":\"", 10) < 0 ||
-	    sl_json_buf_put_raw(&b, code, strlen(code)) < 0 ||
-	    sl_json_buf_put_raw(&b, "\",\"message\":", 12) < 0 ||
-	    sl_json_buf_put_str(&b, msg, strlen(msg)) < 0 || sl_json_buf_put_raw(&b, "}", 1) < 0) {
-		sl_json_buf_release(&b);
-		sl__body(body, len, "{\"error\":\"internal\",\"message\":\"out of memory\"}");
+	struct sl_http_reply r = {0};
+	if (sl_http_error_reply(&r, status, code, "%s", msg) < 0) {
+		*body = NULL; /* the HTTP module answers its static 500 */
+		*len = 0;
 		return 500;
 	}
-	*body = b.data;
-	*len = b.len;
-	b.data = NULL;
-	sl_json_buf_release(&b);
+	*body = r.body;
+	*len = r.len;
 	return status;
 }
 
@@ -172,7 +152,7 @@ static const char *sl__code_of(int status)
 	case 404:
 		return "not_found";
 	case 409:
-		return "too_far_behind";
+		return "lag_exceeded";
 	case 503:
 		return "unavailable";
 	case 504:
@@ -242,7 +222,7 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	if (proj == UINT32_MAX) {
 		snprintf(msg, sizeof(msg), "no projection named '%.*s'", (int)in->projection_len,
 			 in->projection);
-		return sl__fail(body, len, 404, "not_found", msg);
+		return sl__fail(body, len, 404, "unknown_projection", msg);
 	}
 	const struct sl_proj *pj = &srv->projs[proj];
 	uint64_t deadline = sl_now_ns() + (uint64_t)in->timeout_ms * 1000000u;
@@ -374,7 +354,7 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 	if (proj == UINT32_MAX) {
 		snprintf(msg, sizeof(msg), "no projection named '%.*s'",
 			 (int)(name_len > 100 ? 100 : name_len), name);
-		return sl__fail(body, len, 404, "not_found", msg);
+		return sl__fail(body, len, 404, "unknown_projection", msg);
 	}
 	const struct sl_proj *pj = &srv->projs[proj];
 	uint32_t n = pj->topic->n_parts;

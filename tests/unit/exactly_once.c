@@ -27,6 +27,7 @@
 #include "dedup/dedup.h"
 #include "part/part.h"
 #include "proto/proto.h"
+#include "wire_client.h"
 #include "server/server.h"
 
 #define N_PARTS 8
@@ -75,12 +76,6 @@ static void start(struct fixture *f, uint32_t reactors)
 	start_on(f, reactors, false);
 }
 
-static void rm_dir(const char *dir)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
-}
 
 /* Drains and frees the server, leaving its folder. */
 static void halt(struct fixture *f)
@@ -97,80 +92,10 @@ static void stop(struct fixture *f)
 	rm_dir(f->dir);
 }
 
-static int dial(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
-		     strerror(errno));
-	/* Safety net only: a broken server fails the test instead of hanging. */
-	struct timeval tv = {.tv_sec = 10};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
 
-static void send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		cr_assert_gt(n, 0, "send: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-}
 
-/* Reads one frame; returns its type, or -1 on EOF/close. body is malloc'd.
- * Credit frames (the server grants credits as work becomes durable) are
- * not what these tests look at: they are skipped. */
-static int read_frame(int fd, uint8_t **body, uint32_t *body_len)
-{
-	for (int skipped = 0; skipped < 1000000; skipped++) {
-		uint8_t hdr[5];
-		size_t got = 0;
-		while (got < 5) {
-			ssize_t n = recv(fd, hdr + got, 5 - got, 0);
-			if (n <= 0)
-				return -1;
-			got += (size_t)n;
-		}
-		uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-			       (uint32_t)hdr[3] << 24;
-		cr_assert_geq(len, 1);
-		*body_len = len - 1;
-		*body = malloc(len);
-		got = 0;
-		while (got < len - 1) {
-			ssize_t n = recv(fd, *body + got, len - 1 - got, 0);
-			cr_assert_gt(n, 0, "frame body cut short");
-			got += (size_t)n;
-		}
-		if (hdr[4] != SLUICE__V1__FRAME_TYPE__FRAME_CREDIT)
-			return hdr[4];
-		free(*body);
-	}
-	cr_assert_fail("a million Credit frames and nothing else");
-	return -1;
-}
 
-static void expect_closed(int fd)
-{
-	uint8_t b;
-	ssize_t n = recv(fd, &b, 1, 0);
-	cr_assert(n == 0 || (n < 0 && errno == ECONNRESET), "connection not closed (n=%zd)", n);
-}
 
-static void send_msg(int fd, uint8_t type, const ProtobufCMessage *m)
-{
-	uint8_t buf[4096];
-	int n = sl_frame_encode_msg(type, m, buf, sizeof(buf));
-	cr_assert_gt(n, 0);
-	send_all(fd, buf, (size_t)n);
-}
 
 struct session {
 	int fd;

@@ -18,6 +18,7 @@
 #include "log/log.h"
 #include "part/part.h"
 #include "proto/proto.h"
+#include "wire_client.h"
 #include "reactor/reactor.h"
 #include "server/server.h"
 
@@ -63,12 +64,6 @@ static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint
 	start_idle(f, reactors, max_conns, hs_ms, 60000);
 }
 
-static void rm_dir(const char *dir)
-{
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
-}
 
 static void stop(struct fixture *f)
 {
@@ -78,64 +73,9 @@ static void stop(struct fixture *f)
 	rm_dir(f->dir);
 }
 
-static int dial(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
-		     strerror(errno));
-	/* Safety net only: a broken server fails the test instead of hanging. */
-	struct timeval tv = {.tv_sec = 10};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
 
-static void send_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		cr_assert_gt(n, 0, "send: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-}
 
-/* Reads one frame; returns its type, or -1 on EOF/close. body is malloc'd. */
-static int read_frame(int fd, uint8_t **body, uint32_t *body_len)
-{
-	uint8_t hdr[5];
-	size_t got = 0;
-	while (got < 5) {
-		ssize_t n = recv(fd, hdr + got, 5 - got, 0);
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-		       (uint32_t)hdr[3] << 24;
-	cr_assert_geq(len, 1);
-	*body_len = len - 1;
-	*body = malloc(len);
-	got = 0;
-	while (got < len - 1) {
-		ssize_t n = recv(fd, *body + got, len - 1 - got, 0);
-		cr_assert_gt(n, 0, "frame body cut short");
-		got += (size_t)n;
-	}
-	return hdr[4];
-}
 
-static void expect_closed(int fd)
-{
-	uint8_t b;
-	ssize_t n = recv(fd, &b, 1, 0);
-	cr_assert(n == 0 || (n < 0 && errno == ECONNRESET), "connection not closed (n=%zd)", n);
-}
 
 static uint32_t expect_error(int fd)
 {
@@ -574,13 +514,6 @@ Test(server, drain_answers_everything_received, .timeout = 60)
 	close(fd);
 }
 
-static void send_msg(int fd, uint8_t type, const ProtobufCMessage *m)
-{
-	uint8_t buf[4096];
-	int n = sl_frame_encode_msg(type, m, buf, sizeof(buf));
-	cr_assert_gt(n, 0);
-	send_all(fd, buf, (size_t)n);
-}
 
 static Sluice__V1__FetchResult *fetch(int fd, const char *topic, uint32_t part, uint64_t off,
 				      uint32_t max_events, uint32_t wait_ms, uint64_t req_id)
