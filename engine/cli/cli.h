@@ -1,7 +1,7 @@
 /*
  * cli: the `sluice` command-line client. One file per command; this header
- * holds what they share: server addresses, number parsing, the latency
- * histogram of `sluice bench`.
+ * holds what they share: server addresses, number parsing, the fd limit,
+ * the latency histogram of `sluice bench`.
  *
  * Ownership: plain values, nothing allocated behind the caller's back except
  * inside struct sl_hist (sl_hist_init / sl_hist_free).
@@ -40,6 +40,13 @@ int sl_cli_server_default(struct sl_cli_server *out);
 int sl_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* A non-negative decimal (seconds, rates); 0 or -EINVAL. */
 int sl_cli_parse_double(const char *s, double min, double max, double *out);
+
+/*
+ * Makes sure the process may hold `need` file descriptors: when the soft
+ * RLIMIT_NOFILE is lower, raises it to the hard limit. 0, or -EMFILE when
+ * even that is too low (*limit, when not NULL, gets the limit in force).
+ */
+int sl_cli_nofile_reserve(uint64_t need, uint64_t *limit);
 
 /*
  * Log-linear latency histogram: values below 128 exactly, above that 64

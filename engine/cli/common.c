@@ -1,10 +1,12 @@
-/* What the commands share: addresses, numbers, the latency histogram. */
+/* What the commands share: addresses, numbers, the fd limit, the latency
+ * histogram. */
 #include "cli/cli.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 int sl_cli_server_parse(const char *s, struct sl_cli_server *out)
 {
@@ -68,6 +70,24 @@ int sl_cli_parse_double(const char *s, double min, double max, double *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+int sl_cli_nofile_reserve(uint64_t need, uint64_t *limit)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	/* The soft limit is often 1024 for select()'s sake; we never select. */
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = old;
+	}
+	if (limit)
+		*limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need ? 0 : -EMFILE;
 }
 
 int sl_hist_init(struct sl_hist *h)

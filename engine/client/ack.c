@@ -164,6 +164,7 @@ struct sl__part {
 	uint64_t base_offset;
 	bool duplicate;
 	bool offset_unknown;
+	bool dropped;
 	int64_t n_index, n_offsets;
 };
 
@@ -198,6 +199,11 @@ static int sl__part_read(const uint8_t *p, size_t len, struct sl__part *out)
 			if (sl__rd_field_varint(&p, end, wt, &v) < 0)
 				return -SL_EPROTO_DECODE;
 			out->offset_unknown = v != 0;
+			break;
+		case 7:
+			if (sl__rd_field_varint(&p, end, wt, &v) < 0)
+				return -SL_EPROTO_DECODE;
+			out->dropped = v != 0;
 			break;
 		case 3:
 		case 4:
@@ -322,6 +328,7 @@ static int64_t sl__ack_walk(const uint8_t *body, size_t len, uint64_t *base, sl_
 					.partition = pt.partition,
 					.offset = pt.offset_unknown ? SL_CLIENT_OFFSET_UNKNOWN : off,
 					.duplicate = pt.duplicate,
+					.dropped = pt.dropped,
 				};
 				fn(arg, &ev);
 			}

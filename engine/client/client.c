@@ -184,20 +184,108 @@ static inline bool sl__busy(const struct sl_client *c)
 	return c->head != c->tail || c->has_open;
 }
 
+/* How far `out` may be written: resends wait for credits, Hello does not. */
+static inline size_t sl__out_lim(const struct sl_client *c)
+{
+	return c->rs_head < c->rs_n ? c->out_lim : c->out_len;
+}
+
 static inline bool sl__out_pending(const struct sl_client *c)
 {
-	return c->out_off < c->out_len ||
-	       (c->state == SL__READY && c->send_idx != c->tail);
+	return c->out_off < sl__out_lim(c) ||
+	       (c->state == SL__READY && c->out_off == c->out_len && c->send_idx != c->cred_idx);
+}
+
+/* Spends credits on a frame of n events and `bytes` credit bytes, if they
+ * cover it (or it is the one frame beyond its byte credits that a
+ * connection with nothing unanswered may send). */
+static bool sl__pay(struct sl_client *c, uint32_t n, uint64_t bytes)
+{
+	if (n > c->cr_events)
+		return false;
+	/* Beyond them the credits go below zero: a debt the next grants pay,
+	 * exactly as the server counts it, whatever order our spending and
+	 * its grants cross in. */
+	if ((int64_t)bytes > c->cr_bytes && c->sess_inflight != 0)
+		return false;
+	c->cr_bytes -= (int64_t)bytes;
+	c->cr_events -= n;
+	c->sess_inflight += n;
+	return true;
+}
+
+/* Clears for writing every frame, in order, that the credits pay for. */
+static void sl__credit_advance(struct sl_client *c)
+{
+	bool waiting = false;
+
+	if (c->state != SL__READY)
+		return;
+	while (c->rs_head < c->rs_n) {
+		const struct sl__rsframe *f = &c->rs[c->rs_head];
+		if (!sl__pay(c, f->n, f->bytes)) {
+			waiting = true;
+			break;
+		}
+		c->out_lim = f->end;
+		c->rs_head++;
+	}
+	if (!waiting) {
+		c->rs_head = c->rs_n = 0;
+		while (c->cred_idx < c->tail) {
+			const struct sl__batch *b = sl__at(c, c->cred_idx);
+			if (!sl__pay(c, b->n, b->ev_bytes)) {
+				waiting = true;
+				break;
+			}
+			c->cred_idx++;
+		}
+	}
+	if (waiting && !c->wait_since) {
+		c->wait_since = sl_now_ns();
+		c->st.credit_waits++;
+	} else if (!waiting && c->wait_since) {
+		c->st.credit_wait_ns += sl_now_ns() - c->wait_since;
+		c->wait_since = 0;
+	}
+}
+
+/* A new connection starts with no credits (Welcome brings them). */
+static void sl__credit_reset(struct sl_client *c)
+{
+	c->cr_events = c->cr_bytes = 0;
+	c->sess_inflight = 0;
+	c->rs_head = c->rs_n = 0;
+	c->out_lim = 0;
+	if (c->wait_since) {
+		c->st.credit_wait_ns += sl_now_ns() - c->wait_since;
+		c->wait_since = 0;
+	}
+}
+
+static int sl__rs_push(struct sl_client *c, uint32_t n, uint64_t bytes)
+{
+	if (c->rs_n == c->rs_cap) {
+		uint32_t cap = c->rs_cap ? c->rs_cap * 2 : 64;
+		struct sl__rsframe *v = realloc(c->rs, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->rs = v;
+		c->rs_cap = cap;
+	}
+	c->rs[c->rs_n++] = (struct sl__rsframe){.end = c->out_len, .n = n, .bytes = bytes};
+	return 0;
 }
 
 static void sl__recompute_window(struct sl_client *c)
 {
 	uint64_t e = c->o.max_inflight, b = c->o.max_inflight_bytes;
 
+	/* The events window never exceeds the server's (its sequence tables
+	 * cover that many retries); bytes only bound our own memory: the
+	 * server's byte credits come and go, and sl__credit_advance waits. */
 	if (c->credit_events && c->credit_events < e)
 		e = c->credit_events;
-	if (c->credit_bytes && c->credit_bytes < b)
-		b = c->credit_bytes;
 	c->win_events = e ? e : 1;
 	c->win_bytes = b;
 	uint64_t lim = (uint64_t)c->max_frame + 4;
@@ -280,6 +368,8 @@ static void sl__deliver(struct sl_client *c, const struct sl_client_ack *a)
 		c->st.acked++;
 		if (a->duplicate)
 			c->st.duplicates++;
+		if (a->dropped)
+			c->st.dropped++;
 	} else {
 		c->st.refused++;
 	}
@@ -308,6 +398,8 @@ static void sl__retire(struct sl_client *c)
 		c->send_idx = c->head;
 		c->send_off = 0;
 	}
+	if (c->cred_idx < c->send_idx)
+		c->cred_idx = c->send_idx;
 }
 
 /* The sealed batch holding seq, or NULL. */
@@ -354,6 +446,10 @@ static void sl__on_ack_event(void *arg, const struct sl__ack_event *e)
 	}
 	b->b->done[i >> 6] |= bit;
 	b->n_done++;
+	/* Answered on this connection: it was paid for on it (acks of an
+	 * older connection never arrive on this one). */
+	if (c->sess_inflight)
+		c->sess_inflight--;
 	struct sl_client_ack a = {
 		.sequence = e->seq,
 		.status = e->code ? sl__code_status(e->code) : 0,
@@ -361,6 +457,7 @@ static void sl__on_ack_event(void *arg, const struct sl__ack_event *e)
 		.partition = e->partition,
 		.offset = e->offset,
 		.duplicate = e->duplicate,
+		.dropped = e->dropped,
 		.retry_after_ms = e->retry_after_ms,
 		.message = e->message ? e->message : "",
 		.message_len = e->message_len,
@@ -447,6 +544,7 @@ static void sl__disconnect(struct sl_client *c, int err)
 	c->in_len = 0;
 	c->out_len = c->out_off = 0;
 	c->send_off = 0;
+	sl__credit_reset(c);
 	if (c->state == SL__FAILED)
 		return;
 	if (c->initial) {
@@ -577,6 +675,16 @@ static int sl__begin_frame(struct sl_client *c, struct sl_produce_builder *bld,
  * of the new epoch, one frame per run of consecutive unanswered events (a
  * frame's events must have consecutive sequences).
  */
+/* Finishes a resend frame in `out`; it waits there for credits. */
+static int sl__resend_close(struct sl_client *c, struct sl_produce_builder *bld, uint64_t *bytes)
+{
+	uint32_t n = bld->n_events;
+	c->out_len += (size_t)sl_produce_finish(bld);
+	int ret = sl__rs_push(c, n, *bytes);
+	*bytes = 0;
+	return ret;
+}
+
 static int sl__resend_batch(struct sl_client *c, struct sl__batch *b)
 {
 	struct sl_frame f;
@@ -585,6 +693,7 @@ static int sl__resend_batch(struct sl_client *c, struct sl__batch *b)
 	struct sl_event_view v;
 	struct sl_produce_builder bld;
 	bool open = false;
+	uint64_t fbytes = 0;
 	int ret;
 
 	if (b->n_done == b->n)
@@ -595,8 +704,8 @@ static int sl__resend_batch(struct sl_client *c, struct sl__batch *b)
 	sl_produce_iter_init(&pr, &it);
 	for (uint32_t i = 0; sl_event_iter_next(&it, &v) > 0; i++) {
 		if (b->b->done[i >> 6] & (1ull << (i & 63))) {
-			if (open)
-				c->out_len += (size_t)sl_produce_finish(&bld);
+			if (open && (ret = sl__resend_close(c, &bld, &fbytes)) < 0)
+				return ret;
 			open = false;
 			continue;
 		}
@@ -609,7 +718,8 @@ static int sl__resend_batch(struct sl_client *c, struct sl__batch *b)
 		ret = sl_produce_add_encoded(&bld, v.raw, v.raw_len);
 		if (ret == -ENOSPC && bld.n_events) {
 			/* Full (the new server may take smaller frames): next one. */
-			c->out_len += (size_t)sl_produce_finish(&bld);
+			if ((ret = sl__resend_close(c, &bld, &fbytes)) < 0)
+				return ret;
 			ret = sl__begin_frame(c, &bld, &pr, b->base_seq + i, c->batch_limit);
 			if (ret < 0)
 				return ret;
@@ -629,10 +739,11 @@ static int sl__resend_batch(struct sl_client *c, struct sl__batch *b)
 			sl__deliver(c, &a);
 			continue;
 		}
+		fbytes += v.raw_len + SL_CREDIT_EVENT_OVERHEAD;
 		c->st.resent++;
 	}
 	if (open)
-		c->out_len += (size_t)sl_produce_finish(&bld);
+		return sl__resend_close(c, &bld, &fbytes);
 	return 0;
 }
 
@@ -656,6 +767,9 @@ static int sl__on_welcome(struct sl_client *c, const struct sl_frame *f)
 	c->epoch = w->epoch;
 	c->credit_events = w->credit_events;
 	c->credit_bytes = w->credit_bytes;
+	sl__credit_reset(c);
+	c->cr_events = w->credit_events;
+	c->cr_bytes = (int64_t)w->credit_bytes;
 	c->max_frame = w->max_frame_bytes && w->max_frame_bytes <= SL_FRAME_MAX_LIMIT
 			       ? w->max_frame_bytes
 			       : SL__DEF_MAX_FRAME;
@@ -684,6 +798,8 @@ static int sl__on_welcome(struct sl_client *c, const struct sl_frame *f)
 		c->send_idx = c->tail;
 		c->send_off = 0;
 	}
+	c->cred_idx = c->send_idx;
+	sl__credit_advance(c);
 	return 0;
 }
 
@@ -739,10 +855,11 @@ static int sl__on_frame(struct sl_client *c, const struct sl_frame *f)
 			return -SL_EPROTO_DECODE;
 		}
 		Sluice__V1__Credit *cr = (Sluice__V1__Credit *)m;
-		c->credit_events += cr->events;
-		c->credit_bytes += cr->bytes;
+		c->cr_events += cr->events;
+		c->cr_bytes += (int64_t)cr->bytes;
+		c->st.credit_frames++;
 		sl_frame_msg_free(m);
-		sl__recompute_window(c);
+		sl__credit_advance(c);
 		return 0;
 	}
 	case SLUICE__V1__FRAME_TYPE__FRAME_ERROR:
@@ -840,15 +957,18 @@ static void sl__read(struct sl_client *c)
 /* Writes `out` then sealed batches, as much as the socket takes. */
 static void sl__write(struct sl_client *c)
 {
+	sl__credit_advance(c);
 	while (c->fd >= 0 && (c->state == SL__HELLO || c->state == SL__READY)) {
 		struct iovec iov[SL__IOV_MAX];
 		int n = 0;
+		size_t lim = sl__out_lim(c);
 
-		if (c->out_off < c->out_len)
-			iov[n++] = (struct iovec){c->out + c->out_off, c->out_len - c->out_off};
-		if (c->state == SL__READY) {
+		if (c->out_off < lim)
+			iov[n++] = (struct iovec){c->out + c->out_off, lim - c->out_off};
+		/* Batches follow every resend: sequences go out in order. */
+		if (c->state == SL__READY && lim == c->out_len) {
 			size_t off = c->send_off;
-			for (uint64_t i = c->send_idx; i < c->tail && n < SL__IOV_MAX; i++) {
+			for (uint64_t i = c->send_idx; i < c->cred_idx && n < SL__IOV_MAX; i++) {
 				struct sl__batch *b = sl__at(c, i);
 				iov[n++] = (struct iovec){b->b->p + off, b->len - off};
 				off = 0;
@@ -873,8 +993,8 @@ static void sl__write(struct sl_client *c)
 		if (c->send_idx == c->head)
 			c->progress_ns = sl_now_ns();
 		size_t left = (size_t)w;
-		if (c->out_off < c->out_len) {
-			size_t t = c->out_len - c->out_off;
+		if (c->out_off < lim) {
+			size_t t = lim - c->out_off;
 			if (t > left)
 				t = left;
 			c->out_off += t;
@@ -1037,7 +1157,8 @@ static void sl__turn(struct sl_client *c, uint64_t until, bool seal_linger)
 	}
 	if (p.revents & (POLLIN | POLLERR | POLLHUP))
 		sl__read(c);
-	if ((p.revents & POLLOUT) && c->fd >= 0)
+	/* A Credit read just now may have cleared batches for writing. */
+	if (c->fd >= 0 && ((p.revents & POLLOUT) || sl__out_pending(c)))
 		sl__write(c);
 }
 
@@ -1119,6 +1240,7 @@ static void sl__free(struct sl_client *c)
 	free(c->topic_lens);
 	free(c->pool);
 	free(c->ring);
+	free(c->rs);
 	free(c->out);
 	free(c->in);
 	free(c->hdr_scratch);
@@ -1290,7 +1412,11 @@ static int sl__reserve(struct sl_client *c, uint32_t t, size_t size)
 		}
 	}
 	if (c->has_open) {
-		if (c->open.topic != t || c->open.n == c->o.batch_max_events) {
+		/* A batch larger than the byte window Welcome granted could only
+		 * go out alone, when nothing else is in flight. */
+		if (c->open.topic != t || c->open.n == c->o.batch_max_events ||
+		    (c->credit_bytes &&
+		     c->open.ev_bytes + field + SL_CREDIT_EVENT_OVERHEAD > c->credit_bytes)) {
 			ret = sl__seal(c);
 			if (ret < 0)
 				return ret;
@@ -1349,12 +1475,13 @@ static int sl__reserve(struct sl_client *c, uint32_t t, size_t size)
 }
 
 /* After an event went into the open batch. */
-static int sl__commit(struct sl_client *c, uint64_t *seq)
+static int sl__commit(struct sl_client *c, uint64_t *seq, size_t size)
 {
 	if (seq)
 		*seq = c->next_seq;
 	c->next_seq++;
 	c->open.n++;
+	c->open.ev_bytes += size + SL_CREDIT_EVENT_OVERHEAD;
 	c->st.produced++;
 	c->st.inflight++;
 	if (c->open.n == c->o.batch_max_events) {
@@ -1435,7 +1562,7 @@ int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_cl
 	ret = sl_produce_add_event(&c->bld, &v, c->hdr_scratch, ev->n_headers);
 	if (ret < 0)
 		goto out; /* reserve made room: cannot happen */
-	ret = sl__commit(c, seq);
+	ret = sl__commit(c, seq, size);
 out:
 	/* Even a refused produce may have sealed and written a batch. */
 	if (c->epfd >= 0)
@@ -1467,7 +1594,7 @@ int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void
 	ret = sl_produce_add_encoded(&c->bld, event, len);
 	if (ret < 0)
 		goto out;
-	ret = sl__commit(c, seq);
+	ret = sl__commit(c, seq, len);
 out:
 	if (c->epfd >= 0)
 		sl__ep_sync(c);
@@ -1554,6 +1681,10 @@ uint64_t sl_client_inflight(const struct sl_client *c)
 void sl_client_get_stats(const struct sl_client *c, struct sl_client_stats *out)
 {
 	*out = c->st;
+	out->credit_events = c->cr_events;
+	out->credit_bytes = c->cr_bytes > 0 ? (uint64_t)c->cr_bytes : 0;
+	if (c->wait_since)
+		out->credit_wait_ns += sl_now_ns() - c->wait_since;
 }
 
 uint64_t sl_client_producer_id(const struct sl_client *c)

@@ -22,6 +22,7 @@ struct sl__ack_event {
 	uint32_t partition;
 	uint64_t offset;
 	bool duplicate;
+	bool dropped;            /* shed by the topic's overload policy */
 	uint32_t code;           /* 0 for a stored event, the Reject's code otherwise */
 	const char *message;     /* the Reject's text (points into the frame) */
 	size_t message_len;
@@ -66,6 +67,14 @@ struct sl__batch {
 	uint32_t n_done; /* answered */
 	uint32_t len;    /* frame bytes, once sealed */
 	uint32_t topic;  /* index into sl_client.topics */
+	uint64_t ev_bytes; /* its events' encoded bytes: what it costs in credits */
+};
+
+/* A re-encoded resend in `out`, written only once credits pay for it. */
+struct sl__rsframe {
+	size_t end;      /* offset in `out` just past the frame */
+	uint32_t n;
+	uint64_t bytes;
 };
 
 struct sl_client {
@@ -87,8 +96,19 @@ struct sl_client {
 
 	uint64_t producer_id;
 	uint32_t epoch;
-	uint64_t credit_events;
+	uint64_t credit_events; /* the windows Welcome granted */
 	uint64_t credit_bytes;
+	/* Credits (wire.proto Credit): what this connection may still send.
+	 * A frame is paid for when it is cleared for writing: batches
+	 * [send_idx, cred_idx) are paid for, resends in `out` up to out_lim. */
+	uint64_t cr_events;
+	int64_t cr_bytes;       /* below 0 after a frame beyond them (wire.proto) */
+	uint64_t sess_inflight; /* events paid for on this connection, unanswered */
+	uint64_t cred_idx;
+	size_t out_lim;
+	struct sl__rsframe *rs;
+	uint32_t rs_head, rs_n, rs_cap;
+	uint64_t wait_since;    /* a frame has waited for credits since (ns), 0 = not */
 	uint32_t max_frame;
 	uint64_t win_events; /* min(credits, max_inflight) */
 	uint64_t win_bytes;

@@ -531,7 +531,7 @@ static int sl__apply_limits(struct sl__ld *ld, const struct sl_config_node *map,
                             struct sl_config *cfg)
 {
 	static const char *const keys[] = {"max_connections", "max_frame_bytes", "memory_budget",
-	                                   "handshake_timeout", "idle_timeout"};
+	                                   "handshake_timeout", "idle_timeout", "max_follower_lag"};
 	struct sl_config_limits *l = &cfg->limits;
 	char p[SL__PATH], a[32], b[32];
 	uint64_t v = 0;
@@ -558,6 +558,10 @@ static int sl__apply_limits(struct sl__ld *ld, const struct sl_config_node *map,
 			rc = sl__get_size(ld, it, p, 1ull << 20, UINT64_MAX, &l->memory_budget);
 		} else if (!strcmp(it->key, "handshake_timeout")) {
 			rc = sl__get_duration(ld, it, p, 1000000, &l->handshake_timeout_ns);
+		} else if (!strcmp(it->key, "max_follower_lag")) {
+			/* Events a projection or sink may fall behind before its
+			 * topic's overload policy applies. */
+			rc = sl__get_int(ld, it, p, 1, 1ull << 40, &l->max_follower_lag);
 		} else {
 			rc = sl__get_duration(ld, it, p, 0, &l->idle_timeout_ns);
 		}
@@ -1085,11 +1089,45 @@ static int sl__apply_pipelines(struct sl__ld *ld, const struct sl_config_node *s
 	return sl__resolve_pipelines(ld, seq, cfg);
 }
 
+/* A sink's `circuit: { failures: N, cooldown: D }`. */
+static int sl__parse_circuit(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                             struct sl_config_consumer *c)
+{
+	static const char *const keys[] = {"failures", "cooldown"};
+	char p[SL__PATH];
+	uint64_t v = 0;
+	int rc;
+
+	if ((rc = sl__want_map(ld, map, path)) || map->kind == SL_CONFIG_NODE_NULL)
+		return rc;
+	if ((rc = sl__check_keys(ld, map, path, keys, SL_ARRAY_LEN(keys))))
+		return rc;
+	for (size_t i = 0; i < map->n_items; i++) {
+		const struct sl_config_node *it = &map->items[i];
+
+		sl__sub(p, path, it->key);
+		if (!strcmp(it->key, "failures")) {
+			/* A million failures in a row is never meant: a typo. */
+			rc = sl__get_int(ld, it, p, 1, 1000000, &v);
+			c->circuit_failures = (uint32_t)v;
+		} else {
+			/* At least 1 ms: a zero cool-down probes a dead target
+			 * in a busy loop. */
+			rc = sl__get_duration(ld, it, p, 1000000, &c->circuit_cooldown_ns);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int sl__parse_consumer(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
                               const char *what, struct sl_config_consumer *c,
                               const struct sl_config *cfg)
 {
-	static const char *const keys[] = {"name", "plugin", "from", "args"};
+	static const char *const keys[] = {"name", "plugin", "from", "args", "circuit"};
+	const struct sl_config_node *circuit;
+	bool sink = !strcmp(what, "sink");
 	char p[SL__PATH];
 	ssize_t from;
 	int rc = 0;
@@ -1098,8 +1136,21 @@ static int sl__parse_consumer(struct sl__ld *ld, const struct sl_config_node *ma
 	if (map->kind != SL_CONFIG_NODE_MAP)
 		return sl__fail(ld, map->line, path, "expected a map (a %s), got %s", what,
 		                sl__kind_name(map));
-	if ((rc = sl__check_keys(ld, map, path, keys, SL_ARRAY_LEN(keys))))
+	/* `circuit` guards a call to the outside world: only sinks make one. */
+	circuit = sl_config_node_get(map, "circuit");
+	if (circuit && !sink) {
+		sl__sub(p, path, "circuit");
+		return sl__fail(ld, circuit->key_line ? circuit->key_line : circuit->line, p,
+		                "only sinks take a circuit breaker (a %s has no outside world to "
+		                "guard)",
+		                what);
+	}
+	if ((rc = sl__check_keys(ld, map, path, keys, SL_ARRAY_LEN(keys) - !sink)))
 		return rc;
+	if (sink) {
+		c->circuit_failures = SL_CONFIG_CIRCUIT_FAILURES;
+		c->circuit_cooldown_ns = SL_CONFIG_CIRCUIT_COOLDOWN_NS;
+	}
 	for (size_t i = 0; i < 3; i++) {
 		if (!sl_config_node_get(map, keys[i]))
 			return sl__fail(ld, map->line, path, "missing key '%s'", keys[i]);
@@ -1118,6 +1169,8 @@ static int sl__parse_consumer(struct sl__ld *ld, const struct sl_config_node *ma
 			if ((from = sl__topic_index(cfg, c->from)) < 0)
 				rc = sl__fail(ld, it->line, p, "no topic named '%s'", c->from);
 			c->from_topic = (size_t)from;
+		} else if (!strcmp(it->key, "circuit")) {
+			rc = sl__parse_circuit(ld, it, p, c);
 		} else {
 			rc = sl__get_args(ld, it, p, &c->args);
 		}
@@ -1535,6 +1588,10 @@ static void sl__dump_consumers(const char *key, const struct sl_config_consumer 
 		sl__dump_scalar("from", arr[i].from, out, 4);
 		fputs("    args:", out);
 		sl_config_node_dump(arr[i].args, out, 6);
+		if (arr[i].circuit_failures) {
+			fprintf(out, "    circuit:\n      failures: %u\n", arr[i].circuit_failures);
+			sl__dump_duration("cooldown", arr[i].circuit_cooldown_ns, out, 6);
+		}
 	}
 }
 
@@ -1557,6 +1614,7 @@ int sl_config_dump(const struct sl_config *cfg, FILE *out)
 	sl__dump_size("memory_budget", l->memory_budget, out, 2);
 	sl__dump_duration("handshake_timeout", l->handshake_timeout_ns, out, 2);
 	sl__dump_duration("idle_timeout", l->idle_timeout_ns, out, 2);
+	fprintf(out, "  max_follower_lag: %llu\n", (unsigned long long)l->max_follower_lag);
 	fprintf(out, "plugin_path:%s\n", cfg->n_plugin_path ? "" : " []");
 	for (size_t i = 0; i < cfg->n_plugin_path; i++) {
 		struct sl_config_node n = {.kind = SL_CONFIG_NODE_SCALAR,

@@ -157,6 +157,7 @@ struct sl_config_limits {
 	uint64_t memory_budget;
 	uint64_t handshake_timeout_ns; /* connect to completed handshake */
 	uint64_t idle_timeout_ns;      /* no traffic; 0 = never */
+	uint64_t max_follower_lag;     /* events a projection/sink may lag */
 };
 
 struct sl_config_topic {
@@ -201,7 +202,17 @@ struct sl_config_consumer {
 	size_t from_topic;
 	struct sl_config_node *args; /* a MAP, never NULL */
 	uint32_t line;
+	/* Sinks only (`circuit: { failures: 5, cooldown: 1s }`): consecutive
+	 * failures that open a partition's circuit breaker, and how long it
+	 * stays open before a probe. A projection entry has 0 and 0 (the key
+	 * is refused there). */
+	uint32_t circuit_failures;
+	uint64_t circuit_cooldown_ns;
 };
+
+/* Defaults of a sink's `circuit:` keys. */
+#define SL_CONFIG_CIRCUIT_FAILURES    5
+#define SL_CONFIG_CIRCUIT_COOLDOWN_NS 1000000000ull
 
 struct sl_config {
 	char *source;   /* the file as named to the loader, or "<default>" */

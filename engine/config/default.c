@@ -18,6 +18,7 @@ static const char sl__default_yaml[] =
 	"  memory_budget: 512MiB\n"
 	"  handshake_timeout: 10s\n"
 	"  idle_timeout: 300s\n"
+	"  max_follower_lag: 1000000\n"
 	"topics:\n"
 	"  - name: events\n"
 	"    partitions: 8\n"

@@ -75,9 +75,6 @@ static enum sl_part_kind part_kind(enum sl_config_partitioner p)
  * nobody mistakes a silent no-op for a working one. */
 static void warn_unserved(const struct sl_config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_sinks; i++)
-		fprintf(stderr, "sluiced: note: sink '%s' is configured but sinks are not served yet\n",
-			cfg->sinks[i].name);
 	for (size_t i = 0; i < cfg->n_pipelines; i++)
 		fprintf(stderr, "sluiced: note: pipeline '%s' is configured but pipelines are not served yet\n",
 			cfg->pipelines[i].name);
@@ -167,6 +164,11 @@ int main(int argc, char **argv)
 		specs[i].durability = cfg.topics[i].durability == SL_CONFIG_DUR_INTERVAL ? SL_LOG_INTERVAL
 				      : cfg.topics[i].durability == SL_CONFIG_DUR_NONE   ? SL_LOG_NONE
 											 : SL_LOG_FSYNC;
+		specs[i].overload = cfg.topics[i].overload == SL_CONFIG_OVERLOAD_DROP	  ? SL_OVERLOAD_DROP
+				    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_SAMPLE ? SL_OVERLOAD_SAMPLE
+				    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_REJECT ? SL_OVERLOAD_REJECT
+											  : SL_OVERLOAD_BLOCK;
+		specs[i].sample_rate = cfg.topics[i].sample_rate;
 		if (specs[i].partitioner != SL_PART_HASH) {
 			fprintf(stderr, "sluiced: topic '%s': partitioner '%s' is not available yet (only 'hash')\n",
 				cfg.topics[i].name, sl_config_partitioner_name(cfg.topics[i].partitioner));
@@ -194,6 +196,18 @@ int main(int argc, char **argv)
 			.topic = (uint32_t)cfg.projections[i].from_topic,
 			.args = cfg.projections[i].args,
 		};
+	struct sl_server_sink_spec *sspecs = calloc(cfg.n_sinks ? cfg.n_sinks : 1, sizeof(*sspecs));
+	if (!sspecs)
+		return 1;
+	for (size_t i = 0; i < cfg.n_sinks; i++)
+		sspecs[i] = (struct sl_server_sink_spec){
+			.name = cfg.sinks[i].name,
+			.plugin = cfg.sinks[i].plugin,
+			.topic = (uint32_t)cfg.sinks[i].from_topic,
+			.args = cfg.sinks[i].args,
+			.circuit_failures = cfg.sinks[i].circuit_failures,
+			.circuit_cooldown_ns = cfg.sinks[i].circuit_cooldown_ns,
+		};
 	struct sl_server_opts so = {
 		.listen_native = listen,
 		.data_dir = cfg.data_dir,
@@ -208,8 +222,12 @@ int main(int argc, char **argv)
 		.pin = true,
 		.projections = pspecs,
 		.n_projections = (uint32_t)cfg.n_projections,
+		.sinks = sspecs,
+		.n_sinks = (uint32_t)cfg.n_sinks,
 		.plugin_path = (const char *const *)cfg.plugin_path,
 		.n_plugin_path = cfg.n_plugin_path,
+		.memory_budget = cfg.limits.memory_budget,
+		.max_lag_events = cfg.limits.max_follower_lag,
 	};
 	if (so.idle_timeout_ms == 0)
 		so.idle_timeout_ms = UINT32_MAX;
@@ -284,6 +302,7 @@ int main(int argc, char **argv)
 	sl_server_destroy(srv);
 	free(specs);
 	free(pspecs);
+	free(sspecs);
 	sl_config_free(&cfg);
 	return ret < 0 ? 1 : 0;
 }

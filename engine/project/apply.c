@@ -125,6 +125,7 @@ static int sl__visit(void *arg, const struct sl_log_record *rec)
 	}
 	a->seen = true;
 	a->last_seen = rec->offset;
+	a->stats.last_append_ms = rec->append_time_ms;
 	uint8_t *copy = a->arena + a->arena_len;
 	memcpy(copy, rec->event, rec->len);
 	if (sl_plugin_event_fill(&a->evs[a->n_evs], copy, rec->len, a->partition, rec->offset,
@@ -366,6 +367,11 @@ struct sl_plugin_emitter *sl_applier_emitter(struct sl_applier *a)
 struct sl_plugin_inst *sl_applier_inst(struct sl_applier *a)
 {
 	return a->inst;
+}
+
+int64_t sl_applier_last_append_ms(const struct sl_applier *a)
+{
+	return a->stats.last_append_ms;
 }
 
 void sl_applier_get_stats(const struct sl_applier *a, struct sl_applier_stats *out)

@@ -138,6 +138,7 @@ struct sl_applier_stats {
 	uint64_t restored_offset; /* where it resumed */
 	uint32_t bad_snapshots;   /* unreadable or refused by the plugin at open */
 	uint64_t gap_events;      /* events gone (retention) between the mark and the log start */
+	int64_t last_append_ms;   /* when the last event read was stored; 0: none yet */
 };
 
 struct sl_applier;
@@ -174,6 +175,8 @@ uint64_t sl_applier_next(const struct sl_applier *a);
 struct sl_plugin_emitter *sl_applier_emitter(struct sl_applier *a);
 struct sl_plugin_inst *sl_applier_inst(struct sl_applier *a);
 void sl_applier_get_stats(const struct sl_applier *a, struct sl_applier_stats *out);
+/* stats.last_append_ms, without the copy (for the lag in seconds). */
+int64_t sl_applier_last_append_ms(const struct sl_applier *a);
 const char *sl_applier_error(const struct sl_applier *a);
 
 /*

@@ -359,6 +359,8 @@ static bool sl__part_size(const struct sl_ack_part *pt, struct sl__part_sizes *s
 		b += 2;
 	if (pt->offset_unknown)
 		b += 2;
+	if (pt->dropped)
+		b += 2;
 	s->body = b;
 	return true;
 }
@@ -456,6 +458,10 @@ int sl_ack_encode(uint8_t *dst, size_t cap, const struct sl_ack *ack)
 		}
 		if (pt->offset_unknown) {
 			*p++ = SL__TAG(6, SL__WT_VARINT);
+			*p++ = 1;
+		}
+		if (pt->dropped) {
+			*p++ = SL__TAG(7, SL__WT_VARINT);
 			*p++ = 1;
 		}
 	}

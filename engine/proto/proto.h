@@ -169,6 +169,14 @@ struct sl_event_header {
 int sl_event_header_next(const struct sl_event_view *view, size_t *cursor,
                          struct sl_event_header *header);
 
+/*
+ * Credits (wire.proto Credit): an event costs its encoded size plus this
+ * many credit bytes, what the server spends on it besides its bytes while
+ * it is in flight (ack bookkeeping, its sequence entry, its answer). Client
+ * and server must agree: it is part of the protocol.
+ */
+#define SL_CREDIT_EVENT_OVERHEAD 64u
+
 /* A scanned Produce body. */
 struct sl_produce {
 	const char *topic; /* not NUL-terminated */
@@ -347,6 +355,7 @@ struct sl_ack_part {
 	const uint64_t *offsets;
 	bool duplicate;
 	bool offset_unknown; /* a duplicate stored too long ago to know where */
+	bool dropped;        /* shed by the overload policy: not stored */
 };
 
 struct sl_ack_reject {

@@ -17,21 +17,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "net/net.h"
+#include "proto/event.h"
 #include "reactor/reactor_impl.h"
 #include "read/read.h"
 #include "server/server.h"
 
 #define SL_PROTOCOL_VERSION 1
 
-/* Credits are not enforced yet (the backpressure work adds them); Welcome
- * advertises a window large enough never to bind a well-behaved client. */
-/* Credits a Welcome grants: the events window is the one every
- * partition's sequence table covers (SL_PRODUCER_WINDOW), so a producer that
- * keeps to its credits can retry any event it has not seen acked. They are
- * not yet re-granted or enforced per event (backpressure work). */
-#define SL_CREDIT_EVENTS SL_PRODUCER_WINDOW
-#define SL_CREDIT_BYTES (1ull << 30)
+/* How long a producer refused under the `reject` policy is told to wait:
+ * a partition's pressure is re-evaluated at least every tick. */
+#define SL_RETRY_AFTER_MS SL_TICK_MS
 
 static void sl__conn_arm_recv(struct sl_reactor *r, struct sl_conn *c);
 static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c);
@@ -52,8 +51,81 @@ int sl__conns_init(struct sl_reactor *r)
 	return 0;
 }
 
+/* The byte window a connection should hold now: a fair share of the pool
+ * among the connections holding one, within [SHARE_MIN, SHARE_MAX]. */
+static uint64_t sl__credit_target(const struct sl_server *srv)
+{
+	uint32_t n = atomic_load_explicit(&srv->credited.value, memory_order_relaxed);
+	uint64_t t = srv->credit_total / (n ? n : 1);
+	if (t < SL_CREDIT_SHARE_MIN)
+		t = SL_CREDIT_SHARE_MIN;
+	if (t > SL_CREDIT_SHARE_MAX)
+		t = SL_CREDIT_SHARE_MAX;
+	return t;
+}
+
+
+/* Takes up to `want` bytes from the pool; returns what it got. */
+static uint64_t sl__pool_take(struct sl_server *srv, uint64_t want)
+{
+	int64_t avail = atomic_load_explicit(&srv->credit_pool.value, memory_order_relaxed);
+	for (;;) {
+		if (avail <= 0)
+			return 0;
+		uint64_t got = (uint64_t)avail < want ? (uint64_t)avail : want;
+		if (atomic_compare_exchange_weak_explicit(&srv->credit_pool.value, &avail,
+							  avail - (int64_t)got,
+							  memory_order_relaxed, memory_order_relaxed))
+			return got;
+	}
+}
+
+static void sl__pool_give(struct sl_server *srv, int64_t bytes)
+{
+	atomic_fetch_add_explicit(&srv->credit_pool.value, bytes, memory_order_relaxed);
+}
+
+static void sl__conn_unlink_held(struct sl_reactor *r, struct sl_conn *c)
+{
+	if (!c->on_held_list)
+		return;
+	*c->held_pprev = c->held_next;
+	if (c->held_next)
+		c->held_next->held_pprev = c->held_pprev;
+	c->on_held_list = false;
+	atomic_fetch_sub_explicit(&r->m_held_now, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->m_held_ns, sl_now_ns() - c->held_since,
+				  memory_order_relaxed);
+	c->held_since = 0;
+}
+
+/* Puts a connection on the held list: its credits wait (pressure, or a
+ * pool too short for its window). */
+static void sl__conn_hold(struct sl_reactor *r, struct sl_conn *c)
+{
+	if (c->on_held_list)
+		return;
+	c->on_held_list = true;
+	c->held_since = sl_now_ns();
+	c->held_next = r->held_head;
+	if (r->held_head)
+		r->held_head->held_pprev = &c->held_next;
+	c->held_pprev = &r->held_head;
+	r->held_head = c;
+	atomic_fetch_add_explicit(&r->m_held_now, 1, memory_order_relaxed);
+}
+
 static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 {
+	sl__conn_unlink_held(r, c);
+	if (c->credited) {
+		/* What the client still holds comes back now; what it sent
+		 * comes back with each answer, which finds no connection
+		 * (sl__conn_ack). The difference may be negative (an oversized
+		 * event): the pool is exact once every answer is in. */
+		sl__pool_give(r->srv, (int64_t)c->win_bytes - (int64_t)c->in_bytes);
+		atomic_fetch_sub_explicit(&r->srv->credited.value, 1, memory_order_relaxed);
+	}
 	r->conns[c->slot] = NULL;
 	r->gens[c->slot]++;
 	r->free_slots[r->n_free++] = c->slot;
@@ -287,8 +359,24 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	w.producer_id = c->producer_id;
 	w.epoch = c->epoch;
 	w.next_sequence = next;
-	w.credit_events = SL_CREDIT_EVENTS;
-	w.credit_bytes = SL_CREDIT_BYTES;
+	/* The events window is the one every partition's sequence table
+	 * covers (SL_PRODUCER_WINDOW): a producer within its credits can
+	 * retry any event it has not seen answered. The byte window is a
+	 * share of the pool; none left: the connection waits for a Credit. */
+	atomic_fetch_add_explicit(&r->srv->credited.value, 1, memory_order_relaxed);
+	c->credited = true;
+	uint64_t share = sl__credit_target(r->srv);
+	if (share > r->srv->opts.credit_start_bytes)
+		share = r->srv->opts.credit_start_bytes;
+	uint64_t got = sl__pool_take(r->srv, share);
+	c->win_bytes = got;
+	c->cr_events = SL_CREDIT_EVENTS;
+	c->cr_bytes = (int64_t)c->win_bytes;
+	atomic_fetch_add_explicit(&r->m_credit_events, c->cr_events, memory_order_relaxed);
+	w.credit_events = (uint32_t)c->cr_events;
+	w.credit_bytes = c->win_bytes;
+	if (got < share)
+		sl__conn_hold(r, c);
 	w.max_frame_bytes = r->srv->opts.max_frame_bytes;
 	w.server_name = "sluiced";
 	ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
@@ -297,19 +385,69 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 			      ret == -ENOMEM ? "out of memory" : "cannot encode Welcome");
 		return;
 	}
+	/* From now on the idle timeout, not the handshake's, applies. */
+	c->deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.idle_timeout_ms * 1000000u;
 	c->state = SL_CONN_READY;
 	sl__conn_mark_flush(r, c);
 }
 
-/* Answers one event of a Produce that will not be stored. */
+/* What an event costs in credit bytes (wire.proto Credit). */
+static inline uint32_t sl__cost(const struct sl_event_view *ev)
+{
+	return (uint32_t)ev->raw_len + SL_CREDIT_EVENT_OVERHEAD;
+}
+
+/* Answers one event of a Produce that will not be stored (its `len` bytes
+ * of credit come back with the answer). */
 static void sl__conn_refuse(struct sl_reactor *r, struct sl_conn *c, uint64_t base_seq,
-			    uint32_t index, int32_t code)
+			    uint32_t index, int32_t code, uint32_t len)
 {
 	struct sl_xack a = {
 		.base_seq = base_seq, .conn = c->slot, .gen = c->gen, .index = index,
-		.status = code,
+		.status = code, .len = len,
 	};
 	sl__conn_ack(r, &a);
+}
+
+/*
+ * The topic's overload policy for an event bound to a pressured partition
+ * (never called for `block`: there, credits stop instead). Returns true
+ * when the event was answered here (shed or refused), false to store it.
+ */
+static bool sl__overload(struct sl_reactor *r, struct sl_conn *c, const struct sl_produce *pr,
+			 struct sl_topic *t, struct sl_partition *part, uint32_t index,
+			 const struct sl_event_view *ev)
+{
+	struct sl_xack a = {
+		.base_seq = pr->base_sequence, .conn = c->slot, .gen = c->gen, .index = index,
+		.partition = part->id, .len = sl__cost(ev), .topic = (uint16_t)t->index,
+	};
+	switch (t->overload) {
+	case SL_OVERLOAD_SAMPLE: {
+		/* By the event's id, so a retry is judged like its original;
+		 * an event without one (the client library always sets one)
+		 * by its bytes. */
+		uint64_t h = ev->id ? XXH3_64bits(ev->id, SL_EVENT_ID_LEN)
+				    : XXH3_64bits(ev->raw, ev->raw_len);
+		if (h < t->sample_below)
+			return false;
+		atomic_fetch_add_explicit(&part->sampled_out, 1, memory_order_relaxed);
+		a.flags = SL_ACK_DROPPED;
+		break;
+	}
+	case SL_OVERLOAD_DROP:
+		atomic_fetch_add_explicit(&part->dropped, 1, memory_order_relaxed);
+		a.flags = SL_ACK_DROPPED;
+		break;
+	case SL_OVERLOAD_REJECT:
+		atomic_fetch_add_explicit(&part->rejected, 1, memory_order_relaxed);
+		a.status = SLUICE__V1__ERROR_CODE__ERR_OVERLOAD;
+		break;
+	default:
+		return false;
+	}
+	sl__conn_ack(r, &a);
+	return true;
 }
 
 /* Sends one event of a Produce to its partition (here or on its owner). */
@@ -320,13 +458,18 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 	struct sl_partition *part = &t->parts[p];
 	int ret;
 
+	if (t->overload != SL_OVERLOAD_BLOCK &&
+	    atomic_load_explicit(&part->pressured, memory_order_relaxed) &&
+	    sl__overload(r, c, pr, t, part, index, ev))
+		return;
+
 	/* Producer id 0 tells the partition not to deduplicate (and is what
 	 * the log stores for such events, so recovery skips them too). */
 	uint64_t pid = c->idempotent ? c->producer_id : 0;
 	if (part->owner == r->id) {
 		struct sl_ack_ref ref = {
 			.base_seq = pr->base_sequence, .conn = c->slot, .gen = c->gen,
-			.index = index, .core = (uint16_t)r->id,
+			.index = index, .len = sl__cost(ev), .core = (uint16_t)r->id,
 		};
 		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index, ev->raw,
 				       (uint32_t)ev->raw_len, &ref);
@@ -340,7 +483,8 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		ret = sl__xsend_event(r, part->owner, &x, ev->raw);
 	}
 	if (ret < 0)
-		sl__conn_refuse(r, c, pr->base_sequence, index, (int32_t)sl_proto_wire_error(ret));
+		sl__conn_refuse(r, c, pr->base_sequence, index, (int32_t)sl_proto_wire_error(ret),
+				sl__cost(ev));
 }
 
 static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
@@ -362,6 +506,34 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 		sl__conn_fail(r, c, sl_proto_error_wire_code(&perr), "Produce: %s", perr.reason);
 		return;
 	}
+	/* Credits: the frame's events and their cost in credit bytes. */
+	uint64_t bytes = (uint64_t)pr.n_events * SL_CREDIT_EVENT_OVERHEAD;
+	if (pr.n_events <= SL_PRODUCE_VIEWS) {
+		for (uint32_t i = 0; i < pr.n_events; i++)
+			bytes += r->views[i].raw_len;
+	} else {
+		sl_produce_iter_init(&pr, &it);
+		while (sl_event_iter_next(&it, &ev) > 0)
+			bytes += ev.raw_len;
+	}
+	/* Beyond the byte credits only with nothing unanswered (wire.proto):
+	 * so a batch built for a window that has shrunk since still goes. */
+	if (pr.n_events > c->cr_events || ((int64_t)bytes > c->cr_bytes && c->unacked != 0)) {
+		atomic_fetch_add_explicit(&r->m_credit_cut, 1, memory_order_relaxed);
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_CREDIT,
+			      "Produce of %u events (%" PRIu64 " bytes) beyond the credits granted "
+			      "(%" PRIu64 " events, %" PRId64 " bytes)",
+			      pr.n_events, bytes, c->cr_events, c->cr_bytes);
+		return;
+	}
+	c->cr_events -= pr.n_events;
+	/* Signed: the debt of a frame beyond the byte credits is paid by the
+	 * next grants, so the client's count and ours agree whatever the order
+	 * in which its spending and our grants crossed. */
+	c->cr_bytes -= (int64_t)bytes;
+	c->in_bytes += bytes;
+	if (c->cr_bytes < (int64_t)(c->win_bytes / 4))
+		c->hungry = true;
 	if (c->idempotent && !sl_producer_is_current(c->prod, c->epoch)) {
 		/* A newer session of this producer id said hello: this one is
 		 * a zombie. Fatal for the session, as the contract says. */
@@ -399,8 +571,10 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 	c->unacked += pr.n_events;
 	r->stats.events_in += pr.n_events;
 	if (refuse) {
+		/* The frame's bytes come back at once, its events one by one. */
+		c->in_bytes -= bytes;
 		for (uint32_t i = 0; i < pr.n_events; i++)
-			sl__conn_refuse(r, c, pr.base_sequence, i, refuse);
+			sl__conn_refuse(r, c, pr.base_sequence, i, refuse, 0);
 		return;
 	}
 	if (pr.n_events <= SL_PRODUCE_VIEWS) {
@@ -748,8 +922,12 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 {
 	struct sl_conn *c = a->conn < r->conn_cap ? r->conns[a->conn] : NULL;
 
-	if (!c || c->gen != a->gen)
-		return; /* its connection is gone; the producer will retry */
+	if (!c || c->gen != a->gen) {
+		/* Its connection is gone (the producer will retry); the bytes
+		 * it had in flight go back to the pool (sl__conn_free). */
+		sl__pool_give(r->srv, (int64_t)a->len);
+		return;
+	}
 	if (c->n_acks == c->cap_acks) {
 		uint32_t cap = c->cap_acks ? c->cap_acks * 2 : 256;
 		struct sl_conn_ack *v = realloc(c->acks, (size_t)cap * sizeof(*v));
@@ -765,6 +943,10 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 		.partition = a->partition, .status = a->status, .flags = a->flags,
 	};
 	c->unacked--;
+	c->in_bytes -= a->len;
+	if (!a->status && !(a->flags & SL_ACK_DROPPED) &&
+	    r->srv->topics.v[a->topic].overload == SL_OVERLOAD_BLOCK)
+		c->hold_mask |= SL_PMASK_BIT(a->topic, a->partition);
 	r->stats.acks_out++;
 	sl__conn_mark_flush(r, c);
 }
@@ -801,6 +983,8 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 						break;
 					rj = &rejects[nr++];
 					*rj = (struct sl_ack_reject){.code = (uint32_t)a->status};
+					if (a->status == SLUICE__V1__ERROR_CODE__ERR_OVERLOAD)
+						rj->retry_after_ms = SL_RETRY_AFTER_MS;
 					rj->index.v = &idx[n_idx];
 				}
 				idx[n_idx++] = a->index;
@@ -809,9 +993,12 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 				struct sl_ack_part *pt = np ? &parts[np - 1] : NULL;
 				bool dup = a->flags & SL_ACK_DUP;
 				bool unknown = a->flags & SL_ACK_OFFSET_UNKNOWN;
+				bool dropped = a->flags & SL_ACK_DROPPED;
 				if (!pt || pt->partition != a->partition ||
 				    pt->duplicate != dup || pt->offset_unknown != unknown ||
-				    (!unknown && pt->base_offset + pt->index.n != a->offset) ||
+				    pt->dropped != dropped ||
+				    (!unknown && !dropped &&
+				     pt->base_offset + pt->index.n != a->offset) ||
 				    pt->index.v + pt->index.n != &idx[n_idx]) {
 					if (np == SL_ACK_MAX_PARTS)
 						break;
@@ -819,7 +1006,8 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 					*pt = (struct sl_ack_part){.partition = a->partition,
 								   .base_offset = a->offset,
 								   .duplicate = dup,
-								   .offset_unknown = unknown};
+								   .offset_unknown = unknown,
+								   .dropped = dropped};
 					pt->index.v = &idx[n_idx];
 				}
 				idx[n_idx++] = a->index;
@@ -914,6 +1102,101 @@ static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c)
 	sl__conn_free(r, c);
 }
 
+uint64_t sl__pressure_mask(const struct sl_reactor *r)
+{
+	uint64_t m = 0;
+	for (uint32_t i = 0; i < r->n; i++)
+		m |= atomic_load_explicit(&r->srv->reactors[i]->pmask.value, memory_order_relaxed);
+	return m;
+}
+
+/*
+ * Grants a connection the room its answers freed in its windows, in one
+ * Credit frame, unless a pressured partition of a `block` topic answered
+ * some of them: then it waits on the held list (sl__conns_unhold).
+ */
+static void sl__conn_credit(struct sl_reactor *r, struct sl_conn *c)
+{
+	struct sl_server *srv = r->srv;
+
+	if (c->state != SL_CONN_READY || !c->credited)
+		return;
+	if (c->hold_mask) {
+		uint64_t m = sl__pressure_mask(r);
+		if (c->hold_mask & m) {
+			sl__conn_hold(r, c);
+			r->held_seen = m;
+			return;
+		}
+		c->hold_mask = 0;
+	}
+	/* The window a connection should have: doubled when it spent most
+	 * of it, within the fair share of the pool. Shrink to it (never below
+	 * what the client holds or has in flight: granted credit is never
+	 * taken back) and give the rest to the pool, or grow to it as the
+	 * pool allows. */
+	uint64_t share = sl__credit_target(srv), target = c->win_bytes;
+	if (c->hungry) {
+		target = c->win_bytes * 2;
+		c->hungry = false;
+	}
+	if (target < SL_CREDIT_SHARE_MIN)
+		target = SL_CREDIT_SHARE_MIN;
+	if (target > share)
+		target = share;
+	/* Below 0 while the client owes for a frame beyond its window that
+	 * has been answered: the grant below pays the debt off too. */
+	int64_t used_s = c->cr_bytes + (int64_t)c->in_bytes;
+	uint64_t used = used_s > 0 ? (uint64_t)used_s : 0;
+	bool short_ = false;
+	if (c->win_bytes > target && c->win_bytes > used) {
+		uint64_t give = c->win_bytes - (used > target ? used : target);
+		sl__pool_give(srv, (int64_t)give);
+		c->win_bytes -= give;
+	} else if (c->win_bytes < target) {
+		c->win_bytes += sl__pool_take(srv, target - c->win_bytes);
+		/* Below the smallest window the connection may be stuck: try
+		 * again at the next tick. Larger ones grow at their next answers. */
+		short_ = c->win_bytes < SL_CREDIT_SHARE_MIN;
+	}
+	/* The pool ran short: try again at the next tick. */
+	if (short_)
+		sl__conn_hold(r, c);
+	else
+		sl__conn_unlink_held(r, c);
+	uint64_t ge = SL_CREDIT_EVENTS - (c->cr_events + c->unacked);
+	uint64_t gb = (int64_t)c->win_bytes > used_s ? (uint64_t)((int64_t)c->win_bytes - used_s) : 0;
+	/* One Credit per turn at most, and only for a worthwhile amount (an
+	 * eighth of a window) or when everything is answered: a trickle of
+	 * tiny grants would cost more frames than it saves waiting. */
+	bool idle = c->unacked == 0;
+	if (!(ge >= SL_CREDIT_EVENTS / 8 || gb >= c->win_bytes / 8 || (idle && (ge || gb))))
+		return;
+	Sluice__V1__Credit cr = SLUICE__V1__CREDIT__INIT;
+	cr.events = (uint32_t)ge;
+	cr.bytes = gb;
+	if (sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_CREDIT, &cr.base) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		return;
+	}
+	c->cr_events += ge;
+	c->cr_bytes += (int64_t)gb;
+	atomic_fetch_add_explicit(&r->m_credit_events, ge, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->m_credit_frames, 1, memory_order_relaxed);
+}
+
+/* Re-examines the held connections when the pressure they wait on may have
+ * eased: every tick, and whenever the mask changed. */
+void sl__conns_unhold(struct sl_reactor *r, bool tick)
+{
+	if (!r->held_head)
+		return;
+	if (!tick && sl__pressure_mask(r) == r->held_seen)
+		return;
+	for (struct sl_conn *c = r->held_head; c; c = c->held_next)
+		sl__conn_mark_flush(r, c);
+}
+
 void sl__conns_flush(struct sl_reactor *r)
 {
 	struct sl_conn *c = r->flush_head;
@@ -925,6 +1208,7 @@ void sl__conns_flush(struct sl_reactor *r)
 		if (c->n_acks && sl__conn_encode_acks(r, c) < 0)
 			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
 				      "cannot encode acks");
+		sl__conn_credit(r, c);
 		if (c->state == SL_CONN_CLOSING && c->recv_armed && !c->read_eof) {
 			/* Stop reading: the recv completes with 0 or -ECANCELED. */
 			struct io_uring_sqe *sqe = sl__sqe(r);
@@ -965,6 +1249,9 @@ void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c)
 	if (c->state == SL_CONN_HELLO)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "no Hello within %u ms",
 			      r->srv->opts.handshake_timeout_ms);
+	else if (c->state == SL_CONN_READY && c->on_held_list)
+		/* Quiet because we withhold its credits: not its fault. */
+		c->deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.idle_timeout_ms * 1000000u;
 	else if (c->state == SL_CONN_READY && c->unacked == 0 && c->owed == 0)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "idle for %u ms",
 			      r->srv->opts.idle_timeout_ms);

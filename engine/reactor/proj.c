@@ -267,6 +267,8 @@ void sl__proj_step(struct sl_reactor *r)
 		}
 		atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
 				      memory_order_relaxed);
+		atomic_store_explicit(&pp->applied_ms_pub, sl_applier_last_append_ms(pp->a),
+				      memory_order_relaxed);
 		if (!pp->failed && sl_applier_next(pp->a) < limit)
 			r->proj_behind = true;
 		moved = true;

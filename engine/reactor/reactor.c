@@ -187,6 +187,7 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 				.conn = e->conn,
 				.gen = e->gen,
 				.index = e->index,
+				.len = e->len + SL_CREDIT_EVENT_OVERHEAD,
 				.core = (uint16_t)from,
 			};
 			int ret = sl__part_produce(r, p, e->producer_id, e->epoch,
@@ -197,6 +198,8 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 					.base_seq = e->base_seq, .conn = e->conn, .gen = e->gen,
 					.index = e->index, .partition = e->partition,
 					.status = (int32_t)sl_proto_wire_error(ret),
+					.len = e->len + SL_CREDIT_EVENT_OVERHEAD,
+					.topic = e->topic,
 				};
 				sl__route_ack(r, from, &a);
 			}
@@ -248,7 +251,7 @@ int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
 		struct sl_xack a = {
 			.base_seq = ref->base_seq, .offset = ref->offset, .conn = ref->conn,
 			.gen = ref->gen, .index = ref->index, .partition = p->id,
-			.flags = ref->flags,
+			.len = ref->len, .flags = ref->flags, .topic = (uint16_t)p->topic->index,
 		};
 		r->stats.duplicates++;
 		sl__route_ack(r, ref->core, &a);
@@ -272,7 +275,7 @@ static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 		struct sl_xack a = {
 			.base_seq = ref.base_seq, .offset = ref.offset, .conn = ref.conn,
 			.gen = ref.gen, .index = ref.index, .partition = p->id,
-			.flags = ref.flags,
+			.len = ref.len, .flags = ref.flags, .topic = (uint16_t)p->topic->index,
 		};
 		sl__route_ack(r, ref.core, &a);
 	}
@@ -293,10 +296,60 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
 		struct sl_xack a = {
 			.base_seq = ref.base_seq, .conn = ref.conn, .gen = ref.gen,
 			.index = ref.index, .partition = p->id,
-			.status = SLUICE__V1__ERROR_CODE__ERR_STORAGE,
+			.status = SLUICE__V1__ERROR_CODE__ERR_STORAGE, .len = ref.len,
+			.topic = (uint16_t)p->topic->index,
 		};
 		sl__route_ack(r, ref.core, &a);
 	}
+}
+
+/*
+ * Bounds of the partitions owned here, re-evaluated every turn: events
+ * waiting for durability (the disk is behind) and the slowest follower's
+ * lag (a projection or sink is behind). Over a bound the partition is
+ * pressured; it flows again below half of it (hysteresis: no flapping at
+ * the edge). Under `block`, pressure stops the credits of the connections
+ * it answered; other policies shed at the connections' reactors.
+ */
+void sl__parts_pressure(struct sl_reactor *r)
+{
+	const struct sl_server_opts *o = &r->srv->opts;
+	uint64_t mask = 0, now = 0;
+
+	for (uint32_t i = 0; i < r->n_parts; i++) {
+		struct sl_partition *p = r->parts[i];
+		uint64_t waiting = sl_partition_waiting(p);
+		uint64_t durable = atomic_load_explicit(&p->durable_pub, memory_order_relaxed);
+		uint64_t lag = 0;
+		for (uint32_t f = 0; f < p->n_followers; f++) {
+			uint64_t next = atomic_load_explicit(p->followers[f], memory_order_acquire);
+			if (next < durable && durable - next > lag)
+				lag = durable - next;
+		}
+		atomic_store_explicit(&p->waiting_pub, waiting, memory_order_relaxed);
+		atomic_store_explicit(&p->follower_lag_pub, lag, memory_order_relaxed);
+		uint32_t was = atomic_load_explicit(&p->pressured, memory_order_relaxed), now_p = 0;
+		if (waiting > o->max_waiting_events ||
+		    ((was & SL_PRESSURE_DURABLE) && waiting > o->max_waiting_events / 2))
+			now_p |= SL_PRESSURE_DURABLE;
+		if (lag > o->max_lag_events ||
+		    ((was & SL_PRESSURE_FOLLOW) && lag > o->max_lag_events / 2))
+			now_p |= SL_PRESSURE_FOLLOW;
+		if (now_p != was) {
+			if (!now)
+				now = sl_now_ns();
+			if (!was)
+				p->pressured_since = now;
+			else if (!now_p)
+				atomic_fetch_add_explicit(&p->pressured_ns, now - p->pressured_since,
+							  memory_order_relaxed);
+			atomic_store_explicit(&p->pressured, now_p, memory_order_relaxed);
+		}
+		if (now_p && p->topic->overload == SL_OVERLOAD_BLOCK)
+			mask |= SL_PMASK_BIT(p->topic->index, p->id);
+	}
+	if (mask != atomic_load_explicit(&r->pmask.value, memory_order_relaxed))
+		atomic_store_explicit(&r->pmask.value, mask, memory_order_relaxed);
 }
 
 /* The log moved its durable end: publish it and send the acks it covers. */
@@ -465,6 +518,7 @@ static void sl__on_tick(struct sl_reactor *r)
 {
 	uint64_t now = sl_now_ns();
 	sl__proj_tick(r);
+	sl__conns_unhold(r, true);
 	/* Interval durability: an fdatasync of what was written is due. */
 	for (uint32_t i = 0; i < r->n_parts; i++) {
 		struct sl_partition *p = r->parts[i];
@@ -620,6 +674,8 @@ static int sl__loop(struct sl_reactor *r)
 		sl__part_flush(r);
 		if (r->n_pparts)
 			sl__proj_step(r);
+		sl__parts_pressure(r);
+		sl__conns_unhold(r, false);
 		sl__xflush(r);
 		sl__conns_flush(r);
 		sl__buf_publish(r);

@@ -41,7 +41,9 @@ struct sl_xack {
 	uint32_t index;
 	uint32_t partition;
 	int32_t status;     /* 0 or an ErrorCode of wire.proto */
-	uint32_t flags;     /* SL_ACK_* (topic.h) */
+	uint32_t len;       /* the event's bytes, credited back to the connection */
+	uint16_t flags;     /* SL_ACK_* (topic.h) */
+	uint16_t topic;
 };
 
 /* 64 KiB of event bytes: about 600 events of 100 B, so one ring push and one

@@ -97,6 +97,10 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			}
 			atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
 					      memory_order_relaxed);
+			/* Its lag bounds the partition's (backpressure). */
+			ret = sl_partition_follow(part, &pp->applied_pub);
+			if (ret < 0)
+				return ret;
 		}
 	}
 	return 0;

@@ -15,6 +15,7 @@
 #include "reactor/reactor_impl.h"
 #include "read/read.h"
 #include "ring/ring.h"
+#include "sink/sink.h"
 
 static void sl__wake_reactor(void *arg, uint32_t reactor)
 {
@@ -25,6 +26,35 @@ static void sl__wake_reactor(void *arg, uint32_t reactor)
 /* Ring slots between a pair of reactors: more than both pools together plus
  * a burst of overflow blocks, so the backlog path stays cold. */
 #define SL_PAIR_RING_SLOTS 1024
+
+/* The sinks of opts->sinks (engine/sink): plugins loaded, one instance per
+ * partition asked where to resume, each registered as a follower of its
+ * partition, so before any reactor runs. */
+static int sl__sinks_create(struct sl_server *srv, char *err, size_t errlen)
+{
+	const struct sl_server_opts *o = &srv->opts;
+	struct sl_sink_spec *sp;
+	int ret;
+
+	if (!o->n_sinks)
+		return 0;
+	sp = calloc(o->n_sinks, sizeof(*sp));
+	if (!sp)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < o->n_sinks; i++)
+		sp[i] = (struct sl_sink_spec){
+			.name = o->sinks[i].name,
+			.plugin = o->sinks[i].plugin,
+			.topic = o->sinks[i].topic,
+			.args = o->sinks[i].args,
+			.circuit_failures = o->sinks[i].circuit_failures,
+			.circuit_cooldown_ns = o->sinks[i].circuit_cooldown_ns,
+		};
+	ret = sl_sinks_create(sp, o->n_sinks, &srv->topics, o->plugin_path, o->n_plugin_path,
+			      &srv->sinks, err, errlen);
+	free(sp);
+	return ret;
+}
 
 /* One server per data folder: two would interleave writes to the same
  * segments. The lock dies with the process, so kill -9 leaves none behind. */
@@ -76,6 +106,19 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		return -EINVAL;
 	}
 	srv->n = srv->opts.n_reactors;
+	if (!srv->opts.memory_budget)
+		srv->opts.memory_budget = 512ull << 20;
+	if (!srv->opts.max_lag_events)
+		srv->opts.max_lag_events = 1000000;
+	if (!srv->opts.max_waiting_events)
+		srv->opts.max_waiting_events = 131072;
+	if (!srv->opts.credit_start_bytes)
+		srv->opts.credit_start_bytes = 64u << 10;
+	/* Half the budget for events in flight: the rest covers each
+	 * reactor's fixed buffers (8 MiB of receive buffers, ~6 MiB of
+	 * blocks), the ack FIFOs and sequence tables, and the read models. */
+	srv->credit_total = srv->opts.memory_budget / 2;
+	atomic_store(&srv->credit_pool.value, (int64_t)srv->credit_total);
 
 	ret = sl__lock_data_dir(srv, opts->data_dir, err, errlen);
 	if (ret < 0)
@@ -101,6 +144,13 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	if (ret < 0) {
 		if (!err[0])
 			sl_errf(err, errlen, "projections: %s", sl_strerror(ret));
+		goto fail;
+	}
+	err[0] = 0;
+	ret = sl__sinks_create(srv, err, errlen);
+	if (ret < 0) {
+		if (!err[0])
+			sl_errf(err, errlen, "sinks: %s", sl_strerror(ret));
 		goto fail;
 	}
 
@@ -179,7 +229,11 @@ uint16_t sl_server_native_port(const struct sl_server *srv)
 
 int sl_server_start(struct sl_server *srv)
 {
-	int rret = sl_reader_start(srv->reader);
+	/* Sinks first: if their threads cannot start, nothing else has. */
+	int rret = sl_sinks_start(srv->sinks);
+	if (rret < 0)
+		return rret;
+	rret = sl_reader_start(srv->reader);
 	if (rret < 0)
 		return rret;
 	pthread_barrier_t *bar = &srv->barrier;
@@ -221,6 +275,10 @@ int sl_server_wait(struct sl_server *srv)
 			result = ret;
 	}
 	sl_reader_stop(srv->reader);
+	/* After the reactors: the sinks' progress keeps their partitions'
+	 * lag bound moving while the reactors drain. What a sink has not
+	 * written yet it resumes at the next start (resume_offset). */
+	sl_sinks_stop(srv->sinks);
 	return result;
 }
 
@@ -228,6 +286,8 @@ void sl_server_destroy(struct sl_server *srv)
 {
 	if (!srv)
 		return;
+	/* Sink threads read the partitions: stopped before anything goes. */
+	sl_sinks_stop(srv->sinks);
 	/* Blocks still in rings (only after a reactor failed) are in no pool:
 	 * free them here, before the pools go. */
 	if (srv->rings)
@@ -249,6 +309,8 @@ void sl_server_destroy(struct sl_server *srv)
 	free(srv->reactors);
 	sl__projs_destroy(srv);
 	sl_topics_destroy(&srv->topics);
+	/* After the topics, which keep pointers to the sinks' done_pub. */
+	sl_sinks_destroy(srv->sinks);
 	sl_producers_close(srv->producers);
 	if (srv->lock_fd >= 0)
 		close(srv->lock_fd);

@@ -27,6 +27,7 @@ struct sl_reader;
 struct sl_ring;
 struct sl_applier;
 struct sl_config_node;
+struct sl_sinks;
 
 /* A projection to run: plugin NAME.so fed by one topic. */
 struct sl_server_proj_spec {
@@ -34,6 +35,17 @@ struct sl_server_proj_spec {
 	const char *plugin;
 	uint32_t topic;                    /* index into sl_server_opts.topics */
 	const struct sl_config_node *args; /* the entry's args map, or NULL */
+};
+
+/* A sink to run (engine/sink): plugin NAME.so copying one topic to the
+ * outside world, behind a circuit breaker per partition. */
+struct sl_server_sink_spec {
+	const char *name;
+	const char *plugin;
+	uint32_t topic;                    /* index into sl_server_opts.topics */
+	const struct sl_config_node *args; /* the entry's args map, or NULL */
+	uint32_t circuit_failures;         /* 0: the default (5) */
+	uint64_t circuit_cooldown_ns;      /* 0: the default (1 s) */
 };
 
 struct sl_server_opts {
@@ -55,6 +67,23 @@ struct sl_server_opts {
 	/* Snapshot cadence of every projection partition; 0: 1M events, 60 s. */
 	uint64_t snapshot_every_events;
 	uint64_t snapshot_every_ns;
+	/* limits.memory_budget; 0: 512 MiB. Half of it is the pool of byte
+	 * credits (events in flight), the rest is for fixed buffers, indexes
+	 * and read models. */
+	uint64_t memory_budget;
+	/* A partition whose slowest follower (projection, sink) is more than
+	 * this many events behind its durable end is pressured; 0: 1M. */
+	uint64_t max_lag_events;
+	/* A partition with more than this many events waiting for durability
+	 * is pressured; 0: 131072. */
+	uint64_t max_waiting_events;
+	/* The byte window a connection starts with; 0: 64 KiB. It doubles as
+	 * the connection uses it, up to its fair share of the pool. (Tests
+	 * that pipeline more than that without reading credits set it.) */
+	uint64_t credit_start_bytes;
+	/* Sinks (engine/sink), one thread each. */
+	const struct sl_server_sink_spec *sinks;
+	uint32_t n_sinks;
 };
 
 /*
@@ -68,6 +97,7 @@ struct sl_proj_part {
 	uint32_t proj;
 	bool failed;                   /* the applier stopped (its error says why) */
 	_Atomic uint64_t applied_pub;
+	_Atomic int64_t applied_ms_pub; /* when the last event it read was stored */
 };
 
 struct sl_proj {
@@ -130,10 +160,20 @@ struct sl_server {
 	struct {
 		_Atomic uint32_t value;
 	} SL_CACHE_ALIGNED stopping;  /* set once by sl_server_stop() */
+	/* Byte credits not granted to any connection (may dip below 0 while
+	 * answers of closed connections are still on their way back). */
+	struct {
+		_Atomic int64_t value;
+	} SL_CACHE_ALIGNED credit_pool;
+	struct {
+		_Atomic uint32_t value;
+	} SL_CACHE_ALIGNED credited;  /* connections holding a byte window */
+	uint64_t credit_total;        /* the pool's size */
 	struct sl_producers *producers; /* ids and epochs, shared by the reactors */
 	struct sl_proj *projs;          /* immutable after create (the appliers are the reactors') */
 	uint32_t n_projs;
 	struct sl_ring *pq;             /* per reactor: MPMC ring of struct sl_pquery * */
+	struct sl_sinks *sinks;         /* sink threads (engine/sink); NULL when none */
 	pthread_barrier_t barrier;     /* reactors meet once their rings exist */
 	int lock_fd;                   /* flock on data_dir/.lock */
 	bool barrier_ok;

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reactor/reactor_impl.h"
 #include "server/server.h"
+#include "sink/sink.h"
 
 /* open_memstream() sets buf and size at fclose: read them after it. */
 static int sl__finish(FILE *f, char **body, size_t *len, char **buf, size_t *sz)
@@ -40,11 +42,19 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 		for (uint32_t p = 0; p < tp->n_parts; p++) {
 			struct sl_partition *part = &tp->parts[p];
 			fprintf(f, "%s{\"partition\":%u,\"start_offset\":%" PRIu64 ",\"end_offset\":%" PRIu64
-				   ",\"serving\":%s}",
+				   ",\"serving\":%s,\"queue\":%" PRIu64 ",\"follower_lag\":%" PRIu64
+				   ",\"pressured\":%s,\"dropped\":%" PRIu64 ",\"sampled_out\":%" PRIu64
+				   ",\"rejected\":%" PRIu64 "}",
 				p ? "," : "", p,
 				atomic_load_explicit(&part->start_pub, memory_order_relaxed),
 				atomic_load_explicit(&part->durable_pub, memory_order_acquire),
-				part->log ? "true" : "false");
+				part->log ? "true" : "false",
+				atomic_load_explicit(&part->waiting_pub, memory_order_relaxed),
+				atomic_load_explicit(&part->follower_lag_pub, memory_order_relaxed),
+				atomic_load_explicit(&part->pressured, memory_order_relaxed) ? "true" : "false",
+				atomic_load_explicit(&part->dropped, memory_order_relaxed),
+				atomic_load_explicit(&part->sampled_out, memory_order_relaxed),
+				atomic_load_explicit(&part->rejected, memory_order_relaxed));
 		}
 		fprintf(f, "]}");
 	}
@@ -62,8 +72,121 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 		}
 		fprintf(f, "]}");
 	}
-	fprintf(f, "]}\n");
+	fprintf(f, "],\"sinks\":");
+	sl_sinks_status_json(srv->sinks, f);
+	fprintf(f, "}\n");
 	return sl__finish(f, body, len, &buf, &sz);
+}
+
+/* Age of the oldest event a projection has not applied, approximated from
+ * above by the append time of the last one it read (exact while events
+ * keep coming); 0 when it is caught up, absent before it read any. */
+static void sl__metrics_lag_seconds(struct sl_server *srv, FILE *f)
+{
+	fprintf(f, "# HELP sluice_projection_lag_seconds Age of the oldest durable event not yet applied.\n"
+		   "# TYPE sluice_projection_lag_seconds gauge\n");
+	int64_t now_ms = (int64_t)(sl_wall_ns() / 1000000u);
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++) {
+			struct sl_proj_part *pp = &srv->projs[i].parts[p];
+			uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
+			uint64_t a = atomic_load_explicit(&pp->applied_pub, memory_order_relaxed);
+			int64_t t = atomic_load_explicit(&pp->applied_ms_pub, memory_order_relaxed);
+			double lag = 0;
+			if (a < end) {
+				if (!t)
+					continue;
+				lag = now_ms > t ? (double)(now_ms - t) / 1000.0 : 0;
+			}
+			fprintf(f, "sluice_projection_lag_seconds{projection=\"%s\",partition=\"%u\"} %.3f\n",
+				srv->projs[i].name, p, lag);
+		}
+}
+
+/* One line per partition of a counter or gauge read with `get`. */
+static void sl__per_partition(struct sl_server *srv, FILE *f, const char *name, const char *type,
+			      const char *help, double (*get)(const struct sl_partition *))
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (uint32_t t = 0; t < srv->topics.n; t++)
+		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++)
+			fprintf(f, "%s{topic=\"%s\",partition=\"%u\"} %.15g\n", name,
+				srv->topics.v[t].name, p, get(&srv->topics.v[t].parts[p]));
+}
+
+#define SL__LOAD(x) ((double)atomic_load_explicit(&(x), memory_order_relaxed))
+static double sl__m_waiting(const struct sl_partition *p) { return SL__LOAD(p->waiting_pub); }
+static double sl__m_flag(const struct sl_partition *p) { return SL__LOAD(p->pressured) != 0; }
+static double sl__m_follow(const struct sl_partition *p) { return SL__LOAD(p->follower_lag_pub); }
+static double sl__m_dropped(const struct sl_partition *p) { return SL__LOAD(p->dropped); }
+static double sl__m_sampled(const struct sl_partition *p) { return SL__LOAD(p->sampled_out); }
+static double sl__m_rejected(const struct sl_partition *p) { return SL__LOAD(p->rejected); }
+static double sl__m_pressured_s(const struct sl_partition *p)
+{
+	return SL__LOAD(p->pressured_ns) / 1e9;
+}
+
+static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
+{
+	sl__per_partition(srv, f, "sluice_partition_queue_events", "gauge",
+			  "Events appended and waiting for durability (the partition's queue).",
+			  sl__m_waiting);
+	sl__per_partition(srv, f, "sluice_partition_follower_lag_events", "gauge",
+			  "Events the slowest projection or sink of the partition is behind.",
+			  sl__m_follow);
+	sl__per_partition(srv, f, "sluice_partition_pressured", "gauge",
+			  "1 while the partition is over a bound and its overload policy applies.",
+			  sl__m_flag);
+	sl__per_partition(srv, f, "sluice_partition_pressured_seconds_total", "counter",
+			  "Time the partition spent pressured (finished spells).", sl__m_pressured_s);
+	sl__per_partition(srv, f, "sluice_overload_dropped_total", "counter",
+			  "Events shed by the drop policy.", sl__m_dropped);
+	sl__per_partition(srv, f, "sluice_overload_sampled_out_total", "counter",
+			  "Events shed by the sample policy.", sl__m_sampled);
+	sl__per_partition(srv, f, "sluice_overload_rejected_total", "counter",
+			  "Events refused by the reject policy.", sl__m_rejected);
+}
+
+static void sl__metrics_credits(struct sl_server *srv, FILE *f)
+{
+	uint64_t events = 0, frames = 0, held = 0, held_ns = 0, cut = 0;
+	for (uint32_t i = 0; i < srv->n; i++) {
+		struct sl_reactor *r = srv->reactors[i];
+		events += atomic_load_explicit(&r->m_credit_events, memory_order_relaxed);
+		frames += atomic_load_explicit(&r->m_credit_frames, memory_order_relaxed);
+		held += atomic_load_explicit(&r->m_held_now, memory_order_relaxed);
+		held_ns += atomic_load_explicit(&r->m_held_ns, memory_order_relaxed);
+		cut += atomic_load_explicit(&r->m_credit_cut, memory_order_relaxed);
+	}
+	int64_t pool = atomic_load_explicit(&srv->credit_pool.value, memory_order_relaxed);
+	fprintf(f,
+		"# HELP sluice_credit_pool_bytes Credit bytes (half the memory budget) not granted to any connection.\n"
+		"# TYPE sluice_credit_pool_bytes gauge\n"
+		"sluice_credit_pool_bytes %" PRId64 "\n"
+		"# HELP sluice_credit_outstanding_bytes Credit bytes held by connections or in flight.\n"
+		"# TYPE sluice_credit_outstanding_bytes gauge\n"
+		"sluice_credit_outstanding_bytes %" PRId64 "\n"
+		"# HELP sluice_credit_connections Connections holding a credit window.\n"
+		"# TYPE sluice_credit_connections gauge\n"
+		"sluice_credit_connections %u\n"
+		"# HELP sluice_credit_granted_events_total Event credits granted (Welcome and Credit).\n"
+		"# TYPE sluice_credit_granted_events_total counter\n"
+		"sluice_credit_granted_events_total %" PRIu64 "\n"
+		"# HELP sluice_credit_frames_total Credit frames sent.\n"
+		"# TYPE sluice_credit_frames_total counter\n"
+		"sluice_credit_frames_total %" PRIu64 "\n"
+		"# HELP sluice_credit_blocked_connections Producers waiting for credits now.\n"
+		"# TYPE sluice_credit_blocked_connections gauge\n"
+		"sluice_credit_blocked_connections %" PRIu64 "\n"
+		"# HELP sluice_credit_blocked_seconds_total Time producers spent waiting for credits (finished waits).\n"
+		"# TYPE sluice_credit_blocked_seconds_total counter\n"
+		"sluice_credit_blocked_seconds_total %.3f\n"
+		"# HELP sluice_credit_violations_total Connections cut off for sending beyond their credits.\n"
+		"# TYPE sluice_credit_violations_total counter\n"
+		"sluice_credit_violations_total %" PRIu64 "\n",
+		pool, (int64_t)srv->credit_total - pool,
+		atomic_load_explicit(&srv->credited.value, memory_order_relaxed), events, frames, held,
+		(double)held_ns / 1e9, cut);
 }
 
 int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
@@ -103,5 +226,9 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 			fprintf(f, "sluice_projection_lag_events{projection=\"%s\",partition=\"%u\"} %" PRIu64 "\n",
 				srv->projs[i].name, p, end > a ? end - a : 0);
 		}
+	sl__metrics_lag_seconds(srv, f);
+	sl__metrics_pressure(srv, f);
+	sl__metrics_credits(srv, f);
+	sl_sinks_metrics(srv->sinks, f);
 	return sl__finish(f, body, len, &buf, &sz);
 }

@@ -70,6 +70,15 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 		out->n = i + 1;
 		t->index = i;
 		t->n_parts = specs[i].n_parts;
+		t->overload = specs[i].overload;
+		if (t->overload == SL_OVERLOAD_SAMPLE) {
+			/* Keep an event when the hash of its id falls below
+			 * rate * 2^64: the same id is kept or shed every time
+			 * (a retry is judged like its original). */
+			double r = specs[i].sample_rate;
+			t->sample_below = r >= 1.0 ? UINT64_MAX
+						   : (uint64_t)(r * 18446744073709551616.0);
+		}
 		t->name = strdup(specs[i].name);
 		if (!t->name)
 			goto fail;
@@ -118,6 +127,7 @@ void sl_topics_destroy(struct sl_topics *t)
 				sl_dedup_destroy(tp->parts[p].dd);
 				free(tp->parts[p].error);
 				free(tp->parts[p].dir);
+				free(tp->parts[p].followers);
 			}
 		free(tp->parts);
 		free(tp->name);
@@ -125,6 +135,16 @@ void sl_topics_destroy(struct sl_topics *t)
 	}
 	free(t->v);
 	memset(t, 0, sizeof(*t));
+}
+
+int sl_partition_follow(struct sl_partition *p, _Atomic uint64_t *next)
+{
+	_Atomic uint64_t **v = realloc(p->followers, (p->n_followers + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v[p->n_followers++] = next;
+	p->followers = v;
+	return 0;
 }
 
 struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, size_t len)

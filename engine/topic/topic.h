@@ -39,6 +39,7 @@
 /* sl_ack_ref.flags / sl_xack.flags */
 #define SL_ACK_DUP 1u            /* stored before: the offset is the original */
 #define SL_ACK_OFFSET_UNKNOWN 2u /* a duplicate stored too long ago to know where */
+#define SL_ACK_DROPPED 4u        /* not stored: shed by the topic's overload policy */
 
 /* Who waits for one event's ack: a connection on some reactor. */
 struct sl_ack_ref {
@@ -47,6 +48,7 @@ struct sl_ack_ref {
 	uint32_t conn;       /* connection slot on reactor `core` */
 	uint32_t gen;        /* that slot's generation, to drop acks of closed conns */
 	uint32_t index;      /* event index in the Produce frame */
+	uint32_t len;        /* the event's bytes: credits its ack gives back */
 	uint16_t core;       /* reactor that owns the connection */
 	uint16_t flags;      /* SL_ACK_* */
 };
@@ -76,6 +78,40 @@ struct sl_partition {
 	uint64_t dd_replayed;    /* records replayed at open */
 	uint64_t dd_ckpt_last, dd_ckpt_prev; /* checkpoints kept; UINT64_MAX = none */
 	uint64_t dd_untracked;   /* stored without a sequence entry (table full) */
+	/*
+	 * Backpressure. Readers that follow the log behind its writer
+	 * (projection appliers, sinks) publish their next offset through a
+	 * pointer registered here before the reactors start
+	 * (sl_partition_follow); the owner compares them with `durable` every
+	 * turn. `pressured` is set by the owner while the partition is over
+	 * one of its bounds (events waiting for durability, a follower's
+	 * lag) and cleared below half of it; any reactor reads it (relaxed:
+	 * a turn's delay in seeing it changes nothing but when credits
+	 * resume). The shed counters are added to by whichever reactor
+	 * applied the topic's overload policy to an event.
+	 */
+	_Atomic uint64_t **followers;
+	uint32_t n_followers;
+	_Atomic uint32_t pressured;          /* SL_PRESSURE_* bits, 0 = flowing */
+	_Atomic uint64_t follower_lag_pub;   /* events behind durable, slowest follower */
+	_Atomic uint64_t waiting_pub;        /* events appended, not yet durable */
+	_Atomic uint64_t dropped;            /* shed by `drop` */
+	_Atomic uint64_t sampled_out;        /* shed by `sample` */
+	_Atomic uint64_t rejected;           /* refused by `reject` */
+	_Atomic uint64_t pressured_ns;       /* total time spent pressured */
+	uint64_t pressured_since;            /* owner: when the current spell began */
+};
+
+/* sl_partition.pressured */
+#define SL_PRESSURE_DURABLE 1u  /* too many events waiting for durability */
+#define SL_PRESSURE_FOLLOW 2u   /* a projection or sink too far behind */
+
+/* What a topic does with events for a pressured partition. */
+enum sl_overload {
+	SL_OVERLOAD_BLOCK = 0, /* producers get no more credits until it flows */
+	SL_OVERLOAD_DROP,      /* acked as dropped, not stored, counted */
+	SL_OVERLOAD_SAMPLE,    /* keep a fraction chosen by event id, shed the rest */
+	SL_OVERLOAD_REJECT,    /* refused with ERR_OVERLOAD and a retry hint */
 };
 
 struct sl_topic_spec {
@@ -85,6 +121,8 @@ struct sl_topic_spec {
 	enum sl_log_durability durability;
 	uint64_t interval_ns;      /* for SL_LOG_INTERVAL */
 	uint64_t segment_bytes;    /* 0: 64 MiB */
+	enum sl_overload overload;
+	double sample_rate;        /* for SL_OVERLOAD_SAMPLE: fraction kept, (0, 1] */
 };
 
 struct sl_topic {
@@ -93,6 +131,8 @@ struct sl_topic {
 	uint32_t n_parts;
 	struct sl_partitioner part;
 	struct sl_partition *parts;
+	enum sl_overload overload;
+	uint64_t sample_below;     /* SAMPLE: keep an event when hash(id) < this */
 };
 
 struct sl_topics {
@@ -129,6 +169,13 @@ struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, siz
  */
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
 			 const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+
+/*
+ * Registers a follower's published next offset (an `_Atomic uint64_t` the
+ * follower's thread stores with release) for the owner's lag bound. Before
+ * the reactors start only; the pointer must outlive the topics. 0 or -ENOMEM.
+ */
+int sl_partition_follow(struct sl_partition *p, _Atomic uint64_t *next);
 
 /* Owner thread only: after the log failed, answers every waiting event. */
 static inline bool sl_partition_pop_any(struct sl_partition *p, struct sl_ack_ref *out)

@@ -22,7 +22,11 @@ from harness import (UUID_RE, Failure, Server, Workdir, check, main,  # noqa: E4
 
 BENCH_KEYS = ["events", "acked", "refused", "connections", "threads", "size", "rate",
               "seconds", "events_per_s", "mb_per_s", "p50_us", "p90_us", "p99_us",
-              "p999_us", "max_us", "mean_us", "latency_from", "reconnects", "resent"]
+              "p999_us", "max_us", "mean_us", "latency_from", "reconnects", "resent",
+              "send_p50_us", "send_p90_us", "send_p99_us", "send_p999_us", "send_max_us",
+              "send_mean_us", "dropped", "rejected_overload", "credit_frames", "credit_waits",
+              "credit_wait_ms"]
+SWEEP_PCTS = [0, 50, 90, 100, 200]
 
 
 def event_line(i, with_id=None):
@@ -213,13 +217,24 @@ def case_produce_no_server(a):
         check("cannot connect" in err and "refused" in err, "stderr: %r" % err)
 
 
-def bench_json(out):
+def bench_json(out, n=1):
+    """The bench's stdout: exactly n JSON lines with every key (a list when n > 1)."""
     lines = [ln for ln in out.splitlines() if ln.strip()]
-    check(len(lines) == 1, "bench stdout must be one JSON line, got %r" % out)
-    j = json.loads(lines[0])
-    for k in BENCH_KEYS:
-        check(k in j, "bench JSON lacks %s: %r" % (k, j))
-    return j
+    check(len(lines) == n, "bench stdout must be %d JSON line(s), got %r" % (n, out))
+    js = [json.loads(ln) for ln in lines]
+    for j in js:
+        for k in BENCH_KEYS:
+            check(k in j, "bench JSON lacks %s: %r" % (k, j))
+        # Against a topic with overload `block` nothing is shed, and every
+        # event's latency from its intended time includes the one from its send.
+        check(j["dropped"] == 0 and j["rejected_overload"] == 0, repr(j))
+        check(j["credit_waits"] >= 0 and j["credit_wait_ms"] >= 0 and j["credit_frames"] >= 0,
+              repr(j))
+        check(0 < j["send_p50_us"] <= j["send_p99_us"] <= j["send_p999_us"] <= j["send_max_us"],
+              repr(j))
+        for q in ("p50", "p90", "p99", "p999", "max"):
+            check(j["%s_us" % q] >= j["send_%s_us" % q], "%s from intended < from send: %r" % (q, j))
+    return js[0] if n == 1 else js
 
 
 def case_bench(a):
@@ -234,7 +249,18 @@ def case_bench(a):
         check(j["seconds"] > 0 and j["events_per_s"] > 0 and j["mb_per_s"] > 0, repr(j))
         check(0 < j["p50_us"] <= j["p99_us"] <= j["p999_us"] <= j["max_us"], repr(j))
         check(j["latency_from"] == "send", repr(j))
+        # Closed loop: the intended time is the send time.
+        check(j["p99_us"] == j["send_p99_us"], repr(j))
         check("latency from send" in err, "human summary: %r" % err)
+        check("overload: dropped 0, rejected 0; credits:" in err, "human summary: %r" % err)
+        # Many connections on a few threads: every event acked, none twice.
+        rc, out, err = run([a.sluice, "bench", "--events", "20000", "--size", "32",
+                            "--connections", "200", "--threads", "2", "--window", "64",
+                            "--timeout", "20", "--server", srv.addr], timeout=300)
+        check(rc == 0, "200 connections: rc %d: %s" % (rc, err))
+        j = bench_json(out)
+        check(j["connections"] == 200 and j["threads"] == 2, repr(j))
+        check(j["acked"] == 20000 and j["refused"] == 0 and j["duplicates"] == 0, repr(j))
         check(srv.stop() == 0, "sluiced exit code")
 
 
@@ -250,8 +276,34 @@ def case_bench_open_loop(a):
         check(j["latency_from"] == "intended", repr(j))
         # 3000 events at 10000/s cannot finish before 0.3 s.
         check(j["seconds"] >= 0.29, "open loop ran too fast: %r" % j)
+        check(j["p99_us"] >= j["send_p99_us"], repr(j))
+        check("latency from intended" in err and "latency from send" in err, err)
         rc, out, err = run([a.sluice, "bench", "--events", "10"], timeout=30)
         check(rc == 2 and "required" in err, "missing options: rc %d %r" % (rc, err))
+        rc, out, err = run([a.sluice, "bench", "--events", "10", "--size", "8",
+                            "--connections", "1", "--sweep", "--rate", "5"], timeout=30)
+        check(rc == 2 and "--sweep" in err and out == "", "--sweep with --rate: rc %d %r" % (rc, err))
+        # The sweep: a closed-loop peak, then 50/90/100/200% of it in open loop.
+        n = 20000
+        rc, out, err = run([a.sluice, "bench", "--events", str(n), "--size", "64",
+                            "--connections", "2", "--sweep", "--server", srv.addr], timeout=300)
+        check(rc == 0, "sweep: rc %d: %s" % (rc, err))
+        runs = bench_json(out, len(SWEEP_PCTS))
+        check([r["sweep_pct"] for r in runs] == SWEEP_PCTS, "sweep order: %r" % runs)
+        peak = runs[0]["events_per_s"]
+        check(peak > 0 and runs[0]["rate"] == 0 and runs[0]["latency_from"] == "send",
+              repr(runs[0]))
+        for r in runs:
+            check(r["acked"] == n and r["refused"] == 0, repr(r))
+            check(r["peak_events_per_s"] == peak, repr(r))
+        for r in runs[1:]:
+            target = peak * r["sweep_pct"] / 100.0
+            check(abs(r["rate"] - target) <= 1 + target * 1e-6, "target %r: %r" % (target, r))
+            check(r["latency_from"] == "intended", repr(r))
+            # An open loop cannot run ahead of its schedule: the last event
+            # is due (n - 1) / rate after the start.
+            check(r["seconds"] >= (n - 1) / r["rate"] * 0.99, "ran ahead: %r" % r)
+        check("sluice bench --sweep:" in err and "200%" in err, "sweep table: %r" % err)
 
 
 def case_check_config(a):

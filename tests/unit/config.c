@@ -1309,3 +1309,68 @@ Test(config, dump_of_default_reads_well)
 	free(d);
 	sl_config_free(&c);
 }
+
+Test(config, sink_circuit_defaults_values_and_errors)
+{
+	struct sl_config c, c2;
+	char *d, *d2;
+
+	/* Defaults, then each key alone and both. */
+	load("topics: [ { name: a } ]\n"
+	     "sinks:\n"
+	     "  - { name: s0, plugin: jsonl, from: a }\n"
+	     "  - { name: s1, plugin: jsonl, from: a, circuit: { failures: 2 } }\n"
+	     "  - { name: s2, plugin: jsonl, from: a, circuit: { cooldown: 250ms } }\n"
+	     "  - { name: s3, plugin: jsonl, from: a, circuit: { failures: 9, cooldown: 2m } }\n"
+	     "  - { name: s4, plugin: jsonl, from: a, circuit: }\n"
+	     "projections: [ { name: p, plugin: counter, from: a } ]\n",
+	     NULL, &c);
+	cr_assert_eq(c.n_sinks, 5);
+	cr_assert_eq(c.sinks[0].circuit_failures, 5);
+	cr_assert_eq(c.sinks[0].circuit_cooldown_ns, 1000000000ull);
+	cr_assert_eq(c.sinks[1].circuit_failures, 2);
+	cr_assert_eq(c.sinks[1].circuit_cooldown_ns, 1000000000ull);
+	cr_assert_eq(c.sinks[2].circuit_failures, 5);
+	cr_assert_eq(c.sinks[2].circuit_cooldown_ns, 250000000ull);
+	cr_assert_eq(c.sinks[3].circuit_failures, 9);
+	cr_assert_eq(c.sinks[3].circuit_cooldown_ns, 120000000000ull);
+	cr_assert_eq(c.sinks[4].circuit_failures, 5);
+	cr_assert_eq(c.projections[0].circuit_failures, 0);
+	cr_assert_eq(c.projections[0].circuit_cooldown_ns, 0);
+	/* The dump carries them and loads back to the same. */
+	d = dump_str(&c);
+	cr_assert_not_null(strstr(d, "    circuit:\n      failures: 9\n      cooldown: 2m\n"), "%s",
+	                   d);
+	load(d, NULL, &c2);
+	d2 = dump_str(&c2);
+	cr_assert_str_eq(d, d2);
+	cr_assert_eq(c2.sinks[2].circuit_cooldown_ns, 250000000ull);
+	free(d);
+	free(d2);
+	sl_config_free(&c);
+	sl_config_free(&c2);
+
+	expect_error("topics: [ { name: a } ]\nprojections:\n"
+	             "  - { name: p, plugin: counter, from: a,\n      circuit: { failures: 1 } }\n",
+	             "<string>:4: projections[0].circuit: only sinks take a circuit breaker");
+	expect_error("topics: [ { name: a } ]\nsinks:\n"
+	             "  - { name: s, plugin: j, from: a, circuit: { failures: 0 } }\n",
+	             "<string>:3: sinks[0].circuit.failures: expected an integer 1..1000000, got "
+	             "'0'");
+	expect_error("topics: [ { name: a } ]\nsinks:\n"
+	             "  - { name: s, plugin: j, from: a, circuit: { failures: many } }\n",
+	             "sinks[0].circuit.failures: expected an integer 1..1000000, got 'many'");
+	expect_error("topics: [ { name: a } ]\nsinks:\n"
+	             "  - { name: s, plugin: j, from: a, circuit: { cooldown: 10 } }\n",
+	             "sinks[0].circuit.cooldown: expected a duration like");
+	expect_error("topics: [ { name: a } ]\nsinks:\n"
+	             "  - { name: s, plugin: j, from: a, circuit: { cooldown: 10us } }\n",
+	             "sinks[0].circuit.cooldown: expected a duration of at least 1ms, got '10us'");
+	expect_error("topics: [ { name: a } ]\nsinks:\n"
+	             "  - { name: s, plugin: j, from: a, circuit: { failure: 3 } }\n",
+	             "<string>:3: sinks[0].circuit: unknown key 'failure' (did you mean "
+	             "'failures'?)");
+	expect_error("topics: [ { name: a } ]\nsinks:\n"
+	             "  - { name: s, plugin: j, from: a, circuit: 3 }\n",
+	             "sinks[0].circuit: expected a map, got '3'");
+}

@@ -19,14 +19,14 @@
 
 #include "proto/proto.h"
 
-static void rm_dir(const char *dir)
+static inline void rm_dir(const char *dir)
 {
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert_eq(system(cmd), 0);
 }
 
-static int dial(uint16_t port)
+static inline int dial(uint16_t port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -42,7 +42,7 @@ static int dial(uint16_t port)
 	return fd;
 }
 
-static void send_all(int fd, const void *buf, size_t len)
+static inline void send_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 	while (len) {
@@ -53,47 +53,55 @@ static void send_all(int fd, const void *buf, size_t len)
 	}
 }
 
+/* Reads the next frame, whatever it is; returns its type, or -1 on
+ * EOF/close. body is malloc'd. */
+static inline int read_frame_any(int fd, uint8_t **body, uint32_t *body_len)
+{
+	uint8_t hdr[5];
+	size_t got = 0;
+	while (got < 5) {
+		ssize_t n = recv(fd, hdr + got, 5 - got, 0);
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+		       (uint32_t)hdr[3] << 24;
+	cr_assert_geq(len, 1);
+	*body_len = len - 1;
+	*body = malloc(len);
+	got = 0;
+	while (got < len - 1) {
+		ssize_t n = recv(fd, *body + got, len - 1 - got, 0);
+		cr_assert_gt(n, 0, "frame body cut short");
+		got += (size_t)n;
+	}
+	return hdr[4];
+}
+
 /* Reads one frame; returns its type, or -1 on EOF/close. body is malloc'd.
  * Credit frames (the server grants credits as work becomes durable) are
- * not what these tests look at: they are skipped. */
-static int read_frame(int fd, uint8_t **body, uint32_t *body_len)
+ * not what most tests look at: they are skipped. */
+static inline int read_frame(int fd, uint8_t **body, uint32_t *body_len)
 {
 	for (int skipped = 0; skipped < 1000000; skipped++) {
-		uint8_t hdr[5];
-		size_t got = 0;
-		while (got < 5) {
-			ssize_t n = recv(fd, hdr + got, 5 - got, 0);
-			if (n <= 0)
-				return -1;
-			got += (size_t)n;
-		}
-		uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-			       (uint32_t)hdr[3] << 24;
-		cr_assert_geq(len, 1);
-		*body_len = len - 1;
-		*body = malloc(len);
-		got = 0;
-		while (got < len - 1) {
-			ssize_t n = recv(fd, *body + got, len - 1 - got, 0);
-			cr_assert_gt(n, 0, "frame body cut short");
-			got += (size_t)n;
-		}
-		if (hdr[4] != SLUICE__V1__FRAME_TYPE__FRAME_CREDIT)
-			return hdr[4];
+		int type = read_frame_any(fd, body, body_len);
+		if (type != SLUICE__V1__FRAME_TYPE__FRAME_CREDIT)
+			return type;
 		free(*body);
 	}
 	cr_assert_fail("a million Credit frames and nothing else");
 	return -1;
 }
 
-static void expect_closed(int fd)
+static inline void expect_closed(int fd)
 {
 	uint8_t b;
 	ssize_t n = recv(fd, &b, 1, 0);
 	cr_assert(n == 0 || (n < 0 && errno == ECONNRESET), "connection not closed (n=%zd)", n);
 }
 
-static void send_msg(int fd, uint8_t type, const ProtobufCMessage *m)
+static inline void send_msg(int fd, uint8_t type, const ProtobufCMessage *m)
 {
 	uint8_t buf[4096];
 	int n = sl_frame_encode_msg(type, m, buf, sizeof(buf));

@@ -93,6 +93,9 @@ struct sl_client_ack {
 	uint32_t retry_after_ms; /* the server's hint for an overload refusal */
 	const char *message;     /* the server's text for a refusal, not NUL-terminated */
 	size_t message_len;
+	/* status 0 but not stored: the topic was overloaded and its policy
+	 * (drop, sample) shed the event. Counted by the server; not retried. */
+	bool dropped;
 };
 
 #define SL_CLIENT_OFFSET_UNKNOWN UINT64_MAX
@@ -161,6 +164,13 @@ struct sl_client_stats {
 	uint64_t connects;       /* successful handshakes (the first one included) */
 	uint64_t resent;         /* events sent again after a reconnect */
 	uint64_t stray_acks;     /* acks for nothing in flight (ignored) */
+	uint64_t dropped;        /* of acked: shed by the topic's overload policy */
+	/* Credits (the server's grants, see wire.proto Credit): */
+	uint64_t credit_events;  /* events the client may still send now */
+	uint64_t credit_bytes;   /* event bytes it may still send now */
+	uint64_t credit_frames;  /* Credit frames received */
+	uint64_t credit_waits;   /* times a batch waited for credits */
+	uint64_t credit_wait_ns; /* total time batches waited for credits */
 };
 
 /*
