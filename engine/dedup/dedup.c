@@ -26,6 +26,7 @@ struct sl__dedup_prod {
 	uint32_t head; /* index of the oldest entry */
 	uint32_t n;    /* entries; >= 1 for every producer in the table */
 	uint32_t mask; /* FIFO capacity - 1 */
+	uint32_t touched; /* t->clock at its last record */
 };
 
 struct sl_dedup {
@@ -38,6 +39,7 @@ struct sl_dedup {
 	uint64_t cache_pos; /* the same producer probe once */
 	uint64_t entries;   /* sum of n, for the checkpoint bound */
 	size_t fifo_bytes;
+	uint32_t clock;     /* sl_dedup_tick() calls */
 	struct sl__dedup_prod *tab;
 };
 
@@ -251,6 +253,7 @@ static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint
 	p->head = 0;
 	p->n = 1;
 	p->mask = fifo_cap - 1;
+	p->touched = t->clock;
 	t->count++;
 	t->entries++;
 	t->fifo_bytes += (size_t)fifo_cap * sizeof(*f);
@@ -397,9 +400,43 @@ int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t se
 	p->n++;
 	t->entries++;
 	p->last = seq;
+	p->touched = t->clock;
 	if (epoch > p->epoch)
 		p->epoch = epoch;
 	return 0;
+}
+
+void sl_dedup_tick(struct sl_dedup *t)
+{
+	t->clock++;
+}
+
+size_t sl_dedup_trim(struct sl_dedup *t, uint32_t idle_ticks)
+{
+	size_t before = t->fifo_bytes;
+	uint32_t cap = sl__first_fifo_cap(t);
+
+	for (uint64_t i = 0; i < t->cap; i++) {
+		struct sl__dedup_prod *p = &t->tab[i];
+		if (!p->id || t->clock - p->touched < idle_ticks || p->mask + 1 <= cap)
+			continue;
+		struct sl__dedup_ent *f = malloc((size_t)cap * sizeof(*f));
+		if (!f)
+			break; /* keep what is there: still correct, only larger */
+		/* Only the last entry stays: every record with seq >= last is
+		 * in the FIFO, so kept = last keeps the invariant. */
+		f[0] = *sl__at(p, p->n - 1);
+		free(p->fifo);
+		t->entries -= p->n - 1;
+		t->fifo_bytes -= (size_t)(p->mask + 1 - cap) * sizeof(*f);
+		p->fifo = f;
+		p->head = 0;
+		p->n = 1;
+		p->mask = cap - 1;
+		p->kept = p->last;
+	}
+	t->cache_id = 0;
+	return before - t->fifo_bytes;
 }
 
 int sl_dedup_get(const struct sl_dedup *t, uint64_t id, uint32_t *epoch, uint64_t *last)

@@ -144,6 +144,26 @@ void sl_dedup_foreach(const struct sl_dedup *t,
 size_t sl_dedup_memory(const struct sl_dedup *t);
 
 /*
+ * Memory of idle producers. sl_dedup_tick() advances the table's clock (the
+ * owner calls it every server tick); sl_dedup_trim() keeps only the last
+ * entry of every producer that recorded nothing here for idle_ticks ticks
+ * (kept = last) and frees the rest of its FIFO; returns the bytes freed.
+ * A retry of an older sequence of such a producer is then answered STALE,
+ * a duplicate whose offset is unknown, instead of DUP with its offset.
+ * Why that is still exactly once: every sequence below `last` reached this
+ * partition before `last` did (one stream, FIFO rings), so it was stored,
+ * or refused with an answer the producer acted on. The one exception is a
+ * refusal whose answer was lost with the connection and that the producer
+ * retries after the trim (refusals at a partition are storage failures and
+ * fenced zombies: rare, and a long idle time makes the window tiny). Without
+ * trimming, every producer that ever wrote would keep up to 2 x W entries
+ * per partition for good: the budget could not hold a server whose
+ * producers come and go.
+ */
+void sl_dedup_tick(struct sl_dedup *t);
+size_t sl_dedup_trim(struct sl_dedup *t, uint32_t idle_ticks);
+
+/*
  * Checkpoint: little-endian, versioned, CRC32C-checked.
  *   header  u32 magic "SLDD", u32 version (2), u32 window, u32 zero,
  *           u64 upto, u64 nproducers, u64 total length           (40 bytes)

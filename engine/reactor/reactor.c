@@ -517,11 +517,21 @@ static int sl__setup_uring(struct sl_reactor *r)
 static void sl__on_tick(struct sl_reactor *r)
 {
 	uint64_t now = sl_now_ns();
+	r->ticks++;
 	sl__proj_tick(r);
 	sl__conns_unhold(r, true);
 	/* Interval durability: an fdatasync of what was written is due. */
 	for (uint32_t i = 0; i < r->n_parts; i++) {
 		struct sl_partition *p = r->parts[i];
+		if (p->dd) {
+			sl_dedup_tick(p->dd);
+			/* Every 10 s: forget where idle producers' old events
+			 * went (dedup.h says why that is safe). */
+			if (r->ticks % SL_DEDUP_TRIM_EVERY == 0)
+				sl_dedup_trim(p->dd, SL_DEDUP_IDLE_TICKS);
+			atomic_store_explicit(&p->dedup_bytes_pub, sl_dedup_memory(p->dd),
+					      memory_order_relaxed);
+		}
 		if (p->log && !p->dirty && sl_log_sync_due(p->log, now)) {
 			p->dirty = true;
 			r->dirty_parts[r->n_dirty_parts++] = p;

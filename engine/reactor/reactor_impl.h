@@ -42,6 +42,10 @@ enum sl_op {
 /* Blocks each reactor may have in flight to its peers (~5.7 MiB). */
 #define SL_POOL_BLOCKS 64
 #define SL_TICK_MS 100
+/* Producers idle for 30 s give up the old entries of their sequence
+ * tables, checked every 10 s (dedup.h: sl_dedup_trim). */
+#define SL_DEDUP_IDLE_TICKS 300u
+#define SL_DEDUP_TRIM_EVERY 100u
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */
 #define SL_PRODUCE_VIEWS 1024
@@ -159,6 +163,7 @@ struct sl_reactor {
 	uint64_t wake_val;
 	struct __kernel_timespec tick_ts;
 	uint32_t tick_ms;   /* 100, or less when a topic syncs more often */
+	uint64_t ticks;
 	bool accept_armed;
 
 	/* Provided receive buffers. */

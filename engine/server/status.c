@@ -121,6 +121,7 @@ static double sl__m_follow(const struct sl_partition *p) { return SL__LOAD(p->fo
 static double sl__m_dropped(const struct sl_partition *p) { return SL__LOAD(p->dropped); }
 static double sl__m_sampled(const struct sl_partition *p) { return SL__LOAD(p->sampled_out); }
 static double sl__m_rejected(const struct sl_partition *p) { return SL__LOAD(p->rejected); }
+static double sl__m_dedup(const struct sl_partition *p) { return SL__LOAD(p->dedup_bytes_pub); }
 static double sl__m_pressured_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->pressured_ns) / 1e9;
@@ -139,6 +140,9 @@ static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
 			  sl__m_flag);
 	sl__per_partition(srv, f, "sluice_partition_pressured_seconds_total", "counter",
 			  "Time the partition spent pressured (finished spells).", sl__m_pressured_s);
+	sl__per_partition(srv, f, "sluice_partition_sequence_table_bytes", "gauge",
+			  "Memory of the partition's producer sequence table (exactly once).",
+			  sl__m_dedup);
 	sl__per_partition(srv, f, "sluice_overload_dropped_total", "counter",
 			  "Events shed by the drop policy.", sl__m_dropped);
 	sl__per_partition(srv, f, "sluice_overload_sampled_out_total", "counter",

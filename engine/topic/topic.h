@@ -99,6 +99,7 @@ struct sl_partition {
 	_Atomic uint64_t sampled_out;        /* shed by `sample` */
 	_Atomic uint64_t rejected;           /* refused by `reject` */
 	_Atomic uint64_t pressured_ns;       /* total time spent pressured */
+	_Atomic uint64_t dedup_bytes_pub;    /* memory of the sequence table (tick) */
 	uint64_t pressured_since;            /* owner: when the current spell began */
 };
 

@@ -26,7 +26,9 @@
 #include "proto/proto.h"
 #include "sluice/client.h"
 #include "wire_client.h"
+#include "config/config.h"
 #include "server/server.h"
+#include "sink/sink.h"
 
 struct fixture {
 	struct sl_server *srv;
@@ -584,4 +586,69 @@ Test(backpressure, a_pressured_partition_holds_only_its_producers, .timeout = 12
 	close(fd);
 	free(t.fate);
 	stop(&f);
+}
+
+/* A deliberately slow sink (tests/plugins/flaky_sink.c, 20 ms a batch)
+ * under `block`: the producer is throttled by credits, nothing is lost, and
+ * the sink ends up with every event. */
+Test(backpressure, a_slow_sink_throttles_producers, .timeout = 120)
+{
+	char dir[64], args_yaml[256], err[512];
+	snprintf(dir, sizeof(dir), "/tmp/sluice-bp-sink-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(args_yaml, sizeof(args_yaml), "path: %s/sink.out\ndelay_us: 20000\n", dir);
+	struct sl_config_node *args = NULL;
+	cr_assert_eq(sl_config_node_parse(args_yaml, strlen(args_yaml), "args", &args, err,
+					  sizeof(err)), 0, "%s", err);
+	static const char *const path[] = {SL_TEST_PLUGIN_DIR};
+	struct sl_server_sink_spec sink = {.name = "slow", .plugin = "flaky_sink", .args = args};
+	struct sl_topic_spec topic = {.name = "events", .n_parts = 1, .partitioner = SL_PART_HASH};
+	struct sl_server_opts o = {
+		.listen_native = "127.0.0.1:0", .data_dir = dir, .n_reactors = 1,
+		.max_connections = 8, .max_frame_bytes = 1 << 20, .handshake_timeout_ms = 5000,
+		.idle_timeout_ms = 60000, .drain_timeout_ms = 10000, .topics = &topic,
+		.n_topics = 1, .plugin_path = path, .n_plugin_path = 1, .sinks = &sink,
+		.n_sinks = 1, .max_lag_events = 2000,
+	};
+	struct sl_server *srv;
+	cr_assert_eq(sl_server_create(&o, &srv, err, sizeof(err)), 0, "server: %s", err);
+	cr_assert_eq(sl_server_start(srv), 0);
+
+	struct counts n = {0};
+	struct sl_client_opts co = {.host = "127.0.0.1", .port = sl_server_native_port(srv),
+				    .on_ack = count_ack, .arg = &n};
+	struct sl_client *c;
+	cr_assert_eq(sl_client_connect(&co, &c, err, sizeof(err)), 0, "%s", err);
+	enum { N = 30000 };
+	for (uint32_t i = 0; i < N; i++) {
+		struct sl_client_event ev = {.type = "T", .type_len = 1, .aggregate = "a",
+					     .aggregate_len = 1, .data = "{}", .data_len = 2};
+		cr_assert_eq(sl_client_produce(c, NULL, &ev, NULL), 0);
+	}
+	cr_assert_eq(sl_client_flush(c, 60000), 0, "%s", sl_client_last_error(c));
+	struct sl_client_stats st;
+	sl_client_get_stats(c, &st);
+	cr_assert_eq(n.ok, N);
+	cr_assert_gt(st.credit_waits, 0, "the producer never waited for the slow sink");
+	sl_client_close(c);
+	struct sl_partition *part = &srv->topics.v[0].parts[0];
+	/* Pressure came and went (a finished spell is counted). */
+	cr_assert_gt(atomic_load(&part->pressured_ns), 0);
+
+	/* The sink catches up with everything (bounded wait on its own
+	 * progress, a blocking read of nothing else being available). */
+	struct sl_sink_part_stats ss = {0};
+	for (int i = 0; i < 60000 && ss.done < N; i++) {
+		cr_assert_eq(sl_sinks_part_stats(srv->sinks, 0, 0, &ss), 0);
+		if (ss.done < N) {
+			struct timespec ts = {.tv_nsec = 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	cr_assert_eq(ss.done, N);
+	sl_server_stop(srv);
+	cr_assert_eq(sl_server_wait(srv), 0);
+	sl_server_destroy(srv);
+	sl_config_node_free(args);
+	rm_dir(dir);
 }

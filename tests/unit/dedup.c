@@ -730,3 +730,35 @@ Test(dedup, bad_options)
 	cr_assert_gt(sl_dedup_memory(t), 0);
 	sl_dedup_destroy(t);
 }
+
+/* Idle producers give up their old entries; busy ones keep them. */
+Test(dedup, trim_idle_producers)
+{
+	struct sl_dedup *t = mk(256, 0);
+	uint64_t off = 0, o;
+	for (uint64_t s = 0; s < 200; s++) {
+		rec(t, 7, 1, s, off++); /* idle after this */
+		rec(t, 9, 1, s, off++); /* keeps going */
+	}
+	size_t before = sl_dedup_memory(t);
+	for (int i = 0; i < 10; i++)
+		sl_dedup_tick(t);
+	rec(t, 9, 1, 200, off++);
+	cr_assert_gt(sl_dedup_trim(t, 5), 0, "the idle producer's FIFO was not freed");
+	cr_assert_lt(sl_dedup_memory(t), before);
+	/* Producer 7: its last is still a known duplicate, older ones are
+	 * duplicates whose offset is forgotten, new ones are new. */
+	cr_assert_eq(sl_dedup_check(t, 7, 1, 199, &o), SL_DEDUP_DUP);
+	cr_assert_eq(o, 2 * 199);
+	cr_assert_eq(sl_dedup_check(t, 7, 1, 150, &o), SL_DEDUP_STALE);
+	cr_assert_eq(sl_dedup_check(t, 7, 1, 200, &o), SL_DEDUP_NEW);
+	/* Producer 9 recorded within the idle time: untouched. */
+	cr_assert_eq(sl_dedup_check(t, 9, 1, 150, &o), SL_DEDUP_DUP);
+	cr_assert_eq(o, 2 * 150 + 1);
+	/* And 7 goes on from there. */
+	rec(t, 7, 1, 200, off++);
+	cr_assert_eq(sl_dedup_check(t, 7, 1, 200, &o), SL_DEDUP_DUP);
+	/* A second trim with nothing idle frees nothing. */
+	cr_assert_eq(sl_dedup_trim(t, 5), 0);
+	sl_dedup_destroy(t);
+}
