@@ -160,6 +160,7 @@ static void check_ack(const Sluice__V1__Ack *a)
 		    .offsets = p->n_offsets ? p->offsets : NULL,
 		    .duplicate = p->duplicate,
 		    .offset_unknown = p->offset_unknown,
+		    .dropped = p->dropped,
 		};
 	}
 	for (size_t i = 0; i < a->n_rejects; i++) {
