@@ -10,6 +10,9 @@ must complete again (its throughput against the first peak is printed: the
 figure for the notes, not an assertion on a shared 2-core machine).
 
   overload_memory       200 connections, 256 MiB budget (default suite)
+  slow_sink_block       a deliberately slow sink (tests/plugins/flaky_sink, 20 ms a
+                        batch) under `block`: producers are throttled (credit waits),
+                        RSS stays under the budget, nothing is lost, the sink gets all
   overload_memory_slow  1,000 connections, the default 512 MiB budget, 4M events (`slow`)
 """
 
@@ -81,6 +84,47 @@ def overload(args, conns, budget_mib, events):
             check(srv.stop() == 0, "sluiced did not drain cleanly")
 
 
+def case_slow_sink_block(args):
+    plugins = os.path.join(os.path.dirname(os.path.abspath(args.sluiced)), "..", "tests",
+                           "plugins", "out")
+    check(os.path.exists(os.path.join(plugins, "flaky_sink.so")), "no flaky_sink.so in " + plugins)
+    n = 300000
+    with Workdir() as wd:
+        srv = Server(args.sluiced, wd)
+        out = os.path.join(srv.dir, "sink.out")
+        with open(srv.config) as f:
+            cfg = f.read()
+        cfg += ("limits: { memory_budget: 256MiB, max_follower_lag: 5000 }\n"
+                "plugin_path: [ %s ]\n"
+                "sinks:\n"
+                "  - { name: slow, plugin: flaky_sink, from: events,\n"
+                "      args: { path: %s, delay_us: 20000 } }\n" % (plugins, out))
+        with open(srv.config, "w") as f:
+            f.write(cfg)
+        with srv:
+            b = bench(args, srv, n, 50)
+            check(b["acked"] == n and b["refused"] == 0 and b["dropped"] == 0,
+                  "events lost under block: %r" % b)
+            check(b["credit_waits"] > 0, "the producers were never throttled: %r" % b)
+            # The sink catches up: bounded wait on its own output.
+            deadline = time.monotonic() + 120
+            lines = 0
+            while time.monotonic() < deadline:
+                with open(out, "rb") as f:
+                    lines = f.read().count(b"\n")
+                if lines >= n:
+                    break
+                time.sleep(0.05)
+            check(lines == n, "the sink holds %d of %d events" % (lines, n))
+            hwm = vm(srv.proc.pid, "VmHWM")
+            print("slow sink: %.0f events/s taken (the sink's pace), %d credit waits "
+                  "(%.0f ms summed), RSS high-water %.1f MiB of 256 MiB, sink complete" % (
+                      b["events_per_s"], b["credit_waits"], b["credit_wait_ms"], hwm / 2**20))
+            if not os.environ.get("SLUICE_SANITIZED"):
+                check(hwm < 256 << 20, "RSS high-water %.1f MiB over the budget" % (hwm / 2**20))
+            check(srv.stop() == 0, "sluiced did not drain cleanly")
+
+
 def case_overload_memory(args):
     overload(args, 200, 256, 1000000)
 
@@ -92,5 +136,6 @@ def case_overload_memory_slow(args):
 if __name__ == "__main__":
     sys.exit(main({
         "overload_memory": case_overload_memory,
+        "slow_sink_block": case_slow_sink_block,
         "overload_memory_slow": case_overload_memory_slow,
     }))
