@@ -19,6 +19,18 @@
 #include "reactor/reactor.h"
 #include "server/server.h"
 
+/*
+ * jemalloc's options for sluiced (it reads this symbol at start; MALLOC_CONF
+ * still overrides). A burst (an overload, a large group commit) frees what
+ * it grew, but jemalloc returns freed pages to the kernel only as later
+ * allocations pass by: an idle server would keep its peak resident for
+ * good. A background thread purges them within about a second instead
+ * (measured: 368 MiB resident after ten times the peak rate from 1,000
+ * connections, 280 MiB 3 s later, most of the rest the producers'
+ * sequence tables).
+ */
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+
 static void usage(FILE *out)
 {
 	fprintf(out,

@@ -55,8 +55,35 @@ struct sl_wbuf {
 	uint8_t *p;
 	uint32_t len;  /* a group commit is far below 4 GiB: batches are capped */
 	size_t cap;
+	size_t peak;   /* recent group-commit sizes, decaying (sl__wbuf_reuse) */
 	uint64_t first_offset; /* offset of the first event in it */
 };
+
+/* A buffer keeps up to this much capacity whatever its recent use. */
+#define SL_LOG_BUF_KEEP (4u << 20)
+
+/*
+ * Empties the buffer for the next group commit. An overload can grow one
+ * to hundreds of MiB (everything appended while an fdatasync is slow);
+ * kept, that capacity would stay resident for good, on every partition
+ * that ever saw a burst, past the memory budget the credits enforce. So a
+ * buffer larger than SL_LOG_BUF_KEEP and four times its recent peak
+ * shrinks to twice that peak.
+ */
+static void sl__wbuf_reuse(struct sl_wbuf *b, uint64_t first_offset)
+{
+	b->peak = b->len > b->peak ? b->len : b->peak - b->peak / 8;
+	if (b->cap > SL_LOG_BUF_KEEP && b->cap > 4 * b->peak) {
+		size_t cap = 2 * b->peak < SL_LOG_BUF_KEEP ? SL_LOG_BUF_KEEP : 2 * b->peak;
+		uint8_t *p = realloc(b->p, cap);
+		if (p) {
+			b->p = p;
+			b->cap = cap;
+		}
+	}
+	b->len = 0;
+	b->first_offset = first_offset;
+}
 
 struct sl_log {
 	struct sl_log_opts opts;
@@ -932,8 +959,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		log->unsynced = true;
 		log->durable = log->next_offset;
 		log->active ^= 1;
-		log->buf[log->active].len = 0;
-		log->buf[log->active].first_offset = log->next_offset;
+		sl__wbuf_reuse(&log->buf[log->active], log->next_offset);
 		return 2;
 	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring); /* room checked above */
@@ -950,8 +976,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	log->write_pos += b->len;
 	/* Appends continue into the other buffer while this one is written. */
 	log->active ^= 1;
-	log->buf[log->active].len = 0;
-	log->buf[log->active].first_offset = log->next_offset;
+	sl__wbuf_reuse(&log->buf[log->active], log->next_offset);
 	return 1;
 }
 
