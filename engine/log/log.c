@@ -1,4 +1,5 @@
 #include "log/log.h"
+#include "log/log_impl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -119,6 +120,7 @@ struct sl_log {
 	bool failed;
 	char error[320];
 	struct sl_log_stats stats;
+	struct sl_segprep_req prep;  /* the next segment, when opts.prep */
 };
 
 static void sl__fail(struct sl_log *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -269,6 +271,32 @@ static int sl__fsync_dir(struct sl_log *log)
  * reserves the space up front and keeps a segment contiguous; recycling old
  * segments would reach the overwrite rate (not done yet).
  */
+/* Takes the prepared next segment as `name`, if one is ready: -EAGAIN if
+ * not (the caller creates it in place). */
+static int sl__seg_take_prepared(struct sl_log *log, uint64_t base, int *fd)
+{
+	char name[32];
+	struct sl_segprep_req *rq = &log->prep;
+	int state = atomic_load_explicit(&rq->state, memory_order_acquire);
+
+	if (state == SL_SEGPREP_FAILED)
+		atomic_store_explicit(&rq->state, SL_SEGPREP_NONE, memory_order_relaxed);
+	if (state != SL_SEGPREP_READY)
+		return -EAGAIN;
+	snprintf(name, sizeof(name), "%020" PRIu64 ".log", base);
+	atomic_store_explicit(&rq->state, SL_SEGPREP_NONE, memory_order_relaxed);
+	if (renameat2(log->dir_fd, SL_SEGPREP_NAME, log->dir_fd, name, RENAME_NOREPLACE) < 0) {
+		int ret = -errno;
+		close(rq->fd);
+		unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
+		return ret == -EEXIST ? ret : -EAGAIN;
+	}
+	*fd = rq->fd;
+	rq->fd = -1;
+	log->stats.segments_prepared++;
+	return 0;
+}
+
 static int sl__seg_create(struct sl_log *log, uint64_t base)
 {
 	char *path = sl__seg_path(log, base, "log");
@@ -276,6 +304,18 @@ static int sl__seg_create(struct sl_log *log, uint64_t base)
 
 	if (!path)
 		return -ENOMEM;
+	if (log->opts.prep) {
+		ret = sl__seg_take_prepared(log, base, &fd);
+		if (ret == 0) {
+			/* The name must be durable before anything in it is. */
+			ret = sl__fsync_dir(log);
+			if (ret < 0) {
+				sl__fail(log, "sync folder %s: %s", log->dir, strerror(-ret));
+				goto out;
+			}
+			goto add;
+		}
+	}
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		ret = -errno;
@@ -292,6 +332,7 @@ static int sl__seg_create(struct sl_log *log, uint64_t base)
 		sl__fail(log, "sync folder %s: %s", log->dir, strerror(-ret));
 		goto out;
 	}
+add:
 	ret = sl__seg_add(log, base, fd);
 	if (ret == 0) {
 		fd = -1;
@@ -710,6 +751,11 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		snprintf(err, errlen, "open folder %s: %s", log->dir, strerror(-ret));
 		goto fail;
 	}
+	log->prep.dir_fd = log->dir_fd;
+	log->prep.bytes = opts->segment_bytes;
+	log->prep.fd = -1;
+	/* A prepared segment a crash left behind: never part of the log. */
+	unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
 	ret = sl__list_bases(log->dir, true, 0, &bases, &n_bases);
 	if (ret < 0) {
 		snprintf(err, errlen, "read folder %s: %s", log->dir, strerror(-ret));
@@ -770,10 +816,27 @@ fail:
 	return ret;
 }
 
+bool sl_log_next_asked(const struct sl_log *log)
+{
+	return atomic_load_explicit(&log->prep.state, memory_order_acquire) != SL_SEGPREP_NONE;
+}
+
+bool sl_log_next_ready(const struct sl_log *log)
+{
+	return atomic_load_explicit(&log->prep.state, memory_order_acquire) == SL_SEGPREP_READY;
+}
+
 void sl_log_close(struct sl_log *log)
 {
 	if (!log)
 		return;
+	if (log->opts.prep) {
+		sl__segprep_cancel(log->opts.prep, &log->prep);
+		if (atomic_load_explicit(&log->prep.state, memory_order_acquire) == SL_SEGPREP_READY)
+			close(log->prep.fd);
+		/* Ready or half made, it is of no use to anyone now. */
+		unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
+	}
 	for (uint32_t i = 0; i < log->n_segs; i++) {
 		if (log->segs[i].fd >= 0)
 			close(log->segs[i].fd);
@@ -931,6 +994,11 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		if (ret < 0)
 			return -SL_ELOG_FAILED;
 	}
+	/* Half way through a segment, ask for the next one: a log that never
+	 * fills one (most, in tests) never costs a prepared file. */
+	if (log->opts.prep && log->write_pos + b->len > log->opts.segment_bytes / 2 &&
+	    atomic_load_explicit(&log->prep.state, memory_order_relaxed) == SL_SEGPREP_NONE)
+		sl__segprep_request(log->opts.prep, &log->prep);
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
 	int ret = sl__seal_buffer(log, b, log->write_pos);
 	if (ret < 0)

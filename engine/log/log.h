@@ -79,9 +79,38 @@ struct sl_log_opts {
 	 */
 	void (*on_seal)(void *arg, uint64_t next_base);
 	void *on_seal_arg;
+	/* Prepares each next segment off this thread (below). NULL: a roll
+	 * creates the next segment in place, fallocate()d. */
+	struct sl_segprep *prep;
 };
 
+/*
+ * The segment preparer: a thread that makes each log's NEXT segment ahead
+ * of its roll, as `next.prep` in the log's folder, written with zeros to
+ * segment_bytes and fdatasynced. Why written and not fallocate()d: a write
+ * into fallocate()d (unwritten) blocks converts the extent, a journal commit
+ * in every fdatasync; an overwrite of written blocks is data only. Measured
+ * here (/tmp-style ext4 on virtio, 32 KiB pwrite + fdatasync): 2 files
+ * 7,300 vs 3,900 syncs/s (p50 261 vs 496 us), 8 files 12,900 vs 10,500.
+ * And a roll then costs a rename and a folder sync instead of a 64 MiB
+ * fallocate and two syncs on the reactor. Zeros read back as the end of a
+ * segment, exactly as fallocate()d blocks do, so recovery is unchanged; a
+ * `next.prep` left by a crash is deleted at open.
+ *
+ * Ownership: sl_segprep_create() starts the thread; sl_segprep_destroy()
+ * stops it, after every log using it is closed. Threads: logs call it from
+ * their own thread; the preparer touches only the request it took.
+ */
+struct sl_segprep;
+int sl_segprep_create(struct sl_segprep **out);
+void sl_segprep_destroy(struct sl_segprep *p);
+
 struct sl_log;
+
+/* The log's next segment is prepared (its next roll takes it); asked for
+ * (a log asks once half of its active segment is written). */
+bool sl_log_next_ready(const struct sl_log *log);
+bool sl_log_next_asked(const struct sl_log *log);
 
 /* Opens (creating or recovering) a partition log. On -SL_ECORRUPT or an I/O
  * error, `err` says which file and where. */
@@ -134,6 +163,7 @@ struct sl_log_stats {
 	uint64_t syncs;
 	uint64_t batches;
 	uint64_t segments;
+	uint64_t segments_prepared; /* of which rolled into a prepared file */
 	uint64_t recovered_truncated_bytes; /* torn tail cut at open */
 };
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);

@@ -11,11 +11,13 @@
 #include "base/base.h"
 
 static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *spec,
-			const char *data_dir, struct sl_producers *prods, char *err, size_t errlen)
+			const char *data_dir, struct sl_producers *prods, struct sl_segprep *prep,
+			char *err, size_t errlen)
 {
 	char dir[4096], lerr[512] = "";
 	struct sl_log_opts o = {
 		.dir = dir,
+		.prep = prep,
 		.segment_bytes = spec->segment_bytes ? spec->segment_bytes : (64u << 20),
 		.durability = spec->durability,
 		.interval_ns = spec->interval_ns,
@@ -65,6 +67,13 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 	out->v = calloc(n ? n : 1, sizeof(*out->v));
 	if (!out->v)
 		return -ENOMEM;
+	ret = sl_segprep_create(&out->prep);
+	if (ret < 0) {
+		free(out->v);
+		out->v = NULL;
+		snprintf(err, errlen, "segment preparer: %s", strerror(-ret));
+		return ret;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct sl_topic *t = &out->v[i];
 		out->n = i + 1;
@@ -100,7 +109,8 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 			part->waiting = malloc(part->w_cap * sizeof(*part->waiting));
 			if (!part->waiting)
 				goto fail;
-			ret = sl__open_log(part, &specs[i], data_dir, producers, err, errlen);
+			ret = sl__open_log(part, &specs[i], data_dir, producers, out->prep, err,
+					   errlen);
 			if (ret < 0)
 				goto fail;
 			ret = -ENOMEM;
@@ -133,6 +143,8 @@ void sl_topics_destroy(struct sl_topics *t)
 		free(tp->name);
 		sl_part_destroy(&tp->part);
 	}
+	/* After every log: they may still be asking it. */
+	sl_segprep_destroy(t->prep);
 	free(t->v);
 	memset(t, 0, sizeof(*t));
 }

@@ -139,6 +139,7 @@ struct sl_topic {
 struct sl_topics {
 	struct sl_topic *v;
 	uint32_t n;
+	struct sl_segprep *prep; /* prepares every partition's next segment */
 };
 
 /*

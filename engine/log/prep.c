@@ -1,0 +1,158 @@
+/*
+ * The segment preparer (log.h). Requests are rare (one per segment roll), so
+ * a mutex and a condition variable carry them; the hot path never waits on
+ * it: a roll takes a prepared file if one is ready and falls back to
+ * creating the segment in place otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "log/log_impl.h"
+
+struct sl_segprep {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sl_segprep_req *head, *tail; /* waiting requests */
+	struct sl_segprep_req *busy;        /* the one being prepared */
+	bool stop;
+	pthread_t th;
+	uint8_t *zeros;
+};
+
+#define SL__ZERO_CHUNK (1u << 20)
+
+/* Makes `next.prep` in the request's folder: zeros to `bytes`, synced.
+ * Returns its fd, or -errno (the roll then creates the segment in place). */
+static int sl__prepare(struct sl_segprep *p, const struct sl_segprep_req *rq)
+{
+	int fd = openat(rq->dir_fd, SL_SEGPREP_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	for (uint64_t off = 0; off < rq->bytes; off += SL__ZERO_CHUNK) {
+		size_t n = rq->bytes - off < SL__ZERO_CHUNK ? (size_t)(rq->bytes - off) : SL__ZERO_CHUNK;
+		ssize_t w = pwrite(fd, p->zeros, n, (off_t)off);
+		if (w != (ssize_t)n)
+			goto fail;
+	}
+	if (fdatasync(fd) < 0)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	unlinkat(rq->dir_fd, SL_SEGPREP_NAME, 0);
+	return -EIO;
+}
+
+static void *sl__prep_thread(void *arg)
+{
+	struct sl_segprep *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->stop && !p->head)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->stop)
+			break;
+		struct sl_segprep_req *rq = p->head;
+		p->head = rq->next;
+		if (!p->head)
+			p->tail = NULL;
+		rq->queued = false;
+		p->busy = rq;
+		pthread_mutex_unlock(&p->mu);
+		int fd = sl__prepare(p, rq);
+		pthread_mutex_lock(&p->mu);
+		rq->fd = fd;
+		/* Release: the file's contents and fd before the state a
+		 * roll reads with acquire. */
+		atomic_store_explicit(&rq->state, fd >= 0 ? SL_SEGPREP_READY : SL_SEGPREP_FAILED,
+				      memory_order_release);
+		p->busy = NULL;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+int sl_segprep_create(struct sl_segprep **out)
+{
+	struct sl_segprep *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->zeros = calloc(1, SL__ZERO_CHUNK);
+	if (!p->zeros) {
+		free(p);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	int ret = pthread_create(&p->th, NULL, sl__prep_thread, p);
+	if (ret) {
+		free(p->zeros);
+		free(p);
+		return -ret;
+	}
+	pthread_setname_np(p->th, "sl-segprep");
+	*out = p;
+	return 0;
+}
+
+void sl_segprep_destroy(struct sl_segprep *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->th, NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p->zeros);
+	free(p);
+}
+
+void sl__segprep_request(struct sl_segprep *p, struct sl_segprep_req *rq)
+{
+	pthread_mutex_lock(&p->mu);
+	if (!rq->queued && p->busy != rq &&
+	    atomic_load_explicit(&rq->state, memory_order_relaxed) == SL_SEGPREP_NONE) {
+		atomic_store_explicit(&rq->state, SL_SEGPREP_WAITING, memory_order_relaxed);
+		rq->queued = true;
+		rq->next = NULL;
+		if (p->tail)
+			p->tail->next = rq;
+		else
+			p->head = rq;
+		p->tail = rq;
+		pthread_cond_signal(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+void sl__segprep_cancel(struct sl_segprep *p, struct sl_segprep_req *rq)
+{
+	pthread_mutex_lock(&p->mu);
+	if (rq->queued) {
+		struct sl_segprep_req **pp = &p->head, *prev = NULL;
+		while (*pp && *pp != rq) {
+			prev = *pp;
+			pp = &(*pp)->next;
+		}
+		if (*pp) {
+			*pp = rq->next;
+			if (p->tail == rq)
+				p->tail = prev;
+		}
+		rq->queued = false;
+		atomic_store_explicit(&rq->state, SL_SEGPREP_NONE, memory_order_relaxed);
+	}
+	while (p->busy == rq)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
