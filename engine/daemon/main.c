@@ -83,15 +83,6 @@ static enum sl_part_kind part_kind(enum sl_config_partitioner p)
 	}
 }
 
-/* Says plainly which configured features this build does not serve yet, so
- * nobody mistakes a silent no-op for a working one. */
-static void warn_unserved(const struct sl_config *cfg)
-{
-	for (size_t i = 0; i < cfg->n_pipelines; i++)
-		fprintf(stderr, "sluiced: note: pipeline '%s' is configured but pipelines are not served yet\n",
-			cfg->pipelines[i].name);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -220,6 +211,31 @@ int main(int argc, char **argv)
 			.circuit_failures = cfg.sinks[i].circuit_failures,
 			.circuit_cooldown_ns = cfg.sinks[i].circuit_cooldown_ns,
 		};
+	/* Pipelines: one spec each, their transforms in one array. */
+	size_t n_tr = 0;
+	for (size_t i = 0; i < cfg.n_pipelines; i++)
+		n_tr += cfg.pipelines[i].n_transforms;
+	struct sl_server_pipeline_spec *plspecs =
+		calloc(cfg.n_pipelines ? cfg.n_pipelines : 1, sizeof(*plspecs));
+	struct sl_server_transform_spec *trspecs = calloc(n_tr ? n_tr : 1, sizeof(*trspecs));
+	if (!plspecs || !trspecs)
+		return 1;
+	n_tr = 0;
+	for (size_t i = 0; i < cfg.n_pipelines; i++) {
+		const struct sl_config_pipeline *pl = &cfg.pipelines[i];
+		plspecs[i] = (struct sl_server_pipeline_spec){
+			.name = pl->name,
+			.from = (uint32_t)pl->from_topic,
+			.to = (uint32_t)pl->to_topic,
+			.transforms = trspecs + n_tr,
+			.n_transforms = (uint32_t)pl->n_transforms,
+		};
+		for (size_t k = 0; k < pl->n_transforms; k++)
+			trspecs[n_tr++] = (struct sl_server_transform_spec){
+				.plugin = pl->transforms[k].plugin,
+				.args = pl->transforms[k].args,
+			};
+	}
 	struct sl_server_opts so = {
 		.listen_native = listen,
 		.data_dir = cfg.data_dir,
@@ -236,6 +252,8 @@ int main(int argc, char **argv)
 		.n_projections = (uint32_t)cfg.n_projections,
 		.sinks = sspecs,
 		.n_sinks = (uint32_t)cfg.n_sinks,
+		.pipelines = plspecs,
+		.n_pipelines = (uint32_t)cfg.n_pipelines,
 		.plugin_path = (const char *const *)cfg.plugin_path,
 		.n_plugin_path = cfg.n_plugin_path,
 		.memory_budget = cfg.limits.memory_budget,
@@ -259,7 +277,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sluiced: cannot start: %s\n", err);
 		return 1;
 	}
-	warn_unserved(&cfg);
 	ret = sl_server_start(srv);
 	if (ret < 0) {
 		fprintf(stderr, "sluiced: %s\n", sl_strerror(ret));
@@ -290,6 +307,13 @@ int main(int argc, char **argv)
 		printf("sluiced: projection %s: plugin %s (%s), topic %s\n", srv->projs[i].name,
 		       srv->projs[i].plugin->name, srv->projs[i].plugin->file,
 		       srv->projs[i].topic->name);
+	for (size_t i = 0; i < cfg.n_pipelines; i++) {
+		const struct sl_config_pipeline *pl = &cfg.pipelines[i];
+		printf("sluiced: pipeline %s: %s -> %s through", pl->name, pl->from, pl->to);
+		for (size_t k = 0; k < pl->n_transforms; k++)
+			printf("%s %s", k ? "," : "", pl->transforms[k].plugin);
+		printf("\n");
+	}
 	printf("sluiced: ready\n");
 	fflush(stdout);
 
@@ -315,6 +339,8 @@ int main(int argc, char **argv)
 	free(specs);
 	free(pspecs);
 	free(sspecs);
+	free(plspecs);
+	free(trspecs);
 	sl_config_free(&cfg);
 	return ret < 0 ? 1 : 0;
 }

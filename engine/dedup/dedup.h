@@ -238,6 +238,16 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 #define SL_PRODUCERS_ID_BLOCK (UINT64_C(1) << 16)
 /* Ids stay below 2^62 so a block end never wraps. */
 #define SL_PRODUCERS_ID_LIMIT (UINT64_C(1) << 62)
+/*
+ * Reserved: ids in [2^62, 2^63) belong to the server's own producers, the
+ * pipeline stages (engine/pipe: 2^62 | 42 bits of a hash of the pipeline's
+ * name << 20 | the input partition). The registry never hands them out
+ * (the ids above are small sequential numbers, and a Hello asking for one
+ * is refused), so no client can pose as a stage; a partition's table holds
+ * them like any other producer, and sl_producers_seed passes over them.
+ */
+#define SL_PRODUCERS_PIPE_ID_BASE SL_PRODUCERS_ID_LIMIT
+#define SL_PRODUCERS_PIPE_ID_END (UINT64_C(1) << 63)
 #define SL_PRODUCERS_MAX_DEFAULT (UINT32_C(1) << 20)
 
 struct sl_producer { /* stable address for the registry's lifetime */
@@ -267,7 +277,8 @@ int sl_producers_set_max(struct sl_producers *r, uint32_t max);
  * Start-up only: merges what a partition's table knows of a producer: epoch
  * = max, next_seq = max(next_seq, last + 1); fresh ids will be above `id`.
  * -EINVAL (id 0, id >= SL_PRODUCERS_ID_LIMIT, last >= SL_DEDUP_SEQ_LIMIT),
- * -ENOSPC, -ENOMEM.
+ * -ENOSPC, -ENOMEM. A pipeline stage's id (SL_PRODUCERS_PIPE_ID_BASE) is
+ * passed over: 0, nothing recorded.
  */
 int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint64_t last);
 

@@ -267,6 +267,10 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
 	struct sl_producer *p;
 	int ret = 0;
 
+	/* A pipeline stage (dedup.h): not a session, nothing to remember. */
+	if (id >= SL_PRODUCERS_PIPE_ID_BASE && id < SL_PRODUCERS_PIPE_ID_END &&
+	    last < SL_DEDUP_SEQ_LIMIT)
+		return 0;
 	if (!id || id >= SL_PRODUCERS_ID_LIMIT || last >= SL_DEDUP_SEQ_LIMIT)
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);

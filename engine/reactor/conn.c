@@ -922,6 +922,12 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 {
 	struct sl_conn *c = a->conn < r->conn_cap ? r->conns[a->conn] : NULL;
 
+	/* ---- pipelines: the ack of a stage's output, not a connection's */
+	if (a->conn & SL_CONN_PIPE) {
+		sl__pipe_ack(r, a);
+		return;
+	}
+	/* ---- */
 	if (!c || c->gen != a->gen) {
 		/* Its connection is gone (the producer will retry); the bytes
 		 * it had in flight go back to the pool (sl__conn_free). */

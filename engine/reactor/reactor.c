@@ -519,6 +519,8 @@ static void sl__on_tick(struct sl_reactor *r)
 	uint64_t now = sl_now_ns();
 	r->ticks++;
 	sl__proj_tick(r);
+	if (r->n_pipe_parts)
+		sl__pipe_tick(r);
 	sl__conns_unhold(r, true);
 	/* Interval durability: an fdatasync of what was written is due. */
 	for (uint32_t i = 0; i < r->n_parts; i++) {
@@ -653,7 +655,7 @@ static int sl__loop(struct sl_reactor *r)
 		/* Everything that can make work (data, blocks, timers, the log,
 		 * the reader, stop) arrives as a CQE, and every turn ends with
 		 * nothing left pending on our side: wait for the next one. */
-		if (r->proj_behind) {
+		if (r->proj_behind || r->pipe_behind) {
 			/* Appliers have work left: come straight back after
 			 * whatever is ready, instead of sleeping. */
 			struct io_uring_sqe *sqe = sl__sqe(r);
@@ -681,6 +683,10 @@ static int sl__loop(struct sl_reactor *r)
 			sl__proj_take(r);
 		sl__xdrain(r);
 		sl__conns_take_fetches(r);
+		/* Pipeline stages before the group commits: outputs to local
+		 * partitions go into this turn's writes. */
+		if (r->n_pipe_parts)
+			sl__pipe_step(r);
 		sl__part_flush(r);
 		if (r->n_pparts)
 			sl__proj_step(r);
@@ -776,7 +782,7 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 	r->backlog_tail = calloc(r->n, sizeof(*r->backlog_tail));
 	r->views = calloc(SL_PRODUCE_VIEWS, sizeof(*r->views));
 	if (!r->cur_ev || !r->cur_ack || !r->wake_mask || !r->peer_fds || !r->backlog_head ||
-	    !r->backlog_tail || !r->views || sl__proj_init(r) < 0)
+	    !r->backlog_tail || !r->views || sl__proj_init(r) < 0 || sl__pipe_init(r) < 0)
 		goto fail;
 
 	/* Partitions this reactor owns: p % n == id, across all topics. */
@@ -891,6 +897,7 @@ void sl_reactor_destroy(struct sl_reactor *r)
 	free(r->backlog_tail);
 	free(r->views);
 	free(r->pparts);
+	free(r->pipe_parts);
 	free(r->parts);
 	free(r->dirty_parts);
 	free(r);

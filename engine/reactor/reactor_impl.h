@@ -67,6 +67,7 @@ struct sl_buf {
 /* An ack waiting to be encoded into the connection's next Ack frame. */
 struct sl_pquery;
 struct sl_proj_part;
+struct sl_pipe_part;
 
 struct sl_conn_ack {
 	uint64_t base_seq;
@@ -227,6 +228,13 @@ struct sl_reactor {
 
 	struct sl_event_view *views; /* SL_PRODUCE_VIEWS scratch for sl__on_produce */
 	struct sl_reactor_stats stats;
+
+	/* Pipeline stages of the partitions owned here (reactor/pipe.c). */
+	struct sl_pipe_part **pipe_parts;
+	uint32_t n_pipe_parts;
+	bool pipe_behind;            /* a stage has more input than a turn takes */
+	bool pipe_tick_due;          /* the tick came: step every stage with input */
+	uint32_t pipe_save_next;     /* round robin of progress writes */
 };
 
 /* reactor.c */
@@ -249,6 +257,13 @@ void sl__proj_take(struct sl_reactor *r);
 void sl__proj_step(struct sl_reactor *r);
 void sl__proj_tick(struct sl_reactor *r);
 void sl__proj_stop(struct sl_reactor *r);
+
+/* pipe.c */
+int sl__pipe_init(struct sl_reactor *r);
+void sl__pipe_step(struct sl_reactor *r);
+void sl__pipe_tick(struct sl_reactor *r);
+/* An ack whose conn has SL_CONN_PIPE (from sl__conn_ack). */
+void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a);
 
 /* conn.c */
 int sl__conns_init(struct sl_reactor *r);

@@ -33,6 +33,14 @@ struct sl_xev {
 	uint32_t off, len;
 };
 
+/*
+ * sl_xev.conn / sl_xack.conn / sl_ack_ref.conn with this bit: not a
+ * connection slot but a pipeline stage (index in the low bits) on reactor
+ * `core`, whose output the event is (reactor/pipe.c). Slots never reach
+ * it (max_connections is far below 2^31).
+ */
+#define SL_CONN_PIPE 0x80000000u
+
 /* One ack for a connection of the receiver. */
 struct sl_xack {
 	uint64_t base_seq;

@@ -153,6 +153,14 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			sl_errf(err, errlen, "sinks: %s", sl_strerror(ret));
 		goto fail;
 	}
+	/* Before the reactors too: each takes the stages of its partitions. */
+	err[0] = 0;
+	ret = sl__pipes_create(srv, err, errlen);
+	if (ret < 0) {
+		if (!err[0])
+			sl_errf(err, errlen, "pipelines: %s", sl_strerror(ret));
+		goto fail;
+	}
 
 	ret = sl_net_parse_addr(opts->listen_native, &srv->native_addr);
 	if (ret < 0) {
@@ -308,6 +316,7 @@ void sl_server_destroy(struct sl_server *srv)
 	free(srv->rings);
 	free(srv->reactors);
 	sl__projs_destroy(srv);
+	sl__pipes_destroy(srv);
 	sl_topics_destroy(&srv->topics);
 	/* After the topics, which keep pointers to the sinks' done_pub. */
 	sl_sinks_destroy(srv->sinks);

@@ -28,6 +28,7 @@ struct sl_ring;
 struct sl_applier;
 struct sl_config_node;
 struct sl_sinks;
+struct sl_pipes;
 
 /* A projection to run: plugin NAME.so fed by one topic. */
 struct sl_server_proj_spec {
@@ -46,6 +47,20 @@ struct sl_server_sink_spec {
 	const struct sl_config_node *args; /* the entry's args map, or NULL */
 	uint32_t circuit_failures;         /* 0: the default (5) */
 	uint64_t circuit_cooldown_ns;      /* 0: the default (1 s) */
+};
+
+/* A pipeline to run (engine/pipe): topic `from` through transform plugins,
+ * in order, into topic `to` (a transform may also name other topics). */
+struct sl_server_transform_spec {
+	const char *plugin;
+	const struct sl_config_node *args; /* the entry's args map, or NULL */
+};
+
+struct sl_server_pipeline_spec {
+	const char *name;
+	uint32_t from, to;                 /* indexes into sl_server_opts.topics */
+	const struct sl_server_transform_spec *transforms;
+	uint32_t n_transforms;             /* >= 1 */
 };
 
 struct sl_server_opts {
@@ -84,6 +99,10 @@ struct sl_server_opts {
 	/* Sinks (engine/sink), one thread each. */
 	const struct sl_server_sink_spec *sinks;
 	uint32_t n_sinks;
+	/* Pipelines (engine/pipe), a stage per partition of `from` on the
+	 * reactor that owns it. */
+	const struct sl_server_pipeline_spec *pipelines;
+	uint32_t n_pipelines;
 };
 
 /*
@@ -174,6 +193,7 @@ struct sl_server {
 	uint32_t n_projs;
 	struct sl_ring *pq;             /* per reactor: MPMC ring of struct sl_pquery * */
 	struct sl_sinks *sinks;         /* sink threads (engine/sink); NULL when none */
+	struct sl_pipes *pipes;         /* pipeline stages (engine/pipe); NULL when none */
 	pthread_barrier_t barrier;     /* reactors meet once their rings exist */
 	int lock_fd;                   /* flock on data_dir/.lock */
 	bool barrier_ok;
@@ -222,6 +242,12 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
 void sl__projs_destroy(struct sl_server *srv);
+/* server/pipeline.c, the same for pipelines: transform plugins loaded,
+ * a stage per partition opened at its saved progress and registered as a
+ * follower of its input partition, before the reactors exist; destroy
+ * writes the final progress and releases them after the reactors ended. */
+int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen);
+void sl__pipes_destroy(struct sl_server *srv);
 
 /*
  * Rebuilds projection `name` from offset 0 beside the live model, on each

@@ -11,6 +11,7 @@
 
 #include "reactor/reactor_impl.h"
 #include "server/server.h"
+#include "pipe/pipe.h"
 #include "sink/sink.h"
 
 /* open_memstream() sets buf and size at fclose: read them after it. */
@@ -74,6 +75,8 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 	}
 	fprintf(f, "],\"sinks\":");
 	sl_sinks_status_json(srv->sinks, f);
+	fprintf(f, ",\"pipelines\":");
+	sl_pipes_status_json(srv->pipes, f);
 	fprintf(f, "}\n");
 	return sl__finish(f, body, len, &buf, &sz);
 }
@@ -234,5 +237,6 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	sl__metrics_pressure(srv, f);
 	sl__metrics_credits(srv, f);
 	sl_sinks_metrics(srv->sinks, f);
+	sl_pipes_metrics(srv->pipes, f);
 	return sl__finish(f, body, len, &buf, &sz);
 }

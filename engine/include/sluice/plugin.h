@@ -212,7 +212,10 @@ struct sl_transform_ops {
 	int (*create)(const struct sl_plugin_create *c, void **inst);
 	void (*destroy)(void *inst);
 	/* Events of one partition in offset order. Send 0..k events per input
-	 * with host->emit / host->emit_copy. Return 0, or -errno to stop. */
+	 * with host->emit / host->emit_copy. Return 0, or -errno to stop.
+	 * Must be deterministic: the same inputs give the same outputs, in
+	 * the same order (after a crash the host runs inputs again, and only
+	 * that lets it recognise the outputs already stored). */
 	int (*process)(void *inst, const struct sl_plugin_event *ev, uint32_t n,
 	               struct sl_plugin_emitter *em);
 };

@@ -1,0 +1,221 @@
+/*
+ * The reactor's side of pipelines (engine/pipe): stepping the stages of the
+ * partitions it owns, producing their outputs through the normal path, and
+ * taking their acks.
+ *
+ * An output is produced like a connection's event: into its topic's
+ * partition of its aggregate, with sl__part_produce when this reactor owns
+ * that partition, else in an event block to the owner. Its ack ref names
+ * the stage instead of a connection (conn = SL_CONN_PIPE | stage index,
+ * len 0: no credits are involved), and sl__conn_ack hands such acks here.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "pipe/pipe.h"
+#include "proto/proto.h"
+#include "reactor/reactor_impl.h"
+#include "server/server.h"
+
+/* How often a stage's progress file is written (at most; one write per
+ * reactor per tick): a restart repeats about this much work, plus what
+ * was in flight. */
+#define SL_PIPE_SAVE_NS (UINT64_C(1000000000))
+/*
+ * A stage steps at once when at least this many inputs wait, else at the
+ * next tick (100 ms): its log view reads ahead in 256 KiB, and stepping
+ * after every group commit (a few KiB) made the kernel zero and copy the
+ * pre-allocated tail of the segment again and again (perf: 10% of the
+ * CPU, and ingest at half the rate). So a pipeline trails its input by at
+ * most this many events or one tick.
+ */
+#define SL_PIPE_MIN_EVENTS 1024u
+
+struct sl__pipe_out_ctx {
+	struct sl_reactor *r;
+	struct sl_pipe_part *pp;
+};
+
+int sl__pipe_init(struct sl_reactor *r)
+{
+	struct sl_pipes *ps = r->srv->pipes;
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; ps && i < ps->n_parts; i++)
+		n += ps->parts[i].st && ps->parts[i].part->owner == r->id;
+	if (!n)
+		return 0;
+	r->pipe_parts = calloc(n, sizeof(*r->pipe_parts));
+	if (!r->pipe_parts)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ps->n_parts; i++)
+		if (ps->parts[i].st && ps->parts[i].part->owner == r->id)
+			r->pipe_parts[r->n_pipe_parts++] = &ps->parts[i];
+	uint64_t now = sl_now_ns();
+	for (uint32_t i = 0; i < r->n_pipe_parts; i++)
+		r->pipe_parts[i]->saved_ns = now;
+	return 0;
+}
+
+static void sl__pipe_publish(struct sl_pipe_part *pp)
+{
+	atomic_store_explicit(&pp->next_pub, sl_pipe_stage_next(pp->st), memory_order_release);
+	atomic_store_explicit(&pp->emitted_pub, sl_pipe_stage_out_seq(pp->st),
+	                      memory_order_relaxed);
+	atomic_store_explicit(&pp->durable_pub, sl_pipe_stage_acked_seq(pp->st),
+	                      memory_order_relaxed);
+}
+
+static void sl__pipe_state(struct sl_pipe_part *pp, uint32_t state)
+{
+	if (atomic_load_explicit(&pp->state_pub, memory_order_relaxed) != state)
+		atomic_store_explicit(&pp->state_pub, state, memory_order_release);
+}
+
+/* The stage stopped: said once, and it reads no more. Its outputs in
+ * flight are still acked (the watermark stays exact). */
+static void sl__pipe_failed(struct sl_pipe_part *pp)
+{
+	if (pp->failed)
+		return;
+	pp->failed = true;
+	fprintf(stderr, "sluiced: %s; the stage is stopped\n", sl_pipe_stage_error(pp->st));
+	/* Release: the error text is final before anyone reads the state. */
+	sl__pipe_state(pp, SL_PIPE_FAILED);
+}
+
+void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a)
+{
+	struct sl_pipes *ps = r->srv->pipes;
+	uint32_t i = a->conn & ~SL_CONN_PIPE;
+
+	if (!ps || i >= ps->n_parts || !ps->parts[i].st)
+		return;
+	struct sl_pipe_part *pp = &ps->parts[i];
+	if (a->status) {
+		sl_pipe_stage_fail(pp->st,
+		                   "pipeline %s partition %u: output %" PRIu64
+		                   " refused by topic %s partition %u (wire error %d)",
+		                   ps->v[pp->pipe].name, pp->part->id, a->base_seq,
+		                   r->srv->topics.v[a->topic].name, a->partition, a->status);
+		sl__pipe_failed(pp);
+		return;
+	}
+	sl_pipe_stage_acked(pp->st, a->base_seq);
+	atomic_store_explicit(&pp->durable_pub, sl_pipe_stage_acked_seq(pp->st),
+	                      memory_order_relaxed);
+}
+
+/* One final output of a stage into its topic, as a producer would send it. */
+static int sl__pipe_out(void *arg, uint32_t topic, const uint8_t *ev, uint32_t len, uint64_t seq)
+{
+	struct sl__pipe_out_ctx *c = arg;
+	struct sl_reactor *r = c->r;
+	struct sl_pipe_part *pp = c->pp;
+	struct sl_topic *t = &r->srv->topics.v[topic];
+	struct sl_event_view v;
+	int ret = sl_event_scan(ev, len, &v);
+
+	if (ret < 0)
+		return ret;
+	uint32_t q = sl_part_of_key(&t->part, v.aggregate, v.aggregate_len);
+	struct sl_partition *part = &t->parts[q];
+	pp->out_topics[topic] = true;
+	if (part->owner == r->id) {
+		struct sl_ack_ref ref = {
+		    .base_seq = seq,
+		    .conn = SL_CONN_PIPE | pp->index,
+		    .core = (uint16_t)r->id,
+		};
+		return sl__part_produce(r, part, pp->producer_id, 1, seq, ev, len, &ref);
+	}
+	struct sl_xev x = {
+	    .base_seq = seq,
+	    .producer_id = pp->producer_id,
+	    .epoch = 1,
+	    .conn = SL_CONN_PIPE | pp->index,
+	    .topic = (uint16_t)topic,
+	    .partition = q,
+	    .len = len,
+	};
+	return sl__xsend_event(r, part->owner, &x, ev);
+}
+
+/* A partition of a topic the stage writes to is over a bound: wait (the
+ * stage's own lag then pressures its input, and so its producers). */
+static bool sl__pipe_pressured(const struct sl_reactor *r, const struct sl_pipe_part *pp)
+{
+	const struct sl_topics *ts = &r->srv->topics;
+
+	for (uint32_t t = 0; t < ts->n; t++) {
+		if (!pp->out_topics[t])
+			continue;
+		for (uint32_t q = 0; q < ts->v[t].n_parts; q++)
+			if (atomic_load_explicit(&ts->v[t].parts[q].pressured,
+			                         memory_order_relaxed))
+				return true;
+	}
+	return false;
+}
+
+void sl__pipe_step(struct sl_reactor *r)
+{
+	bool now = r->pipe_tick_due;
+
+	r->pipe_tick_due = false;
+	r->pipe_behind = false;
+	/* Draining: no new outputs. What is in flight is answered before the
+	 * reactors stop (remote_unacked, the partitions' queues); the rest of
+	 * the input waits for the next start. */
+	if (r->stopping)
+		return;
+	for (uint32_t i = 0; i < r->n_pipe_parts; i++) {
+		struct sl_pipe_part *pp = r->pipe_parts[i];
+		if (pp->failed)
+			continue;
+		uint64_t limit = sl_log_durable(pp->part->log), next = sl_pipe_stage_next(pp->st);
+		if (next >= limit) {
+			sl__pipe_state(pp, SL_PIPE_RUNNING);
+			continue;
+		}
+		if (!now && limit - next < SL_PIPE_MIN_EVENTS)
+			continue;
+		/* Acks (and the tick, for pressure elsewhere) bring the loop
+		 * back: no need to spin while waiting. */
+		if (sl_pipe_stage_unacked(pp->st) > SL_PIPE_MAX_UNACKED ||
+		    sl__pipe_pressured(r, pp)) {
+			sl__pipe_state(pp, SL_PIPE_WAITING);
+			continue;
+		}
+		struct sl__pipe_out_ctx c = {r, pp};
+		int ret = sl_pipe_stage_step(pp->st, limit, SL_PIPE_STEP_EVENTS, SL_PIPE_STEP_BYTES,
+		                             sl__pipe_out, &c);
+		sl__pipe_publish(pp);
+		if (ret < 0) {
+			sl__pipe_failed(pp);
+			continue;
+		}
+		sl__pipe_state(pp, SL_PIPE_RUNNING);
+		if (sl_pipe_stage_next(pp->st) < limit)
+			r->pipe_behind = true;
+	}
+}
+
+void sl__pipe_tick(struct sl_reactor *r)
+{
+	uint64_t now = sl_now_ns();
+
+	r->pipe_tick_due = true;
+	/* A progress write is an fdatasync and a folder fsync on this thread
+	 * (a few ms): one stage per tick at most, the next one due in turn,
+	 * so the stalls spread out instead of adding up in one turn. */
+	for (uint32_t k = 0; k < r->n_pipe_parts; k++) {
+		struct sl_pipe_part *pp = r->pipe_parts[r->pipe_save_next++ % r->n_pipe_parts];
+		if (now - pp->saved_ns < SL_PIPE_SAVE_NS)
+			continue;
+		pp->saved_ns = now;
+		if (sl_pipe_stage_save(pp->st) != 0)
+			break; /* written (or failed trying): this tick's one */
+	}
+}

@@ -1,0 +1,190 @@
+/*
+ * Pipelines in the server: the transform plugins loaded, one stage
+ * (engine/pipe) per partition of each pipeline's `from` topic, handed to the
+ * reactor that owns the partition (reactor/pipe.c steps it there, so the
+ * plugins need no locks), and released after the reactors ended.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipe/pipe.h"
+#include "server/server.h"
+
+/* Names a transform emits to. The `from` topic is not one: a stage that
+ * wrote into its own input would read its outputs again, for ever. */
+static int sl__pipe_resolve(void *arg, const char *name, size_t len)
+{
+	const struct sl_pipe_part *pp = arg;
+	const struct sl_topic *t = sl_topics_find(pp->topics, name, len);
+
+	if (!t || t->index == pp->resolve_from)
+		return -ENOENT;
+	return (int)t->index;
+}
+
+static int sl__pipe_open(struct sl_server *srv, const struct sl_server_pipeline_spec *sp,
+                         struct sl_pipe *pl, struct sl_pipes *ps, char *err, size_t errlen)
+{
+	const struct sl_config_node *args[64];
+	int ret;
+
+	if (sp->n_transforms > SL_ARRAY_LEN(args)) {
+		sl_errf(err, errlen, "pipeline %s: more than %zu transforms", sp->name,
+		        SL_ARRAY_LEN(args));
+		return -EINVAL;
+	}
+	for (uint32_t k = 0; k < sp->n_transforms; k++)
+		args[k] = sp->transforms[k].args;
+	pl->first = ps->n_parts;
+	for (uint32_t p = 0; p < pl->from->n_parts; p++) {
+		struct sl_pipe_part *pp = &ps->parts[ps->n_parts];
+		pp->index = ps->n_parts++;
+		pp->pipe = (uint32_t)(pl - ps->v);
+		pp->part = &pl->from->parts[p];
+		pp->producer_id = sl_pipe_producer_id(pl->name, p);
+		pp->topics = &srv->topics;
+		pp->resolve_from = pl->from->index;
+		pp->out_topics = calloc(srv->topics.n, sizeof(*pp->out_topics));
+		if (!pp->out_topics)
+			return -ENOMEM;
+		pp->out_topics[pl->to->index] = true;
+		if (!pp->part->log) {
+			/* A refused input partition: its stage is not served
+			 * either, and status says so. */
+			atomic_store_explicit(&pp->state_pub, SL_PIPE_REFUSED,
+			                      memory_order_relaxed);
+			continue;
+		}
+		struct sl_pipe_stage_opts so = {
+		    .name = pl->name,
+		    .from = pl->from->name,
+		    .partition = p,
+		    .n_partitions = pl->from->n_parts,
+		    .to_topic = pl->to->index,
+		    .log_dir = pp->part->dir,
+		    .data_dir = srv->opts.data_dir,
+		    .plugins = pl->plugins,
+		    .args = args,
+		    .n_transforms = pl->n_plugins,
+		    .resolve = sl__pipe_resolve,
+		    .resolve_arg = pp,
+		};
+		if ((ret = sl_pipe_stage_open(&so, &pp->st, err, errlen)) < 0)
+			return ret;
+		atomic_store_explicit(&pp->next_pub, sl_pipe_stage_next(pp->st),
+		                      memory_order_relaxed);
+		atomic_store_explicit(&pp->emitted_pub, sl_pipe_stage_out_seq(pp->st),
+		                      memory_order_relaxed);
+		atomic_store_explicit(&pp->durable_pub, sl_pipe_stage_acked_seq(pp->st),
+		                      memory_order_relaxed);
+		/* Its lag bounds the input partition's (backpressure): a slow
+		 * pipeline throttles the producers of `from` under `block`. */
+		if ((ret = sl_partition_follow(pp->part, &pp->next_pub)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
+{
+	const struct sl_server_opts *o = &srv->opts;
+	struct sl_pipes *ps;
+	uint32_t total = 0;
+	int ret;
+
+	if (!o->n_pipelines)
+		return 0;
+	for (uint32_t i = 0; i < o->n_pipelines; i++) {
+		const struct sl_server_pipeline_spec *sp = &o->pipelines[i];
+		if (sp->from >= srv->topics.n || sp->to >= srv->topics.n || sp->from == sp->to) {
+			sl_errf(err, errlen, "pipeline %s: bad from/to topics", sp->name);
+			return -EINVAL;
+		}
+		if (!sp->n_transforms) {
+			sl_errf(err, errlen, "pipeline %s: no transforms", sp->name);
+			return -EINVAL;
+		}
+		total += srv->topics.v[sp->from].n_parts;
+	}
+	/* Stage indexes ride in ack refs below SL_CONN_PIPE. */
+	if (total >= (1u << 24)) {
+		sl_errf(err, errlen, "pipelines: too many stages (%u)", total);
+		return -EINVAL;
+	}
+	ps = srv->pipes = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->v = calloc(o->n_pipelines, sizeof(*ps->v));
+	ps->parts = calloc(total, sizeof(*ps->parts));
+	if (!ps->v || !ps->parts)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < o->n_pipelines; i++) {
+		const struct sl_server_pipeline_spec *sp = &o->pipelines[i];
+		struct sl_pipe *pl = &ps->v[i];
+		ps->n = i + 1;
+		pl->from = &srv->topics.v[sp->from];
+		pl->to = &srv->topics.v[sp->to];
+		pl->name = strdup(sp->name);
+		pl->plugins = calloc(sp->n_transforms, sizeof(*pl->plugins));
+		if (!pl->name || !pl->plugins)
+			return -ENOMEM;
+		/* Stage ids come from a hash of the name: two names meeting
+		 * there would share sequences (pipe.h). Refused, never guessed. */
+		for (uint32_t j = 0; j < i; j++)
+			if (sl_pipe_producer_id(ps->v[j].name, 0) ==
+			    sl_pipe_producer_id(pl->name, 0)) {
+				sl_errf(
+				    err, errlen,
+				    "pipelines %s and %s: their names give the same producer id; "
+				    "rename one",
+				    ps->v[j].name, pl->name);
+				return -EINVAL;
+			}
+		for (uint32_t k = 0; k < sp->n_transforms; k++) {
+			char lerr[512];
+			ret = sl_plugin_load(o->plugin_path, o->n_plugin_path,
+			                     sp->transforms[k].plugin, SL_PLUGIN_TRANSFORM,
+			                     &pl->plugins[k], lerr, sizeof(lerr));
+			if (ret < 0) {
+				sl_errf(err, errlen, "pipeline %s: transform %u: %s", sp->name,
+				        k + 1, lerr);
+				return ret;
+			}
+			pl->n_plugins = k + 1;
+		}
+		if ((ret = sl__pipe_open(srv, sp, pl, ps, err, errlen)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
+void sl__pipes_destroy(struct sl_server *srv)
+{
+	struct sl_pipes *ps = srv->pipes;
+
+	if (!ps)
+		return;
+	for (uint32_t i = 0; i < ps->n_parts; i++) {
+		struct sl_pipe_part *pp = &ps->parts[i];
+		/* The reactors have ended (joined): the stage is ours now.
+		 * Its watermark only ever covers acked outputs, so it is
+		 * right to keep even when the stage failed. */
+		if (pp->st)
+			sl_pipe_stage_save(pp->st);
+		sl_pipe_stage_close(pp->st);
+		free(pp->out_topics);
+	}
+	for (uint32_t i = 0; i < ps->n; i++) {
+		for (uint32_t k = 0; k < ps->v[i].n_plugins; k++)
+			sl_plugin_unload(ps->v[i].plugins[k]);
+		free(ps->v[i].plugins);
+		free(ps->v[i].name);
+	}
+	free(ps->v);
+	free(ps->parts);
+	free(ps);
+	srv->pipes = NULL;
+}
