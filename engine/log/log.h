@@ -86,23 +86,28 @@ struct sl_log_opts {
 
 /*
  * The segment preparer: a thread that makes each log's NEXT segment ahead
- * of its roll, as `next.prep` in the log's folder, written with zeros to
- * segment_bytes and fdatasynced. Why written and not fallocate()d: a write
- * into fallocate()d (unwritten) blocks converts the extent, a journal commit
- * in every fdatasync; an overwrite of written blocks is data only. Measured
- * here (/tmp-style ext4 on virtio, 32 KiB pwrite + fdatasync): 2 files
- * 7,300 vs 3,900 syncs/s (p50 261 vs 496 us), 8 files 12,900 vs 10,500.
- * And a roll then costs a rename and a folder sync instead of a 64 MiB
- * fallocate and two syncs on the reactor. Zeros read back as the end of a
- * segment, exactly as fallocate()d blocks do, so recovery is unchanged; a
- * `next.prep` left by a crash is deleted at open.
+ * of its roll, as `next.prep` in the log's folder, pre-allocated to
+ * segment_bytes and synced, so that a roll costs a rename and a folder sync
+ * instead of a 64 MiB fallocate and two syncs on the reactor.
+ *
+ * With zero_fill the file is written with zeros instead of fallocate()d:
+ * a write into fallocate()d (unwritten) blocks converts the extent, a
+ * journal commit in every fdatasync, while an overwrite of written blocks is
+ * data only. Measured here (32 KiB pwrite + fdatasync): 2 files 7,300 vs
+ * 3,900 syncs/s (p50 261 vs 496 us), 8 files 12,900 vs 10,500. But the
+ * zeros double the bytes written, and end to end (`sluice bench`, 8
+ * partitions, 2M events) it lost: 0.72-1.0M events/s, p99 32-52 ms, against
+ * 0.84-1.35M, p99 11-22 ms without; so the server does not use it (it would
+ * pay with segment recycling: overwriting old segments costs no zeros).
+ * Either way the blocks read back as zeros past the end, so recovery is
+ * unchanged; a `next.prep` left by a crash is deleted at open.
  *
  * Ownership: sl_segprep_create() starts the thread; sl_segprep_destroy()
  * stops it, after every log using it is closed. Threads: logs call it from
  * their own thread; the preparer touches only the request it took.
  */
 struct sl_segprep;
-int sl_segprep_create(struct sl_segprep **out);
+int sl_segprep_create(bool zero_fill, struct sl_segprep **out);
 void sl_segprep_destroy(struct sl_segprep *p);
 
 struct sl_log;

@@ -20,6 +20,7 @@ struct sl_segprep {
 	struct sl_segprep_req *head, *tail; /* waiting requests */
 	struct sl_segprep_req *busy;        /* the one being prepared */
 	bool stop;
+	bool zero_fill;
 	pthread_t th;
 	uint8_t *zeros;
 };
@@ -33,13 +34,18 @@ static int sl__prepare(struct sl_segprep *p, const struct sl_segprep_req *rq)
 	int fd = openat(rq->dir_fd, SL_SEGPREP_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	for (uint64_t off = 0; off < rq->bytes; off += SL__ZERO_CHUNK) {
-		size_t n = rq->bytes - off < SL__ZERO_CHUNK ? (size_t)(rq->bytes - off) : SL__ZERO_CHUNK;
-		ssize_t w = pwrite(fd, p->zeros, n, (off_t)off);
-		if (w != (ssize_t)n)
-			goto fail;
+	if (p->zero_fill) {
+		for (uint64_t off = 0; off < rq->bytes; off += SL__ZERO_CHUNK) {
+			size_t n = rq->bytes - off < SL__ZERO_CHUNK ? (size_t)(rq->bytes - off)
+								       : SL__ZERO_CHUNK;
+			ssize_t w = pwrite(fd, p->zeros, n, (off_t)off);
+			if (w != (ssize_t)n)
+				goto fail;
+		}
+	} else if (fallocate(fd, 0, 0, (off_t)rq->bytes) < 0) {
+		goto fail;
 	}
-	if (fdatasync(fd) < 0)
+	if (fsync(fd) < 0)
 		goto fail;
 	return fd;
 fail:
@@ -79,11 +85,12 @@ static void *sl__prep_thread(void *arg)
 	return NULL;
 }
 
-int sl_segprep_create(struct sl_segprep **out)
+int sl_segprep_create(bool zero_fill, struct sl_segprep **out)
 {
 	struct sl_segprep *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	p->zero_fill = zero_fill;
 	p->zeros = calloc(1, SL__ZERO_CHUNK);
 	if (!p->zeros) {
 		free(p);
