@@ -61,6 +61,9 @@ struct sl_snap_mark {
 	uint32_t partition;
 	uint64_t offset; /* first offset not in the model */
 };
+/* A mark that is not a partition: `offset` is the sequence of the next
+ * event the model's projection emits (engine/reactor/proj.c). */
+#define SL_SNAP_MARK_EMIT_SEQ UINT32_MAX
 
 /* A snapshot read back. */
 struct sl_snap {
@@ -159,7 +162,8 @@ void sl_applier_close(struct sl_applier *a);
  */
 int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events);
 
-/* Writes a snapshot now (e.g. at a clean shutdown). 0 or -errno. */
+/* Writes a snapshot now (e.g. at a clean shutdown). 0 or -errno; -EBUSY
+ * while emitted events are held (below). */
 int sl_applier_snapshot(struct sl_applier *a);
 
 /* The model's snapshot bytes, without storing them (compare a rebuild with
@@ -173,6 +177,18 @@ int sl_applier_query(struct sl_applier *a, const char *key, uint32_t key_len, ui
 /* The first offset not applied. */
 uint64_t sl_applier_next(const struct sl_applier *a);
 struct sl_plugin_emitter *sl_applier_emitter(struct sl_applier *a);
+/*
+ * Publishing what a projection emits, exactly once (reactor/proj.c): the
+ * events of the emitter get sequences emit_seq, emit_seq + 1, ... (stored in
+ * every snapshot beside the applied offset); sl_applier_emitted() counts
+ * them as published and empties the emitter; while sl_applier_emit_hold()
+ * says published events are not all durable, no snapshot is taken (a
+ * restart from it would not emit them again). Emits left in the emitter
+ * also keep snapshots back.
+ */
+uint64_t sl_applier_emit_seq(const struct sl_applier *a);
+void sl_applier_emitted(struct sl_applier *a);
+void sl_applier_emit_hold(struct sl_applier *a, bool hold);
 struct sl_plugin_inst *sl_applier_inst(struct sl_applier *a);
 void sl_applier_get_stats(const struct sl_applier *a, struct sl_applier_stats *out);
 /* stats.last_append_ms, without the copy (for the lag in seconds). */

@@ -924,7 +924,10 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 
 	/* ---- pipelines: the ack of a stage's output, not a connection's */
 	if (a->conn & SL_CONN_PIPE) {
-		sl__pipe_ack(r, a);
+		if (a->conn & SL_CONN_PROJ)
+			sl__proj_emit_ack(r, a);
+		else
+			sl__pipe_ack(r, a);
 		return;
 	}
 	/* ---- */

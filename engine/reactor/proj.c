@@ -238,6 +238,89 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 	r->pq_wait = keep;
 }
 
+/* One event a projection emitted, into its topic like a producer's. */
+static int sl__proj_out(struct sl_reactor *r, struct sl_proj_part *pp, uint32_t topic,
+			const uint8_t *ev, uint32_t len, uint64_t seq)
+{
+	struct sl_topic *t = &r->srv->topics.v[topic];
+	struct sl_event_view v;
+	int ret = sl_event_scan(ev, len, &v);
+
+	if (ret < 0)
+		return ret;
+	uint32_t q = sl_part_of_key(&t->part, v.aggregate, v.aggregate_len);
+	struct sl_partition *part = &t->parts[q];
+	uint32_t conn = SL_CONN_PIPE | SL_CONN_PROJ | pp->emit_ref;
+	if (part->owner == r->id) {
+		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
+		return sl__part_produce(r, part, pp->emit_pid, 1, seq, ev, len, &ref);
+	}
+	struct sl_xev x = {
+		.base_seq = seq, .producer_id = pp->emit_pid, .epoch = 1, .conn = conn,
+		.topic = (uint16_t)topic, .partition = q, .len = len,
+	};
+	return sl__xsend_event(r, part->owner, &x, ev);
+}
+
+static void sl__proj_fail(struct sl_reactor *r, struct sl_proj_part *pp, const char *why)
+{
+	if (pp->failed)
+		return;
+	pp->failed = true;
+	fprintf(stderr, "sluiced: projection %s partition %u stopped: %s\n",
+		r->srv->projs[pp->proj].name, pp->part->id, why);
+}
+
+/*
+ * Publishes what the last step emitted, exactly once: the projection is an
+ * idempotent producer (emit_pid, epoch 1) whose k-th emitted event has
+ * sequence k, counted in the snapshots beside the applied offset. A restart
+ * applies again from a snapshot and emits the same events with the same
+ * sequences, answered as duplicates where they were stored; and no
+ * snapshot is taken while an emitted event is not durable (emit hold), so
+ * nothing emitted before a snapshot can be missing after it.
+ */
+static void sl__proj_publish(struct sl_reactor *r, struct sl_proj_part *pp)
+{
+	struct sl_plugin_emitter *em = sl_applier_emitter(pp->a);
+	size_t cursor = 0;
+	const uint8_t *bytes;
+	uint32_t len;
+	int topic;
+
+	if (!em->n)
+		return;
+	uint64_t seq = sl_applier_emit_seq(pp->a);
+	while (sl_plugin_emitter_next(em, &cursor, &topic, &bytes, &len) > 0) {
+		/* Counted first: a duplicate of a durable event is answered
+		 * from inside the produce call. */
+		pp->emit_unacked++;
+		int ret = sl__proj_out(r, pp, (uint32_t)topic, bytes, len, seq++);
+		if (ret < 0) {
+			pp->emit_unacked--;
+			sl__proj_fail(r, pp, "an emitted event was refused");
+			return; /* not counted: no snapshot will cover it */
+		}
+	}
+	sl_applier_emitted(pp->a);
+	sl_applier_emit_hold(pp->a, pp->emit_unacked > 0);
+}
+
+void sl__proj_emit_ack(struct sl_reactor *r, const struct sl_xack *a)
+{
+	uint32_t ref = a->conn & ~(SL_CONN_PIPE | SL_CONN_PROJ);
+	struct sl_proj_part *pp = &r->srv->projs[ref >> 12].parts[ref & 4095];
+
+	if (a->status) {
+		/* Not stored (its partition failed): the projection stops
+		 * rather than lose it; its last snapshot stays before it. */
+		sl__proj_fail(r, pp, "an emitted event was not stored");
+		return;
+	}
+	if (pp->emit_unacked && --pp->emit_unacked == 0 && pp->a)
+		sl_applier_emit_hold(pp->a, false);
+}
+
 void sl__proj_step(struct sl_reactor *r)
 {
 	bool moved = false;
@@ -264,6 +347,8 @@ void sl__proj_step(struct sl_reactor *r)
 			pp->failed = true;
 			fprintf(stderr, "sluiced: projection %s partition %u stopped: %s\n",
 				r->srv->projs[pp->proj].name, pp->part->id, sl_applier_error(pp->a));
+		} else {
+			sl__proj_publish(r, pp);
 		}
 		atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
 				      memory_order_relaxed);

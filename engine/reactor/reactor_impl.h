@@ -257,6 +257,7 @@ void sl__proj_take(struct sl_reactor *r);
 void sl__proj_step(struct sl_reactor *r);
 void sl__proj_tick(struct sl_reactor *r);
 void sl__proj_stop(struct sl_reactor *r);
+void sl__proj_emit_ack(struct sl_reactor *r, const struct sl_xack *a);
 
 /* pipe.c */
 int sl__pipe_init(struct sl_reactor *r);

@@ -40,6 +40,9 @@ struct sl_xev {
  * it (max_connections is far below 2^31).
  */
 #define SL_CONN_PIPE 0x80000000u
+/* With SL_CONN_PIPE: an event a projection emitted (reactor/proj.c); the
+ * low bits are its sl_proj_part's emit_ref. */
+#define SL_CONN_PROJ 0x40000000u
 
 /* One ack for a connection of the receiver. */
 struct sl_xack {

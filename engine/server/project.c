@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "http/http.h"
+#include "pipe/pipe.h"
 #include "project/project.h"
 #include "reactor/reactor.h"
 #include "ring/ring.h"
@@ -26,6 +27,18 @@
 #define SL__PQ_SLOTS 1024u
 #define SL__SNAP_EVENTS (UINT64_C(1) << 20)
 #define SL__SNAP_NS (UINT64_C(60) * 1000000000u)
+
+/* Topics a projection emits to (balance's reject_topic): any but its own,
+ * whose events it would then apply again. */
+static int sl__proj_resolve(void *arg, const char *name, size_t len)
+{
+	const struct sl_proj *pj = arg;
+	const struct sl_topic *t = sl_topics_find(pj->topics, name, len);
+
+	if (!t || t == pj->topic)
+		return -ENOENT;
+	return (int)t->index;
+}
 
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 {
@@ -54,6 +67,7 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 		if (sp->topic >= srv->topics.n)
 			return -EINVAL;
 		pj->topic = &srv->topics.v[sp->topic];
+		pj->topics = &srv->topics;
 		pj->name = strdup(sp->name);
 		pj->parts = calloc(pj->topic->n_parts, sizeof(*pj->parts));
 		if (!pj->name || !pj->parts)
@@ -70,6 +84,12 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			struct sl_partition *part = &pj->topic->parts[p];
 			pp->part = part;
 			pp->proj = i;
+			/* Partitions are < 4096 (config); the prefix keeps the id
+			 * apart from a pipeline of the same name. */
+			char idname[300];
+			snprintf(idname, sizeof(idname), "projection/%s", sp->name);
+			pp->emit_pid = sl_pipe_producer_id(idname, p);
+			pp->emit_ref = i << 12 | p;
 			if (!part->log) {
 				/* A refused partition: its projection is not served
 				 * either, and says so when asked. */
@@ -89,6 +109,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 										  : SL__SNAP_EVENTS,
 				.snapshot_every_ns = o->snapshot_every_ns ? o->snapshot_every_ns
 									  : SL__SNAP_NS,
+				.resolve = sl__proj_resolve,
+				.resolve_arg = pj,
 			};
 			ret = sl_applier_open(&ao, &pp->a, lerr, sizeof(lerr));
 			if (ret < 0) {
@@ -115,7 +137,13 @@ void sl__projs_destroy(struct sl_server *srv)
 			if (!pp->a)
 				continue;
 			/* A snapshot at a clean stop makes the next start fast. */
-			if (!pp->failed && sl_applier_snapshot(pp->a) < 0)
+			int ret = pp->failed ? 0 : sl_applier_snapshot(pp->a);
+			if (ret == -EBUSY)
+				fprintf(stderr, "sluiced: projection %s partition %u: no final snapshot: "
+						"%" PRIu64 " emitted events not durable (the next start "
+						"applies again from the last one)\n",
+					pj->name, p, pp->emit_unacked);
+			else if (ret < 0)
 				fprintf(stderr, "sluiced: projection %s partition %u: final snapshot: %s\n",
 					pj->name, p, sl_applier_error(pp->a));
 			sl_applier_close(pp->a);

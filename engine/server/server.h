@@ -117,12 +117,19 @@ struct sl_proj_part {
 	bool failed;                   /* the applier stopped (its error says why) */
 	_Atomic uint64_t applied_pub;
 	_Atomic int64_t applied_ms_pub; /* when the last event it read was stored */
+	/* What the projection emits (balance's rejections), published exactly
+	 * once by reactor/proj.c: as producer `emit_pid`, acks to
+	 * SL_CONN_PIPE | SL_CONN_PROJ | emit_ref. */
+	uint64_t emit_pid;
+	uint32_t emit_ref;             /* proj << 12 | partition */
+	uint64_t emit_unacked;
 };
 
 struct sl_proj {
 	char *name;
 	struct sl_plugin *plugin;
 	struct sl_topic *topic;
+	const struct sl_topics *topics; /* where its emits may go (not `topic`) */
 	struct sl_proj_part *parts;    /* one per partition of topic */
 };
 

@@ -17,7 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "config/config.h"
+#include "log/log.h"
+#include "proto/event.h"
 #include "sluice/client.h"
 #include "wire_client.h"
 #include "server/server.h"
@@ -186,6 +190,151 @@ Test(query, read_your_writes_while_others_query, .timeout = 120)
 	free(body);
 	sl_server_stop(srv);
 	cr_assert_eq(sl_server_wait(srv), 0);
+	sl_server_destroy(srv);
+	rm_dir(dir);
+}
+
+/* ---- what a projection emits: balance's rejections, exactly once ---------- */
+
+/* Counts stored events of type BalanceRejected (the count is the first
+ * member of the context). */
+static int count_rejected(void *arg, const struct sl_log_record *rec)
+{
+	struct sl_event_view v;
+	cr_assert_eq(sl_event_scan(rec->event, rec->len, &v), 0);
+	if (v.type_len == 15 && memcmp(v.type, "BalanceRejected", 15) == 0)
+		(*(uint32_t *)arg)++;
+	return 0;
+}
+
+static struct sl_server *ledger_server(const char *dir)
+{
+	static const char *const path[] = {SL_PLUGIN_DIR};
+	static struct sl_topic_spec topics[] = {
+		{.name = "events", .n_parts = 2, .partitioner = SL_PART_HASH},
+		{.name = "ledger_errors", .n_parts = 2, .partitioner = SL_PART_HASH},
+	};
+	static struct sl_config_node *args;
+	char err[512];
+	if (!args) {
+		const char *y = "field: amount\nmin: 0\nreject_topic: ledger_errors\n";
+		cr_assert_eq(sl_config_node_parse(y, strlen(y), "args", &args, err, sizeof(err)), 0,
+			     "%s", err);
+	}
+	static struct sl_server_proj_spec proj = {.name = "ledger", .plugin = "balance", .topic = 0};
+	proj.args = args;
+	struct sl_server_opts o = {
+		.listen_native = "127.0.0.1:0", .data_dir = dir, .n_reactors = 2,
+		.max_connections = 8, .max_frame_bytes = 1 << 20, .handshake_timeout_ms = 5000,
+		.idle_timeout_ms = 60000, .drain_timeout_ms = 10000, .topics = topics,
+		.n_topics = 2, .pin = true, .projections = &proj, .n_projections = 1,
+		.plugin_path = path, .n_plugin_path = 1,
+	};
+	struct sl_server *srv;
+	cr_assert_eq(sl_server_create(&o, &srv, err, sizeof(err)), 0, "server: %s", err);
+	cr_assert_eq(sl_server_start(srv), 0);
+	return srv;
+}
+
+static uint64_t stored(struct sl_server *srv, uint32_t topic)
+{
+	uint64_t n = 0;
+	for (uint32_t p = 0; p < srv->topics.v[topic].n_parts; p++)
+		n += atomic_load(&srv->topics.v[topic].parts[p].durable_pub);
+	return n;
+}
+
+/* Waits until every account's last event is applied (read your writes). */
+static void ledger_applied(struct sl_server *srv, const struct acked *last, uint32_t n)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		char key[32];
+		snprintf(key, sizeof(key), "acct-%u", k);
+		struct sl_server_query sq = {
+			.projection = "ledger", .projection_len = 6, .key = key,
+			.key_len = strlen(key), .has_min = true, .min_partition = last[k].partition,
+			.min_offset = last[k].offset, .timeout_ms = 10000,
+		};
+		char *body = NULL;
+		size_t len = 0;
+		int status = sl_server_query(srv, &sq, &body, &len);
+		cr_assert_eq(status, 200, "%s: %d %.*s", key, status, (int)len, body);
+		cr_assert(strstr(body, "\"balance\":40") && strstr(body, "\"rejected\":1"),
+			  "%s: %.*s", key, (int)len, body);
+		free(body);
+	}
+}
+
+Test(query, projection_emits_exactly_once_across_restarts, .timeout = 120)
+{
+	enum { ACCTS = 10 };
+	char dir[64], err[512];
+	snprintf(dir, sizeof(dir), "/tmp/sluice-ledger-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	struct sl_server *srv = ledger_server(dir);
+
+	/* Per account: +100, -60, -60 (the second withdrawal would overdraw). */
+	static struct acked acks[3 * ACCTS];
+	struct sl_client_opts co = {.host = "127.0.0.1", .port = sl_server_native_port(srv),
+				    .on_ack = on_ack, .arg = acks};
+	struct sl_client *c;
+	cr_assert_eq(sl_client_connect(&co, &c, err, sizeof(err)), 0, "%s", err);
+	for (uint32_t i = 0; i < 3 * ACCTS; i++) {
+		char agg[32];
+		const char *data = i < ACCTS ? "{\"amount\":100}" : "{\"amount\":-60}";
+		snprintf(agg, sizeof(agg), "acct-%u", i % ACCTS);
+		struct sl_client_event ev = {.type = i < ACCTS ? "Deposited" : "Withdrawn",
+					     .type_len = 9, .aggregate = agg,
+					     .aggregate_len = strlen(agg), .data = data,
+					     .data_len = strlen(data)};
+		cr_assert_eq(sl_client_produce(c, NULL, &ev, NULL), 0);
+	}
+	cr_assert_eq(sl_client_flush(c, 30000), 0, "%s", sl_client_last_error(c));
+	sl_client_close(c);
+	struct acked last[ACCTS];
+	for (uint32_t k = 0; k < ACCTS; k++)
+		last[k] = acks[2 * ACCTS + k];
+	ledger_applied(srv, last, ACCTS);
+	/* The rejections become durable in their topic (bounded wait). */
+	for (int i = 0; i < 10000 && stored(srv, 1) < ACCTS; i++) {
+		struct timespec ts = {.tv_nsec = 1000000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(stored(srv, 1), ACCTS);
+	sl_server_stop(srv);
+	cr_assert_eq(sl_server_wait(srv), 0);
+	sl_server_destroy(srv);
+
+	/* Again from offset 0 (snapshots gone): the same rejections are
+	 * emitted with the same sequences and answered as duplicates. */
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/projections'", dir);
+	cr_assert_eq(system(cmd), 0);
+	srv = ledger_server(dir);
+	ledger_applied(srv, last, ACCTS);
+	cr_assert_eq(stored(srv, 1), ACCTS);
+	sl_server_stop(srv);
+	cr_assert_eq(sl_server_wait(srv), 0);
+	cr_assert_eq(stored(srv, 1), ACCTS, "a rejection was stored twice");
+
+	/* What is stored: one BalanceRejected per account. */
+	uint32_t seen = 0;
+	for (uint32_t p = 0; p < 2; p++) {
+		char ldir[128];
+		snprintf(ldir, sizeof(ldir), "%s/ledger_errors/%u", dir, p);
+		struct sl_log_view *v;
+		cr_assert_eq(sl_log_view_open(ldir, &v), 0);
+		struct count_ctx {
+			uint32_t n;
+		} cc = {0};
+		uint64_t next;
+		int got = sl_log_view_read(v, 0, UINT64_MAX, 1000, 1 << 20, count_rejected, &cc,
+					   &next);
+		cr_assert_geq(got, 0);
+		seen += cc.n;
+		sl_log_view_close(v);
+	}
+	cr_assert_eq(seen, ACCTS);
 	sl_server_destroy(srv);
 	rm_dir(dir);
 }
