@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #define SL_CLI_DEFAULT_SERVER "127.0.0.1:7400"
+#define SL_CLI_DEFAULT_HTTP "127.0.0.1:7480"
 
 /* Commands: argv[0] is the command name; the return value is the exit code. */
 int sl_cli_produce(int argc, char **argv);
@@ -35,6 +36,25 @@ struct sl_cli_server {
 int sl_cli_server_parse(const char *s, struct sl_cli_server *out);
 /* $SLUICE_SERVER when set, else 127.0.0.1:7400; -EINVAL for a bad variable. */
 int sl_cli_server_default(struct sl_cli_server *out);
+
+/* The HTTP port (cli/http.c). $SLUICE_HTTP when set, else 127.0.0.1:7480. */
+int sl_cli_http_default(struct sl_cli_server *out);
+/* "http://HOST:PORT" (brackets around an IPv6 host). */
+void sl_cli_base_url(const struct sl_cli_server *s, char *out, size_t cap);
+/* An answer being collected; data is NUL-terminated, the caller frees it.
+ * A read-model entry or a status is one JSON object: anything larger than
+ * the bound is not one, and it keeps a misdirected URL from filling memory. */
+#define SL_CLI_MAX_BODY (64u << 20)
+struct sl_cli_body {
+	char *data;
+	size_t len, cap;
+	bool too_big;
+};
+/* libcurl's write callback filling a struct sl_cli_body. */
+size_t sl_cli_body_write(char *p, size_t size, size_t n, void *arg);
+/* GET path; 0 with *status and the body, or -errno with `err` saying why. */
+int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long timeout_ms,
+		    struct sl_cli_body *body, long *status, char *err, size_t errlen);
 
 /* Whole decimal numbers in [min, max]; 0 or -EINVAL. */
 int sl_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

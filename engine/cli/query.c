@@ -14,40 +14,11 @@
 #include "cli/cli.h"
 #include "http/http.h"
 
-#define SL__QUERY_DEFAULT_HTTP "127.0.0.1:7480"
-/* A read-model entry is one JSON object; anything this big is not one, and
- * the bound keeps a misdirected URL from filling memory. */
-#define SL__QUERY_MAX_BODY (64u << 20)
 /* On top of the server's own wait (timeout_ms): the time the answer may take
  * to arrive once the server gives up, so a server-side timeout is reported
  * as the server's message rather than as curl's. */
 #define SL__QUERY_SLACK_MS   10000
 #define SL__QUERY_CONNECT_MS 5000
-
-struct sl__body {
-	char *data;
-	size_t len, cap;
-	bool too_big;
-};
-
-static size_t sl__on_data(char *p, size_t size, size_t n, void *arg)
-{
-	struct sl__body *b = arg;
-	size_t add = size * n;
-
-	if (b->len + add > SL__QUERY_MAX_BODY) {
-		b->too_big = true;
-		return 0; /* curl stops with CURLE_WRITE_ERROR */
-	}
-	char *d = sl_grow(b->data, &b->cap, b->len + add + 1, 4096);
-	if (!d)
-		return 0;
-	b->data = d;
-	memcpy(b->data + b->len, p, add);
-	b->len += add;
-	b->data[b->len] = 0;
-	return add;
-}
 
 static void sl__query_usage(FILE *out)
 {
@@ -66,7 +37,7 @@ static void sl__query_usage(FILE *out)
 	        "                      behind what is stored\n"
 	        "  --timeout MS        how long the server may wait for --min-offset (default\n"
 	        "                      5000, at most 60000)\n"
-	        "  --http H:P          the server's HTTP address (default " SL__QUERY_DEFAULT_HTTP
+	        "  --http H:P          the server's HTTP address (default " SL_CLI_DEFAULT_HTTP
 	        ",\n"
 	        "                      or $SLUICE_HTTP)\n"
 	        "\n"
@@ -76,17 +47,8 @@ static void sl__query_usage(FILE *out)
 	        "usage.\n");
 }
 
-/* "http://HOST:PORT" for curl, brackets around an IPv6 host. */
-static void sl__base_url(const struct sl_cli_server *s, char *out, size_t cap)
-{
-	if (strchr(s->host, ':'))
-		snprintf(out, cap, "http://[%s]:%u", s->host, s->port);
-	else
-		snprintf(out, cap, "http://%s:%u", s->host, s->port);
-}
-
 /* The server's "message" from a JSON error body, else the body itself. */
-static void sl__print_error(const char *cmd, long status, const struct sl__body *b)
+static void sl__print_error(const char *cmd, long status, const struct sl_cli_body *b)
 {
 	struct json_object *o = b->data ? json_tokener_parse(b->data) : NULL;
 	struct json_object *m;
@@ -113,14 +75,14 @@ static void sl__print_error(const char *cmd, long status, const struct sl__body 
 static int sl__http_call(CURL *cu, const char *cmd, const char *base, const char *url, bool post,
 			 uint64_t timeout_ms, const char *fail_if_false)
 {
-	struct sl__body body = {0};
+	struct sl_cli_body body = {0};
 	char cerr[CURL_ERROR_SIZE] = "";
 	int ret = 1;
 
 	if (post)
 		curl_easy_setopt(cu, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(cu, CURLOPT_URL, url);
-	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, sl__on_data);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, sl_cli_body_write);
 	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
@@ -131,7 +93,7 @@ static int sl__http_call(CURL *cu, const char *cmd, const char *base, const char
 	if (cr != CURLE_OK) {
 		if (body.too_big)
 			fprintf(stderr, "sluice %s: %s: answer larger than %u MiB\n", cmd, base,
-			        SL__QUERY_MAX_BODY >> 20);
+			        SL_CLI_MAX_BODY >> 20);
 		else if (cr == CURLE_COULDNT_CONNECT)
 			fprintf(stderr,
 			        "sluice %s: cannot connect to %s (%s); is sluiced running with "
@@ -256,7 +218,7 @@ int sl_cli_query(int argc, char **argv)
 	if (!addr) {
 		addr = getenv("SLUICE_HTTP");
 		if (!addr || !*addr)
-			addr = SL__QUERY_DEFAULT_HTTP;
+			addr = SL_CLI_DEFAULT_HTTP;
 	}
 	if (sl_cli_server_parse(addr, &srv) < 0) {
 		fprintf(stderr, "sluice query: SLUICE_HTTP: expected HOST:PORT, got '%s'\n", addr);
@@ -282,7 +244,7 @@ int sl_cli_query(int argc, char **argv)
 		fprintf(stderr, "sluice query: out of memory\n");
 		goto out;
 	}
-	sl__base_url(&srv, base, sizeof(base));
+	sl_cli_base_url(&srv, base, sizeof(base));
 	int n = snprintf(url, sizeof(url), "%s/v1/projections/%s/%s", base, ep, ek);
 	char sep = '?';
 	if (n > 0 && (size_t)n < sizeof(url) && min_token) {
@@ -329,7 +291,7 @@ static void sl__projection_usage(FILE *out)
 	        "\"equal\",\"bytes\",\"rebuilt_bytes\"}]}); exits 0 when every partition is\n"
 	        "equal, 1 otherwise or on an error.\n"
 	        "\n"
-	        "  --http H:P   the server's HTTP port (default " SL__QUERY_DEFAULT_HTTP
+	        "  --http H:P   the server's HTTP port (default " SL_CLI_DEFAULT_HTTP
 	        ", or $SLUICE_HTTP)\n");
 }
 
@@ -372,7 +334,7 @@ int sl_cli_projection(int argc, char **argv)
 	if (!addr) {
 		addr = getenv("SLUICE_HTTP");
 		if (!addr || !*addr)
-			addr = SL__QUERY_DEFAULT_HTTP;
+			addr = SL_CLI_DEFAULT_HTTP;
 	}
 	if (sl_cli_server_parse(addr, &srv) < 0) {
 		fprintf(stderr, "sluice projection: SLUICE_HTTP: expected HOST:PORT, got '%s'\n",
@@ -390,7 +352,7 @@ int sl_cli_projection(int argc, char **argv)
 		fprintf(stderr, "sluice projection: libcurl could not start\n");
 		goto out;
 	}
-	sl__base_url(&srv, base, sizeof(base));
+	sl_cli_base_url(&srv, base, sizeof(base));
 	int n = snprintf(url, sizeof(url), "%s/v1/projections/%s/rebuild", base, en);
 	if (n < 0 || (size_t)n >= sizeof(url)) {
 		fprintf(stderr, "sluice projection: NAME too long\n");

@@ -1,24 +1,143 @@
 /*
  * sluice status: the server's topics and partitions with their offsets,
- * from one Metadata request. Consumer groups and projections are named as
- * not served yet, so the output never suggests they exist.
+ * from one Metadata request on the native port; then, from GET /v1/status
+ * on the HTTP port, pressure and overload counts per topic and the
+ * projections, sinks and pipelines with their lag. Consumer groups are
+ * named as not served yet, so the output never suggests they exist.
  */
 #include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "sluice/consumer.h"
 
+static int64_t sl__int(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static const char *sl__str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "?";
+}
+
+static struct json_object *sl__arr(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_array)
+		       ? v
+		       : NULL;
+}
+
+/* Per entry of `list` (projections, sinks, pipelines): one line with its
+ * partitions summed; `what` names the per-partition state to count. */
+static void sl__print_followers(struct json_object *list, const char *title, const char *lag_key,
+				const char *state_key)
+{
+	size_t n = list ? json_object_array_length(list) : 0;
+	printf("%s:%s\n", title, n ? "" : " none");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(list, i);
+		struct json_object *parts = sl__arr(e, "partitions");
+		size_t np = parts ? json_object_array_length(parts) : 0;
+		int64_t max_lag = 0, sum_lag = 0, not_ok = 0;
+		for (size_t p = 0; p < np; p++) {
+			struct json_object *pp = json_object_array_get_idx(parts, p);
+			int64_t lag = sl__int(pp, lag_key);
+			sum_lag += lag;
+			if (lag > max_lag)
+				max_lag = lag;
+			if (state_key) {
+				const char *st = sl__str(pp, state_key);
+				not_ok += strcmp(st, "closed") && strcmp(st, "running") &&
+					  strcmp(st, "waiting");
+			}
+		}
+		printf("  %-16s %-10s from %-12s %zu partitions, lag %" PRId64 " events (max %" PRId64
+		       " in one partition)",
+		       sl__str(e, "name"), json_object_object_get_ex(e, "plugin", NULL)
+					       ? sl__str(e, "plugin")
+					       : "pipeline",
+		       json_object_object_get_ex(e, "topic", NULL) ? sl__str(e, "topic")
+								    : sl__str(e, "from"),
+		       np, sum_lag, max_lag);
+		if (state_key && not_ok)
+			printf(", %" PRId64 " partitions not running (see /v1/status)", not_ok);
+		putchar('\n');
+	}
+}
+
+/* The HTTP port's view: pressure and overload counts, projections, sinks,
+ * pipelines; a port that cannot be read is said in the output (the native
+ * port's part stands on its own). */
+static void sl__print_http(const struct sl_cli_server *http)
+{
+	struct sl_cli_body body = {0};
+	long status = 0;
+	char err[512], base[300];
+
+	sl_cli_base_url(http, base, sizeof(base));
+	if (sl_cli_http_get(http, "/v1/status", 5000, &body, &status, err, sizeof(err)) < 0 ||
+	    status != 200) {
+		if (status && status != 200)
+			snprintf(err, sizeof(err), "%s: HTTP %ld", base, status);
+		printf("projections, sinks, pipelines, pressure: HTTP port unreadable (%s; --http or "
+		       "$SLUICE_HTTP)\n",
+		       err);
+		goto out;
+	}
+	struct json_object *o = json_tokener_parse(body.data);
+	if (!o) {
+		printf("projections, sinks, pipelines, pressure: %s/v1/status is not JSON\n", base);
+		goto out;
+	}
+	struct json_object *topics = sl__arr(o, "topics");
+	printf("pressure and overload (%s):\n", base);
+	for (size_t i = 0; topics && i < json_object_array_length(topics); i++) {
+		struct json_object *t = json_object_array_get_idx(topics, i);
+		struct json_object *parts = sl__arr(t, "partitions");
+		int64_t pressured = 0, queue = 0, dropped = 0, sampled = 0, rejected = 0, lag = 0;
+		size_t np = parts ? json_object_array_length(parts) : 0;
+		for (size_t p = 0; p < np; p++) {
+			struct json_object *pp = json_object_array_get_idx(parts, p);
+			struct json_object *v;
+			pressured += json_object_object_get_ex(pp, "pressured", &v) &&
+				     json_object_get_boolean(v);
+			queue += sl__int(pp, "queue");
+			dropped += sl__int(pp, "dropped");
+			sampled += sl__int(pp, "sampled_out");
+			rejected += sl__int(pp, "rejected");
+			if (sl__int(pp, "follower_lag") > lag)
+				lag = sl__int(pp, "follower_lag");
+		}
+		printf("  %-16s %" PRId64 " of %zu partitions pressured, %" PRId64
+		       " events queued for durability, slowest follower %" PRId64
+		       " behind; dropped %" PRId64 ", sampled out %" PRId64 ", rejected %" PRId64 "\n",
+		       sl__str(t, "name"), pressured, np, queue, lag, dropped, sampled, rejected);
+	}
+	sl__print_followers(sl__arr(o, "projections"), "projections", "lag", NULL);
+	sl__print_followers(sl__arr(o, "sinks"), "sinks", "lag", "circuit");
+	sl__print_followers(sl__arr(o, "pipelines"), "pipelines", "lag", "state");
+	json_object_put(o);
+out:
+	free(body.data);
+}
+
 int sl_cli_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"server", required_argument, NULL, 's'},
+		{"http", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct sl_cli_server server;
-	bool have_server = false;
+	struct sl_cli_server server, http;
+	bool have_server = false, have_http = false;
 	int c;
 
 	optind = 1;
@@ -31,19 +150,35 @@ int sl_cli_status(int argc, char **argv)
 			}
 			have_server = true;
 			break;
+		case 't':
+			if (sl_cli_server_parse(optarg, &http) < 0) {
+				fprintf(stderr, "sluice status: --http: expected HOST:PORT, got '%s'\n", optarg);
+				return 2;
+			}
+			have_http = true;
+			break;
 		case 'h':
-			printf("usage: sluice status [--server HOST:PORT]\n"
+			printf("usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n"
 			       "\n"
 			       "Prints the server's topics and partitions with their first and end\n"
 			       "offsets (end: the next offset to be written; everything below it is\n"
-			       "durable). Consumer groups and projections are not served yet.\n"
+			       "durable), then, from its HTTP port, per topic the partitions under\n"
+			       "pressure and the events dropped, sampled out or rejected by the\n"
+			       "overload policy, and the projections, sinks and pipelines with their\n"
+			       "lag (a line says so when the HTTP port cannot be read). Consumer\n"
+			       "groups are not served yet. Exits 1 when the native port cannot be read.\n"
 			       "\n"
-			       "  --server H:P   server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n");
+			       "  --server H:P   native port (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
+			       "  --http H:P     HTTP port (default " SL_CLI_DEFAULT_HTTP ", or $SLUICE_HTTP)\n");
 			return 0;
 		default:
-			fprintf(stderr, "usage: sluice status [--server HOST:PORT]\n");
+			fprintf(stderr, "usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n");
 			return 2;
 		}
+	}
+	if (!have_http && sl_cli_http_default(&http) < 0) {
+		fprintf(stderr, "sluice status: SLUICE_HTTP is not HOST:PORT\n");
+		return 2;
 	}
 	if (!have_server && sl_cli_server_default(&server) < 0) {
 		fprintf(stderr, "sluice status: SLUICE_SERVER is not HOST:PORT\n");
@@ -78,8 +213,8 @@ int sl_cli_status(int argc, char **argv)
 			       (unsigned long long)topics[i].partitions[p].end_offset);
 	}
 	printf("consumer groups: not served yet\n");
-	printf("projections: not served yet\n");
 	sl_consumer_topics_free(topics, n);
 	sl_consumer_close(con);
+	sl__print_http(&http);
 	return 0;
 }

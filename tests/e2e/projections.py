@@ -108,6 +108,18 @@ def case_query_errors(a):
         out = run([a.sluice, "query", "latest", "acct-1", "--min-offset", ack["token"],
                    "--http", "127.0.0.1:%d" % srv.http_port])
         check(out[0] == 0 and json.loads(out[1])["data"]["n"] == 1, "sluice query: %r" % (out,))
+        # sluice status reads both ports: the projections and their lag, the
+        # topic's pressure and overload counts.
+        rc, out, err = run([a.sluice, "status", "--server", srv.addr,
+                            "--http", "127.0.0.1:%d" % srv.http_port])
+        check(rc == 0, "sluice status: %d %s" % (rc, err))
+        lines = out.splitlines()
+        check(any(l.split()[:2] == ["counter", "counter"] and "lag" in l for l in lines) and
+              any(l.split()[:2] == ["latest", "latest"] for l in lines),
+              "sluice status, projections: %r" % out)
+        check(any(l.split()[:1] == ["events"] and "pressured" in l and "dropped 0" in l
+                  for l in lines), "sluice status, pressure: %r" % out)
+        check("sinks: none" in out and "pipelines: none" in out, "sluice status: %r" % out)
 
 
 def count_of(srv, key):
