@@ -18,6 +18,7 @@
 #include "http/http.h"
 #include "reactor/reactor.h"
 #include "server/server.h"
+#include "sink/sink.h"
 
 /*
  * jemalloc's options for sluiced (it reads this symbol at start; MALLOC_CONF
@@ -314,6 +315,11 @@ int main(int argc, char **argv)
 			printf("%s %s", k ? "," : "", pl->transforms[k].plugin);
 		printf("\n");
 	}
+	for (size_t i = 0; i < cfg.n_sinks; i++)
+		printf("sluiced: sink %s: plugin %s, topic %s, circuit after %u failures\n",
+		       cfg.sinks[i].name, cfg.sinks[i].plugin, cfg.sinks[i].from,
+		       cfg.sinks[i].circuit_failures ? cfg.sinks[i].circuit_failures
+						     : SL_SINK_CIRCUIT_FAILURES);
 	printf("sluiced: ready\n");
 	fflush(stdout);
 
