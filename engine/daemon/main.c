@@ -301,9 +301,16 @@ int main(int argc, char **argv)
 	printf("sluiced: native %s:%u, http %s:%u, %u reactors, data %s, config %s\n", h,
 	       sl_server_native_port(srv), hh, sl_http_port(http), srv->n, cfg.data_dir,
 	       cfg.source);
-	for (size_t i = 0; i < cfg.n_topics; i++)
-		printf("sluiced: topic %s: %u partitions\n", cfg.topics[i].name,
-		       cfg.topics[i].partitions);
+	for (size_t i = 0; i < cfg.n_topics; i++) {
+		const struct sl_config_topic *t = &cfg.topics[i];
+		printf("sluiced: topic %s: %u partitions\n", t->name, t->partitions);
+		/* Accepted keys of features not built: said, never silently
+		 * taken as working. */
+		if (t->retention_bytes || t->retention_age_ns || t->cleanup == SL_CONFIG_CLEANUP_COMPACT)
+			fprintf(stderr, "sluiced: note: topic %s: retention and cleanup are not "
+					"enforced yet (nothing is deleted or compacted)\n",
+				t->name);
+	}
 	for (uint32_t i = 0; i < srv->n_projs; i++)
 		printf("sluiced: projection %s: plugin %s (%s), topic %s\n", srv->projs[i].name,
 		       srv->projs[i].plugin->name, srv->projs[i].plugin->file,
