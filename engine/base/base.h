@@ -11,6 +11,8 @@
 #define SL_BASE_H
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -128,6 +130,23 @@ struct iovec;
 #define SL_FILE_TEST_NO_RENAME 1u
 int sl_file_replace(int dirfd, const char *name, const struct iovec *iov, int n, unsigned flags,
 		    const char **step, int *renamed);
+
+/*
+ * A condition other threads wait for without polling (engine/base/notify.c):
+ * whoever changes what a waiter's predicate reads calls sl_notify_signal()
+ * afterwards; sl_notify_wait() checks done(arg) under the lock and again at
+ * every signal, until it holds (0) or timeout_ns passes (-ETIMEDOUT).
+ * Signalling with nobody waiting costs a lock and an unlock. Deadlines are
+ * on the monotonic clock. Any threads.
+ */
+struct sl_notify {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+int sl_notify_init(struct sl_notify *n);
+void sl_notify_destroy(struct sl_notify *n);
+void sl_notify_signal(struct sl_notify *n);
+int sl_notify_wait(struct sl_notify *n, bool (*done)(void *arg), void *arg, uint64_t timeout_ns);
 
 #ifdef __cplusplus
 }

@@ -109,6 +109,8 @@ struct sl_log_opts {
 struct sl_segprep;
 int sl_segprep_create(bool zero_fill, struct sl_segprep **out);
 void sl_segprep_destroy(struct sl_segprep *p);
+/* Waits until every request asked so far is done (ready or failed). */
+void sl_segprep_drain(struct sl_segprep *p);
 
 struct sl_log;
 

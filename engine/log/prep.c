@@ -16,7 +16,8 @@
 
 struct sl_segprep {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;                  /* requests, stop, a request done */
+	pthread_cond_t idle;                /* nothing queued or being prepared */
 	struct sl_segprep_req *head, *tail; /* waiting requests */
 	struct sl_segprep_req *busy;        /* the one being prepared */
 	bool stop;
@@ -80,6 +81,8 @@ static void *sl__prep_thread(void *arg)
 				      memory_order_release);
 		p->busy = NULL;
 		pthread_cond_broadcast(&p->cv);
+		if (!p->head)
+			pthread_cond_broadcast(&p->idle);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -98,6 +101,7 @@ int sl_segprep_create(bool zero_fill, struct sl_segprep **out)
 	}
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->idle, NULL);
 	int ret = pthread_create(&p->th, NULL, sl__prep_thread, p);
 	if (ret) {
 		free(p->zeros);
@@ -120,6 +124,7 @@ void sl_segprep_destroy(struct sl_segprep *p)
 	pthread_join(p->th, NULL);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->idle);
 	free(p->zeros);
 	free(p);
 }
@@ -161,5 +166,13 @@ void sl__segprep_cancel(struct sl_segprep *p, struct sl_segprep_req *rq)
 	}
 	while (p->busy == rq)
 		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void sl_segprep_drain(struct sl_segprep *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while ((p->head || p->busy) && !p->stop)
+		pthread_cond_wait(&p->idle, &p->mu);
 	pthread_mutex_unlock(&p->mu);
 }

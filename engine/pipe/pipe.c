@@ -698,3 +698,8 @@ void sl_pipes_metrics(const struct sl_pipes *ps, FILE *out)
 		}
 	}
 }
+
+int sl_pipes_wait(struct sl_pipes *ps, bool (*done)(void *arg), void *arg, uint64_t timeout_ns)
+{
+	return sl_notify_wait(&ps->changed, done, arg, timeout_ns);
+}

@@ -53,6 +53,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/base.h"
 #include "plugin/plugin.h"
 #include "topic/topic.h"
 
@@ -192,7 +193,15 @@ struct sl_pipes {
 	uint32_t n;
 	struct sl_pipe_part *parts; /* every stage of every pipeline */
 	uint32_t n_parts;
+	/* Signalled by the reactors when a stage's published progress or state
+	 * changed, or all its outputs became durable: sl_pipes_wait(). */
+	struct sl_notify changed;
 };
+
+/* Waits until done(arg) holds, checking it again whenever a stage made
+ * progress (not by polling): 0, or -ETIMEDOUT after timeout_ns. Any thread
+ * but the reactors; for tests and tools. */
+int sl_pipes_wait(struct sl_pipes *ps, bool (*done)(void *arg), void *arg, uint64_t timeout_ns);
 
 /* Prometheus text per stage: sluice_pipeline_input_offset,
  * _lag_events, _outputs_total, _outputs_durable_total, _state (enum

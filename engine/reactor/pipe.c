@@ -67,10 +67,13 @@ static void sl__pipe_publish(struct sl_pipe_part *pp)
 	                      memory_order_relaxed);
 }
 
-static void sl__pipe_state(struct sl_pipe_part *pp, uint32_t state)
+/* Returns whether the state changed. */
+static bool sl__pipe_state(struct sl_pipe_part *pp, uint32_t state)
 {
-	if (atomic_load_explicit(&pp->state_pub, memory_order_relaxed) != state)
-		atomic_store_explicit(&pp->state_pub, state, memory_order_release);
+	if (atomic_load_explicit(&pp->state_pub, memory_order_relaxed) == state)
+		return false;
+	atomic_store_explicit(&pp->state_pub, state, memory_order_release);
+	return true;
 }
 
 /* The stage stopped: said once, and it reads no more. Its outputs in
@@ -100,11 +103,15 @@ void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a)
 		                   ps->v[pp->pipe].name, pp->part->id, a->base_seq,
 		                   r->srv->topics.v[a->topic].name, a->partition, a->status);
 		sl__pipe_failed(pp);
+		sl_notify_signal(&ps->changed);
 		return;
 	}
 	sl_pipe_stage_acked(pp->st, a->base_seq);
 	atomic_store_explicit(&pp->durable_pub, sl_pipe_stage_acked_seq(pp->st),
 	                      memory_order_relaxed);
+	/* Everything it sent is durable: what sl_pipes_wait() watches for. */
+	if (sl_pipe_stage_acked_seq(pp->st) == sl_pipe_stage_out_seq(pp->st))
+		sl_notify_signal(&ps->changed);
 }
 
 /* One final output of a stage into its topic, as a producer would send it. */
@@ -170,13 +177,14 @@ void sl__pipe_step(struct sl_reactor *r)
 	 * the input waits for the next start. */
 	if (r->stopping)
 		return;
+	bool changed = false;
 	for (uint32_t i = 0; i < r->n_pipe_parts; i++) {
 		struct sl_pipe_part *pp = r->pipe_parts[i];
 		if (pp->failed)
 			continue;
 		uint64_t limit = sl_log_durable(pp->part->log), next = sl_pipe_stage_next(pp->st);
 		if (next >= limit) {
-			sl__pipe_state(pp, SL_PIPE_RUNNING);
+			changed |= sl__pipe_state(pp, SL_PIPE_RUNNING);
 			continue;
 		}
 		if (!now && limit - next < SL_PIPE_MIN_EVENTS)
@@ -185,13 +193,14 @@ void sl__pipe_step(struct sl_reactor *r)
 		 * back: no need to spin while waiting. */
 		if (sl_pipe_stage_unacked(pp->st) > SL_PIPE_MAX_UNACKED ||
 		    sl__pipe_pressured(r, pp)) {
-			sl__pipe_state(pp, SL_PIPE_WAITING);
+			changed |= sl__pipe_state(pp, SL_PIPE_WAITING);
 			continue;
 		}
 		struct sl__pipe_out_ctx c = {r, pp};
 		int ret = sl_pipe_stage_step(pp->st, limit, SL_PIPE_STEP_EVENTS, SL_PIPE_STEP_BYTES,
 		                             sl__pipe_out, &c);
 		sl__pipe_publish(pp);
+		changed = true;
 		if (ret < 0) {
 			sl__pipe_failed(pp);
 			continue;
@@ -200,6 +209,9 @@ void sl__pipe_step(struct sl_reactor *r)
 		if (sl_pipe_stage_next(pp->st) < limit)
 			r->pipe_behind = true;
 	}
+	/* Once a step, not per stage: one lock and unlock when nobody waits. */
+	if (changed)
+		sl_notify_signal(&r->srv->pipes->changed);
 }
 
 void sl__pipe_tick(struct sl_reactor *r)

@@ -114,9 +114,15 @@ int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 		sl_errf(err, errlen, "pipelines: too many stages (%u)", total);
 		return -EINVAL;
 	}
-	ps = srv->pipes = calloc(1, sizeof(*ps));
+	ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return -ENOMEM;
+	ret = sl_notify_init(&ps->changed);
+	if (ret < 0) {
+		free(ps);
+		return ret;
+	}
+	srv->pipes = ps;
 	ps->v = calloc(o->n_pipelines, sizeof(*ps->v));
 	ps->parts = calloc(total, sizeof(*ps->parts));
 	if (!ps->v || !ps->parts)
@@ -185,6 +191,7 @@ void sl__pipes_destroy(struct sl_server *srv)
 	}
 	free(ps->v);
 	free(ps->parts);
+	sl_notify_destroy(&ps->changed);
 	free(ps);
 	srv->pipes = NULL;
 }

@@ -80,6 +80,7 @@ struct sl_sinks {
 	uint32_t n;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* broadcast at stop; idle threads wait on it */
+	struct sl_notify changed; /* every write attempt: sl_sinks_wait() */
 	_Atomic bool stop;
 	bool sync_ok;
 };
@@ -242,6 +243,7 @@ static int sl__step(struct sl__part *sp)
 		atomic_fetch_add_explicit(&sp->failures, 1, memory_order_relaxed);
 		if (sl_breaker_record(&sp->br, false, sl_now_ns()))
 			sl__report(sp, before, ret);
+		sl_notify_signal(&sp->sink->set->changed);
 		return 0;
 	}
 	atomic_fetch_add_explicit(&sp->events, sp->n_evs, memory_order_relaxed);
@@ -250,6 +252,7 @@ static int sl__step(struct sl__part *sp)
 	sl__publish(sp, sp->batch_end);
 	if (sl_breaker_record(&sp->br, true, sl_now_ns()))
 		sl__report(sp, before, 0);
+	sl_notify_signal(&sp->sink->set->changed);
 	return 1;
 }
 
@@ -383,6 +386,8 @@ int sl_sinks_create(const struct sl_sink_spec *specs, uint32_t n, struct sl_topi
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	ret = pthread_cond_init(&s->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	if (!ret && (ret = -sl_notify_init(&s->changed)))
+		pthread_cond_destroy(&s->cv);
 	if (ret) {
 		ret = -ret;
 		free(s);
@@ -495,6 +500,7 @@ void sl_sinks_destroy(struct sl_sinks *s)
 	if (s->sync_ok) {
 		pthread_mutex_destroy(&s->mu);
 		pthread_cond_destroy(&s->cv);
+		sl_notify_destroy(&s->changed);
 	}
 	free(s);
 }
@@ -657,4 +663,9 @@ void sl_sinks_status_json(const struct sl_sinks *s, FILE *out)
 		fputs("]}", out);
 	}
 	fputc(']', out);
+}
+
+int sl_sinks_wait(struct sl_sinks *s, bool (*done)(void *arg), void *arg, uint64_t timeout_ns)
+{
+	return sl_notify_wait(&s->changed, done, arg, timeout_ns);
 }

@@ -109,6 +109,13 @@ struct sl_sink_part_stats {
 };
 int sl_sinks_part_stats(const struct sl_sinks *s, uint32_t sink, uint32_t partition,
                         struct sl_sink_part_stats *out);
+/*
+ * Waits until done(arg) is true, checking it again after every write
+ * attempt and breaker change of any sink (not by polling): 0, or
+ * -ETIMEDOUT after timeout_ns. done may read sl_sinks_part_stats. Any
+ * thread but the sinks'; for tests and tools that wait for a sink.
+ */
+int sl_sinks_wait(struct sl_sinks *s, bool (*done)(void *arg), void *arg, uint64_t timeout_ns);
 uint32_t sl_sinks_count(const struct sl_sinks *s);
 
 #endif

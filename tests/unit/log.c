@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -522,15 +521,12 @@ Test(log, failed_write_stops_the_log_before_any_sync)
 	sl_log_close(log);
 }
 
-/* Waits (bounded, 10 s) for the preparer thread to have the next segment
- * ready: its own observable state, polled. */
-static void wait_prepared(struct sl_log *log)
+/* Waits for the preparer thread to finish what was asked (its own
+ * notification), then the next segment must be ready. */
+static void wait_prepared(struct sl_segprep *prep, struct sl_log *log)
 {
-	for (int i = 0; i < 10000 && !sl_log_next_ready(log); i++) {
-		struct timespec ts = {.tv_nsec = 1000000};
-		nanosleep(&ts, NULL);
-	}
-	cr_assert(sl_log_next_ready(log), "the next segment was never prepared");
+	sl_segprep_drain(prep);
+	cr_assert(sl_log_next_ready(log), "the next segment was not prepared");
 }
 
 static bool has_prep_file(const char *dir)
@@ -560,7 +556,7 @@ static void prepared_case(bool zero_fill)
 		/* Half way through a segment the log asks; let the preparer
 		 * finish before the roll, so every roll takes its file. */
 		if (sl_log_next_asked(log))
-			wait_prepared(log);
+			wait_prepared(prep, log);
 	}
 	struct sl_log_stats st;
 	sl_log_get_stats(log, &st);

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -204,12 +203,6 @@ static void produce(struct fixture *f, uint32_t n)
 	sl_client_close(c);
 }
 
-static void pause_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* True when every stage has read its input to the durable end and every
  * output it sent is acked. */
 static bool caught_up(struct sl_server *srv)
@@ -226,12 +219,33 @@ static bool caught_up(struct sl_server *srv)
 	return true;
 }
 
-/* Bounded: 60 s, polled every 2 ms. */
+/* Every big-orders stage waits (held back) or has read all its input, and
+ * at least one waits. */
+static bool big_orders_settled(void *arg)
+{
+	struct sl_pipes *ps = arg;
+	uint32_t waiting = 0, done = 0, n = 0;
+	for (uint32_t k = 0; k < ps->n_parts; k++) {
+		struct sl_pipe_part *pp = &ps->parts[k];
+		if (strcmp(ps->v[pp->pipe].name, "big-orders"))
+			continue;
+		n++;
+		waiting += atomic_load(&pp->state_pub) == SL_PIPE_WAITING;
+		done += atomic_load(&pp->next_pub) == atomic_load(&pp->part->durable_pub);
+	}
+	return waiting && waiting + done == n;
+}
+
+static bool caught_up_arg(void *srv)
+{
+	return caught_up(srv);
+}
+
+/* Woken by the stages' progress (sl_pipes_wait), bounded at 60 s. */
 static void wait_caught_up(struct fixture *f)
 {
-	for (int i = 0; i < 30000 && !caught_up(f->srv); i++)
-		pause_ms(2);
-	cr_assert(caught_up(f->srv), "the pipelines did not catch up within 60 s");
+	cr_assert_eq(sl_pipes_wait(f->srv->pipes, caught_up_arg, f->srv, 60ull * 1000000000u), 0,
+		     "the pipelines did not catch up within 60 s");
 }
 
 /* ---- reading a derived topic back ------------------------------------------------ */
@@ -426,24 +440,10 @@ Test(pipeline, restart_while_behind, .timeout = 180)
 	start_on(&f, 2, true, PIPES | STAND_IN);
 	/* Settled: every big-orders stage waits (and will for as long as the
 	 * stand-in stays at 0) or has read all its input, and one waits. */
-	bool settled = false;
 	uint64_t in_total = 0, read_total = 0;
-	for (int i = 0; i < 30000 && !settled; i++) {
-		struct sl_pipes *ps = f.srv->pipes;
-		uint32_t waiting = 0, done = 0, n = 0;
-		for (uint32_t k = 0; k < ps->n_parts; k++) {
-			struct sl_pipe_part *pp = &ps->parts[k];
-			if (strcmp(ps->v[pp->pipe].name, "big-orders"))
-				continue;
-			n++;
-			waiting += atomic_load(&pp->state_pub) == SL_PIPE_WAITING;
-			done += atomic_load(&pp->next_pub) == atomic_load(&pp->part->durable_pub);
-		}
-		settled = waiting && waiting + done == n;
-		if (!settled)
-			pause_ms(2);
-	}
-	cr_assert(settled, "the big-orders stages never waited for the held partition");
+	cr_assert_eq(sl_pipes_wait(f.srv->pipes, big_orders_settled, f.srv->pipes,
+				   60ull * 1000000000u), 0,
+		     "the big-orders stages never waited for the held partition");
 	for (uint32_t k = 0; k < f.srv->pipes->n_parts; k++) {
 		struct sl_pipe_part *pp = &f.srv->pipes->parts[k];
 		in_total += atomic_load(&pp->part->durable_pub);

@@ -11,9 +11,9 @@
  * others go on, and across a restart where the outside world lost its tail
  * (the sink resumes where the plugin says, not where the host last was).
  *
- * Waits are on observable state (the sink's published progress) in loops
- * bounded by a deadline, polling every millisecond; never a bare sleep as
- * the synchronisation.
+ * Waits are on the sinks' own notification (sl_sinks_wait: woken after
+ * every write attempt and breaker change), bounded by a deadline; nothing
+ * sleeps.
  */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
@@ -229,12 +229,6 @@ static void produce(uint16_t port, uint32_t n, struct acked *acked)
 
 /* ---- waiting and checking ------------------------------------------------------------ */
 
-static void pause_1ms(void)
-{
-	struct timespec ts = {.tv_nsec = 1000000};
-	nanosleep(&ts, NULL);
-}
-
 static struct sl_sink_part_stats part_stats(const struct fixture *f, uint32_t p)
 {
 	struct sl_sink_part_stats st;
@@ -242,15 +236,34 @@ static struct sl_sink_part_stats part_stats(const struct fixture *f, uint32_t p)
 	return st;
 }
 
-/* Waits until partition p's sink has written everything below end. */
+/* What a wait watches: partition p's done offset reaching `end`, or its
+ * circuit having opened `opens` times. */
+struct watch {
+	const struct fixture *f;
+	uint32_t p;
+	uint64_t end, opens;
+};
+
+static bool watch_done(void *arg)
+{
+	const struct watch *w = arg;
+	return part_stats(w->f, w->p).done >= w->end;
+}
+
+static bool watch_opens(void *arg)
+{
+	const struct watch *w = arg;
+	return part_stats(w->f, w->p).to_open >= w->opens;
+}
+
+/* Waits until partition p's sink has written everything below end: woken
+ * by every write attempt of the sinks, not by polling. */
 static void wait_done_part(const struct fixture *f, uint32_t p, uint64_t end)
 {
-	uint64_t deadline = sl_now_ns() + DEADLINE_NS;
-	while (part_stats(f, p).done < end) {
-		cr_assert_lt(sl_now_ns(), deadline, "partition %u: done %llu of %llu after 60 s", p,
-		             (unsigned long long)part_stats(f, p).done, (unsigned long long)end);
-		pause_1ms();
-	}
+	struct watch w = {.f = f, .p = p, .end = end};
+	cr_assert_eq(sl_sinks_wait(f->srv->sinks, watch_done, &w, DEADLINE_NS), 0,
+	             "partition %u: done %llu of %llu after 60 s", p,
+	             (unsigned long long)part_stats(f, p).done, (unsigned long long)end);
 }
 
 static void wait_done(const struct fixture *f, const struct acked *a)
@@ -385,11 +398,9 @@ Test(sink, one_failing_partition_does_not_stop_the_others, .timeout = 120)
 	/* The others write everything while partition 0 fails... */
 	for (uint32_t p = 1; p < N_PARTS; p++)
 		wait_done_part(&f, p, a.ends[p]);
-	uint64_t deadline = sl_now_ns() + DEADLINE_NS;
-	while (part_stats(&f, 0).to_open < 2) {
-		cr_assert_lt(sl_now_ns(), deadline, "partition 0's circuit did not open twice");
-		pause_1ms();
-	}
+	struct watch w = {.f = &f, .p = 0, .opens = 2};
+	cr_assert_eq(sl_sinks_wait(f.srv->sinks, watch_opens, &w, DEADLINE_NS), 0,
+	             "partition 0's circuit did not open twice");
 	struct sl_sink_part_stats st = part_stats(&f, 0);
 	cr_assert_eq(st.done, 0);
 	cr_assert_eq(st.events, 0);
