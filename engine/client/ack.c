@@ -42,13 +42,16 @@ static inline int sl__rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t
 	return -SL_EPROTO_DECODE;
 }
 
-/* Reads a tag; field numbers are at least 1 and fit in 29 bits. */
+/* Reads a tag: at most 5 bytes (protobuf-c's limit, as the server's
+ * scanner has it: fuzz_ack found a 6-byte one accepted here), a field
+ * number of at least 1 that fits in 29 bits. */
 static inline int sl__rd_tag(const uint8_t **pp, const uint8_t *end, uint32_t *field,
 			     uint32_t *wt)
 {
+	const uint8_t *start = *pp;
 	uint64_t t;
 
-	if (sl__rd_varint(pp, end, &t) < 0 || t >> 32 || (t >> 3) == 0)
+	if (sl__rd_varint(pp, end, &t) < 0 || *pp - start > 5 || t >> 32 || (t >> 3) == 0)
 		return -SL_EPROTO_DECODE;
 	*field = (uint32_t)(t >> 3);
 	*wt = (uint32_t)(t & 7);
