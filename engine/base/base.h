@@ -76,6 +76,21 @@ void sl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
  * means a wake is already pending, which is all a waker wants. */
 void sl_eventfd_signal(int fd);
 
+/*
+ * ThreadSanitizer does not see ck's fences (the TSan build uses ck's
+ * builtin port, whose loads and stores are volatile accesses); code that
+ * publishes or observes through ck pairs them with these, so TSan learns the
+ * happens-before edge the fence gives. Nothing outside the TSan build.
+ */
+#if SL_TSAN
+#include <sanitizer/tsan_interface.h>
+#define SL_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define SL_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#else
+#define SL_TSAN_RELEASE(p) ((void)0)
+#define SL_TSAN_ACQUIRE(p) ((void)0)
+#endif
+
 /* Monotonic nanoseconds; never goes backwards, not wall time. */
 static inline uint64_t sl_now_ns(void)
 {

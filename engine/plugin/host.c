@@ -521,6 +521,16 @@ static int sl__json_get_str(const uint8_t *json, size_t len, const char *key, ch
 
 /* ---- the table -------------------------------------------------------------------- */
 
+static void sl__host_retire(struct sl_plugin_ctx *ctx, void *ptr, void (*free_fn)(void *ptr))
+{
+	if (!free_fn)
+		return;
+	if (ctx && ctx->er)
+		sl_epoch_retire(ctx->er, ptr, free_fn);
+	else
+		free_fn(ptr);
+}
+
 static const struct sl_host sl__host = {
     .struct_size = sizeof(struct sl_host),
     .abi_major = SL_PLUGIN_ABI_MAJOR,
@@ -544,6 +554,7 @@ static const struct sl_host sl__host = {
     .json_get_i64 = sl__json_get_i64,
     .json_get_f64 = sl__json_get_f64,
     .json_get_str = sl__json_get_str,
+    .retire = sl__host_retire,
 };
 
 const struct sl_host *sl_plugin_host(void)

@@ -34,7 +34,24 @@ static const struct sl__min_sizes sl__min[SL_PLUGIN_ABI_MINOR + 1] = {
             .projection = sizeof(struct sl_projection_ops),
             .sink = sizeof(struct sl_sink_ops),
         },
+    /* 1.1 appended only a host function and a projection flag. */
+    [1] =
+        {
+            .info = sizeof(struct sl_plugin_info),
+            .transform = sizeof(struct sl_transform_ops),
+            .projection = sizeof(struct sl_projection_ops),
+            .sink = sizeof(struct sl_sink_ops),
+        },
 };
+
+/* The flags each minor defines, by kind; a plugin setting others was built
+ * against a header this host does not know (or sets garbage): refused. */
+static uint32_t sl__known_flags(enum sl_plugin_kind kind, uint32_t minor)
+{
+	if (kind == SL_PLUGIN_PROJECTION && minor >= 1)
+		return SL_PROJECTION_CONCURRENT_QUERY;
+	return 0;
+}
 
 /* The fields every major shares (sluice/plugin.h: frozen forever). */
 struct sl__info_head {
@@ -131,6 +148,15 @@ static int sl__take_ops(struct sl_plugin *p, const void *ops, char *err, size_t 
 	if (missing) {
 		sl_errf(err, errlen, "%s: %s ops table has no '%s' callback", p->file, kind,
 		        missing);
+		return -SL_EPLUGIN;
+	}
+	/* Every ops table has its flags right after struct_size. */
+	uint32_t flags;
+	memcpy(&flags, (const char *)ops + sizeof(uint32_t), sizeof(flags));
+	if (flags & ~sl__known_flags(p->kind, p->abi_minor)) {
+		sl_errf(err, errlen, "%s: %s ops flags 0x%x not defined in plugin ABI %d.%u",
+		        p->file, kind, flags & ~sl__known_flags(p->kind, p->abi_minor),
+		        SL_PLUGIN_ABI_MAJOR, p->abi_minor);
 		return -SL_EPLUGIN;
 	}
 	return 0;
@@ -333,6 +359,12 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 	in->ctx.partition = o->partition;
 	in->ctx.log_fn = o->log_fn;
 	in->ctx.log_arg = o->log_arg;
+	if (o->epoch && sl_plugin_concurrent_query(p) && !(in->ctx.er = sl_epoch_rec_get(o->epoch))) {
+		free(in->ctx.name);
+		free(in);
+		sl_errf(err, errlen, "%s: out of memory", p->info.name);
+		return -ENOMEM;
+	}
 
 	struct sl_plugin_create c = {
 	    .struct_size = sizeof(c),
@@ -361,6 +393,10 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 		why[sizeof(why) - 1] = '\0';
 		sl_errf(err, errlen, "%s (plugin %s): %s", in->ctx.name, p->info.name,
 		        why[0] ? why : sl_strerror(ret));
+		if (in->ctx.er) {
+			sl_epoch_barrier(in->ctx.er);
+			sl_epoch_rec_put(in->ctx.er);
+		}
 		free(in->ctx.name);
 		free(in);
 		return ret == -ENOMEM ? -ENOMEM : -SL_EPLUGIN;
@@ -369,10 +405,26 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 	return 0;
 }
 
+bool sl_plugin_concurrent_query(const struct sl_plugin *p)
+{
+	return p->kind == SL_PLUGIN_PROJECTION &&
+	       (p->ops.projection.flags & SL_PROJECTION_CONCURRENT_QUERY);
+}
+
+bool sl_plugin_inst_poll(struct sl_plugin_inst *i)
+{
+	return i->ctx.er && sl_epoch_poll(i->ctx.er);
+}
+
 void sl_plugin_inst_destroy(struct sl_plugin_inst *i)
 {
 	if (!i)
 		return;
+	/* Queries that found the instance before it was unpublished end
+	 * first; then what it retired is freed (its free functions touch no
+	 * instance), and then the instance. */
+	if (i->ctx.er)
+		sl_epoch_barrier(i->ctx.er);
 	switch (i->plugin->kind) {
 	case SL_PLUGIN_TRANSFORM:
 		i->plugin->ops.transform.destroy(i->inst);
@@ -383,6 +435,11 @@ void sl_plugin_inst_destroy(struct sl_plugin_inst *i)
 	default:
 		i->plugin->ops.sink.destroy(i->inst);
 		break;
+	}
+	if (i->ctx.er) {
+		/* What destroy retired: no query can see it any more. */
+		sl_epoch_barrier(i->ctx.er);
+		sl_epoch_rec_put(i->ctx.er);
 	}
 	free(i->ctx.name);
 	free(i);

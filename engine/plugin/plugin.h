@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/epoch.h"
 #include "config/config.h"
 #include "sluice/plugin.h"
 #include "json/json.h"
@@ -80,6 +81,9 @@ struct sl_plugin_ctx {
 	uint32_t partition;
 	sl_plugin_log_fn log_fn;
 	void *log_arg;
+	/* A concurrent-query projection's writer record (host->retire), from
+	 * create to destroy; NULL otherwise (retire frees at once). */
+	struct sl_epoch_rec *er;
 };
 
 struct sl_plugin_inst_opts {
@@ -90,6 +94,10 @@ struct sl_plugin_inst_opts {
 	const struct sl_config_node *args; /* a map, or NULL for none */
 	sl_plugin_log_fn log_fn;
 	void *log_arg;
+	/* Where a SL_PROJECTION_CONCURRENT_QUERY projection retires memory
+	 * its queries may hold; NULL: the host never queries it off its
+	 * thread (tests, rebuilds), and retire frees at once. */
+	struct sl_epoch *epoch;
 };
 
 struct sl_plugin_inst {
@@ -102,7 +110,14 @@ struct sl_plugin_inst {
  * refuses (its own reason when it gave one), -ENOMEM. */
 int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts *o,
                           struct sl_plugin_inst **out, char *err, size_t errlen);
+/* Waits for the queries still reading the instance (concurrent-query
+ * projections; the caller has made sure no new one starts), then destroys. */
 void sl_plugin_inst_destroy(struct sl_plugin_inst *i);
+/* Frees what the instance retired and no query can still read; on the
+ * instance's thread, after its callbacks. True while some is pending. */
+bool sl_plugin_inst_poll(struct sl_plugin_inst *i);
+/* Whether queries on p may run off the owning thread. */
+bool sl_plugin_concurrent_query(const struct sl_plugin *p);
 
 /* ---- buffers plugins write into --------------------------------------------- */
 

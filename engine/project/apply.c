@@ -359,6 +359,9 @@ int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
 	}
 	if (sl__flush(a) < 0)
 		return -SL_EPLUGIN;
+	/* Tables the model replaced during this step are freed once the
+	 * concurrent queries that may read them are gone. */
+	sl_plugin_inst_poll(a->inst);
 	return ret;
 }
 

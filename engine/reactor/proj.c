@@ -157,10 +157,8 @@ static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 	struct sl_proj_part *pp = &pj->parts[q->partition];
 
 	if (pp->failed || !pp->a) {
-		sl__pq_done(q, 503, "projection %s partition %u is not serving: %s", pj->name,
-			    q->partition,
-			    pp->a ? sl_applier_error(pp->a)
-				  : (pp->part->error ? pp->part->error : "partition refused"));
+		sl_pquery_not_serving(pj, q);
+		sl__pq_done(q, q->status, NULL);
 		return;
 	}
 	if (q->rebuild) {
@@ -173,31 +171,8 @@ static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 		r->pq_wait = q;
 		return;
 	}
-	q->applied = next;
-	uint64_t end = sl_log_durable(pp->part->log);
-	q->lag = end > next ? end - next : 0;
-	if (!q->query) {
-		sl__pq_done(q, 200, NULL);
-		return;
-	}
-	if (q->has_max_lag && q->lag > q->max_lag) {
-		sl__pq_done(q, 409,
-			    "projection %s partition %u is %" PRIu64 " events behind, more than "
-			    "max_lag %" PRIu64,
-			    pj->name, q->partition, q->lag, q->max_lag);
-		return;
-	}
-	int ret = sl_applier_query(pp->a, q->key, q->key_len, q->mode, &q->out);
-	if (ret == 0)
-		sl__pq_done(q, 200, NULL);
-	else if (ret == -ENOENT)
-		sl__pq_done(q, 404, "projection %s has no entry '%.*s'", pj->name,
-			    (int)(q->key_len > 100 ? 100 : q->key_len), q->key);
-	else if (ret == -EINVAL)
-		sl__pq_done(q, 400, "projection %s cannot read the key '%.*s'", pj->name,
-			    (int)(q->key_len > 100 ? 100 : q->key_len), q->key);
-	else
-		sl__pq_done(q, 500, "projection %s: query failed: %s", pj->name, sl_strerror(ret));
+	sl_pquery_answer(pj, q, next, sl_log_durable(pp->part->log), NULL);
+	sl__pq_done(q, q->status, NULL);
 }
 
 void sl__proj_take(struct sl_reactor *r)
@@ -350,8 +325,10 @@ void sl__proj_step(struct sl_reactor *r)
 		} else {
 			sl__proj_publish(r, pp);
 		}
+		/* Release: a concurrent query that reads this offset (acquire)
+		 * sees the model with every event below it applied. */
 		atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
-				      memory_order_relaxed);
+				      memory_order_release);
 		atomic_store_explicit(&pp->applied_ms_pub, sl_applier_last_append_ms(pp->a),
 				      memory_order_relaxed);
 		if (!pp->failed && sl_applier_next(pp->a) < limit)

@@ -94,10 +94,6 @@
 
 #include "base/base.h"
 
-#if SL_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
-
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -144,14 +140,6 @@ int sl_ring_init(struct sl_ring *r, unsigned int capacity);
 void sl_ring_destroy(struct sl_ring *r);
 
 #define SL__RING_INLINE static inline __attribute__((always_inline))
-
-#if SL_TSAN
-#define SL__TSAN_RELEASE(p) __tsan_release((void *)(p))
-#define SL__TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#else
-#define SL__TSAN_RELEASE(p) ((void)0)
-#define SL__TSAN_ACQUIRE(p) ((void)0)
-#endif
 
 /* Loads and stores of a counter another thread reads or writes. */
 SL__RING_INLINE unsigned int sl__ring_ld(const unsigned int *p)
@@ -312,7 +300,7 @@ SL__RING_INLINE unsigned int sl__ring_push_sp(struct sl_ring *r, const void *ite
 		 * so they cannot land in slots the consumer is still reading.
 		 * Pairs with the release before the c_head store in pop. */
 		ck_pr_fence_acquire();
-		SL__TSAN_ACQUIRE(&r->ck.c_head);
+		SL_TSAN_ACQUIRE(&r->ck.c_head);
 		room = mask - (prod - r->p_seen_c);
 		if (room < n) {
 			if (room == 0)
@@ -324,7 +312,7 @@ SL__RING_INLINE unsigned int sl__ring_push_sp(struct sl_ring *r, const void *ite
 	/* Release: the slot writes are visible before the new p_tail. Pairs
 	 * with the acquire after the p_tail load in pop. */
 	ck_pr_fence_release();
-	SL__TSAN_RELEASE(&r->ck.p_tail);
+	SL_TSAN_RELEASE(&r->ck.p_tail);
 	/* p_head is the multi-producer reservation counter; keeping it equal
 	 * to p_tail (same line, no extra miss) lets this side switch to
 	 * push_*mpmc and keeps ck_ring_valid() true. */
@@ -352,7 +340,7 @@ SL__RING_INLINE unsigned int sl__ring_pop_sc(struct sl_ring *r, void *items, uns
 		/* Acquire: the slot reads below stay after this p_tail load.
 		 * Pairs with the release before the p_tail store in push. */
 		ck_pr_fence_acquire();
-		SL__TSAN_ACQUIRE(&r->ck.p_tail);
+		SL_TSAN_ACQUIRE(&r->ck.p_tail);
 		avail = r->c_seen_p - cons;
 		if (avail < n) {
 			if (avail == 0)
@@ -364,7 +352,7 @@ SL__RING_INLINE unsigned int sl__ring_pop_sc(struct sl_ring *r, void *items, uns
 	/* Release: the slot reads complete before c_head frees the slots.
 	 * Pairs with the acquire after the c_head load in push. */
 	ck_pr_fence_release();
-	SL__TSAN_RELEASE(&r->ck.c_head);
+	SL_TSAN_RELEASE(&r->ck.c_head);
 	sl__ring_st(&r->ck.c_head, cons + n);
 	return n;
 }
@@ -394,7 +382,7 @@ SL__RING_INLINE unsigned int sl__ring_push_mp(struct sl_ring *r, const void *ite
 		 * below, made by the producer that loaded that c_head; through
 		 * it, with the consumers' release before moving c_head. */
 		ck_pr_fence_acquire();
-		SL__TSAN_ACQUIRE(&r->p_seen_c);
+		SL_TSAN_ACQUIRE(&r->p_seen_c);
 		used = prod - cons;
 		/* used >= mask: no room by the copy, or the copy is newer than
 		 * a stale prod (the subtraction wrapped). */
@@ -404,11 +392,11 @@ SL__RING_INLINE unsigned int sl__ring_push_mp(struct sl_ring *r, const void *ite
 			 * that shows the slots free. Pairs with the release
 			 * before the c_head CAS or store in pop. */
 			ck_pr_fence_acquire();
-			SL__TSAN_ACQUIRE(&r->ck.c_head);
+			SL_TSAN_ACQUIRE(&r->ck.c_head);
 			/* Release: other producers that take this copy also
 			 * take what the acquire above gave us. */
 			ck_pr_fence_release();
-			SL__TSAN_RELEASE(&r->p_seen_c);
+			SL_TSAN_RELEASE(&r->p_seen_c);
 			sl__ring_st(&r->p_seen_c, cons);
 			used = prod - cons;
 		}
@@ -446,11 +434,11 @@ SL__RING_INLINE unsigned int sl__ring_push_mp(struct sl_ring *r, const void *ite
 	 * publish, so a consumer that sees our p_tail sees theirs too. Pairs
 	 * with their release before the p_tail store. */
 	ck_pr_fence_acquire();
-	SL__TSAN_ACQUIRE(&r->ck.p_tail);
+	SL_TSAN_ACQUIRE(&r->ck.p_tail);
 	/* Release: our slot writes are visible before the new p_tail. Pairs
 	 * with the acquire after the p_tail load in pop. */
 	ck_pr_fence_release();
-	SL__TSAN_RELEASE(&r->ck.p_tail);
+	SL_TSAN_RELEASE(&r->ck.p_tail);
 	sl__ring_st(&r->ck.p_tail, prod + k);
 	return k;
 }
@@ -482,7 +470,7 @@ SL__RING_INLINE unsigned int sl__ring_pop_mc(struct sl_ring *r, void *items, uns
 		 * below, made by the consumer that loaded that p_tail; through
 		 * it, with the producers' release before publishing. */
 		ck_pr_fence_acquire();
-		SL__TSAN_ACQUIRE(&r->c_seen_p);
+		SL_TSAN_ACQUIRE(&r->c_seen_p);
 		avail = prod - cons;
 		/* avail > mask: the copy is older than cons (it wrapped). */
 		if (avail > mask || avail < n) {
@@ -491,11 +479,11 @@ SL__RING_INLINE unsigned int sl__ring_pop_mc(struct sl_ring *r, void *items, uns
 			 * load. Pairs with the release before the p_tail store
 			 * in push. */
 			ck_pr_fence_acquire();
-			SL__TSAN_ACQUIRE(&r->ck.p_tail);
+			SL_TSAN_ACQUIRE(&r->ck.p_tail);
 			/* Release: consumers that take this copy also take
 			 * what the acquire above gave us. */
 			ck_pr_fence_release();
-			SL__TSAN_RELEASE(&r->c_seen_p);
+			SL_TSAN_RELEASE(&r->c_seen_p);
 			sl__ring_st(&r->c_seen_p, prod);
 			avail = prod - cons;
 			if (avail == 0)
@@ -507,7 +495,7 @@ SL__RING_INLINE unsigned int sl__ring_pop_mc(struct sl_ring *r, void *items, uns
 		 * slots to producers. Pairs with the acquire after the c_head
 		 * load in push. */
 		ck_pr_fence_release();
-		SL__TSAN_RELEASE(&r->ck.c_head);
+		SL_TSAN_RELEASE(&r->ck.c_head);
 		if (ck_pr_cas_uint_value(&r->ck.c_head, cons, cons + k, &cons))
 			return k;
 	}

@@ -10,15 +10,24 @@
  * The asking thread blocks on the request's condition variable; the
  * reactor answers every request by its deadline (checked at each tick) or
  * at stop.
+ *
+ * Except for plugins that declare concurrent queries (plugin ABI 1.1): those
+ * are read on the asking thread inside an epoch section (base/epoch.h),
+ * because the hop to a reactor busy with ingest was most of a query's
+ * latency; only a read-your-writes wait still goes to the reactor.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/epoch.h"
 #include "http/http.h"
 #include "pipe/pipe.h"
+#include "plugin/plugin.h"
 #include "project/project.h"
 #include "reactor/reactor.h"
 #include "ring/ring.h"
@@ -48,6 +57,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 
 	/* struct sl_ring keeps its indexes on their own cache lines. */
 	size_t bytes = (srv->n * sizeof(*srv->pq) + SL_CACHELINE - 1) & ~(size_t)(SL_CACHELINE - 1);
+	if ((ret = sl_epoch_create(&srv->epoch)) < 0)
+		return ret;
 	srv->pq = aligned_alloc(SL_CACHELINE, bytes);
 	if (!srv->pq)
 		return -ENOMEM;
@@ -102,7 +113,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			struct sl_applier_opts ao = {
 				.plugin = pj->plugin,
 				.inst = {.name = sp->name, .topic = pj->topic->name, .partition = p,
-					 .n_partitions = pj->topic->n_parts, .args = sp->args},
+					 .n_partitions = pj->topic->n_parts, .args = sp->args,
+					 .epoch = srv->epoch},
 				.log_dir = part->dir,
 				.snap_dir = dir,
 				.snapshot_every_events = o->snapshot_every_events ? o->snapshot_every_events
@@ -153,6 +165,7 @@ void sl__projs_destroy(struct sl_server *srv)
 		free(pj->name);
 	}
 	free(srv->projs);
+	sl_epoch_destroy(srv->epoch);
 	if (srv->pq)
 		for (uint32_t i = 0; i < srv->n; i++)
 			sl_ring_destroy(&srv->pq[i]);
@@ -217,6 +230,75 @@ static void sl__pq_free(struct sl_pquery *q)
 	free(q);
 }
 
+__attribute__((format(printf, 3, 4))) static void sl__pq_set(struct sl_pquery *q, int status,
+							      const char *fmt, ...)
+{
+	va_list ap;
+	q->status = status;
+	va_start(ap, fmt);
+	vsnprintf(q->msg, sizeof(q->msg), fmt, ap);
+	va_end(ap);
+}
+
+void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q)
+{
+	const struct sl_proj_part *pp = &pj->parts[q->partition];
+	sl__pq_set(q, 503, "projection %s partition %u is not serving: %s", pj->name,
+		   q->partition,
+		   pp->a ? sl_applier_error(pp->a)
+			 : (pp->part->error ? pp->part->error : "partition refused"));
+}
+
+void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
+		      struct sl_epoch_rec *er)
+{
+	struct sl_applier *a = pj->parts[q->partition].a;
+	int klen = (int)(q->key_len > 100 ? 100 : q->key_len);
+
+	q->applied = next;
+	q->lag = end > next ? end - next : 0;
+	q->status = 200;
+	if (!q->query)
+		return;
+	if (q->has_max_lag && q->lag > q->max_lag) {
+		sl__pq_set(q, 409,
+			   "projection %s partition %u is %" PRIu64 " events behind, more than "
+			   "max_lag %" PRIu64,
+			   pj->name, q->partition, q->lag, q->max_lag);
+		return;
+	}
+	if (er)
+		sl_epoch_enter(er);
+	int ret = sl_applier_query(a, q->key, q->key_len, q->mode, &q->out);
+	if (er)
+		sl_epoch_leave(er);
+	if (ret == -ENOENT)
+		sl__pq_set(q, 404, "projection %s has no entry '%.*s'", pj->name, klen, q->key);
+	else if (ret == -EINVAL)
+		sl__pq_set(q, 400, "projection %s cannot read the key '%.*s'", pj->name, klen,
+			   q->key);
+	else if (ret < 0)
+		sl__pq_set(q, 500, "projection %s: query failed: %s", pj->name, sl_strerror(ret));
+}
+
+/* q answered on this thread, for a concurrent-query projection: the
+ * reactor's checks against the offsets it publishes. `applied_pub` is
+ * stored with release after each step, so the model read below holds at
+ * least every event under it. */
+static void sl__pq_direct(struct sl_server *srv, struct sl_pquery *q, struct sl_epoch_rec *er)
+{
+	const struct sl_proj *pj = &srv->projs[q->proj];
+	struct sl_proj_part *pp = &pj->parts[q->partition];
+
+	if (atomic_load(&pp->failed) || !pp->a) {
+		sl_pquery_not_serving(pj, q);
+		return;
+	}
+	uint64_t next = atomic_load_explicit(&pp->applied_pub, memory_order_acquire);
+	uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
+	sl_pquery_answer(pj, q, next, end, er);
+}
+
 /* Hands q to the partition's reactor and waits for its answer. */
 static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
 {
@@ -266,11 +348,23 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	if (in->key_len > UINT32_MAX) {
 		return sl__fail(body, len, 400, "bad_request", "key too long");
 	}
-	/* Read your writes: the event of the token first, wherever it is. */
-	if (in->has_min) {
+	/* A concurrent-query projection is read here, on this thread (no hop
+	 * to a busy reactor); without a record (no memory) it goes the
+	 * reactors' way. */
+	struct sl_epoch_rec *er =
+	    sl_plugin_concurrent_query(pj->plugin) ? sl_epoch_rec_get(srv->epoch) : NULL;
+	/* Read your writes: the event of the token first, wherever it is,
+	 * unless the projection has already applied it (published offsets). */
+	if (in->has_min && !atomic_load(&pj->parts[in->min_partition].failed) &&
+	    atomic_load_explicit(&pj->parts[in->min_partition].applied_pub, memory_order_acquire) >
+		in->min_offset) {
+		/* applied: nothing to wait for */
+	} else if (in->has_min) {
 		wq = sl__pq_new(proj, in->min_partition, deadline);
-		if (!wq)
-			return sl__fail(body, len, 500, "internal", "out of memory");
+		if (!wq) {
+			status = sl__fail(body, len, 500, "internal", "out of memory");
+			goto out;
+		}
 		wq->wait = true;
 		wq->wait_offset = in->min_offset;
 		sl__pq_run(srv, wq);
@@ -314,7 +408,10 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	/* One partition at a time: a query is short, and the reactors answer
 	 * between their turns. */
 	for (uint32_t i = 0; i < count; i++) {
-		sl__pq_run(srv, qs[i]);
+		if (er)
+			sl__pq_direct(srv, qs[i], er);
+		else
+			sl__pq_run(srv, qs[i]);
 		int st = qs[i]->status;
 		if (st != 200 && !(st == 404 && route == 0)) {
 			status = sl__fail(body, len, st, sl__code_of(st), qs[i]->msg);
@@ -366,6 +463,7 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	}
 	sl_plugin_out_release(&merged);
 out:
+	sl_epoch_rec_put(er);
 	sl__pq_free(wq);
 	for (uint32_t i = 0; i < n; i++)
 		sl__pq_free(qs[i]);

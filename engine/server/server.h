@@ -114,7 +114,9 @@ struct sl_proj_part {
 	struct sl_applier *a;
 	struct sl_partition *part;
 	uint32_t proj;
-	bool failed;                   /* the applier stopped (its error says why) */
+	/* The applier stopped (its error, written before, says why). Atomic:
+	 * concurrent queries read it on HTTP threads. */
+	_Atomic bool failed;
 	_Atomic uint64_t applied_pub;
 	_Atomic int64_t applied_ms_pub; /* when the last event it read was stored */
 	/* What the projection emits (balance's rejections), published exactly
@@ -166,6 +168,19 @@ struct sl_pquery {
 	bool done;
 };
 
+/* A 503 answer in q: partition q->partition of pj is not serving (its
+ * applier stopped, or its partition was refused). */
+void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q);
+/*
+ * Answers q (status, msg, out; nothing signalled) from a model that has
+ * applied every event below `next`, of a partition durable up to `end`:
+ * the lag check, then the plugin's query. On the owning reactor (er NULL),
+ * or, for a concurrent-query projection, on any thread with er a record of
+ * srv->epoch (the query runs inside its read section).
+ */
+void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
+		      struct sl_epoch_rec *er);
+
 struct sl_server {
 	struct sl_server_opts opts;
 	struct sl_topics topics;
@@ -197,6 +212,9 @@ struct sl_server {
 	uint64_t credit_total;        /* the pool's size */
 	struct sl_producers *producers; /* ids and epochs, shared by the reactors */
 	struct sl_proj *projs;          /* immutable after create (the appliers are the reactors') */
+	/* Reclamation for concurrent-query projections (their models are read
+	 * on HTTP threads while their reactors apply). */
+	struct sl_epoch *epoch;
 	uint32_t n_projs;
 	struct sl_ring *pq;             /* per reactor: MPMC ring of struct sl_pquery * */
 	struct sl_sinks *sinks;         /* sink threads (engine/sink); NULL when none */

@@ -62,8 +62,10 @@ Test(abi, good_plugin_loads_and_runs)
 
 Test(abi, other_major)
 {
-	expect_refused("abi_major2", -SL_EPLUGIN, "built for plugin ABI 2.0",
-	               "this sluiced speaks 1.0", NULL);
+	char want[64];
+	snprintf(want, sizeof(want), "this sluiced speaks %d.%d", SL_PLUGIN_ABI_MAJOR,
+	         SL_PLUGIN_ABI_MINOR);
+	expect_refused("abi_major2", -SL_EPLUGIN, "built for plugin ABI 2.0", want, NULL);
 }
 
 Test(abi, newer_minor)
@@ -72,6 +74,34 @@ Test(abi, newer_minor)
 	snprintf(want, sizeof(want), "built for plugin ABI %d.%d, newer", SL_PLUGIN_ABI_MAJOR,
 	         SL_PLUGIN_ABI_MINOR + 1);
 	expect_refused("abi_minor_newer", -SL_EPLUGIN, want, NULL);
+}
+
+/* A plugin of an older minor loads, and is held to what that minor defined. */
+Test(abi, older_minor_loads)
+{
+	char file[512], err[512] = "";
+	struct sl_plugin *p;
+
+	path_of("abi_minor0", file, sizeof(file));
+	cr_assert_eq(sl_plugin_open(file, SL_PLUGIN_PROJECTION, &p, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_assert_eq(p->abi_minor, 0);
+	cr_assert_not(sl_plugin_concurrent_query(p));
+	sl_plugin_unload(p);
+}
+
+Test(abi, flag_newer_than_its_minor)
+{
+	expect_refused("abi_minor0_flag", -SL_EPLUGIN,
+	               "projection ops flags 0x1 not defined in plugin ABI 1.0", NULL);
+}
+
+Test(abi, unknown_flags)
+{
+	char want[96];
+	snprintf(want, sizeof(want), "projection ops flags 0x80 not defined in plugin ABI 1.%d",
+	         SL_PLUGIN_ABI_MINOR);
+	expect_refused("abi_bad_flags", -SL_EPLUGIN, want, NULL);
 }
 
 Test(abi, missing_entry_point)
@@ -93,8 +123,8 @@ Test(abi, info_too_small_for_a_version)
 Test(abi, info_smaller_than_its_minor)
 {
 	char want[96];
-	snprintf(want, sizeof(want), "plugin info is 24 bytes, plugin ABI 1.0 needs at least %zu",
-	         sizeof(struct sl_plugin_info));
+	snprintf(want, sizeof(want), "plugin info is 24 bytes, plugin ABI 1.%d needs at least %zu",
+	         SL_PLUGIN_ABI_MINOR, sizeof(struct sl_plugin_info));
 	expect_refused("abi_small_info", -SL_EPLUGIN, want, NULL);
 }
 
@@ -102,8 +132,8 @@ Test(abi, ops_smaller_than_its_minor)
 {
 	char want[96];
 	snprintf(want, sizeof(want),
-	         "projection ops table is 16 bytes, plugin ABI 1.0 needs at least %zu",
-	         sizeof(struct sl_projection_ops));
+	         "projection ops table is 16 bytes, plugin ABI 1.%d needs at least %zu",
+	         SL_PLUGIN_ABI_MINOR, sizeof(struct sl_projection_ops));
 	expect_refused("abi_small_ops", -SL_EPLUGIN, want, NULL);
 }
 

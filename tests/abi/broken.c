@@ -67,6 +67,11 @@ static const struct sl_projection_ops ops UNUSED = {
 #else
     .struct_size = sizeof(struct sl_projection_ops),
 #endif
+#if defined(ABI_MINOR0_FLAG)
+    .flags = SL_PROJECTION_CONCURRENT_QUERY, /* a 1.1 flag in a 1.0 plugin */
+#elif defined(ABI_BAD_FLAGS)
+    .flags = 0x80,
+#endif
     .create = p_create,
     .destroy = p_destroy,
 #if !defined(ABI_NO_APPLY)
@@ -105,6 +110,9 @@ static const struct sl_plugin_info info UNUSED = {
 #elif defined(ABI_MINOR_NEWER)
     .abi_major = SL_PLUGIN_ABI_MAJOR,
     .abi_minor = SL_PLUGIN_ABI_MINOR + 1,
+#elif defined(ABI_MINOR0) || defined(ABI_MINOR0_FLAG)
+    .abi_major = SL_PLUGIN_ABI_MAJOR,
+    .abi_minor = 0,
 #else
     .abi_major = SL_PLUGIN_ABI_MAJOR,
     .abi_minor = SL_PLUGIN_ABI_MINOR,

@@ -66,6 +66,28 @@
  * callbacks (`key_route`, `merge`) touch no instance and may be called from
  * any thread, concurrently.
  *
+ * Concurrent queries (ABI 1.1, opt-in). A projection whose ops carry
+ * SL_PROJECTION_CONCURRENT_QUERY is queried on the HTTP threads instead, at
+ * any moment from the end of its opening (create, and restore when there is
+ * a snapshot) until destroy, concurrently with its own apply (and snapshot) on the owning core and with
+ * other queries: no hop to a busy core, so a query does not wait for the
+ * core's turn. Still no locks: the host runs every such query inside an
+ * epoch read section (ck_epoch), and the plugin keeps to three rules:
+ *   1. everything a query reads is either written once before it is
+ *      published (release store of the pointer or of a "slot used" marker,
+ *      acquire load in query) or is a naturally aligned word written and read
+ *      with atomic operations (relaxed is enough for counters);
+ *   2. memory a query may still hold is never freed or reused directly:
+ *      after unlinking it, apply hands it to host->retire, and the host
+ *      calls the given free function once every query that could have seen
+ *      it has returned;
+ *   3. `query` reads only (no caches, no scratch in the instance).
+ * A query then sees each value as some apply left it, never torn, and at
+ * least everything the host had reported applied when the query began (the
+ * host checks read-your-writes and max_lag against that offset). The host
+ * destroys the instance only after every query on it has returned.
+ * Without the flag nothing changes: queries go to the owning core.
+ *
  * Callbacks run on a reactor: they must not block (no sleeping, no network,
  * no waiting on locks). Sinks are the exception the host plans for: their
  * write_batch may do blocking I/O, and the host runs sink instances on a
@@ -121,7 +143,7 @@ extern "C" {
 #endif
 
 #define SL_PLUGIN_ABI_MAJOR 1
-#define SL_PLUGIN_ABI_MINOR 0
+#define SL_PLUGIN_ABI_MINOR 1
 
 /* The one symbol the host looks up. */
 #define SL_PLUGIN_ENTRY_SYMBOL "sl_plugin_entry"
@@ -224,9 +246,13 @@ struct sl_transform_ops {
 #define SL_PLUGIN_QUERY_FULL 0u /* write the final JSON answer */
 #define SL_PLUGIN_QUERY_PART 1u /* write this partition's share, for merge */
 
+/* struct sl_projection_ops.flags (ABI 1.1): `query` may run on any thread,
+ * concurrently with the instance's other callbacks (see Threads at the top). */
+#define SL_PROJECTION_CONCURRENT_QUERY 0x1u
+
 struct sl_projection_ops {
 	uint32_t struct_size;
-	uint32_t flags; /* none defined yet: 0 */
+	uint32_t flags; /* SL_PROJECTION_* (ABI 1.1); 0: none */
 	int (*create)(const struct sl_plugin_create *c, void **inst);
 	void (*destroy)(void *inst);
 	/*
@@ -393,6 +419,19 @@ struct sl_host {
 	 * buf[0..cap), its length in *out_len. -ENOSPC when it does not fit. */
 	int (*json_get_str)(const uint8_t *json, size_t len, const char *key, char *buf, size_t cap,
 	                    size_t *out_len);
+
+	/* ---- ABI 1.1 ---- */
+
+	/*
+	 * Frees `ptr` later: the host calls free_fn(ptr) once no query that
+	 * could have seen it is still running (concurrent queries, see Threads
+	 * at the top), on the thread that calls the instance, from a later
+	 * callback's return or at destroy. Call it from the instance's own
+	 * callbacks (create, restore, apply) with the `ctx` create gave.
+	 * free_fn must not touch the instance (it may run after destroy). For
+	 * a plugin without SL_PROJECTION_CONCURRENT_QUERY it frees at once.
+	 */
+	void (*retire)(struct sl_plugin_ctx *ctx, void *ptr, void (*free_fn)(void *ptr));
 };
 
 /*
