@@ -102,7 +102,7 @@ static inline struct tab *tab_of(const struct table *t)
 static inline void add_relaxed(_Atomic uint64_t *v, uint64_t d)
 {
 	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + d,
-			      memory_order_relaxed);
+	                      memory_order_relaxed);
 }
 
 static uint64_t key_hash(const struct sl_host *host, const char *k, size_t n)
@@ -158,8 +158,9 @@ static int table_grow(struct counter *m, struct table *t)
 			j = (j + 1) & nt->mask;
 		struct slot *s = &nt->slots[j];
 		s->key = o->key;
-		atomic_store_explicit(&s->count, atomic_load_explicit(&o->count, memory_order_relaxed),
-				      memory_order_relaxed);
+		atomic_store_explicit(&s->count,
+		                      atomic_load_explicit(&o->count, memory_order_relaxed),
+		                      memory_order_relaxed);
 		atomic_store_explicit(&s->hash, h, memory_order_relaxed);
 	}
 	/* Release: a query that finds the new table sees it whole. */
@@ -224,9 +225,8 @@ static inline struct slot *table_hit(struct tab *tb, uint64_t h, const char *k, 
 
 /* Inserts key k (absent; free_at is where table_hit stopped) with count 0;
  * NULL on -ENOMEM. The owning thread only. */
-static __attribute__((noinline)) struct slot *table_insert(struct counter *m, struct table *t,
-                                                           uint64_t h, const char *k, uint32_t n,
-                                                           uint32_t i)
+static __attribute__((noinline)) struct slot *
+table_insert(struct counter *m, struct table *t, uint64_t h, const char *k, uint32_t n, uint32_t i)
 {
 	struct tab *tb = tab_of(t);
 

@@ -19,16 +19,16 @@
  * and asserted by the test's own thread after the join. */
 static atomic_int bad_checks;
 static atomic_int bad_line;
-#define CHECK(cond)                                                                               \
-	do {                                                                                      \
-		if (!(cond)) {                                                                    \
-			if (atomic_fetch_add(&bad_checks, 1) == 0)                                \
-				atomic_store(&bad_line, __LINE__);                                \
-			goto out;                                                                 \
-		}                                                                                 \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			if (atomic_fetch_add(&bad_checks, 1) == 0)                                 \
+				atomic_store(&bad_line, __LINE__);                                 \
+			goto out;                                                                  \
+		}                                                                                  \
 	} while (0)
-#define ASSERT_NO_BAD_CHECKS()                                                                    \
-	cr_assert_eq(atomic_load(&bad_checks), 0, "a reader's check at line %d failed",           \
+#define ASSERT_NO_BAD_CHECKS()                                                                     \
+	cr_assert_eq(atomic_load(&bad_checks), 0, "a reader's check at line %d failed",            \
 	             atomic_load(&bad_line))
 
 /* ---- the epoch module ----------------------------------------------------- */
@@ -203,8 +203,8 @@ static void *cq_reader(void *arg)
 			uint64_t k = (queries * 7919) % (floor < AGGS ? floor : AGGS);
 			snprintf(key, sizeof(key), "a%llu", (unsigned long long)k);
 			out.buf.len = 0;
-			aret = ops->query(q->in->inst, key, (uint32_t)strlen(key), SL_PLUGIN_QUERY_FULL,
-			                  &out);
+			aret = ops->query(q->in->inst, key, (uint32_t)strlen(key),
+			                  SL_PLUGIN_QUERY_FULL, &out);
 			agg = aret == 0 ? count_of(&out) : 0;
 		}
 		sl_epoch_leave(r);
@@ -233,8 +233,8 @@ Test(concurrent_query, counter_answers_while_it_applies)
 	cr_assert_eq(sl_epoch_create(&q.e), 0);
 	q.p = tu_load("counter", SL_PLUGIN_PROJECTION);
 	cr_assert(sl_plugin_concurrent_query(q.p));
-	struct sl_plugin_inst_opts o = {.partition = 0, .n_partitions = 1, .topic = "events",
-	                                .epoch = q.e};
+	struct sl_plugin_inst_opts o = {
+	    .partition = 0, .n_partitions = 1, .topic = "events", .epoch = q.e};
 	cr_assert_eq(sl_plugin_inst_create(q.p, &o, &q.in, err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(q.in->ctx.er);
 
@@ -254,7 +254,8 @@ Test(concurrent_query, counter_answers_while_it_applies)
 			uint32_t k = AGGS - base < BATCH ? AGGS - base : BATCH;
 			for (uint32_t j = 0; j < k; j++) {
 				snprintf(agg, sizeof(agg), "a%u", base + j);
-				uint32_t len = tu_event(evs[j], sizeof(evs[j]), "T", agg, NULL, n + j);
+				uint32_t len =
+				    tu_event(evs[j], sizeof(evs[j]), "T", agg, NULL, n + j);
 				tu_fill(&pe[j], evs[j], len, 0, n + j);
 			}
 			cr_assert_eq(q.p->ops.projection.apply(q.in->inst, pe, k, NULL), 0);
