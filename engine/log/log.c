@@ -1097,6 +1097,15 @@ bool sl_log_sync_due(const struct sl_log *log, uint64_t now_ns)
 	       now_ns - log->last_sync_ns >= log->opts.interval_ns;
 }
 
+bool sl_log_flush_syncs(const struct sl_log *log, uint64_t now_ns)
+{
+	if (log->failed || log->inflight)
+		return false;
+	if (log->opts.durability == SL_LOG_FSYNC)
+		return log->batch_open || log->buf[log->active].len;
+	return sl_log_sync_due(log, now_ns);
+}
+
 uint64_t sl_log_durable(const struct sl_log *log)
 {
 	return log->durable;

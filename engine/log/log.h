@@ -152,6 +152,9 @@ int sl_log_on_cqe(struct sl_log *log, int res);
 /* True when the durability policy wants an fdatasync now (interval policy);
  * the caller then calls sl_log_flush. */
 bool sl_log_sync_due(const struct sl_log *log, uint64_t now_ns);
+/* True when sl_log_flush would queue an fdatasync now (fsync policy with
+ * bytes waiting, or interval policy due): lets the caller pace syncs. */
+bool sl_log_flush_syncs(const struct sl_log *log, uint64_t now_ns);
 
 /* Events below this offset are durable under the policy. */
 uint64_t sl_log_durable(const struct sl_log *log);

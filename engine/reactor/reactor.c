@@ -362,30 +362,58 @@ static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
 }
 
 /*
+ * fdatasyncs a reactor keeps in flight at once, over all its partitions.
+ * One: the others wait (keeping their place, first come first served) and
+ * meanwhile gather more events, so each sync carries more and there are
+ * fewer of them. Every fdatasync ends in a cache flush of the whole device,
+ * which the virtio disk here runs one at a time; eight partitions syncing in
+ * parallel only queued eight flushes. Measured (2026-11-25, 8 partitions, 2
+ * connections, fsync, `sluice bench --events 4000000`): 1.60-1.77M events/s
+ * with 1 against 1.06-1.33M with no cap (2: 1.43-1.44M, 4: 1.37-1.41M), and
+ * at 500k events/s p50 2.4-3.1 ms / p99 11.7-14.2 ms against 3.7-3.8 /
+ * 18.4-20.4 ms. Acks still wait for their own partition's fdatasync.
+ */
+#define SL_SYNCS_PER_REACTOR 1u
+
+/*
  * Starts the group commit of every partition that appended this turn. While
  * a partition's write is in flight its appends go to the log's other buffer;
- * the completion (sl__on_log_cqe) puts it back on this list.
+ * the completion (sl__on_log_cqe) puts it back on this list. A partition
+ * whose flush would sync while SL_SYNCS_PER_REACTOR are in flight stays on
+ * the list, in order, for the turn a sync completes in.
  */
 static void sl__part_flush(struct sl_reactor *r)
 {
+	uint32_t kept = 0;
+	uint64_t now = 0;
 	for (uint32_t i = 0; i < r->n_dirty_parts; i++) {
 		struct sl_partition *p = r->dirty_parts[i];
+		if (p->log && !p->error && r->syncs_inflight >= SL_SYNCS_PER_REACTOR &&
+		    sl_log_flush_syncs(p->log, now ? now : (now = sl_now_ns()))) {
+			r->dirty_parts[kept++] = p;
+			continue;
+		}
 		p->dirty = false;
 		if (!p->log || p->error)
 			continue;
 		int ret = sl_log_flush(p->log, &r->uring, SL_UD(SL_OP_LOG, p->rslot));
 		if (ret < 0)
 			sl__part_failed(r, p);
+		else if (ret == 1)
+			r->syncs_inflight++;
 		else if (ret == 2)
 			sl__part_durable(r, p); /* written, and the policy asks no more */
 	}
-	r->n_dirty_parts = 0;
+	r->n_dirty_parts = kept;
 }
 
 static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)
 {
 	struct sl_partition *p = r->parts[slot];
+	bool syncing = sl_log_io_pending(p->log);
 	int ret = sl_log_on_cqe(p->log, res);
+	if (syncing && !sl_log_io_pending(p->log))
+		r->syncs_inflight--;
 	if (ret < 0) {
 		sl__part_failed(r, p);
 		return;

@@ -214,6 +214,7 @@ struct sl_reactor {
 	uint32_t n_parts;
 	struct sl_partition **dirty_parts;
 	uint32_t n_dirty_parts;
+	uint32_t syncs_inflight; /* fdatasyncs of this reactor's logs in flight */
 
 	bool stopping, input_done, drain_expired, exiting;
 	uint64_t drain_deadline_ns;
