@@ -113,6 +113,7 @@ struct sl_log {
 	int inflight_err;
 	bool inflight_is_sync;  /* an fdatasync is among the ops */
 	bool inflight_fail;     /* test hook fired for this sync */
+	uint64_t inflight_t0;   /* when the fdatasync was queued (stats) */
 	bool unsynced;          /* written, not yet fdatasync'd (interval policy) */
 	uint64_t last_sync_ns;
 	uint32_t n_syncs;
@@ -380,12 +381,16 @@ static int sl__seg_seal(struct sl_log *log)
 
 static int sl__roll(struct sl_log *log, uint64_t base)
 {
+	uint64_t t0 = sl_now_ns();
 	int ret = sl__seg_seal(log);
 	if (ret < 0)
 		return ret;
 	if (log->opts.on_seal)
 		log->opts.on_seal(log->opts.on_seal_arg, base);
-	return sl__seg_create(log, base);
+	ret = sl__seg_create(log, base);
+	log->stats.rolls++;
+	log->stats.roll_ns += sl_now_ns() - t0;
+	return ret;
 }
 
 /* ---- recovery -------------------------------------------------------------- */
@@ -980,6 +985,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		log->inflight_len = 0;
 		log->inflight_end = log->durable;
 		log->inflight_err = 0;
+		log->inflight_t0 = sl_now_ns();
 		log->inflight_fail = ++log->n_syncs == log->opts.fail_sync_at;
 		return 1;
 	}
@@ -1038,6 +1044,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	log->inflight_fail = ++log->n_syncs == log->opts.fail_sync_at;
 	log->inflight = true;
 	log->inflight_err = 0;
+	log->inflight_t0 = sl_now_ns();
 	log->inflight_pos = log->write_pos;
 	log->inflight_len = b->len;
 	log->inflight_end = log->next_offset;
@@ -1079,6 +1086,7 @@ int sl_log_on_cqe(struct sl_log *log, int res)
 	}
 	if (log->inflight_is_sync) {
 		log->stats.syncs++;
+		log->stats.sync_ns += sl_now_ns() - log->inflight_t0;
 		log->unsynced = false;
 		log->last_sync_ns = sl_now_ns();
 	} else {

@@ -407,6 +407,21 @@ static void sl__part_flush(struct sl_reactor *r)
 	r->n_dirty_parts = kept;
 }
 
+/* The log's counters, for /metrics (relaxed: a reader wants a recent value,
+ * not an ordering). After every sync and at every tick. */
+static void sl__part_log_pub(struct sl_partition *p)
+{
+	struct sl_log_stats st;
+	if (!p->log)
+		return;
+	sl_log_get_stats(p->log, &st);
+	atomic_store_explicit(&p->log_bytes_pub, st.bytes_written, memory_order_relaxed);
+	atomic_store_explicit(&p->log_syncs_pub, st.syncs, memory_order_relaxed);
+	atomic_store_explicit(&p->log_sync_ns_pub, st.sync_ns, memory_order_relaxed);
+	atomic_store_explicit(&p->log_rolls_pub, st.rolls, memory_order_relaxed);
+	atomic_store_explicit(&p->log_roll_ns_pub, st.roll_ns, memory_order_relaxed);
+}
+
 static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)
 {
 	struct sl_partition *p = r->parts[slot];
@@ -414,6 +429,7 @@ static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)
 	int ret = sl_log_on_cqe(p->log, res);
 	if (syncing && !sl_log_io_pending(p->log))
 		r->syncs_inflight--;
+	sl__part_log_pub(p);
 	if (ret < 0) {
 		sl__part_failed(r, p);
 		return;
@@ -562,6 +578,7 @@ static void sl__on_tick(struct sl_reactor *r)
 			atomic_store_explicit(&p->dedup_bytes_pub, sl_dedup_memory(p->dd),
 					      memory_order_relaxed);
 		}
+		sl__part_log_pub(p);
 		if (p->log && !p->dirty && sl_log_sync_due(p->log, now)) {
 			p->dirty = true;
 			r->dirty_parts[r->n_dirty_parts++] = p;

@@ -129,6 +129,35 @@ static double sl__m_pressured_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->pressured_ns) / 1e9;
 }
+static double sl__m_log_bytes(const struct sl_partition *p) { return SL__LOAD(p->log_bytes_pub); }
+static double sl__m_log_syncs(const struct sl_partition *p) { return SL__LOAD(p->log_syncs_pub); }
+static double sl__m_log_sync_s(const struct sl_partition *p)
+{
+	return SL__LOAD(p->log_sync_ns_pub) / 1e9;
+}
+static double sl__m_log_rolls(const struct sl_partition *p) { return SL__LOAD(p->log_rolls_pub); }
+static double sl__m_log_roll_s(const struct sl_partition *p)
+{
+	return SL__LOAD(p->log_roll_ns_pub) / 1e9;
+}
+
+static void sl__metrics_log(struct sl_server *srv, FILE *f)
+{
+	sl__per_partition(srv, f, "sluice_log_written_bytes_total", "counter",
+			  "Bytes the partition's log wrote (batch headers included).",
+			  sl__m_log_bytes);
+	sl__per_partition(srv, f, "sluice_log_syncs_total", "counter",
+			  "fdatasyncs of the partition's log (each a group commit).", sl__m_log_syncs);
+	sl__per_partition(srv, f, "sluice_log_sync_seconds_total", "counter",
+			  "Time those fdatasyncs took, queued to completed (divide by the count "
+			  "for the mean).",
+			  sl__m_log_sync_s);
+	sl__per_partition(srv, f, "sluice_log_segment_rolls_total", "counter",
+			  "Segment rolls (seal, checkpoint, next segment).", sl__m_log_rolls);
+	sl__per_partition(srv, f, "sluice_log_segment_roll_seconds_total", "counter",
+			  "Time the rolls took on the partition's reactor (the reactor waits).",
+			  sl__m_log_roll_s);
+}
 
 static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
 {
@@ -235,6 +264,7 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 		}
 	sl__metrics_lag_seconds(srv, f);
 	sl__metrics_pressure(srv, f);
+	sl__metrics_log(srv, f);
 	sl__metrics_credits(srv, f);
 	sl_sinks_metrics(srv->sinks, f);
 	sl_pipes_metrics(srv->pipes, f);

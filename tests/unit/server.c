@@ -220,6 +220,21 @@ Test(server, hello_welcome, .timeout = 30)
  * Every event acked exactly once, in the partition its key hashes to, with
  * offsets dense per partition and increasing per key in send order.
  */
+/* Sum of every sample of metric `name` (all label sets) in Prometheus text. */
+static double metric_sum(const char *text, const char *name)
+{
+	double sum = 0;
+	size_t n = strlen(name);
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (strncmp(l, name, n) || (l[n] != '{' && l[n] != ' '))
+			continue;
+		const char *sp = strchr(l, ' ');
+		if (sp)
+			sum += strtod(sp + 1, NULL);
+	}
+	return sum;
+}
+
 static void produce_and_check(uint32_t reactors)
 {
 	struct fixture f;
@@ -253,6 +268,19 @@ static void produce_and_check(uint32_t reactors)
 		seen_key[k] = true;
 		last_key_off[k] = acks[i].offset;
 	}
+	/* The log's counters in /metrics: every ack came after an fdatasync
+	 * (fsync policy), which the reactor counted before it sent the ack. */
+	char *mt;
+	size_t mlen;
+	cr_assert_eq(sl_server_metrics_text(f.srv, &mt, &mlen), 0);
+	double syncs = metric_sum(mt, "sluice_log_syncs_total");
+	cr_assert_geq(syncs, 1);
+	cr_assert_leq(syncs, (double)BATCHES * 8);
+	cr_assert_gt(metric_sum(mt, "sluice_log_sync_seconds_total"), 0);
+	cr_assert_geq(metric_sum(mt, "sluice_log_written_bytes_total"), (double)BATCHES * PER * 16);
+	cr_assert_eq(metric_sum(mt, "sluice_log_segment_rolls_total"), 0);
+	free(mt);
+
 	/* Stored, byte for byte, where the acks say, with their sequences. */
 	sl_server_stop(f.srv);
 	cr_assert_eq(sl_server_wait(f.srv), 0);
