@@ -366,7 +366,17 @@ static int sl__seg_seal(struct sl_log *log)
 	if (!ipath)
 		return -ENOMEM;
 	/* The index is a cache: a missing or short one is rebuilt by reading
-	 * the segment, so a failure here is not fatal. */
+	 * the segment, so a failure here is not fatal, and the preparer can
+	 * write it while the reactor goes on (its sync was ~0.4 ms of a
+	 * roll's 2-5). */
+	size_t ilen = (size_t)s->n_idx * sizeof(*s->idx);
+	void *icopy = log->opts.prep ? malloc(ilen ? ilen : 1) : NULL;
+	if (icopy) {
+		memcpy(icopy, s->idx, ilen);
+		if (sl_segprep_write_file(log->opts.prep, ipath, icopy, ilen, NULL) == 0)
+			return 0;
+		free(icopy);
+	}
 	ifd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (ifd >= 0) {
 		size_t n = (size_t)s->n_idx * sizeof(*s->idx);
@@ -1112,6 +1122,11 @@ bool sl_log_flush_syncs(const struct sl_log *log, uint64_t now_ns)
 	if (log->opts.durability == SL_LOG_FSYNC)
 		return log->batch_open || log->buf[log->active].len;
 	return sl_log_sync_due(log, now_ns);
+}
+
+struct sl_segprep *sl_log_segprep(const struct sl_log *log)
+{
+	return log->opts.prep;
 }
 
 uint64_t sl_log_durable(const struct sl_log *log)

@@ -111,11 +111,26 @@ struct sl_log_opts {
  */
 struct sl_segprep;
 int sl_segprep_create(bool zero_fill, struct sl_segprep **out);
+/*
+ * Writes a small file off the calling thread: `buf` replaces the file at
+ * `path` (sl_file_replace: tmp, fdatasync, rename, folder sync), and once
+ * that worked `unlink_after` (NULL: none) is removed. Takes the three
+ * (malloc'd; the preparer frees them) and returns 0, or -ENOMEM leaving them
+ * with the caller. Files are written in the order asked, ahead of segments;
+ * a failure is reported on stderr, since only files recovery can rebuild or
+ * do without go this way (segment indexes, producer checkpoints). Used by
+ * rolls, which otherwise wait for these syncs on the reactor. Any thread.
+ */
+int sl_segprep_write_file(struct sl_segprep *p, char *path, void *buf, size_t len,
+			  char *unlink_after);
+/* Stops the thread once the files asked for are written. */
 void sl_segprep_destroy(struct sl_segprep *p);
-/* Waits until every request asked so far is done (ready or failed). */
+/* Waits until every request and file asked so far is done. */
 void sl_segprep_drain(struct sl_segprep *p);
 
 struct sl_log;
+/* The log's preparer (its options'), or NULL. */
+struct sl_segprep *sl_log_segprep(const struct sl_log *log);
 
 /* The log's next segment is prepared (its next roll takes it); asked for
  * (a log asks once half of its active segment is written). */

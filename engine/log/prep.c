@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,12 +16,23 @@
 #include "base/base.h"
 #include "log/log_impl.h"
 
+/* A small file to write off the reactor (sl_segprep_write_file). */
+struct sl__fjob {
+	struct sl__fjob *next;
+	char *path;
+	void *buf;
+	size_t len;
+	char *unlink_after;
+};
+
 struct sl_segprep {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;                  /* requests, stop, a request done */
 	pthread_cond_t idle;                /* nothing queued or being prepared */
 	struct sl_segprep_req *head, *tail; /* waiting requests */
 	struct sl_segprep_req *busy;        /* the one being prepared */
+	struct sl__fjob *fhead, *ftail;     /* files to write, in order */
+	bool fbusy;                         /* one is being written */
 	bool stop;
 	bool zero_fill;
 	pthread_t th;
@@ -55,14 +68,50 @@ fail:
 	return -EIO;
 }
 
+/* Writes one file job and frees it. */
+static void sl__fjob_run(struct sl__fjob *j)
+{
+	struct iovec iov = {j->buf, j->len};
+	const char *step = NULL;
+	int ret = sl_file_replace(AT_FDCWD, j->path, &iov, 1, 0, &step, NULL);
+	if (ret < 0)
+		/* Not fatal: what goes this way (segment indexes, producer
+		 * checkpoints) recovery rebuilds or does without. */
+		fprintf(stderr, "sluiced: %s not written (%s): %s\n", j->path,
+			step ? step : "write", strerror(-ret));
+	else if (j->unlink_after)
+		(void)unlink(j->unlink_after);
+	free(j->path);
+	free(j->buf);
+	free(j->unlink_after);
+	free(j);
+}
+
 static void *sl__prep_thread(void *arg)
 {
 	struct sl_segprep *p = arg;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->stop && !p->head)
+		while (!p->stop && !p->head && !p->fhead)
 			pthread_cond_wait(&p->cv, &p->mu);
+		/* Files first (small, and at stop still written: a clean stop
+		 * leaves every checkpoint asked for); segments only while
+		 * running. */
+		if (p->fhead) {
+			struct sl__fjob *j = p->fhead;
+			p->fhead = j->next;
+			if (!p->fhead)
+				p->ftail = NULL;
+			p->fbusy = true;
+			pthread_mutex_unlock(&p->mu);
+			sl__fjob_run(j);
+			pthread_mutex_lock(&p->mu);
+			p->fbusy = false;
+			if (!p->head && !p->fhead)
+				pthread_cond_broadcast(&p->idle);
+			continue;
+		}
 		if (p->stop)
 			break;
 		struct sl_segprep_req *rq = p->head;
@@ -81,7 +130,7 @@ static void *sl__prep_thread(void *arg)
 				      memory_order_release);
 		p->busy = NULL;
 		pthread_cond_broadcast(&p->cv);
-		if (!p->head)
+		if (!p->head && !p->fhead && !p->fbusy)
 			pthread_cond_broadcast(&p->idle);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -172,7 +221,25 @@ void sl__segprep_cancel(struct sl_segprep *p, struct sl_segprep_req *rq)
 void sl_segprep_drain(struct sl_segprep *p)
 {
 	pthread_mutex_lock(&p->mu);
-	while ((p->head || p->busy) && !p->stop)
+	while ((p->head || p->busy || p->fhead || p->fbusy) && !p->stop)
 		pthread_cond_wait(&p->idle, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+}
+
+int sl_segprep_write_file(struct sl_segprep *p, char *path, void *buf, size_t len,
+			  char *unlink_after)
+{
+	struct sl__fjob *j = malloc(sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	*j = (struct sl__fjob){.path = path, .buf = buf, .len = len, .unlink_after = unlink_after};
+	pthread_mutex_lock(&p->mu);
+	if (p->ftail)
+		p->ftail->next = j;
+	else
+		p->fhead = j;
+	p->ftail = j;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
 }
