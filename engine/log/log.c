@@ -97,9 +97,14 @@ struct sl_log {
 	uint64_t durable;
 	uint64_t write_pos;    /* where the next write goes in the active segment */
 
-	struct sl_wbuf buf[2];
-	uint32_t active;       /* buffer receiving appends */
-	/* The batch being filled, in buf[active]. */
+	/* Appends go here; a group commit pwrites it (synchronously, on this
+	 * thread) and it is emptied at once, while the fdatasync runs. One
+	 * buffer: a second (from when the write itself went through io_uring)
+	 * only kept its capacity resident between commits, outside what the
+	 * credits count, which took the 1,000-producer overload over its
+	 * memory budget once syncs got larger. */
+	struct sl_wbuf wb;
+	/* The batch being filled, in wb. */
 	bool batch_open;
 	uint32_t batch_at;
 	uint64_t batch_pid, batch_base_seq, batch_base_off;
@@ -820,7 +825,7 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		}
 	}
 	log->durable = log->next_offset;
-	log->buf[0].first_offset = log->buf[1].first_offset = log->next_offset;
+	log->wb.first_offset = log->next_offset;
 	log->last_sync_ns = sl_now_ns();
 	free(bases);
 	*out = log;
@@ -860,8 +865,7 @@ void sl_log_close(struct sl_log *log)
 	free(log->segs);
 	if (log->dir_fd >= 0)
 		close(log->dir_fd);
-	free(log->buf[0].p);
-	free(log->buf[1].p);
+	free(log->wb.p);
 	free(log->dir);
 	free(log);
 }
@@ -879,7 +883,7 @@ static int sl__wbuf_reserve(struct sl_wbuf *b, size_t more)
 
 static void sl__batch_close(struct sl_log *log)
 {
-	struct sl_wbuf *b = &log->buf[log->active];
+	struct sl_wbuf *b = &log->wb;
 	uint8_t *h = b->p + log->batch_at;
 	uint32_t len = b->len - log->batch_at - SL_LOG_BATCH_HDR;
 
@@ -906,7 +910,7 @@ static void sl__batch_close(struct sl_log *log)
 int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint64_t seq,
 		  const uint8_t *event, uint32_t len, uint64_t *offset)
 {
-	struct sl_wbuf *b = &log->buf[log->active];
+	struct sl_wbuf *b = &log->wb;
 
 	if (SL_UNLIKELY(log->failed))
 		return -SL_ELOG_FAILED;
@@ -977,7 +981,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	if (log->batch_open)
 		sl__batch_close(log);
 
-	struct sl_wbuf *b = &log->buf[log->active];
+	struct sl_wbuf *b = &log->wb;
 	bool want_sync = log->opts.durability == SL_LOG_FSYNC ||
 			 (log->opts.durability == SL_LOG_INTERVAL && sl_log_sync_due(log, sl_now_ns()));
 	if (b->len == 0) {
@@ -1042,8 +1046,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		s->size = log->write_pos;
 		log->unsynced = true;
 		log->durable = log->next_offset;
-		log->active ^= 1;
-		sl__wbuf_reuse(&log->buf[log->active], log->next_offset);
+		sl__wbuf_reuse(&log->wb, log->next_offset);
 		return 2;
 	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring); /* room checked above */
@@ -1059,9 +1062,8 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	log->inflight_len = b->len;
 	log->inflight_end = log->next_offset;
 	log->write_pos += b->len;
-	/* Appends continue into the other buffer while this one is written. */
-	log->active ^= 1;
-	sl__wbuf_reuse(&log->buf[log->active], log->next_offset);
+	/* Written: appends start over in the same buffer while the sync runs. */
+	sl__wbuf_reuse(&log->wb, log->next_offset);
 	return 1;
 }
 
@@ -1120,7 +1122,7 @@ bool sl_log_flush_syncs(const struct sl_log *log, uint64_t now_ns)
 	if (log->failed || log->inflight)
 		return false;
 	if (log->opts.durability == SL_LOG_FSYNC)
-		return log->batch_open || log->buf[log->active].len;
+		return log->batch_open || log->wb.len;
 	return sl_log_sync_due(log, now_ns);
 }
 
@@ -1147,7 +1149,7 @@ bool sl_log_failed(const struct sl_log *log)
 }
 bool sl_log_busy(const struct sl_log *log)
 {
-	return log->inflight || log->batch_open || log->buf[log->active].len;
+	return log->inflight || log->batch_open || log->wb.len;
 }
 bool sl_log_io_pending(const struct sl_log *log)
 {

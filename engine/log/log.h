@@ -115,8 +115,10 @@ int sl_segprep_create(bool zero_fill, struct sl_segprep **out);
  * Writes a small file off the calling thread: `buf` replaces the file at
  * `path` (sl_file_replace: tmp, fdatasync, rename, folder sync), and once
  * that worked `unlink_after` (NULL: none) is removed. Takes the three
- * (malloc'd; the preparer frees them) and returns 0, or -ENOMEM leaving them
- * with the caller. Files are written in the order asked, ahead of segments;
+ * (malloc'd; the preparer frees them) and returns 0, or -ENOMEM, or -EBUSY
+ * when the preparer already holds 4 MiB of files (memory stays bounded; the
+ * caller then writes the file itself), leaving them with the caller. Files
+ * are written in the order asked, ahead of segments;
  * a failure is reported on stderr, since only files recovery can rebuild or
  * do without go this way (segment indexes, producer checkpoints). Used by
  * rolls, which otherwise wait for these syncs on the reactor. Any thread.

@@ -32,6 +32,7 @@ struct sl_segprep {
 	struct sl_segprep_req *head, *tail; /* waiting requests */
 	struct sl_segprep_req *busy;        /* the one being prepared */
 	struct sl__fjob *fhead, *ftail;     /* files to write, in order */
+	size_t fbytes;                      /* their bytes, queued or being written */
 	bool fbusy;                         /* one is being written */
 	bool stop;
 	bool zero_fill;
@@ -40,6 +41,11 @@ struct sl_segprep {
 };
 
 #define SL__ZERO_CHUNK (1u << 20)
+/* File bytes the preparer holds at most; past it the caller writes itself.
+ * Checkpoints of many producers are megabytes each, and under overload all
+ * partitions roll together: unbounded, the queue put the server ~60 MiB over
+ * its memory budget (tests/e2e/overload.py, 1,000 producers). */
+#define SL__FJOB_MAX_BYTES (4u << 20)
 
 /* Makes `next.prep` in the request's folder: zeros to `bytes`, synced.
  * Returns its fd, or -errno (the roll then creates the segment in place). */
@@ -105,9 +111,11 @@ static void *sl__prep_thread(void *arg)
 				p->ftail = NULL;
 			p->fbusy = true;
 			pthread_mutex_unlock(&p->mu);
+			size_t len = j->len;
 			sl__fjob_run(j);
 			pthread_mutex_lock(&p->mu);
 			p->fbusy = false;
+			p->fbytes -= len;
 			if (!p->head && !p->fhead)
 				pthread_cond_broadcast(&p->idle);
 			continue;
@@ -234,6 +242,12 @@ int sl_segprep_write_file(struct sl_segprep *p, char *path, void *buf, size_t le
 		return -ENOMEM;
 	*j = (struct sl__fjob){.path = path, .buf = buf, .len = len, .unlink_after = unlink_after};
 	pthread_mutex_lock(&p->mu);
+	if (p->fbytes + len > SL__FJOB_MAX_BYTES) {
+		pthread_mutex_unlock(&p->mu);
+		free(j);
+		return -EBUSY;
+	}
+	p->fbytes += len;
 	if (p->ftail)
 		p->ftail->next = j;
 	else

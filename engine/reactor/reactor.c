@@ -377,7 +377,7 @@ static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
 
 /*
  * Starts the group commit of every partition that appended this turn. While
- * a partition's write is in flight its appends go to the log's other buffer;
+ * a partition's sync is in flight its appends gather in the log's buffer;
  * the completion (sl__on_log_cqe) puts it back on this list. A partition
  * whose flush would sync while SL_SYNCS_PER_REACTOR are in flight stays on
  * the list, in order, for the turn a sync completes in.

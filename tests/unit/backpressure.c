@@ -315,11 +315,15 @@ Test(backpressure, beyond_event_credits_is_cut_off, .timeout = 60)
 	stop(&f);
 }
 
+/* The budget whose credit pool (3/8 of it, server.c) is 16 KiB exactly. */
+#define SMALL_BUDGET 43691u
+
 Test(backpressure, beyond_byte_credits_is_cut_off, .timeout = 60)
 {
 	struct fixture f;
-	/* A 32 KiB budget: a 16 KiB pool, the smallest byte window. */
-	start(&f, SL_OVERLOAD_BLOCK, 0, 32 << 10, false);
+	/* A 16 KiB pool (three eighths of the budget), the smallest byte
+	 * window. */
+	start(&f, SL_OVERLOAD_BLOCK, 0, SMALL_BUDGET, false);
 	uint32_t ce;
 	uint64_t cb;
 	int fd = session(f.port, &ce, &cb);
@@ -481,7 +485,7 @@ Test(backpressure, libsluice_lives_within_a_small_window, .timeout = 120)
 	struct fixture f;
 	/* 16 KiB of byte credits for 10 MB of events: the client must wait
 	 * for Credit frames again and again, and never overstep. */
-	start(&f, SL_OVERLOAD_BLOCK, 0, 32 << 10, false);
+	start(&f, SL_OVERLOAD_BLOCK, 0, SMALL_BUDGET, false);
 	struct counts n = {0};
 	struct sl_client_opts o = {.host = "127.0.0.1", .port = f.port, .on_ack = count_ack,
 				   .arg = &n};
