@@ -1098,7 +1098,13 @@ int sl_log_on_cqe(struct sl_log *log, int res)
 	}
 	if (log->inflight_is_sync) {
 		log->stats.syncs++;
-		log->stats.sync_ns += sl_now_ns() - log->inflight_t0;
+		uint64_t took_us = (sl_now_ns() - log->inflight_t0) / 1000;
+		static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
+		uint32_t k = 0;
+		while (took_us > le[k])
+			k++;
+		log->stats.sync_hist[k]++;
+		log->stats.sync_ns += took_us * 1000;
 		log->unsynced = false;
 		log->last_sync_ns = sl_now_ns();
 	} else {

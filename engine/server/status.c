@@ -130,11 +130,6 @@ static double sl__m_pressured_s(const struct sl_partition *p)
 	return SL__LOAD(p->pressured_ns) / 1e9;
 }
 static double sl__m_log_bytes(const struct sl_partition *p) { return SL__LOAD(p->log_bytes_pub); }
-static double sl__m_log_syncs(const struct sl_partition *p) { return SL__LOAD(p->log_syncs_pub); }
-static double sl__m_log_sync_s(const struct sl_partition *p)
-{
-	return SL__LOAD(p->log_sync_ns_pub) / 1e9;
-}
 static double sl__m_log_rolls(const struct sl_partition *p) { return SL__LOAD(p->log_rolls_pub); }
 static double sl__m_log_roll_s(const struct sl_partition *p)
 {
@@ -146,12 +141,35 @@ static void sl__metrics_log(struct sl_server *srv, FILE *f)
 	sl__per_partition(srv, f, "sluice_log_written_bytes_total", "counter",
 			  "Bytes the partition's log wrote (batch headers included).",
 			  sl__m_log_bytes);
-	sl__per_partition(srv, f, "sluice_log_syncs_total", "counter",
-			  "fdatasyncs of the partition's log (each a group commit).", sl__m_log_syncs);
-	sl__per_partition(srv, f, "sluice_log_sync_seconds_total", "counter",
-			  "Time those fdatasyncs took, queued to completed (divide by the count "
-			  "for the mean).",
-			  sl__m_log_sync_s);
+	/* The sync latency histogram (cumulative buckets, Prometheus style). */
+	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
+	fprintf(f, "# HELP sluice_log_sync_seconds fdatasyncs (group commits) of the partition's "
+		   "log: latency, queued to completed.\n# TYPE sluice_log_sync_seconds histogram\n");
+	for (uint32_t t = 0; t < srv->topics.n; t++)
+		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++) {
+			const struct sl_partition *part = &srv->topics.v[t].parts[p];
+			uint64_t cum = 0;
+			for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++) {
+				cum += atomic_load_explicit(&part->log_sync_hist_pub[k],
+							    memory_order_relaxed);
+				if (le[k] == UINT64_MAX)
+					fprintf(f,
+						"sluice_log_sync_seconds_bucket{topic=\"%s\",partition=\"%u\","
+						"le=\"+Inf\"} %" PRIu64 "\n",
+						srv->topics.v[t].name, p, cum);
+				else
+					fprintf(f,
+						"sluice_log_sync_seconds_bucket{topic=\"%s\",partition=\"%u\","
+						"le=\"%g\"} %" PRIu64 "\n",
+						srv->topics.v[t].name, p, (double)le[k] / 1e6, cum);
+			}
+			fprintf(f, "sluice_log_sync_seconds_sum{topic=\"%s\",partition=\"%u\"} %.6f\n",
+				srv->topics.v[t].name, p,
+				SL__LOAD(part->log_sync_ns_pub) / 1e9);
+			fprintf(f, "sluice_log_sync_seconds_count{topic=\"%s\",partition=\"%u\"} %" PRIu64
+				   "\n",
+				srv->topics.v[t].name, p, cum);
+		}
 	sl__per_partition(srv, f, "sluice_log_segment_rolls_total", "counter",
 			  "Segment rolls (seal, checkpoint, next segment).", sl__m_log_rolls);
 	sl__per_partition(srv, f, "sluice_log_segment_roll_seconds_total", "counter",

@@ -101,8 +101,9 @@ struct sl_partition {
 	_Atomic uint64_t pressured_ns;       /* total time spent pressured */
 	_Atomic uint64_t dedup_bytes_pub;    /* memory of the sequence table (tick) */
 	/* The log's counters (sl_log_stats), copied by the owner each turn. */
-	_Atomic uint64_t log_bytes_pub, log_syncs_pub, log_sync_ns_pub, log_rolls_pub,
+	_Atomic uint64_t log_bytes_pub, log_sync_ns_pub, log_rolls_pub,
 	    log_roll_ns_pub;
+	_Atomic uint64_t log_sync_hist_pub[SL_LOG_SYNC_BUCKETS];
 	uint64_t pressured_since;            /* owner: when the current spell began */
 };
 

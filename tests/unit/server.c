@@ -273,10 +273,14 @@ static void produce_and_check(uint32_t reactors)
 	char *mt;
 	size_t mlen;
 	cr_assert_eq(sl_server_metrics_text(f.srv, &mt, &mlen), 0);
-	double syncs = metric_sum(mt, "sluice_log_syncs_total");
+	double syncs = metric_sum(mt, "sluice_log_sync_seconds_count");
 	cr_assert_geq(syncs, 1);
 	cr_assert_leq(syncs, (double)BATCHES * 8);
-	cr_assert_gt(metric_sum(mt, "sluice_log_sync_seconds_total"), 0);
+	cr_assert_gt(metric_sum(mt, "sluice_log_sync_seconds_sum"), 0);
+	/* Cumulative buckets: +Inf holds every sync of the partition. */
+	cr_assert_eq(metric_sum(mt, "sluice_log_sync_seconds_bucket{topic=\"events\",partition=\"0\","
+				    "le=\"+Inf\"}"),
+		     metric_sum(mt, "sluice_log_sync_seconds_count{topic=\"events\",partition=\"0\"}"));
 	cr_assert_geq(metric_sum(mt, "sluice_log_written_bytes_total"), (double)BATCHES * PER * 16);
 	cr_assert_eq(metric_sum(mt, "sluice_log_segment_rolls_total"), 0);
 	free(mt);
