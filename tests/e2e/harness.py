@@ -8,6 +8,8 @@ it), never by sleeping, and is always stopped at the end: SIGTERM, then
 SIGKILL if it does not exit in time.
 """
 
+import ctypes
+import ctypes.util
 import json
 import os
 import re
@@ -130,6 +132,36 @@ class Server:
     def __exit__(self, *exc):
         self.kill()
         return False
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_IN_EVENTS = 0x2 | 0x8 | 0x80 | 0x100  # IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE
+
+
+def wait_for_files(folder, done, timeout):
+    """Calls done() whenever a file directly in `folder` is written, created or
+    moved in, until it returns true: True, or False after `timeout` seconds.
+    The wake-ups are the kernel's (inotify), never a sleep; done() is first
+    called once the watch is in place, so no write is missed."""
+    fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    check(fd >= 0, "inotify_init1: %s" % os.strerror(ctypes.get_errno()))
+    try:
+        wd = _LIBC.inotify_add_watch(fd, os.fsencode(folder), _IN_EVENTS)
+        check(wd >= 0, "inotify_add_watch %s: %s" % (folder, os.strerror(ctypes.get_errno())))
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    while os.read(fd, 65536):
+                        pass
+                except BlockingIOError:
+                    pass
+        return True
+    finally:
+        os.close(fd)
 
 
 def run(cmd, stdin=b"", timeout=120, env=None):

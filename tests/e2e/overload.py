@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Failure, Server, Workdir, check, main, run  # noqa: E402
+from harness import Failure, Server, Workdir, check, main, run, wait_for_files  # noqa: E402
 
 
 def vm(pid, key):
@@ -116,15 +116,16 @@ def case_slow_sink_block(args):
             check(b["acked"] == n and b["refused"] == 0 and b["dropped"] == 0,
                   "events lost under block: %r" % b)
             check(b["credit_waits"] > 0, "the producers were never throttled: %r" % b)
-            # The sink catches up: bounded wait on its own output.
-            deadline = time.monotonic() + 120
-            lines = 0
-            while time.monotonic() < deadline:
+            # The sink catches up: woken by its writes, for at most 120 s.
+            seen = [0]
+
+            def sink_done():
                 with open(out, "rb") as f:
-                    lines = f.read().count(b"\n")
-                if lines >= n:
-                    break
-                time.sleep(0.05)
+                    seen[0] = f.read().count(b"\n")
+                return seen[0] >= n
+
+            wait_for_files(srv.dir, sink_done, 120)
+            lines = seen[0]
             check(lines == n, "the sink holds %d of %d events" % (lines, n))
             hwm = vm(srv.proc.pid, "VmHWM")
             print("slow sink: %.0f events/s taken (the sink's pace), %d credit waits "

@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Failure, Server, Workdir, check, main  # noqa: E402
+from harness import Failure, Server, Workdir, check, main, wait_for_files  # noqa: E402
 from crash import Deadline, Producer, event_id, index_of, sigkill  # noqa: E402
 
 PARTS = 4
@@ -104,14 +104,16 @@ def case_jsonl_exactly_once_across_kills(a):
             # The sink catches up on its own thread: wait until the files
             # hold as many lines as were acked, then compare exactly.
             t0 = time.monotonic()
-            lines = read_archive(base)
-            while len(lines) < n:
-                deadline.left()
-                check(time.monotonic() - t0 < 60,
-                      "the archive holds %d lines of %d acked events after 60 s" % (
-                          len(lines), n))
-                time.sleep(0.1)  # polling the files, bounded by the check above
-                lines = read_archive(base)
+            got = [[]]
+
+            def archived():
+                got[0] = read_archive(base)
+                return len(got[0]) >= n
+
+            check(wait_for_files(os.path.dirname(base), archived, deadline.left(60)),
+                  "the archive holds %d lines of %d acked events after 60 s" % (
+                      len(got[0]), n))
+            lines = got[0]
             caught_up = time.monotonic() - t0
 
             seen = {}
