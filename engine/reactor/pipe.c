@@ -118,35 +118,11 @@ void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a)
 static int sl__pipe_out(void *arg, uint32_t topic, const uint8_t *ev, uint32_t len, uint64_t seq)
 {
 	struct sl__pipe_out_ctx *c = arg;
-	struct sl_reactor *r = c->r;
 	struct sl_pipe_part *pp = c->pp;
-	struct sl_topic *t = &r->srv->topics.v[topic];
-	struct sl_event_view v;
-	int ret = sl_event_scan(ev, len, &v);
 
-	if (ret < 0)
-		return ret;
-	uint32_t q = sl_part_of_key(&t->part, v.aggregate, v.aggregate_len);
-	struct sl_partition *part = &t->parts[q];
 	pp->out_topics[topic] = true;
-	if (part->owner == r->id) {
-		struct sl_ack_ref ref = {
-		    .base_seq = seq,
-		    .conn = SL_CONN_PIPE | pp->index,
-		    .core = (uint16_t)r->id,
-		};
-		return sl__part_produce(r, part, pp->producer_id, 1, seq, ev, len, &ref);
-	}
-	struct sl_xev x = {
-	    .base_seq = seq,
-	    .producer_id = pp->producer_id,
-	    .epoch = 1,
-	    .conn = SL_CONN_PIPE | pp->index,
-	    .topic = (uint16_t)topic,
-	    .partition = q,
-	    .len = len,
-	};
-	return sl__xsend_event(r, part->owner, &x, ev);
+	return sl__internal_produce(c->r, topic, pp->producer_id, SL_CONN_PIPE | pp->index, ev, len,
+				    seq);
 }
 
 /* A partition of a topic the stage writes to is over a bound: wait (the

@@ -217,24 +217,8 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 static int sl__proj_out(struct sl_reactor *r, struct sl_proj_part *pp, uint32_t topic,
 			const uint8_t *ev, uint32_t len, uint64_t seq)
 {
-	struct sl_topic *t = &r->srv->topics.v[topic];
-	struct sl_event_view v;
-	int ret = sl_event_scan(ev, len, &v);
-
-	if (ret < 0)
-		return ret;
-	uint32_t q = sl_part_of_key(&t->part, v.aggregate, v.aggregate_len);
-	struct sl_partition *part = &t->parts[q];
-	uint32_t conn = SL_CONN_PIPE | SL_CONN_PROJ | pp->emit_ref;
-	if (part->owner == r->id) {
-		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
-		return sl__part_produce(r, part, pp->emit_pid, 1, seq, ev, len, &ref);
-	}
-	struct sl_xev x = {
-		.base_seq = seq, .producer_id = pp->emit_pid, .epoch = 1, .conn = conn,
-		.topic = (uint16_t)topic, .partition = q, .len = len,
-	};
-	return sl__xsend_event(r, part->owner, &x, ev);
+	return sl__internal_produce(r, topic, pp->emit_pid, SL_CONN_PIPE | SL_CONN_PROJ | pp->emit_ref,
+				    ev, len, seq);
 }
 
 static void sl__proj_fail(struct sl_reactor *r, struct sl_proj_part *pp, const char *why)

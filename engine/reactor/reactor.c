@@ -266,6 +266,28 @@ int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
 	return 0;
 }
 
+int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uint32_t conn,
+			 const uint8_t *ev, uint32_t len, uint64_t seq)
+{
+	struct sl_topic *t = &r->srv->topics.v[topic];
+	struct sl_event_view v;
+	int ret = sl_event_scan(ev, len, &v);
+
+	if (ret < 0)
+		return ret;
+	uint32_t q = sl_part_of_key(&t->part, v.aggregate, v.aggregate_len);
+	struct sl_partition *part = &t->parts[q];
+	if (part->owner == r->id) {
+		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
+		return sl__part_produce(r, part, pid, 1, seq, ev, len, &ref);
+	}
+	struct sl_xev x = {
+		.base_seq = seq, .producer_id = pid, .epoch = 1, .conn = conn,
+		.topic = (uint16_t)topic, .partition = q, .len = len,
+	};
+	return sl__xsend_event(r, part->owner, &x, ev);
+}
+
 /* Sends the acks of every event of `p` that is now durable. */
 static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 {

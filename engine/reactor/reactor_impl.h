@@ -249,6 +249,12 @@ void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ac
  * event is answered at once. 0 or sl_partition_produce's errors. */
 int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
 		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+/* Publishes one encoded event into `topic` for a producer inside the server
+ * (a pipeline stage, a projection's emits: epoch 1, sequence `seq`, acks to
+ * `conn`), to the partition of its aggregate: admitted here when this core
+ * owns it, else sent to the owner. 0 or -errno. */
+int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uint32_t conn,
+			 const uint8_t *ev, uint32_t len, uint64_t seq);
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
 void sl__begin_stop(struct sl_reactor *r);
 

@@ -49,14 +49,7 @@ static void start_n(struct fixture *f, uint32_t n_parts, enum sl_overload policy
 					  .partitioner = SL_PART_HASH, .overload = policy,
 					  .sample_rate = rate};
 	struct sl_server_opts o = {
-		.listen_native = "127.0.0.1:0",
-		.data_dir = f->dir,
-		.n_reactors = 1,
-		.max_connections = 64,
-		.max_frame_bytes = 1 << 20,
-		.handshake_timeout_ms = 5000,
-		.idle_timeout_ms = 60000,
-		.drain_timeout_ms = 10000,
+		TU_SERVER_OPTS(f->dir, 1),
 		.topics = &f->topic,
 		.n_topics = 1,
 		.memory_budget = budget,
@@ -80,9 +73,7 @@ static void start(struct fixture *f, enum sl_overload policy, double rate, uint6
 
 static void stop(struct fixture *f)
 {
-	sl_server_stop(f->srv);
-	cr_assert_eq(sl_server_wait(f->srv), 0);
-	sl_server_destroy(f->srv);
+	tu_server_halt(&f->srv);
 	rm_dir(f->dir);
 }
 

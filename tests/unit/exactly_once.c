@@ -51,14 +51,7 @@ static void start_on(struct fixture *f, uint32_t reactors, bool keep_dir)
 		cr_assert_not_null(mkdtemp(f->dir));
 	}
 	struct sl_server_opts o = {
-		.listen_native = "127.0.0.1:0",
-		.data_dir = f->dir,
-		.n_reactors = reactors,
-		.max_connections = 64,
-		.max_frame_bytes = 1 << 20,
-		.handshake_timeout_ms = 5000,
-		.idle_timeout_ms = 60000,
-		.drain_timeout_ms = 10000,
+		TU_SERVER_OPTS(f->dir, reactors),
 		.topics = g_topics,
 		.n_topics = 1,
 		.pin = true,
@@ -80,10 +73,7 @@ static void start(struct fixture *f, uint32_t reactors)
 /* Drains and frees the server, leaving its folder. */
 static void halt(struct fixture *f)
 {
-	sl_server_stop(f->srv);
-	cr_assert_eq(sl_server_wait(f->srv), 0);
-	sl_server_destroy(f->srv);
-	f->srv = NULL;
+	tu_server_halt(&f->srv);
 }
 
 static void stop(struct fixture *f)

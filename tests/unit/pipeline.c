@@ -104,14 +104,7 @@ static void start_on(struct fixture *f, uint32_t reactors, bool keep_dir, unsign
 	}
 	f->plugin_dir = SL_PLUGIN_DIR;
 	struct sl_server_opts o = {
-	    .listen_native = "127.0.0.1:0",
-	    .data_dir = f->dir,
-	    .n_reactors = reactors,
-	    .max_connections = 64,
-	    .max_frame_bytes = 1 << 20,
-	    .handshake_timeout_ms = 5000,
-	    .idle_timeout_ms = 60000,
-	    .drain_timeout_ms = 10000,
+	    TU_SERVER_OPTS(f->dir, reactors),
 	    .topics = f->topics,
 	    .n_topics = (uint32_t)f->cfg.n_topics,
 	    .plugin_path = &f->plugin_dir,

@@ -71,9 +71,7 @@ static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint
 
 static void stop(struct fixture *f)
 {
-	sl_server_stop(f->srv);
-	cr_assert_eq(sl_server_wait(f->srv), 0);
-	sl_server_destroy(f->srv);
+	tu_server_halt(&f->srv);
 	rm_dir(f->dir);
 }
 

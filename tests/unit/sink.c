@@ -68,14 +68,7 @@ static int start_sink_server(struct fixture *f, const char *plugin, const char *
 	    .circuit_cooldown_ns = cooldown_ns,
 	};
 	struct sl_server_opts o = {
-	    .listen_native = "127.0.0.1:0",
-	    .data_dir = f->dir,
-	    .n_reactors = 2,
-	    .max_connections = 64,
-	    .max_frame_bytes = 1 << 20,
-	    .handshake_timeout_ms = 5000,
-	    .idle_timeout_ms = 60000,
-	    .drain_timeout_ms = 10000,
+	    TU_SERVER_OPTS(f->dir, 2),
 	    .topics = g_topics,
 	    .n_topics = 1,
 	    .pin = true,
@@ -110,10 +103,7 @@ static void start_flaky(struct fixture *f, const char *extra_args, uint32_t k, u
 
 static void halt(struct fixture *f)
 {
-	sl_server_stop(f->srv);
-	cr_assert_eq(sl_server_wait(f->srv), 0);
-	sl_server_destroy(f->srv);
-	f->srv = NULL;
+	tu_server_halt(&f->srv);
 }
 
 static void finish(struct fixture *f)

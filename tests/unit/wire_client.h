@@ -18,6 +18,24 @@
 #include <unistd.h>
 
 #include "proto/proto.h"
+#include "server/server.h"
+
+/* The options every in-process test server starts from (loopback, any
+ * port, generous timeouts): TU_SERVER_OPTS(dir, reactors), then the test's
+ * own fields, in a struct sl_server_opts initialiser. */
+#define TU_SERVER_OPTS(dir, reactors)                                                              \
+	.listen_native = "127.0.0.1:0", .data_dir = (dir), .n_reactors = (reactors),               \
+	.max_connections = 64, .max_frame_bytes = 1 << 20, .handshake_timeout_ms = 5000,           \
+	.idle_timeout_ms = 60000, .drain_timeout_ms = 10000
+
+/* Drains and frees an in-process server; *srv becomes NULL. */
+static inline void tu_server_halt(struct sl_server **srv)
+{
+	sl_server_stop(*srv);
+	cr_assert_eq(sl_server_wait(*srv), 0);
+	sl_server_destroy(*srv);
+	*srv = NULL;
+}
 
 static inline void rm_dir(const char *dir)
 {
