@@ -354,8 +354,14 @@ void sl__parts_pressure(struct sl_reactor *r)
 		if (waiting > o->max_waiting_events ||
 		    ((was & SL_PRESSURE_DURABLE) && waiting > o->max_waiting_events / 2))
 			now_p |= SL_PRESSURE_DURABLE;
-		if (lag > o->max_lag_events ||
-		    ((was & SL_PRESSURE_FOLLOW) && lag > o->max_lag_events / 2))
+		/* A follower with followers: what it must still read includes
+		 * what waits for durability. Counting only the durable lag let
+		 * producers inside the server (pipeline stages) emit a whole
+		 * burst before the first sync of a busy reactor made any of it
+		 * count, once syncs queue (SL_SYNCS_PER_REACTOR). */
+		uint64_t behind = p->n_followers ? lag + waiting : 0;
+		if (behind > o->max_lag_events ||
+		    ((was & SL_PRESSURE_FOLLOW) && behind > o->max_lag_events / 2))
 			now_p |= SL_PRESSURE_FOLLOW;
 		if (now_p != was) {
 			if (!now)
