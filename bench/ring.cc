@@ -99,6 +99,10 @@ struct Backoff {
 	void reset() { fails = 0; }
 };
 
+struct alignas(SL_CACHELINE) StopFlag {
+	std::atomic<bool> v{false};
+};
+
 // Runs one thread per producer slot calling produce(stop, backoff) until
 // stop, while the benchmark thread calls consume(backoff) once per
 // iteration; consume returns the items it popped.
@@ -116,16 +120,23 @@ void run(benchmark::State &state, const Placement &place, Produce produce, Consu
 		return;
 	}
 
-	std::atomic<bool> stop{false};
+	// Producers poll the stop flag on every push, so it has a cache line to
+	// itself, and each producer runs its own copy of `produce` whose
+	// captures are copies too (ring pointers by value): a producer that read
+	// a line of the consumer's stack on every push shared it with whatever
+	// the consumer spilled there, and the 2P/1C figures swung between 22M
+	// and 98M items/s with the stack's alignment (ASLR, the environment's
+	// size) from one process to the next.
+	StopFlag stop;
 	std::atomic<unsigned> started{0}, pin_failed{0};
 	std::vector<std::thread> threads;
 	for (unsigned i = 0; i < pcpu.size(); i++) {
-		threads.emplace_back([&, i] {
+		threads.emplace_back([&, i, produce]() mutable {
 			if (pcpu[i] < 0 || !pin_self(pcpu[i]))
 				pin_failed.fetch_add(1);
 			started.fetch_add(1);
 			Backoff b(place.yield_after);
-			produce(stop, b);
+			produce(stop.v, b);
 		});
 	}
 	while (started.load() != pcpu.size())
@@ -137,7 +148,7 @@ void run(benchmark::State &state, const Placement &place, Produce produce, Consu
 		for (auto _ : state)
 			total += consume(b);
 	}
-	stop.store(true);
+	stop.v.store(true);
 	for (auto &t : threads)
 		t.join();
 	pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
@@ -220,13 +231,13 @@ void BM_ck_spsc_single(benchmark::State &state)
 	CkRing q;
 	run(
 	    state, kSpsc,
-	    [&](std::atomic<bool> &stop, Backoff &b) {
+	    [r = q.r, buf = q.buf](std::atomic<bool> &stop, Backoff &b) {
 		    produce_single(stop, b,
-		                   [&](void *v) { return ck_ring_enqueue_spsc(q.r, q.buf, v); });
+		                   [=](void *v) { return ck_ring_enqueue_spsc(r, buf, v); });
 	    },
-	    [&](Backoff &b) {
+	    [r = q.r, buf = q.buf](Backoff &b) {
 		    return consume_single(
-		        b, [&](void **p) { return ck_ring_dequeue_spsc(q.r, q.buf, p); });
+		        b, [=](void **p) { return ck_ring_dequeue_spsc(r, buf, p); });
 	    });
 }
 
@@ -235,11 +246,11 @@ void BM_sl_spsc_single(benchmark::State &state)
 	SlRing q;
 	run(
 	    state, kSpsc,
-	    [&](std::atomic<bool> &stop, Backoff &b) {
-		    produce_single(stop, b, [&](void *v) { return sl_ring_push_spsc(q.r, v); });
+	    [r = q.r](std::atomic<bool> &stop, Backoff &b) {
+		    produce_single(stop, b, [=](void *v) { return sl_ring_push_spsc(r, v); });
 	    },
-	    [&](Backoff &b) {
-		    return consume_single(b, [&](void **p) { return sl_ring_pop_spsc(q.r, p); });
+	    [r = q.r](Backoff &b) {
+		    return consume_single(b, [=](void **p) { return sl_ring_pop_spsc(r, p); });
 	    });
 }
 
@@ -248,13 +259,13 @@ void BM_ck_mpmc_single_2p1c(benchmark::State &state)
 	CkRing q;
 	run(
 	    state, kTwoToOne,
-	    [&](std::atomic<bool> &stop, Backoff &b) {
+	    [r = q.r, buf = q.buf](std::atomic<bool> &stop, Backoff &b) {
 		    produce_single(stop, b,
-		                   [&](void *v) { return ck_ring_enqueue_mpmc(q.r, q.buf, v); });
+		                   [=](void *v) { return ck_ring_enqueue_mpmc(r, buf, v); });
 	    },
-	    [&](Backoff &b) {
+	    [r = q.r, buf = q.buf](Backoff &b) {
 		    return consume_single(
-		        b, [&](void **p) { return ck_ring_dequeue_mpmc(q.r, q.buf, p); });
+		        b, [=](void **p) { return ck_ring_dequeue_mpmc(r, buf, p); });
 	    });
 }
 
@@ -263,11 +274,11 @@ void BM_sl_mpmc_single_2p1c(benchmark::State &state)
 	SlRing q;
 	run(
 	    state, kTwoToOne,
-	    [&](std::atomic<bool> &stop, Backoff &b) {
-		    produce_single(stop, b, [&](void *v) { return sl_ring_push_mpmc(q.r, v); });
+	    [r = q.r](std::atomic<bool> &stop, Backoff &b) {
+		    produce_single(stop, b, [=](void *v) { return sl_ring_push_mpmc(r, v); });
 	    },
-	    [&](Backoff &b) {
-		    return consume_single(b, [&](void **p) { return sl_ring_pop_mpmc(q.r, p); });
+	    [r = q.r](Backoff &b) {
+		    return consume_single(b, [=](void **p) { return sl_ring_pop_mpmc(r, p); });
 	    });
 }
 
@@ -332,14 +343,14 @@ void BM_sl_spsc_batch64(benchmark::State &state)
 	SlRing q;
 	run(
 	    state, kSpsc,
-	    [&](std::atomic<bool> &stop, Backoff &b) {
-		    produce_batch<void *>(stop, b, fill_ptr, [&](void *const *it, unsigned n) {
-			    return sl_ring_push_batch_spsc(q.r, it, n);
+	    [r = q.r](std::atomic<bool> &stop, Backoff &b) {
+		    produce_batch<void *>(stop, b, fill_ptr, [=](void *const *it, unsigned n) {
+			    return sl_ring_push_batch_spsc(r, it, n);
 		    });
 	    },
-	    [&](Backoff &b) {
-		    return consume_batch<void *>(b, sum_ptr, [&](void **it, unsigned n) {
-			    return sl_ring_pop_batch_spsc(q.r, it, n);
+	    [r = q.r](Backoff &b) {
+		    return consume_batch<void *>(b, sum_ptr, [=](void **it, unsigned n) {
+			    return sl_ring_pop_batch_spsc(r, it, n);
 		    });
 	    });
 }
@@ -353,20 +364,20 @@ void BM_sl_typed32_spsc_batch64(benchmark::State &state)
 		abort();
 	run(
 	    state, kSpsc,
-	    [&](std::atomic<bool> &stop, Backoff &b) {
+	    [q](std::atomic<bool> &stop, Backoff &b) {
 		    produce_batch<struct desc>(
 		        stop, b,
 		        [](struct desc &d, uint64_t v) {
 			        d = {v, v * 64, 100, 0};
 		        },
-		        [&](const struct desc *it, unsigned n) {
+		        [=](const struct desc *it, unsigned n) {
 			        return sl_ring_desc_push_batch_spsc(q, it, n);
 		        });
 	    },
-	    [&](Backoff &b) {
+	    [q](Backoff &b) {
 		    return consume_batch<struct desc>(
 		        b, [](const struct desc &d) { return d.id + d.len; },
-		        [&](struct desc *it, unsigned n) {
+		        [=](struct desc *it, unsigned n) {
 			        return sl_ring_desc_pop_batch_spsc(q, it, n);
 		        });
 	    });
@@ -379,14 +390,14 @@ void BM_sl_mpmc_batch64_2p1c(benchmark::State &state)
 	SlRing q;
 	run(
 	    state, kTwoToOne,
-	    [&](std::atomic<bool> &stop, Backoff &b) {
-		    produce_batch<void *>(stop, b, fill_ptr, [&](void *const *it, unsigned n) {
-			    return sl_ring_push_batch_mpmc(q.r, it, n);
+	    [r = q.r](std::atomic<bool> &stop, Backoff &b) {
+		    produce_batch<void *>(stop, b, fill_ptr, [=](void *const *it, unsigned n) {
+			    return sl_ring_push_batch_mpmc(r, it, n);
 		    });
 	    },
-	    [&](Backoff &b) {
-		    return consume_batch<void *>(b, sum_ptr, [&](void **it, unsigned n) {
-			    return sl_ring_pop_batch_mpmc(q.r, it, n);
+	    [r = q.r](Backoff &b) {
+		    return consume_batch<void *>(b, sum_ptr, [=](void **it, unsigned n) {
+			    return sl_ring_pop_batch_mpmc(r, it, n);
 		    });
 	    });
 }
