@@ -124,9 +124,10 @@ void run(benchmark::State &state, const Placement &place, Produce produce, Consu
 	// itself, and each producer runs its own copy of `produce` whose
 	// captures are copies too (ring pointers by value): a producer that read
 	// a line of the consumer's stack on every push shared it with whatever
-	// the consumer spilled there, and the 2P/1C figures swung between 22M
-	// and 98M items/s with the stack's alignment (ASLR, the environment's
-	// size) from one process to the next.
+	// the consumer spilled there, a false sharing whose cost depended on the
+	// stack's alignment. (The figures still differ 2-4x between processes:
+	// every case of a run together, raw ck_ring too, with the host's vCPU
+	// placement; see README.)
 	StopFlag stop;
 	std::atomic<unsigned> started{0}, pin_failed{0};
 	std::vector<std::thread> threads;
