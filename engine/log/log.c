@@ -1186,6 +1186,14 @@ struct sl_log_view {
 	uint64_t cur_at;    /* that batch's first offset */
 	uint64_t cur_next;  /* the offset the last read stopped before */
 	bool cur_valid;
+	/* The last read stopped inside the batch at cur_pos after checking it
+	 * whole: bytes below the durable end never change, so resuming there
+	 * skips the checksum (read one event at a time, a 64-event batch was
+	 * checksummed 64 times), and starts at the record it stopped before,
+	 * cur_rpos bytes into the batch's records, instead of walking them from
+	 * the first. */
+	bool cur_checked;
+	uint32_t cur_rpos;
 	/* Bytes of the current segment read ahead, valid during one read. */
 	uint8_t *buf;
 	uint64_t buf_pos;
@@ -1350,10 +1358,12 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	}
 	if (offset < v->segs[0].base)
 		offset = v->segs[0].base;
+	bool trusted = false; /* the batch at cur_seg/cur_pos was checked by the last read */
 	if (v->cur_valid && v->cur_next == offset) {
 		seg = v->cur_seg;
 		pos = v->cur_pos;
 		at = v->cur_at;
+		trusted = v->cur_checked;
 	} else {
 		if (offset >= v->segs[v->n_segs - 1].base && (err = sl__view_list(v)) < 0)
 			return err;
@@ -1398,8 +1408,10 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		}
 		if (err < 0)
 			return err;
-		bool ok = h && sl__batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b) &&
+		bool resumed = trusted && seg == v->cur_seg && pos == v->cur_pos;
+		bool ok = h && (resumed || sl__batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b)) &&
 			  b.base_offset == at;
+		trusted = false;
 		if (!ok && !fresh) {
 			fresh = true;
 			v->buf_len = 0;
@@ -1418,11 +1430,19 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		fresh = false;
 		if ((err = sl__idx_add(s, at, pos)) < 0)
 			return err;
-		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len;
+		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len, *resume = r;
 		uint64_t off = b.base_offset;
+		uint32_t i = 0;
 		bool stop = false;
-		for (uint32_t i = 0; i < b.count; i++, off++) {
+		if (resumed && v->cur_rpos < b.len && v->cur_next > off &&
+		    v->cur_next - off < b.count) {
+			r += v->cur_rpos;
+			i = (uint32_t)(v->cur_next - off);
+			off = v->cur_next;
+		}
+		for (; i < b.count; i++, off++) {
 			uint64_t size = 0, delta = 0;
+			resume = r;
 			r += sl__get_varint(r, end, &size);
 			r += sl__get_varint(r, end, &delta);
 			const uint8_t *ev = r;
@@ -1450,16 +1470,20 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 			if (verdict > 0) {
 				stop = true;
 				off++;
+				resume = r;
 				break;
 			}
 		}
 		if (stop && off < b.base_offset + b.count) {
-			/* Stopped inside this batch: the next read resumes in it. */
+			/* Stopped inside this batch: the next read resumes in it,
+			 * at the record of offset `off` (= *next). */
 			v->cur_seg = seg;
 			v->cur_pos = pos;
 			v->cur_at = b.base_offset;
 			v->cur_next = *next;
 			v->cur_valid = true;
+			v->cur_checked = true;
+			v->cur_rpos = (uint32_t)(resume - (h + SL_LOG_BATCH_HDR));
 			return visited;
 		}
 		pos += sl__align(SL_LOG_BATCH_HDR + (uint64_t)b.len);
@@ -1473,6 +1497,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	v->cur_at = at;
 	v->cur_next = at;
 	v->cur_valid = visited == 0 || *next == at;
+	v->cur_checked = false;
 	return visited;
 }
 
