@@ -1219,6 +1219,10 @@ static int sl__view_list(struct sl_log_view *v)
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue; /* removed meanwhile */
+		/* Views read forward: a larger read-ahead window. bench_log
+		 * LogRead cold, interleaved runs: 0.84-1.21 GB/s with it,
+		 * 0.48-0.96 without (this disk drifts by 2x over minutes). */
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 		if (v->n_segs == v->cap_segs) {
 			uint32_t cap = v->cap_segs ? v->cap_segs * 2 : 8;
 			struct sl_seg *s = realloc(v->segs, cap * sizeof(*s));
