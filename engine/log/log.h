@@ -187,8 +187,8 @@ bool sl_log_busy(const struct sl_log *log); /* I/O in flight or bytes waiting */
 bool sl_log_io_pending(const struct sl_log *log); /* I/O in flight */
 const char *sl_log_error(const struct sl_log *log);
 
-/* Upper bounds (us) of the sync-latency buckets: the disk's tail is what
- * ack latency's tail is made of. */
+/* Upper bounds (us) of the sync- and commit-latency buckets: the disk's tail
+ * is what ack latency's tail is made of. */
 #define SL_LOG_SYNC_BUCKETS 10
 #define SL_LOG_SYNC_BUCKETS_US {250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, UINT64_MAX}
 
@@ -202,6 +202,13 @@ struct sl_log_stats {
 	uint64_t sync_ns;  /* fdatasyncs' time from queued to completed, summed */
 	/* How many took at most SL_LOG_SYNC_BUCKETS_US[i] (the last: any). */
 	uint64_t sync_hist[SL_LOG_SYNC_BUCKETS];
+	/* Group commits: from the append of a group's first event until the
+	 * group was durable under the policy (fdatasync done, or written for
+	 * interval and none). The oldest event of each group, so the wait
+	 * for a sync already in flight shows here and not in sync_hist. */
+	uint64_t commits;
+	uint64_t commit_ns;
+	uint64_t commit_hist[SL_LOG_SYNC_BUCKETS];
 	uint64_t rolls;    /* segment rolls (seal, checkpoint, next segment) */
 	uint64_t roll_ns;  /* time they took, on the calling thread */
 	uint64_t recovered_truncated_bytes; /* torn tail cut at open */

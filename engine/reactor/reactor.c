@@ -447,9 +447,13 @@ static void sl__part_log_pub(struct sl_partition *p)
 	atomic_store_explicit(&p->log_sync_ns_pub, st.sync_ns, memory_order_relaxed);
 	atomic_store_explicit(&p->log_rolls_pub, st.rolls, memory_order_relaxed);
 	atomic_store_explicit(&p->log_roll_ns_pub, st.roll_ns, memory_order_relaxed);
-	for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++)
+	atomic_store_explicit(&p->log_commit_ns_pub, st.commit_ns, memory_order_relaxed);
+	for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++) {
 		atomic_store_explicit(&p->log_sync_hist_pub[k], st.sync_hist[k],
 				      memory_order_relaxed);
+		atomic_store_explicit(&p->log_commit_hist_pub[k], st.commit_hist[k],
+				      memory_order_relaxed);
+	}
 }
 
 static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)

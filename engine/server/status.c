@@ -5,6 +5,7 @@
  * offsets, the connection count); nothing here touches reactor state.
  */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,40 +137,56 @@ static double sl__m_log_roll_s(const struct sl_partition *p)
 	return SL__LOAD(p->log_roll_ns_pub) / 1e9;
 }
 
+/* A latency histogram of every partition's log (cumulative buckets,
+ * Prometheus style): `hist` and `sum_ns` are the offsets of the published
+ * bucket counts and nanosecond sum in struct sl_partition. */
+static void sl__log_hist(struct sl_server *srv, FILE *f, const char *name, const char *help,
+			 size_t hist, size_t sum_ns)
+{
+	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (uint32_t t = 0; t < srv->topics.n; t++)
+		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++) {
+			const struct sl_partition *part = &srv->topics.v[t].parts[p];
+			const _Atomic uint64_t *h =
+			    (const _Atomic uint64_t *)((const char *)part + hist);
+			const _Atomic uint64_t *sum =
+			    (const _Atomic uint64_t *)((const char *)part + sum_ns);
+			const char *topic = srv->topics.v[t].name;
+			uint64_t cum = 0;
+			for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++) {
+				char bound[32];
+				cum += atomic_load_explicit(&h[k], memory_order_relaxed);
+				if (le[k] == UINT64_MAX)
+					snprintf(bound, sizeof(bound), "+Inf");
+				else
+					snprintf(bound, sizeof(bound), "%g", (double)le[k] / 1e6);
+				fprintf(f, "%s_bucket{topic=\"%s\",partition=\"%u\",le=\"%s\"} %" PRIu64 "\n",
+					name, topic, p, bound, cum);
+			}
+			fprintf(f, "%s_sum{topic=\"%s\",partition=\"%u\"} %.6f\n", name, topic, p,
+				(double)atomic_load_explicit(sum, memory_order_relaxed) / 1e9);
+			fprintf(f, "%s_count{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", name,
+				topic, p, cum);
+		}
+}
+
 static void sl__metrics_log(struct sl_server *srv, FILE *f)
 {
 	sl__per_partition(srv, f, "sluice_log_written_bytes_total", "counter",
 			  "Bytes the partition's log wrote (batch headers included).",
 			  sl__m_log_bytes);
-	/* The sync latency histogram (cumulative buckets, Prometheus style). */
-	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
-	fprintf(f, "# HELP sluice_log_sync_seconds fdatasyncs (group commits) of the partition's "
-		   "log: latency, queued to completed.\n# TYPE sluice_log_sync_seconds histogram\n");
-	for (uint32_t t = 0; t < srv->topics.n; t++)
-		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++) {
-			const struct sl_partition *part = &srv->topics.v[t].parts[p];
-			uint64_t cum = 0;
-			for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++) {
-				cum += atomic_load_explicit(&part->log_sync_hist_pub[k],
-							    memory_order_relaxed);
-				if (le[k] == UINT64_MAX)
-					fprintf(f,
-						"sluice_log_sync_seconds_bucket{topic=\"%s\",partition=\"%u\","
-						"le=\"+Inf\"} %" PRIu64 "\n",
-						srv->topics.v[t].name, p, cum);
-				else
-					fprintf(f,
-						"sluice_log_sync_seconds_bucket{topic=\"%s\",partition=\"%u\","
-						"le=\"%g\"} %" PRIu64 "\n",
-						srv->topics.v[t].name, p, (double)le[k] / 1e6, cum);
-			}
-			fprintf(f, "sluice_log_sync_seconds_sum{topic=\"%s\",partition=\"%u\"} %.6f\n",
-				srv->topics.v[t].name, p,
-				SL__LOAD(part->log_sync_ns_pub) / 1e9);
-			fprintf(f, "sluice_log_sync_seconds_count{topic=\"%s\",partition=\"%u\"} %" PRIu64
-				   "\n",
-				srv->topics.v[t].name, p, cum);
-		}
+	sl__log_hist(srv, f, "sluice_log_sync_seconds",
+		     "fdatasyncs (group commits) of the partition's log: latency, queued to "
+		     "completed.",
+		     offsetof(struct sl_partition, log_sync_hist_pub),
+		     offsetof(struct sl_partition, log_sync_ns_pub));
+	sl__log_hist(srv, f, "sluice_log_commit_seconds",
+		     "Group commits of the partition's log: from the append of the group's first "
+		     "event until the group is durable under the topic's policy (its wait for a "
+		     "sync already in flight included).",
+		     offsetof(struct sl_partition, log_commit_hist_pub),
+		     offsetof(struct sl_partition, log_commit_ns_pub));
 	sl__per_partition(srv, f, "sluice_log_segment_rolls_total", "counter",
 			  "Segment rolls (seal, checkpoint, next segment).", sl__m_log_rolls);
 	sl__per_partition(srv, f, "sluice_log_segment_roll_seconds_total", "counter",

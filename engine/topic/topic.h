@@ -104,6 +104,8 @@ struct sl_partition {
 	_Atomic uint64_t log_bytes_pub, log_sync_ns_pub, log_rolls_pub,
 	    log_roll_ns_pub;
 	_Atomic uint64_t log_sync_hist_pub[SL_LOG_SYNC_BUCKETS];
+	_Atomic uint64_t log_commit_ns_pub;
+	_Atomic uint64_t log_commit_hist_pub[SL_LOG_SYNC_BUCKETS];
 	uint64_t pressured_since;            /* owner: when the current spell began */
 };
 

@@ -279,6 +279,14 @@ static void produce_and_check(uint32_t reactors)
 	cr_assert_eq(metric_sum(mt, "sluice_log_sync_seconds_bucket{topic=\"events\",partition=\"0\","
 				    "le=\"+Inf\"}"),
 		     metric_sum(mt, "sluice_log_sync_seconds_count{topic=\"events\",partition=\"0\"}"));
+	/* Under fsync every sync covers one group commit, which waited at
+	 * least as long as its sync. */
+	cr_assert_eq(metric_sum(mt, "sluice_log_commit_seconds_count"), syncs);
+	cr_assert_geq(metric_sum(mt, "sluice_log_commit_seconds_sum"),
+		      metric_sum(mt, "sluice_log_sync_seconds_sum"));
+	cr_assert_eq(metric_sum(mt, "sluice_log_commit_seconds_bucket{topic=\"events\",partition=\"0\","
+				    "le=\"+Inf\"}"),
+		     metric_sum(mt, "sluice_log_commit_seconds_count{topic=\"events\",partition=\"0\"}"));
 	cr_assert_geq(metric_sum(mt, "sluice_log_written_bytes_total"), (double)BATCHES * PER * 16);
 	cr_assert_eq(metric_sum(mt, "sluice_log_segment_rolls_total"), 0);
 	free(mt);
