@@ -143,6 +143,10 @@ static void commit(struct sl_log *log)
 			return;
 		struct io_uring_cqe *cqe;
 		CHECK(io_uring_wait_cqe(&g.ring, &cqe) == 0);
+		if (cqe->user_data == SL_LOG_UD_IGNORE) { /* a writeback kick */
+			io_uring_cqe_seen(&g.ring, cqe);
+			continue;
+		}
 		CHECK(cqe->user_data == 5);
 		ret = sl_log_on_cqe(log, cqe->res);
 		io_uring_cqe_seen(&g.ring, cqe);

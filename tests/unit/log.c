@@ -61,6 +61,10 @@ static int commit(struct sl_log *log)
 			return 0;
 		struct io_uring_cqe *cqe;
 		cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+		if (cqe->user_data == SL_LOG_UD_IGNORE) { /* a writeback kick */
+			io_uring_cqe_seen(&g_ring, cqe);
+			continue;
+		}
 		cr_assert_eq(cqe->user_data, 7);
 		int r = sl_log_on_cqe(log, cqe->res);
 		io_uring_cqe_seen(&g_ring, cqe);
@@ -388,6 +392,89 @@ Test(log, relaxed_policies_are_durable_after_write)
 	cr_assert_eq(st.syncs, 1);
 	/* The lone interval sync covered a write already counted. */
 	cr_assert_eq(st.commits, 1);
+	sl_log_close(log);
+}
+
+/* None: every SL_LOG_WRITEBACK_BYTES written start their writeback in the
+ * background (a sync_file_range through the ring, its CQE tagged
+ * SL_LOG_UD_IGNORE), so a roll's fsync finds little left; what is stored
+ * is unchanged. */
+Test(log, none_starts_writeback_as_segments_fill)
+{
+	struct sl_log *log = open_log(g_dir, 8u << 20, SL_LOG_NONE);
+	uint64_t n = 0;
+	struct sl_log_stats st;
+	do {
+		append_n(log, 1, n, 1000);
+		n += 1000;
+		cr_assert_eq(commit(log), 0);
+		cr_assert_eq(io_uring_submit(&g_ring) >= 0, 1);
+		sl_log_get_stats(log, &st);
+	} while (st.segments < 3);
+	cr_assert_geq(st.writebacks, 2, "%llu bytes written, %llu kicks",
+		      (unsigned long long)st.bytes_written, (unsigned long long)st.writebacks);
+	cr_assert_leq(st.writebacks, st.bytes_written / SL_LOG_WRITEBACK_BYTES);
+	cr_assert_eq(sl_log_durable(log), n);
+	/* Every kick completes, tagged to be ignored. */
+	for (uint64_t seen = 0; seen < st.writebacks;) {
+		struct io_uring_cqe *cqe;
+		cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+		cr_assert_eq(cqe->user_data, SL_LOG_UD_IGNORE);
+		cr_assert_geq(cqe->res, 0, "writeback: %s", strerror(-cqe->res));
+		io_uring_cqe_seen(&g_ring, cqe);
+		seen++;
+	}
+	sl_log_close(log);
+	log = open_log(g_dir, 8u << 20, SL_LOG_NONE);
+	read_all(log, 0, n);
+	sl_log_close(log);
+}
+
+/* Interval: acks come at the write, so writes go on while the periodic sync
+ * runs; the sync then covers only what was written before it, and its end
+ * never takes `durable` back. */
+Test(log, interval_writes_go_on_beside_the_sync)
+{
+	struct sl_log *log = open_log(g_dir, 1 << 20, SL_LOG_INTERVAL);
+	append_n(log, 1, 0, 10);
+	cr_assert_eq(commit(log), 0);
+	cr_assert_eq(sl_log_durable(log), 10);
+	uint64_t t0 = sl_now_ns();
+	while (!sl_log_sync_due(log, sl_now_ns()))
+		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "sync never became due");
+	cr_assert_eq(sl_log_flush(log, &g_ring, 7), 1, "the due sync is queued");
+	cr_assert(sl_log_io_pending(log));
+	append_n(log, 1, 10, 10);
+	cr_assert_eq(sl_log_flush(log, &g_ring, 7), 2, "the write waited for the sync");
+	cr_assert_eq(sl_log_durable(log), 20);
+	cr_assert_geq(io_uring_submit(&g_ring), 1);
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+		uint64_t ud = cqe->user_data;
+		int res = cqe->res;
+		io_uring_cqe_seen(&g_ring, cqe);
+		if (ud == SL_LOG_UD_IGNORE)
+			continue;
+		cr_assert_eq(ud, 7);
+		cr_assert_eq(sl_log_on_cqe(log, res), 0, "durable did not move");
+		break;
+	}
+	cr_assert_eq(sl_log_durable(log), 20);
+	cr_assert_not(sl_log_io_pending(log));
+	/* The second write was not covered: another sync becomes due. */
+	t0 = sl_now_ns();
+	while (!sl_log_sync_due(log, sl_now_ns()))
+		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "the later write was taken as synced");
+	struct sl_log_stats st0, st;
+	sl_log_get_stats(log, &st0);
+	cr_assert_eq(commit(log), 0);
+	sl_log_get_stats(log, &st);
+	cr_assert_eq(st.syncs, st0.syncs + 1);
+	cr_assert_not(sl_log_sync_due(log, sl_now_ns() + 1000000000ull), "all synced now");
+	sl_log_close(log);
+	log = open_log(g_dir, 1 << 20, SL_LOG_INTERVAL);
+	read_all(log, 0, 20);
 	sl_log_close(log);
 }
 
