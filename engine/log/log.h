@@ -19,8 +19,9 @@
  *
  * Group commit. Appends go into an in-memory buffer; sl_log_flush() writes
  * it (one pwrite: a copy into the page cache) and hands its fdatasync to the
- * caller's io_uring under the `fsync` policy; appends continue into a second
- * buffer while that is in flight. When the I/O completes, everything it covered becomes
+ * caller's io_uring under the `fsync` policy; appends continue into the
+ * buffer, emptied by the write, while that is in flight. When the I/O
+ * completes, everything it covered becomes
  * durable at once (sl_log_durable) and the next buffer goes out. A failed
  * write or fdatasync is fatal for the log: nothing it covered is ever
  * reported durable, the log refuses further appends (-SL_ELOG_FAILED), and the
