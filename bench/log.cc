@@ -57,7 +57,8 @@
 // turns an unwritten extent into a written one, a metadata write each
 // fdatasync (3 write requests per sync instead of 2 in /proc/diskstats).
 // CRC32C: ISA-L 21-23 GB/s, one-chain SSE4.2 loop 8.3 GB/s, table 0.39 GB/s.
-// Measured 2026-11-26: LogRead warm 1.8-2.3 GB/s, cold 0.84-1.21 GB/s;
+// Measured 2026-11-26: LogRead warm 1.4-2.3 GB/s, cold 0.42-1.21 GB/s (median
+// ~1.0, as a plain read of a cold file: the virtio disk swings);
 // CommitFloor, one log at 1M events/s: ack p99 1.0-10.9 ms over 19 runs (under
 // 2 ms in 12), p50 0.5-0.9 ms; the disk's state changes within minutes.
 #include <benchmark/benchmark.h>
