@@ -44,7 +44,7 @@
 // ack_p50/p99/p999_us over events spread evenly in time (every 10 us),
 // sync_p50/p99_us, syncs/s. in_flight:1 is sl_log's shape (one fdatasync per
 // log); 2 lets a sync start while the previous one is still out. Each
-// iteration runs 4 s (0.3 s in a smoke run).
+// iteration runs 4 s (0.5 s in a smoke run).
 //
 // Files go to a fresh folder under /var/tmp (--log_dir=PATH to change; it must
 // not be tmpfs), removed at the end. --log_read_mib=N sets the read log's size;
@@ -411,9 +411,7 @@ double g_floor_seconds = 4;
 
 double mono_now()
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+	return (double)sl_now_ns() * 1e-9;
 }
 
 struct FloorSync {

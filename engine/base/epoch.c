@@ -138,7 +138,3 @@ void sl_epoch_barrier(struct sl_epoch_rec *r)
 	ck_epoch_barrier(&r->ck);
 }
 
-void sl_epoch_synchronize(struct sl_epoch_rec *r)
-{
-	ck_epoch_synchronize(&r->ck);
-}

@@ -56,7 +56,5 @@ bool sl_epoch_poll(struct sl_epoch_rec *r);
 /* Waits until every read section open now has ended, then frees everything
  * this record retired. Blocks (briefly: read sections are short). */
 void sl_epoch_barrier(struct sl_epoch_rec *r);
-/* Waits until every read section open now has ended; frees nothing. */
-void sl_epoch_synchronize(struct sl_epoch_rec *r);
 
 #endif

@@ -390,8 +390,7 @@ static int sl__seg_seal(struct sl_log *log)
 	}
 	ifd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (ifd >= 0) {
-		size_t n = (size_t)s->n_idx * sizeof(*s->idx);
-		if (write(ifd, s->idx, n) != (ssize_t)n)
+		if (write(ifd, s->idx, ilen) != (ssize_t)ilen)
 			(void)ftruncate(ifd, 0);
 		(void)fdatasync(ifd);
 		close(ifd);
@@ -1164,7 +1163,7 @@ int sl_log_on_cqe(struct sl_log *log, int res)
 			sl__commit_hist_add(log, now - log->inflight_group_t0);
 		/* Interval: writes made beside the sync are not covered. */
 		log->unsynced = log->write_pos > log->inflight_synced_to;
-		log->last_sync_ns = sl_now_ns();
+		log->last_sync_ns = now;
 	} else {
 		log->unsynced = true;
 	}
@@ -1245,13 +1244,12 @@ struct sl_log_view {
 	uint64_t cur_at;    /* that batch's first offset */
 	uint64_t cur_next;  /* the offset the last read stopped before */
 	bool cur_valid;
-	/* The last read stopped inside the batch at cur_pos after checking it
-	 * whole: bytes below the durable end never change, so resuming there
-	 * skips the checksum (read one event at a time, a 64-event batch was
-	 * checksummed 64 times), and starts at the record it stopped before,
-	 * cur_rpos bytes into the batch's records, instead of walking them from
-	 * the first. */
-	bool cur_checked;
+	/* cur_next > cur_at: the last read stopped inside the batch at cur_pos
+	 * after checking it whole. Bytes below the durable end never change,
+	 * so resuming there skips the checksum (read one event at a time, a
+	 * 64-event batch was checksummed 64 times) and starts at the record it
+	 * stopped before, cur_rpos bytes into the batch's records, instead of
+	 * walking them from the first. */
 	uint32_t cur_rpos;
 	/* Bytes of the current segment read ahead, valid during one read. */
 	uint8_t *buf;
@@ -1426,7 +1424,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		seg = v->cur_seg;
 		pos = v->cur_pos;
 		at = v->cur_at;
-		trusted = v->cur_checked;
+		trusted = v->cur_next > v->cur_at;
 	} else {
 		if (offset >= v->segs[v->n_segs - 1].base && (err = sl__view_list(v)) < 0)
 			return err;
@@ -1545,7 +1543,6 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 			v->cur_at = b.base_offset;
 			v->cur_next = *next;
 			v->cur_valid = true;
-			v->cur_checked = true;
 			v->cur_rpos = (uint32_t)(resume - (h + SL_LOG_BATCH_HDR));
 			return visited;
 		}
@@ -1560,7 +1557,6 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	v->cur_at = at;
 	v->cur_next = at;
 	v->cur_valid = visited == 0 || *next == at;
-	v->cur_checked = false;
 	return visited;
 }
 

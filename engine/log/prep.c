@@ -138,7 +138,7 @@ static void *sl__prep_thread(void *arg)
 				      memory_order_release);
 		p->busy = NULL;
 		pthread_cond_broadcast(&p->cv);
-		if (!p->head && !p->fhead && !p->fbusy)
+		if (!p->head && !p->fhead)
 			pthread_cond_broadcast(&p->idle);
 	}
 	pthread_mutex_unlock(&p->mu);

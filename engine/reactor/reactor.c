@@ -403,6 +403,10 @@ static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
  */
 #define SL_SYNCS_PER_REACTOR 1u
 
+/* The logs' background writeback kicks complete with SL_LOG_UD_IGNORE, which
+ * must decode as SL_OP_NONE here so that sl__on_cqe drops them. */
+_Static_assert(SL_UD(SL_OP_NONE, 0) == SL_LOG_UD_IGNORE, "log writeback CQEs must be ignored");
+
 /*
  * Starts the group commit of every partition that appended this turn. While
  * a partition's sync is in flight its appends gather in the log's buffer;

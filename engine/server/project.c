@@ -299,6 +299,13 @@ static void sl__pq_direct(struct sl_server *srv, struct sl_pquery *q, struct sl_
 	sl_pquery_answer(pj, q, next, end, er);
 }
 
+/* Whether pp has applied `offset` by the offsets it publishes (any thread). */
+static bool sl__pq_applied(const struct sl_proj_part *pp, uint64_t offset)
+{
+	return !atomic_load(&pp->failed) &&
+	       atomic_load_explicit(&pp->applied_pub, memory_order_acquire) > offset;
+}
+
 /* Hands q to the partition's reactor and waits for its answer. */
 static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
 {
@@ -355,11 +362,7 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	    sl_plugin_concurrent_query(pj->plugin) ? sl_epoch_rec_get(srv->epoch) : NULL;
 	/* Read your writes: the event of the token first, wherever it is,
 	 * unless the projection has already applied it (published offsets). */
-	if (in->has_min && !atomic_load(&pj->parts[in->min_partition].failed) &&
-	    atomic_load_explicit(&pj->parts[in->min_partition].applied_pub, memory_order_acquire) >
-		in->min_offset) {
-		/* applied: nothing to wait for */
-	} else if (in->has_min) {
+	if (in->has_min && !sl__pq_applied(&pj->parts[in->min_partition], in->min_offset)) {
 		wq = sl__pq_new(proj, in->min_partition, deadline);
 		if (!wq) {
 			status = sl__fail(body, len, 500, "internal", "out of memory");

@@ -121,6 +121,15 @@ static uint64_t read_all(struct sl_log *log, uint64_t from, uint64_t expect_end)
 	return n;
 }
 
+/* Waits (5 s at most, then fails with `why`) until an interval log wants its
+ * fdatasync. */
+static void wait_sync_due(struct sl_log *log, const char *why)
+{
+	uint64_t t0 = sl_now_ns();
+	while (!sl_log_sync_due(log, sl_now_ns()))
+		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "%s", why);
+}
+
 TestSuite(log, .init = setup, .fini = teardown);
 
 Test(log, append_commit_reopen_read)
@@ -384,9 +393,7 @@ Test(log, relaxed_policies_are_durable_after_write)
 	cr_assert_eq(commit(log), 0);
 	cr_assert_eq(sl_log_durable(log), 10);
 	/* interval_ns is 1 ms: once it has passed, a sync is due. */
-	uint64_t t0 = sl_now_ns();
-	while (!sl_log_sync_due(log, sl_now_ns()))
-		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "sync never became due");
+	wait_sync_due(log, "sync never became due");
 	cr_assert_eq(commit(log), 0);
 	sl_log_get_stats(log, &st);
 	cr_assert_eq(st.syncs, 1);
@@ -439,9 +446,7 @@ Test(log, interval_writes_go_on_beside_the_sync)
 	append_n(log, 1, 0, 10);
 	cr_assert_eq(commit(log), 0);
 	cr_assert_eq(sl_log_durable(log), 10);
-	uint64_t t0 = sl_now_ns();
-	while (!sl_log_sync_due(log, sl_now_ns()))
-		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "sync never became due");
+	wait_sync_due(log, "sync never became due");
 	cr_assert_eq(sl_log_flush(log, &g_ring, 7), 1, "the due sync is queued");
 	cr_assert(sl_log_io_pending(log));
 	append_n(log, 1, 10, 10);
@@ -463,9 +468,7 @@ Test(log, interval_writes_go_on_beside_the_sync)
 	cr_assert_eq(sl_log_durable(log), 20);
 	cr_assert_not(sl_log_io_pending(log));
 	/* The second write was not covered: another sync becomes due. */
-	t0 = sl_now_ns();
-	while (!sl_log_sync_due(log, sl_now_ns()))
-		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "the later write was taken as synced");
+	wait_sync_due(log, "the later write was taken as synced");
 	struct sl_log_stats st0, st;
 	sl_log_get_stats(log, &st0);
 	cr_assert_eq(commit(log), 0);
