@@ -51,40 +51,6 @@ int sl__conns_init(struct sl_reactor *r)
 	return 0;
 }
 
-/* The byte window a connection should hold now: a fair share of the pool
- * among the connections holding one, within [SHARE_MIN, SHARE_MAX]. */
-static uint64_t sl__credit_target(const struct sl_server *srv)
-{
-	uint32_t n = atomic_load_explicit(&srv->credited.value, memory_order_relaxed);
-	uint64_t t = srv->credit_total / (n ? n : 1);
-	if (t < SL_CREDIT_SHARE_MIN)
-		t = SL_CREDIT_SHARE_MIN;
-	if (t > SL_CREDIT_SHARE_MAX)
-		t = SL_CREDIT_SHARE_MAX;
-	return t;
-}
-
-
-/* Takes up to `want` bytes from the pool; returns what it got. */
-static uint64_t sl__pool_take(struct sl_server *srv, uint64_t want)
-{
-	int64_t avail = atomic_load_explicit(&srv->credit_pool.value, memory_order_relaxed);
-	for (;;) {
-		if (avail <= 0)
-			return 0;
-		uint64_t got = (uint64_t)avail < want ? (uint64_t)avail : want;
-		if (atomic_compare_exchange_weak_explicit(&srv->credit_pool.value, &avail,
-							  avail - (int64_t)got,
-							  memory_order_relaxed, memory_order_relaxed))
-			return got;
-	}
-}
-
-static void sl__pool_give(struct sl_server *srv, int64_t bytes)
-{
-	atomic_fetch_add_explicit(&srv->credit_pool.value, bytes, memory_order_relaxed);
-}
-
 static void sl__conn_unlink_held(struct sl_reactor *r, struct sl_conn *c)
 {
 	if (!c->on_held_list)
@@ -118,14 +84,8 @@ static void sl__conn_hold(struct sl_reactor *r, struct sl_conn *c)
 static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 {
 	sl__conn_unlink_held(r, c);
-	if (c->credited) {
-		/* What the client still holds comes back now; what it sent
-		 * comes back with each answer, which finds no connection
-		 * (sl__conn_ack). The difference may be negative (an oversized
-		 * event): the pool is exact once every answer is in. */
-		sl__pool_give(r->srv, (int64_t)c->win_bytes - (int64_t)c->in_bytes);
-		atomic_fetch_sub_explicit(&r->srv->credited.value, 1, memory_order_relaxed);
-	}
+	/* The window's bytes the client holds come back now (credit.h). */
+	sl_credit_close(r->credits, &c->cr);
 	r->conns[c->slot] = NULL;
 	r->gens[c->slot]++;
 	r->free_slots[r->n_free++] = c->slot;
@@ -363,19 +323,11 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	 * covers (SL_PRODUCER_WINDOW): a producer within its credits can
 	 * retry any event it has not seen answered. The byte window is a
 	 * share of the pool; none left: the connection waits for a Credit. */
-	atomic_fetch_add_explicit(&r->srv->credited.value, 1, memory_order_relaxed);
-	c->credited = true;
-	uint64_t share = sl__credit_target(r->srv);
-	if (share > r->srv->opts.credit_start_bytes)
-		share = r->srv->opts.credit_start_bytes;
-	uint64_t got = sl__pool_take(r->srv, share);
-	c->win_bytes = got;
-	c->cr_events = SL_CREDIT_EVENTS;
-	c->cr_bytes = (int64_t)c->win_bytes;
-	atomic_fetch_add_explicit(&r->m_credit_events, c->cr_events, memory_order_relaxed);
-	w.credit_events = (uint32_t)c->cr_events;
-	w.credit_bytes = c->win_bytes;
-	if (got < share)
+	bool whole = sl_credit_open(r->credits, &c->cr);
+	atomic_fetch_add_explicit(&r->m_credit_events, c->cr.cr_events, memory_order_relaxed);
+	w.credit_events = (uint32_t)c->cr.cr_events;
+	w.credit_bytes = c->cr.win_bytes;
+	if (!whole)
 		sl__conn_hold(r, c);
 	w.max_frame_bytes = r->srv->opts.max_frame_bytes;
 	w.server_name = "sluiced";
@@ -516,24 +468,15 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 		while (sl_event_iter_next(&it, &ev) > 0)
 			bytes += ev.raw_len;
 	}
-	/* Beyond the byte credits only with nothing unanswered (wire.proto):
-	 * so a batch built for a window that has shrunk since still goes. */
-	if (pr.n_events > c->cr_events || ((int64_t)bytes > c->cr_bytes && c->unacked != 0)) {
+	/* Beyond the credits: cut off (credit.h, wire.proto). */
+	if (!sl_credit_spend(&c->cr, pr.n_events, bytes)) {
 		atomic_fetch_add_explicit(&r->m_credit_cut, 1, memory_order_relaxed);
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_CREDIT,
 			      "Produce of %u events (%" PRIu64 " bytes) beyond the credits granted "
 			      "(%" PRIu64 " events, %" PRId64 " bytes)",
-			      pr.n_events, bytes, c->cr_events, c->cr_bytes);
+			      pr.n_events, bytes, c->cr.cr_events, c->cr.cr_bytes);
 		return;
 	}
-	c->cr_events -= pr.n_events;
-	/* Signed: the debt of a frame beyond the byte credits is paid by the
-	 * next grants, so the client's count and ours agree whatever the order
-	 * in which its spending and our grants crossed. */
-	c->cr_bytes -= (int64_t)bytes;
-	c->in_bytes += bytes;
-	if (c->cr_bytes < (int64_t)(c->win_bytes / 4))
-		c->hungry = true;
 	if (c->idempotent && !sl_producer_is_current(c->prod, c->epoch)) {
 		/* A newer session of this producer id said hello: this one is
 		 * a zombie. Fatal for the session, as the contract says. */
@@ -568,11 +511,11 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 	if (!refuse && !(t = sl_topics_find(&r->srv->topics, pr.topic, pr.topic_len)))
 		refuse = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
 
-	c->unacked += pr.n_events;
+	c->cr.unacked += pr.n_events;
 	r->stats.events_in += pr.n_events;
 	if (refuse) {
 		/* The frame's bytes come back at once, its events one by one. */
-		c->in_bytes -= bytes;
+		c->cr.in_bytes -= bytes;
 		for (uint32_t i = 0; i < pr.n_events; i++)
 			sl__conn_refuse(r, c, pr.base_sequence, i, refuse, 0);
 		return;
@@ -934,7 +877,7 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 	if (!c || c->gen != a->gen) {
 		/* Its connection is gone (the producer will retry); the bytes
 		 * it had in flight go back to the pool (sl__conn_free). */
-		sl__pool_give(r->srv, (int64_t)a->len);
+		sl_credit_pool_give(r->credits, (int64_t)a->len);
 		return;
 	}
 	if (c->n_acks == c->cap_acks) {
@@ -951,11 +894,11 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 		.base_seq = a->base_seq, .offset = a->offset, .index = a->index,
 		.partition = a->partition, .status = a->status, .flags = a->flags,
 	};
-	c->unacked--;
-	c->in_bytes -= a->len;
-	if (!a->status && !(a->flags & SL_ACK_DROPPED) &&
-	    r->srv->topics.v[a->topic].overload == SL_OVERLOAD_BLOCK)
-		c->hold_mask |= SL_PMASK_BIT(a->topic, a->partition);
+	sl_credit_answered(&c->cr, a->len,
+			   !a->status && !(a->flags & SL_ACK_DROPPED) &&
+				   r->srv->topics.v[a->topic].overload == SL_OVERLOAD_BLOCK
+			       ? SL_PMASK_BIT(a->topic, a->partition)
+			       : 0);
 	r->stats.acks_out++;
 	sl__conn_mark_flush(r, c);
 }
@@ -1099,7 +1042,7 @@ static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c)
 		return;
 	if (sl__conn_out_pending(c) || c->n_acks)
 		return;
-	bool done = c->state == SL_CONN_CLOSING || (c->read_eof && c->unacked == 0 && c->owed == 0);
+	bool done = c->state == SL_CONN_CLOSING || (c->read_eof && c->cr.unacked == 0 && c->owed == 0);
 	if (!done)
 		return;
 	if (c->on_resume_list) {
@@ -1126,71 +1069,35 @@ uint64_t sl__pressure_mask(const struct sl_reactor *r)
  */
 static void sl__conn_credit(struct sl_reactor *r, struct sl_conn *c)
 {
-	struct sl_server *srv = r->srv;
+	struct sl_credit_grant g;
 
-	if (c->state != SL_CONN_READY || !c->credited)
+	if (c->state != SL_CONN_READY || !c->cr.credited)
 		return;
-	if (c->hold_mask) {
+	if (c->cr.hold_mask) {
 		uint64_t m = sl__pressure_mask(r);
-		if (c->hold_mask & m) {
+		if (sl_credit_held(&c->cr, m)) {
 			sl__conn_hold(r, c);
 			r->held_seen = m;
 			return;
 		}
-		c->hold_mask = 0;
 	}
-	/* The window a connection should have: doubled when it spent most
-	 * of it, within the fair share of the pool. Shrink to it (never below
-	 * what the client holds or has in flight: granted credit is never
-	 * taken back) and give the rest to the pool, or grow to it as the
-	 * pool allows. */
-	uint64_t share = sl__credit_target(srv), target = c->win_bytes;
-	if (c->hungry) {
-		target = c->win_bytes * 2;
-		c->hungry = false;
-	}
-	if (target < SL_CREDIT_SHARE_MIN)
-		target = SL_CREDIT_SHARE_MIN;
-	if (target > share)
-		target = share;
-	/* Below 0 while the client owes for a frame beyond its window that
-	 * has been answered: the grant below pays the debt off too. */
-	int64_t used_s = c->cr_bytes + (int64_t)c->in_bytes;
-	uint64_t used = used_s > 0 ? (uint64_t)used_s : 0;
-	bool short_ = false;
-	if (c->win_bytes > target && c->win_bytes > used) {
-		uint64_t give = c->win_bytes - (used > target ? used : target);
-		sl__pool_give(srv, (int64_t)give);
-		c->win_bytes -= give;
-	} else if (c->win_bytes < target) {
-		c->win_bytes += sl__pool_take(srv, target - c->win_bytes);
-		/* Below the smallest window the connection may be stuck: try
-		 * again at the next tick. Larger ones grow at their next answers. */
-		short_ = c->win_bytes < SL_CREDIT_SHARE_MIN;
-	}
+	sl_credit_grant(r->credits, &c->cr, &g);
 	/* The pool ran short: try again at the next tick. */
-	if (short_)
+	if (g.short_)
 		sl__conn_hold(r, c);
 	else
 		sl__conn_unlink_held(r, c);
-	uint64_t ge = SL_CREDIT_EVENTS - (c->cr_events + c->unacked);
-	uint64_t gb = (int64_t)c->win_bytes > used_s ? (uint64_t)((int64_t)c->win_bytes - used_s) : 0;
-	/* One Credit per turn at most, and only for a worthwhile amount (an
-	 * eighth of a window) or when everything is answered: a trickle of
-	 * tiny grants would cost more frames than it saves waiting. */
-	bool idle = c->unacked == 0;
-	if (!(ge >= SL_CREDIT_EVENTS / 8 || gb >= c->win_bytes / 8 || (idle && (ge || gb))))
+	if (!g.send)
 		return;
 	Sluice__V1__Credit cr = SLUICE__V1__CREDIT__INIT;
-	cr.events = (uint32_t)ge;
-	cr.bytes = gb;
+	cr.events = (uint32_t)g.events;
+	cr.bytes = g.bytes;
 	if (sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_CREDIT, &cr.base) < 0) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
 		return;
 	}
-	c->cr_events += ge;
-	c->cr_bytes += (int64_t)gb;
-	atomic_fetch_add_explicit(&r->m_credit_events, ge, memory_order_relaxed);
+	sl_credit_granted(&c->cr, &g);
+	atomic_fetch_add_explicit(&r->m_credit_events, g.events, memory_order_relaxed);
 	atomic_fetch_add_explicit(&r->m_credit_frames, 1, memory_order_relaxed);
 }
 
@@ -1261,7 +1168,7 @@ void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c)
 	else if (c->state == SL_CONN_READY && c->on_held_list)
 		/* Quiet because we withhold its credits: not its fault. */
 		c->deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.idle_timeout_ms * 1000000u;
-	else if (c->state == SL_CONN_READY && c->unacked == 0 && c->owed == 0)
+	else if (c->state == SL_CONN_READY && c->cr.unacked == 0 && c->owed == 0)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "idle for %u ms",
 			      r->srv->opts.idle_timeout_ms);
 	else

@@ -846,6 +846,7 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 	if (!r)
 		return -ENOMEM;
 	r->srv = srv;
+	r->credits = &srv->credits;
 	r->id = id;
 	r->n = srv->n;
 	r->listen_fd = -1;

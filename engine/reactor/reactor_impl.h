@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "credit/credit.h"
 #include "proto/proto.h"
 #include "reactor/reactor.h"
 #include "reactor/xfer.h"
@@ -78,33 +79,6 @@ struct sl_conn_ack {
 	uint32_t flags; /* SL_ACK_* */
 };
 
-/*
- * Credits (wire.proto Credit; README "Backpressure"). A connection's
- * windows: SL_CREDIT_EVENTS events, and `win_bytes` of credit bytes (an
- * event costs its encoded size plus SL_CREDIT_EVENT_OVERHEAD, so the byte
- * window bounds what its events in flight cost the server: their bytes,
- * ack refs, sequence entries, answers), reserved from the server's pool
- * (half of memory_budget). cr_* is what the client may still send,
- * unacked/in_bytes what it sent that is unanswered: cr + in <= window,
- * except for the one oversized event the protocol allows an idle
- * connection. Answers free room in the window; the flush at the end of the
- * turn grants it back (a Credit frame), unless a partition of a `block`
- * topic that some of those answers came from is pressured: then the
- * connection waits on the reactor's held list. Windows follow a fair share
- * of the pool among the connections holding one, within
- * [SL_CREDIT_SHARE_MIN, SL_CREDIT_SHARE_MAX].
- */
-#define SL_CREDIT_EVENTS SL_PRODUCER_WINDOW
-#define SL_CREDIT_SHARE_MIN (16u << 10) /* ~100 events of 100 B */
-#define SL_CREDIT_SHARE_MAX (8u << 20)
-/* A window starts at opts.credit_start_bytes (64 KiB) and doubles (up to
- * the fair share) each time its connection spends most of it: a client can
- * only give back credit by spending it, so a slow one must not be handed a
- * large window it sits on while other connections wait for the pool. */
-/* The bit of partition (t, p) in hold and pressure masks: a collision
- * only holds a connection back for a partition that is not its own. */
-#define SL_PMASK_BIT(t, p) (1ull << (((uint64_t)(t)*31u + (p)) & 63u))
-
 struct sl_conn {
 	uint32_t slot, gen;
 	int fd;
@@ -122,15 +96,8 @@ struct sl_conn {
 	uint64_t expect;      /* next sequence this session may send without a gap */
 	bool seq_known;       /* expect is known (else the first frame sets it) */
 	uint64_t deadline_ns; /* handshake or idle deadline, 0 = none */
-	uint64_t unacked;     /* events received and not yet acked */
-	uint64_t in_bytes;    /* their credit bytes */
-	uint64_t cr_events;   /* credits the client holds */
-	int64_t cr_bytes;     /* below 0 after a frame beyond them (wire.proto) */
-	uint64_t win_bytes;   /* byte window, reserved from the server's pool */
-	uint64_t hold_mask;   /* SL_PMASK_BIT of block partitions that answered since the last grant */
+	struct sl_credit cr;  /* its windows (credit/credit.h) */
 	uint64_t held_since;  /* on the held list since (ns), 0 = not held */
-	bool credited;        /* counted in the server's credited connections */
-	bool hungry;          /* spent most of its byte window: may grow */
 	bool on_held_list;
 	struct sl_conn *held_next, **held_pprev;
 	uint32_t owed;        /* Fetch answers still to come from the reader */
@@ -184,6 +151,7 @@ struct sl_reactor {
 	struct sl_conn *flush_head;   /* conns with output or acks to flush */
 	struct sl_conn *resume_head;  /* conns waiting to be read again */
 	struct sl_conn *held_head;    /* conns whose credits wait for pressure to ease */
+	struct sl_credit_pool *credits; /* the server's pool (shared atomics) */
 	uint64_t held_seen;           /* pressure mask when the last one was held */
 	/* The pressure of the partitions this reactor owns: the OR of
 	 * SL_PMASK_BIT of each pressured one (block topics only), published

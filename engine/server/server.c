@@ -121,8 +121,8 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	 * half, 1,000 producers offered ten times the peak reached 430-600 MiB
 	 * of a 512 MiB budget once group commits got larger (one sync in
 	 * flight per reactor); tests/e2e/overload.py measures it. */
-	srv->credit_total = srv->opts.memory_budget * 3 / 8;
-	atomic_store(&srv->credit_pool.value, (int64_t)srv->credit_total);
+	sl_credit_pool_init(&srv->credits, srv->opts.memory_budget * 3 / 8,
+			    srv->opts.credit_start_bytes);
 
 	ret = sl__lock_data_dir(srv, opts->data_dir, err, errlen);
 	if (ret < 0)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "credit/credit.h"
 #include "net/net.h"
 #include "topic/topic.h"
 
@@ -82,9 +83,9 @@ struct sl_server_opts {
 	/* Snapshot cadence of every projection partition; 0: 1M events, 60 s. */
 	uint64_t snapshot_every_events;
 	uint64_t snapshot_every_ns;
-	/* limits.memory_budget; 0: 512 MiB. Half of it is the pool of byte
-	 * credits (events in flight), the rest is for fixed buffers, indexes
-	 * and read models. */
+	/* limits.memory_budget; 0: 512 MiB. Three eighths of it are the pool
+	 * of byte credits (events in flight; sl_server_create says why), the
+	 * rest is for fixed buffers, indexes and read models. */
 	uint64_t memory_budget;
 	/* A partition whose slowest follower (projection, sink) is more than
 	 * this many events behind its durable end is pressured; 0: 1M. */
@@ -201,15 +202,9 @@ struct sl_server {
 	struct {
 		_Atomic uint32_t value;
 	} SL_CACHE_ALIGNED stopping;  /* set once by sl_server_stop() */
-	/* Byte credits not granted to any connection (may dip below 0 while
-	 * answers of closed connections are still on their way back). */
-	struct {
-		_Atomic int64_t value;
-	} SL_CACHE_ALIGNED credit_pool;
-	struct {
-		_Atomic uint32_t value;
-	} SL_CACHE_ALIGNED credited;  /* connections holding a byte window */
-	uint64_t credit_total;        /* the pool's size */
+	/* The byte credits of every connection (credit/credit.h): 3/8 of
+	 * memory_budget, sl_server_create says why. */
+	struct sl_credit_pool credits;
 	struct sl_producers *producers; /* ids and epochs, shared by the reactors */
 	struct sl_proj *projs;          /* immutable after create (the appliers are the reactors') */
 	/* Reclamation for concurrent-query projections (their models are read

@@ -229,9 +229,9 @@ static void sl__metrics_credits(struct sl_server *srv, FILE *f)
 		held_ns += atomic_load_explicit(&r->m_held_ns, memory_order_relaxed);
 		cut += atomic_load_explicit(&r->m_credit_cut, memory_order_relaxed);
 	}
-	int64_t pool = atomic_load_explicit(&srv->credit_pool.value, memory_order_relaxed);
+	int64_t pool = sl_credit_pool_avail(&srv->credits);
 	fprintf(f,
-		"# HELP sluice_credit_pool_bytes Credit bytes (half the memory budget) not granted to any connection.\n"
+		"# HELP sluice_credit_pool_bytes Credit bytes (3/8 of the memory budget) not granted to any connection.\n"
 		"# TYPE sluice_credit_pool_bytes gauge\n"
 		"sluice_credit_pool_bytes %" PRId64 "\n"
 		"# HELP sluice_credit_outstanding_bytes Credit bytes held by connections or in flight.\n"
@@ -255,8 +255,7 @@ static void sl__metrics_credits(struct sl_server *srv, FILE *f)
 		"# HELP sluice_credit_violations_total Connections cut off for sending beyond their credits.\n"
 		"# TYPE sluice_credit_violations_total counter\n"
 		"sluice_credit_violations_total %" PRIu64 "\n",
-		pool, (int64_t)srv->credit_total - pool,
-		atomic_load_explicit(&srv->credited.value, memory_order_relaxed), events, frames, held,
+		pool, (int64_t)srv->credits.total - pool, sl_credit_pool_credited(&srv->credits), events, frames, held,
 		(double)held_ns / 1e9, cut);
 }
 
