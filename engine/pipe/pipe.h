@@ -213,4 +213,25 @@ void sl_pipes_metrics(const struct sl_pipes *ps, FILE *out);
  * "error"?}]}]. "[]" for NULL or an empty set. */
 void sl_pipes_status_json(const struct sl_pipes *ps, FILE *out);
 
+/* ---- a stage in the server: what its owner publishes (pipe/stage.c) --------------- */
+/* The owning reactor drives the stages (reactor/pipe.c) and calls these;
+ * all on the owner's thread. */
+
+/* Publishes the stage's input and output positions (next_pub with
+ * release: the partition's lag bound reads it as a follower). */
+void sl_pipe_part_publish(struct sl_pipe_part *pp);
+/* Sets state_pub (release); returns whether it changed. */
+bool sl_pipe_part_set_state(struct sl_pipe_part *pp, uint32_t state);
+/* The stage stopped: said once on stderr, and it reads no more. Its
+ * outputs in flight are still acked (the watermark stays exact). */
+void sl_pipe_part_fail(struct sl_pipe_part *pp);
+/* The answer to output `seq` of stage `index` of ps: stored (status 0),
+ * or refused by `topic` partition `partition` with wire error `status`
+ * (the stage stops). Signals ps->changed when sl_pipes_wait may care. */
+void sl_pipes_output_answered(struct sl_pipes *ps, uint32_t index, uint64_t seq, int32_t status,
+                              const char *topic, uint32_t partition);
+/* Whether a partition of a topic the stage has written to is pressured:
+ * then it waits (its own lag pressures its input, and so its producers). */
+bool sl_pipe_part_pressured(const struct sl_pipe_part *pp);
+
 #endif

@@ -24,7 +24,6 @@
 #include "proto/event.h"
 #include "reactor/reactor_impl.h"
 #include "read/read.h"
-#include "server/server.h"
 
 #define SL_PROTOCOL_VERSION 1
 
@@ -38,7 +37,7 @@ static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c);
 int sl__conns_init(struct sl_reactor *r)
 {
 	/* Every connection of the server could land on one reactor. */
-	r->conn_cap = r->srv->opts.max_connections;
+	r->conn_cap = r->lim.max_connections;
 	r->conns = calloc(r->conn_cap, sizeof(*r->conns));
 	r->gens = calloc(r->conn_cap, sizeof(*r->gens));
 	r->free_slots = malloc(r->conn_cap * sizeof(*r->free_slots));
@@ -90,7 +89,7 @@ static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 	r->gens[c->slot]++;
 	r->free_slots[r->n_free++] = c->slot;
 	r->n_conns--;
-	atomic_fetch_sub_explicit(&r->srv->conns.value, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(r->env->conns, 1, memory_order_relaxed);
 	free(c->rbuf);
 	free(c->out[0].p);
 	free(c->out[1].p);
@@ -177,12 +176,12 @@ static void sl__conn_fail(struct sl_reactor *r, struct sl_conn *c, uint32_t code
 
 void sl__conn_accepted(struct sl_reactor *r, int fd)
 {
-	struct sl_server *srv = r->srv;
+	const struct sl_reactor_env *env = r->env;
 
-	if (r->stopping || atomic_fetch_add_explicit(&srv->conns.value, 1, memory_order_relaxed) >= srv->opts.max_connections ||
+	if (r->stopping || atomic_fetch_add_explicit(env->conns, 1, memory_order_relaxed) >= r->lim.max_connections ||
 	    r->n_free == 0) {
 		if (!r->stopping)
-			atomic_fetch_sub_explicit(&srv->conns.value, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(env->conns, 1, memory_order_relaxed);
 		/* Cold path: tell the client why in one blocking write (a fresh
 		 * socket's send buffer always has room) and close. */
 		uint8_t buf[160];
@@ -199,7 +198,7 @@ void sl__conn_accepted(struct sl_reactor *r, int fd)
 	}
 	struct sl_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
-		atomic_fetch_sub_explicit(&srv->conns.value, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(env->conns, 1, memory_order_relaxed);
 		close(fd);
 		return;
 	}
@@ -208,7 +207,7 @@ void sl__conn_accepted(struct sl_reactor *r, int fd)
 	c->gen = ++r->gens[c->slot];
 	c->fd = fd;
 	c->state = SL_CONN_HELLO;
-	c->deadline_ns = sl_now_ns() + (uint64_t)srv->opts.handshake_timeout_ms * 1000000u;
+	c->deadline_ns = sl_now_ns() + (uint64_t)r->lim.handshake_timeout_ms * 1000000u;
 	r->conns[c->slot] = c;
 	r->n_conns++;
 	r->stats.conns_accepted++;
@@ -298,7 +297,7 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	 * next Produce fails (below, and in every partition this epoch has
 	 * written to). Hellos are rare; the registry's mutex is never on the
 	 * event path. */
-	int ret = sl_producers_hello(r->srv->producers, want, &c->prod, &c->epoch, &next);
+	int ret = sl_producers_hello(r->env->producers, want, &c->prod, &c->epoch, &next);
 	if (ret < 0) {
 		sl__conn_fail(r, c,
 			      ret == -ENOSPC ? SLUICE__V1__ERROR_CODE__ERR_LIMIT
@@ -329,7 +328,7 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	w.credit_bytes = c->cr.win_bytes;
 	if (!whole)
 		sl__conn_hold(r, c);
-	w.max_frame_bytes = r->srv->opts.max_frame_bytes;
+	w.max_frame_bytes = r->lim.max_frame_bytes;
 	w.server_name = "sluiced";
 	ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
 	if (ret < 0) {
@@ -338,7 +337,7 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		return;
 	}
 	/* From now on the idle timeout, not the handshake's, applies. */
-	c->deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.idle_timeout_ms * 1000000u;
+	c->deadline_ns = sl_now_ns() + (uint64_t)r->lim.idle_timeout_ms * 1000000u;
 	c->state = SL_CONN_READY;
 	sl__conn_mark_flush(r, c);
 }
@@ -508,7 +507,7 @@ static void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct
 		sl_producer_accepted(c->prod, c->expect);
 	}
 	struct sl_topic *t = NULL;
-	if (!refuse && !(t = sl_topics_find(&r->srv->topics, pr.topic, pr.topic_len)))
+	if (!refuse && !(t = sl_topics_find(r->topics, pr.topic, pr.topic_len)))
 		refuse = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
 
 	c->cr.unacked += pr.n_events;
@@ -563,7 +562,7 @@ static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct s
 	if (!m)
 		return;
 	Sluice__V1__Fetch *fe = (Sluice__V1__Fetch *)m;
-	struct sl_topic *t = sl_topics_find(&r->srv->topics, fe->topic, strlen(fe->topic));
+	struct sl_topic *t = sl_topics_find(r->topics, fe->topic, strlen(fe->topic));
 	if (!t) {
 		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
 				 "unknown topic '%s'", fe->topic);
@@ -587,7 +586,7 @@ static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct s
 		.max_bytes = fe->max_bytes, .request_id = fe->request_id,
 		.deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
 	};
-	if (r->stopping || sl_reader_submit(r->srv->reader, req) < 0) {
+	if (r->stopping || sl_reader_submit(r->env->reader, req) < 0) {
 		free(req);
 		sl__fetch_refuse(r, c, fe,
 				 r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
@@ -602,7 +601,7 @@ out:
 
 static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
 {
-	const struct sl_topics *ts = &r->srv->topics;
+	const struct sl_topics *ts = r->topics;
 	ProtobufCMessage *m = sl__conn_request(r, c, f, "Metadata", "MetadataRequest");
 	if (!m)
 		return;
@@ -661,7 +660,7 @@ out:
 void sl__conns_take_fetches(struct sl_reactor *r)
 {
 	struct sl_fetch_req *req;
-	while ((req = sl_reader_take(r->srv->reader, r->id))) {
+	while ((req = sl_reader_take(r->env->reader, r->id))) {
 		struct sl_conn *c = req->conn < r->conn_cap ? r->conns[req->conn] : NULL;
 		if (c && c->gen == req->gen) {
 			c->owed--;
@@ -716,7 +715,7 @@ static void sl__conn_bad_frame(struct sl_reactor *r, struct sl_conn *c, int err,
 	if (err == -SL_EFRAME_TOO_BIG)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_FRAME_TOO_BIG,
 			      "frame length %u exceeds max_frame_bytes %u", len,
-			      r->srv->opts.max_frame_bytes);
+			      r->lim.max_frame_bytes);
 	else
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
 			      "bad frame header: length %u (a frame holds at least its type byte)",
@@ -744,7 +743,7 @@ static int sl__rbuf_reserve(struct sl_conn *c, uint32_t need)
 /* Feeds received bytes to the connection; frames are handled in place. */
 static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_t *p, size_t n)
 {
-	uint32_t max = r->srv->opts.max_frame_bytes;
+	uint32_t max = r->lim.max_frame_bytes;
 	struct sl_frame f;
 	int ret;
 
@@ -829,7 +828,7 @@ void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t fla
 		if (c->state != SL_CONN_CLOSING) {
 			if (c->state == SL_CONN_READY)
 				c->deadline_ns = sl_now_ns() +
-						 (uint64_t)r->srv->opts.idle_timeout_ms * 1000000u;
+						 (uint64_t)r->lim.idle_timeout_ms * 1000000u;
 			sl__conn_input(r, c, r->bufs + (size_t)bid * r->buf_size, (size_t)res);
 		}
 		/* Everything was copied out or handled: the buffer goes back at
@@ -896,7 +895,7 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 	};
 	sl_credit_answered(&c->cr, a->len,
 			   !a->status && !(a->flags & SL_ACK_DROPPED) &&
-				   r->srv->topics.v[a->topic].overload == SL_OVERLOAD_BLOCK
+				   r->topics->v[a->topic].overload == SL_OVERLOAD_BLOCK
 			       ? SL_PMASK_BIT(a->topic, a->partition)
 			       : 0);
 	r->stats.acks_out++;
@@ -1058,7 +1057,7 @@ uint64_t sl__pressure_mask(const struct sl_reactor *r)
 {
 	uint64_t m = 0;
 	for (uint32_t i = 0; i < r->n; i++)
-		m |= atomic_load_explicit(&r->srv->reactors[i]->pmask.value, memory_order_relaxed);
+		m |= atomic_load_explicit(&r->env->peers[i]->pmask.value, memory_order_relaxed);
 	return m;
 }
 
@@ -1164,13 +1163,13 @@ void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c)
 {
 	if (c->state == SL_CONN_HELLO)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "no Hello within %u ms",
-			      r->srv->opts.handshake_timeout_ms);
+			      r->lim.handshake_timeout_ms);
 	else if (c->state == SL_CONN_READY && c->on_held_list)
 		/* Quiet because we withhold its credits: not its fault. */
-		c->deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.idle_timeout_ms * 1000000u;
+		c->deadline_ns = sl_now_ns() + (uint64_t)r->lim.idle_timeout_ms * 1000000u;
 	else if (c->state == SL_CONN_READY && c->cr.unacked == 0 && c->owed == 0)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "idle for %u ms",
-			      r->srv->opts.idle_timeout_ms);
+			      r->lim.idle_timeout_ms);
 	else
 		c->deadline_ns = 0;
 }

@@ -17,7 +17,6 @@
 
 #include "read/read.h"
 #include "ring/ring.h"
-#include "server/server.h"
 
 /* ---- blocks ----------------------------------------------------------- */
 
@@ -60,12 +59,12 @@ static void sl__xblock_home(struct sl_reactor *r, struct sl_xblock *b)
 
 static struct sl_ring *sl__ring_to(struct sl_reactor *r, uint32_t to)
 {
-	return r->srv->rings[r->id * r->n + to];
+	return r->env->rings[r->id * r->n + to];
 }
 
 static struct sl_ring *sl__ring_from(struct sl_reactor *r, uint32_t from)
 {
-	return r->srv->rings[from * r->n + r->id];
+	return r->env->rings[from * r->n + r->id];
 }
 
 /* Pushes a block to another reactor. When the ring is full (a burst beyond
@@ -181,7 +180,7 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 	case SL_X_EVENTS:
 		for (uint32_t i = 0; i < b->n; i++) {
 			const struct sl_xev *e = &b->ev[i];
-			struct sl_partition *p = &r->srv->topics.v[e->topic].parts[e->partition];
+			struct sl_partition *p = &r->topics->v[e->topic].parts[e->partition];
 			struct sl_ack_ref ref = {
 				.base_seq = e->base_seq,
 				.conn = e->conn,
@@ -269,7 +268,7 @@ int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
 int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uint32_t conn,
 			 const uint8_t *ev, uint32_t len, uint64_t seq)
 {
-	struct sl_topic *t = &r->srv->topics.v[topic];
+	struct sl_topic *t = &r->topics->v[topic];
 	struct sl_event_view v;
 	int ret = sl_event_scan(ev, len, &v);
 
@@ -335,7 +334,7 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
  */
 void sl__parts_pressure(struct sl_reactor *r)
 {
-	const struct sl_server_opts *o = &r->srv->opts;
+	const struct sl_reactor_limits *o = &r->lim;
 	uint64_t mask = 0, now = 0;
 
 	for (uint32_t i = 0; i < r->n_parts; i++) {
@@ -627,7 +626,7 @@ static void sl__on_tick(struct sl_reactor *r)
 		if (c && c->deadline_ns && now > c->deadline_ns)
 			sl__conn_timeout(r, c);
 	}
-	if (atomic_load_explicit(&r->srv->stopping.value, memory_order_acquire) && !r->stopping)
+	if (atomic_load_explicit(r->env->stopping, memory_order_acquire) && !r->stopping)
 		sl__begin_stop(r);
 	if (r->stopping && r->drain_deadline_ns && now > r->drain_deadline_ns)
 		r->drain_expired = true;
@@ -662,7 +661,7 @@ static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
 			sl__arm_tick(r);
 		break;
 	case SL_OP_WAKE:
-		if (atomic_load_explicit(&r->srv->stopping.value, memory_order_acquire) && !r->stopping)
+		if (atomic_load_explicit(r->env->stopping, memory_order_acquire) && !r->stopping)
 			sl__begin_stop(r);
 		if (!r->exiting)
 			sl__arm_wake(r);
@@ -684,7 +683,7 @@ static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
 void sl__begin_stop(struct sl_reactor *r)
 {
 	r->stopping = true;
-	r->drain_deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.drain_timeout_ms * 1000000u;
+	r->drain_deadline_ns = sl_now_ns() + (uint64_t)r->lim.drain_timeout_ms * 1000000u;
 	if (r->listen_fd >= 0) {
 		/* Closing the socket ends the multishot accept. */
 		struct io_uring_sqe *sqe = sl__sqe(r);
@@ -703,13 +702,13 @@ static bool sl__drained(struct sl_reactor *r)
 		if (r->recvs_armed || r->accept_armed)
 			return false;
 		r->input_done = true;
-		atomic_fetch_add_explicit(&r->srv->input_done.value, 1, memory_order_acq_rel);
+		atomic_fetch_add_explicit(r->env->input_done, 1, memory_order_acq_rel);
 	}
 	if (r->drain_expired)
 		return true;
-	if (atomic_load_explicit(&r->srv->input_done.value, memory_order_acquire) < r->n)
+	if (atomic_load_explicit(r->env->input_done, memory_order_acquire) < r->n)
 		return false;
-	if (r->blocks_out || r->remote_unacked || sl_reader_outstanding(r->srv->reader, r->id))
+	if (r->blocks_out || r->remote_unacked || sl_reader_outstanding(r->env->reader, r->id))
 		return false;
 	/* No reactor makes new events any more, but blocks already pushed to
 	 * us (events to store, acks to send, our blocks coming home) must be
@@ -803,7 +802,7 @@ static void *sl__thread(void *arg)
 	struct sl_reactor *r = arg;
 	int ret;
 
-	if (r->srv->opts.pin) {
+	if (r->lim.pin) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		cpu_set_t set;
 		CPU_ZERO(&set);
@@ -819,14 +818,14 @@ static void *sl__thread(void *arg)
 	 * hence the barrier. */
 	ret = sl__setup_uring(r);
 	atomic_store_explicit(&r->ring_fd, r->uring_ok ? r->uring.ring_fd : -1, memory_order_release);
-	pthread_barrier_wait(r->start_barrier);
+	pthread_barrier_wait(r->env->start_barrier);
 	if (ret < 0) {
 		fprintf(stderr, "sluiced: reactor %u: io_uring setup: %s\n", r->id, strerror(-ret));
 		r->result = ret;
 		return NULL;
 	}
 	for (uint32_t t = 0; t < r->n; t++) {
-		r->peer_fds[t] = sl_reactor_ring_fd(r->srv->reactors[t]);
+		r->peer_fds[t] = sl_reactor_ring_fd(r->env->peers[t]);
 		if (r->peer_fds[t] < 0) {
 			r->result = -EIO; /* a peer failed; it says why */
 			return NULL;
@@ -838,17 +837,19 @@ static void *sl__thread(void *arg)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **out)
+int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_reactor **out)
 {
 	struct sl_reactor *r = calloc(1, sizeof(*r));
 	int ret = -ENOMEM;
 
 	if (!r)
 		return -ENOMEM;
-	r->srv = srv;
-	r->credits = &srv->credits;
+	r->env = env;
+	r->topics = env->topics;
+	r->credits = env->credits;
+	r->lim = env->lim;
 	r->id = id;
-	r->n = srv->n;
+	r->n = env->n;
 	r->listen_fd = -1;
 	r->ring_fd = -1;
 	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -871,21 +872,21 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 
 	/* Partitions this reactor owns: p % n == id, across all topics. */
 	uint32_t total = 0;
-	for (uint32_t t = 0; t < srv->topics.n; t++)
-		total += srv->topics.v[t].n_parts;
+	for (uint32_t t = 0; t < env->topics->n; t++)
+		total += env->topics->v[t].n_parts;
 	r->parts = calloc(total ? total : 1, sizeof(*r->parts));
 	r->dirty_parts = calloc(total ? total : 1, sizeof(*r->dirty_parts));
 	if (!r->parts || !r->dirty_parts)
 		goto fail;
 	r->tick_ms = SL_TICK_MS;
-	for (uint32_t t = 0; t < srv->topics.n; t++) {
-		const struct sl_topic_spec *spec = &srv->opts.topics[t];
+	for (uint32_t t = 0; t < env->topics->n; t++) {
+		const struct sl_topic_spec *spec = &env->topic_specs[t];
 		if (spec->durability == SL_LOG_INTERVAL && spec->interval_ns / 1000000u < r->tick_ms)
 			r->tick_ms = spec->interval_ns < 1000000u ? 1 : (uint32_t)(spec->interval_ns / 1000000u);
-		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++)
-			if (srv->topics.v[t].parts[p].owner == id) {
-				srv->topics.v[t].parts[p].rslot = r->n_parts;
-				r->parts[r->n_parts++] = &srv->topics.v[t].parts[p];
+		for (uint32_t p = 0; p < env->topics->v[t].n_parts; p++)
+			if (env->topics->v[t].parts[p].owner == id) {
+				env->topics->v[t].parts[p].rslot = r->n_parts;
+				r->parts[r->n_parts++] = &env->topics->v[t].parts[p];
 			}
 	}
 
@@ -910,6 +911,13 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 fail:
 	sl_reactor_destroy(r);
 	return ret;
+}
+
+void sl_reactor_listen(struct sl_reactor *r, int fd)
+{
+	if (r->listen_fd >= 0)
+		close(r->listen_fd);
+	r->listen_fd = fd;
 }
 
 int sl_reactor_start(struct sl_reactor *r)
@@ -943,6 +951,15 @@ void sl_reactor_wake(struct sl_reactor *r)
 void sl_reactor_get_stats(struct sl_reactor *r, struct sl_reactor_stats *out)
 {
 	*out = r->stats;
+}
+
+void sl_reactor_get_credit_stats(struct sl_reactor *r, struct sl_reactor_credit_stats *out)
+{
+	out->granted_events = atomic_load_explicit(&r->m_credit_events, memory_order_relaxed);
+	out->frames = atomic_load_explicit(&r->m_credit_frames, memory_order_relaxed);
+	out->held_now = atomic_load_explicit(&r->m_held_now, memory_order_relaxed);
+	out->held_ns = atomic_load_explicit(&r->m_held_ns, memory_order_relaxed);
+	out->cut = atomic_load_explicit(&r->m_credit_cut, memory_order_relaxed);
 }
 
 void sl_reactor_destroy(struct sl_reactor *r)

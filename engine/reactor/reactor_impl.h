@@ -114,10 +114,12 @@ struct sl_conn {
 };
 
 struct sl_reactor {
-	struct sl_server *srv;
+	const struct sl_reactor_env *env;
+	/* Read on every event: copied or cached out of env at create. */
+	struct sl_topics *topics;
+	struct sl_reactor_limits lim;
 	uint32_t id, n;
 	pthread_t thread;
-	pthread_barrier_t *start_barrier;
 	bool started;
 	int result;
 
@@ -187,7 +189,7 @@ struct sl_reactor {
 	bool stopping, input_done, drain_expired, exiting;
 	uint64_t drain_deadline_ns;
 
-	/* Projections of the partitions owned here (server/project.c). */
+	/* Projections of the partitions owned here (project.h, proj.c). */
 	struct sl_proj_part **pparts;
 	uint32_t n_pparts;
 	bool proj_behind;            /* an applier has more to apply than a turn takes */

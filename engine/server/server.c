@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "reactor/reactor.h"
-#include "reactor/reactor_impl.h"
+#include "proto/proto.h"
 #include "read/read.h"
 #include "ring/ring.h"
 #include "sink/sink.h"
@@ -193,15 +193,44 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			srv->rings[i * srv->n + j] = ring;
 		}
 
-	for (uint32_t i = 0; i < srv->n; i++) {
-		ret = sl_reactor_create(srv, i, &srv->reactors[i]);
-		if (ret < 0)
-			goto fail;
-	}
+	/* The reader before the reactors: their env names it. */
 	ret = sl_reader_create(&srv->topics, srv->n, srv->opts.max_frame_bytes, sl__wake_reactor, srv,
 			       &srv->reader);
 	if (ret < 0)
 		goto fail;
+	srv->env = (struct sl_reactor_env){
+		.n = srv->n,
+		.peers = srv->reactors,
+		.topics = &srv->topics,
+		.topic_specs = srv->opts.topics,
+		.rings = srv->rings,
+		.reader = srv->reader,
+		.producers = srv->producers,
+		.credits = &srv->credits,
+		.lim = {
+			.max_connections = srv->opts.max_connections,
+			.max_frame_bytes = srv->opts.max_frame_bytes,
+			.handshake_timeout_ms = srv->opts.handshake_timeout_ms,
+			.idle_timeout_ms = srv->opts.idle_timeout_ms,
+			.drain_timeout_ms = srv->opts.drain_timeout_ms,
+			.max_lag_events = srv->opts.max_lag_events,
+			.max_waiting_events = srv->opts.max_waiting_events,
+			.pin = srv->opts.pin,
+		},
+		.conns = &srv->conns.value,
+		.input_done = &srv->input_done.value,
+		.stopping = &srv->stopping.value,
+		.start_barrier = &srv->barrier,
+		.projs = srv->projs,
+		.n_projs = srv->n_projs,
+		.pq = srv->pq,
+		.pipes = srv->pipes,
+	};
+	for (uint32_t i = 0; i < srv->n; i++) {
+		ret = sl_reactor_create(&srv->env, i, &srv->reactors[i]);
+		if (ret < 0)
+			goto fail;
+	}
 
 	/* Every reactor listens on the same address; the first bind fixes the
 	 * port when the configured one is 0. */
@@ -222,7 +251,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			}
 			sl_net_set_port(&srv->native_addr, (uint16_t)port);
 		}
-		srv->reactors[i]->listen_fd = fd;
+		sl_reactor_listen(srv->reactors[i], fd);
 	}
 	*out = srv;
 	return 0;
@@ -256,7 +285,6 @@ int sl_server_start(struct sl_server *srv)
 		return -ret;
 	srv->barrier_ok = true;
 	for (uint32_t i = 0; i < srv->n; i++) {
-		srv->reactors[i]->start_barrier = bar;
 		ret = sl_reactor_start(srv->reactors[i]);
 		if (ret < 0) {
 			/* Threads already started wait at the barrier forever;

@@ -22,6 +22,8 @@
 #include "topic/topic.h"
 
 #include "plugin/plugin.h"
+#include "project/project.h"
+#include "reactor/reactor.h"
 
 struct sl_reactor;
 struct sl_reader;
@@ -106,82 +108,6 @@ struct sl_server_opts {
 	uint32_t n_pipelines;
 };
 
-/*
- * One projection on one partition: its applier, owned by the partition's
- * reactor (only that thread steps or queries it). `applied_pub` is the
- * applier's next offset, published for other threads (status, metrics).
- */
-struct sl_proj_part {
-	struct sl_applier *a;
-	struct sl_partition *part;
-	uint32_t proj;
-	/* The applier stopped (its error, written before, says why). Atomic:
-	 * concurrent queries read it on HTTP threads. */
-	_Atomic bool failed;
-	_Atomic uint64_t applied_pub;
-	_Atomic int64_t applied_ms_pub; /* when the last event it read was stored */
-	/* What the projection emits (balance's rejections), published exactly
-	 * once by reactor/proj.c: as producer `emit_pid`, acks to
-	 * SL_CONN_PIPE | SL_CONN_PROJ | emit_ref. */
-	uint64_t emit_pid;
-	uint32_t emit_ref;             /* proj << 12 | partition */
-	uint64_t emit_unacked;
-};
-
-struct sl_proj {
-	char *name;
-	struct sl_plugin *plugin;
-	struct sl_topic *topic;
-	const struct sl_topics *topics; /* where its emits may go (not `topic`) */
-	struct sl_proj_part *parts;    /* one per partition of topic */
-};
-
-/*
- * A read-model request from a thread other than the reactors (HTTP), to
- * the reactor that owns partition `partition`: wait until the projection
- * has applied `wait_offset` (read your writes), check the lag, query. The
- * reactor answers every request exactly once, by its deadline at the
- * latest (its tick checks), or at stop; it fills the answer, then sets
- * `done` under `mu` and signals `cv`. The caller owns the request and frees
- * it only after `done`.
- */
-struct sl_pquery {
-	uint32_t proj, partition;
-	uint32_t mode;                 /* SL_PLUGIN_QUERY_FULL or _PART */
-	bool wait, query, has_max_lag;
-	bool rebuild;                  /* rebuild from 0 beside the live model, compare */
-	struct sl_applier *rb;         /* the rebuild's applier (the reactor's) */
-	bool equal;                    /* rebuild: the models' bytes are equal */
-	uint64_t model_bytes, rb_bytes;
-	uint64_t wait_offset;          /* applied once the applier's next > this */
-	uint64_t max_lag;
-	uint64_t deadline_ns;
-	const char *key;
-	uint32_t key_len;
-	/* the answer */
-	int status;                    /* HTTP status: 200, 404, 409, 503, 504 ... */
-	char msg[200];
-	struct sl_plugin_out out;
-	uint64_t applied, lag;
-	struct sl_pquery *next;        /* the reactor's wait list */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-};
-
-/* A 503 answer in q: partition q->partition of pj is not serving (its
- * applier stopped, or its partition was refused). */
-void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q);
-/*
- * Answers q (status, msg, out; nothing signalled) from a model that has
- * applied every event below `next`, of a partition durable up to `end`:
- * the lag check, then the plugin's query. On the owning reactor (er NULL),
- * or, for a concurrent-query projection, on any thread with er a record of
- * srv->epoch (the query runs inside its read section).
- */
-void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
-		      struct sl_epoch_rec *er);
-
 struct sl_server {
 	struct sl_server_opts opts;
 	struct sl_topics topics;
@@ -215,6 +141,9 @@ struct sl_server {
 	struct sl_sinks *sinks;         /* sink threads (engine/sink); NULL when none */
 	struct sl_pipes *pipes;         /* pipeline stages (engine/pipe); NULL when none */
 	pthread_barrier_t barrier;     /* reactors meet once their rings exist */
+	/* What the reactors are given (reactor.h): pointers into this server,
+	 * filled before the first reactor is created. */
+	struct sl_reactor_env env;
 	int lock_fd;                   /* flock on data_dir/.lock */
 	bool barrier_ok;
 };

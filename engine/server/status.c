@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reactor/reactor_impl.h"
+#include "reactor/reactor.h"
 #include "server/server.h"
 #include "pipe/pipe.h"
 #include "sink/sink.h"
@@ -222,12 +222,13 @@ static void sl__metrics_credits(struct sl_server *srv, FILE *f)
 {
 	uint64_t events = 0, frames = 0, held = 0, held_ns = 0, cut = 0;
 	for (uint32_t i = 0; i < srv->n; i++) {
-		struct sl_reactor *r = srv->reactors[i];
-		events += atomic_load_explicit(&r->m_credit_events, memory_order_relaxed);
-		frames += atomic_load_explicit(&r->m_credit_frames, memory_order_relaxed);
-		held += atomic_load_explicit(&r->m_held_now, memory_order_relaxed);
-		held_ns += atomic_load_explicit(&r->m_held_ns, memory_order_relaxed);
-		cut += atomic_load_explicit(&r->m_credit_cut, memory_order_relaxed);
+		struct sl_reactor_credit_stats cs;
+		sl_reactor_get_credit_stats(srv->reactors[i], &cs);
+		events += cs.granted_events;
+		frames += cs.frames;
+		held += cs.held_now;
+		held_ns += cs.held_ns;
+		cut += cs.cut;
 	}
 	int64_t pool = sl_credit_pool_avail(&srv->credits);
 	fprintf(f,
