@@ -621,11 +621,7 @@ static void sl__on_tick(struct sl_reactor *r)
 			r->dirty_parts[r->n_dirty_parts++] = p;
 		}
 	}
-	for (uint32_t i = 0; i < r->conn_cap; i++) {
-		struct sl_conn *c = r->conns[i];
-		if (c && c->deadline_ns && now > c->deadline_ns)
-			sl__conn_timeout(r, c);
-	}
+	sl__conns_timeouts(r, now);
 	if (atomic_load_explicit(r->env->stopping, memory_order_acquire) && !r->stopping)
 		sl__begin_stop(r);
 	if (r->stopping && r->drain_deadline_ns && now > r->drain_deadline_ns)

@@ -50,68 +50,10 @@ enum sl_op {
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */
 #define SL_PRODUCE_VIEWS 1024
-/* A connection whose unsent output passes this stops being read until its
- * peer reads: a client that does not read its acks cannot grow our memory. */
-#define SL_CONN_OUT_HIGH (4u << 20)
-
-enum sl_conn_state {
-	SL_CONN_HELLO = 0, /* waiting for Hello */
-	SL_CONN_READY,
-	SL_CONN_CLOSING,   /* sends what is queued (an Error), then closes */
-};
-
-struct sl_buf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-/* An ack waiting to be encoded into the connection's next Ack frame. */
-struct sl_pquery;
+struct sl_conn;
 struct sl_proj_part;
 struct sl_pipe_part;
-
-struct sl_conn_ack {
-	uint64_t base_seq;
-	uint64_t offset;
-	uint32_t index;
-	uint32_t partition;
-	int32_t status;
-	uint32_t flags; /* SL_ACK_* */
-};
-
-struct sl_conn {
-	uint32_t slot, gen;
-	int fd;
-	uint8_t state;
-	bool recv_armed;     /* a recv SQE is in flight */
-	bool send_armed;     /* a send SQE is in flight (out[sending]) */
-	bool read_eof;       /* peer shut its side; we may still send */
-	bool want_recv;      /* re-arm when the reactor or output allows */
-	bool on_flush_list;
-	bool on_resume_list;
-	uint64_t producer_id;
-	uint32_t epoch;
-	bool idempotent;      /* sequences deduplicated (Hello did not turn it off) */
-	struct sl_producer *prod; /* the registry's entry for producer_id */
-	uint64_t expect;      /* next sequence this session may send without a gap */
-	bool seq_known;       /* expect is known (else the first frame sets it) */
-	uint64_t deadline_ns; /* handshake or idle deadline, 0 = none */
-	struct sl_credit cr;  /* its windows (credit/credit.h) */
-	uint64_t held_since;  /* on the held list since (ns), 0 = not held */
-	bool on_held_list;
-	struct sl_conn *held_next, **held_pprev;
-	uint32_t owed;        /* Fetch answers still to come from the reader */
-	/* Reassembly of a frame that spans receive buffers. */
-	uint8_t *rbuf;
-	uint32_t rlen, rcap;
-	/* Output: out[sending] is with the kernel, out[!sending] fills. */
-	struct sl_buf out[2];
-	uint32_t sending, sent;
-	struct sl_conn_ack *acks;
-	uint32_t n_acks, cap_acks;
-	struct sl_conn *flush_next;
-	struct sl_conn *resume_next;
-};
+struct sl_pquery;
 
 struct sl_reactor {
 	const struct sl_reactor_env *env;
@@ -243,14 +185,18 @@ void sl__pipe_tick(struct sl_reactor *r);
 /* An ack whose conn has SL_CONN_PIPE (from sl__conn_ack). */
 void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a);
 
-/* conn.c */
+/* Connections, as the loop sees them (conn.c, handlers.c, acks.c; the
+ * connection's own internals are in conn.h). */
 int sl__conns_init(struct sl_reactor *r);
 void sl__conns_destroy(struct sl_reactor *r);
 void sl__conn_accepted(struct sl_reactor *r, int fd);
 void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t flags);
 void sl__conn_on_send(struct sl_reactor *r, uint32_t slot, int res);
+/* One answer to an event of a connection of this reactor (or of a
+ * pipeline stage or projection: SL_CONN_PIPE), from any partition. */
 void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *ack);
-void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c);
+/* Every connection whose deadline passed (the tick). */
+void sl__conns_timeouts(struct sl_reactor *r, uint64_t now);
 void sl__conns_flush(struct sl_reactor *r);
 void sl__conns_resume(struct sl_reactor *r);
 void sl__conns_stop_reading(struct sl_reactor *r);
