@@ -6,6 +6,9 @@
 #define SL_REACTOR_IMPL_H
 
 #include <liburing.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -152,15 +155,6 @@ struct sl_reactor {
 
 /* reactor.c */
 struct io_uring_sqe *sl__sqe(struct sl_reactor *r);
-struct sl_xblock *sl__xblock_get(struct sl_reactor *r, uint32_t need);
-int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
-		    const uint8_t *bytes);
-void sl__xflush(struct sl_reactor *r);
-void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack);
-/* Admits one event to partition `p` (owned here); a duplicate of a durable
- * event is answered at once. 0 or sl_partition_produce's errors. */
-int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
-		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
 /* Publishes one encoded event into `topic` for a producer inside the server
  * (a pipeline stage, a projection's emits: epoch 1, sequence `seq`, acks to
  * `conn`), to the partition of its aggregate: admitted here when this core
@@ -169,6 +163,113 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 			 const uint8_t *ev, uint32_t len, uint64_t seq);
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
 void sl__begin_stop(struct sl_reactor *r);
+
+/* xfer.c: cross-core blocks */
+int sl__xpool_init(struct sl_reactor *r);
+void sl__xpool_destroy(struct sl_reactor *r);
+/* A block for events (need: their bytes) or acks (0): from the pool, or
+ * allocated past it (then receives stop until blocks come home). */
+struct sl_xblock *sl__xblock_get(struct sl_reactor *r, uint32_t need);
+void sl__xpush(struct sl_reactor *r, uint32_t to, struct sl_xblock *b);
+/* Pushes every partly filled block (end of turn). */
+void sl__xflush(struct sl_reactor *r);
+/* Consumes what the peers pushed to this reactor (bounded per turn). */
+void sl__xdrain(struct sl_reactor *r);
+/* No backlog to push and nothing inbound: the drain may end. */
+bool sl__xquiet(struct sl_reactor *r);
+
+/* acks.c: one answer to an event of a connection of this reactor (or of
+ * a pipeline stage or projection: SL_CONN_PIPE), from any partition. */
+void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *ack);
+
+/* ---- per event, inline: filling blocks, routing acks, admitting events ---- */
+
+/* One event for reactor `to`, copied into the block filling for it. */
+static inline int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
+		    const uint8_t *bytes)
+{
+	struct sl_xblock *b = r->cur_ev[to];
+
+	if (b && (b->n == SL_XBLOCK_DESC || b->cap - b->used < ev->len)) {
+		sl__xpush(r, to, b);
+		b = NULL;
+	}
+	if (!b) {
+		b = sl__xblock_get(r, ev->len);
+		if (!b)
+			return -ENOMEM;
+		b->kind = SL_X_EVENTS;
+		r->cur_ev[to] = b;
+	}
+	struct sl_xev *d = &b->ev[b->n++];
+	*d = *ev;
+	d->off = b->used;
+	memcpy(b->data + b->used, bytes, ev->len);
+	b->used += ev->len;
+	r->remote_unacked++;
+	return 0;
+}
+
+static inline int sl__xsend_ack(struct sl_reactor *r, uint32_t to, const struct sl_xack *ack)
+{
+	struct sl_xblock *b = r->cur_ack[to];
+
+	if (b && b->n == SL_XBLOCK_DESC) {
+		sl__xpush(r, to, b);
+		b = NULL;
+	}
+	if (!b) {
+		b = sl__xblock_get(r, 0);
+		if (!b)
+			return -ENOMEM;
+		b->kind = SL_X_ACKS;
+		r->cur_ack[to] = b;
+	}
+	b->ack[b->n++] = *ack;
+	return 0;
+}
+
+/* Routes one ack to the connection's reactor. */
+static inline void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack)
+{
+	if (core == r->id) {
+		sl__conn_ack(r, ack);
+		return;
+	}
+	if (sl__xsend_ack(r, core, ack) < 0) {
+		/* Out of memory for an ack block: the ack is lost to the client,
+		 * which will retry; the event itself is stored. Never silently. */
+		fprintf(stderr, "sluiced: reactor %u: no memory for an ack block\n", r->id);
+	}
+}
+
+/* Admits one event to partition `p` (owned here); a duplicate of a durable
+ * event is answered at once. 0 or sl_partition_produce's errors. */
+static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
+		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+{
+	int ret = sl_partition_produce(p, pid, epoch, seq, ev, len, ref);
+	if (ret < 0)
+		return ret;
+	if (ret == 1) {
+		/* A duplicate of a durable event: answered now. */
+		struct sl_xack a = {
+			.base_seq = ref->base_seq, .offset = ref->offset, .conn = ref->conn,
+			.gen = ref->gen, .index = ref->index, .partition = p->id,
+			.len = ref->len, .flags = ref->flags, .topic = (uint16_t)p->topic->index,
+		};
+		r->stats.duplicates++;
+		sl__route_ack(r, ref->core, &a);
+		return 0;
+	}
+	if (ref->flags & SL_ACK_DUP)
+		r->stats.duplicates++;
+	if (!p->dirty) {
+		p->dirty = true;
+		r->dirty_parts[r->n_dirty_parts++] = p;
+	}
+	return 0;
+}
 
 /* proj.c */
 int sl__proj_init(struct sl_reactor *r);
@@ -192,9 +293,6 @@ void sl__conns_destroy(struct sl_reactor *r);
 void sl__conn_accepted(struct sl_reactor *r, int fd);
 void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t flags);
 void sl__conn_on_send(struct sl_reactor *r, uint32_t slot, int res);
-/* One answer to an event of a connection of this reactor (or of a
- * pipeline stage or projection: SL_CONN_PIPE), from any partition. */
-void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *ack);
 /* Every connection whose deadline passed (the tick). */
 void sl__conns_timeouts(struct sl_reactor *r, uint64_t now);
 void sl__conns_flush(struct sl_reactor *r);
