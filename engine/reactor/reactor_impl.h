@@ -1,6 +1,9 @@
 /*
- * Internals of the reactor, shared by reactor.c (loop, blocks, partitions)
- * and conn.c (connections). Everything here runs on the reactor's thread.
+ * Internals of the reactor, shared by its files: reactor.c (the loop, the
+ * partitions owned, io_uring, life cycle), xfer.c (cross-core blocks),
+ * proj.c and pipe.c (driving projections and pipeline stages), and the
+ * connection's files (conn.h). Everything here runs on the reactor's
+ * thread, except the atomics marked as published.
  */
 #ifndef SL_REACTOR_IMPL_H
 #define SL_REACTOR_IMPL_H
@@ -53,6 +56,7 @@ enum sl_op {
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */
 #define SL_PRODUCE_VIEWS 1024
+
 struct sl_conn;
 struct sl_proj_part;
 struct sl_pipe_part;
