@@ -15,6 +15,7 @@
 #include "proto/proto.h"
 #include "read/read.h"
 #include "ring/ring.h"
+#include "pipe/pipe.h"
 #include "sink/sink.h"
 
 static void sl__wake_reactor(void *arg, uint32_t reactor)
@@ -53,6 +54,51 @@ static int sl__sinks_create(struct sl_server *srv, char *err, size_t errlen)
 	ret = sl_sinks_create(sp, o->n_sinks, &srv->topics, o->plugin_path, o->n_plugin_path,
 			      &srv->sinks, err, errlen);
 	free(sp);
+	return ret;
+}
+
+/* The pipelines of opts->pipelines (engine/pipe): their specs in pipe's
+ * terms, then the stages built there, before any reactor runs (each takes
+ * the stages of its partitions). */
+static int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
+{
+	const struct sl_server_opts *o = &srv->opts;
+	struct sl_pipe_spec *sp;
+	struct sl_pipe_transform_spec *tr;
+	uint32_t n_tr = 0;
+	int ret;
+
+	if (!o->n_pipelines)
+		return 0;
+	for (uint32_t i = 0; i < o->n_pipelines; i++)
+		n_tr += o->pipelines[i].n_transforms;
+	sp = calloc(o->n_pipelines, sizeof(*sp));
+	tr = calloc(n_tr ? n_tr : 1, sizeof(*tr));
+	if (!sp || !tr) {
+		free(sp);
+		free(tr);
+		return -ENOMEM;
+	}
+	n_tr = 0;
+	for (uint32_t i = 0; i < o->n_pipelines; i++) {
+		const struct sl_server_pipeline_spec *in = &o->pipelines[i];
+		sp[i] = (struct sl_pipe_spec){
+			.name = in->name,
+			.from = in->from,
+			.to = in->to,
+			.transforms = &tr[n_tr],
+			.n_transforms = in->n_transforms,
+		};
+		for (uint32_t k = 0; k < in->n_transforms; k++)
+			tr[n_tr++] = (struct sl_pipe_transform_spec){
+				.plugin = in->transforms[k].plugin,
+				.args = in->transforms[k].args,
+			};
+	}
+	ret = sl_pipes_create(sp, o->n_pipelines, &srv->topics, o->plugin_path, o->n_plugin_path,
+			      o->data_dir, &srv->pipes, err, errlen);
+	free(sp);
+	free(tr);
 	return ret;
 }
 
@@ -348,7 +394,8 @@ void sl_server_destroy(struct sl_server *srv)
 	free(srv->rings);
 	free(srv->reactors);
 	sl__projs_destroy(srv);
-	sl__pipes_destroy(srv);
+	/* After the reactors ended: the stages are ours again. */
+	sl_pipes_destroy(srv->pipes);
 	sl_topics_destroy(&srv->topics);
 	/* After the topics, which keep pointers to the sinks' done_pub. */
 	sl_sinks_destroy(srv->sinks);

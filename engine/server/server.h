@@ -191,12 +191,6 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
 void sl__projs_destroy(struct sl_server *srv);
-/* server/pipeline.c, the same for pipelines: transform plugins loaded,
- * a stage per partition opened at its saved progress and registered as a
- * follower of its input partition, before the reactors exist; destroy
- * writes the final progress and releases them after the reactors ended. */
-int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen);
-void sl__pipes_destroy(struct sl_server *srv);
 
 /*
  * Rebuilds projection `name` from offset 0 beside the live model, on each
