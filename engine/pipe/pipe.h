@@ -213,4 +213,57 @@ void sl_pipes_metrics(const struct sl_pipes *ps, FILE *out);
  * "error"?}]}]. "[]" for NULL or an empty set. */
 void sl_pipes_status_json(const struct sl_pipes *ps, FILE *out);
 
+/* ---- a stage in the server: what its owner publishes (pipe/stage.c) --------------- */
+/* The owning reactor drives the stages (reactor/pipe.c) and calls these;
+ * all on the owner's thread. */
+
+/* Publishes the stage's input and output positions (next_pub with
+ * release: the partition's lag bound reads it as a follower). */
+void sl_pipe_part_publish(struct sl_pipe_part *pp);
+/* Sets state_pub (release); returns whether it changed. */
+bool sl_pipe_part_set_state(struct sl_pipe_part *pp, uint32_t state);
+/* The stage stopped: said once on stderr, and it reads no more. Its
+ * outputs in flight are still acked (the watermark stays exact). */
+void sl_pipe_part_fail(struct sl_pipe_part *pp);
+/* The answer to output `seq` of stage `index` of ps: stored (status 0),
+ * or refused by `topic` partition `partition` with wire error `status`
+ * (the stage stops). Signals ps->changed when sl_pipes_wait may care. */
+void sl_pipes_output_answered(struct sl_pipes *ps, uint32_t index, uint64_t seq, int32_t status,
+                              const char *topic, uint32_t partition);
+/* Whether a partition of a topic the stage has written to is pressured:
+ * then it waits (its own lag pressures its input, and so its producers). */
+bool sl_pipe_part_pressured(const struct sl_pipe_part *pp);
+
+/* ---- building the set (pipe/set.c) ------------------------------------------------ */
+
+/* A pipeline to run: topic `from` through transform plugins, in order,
+ * into topic `to` (a transform may also name other topics). */
+struct sl_pipe_transform_spec {
+	const char *plugin;
+	const struct sl_config_node *args; /* the entry's args map, or NULL */
+};
+struct sl_pipe_spec {
+	const char *name;
+	uint32_t from, to; /* indexes into the topics */
+	const struct sl_pipe_transform_spec *transforms;
+	uint32_t n_transforms; /* >= 1 */
+};
+
+/*
+ * Loads the transform plugins, opens a stage per partition of each
+ * pipeline's `from` at its saved progress (data_dir/pipelines/NAME/P) and
+ * registers it as a follower of its input partition; before the reactors
+ * start. A partition the topics refused gets no stage (state "refused").
+ * Returns 0 (*out NULL when n == 0), or a negative error with `err` naming
+ * the pipeline and the reason; *out is then NULL.
+ */
+int sl_pipes_create(const struct sl_pipe_spec *specs, uint32_t n, struct sl_topics *topics,
+                    const char *const *plugin_path, size_t n_plugin_path, const char *data_dir,
+                    struct sl_pipes **out, char *err, size_t errlen);
+/* Writes each stage's final progress (its watermark only ever covers
+ * acked outputs, so it is right to keep even when the stage failed),
+ * closes the stages, unloads the plugins. After the reactors ended; NULL
+ * is fine. */
+void sl_pipes_destroy(struct sl_pipes *ps);
+
 #endif

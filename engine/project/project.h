@@ -207,4 +207,127 @@ int sl_project_merge(const struct sl_plugin *p, const char *key, uint32_t key_le
                      const uint8_t *const *parts, const size_t *part_lens, uint32_t n,
                      struct sl_plugin_out *out);
 
+/* ---- projections in a running server (project/query.c) ---------------------------- */
+/*
+ * A server's projections: one applier per partition, owned by the reactor
+ * that owns the partition (only that thread steps it or queries it, except
+ * concurrent-query plugins, read on any thread inside an epoch section),
+ * and the read-model requests other threads (HTTP) hand to that reactor.
+ * The reactor only drives: it steps the appliers, answers or parks each
+ * request with the functions below, and signals the asker.
+ */
+#ifndef __cplusplus /* C11 atomics; the C++ benchmarks use only the applier */
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct sl_partition;
+struct sl_topic;
+struct sl_topics;
+struct sl_config_node;
+struct sl_epoch;
+struct sl_epoch_rec;
+
+/*
+ * One projection on one partition: its applier, owned by the partition's
+ * reactor (only that thread steps or queries it). `applied_pub` is the
+ * applier's next offset, published for other threads (status, metrics).
+ */
+struct sl_proj_part {
+	struct sl_applier *a;
+	struct sl_partition *part;
+	uint32_t proj;
+	/* The applier stopped (its error, written before, says why). Atomic:
+	 * concurrent queries read it on HTTP threads. */
+	_Atomic bool failed;
+	_Atomic uint64_t applied_pub;
+	_Atomic int64_t applied_ms_pub; /* when the last event it read was stored */
+	/* What the projection emits (balance's rejections), published exactly
+	 * once by reactor/proj.c: as producer `emit_pid`, acks to
+	 * SL_CONN_PIPE | SL_CONN_PROJ | emit_ref. */
+	uint64_t emit_pid;
+	uint32_t emit_ref; /* proj << 12 | partition */
+	uint64_t emit_unacked;
+};
+
+struct sl_proj {
+	char *name;
+	struct sl_plugin *plugin;
+	struct sl_topic *topic;
+	const struct sl_topics *topics; /* where its emits may go (not `topic`) */
+	struct sl_proj_part *parts;     /* one per partition of topic */
+	/* For rebuilds: the instances' args, and where their scratch goes
+	 * (data_dir/projections/NAME/P/rebuild). */
+	const struct sl_config_node *args;
+	const char *data_dir;
+};
+
+/*
+ * A read-model request from a thread other than the reactors (HTTP), to
+ * the reactor that owns partition `partition`: wait until the projection
+ * has applied `wait_offset` (read your writes), check the lag, query. The
+ * reactor answers every request exactly once, by its deadline at the
+ * latest (its tick checks), or at stop: it fills the answer, then
+ * sl_pquery_done sets `done` under `mu` and signals `cv`. The caller owns
+ * the request (sl_pquery_new) and frees it (sl_pquery_free) only after
+ * `done`.
+ */
+struct sl_pquery {
+	uint32_t proj, partition;
+	uint32_t mode; /* SL_PLUGIN_QUERY_FULL or _PART */
+	bool wait, query, has_max_lag;
+	bool rebuild;          /* rebuild from 0 beside the live model, compare */
+	struct sl_applier *rb; /* the rebuild's applier (the reactor's) */
+	bool equal;            /* rebuild: the models' bytes are equal */
+	uint64_t model_bytes, rb_bytes;
+	uint64_t wait_offset; /* applied once the applier's next > this */
+	uint64_t max_lag;
+	uint64_t deadline_ns;
+	const char *key;
+	uint32_t key_len;
+	/* the answer */
+	int status; /* HTTP status: 200, 404, 409, 503, 504 ... */
+	char msg[200];
+	struct sl_plugin_out out;
+	uint64_t applied, lag;
+	struct sl_pquery *next; /* the reactor's wait list */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+};
+
+/* NULL when out of memory. */
+struct sl_pquery *sl_pquery_new(uint32_t proj, uint32_t partition, uint64_t deadline_ns);
+void sl_pquery_free(struct sl_pquery *q);
+/* Sets the status (and, with fmt, the message), then `done`, and wakes the
+ * asker; q is the asker's again, not to be touched after. */
+void sl_pquery_done(struct sl_pquery *q, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A 503 answer in q: partition q->partition of pj is not serving (its
+ * applier stopped, or its partition was refused). */
+void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q);
+/*
+ * Answers q (status, msg, out; nothing signalled) from a model that has
+ * applied every event below `next`, of a partition durable up to `end`:
+ * the lag check, then the plugin's query. On the owning reactor (er NULL),
+ * or, for a concurrent-query projection, on any thread with er a record of
+ * the projections' epoch (the query runs inside its read section).
+ */
+void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
+                      struct sl_epoch_rec *er);
+/* sl_pquery_answer on the asking thread of a concurrent-query projection,
+ * against the offsets the reactor publishes: `applied_pub` is stored with
+ * release after each step, so the model read holds at least every event
+ * under it. */
+void sl_pquery_answer_published(const struct sl_proj *pj, struct sl_pquery *q,
+                                struct sl_epoch_rec *er);
+/* Whether pp has applied `offset` by the offsets it publishes (any thread). */
+bool sl_proj_part_applied(const struct sl_proj_part *pp, uint64_t offset);
+/* Rebuilds, on the owning reactor: opens q->rb, a second instance from
+ * offset 0 that never snapshots (0; else q is answered, -errno); and, once
+ * it has applied what the live one has, compares the two models' bytes
+ * and answers q. */
+int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q);
+void sl_pquery_rebuild_finish(const struct sl_proj *pj, struct sl_pquery *q);
+#endif /* !__cplusplus */
+
 #endif

@@ -1,7 +1,7 @@
 /*
- * The reactor's side of pipelines (engine/pipe): stepping the stages of the
- * partitions it owns, producing their outputs through the normal path, and
- * taking their acks.
+ * The reactor's side of pipelines (engine/pipe): it only drives. It steps
+ * the stages of the partitions it owns (when, and how much), produces their
+ * outputs through the normal path, and hands their acks to pipe/stage.c.
  *
  * An output is produced like a connection's event: into its topic's
  * partition of its aggregate, with sl__part_produce when this reactor owns
@@ -9,14 +9,11 @@
  * the stage instead of a connection (conn = SL_CONN_PIPE | stage index,
  * len 0: no credits are involved), and sl__conn_ack hands such acks here.
  */
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "pipe/pipe.h"
 #include "proto/proto.h"
 #include "reactor/reactor_impl.h"
-#include "server/server.h"
 
 /* How often a stage's progress file is written (at most; one write per
  * reactor per tick): a restart repeats about this much work, plus what
@@ -39,7 +36,7 @@ struct sl__pipe_out_ctx {
 
 int sl__pipe_init(struct sl_reactor *r)
 {
-	struct sl_pipes *ps = r->srv->pipes;
+	struct sl_pipes *ps = r->env->pipes;
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; ps && i < ps->n_parts; i++)
@@ -58,60 +55,10 @@ int sl__pipe_init(struct sl_reactor *r)
 	return 0;
 }
 
-static void sl__pipe_publish(struct sl_pipe_part *pp)
-{
-	atomic_store_explicit(&pp->next_pub, sl_pipe_stage_next(pp->st), memory_order_release);
-	atomic_store_explicit(&pp->emitted_pub, sl_pipe_stage_out_seq(pp->st),
-	                      memory_order_relaxed);
-	atomic_store_explicit(&pp->durable_pub, sl_pipe_stage_acked_seq(pp->st),
-	                      memory_order_relaxed);
-}
-
-/* Returns whether the state changed. */
-static bool sl__pipe_state(struct sl_pipe_part *pp, uint32_t state)
-{
-	if (atomic_load_explicit(&pp->state_pub, memory_order_relaxed) == state)
-		return false;
-	atomic_store_explicit(&pp->state_pub, state, memory_order_release);
-	return true;
-}
-
-/* The stage stopped: said once, and it reads no more. Its outputs in
- * flight are still acked (the watermark stays exact). */
-static void sl__pipe_failed(struct sl_pipe_part *pp)
-{
-	if (pp->failed)
-		return;
-	pp->failed = true;
-	fprintf(stderr, "sluiced: %s; the stage is stopped\n", sl_pipe_stage_error(pp->st));
-	/* Release: the error text is final before anyone reads the state. */
-	sl__pipe_state(pp, SL_PIPE_FAILED);
-}
-
 void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a)
 {
-	struct sl_pipes *ps = r->srv->pipes;
-	uint32_t i = a->conn & ~SL_CONN_PIPE;
-
-	if (!ps || i >= ps->n_parts || !ps->parts[i].st)
-		return;
-	struct sl_pipe_part *pp = &ps->parts[i];
-	if (a->status) {
-		sl_pipe_stage_fail(pp->st,
-		                   "pipeline %s partition %u: output %" PRIu64
-		                   " refused by topic %s partition %u (wire error %d)",
-		                   ps->v[pp->pipe].name, pp->part->id, a->base_seq,
-		                   r->srv->topics.v[a->topic].name, a->partition, a->status);
-		sl__pipe_failed(pp);
-		sl_notify_signal(&ps->changed);
-		return;
-	}
-	sl_pipe_stage_acked(pp->st, a->base_seq);
-	atomic_store_explicit(&pp->durable_pub, sl_pipe_stage_acked_seq(pp->st),
-	                      memory_order_relaxed);
-	/* Everything it sent is durable: what sl_pipes_wait() watches for. */
-	if (sl_pipe_stage_acked_seq(pp->st) == sl_pipe_stage_out_seq(pp->st))
-		sl_notify_signal(&ps->changed);
+	sl_pipes_output_answered(r->env->pipes, a->conn & ~SL_CONN_PIPE, a->base_seq, a->status,
+				 r->topics->v[a->topic].name, a->partition);
 }
 
 /* One final output of a stage into its topic, as a producer would send it. */
@@ -123,23 +70,6 @@ static int sl__pipe_out(void *arg, uint32_t topic, const uint8_t *ev, uint32_t l
 	pp->out_topics[topic] = true;
 	return sl__internal_produce(c->r, topic, pp->producer_id, SL_CONN_PIPE | pp->index, ev, len,
 				    seq);
-}
-
-/* A partition of a topic the stage writes to is over a bound: wait (the
- * stage's own lag then pressures its input, and so its producers). */
-static bool sl__pipe_pressured(const struct sl_reactor *r, const struct sl_pipe_part *pp)
-{
-	const struct sl_topics *ts = &r->srv->topics;
-
-	for (uint32_t t = 0; t < ts->n; t++) {
-		if (!pp->out_topics[t])
-			continue;
-		for (uint32_t q = 0; q < ts->v[t].n_parts; q++)
-			if (atomic_load_explicit(&ts->v[t].parts[q].pressured,
-			                         memory_order_relaxed))
-				return true;
-	}
-	return false;
 }
 
 void sl__pipe_step(struct sl_reactor *r)
@@ -160,7 +90,7 @@ void sl__pipe_step(struct sl_reactor *r)
 			continue;
 		uint64_t limit = sl_log_durable(pp->part->log), next = sl_pipe_stage_next(pp->st);
 		if (next >= limit) {
-			changed |= sl__pipe_state(pp, SL_PIPE_RUNNING);
+			changed |= sl_pipe_part_set_state(pp, SL_PIPE_RUNNING);
 			continue;
 		}
 		if (!now && limit - next < SL_PIPE_MIN_EVENTS)
@@ -168,26 +98,26 @@ void sl__pipe_step(struct sl_reactor *r)
 		/* Acks (and the tick, for pressure elsewhere) bring the loop
 		 * back: no need to spin while waiting. */
 		if (sl_pipe_stage_unacked(pp->st) > SL_PIPE_MAX_UNACKED ||
-		    sl__pipe_pressured(r, pp)) {
-			changed |= sl__pipe_state(pp, SL_PIPE_WAITING);
+		    sl_pipe_part_pressured(pp)) {
+			changed |= sl_pipe_part_set_state(pp, SL_PIPE_WAITING);
 			continue;
 		}
 		struct sl__pipe_out_ctx c = {r, pp};
 		int ret = sl_pipe_stage_step(pp->st, limit, SL_PIPE_STEP_EVENTS, SL_PIPE_STEP_BYTES,
 		                             sl__pipe_out, &c);
-		sl__pipe_publish(pp);
+		sl_pipe_part_publish(pp);
 		changed = true;
 		if (ret < 0) {
-			sl__pipe_failed(pp);
+			sl_pipe_part_fail(pp);
 			continue;
 		}
-		sl__pipe_state(pp, SL_PIPE_RUNNING);
+		sl_pipe_part_set_state(pp, SL_PIPE_RUNNING);
 		if (sl_pipe_stage_next(pp->st) < limit)
 			r->pipe_behind = true;
 	}
 	/* Once a step, not per stage: one lock and unlock when nobody waits. */
 	if (changed)
-		sl_notify_signal(&r->srv->pipes->changed);
+		sl_notify_signal(&r->env->pipes->changed);
 }
 
 void sl__pipe_tick(struct sl_reactor *r)

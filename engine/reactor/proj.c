@@ -1,18 +1,17 @@
 /*
- * The reactor's side of projections: stepping the appliers of the
- * partitions it owns up to their durable end, and answering read-model
- * requests (server/project.c) between two steps.
+ * The reactor's side of projections: it only drives. It steps the
+ * appliers of the partitions it owns up to their durable end, publishes
+ * what they emit, and takes read-model requests off its ring between two
+ * steps: answered at once, parked until applied, or rebuilt, with the
+ * logic of project/query.c.
  */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "project/project.h"
 #include "reactor/reactor_impl.h"
 #include "ring/ring.h"
-#include "server/server.h"
 
 /* Events one applier takes per loop turn: a turn stays short (about 100 us
  * of counter applies) so ingest on this core never waits long. */
@@ -22,99 +21,33 @@
 
 int sl__proj_init(struct sl_reactor *r)
 {
-	struct sl_server *srv = r->srv;
+	const struct sl_reactor_env *env = r->env;
 	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < srv->n_projs; i++)
-		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++)
-			n += srv->projs[i].parts[p].part->owner == r->id;
+	for (uint32_t i = 0; i < env->n_projs; i++)
+		for (uint32_t p = 0; p < env->projs[i].topic->n_parts; p++)
+			n += env->projs[i].parts[p].part->owner == r->id;
 	if (!n)
 		return 0;
 	r->pparts = calloc(n, sizeof(*r->pparts));
 	if (!r->pparts)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < srv->n_projs; i++)
-		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++)
-			if (srv->projs[i].parts[p].part->owner == r->id)
-				r->pparts[r->n_pparts++] = &srv->projs[i].parts[p];
+	for (uint32_t i = 0; i < env->n_projs; i++)
+		for (uint32_t p = 0; p < env->projs[i].topic->n_parts; p++)
+			if (env->projs[i].parts[p].part->owner == r->id)
+				r->pparts[r->n_pparts++] = &env->projs[i].parts[p];
 	return 0;
 }
 
-static void sl__pq_done(struct sl_pquery *q, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void sl__pq_done(struct sl_pquery *q, int status, const char *fmt, ...)
-{
-	q->status = status;
-	if (fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(q->msg, sizeof(q->msg), fmt, ap);
-		va_end(ap);
-	}
-	/* The asker frees q once it sees done: the unlock is our last touch. */
-	pthread_mutex_lock(&q->mu);
-	q->done = true;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-}
-
-/* Starts a rebuild beside the live applier: a second instance from offset
- * 0 that never snapshots, stepped by sl__proj_step until it has applied
- * what the live one has. */
+/* Starts a rebuild beside the live applier (project/query.c), stepped by
+ * sl__proj_step until it has applied what the live one has. */
 static void sl__rebuild_start(struct sl_reactor *r, struct sl_pquery *q)
 {
-	struct sl_server *srv = r->srv;
-	const struct sl_proj *pj = &srv->projs[q->proj];
-	struct sl_proj_part *pp = &pj->parts[q->partition];
-	char dir[4096], err[300];
-
-	if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u/rebuild", srv->opts.data_dir,
-		     pj->name, q->partition) >= (int)sizeof(dir)) {
-		sl__pq_done(q, 500, "data_dir path too long");
-		return;
-	}
-	struct sl_applier_opts ao = {
-		.plugin = pj->plugin,
-		.inst = {.name = pj->name, .topic = pj->topic->name, .partition = q->partition,
-			 .n_partitions = pj->topic->n_parts,
-			 .args = srv->opts.projections[q->proj].args},
-		.log_dir = pp->part->dir,
-		.snap_dir = dir,
-		.rebuild = true,
-	};
-	if (sl_applier_open(&ao, &q->rb, err, sizeof(err)) < 0) {
-		sl__pq_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
-			    q->partition, err);
-		return;
-	}
+	if (sl_pquery_rebuild_open(&r->env->projs[q->proj], q) < 0)
+		return; /* answered */
 	q->next = r->pq_rebuild;
 	r->pq_rebuild = q;
 	r->proj_behind = true;
-}
-
-/* Finishes a rebuild that has caught up with the live model. */
-static void sl__rebuild_finish(struct sl_reactor *r, struct sl_pquery *q)
-{
-	const struct sl_proj *pj = &r->srv->projs[q->proj];
-	struct sl_proj_part *pp = &pj->parts[q->partition];
-	struct sl_plugin_out live = {0}, rb = {0};
-	int status = 200;
-
-	q->applied = sl_applier_next(pp->a);
-	if (sl_applier_model_bytes(pp->a, &live) < 0 || sl_applier_model_bytes(q->rb, &rb) < 0) {
-		status = 500;
-		snprintf(q->msg, sizeof(q->msg), "projection %s partition %u: snapshot failed",
-			 pj->name, q->partition);
-	}
-	q->model_bytes = live.buf.len;
-	q->rb_bytes = rb.buf.len;
-	q->equal = live.buf.len == rb.buf.len &&
-		   (!live.buf.len || !memcmp(live.buf.data, rb.buf.data, live.buf.len));
-	sl_plugin_out_release(&live);
-	sl_plugin_out_release(&rb);
-	sl_applier_close(q->rb);
-	q->rb = NULL;
-	sl__pq_done(q, status, NULL);
 }
 
 /* Steps every rebuild toward its live model; answers those that are there. */
@@ -124,19 +57,19 @@ static void sl__rebuild_step(struct sl_reactor *r)
 	r->pq_rebuild = NULL;
 	while (q) {
 		struct sl_pquery *nx = q->next;
-		const struct sl_proj *pj = &r->srv->projs[q->proj];
+		const struct sl_proj *pj = &r->env->projs[q->proj];
 		struct sl_proj_part *pp = &pj->parts[q->partition];
 		uint64_t target = pp->a && !pp->failed ? sl_applier_next(pp->a) : 0;
 		int ret = 0;
 		if (pp->failed || !pp->a) {
 			sl_applier_close(q->rb);
 			q->rb = NULL;
-			sl__pq_done(q, 503, "projection %s partition %u stopped during the rebuild",
+			sl_pquery_done(q, 503, "projection %s partition %u stopped during the rebuild",
 				    pj->name, q->partition);
 		} else if (sl_applier_next(q->rb) >= target) {
-			sl__rebuild_finish(r, q);
+			sl_pquery_rebuild_finish(pj, q);
 		} else if ((ret = sl_applier_step(q->rb, target, SL_PROJ_STEP_EVENTS)) < 0) {
-			sl__pq_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
+			sl_pquery_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
 				    q->partition, sl_applier_error(q->rb));
 			sl_applier_close(q->rb);
 			q->rb = NULL;
@@ -153,12 +86,12 @@ static void sl__rebuild_step(struct sl_reactor *r)
 /* Answers q now, or parks it until the applier has passed its offset. */
 static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 {
-	const struct sl_proj *pj = &r->srv->projs[q->proj];
+	const struct sl_proj *pj = &r->env->projs[q->proj];
 	struct sl_proj_part *pp = &pj->parts[q->partition];
 
 	if (pp->failed || !pp->a) {
 		sl_pquery_not_serving(pj, q);
-		sl__pq_done(q, q->status, NULL);
+		sl_pquery_done(q, q->status, NULL);
 		return;
 	}
 	if (q->rebuild) {
@@ -172,14 +105,14 @@ static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 		return;
 	}
 	sl_pquery_answer(pj, q, next, sl_log_durable(pp->part->log), NULL);
-	sl__pq_done(q, q->status, NULL);
+	sl_pquery_done(q, q->status, NULL);
 }
 
 void sl__proj_take(struct sl_reactor *r)
 {
 	void *item;
 	/* Bounded: at most what the ring holds now (it is finite). */
-	for (uint32_t i = 0; i < 1024 && sl_ring_pop_mpmc(&r->srv->pq[r->id], &item); i++)
+	for (uint32_t i = 0; i < 1024 && sl_ring_pop_mpmc(&r->env->pq[r->id], &item); i++)
 		sl__pq_handle(r, item);
 }
 
@@ -190,10 +123,10 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 	r->pq_wait = NULL;
 	while (q) {
 		struct sl_pquery *nx = q->next;
-		const struct sl_proj *pj = &r->srv->projs[q->proj];
+		const struct sl_proj *pj = &r->env->projs[q->proj];
 		if (now && now >= q->deadline_ns &&
 		    sl_applier_next(pj->parts[q->partition].a) <= q->wait_offset) {
-			sl__pq_done(q, 504,
+			sl_pquery_done(q, 504,
 				    "projection %s has not applied offset %" PRIu64
 				    " of partition %u in time (applied up to %" PRIu64 ")",
 				    pj->name, q->wait_offset, q->partition,
@@ -227,7 +160,7 @@ static void sl__proj_fail(struct sl_reactor *r, struct sl_proj_part *pp, const c
 		return;
 	pp->failed = true;
 	fprintf(stderr, "sluiced: projection %s partition %u stopped: %s\n",
-		r->srv->projs[pp->proj].name, pp->part->id, why);
+		r->env->projs[pp->proj].name, pp->part->id, why);
 }
 
 /*
@@ -268,7 +201,7 @@ static void sl__proj_publish(struct sl_reactor *r, struct sl_proj_part *pp)
 void sl__proj_emit_ack(struct sl_reactor *r, const struct sl_xack *a)
 {
 	uint32_t ref = a->conn & ~(SL_CONN_PIPE | SL_CONN_PROJ);
-	struct sl_proj_part *pp = &r->srv->projs[ref >> 12].parts[ref & 4095];
+	struct sl_proj_part *pp = &r->env->projs[ref >> 12].parts[ref & 4095];
 
 	if (a->status) {
 		/* Not stored (its partition failed): the projection stops
@@ -305,7 +238,7 @@ void sl__proj_step(struct sl_reactor *r)
 		if (ret < 0) {
 			pp->failed = true;
 			fprintf(stderr, "sluiced: projection %s partition %u stopped: %s\n",
-				r->srv->projs[pp->proj].name, pp->part->id, sl_applier_error(pp->a));
+				r->env->projs[pp->proj].name, pp->part->id, sl_applier_error(pp->a));
 		} else {
 			sl__proj_publish(r, pp);
 		}
@@ -339,7 +272,7 @@ void sl__proj_stop(struct sl_reactor *r)
 	r->pq_wait = NULL;
 	while (q) {
 		struct sl_pquery *nx = q->next;
-		sl__pq_done(q, 503, "the server is shutting down");
+		sl_pquery_done(q, 503, "the server is shutting down");
 		q = nx;
 	}
 	q = r->pq_rebuild;
@@ -348,9 +281,9 @@ void sl__proj_stop(struct sl_reactor *r)
 		struct sl_pquery *nx = q->next;
 		sl_applier_close(q->rb);
 		q->rb = NULL;
-		sl__pq_done(q, 503, "the server is shutting down");
+		sl_pquery_done(q, 503, "the server is shutting down");
 		q = nx;
 	}
-	while (sl_ring_pop_mpmc(&r->srv->pq[r->id], &item))
-		sl__pq_done(item, 503, "the server is shutting down");
+	while (sl_ring_pop_mpmc(&r->env->pq[r->id], &item))
+		sl_pquery_done(item, 503, "the server is shutting down");
 }

@@ -1,6 +1,8 @@
 /*
- * The reactor loop. See reactor.h for the data path; conn.c for what happens
- * to the bytes of one connection.
+ * The reactor loop, the partitions it owns (admission, group commits,
+ * acks released at durability, pressure), its io_uring plumbing and its
+ * life cycle. See reactor.h for the data path; conn.h for what happens to
+ * the bytes of one connection; xfer.c for the blocks between reactors.
  */
 #include "reactor/reactor_impl.h"
 
@@ -16,260 +18,13 @@
 #include <unistd.h>
 
 #include "read/read.h"
-#include "ring/ring.h"
-#include "server/server.h"
-
-/* ---- blocks ----------------------------------------------------------- */
-
-struct sl_xblock *sl__xblock_get(struct sl_reactor *r, uint32_t need)
-{
-	struct sl_xblock *b;
-
-	if (SL_LIKELY(need <= SL_XBLOCK_DATA && r->pool_free)) {
-		b = r->pool_free;
-		r->pool_free = b->next_free;
-	} else {
-		/* Past the pool (or an event bigger than a pool block): allocate,
-		 * and stop reading until blocks come home, so this stays a few
-		 * blocks at most (one receive buffer's worth of events). */
-		uint32_t cap = need > SL_XBLOCK_DATA ? need : SL_XBLOCK_DATA;
-		b = malloc(sizeof(*b) + cap);
-		if (!b)
-			return NULL;
-		b->overflow = 1;
-		b->cap = cap;
-		r->throttled = true;
-	}
-	b->home = (uint16_t)r->id;
-	b->n = 0;
-	b->used = 0;
-	r->blocks_out++;
-	return b;
-}
-
-static void sl__xblock_home(struct sl_reactor *r, struct sl_xblock *b)
-{
-	r->blocks_out--;
-	if (b->overflow) {
-		free(b);
-		return;
-	}
-	b->next_free = r->pool_free;
-	r->pool_free = b;
-}
-
-static struct sl_ring *sl__ring_to(struct sl_reactor *r, uint32_t to)
-{
-	return r->srv->rings[r->id * r->n + to];
-}
-
-static struct sl_ring *sl__ring_from(struct sl_reactor *r, uint32_t from)
-{
-	return r->srv->rings[from * r->n + r->id];
-}
-
-/* Pushes a block to another reactor. When the ring is full (a burst beyond
- * what the pools normally keep in flight) the block waits on a per-target
- * backlog, in order, and goes at the next turn: nothing is lost or reordered. */
-static void sl__xpush(struct sl_reactor *r, uint32_t to, struct sl_xblock *b)
-{
-	b->next_free = NULL;
-	if (!r->backlog_head[to] && sl_ring_push_spsc(sl__ring_to(r, to), b)) {
-		r->wake_mask[to] = 1;
-		r->stats.blocks_sent++;
-		return;
-	}
-	if (r->backlog_head[to])
-		r->backlog_tail[to]->next_free = b;
-	else
-		r->backlog_head[to] = b;
-	r->backlog_tail[to] = b;
-}
-
-static void sl__xbacklog(struct sl_reactor *r)
-{
-	for (uint32_t t = 0; t < r->n; t++) {
-		struct sl_xblock *b;
-		while ((b = r->backlog_head[t]) && sl_ring_push_spsc(sl__ring_to(r, t), b)) {
-			r->backlog_head[t] = b->next_free;
-			r->wake_mask[t] = 1;
-			r->stats.blocks_sent++;
-		}
-	}
-}
-
-void sl__xflush(struct sl_reactor *r)
-{
-	sl__xbacklog(r);
-	for (uint32_t t = 0; t < r->n; t++) {
-		if (r->cur_ev[t] && r->cur_ev[t]->n) {
-			sl__xpush(r, t, r->cur_ev[t]);
-			r->cur_ev[t] = NULL;
-		}
-		if (r->cur_ack[t] && r->cur_ack[t]->n) {
-			sl__xpush(r, t, r->cur_ack[t]);
-			r->cur_ack[t] = NULL;
-		}
-	}
-}
-
-int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
-		    const uint8_t *bytes)
-{
-	struct sl_xblock *b = r->cur_ev[to];
-
-	if (b && (b->n == SL_XBLOCK_DESC || b->cap - b->used < ev->len)) {
-		sl__xpush(r, to, b);
-		b = NULL;
-	}
-	if (!b) {
-		b = sl__xblock_get(r, ev->len);
-		if (!b)
-			return -ENOMEM;
-		b->kind = SL_X_EVENTS;
-		r->cur_ev[to] = b;
-	}
-	struct sl_xev *d = &b->ev[b->n++];
-	*d = *ev;
-	d->off = b->used;
-	memcpy(b->data + b->used, bytes, ev->len);
-	b->used += ev->len;
-	r->remote_unacked++;
-	return 0;
-}
-
-static int sl__xsend_ack(struct sl_reactor *r, uint32_t to, const struct sl_xack *ack)
-{
-	struct sl_xblock *b = r->cur_ack[to];
-
-	if (b && b->n == SL_XBLOCK_DESC) {
-		sl__xpush(r, to, b);
-		b = NULL;
-	}
-	if (!b) {
-		b = sl__xblock_get(r, 0);
-		if (!b)
-			return -ENOMEM;
-		b->kind = SL_X_ACKS;
-		r->cur_ack[to] = b;
-	}
-	b->ack[b->n++] = *ack;
-	return 0;
-}
-
-/* Routes one ack to the connection's reactor. */
-void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack)
-{
-	if (core == r->id) {
-		sl__conn_ack(r, ack);
-		return;
-	}
-	if (sl__xsend_ack(r, core, ack) < 0) {
-		/* Out of memory for an ack block: the ack is lost to the client,
-		 * which will retry; the event itself is stored. Never silently. */
-		fprintf(stderr, "sluiced: reactor %u: no memory for an ack block\n", r->id);
-	}
-}
-
-/* Consumes a block that arrived from reactor `from`. */
-static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *b)
-{
-	switch (b->kind) {
-	case SL_X_RETURN:
-		sl__xblock_home(r, b);
-		return;
-	case SL_X_EVENTS:
-		for (uint32_t i = 0; i < b->n; i++) {
-			const struct sl_xev *e = &b->ev[i];
-			struct sl_partition *p = &r->srv->topics.v[e->topic].parts[e->partition];
-			struct sl_ack_ref ref = {
-				.base_seq = e->base_seq,
-				.conn = e->conn,
-				.gen = e->gen,
-				.index = e->index,
-				.len = e->len + SL_CREDIT_EVENT_OVERHEAD,
-				.core = (uint16_t)from,
-			};
-			int ret = sl__part_produce(r, p, e->producer_id, e->epoch,
-						   e->base_seq + e->index, b->data + e->off, e->len,
-						   &ref);
-			if (ret < 0) {
-				struct sl_xack a = {
-					.base_seq = e->base_seq, .conn = e->conn, .gen = e->gen,
-					.index = e->index, .partition = e->partition,
-					.status = (int32_t)sl_proto_wire_error(ret),
-					.len = e->len + SL_CREDIT_EVENT_OVERHEAD,
-					.topic = e->topic,
-				};
-				sl__route_ack(r, from, &a);
-			}
-		}
-		break;
-	case SL_X_ACKS:
-		for (uint32_t i = 0; i < b->n; i++) {
-			r->remote_unacked--;
-			sl__conn_ack(r, &b->ack[i]);
-		}
-		break;
-	default:
-		fprintf(stderr, "sluiced: reactor %u: bad block kind %u\n", r->id, b->kind);
-		abort();
-	}
-	b->kind = SL_X_RETURN;
-	sl__xpush(r, b->home, b);
-}
-
-static void sl__xdrain(struct sl_reactor *r)
-{
-	void *items[64];
-
-	for (uint32_t f = 0; f < r->n; f++) {
-		if (f == r->id)
-			continue;
-		struct sl_ring *ring = sl__ring_from(r, f);
-		unsigned got;
-		/* Bounded: a turn takes at most what is there now. */
-		while ((got = sl_ring_pop_batch_spsc(ring, items, SL_ARRAY_LEN(items))) > 0) {
-			for (unsigned i = 0; i < got; i++)
-				sl__xreceive(r, f, items[i]);
-			if (got < SL_ARRAY_LEN(items))
-				break;
-		}
-	}
-}
 
 /* ---- partitions --------------------------------------------------------- */
-
-int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
-		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
-{
-	int ret = sl_partition_produce(p, pid, epoch, seq, ev, len, ref);
-	if (ret < 0)
-		return ret;
-	if (ret == 1) {
-		/* A duplicate of a durable event: answered now. */
-		struct sl_xack a = {
-			.base_seq = ref->base_seq, .offset = ref->offset, .conn = ref->conn,
-			.gen = ref->gen, .index = ref->index, .partition = p->id,
-			.len = ref->len, .flags = ref->flags, .topic = (uint16_t)p->topic->index,
-		};
-		r->stats.duplicates++;
-		sl__route_ack(r, ref->core, &a);
-		return 0;
-	}
-	if (ref->flags & SL_ACK_DUP)
-		r->stats.duplicates++;
-	if (!p->dirty) {
-		p->dirty = true;
-		r->dirty_parts[r->n_dirty_parts++] = p;
-	}
-	return 0;
-}
 
 int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uint32_t conn,
 			 const uint8_t *ev, uint32_t len, uint64_t seq)
 {
-	struct sl_topic *t = &r->srv->topics.v[topic];
+	struct sl_topic *t = &r->topics->v[topic];
 	struct sl_event_view v;
 	int ret = sl_event_scan(ev, len, &v);
 
@@ -335,7 +90,7 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
  */
 void sl__parts_pressure(struct sl_reactor *r)
 {
-	const struct sl_server_opts *o = &r->srv->opts;
+	const struct sl_reactor_limits *o = &r->lim;
 	uint64_t mask = 0, now = 0;
 
 	for (uint32_t i = 0; i < r->n_parts; i++) {
@@ -622,12 +377,8 @@ static void sl__on_tick(struct sl_reactor *r)
 			r->dirty_parts[r->n_dirty_parts++] = p;
 		}
 	}
-	for (uint32_t i = 0; i < r->conn_cap; i++) {
-		struct sl_conn *c = r->conns[i];
-		if (c && c->deadline_ns && now > c->deadline_ns)
-			sl__conn_timeout(r, c);
-	}
-	if (atomic_load_explicit(&r->srv->stopping.value, memory_order_acquire) && !r->stopping)
+	sl__conns_timeouts(r, now);
+	if (atomic_load_explicit(r->env->stopping, memory_order_acquire) && !r->stopping)
 		sl__begin_stop(r);
 	if (r->stopping && r->drain_deadline_ns && now > r->drain_deadline_ns)
 		r->drain_expired = true;
@@ -662,7 +413,7 @@ static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
 			sl__arm_tick(r);
 		break;
 	case SL_OP_WAKE:
-		if (atomic_load_explicit(&r->srv->stopping.value, memory_order_acquire) && !r->stopping)
+		if (atomic_load_explicit(r->env->stopping, memory_order_acquire) && !r->stopping)
 			sl__begin_stop(r);
 		if (!r->exiting)
 			sl__arm_wake(r);
@@ -684,7 +435,7 @@ static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
 void sl__begin_stop(struct sl_reactor *r)
 {
 	r->stopping = true;
-	r->drain_deadline_ns = sl_now_ns() + (uint64_t)r->srv->opts.drain_timeout_ms * 1000000u;
+	r->drain_deadline_ns = sl_now_ns() + (uint64_t)r->lim.drain_timeout_ms * 1000000u;
 	if (r->listen_fd >= 0) {
 		/* Closing the socket ends the multishot accept. */
 		struct io_uring_sqe *sqe = sl__sqe(r);
@@ -703,20 +454,19 @@ static bool sl__drained(struct sl_reactor *r)
 		if (r->recvs_armed || r->accept_armed)
 			return false;
 		r->input_done = true;
-		atomic_fetch_add_explicit(&r->srv->input_done.value, 1, memory_order_acq_rel);
+		atomic_fetch_add_explicit(r->env->input_done, 1, memory_order_acq_rel);
 	}
 	if (r->drain_expired)
 		return true;
-	if (atomic_load_explicit(&r->srv->input_done.value, memory_order_acquire) < r->n)
+	if (atomic_load_explicit(r->env->input_done, memory_order_acquire) < r->n)
 		return false;
-	if (r->blocks_out || r->remote_unacked || sl_reader_outstanding(r->srv->reader, r->id))
+	if (r->blocks_out || r->remote_unacked || sl_reader_outstanding(r->env->reader, r->id))
 		return false;
 	/* No reactor makes new events any more, but blocks already pushed to
 	 * us (events to store, acks to send, our blocks coming home) must be
 	 * consumed before we go. */
-	for (uint32_t t = 0; t < r->n; t++)
-		if (r->backlog_head[t] || (t != r->id && sl_ring_size(sl__ring_from(r, t))))
-			return false;
+	if (!sl__xquiet(r))
+		return false;
 	for (uint32_t i = 0; i < r->n_parts; i++)
 		if (sl_partition_waiting(r->parts[i]))
 			return false;
@@ -803,7 +553,7 @@ static void *sl__thread(void *arg)
 	struct sl_reactor *r = arg;
 	int ret;
 
-	if (r->srv->opts.pin) {
+	if (r->lim.pin) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		cpu_set_t set;
 		CPU_ZERO(&set);
@@ -819,14 +569,14 @@ static void *sl__thread(void *arg)
 	 * hence the barrier. */
 	ret = sl__setup_uring(r);
 	atomic_store_explicit(&r->ring_fd, r->uring_ok ? r->uring.ring_fd : -1, memory_order_release);
-	pthread_barrier_wait(r->start_barrier);
+	pthread_barrier_wait(r->env->start_barrier);
 	if (ret < 0) {
 		fprintf(stderr, "sluiced: reactor %u: io_uring setup: %s\n", r->id, strerror(-ret));
 		r->result = ret;
 		return NULL;
 	}
 	for (uint32_t t = 0; t < r->n; t++) {
-		r->peer_fds[t] = sl_reactor_ring_fd(r->srv->reactors[t]);
+		r->peer_fds[t] = sl_reactor_ring_fd(r->env->peers[t]);
 		if (r->peer_fds[t] < 0) {
 			r->result = -EIO; /* a peer failed; it says why */
 			return NULL;
@@ -838,16 +588,19 @@ static void *sl__thread(void *arg)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **out)
+int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_reactor **out)
 {
 	struct sl_reactor *r = calloc(1, sizeof(*r));
 	int ret = -ENOMEM;
 
 	if (!r)
 		return -ENOMEM;
-	r->srv = srv;
+	r->env = env;
+	r->topics = env->topics;
+	r->credits = env->credits;
+	r->lim = env->lim;
 	r->id = id;
-	r->n = srv->n;
+	r->n = env->n;
 	r->listen_fd = -1;
 	r->ring_fd = -1;
 	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -870,36 +623,27 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 
 	/* Partitions this reactor owns: p % n == id, across all topics. */
 	uint32_t total = 0;
-	for (uint32_t t = 0; t < srv->topics.n; t++)
-		total += srv->topics.v[t].n_parts;
+	for (uint32_t t = 0; t < env->topics->n; t++)
+		total += env->topics->v[t].n_parts;
 	r->parts = calloc(total ? total : 1, sizeof(*r->parts));
 	r->dirty_parts = calloc(total ? total : 1, sizeof(*r->dirty_parts));
 	if (!r->parts || !r->dirty_parts)
 		goto fail;
 	r->tick_ms = SL_TICK_MS;
-	for (uint32_t t = 0; t < srv->topics.n; t++) {
-		const struct sl_topic_spec *spec = &srv->opts.topics[t];
+	for (uint32_t t = 0; t < env->topics->n; t++) {
+		const struct sl_topic_spec *spec = &env->topic_specs[t];
 		if (spec->durability == SL_LOG_INTERVAL && spec->interval_ns / 1000000u < r->tick_ms)
 			r->tick_ms = spec->interval_ns < 1000000u ? 1 : (uint32_t)(spec->interval_ns / 1000000u);
-		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++)
-			if (srv->topics.v[t].parts[p].owner == id) {
-				srv->topics.v[t].parts[p].rslot = r->n_parts;
-				r->parts[r->n_parts++] = &srv->topics.v[t].parts[p];
+		for (uint32_t p = 0; p < env->topics->v[t].n_parts; p++)
+			if (env->topics->v[t].parts[p].owner == id) {
+				env->topics->v[t].parts[p].rslot = r->n_parts;
+				r->parts[r->n_parts++] = &env->topics->v[t].parts[p];
 			}
 	}
 
-	/* A pool of blocks, allocated once: the bound on what this reactor can
-	 * have in flight to its peers. */
-	r->pool_size = r->n > 1 ? SL_POOL_BLOCKS : 0;
-	for (uint32_t i = 0; i < r->pool_size; i++) {
-		struct sl_xblock *b = malloc(sizeof(*b) + SL_XBLOCK_DATA);
-		if (!b)
-			goto fail;
-		b->overflow = 0;
-		b->cap = SL_XBLOCK_DATA;
-		b->next_free = r->pool_free;
-		r->pool_free = b;
-	}
+	ret = sl__xpool_init(r);
+	if (ret < 0)
+		goto fail;
 
 	ret = sl__conns_init(r);
 	if (ret < 0)
@@ -909,6 +653,13 @@ int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **ou
 fail:
 	sl_reactor_destroy(r);
 	return ret;
+}
+
+void sl_reactor_listen(struct sl_reactor *r, int fd)
+{
+	if (r->listen_fd >= 0)
+		close(r->listen_fd);
+	r->listen_fd = fd;
 }
 
 int sl_reactor_start(struct sl_reactor *r)
@@ -944,25 +695,21 @@ void sl_reactor_get_stats(struct sl_reactor *r, struct sl_reactor_stats *out)
 	*out = r->stats;
 }
 
+void sl_reactor_get_credit_stats(struct sl_reactor *r, struct sl_reactor_credit_stats *out)
+{
+	out->granted_events = atomic_load_explicit(&r->m_credit_events, memory_order_relaxed);
+	out->frames = atomic_load_explicit(&r->m_credit_frames, memory_order_relaxed);
+	out->held_now = atomic_load_explicit(&r->m_held_now, memory_order_relaxed);
+	out->held_ns = atomic_load_explicit(&r->m_held_ns, memory_order_relaxed);
+	out->cut = atomic_load_explicit(&r->m_credit_cut, memory_order_relaxed);
+}
+
 void sl_reactor_destroy(struct sl_reactor *r)
 {
 	if (!r)
 		return;
 	sl__conns_destroy(r);
-	while (r->pool_free) {
-		struct sl_xblock *b = r->pool_free;
-		r->pool_free = b->next_free;
-		free(b);
-	}
-	for (uint32_t t = 0; r->cur_ev && t < r->n; t++) {
-		free(r->cur_ev[t]);
-		free(r->cur_ack[t]);
-		while (r->backlog_head && r->backlog_head[t]) {
-			struct sl_xblock *b = r->backlog_head[t];
-			r->backlog_head[t] = b->next_free;
-			free(b);
-		}
-	}
+	sl__xpool_destroy(r);
 	if (r->uring_ok)
 		io_uring_queue_exit(&r->uring);
 	if (r->br)

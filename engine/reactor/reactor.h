@@ -16,26 +16,89 @@
  * stops re-arming receives until blocks come home (backpressure to TCP).
  *
  * Threads: everything here runs on the reactor's own thread, except
- * sl_reactor_create/start/join (control thread) and sl_reactor_wake (any).
+ * sl_reactor_create/listen/start/join/destroy (control thread),
+ * sl_reactor_wake (any) and the stats getters (any).
+ *
+ * Layering: the server builds a struct sl_reactor_env and hands it over;
+ * the reactor drives topics, logs, credits, projections (project.h) and
+ * pipeline stages (pipe.h) and never calls up into the server.
  */
 #ifndef SL_REACTOR_H
 #define SL_REACTOR_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-struct sl_server;
 struct sl_reactor;
+struct sl_topics;
+struct sl_topic_spec;
+struct sl_ring;
+struct sl_reader;
+struct sl_producers;
+struct sl_credit_pool;
+struct sl_proj;
+struct sl_pipes;
 
-/* Allocates reactor `id` of `srv` (its io_uring is set up on its thread). */
-int sl_reactor_create(struct sl_server *srv, uint32_t id, struct sl_reactor **out);
-/* Starts its thread; the thread pins itself when srv->opts.pin is set. */
+/* The limits a reactor enforces (sl_server_opts says what each means). */
+struct sl_reactor_limits {
+	uint32_t max_connections; /* of the whole server: every one could land here */
+	uint32_t max_frame_bytes;
+	uint32_t handshake_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t drain_timeout_ms;
+	uint64_t max_lag_events;     /* pressure bounds of the partitions owned */
+	uint64_t max_waiting_events;
+	bool pin;                    /* pin reactor i to CPU i % ncpu */
+};
+
+/*
+ * Everything a reactor is given: what it shares with the other reactors
+ * and the rest of the server, and nothing else (it never sees the
+ * server). The creator owns all of it, fills it before the first
+ * sl_reactor_create, and keeps it unchanged until the last
+ * sl_reactor_destroy; the reactors read it from their threads.
+ */
+struct sl_reactor_env {
+	uint32_t n;                       /* reactors */
+	struct sl_reactor *const *peers;  /* all n, by id: ring fds, pressure masks */
+	struct sl_topics *topics;         /* partition p is owned by its `owner` */
+	const struct sl_topic_spec *topic_specs; /* durability (the tick's length) */
+	/* rings[i * n + j] carries blocks from reactor i to reactor j (i != j) */
+	struct sl_ring *const *rings;
+	struct sl_reader *reader;         /* serves Fetch off the reactors */
+	struct sl_producers *producers;   /* ids and epochs (Hello) */
+	struct sl_credit_pool *credits;   /* byte credits of every connection */
+	struct sl_reactor_limits lim;
+	/* Cross-reactor counters (each on its own cache line at the owner). */
+	_Atomic uint32_t *conns;          /* open connections, all reactors */
+	_Atomic uint32_t *input_done;     /* reactors that stopped reading */
+	const _Atomic uint32_t *stopping; /* set once when the server stops */
+	pthread_barrier_t *start_barrier; /* n parties; initialised before start */
+	/* Projections (project.h): reactor i steps the parts of the
+	 * partitions it owns and answers the requests of pq[i], an MPMC ring
+	 * of struct sl_pquery * that it is woken for (sl_reactor_wake). */
+	struct sl_proj *projs;
+	uint32_t n_projs;
+	struct sl_ring *pq;
+	struct sl_pipes *pipes;           /* pipeline stages (pipe.h); NULL: none */
+};
+
+/* Allocates reactor `id` (its io_uring is set up on its thread); env must
+ * outlive it. */
+int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_reactor **out);
+/* Gives the reactor its listening socket (before start); it closes it. */
+void sl_reactor_listen(struct sl_reactor *r, int fd);
+/* Starts its thread; the thread pins itself when env->lim.pin is set. */
 int sl_reactor_start(struct sl_reactor *r);
 /* Waits for the thread; returns the loop's result (0 after a clean drain). */
 int sl_reactor_join(struct sl_reactor *r);
 void sl_reactor_destroy(struct sl_reactor *r);
 /* Wakes the reactor from any thread or a signal handler (eventfd write). */
 void sl_reactor_wake(struct sl_reactor *r);
-/* Blocks until the reactor's io_uring exists; its fd, for msg_ring. */
+/* Its io_uring's fd, for msg_ring; -1 until the reactor's thread set it up
+ * (a plain acquire load: callers wait for the start barrier first). */
 int sl_reactor_ring_fd(struct sl_reactor *r);
 
 struct sl_reactor_stats {
@@ -49,5 +112,16 @@ struct sl_reactor_stats {
 	uint64_t seq_refused;    /* events refused for a sequence gap */
 };
 void sl_reactor_get_stats(struct sl_reactor *r, struct sl_reactor_stats *out);
+
+/* Credit figures of this reactor's connections, for metrics (any thread:
+ * relaxed atomics the reactor alone writes). */
+struct sl_reactor_credit_stats {
+	uint64_t granted_events; /* Welcome and Credit */
+	uint64_t frames;         /* Credit frames */
+	uint64_t held_now;       /* connections whose grant waits */
+	uint64_t held_ns;        /* time they waited (finished waits) */
+	uint64_t cut;            /* connections cut off for sending beyond credits */
+};
+void sl_reactor_get_credit_stats(struct sl_reactor *r, struct sl_reactor_credit_stats *out);
 
 #endif

@@ -1,17 +1,24 @@
 /*
- * Internals of the reactor, shared by reactor.c (loop, blocks, partitions)
- * and conn.c (connections). Everything here runs on the reactor's thread.
+ * Internals of the reactor, shared by its files: reactor.c (the loop, the
+ * partitions owned, io_uring, life cycle), xfer.c (cross-core blocks),
+ * proj.c and pipe.c (driving projections and pipeline stages), and the
+ * connection's files (conn.h). Everything here runs on the reactor's
+ * thread, except the atomics marked as published.
  */
 #ifndef SL_REACTOR_IMPL_H
 #define SL_REACTOR_IMPL_H
 
 #include <liburing.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "base/base.h"
+#include "credit/credit.h"
 #include "proto/proto.h"
 #include "reactor/reactor.h"
 #include "reactor/xfer.h"
@@ -49,108 +56,19 @@ enum sl_op {
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */
 #define SL_PRODUCE_VIEWS 1024
-/* A connection whose unsent output passes this stops being read until its
- * peer reads: a client that does not read its acks cannot grow our memory. */
-#define SL_CONN_OUT_HIGH (4u << 20)
 
-enum sl_conn_state {
-	SL_CONN_HELLO = 0, /* waiting for Hello */
-	SL_CONN_READY,
-	SL_CONN_CLOSING,   /* sends what is queued (an Error), then closes */
-};
-
-struct sl_buf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
-/* An ack waiting to be encoded into the connection's next Ack frame. */
-struct sl_pquery;
+struct sl_conn;
 struct sl_proj_part;
 struct sl_pipe_part;
-
-struct sl_conn_ack {
-	uint64_t base_seq;
-	uint64_t offset;
-	uint32_t index;
-	uint32_t partition;
-	int32_t status;
-	uint32_t flags; /* SL_ACK_* */
-};
-
-/*
- * Credits (wire.proto Credit; README "Backpressure"). A connection's
- * windows: SL_CREDIT_EVENTS events, and `win_bytes` of credit bytes (an
- * event costs its encoded size plus SL_CREDIT_EVENT_OVERHEAD, so the byte
- * window bounds what its events in flight cost the server: their bytes,
- * ack refs, sequence entries, answers), reserved from the server's pool
- * (half of memory_budget). cr_* is what the client may still send,
- * unacked/in_bytes what it sent that is unanswered: cr + in <= window,
- * except for the one oversized event the protocol allows an idle
- * connection. Answers free room in the window; the flush at the end of the
- * turn grants it back (a Credit frame), unless a partition of a `block`
- * topic that some of those answers came from is pressured: then the
- * connection waits on the reactor's held list. Windows follow a fair share
- * of the pool among the connections holding one, within
- * [SL_CREDIT_SHARE_MIN, SL_CREDIT_SHARE_MAX].
- */
-#define SL_CREDIT_EVENTS SL_PRODUCER_WINDOW
-#define SL_CREDIT_SHARE_MIN (16u << 10) /* ~100 events of 100 B */
-#define SL_CREDIT_SHARE_MAX (8u << 20)
-/* A window starts at opts.credit_start_bytes (64 KiB) and doubles (up to
- * the fair share) each time its connection spends most of it: a client can
- * only give back credit by spending it, so a slow one must not be handed a
- * large window it sits on while other connections wait for the pool. */
-/* The bit of partition (t, p) in hold and pressure masks: a collision
- * only holds a connection back for a partition that is not its own. */
-#define SL_PMASK_BIT(t, p) (1ull << (((uint64_t)(t)*31u + (p)) & 63u))
-
-struct sl_conn {
-	uint32_t slot, gen;
-	int fd;
-	uint8_t state;
-	bool recv_armed;     /* a recv SQE is in flight */
-	bool send_armed;     /* a send SQE is in flight (out[sending]) */
-	bool read_eof;       /* peer shut its side; we may still send */
-	bool want_recv;      /* re-arm when the reactor or output allows */
-	bool on_flush_list;
-	bool on_resume_list;
-	uint64_t producer_id;
-	uint32_t epoch;
-	bool idempotent;      /* sequences deduplicated (Hello did not turn it off) */
-	struct sl_producer *prod; /* the registry's entry for producer_id */
-	uint64_t expect;      /* next sequence this session may send without a gap */
-	bool seq_known;       /* expect is known (else the first frame sets it) */
-	uint64_t deadline_ns; /* handshake or idle deadline, 0 = none */
-	uint64_t unacked;     /* events received and not yet acked */
-	uint64_t in_bytes;    /* their credit bytes */
-	uint64_t cr_events;   /* credits the client holds */
-	int64_t cr_bytes;     /* below 0 after a frame beyond them (wire.proto) */
-	uint64_t win_bytes;   /* byte window, reserved from the server's pool */
-	uint64_t hold_mask;   /* SL_PMASK_BIT of block partitions that answered since the last grant */
-	uint64_t held_since;  /* on the held list since (ns), 0 = not held */
-	bool credited;        /* counted in the server's credited connections */
-	bool hungry;          /* spent most of its byte window: may grow */
-	bool on_held_list;
-	struct sl_conn *held_next, **held_pprev;
-	uint32_t owed;        /* Fetch answers still to come from the reader */
-	/* Reassembly of a frame that spans receive buffers. */
-	uint8_t *rbuf;
-	uint32_t rlen, rcap;
-	/* Output: out[sending] is with the kernel, out[!sending] fills. */
-	struct sl_buf out[2];
-	uint32_t sending, sent;
-	struct sl_conn_ack *acks;
-	uint32_t n_acks, cap_acks;
-	struct sl_conn *flush_next;
-	struct sl_conn *resume_next;
-};
+struct sl_pquery;
 
 struct sl_reactor {
-	struct sl_server *srv;
+	const struct sl_reactor_env *env;
+	/* Read on every event: copied or cached out of env at create. */
+	struct sl_topics *topics;
+	struct sl_reactor_limits lim;
 	uint32_t id, n;
 	pthread_t thread;
-	pthread_barrier_t *start_barrier;
 	bool started;
 	int result;
 
@@ -184,6 +102,7 @@ struct sl_reactor {
 	struct sl_conn *flush_head;   /* conns with output or acks to flush */
 	struct sl_conn *resume_head;  /* conns waiting to be read again */
 	struct sl_conn *held_head;    /* conns whose credits wait for pressure to ease */
+	struct sl_credit_pool *credits; /* the server's pool (shared atomics) */
 	uint64_t held_seen;           /* pressure mask when the last one was held */
 	/* The pressure of the partitions this reactor owns: the OR of
 	 * SL_PMASK_BIT of each pressured one (block topics only), published
@@ -219,7 +138,7 @@ struct sl_reactor {
 	bool stopping, input_done, drain_expired, exiting;
 	uint64_t drain_deadline_ns;
 
-	/* Projections of the partitions owned here (server/project.c). */
+	/* Projections of the partitions owned here (project.h, proj.c). */
 	struct sl_proj_part **pparts;
 	uint32_t n_pparts;
 	bool proj_behind;            /* an applier has more to apply than a turn takes */
@@ -240,15 +159,6 @@ struct sl_reactor {
 
 /* reactor.c */
 struct io_uring_sqe *sl__sqe(struct sl_reactor *r);
-struct sl_xblock *sl__xblock_get(struct sl_reactor *r, uint32_t need);
-int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
-		    const uint8_t *bytes);
-void sl__xflush(struct sl_reactor *r);
-void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack);
-/* Admits one event to partition `p` (owned here); a duplicate of a durable
- * event is answered at once. 0 or sl_partition_produce's errors. */
-int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
-		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
 /* Publishes one encoded event into `topic` for a producer inside the server
  * (a pipeline stage, a projection's emits: epoch 1, sequence `seq`, acks to
  * `conn`), to the partition of its aggregate: admitted here when this core
@@ -257,6 +167,113 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 			 const uint8_t *ev, uint32_t len, uint64_t seq);
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
 void sl__begin_stop(struct sl_reactor *r);
+
+/* xfer.c: cross-core blocks */
+int sl__xpool_init(struct sl_reactor *r);
+void sl__xpool_destroy(struct sl_reactor *r);
+/* A block for events (need: their bytes) or acks (0): from the pool, or
+ * allocated past it (then receives stop until blocks come home). */
+struct sl_xblock *sl__xblock_get(struct sl_reactor *r, uint32_t need);
+void sl__xpush(struct sl_reactor *r, uint32_t to, struct sl_xblock *b);
+/* Pushes every partly filled block (end of turn). */
+void sl__xflush(struct sl_reactor *r);
+/* Consumes what the peers pushed to this reactor (bounded per turn). */
+void sl__xdrain(struct sl_reactor *r);
+/* No backlog to push and nothing inbound: the drain may end. */
+bool sl__xquiet(struct sl_reactor *r);
+
+/* acks.c: one answer to an event of a connection of this reactor (or of
+ * a pipeline stage or projection: SL_CONN_PIPE), from any partition. */
+void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *ack);
+
+/* ---- per event, inline: filling blocks, routing acks, admitting events ---- */
+
+/* One event for reactor `to`, copied into the block filling for it. */
+static inline int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
+		    const uint8_t *bytes)
+{
+	struct sl_xblock *b = r->cur_ev[to];
+
+	if (b && (b->n == SL_XBLOCK_DESC || b->cap - b->used < ev->len)) {
+		sl__xpush(r, to, b);
+		b = NULL;
+	}
+	if (!b) {
+		b = sl__xblock_get(r, ev->len);
+		if (!b)
+			return -ENOMEM;
+		b->kind = SL_X_EVENTS;
+		r->cur_ev[to] = b;
+	}
+	struct sl_xev *d = &b->ev[b->n++];
+	*d = *ev;
+	d->off = b->used;
+	memcpy(b->data + b->used, bytes, ev->len);
+	b->used += ev->len;
+	r->remote_unacked++;
+	return 0;
+}
+
+static inline int sl__xsend_ack(struct sl_reactor *r, uint32_t to, const struct sl_xack *ack)
+{
+	struct sl_xblock *b = r->cur_ack[to];
+
+	if (b && b->n == SL_XBLOCK_DESC) {
+		sl__xpush(r, to, b);
+		b = NULL;
+	}
+	if (!b) {
+		b = sl__xblock_get(r, 0);
+		if (!b)
+			return -ENOMEM;
+		b->kind = SL_X_ACKS;
+		r->cur_ack[to] = b;
+	}
+	b->ack[b->n++] = *ack;
+	return 0;
+}
+
+/* Routes one ack to the connection's reactor. */
+static inline void sl__route_ack(struct sl_reactor *r, uint32_t core, const struct sl_xack *ack)
+{
+	if (core == r->id) {
+		sl__conn_ack(r, ack);
+		return;
+	}
+	if (sl__xsend_ack(r, core, ack) < 0) {
+		/* Out of memory for an ack block: the ack is lost to the client,
+		 * which will retry; the event itself is stored. Never silently. */
+		fprintf(stderr, "sluiced: reactor %u: no memory for an ack block\n", r->id);
+	}
+}
+
+/* Admits one event to partition `p` (owned here); a duplicate of a durable
+ * event is answered at once. 0 or sl_partition_produce's errors. */
+static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
+		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+{
+	int ret = sl_partition_produce(p, pid, epoch, seq, ev, len, ref);
+	if (ret < 0)
+		return ret;
+	if (ret == 1) {
+		/* A duplicate of a durable event: answered now. */
+		struct sl_xack a = {
+			.base_seq = ref->base_seq, .offset = ref->offset, .conn = ref->conn,
+			.gen = ref->gen, .index = ref->index, .partition = p->id,
+			.len = ref->len, .flags = ref->flags, .topic = (uint16_t)p->topic->index,
+		};
+		r->stats.duplicates++;
+		sl__route_ack(r, ref->core, &a);
+		return 0;
+	}
+	if (ref->flags & SL_ACK_DUP)
+		r->stats.duplicates++;
+	if (!p->dirty) {
+		p->dirty = true;
+		r->dirty_parts[r->n_dirty_parts++] = p;
+	}
+	return 0;
+}
 
 /* proj.c */
 int sl__proj_init(struct sl_reactor *r);
@@ -273,14 +290,15 @@ void sl__pipe_tick(struct sl_reactor *r);
 /* An ack whose conn has SL_CONN_PIPE (from sl__conn_ack). */
 void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a);
 
-/* conn.c */
+/* Connections, as the loop sees them (conn.c, handlers.c, acks.c; the
+ * connection's own internals are in conn.h). */
 int sl__conns_init(struct sl_reactor *r);
 void sl__conns_destroy(struct sl_reactor *r);
 void sl__conn_accepted(struct sl_reactor *r, int fd);
 void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t flags);
 void sl__conn_on_send(struct sl_reactor *r, uint32_t slot, int res);
-void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *ack);
-void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c);
+/* Every connection whose deadline passed (the tick). */
+void sl__conns_timeouts(struct sl_reactor *r, uint64_t now);
 void sl__conns_flush(struct sl_reactor *r);
 void sl__conns_resume(struct sl_reactor *r);
 void sl__conns_stop_reading(struct sl_reactor *r);

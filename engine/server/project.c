@@ -1,7 +1,9 @@
 /*
  * Projections in the server: loading their plugins, one applier per
- * partition handed to the partition's reactor, and the read-model queries
- * of other threads (HTTP), carried to the owning reactors as messages.
+ * partition handed to the partition's reactor (through the reactors' env),
+ * and the read-model queries of other threads (HTTP): requests
+ * (project/query.c, which also answers them) carried to the owning
+ * reactors as messages, then merged.
  *
  * Why messages, not locks: an applier and its plugin instance belong to
  * the reactor that owns the partition (plugin.h promises plugins one thread
@@ -18,7 +20,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			return -EINVAL;
 		pj->topic = &srv->topics.v[sp->topic];
 		pj->topics = &srv->topics;
+		pj->args = sp->args;
+		pj->data_dir = o->data_dir;
 		pj->name = strdup(sp->name);
 		pj->parts = calloc(pj->topic->n_parts, sizeof(*pj->parts));
 		if (!pj->name || !pj->parts)
@@ -207,105 +210,6 @@ static const char *sl__code_of(int status)
 	}
 }
 
-static struct sl_pquery *sl__pq_new(uint32_t proj, uint32_t partition, uint64_t deadline_ns)
-{
-	struct sl_pquery *q = calloc(1, sizeof(*q));
-	if (!q)
-		return NULL;
-	q->proj = proj;
-	q->partition = partition;
-	q->deadline_ns = deadline_ns;
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->cv, NULL);
-	return q;
-}
-
-static void sl__pq_free(struct sl_pquery *q)
-{
-	if (!q)
-		return;
-	sl_plugin_out_release(&q->out);
-	pthread_mutex_destroy(&q->mu);
-	pthread_cond_destroy(&q->cv);
-	free(q);
-}
-
-__attribute__((format(printf, 3, 4))) static void sl__pq_set(struct sl_pquery *q, int status,
-							      const char *fmt, ...)
-{
-	va_list ap;
-	q->status = status;
-	va_start(ap, fmt);
-	vsnprintf(q->msg, sizeof(q->msg), fmt, ap);
-	va_end(ap);
-}
-
-void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q)
-{
-	const struct sl_proj_part *pp = &pj->parts[q->partition];
-	sl__pq_set(q, 503, "projection %s partition %u is not serving: %s", pj->name,
-		   q->partition,
-		   pp->a ? sl_applier_error(pp->a)
-			 : (pp->part->error ? pp->part->error : "partition refused"));
-}
-
-void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
-		      struct sl_epoch_rec *er)
-{
-	struct sl_applier *a = pj->parts[q->partition].a;
-	int klen = (int)(q->key_len > 100 ? 100 : q->key_len);
-
-	q->applied = next;
-	q->lag = end > next ? end - next : 0;
-	q->status = 200;
-	if (!q->query)
-		return;
-	if (q->has_max_lag && q->lag > q->max_lag) {
-		sl__pq_set(q, 409,
-			   "projection %s partition %u is %" PRIu64 " events behind, more than "
-			   "max_lag %" PRIu64,
-			   pj->name, q->partition, q->lag, q->max_lag);
-		return;
-	}
-	if (er)
-		sl_epoch_enter(er);
-	int ret = sl_applier_query(a, q->key, q->key_len, q->mode, &q->out);
-	if (er)
-		sl_epoch_leave(er);
-	if (ret == -ENOENT)
-		sl__pq_set(q, 404, "projection %s has no entry '%.*s'", pj->name, klen, q->key);
-	else if (ret == -EINVAL)
-		sl__pq_set(q, 400, "projection %s cannot read the key '%.*s'", pj->name, klen,
-			   q->key);
-	else if (ret < 0)
-		sl__pq_set(q, 500, "projection %s: query failed: %s", pj->name, sl_strerror(ret));
-}
-
-/* q answered on this thread, for a concurrent-query projection: the
- * reactor's checks against the offsets it publishes. `applied_pub` is
- * stored with release after each step, so the model read below holds at
- * least every event under it. */
-static void sl__pq_direct(struct sl_server *srv, struct sl_pquery *q, struct sl_epoch_rec *er)
-{
-	const struct sl_proj *pj = &srv->projs[q->proj];
-	struct sl_proj_part *pp = &pj->parts[q->partition];
-
-	if (atomic_load(&pp->failed) || !pp->a) {
-		sl_pquery_not_serving(pj, q);
-		return;
-	}
-	uint64_t next = atomic_load_explicit(&pp->applied_pub, memory_order_acquire);
-	uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
-	sl_pquery_answer(pj, q, next, end, er);
-}
-
-/* Whether pp has applied `offset` by the offsets it publishes (any thread). */
-static bool sl__pq_applied(const struct sl_proj_part *pp, uint64_t offset)
-{
-	return !atomic_load(&pp->failed) &&
-	       atomic_load_explicit(&pp->applied_pub, memory_order_acquire) > offset;
-}
-
 /* Hands q to the partition's reactor and waits for its answer. */
 static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
 {
@@ -362,8 +266,8 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	    sl_plugin_concurrent_query(pj->plugin) ? sl_epoch_rec_get(srv->epoch) : NULL;
 	/* Read your writes: the event of the token first, wherever it is,
 	 * unless the projection has already applied it (published offsets). */
-	if (in->has_min && !sl__pq_applied(&pj->parts[in->min_partition], in->min_offset)) {
-		wq = sl__pq_new(proj, in->min_partition, deadline);
+	if (in->has_min && !sl_proj_part_applied(&pj->parts[in->min_partition], in->min_offset)) {
+		wq = sl_pquery_new(proj, in->min_partition, deadline);
 		if (!wq) {
 			status = sl__fail(body, len, 500, "internal", "out of memory");
 			goto out;
@@ -396,7 +300,7 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 		goto out;
 	}
 	for (uint32_t i = 0; i < count; i++, n++) {
-		qs[i] = sl__pq_new(proj, first + i, deadline);
+		qs[i] = sl_pquery_new(proj, first + i, deadline);
 		if (!qs[i]) {
 			status = sl__fail(body, len, 500, "internal", "out of memory");
 			goto out;
@@ -412,7 +316,7 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	 * between their turns. */
 	for (uint32_t i = 0; i < count; i++) {
 		if (er)
-			sl__pq_direct(srv, qs[i], er);
+			sl_pquery_answer_published(pj, qs[i], er);
 		else
 			sl__pq_run(srv, qs[i]);
 		int st = qs[i]->status;
@@ -467,9 +371,9 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	sl_plugin_out_release(&merged);
 out:
 	sl_epoch_rec_put(er);
-	sl__pq_free(wq);
+	sl_pquery_free(wq);
 	for (uint32_t i = 0; i < n; i++)
-		sl__pq_free(qs[i]);
+		sl_pquery_free(qs[i]);
 	free(qs);
 	return status;
 }
@@ -500,7 +404,7 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 	 * gives up on it. */
 	uint64_t deadline = sl_now_ns() + UINT64_C(3600) * 1000000000u;
 	for (uint32_t p = 0; p < n; p++) {
-		qs[p] = sl__pq_new(proj, p, deadline);
+		qs[p] = sl_pquery_new(proj, p, deadline);
 		if (!qs[p]) {
 			status = sl__fail(body, len, 500, "internal", "out of memory");
 			goto out;
@@ -541,7 +445,7 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 	*len = sz;
 out:
 	for (uint32_t p = 0; p < n; p++)
-		sl__pq_free(qs[p]);
+		sl_pquery_free(qs[p]);
 	free(qs);
 	return status;
 }

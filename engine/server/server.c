@@ -12,9 +12,10 @@
 #include <unistd.h>
 
 #include "reactor/reactor.h"
-#include "reactor/reactor_impl.h"
+#include "proto/proto.h"
 #include "read/read.h"
 #include "ring/ring.h"
+#include "pipe/pipe.h"
 #include "sink/sink.h"
 
 static void sl__wake_reactor(void *arg, uint32_t reactor)
@@ -53,6 +54,51 @@ static int sl__sinks_create(struct sl_server *srv, char *err, size_t errlen)
 	ret = sl_sinks_create(sp, o->n_sinks, &srv->topics, o->plugin_path, o->n_plugin_path,
 			      &srv->sinks, err, errlen);
 	free(sp);
+	return ret;
+}
+
+/* The pipelines of opts->pipelines (engine/pipe): their specs in pipe's
+ * terms, then the stages built there, before any reactor runs (each takes
+ * the stages of its partitions). */
+static int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
+{
+	const struct sl_server_opts *o = &srv->opts;
+	struct sl_pipe_spec *sp;
+	struct sl_pipe_transform_spec *tr;
+	uint32_t n_tr = 0;
+	int ret;
+
+	if (!o->n_pipelines)
+		return 0;
+	for (uint32_t i = 0; i < o->n_pipelines; i++)
+		n_tr += o->pipelines[i].n_transforms;
+	sp = calloc(o->n_pipelines, sizeof(*sp));
+	tr = calloc(n_tr ? n_tr : 1, sizeof(*tr));
+	if (!sp || !tr) {
+		free(sp);
+		free(tr);
+		return -ENOMEM;
+	}
+	n_tr = 0;
+	for (uint32_t i = 0; i < o->n_pipelines; i++) {
+		const struct sl_server_pipeline_spec *in = &o->pipelines[i];
+		sp[i] = (struct sl_pipe_spec){
+			.name = in->name,
+			.from = in->from,
+			.to = in->to,
+			.transforms = &tr[n_tr],
+			.n_transforms = in->n_transforms,
+		};
+		for (uint32_t k = 0; k < in->n_transforms; k++)
+			tr[n_tr++] = (struct sl_pipe_transform_spec){
+				.plugin = in->transforms[k].plugin,
+				.args = in->transforms[k].args,
+			};
+	}
+	ret = sl_pipes_create(sp, o->n_pipelines, &srv->topics, o->plugin_path, o->n_plugin_path,
+			      o->data_dir, &srv->pipes, err, errlen);
+	free(sp);
+	free(tr);
 	return ret;
 }
 
@@ -121,8 +167,8 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	 * half, 1,000 producers offered ten times the peak reached 430-600 MiB
 	 * of a 512 MiB budget once group commits got larger (one sync in
 	 * flight per reactor); tests/e2e/overload.py measures it. */
-	srv->credit_total = srv->opts.memory_budget * 3 / 8;
-	atomic_store(&srv->credit_pool.value, (int64_t)srv->credit_total);
+	sl_credit_pool_init(&srv->credits, srv->opts.memory_budget * 3 / 8,
+			    srv->opts.credit_start_bytes);
 
 	ret = sl__lock_data_dir(srv, opts->data_dir, err, errlen);
 	if (ret < 0)
@@ -193,15 +239,44 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			srv->rings[i * srv->n + j] = ring;
 		}
 
-	for (uint32_t i = 0; i < srv->n; i++) {
-		ret = sl_reactor_create(srv, i, &srv->reactors[i]);
-		if (ret < 0)
-			goto fail;
-	}
+	/* The reader before the reactors: their env names it. */
 	ret = sl_reader_create(&srv->topics, srv->n, srv->opts.max_frame_bytes, sl__wake_reactor, srv,
 			       &srv->reader);
 	if (ret < 0)
 		goto fail;
+	srv->env = (struct sl_reactor_env){
+		.n = srv->n,
+		.peers = srv->reactors,
+		.topics = &srv->topics,
+		.topic_specs = srv->opts.topics,
+		.rings = srv->rings,
+		.reader = srv->reader,
+		.producers = srv->producers,
+		.credits = &srv->credits,
+		.lim = {
+			.max_connections = srv->opts.max_connections,
+			.max_frame_bytes = srv->opts.max_frame_bytes,
+			.handshake_timeout_ms = srv->opts.handshake_timeout_ms,
+			.idle_timeout_ms = srv->opts.idle_timeout_ms,
+			.drain_timeout_ms = srv->opts.drain_timeout_ms,
+			.max_lag_events = srv->opts.max_lag_events,
+			.max_waiting_events = srv->opts.max_waiting_events,
+			.pin = srv->opts.pin,
+		},
+		.conns = &srv->conns.value,
+		.input_done = &srv->input_done.value,
+		.stopping = &srv->stopping.value,
+		.start_barrier = &srv->barrier,
+		.projs = srv->projs,
+		.n_projs = srv->n_projs,
+		.pq = srv->pq,
+		.pipes = srv->pipes,
+	};
+	for (uint32_t i = 0; i < srv->n; i++) {
+		ret = sl_reactor_create(&srv->env, i, &srv->reactors[i]);
+		if (ret < 0)
+			goto fail;
+	}
 
 	/* Every reactor listens on the same address; the first bind fixes the
 	 * port when the configured one is 0. */
@@ -222,7 +297,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			}
 			sl_net_set_port(&srv->native_addr, (uint16_t)port);
 		}
-		srv->reactors[i]->listen_fd = fd;
+		sl_reactor_listen(srv->reactors[i], fd);
 	}
 	*out = srv;
 	return 0;
@@ -256,7 +331,6 @@ int sl_server_start(struct sl_server *srv)
 		return -ret;
 	srv->barrier_ok = true;
 	for (uint32_t i = 0; i < srv->n; i++) {
-		srv->reactors[i]->start_barrier = bar;
 		ret = sl_reactor_start(srv->reactors[i]);
 		if (ret < 0) {
 			/* Threads already started wait at the barrier forever;
@@ -320,7 +394,8 @@ void sl_server_destroy(struct sl_server *srv)
 	free(srv->rings);
 	free(srv->reactors);
 	sl__projs_destroy(srv);
-	sl__pipes_destroy(srv);
+	/* After the reactors ended: the stages are ours again. */
+	sl_pipes_destroy(srv->pipes);
 	sl_topics_destroy(&srv->topics);
 	/* After the topics, which keep pointers to the sinks' done_pub. */
 	sl_sinks_destroy(srv->sinks);

@@ -17,10 +17,13 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "credit/credit.h"
 #include "net/net.h"
 #include "topic/topic.h"
 
 #include "plugin/plugin.h"
+#include "project/project.h"
+#include "reactor/reactor.h"
 
 struct sl_reactor;
 struct sl_reader;
@@ -82,9 +85,9 @@ struct sl_server_opts {
 	/* Snapshot cadence of every projection partition; 0: 1M events, 60 s. */
 	uint64_t snapshot_every_events;
 	uint64_t snapshot_every_ns;
-	/* limits.memory_budget; 0: 512 MiB. Half of it is the pool of byte
-	 * credits (events in flight), the rest is for fixed buffers, indexes
-	 * and read models. */
+	/* limits.memory_budget; 0: 512 MiB. Three eighths of it are the pool
+	 * of byte credits (events in flight; sl_server_create says why), the
+	 * rest is for fixed buffers, indexes and read models. */
 	uint64_t memory_budget;
 	/* A partition whose slowest follower (projection, sink) is more than
 	 * this many events behind its durable end is pressured; 0: 1M. */
@@ -104,82 +107,6 @@ struct sl_server_opts {
 	const struct sl_server_pipeline_spec *pipelines;
 	uint32_t n_pipelines;
 };
-
-/*
- * One projection on one partition: its applier, owned by the partition's
- * reactor (only that thread steps or queries it). `applied_pub` is the
- * applier's next offset, published for other threads (status, metrics).
- */
-struct sl_proj_part {
-	struct sl_applier *a;
-	struct sl_partition *part;
-	uint32_t proj;
-	/* The applier stopped (its error, written before, says why). Atomic:
-	 * concurrent queries read it on HTTP threads. */
-	_Atomic bool failed;
-	_Atomic uint64_t applied_pub;
-	_Atomic int64_t applied_ms_pub; /* when the last event it read was stored */
-	/* What the projection emits (balance's rejections), published exactly
-	 * once by reactor/proj.c: as producer `emit_pid`, acks to
-	 * SL_CONN_PIPE | SL_CONN_PROJ | emit_ref. */
-	uint64_t emit_pid;
-	uint32_t emit_ref;             /* proj << 12 | partition */
-	uint64_t emit_unacked;
-};
-
-struct sl_proj {
-	char *name;
-	struct sl_plugin *plugin;
-	struct sl_topic *topic;
-	const struct sl_topics *topics; /* where its emits may go (not `topic`) */
-	struct sl_proj_part *parts;    /* one per partition of topic */
-};
-
-/*
- * A read-model request from a thread other than the reactors (HTTP), to
- * the reactor that owns partition `partition`: wait until the projection
- * has applied `wait_offset` (read your writes), check the lag, query. The
- * reactor answers every request exactly once, by its deadline at the
- * latest (its tick checks), or at stop; it fills the answer, then sets
- * `done` under `mu` and signals `cv`. The caller owns the request and frees
- * it only after `done`.
- */
-struct sl_pquery {
-	uint32_t proj, partition;
-	uint32_t mode;                 /* SL_PLUGIN_QUERY_FULL or _PART */
-	bool wait, query, has_max_lag;
-	bool rebuild;                  /* rebuild from 0 beside the live model, compare */
-	struct sl_applier *rb;         /* the rebuild's applier (the reactor's) */
-	bool equal;                    /* rebuild: the models' bytes are equal */
-	uint64_t model_bytes, rb_bytes;
-	uint64_t wait_offset;          /* applied once the applier's next > this */
-	uint64_t max_lag;
-	uint64_t deadline_ns;
-	const char *key;
-	uint32_t key_len;
-	/* the answer */
-	int status;                    /* HTTP status: 200, 404, 409, 503, 504 ... */
-	char msg[200];
-	struct sl_plugin_out out;
-	uint64_t applied, lag;
-	struct sl_pquery *next;        /* the reactor's wait list */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-};
-
-/* A 503 answer in q: partition q->partition of pj is not serving (its
- * applier stopped, or its partition was refused). */
-void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q);
-/*
- * Answers q (status, msg, out; nothing signalled) from a model that has
- * applied every event below `next`, of a partition durable up to `end`:
- * the lag check, then the plugin's query. On the owning reactor (er NULL),
- * or, for a concurrent-query projection, on any thread with er a record of
- * srv->epoch (the query runs inside its read section).
- */
-void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
-		      struct sl_epoch_rec *er);
 
 struct sl_server {
 	struct sl_server_opts opts;
@@ -201,15 +128,9 @@ struct sl_server {
 	struct {
 		_Atomic uint32_t value;
 	} SL_CACHE_ALIGNED stopping;  /* set once by sl_server_stop() */
-	/* Byte credits not granted to any connection (may dip below 0 while
-	 * answers of closed connections are still on their way back). */
-	struct {
-		_Atomic int64_t value;
-	} SL_CACHE_ALIGNED credit_pool;
-	struct {
-		_Atomic uint32_t value;
-	} SL_CACHE_ALIGNED credited;  /* connections holding a byte window */
-	uint64_t credit_total;        /* the pool's size */
+	/* The byte credits of every connection (credit/credit.h): 3/8 of
+	 * memory_budget, sl_server_create says why. */
+	struct sl_credit_pool credits;
 	struct sl_producers *producers; /* ids and epochs, shared by the reactors */
 	struct sl_proj *projs;          /* immutable after create (the appliers are the reactors') */
 	/* Reclamation for concurrent-query projections (their models are read
@@ -220,6 +141,9 @@ struct sl_server {
 	struct sl_sinks *sinks;         /* sink threads (engine/sink); NULL when none */
 	struct sl_pipes *pipes;         /* pipeline stages (engine/pipe); NULL when none */
 	pthread_barrier_t barrier;     /* reactors meet once their rings exist */
+	/* What the reactors are given (reactor.h): pointers into this server,
+	 * filled before the first reactor is created. */
+	struct sl_reactor_env env;
 	int lock_fd;                   /* flock on data_dir/.lock */
 	bool barrier_ok;
 };
@@ -267,12 +191,6 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
 void sl__projs_destroy(struct sl_server *srv);
-/* server/pipeline.c, the same for pipelines: transform plugins loaded,
- * a stage per partition opened at its saved progress and registered as a
- * follower of its input partition, before the reactors exist; destroy
- * writes the final progress and releases them after the reactors ended. */
-int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen);
-void sl__pipes_destroy(struct sl_server *srv);
 
 /*
  * Rebuilds projection `name` from offset 0 beside the live model, on each

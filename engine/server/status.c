@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reactor/reactor_impl.h"
+#include "reactor/reactor.h"
 #include "server/server.h"
 #include "pipe/pipe.h"
 #include "sink/sink.h"
@@ -222,16 +222,17 @@ static void sl__metrics_credits(struct sl_server *srv, FILE *f)
 {
 	uint64_t events = 0, frames = 0, held = 0, held_ns = 0, cut = 0;
 	for (uint32_t i = 0; i < srv->n; i++) {
-		struct sl_reactor *r = srv->reactors[i];
-		events += atomic_load_explicit(&r->m_credit_events, memory_order_relaxed);
-		frames += atomic_load_explicit(&r->m_credit_frames, memory_order_relaxed);
-		held += atomic_load_explicit(&r->m_held_now, memory_order_relaxed);
-		held_ns += atomic_load_explicit(&r->m_held_ns, memory_order_relaxed);
-		cut += atomic_load_explicit(&r->m_credit_cut, memory_order_relaxed);
+		struct sl_reactor_credit_stats cs;
+		sl_reactor_get_credit_stats(srv->reactors[i], &cs);
+		events += cs.granted_events;
+		frames += cs.frames;
+		held += cs.held_now;
+		held_ns += cs.held_ns;
+		cut += cs.cut;
 	}
-	int64_t pool = atomic_load_explicit(&srv->credit_pool.value, memory_order_relaxed);
+	int64_t pool = sl_credit_pool_avail(&srv->credits);
 	fprintf(f,
-		"# HELP sluice_credit_pool_bytes Credit bytes (half the memory budget) not granted to any connection.\n"
+		"# HELP sluice_credit_pool_bytes Credit bytes (3/8 of the memory budget) not granted to any connection.\n"
 		"# TYPE sluice_credit_pool_bytes gauge\n"
 		"sluice_credit_pool_bytes %" PRId64 "\n"
 		"# HELP sluice_credit_outstanding_bytes Credit bytes held by connections or in flight.\n"
@@ -255,8 +256,7 @@ static void sl__metrics_credits(struct sl_server *srv, FILE *f)
 		"# HELP sluice_credit_violations_total Connections cut off for sending beyond their credits.\n"
 		"# TYPE sluice_credit_violations_total counter\n"
 		"sluice_credit_violations_total %" PRIu64 "\n",
-		pool, (int64_t)srv->credit_total - pool,
-		atomic_load_explicit(&srv->credited.value, memory_order_relaxed), events, frames, held,
+		pool, (int64_t)srv->credits.total - pool, sl_credit_pool_credited(&srv->credits), events, frames, held,
 		(double)held_ns / 1e9, cut);
 }
 

@@ -1,8 +1,10 @@
 /*
- * Pipelines in the server: the transform plugins loaded, one stage
- * (engine/pipe) per partition of each pipeline's `from` topic, handed to the
- * reactor that owns the partition (reactor/pipe.c steps it there, so the
- * plugins need no locks), and released after the reactors ended.
+ * A server's set of pipeline stages (pipe.h, "the server's set"): the
+ * transform plugins loaded, one stage per partition of each pipeline's
+ * `from` topic, opened at its saved progress and registered as a follower
+ * of its input partition, before the reactors run (each steps the stages
+ * of the partitions it owns: reactor/pipe.c, so the plugins need no
+ * locks); destroy writes the final progress after the reactors ended.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -11,7 +13,6 @@
 #include <string.h>
 
 #include "pipe/pipe.h"
-#include "server/server.h"
 
 /* Names a transform emits to. The `from` topic is not one: a stage that
  * wrote into its own input would read its outputs again, for ever. */
@@ -25,8 +26,9 @@ static int sl__pipe_resolve(void *arg, const char *name, size_t len)
 	return (int)t->index;
 }
 
-static int sl__pipe_open(struct sl_server *srv, const struct sl_server_pipeline_spec *sp,
-                         struct sl_pipe *pl, struct sl_pipes *ps, char *err, size_t errlen)
+static int sl__pipe_open(struct sl_topics *topics, const char *data_dir,
+                         const struct sl_pipe_spec *sp, struct sl_pipe *pl, struct sl_pipes *ps,
+                         char *err, size_t errlen)
 {
 	const struct sl_config_node *args[64];
 	int ret;
@@ -45,9 +47,9 @@ static int sl__pipe_open(struct sl_server *srv, const struct sl_server_pipeline_
 		pp->pipe = (uint32_t)(pl - ps->v);
 		pp->part = &pl->from->parts[p];
 		pp->producer_id = sl_pipe_producer_id(pl->name, p);
-		pp->topics = &srv->topics;
+		pp->topics = topics;
 		pp->resolve_from = pl->from->index;
-		pp->out_topics = calloc(srv->topics.n, sizeof(*pp->out_topics));
+		pp->out_topics = calloc(topics->n, sizeof(*pp->out_topics));
 		if (!pp->out_topics)
 			return -ENOMEM;
 		pp->out_topics[pl->to->index] = true;
@@ -65,7 +67,7 @@ static int sl__pipe_open(struct sl_server *srv, const struct sl_server_pipeline_
 		    .n_partitions = pl->from->n_parts,
 		    .to_topic = pl->to->index,
 		    .log_dir = pp->part->dir,
-		    .data_dir = srv->opts.data_dir,
+		    .data_dir = data_dir,
 		    .plugins = pl->plugins,
 		    .args = args,
 		    .n_transforms = pl->n_plugins,
@@ -88,18 +90,19 @@ static int sl__pipe_open(struct sl_server *srv, const struct sl_server_pipeline_
 	return 0;
 }
 
-int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
+static int sl__pipes_build(const struct sl_pipe_spec *specs, uint32_t n, struct sl_topics *topics,
+                           const char *const *plugin_path, size_t n_plugin_path,
+                           const char *data_dir, struct sl_pipes **out, char *err, size_t errlen)
 {
-	const struct sl_server_opts *o = &srv->opts;
 	struct sl_pipes *ps;
 	uint32_t total = 0;
 	int ret;
 
-	if (!o->n_pipelines)
+	if (!n)
 		return 0;
-	for (uint32_t i = 0; i < o->n_pipelines; i++) {
-		const struct sl_server_pipeline_spec *sp = &o->pipelines[i];
-		if (sp->from >= srv->topics.n || sp->to >= srv->topics.n || sp->from == sp->to) {
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sl_pipe_spec *sp = &specs[i];
+		if (sp->from >= topics->n || sp->to >= topics->n || sp->from == sp->to) {
 			sl_errf(err, errlen, "pipeline %s: bad from/to topics", sp->name);
 			return -EINVAL;
 		}
@@ -107,7 +110,7 @@ int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 			sl_errf(err, errlen, "pipeline %s: no transforms", sp->name);
 			return -EINVAL;
 		}
-		total += srv->topics.v[sp->from].n_parts;
+		total += topics->v[sp->from].n_parts;
 	}
 	/* Stage indexes ride in ack refs below SL_CONN_PIPE. */
 	if (total >= (1u << 24)) {
@@ -122,17 +125,17 @@ int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 		free(ps);
 		return ret;
 	}
-	srv->pipes = ps;
-	ps->v = calloc(o->n_pipelines, sizeof(*ps->v));
+	*out = ps;
+	ps->v = calloc(n, sizeof(*ps->v));
 	ps->parts = calloc(total, sizeof(*ps->parts));
 	if (!ps->v || !ps->parts)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < o->n_pipelines; i++) {
-		const struct sl_server_pipeline_spec *sp = &o->pipelines[i];
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sl_pipe_spec *sp = &specs[i];
 		struct sl_pipe *pl = &ps->v[i];
 		ps->n = i + 1;
-		pl->from = &srv->topics.v[sp->from];
-		pl->to = &srv->topics.v[sp->to];
+		pl->from = &topics->v[sp->from];
+		pl->to = &topics->v[sp->to];
 		pl->name = strdup(sp->name);
 		pl->plugins = calloc(sp->n_transforms, sizeof(*pl->plugins));
 		if (!pl->name || !pl->plugins)
@@ -151,9 +154,9 @@ int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 			}
 		for (uint32_t k = 0; k < sp->n_transforms; k++) {
 			char lerr[512];
-			ret = sl_plugin_load(o->plugin_path, o->n_plugin_path,
-			                     sp->transforms[k].plugin, SL_PLUGIN_TRANSFORM,
-			                     &pl->plugins[k], lerr, sizeof(lerr));
+			ret = sl_plugin_load(plugin_path, n_plugin_path, sp->transforms[k].plugin,
+			                     SL_PLUGIN_TRANSFORM, &pl->plugins[k], lerr,
+			                     sizeof(lerr));
 			if (ret < 0) {
 				sl_errf(err, errlen, "pipeline %s: transform %u: %s", sp->name,
 				        k + 1, lerr);
@@ -161,16 +164,28 @@ int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 			}
 			pl->n_plugins = k + 1;
 		}
-		if ((ret = sl__pipe_open(srv, sp, pl, ps, err, errlen)) < 0)
+		if ((ret = sl__pipe_open(topics, data_dir, sp, pl, ps, err, errlen)) < 0)
 			return ret;
 	}
 	return 0;
 }
 
-void sl__pipes_destroy(struct sl_server *srv)
+int sl_pipes_create(const struct sl_pipe_spec *specs, uint32_t n, struct sl_topics *topics,
+                    const char *const *plugin_path, size_t n_plugin_path, const char *data_dir,
+                    struct sl_pipes **out, char *err, size_t errlen)
 {
-	struct sl_pipes *ps = srv->pipes;
+	*out = NULL;
+	int ret = sl__pipes_build(specs, n, topics, plugin_path, n_plugin_path, data_dir, out, err,
+	                          errlen);
+	if (ret < 0) {
+		sl_pipes_destroy(*out);
+		*out = NULL;
+	}
+	return ret;
+}
 
+void sl_pipes_destroy(struct sl_pipes *ps)
+{
 	if (!ps)
 		return;
 	for (uint32_t i = 0; i < ps->n_parts; i++) {
@@ -193,5 +208,4 @@ void sl__pipes_destroy(struct sl_server *srv)
 	free(ps->parts);
 	sl_notify_destroy(&ps->changed);
 	free(ps);
-	srv->pipes = NULL;
 }

@@ -1,0 +1,180 @@
+/*
+ * Read-model requests of a running server's projections (project.h): the
+ * answer (lag check, the plugin's query, in an epoch section when read off
+ * the reactor), the request's life cycle and rebuilds. The reactor that
+ * owns a partition drives these (reactor/proj.c); the HTTP glue
+ * (server/project.c) makes and waits for the requests.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "base/epoch.h"
+#include "project/project.h"
+#include "topic/topic.h"
+
+struct sl_pquery *sl_pquery_new(uint32_t proj, uint32_t partition, uint64_t deadline_ns)
+{
+	struct sl_pquery *q = calloc(1, sizeof(*q));
+	if (!q)
+		return NULL;
+	q->proj = proj;
+	q->partition = partition;
+	q->deadline_ns = deadline_ns;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	return q;
+}
+
+void sl_pquery_free(struct sl_pquery *q)
+{
+	if (!q)
+		return;
+	sl_plugin_out_release(&q->out);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv);
+	free(q);
+}
+
+__attribute__((format(printf, 3, 4))) static void sl__pq_set(struct sl_pquery *q, int status,
+                                                             const char *fmt, ...)
+{
+	va_list ap;
+	q->status = status;
+	va_start(ap, fmt);
+	vsnprintf(q->msg, sizeof(q->msg), fmt, ap);
+	va_end(ap);
+}
+
+void sl_pquery_done(struct sl_pquery *q, int status, const char *fmt, ...)
+{
+	q->status = status;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(q->msg, sizeof(q->msg), fmt, ap);
+		va_end(ap);
+	}
+	/* The asker frees q once it sees done: the unlock is our last touch. */
+	pthread_mutex_lock(&q->mu);
+	q->done = true;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q)
+{
+	const struct sl_proj_part *pp = &pj->parts[q->partition];
+	sl__pq_set(q, 503, "projection %s partition %u is not serving: %s", pj->name, q->partition,
+	           pp->a ? sl_applier_error(pp->a)
+	                 : (pp->part->error ? pp->part->error : "partition refused"));
+}
+
+void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
+                      struct sl_epoch_rec *er)
+{
+	struct sl_applier *a = pj->parts[q->partition].a;
+	int klen = (int)(q->key_len > 100 ? 100 : q->key_len);
+
+	q->applied = next;
+	q->lag = end > next ? end - next : 0;
+	q->status = 200;
+	if (!q->query)
+		return;
+	if (q->has_max_lag && q->lag > q->max_lag) {
+		sl__pq_set(q, 409,
+		           "projection %s partition %u is %" PRIu64 " events behind, more than "
+		           "max_lag %" PRIu64,
+		           pj->name, q->partition, q->lag, q->max_lag);
+		return;
+	}
+	if (er)
+		sl_epoch_enter(er);
+	int ret = sl_applier_query(a, q->key, q->key_len, q->mode, &q->out);
+	if (er)
+		sl_epoch_leave(er);
+	if (ret == -ENOENT)
+		sl__pq_set(q, 404, "projection %s has no entry '%.*s'", pj->name, klen, q->key);
+	else if (ret == -EINVAL)
+		sl__pq_set(q, 400, "projection %s cannot read the key '%.*s'", pj->name, klen,
+		           q->key);
+	else if (ret < 0)
+		sl__pq_set(q, 500, "projection %s: query failed: %s", pj->name, sl_strerror(ret));
+}
+
+void sl_pquery_answer_published(const struct sl_proj *pj, struct sl_pquery *q,
+                                struct sl_epoch_rec *er)
+{
+	struct sl_proj_part *pp = &pj->parts[q->partition];
+
+	if (atomic_load(&pp->failed) || !pp->a) {
+		sl_pquery_not_serving(pj, q);
+		return;
+	}
+	uint64_t next = atomic_load_explicit(&pp->applied_pub, memory_order_acquire);
+	uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
+	sl_pquery_answer(pj, q, next, end, er);
+}
+
+bool sl_proj_part_applied(const struct sl_proj_part *pp, uint64_t offset)
+{
+	return !atomic_load(&pp->failed) &&
+	       atomic_load_explicit(&pp->applied_pub, memory_order_acquire) > offset;
+}
+
+int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
+{
+	struct sl_proj_part *pp = &pj->parts[q->partition];
+	char dir[4096], err[300];
+
+	if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u/rebuild", pj->data_dir, pj->name,
+	             q->partition) >= (int)sizeof(dir)) {
+		sl_pquery_done(q, 500, "data_dir path too long");
+		return -ENAMETOOLONG;
+	}
+	struct sl_applier_opts ao = {
+	    .plugin = pj->plugin,
+	    .inst = {.name = pj->name,
+	             .topic = pj->topic->name,
+	             .partition = q->partition,
+	             .n_partitions = pj->topic->n_parts,
+	             .args = pj->args},
+	    .log_dir = pp->part->dir,
+	    .snap_dir = dir,
+	    .rebuild = true,
+	};
+	int ret = sl_applier_open(&ao, &q->rb, err, sizeof(err));
+	if (ret < 0) {
+		sl_pquery_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
+		               q->partition, err);
+		return ret;
+	}
+	return 0;
+}
+
+void sl_pquery_rebuild_finish(const struct sl_proj *pj, struct sl_pquery *q)
+{
+	struct sl_proj_part *pp = &pj->parts[q->partition];
+	struct sl_plugin_out live = {0}, rb = {0};
+	int status = 200;
+
+	q->applied = sl_applier_next(pp->a);
+	if (sl_applier_model_bytes(pp->a, &live) < 0 || sl_applier_model_bytes(q->rb, &rb) < 0) {
+		status = 500;
+		snprintf(q->msg, sizeof(q->msg), "projection %s partition %u: snapshot failed",
+		         pj->name, q->partition);
+	}
+	q->model_bytes = live.buf.len;
+	q->rb_bytes = rb.buf.len;
+	q->equal = live.buf.len == rb.buf.len &&
+	           (!live.buf.len || !memcmp(live.buf.data, rb.buf.data, live.buf.len));
+	sl_plugin_out_release(&live);
+	sl_plugin_out_release(&rb);
+	sl_applier_close(q->rb);
+	q->rb = NULL;
+	sl_pquery_done(q, status, NULL);
+}

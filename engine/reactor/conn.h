@@ -1,0 +1,128 @@
+/*
+ * A connection of a reactor: its state, its output buffers, its pending
+ * acks and its credit windows (credit/credit.h), shared by the files that
+ * serve it: conn.c (accept, receive and frame reassembly, send, close,
+ * timeouts), handlers.c (Hello, Fetch, Metadata, the frame dispatch),
+ * produce.c (Produce, the overload policies) and acks.c (Ack encoding,
+ * the credit grants, the held list's re-examination).
+ *
+ * A connection is freed only after every io_uring operation on it has
+ * completed (recv_armed and send_armed both false), so a completion never
+ * finds its connection gone. Its slot's generation outlives it: acks that
+ * come back for a closed connection find a newer generation and are dropped.
+ *
+ * Threads: everything here runs on the connection's reactor.
+ */
+#ifndef SL_REACTOR_CONN_H
+#define SL_REACTOR_CONN_H
+
+#include <errno.h>
+
+#include "reactor/reactor_impl.h"
+
+/* A connection whose unsent output passes this stops being read until its
+ * peer reads: a client that does not read its acks cannot grow our memory. */
+#define SL_CONN_OUT_HIGH (4u << 20)
+
+enum sl_conn_state {
+	SL_CONN_HELLO = 0, /* waiting for Hello */
+	SL_CONN_READY,
+	SL_CONN_CLOSING, /* sends what is queued (an Error), then closes */
+};
+
+struct sl_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+/* An ack waiting to be encoded into the connection's next Ack frame. */
+struct sl_conn_ack {
+	uint64_t base_seq;
+	uint64_t offset;
+	uint32_t index;
+	uint32_t partition;
+	int32_t status;
+	uint32_t flags; /* SL_ACK_* */
+};
+
+struct sl_conn {
+	uint32_t slot, gen;
+	int fd;
+	uint8_t state;
+	bool recv_armed; /* a recv SQE is in flight */
+	bool send_armed; /* a send SQE is in flight (out[sending]) */
+	bool read_eof;   /* peer shut its side; we may still send */
+	bool want_recv;  /* re-arm when the reactor or output allows */
+	bool on_flush_list;
+	bool on_resume_list;
+	uint64_t producer_id;
+	uint32_t epoch;
+	bool idempotent;          /* sequences deduplicated (Hello did not turn it off) */
+	struct sl_producer *prod; /* the registry's entry for producer_id */
+	uint64_t expect;          /* next sequence this session may send without a gap */
+	bool seq_known;           /* expect is known (else the first frame sets it) */
+	uint64_t deadline_ns;     /* handshake or idle deadline, 0 = none */
+	struct sl_credit cr;      /* its windows (credit/credit.h) */
+	uint64_t held_since;      /* on the held list since (ns), 0 = not held */
+	bool on_held_list;
+	struct sl_conn *held_next, **held_pprev;
+	uint32_t owed; /* Fetch answers still to come from the reader */
+	/* Reassembly of a frame that spans receive buffers. */
+	uint8_t *rbuf;
+	uint32_t rlen, rcap;
+	/* Output: out[sending] is with the kernel, out[!sending] fills. */
+	struct sl_buf out[2];
+	uint32_t sending, sent;
+	struct sl_conn_ack *acks;
+	uint32_t n_acks, cap_acks;
+	struct sl_conn *flush_next;
+	struct sl_conn *resume_next;
+};
+
+/* ---- helpers shared by the connection's files --------------------------------- */
+
+static inline int sl__buf_reserve(struct sl_buf *b, size_t more)
+{
+	uint8_t *p = sl_grow(b->p, &b->cap, b->len + more, 4096);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	return 0;
+}
+
+/* Queues the connection for this turn's flush (acks, credits, sends). */
+static inline void sl__conn_mark_flush(struct sl_reactor *r, struct sl_conn *c)
+{
+	if (!c->on_flush_list) {
+		c->on_flush_list = true;
+		c->flush_next = r->flush_head;
+		r->flush_head = c;
+	}
+}
+
+static inline uint32_t sl__conn_out_pending(const struct sl_conn *c)
+{
+	return c->out[0].len + c->out[1].len;
+}
+
+/* conn.c */
+/* Queues an Error frame and closes the connection once it is sent. */
+void sl__conn_fail(struct sl_reactor *r, struct sl_conn *c, uint32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Appends an encoded frame to the connection's output. */
+int sl__conn_put_msg(struct sl_conn *c, uint8_t type, const ProtobufCMessage *m);
+/* Puts a connection on the held list: its credits wait (pressure, or a
+ * pool too short for its window); and takes it off. */
+void sl__conn_hold(struct sl_reactor *r, struct sl_conn *c);
+void sl__conn_unlink_held(struct sl_reactor *r, struct sl_conn *c);
+
+/* handlers.c: one whole frame of c (parsed in place by conn.c). */
+void sl__conn_on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f);
+
+/* produce.c */
+void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f);
+
+/* acks.c: encodes c's pending acks and grants its credits (the flush). */
+void sl__conn_answer(struct sl_reactor *r, struct sl_conn *c);
+
+#endif

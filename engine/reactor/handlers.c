@@ -1,0 +1,292 @@
+/*
+ * The requests a connection sends, but Produce (produce.c): Hello (the
+ * session, its producer id and epoch, the first credit windows), Fetch
+ * (handed to the reader thread, answered through the reactor), Metadata,
+ * and the dispatch of every whole frame by its type.
+ */
+#include <stdatomic.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reactor/conn.h"
+#include "read/read.h"
+
+#define SL_PROTOCOL_VERSION 1
+
+/* Decodes the control request in `f` for a connection past its Hello, or
+ * fails the connection saying what was wrong; NULL then. */
+static ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
+					  const struct sl_frame *f, const char *what,
+					  const char *message)
+{
+	ProtobufCMessage *m = NULL;
+
+	if (c->state != SL_CONN_READY) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "%s before Hello", what);
+		return NULL;
+	}
+	if (sl_frame_decode_msg(f, &m) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			      "%s: body is not a valid sluice.v1.%s", what, message);
+		return NULL;
+	}
+	return m;
+}
+
+static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	ProtobufCMessage *m = NULL;
+	Sluice__V1__Hello *h;
+
+	if (c->state != SL_CONN_HELLO) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE, "Hello sent twice");
+		return;
+	}
+	if (sl_frame_decode_msg(f, &m) < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			      "Hello: body is not a valid sluice.v1.Hello");
+		return;
+	}
+	h = (Sluice__V1__Hello *)m;
+	if (h->min_version > SL_PROTOCOL_VERSION || h->max_version < SL_PROTOCOL_VERSION) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_VERSION,
+			      "client speaks protocol versions %u..%u, this server speaks %u",
+			      h->min_version, h->max_version, SL_PROTOCOL_VERSION);
+		sl_frame_msg_free(m);
+		return;
+	}
+	uint64_t want = h->producer_id, next = 0;
+	c->idempotent = !h->idempotence_off;
+	sl_frame_msg_free(m);
+	/* A known id gets a new epoch, which fences its older sessions: their
+	 * next Produce fails (below, and in every partition this epoch has
+	 * written to). Hellos are rare; the registry's mutex is never on the
+	 * event path. */
+	int ret = sl_producers_hello(r->env->producers, want, &c->prod, &c->epoch, &next);
+	if (ret < 0) {
+		sl__conn_fail(r, c,
+			      ret == -ENOSPC ? SLUICE__V1__ERROR_CODE__ERR_LIMIT
+					     : SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+			      "producer %" PRIu64 ": %s", want, sl_strerror(ret));
+		return;
+	}
+	c->producer_id = c->prod->id;
+	c->expect = next;
+	/* A new id starts at 0, and a producer with stored sequences goes on
+	 * from them. An id the server knows no sequence of (its data folder
+	 * was replaced, or the producer brings its own id) may start anywhere:
+	 * its first frame says where. */
+	c->seq_known = !want || next > 0;
+
+	Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
+	w.version = SL_PROTOCOL_VERSION;
+	w.producer_id = c->producer_id;
+	w.epoch = c->epoch;
+	w.next_sequence = next;
+	/* The events window is the one every partition's sequence table
+	 * covers (SL_PRODUCER_WINDOW): a producer within its credits can
+	 * retry any event it has not seen answered. The byte window is a
+	 * share of the pool; none left: the connection waits for a Credit. */
+	bool whole = sl_credit_open(r->credits, &c->cr);
+	atomic_fetch_add_explicit(&r->m_credit_events, c->cr.cr_events, memory_order_relaxed);
+	w.credit_events = (uint32_t)c->cr.cr_events;
+	w.credit_bytes = c->cr.win_bytes;
+	if (!whole)
+		sl__conn_hold(r, c);
+	w.max_frame_bytes = r->lim.max_frame_bytes;
+	w.server_name = "sluiced";
+	ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
+	if (ret < 0) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+			      ret == -ENOMEM ? "out of memory" : "cannot encode Welcome");
+		return;
+	}
+	/* From now on the idle timeout, not the handshake's, applies. */
+	c->deadline_ns = sl_now_ns() + (uint64_t)r->lim.idle_timeout_ms * 1000000u;
+	c->state = SL_CONN_READY;
+	sl__conn_mark_flush(r, c);
+}
+
+/* A FetchResult carrying only an error, answered by the reactor itself. */
+static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Sluice__V1__Fetch *fe,
+			     uint32_t code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Sluice__V1__Fetch *fe,
+			     uint32_t code, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	Sluice__V1__FetchResult res = SLUICE__V1__FETCH_RESULT__INIT;
+	res.request_id = fe->request_id;
+	res.topic = fe->topic;
+	res.partition = fe->partition;
+	res.base_offset = fe->offset;
+	res.error = (Sluice__V1__ErrorCode)code;
+	res.message = msg;
+	if (sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT, &res.base) < 0)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+	sl__conn_mark_flush(r, c);
+}
+
+/* Longest a Fetch may wait for new data. */
+#define SL_FETCH_MAX_WAIT_MS 30000
+
+static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	ProtobufCMessage *m = sl__conn_request(r, c, f, "Fetch", "Fetch");
+	if (!m)
+		return;
+	Sluice__V1__Fetch *fe = (Sluice__V1__Fetch *)m;
+	struct sl_topic *t = sl_topics_find(r->topics, fe->topic, strlen(fe->topic));
+	if (!t) {
+		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
+				 "unknown topic '%s'", fe->topic);
+		goto out;
+	}
+	if (fe->partition >= t->n_parts) {
+		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
+				 "topic '%s' has partitions 0..%u, not %u", fe->topic, t->n_parts - 1,
+				 fe->partition);
+		goto out;
+	}
+	struct sl_fetch_req *req = calloc(1, sizeof(*req));
+	if (!req) {
+		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	uint32_t wait = fe->wait_ms < SL_FETCH_MAX_WAIT_MS ? fe->wait_ms : SL_FETCH_MAX_WAIT_MS;
+	*req = (struct sl_fetch_req){
+		.conn = c->slot, .gen = c->gen, .reactor = r->id, .topic = t->index,
+		.partition = fe->partition, .offset = fe->offset, .max_events = fe->max_events,
+		.max_bytes = fe->max_bytes, .request_id = fe->request_id,
+		.deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
+	};
+	if (r->stopping || sl_reader_submit(r->env->reader, req) < 0) {
+		free(req);
+		sl__fetch_refuse(r, c, fe,
+				 r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
+					     : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD,
+				 r->stopping ? "server is shutting down" : "too many fetches in flight");
+		goto out;
+	}
+	c->owed++;
+out:
+	sl_frame_msg_free(m);
+}
+
+static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	const struct sl_topics *ts = r->topics;
+	ProtobufCMessage *m = sl__conn_request(r, c, f, "Metadata", "MetadataRequest");
+	if (!m)
+		return;
+	Sluice__V1__MetadataRequest *q = (Sluice__V1__MetadataRequest *)m;
+	Sluice__V1__Metadata md = SLUICE__V1__METADATA__INIT;
+	md.request_id = q->request_id;
+	/* Cold path: one answer per `sluice consume` or `status`; plain
+	 * allocations are fine here. */
+	Sluice__V1__TopicInfo *tinfo = calloc(ts->n ? ts->n : 1, sizeof(*tinfo));
+	Sluice__V1__TopicInfo **tptr = calloc(ts->n ? ts->n : 1, sizeof(*tptr));
+	uint32_t total = 0;
+	for (uint32_t i = 0; i < ts->n; i++)
+		total += ts->v[i].n_parts;
+	Sluice__V1__PartitionInfo *pinfo = calloc(total ? total : 1, sizeof(*pinfo));
+	Sluice__V1__PartitionInfo **pptr = calloc(total ? total : 1, sizeof(*pptr));
+	if (!tinfo || !tptr || !pinfo || !pptr) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < ts->n; i++) {
+		const struct sl_topic *t = &ts->v[i];
+		if (q->topic[0] && strcmp(q->topic, t->name) != 0)
+			continue;
+		Sluice__V1__TopicInfo *ti = &tinfo[md.n_topics];
+		sluice__v1__topic_info__init(ti);
+		ti->name = t->name;
+		ti->partitions = &pptr[k];
+		for (uint32_t p = 0; p < t->n_parts; p++, k++) {
+			struct sl_partition *part = &t->parts[p];
+			sluice__v1__partition_info__init(&pinfo[k]);
+			pinfo[k].partition = p;
+			pinfo[k].start_offset = atomic_load_explicit(&part->start_pub, memory_order_relaxed);
+			pinfo[k].end_offset = atomic_load_explicit(&part->durable_pub, memory_order_acquire);
+			pptr[k] = &pinfo[k];
+			ti->n_partitions++;
+		}
+		tptr[md.n_topics++] = ti;
+	}
+	md.topics = tptr;
+	if (q->topic[0] && !md.n_topics) {
+		md.error = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
+		md.message = "unknown topic";
+	}
+	if (sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_METADATA_RESULT, &md.base) < 0)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+	sl__conn_mark_flush(r, c);
+out:
+	free(tinfo);
+	free(tptr);
+	free(pinfo);
+	free(pptr);
+	sl_frame_msg_free(m);
+}
+
+void sl__conns_take_fetches(struct sl_reactor *r)
+{
+	struct sl_fetch_req *req;
+	while ((req = sl_reader_take(r->env->reader, r->id))) {
+		struct sl_conn *c = req->conn < r->conn_cap ? r->conns[req->conn] : NULL;
+		if (c && c->gen == req->gen) {
+			c->owed--;
+			struct sl_buf *b = &c->out[c->sending ^ 1];
+			if (!req->frame || sl__buf_reserve(b, req->frame_len) < 0) {
+				sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+					      "out of memory answering a Fetch");
+			} else {
+				memcpy(b->p + b->len, req->frame, req->frame_len);
+				b->len += req->frame_len;
+				sl__conn_mark_flush(r, c);
+			}
+		}
+		free(req->frame);
+		free(req);
+	}
+}
+
+void sl__conn_on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	switch (f->type) {
+	case SLUICE__V1__FRAME_TYPE__FRAME_PRODUCE:
+		sl__on_produce(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_HELLO:
+		sl__on_hello(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_FETCH:
+		sl__on_fetch(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_METADATA:
+		sl__on_metadata(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
+			      "%s is not served by this server yet", sl_frame_type_name(f->type));
+		break;
+	default:
+		if (sl_frame_type_check(f->type) < 0)
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
+				      "unknown frame type %u", f->type);
+		else
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE,
+				      "%s is a server-to-client message",
+				      sl_frame_type_name(f->type));
+		break;
+	}
+}
+
