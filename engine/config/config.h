@@ -84,11 +84,11 @@ int sl_config_node_duration(const struct sl_config_node *map, const char *key, u
 int sl_config_node_bool(const struct sl_config_node *map, const char *key, bool def, bool *out);
 
 /*
- * Writes a tree as YAML that parses back to an equal tree, in the form that
- * follows a `key:` or a `-` on the same line: " text\n", " {}\n", " []\n",
- * or a newline and the block's entries indented by `indent` spaces.
+ * Writes a tree as one YAML document (libyaml's emitter) that parses back to
+ * an equal tree; a NULL tree writes nothing, which parses back to NULL.
+ * Returns 0, -ENOMEM, or -EIO when the emitter or the stream fails.
  */
-void sl_config_node_dump(const struct sl_config_node *node, FILE *out, int indent);
+int sl_config_node_dump(const struct sl_config_node *node, FILE *out);
 
 /* ---- Units ---------------------------------------------------------------- */
 
@@ -262,8 +262,10 @@ int sl_config_resolve_path(const struct sl_config *cfg, const char *path, char *
 
 const struct sl_config_topic *sl_config_topic_find(const struct sl_config *cfg, const char *name);
 
-/* Prints the effective configuration as YAML that loads back to the same
- * configuration. Returns 0 or -EIO when the stream reports an error. */
+/* Prints the effective configuration as YAML (libyaml's emitter, keys in
+ * the tables' order) that loads back to the same configuration, and whose
+ * load prints the same bytes again. Returns 0, -ENOMEM, or -EIO when the
+ * emitter or the stream fails. */
 int sl_config_dump(const struct sl_config *cfg, FILE *out);
 
 const char *sl_config_partitioner_name(enum sl_config_partitioner p);
