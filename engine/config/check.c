@@ -6,18 +6,18 @@
 #include "base/base.h"
 #include "config/keys.h"
 
-int sl__limits_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
-                     void *obj)
+int sl__cfg_limits_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                         void *obj)
 {
 	const struct sl_config_limits *l = obj;
 	char a[32], b[32];
 
 	if (l->max_frame_bytes <= l->memory_budget)
 		return 0;
-	sl__fmt_size(l->max_frame_bytes, a, sizeof(a));
-	sl__fmt_size(l->memory_budget, b, sizeof(b));
-	return sl__fail(ld, map->line, path,
-	                "max_frame_bytes (%s) is larger than memory_budget (%s)", a, b);
+	sl__cfg_fmt_size(l->max_frame_bytes, a, sizeof(a));
+	sl__cfg_fmt_size(l->memory_budget, b, sizeof(b));
+	return sl__cfg_fail(ld, map->line, path,
+	                    "max_frame_bytes (%s) is larger than memory_budget (%s)", a, b);
 }
 
 static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from, const char *name,
@@ -27,16 +27,16 @@ static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from
 
 	topics = realloc(cfg->topics, (cfg->n_topics + 1) * sizeof(*topics));
 	if (!topics)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	cfg->topics = topics;
 	t = &topics[cfg->n_topics];
 	*t = topics[from];
 	t->name = strdup(name);
 	if (!t->name)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	if (sl_config_node_dup(topics[from].partitioner_args, &t->partitioner_args)) {
 		free(t->name);
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	}
 	t->derived = true;
 	t->line = line;
@@ -55,7 +55,7 @@ static int sl__check_cycles(struct sl__ld *ld, const struct sl_config_node *seq,
 	int rc = 0;
 
 	if (!indeg || !queue) {
-		rc = sl__oom(ld);
+		rc = sl__cfg_oom(ld);
 		goto out;
 	}
 	for (size_t i = 0; i < cfg->n_pipelines; i++)
@@ -97,9 +97,9 @@ static int sl__check_cycles(struct sl__ld *ld, const struct sl_config_node *seq,
 				break;
 			}
 		}
-		sl__idx(p, path, at);
-		rc = sl__fail(ld, seq->items[at].line, p,
-		              "pipelines form a cycle through topic '%s'", cfg->topics[t].name);
+		sl__cfg_idx(p, path, at);
+		rc = sl__cfg_fail(ld, seq->items[at].line, p,
+		                  "pipelines form a cycle through topic '%s'", cfg->topics[t].name);
 	}
 out:
 	free(indeg);
@@ -112,8 +112,8 @@ out:
  * lists is made from its `from` topic; that topic may itself be such a
  * `to`, listed later, so this runs passes until nothing more resolves.
  */
-int sl__resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
-                          void *obj)
+int sl__cfg_resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
+                              void *obj)
 {
 	struct sl_config *cfg = obj;
 	bool *done = calloc(cfg->n_pipelines + 1, sizeof(*done));
@@ -122,24 +122,24 @@ int sl__resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, c
 	int rc = 0;
 
 	if (!done)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	for (bool progress = true; left && progress;) {
 		progress = false;
 		for (size_t i = 0; i < cfg->n_pipelines && !rc; i++) {
 			struct sl_config_pipeline *pl = &cfg->pipelines[i];
 			ssize_t from, to;
 
-			if (done[i] || (from = sl__topic_index(cfg, pl->from)) < 0)
+			if (done[i] || (from = sl__cfg_topic_index(cfg, pl->from)) < 0)
 				continue;
 			if (!strcmp(pl->from, pl->to)) {
-				sl__idx(p, path, i);
-				sl__sub(kp, p, "to");
-				rc =
-				    sl__fail(ld, sl_config_node_get(&seq->items[i], "to")->line, kp,
-				             "'%s' is also the pipeline's 'from' topic", pl->to);
+				sl__cfg_idx(p, path, i);
+				sl__cfg_sub(kp, p, "to");
+				rc = sl__cfg_fail(
+				    ld, sl_config_node_get(&seq->items[i], "to")->line, kp,
+				    "'%s' is also the pipeline's 'from' topic", pl->to);
 				break;
 			}
-			to = sl__topic_index(cfg, pl->to);
+			to = sl__cfg_topic_index(cfg, pl->to);
 			if (to < 0) {
 				rc =
 				    sl__add_derived(ld, cfg, (size_t)from, pl->to,
@@ -158,10 +158,10 @@ int sl__resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, c
 	for (size_t i = 0; i < cfg->n_pipelines; i++) {
 		if (done[i])
 			continue;
-		sl__idx(p, path, i);
-		sl__sub(kp, p, "from");
-		rc = sl__fail(ld, sl_config_node_get(&seq->items[i], "from")->line, kp,
-		              "no topic named '%s'", cfg->pipelines[i].from);
+		sl__cfg_idx(p, path, i);
+		sl__cfg_sub(kp, p, "from");
+		rc = sl__cfg_fail(ld, sl_config_node_get(&seq->items[i], "from")->line, kp,
+		                  "no topic named '%s'", cfg->pipelines[i].from);
 		goto out;
 	}
 	rc = sl__check_cycles(ld, seq, path, cfg);

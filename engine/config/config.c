@@ -25,14 +25,14 @@ static int sl__cores_parse(struct sl__ld *ld, const struct sl_config_node *n, co
 	uint32_t *out = &((struct sl_config *)obj)->cores;
 	uint64_t v;
 
-	if (sl__want_scalar(ld, n, path, what))
+	if (sl__cfg_want_scalar(ld, n, path, what))
 		return -SL_ECONFIG;
 	if (!strcmp(n->value, "auto")) {
 		*out = 0;
 		return 0;
 	}
 	if (sl_config_parse_u64(n->value, &v) || v < 1 || v > SL__MAX_CORES)
-		return sl__bad(ld, n, path, what);
+		return sl__cfg_bad(ld, n, path, what);
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -56,13 +56,13 @@ static int sl__addr_parse(struct sl__ld *ld, const struct sl_config_node *n, con
 	uint16_t port;
 	int rc;
 
-	if (sl__want_scalar(ld, n, path, what))
+	if (sl__cfg_want_scalar(ld, n, path, what))
 		return -SL_ECONFIG;
 	rc = sl_config_parse_addr(n->value, &host, &port);
 	if (rc == -ENOMEM)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	if (rc)
-		return sl__bad(ld, n, path, what);
+		return sl__cfg_bad(ld, n, path, what);
 	free(a->host);
 	a->host = host;
 	a->port = port;
@@ -141,7 +141,7 @@ static const struct sl__key sl__limits_keys[] = {
 static const struct sl__section sl__limits_section = {
     .keys = sl__limits_keys,
     .n_keys = SL_ARRAY_LEN(sl__limits_keys),
-    .check = sl__limits_check,
+    .check = sl__cfg_limits_check,
 };
 
 #define R struct sl_config
@@ -160,7 +160,7 @@ static const struct sl__key sl__root_keys[] = {
     {"topics", SL__T_SEQ, offsetof(R, topics), .off_n = offsetof(R, n_topics),
      .sub = &sl__topic_section, .doc = "the topics, exactly as listed"},
     {"pipelines", SL__T_SEQ, offsetof(R, pipelines), .off_n = offsetof(R, n_pipelines),
-     .sub = &sl__pipeline_section, .after = sl__resolve_pipelines, .late = true,
+     .sub = &sl__pipeline_section, .after = sl__cfg_resolve_pipelines, .late = true,
      .doc = "topic to topic through a chain of transforms"},
     {"projections", SL__T_SEQ, offsetof(R, projections), .off_n = offsetof(R, n_projections),
      .sub = &sl__projection_section, .late = true, .doc = "read models fed by a topic"},
@@ -181,11 +181,11 @@ const struct sl__section sl__root_section = {
 static void sl__lists_free(struct sl_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_topics; i++)
-		sl__topic_clear(&cfg->topics[i]);
+		sl__cfg_topic_clear(&cfg->topics[i]);
 	free(cfg->topics);
-	sl__pipelines_free(cfg->pipelines, cfg->n_pipelines);
-	sl__consumers_free(cfg->projections, cfg->n_projections);
-	sl__consumers_free(cfg->sinks, cfg->n_sinks);
+	sl__cfg_pipelines_free(cfg->pipelines, cfg->n_pipelines);
+	sl__cfg_consumers_free(cfg->projections, cfg->n_projections);
+	sl__cfg_consumers_free(cfg->sinks, cfg->n_sinks);
 	cfg->topics = NULL;
 	cfg->n_topics = 0;
 	cfg->pipelines = NULL;
@@ -217,10 +217,10 @@ static int sl__apply(struct sl__ld *ld, const struct sl_config_node *root, struc
 	if (!root || root->kind == SL_CONFIG_NODE_NULL)
 		return 0;
 	if (root->kind != SL_CONFIG_NODE_MAP)
-		return sl__fail(ld, root->line, "", "expected a map of configuration keys, got %s",
-		                sl__kind_name(root));
+		return sl__cfg_fail(ld, root->line, "", "expected a map of configuration keys, got %s",
+		                sl__cfg_kind_name(root));
 	ld->cfg = cfg;
-	return sl__section_parse(ld, &sl__root_section, root, "", cfg);
+	return sl__cfg_section_parse(ld, &sl__root_section, root, "", cfg);
 }
 
 static int sl__parse_default(struct sl_config *cfg, char *err, size_t errlen)
@@ -235,7 +235,7 @@ static int sl__parse_default(struct sl_config *cfg, char *err, size_t errlen)
 		return rc;
 	rc = sl__apply(&ld, root, cfg);
 	if (!rc && !(cfg->source = strdup(ld.name)))
-		rc = sl__oom(&ld);
+		rc = sl__cfg_oom(&ld);
 	sl_config_node_free(root);
 	if (rc)
 		sl_config_free(cfg);
@@ -267,7 +267,7 @@ static int sl__load(const char *yaml, size_t len, const char *name, const char *
 	free(cfg->source);
 	cfg->source = strdup(name);
 	if (!cfg->source || (base_dir && !(cfg->base_dir = strdup(base_dir)))) {
-		rc = sl__oom(&ld);
+		rc = sl__cfg_oom(&ld);
 		goto out;
 	}
 	rc = sl__apply(&ld, root, cfg);
@@ -348,7 +348,7 @@ out:
 
 int sl_config_resolve_path(const struct sl_config *cfg, const char *path, char **out)
 {
-	*out = sl__join(cfg->base_dir, path);
+	*out = sl__cfg_join(cfg->base_dir, path);
 	return *out ? 0 : -ENOMEM;
 }
 

@@ -137,10 +137,10 @@ static int sl__value(yaml_emitter_t *e, const struct sl__key *key, const void *o
 		         (unsigned long long)sl__load_uint(field, key->size));
 		return sl__scalar(e, buf, false);
 	case SL__T_SIZE:
-		sl__fmt_size(*(const uint64_t *)field, buf, sizeof(buf));
+		sl__cfg_fmt_size(*(const uint64_t *)field, buf, sizeof(buf));
 		return sl__scalar(e, buf, false);
 	case SL__T_DURATION:
-		sl__fmt_duration(*(const uint64_t *)field, buf, sizeof(buf));
+		sl__cfg_fmt_duration(*(const uint64_t *)field, buf, sizeof(buf));
 		return sl__scalar(e, buf, false);
 	case SL__T_NAME:
 	case SL__T_PATH:

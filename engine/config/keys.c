@@ -8,7 +8,7 @@
 #include "base/base.h"
 #include "config/keys.h"
 
-int sl__fail(struct sl__ld *ld, uint32_t line, const char *path, const char *fmt, ...)
+int sl__cfg_fail(struct sl__ld *ld, uint32_t line, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -24,7 +24,7 @@ int sl__fail(struct sl__ld *ld, uint32_t line, const char *path, const char *fmt
 	return -SL_ECONFIG;
 }
 
-int sl__oom(struct sl__ld *ld)
+int sl__cfg_oom(struct sl__ld *ld)
 {
 	if (ld->errlen)
 		snprintf(ld->err, ld->errlen, "%s: out of memory", ld->name);
@@ -33,7 +33,7 @@ int sl__oom(struct sl__ld *ld)
 
 /* What a node holds, for "got ..." in messages: quoted and cut to a
  * printable excerpt, since the text may be anything. */
-const char *sl__got(const struct sl_config_node *n, char *buf, size_t len)
+const char *sl__cfg_got(const struct sl_config_node *n, char *buf, size_t len)
 {
 	size_t o = 0;
 
@@ -67,12 +67,12 @@ static void sl__path_cut(char *out, int n)
 		memcpy(out + SL__PATH - 4, "...", 4);
 }
 
-void sl__sub(char *out, const char *parent, const char *key)
+void sl__cfg_sub(char *out, const char *parent, const char *key)
 {
 	sl__path_cut(out, snprintf(out, SL__PATH, "%s%s%.64s", parent, *parent ? "." : "", key));
 }
 
-void sl__idx(char *out, const char *parent, size_t i)
+void sl__cfg_idx(char *out, const char *parent, size_t i)
 {
 	sl__path_cut(out, snprintf(out, SL__PATH, "%s[%zu]", parent, i));
 }
@@ -111,33 +111,34 @@ static int sl__want_map(struct sl__ld *ld, const struct sl_config_node *n, const
 {
 	if (n->kind == SL_CONFIG_NODE_MAP || n->kind == SL_CONFIG_NODE_NULL)
 		return 0;
-	return sl__fail(ld, n->line, path, "expected a map, got %s", sl__kind_name(n));
+	return sl__cfg_fail(ld, n->line, path, "expected a map, got %s", sl__cfg_kind_name(n));
 }
 
 static int sl__want_seq(struct sl__ld *ld, const struct sl_config_node *n, const char *path)
 {
 	if (n->kind == SL_CONFIG_NODE_SEQ || n->kind == SL_CONFIG_NODE_NULL)
 		return 0;
-	return sl__fail(ld, n->line, path, "expected a sequence, got %s", sl__kind_name(n));
+	return sl__cfg_fail(ld, n->line, path, "expected a sequence, got %s", sl__cfg_kind_name(n));
 }
 
-int sl__want_scalar(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
-                    const char *what)
+int sl__cfg_want_scalar(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                        const char *what)
 {
 	char got[96];
 
 	if (n->kind == SL_CONFIG_NODE_SCALAR)
 		return 0;
-	return sl__fail(ld, n->line, path, "expected %s, got %s", what,
-	                sl__got(n, got, sizeof(got)));
+	return sl__cfg_fail(ld, n->line, path, "expected %s, got %s", what,
+	                    sl__cfg_got(n, got, sizeof(got)));
 }
 
-int sl__bad(struct sl__ld *ld, const struct sl_config_node *n, const char *path, const char *what)
+int sl__cfg_bad(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                const char *what)
 {
 	char got[96];
 
-	return sl__fail(ld, n->line, path, "expected %s, got %s", what,
-	                sl__got(n, got, sizeof(got)));
+	return sl__cfg_fail(ld, n->line, path, "expected %s, got %s", what,
+	                    sl__cfg_got(n, got, sizeof(got)));
 }
 
 static int sl__get_int(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
@@ -148,15 +149,15 @@ static int sl__get_int(struct sl__ld *ld, const struct sl_config_node *n, const 
 
 	snprintf(what, sizeof(what), "an integer %llu..%llu", (unsigned long long)lo,
 	         (unsigned long long)hi);
-	if (sl__want_scalar(ld, n, path, what))
+	if (sl__cfg_want_scalar(ld, n, path, what))
 		return -SL_ECONFIG;
 	if (sl_config_parse_u64(n->value, &v) || v < lo || v > hi)
-		return sl__bad(ld, n, path, what);
+		return sl__cfg_bad(ld, n, path, what);
 	*out = v;
 	return 0;
 }
 
-void sl__fmt_size(uint64_t v, char *buf, size_t len)
+void sl__cfg_fmt_size(uint64_t v, char *buf, size_t len)
 {
 	static const char *const units[] = {"TiB", "GiB", "MiB", "KiB"};
 
@@ -171,7 +172,7 @@ void sl__fmt_size(uint64_t v, char *buf, size_t len)
 	snprintf(buf, len, "%llu", (unsigned long long)v);
 }
 
-void sl__fmt_duration(uint64_t ns, char *buf, size_t len)
+void sl__cfg_fmt_duration(uint64_t ns, char *buf, size_t len)
 {
 	static const struct {
 		const char *name;
@@ -196,12 +197,12 @@ static int sl__unit_error(struct sl__ld *ld, const struct sl_config_node *n, con
 {
 	char got[96];
 
-	sl__got(n, got, sizeof(got));
+	sl__cfg_got(n, got, sizeof(got));
 	if (text[0] == '-')
-		return sl__fail(ld, n->line, path, "%s cannot be negative, got %s", kind, got);
+		return sl__cfg_fail(ld, n->line, path, "%s cannot be negative, got %s", kind, got);
 	if (rc == -ERANGE)
-		return sl__fail(ld, n->line, path, "%s %s does not fit in 64 bits", kind, got);
-	return sl__fail(ld, n->line, path, "expected %s, got %s", what, got);
+		return sl__cfg_fail(ld, n->line, path, "%s %s does not fit in 64 bits", kind, got);
+	return sl__cfg_fail(ld, n->line, path, "expected %s, got %s", what, got);
 }
 
 #define SL__SIZE_FORMS     "a size like 512MiB, 64KiB, 1MB or a byte count"
@@ -214,22 +215,22 @@ static int sl__get_size(struct sl__ld *ld, const struct sl_config_node *n, const
 	uint64_t v;
 	int rc;
 
-	if (sl__want_scalar(ld, n, path, SL__SIZE_FORMS))
+	if (sl__cfg_want_scalar(ld, n, path, SL__SIZE_FORMS))
 		return -SL_ECONFIG;
 	if ((rc = sl_config_parse_size(n->value, &v)))
 		return sl__unit_error(ld, n, path, n->value, rc, SL__SIZE_FORMS, "a size");
 	if (v < lo || v > hi) {
-		sl__fmt_size(lo, a, sizeof(a));
-		sl__fmt_size(hi, b, sizeof(b));
-		return sl__fail(ld, n->line, path, "expected a size from %s to %s, got '%s'", a, b,
-		                n->value);
+		sl__cfg_fmt_size(lo, a, sizeof(a));
+		sl__cfg_fmt_size(hi, b, sizeof(b));
+		return sl__cfg_fail(ld, n->line, path, "expected a size from %s to %s, got '%s'", a,
+		                    b, n->value);
 	}
 	*out = v;
 	return 0;
 }
 
-int sl__duration_of(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
-                    const char *text, uint64_t lo, uint64_t *out)
+int sl__cfg_duration_of(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                        const char *text, uint64_t lo, uint64_t *out)
 {
 	char a[32];
 	int rc;
@@ -237,9 +238,9 @@ int sl__duration_of(struct sl__ld *ld, const struct sl_config_node *n, const cha
 	if ((rc = sl_config_parse_duration(text, out)))
 		return sl__unit_error(ld, n, path, text, rc, SL__DURATION_FORMS, "a duration");
 	if (*out < lo) {
-		sl__fmt_duration(lo, a, sizeof(a));
-		return sl__fail(ld, n->line, path, "expected a duration of at least %s, got '%s'",
-		                a, text);
+		sl__cfg_fmt_duration(lo, a, sizeof(a));
+		return sl__cfg_fail(ld, n->line, path,
+		                    "expected a duration of at least %s, got '%s'", a, text);
 	}
 	return 0;
 }
@@ -247,9 +248,9 @@ int sl__duration_of(struct sl__ld *ld, const struct sl_config_node *n, const cha
 static int sl__get_duration(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
                             uint64_t lo, uint64_t *out)
 {
-	if (sl__want_scalar(ld, n, path, SL__DURATION_FORMS))
+	if (sl__cfg_want_scalar(ld, n, path, SL__DURATION_FORMS))
 		return -SL_ECONFIG;
-	return sl__duration_of(ld, n, path, n->value, lo, out);
+	return sl__cfg_duration_of(ld, n, path, n->value, lo, out);
 }
 
 static int sl__set_str(struct sl__ld *ld, char **dst, const char *s)
@@ -257,7 +258,7 @@ static int sl__set_str(struct sl__ld *ld, char **dst, const char *s)
 	char *c = strdup(s);
 
 	if (!c)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	free(*dst);
 	*dst = c;
 	return 0;
@@ -266,7 +267,7 @@ static int sl__set_str(struct sl__ld *ld, char **dst, const char *s)
 /* base + "/" + rel, dropping rel's leading "./" parts; rel as it is when it
  * is absolute or there is no base. ".." is kept: folding it lexically would
  * be wrong across symbolic links. */
-char *sl__join(const char *base, const char *rel)
+char *sl__cfg_join(const char *base, const char *rel)
 {
 	size_t bl;
 	char *out;
@@ -299,13 +300,13 @@ static int sl__get_path(struct sl__ld *ld, const struct sl_config_node *n, const
 {
 	char *p;
 
-	if (sl__want_scalar(ld, n, path, "a path"))
+	if (sl__cfg_want_scalar(ld, n, path, "a path"))
 		return -SL_ECONFIG;
 	if (!n->value[0])
-		return sl__bad(ld, n, path, "a non-empty path");
-	p = sl__join(ld->base_dir, n->value);
+		return sl__cfg_bad(ld, n, path, "a non-empty path");
+	p = sl__cfg_join(ld->base_dir, n->value);
 	if (!p)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	free(*dst);
 	*dst = p;
 	return 0;
@@ -337,10 +338,10 @@ static bool sl__name_ok(const char *s)
 static int sl__get_name(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
                         char **dst)
 {
-	if (sl__want_scalar(ld, n, path, SL__NAME_FORMS))
+	if (sl__cfg_want_scalar(ld, n, path, SL__NAME_FORMS))
 		return -SL_ECONFIG;
 	if (!sl__name_ok(n->value))
-		return sl__bad(ld, n, path, SL__NAME_FORMS);
+		return sl__cfg_bad(ld, n, path, SL__NAME_FORMS);
 	return sl__set_str(ld, dst, n->value);
 }
 
@@ -353,7 +354,7 @@ static int sl__get_args(struct sl__ld *ld, const struct sl_config_node *n, const
 		return -SL_ECONFIG;
 	if (n->kind == SL_CONFIG_NODE_MAP) {
 		if (sl_config_node_dup(n, &copy))
-			return sl__oom(ld);
+			return sl__cfg_oom(ld);
 		/* The copy stands alone: it is nobody's entry. */
 		free(copy->key);
 		copy->key = NULL;
@@ -361,7 +362,7 @@ static int sl__get_args(struct sl__ld *ld, const struct sl_config_node *n, const
 	} else {
 		copy = calloc(1, sizeof(*copy));
 		if (!copy)
-			return sl__oom(ld);
+			return sl__cfg_oom(ld);
 		copy->kind = SL_CONFIG_NODE_MAP;
 		copy->line = n->line;
 	}
@@ -370,7 +371,7 @@ static int sl__get_args(struct sl__ld *ld, const struct sl_config_node *n, const
 	return 0;
 }
 
-struct sl_config_node *sl__empty_map(void)
+struct sl_config_node *sl__cfg_empty_map(void)
 {
 	struct sl_config_node *m = calloc(1, sizeof(*m));
 
@@ -413,10 +414,10 @@ static int sl__check_keys(struct sl__ld *ld, const struct sl__section *sec,
 		}
 		struct sl_config_node as_scalar = {.kind = SL_CONFIG_NODE_SCALAR, .value = it->key};
 
-		sl__got(&as_scalar, shown, sizeof(shown));
+		sl__cfg_got(&as_scalar, shown, sizeof(shown));
 		if (best)
-			return sl__fail(ld, it->key_line, path,
-			                "unknown key %s (did you mean '%s'?)", shown, best);
+			return sl__cfg_fail(ld, it->key_line, path,
+			                    "unknown key %s (did you mean '%s'?)", shown, best);
 		list[0] = '\0';
 		for (size_t k = 0; k < sec->n_keys; k++) {
 			int n = snprintf(list + o, sizeof(list) - o, "%s%s", k ? ", " : "",
@@ -426,8 +427,8 @@ static int sl__check_keys(struct sl__ld *ld, const struct sl__section *sec,
 				break;
 			o += (size_t)n;
 		}
-		return sl__fail(ld, it->key_line, path, "unknown key %s (expected one of: %s)",
-		                shown, list);
+		return sl__cfg_fail(ld, it->key_line, path, "unknown key %s (expected one of: %s)",
+		                    shown, list);
 	}
 	return 0;
 }
@@ -437,7 +438,7 @@ static int sl__get_bool(struct sl__ld *ld, const struct sl_config_node *n, const
 {
 	const char *what = "true or false";
 
-	if (sl__want_scalar(ld, n, path, what))
+	if (sl__cfg_want_scalar(ld, n, path, what))
 		return -SL_ECONFIG;
 	/* The words sl_config_node_bool() reads, so plugins and sluice agree. */
 	if (!strcmp(n->value, "true") || !strcmp(n->value, "yes") || !strcmp(n->value, "on"))
@@ -445,7 +446,7 @@ static int sl__get_bool(struct sl__ld *ld, const struct sl_config_node *n, const
 	else if (!strcmp(n->value, "false") || !strcmp(n->value, "no") || !strcmp(n->value, "off"))
 		*out = false;
 	else
-		return sl__bad(ld, n, path, what);
+		return sl__cfg_bad(ld, n, path, what);
 	return 0;
 }
 
@@ -471,7 +472,7 @@ static int sl__get_enum(struct sl__ld *ld, const struct sl__key *key,
 	char what[256];
 
 	sl__enum_what(key, what, sizeof(what));
-	if (sl__want_scalar(ld, n, path, what))
+	if (sl__cfg_want_scalar(ld, n, path, what))
 		return -SL_ECONFIG;
 	for (size_t i = 0; i < key->n_names; i++) {
 		if (key->names[i] && !strcmp(n->value, key->names[i])) {
@@ -479,7 +480,7 @@ static int sl__get_enum(struct sl__ld *ld, const struct sl__key *key,
 			return 0;
 		}
 	}
-	return sl__bad(ld, n, path, what);
+	return sl__cfg_bad(ld, n, path, what);
 }
 
 /* INT and ENUM fields are 32 or 64 bits wide. */
@@ -512,9 +513,9 @@ static int sl__get_paths(struct sl__ld *ld, const struct sl_config_node *seq, co
 		return 0;
 	*arr = calloc(seq->n_items, sizeof(**arr));
 	if (!*arr)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	for (size_t i = 0; i < seq->n_items; i++) {
-		sl__idx(p, path, i);
+		sl__cfg_idx(p, path, i);
 		*n = i + 1;
 		if ((rc = sl__get_path(ld, &seq->items[i], p, &(*arr)[i])))
 			return rc;
@@ -538,21 +539,21 @@ static int sl__get_seq(struct sl__ld *ld, const struct sl__key *key,
 		return rc;
 	*arr = calloc(seq->n_items, sec->elem_size);
 	if (!*arr)
-		return sl__oom(ld);
+		return sl__cfg_oom(ld);
 	for (size_t i = 0; i < seq->n_items; i++) {
 		const struct sl_config_node *m = &seq->items[i];
 		char *el = (char *)*arr + i * sec->elem_size;
 
-		sl__idx(p, path, i);
+		sl__cfg_idx(p, path, i);
 		*n = i + 1;
 		if (sec->init && sec->init(el))
-			return sl__oom(ld);
+			return sl__cfg_oom(ld);
 		if (sec->line_off)
 			memcpy(el + sec->line_off, &m->line, sizeof(m->line));
 		if (m->kind != SL_CONFIG_NODE_MAP)
-			return sl__fail(ld, m->line, p, "expected a map (a %s), got %s", sec->what,
-			                sl__kind_name(m));
-		if ((rc = sl__section_parse(ld, sec, m, p, el)))
+			return sl__cfg_fail(ld, m->line, p, "expected a map (a %s), got %s",
+			                    sec->what, sl__cfg_kind_name(m));
+		if ((rc = sl__cfg_section_parse(ld, sec, m, p, el)))
 			return rc;
 		if (!sec->unique_name)
 			continue;
@@ -565,17 +566,17 @@ static int sl__get_seq(struct sl__ld *ld, const struct sl__key *key,
 			if (strcmp(a, b))
 				continue;
 			memcpy(&first, other + sec->line_off, sizeof(first));
-			sl__sub(np, p, "name");
-			return sl__fail(ld, sl_config_node_get(m, "name")->line, np,
-			                "duplicate %s name '%s' (first at line %u)", sec->what, a,
-			                first);
+			sl__cfg_sub(np, p, "name");
+			return sl__cfg_fail(ld, sl_config_node_get(m, "name")->line, np,
+			                    "duplicate %s name '%s' (first at line %u)", sec->what,
+			                    a, first);
 		}
 	}
 	return 0;
 }
 
-int sl__key_parse(struct sl__ld *ld, const struct sl__key *key, const struct sl_config_node *n,
-                  const char *path, void *obj)
+int sl__cfg_key_parse(struct sl__ld *ld, const struct sl__key *key, const struct sl_config_node *n,
+                      const char *path, void *obj)
 {
 	void *field = (char *)obj + key->off;
 	uint64_t v = 0;
@@ -605,7 +606,7 @@ int sl__key_parse(struct sl__ld *ld, const struct sl__key *key, const struct sl_
 	case SL__T_PATHS:
 		return sl__get_paths(ld, n, path, field, (size_t *)((char *)obj + key->off_n));
 	case SL__T_MAP:
-		return sl__section_parse(ld, key->sub, n, path, field);
+		return sl__cfg_section_parse(ld, key->sub, n, path, field);
 	case SL__T_SEQ:
 		if ((rc = sl__get_seq(ld, key, n, path, obj)))
 			return rc;
@@ -618,8 +619,8 @@ int sl__key_parse(struct sl__ld *ld, const struct sl__key *key, const struct sl_
 	return -EINVAL;
 }
 
-int sl__section_parse(struct sl__ld *ld, const struct sl__section *sec,
-                      const struct sl_config_node *map, const char *path, void *obj)
+int sl__cfg_section_parse(struct sl__ld *ld, const struct sl__section *sec,
+                          const struct sl_config_node *map, const char *path, void *obj)
 {
 	char p[SL__PATH];
 	int rc;
@@ -632,7 +633,8 @@ int sl__section_parse(struct sl__ld *ld, const struct sl__section *sec,
 		return rc;
 	for (size_t k = 0; k < sec->n_keys; k++) {
 		if (sec->keys[k].required && !sl_config_node_get(map, sec->keys[k].name))
-			return sl__fail(ld, map->line, path, "missing key '%s'", sec->keys[k].name);
+			return sl__cfg_fail(ld, map->line, path, "missing key '%s'",
+			                    sec->keys[k].name);
 	}
 	for (size_t i = 0; i < map->n_items; i++) {
 		const struct sl_config_node *it = &map->items[i];
@@ -640,8 +642,8 @@ int sl__section_parse(struct sl__ld *ld, const struct sl__section *sec,
 
 		if (key->late)
 			continue;
-		sl__sub(p, path, it->key);
-		if ((rc = sl__key_parse(ld, key, it, p, obj)))
+		sl__cfg_sub(p, path, it->key);
+		if ((rc = sl__cfg_key_parse(ld, key, it, p, obj)))
 			return rc;
 	}
 	for (size_t k = 0; k < sec->n_keys; k++) {
@@ -650,8 +652,8 @@ int sl__section_parse(struct sl__ld *ld, const struct sl__section *sec,
 
 		if (!key->late || !(it = sl_config_node_get(map, key->name)))
 			continue;
-		sl__sub(p, path, it->key);
-		if ((rc = sl__key_parse(ld, key, it, p, obj)))
+		sl__cfg_sub(p, path, it->key);
+		if ((rc = sl__cfg_key_parse(ld, key, it, p, obj)))
 			return rc;
 	}
 	return sec->check ? sec->check(ld, map, path, obj) : 0;

@@ -106,26 +106,27 @@ struct sl__section {
 
 /* ---- keys.c: messages ---------------------------------------------------- */
 
-int sl__fail(struct sl__ld *ld, uint32_t line, const char *path, const char *fmt, ...)
+int sl__cfg_fail(struct sl__ld *ld, uint32_t line, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int sl__oom(struct sl__ld *ld);
+int sl__cfg_oom(struct sl__ld *ld);
 /* What a node holds, for "got ..." in messages, quoted and cut short. */
-const char *sl__got(const struct sl_config_node *n, char *buf, size_t len);
-#define sl__kind_name(n) sl__got((n), (char[96]){0}, 96)
-int sl__bad(struct sl__ld *ld, const struct sl_config_node *n, const char *path, const char *what);
-int sl__want_scalar(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
-                    const char *what);
-void sl__sub(char *out, const char *parent, const char *key);
-void sl__idx(char *out, const char *parent, size_t i);
+const char *sl__cfg_got(const struct sl_config_node *n, char *buf, size_t len);
+#define sl__cfg_kind_name(n) sl__cfg_got((n), (char[96]){0}, 96)
+int sl__cfg_bad(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                const char *what);
+int sl__cfg_want_scalar(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                        const char *what);
+void sl__cfg_sub(char *out, const char *parent, const char *key);
+void sl__cfg_idx(char *out, const char *parent, size_t i);
 
 /* ---- keys.c: values ------------------------------------------------------ */
 
-int sl__duration_of(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
-                    const char *text, uint64_t lo, uint64_t *out);
-void sl__fmt_size(uint64_t v, char *buf, size_t len);
-void sl__fmt_duration(uint64_t ns, char *buf, size_t len);
-char *sl__join(const char *base, const char *rel);
-struct sl_config_node *sl__empty_map(void);
+int sl__cfg_duration_of(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                        const char *text, uint64_t lo, uint64_t *out);
+void sl__cfg_fmt_size(uint64_t v, char *buf, size_t len);
+void sl__cfg_fmt_duration(uint64_t ns, char *buf, size_t len);
+char *sl__cfg_join(const char *base, const char *rel);
+struct sl_config_node *sl__cfg_empty_map(void);
 
 /* ---- keys.c: the generic loop -------------------------------------------- */
 
@@ -135,12 +136,12 @@ struct sl_config_node *sl__empty_map(void);
  * order, every key parsed by its row, `late` rows last, then sec->check.
  * A null node leaves `obj` as it is; another kind than a map is an error.
  */
-int sl__section_parse(struct sl__ld *ld, const struct sl__section *sec,
-                      const struct sl_config_node *map, const char *path, void *obj);
+int sl__cfg_section_parse(struct sl__ld *ld, const struct sl__section *sec,
+                          const struct sl_config_node *map, const char *path, void *obj);
 
 /* Parses one key's value `n` by its row into the struct at `obj`. */
-int sl__key_parse(struct sl__ld *ld, const struct sl__key *key, const struct sl_config_node *n,
-                  const char *path, void *obj);
+int sl__cfg_key_parse(struct sl__ld *ld, const struct sl__key *key, const struct sl_config_node *n,
+                      const char *path, void *obj);
 
 /* ---- the tables ------------------------------------------------------------ */
 
@@ -152,13 +153,13 @@ extern const struct sl__section sl__sink_section;
 
 /* ---- topics.c, pipelines.c, check.c ---------------------------------------- */
 
-void sl__topic_clear(struct sl_config_topic *t);
-ssize_t sl__topic_index(const struct sl_config *cfg, const char *name);
-void sl__pipelines_free(struct sl_config_pipeline *arr, size_t n);
-void sl__consumers_free(struct sl_config_consumer *arr, size_t n);
-int sl__limits_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
-                     void *obj);
-int sl__resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
-                          void *obj);
+void sl__cfg_topic_clear(struct sl_config_topic *t);
+ssize_t sl__cfg_topic_index(const struct sl_config *cfg, const char *name);
+void sl__cfg_pipelines_free(struct sl_config_pipeline *arr, size_t n);
+void sl__cfg_consumers_free(struct sl_config_consumer *arr, size_t n);
+int sl__cfg_limits_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                         void *obj);
+int sl__cfg_resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
+                              void *obj);
 
 #endif

@@ -13,7 +13,7 @@ static int sl__args_init(void *obj)
 {
 	struct sl_config_node **args = obj;
 
-	*args = sl__empty_map();
+	*args = sl__cfg_empty_map();
 	return *args ? 0 : -ENOMEM;
 }
 
@@ -65,7 +65,7 @@ const struct sl__section sl__pipeline_section = {
     .unique_name = true,
 };
 
-void sl__pipelines_free(struct sl_config_pipeline *arr, size_t n)
+void sl__cfg_pipelines_free(struct sl_config_pipeline *arr, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct sl_config_pipeline *pl = &arr[i];
@@ -95,10 +95,10 @@ static int sl__from_parse(struct sl__ld *ld, const struct sl_config_node *n, con
 	ssize_t from;
 	int rc;
 
-	if ((rc = sl__key_parse(ld, &name, n, path, obj)))
+	if ((rc = sl__cfg_key_parse(ld, &name, n, path, obj)))
 		return rc;
-	if ((from = sl__topic_index(ld->cfg, c->from)) < 0)
-		return sl__fail(ld, n->line, path, "no topic named '%s'", c->from);
+	if ((from = sl__cfg_topic_index(ld->cfg, c->from)) < 0)
+		return sl__cfg_fail(ld, n->line, path, "no topic named '%s'", c->from);
 	c->from_topic = (size_t)from;
 	return 0;
 }
@@ -133,10 +133,11 @@ static int sl__projection_pre(struct sl__ld *ld, const struct sl_config_node *ma
 	(void)obj;
 	if (!circuit)
 		return 0;
-	sl__sub(p, path, "circuit");
-	return sl__fail(ld, circuit->key_line ? circuit->key_line : circuit->line, p,
-	                "only sinks take a circuit breaker (a projection has no outside world to "
-	                "guard)");
+	sl__cfg_sub(p, path, "circuit");
+	return sl__cfg_fail(
+	    ld, circuit->key_line ? circuit->key_line : circuit->line, p,
+	    "only sinks take a circuit breaker (a projection has no outside world to "
+	    "guard)");
 }
 
 #define C struct sl_config_consumer
@@ -206,7 +207,7 @@ const struct sl__section sl__sink_section = {
     .init = sl__sink_init,
 };
 
-void sl__consumers_free(struct sl_config_consumer *arr, size_t n)
+void sl__cfg_consumers_free(struct sl_config_consumer *arr, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(arr[i].name);

@@ -36,11 +36,11 @@ static int sl__topic_init(void *obj)
 	t->retention_age_ns = SL_CONFIG_TOPIC_RETENTION_AGE;
 	t->cleanup = SL_CONFIG_CLEANUP_DELETE;
 	t->segment_bytes = SL_CONFIG_TOPIC_SEGMENT_BYTES;
-	t->partitioner_args = sl__empty_map();
+	t->partitioner_args = sl__cfg_empty_map();
 	return t->partitioner_args ? 0 : -ENOMEM;
 }
 
-void sl__topic_clear(struct sl_config_topic *t)
+void sl__cfg_topic_clear(struct sl_config_topic *t)
 {
 	free(t->name);
 	sl_config_node_free(t->partitioner_args);
@@ -88,7 +88,7 @@ static int sl__durability_parse(struct sl__ld *ld, const struct sl_config_node *
 	const char *what = "fsync, interval:DURATION (like interval:10ms) or none";
 	struct sl_config_topic *t = obj;
 
-	if (sl__want_scalar(ld, n, path, what))
+	if (sl__cfg_want_scalar(ld, n, path, what))
 		return -SL_ECONFIG;
 	t->durability_interval_ns = 0;
 	if (!strcmp(n->value, "fsync")) {
@@ -97,9 +97,10 @@ static int sl__durability_parse(struct sl__ld *ld, const struct sl_config_node *
 		t->durability = SL_CONFIG_DUR_NONE;
 	} else if (!strncmp(n->value, "interval:", 9)) {
 		t->durability = SL_CONFIG_DUR_INTERVAL;
-		return sl__duration_of(ld, n, path, n->value + 9, 1000, &t->durability_interval_ns);
+		return sl__cfg_duration_of(ld, n, path, n->value + 9, 1000,
+		                           &t->durability_interval_ns);
 	} else {
-		return sl__bad(ld, n, path, what);
+		return sl__cfg_bad(ld, n, path, what);
 	}
 	return 0;
 }
@@ -117,7 +118,7 @@ static void sl__durability_fmt(const void *obj, char *buf, size_t len)
 		snprintf(buf, len, "none");
 		break;
 	default:
-		sl__fmt_duration(t->durability_interval_ns, d, sizeof(d));
+		sl__cfg_fmt_duration(t->durability_interval_ns, d, sizeof(d));
 		snprintf(buf, len, "interval:%s", d);
 	}
 }
@@ -128,7 +129,7 @@ static int sl__overload_parse(struct sl__ld *ld, const struct sl_config_node *n,
 	const char *what = "block, drop, sample:RATE (0 < RATE <= 1, like sample:0.1) or reject";
 	struct sl_config_topic *t = obj;
 
-	if (sl__want_scalar(ld, n, path, what))
+	if (sl__cfg_want_scalar(ld, n, path, what))
 		return -SL_ECONFIG;
 	t->sample_rate = 0;
 	if (!strcmp(n->value, "block"))
@@ -140,7 +141,7 @@ static int sl__overload_parse(struct sl__ld *ld, const struct sl_config_node *n,
 	else if (!strncmp(n->value, "sample:", 7) && !sl__parse_rate(n->value + 7, &t->sample_rate))
 		t->overload = SL_CONFIG_OVERLOAD_SAMPLE;
 	else
-		return sl__bad(ld, n, path, what);
+		return sl__cfg_bad(ld, n, path, what);
 	return 0;
 }
 
@@ -217,7 +218,7 @@ const struct sl__section sl__topic_section = {
     .init = sl__topic_init,
 };
 
-ssize_t sl__topic_index(const struct sl_config *cfg, const char *name)
+ssize_t sl__cfg_topic_index(const struct sl_config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->n_topics; i++) {
 		if (!strcmp(cfg->topics[i].name, name))
@@ -228,7 +229,7 @@ ssize_t sl__topic_index(const struct sl_config *cfg, const char *name)
 
 const struct sl_config_topic *sl_config_topic_find(const struct sl_config *cfg, const char *name)
 {
-	ssize_t i = sl__topic_index(cfg, name);
+	ssize_t i = sl__cfg_topic_index(cfg, name);
 
 	return i < 0 ? NULL : &cfg->topics[i];
 }
