@@ -13,6 +13,10 @@
  * directory. Plugin `args` and `partitioner_args` are kept as a generic tree
  * (struct sl_config_node) for the plugins and partitioners to read.
  *
+ * Keys: each section is a table (config/keys.h: name, type, offset, range,
+ * one-line doc) that one loop parses and the dump prints; a new key is a
+ * row in config.c (root, listen, limits), topics.c or pipelines.c.
+ *
  * Errors: -SL_ECONFIG with one line in `err` naming the source, the line, the
  * key path and what was wrong, e.g.
  *   "sluice.yaml:12: topics[0].partitions: expected an integer 1..4096, got 'abc'"
