@@ -261,8 +261,8 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 
 	c->initial = true;
 	sl__client_connect_start(c);
-	ret = sl__client_run(c, sl_now_ns() + (uint64_t)o->connect_timeout_ms * SL__NS_PER_MS, sl__client_ready,
-		      false);
+	ret = sl__client_run(c, sl_now_ns() + (uint64_t)o->connect_timeout_ms * SL__NS_PER_MS,
+			     sl__client_ready, false);
 	c->initial = false;
 	if (ret < 0) {
 		if (!c->err[0] || ret == -SL_ETIMEOUT)

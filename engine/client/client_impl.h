@@ -1,6 +1,10 @@
 /*
- * Internals of libsluice shared by its source files (and its unit test).
- * Nothing here is installed.
+ * Internals of libsluice shared by its source files (and its unit test):
+ * client.c (errors, the public producer API), window.c (batches, the
+ * window and credits, answers, resends), conn.c (connection, handshake,
+ * frames, socket, the loop), ack.c (Ack scanning), consumer.c. Nothing here
+ * is installed or exported (libsluice.map). Threads: a client is not
+ * thread-safe (sluice/client.h); everything here runs on its caller's.
  */
 #ifndef SL_CLIENT_IMPL_H
 #define SL_CLIENT_IMPL_H
@@ -10,9 +14,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "base/varint.h"
 #include "json/json.h"
 #include "proto/proto.h"
-#include "base/varint.h"
 #include "sluice/client.h"
 
 /* ---- Ack scanning -------------------------------------------------------- */
