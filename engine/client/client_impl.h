@@ -1,6 +1,10 @@
 /*
- * Internals of libsluice shared by its source files (and its unit test).
- * Nothing here is installed.
+ * Internals of libsluice shared by its source files (and its unit test):
+ * client.c (errors, the public producer API), window.c (batches, the
+ * window and credits, answers, resends), conn.c (connection, handshake,
+ * frames, socket, the loop), ack.c (Ack scanning), consumer.c. Nothing here
+ * is installed or exported (libsluice.map). Threads: a client is not
+ * thread-safe (sluice/client.h); everything here runs on its caller's.
  */
 #ifndef SL_CLIENT_IMPL_H
 #define SL_CLIENT_IMPL_H
@@ -10,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "base/varint.h"
 #include "json/json.h"
 #include "proto/proto.h"
 #include "sluice/client.h"
@@ -163,5 +168,129 @@ struct sl_client {
 	uint64_t answered; /* acked + refused: what poll counts */
 	char err[256];
 };
+
+/* ---- shared by client.c, window.c and conn.c ------------------------------ */
+
+#define SL__DEF_BATCH_EVENTS 256
+#define SL__MAX_BATCH_EVENTS 65536
+#define SL__DEF_BATCH_BYTES (1u << 20)
+#define SL__DEF_INFLIGHT 8192
+#define SL__DEF_INFLIGHT_BYTES (64ull << 20)
+#define SL__DEF_CONNECT_MS 5000
+#define SL__DEF_ACK_MS 30000
+#define SL__DEF_BACKOFF_MIN_MS 50
+#define SL__DEF_BACKOFF_MAX_MS 2000
+/* Before Welcome says otherwise: the protocol's documented default. */
+#define SL__DEF_MAX_FRAME (1u << 20)
+/* First size of a batch buffer; it doubles up to batch_limit as needed.
+ * Small, because a batch holds its buffer until every event in it is
+ * answered, and batches of one event (interactive input, open-loop
+ * producers without linger) can fill a whole window: 8192 x 4 KiB. Pooled
+ * buffers keep what they grew to, so full batches stop reallocating once
+ * the pool is warm. */
+#define SL__BUF_START (4u << 10)
+/* Pooled batch buffers kept for reuse; more are freed on return. Enough for
+ * a full default window of full batches. */
+#define SL__POOL_MAX 64
+/* Buffers larger than this are not kept once empty (a resend burst or one
+ * huge frame should not pin its memory). */
+#define SL__KEEP_BYTES (1u << 20)
+#define SL__IOV_MAX 64
+#define SL__READ_BUF (64u << 10)
+
+#define SL__NS_PER_MS 1000000ull
+
+/* ---- small helpers shared by the client's files ----------------------------- */
+
+/* Bytes of `tag | len | payload` for an event of `size` bytes. */
+static inline size_t sl__event_field_len(size_t size)
+{
+	return 1 + sl_varint_len(size) + size;
+}
+
+static inline size_t sl__epoch_room(uint32_t epoch)
+{
+	return epoch ? 1 + sl_varint_len(epoch) : 0;
+}
+
+static inline struct sl__batch *sl__at(const struct sl_client *c, uint64_t i)
+{
+	return &c->ring[i & (c->ring_cap - 1)];
+}
+
+/* The oldest unanswered sequence's batch start, or next_seq when idle. */
+static inline uint64_t sl__first_seq(const struct sl_client *c)
+{
+	if (c->head != c->tail)
+		return sl__at(c, c->head)->base_seq;
+	if (c->has_open)
+		return c->open.base_seq;
+	return c->next_seq;
+}
+
+static inline uint64_t sl__span(const struct sl_client *c)
+{
+	return c->next_seq - sl__first_seq(c);
+}
+
+static inline bool sl__busy(const struct sl_client *c)
+{
+	return c->head != c->tail || c->has_open;
+}
+
+/* How far `out` may be written: resends wait for credits, Hello does not. */
+static inline size_t sl__out_lim(const struct sl_client *c)
+{
+	return c->rs_head < c->rs_n ? c->out_lim : c->out_len;
+}
+
+static inline bool sl__out_pending(const struct sl_client *c)
+{
+	return c->out_off < sl__out_lim(c) ||
+	       (c->state == SL__READY && c->out_off == c->out_len && c->send_idx != c->cred_idx);
+}
+
+/* Room in the window for one more event of `bytes` encoded bytes. */
+static inline bool sl__room_for(const struct sl_client *c, uint64_t bytes)
+{
+	uint64_t span = sl__span(c);
+	if (span == 0)
+		return true; /* one event alone always goes, whatever its size */
+	uint64_t inflight = c->ring_bytes + (c->has_open ? c->bld.len : 0);
+	return span < c->win_events && inflight + bytes <= c->win_bytes;
+}
+
+/* client.c: errors */
+void sl__client_seterr(struct sl_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int sl__client_code_status(uint32_t code);
+bool sl__client_code_retryable(uint32_t code);
+
+/* window.c: batches, the window and credits, answers, resends */
+void sl__client_credit_advance(struct sl_client *c);
+void sl__client_credit_reset(struct sl_client *c);
+void sl__client_recompute_window(struct sl_client *c);
+int sl__client_out_reserve(struct sl_client *c, size_t n);
+struct sl__bbuf *sl__client_bbuf_get(struct sl_client *c, size_t need);
+void sl__client_bbuf_put(struct sl_client *c, struct sl__bbuf *b);
+int sl__client_ring_grow(struct sl_client *c);
+void sl__client_retire(struct sl_client *c);
+void sl__client_on_ack_event(void *arg, const struct sl__ack_event *e);
+void sl__client_answer_all(struct sl_client *c, struct sl__batch *b, int status, uint32_t code);
+int sl__client_seal(struct sl_client *c);
+int sl__client_resend_batch(struct sl_client *c, struct sl__batch *b);
+
+/* conn.c: the connection, frames, reading and writing, the loop */
+void sl__client_ep_sync(struct sl_client *c);
+void sl__client_close_fd(struct sl_client *c);
+void sl__client_connect_start(struct sl_client *c);
+void sl__client_write(struct sl_client *c);
+bool sl__client_linger_due(const struct sl_client *c, uint64_t now);
+uint64_t sl__client_next_timer(const struct sl_client *c, bool linger);
+void sl__client_turn(struct sl_client *c, uint64_t until, bool seal_linger);
+int sl__client_run(struct sl_client *c, uint64_t deadline, bool (*done)(const struct sl_client *),
+		   bool seal_linger);
+bool sl__client_ready(const struct sl_client *c);
+bool sl__client_all_answered(const struct sl_client *c);
 
 #endif

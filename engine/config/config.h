@@ -13,6 +13,10 @@
  * directory. Plugin `args` and `partitioner_args` are kept as a generic tree
  * (struct sl_config_node) for the plugins and partitioners to read.
  *
+ * Keys: each section is a table (config/keys.h: name, type, offset, range,
+ * one-line doc) that one loop parses and the dump prints; a new key is a
+ * row in config.c (root, listen, limits), topics.c or pipelines.c.
+ *
  * Errors: -SL_ECONFIG with one line in `err` naming the source, the line, the
  * key path and what was wrong, e.g.
  *   "sluice.yaml:12: topics[0].partitions: expected an integer 1..4096, got 'abc'"
@@ -84,11 +88,11 @@ int sl_config_node_duration(const struct sl_config_node *map, const char *key, u
 int sl_config_node_bool(const struct sl_config_node *map, const char *key, bool def, bool *out);
 
 /*
- * Writes a tree as YAML that parses back to an equal tree, in the form that
- * follows a `key:` or a `-` on the same line: " text\n", " {}\n", " []\n",
- * or a newline and the block's entries indented by `indent` spaces.
+ * Writes a tree as one YAML document (libyaml's emitter) that parses back to
+ * an equal tree; a NULL tree writes nothing, which parses back to NULL.
+ * Returns 0, -ENOMEM, or -EIO when the emitter or the stream fails.
  */
-void sl_config_node_dump(const struct sl_config_node *node, FILE *out, int indent);
+int sl_config_node_dump(const struct sl_config_node *node, FILE *out);
 
 /* ---- Units ---------------------------------------------------------------- */
 
@@ -262,8 +266,10 @@ int sl_config_resolve_path(const struct sl_config *cfg, const char *path, char *
 
 const struct sl_config_topic *sl_config_topic_find(const struct sl_config *cfg, const char *name);
 
-/* Prints the effective configuration as YAML that loads back to the same
- * configuration. Returns 0 or -EIO when the stream reports an error. */
+/* Prints the effective configuration as YAML (libyaml's emitter, keys in
+ * the tables' order) that loads back to the same configuration, and whose
+ * load prints the same bytes again. Returns 0, -ENOMEM, or -EIO when the
+ * emitter or the stream fails. */
 int sl_config_dump(const struct sl_config *cfg, FILE *out);
 
 const char *sl_config_partitioner_name(enum sl_config_partitioner p);

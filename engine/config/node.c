@@ -1,5 +1,5 @@
-/* The generic YAML tree: built from libyaml's event stream, read by lookups,
- * written back as YAML. */
+/* The generic YAML tree: built from libyaml's event stream, read by lookups.
+ * dump.c writes it back. */
 #include "config/config.h"
 
 #include <stdarg.h>
@@ -12,10 +12,6 @@
 /* Deep enough for any sensible plugin argument, shallow enough that the
  * recursive builder, copier and printer cannot exhaust a thread's stack. */
 #define SL__NODE_MAX_DEPTH 64
-
-/* libyaml refuses an implicit (single-line) key longer than this; longer keys
- * are printed in the explicit `? key` form. */
-#define SL__YAML_SIMPLE_KEY_MAX 1024
 
 struct sl__np {
 	yaml_parser_t parser;
@@ -473,124 +469,4 @@ int sl_config_node_bool(const struct sl_config_node *map, const char *key, bool 
 	else
 		return -SL_ECONFIG;
 	return 0;
-}
-
-/* ---- Printing ------------------------------------------------------------- */
-
-/* Whether `s` reads back as the same string when written plain in block
- * context. Deliberately conservative: anything doubtful is quoted. */
-static bool sl__plain_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || sl__is_null_word(s) || s[0] == ' ' || s[n - 1] == ' ' || s[n - 1] == ':')
-		return false;
-	if (strchr("-?:,[]{}#&*!|>'\"%@`", s[0]))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c < 0x20 || c >= 0x7f || strchr(",[]{}#\"'", c))
-			return false;
-		if (c == ':' && s[i + 1] == ' ')
-			return false;
-	}
-	return true;
-}
-
-/* Bytes sl__print_quoted() prints for s. */
-static size_t sl__quoted_len(const char *s)
-{
-	size_t n = 2;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (p[0] == 0xc2 && p[1] == 0x85) {
-			n += 2;
-			p++;
-		} else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
-			n += 2;
-			p += 2;
-		} else if (*p == '"' || *p == '\\') {
-			n += 2;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			n += 4;
-		} else {
-			n++;
-		}
-	}
-	return n;
-}
-
-static void sl__print_quoted(const char *s, FILE *out)
-{
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		/* The Unicode line breaks would fold inside quotes like \n does. */
-		if (p[0] == 0xc2 && p[1] == 0x85) {
-			fputs("\\N", out);
-			p++;
-		} else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
-			fputs(p[2] == 0xa8 ? "\\L" : "\\P", out);
-			p += 2;
-		} else if (*p == '"' || *p == '\\') {
-			fputc('\\', out);
-			fputc(*p, out);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			fprintf(out, "\\x%02x", *p);
-		} else {
-			fputc(*p, out);
-		}
-	}
-	fputc('"', out);
-}
-
-static void sl__print_text(const char *s, FILE *out)
-{
-	if (sl__plain_ok(s))
-		fputs(s, out);
-	else
-		sl__print_quoted(s, out);
-}
-
-static void sl__print_key(const char *key, FILE *out, int indent)
-{
-	/* Printed as is or quoted, with a margin for the indent: a simple key
-	 * must stay under the parser's limit. (An escape is up to 4 bytes for
-	 * one: the fuzz target found a key of tabs that a bound of twice its
-	 * length let through.) */
-	if (sl__quoted_len(key) + 16 < SL__YAML_SIMPLE_KEY_MAX) {
-		fprintf(out, "%*s", indent, "");
-		sl__print_text(key, out);
-		fputc(':', out);
-		return;
-	}
-	/* The explicit form has no length limit. */
-	fprintf(out, "%*s? ", indent, "");
-	sl__print_quoted(key, out);
-	fprintf(out, "\n%*s:", indent, "");
-}
-
-void sl_config_node_dump(const struct sl_config_node *node, FILE *out, int indent)
-{
-	if (!node || node->kind == SL_CONFIG_NODE_NULL) {
-		fputs(" ~\n", out);
-		return;
-	}
-	if (node->kind == SL_CONFIG_NODE_SCALAR) {
-		fputc(' ', out);
-		sl__print_text(node->value, out);
-		fputc('\n', out);
-		return;
-	}
-	if (!node->n_items) {
-		fputs(node->kind == SL_CONFIG_NODE_MAP ? " {}\n" : " []\n", out);
-		return;
-	}
-	fputc('\n', out);
-	for (size_t i = 0; i < node->n_items; i++) {
-		if (node->kind == SL_CONFIG_NODE_MAP)
-			sl__print_key(node->items[i].key, out, indent);
-		else
-			fprintf(out, "%*s-", indent, "");
-		sl_config_node_dump(&node->items[i], out, indent + 2);
-	}
 }

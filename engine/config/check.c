@@ -1,0 +1,171 @@
+/* Checks across keys and entries: limits that bound each other, and the
+ * pipelines' topics (bound, derived, and free of cycles). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "config/keys.h"
+
+int sl__cfg_limits_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                         void *obj)
+{
+	const struct sl_config_limits *l = obj;
+	char a[32], b[32];
+
+	if (l->max_frame_bytes <= l->memory_budget)
+		return 0;
+	sl__cfg_fmt_size(l->max_frame_bytes, a, sizeof(a));
+	sl__cfg_fmt_size(l->memory_budget, b, sizeof(b));
+	return sl__cfg_fail(ld, map->line, path,
+	                    "max_frame_bytes (%s) is larger than memory_budget (%s)", a, b);
+}
+
+static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from, const char *name,
+                           uint32_t line)
+{
+	struct sl_config_topic *topics, *t;
+
+	topics = realloc(cfg->topics, (cfg->n_topics + 1) * sizeof(*topics));
+	if (!topics)
+		return sl__cfg_oom(ld);
+	cfg->topics = topics;
+	t = &topics[cfg->n_topics];
+	*t = topics[from];
+	t->name = strdup(name);
+	if (!t->name)
+		return sl__cfg_oom(ld);
+	if (sl_config_node_dup(topics[from].partitioner_args, &t->partitioner_args)) {
+		free(t->name);
+		return sl__cfg_oom(ld);
+	}
+	t->derived = true;
+	t->line = line;
+	cfg->n_topics++;
+	return 0;
+}
+
+/* Kahn's algorithm over the topic graph the pipelines draw: events that
+ * flowed around a cycle would be reprocessed forever. */
+static int sl__check_cycles(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
+                            const struct sl_config *cfg)
+{
+	size_t *indeg = calloc(cfg->n_topics + 1, sizeof(*indeg));
+	size_t *queue = calloc(cfg->n_topics + 1, sizeof(*queue));
+	size_t head = 0, tail = 0;
+	int rc = 0;
+
+	if (!indeg || !queue) {
+		rc = sl__cfg_oom(ld);
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_pipelines; i++)
+		indeg[cfg->pipelines[i].to_topic]++;
+	for (size_t t = 0; t < cfg->n_topics; t++) {
+		if (!indeg[t])
+			queue[tail++] = t;
+	}
+	while (head < tail) {
+		size_t t = queue[head++];
+
+		for (size_t i = 0; i < cfg->n_pipelines; i++) {
+			if (cfg->pipelines[i].from_topic == t &&
+			    !--indeg[cfg->pipelines[i].to_topic])
+				queue[tail++] = cfg->pipelines[i].to_topic;
+		}
+	}
+	if (tail < cfg->n_topics) {
+		/* Unprocessed topics all have an unprocessed predecessor; walking
+		 * back n steps from any of them must end on the cycle itself. */
+		size_t t = 0, at = 0;
+		char p[SL__PATH];
+
+		while (!indeg[t])
+			t++;
+		for (size_t step = 0; step < cfg->n_topics; step++) {
+			for (size_t i = 0; i < cfg->n_pipelines; i++) {
+				if (cfg->pipelines[i].to_topic == t &&
+				    indeg[cfg->pipelines[i].from_topic]) {
+					t = cfg->pipelines[i].from_topic;
+					break;
+				}
+			}
+		}
+		for (size_t i = 0; i < cfg->n_pipelines; i++) {
+			if (cfg->pipelines[i].from_topic == t &&
+			    indeg[cfg->pipelines[i].to_topic]) {
+				at = i;
+				break;
+			}
+		}
+		sl__cfg_idx(p, path, at);
+		rc = sl__cfg_fail(ld, seq->items[at].line, p,
+		                  "pipelines form a cycle through topic '%s'", cfg->topics[t].name);
+	}
+out:
+	free(indeg);
+	free(queue);
+	return rc;
+}
+
+/*
+ * Binds each pipeline's `from` and `to` to topics. A `to` that no topic
+ * lists is made from its `from` topic; that topic may itself be such a
+ * `to`, listed later, so this runs passes until nothing more resolves.
+ */
+int sl__cfg_resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
+                              void *obj)
+{
+	struct sl_config *cfg = obj;
+	bool *done = calloc(cfg->n_pipelines + 1, sizeof(*done));
+	size_t left = cfg->n_pipelines;
+	char p[SL__PATH], kp[SL__PATH];
+	int rc = 0;
+
+	if (!done)
+		return sl__cfg_oom(ld);
+	for (bool progress = true; left && progress;) {
+		progress = false;
+		for (size_t i = 0; i < cfg->n_pipelines && !rc; i++) {
+			struct sl_config_pipeline *pl = &cfg->pipelines[i];
+			ssize_t from, to;
+
+			if (done[i] || (from = sl__cfg_topic_index(cfg, pl->from)) < 0)
+				continue;
+			if (!strcmp(pl->from, pl->to)) {
+				sl__cfg_idx(p, path, i);
+				sl__cfg_sub(kp, p, "to");
+				rc = sl__cfg_fail(
+				    ld, sl_config_node_get(&seq->items[i], "to")->line, kp,
+				    "'%s' is also the pipeline's 'from' topic", pl->to);
+				break;
+			}
+			to = sl__cfg_topic_index(cfg, pl->to);
+			if (to < 0) {
+				rc =
+				    sl__add_derived(ld, cfg, (size_t)from, pl->to,
+				                    sl_config_node_get(&seq->items[i], "to")->line);
+				to = (ssize_t)cfg->n_topics - 1;
+			}
+			pl->from_topic = (size_t)from;
+			pl->to_topic = (size_t)to;
+			done[i] = true;
+			left--;
+			progress = true;
+		}
+		if (rc)
+			goto out;
+	}
+	for (size_t i = 0; i < cfg->n_pipelines; i++) {
+		if (done[i])
+			continue;
+		sl__cfg_idx(p, path, i);
+		sl__cfg_sub(kp, p, "from");
+		rc = sl__cfg_fail(ld, sl_config_node_get(&seq->items[i], "from")->line, kp,
+		                  "no topic named '%s'", cfg->pipelines[i].from);
+		goto out;
+	}
+	rc = sl__check_cycles(ld, seq, path, cfg);
+out:
+	free(done);
+	return rc;
+}

@@ -1,0 +1,238 @@
+/*
+ * Printing: a tree or the whole configuration as YAML, through libyaml's
+ * emitter. The emitter chooses each scalar's style (plain, quoted, escaped)
+ * and each key's form (simple, or `? key` past its simple-key limit) from
+ * the text itself, so what it writes reads back through libyaml's parser.
+ * Two things only sluice knows are said here: a scalar whose plain form
+ * sl_config_node_parse() would read as null (empty, ~, null) is quoted, and
+ * a scalar that was quoted in its source stays quoted. The configuration is
+ * printed through the key tables (keys.h), in table order, so a key added
+ * to a table is printed too.
+ */
+#include <string.h>
+#include <yaml.h>
+
+#include "base/base.h"
+#include "config/keys.h"
+
+static bool sl__null_word(const char *s)
+{
+	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	       !strcmp(s, "NULL");
+}
+
+/* yaml_emitter_emit() takes the event whatever it returns. */
+static int sl__emit(yaml_emitter_t *e, yaml_event_t *ev, int init_ok)
+{
+	if (!init_ok)
+		return -ENOMEM;
+	return yaml_emitter_emit(e, ev) ? 0 : -EIO;
+}
+
+static int sl__scalar(yaml_emitter_t *e, const char *s, bool quote)
+{
+	yaml_event_t ev;
+	int plain = !quote && !sl__null_word(s);
+
+	/* Strings come from a parsed file of at most 16 MiB: they fit an int. */
+	return sl__emit(e, &ev,
+	                yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s,
+	                                             (int)strlen(s), plain, 1,
+	                                             YAML_ANY_SCALAR_STYLE));
+}
+
+static int sl__null(yaml_emitter_t *e)
+{
+	yaml_event_t ev;
+
+	return sl__emit(e, &ev,
+	                yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)"~", 1, 1, 0,
+	                                             YAML_PLAIN_SCALAR_STYLE));
+}
+
+/* Empty collections print in flow style: `{}` and `[]`, on the key's line. */
+static int sl__map_start(yaml_emitter_t *e, bool empty)
+{
+	yaml_event_t ev;
+
+	return sl__emit(e, &ev,
+	                yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+	                                                    empty ? YAML_FLOW_MAPPING_STYLE
+	                                                          : YAML_BLOCK_MAPPING_STYLE));
+}
+
+static int sl__map_end(yaml_emitter_t *e)
+{
+	yaml_event_t ev;
+
+	return sl__emit(e, &ev, yaml_mapping_end_event_initialize(&ev));
+}
+
+static int sl__seq_start(yaml_emitter_t *e, bool empty)
+{
+	yaml_event_t ev;
+
+	return sl__emit(e, &ev,
+	                yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+	                                                     empty ? YAML_FLOW_SEQUENCE_STYLE
+	                                                           : YAML_BLOCK_SEQUENCE_STYLE));
+}
+
+static int sl__seq_end(yaml_emitter_t *e)
+{
+	yaml_event_t ev;
+
+	return sl__emit(e, &ev, yaml_sequence_end_event_initialize(&ev));
+}
+
+/* Depth is bounded by the parser's 64 levels (plus the few of the
+ * configuration around an args tree). */
+static int sl__node(yaml_emitter_t *e, const struct sl_config_node *n)
+{
+	int rc;
+
+	if (!n || n->kind == SL_CONFIG_NODE_NULL)
+		return sl__null(e);
+	if (n->kind == SL_CONFIG_NODE_SCALAR)
+		return sl__scalar(e, n->value, n->quoted);
+	rc = n->kind == SL_CONFIG_NODE_MAP ? sl__map_start(e, !n->n_items)
+	                                   : sl__seq_start(e, !n->n_items);
+	for (size_t i = 0; i < n->n_items && !rc; i++) {
+		if (n->kind == SL_CONFIG_NODE_MAP && (rc = sl__scalar(e, n->items[i].key, false)))
+			break;
+		rc = sl__node(e, &n->items[i]);
+	}
+	if (rc)
+		return rc;
+	return n->kind == SL_CONFIG_NODE_MAP ? sl__map_end(e) : sl__seq_end(e);
+}
+
+static uint64_t sl__load_uint(const void *field, size_t size)
+{
+	uint32_t v32;
+	uint64_t v;
+
+	if (size == sizeof(v32)) {
+		memcpy(&v32, field, sizeof(v32));
+		return v32;
+	}
+	memcpy(&v, field, sizeof(v));
+	return v;
+}
+
+static int sl__section(yaml_emitter_t *e, const struct sl__section *sec, const void *obj);
+
+static int sl__value(yaml_emitter_t *e, const struct sl__key *key, const void *obj)
+{
+	const void *field = (const char *)obj + key->off;
+	char buf[1024];
+	uint64_t v;
+	int rc;
+
+	switch (key->type) {
+	case SL__T_BOOL:
+		return sl__scalar(e, *(const bool *)field ? "true" : "false", false);
+	case SL__T_INT:
+		snprintf(buf, sizeof(buf), "%llu",
+		         (unsigned long long)sl__load_uint(field, key->size));
+		return sl__scalar(e, buf, false);
+	case SL__T_SIZE:
+		sl__cfg_fmt_size(*(const uint64_t *)field, buf, sizeof(buf));
+		return sl__scalar(e, buf, false);
+	case SL__T_DURATION:
+		sl__cfg_fmt_duration(*(const uint64_t *)field, buf, sizeof(buf));
+		return sl__scalar(e, buf, false);
+	case SL__T_NAME:
+	case SL__T_PATH:
+		return sl__scalar(e, *(char *const *)field, false);
+	case SL__T_ENUM:
+		v = sl__load_uint(field, key->size);
+		return sl__scalar(e, v < key->n_names ? key->names[v] : "?", false);
+	case SL__T_PATHS: {
+		char *const *arr = *(char *const *const *)field;
+		size_t n = *(const size_t *)((const char *)obj + key->off_n);
+
+		rc = sl__seq_start(e, !n);
+		for (size_t i = 0; i < n && !rc; i++)
+			rc = sl__scalar(e, arr[i], false);
+		return rc ? rc : sl__seq_end(e);
+	}
+	case SL__T_MAP:
+		return sl__section(e, key->sub, field);
+	case SL__T_SEQ: {
+		const char *arr = *(const char *const *)field;
+		size_t n = *(const size_t *)((const char *)obj + key->off_n);
+
+		rc = sl__seq_start(e, !n);
+		for (size_t i = 0; i < n && !rc; i++)
+			rc = sl__section(e, key->sub, arr + i * key->sub->elem_size);
+		return rc ? rc : sl__seq_end(e);
+	}
+	case SL__T_ARGS:
+		return sl__node(e, *(struct sl_config_node *const *)field);
+	case SL__T_CUSTOM:
+		key->fmt(obj, buf, sizeof(buf));
+		return sl__scalar(e, buf, false);
+	}
+	return -EINVAL;
+}
+
+static int sl__section(yaml_emitter_t *e, const struct sl__section *sec, const void *obj)
+{
+	int rc = sl__map_start(e, false);
+
+	for (size_t k = 0; k < sec->n_keys && !rc; k++) {
+		const struct sl__key *key = &sec->keys[k];
+
+		/* An unset string (data_dir of a hand-made struct) has no value
+		 * to print; the loader's default stands for it. */
+		if ((key->type == SL__T_NAME || key->type == SL__T_PATH) &&
+		    !*(char *const *)((const char *)obj + key->off))
+			continue;
+		if (!(rc = sl__scalar(e, key->name, false)))
+			rc = sl__value(e, key, obj);
+	}
+	return rc ? rc : sl__map_end(e);
+}
+
+/* One document: `node` (a tree) or the configuration `cfg` through the
+ * root table. A NULL tree prints an empty stream, which parses back to no
+ * tree. */
+static int sl__document(FILE *out, const struct sl_config_node *node, bool has_node,
+                        const struct sl_config *cfg)
+{
+	yaml_emitter_t e;
+	yaml_event_t ev;
+	int rc;
+
+	if (!yaml_emitter_initialize(&e))
+		return -ENOMEM;
+	yaml_emitter_set_output_file(&e, out);
+	yaml_emitter_set_unicode(&e, 1);
+	yaml_emitter_set_width(&e, -1); /* no folding: one value, one line */
+	rc = sl__emit(&e, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING));
+	if (!rc && (!has_node || node)) {
+		rc = sl__emit(&e, &ev,
+		              yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1));
+		if (!rc)
+			rc = cfg ? sl__section(&e, &sl__root_section, cfg) : sl__node(&e, node);
+		if (!rc)
+			rc = sl__emit(&e, &ev, yaml_document_end_event_initialize(&ev, 1));
+	}
+	if (!rc)
+		rc = sl__emit(&e, &ev, yaml_stream_end_event_initialize(&ev));
+	if (!rc && !yaml_emitter_flush(&e))
+		rc = -EIO;
+	yaml_emitter_delete(&e);
+	return rc ? rc : ferror(out) ? -EIO : 0;
+}
+
+int sl_config_node_dump(const struct sl_config_node *node, FILE *out)
+{
+	return sl__document(out, node, true, NULL);
+}
+
+int sl_config_dump(const struct sl_config *cfg, FILE *out)
+{
+	return sl__document(out, NULL, false, cfg);
+}

@@ -1,0 +1,235 @@
+/* Topics: the key table of a topic entry, its defaults, and the values of
+ * a form of their own (durability, overload). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "config/keys.h"
+
+static const char *const sl__partitioner_names[] = {
+    [SL_CONFIG_PART_HASH] = "hash",
+    [SL_CONFIG_PART_RANGE] = "range",
+    [SL_CONFIG_PART_CONSISTENT] = "consistent",
+    [SL_CONFIG_PART_JUMP] = "jump",
+    [SL_CONFIG_PART_DIRECTORY] = "directory",
+};
+
+static const char *const sl__cleanup_names[] = {
+    [SL_CONFIG_CLEANUP_DELETE] = "delete",
+    [SL_CONFIG_CLEANUP_COMPACT] = "compact",
+};
+
+const char *sl_config_partitioner_name(enum sl_config_partitioner p)
+{
+	return (size_t)p < SL_ARRAY_LEN(sl__partitioner_names) ? sl__partitioner_names[p] : "?";
+}
+
+static int sl__topic_init(void *obj)
+{
+	struct sl_config_topic *t = obj;
+
+	t->partitions = SL_CONFIG_TOPIC_PARTITIONS;
+	t->partitioner = SL_CONFIG_PART_HASH;
+	t->durability = SL_CONFIG_DUR_FSYNC;
+	t->overload = SL_CONFIG_OVERLOAD_BLOCK;
+	t->retention_bytes = SL_CONFIG_TOPIC_RETENTION_BYTES;
+	t->retention_age_ns = SL_CONFIG_TOPIC_RETENTION_AGE;
+	t->cleanup = SL_CONFIG_CLEANUP_DELETE;
+	t->segment_bytes = SL_CONFIG_TOPIC_SEGMENT_BYTES;
+	t->partitioner_args = sl__cfg_empty_map();
+	return t->partitioner_args ? 0 : -ENOMEM;
+}
+
+void sl__cfg_topic_clear(struct sl_config_topic *t)
+{
+	free(t->name);
+	sl_config_node_free(t->partitioner_args);
+}
+
+/* "0.25": digits with at most one '.', nothing else (no exponent, sign,
+ * hex, inf or nan), then strtod, which reads that form exactly. */
+static int sl__parse_rate(const char *s, double *out)
+{
+	size_t dots = 0, digits = 0;
+	char *end;
+
+	for (const char *p = s; *p; p++) {
+		if (*p == '.')
+			dots++;
+		else if (*p >= '0' && *p <= '9')
+			digits++;
+		else
+			return -EINVAL;
+	}
+	if (!digits || dots > 1)
+		return -EINVAL;
+	*out = strtod(s, &end);
+	if (*end || !(*out > 0.0 && *out <= 1.0))
+		return -EINVAL;
+	return 0;
+}
+
+/* The shortest plain decimal that reads back as exactly `rate`: %g would
+ * print exponents, which the sample:RATE form does not accept. */
+static void sl__fmt_rate(double rate, char *buf, size_t len)
+{
+	for (int prec = 1; prec < 400; prec++) {
+		snprintf(buf, len, "%.*f", prec, rate);
+		if (strtod(buf, NULL) == rate)
+			break;
+	}
+	for (size_t n = strlen(buf); n > 2 && buf[n - 1] == '0' && buf[n - 2] != '.'; n--)
+		buf[n - 1] = '\0';
+}
+
+static int sl__durability_parse(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                                void *obj)
+{
+	const char *what = "fsync, interval:DURATION (like interval:10ms) or none";
+	struct sl_config_topic *t = obj;
+
+	if (sl__cfg_want_scalar(ld, n, path, what))
+		return -SL_ECONFIG;
+	t->durability_interval_ns = 0;
+	if (!strcmp(n->value, "fsync")) {
+		t->durability = SL_CONFIG_DUR_FSYNC;
+	} else if (!strcmp(n->value, "none")) {
+		t->durability = SL_CONFIG_DUR_NONE;
+	} else if (!strncmp(n->value, "interval:", 9)) {
+		t->durability = SL_CONFIG_DUR_INTERVAL;
+		return sl__cfg_duration_of(ld, n, path, n->value + 9, 1000,
+		                           &t->durability_interval_ns);
+	} else {
+		return sl__cfg_bad(ld, n, path, what);
+	}
+	return 0;
+}
+
+static void sl__durability_fmt(const void *obj, char *buf, size_t len)
+{
+	const struct sl_config_topic *t = obj;
+	char d[32];
+
+	switch (t->durability) {
+	case SL_CONFIG_DUR_FSYNC:
+		snprintf(buf, len, "fsync");
+		break;
+	case SL_CONFIG_DUR_NONE:
+		snprintf(buf, len, "none");
+		break;
+	default:
+		sl__cfg_fmt_duration(t->durability_interval_ns, d, sizeof(d));
+		snprintf(buf, len, "interval:%s", d);
+	}
+}
+
+static int sl__overload_parse(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                              void *obj)
+{
+	const char *what = "block, drop, sample:RATE (0 < RATE <= 1, like sample:0.1) or reject";
+	struct sl_config_topic *t = obj;
+
+	if (sl__cfg_want_scalar(ld, n, path, what))
+		return -SL_ECONFIG;
+	t->sample_rate = 0;
+	if (!strcmp(n->value, "block"))
+		t->overload = SL_CONFIG_OVERLOAD_BLOCK;
+	else if (!strcmp(n->value, "drop"))
+		t->overload = SL_CONFIG_OVERLOAD_DROP;
+	else if (!strcmp(n->value, "reject"))
+		t->overload = SL_CONFIG_OVERLOAD_REJECT;
+	else if (!strncmp(n->value, "sample:", 7) && !sl__parse_rate(n->value + 7, &t->sample_rate))
+		t->overload = SL_CONFIG_OVERLOAD_SAMPLE;
+	else
+		return sl__cfg_bad(ld, n, path, what);
+	return 0;
+}
+
+static void sl__overload_fmt(const void *obj, char *buf, size_t len)
+{
+	const struct sl_config_topic *t = obj;
+	char r[400];
+
+	switch (t->overload) {
+	case SL_CONFIG_OVERLOAD_BLOCK:
+		snprintf(buf, len, "block");
+		break;
+	case SL_CONFIG_OVERLOAD_DROP:
+		snprintf(buf, len, "drop");
+		break;
+	case SL_CONFIG_OVERLOAD_REJECT:
+		snprintf(buf, len, "reject");
+		break;
+	default:
+		sl__fmt_rate(t->sample_rate, r, sizeof(r));
+		snprintf(buf, len, "sample:%s", r);
+	}
+}
+
+#define T struct sl_config_topic
+
+static const struct sl__key sl__retention_keys[] = {
+    {"bytes", SL__T_SIZE, SL__FIELD(T, retention_bytes), .lo = 0, .hi = UINT64_MAX,
+     .doc = "bytes kept per partition before the oldest segments go; 0: no limit"},
+    {"age", SL__T_DURATION, SL__FIELD(T, retention_age_ns), .lo = 0,
+     .doc = "age after which a sealed segment goes; 0: no limit"},
+};
+
+static const struct sl__section sl__retention_section = {
+    .keys = sl__retention_keys,
+    .n_keys = SL_ARRAY_LEN(sl__retention_keys),
+};
+
+static const struct sl__key sl__topic_keys[] = {
+    {"name", SL__T_NAME, SL__FIELD(T, name), .required = true,
+     .doc = "the topic's name: its folder under data_dir and its name on the wire"},
+    {"partitions", SL__T_INT, SL__FIELD(T, partitions), .lo = 1,
+     .hi = SL_CONFIG_TOPIC_MAX_PARTITIONS, .doc = "number of partitions, fixed at creation"},
+    {"partitioner", SL__T_ENUM, SL__FIELD(T, partitioner), .names = sl__partitioner_names,
+     .n_names = SL_ARRAY_LEN(sl__partitioner_names), .doc = "which partition a key goes to"},
+    {"partitioner_args", SL__T_ARGS, SL__FIELD(T, partitioner_args),
+     .doc = "the partitioner's arguments, a free-form map"},
+    {"durability", SL__T_CUSTOM, 0, .parse = sl__durability_parse, .fmt = sl__durability_fmt,
+     .doc = "when an event is acked: fsync, interval:DURATION or none"},
+    {"overload", SL__T_CUSTOM, 0, .parse = sl__overload_parse, .fmt = sl__overload_fmt,
+     .doc = "what a pressured partition does: block, drop, sample:RATE or reject"},
+    /* Both retention keys live in the topic itself: the section is a view
+     * of the same struct, so its offset is 0. */
+    {"retention", SL__T_MAP, 0, .sub = &sl__retention_section,
+     .doc = "how much of each partition is kept"},
+    {"cleanup", SL__T_ENUM, SL__FIELD(T, cleanup), .names = sl__cleanup_names,
+     .n_names = SL_ARRAY_LEN(sl__cleanup_names), .doc = "delete or compact old segments"},
+    /* 4 KiB: one page, the smallest useful segment (tests roll segments
+     * with it); 1 GiB keeps positions in 32 bits. */
+    {"segment_bytes", SL__T_SIZE, SL__FIELD(T, segment_bytes), .lo = 4096, .hi = 1ull << 30,
+     .doc = "size of a log segment"},
+};
+
+#undef T
+
+const struct sl__section sl__topic_section = {
+    .what = "topic",
+    .keys = sl__topic_keys,
+    .n_keys = SL_ARRAY_LEN(sl__topic_keys),
+    .elem_size = sizeof(struct sl_config_topic),
+    .line_off = offsetof(struct sl_config_topic, line),
+    .name_off = offsetof(struct sl_config_topic, name),
+    .unique_name = true,
+    .init = sl__topic_init,
+};
+
+ssize_t sl__cfg_topic_index(const struct sl_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_topics; i++) {
+		if (!strcmp(cfg->topics[i].name, name))
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+const struct sl_config_topic *sl_config_topic_find(const struct sl_config *cfg, const char *name)
+{
+	ssize_t i = sl__cfg_topic_index(cfg, name);
+
+	return i < 0 ? NULL : &cfg->topics[i];
+}
