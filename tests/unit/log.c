@@ -688,14 +688,13 @@ static bool has_prep_file(const char *dir)
 	return access(path, F_OK) == 0;
 }
 
-/* Rolls into segments the preparer made ahead (allocated, or written with
- * zeros, and synced): the same log as with in-place segments, recovery
+/* Rolls into segments the preparer made ahead (allocated and synced): the same log as with in-place segments, recovery
  * included; a prepared file left behind (a crash) is deleted at open and
  * never read as a segment. */
-static void prepared_case(bool zero_fill)
+Test(log, prepared_segments_roll_in)
 {
 	struct sl_segprep *prep;
-	cr_assert_eq(sl_segprep_create(zero_fill, &prep), 0);
+	cr_assert_eq(sl_segprep_create(&prep), 0);
 	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 16384,
 				.durability = SL_LOG_FSYNC, .prep = prep};
 	struct sl_log *log;
@@ -738,6 +737,3 @@ static void prepared_case(bool zero_fill)
 	sl_log_close(log);
 	sl_segprep_destroy(prep);
 }
-
-Test(log, prepared_segments_roll_in) { prepared_case(false); }
-Test(log, zero_filled_segments_roll_in) { prepared_case(true); }
