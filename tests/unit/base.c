@@ -82,3 +82,20 @@ Test(base, varint_refuses_overflow_and_overlong)
 	}
 	cr_assert_eq(sl_varint_get(b, b, &v), 0);
 }
+
+Test(base, hex_digits_and_bytes)
+{
+	for (int c = 0; c < 256; c++) {
+		int want = c >= '0' && c <= '9' ? c - '0'
+			   : c >= 'a' && c <= 'f' ? c - 'a' + 10
+			   : c >= 'A' && c <= 'F' ? c - 'A' + 10
+						  : -1;
+		cr_assert_eq(sl_hex_digit((unsigned char)c), want, "0x%02x", c);
+	}
+	cr_assert_eq(sl_hex_byte("00"), 0);
+	cr_assert_eq(sl_hex_byte("fF"), 255);
+	cr_assert_eq(sl_hex_byte("a5"), 0xa5);
+	cr_assert_eq(sl_hex_byte("g0"), -1);
+	cr_assert_eq(sl_hex_byte("0G"), -1);
+	cr_assert_eq(sl_hex_byte("@0"), -1); /* '@' | 0x20 is '`', not a digit */
+}
