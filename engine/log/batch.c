@@ -28,8 +28,9 @@ void sl_batch_seal(uint8_t *h, uint32_t unit_start)
 	uint32_t len = sl_get_le32(h + SL_BATCH_LEN);
 
 	sl_put_le32(h + SL_BATCH_UNIT_START, unit_start);
-	sl_put_le32(h + SL_BATCH_CRC, sl_crc32c(0, h + SL_BATCH_CRC_FROM,
-						SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)len));
+	sl_put_le32(h + SL_BATCH_CRC,
+	            sl_crc32c(0, h + SL_BATCH_CRC_FROM,
+	                      SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)len));
 }
 
 bool sl_batch_valid(const uint8_t *p, size_t avail, struct sl_bhdr *b)
@@ -40,7 +41,7 @@ bool sl_batch_valid(const uint8_t *p, size_t avail, struct sl_bhdr *b)
 	if (b->count == 0 || b->len > SL_BATCH_MAX || SL_LOG_BATCH_HDR + (size_t)b->len > avail)
 		return false;
 	uint32_t crc = sl_crc32c(0, p + SL_BATCH_CRC_FROM,
-				 SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)b->len);
+	                         SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)b->len);
 	if (crc != sl_get_le32(p + SL_BATCH_CRC))
 		return false;
 	const uint8_t *r = p + SL_LOG_BATCH_HDR, *end = r + b->len;

@@ -61,14 +61,14 @@ static void sl__batch_close(struct sl_log *log)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	struct sl_bhdr bh = {
-		.base_offset = log->batch_base_off,
-		.count = log->batch_count,
-		.len = len,
-		.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-		.producer_id = log->batch_pid,
-		.epoch = log->batch_epoch,
-		.unit_start = 0, /* set when the write is issued (sl_batch_seal) */
-		.base_seq = log->batch_base_seq,
+	    .base_offset = log->batch_base_off,
+	    .count = log->batch_count,
+	    .len = len,
+	    .time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+	    .producer_id = log->batch_pid,
+	    .epoch = log->batch_epoch,
+	    .unit_start = 0, /* set when the write is issued (sl_batch_seal) */
+	    .base_seq = log->batch_base_seq,
 	};
 	sl_batch_hdr_encode(h, &bh);
 	/* The checksum is taken when the write is issued, once unit_start is
@@ -81,7 +81,7 @@ static void sl__batch_close(struct sl_log *log)
 }
 
 int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint64_t seq,
-		  const uint8_t *event, uint32_t len, uint64_t *offset)
+                  const uint8_t *event, uint32_t len, uint64_t *offset)
 {
 	struct sl_wbuf *b = &log->wb;
 
@@ -99,7 +99,7 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 		sl__batch_close(log);
 	/* Worst case: header, two varints, the event, padding. */
 	if (sl__wbuf_reserve(b, SL_LOG_BATCH_HDR + SL_BATCH_REC_MAX_OVERHEAD + (size_t)len +
-				       SL_LOG_ALIGN) < 0)
+	                            SL_LOG_ALIGN) < 0)
 		return -ENOMEM;
 	if (!log->batch_open) {
 		log->batch_open = true;
@@ -160,7 +160,7 @@ static void sl__writeback_kick(struct sl_log *log, struct io_uring *ring)
 	if (!sqe)
 		return; /* the next flush tries again, with more */
 	io_uring_prep_sync_file_range(sqe, log->segs[log->n_segs - 1].fd, (unsigned)len,
-				      log->wb_kicked, SYNC_FILE_RANGE_WRITE);
+	                              log->wb_kicked, SYNC_FILE_RANGE_WRITE);
 	io_uring_sqe_set_data64(sqe, SL_LOG_UD_IGNORE);
 	log->wb_kicked = log->write_pos;
 	log->stats.writebacks++;
@@ -199,9 +199,10 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		sl__batch_close(log);
 
 	struct sl_wbuf *b = &log->wb;
-	bool want_sync = !beside_sync &&
-			 (log->opts.durability == SL_LOG_FSYNC ||
-			  (log->opts.durability == SL_LOG_INTERVAL && sl_log_sync_due(log, sl_now_ns())));
+	bool want_sync =
+	    !beside_sync &&
+	    (log->opts.durability == SL_LOG_FSYNC ||
+	     (log->opts.durability == SL_LOG_INTERVAL && sl_log_sync_due(log, sl_now_ns())));
 	if (b->len == 0) {
 		if (!(want_sync && log->unsynced))
 			return 0;
@@ -254,10 +255,11 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	 */
 	ssize_t w = sl__pwrite_all(s->fd, b->p, b->len, log->write_pos);
 	if (w != (ssize_t)b->len) {
-		sl__fail(log, "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
-			      ") failed: %s; partition stopped",
-			 log->dir, s->base, log->write_pos, log->write_pos + b->len,
-			 strerror(w < 0 ? (int)-w : ENOSPC));
+		sl__fail(log,
+		         "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
+		         ") failed: %s; partition stopped",
+		         log->dir, s->base, log->write_pos, log->write_pos + b->len,
+		         strerror(w < 0 ? (int)-w : ENOSPC));
 		return -SL_ELOG_FAILED;
 	}
 	log->stats.bytes_written += b->len;
@@ -314,11 +316,12 @@ int sl_log_on_cqe(struct sl_log *log, int res)
 		 * the disk does not (the 2018 fsync lesson). The log stops. */
 		char path[64];
 		snprintf(path, sizeof(path), "%020" PRIu64 ".log", s->base);
-		sl__fail(log, "%s of %s/%s (bytes %" PRIu64 "..%" PRIu64 ") failed: %s; "
-			      "partition stopped",
-			 log->inflight_is_sync ? "write+fdatasync" : "write", log->dir, path,
-			 log->inflight_pos, log->inflight_pos + log->inflight_len,
-			 strerror(-log->inflight_err));
+		sl__fail(log,
+		         "%s of %s/%s (bytes %" PRIu64 "..%" PRIu64 ") failed: %s; "
+		         "partition stopped",
+		         log->inflight_is_sync ? "write+fdatasync" : "write", log->dir, path,
+		         log->inflight_pos, log->inflight_pos + log->inflight_len,
+		         strerror(-log->inflight_err));
 		return -SL_ELOG_FAILED;
 	}
 	if (log->inflight_is_sync) {

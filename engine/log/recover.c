@@ -67,7 +67,7 @@ static int sl__scan_batch(struct sl_scan *sc, uint64_t pos, struct sl_bhdr *b, b
  * segment's size, never by the log's.
  */
 static int sl__scan_forward(struct sl_scan *sc, uint64_t from, uint64_t *found_pos,
-			    struct sl_bhdr *found, uint64_t *last_nonzero)
+                            struct sl_bhdr *found, uint64_t *last_nonzero)
 {
 	uint8_t *chunk = malloc(SL_RECOVERY_CHUNK);
 	bool later = false;
@@ -153,7 +153,7 @@ static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
 		ret = sl__scan_batch(&sc, pos, &b, &valid);
 		if (ret < 0) {
 			snprintf(err, errlen, "read %s at byte %" PRIu64 ": %s", path, pos,
-				 strerror(-ret));
+			         strerror(-ret));
 			goto out;
 		}
 		if (!valid || b.base_offset != off)
@@ -180,10 +180,10 @@ static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
 		bool torn_unit = log->opts.durability != SL_LOG_FSYNC || vb.unit_start <= pos;
 		if (!torn_unit) {
 			snprintf(err, errlen,
-				 "%s: corrupt batch at byte %" PRIu64 " (offset %" PRIu64
-				 ") followed by a valid batch at byte %" PRIu64
-				 " (offset %" PRIu64 "): refusing to serve this partition",
-				 path, pos, off, vpos, vb.base_offset);
+			         "%s: corrupt batch at byte %" PRIu64 " (offset %" PRIu64
+			         ") followed by a valid batch at byte %" PRIu64 " (offset %" PRIu64
+			         "): refusing to serve this partition",
+			         path, pos, off, vpos, vb.base_offset);
 			ret = -SL_ECORRUPT;
 			goto out;
 		}
@@ -194,7 +194,7 @@ static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
 		ret = sl__zero_range(s->fd, pos, last_nz);
 		if (ret < 0) {
 			snprintf(err, errlen, "truncate torn tail of %s at byte %" PRIu64 ": %s",
-				 path, pos, strerror(-ret));
+			         path, pos, strerror(-ret));
 			goto out;
 		}
 		log->stats.recovered_truncated_bytes += last_nz - pos;
@@ -248,7 +248,7 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 	log->dir_fd = -1;
 	if (opts->segment_bytes < 4096 || opts->segment_bytes > UINT32_MAX) {
 		snprintf(err, errlen, "segment size %" PRIu64 " out of range 4KiB..4GiB",
-			 opts->segment_bytes);
+		         opts->segment_bytes);
 		ret = -EINVAL;
 		goto fail;
 	}
@@ -309,8 +309,9 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		 * is acked), so it must be on the device first. */
 		if (fdatasync(log->segs[log->n_segs - 1].fd) < 0) {
 			ret = -errno;
-			snprintf(err, errlen, "fdatasync of %s/%020" PRIu64 ".log after recovery: %s",
-				 log->dir, log->segs[log->n_segs - 1].base, strerror(-ret));
+			snprintf(err, errlen,
+			         "fdatasync of %s/%020" PRIu64 ".log after recovery: %s", log->dir,
+			         log->segs[log->n_segs - 1].base, strerror(-ret));
 			goto fail;
 		}
 	} else {
@@ -348,7 +349,8 @@ void sl_log_close(struct sl_log *log)
 		return;
 	if (log->opts.prep) {
 		sl__segprep_cancel(log->opts.prep, &log->prep);
-		if (atomic_load_explicit(&log->prep.state, memory_order_acquire) == SL_SEGPREP_READY)
+		if (atomic_load_explicit(&log->prep.state, memory_order_acquire) ==
+		    SL_SEGPREP_READY)
 			close(log->prep.fd);
 		/* Ready or half made, it is of no use to anyone now. */
 		unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);

@@ -39,9 +39,9 @@ static void sl__prealloc_warn(struct sl_log *log, int err)
 		return;
 	log->no_prealloc = true;
 	fprintf(stderr,
-		"sluiced: %s: the filesystem cannot pre-allocate segments (fallocate: %s); "
-		"appending without pre-allocation\n",
-		log->dir, strerror(-err));
+	        "sluiced: %s: the filesystem cannot pre-allocate segments (fallocate: %s); "
+	        "appending without pre-allocation\n",
+	        log->dir, strerror(-err));
 }
 
 int sl__prealloc(struct sl_log *log, int fd)
@@ -207,7 +207,7 @@ static int sl__seg_seal(struct sl_log *log)
 	if (ftruncate(s->fd, (off_t)s->size) < 0 || fsync(s->fd) < 0) {
 		ret = -errno;
 		sl__fail(log, "seal segment %020" PRIu64 " of %s: %s", s->base, log->dir,
-			 strerror(-ret));
+		         strerror(-ret));
 		return ret;
 	}
 	ipath = sl__seg_path(log, s->base, "idx");
@@ -224,8 +224,7 @@ static int sl__seg_seal(struct sl_log *log)
 		return 0;
 	}
 	sl_idx_encode(ibuf, s->idx, s->n_idx);
-	if (log->opts.prep &&
-	    sl_segprep_write_file(log->opts.prep, ipath, ibuf, ilen, NULL) == 0)
+	if (log->opts.prep && sl_segprep_write_file(log->opts.prep, ipath, ibuf, ilen, NULL) == 0)
 		return 0; /* the preparer owns ipath and ibuf now */
 	ifd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (ifd >= 0) {

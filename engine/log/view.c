@@ -30,9 +30,9 @@ struct sl_log_view {
 	/* Where the last read stopped: a sequential consumer resumes here
 	 * without any lookup. */
 	uint32_t cur_seg;
-	uint64_t cur_pos;   /* a batch start in cur_seg */
-	uint64_t cur_at;    /* that batch's first offset */
-	uint64_t cur_next;  /* the offset the last read stopped before */
+	uint64_t cur_pos;  /* a batch start in cur_seg */
+	uint64_t cur_at;   /* that batch's first offset */
+	uint64_t cur_next; /* the offset the last read stopped before */
 	bool cur_valid;
 	/* cur_next > cur_at: the last read stopped inside the batch at cur_pos
 	 * after checking it whole. Bytes below the durable end never change,
@@ -57,7 +57,7 @@ static int sl__view_list(struct sl_log_view *v)
 	uint64_t *add;
 	size_t n_add;
 	int ret = sl__list_bases(v->dir, v->n_segs == 0,
-				 v->n_segs ? v->segs[v->n_segs - 1].base : 0, &add, &n_add);
+	                         v->n_segs ? v->segs[v->n_segs - 1].base : 0, &add, &n_add);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n_add; i++) {
@@ -138,7 +138,7 @@ uint64_t sl_log_view_start(struct sl_log_view *v)
 /* Makes [pos, pos+need) of segment s available in v->buf; returns a pointer
  * or NULL when the file holds fewer bytes. */
 static const uint8_t *sl__view_bytes(struct sl_log_view *v, struct sl_seg *s, uint64_t pos,
-				     uint32_t need, int *err)
+                                     uint32_t need, int *err)
 {
 	*err = 0;
 	if (pos >= v->buf_pos && pos + need <= v->buf_pos + v->buf_len)
@@ -185,7 +185,7 @@ static void sl__view_seek(const struct sl_seg *s, uint64_t offset, uint64_t *pos
 }
 
 int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
-		     uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next)
+                     uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next)
 {
 	uint32_t seg;
 	uint64_t pos, at;
@@ -257,8 +257,9 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		if (err < 0)
 			return err;
 		bool resumed = trusted && seg == v->cur_seg && pos == v->cur_pos;
-		bool ok = h && (resumed || sl_batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b)) &&
-			  b.base_offset == at;
+		bool ok = h &&
+		          (resumed || sl_batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b)) &&
+		          b.base_offset == at;
 		trusted = false;
 		if (!ok && !fresh) {
 			fresh = true;
@@ -267,9 +268,9 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		}
 		if (!ok) {
 			snprintf(v->error, sizeof(v->error),
-				 "%s/%020" PRIu64 ".log: no valid batch at byte %" PRIu64
-				 " where offset %" PRIu64 " should be",
-				 v->dir, s->base, pos, at);
+			         "%s/%020" PRIu64 ".log: no valid batch at byte %" PRIu64
+			         " where offset %" PRIu64 " should be",
+			         v->dir, s->base, pos, at);
 			v->cur_valid = false;
 			if (visited)
 				return visited; /* report the damage on the next read */
@@ -305,9 +306,13 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 				break;
 			}
 			struct sl_log_record rec = {
-				.offset = off, .producer_id = b.producer_id, .epoch = b.epoch,
-				.seq = b.base_seq + delta, .append_time_ms = b.time_ms,
-				.event = ev, .len = (uint32_t)size,
+			    .offset = off,
+			    .producer_id = b.producer_id,
+			    .epoch = b.epoch,
+			    .seq = b.base_seq + delta,
+			    .append_time_ms = b.time_ms,
+			    .event = ev,
+			    .len = (uint32_t)size,
 			};
 			int verdict = fn(arg, &rec);
 			if (verdict < 0) {
@@ -383,7 +388,8 @@ int sl_log_reader_next(struct sl_log_reader *rd, uint64_t limit, struct sl_log_r
 {
 	uint64_t next;
 	/* The event stays in the view's buffer until the next read. */
-	int n = sl_log_view_read(rd->v, rd->next, limit, 1, UINT32_MAX, sl__reader_take, rec, &next);
+	int n =
+	    sl_log_view_read(rd->v, rd->next, limit, 1, UINT32_MAX, sl__reader_take, rec, &next);
 	if (n <= 0)
 		return n;
 	rd->next = next;

@@ -29,9 +29,9 @@
 #ifndef SL_PROJECT_SNAP_FORMAT_H
 #define SL_PROJECT_SNAP_FORMAT_H
 
-#define SL_SNAP_MAGIC 0x53504c53u /* "SLPS" little endian */
-#define SL_SNAP_VERSION 1u
-#define SL_SNAP_HDR 40u
+#define SL_SNAP_MAGIC     0x53504c53u /* "SLPS" little endian */
+#define SL_SNAP_VERSION   1u
+#define SL_SNAP_HDR       40u
 #define SL_SNAP_MAX_MARKS 65536u
 
 enum {
