@@ -9,6 +9,9 @@
 //   LogFsync       sl_log, fsync policy: append the batch, flush, wait for the
 //                  linked write+fdatasync. One commit in flight, nothing
 //                  overlapped: the same shape as the raw cases below.
+//   LogFsyncNoPrealloc LogFsync on a filesystem without fallocate (acted
+//                  out: the log's fallocate hook fails with EOPNOTSUPP), so
+//                  the segment grows with every write.
 //   LogFsyncOverlap the same, appending the next batch while the previous
 //                  commit is in flight (how a reactor drives it).
 //   LogNone        sl_log, none policy: the write only.
@@ -192,13 +195,23 @@ int start_commit(struct sl_log *log, struct io_uring *ring)
 	return ret == 1 ? 0 : ret;
 }
 
+// Acts out a filesystem without fallocate (FUSE, some network filesystems),
+// as the log's tests do: the log then appends without pre-allocation.
+int no_fallocate(int, int, off_t, off_t)
+{
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
 struct sl_log *open_log(const std::string &dir, enum sl_log_durability d, uint64_t seg,
-                        std::string *why)
+                        std::string *why, bool prealloc = true)
 {
 	struct sl_log_opts o = {};
 	o.dir = dir.c_str();
 	o.segment_bytes = seg;
 	o.durability = d;
+	if (!prealloc)
+		o.fallocate_fn = no_fallocate;
 	struct sl_log *log = nullptr;
 	char err[400];
 	int ret = sl_log_open(&o, &log, err, sizeof(err));
@@ -255,14 +268,15 @@ void set_commit_counters(benchmark::State &state, uint64_t events, uint64_t byte
 	state.counters["disk_B"] = commits ? (double)bytes / (double)commits : 0;
 }
 
-void run_log(benchmark::State &state, enum sl_log_durability policy, bool overlap)
+void run_log(benchmark::State &state, enum sl_log_durability policy, bool overlap,
+             bool prealloc = true)
 {
 	const uint32_t n = events_for(state.range(0));
 	std::string dir = fresh_dir("log"), why;
 	Ring ring;
 	std::vector<uint8_t> ev(kEventBytes);
 	uint64_t seq = 0;
-	struct sl_log *log = open_log(dir, policy, kSegmentBytes, &why);
+	struct sl_log *log = open_log(dir, policy, kSegmentBytes, &why, prealloc);
 	if (!log || !ring.ok) {
 		state.SkipWithError(log ? "io_uring_queue_init failed" : why.c_str());
 		sl_log_close(log);
@@ -305,6 +319,10 @@ void run_log(benchmark::State &state, enum sl_log_durability policy, bool overla
 void BM_LogFsync(benchmark::State &state)
 {
 	run_log(state, SL_LOG_FSYNC, false);
+}
+void BM_LogFsyncNoPrealloc(benchmark::State &state)
+{
+	run_log(state, SL_LOG_FSYNC, false, false);
 }
 void BM_LogFsyncOverlap(benchmark::State &state)
 {
@@ -754,7 +772,8 @@ void register_commit_cases()
 		const char *name;
 		void (*fn)(benchmark::State &);
 	} cases[] = {
-	    {"LogFsync", BM_LogFsync},         {"LogFsyncOverlap", BM_LogFsyncOverlap},
+	    {"LogFsync", BM_LogFsync},         {"LogFsyncNoPrealloc", BM_LogFsyncNoPrealloc},
+	    {"LogFsyncOverlap", BM_LogFsyncOverlap},
 	    {"RawAppend", BM_RawAppend},       {"RawFallocated", BM_RawFallocated},
 	    {"RawOverwrite", BM_RawOverwrite}, {"LogNone", BM_LogNone},
 	    {"RawWriteOnly", BM_RawWriteOnly},

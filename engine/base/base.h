@@ -63,8 +63,10 @@ const char *sl_strerror(int err);
 /*
  * Growth of a byte buffer: returns `p` reallocated to hold at least `need`
  * bytes (capacity doubling from `first`), and sets *cap; NULL when memory
- * runs out, leaving `p` and *cap as they were. Every growable buffer of the
- * engine goes through here.
+ * runs out, leaving `p` and *cap as they were. For byte buffers that grow
+ * with their input; arrays of structs grown by count, and buffers resized
+ * to an exact size (a shrink, a frame of known length), call realloc
+ * themselves.
  */
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first);
 
@@ -128,6 +130,25 @@ static inline uint64_t sl_get_le64(const uint8_t *p)
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "sl_put_le* / sl_get_le* assume a little-endian target"
 #endif
+
+/* The value of hex digit c (either case), or -1: the one hex decoder
+ * (UUIDs in json/, percent-encoding in http/). */
+static inline int sl_hex_digit(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20; /* ASCII letters: fold to lowercase */
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* The byte two hex digits at s spell (s[0] high), or -1. */
+static inline int sl_hex_byte(const char *s)
+{
+	int hi = sl_hex_digit((unsigned char)s[0]), lo = sl_hex_digit((unsigned char)s[1]);
+	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}
 
 struct iovec;
 

@@ -50,13 +50,28 @@ static inline size_t sl_varint_get(const uint8_t *p, const uint8_t *end, uint64_
 		*out = *p;
 		return 1;
 	}
+	/* Ten bytes at hand (every varint inside a Produce but the last
+	 * field's): no bounds check per byte. */
+	if (__builtin_expect(end - p >= SL_VARINT_MAX, 1)) {
+		for (unsigned i = 0; i < SL_VARINT_MAX - 1; i++) {
+			v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+			if (p[i] < 0x80) {
+				*out = v;
+				return i + 1;
+			}
+		}
+		/* The 10th byte holds one bit: anything more overflows 64 bits. */
+		if (p[SL_VARINT_MAX - 1] > 1)
+			return 0;
+		*out = v | (uint64_t)p[SL_VARINT_MAX - 1] << 63;
+		return SL_VARINT_MAX;
+	}
 	for (unsigned i = 0; i < SL_VARINT_MAX; i++) {
 		uint8_t b;
 
 		if (p + i >= end)
 			return 0;
 		b = p[i];
-		/* The 10th byte holds one bit: anything more overflows 64 bits. */
 		if (i == SL_VARINT_MAX - 1 && b > 1)
 			return 0;
 		v |= (uint64_t)(b & 0x7f) << (7 * i);

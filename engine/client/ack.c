@@ -13,6 +13,8 @@
 
 #include <string.h>
 
+#include "base/varint.h"
+
 enum {
 	SL__WT_VARINT = 0,
 	SL__WT_I64 = 1,
@@ -22,24 +24,12 @@ enum {
 
 static inline int sl__rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
-	const uint8_t *p = *pp;
-	uint64_t v = 0;
+	size_t n = sl_varint_get(*pp, end, out);
 
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		if (p == end)
-			return -SL_EPROTO_DECODE;
-		uint8_t b = *p++;
-		/* The 10th byte holds one bit: anything more overflows 64 bits. */
-		if (shift == 63 && b > 1)
-			return -SL_EPROTO_DECODE;
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (b < 0x80) {
-			*out = v;
-			*pp = p;
-			return 0;
-		}
-	}
-	return -SL_EPROTO_DECODE;
+	if (!n)
+		return -SL_EPROTO_DECODE;
+	*pp += n;
+	return 0;
 }
 
 /* Reads a tag: at most 5 bytes (protobuf-c's limit, as the server's

@@ -45,9 +45,6 @@ struct sl_dedup {
 
 #define SL__FIFO_FIRST 8u
 #define SL__TAB_FIRST 16u
-#define SL__HDR_BYTES 40u
-#define SL__PROD_BYTES 24u
-#define SL__ENTRY_BYTES 16u
 
 static uint64_t sl__hash(uint32_t shift, uint64_t id)
 {
@@ -472,8 +469,8 @@ size_t sl_dedup_memory(const struct sl_dedup *t)
 
 size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t)
 {
-	return SL__HDR_BYTES + 4 + (size_t)t->count * SL__PROD_BYTES +
-	       (size_t)t->entries * SL__ENTRY_BYTES;
+	return SL_CKPT_HDR + SL_CKPT_TRAILER + (size_t)t->count * SL_CKPT_PROD +
+	       (size_t)t->entries * SL_CKPT_ENTRY;
 }
 
 static int sl__cmp_prod(const void *a, const void *b)
@@ -488,7 +485,7 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 {
 	const struct sl__dedup_prod **ps = NULL;
 	uint8_t *b = buf;
-	size_t need = SL__HDR_BYTES + 4, at;
+	size_t need = SL_CKPT_HDR + SL_CKPT_TRAILER, at;
 	uint64_t np = 0;
 	uint32_t n = 0;
 	int ret = 0;
@@ -511,7 +508,7 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 		if (k <= j0)
 			continue;
 		ps[n++] = p;
-		need += SL__PROD_BYTES + (size_t)(k - j0) * SL__ENTRY_BYTES;
+		need += SL_CKPT_PROD + (size_t)(k - j0) * SL_CKPT_ENTRY;
 	}
 	if (need > cap) {
 		ret = -ENOSPC;
@@ -521,29 +518,29 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 	if (n)
 		qsort(ps, n, sizeof(*ps), sl__cmp_prod);
 	np = n;
-	sl_put_le32(b + 0, SL_DEDUP_CKPT_MAGIC);
-	sl_put_le32(b + 4, SL_DEDUP_CKPT_VERSION);
-	sl_put_le32(b + 8, t->window);
-	sl_put_le32(b + 12, 0);
-	sl_put_le64(b + 16, upto);
-	sl_put_le64(b + 24, np);
-	sl_put_le64(b + 32, need);
-	at = SL__HDR_BYTES;
+	sl_put_le32(b + SL_CKPT_MAGIC, SL_DEDUP_CKPT_MAGIC);
+	sl_put_le32(b + SL_CKPT_VERSION, SL_DEDUP_CKPT_VERSION);
+	sl_put_le32(b + SL_CKPT_WINDOW, t->window);
+	sl_put_le32(b + SL_CKPT_RESERVED, 0);
+	sl_put_le64(b + SL_CKPT_UPTO, upto);
+	sl_put_le64(b + SL_CKPT_NPROD, np);
+	sl_put_le64(b + SL_CKPT_LENGTH, need);
+	at = SL_CKPT_HDR;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl__dedup_prod *p = ps[i];
 		uint32_t k = sl__prefix_below(p, upto), j0 = sl__live_from(p);
-		sl_put_le64(b + at, p->id);
-		sl_put_le64(b + at + 8, p->kept);
-		sl_put_le32(b + at + 16, p->epoch);
-		sl_put_le32(b + at + 20, k - j0);
-		at += SL__PROD_BYTES;
-		for (uint32_t j = j0; j < k; j++, at += SL__ENTRY_BYTES) {
-			sl_put_le64(b + at, sl__at(p, j)->seq);
-			sl_put_le64(b + at + 8, sl__at(p, j)->offset);
+		sl_put_le64(b + at + SL_CKPT_P_ID, p->id);
+		sl_put_le64(b + at + SL_CKPT_P_KEPT, p->kept);
+		sl_put_le32(b + at + SL_CKPT_P_EPOCH, p->epoch);
+		sl_put_le32(b + at + SL_CKPT_P_N, k - j0);
+		at += SL_CKPT_PROD;
+		for (uint32_t j = j0; j < k; j++, at += SL_CKPT_ENTRY) {
+			sl_put_le64(b + at + SL_CKPT_E_SEQ, sl__at(p, j)->seq);
+			sl_put_le64(b + at + SL_CKPT_E_OFFSET, sl__at(p, j)->offset);
 		}
 	}
 	sl_put_le32(b + at, sl_crc32c(0, b, at));
-	*len = at + 4;
+	*len = at + SL_CKPT_TRAILER;
 out:
 	free(ps);
 	return ret;
@@ -577,9 +574,11 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 			 uint64_t upto, uint32_t window, uint64_t prev_id, uint64_t *id_out,
 			 char *err, size_t errlen)
 {
-	uint64_t at = *at_io, id = sl_get_le64(b + at), kept = sl_get_le64(b + at + 8);
-	uint32_t epoch = sl_get_le32(b + at + 16), n = sl_get_le32(b + at + 20), skip, fifo_cap;
-	uint64_t prev_seq = 0, prev_off = 0, last, first = at + SL__PROD_BYTES;
+	uint64_t at = *at_io, id = sl_get_le64(b + at + SL_CKPT_P_ID),
+		 kept = sl_get_le64(b + at + SL_CKPT_P_KEPT);
+	uint32_t epoch = sl_get_le32(b + at + SL_CKPT_P_EPOCH), n = sl_get_le32(b + at + SL_CKPT_P_N),
+		 skip, fifo_cap;
+	uint64_t prev_seq = 0, prev_off = 0, last, first = at + SL_CKPT_PROD;
 	struct sl__dedup_prod *p;
 	int ret;
 
@@ -599,13 +598,13 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 		return sl__bad(err, errlen,
 			       "dedup checkpoint: producer %llu has %u entries, window is %u",
 			       (unsigned long long)id, n, window);
-	if (n > (end - first) / SL__ENTRY_BYTES)
+	if (n > (end - first) / SL_CKPT_ENTRY)
 		return sl__bad(err, errlen,
 			       "dedup checkpoint: producer %llu: %u entries overrun its length",
 			       (unsigned long long)id, n);
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t seq = sl_get_le64(b + first + (uint64_t)i * SL__ENTRY_BYTES);
-		uint64_t off = sl_get_le64(b + first + (uint64_t)i * SL__ENTRY_BYTES + 8);
+		uint64_t seq = sl_get_le64(b + first + (uint64_t)i * SL_CKPT_ENTRY + SL_CKPT_E_SEQ);
+		uint64_t off = sl_get_le64(b + first + (uint64_t)i * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET);
 		if (seq >= SL_DEDUP_SEQ_LIMIT)
 			return sl__bad(err, errlen,
 				       "dedup checkpoint: producer %llu: sequence %llu >= 2^63",
@@ -637,11 +636,14 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 	 * its larger `kept`: the entries below it are not there. */
 	if (sl__kept_floor(t, last) > kept)
 		kept = sl__kept_floor(t, last);
-	for (skip = 0; sl_get_le64(b + first + (uint64_t)skip * SL__ENTRY_BYTES) < kept; skip++)
+	for (skip = 0;
+	     sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_SEQ) < kept; skip++)
 		;
 	fifo_cap = sl__pow2_at_least(n - skip, sl__first_fifo_cap(t));
-	ret = sl__create_prod(t, id, epoch, sl_get_le64(b + first + (uint64_t)skip * SL__ENTRY_BYTES),
-			      sl_get_le64(b + first + (uint64_t)skip * SL__ENTRY_BYTES + 8), fifo_cap,
+	ret = sl__create_prod(t, id, epoch,
+			      sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_SEQ),
+			      sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET),
+			      fifo_cap,
 			      &p);
 	if (ret == -ENOSPC && err && errlen)
 		snprintf(err, errlen, "dedup checkpoint: more producers than the table's %u",
@@ -649,13 +651,14 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = skip + 1; i < n; i++) {
-		const uint8_t *e = b + first + (uint64_t)i * SL__ENTRY_BYTES;
-		p->fifo[p->n++] = (struct sl__dedup_ent){sl_get_le64(e), sl_get_le64(e + 8)};
+		const uint8_t *e = b + first + (uint64_t)i * SL_CKPT_ENTRY;
+		p->fifo[p->n++] = (struct sl__dedup_ent){sl_get_le64(e + SL_CKPT_E_SEQ),
+							 sl_get_le64(e + SL_CKPT_E_OFFSET)};
 		t->entries++;
 	}
 	p->last = last;
 	p->kept = kept;
-	*at_io = first + (uint64_t)n * SL__ENTRY_BYTES;
+	*at_io = first + (uint64_t)n * SL_CKPT_ENTRY;
 	return 0;
 }
 
@@ -671,50 +674,50 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		err[0] = '\0';
 	if (t->count)
 		return -EBUSY;
-	if (len < SL__HDR_BYTES + 4) {
+	if (len < SL_CKPT_HDR + SL_CKPT_TRAILER) {
 		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",
-			      len, SL__HDR_BYTES + 4);
+			      len, SL_CKPT_HDR + SL_CKPT_TRAILER);
 		goto out;
 	}
-	if (sl_get_le32(b) != SL_DEDUP_CKPT_MAGIC) {
+	if (sl_get_le32(b + SL_CKPT_MAGIC) != SL_DEDUP_CKPT_MAGIC) {
 		ret = sl__bad(err, errlen, "not a dedup checkpoint (bad magic 0x%08x)",
-			      sl_get_le32(b));
+			      sl_get_le32(b + SL_CKPT_MAGIC));
 		goto out;
 	}
-	version = sl_get_le32(b + 4);
+	version = sl_get_le32(b + SL_CKPT_VERSION);
 	if (version != SL_DEDUP_CKPT_VERSION) {
 		ret = sl__bad(err, errlen, "dedup checkpoint version %u not supported (want %u)",
 			      version, SL_DEDUP_CKPT_VERSION);
 		goto out;
 	}
-	if (sl_get_le64(b + 32) != len) {
+	if (sl_get_le64(b + SL_CKPT_LENGTH) != len) {
 		ret = sl__bad(err, errlen,
 			      "dedup checkpoint truncated or padded: header says %llu bytes, "
 			      "got %zu",
-			      (unsigned long long)sl_get_le64(b + 32), len);
+			      (unsigned long long)sl_get_le64(b + SL_CKPT_LENGTH), len);
 		goto out;
 	}
-	if (sl_get_le32(b + len - 4) != sl_crc32c(0, b, len - 4)) {
+	if (sl_get_le32(b + len - SL_CKPT_TRAILER) != sl_crc32c(0, b, len - SL_CKPT_TRAILER)) {
 		ret = sl__bad(err, errlen, "dedup checkpoint checksum mismatch");
 		goto out;
 	}
-	window = sl_get_le32(b + 8);
-	mark = sl_get_le64(b + 16);
-	np = sl_get_le64(b + 24);
+	window = sl_get_le32(b + SL_CKPT_WINDOW);
+	mark = sl_get_le64(b + SL_CKPT_UPTO);
+	np = sl_get_le64(b + SL_CKPT_NPROD);
 	if (!sl_is_pow2(window) || window > SL_DEDUP_WINDOW_MAX) {
 		ret = sl__bad(err, errlen,
 			      "dedup checkpoint window %u is not a power of two <= %u", window,
 			      SL_DEDUP_WINDOW_MAX);
 		goto out;
 	}
-	if (sl_get_le32(b + 12)) {
+	if (sl_get_le32(b + SL_CKPT_RESERVED)) {
 		ret = sl__bad(err, errlen, "dedup checkpoint reserved header field is not zero");
 		goto out;
 	}
-	end = len - 4;
+	end = len - SL_CKPT_TRAILER;
 	/* Counts are checked against what remains before any multiplication
 	 * can overflow. */
-	if (np > (end - SL__HDR_BYTES) / SL__PROD_BYTES) {
+	if (np > (end - SL_CKPT_HDR) / SL_CKPT_PROD) {
 		ret = sl__bad(err, errlen, "dedup checkpoint: %llu producers overrun its length",
 			      (unsigned long long)np);
 		goto out;
@@ -727,10 +730,10 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		ret = -ENOSPC;
 		goto out;
 	}
-	at = SL__HDR_BYTES;
+	at = SL_CKPT_HDR;
 	for (uint64_t k = 0; k < np; k++) {
 		uint64_t id;
-		if (end - at < SL__PROD_BYTES) {
+		if (end - at < SL_CKPT_PROD) {
 			ret = sl__bad(err, errlen,
 				      "dedup checkpoint: producer %llu of %llu truncated",
 				      (unsigned long long)k, (unsigned long long)np);

@@ -68,6 +68,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dedup/checkpoint_format.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -78,8 +80,6 @@ extern "C" {
 #define SL_DEDUP_WINDOW_MAX (UINT32_C(1) << 24)
 #define SL_DEDUP_PRODUCERS_DEFAULT 65536u
 #define SL_DEDUP_PRODUCERS_MAX (UINT32_C(1) << 30)
-#define SL_DEDUP_CKPT_MAGIC 0x44444c53u /* "SLDD" little endian */
-#define SL_DEDUP_CKPT_VERSION 2u        /* 1 was the per-producer window table */
 
 struct sl_dedup_opts {
 	uint32_t window;        /* W: a power of two <= SL_DEDUP_WINDOW_MAX; 0 = 8192 */
@@ -164,15 +164,9 @@ void sl_dedup_tick(struct sl_dedup *t);
 size_t sl_dedup_trim(struct sl_dedup *t, uint32_t idle_ticks);
 
 /*
- * Checkpoint: little-endian, versioned, CRC32C-checked.
- *   header  u32 magic "SLDD", u32 version (2), u32 window, u32 zero,
- *           u64 upto, u64 nproducers, u64 total length           (40 bytes)
- *   per producer, ascending id:
- *           u64 id, u64 kept, u32 epoch, u32 n                    (24 bytes)
- *           n x { u64 seq, u64 offset }, both strictly increasing (16 bytes)
- *   trailer u32 crc32c of everything before it
- * A producer's `last` is its last entry's seq. The same state and `upto`
- * always write the same bytes.
+ * Checkpoint: little-endian, versioned, CRC32C-checked; the layout is
+ * dedup/checkpoint_format.h. The same state and `upto` always write the
+ * same bytes.
  */
 
 /* Enough bytes for any sl_dedup_checkpoint_write() of the current state. */
@@ -248,6 +242,7 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
  */
 #define SL_PRODUCERS_PIPE_ID_BASE SL_PRODUCERS_ID_LIMIT
 #define SL_PRODUCERS_PIPE_ID_END (UINT64_C(1) << 63)
+/* The most producers the registry holds: a fresh one beyond is -ENOSPC. */
 #define SL_PRODUCERS_MAX_DEFAULT (UINT32_C(1) << 20)
 
 struct sl_producer { /* stable address for the registry's lifetime */
@@ -268,10 +263,6 @@ struct sl_producers;
  */
 int sl_producers_open(const char *path, struct sl_producers **out, char *err, size_t errlen);
 void sl_producers_close(struct sl_producers *r);
-
-/* Start-up: the most producers the registry holds (default
- * SL_PRODUCERS_MAX_DEFAULT); -EINVAL below the current count. */
-int sl_producers_set_max(struct sl_producers *r, uint32_t max);
 
 /*
  * Start-up only: merges what a partition's table knows of a producer: epoch

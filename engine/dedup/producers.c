@@ -249,19 +249,6 @@ void sl_producers_close(struct sl_producers *r)
 	free(r);
 }
 
-int sl_producers_set_max(struct sl_producers *r, uint32_t max)
-{
-	int ret = 0;
-
-	pthread_mutex_lock(&r->lock);
-	if (max < r->count)
-		ret = -EINVAL;
-	else
-		r->max = max;
-	pthread_mutex_unlock(&r->lock);
-	return ret;
-}
-
 int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint64_t last)
 {
 	struct sl_producer *p;

@@ -16,17 +16,6 @@
 #define SL__ARG_CAP  64
 #define SL__SHOW_CAP 40
 
-static int sl__hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decodes s[0..n) into dst (room for cap bytes, never less than the
  * output needs when cap >= n). 0 with *dlen set; -EINVAL with *bad the byte
@@ -41,14 +30,13 @@ static int sl__pct_decode(const char *s, size_t n, bool plus_is_space, char *dst
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		if (c == '%') {
-			int hi = i + 2 < n ? sl__hex(s[i + 1]) : -1;
-			int lo = hi >= 0 ? sl__hex(s[i + 2]) : -1;
-			if (hi < 0 || lo < 0) {
+			int b = i + 2 < n ? sl_hex_byte(s + i + 1) : -1;
+			if (b < 0) {
 				*bad = i;
 				*dlen = o;
 				return -EINVAL;
 			}
-			c = (char)(hi << 4 | lo);
+			c = (char)b;
 			i += 2;
 		} else if (c == '+' && plus_is_space) {
 			c = ' ';

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <sys/random.h>
 
+#include "base/base.h"
+
 /* splitmix64 spreads any seed (even 0) over the whole xoshiro state, which
  * must never be all zero: that state is a fixed point. */
 static uint64_t sl__splitmix64(uint64_t *x)
@@ -47,16 +49,6 @@ int sl_uuid_rng_seed(struct sl_uuid_rng *rng)
 	return 0;
 }
 
-static int sl__hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20; /* ASCII letters: fold to lowercase */
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int sl_uuid_parse(const char *s, size_t n, uint8_t out[SL_EVENT_ID_LEN])
 {
 	uint8_t id[SL_EVENT_ID_LEN];
@@ -71,10 +63,10 @@ int sl_uuid_parse(const char *s, size_t n, uint8_t out[SL_EVENT_ID_LEN])
 			i++;
 			continue;
 		}
-		int hi = sl__hexval((unsigned char)s[i]), lo = sl__hexval((unsigned char)s[i + 1]);
-		if (hi < 0 || lo < 0)
+		int b = sl_hex_byte(s + i);
+		if (b < 0)
 			return -EINVAL;
-		id[j++] = (uint8_t)(hi << 4 | lo);
+		id[j++] = (uint8_t)b;
 		i += 2;
 	}
 	for (j = 0; j < SL_EVENT_ID_LEN; j++)

@@ -4,14 +4,12 @@
  * On disk, a partition is a folder of segment files named by the offset of
  * their first event (`00000000000000000000.log`). A segment is pre-allocated
  * (fallocate) to the topic's segment size, so appends do not grow the file,
- * and holds record batches back to back, each 8-byte aligned:
- *
- *   0  u32 magic 'SLB1'          24 i64 append_time_ms (server clock)
- *   4  u32 crc32c of [8, 56+len) 32 u64 producer_id
- *   8  u64 base_offset           40 u32 epoch
- *  16  u32 count                 44 u32 unit_start
- *  20  u32 len (records bytes)   48 u64 base_seq
- *  56  records: varint size, varint seq - base_seq, the encoded event
+ * and holds record batches back to back, each 8-byte aligned (the layout:
+ * log/batch.h). A sealed segment is cut to its size and gets a sparse index
+ * beside it (`.idx`, log/index_format.h). On a filesystem that cannot
+ * fallocate (FUSE, some network filesystems: EOPNOTSUPP) the log says so
+ * once on stderr and goes on without pre-allocation: the active segment
+ * then grows with the data, and everything else is the same.
  *
  * A batch is one producer's consecutive events in this partition, so every
  * stored event carries its producer id, epoch and sequence: what exactly-once
@@ -53,9 +51,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_LOG_MAGIC 0x31424c53u /* "SLB1" little endian */
-#define SL_LOG_BATCH_HDR 56u
-#define SL_LOG_ALIGN 8u
+#include <sys/types.h>
+
+#include "log/batch.h"
 
 enum sl_log_durability {
 	SL_LOG_FSYNC = 0, /* durable after fdatasync: the default */
@@ -83,6 +81,11 @@ struct sl_log_opts {
 	/* Prepares each next segment off this thread (below). NULL: a roll
 	 * creates the next segment in place, fallocate()d. */
 	struct sl_segprep *prep;
+	/* Test hook: called instead of fallocate(2) for this log's segments
+	 * (created, prepared or recovered), so that a test can act out a
+	 * filesystem without it (return -1 with errno EOPNOTSUPP). NULL in
+	 * production. */
+	int (*fallocate_fn)(int fd, int mode, off_t off, off_t len);
 };
 
 /*
@@ -91,27 +94,20 @@ struct sl_log_opts {
  * segment_bytes and synced, so that a roll costs a rename and a folder sync
  * instead of a 64 MiB fallocate and two syncs on the reactor.
  *
- * With zero_fill the file is written with zeros instead of fallocate()d:
- * a write into fallocate()d (unwritten) blocks converts the extent, a
- * journal commit in every fdatasync, while an overwrite of written blocks is
- * data only. Measured here (32 KiB pwrite + fdatasync): 2 files 7,300 vs
- * 3,900 syncs/s (p50 261 vs 496 us), 8 files 12,900 vs 10,500. But the
- * zeros double the bytes written, and end to end (`sluice bench`, 8
- * partitions, 2M events) it lost: 0.72-1.0M events/s, p99 32-52 ms, against
- * 0.84-1.35M, p99 11-22 ms without; so the server does not use it (it would
- * pay with segment recycling: overwriting old segments costs no zeros).
- * Measured again with one sync in flight per reactor (2026-11-25, 6M
- * events): 1.14-1.35M against 1.58-1.72M without, and at 800k events/s the
- * zeros' writes made the queue grow (p50 0.1-0.3 s).
- * Either way the blocks read back as zeros past the end, so recovery is
- * unchanged; a `next.prep` left by a crash is deleted at open.
+ * Writing zeros instead of fallocate()ing (so that later fdatasyncs
+ * overwrite written blocks: data only, no extent conversion) was measured
+ * and lost end to end, twice: 0.72-1.0M events/s against 0.84-1.35M
+ * (`sluice bench`, 8 partitions), and 1.14-1.35M against 1.58-1.72M with
+ * one sync in flight per reactor (2026-11-25): the zeros double the bytes
+ * written. It was removed; segment recycling would get the overwrite rate
+ * without the zeros. A `next.prep` left by a crash is deleted at open.
  *
  * Ownership: sl_segprep_create() starts the thread; sl_segprep_destroy()
  * stops it, after every log using it is closed. Threads: logs call it from
  * their own thread; the preparer touches only the request it took.
  */
 struct sl_segprep;
-int sl_segprep_create(bool zero_fill, struct sl_segprep **out);
+int sl_segprep_create(struct sl_segprep **out);
 /*
  * Writes a small file off the calling thread: `buf` replaces the file at
  * `path` (sl_file_replace: tmp, fdatasync, rename, folder sync), and once
@@ -294,8 +290,5 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 const char *sl_log_view_error(const struct sl_log_view *v);
 /* The first offset stored (after retention), from the files. */
 uint64_t sl_log_view_start(struct sl_log_view *v);
-
-/* CRC32C (Castagnoli) with the SSE4.2 instruction, through ISA-L. */
-uint32_t sl_crc32c(uint32_t crc, const void *buf, size_t len);
 
 #endif

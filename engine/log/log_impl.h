@@ -1,11 +1,26 @@
-/* Internals of log/, shared by log.c and prep.c (the segment preparer). */
+/*
+ * Internals of log/, shared by its files. Each file runs under one thread
+ * contract (its top comment says which):
+ *
+ *   batch.c    the record batch format's checks; pure, any thread
+ *   segment.c  segment files, their indexes, rolls and seals; the log's
+ *              thread, plus the file helpers views use on their own thread
+ *   recover.c  open (recovery of the last segment) and close; the thread
+ *              that opens the log, which then hands it to its owner
+ *   commit.c   append, group commit, completions, stats: the owner's thread
+ *   view.c     views and readers: any one thread per view
+ *   prep.c     the segment preparer: its own thread, and a mutex with the logs
+ */
 #ifndef SL_LOG_IMPL_H
 #define SL_LOG_IMPL_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "log/batch.h"
+#include "log/index_format.h"
 #include "log/log.h"
 
 /* The prepared next segment's name in a log's folder: never a segment
@@ -19,14 +34,19 @@ enum sl_segprep_state {
 	SL_SEGPREP_FAILED,   /* the roll creates its segment in place */
 };
 
+typedef int (*sl_fallocate_fn)(int fd, int mode, off_t off, off_t len);
+
 /* One log's request, embedded in the log. `state` is set by the preparer
- * (release) and read by the log's thread (acquire); the rest belongs to
+ * (release) and read by the log's thread (acquire); `fd` and
+ * `prealloc_err` are written before that release; the rest belongs to
  * whoever holds the preparer's mutex. */
 struct sl_segprep_req {
 	int dir_fd;
 	uint64_t bytes;
+	sl_fallocate_fn fallocate_fn; /* the log's (opts.fallocate_fn or fallocate(2)) */
 	_Atomic int state;
 	int fd;
+	int prealloc_err; /* -EOPNOTSUPP/-ENOSYS: prepared without pre-allocation */
 	bool queued;
 	struct sl_segprep_req *next;
 };
@@ -36,5 +56,107 @@ void sl__segprep_request(struct sl_segprep *p, struct sl_segprep_req *rq);
 /* Withdraws a queued request, or waits until the one being prepared is
  * done: afterwards the preparer no longer touches rq. */
 void sl__segprep_cancel(struct sl_segprep *p, struct sl_segprep_req *rq);
+
+/* fallocate errors that mean "this filesystem cannot", not "no space": the
+ * log then goes on without pre-allocation (issue 15). */
+static inline bool sl__prealloc_unsupported(int err)
+{
+	return err == -EOPNOTSUPP || err == -ENOSYS;
+}
+
+/* One segment file, as the writer or a view knows it. */
+struct sl_seg {
+	uint64_t base;
+	int fd;
+	uint64_t size;       /* bytes of batches (sealed) or written so far (active) */
+	struct sl_idx *idx;
+	uint32_t n_idx, cap_idx;
+	uint32_t last_idx_pos;
+};
+
+struct sl_wbuf {
+	uint8_t *p;
+	uint32_t len;  /* a group commit is far below 4 GiB: batches are capped */
+	size_t cap;
+	size_t peak;   /* recent group-commit sizes, decaying (sl__wbuf_reuse) */
+	uint64_t first_offset; /* offset of the first event in it */
+};
+
+struct sl_log {
+	struct sl_log_opts opts;
+	char *dir;
+	int dir_fd;
+	struct sl_seg *segs;
+	uint32_t n_segs, cap_segs;
+
+	uint64_t next_offset;
+	uint64_t durable;
+	uint64_t write_pos;    /* where the next write goes in the active segment */
+
+	/* Appends go here; a group commit pwrites it (synchronously, on this
+	 * thread) and it is emptied at once, while the fdatasync runs. One
+	 * buffer: a second (from when the write itself went through io_uring)
+	 * only kept its capacity resident between commits, outside what the
+	 * credits count, which took the 1,000-producer overload over its
+	 * memory budget once syncs got larger. */
+	struct sl_wbuf wb;
+	/* The batch being filled, in wb. */
+	bool batch_open;
+	uint32_t batch_at;
+	uint64_t batch_pid, batch_base_seq, batch_base_off;
+	uint32_t batch_epoch, batch_count;
+
+	/* The group commit in flight. */
+	bool inflight;
+	uint32_t inflight_ops;
+	uint64_t inflight_end;
+	uint64_t inflight_pos, inflight_len;
+	int inflight_err;
+	bool inflight_is_sync;  /* an fdatasync is among the ops */
+	bool inflight_fail;     /* test hook fired for this sync */
+	uint64_t inflight_t0;   /* when the fdatasync was queued (stats) */
+	uint64_t wb_kicked;     /* active segment: writeback started below this */
+	uint64_t inflight_synced_to; /* write_pos when the sync in flight was queued */
+	/* When the first event of the buffered group / of the group in flight
+	 * was appended: its wait until durable is the commit latency. */
+	uint64_t group_t0, inflight_group_t0;
+	bool unsynced;          /* written, not yet fdatasync'd (interval policy) */
+	uint64_t last_sync_ns;
+	uint32_t n_syncs;
+
+	bool failed;
+	char error[320];
+	struct sl_log_stats stats;
+	struct sl_segprep_req prep;  /* the next segment, when opts.prep */
+	/* The folder's filesystem cannot fallocate: segments grow as written
+	 * (said once on stderr). */
+	bool no_prealloc;
+};
+
+/* A buffer keeps up to this much capacity whatever its recent use. */
+#define SL_LOG_BUF_KEEP (4u << 20)
+
+/* ---- segment.c: the log's thread unless marked ---------------------------- */
+
+void sl__fail(struct sl_log *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "<dir>/<base, 20 digits>.<ext>", malloc'd; NULL without memory. */
+char *sl__seg_path(const struct sl_log *log, uint64_t base, const char *ext);
+int sl__seg_add(struct sl_log *log, uint64_t base, int fd);
+/* Creates the segment starting at base (prepared or in place), synced. */
+int sl__seg_create(struct sl_log *log, uint64_t base);
+/* Seals the active segment, calls on_seal and creates the next one. */
+int sl__roll(struct sl_log *log, uint64_t base);
+/* Pre-allocates fd to the segment size, or notes (once, on stderr) that the
+ * folder's filesystem cannot: 0 then too. -errno on any other failure. */
+int sl__prealloc(struct sl_log *log, int fd);
+
+/* Any thread, on the caller's own segment / descriptors: */
+int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos);
+void sl__idx_load(const char *dir, struct sl_seg *s);
+ssize_t sl__pread_all(int fd, uint8_t *buf, size_t len, uint64_t pos);
+ssize_t sl__pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t pos);
+/* The segment bases in `dir` greater than `after` (all of them when
+ * `all`), sorted. *out is malloc'd (NULL when none). */
+int sl__list_bases(const char *dir, bool all, uint64_t after, uint64_t **out, size_t *n);
 
 #endif

@@ -3,6 +3,10 @@
  * a mutex and a condition variable carry them; the hot path never waits on
  * it: a roll takes a prepared file if one is ready and falls back to
  * creating the segment in place otherwise.
+ *
+ * Threads: its own thread (sl-segprep) prepares files and writes the small
+ * files asked for; logs call in from their owners' threads; a request's
+ * fields are under the mutex except `state` (log.h, log_impl.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,35 +39,28 @@ struct sl_segprep {
 	size_t fbytes;                      /* their bytes, queued or being written */
 	bool fbusy;                         /* one is being written */
 	bool stop;
-	bool zero_fill;
 	pthread_t th;
-	uint8_t *zeros;
 };
 
-#define SL__ZERO_CHUNK (1u << 20)
 /* File bytes the preparer holds at most; past it the caller writes itself.
  * Checkpoints of many producers are megabytes each, and under overload all
  * partitions roll together: unbounded, the queue put the server ~60 MiB over
  * its memory budget (tests/e2e/overload.py, 1,000 producers). */
 #define SL__FJOB_MAX_BYTES (4u << 20)
 
-/* Makes `next.prep` in the request's folder: zeros to `bytes`, synced.
- * Returns its fd, or -errno (the roll then creates the segment in place). */
-static int sl__prepare(struct sl_segprep *p, const struct sl_segprep_req *rq)
+/* Makes `next.prep` in the request's folder: allocated to `bytes` (or
+ * empty, noted in prealloc_err, where the filesystem cannot fallocate),
+ * synced. Returns its fd, or -errno (the roll then creates the segment in
+ * place). */
+static int sl__prepare(struct sl_segprep_req *rq)
 {
 	int fd = openat(rq->dir_fd, SL_SEGPREP_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	if (p->zero_fill) {
-		for (uint64_t off = 0; off < rq->bytes; off += SL__ZERO_CHUNK) {
-			size_t n = rq->bytes - off < SL__ZERO_CHUNK ? (size_t)(rq->bytes - off)
-								       : SL__ZERO_CHUNK;
-			ssize_t w = pwrite(fd, p->zeros, n, (off_t)off);
-			if (w != (ssize_t)n)
-				goto fail;
-		}
-	} else if (fallocate(fd, 0, 0, (off_t)rq->bytes) < 0) {
-		goto fail;
+	if (rq->fallocate_fn(fd, 0, 0, (off_t)rq->bytes) < 0) {
+		if (!sl__prealloc_unsupported(-errno))
+			goto fail;
+		rq->prealloc_err = -errno;
 	}
 	if (fsync(fd) < 0)
 		goto fail;
@@ -129,7 +126,7 @@ static void *sl__prep_thread(void *arg)
 		rq->queued = false;
 		p->busy = rq;
 		pthread_mutex_unlock(&p->mu);
-		int fd = sl__prepare(p, rq);
+		int fd = sl__prepare(rq);
 		pthread_mutex_lock(&p->mu);
 		rq->fd = fd;
 		/* Release: the file's contents and fd before the state a
@@ -145,23 +142,16 @@ static void *sl__prep_thread(void *arg)
 	return NULL;
 }
 
-int sl_segprep_create(bool zero_fill, struct sl_segprep **out)
+int sl_segprep_create(struct sl_segprep **out)
 {
 	struct sl_segprep *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->zero_fill = zero_fill;
-	p->zeros = calloc(1, SL__ZERO_CHUNK);
-	if (!p->zeros) {
-		free(p);
-		return -ENOMEM;
-	}
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	pthread_cond_init(&p->idle, NULL);
 	int ret = pthread_create(&p->th, NULL, sl__prep_thread, p);
 	if (ret) {
-		free(p->zeros);
 		free(p);
 		return -ret;
 	}
@@ -182,7 +172,6 @@ void sl_segprep_destroy(struct sl_segprep *p)
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	pthread_cond_destroy(&p->idle);
-	free(p->zeros);
 	free(p);
 }
 

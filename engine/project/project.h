@@ -49,11 +49,7 @@
 #include <stdint.h>
 
 #include "plugin/plugin.h"
-
-#define SL_SNAP_MAGIC     0x53504c53u /* "SLPS" little endian */
-#define SL_SNAP_VERSION   1u
-#define SL_SNAP_HDR       40u
-#define SL_SNAP_MAX_MARKS 65536u
+#include "project/snap_format.h" /* the .snap layout, SL_SNAP_MAX_MARKS */
 
 /* ---- snapshot store ----------------------------------------------------------- */
 

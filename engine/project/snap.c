@@ -1,5 +1,7 @@
 /*
- * The snapshot store: atomically replaced, checksummed snapshot files.
+ * The snapshot store: atomically replaced, checksummed snapshot files
+ * (the layout: project/snap_format.h). A store belongs to one thread at a
+ * time (project.h).
  */
 #include "project/project.h"
 
@@ -195,7 +197,7 @@ int sl_snap_store_write(struct sl_snap_store *s, const struct sl_snap_mark *mark
                         const void *payload, size_t len, char *err, size_t errlen)
 {
 	char name[SL__GEN_DIGITS + 16];
-	uint8_t hdr[SL_SNAP_HDR], trailer[4];
+	uint8_t hdr[SL_SNAP_HDR], trailer[SL_SNAP_TRAILER];
 	uint8_t *mk = NULL;
 	uint64_t *gens = NULL;
 	size_t n_gens = 0;
@@ -208,29 +210,30 @@ int sl_snap_store_write(struct sl_snap_store *s, const struct sl_snap_mark *mark
 		return -EINVAL;
 	snprintf(name, sizeof(name), "%020" PRIu64 ".snap", gen);
 
-	mk = malloc((size_t)n_marks * 16 + 1);
+	mk = malloc((size_t)n_marks * SL_SNAP_MARK + 1);
 	if (!mk)
 		return -ENOMEM;
-	sl_put_le32(hdr, SL_SNAP_MAGIC);
-	sl_put_le32(hdr + 4, SL_SNAP_VERSION);
-	sl_put_le32(hdr + 8, n_marks);
-	sl_put_le32(hdr + 12, 0);
-	sl_put_le64(hdr + 16, gen);
-	sl_put_le64(hdr + 24, (uint64_t)len);
-	sl_put_le64(hdr + 32, sl_wall_ns() / 1000000);
+	sl_put_le32(hdr + SL_SNAP_OFF_MAGIC, SL_SNAP_MAGIC);
+	sl_put_le32(hdr + SL_SNAP_OFF_VERSION, SL_SNAP_VERSION);
+	sl_put_le32(hdr + SL_SNAP_OFF_NMARKS, n_marks);
+	sl_put_le32(hdr + SL_SNAP_OFF_RESERVED, 0);
+	sl_put_le64(hdr + SL_SNAP_OFF_GEN, gen);
+	sl_put_le64(hdr + SL_SNAP_OFF_PLEN, (uint64_t)len);
+	sl_put_le64(hdr + SL_SNAP_OFF_WRITTEN, sl_wall_ns() / 1000000);
 	for (uint32_t i = 0; i < n_marks; i++) {
-		sl_put_le32(mk + i * 16, marks[i].partition);
-		sl_put_le32(mk + i * 16 + 4, 0);
-		sl_put_le64(mk + i * 16 + 8, marks[i].offset);
+		uint8_t *m = mk + (size_t)i * SL_SNAP_MARK;
+		sl_put_le32(m + SL_SNAP_M_PARTITION, marks[i].partition);
+		sl_put_le32(m + SL_SNAP_M_RESERVED, 0);
+		sl_put_le64(m + SL_SNAP_M_OFFSET, marks[i].offset);
 	}
 	crc = sl_crc32c(0, hdr, sizeof(hdr));
-	crc = sl_crc32c(crc, mk, (size_t)n_marks * 16);
+	crc = sl_crc32c(crc, mk, (size_t)n_marks * SL_SNAP_MARK);
 	crc = sl_crc32c(crc, payload, len);
 	sl_put_le32(trailer, crc);
 
 	struct iovec iov[4] = {
 	    {hdr, sizeof(hdr)},
-	    {mk, (size_t)n_marks * 16},
+	    {mk, (size_t)n_marks * SL_SNAP_MARK},
 	    {(void *)payload, len},
 	    {trailer, sizeof(trailer)},
 	};
@@ -290,7 +293,7 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 		goto out;
 	}
 	size = (size_t)st.st_size;
-	if (size < SL_SNAP_HDR + 4) {
+	if (size < SL_SNAP_HDR + SL_SNAP_TRAILER) {
 		sl_errf(err, errlen, "%s/%s: %zu bytes, shorter than a header (torn)", s->dir, name,
 		        size);
 		ret = -SL_ECORRUPT;
@@ -312,8 +315,10 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 			break;
 		got += (size_t)r;
 	}
-	uint32_t magic = sl_get_le32(b), version = sl_get_le32(b + 4), n_marks = sl_get_le32(b + 8);
-	uint64_t plen = sl_get_le64(b + 24);
+	uint32_t magic = sl_get_le32(b + SL_SNAP_OFF_MAGIC);
+	uint32_t version = sl_get_le32(b + SL_SNAP_OFF_VERSION);
+	uint32_t n_marks = sl_get_le32(b + SL_SNAP_OFF_NMARKS);
+	uint64_t plen = sl_get_le64(b + SL_SNAP_OFF_PLEN);
 	const char *why = NULL;
 	if (got != size)
 		why = "shrank while read";
@@ -322,11 +327,12 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 	else if (version != SL_SNAP_VERSION)
 		why = "unknown snapshot version";
 	else if (n_marks > SL_SNAP_MAX_MARKS ||
-	         (uint64_t)SL_SNAP_HDR + (uint64_t)n_marks * 16 + plen + 4 != size)
+	         (uint64_t)SL_SNAP_HDR + (uint64_t)n_marks * SL_SNAP_MARK + plen + SL_SNAP_TRAILER !=
+	             size)
 		why = "length does not match its header (torn)";
-	else if (sl_get_le64(b + 16) != gen)
+	else if (sl_get_le64(b + SL_SNAP_OFF_GEN) != gen)
 		why = "generation does not match its name";
-	else if (sl_crc32c(0, b, size - 4) != sl_get_le32(b + size - 4))
+	else if (sl_crc32c(0, b, size - SL_SNAP_TRAILER) != sl_get_le32(b + size - SL_SNAP_TRAILER))
 		why = "checksum mismatch";
 	if (why) {
 		sl_errf(err, errlen, "%s/%s: %s", s->dir, name, why);
@@ -339,13 +345,14 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 		goto out;
 	}
 	for (uint32_t i = 0; i < n_marks; i++) {
-		out->marks[i].partition = sl_get_le32(b + SL_SNAP_HDR + i * 16);
-		out->marks[i].offset = sl_get_le64(b + SL_SNAP_HDR + i * 16 + 8);
+		const uint8_t *m = b + SL_SNAP_HDR + (size_t)i * SL_SNAP_MARK;
+		out->marks[i].partition = sl_get_le32(m + SL_SNAP_M_PARTITION);
+		out->marks[i].offset = sl_get_le64(m + SL_SNAP_M_OFFSET);
 	}
 	out->n_marks = n_marks;
 	out->generation = gen;
-	out->written_ms = (int64_t)sl_get_le64(b + 32);
-	out->payload = b + SL_SNAP_HDR + (size_t)n_marks * 16;
+	out->written_ms = (int64_t)sl_get_le64(b + SL_SNAP_OFF_WRITTEN);
+	out->payload = b + SL_SNAP_HDR + (size_t)n_marks * SL_SNAP_MARK;
 	out->payload_len = (size_t)plen;
 	out->sl__file = b;
 	b = NULL;

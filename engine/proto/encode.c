@@ -13,6 +13,8 @@
 #include <endian.h>
 #include <string.h>
 
+#include "base/varint.h"
+
 enum {
 	SL__WT_VARINT = 0,
 	SL__WT_LEN = 2,
@@ -20,32 +22,17 @@ enum {
 
 #define SL__TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
 
-/* Varint length from the top bit: ceil(bits / 7), without a loop. */
-static inline size_t sl__vlen(uint64_t v)
-{
-	return (size_t)(((63 - __builtin_clzll(v | 1)) * 9 + 73) / 64);
-}
-
-static inline uint8_t *sl__put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
 
 /* Size of a length-delimited field (one-byte tag) with an n-byte payload. */
 static inline size_t sl__len_field(size_t n)
 {
-	return 1 + sl__vlen(n) + n;
+	return 1 + sl_varint_len(n) + n;
 }
 
 static inline uint8_t *sl__put_len_field(uint8_t *p, uint8_t tag, const void *d, size_t n)
 {
 	*p++ = tag;
-	p = sl__put_varint(p, n);
+	p = sl_varint_put(p, n);
 	memcpy(p, d, n);
 	return p + n;
 }
@@ -53,7 +40,7 @@ static inline uint8_t *sl__put_len_field(uint8_t *p, uint8_t tag, const void *d,
 static inline uint8_t *sl__put_varint_field(uint8_t *p, uint8_t tag, uint64_t v)
 {
 	*p++ = tag;
-	return sl__put_varint(p, v);
+	return sl_varint_put(p, v);
 }
 
 /* Enums travel as int32: a value above INT32_MAX is negative and sign-extends
@@ -91,13 +78,13 @@ size_t sl_event_encoded_size(const struct sl_event_view *v, const struct sl_even
 	if (v->aggregate_len)
 		s += sl__len_field(v->aggregate_len);
 	if (v->timestamp_ms)
-		s += 1 + sl__vlen((uint64_t)v->timestamp_ms);
+		s += 1 + sl_varint_len((uint64_t)v->timestamp_ms);
 	if (v->data_len)
 		s += sl__len_field(v->data_len);
 	for (size_t i = 0; i < n_headers; i++)
 		s += sl__len_field(sl__header_size(&headers[i]));
 	if (v->schema_version)
-		s += 1 + sl__vlen(v->schema_version);
+		s += 1 + sl_varint_len(v->schema_version);
 	return s;
 }
 
@@ -118,7 +105,7 @@ static uint8_t *sl__event_write(uint8_t *p, const struct sl_event_view *v,
 		const struct sl_event_header *h = &headers[i];
 
 		*p++ = SL__TAG(6, SL__WT_LEN);
-		p = sl__put_varint(p, sl__header_size(h));
+		p = sl_varint_put(p, sl__header_size(h));
 		if (h->key_len)
 			p = sl__put_len_field(p, SL__TAG(1, SL__WT_LEN), h->key, h->key_len);
 		if (h->value_len)
@@ -149,9 +136,9 @@ int sl_produce_begin(struct sl_produce_builder *b, uint8_t *dst, size_t cap, con
 {
 	/* Produce.epoch is field 4, after the events: protobuf-c writes it last,
 	 * so finish() appends it and its room is held back from the start. */
-	size_t epoch_room = epoch ? 1 + sl__vlen(epoch) : 0;
+	size_t epoch_room = epoch ? 1 + sl_varint_len(epoch) : 0;
 	size_t need = SL_FRAME_HDR_LEN + (topic_len ? sl__len_field(topic_len) : 0) +
-	              (base_sequence ? 1 + sl__vlen(base_sequence) : 0) + epoch_room;
+	              (base_sequence ? 1 + sl_varint_len(base_sequence) : 0) + epoch_room;
 	uint8_t *p;
 
 	if (cap > SL_FRAME_MAX_LIMIT + 4)
@@ -196,7 +183,7 @@ int sl_produce_add_event(struct sl_produce_builder *b, const struct sl_event_vie
 		return -ENOSPC;
 	p = b->buf + b->len;
 	*p++ = SL__TAG(3, SL__WT_LEN);
-	p = sl__put_varint(p, size);
+	p = sl_varint_put(p, size);
 	p = sl__event_write(p, view, headers, n_headers);
 	b->len = (size_t)(p - b->buf);
 	b->n_events++;
@@ -219,8 +206,8 @@ int sl_produce_finish(struct sl_produce_builder *b)
 
 static size_t sl__fetch_tail(const struct sl_fetch_result_head *h)
 {
-	return (h->end_offset ? 1 + sl__vlen(h->end_offset) : 0) +
-	       (h->error ? 1 + sl__vlen(sl__enum_wire(h->error)) : 0) +
+	return (h->end_offset ? 1 + sl_varint_len(h->end_offset) : 0) +
+	       (h->error ? 1 + sl_varint_len(sl__enum_wire(h->error)) : 0) +
 	       (h->message_len ? sl__len_field(h->message_len) : 0);
 }
 
@@ -235,10 +222,10 @@ int sl_fetch_result_begin(struct sl_fetch_result_builder *b, uint8_t *dst, size_
 	if (h->topic_len > cap || h->message_len > cap)
 		return -ENOSPC;
 	tail = sl__fetch_tail(h);
-	need = SL_FRAME_HDR_LEN + (h->request_id ? 1 + sl__vlen(h->request_id) : 0) +
+	need = SL_FRAME_HDR_LEN + (h->request_id ? 1 + sl_varint_len(h->request_id) : 0) +
 	       (h->topic_len ? sl__len_field(h->topic_len) : 0) +
-	       (h->partition ? 1 + sl__vlen(h->partition) : 0) +
-	       (h->base_offset ? 1 + sl__vlen(h->base_offset) : 0) + tail;
+	       (h->partition ? 1 + sl_varint_len(h->partition) : 0) +
+	       (h->base_offset ? 1 + sl_varint_len(h->base_offset) : 0) + tail;
 	if (need > cap)
 		return -ENOSPC;
 	p = dst + SL_FRAME_HDR_LEN;
@@ -273,7 +260,7 @@ int sl_fetch_result_add(struct sl_fetch_result_builder *b, const uint8_t *event,
 	if (len > b->cap)
 		return -ENOSPC;
 	/* a repeated value is written even when 0: times stay aligned with events */
-	need = sl__len_field(len) + 1 + sl__vlen((uint64_t)append_time_ms);
+	need = sl__len_field(len) + 1 + sl_varint_len((uint64_t)append_time_ms);
 	if (need > b->cap - b->len)
 		return -ENOSPC;
 	p = sl__put_len_field(b->buf + b->len, SL__TAG(5, SL__WT_LEN), event, len);
@@ -308,12 +295,12 @@ static bool sl__index_payload(const struct sl_index_list *l, size_t *out)
 
 	if (l->v) {
 		for (uint32_t i = 0; i < l->n; i++)
-			s += sl__vlen(l->v[i]);
+			s += sl_varint_len(l->v[i]);
 	} else {
 		if (l->n && (uint64_t)l->first + l->n - 1 > UINT32_MAX)
 			return false;
 		for (uint32_t i = 0; i < l->n; i++)
-			s += sl__vlen(l->first + i);
+			s += sl_varint_len(l->first + i);
 	}
 	*out = s;
 	return true;
@@ -325,9 +312,9 @@ static uint8_t *sl__put_index(uint8_t *p, uint8_t tag, const struct sl_index_lis
 	if (!l->n)
 		return p;
 	*p++ = tag;
-	p = sl__put_varint(p, payload);
+	p = sl_varint_put(p, payload);
 	for (uint32_t i = 0; i < l->n; i++)
-		p = sl__put_varint(p, l->v ? l->v[i] : l->first + i);
+		p = sl_varint_put(p, l->v ? l->v[i] : l->first + i);
 	return p;
 }
 
@@ -346,11 +333,11 @@ static bool sl__part_size(const struct sl_ack_part *pt, struct sl__part_sizes *s
 	s->offsets = 0;
 	if (pt->offsets)
 		for (uint32_t i = 0; i < pt->index.n; i++)
-			s->offsets += sl__vlen(pt->offsets[i]);
+			s->offsets += sl_varint_len(pt->offsets[i]);
 	if (pt->partition)
-		b += 1 + sl__vlen(pt->partition);
+		b += 1 + sl_varint_len(pt->partition);
 	if (pt->base_offset)
-		b += 1 + sl__vlen(pt->base_offset);
+		b += 1 + sl_varint_len(pt->base_offset);
 	if (pt->index.n)
 		b += sl__len_field(s->index);
 	if (pt->offsets && pt->index.n)
@@ -374,11 +361,11 @@ static bool sl__reject_size(const struct sl_ack_reject *r, size_t *index, size_t
 	if (r->index.n)
 		b += sl__len_field(*index);
 	if (r->code)
-		b += 1 + sl__vlen(sl__enum_wire(r->code));
+		b += 1 + sl_varint_len(sl__enum_wire(r->code));
 	if (r->message_len)
 		b += sl__len_field(r->message_len);
 	if (r->retry_after_ms)
-		b += 1 + sl__vlen(r->retry_after_ms);
+		b += 1 + sl_varint_len(r->retry_after_ms);
 	*body = b;
 	return true;
 }
@@ -386,7 +373,7 @@ static bool sl__reject_size(const struct sl_ack_reject *r, size_t *index, size_t
 /* Body size of the Ack, or 0 with *bad set. */
 static size_t sl__ack_body_size(const struct sl_ack *a, bool *bad)
 {
-	size_t s = a->base_sequence ? 1 + sl__vlen(a->base_sequence) : 0;
+	size_t s = a->base_sequence ? 1 + sl_varint_len(a->base_sequence) : 0;
 	struct sl__part_sizes ps;
 	size_t ri, rb;
 
@@ -440,7 +427,7 @@ int sl_ack_encode(uint8_t *dst, size_t cap, const struct sl_ack *ack)
 
 		sl__part_size(pt, &ps);
 		*p++ = SL__TAG(2, SL__WT_LEN);
-		p = sl__put_varint(p, ps.body);
+		p = sl_varint_put(p, ps.body);
 		if (pt->partition)
 			p = sl__put_varint_field(p, SL__TAG(1, SL__WT_VARINT), pt->partition);
 		if (pt->base_offset)
@@ -448,9 +435,9 @@ int sl_ack_encode(uint8_t *dst, size_t cap, const struct sl_ack *ack)
 		p = sl__put_index(p, SL__TAG(3, SL__WT_LEN), &pt->index, ps.index);
 		if (pt->offsets && pt->index.n) {
 			*p++ = SL__TAG(4, SL__WT_LEN);
-			p = sl__put_varint(p, ps.offsets);
+			p = sl_varint_put(p, ps.offsets);
 			for (uint32_t j = 0; j < pt->index.n; j++)
-				p = sl__put_varint(p, pt->offsets[j]);
+				p = sl_varint_put(p, pt->offsets[j]);
 		}
 		if (pt->duplicate) {
 			*p++ = SL__TAG(5, SL__WT_VARINT);
@@ -470,7 +457,7 @@ int sl_ack_encode(uint8_t *dst, size_t cap, const struct sl_ack *ack)
 
 		sl__reject_size(r, &ri, &rb);
 		*p++ = SL__TAG(3, SL__WT_LEN);
-		p = sl__put_varint(p, rb);
+		p = sl_varint_put(p, rb);
 		p = sl__put_index(p, SL__TAG(1, SL__WT_LEN), &r->index, ri);
 		if (r->code)
 			p = sl__put_varint_field(p, SL__TAG(2, SL__WT_VARINT),

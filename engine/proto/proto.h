@@ -43,6 +43,13 @@
 extern "C" {
 #endif
 
+/*
+ * The protocol version this build speaks: the server's Hello check and
+ * Welcome, and the client's Hello range and Welcome check, all use this one
+ * value. Raise it when a frame changes incompatibly.
+ */
+#define SL_PROTO_VERSION 1u
+
 /* ---- frames ------------------------------------------------------------ */
 
 #define SL_FRAME_HDR_LEN 5 /* u32 length + u8 type */

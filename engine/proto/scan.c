@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/varint.h"
+
 enum {
 	SL__WT_VARINT = 0,
 	SL__WT_I64 = 1,
@@ -45,37 +47,36 @@ static const char sl__r_wt[] = "wrong wire type";
 static const char sl__r_group[] = "unsupported wire type (group or reserved)";
 
 /*
- * Reads a varint. Accepts up to 10 bytes whose value fits in 64 bits:
- * protobuf-c takes any 10-byte varint and drops the excess bits; no encoder
- * writes one, so refusing it keeps what we accept a subset of what
- * protobuf-c accepts, with equal values.
+ * Why the varint at p did not decode (sl_varint_get returned 0): the input
+ * ends inside it, or it is longer than 10 bytes or above 64 bits. Off the
+ * hot path: only malformed input gets here.
+ */
+static __attribute__((noinline, cold)) const char *sl__varint_why(const uint8_t *p,
+								  const uint8_t *end)
+{
+	for (unsigned i = 0; i < SL_VARINT_MAX; i++) {
+		if (p + i >= end)
+			return sl__r_trunc;
+		if (i == SL_VARINT_MAX - 1 || p[i] < 0x80)
+			break;
+	}
+	return sl__r_varint;
+}
+
+/*
+ * Reads a varint (base/varint.h: at most 10 bytes whose value fits in 64
+ * bits, a subset of what protobuf-c accepts, with equal values).
  */
 static inline const char *sl__varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
 {
-	const uint8_t *p = *pp;
-	uint64_t v = 0;
+	size_t n = sl_varint_get(*pp, end, out);
 
-	if (SL_LIKELY(p < end && *p < 0x80)) {
-		*out = *p;
-		*pp = p + 1;
+	if (SL_LIKELY(n)) {
+		*pp += n;
 		return NULL;
 	}
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		uint8_t b;
-
-		if (p == end)
-			return sl__r_trunc;
-		b = *p++;
-		if (shift == 63 && b > 1)
-			return sl__r_varint;
-		v |= (uint64_t)(b & 0x7f) << shift;
-		if (b < 0x80) {
-			*out = v;
-			*pp = p;
-			return NULL;
-		}
-	}
-	return sl__r_varint;
+	*out = 0; /* callers read it only on success; this tells the compiler */
+	return sl__varint_why(*pp, end);
 }
 
 /* A tag is at most 5 bytes (protobuf-c's limit) and names a field > 0. */

@@ -67,7 +67,7 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 	out->v = calloc(n ? n : 1, sizeof(*out->v));
 	if (!out->v)
 		return -ENOMEM;
-	ret = sl_segprep_create(false, &out->prep);
+	ret = sl_segprep_create(&out->prep);
 	if (ret < 0) {
 		free(out->v);
 		out->v = NULL;

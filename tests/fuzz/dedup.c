@@ -85,13 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf = malloc(len ? len : 1);
 	CHECK(buf);
 	memcpy(buf, data + 1, len);
-	if ((data[0] & 1) && len >= 44) {
-		uint64_t l = len;
-		for (int i = 0; i < 8; i++)
-			buf[32 + i] = (uint8_t)(l >> (8 * i));
-		uint32_t c = sl_crc32c(0, buf, len - 4);
-		for (int i = 0; i < 4; i++)
-			buf[len - 4 + i] = (uint8_t)(c >> (8 * i));
+	if ((data[0] & 1) && len >= SL_CKPT_HDR + SL_CKPT_TRAILER) {
+		sl_put_le64(buf + SL_CKPT_LENGTH, len);
+		sl_put_le32(buf + len - SL_CKPT_TRAILER, sl_crc32c(0, buf, len - SL_CKPT_TRAILER));
 	}
 
 	t = mk(window);

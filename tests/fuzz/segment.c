@@ -8,7 +8,7 @@
  * 00000000000000000000.log. Recovery runs under the fsync policy, or under
  * `none` when size % 4 == 3 (where any bad batch is a torn tail).
  *
- * Then, checked against an independent reading of the format in log/log.h:
+ * Then, checked against an independent reading of the format in log/batch.h:
  *   - sl_log_open refuses (-SL_ECORRUPT, naming the file) exactly when a bad
  *     batch is followed by a valid batch of a later group-commit write, and
  *     leaves the file as it was; any other error is a failure;
@@ -58,7 +58,7 @@ static void cleanup(void);
  * next commit roll, so rolls and sealed-segment loading are reached too. */
 #define SEG_BYTES     4096u
 #define PREFIX_EVENTS 3u
-#define BATCH_MAX     (8u << 20) /* SL_BATCH_MAX in log.c */
+#define BATCH_MAX     SL_BATCH_MAX
 #define MAX_APPEND    8u
 
 static struct {
@@ -217,11 +217,15 @@ struct batch {
 	int64_t time_ms;
 };
 
-/* Up to 10 bytes, little-endian groups of 7 bits (bits past 64 dropped). */
+/* Up to 10 bytes, little-endian groups of 7 bits, within 64 bits: the 10th
+ * byte may hold bit 63 only (base/varint.h; the log's decoder before it
+ * dropped the bits past 64, which no writer ever produced). */
 static size_t varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 {
 	uint64_t r = 0;
 	for (size_t i = 0; i < 10 && p + i < end; i++) {
+		if (i == 9 && p[i] > 1)
+			return 0;
 		r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
 		if (!(p[i] & 0x80)) {
 			*v = r;
@@ -240,19 +244,20 @@ static bool batch_at(const uint8_t *img, size_t size, size_t at, struct batch *b
 	if (at + SL_LOG_BATCH_HDR > size)
 		return false;
 	const uint8_t *h = img + at;
-	if (get32(h) != SL_LOG_MAGIC)
+	if (get32(h + SL_BATCH_MAGIC) != SL_LOG_MAGIC)
 		return false;
-	b->base = get64(h + 8);
-	b->count = get32(h + 16);
-	b->len = get32(h + 20);
-	b->time_ms = (int64_t)get64(h + 24);
-	b->pid = get64(h + 32);
-	b->epoch = get32(h + 40);
-	b->unit_start = get32(h + 44);
-	b->base_seq = get64(h + 48);
+	b->base = get64(h + SL_BATCH_BASE_OFFSET);
+	b->count = get32(h + SL_BATCH_COUNT);
+	b->len = get32(h + SL_BATCH_LEN);
+	b->time_ms = (int64_t)get64(h + SL_BATCH_TIME_MS);
+	b->pid = get64(h + SL_BATCH_PRODUCER);
+	b->epoch = get32(h + SL_BATCH_EPOCH);
+	b->unit_start = get32(h + SL_BATCH_UNIT_START);
+	b->base_seq = get64(h + SL_BATCH_BASE_SEQ);
 	if (!b->count || b->len > BATCH_MAX || at + SL_LOG_BATCH_HDR + b->len > size)
 		return false;
-	if (crc32c(h + 8, SL_LOG_BATCH_HDR - 8 + (size_t)b->len) != get32(h + 4))
+	if (crc32c(h + SL_BATCH_CRC_FROM, SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)b->len) !=
+	    get32(h + SL_BATCH_CRC))
 		return false;
 	const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b->len;
 	for (uint32_t i = 0; i < b->count; i++) {
@@ -415,7 +420,8 @@ static void check_read(struct sl_log *log, const struct expect *e, uint64_t base
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const bool prefix = size >= 16 && get64(data + 8) == PREFIX_EVENTS;
+	const bool prefix = size >= SL_BATCH_BASE_OFFSET + 8 &&
+	                    get64(data + SL_BATCH_BASE_OFFSET) == PREFIX_EVENTS;
 	const uint64_t base = prefix ? PREFIX_EVENTS : 0;
 	const bool fsync_policy = size % 4 != 3;
 	const enum sl_log_durability pol = fsync_policy ? SL_LOG_FSYNC : SL_LOG_NONE;

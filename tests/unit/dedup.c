@@ -59,11 +59,8 @@ static uint8_t *ckpt(const struct sl_dedup *t, uint64_t upto, size_t *len)
 /* Re-seals a checkpoint edited in place (length field and CRC). */
 static void reseal(uint8_t *b, size_t len)
 {
-	for (int i = 0; i < 8; i++)
-		b[32 + i] = (uint8_t)((uint64_t)len >> (8 * i));
-	uint32_t c = sl_crc32c(0, b, len - 4);
-	for (int i = 0; i < 4; i++)
-		b[len - 4 + i] = (uint8_t)(c >> (8 * i));
+	sl_put_le64(b + SL_CKPT_LENGTH, len);
+	sl_put_le32(b + len - SL_CKPT_TRAILER, sl_crc32c(0, b, len - SL_CKPT_TRAILER));
 }
 
 static void put64(uint8_t *b, uint64_t v)
@@ -178,7 +175,7 @@ Test(dedup, fifo_growth_and_pruning_at_w)
 	/* One creation (8 entries) then 8 -> 16 -> 32 -> 64. */
 	cr_assert_eq(grows, 4, "memory changed %d times", grows);
 	cr_assert_eq(prev - base, w * 16);
-	cr_assert_eq(sl_dedup_checkpoint_bound(t), 40 + 4 + 24 + (size_t)w * 16);
+	cr_assert_eq(sl_dedup_checkpoint_bound(t), SL_CKPT_HDR + SL_CKPT_TRAILER + SL_CKPT_PROD + (size_t)w * SL_CKPT_ENTRY);
 
 	/* Every other sequence (the rest went elsewhere): W / 2 entries; the
 	 * odd ones inside the window are out of order, below it stale. */
@@ -208,7 +205,7 @@ Test(dedup, fifo_growth_and_pruning_at_w)
 	{
 		size_t len;
 		uint8_t *b = ckpt(t, UINT64_MAX, &len);
-		cr_assert_eq(len, 40 + 4 + 2 * 24 + (size_t)(w + 1) * 16);
+		cr_assert_eq(len, SL_CKPT_HDR + SL_CKPT_TRAILER + 2 * SL_CKPT_PROD + (size_t)(w + 1) * SL_CKPT_ENTRY);
 		free(b);
 	}
 	sl_dedup_destroy(t);
@@ -571,7 +568,7 @@ Test(dedup, checkpoint_write)
 	 * last entry (offsets 26, 27, 28); producer 5 holds 2, 4, 6 (its 0 fell
 	 * out of the window of 8 when 8 came). */
 	b = ckpt(t, 25, &len);
-	cr_assert_eq(len, 40 + 3 * 24 + (4 + 3 + 4) * 16 + 4);
+	cr_assert_eq(len, SL_CKPT_HDR + 3 * SL_CKPT_PROD + (4 + 3 + 4) * SL_CKPT_ENTRY + SL_CKPT_TRAILER);
 	uint64_t off;
 	cr_assert_eq(sl_dedup_checkpoint_read(r, b, len, &upto, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(upto, 25);
@@ -602,14 +599,14 @@ Test(dedup, checkpoint_write)
 	cr_assert_eq(chk(small, 1, 1, 91, &off), SL_DEDUP_STALE);
 	cr_assert_eq(chk(small, 1, 1, 92, &off), SL_DEDUP_DUP);
 	cr_assert_eq(off, 92);
-	cr_assert_eq(sl_dedup_checkpoint_bound(small), 40 + 4 + 24 + 8 * 16);
+	cr_assert_eq(sl_dedup_checkpoint_bound(small), SL_CKPT_HDR + SL_CKPT_TRAILER + SL_CKPT_PROD + 8 * SL_CKPT_ENTRY);
 	free(b);
 	sl_dedup_destroy(big);
 	sl_dedup_destroy(small);
 	/* An empty checkpoint. */
 	r = mk(8, 8);
 	b = ckpt(t, 0, &len);
-	cr_assert_eq(len, 44);
+	cr_assert_eq(len, SL_CKPT_HDR + SL_CKPT_TRAILER);
 	cr_assert_eq(sl_dedup_checkpoint_read(r, b, len, &upto, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(sl_dedup_count(r), 0);
 	free(b);
@@ -647,34 +644,37 @@ Test(dedup, checkpoint_corruption_refused)
 	}
 
 	/* Each structural fault, with a valid checksum, named as such.
-	 * Layout: header 40; producer 3 at 40 (5 entries), 4 at 144 (1),
-	 * 5 at 184 (4), 9 at 272 (5); trailer at len - 4. */
-	cr_assert_eq(len, 40 + 4 * 24 + 15 * 16 + 4);
+	 * Layout (dedup/checkpoint_format.h): the header; producer 3 first
+	 * (5 entries), then 4 (1), 5 (4), 9 (5); the trailer. */
+	const size_t p3 = SL_CKPT_HDR, p4 = p3 + SL_CKPT_PROD + 5 * SL_CKPT_ENTRY,
+		     p5 = p4 + SL_CKPT_PROD + 1 * SL_CKPT_ENTRY;
+	const size_t p3e1 = p3 + SL_CKPT_PROD + SL_CKPT_ENTRY; /* producer 3's 2nd entry */
+	cr_assert_eq(len, SL_CKPT_HDR + 4 * SL_CKPT_PROD + 15 * SL_CKPT_ENTRY + SL_CKPT_TRAILER);
 	struct {
 		size_t at;
 		int width; /* 4 or 8 */
 		uint64_t val;
 		const char *says;
 	} faults[] = {
-		{0, 4, 0x12345678, "magic"},
-		{4, 4, 1, "version"},
-		{8, 4, 12, "window"},
-		{8, 4, 0, "window"},
-		{12, 4, 1, "reserved"},
-		{16, 8, 20, "mark"},              /* offsets >= upto */
-		{24, 8, 3, "trailing"},           /* fewer producers than stored */
-		{24, 8, 5, "truncated"},          /* more producers than stored */
-		{24, 8, 1000, "overrun"},         /* more than the length holds */
-		{40, 8, 0, "id 0"},               /* producer id 0 */
-		{144, 8, 3, "ascending"},         /* 4 -> 3: duplicate id */
-		{184, 8, 2, "ascending"},         /* 5 -> 2 */
-		{40 + 20, 4, 0, "no entries"},    /* n = 0 */
-		{40 + 20, 4, 9, "window is 8"},   /* n > window */
-		{40 + 20, 4, 400, "window is 8"}, /* n far beyond */
-		{40 + 8, 8, 1, "kept"},           /* kept above the oldest entry */
-		{64 + 16, 8, 0, "increase"},      /* seq 1 -> 0 */
-		{64 + 24, 8, 5, "increase"},      /* offset 14 -> 5 */
-		{64 + 16, 8, UINT64_MAX, ">= 2^63"},
+		{SL_CKPT_MAGIC, 4, 0x12345678, "magic"},
+		{SL_CKPT_VERSION, 4, 1, "version"},
+		{SL_CKPT_WINDOW, 4, 12, "window"},
+		{SL_CKPT_WINDOW, 4, 0, "window"},
+		{SL_CKPT_RESERVED, 4, 1, "reserved"},
+		{SL_CKPT_UPTO, 8, 20, "mark"},      /* offsets >= upto */
+		{SL_CKPT_NPROD, 8, 3, "trailing"},  /* fewer producers than stored */
+		{SL_CKPT_NPROD, 8, 5, "truncated"}, /* more producers than stored */
+		{SL_CKPT_NPROD, 8, 1000, "overrun"}, /* more than the length holds */
+		{p3 + SL_CKPT_P_ID, 8, 0, "id 0"},   /* producer id 0 */
+		{p4 + SL_CKPT_P_ID, 8, 3, "ascending"}, /* 4 -> 3: duplicate id */
+		{p5 + SL_CKPT_P_ID, 8, 2, "ascending"}, /* 5 -> 2 */
+		{p3 + SL_CKPT_P_N, 4, 0, "no entries"},    /* n = 0 */
+		{p3 + SL_CKPT_P_N, 4, 9, "window is 8"},   /* n > window */
+		{p3 + SL_CKPT_P_N, 4, 400, "window is 8"}, /* n far beyond */
+		{p3 + SL_CKPT_P_KEPT, 8, 1, "kept"},       /* kept above the oldest entry */
+		{p3e1 + SL_CKPT_E_SEQ, 8, 0, "increase"},    /* seq 1 -> 0 */
+		{p3e1 + SL_CKPT_E_OFFSET, 8, 5, "increase"}, /* offset 14 -> 5 */
+		{p3e1 + SL_CKPT_E_SEQ, 8, UINT64_MAX, ">= 2^63"},
 	};
 	for (size_t f = 0; f < SL_ARRAY_LEN(faults); f++) {
 		memcpy(c, b, len);
@@ -760,5 +760,58 @@ Test(dedup, trim_idle_producers)
 	cr_assert_eq(sl_dedup_check(t, 7, 1, 200, &o), SL_DEDUP_DUP);
 	/* A second trim with nothing idle frees nothing. */
 	cr_assert_eq(sl_dedup_trim(t, 5), 0);
+	sl_dedup_destroy(t);
+}
+
+/*
+ * A checkpoint as every sluice so far wrote it (dedup/checkpoint_format.h):
+ * window 8, upto 100, producer 7 at epoch 2 with sequences 0 and 1 at
+ * offsets 50 and 60. Existing data folders must keep loading: this must
+ * still read, and the same state must still write these bytes.
+ */
+static const uint8_t golden_ckpt[100] = {
+	0x53, 0x4c, 0x44, 0x44, 0x02, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x64, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x32, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x5c, 0x12, 0xc9, 0x9e,
+};
+
+Test(dedup, golden_checkpoint)
+{
+	const uint8_t *g = golden_ckpt, *p = g + SL_CKPT_HDR;
+	cr_assert_eq(sl_get_le32(g + SL_CKPT_MAGIC), SL_DEDUP_CKPT_MAGIC);
+	cr_assert_eq(sl_get_le32(g + SL_CKPT_VERSION), SL_DEDUP_CKPT_VERSION);
+	cr_assert_eq(sl_get_le64(g + SL_CKPT_LENGTH), sizeof(golden_ckpt));
+	cr_assert_eq(sl_get_le64(p + SL_CKPT_P_ID), 7);
+	cr_assert_eq(sl_get_le32(p + SL_CKPT_P_N), 2);
+	cr_assert_eq(sl_get_le64(p + SL_CKPT_PROD + SL_CKPT_ENTRY + SL_CKPT_E_OFFSET), 60);
+
+	struct sl_dedup *r = mk(8, 8), *t = mk(8, 8);
+	uint64_t upto, off, last;
+	uint32_t ep;
+	char err[200];
+	cr_assert_eq(sl_dedup_checkpoint_read(r, g, sizeof(golden_ckpt), &upto, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(upto, 100);
+	cr_assert_eq(sl_dedup_get(r, 7, &ep, &last), 0);
+	cr_assert_eq(ep, 2);
+	cr_assert_eq(last, 1);
+	cr_assert_eq(chk(r, 7, 2, 1, &off), SL_DEDUP_DUP);
+	cr_assert_eq(off, 60);
+	cr_assert_eq(chk(r, 7, 2, 2, &off), SL_DEDUP_NEW);
+
+	rec(t, 7, 2, 0, 50);
+	rec(t, 7, 2, 1, 60);
+	size_t len;
+	uint8_t *b = ckpt(t, 100, &len);
+	cr_assert_eq(len, sizeof(golden_ckpt));
+	cr_assert_eq(memcmp(b, golden_ckpt, len), 0, "the checkpoint's bytes changed");
+	free(b);
+	sl_dedup_destroy(r);
 	sl_dedup_destroy(t);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "log/index_format.h"
 #include "log/log.h"
 
 static char g_dir[256];
@@ -236,11 +237,9 @@ Test(log, torn_tail_at_every_byte_of_the_last_batch, .timeout = 120)
 	uint8_t *img = malloc(65536);
 	cr_assert_eq(pread(fd, img, 65536, 0), 65536);
 	close(fd);
-	uint32_t first_len;
-	memcpy(&first_len, img + 20, 4);
-	uint32_t last_at = (uint32_t)((SL_LOG_BATCH_HDR + first_len + 7) & ~7u);
-	uint32_t last_len;
-	memcpy(&last_len, img + last_at + 20, 4);
+	uint32_t first_len = sl_get_le32(img + SL_BATCH_LEN);
+	uint32_t last_at = (uint32_t)sl_batch_span(first_len);
+	uint32_t last_len = sl_get_le32(img + last_at + SL_BATCH_LEN);
 	uint32_t last_end = last_at + SL_LOG_BATCH_HDR + last_len;
 
 	snprintf(work, sizeof(work), "%s-work", g_dir);
@@ -303,7 +302,7 @@ Test(log, bit_flip_before_a_later_commit_is_corruption_not_a_torn_tail)
 	sl_log_close(log);
 	char seg[512];
 	last_segment(g_dir, seg, sizeof(seg));
-	flip_byte(seg, 70); /* inside the first, long since acked, batch */
+	flip_byte(seg, SL_LOG_BATCH_HDR + 14); /* inside the first, long since acked, batch */
 
 	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 1 << 20};
 	char err[400];
@@ -314,7 +313,7 @@ Test(log, bit_flip_before_a_later_commit_is_corruption_not_a_torn_tail)
 	/* Nothing was cut: the file still holds both batches. */
 	struct stat st;
 	cr_assert_eq(stat(seg, &st), 0);
-	flip_byte(seg, 70);
+	flip_byte(seg, SL_LOG_BATCH_HDR + 14);
 	log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
 	cr_assert_eq(sl_log_end(log), 20);
 	sl_log_close(log);
@@ -634,7 +633,7 @@ Test(log, bit_flip_in_the_first_batch_of_a_multi_batch_commit_is_corruption)
 	sl_log_close(log);
 	char seg[512];
 	last_segment(g_dir, seg, sizeof(seg));
-	flip_byte(seg, 70); /* inside the first batch */
+	flip_byte(seg, SL_LOG_BATCH_HDR + 14); /* inside the first batch */
 
 	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 1 << 20};
 	char err[400];
@@ -688,14 +687,13 @@ static bool has_prep_file(const char *dir)
 	return access(path, F_OK) == 0;
 }
 
-/* Rolls into segments the preparer made ahead (allocated, or written with
- * zeros, and synced): the same log as with in-place segments, recovery
+/* Rolls into segments the preparer made ahead (allocated and synced): the same log as with in-place segments, recovery
  * included; a prepared file left behind (a crash) is deleted at open and
  * never read as a segment. */
-static void prepared_case(bool zero_fill)
+Test(log, prepared_segments_roll_in)
 {
 	struct sl_segprep *prep;
-	cr_assert_eq(sl_segprep_create(zero_fill, &prep), 0);
+	cr_assert_eq(sl_segprep_create(&prep), 0);
 	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 16384,
 				.durability = SL_LOG_FSYNC, .prep = prep};
 	struct sl_log *log;
@@ -739,5 +737,240 @@ static void prepared_case(bool zero_fill)
 	sl_segprep_destroy(prep);
 }
 
-Test(log, prepared_segments_roll_in) { prepared_case(false); }
-Test(log, zero_filled_segments_roll_in) { prepared_case(true); }
+/*
+ * A segment as every sluice so far wrote it (log/batch.h): one batch of
+ * producer 0x0102030405060708, epoch 3, events "abc" (seq 10) and "de"
+ * (seq 12) at offsets 0 and 1, appended at 1764979200123 ms, checksum
+ * included. Existing data folders must keep opening: this must still read.
+ */
+static const uint8_t golden_batch[72] = {
+	0x53, 0x4c, 0x42, 0x31, 0x7b, 0x8f, 0xda, 0xa9, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00,
+	0x7b, 0x50, 0xf5, 0xf0, 0x9a, 0x01, 0x00, 0x00, 0x08, 0x07, 0x06, 0x05,
+	0x04, 0x03, 0x02, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x61, 0x62,
+	0x63, 0x02, 0x02, 0x64, 0x65, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+};
+
+static void write_file(const char *dir, const char *name, const void *p, size_t len)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, p, len), (ssize_t)len);
+	close(fd);
+}
+
+static size_t read_file(const char *dir, const char *name, uint8_t *buf, size_t cap)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	ssize_t n = read(fd, buf, cap);
+	cr_assert_geq(n, 0);
+	close(fd);
+	return (size_t)n;
+}
+
+Test(log, golden_segment_still_reads)
+{
+	/* The names say what the bytes are. */
+	cr_assert_eq(sl_get_le32(golden_batch + SL_BATCH_MAGIC), SL_LOG_MAGIC);
+	cr_assert_eq(sl_get_le32(golden_batch + SL_BATCH_LEN), 9);
+	cr_assert_eq(sl_batch_span(9), sizeof(golden_batch));
+	struct sl_bhdr b;
+	cr_assert(sl_batch_valid(golden_batch, sizeof(golden_batch), &b));
+	cr_assert_eq(b.base_offset, 0);
+	cr_assert_eq(b.count, 2);
+	cr_assert_eq(b.producer_id, 0x0102030405060708ull);
+	cr_assert_eq(b.epoch, 3);
+	cr_assert_eq(b.base_seq, 10);
+	cr_assert_eq(b.time_ms, 1764979200123ll);
+	cr_assert_eq(b.unit_start, 0);
+
+	write_file(g_dir, "00000000000000000000.log", golden_batch, sizeof(golden_batch));
+	struct sl_log *log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), 2);
+	struct sl_log_reader *rd;
+	struct sl_log_record rec;
+	cr_assert_eq(sl_log_reader_open(log, 0, &rd), 0);
+	cr_assert_eq(sl_log_reader_next(rd, sl_log_durable(log), &rec), 1);
+	cr_assert_eq(rec.offset, 0);
+	cr_assert_eq(rec.producer_id, 0x0102030405060708ull);
+	cr_assert_eq(rec.epoch, 3);
+	cr_assert_eq(rec.seq, 10);
+	cr_assert_eq(rec.append_time_ms, 1764979200123ll);
+	cr_assert_eq(rec.len, 3);
+	cr_assert_eq(memcmp(rec.event, "abc", 3), 0);
+	cr_assert_eq(sl_log_reader_next(rd, sl_log_durable(log), &rec), 1);
+	cr_assert_eq(rec.offset, 1);
+	cr_assert_eq(rec.seq, 12);
+	cr_assert_eq(rec.len, 2);
+	cr_assert_eq(memcmp(rec.event, "de", 2), 0);
+	cr_assert_eq(sl_log_reader_next(rd, sl_log_durable(log), &rec), 0);
+	sl_log_reader_close(rd);
+
+	/* The writer writes the same layout: the golden events appended again
+	 * make a batch equal to it but for time, unit_start and checksum. */
+	uint64_t off;
+	cr_assert_eq(sl_log_append(log, 0x0102030405060708ull, 3, 10, (const uint8_t *)"abc", 3,
+				   &off), 0);
+	cr_assert_eq(sl_log_append(log, 0x0102030405060708ull, 3, 12, (const uint8_t *)"de", 2,
+				   &off), 0);
+	cr_assert_eq(off, 3);
+	cr_assert_eq(commit(log), 0);
+	sl_log_close(log);
+	uint8_t img[2 * sizeof(golden_batch)];
+	cr_assert_geq(read_file(g_dir, "00000000000000000000.log", img, sizeof(img)), sizeof(img));
+	cr_assert_eq(memcmp(img, golden_batch, sizeof(golden_batch)), 0, "the old batch changed");
+	const uint8_t *h = img + sizeof(golden_batch);
+	cr_assert(sl_batch_valid(h, sizeof(golden_batch), &b));
+	cr_assert_eq(b.base_offset, 2);
+	cr_assert_eq(b.unit_start, sizeof(golden_batch));
+	cr_assert_eq(memcmp(h + SL_BATCH_COUNT, golden_batch + SL_BATCH_COUNT,
+			    SL_BATCH_TIME_MS - SL_BATCH_COUNT), 0);
+	cr_assert_eq(memcmp(h + SL_BATCH_PRODUCER, golden_batch + SL_BATCH_PRODUCER,
+			    SL_BATCH_UNIT_START - SL_BATCH_PRODUCER), 0);
+	cr_assert_eq(memcmp(h + SL_BATCH_BASE_SEQ, golden_batch + SL_BATCH_BASE_SEQ,
+			    sizeof(golden_batch) - SL_BATCH_BASE_SEQ), 0);
+}
+
+/* A sealed segment's .idx is what log/index_format.h says: 8-byte entries,
+ * the first {0, 0}, each pointing at the batch that holds its offset. */
+Test(log, index_file_layout)
+{
+	struct sl_log *log = open_log(g_dir, 65536, SL_LOG_FSYNC);
+	for (uint64_t round = 0; round < 60; round++) {
+		append_n(log, 1 + round % 3, round * 20, 20);
+		cr_assert_eq(commit(log), 0);
+	}
+	sl_log_close(log);
+	static uint8_t seg[65536], idx[4096];
+	size_t n_seg = read_file(g_dir, "00000000000000000000.log", seg, sizeof(seg));
+	size_t n_idx = read_file(g_dir, "00000000000000000000.idx", idx, sizeof(idx));
+	cr_assert_gt(n_idx, SL_IDX_ENTRY, "only %zu index bytes", n_idx);
+	cr_assert_eq(n_idx % SL_IDX_ENTRY, 0);
+	cr_assert_eq(sl_get_le32(idx + SL_IDX_REL), 0);
+	cr_assert_eq(sl_get_le32(idx + SL_IDX_POS), 0);
+	struct sl_idx v[4096 / SL_IDX_ENTRY];
+	sl_idx_decode(v, idx, n_idx / SL_IDX_ENTRY);
+	for (size_t i = 0; i < n_idx / SL_IDX_ENTRY; i++) {
+		cr_assert_eq(v[i].rel, sl_get_le32(idx + i * SL_IDX_ENTRY + SL_IDX_REL));
+		cr_assert_lt(v[i].pos + SL_LOG_BATCH_HDR, n_seg);
+		cr_assert_eq(sl_get_le32(seg + v[i].pos + SL_BATCH_MAGIC), SL_LOG_MAGIC);
+		cr_assert_eq(sl_get_le64(seg + v[i].pos + SL_BATCH_BASE_OFFSET), v[i].rel,
+			     "entry %zu points at the wrong batch", i);
+		if (i)
+			cr_assert_geq(v[i].pos - v[i - 1].pos, SL_IDX_EVERY);
+	}
+	uint8_t back[4096];
+	sl_idx_encode(back, v, n_idx / SL_IDX_ENTRY);
+	cr_assert_eq(memcmp(back, idx, n_idx), 0);
+}
+
+/*
+ * Issue 15: a filesystem without fallocate (FUSE, some network
+ * filesystems). The hook stands in for fallocate(2) and fails as those do;
+ * the log must go on without pre-allocation for segments created in place,
+ * prepared, and recovered, with the same append/flush/roll/recover/read.
+ */
+static int g_falloc_calls;
+static int g_falloc_errno = EOPNOTSUPP;
+static int no_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	(void)fd, (void)mode, (void)off, (void)len;
+	__atomic_add_fetch(&g_falloc_calls, 1, __ATOMIC_RELAXED);
+	errno = g_falloc_errno;
+	return -1;
+}
+
+static off_t file_size(const char *dir, const char *name)
+{
+	char path[400];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	return st.st_size;
+}
+
+static void no_fallocate_case(struct sl_segprep *prep)
+{
+	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 16384, .durability = SL_LOG_FSYNC,
+				.prep = prep, .fallocate_fn = no_fallocate};
+	struct sl_log *log;
+	char err[400];
+	g_falloc_calls = 0;
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	cr_assert_gt(g_falloc_calls, 0, "the hook was not used");
+	/* Not pre-allocated: the active segment holds what was written. */
+	cr_assert_eq(file_size(g_dir, "00000000000000000000.log"), 0);
+	append_n(log, 1, 0, 10);
+	cr_assert_eq(commit(log), 0);
+	struct sl_log_stats st;
+	sl_log_get_stats(log, &st);
+	cr_assert_eq(file_size(g_dir, "00000000000000000000.log"), (off_t)st.bytes_written);
+	for (uint64_t round = 1; round < 40; round++) {
+		append_n(log, 1 + round % 2, round * 30 - 20, 30);
+		cr_assert_eq(commit(log), 0);
+		if (prep && sl_log_next_asked(log))
+			sl_segprep_drain(prep);
+	}
+	sl_log_get_stats(log, &st);
+	cr_assert_gt(st.segments, 5, "no rolls");
+	if (prep)
+		cr_assert_gt(st.segments_prepared, 0, "no prepared segment rolled in");
+	read_all(log, 0, 1180);
+	sl_log_close(log);
+
+	/* Recovery of a short active segment with a torn tail: the tail is
+	 * cut, nothing else, and the segment stays as long as it was. */
+	char seg[512];
+	last_segment(g_dir, seg, sizeof(seg));
+	struct stat before;
+	cr_assert_eq(stat(seg, &before), 0);
+	cr_assert_lt(before.st_size, 16384);
+	uint8_t junk[24];
+	memset(junk, 0xab, sizeof(junk));
+	sl_put_le32(junk, SL_LOG_MAGIC);
+	int fd = open(seg, O_WRONLY);
+	cr_assert_eq(pwrite(fd, junk, sizeof(junk), before.st_size), (ssize_t)sizeof(junk));
+	close(fd);
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_log_end(log), 1180);
+	sl_log_get_stats(log, &st);
+	cr_assert_eq(st.recovered_truncated_bytes, sizeof(junk));
+	read_all(log, 0, 1180);
+	append_n(log, 3, 0, 100);
+	cr_assert_eq(commit(log), 0);
+	read_all(log, 500, 1280);
+	sl_log_close(log);
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_log_end(log), 1280);
+	read_all(log, 0, 1280);
+	sl_log_close(log);
+}
+
+Test(log, without_fallocate_in_place) { no_fallocate_case(NULL); }
+
+Test(log, without_fallocate_prepared)
+{
+	struct sl_segprep *prep;
+	cr_assert_eq(sl_segprep_create(&prep), 0);
+	no_fallocate_case(prep);
+	sl_segprep_destroy(prep);
+}
+
+/* Only "cannot" falls back: a full disk still refuses the segment. */
+Test(log, fallocate_enospc_still_fails)
+{
+	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 16384, .fallocate_fn = no_fallocate};
+	struct sl_log *log;
+	char err[400];
+	g_falloc_errno = ENOSPC;
+	int ret = sl_log_open(&o, &log, err, sizeof(err));
+	g_falloc_errno = EOPNOTSUPP;
+	cr_assert_eq(ret, -ENOSPC, "%s", sl_strerror(ret));
+	cr_assert_not_null(strstr(err, "pre-allocate"), "%s", err);
+}

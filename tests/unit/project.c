@@ -99,6 +99,63 @@ Test(project, store_round_trip_keeps_two)
 	tu_rmdir(dir);
 }
 
+/*
+ * A snapshot as every sluice so far wrote it (project/snap_format.h):
+ * generation 1, one mark (partition 3, offset 10), payload "hi", written at
+ * 1764979200123 ms. Existing data folders must keep loading: this must
+ * still read, and the writer must still lay a snapshot out the same way.
+ */
+static const uint8_t golden_snap[62] = {
+	0x53, 0x4c, 0x50, 0x53, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7b, 0x50, 0xf5, 0xf0,
+	0x9a, 0x01, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0x69, 0x17, 0xd4,
+	0x88, 0x10,
+};
+
+Test(project, golden_snapshot_still_loads)
+{
+	char *dir = tu_tmpdir("snap");
+	char path[512], err[512];
+	snap_path(dir, 1, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, golden_snap, sizeof(golden_snap)), (ssize_t)sizeof(golden_snap));
+	close(fd);
+
+	struct sl_snap_store *s = store_open(dir, false);
+	struct sl_snap snap;
+	cr_assert_eq(sl_snap_store_load(s, UINT64_MAX, &snap, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(snap.generation, 1);
+	cr_assert_eq(snap.written_ms, 1764979200123ll);
+	cr_assert_eq(snap.n_marks, 1);
+	cr_assert_eq(snap.marks[0].partition, 3);
+	cr_assert_eq(snap.marks[0].offset, 10);
+	cr_assert_eq(snap.payload_len, 2);
+	cr_assert_eq(memcmp(snap.payload, "hi", 2), 0);
+	sl_snap_release(&snap);
+
+	/* The writer: the same marks and payload make the same bytes but for
+	 * the generation, the time and the checksum. */
+	struct sl_snap_mark m = {.partition = 3, .offset = 10};
+	cr_assert_eq(sl_snap_store_write(s, &m, 1, "hi", 2, err, sizeof(err)), 0, "%s", err);
+	snap_path(dir, 2, path, sizeof(path));
+	uint8_t img[sizeof(golden_snap) + 1];
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(read(fd, img, sizeof(img)), (ssize_t)sizeof(golden_snap));
+	close(fd);
+	cr_assert_eq(memcmp(img, golden_snap, SL_SNAP_OFF_GEN), 0);
+	cr_assert_eq(sl_get_le64(img + SL_SNAP_OFF_GEN), 2);
+	cr_assert_eq(memcmp(img + SL_SNAP_OFF_PLEN, golden_snap + SL_SNAP_OFF_PLEN,
+	                    SL_SNAP_OFF_WRITTEN - SL_SNAP_OFF_PLEN), 0);
+	cr_assert_eq(memcmp(img + SL_SNAP_HDR, golden_snap + SL_SNAP_HDR,
+	                    sizeof(golden_snap) - SL_SNAP_HDR - SL_SNAP_TRAILER), 0);
+	sl_snap_store_close(s);
+	tu_rmdir(dir);
+}
+
 Test(project, store_torn_or_corrupt_falls_back)
 {
 	char *dir = tu_tmpdir("snap");
@@ -127,10 +184,10 @@ Test(project, store_torn_or_corrupt_falls_back)
 	snap_path(dir, 1, path, sizeof(path));
 	int fd = open(path, O_RDWR);
 	cr_assert_geq(fd, 0);
-	char c;
-	cr_assert_eq(pread(fd, &c, 1, SL_SNAP_HDR + 32 + 2), 1);
+	char c; /* two marks (store_write), then the payload */
+	cr_assert_eq(pread(fd, &c, 1, SL_SNAP_HDR + 2 * SL_SNAP_MARK + 2), 1);
 	c ^= 0x20;
-	cr_assert_eq(pwrite(fd, &c, 1, SL_SNAP_HDR + 32 + 2), 1);
+	cr_assert_eq(pwrite(fd, &c, 1, SL_SNAP_HDR + 2 * SL_SNAP_MARK + 2), 1);
 	close(fd);
 	bad = 0;
 	cr_assert_eq(sl_snap_store_load(s, UINT64_MAX, &snap, &bad, err, sizeof(err)), -ENOENT);

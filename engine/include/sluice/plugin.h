@@ -52,10 +52,17 @@
  *
  * ---- Threads ----------------------------------------------------------------
  *
- * One instance per (plugin config entry, partition). The host calls every
- * callback of an instance, create to destroy, from ONE thread at a time: the
- * reactor thread of the core that owns the partition. Calls to one instance
- * never overlap, so instances need no locks. Different instances (other
+ * One instance per (plugin config entry, partition). The host calls the
+ * callbacks of an instance from ONE thread at a time, and calls to one
+ * instance never overlap (a hand-over between threads is ordered by the
+ * host: a thread start or a ring), so instances need no locks. Which thread:
+ * `create` (and a projection's `restore`, a sink's `resume_offset`) runs on
+ * the thread that starts the server, before the threads below start; then a
+ * projection or transform instance is called on the reactor thread of the
+ * core that owns its partition, and a sink instance on its sink's own
+ * thread (`sl-sink-NAME`); `destroy` runs on the stopping thread once those
+ * have stopped. (A projection rebuild's second instance lives on the owning
+ * reactor from create to destroy.) Different instances (other
  * partitions) run on other cores at the same time: a plugin shares no
  * mutable state between instances (no writable globals, or it locks them
  * itself, which defeats the design).

@@ -1,0 +1,401 @@
+/*
+ * Append and group commit: the write buffer, batches being filled, the
+ * group commit's pwrite and fdatasync through the owner's io_uring, its
+ * completions, the durable end and the stats.
+ *
+ * Threads: the log's owner only (the reactor that owns the partition, or a
+ * tool working on a log it opened). Nothing here is shared: other threads
+ * learn the durable end from what the owner publishes (topic/), and read
+ * through views (view.c). Hot path: sl_log_append takes no lock, makes no
+ * syscall, and allocates only when the buffer must grow.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/base.h"
+#include "base/varint.h"
+#include "log/log_impl.h"
+
+/*
+ * Empties the buffer for the next group commit. An overload can grow one
+ * to hundreds of MiB (everything appended while an fdatasync is slow);
+ * kept, that capacity would stay resident for good, on every partition
+ * that ever saw a burst, past the memory budget the credits enforce. So a
+ * buffer larger than SL_LOG_BUF_KEEP and four times its recent peak
+ * shrinks to twice that peak.
+ */
+static void sl__wbuf_reuse(struct sl_wbuf *b, uint64_t first_offset)
+{
+	b->peak = b->len > b->peak ? b->len : b->peak - b->peak / 8;
+	if (b->cap > SL_LOG_BUF_KEEP && b->cap > 4 * b->peak) {
+		size_t cap = 2 * b->peak < SL_LOG_BUF_KEEP ? SL_LOG_BUF_KEEP : 2 * b->peak;
+		uint8_t *p = realloc(b->p, cap);
+		if (p) {
+			b->p = p;
+			b->cap = cap;
+		}
+	}
+	b->len = 0;
+	b->first_offset = first_offset;
+}
+
+static int sl__wbuf_reserve(struct sl_wbuf *b, size_t more)
+{
+	uint8_t *p = sl_grow(b->p, &b->cap, (size_t)b->len + more, 256 * 1024);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	return 0;
+}
+
+static void sl__batch_close(struct sl_log *log)
+{
+	struct sl_wbuf *b = &log->wb;
+	uint8_t *h = b->p + log->batch_at;
+	uint32_t len = b->len - log->batch_at - SL_LOG_BATCH_HDR;
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct sl_bhdr bh = {
+	    .base_offset = log->batch_base_off,
+	    .count = log->batch_count,
+	    .len = len,
+	    .time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+	    .producer_id = log->batch_pid,
+	    .epoch = log->batch_epoch,
+	    .unit_start = 0, /* set when the write is issued (sl_batch_seal) */
+	    .base_seq = log->batch_base_seq,
+	};
+	sl_batch_hdr_encode(h, &bh);
+	/* The checksum is taken when the write is issued, once unit_start is
+	 * known; zero padding keeps every batch 8-byte aligned. */
+	uint32_t pad = (uint32_t)(sl_batch_align(b->len) - b->len);
+	memset(b->p + b->len, 0, pad);
+	b->len += pad;
+	log->batch_open = false;
+	log->stats.batches++;
+}
+
+int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint64_t seq,
+                  const uint8_t *event, uint32_t len, uint64_t *offset)
+{
+	struct sl_wbuf *b = &log->wb;
+
+	if (SL_UNLIKELY(log->failed))
+		return -SL_ELOG_FAILED;
+	if (SL_UNLIKELY((size_t)len + 32 > SL_BATCH_MAX - SL_LOG_BATCH_HDR))
+		return -EMSGSIZE;
+	/* One clock read per group commit, not per event. */
+	if (b->len == 0)
+		log->group_t0 = sl_now_ns();
+	if (log->batch_open &&
+	    (producer_id != log->batch_pid || epoch != log->batch_epoch ||
+	     seq < log->batch_base_seq || seq - log->batch_base_seq > UINT32_MAX ||
+	     (size_t)(b->len - log->batch_at) + len + 32 > SL_BATCH_MAX))
+		sl__batch_close(log);
+	/* Worst case: header, two varints, the event, padding. */
+	if (sl__wbuf_reserve(b, SL_LOG_BATCH_HDR + SL_BATCH_REC_MAX_OVERHEAD + (size_t)len +
+	                            SL_LOG_ALIGN) < 0)
+		return -ENOMEM;
+	if (!log->batch_open) {
+		log->batch_open = true;
+		log->batch_at = b->len;
+		log->batch_pid = producer_id;
+		log->batch_epoch = epoch;
+		log->batch_base_seq = seq;
+		log->batch_base_off = log->next_offset;
+		log->batch_count = 0;
+		b->len += SL_LOG_BATCH_HDR;
+	}
+	uint8_t *r = sl_varint_put(b->p + b->len, len);
+	r = sl_varint_put(r, seq - log->batch_base_seq);
+	b->len = (uint32_t)(r - b->p);
+	memcpy(b->p + b->len, event, len);
+	b->len += len;
+	log->batch_count++;
+	*offset = log->next_offset++;
+	return 0;
+}
+
+/* Stamps unit_start into every batch of the buffer, checksums them, and
+ * indexes them at their segment positions. */
+static int sl__seal_buffer(struct sl_log *log, struct sl_wbuf *b, uint64_t pos)
+{
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	uint32_t at = 0;
+	while (at < b->len) {
+		uint8_t *h = b->p + at;
+		uint32_t len = sl_get_le32(h + SL_BATCH_LEN);
+		sl_batch_seal(h, (uint32_t)pos);
+		int ret = sl__idx_add(s, sl_get_le64(h + SL_BATCH_BASE_OFFSET), pos + at);
+		if (ret < 0)
+			return ret;
+		at += (uint32_t)sl_batch_span(len);
+	}
+	return 0;
+}
+
+static struct io_uring_sqe *sl__get_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	if (!sqe) {
+		io_uring_submit(ring);
+		sqe = io_uring_get_sqe(ring);
+	}
+	return sqe;
+}
+
+/* Interval and none: start the writeback of what the active segment got
+ * since the last kick, once that is SL_LOG_WRITEBACK_BYTES (log.h). */
+static void sl__writeback_kick(struct sl_log *log, struct io_uring *ring)
+{
+	uint64_t len = log->write_pos - log->wb_kicked;
+	if (len < SL_LOG_WRITEBACK_BYTES)
+		return;
+	struct io_uring_sqe *sqe = sl__get_sqe(ring);
+	if (!sqe)
+		return; /* the next flush tries again, with more */
+	io_uring_prep_sync_file_range(sqe, log->segs[log->n_segs - 1].fd, (unsigned)len,
+	                              log->wb_kicked, SYNC_FILE_RANGE_WRITE);
+	io_uring_sqe_set_data64(sqe, SL_LOG_UD_IGNORE);
+	log->wb_kicked = log->write_pos;
+	log->stats.writebacks++;
+}
+
+static uint32_t sl__hist_bucket(uint64_t ns)
+{
+	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
+	uint64_t us = ns / 1000;
+	uint32_t k = 0;
+	while (us > le[k])
+		k++;
+	return k;
+}
+
+static void sl__commit_hist_add(struct sl_log *log, uint64_t ns)
+{
+	log->stats.commits++;
+	log->stats.commit_hist[sl__hist_bucket(ns)]++;
+	log->stats.commit_ns += ns;
+}
+
+int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
+{
+	if (log->failed)
+		return -SL_ELOG_FAILED;
+	/* Interval: nothing is acked after the periodic sync, so writes go on
+	 * while it runs (they waited for it before: at 500k events/s every
+	 * 10 ms sync held the acks behind it, ack p99 8-9 ms). Only a roll
+	 * waits, as sealing wants no I/O in flight. Fsync: the next group
+	 * gathers in the buffer until the sync in flight completes. */
+	bool beside_sync = log->inflight && log->opts.durability == SL_LOG_INTERVAL;
+	if (log->inflight && !beside_sync)
+		return 0;
+	if (log->batch_open)
+		sl__batch_close(log);
+
+	struct sl_wbuf *b = &log->wb;
+	bool want_sync =
+	    !beside_sync &&
+	    (log->opts.durability == SL_LOG_FSYNC ||
+	     (log->opts.durability == SL_LOG_INTERVAL && sl_log_sync_due(log, sl_now_ns())));
+	if (b->len == 0) {
+		if (!(want_sync && log->unsynced))
+			return 0;
+		/* Interval policy: a lone fdatasync of earlier writes. */
+		struct io_uring_sqe *sqe = sl__get_sqe(ring);
+		if (!sqe)
+			return -EBUSY;
+		io_uring_prep_fsync(sqe, log->segs[log->n_segs - 1].fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(sqe, ud);
+		log->inflight = true;
+		log->inflight_ops = 1;
+		log->inflight_is_sync = true;
+		log->inflight_len = 0;
+		log->inflight_end = log->durable;
+		log->inflight_synced_to = log->write_pos;
+		log->inflight_err = 0;
+		log->inflight_t0 = sl_now_ns();
+		log->inflight_fail = ++log->n_syncs == log->opts.fail_sync_at;
+		return 1;
+	}
+
+	if (want_sync && io_uring_sq_space_left(ring) < 1) {
+		io_uring_submit(ring);
+		if (io_uring_sq_space_left(ring) < 1)
+			return -EBUSY;
+	}
+	if (log->write_pos > 0 && log->write_pos + b->len > log->opts.segment_bytes) {
+		if (beside_sync)
+			return 0; /* the completion brings the caller back */
+		int ret = sl__roll(log, b->first_offset);
+		if (ret < 0)
+			return -SL_ELOG_FAILED;
+	}
+	/* Half way through a segment, ask for the next one: a log that never
+	 * fills one (most, in tests) never costs a prepared file. */
+	if (log->opts.prep && log->write_pos + b->len > log->opts.segment_bytes / 2 &&
+	    atomic_load_explicit(&log->prep.state, memory_order_relaxed) == SL_SEGPREP_NONE)
+		sl__segprep_request(log->opts.prep, &log->prep);
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	int ret = sl__seal_buffer(log, b, log->write_pos);
+	if (ret < 0)
+		return ret;
+
+	/*
+	 * The write itself is a plain pwrite on this thread: a buffered write
+	 * is a copy into the page cache, and io_uring hands buffered ext4
+	 * writes to its worker threads, which costs ~100 us of hand-off per
+	 * write against ~5 us for pwrite of 4 KiB (bench/log.cc). Only the
+	 * fdatasync, which waits for the device, goes through io_uring.
+	 */
+	ssize_t w = sl__pwrite_all(s->fd, b->p, b->len, log->write_pos);
+	if (w != (ssize_t)b->len) {
+		sl__fail(log,
+		         "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
+		         ") failed: %s; partition stopped",
+		         log->dir, s->base, log->write_pos, log->write_pos + b->len,
+		         strerror(w < 0 ? (int)-w : ENOSPC));
+		return -SL_ELOG_FAILED;
+	}
+	log->stats.bytes_written += b->len;
+	log->stats.writes++;
+	if (!want_sync) {
+		sl__commit_hist_add(log, sl_now_ns() - log->group_t0);
+		log->write_pos += b->len;
+		s->size = log->write_pos;
+		log->unsynced = true;
+		log->durable = log->next_offset;
+		sl__wbuf_reuse(&log->wb, log->next_offset);
+		sl__writeback_kick(log, ring);
+		return 2;
+	}
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring); /* room checked above */
+	io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, ud);
+	log->inflight_ops = 1;
+	log->inflight_is_sync = true;
+	log->inflight_fail = ++log->n_syncs == log->opts.fail_sync_at;
+	log->inflight = true;
+	log->inflight_err = 0;
+	log->inflight_t0 = sl_now_ns();
+	log->inflight_group_t0 = log->group_t0;
+	log->inflight_pos = log->write_pos;
+	log->inflight_len = b->len;
+	log->inflight_end = log->next_offset;
+	log->write_pos += b->len;
+	log->inflight_synced_to = log->write_pos;
+	/* Written: appends start over in the same buffer while the sync runs. */
+	sl__wbuf_reuse(&log->wb, log->next_offset);
+	return 1;
+}
+
+int sl_log_on_cqe(struct sl_log *log, int res)
+{
+	if (!log->inflight || !log->inflight_ops)
+		return 0;
+	log->inflight_ops--;
+	bool is_sync_cqe = log->inflight_is_sync && log->inflight_ops == 0;
+	if (is_sync_cqe && log->inflight_fail && res >= 0)
+		res = -EIO; /* test hook: as if the device failed the sync */
+	if (res < 0 && !log->inflight_err)
+		log->inflight_err = res;
+
+	if (log->inflight_ops)
+		return 0;
+
+	log->inflight = false;
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	if (log->inflight_err) {
+		/* Never ack what this covered, never retry it as if nothing
+		 * happened: after a failed fdatasync the page cache may hold data
+		 * the disk does not (the 2018 fsync lesson). The log stops. */
+		char path[64];
+		snprintf(path, sizeof(path), "%020" PRIu64 ".log", s->base);
+		sl__fail(log,
+		         "%s of %s/%s (bytes %" PRIu64 "..%" PRIu64 ") failed: %s; "
+		         "partition stopped",
+		         log->inflight_is_sync ? "write+fdatasync" : "write", log->dir, path,
+		         log->inflight_pos, log->inflight_pos + log->inflight_len,
+		         strerror(-log->inflight_err));
+		return -SL_ELOG_FAILED;
+	}
+	if (log->inflight_is_sync) {
+		uint64_t now = sl_now_ns();
+		log->stats.syncs++;
+		log->stats.sync_hist[sl__hist_bucket(now - log->inflight_t0)]++;
+		log->stats.sync_ns += now - log->inflight_t0;
+		/* A lone interval sync (inflight_len 0) covers writes already
+		 * counted when they were written. */
+		if (log->inflight_len)
+			sl__commit_hist_add(log, now - log->inflight_group_t0);
+		/* Interval: writes made beside the sync are not covered. */
+		log->unsynced = log->write_pos > log->inflight_synced_to;
+		log->last_sync_ns = now;
+	} else {
+		log->unsynced = true;
+	}
+	s->size = log->write_pos;
+	/* Interval: writes beside the sync made `durable` pass its end. */
+	if (log->durable >= log->inflight_end)
+		return 0;
+	log->durable = log->inflight_end;
+	return 1;
+}
+
+bool sl_log_sync_due(const struct sl_log *log, uint64_t now_ns)
+{
+	return log->opts.durability == SL_LOG_INTERVAL && log->unsynced &&
+	       now_ns - log->last_sync_ns >= log->opts.interval_ns;
+}
+
+bool sl_log_flush_syncs(const struct sl_log *log, uint64_t now_ns)
+{
+	if (log->failed || log->inflight)
+		return false;
+	if (log->opts.durability == SL_LOG_FSYNC)
+		return log->batch_open || log->wb.len;
+	return sl_log_sync_due(log, now_ns);
+}
+
+struct sl_segprep *sl_log_segprep(const struct sl_log *log)
+{
+	return log->opts.prep;
+}
+
+uint64_t sl_log_durable(const struct sl_log *log)
+{
+	return log->durable;
+}
+uint64_t sl_log_end(const struct sl_log *log)
+{
+	return log->next_offset;
+}
+uint64_t sl_log_start(const struct sl_log *log)
+{
+	return log->n_segs ? log->segs[0].base : 0;
+}
+bool sl_log_failed(const struct sl_log *log)
+{
+	return log->failed;
+}
+bool sl_log_busy(const struct sl_log *log)
+{
+	return log->inflight || log->batch_open || log->wb.len;
+}
+bool sl_log_io_pending(const struct sl_log *log)
+{
+	return log->inflight;
+}
+const char *sl_log_error(const struct sl_log *log)
+{
+	return log->error;
+}
+void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out)
+{
+	*out = log->stats;
+}

@@ -1,0 +1,369 @@
+/*
+ * Opening a partition log (recovery of its last segment) and closing it.
+ *
+ * Threads: sl_log_open runs on whichever thread opens the log (the control
+ * thread building the topics, or a tool); it then belongs to its owner
+ * (log.h). sl_log_close runs on the owner, after its I/O completed. The
+ * preparer is the only other thread that touches a log (its request, under
+ * the preparer's mutex; sl_log_close withdraws it first).
+ *
+ * Only the last segment is read at open: sealed ones were synced whole
+ * before the next was created, and views check every batch they read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "log/log_impl.h"
+
+/* Recovery reads the damaged tail of a segment in chunks this large. */
+#define SL_RECOVERY_CHUNK (1u << 20)
+
+struct sl_scan {
+	int fd;
+	uint64_t file_size;
+	uint8_t *buf;
+	size_t cap;
+};
+
+/* Reads the batch at pos into scan->buf and validates it. */
+static int sl__scan_batch(struct sl_scan *sc, uint64_t pos, struct sl_bhdr *b, bool *valid)
+{
+	uint8_t h[SL_LOG_BATCH_HDR];
+	*valid = false;
+	if (pos + SL_LOG_BATCH_HDR > sc->file_size)
+		return 0;
+	ssize_t n = sl__pread_all(sc->fd, h, sizeof(h), pos);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n < sizeof(h) || sl_get_le32(h + SL_BATCH_MAGIC) != SL_LOG_MAGIC)
+		return 0;
+	sl_batch_hdr_decode(h, b);
+	if (b->len > SL_BATCH_MAX || pos + SL_LOG_BATCH_HDR + b->len > sc->file_size)
+		return 0;
+	size_t need = SL_LOG_BATCH_HDR + b->len;
+	uint8_t *p = sl_grow(sc->buf, &sc->cap, need, 64 * 1024);
+	if (!p)
+		return -ENOMEM;
+	sc->buf = p;
+	n = sl__pread_all(sc->fd, sc->buf, need, pos);
+	if (n < 0)
+		return (int)n;
+	*valid = (size_t)n == need && sl_batch_valid(sc->buf, need, b);
+	return 0;
+}
+
+/*
+ * Looks past the damage at `from` for valid batches (8-byte steps). Reports
+ * the first valid batch whose group-commit write began after `from` (proof
+ * that the damaged bytes were synced before it), else the first valid batch
+ * at all, else none. Also where the last non-zero byte is. Bounded by the
+ * segment's size, never by the log's.
+ */
+static int sl__scan_forward(struct sl_scan *sc, uint64_t from, uint64_t *found_pos,
+                            struct sl_bhdr *found, uint64_t *last_nonzero)
+{
+	uint8_t *chunk = malloc(SL_RECOVERY_CHUNK);
+	bool later = false;
+	int ret = 0;
+
+	if (!chunk)
+		return -ENOMEM;
+	*found_pos = UINT64_MAX;
+	*last_nonzero = from;
+	for (uint64_t base = from; base < sc->file_size; base += SL_RECOVERY_CHUNK) {
+		ssize_t n = sl__pread_all(sc->fd, chunk, SL_RECOVERY_CHUNK, base);
+		if (n < 0) {
+			ret = (int)n;
+			goto out;
+		}
+		for (ssize_t i = 0; i < n; i += SL_LOG_ALIGN) {
+			uint64_t word;
+			size_t take = (size_t)(n - i) < 8 ? (size_t)(n - i) : 8;
+			word = 0;
+			memcpy(&word, chunk + i, take);
+			if (!word)
+				continue;
+			*last_nonzero = base + (uint64_t)i + take;
+			if ((uint32_t)word != SL_LOG_MAGIC || later)
+				continue;
+			struct sl_bhdr b;
+			bool valid;
+			ret = sl__scan_batch(sc, base + (uint64_t)i, &b, &valid);
+			if (ret < 0)
+				goto out;
+			if (!valid)
+				continue;
+			if (*found_pos == UINT64_MAX || b.unit_start > from) {
+				*found_pos = base + (uint64_t)i;
+				*found = b;
+				later = b.unit_start > from;
+			}
+		}
+		if (n < (ssize_t)SL_RECOVERY_CHUNK)
+			break;
+	}
+out:
+	free(chunk);
+	return ret;
+}
+static int sl__zero_range(int fd, uint64_t from, uint64_t to)
+{
+	static const uint8_t zeros[4096];
+	while (from < to) {
+		size_t n = to - from < sizeof(zeros) ? (size_t)(to - from) : sizeof(zeros);
+		ssize_t w = sl__pwrite_all(fd, zeros, n, from);
+		if (w < 0)
+			return (int)w;
+		if ((size_t)w < n)
+			return -ENOSPC;
+		from += n;
+	}
+	return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+/* Recovers the last segment: finds where valid data ends, decides torn tail
+ * or corruption, rebuilds its index. */
+static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
+{
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	struct sl_scan sc = {.fd = s->fd};
+	struct stat st;
+	char *path = sl__seg_path(log, s->base, "log");
+	uint64_t pos = 0, off = s->base;
+	int ret = 0;
+
+	if (!path)
+		return -ENOMEM;
+	if (fstat(s->fd, &st) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "stat %s: %s", path, strerror(-ret));
+		goto out;
+	}
+	sc.file_size = (uint64_t)st.st_size;
+	for (;;) {
+		struct sl_bhdr b;
+		bool valid;
+		ret = sl__scan_batch(&sc, pos, &b, &valid);
+		if (ret < 0) {
+			snprintf(err, errlen, "read %s at byte %" PRIu64 ": %s", path, pos,
+			         strerror(-ret));
+			goto out;
+		}
+		if (!valid || b.base_offset != off)
+			break;
+		ret = sl__idx_add(s, off, pos);
+		if (ret < 0)
+			goto out;
+		off += b.count;
+		pos += sl_batch_span(b.len);
+	}
+
+	/* pos is the first byte that is not a valid next batch. */
+	uint64_t vpos, last_nz;
+	struct sl_bhdr vb = {0};
+	ret = sl__scan_forward(&sc, pos, &vpos, &vb, &last_nz);
+	if (ret < 0) {
+		snprintf(err, errlen, "read %s: %s", path, strerror(-ret));
+		goto out;
+	}
+	if (vpos != UINT64_MAX) {
+		/* Something valid follows the damage. Only the last group-commit
+		 * write can be torn: if the valid batch's write began after the
+		 * damage, the damaged bytes were synced (and acked) earlier. */
+		bool torn_unit = log->opts.durability != SL_LOG_FSYNC || vb.unit_start <= pos;
+		if (!torn_unit) {
+			snprintf(err, errlen,
+			         "%s: corrupt batch at byte %" PRIu64 " (offset %" PRIu64
+			         ") followed by a valid batch at byte %" PRIu64 " (offset %" PRIu64
+			         "): refusing to serve this partition",
+			         path, pos, off, vpos, vb.base_offset);
+			ret = -SL_ECORRUPT;
+			goto out;
+		}
+	}
+	if (last_nz > pos) {
+		/* A torn tail: never acked (its fdatasync never completed), so
+		 * cut it, on disk too, so its bytes cannot resurface. */
+		ret = sl__zero_range(s->fd, pos, last_nz);
+		if (ret < 0) {
+			snprintf(err, errlen, "truncate torn tail of %s at byte %" PRIu64 ": %s",
+			         path, pos, strerror(-ret));
+			goto out;
+		}
+		log->stats.recovered_truncated_bytes += last_nz - pos;
+	}
+	s->size = pos;
+	log->write_pos = pos;
+	log->next_offset = off;
+	/* A segment sealed short, or written on a filesystem without
+	 * fallocate: pre-allocate it again if this one can (sl__prealloc says
+	 * so once if not). Not fatal either way: appends grow the file. */
+	if (sc.file_size < log->opts.segment_bytes && sl__prealloc(log, s->fd) == 0 &&
+	    !log->no_prealloc)
+		(void)fsync(s->fd);
+out:
+	free(sc.buf);
+	free(path);
+	return ret;
+}
+static int sl__mkdirs(const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+			int e = -errno;
+			free(p);
+			return e;
+		}
+		*s = '/';
+	}
+	int ret = mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
+	free(p);
+	return ret;
+}
+
+int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, size_t errlen)
+{
+	struct sl_log *log = calloc(1, sizeof(*log));
+	uint64_t *bases = NULL;
+	size_t n_bases = 0;
+	int ret = -ENOMEM;
+
+	if (!log)
+		return -ENOMEM;
+	err[0] = '\0';
+	log->opts = *opts;
+	log->dir_fd = -1;
+	if (opts->segment_bytes < 4096 || opts->segment_bytes > UINT32_MAX) {
+		snprintf(err, errlen, "segment size %" PRIu64 " out of range 4KiB..4GiB",
+		         opts->segment_bytes);
+		ret = -EINVAL;
+		goto fail;
+	}
+	log->dir = strdup(opts->dir);
+	if (!log->dir)
+		goto fail;
+	ret = sl__mkdirs(log->dir);
+	if (ret < 0) {
+		snprintf(err, errlen, "create folder %s: %s", log->dir, strerror(-ret));
+		goto fail;
+	}
+	log->dir_fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->dir_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "open folder %s: %s", log->dir, strerror(-ret));
+		goto fail;
+	}
+	log->prep.dir_fd = log->dir_fd;
+	log->prep.bytes = opts->segment_bytes;
+	log->prep.fallocate_fn = opts->fallocate_fn ? opts->fallocate_fn : fallocate;
+	log->prep.fd = -1;
+	/* A prepared segment a crash left behind: never part of the log. */
+	unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
+	ret = sl__list_bases(log->dir, true, 0, &bases, &n_bases);
+	if (ret < 0) {
+		snprintf(err, errlen, "read folder %s: %s", log->dir, strerror(-ret));
+		goto fail;
+	}
+
+	for (size_t i = 0; i < n_bases; i++) {
+		char *path = sl__seg_path(log, bases[i], "log");
+		if (!path) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "open %s: %s", path, strerror(-ret));
+			free(path);
+			goto fail;
+		}
+		free(path);
+		ret = sl__seg_add(log, bases[i], fd);
+		if (ret < 0) {
+			close(fd);
+			goto fail;
+		}
+		log->stats.segments++;
+	}
+	if (log->n_segs) {
+		ret = sl__recover_last(log, err, errlen);
+		if (ret < 0)
+			goto fail;
+		/* What survived a kill -9 may still be only in the page cache
+		 * (written, its fdatasync never completed). From here on it
+		 * counts as durable (readers see it, a resent duplicate of it
+		 * is acked), so it must be on the device first. */
+		if (fdatasync(log->segs[log->n_segs - 1].fd) < 0) {
+			ret = -errno;
+			snprintf(err, errlen,
+			         "fdatasync of %s/%020" PRIu64 ".log after recovery: %s", log->dir,
+			         log->segs[log->n_segs - 1].base, strerror(-ret));
+			goto fail;
+		}
+	} else {
+		ret = sl__seg_create(log, 0);
+		if (ret < 0) {
+			snprintf(err, errlen, "%s", log->error);
+			goto fail;
+		}
+	}
+	log->durable = log->next_offset;
+	log->wb.first_offset = log->next_offset;
+	log->last_sync_ns = sl_now_ns();
+	free(bases);
+	*out = log;
+	return 0;
+fail:
+	free(bases);
+	sl_log_close(log);
+	return ret;
+}
+
+bool sl_log_next_asked(const struct sl_log *log)
+{
+	return atomic_load_explicit(&log->prep.state, memory_order_acquire) != SL_SEGPREP_NONE;
+}
+
+bool sl_log_next_ready(const struct sl_log *log)
+{
+	return atomic_load_explicit(&log->prep.state, memory_order_acquire) == SL_SEGPREP_READY;
+}
+
+void sl_log_close(struct sl_log *log)
+{
+	if (!log)
+		return;
+	if (log->opts.prep) {
+		sl__segprep_cancel(log->opts.prep, &log->prep);
+		if (atomic_load_explicit(&log->prep.state, memory_order_acquire) ==
+		    SL_SEGPREP_READY)
+			close(log->prep.fd);
+		/* Ready or half made, it is of no use to anyone now. */
+		unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
+	}
+	for (uint32_t i = 0; i < log->n_segs; i++) {
+		if (log->segs[i].fd >= 0)
+			close(log->segs[i].fd);
+		free(log->segs[i].idx);
+	}
+	free(log->segs);
+	if (log->dir_fd >= 0)
+		close(log->dir_fd);
+	free(log->wb.p);
+	free(log->dir);
+	free(log);
+}

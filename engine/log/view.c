@@ -1,0 +1,410 @@
+/*
+ * Views and readers: reading a partition's folder from any thread.
+ *
+ * Threads: any one thread per view (the reader thread, a sink's thread, a
+ * projection's applier on its reactor, a pipeline stage, a tool); a view
+ * shares nothing with the writer but the files, and nothing with other
+ * views. A reader (sl_log_reader_*) is a view read one event at a time, on
+ * the thread that opened it. What may be read is bounded by the `limit` the
+ * caller passes (the durable end the owner published): below it, segment
+ * bytes never change.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "base/varint.h"
+#include "log/log_impl.h"
+
+#define SL_VIEW_CHUNK (256u * 1024)
+
+struct sl_log_view {
+	char *dir;
+	struct sl_seg *segs;
+	uint32_t n_segs, cap_segs;
+	/* Where the last read stopped: a sequential consumer resumes here
+	 * without any lookup. */
+	uint32_t cur_seg;
+	uint64_t cur_pos;  /* a batch start in cur_seg */
+	uint64_t cur_at;   /* that batch's first offset */
+	uint64_t cur_next; /* the offset the last read stopped before */
+	bool cur_valid;
+	/* cur_next > cur_at: the last read stopped inside the batch at cur_pos
+	 * after checking it whole. Bytes below the durable end never change,
+	 * so resuming there skips the checksum (read one event at a time, a
+	 * 64-event batch was checksummed 64 times) and starts at the record it
+	 * stopped before, cur_rpos bytes into the batch's records, instead of
+	 * walking them from the first. */
+	uint32_t cur_rpos;
+	/* Bytes of the current segment read ahead, valid during one read. */
+	uint8_t *buf;
+	uint64_t buf_pos;
+	uint32_t buf_len;
+	size_t buf_cap;
+	char error[320];
+};
+
+/* Re-reads the folder for segments we do not know yet (new ones appear at
+ * the end; retention removes from the front, which a view notices as
+ * ENOENT-free descriptors it already holds, so it keeps reading them). */
+static int sl__view_list(struct sl_log_view *v)
+{
+	uint64_t *add;
+	size_t n_add;
+	int ret = sl__list_bases(v->dir, v->n_segs == 0,
+	                         v->n_segs ? v->segs[v->n_segs - 1].base : 0, &add, &n_add);
+	if (ret < 0)
+		return ret;
+	for (size_t i = 0; i < n_add; i++) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%020" PRIu64 ".log", v->dir, add[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* removed meanwhile */
+		/* Views read forward: a larger read-ahead window. bench_log
+		 * LogRead cold, interleaved runs: 0.84-1.21 GB/s with it,
+		 * 0.48-0.96 without (this disk drifts by 2x over minutes). */
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		if (v->n_segs == v->cap_segs) {
+			uint32_t cap = v->cap_segs ? v->cap_segs * 2 : 8;
+			struct sl_seg *s = realloc(v->segs, cap * sizeof(*s));
+			if (!s) {
+				close(fd);
+				ret = -ENOMEM;
+				break;
+			}
+			v->segs = s;
+			v->cap_segs = cap;
+		}
+		struct sl_seg *s = &v->segs[v->n_segs++];
+		memset(s, 0, sizeof(*s));
+		s->base = add[i];
+		s->fd = fd;
+	}
+	free(add);
+	return ret;
+}
+
+int sl_log_view_open(const char *dir, struct sl_log_view **out)
+{
+	struct sl_log_view *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->dir = strdup(dir);
+	if (!v->dir) {
+		free(v);
+		return -ENOMEM;
+	}
+	int ret = sl__view_list(v);
+	if (ret < 0) {
+		sl_log_view_close(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+void sl_log_view_close(struct sl_log_view *v)
+{
+	if (!v)
+		return;
+	for (uint32_t i = 0; i < v->n_segs; i++) {
+		close(v->segs[i].fd);
+		free(v->segs[i].idx);
+	}
+	free(v->segs);
+	free(v->buf);
+	free(v->dir);
+	free(v);
+}
+
+const char *sl_log_view_error(const struct sl_log_view *v)
+{
+	return v->error;
+}
+
+uint64_t sl_log_view_start(struct sl_log_view *v)
+{
+	if (!v->n_segs)
+		(void)sl__view_list(v);
+	return v->n_segs ? v->segs[0].base : 0;
+}
+
+/* Makes [pos, pos+need) of segment s available in v->buf; returns a pointer
+ * or NULL when the file holds fewer bytes. */
+static const uint8_t *sl__view_bytes(struct sl_log_view *v, struct sl_seg *s, uint64_t pos,
+                                     uint32_t need, int *err)
+{
+	*err = 0;
+	if (pos >= v->buf_pos && pos + need <= v->buf_pos + v->buf_len)
+		return v->buf + (pos - v->buf_pos);
+	uint32_t want = need > SL_VIEW_CHUNK ? need : SL_VIEW_CHUNK;
+	uint8_t *p = sl_grow(v->buf, &v->buf_cap, want, SL_VIEW_CHUNK);
+	if (!p) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	v->buf = p;
+	ssize_t n = sl__pread_all(s->fd, v->buf, want, pos);
+	if (n < 0) {
+		*err = (int)n;
+		v->buf_len = 0;
+		return NULL;
+	}
+	v->buf_pos = pos;
+	v->buf_len = (uint32_t)n;
+	return (uint32_t)n >= need ? v->buf : NULL;
+}
+
+/* Position of the batch holding `offset` in segment i, from the index:
+ * a batch at or before it, with that batch's first offset. */
+static void sl__view_seek(const struct sl_seg *s, uint64_t offset, uint64_t *pos, uint64_t *at)
+{
+	uint32_t lo = 0, hi = s->n_idx;
+	*pos = 0;
+	*at = s->base;
+	if (!s->n_idx)
+		return;
+	uint64_t rel = offset - s->base;
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+		if (s->idx[mid].rel <= rel)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (s->idx[lo].rel <= rel) {
+		*pos = s->idx[lo].pos;
+		*at = s->base + s->idx[lo].rel;
+	}
+}
+
+int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
+                     uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next)
+{
+	uint32_t seg;
+	uint64_t pos, at;
+	int visited = 0, err;
+	uint64_t bytes = 0;
+
+	*next = offset;
+	/* Read-ahead bytes are kept between reads: below the durable end a
+	 * segment never changes. Bytes read ahead past it may have been in
+	 * flight then; they only ever fail validation, and a failure on cached
+	 * bytes is retried from the file once before it counts. */
+	bool fresh = false;
+	if (!v->n_segs || offset >= limit) {
+		if (!v->n_segs && (err = sl__view_list(v)) < 0)
+			return err;
+		if (offset >= limit || !v->n_segs)
+			return 0;
+	}
+	if (offset < v->segs[0].base)
+		offset = v->segs[0].base;
+	bool trusted = false; /* the batch at cur_seg/cur_pos was checked by the last read */
+	if (v->cur_valid && v->cur_next == offset) {
+		seg = v->cur_seg;
+		pos = v->cur_pos;
+		at = v->cur_at;
+		trusted = v->cur_next > v->cur_at;
+	} else {
+		if (offset >= v->segs[v->n_segs - 1].base && (err = sl__view_list(v)) < 0)
+			return err;
+		seg = 0;
+		for (uint32_t i = 1; i < v->n_segs; i++)
+			if (v->segs[i].base <= offset)
+				seg = i;
+		/* A sealed segment (one follows it) has its index on disk. */
+		if (!v->segs[seg].n_idx && seg + 1 < v->n_segs)
+			sl__idx_load(v->dir, &v->segs[seg]);
+		sl__view_seek(&v->segs[seg], offset, &pos, &at);
+	}
+
+	while (at < limit && (uint32_t)visited < max_events) {
+		struct sl_seg *s = &v->segs[seg];
+		if (seg + 1 < v->n_segs && at >= v->segs[seg + 1].base) {
+			seg++;
+			pos = 0;
+			continue;
+		}
+		const uint8_t *h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR, &err);
+		struct sl_bhdr b;
+		if (h && sl_get_le32(h + SL_BATCH_MAGIC) == SL_LOG_MAGIC) {
+			sl_batch_hdr_decode(h, &b);
+			if (b.len <= SL_BATCH_MAX)
+				h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR + b.len, &err);
+			else
+				h = NULL;
+		} else if (!err && (seg + 1 >= v->n_segs)) {
+			/* Past the end of what we know: a new segment may hold it. */
+			uint32_t before = v->n_segs;
+			if ((err = sl__view_list(v)) < 0)
+				return err;
+			if (v->n_segs > before && v->segs[seg + 1].base == at) {
+				seg++;
+				pos = 0;
+				continue;
+			}
+			h = NULL;
+		} else {
+			h = NULL;
+		}
+		if (err < 0)
+			return err;
+		bool resumed = trusted && seg == v->cur_seg && pos == v->cur_pos;
+		bool ok = h &&
+		          (resumed || sl_batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b)) &&
+		          b.base_offset == at;
+		trusted = false;
+		if (!ok && !fresh) {
+			fresh = true;
+			v->buf_len = 0;
+			continue;
+		}
+		if (!ok) {
+			snprintf(v->error, sizeof(v->error),
+			         "%s/%020" PRIu64 ".log: no valid batch at byte %" PRIu64
+			         " where offset %" PRIu64 " should be",
+			         v->dir, s->base, pos, at);
+			v->cur_valid = false;
+			if (visited)
+				return visited; /* report the damage on the next read */
+			return -SL_ECORRUPT;
+		}
+		fresh = false;
+		if ((err = sl__idx_add(s, at, pos)) < 0)
+			return err;
+		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len, *resume = r;
+		uint64_t off = b.base_offset;
+		uint32_t i = 0;
+		bool stop = false;
+		if (resumed && v->cur_rpos < b.len && v->cur_next > off &&
+		    v->cur_next - off < b.count) {
+			r += v->cur_rpos;
+			i = (uint32_t)(v->cur_next - off);
+			off = v->cur_next;
+		}
+		for (; i < b.count; i++, off++) {
+			uint64_t size = 0, delta = 0;
+			resume = r;
+			/* Checked whole by sl_batch_valid (now, or by the read
+			 * that left cur_* here): every record parses. */
+			r += sl_varint_get(r, end, &size);
+			r += sl_varint_get(r, end, &delta);
+			const uint8_t *ev = r;
+			r += size;
+			if (off < offset)
+				continue;
+			if (off >= limit || (uint32_t)visited >= max_events ||
+			    (visited && bytes + size > max_bytes)) {
+				stop = true;
+				break;
+			}
+			struct sl_log_record rec = {
+			    .offset = off,
+			    .producer_id = b.producer_id,
+			    .epoch = b.epoch,
+			    .seq = b.base_seq + delta,
+			    .append_time_ms = b.time_ms,
+			    .event = ev,
+			    .len = (uint32_t)size,
+			};
+			int verdict = fn(arg, &rec);
+			if (verdict < 0) {
+				stop = true; /* refused: not visited, read again next time */
+				break;
+			}
+			visited++;
+			bytes += size;
+			*next = off + 1;
+			if (verdict > 0) {
+				stop = true;
+				off++;
+				resume = r;
+				break;
+			}
+		}
+		if (stop && off < b.base_offset + b.count) {
+			/* Stopped inside this batch: the next read resumes in it,
+			 * at the record of offset `off` (= *next). */
+			v->cur_seg = seg;
+			v->cur_pos = pos;
+			v->cur_at = b.base_offset;
+			v->cur_next = *next;
+			v->cur_valid = true;
+			v->cur_rpos = (uint32_t)(resume - (h + SL_LOG_BATCH_HDR));
+			return visited;
+		}
+		pos += sl_batch_span(b.len);
+		at = b.base_offset + b.count;
+		if (stop)
+			break;
+	}
+	/* At a batch boundary: `at` is the first offset of the batch at pos. */
+	v->cur_seg = seg;
+	v->cur_pos = pos;
+	v->cur_at = at;
+	v->cur_next = at;
+	v->cur_valid = visited == 0 || *next == at;
+	return visited;
+}
+
+/* ---- readers ------------------------------------------------------------------ */
+
+/* The writer thread's reader is a view of the log's folder read one event
+ * at a time: one reading path, with every check the views make. */
+struct sl_log_reader {
+	struct sl_log_view *v;
+	uint64_t next;
+};
+
+int sl_log_reader_open(struct sl_log *log, uint64_t offset, struct sl_log_reader **out)
+{
+	struct sl_log_reader *rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return -ENOMEM;
+	int ret = sl_log_view_open(log->dir, &rd->v);
+	if (ret < 0) {
+		free(rd);
+		return ret;
+	}
+	rd->next = offset < sl_log_start(log) ? sl_log_start(log) : offset;
+	*out = rd;
+	return 0;
+}
+
+static int sl__reader_take(void *arg, const struct sl_log_record *rec)
+{
+	*(struct sl_log_record *)arg = *rec;
+	return 0;
+}
+
+int sl_log_reader_next(struct sl_log_reader *rd, uint64_t limit, struct sl_log_record *rec)
+{
+	uint64_t next;
+	/* The event stays in the view's buffer until the next read. */
+	int n =
+	    sl_log_view_read(rd->v, rd->next, limit, 1, UINT32_MAX, sl__reader_take, rec, &next);
+	if (n <= 0)
+		return n;
+	rd->next = next;
+	return 1;
+}
+
+const char *sl_log_reader_error(const struct sl_log_reader *rd)
+{
+	return sl_log_view_error(rd->v);
+}
+
+void sl_log_reader_close(struct sl_log_reader *rd)
+{
+	if (!rd)
+		return;
+	sl_log_view_close(rd->v);
+	free(rd);
+}
