@@ -19,8 +19,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define SL__PROTOCOL_VERSION 1
-
 /* ---- the connection ------------------------------------------------------- */
 
 void sl__client_ep_sync(struct sl_client *c)
@@ -125,8 +123,8 @@ static void sl__fail(struct sl_client *c, int err)
 static int sl__send_hello(struct sl_client *c)
 {
 	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
-	h.min_version = SL__PROTOCOL_VERSION;
-	h.max_version = SL__PROTOCOL_VERSION;
+	h.min_version = SL_PROTO_VERSION;
+	h.max_version = SL_PROTO_VERSION;
 	h.producer_id = c->producer_id;
 	h.client_name = c->name;
 	h.idempotence_off = c->o.idempotence_off;
@@ -189,7 +187,7 @@ static int sl__on_welcome(struct sl_client *c, const struct sl_frame *f)
 	}
 	Sluice__V1__Welcome *w = (Sluice__V1__Welcome *)m;
 	bool first = c->st.connects == 0;
-	if (w->version != SL__PROTOCOL_VERSION) {
+	if (w->version != SL_PROTO_VERSION) {
 		sl__client_seterr(c, "%s: server chose protocol version %u", c->addr_text,
 		                  w->version);
 		sl_frame_msg_free(m);

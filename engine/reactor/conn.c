@@ -214,11 +214,6 @@ static void sl__conn_bad_frame(struct sl_reactor *r, struct sl_conn *c, int err,
 			      len);
 }
 
-static uint32_t sl__le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static int sl__rbuf_reserve(struct sl_conn *c, uint32_t need)
 {
 	if (c->rcap >= need)
@@ -255,7 +250,7 @@ static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_
 		}
 		ret = sl_frame_parse(c->rbuf, c->rlen, max, &f);
 		if (ret < 0) {
-			sl__conn_bad_frame(r, c, ret, sl__le32(c->rbuf));
+			sl__conn_bad_frame(r, c, ret, sl_get_le32(c->rbuf));
 			return;
 		}
 		if (ret == 0) {
@@ -294,7 +289,7 @@ static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_
 			continue;
 		}
 		if (ret < 0) {
-			sl__conn_bad_frame(r, c, ret, n >= 4 ? sl__le32(p) : 0);
+			sl__conn_bad_frame(r, c, ret, n >= 4 ? sl_get_le32(p) : 0);
 			return;
 		}
 		/* Partial frame at the end of the buffer: keep it. */

@@ -14,8 +14,6 @@
 #include "reactor/conn.h"
 #include "read/read.h"
 
-#define SL_PROTOCOL_VERSION 1
-
 /* Decodes the control request in `f` for a connection past its Hello, or
  * fails the connection saying what was wrong; NULL then. */
 static ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
@@ -51,10 +49,10 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		return;
 	}
 	h = (Sluice__V1__Hello *)m;
-	if (h->min_version > SL_PROTOCOL_VERSION || h->max_version < SL_PROTOCOL_VERSION) {
+	if (h->min_version > SL_PROTO_VERSION || h->max_version < SL_PROTO_VERSION) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_VERSION,
 			      "client speaks protocol versions %u..%u, this server speaks %u",
-			      h->min_version, h->max_version, SL_PROTOCOL_VERSION);
+			      h->min_version, h->max_version, SL_PROTO_VERSION);
 		sl_frame_msg_free(m);
 		return;
 	}
@@ -82,7 +80,7 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	c->seq_known = !want || next > 0;
 
 	Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
-	w.version = SL_PROTOCOL_VERSION;
+	w.version = SL_PROTO_VERSION;
 	w.producer_id = c->producer_id;
 	w.epoch = c->epoch;
 	w.next_sequence = next;
