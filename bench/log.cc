@@ -75,11 +75,11 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -488,7 +488,8 @@ void BM_CommitFloor(benchmark::State &state)
 						double took = mono_now();
 						if (took >= t_end || f.failed)
 							return;
-						size_t n = (size_t)((took - f.last_take) * bytes_per_s);
+						size_t n =
+						    (size_t)((took - f.last_take) * bytes_per_s);
 						n = std::min(std::max(n, (size_t)512), max_take);
 						uint64_t at = f.pos;
 						if (at + n > file_bytes)
@@ -496,7 +497,8 @@ void BM_CommitFloor(benchmark::State &state)
 						f.pos += n;
 						f.last_take = took;
 						lk.unlock();
-						bool good = pwrite(f.fd, buf.data(), n, (off_t)at) == (ssize_t)n;
+						bool good = pwrite(f.fd, buf.data(), n,
+						                   (off_t)at) == (ssize_t)n;
 						double s0 = mono_now();
 						good = good && fdatasync(f.fd) == 0;
 						double s1 = mono_now();
@@ -515,8 +517,9 @@ void BM_CommitFloor(benchmark::State &state)
 				close(f.fd);
 			// By take time; min_end[i] = the earliest end of any
 			// sync that took at or after syncs[i].took.
-			std::sort(f.syncs.begin(), f.syncs.end(),
-			          [](const FloorSync &a, const FloorSync &b) { return a.took < b.took; });
+			std::sort(
+			    f.syncs.begin(), f.syncs.end(),
+			    [](const FloorSync &a, const FloorSync &b) { return a.took < b.took; });
 			std::vector<double> min_end(f.syncs.size());
 			for (size_t i = f.syncs.size(); i-- > 0;)
 				min_end[i] = i + 1 < f.syncs.size()
@@ -772,10 +775,13 @@ void register_commit_cases()
 		const char *name;
 		void (*fn)(benchmark::State &);
 	} cases[] = {
-	    {"LogFsync", BM_LogFsync},         {"LogFsyncNoPrealloc", BM_LogFsyncNoPrealloc},
+	    {"LogFsync", BM_LogFsync},
+	    {"LogFsyncNoPrealloc", BM_LogFsyncNoPrealloc},
 	    {"LogFsyncOverlap", BM_LogFsyncOverlap},
-	    {"RawAppend", BM_RawAppend},       {"RawFallocated", BM_RawFallocated},
-	    {"RawOverwrite", BM_RawOverwrite}, {"LogNone", BM_LogNone},
+	    {"RawAppend", BM_RawAppend},
+	    {"RawFallocated", BM_RawFallocated},
+	    {"RawOverwrite", BM_RawOverwrite},
+	    {"LogNone", BM_LogNone},
 	    {"RawWriteOnly", BM_RawWriteOnly},
 	};
 	for (int64_t batch : {int64_t(4) << 10, int64_t(64) << 10, int64_t(1) << 20})
@@ -829,8 +835,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (!read_set && take_flag(argv[i], "--benchmark_min_time", &v) &&
-		    strtod(v.c_str(), nullptr) < 0.1)
-		{
+		    strtod(v.c_str(), nullptr) < 0.1) {
 			g_read_bytes = 8u << 20; // smoke run: keep the CTest run short
 			g_floor_seconds = 0.5;
 		}

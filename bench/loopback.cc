@@ -94,7 +94,8 @@ void BM_TcpEchoRtt(benchmark::State &state)
 		auto d = std::chrono::steady_clock::now() - t0;
 		if (ns.size() < ns.capacity())
 			ns.push_back((uint32_t)std::min<int64_t>(
-			    std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(), UINT32_MAX));
+			    std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(),
+			    UINT32_MAX));
 	}
 	close(fd);
 	echo.join();

@@ -8,22 +8,22 @@
 #include <unistd.h>
 
 static const char *const sl__err_text[] = {
-	[SL_EFRAME_TOO_BIG - SL_EBASE] = "frame larger than the maximum frame size",
-	[SL_EFRAME_TRUNC - SL_EBASE] = "truncated frame",
-	[SL_EPROTO_DECODE - SL_EBASE] = "malformed protobuf message",
-	[SL_EPROTO_UNKNOWN - SL_EBASE] = "unknown message type",
-	[SL_EPROTO_VERSION - SL_EBASE] = "unsupported protocol version",
-	[SL_EPROTO_STATE - SL_EBASE] = "message not allowed in this connection state",
-	[SL_ECONFIG - SL_EBASE] = "invalid configuration",
-	[SL_ECORRUPT - SL_EBASE] = "stored data is corrupt",
-	[SL_EFENCED - SL_EBASE] = "producer fenced by a newer epoch",
-	[SL_ESEQ_GAP - SL_EBASE] = "producer sequence out of window",
-	[SL_ECREDIT - SL_EBASE] = "sent beyond granted credits",
-	[SL_EOVERLOAD - SL_EBASE] = "rejected by overload policy",
-	[SL_ENOTOPIC - SL_EBASE] = "unknown topic",
-	[SL_EPLUGIN - SL_EBASE] = "plugin refused",
-	[SL_ETIMEOUT - SL_EBASE] = "timed out",
-	[SL_ELOG_FAILED - SL_EBASE] = "partition log failed",
+    [SL_EFRAME_TOO_BIG - SL_EBASE] = "frame larger than the maximum frame size",
+    [SL_EFRAME_TRUNC - SL_EBASE] = "truncated frame",
+    [SL_EPROTO_DECODE - SL_EBASE] = "malformed protobuf message",
+    [SL_EPROTO_UNKNOWN - SL_EBASE] = "unknown message type",
+    [SL_EPROTO_VERSION - SL_EBASE] = "unsupported protocol version",
+    [SL_EPROTO_STATE - SL_EBASE] = "message not allowed in this connection state",
+    [SL_ECONFIG - SL_EBASE] = "invalid configuration",
+    [SL_ECORRUPT - SL_EBASE] = "stored data is corrupt",
+    [SL_EFENCED - SL_EBASE] = "producer fenced by a newer epoch",
+    [SL_ESEQ_GAP - SL_EBASE] = "producer sequence out of window",
+    [SL_ECREDIT - SL_EBASE] = "sent beyond granted credits",
+    [SL_EOVERLOAD - SL_EBASE] = "rejected by overload policy",
+    [SL_ENOTOPIC - SL_EBASE] = "unknown topic",
+    [SL_EPLUGIN - SL_EBASE] = "plugin refused",
+    [SL_ETIMEOUT - SL_EBASE] = "timed out",
+    [SL_ELOG_FAILED - SL_EBASE] = "partition log failed",
 };
 
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first)

@@ -23,13 +23,13 @@ extern "C" {
 
 /* 64 B on every x86_64 and most arm64 parts; counters written by different
  * threads live on separate lines so they never false-share. */
-#define SL_CACHELINE 64
+#define SL_CACHELINE     64
 #define SL_CACHE_ALIGNED __attribute__((aligned(SL_CACHELINE)))
 
-#define SL_LIKELY(x) __builtin_expect(!!(x), 1)
-#define SL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define SL_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define SL_UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define SL_UNUSED __attribute__((unused))
+#define SL_UNUSED       __attribute__((unused))
 
 /*
  * Domain errors. Functions return 0 (or a count) on success and a negative
@@ -38,22 +38,22 @@ extern "C" {
  */
 enum sl_err {
 	SL_EBASE = 10000,
-	SL_EFRAME_TOO_BIG,   /* length prefix above the configured maximum */
-	SL_EFRAME_TRUNC,     /* input ended inside a frame */
-	SL_EPROTO_DECODE,    /* frame body is not valid protobuf */
-	SL_EPROTO_UNKNOWN,   /* message type not known */
-	SL_EPROTO_VERSION,   /* protocol version not supported */
-	SL_EPROTO_STATE,     /* message not allowed in this connection state */
-	SL_ECONFIG,          /* invalid configuration */
-	SL_ECORRUPT,         /* stored data failed its checksum */
-	SL_EFENCED,          /* producer epoch is older than the current one */
-	SL_ESEQ_GAP,         /* producer sequence beyond the accepted window */
-	SL_ECREDIT,          /* sent beyond the granted credits */
-	SL_EOVERLOAD,        /* rejected by the topic's overload policy */
-	SL_ENOTOPIC,         /* topic not known */
-	SL_EPLUGIN,          /* plugin refused (ABI, entry point, sizes) */
-	SL_ETIMEOUT,         /* deadline passed */
-	SL_ELOG_FAILED,      /* partition log stopped after an I/O error */
+	SL_EFRAME_TOO_BIG, /* length prefix above the configured maximum */
+	SL_EFRAME_TRUNC,   /* input ended inside a frame */
+	SL_EPROTO_DECODE,  /* frame body is not valid protobuf */
+	SL_EPROTO_UNKNOWN, /* message type not known */
+	SL_EPROTO_VERSION, /* protocol version not supported */
+	SL_EPROTO_STATE,   /* message not allowed in this connection state */
+	SL_ECONFIG,        /* invalid configuration */
+	SL_ECORRUPT,       /* stored data failed its checksum */
+	SL_EFENCED,        /* producer epoch is older than the current one */
+	SL_ESEQ_GAP,       /* producer sequence beyond the accepted window */
+	SL_ECREDIT,        /* sent beyond the granted credits */
+	SL_EOVERLOAD,      /* rejected by the topic's overload policy */
+	SL_ENOTOPIC,       /* topic not known */
+	SL_EPLUGIN,        /* plugin refused (ABI, entry point, sizes) */
+	SL_ETIMEOUT,       /* deadline passed */
+	SL_ELOG_FAILED,    /* partition log stopped after an I/O error */
 	SL_EMAX
 };
 
@@ -109,12 +109,21 @@ static inline uint64_t sl_wall_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static inline int sl_is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+static inline int sl_is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
 
 /* Little-endian fields of on-disk formats (every target sluice builds for,
  * x86_64 and arm64 Linux, is little-endian, so these are plain copies). */
-static inline void sl_put_le32(uint8_t *p, uint32_t v) { __builtin_memcpy(p, &v, 4); }
-static inline void sl_put_le64(uint8_t *p, uint64_t v) { __builtin_memcpy(p, &v, 8); }
+static inline void sl_put_le32(uint8_t *p, uint32_t v)
+{
+	__builtin_memcpy(p, &v, 4);
+}
+static inline void sl_put_le64(uint8_t *p, uint64_t v)
+{
+	__builtin_memcpy(p, &v, 8);
+}
 static inline uint32_t sl_get_le32(const uint8_t *p)
 {
 	uint32_t v;
@@ -165,7 +174,7 @@ struct iovec;
  */
 #define SL_FILE_TEST_NO_RENAME 1u
 int sl_file_replace(int dirfd, const char *name, const struct iovec *iov, int n, unsigned flags,
-		    const char **step, int *renamed);
+                    const char **step, int *renamed);
 
 /*
  * A condition other threads wait for without polling (engine/base/notify.c):

@@ -137,4 +137,3 @@ void sl_epoch_barrier(struct sl_epoch_rec *r)
 {
 	ck_epoch_barrier(&r->ck);
 }
-

@@ -37,7 +37,7 @@ static int sl__open_dir_of(int dirfd, const char *name)
 {
 	if (!strchr(name, '/'))
 		return dirfd == AT_FDCWD ? open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-					 : dup(dirfd);
+		                         : dup(dirfd);
 	char *copy = strdup(name);
 	if (!copy) {
 		errno = ENOMEM;
@@ -49,7 +49,7 @@ static int sl__open_dir_of(int dirfd, const char *name)
 }
 
 int sl_file_replace(int dirfd, const char *name, const struct iovec *iov, int n, unsigned flags,
-		    const char **step, int *renamed)
+                    const char **step, int *renamed)
 {
 	struct iovec local[8];
 	size_t len = strlen(name);

@@ -42,7 +42,7 @@ int sl_notify_wait(struct sl_notify *n, bool (*done)(void *arg), void *arg, uint
 			break;
 		}
 		struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000u),
-				      .tv_nsec = (long)(deadline % 1000000000u)};
+		                      .tv_nsec = (long)(deadline % 1000000000u)};
 		pthread_cond_timedwait(&n->cv, &n->mu, &ts);
 	}
 	pthread_mutex_unlock(&n->mu);

@@ -63,7 +63,8 @@ static void *sl__ql_thread(void *arg)
 		if (cr != CURLE_OK || status != 200) {
 			if (!t->errors++)
 				snprintf(t->err, sizeof(t->err), "%s",
-					 cr != CURLE_OK ? curl_easy_strerror(cr) : "HTTP error status");
+				         cr != CURLE_OK ? curl_easy_strerror(cr)
+				                        : "HTTP error status");
 			if (cr == CURLE_COULDNT_CONNECT)
 				break;
 			continue;
@@ -75,7 +76,7 @@ static void *sl__ql_thread(void *arg)
 }
 
 int sl_cli_qload_start(const struct sl_cli_server *http, const char *path, uint32_t threads,
-		       struct sl_cli_qload **out)
+                       struct sl_cli_qload **out)
 {
 	struct sl_cli_qload *q;
 	if (!threads || threads > SL__QL_MAX_THREADS)
@@ -84,9 +85,9 @@ int sl_cli_qload_start(const struct sl_cli_server *http, const char *path, uint3
 	if (!q)
 		return -ENOMEM;
 	int n = snprintf(q->url, sizeof(q->url),
-			 strchr(http->host, ':') ? "http://[%s]:%u/v1/projections/%s"
-						 : "http://%s:%u/v1/projections/%s",
-			 http->host, http->port, path);
+	                 strchr(http->host, ':') ? "http://[%s]:%u/v1/projections/%s"
+	                                         : "http://%s:%u/v1/projections/%s",
+	                 http->host, http->port, path);
 	if (n < 0 || (size_t)n >= sizeof(q->url)) {
 		free(q);
 		return -ENAMETOOLONG;

@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #define SL_CLI_DEFAULT_SERVER "127.0.0.1:7400"
-#define SL_CLI_DEFAULT_HTTP "127.0.0.1:7480"
+#define SL_CLI_DEFAULT_HTTP   "127.0.0.1:7480"
 
 /* Commands: argv[0] is the command name; the return value is the exit code. */
 int sl_cli_produce(int argc, char **argv);
@@ -54,7 +54,7 @@ struct sl_cli_body {
 size_t sl_cli_body_write(char *p, size_t size, size_t n, void *arg);
 /* GET path; 0 with *status and the body, or -errno with `err` saying why. */
 int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long timeout_ms,
-		    struct sl_cli_body *body, long *status, char *err, size_t errlen);
+                    struct sl_cli_body *body, long *status, char *err, size_t errlen);
 
 /* Whole decimal numbers in [min, max]; 0 or -EINVAL. */
 int sl_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
@@ -75,7 +75,7 @@ int sl_cli_nofile_reserve(uint64_t need, uint64_t *limit);
  * never allocates.
  */
 #define SL_HIST_SUB_BITS 6
-#define SL_HIST_BUCKETS (128 + (64 - SL_HIST_SUB_BITS - 1) * 64)
+#define SL_HIST_BUCKETS  (128 + (64 - SL_HIST_SUB_BITS - 1) * 64)
 
 struct sl_hist {
 	uint64_t *b; /* SL_HIST_BUCKETS counts */
@@ -93,7 +93,7 @@ static inline uint32_t sl_hist_index(uint64_t v)
 		return (uint32_t)v;
 	uint32_t msb = 63u - (uint32_t)__builtin_clzll(v);
 	uint32_t e = msb - SL_HIST_SUB_BITS; /* >= 1 */
-	uint32_t sub = (uint32_t)(v >> e);    /* in [64, 128) */
+	uint32_t sub = (uint32_t)(v >> e);   /* in [64, 128) */
 	return 128u + (e - 1u) * 64u + (sub - 64u);
 }
 
@@ -123,7 +123,7 @@ struct sl_cli_qload_result {
 };
 /* `path` is PROJECTION/KEY as it goes into the URL (already escaped). */
 int sl_cli_qload_start(const struct sl_cli_server *http, const char *path, uint32_t threads,
-		       struct sl_cli_qload **out);
+                       struct sl_cli_qload **out);
 void sl_cli_qload_stop(struct sl_cli_qload *q, struct sl_cli_qload_result *res);
 
 #endif

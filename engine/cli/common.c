@@ -29,8 +29,7 @@ int sl_cli_server_parse(const char *s, struct sl_cli_server *out)
 		hlen = (size_t)(colon - s);
 	}
 	uint64_t port;
-	if (!hlen || hlen >= sizeof(out->host) ||
-	    sl_cli_parse_u64(colon + 1, 1, 65535, &port) < 0)
+	if (!hlen || hlen >= sizeof(out->host) || sl_cli_parse_u64(colon + 1, 1, 65535, &port) < 0)
 		return -EINVAL;
 	memcpy(out->host, host, hlen);
 	out->host[hlen] = 0;

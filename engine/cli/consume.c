@@ -14,28 +14,29 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
-#include "json/json.h"
 #include "proto/proto.h"
 #include "sluice/consumer.h"
+#include "json/json.h"
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: sluice consume [--topic T] [--partition P] [--from earliest|latest|OFFSET]\n"
-		"                      [--group G] [--max N] [--follow] [--server HOST:PORT]\n"
-		"\n"
-		"Prints events as JSON lines on stdout, one per event, with id, type,\n"
-		"aggregate, timestamp, partition, offset and data (or data_b64 when the\n"
-		"stored bytes are not JSON).\n"
-		"\n"
-		"  --topic T        topic to read (default: events)\n"
-		"  --partition P    only this partition (default: all, one after the other)\n"
-		"  --from WHERE     earliest (default), latest, or an offset\n"
-		"  --group G        consumer groups are not served yet: refused\n"
-		"  --max N          stop after N events in total\n"
-		"  --follow         keep waiting for new events instead of exiting at the end\n"
-		"  --server H:P     server (default $SLUICE_SERVER or %s)\n",
-		SL_CLI_DEFAULT_SERVER);
+	fprintf(
+	    out,
+	    "usage: sluice consume [--topic T] [--partition P] [--from earliest|latest|OFFSET]\n"
+	    "                      [--group G] [--max N] [--follow] [--server HOST:PORT]\n"
+	    "\n"
+	    "Prints events as JSON lines on stdout, one per event, with id, type,\n"
+	    "aggregate, timestamp, partition, offset and data (or data_b64 when the\n"
+	    "stored bytes are not JSON).\n"
+	    "\n"
+	    "  --topic T        topic to read (default: events)\n"
+	    "  --partition P    only this partition (default: all, one after the other)\n"
+	    "  --from WHERE     earliest (default), latest, or an offset\n"
+	    "  --group G        consumer groups are not served yet: refused\n"
+	    "  --max N          stop after N events in total\n"
+	    "  --follow         keep waiting for new events instead of exiting at the end\n"
+	    "  --server H:P     server (default $SLUICE_SERVER or %s)\n",
+	    SL_CLI_DEFAULT_SERVER);
 }
 
 struct sl__consume {
@@ -56,8 +57,10 @@ static int sl__print(void *arg, const struct sl_fetched *e)
 	if (sl_event_scan(e->event, e->len, &v) < 0) {
 		/* The server stores only events it validated; say so if one is
 		 * not, and go on with the rest. */
-		fprintf(stderr, "sluice consume: partition %u offset %llu: stored event is not a valid Event\n",
-			e->partition, (unsigned long long)e->offset);
+		fprintf(
+		    stderr,
+		    "sluice consume: partition %u offset %llu: stored event is not a valid Event\n",
+		    e->partition, (unsigned long long)e->offset);
 		cs->bad++;
 		return 0;
 	}
@@ -71,12 +74,15 @@ static int sl__print(void *arg, const struct sl_fetched *e)
 			cs->cap_headers = cap;
 		}
 		cs->headers[n++] = (struct sl_json_header){
-			.key = h.key, .key_len = h.key_len,
-			.value = (const char *)h.value, .value_len = h.value_len,
+		    .key = h.key,
+		    .key_len = h.key_len,
+		    .value = (const char *)h.value,
+		    .value_len = h.value_len,
 		};
 	}
 	cs->out.len = 0;
-	if (sl_json_event_format(&v, cs->headers, n, e->partition, e->offset, NULL, 0, &cs->out) < 0)
+	if (sl_json_event_format(&v, cs->headers, n, e->partition, e->offset, NULL, 0, &cs->out) <
+	    0)
 		return 1;
 	fwrite(cs->out.data, 1, cs->out.len, stdout);
 	cs->printed++;
@@ -86,11 +92,15 @@ static int sl__print(void *arg, const struct sl_fetched *e)
 int sl_cli_consume(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"topic", required_argument, NULL, 't'},   {"partition", required_argument, NULL, 'p'},
-		{"from", required_argument, NULL, 'f'},    {"group", required_argument, NULL, 'g'},
-		{"max", required_argument, NULL, 'm'},     {"follow", no_argument, NULL, 'F'},
-		{"server", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"topic", required_argument, NULL, 't'},
+	    {"partition", required_argument, NULL, 'p'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"max", required_argument, NULL, 'm'},
+	    {"follow", no_argument, NULL, 'F'},
+	    {"server", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *topic = "events", *from = "earliest";
 	struct sl_cli_server server;
@@ -106,7 +116,10 @@ int sl_cli_consume(int argc, char **argv)
 			break;
 		case 'p':
 			if (sl_cli_parse_u64(optarg, 0, 65535, &part) < 0) {
-				fprintf(stderr, "sluice consume: --partition: expected a number, got '%s'\n", optarg);
+				fprintf(
+				    stderr,
+				    "sluice consume: --partition: expected a number, got '%s'\n",
+				    optarg);
 				return 2;
 			}
 			break;
@@ -114,18 +127,24 @@ int sl_cli_consume(int argc, char **argv)
 			from = optarg;
 			if (strcmp(from, "earliest") && strcmp(from, "latest") &&
 			    sl_cli_parse_u64(from, 0, UINT64_MAX, &from_off) < 0) {
-				fprintf(stderr, "sluice consume: --from: expected earliest, latest or an offset, got '%s'\n",
-					from);
+				fprintf(stderr,
+				        "sluice consume: --from: expected earliest, latest or an "
+				        "offset, got '%s'\n",
+				        from);
 				return 2;
 			}
 			break;
 		case 'g':
-			fprintf(stderr, "sluice consume: --group: consumer groups are not available yet "
-					"(the server does not store group offsets)\n");
+			fprintf(stderr,
+			        "sluice consume: --group: consumer groups are not available yet "
+			        "(the server does not store group offsets)\n");
 			return 2;
 		case 'm':
 			if (sl_cli_parse_u64(optarg, 1, UINT64_MAX, &max) < 0) {
-				fprintf(stderr, "sluice consume: --max: expected a positive number, got '%s'\n", optarg);
+				fprintf(
+				    stderr,
+				    "sluice consume: --max: expected a positive number, got '%s'\n",
+				    optarg);
 				return 2;
 			}
 			break;
@@ -134,7 +153,9 @@ int sl_cli_consume(int argc, char **argv)
 			break;
 		case 's':
 			if (sl_cli_server_parse(optarg, &server) < 0) {
-				fprintf(stderr, "sluice consume: --server: expected HOST:PORT, got '%s'\n", optarg);
+				fprintf(stderr,
+				        "sluice consume: --server: expected HOST:PORT, got '%s'\n",
+				        optarg);
 				return 2;
 			}
 			have_server = true;
@@ -161,8 +182,8 @@ int sl_cli_consume(int argc, char **argv)
 	struct sl__consume cs = {.max = max};
 	char err[512];
 	size_t n_parts = 0;
-	struct sl_consumer_opts co = {.host = server.host, .port = server.port,
-				      .client_name = "sluice consume"};
+	struct sl_consumer_opts co = {
+	    .host = server.host, .port = server.port, .client_name = "sluice consume"};
 	int ret = sl_consumer_connect(&co, &con, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "sluice consume: %s\n", err);
@@ -174,8 +195,8 @@ int sl_cli_consume(int argc, char **argv)
 		goto out;
 	}
 	if (part != UINT64_MAX && part >= n_parts) {
-		fprintf(stderr, "sluice consume: topic '%s' has partitions 0..%zu, not %llu\n", topic,
-			n_parts - 1, (unsigned long long)part);
+		fprintf(stderr, "sluice consume: topic '%s' has partitions 0..%zu, not %llu\n",
+		        topic, n_parts - 1, (unsigned long long)part);
 		rc = 2;
 		goto out;
 	}
@@ -191,7 +212,8 @@ int sl_cli_consume(int argc, char **argv)
 		else if (!strcmp(from, "latest"))
 			pos[i] = parts[i].end_offset;
 		else
-			pos[i] = from_off < parts[i].start_offset ? parts[i].start_offset : from_off;
+			pos[i] =
+			    from_off < parts[i].start_offset ? parts[i].start_offset : from_off;
 	}
 
 	rc = 0;
@@ -206,12 +228,13 @@ int sl_cli_consume(int argc, char **argv)
 				uint32_t want = 1000;
 				if (!follow && stop - pos[i] < want)
 					want = (uint32_t)(stop - pos[i]);
-				int n = sl_consumer_fetch(con, topic, parts[i].partition, pos[i], want, 0,
-							  0, sl__print, &cs, &next, &end);
+				int n = sl_consumer_fetch(con, topic, parts[i].partition, pos[i],
+				                          want, 0, 0, sl__print, &cs, &next, &end);
 				if (n < 0) {
-					fprintf(stderr, "sluice consume: partition %u at offset %llu: %s\n",
-						parts[i].partition, (unsigned long long)pos[i],
-						sl_consumer_last_error(con));
+					fprintf(stderr,
+					        "sluice consume: partition %u at offset %llu: %s\n",
+					        parts[i].partition, (unsigned long long)pos[i],
+					        sl_consumer_last_error(con));
 					rc = 1;
 					goto done;
 				}
@@ -234,10 +257,11 @@ int sl_cli_consume(int argc, char **argv)
 			size_t i = part != UINT64_MAX ? part : (size_t)round % n_parts;
 			uint64_t next, end;
 			int n = sl_consumer_fetch(con, topic, parts[i].partition, pos[i], 1000, 0,
-						  part != UINT64_MAX || n_parts == 1 ? 5000 : 200,
-						  sl__print, &cs, &next, &end);
+			                          part != UINT64_MAX || n_parts == 1 ? 5000 : 200,
+			                          sl__print, &cs, &next, &end);
 			if (n < 0) {
-				fprintf(stderr, "sluice consume: %s\n", sl_consumer_last_error(con));
+				fprintf(stderr, "sluice consume: %s\n",
+				        sl_consumer_last_error(con));
 				rc = 1;
 				goto done;
 			}

@@ -43,7 +43,7 @@ int sl_cli_http_default(struct sl_cli_server *out)
 }
 
 int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long timeout_ms,
-		    struct sl_cli_body *body, long *status, char *err, size_t errlen)
+                    struct sl_cli_body *body, long *status, char *err, size_t errlen)
 {
 	char base[300], url[600], cerr[CURL_ERROR_SIZE] = "";
 	CURL *cu = curl_easy_init();
@@ -66,7 +66,9 @@ int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long tim
 	CURLcode cr = curl_easy_perform(cu);
 	if (cr != CURLE_OK) {
 		snprintf(err, errlen, "%s: %s", base,
-			 body->too_big ? "answer too large" : *cerr ? cerr : curl_easy_strerror(cr));
+		         body->too_big ? "answer too large"
+		         : *cerr       ? cerr
+		                       : curl_easy_strerror(cr));
 		goto out;
 	}
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, status);

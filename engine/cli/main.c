@@ -15,27 +15,26 @@ struct sl_cli_cmd {
 };
 
 static const struct sl_cli_cmd sl_cli_cmds[] = {
-	{"produce", "send JSON lines from stdin as events, print acks", sl_cli_produce},
-	{"bench", "end-to-end load generator (events/s, MB/s, latency percentiles)", sl_cli_bench},
-	{"consume", "print events of a topic as JSON lines", sl_cli_consume},
-	{"query", "read one entry of a projection (over the HTTP port)", sl_cli_query},
-	{"projection", "rebuild a projection from offset 0 and compare it with the live one",
-	 sl_cli_projection},
-	{"status", "topics, partitions and their offsets (groups: not yet)",
-	 sl_cli_status},
+    {"produce", "send JSON lines from stdin as events, print acks", sl_cli_produce},
+    {"bench", "end-to-end load generator (events/s, MB/s, latency percentiles)", sl_cli_bench},
+    {"consume", "print events of a topic as JSON lines", sl_cli_consume},
+    {"query", "read one entry of a projection (over the HTTP port)", sl_cli_query},
+    {"projection", "rebuild a projection from offset 0 and compare it with the live one",
+     sl_cli_projection},
+    {"status", "topics, partitions and their offsets (groups: not yet)", sl_cli_status},
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: sluice COMMAND [OPTIONS]\n"
-		     "\n"
-		     "The sluice client. Commands:\n");
+	             "\n"
+	             "The sluice client. Commands:\n");
 	for (size_t i = 0; i < sizeof(sl_cli_cmds) / sizeof(sl_cli_cmds[0]); i++)
 		fprintf(out, "  %-9s %s\n", sl_cli_cmds[i].name, sl_cli_cmds[i].summary);
 	fprintf(out, "\n"
-		     "`sluice COMMAND --help` describes a command. The server is\n"
-		     "" SL_CLI_DEFAULT_SERVER " unless --server HOST:PORT or the SLUICE_SERVER\n"
-		     "environment variable says otherwise.\n");
+	             "`sluice COMMAND --help` describes a command. The server is\n"
+	             "" SL_CLI_DEFAULT_SERVER " unless --server HOST:PORT or the SLUICE_SERVER\n"
+	             "environment variable says otherwise.\n");
 }
 
 int main(int argc, char **argv)

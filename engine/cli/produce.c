@@ -20,8 +20,8 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
-#include "json/json.h"
 #include "sluice/client.h"
+#include "json/json.h"
 
 /* A power of two: the ring below is indexed by sequence & (size - 1). */
 #define SL__WINDOW 8192
@@ -30,7 +30,7 @@
 #define SL__MAX_LINE (64u << 20)
 /* Past this many, refusals and bad lines are counted but not each shown. */
 #define SL__MAX_REPORTS 1000
-#define SL__READ_CHUNK (64u << 10)
+#define SL__READ_CHUNK  (64u << 10)
 
 struct sl__slot {
 	uint8_t id[SL_EVENT_ID_LEN];
@@ -50,30 +50,32 @@ struct sl__produce {
 
 static void sl__produce_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: sluice produce [--topic T] [--print-acks] [--timeout S] [--server HOST:PORT]\n"
-		"\n"
-		"Reads JSON lines on stdin, one event each, and produces them:\n"
-		"  {\"type\": \"OrderPlaced\", \"aggregate\": \"order-17\", \"data\": {\"total\": 12.5}}\n"
-		"Keys: type and aggregate (required, non-empty strings); id (a UUID string;\n"
-		"default: a random v4 id); timestamp (ms since the epoch or an RFC 3339 string;\n"
-		"default: now); data (any JSON) or data_b64 (base64 bytes); headers (object of\n"
-		"strings); schema_version. Blank lines are skipped; a bad line is reported with\n"
-		"its number and skipped, and makes the exit status non-zero.\n"
-		"\n"
-		"  --topic T       topic to produce to (default: events)\n"
-		"  --print-acks    print one JSON line per acked event on stdout:\n"
-		"                  {\"id\":...,\"partition\":P,\"offset\":O,\"token\":\"P:O\"}\n"
-		"                  (the token is opaque: pass it to `sluice query --min-offset`)\n"
-		"  --timeout S     retry for at most S seconds (default 30): after the input ends,\n"
-		"                  and whenever the in-flight window stays full, until every\n"
-		"                  event is acked; then exit non-zero saying how many were not\n"
-		"  --server H:P    server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
-		"\n"
-		"Connection failures are retried (reconnect, resend with the original sequence\n"
-		"numbers). A summary goes to stderr: events read, acked, refused, seconds.\n"
-		"Exit status: 0 when every event was acked and every line was good, 1 otherwise,\n"
-		"2 for bad usage.\n");
+	fprintf(
+	    out,
+	    "usage: sluice produce [--topic T] [--print-acks] [--timeout S] [--server HOST:PORT]\n"
+	    "\n"
+	    "Reads JSON lines on stdin, one event each, and produces them:\n"
+	    "  {\"type\": \"OrderPlaced\", \"aggregate\": \"order-17\", \"data\": {\"total\": "
+	    "12.5}}\n"
+	    "Keys: type and aggregate (required, non-empty strings); id (a UUID string;\n"
+	    "default: a random v4 id); timestamp (ms since the epoch or an RFC 3339 string;\n"
+	    "default: now); data (any JSON) or data_b64 (base64 bytes); headers (object of\n"
+	    "strings); schema_version. Blank lines are skipped; a bad line is reported with\n"
+	    "its number and skipped, and makes the exit status non-zero.\n"
+	    "\n"
+	    "  --topic T       topic to produce to (default: events)\n"
+	    "  --print-acks    print one JSON line per acked event on stdout:\n"
+	    "                  {\"id\":...,\"partition\":P,\"offset\":O,\"token\":\"P:O\"}\n"
+	    "                  (the token is opaque: pass it to `sluice query --min-offset`)\n"
+	    "  --timeout S     retry for at most S seconds (default 30): after the input ends,\n"
+	    "                  and whenever the in-flight window stays full, until every\n"
+	    "                  event is acked; then exit non-zero saying how many were not\n"
+	    "  --server H:P    server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
+	    "\n"
+	    "Connection failures are retried (reconnect, resend with the original sequence\n"
+	    "numbers). A summary goes to stderr: events read, acked, refused, seconds.\n"
+	    "Exit status: 0 when every event was acked and every line was good, 1 otherwise,\n"
+	    "2 for bad usage.\n");
 }
 
 static void sl__produce_on_ack(void *arg, const struct sl_client_ack *a)
@@ -88,9 +90,10 @@ static void sl__produce_on_ack(void *arg, const struct sl_client_ack *a)
 		if (p->print_acks && !p->stdout_failed) {
 			char id[SL_UUID_STR_LEN + 1];
 			sl_uuid_format(s->id, id);
-			if (printf("{\"id\":\"%s\",\"partition\":%u,\"offset\":%llu,\"token\":\"%u:%llu\"}\n",
-				   id, a->partition, (unsigned long long)a->offset, a->partition,
-				   (unsigned long long)a->offset) < 0)
+			if (printf("{\"id\":\"%s\",\"partition\":%u,\"offset\":%llu,\"token\":\"%u:"
+			           "%llu\"}\n",
+			           id, a->partition, (unsigned long long)a->offset, a->partition,
+			           (unsigned long long)a->offset) < 0)
 				p->stdout_failed = true;
 			p->unflushed = true;
 		}
@@ -100,18 +103,19 @@ static void sl__produce_on_ack(void *arg, const struct sl_client_ack *a)
 		p->refused++;
 	if (p->reports++ < SL__MAX_REPORTS) {
 		if (a->code)
-			fprintf(stderr, "sluice produce: line %llu: refused by the server: %s%s%.*s\n",
-				(unsigned long long)s->line, sl_client_code_name(a->code),
-				a->message_len ? ": " : "", (int)a->message_len, a->message);
+			fprintf(stderr,
+			        "sluice produce: line %llu: refused by the server: %s%s%.*s\n",
+			        (unsigned long long)s->line, sl_client_code_name(a->code),
+			        a->message_len ? ": " : "", (int)a->message_len, a->message);
 		else
 			fprintf(stderr, "sluice produce: line %llu: not stored: %s\n",
-				(unsigned long long)s->line, sl_strerror(a->status));
+			        (unsigned long long)s->line, sl_strerror(a->status));
 	}
 }
 
 /* Produces one parsed line. 0, or <0 when producing must stop. */
 static int sl__produce_event(struct sl__produce *p, const char *topic, struct sl_json_event *je,
-			     uint64_t line)
+                             uint64_t line)
 {
 	if (je->n_headers > p->hdr_cap) {
 		struct sl_client_header *h = realloc(p->hdrs, je->n_headers * sizeof(*h));
@@ -122,23 +126,23 @@ static int sl__produce_event(struct sl__produce *p, const char *topic, struct sl
 	}
 	for (size_t i = 0; i < je->n_headers; i++)
 		p->hdrs[i] = (struct sl_client_header){
-			.key = je->headers[i].key,
-			.key_len = je->headers[i].key_len,
-			.value = je->headers[i].value,
-			.value_len = je->headers[i].value_len,
+		    .key = je->headers[i].key,
+		    .key_len = je->headers[i].key_len,
+		    .value = je->headers[i].value,
+		    .value_len = je->headers[i].value_len,
 		};
 	struct sl_client_event ev = {
-		.id = je->ev.id,
-		.type = je->ev.type,
-		.type_len = je->ev.type_len,
-		.aggregate = je->ev.aggregate,
-		.aggregate_len = je->ev.aggregate_len,
-		.timestamp_ms = je->ev.timestamp_ms,
-		.data = je->ev.data,
-		.data_len = je->ev.data_len,
-		.headers = p->hdrs,
-		.n_headers = je->n_headers,
-		.schema_version = je->ev.schema_version,
+	    .id = je->ev.id,
+	    .type = je->ev.type,
+	    .type_len = je->ev.type_len,
+	    .aggregate = je->ev.aggregate,
+	    .aggregate_len = je->ev.aggregate_len,
+	    .timestamp_ms = je->ev.timestamp_ms,
+	    .data = je->ev.data,
+	    .data_len = je->ev.data_len,
+	    .headers = p->hdrs,
+	    .n_headers = je->n_headers,
+	    .schema_version = je->ev.schema_version,
 	};
 	uint64_t seq;
 	int ret = sl_client_produce(p->c, topic, &ev, &seq);
@@ -155,17 +159,17 @@ static int sl__produce_event(struct sl__produce *p, const char *topic, struct sl
 }
 
 static int sl__produce_line(struct sl__produce *p, const char *topic, struct sl_json_event *je,
-			    struct sl_uuid_rng *rng, const char *line, size_t len, uint64_t lineno)
+                            struct sl_uuid_rng *rng, const char *line, size_t len, uint64_t lineno)
 {
 	char err[256];
 	int ret = sl_json_event_parse(line, len, (int64_t)(sl_wall_ns() / 1000000u), rng, je, err,
-				      sizeof(err));
+	                              sizeof(err));
 	if (ret == -ENODATA)
 		return 0;
 	if (ret == -EINVAL) {
 		if (p->bad++ < SL__MAX_REPORTS)
-			fprintf(stderr, "sluice produce: line %llu: %s\n", (unsigned long long)lineno,
-				err);
+			fprintf(stderr, "sluice produce: line %llu: %s\n",
+			        (unsigned long long)lineno, err);
 		return 0;
 	}
 	if (ret < 0)
@@ -176,12 +180,9 @@ static int sl__produce_line(struct sl__produce *p, const char *topic, struct sl_
 int sl_cli_produce(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"topic", required_argument, NULL, 't'},
-		{"print-acks", no_argument, NULL, 'a'},
-		{"timeout", required_argument, NULL, 'T'},
-		{"server", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"topic", required_argument, NULL, 't'},   {"print-acks", no_argument, NULL, 'a'},
+	    {"timeout", required_argument, NULL, 'T'}, {"server", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	struct sl__produce p = {0};
 	struct sl_cli_server srv;
@@ -208,15 +209,18 @@ int sl_cli_produce(int argc, char **argv)
 			break;
 		case 'T':
 			if (sl_cli_parse_double(optarg, 0.001, 1e7, &timeout_s) < 0) {
-				fprintf(stderr, "sluice produce: --timeout: expected seconds > 0, got '%s'\n",
-					optarg);
+				fprintf(
+				    stderr,
+				    "sluice produce: --timeout: expected seconds > 0, got '%s'\n",
+				    optarg);
 				return 2;
 			}
 			break;
 		case 's':
 			if (sl_cli_server_parse(optarg, &srv) < 0) {
-				fprintf(stderr, "sluice produce: --server: expected HOST:PORT, got '%s'\n",
-					optarg);
+				fprintf(stderr,
+				        "sluice produce: --server: expected HOST:PORT, got '%s'\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -249,14 +253,14 @@ int sl_cli_produce(int argc, char **argv)
 		goto out;
 	}
 	struct sl_client_opts co = {
-		.host = srv.host,
-		.port = srv.port,
-		.client_name = "sluice produce",
-		.topic = topic,
-		.max_inflight = SL__WINDOW,
-		.block_timeout_ms = timeout_ms,
-		.on_ack = sl__produce_on_ack,
-		.arg = &p,
+	    .host = srv.host,
+	    .port = srv.port,
+	    .client_name = "sluice produce",
+	    .topic = topic,
+	    .max_inflight = SL__WINDOW,
+	    .block_timeout_ms = timeout_ms,
+	    .on_ack = sl__produce_on_ack,
+	    .arg = &p,
 	};
 	char err[256];
 	ret = sl_client_connect(&co, &p.c, err, sizeof(err));
@@ -280,7 +284,8 @@ int sl_cli_produce(int argc, char **argv)
 			if (skipping) {
 				skipping = false; /* the rest of an overlong line */
 			} else {
-				ret = sl__produce_line(&p, topic, &je, &rng, buf + start, n, lineno);
+				ret =
+				    sl__produce_line(&p, topic, &je, &rng, buf + start, n, lineno);
 				if (ret < 0)
 					stop = true;
 			}
@@ -295,7 +300,7 @@ int sl_cli_produce(int argc, char **argv)
 		if (len >= SL__MAX_LINE) {
 			if (p.bad++ < SL__MAX_REPORTS)
 				fprintf(stderr, "sluice produce: line %llu: longer than %u bytes\n",
-					(unsigned long long)lineno + 1, SL__MAX_LINE);
+				        (unsigned long long)lineno + 1, SL__MAX_LINE);
 			skipping = true;
 			len = 0;
 		}
@@ -358,24 +363,27 @@ int sl_cli_produce(int argc, char **argv)
 	}
 	if (stop && sl_client_last_error(p.c)[0])
 		fprintf(stderr, "sluice produce: stopped reading at line %llu: %s\n",
-			(unsigned long long)lineno, sl_client_last_error(p.c));
+		        (unsigned long long)lineno, sl_client_last_error(p.c));
 
 	ret = sl_client_flush(p.c, (int)timeout_ms);
 	struct sl_client_stats st;
 	sl_client_get_stats(p.c, &st);
 	uint64_t not_acked = st.produced - p.acked - p.refused;
-	fprintf(stderr, "sluice produce: %llu events read, %llu acked, %llu refused, %llu bad lines, "
-			"%.3f s\n",
-		(unsigned long long)p.read, (unsigned long long)p.acked,
-		(unsigned long long)p.refused, (unsigned long long)p.bad,
-		(double)(sl_now_ns() - t0) / 1e9);
+	fprintf(stderr,
+	        "sluice produce: %llu events read, %llu acked, %llu refused, %llu bad lines, "
+	        "%.3f s\n",
+	        (unsigned long long)p.read, (unsigned long long)p.acked,
+	        (unsigned long long)p.refused, (unsigned long long)p.bad,
+	        (double)(sl_now_ns() - t0) / 1e9);
 	if (not_acked)
 		fprintf(stderr, "sluice produce: %llu events not acked after %g s: %s\n",
-			(unsigned long long)not_acked, timeout_s,
-			sl_client_last_error(p.c)[0] ? sl_client_last_error(p.c) : sl_strerror(ret));
+		        (unsigned long long)not_acked, timeout_s,
+		        sl_client_last_error(p.c)[0] ? sl_client_last_error(p.c)
+		                                     : sl_strerror(ret));
 	if (p.reports > SL__MAX_REPORTS || p.bad > SL__MAX_REPORTS)
-		fprintf(stderr, "sluice produce: (only the first %u problems of each kind were shown)\n",
-			SL__MAX_REPORTS);
+		fprintf(stderr,
+		        "sluice produce: (only the first %u problems of each kind were shown)\n",
+		        SL__MAX_REPORTS);
 	if (fflush(stdout) != 0 || p.stdout_failed) {
 		fprintf(stderr, "sluice produce: writing acks to stdout failed\n");
 		p.stdout_failed = true;

@@ -55,7 +55,8 @@ static void sl__print_error(const char *cmd, long status, const struct sl_cli_bo
 
 	if (o && json_object_object_get_ex(o, "message", &m) &&
 	    json_object_is_type(m, json_type_string))
-		fprintf(stderr, "sluice %s: %s (HTTP %ld)\n", cmd, json_object_get_string(m), status);
+		fprintf(stderr, "sluice %s: %s (HTTP %ld)\n", cmd, json_object_get_string(m),
+		        status);
 	else if (b->len)
 		fprintf(stderr, "sluice %s: HTTP %ld: %.*s%s", cmd, status,
 		        (int)(b->len > 500 ? 500 : b->len), b->data,
@@ -73,7 +74,7 @@ static void sl__print_error(const char *cmd, long status, const struct sl_cli_bo
  * false).
  */
 static int sl__http_call(CURL *cu, const char *cmd, const char *base, const char *url, bool post,
-			 uint64_t timeout_ms, const char *fail_if_false)
+                         uint64_t timeout_ms, const char *fail_if_false)
 {
 	struct sl_cli_body body = {0};
 	char cerr[CURL_ERROR_SIZE] = "";
@@ -311,7 +312,8 @@ int sl_cli_projection(int argc, char **argv)
 		switch (opt) {
 		case 'H':
 			if (sl_cli_server_parse(optarg, &srv) < 0) {
-				fprintf(stderr, "sluice projection: --http: expected HOST:PORT, got '%s'\n",
+				fprintf(stderr,
+				        "sluice projection: --http: expected HOST:PORT, got '%s'\n",
 				        optarg);
 				return 2;
 			}

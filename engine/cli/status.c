@@ -30,14 +30,14 @@ static struct json_object *sl__arr(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_array)
-		       ? v
-		       : NULL;
+	           ? v
+	           : NULL;
 }
 
 /* Per entry of `list` (projections, sinks, pipelines): one line with its
  * partitions summed; `what` names the per-partition state to count. */
 static void sl__print_followers(struct json_object *list, const char *title, const char *lag_key,
-				const char *state_key)
+                                const char *state_key)
 {
 	size_t n = list ? json_object_array_length(list) : 0;
 	printf("%s:%s\n", title, n ? "" : " none");
@@ -55,16 +55,16 @@ static void sl__print_followers(struct json_object *list, const char *title, con
 			if (state_key) {
 				const char *st = sl__str(pp, state_key);
 				not_ok += strcmp(st, "closed") && strcmp(st, "running") &&
-					  strcmp(st, "waiting");
+				          strcmp(st, "waiting");
 			}
 		}
-		printf("  %-16s %-10s from %-12s %zu partitions, lag %" PRId64 " events (max %" PRId64
-		       " in one partition)",
-		       sl__str(e, "name"), json_object_object_get_ex(e, "plugin", NULL)
-					       ? sl__str(e, "plugin")
-					       : "pipeline",
+		printf("  %-16s %-10s from %-12s %zu partitions, lag %" PRId64
+		       " events (max %" PRId64 " in one partition)",
+		       sl__str(e, "name"),
+		       json_object_object_get_ex(e, "plugin", NULL) ? sl__str(e, "plugin")
+		                                                    : "pipeline",
 		       json_object_object_get_ex(e, "topic", NULL) ? sl__str(e, "topic")
-								    : sl__str(e, "from"),
+		                                                   : sl__str(e, "from"),
 		       np, sum_lag, max_lag);
 		if (state_key && not_ok)
 			printf(", %" PRId64 " partitions not running (see /v1/status)", not_ok);
@@ -86,9 +86,10 @@ static void sl__print_http(const struct sl_cli_server *http)
 	    status != 200) {
 		if (status && status != 200)
 			snprintf(err, sizeof(err), "%s: HTTP %ld", base, status);
-		printf("projections, sinks, pipelines, pressure: HTTP port unreadable (%s; --http or "
-		       "$SLUICE_HTTP)\n",
-		       err);
+		printf(
+		    "projections, sinks, pipelines, pressure: HTTP port unreadable (%s; --http or "
+		    "$SLUICE_HTTP)\n",
+		    err);
 		goto out;
 	}
 	struct json_object *o = json_tokener_parse(body.data);
@@ -107,7 +108,7 @@ static void sl__print_http(const struct sl_cli_server *http)
 			struct json_object *pp = json_object_array_get_idx(parts, p);
 			struct json_object *v;
 			pressured += json_object_object_get_ex(pp, "pressured", &v) &&
-				     json_object_get_boolean(v);
+			             json_object_get_boolean(v);
 			queue += sl__int(pp, "queue");
 			dropped += sl__int(pp, "dropped");
 			sampled += sl__int(pp, "sampled_out");
@@ -117,7 +118,8 @@ static void sl__print_http(const struct sl_cli_server *http)
 		}
 		printf("  %-16s %" PRId64 " of %zu partitions pressured, %" PRId64
 		       " events queued for durability, slowest follower %" PRId64
-		       " behind; dropped %" PRId64 ", sampled out %" PRId64 ", rejected %" PRId64 "\n",
+		       " behind; dropped %" PRId64 ", sampled out %" PRId64 ", rejected %" PRId64
+		       "\n",
 		       sl__str(t, "name"), pressured, np, queue, lag, dropped, sampled, rejected);
 	}
 	sl__print_followers(sl__arr(o, "projections"), "projections", "lag", NULL);
@@ -131,10 +133,10 @@ out:
 int sl_cli_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"server", required_argument, NULL, 's'},
-		{"http", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"server", required_argument, NULL, 's'},
+	    {"http", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct sl_cli_server server, http;
 	bool have_server = false, have_http = false;
@@ -145,34 +147,43 @@ int sl_cli_status(int argc, char **argv)
 		switch (c) {
 		case 's':
 			if (sl_cli_server_parse(optarg, &server) < 0) {
-				fprintf(stderr, "sluice status: --server: expected HOST:PORT, got '%s'\n", optarg);
+				fprintf(stderr,
+				        "sluice status: --server: expected HOST:PORT, got '%s'\n",
+				        optarg);
 				return 2;
 			}
 			have_server = true;
 			break;
 		case 't':
 			if (sl_cli_server_parse(optarg, &http) < 0) {
-				fprintf(stderr, "sluice status: --http: expected HOST:PORT, got '%s'\n", optarg);
+				fprintf(stderr,
+				        "sluice status: --http: expected HOST:PORT, got '%s'\n",
+				        optarg);
 				return 2;
 			}
 			have_http = true;
 			break;
 		case 'h':
-			printf("usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n"
-			       "\n"
-			       "Prints the server's topics and partitions with their first and end\n"
-			       "offsets (end: the next offset to be written; everything below it is\n"
-			       "durable), then, from its HTTP port, per topic the partitions under\n"
-			       "pressure and the events dropped, sampled out or rejected by the\n"
-			       "overload policy, and the projections, sinks and pipelines with their\n"
-			       "lag (a line says so when the HTTP port cannot be read). Consumer\n"
-			       "groups are not served yet. Exits 1 when the native port cannot be read.\n"
-			       "\n"
-			       "  --server H:P   native port (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
-			       "  --http H:P     HTTP port (default " SL_CLI_DEFAULT_HTTP ", or $SLUICE_HTTP)\n");
+			printf(
+			    "usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n"
+			    "\n"
+			    "Prints the server's topics and partitions with their first and end\n"
+			    "offsets (end: the next offset to be written; everything below it is\n"
+			    "durable), then, from its HTTP port, per topic the partitions under\n"
+			    "pressure and the events dropped, sampled out or rejected by the\n"
+			    "overload policy, and the projections, sinks and pipelines with their\n"
+			    "lag (a line says so when the HTTP port cannot be read). Consumer\n"
+			    "groups are not served yet. Exits 1 when the native port cannot be "
+			    "read.\n"
+			    "\n"
+			    "  --server H:P   native port (default " SL_CLI_DEFAULT_SERVER
+			    ", or $SLUICE_SERVER)\n"
+			    "  --http H:P     HTTP port (default " SL_CLI_DEFAULT_HTTP
+			    ", or $SLUICE_HTTP)\n");
 			return 0;
 		default:
-			fprintf(stderr, "usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n");
+			fprintf(stderr,
+			        "usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n");
 			return 2;
 		}
 	}
@@ -184,8 +195,8 @@ int sl_cli_status(int argc, char **argv)
 		fprintf(stderr, "sluice status: SLUICE_SERVER is not HOST:PORT\n");
 		return 2;
 	}
-	struct sl_consumer_opts co = {.host = server.host, .port = server.port,
-				      .client_name = "sluice status"};
+	struct sl_consumer_opts co = {
+	    .host = server.host, .port = server.port, .client_name = "sluice status"};
 	struct sl_consumer *con;
 	struct sl_topic_info *topics;
 	size_t n;
@@ -203,7 +214,8 @@ int sl_cli_status(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		unsigned long long total = 0;
 		for (size_t p = 0; p < topics[i].n_partitions; p++)
-			total += topics[i].partitions[p].end_offset - topics[i].partitions[p].start_offset;
+			total += topics[i].partitions[p].end_offset -
+			         topics[i].partitions[p].start_offset;
 		printf("topic %s: %zu partitions, %llu events stored\n", topics[i].name,
 		       topics[i].n_partitions, total);
 		printf("  %-9s %12s %12s\n", "partition", "start", "end");

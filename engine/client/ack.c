@@ -35,8 +35,7 @@ static inline int sl__rd_varint(const uint8_t **pp, const uint8_t *end, uint64_t
 /* Reads a tag: at most 5 bytes (protobuf-c's limit, as the server's
  * scanner has it: fuzz_ack found a 6-byte one accepted here), a field
  * number of at least 1 that fits in 29 bits. */
-static inline int sl__rd_tag(const uint8_t **pp, const uint8_t *end, uint32_t *field,
-			     uint32_t *wt)
+static inline int sl__rd_tag(const uint8_t **pp, const uint8_t *end, uint32_t *field, uint32_t *wt)
 {
 	const uint8_t *start = *pp;
 	uint64_t t;
@@ -50,7 +49,7 @@ static inline int sl__rd_tag(const uint8_t **pp, const uint8_t *end, uint32_t *f
 
 /* Reads a length prefix and checks the bytes are there. */
 static inline int sl__rd_len(const uint8_t **pp, const uint8_t *end, const uint8_t **start,
-			     size_t *len)
+                             size_t *len)
 {
 	uint64_t n;
 
@@ -90,7 +89,7 @@ static int sl__skip(const uint8_t **pp, const uint8_t *end, uint32_t wt)
 
 /* Reads a singular varint field after checking its wire type. */
 static inline int sl__rd_field_varint(const uint8_t **pp, const uint8_t *end, uint32_t wt,
-				      uint64_t *v)
+                                      uint64_t *v)
 {
 	if (wt != SL__WT_VARINT)
 		return -SL_EPROTO_DECODE;
@@ -103,7 +102,7 @@ static inline int sl__rd_field_varint(const uint8_t **pp, const uint8_t *end, ui
  * tag per element.
  */
 struct sl__rep {
-	const uint8_t *p, *end;   /* rest of the message */
+	const uint8_t *p, *end;     /* rest of the message */
 	const uint8_t *pk, *pk_end; /* rest of the current packed run */
 	uint32_t field;
 };
@@ -273,7 +272,7 @@ static int sl__reject_read(const uint8_t *p, size_t len, struct sl__reject *out)
 
 /* Pass 1 when fn is NULL (validate, find base_sequence), pass 2 otherwise. */
 static int64_t sl__ack_walk(const uint8_t *body, size_t len, uint64_t *base, sl__ack_fn fn,
-			    void *arg)
+                            void *arg)
 {
 	const uint8_t *p = body, *end = body + len, *s;
 	int64_t total = 0;
@@ -317,11 +316,11 @@ static int64_t sl__ack_walk(const uint8_t *body, size_t len, uint64_t *base, sl_
 				else
 					off = pt.base_offset + (uint64_t)k;
 				struct sl__ack_event ev = {
-					.seq = *base + (uint32_t)idx,
-					.partition = pt.partition,
-					.offset = pt.offset_unknown ? SL_CLIENT_OFFSET_UNKNOWN : off,
-					.duplicate = pt.duplicate,
-					.dropped = pt.dropped,
+				    .seq = *base + (uint32_t)idx,
+				    .partition = pt.partition,
+				    .offset = pt.offset_unknown ? SL_CLIENT_OFFSET_UNKNOWN : off,
+				    .duplicate = pt.duplicate,
+				    .dropped = pt.dropped,
 				};
 				fn(arg, &ev);
 			}
@@ -337,12 +336,13 @@ static int64_t sl__ack_walk(const uint8_t *body, size_t len, uint64_t *base, sl_
 			sl__rep_init(&ri, s, n, 1);
 			while (sl__rep_next(&ri, &idx) > 0) {
 				struct sl__ack_event ev = {
-					.seq = *base + (uint32_t)idx,
-					/* A refusal with no code is still a refusal. */
-					.code = rj.code ? rj.code : SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
-					.message = rj.message,
-					.message_len = rj.message_len,
-					.retry_after_ms = rj.retry_after_ms,
+				    .seq = *base + (uint32_t)idx,
+				    /* A refusal with no code is still a refusal. */
+				    .code =
+				        rj.code ? rj.code : SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+				    .message = rj.message,
+				    .message_len = rj.message_len,
+				    .retry_after_ms = rj.retry_after_ms,
 				};
 				fn(arg, &ev);
 			}

@@ -43,7 +43,7 @@ void sl__client_seterr(struct sl_client *c, const char *fmt, ...)
 const char *sl_client_code_name(uint32_t code)
 {
 	const ProtobufCEnumValue *v =
-		protobuf_c_enum_descriptor_get_value(&sluice__v1__error_code__descriptor, (int)code);
+	    protobuf_c_enum_descriptor_get_value(&sluice__v1__error_code__descriptor, (int)code);
 	return v ? v->name : "ERR_?";
 }
 
@@ -123,7 +123,7 @@ static int sl__resolve(struct sl_client *c)
 	c->addr_len = res->ai_addrlen;
 	freeaddrinfo(res);
 	snprintf(c->addr_text, sizeof(c->addr_text), strchr(c->host, ':') ? "[%s]:%u" : "%s:%u",
-		 c->host, c->o.port);
+	         c->host, c->o.port);
 	return 0;
 }
 
@@ -190,7 +190,7 @@ static int64_t sl__topic(struct sl_client *c, const char *topic)
 }
 
 int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	struct sl_client *c = calloc(1, sizeof(*c));
 	int ret;
@@ -262,12 +262,13 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 	c->initial = true;
 	sl__client_connect_start(c);
 	ret = sl__client_run(c, sl_now_ns() + (uint64_t)o->connect_timeout_ms * SL__NS_PER_MS,
-			     sl__client_ready, false);
+	                     sl__client_ready, false);
 	c->initial = false;
 	if (ret < 0) {
 		if (!c->err[0] || ret == -SL_ETIMEOUT)
 			sl__client_seterr(c, "%s: %s", c->addr_text,
-				   ret == -SL_ETIMEOUT ? "handshake timed out" : sl_strerror(ret));
+			                  ret == -SL_ETIMEOUT ? "handshake timed out"
+			                                      : sl_strerror(ret));
 		goto out;
 	}
 	c->err[0] = 0;
@@ -301,17 +302,18 @@ static int sl__reserve(struct sl_client *c, uint32_t t, size_t size)
 				sl__client_write(c);
 			return -EAGAIN;
 		}
-		uint64_t deadline = c->o.block_timeout_ms
-					    ? sl_now_ns() + (uint64_t)c->o.block_timeout_ms *
-								    SL__NS_PER_MS
-					    : UINT64_MAX;
+		uint64_t deadline =
+		    c->o.block_timeout_ms
+		        ? sl_now_ns() + (uint64_t)c->o.block_timeout_ms * SL__NS_PER_MS
+		        : UINT64_MAX;
 		for (;;) {
 			if (c->state == SL__FAILED)
 				return c->fatal;
 			if (sl__room_for(c, field))
 				break;
 			if (deadline != UINT64_MAX && sl_now_ns() >= deadline) {
-				sl__client_seterr(c, "window full for %u ms", c->o.block_timeout_ms);
+				sl__client_seterr(c, "window full for %u ms",
+				                  c->o.block_timeout_ms);
 				return -SL_ETIMEOUT;
 			}
 			sl__client_turn(c, deadline, false);
@@ -354,8 +356,8 @@ static int sl__reserve(struct sl_client *c, uint32_t t, size_t size)
 		/* Header, topic, base sequence and epoch take at most this. */
 		size_t head = SL_FRAME_HDR_LEN + 1 + 5 + c->topic_lens[t] + 11 + 6;
 		if (head + field > c->batch_limit) {
-			sl__client_seterr(c, "event of %zu bytes exceeds the %u-byte frame limit", size,
-				   c->batch_limit);
+			sl__client_seterr(c, "event of %zu bytes exceeds the %u-byte frame limit",
+			                  size, c->batch_limit);
 			return -EMSGSIZE;
 		}
 		size_t want = SL__BUF_START;
@@ -368,7 +370,7 @@ static int sl__reserve(struct sl_client *c, uint32_t t, size_t size)
 			return -ENOMEM;
 		size_t cap = b->cap < c->batch_limit ? b->cap : c->batch_limit;
 		ret = sl_produce_begin(&c->bld, b->p, cap, c->topics[t], c->topic_lens[t],
-				       c->next_seq, c->epoch);
+		                       c->next_seq, c->epoch);
 		if (ret < 0) {
 			sl__client_bbuf_put(c, b);
 			return ret;
@@ -414,7 +416,7 @@ static int sl__enter(struct sl_client *c)
 }
 
 int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_client_event *ev,
-		      uint64_t *seq)
+                      uint64_t *seq)
 {
 	uint8_t id[SL_EVENT_ID_LEN];
 	int ret = sl__enter(c);
@@ -429,15 +431,15 @@ int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_cl
 		return (int)t;
 
 	struct sl_event_view v = {
-		.id = ev->id,
-		.type = ev->type,
-		.type_len = ev->type_len,
-		.aggregate = ev->aggregate,
-		.aggregate_len = ev->aggregate_len,
-		.timestamp_ms = ev->timestamp_ms,
-		.data = ev->data,
-		.data_len = ev->data_len,
-		.schema_version = ev->schema_version,
+	    .id = ev->id,
+	    .type = ev->type,
+	    .type_len = ev->type_len,
+	    .aggregate = ev->aggregate,
+	    .aggregate_len = ev->aggregate_len,
+	    .timestamp_ms = ev->timestamp_ms,
+	    .data = ev->data,
+	    .data_len = ev->data_len,
+	    .schema_version = ev->schema_version,
 	};
 	if (!v.id) {
 		sl_uuid_gen_v4(&c->rng, id);
@@ -454,10 +456,10 @@ int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_cl
 	}
 	for (size_t i = 0; i < ev->n_headers; i++)
 		c->hdr_scratch[i] = (struct sl_event_header){
-			.key = ev->headers[i].key,
-			.key_len = ev->headers[i].key_len,
-			.value = ev->headers[i].value,
-			.value_len = ev->headers[i].value_len,
+		    .key = ev->headers[i].key,
+		    .key_len = ev->headers[i].key_len,
+		    .value = ev->headers[i].value,
+		    .value_len = ev->headers[i].value_len,
 		};
 	size_t size = sl_event_encoded_size(&v, c->hdr_scratch, ev->n_headers);
 	if (size > SL_FRAME_MAX_LIMIT)
@@ -476,8 +478,8 @@ out:
 	return ret;
 }
 
-int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void *event,
-			      size_t len, uint64_t *seq)
+int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void *event, size_t len,
+                              uint64_t *seq)
 {
 	struct sl_event_view v;
 	int ret = sl__enter(c);
@@ -514,8 +516,8 @@ int sl_client_poll(struct sl_client *c, int timeout_ms)
 	if (ret < 0)
 		return ret;
 	uint64_t before = c->answered, now = sl_now_ns();
-	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-					   : now + (uint64_t)timeout_ms * SL__NS_PER_MS;
+	uint64_t deadline =
+	    timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * SL__NS_PER_MS;
 	if (sl__client_linger_due(c, now) && sl__client_seal(c) < 0)
 		return -ENOMEM;
 	/* Always one turn, even with timeout 0: it sends and reads. */
@@ -543,8 +545,8 @@ int sl_client_flush(struct sl_client *c, int timeout_ms)
 	ret = sl__client_seal(c);
 	if (ret < 0)
 		return ret;
-	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
-					   : sl_now_ns() + (uint64_t)timeout_ms * SL__NS_PER_MS;
+	uint64_t deadline =
+	    timeout_ms < 0 ? UINT64_MAX : sl_now_ns() + (uint64_t)timeout_ms * SL__NS_PER_MS;
 	ret = sl__client_run(c, deadline, sl__client_all_answered, true);
 	sl__client_ep_sync(c);
 	return ret;

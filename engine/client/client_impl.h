@@ -15,21 +15,21 @@
 #include <sys/socket.h>
 
 #include "base/varint.h"
-#include "json/json.h"
 #include "proto/proto.h"
 #include "sluice/client.h"
+#include "json/json.h"
 
 /* ---- Ack scanning -------------------------------------------------------- */
 
 /* One event answered by an Ack frame. */
 struct sl__ack_event {
-	uint64_t seq;            /* Ack.base_sequence + index */
+	uint64_t seq; /* Ack.base_sequence + index */
 	uint32_t partition;
 	uint64_t offset;
 	bool duplicate;
-	bool dropped;            /* shed by the topic's overload policy */
-	uint32_t code;           /* 0 for a stored event, the Reject's code otherwise */
-	const char *message;     /* the Reject's text (points into the frame) */
+	bool dropped;        /* shed by the topic's overload policy */
+	uint32_t code;       /* 0 for a stored event, the Reject's code otherwise */
+	const char *message; /* the Reject's text (points into the frame) */
 	size_t message_len;
 	uint32_t retry_after_ms;
 };
@@ -54,7 +54,7 @@ enum sl__state {
 	SL__CONNECTING, /* non-blocking connect in progress */
 	SL__HELLO,      /* Hello sent, waiting for Welcome */
 	SL__READY,
-	SL__FAILED,     /* fatal error: every call returns c->fatal */
+	SL__FAILED, /* fatal error: every call returns c->fatal */
 };
 
 /* A batch's memory: its frame bytes and which of its events are answered.
@@ -68,16 +68,16 @@ struct sl__bbuf {
 struct sl__batch {
 	struct sl__bbuf *b;
 	uint64_t base_seq;
-	uint32_t n;      /* events */
-	uint32_t n_done; /* answered */
-	uint32_t len;    /* frame bytes, once sealed */
-	uint32_t topic;  /* index into sl_client.topics */
+	uint32_t n;        /* events */
+	uint32_t n_done;   /* answered */
+	uint32_t len;      /* frame bytes, once sealed */
+	uint32_t topic;    /* index into sl_client.topics */
 	uint64_t ev_bytes; /* its events' encoded bytes: what it costs in credits */
 };
 
 /* A re-encoded resend in `out`, written only once credits pay for it. */
 struct sl__rsframe {
-	size_t end;      /* offset in `out` just past the frame */
+	size_t end; /* offset in `out` just past the frame */
 	uint32_t n;
 	uint64_t bytes;
 };
@@ -95,8 +95,8 @@ struct sl_client {
 
 	int fd;
 	enum sl__state state;
-	bool initial;   /* inside sl_client_connect: failures are not retried */
-	int fatal;      /* the failed state's error */
+	bool initial; /* inside sl_client_connect: failures are not retried */
+	int fatal;    /* the failed state's error */
 	bool in_cb;
 
 	uint64_t producer_id;
@@ -113,7 +113,7 @@ struct sl_client {
 	size_t out_lim;
 	struct sl__rsframe *rs;
 	uint32_t rs_head, rs_n, rs_cap;
-	uint64_t wait_since;    /* a frame has waited for credits since (ns), 0 = not */
+	uint64_t wait_since; /* a frame has waited for credits since (ns), 0 = not */
 	uint32_t max_frame;
 	uint64_t win_events; /* min(credits, max_inflight) */
 	uint64_t win_bytes;
@@ -160,7 +160,7 @@ struct sl_client {
 	size_t hdr_cap;
 
 	int epfd;
-	int ep_fd;        /* the socket registered in epfd, -1 none */
+	int ep_fd; /* the socket registered in epfd, -1 none */
 	uint32_t ep_mask;
 
 	struct sl_uuid_rng rng;
@@ -171,13 +171,13 @@ struct sl_client {
 
 /* ---- shared by client.c, window.c and conn.c ------------------------------ */
 
-#define SL__DEF_BATCH_EVENTS 256
-#define SL__MAX_BATCH_EVENTS 65536
-#define SL__DEF_BATCH_BYTES (1u << 20)
-#define SL__DEF_INFLIGHT 8192
+#define SL__DEF_BATCH_EVENTS   256
+#define SL__MAX_BATCH_EVENTS   65536
+#define SL__DEF_BATCH_BYTES    (1u << 20)
+#define SL__DEF_INFLIGHT       8192
 #define SL__DEF_INFLIGHT_BYTES (64ull << 20)
-#define SL__DEF_CONNECT_MS 5000
-#define SL__DEF_ACK_MS 30000
+#define SL__DEF_CONNECT_MS     5000
+#define SL__DEF_ACK_MS         30000
 #define SL__DEF_BACKOFF_MIN_MS 50
 #define SL__DEF_BACKOFF_MAX_MS 2000
 /* Before Welcome says otherwise: the protocol's documented default. */
@@ -195,8 +195,8 @@ struct sl_client {
 /* Buffers larger than this are not kept once empty (a resend burst or one
  * huge frame should not pin its memory). */
 #define SL__KEEP_BYTES (1u << 20)
-#define SL__IOV_MAX 64
-#define SL__READ_BUF (64u << 10)
+#define SL__IOV_MAX    64
+#define SL__READ_BUF   (64u << 10)
 
 #define SL__NS_PER_MS 1000000ull
 
@@ -289,7 +289,7 @@ bool sl__client_linger_due(const struct sl_client *c, uint64_t now);
 uint64_t sl__client_next_timer(const struct sl_client *c, bool linger);
 void sl__client_turn(struct sl_client *c, uint64_t until, bool seal_linger);
 int sl__client_run(struct sl_client *c, uint64_t deadline, bool (*done)(const struct sl_client *),
-		   bool seal_linger);
+                   bool seal_linger);
 bool sl__client_ready(const struct sl_client *c);
 bool sl__client_all_answered(const struct sl_client *c);
 

@@ -33,7 +33,7 @@ struct sl_consumer {
 };
 
 static int sl__fail(struct sl_consumer *c, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int sl__fail(struct sl_consumer *c, int ret, const char *fmt, ...)
 {
 	va_list ap;
@@ -99,7 +99,7 @@ static int sl__recv(struct sl_consumer *c, uint8_t *p, size_t len, uint64_t dead
 }
 
 static int sl__send_msg(struct sl_consumer *c, uint8_t type, const ProtobufCMessage *m,
-			uint64_t deadline_ns)
+                        uint64_t deadline_ns)
 {
 	uint8_t small[1024];
 	size_t need = sl_frame_msg_size(m);
@@ -142,7 +142,8 @@ static int sl__read_frame(struct sl_consumer *c, uint64_t deadline_ns, struct sl
 	if (f->type == SLUICE__V1__FRAME_TYPE__FRAME_ERROR) {
 		ProtobufCMessage *m = NULL;
 		if (sl_frame_decode_msg(f, &m) < 0)
-			return sl__fail(c, -SL_EPROTO_DECODE, "the server sent an unreadable Error");
+			return sl__fail(c, -SL_EPROTO_DECODE,
+			                "the server sent an unreadable Error");
 		Sluice__V1__Error *e = (Sluice__V1__Error *)m;
 		sl__fail(c, -ECONNRESET, "server: %s", e->message);
 		sl_frame_msg_free(m);
@@ -157,7 +158,7 @@ static uint64_t sl__deadline(const struct sl_consumer *c, uint32_t extra_ms)
 }
 
 int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer **out, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	struct sl_consumer *c = calloc(1, sizeof(*c));
 	struct sl_addr addr;
@@ -169,7 +170,7 @@ int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer 
 	c->fd = -1;
 	c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : 10000;
 	snprintf(hp, sizeof(hp), strchr(opts->host, ':') ? "[%s]:%u" : "%s:%u", opts->host,
-		 opts->port);
+	         opts->port);
 	ret = sl_net_parse_addr(hp, &addr);
 	if (ret < 0) {
 		sl__fail(c, ret, "bad server address %s", hp);
@@ -194,7 +195,7 @@ int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer 
 		goto fail;
 	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_WELCOME) {
 		ret = sl__fail(c, -SL_EPROTO_STATE, "expected Welcome from %s, got %s", hp,
-			       sl_frame_type_name(f.type));
+		               sl_frame_type_name(f.type));
 		goto fail;
 	}
 	*out = c;
@@ -240,29 +241,29 @@ static int sl__metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Me
 	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_METADATA_RESULT ||
 	    sl_frame_decode_msg(&f, &m) < 0)
 		return sl__fail(c, -SL_EPROTO_DECODE, "expected Metadata, got %s",
-				sl_frame_type_name(f.type));
+		                sl_frame_type_name(f.type));
 	*md = (Sluice__V1__Metadata *)m;
 	return 0;
 }
 
 static int sl__copy_partitions(struct sl_consumer *c, const Sluice__V1__TopicInfo *t,
-			       struct sl_partition_info **out, size_t *n)
+                               struct sl_partition_info **out, size_t *n)
 {
 	*out = calloc(t->n_partitions ? t->n_partitions : 1, sizeof(**out));
 	if (!*out)
 		return sl__fail(c, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < t->n_partitions; i++)
 		(*out)[i] = (struct sl_partition_info){
-			.partition = t->partitions[i]->partition,
-			.start_offset = t->partitions[i]->start_offset,
-			.end_offset = t->partitions[i]->end_offset,
+		    .partition = t->partitions[i]->partition,
+		    .start_offset = t->partitions[i]->start_offset,
+		    .end_offset = t->partitions[i]->end_offset,
 		};
 	*n = t->n_partitions;
 	return 0;
 }
 
 int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_partition_info **out,
-			   size_t *n)
+                           size_t *n)
 {
 	Sluice__V1__Metadata *md;
 	int ret;
@@ -303,7 +304,7 @@ int sl_consumer_topics(struct sl_consumer *c, struct sl_topic_info **out, size_t
 			goto out;
 		}
 		ret = sl__copy_partitions(c, md->topics[i], &(*out)[i].partitions,
-					  &(*out)[i].n_partitions);
+		                          &(*out)[i].n_partitions);
 		if (ret < 0)
 			goto out;
 	}
@@ -326,9 +327,9 @@ void sl_consumer_topics_free(struct sl_topic_info *topics, size_t n)
 	free(topics);
 }
 
-int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition,
-		      uint64_t offset, uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms,
-		      sl_consumer_fn fn, void *arg, uint64_t *next, uint64_t *end)
+int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition, uint64_t offset,
+                      uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms, sl_consumer_fn fn,
+                      void *arg, uint64_t *next, uint64_t *end)
 {
 	uint64_t deadline = sl__deadline(c, wait_ms);
 	Sluice__V1__Fetch q = SLUICE__V1__FETCH__INIT;
@@ -353,17 +354,18 @@ int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partiti
 		return ret;
 	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT)
 		return sl__fail(c, -SL_EPROTO_STATE, "expected FetchResult, got %s",
-				sl_frame_type_name(f.type));
+		                sl_frame_type_name(f.type));
 	if (sl_fetch_result_scan(f.body, f.body_len, &fr, &perr) < 0)
 		return sl__fail(c, -SL_EPROTO_DECODE, "bad FetchResult: %s", perr.reason);
 	if (fr.request_id != q.request_id)
 		return sl__fail(c, -SL_EPROTO_STATE, "answer to request %llu, expected %llu",
-				(unsigned long long)fr.request_id, (unsigned long long)q.request_id);
+		                (unsigned long long)fr.request_id,
+		                (unsigned long long)q.request_id);
 	*end = fr.end_offset;
 	if (fr.error) {
 		ret = fr.error == SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC ? -SL_ENOTOPIC
-		      : fr.error == SLUICE__V1__ERROR_CODE__ERR_STORAGE    ? -SL_ECORRUPT
-									   : -SL_EPROTO_STATE;
+		      : fr.error == SLUICE__V1__ERROR_CODE__ERR_STORAGE     ? -SL_ECORRUPT
+		                                                            : -SL_EPROTO_STATE;
 		return sl__fail(c, ret, "server: %.*s", (int)fr.message_len, fr.message);
 	}
 	struct sl_event_iter it;
@@ -377,8 +379,11 @@ int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partiti
 		if (sl_fetch_result_times_next(&tt, &t) < 0)
 			t = 0;
 		struct sl_fetched e = {
-			.partition = partition, .offset = fr.base_offset + (uint64_t)visited,
-			.append_time_ms = t, .event = ev.raw, .len = ev.raw_len,
+		    .partition = partition,
+		    .offset = fr.base_offset + (uint64_t)visited,
+		    .append_time_ms = t,
+		    .event = ev.raw,
+		    .len = ev.raw_len,
 		};
 		visited++;
 		*next = e.offset + 1;

@@ -124,8 +124,8 @@ static const struct sl__key sl__limits_keys[] = {
      * inside the wire's 32-bit prefix with room. */
     {"max_frame_bytes", SL__T_SIZE, SL__FIELD(L, max_frame_bytes), .lo = 64, .hi = 1ull << 30,
      .doc = "largest frame a client may send"},
-    {"memory_budget", SL__T_SIZE, SL__FIELD(L, memory_budget), .lo = 1ull << 20,
-     .hi = UINT64_MAX, .doc = "memory for events in flight; 3/8 of it is the credit pool"},
+    {"memory_budget", SL__T_SIZE, SL__FIELD(L, memory_budget), .lo = 1ull << 20, .hi = UINT64_MAX,
+     .doc = "memory for events in flight; 3/8 of it is the credit pool"},
     {"handshake_timeout", SL__T_DURATION, SL__FIELD(L, handshake_timeout_ns), .lo = 1000000,
      .doc = "from connect to a completed handshake"},
     {"idle_timeout", SL__T_DURATION, SL__FIELD(L, idle_timeout_ns), .lo = 0,
@@ -217,8 +217,9 @@ static int sl__apply(struct sl__ld *ld, const struct sl_config_node *root, struc
 	if (!root || root->kind == SL_CONFIG_NODE_NULL)
 		return 0;
 	if (root->kind != SL_CONFIG_NODE_MAP)
-		return sl__cfg_fail(ld, root->line, "", "expected a map of configuration keys, got %s",
-		                sl__cfg_kind_name(root));
+		return sl__cfg_fail(ld, root->line, "",
+		                    "expected a map of configuration keys, got %s",
+		                    sl__cfg_kind_name(root));
 	ld->cfg = cfg;
 	return sl__cfg_section_parse(ld, &sl__root_section, root, "", cfg);
 }
@@ -387,4 +388,3 @@ int sl_config_resolve_plugin_path(struct sl_config *cfg, const char *exe_path)
 	cfg->n_plugin_path = 1;
 	return 0;
 }
-

@@ -35,22 +35,22 @@ const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_deca
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: sluiced [--config FILE] [--data-dir DIR] [--cores N]\n"
-		"       sluiced --check-config FILE\n"
-		"\n"
-		"Serves sluice's native protocol. Without --config it serves the embedded\n"
-		"default: topic 'events' (8 partitions), native port 127.0.0.1:7400,\n"
-		"HTTP port 127.0.0.1:7480, data in ./sluice-data.\n"
-		"\n"
-		"  --config FILE        YAML configuration (see ops/sluice.yaml)\n"
-		"  --data-dir DIR       overrides data_dir of the configuration\n"
-		"  --cores N            overrides cores: reactor threads, one pinned per core\n"
-		"  --check-config FILE  validate FILE, print the effective configuration or\n"
-		"                       what is wrong, exit 0 when valid\n"
-		"  --print-default      print the embedded default configuration\n"
-		"  --help               this text\n"
-		"\n"
-		"SIGTERM/SIGINT drain: stop accepting, answer what was received, exit 0.\n");
+	        "usage: sluiced [--config FILE] [--data-dir DIR] [--cores N]\n"
+	        "       sluiced --check-config FILE\n"
+	        "\n"
+	        "Serves sluice's native protocol. Without --config it serves the embedded\n"
+	        "default: topic 'events' (8 partitions), native port 127.0.0.1:7400,\n"
+	        "HTTP port 127.0.0.1:7480, data in ./sluice-data.\n"
+	        "\n"
+	        "  --config FILE        YAML configuration (see ops/sluice.yaml)\n"
+	        "  --data-dir DIR       overrides data_dir of the configuration\n"
+	        "  --cores N            overrides cores: reactor threads, one pinned per core\n"
+	        "  --check-config FILE  validate FILE, print the effective configuration or\n"
+	        "                       what is wrong, exit 0 when valid\n"
+	        "  --print-default      print the embedded default configuration\n"
+	        "  --help               this text\n"
+	        "\n"
+	        "SIGTERM/SIGINT drain: stop accepting, answer what was received, exit 0.\n");
 }
 
 static int check_config(const char *path)
@@ -87,13 +87,13 @@ static enum sl_part_kind part_kind(enum sl_config_partitioner p)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"data-dir", required_argument, NULL, 'd'},
-		{"cores", required_argument, NULL, 'n'},
-		{"check-config", required_argument, NULL, 'k'},
-		{"print-default", no_argument, NULL, 'p'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"cores", required_argument, NULL, 'n'},
+	    {"check-config", required_argument, NULL, 'k'},
+	    {"print-default", no_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL, *data_dir = NULL;
 	long cores = -1;
@@ -113,8 +113,9 @@ int main(int argc, char **argv)
 			char *end;
 			cores = strtol(optarg, &end, 10);
 			if (*end || cores < 0 || cores > 256) {
-				fprintf(stderr, "sluiced: --cores: expected 0..256 (0 = all), got '%s'\n",
-					optarg);
+				fprintf(stderr,
+				        "sluiced: --cores: expected 0..256 (0 = all), got '%s'\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -165,17 +166,22 @@ int main(int argc, char **argv)
 		specs[i].partitioner = part_kind(cfg.topics[i].partitioner);
 		specs[i].segment_bytes = cfg.topics[i].segment_bytes;
 		specs[i].interval_ns = cfg.topics[i].durability_interval_ns;
-		specs[i].durability = cfg.topics[i].durability == SL_CONFIG_DUR_INTERVAL ? SL_LOG_INTERVAL
-				      : cfg.topics[i].durability == SL_CONFIG_DUR_NONE   ? SL_LOG_NONE
-											 : SL_LOG_FSYNC;
-		specs[i].overload = cfg.topics[i].overload == SL_CONFIG_OVERLOAD_DROP	  ? SL_OVERLOAD_DROP
-				    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_SAMPLE ? SL_OVERLOAD_SAMPLE
-				    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_REJECT ? SL_OVERLOAD_REJECT
-											  : SL_OVERLOAD_BLOCK;
+		specs[i].durability =
+		    cfg.topics[i].durability == SL_CONFIG_DUR_INTERVAL ? SL_LOG_INTERVAL
+		    : cfg.topics[i].durability == SL_CONFIG_DUR_NONE   ? SL_LOG_NONE
+		                                                       : SL_LOG_FSYNC;
+		specs[i].overload =
+		    cfg.topics[i].overload == SL_CONFIG_OVERLOAD_DROP     ? SL_OVERLOAD_DROP
+		    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_SAMPLE ? SL_OVERLOAD_SAMPLE
+		    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_REJECT ? SL_OVERLOAD_REJECT
+		                                                          : SL_OVERLOAD_BLOCK;
 		specs[i].sample_rate = cfg.topics[i].sample_rate;
 		if (specs[i].partitioner != SL_PART_HASH) {
-			fprintf(stderr, "sluiced: topic '%s': partitioner '%s' is not available yet (only 'hash')\n",
-				cfg.topics[i].name, sl_config_partitioner_name(cfg.topics[i].partitioner));
+			fprintf(stderr,
+			        "sluiced: topic '%s': partitioner '%s' is not available yet (only "
+			        "'hash')\n",
+			        cfg.topics[i].name,
+			        sl_config_partitioner_name(cfg.topics[i].partitioner));
 			return 1;
 		}
 	}
@@ -183,41 +189,41 @@ int main(int argc, char **argv)
 	char listen[300];
 	const char *h = cfg.listen.native.host;
 	snprintf(listen, sizeof(listen), strchr(h, ':') ? "[%s]:%u" : "%s:%u", h,
-		 cfg.listen.native.port);
+	         cfg.listen.native.port);
 	ret = sl_config_resolve_plugin_path(&cfg, NULL);
 	if (ret < 0) {
 		fprintf(stderr, "sluiced: cannot find the plugins folder: %s\n", sl_strerror(ret));
 		return 1;
 	}
 	struct sl_server_proj_spec *pspecs =
-		calloc(cfg.n_projections ? cfg.n_projections : 1, sizeof(*pspecs));
+	    calloc(cfg.n_projections ? cfg.n_projections : 1, sizeof(*pspecs));
 	if (!pspecs)
 		return 1;
 	for (size_t i = 0; i < cfg.n_projections; i++)
 		pspecs[i] = (struct sl_server_proj_spec){
-			.name = cfg.projections[i].name,
-			.plugin = cfg.projections[i].plugin,
-			.topic = (uint32_t)cfg.projections[i].from_topic,
-			.args = cfg.projections[i].args,
+		    .name = cfg.projections[i].name,
+		    .plugin = cfg.projections[i].plugin,
+		    .topic = (uint32_t)cfg.projections[i].from_topic,
+		    .args = cfg.projections[i].args,
 		};
 	struct sl_server_sink_spec *sspecs = calloc(cfg.n_sinks ? cfg.n_sinks : 1, sizeof(*sspecs));
 	if (!sspecs)
 		return 1;
 	for (size_t i = 0; i < cfg.n_sinks; i++)
 		sspecs[i] = (struct sl_server_sink_spec){
-			.name = cfg.sinks[i].name,
-			.plugin = cfg.sinks[i].plugin,
-			.topic = (uint32_t)cfg.sinks[i].from_topic,
-			.args = cfg.sinks[i].args,
-			.circuit_failures = cfg.sinks[i].circuit_failures,
-			.circuit_cooldown_ns = cfg.sinks[i].circuit_cooldown_ns,
+		    .name = cfg.sinks[i].name,
+		    .plugin = cfg.sinks[i].plugin,
+		    .topic = (uint32_t)cfg.sinks[i].from_topic,
+		    .args = cfg.sinks[i].args,
+		    .circuit_failures = cfg.sinks[i].circuit_failures,
+		    .circuit_cooldown_ns = cfg.sinks[i].circuit_cooldown_ns,
 		};
 	/* Pipelines: one spec each, their transforms in one array. */
 	size_t n_tr = 0;
 	for (size_t i = 0; i < cfg.n_pipelines; i++)
 		n_tr += cfg.pipelines[i].n_transforms;
 	struct sl_server_pipeline_spec *plspecs =
-		calloc(cfg.n_pipelines ? cfg.n_pipelines : 1, sizeof(*plspecs));
+	    calloc(cfg.n_pipelines ? cfg.n_pipelines : 1, sizeof(*plspecs));
 	struct sl_server_transform_spec *trspecs = calloc(n_tr ? n_tr : 1, sizeof(*trspecs));
 	if (!plspecs || !trspecs)
 		return 1;
@@ -225,40 +231,40 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < cfg.n_pipelines; i++) {
 		const struct sl_config_pipeline *pl = &cfg.pipelines[i];
 		plspecs[i] = (struct sl_server_pipeline_spec){
-			.name = pl->name,
-			.from = (uint32_t)pl->from_topic,
-			.to = (uint32_t)pl->to_topic,
-			.transforms = trspecs + n_tr,
-			.n_transforms = (uint32_t)pl->n_transforms,
+		    .name = pl->name,
+		    .from = (uint32_t)pl->from_topic,
+		    .to = (uint32_t)pl->to_topic,
+		    .transforms = trspecs + n_tr,
+		    .n_transforms = (uint32_t)pl->n_transforms,
 		};
 		for (size_t k = 0; k < pl->n_transforms; k++)
 			trspecs[n_tr++] = (struct sl_server_transform_spec){
-				.plugin = pl->transforms[k].plugin,
-				.args = pl->transforms[k].args,
+			    .plugin = pl->transforms[k].plugin,
+			    .args = pl->transforms[k].args,
 			};
 	}
 	struct sl_server_opts so = {
-		.listen_native = listen,
-		.data_dir = cfg.data_dir,
-		.n_reactors = cfg.cores,
-		.max_connections = cfg.limits.max_connections,
-		.max_frame_bytes = (uint32_t)cfg.limits.max_frame_bytes,
-		.handshake_timeout_ms = (uint32_t)(cfg.limits.handshake_timeout_ns / 1000000u),
-		.idle_timeout_ms = (uint32_t)(cfg.limits.idle_timeout_ns / 1000000u),
-		.drain_timeout_ms = 10000,
-		.topics = specs,
-		.n_topics = (uint32_t)cfg.n_topics,
-		.pin = true,
-		.projections = pspecs,
-		.n_projections = (uint32_t)cfg.n_projections,
-		.sinks = sspecs,
-		.n_sinks = (uint32_t)cfg.n_sinks,
-		.pipelines = plspecs,
-		.n_pipelines = (uint32_t)cfg.n_pipelines,
-		.plugin_path = (const char *const *)cfg.plugin_path,
-		.n_plugin_path = cfg.n_plugin_path,
-		.memory_budget = cfg.limits.memory_budget,
-		.max_lag_events = cfg.limits.max_follower_lag,
+	    .listen_native = listen,
+	    .data_dir = cfg.data_dir,
+	    .n_reactors = cfg.cores,
+	    .max_connections = cfg.limits.max_connections,
+	    .max_frame_bytes = (uint32_t)cfg.limits.max_frame_bytes,
+	    .handshake_timeout_ms = (uint32_t)(cfg.limits.handshake_timeout_ns / 1000000u),
+	    .idle_timeout_ms = (uint32_t)(cfg.limits.idle_timeout_ns / 1000000u),
+	    .drain_timeout_ms = 10000,
+	    .topics = specs,
+	    .n_topics = (uint32_t)cfg.n_topics,
+	    .pin = true,
+	    .projections = pspecs,
+	    .n_projections = (uint32_t)cfg.n_projections,
+	    .sinks = sspecs,
+	    .n_sinks = (uint32_t)cfg.n_sinks,
+	    .pipelines = plspecs,
+	    .n_pipelines = (uint32_t)cfg.n_pipelines,
+	    .plugin_path = (const char *const *)cfg.plugin_path,
+	    .n_plugin_path = cfg.n_plugin_path,
+	    .memory_budget = cfg.limits.memory_budget,
+	    .max_lag_events = cfg.limits.max_follower_lag,
 	};
 	if (so.idle_timeout_ms == 0)
 		so.idle_timeout_ms = UINT32_MAX;
@@ -286,7 +292,7 @@ int main(int argc, char **argv)
 	char hlisten[300];
 	const char *hh = cfg.listen.http.host;
 	snprintf(hlisten, sizeof(hlisten), strchr(hh, ':') ? "[%s]:%u" : "%s:%u", hh,
-		 cfg.listen.http.port);
+	         cfg.listen.http.port);
 	struct sl_http_backend hb;
 	struct sl_http *http = NULL;
 	sl_server_http_backend(srv, &hb);
@@ -306,10 +312,12 @@ int main(int argc, char **argv)
 		printf("sluiced: topic %s: %u partitions\n", t->name, t->partitions);
 		/* Accepted keys of features not built: said, never silently
 		 * taken as working. */
-		if (t->retention_bytes || t->retention_age_ns || t->cleanup == SL_CONFIG_CLEANUP_COMPACT)
-			fprintf(stderr, "sluiced: note: topic %s: retention and cleanup are not "
-					"enforced yet (nothing is deleted or compacted)\n",
-				t->name);
+		if (t->retention_bytes || t->retention_age_ns ||
+		    t->cleanup == SL_CONFIG_CLEANUP_COMPACT)
+			fprintf(stderr,
+			        "sluiced: note: topic %s: retention and cleanup are not "
+			        "enforced yet (nothing is deleted or compacted)\n",
+			        t->name);
 	}
 	for (uint32_t i = 0; i < srv->n_projs; i++)
 		printf("sluiced: projection %s: plugin %s (%s), topic %s\n", srv->projs[i].name,
@@ -326,7 +334,7 @@ int main(int argc, char **argv)
 		printf("sluiced: sink %s: plugin %s, topic %s, circuit after %u failures\n",
 		       cfg.sinks[i].name, cfg.sinks[i].plugin, cfg.sinks[i].from,
 		       cfg.sinks[i].circuit_failures ? cfg.sinks[i].circuit_failures
-						     : SL_SINK_CIRCUIT_FAILURES);
+		                                     : SL_SINK_CIRCUIT_FAILURES);
 	printf("sluiced: ready\n");
 	fflush(stdout);
 
@@ -347,7 +355,7 @@ int main(int argc, char **argv)
 		acked += st.acks_out;
 	}
 	fprintf(stderr, "sluiced: stopped: %llu events received, %llu acked\n",
-		(unsigned long long)in, (unsigned long long)acked);
+	        (unsigned long long)in, (unsigned long long)acked);
 	sl_server_destroy(srv);
 	free(specs);
 	free(pspecs);

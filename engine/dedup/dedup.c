@@ -23,9 +23,9 @@ struct sl__dedup_prod {
 	uint64_t kept; /* every record with seq >= kept is in the FIFO */
 	struct sl__dedup_ent *fifo;
 	uint32_t epoch;
-	uint32_t head; /* index of the oldest entry */
-	uint32_t n;    /* entries; >= 1 for every producer in the table */
-	uint32_t mask; /* FIFO capacity - 1 */
+	uint32_t head;    /* index of the oldest entry */
+	uint32_t n;       /* entries; >= 1 for every producer in the table */
+	uint32_t mask;    /* FIFO capacity - 1 */
 	uint32_t touched; /* t->clock at its last record */
 };
 
@@ -33,26 +33,26 @@ struct sl_dedup {
 	uint32_t window;
 	uint32_t max_producers;
 	uint32_t count;
-	uint32_t shift; /* 64 - log2(cap) for the multiplicative hash */
-	uint64_t cap;   /* buckets, a power of two; count <= cap / 2 keeps probes short */
+	uint32_t shift;     /* 64 - log2(cap) for the multiplicative hash */
+	uint64_t cap;       /* buckets, a power of two; count <= cap / 2 keeps probes short */
 	uint64_t cache_id;  /* one-entry lookup cache: check() then record() of */
 	uint64_t cache_pos; /* the same producer probe once */
 	uint64_t entries;   /* sum of n, for the checkpoint bound */
 	size_t fifo_bytes;
-	uint32_t clock;     /* sl_dedup_tick() calls */
+	uint32_t clock; /* sl_dedup_tick() calls */
 	struct sl__dedup_prod *tab;
 };
 
 #define SL__FIFO_FIRST 8u
-#define SL__TAB_FIRST 16u
+#define SL__TAB_FIRST  16u
 
 static uint64_t sl__hash(uint32_t shift, uint64_t id)
 {
 	return (id * UINT64_C(0x9e3779b97f4a7c15)) >> shift;
 }
 
-static uint64_t sl__find_pos(struct sl__dedup_prod *tab, uint64_t cap, uint32_t shift,
-			     uint64_t id, bool *found)
+static uint64_t sl__find_pos(struct sl__dedup_prod *tab, uint64_t cap, uint32_t shift, uint64_t id,
+                             bool *found)
 {
 	uint64_t mask = cap - 1, i = sl__hash(shift, id);
 
@@ -224,7 +224,7 @@ static int sl__tab_grow(struct sl_dedup *t)
 
 /* A new producer with one entry: created whole or not at all. */
 static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-			   uint64_t offset, uint32_t fifo_cap, struct sl__dedup_prod **out)
+                           uint64_t offset, uint32_t fifo_cap, struct sl__dedup_prod **out)
 {
 	struct sl__dedup_ent *f;
 	struct sl__dedup_prod *p;
@@ -309,8 +309,7 @@ void sl_dedup_destroy(struct sl_dedup *t)
 	free(t);
 }
 
-int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		   uint64_t *offset)
+int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq, uint64_t *offset)
 {
 	const struct sl__dedup_prod *p;
 	int64_t i;
@@ -352,8 +351,7 @@ static int sl__replay(const struct sl__dedup_prod *p, uint64_t seq, uint64_t off
 	return -EINVAL;
 }
 
-int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		    uint64_t offset)
+int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq, uint64_t offset)
 {
 	struct sl__dedup_prod *p;
 	uint64_t kept;
@@ -453,7 +451,7 @@ uint32_t sl_dedup_count(const struct sl_dedup *t)
 }
 
 void sl_dedup_foreach(const struct sl_dedup *t,
-		      void (*fn)(void *arg, uint64_t id, uint32_t epoch, uint64_t last), void *arg)
+                      void (*fn)(void *arg, uint64_t id, uint32_t epoch, uint64_t last), void *arg)
 {
 	for (uint64_t i = 0; i < t->cap; i++)
 		if (t->tab[i].id)
@@ -481,7 +479,7 @@ static int sl__cmp_prod(const void *a, const void *b)
 }
 
 int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf, size_t cap,
-			      size_t *len)
+                              size_t *len)
 {
 	const struct sl__dedup_prod **ps = NULL;
 	uint8_t *b = buf;
@@ -547,7 +545,7 @@ out:
 }
 
 static int sl__bad(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int sl__bad(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -571,13 +569,13 @@ static uint32_t sl__pow2_at_least(uint32_t v, uint32_t min)
 
 /* One producer's record from b + at (its header already bounds-checked). */
 static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint64_t *at_io,
-			 uint64_t upto, uint32_t window, uint64_t prev_id, uint64_t *id_out,
-			 char *err, size_t errlen)
+                         uint64_t upto, uint32_t window, uint64_t prev_id, uint64_t *id_out,
+                         char *err, size_t errlen)
 {
 	uint64_t at = *at_io, id = sl_get_le64(b + at + SL_CKPT_P_ID),
-		 kept = sl_get_le64(b + at + SL_CKPT_P_KEPT);
-	uint32_t epoch = sl_get_le32(b + at + SL_CKPT_P_EPOCH), n = sl_get_le32(b + at + SL_CKPT_P_N),
-		 skip, fifo_cap;
+	         kept = sl_get_le64(b + at + SL_CKPT_P_KEPT);
+	uint32_t epoch = sl_get_le32(b + at + SL_CKPT_P_EPOCH),
+	         n = sl_get_le32(b + at + SL_CKPT_P_N), skip, fifo_cap;
 	uint64_t prev_seq = 0, prev_off = 0, last, first = at + SL_CKPT_PROD;
 	struct sl__dedup_prod *p;
 	int ret;
@@ -588,50 +586,51 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 	/* Ascending as written; also rules out an id given twice. */
 	if (id <= prev_id)
 		return sl__bad(err, errlen,
-			       "dedup checkpoint: producer ids not ascending (%llu after %llu)",
-			       (unsigned long long)id, (unsigned long long)prev_id);
+		               "dedup checkpoint: producer ids not ascending (%llu after %llu)",
+		               (unsigned long long)id, (unsigned long long)prev_id);
 	if (!n)
 		return sl__bad(err, errlen, "dedup checkpoint: producer %llu has no entries",
-			       (unsigned long long)id);
+		               (unsigned long long)id);
 	/* A FIFO never holds more than its window. */
 	if (n > window)
 		return sl__bad(err, errlen,
-			       "dedup checkpoint: producer %llu has %u entries, window is %u",
-			       (unsigned long long)id, n, window);
+		               "dedup checkpoint: producer %llu has %u entries, window is %u",
+		               (unsigned long long)id, n, window);
 	if (n > (end - first) / SL_CKPT_ENTRY)
 		return sl__bad(err, errlen,
-			       "dedup checkpoint: producer %llu: %u entries overrun its length",
-			       (unsigned long long)id, n);
+		               "dedup checkpoint: producer %llu: %u entries overrun its length",
+		               (unsigned long long)id, n);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t seq = sl_get_le64(b + first + (uint64_t)i * SL_CKPT_ENTRY + SL_CKPT_E_SEQ);
-		uint64_t off = sl_get_le64(b + first + (uint64_t)i * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET);
+		uint64_t off =
+		    sl_get_le64(b + first + (uint64_t)i * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET);
 		if (seq >= SL_DEDUP_SEQ_LIMIT)
 			return sl__bad(err, errlen,
-				       "dedup checkpoint: producer %llu: sequence %llu >= 2^63",
-				       (unsigned long long)id, (unsigned long long)seq);
+			               "dedup checkpoint: producer %llu: sequence %llu >= 2^63",
+			               (unsigned long long)id, (unsigned long long)seq);
 		if (i && (seq <= prev_seq || off <= prev_off))
 			return sl__bad(err, errlen,
-				       "dedup checkpoint: producer %llu: entry %u (sequence %llu, "
-				       "offset %llu) does not increase on (%llu, %llu)",
-				       (unsigned long long)id, i, (unsigned long long)seq,
-				       (unsigned long long)off, (unsigned long long)prev_seq,
-				       (unsigned long long)prev_off);
+			               "dedup checkpoint: producer %llu: entry %u (sequence %llu, "
+			               "offset %llu) does not increase on (%llu, %llu)",
+			               (unsigned long long)id, i, (unsigned long long)seq,
+			               (unsigned long long)off, (unsigned long long)prev_seq,
+			               (unsigned long long)prev_off);
 		if (off >= upto)
 			return sl__bad(err, errlen,
-				       "dedup checkpoint: producer %llu: offset %llu is not below "
-				       "the mark %llu",
-				       (unsigned long long)id, (unsigned long long)off,
-				       (unsigned long long)upto);
+			               "dedup checkpoint: producer %llu: offset %llu is not below "
+			               "the mark %llu",
+			               (unsigned long long)id, (unsigned long long)off,
+			               (unsigned long long)upto);
 		prev_seq = seq;
 		prev_off = off;
 	}
 	last = prev_seq;
 	if (kept > sl_get_le64(b + first))
 		return sl__bad(err, errlen,
-			       "dedup checkpoint: producer %llu: kept %llu above its oldest entry "
-			       "%llu",
-			       (unsigned long long)id, (unsigned long long)kept,
-			       (unsigned long long)sl_get_le64(b + first));
+		               "dedup checkpoint: producer %llu: kept %llu above its oldest entry "
+		               "%llu",
+		               (unsigned long long)id, (unsigned long long)kept,
+		               (unsigned long long)sl_get_le64(b + first));
 	/* Another window: cut to this table's. A smaller stored window keeps
 	 * its larger `kept`: the entries below it are not there. */
 	if (sl__kept_floor(t, last) > kept)
@@ -640,20 +639,19 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 	     sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_SEQ) < kept; skip++)
 		;
 	fifo_cap = sl__pow2_at_least(n - skip, sl__first_fifo_cap(t));
-	ret = sl__create_prod(t, id, epoch,
-			      sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_SEQ),
-			      sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET),
-			      fifo_cap,
-			      &p);
+	ret = sl__create_prod(
+	    t, id, epoch, sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_SEQ),
+	    sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET), fifo_cap,
+	    &p);
 	if (ret == -ENOSPC && err && errlen)
 		snprintf(err, errlen, "dedup checkpoint: more producers than the table's %u",
-			 t->max_producers);
+		         t->max_producers);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = skip + 1; i < n; i++) {
 		const uint8_t *e = b + first + (uint64_t)i * SL_CKPT_ENTRY;
 		p->fifo[p->n++] = (struct sl__dedup_ent){sl_get_le64(e + SL_CKPT_E_SEQ),
-							 sl_get_le64(e + SL_CKPT_E_OFFSET)};
+		                                         sl_get_le64(e + SL_CKPT_E_OFFSET)};
 		t->entries++;
 	}
 	p->last = last;
@@ -663,7 +661,7 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 }
 
 int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, uint64_t *upto,
-			     char *err, size_t errlen)
+                             char *err, size_t errlen)
 {
 	const uint8_t *b = buf;
 	uint32_t version, window;
@@ -676,25 +674,25 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		return -EBUSY;
 	if (len < SL_CKPT_HDR + SL_CKPT_TRAILER) {
 		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",
-			      len, SL_CKPT_HDR + SL_CKPT_TRAILER);
+		              len, SL_CKPT_HDR + SL_CKPT_TRAILER);
 		goto out;
 	}
 	if (sl_get_le32(b + SL_CKPT_MAGIC) != SL_DEDUP_CKPT_MAGIC) {
 		ret = sl__bad(err, errlen, "not a dedup checkpoint (bad magic 0x%08x)",
-			      sl_get_le32(b + SL_CKPT_MAGIC));
+		              sl_get_le32(b + SL_CKPT_MAGIC));
 		goto out;
 	}
 	version = sl_get_le32(b + SL_CKPT_VERSION);
 	if (version != SL_DEDUP_CKPT_VERSION) {
 		ret = sl__bad(err, errlen, "dedup checkpoint version %u not supported (want %u)",
-			      version, SL_DEDUP_CKPT_VERSION);
+		              version, SL_DEDUP_CKPT_VERSION);
 		goto out;
 	}
 	if (sl_get_le64(b + SL_CKPT_LENGTH) != len) {
 		ret = sl__bad(err, errlen,
-			      "dedup checkpoint truncated or padded: header says %llu bytes, "
-			      "got %zu",
-			      (unsigned long long)sl_get_le64(b + SL_CKPT_LENGTH), len);
+		              "dedup checkpoint truncated or padded: header says %llu bytes, "
+		              "got %zu",
+		              (unsigned long long)sl_get_le64(b + SL_CKPT_LENGTH), len);
 		goto out;
 	}
 	if (sl_get_le32(b + len - SL_CKPT_TRAILER) != sl_crc32c(0, b, len - SL_CKPT_TRAILER)) {
@@ -705,9 +703,8 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 	mark = sl_get_le64(b + SL_CKPT_UPTO);
 	np = sl_get_le64(b + SL_CKPT_NPROD);
 	if (!sl_is_pow2(window) || window > SL_DEDUP_WINDOW_MAX) {
-		ret = sl__bad(err, errlen,
-			      "dedup checkpoint window %u is not a power of two <= %u", window,
-			      SL_DEDUP_WINDOW_MAX);
+		ret = sl__bad(err, errlen, "dedup checkpoint window %u is not a power of two <= %u",
+		              window, SL_DEDUP_WINDOW_MAX);
 		goto out;
 	}
 	if (sl_get_le32(b + SL_CKPT_RESERVED)) {
@@ -719,14 +716,14 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 	 * can overflow. */
 	if (np > (end - SL_CKPT_HDR) / SL_CKPT_PROD) {
 		ret = sl__bad(err, errlen, "dedup checkpoint: %llu producers overrun its length",
-			      (unsigned long long)np);
+		              (unsigned long long)np);
 		goto out;
 	}
 	if (np > t->max_producers) {
 		if (err && errlen)
 			snprintf(err, errlen,
-				 "dedup checkpoint holds %llu producers, the table has room for %u",
-				 (unsigned long long)np, t->max_producers);
+			         "dedup checkpoint holds %llu producers, the table has room for %u",
+			         (unsigned long long)np, t->max_producers);
 		ret = -ENOSPC;
 		goto out;
 	}
@@ -735,8 +732,8 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		uint64_t id;
 		if (end - at < SL_CKPT_PROD) {
 			ret = sl__bad(err, errlen,
-				      "dedup checkpoint: producer %llu of %llu truncated",
-				      (unsigned long long)k, (unsigned long long)np);
+			              "dedup checkpoint: producer %llu of %llu truncated",
+			              (unsigned long long)k, (unsigned long long)np);
 			goto out;
 		}
 		ret = sl__read_prod(t, b, end, &at, mark, window, prev_id, &id, err, errlen);
@@ -746,7 +743,7 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 	}
 	if (at != end) {
 		ret = sl__bad(err, errlen, "dedup checkpoint has %llu unexpected trailing bytes",
-			      (unsigned long long)(end - at));
+		              (unsigned long long)(end - at));
 		goto out;
 	}
 	*upto = mark;

@@ -75,11 +75,11 @@ extern "C" {
 #endif
 
 /* Sequences are below 2^63, so last + W and the like never wrap. */
-#define SL_DEDUP_SEQ_LIMIT (UINT64_C(1) << 63)
-#define SL_DEDUP_WINDOW_DEFAULT 8192u
-#define SL_DEDUP_WINDOW_MAX (UINT32_C(1) << 24)
+#define SL_DEDUP_SEQ_LIMIT         (UINT64_C(1) << 63)
+#define SL_DEDUP_WINDOW_DEFAULT    8192u
+#define SL_DEDUP_WINDOW_MAX        (UINT32_C(1) << 24)
 #define SL_DEDUP_PRODUCERS_DEFAULT 65536u
-#define SL_DEDUP_PRODUCERS_MAX (UINT32_C(1) << 30)
+#define SL_DEDUP_PRODUCERS_MAX     (UINT32_C(1) << 30)
 
 struct sl_dedup_opts {
 	uint32_t window;        /* W: a power of two <= SL_DEDUP_WINDOW_MAX; 0 = 8192 */
@@ -110,8 +110,7 @@ void sl_dedup_destroy(struct sl_dedup *t);
  * An unknown producer gets NEW for any sequence and epoch. NEW costs O(1);
  * DUP and the refusals a binary search of the FIFO.
  */
-int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		   uint64_t *offset);
+int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq, uint64_t *offset);
 
 /*
  * Records event `seq` of (id, epoch) stored at `offset`: live right after
@@ -126,8 +125,7 @@ int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq
  * producer's last offset. -ENOSPC: a new producer beyond max_producers.
  * -ENOMEM. On error the table is unchanged.
  */
-int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-		    uint64_t offset);
+int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq, uint64_t offset);
 
 /* Epoch and last of a producer; -ENOENT when unknown here. */
 int sl_dedup_get(const struct sl_dedup *t, uint64_t id, uint32_t *epoch, uint64_t *last);
@@ -138,7 +136,7 @@ uint32_t sl_dedup_count(const struct sl_dedup *t);
 /* Calls fn once per producer (in table order, not sorted): id, epoch, last.
  * For seeding the registry at start-up. fn must not change the table. */
 void sl_dedup_foreach(const struct sl_dedup *t,
-		      void (*fn)(void *arg, uint64_t id, uint32_t epoch, uint64_t last), void *arg);
+                      void (*fn)(void *arg, uint64_t id, uint32_t epoch, uint64_t last), void *arg);
 
 /* Bytes held by the table (struct, buckets, FIFOs), for metrics. */
 size_t sl_dedup_memory(const struct sl_dedup *t);
@@ -181,7 +179,7 @@ size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t);
  * written then), -ENOMEM.
  */
 int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf, size_t cap,
-			      size_t *len);
+                              size_t *len);
 
 /*
  * Loads a checkpoint into an EMPTY table (-EBUSY otherwise). *upto = its
@@ -194,7 +192,7 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
  * checkpoint or replays the whole log).
  */
 int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, uint64_t *upto,
-			     char *err, size_t errlen);
+                             char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------ */
 /*
@@ -241,7 +239,7 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
  * them like any other producer, and sl_producers_seed passes over them.
  */
 #define SL_PRODUCERS_PIPE_ID_BASE SL_PRODUCERS_ID_LIMIT
-#define SL_PRODUCERS_PIPE_ID_END (UINT64_C(1) << 63)
+#define SL_PRODUCERS_PIPE_ID_END  (UINT64_C(1) << 63)
 /* The most producers the registry holds: a fresh one beyond is -ENOSPC. */
 #define SL_PRODUCERS_MAX_DEFAULT (UINT32_C(1) << 20)
 
@@ -285,7 +283,7 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
  * -EIO or -errno when the mark cannot be written (no id is handed out then).
  */
 int sl_producers_hello(struct sl_producers *r, uint64_t want_id, struct sl_producer **out,
-		       uint32_t *epoch, uint64_t *next_seq);
+                       uint32_t *epoch, uint64_t *next_seq);
 
 /* Producers known. */
 uint32_t sl_producers_count(struct sl_producers *r);
@@ -307,7 +305,7 @@ static inline void sl_producer_accepted(struct sl_producer *p, uint64_t next_seq
 	 * value, and stops once it is at least next_seq. */
 	while (cur < next_seq &&
 	       !atomic_compare_exchange_weak_explicit(&p->next_seq, &cur, next_seq,
-						      memory_order_relaxed, memory_order_relaxed))
+	                                              memory_order_relaxed, memory_order_relaxed))
 		;
 }
 #endif /* !__cplusplus */

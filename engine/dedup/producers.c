@@ -13,9 +13,9 @@
 #include "base/base.h"
 #include "log/log.h"
 
-#define SL__REG_MAGIC 0x52504c53u /* "SLPR" little endian */
+#define SL__REG_MAGIC   0x52504c53u /* "SLPR" little endian */
 #define SL__REG_VERSION 1u
-#define SL__REG_BYTES 20u /* u32 magic, u32 version, u64 id end, u32 crc32c */
+#define SL__REG_BYTES   20u /* u32 magic, u32 version, u64 id end, u32 crc32c */
 /* Entries come in chunks that never move, so a struct sl_producer keeps its
  * address while the registry grows. 256 x 64 B = 16 KiB. */
 #define SL__CHUNK 256u
@@ -76,7 +76,7 @@ static int sl__reg_add(struct sl_producers *r, uint64_t id, struct sl_producer *
 		if (r->nchunks == r->chunks_cap) {
 			size_t bytes = r->chunks_cap * sizeof(*r->chunks);
 			void *nc = sl_grow(r->chunks, &bytes, (r->nchunks + 1) * sizeof(*r->chunks),
-					   16 * sizeof(*r->chunks));
+			                   16 * sizeof(*r->chunks));
 			if (!nc)
 				return -ENOMEM;
 			r->chunks = nc;
@@ -158,7 +158,7 @@ static int sl__reg_load(struct sl_producers *r, char *err, size_t errlen)
 	ret = -SL_ECORRUPT;
 	if (n != SL__REG_BYTES) {
 		snprintf(err, errlen, "%s: %s (%zu bytes, want %u)", r->path,
-			 n < SL__REG_BYTES ? "truncated" : "too long", n, SL__REG_BYTES);
+		         n < SL__REG_BYTES ? "truncated" : "too long", n, SL__REG_BYTES);
 		goto out;
 	}
 	uint32_t magic = sl_get_le32(b), version = sl_get_le32(b + 4), crc = sl_get_le32(b + 16);
@@ -169,7 +169,7 @@ static int sl__reg_load(struct sl_producers *r, char *err, size_t errlen)
 	}
 	if (version != SL__REG_VERSION) {
 		snprintf(err, errlen, "%s: producer registry version %u not supported (want %u)",
-			 r->path, version, SL__REG_VERSION);
+		         r->path, version, SL__REG_VERSION);
 		goto out;
 	}
 	if (crc != sl_crc32c(0, b, 16)) {
@@ -178,7 +178,7 @@ static int sl__reg_load(struct sl_producers *r, char *err, size_t errlen)
 	}
 	if (!end || end > SL_PRODUCERS_ID_LIMIT + SL_PRODUCERS_ID_BLOCK) {
 		snprintf(err, errlen, "%s: producer id mark %llu out of range", r->path,
-			 (unsigned long long)end);
+		         (unsigned long long)end);
 		goto out;
 	}
 	/* Ids below the mark may have been handed out before a crash. */
@@ -277,7 +277,7 @@ out:
 }
 
 int sl_producers_hello(struct sl_producers *r, uint64_t want_id, struct sl_producer **out,
-		       uint32_t *epoch, uint64_t *next_seq)
+                       uint32_t *epoch, uint64_t *next_seq)
 {
 	struct sl_producer *p = NULL;
 	uint64_t id = want_id;

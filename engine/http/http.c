@@ -146,9 +146,9 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 	/* The one POST: a projection rebuild, /v1/projections/NAME/rebuild. */
 	size_t ulen0 = strlen(url), plen = sizeof(SL__PROJ_PREFIX) - 1, slen = strlen(SL__REBUILD);
 	bool rebuild = !strcmp(method, MHD_HTTP_METHOD_POST) && ulen0 > plen + slen &&
-		       !strncmp(url, SL__PROJ_PREFIX, plen) &&
-		       !strcmp(url + ulen0 - slen, SL__REBUILD) &&
-		       !memchr(url + plen, '/', ulen0 - plen - slen) && h->b.rebuild;
+	               !strncmp(url, SL__PROJ_PREFIX, plen) &&
+	               !strcmp(url + ulen0 - slen, SL__REBUILD) &&
+	               !memchr(url + plen, '/', ulen0 - plen - slen) && h->b.rebuild;
 	/* Refusals of other methods go out on the first call, before any body
 	 * is read (MHD then closes the connection rather than read it). */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && !head && !rebuild) {

@@ -62,10 +62,10 @@ enum sl_log_durability {
 };
 
 struct sl_log_opts {
-	const char *dir;          /* the partition's folder; created if missing */
-	uint64_t segment_bytes;   /* roll size; segments are pre-allocated to it */
+	const char *dir;        /* the partition's folder; created if missing */
+	uint64_t segment_bytes; /* roll size; segments are pre-allocated to it */
 	enum sl_log_durability durability;
-	uint64_t interval_ns;     /* for SL_LOG_INTERVAL */
+	uint64_t interval_ns; /* for SL_LOG_INTERVAL */
 	/* Test hook: the Nth fdatasync (1-based) fails with -EIO as if the
 	 * device had. 0 in production. */
 	uint32_t fail_sync_at;
@@ -121,7 +121,7 @@ int sl_segprep_create(struct sl_segprep **out);
  * rolls, which otherwise wait for these syncs on the reactor. Any thread.
  */
 int sl_segprep_write_file(struct sl_segprep *p, char *path, void *buf, size_t len,
-			  char *unlink_after);
+                          char *unlink_after);
 /* Stops the thread once the files asked for are written. */
 void sl_segprep_destroy(struct sl_segprep *p);
 /* Waits until every request and file asked so far is done. */
@@ -147,7 +147,7 @@ void sl_log_close(struct sl_log *log);
  * failure, -EMSGSIZE for an event larger than a batch may hold.
  */
 int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint64_t seq,
-		  const uint8_t *event, uint32_t len, uint64_t *offset);
+                  const uint8_t *event, uint32_t len, uint64_t *offset);
 
 /*
  * Starts the next group commit if there is something to write: writes the
@@ -173,7 +173,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud);
  * nothing: callers drop CQEs with this user data. A failed writeback shows
  * in the roll's fsync.
  */
-#define SL_LOG_UD_IGNORE 0
+#define SL_LOG_UD_IGNORE       0
 #define SL_LOG_WRITEBACK_BYTES (4u << 20)
 
 /* Feeds one completion of the log's I/O. Returns 1 when `durable` moved,
@@ -195,14 +195,17 @@ uint64_t sl_log_end(const struct sl_log *log);
 /* The first offset still stored. */
 uint64_t sl_log_start(const struct sl_log *log);
 bool sl_log_failed(const struct sl_log *log);
-bool sl_log_busy(const struct sl_log *log); /* I/O in flight or bytes waiting */
+bool sl_log_busy(const struct sl_log *log);       /* I/O in flight or bytes waiting */
 bool sl_log_io_pending(const struct sl_log *log); /* I/O in flight */
 const char *sl_log_error(const struct sl_log *log);
 
 /* Upper bounds (us) of the sync- and commit-latency buckets: the disk's tail
  * is what ack latency's tail is made of. */
 #define SL_LOG_SYNC_BUCKETS 10
-#define SL_LOG_SYNC_BUCKETS_US {250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, UINT64_MAX}
+#define SL_LOG_SYNC_BUCKETS_US                                                                     \
+	{                                                                                          \
+		250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, UINT64_MAX                \
+	}
 
 struct sl_log_stats {
 	uint64_t bytes_written;
@@ -211,7 +214,7 @@ struct sl_log_stats {
 	uint64_t batches;
 	uint64_t segments;
 	uint64_t segments_prepared; /* of which rolled into a prepared file */
-	uint64_t sync_ns;  /* fdatasyncs' time from queued to completed, summed */
+	uint64_t sync_ns;           /* fdatasyncs' time from queued to completed, summed */
 	/* How many took at most SL_LOG_SYNC_BUCKETS_US[i] (the last: any). */
 	uint64_t sync_hist[SL_LOG_SYNC_BUCKETS];
 	/* Group commits: from the append of a group's first event until the
@@ -221,9 +224,9 @@ struct sl_log_stats {
 	uint64_t commits;
 	uint64_t commit_ns;
 	uint64_t commit_hist[SL_LOG_SYNC_BUCKETS];
-	uint64_t writebacks; /* background writeback kicks (interval, none) */
-	uint64_t rolls;    /* segment rolls (seal, checkpoint, next segment) */
-	uint64_t roll_ns;  /* time they took, on the calling thread */
+	uint64_t writebacks;                /* background writeback kicks (interval, none) */
+	uint64_t rolls;                     /* segment rolls (seal, checkpoint, next segment) */
+	uint64_t roll_ns;                   /* time they took, on the calling thread */
 	uint64_t recovered_truncated_bytes; /* torn tail cut at open */
 };
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
@@ -286,7 +289,7 @@ typedef int (*sl_log_visit_fn)(void *arg, const struct sl_log_record *rec);
  * starts at the oldest.
  */
 int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
-		     uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next);
+                     uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next);
 const char *sl_log_view_error(const struct sl_log_view *v);
 /* The first offset stored (after retention), from the files. */
 uint64_t sl_log_view_start(struct sl_log_view *v);

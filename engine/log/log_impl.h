@@ -68,7 +68,7 @@ static inline bool sl__prealloc_unsupported(int err)
 struct sl_seg {
 	uint64_t base;
 	int fd;
-	uint64_t size;       /* bytes of batches (sealed) or written so far (active) */
+	uint64_t size; /* bytes of batches (sealed) or written so far (active) */
 	struct sl_idx *idx;
 	uint32_t n_idx, cap_idx;
 	uint32_t last_idx_pos;
@@ -76,9 +76,9 @@ struct sl_seg {
 
 struct sl_wbuf {
 	uint8_t *p;
-	uint32_t len;  /* a group commit is far below 4 GiB: batches are capped */
+	uint32_t len; /* a group commit is far below 4 GiB: batches are capped */
 	size_t cap;
-	size_t peak;   /* recent group-commit sizes, decaying (sl__wbuf_reuse) */
+	size_t peak;           /* recent group-commit sizes, decaying (sl__wbuf_reuse) */
 	uint64_t first_offset; /* offset of the first event in it */
 };
 
@@ -91,7 +91,7 @@ struct sl_log {
 
 	uint64_t next_offset;
 	uint64_t durable;
-	uint64_t write_pos;    /* where the next write goes in the active segment */
+	uint64_t write_pos; /* where the next write goes in the active segment */
 
 	/* Appends go here; a group commit pwrites it (synchronously, on this
 	 * thread) and it is emptied at once, while the fdatasync runs. One
@@ -112,22 +112,22 @@ struct sl_log {
 	uint64_t inflight_end;
 	uint64_t inflight_pos, inflight_len;
 	int inflight_err;
-	bool inflight_is_sync;  /* an fdatasync is among the ops */
-	bool inflight_fail;     /* test hook fired for this sync */
-	uint64_t inflight_t0;   /* when the fdatasync was queued (stats) */
-	uint64_t wb_kicked;     /* active segment: writeback started below this */
+	bool inflight_is_sync;       /* an fdatasync is among the ops */
+	bool inflight_fail;          /* test hook fired for this sync */
+	uint64_t inflight_t0;        /* when the fdatasync was queued (stats) */
+	uint64_t wb_kicked;          /* active segment: writeback started below this */
 	uint64_t inflight_synced_to; /* write_pos when the sync in flight was queued */
 	/* When the first event of the buffered group / of the group in flight
 	 * was appended: its wait until durable is the commit latency. */
 	uint64_t group_t0, inflight_group_t0;
-	bool unsynced;          /* written, not yet fdatasync'd (interval policy) */
+	bool unsynced; /* written, not yet fdatasync'd (interval policy) */
 	uint64_t last_sync_ns;
 	uint32_t n_syncs;
 
 	bool failed;
 	char error[320];
 	struct sl_log_stats stats;
-	struct sl_segprep_req prep;  /* the next segment, when opts.prep */
+	struct sl_segprep_req prep; /* the next segment, when opts.prep */
 	/* The folder's filesystem cannot fallocate: segments grow as written
 	 * (said once on stderr). */
 	bool no_prealloc;

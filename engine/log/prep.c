@@ -12,9 +12,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <sys/uio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -81,7 +81,7 @@ static void sl__fjob_run(struct sl__fjob *j)
 		/* Not fatal: what goes this way (segment indexes, producer
 		 * checkpoints) recovery rebuilds or does without. */
 		fprintf(stderr, "sluiced: %s not written (%s): %s\n", j->path,
-			step ? step : "write", strerror(-ret));
+		        step ? step : "write", strerror(-ret));
 	else if (j->unlink_after)
 		(void)unlink(j->unlink_after);
 	free(j->path);
@@ -132,7 +132,7 @@ static void *sl__prep_thread(void *arg)
 		/* Release: the file's contents and fd before the state a
 		 * roll reads with acquire. */
 		atomic_store_explicit(&rq->state, fd >= 0 ? SL_SEGPREP_READY : SL_SEGPREP_FAILED,
-				      memory_order_release);
+		                      memory_order_release);
 		p->busy = NULL;
 		pthread_cond_broadcast(&p->cv);
 		if (!p->head && !p->fhead)
@@ -224,7 +224,7 @@ void sl_segprep_drain(struct sl_segprep *p)
 }
 
 int sl_segprep_write_file(struct sl_segprep *p, char *path, void *buf, size_t len,
-			  char *unlink_after)
+                          char *unlink_after)
 {
 	struct sl__fjob *j = malloc(sizeof(*j));
 	if (!j)

@@ -359,7 +359,8 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 	in->ctx.partition = o->partition;
 	in->ctx.log_fn = o->log_fn;
 	in->ctx.log_arg = o->log_arg;
-	if (o->epoch && sl_plugin_concurrent_query(p) && !(in->ctx.er = sl_epoch_rec_get(o->epoch))) {
+	if (o->epoch && sl_plugin_concurrent_query(p) &&
+	    !(in->ctx.er = sl_epoch_rec_get(o->epoch))) {
 		free(in->ctx.name);
 		free(in);
 		sl_errf(err, errlen, "%s: out of memory", p->info.name);

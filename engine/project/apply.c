@@ -37,8 +37,8 @@ struct sl_applier {
 	uint64_t since_snap; /* events applied since the last snapshot */
 	uint64_t last_snap_ns;
 	bool failed;
-	uint64_t emit_seq;   /* sequence of the next event published from em */
-	bool emit_hold;      /* published events not all durable: no snapshot */
+	uint64_t emit_seq; /* sequence of the next event published from em */
+	bool emit_hold;    /* published events not all durable: no snapshot */
 
 	/* one apply call's worth, filled by the visitor */
 	struct sl_plugin_event *evs;
@@ -294,7 +294,7 @@ int sl_applier_snapshot(struct sl_applier *a)
 	/* The emit sequence rides along: a restart from this snapshot emits
 	 * again, with the same sequences, exactly what came after it. */
 	struct sl_snap_mark mark[2] = {{.partition = a->partition, .offset = a->next},
-				       {.partition = SL_SNAP_MARK_EMIT_SEQ, .offset = a->emit_seq}};
+	                               {.partition = SL_SNAP_MARK_EMIT_SEQ, .offset = a->emit_seq}};
 	int ret;
 
 	/* After a failed apply the model may hold part of a batch whose

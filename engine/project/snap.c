@@ -238,7 +238,7 @@ int sl_snap_store_write(struct sl_snap_store *s, const struct sl_snap_mark *mark
 	    {trailer, sizeof(trailer)},
 	};
 	ret = sl_file_replace(s->dirfd, name, iov, 4,
-			      s->stop_before_rename ? SL_FILE_TEST_NO_RENAME : 0, &step, &renamed);
+	                      s->stop_before_rename ? SL_FILE_TEST_NO_RENAME : 0, &step, &renamed);
 	if (ret < 0)
 		goto fail;
 	s->next_gen = gen + 1;
@@ -258,7 +258,7 @@ fail:
 	if (renamed)
 		s->next_gen = gen + 1;
 	sl_errf(err, errlen, "%s/%s%s: %s: %s", s->dir, name, renamed ? "" : ".tmp", step,
-		sl_strerror(ret));
+	        sl_strerror(ret));
 out:
 	free(mk);
 	return ret;
@@ -326,9 +326,10 @@ static int sl__load_one(struct sl_snap_store *s, uint64_t gen, struct sl_snap *o
 		why = "not a snapshot (bad magic)";
 	else if (version != SL_SNAP_VERSION)
 		why = "unknown snapshot version";
-	else if (n_marks > SL_SNAP_MAX_MARKS ||
-	         (uint64_t)SL_SNAP_HDR + (uint64_t)n_marks * SL_SNAP_MARK + plen + SL_SNAP_TRAILER !=
-	             size)
+	else if (n_marks > SL_SNAP_MAX_MARKS || (uint64_t)SL_SNAP_HDR +
+	                                                (uint64_t)n_marks * SL_SNAP_MARK + plen +
+	                                                SL_SNAP_TRAILER !=
+	                                            size)
 		why = "length does not match its header (torn)";
 	else if (sl_get_le64(b + SL_SNAP_OFF_GEN) != gen)
 		why = "generation does not match its name";

@@ -22,7 +22,6 @@ enum {
 
 #define SL__TAG(field, wt) ((uint8_t)(((field) << 3) | (wt)))
 
-
 /* Size of a length-delimited field (one-byte tag) with an n-byte payload. */
 static inline size_t sl__len_field(size_t n)
 {

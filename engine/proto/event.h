@@ -18,17 +18,17 @@
 #define SL_EVENT_ID_LEN 16
 
 struct sl_event_view {
-	const uint8_t *id;        /* SL_EVENT_ID_LEN bytes, or NULL when absent */
-	const char *type;         /* not NUL-terminated */
+	const uint8_t *id; /* SL_EVENT_ID_LEN bytes, or NULL when absent */
+	const char *type;  /* not NUL-terminated */
 	size_t type_len;
-	const char *aggregate;    /* partition key; not NUL-terminated */
+	const char *aggregate; /* partition key; not NUL-terminated */
 	size_t aggregate_len;
-	int64_t timestamp_ms;     /* ms since the Unix epoch */
+	int64_t timestamp_ms; /* ms since the Unix epoch */
 	const uint8_t *data;
 	size_t data_len;
 	uint32_t schema_version;
-	uint32_t n_headers;       /* headers are read with sl_event_header_next() */
-	const uint8_t *raw;       /* the whole encoded event */
+	uint32_t n_headers; /* headers are read with sl_event_header_next() */
+	const uint8_t *raw; /* the whole encoded event */
 	size_t raw_len;
 };
 

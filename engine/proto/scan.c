@@ -52,7 +52,7 @@ static const char sl__r_group[] = "unsupported wire type (group or reserved)";
  * hot path: only malformed input gets here.
  */
 static __attribute__((noinline, cold)) const char *sl__varint_why(const uint8_t *p,
-								  const uint8_t *end)
+                                                                  const uint8_t *end)
 {
 	for (unsigned i = 0; i < SL_VARINT_MAX; i++) {
 		if (p + i >= end)

@@ -46,14 +46,18 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 		c->cap_acks = cap;
 	}
 	c->acks[c->n_acks++] = (struct sl_conn_ack){
-		.base_seq = a->base_seq, .offset = a->offset, .index = a->index,
-		.partition = a->partition, .status = a->status, .flags = a->flags,
+	    .base_seq = a->base_seq,
+	    .offset = a->offset,
+	    .index = a->index,
+	    .partition = a->partition,
+	    .status = a->status,
+	    .flags = a->flags,
 	};
 	sl_credit_answered(&c->cr, a->len,
-			   !a->status && !(a->flags & SL_ACK_DROPPED) &&
-				   r->topics->v[a->topic].overload == SL_OVERLOAD_BLOCK
-			       ? SL_PMASK_BIT(a->topic, a->partition)
-			       : 0);
+	                   !a->status && !(a->flags & SL_ACK_DROPPED) &&
+	                           r->topics->v[a->topic].overload == SL_OVERLOAD_BLOCK
+	                       ? SL_PMASK_BIT(a->topic, a->partition)
+	                       : 0);
 	r->stats.acks_out++;
 	sl__conn_mark_flush(r, c);
 }
@@ -101,9 +105,8 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 				bool dup = a->flags & SL_ACK_DUP;
 				bool unknown = a->flags & SL_ACK_OFFSET_UNKNOWN;
 				bool dropped = a->flags & SL_ACK_DROPPED;
-				if (!pt || pt->partition != a->partition ||
-				    pt->duplicate != dup || pt->offset_unknown != unknown ||
-				    pt->dropped != dropped ||
+				if (!pt || pt->partition != a->partition || pt->duplicate != dup ||
+				    pt->offset_unknown != unknown || pt->dropped != dropped ||
 				    (!unknown && !dropped &&
 				     pt->base_offset + pt->index.n != a->offset) ||
 				    pt->index.v + pt->index.n != &idx[n_idx]) {
@@ -111,10 +114,10 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 						break;
 					pt = &parts[np++];
 					*pt = (struct sl_ack_part){.partition = a->partition,
-								   .base_offset = a->offset,
-								   .duplicate = dup,
-								   .offset_unknown = unknown,
-								   .dropped = dropped};
+					                           .base_offset = a->offset,
+					                           .duplicate = dup,
+					                           .offset_unknown = unknown,
+					                           .dropped = dropped};
 					pt->index.v = &idx[n_idx];
 				}
 				idx[n_idx++] = a->index;

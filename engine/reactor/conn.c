@@ -4,9 +4,9 @@
  * lists a connection waits on (flush, resume, held). conn.h says what the
  * other files of a connection do, and when a connection may be freed.
  */
-#include <stdatomic.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +44,7 @@ void sl__conn_unlink_held(struct sl_reactor *r, struct sl_conn *c)
 		c->held_next->held_pprev = c->held_pprev;
 	c->on_held_list = false;
 	atomic_fetch_sub_explicit(&r->m_held_now, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&r->m_held_ns, sl_now_ns() - c->held_since,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->m_held_ns, sl_now_ns() - c->held_since, memory_order_relaxed);
 	c->held_since = 0;
 }
 
@@ -133,7 +132,9 @@ void sl__conn_accepted(struct sl_reactor *r, int fd)
 {
 	const struct sl_reactor_env *env = r->env;
 
-	if (r->stopping || atomic_fetch_add_explicit(env->conns, 1, memory_order_relaxed) >= r->lim.max_connections ||
+	if (r->stopping ||
+	    atomic_fetch_add_explicit(env->conns, 1, memory_order_relaxed) >=
+	        r->lim.max_connections ||
 	    r->n_free == 0) {
 		if (!r->stopping)
 			atomic_fetch_sub_explicit(env->conns, 1, memory_order_relaxed);
@@ -141,10 +142,10 @@ void sl__conn_accepted(struct sl_reactor *r, int fd)
 		 * socket's send buffer always has room) and close. */
 		uint8_t buf[160];
 		int n = sl_frame_encode_error(buf, sizeof(buf),
-					      r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
-							  : SLUICE__V1__ERROR_CODE__ERR_LIMIT,
-					      r->stopping ? "server is shutting down"
-							  : "connection limit reached");
+		                              r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
+		                                          : SLUICE__V1__ERROR_CODE__ERR_LIMIT,
+		                              r->stopping ? "server is shutting down"
+		                                          : "connection limit reached");
 		if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 			/* nothing more to do for it */
 		}
@@ -206,12 +207,12 @@ static void sl__conn_bad_frame(struct sl_reactor *r, struct sl_conn *c, int err,
 {
 	if (err == -SL_EFRAME_TOO_BIG)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_FRAME_TOO_BIG,
-			      "frame length %u exceeds max_frame_bytes %u", len,
-			      r->lim.max_frame_bytes);
+		              "frame length %u exceeds max_frame_bytes %u", len,
+		              r->lim.max_frame_bytes);
 	else
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
-			      "bad frame header: length %u (a frame holds at least its type byte)",
-			      len);
+		              "bad frame header: length %u (a frame holds at least its type byte)",
+		              len);
 }
 
 static int sl__rbuf_reserve(struct sl_conn *c, uint32_t need)
@@ -256,7 +257,7 @@ static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_
 		if (ret == 0) {
 			if (sl__rbuf_reserve(c, f.need) < 0) {
 				sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
-					      "out of memory");
+				              "out of memory");
 				return;
 			}
 			size_t take = f.need - c->rlen;
@@ -314,8 +315,8 @@ void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t fla
 		uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
 		if (c->state != SL_CONN_CLOSING) {
 			if (c->state == SL_CONN_READY)
-				c->deadline_ns = sl_now_ns() +
-						 (uint64_t)r->lim.idle_timeout_ms * 1000000u;
+				c->deadline_ns =
+				    sl_now_ns() + (uint64_t)r->lim.idle_timeout_ms * 1000000u;
 			sl__conn_input(r, c, r->bufs + (size_t)bid * r->buf_size, (size_t)res);
 		}
 		/* Everything was copied out or handled: the buffer goes back at
@@ -404,7 +405,8 @@ static void sl__conn_maybe_close(struct sl_reactor *r, struct sl_conn *c)
 		return;
 	if (sl__conn_out_pending(c) || c->n_acks)
 		return;
-	bool done = c->state == SL_CONN_CLOSING || (c->read_eof && c->cr.unacked == 0 && c->owed == 0);
+	bool done =
+	    c->state == SL_CONN_CLOSING || (c->read_eof && c->cr.unacked == 0 && c->owed == 0);
 	if (!done)
 		return;
 	if (c->on_resume_list) {
@@ -464,13 +466,13 @@ static void sl__conn_timeout(struct sl_reactor *r, struct sl_conn *c)
 {
 	if (c->state == SL_CONN_HELLO)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "no Hello within %u ms",
-			      r->lim.handshake_timeout_ms);
+		              r->lim.handshake_timeout_ms);
 	else if (c->state == SL_CONN_READY && c->on_held_list)
 		/* Quiet because we withhold its credits: not its fault. */
 		c->deadline_ns = sl_now_ns() + (uint64_t)r->lim.idle_timeout_ms * 1000000u;
 	else if (c->state == SL_CONN_READY && c->cr.unacked == 0 && c->owed == 0)
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_TIMEOUT, "idle for %u ms",
-			      r->lim.idle_timeout_ms);
+		              r->lim.idle_timeout_ms);
 	else
 		c->deadline_ns = 0;
 }

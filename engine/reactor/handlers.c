@@ -4,9 +4,9 @@
  * (handed to the reader thread, answered through the reactor), Metadata,
  * and the dispatch of every whole frame by its type.
  */
-#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +17,8 @@
 /* Decodes the control request in `f` for a connection past its Hello, or
  * fails the connection saying what was wrong; NULL then. */
 static ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
-					  const struct sl_frame *f, const char *what,
-					  const char *message)
+                                          const struct sl_frame *f, const char *what,
+                                          const char *message)
 {
 	ProtobufCMessage *m = NULL;
 
@@ -28,7 +28,7 @@ static ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *
 	}
 	if (sl_frame_decode_msg(f, &m) < 0) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
-			      "%s: body is not a valid sluice.v1.%s", what, message);
+		              "%s: body is not a valid sluice.v1.%s", what, message);
 		return NULL;
 	}
 	return m;
@@ -45,14 +45,14 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	}
 	if (sl_frame_decode_msg(f, &m) < 0) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
-			      "Hello: body is not a valid sluice.v1.Hello");
+		              "Hello: body is not a valid sluice.v1.Hello");
 		return;
 	}
 	h = (Sluice__V1__Hello *)m;
 	if (h->min_version > SL_PROTO_VERSION || h->max_version < SL_PROTO_VERSION) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_VERSION,
-			      "client speaks protocol versions %u..%u, this server speaks %u",
-			      h->min_version, h->max_version, SL_PROTO_VERSION);
+		              "client speaks protocol versions %u..%u, this server speaks %u",
+		              h->min_version, h->max_version, SL_PROTO_VERSION);
 		sl_frame_msg_free(m);
 		return;
 	}
@@ -66,9 +66,9 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	int ret = sl_producers_hello(r->env->producers, want, &c->prod, &c->epoch, &next);
 	if (ret < 0) {
 		sl__conn_fail(r, c,
-			      ret == -ENOSPC ? SLUICE__V1__ERROR_CODE__ERR_LIMIT
-					     : SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
-			      "producer %" PRIu64 ": %s", want, sl_strerror(ret));
+		              ret == -ENOSPC ? SLUICE__V1__ERROR_CODE__ERR_LIMIT
+		                             : SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
+		              "producer %" PRIu64 ": %s", want, sl_strerror(ret));
 		return;
 	}
 	c->producer_id = c->prod->id;
@@ -99,7 +99,7 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
 	if (ret < 0) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
-			      ret == -ENOMEM ? "out of memory" : "cannot encode Welcome");
+		              ret == -ENOMEM ? "out of memory" : "cannot encode Welcome");
 		return;
 	}
 	/* From now on the idle timeout, not the handshake's, applies. */
@@ -110,9 +110,10 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 
 /* A FetchResult carrying only an error, answered by the reactor itself. */
 static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Sluice__V1__Fetch *fe,
-			     uint32_t code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                             uint32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Sluice__V1__Fetch *fe,
-			     uint32_t code, const char *fmt, ...)
+                             uint32_t code, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -143,13 +144,13 @@ static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct s
 	struct sl_topic *t = sl_topics_find(r->topics, fe->topic, strlen(fe->topic));
 	if (!t) {
 		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
-				 "unknown topic '%s'", fe->topic);
+		                 "unknown topic '%s'", fe->topic);
 		goto out;
 	}
 	if (fe->partition >= t->n_parts) {
 		sl__fetch_refuse(r, c, fe, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
-				 "topic '%s' has partitions 0..%u, not %u", fe->topic, t->n_parts - 1,
-				 fe->partition);
+		                 "topic '%s' has partitions 0..%u, not %u", fe->topic,
+		                 t->n_parts - 1, fe->partition);
 		goto out;
 	}
 	struct sl_fetch_req *req = calloc(1, sizeof(*req));
@@ -159,17 +160,24 @@ static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct s
 	}
 	uint32_t wait = fe->wait_ms < SL_FETCH_MAX_WAIT_MS ? fe->wait_ms : SL_FETCH_MAX_WAIT_MS;
 	*req = (struct sl_fetch_req){
-		.conn = c->slot, .gen = c->gen, .reactor = r->id, .topic = t->index,
-		.partition = fe->partition, .offset = fe->offset, .max_events = fe->max_events,
-		.max_bytes = fe->max_bytes, .request_id = fe->request_id,
-		.deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
+	    .conn = c->slot,
+	    .gen = c->gen,
+	    .reactor = r->id,
+	    .topic = t->index,
+	    .partition = fe->partition,
+	    .offset = fe->offset,
+	    .max_events = fe->max_events,
+	    .max_bytes = fe->max_bytes,
+	    .request_id = fe->request_id,
+	    .deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
 	};
 	if (r->stopping || sl_reader_submit(r->env->reader, req) < 0) {
 		free(req);
 		sl__fetch_refuse(r, c, fe,
-				 r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
-					     : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD,
-				 r->stopping ? "server is shutting down" : "too many fetches in flight");
+		                 r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
+		                             : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD,
+		                 r->stopping ? "server is shutting down"
+		                             : "too many fetches in flight");
 		goto out;
 	}
 	c->owed++;
@@ -212,8 +220,10 @@ static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struc
 			struct sl_partition *part = &t->parts[p];
 			sluice__v1__partition_info__init(&pinfo[k]);
 			pinfo[k].partition = p;
-			pinfo[k].start_offset = atomic_load_explicit(&part->start_pub, memory_order_relaxed);
-			pinfo[k].end_offset = atomic_load_explicit(&part->durable_pub, memory_order_acquire);
+			pinfo[k].start_offset =
+			    atomic_load_explicit(&part->start_pub, memory_order_relaxed);
+			pinfo[k].end_offset =
+			    atomic_load_explicit(&part->durable_pub, memory_order_acquire);
 			pptr[k] = &pinfo[k];
 			ti->n_partitions++;
 		}
@@ -245,7 +255,7 @@ void sl__conns_take_fetches(struct sl_reactor *r)
 			struct sl_buf *b = &c->out[c->sending ^ 1];
 			if (!req->frame || sl__buf_reserve(b, req->frame_len) < 0) {
 				sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,
-					      "out of memory answering a Fetch");
+				              "out of memory answering a Fetch");
 			} else {
 				memcpy(b->p + b->len, req->frame, req->frame_len);
 				b->len += req->frame_len;
@@ -274,17 +284,16 @@ void sl__conn_on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_
 		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
-			      "%s is not served by this server yet", sl_frame_type_name(f->type));
+		              "%s is not served by this server yet", sl_frame_type_name(f->type));
 		break;
 	default:
 		if (sl_frame_type_check(f->type) < 0)
 			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
-				      "unknown frame type %u", f->type);
+			              "unknown frame type %u", f->type);
 		else
 			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE,
-				      "%s is a server-to-client message",
-				      sl_frame_type_name(f->type));
+			              "%s is a server-to-client message",
+			              sl_frame_type_name(f->type));
 		break;
 	}
 }
-

@@ -58,7 +58,7 @@ int sl__pipe_init(struct sl_reactor *r)
 void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a)
 {
 	sl_pipes_output_answered(r->env->pipes, a->conn & ~SL_CONN_PIPE, a->base_seq, a->status,
-				 r->topics->v[a->topic].name, a->partition);
+	                         r->topics->v[a->topic].name, a->partition);
 }
 
 /* One final output of a stage into its topic, as a producer would send it. */
@@ -69,7 +69,7 @@ static int sl__pipe_out(void *arg, uint32_t topic, const uint8_t *ev, uint32_t l
 
 	pp->out_topics[topic] = true;
 	return sl__internal_produce(c->r, topic, pp->producer_id, SL_CONN_PIPE | pp->index, ev, len,
-				    seq);
+	                            seq);
 }
 
 void sl__pipe_step(struct sl_reactor *r)

@@ -5,8 +5,8 @@
  * key's partition, here or on its owner, unless the topic's overload
  * policy sheds or refuses it first.
  */
-#include <stdatomic.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -23,11 +23,15 @@ static inline uint32_t sl__cost(const struct sl_event_view *ev)
 /* Answers one event of a Produce that will not be stored (its `len` bytes
  * of credit come back with the answer). */
 static void sl__conn_refuse(struct sl_reactor *r, struct sl_conn *c, uint64_t base_seq,
-			    uint32_t index, int32_t code, uint32_t len)
+                            uint32_t index, int32_t code, uint32_t len)
 {
 	struct sl_xack a = {
-		.base_seq = base_seq, .conn = c->slot, .gen = c->gen, .index = index,
-		.status = code, .len = len,
+	    .base_seq = base_seq,
+	    .conn = c->slot,
+	    .gen = c->gen,
+	    .index = index,
+	    .status = code,
+	    .len = len,
 	};
 	sl__conn_ack(r, &a);
 }
@@ -38,12 +42,17 @@ static void sl__conn_refuse(struct sl_reactor *r, struct sl_conn *c, uint64_t ba
  * when the event was answered here (shed or refused), false to store it.
  */
 static bool sl__overload(struct sl_reactor *r, struct sl_conn *c, const struct sl_produce *pr,
-			 struct sl_topic *t, struct sl_partition *part, uint32_t index,
-			 const struct sl_event_view *ev)
+                         struct sl_topic *t, struct sl_partition *part, uint32_t index,
+                         const struct sl_event_view *ev)
 {
 	struct sl_xack a = {
-		.base_seq = pr->base_sequence, .conn = c->slot, .gen = c->gen, .index = index,
-		.partition = part->id, .len = sl__cost(ev), .topic = (uint16_t)t->index,
+	    .base_seq = pr->base_sequence,
+	    .conn = c->slot,
+	    .gen = c->gen,
+	    .index = index,
+	    .partition = part->id,
+	    .len = sl__cost(ev),
+	    .topic = (uint16_t)t->index,
 	};
 	switch (t->overload) {
 	case SL_OVERLOAD_SAMPLE: {
@@ -51,7 +60,7 @@ static bool sl__overload(struct sl_reactor *r, struct sl_conn *c, const struct s
 		 * an event without one (the client library always sets one)
 		 * by its bytes. */
 		uint64_t h = ev->id ? XXH3_64bits(ev->id, SL_EVENT_ID_LEN)
-				    : XXH3_64bits(ev->raw, ev->raw_len);
+		                    : XXH3_64bits(ev->raw, ev->raw_len);
 		if (h < t->sample_below)
 			return false;
 		atomic_fetch_add_explicit(&part->sampled_out, 1, memory_order_relaxed);
@@ -75,7 +84,7 @@ static bool sl__overload(struct sl_reactor *r, struct sl_conn *c, const struct s
 
 /* Sends one event of a Produce to its partition (here or on its owner). */
 static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struct sl_produce *pr,
-			    struct sl_topic *t, uint32_t index, const struct sl_event_view *ev)
+                            struct sl_topic *t, uint32_t index, const struct sl_event_view *ev)
 {
 	uint32_t p = sl_part_of_key(&t->part, ev->aggregate, ev->aggregate_len);
 	struct sl_partition *part = &t->parts[p];
@@ -91,23 +100,32 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 	uint64_t pid = c->idempotent ? c->producer_id : 0;
 	if (part->owner == r->id) {
 		struct sl_ack_ref ref = {
-			.base_seq = pr->base_sequence, .conn = c->slot, .gen = c->gen,
-			.index = index, .len = sl__cost(ev), .core = (uint16_t)r->id,
+		    .base_seq = pr->base_sequence,
+		    .conn = c->slot,
+		    .gen = c->gen,
+		    .index = index,
+		    .len = sl__cost(ev),
+		    .core = (uint16_t)r->id,
 		};
 		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index, ev->raw,
-				       (uint32_t)ev->raw_len, &ref);
+		                       (uint32_t)ev->raw_len, &ref);
 	} else {
 		struct sl_xev x = {
-			.base_seq = pr->base_sequence, .producer_id = pid,
-			.epoch = c->epoch, .conn = c->slot, .gen = c->gen,
-			.index = index, .topic = (uint16_t)t->index, .partition = p,
-			.len = (uint32_t)ev->raw_len,
+		    .base_seq = pr->base_sequence,
+		    .producer_id = pid,
+		    .epoch = c->epoch,
+		    .conn = c->slot,
+		    .gen = c->gen,
+		    .index = index,
+		    .topic = (uint16_t)t->index,
+		    .partition = p,
+		    .len = (uint32_t)ev->raw_len,
 		};
 		ret = sl__xsend_event(r, part->owner, &x, ev->raw);
 	}
 	if (ret < 0)
 		sl__conn_refuse(r, c, pr->base_sequence, index, (int32_t)sl_proto_wire_error(ret),
-				sl__cost(ev));
+		                sl__cost(ev));
 }
 
 void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
@@ -125,7 +143,8 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 	 * (perf showed the second scan of scan-then-iterate as the top
 	 * server symbol, 12.6%); frames with more events than the scratch
 	 * holds fall back to the iterator. */
-	if (sl_produce_scan_views(f->body, f->body_len, &pr, r->views, SL_PRODUCE_VIEWS, &perr) < 0) {
+	if (sl_produce_scan_views(f->body, f->body_len, &pr, r->views, SL_PRODUCE_VIEWS, &perr) <
+	    0) {
 		sl__conn_fail(r, c, sl_proto_error_wire_code(&perr), "Produce: %s", perr.reason);
 		return;
 	}
@@ -143,9 +162,9 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 	if (!sl_credit_spend(&c->cr, pr.n_events, bytes)) {
 		atomic_fetch_add_explicit(&r->m_credit_cut, 1, memory_order_relaxed);
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_CREDIT,
-			      "Produce of %u events (%" PRIu64 " bytes) beyond the credits granted "
-			      "(%" PRIu64 " events, %" PRId64 " bytes)",
-			      pr.n_events, bytes, c->cr.cr_events, c->cr.cr_bytes);
+		              "Produce of %u events (%" PRIu64 " bytes) beyond the credits granted "
+		              "(%" PRIu64 " events, %" PRId64 " bytes)",
+		              pr.n_events, bytes, c->cr.cr_events, c->cr.cr_bytes);
 		return;
 	}
 	if (c->idempotent && !sl_producer_is_current(c->prod, c->epoch)) {
@@ -153,8 +172,8 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 		 * a zombie. Fatal for the session, as the contract says. */
 		r->stats.fenced++;
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_FENCED,
-			      "producer %" PRIu64 " epoch %u is fenced by a newer session",
-			      c->producer_id, c->epoch);
+		              "producer %" PRIu64 " epoch %u is fenced by a newer session",
+		              c->producer_id, c->epoch);
 		return;
 	}
 	int32_t refuse = 0;
@@ -165,7 +184,7 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 		 * these would let a lost frame go unnoticed. */
 		refuse = SLUICE__V1__ERROR_CODE__ERR_SEQUENCE;
 	else if (pr.base_sequence + pr.n_events > SL_DEDUP_SEQ_LIMIT ||
-		 pr.base_sequence + pr.n_events < pr.base_sequence)
+	         pr.base_sequence + pr.n_events < pr.base_sequence)
 		refuse = SLUICE__V1__ERROR_CODE__ERR_SEQUENCE;
 	if (refuse == SLUICE__V1__ERROR_CODE__ERR_SEQUENCE)
 		r->stats.seq_refused += pr.n_events;
@@ -200,5 +219,3 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 	while (sl_event_iter_next(&it, &ev) > 0)
 		sl__produce_one(r, c, &pr, t, it.index - 1, &ev);
 }
-
-

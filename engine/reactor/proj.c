@@ -64,13 +64,14 @@ static void sl__rebuild_step(struct sl_reactor *r)
 		if (pp->failed || !pp->a) {
 			sl_applier_close(q->rb);
 			q->rb = NULL;
-			sl_pquery_done(q, 503, "projection %s partition %u stopped during the rebuild",
-				    pj->name, q->partition);
+			sl_pquery_done(q, 503,
+			               "projection %s partition %u stopped during the rebuild",
+			               pj->name, q->partition);
 		} else if (sl_applier_next(q->rb) >= target) {
 			sl_pquery_rebuild_finish(pj, q);
 		} else if ((ret = sl_applier_step(q->rb, target, SL_PROJ_STEP_EVENTS)) < 0) {
 			sl_pquery_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
-				    q->partition, sl_applier_error(q->rb));
+			               q->partition, sl_applier_error(q->rb));
 			sl_applier_close(q->rb);
 			q->rb = NULL;
 		} else {
@@ -127,10 +128,10 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 		if (now && now >= q->deadline_ns &&
 		    sl_applier_next(pj->parts[q->partition].a) <= q->wait_offset) {
 			sl_pquery_done(q, 504,
-				    "projection %s has not applied offset %" PRIu64
-				    " of partition %u in time (applied up to %" PRIu64 ")",
-				    pj->name, q->wait_offset, q->partition,
-				    sl_applier_next(pj->parts[q->partition].a));
+			               "projection %s has not applied offset %" PRIu64
+			               " of partition %u in time (applied up to %" PRIu64 ")",
+			               pj->name, q->wait_offset, q->partition,
+			               sl_applier_next(pj->parts[q->partition].a));
 		} else {
 			q->next = NULL;
 			struct sl_pquery *before = r->pq_wait;
@@ -148,10 +149,10 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 
 /* One event a projection emitted, into its topic like a producer's. */
 static int sl__proj_out(struct sl_reactor *r, struct sl_proj_part *pp, uint32_t topic,
-			const uint8_t *ev, uint32_t len, uint64_t seq)
+                        const uint8_t *ev, uint32_t len, uint64_t seq)
 {
-	return sl__internal_produce(r, topic, pp->emit_pid, SL_CONN_PIPE | SL_CONN_PROJ | pp->emit_ref,
-				    ev, len, seq);
+	return sl__internal_produce(r, topic, pp->emit_pid,
+	                            SL_CONN_PIPE | SL_CONN_PROJ | pp->emit_ref, ev, len, seq);
 }
 
 static void sl__proj_fail(struct sl_reactor *r, struct sl_proj_part *pp, const char *why)
@@ -160,7 +161,7 @@ static void sl__proj_fail(struct sl_reactor *r, struct sl_proj_part *pp, const c
 		return;
 	pp->failed = true;
 	fprintf(stderr, "sluiced: projection %s partition %u stopped: %s\n",
-		r->env->projs[pp->proj].name, pp->part->id, why);
+	        r->env->projs[pp->proj].name, pp->part->id, why);
 }
 
 /*
@@ -238,16 +239,17 @@ void sl__proj_step(struct sl_reactor *r)
 		if (ret < 0) {
 			pp->failed = true;
 			fprintf(stderr, "sluiced: projection %s partition %u stopped: %s\n",
-				r->env->projs[pp->proj].name, pp->part->id, sl_applier_error(pp->a));
+			        r->env->projs[pp->proj].name, pp->part->id,
+			        sl_applier_error(pp->a));
 		} else {
 			sl__proj_publish(r, pp);
 		}
 		/* Release: a concurrent query that reads this offset (acquire)
 		 * sees the model with every event below it applied. */
 		atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
-				      memory_order_release);
+		                      memory_order_release);
 		atomic_store_explicit(&pp->applied_ms_pub, sl_applier_last_append_ms(pp->a),
-				      memory_order_relaxed);
+		                      memory_order_relaxed);
 		if (!pp->failed && sl_applier_next(pp->a) < limit)
 			r->proj_behind = true;
 		moved = true;

@@ -6,10 +6,10 @@
  */
 #include "reactor/reactor_impl.h"
 
-#include <stdatomic.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +22,7 @@
 /* ---- partitions --------------------------------------------------------- */
 
 int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uint32_t conn,
-			 const uint8_t *ev, uint32_t len, uint64_t seq)
+                         const uint8_t *ev, uint32_t len, uint64_t seq)
 {
 	struct sl_topic *t = &r->topics->v[topic];
 	struct sl_event_view v;
@@ -37,8 +37,13 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 		return sl__part_produce(r, part, pid, 1, seq, ev, len, &ref);
 	}
 	struct sl_xev x = {
-		.base_seq = seq, .producer_id = pid, .epoch = 1, .conn = conn,
-		.topic = (uint16_t)topic, .partition = q, .len = len,
+	    .base_seq = seq,
+	    .producer_id = pid,
+	    .epoch = 1,
+	    .conn = conn,
+	    .topic = (uint16_t)topic,
+	    .partition = q,
+	    .len = len,
 	};
 	return sl__xsend_event(r, part->owner, &x, ev);
 }
@@ -50,9 +55,15 @@ static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 	uint64_t durable = sl_log_durable(p->log);
 	while (sl_partition_pop_durable(p, durable, &ref)) {
 		struct sl_xack a = {
-			.base_seq = ref.base_seq, .offset = ref.offset, .conn = ref.conn,
-			.gen = ref.gen, .index = ref.index, .partition = p->id,
-			.len = ref.len, .flags = ref.flags, .topic = (uint16_t)p->topic->index,
+		    .base_seq = ref.base_seq,
+		    .offset = ref.offset,
+		    .conn = ref.conn,
+		    .gen = ref.gen,
+		    .index = ref.index,
+		    .partition = p->id,
+		    .len = ref.len,
+		    .flags = ref.flags,
+		    .topic = (uint16_t)p->topic->index,
 		};
 		sl__route_ack(r, ref.core, &a);
 	}
@@ -67,14 +78,18 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
 	if (!p->error) {
 		p->error = strdup(sl_log_error(p->log));
 		fprintf(stderr, "sluiced: topic %s partition %u stopped: %s\n", p->topic->name,
-			p->id, sl_log_error(p->log));
+		        p->id, sl_log_error(p->log));
 	}
 	while (sl_partition_pop_any(p, &ref)) {
 		struct sl_xack a = {
-			.base_seq = ref.base_seq, .conn = ref.conn, .gen = ref.gen,
-			.index = ref.index, .partition = p->id,
-			.status = SLUICE__V1__ERROR_CODE__ERR_STORAGE, .len = ref.len,
-			.topic = (uint16_t)p->topic->index,
+		    .base_seq = ref.base_seq,
+		    .conn = ref.conn,
+		    .gen = ref.gen,
+		    .index = ref.index,
+		    .partition = p->id,
+		    .status = SLUICE__V1__ERROR_CODE__ERR_STORAGE,
+		    .len = ref.len,
+		    .topic = (uint16_t)p->topic->index,
 		};
 		sl__route_ack(r, ref.core, &a);
 	}
@@ -124,8 +139,9 @@ void sl__parts_pressure(struct sl_reactor *r)
 			if (!was)
 				p->pressured_since = now;
 			else if (!now_p)
-				atomic_fetch_add_explicit(&p->pressured_ns, now - p->pressured_since,
-							  memory_order_relaxed);
+				atomic_fetch_add_explicit(&p->pressured_ns,
+				                          now - p->pressured_since,
+				                          memory_order_relaxed);
 			atomic_store_explicit(&p->pressured, now_p, memory_order_relaxed);
 		}
 		if (now_p && p->topic->overload == SL_OVERLOAD_BLOCK)
@@ -209,9 +225,9 @@ static void sl__part_log_pub(struct sl_partition *p)
 	atomic_store_explicit(&p->log_commit_ns_pub, st.commit_ns, memory_order_relaxed);
 	for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++) {
 		atomic_store_explicit(&p->log_sync_hist_pub[k], st.sync_hist[k],
-				      memory_order_relaxed);
+		                      memory_order_relaxed);
 		atomic_store_explicit(&p->log_commit_hist_pub[k], st.commit_hist[k],
-				      memory_order_relaxed);
+		                      memory_order_relaxed);
 	}
 }
 
@@ -291,7 +307,7 @@ static void sl__send_wakes(struct sl_reactor *r)
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid)
 {
 	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size, bid,
-			      io_uring_buf_ring_mask(r->n_bufs), r->bufs_pending++);
+	                      io_uring_buf_ring_mask(r->n_bufs), r->bufs_pending++);
 }
 
 static void sl__buf_publish(struct sl_reactor *r)
@@ -369,7 +385,7 @@ static void sl__on_tick(struct sl_reactor *r)
 			if (r->ticks % SL_DEDUP_TRIM_EVERY == 0)
 				sl_dedup_trim(p->dd, SL_DEDUP_IDLE_TICKS);
 			atomic_store_explicit(&p->dedup_bytes_pub, sl_dedup_memory(p->dd),
-					      memory_order_relaxed);
+			                      memory_order_relaxed);
 		}
 		sl__part_log_pub(p);
 		if (p->log && !p->dirty && sl_log_sync_due(p->log, now)) {
@@ -397,7 +413,7 @@ static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
 			sl__conn_accepted(r, cqe->res);
 		else if (cqe->res != -ECANCELED && cqe->res != -EBADF && cqe->res != -EINVAL)
 			fprintf(stderr, "sluiced: reactor %u: accept: %s\n", r->id,
-				strerror(-cqe->res));
+			        strerror(-cqe->res));
 		if (!r->accept_armed && !r->stopping)
 			sl__arm_accept(r);
 		break;
@@ -498,7 +514,7 @@ static int sl__loop(struct sl_reactor *r)
 		ret = io_uring_submit_and_wait(&r->uring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			fprintf(stderr, "sluiced: reactor %u: io_uring_enter: %s\n", r->id,
-				strerror(-ret));
+			        strerror(-ret));
 			return ret;
 		}
 		io_uring_for_each_cqe(&r->uring, head, cqe)
@@ -568,7 +584,8 @@ static void *sl__thread(void *arg)
 	 * (SINGLE_ISSUER); peers need its fd for msg_ring before anyone sends,
 	 * hence the barrier. */
 	ret = sl__setup_uring(r);
-	atomic_store_explicit(&r->ring_fd, r->uring_ok ? r->uring.ring_fd : -1, memory_order_release);
+	atomic_store_explicit(&r->ring_fd, r->uring_ok ? r->uring.ring_fd : -1,
+	                      memory_order_release);
 	pthread_barrier_wait(r->env->start_barrier);
 	if (ret < 0) {
 		fprintf(stderr, "sluiced: reactor %u: io_uring setup: %s\n", r->id, strerror(-ret));
@@ -632,8 +649,11 @@ int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_r
 	r->tick_ms = SL_TICK_MS;
 	for (uint32_t t = 0; t < env->topics->n; t++) {
 		const struct sl_topic_spec *spec = &env->topic_specs[t];
-		if (spec->durability == SL_LOG_INTERVAL && spec->interval_ns / 1000000u < r->tick_ms)
-			r->tick_ms = spec->interval_ns < 1000000u ? 1 : (uint32_t)(spec->interval_ns / 1000000u);
+		if (spec->durability == SL_LOG_INTERVAL &&
+		    spec->interval_ns / 1000000u < r->tick_ms)
+			r->tick_ms = spec->interval_ns < 1000000u
+			                 ? 1
+			                 : (uint32_t)(spec->interval_ns / 1000000u);
 		for (uint32_t p = 0; p < env->topics->v[t].n_parts; p++)
 			if (env->topics->v[t].parts[p].owner == id) {
 				env->topics->v[t].parts[p].rslot = r->n_parts;

@@ -48,9 +48,9 @@ struct sl_reactor_limits {
 	uint32_t handshake_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t drain_timeout_ms;
-	uint64_t max_lag_events;     /* pressure bounds of the partitions owned */
+	uint64_t max_lag_events; /* pressure bounds of the partitions owned */
 	uint64_t max_waiting_events;
-	bool pin;                    /* pin reactor i to CPU i % ncpu */
+	bool pin; /* pin reactor i to CPU i % ncpu */
 };
 
 /*
@@ -61,15 +61,15 @@ struct sl_reactor_limits {
  * sl_reactor_destroy; the reactors read it from their threads.
  */
 struct sl_reactor_env {
-	uint32_t n;                       /* reactors */
-	struct sl_reactor *const *peers;  /* all n, by id: ring fds, pressure masks */
-	struct sl_topics *topics;         /* partition p is owned by its `owner` */
+	uint32_t n;                              /* reactors */
+	struct sl_reactor *const *peers;         /* all n, by id: ring fds, pressure masks */
+	struct sl_topics *topics;                /* partition p is owned by its `owner` */
 	const struct sl_topic_spec *topic_specs; /* durability (the tick's length) */
 	/* rings[i * n + j] carries blocks from reactor i to reactor j (i != j) */
 	struct sl_ring *const *rings;
-	struct sl_reader *reader;         /* serves Fetch off the reactors */
-	struct sl_producers *producers;   /* ids and epochs (Hello) */
-	struct sl_credit_pool *credits;   /* byte credits of every connection */
+	struct sl_reader *reader;       /* serves Fetch off the reactors */
+	struct sl_producers *producers; /* ids and epochs (Hello) */
+	struct sl_credit_pool *credits; /* byte credits of every connection */
 	struct sl_reactor_limits lim;
 	/* Cross-reactor counters (each on its own cache line at the owner). */
 	_Atomic uint32_t *conns;          /* open connections, all reactors */
@@ -82,7 +82,7 @@ struct sl_reactor_env {
 	struct sl_proj *projs;
 	uint32_t n_projs;
 	struct sl_ring *pq;
-	struct sl_pipes *pipes;           /* pipeline stages (pipe.h); NULL: none */
+	struct sl_pipes *pipes; /* pipeline stages (pipe.h); NULL: none */
 };
 
 /* Allocates reactor `id` (its io_uring is set up on its thread); env must
@@ -102,14 +102,14 @@ void sl_reactor_wake(struct sl_reactor *r);
 int sl_reactor_ring_fd(struct sl_reactor *r);
 
 struct sl_reactor_stats {
-	uint64_t events_in;      /* events received on this reactor's conns */
-	uint64_t acks_out;       /* events acked to this reactor's conns */
-	uint64_t blocks_sent;    /* transfer blocks pushed to other reactors */
+	uint64_t events_in;   /* events received on this reactor's conns */
+	uint64_t acks_out;    /* events acked to this reactor's conns */
+	uint64_t blocks_sent; /* transfer blocks pushed to other reactors */
 	uint64_t conns_accepted;
 	uint64_t proto_errors;
-	uint64_t duplicates;     /* resent events answered from partitions here */
-	uint64_t fenced;         /* Produce frames of fenced sessions */
-	uint64_t seq_refused;    /* events refused for a sequence gap */
+	uint64_t duplicates;  /* resent events answered from partitions here */
+	uint64_t fenced;      /* Produce frames of fenced sessions */
+	uint64_t seq_refused; /* events refused for a sequence gap */
 };
 void sl_reactor_get_stats(struct sl_reactor *r, struct sl_reactor_stats *out);
 

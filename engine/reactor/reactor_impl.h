@@ -8,14 +8,14 @@
 #ifndef SL_REACTOR_IMPL_H
 #define SL_REACTOR_IMPL_H
 
-#include <liburing.h>
 #include <errno.h>
-#include <stdio.h>
-#include <string.h>
+#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "base/base.h"
 #include "credit/credit.h"
@@ -34,21 +34,21 @@ enum sl_op {
 	SL_OP_WAKE,
 	SL_OP_MSG,
 	SL_OP_MSG_SENT,
-	SL_OP_LOG,      /* slot: the partition's index in r->parts */
+	SL_OP_LOG, /* slot: the partition's index in r->parts */
 };
 #define SL_UD(op, slot) ((uint64_t)(op) | ((uint64_t)(slot) << 8))
-#define SL_UD_OP(ud) ((uint32_t)((ud)&0xff))
-#define SL_UD_SLOT(ud) ((uint32_t)((ud) >> 8))
+#define SL_UD_OP(ud)    ((uint32_t)((ud)&0xff))
+#define SL_UD_SLOT(ud)  ((uint32_t)((ud) >> 8))
 
 #define SL_SQ_ENTRIES 4096
-#define SL_BGID 0
+#define SL_BGID       0
 /* 256 buffers of 32 KiB: 8 MiB of receive memory per reactor, shared by all
  * its connections; one buffer holds ~300 events of 100 B. */
-#define SL_RECV_BUFS 256
+#define SL_RECV_BUFS     256
 #define SL_RECV_BUF_SIZE (32u * 1024)
 /* Blocks each reactor may have in flight to its peers (~5.7 MiB). */
 #define SL_POOL_BLOCKS 64
-#define SL_TICK_MS 100
+#define SL_TICK_MS     100
 /* Producers idle for 30 s give up the old entries of their sequence
  * tables, checked every 10 s (dedup.h: sl_dedup_trim). */
 #define SL_DEDUP_IDLE_TICKS 300u
@@ -81,7 +81,7 @@ struct sl_reactor {
 	int wake_fd;
 	uint64_t wake_val;
 	struct __kernel_timespec tick_ts;
-	uint32_t tick_ms;   /* 100, or less when a topic syncs more often */
+	uint32_t tick_ms; /* 100, or less when a topic syncs more often */
 	uint64_t ticks;
 	bool accept_armed;
 
@@ -99,11 +99,11 @@ struct sl_reactor {
 	uint32_t *free_slots;
 	uint32_t n_free;
 	uint32_t recvs_armed;
-	struct sl_conn *flush_head;   /* conns with output or acks to flush */
-	struct sl_conn *resume_head;  /* conns waiting to be read again */
-	struct sl_conn *held_head;    /* conns whose credits wait for pressure to ease */
+	struct sl_conn *flush_head;     /* conns with output or acks to flush */
+	struct sl_conn *resume_head;    /* conns waiting to be read again */
+	struct sl_conn *held_head;      /* conns whose credits wait for pressure to ease */
 	struct sl_credit_pool *credits; /* the server's pool (shared atomics) */
-	uint64_t held_seen;           /* pressure mask when the last one was held */
+	uint64_t held_seen;             /* pressure mask when the last one was held */
 	/* The pressure of the partitions this reactor owns: the OR of
 	 * SL_PMASK_BIT of each pressured one (block topics only), published
 	 * for every reactor's credit flush. Single writer: this reactor. */
@@ -111,21 +111,21 @@ struct sl_reactor {
 		_Atomic uint64_t value;
 	} SL_CACHE_ALIGNED pmask;
 	/* Credit figures for metrics (relaxed atomics, written here only). */
-	_Atomic uint64_t m_credit_events;  /* events granted (Welcome + Credit) */
+	_Atomic uint64_t m_credit_events; /* events granted (Welcome + Credit) */
 	_Atomic uint64_t m_credit_frames;
-	_Atomic uint64_t m_held_ns;        /* time connections waited for credits */
+	_Atomic uint64_t m_held_ns; /* time connections waited for credits */
 	_Atomic uint32_t m_held_now;
-	_Atomic uint64_t m_credit_cut;     /* connections cut off for sending beyond credits */
+	_Atomic uint64_t m_credit_cut; /* connections cut off for sending beyond credits */
 
 	/* Cross-core blocks. */
 	struct sl_xblock *pool_free;
 	uint32_t pool_size;
-	uint32_t blocks_out;          /* ours, not home: in rings, peers, cur_* */
-	struct sl_xblock **cur_ev;    /* per target, filling */
+	uint32_t blocks_out;       /* ours, not home: in rings, peers, cur_* */
+	struct sl_xblock **cur_ev; /* per target, filling */
 	struct sl_xblock **cur_ack;
 	struct sl_xblock **backlog_head; /* per target: waiting for ring room */
 	struct sl_xblock **backlog_tail;
-	uint64_t remote_unacked;      /* events sent to peers, acks not back */
+	uint64_t remote_unacked; /* events sent to peers, acks not back */
 	bool throttled;
 
 	/* Partitions owned. */
@@ -141,9 +141,9 @@ struct sl_reactor {
 	/* Projections of the partitions owned here (project.h, proj.c). */
 	struct sl_proj_part **pparts;
 	uint32_t n_pparts;
-	bool proj_behind;            /* an applier has more to apply than a turn takes */
-	bool proj_tick_due;          /* the tick came: step every applier behind */
-	struct sl_pquery *pq_wait;   /* read-your-writes requests parked until applied */
+	bool proj_behind;             /* an applier has more to apply than a turn takes */
+	bool proj_tick_due;           /* the tick came: step every applier behind */
+	struct sl_pquery *pq_wait;    /* read-your-writes requests parked until applied */
 	struct sl_pquery *pq_rebuild; /* rebuilds in progress */
 
 	struct sl_event_view *views; /* SL_PRODUCE_VIEWS scratch for sl__on_produce */
@@ -152,9 +152,9 @@ struct sl_reactor {
 	/* Pipeline stages of the partitions owned here (reactor/pipe.c). */
 	struct sl_pipe_part **pipe_parts;
 	uint32_t n_pipe_parts;
-	bool pipe_behind;            /* a stage has more input than a turn takes */
-	bool pipe_tick_due;          /* the tick came: step every stage with input */
-	uint32_t pipe_save_next;     /* round robin of progress writes */
+	bool pipe_behind;        /* a stage has more input than a turn takes */
+	bool pipe_tick_due;      /* the tick came: step every stage with input */
+	uint32_t pipe_save_next; /* round robin of progress writes */
 };
 
 /* reactor.c */
@@ -164,7 +164,7 @@ struct io_uring_sqe *sl__sqe(struct sl_reactor *r);
  * `conn`), to the partition of its aggregate: admitted here when this core
  * owns it, else sent to the owner. 0 or -errno. */
 int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uint32_t conn,
-			 const uint8_t *ev, uint32_t len, uint64_t seq);
+                         const uint8_t *ev, uint32_t len, uint64_t seq);
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
 void sl__begin_stop(struct sl_reactor *r);
 
@@ -190,7 +190,7 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *ack);
 
 /* One event for reactor `to`, copied into the block filling for it. */
 static inline int sl__xsend_event(struct sl_reactor *r, uint32_t to, const struct sl_xev *ev,
-		    const uint8_t *bytes)
+                                  const uint8_t *bytes)
 {
 	struct sl_xblock *b = r->cur_ev[to];
 
@@ -249,8 +249,9 @@ static inline void sl__route_ack(struct sl_reactor *r, uint32_t core, const stru
 
 /* Admits one event to partition `p` (owned here); a duplicate of a durable
  * event is answered at once. 0 or sl_partition_produce's errors. */
-static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid, uint32_t epoch,
-		     uint64_t seq, const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
+                                   uint32_t epoch, uint64_t seq, const uint8_t *ev, uint32_t len,
+                                   struct sl_ack_ref *ref)
 {
 	int ret = sl_partition_produce(p, pid, epoch, seq, ev, len, ref);
 	if (ret < 0)
@@ -258,9 +259,15 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 	if (ret == 1) {
 		/* A duplicate of a durable event: answered now. */
 		struct sl_xack a = {
-			.base_seq = ref->base_seq, .offset = ref->offset, .conn = ref->conn,
-			.gen = ref->gen, .index = ref->index, .partition = p->id,
-			.len = ref->len, .flags = ref->flags, .topic = (uint16_t)p->topic->index,
+		    .base_seq = ref->base_seq,
+		    .offset = ref->offset,
+		    .conn = ref->conn,
+		    .gen = ref->gen,
+		    .index = ref->index,
+		    .partition = p->id,
+		    .len = ref->len,
+		    .flags = ref->flags,
+		    .topic = (uint16_t)p->topic->index,
 		};
 		r->stats.duplicates++;
 		sl__route_ack(r, ref->core, &a);

@@ -155,23 +155,26 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 			const struct sl_xev *e = &b->ev[i];
 			struct sl_partition *p = &r->topics->v[e->topic].parts[e->partition];
 			struct sl_ack_ref ref = {
-				.base_seq = e->base_seq,
-				.conn = e->conn,
-				.gen = e->gen,
-				.index = e->index,
-				.len = e->len + SL_CREDIT_EVENT_OVERHEAD,
-				.core = (uint16_t)from,
+			    .base_seq = e->base_seq,
+			    .conn = e->conn,
+			    .gen = e->gen,
+			    .index = e->index,
+			    .len = e->len + SL_CREDIT_EVENT_OVERHEAD,
+			    .core = (uint16_t)from,
 			};
-			int ret = sl__part_produce(r, p, e->producer_id, e->epoch,
-						   e->base_seq + e->index, b->data + e->off, e->len,
-						   &ref);
+			int ret =
+			    sl__part_produce(r, p, e->producer_id, e->epoch, e->base_seq + e->index,
+			                     b->data + e->off, e->len, &ref);
 			if (ret < 0) {
 				struct sl_xack a = {
-					.base_seq = e->base_seq, .conn = e->conn, .gen = e->gen,
-					.index = e->index, .partition = e->partition,
-					.status = (int32_t)sl_proto_wire_error(ret),
-					.len = e->len + SL_CREDIT_EVENT_OVERHEAD,
-					.topic = e->topic,
+				    .base_seq = e->base_seq,
+				    .conn = e->conn,
+				    .gen = e->gen,
+				    .index = e->index,
+				    .partition = e->partition,
+				    .status = (int32_t)sl_proto_wire_error(ret),
+				    .len = e->len + SL_CREDIT_EVENT_OVERHEAD,
+				    .topic = e->topic,
 				};
 				sl__route_ack(r, from, &a);
 			}

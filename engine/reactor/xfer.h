@@ -51,9 +51,9 @@ struct sl_xack {
 	uint32_t conn, gen;
 	uint32_t index;
 	uint32_t partition;
-	int32_t status;     /* 0 or an ErrorCode of wire.proto */
-	uint32_t len;       /* the event's bytes, credited back to the connection */
-	uint16_t flags;     /* SL_ACK_* (topic.h) */
+	int32_t status; /* 0 or an ErrorCode of wire.proto */
+	uint32_t len;   /* the event's bytes, credited back to the connection */
+	uint16_t flags; /* SL_ACK_* (topic.h) */
 	uint16_t topic;
 };
 
@@ -64,18 +64,18 @@ struct sl_xack {
 
 struct sl_xblock {
 	uint8_t kind;
-	uint8_t overflow;   /* allocated past the pool: freed, not pooled, at home */
-	uint16_t home;      /* reactor whose pool it belongs to */
-	uint32_t n;         /* descriptors used */
-	uint32_t used;      /* data bytes used */
-	uint32_t cap;       /* data bytes available */
+	uint8_t overflow; /* allocated past the pool: freed, not pooled, at home */
+	uint16_t home;    /* reactor whose pool it belongs to */
+	uint32_t n;       /* descriptors used */
+	uint32_t used;    /* data bytes used */
+	uint32_t cap;     /* data bytes available */
 	struct sl_xblock *next_free;
 	union {
 		struct sl_xev ev[SL_XBLOCK_DESC];
 		struct sl_xack ack[SL_XBLOCK_DESC];
 	};
-	uint8_t data[];     /* SL_XBLOCK_DATA for pool blocks; an event larger
-	                     * than that travels alone in an overflow block */
+	uint8_t data[]; /* SL_XBLOCK_DATA for pool blocks; an event larger
+	                 * than that travels alone in an overflow block */
 };
 
 #endif

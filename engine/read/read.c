@@ -28,12 +28,12 @@ struct sl_reader {
 	uint32_t n;
 	sl_reader_wake_fn wake;
 	void *wake_arg;
-	struct sl_ring in;        /* MPMC: reactors push, the reader pops */
-	struct sl_ring *out;      /* per reactor, SPSC: reader -> reactor */
+	struct sl_ring in;             /* MPMC: reactors push, the reader pops */
+	struct sl_ring *out;           /* per reactor, SPSC: reader -> reactor */
 	_Atomic uint64_t *outstanding; /* per reactor */
-	struct sl_log_view **views; /* per topic, per partition (flattened) */
+	struct sl_log_view **views;    /* per topic, per partition (flattened) */
 	uint32_t n_views;
-	uint32_t *view_base;      /* topic -> first index in views */
+	uint32_t *view_base; /* topic -> first index in views */
 	int efd;
 	pthread_t thread;
 	bool started;
@@ -43,7 +43,7 @@ struct sl_reader {
 	/* Scratch for one answer. */
 	uint8_t *buf;
 	size_t cap;
-	uint32_t max_event;       /* largest event that can have been stored */
+	uint32_t max_event; /* largest event that can have been stored */
 };
 
 /* ---- answers ------------------------------------------------------------- */
@@ -70,9 +70,12 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 	bool refused = !p->log;
 	const char *tn = rd->topics->v[req->topic].name;
 	struct sl_fetch_result_head head = {
-		.request_id = req->request_id, .topic = tn, .topic_len = strlen(tn),
-		.partition = req->partition, .end_offset = durable,
-		.base_offset = req->offset < start ? start : req->offset,
+	    .request_id = req->request_id,
+	    .topic = tn,
+	    .topic_len = strlen(tn),
+	    .partition = req->partition,
+	    .end_offset = durable,
+	    .base_offset = req->offset < start ? start : req->offset,
 	};
 	char message[400];
 
@@ -91,7 +94,7 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 			*vp = NULL;
 			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
 			snprintf(message, sizeof(message), "cannot open %s: %s", p->dir,
-				 sl_strerror(ret));
+			         sl_strerror(ret));
 		}
 	}
 	if (head.error) {
@@ -99,8 +102,9 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		head.message_len = strlen(message);
 	}
 
-	uint32_t max_bytes = req->max_bytes && req->max_bytes < SL_READ_MAX_BYTES ? req->max_bytes
-										 : SL_READ_MAX_BYTES;
+	uint32_t max_bytes = req->max_bytes && req->max_bytes < SL_READ_MAX_BYTES
+	                         ? req->max_bytes
+	                         : SL_READ_MAX_BYTES;
 	uint32_t max_events = req->max_events ? req->max_events : 1000;
 	/* Room for max_bytes of events, their framing, and one event of up to
 	 * a frame's size (an answer always carries at least one). */
@@ -117,13 +121,13 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		return true;
 	if (!head.error && req->offset < durable) {
 		uint64_t next;
-		int n = sl_log_view_read(*vp, req->offset, durable, max_events, max_bytes, sl__visit,
-					 &b, &next);
+		int n = sl_log_view_read(*vp, req->offset, durable, max_events, max_bytes,
+		                         sl__visit, &b, &next);
 		if (n < 0) {
 			/* Start over with just the error. */
 			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
 			snprintf(message, sizeof(message), "%s",
-				 n == -SL_ECORRUPT ? sl_log_view_error(*vp) : sl_strerror(n));
+			         n == -SL_ECORRUPT ? sl_log_view_error(*vp) : sl_strerror(n));
 			head.message = message;
 			head.message_len = strlen(message);
 			if (sl_fetch_result_begin(&b, rd->buf, rd->cap, &head) < 0)
@@ -198,10 +202,10 @@ static void *sl__thread(void *arg)
 }
 
 int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, uint32_t max_event,
-		     sl_reader_wake_fn wake, void *wake_arg, struct sl_reader **out)
+                     sl_reader_wake_fn wake, void *wake_arg, struct sl_reader **out)
 {
 	struct sl_reader *rd = aligned_alloc(SL_CACHELINE, (sizeof(*rd) + SL_CACHELINE - 1) &
-							       ~(size_t)(SL_CACHELINE - 1));
+	                                                       ~(size_t)(SL_CACHELINE - 1));
 	int ret = -ENOMEM;
 
 	if (!rd)

@@ -28,14 +28,14 @@ struct sl_topics;
 struct sl_reader;
 
 struct sl_fetch_req {
-	uint32_t conn, gen;      /* the asking connection on `reactor` */
+	uint32_t conn, gen; /* the asking connection on `reactor` */
 	uint32_t reactor;
-	uint32_t topic;          /* index in sl_topics */
+	uint32_t topic; /* index in sl_topics */
 	uint32_t partition;
 	uint64_t offset;
 	uint32_t max_events;
 	uint32_t max_bytes;
-	uint64_t deadline_ns;    /* long poll: answer empty at this time */
+	uint64_t deadline_ns; /* long poll: answer empty at this time */
 	uint64_t request_id;
 	struct sl_fetch_req *next; /* reader's waiting list */
 	/* The answer: a whole FetchResult frame, malloc'd by the reader. */
@@ -50,7 +50,7 @@ typedef void (*sl_reader_wake_fn)(void *arg, uint32_t reactor);
 /* max_event: the largest event that can be stored (max_frame_bytes): an
  * answer always has room for one, so no event is ever too big to read. */
 int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, uint32_t max_event,
-		     sl_reader_wake_fn wake, void *wake_arg, struct sl_reader **out);
+                     sl_reader_wake_fn wake, void *wake_arg, struct sl_reader **out);
 int sl_reader_start(struct sl_reader *rd);
 /* From now on answers every request at once (long polls end empty); the
  * thread keeps running so reactors can still get answers while they drain. */

@@ -9,16 +9,16 @@
 static void sl__hq(void *arg, const struct sl_http_query *q, struct sl_http_reply *out)
 {
 	struct sl_server_query sq = {
-		.projection = q->projection,
-		.projection_len = q->projection_len,
-		.key = q->key,
-		.key_len = q->key_len,
-		.has_min = q->has_min,
-		.has_max_lag = q->has_max_lag,
-		.min_partition = q->min_partition,
-		.min_offset = q->min_offset,
-		.max_lag = q->max_lag,
-		.timeout_ms = q->timeout_ms,
+	    .projection = q->projection,
+	    .projection_len = q->projection_len,
+	    .key = q->key,
+	    .key_len = q->key_len,
+	    .has_min = q->has_min,
+	    .has_max_lag = q->has_max_lag,
+	    .min_partition = q->min_partition,
+	    .min_offset = q->min_offset,
+	    .max_lag = q->max_lag,
+	    .timeout_ms = q->timeout_ms,
 	};
 	out->status = sl_server_query(arg, &sq, &out->body, &out->len);
 	out->content_type = NULL;
@@ -44,7 +44,7 @@ static void sl__hstatus(void *arg, struct sl_http_reply *out)
 static void sl__hmetrics(void *arg, struct sl_http_reply *out)
 {
 	sl__hreport(out, sl_server_metrics_text(arg, &out->body, &out->len),
-		    "text/plain; version=0.0.4; charset=utf-8");
+	            "text/plain; version=0.0.4; charset=utf-8");
 }
 
 static void sl__hrebuild(void *arg, const char *name, size_t name_len, struct sl_http_reply *out)
@@ -56,7 +56,10 @@ static void sl__hrebuild(void *arg, const char *name, size_t name_len, struct sl
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 {
 	*out = (struct sl_http_backend){
-		.arg = srv, .query = sl__hq, .status = sl__hstatus, .metrics = sl__hmetrics,
-		.rebuild = sl__hrebuild,
+	    .arg = srv,
+	    .query = sl__hq,
+	    .status = sl__hstatus,
+	    .metrics = sl__hmetrics,
+	    .rebuild = sl__hrebuild,
 	};
 }

@@ -34,9 +34,9 @@
 #include "ring/ring.h"
 #include "server/server.h"
 
-#define SL__PQ_SLOTS 1024u
+#define SL__PQ_SLOTS    1024u
 #define SL__SNAP_EVENTS (UINT64_C(1) << 20)
-#define SL__SNAP_NS (UINT64_C(60) * 1000000000u)
+#define SL__SNAP_NS     (UINT64_C(60) * 1000000000u)
 
 /* Topics a projection emits to (balance's reject_topic): any but its own,
  * whose events it would then apply again. */
@@ -87,8 +87,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 		if (!pj->name || !pj->parts)
 			return -ENOMEM;
 		char lerr[512];
-		ret = sl_plugin_load(o->plugin_path, o->n_plugin_path, sp->plugin, SL_PLUGIN_PROJECTION,
-				     &pj->plugin, lerr, sizeof(lerr));
+		ret = sl_plugin_load(o->plugin_path, o->n_plugin_path, sp->plugin,
+		                     SL_PLUGIN_PROJECTION, &pj->plugin, lerr, sizeof(lerr));
 		if (ret < 0) {
 			sl_errf(err, errlen, "projection %s: %s", sp->name, lerr);
 			return ret;
@@ -110,30 +110,35 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 				pp->failed = true;
 				continue;
 			}
-			if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u", o->data_dir, sp->name,
-				     p) >= (int)sizeof(dir))
+			if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u", o->data_dir,
+			             sp->name, p) >= (int)sizeof(dir))
 				return -ENAMETOOLONG;
 			struct sl_applier_opts ao = {
-				.plugin = pj->plugin,
-				.inst = {.name = sp->name, .topic = pj->topic->name, .partition = p,
-					 .n_partitions = pj->topic->n_parts, .args = sp->args,
-					 .epoch = srv->epoch},
-				.log_dir = part->dir,
-				.snap_dir = dir,
-				.snapshot_every_events = o->snapshot_every_events ? o->snapshot_every_events
-										  : SL__SNAP_EVENTS,
-				.snapshot_every_ns = o->snapshot_every_ns ? o->snapshot_every_ns
-									  : SL__SNAP_NS,
-				.resolve = sl__proj_resolve,
-				.resolve_arg = pj,
+			    .plugin = pj->plugin,
+			    .inst = {.name = sp->name,
+			             .topic = pj->topic->name,
+			             .partition = p,
+			             .n_partitions = pj->topic->n_parts,
+			             .args = sp->args,
+			             .epoch = srv->epoch},
+			    .log_dir = part->dir,
+			    .snap_dir = dir,
+			    .snapshot_every_events = o->snapshot_every_events
+			                                 ? o->snapshot_every_events
+			                                 : SL__SNAP_EVENTS,
+			    .snapshot_every_ns =
+			        o->snapshot_every_ns ? o->snapshot_every_ns : SL__SNAP_NS,
+			    .resolve = sl__proj_resolve,
+			    .resolve_arg = pj,
 			};
 			ret = sl_applier_open(&ao, &pp->a, lerr, sizeof(lerr));
 			if (ret < 0) {
-				sl_errf(err, errlen, "projection %s partition %u: %s", sp->name, p, lerr);
+				sl_errf(err, errlen, "projection %s partition %u: %s", sp->name, p,
+				        lerr);
 				return ret;
 			}
 			atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
-					      memory_order_relaxed);
+			                      memory_order_relaxed);
 			/* Its lag bounds the partition's (backpressure). */
 			ret = sl_partition_follow(part, &pp->applied_pub);
 			if (ret < 0)
@@ -154,13 +159,15 @@ void sl__projs_destroy(struct sl_server *srv)
 			/* A snapshot at a clean stop makes the next start fast. */
 			int ret = pp->failed ? 0 : sl_applier_snapshot(pp->a);
 			if (ret == -EBUSY)
-				fprintf(stderr, "sluiced: projection %s partition %u: no final snapshot: "
-						"%" PRIu64 " emitted events not durable (the next start "
-						"applies again from the last one)\n",
-					pj->name, p, pp->emit_unacked);
+				fprintf(stderr,
+				        "sluiced: projection %s partition %u: no final snapshot: "
+				        "%" PRIu64 " emitted events not durable (the next start "
+				        "applies again from the last one)\n",
+				        pj->name, p, pp->emit_unacked);
 			else if (ret < 0)
-				fprintf(stderr, "sluiced: projection %s partition %u: final snapshot: %s\n",
-					pj->name, p, sl_applier_error(pp->a));
+				fprintf(stderr,
+				        "sluiced: projection %s partition %u: final snapshot: %s\n",
+				        pj->name, p, sl_applier_error(pp->a));
 			sl_applier_close(pp->a);
 		}
 		free(pj->parts);
@@ -220,9 +227,9 @@ static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
 	    !sl_ring_push_mpmc(&srv->pq[owner], q)) {
 		q->status = 503;
 		snprintf(q->msg, sizeof(q->msg), "%s",
-			 atomic_load_explicit(&srv->stopping.value, memory_order_acquire)
-				 ? "the server is shutting down"
-				 : "too many queries in flight");
+		         atomic_load_explicit(&srv->stopping.value, memory_order_acquire)
+		             ? "the server is shutting down"
+		             : "too many queries in flight");
 		return;
 	}
 	sl_reactor_wake(srv->reactors[owner]);
@@ -233,7 +240,7 @@ static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
 }
 
 int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, char **body,
-		    size_t *len)
+                    size_t *len)
 {
 	struct sl_pquery *wq = NULL, **qs = NULL;
 	uint32_t proj = UINT32_MAX, n = 0;
@@ -246,14 +253,14 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 			proj = i;
 	if (proj == UINT32_MAX) {
 		snprintf(msg, sizeof(msg), "no projection named '%.*s'", (int)in->projection_len,
-			 in->projection);
+		         in->projection);
 		return sl__fail(body, len, 404, "unknown_projection", msg);
 	}
 	const struct sl_proj *pj = &srv->projs[proj];
 	uint64_t deadline = sl_now_ns() + (uint64_t)in->timeout_ms * 1000000u;
 	if (in->has_min && in->min_partition >= pj->topic->n_parts) {
 		snprintf(msg, sizeof(msg), "min_offset: topic %s has partitions 0..%u, not %u",
-			 pj->topic->name, pj->topic->n_parts - 1, in->min_partition);
+		         pj->topic->name, pj->topic->n_parts - 1, in->min_partition);
 		return sl__fail(body, len, 400, "bad_request", msg);
 	}
 	if (in->key_len > UINT32_MAX) {
@@ -282,10 +289,11 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 	}
 	const char *agg;
 	uint32_t agg_len;
-	int route = sl_project_key_route(pj->plugin, in->key, (uint32_t)in->key_len, &agg, &agg_len);
+	int route =
+	    sl_project_key_route(pj->plugin, in->key, (uint32_t)in->key_len, &agg, &agg_len);
 	if (route < 0) {
 		snprintf(msg, sizeof(msg), "projection %s cannot read the key '%.*s'", pj->name,
-			 (int)(in->key_len > 100 ? 100 : in->key_len), in->key);
+		         (int)(in->key_len > 100 ? 100 : in->key_len), in->key);
 		status = sl__fail(body, len, 400, "bad_request", msg);
 		goto out;
 	}
@@ -350,17 +358,17 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 			parts[k] = (const uint8_t *)qs[i]->out.buf.data;
 			lens[k++] = qs[i]->out.buf.len;
 		}
-	int mret = sl_project_merge(pj->plugin, in->key, (uint32_t)in->key_len, parts, lens, k,
-				    &merged);
+	int mret =
+	    sl_project_merge(pj->plugin, in->key, (uint32_t)in->key_len, parts, lens, k, &merged);
 	free(parts);
 	free(lens);
 	if (mret == -ENOENT || (mret == 0 && k == 0 && !merged.buf.len)) {
 		snprintf(msg, sizeof(msg), "projection %s has no entry '%.*s'", pj->name,
-			 (int)(in->key_len > 100 ? 100 : in->key_len), in->key);
+		         (int)(in->key_len > 100 ? 100 : in->key_len), in->key);
 		status = sl__fail(body, len, 404, "not_found", msg);
 	} else if (mret < 0) {
 		snprintf(msg, sizeof(msg), "projection %s: merging the partitions' answers: %s",
-			 pj->name, sl_strerror(mret));
+		         pj->name, sl_strerror(mret));
 		status = sl__fail(body, len, 500, "internal", msg);
 	} else {
 		*body = merged.buf.data;
@@ -379,7 +387,7 @@ out:
 }
 
 int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, char **body,
-		      size_t *len)
+                      size_t *len)
 {
 	uint32_t proj = UINT32_MAX;
 	char msg[300];
@@ -390,7 +398,7 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 			proj = i;
 	if (proj == UINT32_MAX) {
 		snprintf(msg, sizeof(msg), "no projection named '%.*s'",
-			 (int)(name_len > 100 ? 100 : name_len), name);
+		         (int)(name_len > 100 ? 100 : name_len), name);
 		return sl__fail(body, len, 404, "unknown_projection", msg);
 	}
 	const struct sl_proj *pj = &srv->projs[proj];
@@ -415,7 +423,7 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 		sl__pq_run(srv, qs[p]);
 		if (qs[p]->status != 200) {
 			status = sl__fail(body, len, qs[p]->status, sl__code_of(qs[p]->status),
-					  qs[p]->msg);
+			                  qs[p]->msg);
 			goto out;
 		}
 		all_equal &= qs[p]->equal;
@@ -428,13 +436,13 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 		goto out;
 	}
 	fprintf(f, "{\"projection\":\"%s\",\"equal\":%s,\"partitions\":[", pj->name,
-		all_equal ? "true" : "false");
+	        all_equal ? "true" : "false");
 	for (uint32_t p = 0; p < n; p++)
 		fprintf(f,
-			"%s{\"partition\":%u,\"events\":%" PRIu64 ",\"equal\":%s,\"bytes\":%" PRIu64
-			",\"rebuilt_bytes\":%" PRIu64 "}",
-			p ? "," : "", p, qs[p]->applied, qs[p]->equal ? "true" : "false",
-			qs[p]->model_bytes, qs[p]->rb_bytes);
+		        "%s{\"partition\":%u,\"events\":%" PRIu64 ",\"equal\":%s,\"bytes\":%" PRIu64
+		        ",\"rebuilt_bytes\":%" PRIu64 "}",
+		        p ? "," : "", p, qs[p]->applied, qs[p]->equal ? "true" : "false",
+		        qs[p]->model_bytes, qs[p]->rb_bytes);
 	fprintf(f, "]}\n");
 	if (fclose(f) != 0) {
 		free(buf);

@@ -1,21 +1,21 @@
 #include "server/server.h"
 
-#include <stdatomic.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "reactor/reactor.h"
+#include "pipe/pipe.h"
 #include "proto/proto.h"
+#include "reactor/reactor.h"
 #include "read/read.h"
 #include "ring/ring.h"
-#include "pipe/pipe.h"
 #include "sink/sink.h"
 
 static void sl__wake_reactor(void *arg, uint32_t reactor)
@@ -44,15 +44,15 @@ static int sl__sinks_create(struct sl_server *srv, char *err, size_t errlen)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < o->n_sinks; i++)
 		sp[i] = (struct sl_sink_spec){
-			.name = o->sinks[i].name,
-			.plugin = o->sinks[i].plugin,
-			.topic = o->sinks[i].topic,
-			.args = o->sinks[i].args,
-			.circuit_failures = o->sinks[i].circuit_failures,
-			.circuit_cooldown_ns = o->sinks[i].circuit_cooldown_ns,
+		    .name = o->sinks[i].name,
+		    .plugin = o->sinks[i].plugin,
+		    .topic = o->sinks[i].topic,
+		    .args = o->sinks[i].args,
+		    .circuit_failures = o->sinks[i].circuit_failures,
+		    .circuit_cooldown_ns = o->sinks[i].circuit_cooldown_ns,
 		};
 	ret = sl_sinks_create(sp, o->n_sinks, &srv->topics, o->plugin_path, o->n_plugin_path,
-			      &srv->sinks, err, errlen);
+	                      &srv->sinks, err, errlen);
 	free(sp);
 	return ret;
 }
@@ -83,20 +83,20 @@ static int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 	for (uint32_t i = 0; i < o->n_pipelines; i++) {
 		const struct sl_server_pipeline_spec *in = &o->pipelines[i];
 		sp[i] = (struct sl_pipe_spec){
-			.name = in->name,
-			.from = in->from,
-			.to = in->to,
-			.transforms = &tr[n_tr],
-			.n_transforms = in->n_transforms,
+		    .name = in->name,
+		    .from = in->from,
+		    .to = in->to,
+		    .transforms = &tr[n_tr],
+		    .n_transforms = in->n_transforms,
 		};
 		for (uint32_t k = 0; k < in->n_transforms; k++)
 			tr[n_tr++] = (struct sl_pipe_transform_spec){
-				.plugin = in->transforms[k].plugin,
-				.args = in->transforms[k].args,
+			    .plugin = in->transforms[k].plugin,
+			    .args = in->transforms[k].args,
 			};
 	}
 	ret = sl_pipes_create(sp, o->n_pipelines, &srv->topics, o->plugin_path, o->n_plugin_path,
-			      o->data_dir, &srv->pipes, err, errlen);
+	                      o->data_dir, &srv->pipes, err, errlen);
 	free(sp);
 	free(tr);
 	return ret;
@@ -122,19 +122,20 @@ static int sl__lock_data_dir(struct sl_server *srv, const char *dir, char *err, 
 	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "data_dir %s is in use by another sluiced (%s)", dir,
-			 strerror(e));
+		         strerror(e));
 		return -e;
 	}
 	return 0;
 }
 
 int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	struct sl_server *srv;
 	int ret = -ENOMEM;
 
-	srv = aligned_alloc(SL_CACHELINE, (sizeof(*srv) + SL_CACHELINE - 1) & ~(size_t)(SL_CACHELINE - 1));
+	srv = aligned_alloc(SL_CACHELINE,
+	                    (sizeof(*srv) + SL_CACHELINE - 1) & ~(size_t)(SL_CACHELINE - 1));
 	if (!srv)
 		return -ENOMEM;
 	memset(srv, 0, sizeof(*srv));
@@ -168,7 +169,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	 * of a 512 MiB budget once group commits got larger (one sync in
 	 * flight per reactor); tests/e2e/overload.py measures it. */
 	sl_credit_pool_init(&srv->credits, srv->opts.memory_budget * 3 / 8,
-			    srv->opts.credit_start_bytes);
+	                    srv->opts.credit_start_bytes);
 
 	ret = sl__lock_data_dir(srv, opts->data_dir, err, errlen);
 	if (ret < 0)
@@ -184,8 +185,8 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		goto fail;
 	/* Opening the partitions seeds the registry with every producer their
 	 * logs and checkpoints remember. */
-	ret = sl_topics_create(opts->topics, opts->n_topics, srv->n, opts->data_dir,
-			       srv->producers, &srv->topics, err, errlen);
+	ret = sl_topics_create(opts->topics, opts->n_topics, srv->n, opts->data_dir, srv->producers,
+	                       &srv->topics, err, errlen);
 	if (ret < 0)
 		goto fail;
 	/* Before the reactors: each takes the appliers of its partitions. */
@@ -240,37 +241,38 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		}
 
 	/* The reader before the reactors: their env names it. */
-	ret = sl_reader_create(&srv->topics, srv->n, srv->opts.max_frame_bytes, sl__wake_reactor, srv,
-			       &srv->reader);
+	ret = sl_reader_create(&srv->topics, srv->n, srv->opts.max_frame_bytes, sl__wake_reactor,
+	                       srv, &srv->reader);
 	if (ret < 0)
 		goto fail;
 	srv->env = (struct sl_reactor_env){
-		.n = srv->n,
-		.peers = srv->reactors,
-		.topics = &srv->topics,
-		.topic_specs = srv->opts.topics,
-		.rings = srv->rings,
-		.reader = srv->reader,
-		.producers = srv->producers,
-		.credits = &srv->credits,
-		.lim = {
-			.max_connections = srv->opts.max_connections,
-			.max_frame_bytes = srv->opts.max_frame_bytes,
-			.handshake_timeout_ms = srv->opts.handshake_timeout_ms,
-			.idle_timeout_ms = srv->opts.idle_timeout_ms,
-			.drain_timeout_ms = srv->opts.drain_timeout_ms,
-			.max_lag_events = srv->opts.max_lag_events,
-			.max_waiting_events = srv->opts.max_waiting_events,
-			.pin = srv->opts.pin,
-		},
-		.conns = &srv->conns.value,
-		.input_done = &srv->input_done.value,
-		.stopping = &srv->stopping.value,
-		.start_barrier = &srv->barrier,
-		.projs = srv->projs,
-		.n_projs = srv->n_projs,
-		.pq = srv->pq,
-		.pipes = srv->pipes,
+	    .n = srv->n,
+	    .peers = srv->reactors,
+	    .topics = &srv->topics,
+	    .topic_specs = srv->opts.topics,
+	    .rings = srv->rings,
+	    .reader = srv->reader,
+	    .producers = srv->producers,
+	    .credits = &srv->credits,
+	    .lim =
+	        {
+	            .max_connections = srv->opts.max_connections,
+	            .max_frame_bytes = srv->opts.max_frame_bytes,
+	            .handshake_timeout_ms = srv->opts.handshake_timeout_ms,
+	            .idle_timeout_ms = srv->opts.idle_timeout_ms,
+	            .drain_timeout_ms = srv->opts.drain_timeout_ms,
+	            .max_lag_events = srv->opts.max_lag_events,
+	            .max_waiting_events = srv->opts.max_waiting_events,
+	            .pin = srv->opts.pin,
+	        },
+	    .conns = &srv->conns.value,
+	    .input_done = &srv->input_done.value,
+	    .stopping = &srv->stopping.value,
+	    .start_barrier = &srv->barrier,
+	    .projs = srv->projs,
+	    .n_projs = srv->n_projs,
+	    .pq = srv->pq,
+	    .pipes = srv->pipes,
 	};
 	for (uint32_t i = 0; i < srv->n; i++) {
 		ret = sl_reactor_create(&srv->env, i, &srv->reactors[i]);
@@ -285,7 +287,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		if (fd < 0) {
 			ret = fd;
 			snprintf(err, errlen, "cannot listen on %s: %s", opts->listen_native,
-				 strerror(-fd));
+			         strerror(-fd));
 			goto fail;
 		}
 		if (i == 0) {
@@ -335,7 +337,8 @@ int sl_server_start(struct sl_server *srv)
 		if (ret < 0) {
 			/* Threads already started wait at the barrier forever;
 			 * there is no clean way back, so say so and stop. */
-			fprintf(stderr, "sluiced: cannot start reactor %u: %s\n", i, strerror(-ret));
+			fprintf(stderr, "sluiced: cannot start reactor %u: %s\n", i,
+			        strerror(-ret));
 			abort();
 		}
 	}

@@ -61,23 +61,23 @@ struct sl_server_transform_spec {
 
 struct sl_server_pipeline_spec {
 	const char *name;
-	uint32_t from, to;                 /* indexes into sl_server_opts.topics */
+	uint32_t from, to; /* indexes into sl_server_opts.topics */
 	const struct sl_server_transform_spec *transforms;
-	uint32_t n_transforms;             /* >= 1 */
+	uint32_t n_transforms; /* >= 1 */
 };
 
 struct sl_server_opts {
-	const char *listen_native;     /* "host:port"; port 0 picks one */
-	const char *data_dir;          /* partition logs live under it */
-	uint32_t n_reactors;           /* 0: one per online CPU */
+	const char *listen_native; /* "host:port"; port 0 picks one */
+	const char *data_dir;      /* partition logs live under it */
+	uint32_t n_reactors;       /* 0: one per online CPU */
 	uint32_t max_connections;
 	uint32_t max_frame_bytes;
 	uint32_t handshake_timeout_ms;
 	uint32_t idle_timeout_ms;
-	uint32_t drain_timeout_ms;     /* give up on clients that do not read */
+	uint32_t drain_timeout_ms; /* give up on clients that do not read */
 	const struct sl_topic_spec *topics;
 	uint32_t n_topics;
-	bool pin;                      /* pin reactor i to CPU i % ncpu */
+	bool pin; /* pin reactor i to CPU i % ncpu */
 	const struct sl_server_proj_spec *projections;
 	uint32_t n_projections;
 	const char *const *plugin_path; /* folders searched for NAME.so */
@@ -111,47 +111,47 @@ struct sl_server_opts {
 struct sl_server {
 	struct sl_server_opts opts;
 	struct sl_topics topics;
-	struct sl_addr native_addr;    /* with the port actually bound */
-	uint32_t n;                    /* reactors */
+	struct sl_addr native_addr; /* with the port actually bound */
+	uint32_t n;                 /* reactors */
 	struct sl_reactor **reactors;
 	/* rings[i * n + j] carries blocks from reactor i to reactor j (i != j) */
 	struct sl_ring **rings;
-	struct sl_reader *reader;      /* serves Fetch off the reactors */
+	struct sl_reader *reader; /* serves Fetch off the reactors */
 	/* Cross-reactor counters, each on its own cache line. C11 atomics
 	 * rather than ck_pr: they are cold, and TSan understands them. */
 	struct {
 		_Atomic uint32_t value;
-	} SL_CACHE_ALIGNED conns;     /* open connections, all reactors */
+	} SL_CACHE_ALIGNED conns; /* open connections, all reactors */
 	struct {
 		_Atomic uint32_t value;
 	} SL_CACHE_ALIGNED input_done; /* reactors that stopped reading */
 	struct {
 		_Atomic uint32_t value;
-	} SL_CACHE_ALIGNED stopping;  /* set once by sl_server_stop() */
+	} SL_CACHE_ALIGNED stopping; /* set once by sl_server_stop() */
 	/* The byte credits of every connection (credit/credit.h): 3/8 of
 	 * memory_budget, sl_server_create says why. */
 	struct sl_credit_pool credits;
 	struct sl_producers *producers; /* ids and epochs, shared by the reactors */
-	struct sl_proj *projs;          /* immutable after create (the appliers are the reactors') */
+	struct sl_proj *projs; /* immutable after create (the appliers are the reactors') */
 	/* Reclamation for concurrent-query projections (their models are read
 	 * on HTTP threads while their reactors apply). */
 	struct sl_epoch *epoch;
 	uint32_t n_projs;
-	struct sl_ring *pq;             /* per reactor: MPMC ring of struct sl_pquery * */
-	struct sl_sinks *sinks;         /* sink threads (engine/sink); NULL when none */
-	struct sl_pipes *pipes;         /* pipeline stages (engine/pipe); NULL when none */
-	pthread_barrier_t barrier;     /* reactors meet once their rings exist */
+	struct sl_ring *pq;        /* per reactor: MPMC ring of struct sl_pquery * */
+	struct sl_sinks *sinks;    /* sink threads (engine/sink); NULL when none */
+	struct sl_pipes *pipes;    /* pipeline stages (engine/pipe); NULL when none */
+	pthread_barrier_t barrier; /* reactors meet once their rings exist */
 	/* What the reactors are given (reactor.h): pointers into this server,
 	 * filled before the first reactor is created. */
 	struct sl_reactor_env env;
-	int lock_fd;                   /* flock on data_dir/.lock */
+	int lock_fd; /* flock on data_dir/.lock */
 	bool barrier_ok;
 };
 
 /* Opens the data folder (locked against a second server), recovers every
  * partition log, binds the listening sockets. On failure `err` says why. */
 int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, char *err,
-		     size_t errlen);
+                     size_t errlen);
 /* Starts the reactor threads. */
 int sl_server_start(struct sl_server *srv);
 /* Asks every reactor to drain and exit; async-signal-safe, idempotent. */
@@ -186,7 +186,7 @@ struct sl_server_query {
 	uint32_t timeout_ms;
 };
 int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char **body,
-		    size_t *len);
+                    size_t *len);
 /* server/project.c, for server.c: plugins and appliers (before the
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
@@ -201,7 +201,7 @@ void sl__projs_destroy(struct sl_server *srv);
  * "events","equal","bytes","rebuilt_bytes"}]}.
  */
 int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, char **body,
-		      size_t *len);
+                      size_t *len);
 
 /* GET /v1/status and /metrics bodies (malloc'd). */
 int sl_server_status_json(struct sl_server *srv, char **body, size_t *len);

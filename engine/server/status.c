@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipe/pipe.h"
 #include "reactor/reactor.h"
 #include "server/server.h"
-#include "pipe/pipe.h"
 #include "sink/sink.h"
 
 /* open_memstream() sets buf and size at fclose: read them after it. */
@@ -35,7 +35,7 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 	if (!f)
 		return -ENOMEM;
 	fprintf(f, "{\"connections\":%u,\"reactors\":%u,\"topics\":[",
-		atomic_load_explicit(&srv->conns.value, memory_order_relaxed), srv->n);
+	        atomic_load_explicit(&srv->conns.value, memory_order_relaxed), srv->n);
 	for (uint32_t t = 0; t < srv->topics.n; t++) {
 		const struct sl_topic *tp = &srv->topics.v[t];
 		/* Topic and projection names come from the config, which
@@ -43,20 +43,23 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 		fprintf(f, "%s{\"name\":\"%s\",\"partitions\":[", t ? "," : "", tp->name);
 		for (uint32_t p = 0; p < tp->n_parts; p++) {
 			struct sl_partition *part = &tp->parts[p];
-			fprintf(f, "%s{\"partition\":%u,\"start_offset\":%" PRIu64 ",\"end_offset\":%" PRIu64
-				   ",\"serving\":%s,\"queue\":%" PRIu64 ",\"follower_lag\":%" PRIu64
-				   ",\"pressured\":%s,\"dropped\":%" PRIu64 ",\"sampled_out\":%" PRIu64
-				   ",\"rejected\":%" PRIu64 "}",
-				p ? "," : "", p,
-				atomic_load_explicit(&part->start_pub, memory_order_relaxed),
-				atomic_load_explicit(&part->durable_pub, memory_order_acquire),
-				part->log ? "true" : "false",
-				atomic_load_explicit(&part->waiting_pub, memory_order_relaxed),
-				atomic_load_explicit(&part->follower_lag_pub, memory_order_relaxed),
-				atomic_load_explicit(&part->pressured, memory_order_relaxed) ? "true" : "false",
-				atomic_load_explicit(&part->dropped, memory_order_relaxed),
-				atomic_load_explicit(&part->sampled_out, memory_order_relaxed),
-				atomic_load_explicit(&part->rejected, memory_order_relaxed));
+			fprintf(
+			    f,
+			    "%s{\"partition\":%u,\"start_offset\":%" PRIu64
+			    ",\"end_offset\":%" PRIu64 ",\"serving\":%s,\"queue\":%" PRIu64
+			    ",\"follower_lag\":%" PRIu64 ",\"pressured\":%s,\"dropped\":%" PRIu64
+			    ",\"sampled_out\":%" PRIu64 ",\"rejected\":%" PRIu64 "}",
+			    p ? "," : "", p,
+			    atomic_load_explicit(&part->start_pub, memory_order_relaxed),
+			    atomic_load_explicit(&part->durable_pub, memory_order_acquire),
+			    part->log ? "true" : "false",
+			    atomic_load_explicit(&part->waiting_pub, memory_order_relaxed),
+			    atomic_load_explicit(&part->follower_lag_pub, memory_order_relaxed),
+			    atomic_load_explicit(&part->pressured, memory_order_relaxed) ? "true"
+			                                                                 : "false",
+			    atomic_load_explicit(&part->dropped, memory_order_relaxed),
+			    atomic_load_explicit(&part->sampled_out, memory_order_relaxed),
+			    atomic_load_explicit(&part->rejected, memory_order_relaxed));
 		}
 		fprintf(f, "]}");
 	}
@@ -64,13 +67,17 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 	for (uint32_t i = 0; i < srv->n_projs; i++) {
 		const struct sl_proj *pj = &srv->projs[i];
 		fprintf(f, "%s{\"name\":\"%s\",\"plugin\":\"%s\",\"topic\":\"%s\",\"partitions\":[",
-			i ? "," : "", pj->name, pj->plugin->name, pj->topic->name);
+		        i ? "," : "", pj->name, pj->plugin->name, pj->topic->name);
 		for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
 			struct sl_proj_part *pp = &pj->parts[p];
-			uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
-			uint64_t applied = atomic_load_explicit(&pp->applied_pub, memory_order_relaxed);
-			fprintf(f, "%s{\"partition\":%u,\"applied_offset\":%" PRIu64 ",\"lag\":%" PRIu64 "}",
-				p ? "," : "", p, applied, end > applied ? end - applied : 0);
+			uint64_t end =
+			    atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
+			uint64_t applied =
+			    atomic_load_explicit(&pp->applied_pub, memory_order_relaxed);
+			fprintf(f,
+			        "%s{\"partition\":%u,\"applied_offset\":%" PRIu64
+			        ",\"lag\":%" PRIu64 "}",
+			        p ? "," : "", p, applied, end > applied ? end - applied : 0);
 		}
 		fprintf(f, "]}");
 	}
@@ -87,13 +94,15 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
  * keep coming); 0 when it is caught up, absent before it read any. */
 static void sl__metrics_lag_seconds(struct sl_server *srv, FILE *f)
 {
-	fprintf(f, "# HELP sluice_projection_lag_seconds Age of the oldest durable event not yet applied.\n"
-		   "# TYPE sluice_projection_lag_seconds gauge\n");
+	fprintf(f, "# HELP sluice_projection_lag_seconds Age of the oldest durable event not yet "
+	           "applied.\n"
+	           "# TYPE sluice_projection_lag_seconds gauge\n");
 	int64_t now_ms = (int64_t)(sl_wall_ns() / 1000000u);
 	for (uint32_t i = 0; i < srv->n_projs; i++)
 		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++) {
 			struct sl_proj_part *pp = &srv->projs[i].parts[p];
-			uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
+			uint64_t end =
+			    atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
 			uint64_t a = atomic_load_explicit(&pp->applied_pub, memory_order_relaxed);
 			int64_t t = atomic_load_explicit(&pp->applied_ms_pub, memory_order_relaxed);
 			double lag = 0;
@@ -102,36 +111,65 @@ static void sl__metrics_lag_seconds(struct sl_server *srv, FILE *f)
 					continue;
 				lag = now_ms > t ? (double)(now_ms - t) / 1000.0 : 0;
 			}
-			fprintf(f, "sluice_projection_lag_seconds{projection=\"%s\",partition=\"%u\"} %.3f\n",
-				srv->projs[i].name, p, lag);
+			fprintf(f,
+			        "sluice_projection_lag_seconds{projection=\"%s\",partition=\"%u\"} "
+			        "%.3f\n",
+			        srv->projs[i].name, p, lag);
 		}
 }
 
 /* One line per partition of a counter or gauge read with `get`. */
 static void sl__per_partition(struct sl_server *srv, FILE *f, const char *name, const char *type,
-			      const char *help, double (*get)(const struct sl_partition *))
+                              const char *help, double (*get)(const struct sl_partition *))
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	for (uint32_t t = 0; t < srv->topics.n; t++)
 		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++)
 			fprintf(f, "%s{topic=\"%s\",partition=\"%u\"} %.15g\n", name,
-				srv->topics.v[t].name, p, get(&srv->topics.v[t].parts[p]));
+			        srv->topics.v[t].name, p, get(&srv->topics.v[t].parts[p]));
 }
 
 #define SL__LOAD(x) ((double)atomic_load_explicit(&(x), memory_order_relaxed))
-static double sl__m_waiting(const struct sl_partition *p) { return SL__LOAD(p->waiting_pub); }
-static double sl__m_flag(const struct sl_partition *p) { return SL__LOAD(p->pressured) != 0; }
-static double sl__m_follow(const struct sl_partition *p) { return SL__LOAD(p->follower_lag_pub); }
-static double sl__m_dropped(const struct sl_partition *p) { return SL__LOAD(p->dropped); }
-static double sl__m_sampled(const struct sl_partition *p) { return SL__LOAD(p->sampled_out); }
-static double sl__m_rejected(const struct sl_partition *p) { return SL__LOAD(p->rejected); }
-static double sl__m_dedup(const struct sl_partition *p) { return SL__LOAD(p->dedup_bytes_pub); }
+static double sl__m_waiting(const struct sl_partition *p)
+{
+	return SL__LOAD(p->waiting_pub);
+}
+static double sl__m_flag(const struct sl_partition *p)
+{
+	return SL__LOAD(p->pressured) != 0;
+}
+static double sl__m_follow(const struct sl_partition *p)
+{
+	return SL__LOAD(p->follower_lag_pub);
+}
+static double sl__m_dropped(const struct sl_partition *p)
+{
+	return SL__LOAD(p->dropped);
+}
+static double sl__m_sampled(const struct sl_partition *p)
+{
+	return SL__LOAD(p->sampled_out);
+}
+static double sl__m_rejected(const struct sl_partition *p)
+{
+	return SL__LOAD(p->rejected);
+}
+static double sl__m_dedup(const struct sl_partition *p)
+{
+	return SL__LOAD(p->dedup_bytes_pub);
+}
 static double sl__m_pressured_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->pressured_ns) / 1e9;
 }
-static double sl__m_log_bytes(const struct sl_partition *p) { return SL__LOAD(p->log_bytes_pub); }
-static double sl__m_log_rolls(const struct sl_partition *p) { return SL__LOAD(p->log_rolls_pub); }
+static double sl__m_log_bytes(const struct sl_partition *p)
+{
+	return SL__LOAD(p->log_bytes_pub);
+}
+static double sl__m_log_rolls(const struct sl_partition *p)
+{
+	return SL__LOAD(p->log_rolls_pub);
+}
 static double sl__m_log_roll_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->log_roll_ns_pub) / 1e9;
@@ -141,7 +179,7 @@ static double sl__m_log_roll_s(const struct sl_partition *p)
  * Prometheus style): `hist` and `sum_ns` are the offsets of the published
  * bucket counts and nanosecond sum in struct sl_partition. */
 static void sl__log_hist(struct sl_server *srv, FILE *f, const char *name, const char *help,
-			 size_t hist, size_t sum_ns)
+                         size_t hist, size_t sum_ns)
 {
 	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
 	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
@@ -161,61 +199,65 @@ static void sl__log_hist(struct sl_server *srv, FILE *f, const char *name, const
 					snprintf(bound, sizeof(bound), "+Inf");
 				else
 					snprintf(bound, sizeof(bound), "%g", (double)le[k] / 1e6);
-				fprintf(f, "%s_bucket{topic=\"%s\",partition=\"%u\",le=\"%s\"} %" PRIu64 "\n",
-					name, topic, p, bound, cum);
+				fprintf(
+				    f,
+				    "%s_bucket{topic=\"%s\",partition=\"%u\",le=\"%s\"} %" PRIu64
+				    "\n",
+				    name, topic, p, bound, cum);
 			}
 			fprintf(f, "%s_sum{topic=\"%s\",partition=\"%u\"} %.6f\n", name, topic, p,
-				(double)atomic_load_explicit(sum, memory_order_relaxed) / 1e9);
+			        (double)atomic_load_explicit(sum, memory_order_relaxed) / 1e9);
 			fprintf(f, "%s_count{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n", name,
-				topic, p, cum);
+			        topic, p, cum);
 		}
 }
 
 static void sl__metrics_log(struct sl_server *srv, FILE *f)
 {
 	sl__per_partition(srv, f, "sluice_log_written_bytes_total", "counter",
-			  "Bytes the partition's log wrote (batch headers included).",
-			  sl__m_log_bytes);
+	                  "Bytes the partition's log wrote (batch headers included).",
+	                  sl__m_log_bytes);
 	sl__log_hist(srv, f, "sluice_log_sync_seconds",
-		     "fdatasyncs (group commits) of the partition's log: latency, queued to "
-		     "completed.",
-		     offsetof(struct sl_partition, log_sync_hist_pub),
-		     offsetof(struct sl_partition, log_sync_ns_pub));
+	             "fdatasyncs (group commits) of the partition's log: latency, queued to "
+	             "completed.",
+	             offsetof(struct sl_partition, log_sync_hist_pub),
+	             offsetof(struct sl_partition, log_sync_ns_pub));
 	sl__log_hist(srv, f, "sluice_log_commit_seconds",
-		     "Group commits of the partition's log: from the append of the group's first "
-		     "event until the group is durable under the topic's policy (its wait for a "
-		     "sync already in flight included).",
-		     offsetof(struct sl_partition, log_commit_hist_pub),
-		     offsetof(struct sl_partition, log_commit_ns_pub));
+	             "Group commits of the partition's log: from the append of the group's first "
+	             "event until the group is durable under the topic's policy (its wait for a "
+	             "sync already in flight included).",
+	             offsetof(struct sl_partition, log_commit_hist_pub),
+	             offsetof(struct sl_partition, log_commit_ns_pub));
 	sl__per_partition(srv, f, "sluice_log_segment_rolls_total", "counter",
-			  "Segment rolls (seal, checkpoint, next segment).", sl__m_log_rolls);
+	                  "Segment rolls (seal, checkpoint, next segment).", sl__m_log_rolls);
 	sl__per_partition(srv, f, "sluice_log_segment_roll_seconds_total", "counter",
-			  "Time the rolls took on the partition's reactor (the reactor waits).",
-			  sl__m_log_roll_s);
+	                  "Time the rolls took on the partition's reactor (the reactor waits).",
+	                  sl__m_log_roll_s);
 }
 
 static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
 {
 	sl__per_partition(srv, f, "sluice_partition_queue_events", "gauge",
-			  "Events appended and waiting for durability (the partition's queue).",
-			  sl__m_waiting);
+	                  "Events appended and waiting for durability (the partition's queue).",
+	                  sl__m_waiting);
 	sl__per_partition(srv, f, "sluice_partition_follower_lag_events", "gauge",
-			  "Events the slowest projection or sink of the partition is behind.",
-			  sl__m_follow);
+	                  "Events the slowest projection or sink of the partition is behind.",
+	                  sl__m_follow);
 	sl__per_partition(srv, f, "sluice_partition_pressured", "gauge",
-			  "1 while the partition is over a bound and its overload policy applies.",
-			  sl__m_flag);
+	                  "1 while the partition is over a bound and its overload policy applies.",
+	                  sl__m_flag);
 	sl__per_partition(srv, f, "sluice_partition_pressured_seconds_total", "counter",
-			  "Time the partition spent pressured (finished spells).", sl__m_pressured_s);
+	                  "Time the partition spent pressured (finished spells).",
+	                  sl__m_pressured_s);
 	sl__per_partition(srv, f, "sluice_partition_sequence_table_bytes", "gauge",
-			  "Memory of the partition's producer sequence table (exactly once).",
-			  sl__m_dedup);
+	                  "Memory of the partition's producer sequence table (exactly once).",
+	                  sl__m_dedup);
 	sl__per_partition(srv, f, "sluice_overload_dropped_total", "counter",
-			  "Events shed by the drop policy.", sl__m_dropped);
+	                  "Events shed by the drop policy.", sl__m_dropped);
 	sl__per_partition(srv, f, "sluice_overload_sampled_out_total", "counter",
-			  "Events shed by the sample policy.", sl__m_sampled);
+	                  "Events shed by the sample policy.", sl__m_sampled);
 	sl__per_partition(srv, f, "sluice_overload_rejected_total", "counter",
-			  "Events refused by the reject policy.", sl__m_rejected);
+	                  "Events refused by the reject policy.", sl__m_rejected);
 }
 
 static void sl__metrics_credits(struct sl_server *srv, FILE *f)
@@ -232,32 +274,37 @@ static void sl__metrics_credits(struct sl_server *srv, FILE *f)
 	}
 	int64_t pool = sl_credit_pool_avail(&srv->credits);
 	fprintf(f,
-		"# HELP sluice_credit_pool_bytes Credit bytes (3/8 of the memory budget) not granted to any connection.\n"
-		"# TYPE sluice_credit_pool_bytes gauge\n"
-		"sluice_credit_pool_bytes %" PRId64 "\n"
-		"# HELP sluice_credit_outstanding_bytes Credit bytes held by connections or in flight.\n"
-		"# TYPE sluice_credit_outstanding_bytes gauge\n"
-		"sluice_credit_outstanding_bytes %" PRId64 "\n"
-		"# HELP sluice_credit_connections Connections holding a credit window.\n"
-		"# TYPE sluice_credit_connections gauge\n"
-		"sluice_credit_connections %u\n"
-		"# HELP sluice_credit_granted_events_total Event credits granted (Welcome and Credit).\n"
-		"# TYPE sluice_credit_granted_events_total counter\n"
-		"sluice_credit_granted_events_total %" PRIu64 "\n"
-		"# HELP sluice_credit_frames_total Credit frames sent.\n"
-		"# TYPE sluice_credit_frames_total counter\n"
-		"sluice_credit_frames_total %" PRIu64 "\n"
-		"# HELP sluice_credit_blocked_connections Producers waiting for credits now.\n"
-		"# TYPE sluice_credit_blocked_connections gauge\n"
-		"sluice_credit_blocked_connections %" PRIu64 "\n"
-		"# HELP sluice_credit_blocked_seconds_total Time producers spent waiting for credits (finished waits).\n"
-		"# TYPE sluice_credit_blocked_seconds_total counter\n"
-		"sluice_credit_blocked_seconds_total %.3f\n"
-		"# HELP sluice_credit_violations_total Connections cut off for sending beyond their credits.\n"
-		"# TYPE sluice_credit_violations_total counter\n"
-		"sluice_credit_violations_total %" PRIu64 "\n",
-		pool, (int64_t)srv->credits.total - pool, sl_credit_pool_credited(&srv->credits), events, frames, held,
-		(double)held_ns / 1e9, cut);
+	        "# HELP sluice_credit_pool_bytes Credit bytes (3/8 of the memory budget) not "
+	        "granted to any connection.\n"
+	        "# TYPE sluice_credit_pool_bytes gauge\n"
+	        "sluice_credit_pool_bytes %" PRId64 "\n"
+	        "# HELP sluice_credit_outstanding_bytes Credit bytes held by connections or in "
+	        "flight.\n"
+	        "# TYPE sluice_credit_outstanding_bytes gauge\n"
+	        "sluice_credit_outstanding_bytes %" PRId64 "\n"
+	        "# HELP sluice_credit_connections Connections holding a credit window.\n"
+	        "# TYPE sluice_credit_connections gauge\n"
+	        "sluice_credit_connections %u\n"
+	        "# HELP sluice_credit_granted_events_total Event credits granted (Welcome and "
+	        "Credit).\n"
+	        "# TYPE sluice_credit_granted_events_total counter\n"
+	        "sluice_credit_granted_events_total %" PRIu64 "\n"
+	        "# HELP sluice_credit_frames_total Credit frames sent.\n"
+	        "# TYPE sluice_credit_frames_total counter\n"
+	        "sluice_credit_frames_total %" PRIu64 "\n"
+	        "# HELP sluice_credit_blocked_connections Producers waiting for credits now.\n"
+	        "# TYPE sluice_credit_blocked_connections gauge\n"
+	        "sluice_credit_blocked_connections %" PRIu64 "\n"
+	        "# HELP sluice_credit_blocked_seconds_total Time producers spent waiting for "
+	        "credits (finished waits).\n"
+	        "# TYPE sluice_credit_blocked_seconds_total counter\n"
+	        "sluice_credit_blocked_seconds_total %.3f\n"
+	        "# HELP sluice_credit_violations_total Connections cut off for sending beyond "
+	        "their credits.\n"
+	        "# TYPE sluice_credit_violations_total counter\n"
+	        "sluice_credit_violations_total %" PRIu64 "\n",
+	        pool, (int64_t)srv->credits.total - pool, sl_credit_pool_credited(&srv->credits),
+	        events, frames, held, (double)held_ns / 1e9, cut);
 }
 
 int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
@@ -267,35 +314,45 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	FILE *f = open_memstream(&buf, &sz);
 	if (!f)
 		return -ENOMEM;
-	fprintf(f, "# HELP sluice_connections Open client connections.\n"
-		   "# TYPE sluice_connections gauge\n"
-		   "sluice_connections %u\n",
-		atomic_load_explicit(&srv->conns.value, memory_order_relaxed));
-	fprintf(f, "# HELP sluice_partition_end_offset Next offset of the partition (durable end).\n"
-		   "# TYPE sluice_partition_end_offset gauge\n");
+	fprintf(f,
+	        "# HELP sluice_connections Open client connections.\n"
+	        "# TYPE sluice_connections gauge\n"
+	        "sluice_connections %u\n",
+	        atomic_load_explicit(&srv->conns.value, memory_order_relaxed));
+	fprintf(f,
+	        "# HELP sluice_partition_end_offset Next offset of the partition (durable end).\n"
+	        "# TYPE sluice_partition_end_offset gauge\n");
 	for (uint32_t t = 0; t < srv->topics.n; t++)
 		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++)
-			fprintf(f, "sluice_partition_end_offset{topic=\"%s\",partition=\"%u\"} %" PRIu64 "\n",
-				srv->topics.v[t].name, p,
-				atomic_load_explicit(&srv->topics.v[t].parts[p].durable_pub,
-						     memory_order_acquire));
+			fprintf(
+			    f,
+			    "sluice_partition_end_offset{topic=\"%s\",partition=\"%u\"} %" PRIu64
+			    "\n",
+			    srv->topics.v[t].name, p,
+			    atomic_load_explicit(&srv->topics.v[t].parts[p].durable_pub,
+			                         memory_order_acquire));
 	fprintf(f, "# HELP sluice_projection_applied_offset Next offset the projection applies.\n"
-		   "# TYPE sluice_projection_applied_offset gauge\n");
+	           "# TYPE sluice_projection_applied_offset gauge\n");
 	for (uint32_t i = 0; i < srv->n_projs; i++)
 		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++)
-			fprintf(f, "sluice_projection_applied_offset{projection=\"%s\",partition=\"%u\"} %" PRIu64 "\n",
-				srv->projs[i].name, p,
-				atomic_load_explicit(&srv->projs[i].parts[p].applied_pub,
-						     memory_order_relaxed));
+			fprintf(f,
+			        "sluice_projection_applied_offset{projection=\"%s\",partition=\"%"
+			        "u\"} %" PRIu64 "\n",
+			        srv->projs[i].name, p,
+			        atomic_load_explicit(&srv->projs[i].parts[p].applied_pub,
+			                             memory_order_relaxed));
 	fprintf(f, "# HELP sluice_projection_lag_events Durable events not yet applied.\n"
-		   "# TYPE sluice_projection_lag_events gauge\n");
+	           "# TYPE sluice_projection_lag_events gauge\n");
 	for (uint32_t i = 0; i < srv->n_projs; i++)
 		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++) {
 			struct sl_proj_part *pp = &srv->projs[i].parts[p];
-			uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
+			uint64_t end =
+			    atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
 			uint64_t a = atomic_load_explicit(&pp->applied_pub, memory_order_relaxed);
-			fprintf(f, "sluice_projection_lag_events{projection=\"%s\",partition=\"%u\"} %" PRIu64 "\n",
-				srv->projs[i].name, p, end > a ? end - a : 0);
+			fprintf(f,
+			        "sluice_projection_lag_events{projection=\"%s\",partition=\"%u\"} "
+			        "%" PRIu64 "\n",
+			        srv->projs[i].name, p, end > a ? end - a : 0);
 		}
 	sl__metrics_lag_seconds(srv, f);
 	sl__metrics_pressure(srv, f);

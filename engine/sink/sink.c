@@ -79,7 +79,7 @@ struct sl_sinks {
 	struct sl__sink *v;
 	uint32_t n;
 	pthread_mutex_t mu;
-	pthread_cond_t cv; /* broadcast at stop; idle threads wait on it */
+	pthread_cond_t cv;        /* broadcast at stop; idle threads wait on it */
 	struct sl_notify changed; /* every write attempt: sl_sinks_wait() */
 	_Atomic bool stop;
 	bool sync_ok;

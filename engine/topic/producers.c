@@ -34,8 +34,8 @@
 
 #define SL__CKPT_SUFFIX ".dedup"
 
-static int sl__ckpt_path(const struct sl_partition *p, uint64_t base, const char *suffix,
-			 char *buf, size_t cap)
+static int sl__ckpt_path(const struct sl_partition *p, uint64_t base, const char *suffix, char *buf,
+                         size_t cap)
 {
 	int n = snprintf(buf, cap, "%s/%020" PRIu64 SL__CKPT_SUFFIX "%s", p->dir, base, suffix);
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
@@ -60,7 +60,7 @@ void sl__part_checkpoint(void *arg, uint64_t next_base)
 	 * is found damaged. */
 	char old[sizeof(path)];
 	bool drop = p->dd_ckpt_prev != UINT64_MAX &&
-		    sl__ckpt_path(p, p->dd_ckpt_prev, "", old, sizeof(old)) == 0;
+	            sl__ckpt_path(p, p->dd_ckpt_prev, "", old, sizeof(old)) == 0;
 	/* Off the reactor when the log has a preparer: the table is copied
 	 * above; writing it is a tmp file, two syncs and a rename (~1 ms of a
 	 * roll's 2-5 ms). The older file goes only once this one is whole;
@@ -86,9 +86,9 @@ out:
 		/* Not fatal: recovery falls back to an older checkpoint or to
 		 * replaying the log, both correct, only slower. */
 		fprintf(stderr,
-			"sluiced: topic %s partition %u: producer checkpoint at offset %" PRIu64
-			" not written: %s\n",
-			p->topic->name, p->id, next_base, sl_strerror(ret));
+		        "sluiced: topic %s partition %u: producer checkpoint at offset %" PRIu64
+		        " not written: %s\n",
+		        p->topic->name, p->id, next_base, sl_strerror(ret));
 	free(buf);
 }
 
@@ -190,7 +190,7 @@ static void sl__seed_one(void *arg, uint64_t id, uint32_t epoch, uint64_t last)
 	int ret = sl_producers_seed(prods, id, epoch, last);
 	if (ret < 0)
 		fprintf(stderr, "sluiced: producer %" PRIu64 ": not remembered: %s\n", id,
-			sl_strerror(ret));
+		        sl_strerror(ret));
 }
 
 struct sl__replay {
@@ -217,7 +217,7 @@ static int sl__replay_one(void *arg, const struct sl_log_record *rec)
 }
 
 int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, char *err,
-			    size_t errlen)
+                            size_t errlen)
 {
 	struct sl_dedup_opts o = {.window = SL_PRODUCER_WINDOW};
 	uint64_t *bases = NULL, from, end;
@@ -250,8 +250,9 @@ int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, 
 			snprintf(cerr, sizeof(cerr), "%s", sl_strerror(ret));
 		free(buf);
 		if (ret == 0 && upto != bases[i]) {
-			snprintf(cerr, sizeof(cerr), "it covers offsets below %" PRIu64 ", not %" PRIu64,
-				 upto, bases[i]);
+			snprintf(cerr, sizeof(cerr),
+			         "it covers offsets below %" PRIu64 ", not %" PRIu64, upto,
+			         bases[i]);
 			/* The table must be empty again for the next try. */
 			sl_dedup_destroy(p->dd);
 			p->dd = NULL;

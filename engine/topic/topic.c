@@ -11,18 +11,18 @@
 #include "base/base.h"
 
 static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *spec,
-			const char *data_dir, struct sl_producers *prods, struct sl_segprep *prep,
-			char *err, size_t errlen)
+                        const char *data_dir, struct sl_producers *prods, struct sl_segprep *prep,
+                        char *err, size_t errlen)
 {
 	char dir[4096], lerr[512] = "";
 	struct sl_log_opts o = {
-		.dir = dir,
-		.prep = prep,
-		.segment_bytes = spec->segment_bytes ? spec->segment_bytes : (64u << 20),
-		.durability = spec->durability,
-		.interval_ns = spec->interval_ns,
-		.on_seal = sl__part_checkpoint,
-		.on_seal_arg = part,
+	    .dir = dir,
+	    .prep = prep,
+	    .segment_bytes = spec->segment_bytes ? spec->segment_bytes : (64u << 20),
+	    .durability = spec->durability,
+	    .interval_ns = spec->interval_ns,
+	    .on_seal = sl__part_checkpoint,
+	    .on_seal_arg = part,
 	};
 	int n = snprintf(dir, sizeof(dir), "%s/%s/%u", data_dir, spec->name, part->id);
 	if (n < 0 || (size_t)n >= sizeof(dir)) {
@@ -44,7 +44,7 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 		/* Refuse this partition, keep the others serving. */
 		part->log = NULL;
 		if (asprintf(&part->error, "topic %s partition %u refused: %s", spec->name,
-			     part->id, lerr) < 0)
+		             part->id, lerr) < 0)
 			part->error = NULL;
 		fprintf(stderr, "sluiced: %s\n", part->error ? part->error : lerr);
 		return 0;
@@ -55,8 +55,8 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 }
 
 int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_reactors,
-		     const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
-		     char *err, size_t errlen)
+                     const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
+                     char *err, size_t errlen)
 {
 	int ret = -ENOMEM;
 
@@ -85,8 +85,8 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 			 * rate * 2^64: the same id is kept or shed every time
 			 * (a retry is judged like its original). */
 			double r = specs[i].sample_rate;
-			t->sample_below = r >= 1.0 ? UINT64_MAX
-						   : (uint64_t)(r * 18446744073709551616.0);
+			t->sample_below =
+			    r >= 1.0 ? UINT64_MAX : (uint64_t)(r * 18446744073709551616.0);
 		}
 		t->name = strdup(specs[i].name);
 		if (!t->name)
@@ -110,7 +110,7 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 			if (!part->waiting)
 				goto fail;
 			ret = sl__open_log(part, &specs[i], data_dir, producers, out->prep, err,
-					   errlen);
+			                   errlen);
 			if (ret < 0)
 				goto fail;
 			ret = -ENOMEM;
@@ -198,7 +198,7 @@ static int sl__partition_wait(struct sl_partition *p, const struct sl_ack_ref *r
 }
 
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-			 const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+                         const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
 {
 	if (SL_UNLIKELY(!p->log))
 		return -SL_ELOG_FAILED;
@@ -238,9 +238,9 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 		 * Said once per partition, counted always. */
 		if (!p->dd_untracked++)
 			fprintf(stderr,
-				"sluiced: topic %s partition %u: producer %" PRIu64
-				" sequence %" PRIu64 " not tracked: %s\n",
-				p->topic->name, p->id, pid, seq, sl_strerror(ret));
+			        "sluiced: topic %s partition %u: producer %" PRIu64
+			        " sequence %" PRIu64 " not tracked: %s\n",
+			        p->topic->name, p->id, pid, seq, sl_strerror(ret));
 	}
 	p->waiting[p->w_tail++ & (p->w_cap - 1)] = *ref;
 	return 0;

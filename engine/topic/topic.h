@@ -37,20 +37,20 @@
 #define SL_PRODUCER_WINDOW 8192u
 
 /* sl_ack_ref.flags / sl_xack.flags */
-#define SL_ACK_DUP 1u            /* stored before: the offset is the original */
+#define SL_ACK_DUP            1u /* stored before: the offset is the original */
 #define SL_ACK_OFFSET_UNKNOWN 2u /* a duplicate stored too long ago to know where */
-#define SL_ACK_DROPPED 4u        /* not stored: shed by the topic's overload policy */
+#define SL_ACK_DROPPED        4u /* not stored: shed by the topic's overload policy */
 
 /* Who waits for one event's ack: a connection on some reactor. */
 struct sl_ack_ref {
-	uint64_t base_seq;   /* the Produce frame's base_sequence */
-	uint64_t offset;     /* where the event was stored */
-	uint32_t conn;       /* connection slot on reactor `core` */
-	uint32_t gen;        /* that slot's generation, to drop acks of closed conns */
-	uint32_t index;      /* event index in the Produce frame */
-	uint32_t len;        /* the event's bytes: credits its ack gives back */
-	uint16_t core;       /* reactor that owns the connection */
-	uint16_t flags;      /* SL_ACK_* */
+	uint64_t base_seq; /* the Produce frame's base_sequence */
+	uint64_t offset;   /* where the event was stored */
+	uint32_t conn;     /* connection slot on reactor `core` */
+	uint32_t gen;      /* that slot's generation, to drop acks of closed conns */
+	uint32_t index;    /* event index in the Produce frame */
+	uint32_t len;      /* the event's bytes: credits its ack gives back */
+	uint16_t core;     /* reactor that owns the connection */
+	uint16_t flags;    /* SL_ACK_* */
 };
 
 struct sl_topic;
@@ -58,26 +58,26 @@ struct sl_topic;
 struct sl_partition {
 	struct sl_topic *topic;
 	uint32_t id;
-	uint32_t owner;          /* reactor index */
-	uint32_t rslot;          /* index among its owner's partitions */
+	uint32_t owner; /* reactor index */
+	uint32_t rslot; /* index among its owner's partitions */
 	/* FIFO of ack refs, in offset order; power-of-two capacity, grows. */
 	struct sl_ack_ref *waiting;
 	uint32_t w_head, w_tail, w_cap;
-	bool dirty;              /* on its reactor's flush list */
-	struct sl_log *log;      /* NULL when the partition is refused */
-	char *dir;               /* the log's folder, for readers */
+	bool dirty;         /* on its reactor's flush list */
+	struct sl_log *log; /* NULL when the partition is refused */
+	char *dir;          /* the log's folder, for readers */
 	/* `durable` published for other threads (readers, metadata): stored
 	 * with release by the owner after the log moved it. */
 	_Atomic uint64_t durable_pub;
 	_Atomic uint64_t start_pub; /* first offset stored */
-	char *error;             /* why it is refused or failed; NULL when fine */
+	char *error;                /* why it is refused or failed; NULL when fine */
 	/* Producer sequences stored here (engine/dedup): checked before each
 	 * append, checkpointed at every segment seal, rebuilt at open from the
 	 * last checkpoint plus the records after it. */
 	struct sl_dedup *dd;
-	uint64_t dd_replayed;    /* records replayed at open */
+	uint64_t dd_replayed;                /* records replayed at open */
 	uint64_t dd_ckpt_last, dd_ckpt_prev; /* checkpoints kept; UINT64_MAX = none */
-	uint64_t dd_untracked;   /* stored without a sequence entry (table full) */
+	uint64_t dd_untracked;               /* stored without a sequence entry (table full) */
 	/*
 	 * Backpressure. Readers that follow the log behind its writer
 	 * (projection appliers, sinks) publish their next offset through a
@@ -92,26 +92,25 @@ struct sl_partition {
 	 */
 	_Atomic uint64_t **followers;
 	uint32_t n_followers;
-	_Atomic uint32_t pressured;          /* SL_PRESSURE_* bits, 0 = flowing */
-	_Atomic uint64_t follower_lag_pub;   /* events behind durable, slowest follower */
-	_Atomic uint64_t waiting_pub;        /* events appended, not yet durable */
-	_Atomic uint64_t dropped;            /* shed by `drop` */
-	_Atomic uint64_t sampled_out;        /* shed by `sample` */
-	_Atomic uint64_t rejected;           /* refused by `reject` */
-	_Atomic uint64_t pressured_ns;       /* total time spent pressured */
-	_Atomic uint64_t dedup_bytes_pub;    /* memory of the sequence table (tick) */
+	_Atomic uint32_t pressured;        /* SL_PRESSURE_* bits, 0 = flowing */
+	_Atomic uint64_t follower_lag_pub; /* events behind durable, slowest follower */
+	_Atomic uint64_t waiting_pub;      /* events appended, not yet durable */
+	_Atomic uint64_t dropped;          /* shed by `drop` */
+	_Atomic uint64_t sampled_out;      /* shed by `sample` */
+	_Atomic uint64_t rejected;         /* refused by `reject` */
+	_Atomic uint64_t pressured_ns;     /* total time spent pressured */
+	_Atomic uint64_t dedup_bytes_pub;  /* memory of the sequence table (tick) */
 	/* The log's counters (sl_log_stats), copied by the owner each turn. */
-	_Atomic uint64_t log_bytes_pub, log_sync_ns_pub, log_rolls_pub,
-	    log_roll_ns_pub;
+	_Atomic uint64_t log_bytes_pub, log_sync_ns_pub, log_rolls_pub, log_roll_ns_pub;
 	_Atomic uint64_t log_sync_hist_pub[SL_LOG_SYNC_BUCKETS];
 	_Atomic uint64_t log_commit_ns_pub;
 	_Atomic uint64_t log_commit_hist_pub[SL_LOG_SYNC_BUCKETS];
-	uint64_t pressured_since;            /* owner: when the current spell began */
+	uint64_t pressured_since; /* owner: when the current spell began */
 };
 
 /* sl_partition.pressured */
-#define SL_PRESSURE_DURABLE 1u  /* too many events waiting for durability */
-#define SL_PRESSURE_FOLLOW 2u   /* a projection or sink too far behind */
+#define SL_PRESSURE_DURABLE 1u /* too many events waiting for durability */
+#define SL_PRESSURE_FOLLOW  2u /* a projection or sink too far behind */
 
 /* What a topic does with events for a pressured partition. */
 enum sl_overload {
@@ -126,10 +125,10 @@ struct sl_topic_spec {
 	uint32_t n_parts;
 	enum sl_part_kind partitioner;
 	enum sl_log_durability durability;
-	uint64_t interval_ns;      /* for SL_LOG_INTERVAL */
-	uint64_t segment_bytes;    /* 0: 64 MiB */
+	uint64_t interval_ns;   /* for SL_LOG_INTERVAL */
+	uint64_t segment_bytes; /* 0: 64 MiB */
 	enum sl_overload overload;
-	double sample_rate;        /* for SL_OVERLOAD_SAMPLE: fraction kept, (0, 1] */
+	double sample_rate; /* for SL_OVERLOAD_SAMPLE: fraction kept, (0, 1] */
 };
 
 struct sl_topic {
@@ -139,7 +138,7 @@ struct sl_topic {
 	struct sl_partitioner part;
 	struct sl_partition *parts;
 	enum sl_overload overload;
-	uint64_t sample_below;     /* SAMPLE: keep an event when hash(id) < this */
+	uint64_t sample_below; /* SAMPLE: keep an event when hash(id) < this */
 };
 
 struct sl_topics {
@@ -157,8 +156,8 @@ struct sl_topics {
  * with `err` saying why.
  */
 int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_reactors,
-		     const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
-		     char *err, size_t errlen);
+                     const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
+                     char *err, size_t errlen);
 void sl_topics_destroy(struct sl_topics *t);
 
 /* Topic by name (not NUL-terminated), or NULL. */
@@ -176,7 +175,7 @@ struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, siz
  * -ENOMEM, -EMSGSIZE.
  */
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-			 const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+                         const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
 
 /*
  * Registers a follower's published next offset (an `_Atomic uint64_t` the
@@ -197,7 +196,7 @@ static inline bool sl_partition_pop_any(struct sl_partition *p, struct sl_ack_re
 /* Owner thread only. Pops the next ack ref whose event is below `durable`
  * (the log's durable end). */
 static inline bool sl_partition_pop_durable(struct sl_partition *p, uint64_t durable,
-					    struct sl_ack_ref *out)
+                                            struct sl_ack_ref *out)
 {
 	if (p->w_head == p->w_tail)
 		return false;

@@ -22,15 +22,22 @@ int main(int argc, char **argv)
 	if (argc != 3)
 		return 2;
 	struct sl_client_opts o = {
-		.host = argv[1], .port = (uint16_t)atoi(argv[2]), .on_ack = on_ack, .arg = &acked,
+	    .host = argv[1],
+	    .port = (uint16_t)atoi(argv[2]),
+	    .on_ack = on_ack,
+	    .arg = &acked,
 	};
 	if (sl_client_connect(&o, &c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "connect: %s\n", err);
 		return 1;
 	}
 	for (int i = 0; i < 100; i++) {
-		struct sl_client_event ev = {.type = "smoke", .type_len = 5, .aggregate = "k",
-					     .aggregate_len = 1, .data = "{}", .data_len = 2};
+		struct sl_client_event ev = {.type = "smoke",
+		                             .type_len = 5,
+		                             .aggregate = "k",
+		                             .aggregate_len = 1,
+		                             .data = "{}",
+		                             .data_len = 2};
 		int ret = sl_client_produce(c, NULL, &ev, NULL);
 		if (ret < 0) {
 			fprintf(stderr, "produce: %s\n", sl_strerror(ret));

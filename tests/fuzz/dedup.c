@@ -129,7 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(sl_dedup_check(t, ps.id[i], ps.epoch[i] - 1, last, &off) ==
 			      -SL_EFENCED);
 		/* last + 1 is new unless last is the very last sequence. */
-		if (last + 1 < SL_DEDUP_SEQ_LIMIT && i < UINT64_MAX - upto) { /* no wrap of upto + i */
+		if (last + 1 < SL_DEDUP_SEQ_LIMIT &&
+		    i < UINT64_MAX - upto) { /* no wrap of upto + i */
 			CHECK(sl_dedup_check(t, ps.id[i], ps.epoch[i], last + 1, &off) ==
 			      SL_DEDUP_NEW);
 			CHECK(sl_dedup_record(t, ps.id[i], ps.epoch[i], last + 1, upto + i) == 0);

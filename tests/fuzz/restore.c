@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* A key taken from the input: present or absent, never a crash. */
 		size_t klen = size < 16 ? size : 16;
 		int qr = ops->query(a->inst, (const char *)data, (uint32_t)klen,
-				    SL_PLUGIN_QUERY_FULL, &q);
+		                    SL_PLUGIN_QUERY_FULL, &q);
 		CHECK(qr == 0 || qr == -ENOENT || qr == -EINVAL);
 	}
 	sl_plugin_out_release(&s1);

@@ -420,8 +420,8 @@ static void check_read(struct sl_log *log, const struct expect *e, uint64_t base
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const bool prefix = size >= SL_BATCH_BASE_OFFSET + 8 &&
-	                    get64(data + SL_BATCH_BASE_OFFSET) == PREFIX_EVENTS;
+	const bool prefix =
+	    size >= SL_BATCH_BASE_OFFSET + 8 && get64(data + SL_BATCH_BASE_OFFSET) == PREFIX_EVENTS;
 	const uint64_t base = prefix ? PREFIX_EVENTS : 0;
 	const bool fsync_policy = size % 4 != 3;
 	const enum sl_log_durability pol = fsync_policy ? SL_LOG_FSYNC : SL_LOG_NONE;

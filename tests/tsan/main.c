@@ -20,7 +20,7 @@ void sl_shim_fail(const char *file, int line, const char *expr, const char *fmt,
 	va_list ap;
 
 	fprintf(stderr, "[FAIL] %s::%s: %s:%d: %s", sl_shim_current ? sl_shim_current->suite : "?",
-		sl_shim_current ? sl_shim_current->name : "?", file, line, expr);
+	        sl_shim_current ? sl_shim_current->name : "?", file, line, expr);
 	if (fmt && *fmt) {
 		fputs(": ", stderr);
 		va_start(ap, fmt);

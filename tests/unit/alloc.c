@@ -25,6 +25,6 @@ Test(alloc, malloc_is_jemalloc)
 	len = sizeof(after);
 	cr_assert_eq(mallctl("thread.allocated", &after, &len, NULL, 0), 0);
 	cr_assert_geq(after - before, (uint64_t)1 << 20,
-		      "malloc did not go through jemalloc (jemalloc %s)", version);
+	              "malloc did not go through jemalloc (jemalloc %s)", version);
 	free(p);
 }

@@ -22,13 +22,13 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "config/config.h"
 #include "part/part.h"
 #include "proto/proto.h"
-#include "sluice/client.h"
-#include "wire_client.h"
-#include "config/config.h"
 #include "server/server.h"
 #include "sink/sink.h"
+#include "sluice/client.h"
+#include "wire_client.h"
 
 struct fixture {
 	struct sl_server *srv;
@@ -41,19 +41,18 @@ struct fixture {
 /* n_parts partitions; the stand-in follower (when asked for) follows
  * partition 0, so the events of its keys meet its pressure. */
 static void start_n(struct fixture *f, uint32_t n_parts, enum sl_overload policy, double rate,
-		    uint64_t budget, bool with_follower)
+                    uint64_t budget, bool with_follower)
 {
 	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-bp-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(f->dir));
-	f->topic = (struct sl_topic_spec){.name = "events", .n_parts = n_parts,
-					  .partitioner = SL_PART_HASH, .overload = policy,
-					  .sample_rate = rate};
+	f->topic = (struct sl_topic_spec){.name = "events",
+	                                  .n_parts = n_parts,
+	                                  .partitioner = SL_PART_HASH,
+	                                  .overload = policy,
+	                                  .sample_rate = rate};
 	struct sl_server_opts o = {
-		TU_SERVER_OPTS(f->dir, 1),
-		.topics = &f->topic,
-		.n_topics = 1,
-		.memory_budget = budget,
-		.max_lag_events = 1000,
+	    TU_SERVER_OPTS(f->dir, 1), .topics = &f->topic,    .n_topics = 1,
+	    .memory_budget = budget,   .max_lag_events = 1000,
 	};
 	char err[512];
 	cr_assert_eq(sl_server_create(&o, &f->srv, err, sizeof(err)), 0, "server: %s", err);
@@ -66,7 +65,7 @@ static void start_n(struct fixture *f, uint32_t n_parts, enum sl_overload policy
 
 /* One partition, so every event meets the same pressure. */
 static void start(struct fixture *f, enum sl_overload policy, double rate, uint64_t budget,
-		  bool with_follower)
+                  bool with_follower)
 {
 	start_n(f, 1, policy, rate, budget, with_follower);
 }
@@ -108,7 +107,7 @@ static void event_id(uint64_t seq, uint8_t id[16])
 /* A Produce of n events with `data` bytes of payload each; returns its size
  * and the events' encoded bytes (what the frame costs in credits). */
 static size_t build(uint8_t *buf, size_t cap, uint64_t base, uint32_t n, size_t data,
-		    uint64_t *cost)
+                    uint64_t *cost)
 {
 	static char payload[200 * 1024];
 	struct sl_produce_builder b;
@@ -120,8 +119,14 @@ static size_t build(uint8_t *buf, size_t cap, uint64_t base, uint32_t n, size_t 
 		uint8_t id[16];
 		event_id(base + i, id);
 		struct sl_event_view v = {
-			.id = id, .type = "T", .type_len = 1, .aggregate = "a", .aggregate_len = 1,
-			.timestamp_ms = 1, .data = (const uint8_t *)payload, .data_len = data,
+		    .id = id,
+		    .type = "T",
+		    .type_len = 1,
+		    .aggregate = "a",
+		    .aggregate_len = 1,
+		    .timestamp_ms = 1,
+		    .data = (const uint8_t *)payload,
+		    .data_len = data,
 		};
 		size_t before = b.len;
 		cr_assert_geq(sl_produce_add_event(&b, &v, NULL, 0), 0);
@@ -162,7 +167,7 @@ static void on_frame(int type, const uint8_t *body, uint32_t len, struct tally *
 		for (size_t k = 0; k < pt->n_index; k++) {
 			uint64_t seq = a->base_sequence + pt->index[k];
 			cr_assert_eq(t->fate[seq], 0, "event %llu answered twice",
-				     (unsigned long long)seq);
+			             (unsigned long long)seq);
 			t->fate[seq] = pt->dropped ? 2 : 1;
 			if (pt->dropped)
 				t->dropped++;
@@ -478,8 +483,8 @@ Test(backpressure, libsluice_lives_within_a_small_window, .timeout = 120)
 	 * for Credit frames again and again, and never overstep. */
 	start(&f, SL_OVERLOAD_BLOCK, 0, SMALL_BUDGET, false);
 	struct counts n = {0};
-	struct sl_client_opts o = {.host = "127.0.0.1", .port = f.port, .on_ack = count_ack,
-				   .arg = &n};
+	struct sl_client_opts o = {
+	    .host = "127.0.0.1", .port = f.port, .on_ack = count_ack, .arg = &n};
 	struct sl_client *c;
 	char err[256];
 	cr_assert_eq(sl_client_connect(&o, &c, err, sizeof(err)), 0, "%s", err);
@@ -487,9 +492,12 @@ Test(backpressure, libsluice_lives_within_a_small_window, .timeout = 120)
 	memset(data, 'd', sizeof(data));
 	enum { N = 50000 };
 	for (uint32_t i = 0; i < N; i++) {
-		struct sl_client_event ev = {.type = "T", .type_len = 1, .aggregate = "agg",
-					     .aggregate_len = 3, .data = data,
-					     .data_len = sizeof(data)};
+		struct sl_client_event ev = {.type = "T",
+		                             .type_len = 1,
+		                             .aggregate = "agg",
+		                             .aggregate_len = 3,
+		                             .data = data,
+		                             .data_len = sizeof(data)};
 		cr_assert_eq(sl_client_produce(c, NULL, &ev, NULL), 0);
 	}
 	cr_assert_eq(sl_client_flush(c, 60000), 0, "%s", sl_client_last_error(c));
@@ -536,10 +544,14 @@ Test(backpressure, a_pressured_partition_holds_only_its_producers, .timeout = 12
 	for (uint32_t i = 0; i < 2000; i++) {
 		uint8_t id[16];
 		event_id(i, id);
-		struct sl_event_view v = {.id = id, .type = "T", .type_len = 1,
-					  .aggregate = slow_key, .aggregate_len = strlen(slow_key),
-					  .timestamp_ms = 1, .data = (const uint8_t *)"{}",
-					  .data_len = 2};
+		struct sl_event_view v = {.id = id,
+		                          .type = "T",
+		                          .type_len = 1,
+		                          .aggregate = slow_key,
+		                          .aggregate_len = strlen(slow_key),
+		                          .timestamp_ms = 1,
+		                          .data = (const uint8_t *)"{}",
+		                          .data_len = 2};
 		cr_assert_geq(sl_produce_add_event(&b, &v, NULL, 0), 0);
 	}
 	int len = sl_produce_finish(&b);
@@ -554,16 +566,19 @@ Test(backpressure, a_pressured_partition_holds_only_its_producers, .timeout = 12
 	/* A sends to partition 1 only: 50,000 events, six windows' worth,
 	 * so they go through only if A's credits keep coming. */
 	struct counts n = {0};
-	struct sl_client_opts o = {.host = "127.0.0.1", .port = f.port, .on_ack = count_ack,
-				   .arg = &n};
+	struct sl_client_opts o = {
+	    .host = "127.0.0.1", .port = f.port, .on_ack = count_ack, .arg = &n};
 	struct sl_client *c;
 	char err[256];
 	cr_assert_eq(sl_client_connect(&o, &c, err, sizeof(err)), 0, "%s", err);
 	enum { N = 50000 };
 	for (uint32_t i = 0; i < N; i++) {
-		struct sl_client_event ev = {.type = "T", .type_len = 1, .aggregate = fast_key,
-					     .aggregate_len = strlen(fast_key), .data = "{}",
-					     .data_len = 2};
+		struct sl_client_event ev = {.type = "T",
+		                             .type_len = 1,
+		                             .aggregate = fast_key,
+		                             .aggregate_len = strlen(fast_key),
+		                             .data = "{}",
+		                             .data_len = 2};
 		cr_assert_eq(sl_client_produce(c, NULL, &ev, NULL), 0);
 	}
 	cr_assert_eq(sl_client_flush(c, 60000), 0, "%s", sl_client_last_error(c));
@@ -599,31 +614,48 @@ Test(backpressure, a_slow_sink_throttles_producers, .timeout = 120)
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(args_yaml, sizeof(args_yaml), "path: %s/sink.out\ndelay_us: 20000\n", dir);
 	struct sl_config_node *args = NULL;
-	cr_assert_eq(sl_config_node_parse(args_yaml, strlen(args_yaml), "args", &args, err,
-					  sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+	    sl_config_node_parse(args_yaml, strlen(args_yaml), "args", &args, err, sizeof(err)), 0,
+	    "%s", err);
 	static const char *const path[] = {SL_TEST_PLUGIN_DIR};
 	struct sl_server_sink_spec sink = {.name = "slow", .plugin = "flaky_sink", .args = args};
 	struct sl_topic_spec topic = {.name = "events", .n_parts = 1, .partitioner = SL_PART_HASH};
 	struct sl_server_opts o = {
-		.listen_native = "127.0.0.1:0", .data_dir = dir, .n_reactors = 1,
-		.max_connections = 8, .max_frame_bytes = 1 << 20, .handshake_timeout_ms = 5000,
-		.idle_timeout_ms = 60000, .drain_timeout_ms = 10000, .topics = &topic,
-		.n_topics = 1, .plugin_path = path, .n_plugin_path = 1, .sinks = &sink,
-		.n_sinks = 1, .max_lag_events = 2000,
+	    .listen_native = "127.0.0.1:0",
+	    .data_dir = dir,
+	    .n_reactors = 1,
+	    .max_connections = 8,
+	    .max_frame_bytes = 1 << 20,
+	    .handshake_timeout_ms = 5000,
+	    .idle_timeout_ms = 60000,
+	    .drain_timeout_ms = 10000,
+	    .topics = &topic,
+	    .n_topics = 1,
+	    .plugin_path = path,
+	    .n_plugin_path = 1,
+	    .sinks = &sink,
+	    .n_sinks = 1,
+	    .max_lag_events = 2000,
 	};
 	struct sl_server *srv;
 	cr_assert_eq(sl_server_create(&o, &srv, err, sizeof(err)), 0, "server: %s", err);
 	cr_assert_eq(sl_server_start(srv), 0);
 
 	struct counts n = {0};
-	struct sl_client_opts co = {.host = "127.0.0.1", .port = sl_server_native_port(srv),
-				    .on_ack = count_ack, .arg = &n};
+	struct sl_client_opts co = {.host = "127.0.0.1",
+	                            .port = sl_server_native_port(srv),
+	                            .on_ack = count_ack,
+	                            .arg = &n};
 	struct sl_client *c;
 	cr_assert_eq(sl_client_connect(&co, &c, err, sizeof(err)), 0, "%s", err);
 	enum { N = 30000 };
 	for (uint32_t i = 0; i < N; i++) {
-		struct sl_client_event ev = {.type = "T", .type_len = 1, .aggregate = "a",
-					     .aggregate_len = 1, .data = "{}", .data_len = 2};
+		struct sl_client_event ev = {.type = "T",
+		                             .type_len = 1,
+		                             .aggregate = "a",
+		                             .aggregate_len = 1,
+		                             .data = "{}",
+		                             .data_len = 2};
 		cr_assert_eq(sl_client_produce(c, NULL, &ev, NULL), 0);
 	}
 	cr_assert_eq(sl_client_flush(c, 60000), 0, "%s", sl_client_last_error(c));

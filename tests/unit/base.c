@@ -6,7 +6,8 @@
 
 Test(base, strerror_names_domain_and_errno_codes)
 {
-	cr_assert_str_eq(sl_strerror(-SL_EFRAME_TOO_BIG), "frame larger than the maximum frame size");
+	cr_assert_str_eq(sl_strerror(-SL_EFRAME_TOO_BIG),
+	                 "frame larger than the maximum frame size");
 	cr_assert_str_eq(sl_strerror(-ENOENT), strerror(ENOENT));
 	cr_assert_str_eq(sl_strerror(-SL_EMAX), "unknown error");
 	cr_assert_str_eq(sl_strerror(-(SL_EBASE)), "unknown error");
@@ -43,8 +44,8 @@ Test(base, varint_round_trip_every_length_both_paths)
 	uint8_t buf[32];
 	for (unsigned bits = 0; bits <= 64; bits++) {
 		uint64_t vals[3] = {bits ? (UINT64_C(1) << (bits - 1)) : 0,
-				    bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1,
-				    0x0123456789abcdefull >> (64 - (bits ? bits : 1))};
+		                    bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1,
+		                    0x0123456789abcdefull >> (64 - (bits ? bits : 1))};
 		for (int k = 0; k < 3; k++) {
 			uint64_t v = vals[k], got = 0;
 			memset(buf, 0xff, sizeof(buf));
@@ -86,10 +87,10 @@ Test(base, varint_refuses_overflow_and_overlong)
 Test(base, hex_digits_and_bytes)
 {
 	for (int c = 0; c < 256; c++) {
-		int want = c >= '0' && c <= '9' ? c - '0'
-			   : c >= 'a' && c <= 'f' ? c - 'a' + 10
-			   : c >= 'A' && c <= 'F' ? c - 'A' + 10
-						  : -1;
+		int want = c >= '0' && c <= '9'   ? c - '0'
+		           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                                  : -1;
 		cr_assert_eq(sl_hex_digit((unsigned char)c), want, "0x%02x", c);
 	}
 	cr_assert_eq(sl_hex_byte("00"), 0);

@@ -19,8 +19,8 @@
 #include "sluice/client.h"
 
 static struct sl_topic_spec g_topics[] = {
-	{.name = "events", .n_parts = 8, .partitioner = SL_PART_HASH},
-	{.name = "other", .n_parts = 3, .partitioner = SL_PART_HASH},
+    {.name = "events", .n_parts = 8, .partitioner = SL_PART_HASH},
+    {.name = "other", .n_parts = 3, .partitioner = SL_PART_HASH},
 };
 
 /* Each server stores under its own temporary folder; a restarted one
@@ -48,17 +48,17 @@ static void dir_remove(struct dir *d)
 static struct sl_server *start_server(const char *listen, struct dir *d)
 {
 	struct sl_server_opts o = {
-		.listen_native = listen,
-		.data_dir = d->path,
-		.n_reactors = 2,
-		.max_connections = 64,
-		.max_frame_bytes = 1 << 20,
-		.handshake_timeout_ms = 5000,
-		.idle_timeout_ms = 60000,
-		.drain_timeout_ms = 1000,
-		.topics = g_topics,
-		.n_topics = 2,
-		.pin = true,
+	    .listen_native = listen,
+	    .data_dir = d->path,
+	    .n_reactors = 2,
+	    .max_connections = 64,
+	    .max_frame_bytes = 1 << 20,
+	    .handshake_timeout_ms = 5000,
+	    .idle_timeout_ms = 60000,
+	    .drain_timeout_ms = 1000,
+	    .topics = g_topics,
+	    .n_topics = 2,
+	    .pin = true,
 	};
 	struct sl_server *srv;
 	char err[512];
@@ -118,14 +118,14 @@ static void seen_init(struct seen *s, uint64_t n)
 static struct sl_client *connect_to(uint16_t port, struct seen *s, bool nonblocking)
 {
 	struct sl_client_opts o = {
-		.port = port,
-		.client_name = "test",
-		.on_ack = on_ack,
-		.arg = s,
-		.nonblocking = nonblocking,
-		.backoff_min_ms = 5,
-		.backoff_max_ms = 50,
-		.seed = 42,
+	    .port = port,
+	    .client_name = "test",
+	    .on_ack = on_ack,
+	    .arg = s,
+	    .nonblocking = nonblocking,
+	    .backoff_min_ms = 5,
+	    .backoff_max_ms = 50,
+	    .seed = 42,
 	};
 	struct sl_client *c;
 	char err[256];
@@ -140,15 +140,18 @@ static void key_of(uint64_t i, uint32_t keys, char *buf, size_t cap)
 }
 
 static int produce_one(struct sl_client *c, const char *topic, uint64_t i, uint32_t keys,
-		       uint64_t *seq)
+                       uint64_t *seq)
 {
 	char agg[32], data[64];
 	key_of(i, keys, agg, sizeof(agg));
 	int dl = snprintf(data, sizeof(data), "{\"i\":%llu}", (unsigned long long)i);
 	struct sl_client_event ev = {
-		.type = "T", .type_len = 1,
-		.aggregate = agg, .aggregate_len = strlen(agg),
-		.data = data, .data_len = (size_t)dl,
+	    .type = "T",
+	    .type_len = 1,
+	    .aggregate = agg,
+	    .aggregate_len = strlen(agg),
+	    .data = data,
+	    .data_len = (size_t)dl,
 	};
 	return sl_client_produce(c, topic, &ev, seq);
 }
@@ -186,7 +189,7 @@ Test(client, produce_pipelined_every_sequence_acked_once, .timeout = 60)
 		char agg[32];
 		key_of(i, KEYS, agg, sizeof(agg));
 		cr_assert_eq(s.r[i].calls, 1, "seq %llu answered %u times", (unsigned long long)i,
-			     s.r[i].calls);
+		             s.r[i].calls);
 		cr_assert_eq(s.r[i].status, 0);
 		cr_assert_eq(s.r[i].partition, sl_part_of_key(&part, agg, strlen(agg)));
 		uint32_t k = (uint32_t)(i % KEYS);
@@ -237,7 +240,7 @@ Test(client, unknown_topic_refused_with_its_code, .timeout = 30)
 			cr_assert_lt(s.r[i].partition, 3);
 		} else {
 			cr_assert_eq(s.r[i].status, -SL_ENOTOPIC, "seq %llu: %d",
-				     (unsigned long long)i, s.r[i].status);
+			             (unsigned long long)i, s.r[i].status);
 			cr_assert_eq(s.r[i].code, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC);
 		}
 	}
@@ -295,9 +298,9 @@ Test(client, reconnect_resends_unacked_to_a_new_server, .timeout = 120)
 
 	for (uint64_t i = 0; i < N; i++) {
 		cr_assert_eq(s.r[i].calls, 1, "seq %llu answered %u times", (unsigned long long)i,
-			     s.r[i].calls);
+		             s.r[i].calls);
 		cr_assert_eq(s.r[i].status, 0, "seq %llu lost: %d", (unsigned long long)i,
-			     s.r[i].status);
+		             s.r[i].status);
 	}
 	struct sl_client_stats st;
 	sl_client_get_stats(c, &st);
@@ -371,8 +374,11 @@ Test(client, window_bounds_inflight, .timeout = 60)
 	enum { N = 2000 };
 	seen_init(&s, N);
 	struct sl_client_opts o = {
-		.port = sl_server_native_port(srv), .on_ack = on_ack, .arg = &s,
-		.max_inflight = 100, .batch_max_events = 64,
+	    .port = sl_server_native_port(srv),
+	    .on_ack = on_ack,
+	    .arg = &s,
+	    .max_inflight = 100,
+	    .batch_max_events = 64,
 	};
 	struct sl_client *c;
 	cr_assert_eq(sl_client_connect(&o, &c, NULL, 0), 0);
@@ -434,19 +440,27 @@ Test(client, connect_refused_and_bad_input, .timeout = 30)
 	/* An event larger than a frame. */
 	size_t big = (1u << 20) + 1;
 	char *data = calloc(1, big);
-	struct sl_client_event ev = {.type = "T", .type_len = 1, .aggregate = "a",
-				     .aggregate_len = 1, .data = data, .data_len = big};
+	struct sl_client_event ev = {.type = "T",
+	                             .type_len = 1,
+	                             .aggregate = "a",
+	                             .aggregate_len = 1,
+	                             .data = data,
+	                             .data_len = big};
 	cr_assert_eq(sl_client_produce(c, NULL, &ev, NULL), -EMSGSIZE);
 	free(data);
 	/* Bytes that are not an Event never reach the server. */
 	uint8_t junk[] = {0x0a, 0x05, 0x01};
 	cr_assert_eq(sl_client_produce_encoded(c, NULL, junk, sizeof(junk), NULL),
-		     -SL_EPROTO_DECODE);
+	             -SL_EPROTO_DECODE);
 	/* An encoded event goes through as it is. */
 	uint8_t buf[128];
 	uint8_t id[16] = {1, 2, 3};
-	struct sl_event_view v = {.id = id, .type = "T", .type_len = 1, .aggregate = "k",
-				  .aggregate_len = 1, .timestamp_ms = 5};
+	struct sl_event_view v = {.id = id,
+	                          .type = "T",
+	                          .type_len = 1,
+	                          .aggregate = "k",
+	                          .aggregate_len = 1,
+	                          .timestamp_ms = 5};
 	int len = sl_event_encode(buf, sizeof(buf), &v, NULL, 0);
 	cr_assert_gt(len, 0);
 	uint64_t seq = 99;
@@ -488,14 +502,20 @@ Test(client, ack_scan_reads_what_the_encoder_writes)
 	uint64_t offs[] = {100, 50, 75};
 	uint32_t idx_r[] = {1, 2};
 	struct sl_ack_part parts[] = {
-		{.partition = 3, .base_offset = 10, .index = {.first = 0, .n = 3}},
-		{.partition = 5, .base_offset = 0, .index = {.v = idx_a, .n = 3}, .offsets = offs,
-		 .duplicate = true},
+	    {.partition = 3, .base_offset = 10, .index = {.first = 0, .n = 3}},
+	    {.partition = 5,
+	     .base_offset = 0,
+	     .index = {.v = idx_a, .n = 3},
+	     .offsets = offs,
+	     .duplicate = true},
 	};
-	struct sl_ack_reject rj = {.index = {.v = idx_r, .n = 2}, .code = 10, .message = "busy",
-				   .message_len = 4, .retry_after_ms = 250};
-	struct sl_ack ack = {.base_sequence = 1000, .parts = parts, .n_parts = 2, .rejects = &rj,
-			     .n_rejects = 1};
+	struct sl_ack_reject rj = {.index = {.v = idx_r, .n = 2},
+	                           .code = 10,
+	                           .message = "busy",
+	                           .message_len = 4,
+	                           .retry_after_ms = 250};
+	struct sl_ack ack = {
+	    .base_sequence = 1000, .parts = parts, .n_parts = 2, .rejects = &rj, .n_rejects = 1};
 	uint8_t buf[512];
 	int len = sl_ack_encode(buf, sizeof(buf), &ack);
 	cr_assert_gt(len, 0);
@@ -541,12 +561,12 @@ Test(client, ack_scan_reads_what_the_encoder_writes)
 Test(client, ack_scan_unpacked_and_reordered)
 {
 	const uint8_t part[] = {
-		0x08, 0x02,       /* partition 2 */
-		0x18, 0x05,       /* index 5 (unpacked) */
-		0x20, 0x2a,       /* offsets 42 */
-		0x18, 0x06,       /* index 6 */
-		0x20, 0x2b,       /* offsets 43 */
-		0x78, 0x01,       /* field 15: unknown, skipped */
+	    0x08, 0x02, /* partition 2 */
+	    0x18, 0x05, /* index 5 (unpacked) */
+	    0x20, 0x2a, /* offsets 42 */
+	    0x18, 0x06, /* index 6 */
+	    0x20, 0x2b, /* offsets 43 */
+	    0x78, 0x01, /* field 15: unknown, skipped */
 	};
 	uint8_t body[64];
 	size_t n = 0;

@@ -1302,8 +1302,7 @@ Test(config, dump_of_default_reads_well)
 	                             "  idle_timeout: 5m\n"),
 	                   "%s", d);
 	cr_assert_not_null(strstr(d, "topics:\n- name: events\n  partitions: 8\n"), "%s", d);
-	cr_assert_not_null(strstr(d, "  retention:\n    bytes: 10GiB\n    age: 7d\n"), "%s",
-	                   d);
+	cr_assert_not_null(strstr(d, "  retention:\n    bytes: 10GiB\n    age: 7d\n"), "%s", d);
 	cr_assert_not_null(strstr(d, "pipelines: []\nprojections:\n- name: counter\n"), "%s", d);
 	cr_assert_not_null(strstr(d, "sinks: []\n"), "%s", d);
 	free(d);
@@ -1339,8 +1338,7 @@ Test(config, sink_circuit_defaults_values_and_errors)
 	cr_assert_eq(c.projections[0].circuit_cooldown_ns, 0);
 	/* The dump carries them and loads back to the same. */
 	d = dump_str(&c);
-	cr_assert_not_null(strstr(d, "  circuit:\n    failures: 9\n    cooldown: 2m\n"), "%s",
-	                   d);
+	cr_assert_not_null(strstr(d, "  circuit:\n    failures: 9\n    cooldown: 2m\n"), "%s", d);
 	load(d, NULL, &c2);
 	d2 = dump_str(&c2);
 	cr_assert_str_eq(d, d2);
@@ -1418,7 +1416,8 @@ Test(config, every_key_has_a_doc_and_is_printed)
 Test(config, bool_rows_read_the_words_plugins_read)
 {
 	static const struct sl__key row = {"flag", SL__T_BOOL, .off = 0, .doc = "a test flag"};
-	static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+	static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no",
+	                                                                       "off"};
 	char err[256];
 	struct sl__ld ld = {.name = "t", .err = err, .errlen = sizeof(err)};
 	struct sl_config_node n = {.kind = SL_CONFIG_NODE_SCALAR, .line = 3};
@@ -1472,8 +1471,8 @@ Test(config, keys_past_the_simple_key_limit_once_escaped_round_trip)
 			for (size_t i = 0; i < lens[l]; i++)
 				o += (size_t)sprintf(y + o, "\\x%02x", (unsigned char)fill[f]);
 			sprintf(y + o, "\"\n: v\n");
-			cr_assert_eq(sl_config_node_parse(y, strlen(y), "t", &t, err, sizeof(err)), 0,
-			             "%s", err);
+			cr_assert_eq(sl_config_node_parse(y, strlen(y), "t", &t, err, sizeof(err)),
+			             0, "%s", err);
 			d = tree_round_trip(t, &back);
 			cr_assert_eq(strlen(back->items[0].key), lens[l]);
 			cr_assert_str_eq(back->items[0].key, t->items[0].key);

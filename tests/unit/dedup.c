@@ -175,7 +175,8 @@ Test(dedup, fifo_growth_and_pruning_at_w)
 	/* One creation (8 entries) then 8 -> 16 -> 32 -> 64. */
 	cr_assert_eq(grows, 4, "memory changed %d times", grows);
 	cr_assert_eq(prev - base, w * 16);
-	cr_assert_eq(sl_dedup_checkpoint_bound(t), SL_CKPT_HDR + SL_CKPT_TRAILER + SL_CKPT_PROD + (size_t)w * SL_CKPT_ENTRY);
+	cr_assert_eq(sl_dedup_checkpoint_bound(t),
+	             SL_CKPT_HDR + SL_CKPT_TRAILER + SL_CKPT_PROD + (size_t)w * SL_CKPT_ENTRY);
 
 	/* Every other sequence (the rest went elsewhere): W / 2 entries; the
 	 * odd ones inside the window are out of order, below it stale. */
@@ -205,7 +206,8 @@ Test(dedup, fifo_growth_and_pruning_at_w)
 	{
 		size_t len;
 		uint8_t *b = ckpt(t, UINT64_MAX, &len);
-		cr_assert_eq(len, SL_CKPT_HDR + SL_CKPT_TRAILER + 2 * SL_CKPT_PROD + (size_t)(w + 1) * SL_CKPT_ENTRY);
+		cr_assert_eq(len, SL_CKPT_HDR + SL_CKPT_TRAILER + 2 * SL_CKPT_PROD +
+		                      (size_t)(w + 1) * SL_CKPT_ENTRY);
 		free(b);
 	}
 	sl_dedup_destroy(t);
@@ -266,8 +268,8 @@ Test(dedup, many_producers)
 
 /* ---- recovery equivalence ------------------------------------------------ */
 
-#define NPROD 12
-#define NSTEP 30000
+#define NPROD  12
+#define NSTEP  30000
 #define MAXREC NSTEP
 
 struct rec {
@@ -398,7 +400,7 @@ static void assert_same(struct sl_dedup *a, struct sl_dedup *b)
 				int va = sl_dedup_check(a, id, e, s, &oa);
 				int vb = sl_dedup_check(b, id, e, s, &ob);
 				cr_assert_eq(va, vb, "producer %lu epoch %u seq %lu: %d vs %d", id,
-					     e, s, va, vb);
+				             e, s, va, vb);
 				if (va == SL_DEDUP_DUP)
 					cr_assert_eq(oa, ob, "producer %lu seq %lu", id, s);
 			}
@@ -413,7 +415,7 @@ static void assert_model(struct sl_dedup *t, const struct model *m)
 			int want = model_verdict(m, i, m->epoch[i], s, &o1);
 			int got = chk(t, pid_of(i), m->epoch[i], s, &o2);
 			cr_assert_eq(got, want, "producer %d seq %lu: %d, want %d", i, s, got,
-				     want);
+			             want);
 			if (got == SL_DEDUP_DUP)
 				cr_assert_eq(o1, o2);
 		}
@@ -438,7 +440,7 @@ static void recovery_case(uint32_t w)
 		uint8_t *b = ckpt(live, upto, &len), *b2;
 
 		cr_assert_eq(sl_dedup_checkpoint_read(back, b, len, &got_upto, err, sizeof(err)), 0,
-			     "%s", err);
+		             "%s", err);
 		cr_assert_eq(got_upto, upto);
 		/* What the checkpoint holds: nothing at or past upto. Every
 		 * producer's last is below it. */
@@ -457,7 +459,7 @@ static void recovery_case(uint32_t w)
 			if (sl_dedup_get(back, log[k].id, &ep, &last) == 0)
 				cr_assert_lt(last, log[k].seq);
 			cr_assert_eq(sl_dedup_check(back, log[k].id, UINT32_MAX, log[k].seq, &o),
-				     SL_DEDUP_NEW);
+			             SL_DEDUP_NEW);
 		}
 		/* Canonical: read then write gives the same bytes. */
 		b2 = ckpt(back, upto, &len2);
@@ -470,7 +472,7 @@ static void recovery_case(uint32_t w)
 		assert_same(live, back);
 		/* A replay that starts earlier (an older mark) is harmless. */
 		cr_assert_eq(sl_dedup_checkpoint_read(again, b, len, &got_upto, err, sizeof(err)),
-			     0, "%s", err);
+		             0, "%s", err);
 		for (size_t k = cuts[c] > n / 4 ? cuts[c] - n / 4 : 0; k < n; k++)
 			rec(again, log[k].id, log[k].epoch, log[k].seq, log[k].off);
 		assert_same(live, again);
@@ -498,7 +500,7 @@ static void recovery_case(uint32_t w)
 		for (size_t k = 0; k < n; k++)
 			rec(small_live, log[k].id, log[k].epoch, log[k].seq, log[k].off);
 		cr_assert_eq(sl_dedup_checkpoint_read(small, b, len, &got_upto, err, sizeof(err)),
-			     0, "%s", err);
+		             0, "%s", err);
 		/* Cut at once: nothing at or below last - W/2 is known. */
 		for (int i = 0; i < NPROD; i++) {
 			uint64_t last, o;
@@ -507,7 +509,7 @@ static void recovery_case(uint32_t w)
 				continue;
 			for (uint64_t s = last >= w ? last - w : 0; s <= last - w / 2; s++)
 				cr_assert_eq(chk(small, pid_of(i), ep, s, &o), SL_DEDUP_STALE,
-					     "producer %d seq %lu last %lu", i, s, last);
+				             "producer %d seq %lu last %lu", i, s, last);
 		}
 		for (size_t k = cut; k < n; k++)
 			rec(small, log[k].id, log[k].epoch, log[k].seq, log[k].off);
@@ -518,7 +520,7 @@ static void recovery_case(uint32_t w)
 		struct sl_dedup *big = mk(w * 2, 64);
 		b = ckpt(small_live, log[n - 1].off + 1, &len);
 		cr_assert_eq(sl_dedup_checkpoint_read(big, b, len, &got_upto, err, sizeof(err)), 0,
-			     "%s", err);
+		             "%s", err);
 		assert_same(small_live, big);
 		free(b);
 		sl_dedup_destroy(big);
@@ -530,9 +532,18 @@ static void recovery_case(uint32_t w)
 	sl_dedup_destroy(live);
 }
 
-Test(dedup, recovery_equivalence_w32) { recovery_case(32); }
-Test(dedup, recovery_equivalence_w256) { recovery_case(256); }
-Test(dedup, recovery_equivalence_w1) { recovery_case(1); }
+Test(dedup, recovery_equivalence_w32)
+{
+	recovery_case(32);
+}
+Test(dedup, recovery_equivalence_w256)
+{
+	recovery_case(256);
+}
+Test(dedup, recovery_equivalence_w1)
+{
+	recovery_case(1);
+}
 
 /* ---- checkpoint format --------------------------------------------------- */
 
@@ -568,7 +579,8 @@ Test(dedup, checkpoint_write)
 	 * last entry (offsets 26, 27, 28); producer 5 holds 2, 4, 6 (its 0 fell
 	 * out of the window of 8 when 8 came). */
 	b = ckpt(t, 25, &len);
-	cr_assert_eq(len, SL_CKPT_HDR + 3 * SL_CKPT_PROD + (4 + 3 + 4) * SL_CKPT_ENTRY + SL_CKPT_TRAILER);
+	cr_assert_eq(len, SL_CKPT_HDR + 3 * SL_CKPT_PROD + (4 + 3 + 4) * SL_CKPT_ENTRY +
+	                      SL_CKPT_TRAILER);
 	uint64_t off;
 	cr_assert_eq(sl_dedup_checkpoint_read(r, b, len, &upto, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(upto, 25);
@@ -595,11 +607,12 @@ Test(dedup, checkpoint_write)
 		rec(big, 1, 1, s, s);
 	b = ckpt(big, 100, &len);
 	cr_assert_eq(sl_dedup_checkpoint_read(small, b, len, &upto, err, sizeof(err)), 0, "%s",
-		     err);
+	             err);
 	cr_assert_eq(chk(small, 1, 1, 91, &off), SL_DEDUP_STALE);
 	cr_assert_eq(chk(small, 1, 1, 92, &off), SL_DEDUP_DUP);
 	cr_assert_eq(off, 92);
-	cr_assert_eq(sl_dedup_checkpoint_bound(small), SL_CKPT_HDR + SL_CKPT_TRAILER + SL_CKPT_PROD + 8 * SL_CKPT_ENTRY);
+	cr_assert_eq(sl_dedup_checkpoint_bound(small),
+	             SL_CKPT_HDR + SL_CKPT_TRAILER + SL_CKPT_PROD + 8 * SL_CKPT_ENTRY);
 	free(b);
 	sl_dedup_destroy(big);
 	sl_dedup_destroy(small);
@@ -647,7 +660,7 @@ Test(dedup, checkpoint_corruption_refused)
 	 * Layout (dedup/checkpoint_format.h): the header; producer 3 first
 	 * (5 entries), then 4 (1), 5 (4), 9 (5); the trailer. */
 	const size_t p3 = SL_CKPT_HDR, p4 = p3 + SL_CKPT_PROD + 5 * SL_CKPT_ENTRY,
-		     p5 = p4 + SL_CKPT_PROD + 1 * SL_CKPT_ENTRY;
+	             p5 = p4 + SL_CKPT_PROD + 1 * SL_CKPT_ENTRY;
 	const size_t p3e1 = p3 + SL_CKPT_PROD + SL_CKPT_ENTRY; /* producer 3's 2nd entry */
 	cr_assert_eq(len, SL_CKPT_HDR + 4 * SL_CKPT_PROD + 15 * SL_CKPT_ENTRY + SL_CKPT_TRAILER);
 	struct {
@@ -656,25 +669,25 @@ Test(dedup, checkpoint_corruption_refused)
 		uint64_t val;
 		const char *says;
 	} faults[] = {
-		{SL_CKPT_MAGIC, 4, 0x12345678, "magic"},
-		{SL_CKPT_VERSION, 4, 1, "version"},
-		{SL_CKPT_WINDOW, 4, 12, "window"},
-		{SL_CKPT_WINDOW, 4, 0, "window"},
-		{SL_CKPT_RESERVED, 4, 1, "reserved"},
-		{SL_CKPT_UPTO, 8, 20, "mark"},      /* offsets >= upto */
-		{SL_CKPT_NPROD, 8, 3, "trailing"},  /* fewer producers than stored */
-		{SL_CKPT_NPROD, 8, 5, "truncated"}, /* more producers than stored */
-		{SL_CKPT_NPROD, 8, 1000, "overrun"}, /* more than the length holds */
-		{p3 + SL_CKPT_P_ID, 8, 0, "id 0"},   /* producer id 0 */
-		{p4 + SL_CKPT_P_ID, 8, 3, "ascending"}, /* 4 -> 3: duplicate id */
-		{p5 + SL_CKPT_P_ID, 8, 2, "ascending"}, /* 5 -> 2 */
-		{p3 + SL_CKPT_P_N, 4, 0, "no entries"},    /* n = 0 */
-		{p3 + SL_CKPT_P_N, 4, 9, "window is 8"},   /* n > window */
-		{p3 + SL_CKPT_P_N, 4, 400, "window is 8"}, /* n far beyond */
-		{p3 + SL_CKPT_P_KEPT, 8, 1, "kept"},       /* kept above the oldest entry */
-		{p3e1 + SL_CKPT_E_SEQ, 8, 0, "increase"},    /* seq 1 -> 0 */
-		{p3e1 + SL_CKPT_E_OFFSET, 8, 5, "increase"}, /* offset 14 -> 5 */
-		{p3e1 + SL_CKPT_E_SEQ, 8, UINT64_MAX, ">= 2^63"},
+	    {SL_CKPT_MAGIC, 4, 0x12345678, "magic"},
+	    {SL_CKPT_VERSION, 4, 1, "version"},
+	    {SL_CKPT_WINDOW, 4, 12, "window"},
+	    {SL_CKPT_WINDOW, 4, 0, "window"},
+	    {SL_CKPT_RESERVED, 4, 1, "reserved"},
+	    {SL_CKPT_UPTO, 8, 20, "mark"},               /* offsets >= upto */
+	    {SL_CKPT_NPROD, 8, 3, "trailing"},           /* fewer producers than stored */
+	    {SL_CKPT_NPROD, 8, 5, "truncated"},          /* more producers than stored */
+	    {SL_CKPT_NPROD, 8, 1000, "overrun"},         /* more than the length holds */
+	    {p3 + SL_CKPT_P_ID, 8, 0, "id 0"},           /* producer id 0 */
+	    {p4 + SL_CKPT_P_ID, 8, 3, "ascending"},      /* 4 -> 3: duplicate id */
+	    {p5 + SL_CKPT_P_ID, 8, 2, "ascending"},      /* 5 -> 2 */
+	    {p3 + SL_CKPT_P_N, 4, 0, "no entries"},      /* n = 0 */
+	    {p3 + SL_CKPT_P_N, 4, 9, "window is 8"},     /* n > window */
+	    {p3 + SL_CKPT_P_N, 4, 400, "window is 8"},   /* n far beyond */
+	    {p3 + SL_CKPT_P_KEPT, 8, 1, "kept"},         /* kept above the oldest entry */
+	    {p3e1 + SL_CKPT_E_SEQ, 8, 0, "increase"},    /* seq 1 -> 0 */
+	    {p3e1 + SL_CKPT_E_OFFSET, 8, 5, "increase"}, /* offset 14 -> 5 */
+	    {p3e1 + SL_CKPT_E_SEQ, 8, UINT64_MAX, ">= 2^63"},
 	};
 	for (size_t f = 0; f < SL_ARRAY_LEN(faults); f++) {
 		memcpy(c, b, len);
@@ -687,7 +700,7 @@ Test(dedup, checkpoint_corruption_refused)
 		int ret = sl_dedup_checkpoint_read(r, c, len, &upto, err, sizeof(err));
 		cr_assert_eq(ret, -SL_ECORRUPT, "fault %zu: %d (%s)", f, ret, err);
 		cr_assert_not_null(strstr(err, faults[f].says), "fault %zu: \"%s\" lacks \"%s\"", f,
-				   err, faults[f].says);
+		                   err, faults[f].says);
 		cr_assert_eq(sl_dedup_count(r), 0);
 	}
 	/* Padding after the trailer; a length field that disagrees. */
@@ -695,7 +708,7 @@ Test(dedup, checkpoint_corruption_refused)
 	memset(c + len, 0, 8);
 	reseal(c, len + 8);
 	cr_assert_eq(sl_dedup_checkpoint_read(r, c, len + 8, &upto, err, sizeof(err)),
-		     -SL_ECORRUPT);
+	             -SL_ECORRUPT);
 	cr_assert_not_null(strstr(err, "trailing"), "%s", err);
 	cr_assert_eq(sl_dedup_checkpoint_read(r, c, len, &upto, err, sizeof(err)), -SL_ECORRUPT);
 	cr_assert_not_null(strstr(err, "header says"), "%s", err);
@@ -770,15 +783,13 @@ Test(dedup, trim_idle_producers)
  * still read, and the same state must still write these bytes.
  */
 static const uint8_t golden_ckpt[100] = {
-	0x53, 0x4c, 0x44, 0x44, 0x02, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00,
-	0x00, 0x00, 0x00, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x64, 0x00, 0x00, 0x00,
-	0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
-	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x32, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
-	0x00, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x5c, 0x12, 0xc9, 0x9e,
+    0x53, 0x4c, 0x44, 0x44, 0x02, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+    0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x32, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x5c, 0x12, 0xc9, 0x9e,
 };
 
 Test(dedup, golden_checkpoint)
@@ -796,7 +807,7 @@ Test(dedup, golden_checkpoint)
 	uint32_t ep;
 	char err[200];
 	cr_assert_eq(sl_dedup_checkpoint_read(r, g, sizeof(golden_ckpt), &upto, err, sizeof(err)),
-		     0, "%s", err);
+	             0, "%s", err);
 	cr_assert_eq(upto, 100);
 	cr_assert_eq(sl_dedup_get(r, 7, &ep, &last), 0);
 	cr_assert_eq(ep, 2);

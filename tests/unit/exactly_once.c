@@ -13,8 +13,8 @@
  * blocking read with a receive timeout as a safety net, never a sleep; the
  * one polling loop (waiting for events to become readable) is bounded.
  */
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,8 +27,8 @@
 #include "dedup/dedup.h"
 #include "part/part.h"
 #include "proto/proto.h"
-#include "wire_client.h"
 #include "server/server.h"
+#include "wire_client.h"
 
 #define N_PARTS 8
 
@@ -39,7 +39,7 @@ struct fixture {
 };
 
 static struct sl_topic_spec g_topics[] = {
-	{.name = "events", .n_parts = N_PARTS, .partitioner = SL_PART_HASH},
+    {.name = "events", .n_parts = N_PARTS, .partitioner = SL_PART_HASH},
 };
 
 /* Starts a server on f->dir, which exists already when keep_dir (a
@@ -51,10 +51,10 @@ static void start_on(struct fixture *f, uint32_t reactors, bool keep_dir)
 		cr_assert_not_null(mkdtemp(f->dir));
 	}
 	struct sl_server_opts o = {
-		TU_SERVER_OPTS(f->dir, reactors),
-		.topics = g_topics,
-		.n_topics = 1,
-		.pin = true,
+	    TU_SERVER_OPTS(f->dir, reactors),
+	    .topics = g_topics,
+	    .n_topics = 1,
+	    .pin = true,
 	};
 	char err[512];
 	int ret = sl_server_create(&o, &f->srv, err, sizeof(err));
@@ -69,7 +69,6 @@ static void start(struct fixture *f, uint32_t reactors)
 	start_on(f, reactors, false);
 }
 
-
 /* Drains and frees the server, leaving its folder. */
 static void halt(struct fixture *f)
 {
@@ -81,11 +80,6 @@ static void stop(struct fixture *f)
 	halt(f);
 	rm_dir(f->dir);
 }
-
-
-
-
-
 
 struct session {
 	int fd;
@@ -117,7 +111,7 @@ static struct session hello_as(uint16_t port, uint64_t want, bool idempotence_of
 	cr_assert_neq(w->producer_id, 0);
 	if (want)
 		cr_assert_eq(w->producer_id, want, "asked to be producer %llu, got %llu",
-			     (unsigned long long)want, (unsigned long long)w->producer_id);
+		             (unsigned long long)want, (unsigned long long)w->producer_id);
 	cr_assert_geq(w->epoch, 1);
 	s.id = w->producer_id;
 	s.epoch = w->epoch;
@@ -131,7 +125,7 @@ static struct session hello_as(uint16_t port, uint64_t want, bool idempotence_of
  * sequence (id and data carry it), so a resend is byte for byte the same
  * event. Returns the frame size. */
 static int build_produce(uint8_t *buf, size_t cap, uint64_t base_seq, uint32_t n, uint32_t n_keys,
-			 uint32_t epoch)
+                         uint32_t epoch)
 {
 	struct sl_produce_builder b;
 	cr_assert_eq(sl_produce_begin(&b, buf, cap, "events", 6, base_seq, epoch), 0);
@@ -144,9 +138,14 @@ static int build_produce(uint8_t *buf, size_t cap, uint64_t base_seq, uint32_t n
 		snprintf(agg, sizeof(agg), "key-%llu", (unsigned long long)(seq % n_keys));
 		snprintf(data, sizeof(data), "{\"seq\":%llu}", (unsigned long long)seq);
 		struct sl_event_view v = {
-			.id = id, .type = "T", .type_len = 1,
-			.aggregate = agg, .aggregate_len = strlen(agg),
-			.timestamp_ms = 1, .data = (const uint8_t *)data, .data_len = strlen(data),
+		    .id = id,
+		    .type = "T",
+		    .type_len = 1,
+		    .aggregate = agg,
+		    .aggregate_len = strlen(agg),
+		    .timestamp_ms = 1,
+		    .data = (const uint8_t *)data,
+		    .data_len = strlen(data),
 		};
 		cr_assert_geq(sl_produce_add_event(&b, &v, NULL, 0), 0);
 	}
@@ -156,7 +155,7 @@ static int build_produce(uint8_t *buf, size_t cap, uint64_t base_seq, uint32_t n
 }
 
 static void produce(const struct session *s, uint64_t base_seq, uint32_t n, uint32_t n_keys,
-		    uint32_t epoch)
+                    uint32_t epoch)
 {
 	static uint8_t buf[1 << 18];
 	int len = build_produce(buf, sizeof(buf), base_seq, n, n_keys, epoch);
@@ -164,7 +163,7 @@ static void produce(const struct session *s, uint64_t base_seq, uint32_t n, uint
 }
 
 struct acked {
-	int32_t status;     /* -1: not answered yet; 0 stored; else the ErrorCode */
+	int32_t status; /* -1: not answered yet; 0 stored; else the ErrorCode */
 	uint32_t partition;
 	uint64_t offset;
 	bool duplicate;
@@ -180,7 +179,7 @@ static void clear_acks(struct acked *out, uint32_t n)
 /* Records one Ack frame's answers for events [base, base+n); returns how
  * many it answered. An event answered twice fails the test. */
 static uint32_t apply_ack(const uint8_t *body, uint32_t len, uint64_t base, uint32_t n,
-			  struct acked *out)
+                          struct acked *out)
 {
 	uint32_t answered = 0;
 	Sluice__V1__Ack *a = sluice__v1__ack__unpack(NULL, len, body);
@@ -195,7 +194,7 @@ static uint32_t apply_ack(const uint8_t *body, uint32_t len, uint64_t base, uint
 			uint64_t i = shift + pt->index[k];
 			cr_assert_lt(i, n);
 			cr_assert_eq(out[i].status, -1, "event %llu answered twice",
-				     (unsigned long long)(base + i));
+			             (unsigned long long)(base + i));
 			out[i].status = 0;
 			out[i].partition = pt->partition;
 			out[i].offset = pt->n_offsets ? pt->offsets[k] : pt->base_offset + k;
@@ -210,7 +209,7 @@ static uint32_t apply_ack(const uint8_t *body, uint32_t len, uint64_t base, uint
 			uint64_t i = shift + rj->index[k];
 			cr_assert_lt(i, n);
 			cr_assert_eq(out[i].status, -1, "event %llu answered twice",
-				     (unsigned long long)(base + i));
+			             (unsigned long long)(base + i));
 			cr_assert_neq(rj->code, 0, "a Reject without a code");
 			out[i].status = rj->code;
 			answered++;
@@ -228,8 +227,8 @@ static void collect_more(int fd, uint64_t base, uint32_t n, uint32_t left, struc
 		uint8_t *body;
 		uint32_t len;
 		int type = read_frame(fd, &body, &len);
-		cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ACK, "expected Ack, got %d (%u left)",
-			     type, left);
+		cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ACK,
+		             "expected Ack, got %d (%u left)", type, left);
 		uint32_t got = apply_ack(body, len, base, n, out);
 		free(body);
 		cr_assert_leq(got, left);
@@ -314,17 +313,18 @@ static uint64_t check_stored(uint16_t port, uint64_t n, uint32_t times, const st
 			uint8_t *body;
 			uint32_t len;
 			int type = read_frame(s.fd, &body, &len);
-			cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT, "got frame %d",
-				     type);
-			Sluice__V1__FetchResult *res = sluice__v1__fetch_result__unpack(NULL, len, body);
+			cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT,
+			             "got frame %d", type);
+			Sluice__V1__FetchResult *res =
+			    sluice__v1__fetch_result__unpack(NULL, len, body);
 			free(body);
 			cr_assert_not_null(res);
 			cr_assert_eq(res->request_id, req);
 			cr_assert_eq(res->error, 0, "fetch %u@%llu: %s", p, (unsigned long long)off,
-				     res->message);
+			             res->message);
 			cr_assert_eq(res->base_offset, off);
 			cr_assert_gt(res->n_events, 0, "partition %u ends early at %llu", p,
-				     (unsigned long long)off);
+			             (unsigned long long)off);
 			for (size_t k = 0; k < res->n_events; k++) {
 				unsigned long long seq;
 				Sluice__V1__Event *e = res->events[k];
@@ -332,18 +332,20 @@ static uint64_t check_stored(uint16_t port, uint64_t n, uint32_t times, const st
 				cr_assert_lt(e->data.len, sizeof(data));
 				memcpy(data, e->data.data, e->data.len);
 				cr_assert_eq(sscanf(data, "{\"seq\":%llu}", &seq), 1,
-					     "foreign event at %u@%llu", p,
-					     (unsigned long long)(off + k));
+				             "foreign event at %u@%llu", p,
+				             (unsigned long long)(off + k));
 				cr_assert_lt(seq, n, "event of sequence %llu was never sent", seq);
 				count[seq]++;
 				if (where && where[seq].status == 0 && !where[seq].offset_unknown) {
-					cr_assert_eq(where[seq].partition, p,
-						     "event %llu acked in partition %u, stored in %u", seq,
-						     where[seq].partition, p);
-					cr_assert_eq(where[seq].offset, off + k,
-						     "event %llu acked at offset %llu, stored at %llu", seq,
-						     (unsigned long long)where[seq].offset,
-						     (unsigned long long)(off + k));
+					cr_assert_eq(
+					    where[seq].partition, p,
+					    "event %llu acked in partition %u, stored in %u", seq,
+					    where[seq].partition, p);
+					cr_assert_eq(
+					    where[seq].offset, off + k,
+					    "event %llu acked at offset %llu, stored at %llu", seq,
+					    (unsigned long long)where[seq].offset,
+					    (unsigned long long)(off + k));
 				}
 				read++;
 			}
@@ -356,7 +358,7 @@ static uint64_t check_stored(uint16_t port, uint64_t n, uint32_t times, const st
 	cr_assert_eq(read, total);
 	for (uint64_t i = 0; i < n; i++)
 		cr_assert_eq(count[i], times, "event %llu stored %u times, expected %u",
-			     (unsigned long long)i, count[i], times);
+		             (unsigned long long)i, count[i], times);
 	free(count);
 	return read;
 }
@@ -375,7 +377,7 @@ static void wait_stored(uint16_t port, uint64_t n)
 	}
 	close(s.fd);
 	cr_assert_eq(total, n, "%llu events stored, expected %llu", (unsigned long long)total,
-		     (unsigned long long)n);
+	             (unsigned long long)n);
 }
 
 /* (a) A resend in a new session is answered as a duplicate, at the offset
@@ -400,7 +402,7 @@ Test(exactly_once, duplicate_answered_with_original_offset, .timeout = 60)
 	struct session b = hello_as(f.port, a.id, false);
 	cr_assert_eq(b.epoch, a.epoch + 1, "a known id gets the next epoch");
 	cr_assert_eq(b.next_sequence, N, "next_sequence %llu after %d accepted",
-		     (unsigned long long)b.next_sequence, N);
+	             (unsigned long long)b.next_sequence, N);
 	produce(&b, 0, N, 7, b.epoch);
 	collect_acks(b.fd, 0, N, again);
 	for (int i = 0; i < N; i++) {
@@ -408,9 +410,9 @@ Test(exactly_once, duplicate_answered_with_original_offset, .timeout = 60)
 		cr_assert(again[i].duplicate, "resent event %d not answered as a duplicate", i);
 		cr_assert_not(again[i].offset_unknown, "event %d: original offset forgotten", i);
 		cr_assert_eq(again[i].partition, first[i].partition);
-		cr_assert_eq(again[i].offset, first[i].offset, "event %d: offset %llu, first %llu", i,
-			     (unsigned long long)again[i].offset,
-			     (unsigned long long)first[i].offset);
+		cr_assert_eq(again[i].offset, first[i].offset, "event %d: offset %llu, first %llu",
+		             i, (unsigned long long)again[i].offset,
+		             (unsigned long long)first[i].offset);
 	}
 	cr_assert_eq(check_stored(f.port, N, 1, first), N);
 
@@ -447,7 +449,8 @@ Test(exactly_once, acks_lost_then_resent, .timeout = 60)
 	collect_acks(b.fd, 0, N, acks);
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(acks[i].status, 0, "event %d refused: %d", i, acks[i].status);
-		cr_assert(acks[i].duplicate, "event %d stored before, not answered as duplicate", i);
+		cr_assert(acks[i].duplicate, "event %d stored before, not answered as duplicate",
+		          i);
 	}
 	cr_assert_eq(check_stored(f.port, N, 1, acks), N);
 	close(b.fd);
@@ -494,7 +497,7 @@ Test(exactly_once, zombie_is_fenced, .timeout = 60)
 		free(body);
 		cr_assert_not_null(e);
 		cr_assert_eq(e->code, SLUICE__V1__ERROR_CODE__ERR_FENCED, "Error %d: %s", e->code,
-			     e->message);
+		             e->message);
 		cr_assert_gt(strlen(e->message), 0, "error without text");
 		sluice__v1__error__free_unpacked(e, NULL);
 		expect_closed(a.fd);
@@ -506,7 +509,7 @@ Test(exactly_once, zombie_is_fenced, .timeout = 60)
 		collect_more(a.fd, 0, N, N - got, acks);
 		for (int i = 0; i < N; i++)
 			cr_assert_eq(acks[i].status, SLUICE__V1__ERROR_CODE__ERR_FENCED,
-				     "zombie event %d: status %d", i, acks[i].status);
+			             "zombie event %d: status %d", i, acks[i].status);
 	}
 	close(a.fd);
 	cr_assert_eq(stored_total(f.port, NULL), 0, "a fenced session stored events");
@@ -539,7 +542,7 @@ Test(exactly_once, gap_refused_with_err_sequence, .timeout = 60)
 	collect_acks(a.fd, far, N, acks);
 	for (int i = 0; i < N; i++)
 		cr_assert_eq(acks[i].status, SLUICE__V1__ERROR_CODE__ERR_SEQUENCE,
-			     "event %d of a gap: status %d", i, acks[i].status);
+		             "event %d of a gap: status %d", i, acks[i].status);
 	cr_assert_eq(stored_total(f.port, NULL), 0, "events of a gap were stored");
 
 	/* Just past next_sequence + 1 is a gap too (one sequence missing). */
@@ -547,7 +550,7 @@ Test(exactly_once, gap_refused_with_err_sequence, .timeout = 60)
 	collect_acks(a.fd, a.next_sequence + 1, N, acks);
 	for (int i = 0; i < N; i++)
 		cr_assert_eq(acks[i].status, SLUICE__V1__ERROR_CODE__ERR_SEQUENCE,
-			     "event %d one past the next sequence: status %d", i, acks[i].status);
+		             "event %d one past the next sequence: status %d", i, acks[i].status);
 	cr_assert_eq(stored_total(f.port, NULL), 0, "events of a gap were stored");
 
 	/* The refusal did not break the session: in sequence, it stores. */
@@ -555,7 +558,7 @@ Test(exactly_once, gap_refused_with_err_sequence, .timeout = 60)
 	collect_acks(a.fd, a.next_sequence, N, acks);
 	for (int i = 0; i < N; i++)
 		cr_assert(acks[i].status == 0 && !acks[i].duplicate, "event %d: status %d", i,
-			  acks[i].status);
+		          acks[i].status);
 	cr_assert_eq(stored_total(f.port, NULL), N);
 	close(a.fd);
 	stop(&f);
@@ -583,7 +586,7 @@ Test(exactly_once, state_survives_restart, .timeout = 90)
 	struct session b = hello_as(f.port, a.id, false);
 	cr_assert_gt(b.epoch, a.epoch, "epoch %u after a restart, was %u", b.epoch, a.epoch);
 	cr_assert_eq(b.next_sequence, N, "next_sequence %llu after a restart, expected %d",
-		     (unsigned long long)b.next_sequence, N);
+	             (unsigned long long)b.next_sequence, N);
 	produce(&b, 0, N, 11, b.epoch);
 	collect_acks(b.fd, 0, N, again);
 	for (int i = 0; i < N; i++) {
@@ -624,7 +627,8 @@ Test(exactly_once, state_survives_restart_across_rolls, .timeout = 90)
 	/* Every partition rolled and kept its newest one or two checkpoints. */
 	for (uint32_t p = 0; p < N_PARTS; p++) {
 		char cmd[256];
-		snprintf(cmd, sizeof(cmd), "ls %s/events/%u | grep -c '^[0-9]*\\.dedup$'", f.dir, p);
+		snprintf(cmd, sizeof(cmd), "ls %s/events/%u | grep -c '^[0-9]*\\.dedup$'", f.dir,
+		         p);
 		FILE *ls = popen(cmd, "r");
 		int n = -1;
 		cr_assert_eq(fscanf(ls, "%d", &n), 1);
@@ -635,7 +639,7 @@ Test(exactly_once, state_survives_restart_across_rolls, .timeout = 90)
 	start_on(&f, 2, true);
 	struct session b = hello_as(f.port, a.id, false);
 	cr_assert_eq(b.next_sequence, N, "next_sequence %llu after a restart, expected %d",
-		     (unsigned long long)b.next_sequence, N);
+	             (unsigned long long)b.next_sequence, N);
 	for (uint32_t k = 0; k < N; k += CHUNK) {
 		produce(&b, k, CHUNK, 64, b.epoch);
 		collect_acks(b.fd, k, CHUNK, again + k);
@@ -670,7 +674,7 @@ Test(exactly_once, idempotence_off_stores_resends, .timeout = 60)
 	collect_acks(b.fd, 0, N, acks);
 	for (int i = 0; i < N; i++)
 		cr_assert(acks[i].status == 0 && !acks[i].duplicate, "event %d: status %d", i,
-			  acks[i].status);
+		          acks[i].status);
 	cr_assert_eq(check_stored(f.port, N, 2, NULL), 2 * N);
 	close(b.fd);
 	stop(&f);

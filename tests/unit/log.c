@@ -7,12 +7,12 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <liburing.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,8 +40,8 @@ static void teardown(void)
 
 static struct sl_log *open_log(const char *dir, uint64_t seg, enum sl_log_durability d)
 {
-	struct sl_log_opts o = {.dir = dir, .segment_bytes = seg, .durability = d,
-				.interval_ns = 1000000};
+	struct sl_log_opts o = {
+	    .dir = dir, .segment_bytes = seg, .durability = d, .interval_ns = 1000000};
 	struct sl_log *log;
 	char err[400];
 	int ret = sl_log_open(&o, &log, err, sizeof(err));
@@ -108,11 +108,11 @@ static uint64_t read_all(struct sl_log *log, uint64_t from, uint64_t expect_end)
 	cr_assert_eq(sl_log_reader_open(log, from, &rd), 0);
 	while ((ret = sl_log_reader_next(rd, sl_log_durable(log), &rec)) == 1) {
 		cr_assert_eq(rec.offset, next, "offsets not dense: %llu after %llu",
-			     (unsigned long long)rec.offset, (unsigned long long)next);
+		             (unsigned long long)rec.offset, (unsigned long long)next);
 		uint32_t len = make_event(ev, rec.producer_id, rec.seq);
 		cr_assert_eq(rec.len, len);
 		cr_assert_eq(memcmp(rec.event, ev, len), 0, "event %llu differs",
-			     (unsigned long long)rec.offset);
+		             (unsigned long long)rec.offset);
 		next++;
 		n++;
 	}
@@ -254,7 +254,7 @@ Test(log, torn_tail_at_every_byte_of_the_last_batch, .timeout = 120)
 		close(fd);
 		log = open_log(work, 65536, SL_LOG_FSYNC);
 		cr_assert_eq(sl_log_end(log), 40, "cut at byte %u: end %llu", cut,
-			     (unsigned long long)sl_log_end(log));
+		             (unsigned long long)sl_log_end(log));
 		read_all(log, 0, 40);
 		append_n(log, 3, 0, 5);
 		cr_assert_eq(commit(log), 0);
@@ -307,8 +307,8 @@ Test(log, bit_flip_before_a_later_commit_is_corruption_not_a_torn_tail)
 	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 1 << 20};
 	char err[400];
 	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), -SL_ECORRUPT);
-	cr_assert_not_null(strstr(err, "00000000000000000000.log"), "error does not name the file: %s",
-			   err);
+	cr_assert_not_null(strstr(err, "00000000000000000000.log"),
+	                   "error does not name the file: %s", err);
 	cr_assert_not_null(strstr(err, "byte 0"), "error does not name the position: %s", err);
 	/* Nothing was cut: the file still holds both batches. */
 	struct stat st;
@@ -418,7 +418,7 @@ Test(log, none_starts_writeback_as_segments_fill)
 		sl_log_get_stats(log, &st);
 	} while (st.segments < 3);
 	cr_assert_geq(st.writebacks, 2, "%llu bytes written, %llu kicks",
-		      (unsigned long long)st.bytes_written, (unsigned long long)st.writebacks);
+	              (unsigned long long)st.bytes_written, (unsigned long long)st.writebacks);
 	cr_assert_leq(st.writebacks, st.bytes_written / SL_LOG_WRITEBACK_BYTES);
 	cr_assert_eq(sl_log_durable(log), n);
 	/* Every kick completes, tagged to be ignored. */
@@ -502,7 +502,7 @@ static int visit_check(void *arg, const struct sl_log_record *rec)
 	struct visit_ctx *ctx = arg;
 	uint8_t ev[256];
 	cr_assert_eq(rec->offset, ctx->next, "view skipped: %llu after %llu",
-		     (unsigned long long)rec->offset, (unsigned long long)ctx->next);
+	             (unsigned long long)rec->offset, (unsigned long long)ctx->next);
 	uint32_t len = make_event(ev, rec->producer_id, rec->seq);
 	cr_assert_eq(rec->len, len);
 	cr_assert_eq(memcmp(rec->event, ev, len), 0);
@@ -520,7 +520,7 @@ static void view_read_all(struct sl_log_view *v, uint64_t from, uint64_t limit, 
 		cr_assert_lt(guard, 1000000);
 		int n = sl_log_view_read(v, off, limit, step, 1 << 20, visit_check, &ctx, &next);
 		cr_assert_gt(n, 0, "view read at %llu: %d %s", (unsigned long long)off, n,
-			     sl_log_view_error(v));
+		             sl_log_view_error(v));
 		cr_assert_eq(next, off + (uint64_t)n);
 		off = next;
 	}
@@ -583,7 +583,7 @@ static int visit_fussy(void *arg, const struct sl_log_record *rec)
 	/* Appended below with seq == offset: a resume at the wrong record
 	 * shows as a record under another's offset. */
 	cr_assert_eq(rec->seq, rec->offset, "offset %llu holds seq %llu",
-		     (unsigned long long)rec->offset, (unsigned long long)rec->seq);
+	             (unsigned long long)rec->offset, (unsigned long long)rec->seq);
 	visit_check(&f->check, rec);
 	return ++f->taken % 3 == 0 ? 1 : 0;
 }
@@ -606,9 +606,10 @@ Test(log, views_resume_inside_batches_after_refusals_and_stops)
 		uint64_t off = 0, next;
 		for (int guard = 0; off < 1280; guard++) {
 			cr_assert_lt(guard, 100000);
-			int n = sl_log_view_read(v, off, 1280, step, 1 << 20, visit_fussy, &f, &next);
+			int n =
+			    sl_log_view_read(v, off, 1280, step, 1 << 20, visit_fussy, &f, &next);
 			cr_assert_geq(n, 0, "view read at %llu: %s", (unsigned long long)off,
-				      sl_log_view_error(v));
+			              sl_log_view_error(v));
 			cr_assert_eq(next, off + (uint64_t)n);
 			off = next;
 		}
@@ -642,7 +643,7 @@ Test(log, bit_flip_in_the_first_batch_of_a_multi_batch_commit_is_corruption)
 		uint64_t end = sl_log_end(log);
 		sl_log_close(log);
 		cr_assert_fail("15 acked events, recovery kept %llu and zeroed the rest",
-			       (unsigned long long)end);
+		               (unsigned long long)end);
 	}
 	cr_assert_eq(ret, -SL_ECORRUPT);
 }
@@ -687,15 +688,15 @@ static bool has_prep_file(const char *dir)
 	return access(path, F_OK) == 0;
 }
 
-/* Rolls into segments the preparer made ahead (allocated and synced): the same log as with in-place segments, recovery
- * included; a prepared file left behind (a crash) is deleted at open and
- * never read as a segment. */
+/* Rolls into segments the preparer made ahead (allocated and synced): the same log as with in-place
+ * segments, recovery included; a prepared file left behind (a crash) is deleted at open and never
+ * read as a segment. */
 Test(log, prepared_segments_roll_in)
 {
 	struct sl_segprep *prep;
 	cr_assert_eq(sl_segprep_create(&prep), 0);
-	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 16384,
-				.durability = SL_LOG_FSYNC, .prep = prep};
+	struct sl_log_opts o = {
+	    .dir = g_dir, .segment_bytes = 16384, .durability = SL_LOG_FSYNC, .prep = prep};
 	struct sl_log *log;
 	char err[400];
 	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
@@ -712,8 +713,8 @@ Test(log, prepared_segments_roll_in)
 	sl_log_get_stats(log, &st);
 	cr_assert_gt(st.segments, 5);
 	cr_assert_eq(st.segments_prepared, st.segments - 1,
-		     "%llu of %llu rolls took a prepared segment",
-		     (unsigned long long)st.segments_prepared, (unsigned long long)st.segments - 1);
+	             "%llu of %llu rolls took a prepared segment",
+	             (unsigned long long)st.segments_prepared, (unsigned long long)st.segments - 1);
 	for (uint64_t from = 0; from < 1200; from += 37)
 		read_all(log, from, 1200);
 	sl_log_close(log);
@@ -744,12 +745,11 @@ Test(log, prepared_segments_roll_in)
  * included. Existing data folders must keep opening: this must still read.
  */
 static const uint8_t golden_batch[72] = {
-	0x53, 0x4c, 0x42, 0x31, 0x7b, 0x8f, 0xda, 0xa9, 0x00, 0x00, 0x00, 0x00,
-	0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00,
-	0x7b, 0x50, 0xf5, 0xf0, 0x9a, 0x01, 0x00, 0x00, 0x08, 0x07, 0x06, 0x05,
-	0x04, 0x03, 0x02, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-	0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x61, 0x62,
-	0x63, 0x02, 0x02, 0x64, 0x65, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x53, 0x4c, 0x42, 0x31, 0x7b, 0x8f, 0xda, 0xa9, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x02, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x7b, 0x50, 0xf5, 0xf0, 0x9a, 0x01,
+    0x00, 0x00, 0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, 0x61, 0x62,
+    0x63, 0x02, 0x02, 0x64, 0x65, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 };
 
 static void write_file(const char *dir, const char *name, const void *p, size_t len)
@@ -815,10 +815,10 @@ Test(log, golden_segment_still_reads)
 	/* The writer writes the same layout: the golden events appended again
 	 * make a batch equal to it but for time, unit_start and checksum. */
 	uint64_t off;
-	cr_assert_eq(sl_log_append(log, 0x0102030405060708ull, 3, 10, (const uint8_t *)"abc", 3,
-				   &off), 0);
-	cr_assert_eq(sl_log_append(log, 0x0102030405060708ull, 3, 12, (const uint8_t *)"de", 2,
-				   &off), 0);
+	cr_assert_eq(
+	    sl_log_append(log, 0x0102030405060708ull, 3, 10, (const uint8_t *)"abc", 3, &off), 0);
+	cr_assert_eq(
+	    sl_log_append(log, 0x0102030405060708ull, 3, 12, (const uint8_t *)"de", 2, &off), 0);
 	cr_assert_eq(off, 3);
 	cr_assert_eq(commit(log), 0);
 	sl_log_close(log);
@@ -830,11 +830,14 @@ Test(log, golden_segment_still_reads)
 	cr_assert_eq(b.base_offset, 2);
 	cr_assert_eq(b.unit_start, sizeof(golden_batch));
 	cr_assert_eq(memcmp(h + SL_BATCH_COUNT, golden_batch + SL_BATCH_COUNT,
-			    SL_BATCH_TIME_MS - SL_BATCH_COUNT), 0);
+	                    SL_BATCH_TIME_MS - SL_BATCH_COUNT),
+	             0);
 	cr_assert_eq(memcmp(h + SL_BATCH_PRODUCER, golden_batch + SL_BATCH_PRODUCER,
-			    SL_BATCH_UNIT_START - SL_BATCH_PRODUCER), 0);
+	                    SL_BATCH_UNIT_START - SL_BATCH_PRODUCER),
+	             0);
 	cr_assert_eq(memcmp(h + SL_BATCH_BASE_SEQ, golden_batch + SL_BATCH_BASE_SEQ,
-			    sizeof(golden_batch) - SL_BATCH_BASE_SEQ), 0);
+	                    sizeof(golden_batch) - SL_BATCH_BASE_SEQ),
+	             0);
 }
 
 /* A sealed segment's .idx is what log/index_format.h says: 8-byte entries,
@@ -861,7 +864,7 @@ Test(log, index_file_layout)
 		cr_assert_lt(v[i].pos + SL_LOG_BATCH_HDR, n_seg);
 		cr_assert_eq(sl_get_le32(seg + v[i].pos + SL_BATCH_MAGIC), SL_LOG_MAGIC);
 		cr_assert_eq(sl_get_le64(seg + v[i].pos + SL_BATCH_BASE_OFFSET), v[i].rel,
-			     "entry %zu points at the wrong batch", i);
+		             "entry %zu points at the wrong batch", i);
 		if (i)
 			cr_assert_geq(v[i].pos - v[i - 1].pos, SL_IDX_EVERY);
 	}
@@ -897,8 +900,11 @@ static off_t file_size(const char *dir, const char *name)
 
 static void no_fallocate_case(struct sl_segprep *prep)
 {
-	struct sl_log_opts o = {.dir = g_dir, .segment_bytes = 16384, .durability = SL_LOG_FSYNC,
-				.prep = prep, .fallocate_fn = no_fallocate};
+	struct sl_log_opts o = {.dir = g_dir,
+	                        .segment_bytes = 16384,
+	                        .durability = SL_LOG_FSYNC,
+	                        .prep = prep,
+	                        .fallocate_fn = no_fallocate};
 	struct sl_log *log;
 	char err[400];
 	g_falloc_calls = 0;
@@ -952,7 +958,10 @@ static void no_fallocate_case(struct sl_segprep *prep)
 	sl_log_close(log);
 }
 
-Test(log, without_fallocate_in_place) { no_fallocate_case(NULL); }
+Test(log, without_fallocate_in_place)
+{
+	no_fallocate_case(NULL);
+}
 
 Test(log, without_fallocate_prepared)
 {

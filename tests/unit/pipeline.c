@@ -238,7 +238,7 @@ static bool caught_up_arg(void *srv)
 static void wait_caught_up(struct fixture *f)
 {
 	cr_assert_eq(sl_pipes_wait(f->srv->pipes, caught_up_arg, f->srv, 60ull * 1000000000u), 0,
-		     "the pipelines did not catch up within 60 s");
+	             "the pipelines did not catch up within 60 s");
 }
 
 /* ---- reading a derived topic back ------------------------------------------------ */
@@ -434,9 +434,9 @@ Test(pipeline, restart_while_behind, .timeout = 180)
 	/* Settled: every big-orders stage waits (and will for as long as the
 	 * stand-in stays at 0) or has read all its input, and one waits. */
 	uint64_t in_total = 0, read_total = 0;
-	cr_assert_eq(sl_pipes_wait(f.srv->pipes, big_orders_settled, f.srv->pipes,
-				   60ull * 1000000000u), 0,
-		     "the big-orders stages never waited for the held partition");
+	cr_assert_eq(
+	    sl_pipes_wait(f.srv->pipes, big_orders_settled, f.srv->pipes, 60ull * 1000000000u), 0,
+	    "the big-orders stages never waited for the held partition");
 	for (uint32_t k = 0; k < f.srv->pipes->n_parts; k++) {
 		struct sl_pipe_part *pp = &f.srv->pipes->parts[k];
 		in_total += atomic_load(&pp->part->durable_pub);

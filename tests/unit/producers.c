@@ -183,7 +183,8 @@ Test(producers, limit)
 	for (uint32_t i = 0; i < SL_PRODUCERS_MAX_DEFAULT; i++)
 		cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
 	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), -ENOSPC);
-	cr_assert_eq(sl_producers_hello(r, 3u * SL_PRODUCERS_MAX_DEFAULT, &p, &ep, &next_seq), -ENOSPC);
+	cr_assert_eq(sl_producers_hello(r, 3u * SL_PRODUCERS_MAX_DEFAULT, &p, &ep, &next_seq),
+	             -ENOSPC);
 	cr_assert_eq(sl_producers_seed(r, 3u * SL_PRODUCERS_MAX_DEFAULT, 1, 1), -ENOSPC);
 	/* A known one still says hello. */
 	cr_assert_eq(sl_producers_hello(r, 1, &p, &ep, &next_seq), 0);
@@ -217,9 +218,8 @@ Test(producers, bad_file_refused)
 		int flip; /* byte to flip, -1 none */
 		const char *says;
 	} cases[] = {
-		{0, -1, "truncated"},  {19, -1, "truncated"}, {21, -1, "too long"},
-		{20, 0, "magic"},      {20, 5, "version"},    {20, 9, "checksum"},
-		{20, 17, "checksum"},
+	    {0, -1, "truncated"}, {19, -1, "truncated"}, {21, -1, "too long"}, {20, 0, "magic"},
+	    {20, 5, "version"},   {20, 9, "checksum"},   {20, 17, "checksum"},
 	};
 	for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
 		memset(bad, 0, sizeof(bad));
@@ -242,7 +242,7 @@ Test(producers, bad_file_refused)
 
 	/* The mark cannot be written (no such folder): no id is handed out. */
 	cr_assert_eq(sl_producers_open("/nonexistent-sluice-dir/producers", &r, err, sizeof(err)),
-		     0);
+	             0);
 	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), -ENOENT);
 	cr_assert_eq(sl_producers_count(r), 0);
 	/* Known ids need no write. */

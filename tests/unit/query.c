@@ -21,12 +21,12 @@
 #include "config/config.h"
 #include "log/log.h"
 #include "proto/event.h"
+#include "server/server.h"
 #include "sluice/client.h"
 #include "wire_client.h"
-#include "server/server.h"
 
-#define N_AGG 40
-#define ROUNDS 60
+#define N_AGG     40
+#define ROUNDS    60
 #define PER_ROUND 50
 
 struct acked {
@@ -38,8 +38,8 @@ struct acked {
 static void on_ack(void *arg, const struct sl_client_ack *a)
 {
 	struct acked *v = arg;
-	v[a->sequence] = (struct acked){.partition = a->partition, .offset = a->offset,
-					.status = a->status};
+	v[a->sequence] =
+	    (struct acked){.partition = a->partition, .offset = a->offset, .status = a->status};
 }
 
 struct querier {
@@ -63,9 +63,11 @@ static void *query_loop(void *arg)
 			snprintf(key, sizeof(key), "acct-%u", i % N_AGG);
 		if (i % 2 && i % 7 == 0)
 			snprintf(key, sizeof(key), "acct-%u", (i / 7) % N_AGG);
-		struct sl_server_query sq = {.projection = proj, .projection_len = strlen(proj),
-					     .key = key, .key_len = strlen(key),
-					     .timeout_ms = 5000};
+		struct sl_server_query sq = {.projection = proj,
+		                             .projection_len = strlen(proj),
+		                             .key = key,
+		                             .key_len = strlen(key),
+		                             .timeout_ms = 5000};
 		char *body = NULL;
 		size_t len = 0;
 		int status = sl_server_query(q->srv, &sq, &body, &len);
@@ -74,7 +76,7 @@ static void *query_loop(void *arg)
 			q->ok++;
 		else if (!q->err[0])
 			snprintf(q->err, sizeof(q->err), "%s %s: %d %.*s", proj, key, status,
-				 (int)len, body ? body : "");
+			         (int)len, body ? body : "");
 		free(body);
 	}
 	return NULL;
@@ -100,15 +102,25 @@ Test(query, read_your_writes_while_others_query, .timeout = 120)
 	static const char *const path[] = {SL_PLUGIN_DIR};
 	struct sl_topic_spec topic = {.name = "events", .n_parts = 4, .partitioner = SL_PART_HASH};
 	struct sl_server_proj_spec projs[] = {
-		{.name = "counter", .plugin = "counter", .topic = 0},
-		{.name = "latest", .plugin = "latest", .topic = 0},
+	    {.name = "counter", .plugin = "counter", .topic = 0},
+	    {.name = "latest", .plugin = "latest", .topic = 0},
 	};
 	struct sl_server_opts o = {
-		.listen_native = "127.0.0.1:0", .data_dir = dir, .n_reactors = 2,
-		.max_connections = 8, .max_frame_bytes = 1 << 20, .handshake_timeout_ms = 5000,
-		.idle_timeout_ms = 60000, .drain_timeout_ms = 10000, .topics = &topic,
-		.n_topics = 1, .pin = true, .projections = projs, .n_projections = 2,
-		.plugin_path = path, .n_plugin_path = 1,
+	    .listen_native = "127.0.0.1:0",
+	    .data_dir = dir,
+	    .n_reactors = 2,
+	    .max_connections = 8,
+	    .max_frame_bytes = 1 << 20,
+	    .handshake_timeout_ms = 5000,
+	    .idle_timeout_ms = 60000,
+	    .drain_timeout_ms = 10000,
+	    .topics = &topic,
+	    .n_topics = 1,
+	    .pin = true,
+	    .projections = projs,
+	    .n_projections = 2,
+	    .plugin_path = path,
+	    .n_plugin_path = 1,
 	};
 	struct sl_server *srv;
 	cr_assert_eq(sl_server_create(&o, &srv, err, sizeof(err)), 0, "server: %s", err);
@@ -121,8 +133,8 @@ Test(query, read_your_writes_while_others_query, .timeout = 120)
 		cr_assert_eq(pthread_create(&th[i], NULL, query_loop, &qs[i]), 0);
 
 	static struct acked acks[ROUNDS * PER_ROUND];
-	struct sl_client_opts co = {.host = "127.0.0.1", .port = sl_server_native_port(srv),
-				    .on_ack = on_ack, .arg = acks};
+	struct sl_client_opts co = {
+	    .host = "127.0.0.1", .port = sl_server_native_port(srv), .on_ack = on_ack, .arg = acks};
 	struct sl_client *c;
 	cr_assert_eq(sl_client_connect(&co, &c, err, sizeof(err)), 0, "%s", err);
 	uint32_t produced[N_AGG] = {0};
@@ -133,9 +145,12 @@ Test(query, read_your_writes_while_others_query, .timeout = 120)
 			char agg[32];
 			agg_of[i] = (r * PER_ROUND + i * 7) % N_AGG;
 			snprintf(agg, sizeof(agg), "acct-%u", agg_of[i]);
-			struct sl_client_event ev = {.type = "Deposited", .type_len = 9,
-						     .aggregate = agg, .aggregate_len = strlen(agg),
-						     .data = "{\"amount\":1}", .data_len = 12};
+			struct sl_client_event ev = {.type = "Deposited",
+			                             .type_len = 9,
+			                             .aggregate = agg,
+			                             .aggregate_len = strlen(agg),
+			                             .data = "{\"amount\":1}",
+			                             .data_len = 12};
 			uint64_t seq;
 			cr_assert_eq(sl_client_produce(c, NULL, &ev, &seq), 0);
 			if (r == 0 && i == 0)
@@ -153,10 +168,14 @@ Test(query, read_your_writes_while_others_query, .timeout = 120)
 			char key[32];
 			snprintf(key, sizeof(key), "acct-%u", agg_of[i]);
 			struct sl_server_query sq = {
-				.projection = "counter", .projection_len = 7, .key = key,
-				.key_len = strlen(key), .has_min = true,
-				.min_partition = a->partition, .min_offset = a->offset,
-				.timeout_ms = 10000,
+			    .projection = "counter",
+			    .projection_len = 7,
+			    .key = key,
+			    .key_len = strlen(key),
+			    .has_min = true,
+			    .min_partition = a->partition,
+			    .min_offset = a->offset,
+			    .timeout_ms = 10000,
 			};
 			char *body = NULL;
 			size_t len = 0;
@@ -165,7 +184,7 @@ Test(query, read_your_writes_while_others_query, .timeout = 120)
 			long long n = count_of(body, len);
 			/* Later events of the round may be applied too: at least. */
 			cr_assert_geq(n, produced[agg_of[i]], "%s at %u:%llu: %.*s", key,
-				      a->partition, (unsigned long long)a->offset, (int)len, body);
+			              a->partition, (unsigned long long)a->offset, (int)len, body);
 			free(body);
 		}
 	}
@@ -177,8 +196,11 @@ Test(query, read_your_writes_while_others_query, .timeout = 120)
 		cr_assert_eq(qs[i].ok, qs[i].answered, "%s", qs[i].err);
 	}
 	/* The last token's partition applied: the total answers. */
-	struct sl_server_query tq = {.projection = "counter", .projection_len = 7, .key = "total",
-				     .key_len = 5, .has_min = true};
+	struct sl_server_query tq = {.projection = "counter",
+	                             .projection_len = 7,
+	                             .key = "total",
+	                             .key_len = 5,
+	                             .has_min = true};
 	uint32_t last = ROUNDS * PER_ROUND - 1;
 	tq.min_partition = acks[last].partition;
 	tq.min_offset = acks[last].offset;
@@ -210,24 +232,35 @@ static struct sl_server *ledger_server(const char *dir)
 {
 	static const char *const path[] = {SL_PLUGIN_DIR};
 	static struct sl_topic_spec topics[] = {
-		{.name = "events", .n_parts = 2, .partitioner = SL_PART_HASH},
-		{.name = "ledger_errors", .n_parts = 2, .partitioner = SL_PART_HASH},
+	    {.name = "events", .n_parts = 2, .partitioner = SL_PART_HASH},
+	    {.name = "ledger_errors", .n_parts = 2, .partitioner = SL_PART_HASH},
 	};
 	static struct sl_config_node *args;
 	char err[512];
 	if (!args) {
 		const char *y = "field: amount\nmin: 0\nreject_topic: ledger_errors\n";
 		cr_assert_eq(sl_config_node_parse(y, strlen(y), "args", &args, err, sizeof(err)), 0,
-			     "%s", err);
+		             "%s", err);
 	}
-	static struct sl_server_proj_spec proj = {.name = "ledger", .plugin = "balance", .topic = 0};
+	static struct sl_server_proj_spec proj = {
+	    .name = "ledger", .plugin = "balance", .topic = 0};
 	proj.args = args;
 	struct sl_server_opts o = {
-		.listen_native = "127.0.0.1:0", .data_dir = dir, .n_reactors = 2,
-		.max_connections = 8, .max_frame_bytes = 1 << 20, .handshake_timeout_ms = 5000,
-		.idle_timeout_ms = 60000, .drain_timeout_ms = 10000, .topics = topics,
-		.n_topics = 2, .pin = true, .projections = &proj, .n_projections = 1,
-		.plugin_path = path, .n_plugin_path = 1,
+	    .listen_native = "127.0.0.1:0",
+	    .data_dir = dir,
+	    .n_reactors = 2,
+	    .max_connections = 8,
+	    .max_frame_bytes = 1 << 20,
+	    .handshake_timeout_ms = 5000,
+	    .idle_timeout_ms = 60000,
+	    .drain_timeout_ms = 10000,
+	    .topics = topics,
+	    .n_topics = 2,
+	    .pin = true,
+	    .projections = &proj,
+	    .n_projections = 1,
+	    .plugin_path = path,
+	    .n_plugin_path = 1,
 	};
 	struct sl_server *srv;
 	cr_assert_eq(sl_server_create(&o, &srv, err, sizeof(err)), 0, "server: %s", err);
@@ -250,16 +283,21 @@ static void ledger_applied(struct sl_server *srv, const struct acked *last, uint
 		char key[32];
 		snprintf(key, sizeof(key), "acct-%u", k);
 		struct sl_server_query sq = {
-			.projection = "ledger", .projection_len = 6, .key = key,
-			.key_len = strlen(key), .has_min = true, .min_partition = last[k].partition,
-			.min_offset = last[k].offset, .timeout_ms = 10000,
+		    .projection = "ledger",
+		    .projection_len = 6,
+		    .key = key,
+		    .key_len = strlen(key),
+		    .has_min = true,
+		    .min_partition = last[k].partition,
+		    .min_offset = last[k].offset,
+		    .timeout_ms = 10000,
 		};
 		char *body = NULL;
 		size_t len = 0;
 		int status = sl_server_query(srv, &sq, &body, &len);
 		cr_assert_eq(status, 200, "%s: %d %.*s", key, status, (int)len, body);
 		cr_assert(strstr(body, "\"balance\":40") && strstr(body, "\"rejected\":1"),
-			  "%s: %.*s", key, (int)len, body);
+		          "%s: %.*s", key, (int)len, body);
 		free(body);
 	}
 }
@@ -274,8 +312,8 @@ Test(query, projection_emits_exactly_once_across_restarts, .timeout = 120)
 
 	/* Per account: +100, -60, -60 (the second withdrawal would overdraw). */
 	static struct acked acks[3 * ACCTS];
-	struct sl_client_opts co = {.host = "127.0.0.1", .port = sl_server_native_port(srv),
-				    .on_ack = on_ack, .arg = acks};
+	struct sl_client_opts co = {
+	    .host = "127.0.0.1", .port = sl_server_native_port(srv), .on_ack = on_ack, .arg = acks};
 	struct sl_client *c;
 	cr_assert_eq(sl_client_connect(&co, &c, err, sizeof(err)), 0, "%s", err);
 	for (uint32_t i = 0; i < 3 * ACCTS; i++) {
@@ -283,9 +321,11 @@ Test(query, projection_emits_exactly_once_across_restarts, .timeout = 120)
 		const char *data = i < ACCTS ? "{\"amount\":100}" : "{\"amount\":-60}";
 		snprintf(agg, sizeof(agg), "acct-%u", i % ACCTS);
 		struct sl_client_event ev = {.type = i < ACCTS ? "Deposited" : "Withdrawn",
-					     .type_len = 9, .aggregate = agg,
-					     .aggregate_len = strlen(agg), .data = data,
-					     .data_len = strlen(data)};
+		                             .type_len = 9,
+		                             .aggregate = agg,
+		                             .aggregate_len = strlen(agg),
+		                             .data = data,
+		                             .data_len = strlen(data)};
 		cr_assert_eq(sl_client_produce(c, NULL, &ev, NULL), 0);
 	}
 	cr_assert_eq(sl_client_flush(c, 30000), 0, "%s", sl_client_last_error(c));
@@ -324,8 +364,8 @@ Test(query, projection_emits_exactly_once_across_restarts, .timeout = 120)
 			uint32_t n;
 		} cc = {0};
 		uint64_t next;
-		int got = sl_log_view_read(v, 0, UINT64_MAX, 1000, 1 << 20, count_rejected, &cc,
-					   &next);
+		int got =
+		    sl_log_view_read(v, 0, UINT64_MAX, 1000, 1 << 20, count_rejected, &cc, &next);
 		cr_assert_geq(got, 0);
 		seen += cc.n;
 		sl_log_view_close(v);

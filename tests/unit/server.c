@@ -4,8 +4,8 @@
  * with the proto module's encoders. Every wait is a blocking read with a
  * receive timeout as a safety net, never a sleep.
  */
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,9 +18,9 @@
 #include "log/log.h"
 #include "part/part.h"
 #include "proto/proto.h"
-#include "wire_client.h"
 #include "reactor/reactor.h"
 #include "server/server.h"
+#include "wire_client.h"
 
 struct fixture {
 	struct sl_server *srv;
@@ -29,31 +29,31 @@ struct fixture {
 };
 
 static struct sl_topic_spec g_topics[] = {
-	{.name = "events", .n_parts = 8, .partitioner = SL_PART_HASH},
-	{.name = "other", .n_parts = 3, .partitioner = SL_PART_HASH},
+    {.name = "events", .n_parts = 8, .partitioner = SL_PART_HASH},
+    {.name = "other", .n_parts = 3, .partitioner = SL_PART_HASH},
 };
 
 static void start_idle(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms,
-		       uint32_t idle_ms)
+                       uint32_t idle_ms)
 {
 	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-server-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(f->dir));
 	struct sl_server_opts o = {
-		.listen_native = "127.0.0.1:0",
-		.data_dir = f->dir,
-		.n_reactors = reactors,
-		.max_connections = max_conns,
-		.max_frame_bytes = 1 << 20,
-		.handshake_timeout_ms = hs_ms,
-		.idle_timeout_ms = idle_ms,
-		.drain_timeout_ms = 10000,
-		.topics = g_topics,
-		.n_topics = 2,
-		.pin = true,
-		/* These tests pipeline up to 8,000 events (~860 KB) before
-		 * reading anything: a window that holds them from the start
-		 * (credits are tests/unit/backpressure.c's subject). */
-		.credit_start_bytes = 8u << 20,
+	    .listen_native = "127.0.0.1:0",
+	    .data_dir = f->dir,
+	    .n_reactors = reactors,
+	    .max_connections = max_conns,
+	    .max_frame_bytes = 1 << 20,
+	    .handshake_timeout_ms = hs_ms,
+	    .idle_timeout_ms = idle_ms,
+	    .drain_timeout_ms = 10000,
+	    .topics = g_topics,
+	    .n_topics = 2,
+	    .pin = true,
+	    /* These tests pipeline up to 8,000 events (~860 KB) before
+	     * reading anything: a window that holds them from the start
+	     * (credits are tests/unit/backpressure.c's subject). */
+	    .credit_start_bytes = 8u << 20,
 	};
 	char err[512];
 	int ret = sl_server_create(&o, &f->srv, err, sizeof(err));
@@ -68,16 +68,11 @@ static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint
 	start_idle(f, reactors, max_conns, hs_ms, 60000);
 }
 
-
 static void stop(struct fixture *f)
 {
 	tu_server_halt(&f->srv);
 	rm_dir(f->dir);
 }
-
-
-
-
 
 static uint32_t expect_error(int fd)
 {
@@ -132,8 +127,8 @@ static int handshake(uint16_t port)
 }
 
 /* Builds a Produce of n events with aggregates "key-<k>" and returns its size. */
-static int build_produce(uint8_t *buf, size_t cap, const char *topic, uint64_t base_seq,
-			 uint32_t n, uint32_t first_key, uint32_t n_keys)
+static int build_produce(uint8_t *buf, size_t cap, const char *topic, uint64_t base_seq, uint32_t n,
+                         uint32_t first_key, uint32_t n_keys)
 {
 	struct sl_produce_builder b;
 	cr_assert_eq(sl_produce_begin(&b, buf, cap, topic, strlen(topic), base_seq, 0), 0);
@@ -145,9 +140,14 @@ static int build_produce(uint8_t *buf, size_t cap, const char *topic, uint64_t b
 		snprintf(agg, sizeof(agg), "key-%u", first_key + (i % n_keys));
 		snprintf(data, sizeof(data), "{\"seq\":%llu}", (unsigned long long)seq);
 		struct sl_event_view v = {
-			.id = id, .type = "T", .type_len = 1,
-			.aggregate = agg, .aggregate_len = strlen(agg),
-			.timestamp_ms = 1, .data = (const uint8_t *)data, .data_len = strlen(data),
+		    .id = id,
+		    .type = "T",
+		    .type_len = 1,
+		    .aggregate = agg,
+		    .aggregate_len = strlen(agg),
+		    .timestamp_ms = 1,
+		    .data = (const uint8_t *)data,
+		    .data_len = strlen(data),
 		};
 		cr_assert_geq(sl_produce_add_event(&b, &v, NULL, 0), 0);
 	}
@@ -157,7 +157,7 @@ static int build_produce(uint8_t *buf, size_t cap, const char *topic, uint64_t b
 }
 
 struct acked {
-	int32_t status;     /* -1: not acked yet */
+	int32_t status; /* -1: not acked yet */
 	uint32_t partition;
 	uint64_t offset;
 };
@@ -184,10 +184,11 @@ static void collect_acks(int fd, uint64_t base, uint32_t n, struct acked *out)
 				uint64_t i = shift + pt->index[k];
 				cr_assert_lt(i, n);
 				cr_assert_eq(out[i].status, -1, "event %llu acked twice",
-					     (unsigned long long)i);
+				             (unsigned long long)i);
 				out[i].status = 0;
 				out[i].partition = pt->partition;
-				out[i].offset = pt->n_offsets ? pt->offsets[k] : pt->base_offset + k;
+				out[i].offset =
+				    pt->n_offsets ? pt->offsets[k] : pt->base_offset + k;
 				left--;
 			}
 		}
@@ -245,7 +246,8 @@ static void produce_and_check(uint32_t reactors)
 	static struct acked acks[BATCHES * PER];
 	/* Pipelined: all batches go out before any ack is read. */
 	for (uint32_t b = 0; b < BATCHES; b++) {
-		int len = build_produce(buf, sizeof(buf), "events", (uint64_t)b * PER, PER, 0, KEYS);
+		int len =
+		    build_produce(buf, sizeof(buf), "events", (uint64_t)b * PER, PER, 0, KEYS);
 		send_all(fd, buf, (size_t)len);
 	}
 	collect_acks(fd, 0, BATCHES * PER, acks);
@@ -276,17 +278,19 @@ static void produce_and_check(uint32_t reactors)
 	cr_assert_leq(syncs, (double)BATCHES * 8);
 	cr_assert_gt(metric_sum(mt, "sluice_log_sync_seconds_sum"), 0);
 	/* Cumulative buckets: +Inf holds every sync of the partition. */
-	cr_assert_eq(metric_sum(mt, "sluice_log_sync_seconds_bucket{topic=\"events\",partition=\"0\","
-				    "le=\"+Inf\"}"),
-		     metric_sum(mt, "sluice_log_sync_seconds_count{topic=\"events\",partition=\"0\"}"));
+	cr_assert_eq(
+	    metric_sum(mt, "sluice_log_sync_seconds_bucket{topic=\"events\",partition=\"0\","
+	                   "le=\"+Inf\"}"),
+	    metric_sum(mt, "sluice_log_sync_seconds_count{topic=\"events\",partition=\"0\"}"));
 	/* Under fsync every sync covers one group commit, which waited at
 	 * least as long as its sync. */
 	cr_assert_eq(metric_sum(mt, "sluice_log_commit_seconds_count"), syncs);
 	cr_assert_geq(metric_sum(mt, "sluice_log_commit_seconds_sum"),
-		      metric_sum(mt, "sluice_log_sync_seconds_sum"));
-	cr_assert_eq(metric_sum(mt, "sluice_log_commit_seconds_bucket{topic=\"events\",partition=\"0\","
-				    "le=\"+Inf\"}"),
-		     metric_sum(mt, "sluice_log_commit_seconds_count{topic=\"events\",partition=\"0\"}"));
+	              metric_sum(mt, "sluice_log_sync_seconds_sum"));
+	cr_assert_eq(
+	    metric_sum(mt, "sluice_log_commit_seconds_bucket{topic=\"events\",partition=\"0\","
+	                   "le=\"+Inf\"}"),
+	    metric_sum(mt, "sluice_log_commit_seconds_count{topic=\"events\",partition=\"0\"}"));
 	cr_assert_geq(metric_sum(mt, "sluice_log_written_bytes_total"), (double)BATCHES * PER * 16);
 	cr_assert_eq(metric_sum(mt, "sluice_log_segment_rolls_total"), 0);
 	free(mt);
@@ -298,8 +302,8 @@ static void produce_and_check(uint32_t reactors)
 	static uint8_t frames[BATCHES][1 << 16];
 	static struct sl_event_view views[BATCHES * PER];
 	for (uint32_t b = 0; b < BATCHES; b++) {
-		int len = build_produce(frames[b], sizeof(frames[b]), "events", (uint64_t)b * PER, PER,
-					0, KEYS);
+		int len = build_produce(frames[b], sizeof(frames[b]), "events", (uint64_t)b * PER,
+		                        PER, 0, KEYS);
 		struct sl_frame fr;
 		struct sl_produce pr;
 		struct sl_event_iter it;
@@ -326,7 +330,7 @@ static void produce_and_check(uint32_t reactors)
 			cr_assert_eq(acks[i].offset, rec.offset);
 			cr_assert_eq(rec.len, views[i].raw_len);
 			cr_assert_eq(memcmp(rec.event, views[i].raw, rec.len), 0,
-				     "event %llu differs on disk", (unsigned long long)i);
+			             "event %llu differs on disk", (unsigned long long)i);
 			stored++;
 		}
 		sl_log_reader_close(rd);
@@ -551,15 +555,14 @@ Test(server, drain_answers_everything_received, .timeout = 60)
 		received += st.events_in;
 	}
 	cr_assert_eq(acked, received, "received %llu, acked %llu", (unsigned long long)received,
-		     (unsigned long long)acked);
+	             (unsigned long long)acked);
 	sl_server_destroy(f.srv);
 	rm_dir(f.dir);
 	close(fd);
 }
 
-
 static Sluice__V1__FetchResult *fetch(int fd, const char *topic, uint32_t part, uint64_t off,
-				      uint32_t max_events, uint32_t wait_ms, uint64_t req_id)
+                                      uint32_t max_events, uint32_t wait_ms, uint64_t req_id)
 {
 	Sluice__V1__Fetch fe = SLUICE__V1__FETCH__INIT;
 	fe.topic = (char *)topic;
@@ -635,7 +638,8 @@ Test(server, fetch_and_metadata, .timeout = 60)
 			for (size_t k = 0; k < res->n_events; k++) {
 				unsigned long long seq;
 				Sluice__V1__Event *e = res->events[k];
-				cr_assert_eq(sscanf((const char *)e->data.data, "{\"seq\":%llu}", &seq), 1);
+				cr_assert_eq(
+				    sscanf((const char *)e->data.data, "{\"seq\":%llu}", &seq), 1);
 				cr_assert_lt(seq, 1000);
 				cr_assert_eq(acks[seq].partition, p);
 				cr_assert_eq(acks[seq].offset, off + k);

@@ -68,14 +68,8 @@ static int start_sink_server(struct fixture *f, const char *plugin, const char *
 	    .circuit_cooldown_ns = cooldown_ns,
 	};
 	struct sl_server_opts o = {
-	    TU_SERVER_OPTS(f->dir, 2),
-	    .topics = g_topics,
-	    .n_topics = 1,
-	    .pin = true,
-	    .plugin_path = path,
-	    .n_plugin_path = 2,
-	    .sinks = &sink,
-	    .n_sinks = 1,
+	    TU_SERVER_OPTS(f->dir, 2), .topics = g_topics, .n_topics = 1,  .pin = true,
+	    .plugin_path = path,       .n_plugin_path = 2, .sinks = &sink, .n_sinks = 1,
 	};
 	int ret = sl_server_create(&o, &f->srv, err, errlen);
 	if (ret < 0)

@@ -51,7 +51,7 @@ static inline int dial(uint16_t port)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
-		     strerror(errno));
+	             strerror(errno));
 	/* Safety net only: a broken server fails the test instead of hanging. */
 	struct timeval tv = {.tv_sec = 10};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -84,7 +84,7 @@ static inline int read_frame_any(int fd, uint8_t **body, uint32_t *body_len)
 		got += (size_t)n;
 	}
 	uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-		       (uint32_t)hdr[3] << 24;
+	               (uint32_t)hdr[3] << 24;
 	cr_assert_geq(len, 1);
 	*body_len = len - 1;
 	*body = malloc(len);

@@ -78,7 +78,7 @@ const char *sl_strerror(int err);
 
 /* What became of one event: passed to the ack callback once per event. */
 struct sl_client_ack {
-	uint64_t sequence;       /* the value sl_client_produce() returned in *seq */
+	uint64_t sequence; /* the value sl_client_produce() returned in *seq */
 	/* 0 when stored; otherwise why not: -SL_ENOTOPIC, -SL_EOVERLOAD,
 	 * -SL_EFENCED ... for a refusal by the server (code says exactly which),
 	 * -ECANCELED when sl_client_close() ran before an answer came, or the
@@ -88,8 +88,8 @@ struct sl_client_ack {
 	uint32_t partition;      /* where a stored event went ... */
 	uint64_t offset;         /* ... and its offset in that partition */
 	bool duplicate;          /* the server had stored it before; offset is the
-				  * original, or SL_CLIENT_OFFSET_UNKNOWN when it was
-				  * stored so long ago that the server forgot where */
+	                          * original, or SL_CLIENT_OFFSET_UNKNOWN when it was
+	                          * stored so long ago that the server forgot where */
 	uint32_t retry_after_ms; /* the server's hint for an overload refusal */
 	const char *message;     /* the server's text for a refusal, not NUL-terminated */
 	size_t message_len;
@@ -108,7 +108,7 @@ struct sl_client_opts {
 	uint16_t port;               /* 7400 */
 	uint64_t producer_id;        /* 0: the server assigns one at the first Hello */
 	bool idempotence_off;        /* the server stores resent events again
-				      * (at-least-once); for benchmarks */
+	                              * (at-least-once); for benchmarks */
 	const char *client_name;     /* "libsluice": free text for the server's logs */
 	const char *topic;           /* "events": for sl_client_produce(c, NULL, ...) */
 	uint32_t batch_max_events;   /* 256; at most 65536 */
@@ -118,15 +118,15 @@ struct sl_client_opts {
 	uint64_t max_inflight_bytes; /* 64 MiB */
 	bool nonblocking;            /* produce returns -EAGAIN instead of waiting */
 	uint32_t block_timeout_ms;   /* 0: a blocked produce waits as long as it takes;
-				      * else it gives up with -SL_ETIMEOUT */
+	                              * else it gives up with -SL_ETIMEOUT */
 	uint32_t connect_timeout_ms; /* 5000: TCP connect plus Hello/Welcome */
 	uint32_t ack_timeout_ms;     /* 30000: no ack for this long while events are
-				      * in flight counts as a dead connection */
+	                              * in flight counts as a dead connection */
 	uint32_t backoff_min_ms;     /* 50: first reconnect delay, doubled per failure */
 	uint32_t backoff_max_ms;     /* 2000 */
 	uint64_t seed;               /* 0: seed event ids and jitter from getrandom();
-				      * else reproducible ids (tests only: clients
-				      * with one seed generate the same ids) */
+	                              * else reproducible ids (tests only: clients
+	                              * with one seed generate the same ids) */
 	sl_client_ack_fn on_ack;     /* may be NULL: acks are then only counted */
 	void *arg;                   /* passed to on_ack */
 };
@@ -140,12 +140,12 @@ struct sl_client_header {
 
 /* One event to produce. Strings need not be NUL-terminated. */
 struct sl_client_event {
-	const uint8_t *id;           /* 16 bytes, or NULL: a random v4 UUID */
+	const uint8_t *id; /* 16 bytes, or NULL: a random v4 UUID */
 	const char *type;
 	size_t type_len;
-	const char *aggregate;       /* the partition key */
+	const char *aggregate; /* the partition key */
 	size_t aggregate_len;
-	int64_t timestamp_ms;        /* ms since the Unix epoch; 0: now */
+	int64_t timestamp_ms; /* ms since the Unix epoch; 0: now */
 	const void *data;
 	size_t data_len;
 	const struct sl_client_header *headers;
@@ -154,17 +154,17 @@ struct sl_client_event {
 };
 
 struct sl_client_stats {
-	uint64_t produced;       /* events accepted by sl_client_produce() */
-	uint64_t acked;          /* answered as stored (duplicates included) */
-	uint64_t duplicates;     /* of which the server had stored before */
-	uint64_t refused;        /* answered with an error (refused, cancelled, failed) */
-	uint64_t inflight;       /* produced and not answered yet */
-	uint64_t batches;        /* Produce frames built */
-	uint64_t bytes_sent;     /* bytes written to sockets, resends included */
-	uint64_t connects;       /* successful handshakes (the first one included) */
-	uint64_t resent;         /* events sent again after a reconnect */
-	uint64_t stray_acks;     /* acks for nothing in flight (ignored) */
-	uint64_t dropped;        /* of acked: shed by the topic's overload policy */
+	uint64_t produced;   /* events accepted by sl_client_produce() */
+	uint64_t acked;      /* answered as stored (duplicates included) */
+	uint64_t duplicates; /* of which the server had stored before */
+	uint64_t refused;    /* answered with an error (refused, cancelled, failed) */
+	uint64_t inflight;   /* produced and not answered yet */
+	uint64_t batches;    /* Produce frames built */
+	uint64_t bytes_sent; /* bytes written to sockets, resends included */
+	uint64_t connects;   /* successful handshakes (the first one included) */
+	uint64_t resent;     /* events sent again after a reconnect */
+	uint64_t stray_acks; /* acks for nothing in flight (ignored) */
+	uint64_t dropped;    /* of acked: shed by the topic's overload policy */
 	/* Credits (the server's grants, see wire.proto Credit): */
 	uint64_t credit_events;  /* events the client may still send now */
 	uint64_t credit_bytes;   /* event bytes it may still send now */
@@ -180,7 +180,7 @@ struct sl_client_stats {
  * NULL) holds the text with its context.
  */
 int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out, char *err,
-		      size_t errlen);
+                      size_t errlen);
 
 /*
  * Adds one event to the current batch of `topic` (NULL: opts.topic) and
@@ -190,12 +190,12 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
  * a callback) or the failed state's error. Only a 0 return gets a callback.
  */
 int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_client_event *ev,
-		      uint64_t *seq);
+                      uint64_t *seq);
 
 /* The same for an event the caller encoded (a sluice.v1.Event message); the
  * bytes are checked to be one, and copied as they are. */
-int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void *event,
-			      size_t len, uint64_t *seq);
+int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void *event, size_t len,
+                              uint64_t *seq);
 
 /*
  * Sends what is batched (see linger), reads what arrived and runs the

@@ -32,26 +32,26 @@ extern "C" {
 struct sl_consumer;
 
 struct sl_consumer_opts {
-	const char *host;         /* numeric address or "localhost" */
+	const char *host; /* numeric address or "localhost" */
 	uint16_t port;
-	const char *client_name;  /* for the server's logs; may be NULL */
-	uint32_t timeout_ms;      /* per request, beyond any wait asked; 0: 10 s */
+	const char *client_name; /* for the server's logs; may be NULL */
+	uint32_t timeout_ms;     /* per request, beyond any wait asked; 0: 10 s */
 };
 
 int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer **out, char *err,
-			size_t errlen);
+                        size_t errlen);
 void sl_consumer_close(struct sl_consumer *c);
 const char *sl_consumer_last_error(const struct sl_consumer *c);
 
 struct sl_partition_info {
 	uint32_t partition;
-	uint64_t start_offset;    /* oldest offset still stored */
-	uint64_t end_offset;      /* the next offset to be written (durable end) */
+	uint64_t start_offset; /* oldest offset still stored */
+	uint64_t end_offset;   /* the next offset to be written (durable end) */
 };
 
 /* The partitions of `topic`; *out is malloc'd. -SL_ENOTOPIC when unknown. */
 int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_partition_info **out,
-			   size_t *n);
+                           size_t *n);
 
 struct sl_topic_info {
 	char *name;
@@ -68,7 +68,7 @@ struct sl_fetched {
 	uint32_t partition;
 	uint64_t offset;
 	int64_t append_time_ms;
-	const uint8_t *event;     /* an encoded sluice.v1.Event */
+	const uint8_t *event; /* an encoded sluice.v1.Event */
 	size_t len;
 };
 
@@ -83,9 +83,9 @@ typedef int (*sl_consumer_fn)(void *arg, const struct sl_fetched *ev);
  * number visited (0 when none yet), or an error (-SL_ENOTOPIC, -SL_ECORRUPT
  * for data the server found damaged, -SL_ETIMEOUT, -errno).
  */
-int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition,
-		      uint64_t offset, uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms,
-		      sl_consumer_fn fn, void *arg, uint64_t *next, uint64_t *end);
+int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition, uint64_t offset,
+                      uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms, sl_consumer_fn fn,
+                      void *arg, uint64_t *next, uint64_t *end);
 
 #ifdef __cplusplus
 }

@@ -76,10 +76,10 @@
  * Concurrent queries (ABI 1.1, opt-in). A projection whose ops carry
  * SL_PROJECTION_CONCURRENT_QUERY is queried on the HTTP threads instead, at
  * any moment from the end of its opening (create, and restore when there is
- * a snapshot) until destroy, concurrently with its own apply (and snapshot) on the owning core and with
- * other queries: no hop to a busy core, so a query does not wait for the
- * core's turn. Still no locks: the host runs every such query inside an
- * epoch read section (ck_epoch), and the plugin keeps to three rules:
+ * a snapshot) until destroy, concurrently with its own apply (and snapshot) on the owning core and
+ * with other queries: no hop to a busy core, so a query does not wait for the core's turn. Still no
+ * locks: the host runs every such query inside an epoch read section (ck_epoch), and the plugin
+ * keeps to three rules:
  *   1. everything a query reads is either written once before it is
  *      published (release store of the pointer or of a "slot used" marker,
  *      acquire load in query) or is a naturally aligned word written and read
