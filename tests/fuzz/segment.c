@@ -142,7 +142,12 @@ static void commit(struct sl_log *log)
 		if (!sl_log_io_pending(log))
 			return;
 		struct io_uring_cqe *cqe;
-		CHECK(io_uring_wait_cqe(&g.ring, &cqe) == 0);
+		int w;
+		/* libFuzzer's -timeout arms SIGALRM every few seconds: a wait it
+		 * interrupts is simply waited again. */
+		while ((w = io_uring_wait_cqe(&g.ring, &cqe)) == -EINTR)
+			;
+		CHECK(w == 0);
 		if (cqe->user_data == SL_LOG_UD_IGNORE) { /* a writeback kick */
 			io_uring_cqe_seen(&g.ring, cqe);
 			continue;
