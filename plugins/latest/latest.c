@@ -282,7 +282,9 @@ static int lat_restore(void *inst, const uint8_t *bytes, size_t len)
 		memcpy(&part, p + 16, 4);
 		memcpy(&elen, p + 20, 4);
 		p += 24;
-		if (elen > LAT_EVENT_MAX || (size_t)(end - p) < elen)
+		/* An entry always holds an event (it is created by one): an empty
+		 * one is not a snapshot we wrote. */
+		if (!elen || elen > LAT_EVENT_MAX || (size_t)(end - p) < elen)
 			return -EINVAL;
 		struct entry *e = upsert(m, k, klen);
 		if (!e)
