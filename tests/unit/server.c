@@ -528,11 +528,17 @@ Test(server, drain_answers_everything_received, .timeout = 60)
 		int len = build_produce(buf, sizeof(buf), "events", b * 200, 200, 0, 11);
 		send_all(fd, buf, (size_t)len);
 	}
-	/* Stop while those are in flight: whatever the server took in must be
-	 * answered before it closes the connection and exits. */
-	sl_server_stop(f.srv);
-	uint64_t acked = 0;
+	/* Stop once the first answer shows the server at work, while the rest
+	 * is still in flight: whatever it took in must be answered before it
+	 * closes the connection and exits. */
+	uint64_t acked = 0, acked_at_stop = 0;
+	bool stopped = false;
 	for (;;) {
+		if (acked && !stopped) {
+			acked_at_stop = acked;
+			sl_server_stop(f.srv);
+			stopped = true;
+		}
 		uint8_t *body;
 		uint32_t len;
 		int type = read_frame(fd, &body, &len);
@@ -554,6 +560,9 @@ Test(server, drain_answers_everything_received, .timeout = 60)
 		sl_reactor_get_stats(f.srv->reactors[i], &st);
 		received += st.events_in;
 	}
+	cr_assert(stopped, "no ack came at all: the server never took anything in");
+	cr_assert_lt(acked_at_stop, 20 * 200, "everything was answered before the stop");
+	cr_assert_gt(received, acked_at_stop, "the stop found nothing received and unanswered");
 	cr_assert_eq(acked, received, "received %llu, acked %llu", (unsigned long long)received,
 	             (unsigned long long)acked);
 	sl_server_destroy(f.srv);
