@@ -24,6 +24,7 @@ static const char *const sl__err_text[] = {
     [SL_EPLUGIN - SL_EBASE] = "plugin refused",
     [SL_ETIMEOUT - SL_EBASE] = "timed out",
     [SL_ELOG_FAILED - SL_EBASE] = "partition log failed",
+    [SL_ELOG_FULL - SL_EBASE] = "no space left for the partition's log; retry later",
 };
 
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first)

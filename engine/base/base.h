@@ -54,6 +54,7 @@ enum sl_err {
 	SL_EPLUGIN,        /* plugin refused (ABI, entry point, sizes) */
 	SL_ETIMEOUT,       /* deadline passed */
 	SL_ELOG_FAILED,    /* partition log stopped after an I/O error */
+	SL_ELOG_FULL,      /* partition's device is full: not stored, retry later */
 	SL_EMAX
 };
 

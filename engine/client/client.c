@@ -76,6 +76,8 @@ int sl__client_code_status(uint32_t code)
 		return -SL_ETIMEOUT;
 	case SLUICE__V1__ERROR_CODE__ERR_STORAGE:
 		return -SL_ELOG_FAILED;
+	case SLUICE__V1__ERROR_CODE__ERR_DISK_FULL:
+		return -SL_ELOG_FULL;
 	case SLUICE__V1__ERROR_CODE__ERR_LIMIT:
 		return -EUSERS;
 	case SLUICE__V1__ERROR_CODE__ERR_DRAINING:

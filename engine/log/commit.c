@@ -85,8 +85,8 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 {
 	struct sl_wbuf *b = &log->wb;
 
-	if (SL_UNLIKELY(log->failed))
-		return -SL_ELOG_FAILED;
+	if (SL_UNLIKELY(log->failed | log->full))
+		return log->failed ? -SL_ELOG_FAILED : -SL_ELOG_FULL;
 	if (SL_UNLIKELY((size_t)len + 32 > SL_BATCH_MAX - SL_LOG_BATCH_HDR))
 		return -EMSGSIZE;
 	/* One clock read per group commit, not per event. */
@@ -187,6 +187,8 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 {
 	if (log->failed)
 		return -SL_ELOG_FAILED;
+	if (SL_UNLIKELY(log->full) && sl_now_ns() < log->full_retry_ns)
+		return 0;
 	/* Interval: nothing is acked after the periodic sync, so writes go on
 	 * while it runs (they waited for it before: at 500k events/s every
 	 * 10 ms sync held the acks behind it, ack p99 8-9 ms). Only a roll
@@ -234,7 +236,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 			return 0; /* the completion brings the caller back */
 		int ret = sl__roll(log, b->first_offset);
 		if (ret < 0)
-			return -SL_ELOG_FAILED;
+			return log->full && !log->failed ? 0 : -SL_ELOG_FAILED;
 	}
 	/* Half way through a segment, ask for the next one: a log that never
 	 * fills one (most, in tests) never costs a prepared file. */
@@ -255,13 +257,27 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	 */
 	ssize_t w = sl__pwrite_all(s->fd, b->p, b->len, log->write_pos);
 	if (w != (ssize_t)b->len) {
+		/* A short write without an error is the device filling up. */
+		int err = w < 0 ? (int)w : -ENOSPC;
+		if (sl__no_space(err)) {
+			/* Written again, whole and at the same place, once there
+			 * is room: what part of it went through is overwritten
+			 * with the same bytes, and nothing of it is acked before. */
+			sl__full(log,
+			         "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
+			         ") failed: %s; new events are refused until space is freed",
+			         log->dir, s->base, log->write_pos, log->write_pos + b->len,
+			         strerror(-err));
+			return 0;
+		}
 		sl__fail(log,
 		         "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
 		         ") failed: %s; partition stopped",
 		         log->dir, s->base, log->write_pos, log->write_pos + b->len,
-		         strerror(w < 0 ? (int)-w : ENOSPC));
+		         strerror(-err));
 		return -SL_ELOG_FAILED;
 	}
+	sl__full_clear(log);
 	log->stats.bytes_written += b->len;
 	log->stats.writes++;
 	if (!want_sync) {
@@ -355,7 +371,7 @@ bool sl_log_sync_due(const struct sl_log *log, uint64_t now_ns)
 
 bool sl_log_flush_syncs(const struct sl_log *log, uint64_t now_ns)
 {
-	if (log->failed || log->inflight)
+	if (log->failed || log->inflight || log->full)
 		return false;
 	if (log->opts.durability == SL_LOG_FSYNC)
 		return log->batch_open || log->wb.len;
@@ -382,6 +398,10 @@ uint64_t sl_log_start(const struct sl_log *log)
 bool sl_log_failed(const struct sl_log *log)
 {
 	return log->failed;
+}
+bool sl_log_full(const struct sl_log *log)
+{
+	return log->full;
 }
 bool sl_log_busy(const struct sl_log *log)
 {

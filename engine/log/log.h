@@ -25,6 +25,14 @@
  * reported durable, the log refuses further appends (-SL_ELOG_FAILED), and the
  * error says which file failed.
  *
+ * A full device is not fatal. A write that gets ENOSPC (or EDQUOT) was
+ * refused by the kernel, not lost after it took it, so writing the same bytes
+ * again is safe (unlike a failed fdatasync): the log turns `full`, refuses
+ * appends with -SL_ELOG_FULL (retryable: nothing of those events is stored),
+ * keeps what its buffer holds, and sl_log_flush writes it again every
+ * SL_LOG_FULL_RETRY_NS until it goes through, then serves as before. A roll
+ * that finds no space for the next segment is retried the same way.
+ *
  * Recovery (sl_log_open) reads only the last segment: batches are checked
  * one after the other. A bad batch (incomplete, bad checksum, out of
  * sequence) is a torn tail when nothing valid follows it, or when what
@@ -150,7 +158,8 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
                   const uint8_t *event, uint32_t len, uint64_t *offset);
 
 /*
- * Starts the next group commit if there is something to write: writes the
+ * Starts the next group commit if there is something to write (a full log:
+ * when its retry is due, else 0): writes the
  * buffered batches (pwrite, on this thread) and, under the fsync policy (or
  * the interval policy's due sync), queues their fdatasync on `ring` tagged
  * with user data `ud` (the caller routes its completion to sl_log_on_cqe).
@@ -195,6 +204,12 @@ uint64_t sl_log_end(const struct sl_log *log);
 /* The first offset still stored. */
 uint64_t sl_log_start(const struct sl_log *log);
 bool sl_log_failed(const struct sl_log *log);
+/* The device is full (see above); sl_log_error says what failed. The
+ * owner calls sl_log_flush now and then (every tick) to try again. */
+bool sl_log_full(const struct sl_log *log);
+/* How often a full log tries its write (or roll) again: a write of what it
+ * buffered costs little, and space an operator frees shows within it. */
+#define SL_LOG_FULL_RETRY_NS (100ull * 1000 * 1000)
 bool sl_log_busy(const struct sl_log *log);       /* I/O in flight or bytes waiting */
 bool sl_log_io_pending(const struct sl_log *log); /* I/O in flight */
 const char *sl_log_error(const struct sl_log *log);
@@ -228,6 +243,8 @@ struct sl_log_stats {
 	uint64_t rolls;                     /* segment rolls (seal, checkpoint, next segment) */
 	uint64_t roll_ns;                   /* time they took, on the calling thread */
 	uint64_t recovered_truncated_bytes; /* torn tail cut at open */
+	uint64_t full_episodes;             /* times the device ran out of space */
+	uint64_t full_ns;                   /* time spent full (episodes ended) */
 };
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
 
@@ -284,13 +301,17 @@ typedef int (*sl_log_visit_fn)(void *arg, const struct sl_log_record *rec);
 /*
  * Visits events [offset, limit), at most max_events and about max_bytes of
  * event bytes (at least one event). *next is the offset after the last one
- * visited. Returns the number visited, -SL_ECORRUPT (sl_log_view_error says
- * which file and position) or -errno. An offset below the oldest stored one
+ * visited. Returns the number visited, -SL_ECORRUPT or -errno (a failed read:
+ * sl_log_view_error says which file and position for both). An offset below the oldest stored one
  * starts at the oldest.
  */
 int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
                      uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next);
 const char *sl_log_view_error(const struct sl_log_view *v);
+/* What the last sl_log_view_read that returned `err` (< 0) failed on: the
+ * view's own words when it has them (the file and position of a corrupt
+ * batch or of a failed read), else sl_strerror(err). */
+const char *sl_log_view_strerror(const struct sl_log_view *v, int err);
 /* The first offset stored (after retention), from the files. */
 uint64_t sl_log_view_start(struct sl_log_view *v);
 

@@ -126,6 +126,14 @@ struct sl_log {
 
 	bool failed;
 	char error[320];
+	/* The device is full (a write or a roll's pre-allocation got ENOSPC):
+	 * appends are refused with -SL_ELOG_FULL, what the buffer holds waits,
+	 * and sl_log_flush tries again from full_retry_ns on. `error` says
+	 * what failed. */
+	bool full;
+	uint64_t full_retry_ns;
+	uint64_t full_since_ns;
+	bool sealed; /* a roll sealed the active segment, the next is not made yet */
 	struct sl_log_stats stats;
 	struct sl_segprep_req prep; /* the next segment, when opts.prep */
 	/* The folder's filesystem cannot fallocate: segments grow as written
@@ -139,6 +147,18 @@ struct sl_log {
 /* ---- segment.c: the log's thread unless marked ---------------------------- */
 
 void sl__fail(struct sl_log *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The device is full: sets `full` (see struct sl_log) and the error text,
+ * and when to try again. */
+void sl__full(struct sl_log *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A write or roll went through again: the log serves as before. */
+void sl__full_clear(struct sl_log *log);
+/* Errors that mean the device has no room (for us): retryable once space
+ * is freed, unlike every other write error. */
+static inline bool sl__no_space(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT;
+}
+
 /* "<dir>/<base, 20 digits>.<ext>", malloc'd; NULL without memory. */
 char *sl__seg_path(const struct sl_log *log, uint64_t base, const char *ext);
 int sl__seg_add(struct sl_log *log, uint64_t base, int fd);

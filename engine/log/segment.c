@@ -31,6 +31,31 @@ void sl__fail(struct sl_log *log, const char *fmt, ...)
 	log->failed = true;
 }
 
+void sl__full(struct sl_log *log, const char *fmt, ...)
+{
+	va_list ap;
+	uint64_t now = sl_now_ns();
+
+	va_start(ap, fmt);
+	vsnprintf(log->error, sizeof(log->error), fmt, ap);
+	va_end(ap);
+	if (!log->full) {
+		log->full = true;
+		log->full_since_ns = now;
+		log->stats.full_episodes++;
+	}
+	log->full_retry_ns = now + SL_LOG_FULL_RETRY_NS;
+}
+
+void sl__full_clear(struct sl_log *log)
+{
+	if (!log->full)
+		return;
+	log->full = false;
+	log->error[0] = 0;
+	log->stats.full_ns += sl_now_ns() - log->full_since_ns;
+}
+
 /* Once per log: the operator learns why the active segment grows as it is
  * written, and where. */
 static void sl__prealloc_warn(struct sl_log *log, int err)
@@ -165,10 +190,22 @@ int sl__seg_create(struct sl_log *log, uint64_t base)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		ret = -errno;
-		sl__fail(log, "create %s: %s", path, strerror(-ret));
+		if (sl__no_space(ret))
+			sl__full(log, "create %s: %s", path, strerror(-ret));
+		else
+			sl__fail(log, "create %s: %s", path, strerror(-ret));
 		goto out;
 	}
 	ret = sl__prealloc(log, fd);
+	if (sl__no_space(ret)) {
+		/* Nothing of it is in use: the roll is tried again, with the
+		 * name free, once space may be back. */
+		sl__full(log, "pre-allocate %s: %s", path, strerror(-ret));
+		close(fd);
+		fd = -1;
+		unlink(path);
+		goto out;
+	}
 	if (ret == 0 && fsync(fd) < 0)
 		ret = -errno;
 	if (ret < 0) {
@@ -241,12 +278,21 @@ static int sl__seg_seal(struct sl_log *log)
 int sl__roll(struct sl_log *log, uint64_t base)
 {
 	uint64_t t0 = sl_now_ns();
-	int ret = sl__seg_seal(log);
-	if (ret < 0)
-		return ret;
-	if (log->opts.on_seal)
-		log->opts.on_seal(log->opts.on_seal_arg, base);
+	int ret;
+	/* A roll that found no space for the next segment is tried again
+	 * later; the active segment was sealed (and checkpointed) then, and
+	 * nothing was written to it since. */
+	if (!log->sealed) {
+		ret = sl__seg_seal(log);
+		if (ret < 0)
+			return ret;
+		if (log->opts.on_seal)
+			log->opts.on_seal(log->opts.on_seal_arg, base);
+		log->sealed = true;
+	}
 	ret = sl__seg_create(log, base);
+	if (ret == 0)
+		log->sealed = false;
 	log->stats.rolls++;
 	log->stats.roll_ns += sl_now_ns() - t0;
 	return ret;

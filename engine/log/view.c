@@ -128,6 +128,11 @@ const char *sl_log_view_error(const struct sl_log_view *v)
 	return v->error;
 }
 
+const char *sl_log_view_strerror(const struct sl_log_view *v, int err)
+{
+	return v && v->error[0] ? v->error : sl_strerror(err);
+}
+
 uint64_t sl_log_view_start(struct sl_log_view *v)
 {
 	if (!v->n_segs)
@@ -152,8 +157,13 @@ static const uint8_t *sl__view_bytes(struct sl_log_view *v, struct sl_seg *s, ui
 	v->buf = p;
 	ssize_t n = sl__pread_all(s->fd, v->buf, want, pos);
 	if (n < 0) {
+		/* A disk that fails a read (EIO): the reader is told which file
+		 * and where, and may try again; nothing is cached from it. */
 		*err = (int)n;
 		v->buf_len = 0;
+		snprintf(v->error, sizeof(v->error),
+		         "read of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64 "): %s",
+		         v->dir, s->base, pos, pos + want, strerror((int)-n));
 		return NULL;
 	}
 	v->buf_pos = pos;
@@ -193,6 +203,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	uint64_t bytes = 0;
 
 	*next = offset;
+	v->error[0] = 0;
 	/* Read-ahead bytes are kept between reads: below the durable end a
 	 * segment never changes. Bytes read ahead past it may have been in
 	 * flight then; they only ever fail validation, and a failure on cached

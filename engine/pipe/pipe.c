@@ -411,9 +411,8 @@ int sl_pipe_stage_step(struct sl_pipe_stage *s, uint64_t limit, uint32_t max_eve
 	if (s->failed)
 		return -SL_EPLUGIN;
 	if (ret < 0) {
-		sl_pipe_stage_fail(
-		    s, "pipeline %s partition %u: reading the input: %s", s->name, s->partition,
-		    ret == -SL_ECORRUPT ? sl_log_view_error(s->view) : sl_strerror(ret));
+		sl_pipe_stage_fail(s, "pipeline %s partition %u: reading the input: %s", s->name,
+		                   s->partition, sl_log_view_strerror(s->view, ret));
 		return ret;
 	}
 	if (sl__flush(s) < 0)

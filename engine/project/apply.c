@@ -352,8 +352,7 @@ int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
 	if (a->failed)
 		return -SL_EPLUGIN;
 	if (ret < 0) {
-		snprintf(a->error, sizeof(a->error), "%s",
-		         ret == -SL_ECORRUPT ? sl_log_view_error(a->view) : sl_strerror(ret));
+		snprintf(a->error, sizeof(a->error), "%s", sl_log_view_strerror(a->view, ret));
 		a->failed = true;
 		return ret;
 	}

@@ -163,6 +163,8 @@ uint32_t sl_proto_wire_error(int err)
 		return SLUICE__V1__ERROR_CODE__ERR_TIMEOUT;
 	case SL_ELOG_FAILED:
 		return SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+	case SL_ELOG_FULL:
+		return SLUICE__V1__ERROR_CODE__ERR_DISK_FULL;
 	default:
 		return SLUICE__V1__ERROR_CODE__ERR_INTERNAL;
 	}

@@ -7,12 +7,16 @@
  */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "reactor/conn.h"
 
 /* How long a producer refused under the `reject` policy is told to wait:
  * a partition's pressure is re-evaluated at least every tick. */
 #define SL_RETRY_AFTER_MS SL_TICK_MS
+/* A full log tries its write again every SL_LOG_FULL_RETRY_NS (100 ms);
+ * space freed by an operator comes back in seconds, not milliseconds. */
+#define SL_DISK_FULL_RETRY_MS 1000
 
 /* ---- acks and output ------------------------------------------------------ */
 
@@ -52,6 +56,7 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 	    .partition = a->partition,
 	    .status = a->status,
 	    .flags = a->flags,
+	    .topic = a->topic,
 	};
 	sl_credit_answered(&c->cr, a->len,
 	                   !a->status && !(a->flags & SL_ACK_DROPPED) &&
@@ -60,6 +65,36 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 	                       : 0);
 	r->stats.acks_out++;
 	sl__conn_mark_flush(r, c);
+}
+
+/* What a refused event's producer is told besides the code: for a storage
+ * refusal, the partition's own words (which file, which errno). */
+static void sl__reject_text(const struct sl_reactor *r, const struct sl_conn_ack *a,
+                            struct sl_ack_reject *rj)
+{
+	const struct sl_partition *p = NULL;
+	const char *text = NULL;
+
+	if (a->topic < r->topics->n && a->partition < r->topics->v[a->topic].n_parts)
+		p = &r->topics->v[a->topic].parts[a->partition];
+	switch (a->status) {
+	case SLUICE__V1__ERROR_CODE__ERR_OVERLOAD:
+		rj->retry_after_ms = SL_RETRY_AFTER_MS;
+		break;
+	case SLUICE__V1__ERROR_CODE__ERR_DISK_FULL:
+		rj->retry_after_ms = SL_DISK_FULL_RETRY_MS;
+		text = p ? p->full_msg : NULL;
+		break;
+	case SLUICE__V1__ERROR_CODE__ERR_STORAGE:
+		text = p ? p->error : NULL;
+		break;
+	default:
+		break;
+	}
+	if (text) {
+		rj->message = text;
+		rj->message_len = strlen(text);
+	}
 }
 
 /* Largest Ack frame we build at once: bounds the scratch arrays. */
@@ -88,14 +123,15 @@ static int sl__conn_encode_acks(struct sl_reactor *r, struct sl_conn *c)
 			const struct sl_conn_ack *a = &c->acks[i];
 			if (a->status) {
 				struct sl_ack_reject *rj = nr ? &rejects[nr - 1] : NULL;
-				if (!rj || rj->code != (uint32_t)a->status ||
+				struct sl_ack_reject one = {.code = (uint32_t)a->status};
+				sl__reject_text(r, a, &one);
+				/* One Reject per run of the same code and text. */
+				if (!rj || rj->code != one.code || rj->message != one.message ||
 				    rj->index.v + rj->index.n != &idx[n_idx]) {
 					if (nr == SL_ACK_MAX_PARTS)
 						break;
 					rj = &rejects[nr++];
-					*rj = (struct sl_ack_reject){.code = (uint32_t)a->status};
-					if (a->status == SLUICE__V1__ERROR_CODE__ERR_OVERLOAD)
-						rj->retry_after_ms = SL_RETRY_AFTER_MS;
+					*rj = one;
 					rj->index.v = &idx[n_idx];
 				}
 				idx[n_idx++] = a->index;

@@ -42,7 +42,8 @@ struct sl_conn_ack {
 	uint32_t index;
 	uint32_t partition;
 	int32_t status;
-	uint32_t flags; /* SL_ACK_* */
+	uint16_t flags; /* SL_ACK_* */
+	uint16_t topic; /* names the partition a refusal's text comes from */
 };
 
 struct sl_conn {

@@ -95,6 +95,23 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
 	}
 }
 
+/* Says on stderr when the partition's device turns full (new events are
+ * refused with ERR_DISK_FULL, the log retries its write) and when it
+ * serves again. */
+static void sl__part_full_note(struct sl_partition *p)
+{
+	bool full = sl_log_full(p->log);
+	if (full == p->full)
+		return;
+	p->full = full;
+	if (full)
+		fprintf(stderr, "sluiced: topic %s partition %u: %s\n", p->topic->name, p->id,
+		        sl_log_error(p->log));
+	else
+		fprintf(stderr, "sluiced: topic %s partition %u: space again, serving\n",
+		        p->topic->name, p->id);
+}
+
 /*
  * Bounds of the partitions owned here, re-evaluated every turn: events
  * waiting for durability (the disk is behind) and the slowest follower's
@@ -200,6 +217,8 @@ static void sl__part_flush(struct sl_reactor *r)
 		if (!p->log || p->error)
 			continue;
 		int ret = sl_log_flush(p->log, &r->uring, SL_UD(SL_OP_LOG, p->rslot));
+		if (SL_UNLIKELY(p->full != sl_log_full(p->log)))
+			sl__part_full_note(p);
 		if (ret < 0)
 			sl__part_failed(r, p);
 		else if (ret == 1)
@@ -388,7 +407,9 @@ static void sl__on_tick(struct sl_reactor *r)
 			                      memory_order_relaxed);
 		}
 		sl__part_log_pub(p);
-		if (p->log && !p->dirty && sl_log_sync_due(p->log, now)) {
+		/* A full device: the log tries its write again when due. */
+		if (p->log && !p->dirty && !p->error &&
+		    (sl_log_sync_due(p->log, now) || sl_log_full(p->log))) {
 			p->dirty = true;
 			r->dirty_parts[r->n_dirty_parts++] = p;
 		}

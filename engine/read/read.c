@@ -126,8 +126,7 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		if (n < 0) {
 			/* Start over with just the error. */
 			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
-			snprintf(message, sizeof(message), "%s",
-			         n == -SL_ECORRUPT ? sl_log_view_error(*vp) : sl_strerror(n));
+			snprintf(message, sizeof(message), "%s", sl_log_view_strerror(*vp, n));
 			head.message = message;
 			head.message_len = strlen(message);
 			if (sl_fetch_result_begin(&b, rd->buf, rd->cap, &head) < 0)

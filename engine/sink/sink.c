@@ -89,9 +89,7 @@ struct sl_sinks {
 
 static const char *sl__err_text(const struct sl__part *sp, int err)
 {
-	if (err == -SL_ECORRUPT && sp->view)
-		return sl_log_view_error(sp->view);
-	return sl_strerror(err);
+	return sl_log_view_strerror(sp->view, err);
 }
 
 /* One line per breaker state change: enough to see an outage begin, be

@@ -280,7 +280,7 @@ int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, 
 			if (rp.err < 0)
 				ret = rp.err;
 			else
-				snprintf(err, errlen, "%s", sl_log_view_error(v));
+				snprintf(err, errlen, "%s", sl_log_view_strerror(v, ret));
 			goto out;
 		}
 		if (ret == 0 || next <= from)

@@ -32,6 +32,13 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 	part->dir = strdup(dir);
 	if (!part->dir)
 		return -ENOMEM;
+	if (asprintf(&part->full_msg,
+	             "topic %s partition %u: no space left on the device of %s; not stored, "
+	             "retry once space is freed",
+	             spec->name, part->id, dir) < 0) {
+		part->full_msg = NULL;
+		return -ENOMEM;
+	}
 	int ret = sl_log_open(&o, &part->log, lerr, sizeof(lerr));
 	if (ret == 0) {
 		ret = sl__part_open_producers(part, prods, lerr, sizeof(lerr));
@@ -137,6 +144,7 @@ void sl_topics_destroy(struct sl_topics *t)
 				sl_dedup_destroy(tp->parts[p].dd);
 				free(tp->parts[p].error);
 				free(tp->parts[p].dir);
+				free(tp->parts[p].full_msg);
 				free(tp->parts[p].followers);
 			}
 		free(tp->parts);

@@ -71,6 +71,11 @@ struct sl_partition {
 	_Atomic uint64_t durable_pub;
 	_Atomic uint64_t start_pub; /* first offset stored */
 	char *error;                /* why it is refused or failed; NULL when fine */
+	/* The text producers get with ERR_DISK_FULL. Both are written before any
+	 * ack that carries them is routed (error: once, when the log fails) and
+	 * never change after, so a connection's reactor reads them freely. */
+	char *full_msg;
+	bool full; /* owner: the log is full (said on stderr when it turned) */
 	/* Producer sequences stored here (engine/dedup): checked before each
 	 * append, checkpointed at every segment seal, rebuilt at open from the
 	 * last checkpoint plus the records after it. */

@@ -2,7 +2,7 @@
  * The partition log on real files: append and group commit through a real
  * io_uring, reopen and read back, segment roll and index lookups, torn tails
  * at every byte of the last batch, corruption told apart from a torn tail,
- * and fdatasync failure.
+ * fdatasync failure, and a full device.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -982,4 +984,156 @@ Test(log, fallocate_enospc_still_fails)
 	g_falloc_errno = EOPNOTSUPP;
 	cr_assert_eq(ret, -ENOSPC, "%s", sl_strerror(ret));
 	cr_assert_not_null(strstr(err, "pre-allocate"), "%s", err);
+}
+
+/*
+ * A full device (issue 15). ENOSPC is not fatal: the log refuses new events
+ * with -SL_ELOG_FULL, keeps what it buffered, writes it again once there is
+ * room, and serves on without being reopened.
+ */
+static bool g_falloc_full;
+static int full_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	if (__atomic_load_n(&g_falloc_full, __ATOMIC_RELAXED)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return fallocate(fd, mode, off, len);
+}
+
+/* Flushes until the log is no longer full (5 s at most: it retries every
+ * SL_LOG_FULL_RETRY_NS), then commits what is left. */
+static void commit_until_not_full(struct sl_log *log)
+{
+	uint64_t t0 = sl_now_ns();
+	while (sl_log_full(log)) {
+		cr_assert_lt(sl_now_ns() - t0, 5000000000ull, "still full: %s", sl_log_error(log));
+		cr_assert_geq(commit(log), 0);
+	}
+	cr_assert_eq(commit(log), 0);
+}
+
+static void assert_refuses_full(struct sl_log *log, uint64_t durable)
+{
+	uint64_t off;
+	uint8_t ev[16] = {0};
+	cr_assert(sl_log_full(log), "not full");
+	cr_assert_not(sl_log_failed(log), "a full device stopped the log: %s", sl_log_error(log));
+	cr_assert_eq(sl_log_append(log, 9, 1, 0, ev, sizeof(ev), &off), -SL_ELOG_FULL);
+	cr_assert_eq(sl_log_durable(log), durable, "something was made durable while full");
+	cr_assert_not(sl_log_io_pending(log), "an fdatasync went out while full");
+	cr_assert_not_null(strstr(sl_log_error(log), strerror(ENOSPC)), "%s", sl_log_error(log));
+}
+
+Test(log, full_device_at_a_roll_refuses_then_resumes)
+{
+	struct sl_log_opts o = {.dir = g_dir,
+	                        .segment_bytes = 16384,
+	                        .durability = SL_LOG_FSYNC,
+	                        .fallocate_fn = full_fallocate};
+	struct sl_log *log;
+	char err[400];
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	uint64_t seq = 0;
+	/* Fill the first segment to just before its roll. */
+	for (;;) {
+		struct sl_log_stats st;
+		sl_log_get_stats(log, &st);
+		if (st.bytes_written > 16384 - 4096)
+			break;
+		append_n(log, 1, seq, 10);
+		seq += 10;
+		cr_assert_eq(commit(log), 0);
+	}
+	uint64_t durable = sl_log_durable(log);
+	g_falloc_full = true;
+	append_n(log, 1, seq, 60); /* more than the segment has left: a roll */
+	seq += 60;
+	cr_assert_eq(sl_log_flush(log, &g_ring, 7), 0);
+	assert_refuses_full(log, durable);
+	cr_assert_not_null(strstr(sl_log_error(log), "pre-allocate"), "%s", sl_log_error(log));
+	/* Still full at the next retry: nothing changes. */
+	uint64_t t0 = sl_now_ns();
+	while (sl_now_ns() - t0 < 2 * SL_LOG_FULL_RETRY_NS)
+		cr_assert_eq(sl_log_flush(log, &g_ring, 7), 0);
+	assert_refuses_full(log, durable);
+	struct sl_log_stats st;
+	sl_log_get_stats(log, &st);
+	cr_assert_eq(st.full_episodes, 1);
+	g_falloc_full = false;
+	commit_until_not_full(log);
+	cr_assert_eq(sl_log_durable(log), seq, "what waited was not written once space came back");
+	append_n(log, 1, seq, 10);
+	seq += 10;
+	cr_assert_eq(commit(log), 0);
+	read_all(log, 0, seq);
+	sl_log_close(log);
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_log_end(log), seq);
+	read_all(log, 0, seq);
+	sl_log_close(log);
+}
+
+/* A real full filesystem: a 256 KiB tmpfs under the test's folder, a log
+ * without pre-allocation (so that its writes meet ENOSPC), and a filler
+ * file whose removal frees the space. Needs root (mount); skipped without. */
+static char g_mnt[300];
+static void unmount_tmpfs(void)
+{
+	if (g_mnt[0])
+		umount2(g_mnt, MNT_DETACH);
+	g_mnt[0] = 0;
+	teardown();
+}
+
+Test(log, full_tmpfs_on_write_keeps_the_buffer_and_writes_it_again, .fini = unmount_tmpfs)
+{
+	snprintf(g_mnt, sizeof(g_mnt), "%s/mnt", g_dir);
+	cr_assert_eq(mkdir(g_mnt, 0755), 0);
+	if (mount("tmpfs", g_mnt, "tmpfs", 0, "size=256k") < 0) {
+		g_mnt[0] = 0;
+		cr_skip_test("mount tmpfs: %s (needs root)", strerror(errno));
+	}
+	char dir[400], filler[400];
+	snprintf(dir, sizeof(dir), "%s/log", g_mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", g_mnt);
+	struct sl_log_opts o = {.dir = dir,
+	                        .segment_bytes = 1 << 20,
+	                        .durability = SL_LOG_FSYNC,
+	                        .fallocate_fn = no_fallocate};
+	struct sl_log *log;
+	char err[400];
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	/* All but 64 KiB goes to the filler. */
+	int fd = open(filler, O_WRONLY | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	static uint8_t block[4096];
+	struct statvfs vs;
+	cr_assert_eq(statvfs(g_mnt, &vs), 0);
+	uint64_t room = (uint64_t)vs.f_bavail * vs.f_frsize;
+	for (uint64_t w = 0; w + 65536 < room; w += sizeof(block))
+		cr_assert_eq(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+	close(fd);
+
+	uint64_t seq = 0, durable = 0;
+	for (int round = 0; round < 1000 && !sl_log_full(log); round++) {
+		append_n(log, 1, seq, 50);
+		seq += 50;
+		int ret = commit(log);
+		cr_assert_geq(ret, 0, "%s", sl_log_error(log));
+		if (!sl_log_full(log))
+			durable = seq;
+	}
+	cr_assert(sl_log_full(log), "64 KiB never filled");
+	assert_refuses_full(log, durable);
+	cr_assert_not_null(strstr(sl_log_error(log), "write of"), "%s", sl_log_error(log));
+	cr_assert_eq(unlink(filler), 0);
+	commit_until_not_full(log);
+	cr_assert_eq(sl_log_durable(log), seq);
+	read_all(log, 0, seq);
+	sl_log_close(log);
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_log_end(log), seq);
+	read_all(log, 0, seq);
+	sl_log_close(log);
 }
