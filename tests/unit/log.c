@@ -283,6 +283,102 @@ Test(log, torn_tail_at_every_byte_of_the_last_batch, .timeout = 120)
 	free(img);
 }
 
+/*
+ * The last group commit holds several batches (three producers), and power
+ * loss leaves garbage, not zeros, in what was not written: (a) random bytes
+ * from every cut point of the commit to its end, and (b) a damaged stretch
+ * inside one batch with the batches after it intact, as a disk that wrote
+ * the commit's later sectors but not an earlier one leaves it. Either way
+ * the commit was never acked (its fdatasync did not return): recovery keeps
+ * every event before the first damaged batch and nothing after it, and the
+ * log appends there again.
+ */
+Test(log, torn_multi_batch_commit_with_garbage, .timeout = 120)
+{
+	enum { FIRST = 40, PER = 5, BATCHES = 3, SEG = 65536 };
+	struct sl_log *log = open_log(g_dir, SEG, SL_LOG_FSYNC);
+	append_n(log, 1, 0, FIRST);
+	cr_assert_eq(commit(log), 0);
+	for (uint64_t pid = 2; pid < 2 + BATCHES; pid++)
+		append_n(log, pid, 0, PER); /* one commit, one batch per producer */
+	cr_assert_eq(commit(log), 0);
+	cr_assert_eq(sl_log_durable(log), FIRST + BATCHES * PER);
+	sl_log_close(log);
+
+	char seg[512], work[300], wseg[600];
+	last_segment(g_dir, seg, sizeof(seg));
+	uint8_t *img = malloc(SEG);
+	int fd = open(seg, O_RDONLY);
+	cr_assert_eq(pread(fd, img, SEG, 0), SEG);
+	close(fd);
+	/* Batch starts of the last commit, and where it ends. */
+	uint32_t at[BATCHES + 1];
+	at[0] = (uint32_t)sl_batch_span(sl_get_le32(img + SL_BATCH_LEN));
+	for (int b = 0; b < BATCHES; b++) {
+		cr_assert_eq(sl_get_le64(img + at[b] + SL_BATCH_BASE_OFFSET), FIRST + b * PER);
+		cr_assert_eq(sl_get_le32(img + at[b] + SL_BATCH_UNIT_START), at[0],
+		             "batch %d is not of the last commit", b);
+		at[b + 1] =
+		    at[b] + (uint32_t)sl_batch_span(sl_get_le32(img + at[b] + SL_BATCH_LEN));
+	}
+	snprintf(work, sizeof(work), "%s-work", g_dir);
+	snprintf(wseg, sizeof(wseg), "%s/%s", work, strrchr(seg, '/') + 1);
+	uint64_t rng = 0x5eed;
+	uint8_t junk[4096];
+	cr_assert_leq(at[BATCHES] - at[0], sizeof(junk));
+
+	for (int mode = 0; mode < 2; mode++) {
+		for (uint32_t cut = at[0]; cut < at[BATCHES]; cut += 3) {
+			/* (a) garbage from cut to the commit's end; (b) 16 bytes of
+			 * it at cut, everything after as written. */
+			uint32_t end = mode == 0 ? at[BATCHES] : cut + 16;
+			if (end > at[BATCHES])
+				end = at[BATCHES];
+			/* The first batch whose bytes (not its padding, which no
+			 * checksum covers) the damage touches; BATCHES: none. */
+			int damaged = 0;
+			while (damaged < BATCHES &&
+			       at[damaged] + SL_LOG_BATCH_HDR +
+			               sl_get_le32(img + at[damaged] + SL_BATCH_LEN) <=
+			           cut)
+				damaged++;
+			for (uint32_t i = 0; i < end - cut; i++) {
+				rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+				junk[i] = (uint8_t)(rng >> 56);
+			}
+			/* Garbage equal to what it replaces damages nothing. */
+			if (memcmp(junk, img + cut, end - cut) == 0)
+				continue;
+			copy_dir(g_dir, work);
+			fd = open(wseg, O_WRONLY);
+			cr_assert_geq(fd, 0);
+			cr_assert_eq(pwrite(fd, junk, end - cut, cut), (ssize_t)(end - cut));
+			close(fd);
+			uint64_t keep = FIRST + (uint64_t)damaged * PER;
+			log = open_log(work, SEG, SL_LOG_FSYNC);
+			cr_assert_eq(
+			    sl_log_end(log), keep,
+			    "mode %d, damage at byte %u (batch %d of the commit): end %llu, "
+			    "want %llu",
+			    mode, cut, damaged, (unsigned long long)sl_log_end(log),
+			    (unsigned long long)keep);
+			read_all(log, 0, keep);
+			append_n(log, 9, 0, 5);
+			cr_assert_eq(commit(log), 0);
+			sl_log_close(log);
+			log = open_log(work, SEG, SL_LOG_FSYNC);
+			cr_assert_eq(sl_log_end(log), keep + 5, "mode %d, cut %u: after reopen",
+			             mode, cut);
+			read_all(log, 0, keep + 5);
+			sl_log_close(log);
+		}
+	}
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work);
+	cr_assert_eq(system(cmd), 0);
+	free(img);
+}
+
 static void flip_byte(const char *path, off_t at)
 {
 	int fd = open(path, O_RDWR);
