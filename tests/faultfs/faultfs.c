@@ -121,7 +121,7 @@ struct ffs_node {
 	uint64_t create_seq; /* journal op that created it; 0: durable */
 	uint64_t meta_seq;   /* last journal op on it (for a folder: on its entries) */
 	int fd;              /* O_RDWR on the inode while it has records; -1 */
-	char *path;          /* where it was first written, for the ctl report */
+	char *path;          /* its name at its first unsynced change (ctl report) */
 	struct ffs_rec *recs;
 	size_t n_recs, cap_recs;
 	uint64_t unsynced; /* bytes of its records */
@@ -348,8 +348,11 @@ static int ffs_node_record(struct ffs *fs, int fd, ino_t ino, const char *path, 
 		if (n->fd < 0)
 			return -errno;
 	}
-	if (!n->path && path)
+	if (n->n_recs == 0 && path) {
+		/* The name of its first unsynced change, for the ctl report. */
+		free(n->path);
 		n->path = strdup(ffs_rel(path));
+	}
 	if (n->n_recs == n->cap_recs) {
 		size_t cap = n->cap_recs ? n->cap_recs * 2 : 16;
 		struct ffs_rec *r = realloc(n->recs, cap * sizeof(*r));
