@@ -8,9 +8,19 @@ full, when an fdatasync fails, and when a read of a sealed segment fails.
               the filler is removed the partitions serve again by
               themselves, without a restart.
 
-Needs root (mount); every mount is undone in a finally, also on failure.
+  fsync_eio   sluiced on faultfs (tests/faultfs/): every fdatasync of one
+              partition's segments fails with EIO. That partition refuses
+              with ERR_STORAGE naming the file and the errno, the others
+              keep acking, the server stays up, nothing acked before is
+              lost, and a restart on the healthy disk serves it again.
+  read_eio    sluiced on faultfs: reads of a sealed segment fail with EIO.
+              The consumer gets an error naming the file; the server stays
+              up and serves the same read once the disk reads again.
 
-Usage: diskfaults.py --sluiced P --sluice P CASE
+Needs root (mount, FUSE); every mount is undone in a finally, also on
+failure.
+
+Usage: diskfaults.py --sluiced P --sluice P [--faultfs P] CASE
 """
 
 import json
@@ -21,6 +31,9 @@ import subprocess
 import sys
 
 from harness import Failure, Server, Workdir, check, main, parse_json_lines, run, wait_for_files
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "faultfs"))
+from test_faultfs import FaultFS  # noqa: E402
 
 
 def event_id(tag, i):
@@ -55,13 +68,21 @@ def fill(path, leave):
             room -= f.write(block[:min(len(block), room)])
 
 
-def configure(srv, data_dir, extra_topic=""):
+def configure(srv, data_dir, partitions=2, segment_bytes="1MiB"):
     """Rewrites the server's config: data_dir elsewhere, small segments."""
     with open(srv.config, "w") as f:
         f.write("data_dir: %s\ncores: 2\n"
                 "listen: { native: 127.0.0.1:0, http: 127.0.0.1:0 }\n"
-                "topics:\n  - { name: events, partitions: 2, segment_bytes: 1MiB%s }\n"
-                % (data_dir, extra_topic))
+                "topics:\n  - { name: events, partitions: %d, segment_bytes: %s }\n"
+                % (data_dir, partitions, segment_bytes))
+
+
+def produce(sluice, addr, path, timeout=60):
+    """sluice produce --print-acks of a file: (rc, acks, stderr)."""
+    with open(path, "rb") as f:
+        rc, out, err = run([sluice, "produce", "--print-acks", "--timeout", str(timeout),
+                            "--server", addr], stdin=f.read(), timeout=timeout + 120)
+    return rc, parse_json_lines(out), err
 
 
 def summary(err):
@@ -166,5 +187,105 @@ def case_disk_full(a):
             unmount(mnt)
 
 
+def case_fsync_eio(a):
+    check(a.faultfs, "--faultfs is required")
+    bad = 1  # the partition whose disk fails
+    with Workdir() as wd:
+        fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
+        srv = None
+        try:
+            fs.mount()
+            srv = Server(a.sluiced, wd)
+            configure(srv, os.path.join(fs.mnt, "data"), partitions=4)
+            srv.start()
+            inp = os.path.join(wd, "in1.jsonl")
+            write_events(inp, 1, 4000)
+            rc, acks1, err = produce(a.sluice, srv.addr, inp)
+            check(rc == 0 and len(acks1) == 4000, "before the fault: rc %d, %d acks: %s"
+                  % (rc, len(acks1), err[-500:]))
+            check(any(x["partition"] == bad for x in acks1), "nothing went to partition %d" % bad)
+            check(fs.cmd("eio fsync data/events/%d/*.log always" % bad) == 0, "arming eio")
+            inp = os.path.join(wd, "in2.jsonl")
+            write_events(inp, 2, 4000)
+            rc, acks2, err = produce(a.sluice, srv.addr, inp, timeout=20)
+            read, acked, refused = summary(err)
+            check(srv.proc.poll() is None, "sluiced exited: %s" % srv.stderr_text()[-800:])
+            check(refused > 0, "nothing was refused with the partition's disk failing: %r"
+                  % err[-500:])
+            check(acked + refused == read == 4000, "%d events unanswered: %r"
+                  % (read - acked - refused, err[-500:]))
+            check(not [x for x in acks2 if x["partition"] == bad],
+                  "an event of the failing partition was acked")
+            others = {x["partition"] for x in acks2}
+            check(others == {0, 2, 3}, "the other partitions did not all keep acking: %r"
+                  % sorted(others))
+            seg = "data/events/%d/%020d.log" % (bad, 0)
+            check("ERR_STORAGE" in err and seg in err and "Input/output error" in err,
+                  "the refusal must name the file and the errno: %r" % err[-600:])
+            check("partition %d stopped" % bad in srv.stderr_text(),
+                  "the server did not say the partition stopped: %r" % srv.stderr_text()[-600:])
+            # The disk heals; a restart serves the partition again.
+            check(fs.cmd("clear") == 0, "clear")
+            check(srv.stop() == 0, "sluiced did not exit 0: %s" % srv.stderr_text()[-500:])
+            with open(os.path.join(wd, "first-stderr.txt"), "w") as f:
+                f.write(srv.stderr_text())
+            srv.start()
+            inp = os.path.join(wd, "in3.jsonl")
+            write_events(inp, 3, 4000)
+            rc, acks3, err = produce(a.sluice, srv.addr, inp)
+            check(rc == 0 and len(acks3) == 4000, "after the restart: rc %d, %d acks: %s"
+                  % (rc, len(acks3), err[-500:]))
+            check(any(x["partition"] == bad for x in acks3), "partition %d does not serve" % bad)
+            acked_ids = {x["id"] for x in acks1 + acks2 + acks3}
+            stored = consume_ids(a.sluice, srv.addr)
+            check(len(set(stored)) == len(stored), "an event is stored twice")
+            lost = acked_ids - set(stored)
+            check(not lost, "%d acked events lost, e.g. %s" % (len(lost), sorted(lost)[:3]))
+            print("fsync_eio: partition %d refused %d events with ERR_STORAGE, the other three "
+                  "acked %d; after a restart all four served, nothing acked lost"
+                  % (bad, refused, acked))
+        finally:
+            if srv:
+                srv.kill()
+            fs.unmount()
+
+
+def case_read_eio(a):
+    check(a.faultfs, "--faultfs is required")
+    with Workdir() as wd:
+        fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
+        srv = None
+        try:
+            fs.mount()
+            srv = Server(a.sluiced, wd)
+            configure(srv, os.path.join(fs.mnt, "data"), partitions=1, segment_bytes="64KiB")
+            srv.start()
+            inp = os.path.join(wd, "in.jsonl")
+            write_events(inp, 1, 3000)
+            rc, acks, err = produce(a.sluice, srv.addr, inp)
+            check(rc == 0 and len(acks) == 3000, "produce: rc %d: %s" % (rc, err[-500:]))
+            segs = sorted(f for f in os.listdir(os.path.join(fs.mnt, "data", "events", "0"))
+                          if f.endswith(".log"))
+            check(len(segs) >= 3, "no sealed segments: %r" % segs)
+            first = "data/events/0/%s" % segs[0]
+            check(fs.cmd("eio read %s always" % first) == 0, "arming eio")
+            rc, out, err = run([a.sluice, "consume", "--server", srv.addr], timeout=120)
+            check(rc != 0, "consume succeeded over a failing read: %d events" % len(out.splitlines()))
+            check(segs[0] in err and "Input/output error" in err,
+                  "the consumer's error must name the file and the errno: %r" % err[-500:])
+            check(srv.proc.poll() is None, "sluiced exited: %s" % srv.stderr_text()[-800:])
+            check(fs.cmd("clear") == 0, "clear")
+            stored = consume_ids(a.sluice, srv.addr)
+            check(sorted(stored) == sorted(x["id"] for x in acks),
+                  "after the disk reads again: %d events, %d acked" % (len(stored), len(acks)))
+            print("read_eio: the consumer was told %r; the same read served all %d events "
+                  "once the disk read again" % (err.strip()[-160:], len(stored)))
+        finally:
+            if srv:
+                srv.kill()
+            fs.unmount()
+
+
 if __name__ == "__main__":
-    sys.exit(main({"disk_full": case_disk_full}))
+    sys.exit(main({"disk_full": case_disk_full, "fsync_eio": case_fsync_eio,
+                   "read_eio": case_read_eio}))

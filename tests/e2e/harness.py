@@ -205,6 +205,7 @@ def main(cases):
     ap.add_argument("--sluice", required=True)
     ap.add_argument("--build-dir")
     ap.add_argument("--cc")
+    ap.add_argument("--faultfs", help="tests/faultfs binary, for cases that need it")
     ap.add_argument("case", choices=sorted(cases))
     args = ap.parse_args()
     start = time.monotonic()
