@@ -7,6 +7,9 @@ full, when an fdatasync fails, and when a read of a sealed segment fails.
               lost or stored twice, no refused event is stored, and once
               the filler is removed the partitions serve again by
               themselves, without a restart.
+  disk_full_faultfs  the same on faultfs without fallocate (sluiced falls
+              back to appending, said once per partition), filled by
+              faultfs's `enospc`: the group commits' writes meet ENOSPC.
 
   fsync_eio   sluiced on faultfs (tests/faultfs/): every fdatasync of one
               partition's segments fails with EIO. That partition refuses
@@ -97,94 +100,132 @@ def consume_ids(sluice, addr):
     return [e["id"] for e in parse_json_lines(out)]
 
 
-def case_disk_full(a):
+def disk_full_run(a, wd, mnt, make_full, make_room, label):
+    """The disk_full scenario on `mnt`: make_full() once the server is up,
+    make_room() once producers were refused."""
     n = 60000
+    p = None
+    srv = None
+    try:
+        srv = Server(a.sluiced, wd)
+        configure(srv, os.path.join(mnt, "data"))
+        srv.start()
+        make_full()
+        inp = os.path.join(wd, "in.jsonl")
+        write_events(inp, 1, n)
+        acks_path, perr_path = os.path.join(wd, "acks.jsonl"), os.path.join(wd, "p.err")
+        p = subprocess.Popen([a.sluice, "produce", "--print-acks", "--timeout", "120",
+                              "--server", srv.addr], stdin=open(inp, "rb"),
+                             stdout=open(acks_path, "wb"), stderr=open(perr_path, "wb"))
+
+        def perr():
+            with open(perr_path, errors="replace") as f:
+                return f.read()
+
+        check(wait_for_files(srv.dir, lambda: "No space left" in srv.stderr_text(), 120),
+              "the server never said its device was full: %r" % srv.stderr_text()[-800:])
+        check(wait_for_files(wd, lambda: "ERR_DISK_FULL" in perr() or p.poll() is not None,
+                             120), "no producer was refused with ERR_DISK_FULL")
+        check("ERR_DISK_FULL" in perr(), "the producer ended without a refusal: %r"
+              % perr()[-500:])
+        check("no space left on the device of %s" % os.path.join(mnt, "data", "events")
+              in perr(), "the refusal does not name the partition's folder: %r"
+              % perr()[-500:])
+        check(srv.proc.poll() is None, "sluiced exited on a full disk: %s"
+              % srv.stderr_text()[-800:])
+        full = len(re.findall(r"partition \d+: (?:write|pre-allocate|create) .*No space left",
+                              srv.stderr_text()))
+        check(full >= 1, "no partition said it was full: %r" % srv.stderr_text()[-800:])
+        # Space comes back: every partition that was full serves again,
+        # by itself.
+        make_room()
+        check(wait_for_files(srv.dir, lambda: srv.stderr_text().count("space again, serving")
+                             >= full, 60),
+              "the partitions did not serve again after space was freed: %r"
+              % srv.stderr_text()[-800:])
+        p.wait(timeout=180)
+        read, acked, refused = summary(perr())
+        check(read == n, "producer read %d of %d lines" % (read, n))
+        check(refused > 0, "nothing was refused: %r" % perr()[-500:])
+        check(acked + refused == n, "%d events neither acked nor refused after space came "
+              "back: %r" % (n - acked - refused, perr()[-500:]))
+        with open(acks_path) as f:
+            acked_ids = [x["id"] for x in parse_json_lines(f.read())]
+        check(len(acked_ids) == acked, "%d ack lines for %d acked" % (len(acked_ids), acked))
+        # Without a restart: fresh events are all acked.
+        inp2 = os.path.join(wd, "in2.jsonl")
+        write_events(inp2, 2, 2000)
+        with open(inp2, "rb") as f:
+            rc, out, err = run([a.sluice, "produce", "--print-acks", "--timeout", "60",
+                                "--server", srv.addr], stdin=f.read(), timeout=120)
+        check(rc == 0, "after space came back, producing failed (%d): %s" % (rc, err[-500:]))
+        acked_ids += [x["id"] for x in parse_json_lines(out)]
+        want = sorted(acked_ids)
+        check(len(set(want)) == len(want), "an event was acked twice")
+        for when in ("live", "after a restart"):
+            stored = sorted(consume_ids(a.sluice, srv.addr))
+            check(len(set(stored)) == len(stored), "%s: an event is stored twice" % when)
+            lost = set(want) - set(stored)
+            extra = set(stored) - set(want)
+            check(not lost, "%s: %d acked events are not stored, e.g. %s"
+                  % (when, len(lost), sorted(lost)[:3]))
+            check(not extra, "%s: %d events stored that were refused or never acked, "
+                  "e.g. %s" % (when, len(extra), sorted(extra)[:3]))
+            if when == "live":
+                check(srv.stop() == 0, "sluiced did not exit 0: %s" % srv.stderr_text()[-500:])
+                # Kept for inspection: the restart writes stderr anew.
+                with open(os.path.join(wd, "first-stderr.txt"), "w") as f:
+                    f.write(srv.stderr_text())
+                srv.start()
+        print("%s: %d events, %d acked, %d refused with ERR_DISK_FULL, %d partition "
+              "episodes, all acked stored once" % (label, n, acked, refused, full))
+        return srv
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+        if srv:
+            srv.kill()
+
+
+def case_disk_full(a):
     with Workdir() as wd:
         mnt = os.path.join(wd, "mnt")
         mount_tmpfs(mnt, "16m")
-        p = None
-        srv = None
         try:
-            srv = Server(a.sluiced, wd)
-            configure(srv, os.path.join(mnt, "data"))
-            srv.start()
             filler = os.path.join(mnt, "filler")
-            fill(filler, 3 << 20)
-            inp = os.path.join(wd, "in.jsonl")
-            write_events(inp, 1, n)
-            acks_path, perr_path = os.path.join(wd, "acks.jsonl"), os.path.join(wd, "p.err")
-            p = subprocess.Popen([a.sluice, "produce", "--print-acks", "--timeout", "120",
-                                  "--server", srv.addr], stdin=open(inp, "rb"),
-                                 stdout=open(acks_path, "wb"), stderr=open(perr_path, "wb"))
-
-            def perr():
-                with open(perr_path, errors="replace") as f:
-                    return f.read()
-
-            check(wait_for_files(srv.dir, lambda: "No space left" in srv.stderr_text(), 120),
-                  "the server never said its device was full: %r" % srv.stderr_text()[-800:])
-            check(wait_for_files(wd, lambda: "ERR_DISK_FULL" in perr() or p.poll() is not None,
-                                 120), "no producer was refused with ERR_DISK_FULL")
-            check("ERR_DISK_FULL" in perr(), "the producer ended without a refusal: %r"
-                  % perr()[-500:])
-            check("no space left on the device of %s" % os.path.join(mnt, "data", "events")
-                  in perr(), "the refusal does not name the partition's folder: %r"
-                  % perr()[-500:])
-            check(srv.proc.poll() is None, "sluiced exited on a full disk: %s"
-                  % srv.stderr_text()[-800:])
-            full = len(re.findall(r"partition \d+: (?:write|pre-allocate|create) .*No space left",
-                                  srv.stderr_text()))
-            check(full >= 1, "no partition said it was full: %r" % srv.stderr_text()[-800:])
-            # Space comes back: every partition that was full serves again,
-            # by itself.
-            os.unlink(filler)
-            check(wait_for_files(srv.dir, lambda: srv.stderr_text().count("space again, serving")
-                                 >= full, 60),
-                  "the partitions did not serve again after space was freed: %r"
-                  % srv.stderr_text()[-800:])
-            p.wait(timeout=180)
-            read, acked, refused = summary(perr())
-            check(read == n, "producer read %d of %d lines" % (read, n))
-            check(refused > 0, "nothing was refused: %r" % perr()[-500:])
-            check(acked + refused == n, "%d events neither acked nor refused after space came "
-                  "back: %r" % (n - acked - refused, perr()[-500:]))
-            with open(acks_path) as f:
-                acked_ids = [x["id"] for x in parse_json_lines(f.read())]
-            check(len(acked_ids) == acked, "%d ack lines for %d acked" % (len(acked_ids), acked))
-            # Without a restart: fresh events are all acked.
-            inp2 = os.path.join(wd, "in2.jsonl")
-            write_events(inp2, 2, 2000)
-            with open(inp2, "rb") as f:
-                rc, out, err = run([a.sluice, "produce", "--print-acks", "--timeout", "60",
-                                    "--server", srv.addr], stdin=f.read(), timeout=120)
-            check(rc == 0, "after space came back, producing failed (%d): %s" % (rc, err[-500:]))
-            acked_ids += [x["id"] for x in parse_json_lines(out)]
-            want = sorted(acked_ids)
-            check(len(set(want)) == len(want), "an event was acked twice")
-            for when in ("live", "after a restart"):
-                stored = sorted(consume_ids(a.sluice, srv.addr))
-                check(len(set(stored)) == len(stored), "%s: an event is stored twice" % when)
-                lost = set(want) - set(stored)
-                extra = set(stored) - set(want)
-                check(not lost, "%s: %d acked events are not stored, e.g. %s"
-                      % (when, len(lost), sorted(lost)[:3]))
-                check(not extra, "%s: %d events stored that were refused or never acked, "
-                      "e.g. %s" % (when, len(extra), sorted(extra)[:3]))
-                if when == "live":
-                    check(srv.stop() == 0, "sluiced did not exit 0: %s" % srv.stderr_text()[-500:])
-                    # Kept for inspection: the restart writes stderr anew.
-                    with open(os.path.join(wd, "first-stderr.txt"), "w") as f:
-                        f.write(srv.stderr_text())
-                    srv.start()
-            print("disk_full: %d events, %d acked, %d refused with ERR_DISK_FULL, %d partition "
-                  "episodes, all acked stored once" % (n, acked, refused, full))
+            disk_full_run(a, wd, mnt, lambda: fill(filler, 3 << 20),
+                          lambda: os.unlink(filler), "disk_full")
         finally:
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
-            if srv:
-                srv.kill()
             unmount(mnt)
+
+
+def case_disk_full_faultfs(a):
+    """The same on faultfs without fallocate: segments are not pre-allocated
+    (sluiced says so once per partition and appends), so the group commits'
+    own writes meet ENOSPC, in the middle of a write."""
+    check(a.faultfs, "--faultfs is required")
+    with Workdir() as wd:
+        fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
+        try:
+            fs.mount()
+            check(fs.cmd("nofallocate on") == 0, "nofallocate")
+
+            def arm():
+                check(fs.cmd("enospc %d" % (3 << 20)) == 0, "arming enospc")
+
+            srv = disk_full_run(a, wd, fs.mnt, arm, lambda: fs.cmd("enospc off"),
+                                "disk_full_faultfs")
+            said = open(os.path.join(wd, "first-stderr.txt")).read()
+            check(said.count("cannot pre-allocate segments") == 2,
+                  "the fallback must be said once per partition: %r" % said[-800:])
+            check(re.search(r"partition \d+: write of .*No space left", said),
+                  "no group commit write met ENOSPC: %r" % said[-800:])
+            check(srv is not None, "no server")
+        finally:
+            fs.unmount()
+
+
 
 
 def case_fsync_eio(a):
@@ -287,5 +328,6 @@ def case_read_eio(a):
 
 
 if __name__ == "__main__":
-    sys.exit(main({"disk_full": case_disk_full, "fsync_eio": case_fsync_eio,
+    sys.exit(main({"disk_full": case_disk_full, "disk_full_faultfs": case_disk_full_faultfs,
+                   "fsync_eio": case_fsync_eio,
                    "read_eio": case_read_eio}))
