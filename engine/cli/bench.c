@@ -69,8 +69,8 @@ static void sl__bench_usage(FILE *out)
 	    "                   in a closed loop on the HTTP port: answered/s and latency\n"
 	    "  --query-threads N  query threads, one keep-alive connection each (default 1)\n"
 	    "  --http H:P       HTTP port for --query (default 127.0.0.1:7480, or $SLUICE_HTTP)\n"
-	    "  --server H:P     server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
-	    "\n"
+	    "  --server H:P     server (default " SL_CLI_DEFAULT_SERVER
+	    ", or $SLUICE_SERVER)\n" SL_CLI_TOKEN_USAGE "\n"
 	    "Prints a live progress line on stderr when it is a terminal, a human summary\n"
 	    "on stderr at the end, then one JSON line on stdout with events, acked,\n"
 	    "refused, connections, threads, size, rate, idempotence, seconds,\n"
@@ -110,6 +110,7 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 	    {"timeout", required_argument, NULL, 'o'},
 	    {"idempotence", required_argument, NULL, 'i'},
 	    {"server", required_argument, NULL, 's'},
+	    {"token-file", required_argument, NULL, 'K'},
 	    {"query", required_argument, NULL, 'q'},
 	    {"query-threads", required_argument, NULL, 'Q'},
 	    {"http", required_argument, NULL, 'H'},
@@ -185,6 +186,9 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 		case 's':
 			name = "--server";
 			bad = sl_cli_server_parse(optarg, &b->srv);
+			break;
+		case 'K':
+			b->token_file = optarg;
 			break;
 		case 'q':
 			name = "--query";
@@ -419,6 +423,9 @@ int sl_cli_bench(int argc, char **argv)
 	int r = sl__bench_args(argc, argv, &b);
 	if (r)
 		return r > 0 ? 0 : 2;
+	if (sl_cli_token("sluice bench", b.token_file, &b.srv) < 0)
+		return 2;
+	memcpy(b.http.token, b.srv.token, sizeof(b.http.token));
 	if (b.query && b.idem == SL__IDEM_COMPARE) {
 		fprintf(stderr,
 		        "sluice bench: --query and --idempotence compare do not go together\n");

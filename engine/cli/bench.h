@@ -101,7 +101,8 @@ struct sl__bench {
 	struct sl_cli_server srv;
 	enum sl__idem idem;
 	bool sweep;
-	const char *query; /* --query PROJECTION/KEY, or NULL */
+	const char *query;      /* --query PROJECTION/KEY, or NULL */
+	const char *token_file; /* --token-file, or NULL */
 	uint64_t query_threads;
 	struct sl_cli_server http; /* --http, for --query */
 

@@ -397,6 +397,7 @@ int sl__bench_run(struct sl__bench *b, struct sl__result *res)
 		    .port = b->srv.port,
 		    .idempotence_off = b->idem_off,
 		    .client_name = "sluice bench",
+		    .token = b->srv.token,
 		    .topic = b->topic,
 		    .max_inflight = (uint32_t)b->window,
 		    .batch_max_events = (uint32_t)b->batch,

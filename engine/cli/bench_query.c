@@ -27,6 +27,7 @@ struct sl__qthread {
 
 struct sl_cli_qload {
 	char url[2048];
+	struct curl_slist *hdr; /* Authorization, or NULL */
 	_Atomic bool stop;
 	uint64_t start_ns;
 	uint32_t n;
@@ -54,6 +55,8 @@ static void *sl__ql_thread(void *arg)
 	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(cu, CURLOPT_PROXY, "");
 	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, 10000L);
+	if (t->q->hdr)
+		curl_easy_setopt(cu, CURLOPT_HTTPHEADER, t->q->hdr);
 	/* Bounded by the producers' run: stop is set when it ends. */
 	while (!atomic_load_explicit(&t->q->stop, memory_order_relaxed)) {
 		uint64_t t0 = sl_now_ns();
@@ -93,6 +96,7 @@ int sl_cli_qload_start(const struct sl_cli_server *http, const char *path, uint3
 		return -ENAMETOOLONG;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	q->hdr = sl_cli_auth_header(http);
 	q->start_ns = sl_now_ns();
 	for (uint32_t i = 0; i < threads; i++) {
 		q->t[i].q = q;
@@ -104,6 +108,7 @@ int sl_cli_qload_start(const struct sl_cli_server *http, const char *path, uint3
 		q->n++;
 	}
 	if (!q->n) {
+		curl_slist_free_all(q->hdr);
 		free(q);
 		return -ENOMEM;
 	}
@@ -133,6 +138,7 @@ void sl_cli_qload_stop(struct sl_cli_qload *q, struct sl_cli_qload_result *res)
 	res->p99 = (double)sl_hist_quantile(&all, 0.99);
 	res->p999 = (double)sl_hist_quantile(&all, 0.999);
 	sl_hist_free(&all);
+	curl_slist_free_all(q->hdr);
 	curl_global_cleanup();
 	free(q);
 }

@@ -27,10 +27,27 @@ int sl_cli_query(int argc, char **argv);
 int sl_cli_projection(int argc, char **argv);
 int sl_cli_status(int argc, char **argv);
 
+/* Longest token a client sends (auth/auth.h's SL_AUTH_MAX_LEN, plus NUL). */
+#define SL_CLI_TOKEN_CAP 513
+
 struct sl_cli_server {
 	char host[256];
 	uint16_t port;
+	char token[SL_CLI_TOKEN_CAP]; /* "" when none (sl_cli_token) */
 };
+
+/* The token every command sends to a server with `auth`: $SLUICE_TOKEN when
+ * set, else the first token of `file` (--token-file; NULL: none). Fills
+ * s->token; 0, or says why on stderr (prefixed with `cmd`) and returns -1. */
+int sl_cli_token(const char *cmd, const char *file, struct sl_cli_server *s);
+struct curl_slist;
+/* The headers of a request to s: `Authorization: Bearer TOKEN` when s has a
+ * token. NULL when it has none (or memory ran out: the server then says
+ * 401, which is reported). Free with curl_slist_free_all. */
+struct curl_slist *sl_cli_auth_header(const struct sl_cli_server *s);
+/* The option every client command takes, for its usage text. */
+#define SL_CLI_TOKEN_USAGE                                                                         \
+	"  --token-file F  the server's token, when it has `auth` (else $SLUICE_TOKEN)\n"
 
 /* "HOST:PORT" or "[V6]:PORT". 0 or -EINVAL. */
 int sl_cli_server_parse(const char *s, struct sl_cli_server *out);

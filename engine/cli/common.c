@@ -2,8 +2,11 @@
  * histogram. */
 #include "cli/cli.h"
 
+#include "auth/auth.h"
+
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -34,6 +37,19 @@ int sl_cli_server_parse(const char *s, struct sl_cli_server *out)
 	memcpy(out->host, host, hlen);
 	out->host[hlen] = 0;
 	out->port = (uint16_t)port;
+	return 0;
+}
+
+int sl_cli_token(const char *cmd, const char *file, struct sl_cli_server *s)
+{
+	char err[512];
+	int ret = sl_auth_client_token(file, s->token, sizeof(s->token), err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "%s: %s\n", cmd, err);
+		return -1;
+	}
+	if (ret == 0)
+		s->token[0] = 0;
 	return 0;
 }
 

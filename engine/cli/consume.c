@@ -35,7 +35,7 @@ static void usage(FILE *out)
 	    "  --group G        consumer groups are not served yet: refused\n"
 	    "  --max N          stop after N events in total\n"
 	    "  --follow         keep waiting for new events instead of exiting at the end\n"
-	    "  --server H:P     server (default $SLUICE_SERVER or %s)\n",
+	    "  --server H:P     server (default $SLUICE_SERVER or %s)\n" SL_CLI_TOKEN_USAGE,
 	    SL_CLI_DEFAULT_SERVER);
 }
 
@@ -92,17 +92,13 @@ static int sl__print(void *arg, const struct sl_fetched *e)
 int sl_cli_consume(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"topic", required_argument, NULL, 't'},
-	    {"partition", required_argument, NULL, 'p'},
-	    {"from", required_argument, NULL, 'f'},
-	    {"group", required_argument, NULL, 'g'},
-	    {"max", required_argument, NULL, 'm'},
-	    {"follow", no_argument, NULL, 'F'},
-	    {"server", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"topic", required_argument, NULL, 't'},  {"partition", required_argument, NULL, 'p'},
+	    {"from", required_argument, NULL, 'f'},   {"group", required_argument, NULL, 'g'},
+	    {"max", required_argument, NULL, 'm'},    {"follow", no_argument, NULL, 'F'},
+	    {"server", required_argument, NULL, 's'}, {"token-file", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
-	const char *topic = "events", *from = "earliest";
+	const char *topic = "events", *from = "earliest", *token_file = NULL;
 	struct sl_cli_server server;
 	uint64_t part = UINT64_MAX, max = 0, from_off = 0;
 	bool follow = false, have_server = false;
@@ -160,6 +156,9 @@ int sl_cli_consume(int argc, char **argv)
 			}
 			have_server = true;
 			break;
+		case 'K':
+			token_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -176,14 +175,18 @@ int sl_cli_consume(int argc, char **argv)
 		fprintf(stderr, "sluice consume: SLUICE_SERVER is not HOST:PORT\n");
 		return 2;
 	}
+	if (sl_cli_token("sluice consume", token_file, &server) < 0)
+		return 2;
 
 	struct sl_consumer *con = NULL;
 	struct sl_partition_info *parts = NULL;
 	struct sl__consume cs = {.max = max};
 	char err[512];
 	size_t n_parts = 0;
-	struct sl_consumer_opts co = {
-	    .host = server.host, .port = server.port, .client_name = "sluice consume"};
+	struct sl_consumer_opts co = {.host = server.host,
+	                              .port = server.port,
+	                              .client_name = "sluice consume",
+	                              .token = server.token};
 	int ret = sl_consumer_connect(&co, &con, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "sluice consume: %s\n", err);

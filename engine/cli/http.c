@@ -42,6 +42,16 @@ int sl_cli_http_default(struct sl_cli_server *out)
 	return sl_cli_server_parse(env && *env ? env : SL_CLI_DEFAULT_HTTP, out);
 }
 
+struct curl_slist *sl_cli_auth_header(const struct sl_cli_server *s)
+{
+	char line[sizeof(s->token) + 32];
+
+	if (!s->token[0])
+		return NULL;
+	snprintf(line, sizeof(line), "Authorization: Bearer %s", s->token);
+	return curl_slist_append(NULL, line);
+}
+
 int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long timeout_ms,
                     struct sl_cli_body *body, long *status, char *err, size_t errlen)
 {
@@ -63,6 +73,9 @@ int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long tim
 	curl_easy_setopt(cu, CURLOPT_PROXY, ""); /* a local port: never through $http_proxy */
 	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, timeout_ms);
+	struct curl_slist *hdr = sl_cli_auth_header(http);
+	if (hdr)
+		curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdr);
 	CURLcode cr = curl_easy_perform(cu);
 	if (cr != CURLE_OK) {
 		snprintf(err, errlen, "%s: %s", base,
@@ -75,5 +88,6 @@ int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long tim
 	ret = 0;
 out:
 	curl_easy_cleanup(cu);
+	curl_slist_free_all(hdr);
 	return ret;
 }

@@ -70,8 +70,8 @@ static void sl__produce_usage(FILE *out)
 	    "  --timeout S     retry for at most S seconds (default 30): after the input ends,\n"
 	    "                  and whenever the in-flight window stays full, until every\n"
 	    "                  event is acked; then exit non-zero saying how many were not\n"
-	    "  --server H:P    server (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
-	    "\n"
+	    "  --server H:P    server (default " SL_CLI_DEFAULT_SERVER
+	    ", or $SLUICE_SERVER)\n" SL_CLI_TOKEN_USAGE "\n"
 	    "Connection failures are retried (reconnect, resend with the original sequence\n"
 	    "numbers). A summary goes to stderr: events read, acked, refused, seconds.\n"
 	    "Exit status: 0 when every event was acked and every line was good, 1 otherwise,\n"
@@ -180,10 +180,15 @@ static int sl__produce_line(struct sl__produce *p, const char *topic, struct sl_
 int sl_cli_produce(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"topic", required_argument, NULL, 't'},   {"print-acks", no_argument, NULL, 'a'},
-	    {"timeout", required_argument, NULL, 'T'}, {"server", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	    {"topic", required_argument, NULL, 't'},
+	    {"print-acks", no_argument, NULL, 'a'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {"server", required_argument, NULL, 's'},
+	    {"token-file", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
+	const char *token_file = NULL;
 	struct sl__produce p = {0};
 	struct sl_cli_server srv;
 	const char *topic = "events";
@@ -224,6 +229,9 @@ int sl_cli_produce(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'K':
+			token_file = optarg;
+			break;
 		case 'h':
 			sl__produce_usage(stdout);
 			return 0;
@@ -236,6 +244,8 @@ int sl_cli_produce(int argc, char **argv)
 		fprintf(stderr, "sluice produce: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	if (sl_cli_token("sluice produce", token_file, &srv) < 0)
+		return 2;
 
 	uint32_t timeout_ms = (uint32_t)(timeout_s * 1000 + 0.5);
 	if (!timeout_ms)
@@ -256,6 +266,7 @@ int sl_cli_produce(int argc, char **argv)
 	    .host = srv.host,
 	    .port = srv.port,
 	    .client_name = "sluice produce",
+	    .token = srv.token,
 	    .topic = topic,
 	    .max_inflight = SL__WINDOW,
 	    .block_timeout_ms = timeout_ms,

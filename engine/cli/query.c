@@ -40,6 +40,8 @@ static void sl__query_usage(FILE *out)
 	        "  --http H:P          the server's HTTP address (default " SL_CLI_DEFAULT_HTTP
 	        ",\n"
 	        "                      or $SLUICE_HTTP)\n"
+	        "  --token-file F      the server's token, when it has `auth` (else\n"
+	        "                      $SLUICE_TOKEN)\n"
 	        "\n"
 	        "A KEY that starts with '-' goes after `--`. Exit status: 0 with the entry on\n"
 	        "stdout; 1 when the server answers an error (its message on stderr: unknown\n"
@@ -73,10 +75,12 @@ static void sl__print_error(const char *cmd, long status, const struct sl_cli_bo
  * error status, or, with fail_if_false, a 200 whose JSON has that member
  * false).
  */
-static int sl__http_call(CURL *cu, const char *cmd, const char *base, const char *url, bool post,
-                         uint64_t timeout_ms, const char *fail_if_false)
+static int sl__http_call(CURL *cu, const struct sl_cli_server *srv, const char *cmd,
+                         const char *base, const char *url, bool post, uint64_t timeout_ms,
+                         const char *fail_if_false)
 {
 	struct sl_cli_body body = {0};
+	struct curl_slist *hdr = sl_cli_auth_header(srv);
 	char cerr[CURL_ERROR_SIZE] = "";
 	int ret = 1;
 
@@ -90,6 +94,8 @@ static int sl__http_call(CURL *cu, const char *cmd, const char *base, const char
 	curl_easy_setopt(cu, CURLOPT_PROXY, ""); /* a local port: never through $http_proxy */
 	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT_MS, (long)SL__QUERY_CONNECT_MS);
 	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, (long)(timeout_ms + SL__QUERY_SLACK_MS));
+	if (hdr)
+		curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdr);
 	CURLcode cr = curl_easy_perform(cu);
 	if (cr != CURLE_OK) {
 		if (body.too_big)
@@ -128,6 +134,7 @@ static int sl__http_call(CURL *cu, const char *cmd, const char *base, const char
 	}
 out:
 	free(body.data);
+	curl_slist_free_all(hdr);
 	return ret;
 }
 
@@ -138,11 +145,12 @@ int sl_cli_query(int argc, char **argv)
 	    {"max-lag", required_argument, NULL, 'l'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"http", required_argument, NULL, 'H'},
+	    {"token-file", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct sl_cli_server srv;
-	const char *min_token = NULL, *addr = NULL;
+	const char *min_token = NULL, *addr = NULL, *token_file = NULL;
 	uint64_t max_lag = 0, timeout_ms = SL_HTTP_TIMEOUT_DEFAULT_MS;
 	bool has_lag = false, has_timeout = false;
 	int opt, ret = 1;
@@ -195,6 +203,9 @@ int sl_cli_query(int argc, char **argv)
 			}
 			addr = optarg;
 			break;
+		case 'K':
+			token_file = optarg;
+			break;
 		case 'h':
 			sl__query_usage(stdout);
 			return 0;
@@ -225,6 +236,8 @@ int sl_cli_query(int argc, char **argv)
 		fprintf(stderr, "sluice query: SLUICE_HTTP: expected HOST:PORT, got '%s'\n", addr);
 		return 2;
 	}
+	if (sl_cli_token("sluice query", token_file, &srv) < 0)
+		return 2;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "sluice query: libcurl could not start\n");
@@ -269,7 +282,7 @@ int sl_cli_query(int argc, char **argv)
 		goto out;
 	}
 
-	ret = sl__http_call(cu, "query", base, url, false, timeout_ms, NULL);
+	ret = sl__http_call(cu, &srv, "query", base, url, false, timeout_ms, NULL);
 	goto out;
 out:
 	curl_free(ep);
@@ -293,18 +306,20 @@ static void sl__projection_usage(FILE *out)
 	        "equal, 1 otherwise or on an error.\n"
 	        "\n"
 	        "  --http H:P   the server's HTTP port (default " SL_CLI_DEFAULT_HTTP
-	        ", or $SLUICE_HTTP)\n");
+	        ", or $SLUICE_HTTP)\n"
+	        "  --token-file F  the server's token, when it has `auth` (else $SLUICE_TOKEN)\n");
 }
 
 int sl_cli_projection(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"http", required_argument, NULL, 'H'},
+	    {"token-file", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct sl_cli_server srv;
-	const char *addr = NULL;
+	const char *addr = NULL, *token_file = NULL;
 	int opt, ret = 1;
 
 	optind = 1;
@@ -318,6 +333,9 @@ int sl_cli_projection(int argc, char **argv)
 				return 2;
 			}
 			addr = optarg;
+			break;
+		case 'K':
+			token_file = optarg;
 			break;
 		case 'h':
 			sl__projection_usage(stdout);
@@ -343,6 +361,8 @@ int sl_cli_projection(int argc, char **argv)
 		        addr);
 		return 2;
 	}
+	if (sl_cli_token("sluice projection", token_file, &srv) < 0)
+		return 2;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "sluice projection: libcurl could not start\n");
 		return 1;
@@ -362,7 +382,7 @@ int sl_cli_projection(int argc, char **argv)
 		goto out;
 	}
 	/* A rebuild reads the whole topic: allow it an hour. */
-	ret = sl__http_call(cu, "projection", base, url, true, 3600u * 1000u, "equal");
+	ret = sl__http_call(cu, &srv, "projection", base, url, true, 3600u * 1000u, "equal");
 out:
 	curl_free(en);
 	if (cu)

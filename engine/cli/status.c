@@ -135,9 +135,11 @@ int sl_cli_status(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"server", required_argument, NULL, 's'},
 	    {"http", required_argument, NULL, 't'},
+	    {"token-file", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *token_file = NULL;
 	struct sl_cli_server server, http;
 	bool have_server = false, have_http = false;
 	int c;
@@ -163,6 +165,9 @@ int sl_cli_status(int argc, char **argv)
 			}
 			have_http = true;
 			break;
+		case 'K':
+			token_file = optarg;
+			break;
 		case 'h':
 			printf(
 			    "usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n"
@@ -179,7 +184,7 @@ int sl_cli_status(int argc, char **argv)
 			    "  --server H:P   native port (default " SL_CLI_DEFAULT_SERVER
 			    ", or $SLUICE_SERVER)\n"
 			    "  --http H:P     HTTP port (default " SL_CLI_DEFAULT_HTTP
-			    ", or $SLUICE_HTTP)\n");
+			    ", or $SLUICE_HTTP)\n" SL_CLI_TOKEN_USAGE);
 			return 0;
 		default:
 			fprintf(stderr,
@@ -195,8 +200,13 @@ int sl_cli_status(int argc, char **argv)
 		fprintf(stderr, "sluice status: SLUICE_SERVER is not HOST:PORT\n");
 		return 2;
 	}
-	struct sl_consumer_opts co = {
-	    .host = server.host, .port = server.port, .client_name = "sluice status"};
+	if (sl_cli_token("sluice status", token_file, &server) < 0)
+		return 2;
+	memcpy(http.token, server.token, sizeof(http.token));
+	struct sl_consumer_opts co = {.host = server.host,
+	                              .port = server.port,
+	                              .client_name = "sluice status",
+	                              .token = server.token};
 	struct sl_consumer *con;
 	struct sl_topic_info *topics;
 	size_t n;

@@ -78,6 +78,8 @@ int sl__client_code_status(uint32_t code)
 		return -SL_ELOG_FAILED;
 	case SLUICE__V1__ERROR_CODE__ERR_DISK_FULL:
 		return -SL_ELOG_FULL;
+	case SLUICE__V1__ERROR_CODE__ERR_AUTH:
+		return -EACCES;
 	case SLUICE__V1__ERROR_CODE__ERR_LIMIT:
 		return -EUSERS;
 	case SLUICE__V1__ERROR_CODE__ERR_DRAINING:
@@ -103,6 +105,12 @@ bool sl__client_code_retryable(uint32_t code)
 	default:
 		return false;
 	}
+}
+
+const char *sl__client_token(const char *opt)
+{
+	const char *env = getenv("SLUICE_TOKEN");
+	return opt ? opt : env ? env : "";
 }
 
 /* ---- public API ------------------------------------------------------------ */
@@ -154,6 +162,7 @@ static void sl__free(struct sl_client *c)
 	free(c->hdr_scratch);
 	free(c->host);
 	free(c->name);
+	free(c->token);
 	free(c);
 }
 
@@ -235,13 +244,15 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 	}
 	c->host = strdup(o->host ? o->host : "127.0.0.1");
 	c->name = strdup(o->client_name ? o->client_name : "libsluice");
+	c->token = strdup(sl__client_token(o->token));
 	c->bitmap_words = (o->batch_max_events + 63) / 64;
 	c->pool = calloc(SL__POOL_MAX, sizeof(*c->pool));
 	ret = -ENOMEM;
-	if (!c->host || !c->name || !c->pool)
+	if (!c->host || !c->name || !c->token || !c->pool)
 		goto out;
 	o->host = c->host;
 	o->client_name = c->name;
+	o->token = c->token;
 	if (sl__topic(c, o->topic ? o->topic : "events") != 0) {
 		ret = -EINVAL;
 		goto out;

@@ -87,6 +87,7 @@ struct sl_client {
 	struct sl_client_opts o;
 	char *host;
 	char *name;
+	char *token;          /* "" when none */
 	uint32_t batch_limit; /* bytes of one frame: min(option, server max + 4) */
 
 	struct sockaddr_storage addr;
@@ -265,6 +266,8 @@ void sl__client_seterr(struct sl_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int sl__client_code_status(uint32_t code);
 bool sl__client_code_retryable(uint32_t code);
+/* The token a Hello carries: `opt`, else $SLUICE_TOKEN, else "" (none). */
+const char *sl__client_token(const char *opt);
 
 /* window.c: batches, the window and credits, answers, resends */
 void sl__client_credit_advance(struct sl_client *c);

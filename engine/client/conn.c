@@ -128,6 +128,7 @@ static int sl__send_hello(struct sl_client *c)
 	h.producer_id = c->producer_id;
 	h.client_name = c->name;
 	h.idempotence_off = c->o.idempotence_off;
+	h.token = c->token;
 	size_t need = sl_frame_msg_size(&h.base);
 	int ret = sl__client_out_reserve(c, need);
 	if (ret < 0)

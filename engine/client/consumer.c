@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "client/client_impl.h"
 #include "net/net.h"
 #include "proto/proto.h"
 
@@ -183,9 +184,10 @@ int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer 
 	}
 	uint64_t deadline = sl__deadline(c, 0);
 	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
-	h.min_version = 1;
-	h.max_version = 1;
+	h.min_version = SL_PROTO_VERSION;
+	h.max_version = SL_PROTO_VERSION;
 	h.client_name = (char *)(opts->client_name ? opts->client_name : "sluice-consumer");
+	h.token = (char *)sl__client_token(opts->token);
 	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base, deadline);
 	if (ret < 0)
 		goto fail;

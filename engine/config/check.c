@@ -1,5 +1,8 @@
-/* Checks across keys and entries: limits that bound each other, and the
- * pipelines' topics (bound, derived, and free of cycles). */
+/* Checks across keys and entries: limits that bound each other, listen
+ * addresses off loopback only with `auth`, and the pipelines' topics (bound,
+ * derived, and free of cycles). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +21,46 @@ int sl__cfg_limits_check(struct sl__ld *ld, const struct sl_config_node *map, co
 	sl__cfg_fmt_size(l->memory_budget, b, sizeof(b));
 	return sl__cfg_fail(ld, map->line, path,
 	                    "max_frame_bytes (%s) is larger than memory_budget (%s)", a, b);
+}
+
+/* A numeric host of the loopback network: 127.0.0.0/8 or ::1. */
+static bool sl__loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!strcmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+/* An open port is a choice someone made, not a default someone missed (the
+ * class of Fluent Bit's CVE-2024-4323): a listen address off loopback needs
+ * `auth.token_file`, or `auth.allow_unauthenticated: true` said out loud. */
+int sl__cfg_open_ports_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                             void *obj)
+{
+	const struct sl_config *cfg = obj;
+	const struct sl_config_addr *addrs[] = {&cfg->listen.native, &cfg->listen.http};
+	const char *names[] = {"listen.native", "listen.http"};
+
+	(void)path;
+	if (cfg->auth.token_file || cfg->auth.allow_unauthenticated)
+		return 0;
+	for (size_t i = 0; i < SL_ARRAY_LEN(addrs); i++)
+		if (addrs[i]->host && !sl__loopback(addrs[i]->host))
+			return sl__cfg_fail(
+			    ld, map->line, names[i],
+			    "%s is not a loopback address and `auth` is not set: set "
+			    "auth.token_file, or auth.allow_unauthenticated: true to "
+			    "serve it without authentication",
+			    addrs[i]->host);
+	return 0;
 }
 
 static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from, const char *name,

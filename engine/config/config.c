@@ -144,6 +144,22 @@ static const struct sl__section sl__limits_section = {
     .check = sl__cfg_limits_check,
 };
 
+#define A struct sl_config_auth
+
+static const struct sl__key sl__auth_keys[] = {
+    {"token_file", SL__T_PATH, SL__FIELD(A, token_file),
+     .doc = "file of the token clients must present (one per line; two while rotating)"},
+    {"allow_unauthenticated", SL__T_BOOL, SL__FIELD(A, allow_unauthenticated),
+     .doc = "listen on addresses other than loopback without a token, knowingly"},
+};
+
+#undef A
+
+static const struct sl__section sl__auth_section = {
+    .keys = sl__auth_keys,
+    .n_keys = SL_ARRAY_LEN(sl__auth_keys),
+};
+
 #define R struct sl_config
 
 static const struct sl__key sl__root_keys[] = {
@@ -166,6 +182,8 @@ static const struct sl__key sl__root_keys[] = {
      .sub = &sl__projection_section, .late = true, .doc = "read models fed by a topic"},
     {"sinks", SL__T_SEQ, offsetof(R, sinks), .off_n = offsetof(R, n_sinks),
      .sub = &sl__sink_section, .late = true, .doc = "plugins that write a topic out"},
+    {"auth", SL__T_MAP, offsetof(R, auth), .sub = &sl__auth_section,
+     .doc = "the token both ports demand; absent: loopback addresses only"},
 };
 
 #undef R
@@ -173,6 +191,7 @@ static const struct sl__key sl__root_keys[] = {
 const struct sl__section sl__root_section = {
     .keys = sl__root_keys,
     .n_keys = SL_ARRAY_LEN(sl__root_keys),
+    .check = sl__cfg_open_ports_check,
 };
 
 /* ---- Whole configuration --------------------------------------------------------- */
@@ -206,6 +225,7 @@ void sl_config_free(struct sl_config *cfg)
 	free(cfg->data_dir);
 	free(cfg->listen.native.host);
 	free(cfg->listen.http.host);
+	free(cfg->auth.token_file);
 	for (size_t i = 0; i < cfg->n_plugin_path; i++)
 		free(cfg->plugin_path[i]);
 	free(cfg->plugin_path);

@@ -164,6 +164,13 @@ struct sl_config_limits {
 	uint64_t max_follower_lag;     /* events a projection/sink may lag */
 };
 
+/* `auth`: a token both ports demand (auth/auth.h); without it sluiced
+ * listens on loopback addresses only, unless allow_unauthenticated. */
+struct sl_config_auth {
+	char *token_file; /* NULL: no authentication */
+	bool allow_unauthenticated;
+};
+
 struct sl_config_topic {
 	char *name;
 	uint32_t partitions; /* 1..4096 */
@@ -238,6 +245,7 @@ struct sl_config {
 	size_t n_projections;
 	struct sl_config_consumer *sinks;
 	size_t n_sinks;
+	struct sl_config_auth auth;
 };
 
 /* The embedded default as YAML text (static, NUL-terminated). */

@@ -157,6 +157,8 @@ void sl__cfg_topic_clear(struct sl_config_topic *t);
 ssize_t sl__cfg_topic_index(const struct sl_config *cfg, const char *name);
 void sl__cfg_pipelines_free(struct sl_config_pipeline *arr, size_t n);
 void sl__cfg_consumers_free(struct sl_config_consumer *arr, size_t n);
+int sl__cfg_open_ports_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                             void *obj);
 int sl__cfg_limits_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
                          void *obj);
 int sl__cfg_resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,

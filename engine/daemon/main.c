@@ -2,6 +2,7 @@
  * sluiced: the server. Loads the configuration (embedded default unless
  * --config), builds the server, runs its reactors, and drains on SIGTERM or
  * SIGINT: stop accepting, answer everything already received, exit 0.
+ * SIGHUP reads auth.token_file again (token rotation without a restart).
  *
  * Signals are blocked in every thread and taken by the main thread with
  * sigwait(), so no handler runs inside a reactor.
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "base/base.h"
 #include "config/config.h"
 #include "http/http.h"
@@ -268,6 +270,15 @@ int main(int argc, char **argv)
 	};
 	if (so.idle_timeout_ms == 0)
 		so.idle_timeout_ms = UINT32_MAX;
+	struct sl_auth *auth = NULL;
+	if (cfg.auth.token_file) {
+		ret = sl_auth_load(cfg.auth.token_file, &auth, err, sizeof(err));
+		if (ret < 0) {
+			fprintf(stderr, "sluiced: cannot start: auth: %s\n", err);
+			return 1;
+		}
+		so.auth = auth;
+	}
 
 	/* Block the drain signals before any thread exists so every thread
 	 * inherits the mask and only sigwait() below sees them. */
@@ -275,6 +286,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -339,7 +351,21 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	int sig = 0;
-	sigwait(&sigs, &sig);
+	for (;;) {
+		sigwait(&sigs, &sig);
+		if (sig != SIGHUP)
+			break;
+		if (!auth) {
+			fprintf(stderr, "sluiced: SIGHUP: nothing to reload (no auth)\n");
+			continue;
+		}
+		/* A bad file keeps the tokens accepted until now. */
+		if (sl_auth_reload(auth, err, sizeof(err)) < 0)
+			fprintf(stderr, "sluiced: SIGHUP: auth not reloaded: %s\n", err);
+		else
+			fprintf(stderr, "sluiced: SIGHUP: auth tokens reloaded from %s\n",
+			        cfg.auth.token_file);
+	}
 	fprintf(stderr, "sluiced: %s: draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	/* HTTP first: its handlers wait on the reactors, which answer every
 	 * pending query as they stop. */
@@ -357,6 +383,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "sluiced: stopped: %llu events received, %llu acked\n",
 	        (unsigned long long)in, (unsigned long long)acked);
 	sl_server_destroy(srv);
+	sl_auth_free(auth);
 	free(specs);
 	free(pspecs);
 	free(sspecs);

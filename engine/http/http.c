@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "base/base.h"
 #include "http/http_impl.h"
 #include "net/net.h"
@@ -128,6 +129,32 @@ static enum MHD_Result sl__error(struct MHD_Connection *c, int status, const cha
 	return sl__send(c, &r, SL__JSON_TYPE, allow);
 }
 
+/* 401 with the challenge RFC 6750 names; MHD closes the connection after
+ * an answer queued before the request is read whole. */
+static enum MHD_Result sl__unauthorized(struct MHD_Connection *c, const char *msg)
+{
+	struct sl_http_reply r;
+	struct MHD_Response *resp;
+
+	sl_http_error_reply(&r, MHD_HTTP_UNAUTHORIZED, "unauthorized", "%s", msg);
+	if (!r.body)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(r.len, r.body, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(r.body);
+		return MHD_NO;
+	}
+	enum MHD_Result ok =
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, SL__JSON_TYPE);
+	if (ok == MHD_YES)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                             "Bearer realm=\"sluice\"");
+	if (ok == MHD_YES)
+		ok = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
 static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_len, void **req)
@@ -143,6 +170,23 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 
 	(void)version;
 	(void)upload;
+	/* First, before any route or method is told apart: a client without
+	 * the token learns nothing but that one is needed. /healthz stays
+	 * open to the load balancer that probes it. */
+	if (h->b.auth && strcmp(url, "/healthz") != 0) {
+		const char *v =
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		const char *tok;
+		size_t tlen;
+		if (!sl_auth_bearer(v, &tok, &tlen) || !sl_auth_check(h->b.auth, tok, tlen)) {
+			if (h->b.auth_failures)
+				atomic_fetch_add_explicit(h->b.auth_failures, 1,
+				                          memory_order_relaxed);
+			return sl__unauthorized(c, v ? "wrong token, or not `Bearer TOKEN`"
+			                             : "this server requires `Authorization: "
+			                               "Bearer TOKEN`");
+		}
+	}
 	/* The one POST: a projection rebuild, /v1/projections/NAME/rebuild. */
 	size_t ulen0 = strlen(url), plen = sizeof(SL__PROJ_PREFIX) - 1, slen = strlen(SL__REBUILD);
 	bool rebuild = !strcmp(method, MHD_HTTP_METHOD_POST) && ulen0 > plen + slen &&

@@ -29,6 +29,8 @@
  * the codes to use with them:
  *   200                          the answer
  *   400 "bad_request"            a bad path or parameter (the message names it)
+ *   401 "unauthorized"           auth is set and the request has no valid
+ *                                `Authorization: Bearer TOKEN` (not /healthz)
  *   404 "unknown_projection"     no projection of that name
  *   404 "not_found"              the projection has no entry for the key;
  *                                also an unknown route
@@ -68,9 +70,12 @@
 #ifndef SL_HTTP_H
 #define SL_HTTP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct sl_auth;
 
 /* Longest request target (path and query string) served. Keys are aggregate
  * ids (short strings); 2 KiB leaves room for three times over-encoded keys
@@ -134,6 +139,11 @@ struct sl_http_backend {
 	 * offset 0 beside the live model and compares the two (may take as
 	 * long as reading the topic). NULL: the route answers 404. */
 	void (*rebuild)(void *arg, const char *name, size_t name_len, struct sl_http_reply *out);
+	/* With `auth`: every request but /healthz must carry `Authorization:
+	 * Bearer TOKEN` (auth/auth.h), else 401 with `WWW-Authenticate:
+	 * Bearer` and auth_failures counted. NULL: no authentication. */
+	const struct sl_auth *auth;
+	_Atomic uint64_t *auth_failures;
 };
 
 /*

@@ -1,6 +1,7 @@
 /*
  * The requests a connection sends, but Produce (produce.c): Hello (the
- * session, its producer id and epoch, the first credit windows), Fetch
+ * token when the server has `auth`, the session, its producer id and epoch,
+ * the first credit windows), Fetch
  * (handed to the reader thread, answered through the reactor), Metadata,
  * and the dispatch of every whole frame by its type.
  */
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "reactor/conn.h"
 #include "read/read.h"
 
@@ -54,6 +56,18 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		              "client speaks protocol versions %u..%u, this server speaks %u",
 		              h->min_version, h->max_version, SL_PROTO_VERSION);
 		sl_frame_msg_free(m);
+		return;
+	}
+	/* Before anything of the session: a client without the token learns
+	 * nothing about producers, topics or credits. */
+	if (r->env->auth && !sl_auth_check(r->env->auth, h->token, strlen(h->token))) {
+		bool none = !*h->token;
+		sl_frame_msg_free(m);
+		atomic_fetch_add_explicit(&r->m_auth_failures, 1, memory_order_relaxed);
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_AUTH, "%s",
+		              none ? "this server requires a token: set SLUICE_TOKEN or "
+		                     "--token-file (auth.token_file of its config)"
+		                   : "wrong token");
 		return;
 	}
 	uint64_t want = h->producer_id, next = 0;

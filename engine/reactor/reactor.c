@@ -745,6 +745,11 @@ void sl_reactor_get_credit_stats(struct sl_reactor *r, struct sl_reactor_credit_
 	out->cut = atomic_load_explicit(&r->m_credit_cut, memory_order_relaxed);
 }
 
+uint64_t sl_reactor_auth_failures(struct sl_reactor *r)
+{
+	return atomic_load_explicit(&r->m_auth_failures, memory_order_relaxed);
+}
+
 void sl_reactor_destroy(struct sl_reactor *r)
 {
 	if (!r)

@@ -40,6 +40,7 @@ struct sl_producers;
 struct sl_credit_pool;
 struct sl_proj;
 struct sl_pipes;
+struct sl_auth;
 
 /* The limits a reactor enforces (sl_server_opts says what each means). */
 struct sl_reactor_limits {
@@ -83,6 +84,9 @@ struct sl_reactor_env {
 	uint32_t n_projs;
 	struct sl_ring *pq;
 	struct sl_pipes *pipes; /* pipeline stages (pipe.h); NULL: none */
+	/* The token every Hello must carry (auth/auth.h; read-only checks
+	 * from any thread); NULL: none asked. */
+	const struct sl_auth *auth;
 };
 
 /* Allocates reactor `id` (its io_uring is set up on its thread); env must
@@ -123,5 +127,7 @@ struct sl_reactor_credit_stats {
 	uint64_t cut;            /* connections cut off for sending beyond credits */
 };
 void sl_reactor_get_credit_stats(struct sl_reactor *r, struct sl_reactor_credit_stats *out);
+/* Hellos refused for a missing or wrong token (any thread). */
+uint64_t sl_reactor_auth_failures(struct sl_reactor *r);
 
 #endif

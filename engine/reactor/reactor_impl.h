@@ -113,7 +113,8 @@ struct sl_reactor {
 	/* Credit figures for metrics (relaxed atomics, written here only). */
 	_Atomic uint64_t m_credit_events; /* events granted (Welcome + Credit) */
 	_Atomic uint64_t m_credit_frames;
-	_Atomic uint64_t m_held_ns; /* time connections waited for credits */
+	_Atomic uint64_t m_auth_failures; /* Hellos refused: no or a wrong token */
+	_Atomic uint64_t m_held_ns;       /* time connections waited for credits */
 	_Atomic uint32_t m_held_now;
 	_Atomic uint64_t m_credit_cut; /* connections cut off for sending beyond credits */
 

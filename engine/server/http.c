@@ -61,5 +61,7 @@ void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 	    .status = sl__hstatus,
 	    .metrics = sl__hmetrics,
 	    .rebuild = sl__hrebuild,
+	    .auth = srv->opts.auth,
+	    .auth_failures = &srv->http_auth_failures,
 	};
 }

@@ -253,6 +253,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	    .rings = srv->rings,
 	    .reader = srv->reader,
 	    .producers = srv->producers,
+	    .auth = srv->opts.auth,
 	    .credits = &srv->credits,
 	    .lim =
 	        {

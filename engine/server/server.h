@@ -32,6 +32,7 @@ struct sl_applier;
 struct sl_config_node;
 struct sl_sinks;
 struct sl_pipes;
+struct sl_auth;
 
 /* A projection to run: plugin NAME.so fed by one topic. */
 struct sl_server_proj_spec {
@@ -106,6 +107,9 @@ struct sl_server_opts {
 	 * reactor that owns it. */
 	const struct sl_server_pipeline_spec *pipelines;
 	uint32_t n_pipelines;
+	/* The token Hellos and HTTP requests must carry (auth/auth.h); NULL:
+	 * none. The caller keeps it until sl_server_destroy. */
+	const struct sl_auth *auth;
 };
 
 struct sl_server {
@@ -146,6 +150,9 @@ struct sl_server {
 	struct sl_reactor_env env;
 	int lock_fd; /* flock on data_dir/.lock */
 	bool barrier_ok;
+	/* HTTP requests refused for a missing or wrong token: counted by the
+	 * HTTP port's threads (sl_server_http_backend hands it over). */
+	_Atomic uint64_t http_auth_failures;
 };
 
 /* Opens the data folder (locked against a second server), recovers every

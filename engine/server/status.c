@@ -358,6 +358,16 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	sl__metrics_pressure(srv, f);
 	sl__metrics_log(srv, f);
 	sl__metrics_credits(srv, f);
+	uint64_t native_auth = 0;
+	for (uint32_t i = 0; i < srv->n; i++)
+		native_auth += sl_reactor_auth_failures(srv->reactors[i]);
+	fprintf(f,
+	        "# HELP sluice_auth_failures_total Requests refused for a missing or wrong "
+	        "token (auth).\n"
+	        "# TYPE sluice_auth_failures_total counter\n"
+	        "sluice_auth_failures_total{port=\"native\"} %" PRIu64 "\n"
+	        "sluice_auth_failures_total{port=\"http\"} %" PRIu64 "\n",
+	        native_auth, atomic_load_explicit(&srv->http_auth_failures, memory_order_relaxed));
 	sl_sinks_metrics(srv->sinks, f);
 	sl_pipes_metrics(srv->pipes, f);
 	return sl__finish(f, body, len, &buf, &sz);

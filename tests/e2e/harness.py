@@ -24,6 +24,32 @@ import time
 READY_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 30
 
+# SLUICE_E2E_AUTH=1 runs a test's servers with `auth` (a fresh token file
+# each) and hands the token to every client the test starts through
+# SLUICE_TOKEN: the same cases, through an authenticated server.
+E2E_AUTH = os.environ.get("SLUICE_E2E_AUTH") == "1"
+
+
+def new_token():
+    return os.urandom(24).hex()
+
+
+def write_token_file(path, *tokens):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(t + "\n" for t in tokens))
+
+
+def http_open(url, timeout=30, token=None, method=None):
+    """urllib's urlopen with `Authorization: Bearer` when a token is given or
+    SLUICE_TOKEN is set (the server then has auth)."""
+    import urllib.request
+    token = token or os.environ.get("SLUICE_TOKEN")
+    req = urllib.request.Request(url, method=method)
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    return urllib.request.urlopen(req, timeout=timeout)
+
 
 class Failure(Exception):
     pass
@@ -37,7 +63,8 @@ def check(cond, msg):
 class Server:
     """One sluiced process with its own folder."""
 
-    def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None):
+    def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None,
+                 auth=None):
         self.sluiced = sluiced
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -59,6 +86,18 @@ class Server:
             cfg += ["projections:"]
             for pname, plugin, topic in projections:
                 cfg += ["  - { name: %s, plugin: %s, from: %s }" % (pname, plugin, topic)]
+        # auth: a token of its own (True), or none unless SLUICE_E2E_AUTH.
+        if auth is None and E2E_AUTH:
+            auth = True
+        self.token = None
+        if auth:
+            self.token = os.environ.get("SLUICE_TOKEN") if E2E_AUTH else None
+            self.token = self.token or new_token()
+            self.token_file = os.path.join(self.dir, "token")
+            write_token_file(self.token_file, self.token)
+            cfg += ["auth: { token_file: %s }" % self.token_file]
+            if E2E_AUTH:
+                os.environ["SLUICE_TOKEN"] = self.token
         self.config = os.path.join(self.dir, "sluice.yaml")
         with open(self.config, "w") as f:
             f.write("\n".join(cfg) + "\n")

@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, Workdir, check, main, run  # noqa: E402
+from harness import Server, Workdir, check, http_open, main, run  # noqa: E402
 from cases import Producer  # noqa: E402
 
 PROJECTIONS = [("counter", "counter", "events"), ("latest", "latest", "events")]
@@ -29,7 +29,7 @@ def get(srv, path, timeout=30):
     """GET on the server's HTTP port: (status, parsed JSON body)."""
     url = "http://127.0.0.1:%d%s" % (srv.http_port, path)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with http_open(url, timeout=timeout) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())

@@ -324,6 +324,7 @@ Test(config, omitted_scalars_and_map_keys_take_defaults)
 
 	load("cores: 3\n"
 	     "listen: { http: 0.0.0.0:9000 }\n"
+	     "auth: { allow_unauthenticated: true }\n"
 	     "limits: { memory_budget: 1GiB, idle_timeout: 0 }\n"
 	     "topics:\n"
 	     "  - name: orders\n"
@@ -904,7 +905,7 @@ Test(config, unknown_keys_are_errors)
 	                "<string>:1: unknown key 'data_dri' (did you mean 'data_dir'?)", true);
 	expect_error("cores: 1\nmystery: 1\n",
 	             "<string>:2: unknown key 'mystery' (expected one of: data_dir, cores, listen, "
-	             "limits, plugin_path, topics, pipelines, projections, sinks)");
+	             "limits, plugin_path, topics, pipelines, projections, sinks, auth)");
 	expect_error("listen: { native: 127.0.0.1:1, admin: 127.0.0.1:2 }\n",
 	             "<string>:1: listen: unknown key 'admin'");
 	expect_error("limits:\n  max_conections: 5\n",
@@ -1405,7 +1406,8 @@ Test(config, every_key_has_a_doc_and_is_printed)
 	load("topics: [ { name: a } ]\n"
 	     "pipelines: [ { name: p, from: a, to: b, transforms: [ { plugin: f } ] } ]\n"
 	     "projections: [ { name: pr, plugin: counter, from: a } ]\n"
-	     "sinks: [ { name: s, plugin: jsonl, from: b } ]\n",
+	     "sinks: [ { name: s, plugin: jsonl, from: b } ]\n"
+	     "auth: { token_file: /etc/sluice/token }\n",
 	     NULL, &c);
 	d = dump_str(&c);
 	check_table(&sl__root_section, d, 0);
@@ -1529,4 +1531,27 @@ Test(config, empty_tree_dumps_to_nothing)
 
 	cr_assert_str_eq(d, "");
 	free(d);
+}
+
+/* An address off loopback is a choice made out loud (issue 23). */
+Test(config, open_ports_need_auth)
+{
+	struct sl_config c;
+
+	expect_error("listen: { native: 0.0.0.0:7400 }\n",
+	             "listen.native: 0.0.0.0 is not a loopback address and `auth` is not set");
+	expect_error("listen: { http: '[::]:7480' }\n",
+	             "listen.http: :: is not a loopback address");
+	expect_error("listen: { http: 192.168.1.2:7480 }\nauth: { allow_unauthenticated: false }\n",
+	             "listen.http: 192.168.1.2 is not a loopback address");
+	expect_error("auth: { token: x }\n", "auth: unknown key 'token'");
+	load("listen: { native: 127.0.0.9:7400, http: '[::1]:7480' }\n", NULL, &c);
+	cr_assert_null(c.auth.token_file);
+	sl_config_free(&c);
+	load("listen: { native: 0.0.0.0:7400 }\nauth: { allow_unauthenticated: yes }\n", NULL, &c);
+	cr_assert(c.auth.allow_unauthenticated);
+	sl_config_free(&c);
+	load("listen: { native: 0.0.0.0:7400 }\nauth: { token_file: tok }\n", "/etc/sluice", &c);
+	cr_assert_str_eq(c.auth.token_file, "/etc/sluice/tok", "relative to the file's folder");
+	sl_config_free(&c);
 }

@@ -129,6 +129,10 @@ struct sl_client_opts {
 	                              * with one seed generate the same ids) */
 	sl_client_ack_fn on_ack;     /* may be NULL: acks are then only counted */
 	void *arg;                   /* passed to on_ack */
+	/* The server's token when it has `auth` (NULL: $SLUICE_TOKEN when set).
+	 * A missing or wrong one fails the connect with -EACCES. Added in 0.2:
+	 * the struct grew, hence the library's SONAME 0.2. */
+	const char *token;
 };
 
 struct sl_client_header {

@@ -36,6 +36,7 @@ struct sl_consumer_opts {
 	uint16_t port;
 	const char *client_name; /* for the server's logs; may be NULL */
 	uint32_t timeout_ms;     /* per request, beyond any wait asked; 0: 10 s */
+	const char *token;       /* as sl_client_opts.token (0.2) */
 };
 
 int sl_consumer_connect(const struct sl_consumer_opts *opts, struct sl_consumer **out, char *err,
