@@ -53,10 +53,11 @@ static int sl__parse(const char *path, char *text, struct sl__tokens *t, char *e
 			continue;
 		for (size_t i = 0; i < len; i++)
 			if (!sl__token_char((unsigned char)l[i])) {
-				sl_errf(err, errlen,
-				        "%s:%u: a token is printable ASCII without spaces (byte %zu "
-				        "is not)",
-				        path, line, i + 1);
+				sl_errf(
+				    err, errlen,
+				    "%s:%u: a token is printable ASCII without spaces (byte %zu "
+				    "is not)",
+				    path, line, i + 1);
 				return -SL_ECONFIG;
 			}
 		if (len < SL_AUTH_MIN_LEN || len > SL_AUTH_MAX_LEN) {

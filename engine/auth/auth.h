@@ -30,8 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SL_AUTH_MIN_LEN 16
-#define SL_AUTH_MAX_LEN 512
+#define SL_AUTH_MIN_LEN    16
+#define SL_AUTH_MAX_LEN    512
 #define SL_AUTH_MAX_TOKENS 2
 
 struct sl_auth;

@@ -174,6 +174,8 @@ struct iovec;
  * stops right before the rename (-ECANCELED) as a crash there would.
  */
 #define SL_FILE_TEST_NO_RENAME 1u
+/* The new file is readable by its owner only (0600), for secrets. */
+#define SL_FILE_PRIVATE 2u
 int sl_file_replace(int dirfd, const char *name, const struct iovec *iov, int n, unsigned flags,
                     const char **step, int *renamed);
 

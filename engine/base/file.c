@@ -66,7 +66,8 @@ int sl_file_replace(int dirfd, const char *name, const struct iovec *iov, int n,
 	memcpy(tmp, name, len);
 	memcpy(tmp + len, ".tmp", 5);
 	memcpy(local, iov, (size_t)n * sizeof(*iov));
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	            flags & SL_FILE_PRIVATE ? 0600 : 0644);
 	if (fd < 0) {
 		ret = -errno;
 		goto out;

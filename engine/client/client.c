@@ -263,6 +263,11 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 	else if ((ret = sl_uuid_rng_seed(&c->rng)) < 0)
 		goto out;
 	c->producer_id = o->producer_id;
+	if (o->producer_id && o->producer_proof) {
+		memcpy(c->proof, o->producer_proof, SL_CLIENT_PROOF_LEN);
+		c->proof_len = SL_CLIENT_PROOF_LEN;
+	}
+	o->producer_proof = NULL; /* copied: the caller's buffer may go */
 	c->max_frame = SL__DEF_MAX_FRAME;
 	sl__client_recompute_window(c);
 	ret = sl__client_ring_grow(c);
@@ -606,6 +611,14 @@ void sl_client_get_stats(const struct sl_client *c, struct sl_client_stats *out)
 	out->credit_bytes = c->cr_bytes > 0 ? (uint64_t)c->cr_bytes : 0;
 	if (c->wait_since)
 		out->credit_wait_ns += sl_now_ns() - c->wait_since;
+}
+
+int sl_client_producer_proof(const struct sl_client *c, uint8_t out[SL_CLIENT_PROOF_LEN])
+{
+	if (c->proof_len != SL_CLIENT_PROOF_LEN)
+		return -ENOENT;
+	memcpy(out, c->proof, SL_CLIENT_PROOF_LEN);
+	return 0;
 }
 
 uint64_t sl_client_producer_id(const struct sl_client *c)

@@ -101,6 +101,8 @@ struct sl_client {
 	bool in_cb;
 
 	uint64_t producer_id;
+	uint8_t proof[SL_CLIENT_PROOF_LEN]; /* of producer_id; valid when proof_len */
+	size_t proof_len;
 	uint32_t epoch;
 	uint64_t credit_events; /* the windows Welcome granted */
 	uint64_t credit_bytes;

@@ -126,6 +126,8 @@ static int sl__send_hello(struct sl_client *c)
 	h.min_version = SL_PROTO_VERSION;
 	h.max_version = SL_PROTO_VERSION;
 	h.producer_id = c->producer_id;
+	h.producer_proof.data = c->proof;
+	h.producer_proof.len = c->producer_id ? c->proof_len : 0;
 	h.client_name = c->name;
 	h.idempotence_off = c->o.idempotence_off;
 	h.token = c->token;
@@ -195,6 +197,10 @@ static int sl__on_welcome(struct sl_client *c, const struct sl_frame *f)
 		return -SL_EPROTO_VERSION;
 	}
 	c->producer_id = w->producer_id;
+	if (w->producer_proof.len == SL_CLIENT_PROOF_LEN) {
+		memcpy(c->proof, w->producer_proof.data, SL_CLIENT_PROOF_LEN);
+		c->proof_len = SL_CLIENT_PROOF_LEN;
+	}
 	c->epoch = w->epoch;
 	c->credit_events = w->credit_events;
 	c->credit_bytes = w->credit_bytes;

@@ -257,7 +257,8 @@ struct sl_producers;
  * path: a file (e.g. <data_dir>/producers) holding the id high-water mark.
  * Loads it if present; a file that is not a valid one is -SL_ECORRUPT with
  * `err` saying why (the server must not guess ids then); absent, ids start
- * at 1 and the file is created by the first fresh id. -ENOMEM, -errno.
+ * at 1 and the file is created by the first fresh id. Also loads (or makes)
+ * the proofs' key, <path>.key (below). -ENOMEM, -errno.
  */
 int sl_producers_open(const char *path, struct sl_producers **out, char *err, size_t errlen);
 void sl_producers_close(struct sl_producers *r);
@@ -275,18 +276,41 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
  * A session says hello. want_id 0: a fresh id, never one seen or assigned
  * before (even before a crash). A known or unknown want_id keeps that id
  * (an unknown one is reserved durably like a fresh one when above the
- * stored mark, so it is never handed to someone else). Either way the epoch
- * becomes current + 1 (unknown: 1), which fences every older session.
- * Returns 0 with the entry (*out), the new epoch and next_seq (Welcome's
- * next_sequence). -EINVAL (want_id >= SL_PRODUCERS_ID_LIMIT), -EOVERFLOW
- * when the epoch would wrap, -ENOSPC past the limit of producers, -ENOMEM,
- * -EIO or -errno when the mark cannot be written (no id is handed out then).
+ * stored mark, so it is never handed to someone else). A known one only
+ * with its proof (proof[0..proof_len), below): -EACCES otherwise. An
+ * unknown id is nobody's, so nothing can be fenced by taking it (the server
+ * lost or never had its sequences), and it is taken without one. Either way
+ * the epoch becomes current + 1 (unknown: 1), which fences every older
+ * session. Returns 0 with the entry (*out), the new epoch and next_seq
+ * (Welcome's next_sequence). -EINVAL (want_id >= SL_PRODUCERS_ID_LIMIT),
+ * -EOVERFLOW when the epoch would wrap, -ENOSPC past the limit of
+ * producers, -ENOMEM, -EIO or -errno when the mark cannot be written (no id
+ * is handed out then).
  */
-int sl_producers_hello(struct sl_producers *r, uint64_t want_id, struct sl_producer **out,
-                       uint32_t *epoch, uint64_t *next_seq);
+int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *proof,
+                       size_t proof_len, struct sl_producer **out, uint32_t *epoch,
+                       uint64_t *next_seq);
 
 /* Producers known. */
 uint32_t sl_producers_count(struct sl_producers *r);
+
+/*
+ * Proofs (issue 23): a producer id can be resumed only by the client it was
+ * issued to, so that no client can fence another by saying Hello with its
+ * id. The Welcome that issues an id carries its proof, HMAC-SHA256(key, id)
+ * cut to 16 bytes, and a Hello that asks for a known id must show it
+ * (sl_producers_hello). The key is
+ * <path>.key (32 random bytes, 0600), made at the first open and kept with
+ * the registry, so proofs survive restarts without a table of them; a data
+ * folder made anew makes a new key, and the old ids are refused, as their
+ * sequences are gone anyway. Any thread (the key is read-only after open).
+ */
+#define SL_PRODUCER_PROOF_LEN 16
+void sl_producers_proof(const struct sl_producers *r, uint64_t id,
+                        uint8_t out[SL_PRODUCER_PROOF_LEN]);
+/* True when `proof` (len bytes) is id's; compared in constant time. */
+bool sl_producers_proof_ok(const struct sl_producers *r, uint64_t id, const uint8_t *proof,
+                           size_t len);
 
 /* Is `epoch` still p's current session? Pairs with the release store of a
  * hello: once a newer hello has returned, every later call says false. */

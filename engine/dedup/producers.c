@@ -3,10 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -16,6 +21,8 @@
 #define SL__REG_MAGIC   0x52504c53u /* "SLPR" little endian */
 #define SL__REG_VERSION 1u
 #define SL__REG_BYTES   20u /* u32 magic, u32 version, u64 id end, u32 crc32c */
+/* HMAC-SHA256 key: as long as the hash, as RFC 2104 advises. */
+#define SL__KEY_BYTES 32u
 /* Entries come in chunks that never move, so a struct sl_producer keeps its
  * address while the registry grows. 256 x 64 B = 16 KiB. */
 #define SL__CHUNK 256u
@@ -23,6 +30,9 @@
 struct sl_producers {
 	pthread_mutex_t lock;
 	char *path;
+	/* The key of the producers' proofs (dedup.h), from <path>.key;
+	 * written once, read-only after open. */
+	uint8_t key[SL__KEY_BYTES];
 	uint64_t next_id; /* the next fresh id */
 	uint64_t id_end;  /* durable: ids below it may have been handed out */
 	uint32_t count;
@@ -190,6 +200,82 @@ out:
 	return ret;
 }
 
+/*
+ * Loads <path>.key, or makes one: 32 random bytes, written durably (and
+ * owner-readable only) before any proof can be handed out. A key file of
+ * another length is -SL_ECORRUPT: a guessed key would refuse every
+ * producer's proof, or accept forged ones.
+ */
+static int sl__key_load(struct sl_producers *r, char *err, size_t errlen)
+{
+	char kpath[4096];
+	uint8_t b[SL__KEY_BYTES + 1];
+	int ret;
+
+	snprintf(kpath, sizeof(kpath), "%s.key", r->path);
+	int fd = open(kpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", kpath, strerror(-ret));
+		return ret;
+	}
+	if (fd >= 0) {
+		ssize_t n = read(fd, b, sizeof(b));
+		close(fd);
+		if (n != SL__KEY_BYTES) {
+			snprintf(err, errlen, "%s: %zd bytes, a producer key is %u", kpath, n,
+			         SL__KEY_BYTES);
+			return n < 0 ? -errno : -SL_ECORRUPT;
+		}
+		memcpy(r->key, b, SL__KEY_BYTES);
+		return 0;
+	}
+	for (size_t got = 0; got < SL__KEY_BYTES;) {
+		ssize_t n = getrandom(r->key + got, SL__KEY_BYTES - got, 0);
+		if (n < 0 && errno != EINTR) {
+			ret = -errno;
+			snprintf(err, errlen, "getrandom: %s", strerror(-ret));
+			return ret;
+		}
+		if (n > 0)
+			got += (size_t)n;
+	}
+	struct iovec iov = {r->key, SL__KEY_BYTES};
+	ret = sl_file_replace(AT_FDCWD, kpath, &iov, 1, SL_FILE_PRIVATE, NULL, NULL);
+	if (ret < 0)
+		snprintf(err, errlen, "%s: %s", kpath, strerror(-ret));
+	return ret;
+}
+
+void sl_producers_proof(const struct sl_producers *r, uint64_t id,
+                        uint8_t out[SL_PRODUCER_PROOF_LEN])
+{
+	uint8_t msg[8], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	sl_put_le64(msg, id);
+	if (!HMAC(EVP_sha256(), r->key, SL__KEY_BYTES, msg, sizeof(msg), md, &mdlen) ||
+	    mdlen < SL_PRODUCER_PROOF_LEN) {
+		/* Cannot happen with a working libcrypto; a proof of all ones
+		 * is refused below, so nothing is accepted by mistake. */
+		memset(out, 0xff, SL_PRODUCER_PROOF_LEN);
+		return;
+	}
+	memcpy(out, md, SL_PRODUCER_PROOF_LEN);
+}
+
+bool sl_producers_proof_ok(const struct sl_producers *r, uint64_t id, const uint8_t *proof,
+                           size_t len)
+{
+	uint8_t want[SL_PRODUCER_PROOF_LEN], ones[SL_PRODUCER_PROOF_LEN];
+
+	if (len != SL_PRODUCER_PROOF_LEN)
+		return false;
+	sl_producers_proof(r, id, want);
+	memset(ones, 0xff, sizeof(ones));
+	return CRYPTO_memcmp(want, proof, len) == 0 && CRYPTO_memcmp(want, ones, len) != 0;
+}
+
 int sl_producers_open(const char *path, struct sl_producers **out, char *err, size_t errlen)
 {
 	struct sl_producers *r = calloc(1, sizeof(*r));
@@ -223,6 +309,9 @@ int sl_producers_open(const char *path, struct sl_producers **out, char *err, si
 	ret = sl__reg_load(r, err, errlen);
 	if (ret < 0)
 		goto fail;
+	ret = sl__key_load(r, err, errlen);
+	if (ret < 0)
+		goto fail;
 	*out = r;
 	return 0;
 fail:
@@ -240,6 +329,7 @@ void sl_producers_close(struct sl_producers *r)
 {
 	if (!r)
 		return;
+	OPENSSL_cleanse(r->key, sizeof(r->key));
 	for (size_t i = 0; i < r->nchunks; i++)
 		free(r->chunks[i]);
 	free(r->chunks);
@@ -276,8 +366,9 @@ out:
 	return ret;
 }
 
-int sl_producers_hello(struct sl_producers *r, uint64_t want_id, struct sl_producer **out,
-                       uint32_t *epoch, uint64_t *next_seq)
+int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *proof,
+                       size_t proof_len, struct sl_producer **out, uint32_t *epoch,
+                       uint64_t *next_seq)
 {
 	struct sl_producer *p = NULL;
 	uint64_t id = want_id;
@@ -289,6 +380,12 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, struct sl_produ
 	pthread_mutex_lock(&r->lock);
 	if (id)
 		p = sl__reg_find(r, id);
+	/* Under the lock: the id cannot become known between the check and
+	 * the new epoch. */
+	if (p && !sl_producers_proof_ok(r, id, proof, proof_len)) {
+		ret = -EACCES;
+		goto out;
+	}
 	if (!p) {
 		if (r->count >= r->max) {
 			ret = -ENOSPC;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "dedup/dedup.h"
 #include "reactor/conn.h"
 #include "read/read.h"
 
@@ -72,12 +73,31 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	}
 	uint64_t want = h->producer_id, next = 0;
 	c->idempotent = !h->idempotence_off;
+	/* The Hello is freed before the registry is asked: its proof is kept.
+	 * One of another length is wrong anyway; the registry refuses it by
+	 * its length alone. */
+	uint8_t want_proof[SL_PRODUCER_PROOF_LEN] = {0};
+	size_t want_proof_len = h->producer_proof.len;
+	if (want_proof_len == sizeof(want_proof))
+		memcpy(want_proof, h->producer_proof.data, sizeof(want_proof));
 	sl_frame_msg_free(m);
 	/* A known id gets a new epoch, which fences its older sessions: their
 	 * next Produce fails (below, and in every partition this epoch has
 	 * written to). Hellos are rare; the registry's mutex is never on the
 	 * event path. */
-	int ret = sl_producers_hello(r->env->producers, want, &c->prod, &c->epoch, &next);
+	int ret = sl_producers_hello(r->env->producers, want, want_proof, want_proof_len, &c->prod,
+	                             &c->epoch, &next);
+	if (ret == -EACCES) {
+		/* Resuming a known id takes its proof: otherwise any client could
+		 * fence any other by naming its id (dedup.h, Proofs). */
+		atomic_fetch_add_explicit(&r->m_auth_failures, 1, memory_order_relaxed);
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_AUTH, "producer %" PRIu64 ": %s",
+		              want,
+		              want_proof_len ? "the proof is not this id's: it was issued to "
+		                               "another client"
+		                             : "resuming this id takes the proof its Welcome gave");
+		return;
+	}
 	if (ret < 0) {
 		sl__conn_fail(r, c,
 		              ret == -ENOSPC ? SLUICE__V1__ERROR_CODE__ERR_LIMIT
@@ -110,6 +130,10 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		sl__conn_hold(r, c);
 	w.max_frame_bytes = r->lim.max_frame_bytes;
 	w.server_name = "sluiced";
+	uint8_t proof[SL_PRODUCER_PROOF_LEN];
+	sl_producers_proof(r->env->producers, c->producer_id, proof);
+	w.producer_proof.data = proof;
+	w.producer_proof.len = sizeof(proof);
 	ret = sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base);
 	if (ret < 0) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL,

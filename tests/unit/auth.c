@@ -136,7 +136,8 @@ Test(auth, client_token_env_before_file)
 	char out[SL_AUTH_MAX_LEN + 1], err[256];
 	write_file(TOK_A "\n" TOK_B "\n", 0644); /* a client's file: any mode */
 	cr_assert_eq(sl_auth_client_token(NULL, out, sizeof(out), err, sizeof(err)), 0);
-	cr_assert_eq(sl_auth_client_token(g_path, out, sizeof(out), err, sizeof(err)), 1, "%s", err);
+	cr_assert_eq(sl_auth_client_token(g_path, out, sizeof(out), err, sizeof(err)), 1, "%s",
+	             err);
 	cr_assert_str_eq(out, TOK_A, "the first token of the file");
 	setenv("SLUICE_TOKEN", TOK_B, 1);
 	cr_assert_eq(sl_auth_client_token(g_path, out, sizeof(out), err, sizeof(err)), 1);

@@ -86,16 +86,23 @@ struct session {
 	uint64_t id;
 	uint32_t epoch;
 	uint64_t next_sequence;
+	uint8_t proof[16]; /* Welcome.producer_proof */
 };
 
-/* Dials and says Hello as producer `want` (0: a new one). */
-static struct session hello_as(uint16_t port, uint64_t want, bool idempotence_off)
+/* Dials and says Hello as the producer of `resume` (with its proof), or as
+ * a new one (NULL). */
+static struct session hello_as(uint16_t port, const struct session *resume, bool idempotence_off)
 {
 	struct session s = {.fd = dial(port)};
+	uint64_t want = resume ? resume->id : 0;
 	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
 	h.min_version = 1;
 	h.max_version = 1;
 	h.producer_id = want;
+	if (resume) {
+		h.producer_proof.data = (uint8_t *)resume->proof;
+		h.producer_proof.len = sizeof(resume->proof);
+	}
 	h.client_name = "exactly-once test";
 	h.idempotence_off = idempotence_off;
 	send_msg(s.fd, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base);
@@ -116,6 +123,8 @@ static struct session hello_as(uint16_t port, uint64_t want, bool idempotence_of
 	s.id = w->producer_id;
 	s.epoch = w->epoch;
 	s.next_sequence = w->next_sequence;
+	cr_assert_eq(w->producer_proof.len, sizeof(s.proof), "Welcome without a proof");
+	memcpy(s.proof, w->producer_proof.data, sizeof(s.proof));
 	sluice__v1__welcome__free_unpacked(w, NULL);
 	return s;
 }
@@ -277,7 +286,7 @@ static uint64_t metadata_total(int fd, uint64_t ends[N_PARTS])
  * takes no part in sequence tracking). */
 static uint64_t stored_total(uint16_t port, uint64_t ends[N_PARTS])
 {
-	struct session s = hello_as(port, 0, true);
+	struct session s = hello_as(port, NULL, true);
 	uint64_t total = metadata_total(s.fd, ends);
 	close(s.fd);
 	return total;
@@ -292,7 +301,7 @@ static uint64_t stored_total(uint16_t port, uint64_t ends[N_PARTS])
 static uint64_t check_stored(uint16_t port, uint64_t n, uint32_t times, const struct acked *where)
 {
 	uint64_t ends[N_PARTS];
-	struct session s = hello_as(port, 0, true);
+	struct session s = hello_as(port, NULL, true);
 	uint64_t total = metadata_total(s.fd, ends);
 	uint32_t *count = calloc(n ? n : 1, sizeof(*count));
 	uint64_t req = 100, read = 0;
@@ -368,7 +377,7 @@ static uint64_t check_stored(uint16_t port, uint64_t n, uint32_t times, const st
  * in time (20 s). */
 static void wait_stored(uint16_t port, uint64_t n)
 {
-	struct session s = hello_as(port, 0, true);
+	struct session s = hello_as(port, NULL, true);
 	uint64_t total = 0, end = sl_now_ns() + 20000000000ull;
 	for (int round = 0; round < 10000000 && sl_now_ns() < end; round++) {
 		total = metadata_total(s.fd, NULL);
@@ -389,7 +398,7 @@ Test(exactly_once, duplicate_answered_with_original_offset, .timeout = 60)
 	enum { N = 10 };
 	struct acked first[N], again[N];
 
-	struct session a = hello_as(f.port, 0, false);
+	struct session a = hello_as(f.port, NULL, false);
 	cr_assert_eq(a.next_sequence, 0, "a new producer starts at 0");
 	produce(&a, 0, N, 7, a.epoch);
 	collect_acks(a.fd, 0, N, first);
@@ -399,7 +408,7 @@ Test(exactly_once, duplicate_answered_with_original_offset, .timeout = 60)
 	}
 	close(a.fd);
 
-	struct session b = hello_as(f.port, a.id, false);
+	struct session b = hello_as(f.port, &a, false);
 	cr_assert_eq(b.epoch, a.epoch + 1, "a known id gets the next epoch");
 	cr_assert_eq(b.next_sequence, N, "next_sequence %llu after %d accepted",
 	             (unsigned long long)b.next_sequence, N);
@@ -437,13 +446,13 @@ Test(exactly_once, acks_lost_then_resent, .timeout = 60)
 
 	/* First: the events are surely stored before the resend, so every one
 	 * must come back as a duplicate where the log has it. */
-	struct session a = hello_as(f.port, 0, false);
+	struct session a = hello_as(f.port, NULL, false);
 	produce(&a, 0, N / 2, 13, a.epoch);
 	produce(&a, N / 2, N / 2, 13, a.epoch);
 	wait_stored(f.port, N);
 	close(a.fd); /* the acks were never read */
 
-	struct session b = hello_as(f.port, a.id, false);
+	struct session b = hello_as(f.port, &a, false);
 	cr_assert_eq(b.next_sequence, N);
 	produce(&b, 0, N, 13, b.epoch);
 	collect_acks(b.fd, 0, N, acks);
@@ -459,10 +468,10 @@ Test(exactly_once, acks_lost_then_resent, .timeout = 60)
 	 * resend while the first copies may still be on their way to disk (or
 	 * not read at all). Each event is answered once and stored once,
 	 * whichever copy wins. */
-	struct session c = hello_as(f.port, a.id, false);
+	struct session c = hello_as(f.port, &a, false);
 	produce(&c, N, N, 13, c.epoch);
 	close(c.fd);
-	struct session d = hello_as(f.port, a.id, false);
+	struct session d = hello_as(f.port, &a, false);
 	cr_assert_gt(d.epoch, c.epoch);
 	produce(&d, N, N, 13, d.epoch);
 	collect_acks(d.fd, N, N, acks);
@@ -482,8 +491,8 @@ Test(exactly_once, zombie_is_fenced, .timeout = 60)
 	enum { N = 20 };
 	struct acked acks[N];
 
-	struct session a = hello_as(f.port, 0, false);
-	struct session b = hello_as(f.port, a.id, false);
+	struct session a = hello_as(f.port, NULL, false);
+	struct session b = hello_as(f.port, &a, false);
 	cr_assert_eq(b.epoch, a.epoch + 1);
 
 	produce(&a, 0, N, 5, a.epoch);
@@ -527,6 +536,74 @@ Test(exactly_once, zombie_is_fenced, .timeout = 60)
 	stop(&f);
 }
 
+/* Says Hello as producer `id` with `proof` (len bytes) and expects the
+ * server to refuse it with ERR_AUTH and close. */
+static void expect_hello_refused(uint16_t port, uint64_t id, const uint8_t *proof, size_t len)
+{
+	int fd = dial(port);
+	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
+	h.min_version = 1;
+	h.max_version = 1;
+	h.producer_id = id;
+	h.producer_proof.data = (uint8_t *)proof;
+	h.producer_proof.len = len;
+	send_msg(fd, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base);
+	uint8_t *body;
+	uint32_t blen;
+	int type = read_frame(fd, &body, &blen);
+	cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ERROR, "Hello as %llu: frame %d",
+	             (unsigned long long)id, type);
+	Sluice__V1__Error *e = sluice__v1__error__unpack(NULL, blen, body);
+	free(body);
+	cr_assert_not_null(e);
+	cr_assert_eq(e->code, SLUICE__V1__ERROR_CODE__ERR_AUTH, "Error %d: %s", e->code,
+	             e->message);
+	cr_assert_not_null(strstr(e->message, "proof"), "%s", e->message);
+	sluice__v1__error__free_unpacked(e, NULL);
+	expect_closed(fd);
+	close(fd);
+}
+
+/* Issue 23: naming another client's producer id, without its proof or
+ * with another id's, is refused, and the producer goes on unfenced; the
+ * proof survives a restart. */
+Test(exactly_once, no_client_fences_another, .timeout = 90)
+{
+	struct fixture f;
+	start(&f, 2);
+	enum { N = 10 };
+	struct acked acks[N];
+
+	struct session a = hello_as(f.port, NULL, false);
+	struct session other = hello_as(f.port, NULL, false);
+	cr_assert_neq(a.id, other.id);
+	cr_assert(memcmp(a.proof, other.proof, sizeof(a.proof)) != 0, "two ids, one proof");
+	expect_hello_refused(f.port, a.id, NULL, 0);
+	expect_hello_refused(f.port, a.id, other.proof, sizeof(other.proof));
+	uint8_t bad[16];
+	memcpy(bad, a.proof, sizeof(bad));
+	bad[15] ^= 1;
+	expect_hello_refused(f.port, a.id, bad, sizeof(bad));
+	expect_hello_refused(f.port, a.id, a.proof, 15);
+
+	/* A is still the current session: its events are stored. */
+	produce(&a, 0, N, 3, a.epoch);
+	collect_acks(a.fd, 0, N, acks);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(acks[i].status, 0, "event %d refused: %d", i, acks[i].status);
+	close(a.fd);
+	close(other.fd);
+
+	/* After a restart the same proof resumes the id. */
+	halt(&f);
+	start_on(&f, 2, true);
+	struct session b = hello_as(f.port, &a, false);
+	cr_assert_eq(b.id, a.id);
+	cr_assert(memcmp(b.proof, a.proof, sizeof(a.proof)) == 0, "the proof changed");
+	close(b.fd);
+	stop(&f);
+}
+
 /* (d) A gap: sequences far beyond next_sequence are refused, nothing of
  * them is stored, and the session goes on. */
 Test(exactly_once, gap_refused_with_err_sequence, .timeout = 60)
@@ -536,7 +613,7 @@ Test(exactly_once, gap_refused_with_err_sequence, .timeout = 60)
 	enum { N = 16 };
 	struct acked acks[N];
 
-	struct session a = hello_as(f.port, 0, false);
+	struct session a = hello_as(f.port, NULL, false);
 	uint64_t far = a.next_sequence + (UINT64_C(1) << 40);
 	produce(&a, far, N, 5, a.epoch);
 	collect_acks(a.fd, far, N, acks);
@@ -574,7 +651,7 @@ Test(exactly_once, state_survives_restart, .timeout = 90)
 	enum { N = 300 };
 	static struct acked first[N], again[N];
 
-	struct session a = hello_as(f.port, 0, false);
+	struct session a = hello_as(f.port, NULL, false);
 	produce(&a, 0, N, 11, a.epoch);
 	collect_acks(a.fd, 0, N, first);
 	for (int i = 0; i < N; i++)
@@ -583,7 +660,7 @@ Test(exactly_once, state_survives_restart, .timeout = 90)
 	halt(&f);
 
 	start_on(&f, 2, true);
-	struct session b = hello_as(f.port, a.id, false);
+	struct session b = hello_as(f.port, &a, false);
 	cr_assert_gt(b.epoch, a.epoch, "epoch %u after a restart, was %u", b.epoch, a.epoch);
 	cr_assert_eq(b.next_sequence, N, "next_sequence %llu after a restart, expected %d",
 	             (unsigned long long)b.next_sequence, N);
@@ -613,7 +690,7 @@ Test(exactly_once, state_survives_restart_across_rolls, .timeout = 90)
 
 	g_topics[0].segment_bytes = 4096;
 	start(&f, 2);
-	struct session a = hello_as(f.port, 0, false);
+	struct session a = hello_as(f.port, NULL, false);
 	/* One frame at a time: each its own group commit, so the logs roll. */
 	for (uint32_t b = 0; b < N; b += CHUNK) {
 		produce(&a, b, CHUNK, 64, a.epoch);
@@ -637,7 +714,7 @@ Test(exactly_once, state_survives_restart_across_rolls, .timeout = 90)
 	}
 
 	start_on(&f, 2, true);
-	struct session b = hello_as(f.port, a.id, false);
+	struct session b = hello_as(f.port, &a, false);
 	cr_assert_eq(b.next_sequence, N, "next_sequence %llu after a restart, expected %d",
 	             (unsigned long long)b.next_sequence, N);
 	for (uint32_t k = 0; k < N; k += CHUNK) {
@@ -665,11 +742,11 @@ Test(exactly_once, idempotence_off_stores_resends, .timeout = 60)
 	enum { N = 40 };
 	struct acked acks[N];
 
-	struct session a = hello_as(f.port, 0, true);
+	struct session a = hello_as(f.port, NULL, true);
 	produce(&a, 0, N, 7, a.epoch);
 	collect_acks(a.fd, 0, N, acks);
 	close(a.fd);
-	struct session b = hello_as(f.port, a.id, true);
+	struct session b = hello_as(f.port, &a, true);
 	produce(&b, 0, N, 7, b.epoch);
 	collect_acks(b.fd, 0, N, acks);
 	for (int i = 0; i < N; i++)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -33,6 +34,8 @@ static void dir_remove(struct dir *d)
 	char tmp[128];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->file);
 	unlink(tmp);
+	snprintf(tmp, sizeof(tmp), "%s.key", d->file);
+	unlink(tmp);
 	unlink(d->file);
 	cr_assert_eq(rmdir(d->path), 0, "%s left files behind", d->path);
 }
@@ -44,6 +47,15 @@ static struct sl_producers *open_ok(const struct dir *d)
 	int ret = sl_producers_open(d->file, &r, err, sizeof(err));
 	cr_assert_eq(ret, 0, "open: %d %s", ret, err);
 	return r;
+}
+
+/* sl_producers_hello with the id's own proof, as its client would. */
+static int hello(struct sl_producers *r, uint64_t id, struct sl_producer **p, uint32_t *ep,
+                 uint64_t *next_seq)
+{
+	uint8_t proof[SL_PRODUCER_PROOF_LEN];
+	sl_producers_proof(r, id, proof);
+	return sl_producers_hello(r, id, proof, sizeof(proof), p, ep, next_seq);
 }
 
 static void write_file(const char *path, const void *b, size_t len)
@@ -69,7 +81,7 @@ Test(producers, ids_unique_across_restarts)
 	/* Nothing written before the first id is needed. */
 	cr_assert_neq(access(d.file, F_OK), 0);
 	for (uint32_t i = 0; i < n; i++) {
-		cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+		cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
 		cr_assert_gt(p->id, prev, "ids increase, so they are unique");
 		cr_assert_eq(ep, 1);
 		cr_assert_eq(next_seq, 0);
@@ -86,7 +98,7 @@ Test(producers, ids_unique_across_restarts)
 		r = open_ok(&d);
 		cr_assert_eq(sl_producers_count(r), 0);
 		for (int i = 0; i < 10; i++) {
-			cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+			cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
 			cr_assert_gt(p->id, max_id);
 			cr_assert_eq(ep, 1);
 		}
@@ -106,22 +118,22 @@ Test(producers, epochs_bump_and_fence)
 
 	dir_make(&d);
 	r = open_ok(&d);
-	cr_assert_eq(sl_producers_hello(r, 0, &p1, &e1, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &p1, &e1, &next_seq), 0);
 	cr_assert(sl_producer_is_current(p1, e1));
 	sl_producer_accepted(p1, 10);
 	sl_producer_accepted(p1, 7); /* a lower one loses */
-	cr_assert_eq(sl_producers_hello(r, p1->id, &p2, &e2, &next_seq), 0);
+	cr_assert_eq(hello(r, p1->id, &p2, &e2, &next_seq), 0);
 	cr_assert_eq(p2, p1, "same entry, same address");
 	cr_assert_eq(e2, e1 + 1);
 	cr_assert_eq(next_seq, 10);
 	cr_assert_not(sl_producer_is_current(p1, e1));
 	cr_assert(sl_producer_is_current(p1, e2));
 	/* A client's own id that nobody knows: kept, epoch 1. */
-	cr_assert_eq(sl_producers_hello(r, 777, &p3, &e3, &next_seq), 0);
+	cr_assert_eq(hello(r, 777, &p3, &e3, &next_seq), 0);
 	cr_assert_eq(p3->id, 777);
 	cr_assert_eq(e3, 1);
 	cr_assert_eq(next_seq, 0);
-	cr_assert_eq(sl_producers_hello(r, SL_PRODUCERS_ID_LIMIT, &p3, &e3, &next_seq), -EINVAL);
+	cr_assert_eq(hello(r, SL_PRODUCERS_ID_LIMIT, &p3, &e3, &next_seq), -EINVAL);
 	cr_assert_eq(sl_producers_count(r), 2);
 	sl_producers_close(r);
 	dir_remove(&d);
@@ -145,27 +157,27 @@ Test(producers, seed_merges_maxima)
 	cr_assert_eq(sl_producers_seed(r, 0, 1, 0), -EINVAL);
 	cr_assert_eq(sl_producers_seed(r, 1, 1, SL_DEDUP_SEQ_LIMIT), -EINVAL);
 	cr_assert_eq(sl_producers_count(r), 2);
-	cr_assert_eq(sl_producers_hello(r, 500, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 500, &p, &ep, &next_seq), 0);
 	cr_assert_eq(ep, 4);
 	cr_assert_eq(next_seq, 21);
-	cr_assert_eq(sl_producers_hello(r, 40, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 40, &p, &ep, &next_seq), 0);
 	cr_assert_eq(ep, 2);
 	cr_assert_eq(next_seq, 1);
 	/* Fresh ids stay above every seeded one. */
-	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
 	cr_assert_gt(p->id, 500);
 	cr_assert_eq(ep, 1);
 	/* A client's id far above the mark is reserved durably: after a
 	 * restart (nothing seeded) fresh ids are above it. */
 	const uint64_t far = UINT64_C(1) << 40;
-	cr_assert_eq(sl_producers_hello(r, far, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, far, &p, &ep, &next_seq), 0);
 	sl_producers_close(r);
 	r = open_ok(&d);
-	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
 	cr_assert_gt(p->id, far);
 	/* An epoch at its end cannot be bumped. */
 	cr_assert_eq(sl_producers_seed(r, 900, UINT32_MAX, 5), 0);
-	cr_assert_eq(sl_producers_hello(r, 900, &p, &ep, &next_seq), -EOVERFLOW);
+	cr_assert_eq(hello(r, 900, &p, &ep, &next_seq), -EOVERFLOW);
 	sl_producers_close(r);
 	dir_remove(&d);
 }
@@ -181,13 +193,12 @@ Test(producers, limit)
 	dir_make(&d);
 	r = open_ok(&d);
 	for (uint32_t i = 0; i < SL_PRODUCERS_MAX_DEFAULT; i++)
-		cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
-	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), -ENOSPC);
-	cr_assert_eq(sl_producers_hello(r, 3u * SL_PRODUCERS_MAX_DEFAULT, &p, &ep, &next_seq),
-	             -ENOSPC);
+		cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), -ENOSPC);
+	cr_assert_eq(hello(r, 3u * SL_PRODUCERS_MAX_DEFAULT, &p, &ep, &next_seq), -ENOSPC);
 	cr_assert_eq(sl_producers_seed(r, 3u * SL_PRODUCERS_MAX_DEFAULT, 1, 1), -ENOSPC);
 	/* A known one still says hello. */
-	cr_assert_eq(sl_producers_hello(r, 1, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 1, &p, &ep, &next_seq), 0);
 	cr_assert_eq(ep, 2);
 	sl_producers_close(r);
 	dir_remove(&d);
@@ -205,7 +216,7 @@ Test(producers, bad_file_refused)
 
 	dir_make(&d);
 	r = open_ok(&d);
-	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
 	sl_producers_close(r);
 	int fd = open(d.file, O_RDONLY);
 	cr_assert_geq(fd, 0);
@@ -240,15 +251,11 @@ Test(producers, bad_file_refused)
 	sl_producers_close(r);
 	dir_remove(&d);
 
-	/* The mark cannot be written (no such folder): no id is handed out. */
-	cr_assert_eq(sl_producers_open("/nonexistent-sluice-dir/producers", &r, err, sizeof(err)),
+	/* No such folder: the proofs' key cannot be made, so the registry
+	 * is refused at open, naming the key file. */
+	cr_assert_lt(sl_producers_open("/nonexistent-sluice-dir/producers", &r, err, sizeof(err)),
 	             0);
-	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), -ENOENT);
-	cr_assert_eq(sl_producers_count(r), 0);
-	/* Known ids need no write. */
-	cr_assert_eq(sl_producers_seed(r, 5, 1, 1), 0);
-	cr_assert_eq(sl_producers_hello(r, 5, &p, &ep, &next_seq), 0);
-	sl_producers_close(r);
+	cr_assert_not_null(strstr(err, "producers.key"), "%s", err);
 }
 
 /* ---- two threads ---------------------------------------------------------- */
@@ -270,14 +277,14 @@ static void *worker_main(void *arg)
 		struct sl_producer *p;
 		uint64_t next_seq;
 		uint32_t ep;
-		if (sl_producers_hello(w->r, 0, &p, &ep, &next_seq) != 0 || ep != 1) {
+		if (hello(w->r, 0, &p, &ep, &next_seq) != 0 || ep != 1) {
 			w->failures++;
 			continue;
 		}
 		w->fresh[i] = p->id;
 		/* The event path on entries the other thread also touches. */
 		sl_producer_accepted(p, (uint64_t)i + 1);
-		if (sl_producers_hello(w->r, w->shared, &p, &ep, &next_seq) != 0) {
+		if (hello(w->r, w->shared, &p, &ep, &next_seq) != 0) {
 			w->failures++;
 			continue;
 		}
@@ -306,7 +313,7 @@ Test(producers, hello_from_two_threads)
 
 	dir_make(&d);
 	r = open_ok(&d);
-	cr_assert_eq(sl_producers_hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
 	for (int i = 0; i < 2; i++) {
 		w[i].r = r;
 		w[i].shared = p->id;
@@ -333,7 +340,7 @@ Test(producers, hello_from_two_threads)
 	for (int i = 0; i < 2 * PER_THREAD; i++)
 		cr_assert_eq(e64[i], (uint64_t)i + 2, "epochs 2..N+1, each once");
 	cr_assert(sl_producer_is_current(p, 2 * PER_THREAD + 1));
-	cr_assert_eq(sl_producers_hello(r, p->id, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, p->id, &p, &ep, &next_seq), 0);
 	cr_assert_eq(next_seq, PER_THREAD);
 	cr_assert_eq(sl_producers_count(r), 2 * PER_THREAD + 1);
 	free(e64);
@@ -341,5 +348,57 @@ Test(producers, hello_from_two_threads)
 	free(eps);
 	free(w);
 	sl_producers_close(r);
+	dir_remove(&d);
+}
+
+/* Proofs (issue 23): one per id, kept across a reopen through the key file
+ * (0600), refused when wrong, short or another id's; a key file of the wrong
+ * size refuses the registry. */
+Test(producers, proofs_bind_ids_across_reopen)
+{
+	struct dir d;
+	uint8_t p1[SL_PRODUCER_PROOF_LEN], p2[SL_PRODUCER_PROOF_LEN], again[SL_PRODUCER_PROOF_LEN];
+	char key[128], err[256];
+	struct stat st;
+
+	dir_make(&d);
+	struct sl_producers *r = open_ok(&d);
+	snprintf(key, sizeof(key), "%s.key", d.file);
+	cr_assert_eq(stat(key, &st), 0, "no key file");
+	cr_assert_eq(st.st_size, 32);
+	cr_assert_eq(st.st_mode & 077, 0, "the key is readable by others: %o", st.st_mode);
+	sl_producers_proof(r, 1, p1);
+	sl_producers_proof(r, 2, p2);
+	cr_assert(memcmp(p1, p2, sizeof(p1)) != 0);
+	cr_assert(sl_producers_proof_ok(r, 1, p1, sizeof(p1)));
+	cr_assert_not(sl_producers_proof_ok(r, 1, p2, sizeof(p2)), "another id's proof");
+	cr_assert_not(sl_producers_proof_ok(r, 1, p1, sizeof(p1) - 1), "a short proof");
+	cr_assert_not(sl_producers_proof_ok(r, 1, NULL, 0), "no proof");
+	p1[0] ^= 0x80;
+	cr_assert_not(sl_producers_proof_ok(r, 1, p1, sizeof(p1)), "one bit off");
+	p1[0] ^= 0x80;
+	/* A known id takes its proof; an unknown one is nobody's. */
+	struct sl_producer *p;
+	uint32_t ep;
+	uint64_t next_seq;
+	cr_assert_eq(sl_producers_hello(r, 0, NULL, 0, &p, &ep, &next_seq), 0);
+	uint64_t id = p->id;
+	cr_assert_eq(sl_producers_hello(r, id, NULL, 0, &p, &ep, &next_seq), -EACCES);
+	cr_assert_eq(sl_producers_hello(r, id, p2, sizeof(p2), &p, &ep, &next_seq), -EACCES);
+	cr_assert_eq(hello(r, id, &p, &ep, &next_seq), 0);
+	cr_assert_eq(ep, 2, "a refused hello must not fence: epoch %u", ep);
+	cr_assert_eq(sl_producers_hello(r, 4242, NULL, 0, &p, &ep, &next_seq), 0);
+	sl_producers_close(r);
+
+	r = open_ok(&d);
+	sl_producers_proof(r, 1, again);
+	cr_assert(memcmp(p1, again, sizeof(p1)) == 0, "the proof changed across a reopen");
+	sl_producers_close(r);
+
+	write_file(key, "short", 5);
+	r = NULL;
+	cr_assert_eq(sl_producers_open(d.file, &r, err, sizeof(err)), -SL_ECORRUPT);
+	cr_assert_not_null(strstr(err, ".key"), "%s", err);
+	cr_assert_null(r);
 	dir_remove(&d);
 }

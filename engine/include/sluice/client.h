@@ -133,6 +133,10 @@ struct sl_client_opts {
 	 * A missing or wrong one fails the connect with -EACCES. Added in 0.2:
 	 * the struct grew, hence the library's SONAME 0.2. */
 	const char *token;
+	/* With producer_id: the proof the server gave with it (16 bytes, from
+	 * sl_client_producer_proof of an earlier client); without the right
+	 * one the server refuses the id (-EACCES). 0.2. */
+	const uint8_t *producer_proof;
 };
 
 struct sl_client_header {
@@ -229,6 +233,11 @@ uint64_t sl_client_inflight(const struct sl_client *c);
 void sl_client_get_stats(const struct sl_client *c, struct sl_client_stats *out);
 /* The producer id the server confirmed (assigned when opts.producer_id was 0). */
 uint64_t sl_client_producer_id(const struct sl_client *c);
+/* Copies the proof that goes with the producer id (16 bytes) into out:
+ * keep it with the id to resume the producer from another process (opts.
+ * producer_id and producer_proof). 0, or -ENOENT before the first Welcome. */
+#define SL_CLIENT_PROOF_LEN 16
+int sl_client_producer_proof(const struct sl_client *c, uint8_t out[SL_CLIENT_PROOF_LEN]);
 /* Text of the last failure with its context; "" when there was none. */
 const char *sl_client_last_error(const struct sl_client *c);
 /* "ERR_UNKNOWN_TOPIC" ... for a sluice.v1.ErrorCode; "ERR_?" when unknown. */
