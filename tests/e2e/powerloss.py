@@ -19,8 +19,9 @@ shows a snapshot or checkpoint half written (polled, bounded). Once the process 
 what a power cut would lose (unsynced bytes, pending renames and creates,
 by file: segment roll, producer checkpoint, projection snapshot), and then
 the power is cut: `crash`, `crash reorder SEED` or `crash torn SEED`
-(seeded). sluiced restarts on the same data and port, the producers ride
-through. A cut with nothing unacked and nothing unsynced is idle: counted,
+(seeded). sluiced restarts on the same data and port (with fallocate refused
+by faultfs half of the time, seeded: segments then grow by appends), the
+producers ride through. A cut with nothing unacked and nothing unsynced is idle: counted,
 and a failure (the run did not test what it means to).
 
 After the K cuts the producers finish; one more cut (plain `crash`) and a
@@ -165,7 +166,7 @@ def powerloss_run(a):
     points = [int((j + rng.uniform(0.2, 0.8)) * share) for j in range(k)]
     print("powerloss: durability=%s N=%d K=%d producers=%d seed=%d segment_bytes=%d" % (
         a.durability, n, k, p_count, a.seed, a.segment_bytes), flush=True)
-    totals = {"idle": 0, "unsynced_bytes": 0, "stop_cuts": 0}
+    totals = {"idle": 0, "unsynced_bytes": 0, "stop_cuts": 0, "nofallocate": 0}
     caught = {"roll": 0, "checkpoint": 0, "snapshot": 0, "segment": 0}
     modes = {m: 0 for m in MODES}
     with Workdir() as wd:
@@ -270,6 +271,11 @@ def powerloss_run(a):
                           state["pending_ops"], " [%s]" % ",".join(sorted(got)) if got else "",
                           after["last_crash_undone_bytes"],
                           " (IDLE: nothing in flight)" if idle else ""), flush=True)
+                # The next instance's segments pre-allocated or grown by
+                # appends (sluiced's fallback where fallocate is refused).
+                noalloc = a.nofallocate or rng.random() < 0.5
+                fs.do("nofallocate %s" % ("on" if noalloc else "off"))
+                totals["nofallocate"] += noalloc
                 srv = start_server(a, wd, fs, port, j + 1)
                 cuts_done += 1
                 _, acked_at_ready = counts()
@@ -315,10 +321,10 @@ def powerloss_run(a):
                   stats["misacked"], proj, totals["idle"], seconds), flush=True)
         print("powerloss: modes %s; cuts during a stop %d; cuts that caught a roll %d, a "
               "checkpoint %d, a snapshot %d, unsynced segment data %d; unsynced bytes at the "
-              "cuts %d; faultfs exit %s" % (
+              "cuts %d; restarts without fallocate %d; faultfs exit %s" % (
                   ", ".join("%s=%d" % kv for kv in modes.items()), totals["stop_cuts"],
                   caught["roll"], caught["checkpoint"], caught["snapshot"], caught["segment"],
-                  totals["unsynced_bytes"], rc), flush=True)
+                  totals["unsynced_bytes"], totals["nofallocate"], rc), flush=True)
         bad = [kind for kind in ("lost", "duplicated", "reordered", "gaps", "misacked",
                                  "foreign") if stats[kind]]
         msgs = ["%s=%d, e.g. %s" % (kind, stats[kind], "; ".join(examples[kind])) for kind in bad]
@@ -348,7 +354,7 @@ def main():
                     help="events per second over all producers (spreads the input over the cuts)")
     ap.add_argument("--segment-bytes", type=int, default=256 * 1024)
     ap.add_argument("--nofallocate", action="store_true",
-                    help="faultfs refuses fallocate (sluiced appends without pre-allocation)")
+                    help="faultfs always refuses fallocate (else after half of the cuts)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SLUICE_POWERLOSS_SEED", "1")))
     ap.add_argument("--max-delay", type=float, default=0.05,
                     help="longest random delay after a cut point is passed (s)")
