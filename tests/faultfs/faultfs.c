@@ -15,7 +15,9 @@
  * size: an append costs no memory). fsync/fdatasync of the file drops its
  * records (they are durable). An undo log rather than a page shadow because
  * `crash torn` needs each write's own bounds and the bytes under it, and
- * sluice's unsynced data is mostly appends.
+ * sluice's unsynced data is mostly appends. (A truncate that shrinks a
+ * file holds the cut bytes until the next sync: a 64 MiB pre-allocated
+ * segment sealed to its size costs 64 MiB here for that moment.)
  *
  * Metadata (one journal, `struct ffs_op`). create, mkdir, unlink, rmdir
  * and rename are appended to a global ordered journal, as ext4's jbd2 does:
