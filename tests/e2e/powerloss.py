@@ -325,6 +325,7 @@ def powerloss_run(a):
                   ", ".join("%s=%d" % kv for kv in modes.items()), totals["stop_cuts"],
                   caught["roll"], caught["checkpoint"], caught["snapshot"], caught["segment"],
                   totals["unsynced_bytes"], totals["nofallocate"], rc), flush=True)
+        check(rc == 0, "faultfs exited %s (its log: %s)" % (rc, fs.log_text()))
         bad = [kind for kind in ("lost", "duplicated", "reordered", "gaps", "misacked",
                                  "foreign") if stats[kind]]
         msgs = ["%s=%d, e.g. %s" % (kind, stats[kind], "; ".join(examples[kind])) for kind in bad]
