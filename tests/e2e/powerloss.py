@@ -232,9 +232,14 @@ def powerloss_run(a):
                 crash_seed = rng.randrange(1 << 32)
                 # The random moment: a plain wait is the point here.
                 time.sleep(min(delay, deadline.left()))
-                # Then the next moment something is in flight (bounded).
-                prods[j % p_count].wait_unacked(deadline.left(5))
-                written, acked = counts()
+                # Then the next moment something is in flight over all the
+                # producers (bounded), and the kill right after that look.
+                t_end = time.monotonic() + min(deadline.left(), 5)
+                while True:
+                    written, acked = counts()
+                    if written > acked or time.monotonic() >= t_end:
+                        break
+                    prods[j % p_count].wait_written(prods[j % p_count].written + 1, 0.01)
                 if stop_cut:
                     totals["stop_cuts"] += 1
                     srv.proc.send_signal(signal.SIGTERM)
