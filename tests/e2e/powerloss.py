@@ -19,8 +19,9 @@ shows a snapshot or checkpoint half written (polled, bounded). Once the process 
 what a power cut would lose (unsynced bytes, pending renames and creates,
 by file: segment roll, producer checkpoint, projection snapshot), and then
 the power is cut: `crash`, `crash reorder SEED` or `crash torn SEED`
-(seeded). sluiced restarts on the same data and port, the producers ride
-through. A cut with nothing unacked and nothing unsynced is idle: counted,
+(seeded). sluiced restarts on the same data and port (with fallocate refused
+by faultfs half of the time, seeded: segments then grow by appends), the
+producers ride through. A cut with nothing unacked and nothing unsynced is idle: counted,
 and a failure (the run did not test what it means to).
 
 After the K cuts the producers finish; one more cut (plain `crash`) and a
@@ -165,7 +166,7 @@ def powerloss_run(a):
     points = [int((j + rng.uniform(0.2, 0.8)) * share) for j in range(k)]
     print("powerloss: durability=%s N=%d K=%d producers=%d seed=%d segment_bytes=%d" % (
         a.durability, n, k, p_count, a.seed, a.segment_bytes), flush=True)
-    totals = {"idle": 0, "unsynced_bytes": 0, "stop_cuts": 0}
+    totals = {"idle": 0, "unsynced_bytes": 0, "stop_cuts": 0, "nofallocate": 0}
     caught = {"roll": 0, "checkpoint": 0, "snapshot": 0, "segment": 0}
     modes = {m: 0 for m in MODES}
     with Workdir() as wd:
@@ -193,15 +194,26 @@ def powerloss_run(a):
                     w += pw
                     a_ += pa
                 return w, a_
+            def all_exited():
+                return all(p.proc.poll() is not None for p in prods)
             acked_at_ready = 0
+            cuts_done = 0
             for j in range(k):
+                if a.expect_loss and all_exited():
+                    # Under `none` a cut that loses acked events leaves each
+                    # producer's next sequence ahead of the recovered log:
+                    # the rest of its events are refused (ERR_SEQUENCE) and
+                    # it exits. Loss is what this run is after; stop here.
+                    print("powerloss: every producer exited after cut %d (refused events: "
+                          "see produce*.stderr); no more cuts" % j, flush=True)
+                    break
                 w, ack = counts()
                 check(ack < n, "cut %d: every event is acked already: the producers went faster "
                       "than the cuts (lower --rate or raise --events)" % (j + 1))
                 # The current instance is at work: some producer got an ack
                 # from it, and the writers passed this cut's point.
                 end = time.monotonic() + min(deadline.left(), a.cut_wait)
-                while counts()[1] <= acked_at_ready:
+                while counts()[1] <= acked_at_ready and not (a.expect_loss and all_exited()):
                     check(time.monotonic() < end, "cut %d: no ack from the server within %d s "
                           "of its start (written/acked %r): %s" % (
                               j + 1, a.cut_wait, counts(), srv.stderr_text()[-2000:]))
@@ -209,7 +221,7 @@ def powerloss_run(a):
                 # Acks, not lines written: the writers run ahead by the
                 # pipes and the producers' windows, and a cut after the
                 # last ack would find nothing in flight.
-                while counts()[1] < points[j]:
+                while counts()[1] < points[j] and not (a.expect_loss and all_exited()):
                     check(time.monotonic() < end, "cut %d: the acks did not reach %d within "
                           "%d s (written/acked %r)" % (j + 1, points[j], a.cut_wait, counts()))
                     prods[j % p_count].wait_acks_beyond(prods[j % p_count].acked, 0.05)
@@ -220,9 +232,14 @@ def powerloss_run(a):
                 crash_seed = rng.randrange(1 << 32)
                 # The random moment: a plain wait is the point here.
                 time.sleep(min(delay, deadline.left()))
-                # Then the next moment something is in flight (bounded).
-                prods[j % p_count].wait_unacked(deadline.left(5))
-                written, acked = counts()
+                # Then the next moment something is in flight over all the
+                # producers (bounded), and the kill right after that look.
+                t_end = time.monotonic() + min(deadline.left(), 5)
+                while True:
+                    written, acked = counts()
+                    if written > acked or time.monotonic() >= t_end:
+                        break
+                    prods[j % p_count].wait_written(prods[j % p_count].written + 1, 0.01)
                 if stop_cut:
                     totals["stop_cuts"] += 1
                     srv.proc.send_signal(signal.SIGTERM)
@@ -259,7 +276,13 @@ def powerloss_run(a):
                           state["pending_ops"], " [%s]" % ",".join(sorted(got)) if got else "",
                           after["last_crash_undone_bytes"],
                           " (IDLE: nothing in flight)" if idle else ""), flush=True)
+                # The next instance's segments pre-allocated or grown by
+                # appends (sluiced's fallback where fallocate is refused).
+                noalloc = a.nofallocate or rng.random() < 0.5
+                fs.do("nofallocate %s" % ("on" if noalloc else "off"))
+                totals["nofallocate"] += noalloc
                 srv = start_server(a, wd, fs, port, j + 1)
+                cuts_done += 1
                 _, acked_at_ready = counts()
             # Every event out; under fsync every one acked.
             results = []
@@ -298,15 +321,16 @@ def powerloss_run(a):
         print("powerloss: durability=%s cuts=%d acked=%d stored=%d lost=%d lost_acked=%d "
               "duplicated=%d reordered=%d gaps=%d misacked=%d projection=%s idle=%d "
               "seconds=%.1f" % (
-                  a.durability, k, acked_total, stats["stored"], stats["lost"],
+                  a.durability, cuts_done, acked_total, stats["stored"], stats["lost"],
                   stats["lost_acked"], stats["duplicated"], stats["reordered"], stats["gaps"],
                   stats["misacked"], proj, totals["idle"], seconds), flush=True)
         print("powerloss: modes %s; cuts during a stop %d; cuts that caught a roll %d, a "
               "checkpoint %d, a snapshot %d, unsynced segment data %d; unsynced bytes at the "
-              "cuts %d; faultfs exit %s" % (
+              "cuts %d; restarts without fallocate %d; faultfs exit %s" % (
                   ", ".join("%s=%d" % kv for kv in modes.items()), totals["stop_cuts"],
                   caught["roll"], caught["checkpoint"], caught["snapshot"], caught["segment"],
-                  totals["unsynced_bytes"], rc), flush=True)
+                  totals["unsynced_bytes"], totals["nofallocate"], rc), flush=True)
+        check(rc == 0, "faultfs exited %s (its log: %s)" % (rc, fs.log_text()))
         bad = [kind for kind in ("lost", "duplicated", "reordered", "gaps", "misacked",
                                  "foreign") if stats[kind]]
         msgs = ["%s=%d, e.g. %s" % (kind, stats[kind], "; ".join(examples[kind])) for kind in bad]
@@ -317,6 +341,7 @@ def powerloss_run(a):
             print("powerloss: loss seen, as expected under durability %s: %s" % (
                 a.durability, " | ".join(msgs)[:2000]), flush=True)
             return
+        check(cuts_done == k, "%d of %d cuts done" % (cuts_done, k))
         check(totals["idle"] == 0, "%d of %d cuts found nothing in flight" % (totals["idle"], k))
         check(not bad, "power loss broke exactly once: " + " | ".join(msgs))
         check(not proj_problems, "projection: " + " | ".join(proj_problems))
@@ -335,7 +360,7 @@ def main():
                     help="events per second over all producers (spreads the input over the cuts)")
     ap.add_argument("--segment-bytes", type=int, default=256 * 1024)
     ap.add_argument("--nofallocate", action="store_true",
-                    help="faultfs refuses fallocate (sluiced appends without pre-allocation)")
+                    help="faultfs always refuses fallocate (else after half of the cuts)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SLUICE_POWERLOSS_SEED", "1")))
     ap.add_argument("--max-delay", type=float, default=0.05,
                     help="longest random delay after a cut point is passed (s)")

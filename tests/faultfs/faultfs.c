@@ -15,7 +15,9 @@
  * size: an append costs no memory). fsync/fdatasync of the file drops its
  * records (they are durable). An undo log rather than a page shadow because
  * `crash torn` needs each write's own bounds and the bytes under it, and
- * sluice's unsynced data is mostly appends.
+ * sluice's unsynced data is mostly appends. (A truncate that shrinks a
+ * file holds the cut bytes until the next sync: a 64 MiB pre-allocated
+ * segment sealed to its size costs 64 MiB here for that moment.)
  *
  * Metadata (one journal, `struct ffs_op`). create, mkdir, unlink, rmdir
  * and rename are appended to a global ordered journal, as ext4's jbd2 does:
@@ -1501,6 +1503,20 @@ static int ffs_grave_reset(int root)
 	return fd;
 }
 
+/* Everything the model holds, at exit (a clean unmount keeps what it has:
+ * the graveyard is emptied at the next start). */
+static void ffs_free(struct ffs *fs)
+{
+	for (size_t b = 0; b < FFS_BUCKETS; b++) {
+		while (fs->nodes[b])
+			ffs_node_drop(fs, fs->nodes[b]->ino);
+	}
+	for (size_t k = 0; k < fs->n_ops; k++)
+		ffs_op_free(&fs->ops[k]);
+	free(fs->ops);
+	ffs_faults_clear(fs);
+}
+
 int main(int argc, char **argv)
 {
 	struct ffs fs = {.root = -1, .grave = -1, .enospc_left = -1};
@@ -1530,6 +1546,7 @@ int main(int argc, char **argv)
 		fargv[fargc++] = argv[i];
 	fargv[fargc] = NULL;
 	ret = fuse_main(fargc, fargv, &ffs_ops, &fs);
+	ffs_free(&fs);
 out:
 	close(fs.root);
 	if (fs.grave >= 0)

@@ -517,14 +517,15 @@ def main():
         failed = "%s: %s" % (type(e).__name__, e)
     finally:
         rc = fs.unmount()
+        log = fs.log_text()
         if os.path.ismount(fs.mnt):
             failed = failed or "still mounted after unmount"
         if not a.keep and not os.path.ismount(fs.mnt):
             shutil.rmtree(root, ignore_errors=True)
     if failed is None and rc != 0:
-        failed = "faultfs exited %s: %s" % (rc, fs.log_text())
+        failed = "faultfs exited %s" % rc
     if failed:
-        print("FAIL faultfs: %s\nfaultfs log: %s" % (failed, fs.log_text()), file=sys.stderr)
+        print("FAIL faultfs: %s\nfaultfs log: %s" % (failed, log), file=sys.stderr)
         return 1
     print("PASS faultfs (%.2f s)" % (time.monotonic() - start))
     return 0
