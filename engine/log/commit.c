@@ -244,7 +244,20 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	    atomic_load_explicit(&log->prep.state, memory_order_relaxed) == SL_SEGPREP_NONE)
 		sl__segprep_request(log->opts.prep, &log->prep);
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
-	int ret = sl__seal_buffer(log, b, log->write_pos);
+	int ret = sl__prealloc_ahead(log, log->write_pos + b->len);
+	if (ret < 0) {
+		if (sl__no_space(ret)) {
+			sl__full(log,
+			         "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64
+			         ": %s; new events are refused until space is freed",
+			         log->dir, s->base, log->alloc_end, strerror(-ret));
+			return 0;
+		}
+		sl__fail(log, "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64 ": %s",
+		         log->dir, s->base, log->alloc_end, strerror(-ret));
+		return -SL_ELOG_FAILED;
+	}
+	ret = sl__seal_buffer(log, b, log->write_pos);
 	if (ret < 0)
 		return ret;
 

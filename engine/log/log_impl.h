@@ -134,6 +134,9 @@ struct sl_log {
 	uint64_t full_retry_ns;
 	uint64_t full_since_ns;
 	bool sealed; /* a roll sealed the active segment, the next is not made yet */
+	/* Active segment: bytes pre-allocated (its file size) and the last
+	 * step taken (sl__prealloc_ahead). */
+	uint64_t alloc_end, alloc_step;
 	struct sl_log_stats stats;
 	struct sl_segprep_req prep; /* the next segment, when opts.prep */
 	/* The folder's filesystem cannot fallocate: segments grow as written
@@ -166,9 +169,15 @@ int sl__seg_add(struct sl_log *log, uint64_t base, int fd);
 int sl__seg_create(struct sl_log *log, uint64_t base);
 /* Seals the active segment, calls on_seal and creates the next one. */
 int sl__roll(struct sl_log *log, uint64_t base);
-/* Pre-allocates fd to the segment size, or notes (once, on stderr) that the
- * folder's filesystem cannot: 0 then too. -errno on any other failure. */
+/* Pre-allocates the first step of a new segment file fd, or notes (once, on
+ * stderr) that the folder's filesystem cannot: 0 then too. -errno on any
+ * other failure. */
 int sl__prealloc(struct sl_log *log, int fd);
+/* The first step: SL_LOG_PREALLOC_FIRST, or the segment when smaller. */
+uint64_t sl__prealloc_first(const struct sl_log *log);
+/* Makes the active segment allocated up to at least need_end (a step past
+ * alloc_end): 0, or -errno of fallocate (-ENOSPC: the device is full). */
+int sl__prealloc_ahead(struct sl_log *log, uint64_t need_end);
 
 /* Any thread, on the caller's own segment / descriptors: */
 int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos);

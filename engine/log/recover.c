@@ -202,12 +202,10 @@ static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
 	s->size = pos;
 	log->write_pos = pos;
 	log->next_offset = off;
-	/* A segment sealed short, or written on a filesystem without
-	 * fallocate: pre-allocate it again if this one can (sl__prealloc says
-	 * so once if not). Not fatal either way: appends grow the file. */
-	if (sc.file_size < log->opts.segment_bytes && sl__prealloc(log, s->fd) == 0 &&
-	    !log->no_prealloc)
-		(void)fsync(s->fd);
+	/* Allocated so far: the file (written, or pre-allocated and zero past
+	 * the data); appends allocate ahead of themselves from there. */
+	log->alloc_end = sc.file_size > pos ? sc.file_size : pos;
+	log->alloc_step = sl__prealloc_first(log);
 out:
 	free(sc.buf);
 	free(path);
@@ -267,7 +265,8 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		goto fail;
 	}
 	log->prep.dir_fd = log->dir_fd;
-	log->prep.bytes = opts->segment_bytes;
+	log->prep.bytes = opts->segment_bytes < SL_LOG_PREALLOC_FIRST ? opts->segment_bytes
+	                                                              : SL_LOG_PREALLOC_FIRST;
 	log->prep.fallocate_fn = opts->fallocate_fn ? opts->fallocate_fn : fallocate;
 	log->prep.fd = -1;
 	/* A prepared segment a crash left behind: never part of the log. */

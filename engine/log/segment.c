@@ -69,16 +69,55 @@ static void sl__prealloc_warn(struct sl_log *log, int err)
 	        log->dir, strerror(-err));
 }
 
+uint64_t sl__prealloc_first(const struct sl_log *log)
+{
+	return log->opts.segment_bytes < SL_LOG_PREALLOC_FIRST ? log->opts.segment_bytes
+	                                                       : SL_LOG_PREALLOC_FIRST;
+}
+
 int sl__prealloc(struct sl_log *log, int fd)
 {
 	sl_fallocate_fn fn = log->opts.fallocate_fn ? log->opts.fallocate_fn : fallocate;
 
-	if (fn(fd, 0, 0, (off_t)log->opts.segment_bytes) == 0)
+	if (fn(fd, 0, 0, (off_t)sl__prealloc_first(log)) == 0)
 		return 0;
 	int ret = -errno;
 	if (!sl__prealloc_unsupported(ret))
 		return ret;
 	sl__prealloc_warn(log, ret);
+	return 0;
+}
+
+int sl__prealloc_ahead(struct sl_log *log, uint64_t need_end)
+{
+	if (log->no_prealloc || need_end <= log->alloc_end)
+		return 0;
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	sl_fallocate_fn fn = log->opts.fallocate_fn ? log->opts.fallocate_fn : fallocate;
+	/* Each step twice the last, up to SL_LOG_PREALLOC_MAX_STEP: a busy
+	 * partition soon takes large steps (few calls), an idle one holds
+	 * little it does not use. */
+	uint64_t step = 2 * log->alloc_step;
+	if (step > SL_LOG_PREALLOC_MAX_STEP)
+		step = SL_LOG_PREALLOC_MAX_STEP;
+	if (step < SL_LOG_PREALLOC_FIRST)
+		step = SL_LOG_PREALLOC_FIRST;
+	uint64_t end = log->alloc_end + step;
+	if (end > log->opts.segment_bytes)
+		end = log->opts.segment_bytes;
+	if (end < need_end)
+		end = need_end; /* one group commit larger than the segment's rest */
+	if (fn(s->fd, 0, (off_t)log->alloc_end, (off_t)(end - log->alloc_end)) < 0) {
+		int ret = -errno;
+		if (sl__prealloc_unsupported(ret)) {
+			sl__prealloc_warn(log, ret);
+			return 0;
+		}
+		return ret;
+	}
+	log->stats.prealloc_steps++;
+	log->alloc_step = end - log->alloc_end;
+	log->alloc_end = end;
 	return 0;
 }
 
@@ -159,14 +198,16 @@ static int sl__seg_take_prepared(struct sl_log *log, uint64_t base, int *fd)
 }
 
 /*
- * Creates the segment starting at `base`, pre-allocated and synced. Measured
- * on this ext4 (bench/log.cc): fdatasync into fallocate()d blocks is about as
- * fast as appending (each first write into a block still journals the
- * extent's conversion: 3 device writes per sync, against 2 when overwriting
- * written blocks, which is 1.6-2x faster). Pre-allocation is kept because it
- * reserves the space up front and keeps a segment contiguous; recycling old
- * segments would reach the overwrite rate (not done yet). Without
- * fallocate (sl__prealloc) the file starts empty and grows as written.
+ * Creates the segment starting at `base` with its first step pre-allocated
+ * (SL_LOG_PREALLOC_FIRST), synced; sl__prealloc_ahead allocates the rest in
+ * steps as it is written. Measured on this ext4 (bench/log.cc): fdatasync
+ * into fallocate()d blocks is about as fast as appending (each first write
+ * into a block still journals the extent's conversion: 3 device writes per
+ * sync, against 2 when overwriting written blocks, which is 1.6-2x faster).
+ * Pre-allocation is kept because it reserves space ahead of the writes and
+ * keeps a segment's extents few; recycling old segments would reach the
+ * overwrite rate (not done yet). Without fallocate (sl__prealloc) the file
+ * starts empty and grows as written.
  */
 int sl__seg_create(struct sl_log *log, uint64_t base)
 {
@@ -220,6 +261,11 @@ int sl__seg_create(struct sl_log *log, uint64_t base)
 add:
 	ret = sl__seg_add(log, base, fd);
 	if (ret == 0) {
+		struct stat st;
+		/* What was allocated, prepared or here: the first step, or
+		 * nothing where the filesystem cannot. */
+		log->alloc_end = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+		log->alloc_step = log->alloc_end;
 		fd = -1;
 		log->write_pos = 0;
 		log->wb_kicked = 0;

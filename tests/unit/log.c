@@ -315,7 +315,8 @@ Test(log, torn_multi_batch_commit_with_garbage, .timeout = 120)
 	uint32_t at[BATCHES + 1];
 	at[0] = (uint32_t)sl_batch_span(sl_get_le32(img + SL_BATCH_LEN));
 	for (int b = 0; b < BATCHES; b++) {
-		cr_assert_eq(sl_get_le64(img + at[b] + SL_BATCH_BASE_OFFSET), FIRST + b * PER);
+		cr_assert_eq(sl_get_le64(img + at[b] + SL_BATCH_BASE_OFFSET),
+		             (uint64_t)(FIRST + b * PER));
 		cr_assert_eq(sl_get_le32(img + at[b] + SL_BATCH_UNIT_START), at[0],
 		             "batch %d is not of the last commit", b);
 		at[b + 1] =
@@ -1232,4 +1233,67 @@ Test(log, full_tmpfs_on_write_keeps_the_buffer_and_writes_it_again, .fini = unmo
 	cr_assert_eq(sl_log_end(log), seq);
 	read_all(log, 0, seq);
 	sl_log_close(log);
+}
+
+/* Space is reserved in steps ahead of the writes (issue 22): a new segment
+ * holds SL_LOG_PREALLOC_FIRST on disk, later steps double up to
+ * SL_LOG_PREALLOC_MAX_STEP, the file always covers what was written, and a
+ * reopened log carries on from the file's size. */
+Test(log, preallocation_in_steps, .timeout = 60)
+{
+	enum { SEG = 64 << 20 };
+	struct sl_log *log = open_log(g_dir, SEG, SL_LOG_FSYNC);
+	char seg[512];
+	struct stat st;
+	last_segment(g_dir, seg, sizeof(seg));
+	cr_assert_eq(stat(seg, &st), 0);
+	cr_assert_eq(st.st_size, SL_LOG_PREALLOC_FIRST, "a new segment holds %lld bytes",
+	             (long long)st.st_size);
+	cr_assert_leq((uint64_t)st.st_blocks * 512, SL_LOG_PREALLOC_FIRST + 65536);
+
+	uint64_t seq = 0, prev_size = (uint64_t)st.st_size, steps = 0;
+	struct sl_log_stats ls;
+	for (int round = 0; round < 4000; round++) {
+		append_n(log, 1, seq, 100);
+		seq += 100;
+		cr_assert_eq(commit(log), 0);
+		sl_log_get_stats(log, &ls);
+		cr_assert_eq(stat(seg, &st), 0);
+		cr_assert_geq((uint64_t)st.st_size, ls.bytes_written, "written past the file");
+		if ((uint64_t)st.st_size != prev_size) {
+			uint64_t step = (uint64_t)st.st_size - prev_size;
+			cr_assert_leq(step, SL_LOG_PREALLOC_MAX_STEP, "a step of %llu bytes",
+			              (unsigned long long)step);
+			steps++;
+			prev_size = (uint64_t)st.st_size;
+		}
+		if (ls.bytes_written > 40u << 20)
+			break;
+	}
+	cr_assert_eq(ls.prealloc_steps, steps);
+	cr_assert_geq(steps, 4, "40 MiB in %llu steps", (unsigned long long)steps);
+	cr_assert_lt((uint64_t)st.st_size, (uint64_t)SEG, "the whole segment was taken");
+	cr_assert_leq((uint64_t)st.st_size - ls.bytes_written, SL_LOG_PREALLOC_MAX_STEP,
+	              "more than a step ahead of the writes");
+	sl_log_close(log);
+	log = open_log(g_dir, SEG, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), seq);
+	append_n(log, 2, 0, 100);
+	cr_assert_eq(commit(log), 0);
+	read_all(log, 0, seq + 100);
+	sl_log_close(log);
+
+	/* A hundred idle partitions reserve a hundred first steps. */
+	uint64_t blocks = 0;
+	for (int p = 0; p < 100; p++) {
+		char dir[400], path[600];
+		snprintf(dir, sizeof(dir), "%s/p%d", g_dir, p);
+		struct sl_log *l = open_log(dir, SEG, SL_LOG_FSYNC);
+		sl_log_close(l);
+		snprintf(path, sizeof(path), "%s/00000000000000000000.log", dir);
+		cr_assert_eq(stat(path, &st), 0);
+		blocks += (uint64_t)st.st_blocks * 512;
+	}
+	cr_assert_leq(blocks, 100ull * (SL_LOG_PREALLOC_FIRST + 65536), "%llu bytes for 100",
+	              (unsigned long long)blocks);
 }
