@@ -248,6 +248,7 @@ int main(int argc, char **argv)
 	    .data_dir = cfg.data_dir,
 	    .n_reactors = cfg.cores,
 	    .max_connections = cfg.limits.max_connections,
+	    .max_connections_per_ip = cfg.limits.max_connections_per_ip,
 	    .max_frame_bytes = (uint32_t)cfg.limits.max_frame_bytes,
 	    .handshake_timeout_ms = (uint32_t)(cfg.limits.handshake_timeout_ns / 1000000u),
 	    .idle_timeout_ms = (uint32_t)(cfg.limits.idle_timeout_ns / 1000000u),
