@@ -169,7 +169,8 @@ void sl_iplimit_release(struct sl_iplimit *t, const struct sl_ipkey *k)
 			uint32_t home = sl__iphash(&t->slots[j].k) & t->mask;
 			/* j's entry may move to hole unless its home lies
 			 * cyclically in (hole, j]. */
-			bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+			bool stays =
+			    hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 			if (stays)
 				continue;
 			t->slots[hole] = t->slots[j];
