@@ -41,10 +41,10 @@ struct sl__hconn {
 	struct sl__hconn *next, **pprev; /* live list; pprev NULL: free */
 	int fd;
 	uint8_t state;
-	uint8_t why;     /* over or canned: which limit */
-	bool ip_known;   /* ip is a client address (held in per_ip or over_ip) */
-	bool waiting;    /* a request header is awaited: deadline applies */
-	bool shut;       /* the watcher shut it */
+	uint8_t why;   /* over or canned: which limit */
+	bool ip_known; /* ip is a client address (held in per_ip or over_ip) */
+	bool waiting;  /* a request header is awaited: deadline applies */
+	bool shut;     /* the watcher shut it */
 	uint64_t deadline_ns;
 	struct sl_ipkey ip;
 };
@@ -227,7 +227,8 @@ static int sl__h503_text(char *buf, size_t cap, char *body, size_t body_cap, uin
 
 static void sl__hstarted(struct sl__hconns *hc, struct MHD_Connection *c, void **ctx)
 {
-	const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *fi =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 	const union MHD_ConnectionInfo *ai =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	uint64_t now = sl_now_ns();

@@ -37,7 +37,8 @@ def check(cond, msg):
 class Server:
     """One sluiced process with its own folder."""
 
-    def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None):
+    def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None,
+                 extra=None):
         self.sluiced = sluiced
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -59,6 +60,7 @@ class Server:
             cfg += ["projections:"]
             for pname, plugin, topic in projections:
                 cfg += ["  - { name: %s, plugin: %s, from: %s }" % (pname, plugin, topic)]
+        cfg += extra or []  # more top-level lines, e.g. a limits section
         self.config = os.path.join(self.dir, "sluice.yaml")
         with open(self.config, "w") as f:
             f.write("\n".join(cfg) + "\n")
