@@ -119,7 +119,7 @@ static const struct sl__key sl__limits_keys[] = {
     /* Each connection is a descriptor and a buffer set; 16M is far beyond
      * any fd limit, so larger is certainly a typo. */
     {"max_connections", SL__T_INT, SL__FIELD(L, max_connections), .lo = 1, .hi = 1u << 24,
-     .doc = "connections accepted at once; more are closed at accept"},
+     .doc = "native connections accepted at once; more are refused at accept"},
     /* 64 B holds a frame header and a tiny event; 1 GiB keeps every length
      * inside the wire's 32-bit prefix with room. */
     {"max_frame_bytes", SL__T_SIZE, SL__FIELD(L, max_frame_bytes), .lo = 64, .hi = 1ull << 30,
@@ -130,6 +130,23 @@ static const struct sl__key sl__limits_keys[] = {
      .doc = "from connect to a completed handshake"},
     {"idle_timeout", SL__T_DURATION, SL__FIELD(L, idle_timeout_ns), .lo = 0,
      .doc = "a connection with no traffic this long is closed; 0: never"},
+    /* Per port: one address may hold this many native connections and
+     * this many HTTP connections. Below max_connections so that one
+     * client cannot take them all; 1024 leaves a single producer host
+     * (sluice bench --connections 1000) or a query host with hundreds
+     * of parallel clients room. */
+    {"max_connections_per_ip", SL__T_INT, SL__FIELD(L, max_connections_per_ip), .lo = 1,
+     .hi = 1u << 24,
+     .doc = "connections one client address may hold on each port; more are refused"},
+    /* A thread each (libmicrohttpd, a thread per connection: 512 KiB of
+     * reserved stack, 16 KiB of request memory); 64k threads is beyond
+     * any sane host, so larger is a typo. */
+    {"http_max_connections", SL__T_INT, SL__FIELD(L, http_max_connections), .lo = 1, .hi = 1u << 16,
+     .doc = "HTTP connections served at once; past it requests get 503 with Retry-After"},
+    {"http_timeout", SL__T_DURATION, SL__FIELD(L, http_timeout_ns), .lo = 1000000000,
+     .doc = "an HTTP connection with no traffic this long is closed (keep-alive idle)"},
+    {"http_header_timeout", SL__T_DURATION, SL__FIELD(L, http_header_timeout_ns), .lo = 100000000,
+     .doc = "from connect to the whole first request header; slower clients are closed"},
     /* Events a projection or sink may fall behind before its topic's
      * overload policy applies. */
     {"max_follower_lag", SL__T_INT, SL__FIELD(L, max_follower_lag), .lo = 1, .hi = 1ull << 40,

@@ -159,9 +159,13 @@ struct sl_config_limits {
 	uint32_t max_connections;
 	uint64_t max_frame_bytes;
 	uint64_t memory_budget;
-	uint64_t handshake_timeout_ns; /* connect to completed handshake */
-	uint64_t idle_timeout_ns;      /* no traffic; 0 = never */
-	uint64_t max_follower_lag;     /* events a projection/sink may lag */
+	uint64_t handshake_timeout_ns;   /* connect to completed handshake */
+	uint64_t idle_timeout_ns;        /* no traffic; 0 = never */
+	uint64_t max_follower_lag;       /* events a projection/sink may lag */
+	uint32_t max_connections_per_ip; /* per port, per client address */
+	uint32_t http_max_connections;
+	uint64_t http_timeout_ns;        /* HTTP idle (keep-alive) timeout */
+	uint64_t http_header_timeout_ns; /* connect to the first request's header */
 };
 
 /* `auth`: a token both ports demand (auth/auth.h); without it sluiced

@@ -1,9 +1,9 @@
 /*
  * The embedded default configuration: PRODUCT.md's example without pipelines
  * and sinks, plus the keys sluice added (limits.handshake_timeout,
- * limits.idle_timeout, topics[].segment_bytes). ops/sluice.yaml is the same
- * configuration with its documentation; tests/unit/config.c checks that the
- * two load to the same values, so change them together.
+ * limits.idle_timeout, limits.http_header_timeout, topics[].segment_bytes). ops/sluice.yaml is the
+ * same configuration with its documentation; tests/unit/config.c checks that the two load to the
+ * same values, so change them together.
  */
 #include "config/config.h"
 
@@ -19,6 +19,10 @@ static const char sl__default_yaml[] =
 	"  handshake_timeout: 10s\n"
 	"  idle_timeout: 300s\n"
 	"  max_follower_lag: 1000000\n"
+	"  max_connections_per_ip: 1024\n"
+	"  http_max_connections: 1024\n"
+	"  http_timeout: 30s\n"
+	"  http_header_timeout: 10s\n"
 	"topics:\n"
 	"  - name: events\n"
 	"    partitions: 8\n"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "auth/auth.h"
 #include "base/base.h"
@@ -84,6 +85,39 @@ static enum sl_part_kind part_kind(enum sl_config_partitioner p)
 	default:
 		return SL_PART_HASH;
 	}
+}
+
+/* A configured duration in ms for a 32-bit field (49 days at most). */
+static uint32_t ms_of(uint64_t ns)
+{
+	uint64_t ms = ns / 1000000u;
+	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+/*
+ * Every connection is a descriptor: raise the soft RLIMIT_NOFILE to the
+ * hard one (a shell's default soft limit, 1024, would make accept fail with
+ * EMFILE long before max_connections), and say so when even the hard
+ * limit is below what the limits section allows.
+ */
+static void raise_nofile(const struct sl_config *cfg)
+{
+	struct rlimit rl;
+	uint64_t need = (uint64_t)cfg->limits.max_connections + cfg->limits.http_max_connections +
+	                SL_HTTP_RESERVE + 256; /* logs, snapshots, rings, stdio */
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		fprintf(stderr,
+		        "sluiced: note: open files limited to %llu, below the %llu that "
+		        "limits.max_connections and http_max_connections may need; further "
+		        "connections will fail at accept\n",
+		        (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
 int main(int argc, char **argv)
@@ -250,6 +284,7 @@ int main(int argc, char **argv)
 	    .data_dir = cfg.data_dir,
 	    .n_reactors = cfg.cores,
 	    .max_connections = cfg.limits.max_connections,
+	    .max_connections_per_ip = cfg.limits.max_connections_per_ip,
 	    .max_frame_bytes = (uint32_t)cfg.limits.max_frame_bytes,
 	    .handshake_timeout_ms = (uint32_t)(cfg.limits.handshake_timeout_ns / 1000000u),
 	    .idle_timeout_ms = (uint32_t)(cfg.limits.idle_timeout_ns / 1000000u),
@@ -289,6 +324,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(&cfg);
 
 	struct sl_server *srv;
 	ret = sl_server_create(&so, &srv, err, sizeof(err));
@@ -308,7 +344,13 @@ int main(int argc, char **argv)
 	struct sl_http_backend hb;
 	struct sl_http *http = NULL;
 	sl_server_http_backend(srv, &hb);
-	ret = sl_http_start(hlisten, &hb, &http, err, sizeof(err));
+	struct sl_http_limits hl = {
+	    .max_connections = cfg.limits.http_max_connections,
+	    .max_connections_per_ip = cfg.limits.max_connections_per_ip,
+	    .idle_timeout_ms = ms_of(cfg.limits.http_timeout_ns),
+	    .header_timeout_ms = ms_of(cfg.limits.http_header_timeout_ns),
+	};
+	ret = sl_http_start_limited(hlisten, &hb, &hl, &http, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "sluiced: cannot start the HTTP port: %s\n", err);
 		sl_server_stop(srv);

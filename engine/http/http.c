@@ -27,6 +27,7 @@ struct sl_http {
 	struct MHD_Daemon *d;
 	struct sl_http_backend b;
 	uint16_t port;
+	struct sl__hconns *conns; /* limits and deadlines (conns.c) */
 };
 
 /*
@@ -170,6 +171,10 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 
 	(void)version;
 	(void)upload;
+	/* Over a connection limit: 503 unless /healthz or /metrics (conns.c). */
+	enum MHD_Result refused;
+	if (!*req && sl__hconns_admit(h->conns, c, url, &refused))
+		return refused;
 	/* First, before any route or method is told apart: a client without
 	 * the token learns nothing but that one is needed. /healthz stays
 	 * open to the load balancer that probes it. */
@@ -233,6 +238,7 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 		return sl__send_static(c, "ok\n", 3, "text/plain; charset=utf-8");
 	if (!strcmp(url, "/metrics")) {
 		h->b.metrics(h->b.arg, &r);
+		sl__hconns_metrics_append(h->conns, &r);
 		return sl__send(c, &r, SL__METRICS_TYPE, NULL);
 	}
 	if (!strcmp(url, "/v1/status")) {
@@ -262,6 +268,13 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 int sl_http_start(const char *host_port, const struct sl_http_backend *b, struct sl_http **out,
                   char *err, size_t errlen)
 {
+	return sl_http_start_limited(host_port, b, NULL, out, err, errlen);
+}
+
+int sl_http_start_limited(const char *host_port, const struct sl_http_backend *b,
+                          const struct sl_http_limits *lim, struct sl_http **out, char *err,
+                          size_t errlen)
+{
 	struct sl_http *h = NULL;
 	struct sl_addr addr;
 	int fd = -1, r, one = 1;
@@ -288,7 +301,8 @@ int sl_http_start(const char *host_port, const struct sl_http_backend *b, struct
 		goto fail;
 	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&addr.ss, addr.len) < 0 || listen(fd, 128) < 0) {
+	    bind(fd, (struct sockaddr *)&addr.ss, addr.len) < 0 ||
+	    listen(fd, SL_HTTP_BACKLOG) < 0) {
 		r = -errno;
 		goto fail;
 	}
@@ -304,19 +318,26 @@ int sl_http_start(const char *host_port, const struct sl_http_backend *b, struct
 	}
 	h->b = *b;
 	h->port = (uint16_t)port;
+	r = sl__hconns_create(lim, &h->conns);
+	if (r < 0)
+		goto fail;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD;
 	if (family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	h->d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, sl__handle, h, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)SL_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)SL_HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)SL_HTTP_CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE, (size_t)SL_HTTP_STACK,
-	    MHD_OPTION_UNESCAPE_CALLBACK, sl__no_unescape, NULL, MHD_OPTION_END);
+	    /* The hard bound: admitted connections plus the reserve. */
+	    MHD_OPTION_CONNECTION_LIMIT, sl__hconns_slots(h->conns), MHD_OPTION_CONNECTION_TIMEOUT,
+	    sl__hconns_idle_s(h->conns), MHD_OPTION_NOTIFY_CONNECTION, sl__hconns_notify, h->conns,
+	    MHD_OPTION_NOTIFY_COMPLETED, sl__hconns_completed, h->conns,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SL_HTTP_CONN_MEMORY,
+	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)SL_HTTP_STACK, MHD_OPTION_UNESCAPE_CALLBACK,
+	    sl__no_unescape, NULL, MHD_OPTION_END);
 	if (!h->d) {
 		sl_errf(err, errlen, "%s: libmicrohttpd could not start", host_port);
 		r = -EIO;
 		close(fd);
+		sl__hconns_destroy(h->conns);
 		free(h);
 		return r;
 	}
@@ -326,6 +347,8 @@ fail:
 	sl_errf(err, errlen, "%s: %s", host_port, strerror(-r));
 	if (fd >= 0)
 		close(fd);
+	if (h)
+		sl__hconns_destroy(h->conns);
 	free(h);
 	return r;
 }
@@ -342,5 +365,12 @@ void sl_http_stop(struct sl_http *h)
 	/* Closes the listening socket (MHD owns it once started), shuts the
 	 * connections and joins their threads. */
 	MHD_stop_daemon(h->d);
+	/* After MHD: every connection was reported closed. */
+	sl__hconns_destroy(h->conns);
 	free(h);
+}
+
+void sl_http_get_stats(struct sl_http *h, struct sl_http_stats *out)
+{
+	sl__hconns_stats(h->conns, out);
 }

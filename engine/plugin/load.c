@@ -5,11 +5,13 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -242,6 +244,81 @@ static int sl__check(struct sl_plugin *p, enum sl_plugin_kind want, char *err, s
 	return sl__take_ops(p, p->info.ops, err, errlen);
 }
 
+/*
+ * Whoever can change a plugin decides what sluiced runs, so a plugin is
+ * loaded only from a file that only root or sluiced's own user could have
+ * written, as ssh refuses an authorized_keys and sudo a sudoers file:
+ * the file and every folder above it must be owned by root or by our
+ * effective uid and writable by neither group nor others. The one
+ * exception is sudo's: a sticky folder above the plugin's own folder may be
+ * writable by all (/tmp), since the sticky bit keeps others from renaming
+ * or deleting what they do not own, and the folders below it are checked.
+ * The plugin's own folder never may: anyone could drop a NAME.so there.
+ * The path is resolved first (symlinks followed) and the resolved file is
+ * what is loaded: every component of it is checked, and none of them can
+ * be changed by anyone else between this check and the dlopen.
+ * 0 with `resolved` filled, or -SL_EPLUGIN with err naming the path and why.
+ */
+static int sl__plugin_trusted(const char *file, char *resolved, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	uid_t me = geteuid();
+
+	if (!realpath(file, resolved)) {
+		sl_errf(err, errlen, "%s: cannot load: %s", file, strerror(errno));
+		return -SL_EPLUGIN;
+	}
+	if (stat(resolved, &st) < 0) {
+		sl_errf(err, errlen, "%s: cannot load: %s", file, strerror(errno));
+		return -SL_EPLUGIN;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		sl_errf(err, errlen, "%s: refused: %s is not a regular file", file, resolved);
+		return -SL_EPLUGIN;
+	}
+	const char *what = "file", *path = resolved;
+	bool own_folder = true; /* the next folder checked is the file's own */
+	strcpy(dir, resolved);
+	for (;;) {
+		if (st.st_uid != 0 && st.st_uid != me) {
+			sl_errf(err, errlen,
+			        "%s: refused: %s %s is owned by uid %u, not by root or sluiced's "
+			        "uid %u (a plugin and every folder above it must be)",
+			        file, what, path, (unsigned)st.st_uid, (unsigned)me);
+			return -SL_EPLUGIN;
+		}
+		bool sticky_ok = !S_ISREG(st.st_mode) && !own_folder && (st.st_mode & S_ISVTX);
+		if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_ok) {
+			sl_errf(err, errlen,
+			        "%s: refused: %s %s is writable by %s (mode %04o): only root or "
+			        "sluiced's uid %u may be able to change a plugin or a folder "
+			        "above it",
+			        file, what, path, (st.st_mode & S_IWOTH) ? "others" : "its group",
+			        (unsigned)(st.st_mode & 07777), (unsigned)me);
+			return -SL_EPLUGIN;
+		}
+		if (!strcmp(dir, "/"))
+			return 0;
+		if (S_ISDIR(st.st_mode))
+			own_folder = false;
+		/* Up one folder: a resolved path is absolute, without "." or
+		 * ".." and without a trailing '/'. */
+		char *slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		what = "folder";
+		path = dir;
+		if (stat(dir, &st) < 0) {
+			sl_errf(err, errlen, "%s: cannot check folder %s: %s", file, dir,
+			        strerror(errno));
+			return -SL_EPLUGIN;
+		}
+	}
+}
+
 int sl_plugin_open(const char *file, enum sl_plugin_kind want, struct sl_plugin **out, char *err,
                    size_t errlen)
 {
@@ -270,7 +347,11 @@ int sl_plugin_open(const char *file, enum sl_plugin_kind want, struct sl_plugin 
 	/* RTLD_NOW: an unresolved symbol fails here, at start-up, not at the
 	 * first call on a reactor. RTLD_LOCAL: nothing the plugin defines can
 	 * satisfy another plugin's references. */
-	p->dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+	char resolved[PATH_MAX];
+	ret = sl__plugin_trusted(file, resolved, err, errlen);
+	if (ret < 0)
+		goto out;
+	p->dl = dlopen(resolved, RTLD_NOW | RTLD_LOCAL);
 	if (!p->dl) {
 		const char *why = dlerror();
 		sl_errf(err, errlen, "%s: cannot load: %s", file, why ? why : "dlopen failed");

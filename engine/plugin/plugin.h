@@ -13,6 +13,13 @@
  * the config asked for, the callbacks that kind needs present. Any failure
  * unloads it and says which file and why, e.g.
  *   "plugins/x.so: built for plugin ABI 2.0, this sluiced speaks 1.0".
+ * Before dlopen the file's path is resolved and checked like ssh's
+ * StrictModes and sudo's sudoers check: the file and every folder above it
+ * owned by root or sluiced's uid and writable by neither group nor others
+ * (a sticky folder above the plugin's own folder, like /tmp, may be
+ * world-writable); otherwise it is refused naming the file or folder and
+ * why, e.g. "p/x.so: refused: folder /srv/p is writable by others (mode
+ * 0777): ...". The resolved file is the one loaded.
  * The info and ops are copied into host structs zero-extended to the host's
  * size, so fields a plugin's older minor lacks read as NULL / 0.
  *

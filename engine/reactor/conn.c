@@ -73,6 +73,8 @@ static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 	r->free_slots[r->n_free++] = c->slot;
 	r->n_conns--;
 	atomic_fetch_sub_explicit(r->env->conns, 1, memory_order_relaxed);
+	if (c->ip_counted)
+		sl_iplimit_release(r->env->per_ip, &c->ip);
 	free(c->rbuf);
 	free(c->out[0].p);
 	free(c->out[1].p);
@@ -129,36 +131,69 @@ void sl__conn_fail(struct sl_reactor *r, struct sl_conn *c, uint32_t code, const
 
 /* ---- accept ---------------------------------------------------------------- */
 
+/* Cold path: tells a refused client why in one non-blocking write (a fresh
+ * socket's send buffer always has room) and closes. */
+static void sl__conn_refuse(int fd, uint32_t code, const char *msg)
+{
+	uint8_t buf[256];
+	int n = sl_frame_encode_error(buf, sizeof(buf), code, msg);
+	if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* nothing more to do for it */
+	}
+	close(fd);
+}
+
 void sl__conn_accepted(struct sl_reactor *r, int fd)
 {
 	const struct sl_reactor_env *env = r->env;
+	struct sl_ipkey ip = {{0}};
+	bool ip_known = false;
 
-	if (r->stopping ||
-	    atomic_fetch_add_explicit(env->conns, 1, memory_order_relaxed) >=
+	if (r->stopping) {
+		sl__conn_refuse(fd, SLUICE__V1__ERROR_CODE__ERR_DRAINING,
+		                "server is shutting down");
+		return;
+	}
+	if (atomic_fetch_add_explicit(env->conns, 1, memory_order_relaxed) >=
 	        r->lim.max_connections ||
 	    r->n_free == 0) {
-		if (!r->stopping)
-			atomic_fetch_sub_explicit(env->conns, 1, memory_order_relaxed);
-		/* Cold path: tell the client why in one blocking write (a fresh
-		 * socket's send buffer always has room) and close. */
-		uint8_t buf[160];
-		int n = sl_frame_encode_error(buf, sizeof(buf),
-		                              r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
-		                                          : SLUICE__V1__ERROR_CODE__ERR_LIMIT,
-		                              r->stopping ? "server is shutting down"
-		                                          : "connection limit reached");
-		if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-			/* nothing more to do for it */
-		}
-		close(fd);
+		atomic_fetch_sub_explicit(env->conns, 1, memory_order_relaxed);
+		if (env->refused)
+			atomic_fetch_add_explicit(&env->refused[0], 1, memory_order_relaxed);
+		sl__conn_refuse(fd, SLUICE__V1__ERROR_CODE__ERR_LIMIT,
+		                "connection limit reached (limits.max_connections)");
 		return;
+	}
+	/* Per client address (limits.max_connections_per_ip): one address
+	 * cannot take every slot from the others. A peer whose address cannot
+	 * be read (it already left) or is not IP is not counted. */
+	if (env->per_ip && sl_ipkey_of_peer(fd, &ip) == 0) {
+		if (!sl_iplimit_acquire(env->per_ip, &ip, r->lim.max_connections_per_ip)) {
+			char a[64], msg[160];
+			atomic_fetch_sub_explicit(env->conns, 1, memory_order_relaxed);
+			if (env->refused)
+				atomic_fetch_add_explicit(&env->refused[1], 1,
+				                          memory_order_relaxed);
+			sl_ipkey_str(&ip, a, sizeof(a));
+			snprintf(msg, sizeof(msg),
+			         "too many connections from %s: %u "
+			         "(limits.max_connections_per_ip)",
+			         a, r->lim.max_connections_per_ip);
+			sl__conn_refuse(fd, SLUICE__V1__ERROR_CODE__ERR_LIMIT, msg);
+			return;
+		}
+		ip_known = true;
 	}
 	struct sl_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		atomic_fetch_sub_explicit(env->conns, 1, memory_order_relaxed);
+		if (ip_known)
+			sl_iplimit_release(env->per_ip, &ip);
 		close(fd);
 		return;
 	}
+	c->ip_counted = ip_known;
+	c->ip = ip;
 	sl_net_tune_conn(fd);
 	c->slot = r->free_slots[--r->n_free];
 	c->gen = ++r->gens[c->slot];

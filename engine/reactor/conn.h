@@ -18,6 +18,7 @@
 
 #include <errno.h>
 
+#include "net/net.h"
 #include "reactor/reactor_impl.h"
 
 /* A connection whose unsent output passes this stops being read until its
@@ -49,6 +50,8 @@ struct sl_conn_ack {
 struct sl_conn {
 	uint32_t slot, gen;
 	int fd;
+	bool ip_counted;    /* holds one of env->per_ip's counts for ip */
+	struct sl_ipkey ip; /* the client's address as counted (net.h) */
 	uint8_t state;
 	bool recv_armed; /* a recv SQE is in flight */
 	bool send_armed; /* a send SQE is in flight (out[sending]) */

@@ -41,10 +41,12 @@ struct sl_credit_pool;
 struct sl_proj;
 struct sl_pipes;
 struct sl_auth;
+struct sl_iplimit;
 
 /* The limits a reactor enforces (sl_server_opts says what each means). */
 struct sl_reactor_limits {
-	uint32_t max_connections; /* of the whole server: every one could land here */
+	uint32_t max_connections;        /* of the whole server: every one could land here */
+	uint32_t max_connections_per_ip; /* per client address, all reactors */
 	uint32_t max_frame_bytes;
 	uint32_t handshake_timeout_ms;
 	uint32_t idle_timeout_ms;
@@ -73,7 +75,13 @@ struct sl_reactor_env {
 	struct sl_credit_pool *credits; /* byte credits of every connection */
 	struct sl_reactor_limits lim;
 	/* Cross-reactor counters (each on its own cache line at the owner). */
-	_Atomic uint32_t *conns;          /* open connections, all reactors */
+	_Atomic uint32_t *conns; /* open connections, all reactors */
+	/* Connections per client address, all reactors (net.h), checked at
+	 * accept against lim.max_connections_per_ip; NULL: not counted. */
+	struct sl_iplimit *per_ip;
+	/* Connections refused at accept: [0] over max_connections, [1] over
+	 * max_connections_per_ip (relaxed adds, read by /metrics). */
+	_Atomic uint64_t *refused;
 	_Atomic uint32_t *input_done;     /* reactors that stopped reading */
 	const _Atomic uint32_t *stopping; /* set once when the server stops */
 	pthread_barrier_t *start_barrier; /* n parties; initialised before start */

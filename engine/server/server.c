@@ -157,6 +157,9 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		srv->opts.memory_budget = 512ull << 20;
 	if (!srv->opts.max_lag_events)
 		srv->opts.max_lag_events = 1000000;
+	if (!srv->opts.max_connections_per_ip ||
+	    srv->opts.max_connections_per_ip > srv->opts.max_connections)
+		srv->opts.max_connections_per_ip = srv->opts.max_connections;
 	if (!srv->opts.max_waiting_events)
 		srv->opts.max_waiting_events = 131072;
 	if (!srv->opts.credit_start_bytes)
@@ -240,6 +243,11 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			srv->rings[i * srv->n + j] = ring;
 		}
 
+	/* One count per client address for every reactor's accepts; it never
+	 * holds more addresses than there are connections. */
+	ret = sl_iplimit_create(srv->opts.max_connections, &srv->per_ip);
+	if (ret < 0)
+		goto fail;
 	/* The reader before the reactors: their env names it. */
 	ret = sl_reader_create(&srv->topics, srv->n, srv->opts.max_frame_bytes, sl__wake_reactor,
 	                       srv, &srv->reader);
@@ -258,6 +266,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	    .lim =
 	        {
 	            .max_connections = srv->opts.max_connections,
+	            .max_connections_per_ip = srv->opts.max_connections_per_ip,
 	            .max_frame_bytes = srv->opts.max_frame_bytes,
 	            .handshake_timeout_ms = srv->opts.handshake_timeout_ms,
 	            .idle_timeout_ms = srv->opts.idle_timeout_ms,
@@ -267,6 +276,8 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	            .pin = srv->opts.pin,
 	        },
 	    .conns = &srv->conns.value,
+	    .per_ip = srv->per_ip,
+	    .refused = srv->refused.value,
 	    .input_done = &srv->input_done.value,
 	    .stopping = &srv->stopping.value,
 	    .start_barrier = &srv->barrier,
@@ -404,6 +415,8 @@ void sl_server_destroy(struct sl_server *srv)
 	/* After the topics, which keep pointers to the sinks' done_pub. */
 	sl_sinks_destroy(srv->sinks);
 	sl_producers_close(srv->producers);
+	/* After the reactors, whose connections release their counts. */
+	sl_iplimit_destroy(srv->per_ip);
 	if (srv->lock_fd >= 0)
 		close(srv->lock_fd);
 	free(srv);

@@ -72,6 +72,9 @@ struct sl_server_opts {
 	const char *data_dir;      /* partition logs live under it */
 	uint32_t n_reactors;       /* 0: one per online CPU */
 	uint32_t max_connections;
+	/* Native connections one client address may hold (net.h says what
+	 * an address is); 0: max_connections (no limit of its own). */
+	uint32_t max_connections_per_ip;
 	uint32_t max_frame_bytes;
 	uint32_t handshake_timeout_ms;
 	uint32_t idle_timeout_ms;
@@ -132,6 +135,13 @@ struct sl_server {
 	struct {
 		_Atomic uint32_t value;
 	} SL_CACHE_ALIGNED stopping; /* set once by sl_server_stop() */
+	/* Connections refused at accept, by the limit that refused them
+	 * (/metrics): [0] max_connections, [1] max_connections_per_ip. */
+	struct {
+		_Atomic uint64_t value[2];
+	} SL_CACHE_ALIGNED refused;
+	/* Native connections per client address, shared by the reactors. */
+	struct sl_iplimit *per_ip;
 	/* The byte credits of every connection (credit/credit.h): 3/8 of
 	 * memory_budget, sl_server_create says why. */
 	struct sl_credit_pool credits;

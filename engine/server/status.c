@@ -317,8 +317,15 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	fprintf(f,
 	        "# HELP sluice_connections Open client connections.\n"
 	        "# TYPE sluice_connections gauge\n"
-	        "sluice_connections %u\n",
-	        atomic_load_explicit(&srv->conns.value, memory_order_relaxed));
+	        "sluice_connections %u\n"
+	        "# HELP sluice_connections_refused_total Native connections refused at accept, "
+	        "by the limit that refused them.\n"
+	        "# TYPE sluice_connections_refused_total counter\n"
+	        "sluice_connections_refused_total{limit=\"max_connections\"} %" PRIu64 "\n"
+	        "sluice_connections_refused_total{limit=\"max_connections_per_ip\"} %" PRIu64 "\n",
+	        atomic_load_explicit(&srv->conns.value, memory_order_relaxed),
+	        atomic_load_explicit(&srv->refused.value[0], memory_order_relaxed),
+	        atomic_load_explicit(&srv->refused.value[1], memory_order_relaxed));
 	fprintf(f,
 	        "# HELP sluice_partition_end_offset Next offset of the partition (durable end).\n"
 	        "# TYPE sluice_partition_end_offset gauge\n");

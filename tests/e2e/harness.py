@@ -64,7 +64,7 @@ class Server:
     """One sluiced process with its own folder."""
 
     def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None,
-                 auth=None):
+                 auth=None, extra=None):
         self.sluiced = sluiced
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -86,6 +86,7 @@ class Server:
             cfg += ["projections:"]
             for pname, plugin, topic in projections:
                 cfg += ["  - { name: %s, plugin: %s, from: %s }" % (pname, plugin, topic)]
+        cfg += extra or []  # more top-level lines, e.g. a limits section
         # auth: a token of its own (True), or none unless SLUICE_E2E_AUTH.
         if auth is None and E2E_AUTH:
             auth = True

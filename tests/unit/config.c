@@ -149,6 +149,10 @@ static void assert_default_scalars(const struct sl_config *c)
 	cr_assert_eq(c->limits.memory_budget, 512ull << 20);
 	cr_assert_eq(c->limits.handshake_timeout_ns, 10ull * 1000000000);
 	cr_assert_eq(c->limits.idle_timeout_ns, 300ull * 1000000000);
+	cr_assert_eq(c->limits.max_connections_per_ip, 1024);
+	cr_assert_eq(c->limits.http_max_connections, 1024);
+	cr_assert_eq(c->limits.http_timeout_ns, 30ull * 1000000000);
+	cr_assert_eq(c->limits.http_header_timeout_ns, 10ull * 1000000000);
 	cr_assert_eq(c->n_plugin_path, 0);
 }
 

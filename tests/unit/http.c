@@ -341,7 +341,13 @@ Test(http, fixed_routes, .timeout = 60)
 
 	get(&x, "/metrics", &r);
 	cr_assert_eq(r.status, 200);
-	cr_assert_str_eq(r.body, "# TYPE sluice_up gauge\nsluice_up 1\n");
+	/* The backend's text, then the HTTP port's own figures. */
+	const char *mine = "# TYPE sluice_up gauge\nsluice_up 1\n";
+	cr_assert_eq(strncmp(r.body, mine, strlen(mine)), 0, "%s", r.body);
+	cr_assert_not_null(strstr(r.body, "\nsluice_http_connections "), "%s", r.body);
+	cr_assert_not_null(
+	    strstr(r.body, "\nsluice_http_refused_total{limit=\"http_max_connections\"} 0\n"), "%s",
+	    r.body);
 	cr_assert_str_eq(r.ctype, "text/plain; version=0.0.4; charset=utf-8");
 	resp_free(&r);
 

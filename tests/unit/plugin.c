@@ -8,6 +8,8 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "plugins_util.h"
@@ -335,4 +337,173 @@ Test(plugin, log_lines_go_to_the_instance_sink)
 	sl_plugin_host()->log(&ctx, SL_PLUGIN_LOG_WARN, "two\nlines %d", 7);
 	cr_assert_str_eq(line, "1 plugin counter (tally, partition 2): warning: two lines 7");
 	sl_plugin_unload(p);
+}
+
+/* ---- who may change a plugin (load.c, sl__plugin_trusted) ------------------- */
+
+/* A scratch tree under /tmp (sticky, world-writable: acceptable above the
+ * plugin's own folder): base/ (0700 from mkdtemp) and base/p/counter.so,
+ * a copy of the built plugin, with the modes each case then changes. */
+struct tu_tree {
+	char base[64], dir[96], file[128];
+};
+
+static void tu_tree_make(struct tu_tree *t)
+{
+	snprintf(t->base, sizeof(t->base), "/tmp/sluice-perm-XXXXXX");
+	cr_assert_not_null(mkdtemp(t->base));
+	snprintf(t->dir, sizeof(t->dir), "%s/p", t->base);
+	snprintf(t->file, sizeof(t->file), "%s/counter.so", t->dir);
+	cr_assert_eq(mkdir(t->dir, 0755), 0);
+	FILE *in = fopen(SL_PLUGIN_DIR "/counter.so", "rb"), *out = fopen(t->file, "wb");
+	cr_assert(in && out);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		cr_assert_eq(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	cr_assert_eq(fclose(out), 0);
+	cr_assert_eq(chmod(t->file, 0755), 0);
+}
+
+/* The tree of the running test; removed by tu_tree_fini even when an
+ * assertion ends the test early (Criterion runs .fini then too). */
+static struct tu_tree tu_t;
+
+static void tu_tree_fini(void)
+{
+	struct tu_tree *t = &tu_t;
+	char link[512];
+
+	if (!t->base[0])
+		return;
+	/* A non-root run could not delete from a folder a case left 0555. */
+	chmod(t->base, 0700);
+	chmod(t->dir, 0700);
+	snprintf(link, sizeof(link), "%s/link.so", t->base);
+	unlink(link);
+	unlink(t->file);
+	rmdir(t->dir);
+	rmdir(t->base);
+	t->base[0] = '\0';
+}
+
+/* Loads base/p/counter.so through plugin_path [dir]: 0 or the refusal. */
+static int tu_tree_load(const char *dir, char *err, size_t errlen)
+{
+	const char *path[] = {dir};
+	struct sl_plugin *p = NULL;
+	int ret = sl_plugin_load(path, 1, "counter", SL_PLUGIN_PROJECTION, &p, err, errlen);
+	if (ret == 0)
+		sl_plugin_unload(p);
+	else
+		cr_assert_null(p);
+	return ret;
+}
+
+Test(plugin, safe_file_and_folders_load, .fini = tu_tree_fini)
+{
+	struct tu_tree *t = &tu_t;
+	char err[512] = "";
+
+	tu_tree_make(t);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), 0, "%s", err);
+	/* /tmp above is sticky and world-writable: allowed above the plugin's
+	 * own folder, as sudo allows it. So is a sticky, world-writable
+	 * folder of our own above a safe one. */
+	cr_assert_eq(chmod(t->base, 01777), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(plugin, writable_folder_or_file_is_refused_naming_it, .fini = tu_tree_fini)
+{
+	struct tu_tree *t = &tu_t;
+	char err[512] = "";
+
+	tu_tree_make(t);
+	/* Its own folder writable by all: anyone could put a NAME.so there. */
+	cr_assert_eq(chmod(t->dir, 0777), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), -SL_EPLUGIN);
+	cr_assert_not_null(strstr(err, t->file), "%s", err);
+	cr_assert_not_null(strstr(err, "refused"), "%s", err);
+	cr_assert_not_null(strstr(err, "folder /tmp/sluice-perm-"), "%s", err);
+	cr_assert_not_null(strstr(err, "/p is writable by others (mode 0777)"), "%s", err);
+	/* Sticky does not save the plugin's own folder (only folders above). */
+	cr_assert_eq(chmod(t->dir, 01777), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), -SL_EPLUGIN);
+	cr_assert_not_null(strstr(err, "writable by others (mode 1777)"), "%s", err);
+	/* A folder further up, writable by its group and not sticky. */
+	cr_assert_eq(chmod(t->dir, 0755), 0);
+	cr_assert_eq(chmod(t->base, 0770), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), -SL_EPLUGIN);
+	cr_assert_not_null(strstr(err, "is writable by its group (mode 0770)"), "%s", err);
+	char want[512];
+	snprintf(want, sizeof(want), "folder %s is", t->base);
+	cr_assert_not_null(strstr(err, want), "%s", err);
+	/* The file itself. */
+	cr_assert_eq(chmod(t->base, 0700), 0);
+	cr_assert_eq(chmod(t->file, 0666), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), -SL_EPLUGIN);
+	snprintf(want, sizeof(want), "file %s is writable by others (mode 0666)", t->file);
+	cr_assert_not_null(strstr(err, want), "%s", err);
+	cr_assert_eq(chmod(t->file, 0755), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), 0, "%s", err);
+}
+
+Test(plugin, foreign_owner_is_refused, .fini = tu_tree_fini)
+{
+	struct tu_tree *t = &tu_t;
+	char err[512] = "";
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to give a file away (chown)");
+	tu_tree_make(t);
+	cr_assert_eq(chown(t->file, 4242, 4242), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), -SL_EPLUGIN);
+	cr_assert_not_null(strstr(err, "is owned by uid 4242, not by root or sluiced's uid 0"),
+	                   "%s", err);
+	cr_assert_eq(chown(t->file, 0, 0), 0);
+	cr_assert_eq(chown(t->dir, 4242, 4242), 0);
+	cr_assert_eq(tu_tree_load(t->dir, err, sizeof(err)), -SL_EPLUGIN);
+	cr_assert_not_null(strstr(err, "folder"), "%s", err);
+	cr_assert_not_null(strstr(err, "owned by uid 4242"), "%s", err);
+}
+
+Test(plugin, symlink_is_checked_where_it_leads, .fini = tu_tree_fini)
+{
+	struct tu_tree *t = &tu_t;
+	char err[512] = "", link[512];
+
+	tu_tree_make(t);
+	/* base/link.so -> base/p/counter.so: loading the link checks (and
+	 * loads) the file it resolves to, so an unsafe target folder is
+	 * refused even though the link's folder is safe. */
+	snprintf(link, sizeof(link), "%s/link.so", t->base);
+	cr_assert_eq(symlink(t->file, link), 0);
+	const char *path[] = {t->base};
+	struct sl_plugin *p = NULL;
+	cr_assert_eq(sl_plugin_load(path, 1, "link", SL_PLUGIN_PROJECTION, &p, err, sizeof(err)), 0,
+	             "%s", err);
+	sl_plugin_unload(p);
+	cr_assert_eq(chmod(t->dir, 0777), 0);
+	cr_assert_eq(sl_plugin_load(path, 1, "link", SL_PLUGIN_PROJECTION, &p, err, sizeof(err)),
+	             -SL_EPLUGIN);
+	cr_assert_not_null(strstr(err, link), "%s", err);
+	cr_assert_not_null(strstr(err, "writable by others"), "%s", err);
+}
+
+Test(plugin, unsafe_first_folder_does_not_fall_through, .fini = tu_tree_fini)
+{
+	struct tu_tree *t = &tu_t;
+	char err[512] = "";
+
+	tu_tree_make(t);
+	cr_assert_eq(chmod(t->dir, 0777), 0);
+	/* The build's folder has a good counter.so too; the first folder
+	 * that has the file decides, refused or not. */
+	const char *path[] = {t->dir, SL_PLUGIN_DIR};
+	struct sl_plugin *p = NULL;
+	cr_assert_eq(sl_plugin_load(path, 2, "counter", SL_PLUGIN_PROJECTION, &p, err, sizeof(err)),
+	             -SL_EPLUGIN);
+	cr_assert_not_null(strstr(err, t->file), "%s", err);
 }
