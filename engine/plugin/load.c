@@ -249,7 +249,8 @@ static int sl__check(struct sl_plugin *p, enum sl_plugin_kind want, char *err, s
  * loaded only from a file that only root or sluiced's own user could have
  * written, as ssh refuses an authorized_keys and sudo a sudoers file:
  * the file and every folder above it must be owned by root or by our
- * effective uid and writable by neither group nor others. The one
+ * effective uid and writable by neither others nor a group other than
+ * root's or ours. The one
  * exception is sudo's: a sticky folder above the plugin's own folder may be
  * writable by all (/tmp), since the sticky bit keeps others from renaming
  * or deleting what they do not own, and the folders below it are checked.
@@ -289,7 +290,12 @@ static int sl__plugin_trusted(const char *file, char *resolved, char *err, size_
 			return -SL_EPLUGIN;
 		}
 		bool sticky_ok = !S_ISREG(st.st_mode) && !own_folder && (st.st_mode & S_ISVTX);
-		if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !sticky_ok) {
+		/* Group-writable is safe when the group is root's or our own
+		 * (a checkout made under umask 002 by root or by sluiced's
+		 * user): nobody else is in it by that right. */
+		bool group_ok = st.st_gid == 0 || st.st_gid == getegid();
+		mode_t unsafe = (mode_t)(S_IWOTH | (group_ok ? 0 : S_IWGRP));
+		if ((st.st_mode & unsafe) && !sticky_ok) {
 			sl_errf(err, errlen,
 			        "%s: refused: %s %s is writable by %s (mode %04o): only root or "
 			        "sluiced's uid %u may be able to change a plugin or a folder "

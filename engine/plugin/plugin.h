@@ -15,8 +15,8 @@
  *   "plugins/x.so: built for plugin ABI 2.0, this sluiced speaks 1.0".
  * Before dlopen the file's path is resolved and checked like ssh's
  * StrictModes and sudo's sudoers check: the file and every folder above it
- * owned by root or sluiced's uid and writable by neither group nor others
- * (a sticky folder above the plugin's own folder, like /tmp, may be
+ * owned by root or sluiced's uid and writable by neither others nor a group
+ * other than root's or sluiced's (a sticky folder above the plugin's own folder, like /tmp, may be
  * world-writable); otherwise it is refused naming the file or folder and
  * why, e.g. "p/x.so: refused: folder /srv/p is writable by others (mode
  * 0777): ...". The resolved file is the one loaded.
