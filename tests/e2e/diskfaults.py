@@ -39,6 +39,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from test_faultfs import FaultFS  # noqa: E402
 
 
+def need(root=False, fuse=False):
+    """Exits 77 (CTest: skipped) where the fault cannot be made: mounts need
+    root, faultfs needs /dev/fuse."""
+    if root and os.geteuid() != 0:
+        print("SKIP: needs root (mount)")
+        sys.exit(77)
+    if fuse and not os.path.exists("/dev/fuse"):
+        print("SKIP: no /dev/fuse")
+        sys.exit(77)
+
+
 def event_id(tag, i):
     return "%08x-0000-4000-8000-%012x" % (tag, i)
 
@@ -189,6 +200,7 @@ def disk_full_run(a, wd, mnt, make_full, make_room, label):
 
 
 def case_disk_full(a):
+    need(root=True)
     with Workdir() as wd:
         mnt = os.path.join(wd, "mnt")
         mount_tmpfs(mnt, "16m")
@@ -204,6 +216,7 @@ def case_disk_full_faultfs(a):
     """The same on faultfs without fallocate: segments are not pre-allocated
     (sluiced says so once per partition and appends), so the group commits'
     own writes meet ENOSPC, in the middle of a write."""
+    need(fuse=True)
     check(a.faultfs, "--faultfs is required")
     with Workdir() as wd:
         fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
@@ -229,6 +242,7 @@ def case_disk_full_faultfs(a):
 
 
 def case_fsync_eio(a):
+    need(fuse=True)
     check(a.faultfs, "--faultfs is required")
     bad = 1  # the partition whose disk fails
     with Workdir() as wd:
@@ -292,6 +306,7 @@ def case_fsync_eio(a):
 
 
 def case_read_eio(a):
+    need(fuse=True)
     check(a.faultfs, "--faultfs is required")
     with Workdir() as wd:
         fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
