@@ -95,29 +95,40 @@ static uint32_t ms_of(uint64_t ns)
 }
 
 /*
- * Every connection is a descriptor: raise the soft RLIMIT_NOFILE to the
- * hard one (a shell's default soft limit, 1024, would make accept fail with
- * EMFILE long before max_connections), and say so when even the hard
- * limit is below what the limits section allows.
+ * Every connection and every partition holds descriptors: raise the soft
+ * RLIMIT_NOFILE to the hard one (a shell's default soft limit, 1024, would
+ * make accept fail with EMFILE long before max_connections), and the hard
+ * one too when it is below what the config needs and we may (root, or
+ * CAP_SYS_RESOURCE: up to fs.nr_open); otherwise say so, naming systemd's
+ * LimitNOFILE. A partition holds 2 (its folder and its active segment) and
+ * one more per sealed segment while sluiced runs.
  */
 static void raise_nofile(const struct sl_config *cfg)
 {
 	struct rlimit rl;
 	uint64_t need = (uint64_t)cfg->limits.max_connections + cfg->limits.http_max_connections +
-	                SL_HTTP_RESERVE + 256; /* logs, snapshots, rings, stdio */
+	                SL_HTTP_RESERVE + 256; /* snapshots, rings, stdio */
+	for (size_t i = 0; i < cfg->n_topics; i++)
+		need += 2u * cfg->topics[i].partitions;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		struct rlimit up = {.rlim_cur = need, .rlim_max = need};
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
 		fprintf(stderr,
-		        "sluiced: note: open files limited to %llu, below the %llu that "
-		        "limits.max_connections and http_max_connections may need; further "
-		        "connections will fail at accept\n",
-		        (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+		        "sluiced: note: open files limited to %llu, below the %llu that the "
+		        "partitions and limits.max_connections and http_max_connections may "
+		        "need; raise the hard limit (systemd: LimitNOFILE=%llu)\n",
+		        (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+		        (unsigned long long)need);
 }
 
 int main(int argc, char **argv)

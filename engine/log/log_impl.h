@@ -41,7 +41,7 @@ typedef int (*sl_fallocate_fn)(int fd, int mode, off_t off, off_t len);
  * `prealloc_err` are written before that release; the rest belongs to
  * whoever holds the preparer's mutex. */
 struct sl_segprep_req {
-	int dir_fd;
+	char *path; /* <dir>/next.prep, owned by the log */
 	uint64_t bytes;
 	sl_fallocate_fn fallocate_fn; /* the log's (opts.fallocate_fn or fallocate(2)) */
 	_Atomic int state;
@@ -85,7 +85,9 @@ struct sl_wbuf {
 struct sl_log {
 	struct sl_log_opts opts;
 	char *dir;
-	int dir_fd;
+	/* No descriptor of the folder is held: a partition keeps one, its
+	 * active segment's (10,000 partitions in a 20,000-file limit); the
+	 * folder is opened for the rare syncs of a roll (sl__fsync_dir). */
 	struct sl_seg *segs;
 	uint32_t n_segs, cap_segs;
 

@@ -54,7 +54,7 @@ struct sl_segprep {
  * place). */
 static int sl__prepare(struct sl_segprep_req *rq)
 {
-	int fd = openat(rq->dir_fd, SL_SEGPREP_NAME, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(rq->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	if (rq->fallocate_fn(fd, 0, 0, (off_t)rq->bytes) < 0) {
@@ -67,7 +67,7 @@ static int sl__prepare(struct sl_segprep_req *rq)
 	return fd;
 fail:
 	close(fd);
-	unlinkat(rq->dir_fd, SL_SEGPREP_NAME, 0);
+	unlink(rq->path);
 	return -EIO;
 }
 

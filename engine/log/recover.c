@@ -243,7 +243,6 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		return -ENOMEM;
 	err[0] = '\0';
 	log->opts = *opts;
-	log->dir_fd = -1;
 	if (opts->segment_bytes < 4096 || opts->segment_bytes > UINT32_MAX) {
 		snprintf(err, errlen, "segment size %" PRIu64 " out of range 4KiB..4GiB",
 		         opts->segment_bytes);
@@ -258,19 +257,17 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		snprintf(err, errlen, "create folder %s: %s", log->dir, strerror(-ret));
 		goto fail;
 	}
-	log->dir_fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (log->dir_fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "open folder %s: %s", log->dir, strerror(-ret));
+	if (asprintf(&log->prep.path, "%s/%s", log->dir, SL_SEGPREP_NAME) < 0) {
+		log->prep.path = NULL;
+		ret = -ENOMEM;
 		goto fail;
 	}
-	log->prep.dir_fd = log->dir_fd;
 	log->prep.bytes = opts->segment_bytes < SL_LOG_PREALLOC_FIRST ? opts->segment_bytes
 	                                                              : SL_LOG_PREALLOC_FIRST;
 	log->prep.fallocate_fn = opts->fallocate_fn ? opts->fallocate_fn : fallocate;
 	log->prep.fd = -1;
 	/* A prepared segment a crash left behind: never part of the log. */
-	unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
+	unlink(log->prep.path);
 	ret = sl__list_bases(log->dir, true, 0, &bases, &n_bases);
 	if (ret < 0) {
 		snprintf(err, errlen, "read folder %s: %s", log->dir, strerror(-ret));
@@ -352,7 +349,7 @@ void sl_log_close(struct sl_log *log)
 		    SL_SEGPREP_READY)
 			close(log->prep.fd);
 		/* Ready or half made, it is of no use to anyone now. */
-		unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
+		unlink(log->prep.path);
 	}
 	for (uint32_t i = 0; i < log->n_segs; i++) {
 		if (log->segs[i].fd >= 0)
@@ -360,8 +357,7 @@ void sl_log_close(struct sl_log *log)
 		free(log->segs[i].idx);
 	}
 	free(log->segs);
-	if (log->dir_fd >= 0)
-		close(log->dir_fd);
+	free(log->prep.path);
 	free(log->wb.p);
 	free(log->dir);
 	free(log);

@@ -166,14 +166,18 @@ int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos)
 
 static int sl__fsync_dir(struct sl_log *log)
 {
-	return fsync(log->dir_fd) < 0 ? -errno : 0;
+	int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int ret = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 /* Takes the prepared next segment as `name`, if one is ready: -EAGAIN if
  * not (the caller creates it in place). */
 static int sl__seg_take_prepared(struct sl_log *log, uint64_t base, int *fd)
 {
-	char name[32];
 	struct sl_segprep_req *rq = &log->prep;
 	int state = atomic_load_explicit(&rq->state, memory_order_acquire);
 
@@ -181,14 +185,16 @@ static int sl__seg_take_prepared(struct sl_log *log, uint64_t base, int *fd)
 		atomic_store_explicit(&rq->state, SL_SEGPREP_NONE, memory_order_relaxed);
 	if (state != SL_SEGPREP_READY)
 		return -EAGAIN;
-	snprintf(name, sizeof(name), "%020" PRIu64 ".log", base);
+	char *path = sl__seg_path(log, base, "log");
 	atomic_store_explicit(&rq->state, SL_SEGPREP_NONE, memory_order_relaxed);
-	if (renameat2(log->dir_fd, SL_SEGPREP_NAME, log->dir_fd, name, RENAME_NOREPLACE) < 0) {
-		int ret = -errno;
+	if (!path || renameat2(AT_FDCWD, rq->path, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+		int ret = path ? -errno : -ENOMEM;
+		free(path);
 		close(rq->fd);
-		unlinkat(log->dir_fd, SL_SEGPREP_NAME, 0);
+		unlink(rq->path);
 		return ret == -EEXIST ? ret : -EAGAIN;
 	}
+	free(path);
 	*fd = rq->fd;
 	rq->fd = -1;
 	if (rq->prealloc_err)
