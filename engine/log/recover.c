@@ -262,8 +262,12 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		ret = -ENOMEM;
 		goto fail;
 	}
-	log->prep.bytes = opts->segment_bytes < SL_LOG_PREALLOC_FIRST ? opts->segment_bytes
-	                                                              : SL_LOG_PREALLOC_FIRST;
+	/* A prepared segment is asked for only once half of the active one is
+	 * written: its partition is busy, and gets it whole, allocated off the
+	 * reactor, as before the steps; a busy partition takes steps in its
+	 * first segment only. Idle partitions never get that far and hold
+	 * their first step alone. */
+	log->prep.bytes = opts->segment_bytes;
 	log->prep.fallocate_fn = opts->fallocate_fn ? opts->fallocate_fn : fallocate;
 	log->prep.fd = -1;
 	/* A prepared segment a crash left behind: never part of the log. */

@@ -88,12 +88,8 @@ int sl__prealloc(struct sl_log *log, int fd)
 	return 0;
 }
 
-int sl__prealloc_ahead(struct sl_log *log, uint64_t need_end)
+uint64_t sl__prealloc_next_step(const struct sl_log *log)
 {
-	if (log->no_prealloc || need_end <= log->alloc_end)
-		return 0;
-	struct sl_seg *s = &log->segs[log->n_segs - 1];
-	sl_fallocate_fn fn = log->opts.fallocate_fn ? log->opts.fallocate_fn : fallocate;
 	/* Each step twice the last, up to SL_LOG_PREALLOC_MAX_STEP: a busy
 	 * partition soon takes large steps (few calls), an idle one holds
 	 * little it does not use. */
@@ -102,6 +98,16 @@ int sl__prealloc_ahead(struct sl_log *log, uint64_t need_end)
 		step = SL_LOG_PREALLOC_MAX_STEP;
 	if (step < SL_LOG_PREALLOC_FIRST)
 		step = SL_LOG_PREALLOC_FIRST;
+	return step;
+}
+
+int sl__prealloc_ahead(struct sl_log *log, uint64_t need_end)
+{
+	if (log->no_prealloc || need_end <= log->alloc_end)
+		return 0;
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	sl_fallocate_fn fn = log->opts.fallocate_fn ? log->opts.fallocate_fn : fallocate;
+	uint64_t step = sl__prealloc_next_step(log);
 	uint64_t end = log->alloc_end + step;
 	if (end > log->opts.segment_bytes)
 		end = log->opts.segment_bytes;
