@@ -3,12 +3,14 @@
  *
  * On disk, a partition is a folder of segment files named by the offset of
  * their first event (`00000000000000000000.log`). A segment is pre-allocated
- * (fallocate) ahead of its writes in steps, SL_LOG_PREALLOC_FIRST at
- * creation and then twice the last step up to SL_LOG_PREALLOC_MAX_STEP, so
- * that appends write into allocated blocks while a partition holds on disk
- * about what it stores (a topic of 1,000 partitions took 64 GB before its
- * first event when every segment was allocated whole), and holds record
- * batches back to back, each 8-byte aligned (the layout:
+ * (fallocate) so that appends write into allocated blocks: a partition's
+ * first segment (and a recovered one) in steps ahead of its writes,
+ * SL_LOG_PREALLOC_FIRST at creation and then twice the last step up to
+ * SL_LOG_PREALLOC_MAX_STEP, so that an idle partition holds 1 MiB (a topic
+ * of 1,000 partitions took 64 GB before its first event when every segment
+ * was allocated whole); the segments after it, prepared for a partition
+ * busy enough to fill half of one, whole. A segment holds record batches
+ * back to back, each 8-byte aligned (the layout:
  * log/batch.h). A sealed segment is cut to its size and gets a sparse index
  * beside it (`.idx`, log/index_format.h). On a filesystem that cannot
  * fallocate (FUSE, some network filesystems: EOPNOTSUPP) the log says so
