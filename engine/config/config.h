@@ -223,7 +223,16 @@ struct sl_config_consumer {
 	 * is refused there). */
 	uint32_t circuit_failures;
 	uint64_t circuit_cooldown_ns;
+	/* Projections only (`snapshot: { every_events: 1000000, every: 60s }`):
+	 * a partition's model is snapshotted after this many events applied or
+	 * this long, whichever comes first. Sinks: 0 and 0. */
+	uint64_t snapshot_every_events;
+	uint64_t snapshot_every_ns;
 };
+
+/* Defaults of a projection's `snapshot:` keys. */
+#define SL_CONFIG_SNAPSHOT_EVENTS 1000000u
+#define SL_CONFIG_SNAPSHOT_NS     (60ull * 1000000000ull)
 
 /* Defaults of a sink's `circuit:` keys. */
 #define SL_CONFIG_CIRCUIT_FAILURES    5

@@ -113,6 +113,15 @@ static int sl__consumer_init(void *obj)
 	return sl__args_init(&((struct sl_config_consumer *)obj)->args);
 }
 
+static int sl__projection_init(void *obj)
+{
+	struct sl_config_consumer *c = obj;
+
+	c->snapshot_every_events = SL_CONFIG_SNAPSHOT_EVENTS;
+	c->snapshot_every_ns = SL_CONFIG_SNAPSHOT_NS;
+	return sl__consumer_init(obj);
+}
+
 static int sl__sink_init(void *obj)
 {
 	struct sl_config_consumer *c = obj;
@@ -173,7 +182,25 @@ static const struct sl__section sl__circuit_section = {
 		    .doc = "the plugin's arguments, a free-form map"                               \
 	}
 
-static const struct sl__key sl__projection_keys[] = {SL__CONSUMER_KEYS("projection")};
+static const struct sl__key sl__snapshot_keys[] = {
+    /* 2^40 events is beyond any partition's life: larger is a typo. */
+    {"every_events", SL__T_INT, SL__FIELD(C, snapshot_every_events), .lo = 1, .hi = 1ull << 40,
+     .doc = "snapshot a partition's model after this many events applied"},
+    {"every", SL__T_DURATION, SL__FIELD(C, snapshot_every_ns), .lo = 1000000,
+     .doc = "or after this long, whichever comes first"},
+};
+
+static const struct sl__section sl__snapshot_section = {
+    .keys = sl__snapshot_keys,
+    .n_keys = SL_ARRAY_LEN(sl__snapshot_keys),
+};
+
+static const struct sl__key sl__projection_keys[] = {
+    SL__CONSUMER_KEYS("projection"),
+    /* The snapshot's keys live in the entry itself: offset 0. */
+    {"snapshot", SL__T_MAP, 0, .sub = &sl__snapshot_section,
+     .doc = "how often each partition's model is snapshotted (what a restart replays)"},
+};
 
 static const struct sl__key sl__sink_keys[] = {
     SL__CONSUMER_KEYS("sink"),
@@ -192,7 +219,7 @@ const struct sl__section sl__projection_section = {
     .line_off = offsetof(struct sl_config_consumer, line),
     .name_off = offsetof(struct sl_config_consumer, name),
     .unique_name = true,
-    .init = sl__consumer_init,
+    .init = sl__projection_init,
     .pre = sl__projection_pre,
 };
 

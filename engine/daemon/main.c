@@ -252,6 +252,8 @@ int main(int argc, char **argv)
 		    .plugin = cfg.projections[i].plugin,
 		    .topic = (uint32_t)cfg.projections[i].from_topic,
 		    .args = cfg.projections[i].args,
+		    .snapshot_every_events = cfg.projections[i].snapshot_every_events,
+		    .snapshot_every_ns = cfg.projections[i].snapshot_every_ns,
 		};
 	struct sl_server_sink_spec *sspecs = calloc(cfg.n_sinks ? cfg.n_sinks : 1, sizeof(*sspecs));
 	if (!sspecs)

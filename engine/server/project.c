@@ -123,11 +123,13 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			             .epoch = srv->epoch},
 			    .log_dir = part->dir,
 			    .snap_dir = dir,
-			    .snapshot_every_events = o->snapshot_every_events
-			                                 ? o->snapshot_every_events
-			                                 : SL__SNAP_EVENTS,
-			    .snapshot_every_ns =
-			        o->snapshot_every_ns ? o->snapshot_every_ns : SL__SNAP_NS,
+			    .snapshot_every_events =
+			        sp->snapshot_every_events  ? sp->snapshot_every_events
+			        : o->snapshot_every_events ? o->snapshot_every_events
+			                                   : SL__SNAP_EVENTS,
+			    .snapshot_every_ns = sp->snapshot_every_ns  ? sp->snapshot_every_ns
+			                         : o->snapshot_every_ns ? o->snapshot_every_ns
+			                                                : SL__SNAP_NS,
 			    .resolve = sl__proj_resolve,
 			    .resolve_arg = pj,
 			};

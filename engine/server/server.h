@@ -40,6 +40,10 @@ struct sl_server_proj_spec {
 	const char *plugin;
 	uint32_t topic;                    /* index into sl_server_opts.topics */
 	const struct sl_config_node *args; /* the entry's args map, or NULL */
+	/* Snapshot cadence of this projection's partitions; 0: the server's
+	 * (snapshot_every_*), and 0 there too: 1M events, 60 s. */
+	uint64_t snapshot_every_events;
+	uint64_t snapshot_every_ns;
 };
 
 /* A sink to run (engine/sink): plugin NAME.so copying one topic to the

@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, Workdir, check, http_open, main, run  # noqa: E402
+from harness import Server, Workdir, check, http_open, main, run, wait_for_files  # noqa: E402
 from cases import Producer  # noqa: E402
 
 PROJECTIONS = [("counter", "counter", "events"), ("latest", "latest", "events")]
@@ -214,10 +214,48 @@ def case_rebuild_equals_live(a):
             srv.kill()
 
 
+def case_snapshot_cadence(a):
+    """`snapshot: { every_events: 500 }` snapshots a projection's partition
+    as it goes; the default (1M events, 60 s) has none after 3,000 events;
+    a restart loads the snapshot and the counter is still right."""
+    n = 3000
+    extra = ["projections:",
+             "  - { name: counter, plugin: counter, from: events,"
+             " snapshot: { every_events: 500, every: 1h } }",
+             "  - { name: latest, plugin: latest, from: events }"]
+    with Workdir() as wd:
+        srv = Server(a.sluiced, wd, topics=[("events", 1)], extra=extra).start()
+        try:
+            lines = "\n".join(event(i, "acct-%d" % (i % 5)) for i in range(n)) + "\n"
+            rc, out, err = run([a.sluice, "produce", "--server", srv.addr], lines.encode())
+            check(rc == 0, "produce: %s" % err)
+            wait_all(srv)
+            snaps = os.path.join(srv.dir, "data", "projections", "counter", "0")
+
+            def snapshots():
+                return [f for f in os.listdir(snaps) if f.endswith(".snap")]
+
+            check(wait_for_files(snaps, lambda: len(snapshots()) > 0, 30),
+                  "no snapshot of counter after %d events (every_events: 500)" % n)
+            latest = os.path.join(srv.dir, "data", "projections", "latest", "0")
+            check(not [f for f in os.listdir(latest) if f.endswith(".snap")],
+                  "latest (default cadence) snapshotted after %d events" % n)
+            check(srv.stop() == 0, "sluiced did not exit 0")
+            srv.start()
+            wait_all(srv)
+            st, body = get(srv, q("counter", "type:Deposited"))
+            check(st == 200 and body.get("count") == n, "after restart: %d %r" % (st, body))
+            print("snapshot_cadence: %d snapshot(s) of counter at every_events 500 over %d "
+                  "events, none of latest at the default" % (len(snapshots()), n))
+        finally:
+            srv.kill()
+
+
 if __name__ == "__main__":
     sys.exit(main({
         "read_your_writes": case_read_your_writes,
         "query_errors": case_query_errors,
         "exactly_once_restarts": case_exactly_once_restarts,
         "rebuild_equals_live": case_rebuild_equals_live,
+        "snapshot_cadence": case_snapshot_cadence,
     }))

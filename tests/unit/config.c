@@ -1559,3 +1559,34 @@ Test(config, open_ports_need_auth)
 	cr_assert_str_eq(c.auth.token_file, "/etc/sluice/tok", "relative to the file's folder");
 	sl_config_free(&c);
 }
+
+/* A projection's snapshot cadence: defaults, parsed values, bounds, printed
+ * back; sinks have none. */
+Test(config, projection_snapshot_cadence)
+{
+	struct sl_config c;
+
+	load("topics: [ { name: a } ]\n"
+	     "projections:\n"
+	     "  - { name: p, plugin: counter, from: a }\n"
+	     "  - { name: q, plugin: counter, from: a,"
+	     " snapshot: { every_events: 500, every: 2s } }\n",
+	     NULL, &c);
+	cr_assert_eq(c.projections[0].snapshot_every_events, SL_CONFIG_SNAPSHOT_EVENTS);
+	cr_assert_eq(c.projections[0].snapshot_every_ns, SL_CONFIG_SNAPSHOT_NS);
+	cr_assert_eq(c.projections[1].snapshot_every_events, 500);
+	cr_assert_eq(c.projections[1].snapshot_every_ns, 2000000000ull);
+	char *d = dump_str(&c);
+	cr_assert_not_null(strstr(d, "every_events: 500"), "%s", d);
+	free(d);
+	sl_config_free(&c);
+	expect_error("topics: [ { name: a } ]\nprojections:\n"
+	             "  - { name: p, plugin: counter, from: a, snapshot: { every_events: 0 } }\n",
+	             "projections[0].snapshot.every_events: expected an integer");
+	expect_error("topics: [ { name: a } ]\nprojections:\n"
+	             "  - { name: p, plugin: counter, from: a, snapshot: { every: 10us } }\n",
+	             "projections[0].snapshot.every: expected a duration of at least 1ms");
+	expect_error("topics: [ { name: a } ]\nsinks:\n"
+	             "  - { name: s, plugin: jsonl, from: a, snapshot: { every: 1s } }\n",
+	             "sinks[0]: unknown key 'snapshot'");
+}
