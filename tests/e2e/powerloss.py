@@ -13,8 +13,9 @@ has acked something and the acks passed a random point of the cut's share
 of the input, after a random delay, and when some written event is
 not acked yet, sluiced is SIGKILLed; one cut in four first gets SIGTERM
 and is killed during its stop, which writes the producer checkpoints and
-the projection snapshots (sluiced snapshots otherwise only every 1M events
-or 60 s): half of those a few milliseconds in, half the moment faultfs
+the projection snapshots (which the config also asks for every 5,000
+events or 200 ms, so cuts land in them under load too): half of those a
+few milliseconds in, half the moment faultfs
 shows a snapshot or checkpoint half written (polled, bounded). Once the process is gone, faultfs's state says
 what a power cut would lose (unsynced bytes, pending renames and creates,
 by file: segment roll, producer checkpoint, projection snapshot), and then
@@ -77,7 +78,10 @@ class PowerServer(Server):
             "    durability: %s" % durability,
             "    segment_bytes: %d" % segment_bytes,
             "projections:",
-            "  - { name: counter, plugin: counter, from: events }",
+            # Snapshots while the load runs, not only at stops: a cut may
+            # land in one (the default is every 1M events or 60 s).
+            "  - { name: counter, plugin: counter, from: events,"
+            " snapshot: { every_events: 5000, every: 200ms } }",
         ]
         with open(self.config, "w") as f:
             f.write("\n".join(cfg) + "\n")
