@@ -30,6 +30,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -82,14 +83,23 @@ class FaultFS:
         self.proc = subprocess.Popen([self.binary, self.backing, self.mnt, "-f"],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
+        # The kernel signals every change of the mount table on
+        # /proc/self/mounts (POLLPRI): wait for those, not for time.
         deadline = time.monotonic() + MOUNT_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise Failure("faultfs exited %d before mounting: %s" % (
-                    self.proc.returncode, self.log_text()))
-            if os.path.ismount(self.mnt) and os.path.exists(self.ctl):
-                return self
-            time.sleep(0.02)  # polling a condition with a deadline
+        with open("/proc/self/mounts", "rb") as mounts:
+            watch = select.poll()
+            watch.register(mounts, select.POLLPRI | select.POLLERR)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise Failure("faultfs exited %d before mounting: %s" % (
+                        self.proc.returncode, self.log_text()))
+                if os.path.ismount(self.mnt) and os.path.exists(self.ctl):
+                    return self
+                # Bounded, so that an exit of faultfs (no mount change)
+                # is seen too.
+                watch.poll(100)
+                mounts.seek(0)
+                mounts.read()
         raise Failure("faultfs not mounted after %d s: %s" % (MOUNT_TIMEOUT_S, self.log_text()))
 
     def log_text(self):
