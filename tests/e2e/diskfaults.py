@@ -26,6 +26,7 @@ failure.
 Usage: diskfaults.py --sluiced P --sluice P [--faultfs P] CASE
 """
 
+import contextlib
 import json
 import os
 import re
@@ -91,12 +92,44 @@ def configure(srv, data_dir, partitions=2, segment_bytes="1MiB"):
                 % (data_dir, partitions, segment_bytes))
 
 
-def produce(sluice, addr, path, timeout=60):
-    """sluice produce --print-acks of a file: (rc, acks, stderr)."""
+def produce_events(a, srv, wd, tag, n, timeout=60):
+    """Writes n events of run `tag` to a file and produces them with
+    `sluice produce --print-acks`: (rc, acks, stderr)."""
+    path = os.path.join(wd, "in%d.jsonl" % tag)
+    write_events(path, tag, n)
     with open(path, "rb") as f:
-        rc, out, err = run([sluice, "produce", "--print-acks", "--timeout", str(timeout),
-                            "--server", addr], stdin=f.read(), timeout=timeout + 120)
+        rc, out, err = run([a.sluice, "produce", "--print-acks", "--timeout", str(timeout),
+                            "--server", srv.addr], stdin=f.read(), timeout=timeout + 120)
     return rc, parse_json_lines(out), err
+
+
+def data_server(a, wd, data_dir, **kw):
+    """A Server (not started; `with` starts and kills it) whose config puts
+    its data in data_dir (configure)."""
+    srv = Server(a.sluiced, wd)
+    configure(srv, data_dir, **kw)
+    return srv
+
+
+def restart(srv, wd):
+    """Stops srv (it must exit 0), keeps its stderr in wd/first-stderr.txt
+    (the restart writes it anew), and starts it again."""
+    check(srv.stop() == 0, "sluiced did not exit 0: %s" % srv.stderr_text()[-500:])
+    with open(os.path.join(wd, "first-stderr.txt"), "w") as f:
+        f.write(srv.stderr_text())
+    srv.start()
+
+
+@contextlib.contextmanager
+def faultfs_mounted(a, wd):
+    """faultfs mounted under wd for the block, unmounted after it, also on
+    failure."""
+    fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
+    try:
+        fs.mount()
+        yield fs
+    finally:
+        fs.unmount()
 
 
 def summary(err):
@@ -118,9 +151,7 @@ def disk_full_run(a, wd, mnt, make_full, make_room, label):
     p = None
     srv = None
     try:
-        srv = Server(a.sluiced, wd)
-        configure(srv, os.path.join(mnt, "data"))
-        srv.start()
+        srv = data_server(a, wd, os.path.join(mnt, "data")).start()
         make_full()
         inp = os.path.join(wd, "in.jsonl")
         write_events(inp, 1, n)
@@ -164,13 +195,9 @@ def disk_full_run(a, wd, mnt, make_full, make_room, label):
             acked_ids = [x["id"] for x in parse_json_lines(f.read())]
         check(len(acked_ids) == acked, "%d ack lines for %d acked" % (len(acked_ids), acked))
         # Without a restart: fresh events are all acked.
-        inp2 = os.path.join(wd, "in2.jsonl")
-        write_events(inp2, 2, 2000)
-        with open(inp2, "rb") as f:
-            rc, out, err = run([a.sluice, "produce", "--print-acks", "--timeout", "60",
-                                "--server", srv.addr], stdin=f.read(), timeout=120)
+        rc, acks2, err = produce_events(a, srv, wd, 2, 2000)
         check(rc == 0, "after space came back, producing failed (%d): %s" % (rc, err[-500:]))
-        acked_ids += [x["id"] for x in parse_json_lines(out)]
+        acked_ids += [x["id"] for x in acks2]
         want = sorted(acked_ids)
         check(len(set(want)) == len(want), "an event was acked twice")
         for when in ("live", "after a restart"):
@@ -183,11 +210,7 @@ def disk_full_run(a, wd, mnt, make_full, make_room, label):
             check(not extra, "%s: %d events stored that were refused or never acked, "
                   "e.g. %s" % (when, len(extra), sorted(extra)[:3]))
             if when == "live":
-                check(srv.stop() == 0, "sluiced did not exit 0: %s" % srv.stderr_text()[-500:])
-                # Kept for inspection: the restart writes stderr anew.
-                with open(os.path.join(wd, "first-stderr.txt"), "w") as f:
-                    f.write(srv.stderr_text())
-                srv.start()
+                restart(srv, wd)
         print("%s: %d events, %d acked, %d refused with ERR_DISK_FULL, %d partition "
               "episodes, all acked stored once" % (label, n, acked, refused, full))
         return srv
@@ -219,9 +242,7 @@ def case_disk_full_faultfs(a):
     need(fuse=True)
     check(a.faultfs, "--faultfs is required")
     with Workdir() as wd:
-        fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
-        try:
-            fs.mount()
+        with faultfs_mounted(a, wd) as fs:
             check(fs.cmd("nofallocate on") == 0, "nofallocate")
 
             def arm():
@@ -235,10 +256,6 @@ def case_disk_full_faultfs(a):
             check(re.search(r"partition \d+: write of .*No space left", said),
                   "no group commit write met ENOSPC: %r" % said[-800:])
             check(srv is not None, "no server")
-        finally:
-            fs.unmount()
-
-
 
 
 def case_fsync_eio(a):
@@ -246,23 +263,14 @@ def case_fsync_eio(a):
     check(a.faultfs, "--faultfs is required")
     bad = 1  # the partition whose disk fails
     with Workdir() as wd:
-        fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
-        srv = None
-        try:
-            fs.mount()
-            srv = Server(a.sluiced, wd)
-            configure(srv, os.path.join(fs.mnt, "data"), partitions=4)
-            srv.start()
-            inp = os.path.join(wd, "in1.jsonl")
-            write_events(inp, 1, 4000)
-            rc, acks1, err = produce(a.sluice, srv.addr, inp)
+        with faultfs_mounted(a, wd) as fs, data_server(a, wd, os.path.join(fs.mnt, "data"),
+                                                       partitions=4) as srv:
+            rc, acks1, err = produce_events(a, srv, wd, 1, 4000)
             check(rc == 0 and len(acks1) == 4000, "before the fault: rc %d, %d acks: %s"
                   % (rc, len(acks1), err[-500:]))
             check(any(x["partition"] == bad for x in acks1), "nothing went to partition %d" % bad)
             check(fs.cmd("eio fsync data/events/%d/*.log always" % bad) == 0, "arming eio")
-            inp = os.path.join(wd, "in2.jsonl")
-            write_events(inp, 2, 4000)
-            rc, acks2, err = produce(a.sluice, srv.addr, inp, timeout=20)
+            rc, acks2, err = produce_events(a, srv, wd, 2, 4000, timeout=20)
             read, acked, refused = summary(err)
             check(srv.proc.poll() is None, "sluiced exited: %s" % srv.stderr_text()[-800:])
             check(refused > 0, "nothing was refused with the partition's disk failing: %r"
@@ -281,13 +289,8 @@ def case_fsync_eio(a):
                   "the server did not say the partition stopped: %r" % srv.stderr_text()[-600:])
             # The disk heals; a restart serves the partition again.
             check(fs.cmd("clear") == 0, "clear")
-            check(srv.stop() == 0, "sluiced did not exit 0: %s" % srv.stderr_text()[-500:])
-            with open(os.path.join(wd, "first-stderr.txt"), "w") as f:
-                f.write(srv.stderr_text())
-            srv.start()
-            inp = os.path.join(wd, "in3.jsonl")
-            write_events(inp, 3, 4000)
-            rc, acks3, err = produce(a.sluice, srv.addr, inp)
+            restart(srv, wd)
+            rc, acks3, err = produce_events(a, srv, wd, 3, 4000)
             check(rc == 0 and len(acks3) == 4000, "after the restart: rc %d, %d acks: %s"
                   % (rc, len(acks3), err[-500:]))
             check(any(x["partition"] == bad for x in acks3), "partition %d does not serve" % bad)
@@ -299,26 +302,16 @@ def case_fsync_eio(a):
             print("fsync_eio: partition %d refused %d events with ERR_STORAGE, the other three "
                   "acked %d; after a restart all four served, nothing acked lost"
                   % (bad, refused, acked))
-        finally:
-            if srv:
-                srv.kill()
-            fs.unmount()
 
 
 def case_read_eio(a):
     need(fuse=True)
     check(a.faultfs, "--faultfs is required")
     with Workdir() as wd:
-        fs = FaultFS(a.faultfs, os.path.join(wd, "fs"))
-        srv = None
-        try:
-            fs.mount()
-            srv = Server(a.sluiced, wd)
-            configure(srv, os.path.join(fs.mnt, "data"), partitions=1, segment_bytes="64KiB")
-            srv.start()
-            inp = os.path.join(wd, "in.jsonl")
-            write_events(inp, 1, 3000)
-            rc, acks, err = produce(a.sluice, srv.addr, inp)
+        with faultfs_mounted(a, wd) as fs, data_server(
+                a, wd, os.path.join(fs.mnt, "data"), partitions=1,
+                segment_bytes="64KiB") as srv:
+            rc, acks, err = produce_events(a, srv, wd, 1, 3000)
             check(rc == 0 and len(acks) == 3000, "produce: rc %d: %s" % (rc, err[-500:]))
             segs = sorted(f for f in os.listdir(os.path.join(fs.mnt, "data", "events", "0"))
                           if f.endswith(".log"))
@@ -336,10 +329,6 @@ def case_read_eio(a):
                   "after the disk reads again: %d events, %d acked" % (len(stored), len(acks)))
             print("read_eio: the consumer was told %r; the same read served all %d events "
                   "once the disk read again" % (err.strip()[-160:], len(stored)))
-        finally:
-            if srv:
-                srv.kill()
-            fs.unmount()
 
 
 if __name__ == "__main__":
