@@ -43,7 +43,9 @@ typedef int (*sl_fallocate_fn)(int fd, int mode, off_t off, off_t len);
 struct sl_segprep_req {
 	char *path; /* <dir>/next.prep, owned by the log */
 	uint64_t bytes;
-	sl_fallocate_fn fallocate_fn; /* the log's (opts.fallocate_fn or fallocate(2)) */
+	/* The log's (opts.fallocate_fn or fallocate(2)), resolved once at open;
+	 * the log's own pre-allocation uses it too. */
+	sl_fallocate_fn fallocate_fn;
 	_Atomic int state;
 	int fd;
 	int prealloc_err; /* -EOPNOTSUPP/-ENOSYS: prepared without pre-allocation */

@@ -39,6 +39,8 @@ void sl__full(struct sl_log *log, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(log->error, sizeof(log->error), fmt, ap);
 	va_end(ap);
+	/* Said once per episode (the reactor compares sl_log_full), retried
+	 * from now + SL_LOG_FULL_RETRY_NS whatever failed this time. */
 	if (!log->full) {
 		log->full = true;
 		log->full_since_ns = now;
@@ -77,7 +79,7 @@ uint64_t sl__prealloc_first(const struct sl_log *log)
 
 int sl__prealloc(struct sl_log *log, int fd)
 {
-	sl_fallocate_fn fn = log->opts.fallocate_fn ? log->opts.fallocate_fn : fallocate;
+	sl_fallocate_fn fn = log->prep.fallocate_fn; /* resolved at open */
 
 	if (fn(fd, 0, 0, (off_t)sl__prealloc_first(log)) == 0)
 		return 0;
@@ -106,7 +108,7 @@ int sl__prealloc_ahead(struct sl_log *log, uint64_t need_end)
 	if (log->no_prealloc || need_end <= log->alloc_end)
 		return 0;
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
-	sl_fallocate_fn fn = log->opts.fallocate_fn ? log->opts.fallocate_fn : fallocate;
+	sl_fallocate_fn fn = log->prep.fallocate_fn; /* resolved at open */
 	uint64_t step = sl__prealloc_next_step(log);
 	uint64_t end = log->alloc_end + step;
 	if (end > log->opts.segment_bytes)

@@ -1025,15 +1025,23 @@ static int ffs_mkdir(const char *path, mode_t mode)
 	return 0;
 }
 
+/* What rmdir and unlink check first: the control file and the graveyard
+ * are not the caller's to remove, and the entry must exist (*st). */
+static int ffs_removable(struct ffs *fs, const char *path, const char *rel, struct stat *st)
+{
+	if (ffs_is_ctl(path) || ffs_is_grave(path))
+		return -EPERM;
+	return fstatat(fs->root, rel, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
 static int ffs_rmdir(const char *path)
 {
 	struct ffs *fs = ffs_get();
 	const char *rel = ffs_rel(path);
 	struct stat st;
-	if (ffs_is_ctl(path) || ffs_is_grave(path))
-		return -EPERM;
-	if (fstatat(fs->root, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+	int ret = ffs_removable(fs, path, rel, &st);
+	if (ret < 0)
+		return ret;
 	ino_t parent = ffs_parent_ino(fs, rel);
 	if (unlinkat(fs->root, rel, AT_REMOVEDIR) < 0)
 		return -errno;
@@ -1051,10 +1059,9 @@ static int ffs_unlink(const char *path)
 	struct ffs *fs = ffs_get();
 	const char *rel = ffs_rel(path);
 	struct stat st;
-	if (ffs_is_ctl(path) || ffs_is_grave(path))
-		return -EPERM;
-	if (fstatat(fs->root, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+	int ret = ffs_removable(fs, path, rel, &st);
+	if (ret < 0)
+		return ret;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
 	ino_t parent = ffs_parent_ino(fs, rel);

@@ -1110,6 +1110,19 @@ static void commit_until_not_full(struct sl_log *log)
 	cr_assert_eq(commit(log), 0);
 }
 
+/* Reads [0, end) back, closes the log, and reads it all again from a
+ * reopen with the same options. */
+static void read_back_and_reopen(struct sl_log *log, const struct sl_log_opts *o, uint64_t end)
+{
+	char err[400];
+	read_all(log, 0, end);
+	sl_log_close(log);
+	cr_assert_eq(sl_log_open(o, &log, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_log_end(log), end);
+	read_all(log, 0, end);
+	sl_log_close(log);
+}
+
 static void assert_refuses_full(struct sl_log *log, uint64_t durable)
 {
 	uint64_t off;
@@ -1163,12 +1176,7 @@ Test(log, full_device_at_a_roll_refuses_then_resumes)
 	append_n(log, 1, seq, 10);
 	seq += 10;
 	cr_assert_eq(commit(log), 0);
-	read_all(log, 0, seq);
-	sl_log_close(log);
-	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(sl_log_end(log), seq);
-	read_all(log, 0, seq);
-	sl_log_close(log);
+	read_back_and_reopen(log, &o, seq);
 }
 
 /* A real full filesystem: a 256 KiB tmpfs under the test's folder, a log
@@ -1227,12 +1235,7 @@ Test(log, full_tmpfs_on_write_keeps_the_buffer_and_writes_it_again, .fini = unmo
 	cr_assert_eq(unlink(filler), 0);
 	commit_until_not_full(log);
 	cr_assert_eq(sl_log_durable(log), seq);
-	read_all(log, 0, seq);
-	sl_log_close(log);
-	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(sl_log_end(log), seq);
-	read_all(log, 0, seq);
-	sl_log_close(log);
+	read_back_and_reopen(log, &o, seq);
 }
 
 /* Space is reserved in steps ahead of the writes (issue 22): a new segment
