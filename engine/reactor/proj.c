@@ -70,10 +70,14 @@ static void sl__rebuild_step(struct sl_reactor *r)
 		} else if (sl_applier_next(q->rb) >= target) {
 			sl_pquery_rebuild_finish(pj, q);
 		} else if ((ret = sl_applier_step(q->rb, target, SL_PROJ_STEP_EVENTS)) < 0) {
-			sl_pquery_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
-			               q->partition, sl_applier_error(q->rb));
-			sl_applier_close(q->rb);
+			/* q belongs to its asker once done: nothing of it is
+			 * touched after (the rebuilder is closed after, from a
+			 * copy of its pointer). */
+			struct sl_applier *rb = q->rb;
 			q->rb = NULL;
+			sl_pquery_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
+			               q->partition, sl_applier_error(rb));
+			sl_applier_close(rb);
 		} else {
 			q->next = keep;
 			keep = q;
