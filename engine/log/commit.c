@@ -89,8 +89,9 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 		return log->failed ? -SL_ELOG_FAILED : -SL_ELOG_FULL;
 	if (SL_UNLIKELY((size_t)len + 32 > SL_BATCH_MAX - SL_LOG_BATCH_HDR))
 		return -EMSGSIZE;
-	/* One clock read per group commit, not per event. */
-	if (b->len == 0)
+	/* One clock read per group commit, not per event (a journaled log's
+	 * buffer may still hold what waits for its segment: jsent). */
+	if (b->len == log->jsent)
 		log->group_t0 = sl_now_ns();
 	if (log->batch_open &&
 	    (producer_id != log->batch_pid || epoch != log->batch_epoch ||
@@ -121,20 +122,18 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 	return 0;
 }
 
-/* Stamps unit_start into every batch of the buffer, checksums them, and
- * indexes them at their segment positions. */
-static int sl__seal_buffer(struct sl_log *log, struct sl_wbuf *b, uint64_t pos)
+int sl__seal_range(struct sl_log *log, uint8_t *p, uint32_t len, uint64_t pos)
 {
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
 	uint32_t at = 0;
-	while (at < b->len) {
-		uint8_t *h = b->p + at;
-		uint32_t len = sl_get_le32(h + SL_BATCH_LEN);
+	while (at < len) {
+		uint8_t *h = p + at;
+		uint32_t blen = sl_get_le32(h + SL_BATCH_LEN);
 		sl_batch_seal(h, (uint32_t)pos);
 		int ret = sl__idx_add(s, sl_get_le64(h + SL_BATCH_BASE_OFFSET), pos + at);
 		if (ret < 0)
 			return ret;
-		at += (uint32_t)sl_batch_span(len);
+		at += (uint32_t)sl_batch_span(blen);
 	}
 	return 0;
 }
@@ -183,8 +182,156 @@ static void sl__commit_hist_add(struct sl_log *log, uint64_t ns)
 	log->stats.commit_ns += ns;
 }
 
+/* ---- journaled logs (log.h: the journal) ----------------------------------- */
+
+int sl__log_segwrite(struct sl_log *log)
+{
+	struct sl_wbuf *b = &log->wb;
+	uint32_t n = log->jsent;
+	if (!n || log->failed)
+		return log->failed ? -SL_ELOG_FAILED : 0;
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	ssize_t w = sl__pwrite_all(s->fd, b->p, n, log->write_pos);
+	if (w != (ssize_t)n) {
+		/* Acked already (the journal has it): a write that fails now
+		 * stops the partition; a restart replays the journal. The
+		 * space was allocated before the hand-off, so ENOSPC here is
+		 * not the device filling up. */
+		int err = w < 0 ? (int)w : -ENOSPC;
+		sl__fail(log,
+		         "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
+		         ") failed: %s; partition stopped",
+		         log->dir, s->base, log->write_pos, log->write_pos + n, strerror(-err));
+		return -SL_ELOG_FAILED;
+	}
+	log->stats.bytes_written += n;
+	log->stats.writes++;
+	log->write_pos += n;
+	s->size = log->write_pos;
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
+	if (log->batch_open)
+		log->batch_at -= n;
+	log->jsent = 0;
+	if (b->len == 0)
+		sl__wbuf_reuse(b, log->jsent_off);
+	else
+		b->first_offset = log->jsent_off;
+	log->durable = log->acked < b->first_offset ? log->acked : b->first_offset;
+	return 0;
+}
+
+void sl__log_journaled(struct sl_log *log, uint64_t end, uint64_t commit_ns)
+{
+	if (end > log->acked)
+		log->acked = end;
+	sl__commit_hist_add(log, commit_ns);
+	/* wb starts at the first offset not yet in the segment. */
+	uint64_t written = log->wb.first_offset;
+	log->durable = log->acked < written ? log->acked : written;
+}
+
+/*
+ * A journaled log's group commit: seals what was appended since the last
+ * hand-off at the segment positions it will have, and hands it to the
+ * journal. A roll happens here, before the sealing (positions depend on
+ * it): the bytes still waiting for their segment are written first.
+ */
+static int sl__jflush(struct sl_log *log)
+{
+	if (log->failed)
+		return -SL_ELOG_FAILED;
+	if (SL_UNLIKELY(log->full) && sl_now_ns() < log->full_retry_ns)
+		return 0;
+	if (log->batch_open)
+		sl__batch_close(log);
+	struct sl_wbuf *b = &log->wb;
+	uint32_t newlen = b->len - log->jsent;
+	if (!newlen)
+		return 0;
+	uint64_t seg_end = log->write_pos + log->jsent;
+	if (seg_end > 0 && seg_end + newlen > log->opts.segment_bytes) {
+		if (sl__log_segwrite(log) < 0)
+			return -SL_ELOG_FAILED;
+		int ret = sl__roll(log, log->jsent_off);
+		if (ret < 0)
+			return log->full && !log->failed ? 0 : -SL_ELOG_FAILED;
+		seg_end = 0;
+	}
+	if (log->opts.prep && seg_end + newlen > log->opts.segment_bytes / 2 &&
+	    atomic_load_explicit(&log->prep.state, memory_order_relaxed) == SL_SEGPREP_NONE)
+		sl__segprep_request(log->opts.prep, &log->prep);
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	/* Allocated before the journal has it: a full device refuses it
+	 * here, unacked, and not at the deferred write, acked. */
+	int ret = sl__prealloc_ahead(log, seg_end + newlen);
+	if (ret < 0) {
+		if (sl__no_space(ret)) {
+			sl__full(log,
+			         "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64
+			         ": %s; new events are refused until space is freed",
+			         log->dir, s->base, log->alloc_end, strerror(-ret));
+			return 0;
+		}
+		sl__fail(log, "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64 ": %s",
+		         log->dir, s->base, log->alloc_end, strerror(-ret));
+		return -SL_ELOG_FAILED;
+	}
+	if (log->full && !sl__journal_full(log->opts.journal))
+		sl__full_clear(log);
+	ret = sl__seal_range(log, b->p + log->jsent, newlen, seg_end);
+	if (ret < 0)
+		return ret;
+	if (log->no_prealloc) {
+		/* Nothing reserves the segment's space on this filesystem, so
+		 * a deferred write could meet a full device after the ack:
+		 * the bytes go to the segment first (a refusal then is a full
+		 * device, retried, nothing acked). */
+		ssize_t w = sl__pwrite_all(s->fd, b->p, newlen, seg_end);
+		if (w != (ssize_t)newlen) {
+			int err = w < 0 ? (int)w : -ENOSPC;
+			if (sl__no_space(err)) {
+				sl__full(
+				    log,
+				    "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
+				    ") failed: %s; new events are refused until space is freed",
+				    log->dir, s->base, seg_end, seg_end + newlen, strerror(-err));
+				return 0;
+			}
+			sl__fail(log,
+			         "write of %s/%020" PRIu64 ".log (bytes %" PRIu64 "..%" PRIu64
+			         ") failed: %s; partition stopped",
+			         log->dir, s->base, seg_end, seg_end + newlen, strerror(-err));
+			return -SL_ELOG_FAILED;
+		}
+		if (log->full && !sl__journal_full(log->opts.journal))
+			sl__full_clear(log);
+	}
+	ret = sl__journal_add(log->opts.journal, log, b->p + log->jsent, newlen, log->next_offset,
+	                      log->group_t0);
+	if (ret < 0) {
+		if (ret == -SL_ELOG_FAILED)
+			sl__fail(log, "%s", sl_journal_error(log->opts.journal));
+		return ret == -SL_ELOG_FAILED ? ret : -ENOMEM;
+	}
+	log->jsent_off = log->next_offset;
+	if (log->no_prealloc) {
+		/* In the segment already (jsent is 0 in this mode). */
+		log->stats.bytes_written += newlen;
+		log->stats.writes++;
+		log->write_pos += newlen;
+		s->size = log->write_pos;
+		sl__wbuf_reuse(b, log->next_offset);
+		return 3;
+	}
+	log->jsent = b->len;
+	return 3;
+}
+
 int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 {
+	if (log->opts.journal)
+		return sl__jflush(log);
 	if (log->failed)
 		return -SL_ELOG_FAILED;
 	if (SL_UNLIKELY(log->full) && sl_now_ns() < log->full_retry_ns)
@@ -257,7 +404,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		         log->dir, s->base, log->alloc_end, strerror(-ret));
 		return -SL_ELOG_FAILED;
 	}
-	ret = sl__seal_buffer(log, b, log->write_pos);
+	ret = sl__seal_range(log, b->p, b->len, log->write_pos);
 	if (ret < 0)
 		return ret;
 
@@ -386,6 +533,8 @@ bool sl_log_flush_syncs(const struct sl_log *log, uint64_t now_ns)
 {
 	if (log->failed || log->inflight || log->full)
 		return false;
+	if (log->opts.journal) /* a hand-off: the journal's commit syncs */
+		return log->batch_open || log->wb.len > log->jsent;
 	if (log->opts.durability == SL_LOG_FSYNC)
 		return log->batch_open || log->wb.len;
 	return sl_log_sync_due(log, now_ns);
@@ -399,6 +548,14 @@ struct sl_segprep *sl_log_segprep(const struct sl_log *log)
 uint64_t sl_log_durable(const struct sl_log *log)
 {
 	return log->durable;
+}
+uint64_t sl_log_acked(const struct sl_log *log)
+{
+	return log->opts.journal ? log->acked : log->durable;
+}
+struct sl_journal *sl_log_journal(const struct sl_log *log)
+{
+	return log->opts.journal;
 }
 uint64_t sl_log_end(const struct sl_log *log)
 {
@@ -418,6 +575,8 @@ bool sl_log_full(const struct sl_log *log)
 }
 bool sl_log_busy(const struct sl_log *log)
 {
+	if (log->opts.journal)
+		return log->batch_open || log->wb.len > log->jsent || log->acked < log->next_offset;
 	return log->inflight || log->batch_open || log->wb.len;
 }
 bool sl_log_io_pending(const struct sl_log *log)

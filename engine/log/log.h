@@ -69,6 +69,9 @@
 
 #include "log/batch.h"
 
+struct sl_journal;
+struct sl_jrec;
+
 enum sl_log_durability {
 	SL_LOG_FSYNC = 0, /* durable after fdatasync: the default */
 	SL_LOG_INTERVAL,  /* durable after write; fdatasync every interval_ns */
@@ -106,6 +109,18 @@ struct sl_log_opts {
 	 * filesystem without it (return -1 with errno EOPNOTSUPP). NULL in
 	 * production. */
 	int (*fallocate_fn)(int fd, int mode, off_t off, off_t len);
+	/*
+	 * Journaled (fsync policy only): the log's durability comes from its
+	 * reactor's journal (below) instead of an fdatasync of its own.
+	 * journal_key names the log in the journal (its folder relative to
+	 * data_dir); journal_arg is handed back to the journal's callbacks
+	 * (the partition). `replay`: what recovery read from the journals,
+	 * replayed into the log at open (NULL: nothing).
+	 */
+	struct sl_journal *journal;
+	const char *journal_key;
+	void *journal_arg;
+	struct sl_jrec *replay;
 };
 
 /*
@@ -147,7 +162,147 @@ void sl_segprep_destroy(struct sl_segprep *p);
 /* Waits until every request and file asked so far is done. */
 void sl_segprep_drain(struct sl_segprep *p);
 
+/*
+ * Runs fn(arg) on the preparer's thread, in order with the files asked for
+ * (a journal's checkpoint). 0, or -ENOMEM (the caller runs it itself).
+ * sl_segprep_drain waits for it too.
+ */
+int sl_segprep_call(struct sl_segprep *p, void (*fn)(void *arg), void *arg);
+
+/* Upper bounds (us) of the sync- and commit-latency buckets: the disk's tail
+ * is what ack latency's tail is made of. */
+#define SL_LOG_SYNC_BUCKETS 10
+#define SL_LOG_SYNC_BUCKETS_US                                                                     \
+	{                                                                                          \
+		250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, UINT64_MAX                \
+	}
+
+/* ---- the journal: one durable write path per reactor ------------------------ */
+
+/*
+ * Under the fsync policy a partition's log does not fdatasync its own
+ * segment: at every group commit it seals the batches appended since the
+ * last and hands them to its reactor's journal (sl_log_flush returns 3),
+ * which writes one frame of every log's bytes (journal_format.h) and
+ * fdatasyncs it, one frame in flight at a time. When the sync completes
+ * every log in the frame is durable (acks go out: sl_log_acked), and the
+ * logs' bytes are then written to their segments, which readers read:
+ * at once when a log holds SL_JOURNAL_SEGWRITE_MIN, else after a delay
+ * that grows with the partitions (SL_JOURNAL_LAZY_*), or as soon as the
+ * reactor would sleep; sl_log_durable (what readers may read) is the
+ * smaller of the acked end and what is in the segment. One device flush per
+ * commit whatever the partition count (the old path: one per partition).
+ *
+ * Segments are not fdatasynced per commit any more; what bounds the
+ * journal is its checkpoint: a file past file_bytes is retired (every log
+ * that wrote to it writes its bytes to its segment, the preparer
+ * fdatasyncs those segments, then deletes the file). At open, recovery
+ * (struct sl_jrec) replays what the journals hold after the segments' ends.
+ *
+ * Ownership: sl_journal_create() returns a journal destroyed after its logs
+ * are closed. Threads: the reactor that owns it (its logs' owner); the
+ * checkpoints run on the preparer's thread and touch only their own job.
+ */
+struct sl_journal;
+
+/* The journals' folder in data_dir (<data_dir>/.journal/<reactor>/): a name
+ * no topic can have (names never start with '.'). */
+#define SL_JOURNAL_DIR_NAME ".journal"
+
+/* A file is retired past this size: the replay after a crash is at most
+ * about this much per reactor (two files while a checkpoint runs). */
+#define SL_JOURNAL_FILE_BYTES (64ull << 20)
+/* A log's bytes go to its segment right after their commit from here. */
+#define SL_JOURNAL_SEGWRITE_MIN (16u << 10)
+/* Else they wait n_logs * PER_LOG, within [MIN, MAX]: 8 partitions a
+ * millisecond, 1,000 on one reactor 20 ms (a pwrite costs ~2 us whatever
+ * its size up to a few KiB: 1,000 partitions each written every commit
+ * were ~2 us an event). */
+#define SL_JOURNAL_LAZY_NS_PER_LOG (20ull * 1000)
+#define SL_JOURNAL_LAZY_MIN_NS     (1ull * 1000 * 1000)
+#define SL_JOURNAL_LAZY_MAX_NS     (50ull * 1000 * 1000)
+
+struct sl_journal_opts {
+	const char *dir;         /* <data_dir>/.journal/<reactor>; created */
+	uint64_t file_bytes;     /* 0: SL_JOURNAL_FILE_BYTES */
+	uint64_t first_seq;      /* the first file's number (sl_jrec_next_seq) */
+	struct sl_segprep *prep; /* runs checkpoints; NULL: on the reactor */
+	int (*fallocate_fn)(int fd, int mode, off_t off, off_t len); /* test hook */
+	uint32_t fail_sync_at; /* test hook: the Nth fdatasync fails with -EIO */
+};
+
+struct sl_journal_stats {
+	uint64_t frames, chunks, bytes;
+	uint64_t syncs, sync_ns;
+	uint64_t sync_hist[SL_LOG_SYNC_BUCKETS];
+	uint64_t segment_writes;
+	uint64_t files, checkpoints;
+	uint64_t full_episodes;
+};
+
+int sl_journal_create(const struct sl_journal_opts *o, struct sl_journal **out, char *err,
+                      size_t errlen);
+void sl_journal_destroy(struct sl_journal *j);
+
+/* What the journal's callbacks report, per log (its journal_arg): status 1,
+ * the log's acked or readable end may have moved; 0, it turned full or
+ * serves again (sl_log_full); < 0, the log failed (sl_log_error says why). */
+typedef void (*sl_journal_cb)(void *arg, void *log_arg, int status);
+
+/*
+ * Writes the frame gathered since the last commit (one pwrite) and queues
+ * its fdatasync on `ring` tagged `ud`, unless one is in flight. Returns 1
+ * when queued, 0 when there is nothing to do (or the device is full: the
+ * frame is written again every SL_LOG_FULL_RETRY_NS, the logs refuse
+ * appends meanwhile), -SL_ELOG_FAILED once the journal failed (every log
+ * in the frame reported through cb). May retire the file first (cb for
+ * the logs whose segment writes that made).
+ */
+int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, sl_journal_cb cb,
+                      void *arg);
+/* The fdatasync's completion: 1, or -SL_ELOG_FAILED; cb per log. */
+int sl_journal_on_cqe(struct sl_journal *j, int res, sl_journal_cb cb, void *arg);
+/* Writes the deferred segment bytes that waited long enough (all of them
+ * with `all`: the reactor is about to sleep, or stops); cb per log. */
+void sl_journal_segwrites(struct sl_journal *j, bool all, sl_journal_cb cb, void *arg);
+bool sl_journal_lazy(const struct sl_journal *j);     /* deferred writes wait */
+bool sl_journal_inflight(const struct sl_journal *j); /* a frame's sync runs */
+bool sl_journal_pending(const struct sl_journal *j);  /* a frame gathers */
+bool sl_journal_failed(const struct sl_journal *j);
+const char *sl_journal_error(const struct sl_journal *j);
+void sl_journal_get_stats(const struct sl_journal *j, struct sl_journal_stats *out);
+/* The stats as of the last sync, from any thread (metrics). */
+void sl_journal_read_stats(const struct sl_journal *j, struct sl_journal_stats *out);
+
+/*
+ * Recovery's view of the journals: every frame of every file under
+ * `<data_dir>/.journal/`, checked (a torn last frame is dropped; a bad
+ * frame followed by a valid one is corruption: -SL_ECORRUPT with the file
+ * and byte in err), indexed by log key. sl_log_open replays its key's
+ * chunks (opts.replay); sl_jrec_finish then deletes the files once every
+ * log that had chunks took them, and frees it.
+ *
+ * Threads: the one that opens the logs (before the reactors start).
+ */
+struct sl_jrec;
+int sl_jrec_load(const char *data_dir, struct sl_jrec **out, char *err, size_t errlen);
+/* A number above every file read: the new journals' first. */
+uint64_t sl_jrec_next_seq(const struct sl_jrec *r);
+/* Frames and chunks read (for the start-up line). */
+void sl_jrec_counts(const struct sl_jrec *r, uint64_t *files, uint64_t *frames, uint64_t *chunks);
+/* keep: a log could not take its chunks (refused): the files stay for the
+ * next start. Keys nobody claimed (a topic no longer configured) keep
+ * them too, said on stderr. */
+int sl_jrec_finish(struct sl_jrec *r, bool keep, char *err, size_t errlen);
+void sl_jrec_free(struct sl_jrec *r);
+
 struct sl_log;
+/* The log's journal (its options'), or NULL. */
+struct sl_journal *sl_log_journal(const struct sl_log *log);
+/* Events below this offset may be acked (durable); sl_log_durable is what
+ * readers may read, the same or less for a journaled log. */
+uint64_t sl_log_acked(const struct sl_log *log);
+
 /* The log's preparer (its options'), or NULL. */
 struct sl_segprep *sl_log_segprep(const struct sl_log *log);
 
@@ -176,7 +331,9 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
  * the interval policy's due sync), queues their fdatasync on `ring` tagged
  * with user data `ud` (the caller routes its completion to sl_log_on_cqe).
  * Returns 1 when an fdatasync is queued, 2 when the write alone made the
- * events durable (interval and none policies), 0 when there was nothing to
+ * events durable (interval and none policies), 3 when a journaled log
+ * handed its batches to its journal (the caller then commits the journal),
+ * 0 when there was nothing to
  * do, or the log waits for I/O in flight (fsync: the next group waits for
  * the sync in flight; interval: writes go on beside a sync, but a roll waits
  * for it), or -SL_ELOG_FAILED. May roll to a new segment first (synchronous:
@@ -226,14 +383,6 @@ bool sl_log_busy(const struct sl_log *log);       /* I/O in flight or bytes wait
 bool sl_log_io_pending(const struct sl_log *log); /* I/O in flight */
 const char *sl_log_error(const struct sl_log *log);
 
-/* Upper bounds (us) of the sync- and commit-latency buckets: the disk's tail
- * is what ack latency's tail is made of. */
-#define SL_LOG_SYNC_BUCKETS 10
-#define SL_LOG_SYNC_BUCKETS_US                                                                     \
-	{                                                                                          \
-		250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, UINT64_MAX                \
-	}
-
 struct sl_log_stats {
 	uint64_t bytes_written;
 	uint64_t writes;
@@ -251,13 +400,14 @@ struct sl_log_stats {
 	uint64_t commits;
 	uint64_t commit_ns;
 	uint64_t commit_hist[SL_LOG_SYNC_BUCKETS];
-	uint64_t writebacks;                /* background writeback kicks (interval, none) */
-	uint64_t rolls;                     /* segment rolls (seal, checkpoint, next segment) */
-	uint64_t roll_ns;                   /* time they took, on the calling thread */
-	uint64_t recovered_truncated_bytes; /* torn tail cut at open */
-	uint64_t full_episodes;             /* times the device ran out of space */
-	uint64_t prealloc_steps;            /* fallocates ahead of the writes */
-	uint64_t full_ns;                   /* time spent full (episodes ended) */
+	uint64_t writebacks;                 /* background writeback kicks (interval, none) */
+	uint64_t rolls;                      /* segment rolls (seal, checkpoint, next segment) */
+	uint64_t roll_ns;                    /* time they took, on the calling thread */
+	uint64_t recovered_truncated_bytes;  /* torn tail cut at open */
+	uint64_t recovered_replayed_batches; /* written again from the journal at open */
+	uint64_t full_episodes;              /* times the device ran out of space */
+	uint64_t prealloc_steps;             /* fallocates ahead of the writes */
+	uint64_t full_ns;                    /* time spent full (episodes ended) */
 };
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
 

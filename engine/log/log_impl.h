@@ -10,6 +10,9 @@
  *   commit.c   append, group commit, completions, stats: the owner's thread
  *   view.c     views and readers: any one thread per view
  *   prep.c     the segment preparer: its own thread, and a mutex with the logs
+ *   journal.c  a reactor's journal (log.h): the owner's thread, checkpoints on
+ *              the preparer's
+ *   jrec.c     the journals read back for recovery: the opening thread
  */
 #ifndef SL_LOG_IMPL_H
 #define SL_LOG_IMPL_H
@@ -146,10 +149,59 @@ struct sl_log {
 	/* The folder's filesystem cannot fallocate: segments grow as written
 	 * (said once on stderr). */
 	bool no_prealloc;
+
+	/* Journaled (opts.journal, log.h): wb[0, jsent) was handed to the
+	 * journal and is not yet in the segment (it goes at write_pos);
+	 * jsent_off is the offset after it. `acked`: what the journal made
+	 * durable; `durable` is the least of it and what the segment holds. */
+	char *jkey;
+	uint32_t jsent;
+	uint64_t jsent_off;
+	uint64_t acked;
+	uint64_t jopen_gen; /* the journal frame holding its last hand-off (+1) */
+	uint32_t jopen_idx; /* its entry there */
+	uint64_t jfile_gen; /* the journal file it last handed bytes to */
+	bool jlazy;         /* on the journal's deferred-write list */
+	uint64_t jlazy_since;
+	bool replaying; /* open: replaying the journal (no on_seal) */
 };
 
 /* A buffer keeps up to this much capacity whatever its recent use. */
 #define SL_LOG_BUF_KEEP (4u << 20)
+
+/* ---- journal.c / commit.c: a journaled log and its journal, the owner ------ */
+
+int sl__journal_attach(struct sl_journal *j, struct sl_log *log);
+void sl__journal_detach(struct sl_journal *j, struct sl_log *log);
+/* The journal cannot write for want of space (every log of it is full). */
+bool sl__journal_full(const struct sl_journal *j);
+/* Adds a chunk of the log's sealed batches [p, p + len) ending before
+ * offset `end` to the open frame; t0: when the group's first event was
+ * appended. 0, -ENOMEM, or -SL_ELOG_FAILED (the journal failed). */
+int sl__journal_add(struct sl_journal *j, struct sl_log *log, const uint8_t *p, uint32_t len,
+                    uint64_t end, uint64_t t0);
+/* The journal made the log durable below `end` (commit_ns: the group's
+ * wait, for the stats). */
+void sl__log_journaled(struct sl_log *log, uint64_t end, uint64_t commit_ns);
+/* Writes wb[0, jsent) to the segment: 0 or -SL_ELOG_FAILED. */
+int sl__log_segwrite(struct sl_log *log);
+/* Stamps unit_start, checksums and indexes the batches in [p, p + len),
+ * which go to the active segment at `pos`. */
+int sl__seal_range(struct sl_log *log, uint8_t *p, uint32_t len, uint64_t pos);
+
+/* One chunk read back from a journal (jrec.c): a log's batches
+ * [first, end), pointing into the loaded file. */
+struct sl_jchunk {
+	const char *key;
+	uint32_t key_len;
+	const uint8_t *p;
+	uint32_t len;
+	uint64_t first, end;
+	uint64_t order; /* file, frame and place: ties in `first` keep it */
+	bool claimed;
+};
+/* The chunks of `key`, sorted by offset (marked claimed): their count. */
+size_t sl__jrec_find(struct sl_jrec *r, const char *key, struct sl_jchunk **out);
 
 /* ---- segment.c: the log's thread unless marked ---------------------------- */
 

@@ -27,6 +27,8 @@ struct sl__fjob {
 	void *buf;
 	size_t len;
 	char *unlink_after;
+	void (*fn)(void *arg); /* sl_segprep_call: run this instead */
+	void *arg;
 };
 
 struct sl_segprep {
@@ -74,6 +76,11 @@ fail:
 /* Writes one file job and frees it. */
 static void sl__fjob_run(struct sl__fjob *j)
 {
+	if (j->fn) {
+		j->fn(j->arg);
+		free(j);
+		return;
+	}
 	struct iovec iov = {j->buf, j->len};
 	const char *step = NULL;
 	int ret = sl_file_replace(AT_FDCWD, j->path, &iov, 1, 0, &step, NULL);
@@ -213,6 +220,24 @@ void sl__segprep_cancel(struct sl_segprep *p, struct sl_segprep_req *rq)
 	while (p->busy == rq)
 		pthread_cond_wait(&p->cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+}
+
+int sl_segprep_call(struct sl_segprep *p, void (*fn)(void *arg), void *arg)
+{
+	struct sl__fjob *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	pthread_mutex_lock(&p->mu);
+	if (p->ftail)
+		p->ftail->next = j;
+	else
+		p->fhead = j;
+	p->ftail = j;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
 }
 
 void sl_segprep_drain(struct sl_segprep *p)

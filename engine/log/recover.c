@@ -129,8 +129,10 @@ static int sl__zero_range(int fd, uint64_t from, uint64_t to)
 }
 
 /* Recovers the last segment: finds where valid data ends, decides torn tail
- * or corruption, rebuilds its index. */
-static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
+ * or corruption, rebuilds its index. A journaled log stops at `stop_at`,
+ * the first offset its journal replays (UINT64_MAX: none): what follows is
+ * written again from the journal. */
+static int sl__recover_last(struct sl_log *log, uint64_t stop_at, char *err, size_t errlen)
 {
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
 	struct sl_scan sc = {.fd = s->fd};
@@ -150,6 +152,8 @@ static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
 	for (;;) {
 		struct sl_bhdr b;
 		bool valid;
+		if (off >= stop_at)
+			break;
 		ret = sl__scan_batch(&sc, pos, &b, &valid);
 		if (ret < 0) {
 			snprintf(err, errlen, "read %s at byte %" PRIu64 ": %s", path, pos,
@@ -165,6 +169,18 @@ static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
 		pos += sl_batch_span(b.len);
 	}
 
+	if (stop_at != UINT64_MAX && off != stop_at) {
+		/* The journal starts later (or inside a batch): what lies
+		 * between was checkpointed, synced and acked, and is gone. */
+		snprintf(
+		    err, errlen,
+		    "%s: events from offset %" PRIu64 " (byte %" PRIu64
+		    ") are in neither the segment nor the journal (which starts at offset %" PRIu64
+		    "): refusing to serve this partition",
+		    path, off, pos, stop_at);
+		ret = -SL_ECORRUPT;
+		goto out;
+	}
 	/* pos is the first byte that is not a valid next batch. */
 	uint64_t vpos, last_nz;
 	struct sl_bhdr vb = {0};
@@ -177,7 +193,11 @@ static int sl__recover_last(struct sl_log *log, char *err, size_t errlen)
 		/* Something valid follows the damage. Only the last group-commit
 		 * write can be torn: if the valid batch's write began after the
 		 * damage, the damaged bytes were synced (and acked) earlier. */
-		bool torn_unit = log->opts.durability != SL_LOG_FSYNC || vb.unit_start <= pos;
+		/* Journaled: segments are written after the journal, unsynced
+		 * until a checkpoint; what a crash left past the valid part was
+		 * never acked from the segment (the journal replays what was). */
+		bool torn_unit = log->opts.durability != SL_LOG_FSYNC || log->opts.journal ||
+		                 vb.unit_start <= pos;
 		if (!torn_unit) {
 			snprintf(err, errlen,
 			         "%s: corrupt batch at byte %" PRIu64 " (offset %" PRIu64
@@ -211,6 +231,91 @@ out:
 	free(path);
 	return ret;
 }
+/* Writes what the replay gathered in wb at write_pos. */
+static int sl__replay_write(struct sl_log *log)
+{
+	struct sl_seg *s = &log->segs[log->n_segs - 1];
+	struct sl_wbuf *b = &log->wb;
+	if (!b->len)
+		return 0;
+	ssize_t w = sl__pwrite_all(s->fd, b->p, b->len, log->write_pos);
+	if (w != (ssize_t)b->len)
+		return w < 0 ? (int)w : -ENOSPC;
+	log->write_pos += b->len;
+	s->size = log->write_pos;
+	if (log->write_pos > log->alloc_end)
+		log->alloc_end = log->write_pos;
+	b->len = 0;
+	return 0;
+}
+
+/*
+ * Replays the journal's chunks of this log after the recovered end: every
+ * batch from next_offset on, in order, rolling where the segment is full
+ * (as the writer would have). A batch the segment holds is skipped; a gap
+ * is corruption.
+ */
+static int sl__replay(struct sl_log *log, const struct sl_jchunk *ch, size_t n, char *err,
+                      size_t errlen)
+{
+	int ret = 0;
+	log->replaying = true;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t at = 0;
+		while (at < ch[i].len) {
+			struct sl_bhdr b;
+			const uint8_t *h = ch[i].p + at;
+			sl_batch_hdr_decode(h, &b);
+			uint32_t span = (uint32_t)sl_batch_span(b.len);
+			at += span;
+			if (b.base_offset + b.count <= log->next_offset)
+				continue;
+			if (b.base_offset != log->next_offset) {
+				snprintf(err, errlen,
+				         "%s: the journal (%.*s) resumes at offset %" PRIu64
+				         " but the log ends at %" PRIu64
+				         ": refusing to serve this partition",
+				         log->dir, (int)ch[i].key_len, ch[i].key, b.base_offset,
+				         log->next_offset);
+				ret = -SL_ECORRUPT;
+				goto out;
+			}
+			uint64_t seg_end = log->write_pos + log->wb.len;
+			if (seg_end > 0 && seg_end + span > log->opts.segment_bytes) {
+				ret = sl__replay_write(log);
+				if (ret == 0)
+					ret = sl__roll(log, b.base_offset);
+				if (ret < 0) {
+					snprintf(err, errlen, "replay into %s: %s", log->dir,
+					         log->error[0] ? log->error : strerror(-ret));
+					goto out;
+				}
+				seg_end = 0;
+			}
+			ret = sl__idx_add(&log->segs[log->n_segs - 1], b.base_offset, seg_end);
+			uint8_t *np = ret < 0 ? NULL
+			                      : sl_grow(log->wb.p, &log->wb.cap,
+			                                (size_t)log->wb.len + span, 256 * 1024);
+			if (!np) {
+				ret = ret < 0 ? ret : -ENOMEM;
+				goto out;
+			}
+			log->wb.p = np;
+			memcpy(log->wb.p + log->wb.len, h, span);
+			log->wb.len += span;
+			log->next_offset = b.base_offset + b.count;
+			log->stats.recovered_replayed_batches++;
+		}
+	}
+	ret = sl__replay_write(log);
+	if (ret < 0)
+		snprintf(err, errlen, "replay into %s/%020" PRIu64 ".log: %s", log->dir,
+		         log->segs[log->n_segs - 1].base, strerror(-ret));
+out:
+	log->replaying = false;
+	return ret;
+}
+
 static int sl__mkdirs(const char *dir)
 {
 	char *p = strdup(dir);
@@ -299,10 +404,43 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		}
 		log->stats.segments++;
 	}
+	struct sl_jchunk *ch = NULL;
+	size_t n_ch = 0;
+	uint64_t stop_at = UINT64_MAX;
+	if (opts->journal) {
+		log->jkey = strdup(opts->journal_key ? opts->journal_key : log->dir);
+		if (!log->jkey) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		n_ch = opts->replay ? sl__jrec_find(opts->replay, log->jkey, &ch) : 0;
+		if (n_ch && !log->n_segs) {
+			/* The folder lost its first segment (or never had it
+			 * on the device): the journal must start at 0. */
+			ret = sl__seg_create(log, 0);
+			if (ret < 0) {
+				snprintf(err, errlen, "%s", log->error);
+				goto fail;
+			}
+		}
+		/* Chunks below the last segment are in sealed segments (synced
+		 * whole at their roll): the replay starts at the first after. */
+		uint64_t last_base = log->n_segs ? log->segs[log->n_segs - 1].base : 0;
+		for (size_t i = 0; i < n_ch; i++)
+			if (ch[i].end > last_base) {
+				stop_at = ch[i].first > last_base ? ch[i].first : last_base;
+				break;
+			}
+	}
 	if (log->n_segs) {
-		ret = sl__recover_last(log, err, errlen);
+		ret = sl__recover_last(log, stop_at, err, errlen);
 		if (ret < 0)
 			goto fail;
+		if (stop_at != UINT64_MAX) {
+			ret = sl__replay(log, ch, n_ch, err, errlen);
+			if (ret < 0)
+				goto fail;
+		}
 		/* What survived a kill -9 may still be only in the page cache
 		 * (written, its fdatasync never completed). From here on it
 		 * counts as durable (readers see it, a resent duplicate of it
@@ -322,7 +460,14 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 		}
 	}
 	log->durable = log->next_offset;
+	log->acked = log->next_offset;
+	log->jsent_off = log->next_offset;
 	log->wb.first_offset = log->next_offset;
+	if (opts->journal) {
+		ret = sl__journal_attach(opts->journal, log);
+		if (ret < 0)
+			goto fail;
+	}
 	log->last_sync_ns = sl_now_ns();
 	free(bases);
 	*out = log;
@@ -347,6 +492,14 @@ void sl_log_close(struct sl_log *log)
 {
 	if (!log)
 		return;
+	if (log->opts.journal && log->jkey) {
+		/* Acked bytes still waiting for their segment go there now
+		 * (the journal still has them until its checkpoint). */
+		if (log->jsent && !log->failed)
+			(void)sl__log_segwrite(log);
+		sl__journal_detach(log->opts.journal, log);
+	}
+	free(log->jkey);
 	if (log->opts.prep) {
 		sl__segprep_cancel(log->opts.prep, &log->prep);
 		if (atomic_load_explicit(&log->prep.state, memory_order_acquire) ==

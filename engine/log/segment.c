@@ -346,7 +346,10 @@ int sl__roll(struct sl_log *log, uint64_t base)
 		ret = sl__seg_seal(log);
 		if (ret < 0)
 			return ret;
-		if (log->opts.on_seal)
+		/* Not while replaying the journal at open: the state that
+		 * checkpoints (the producer table) is rebuilt after, from the
+		 * records past its newest checkpoint. */
+		if (log->opts.on_seal && !log->replaying)
 			log->opts.on_seal(log->opts.on_seal_arg, base);
 		log->sealed = true;
 	}

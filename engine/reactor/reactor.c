@@ -52,7 +52,7 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 {
 	struct sl_ack_ref ref;
-	uint64_t durable = sl_log_durable(p->log);
+	uint64_t durable = sl_log_acked(p->log);
 	while (sl_partition_pop_durable(p, durable, &ref)) {
 		struct sl_xack a = {
 		    .base_seq = ref.base_seq,
@@ -195,6 +195,8 @@ static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
  * must decode as SL_OP_NONE here so that sl__on_cqe drops them. */
 _Static_assert(SL_UD(SL_OP_NONE, 0) == SL_LOG_UD_IGNORE, "log writeback CQEs must be ignored");
 
+static void sl__journal_cb(void *arg, void *log_arg, int status);
+
 /*
  * Starts the group commit of every partition that appended this turn. While
  * a partition's sync is in flight its appends gather in the log's buffer;
@@ -206,9 +208,13 @@ static void sl__part_flush(struct sl_reactor *r)
 {
 	uint32_t kept = 0;
 	uint64_t now = 0;
+	bool jbusy = r->journal && sl_journal_inflight(r->journal);
 	for (uint32_t i = 0; i < r->n_dirty_parts; i++) {
 		struct sl_partition *p = r->dirty_parts[i];
-		if (p->log && !p->error && r->syncs_inflight >= SL_SYNCS_PER_REACTOR &&
+		/* A journaled partition hands its group to the journal once
+		 * the frame in flight is done: one frame carries everyone. */
+		if (p->log && !p->error &&
+		    (sl_log_journal(p->log) ? jbusy : r->syncs_inflight >= SL_SYNCS_PER_REACTOR) &&
 		    sl_log_flush_syncs(p->log, now ? now : (now = sl_now_ns()))) {
 			r->dirty_parts[kept++] = p;
 			continue;
@@ -227,6 +233,9 @@ static void sl__part_flush(struct sl_reactor *r)
 			sl__part_durable(r, p); /* written, and the policy asks no more */
 	}
 	r->n_dirty_parts = kept;
+	if (r->journal && !jbusy)
+		(void)sl_journal_commit(r->journal, &r->uring, SL_UD(SL_OP_JOURNAL, 0),
+		                        sl__journal_cb, r);
 }
 
 /* The log's counters, for /metrics (relaxed: a reader wants a recent value,
@@ -248,6 +257,33 @@ static void sl__part_log_pub(struct sl_partition *p)
 		atomic_store_explicit(&p->log_commit_hist_pub[k], st.commit_hist[k],
 		                      memory_order_relaxed);
 	}
+}
+
+/* What the journal reports of one of its partitions: moved (acks, and
+ * what readers may read), or failed. */
+static void sl__journal_cb(void *arg, void *log_arg, int status)
+{
+	struct sl_reactor *r = arg;
+	struct sl_partition *p = log_arg;
+	if (status < 0) {
+		sl__part_failed(r, p);
+		return;
+	}
+	if (SL_UNLIKELY(p->full != sl_log_full(p->log)))
+		sl__part_full_note(p);
+	if (status == 0)
+		return;
+	sl__part_log_pub(p);
+	sl__part_durable(r, p);
+	if (sl_log_flush_syncs(p->log, 0) && !p->dirty) {
+		p->dirty = true;
+		r->dirty_parts[r->n_dirty_parts++] = p;
+	}
+}
+
+static void sl__on_journal_cqe(struct sl_reactor *r, int res)
+{
+	(void)sl_journal_on_cqe(r->journal, res, sl__journal_cb, r);
 }
 
 static void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res)
@@ -461,6 +497,9 @@ static void sl__on_cqe(struct sl_reactor *r, struct io_uring_cqe *cqe)
 	case SL_OP_LOG:
 		sl__on_log_cqe(r, slot, cqe->res);
 		break;
+	case SL_OP_JOURNAL:
+		sl__on_journal_cqe(r, cqe->res);
+		break;
 	case SL_OP_MSG_SENT:
 		fprintf(stderr, "sluiced: reactor %u: msg_ring: %s\n", r->id, strerror(-cqe->res));
 		break;
@@ -558,6 +597,12 @@ static int sl__loop(struct sl_reactor *r)
 		if (r->n_pipe_parts)
 			sl__pipe_step(r);
 		sl__part_flush(r);
+		/* Journaled bytes go to their segments once they waited long
+		 * enough, or all of them when no commit is in flight (nothing
+		 * would wake this reactor soon: readers must not wait). */
+		if (r->journal && sl_journal_lazy(r->journal))
+			sl_journal_segwrites(r->journal, !sl_journal_inflight(r->journal),
+			                     sl__journal_cb, r);
 		if (r->n_pparts)
 			sl__proj_step(r);
 		sl__parts_pressure(r);
@@ -575,6 +620,8 @@ static int sl__loop(struct sl_reactor *r)
 			break;
 	}
 	r->exiting = true;
+	if (r->journal)
+		sl_journal_segwrites(r->journal, true, sl__journal_cb, r);
 	sl__proj_stop(r);
 	/* Our blocks that peers returned in their last turn, and anything we
 	 * still owe them, are settled: sl__drained() waited for both. */
@@ -668,6 +715,7 @@ int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_r
 	if (!r->parts || !r->dirty_parts)
 		goto fail;
 	r->tick_ms = SL_TICK_MS;
+	r->journal = id < env->topics->n_journals ? env->topics->journals[id] : NULL;
 	for (uint32_t t = 0; t < env->topics->n; t++) {
 		const struct sl_topic_spec *spec = &env->topic_specs[t];
 		if (spec->durability == SL_LOG_INTERVAL &&

@@ -34,7 +34,8 @@ enum sl_op {
 	SL_OP_WAKE,
 	SL_OP_MSG,
 	SL_OP_MSG_SENT,
-	SL_OP_LOG, /* slot: the partition's index in r->parts */
+	SL_OP_LOG,     /* slot: the partition's index in r->parts */
+	SL_OP_JOURNAL, /* the journal's fdatasync */
 };
 #define SL_UD(op, slot) ((uint64_t)(op) | ((uint64_t)(slot) << 8))
 #define SL_UD_OP(ud)    ((uint32_t)((ud)&0xff))
@@ -135,6 +136,9 @@ struct sl_reactor {
 	struct sl_partition **dirty_parts;
 	uint32_t n_dirty_parts;
 	uint32_t syncs_inflight; /* fdatasyncs of this reactor's logs in flight */
+	/* The journal of this reactor's fsync-policy partitions (log.h), or
+	 * NULL; owned by the topics. */
+	struct sl_journal *journal;
 
 	bool stopping, input_done, drain_expired, exiting;
 	uint64_t drain_deadline_ns;

@@ -212,14 +212,78 @@ static void sl__log_hist(struct sl_server *srv, FILE *f, const char *name, const
 		}
 }
 
+/* The reactors' journals (log.h): their fdatasyncs, one per group commit
+ * of all their fsync-policy partitions. */
+static void sl__metrics_journal(struct sl_server *srv, FILE *f)
+{
+	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
+	const struct sl_topics *t = &srv->topics;
+	if (!t->n_journals)
+		return;
+	fprintf(f, "# HELP sluice_journal_sync_seconds fdatasyncs of the reactor's journal (one "
+	           "per group commit of all its fsync partitions): latency, queued to completed.\n"
+	           "# TYPE sluice_journal_sync_seconds histogram\n");
+	for (uint32_t r = 0; r < t->n_journals; r++) {
+		struct sl_journal_stats st;
+		uint64_t cum = 0;
+		sl_journal_read_stats(t->journals[r], &st);
+		for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++) {
+			cum += st.sync_hist[k];
+			if (le[k] == UINT64_MAX)
+				fprintf(f,
+				        "sluice_journal_sync_seconds_bucket{reactor=\"%u\",le=\"+"
+				        "Inf\"} "
+				        "%" PRIu64 "\n",
+				        r, cum);
+			else
+				fprintf(
+				    f,
+				    "sluice_journal_sync_seconds_bucket{reactor=\"%u\",le=\"%g\"} "
+				    "%" PRIu64 "\n",
+				    r, (double)le[k] / 1e6, cum);
+		}
+		fprintf(f, "sluice_journal_sync_seconds_sum{reactor=\"%u\"} %.6f\n", r,
+		        (double)st.sync_ns / 1e9);
+		fprintf(f, "sluice_journal_sync_seconds_count{reactor=\"%u\"} %" PRIu64 "\n", r,
+		        cum);
+	}
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} c[] = {
+	    {"sluice_journal_written_bytes_total", "Bytes the reactor's journal wrote.",
+	     offsetof(struct sl_journal_stats, bytes)},
+	    {"sluice_journal_chunks_total", "Partition group commits the journal carried.",
+	     offsetof(struct sl_journal_stats, chunks)},
+	    {"sluice_journal_segment_writes_total",
+	     "Writes of journaled bytes to their partitions' segments.",
+	     offsetof(struct sl_journal_stats, segment_writes)},
+	    {"sluice_journal_checkpoints_total",
+	     "Journal files retired (the segments they covered synced, the file deleted).",
+	     offsetof(struct sl_journal_stats, checkpoints)},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", c[i].name, c[i].help, c[i].name);
+		for (uint32_t r = 0; r < t->n_journals; r++) {
+			struct sl_journal_stats st;
+			uint64_t v;
+			sl_journal_read_stats(t->journals[r], &st);
+			memcpy(&v, (const char *)&st + c[i].off, sizeof(v));
+			fprintf(f, "%s{reactor=\"%u\"} %" PRIu64 "\n", c[i].name, r, v);
+		}
+	}
+}
+
 static void sl__metrics_log(struct sl_server *srv, FILE *f)
 {
+	sl__metrics_journal(srv, f);
 	sl__per_partition(srv, f, "sluice_log_written_bytes_total", "counter",
 	                  "Bytes the partition's log wrote (batch headers included).",
 	                  sl__m_log_bytes);
 	sl__log_hist(srv, f, "sluice_log_sync_seconds",
-	             "fdatasyncs (group commits) of the partition's log: latency, queued to "
-	             "completed.",
+	             "fdatasyncs (group commits) of the partition's own log: latency, queued to "
+	             "completed (interval and none policies; fsync partitions sync through "
+	             "their reactor's journal: sluice_journal_sync_seconds).",
 	             offsetof(struct sl_partition, log_sync_hist_pub),
 	             offsetof(struct sl_partition, log_sync_ns_pub));
 	sl__log_hist(srv, f, "sluice_log_commit_seconds",

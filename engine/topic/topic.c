@@ -12,9 +12,9 @@
 
 static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *spec,
                         const char *data_dir, struct sl_producers *prods, struct sl_segprep *prep,
-                        char *err, size_t errlen)
+                        struct sl_journal *journal, struct sl_jrec *jrec, char *err, size_t errlen)
 {
-	char dir[4096], lerr[512] = "";
+	char dir[4096], key[600], lerr[512] = "";
 	struct sl_log_opts o = {
 	    .dir = dir,
 	    .prep = prep,
@@ -23,7 +23,12 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 	    .interval_ns = spec->interval_ns,
 	    .on_seal = sl__part_checkpoint,
 	    .on_seal_arg = part,
+	    .journal = spec->durability == SL_LOG_FSYNC ? journal : NULL,
+	    .journal_key = key,
+	    .journal_arg = part,
+	    .replay = jrec,
 	};
+	snprintf(key, sizeof(key), "%s/%u", spec->name, part->id);
 	int n = snprintf(dir, sizeof(dir), "%s/%s/%u", data_dir, spec->name, part->id);
 	if (n < 0 || (size_t)n >= sizeof(dir)) {
 		snprintf(err, errlen, "data_dir path too long");
@@ -48,7 +53,8 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 		}
 	}
 	if (ret == -SL_ECORRUPT) {
-		/* Refuse this partition, keep the others serving. */
+		/* Refuse this partition, keep the others serving (and the
+		 * journal files, which may hold what repairs it). */
 		part->log = NULL;
 		if (asprintf(&part->error, "topic %s partition %u refused: %s", spec->name,
 		             part->id, lerr) < 0)
@@ -80,6 +86,36 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 		out->v = NULL;
 		snprintf(err, errlen, "segment preparer: %s", strerror(-ret));
 		return ret;
+	}
+	/* The journals (log.h): read back what they hold for the replays,
+	 * then one new journal per reactor, numbered after every old file
+	 * (which are deleted once every log has taken its part). */
+	struct sl_jrec *jrec = NULL;
+	bool any_fsync = false;
+	for (uint32_t i = 0; i < n; i++)
+		any_fsync |= specs[i].durability == SL_LOG_FSYNC;
+	if (any_fsync) {
+		ret = sl_jrec_load(data_dir, &jrec, err, errlen);
+		if (ret < 0)
+			goto fail;
+		out->journals = calloc(n_reactors, sizeof(*out->journals));
+		if (!out->journals) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		out->n_journals = n_reactors;
+		for (uint32_t r = 0; r < n_reactors; r++) {
+			char jdir[4096];
+			snprintf(jdir, sizeof(jdir), "%s/%s/%u", data_dir, SL_JOURNAL_DIR_NAME, r);
+			struct sl_journal_opts jo = {
+			    .dir = jdir,
+			    .first_seq = sl_jrec_next_seq(jrec),
+			    .prep = out->prep,
+			};
+			ret = sl_journal_create(&jo, &out->journals[r], err, errlen);
+			if (ret < 0)
+				goto fail;
+		}
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct sl_topic *t = &out->v[i];
@@ -116,8 +152,9 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 			part->waiting = malloc(part->w_cap * sizeof(*part->waiting));
 			if (!part->waiting)
 				goto fail;
-			ret = sl__open_log(part, &specs[i], data_dir, producers, out->prep, err,
-			                   errlen);
+			ret = sl__open_log(part, &specs[i], data_dir, producers, out->prep,
+			                   out->journals ? out->journals[part->owner] : NULL, jrec,
+			                   err, errlen);
 			if (ret < 0)
 				goto fail;
 			ret = -ENOMEM;
@@ -127,8 +164,27 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
 			}
 		}
 	}
+	if (jrec) {
+		uint64_t files, frames, chunks;
+		bool keep = false;
+		sl_jrec_counts(jrec, &files, &frames, &chunks);
+		for (uint32_t i = 0; i < out->n; i++)
+			for (uint32_t p = 0; p < out->v[i].n_parts; p++)
+				keep |= out->v[i].parts[p].error != NULL;
+		if (frames)
+			fprintf(stderr,
+			        "sluiced: journal: %" PRIu64 " group commits in %" PRIu64
+			        " files read back (%" PRIu64 " partition chunks)%s\n",
+			        frames, files, chunks,
+			        keep ? "; the files are kept: a partition was refused" : "");
+		ret = sl_jrec_finish(jrec, keep, err, errlen);
+		jrec = NULL;
+		if (ret < 0)
+			goto fail;
+	}
 	return 0;
 fail:
+	sl_jrec_free(jrec);
 	sl_topics_destroy(out);
 	return ret;
 }
@@ -151,6 +207,11 @@ void sl_topics_destroy(struct sl_topics *t)
 		free(tp->name);
 		sl_part_destroy(&tp->part);
 	}
+	/* After every log (a closing log writes what its journal holds for
+	 * it), before the preparer (that runs their checkpoints). */
+	for (uint32_t r = 0; r < t->n_journals; r++)
+		sl_journal_destroy(t->journals[r]);
+	free(t->journals);
 	/* After every log: they may still be asking it. */
 	sl_segprep_destroy(t->prep);
 	free(t->v);
@@ -227,7 +288,7 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 			 * included: one whose original is still in flight waits
 			 * in the FIFO. It may sit behind higher offsets there,
 			 * which only makes its ack later, never early. */
-			if (off < sl_log_durable(p->log))
+			if (off < sl_log_acked(p->log))
 				return 1;
 			return sl__partition_wait(p, ref);
 		}

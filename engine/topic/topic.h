@@ -150,6 +150,10 @@ struct sl_topics {
 	struct sl_topic *v;
 	uint32_t n;
 	struct sl_segprep *prep; /* prepares every partition's next segment */
+	/* One per reactor (index = owner), for its fsync-policy partitions
+	 * (log.h: the journal); NULL when no topic has that policy. */
+	struct sl_journal **journals;
+	uint32_t n_journals;
 };
 
 /*

@@ -1,0 +1,380 @@
+/*
+ * The reactor journal (log.h) on real files through a real io_uring: a
+ * group commit of several logs in one frame, acks before the segment write
+ * and readers after it, a process that dies before its segment writes and
+ * the replay that restores them (across rolls), torn and corrupt frames,
+ * file retirement by checkpoint, and a failed journal sync.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "log/journal_format.h"
+#include "log/log.h"
+
+static char g_dir[256];
+static struct io_uring g_ring;
+
+static void setup(void)
+{
+	snprintf(g_dir, sizeof(g_dir), "/tmp/sluice-journal-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(g_dir));
+	cr_assert_eq(io_uring_queue_init(64, &g_ring, 0), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+	io_uring_queue_exit(&g_ring);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(journal, .init = setup, .fini = teardown);
+
+static struct sl_journal *open_journal(uint64_t file_bytes, uint64_t first_seq, uint32_t fail_at)
+{
+	char dir[400], err[400];
+	snprintf(dir, sizeof(dir), "%s/%s/0", g_dir, SL_JOURNAL_DIR_NAME);
+	struct sl_journal_opts o = {
+	    .dir = dir, .file_bytes = file_bytes, .first_seq = first_seq, .fail_sync_at = fail_at};
+	struct sl_journal *j;
+	int ret = sl_journal_create(&o, &j, err, sizeof(err));
+	cr_assert_eq(ret, 0, "journal: %s", err);
+	return j;
+}
+
+static struct sl_log *open_jlog(struct sl_journal *j, uint32_t part, uint64_t seg,
+                                struct sl_jrec *rec)
+{
+	char dir[400], key[64], err[400];
+	snprintf(dir, sizeof(dir), "%s/t/%u", g_dir, part);
+	snprintf(key, sizeof(key), "t/%u", part);
+	struct sl_log_opts o = {.dir = dir,
+	                        .segment_bytes = seg,
+	                        .durability = SL_LOG_FSYNC,
+	                        .journal = j,
+	                        .journal_key = key,
+	                        .journal_arg = (void *)(uintptr_t)(part + 1),
+	                        .replay = rec};
+	struct sl_log *log;
+	int ret = sl_log_open(&o, &log, err, sizeof(err));
+	cr_assert_eq(ret, 0, "open %s: %s (%s)", dir, sl_strerror(ret), err);
+	return log;
+}
+
+static uint32_t make_event(uint8_t *buf, uint64_t pid, uint64_t seq)
+{
+	uint32_t len = 20 + (uint32_t)((pid * 31 + seq * 7) % 180);
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(pid * 13 + seq * 3 + i);
+	return len;
+}
+
+static void append_n(struct sl_log *log, uint64_t pid, uint64_t seq0, uint32_t n)
+{
+	uint8_t ev[256];
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t off;
+		uint32_t len = make_event(ev, pid, seq0 + i);
+		cr_assert_eq(sl_log_append(log, pid, 1, seq0 + i, ev, len, &off), 0);
+	}
+}
+
+struct cbs {
+	uint32_t moved[8], failed[8];
+};
+
+static void count_cb(void *arg, void *log_arg, int status)
+{
+	struct cbs *c = arg;
+	uint32_t i = (uint32_t)(uintptr_t)log_arg - 1;
+	cr_assert_lt(i, 8);
+	if (status < 0)
+		c->failed[i]++;
+	else
+		c->moved[i]++;
+}
+
+/* One group commit of every log: hand-offs, the frame, its sync. Returns
+ * what the journal's completion returned (1, or < 0). */
+static int group_commit(struct sl_journal *j, struct sl_log **logs, uint32_t n, struct cbs *c)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		int ret = sl_log_flush(logs[i], &g_ring, 9);
+		cr_assert(ret == 3 || ret == 0, "flush: %d", ret);
+	}
+	int ret = sl_journal_commit(j, &g_ring, 42, count_cb, c);
+	if (ret <= 0)
+		return ret;
+	cr_assert_geq(io_uring_submit(&g_ring), 1);
+	struct io_uring_cqe *cqe;
+	cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+	cr_assert_eq(cqe->user_data, 42);
+	ret = sl_journal_on_cqe(j, cqe->res, count_cb, c);
+	io_uring_cqe_seen(&g_ring, cqe);
+	return ret;
+}
+
+/* Reads [0, end) of the log back and checks every event against
+ * make_event for producer pid. */
+static void read_back(struct sl_log *log, uint64_t pid, uint64_t end)
+{
+	struct sl_log_reader *rd;
+	struct sl_log_record rec;
+	uint8_t ev[256];
+	uint64_t next = 0;
+	int ret;
+	cr_assert_eq(sl_log_reader_open(log, 0, &rd), 0);
+	while ((ret = sl_log_reader_next(rd, sl_log_durable(log), &rec)) == 1) {
+		cr_assert_eq(rec.offset, next);
+		cr_assert_eq(rec.producer_id, pid);
+		uint32_t len = make_event(ev, pid, rec.seq);
+		cr_assert_eq(rec.len, len);
+		cr_assert_eq(memcmp(rec.event, ev, len), 0, "event %llu differs",
+		             (unsigned long long)rec.offset);
+		next++;
+	}
+	cr_assert_eq(ret, 0, "reader: %s", sl_log_reader_error(rd));
+	cr_assert_eq(next, end, "read %llu of %llu", (unsigned long long)next,
+	             (unsigned long long)end);
+	sl_log_reader_close(rd);
+}
+
+static uint32_t count_files(const char *sub, const char *suffix)
+{
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, sub);
+	DIR *d = opendir(dir);
+	uint32_t n = 0;
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strstr(e->d_name, suffix))
+			n++;
+	closedir(d);
+	return n;
+}
+
+Test(journal, one_frame_commits_every_log_then_segments_take_the_bytes)
+{
+	struct sl_journal *j = open_journal(0, 0, 0);
+	struct sl_log *logs[3];
+	struct cbs c = {0};
+	for (uint32_t i = 0; i < 3; i++) {
+		logs[i] = open_jlog(j, i, 1 << 20, NULL);
+		append_n(logs[i], 10 + i, 0, 100 + i);
+	}
+	cr_assert_eq(group_commit(j, logs, 3, &c), 1);
+	struct sl_journal_stats st;
+	sl_journal_get_stats(j, &st);
+	cr_assert_eq(st.syncs, 1, "one fdatasync for three logs");
+	cr_assert_eq(st.chunks, 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert_eq(sl_log_acked(logs[i]), 100 + i, "acked after the journal's sync");
+		cr_assert_eq(c.moved[i], 1);
+		/* Small groups wait for their segment write: readers may not
+		 * read what is not in the file yet. */
+		cr_assert_eq(sl_log_durable(logs[i]), 0);
+	}
+	cr_assert(sl_journal_lazy(j));
+	sl_journal_segwrites(j, true, count_cb, &c);
+	for (uint32_t i = 0; i < 3; i++) {
+		cr_assert_eq(sl_log_durable(logs[i]), 100 + i);
+		read_back(logs[i], 10 + i, 100 + i);
+		sl_log_close(logs[i]);
+	}
+	sl_journal_destroy(j);
+}
+
+/* In a child: commits `rounds` groups of `per` events of producer 7 to log
+ * t/0 (segment size `seg`), never writes its segment on its own, and dies
+ * without closing anything, as a kill -9 would leave it. */
+static void child_commits_and_dies(uint64_t seg, uint32_t rounds, uint32_t per,
+                                   uint64_t file_bytes)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* Its own ring: the parent's rings are shared memory. */
+		if (io_uring_queue_init(64, &g_ring, 0) < 0)
+			_exit(4);
+		struct sl_journal *j = open_journal(file_bytes, 0, 0);
+		struct sl_log *log = open_jlog(j, 0, seg, NULL);
+		struct cbs c = {0};
+		for (uint32_t r = 0; r < rounds; r++) {
+			append_n(log, 7, (uint64_t)r * per, per);
+			if (group_commit(j, &log, 1, &c) != 1 || sl_log_acked(log) != (r + 1) * per)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: %d", st);
+}
+
+Test(journal, a_process_that_died_before_its_segment_write_is_replayed)
+{
+	child_commits_and_dies(1 << 20, 5, 200, 0);
+	/* The segment holds none of it (only the journal does). */
+	char err[400];
+	struct sl_jrec *rec;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	uint64_t files, frames, chunks;
+	sl_jrec_counts(rec, &files, &frames, &chunks);
+	cr_assert_eq(frames, 5);
+	cr_assert_eq(chunks, 5);
+	struct sl_journal *j = open_journal(0, sl_jrec_next_seq(rec), 0);
+	struct sl_log *log = open_jlog(j, 0, 1 << 20, rec);
+	cr_assert_eq(sl_log_end(log), 1000, "replayed to the acked end");
+	cr_assert_eq(sl_log_acked(log), 1000);
+	struct sl_log_stats ls;
+	sl_log_get_stats(log, &ls);
+	cr_assert_gt(ls.recovered_replayed_batches, 0);
+	read_back(log, 7, 1000);
+	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	/* The old file is gone; the new journal's file stays. */
+	cr_assert_eq(count_files(".journal/0", ".jnl"), 1);
+	/* Appends go on after the replayed events, and a second replay of
+	 * nothing changes nothing. */
+	struct cbs c = {0};
+	append_n(log, 7, 1000, 10);
+	cr_assert_eq(group_commit(j, &log, 1, &c), 1);
+	sl_log_close(log);
+	sl_journal_destroy(j);
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	j = open_journal(0, sl_jrec_next_seq(rec), 0);
+	log = open_jlog(j, 0, 1 << 20, rec);
+	cr_assert_eq(sl_log_end(log), 1010);
+	read_back(log, 7, 1010);
+	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	sl_log_close(log);
+	sl_journal_destroy(j);
+}
+
+Test(journal, replay_rolls_segments_where_the_writer_did)
+{
+	/* 64 KiB segments, ~120-byte events: rolls every ~500 events. */
+	child_commits_and_dies(64 << 10, 20, 150, 0);
+	char err[400];
+	struct sl_jrec *rec;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	struct sl_journal *j = open_journal(0, sl_jrec_next_seq(rec), 0);
+	struct sl_log *log = open_jlog(j, 0, 64 << 10, rec);
+	cr_assert_eq(sl_log_end(log), 3000);
+	cr_assert_gt(count_files("t/0", ".log"), 3, "segments rolled");
+	read_back(log, 7, 3000);
+	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	sl_log_close(log);
+	sl_journal_destroy(j);
+}
+
+Test(journal, retired_files_are_checkpointed_and_deleted_and_the_rest_replays)
+{
+	/* 16 KiB journal files: about one frame each. */
+	child_commits_and_dies(1 << 20, 40, 100, 16 << 10);
+	cr_assert_leq(count_files(".journal/0", ".jnl"), 2, "retired files deleted");
+	char err[400];
+	struct sl_jrec *rec;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	struct sl_journal *j = open_journal(0, sl_jrec_next_seq(rec), 0);
+	struct sl_log *log = open_jlog(j, 0, 1 << 20, rec);
+	cr_assert_eq(sl_log_end(log), 4000, "checkpointed part from the segment, the rest replayed");
+	read_back(log, 7, 4000);
+	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	sl_log_close(log);
+	sl_journal_destroy(j);
+}
+
+static void journal_file(char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/%s/0/%020d.jnl", g_dir, SL_JOURNAL_DIR_NAME, 0);
+}
+
+static void flip(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &b, 1, at), 1);
+	b ^= 0x40;
+	cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+}
+
+Test(journal, torn_last_frame_is_dropped_a_bad_earlier_frame_is_corruption)
+{
+	child_commits_and_dies(1 << 20, 3, 50, 0);
+	char path[500], err[400];
+	journal_file(path, sizeof(path));
+	struct sl_jrec *rec;
+	uint64_t files, frames, chunks;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	sl_jrec_counts(rec, &files, &frames, &chunks);
+	cr_assert_eq(frames, 3);
+	sl_jrec_free(rec);
+
+	/* Damage in the last frame: a torn tail, never acked. */
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	int fd = open(path, O_RDONLY);
+	uint8_t *d = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(fd, d, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	size_t f2 = SL_JF_HDR + sl_get_le32(d + SL_JF_LEN);
+	size_t f3 = f2 + SL_JF_HDR + sl_get_le32(d + f2 + SL_JF_LEN);
+	free(d);
+	flip(path, (off_t)(f3 + SL_JF_HDR + 40));
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	sl_jrec_counts(rec, &files, &frames, &chunks);
+	cr_assert_eq(frames, 2, "the torn frame is dropped");
+	sl_jrec_free(rec);
+
+	/* Damage in the first frame, with valid frames after it: those were
+	 * written after its sync completed, so it was acked: corruption. */
+	flip(path, (off_t)(SL_JF_HDR + 40));
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), -SL_ECORRUPT);
+	cr_assert_not_null(strstr(err, "corrupt frame at byte 0"), "%s", err);
+	cr_assert_not_null(strstr(err, path), "the error names the file: %s", err);
+}
+
+Test(journal, a_failed_sync_fails_every_log_of_the_frame_and_acks_nothing)
+{
+	struct sl_journal *j = open_journal(0, 0, 1);
+	struct sl_log *logs[2];
+	struct cbs c = {0};
+	for (uint32_t i = 0; i < 2; i++) {
+		logs[i] = open_jlog(j, i, 1 << 20, NULL);
+		append_n(logs[i], 3, 0, 20);
+	}
+	cr_assert_eq(group_commit(j, logs, 2, &c), -SL_ELOG_FAILED);
+	for (uint32_t i = 0; i < 2; i++) {
+		cr_assert_eq(c.failed[i], 1);
+		cr_assert_eq(sl_log_acked(logs[i]), 0);
+		cr_assert(sl_log_failed(logs[i]));
+		cr_assert_not_null(strstr(sl_log_error(logs[i]), "Input/output error"), "%s",
+		                   sl_log_error(logs[i]));
+		cr_assert_not_null(strstr(sl_log_error(logs[i]), ".jnl"), "names the file: %s",
+		                   sl_log_error(logs[i]));
+	}
+	/* Later groups fail too: the page cache may hold what the disk
+	 * does not. */
+	uint64_t off;
+	uint8_t ev[8] = {0};
+	cr_assert_eq(sl_log_append(logs[0], 3, 1, 20, ev, sizeof(ev), &off), -SL_ELOG_FAILED);
+	cr_assert(sl_journal_failed(j));
+	for (uint32_t i = 0; i < 2; i++)
+		sl_log_close(logs[i]);
+	sl_journal_destroy(j);
+}
