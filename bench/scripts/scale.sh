@@ -7,8 +7,11 @@
 set -euo pipefail
 BIN=$1 N=$2
 D=$(mktemp -d /tmp/sluice-scale.XXXXXX)
+# The trap runs under set -e too: a kill or wait that fails (sluiced gone
+# already, or exiting non-zero) must not skip the rm.
 P=
-trap '[[ -n $P ]] && { kill -TERM $P 2>/dev/null; wait $P 2>/dev/null; }; rm -rf "$D"' EXIT
+trap 'if [[ -n $P ]]; then kill -TERM "$P" 2>/dev/null || true; wait "$P" 2>/dev/null || true; fi
+      rm -rf "$D"' EXIT
 cat > "$D/cfg.yaml" <<EOC
 data_dir: $D/data
 cores: 2
@@ -36,7 +39,8 @@ while (( $(date +%s%N) - t0 < 60000000000 )); do
   sleep 0.005
 done
 if [[ -z $start_ms ]]; then
-  echo "N=$N: no /healthz answer within 60 s of the launch: $(tail -3 "$D/err")" >&2
+  kill -0 "$P" 2>/dev/null && why="no /healthz answer within 60 s" || why="sluiced exited"
+  echo "N=$N: $why: $(tail -3 "$D/err")" >&2
   exit 1
 fi
 PORT=$(grep -o 'native [0-9.]*:[0-9]*' "$D/out" | cut -d: -f2)
