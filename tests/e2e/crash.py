@@ -2,9 +2,11 @@
 
 One `sluice produce --print-acks` process (one client, so one producer id for
 the whole run) is fed N JSON lines from a thread: ids derived from the index
-(so every event is recognisable and unique), aggregates from KEYS keys (so
-per-key order is meaningful), written in index order, which is the
-producer's send order. Meanwhile the main thread kills sluiced with SIGKILL K
+(so every event is recognisable and unique), aggregates from --keys keys (so
+per-key order is meaningful; default KEYS), written in index order, which is
+the producer's send order. The topic has --partitions partitions (default 8);
+the keys must be several times the partitions for the events to reach most
+of them (see KEYS). Meanwhile the main thread kills sluiced with SIGKILL K
 times at random moments and restarts it on the same data_dir and port; the
 producer rides every restart (reconnect, resend of everything unanswered with
 its original sequence).
@@ -34,10 +36,12 @@ K) and restarted, and every partition is read from earliest with
     knows is skipped).
 Then one summary line:
   crash: N=.. K=.. lost=0 duplicated=0 reordered=0 gaps=0 seconds=..
+and one with the rest, among it how many partitions hold events.
 
 Every wait has a timeout; the whole run has a deadline (--deadline).
 
 Usage: crash.py --sluiced P --sluice P [--events N] [--kills K] [--seed S]
+                [--partitions N] [--keys K]
 """
 
 import argparse
@@ -55,7 +59,13 @@ import time
 
 from harness import Failure, Server, Workdir, check, run
 
+# The default key count. Keys land on partitions by a hash, so K keys over
+# P partitions reach about P * (1 - exp(-K / P)) of them: 300 keys fill all
+# 8 partitions of the default topic, but only about 260 of 1,000, which is
+# why a 1,000-partition run passes --keys 5000 (about 993 of 1,000).
 KEYS = 300
+# harness.Server's topic: what e2e_crash has always run against.
+PARTITIONS = 8
 # Ids are RUN_TAG-0000-4000-8000-<index, 12 hex digits>: canonical v4-shaped
 # UUIDs, unique per index, and anything else in the topic is recognisably
 # foreign.
@@ -77,10 +87,10 @@ def index_of(ev_id):
         return -1
 
 
-def event_line(i):
+def event_line(i, keys=KEYS):
     return ('{"id":"%s","type":"Tick","aggregate":"agg-%d","timestamp":%d,'
             '"data":{"i":%d,"pad":"%s"}}\n' % (
-                event_id(i), i % KEYS, 1700000000000 + i, i, "p" * (i % 40)))
+                event_id(i), i % keys, 1700000000000 + i, i, "p" * (i % 40)))
 
 
 class Deadline:
@@ -111,12 +121,13 @@ class Producer:
     It sends the events first, first+stride, ... below n (by default all of
     0..n-1); several producers with the same n, first 0..stride-1 and one
     shared `acks` cover the index space between them (power loss runs
-    several; with stride dividing KEYS each key has one producer, so per-key
-    order is still a send order)."""
+    several; with stride dividing `keys` each key has one producer, so
+    per-key order is still a send order). Event i's key is i % keys."""
 
     def __init__(self, sluice, addr, n, rate, timeout_s, workdir, first=0, stride=1, acks=None,
-                 name="produce"):
+                 name="produce", keys=KEYS):
         self.n = n
+        self.keys = keys
         self.first = first
         self.stride = stride
         self.count = len(range(first, n, stride))  # lines this producer writes
@@ -159,7 +170,7 @@ class Producer:
                     if self.stop:
                         return
                 end = min(i + step, self.count)
-                buf = "".join(event_line(self.first + j * self.stride)
+                buf = "".join(event_line(self.first + j * self.stride, self.keys)
                               for j in range(i, end)).encode()
                 t0 = time.monotonic()
                 self.proc.stdin.write(buf)
@@ -273,13 +284,13 @@ class Producer:
         self.err.close()
 
 
-def restart(sluiced, wd, port, n_restart):
+def restart(sluiced, wd, port, n_restart, partitions=PARTITIONS):
     """A new sluiced on the same data_dir and port; keeps the previous
     instance's stderr beside it."""
     old = os.path.join(wd, "srv", "stderr.txt")
     if os.path.exists(old):
         shutil.copyfile(old, os.path.join(wd, "srv", "stderr.%d.txt" % n_restart))
-    srv = Server(sluiced, wd, port=port)
+    srv = Server(sluiced, wd, port=port, topics=[("events", partitions)])
     try:
         return srv.start()
     except Failure:
@@ -308,9 +319,11 @@ def end_offsets(sluice, addr):
 
 def verify(sluice, addr, prod, n, deadline):
     """Reads every partition from earliest and checks the stored stream.
-    Streams the consumer's output: 5M events do not fit in memory as text."""
+    Streams the consumer's output: 5M events do not fit in memory as text.
+    Keys are prod.keys (every producer of the run sent the same)."""
+    keys = prod.keys
     seen = bytearray(n)            # times each index is stored (saturating)
-    last_of_key = [-1] * KEYS      # highest index stored so far, per key
+    last_of_key = [-1] * keys      # highest index stored so far, per key
     next_off = {}                  # partition -> next expected offset
     stats = {"stored": 0, "duplicated": 0, "reordered": 0, "gaps": 0, "foreign": 0,
              "misacked": 0, "unknown_offset_acks": 0}
@@ -349,14 +362,14 @@ def verify(sluice, addr, prod, n, deadline):
                 if i < 0 or i >= n:
                     note("foreign", "%s at %d:%d" % (ev["id"], p, off))
                     continue
-                if ev["aggregate"] != "agg-%d" % (i % KEYS) or ev["data"]["i"] != i:
+                if ev["aggregate"] != "agg-%d" % (i % keys) or ev["data"]["i"] != i:
                     note("foreign", "%s at %d:%d has the wrong content" % (ev["id"], p, off))
                 if seen[i]:
                     note("duplicated", "event %d again at %d:%d" % (i, p, off))
                     seen[i] = min(seen[i] + 1, 255)
                     continue
                 seen[i] = 1
-                k = i % KEYS
+                k = i % keys
                 if i < last_of_key[k]:
                     note("reordered", "key agg-%d: event %d at %d:%d after event %d" % (
                         k, i, p, off, last_of_key[k]))
@@ -384,10 +397,15 @@ def verify(sluice, addr, prod, n, deadline):
     stats["lost_acked"] = sum(1 for i in lost if prod.ack_part[i] != -1)
     examples["lost"] = ["event %d (%s)" % (i, event_id(i)) for i in lost[:5]]
     # Ends: what the consumer read must be everything the server has.
-    for p, (start, end) in end_offsets(sluice, addr).items():
+    ends = end_offsets(sluice, addr)
+    for p, (start, end) in ends.items():
         if start != 0 or next_off.get(p, 0) != end:
             note("gaps", "partition %d: status says %d..%d, read 0..%d" % (
                 p, start, end, next_off.get(p, 0)))
+    # How much of the topic the keys reached: a partition with no event
+    # was not tested at all.
+    stats["partitions"] = len(ends)
+    stats["partitions_written"] = sum(1 for p in ends if next_off.get(p, 0) > 0)
     return stats, examples
 
 
@@ -399,14 +417,19 @@ def crash_run(a):
     share = n / (k + 1)
     points = [int((j + rng.uniform(0.2, 0.8)) * share) for j in range(k)]
     delays = [rng.uniform(0, a.max_delay) for _ in range(k)]
-    print("crash: N=%d K=%d seed=%d keys=%d rate=%s kill points %s" % (
-        n, k, a.seed, KEYS, "%.0f/s" % a.rate if a.rate else "unpaced",
+    print("crash: N=%d K=%d seed=%d partitions=%d keys=%d rate=%s kill points %s" % (
+        n, k, a.seed, a.partitions, a.keys, "%.0f/s" % a.rate if a.rate else "unpaced",
         ", ".join("%d+%.3fs" % (p, d) for p, d in zip(points, delays))), flush=True)
     idle_kills = 0
     with Workdir() as wd:
-        srv = Server(a.sluiced, wd).start()
+        srv = Server(a.sluiced, wd, topics=[("events", a.partitions)])
+        try:
+            srv.start()
+        except Failure:
+            srv.kill()  # not ready in time: do not leave it running
+            raise
         port = srv.port
-        prod = Producer(a.sluice, srv.addr, n, a.rate, a.producer_timeout, wd)
+        prod = Producer(a.sluice, srv.addr, n, a.rate, a.producer_timeout, wd, keys=a.keys)
         try:
             prod.start()
             ready = time.monotonic()
@@ -436,7 +459,7 @@ def crash_run(a):
                 print("kill %d/%d: %.2f s after ready; written %d, acked %d, unacked %d%s" % (
                     j + 1, k, time.monotonic() - ready, written, acked, unacked,
                     " (IDLE: nothing in flight)" if unacked <= 0 else ""), flush=True)
-                srv = restart(a.sluiced, wd, port, j + 1)
+                srv = restart(a.sluiced, wd, port, j + 1, a.partitions)
                 ready = time.monotonic()
                 # The old instance's acks were all read while this one started.
                 _, acked_at_ready = prod.snapshot()
@@ -454,7 +477,7 @@ def crash_run(a):
             print("producer: %s" % (summary[-1] if summary else err.strip()[-300:]), flush=True)
             # Everything is acked: one more crash, then read back.
             sigkill(srv)
-            srv = restart(a.sluiced, wd, port, k + 1)
+            srv = restart(a.sluiced, wd, port, k + 1, a.partitions)
             stats, examples = verify(a.sluice, srv.addr, prod, n, deadline)
             check(srv.stop() == 0, "sluiced did not exit 0 on SIGTERM")
         finally:
@@ -465,8 +488,10 @@ def crash_run(a):
             n, k, stats["lost"], stats["duplicated"], stats["reordered"], stats["gaps"],
             seconds), flush=True)
         print("crash: stored=%d misacked=%d foreign=%d duplicate acks with unknown offset=%d "
-              "idle kills=%d" % (stats["stored"], stats["misacked"], stats["foreign"],
-                                 stats["unknown_offset_acks"], idle_kills), flush=True)
+              "idle kills=%d partitions with events=%d of %d" % (
+                  stats["stored"], stats["misacked"], stats["foreign"],
+                  stats["unknown_offset_acks"], idle_kills, stats["partitions_written"],
+                  stats["partitions"]), flush=True)
         bad = [kind for kind in ("lost", "duplicated", "reordered", "gaps", "misacked",
                                  "foreign") if stats[kind]]
         msgs = []
@@ -496,9 +521,15 @@ def main():
     ap.add_argument("--producer-timeout", type=float, default=300,
                     help="sluice produce --timeout (s)")
     ap.add_argument("--deadline", type=float, default=900, help="the whole run (s)")
+    ap.add_argument("--partitions", type=int, default=PARTITIONS,
+                    help="partitions of the topic `events`")
+    ap.add_argument("--keys", type=int, default=KEYS,
+                    help="aggregates the events are spread over (several per partition)")
     a = ap.parse_args()
-    if a.events < 1 or a.kills < 0 or a.max_delay < 0 or a.rate < 0:
-        ap.error("need --events >= 1, --kills >= 0, --max-delay >= 0, --rate >= 0")
+    if (a.events < 1 or a.kills < 0 or a.max_delay < 0 or a.rate < 0 or a.partitions < 1
+            or a.keys < 1):
+        ap.error("need --events >= 1, --kills >= 0, --max-delay >= 0, --rate >= 0, "
+                 "--partitions >= 1, --keys >= 1")
     start = time.monotonic()
     try:
         crash_run(a)

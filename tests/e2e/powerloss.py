@@ -2,11 +2,13 @@
 """Power loss: sluiced with its data_dir on faultfs, the power cut K times.
 
 faultfs (tests/faultfs/) is mounted on a temporary folder and sluiced keeps
-its data there: topic `events` (4 partitions, small segments so they roll
-every few hundred milliseconds, the given durability) and the projection
-`counter`. P `sluice produce --print-acks` processes (crash.py's Producer:
-P divides crash.KEYS, so every key has one producer and per-key order is a
-send order) stream N events between them at --rate events/s in all.
+its data there: topic `events` (--partitions, default 4; small segments so
+they roll every few hundred milliseconds at 4 partitions, the given
+durability) and the projection `counter`. P `sluice produce --print-acks`
+processes (crash.py's Producer: P divides --keys, default crash.KEYS, so
+every key has one producer and per-key order is a send order) stream N
+events between them at --rate events/s in all. Many partitions need many
+more keys than crash.KEYS to be reached at all (see crash.KEYS).
 
 Each cut, at a random moment (seeded, printed): once the current instance
 has acked something and the acks passed a random point of the cut's share
@@ -38,6 +40,7 @@ Summary line: powerloss: durability=.. cuts=.. acked=.. lost=.. ...
 
 Usage: powerloss.py --sluiced P --sluice P --faultfs P [--cuts K] [--events N]
                     [--durability fsync|none] [--seed S] [--expect-loss]
+                    [--partitions N] [--keys K]
 """
 
 import argparse
@@ -66,7 +69,8 @@ class PowerServer(Server):
     """harness.Server with its data_dir on the faultfs mount, a chosen
     durability and segment size, and the counter projection."""
 
-    def __init__(self, sluiced, workdir, port, data_dir, durability, segment_bytes):
+    def __init__(self, sluiced, workdir, port, data_dir, durability, segment_bytes,
+                 partitions=PARTITIONS):
         super().__init__(sluiced, workdir, port=port)
         cfg = [
             "data_dir: %s" % data_dir,
@@ -74,7 +78,7 @@ class PowerServer(Server):
             "listen: { native: 127.0.0.1:%d, http: 127.0.0.1:0 }" % port,
             "topics:",
             "  - name: events",
-            "    partitions: %d" % PARTITIONS,
+            "    partitions: %d" % partitions,
             "    durability: %s" % durability,
             "    segment_bytes: %d" % segment_bytes,
             "projections:",
@@ -150,7 +154,7 @@ def check_projection(a, srv, stored, deadline):
 
 def start_server(a, wd, fs, port, n_restart):
     srv = PowerServer(a.sluiced, wd, port, os.path.join(fs.mnt, "data"), a.durability,
-                      a.segment_bytes)
+                      a.segment_bytes, a.partitions)
     old = os.path.join(wd, "srv", "stderr.txt")
     if n_restart and os.path.exists(old):
         os.replace(old, os.path.join(wd, "srv", "stderr.%d.txt" % n_restart))
@@ -168,8 +172,9 @@ def powerloss_run(a):
     n, k, p_count = a.events, a.cuts, a.producers
     share = n / (k + 1)
     points = [int((j + rng.uniform(0.2, 0.8)) * share) for j in range(k)]
-    print("powerloss: durability=%s N=%d K=%d producers=%d seed=%d segment_bytes=%d" % (
-        a.durability, n, k, p_count, a.seed, a.segment_bytes), flush=True)
+    print("powerloss: durability=%s N=%d K=%d producers=%d seed=%d segment_bytes=%d "
+          "partitions=%d keys=%d" % (a.durability, n, k, p_count, a.seed, a.segment_bytes,
+                                     a.partitions, a.keys), flush=True)
     totals = {"idle": 0, "unsynced_bytes": 0, "stop_cuts": 0, "nofallocate": 0}
     caught = {"roll": 0, "checkpoint": 0, "snapshot": 0, "segment": 0}
     modes = {m: 0 for m in MODES}
@@ -185,8 +190,8 @@ def powerloss_run(a):
             port = srv.port
             acks = Acks(n)
             prods = [Producer(a.sluice, srv.addr, n, a.rate / p_count, a.producer_timeout, wd,
-                              first=i,
-                              stride=p_count, acks=acks, name="produce%d" % i)
+                              first=i, stride=p_count, acks=acks, name="produce%d" % i,
+                              keys=a.keys)
                      for i in range(p_count)]
             for p in prods:
                 p.start()
@@ -330,10 +335,12 @@ def powerloss_run(a):
                   stats["misacked"], proj, totals["idle"], seconds), flush=True)
         print("powerloss: modes %s; cuts during a stop %d; cuts that caught a roll %d, a "
               "checkpoint %d, a snapshot %d, unsynced segment data %d; unsynced bytes at the "
-              "cuts %d; restarts without fallocate %d; faultfs exit %s" % (
+              "cuts %d; restarts without fallocate %d; partitions with events %d of %d; "
+              "faultfs exit %s" % (
                   ", ".join("%s=%d" % kv for kv in modes.items()), totals["stop_cuts"],
                   caught["roll"], caught["checkpoint"], caught["snapshot"], caught["segment"],
-                  totals["unsynced_bytes"], totals["nofallocate"], rc), flush=True)
+                  totals["unsynced_bytes"], totals["nofallocate"], stats["partitions_written"],
+                  stats["partitions"], rc), flush=True)
         check(rc == 0, "faultfs exited %s (its log: %s)" % (rc, fs.log_text()))
         bad = [kind for kind in ("lost", "duplicated", "reordered", "gaps", "misacked",
                                  "foreign") if stats[kind]]
@@ -358,7 +365,7 @@ def main():
     ap.add_argument("--faultfs", required=True)
     ap.add_argument("--events", type=int, default=200000)
     ap.add_argument("--cuts", type=int, default=20)
-    ap.add_argument("--producers", type=int, default=3, help="divides %d" % KEYS)
+    ap.add_argument("--producers", type=int, default=3, help="divides --keys")
     ap.add_argument("--durability", default="fsync")
     ap.add_argument("--rate", type=float, default=20000,
                     help="events per second over all producers (spreads the input over the cuts)")
@@ -374,9 +381,15 @@ def main():
     ap.add_argument("--deadline", type=float, default=600, help="the whole run (s)")
     ap.add_argument("--expect-loss", action="store_true",
                     help="pass only if acked events were lost (durability none)")
+    ap.add_argument("--partitions", type=int, default=PARTITIONS,
+                    help="partitions of the topic `events`")
+    ap.add_argument("--keys", type=int, default=KEYS,
+                    help="aggregates the events are spread over (several per partition)")
     a = ap.parse_args()
-    if a.events < 1 or a.cuts < 1 or a.producers < 1 or KEYS % a.producers:
-        ap.error("need --events >= 1, --cuts >= 1, --producers dividing %d" % KEYS)
+    if (a.events < 1 or a.cuts < 1 or a.producers < 1 or a.partitions < 1 or a.keys < 1
+            or a.keys % a.producers):
+        ap.error("need --events >= 1, --cuts >= 1, --partitions >= 1, --keys >= 1 and "
+                 "--producers dividing --keys (%d)" % a.keys)
     if not os.path.exists("/dev/fuse") or not shutil_which("fusermount3"):
         print("SKIP powerloss: no /dev/fuse or no fusermount3 (Debian package fuse3)")
         return 77
