@@ -47,6 +47,6 @@ PORT=$(grep -o 'native [0-9.]*:[0-9]*' "$D/out" | cut -d: -f2)
 "$BIN/sluice" bench --events 1000000 --size 100 --connections 2 --keys 100000 \
   --server "127.0.0.1:$PORT" 2>/dev/null |
   python3 -c 'import json,sys; j=json.loads(sys.stdin.readline()); print("events/s %.0f p99_us %d" % (j["events_per_s"], j["p99_us"]), end=" ")'
-syncs=$(curl -s "http://127.0.0.1:$HP/metrics" | awk '/^sluice_log_sync_seconds_count/ {s+=$2} END {print s}')
+syncs=$(curl -s "http://127.0.0.1:$HP/metrics" | awk '/^sluice_(log|journal)_sync_seconds_count/ {s+=$2} END {print s+0}')
 echo "N=$N syncs=$syncs rss=$(awk '/VmRSS/ {print $2}' /proc/$P/status)kB" \
      "fds=$(ls /proc/$P/fd | wc -l) reserved=$(du -sm "$D/data" | cut -f1)MiB start_ms=$start_ms"

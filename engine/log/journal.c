@@ -44,8 +44,8 @@ struct sl__jlist {
 struct sl__jckpt {
 	struct sl__jckpt *next;
 	int *fds;
-	int *errs;             /* per descriptor: its fdatasync's -errno, or 0 */
-	struct sl_log **logs;  /* per descriptor (NULL once detached) */
+	int *errs;            /* per descriptor: its fdatasync's -errno, or 0 */
+	struct sl_log **logs; /* per descriptor (NULL once detached) */
 	uint32_t n;
 	char *path;
 	_Atomic int state; /* 0 running, 1 done (errs says how each went) */
@@ -65,7 +65,7 @@ struct sl_journal {
 	char *dir;
 	int fd;
 	uint64_t file_seq;
-	uint64_t pos;                 /* where the next frame goes */
+	uint64_t pos;                   /* where the next frame goes */
 	uint64_t alloc_end, alloc_step; /* pre-allocated in steps like a segment */
 	bool no_prealloc;
 	uint64_t frame_seq;
@@ -103,6 +103,9 @@ struct sl_journal {
 	uint64_t full_retry_ns;
 	char error[320];
 	struct sl_journal_stats stats;
+	/* The owner's ring (the last commit's): segment writebacks go there,
+	 * completing with SL_LOG_UD_IGNORE. */
+	struct io_uring *ring;
 	/* `stats` published for other threads (metrics): stored relaxed by
 	 * the owner after each sync, field by field. */
 	_Atomic uint64_t pub[sizeof(struct sl_journal_stats) / sizeof(uint64_t)];
@@ -145,7 +148,8 @@ static int sl__jlist_push(struct sl__jlist *l, struct sl__jent e)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap;
-		struct sl__jent *v = sl_grow(l->v, &cap, ((size_t)l->n + 1) * sizeof(*v), 64 * sizeof(*v));
+		struct sl__jent *v =
+		    sl_grow(l->v, &cap, ((size_t)l->n + 1) * sizeof(*v), 64 * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		l->v = v;
@@ -159,7 +163,8 @@ static int sl__ptrs_push(struct sl_log ***v, uint32_t *n, uint32_t *cap, struct 
 {
 	if (*n == *cap) {
 		size_t c = (size_t)*cap * sizeof(**v);
-		struct sl_log **p = sl_grow(*v, &c, ((size_t)*n + 1) * sizeof(**v), 64 * sizeof(**v));
+		struct sl_log **p =
+		    sl_grow(*v, &c, ((size_t)*n + 1) * sizeof(**v), 64 * sizeof(**v));
 		if (!p)
 			return -ENOMEM;
 		*v = p;
@@ -322,7 +327,8 @@ static void sl__ckpt_poll(struct sl_journal *j, sl_journal_cb cb, void *arg)
 			if (!log || !cb || log->failed)
 				continue;
 			sl__fail(log,
-			         "fdatasync of %s/%020" PRIu64 ".log (journal checkpoint) failed: %s; "
+			         "fdatasync of %s/%020" PRIu64
+			         ".log (journal checkpoint) failed: %s; "
 			         "partition stopped",
 			         log->dir, log->segs[log->n_segs - 1].base, strerror(-c->errs[i]));
 			cb(arg, log->opts.journal_arg, -SL_ELOG_FAILED);
@@ -330,7 +336,8 @@ static void sl__ckpt_poll(struct sl_journal *j, sl_journal_cb cb, void *arg)
 		if (ok)
 			j->stats.checkpoints++;
 		else
-			fprintf(stderr, "sluiced: journal checkpoint of %s failed; the file is kept\n",
+			fprintf(stderr,
+			        "sluiced: journal checkpoint of %s failed; the file is kept\n",
 			        c->path);
 		j->ckpts = c->next;
 		sl__ckpt_free(c);
@@ -454,7 +461,8 @@ static int sl__lazy_push(struct sl_journal *j, struct sl_log *log)
 	if (log->jlazy)
 		return 0;
 	if (j->lazy_head && j->n_lazy == j->cap_lazy) {
-		memmove(j->lazy, j->lazy + j->lazy_head, (j->n_lazy - j->lazy_head) * sizeof(*j->lazy));
+		memmove(j->lazy, j->lazy + j->lazy_head,
+		        (j->n_lazy - j->lazy_head) * sizeof(*j->lazy));
 		j->n_lazy -= j->lazy_head;
 		j->lazy_head = 0;
 	}
@@ -479,10 +487,9 @@ static uint64_t sl__lazy_delay(const struct sl_journal *j)
 	return d;
 }
 
-static void sl__segwrite_cb(struct sl_journal *j, struct sl_log *log, sl_journal_cb cb,
-                            void *arg)
+static void sl__segwrite_cb(struct sl_journal *j, struct sl_log *log, sl_journal_cb cb, void *arg)
 {
-	int ret = sl__log_segwrite(log);
+	int ret = sl__log_segwrite(log, j->ring);
 	j->stats.segment_writes++;
 	cb(arg, log->opts.journal_arg, ret < 0 ? ret : 1);
 }
@@ -591,6 +598,7 @@ static int sl__jswitch(struct sl_journal *j, sl_journal_cb cb, void *arg)
 int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, sl_journal_cb cb,
                       void *arg)
 {
+	j->ring = ring;
 	sl__ckpt_poll(j, cb, arg);
 	if (j->failed) {
 		/* Everything handed over fails with it. */
@@ -629,7 +637,8 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 		sl_put_le32(h + SL_JF_CHUNKS, j->n_chunks);
 		sl_put_le64(h + SL_JF_SEQ, j->frame_seq);
 		sl_put_le64(h + SL_JF_RESERVED, 0);
-		sl_put_le32(h + SL_JF_CRC, sl_crc32c(0, h + SL_JF_CRC_FROM, j->len - SL_JF_CRC_FROM));
+		sl_put_le32(h + SL_JF_CRC,
+		            sl_crc32c(0, h + SL_JF_CRC_FROM, j->len - SL_JF_CRC_FROM));
 		ssize_t w = sl__pwrite_all(j->fd, j->buf, j->len, j->pos);
 		ret = w == (ssize_t)j->len ? 0 : w < 0 ? (int)w : -ENOSPC;
 	}
@@ -646,16 +655,18 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 			j->full_retry_ns = now + SL_LOG_FULL_RETRY_NS;
 			for (uint32_t i = 0; i < j->n_logs; i++)
 				if (!j->logs[i]->full) {
-					sl__full(j->logs[i],
-					         "journal %s: %s; new events are refused until space "
-					         "is freed",
-					         j->dir, strerror(-ret));
+					sl__full(
+					    j->logs[i],
+					    "journal %s: %s; new events are refused until space "
+					    "is freed",
+					    j->dir, strerror(-ret));
 					cb(arg, j->logs[i]->opts.journal_arg, 0);
 				}
 			return 0;
 		}
-		sl__jfail(j, "journal %s: write of %020" PRIu64 ".jnl (bytes %" PRIu64 "..%" PRIu64
-		             ") failed: %s; partitions stopped",
+		sl__jfail(j,
+		          "journal %s: write of %020" PRIu64 ".jnl (bytes %" PRIu64 "..%" PRIu64
+		          ") failed: %s; partitions stopped",
 		          j->dir, j->file_seq, j->pos, j->pos + j->len, strerror(-ret));
 		return sl_journal_commit(j, ring, ud, cb, arg);
 	}

@@ -107,13 +107,15 @@ static int sl__frame(struct sl_jrec *r, const uint8_t *d, size_t size, size_t po
 		    .len = blen,
 		    .order = order + i,
 		};
-		if (memchr(ch.key, '\0', klen) || !sl__chunk_batches_ok(ch.p, blen, &ch.first, &ch.end))
+		if (memchr(ch.key, '\0', klen) ||
+		    !sl__chunk_batches_ok(ch.p, blen, &ch.first, &ch.end))
 			return 0;
 		if (add) {
 			if (r->n_chunks == r->cap_chunks) {
 				size_t cap = r->cap_chunks * sizeof(*r->chunks);
-				struct sl_jchunk *v = sl_grow(r->chunks, &cap,
-				                              (r->n_chunks + 1) * sizeof(*v), 256 * sizeof(*v));
+				struct sl_jchunk *v =
+				    sl_grow(r->chunks, &cap, (r->n_chunks + 1) * sizeof(*v),
+				            256 * sizeof(*v));
 				if (!v)
 					return -ENOMEM;
 				r->chunks = v;
@@ -181,10 +183,11 @@ static int sl__load_file(struct sl_jrec *r, const char *path, uint64_t *order, c
 		if (sl_get_le32(d + at + SL_JF_MAGIC) != SL_JF_MAGIC_V)
 			continue;
 		if (sl__frame(r, d, size, at, 0, false, &next) == 1) {
-			snprintf(err, errlen,
-			         "journal %s: corrupt frame at byte %zu followed by a valid frame at "
-			         "byte %zu: refusing to start (the partitions it held cannot be known)",
-			         path, pos, at);
+			snprintf(
+			    err, errlen,
+			    "journal %s: corrupt frame at byte %zu followed by a valid frame at "
+			    "byte %zu: refusing to start (the partitions it held cannot be known)",
+			    path, pos, at);
 			free(d);
 			return -SL_ECORRUPT;
 		}

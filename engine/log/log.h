@@ -209,6 +209,11 @@ struct sl_journal;
  * no topic can have (names never start with '.'). */
 #define SL_JOURNAL_DIR_NAME ".journal"
 
+/* A reactor gets a journal when it owns more fsync partitions than this;
+ * with fewer each partition fdatasyncs its own segment (topic.c has the
+ * measurements). */
+#define SL_JOURNAL_MIN_PARTITIONS 16u
+
 /* A file is retired past this size: the replay after a crash is at most
  * about this much per reactor (two files while a checkpoint runs). */
 #define SL_JOURNAL_FILE_BYTES (64ull << 20)

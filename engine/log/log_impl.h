@@ -183,8 +183,9 @@ int sl__journal_add(struct sl_journal *j, struct sl_log *log, const uint8_t *p, 
 /* The journal made the log durable below `end` (commit_ns: the group's
  * wait, for the stats). */
 void sl__log_journaled(struct sl_log *log, uint64_t end, uint64_t commit_ns);
-/* Writes wb[0, jsent) to the segment: 0 or -SL_ELOG_FAILED. */
-int sl__log_segwrite(struct sl_log *log);
+/* Writes wb[0, jsent) to the segment: 0 or -SL_ELOG_FAILED; kicks the
+ * writeback of what it wrote on `ring` (NULL: none). */
+int sl__log_segwrite(struct sl_log *log, struct io_uring *ring);
 /* Stamps unit_start, checksums and indexes the batches in [p, p + len),
  * which go to the active segment at `pos`. */
 int sl__seal_range(struct sl_log *log, uint8_t *p, uint32_t len, uint64_t pos);

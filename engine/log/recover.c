@@ -197,7 +197,7 @@ static int sl__recover_last(struct sl_log *log, uint64_t stop_at, char *err, siz
 		 * until a checkpoint; what a crash left past the valid part was
 		 * never acked from the segment (the journal replays what was). */
 		bool torn_unit = log->opts.durability != SL_LOG_FSYNC || log->opts.journal ||
-		                 vb.unit_start <= pos;
+		                 stop_at != UINT64_MAX || vb.unit_start <= pos;
 		if (!torn_unit) {
 			snprintf(err, errlen,
 			         "%s: corrupt batch at byte %" PRIu64 " (offset %" PRIu64
@@ -407,7 +407,9 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 	struct sl_jchunk *ch = NULL;
 	size_t n_ch = 0;
 	uint64_t stop_at = UINT64_MAX;
-	if (opts->journal) {
+	/* A log that syncs its own segments still replays what a journal of
+	 * an earlier run holds for it (the journal is chosen at start). */
+	if (opts->journal || (opts->replay && opts->journal_key)) {
 		log->jkey = strdup(opts->journal_key ? opts->journal_key : log->dir);
 		if (!log->jkey) {
 			ret = -ENOMEM;
@@ -496,7 +498,7 @@ void sl_log_close(struct sl_log *log)
 		/* Acked bytes still waiting for their segment go there now
 		 * (the journal still has them until its checkpoint). */
 		if (log->jsent && !log->failed)
-			(void)sl__log_segwrite(log);
+			(void)sl__log_segwrite(log, NULL);
 		sl__journal_detach(log->opts.journal, log);
 	}
 	free(log->jkey);

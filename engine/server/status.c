@@ -226,6 +226,8 @@ static void sl__metrics_journal(struct sl_server *srv, FILE *f)
 	for (uint32_t r = 0; r < t->n_journals; r++) {
 		struct sl_journal_stats st;
 		uint64_t cum = 0;
+		if (!t->journals[r])
+			continue;
 		sl_journal_read_stats(t->journals[r], &st);
 		for (uint32_t k = 0; k < SL_LOG_SYNC_BUCKETS; k++) {
 			cum += st.sync_hist[k];
@@ -267,6 +269,8 @@ static void sl__metrics_journal(struct sl_server *srv, FILE *f)
 		for (uint32_t r = 0; r < t->n_journals; r++) {
 			struct sl_journal_stats st;
 			uint64_t v;
+			if (!t->journals[r])
+				continue;
 			sl_journal_read_stats(t->journals[r], &st);
 			memcpy(&v, (const char *)&st + c[i].off, sizeof(v));
 			fprintf(f, "%s{reactor=\"%u\"} %" PRIu64 "\n", c[i].name, r, v);

@@ -200,8 +200,7 @@ Test(journal, one_frame_commits_every_log_then_segments_take_the_bytes)
 /* In a child: commits `rounds` groups of `per` events of producer 7 to log
  * t/0 (segment size `seg`), never writes its segment on its own, and dies
  * without closing anything, as a kill -9 would leave it. */
-static void child_commits_and_dies(uint64_t seg, uint32_t rounds, uint32_t per,
-                                   uint64_t file_bytes)
+static void child_commits_and_dies(uint64_t seg, uint32_t rounds, uint32_t per, uint64_t file_bytes)
 {
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
@@ -290,7 +289,8 @@ Test(journal, retired_files_are_checkpointed_and_deleted_and_the_rest_replays)
 	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
 	struct sl_journal *j = open_journal(0, sl_jrec_next_seq(rec), 0);
 	struct sl_log *log = open_jlog(j, 0, 1 << 20, rec);
-	cr_assert_eq(sl_log_end(log), 4000, "checkpointed part from the segment, the rest replayed");
+	cr_assert_eq(sl_log_end(log), 4000,
+	             "checkpointed part from the segment, the rest replayed");
 	read_back(log, 7, 4000);
 	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
 	sl_log_close(log);
