@@ -293,6 +293,22 @@ const struct sl_config_topic *sl_config_topic_find(const struct sl_config *cfg, 
  * emitter or the stream fails. */
 int sl_config_dump(const struct sl_config *cfg, FILE *out);
 
+/*
+ * One topic on its own (topics created at runtime, data_dir/topics.yaml):
+ * sl_config_topic_parse reads a map with the keys of a `topics` entry,
+ * defaults for what it omits, every check the config makes (`what`
+ * prefixes messages); 0 or -SL_ECONFIG with err. Free with
+ * sl_config_topic_clear. sl_config_topics_dump writes `topics: [...]` as
+ * YAML that sl_config_node_parse reads back. sl_config_topic_each calls fn
+ * with every setting as text, nested keys dotted ("retention.bytes").
+ */
+int sl_config_topic_parse(const struct sl_config_node *map, const char *what,
+                          struct sl_config_topic *out, char *err, size_t errlen);
+void sl_config_topic_clear(struct sl_config_topic *t);
+int sl_config_topics_dump(const struct sl_config_topic *v, size_t n, FILE *out);
+void sl_config_topic_each(const struct sl_config_topic *t,
+                          void (*fn)(void *arg, const char *key, const char *value), void *arg);
+
 const char *sl_config_partitioner_name(enum sl_config_partitioner p);
 
 #endif

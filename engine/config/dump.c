@@ -236,3 +236,95 @@ int sl_config_dump(const struct sl_config *cfg, FILE *out)
 {
 	return sl__document(out, NULL, false, cfg);
 }
+
+int sl_config_topics_dump(const struct sl_config_topic *v, size_t n, FILE *out)
+{
+	yaml_emitter_t e;
+	yaml_event_t ev;
+	int rc;
+
+	if (!yaml_emitter_initialize(&e))
+		return -ENOMEM;
+	yaml_emitter_set_output_file(&e, out);
+	yaml_emitter_set_unicode(&e, 1);
+	yaml_emitter_set_width(&e, -1);
+	rc = sl__emit(&e, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING));
+	if (!rc)
+		rc = sl__emit(&e, &ev,
+		              yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1));
+	if (!rc)
+		rc = sl__map_start(&e, false);
+	if (!rc)
+		rc = sl__scalar(&e, "topics", false);
+	if (!rc)
+		rc = sl__seq_start(&e, !n);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = sl__section(&e, &sl__topic_section, &v[i]);
+	if (!rc)
+		rc = sl__seq_end(&e);
+	if (!rc)
+		rc = sl__map_end(&e);
+	if (!rc)
+		rc = sl__emit(&e, &ev, yaml_document_end_event_initialize(&ev, 1));
+	if (!rc)
+		rc = sl__emit(&e, &ev, yaml_stream_end_event_initialize(&ev));
+	if (!rc && !yaml_emitter_flush(&e))
+		rc = -EIO;
+	yaml_emitter_delete(&e);
+	return rc ? rc : ferror(out) ? -EIO : 0;
+}
+
+/* Flattens one section into "prefix.key" = value pairs. */
+static void sl__flat(const struct sl__section *sec, const void *obj, const char *prefix,
+                     void (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	for (size_t k = 0; k < sec->n_keys; k++) {
+		const struct sl__key *key = &sec->keys[k];
+		const void *field = (const char *)obj + key->off;
+		char name[128], buf[1024];
+		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", key->name);
+		switch (key->type) {
+		case SL__T_BOOL:
+			fn(arg, name, *(const bool *)field ? "true" : "false");
+			break;
+		case SL__T_INT:
+			snprintf(buf, sizeof(buf), "%llu",
+			         (unsigned long long)sl__load_uint(field, key->size));
+			fn(arg, name, buf);
+			break;
+		case SL__T_SIZE:
+			sl__cfg_fmt_size(*(const uint64_t *)field, buf, sizeof(buf));
+			fn(arg, name, buf);
+			break;
+		case SL__T_DURATION:
+			sl__cfg_fmt_duration(*(const uint64_t *)field, buf, sizeof(buf));
+			fn(arg, name, buf);
+			break;
+		case SL__T_NAME:
+		case SL__T_PATH:
+			if (*(char *const *)field)
+				fn(arg, name, *(char *const *)field);
+			break;
+		case SL__T_ENUM: {
+			uint64_t v = sl__load_uint(field, key->size);
+			fn(arg, name, v < key->n_names ? key->names[v] : "?");
+			break;
+		}
+		case SL__T_MAP:
+			sl__flat(key->sub, field, name, fn, arg);
+			break;
+		case SL__T_CUSTOM:
+			key->fmt(obj, buf, sizeof(buf));
+			fn(arg, name, buf);
+			break;
+		default: /* lists and free-form maps: not settings */
+			break;
+		}
+	}
+}
+
+void sl_config_topic_each(const struct sl_config_topic *t,
+                          void (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	sl__flat(&sl__topic_section, t, "", fn, arg);
+}

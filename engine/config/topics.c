@@ -233,3 +233,34 @@ const struct sl_config_topic *sl_config_topic_find(const struct sl_config *cfg, 
 
 	return i < 0 ? NULL : &cfg->topics[i];
 }
+
+int sl_config_topic_parse(const struct sl_config_node *map, const char *what,
+                          struct sl_config_topic *out, char *err, size_t errlen)
+{
+	struct sl__ld ld = {.name = what, .err = err, .errlen = errlen};
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (errlen)
+		err[0] = '\0';
+	if ((rc = sl__topic_init(out)))
+		return rc;
+	if (!map || map->kind != SL_CONFIG_NODE_MAP) {
+		snprintf(err, errlen, "%s: expected a map (a topic)", what);
+		sl__cfg_topic_clear(out);
+		memset(out, 0, sizeof(*out));
+		return -SL_ECONFIG;
+	}
+	rc = sl__cfg_section_parse(&ld, &sl__topic_section, map, "topic", out);
+	if (rc) {
+		sl__cfg_topic_clear(out);
+		memset(out, 0, sizeof(*out));
+	}
+	return rc;
+}
+
+void sl_config_topic_clear(struct sl_config_topic *t)
+{
+	sl__cfg_topic_clear(t);
+	memset(t, 0, sizeof(*t));
+}

@@ -65,26 +65,25 @@ static int check_config(const char *path)
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 1;
 	}
+	/* Topics created at runtime in data_dir (if it exists) that the
+	 * config contradicts. */
+	int bad = sl_server_runtime_topics_check(cfg.data_dir, cfg.topics, (uint32_t)cfg.n_topics,
+	                                         stdout, err, sizeof(err));
+	if (bad < 0) {
+		fprintf(stderr, "sluiced: %s\n", err);
+		sl_config_free(&cfg);
+		return 1;
+	}
+	if (bad) {
+		fprintf(stderr, "sluiced: %s contradicts %d topic(s) created at runtime in %s\n",
+		        path, bad, cfg.data_dir);
+		sl_config_free(&cfg);
+		return 1;
+	}
 	printf("# %s: valid\n", path);
 	sl_config_dump(&cfg, stdout);
 	sl_config_free(&cfg);
 	return 0;
-}
-
-static enum sl_part_kind part_kind(enum sl_config_partitioner p)
-{
-	switch (p) {
-	case SL_CONFIG_PART_RANGE:
-		return SL_PART_RANGE;
-	case SL_CONFIG_PART_CONSISTENT:
-		return SL_PART_CONSISTENT;
-	case SL_CONFIG_PART_JUMP:
-		return SL_PART_JUMP;
-	case SL_CONFIG_PART_DIRECTORY:
-		return SL_PART_DIRECTORY;
-	default:
-		return SL_PART_HASH;
-	}
 }
 
 /* A configured duration in ms for a 32-bit field (49 days at most). */
@@ -208,27 +207,8 @@ int main(int argc, char **argv)
 	if (!specs)
 		return 1;
 	for (size_t i = 0; i < cfg.n_topics; i++) {
-		specs[i].name = cfg.topics[i].name;
-		specs[i].n_parts = cfg.topics[i].partitions;
-		specs[i].partitioner = part_kind(cfg.topics[i].partitioner);
-		specs[i].segment_bytes = cfg.topics[i].segment_bytes;
-		specs[i].interval_ns = cfg.topics[i].durability_interval_ns;
-		specs[i].durability =
-		    cfg.topics[i].durability == SL_CONFIG_DUR_INTERVAL ? SL_LOG_INTERVAL
-		    : cfg.topics[i].durability == SL_CONFIG_DUR_NONE   ? SL_LOG_NONE
-		                                                       : SL_LOG_FSYNC;
-		specs[i].overload =
-		    cfg.topics[i].overload == SL_CONFIG_OVERLOAD_DROP     ? SL_OVERLOAD_DROP
-		    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_SAMPLE ? SL_OVERLOAD_SAMPLE
-		    : cfg.topics[i].overload == SL_CONFIG_OVERLOAD_REJECT ? SL_OVERLOAD_REJECT
-		                                                          : SL_OVERLOAD_BLOCK;
-		specs[i].sample_rate = cfg.topics[i].sample_rate;
-		if (specs[i].partitioner != SL_PART_HASH) {
-			fprintf(stderr,
-			        "sluiced: topic '%s': partitioner '%s' is not available yet (only "
-			        "'hash')\n",
-			        cfg.topics[i].name,
-			        sl_config_partitioner_name(cfg.topics[i].partitioner));
+		if (sl_server_topic_spec(&cfg.topics[i], &specs[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "sluiced: %s\n", err);
 			return 1;
 		}
 	}
@@ -304,6 +284,8 @@ int main(int argc, char **argv)
 	    .drain_timeout_ms = 10000,
 	    .topics = specs,
 	    .n_topics = (uint32_t)cfg.n_topics,
+	    .config_topics = cfg.topics,
+	    .n_config_topics = (uint32_t)cfg.n_topics,
 	    .pin = true,
 	    .projections = pspecs,
 	    .n_projections = (uint32_t)cfg.n_projections,

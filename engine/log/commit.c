@@ -597,3 +597,24 @@ void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out)
 {
 	*out = log->stats;
 }
+
+int sl_log_set_journal(struct sl_log *log, struct sl_journal *j, const char *key)
+{
+	if (log->opts.journal)
+		return 0;
+	char *k = strdup(key);
+	if (!k)
+		return -ENOMEM;
+	int ret = sl__journal_attach(j, log);
+	if (ret < 0) {
+		free(k);
+		return ret;
+	}
+	free(log->jkey);
+	log->jkey = k;
+	log->opts.journal = j;
+	log->acked = log->durable;
+	log->jsent = 0;
+	log->jsent_off = log->next_offset;
+	return 0;
+}

@@ -377,13 +377,23 @@ size_t sl__jrec_find(struct sl_jrec *r, const char *key, struct sl_jchunk **out)
 	return n;
 }
 
-int sl_jrec_finish(struct sl_jrec *r, bool keep, char *err, size_t errlen)
+int sl_jrec_finish(struct sl_jrec *r, const char *data_dir, bool keep, char *err, size_t errlen)
 {
 	int ret = 0;
 	if (!r)
 		return 0;
-	for (size_t i = 0; i < r->n_chunks && !keep; i++)
-		if (!r->chunks[i].claimed) {
+	for (size_t i = 0; i < r->n_chunks && !keep; i++) {
+		if (r->chunks[i].claimed)
+			continue;
+		/* No folder: a topic deleted at runtime (its folder goes first),
+		 * whose events go with it. */
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%.*s", data_dir, (int)r->chunks[i].key_len,
+		         r->chunks[i].key);
+		if (stat(path, &st) < 0 && errno == ENOENT)
+			continue;
+		{
 			fprintf(stderr,
 			        "sluiced: the journal holds events of %.*s, which is not a "
 			        "partition of this configuration: its journal files are kept "
@@ -391,6 +401,7 @@ int sl_jrec_finish(struct sl_jrec *r, bool keep, char *err, size_t errlen)
 			        (int)r->chunks[i].key_len, r->chunks[i].key);
 			keep = true;
 		}
+	}
 	for (size_t i = 0; i < r->n_files && !keep; i++) {
 		if (unlink(r->files[i].path) < 0 && errno != ENOENT) {
 			ret = -errno;

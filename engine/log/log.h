@@ -296,14 +296,19 @@ uint64_t sl_jrec_next_seq(const struct sl_jrec *r);
 /* Frames and chunks read (for the start-up line). */
 void sl_jrec_counts(const struct sl_jrec *r, uint64_t *files, uint64_t *frames, uint64_t *chunks);
 /* keep: a log could not take its chunks (refused): the files stay for the
- * next start. Keys nobody claimed (a topic no longer configured) keep
- * them too, said on stderr. */
-int sl_jrec_finish(struct sl_jrec *r, bool keep, char *err, size_t errlen);
+ * next start. Keys nobody claimed whose folder is in data_dir (a topic no
+ * longer configured) keep them too, said on stderr; without a folder (a
+ * topic deleted at runtime) their chunks are dropped. */
+int sl_jrec_finish(struct sl_jrec *r, const char *data_dir, bool keep, char *err, size_t errlen);
 void sl_jrec_free(struct sl_jrec *r);
 
 struct sl_log;
 /* The log's journal (its options'), or NULL. */
 struct sl_journal *sl_log_journal(const struct sl_log *log);
+/* Makes an idle, unjournaled fsync log journaled from now on (a partition
+ * adopted at runtime by a reactor with a journal), on the owner's thread.
+ * 0 or -ENOMEM. */
+int sl_log_set_journal(struct sl_log *log, struct sl_journal *j, const char *key);
 /* Events below this offset may be acked (durable); sl_log_durable is what
  * readers may read, the same or less for a journaled log. */
 uint64_t sl_log_acked(const struct sl_log *log);

@@ -234,10 +234,12 @@ static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struc
 	md.request_id = q->request_id;
 	/* Cold path: one answer per `sluice consume` or `status`; plain
 	 * allocations are fine here. */
-	Sluice__V1__TopicInfo *tinfo = calloc(ts->n ? ts->n : 1, sizeof(*tinfo));
-	Sluice__V1__TopicInfo **tptr = calloc(ts->n ? ts->n : 1, sizeof(*tptr));
+	/* Topics created at runtime may appear meanwhile: one count for all. */
+	uint32_t n_topics = atomic_load(&ts->n);
+	Sluice__V1__TopicInfo *tinfo = calloc(n_topics ? n_topics : 1, sizeof(*tinfo));
+	Sluice__V1__TopicInfo **tptr = calloc(n_topics ? n_topics : 1, sizeof(*tptr));
 	uint32_t total = 0;
-	for (uint32_t i = 0; i < ts->n; i++)
+	for (uint32_t i = 0; i < n_topics; i++)
 		total += ts->v[i].n_parts;
 	Sluice__V1__PartitionInfo *pinfo = calloc(total ? total : 1, sizeof(*pinfo));
 	Sluice__V1__PartitionInfo **pptr = calloc(total ? total : 1, sizeof(*pptr));
@@ -246,9 +248,9 @@ static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struc
 		goto out;
 	}
 	uint32_t k = 0;
-	for (uint32_t i = 0; i < ts->n; i++) {
+	for (uint32_t i = 0; i < n_topics; i++) {
 		const struct sl_topic *t = &ts->v[i];
-		if (q->topic[0] && strcmp(q->topic, t->name) != 0)
+		if ((q->topic[0] && strcmp(q->topic, t->name) != 0) || atomic_load(&t->deleted))
 			continue;
 		Sluice__V1__TopicInfo *ti = &tinfo[md.n_topics];
 		sluice__v1__topic_info__init(ti);

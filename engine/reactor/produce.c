@@ -54,14 +54,15 @@ static bool sl__overload(struct sl_reactor *r, struct sl_conn *c, const struct s
 	    .len = sl__cost(ev),
 	    .topic = (uint16_t)t->index,
 	};
-	switch (t->overload) {
+	/* Relaxed: a topic altered at runtime takes effect a frame later. */
+	switch (atomic_load_explicit(&t->overload, memory_order_relaxed)) {
 	case SL_OVERLOAD_SAMPLE: {
 		/* By the event's id, so a retry is judged like its original;
 		 * an event without one (the client library always sets one)
 		 * by its bytes. */
 		uint64_t h = ev->id ? XXH3_64bits(ev->id, SL_EVENT_ID_LEN)
 		                    : XXH3_64bits(ev->raw, ev->raw_len);
-		if (h < t->sample_below)
+		if (h < atomic_load_explicit(&t->sample_below, memory_order_relaxed))
 			return false;
 		atomic_fetch_add_explicit(&part->sampled_out, 1, memory_order_relaxed);
 		a.flags = SL_ACK_DROPPED;
@@ -90,7 +91,7 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 	struct sl_partition *part = &t->parts[p];
 	int ret;
 
-	if (t->overload != SL_OVERLOAD_BLOCK &&
+	if (atomic_load_explicit(&t->overload, memory_order_relaxed) != SL_OVERLOAD_BLOCK &&
 	    atomic_load_explicit(&part->pressured, memory_order_relaxed) &&
 	    sl__overload(r, c, pr, t, part, index, ev))
 		return;

@@ -161,7 +161,8 @@ void sl__parts_pressure(struct sl_reactor *r)
 				                          memory_order_relaxed);
 			atomic_store_explicit(&p->pressured, now_p, memory_order_relaxed);
 		}
-		if (now_p && p->topic->overload == SL_OVERLOAD_BLOCK)
+		if (now_p && atomic_load_explicit(&p->topic->overload, memory_order_relaxed) ==
+		                 SL_OVERLOAD_BLOCK)
 			mask |= SL_PMASK_BIT(p->topic->index, p->id);
 	}
 	if (mask != atomic_load_explicit(&r->pmask.value, memory_order_relaxed))
@@ -583,6 +584,8 @@ static int sl__loop(struct sl_reactor *r)
 			seen++;
 		}
 		io_uring_cq_advance(&r->uring, seen);
+		if (SL_UNLIKELY(atomic_load_explicit(&r->ctl_pending, memory_order_acquire)))
+			sl__ctl_run(r);
 
 		/* Queries first: answering one costs microseconds, while the
 		 * rest of the turn (events in, group-commit writes) can take a
@@ -620,6 +623,7 @@ static int sl__loop(struct sl_reactor *r)
 			break;
 	}
 	r->exiting = true;
+	sl__ctl_stop(r);
 	if (r->journal)
 		sl_journal_segwrites(r->journal, true, sl__journal_cb, r);
 	sl__proj_stop(r);
@@ -714,10 +718,14 @@ int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_r
 	r->dirty_parts = calloc(total ? total : 1, sizeof(*r->dirty_parts));
 	if (!r->parts || !r->dirty_parts)
 		goto fail;
+	r->cap_parts = total ? total : 1;
+	pthread_mutex_init(&r->ctl_mu, NULL);
+	pthread_cond_init(&r->ctl_cv, NULL);
+	r->ctl_inited = true;
 	r->tick_ms = SL_TICK_MS;
 	r->journal = id < env->topics->n_journals ? env->topics->journals[id] : NULL;
 	for (uint32_t t = 0; t < env->topics->n; t++) {
-		const struct sl_topic_spec *spec = &env->topic_specs[t];
+		const struct sl_topic_spec *spec = &env->topics->v[t].spec;
 		if (spec->durability == SL_LOG_INTERVAL &&
 		    spec->interval_ns / 1000000u < r->tick_ms)
 			r->tick_ms = spec->interval_ns < 1000000u
@@ -802,6 +810,10 @@ void sl_reactor_destroy(struct sl_reactor *r)
 {
 	if (!r)
 		return;
+	if (r->ctl_inited) {
+		pthread_mutex_destroy(&r->ctl_mu);
+		pthread_cond_destroy(&r->ctl_cv);
+	}
 	sl__conns_destroy(r);
 	sl__xpool_destroy(r);
 	if (r->uring_ok)

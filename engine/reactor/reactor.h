@@ -109,6 +109,17 @@ int sl_reactor_join(struct sl_reactor *r);
 void sl_reactor_destroy(struct sl_reactor *r);
 /* Wakes the reactor from any thread or a signal handler (eventfd write). */
 void sl_reactor_wake(struct sl_reactor *r);
+
+/*
+ * Topics at runtime (control thread, one call at a time per reactor):
+ * adopt takes the partitions of topic `index` (built by sl_topics_add) that
+ * this reactor owns onto its lists, with its journal; drop refuses what
+ * still waits for them, waits until their logs are idle, and closes the
+ * logs on the reactor's thread (the topic is marked deleted first). Both
+ * block until the reactor has done it: 0, or -ESHUTDOWN when it stopped.
+ */
+int sl_reactor_adopt(struct sl_reactor *r, uint32_t index);
+int sl_reactor_drop(struct sl_reactor *r, uint32_t index);
 /* Its io_uring's fd, for msg_ring; -1 until the reactor's thread set it up
  * (a plain acquire load: callers wait for the start barrier first). */
 int sl_reactor_ring_fd(struct sl_reactor *r);

@@ -132,7 +132,17 @@ struct sl_reactor {
 
 	/* Partitions owned. */
 	struct sl_partition **parts;
-	uint32_t n_parts;
+	uint32_t n_parts, cap_parts; /* dirty_parts holds cap_parts too */
+	/* A control request (a topic adopted or dropped at runtime): the
+	 * control thread sets it under ctl_mu, raises ctl_pending and wakes
+	 * the reactor, which does it between turns and answers. */
+	pthread_mutex_t ctl_mu;
+	pthread_cond_t ctl_cv;
+	_Atomic uint32_t ctl_pending;
+	uint32_t ctl_kind, ctl_topic;
+	bool ctl_done;
+	bool ctl_closed; /* the reactor exits: requests are refused */
+	bool ctl_inited;
 	struct sl_partition **dirty_parts;
 	uint32_t n_dirty_parts;
 	uint32_t syncs_inflight; /* fdatasyncs of this reactor's logs in flight */
@@ -286,6 +296,10 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 	}
 	return 0;
 }
+
+/* ctl.c: topics adopted or dropped at runtime */
+void sl__ctl_run(struct sl_reactor *r);
+void sl__ctl_stop(struct sl_reactor *r);
 
 /* proj.c */
 int sl__proj_init(struct sl_reactor *r);

@@ -33,7 +33,8 @@ struct sl_reader {
 	_Atomic uint64_t *outstanding; /* per reactor */
 	struct sl_log_view **views;    /* per topic, per partition (flattened) */
 	uint32_t n_views;
-	uint32_t *view_base; /* topic -> first index in views */
+	uint32_t *view_base;    /* topic -> first index in views (SL_TOPICS_MAX) */
+	uint32_t n_view_topics; /* topics view_base covers; more added at runtime */
 	int efd;
 	pthread_t thread;
 	bool started;
@@ -59,15 +60,43 @@ static int sl__visit(void *arg, const struct sl_log_record *rec)
 
 /* Builds the answer frame for `req` from what is there now. Returns true
  * when the request is answered (data, error, or its deadline passed). */
+
+/* Views for topics created at runtime up to `topic` (the reader's thread:
+ * only it touches views). */
+static int sl__views_grow(struct sl_reader *rd, uint32_t topic)
+{
+	uint32_t n = atomic_load(&rd->topics->n), total = rd->n_views;
+	if (topic >= n)
+		return -EINVAL;
+	uint32_t more = 0;
+	for (uint32_t t = rd->n_view_topics; t < n; t++)
+		more += rd->topics->v[t].n_parts;
+	struct sl_log_view **v = realloc(rd->views, (size_t)(total + more + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memset(v + total, 0, (size_t)(more + 1) * sizeof(*v));
+	rd->views = v;
+	for (uint32_t t = rd->n_view_topics; t < n; t++) {
+		rd->view_base[t] = total;
+		total += rd->topics->v[t].n_parts;
+	}
+	rd->n_views = total;
+	rd->n_view_topics = n;
+	return 0;
+}
+
 static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final)
 {
 	struct sl_partition *p = &rd->topics->v[req->topic].parts[req->partition];
 	uint64_t durable = atomic_load_explicit(&p->durable_pub, memory_order_acquire);
 	uint64_t start = atomic_load_explicit(&p->start_pub, memory_order_relaxed);
-	/* p->log and p->error are set at start-up only (a refused partition);
-	 * a log that fails later is the owner's business: what is durable
-	 * stays readable. */
-	bool refused = !p->log;
+	/* `refused` and p->error of a refused partition are set at start-up
+	 * only; a log that fails later is the owner's business: what is
+	 * durable stays readable. A topic deleted at runtime is read no more
+	 * (its owner closes its logs). */
+	bool deleted =
+	    atomic_load_explicit(&rd->topics->v[req->topic].deleted, memory_order_acquire);
+	bool refused = p->refused || deleted;
 	const char *tn = rd->topics->v[req->topic].name;
 	struct sl_fetch_result_head head = {
 	    .request_id = req->request_id,
@@ -84,10 +113,17 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 	if (!final && req->offset >= durable && sl_now_ns() < req->deadline_ns && !refused)
 		return false; /* nothing yet: keep waiting */
 
-	struct sl_log_view **vp = &rd->views[rd->view_base[req->topic] + req->partition];
-	if (refused) {
+	struct sl_log_view *none = NULL, **vp = &none;
+	bool no_view = req->topic >= rd->n_view_topics && sl__views_grow(rd, req->topic) < 0;
+	if (!no_view)
+		vp = &rd->views[rd->view_base[req->topic] + req->partition];
+	if (refused || no_view) {
 		head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
-		snprintf(message, sizeof(message), "%s", p->error ? p->error : "partition refused");
+		snprintf(message, sizeof(message), "%s",
+		         deleted    ? "topic deleted"
+		         : no_view  ? "out of memory"
+		         : p->error ? p->error
+		                    : "partition refused");
 	} else if (!*vp) {
 		int ret = sl_log_view_open(p->dir, vp);
 		if (ret < 0) {
@@ -226,7 +262,7 @@ int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, uint32
 	ret = -ENOMEM;
 	rd->out = aligned_alloc(SL_CACHELINE, n_reactors * sizeof(*rd->out));
 	rd->outstanding = calloc(n_reactors, sizeof(*rd->outstanding));
-	rd->view_base = calloc(topics->n ? topics->n : 1, sizeof(*rd->view_base));
+	rd->view_base = calloc(SL_TOPICS_MAX, sizeof(*rd->view_base));
 	if (!rd->out || !rd->outstanding || !rd->view_base)
 		goto fail;
 	memset(rd->out, 0, n_reactors * sizeof(*rd->out));
@@ -236,7 +272,8 @@ int sl_reader_create(const struct sl_topics *topics, uint32_t n_reactors, uint32
 			goto fail;
 	}
 	uint32_t total = 0;
-	for (uint32_t t = 0; t < topics->n; t++) {
+	rd->n_view_topics = atomic_load(&topics->n);
+	for (uint32_t t = 0; t < rd->n_view_topics; t++) {
 		rd->view_base[t] = total;
 		total += topics->v[t].n_parts;
 	}

@@ -188,10 +188,19 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		goto fail;
 	/* Opening the partitions seeds the registry with every producer their
 	 * logs and checkpoints remember. */
-	ret = sl_topics_create(opts->topics, opts->n_topics, srv->n, opts->data_dir, srv->producers,
-	                       &srv->topics, err, errlen);
+	/* The config's topics and those created at runtime (topics.yaml). */
+	struct sl_topic_spec *specs = NULL;
+	uint32_t n_specs = 0;
+	ret = sl__rt_load(srv, &specs, &n_specs, err, errlen);
 	if (ret < 0)
 		goto fail;
+	ret = sl_topics_create(specs, n_specs, srv->n, opts->data_dir, srv->producers, &srv->topics,
+	                       err, errlen);
+	free(specs);
+	if (ret < 0)
+		goto fail;
+	for (uint32_t i = opts->n_topics; i < n_specs; i++)
+		srv->topics.v[i].runtime = true;
 	/* Before the reactors: each takes the appliers of its partitions. */
 	err[0] = 0;
 	ret = sl__projs_create(srv, err, errlen);
@@ -412,6 +421,7 @@ void sl_server_destroy(struct sl_server *srv)
 	/* After the reactors ended: the stages are ours again. */
 	sl_pipes_destroy(srv->pipes);
 	sl_topics_destroy(&srv->topics);
+	sl__rt_free(srv);
 	/* After the topics, which keep pointers to the sinks' done_pub. */
 	sl_sinks_destroy(srv->sinks);
 	sl_producers_close(srv->producers);

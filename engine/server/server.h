@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/base.h"
 #include "credit/credit.h"
@@ -22,6 +23,8 @@
 #include "topic/topic.h"
 
 #include "plugin/plugin.h"
+
+struct sl_config_topic;
 #include "project/project.h"
 #include "reactor/reactor.h"
 
@@ -85,6 +88,10 @@ struct sl_server_opts {
 	uint32_t drain_timeout_ms; /* give up on clients that do not read */
 	const struct sl_topic_spec *topics;
 	uint32_t n_topics;
+	/* The same topics as the config has them (settings for describe and
+	 * list, conflicts with data_dir/topics.yaml); may be NULL. */
+	const struct sl_config_topic *config_topics;
+	uint32_t n_config_topics;
 	bool pin; /* pin reactor i to CPU i % ncpu */
 	const struct sl_server_proj_spec *projections;
 	uint32_t n_projections;
@@ -122,6 +129,15 @@ struct sl_server_opts {
 struct sl_server {
 	struct sl_server_opts opts;
 	struct sl_topics topics;
+	/* Topics created at runtime (server/topics.c): their definitions as
+	 * in data_dir/topics.yaml; `mu` serializes the admin calls. */
+	struct {
+		pthread_mutex_t mu;
+		bool inited;
+		struct sl_config_topic *v;
+		size_t n;
+		char *path;
+	} rt;
 	struct sl_addr native_addr; /* with the port actually bound */
 	uint32_t n;                 /* reactors */
 	struct sl_reactor **reactors;
@@ -231,6 +247,41 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len);
 /* The HTTP port's backend over this server (server/http.c); srv must
  * outlive the HTTP server. */
 struct sl_http_backend;
+/*
+ * Topic administration at runtime (server/topics.c). Any thread but a
+ * reactor's (HTTP threads); calls are serialized inside. Each returns an
+ * HTTP status (200, 201 created, 400 bad request, 404 no such topic, 409
+ * exists / in use / a config topic, 500, 503 stopping) and *body, a
+ * malloc'd JSON document the caller frees (*blen its length): the topic,
+ * the list, or {"error": CODE, "message": TEXT}. Create's body:
+ * {"name", "partitions", "replicas" (1), "settings": {KEY: VALUE}} with the
+ * keys of a config topic (nested ones dotted: "retention.bytes"); alter's:
+ * {"settings": {...}} (overload, retention.*, cleanup).
+ */
+int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, char **body,
+                           size_t *blen);
+int sl_server_topic_list(struct sl_server *srv, char **body, size_t *blen);
+int sl_server_topic_describe(struct sl_server *srv, const char *name, size_t name_len, char **body,
+                             size_t *blen);
+int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_len,
+                          const char *json, size_t len, char **body, size_t *blen);
+int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_len, char **body,
+                           size_t *blen);
+/* A config topic as the server builds it (the partitioner must be hash
+ * today): 0, or -EINVAL with err. */
+int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *out, char *err,
+                         size_t errlen);
+/* --check-config: reports (to `report`) the config's topics that data_dir's
+ * topics.yaml also lists; returns how many contradict it (a start refuses
+ * those), or -errno with err when the file cannot be read. */
+int sl_server_runtime_topics_check(const char *data_dir, const struct sl_config_topic *cfg,
+                                   uint32_t n_cfg, FILE *report, char *err, size_t errlen);
+/* server/topics.c, for server.c: the registry read at create (merged specs:
+ * the config's then the runtime ones, malloc'd), freed at destroy. */
+int sl__rt_load(struct sl_server *srv, struct sl_topic_spec **specs, uint32_t *n, char *err,
+                size_t errlen);
+void sl__rt_free(struct sl_server *srv);
+
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out);
 
 #endif

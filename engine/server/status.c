@@ -36,11 +36,16 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 		return -ENOMEM;
 	fprintf(f, "{\"connections\":%u,\"reactors\":%u,\"topics\":[",
 	        atomic_load_explicit(&srv->conns.value, memory_order_relaxed), srv->n);
+	bool first = true;
 	for (uint32_t t = 0; t < srv->topics.n; t++) {
 		const struct sl_topic *tp = &srv->topics.v[t];
-		/* Topic and projection names come from the config, which
-		 * allows only [A-Za-z0-9._-]: no JSON escaping needed. */
-		fprintf(f, "%s{\"name\":\"%s\",\"partitions\":[", t ? "," : "", tp->name);
+		if (atomic_load(&tp->deleted))
+			continue;
+		/* Topic and projection names come from the config (or a
+		 * runtime create, checked the same), which allows only
+		 * [A-Za-z0-9._-]: no JSON escaping needed. */
+		fprintf(f, "%s{\"name\":\"%s\",\"partitions\":[", first ? "" : ",", tp->name);
+		first = false;
 		for (uint32_t p = 0; p < tp->n_parts; p++) {
 			struct sl_partition *part = &tp->parts[p];
 			fprintf(
@@ -52,7 +57,7 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 			    p ? "," : "", p,
 			    atomic_load_explicit(&part->start_pub, memory_order_relaxed),
 			    atomic_load_explicit(&part->durable_pub, memory_order_acquire),
-			    part->log ? "true" : "false",
+			    part->refused ? "false" : "true",
 			    atomic_load_explicit(&part->waiting_pub, memory_order_relaxed),
 			    atomic_load_explicit(&part->follower_lag_pub, memory_order_relaxed),
 			    atomic_load_explicit(&part->pressured, memory_order_relaxed) ? "true"
@@ -124,7 +129,8 @@ static void sl__per_partition(struct sl_server *srv, FILE *f, const char *name, 
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 	for (uint32_t t = 0; t < srv->topics.n; t++)
-		for (uint32_t p = 0; p < srv->topics.v[t].n_parts; p++)
+		for (uint32_t p = 0;
+		     !atomic_load(&srv->topics.v[t].deleted) && p < srv->topics.v[t].n_parts; p++)
 			fprintf(f, "%s{topic=\"%s\",partition=\"%u\"} %.15g\n", name,
 			        srv->topics.v[t].name, p, get(&srv->topics.v[t].parts[p]));
 }

@@ -56,6 +56,7 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 		/* Refuse this partition, keep the others serving (and the
 		 * journal files, which may hold what repairs it). */
 		part->log = NULL;
+		part->refused = true;
 		if (asprintf(&part->error, "topic %s partition %u refused: %s", spec->name,
 		             part->id, lerr) < 0)
 			part->error = NULL;
@@ -67,175 +68,242 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 	return ret;
 }
 
+/* Builds slot i from spec: partitions, their logs (recovered, replaying
+ * jrec), journals taken from t->journals when `with_journal`. */
+static int sl__topic_build(struct sl_topics *out, uint32_t i, const struct sl_topic_spec *spec,
+                           struct sl_jrec *jrec, bool with_journal, char *err, size_t errlen)
+{
+	struct sl_topic *t = &out->v[i];
+	int ret = -ENOMEM;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(err, errlen, "out of memory");
+	t->index = i;
+	t->n_parts = spec->n_parts;
+	t->overload = spec->overload;
+	if (t->overload == SL_OVERLOAD_SAMPLE) {
+		/* Keep an event when the hash of its id falls below
+		 * rate * 2^64: the same id is kept or shed every time
+		 * (a retry is judged like its original). */
+		double r = spec->sample_rate;
+		t->sample_below = r >= 1.0 ? UINT64_MAX : (uint64_t)(r * 18446744073709551616.0);
+	}
+	t->name = strdup(spec->name);
+	if (!t->name)
+		return -ENOMEM;
+	t->spec = *spec;
+	t->spec.name = t->name;
+	ret = sl_part_init(&t->part, spec->partitioner, spec->n_parts);
+	if (ret < 0) {
+		snprintf(err, errlen, "topic %s: partitioner not available", t->name);
+		return ret;
+	}
+	t->parts = calloc(t->n_parts, sizeof(*t->parts));
+	if (!t->parts)
+		return -ENOMEM;
+	for (uint32_t p = 0; p < t->n_parts; p++) {
+		struct sl_partition *part = &t->parts[p];
+		part->topic = t;
+		part->id = p;
+		part->owner = p % out->n_reactors;
+		part->w_cap = 1024;
+		part->waiting = malloc(part->w_cap * sizeof(*part->waiting));
+		if (!part->waiting)
+			return -ENOMEM;
+		struct sl_journal *j =
+		    with_journal ? atomic_load(&out->journals[part->owner]) : NULL;
+		ret = sl__open_log(part, spec, out->data_dir, out->producers, out->prep, j, jrec,
+		                   err, errlen);
+		if (ret < 0)
+			return ret;
+		if (part->log) {
+			atomic_store(&part->durable_pub, sl_log_end(part->log));
+			atomic_store(&part->start_pub, sl_log_start(part->log));
+		}
+	}
+	return 0;
+}
+
+static void sl__topic_free(struct sl_topic *tp)
+{
+	if (tp->parts)
+		for (uint32_t p = 0; p < tp->n_parts; p++) {
+			free(tp->parts[p].waiting);
+			sl_log_close(tp->parts[p].log);
+			sl_dedup_destroy(tp->parts[p].dd);
+			free(tp->parts[p].error);
+			free(tp->parts[p].dir);
+			free(tp->parts[p].full_msg);
+			free(tp->parts[p].followers);
+		}
+	free(tp->parts);
+	free(tp->name);
+	sl_part_destroy(&tp->part);
+	memset(tp, 0, sizeof(*tp));
+}
+
+/* A journal for reactor r, numbered from first_seq. */
+static int sl__journal_for(struct sl_topics *out, uint32_t r, uint64_t first_seq, char *err,
+                           size_t errlen)
+{
+	char jdir[4096];
+	struct sl_journal *j;
+	snprintf(jdir, sizeof(jdir), "%s/%s/%u", out->data_dir, SL_JOURNAL_DIR_NAME, r);
+	struct sl_journal_opts jo = {.dir = jdir, .first_seq = first_seq, .prep = out->prep};
+	int ret = sl_journal_create(&jo, &j, err, errlen);
+	if (ret == 0)
+		atomic_store(&out->journals[r], j);
+	return ret;
+}
+
 int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_reactors,
                      const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
                      char *err, size_t errlen)
 {
 	int ret = -ENOMEM;
+	uint32_t *owned = NULL;
+	struct sl_jrec *jrec = NULL;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(err, errlen, "out of memory");
 	if (n_reactors == 0)
 		return -EINVAL;
-	out->v = calloc(n ? n : 1, sizeof(*out->v));
-	if (!out->v)
-		return -ENOMEM;
+	if (n > SL_TOPICS_MAX) {
+		snprintf(err, errlen, "%u topics: at most %u", n, SL_TOPICS_MAX);
+		return -EINVAL;
+	}
+	out->n_reactors = n_reactors;
+	out->producers = producers;
+	out->v = calloc(SL_TOPICS_MAX, sizeof(*out->v));
+	out->journals = calloc(n_reactors, sizeof(*out->journals));
+	out->data_dir = strdup(data_dir);
+	owned = calloc(n_reactors, sizeof(*owned));
+	if (!out->v || !out->journals || !out->data_dir || !owned)
+		goto fail;
+	out->n_journals = n_reactors;
 	ret = sl_segprep_create(&out->prep);
 	if (ret < 0) {
-		free(out->v);
-		out->v = NULL;
 		snprintf(err, errlen, "segment preparer: %s", strerror(-ret));
-		return ret;
+		goto fail;
 	}
 	/* The journals (log.h): read back what they hold for the replays,
-	 * then one new journal per reactor, numbered after every old file
-	 * (which are deleted once every log has taken its part). */
-	struct sl_jrec *jrec = NULL;
-	bool any_fsync = false;
+	 * then a new journal for each reactor that owns enough fsync
+	 * partitions, numbered after every old file (deleted once every log
+	 * has taken its part). */
+	ret = sl_jrec_load(data_dir, &jrec, err, errlen);
+	if (ret < 0)
+		goto fail;
+	/* A reactor with few fsync partitions syncs each itself: one sync
+	 * per partition is cheap there, and the journal's second copy of
+	 * every byte costs more (bench/scripts/scale.sh, interleaved,
+	 * 2026-12-06: 8 partitions 0.58-0.62M events/s p99 83-90 ms
+	 * journaled against 0.72-0.75M p99 35-40 ms; 64: 479k p99 58 ms
+	 * against 310k p99 62 ms; 1,000: 583k against 62k). */
 	for (uint32_t i = 0; i < n; i++)
-		any_fsync |= specs[i].durability == SL_LOG_FSYNC;
-	if (any_fsync) {
-		ret = sl_jrec_load(data_dir, &jrec, err, errlen);
+		if (specs[i].durability == SL_LOG_FSYNC)
+			for (uint32_t p = 0; p < specs[i].n_parts; p++)
+				owned[p % n_reactors]++;
+	for (uint32_t r = 0; r < n_reactors; r++) {
+		if (owned[r] <= SL_JOURNAL_MIN_PARTITIONS)
+			continue;
+		ret = sl__journal_for(out, r, sl_jrec_next_seq(jrec), err, errlen);
 		if (ret < 0)
 			goto fail;
-		out->journals = calloc(n_reactors, sizeof(*out->journals));
-		if (!out->journals) {
-			ret = -ENOMEM;
-			goto fail;
-		}
-		out->n_journals = n_reactors;
-		/* A reactor with few fsync partitions syncs each itself: one
-		 * sync per partition is cheap there, and the journal's second
-		 * copy of every byte costs more (bench/scripts/scale.sh,
-		 * interleaved, 2026-12-06: 8 partitions 0.58-0.62M events/s
-		 * p99 83-90 ms journaled against 0.72-0.75M p99 35-40 ms; 64:
-		 * 479k p99 58 ms against 310k p99 62 ms; 1,000: 583k against
-		 * 62k). */
-		uint32_t *owned = calloc(n_reactors, sizeof(*owned));
-		if (!owned) {
-			ret = -ENOMEM;
-			goto fail;
-		}
-		for (uint32_t i = 0; i < n; i++)
-			if (specs[i].durability == SL_LOG_FSYNC)
-				for (uint32_t p = 0; p < specs[i].n_parts; p++)
-					owned[p % n_reactors]++;
-		for (uint32_t r = 0; r < n_reactors; r++) {
-			char jdir[4096];
-			if (owned[r] <= SL_JOURNAL_MIN_PARTITIONS)
-				continue;
-			snprintf(jdir, sizeof(jdir), "%s/%s/%u", data_dir, SL_JOURNAL_DIR_NAME, r);
-			struct sl_journal_opts jo = {
-			    .dir = jdir,
-			    .first_seq = sl_jrec_next_seq(jrec),
-			    .prep = out->prep,
-			};
-			ret = sl_journal_create(&jo, &out->journals[r], err, errlen);
-			if (ret < 0) {
-				free(owned);
-				goto fail;
-			}
-		}
-		free(owned);
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		struct sl_topic *t = &out->v[i];
-		out->n = i + 1;
-		t->index = i;
-		t->n_parts = specs[i].n_parts;
-		t->overload = specs[i].overload;
-		if (t->overload == SL_OVERLOAD_SAMPLE) {
-			/* Keep an event when the hash of its id falls below
-			 * rate * 2^64: the same id is kept or shed every time
-			 * (a retry is judged like its original). */
-			double r = specs[i].sample_rate;
-			t->sample_below =
-			    r >= 1.0 ? UINT64_MAX : (uint64_t)(r * 18446744073709551616.0);
-		}
-		t->name = strdup(specs[i].name);
-		if (!t->name)
-			goto fail;
-		ret = sl_part_init(&t->part, specs[i].partitioner, specs[i].n_parts);
-		if (ret < 0) {
-			snprintf(err, errlen, "topic %s: partitioner not available", t->name);
-			goto fail;
-		}
-		ret = -ENOMEM;
-		t->parts = calloc(t->n_parts, sizeof(*t->parts));
-		if (!t->parts)
-			goto fail;
-		for (uint32_t p = 0; p < t->n_parts; p++) {
-			struct sl_partition *part = &t->parts[p];
-			part->topic = t;
-			part->id = p;
-			part->owner = p % n_reactors;
-			part->w_cap = 1024;
-			part->waiting = malloc(part->w_cap * sizeof(*part->waiting));
-			if (!part->waiting)
-				goto fail;
-			ret = sl__open_log(part, &specs[i], data_dir, producers, out->prep,
-			                   out->journals ? out->journals[part->owner] : NULL, jrec,
-			                   err, errlen);
-			if (ret < 0)
-				goto fail;
-			ret = -ENOMEM;
-			if (part->log) {
-				atomic_store(&part->durable_pub, sl_log_end(part->log));
-				atomic_store(&part->start_pub, sl_log_start(part->log));
-			}
-		}
-	}
-	if (jrec) {
-		uint64_t files, frames, chunks;
-		bool keep = false;
-		sl_jrec_counts(jrec, &files, &frames, &chunks);
-		for (uint32_t i = 0; i < out->n; i++)
-			for (uint32_t p = 0; p < out->v[i].n_parts; p++)
-				keep |= out->v[i].parts[p].error != NULL;
-		if (frames)
-			fprintf(stderr,
-			        "sluiced: journal: %" PRIu64 " group commits in %" PRIu64
-			        " files read back (%" PRIu64 " partition chunks)%s\n",
-			        frames, files, chunks,
-			        keep ? "; the files are kept: a partition was refused" : "");
-		ret = sl_jrec_finish(jrec, keep, err, errlen);
-		jrec = NULL;
+		atomic_store(&out->n, i + 1);
+		ret = sl__topic_build(out, i, &specs[i], jrec, true, err, errlen);
 		if (ret < 0)
 			goto fail;
 	}
+	uint64_t files, frames, chunks;
+	bool keep = false;
+	sl_jrec_counts(jrec, &files, &frames, &chunks);
+	for (uint32_t i = 0; i < out->n; i++)
+		for (uint32_t p = 0; p < out->v[i].n_parts; p++)
+			keep |= out->v[i].parts[p].error != NULL;
+	if (frames)
+		fprintf(stderr,
+		        "sluiced: journal: %" PRIu64 " group commits in %" PRIu64
+		        " files read back (%" PRIu64 " partition chunks)%s\n",
+		        frames, files, chunks,
+		        keep ? "; the files are kept: a partition was refused" : "");
+	ret = sl_jrec_finish(jrec, data_dir, keep, err, errlen);
+	jrec = NULL;
+	if (ret < 0)
+		goto fail;
+	free(owned);
 	return 0;
 fail:
+	free(owned);
 	sl_jrec_free(jrec);
 	sl_topics_destroy(out);
 	return ret;
 }
 
+int sl_topics_add(struct sl_topics *t, const struct sl_topic_spec *spec, uint32_t *index, char *err,
+                  size_t errlen)
+{
+	uint32_t i = atomic_load(&t->n);
+	if (i >= SL_TOPICS_MAX) {
+		snprintf(err, errlen, "this server holds %u topics (deleted ones included) already",
+		         SL_TOPICS_MAX);
+		return -ENOSPC;
+	}
+	/* A reactor that now passes the journal's threshold gets one (its
+	 * older partitions keep syncing their own segments). */
+	if (spec->durability == SL_LOG_FSYNC)
+		for (uint32_t r = 0; r < t->n_reactors; r++) {
+			if (atomic_load(&t->journals[r]))
+				continue;
+			uint32_t owned = 0;
+			for (uint32_t k = 0; k < i; k++)
+				if (!atomic_load(&t->v[k].deleted) &&
+				    t->v[k].spec.durability == SL_LOG_FSYNC)
+					owned += t->v[k].n_parts / t->n_reactors +
+					         (r < t->v[k].n_parts % t->n_reactors);
+			owned +=
+			    spec->n_parts / t->n_reactors + (r < spec->n_parts % t->n_reactors);
+			if (owned <= SL_JOURNAL_MIN_PARTITIONS)
+				continue;
+			int ret = sl__journal_for(t, r, 0, err, errlen);
+			if (ret < 0)
+				return ret;
+		}
+	int ret = sl__topic_build(t, i, spec, NULL, false, err, errlen);
+	if (ret < 0) {
+		sl__topic_free(&t->v[i]);
+		return ret;
+	}
+	t->v[i].runtime = true;
+	*index = i;
+	return 0;
+}
+
+void sl_topics_publish(struct sl_topics *t, uint32_t index)
+{
+	atomic_store(&t->n, index + 1);
+}
+
+void sl_topics_unadd(struct sl_topics *t, uint32_t index)
+{
+	sl__topic_free(&t->v[index]);
+}
+
 void sl_topics_destroy(struct sl_topics *t)
 {
-	for (uint32_t i = 0; i < t->n; i++) {
-		struct sl_topic *tp = &t->v[i];
-		if (tp->parts)
-			for (uint32_t p = 0; p < tp->n_parts; p++) {
-				free(tp->parts[p].waiting);
-				sl_log_close(tp->parts[p].log);
-				sl_dedup_destroy(tp->parts[p].dd);
-				free(tp->parts[p].error);
-				free(tp->parts[p].dir);
-				free(tp->parts[p].full_msg);
-				free(tp->parts[p].followers);
-			}
-		free(tp->parts);
-		free(tp->name);
-		sl_part_destroy(&tp->part);
-	}
+	uint32_t n = t->v ? atomic_load(&t->n) : 0;
+	for (uint32_t i = 0; i < n; i++)
+		sl__topic_free(&t->v[i]);
 	/* After every log (a closing log writes what its journal holds for
 	 * it), before the preparer (that runs their checkpoints). */
-	for (uint32_t r = 0; r < t->n_journals; r++)
-		sl_journal_destroy(t->journals[r]);
+	for (uint32_t r = 0; t->journals && r < t->n_journals; r++)
+		sl_journal_destroy(atomic_load(&t->journals[r]));
 	free(t->journals);
 	/* After every log: they may still be asking it. */
 	sl_segprep_destroy(t->prep);
 	free(t->v);
+	free(t->data_dir);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -252,8 +320,10 @@ int sl_partition_follow(struct sl_partition *p, _Atomic uint64_t *next)
 struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, size_t len)
 {
 	/* A handful of topics: a linear scan beats hashing the name. */
-	for (uint32_t i = 0; i < t->n; i++)
-		if (strlen(t->v[i].name) == len && memcmp(t->v[i].name, name, len) == 0)
+	uint32_t n = atomic_load(&t->n);
+	for (uint32_t i = 0; i < n; i++)
+		if (strlen(t->v[i].name) == len && memcmp(t->v[i].name, name, len) == 0 &&
+		    !atomic_load_explicit(&t->v[i].deleted, memory_order_relaxed))
 			return &t->v[i];
 	return NULL;
 }

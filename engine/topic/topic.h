@@ -64,7 +64,8 @@ struct sl_partition {
 	struct sl_ack_ref *waiting;
 	uint32_t w_head, w_tail, w_cap;
 	bool dirty;         /* on its reactor's flush list */
-	struct sl_log *log; /* NULL when the partition is refused */
+	struct sl_log *log; /* NULL when the partition is refused (or its topic deleted) */
+	bool refused;       /* its log was refused at open (set before any thread reads) */
 	char *dir;          /* the log's folder, for readers */
 	/* `durable` published for other threads (readers, metadata): stored
 	 * with release by the owner after the log moved it. */
@@ -138,22 +139,40 @@ struct sl_topic_spec {
 
 struct sl_topic {
 	char *name;
+	/* What it was built from (spec.name is `name`); the owner reads
+	 * durability and interval from here for topics made at runtime. */
+	struct sl_topic_spec spec;
+	bool runtime;         /* created at runtime (data_dir/topics.yaml) */
+	_Atomic bool deleted; /* deleted at runtime: found by no lookup */
 	uint32_t index;
 	uint32_t n_parts;
 	struct sl_partitioner part;
 	struct sl_partition *parts;
-	enum sl_overload overload;
-	uint64_t sample_below; /* SAMPLE: keep an event when hash(id) < this */
+	/* Altered at runtime (the control thread stores, reactors load). */
+	_Atomic enum sl_overload overload;
+	_Atomic uint64_t sample_below; /* SAMPLE: keep an event when hash(id) < this */
 };
 
+/* Topics a server holds at most, deleted ones included (their slots are
+ * never reused while it runs): the array never moves. */
+#define SL_TOPICS_MAX 256u
+
 struct sl_topics {
-	struct sl_topic *v;
-	uint32_t n;
+	struct sl_topic *v; /* SL_TOPICS_MAX slots */
+	/* Slots in use: the control thread builds slot n whole, then stores
+	 * n + 1 (seq_cst); every other thread reads it and sees built slots. */
+	_Atomic uint32_t n;
 	struct sl_segprep *prep; /* prepares every partition's next segment */
 	/* One per reactor (index = owner), for its fsync-policy partitions
-	 * (log.h: the journal); NULL when no topic has that policy. */
-	struct sl_journal **journals;
+	 * (log.h: the journal); NULL for a reactor with few of them. Set by
+	 * the control thread before the reactor adopts partitions that use
+	 * it; read with acquire elsewhere (metrics). */
+	struct sl_journal *_Atomic *journals;
 	uint32_t n_journals;
+	/* For topics added at runtime. */
+	char *data_dir;
+	uint32_t n_reactors;
+	struct sl_producers *producers;
 };
 
 /*
@@ -168,6 +187,22 @@ int sl_topics_create(const struct sl_topic_spec *specs, uint32_t n, uint32_t n_r
                      const char *data_dir, struct sl_producers *producers, struct sl_topics *out,
                      char *err, size_t errlen);
 void sl_topics_destroy(struct sl_topics *t);
+
+/*
+ * Builds a topic at runtime in the next free slot (control thread, while
+ * the reactors run): its folders and logs opened (without a journal: the
+ * owner attaches it when it adopts the partition, sl_log_set_journal), a
+ * journal created for a reactor that now owns more fsync partitions than
+ * SL_JOURNAL_MIN_PARTITIONS. Not yet visible: the caller has the reactors
+ * adopt its partitions, then sl_topics_publish. 0 with *index, -ENOSPC
+ * (SL_TOPICS_MAX), or -errno with err.
+ */
+int sl_topics_add(struct sl_topics *t, const struct sl_topic_spec *spec, uint32_t *index, char *err,
+                  size_t errlen);
+/* Makes slot `index` (the last added) visible to lookups. */
+void sl_topics_publish(struct sl_topics *t, uint32_t index);
+/* Undoes an sl_topics_add the reactors never adopted. */
+void sl_topics_unadd(struct sl_topics *t, uint32_t index);
 
 /* Topic by name (not NUL-terminated), or NULL. */
 struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, size_t len);

@@ -86,7 +86,7 @@ static int open_replayed(uint64_t *end)
 		sl_log_close(log);
 	}
 	sl_journal_destroy(j);
-	CHECK(sl_jrec_finish(rec, true, err, sizeof(err)) == 0);
+	CHECK(sl_jrec_finish(rec, g_dir, true, err, sizeof(err)) == 0);
 	return ret;
 }
 

@@ -242,7 +242,7 @@ Test(journal, a_process_that_died_before_its_segment_write_is_replayed)
 	sl_log_get_stats(log, &ls);
 	cr_assert_gt(ls.recovered_replayed_batches, 0);
 	read_back(log, 7, 1000);
-	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_jrec_finish(rec, g_dir, false, err, sizeof(err)), 0, "%s", err);
 	/* The old file is gone; the new journal's file stays. */
 	cr_assert_eq(count_files(".journal/0", ".jnl"), 1);
 	/* Appends go on after the replayed events, and a second replay of
@@ -257,7 +257,7 @@ Test(journal, a_process_that_died_before_its_segment_write_is_replayed)
 	log = open_jlog(j, 0, 1 << 20, rec);
 	cr_assert_eq(sl_log_end(log), 1010);
 	read_back(log, 7, 1010);
-	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_jrec_finish(rec, g_dir, false, err, sizeof(err)), 0, "%s", err);
 	sl_log_close(log);
 	sl_journal_destroy(j);
 }
@@ -274,7 +274,7 @@ Test(journal, replay_rolls_segments_where_the_writer_did)
 	cr_assert_eq(sl_log_end(log), 3000);
 	cr_assert_gt(count_files("t/0", ".log"), 3, "segments rolled");
 	read_back(log, 7, 3000);
-	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_jrec_finish(rec, g_dir, false, err, sizeof(err)), 0, "%s", err);
 	sl_log_close(log);
 	sl_journal_destroy(j);
 }
@@ -292,7 +292,7 @@ Test(journal, retired_files_are_checkpointed_and_deleted_and_the_rest_replays)
 	cr_assert_eq(sl_log_end(log), 4000,
 	             "checkpointed part from the segment, the rest replayed");
 	read_back(log, 7, 4000);
-	cr_assert_eq(sl_jrec_finish(rec, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_jrec_finish(rec, g_dir, false, err, sizeof(err)), 0, "%s", err);
 	sl_log_close(log);
 	sl_journal_destroy(j);
 }

@@ -1,0 +1,176 @@
+/*
+ * Topics at runtime, the reactor's side (reactor.h: sl_reactor_adopt,
+ * sl_reactor_drop): a control request goes in under ctl_mu, ctl_pending
+ * goes up and the reactor is woken; between turns the reactor sees
+ * ctl_pending (one relaxed load a turn), does the request on its own
+ * thread and answers under ctl_mu. A drop may take several turns: it waits
+ * until the partitions' logs have nothing in flight.
+ *
+ * Threads: sl_reactor_adopt/drop on the control thread (the server's
+ * admin calls, one at a time); sl__ctl_run on the reactor.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reactor/reactor_impl.h"
+
+enum { SL__CTL_ADOPT = 1, SL__CTL_DROP = 2 };
+
+static int sl__ctl_request(struct sl_reactor *r, uint32_t kind, uint32_t index)
+{
+	pthread_mutex_lock(&r->ctl_mu);
+	if (r->ctl_closed) {
+		pthread_mutex_unlock(&r->ctl_mu);
+		return -ESHUTDOWN;
+	}
+	r->ctl_kind = kind;
+	r->ctl_topic = index;
+	r->ctl_done = false;
+	atomic_store_explicit(&r->ctl_pending, 1, memory_order_release);
+	pthread_mutex_unlock(&r->ctl_mu);
+	sl_reactor_wake(r);
+	pthread_mutex_lock(&r->ctl_mu);
+	/* The reactor answers within a turn (a drop: within the turns its
+	 * logs take to go idle), or from its exit path (sl__ctl_stop). */
+	while (!r->ctl_done)
+		pthread_cond_wait(&r->ctl_cv, &r->ctl_mu);
+	int ret = r->ctl_closed ? -ESHUTDOWN : 0;
+	pthread_mutex_unlock(&r->ctl_mu);
+	return ret;
+}
+
+int sl_reactor_adopt(struct sl_reactor *r, uint32_t index)
+{
+	return sl__ctl_request(r, SL__CTL_ADOPT, index);
+}
+
+int sl_reactor_drop(struct sl_reactor *r, uint32_t index)
+{
+	return sl__ctl_request(r, SL__CTL_DROP, index);
+}
+
+static void sl__ctl_answer(struct sl_reactor *r)
+{
+	pthread_mutex_lock(&r->ctl_mu);
+	atomic_store_explicit(&r->ctl_pending, 0, memory_order_relaxed);
+	r->ctl_done = true;
+	pthread_cond_broadcast(&r->ctl_cv);
+	pthread_mutex_unlock(&r->ctl_mu);
+}
+
+static int sl__parts_reserve(struct sl_reactor *r, uint32_t more)
+{
+	uint32_t need = r->n_parts + more;
+	if (need <= r->cap_parts)
+		return 0;
+	struct sl_partition **p = realloc(r->parts, need * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r->parts = p;
+	p = realloc(r->dirty_parts, need * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r->dirty_parts = p;
+	r->cap_parts = need;
+	return 0;
+}
+
+static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
+{
+	uint32_t mine = 0;
+	for (uint32_t p = 0; p < t->n_parts; p++)
+		mine += t->parts[p].owner == r->id;
+	if (sl__parts_reserve(r, mine) < 0) {
+		/* Not adopted: its partitions refuse what comes (no owner
+		 * steps them); said once. */
+		fprintf(stderr, "sluiced: reactor %u: no memory to adopt topic %s\n", r->id,
+		        t->name);
+		return;
+	}
+	struct sl_journal *j = atomic_load_explicit(&r->env->topics->journals[r->id],
+	                                            memory_order_acquire);
+	if (j && !r->journal)
+		r->journal = j;
+	for (uint32_t p = 0; p < t->n_parts; p++) {
+		struct sl_partition *part = &t->parts[p];
+		if (part->owner != r->id)
+			continue;
+		part->rslot = r->n_parts;
+		r->parts[r->n_parts++] = part;
+		if (part->log && r->journal && t->spec.durability == SL_LOG_FSYNC) {
+			char key[600];
+			snprintf(key, sizeof(key), "%s/%u", t->name, part->id);
+			if (sl_log_set_journal(part->log, r->journal, key) < 0)
+				fprintf(stderr,
+				        "sluiced: topic %s partition %u: no memory for the journal; "
+				        "it syncs its own segment\n",
+				        t->name, part->id);
+		}
+	}
+	if (t->spec.durability == SL_LOG_INTERVAL && t->spec.interval_ns / 1000000u < r->tick_ms)
+		r->tick_ms = t->spec.interval_ns < 1000000u ? 1 : (uint32_t)(t->spec.interval_ns / 1000000u);
+}
+
+/* True once every partition of t owned here is closed. */
+static bool sl__ctl_drop(struct sl_reactor *r, struct sl_topic *t)
+{
+	bool done = true;
+	for (uint32_t p = 0; p < t->n_parts; p++) {
+		struct sl_partition *part = &t->parts[p];
+		if (part->owner != r->id || !part->log)
+			continue;
+		/* What was appended goes on to durability and is acked (the
+		 * producers were told nothing else); then the log closes. */
+		if (sl_log_busy(part->log) || sl_log_io_pending(part->log)) {
+			done = false;
+			continue;
+		}
+		if (part->dirty) {
+			for (uint32_t i = 0; i < r->n_dirty_parts; i++)
+				if (r->dirty_parts[i] == part) {
+					memmove(&r->dirty_parts[i], &r->dirty_parts[i + 1],
+					        (r->n_dirty_parts - i - 1) * sizeof(*r->dirty_parts));
+					r->n_dirty_parts--;
+					break;
+				}
+			part->dirty = false;
+		}
+		if (!part->error && asprintf(&part->error, "topic %s was deleted", t->name) < 0)
+			part->error = NULL;
+		struct sl_log *log = part->log;
+		part->log = NULL; /* appends are refused from here (sl_partition_produce) */
+		sl_log_close(log);
+	}
+	return done;
+}
+
+void sl__ctl_run(struct sl_reactor *r)
+{
+	pthread_mutex_lock(&r->ctl_mu);
+	uint32_t kind = r->ctl_kind, index = r->ctl_topic;
+	bool done = r->ctl_done;
+	pthread_mutex_unlock(&r->ctl_mu);
+	if (done)
+		return;
+	struct sl_topic *t = &r->env->topics->v[index];
+	if (kind == SL__CTL_ADOPT) {
+		sl__ctl_adopt(r, t);
+		sl__ctl_answer(r);
+	} else if (kind == SL__CTL_DROP) {
+		if (sl__ctl_drop(r, t))
+			sl__ctl_answer(r);
+	}
+}
+
+void sl__ctl_stop(struct sl_reactor *r)
+{
+	/* From here every request is refused; one that waits is answered. */
+	pthread_mutex_lock(&r->ctl_mu);
+	r->ctl_closed = true;
+	r->ctl_done = true;
+	atomic_store_explicit(&r->ctl_pending, 0, memory_order_relaxed);
+	pthread_cond_broadcast(&r->ctl_cv);
+	pthread_mutex_unlock(&r->ctl_mu);
+}

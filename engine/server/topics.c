@@ -1,0 +1,806 @@
+/*
+ * Topics at runtime (issue 22): create, list, describe, alter, delete, and
+ * the registry that keeps them, `data_dir/topics.yaml` (a `topics:` list
+ * in the config's own form, written by config/dump.c and read back by the
+ * config's topic table, so a runtime topic is checked exactly as a
+ * configured one).
+ *
+ * Create: the topic is built in the next slot (folders, logs), written to
+ * the registry (durable before anything can be acked in it), adopted by
+ * every reactor, then published to lookups. Delete: marked deleted (no
+ * lookup finds it), every reactor drops its partitions (what was appended
+ * still becomes durable and is acked, then the logs close), the folder is
+ * renamed to `.deleted-NAME-SLOT`, the registry rewritten, the folder
+ * removed; a start removes what a crash left of such folders. A topic of
+ * the config is altered or deleted in the config, not here.
+ *
+ * Threads: the admin calls on any thread but a reactor's (HTTP threads),
+ * one at a time under the registry's mutex; load/free on the control
+ * thread at create/destroy.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "reactor/reactor.h"
+#include "server/server.h"
+
+#define SL__TOPICS_FILE "topics.yaml"
+#define SL__DELETED     ".deleted-"
+
+int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *out, char *err,
+                         size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	out->name = c->name;
+	out->n_parts = c->partitions;
+	out->partitioner = SL_PART_HASH;
+	out->segment_bytes = c->segment_bytes;
+	out->interval_ns = c->durability_interval_ns;
+	out->durability = c->durability == SL_CONFIG_DUR_INTERVAL ? SL_LOG_INTERVAL
+	                  : c->durability == SL_CONFIG_DUR_NONE   ? SL_LOG_NONE
+	                                                          : SL_LOG_FSYNC;
+	out->overload = c->overload == SL_CONFIG_OVERLOAD_DROP     ? SL_OVERLOAD_DROP
+	                : c->overload == SL_CONFIG_OVERLOAD_SAMPLE ? SL_OVERLOAD_SAMPLE
+	                : c->overload == SL_CONFIG_OVERLOAD_REJECT ? SL_OVERLOAD_REJECT
+	                                                           : SL_OVERLOAD_BLOCK;
+	out->sample_rate = c->sample_rate;
+	if (c->partitioner != SL_CONFIG_PART_HASH) {
+		snprintf(err, errlen, "topic '%s': partitioner '%s' is not available yet (only 'hash')",
+		         c->name, sl_config_partitioner_name(c->partitioner));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the registry file ------------------------------------------------------ */
+
+static int sl__rt_write(struct sl_server *srv)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	int ret = sl_config_topics_dump(srv->rt.v, srv->rt.n, f);
+	if (fclose(f) != 0 && ret == 0)
+		ret = -EIO;
+	if (ret == 0) {
+		struct iovec iov = {buf, len};
+		ret = sl_file_replace(AT_FDCWD, srv->rt.path, &iov, 1, 0, NULL, NULL);
+	}
+	free(buf);
+	return ret;
+}
+
+static int sl__rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 ? -1 : 0;
+}
+
+static int sl__rm_tree(const char *path)
+{
+	return nftw(path, sl__rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
+
+/* Folders a deletion left behind (renamed, not yet removed). */
+static void sl__rt_sweep(const char *data_dir)
+{
+	DIR *d = opendir(data_dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, SL__DELETED, strlen(SL__DELETED))) {
+			char p[4096];
+			snprintf(p, sizeof(p), "%s/%s", data_dir, e->d_name);
+			(void)sl__rm_tree(p);
+		}
+	closedir(d);
+}
+
+static const struct sl_config_topic *sl__cfg_topic(const struct sl_server *srv, const char *name)
+{
+	for (uint32_t i = 0; i < srv->opts.n_config_topics; i++)
+		if (!strcmp(srv->opts.config_topics[i].name, name))
+			return &srv->opts.config_topics[i];
+	return NULL;
+}
+
+/* Reads a registry file: *v (malloc'd, *n entries; none when the file
+ * does not exist). 0, or -errno / -SL_ECONFIG with err. */
+static int sl__rt_read(const char *path, struct sl_config_topic **v, size_t *n, char *err,
+                       size_t errlen)
+{
+	char *yaml = NULL;
+	struct sl_config_node *root = NULL;
+	size_t len = 0;
+	int ret = 0;
+
+	*v = NULL;
+	*n = 0;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		ret = -errno;
+		snprintf(err, errlen, "read %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (yaml = malloc((size_t)st.st_size + 1)))
+		len = fread(yaml, 1, (size_t)st.st_size, f);
+	fclose(f);
+	if (!yaml)
+		return -ENOMEM;
+	ret = sl_config_node_parse(yaml, len, path, &root, err, errlen);
+	if (ret < 0)
+		goto out;
+	const struct sl_config_node *seq = root ? sl_config_node_get(root, "topics") : NULL;
+	if (root && (root->kind != SL_CONFIG_NODE_MAP || !seq ||
+	             (seq->kind != SL_CONFIG_NODE_SEQ && seq->kind != SL_CONFIG_NODE_NULL))) {
+		snprintf(err, errlen, "%s: expected `topics:` and a list", path);
+		ret = -SL_ECONFIG;
+		goto out;
+	}
+	size_t m = seq && seq->kind == SL_CONFIG_NODE_SEQ ? seq->n_items : 0;
+	*v = calloc(m ? m : 1, sizeof(**v));
+	if (!*v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m; i++) {
+		ret = sl_config_topic_parse(&seq->items[i], path, &(*v)[i], err, errlen);
+		if (ret < 0)
+			goto out;
+		*n = i + 1;
+	}
+out:
+	if (ret < 0) {
+		for (size_t i = 0; i < *n; i++)
+			sl_config_topic_clear(&(*v)[i]);
+		free(*v);
+		*v = NULL;
+		*n = 0;
+	}
+	sl_config_node_free(root);
+	free(yaml);
+	return ret;
+}
+
+static const struct sl_config_topic *sl__in(const struct sl_config_topic *v, uint32_t n,
+                                            const char *name)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			return &v[i];
+	return NULL;
+}
+
+int sl_server_runtime_topics_check(const char *data_dir, const struct sl_config_topic *cfg,
+                                   uint32_t n_cfg, FILE *report, char *err, size_t errlen)
+{
+	char path[4096];
+	struct sl_config_topic *v;
+	size_t n;
+	snprintf(path, sizeof(path), "%s/%s", data_dir, SL__TOPICS_FILE);
+	int ret = sl__rt_read(path, &v, &n, err, errlen);
+	if (ret < 0)
+		return ret;
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct sl_config_topic *c = sl__in(cfg, n_cfg, v[i].name);
+		if (!c)
+			continue;
+		if (c->partitions != v[i].partitions) {
+			fprintf(report,
+			        "# contradiction: topic %s has %u partitions in the config and %u as "
+			        "created at runtime (%s): the server refuses to start\n",
+			        c->name, c->partitions, v[i].partitions, path);
+			bad++;
+		} else {
+			fprintf(report,
+			        "# note: topic %s is in the config and was created at runtime (%s): the "
+			        "config's definition is used\n",
+			        c->name, path);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		sl_config_topic_clear(&v[i]);
+	free(v);
+	return bad;
+}
+
+int sl__rt_load(struct sl_server *srv, struct sl_topic_spec **specs, uint32_t *n, char *err,
+                size_t errlen)
+{
+	const struct sl_server_opts *o = &srv->opts;
+	struct sl_config_topic *v = NULL;
+	size_t m = 0;
+	int ret;
+
+	pthread_mutex_init(&srv->rt.mu, NULL);
+	srv->rt.inited = true;
+	*specs = NULL;
+	*n = 0;
+	if (asprintf(&srv->rt.path, "%s/%s", o->data_dir, SL__TOPICS_FILE) < 0) {
+		srv->rt.path = NULL;
+		return -ENOMEM;
+	}
+	sl__rt_sweep(o->data_dir);
+	ret = sl__rt_read(srv->rt.path, &v, &m, err, errlen);
+	if (ret < 0)
+		return ret;
+	srv->rt.v = calloc(m ? m : 1, sizeof(*srv->rt.v));
+	if (!srv->rt.v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m; i++) {
+		struct sl_config_topic *t = &v[i];
+		const struct sl_config_topic *c = sl__in(o->config_topics, o->n_config_topics, t->name);
+		bool dup = sl__in(srv->rt.v, (uint32_t)srv->rt.n, t->name) != NULL;
+		if (c && c->partitions != t->partitions) {
+			snprintf(err, errlen,
+			         "topic %s: the config gives it %u partitions, but it was created at "
+			         "runtime with %u (%s): remove it from one of them",
+			         t->name, c->partitions, t->partitions, srv->rt.path);
+			ret = -SL_ECONFIG;
+			goto out;
+		}
+		if (c || dup) {
+			fprintf(stderr,
+			        "sluiced: topic %s is %s and was created at runtime (%s): %s's "
+			        "definition is used\n",
+			        t->name, c ? "in the config" : "listed twice", srv->rt.path,
+			        c ? "the config" : "the first");
+			continue;
+		}
+		srv->rt.v[srv->rt.n++] = *t;
+		memset(t, 0, sizeof(*t));
+	}
+	*specs = calloc(o->n_topics + srv->rt.n + 1, sizeof(**specs));
+	if (!*specs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (o->n_topics)
+		memcpy(*specs, o->topics, o->n_topics * sizeof(**specs));
+	for (size_t i = 0; i < srv->rt.n; i++) {
+		ret = sl_server_topic_spec(&srv->rt.v[i], &(*specs)[o->n_topics + i], err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	*n = o->n_topics + (uint32_t)srv->rt.n;
+	ret = 0;
+out:
+	if (ret < 0) {
+		free(*specs);
+		*specs = NULL;
+	}
+	for (size_t i = 0; i < m; i++)
+		sl_config_topic_clear(&v[i]);
+	free(v);
+	return ret;
+}
+
+void sl__rt_free(struct sl_server *srv)
+{
+	for (size_t i = 0; i < srv->rt.n; i++)
+		sl_config_topic_clear(&srv->rt.v[i]);
+	free(srv->rt.v);
+	free(srv->rt.path);
+	if (srv->rt.inited)
+		pthread_mutex_destroy(&srv->rt.mu);
+	memset(&srv->rt, 0, sizeof(srv->rt));
+}
+
+/* ---- answers ------------------------------------------------------------------ */
+
+static int sl__reply(struct json_object *o, char **body, size_t *blen, int status)
+{
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	*body = strdup(s ? s : "{}");
+	*blen = *body ? strlen(*body) : 0;
+	json_object_put(o);
+	return *body ? status : 500;
+}
+
+static int sl__error(char **body, size_t *blen, int status, const char *code, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
+static int sl__error(char **body, size_t *blen, int status, const char *code, const char *fmt,
+                     ...)
+{
+	char msg[700];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(code));
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	return sl__reply(o, body, blen, status);
+}
+
+static void sl__setting(void *arg, const char *key, const char *value)
+{
+	if (strcmp(key, "name") && strcmp(key, "partitions"))
+		json_object_object_add(arg, key, json_object_new_string(value));
+}
+
+static struct sl_config_topic *sl__rt_find(struct sl_server *srv, const char *name)
+{
+	for (size_t i = 0; i < srv->rt.n; i++)
+		if (!strcmp(srv->rt.v[i].name, name))
+			return &srv->rt.v[i];
+	return NULL;
+}
+
+static struct json_object *sl__topic_json(struct sl_server *srv, const struct sl_topic *t)
+{
+	struct json_object *o = json_object_new_object(), *set = json_object_new_object();
+	struct json_object *ends = json_object_new_array();
+	json_object_object_add(o, "name", json_object_new_string(t->name));
+	json_object_object_add(o, "partitions", json_object_new_int64(t->n_parts));
+	json_object_object_add(o, "replicas", json_object_new_int64(1));
+	json_object_object_add(o, "source", json_object_new_string(t->runtime ? "runtime" : "config"));
+	const struct sl_config_topic *c =
+	    t->runtime ? sl__rt_find(srv, t->name) : sl__cfg_topic(srv, t->name);
+	if (c)
+		sl_config_topic_each(c, sl__setting, set);
+	json_object_object_add(o, "settings", set);
+	for (uint32_t p = 0; p < t->n_parts; p++)
+		json_object_array_add(
+		    ends, json_object_new_int64((int64_t)atomic_load_explicit(
+		              &t->parts[p].durable_pub, memory_order_acquire)));
+	json_object_object_add(o, "end_offsets", ends);
+	return o;
+}
+
+int sl_server_topic_list(struct sl_server *srv, char **body, size_t *blen)
+{
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	pthread_mutex_lock(&srv->rt.mu);
+	uint32_t n = atomic_load(&srv->topics.n);
+	for (uint32_t i = 0; i < n; i++)
+		if (!atomic_load(&srv->topics.v[i].deleted))
+			json_object_array_add(a, sl__topic_json(srv, &srv->topics.v[i]));
+	pthread_mutex_unlock(&srv->rt.mu);
+	json_object_object_add(o, "topics", a);
+	return sl__reply(o, body, blen, 200);
+}
+
+int sl_server_topic_describe(struct sl_server *srv, const char *name, size_t name_len, char **body,
+                             size_t *blen)
+{
+	pthread_mutex_lock(&srv->rt.mu);
+	struct sl_topic *t = sl_topics_find(&srv->topics, name, name_len);
+	int ret = t ? sl__reply(sl__topic_json(srv, t), body, blen, 200)
+	            : sl__error(body, blen, 404, "not_found", "no topic named '%.*s'",
+	                        (int)name_len, name);
+	pthread_mutex_unlock(&srv->rt.mu);
+	return ret;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+/* Appends a deep copy of `val` to map `m` under `key`. */
+static int sl__map_put(struct sl_config_node *m, const char *key, const struct sl_config_node *val)
+{
+	struct sl_config_node *items = realloc(m->items, (m->n_items + 1) * sizeof(*items));
+	if (!items)
+		return -ENOMEM;
+	m->items = items;
+	struct sl_config_node *dup = NULL;
+	if (sl_config_node_dup(val, &dup) < 0 || !dup)
+		return -ENOMEM;
+	items[m->n_items] = *dup;
+	free(dup);
+	free(items[m->n_items].key);
+	items[m->n_items].key = strdup(key);
+	if (!items[m->n_items].key) {
+		m->n_items++;
+		return -ENOMEM;
+	}
+	m->n_items++;
+	return 0;
+}
+
+static struct sl_config_node *sl__new_map(void)
+{
+	struct sl_config_node *m = calloc(1, sizeof(*m));
+	if (m)
+		m->kind = SL_CONFIG_NODE_MAP;
+	return m;
+}
+
+/* Puts `val` at a dotted key ("retention.bytes": map retention, key bytes)
+ * of map `m`, replacing what is there. */
+static int sl__put_dotted(struct sl_config_node *m, const char *key,
+                          const struct sl_config_node *val)
+{
+	const char *dot = strchr(key, '.');
+	size_t klen = dot ? (size_t)(dot - key) : strlen(key);
+	for (size_t i = 0; i < m->n_items; i++) {
+		struct sl_config_node *e = &m->items[i];
+		if (strlen(e->key) != klen || memcmp(e->key, key, klen))
+			continue;
+		if (!dot) {
+			/* Swap the new value in; the old one leaves in dup's
+			 * wrapper, freed whole. */
+			struct sl_config_node *dup = NULL;
+			if (sl_config_node_dup(val, &dup) < 0 || !dup)
+				return -ENOMEM;
+			struct sl_config_node old = *e;
+			*e = *dup;
+			free(e->key);
+			e->key = old.key;
+			old.key = NULL;
+			*dup = old;
+			sl_config_node_free(dup);
+			return 0;
+		}
+		if (e->kind != SL_CONFIG_NODE_MAP)
+			return -EINVAL;
+		return sl__put_dotted(e, dot + 1, val);
+	}
+	if (!dot)
+		return sl__map_put(m, key, val);
+	char head[128];
+	if (klen >= sizeof(head))
+		return -EINVAL;
+	memcpy(head, key, klen);
+	head[klen] = '\0';
+	struct sl_config_node empty = {.kind = SL_CONFIG_NODE_MAP};
+	int ret = sl__map_put(m, head, &empty);
+	if (ret < 0)
+		return ret;
+	return sl__put_dotted(&m->items[m->n_items - 1], dot + 1, val);
+}
+
+struct sl__put {
+	struct sl_config_node *map;
+	int ret;
+};
+
+static void sl__put_text(void *arg, const char *key, const char *value)
+{
+	struct sl__put *pt = arg;
+	struct sl_config_node v = {.kind = SL_CONFIG_NODE_SCALAR, .value = (char *)value};
+	int r = sl__put_dotted(pt->map, key, &v);
+	if (r < 0 && !pt->ret)
+		pt->ret = r;
+}
+
+/* The settings map of a request into `topic` (a map being built). */
+static int sl__put_settings(struct sl_config_node *topic, const struct sl_config_node *settings,
+                            char *err, size_t errlen)
+{
+	if (!settings || settings->kind == SL_CONFIG_NODE_NULL)
+		return 0;
+	if (settings->kind != SL_CONFIG_NODE_MAP) {
+		snprintf(err, errlen, "settings: expected a map of key: value");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < settings->n_items; i++) {
+		const struct sl_config_node *e = &settings->items[i];
+		if (!strcmp(e->key, "name") || !strcmp(e->key, "partitions")) {
+			snprintf(err, errlen, "settings: '%s' is not a setting (give it beside them)",
+			         e->key);
+			return -EINVAL;
+		}
+		int ret = sl__put_dotted(topic, e->key, e);
+		if (ret < 0) {
+			snprintf(err, errlen, "settings: %s: %s", e->key,
+			         ret == -EINVAL ? "not a key of a topic" : strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int sl__parse_body(const char *json, size_t len, struct sl_config_node **root, char *err,
+                          size_t errlen)
+{
+	int ret = sl_config_node_parse(json, len, "request body", root, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (!*root || (*root)->kind != SL_CONFIG_NODE_MAP) {
+		snprintf(err, errlen, "request body: expected a JSON object");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Has every reactor do kind (adopt or drop) for topic `index`. */
+static int sl__all_reactors(struct sl_server *srv, uint32_t index, bool adopt)
+{
+	int ret = 0;
+	for (uint32_t r = 0; r < srv->n; r++) {
+		int x = adopt ? sl_reactor_adopt(srv->reactors[r], index)
+		              : sl_reactor_drop(srv->reactors[r], index);
+		if (x < 0)
+			ret = x;
+	}
+	return ret;
+}
+
+int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, char **body,
+                           size_t *blen)
+{
+	char err[600] = "";
+	struct sl_config_node *root = NULL, *topic = sl__new_map();
+	struct sl_config_topic ct = {0};
+	int status = 400, ret;
+
+	pthread_mutex_lock(&srv->rt.mu);
+	if (!topic) {
+		status = sl__error(body, blen, 500, "internal", "out of memory");
+		goto out;
+	}
+	ret = sl__parse_body(json, len, &root, err, sizeof(err));
+	if (ret < 0) {
+		status = sl__error(body, blen, 400, "bad_request", "%s", err);
+		goto out;
+	}
+	for (size_t i = 0; i < root->n_items; i++) {
+		const struct sl_config_node *e = &root->items[i];
+		if (!strcmp(e->key, "name") || !strcmp(e->key, "partitions"))
+			ret = sl__map_put(topic, e->key, e);
+		else if (!strcmp(e->key, "settings"))
+			ret = sl__put_settings(topic, e, err, sizeof(err));
+		else if (!strcmp(e->key, "replicas")) {
+			if (e->kind != SL_CONFIG_NODE_SCALAR || strcmp(e->value, "1")) {
+				status = sl__error(body, blen, 400, "bad_request",
+				                   "replicas: only 1 without cluster mode (got %s)",
+				                   e->kind == SL_CONFIG_NODE_SCALAR ? e->value : "?");
+				goto out;
+			}
+			ret = 0;
+		} else {
+			status = sl__error(body, blen, 400, "bad_request",
+			                   "unknown field '%s' (name, partitions, replicas, settings)",
+			                   e->key);
+			goto out;
+		}
+		if (ret < 0) {
+			status = sl__error(body, blen, 400, "bad_request", "%s",
+			                   err[0] ? err : strerror(-ret));
+			goto out;
+		}
+	}
+	ret = sl_config_topic_parse(topic, "topic", &ct, err, sizeof(err));
+	if (ret < 0) {
+		status = sl__error(body, blen, 400, "bad_request", "%s", err);
+		goto out;
+	}
+	if (sl_topics_find(&srv->topics, ct.name, strlen(ct.name))) {
+		status = sl__error(body, blen, 409, "exists", "topic '%s' exists", ct.name);
+		goto out;
+	}
+	struct sl_topic_spec spec;
+	ret = sl_server_topic_spec(&ct, &spec, err, sizeof(err));
+	if (ret < 0) {
+		status = sl__error(body, blen, 400, "bad_request", "%s", err);
+		goto out;
+	}
+	uint32_t index;
+	ret = sl_topics_add(&srv->topics, &spec, &index, err, sizeof(err));
+	if (ret < 0) {
+		status = sl__error(body, blen, ret == -ENOSPC ? 409 : 500,
+		                   ret == -ENOSPC ? "too_many" : "internal", "%s", err);
+		goto out;
+	}
+	/* Durable before anything in it can be acked. */
+	struct sl_config_topic *v = realloc(srv->rt.v, (srv->rt.n + 1) * sizeof(*v));
+	if (!v) {
+		sl_topics_unadd(&srv->topics, index);
+		status = sl__error(body, blen, 500, "internal", "out of memory");
+		goto out;
+	}
+	srv->rt.v = v;
+	srv->rt.v[srv->rt.n++] = ct;
+	memset(&ct, 0, sizeof(ct));
+	ret = sl__rt_write(srv);
+	if (ret < 0) {
+		srv->rt.n--;
+		sl_config_topic_clear(&srv->rt.v[srv->rt.n]);
+		sl_topics_unadd(&srv->topics, index);
+		status = sl__error(body, blen, 500, "storage", "write %s: %s", srv->rt.path,
+		                   strerror(-ret));
+		goto out;
+	}
+	srv->topics.v[index].runtime = true;
+	ret = sl__all_reactors(srv, index, true);
+	sl_topics_publish(&srv->topics, index);
+	if (ret < 0) {
+		status = sl__error(body, blen, 503, "stopping",
+		                   "the server is stopping; the topic is kept for the next start");
+		goto out;
+	}
+	fprintf(stderr, "sluiced: topic %s created (%u partitions)\n", srv->topics.v[index].name,
+	        srv->topics.v[index].n_parts);
+	status = sl__reply(sl__topic_json(srv, &srv->topics.v[index]), body, blen, 201);
+out:
+	pthread_mutex_unlock(&srv->rt.mu);
+	sl_config_topic_clear(&ct);
+	sl_config_node_free(root);
+	sl_config_node_free(topic);
+	return status;
+}
+
+/* Settings a topic may change while it runs. */
+static bool sl__alterable(const char *key)
+{
+	return !strcmp(key, "overload") || !strcmp(key, "retention") ||
+	       !strcmp(key, "retention.bytes") || !strcmp(key, "retention.age") ||
+	       !strcmp(key, "cleanup");
+}
+
+int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_len,
+                          const char *json, size_t len, char **body, size_t *blen)
+{
+	char err[600] = "";
+	struct sl_config_node *root = NULL, *topic = sl__new_map();
+	struct sl_config_topic ct = {0};
+	int status, ret;
+
+	pthread_mutex_lock(&srv->rt.mu);
+	struct sl_topic *t = sl_topics_find(&srv->topics, name, name_len);
+	if (!topic) {
+		status = sl__error(body, blen, 500, "internal", "out of memory");
+		goto out;
+	}
+	if (!t) {
+		status = sl__error(body, blen, 404, "not_found", "no topic named '%.*s'",
+		                   (int)name_len, name);
+		goto out;
+	}
+	struct sl_config_topic *cur = sl__rt_find(srv, t->name);
+	if (!t->runtime || !cur) {
+		status = sl__error(body, blen, 409, "config_topic",
+		                   "topic '%s' is defined in the config: change it there", t->name);
+		goto out;
+	}
+	ret = sl__parse_body(json, len, &root, err, sizeof(err));
+	const struct sl_config_node *set = ret < 0 ? NULL : sl_config_node_get(root, "settings");
+	if (ret < 0 || !set || set->kind != SL_CONFIG_NODE_MAP || root->n_items != 1) {
+		status = sl__error(body, blen, 400, "bad_request", "%s",
+		                   err[0] ? err : "expected {\"settings\": {KEY: VALUE, ...}}");
+		goto out;
+	}
+	for (size_t i = 0; i < set->n_items; i++)
+		if (!sl__alterable(set->items[i].key)) {
+			status = sl__error(body, blen, 400, "not_alterable",
+			                   "'%s' cannot change while the topic runs (alterable: "
+			                   "overload, retention.bytes, retention.age, cleanup; the "
+			                   "partition count changes by resharding)",
+			                   set->items[i].key);
+			goto out;
+		}
+	/* The current definition, then the changes, checked as a whole. */
+	struct sl__put pt = {.map = topic};
+	sl_config_topic_each(cur, sl__put_text, &pt);
+	int put_ret = pt.ret;
+	if (put_ret == 0)
+		put_ret = sl__put_settings(topic, set, err, sizeof(err));
+	if (put_ret < 0) {
+		status = sl__error(body, blen, 400, "bad_request", "%s",
+		                   err[0] ? err : strerror(-put_ret));
+		goto out;
+	}
+	ret = sl_config_topic_parse(topic, "topic", &ct, err, sizeof(err));
+	if (ret < 0) {
+		status = sl__error(body, blen, 400, "bad_request", "%s", err);
+		goto out;
+	}
+	struct sl_topic_spec spec;
+	ret = sl_server_topic_spec(&ct, &spec, err, sizeof(err));
+	if (ret < 0) {
+		status = sl__error(body, blen, 400, "bad_request", "%s", err);
+		goto out;
+	}
+	/* Durable first, then in force. */
+	struct sl_config_topic old = *cur;
+	*cur = ct;
+	memset(&ct, 0, sizeof(ct));
+	ret = sl__rt_write(srv);
+	if (ret < 0) {
+		ct = *cur;
+		*cur = old;
+		status = sl__error(body, blen, 500, "storage", "write %s: %s", srv->rt.path,
+		                   strerror(-ret));
+		goto out;
+	}
+	sl_config_topic_clear(&old);
+	double r = spec.sample_rate;
+	atomic_store(&t->sample_below,
+	             r >= 1.0 ? UINT64_MAX : (uint64_t)(r * 18446744073709551616.0));
+	atomic_store(&t->overload, spec.overload);
+	t->spec.overload = spec.overload;
+	t->spec.sample_rate = spec.sample_rate;
+	fprintf(stderr, "sluiced: topic %s altered\n", t->name);
+	status = sl__reply(sl__topic_json(srv, t), body, blen, 200);
+out:
+	pthread_mutex_unlock(&srv->rt.mu);
+	sl_config_topic_clear(&ct);
+	sl_config_node_free(root);
+	sl_config_node_free(topic);
+	return status;
+}
+
+int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_len, char **body,
+                           size_t *blen)
+{
+	int status, ret;
+	pthread_mutex_lock(&srv->rt.mu);
+	struct sl_topic *t = sl_topics_find(&srv->topics, name, name_len);
+	if (!t) {
+		status = sl__error(body, blen, 404, "not_found", "no topic named '%.*s'",
+		                   (int)name_len, name);
+		goto out;
+	}
+	size_t k = 0;
+	while (k < srv->rt.n && strcmp(srv->rt.v[k].name, t->name))
+		k++;
+	if (!t->runtime || k == srv->rt.n) {
+		status = sl__error(body, blen, 409, "config_topic",
+		                   "topic '%s' is defined in the config: remove it there", t->name);
+		goto out;
+	}
+	atomic_store(&t->deleted, true);
+	ret = sl__all_reactors(srv, t->index, false);
+	if (ret < 0) {
+		status = sl__error(body, blen, 503, "stopping",
+		                   "the server is stopping; the topic is deleted at the next start "
+		                   "only if asked again");
+		atomic_store(&t->deleted, false);
+		goto out;
+	}
+	/* The folder goes first (renamed at once, removed after): a start
+	 * never finds half of it, and the registry never lists a topic
+	 * whose folder is gone. */
+	char from[4096], to[4200];
+	snprintf(from, sizeof(from), "%s/%s", srv->opts.data_dir, t->name);
+	snprintf(to, sizeof(to), "%s/%s%s-%u", srv->opts.data_dir, SL__DELETED, t->name, t->index);
+	if (rename(from, to) < 0 && errno != ENOENT) {
+		ret = -errno;
+		status = sl__error(body, blen, 500, "storage", "rename %s: %s", from, strerror(-ret));
+		goto out;
+	}
+	int dfd = open(srv->opts.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	sl_config_topic_clear(&srv->rt.v[k]);
+	memmove(&srv->rt.v[k], &srv->rt.v[k + 1], (srv->rt.n - k - 1) * sizeof(*srv->rt.v));
+	srv->rt.n--;
+	ret = sl__rt_write(srv);
+	if (ret < 0)
+		fprintf(stderr, "sluiced: write %s: %s (the deleted topic %s comes back empty "
+		                "at the next start)\n",
+		        srv->rt.path, strerror(-ret), t->name);
+	(void)sl__rm_tree(to);
+	fprintf(stderr, "sluiced: topic %s deleted\n", t->name);
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "deleted", json_object_new_string(t->name));
+	status = sl__reply(o, body, blen, 200);
+out:
+	pthread_mutex_unlock(&srv->rt.mu);
+	return status;
+}
