@@ -53,6 +53,33 @@ static void sl__hrebuild(void *arg, const char *name, size_t name_len, struct sl
 	out->content_type = NULL;
 }
 
+/* /v1/topics: the server's topic administration answers in JSON with its
+ * own status. */
+static void sl__htopics(void *arg, const struct sl_http_topic_req *t, struct sl_http_reply *out)
+{
+	struct sl_server *srv = arg;
+	switch (t->op) {
+	case SL_HTTP_TOPIC_LIST:
+		out->status = sl_server_topic_list(srv, &out->body, &out->len);
+		break;
+	case SL_HTTP_TOPIC_CREATE:
+		out->status = sl_server_topic_create(srv, t->body, t->body_len, &out->body, &out->len);
+		break;
+	case SL_HTTP_TOPIC_DESCRIBE:
+		out->status =
+		    sl_server_topic_describe(srv, t->name, t->name_len, &out->body, &out->len);
+		break;
+	case SL_HTTP_TOPIC_ALTER:
+		out->status = sl_server_topic_alter(srv, t->name, t->name_len, t->body, t->body_len,
+		                                    &out->body, &out->len);
+		break;
+	case SL_HTTP_TOPIC_DELETE:
+		out->status = sl_server_topic_delete(srv, t->name, t->name_len, &out->body, &out->len);
+		break;
+	}
+	out->content_type = NULL;
+}
+
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 {
 	*out = (struct sl_http_backend){
@@ -61,6 +88,7 @@ void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 	    .status = sl__hstatus,
 	    .metrics = sl__hmetrics,
 	    .rebuild = sl__hrebuild,
+	    .topics = sl__htopics,
 	    .auth = srv->opts.auth,
 	    .auth_failures = &srv->http_auth_failures,
 	};
