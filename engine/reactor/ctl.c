@@ -89,8 +89,8 @@ static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
 		        t->name);
 		return;
 	}
-	struct sl_journal *j = atomic_load_explicit(&r->env->topics->journals[r->id],
-	                                            memory_order_acquire);
+	struct sl_journal *j =
+	    atomic_load_explicit(&r->env->topics->journals[r->id], memory_order_acquire);
 	if (j && !r->journal)
 		r->journal = j;
 	for (uint32_t p = 0; p < t->n_parts; p++) {
@@ -103,14 +103,16 @@ static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
 			char key[600];
 			snprintf(key, sizeof(key), "%s/%u", t->name, part->id);
 			if (sl_log_set_journal(part->log, r->journal, key) < 0)
-				fprintf(stderr,
-				        "sluiced: topic %s partition %u: no memory for the journal; "
-				        "it syncs its own segment\n",
-				        t->name, part->id);
+				fprintf(
+				    stderr,
+				    "sluiced: topic %s partition %u: no memory for the journal; "
+				    "it syncs its own segment\n",
+				    t->name, part->id);
 		}
 	}
 	if (t->spec.durability == SL_LOG_INTERVAL && t->spec.interval_ns / 1000000u < r->tick_ms)
-		r->tick_ms = t->spec.interval_ns < 1000000u ? 1 : (uint32_t)(t->spec.interval_ns / 1000000u);
+		r->tick_ms =
+		    t->spec.interval_ns < 1000000u ? 1 : (uint32_t)(t->spec.interval_ns / 1000000u);
 }
 
 /* True once every partition of t owned here is closed. */
@@ -131,7 +133,8 @@ static bool sl__ctl_drop(struct sl_reactor *r, struct sl_topic *t)
 			for (uint32_t i = 0; i < r->n_dirty_parts; i++)
 				if (r->dirty_parts[i] == part) {
 					memmove(&r->dirty_parts[i], &r->dirty_parts[i + 1],
-					        (r->n_dirty_parts - i - 1) * sizeof(*r->dirty_parts));
+					        (r->n_dirty_parts - i - 1) *
+					            sizeof(*r->dirty_parts));
 					r->n_dirty_parts--;
 					break;
 				}

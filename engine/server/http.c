@@ -63,7 +63,8 @@ static void sl__htopics(void *arg, const struct sl_http_topic_req *t, struct sl_
 		out->status = sl_server_topic_list(srv, &out->body, &out->len);
 		break;
 	case SL_HTTP_TOPIC_CREATE:
-		out->status = sl_server_topic_create(srv, t->body, t->body_len, &out->body, &out->len);
+		out->status =
+		    sl_server_topic_create(srv, t->body, t->body_len, &out->body, &out->len);
 		break;
 	case SL_HTTP_TOPIC_DESCRIBE:
 		out->status =
@@ -74,7 +75,8 @@ static void sl__htopics(void *arg, const struct sl_http_topic_req *t, struct sl_
 		                                    &out->body, &out->len);
 		break;
 	case SL_HTTP_TOPIC_DELETE:
-		out->status = sl_server_topic_delete(srv, t->name, t->name_len, &out->body, &out->len);
+		out->status =
+		    sl_server_topic_delete(srv, t->name, t->name_len, &out->body, &out->len);
 		break;
 	}
 	out->content_type = NULL;

@@ -57,8 +57,9 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	                                                           : SL_OVERLOAD_BLOCK;
 	out->sample_rate = c->sample_rate;
 	if (c->partitioner != SL_CONFIG_PART_HASH) {
-		snprintf(err, errlen, "topic '%s': partitioner '%s' is not available yet (only 'hash')",
-		         c->name, sl_config_partitioner_name(c->partitioner));
+		snprintf(err, errlen,
+		         "topic '%s': partitioner '%s' is not available yet (only 'hash')", c->name,
+		         sl_config_partitioner_name(c->partitioner));
 		return -EINVAL;
 	}
 	return 0;
@@ -207,14 +208,16 @@ int sl_server_runtime_topics_check(const char *data_dir, const struct sl_config_
 		if (!c)
 			continue;
 		if (c->partitions != v[i].partitions) {
-			fprintf(report,
-			        "# contradiction: topic %s has %u partitions in the config and %u as "
-			        "created at runtime (%s): the server refuses to start\n",
-			        c->name, c->partitions, v[i].partitions, path);
+			fprintf(
+			    report,
+			    "# contradiction: topic %s has %u partitions in the config and %u as "
+			    "created at runtime (%s): the server refuses to start\n",
+			    c->name, c->partitions, v[i].partitions, path);
 			bad++;
 		} else {
 			fprintf(report,
-			        "# note: topic %s is in the config and was created at runtime (%s): the "
+			        "# note: topic %s is in the config and was created at runtime "
+			        "(%s): the "
 			        "config's definition is used\n",
 			        c->name, path);
 		}
@@ -252,13 +255,15 @@ int sl__rt_load(struct sl_server *srv, struct sl_topic_spec **specs, uint32_t *n
 	}
 	for (size_t i = 0; i < m; i++) {
 		struct sl_config_topic *t = &v[i];
-		const struct sl_config_topic *c = sl__in(o->config_topics, o->n_config_topics, t->name);
+		const struct sl_config_topic *c =
+		    sl__in(o->config_topics, o->n_config_topics, t->name);
 		bool dup = sl__in(srv->rt.v, (uint32_t)srv->rt.n, t->name) != NULL;
 		if (c && c->partitions != t->partitions) {
-			snprintf(err, errlen,
-			         "topic %s: the config gives it %u partitions, but it was created at "
-			         "runtime with %u (%s): remove it from one of them",
-			         t->name, c->partitions, t->partitions, srv->rt.path);
+			snprintf(
+			    err, errlen,
+			    "topic %s: the config gives it %u partitions, but it was created at "
+			    "runtime with %u (%s): remove it from one of them",
+			    t->name, c->partitions, t->partitions, srv->rt.path);
 			ret = -SL_ECONFIG;
 			goto out;
 		}
@@ -320,10 +325,9 @@ static int sl__reply(struct json_object *o, char **body, size_t *blen, int statu
 	return *body ? status : 500;
 }
 
-static int sl__error(char **body, size_t *blen, int status, const char *code, const char *fmt,
-                     ...) __attribute__((format(printf, 5, 6)));
-static int sl__error(char **body, size_t *blen, int status, const char *code, const char *fmt,
-                     ...)
+static int sl__error(char **body, size_t *blen, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int sl__error(char **body, size_t *blen, int status, const char *code, const char *fmt, ...)
 {
 	char msg[700];
 	va_list ap;
@@ -357,16 +361,16 @@ static struct json_object *sl__topic_json(struct sl_server *srv, const struct sl
 	json_object_object_add(o, "name", json_object_new_string(t->name));
 	json_object_object_add(o, "partitions", json_object_new_int64(t->n_parts));
 	json_object_object_add(o, "replicas", json_object_new_int64(1));
-	json_object_object_add(o, "source", json_object_new_string(t->runtime ? "runtime" : "config"));
+	json_object_object_add(o, "source",
+	                       json_object_new_string(t->runtime ? "runtime" : "config"));
 	const struct sl_config_topic *c =
 	    t->runtime ? sl__rt_find(srv, t->name) : sl__cfg_topic(srv, t->name);
 	if (c)
 		sl_config_topic_each(c, sl__setting, set);
 	json_object_object_add(o, "settings", set);
 	for (uint32_t p = 0; p < t->n_parts; p++)
-		json_object_array_add(
-		    ends, json_object_new_int64((int64_t)atomic_load_explicit(
-		              &t->parts[p].durable_pub, memory_order_acquire)));
+		json_object_array_add(ends, json_object_new_int64((int64_t)atomic_load_explicit(
+		                                &t->parts[p].durable_pub, memory_order_acquire)));
 	json_object_object_add(o, "end_offsets", ends);
 	return o;
 }
@@ -499,8 +503,8 @@ static int sl__put_settings(struct sl_config_node *topic, const struct sl_config
 	for (size_t i = 0; i < settings->n_items; i++) {
 		const struct sl_config_node *e = &settings->items[i];
 		if (!strcmp(e->key, "name") || !strcmp(e->key, "partitions")) {
-			snprintf(err, errlen, "settings: '%s' is not a setting (give it beside them)",
-			         e->key);
+			snprintf(err, errlen,
+			         "settings: '%s' is not a setting (give it beside them)", e->key);
 			return -EINVAL;
 		}
 		int ret = sl__put_dotted(topic, e->key, e);
@@ -565,16 +569,17 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 			ret = sl__put_settings(topic, e, err, sizeof(err));
 		else if (!strcmp(e->key, "replicas")) {
 			if (e->kind != SL_CONFIG_NODE_SCALAR || strcmp(e->value, "1")) {
-				status = sl__error(body, blen, 400, "bad_request",
-				                   "replicas: only 1 without cluster mode (got %s)",
-				                   e->kind == SL_CONFIG_NODE_SCALAR ? e->value : "?");
+				status =
+				    sl__error(body, blen, 400, "bad_request",
+				              "replicas: only 1 without cluster mode (got %s)",
+				              e->kind == SL_CONFIG_NODE_SCALAR ? e->value : "?");
 				goto out;
 			}
 			ret = 0;
 		} else {
-			status = sl__error(body, blen, 400, "bad_request",
-			                   "unknown field '%s' (name, partitions, replicas, settings)",
-			                   e->key);
+			status = sl__error(
+			    body, blen, 400, "bad_request",
+			    "unknown field '%s' (name, partitions, replicas, settings)", e->key);
 			goto out;
 		}
 		if (ret < 0) {
@@ -779,7 +784,8 @@ int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_
 	snprintf(to, sizeof(to), "%s/%s%s-%u", srv->opts.data_dir, SL__DELETED, t->name, t->index);
 	if (rename(from, to) < 0 && errno != ENOENT) {
 		ret = -errno;
-		status = sl__error(body, blen, 500, "storage", "rename %s: %s", from, strerror(-ret));
+		status =
+		    sl__error(body, blen, 500, "storage", "rename %s: %s", from, strerror(-ret));
 		goto out;
 	}
 	int dfd = open(srv->opts.data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -792,8 +798,9 @@ int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_
 	srv->rt.n--;
 	ret = sl__rt_write(srv);
 	if (ret < 0)
-		fprintf(stderr, "sluiced: write %s: %s (the deleted topic %s comes back empty "
-		                "at the next start)\n",
+		fprintf(stderr,
+		        "sluiced: write %s: %s (the deleted topic %s comes back empty "
+		        "at the next start)\n",
 		        srv->rt.path, strerror(-ret), t->name);
 	(void)sl__rm_tree(to);
 	fprintf(stderr, "sluiced: topic %s deleted\n", t->name);

@@ -8,13 +8,13 @@
  *
  * Files live in a per-process folder on /dev/shm, removed at exit.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <errno.h>
 
 #include "base/base.h"
 #include "config/config.h"

@@ -740,3 +740,56 @@ Test(server, idle_timeout, .timeout = 30)
 	close(fd);
 	stop(&f);
 }
+
+/* Topics at runtime through the server's admin calls while the reactors
+ * run (threads: the control thread builds the topic and the reactors adopt
+ * or drop its partitions on their own threads; TSan watches the hand-over):
+ * a created topic takes events on every reactor, a deleted one refuses
+ * them and is gone from the list. */
+Test(server, topics_created_and_deleted_while_running)
+{
+	struct fixture f;
+	start(&f, 2, 16, 5000);
+	char *body;
+	size_t blen;
+	const char *req = "{\"name\": \"rt\", \"partitions\": 4}";
+	int st = sl_server_topic_create(f.srv, req, strlen(req), &body, &blen);
+	cr_assert_eq(st, 201, "create: %d %.*s", st, (int)blen, body);
+	free(body);
+	st = sl_server_topic_create(f.srv, req, strlen(req), &body, &blen);
+	cr_assert_eq(st, 409, "a second create of the same name: %d", st);
+	free(body);
+
+	int fd = handshake(f.port);
+	enum { N = 400 };
+	static uint8_t buf[1 << 16];
+	static struct acked acks[N];
+	int len = build_produce(buf, sizeof(buf), "rt", 0, N, 0, 53);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, 0, N, acks);
+	bool used[4] = {0};
+	for (uint32_t i = 0; i < N; i++) {
+		cr_assert_eq(acks[i].status, 0, "event %u refused: %d", i, acks[i].status);
+		cr_assert_lt(acks[i].partition, 4);
+		used[acks[i].partition] = true;
+	}
+	/* Partitions of both reactors (p % 2) took events. */
+	cr_assert((used[0] || used[2]) && (used[1] || used[3]));
+
+	st = sl_server_topic_delete(f.srv, "rt", 2, &body, &blen);
+	cr_assert_eq(st, 200, "delete: %d %.*s", st, (int)blen, body);
+	free(body);
+	len = build_produce(buf, sizeof(buf), "rt", N, 10, 0, 5);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, N, 10, acks);
+	for (uint32_t i = 0; i < 10; i++)
+		cr_assert_eq(acks[i].status, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
+		             "event to a deleted topic: %d", acks[i].status);
+	st = sl_server_topic_list(f.srv, &body, &blen);
+	cr_assert_eq(st, 200);
+	cr_assert_null(memmem(body, blen, "\"rt\"", 4), "deleted topic listed: %.*s", (int)blen,
+	               body);
+	free(body);
+	close(fd);
+	stop(&f);
+}
