@@ -19,6 +19,9 @@
 #define SL__METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define SL__PROJ_PREFIX  "/v1/projections/"
 #define SL__REBUILD      "/rebuild"
+#define SL__TOPICS       "/v1/topics"
+#define SL__ALLOW_TOPICS "GET, HEAD, POST"
+#define SL__ALLOW_TOPIC  "GET, HEAD, POST, PATCH, DELETE"
 
 /* Answer when even the error body could not be allocated. */
 static const char sl__oom_body[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}\n";
@@ -130,6 +133,218 @@ static enum MHD_Result sl__error(struct MHD_Connection *c, int status, const cha
 	return sl__send(c, &r, SL__JSON_TYPE, allow);
 }
 
+/* ---- topics: /v1/topics and /v1/topics/NAME ----------------------------------- */
+
+/*
+ * A topic request between MHD's calls for it (its *req): what it asks and
+ * its body as it arrives. Every other request's *req is the struct sl_http
+ * itself, a mark that its header was seen; sl__completed frees only these.
+ */
+struct sl__treq {
+	enum sl_http_topic_op op;
+	bool too_big; /* the body passed SL_HTTP_MAX_BODY: answer 413 */
+	bool oom;     /* the body could not be kept: answer 500 */
+	char *body;   /* NUL-terminated at len */
+	size_t len, cap;
+	uint64_t seen; /* body bytes received, kept or dropped */
+	size_t name_len;
+	char name[]; /* decoded NAME, NUL-terminated; "" for the collection */
+};
+
+static bool sl__is_topics(const char *url)
+{
+	size_t n = sizeof(SL__TOPICS) - 1;
+	return !strncmp(url, SL__TOPICS, n) && (url[n] == 0 || url[n] == '/');
+}
+
+/* What `method` asks of the collection (item false) or of one topic; -1:
+ * nothing (405). HEAD is GET without the body (MHD drops it). */
+static int sl__topic_op(const char *method, bool item)
+{
+	bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+
+	if (!item)
+		return get                                     ? SL_HTTP_TOPIC_LIST
+		       : !strcmp(method, MHD_HTTP_METHOD_POST) ? SL_HTTP_TOPIC_CREATE
+		                                               : -1;
+	if (get)
+		return SL_HTTP_TOPIC_DESCRIBE;
+	if (!strcmp(method, MHD_HTTP_METHOD_POST) || !strcmp(method, MHD_HTTP_METHOD_PATCH))
+		return SL_HTTP_TOPIC_ALTER;
+	return !strcmp(method, MHD_HTTP_METHOD_DELETE) ? SL_HTTP_TOPIC_DELETE : -1;
+}
+
+static enum MHD_Result sl__no_route(struct sl_http *h, struct MHD_Connection *c, const char *shown)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg),
+	         "no route for %s (try /, /healthz, /metrics, /v1/status, "
+	         "/v1/projections/NAME/KEY%s)",
+	         shown, h->b.topics ? ", /v1/topics, /v1/topics/NAME" : "");
+	return sl__error(c, MHD_HTTP_NOT_FOUND, "not_found", NULL, msg);
+}
+
+/*
+ * The first call of a topic request (its header is in, its body not yet
+ * read): every refusal that needs no body goes out now, so a refused body
+ * is never read (MHD closes the connection after the answer instead).
+ * Otherwise *req becomes the request's struct sl__treq.
+ */
+static enum MHD_Result sl__topic_first(struct sl_http *h, struct MHD_Connection *c, const char *url,
+                                       const char *method, const char *shown, void **req)
+{
+	const char *rest = url + sizeof(SL__TOPICS) - 1;
+	bool item = *rest == '/';
+	char msg[512];
+
+	if (!h->b.topics)
+		return sl__no_route(h, c, shown);
+	int op = sl__topic_op(method, item);
+	if (op < 0) {
+		const char *allow = item ? SL__ALLOW_TOPIC : SL__ALLOW_TOPICS;
+		snprintf(msg, sizeof(msg), "method %.32s not allowed on %s (only %s)", method,
+		         shown, allow);
+		return sl__error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", allow, msg);
+	}
+	struct sl__args args = {0};
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, sl__collect_arg, &args);
+	if (strlen(url) + args.bytes > SL_HTTP_MAX_URL) {
+		snprintf(msg, sizeof(msg), "request target longer than %d bytes", SL_HTTP_MAX_URL);
+		return sl__error(c, MHD_HTTP_URI_TOO_LONG, "uri_too_long", NULL, msg);
+	}
+	if (args.n) {
+		snprintf(msg, sizeof(msg), "unknown parameter '%.40s' (%s takes none)",
+		         args.names[0] ? args.names[0] : "", item ? "/v1/topics/NAME" : SL__TOPICS);
+		return sl__error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, msg);
+	}
+	/* NAME never outgrows its raw form, bounded above. */
+	char buf[SL_HTTP_MAX_URL + 1];
+	const char *name = "";
+	size_t name_len = 0;
+	if (item) {
+		int r = sl_http_parse_topic(rest + 1, buf, sizeof(buf), &name, &name_len, msg,
+		                            sizeof(msg));
+		if (r == -ENOENT)
+			return sl__no_route(h, c, shown);
+		if (r < 0)
+			return sl__error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, msg);
+	}
+	/* A body announced too large is refused before a byte of it is read
+	 * (curl waits for the 100 Continue MHD would send, and gets this). A
+	 * length MHD cannot parse is MHD's to refuse. */
+	const char *cl =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && *cl >= '0' && *cl <= '9') {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(cl, &end, 10);
+		if (errno == ERANGE || v > SL_HTTP_MAX_BODY) {
+			snprintf(msg, sizeof(msg),
+			         "request body of %s bytes, more than %u (a topic document is far "
+			         "smaller)",
+			         errno == ERANGE ? "too many" : cl, SL_HTTP_MAX_BODY);
+			return sl__error(c, MHD_HTTP_CONTENT_TOO_LARGE, "content_too_large", NULL,
+			                 msg);
+		}
+	}
+	struct sl__treq *t = calloc(1, sizeof(*t) + name_len + 1);
+	if (!t)
+		return sl__error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
+		                 "out of memory");
+	t->op = (enum sl_http_topic_op)op;
+	memcpy(t->name, name, name_len);
+	t->name_len = name_len;
+	*req = t;
+	return MHD_YES;
+}
+
+/* A piece of a topic request's body (MHD hands over what it has read;
+ * all of it must be taken, or MHD, its buffer full, closes with a 500). */
+static enum MHD_Result sl__topic_body(struct sl__treq *t, const char *data, size_t *len)
+{
+	size_t n = *len;
+
+	*len = 0;
+	t->seen += n;
+	if (t->seen > SL_HTTP_MAX_BODY_DROP)
+		return MHD_NO; /* close: see SL_HTTP_MAX_BODY_DROP */
+	if (t->too_big || t->oom)
+		return MHD_YES;
+	if (t->len + n > SL_HTTP_MAX_BODY) {
+		/* Only a chunked body gets here (a Content-Length over the
+		 * limit was refused at the header); what came is let go. */
+		t->too_big = true;
+		goto drop;
+	}
+	char *d = sl_grow(t->body, &t->cap, t->len + n + 1, 1024);
+	if (!d) {
+		t->oom = true;
+		goto drop;
+	}
+	t->body = d;
+	memcpy(t->body + t->len, data, n);
+	t->len += n;
+	t->body[t->len] = 0;
+	return MHD_YES;
+drop:
+	free(t->body);
+	t->body = NULL;
+	t->len = t->cap = 0;
+	return MHD_YES;
+}
+
+/* The last call: the whole request is in; ask the backend. */
+static enum MHD_Result sl__topic_answer(struct sl_http *h, struct MHD_Connection *c,
+                                        struct sl__treq *t, const char *method)
+{
+	struct sl_http_reply r = {0};
+	char msg[256];
+	bool named = t->op != SL_HTTP_TOPIC_LIST && t->op != SL_HTTP_TOPIC_CREATE;
+	bool wants_body = t->op == SL_HTTP_TOPIC_CREATE || t->op == SL_HTTP_TOPIC_ALTER;
+
+	if (t->too_big) {
+		snprintf(msg, sizeof(msg),
+		         "request body of more than %u bytes (a topic document is far smaller)",
+		         SL_HTTP_MAX_BODY);
+		return sl__error(c, MHD_HTTP_CONTENT_TOO_LARGE, "content_too_large", NULL, msg);
+	}
+	if (t->oom)
+		return sl__error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
+		                 "out of memory");
+	if (wants_body && !t->len) {
+		snprintf(msg, sizeof(msg), "%.32s %s needs a JSON body (%s)", method,
+		         named ? "/v1/topics/NAME" : SL__TOPICS,
+		         named ? "{\"settings\": {...}}" : "{\"name\": ..., \"partitions\": ...}");
+		return sl__error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, msg);
+	}
+	struct sl_http_topic_req tr = {
+	    .op = t->op,
+	    .name = named ? t->name : NULL,
+	    .name_len = named ? t->name_len : 0,
+	    .body = wants_body ? t->body : NULL,
+	    .body_len = wants_body ? t->len : 0,
+	};
+	h->b.topics(h->b.arg, &tr, &r);
+	return sl__send(c, &r, SL__JSON_TYPE, NULL);
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: a topic request's state goes, then the
+ * connection's bookkeeping (conns.c) learns the request ended. */
+static void sl__completed(void *cls, struct MHD_Connection *c, void **req,
+                          enum MHD_RequestTerminationCode toe)
+{
+	struct sl_http *h = cls;
+
+	if (*req && *req != h) {
+		struct sl__treq *t = *req;
+		free(t->body);
+		free(t);
+	}
+	*req = NULL;
+	sl__hconns_completed(h->conns, c, req, toe);
+}
+
 /* 401 with the challenge RFC 6750 names; MHD closes the connection after
  * an answer queued before the request is read whole. */
 static enum MHD_Result sl__unauthorized(struct MHD_Connection *c, const char *msg)
@@ -170,15 +385,24 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 	bool head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
 
 	(void)version;
-	(void)upload;
+	/* A topic request past its first call: its body, then its answer. */
+	if (*req && *req != h) {
+		if (*upload_len)
+			return sl__topic_body(*req, upload, upload_len);
+		/* The last call is the one without data (upload NULL); an empty
+		 * piece mid-body, should MHD hand one over, is no answer yet. */
+		return upload ? MHD_YES : sl__topic_answer(h, c, *req, method);
+	}
 	/* Over a connection limit: 503 unless /healthz or /metrics (conns.c). */
 	enum MHD_Result refused;
 	if (!*req && sl__hconns_admit(h->conns, c, url, &refused))
 		return refused;
 	/* First, before any route or method is told apart: a client without
 	 * the token learns nothing but that one is needed. /healthz stays
-	 * open to the load balancer that probes it. */
-	if (h->b.auth && strcmp(url, "/healthz") != 0) {
+	 * open to the load balancer that probes it. Only at the first call:
+	 * the header cannot change, and an answer can be queued only then or
+	 * at the last. */
+	if (!*req && h->b.auth && strcmp(url, "/healthz") != 0) {
 		const char *v =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 		const char *tok;
@@ -192,6 +416,8 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 			                               "Bearer TOKEN`");
 		}
 	}
+	if (!*req && sl__is_topics(url))
+		return sl__topic_first(h, c, url, method, shown, req);
 	/* The one POST: a projection rebuild, /v1/projections/NAME/rebuild. */
 	size_t ulen0 = strlen(url), plen = sizeof(SL__PROJ_PREFIX) - 1, slen = strlen(SL__REBUILD);
 	bool rebuild = !strcmp(method, MHD_HTTP_METHOD_POST) && ulen0 > plen + slen &&
@@ -258,11 +484,7 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 		h->b.query(h->b.arg, &q, &r);
 		return sl__send(c, &r, SL__JSON_TYPE, NULL);
 	}
-	snprintf(msg, sizeof(msg),
-	         "no route for %s (try /, /healthz, /metrics, /v1/status, "
-	         "/v1/projections/NAME/KEY)",
-	         shown);
-	return sl__error(c, MHD_HTTP_NOT_FOUND, "not_found", NULL, msg);
+	return sl__no_route(h, c, shown);
 }
 
 int sl_http_start(const char *host_port, const struct sl_http_backend *b, struct sl_http **out,
@@ -329,10 +551,9 @@ int sl_http_start_limited(const char *host_port, const struct sl_http_backend *b
 	    /* The hard bound: admitted connections plus the reserve. */
 	    MHD_OPTION_CONNECTION_LIMIT, sl__hconns_slots(h->conns), MHD_OPTION_CONNECTION_TIMEOUT,
 	    sl__hconns_idle_s(h->conns), MHD_OPTION_NOTIFY_CONNECTION, sl__hconns_notify, h->conns,
-	    MHD_OPTION_NOTIFY_COMPLETED, sl__hconns_completed, h->conns,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SL_HTTP_CONN_MEMORY,
-	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)SL_HTTP_STACK, MHD_OPTION_UNESCAPE_CALLBACK,
-	    sl__no_unescape, NULL, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, sl__completed, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)SL_HTTP_CONN_MEMORY, MHD_OPTION_THREAD_STACK_SIZE, (size_t)SL_HTTP_STACK,
+	    MHD_OPTION_UNESCAPE_CALLBACK, sl__no_unescape, NULL, MHD_OPTION_END);
 	if (!h->d) {
 		sl_errf(err, errlen, "%s: libmicrohttpd could not start", host_port);
 		r = -EIO;

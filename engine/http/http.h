@@ -1,8 +1,8 @@
 /*
  * http: the HTTP port (`listen.http`, default 127.0.0.1:7480). It routes,
  * parses and bounds requests, and leaves every answer about data to a
- * backend (a table of three functions) that the server provides, so this
- * module knows nothing of topics or projections.
+ * backend (a table of functions) that the server provides, so this module
+ * knows nothing of what topics and projections are or hold.
  *
  * Routes (GET; HEAD is answered like GET without the body):
  *   /                        a small live dashboard (inline HTML + script
@@ -12,7 +12,15 @@
  *   /v1/status               backend->status (JSON)
  *   /v1/projections/NAME/KEY[?min_offset=P:O][&max_lag=N][&timeout_ms=N]
  *                            backend->query (JSON): one read-model entry
- * Any other path: 404; any other method: 405 (with `Allow: GET, HEAD`).
+ *   POST /v1/projections/NAME/rebuild   backend->rebuild (JSON)
+ * Topics at runtime, backend->topics (JSON both ways; struct
+ * sl_http_topic_req says which operation each is):
+ *   GET    /v1/topics        list               POST /v1/topics   create
+ *   GET    /v1/topics/NAME   describe           POST or PATCH /v1/topics/NAME   alter
+ *   DELETE /v1/topics/NAME   delete
+ * Any other path: 404; any other method: 405 with the path's `Allow`
+ * (`GET, HEAD`; `GET, HEAD, POST` on /v1/topics; `GET, HEAD, POST, PATCH,
+ * DELETE` on /v1/topics/NAME). A NULL backend->topics: 404 for both paths.
  *
  * Query parameters: min_offset is the ack token `sluice produce
  * --print-acks` prints ("PARTITION:OFFSET", decimal): answer only once the
@@ -24,6 +32,21 @@
  * everything after the first '/' that follows NAME, so "a/b" works both
  * as a%2Fb and raw.
  *
+ * Topic paths: NAME is percent-decoded once (%XX; '+' is a literal plus);
+ * an empty NAME, one that decodes to a '/' or a NUL, or a bad %-escape is
+ * a 400 (the topic's own naming rules are the backend's to apply); a
+ * further raw '/' (/v1/topics/a/b) is a 404, there being no route below a
+ * topic. They take no query parameters: any is a 400, because a mutation
+ * must not quietly ignore what the client asked of it.
+ * Request bodies are read on the topic routes only, and at most
+ * SL_HTTP_MAX_BODY bytes of one: a Content-Length above it is answered 413
+ * at once without reading the body (MHD then closes the connection); a
+ * chunked body that grows past it is read and dropped to its end, then
+ * answered 413, unless it goes on past SL_HTTP_MAX_BODY_DROP, when the
+ * connection is closed without an answer. Create and alter need a body
+ * (400 without one); list, describe and delete read theirs (bounded the
+ * same) and drop it. Other routes drop any body, unbounded, as before.
+ *
  * Every error answer is a JSON object {"error":CODE,"message":TEXT}
  * (sl_http_error_reply), TEXT saying exactly what was wrong. Statuses and
  * the codes to use with them:
@@ -34,14 +57,18 @@
  *   404 "unknown_projection"     no projection of that name
  *   404 "not_found"              the projection has no entry for the key;
  *                                also an unknown route
- *   405 "method_not_allowed"     not GET or HEAD
+ *   405 "method_not_allowed"     not a method of the path (see Allow)
  *   409 "lag_exceeded"           max_lag: "the model is N events behind,
  *                                more than max_lag M"
+ *   413 "content_too_large"      a topic request's body is over
+ *                                SL_HTTP_MAX_BODY
  *   414 "uri_too_long"           the request target is over SL_HTTP_MAX_URL
  *   500 "internal"               the backend failed (out of memory, a bug)
  *   503 "unavailable"            the projection is not serving (failed,
  *                                rebuilding)
  *   504 "timeout"                min_offset not applied within timeout_ms
+ * Topic answers carry the backend's statuses and codes (201 created, 404
+ * no such topic, 409 exists, in use or contradicts, ...) as they come.
  *
  * Threading model: libmicrohttpd in thread-per-connection mode
  * (MHD_USE_THREAD_PER_CONNECTION, poll() for the listener). Why: a query
@@ -88,8 +115,8 @@
  * sl_http_stop stops accepting, closes idle connections and joins every
  * connection thread, so it waits for handlers that are blocked in
  * backend->query: the server should wake its waiting queries (answering
- * 503) before calling it. sl_http_parse_query and sl_http_error_reply are
- * pure and may be called from any thread.
+ * 503) before calling it. sl_http_parse_query, sl_http_parse_topic and
+ * sl_http_error_reply are pure and may be called from any thread.
  */
 #ifndef SL_HTTP_H
 #define SL_HTTP_H
@@ -105,6 +132,17 @@ struct sl_auth;
  * ids (short strings); 2 KiB leaves room for three times over-encoded keys
  * and still keeps a request's scratch on the handler's stack. */
 #define SL_HTTP_MAX_URL 2048
+/* A topic request's body: a topic document is well under 1 KiB (a name,
+ * two counts and a dozen settings of strings and numbers), so 64 KiB is
+ * room to spare while it keeps what a connection can make us hold small
+ * (every admitted connection sending one at once, SL_HTTP_MAX_CONNS by
+ * default: 64 MiB of heap at most, and only with the token when `auth` is
+ * set; connections over a limit never reach these routes). */
+#define SL_HTTP_MAX_BODY (64u << 10)
+/* A chunked body past SL_HTTP_MAX_BODY is dropped up to this point so that
+ * its sender reads a 413; a sender that goes on further is not waiting for
+ * an answer, and its thread is worth more than its courtesy. */
+#define SL_HTTP_MAX_BODY_DROP (1u << 20)
 /* Query parameters per request: three are defined; the rest is slack for
  * a clear "unknown parameter" message rather than a silent cut. */
 #define SL_HTTP_MAX_ARGS 16
@@ -173,6 +211,28 @@ struct sl_http_reply {
 	                           * /metrics: the Prometheus text type) */
 };
 
+/* What a topic request asks (the route table at the top). */
+enum sl_http_topic_op {
+	SL_HTTP_TOPIC_LIST,     /* GET /v1/topics */
+	SL_HTTP_TOPIC_CREATE,   /* POST /v1/topics, body: the topic */
+	SL_HTTP_TOPIC_DESCRIBE, /* GET /v1/topics/NAME */
+	SL_HTTP_TOPIC_ALTER,    /* POST or PATCH /v1/topics/NAME, body: {"settings":{...}} */
+	SL_HTTP_TOPIC_DELETE,   /* DELETE /v1/topics/NAME */
+};
+
+struct sl_http_topic_req {
+	enum sl_http_topic_op op;
+	/* DESCRIBE, ALTER, DELETE: the decoded NAME (non-empty, no '/' and no
+	 * NUL in it; NUL-terminated). LIST, CREATE: NULL and 0. */
+	const char *name;
+	size_t name_len;
+	/* CREATE, ALTER: the request body as it came (1..SL_HTTP_MAX_BODY
+	 * bytes, not checked for JSON; NUL-terminated at body[body_len]).
+	 * Others: NULL and 0. */
+	const char *body;
+	size_t body_len;
+};
+
 struct sl_http_backend {
 	void *arg;
 	/* Each may be called on any HTTP thread, concurrently, and may block
@@ -186,6 +246,10 @@ struct sl_http_backend {
 	 * offset 0 beside the live model and compares the two (may take as
 	 * long as reading the topic). NULL: the route answers 404. */
 	void (*rebuild)(void *arg, const char *name, size_t name_len, struct sl_http_reply *out);
+	/* /v1/topics and /v1/topics/NAME: any status the backend chooses
+	 * (200, 201, 4xx, 5xx) goes out with its body. t and its strings live
+	 * until topics returns. NULL: both paths answer 404. */
+	void (*topics)(void *arg, const struct sl_http_topic_req *t, struct sl_http_reply *out);
 	/* With `auth`: every request but /healthz must carry `Authorization:
 	 * Bearer TOKEN` (auth/auth.h), else 401 with `WWW-Authenticate:
 	 * Bearer` and auth_failures counted. NULL: no authentication. */
@@ -209,6 +273,18 @@ struct sl_http_backend {
 int sl_http_parse_query(const char *path, const char *const *arg_names,
                         const char *const *arg_values, size_t n_args, char *buf, size_t buf_cap,
                         struct sl_http_query *out, char *err, size_t errlen);
+
+/*
+ * Parses the raw (still percent-encoded) path after "/v1/topics/": one
+ * NAME, decoded into buf[0..buf_cap) (strlen(path) + 1 bytes suffice) and
+ * NUL-terminated there; *name points at buf. 0; -EINVAL with err saying
+ * what is wrong with the name (empty, bad %-escape, '/' or NUL once
+ * decoded, longer than buf); -ENOENT when the path holds a raw '/' (a path
+ * below a topic: no such route). Pure, like sl_http_parse_query; the
+ * http_topic fuzz target's entry point.
+ */
+int sl_http_parse_topic(const char *path, char *buf, size_t buf_cap, const char **name,
+                        size_t *name_len, char *err, size_t errlen);
 
 /* An ack token "PARTITION:OFFSET" of exactly `len` bytes (decimal digits
  * only, partition < 2^32, offset < 2^64). 0 or -EINVAL. Shared with the

@@ -1,4 +1,5 @@
-/* Projection request parsing and the JSON error body: the pure half of http/. */
+/* Projection and topic request parsing and the JSON error body: the pure half
+ * of http/. */
 #include "http/http.h"
 
 #include <errno.h>
@@ -248,6 +249,49 @@ int sl_http_parse_query(const char *path, const char *const *arg_names,
 			return -EINVAL;
 	}
 	*out = q;
+	return 0;
+}
+
+int sl_http_parse_topic(const char *path, char *buf, size_t buf_cap, const char **name,
+                        size_t *name_len, char *err, size_t errlen)
+{
+	char show[SL__SHOW_CAP + 4];
+	size_t n = path ? strlen(path) : 0, len, bad;
+
+	if (!path)
+		path = "";
+	if (memchr(path, '/', n)) {
+		sl__show(path, n, show, sizeof(show));
+		sl_errf(err, errlen, "no route below a topic: /v1/topics/%s", show);
+		return -ENOENT;
+	}
+	if (!n) {
+		sl_errf(err, errlen, "expected /v1/topics/NAME with a non-empty NAME");
+		return -EINVAL;
+	}
+	if (!buf_cap || n > buf_cap - 1) {
+		sl_errf(err, errlen, "topic name: longer than %zu bytes",
+		        buf_cap ? buf_cap - 1 : 0);
+		return -EINVAL;
+	}
+	/* Decoding never grows: NAME fits in n bytes, its NUL in the next. */
+	if (sl__pct_decode(path, n, false, buf, n, &len, &bad) < 0) {
+		sl_errf(err, errlen, "topic name: bad percent-encoding at byte %zu", bad);
+		return -EINVAL;
+	}
+	buf[len] = 0;
+	if (memchr(buf, 0, len)) {
+		sl_errf(err, errlen, "topic name: contains a NUL byte (%%00)");
+		return -EINVAL;
+	}
+	/* A topic's name is its folder under data_dir: never a path. */
+	if (memchr(buf, '/', len)) {
+		sl__show(buf, len, show, sizeof(show));
+		sl_errf(err, errlen, "topic name: contains '/' (%%2F): '%s'", show);
+		return -EINVAL;
+	}
+	*name = buf;
+	*name_len = len;
 	return 0;
 }
 

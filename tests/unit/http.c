@@ -1,7 +1,9 @@
 /*
  * The HTTP port against a fake backend, over loopback with libcurl: every
- * route, statuses and bodies, percent-decoding, bad parameters, bounds, and
- * concurrent handlers that block. The fake answers from a table; its
+ * route, statuses and bodies, percent-decoding, bad parameters, bounds,
+ * concurrent handlers that block, the topic routes with their request
+ * bodies (sizes at and past SL_HTTP_MAX_BODY, announced and chunked) and
+ * the token on every route. The fake answers from a table; its
  * "block" projection parks the handler on a condition variable until the
  * test releases it or the query's timeout_ms passes, so concurrency is
  * observed (every handler inside the backend at once), not inferred from
@@ -15,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "auth/auth.h"
 #include "base/base.h"
 #include "http/http.h"
 #include "json/json.h"
@@ -30,6 +35,7 @@ struct fake {
 	int max_inside;
 	bool released;
 	int status_calls, metrics_calls;
+	int topic_calls;
 };
 
 static void fake_init(struct fake *f)
@@ -172,30 +178,120 @@ static void fake_metrics(void *arg, struct sl_http_reply *out)
 	out->content_type = NULL; /* the Prometheus type by default */
 }
 
+/* The topics backend: counts its calls and echoes what reached it, so
+ * tests check the operation, the decoded name and the body byte for byte
+ * (and that the body is NUL-terminated, as http.h promises). Topic
+ * "missing" answers the backend's own 404, "fresh" a 201. */
+static void fake_topics(void *arg, const struct sl_http_topic_req *t, struct sl_http_reply *out)
+{
+	static const char *const ops[] = {"list", "create", "describe", "alter", "delete"};
+	struct fake *f = arg;
+	struct sl_json_buf b = {0};
+	char num[160];
+	int status = 200;
+
+	pthread_mutex_lock(&f->mu);
+	f->topic_calls++;
+	pthread_mutex_unlock(&f->mu);
+	if (t->name && !strcmp(t->name, "missing")) {
+		sl_http_error_reply(out, 404, "unknown_topic", "no topic '%s'", t->name);
+		return;
+	}
+	if (t->name && !strcmp(t->name, "fresh"))
+		status = 201;
+	int ok = sl_json_buf_put_raw(&b, "{\"op\":\"", 7) == 0 &&
+	         sl_json_buf_put_raw(&b, ops[t->op], strlen(ops[t->op])) == 0 &&
+	         sl_json_buf_put_raw(&b, "\",\"name\":", 9) == 0;
+	ok = ok && (t->name ? sl_json_buf_put_str(&b, t->name, t->name_len)
+	                    : sl_json_buf_put_raw(&b, "null", 4)) == 0;
+	int n = snprintf(num, sizeof(num), ",\"name_len\":%zu,\"body_len\":%zu,\"terminated\":%s",
+	                 t->name_len, t->body_len,
+	                 !t->body                    ? "null"
+	                 : t->body[t->body_len] == 0 ? "true"
+	                                             : "false");
+	ok = ok && sl_json_buf_put_raw(&b, num, (size_t)n) == 0 &&
+	     sl_json_buf_put_raw(&b, ",\"body\":", 8) == 0;
+	ok = ok && (t->body ? sl_json_buf_put_str(&b, t->body, t->body_len)
+	                    : sl_json_buf_put_raw(&b, "null", 4)) == 0;
+	ok = ok && sl_json_buf_put_raw(&b, "}\n", 2) == 0;
+	if (!ok) {
+		sl_json_buf_release(&b);
+		return; /* no body: the module answers 500 */
+	}
+	*out = (struct sl_http_reply){.status = status, .body = b.data, .len = b.len};
+	b.data = NULL;
+	sl_json_buf_release(&b);
+}
+
+static int topic_calls(struct fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	int n = f->topic_calls;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
 struct fx {
 	struct fake f;
 	struct sl_http *h;
+	struct sl_auth *auth;
+	_Atomic uint64_t auth_failures;
+	char dir[64]; /* the token file's folder, when auth */
 	char base[64];
 };
 
-static void fx_start(struct fx *x)
-{
-	char err[256];
+#define TOKEN "0123456789abcdef0123456789abcdef"
 
+/* A server on a free loopback port; topics: with the topics backend;
+ * with_auth: with a token file holding TOKEN. */
+static void fx_start_opts(struct fx *x, bool topics, bool with_auth)
+{
+	char err[256], path[96];
+
+	memset(x, 0, sizeof(*x));
 	cr_assert_eq(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
 	fake_init(&x->f);
-	struct sl_http_backend b = {
-	    .arg = &x->f, .query = fake_query, .status = fake_status, .metrics = fake_metrics};
+	if (with_auth) {
+		snprintf(x->dir, sizeof(x->dir), "/tmp/sluice-http-test-XXXXXX");
+		cr_assert_not_null(mkdtemp(x->dir));
+		snprintf(path, sizeof(path), "%s/token", x->dir);
+		FILE *fp = fopen(path, "w");
+		cr_assert_not_null(fp);
+		cr_assert_eq(fchmod(fileno(fp), 0600), 0);
+		fputs(TOKEN "\n", fp);
+		cr_assert_eq(fclose(fp), 0);
+		cr_assert_eq(sl_auth_load(path, &x->auth, err, sizeof(err)), 0, "%s", err);
+	}
+	struct sl_http_backend b = {.arg = &x->f,
+	                            .query = fake_query,
+	                            .status = fake_status,
+	                            .metrics = fake_metrics,
+	                            .topics = topics ? fake_topics : NULL,
+	                            .auth = x->auth,
+	                            .auth_failures = &x->auth_failures};
 	int r = sl_http_start("127.0.0.1:0", &b, &x->h, err, sizeof(err));
 	cr_assert_eq(r, 0, "sl_http_start: %s", err);
 	cr_assert_gt(sl_http_port(x->h), 0);
 	snprintf(x->base, sizeof(x->base), "http://127.0.0.1:%u", sl_http_port(x->h));
 }
 
+static void fx_start(struct fx *x)
+{
+	fx_start_opts(x, true, false);
+}
+
 static void fx_stop(struct fx *x)
 {
+	char path[96];
+
 	sl_http_stop(x->h);
 	fake_destroy(&x->f);
+	if (x->auth) {
+		sl_auth_free(x->auth);
+		snprintf(path, sizeof(path), "%s/token", x->dir);
+		unlink(path);
+		rmdir(x->dir);
+	}
 	curl_global_cleanup();
 }
 
@@ -558,6 +654,410 @@ Test(http, long_urls_are_refused, .timeout = 60)
 	resp_free(&r);
 	fx_stop(&x);
 	free(path);
+}
+
+/* ---- topics ------------------------------------------------------------------- */
+
+/* A request that may carry a body: announced (Content-Length) or chunked. */
+struct breq {
+	const char *method;
+	const char *path;
+	const char *body; /* NULL: none */
+	size_t len;
+	bool chunked;
+	bool expect;       /* send `Expect: 100-continue` (the server may refuse first) */
+	const char *token; /* `Authorization: Bearer token` */
+};
+
+struct upload {
+	const char *p;
+	size_t len, off;
+};
+
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct upload *u = arg;
+	size_t take = size * n;
+
+	if (take > u->len - u->off)
+		take = u->len - u->off;
+	/* Small pieces, so a chunked body arrives as many chunks. */
+	if (take > 4000)
+		take = 4000;
+	memcpy(buf, u->p + u->off, take);
+	u->off += take;
+	return take;
+}
+
+/* Sends q on a fresh connection; r->rc says whether an answer came. */
+static void breq_send(struct fx *x, const struct breq *q, struct resp *r)
+{
+	CURL *cu = curl_easy_init();
+	struct curl_slist *hdr = NULL;
+	struct upload up = {.p = q->body, .len = q->len};
+	char line[128];
+
+	cr_assert_not_null(cu);
+	size_t ul = strlen(x->base) + strlen(q->path) + 1;
+	char *url = malloc(ul);
+	cr_assert_not_null(url);
+	snprintf(url, ul, "%s%s", x->base, q->path);
+	memset(r, 0, sizeof(*r));
+	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(cu, CURLOPT_PROXY, "");
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_TIMEOUT_MS, 20000L);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(cu, CURLOPT_HEADERDATA, r);
+	if (q->body && q->chunked) {
+		curl_easy_setopt(cu, CURLOPT_POST, 1L);
+		curl_easy_setopt(cu, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(cu, CURLOPT_READDATA, &up);
+		hdr = curl_slist_append(hdr, "Transfer-Encoding: chunked");
+	} else if (q->body) {
+		curl_easy_setopt(cu, CURLOPT_POSTFIELDS, q->body);
+		curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+	}
+	if (!strcmp(q->method, "HEAD"))
+		curl_easy_setopt(cu, CURLOPT_NOBODY, 1L);
+	else if (strcmp(q->method, q->body ? "POST" : "GET"))
+		curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, q->method);
+	hdr = curl_slist_append(hdr, q->expect ? "Expect: 100-continue" : "Expect:");
+	if (q->token) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s", q->token);
+		hdr = curl_slist_append(hdr, line);
+	}
+	curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdr);
+	r->rc = curl_easy_perform(cu);
+	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &r->status);
+	if (!r->body)
+		on_body("", 1, 0, r);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(cu);
+	free(url);
+}
+
+/* Sends q and checks the answer's status, that it is JSON, and that its
+ * body contains `needle`. */
+static void breq_expect(struct fx *x, const struct breq *q, long status, const char *needle)
+{
+	struct resp r;
+
+	breq_send(x, q, &r);
+	cr_assert_eq(r.rc, CURLE_OK, "%s %s: %s", q->method, q->path, curl_easy_strerror(r.rc));
+	cr_assert_eq(r.status, status, "%s %s: status %ld, want %ld: %s", q->method, q->path,
+	             r.status, status, r.body);
+	if (strcmp(q->method, "HEAD")) {
+		cr_assert_str_eq(r.ctype, "application/json", "%s %s", q->method, q->path);
+		cr_assert_not_null(strstr(r.body, needle), "%s %s: '%s' not in %s", q->method,
+		                   q->path, needle, r.body);
+	}
+	resp_free(&r);
+}
+
+Test(http, topic_routes_reach_the_backend, .timeout = 60)
+{
+	struct fx x;
+	const char *doc = "{\"name\":\"orders\",\"partitions\":8}";
+	const char *alter = "{\"settings\":{\"durability\":\"none\"}}";
+
+	fx_start(&x);
+	breq_expect(&x, &(struct breq){.method = "GET", .path = "/v1/topics"}, 200,
+	            "{\"op\":\"list\",\"name\":null,\"name_len\":0,\"body_len\":0,"
+	            "\"terminated\":null,\"body\":null}");
+	breq_expect(&x, &(struct breq){.method = "HEAD", .path = "/v1/topics"}, 200, "");
+	breq_expect(
+	    &x,
+	    &(struct breq){.method = "POST", .path = "/v1/topics", .body = doc, .len = strlen(doc)},
+	    200,
+	    "{\"op\":\"create\",\"name\":null,\"name_len\":0,\"body_len\":32,"
+	    "\"terminated\":true,\"body\":\"{\\\"name\\\":\\\"orders\\\",\\\"partitions\\\":8}"
+	    "\"}");
+	breq_expect(&x, &(struct breq){.method = "GET", .path = "/v1/topics/orders"}, 200,
+	            "{\"op\":\"describe\",\"name\":\"orders\",\"name_len\":6,\"body_len\":0,"
+	            "\"terminated\":null,\"body\":null}");
+	breq_expect(&x, &(struct breq){.method = "HEAD", .path = "/v1/topics/orders"}, 200, "");
+	/* POST and PATCH on a topic both alter it. */
+	static const char *const alters[] = {"POST", "PATCH"};
+	for (size_t i = 0; i < 2; i++)
+		breq_expect(&x,
+		            &(struct breq){.method = alters[i],
+		                           .path = "/v1/topics/orders",
+		                           .body = alter,
+		                           .len = strlen(alter)},
+		            200,
+		            "{\"op\":\"alter\",\"name\":\"orders\",\"name_len\":6,\"body_len\":34,"
+		            "\"terminated\":true,\"body\":\"{\\\"settings\\\":{\\\"durability\\\":"
+		            "\\\"none\\\"}}\"}");
+	breq_expect(&x, &(struct breq){.method = "DELETE", .path = "/v1/topics/orders"}, 200,
+	            "{\"op\":\"delete\",\"name\":\"orders\",\"name_len\":6,\"body_len\":0,"
+	            "\"terminated\":null,\"body\":null}");
+	/* NAME percent-decoded once, '+' literal; any byte but '/' and NUL. */
+	breq_expect(&x, &(struct breq){.method = "GET", .path = "/v1/topics/or%64ers.v1_x-y"}, 200,
+	            "\"name\":\"orders.v1_x-y\",\"name_len\":13,");
+	breq_expect(&x, &(struct breq){.method = "GET", .path = "/v1/topics/a+b%2525%20c"}, 200,
+	            "\"name\":\"a+b%25 c\",\"name_len\":8,");
+	/* A body on list, describe or delete is read and dropped. */
+	breq_expect(
+	    &x,
+	    &(struct breq){
+	        .method = "DELETE", .path = "/v1/topics/orders", .body = doc, .len = strlen(doc)},
+	    200, "\"op\":\"delete\",\"name\":\"orders\",\"name_len\":6,\"body_len\":0,");
+	/* A body with a NUL in it arrives whole; chunked as well. */
+	breq_expect(
+	    &x,
+	    &(struct breq){.method = "POST", .path = "/v1/topics", .body = "{\"a\0b\"}", .len = 7},
+	    200, "\"body_len\":7,\"terminated\":true,\"body\":\"{\\\"a\\u0000b\\\"}\"");
+	breq_expect(&x,
+	            &(struct breq){.method = "PATCH",
+	                           .path = "/v1/topics/orders",
+	                           .body = alter,
+	                           .len = strlen(alter),
+	                           .chunked = true},
+	            200, "\"op\":\"alter\",\"name\":\"orders\",\"name_len\":6,\"body_len\":34,");
+	/* The backend's statuses and errors go out as they are. */
+	breq_expect(
+	    &x,
+	    &(struct breq){
+	        .method = "POST", .path = "/v1/topics/fresh", .body = alter, .len = strlen(alter)},
+	    201, "\"op\":\"alter\"");
+	breq_expect(&x, &(struct breq){.method = "GET", .path = "/v1/topics/missing"}, 404,
+	            "{\"error\":\"unknown_topic\",\"message\":\"no topic 'missing'\"}");
+	cr_assert_eq(topic_calls(&x.f), 15);
+	fx_stop(&x);
+}
+
+Test(http, topic_bad_requests, .timeout = 60)
+{
+	struct fx x;
+	struct resp r;
+	const char *doc = "{\"name\":\"t\"}";
+
+	fx_start(&x);
+	/* Each method where it is not one: 405 with the path's Allow. */
+	static const struct {
+		const char *method, *path, *allow;
+	} wrong[] = {
+	    {"PUT", "/v1/topics", "GET, HEAD, POST"},
+	    {"PATCH", "/v1/topics", "GET, HEAD, POST"},
+	    {"DELETE", "/v1/topics", "GET, HEAD, POST"},
+	    {"PUT", "/v1/topics/t", "GET, HEAD, POST, PATCH, DELETE"},
+	    {"OPTIONS", "/v1/topics/t", "GET, HEAD, POST, PATCH, DELETE"},
+	};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		breq_send(&x,
+		          &(struct breq){.method = wrong[i].method,
+		                         .path = wrong[i].path,
+		                         .body = doc,
+		                         .len = strlen(doc)},
+		          &r);
+		cr_assert_eq(r.rc, CURLE_OK, "%s", curl_easy_strerror(r.rc));
+		cr_assert_eq(r.status, 405, "%s %s: %ld", wrong[i].method, wrong[i].path, r.status);
+		cr_assert_str_eq(r.allow, wrong[i].allow);
+		cr_assert_not_null(strstr(r.body, "\"error\":\"method_not_allowed\""), "%s",
+		                   r.body);
+		resp_free(&r);
+	}
+	/* Names: empty, bad escapes, '/' or NUL once decoded: 400; a path
+	 * below a topic, or one that only starts like /v1/topics: 404. */
+	expect_error(&x, "/v1/topics/", 400, "bad_request", "non-empty NAME");
+	expect_error(&x, "/v1/topics/a%2Fb", 400, "bad_request", "topic name: contains '/'");
+	expect_error(&x, "/v1/topics/a%00b", 400, "bad_request", "NUL");
+	expect_error(&x, "/v1/topics/a%zz", 400, "bad_request", "bad percent-encoding at byte 1");
+	expect_error(&x, "/v1/topics/a%2", 400, "bad_request", "bad percent-encoding");
+	expect_error(&x, "/v1/topics/a/b", 404, "not_found", "no route for /v1/topics/a/b");
+	expect_error(&x, "/v1/topics//", 404, "not_found", "no route");
+	expect_error(&x, "/v1/topicsx", 404, "not_found", "no route");
+	/* Refused on the header, before the body (which is never read). */
+	breq_expect(
+	    &x,
+	    &(struct breq){
+	        .method = "DELETE", .path = "/v1/topics/a/b", .body = doc, .len = strlen(doc)},
+	    404, "no route");
+	/* No parameters: a mutation never ignores what it was asked. */
+	expect_error(&x, "/v1/topics?verbose=1", 400, "bad_request",
+	             "unknown parameter 'verbose' (/v1/topics takes none)");
+	breq_expect(&x, &(struct breq){.method = "DELETE", .path = "/v1/topics/t?if_empty=1"}, 400,
+	            "unknown parameter 'if_empty' (/v1/topics/NAME takes none)");
+	/* Create and alter need a body. */
+	breq_expect(&x,
+	            &(struct breq){.method = "POST", .path = "/v1/topics", .body = "", .len = 0},
+	            400, "POST /v1/topics needs a JSON body");
+	breq_expect(&x, &(struct breq){.method = "PATCH", .path = "/v1/topics/t"}, 400,
+	            "PATCH /v1/topics/NAME needs a JSON body");
+	/* Too long a target: 414 as elsewhere. */
+	char path[SL_HTTP_MAX_URL + 64];
+	int n = snprintf(path, sizeof(path), "/v1/topics/");
+	memset(path + n, 't', sizeof(path) - (size_t)n - 1);
+	path[sizeof(path) - 1] = 0;
+	expect_error(&x, path, 414, "uri_too_long", "longer than 2048 bytes");
+	cr_assert_eq(topic_calls(&x.f), 0);
+	fx_stop(&x);
+}
+
+Test(http, topic_body_limits, .timeout = 60)
+{
+	struct fx x;
+	struct resp r;
+	size_t big = 2u << 20;
+	char *body = malloc(big);
+	char want[64];
+
+	cr_assert_not_null(body);
+	memset(body, 'x', big);
+	fx_start(&x);
+	/* Exactly SL_HTTP_MAX_BODY, announced or chunked: served whole. */
+	snprintf(want, sizeof(want), "\"body_len\":%u,\"terminated\":true", SL_HTTP_MAX_BODY);
+	breq_expect(
+	    &x,
+	    &(struct breq){
+	        .method = "POST", .path = "/v1/topics", .body = body, .len = SL_HTTP_MAX_BODY},
+	    200, want);
+	breq_expect(&x,
+	            &(struct breq){.method = "PATCH",
+	                           .path = "/v1/topics/t",
+	                           .body = body,
+	                           .len = SL_HTTP_MAX_BODY,
+	                           .chunked = true},
+	            200, want);
+	cr_assert_eq(topic_calls(&x.f), 2);
+
+	/* One byte more, announced: 413 on the header. The client that waits
+	 * for 100 Continue reads it before sending any of its body. */
+	breq_expect(&x,
+	            &(struct breq){.method = "POST",
+	                           .path = "/v1/topics",
+	                           .body = body,
+	                           .len = SL_HTTP_MAX_BODY + 1,
+	                           .expect = true},
+	            413,
+	            "{\"error\":\"content_too_large\",\"message\":\"request body of 65537 bytes, "
+	            "more than 65536");
+	/* Chunked, nothing announced: read, dropped, then 413. */
+	breq_expect(&x,
+	            &(struct breq){.method = "PATCH",
+	                           .path = "/v1/topics/t",
+	                           .body = body,
+	                           .len = SL_HTTP_MAX_BODY + 1,
+	                           .chunked = true},
+	            413, "\"error\":\"content_too_large\"");
+	breq_expect(&x,
+	            &(struct breq){.method = "DELETE",
+	                           .path = "/v1/topics/t",
+	                           .body = body,
+	                           .len = SL_HTTP_MAX_BODY_DROP - 1000,
+	                           .chunked = true},
+	            413, "request body of more than 65536 bytes");
+	/* Chunked past SL_HTTP_MAX_BODY_DROP: the connection is closed with
+	 * no answer (curl sees the close or a reset, whichever comes first). */
+	breq_send(
+	    &x,
+	    &(struct breq){
+	        .method = "POST", .path = "/v1/topics", .body = body, .len = big, .chunked = true},
+	    &r);
+	cr_assert_neq(r.rc, CURLE_OK, "status %ld: %s", r.status, r.body);
+	cr_assert_eq(r.status, 0);
+	resp_free(&r);
+	cr_assert_eq(topic_calls(&x.f), 2);
+	/* And the port goes on serving. */
+	breq_expect(&x, &(struct breq){.method = "GET", .path = "/v1/topics"}, 200,
+	            "\"op\":\"list\"");
+	fx_stop(&x);
+	free(body);
+}
+
+Test(http, topics_without_a_backend, .timeout = 60)
+{
+	struct fx x;
+
+	fx_start_opts(&x, false, false);
+	expect_error(&x, "/v1/topics", 404, "not_found", "no route for /v1/topics");
+	expect_error(&x, "/v1/topics/t", 404, "not_found", "no route");
+	breq_expect(&x,
+	            &(struct breq){.method = "POST", .path = "/v1/topics", .body = "{}", .len = 2},
+	            404, "no route");
+	breq_expect(&x, &(struct breq){.method = "DELETE", .path = "/v1/topics/t"}, 404,
+	            "no route");
+	/* The routes are not suggested where they are not served. */
+	struct resp r;
+	get(&x, "/nope", &r);
+	cr_assert_null(strstr(r.body, "/v1/topics"), "%s", r.body);
+	resp_free(&r);
+	fx_stop(&x);
+}
+
+/* With `auth`, every route but /healthz wants the token, before anything
+ * else about the request is looked at (a topic body is never read). */
+Test(http, auth_on_every_route, .timeout = 60)
+{
+	struct fx x;
+	struct resp r;
+	const char *doc = "{\"name\":\"t\"}";
+	static const struct {
+		const char *method, *path;
+		bool body;
+	} routes[] = {
+	    {"GET", "/v1/status", false},
+	    {"GET", "/metrics", false},
+	    {"GET", "/", false},
+	    {"GET", "/v1/projections/table/acct-1", false},
+	    {"GET", "/v1/topics", false},
+	    {"POST", "/v1/topics", true},
+	    {"GET", "/v1/topics/t", false},
+	    {"PATCH", "/v1/topics/t", true},
+	    {"POST", "/v1/topics/t", true},
+	    {"DELETE", "/v1/topics/t", false},
+	    /* Even where the answer would be 404, 405 or 400. */
+	    {"GET", "/nope", false},
+	    {"PUT", "/v1/topics", true},
+	    {"GET", "/v1/topics/a%2Fb", false},
+	};
+
+	fx_start_opts(&x, true, true);
+	uint64_t failures = 0;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		static const char *const tokens[] = {NULL, "wrong-token-wrong-token-wrong"};
+		for (size_t k = 0; k < 2; k++) {
+			breq_send(&x,
+			          &(struct breq){.method = routes[i].method,
+			                         .path = routes[i].path,
+			                         .body = routes[i].body ? doc : NULL,
+			                         .len = routes[i].body ? strlen(doc) : 0,
+			                         .token = tokens[k]},
+			          &r);
+			cr_assert_eq(r.rc, CURLE_OK, "%s", curl_easy_strerror(r.rc));
+			cr_assert_eq(r.status, 401, "%s %s (%s): %ld %s", routes[i].method,
+			             routes[i].path, tokens[k] ? "wrong token" : "no token",
+			             r.status, r.body);
+			cr_assert_not_null(strstr(r.body, "\"error\":\"unauthorized\""), "%s",
+			                   r.body);
+			resp_free(&r);
+			failures++;
+		}
+		breq_send(&x,
+		          &(struct breq){.method = routes[i].method,
+		                         .path = routes[i].path,
+		                         .body = routes[i].body ? doc : NULL,
+		                         .len = routes[i].body ? strlen(doc) : 0,
+		                         .token = TOKEN},
+		          &r);
+		cr_assert_eq(r.rc, CURLE_OK, "%s", curl_easy_strerror(r.rc));
+		cr_assert_neq(r.status, 401, "%s %s with the token: %s", routes[i].method,
+		              routes[i].path, r.body);
+		resp_free(&r);
+	}
+	cr_assert_eq(atomic_load(&x.auth_failures), failures);
+	/* Only the requests with the token reached the topics backend. */
+	cr_assert_eq(topic_calls(&x.f), 6);
+	breq_expect(&x, &(struct breq){.method = "GET", .path = "/v1/topics", .token = TOKEN}, 200,
+	            "\"op\":\"list\"");
+	get(&x, "/healthz", &r);
+	cr_assert_eq(r.status, 200);
+	resp_free(&r);
+	fx_stop(&x);
 }
 
 /* ---- concurrency --------------------------------------------------------------- */
