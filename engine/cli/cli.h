@@ -26,6 +26,7 @@ int sl_cli_consume(int argc, char **argv);
 int sl_cli_query(int argc, char **argv);
 int sl_cli_projection(int argc, char **argv);
 int sl_cli_status(int argc, char **argv);
+int sl_cli_topic(int argc, char **argv);
 
 /* Longest token a client sends (auth/auth.h's SL_AUTH_MAX_LEN, plus NUL). */
 #define SL_CLI_TOKEN_CAP 513
