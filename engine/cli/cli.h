@@ -26,6 +26,7 @@ int sl_cli_consume(int argc, char **argv);
 int sl_cli_query(int argc, char **argv);
 int sl_cli_projection(int argc, char **argv);
 int sl_cli_status(int argc, char **argv);
+int sl_cli_topic(int argc, char **argv);
 
 /* Longest token a client sends (auth/auth.h's SL_AUTH_MAX_LEN, plus NUL). */
 #define SL_CLI_TOKEN_CAP 513
@@ -69,9 +70,23 @@ struct sl_cli_body {
 };
 /* libcurl's write callback filling a struct sl_cli_body. */
 size_t sl_cli_body_write(char *p, size_t size, size_t n, void *arg);
+/* Longest URL a command builds: the server's longest request target
+ * (http.h's SL_HTTP_MAX_URL, 2 KiB) and the scheme and address, twice over. */
+#define SL_CLI_MAX_URL 4096
+/* One request to the HTTP port: `method` on `path` (escaped already), with
+ * `json` (json_len bytes, sent as application/json) when not NULL, the
+ * token of `http` when it has one. 0 with *status and the answer in *body
+ * (whatever the status); -ECONNREFUSED when nothing answers at the
+ * address, other -errno otherwise, with `err` saying why. */
+int sl_cli_http_request(const struct sl_cli_server *http, const char *method, const char *path,
+                        const char *json, size_t json_len, long connect_ms, long timeout_ms,
+                        struct sl_cli_body *body, long *status, char *err, size_t errlen);
 /* GET path; 0 with *status and the body, or -errno with `err` saying why. */
 int sl_cli_http_get(const struct sl_cli_server *http, const char *path, long timeout_ms,
                     struct sl_cli_body *body, long *status, char *err, size_t errlen);
+/* An error answer on stderr, one line: "sluice CMD: MESSAGE (HTTP STATUS)"
+ * with the server's JSON "message", else the start of the body as it came. */
+void sl_cli_http_print_error(const char *cmd, long status, const struct sl_cli_body *b);
 
 /* Whole decimal numbers in [min, max]; 0 or -EINVAL. */
 int sl_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

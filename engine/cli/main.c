@@ -22,6 +22,7 @@ static const struct sl_cli_cmd sl_cli_cmds[] = {
     {"projection", "rebuild a projection from offset 0 and compare it with the live one",
      sl_cli_projection},
     {"status", "topics, partitions and their offsets (groups: not yet)", sl_cli_status},
+    {"topic", "create, list, describe, alter or delete topics (over the HTTP port)", sl_cli_topic},
 };
 
 static void usage(FILE *out)

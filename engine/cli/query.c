@@ -49,26 +49,6 @@ static void sl__query_usage(FILE *out)
 	        "usage.\n");
 }
 
-/* The server's "message" from a JSON error body, else the body itself. */
-static void sl__print_error(const char *cmd, long status, const struct sl_cli_body *b)
-{
-	struct json_object *o = b->data ? json_tokener_parse(b->data) : NULL;
-	struct json_object *m;
-
-	if (o && json_object_object_get_ex(o, "message", &m) &&
-	    json_object_is_type(m, json_type_string))
-		fprintf(stderr, "sluice %s: %s (HTTP %ld)\n", cmd, json_object_get_string(m),
-		        status);
-	else if (b->len)
-		fprintf(stderr, "sluice %s: HTTP %ld: %.*s%s", cmd, status,
-		        (int)(b->len > 500 ? 500 : b->len), b->data,
-		        b->data[b->len - 1] == '\n' ? "" : "\n");
-	else
-		fprintf(stderr, "sluice %s: HTTP %ld with no message\n", cmd, status);
-	if (o)
-		json_object_put(o);
-}
-
 /*
  * One request to the server's HTTP port, its answer printed on stdout (200)
  * or its message on stderr. Returns the exit status: 0, or 1 (no answer, an
@@ -114,7 +94,7 @@ static int sl__http_call(CURL *cu, const struct sl_cli_server *srv, const char *
 	long status = 0;
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
-		sl__print_error(cmd, status, &body);
+		sl_cli_http_print_error(cmd, status, &body);
 		goto out;
 	}
 	if ((body.len && (fwrite(body.data, 1, body.len, stdout) != body.len ||

@@ -1,8 +1,8 @@
 /*
  * http: the HTTP port (`listen.http`, default 127.0.0.1:7480). It routes,
  * parses and bounds requests, and leaves every answer about data to a
- * backend (a table of three functions) that the server provides, so this
- * module knows nothing of topics or projections.
+ * backend (a table of functions) that the server provides, so this module
+ * knows nothing of what topics and projections are or hold.
  *
  * Routes (GET; HEAD is answered like GET without the body):
  *   /                        a small live dashboard (inline HTML + script

@@ -1,5 +1,6 @@
-/* The HTTP port's backend: sl_http_backend over the server's queries and
- * reports (http/ knows nothing of the server; the server nothing of HTTP). */
+/* The HTTP port's backend: sl_http_backend over the server's queries,
+ * reports and topic administration (http/ knows nothing of the server; the
+ * server nothing of HTTP). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,32 +54,46 @@ static void sl__hrebuild(void *arg, const char *name, size_t name_len, struct sl
 	out->content_type = NULL;
 }
 
-/* /v1/topics: the server's topic administration answers in JSON with its
- * own status. */
+/*
+ * /v1/topics: each operation is one sl_server_topic_* call, which answers
+ * its own status (200, 201, 400, 404, 409, 500) and JSON body. Anything
+ * outside 100..599 (a negative errno, were one to leak) is a 500 saying
+ * so, never a status MHD would refuse to send.
+ */
 static void sl__htopics(void *arg, const struct sl_http_topic_req *t, struct sl_http_reply *out)
 {
 	struct sl_server *srv = arg;
+	int st = 500;
+
+	out->body = NULL;
+	out->len = 0;
 	switch (t->op) {
 	case SL_HTTP_TOPIC_LIST:
-		out->status = sl_server_topic_list(srv, &out->body, &out->len);
+		st = sl_server_topic_list(srv, &out->body, &out->len);
 		break;
 	case SL_HTTP_TOPIC_CREATE:
-		out->status =
-		    sl_server_topic_create(srv, t->body, t->body_len, &out->body, &out->len);
+		st = sl_server_topic_create(srv, t->body, t->body_len, &out->body, &out->len);
 		break;
 	case SL_HTTP_TOPIC_DESCRIBE:
-		out->status =
-		    sl_server_topic_describe(srv, t->name, t->name_len, &out->body, &out->len);
+		st = sl_server_topic_describe(srv, t->name, t->name_len, &out->body, &out->len);
 		break;
 	case SL_HTTP_TOPIC_ALTER:
-		out->status = sl_server_topic_alter(srv, t->name, t->name_len, t->body, t->body_len,
-		                                    &out->body, &out->len);
+		st = sl_server_topic_alter(srv, t->name, t->name_len, t->body, t->body_len,
+		                           &out->body, &out->len);
 		break;
 	case SL_HTTP_TOPIC_DELETE:
-		out->status =
-		    sl_server_topic_delete(srv, t->name, t->name_len, &out->body, &out->len);
+		st = sl_server_topic_delete(srv, t->name, t->name_len, &out->body, &out->len);
 		break;
 	}
+	if (st < 100 || st > 599) {
+		free(out->body);
+		out->body = NULL;
+		static const char *const ops[] = {"list", "create", "describe", "alter", "delete"};
+		sl_http_error_reply(out, 500, "internal", "topic %s: %s", ops[t->op],
+		                    st < 0 ? sl_strerror(st) : "no status from the server");
+		return;
+	}
+	out->status = st;
 	out->content_type = NULL;
 }
 
