@@ -226,6 +226,40 @@ def case_topics_under_load(a):
             srv.kill()
 
 
+def case_topics_cli(a):
+    """The same through `sluice topic`: create (with a dotted setting),
+    list, describe, alter, a refused second create, delete."""
+    with Workdir() as wd:
+        srv = Server(a.sluiced, wd).start()
+        try:
+            http = "127.0.0.1:%d" % srv.http_port
+
+            def cli(*args):
+                return run([a.sluice, "topic"] + list(args) + ["--http", http], timeout=60)
+            rc, out, err = cli("create", "audit", "--partitions", "3",
+                               "--set", "retention.bytes=1GiB", "--set", "overload=drop")
+            check(rc == 0, "create: rc %d %s" % (rc, err))
+            body = json.loads(out)
+            check(body["settings"]["retention.bytes"] == "1GiB"
+                  and body["settings"]["overload"] == "drop", "create printed %r" % body)
+            rc, out, err = cli("create", "audit")
+            check(rc == 1 and "exists" in err, "a second create: rc %d %r" % (rc, err))
+            rc, out, err = cli("list")
+            check(rc == 0 and "audit" in out and "events" in out, "list: rc %d %r" % (rc, out))
+            rc, out, err = cli("alter", "audit", "--set", "overload=block")
+            check(rc == 0 and json.loads(out)["settings"]["overload"] == "block",
+                  "alter: rc %d %r %r" % (rc, out, err))
+            rc, out, err = cli("describe", "audit")
+            check(rc == 0 and json.loads(out)["partitions"] == 3, "describe: %r" % out)
+            rc, out, err = cli("delete", "audit")
+            check(rc == 0, "delete: rc %d %r" % (rc, err))
+            rc, out, err = cli("describe", "audit")
+            check(rc == 1 and "no topic named" in err, "describe after delete: %d %r" % (rc, err))
+            print("topics_cli: create, list, alter, describe, delete through sluice topic")
+        finally:
+            srv.kill()
+
+
 if __name__ == "__main__":
     sys.exit(main({"topics_lifecycle": case_topics_lifecycle, "topics_errors": case_topics_errors,
-          "topics_kill9": case_topics_kill9, "topics_under_load": case_topics_under_load}))
+          "topics_kill9": case_topics_kill9, "topics_under_load": case_topics_under_load, "topics_cli": case_topics_cli}))
