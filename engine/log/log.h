@@ -212,7 +212,9 @@ struct sl_journal;
 /* A reactor gets a journal when it owns more fsync partitions than this;
  * with fewer each partition fdatasyncs its own segment (topic.c has the
  * measurements). */
+#ifndef SL_JOURNAL_MIN_PARTITIONS /* -D for experiments (benches of the journal at 8) */
 #define SL_JOURNAL_MIN_PARTITIONS 16u
+#endif
 
 /* A file is retired past this size: the replay after a crash is at most
  * about this much per reactor (two files while a checkpoint runs). */
