@@ -39,6 +39,15 @@
  * AlreadyExists -EEXIST, Unimplemented -ENOSYS, Canceled -ECANCELED, any
  * other -EPROTO. An answer that is not what etcd sends: -EPROTO.
  *
+ * Not here yet: elections (/v3/election/campaign|leader|resign). A campaign
+ * can return after the lease behind it expired (etcd issue #11456), so
+ * leadership must be confirmed with a txn on the leader key plus
+ * lease_timetolive before acting, and counted valid only until the last
+ * keepalive + TTL - a margin; txn_put_if (create-if-absent under a lease)
+ * and txn_del_if already give that shape of election on plain keys, with
+ * the key's create_revision as the fencing epoch. Nor: ranges paged with
+ * "limit" (one answer, bounded by SL_ETCD_ANSWER_MAX), auth, TLS options.
+ *
  * Ownership: sl_etcd_open() returns a client freed by sl_etcd_close();
  * sl_etcd_watch_open() a watch freed by sl_etcd_watch_close(). Values from
  * sl_etcd_get() are malloc'd for the caller (free()). Pointers inside a
