@@ -292,7 +292,12 @@ static int sl__jflush(struct sl_log *log)
 		/* Nothing reserves the segment's space on this filesystem, so
 		 * a deferred write could meet a full device after the ack:
 		 * the bytes go to the segment first (a refusal then is a full
-		 * device, retried, nothing acked). */
+		 * device, retried, nothing acked). Bytes still deferred from
+		 * before (the log learnt just now that the filesystem cannot
+		 * pre-allocate: a segment recovered from one that could) go
+		 * first, so the new ones start the buffer, at seg_end. */
+		if (log->jsent && sl__log_segwrite(log, NULL) < 0)
+			return -SL_ELOG_FAILED;
 		ssize_t w = sl__pwrite_all(s->fd, b->p, newlen, seg_end);
 		if (w != (ssize_t)newlen) {
 			int err = w < 0 ? (int)w : -ENOSPC;

@@ -378,3 +378,53 @@ Test(journal, a_failed_sync_fails_every_log_of_the_frame_and_acks_nothing)
 		sl_log_close(logs[i]);
 	sl_journal_destroy(j);
 }
+
+/* A filesystem that stops pre-allocating under a log (a segment recovered
+ * from one that could, on one that cannot): fallocate works for the first
+ * step, then says EOPNOTSUPP while bytes wait for their deferred segment
+ * write. Every byte must still land where its batch was sealed for. */
+static int g_falloc_calls;
+static int falloc_then_unsupported(int fd, int mode, off_t off, off_t len)
+{
+	if (g_falloc_calls++ == 0)
+		return fallocate(fd, mode, off, len);
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
+Test(journal, fallocate_lost_midway_with_bytes_deferred)
+{
+	struct sl_journal *j = open_journal(0, 0, 0);
+	char dir[400], err[400];
+	snprintf(dir, sizeof(dir), "%s/t/0", g_dir);
+	struct sl_log_opts o = {.dir = dir,
+	                        .segment_bytes = 4 << 20,
+	                        .durability = SL_LOG_FSYNC,
+	                        .journal = j,
+	                        .journal_key = "t/0",
+	                        .journal_arg = (void *)(uintptr_t)1,
+	                        .fallocate_fn = falloc_then_unsupported};
+	struct sl_log *log;
+	g_falloc_calls = 0;
+	cr_assert_eq(sl_log_open(&o, &log, err, sizeof(err)), 0, "%s", err);
+	struct cbs c = {0};
+	/* ~12 KB a commit (under SL_JOURNAL_SEGWRITE_MIN: deferred, and no
+	 * deferred write is run here), past the first 1 MiB step. */
+	uint32_t per = 100, rounds = 0;
+	while (g_falloc_calls < 2 && rounds < 400) {
+		append_n(log, 7, (uint64_t)rounds * per, per);
+		cr_assert_eq(group_commit(j, &log, 1, &c), 1);
+		rounds++;
+	}
+	cr_assert_geq(g_falloc_calls, 2, "never needed a second step");
+	/* A few more commits in the no-pre-allocation mode. */
+	for (uint32_t k = 0; k < 5; k++, rounds++) {
+		append_n(log, 7, (uint64_t)rounds * per, per);
+		cr_assert_eq(group_commit(j, &log, 1, &c), 1);
+	}
+	sl_journal_segwrites(j, true, count_cb, &c);
+	cr_assert_eq(sl_log_durable(log), (uint64_t)rounds * per);
+	read_back(log, 7, (uint64_t)rounds * per);
+	sl_log_close(log);
+	sl_journal_destroy(j);
+}
