@@ -195,11 +195,10 @@ static int sl__section(yaml_emitter_t *e, const struct sl__section *sec, const v
 	return rc ? rc : sl__map_end(e);
 }
 
-/* One document: `node` (a tree) or the configuration `cfg` through the
- * root table. A NULL tree prints an empty stream, which parses back to no
- * tree. */
-static int sl__document(FILE *out, const struct sl_config_node *node, bool has_node,
-                        const struct sl_config *cfg)
+/* A YAML stream on `out` through libyaml's emitter: one document that
+ * body(e, arg) writes, or none when body is NULL (an empty stream parses
+ * back to no tree). */
+static int sl__stream(FILE *out, int (*body)(yaml_emitter_t *e, const void *arg), const void *arg)
 {
 	yaml_emitter_t e;
 	yaml_event_t ev;
@@ -211,11 +210,11 @@ static int sl__document(FILE *out, const struct sl_config_node *node, bool has_n
 	yaml_emitter_set_unicode(&e, 1);
 	yaml_emitter_set_width(&e, -1); /* no folding: one value, one line */
 	rc = sl__emit(&e, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING));
-	if (!rc && (!has_node || node)) {
+	if (!rc && body) {
 		rc = sl__emit(&e, &ev,
 		              yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1));
 		if (!rc)
-			rc = cfg ? sl__section(&e, &sl__root_section, cfg) : sl__node(&e, node);
+			rc = body(&e, arg);
 		if (!rc)
 			rc = sl__emit(&e, &ev, yaml_document_end_event_initialize(&ev, 1));
 	}
@@ -227,51 +226,50 @@ static int sl__document(FILE *out, const struct sl_config_node *node, bool has_n
 	return rc ? rc : ferror(out) ? -EIO : 0;
 }
 
+static int sl__node_body(yaml_emitter_t *e, const void *arg)
+{
+	return sl__node(e, arg);
+}
+
+static int sl__cfg_body(yaml_emitter_t *e, const void *arg)
+{
+	return sl__section(e, &sl__root_section, arg);
+}
+
 int sl_config_node_dump(const struct sl_config_node *node, FILE *out)
 {
-	return sl__document(out, node, true, NULL);
+	return sl__stream(out, node ? sl__node_body : NULL, node);
 }
 
 int sl_config_dump(const struct sl_config *cfg, FILE *out)
 {
-	return sl__document(out, NULL, false, cfg);
+	return sl__stream(out, sl__cfg_body, cfg);
+}
+
+struct sl__topics {
+	const struct sl_config_topic *v;
+	size_t n;
+};
+
+static int sl__topics_body(yaml_emitter_t *e, const void *arg)
+{
+	const struct sl__topics *t = arg;
+	int rc = sl__map_start(e, false);
+	if (!rc)
+		rc = sl__scalar(e, "topics", false);
+	if (!rc)
+		rc = sl__seq_start(e, !t->n);
+	for (size_t i = 0; i < t->n && !rc; i++)
+		rc = sl__section(e, &sl__topic_section, &t->v[i]);
+	if (!rc)
+		rc = sl__seq_end(e);
+	return rc ? rc : sl__map_end(e);
 }
 
 int sl_config_topics_dump(const struct sl_config_topic *v, size_t n, FILE *out)
 {
-	yaml_emitter_t e;
-	yaml_event_t ev;
-	int rc;
-
-	if (!yaml_emitter_initialize(&e))
-		return -ENOMEM;
-	yaml_emitter_set_output_file(&e, out);
-	yaml_emitter_set_unicode(&e, 1);
-	yaml_emitter_set_width(&e, -1);
-	rc = sl__emit(&e, &ev, yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING));
-	if (!rc)
-		rc = sl__emit(&e, &ev,
-		              yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1));
-	if (!rc)
-		rc = sl__map_start(&e, false);
-	if (!rc)
-		rc = sl__scalar(&e, "topics", false);
-	if (!rc)
-		rc = sl__seq_start(&e, !n);
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = sl__section(&e, &sl__topic_section, &v[i]);
-	if (!rc)
-		rc = sl__seq_end(&e);
-	if (!rc)
-		rc = sl__map_end(&e);
-	if (!rc)
-		rc = sl__emit(&e, &ev, yaml_document_end_event_initialize(&ev, 1));
-	if (!rc)
-		rc = sl__emit(&e, &ev, yaml_stream_end_event_initialize(&ev));
-	if (!rc && !yaml_emitter_flush(&e))
-		rc = -EIO;
-	yaml_emitter_delete(&e);
-	return rc ? rc : ferror(out) ? -EIO : 0;
+	struct sl__topics t = {v, n};
+	return sl__stream(out, sl__topics_body, &t);
 }
 
 /* Flattens one section into "prefix.key" = value pairs. */

@@ -360,20 +360,29 @@ const char *sl_etcd_endpoint(const struct sl_etcd *e)
 
 /* ---- keys ------------------------------------------------------------------- */
 
+/* A request whose body is only a key (or a prefix's range): range and
+ * deleterange. The key is checked first; *a is filled on success. */
+static int keyed_call(struct sl_etcd *e, const char *path, const char *key, bool prefix,
+                      enum sl__etcd_kind kind, struct sl__etcd_answer *a)
+{
+	int r = check_key(e, key, prefix);
+	if (r < 0)
+		return r;
+	struct json_object *body = json_object_new_object();
+	if (!body || sl__etcd_add_key(e, body, key, prefix) < 0) {
+		json_object_put(body);
+		return -ENOMEM;
+	}
+	r = call(e, path, body, kind, a);
+	json_object_put(body);
+	return r;
+}
+
 int sl_etcd_get(struct sl_etcd *e, const char *key, uint8_t **value, size_t *len,
                 int64_t *mod_revision, int64_t *create_revision)
 {
 	struct sl__etcd_answer a;
-	int r = check_key(e, key, false);
-	if (r < 0)
-		return r;
-	struct json_object *body = json_object_new_object();
-	if (!body || sl__etcd_add_key(e, body, key, false) < 0) {
-		json_object_put(body);
-		return -ENOMEM;
-	}
-	r = call(e, "/v3/kv/range", body, SL__ETCD_RANGE, &a);
-	json_object_put(body);
+	int r = keyed_call(e, "/v3/kv/range", key, false, SL__ETCD_RANGE, &a);
 	if (r < 0)
 		return r;
 	if (a.n_kvs == 0) {
@@ -410,16 +419,7 @@ out:
 int sl_etcd_get_prefix(struct sl_etcd *e, const char *prefix, sl_etcd_kv_cb cb, void *arg)
 {
 	struct sl__etcd_answer a;
-	int r = check_key(e, prefix, true);
-	if (r < 0)
-		return r;
-	struct json_object *body = json_object_new_object();
-	if (!body || sl__etcd_add_key(e, body, prefix, true) < 0) {
-		json_object_put(body);
-		return -ENOMEM;
-	}
-	r = call(e, "/v3/kv/range", body, SL__ETCD_RANGE, &a);
-	json_object_put(body);
+	int r = keyed_call(e, "/v3/kv/range", prefix, true, SL__ETCD_RANGE, &a);
 	if (r < 0)
 		return r;
 	if (a.more) {
@@ -471,16 +471,7 @@ int sl_etcd_put(struct sl_etcd *e, const char *key, const void *value, size_t le
 int sl_etcd_del(struct sl_etcd *e, const char *key)
 {
 	struct sl__etcd_answer a;
-	int r = check_key(e, key, false);
-	if (r < 0)
-		return r;
-	struct json_object *body = json_object_new_object();
-	if (!body || sl__etcd_add_key(e, body, key, false) < 0) {
-		json_object_put(body);
-		return -ENOMEM;
-	}
-	r = call(e, "/v3/kv/deleterange", body, SL__ETCD_DELETE, &a);
-	json_object_put(body);
+	int r = keyed_call(e, "/v3/kv/deleterange", key, false, SL__ETCD_DELETE, &a);
 	if (r < 0)
 		return r;
 	r = a.deleted > 1 ? 1 : (int)a.deleted;

@@ -28,7 +28,7 @@
  * buffer larger than SL_LOG_BUF_KEEP and four times its recent peak
  * shrinks to twice that peak.
  */
-static void sl__wbuf_reuse(struct sl_wbuf *b, uint64_t first_offset)
+void sl__wbuf_reuse(struct sl_wbuf *b, uint64_t first_offset)
 {
 	b->peak = b->len > b->peak ? b->len : b->peak - b->peak / 8;
 	if (b->cap > SL_LOG_BUF_KEEP && b->cap > 4 * b->peak) {
@@ -165,7 +165,7 @@ static void sl__writeback_kick(struct sl_log *log, struct io_uring *ring)
 	log->stats.writebacks++;
 }
 
-static uint32_t sl__hist_bucket(uint64_t ns)
+uint32_t sl__hist_bucket(uint64_t ns)
 {
 	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
 	uint64_t us = ns / 1000;
@@ -180,6 +180,33 @@ static void sl__commit_hist_add(struct sl_log *log, uint64_t ns)
 	log->stats.commits++;
 	log->stats.commit_hist[sl__hist_bucket(ns)]++;
 	log->stats.commit_ns += ns;
+}
+
+/*
+ * Before bytes go to the active segment up to `end`: half way through a
+ * segment, asks for the next one (a log that never fills one, most in
+ * tests, never costs a prepared file), and allocates ahead. 0; 1 when the
+ * device is full (the log turned `full`, the bytes wait); -SL_ELOG_FAILED.
+ */
+static int sl__make_room(struct sl_log *log, uint64_t end)
+{
+	if (log->opts.prep && end > log->opts.segment_bytes / 2 &&
+	    atomic_load_explicit(&log->prep.state, memory_order_relaxed) == SL_SEGPREP_NONE)
+		sl__segprep_request(log->opts.prep, &log->prep);
+	int ret = sl__prealloc_ahead(log, end);
+	if (ret == 0)
+		return 0;
+	uint64_t base = log->segs[log->n_segs - 1].base;
+	if (sl__no_space(ret)) {
+		sl__full(log,
+		         "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64
+		         ": %s; new events are refused until space is freed",
+		         log->dir, base, log->alloc_end, strerror(-ret));
+		return 1;
+	}
+	sl__fail(log, "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64 ": %s", log->dir,
+	         base, log->alloc_end, strerror(-ret));
+	return -SL_ELOG_FAILED;
 }
 
 /* ---- journaled logs (log.h: the journal) ----------------------------------- */
@@ -264,25 +291,12 @@ static int sl__jflush(struct sl_log *log)
 			return log->full && !log->failed ? 0 : -SL_ELOG_FAILED;
 		seg_end = 0;
 	}
-	if (log->opts.prep && seg_end + newlen > log->opts.segment_bytes / 2 &&
-	    atomic_load_explicit(&log->prep.state, memory_order_relaxed) == SL_SEGPREP_NONE)
-		sl__segprep_request(log->opts.prep, &log->prep);
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
 	/* Allocated before the journal has it: a full device refuses it
 	 * here, unacked, and not at the deferred write, acked. */
-	int ret = sl__prealloc_ahead(log, seg_end + newlen);
-	if (ret < 0) {
-		if (sl__no_space(ret)) {
-			sl__full(log,
-			         "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64
-			         ": %s; new events are refused until space is freed",
-			         log->dir, s->base, log->alloc_end, strerror(-ret));
-			return 0;
-		}
-		sl__fail(log, "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64 ": %s",
-		         log->dir, s->base, log->alloc_end, strerror(-ret));
-		return -SL_ELOG_FAILED;
-	}
+	int ret = sl__make_room(log, seg_end + newlen);
+	if (ret)
+		return ret < 0 ? ret : 0;
 	if (log->full && !sl__journal_full(log->opts.journal))
 		sl__full_clear(log);
 	ret = sl__seal_range(log, b->p + log->jsent, newlen, seg_end);
@@ -396,25 +410,10 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		if (ret < 0)
 			return log->full && !log->failed ? 0 : -SL_ELOG_FAILED;
 	}
-	/* Half way through a segment, ask for the next one: a log that never
-	 * fills one (most, in tests) never costs a prepared file. */
-	if (log->opts.prep && log->write_pos + b->len > log->opts.segment_bytes / 2 &&
-	    atomic_load_explicit(&log->prep.state, memory_order_relaxed) == SL_SEGPREP_NONE)
-		sl__segprep_request(log->opts.prep, &log->prep);
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
-	int ret = sl__prealloc_ahead(log, log->write_pos + b->len);
-	if (ret < 0) {
-		if (sl__no_space(ret)) {
-			sl__full(log,
-			         "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64
-			         ": %s; new events are refused until space is freed",
-			         log->dir, s->base, log->alloc_end, strerror(-ret));
-			return 0;
-		}
-		sl__fail(log, "pre-allocate %s/%020" PRIu64 ".log beyond byte %" PRIu64 ": %s",
-		         log->dir, s->base, log->alloc_end, strerror(-ret));
-		return -SL_ELOG_FAILED;
-	}
+	int ret = sl__make_room(log, log->write_pos + b->len);
+	if (ret)
+		return ret < 0 ? ret : 0;
 	ret = sl__seal_range(log, b->p, b->len, log->write_pos);
 	if (ret < 0)
 		return ret;

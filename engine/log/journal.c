@@ -70,9 +70,9 @@ struct sl_journal {
 	bool no_prealloc;
 	uint64_t frame_seq;
 
-	/* The open frame: its header's room at 0, then chunks. */
-	uint8_t *buf;
-	size_t len, cap, peak;
+	/* The open frame: its header's room at 0, then chunks (the logs'
+	 * buffer type, shrunk the same way after an overload). */
+	struct sl_wbuf fb;
 	uint32_t n_chunks;
 	struct sl__jlist open, flight;
 	uint64_t open_gen; /* bumped when the open frame goes out */
@@ -174,16 +174,6 @@ static int sl__ptrs_push(struct sl_log ***v, uint32_t *n, uint32_t *cap, struct 
 	return 0;
 }
 
-static int sl__jdir_sync(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int ret = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 static char *sl__jfile_path(const char *dir, uint64_t seq)
 {
 	char *p;
@@ -201,7 +191,7 @@ static int sl__jfile_open(struct sl_journal *j, uint64_t seq)
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	int ret = fd < 0 ? -errno : 0;
 	if (ret == 0)
-		ret = sl__jdir_sync(j->dir);
+		ret = sl__fsync_dir(j->dir);
 	if (ret < 0) {
 		sl__jfail(j, "journal: create %s: %s", path, strerror(-ret));
 		if (fd >= 0) {
@@ -230,10 +220,7 @@ static int sl__jprealloc(struct sl_journal *j, uint64_t need_end)
 {
 	if (j->no_prealloc || need_end <= j->alloc_end)
 		return 0;
-	uint64_t step = j->alloc_step ? 2 * j->alloc_step : SL_LOG_PREALLOC_FIRST;
-	if (step > SL_LOG_PREALLOC_MAX_STEP)
-		step = SL_LOG_PREALLOC_MAX_STEP;
-	uint64_t end = j->alloc_end + step;
+	uint64_t end = j->alloc_end + sl__prealloc_step(j->alloc_step);
 	if (end < need_end)
 		end = need_end;
 	sl_fallocate_fn fn = j->opts.fallocate_fn ? j->opts.fallocate_fn : fallocate;
@@ -290,10 +277,10 @@ int sl_journal_create(const struct sl_journal_opts *o, struct sl_journal **out, 
 		snprintf(err, errlen, "create %s: %s", j->dir, strerror(-ret));
 		goto fail;
 	}
-	j->len = SL_JF_HDR;
-	j->buf = malloc(64 * 1024);
-	j->cap = 64 * 1024;
-	if (!j->buf)
+	j->fb.len = SL_JF_HDR;
+	j->fb.p = malloc(64 * 1024);
+	j->fb.cap = 64 * 1024;
+	if (!j->fb.p)
 		goto fail;
 	ret = sl__jfile_open(j, o->first_seq);
 	if (ret < 0) {
@@ -354,7 +341,7 @@ void sl_journal_destroy(struct sl_journal *j)
 	sl__ckpt_poll(j, NULL, NULL);
 	if (j->fd >= 0)
 		close(j->fd);
-	free(j->buf);
+	free(j->fb.p);
 	free(j->open.v);
 	free(j->flight.v);
 	free(j->lazy);
@@ -422,11 +409,11 @@ int sl__journal_add(struct sl_journal *j, struct sl_log *log, const uint8_t *p, 
 	if (j->failed)
 		return -SL_ELOG_FAILED;
 	size_t klen = strlen(log->jkey);
-	size_t need = j->len + SL_JC_HDR + sl_batch_align(klen) + len;
-	uint8_t *b = sl_grow(j->buf, &j->cap, need, 64 * 1024);
+	size_t need = j->fb.len + SL_JC_HDR + sl_batch_align(klen) + len;
+	uint8_t *b = sl_grow(j->fb.p, &j->fb.cap, need, 64 * 1024);
 	if (!b)
 		return -ENOMEM;
-	j->buf = b;
+	j->fb.p = b;
 	/* One entry per log and frame: a second hand-off in the same frame
 	 * only moves its end. */
 	if (log->jopen_gen == j->open_gen + 1 && log->jopen_idx < j->open.n &&
@@ -444,13 +431,13 @@ int sl__journal_add(struct sl_journal *j, struct sl_log *log, const uint8_t *p, 
 			return -ENOMEM;
 		log->jfile_gen = j->file_gen;
 	}
-	uint8_t *c = j->buf + j->len;
+	uint8_t *c = j->fb.p + j->fb.len;
 	memset(c, 0, SL_JC_HDR + sl_batch_align(klen));
 	sl_put_le32(c + SL_JC_KEY_LEN, (uint32_t)klen);
 	sl_put_le32(c + SL_JC_LEN, len);
 	memcpy(c + SL_JC_HDR, log->jkey, klen);
 	memcpy(c + SL_JC_HDR + sl_batch_align(klen), p, len);
-	j->len = need;
+	j->fb.len = (uint32_t)need; /* a frame is far below 4 GiB: credits bound it */
 	j->n_chunks++;
 	return 0;
 }
@@ -607,7 +594,7 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 			sl__fail(e.log, "%s", j->error);
 			cb(arg, e.log->opts.journal_arg, -SL_ELOG_FAILED);
 		}
-		j->len = SL_JF_HDR;
+		j->fb.len = SL_JF_HDR;
 		j->n_chunks = 0;
 		return -SL_ELOG_FAILED;
 	}
@@ -620,8 +607,8 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 		if (io_uring_sq_space_left(ring) < 1)
 			return 0;
 	}
-	uint64_t flen = j->len - SL_JF_HDR;
-	if (j->pos > 0 && j->pos + j->len > j->opts.file_bytes) {
+	uint64_t flen = j->fb.len - SL_JF_HDR;
+	if (j->pos > 0 && j->pos + j->fb.len > j->opts.file_bytes) {
 		int ret = sl__jswitch(j, cb, arg);
 		if (ret < 0) {
 			sl__jfail(j, "journal %s: retire file %" PRIu64 ": %s", j->dir, j->file_seq,
@@ -629,18 +616,18 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 			return sl_journal_commit(j, ring, ud, cb, arg);
 		}
 	}
-	int ret = sl__jprealloc(j, j->pos + j->len);
+	int ret = sl__jprealloc(j, j->pos + j->fb.len);
 	if (ret == 0) {
-		uint8_t *h = j->buf;
+		uint8_t *h = j->fb.p;
 		sl_put_le32(h + SL_JF_MAGIC, SL_JF_MAGIC_V);
 		sl_put_le32(h + SL_JF_LEN, (uint32_t)flen);
 		sl_put_le32(h + SL_JF_CHUNKS, j->n_chunks);
 		sl_put_le64(h + SL_JF_SEQ, j->frame_seq);
 		sl_put_le64(h + SL_JF_RESERVED, 0);
 		sl_put_le32(h + SL_JF_CRC,
-		            sl_crc32c(0, h + SL_JF_CRC_FROM, j->len - SL_JF_CRC_FROM));
-		ssize_t w = sl__pwrite_all(j->fd, j->buf, j->len, j->pos);
-		ret = w == (ssize_t)j->len ? 0 : w < 0 ? (int)w : -ENOSPC;
+		            sl_crc32c(0, h + SL_JF_CRC_FROM, j->fb.len - SL_JF_CRC_FROM));
+		ssize_t w = sl__pwrite_all(j->fd, j->fb.p, j->fb.len, j->pos);
+		ret = w == (ssize_t)j->fb.len ? 0 : w < 0 ? (int)w : -ENOSPC;
 	}
 	if (ret < 0) {
 		if (ret == -ENOSPC || ret == -EDQUOT) {
@@ -667,7 +654,7 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 		sl__jfail(j,
 		          "journal %s: write of %020" PRIu64 ".jnl (bytes %" PRIu64 "..%" PRIu64
 		          ") failed: %s; partitions stopped",
-		          j->dir, j->file_seq, j->pos, j->pos + j->len, strerror(-ret));
+		          j->dir, j->file_seq, j->pos, j->pos + j->fb.len, strerror(-ret));
 		return sl_journal_commit(j, ring, ud, cb, arg);
 	}
 	if (j->full) {
@@ -683,11 +670,11 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 	j->inflight = true;
 	j->inflight_t0 = sl_now_ns();
 	j->inflight_pos = j->pos;
-	j->inflight_len = j->len;
+	j->inflight_len = j->fb.len;
 	j->inflight_fail = ++j->n_syncs == j->opts.fail_sync_at;
-	j->pos += j->len;
+	j->pos += j->fb.len;
 	j->frame_seq++;
-	j->stats.bytes += j->len;
+	j->stats.bytes += j->fb.len;
 	j->stats.frames++;
 	j->stats.chunks += j->n_chunks;
 	/* The frame's logs wait in `flight`; the next frame gathers. */
@@ -696,28 +683,10 @@ int sl_journal_commit(struct sl_journal *j, struct io_uring *ring, uint64_t ud, 
 	j->open = t;
 	j->open.n = 0;
 	j->open_gen++;
-	j->peak = j->len > j->peak ? j->len : j->peak - j->peak / 8;
-	if (j->cap > SL_LOG_BUF_KEEP && j->cap > 4 * j->peak) {
-		size_t cap = 2 * j->peak < SL_LOG_BUF_KEEP ? SL_LOG_BUF_KEEP : 2 * j->peak;
-		uint8_t *p = realloc(j->buf, cap);
-		if (p) {
-			j->buf = p;
-			j->cap = cap;
-		}
-	}
-	j->len = SL_JF_HDR;
+	sl__wbuf_reuse(&j->fb, 0);
+	j->fb.len = SL_JF_HDR;
 	j->n_chunks = 0;
 	return 1;
-}
-
-static uint32_t sl__jbucket(uint64_t ns)
-{
-	static const uint64_t le[SL_LOG_SYNC_BUCKETS] = SL_LOG_SYNC_BUCKETS_US;
-	uint64_t us = ns / 1000;
-	uint32_t k = 0;
-	while (us > le[k])
-		k++;
-	return k;
 }
 
 int sl_journal_on_cqe(struct sl_journal *j, int res, sl_journal_cb cb, void *arg)
@@ -747,7 +716,7 @@ int sl_journal_on_cqe(struct sl_journal *j, int res, sl_journal_cb cb, void *arg
 	}
 	j->stats.syncs++;
 	j->stats.sync_ns += now - j->inflight_t0;
-	j->stats.sync_hist[sl__jbucket(now - j->inflight_t0)]++;
+	j->stats.sync_hist[sl__hist_bucket(now - j->inflight_t0)]++;
 	for (uint32_t i = 0; i < j->flight.n; i++) {
 		struct sl__jent *e = &j->flight.v[i];
 		struct sl_log *log = e->log;

@@ -240,8 +240,17 @@ uint64_t sl__prealloc_first(const struct sl_log *log);
  * interleaved pairs each): the cost is the journal's work for the new
  * extents during the run, which a whole segment paid at its creation. */
 int sl__prealloc_ahead(struct sl_log *log, uint64_t need_end);
-/* The size of the next step (twice the last, within the bounds). */
+/* The size of the next step (twice the last, within the bounds); the
+ * journal's files step the same way (sl__prealloc_step of its last). */
 uint64_t sl__prealloc_next_step(const struct sl_log *log);
+uint64_t sl__prealloc_step(uint64_t last);
+/* fsync of a folder (a name made durable): 0 or -errno. Any thread. */
+int sl__fsync_dir(const char *dir);
+/* The latency bucket of ns (SL_LOG_SYNC_BUCKETS_US). Pure. */
+uint32_t sl__hist_bucket(uint64_t ns);
+/* Empties a write buffer for its next use, shrinking one that an overload
+ * grew far past its recent peak (commit.c says why). */
+void sl__wbuf_reuse(struct sl_wbuf *b, uint64_t first_offset);
 
 /* Any thread, on the caller's own segment / descriptors: */
 int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos);

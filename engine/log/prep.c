@@ -222,14 +222,17 @@ void sl__segprep_cancel(struct sl_segprep *p, struct sl_segprep_req *rq)
 	pthread_mutex_unlock(&p->mu);
 }
 
-int sl_segprep_call(struct sl_segprep *p, void (*fn)(void *arg), void *arg)
+/* Queues job j (it carries `len` file bytes, 0 for a call) unless the
+ * file bytes held would pass SL__FJOB_MAX_BYTES: 0 or -EBUSY (j is then
+ * the caller's). */
+static int sl__fjob_push(struct sl_segprep *p, struct sl__fjob *j, size_t len)
 {
-	struct sl__fjob *j = calloc(1, sizeof(*j));
-	if (!j)
-		return -ENOMEM;
-	j->fn = fn;
-	j->arg = arg;
 	pthread_mutex_lock(&p->mu);
+	if (len && p->fbytes + len > SL__FJOB_MAX_BYTES) {
+		pthread_mutex_unlock(&p->mu);
+		return -EBUSY;
+	}
+	p->fbytes += len;
 	if (p->ftail)
 		p->ftail->next = j;
 	else
@@ -238,6 +241,16 @@ int sl_segprep_call(struct sl_segprep *p, void (*fn)(void *arg), void *arg)
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return 0;
+}
+
+int sl_segprep_call(struct sl_segprep *p, void (*fn)(void *arg), void *arg)
+{
+	struct sl__fjob *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	return sl__fjob_push(p, j, 0);
 }
 
 void sl_segprep_drain(struct sl_segprep *p)
@@ -255,19 +268,8 @@ int sl_segprep_write_file(struct sl_segprep *p, char *path, void *buf, size_t le
 	if (!j)
 		return -ENOMEM;
 	*j = (struct sl__fjob){.path = path, .buf = buf, .len = len, .unlink_after = unlink_after};
-	pthread_mutex_lock(&p->mu);
-	if (p->fbytes + len > SL__FJOB_MAX_BYTES) {
-		pthread_mutex_unlock(&p->mu);
+	int ret = sl__fjob_push(p, j, len);
+	if (ret < 0)
 		free(j);
-		return -EBUSY;
-	}
-	p->fbytes += len;
-	if (p->ftail)
-		p->ftail->next = j;
-	else
-		p->fhead = j;
-	p->ftail = j;
-	pthread_cond_signal(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	return 0;
+	return ret;
 }

@@ -92,10 +92,15 @@ int sl__prealloc(struct sl_log *log, int fd)
 
 uint64_t sl__prealloc_next_step(const struct sl_log *log)
 {
+	return sl__prealloc_step(log->alloc_step);
+}
+
+uint64_t sl__prealloc_step(uint64_t last)
+{
 	/* Each step twice the last, up to SL_LOG_PREALLOC_MAX_STEP: a busy
 	 * partition soon takes large steps (few calls), an idle one holds
 	 * little it does not use. */
-	uint64_t step = 2 * log->alloc_step;
+	uint64_t step = 2 * last;
 	if (step > SL_LOG_PREALLOC_MAX_STEP)
 		step = SL_LOG_PREALLOC_MAX_STEP;
 	if (step < SL_LOG_PREALLOC_FIRST)
@@ -172,9 +177,9 @@ int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos)
 	return 0;
 }
 
-static int sl__fsync_dir(struct sl_log *log)
+int sl__fsync_dir(const char *dir)
 {
-	int fd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	int ret = fsync(fd) < 0 ? -errno : 0;
@@ -234,7 +239,7 @@ int sl__seg_create(struct sl_log *log, uint64_t base)
 		ret = sl__seg_take_prepared(log, base, &fd);
 		if (ret == 0) {
 			/* The name must be durable before anything in it is. */
-			ret = sl__fsync_dir(log);
+			ret = sl__fsync_dir(log->dir);
 			if (ret < 0) {
 				sl__fail(log, "sync folder %s: %s", log->dir, strerror(-ret));
 				goto out;
@@ -267,7 +272,7 @@ int sl__seg_create(struct sl_log *log, uint64_t base)
 		sl__fail(log, "pre-allocate %s: %s", path, strerror(-ret));
 		goto out;
 	}
-	ret = sl__fsync_dir(log);
+	ret = sl__fsync_dir(log->dir);
 	if (ret < 0) {
 		sl__fail(log, "sync folder %s: %s", log->dir, strerror(-ret));
 		goto out;

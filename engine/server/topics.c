@@ -114,12 +114,19 @@ static void sl__rt_sweep(const char *data_dir)
 	closedir(d);
 }
 
+/* The topic named `name` among v[0..n), or NULL. */
+static const struct sl_config_topic *sl__in(const struct sl_config_topic *v, size_t n,
+                                            const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			return &v[i];
+	return NULL;
+}
+
 static const struct sl_config_topic *sl__cfg_topic(const struct sl_server *srv, const char *name)
 {
-	for (uint32_t i = 0; i < srv->opts.n_config_topics; i++)
-		if (!strcmp(srv->opts.config_topics[i].name, name))
-			return &srv->opts.config_topics[i];
-	return NULL;
+	return sl__in(srv->opts.config_topics, srv->opts.n_config_topics, name);
 }
 
 /* Reads a registry file: *v (malloc'd, *n entries; none when the file
@@ -181,15 +188,6 @@ out:
 	sl_config_node_free(root);
 	free(yaml);
 	return ret;
-}
-
-static const struct sl_config_topic *sl__in(const struct sl_config_topic *v, uint32_t n,
-                                            const char *name)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (!strcmp(v[i].name, name))
-			return &v[i];
-	return NULL;
 }
 
 int sl_server_runtime_topics_check(const char *data_dir, const struct sl_config_topic *cfg,
@@ -255,9 +253,8 @@ int sl__rt_load(struct sl_server *srv, struct sl_topic_spec **specs, uint32_t *n
 	}
 	for (size_t i = 0; i < m; i++) {
 		struct sl_config_topic *t = &v[i];
-		const struct sl_config_topic *c =
-		    sl__in(o->config_topics, o->n_config_topics, t->name);
-		bool dup = sl__in(srv->rt.v, (uint32_t)srv->rt.n, t->name) != NULL;
+		const struct sl_config_topic *c = sl__cfg_topic(srv, t->name);
+		bool dup = sl__in(srv->rt.v, srv->rt.n, t->name) != NULL;
 		if (c && c->partitions != t->partitions) {
 			snprintf(
 			    err, errlen,
@@ -348,10 +345,8 @@ static void sl__setting(void *arg, const char *key, const char *value)
 
 static struct sl_config_topic *sl__rt_find(struct sl_server *srv, const char *name)
 {
-	for (size_t i = 0; i < srv->rt.n; i++)
-		if (!strcmp(srv->rt.v[i].name, name))
-			return &srv->rt.v[i];
-	return NULL;
+	/* The registry is the server's own (mutable) array. */
+	return (struct sl_config_topic *)sl__in(srv->rt.v, srv->rt.n, name);
 }
 
 static struct json_object *sl__topic_json(struct sl_server *srv, const struct sl_topic *t)
@@ -759,10 +754,9 @@ int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_
 		                   (int)name_len, name);
 		goto out;
 	}
-	size_t k = 0;
-	while (k < srv->rt.n && strcmp(srv->rt.v[k].name, t->name))
-		k++;
-	if (!t->runtime || k == srv->rt.n) {
+	struct sl_config_topic *rt = sl__rt_find(srv, t->name);
+	size_t k = rt ? (size_t)(rt - srv->rt.v) : srv->rt.n;
+	if (!t->runtime || !rt) {
 		status = sl__error(body, blen, 409, "config_topic",
 		                   "topic '%s' is defined in the config: remove it there", t->name);
 		goto out;
