@@ -63,6 +63,59 @@ int sl__cfg_open_ports_check(struct sl__ld *ld, const struct sl_config_node *map
 	return 0;
 }
 
+/* A replicated topic needs a cluster to put its replicas on. */
+int sl__cfg_root_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                       void *obj)
+{
+	const struct sl_config *cfg = obj;
+	int rc = sl__cfg_open_ports_check(ld, map, path, obj);
+
+	if (rc || cfg->cluster.n_etcd)
+		return rc;
+	for (size_t i = 0; i < cfg->n_topics; i++)
+		if (cfg->topics[i].replicas > 1)
+			return sl__cfg_fail(
+			    ld, cfg->topics[i].line, "topics",
+			    "topic '%s' asks for %u replicas, but this node is not in a "
+			    "cluster (set cluster.etcd)",
+			    cfg->topics[i].name, cfg->topics[i].replicas);
+	return 0;
+}
+
+/* The etcd client speaks plain HTTP to etcd's gateway (etcd/etcd.h). */
+int sl__cfg_cluster_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                          void *obj)
+{
+	const struct sl_config_cluster *c = obj;
+
+	for (size_t i = 0; i < c->n_etcd; i++)
+		if (strncmp(c->etcd[i], "http://", 7) || !c->etcd[i][7])
+			return sl__cfg_fail(
+			    ld, map->line, path,
+			    "etcd endpoint '%s': expected http://host:port (https is "
+			    "not supported)",
+			    c->etcd[i]);
+	return 0;
+}
+
+/* acks and min_insync default from the replica count (PRODUCT.md): quorum
+ * from three replicas, a majority in sync. */
+int sl__cfg_topic_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                        void *obj)
+{
+	struct sl_config_topic *t = obj;
+
+	if (!sl_config_node_get(map, "acks"))
+		t->acks = t->replicas >= 3 ? SL_CONFIG_ACKS_QUORUM : SL_CONFIG_ACKS_LEADER;
+	if (!sl_config_node_get(map, "min_insync"))
+		t->min_insync = t->replicas / 2 + 1;
+	if (t->min_insync > t->replicas)
+		return sl__cfg_fail(ld, map->line, path,
+		                    "min_insync (%u) is larger than replicas (%u)", t->min_insync,
+		                    t->replicas);
+	return 0;
+}
+
 static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from, const char *name,
                            uint32_t line)
 {

@@ -99,6 +99,49 @@ static void sl__http_fmt(const void *obj, char *buf, size_t len)
 	sl__addr_fmt(&((const struct sl_config *)obj)->listen.http, buf, len);
 }
 
+/* cluster.advertise.*: an address, or empty (null) for "the listen one". */
+static int sl__adv_parse(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                         struct sl_config_addr *a)
+{
+	if (n->kind == SL_CONFIG_NODE_NULL || (n->kind == SL_CONFIG_NODE_SCALAR && !*n->value)) {
+		free(a->host);
+		a->host = NULL;
+		a->port = 0;
+		return 0;
+	}
+	return sl__addr_parse(ld, n, path, a);
+}
+
+static void sl__adv_fmt(const struct sl_config_addr *a, char *buf, size_t len)
+{
+	if (a->host)
+		sl__addr_fmt(a, buf, len);
+	else
+		snprintf(buf, len, "%s", "");
+}
+
+static int sl__adv_native_parse(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                                void *obj)
+{
+	return sl__adv_parse(ld, n, path, &((struct sl_config_cluster *)obj)->adv_native);
+}
+
+static void sl__adv_native_fmt(const void *obj, char *buf, size_t len)
+{
+	sl__adv_fmt(&((const struct sl_config_cluster *)obj)->adv_native, buf, len);
+}
+
+static int sl__adv_http_parse(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
+                              void *obj)
+{
+	return sl__adv_parse(ld, n, path, &((struct sl_config_cluster *)obj)->adv_http);
+}
+
+static void sl__adv_http_fmt(const void *obj, char *buf, size_t len)
+{
+	sl__adv_fmt(&((const struct sl_config_cluster *)obj)->adv_http, buf, len);
+}
+
 /* ---- The tables ------------------------------------------------------------ */
 
 static const struct sl__key sl__listen_keys[] = {
@@ -177,6 +220,56 @@ static const struct sl__section sl__auth_section = {
     .n_keys = SL_ARRAY_LEN(sl__auth_keys),
 };
 
+#define N struct sl_config
+
+static const struct sl__key sl__node_keys[] = {
+    {"id", SL__T_NAME, SL__FIELD(N, node_id),
+     .doc = "this node's name, unique in its cluster; default: the host name"},
+};
+
+#undef N
+
+static const struct sl__section sl__node_section = {
+    .keys = sl__node_keys,
+    .n_keys = SL_ARRAY_LEN(sl__node_keys),
+};
+
+static const struct sl__key sl__advertise_keys[] = {
+    {"native", SL__T_CUSTOM, 0, .parse = sl__adv_native_parse, .fmt = sl__adv_native_fmt,
+     .doc = "host:port other nodes and clients reach the native port at; empty: listen's"},
+    {"http", SL__T_CUSTOM, 0, .parse = sl__adv_http_parse, .fmt = sl__adv_http_fmt,
+     .doc = "host:port of the HTTP port as others reach it; empty: listen's"},
+};
+
+static const struct sl__section sl__advertise_section = {
+    .keys = sl__advertise_keys,
+    .n_keys = SL_ARRAY_LEN(sl__advertise_keys),
+};
+
+#define C struct sl_config_cluster
+
+static const struct sl__key sl__cluster_keys[] = {
+    {"etcd", SL__T_STRS, offsetof(C, etcd), .off_n = offsetof(C, n_etcd),
+     .doc = "etcd endpoints (http://host:port); empty: this node runs alone"},
+    {"name", SL__T_NAME, SL__FIELD(C, name),
+     .doc = "the cluster's name: its keys live under /sluice/<name>/ in etcd"},
+    /* Both addresses live in the cluster struct itself (offset 0). */
+    {"advertise", SL__T_MAP, 0, .sub = &sl__advertise_section,
+     .doc = "where other nodes and clients reach this node"},
+    /* etcd refuses leases shorter than 1.5 election timeouts (1.5 s by
+     * default); an hour would let a dead node's partitions wait that long. */
+    {"session_ttl", SL__T_DURATION, SL__FIELD(C, session_ttl_ns), .lo = 2000000000ull,
+     .doc = "the node's lease: a node silent this long is dead to the cluster"},
+};
+
+#undef C
+
+static const struct sl__section sl__cluster_section = {
+    .keys = sl__cluster_keys,
+    .n_keys = SL_ARRAY_LEN(sl__cluster_keys),
+    .check = sl__cfg_cluster_check,
+};
+
 #define R struct sl_config
 
 static const struct sl__key sl__root_keys[] = {
@@ -201,6 +294,9 @@ static const struct sl__key sl__root_keys[] = {
      .sub = &sl__sink_section, .late = true, .doc = "plugins that write a topic out"},
     {"auth", SL__T_MAP, offsetof(R, auth), .sub = &sl__auth_section,
      .doc = "the token both ports demand; absent: loopback addresses only"},
+    {"node", SL__T_MAP, 0, .sub = &sl__node_section, .doc = "this node"},
+    {"cluster", SL__T_MAP, offsetof(R, cluster), .sub = &sl__cluster_section,
+     .doc = "the cluster this node joins through etcd; no endpoints: alone"},
 };
 
 #undef R
@@ -208,7 +304,7 @@ static const struct sl__key sl__root_keys[] = {
 const struct sl__section sl__root_section = {
     .keys = sl__root_keys,
     .n_keys = SL_ARRAY_LEN(sl__root_keys),
-    .check = sl__cfg_open_ports_check,
+    .check = sl__cfg_root_check,
 };
 
 /* ---- Whole configuration --------------------------------------------------------- */
@@ -243,6 +339,13 @@ void sl_config_free(struct sl_config *cfg)
 	free(cfg->listen.native.host);
 	free(cfg->listen.http.host);
 	free(cfg->auth.token_file);
+	free(cfg->node_id);
+	for (size_t i = 0; i < cfg->cluster.n_etcd; i++)
+		free(cfg->cluster.etcd[i]);
+	free(cfg->cluster.etcd);
+	free(cfg->cluster.name);
+	free(cfg->cluster.adv_native.host);
+	free(cfg->cluster.adv_http.host);
 	for (size_t i = 0; i < cfg->n_plugin_path; i++)
 		free(cfg->plugin_path[i]);
 	free(cfg->plugin_path);

@@ -143,6 +143,16 @@ enum sl_config_cleanup {
 	SL_CONFIG_CLEANUP_COMPACT,
 };
 
+/* When a replicated topic acks an event (PRODUCT.md, Cluster). */
+enum sl_config_acks {
+	SL_CONFIG_ACKS_LEADER, /* the leader's fdatasync: a failover can lose it */
+	SL_CONFIG_ACKS_QUORUM, /* a majority of the replicas hold it durably */
+	SL_CONFIG_ACKS_ALL,    /* every in-sync replica, at least min_insync of them */
+};
+
+/* Replicas a topic may ask for: a partition's state in etcd lists them. */
+#define SL_CONFIG_MAX_REPLICAS 7
+
 /* Per-topic defaults for keys a topic entry omits. */
 #define SL_CONFIG_TOPIC_PARTITIONS      8
 #define SL_CONFIG_TOPIC_MAX_PARTITIONS  4096
@@ -175,6 +185,17 @@ struct sl_config_auth {
 	bool allow_unauthenticated;
 };
 
+/* `cluster`: the node joins a cluster through etcd (PRODUCT.md, Cluster).
+ * An empty `etcd` list (the default) is a node alone. */
+struct sl_config_cluster {
+	char **etcd; /* endpoint URLs, http://host:port */
+	size_t n_etcd;
+	char *name;                       /* etcd key prefix /sluice/<name>/ */
+	struct sl_config_addr adv_native; /* host NULL: listen.native */
+	struct sl_config_addr adv_http;   /* host NULL: listen.http */
+	uint64_t session_ttl_ns;          /* the node's lease in etcd */
+};
+
 struct sl_config_topic {
 	char *name;
 	uint32_t partitions; /* 1..4096 */
@@ -188,7 +209,14 @@ struct sl_config_topic {
 	uint64_t retention_age_ns; /* 0 = no limit */
 	enum sl_config_cleanup cleanup;
 	uint64_t segment_bytes;
-	bool derived; /* not listed: made for a pipeline's `to` */
+	/* Cluster mode. acks defaults to quorum from 3 replicas, else leader;
+	 * min_insync to a majority of the replicas. */
+	uint32_t replicas; /* 1..SL_CONFIG_MAX_REPLICAS; > 1 needs `cluster` */
+	enum sl_config_acks acks;
+	uint32_t min_insync;         /* 1..replicas */
+	uint64_t replica_lag_max_ns; /* a follower this far behind leaves the ISR */
+	bool unclean_election;       /* an out-of-sync replica may lead (loses data) */
+	bool derived;                /* not listed: made for a pipeline's `to` */
 	uint32_t line;
 };
 
@@ -259,6 +287,8 @@ struct sl_config {
 	struct sl_config_consumer *sinks;
 	size_t n_sinks;
 	struct sl_config_auth auth;
+	char *node_id; /* `node: { id }`; NULL: the host name */
+	struct sl_config_cluster cluster;
 };
 
 /* The embedded default as YAML text (static, NUL-terminated). */

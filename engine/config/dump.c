@@ -148,7 +148,8 @@ static int sl__value(yaml_emitter_t *e, const struct sl__key *key, const void *o
 	case SL__T_ENUM:
 		v = sl__load_uint(field, key->size);
 		return sl__scalar(e, v < key->n_names ? key->names[v] : "?", false);
-	case SL__T_PATHS: {
+	case SL__T_PATHS:
+	case SL__T_STRS: {
 		char *const *arr = *(char *const *const *)field;
 		size_t n = *(const size_t *)((const char *)obj + key->off_n);
 

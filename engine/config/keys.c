@@ -497,7 +497,7 @@ static void sl__store_uint(void *field, size_t size, uint64_t v)
 
 /* A list of paths replaces the one there: lists are what a file says. */
 static int sl__get_paths(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
-                         char ***arr, size_t *n)
+                         char ***arr, size_t *n, bool resolve)
 {
 	char p[SL__PATH];
 	int rc;
@@ -517,7 +517,11 @@ static int sl__get_paths(struct sl__ld *ld, const struct sl_config_node *seq, co
 	for (size_t i = 0; i < seq->n_items; i++) {
 		sl__cfg_idx(p, path, i);
 		*n = i + 1;
-		if ((rc = sl__get_path(ld, &seq->items[i], p, &(*arr)[i])))
+		if (resolve)
+			rc = sl__get_path(ld, &seq->items[i], p, &(*arr)[i]);
+		else if (!(rc = sl__cfg_want_scalar(ld, &seq->items[i], p, "a string")))
+			rc = sl__set_str(ld, &(*arr)[i], seq->items[i].value);
+		if (rc)
 			return rc;
 	}
 	return 0;
@@ -604,7 +608,9 @@ int sl__cfg_key_parse(struct sl__ld *ld, const struct sl__key *key, const struct
 		sl__store_uint(field, key->size, v);
 		return 0;
 	case SL__T_PATHS:
-		return sl__get_paths(ld, n, path, field, (size_t *)((char *)obj + key->off_n));
+	case SL__T_STRS:
+		return sl__get_paths(ld, n, path, field, (size_t *)((char *)obj + key->off_n),
+		                     key->type == SL__T_PATHS);
 	case SL__T_MAP:
 		return sl__cfg_section_parse(ld, key->sub, n, path, field);
 	case SL__T_SEQ:

@@ -47,6 +47,7 @@ enum sl__type {
 	SL__T_PATH,     /* char *, resolved against the file's folder */
 	SL__T_ENUM,     /* an enum (int sized), one of `names` */
 	SL__T_PATHS,    /* char ** at off, size_t count at off_n: a list of paths */
+	SL__T_STRS,     /* like PATHS, the strings kept as written (URLs) */
 	SL__T_MAP,      /* a nested section (`sub`) in the same struct */
 	SL__T_SEQ,      /* an array of `sub` sections at off, count at off_n */
 	SL__T_ARGS,     /* struct sl_config_node *: a free-form map for plugins */
@@ -157,6 +158,12 @@ void sl__cfg_topic_clear(struct sl_config_topic *t);
 ssize_t sl__cfg_topic_index(const struct sl_config *cfg, const char *name);
 void sl__cfg_pipelines_free(struct sl_config_pipeline *arr, size_t n);
 void sl__cfg_consumers_free(struct sl_config_consumer *arr, size_t n);
+int sl__cfg_root_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                       void *obj);
+int sl__cfg_cluster_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                          void *obj);
+int sl__cfg_topic_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
+                        void *obj);
 int sl__cfg_open_ports_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,
                              void *obj);
 int sl__cfg_limits_check(struct sl__ld *ld, const struct sl_config_node *map, const char *path,

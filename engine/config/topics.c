@@ -14,6 +14,12 @@ static const char *const sl__partitioner_names[] = {
     [SL_CONFIG_PART_DIRECTORY] = "directory",
 };
 
+static const char *const sl__acks_names[] = {
+    [SL_CONFIG_ACKS_LEADER] = "leader",
+    [SL_CONFIG_ACKS_QUORUM] = "quorum",
+    [SL_CONFIG_ACKS_ALL] = "all",
+};
+
 static const char *const sl__cleanup_names[] = {
     [SL_CONFIG_CLEANUP_DELETE] = "delete",
     [SL_CONFIG_CLEANUP_COMPACT] = "compact",
@@ -36,6 +42,10 @@ static int sl__topic_init(void *obj)
 	t->retention_age_ns = SL_CONFIG_TOPIC_RETENTION_AGE;
 	t->cleanup = SL_CONFIG_CLEANUP_DELETE;
 	t->segment_bytes = SL_CONFIG_TOPIC_SEGMENT_BYTES;
+	t->replicas = 1;
+	t->acks = SL_CONFIG_ACKS_LEADER;
+	t->min_insync = 1;
+	t->replica_lag_max_ns = 10ull * 1000000000ull;
 	t->partitioner_args = sl__cfg_empty_map();
 	return t->partitioner_args ? 0 : -ENOMEM;
 }
@@ -203,6 +213,18 @@ static const struct sl__key sl__topic_keys[] = {
      * with it); 1 GiB keeps positions in 32 bits. */
     {"segment_bytes", SL__T_SIZE, SL__FIELD(T, segment_bytes), .lo = 4096, .hi = 1ull << 30,
      .doc = "size of a log segment"},
+    {"replicas", SL__T_INT, SL__FIELD(T, replicas), .lo = 1, .hi = SL_CONFIG_MAX_REPLICAS,
+     .doc = "copies of each partition on distinct nodes (cluster mode)"},
+    {"acks", SL__T_ENUM, SL__FIELD(T, acks), .names = sl__acks_names,
+     .n_names = SL_ARRAY_LEN(sl__acks_names),
+     .doc = "when an event is acked: leader, quorum or all (default: quorum from 3 replicas)"},
+    {"min_insync", SL__T_INT, SL__FIELD(T, min_insync), .lo = 1, .hi = SL_CONFIG_MAX_REPLICAS,
+     .doc = "acks: all refuses events while fewer replicas are in sync (default: a majority)"},
+    /* Under a millisecond every scheduling hiccup would shrink the ISR. */
+    {"replica_lag_max", SL__T_DURATION, SL__FIELD(T, replica_lag_max_ns), .lo = 1000000,
+     .doc = "a follower this far behind the leader leaves the in-sync set"},
+    {"unclean_election", SL__T_BOOL, SL__FIELD(T, unclean_election),
+     .doc = "let an out-of-sync replica lead when no in-sync one is left (loses events)"},
 };
 
 #undef T
@@ -216,6 +238,7 @@ const struct sl__section sl__topic_section = {
     .name_off = offsetof(struct sl_config_topic, name),
     .unique_name = true,
     .init = sl__topic_init,
+    .check = sl__cfg_topic_check,
 };
 
 ssize_t sl__cfg_topic_index(const struct sl_config *cfg, const char *name)

@@ -909,7 +909,8 @@ Test(config, unknown_keys_are_errors)
 	                "<string>:1: unknown key 'data_dri' (did you mean 'data_dir'?)", true);
 	expect_error("cores: 1\nmystery: 1\n",
 	             "<string>:2: unknown key 'mystery' (expected one of: data_dir, cores, listen, "
-	             "limits, plugin_path, topics, pipelines, projections, sinks, auth)");
+	             "limits, plugin_path, topics, pipelines, projections, sinks, auth, node, "
+	             "cluster)");
 	expect_error("listen: { native: 127.0.0.1:1, admin: 127.0.0.1:2 }\n",
 	             "<string>:1: listen: unknown key 'admin'");
 	expect_error("limits:\n  max_conections: 5\n",
@@ -1411,7 +1412,8 @@ Test(config, every_key_has_a_doc_and_is_printed)
 	     "pipelines: [ { name: p, from: a, to: b, transforms: [ { plugin: f } ] } ]\n"
 	     "projections: [ { name: pr, plugin: counter, from: a } ]\n"
 	     "sinks: [ { name: s, plugin: jsonl, from: b } ]\n"
-	     "auth: { token_file: /etc/sluice/token }\n",
+	     "auth: { token_file: /etc/sluice/token }\n"
+	     "node: { id: n1 }\n",
 	     NULL, &c);
 	d = dump_str(&c);
 	check_table(&sl__root_section, d, 0);
@@ -1589,4 +1591,67 @@ Test(config, projection_snapshot_cadence)
 	expect_error("topics: [ { name: a } ]\nsinks:\n"
 	             "  - { name: s, plugin: jsonl, from: a, snapshot: { every: 1s } }\n",
 	             "sinks[0]: unknown key 'snapshot'");
+}
+
+Test(config, cluster_keys_and_replicated_topics)
+{
+	struct sl_config c;
+
+	load("node: { id: n2 }\n"
+	     "cluster: { etcd: [ http://127.0.0.1:2379, http://127.0.0.1:2479 ], name: c1,\n"
+	     "           advertise: { native: 10.0.0.5:7400 }, session_ttl: 3s }\n"
+	     "auth: { allow_unauthenticated: true }\n"
+	     "topics:\n"
+	     "  - { name: a, replicas: 3 }\n"
+	     "  - { name: b, replicas: 2 }\n"
+	     "  - { name: c, replicas: 3, acks: all, min_insync: 3, replica_lag_max: 2s,\n"
+	     "      unclean_election: true }\n",
+	     NULL, &c);
+	cr_assert_str_eq(c.node_id, "n2");
+	cr_assert_eq(c.cluster.n_etcd, 2);
+	cr_assert_str_eq(c.cluster.etcd[1], "http://127.0.0.1:2479");
+	cr_assert_str_eq(c.cluster.name, "c1");
+	cr_assert_str_eq(c.cluster.adv_native.host, "10.0.0.5");
+	cr_assert_eq(c.cluster.adv_native.port, 7400);
+	cr_assert_null(c.cluster.adv_http.host);
+	cr_assert_eq(c.cluster.session_ttl_ns, 3000000000ull);
+	/* Defaults follow the replica count. */
+	cr_assert_eq(c.topics[0].acks, SL_CONFIG_ACKS_QUORUM);
+	cr_assert_eq(c.topics[0].min_insync, 2);
+	cr_assert_eq(c.topics[1].acks, SL_CONFIG_ACKS_LEADER);
+	cr_assert_eq(c.topics[1].min_insync, 2);
+	cr_assert_eq(c.topics[2].acks, SL_CONFIG_ACKS_ALL);
+	cr_assert_eq(c.topics[2].min_insync, 3);
+	cr_assert_eq(c.topics[2].replica_lag_max_ns, 2000000000ull);
+	cr_assert(c.topics[2].unclean_election);
+	sl_config_free(&c);
+
+	/* The default is a node alone. */
+	cr_assert_eq(sl_config_default(&c), 0);
+	cr_assert_eq(c.cluster.n_etcd, 0);
+	cr_assert_str_eq(c.cluster.name, "sluice");
+	cr_assert_eq(c.cluster.session_ttl_ns, 5000000000ull);
+	cr_assert_eq(c.topics[0].replicas, 1);
+	cr_assert_eq(c.topics[0].acks, SL_CONFIG_ACKS_LEADER);
+	sl_config_free(&c);
+
+	expect_error("topics: [ { name: a, replicas: 3 } ]\n",
+	             "<string>:1: topics: topic 'a' asks for 3 replicas, but this node is not in a "
+	             "cluster (set cluster.etcd)");
+	expect_error("cluster: { etcd: [ http://e:1 ] }\n"
+	             "topics: [ { name: a, replicas: 2, min_insync: 3 } ]\n",
+	             "<string>:2: topics[0]: min_insync (3) is larger than replicas (2)");
+	expect_error("cluster: { etcd: [ https://e:1 ] }\n",
+	             "<string>:1: cluster: etcd endpoint 'https://e:1': expected http://host:port "
+	             "(https is not supported)");
+	expect_error("topics: [ { name: a, replicas: 8 } ]\n",
+	             "<string>:1: topics[0].replicas: expected an integer 1..7, got '8'");
+	expect_error("topics: [ { name: a, acks: some } ]\n",
+	             "<string>:1: topics[0].acks: expected leader, quorum or all, got 'some'");
+	expect_error("cluster: { session_ttl: 1s }\n",
+	             "<string>:1: cluster.session_ttl: expected a duration of at least 2s, got "
+	             "'1s'");
+	expect_error("node: { id: 'a b' }\n",
+	             "<string>:1: node.id: expected a name of letters, digits, '.', '_' and '-' "
+	             "(1..128 characters, not starting with '.' or '-'), got 'a b'");
 }
