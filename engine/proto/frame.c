@@ -67,6 +67,10 @@ static const struct {
                                                 &sluice__v1__metadata_request__descriptor},
     [SLUICE__V1__FRAME_TYPE__FRAME_METADATA_RESULT] = {"METADATA_RESULT",
                                                        &sluice__v1__metadata__descriptor},
+    [SLUICE__V1__FRAME_TYPE__FRAME_REPLICA_FETCH] = {"REPLICA_FETCH",
+                                                     &sluice__v1__replica_fetch__descriptor},
+    [SLUICE__V1__FRAME_TYPE__FRAME_REPLICA_DATA] = {"REPLICA_DATA",
+                                                    &sluice__v1__replica_data__descriptor},
 };
 
 const ProtobufCMessageDescriptor *sl_frame_type_descriptor(uint8_t type)
