@@ -25,6 +25,9 @@ static const char *const sl__err_text[] = {
     [SL_ETIMEOUT - SL_EBASE] = "timed out",
     [SL_ELOG_FAILED - SL_EBASE] = "partition log failed",
     [SL_ELOG_FULL - SL_EBASE] = "no space left for the partition's log; retry later",
+    [SL_ENOT_LEADER - SL_EBASE] = "this node does not lead the partition; ask for metadata "
+                                  "and send to its leader",
+    [SL_ENOT_ENOUGH_REPLICAS - SL_EBASE] = "fewer replicas in sync than min_insync; retry later",
 };
 
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first)

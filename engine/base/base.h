@@ -38,23 +38,25 @@ extern "C" {
  */
 enum sl_err {
 	SL_EBASE = 10000,
-	SL_EFRAME_TOO_BIG, /* length prefix above the configured maximum */
-	SL_EFRAME_TRUNC,   /* input ended inside a frame */
-	SL_EPROTO_DECODE,  /* frame body is not valid protobuf */
-	SL_EPROTO_UNKNOWN, /* message type not known */
-	SL_EPROTO_VERSION, /* protocol version not supported */
-	SL_EPROTO_STATE,   /* message not allowed in this connection state */
-	SL_ECONFIG,        /* invalid configuration */
-	SL_ECORRUPT,       /* stored data failed its checksum */
-	SL_EFENCED,        /* producer epoch is older than the current one */
-	SL_ESEQ_GAP,       /* producer sequence beyond the accepted window */
-	SL_ECREDIT,        /* sent beyond the granted credits */
-	SL_EOVERLOAD,      /* rejected by the topic's overload policy */
-	SL_ENOTOPIC,       /* topic not known */
-	SL_EPLUGIN,        /* plugin refused (ABI, entry point, sizes) */
-	SL_ETIMEOUT,       /* deadline passed */
-	SL_ELOG_FAILED,    /* partition log stopped after an I/O error */
-	SL_ELOG_FULL,      /* partition's device is full: not stored, retry later */
+	SL_EFRAME_TOO_BIG,       /* length prefix above the configured maximum */
+	SL_EFRAME_TRUNC,         /* input ended inside a frame */
+	SL_EPROTO_DECODE,        /* frame body is not valid protobuf */
+	SL_EPROTO_UNKNOWN,       /* message type not known */
+	SL_EPROTO_VERSION,       /* protocol version not supported */
+	SL_EPROTO_STATE,         /* message not allowed in this connection state */
+	SL_ECONFIG,              /* invalid configuration */
+	SL_ECORRUPT,             /* stored data failed its checksum */
+	SL_EFENCED,              /* producer epoch is older than the current one */
+	SL_ESEQ_GAP,             /* producer sequence beyond the accepted window */
+	SL_ECREDIT,              /* sent beyond the granted credits */
+	SL_EOVERLOAD,            /* rejected by the topic's overload policy */
+	SL_ENOTOPIC,             /* topic not known */
+	SL_EPLUGIN,              /* plugin refused (ABI, entry point, sizes) */
+	SL_ETIMEOUT,             /* deadline passed */
+	SL_ELOG_FAILED,          /* partition log stopped after an I/O error */
+	SL_ELOG_FULL,            /* partition's device is full: not stored, retry later */
+	SL_ENOT_LEADER,          /* cluster: this node does not lead the partition */
+	SL_ENOT_ENOUGH_REPLICAS, /* acks: all with fewer than min_insync in sync */
 	SL_EMAX
 };
 

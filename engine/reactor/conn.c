@@ -79,6 +79,7 @@ static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 	free(c->out[0].p);
 	free(c->out[1].p);
 	free(c->acks);
+	free(c->replica_node);
 	free(c);
 }
 

@@ -62,6 +62,7 @@ struct sl_conn {
 	uint64_t producer_id;
 	uint32_t epoch;
 	bool idempotent;          /* sequences deduplicated (Hello did not turn it off) */
+	char *replica_node;       /* a cluster node fetching as a follower (malloc'd) */
 	struct sl_producer *prod; /* the registry's entry for producer_id */
 	uint64_t expect;          /* next sequence this session may send without a gap */
 	bool seq_known;           /* expect is known (else the first frame sets it) */

@@ -71,6 +71,25 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		                   : "wrong token");
 		return;
 	}
+	if (h->replica_node[0]) {
+		/* A follower node: it fetches, it never produces, so it takes no
+		 * producer id and no credits. */
+		c->replica_node = strdup(h->replica_node);
+		sl_frame_msg_free(m);
+		Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
+		w.version = SL_PROTO_VERSION;
+		w.max_frame_bytes = r->lim.max_frame_bytes;
+		w.server_name = "sluiced";
+		if (!c->replica_node ||
+		    sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, &w.base) < 0) {
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+			return;
+		}
+		c->deadline_ns = sl_now_ns() + (uint64_t)r->lim.idle_timeout_ms * 1000000u;
+		c->state = SL_CONN_READY;
+		sl__conn_mark_flush(r, c);
+		return;
+	}
 	uint64_t want = h->producer_id, next = 0;
 	c->idempotent = !h->idempotence_off;
 	/* The Hello is freed before the registry is asked: its proof is kept.
@@ -223,6 +242,76 @@ out:
 	sl_frame_msg_free(m);
 }
 
+/* A ReplicaData carrying only an error, answered by the reactor itself. */
+static void sl__replica_refuse(struct sl_reactor *r, struct sl_conn *c,
+                               const Sluice__V1__ReplicaFetch *rf, uint32_t code, const char *msg)
+{
+	Sluice__V1__ReplicaData d = SLUICE__V1__REPLICA_DATA__INIT;
+	d.request_id = rf->request_id;
+	d.topic = rf->topic;
+	d.partition = rf->partition;
+	d.base_offset = rf->offset;
+	d.error = (Sluice__V1__ErrorCode)code;
+	d.message = (char *)msg;
+	if (sl__conn_put_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_REPLICA_DATA, &d.base) < 0)
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+	sl__conn_mark_flush(r, c);
+}
+
+/* A follower node's fetch: to the reader, like a Fetch (read.h). */
+static void sl__on_replica_fetch(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
+{
+	ProtobufCMessage *m = sl__conn_request(r, c, f, "ReplicaFetch", "ReplicaFetch");
+	if (!m)
+		return;
+	Sluice__V1__ReplicaFetch *rf = (Sluice__V1__ReplicaFetch *)m;
+	if (!c->replica_node) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE,
+		              "ReplicaFetch from a session that is not a cluster node's");
+		goto out;
+	}
+	struct sl_topic *t = sl_topics_find(r->topics, rf->topic, strlen(rf->topic));
+	if (!t || rf->partition >= t->n_parts) {
+		sl__replica_refuse(r, c, rf, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC,
+		                   "unknown topic or partition");
+		goto out;
+	}
+	struct sl_fetch_req *req = calloc(1, sizeof(*req));
+	if (!req) {
+		sl__replica_refuse(r, c, rf, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	uint32_t wait = rf->wait_ms < SL_FETCH_MAX_WAIT_MS ? rf->wait_ms : SL_FETCH_MAX_WAIT_MS;
+	*req = (struct sl_fetch_req){
+	    .conn = c->slot,
+	    .gen = c->gen,
+	    .reactor = r->id,
+	    .topic = t->index,
+	    .partition = rf->partition,
+	    .offset = rf->offset,
+	    .max_bytes = rf->max_bytes,
+	    .request_id = rf->request_id,
+	    .deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
+	    .replica = true,
+	    .epoch = rf->leader_epoch,
+	    .last_epoch = rf->last_epoch,
+	    .durable = rf->durable,
+	};
+	snprintf(req->node, sizeof(req->node), "%s", c->replica_node);
+	if (r->stopping || sl_reader_submit(r->env->reader, req) < 0) {
+		free(req);
+		sl__replica_refuse(r, c, rf,
+		                   r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
+		                               : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD,
+		                   r->stopping ? "server is shutting down"
+		                               : "too many fetches in flight");
+		goto out;
+	}
+	c->owed++;
+out:
+	sl_frame_msg_free(m);
+}
+
 static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f)
 {
 	const struct sl_topics *ts = r->topics;
@@ -321,6 +410,9 @@ void sl__conn_on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_
 		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_METADATA:
 		sl__on_metadata(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_REPLICA_FETCH:
+		sl__on_replica_fetch(r, c, f);
 		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,

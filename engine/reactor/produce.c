@@ -96,6 +96,13 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 	    sl__overload(r, c, pr, t, part, index, ev))
 		return;
 
+	/* Cluster mode: only the partition's leader takes events, and under
+	 * acks: all only while enough replicas are in sync. */
+	if (SL_UNLIKELY(part->repl) && (ret = sl_prepl_admit(part->repl)) < 0) {
+		sl__conn_refuse(r, c, pr->base_sequence, index, (int32_t)sl_proto_wire_error(ret),
+		                sl__cost(ev));
+		return;
+	}
 	/* Producer id 0 tells the partition not to deduplicate (and is what
 	 * the log stores for such events, so recovery skips them too). */
 	uint64_t pid = c->idempotent ? c->producer_id : 0;

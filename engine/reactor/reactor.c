@@ -49,10 +49,10 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 }
 
 /* Sends the acks of every event of `p` that is now durable. */
-static void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
+void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 {
 	struct sl_ack_ref ref;
-	uint64_t durable = sl_log_acked(p->log);
+	uint64_t durable = sl_partition_ackable(p);
 	while (sl_partition_pop_durable(p, durable, &ref)) {
 		struct sl_xack a = {
 		    .base_seq = ref.base_seq,
@@ -172,6 +172,10 @@ void sl__parts_pressure(struct sl_reactor *r)
 /* The log moved its durable end: publish it and send the acks it covers. */
 static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
 {
+	if (p->repl) {
+		sl__repl_durable(r, p); /* the HW decides what is acked and read */
+		return;
+	}
 	/* Readers may now read up to here: the bytes are written (and synced
 	 * under fsync) before this store. */
 	atomic_store_explicit(&p->durable_pub, sl_log_durable(p->log), memory_order_release);
@@ -595,6 +599,9 @@ static int sl__loop(struct sl_reactor *r)
 			sl__proj_take(r);
 		sl__xdrain(r);
 		sl__conns_take_fetches(r);
+		/* Fetched batches go into this turn's group commits. */
+		if (r->env->rq)
+			sl__repl_take(r);
 		/* Pipeline stages before the group commits: outputs to local
 		 * partitions go into this turn's writes. */
 		if (r->n_pipe_parts)
@@ -606,6 +613,8 @@ static int sl__loop(struct sl_reactor *r)
 		if (r->journal && sl_journal_lazy(r->journal))
 			sl_journal_segwrites(r->journal, !sl_journal_inflight(r->journal),
 			                     sl__journal_cb, r);
+		if (r->env->rq)
+			sl__repl_step(r);
 		if (r->n_pparts)
 			sl__proj_step(r);
 		sl__parts_pressure(r);

@@ -63,6 +63,8 @@ struct sl_reactor_limits {
  * sl_reactor_create, and keeps it unchanged until the last
  * sl_reactor_destroy; the reactors read it from their threads.
  */
+struct sl_partition;
+
 struct sl_reactor_env {
 	uint32_t n;                              /* reactors */
 	struct sl_reactor *const *peers;         /* all n, by id: ring fds, pressure masks */
@@ -95,7 +97,47 @@ struct sl_reactor_env {
 	/* The token every Hello must carry (auth/auth.h; read-only checks
 	 * from any thread); NULL: none asked. */
 	const struct sl_auth *auth;
+	/* Cluster mode (NULL alone): rq[i] is reactor i's MPMC ring of
+	 * struct sl_repl_chunk * from the fetchers (sl_reactor_repl_submit);
+	 * repl_durable(repl_arg, p) is called on the owner when a partition
+	 * it follows made more of its log durable, so that the fetcher tells
+	 * the leader (cheap and thread-safe: an eventfd write). */
+	struct sl_ring *rq;
+	void (*repl_durable)(void *arg, struct sl_partition *p);
+	void *repl_arg;
 };
+
+/*
+ * What a fetcher got from a partition's leader, for the partition's owner
+ * to apply (cluster mode): record batches to append verbatim (bytes may be
+ * NULL: an answer that only moves the leader's HW), the leader's HW and end,
+ * and the epochs that start inside the bytes. The owner applies it on its
+ * thread and calls done(done_arg, chunk) there with `status` (0, or why it
+ * was not appended: the fetcher then fetches again from `end`) and `end`
+ * (the log's end after it); the chunk and its bytes belong to the fetcher
+ * again from that call on.
+ */
+struct sl_repl_chunk {
+	uint32_t topic, partition;
+	uint32_t epoch; /* the leader epoch it was fetched in */
+	uint8_t *bytes;
+	size_t len;
+	uint64_t leader_hw, leader_end;
+	uint32_t n_epochs;
+	uint32_t epochs[8];
+	uint64_t epoch_starts[8];
+	int status;
+	uint64_t end;
+	void (*done)(void *arg, struct sl_repl_chunk *c);
+	void *done_arg;
+	/* The owner's: bytes appended so far, its list of chunks waiting. */
+	size_t taken;
+	struct sl_repl_chunk *next;
+};
+
+/* Any thread: queues a chunk for its partition's owner `r` and wakes it.
+ * -EAGAIN when the ring is full (the caller retries after an answer). */
+int sl_reactor_repl_submit(struct sl_reactor *r, struct sl_repl_chunk *c);
 
 /* Allocates reactor `id` (its io_uring is set up on its thread); env must
  * outlive it. */

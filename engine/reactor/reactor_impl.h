@@ -133,6 +133,8 @@ struct sl_reactor {
 	/* Partitions owned. */
 	struct sl_partition **parts;
 	uint32_t n_parts, cap_parts; /* dirty_parts holds cap_parts too */
+	/* Fetched chunks partly appended, the rest after the next flush. */
+	struct sl_repl_chunk *repl_pending;
 	/* A control request (a topic adopted or dropped at runtime): the
 	 * control thread sets it under ctl_mu, raises ctl_pending and wakes
 	 * the reactor, which does it between turns and answers. */
@@ -296,6 +298,14 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 	}
 	return 0;
 }
+
+/* reactor.c */
+void sl__part_release(struct sl_reactor *r, struct sl_partition *p);
+
+/* repl.c: replicated partitions (cluster mode) */
+void sl__repl_take(struct sl_reactor *r);
+void sl__repl_step(struct sl_reactor *r);
+void sl__repl_durable(struct sl_reactor *r, struct sl_partition *p);
 
 /* ctl.c: topics adopted or dropped at runtime */
 void sl__ctl_run(struct sl_reactor *r);

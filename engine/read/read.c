@@ -85,8 +85,12 @@ static int sl__views_grow(struct sl_reader *rd, uint32_t topic)
 	return 0;
 }
 
+static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bool final);
+
 static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final)
 {
+	if (req->replica)
+		return sl__serve_replica(rd, req, final);
 	struct sl_partition *p = &rd->topics->v[req->topic].parts[req->partition];
 	uint64_t durable = atomic_load_explicit(&p->durable_pub, memory_order_acquire);
 	uint64_t start = atomic_load_explicit(&p->start_pub, memory_order_relaxed);
@@ -177,6 +181,133 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		return true;
 	memcpy(req->frame, rd->buf, (size_t)len);
 	req->frame_len = (uint32_t)len;
+	return true;
+}
+
+/* ---- replication (cluster mode): the leader's side of a ReplicaFetch ---- */
+
+/* Stores the follower's report and wakes the owner: its HW may move. */
+static void sl__replica_report(struct sl_reader *rd, struct sl_partition *p,
+                               struct sl_fetch_req *req, uint64_t local)
+{
+	struct sl_prepl *rp = p->repl;
+	uint64_t now = sl_now_ns();
+
+	req->reported = true;
+	for (uint32_t i = 0; i < rp->n_peers; i++) {
+		struct sl_prepl_peer *pe = &rp->peers[i];
+		if (i == rp->self || strcmp(pe->node, req->node))
+			continue;
+		atomic_store_explicit(&pe->durable, req->durable, memory_order_release);
+		atomic_store_explicit(&pe->fetch_ns, now, memory_order_relaxed);
+		if (req->durable >= local)
+			atomic_store_explicit(&pe->caught_up_ns, now, memory_order_relaxed);
+		rd->wake(rd->wake_arg, p->owner);
+		return;
+	}
+}
+
+/* Where the follower's last epoch ends here (KIP-101): the start of the
+ * next epoch this log knows, or its end when that epoch is the last. */
+static uint64_t sl__epoch_end(struct sl_prepl *rp, uint32_t epoch, uint64_t local)
+{
+	uint64_t end = local;
+
+	pthread_mutex_lock(&rp->mu);
+	for (uint32_t i = 0; i < rp->n_epochs; i++)
+		if (rp->epochs[i] > epoch) {
+			end = rp->epoch_starts[i];
+			break;
+		}
+	pthread_mutex_unlock(&rp->mu);
+	return end;
+}
+
+static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bool final)
+{
+	struct sl_topic *t = &rd->topics->v[req->topic];
+	struct sl_partition *p = &t->parts[req->partition];
+	struct sl_prepl *rp = p->repl;
+	Sluice__V1__ReplicaData d = SLUICE__V1__REPLICA_DATA__INIT;
+	char message[400] = "";
+	uint64_t local = 0;
+
+	req->frame = NULL;
+	req->frame_len = 0;
+	d.request_id = req->request_id;
+	d.topic = t->name;
+	d.partition = req->partition;
+	d.base_offset = req->offset;
+	if (!rp || atomic_load_explicit(&rp->role, memory_order_acquire) != SL_REPL_LEADER) {
+		d.error = SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER;
+		snprintf(message, sizeof(message), "this node does not lead %s/%u", t->name,
+		         req->partition);
+	} else if (atomic_load_explicit(&rp->epoch, memory_order_acquire) != req->epoch) {
+		d.error = SLUICE__V1__ERROR_CODE__ERR_STALE_EPOCH;
+		snprintf(message, sizeof(message), "%s/%u: leader epoch is %u, not %u", t->name,
+		         req->partition, atomic_load(&rp->epoch), req->epoch);
+	} else if (p->refused || atomic_load_explicit(&t->deleted, memory_order_acquire)) {
+		d.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+		snprintf(message, sizeof(message), "%s", p->error ? p->error : "partition refused");
+	}
+	if (!d.error) {
+		local = atomic_load_explicit(&rp->local_durable, memory_order_acquire);
+		if (!req->reported)
+			sl__replica_report(rd, p, req, local);
+		if (!final && req->max_bytes && req->offset >= local &&
+		    sl_now_ns() < req->deadline_ns)
+			return false; /* nothing newer yet: keep waiting */
+	}
+	uint32_t max_bytes =
+	    req->max_bytes < SL_READ_MAX_BYTES ? req->max_bytes : SL_READ_MAX_BYTES;
+	size_t cap = (size_t)max_bytes + SL_BATCH_MAX + SL_LOG_BATCH_HDR + 4096;
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	if (!d.error && max_bytes && req->offset < local) {
+		struct sl_log_view **vp = NULL;
+		if (req->topic < rd->n_view_topics || sl__views_grow(rd, req->topic) == 0)
+			vp = &rd->views[rd->view_base[req->topic] + req->partition];
+		int ret = vp ? 0 : -ENOMEM;
+		if (vp && !*vp && (ret = sl_log_view_open(p->dir, vp)) < 0)
+			*vp = NULL;
+		if (ret == 0 && !(raw = malloc(cap)))
+			ret = -ENOMEM;
+		uint64_t next;
+		if (ret == 0)
+			ret = sl_log_view_read_raw(*vp, req->offset, local, max_bytes, raw, cap,
+			                           &len, &next);
+		if (ret < 0) {
+			d.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+			snprintf(message, sizeof(message), "%s",
+			         vp && *vp ? sl_log_view_strerror(*vp, ret) : sl_strerror(ret));
+			len = 0;
+		}
+	}
+	if (!d.error) {
+		struct sl_prepl_peer *pe = NULL;
+		for (uint32_t i = 0; i < rp->n_peers; i++)
+			if (!strcmp(rp->peers[i].node, req->node))
+				pe = &rp->peers[i];
+		if (pe)
+			atomic_fetch_add_explicit(&pe->fetch_bytes, len, memory_order_relaxed);
+		d.leader_epoch = req->epoch;
+		d.batches.data = raw;
+		d.batches.len = len;
+		d.high_watermark = atomic_load_explicit(&rp->hw, memory_order_acquire);
+		d.leader_end = local;
+		d.epoch_end = sl__epoch_end(rp, req->last_epoch, local);
+	}
+	d.message = message;
+	size_t need = sl_frame_msg_size(&d.base);
+	req->frame = malloc(need);
+	if (req->frame && sl_frame_encode_msg(SLUICE__V1__FRAME_TYPE__FRAME_REPLICA_DATA, &d.base,
+	                                      req->frame, need) == (int)need) {
+		req->frame_len = (uint32_t)need;
+	} else {
+		free(req->frame);
+		req->frame = NULL;
+	}
+	free(raw);
 	return true;
 }
 

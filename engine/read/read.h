@@ -13,6 +13,11 @@
  * into the connection's output. A request for data not yet there waits (long
  * poll) until its deadline, re-checked every millisecond or two.
  *
+ * A follower node's ReplicaFetch takes the same way: its report (the
+ * follower's durable end) is stored in the partition's replication state
+ * and the owner reactor woken to move the high watermark; the answer
+ * (ReplicaData) carries whole batches as the segments hold them.
+ *
  * Ownership: requests are allocated by the reactor (sl_fetch_req_new) and
  * freed by it once answered (sl_fetch_req_free); the reader owns them while
  * they are in its hands. Threads: sl_reader_submit from reactor threads;
@@ -22,6 +27,7 @@
 #ifndef SL_READ_H
 #define SL_READ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct sl_topics;
@@ -38,6 +44,14 @@ struct sl_fetch_req {
 	uint64_t deadline_ns; /* long poll: answer empty at this time */
 	uint64_t request_id;
 	struct sl_fetch_req *next; /* reader's waiting list */
+	/* A follower node's ReplicaFetch (cluster mode) instead of a Fetch:
+	 * raw batches below the leader's durable end, and a report of the
+	 * follower's durable end (recorded once, when the reader takes it). */
+	bool replica;
+	bool reported;
+	uint32_t epoch, last_epoch;
+	uint64_t durable;
+	char node[64];
 	/* The answer: a whole FetchResult frame, malloc'd by the reader. */
 	uint8_t *frame;
 	uint32_t frame_len;

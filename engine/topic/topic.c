@@ -379,7 +379,7 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 			 * included: one whose original is still in flight waits
 			 * in the FIFO. It may sit behind higher offsets there,
 			 * which only makes its ack later, never early. */
-			if (off < sl_log_acked(p->log))
+			if (off < sl_partition_ackable(p))
 				return 1;
 			return sl__partition_wait(p, ref);
 		}

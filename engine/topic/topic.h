@@ -20,6 +20,7 @@
 #ifndef SL_TOPIC_H
 #define SL_TOPIC_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +55,94 @@ struct sl_ack_ref {
 };
 
 struct sl_topic;
+
+/*
+ * A partition's replication state in cluster mode (NULL on a node alone and
+ * for a partition this node holds no replica of). The cluster's view of the
+ * partition (leader, epoch, replicas, in-sync set) is stored by the control
+ * thread that follows etcd; the owner reactor reads it each turn. Follower
+ * reports are stored by the reader thread (the leader's side of a
+ * ReplicaFetch); the leader's answers by this node's fetcher (the
+ * follower's side). All fields below the role are atomics for that reason;
+ * none is on the per-event path but `role` (one relaxed load per Produce
+ * frame's partition).
+ */
+#define SL_REPL_MAX    7u  /* replicas of a partition (SL_CONFIG_MAX_REPLICAS) */
+#define SL_REPL_ID_MAX 64u /* a node id with its NUL */
+#define SL_REPL_EPOCHS 32u /* (epoch, start) pairs kept for fetchers' answers */
+
+enum sl_repl_role {
+	SL_REPL_NONE = 0, /* not placed yet, or no replica here: refuse */
+	SL_REPL_LEADER,
+	SL_REPL_FOLLOWER,
+};
+
+enum sl_repl_acks {
+	SL_REPL_ACKS_LEADER = 0,
+	SL_REPL_ACKS_QUORUM,
+	SL_REPL_ACKS_ALL,
+};
+
+struct sl_prepl_peer {
+	char node[SL_REPL_ID_MAX];     /* a replica's node id (set before published) */
+	_Atomic uint64_t durable;      /* leader: its durable end, as it last reported */
+	_Atomic uint64_t caught_up_ns; /* leader: when it last reported the leader's end */
+	_Atomic uint64_t fetch_ns;     /* leader: when it last fetched */
+	_Atomic uint64_t fetch_bytes;  /* leader: bytes sent to it */
+};
+
+struct sl_prepl {
+	enum sl_repl_acks acks;
+	uint32_t min_insync;
+	uint64_t lag_max_ns;
+	/* The cluster's view; the control thread writes it (under `mu`, then
+	 * bumps `gen` with release), readers copy it under `mu`. */
+	pthread_mutex_t mu;
+	_Atomic uint32_t gen;
+	_Atomic uint32_t role; /* enum sl_repl_role */
+	_Atomic uint32_t epoch;
+	uint32_t n_peers; /* replicas, this node included */
+	uint32_t self;    /* this node's index in peers */
+	struct sl_prepl_peer peers[SL_REPL_MAX];
+	_Atomic uint32_t isr_mask; /* bit i: peers[i] in sync (as etcd holds it) */
+	char leader[SL_REPL_ID_MAX];
+	char leader_native[96]; /* host:port of the leader's native port */
+	/* Published by the owner. */
+	_Atomic uint64_t local_durable; /* this replica's own durable end */
+	_Atomic uint64_t hw;            /* the high watermark as this node knows it */
+	_Atomic uint64_t leader_hw;     /* follower: the HW the leader last sent */
+	_Atomic uint64_t leader_end;    /* follower: the leader's durable end it last sent */
+	_Atomic uint64_t leader_end_ns; /* follower: when it last heard from the leader */
+	/* Epochs this replica's log holds, oldest first (the epoch file's
+	 * tail), for the fetch answers the reader builds; under `mu`. */
+	uint32_t n_epochs;
+	uint32_t epochs[SL_REPL_EPOCHS];
+	uint64_t epoch_starts[SL_REPL_EPOCHS];
+};
+
+/*
+ * The high watermark a leader may publish: under `leader` acks its own
+ * durable end; `quorum` the end a majority of the replicas hold durably;
+ * `all` the lowest durable end in the in-sync set (the leader's included),
+ * and no progress while the set is smaller than min_insync. Any thread;
+ * reads the atomics once each.
+ */
+uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable);
+
+/* Whether this node may take a new event for the partition now: 0, or
+ * -SL_ENOT_LEADER, or -SL_ENOT_ENOUGH_REPLICAS (acks: all, fewer than
+ * min_insync in sync). Any thread (relaxed loads: a stale answer is settled
+ * by the owner, which acks only below the HW). */
+static inline int sl_prepl_admit(const struct sl_prepl *r)
+{
+	if (atomic_load_explicit(&r->role, memory_order_relaxed) != SL_REPL_LEADER)
+		return -SL_ENOT_LEADER;
+	if (r->acks == SL_REPL_ACKS_ALL &&
+	    (uint32_t)__builtin_popcount(atomic_load_explicit(&r->isr_mask, memory_order_relaxed) |
+	                                 (1u << r->self)) < r->min_insync)
+		return -SL_ENOT_ENOUGH_REPLICAS;
+	return 0;
+}
 
 struct sl_partition {
 	struct sl_topic *topic;
@@ -112,6 +201,7 @@ struct sl_partition {
 	_Atomic uint64_t log_commit_ns_pub;
 	_Atomic uint64_t log_commit_hist_pub[SL_LOG_SYNC_BUCKETS];
 	uint64_t pressured_since; /* owner: when the current spell began */
+	struct sl_prepl *repl;    /* cluster mode: see above; NULL alone */
 };
 
 /* sl_partition.pressured */
@@ -220,6 +310,23 @@ struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, siz
  */
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
                          const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+
+/*
+ * Owner thread only, a follower's partition: appends record batches fetched
+ * from the leader verbatim (sl_log_append_raw: each checked, continuing the
+ * log exactly) and records their producer sequences in the partition's
+ * table. Returns the bytes taken (fewer than len: the rest after the next
+ * flush, as sl_log_append_raw says) with *end, or the log's error.
+ */
+int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len,
+                            uint64_t *end);
+
+/* What may be acked: the log's acked end, or the HW of a replicated one. */
+static inline uint64_t sl_partition_ackable(const struct sl_partition *p)
+{
+	return p->repl ? atomic_load_explicit(&p->repl->hw, memory_order_relaxed)
+	               : sl_log_acked(p->log);
+}
 
 /*
  * Registers a follower's published next offset (an `_Atomic uint64_t` the

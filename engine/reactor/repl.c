@@ -1,0 +1,134 @@
+/*
+ * Replicated partitions on their owner (cluster mode, issue 16): what the
+ * fetchers bring from leaders is appended here (a follower's log has one
+ * writer, this thread, like every log), and the high watermark of the
+ * partitions this node leads moves here, on its followers' reports (stored
+ * by the reader thread) and its own durable end. The HW is what acks wait
+ * for and what every reader of the partition may see (`durable_pub`).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "reactor/reactor_impl.h"
+#include "ring/ring.h"
+
+int sl_reactor_repl_submit(struct sl_reactor *r, struct sl_repl_chunk *c)
+{
+	if (!sl_ring_push_mpmc(&r->env->rq[r->id], c))
+		return -EAGAIN;
+	sl_reactor_wake(r);
+	return 0;
+}
+
+/* Readers may see the HW, never more than this replica holds durably. */
+static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
+{
+	struct sl_prepl *rp = p->repl;
+	uint64_t local = atomic_load_explicit(&rp->local_durable, memory_order_relaxed);
+	uint64_t hw = atomic_load_explicit(&rp->hw, memory_order_relaxed), next;
+
+	if (atomic_load_explicit(&rp->role, memory_order_relaxed) == SL_REPL_LEADER) {
+		next = sl_prepl_hw(rp, local);
+	} else {
+		next = atomic_load_explicit(&rp->leader_hw, memory_order_relaxed);
+		if (next > local)
+			next = local;
+	}
+	if (next <= hw)
+		return;
+	atomic_store_explicit(&rp->hw, next, memory_order_release);
+	atomic_store_explicit(&p->durable_pub, next, memory_order_release);
+	sl__part_release(r, p);
+}
+
+void sl__repl_durable(struct sl_reactor *r, struct sl_partition *p)
+{
+	atomic_store_explicit(&p->repl->local_durable, sl_log_durable(p->log),
+	                      memory_order_release);
+	sl__repl_publish(r, p);
+	if (atomic_load_explicit(&p->repl->role, memory_order_relaxed) == SL_REPL_FOLLOWER &&
+	    r->env->repl_durable)
+		r->env->repl_durable(r->env->repl_arg, p);
+}
+
+static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)
+{
+	uint32_t n = atomic_load_explicit(&r->topics->n, memory_order_acquire);
+	struct sl_topic *t = c->topic < n ? &r->topics->v[c->topic] : NULL;
+	struct sl_partition *p = t && c->partition < t->n_parts ? &t->parts[c->partition] : NULL;
+	struct sl_prepl *rp = p ? p->repl : NULL;
+
+	if (!rp || p->owner != r->id)
+		return -EINVAL;
+	c->end = p->log ? sl_log_end(p->log) : 0;
+	if (!p->log || p->error)
+		return -SL_ELOG_FAILED;
+	/* Fetched in an epoch this replica no longer follows: a newer state
+	 * was seen meanwhile, and its leader may hold other bytes there. */
+	if (atomic_load_explicit(&rp->role, memory_order_relaxed) != SL_REPL_FOLLOWER ||
+	    atomic_load_explicit(&rp->epoch, memory_order_relaxed) != c->epoch)
+		return -ESTALE;
+	if (c->taken < c->len) {
+		int ret = sl_partition_append_raw(p, c->bytes + c->taken, c->len - c->taken, &c->end);
+		if (ret < 0)
+			return ret;
+		c->taken += (size_t)ret;
+		if (ret && !p->dirty) {
+			p->dirty = true;
+			r->dirty_parts[r->n_dirty_parts++] = p;
+		}
+		/* The rest starts a group commit of its own: after this
+		 * turn's flush (sl__repl_step). */
+		if (c->taken < c->len)
+			return 1;
+	}
+	atomic_store_explicit(&rp->leader_end, c->leader_end, memory_order_relaxed);
+	atomic_store_explicit(&rp->leader_end_ns, sl_now_ns(), memory_order_relaxed);
+	if (c->leader_hw > atomic_load_explicit(&rp->leader_hw, memory_order_relaxed))
+		atomic_store_explicit(&rp->leader_hw, c->leader_hw, memory_order_relaxed);
+	sl__repl_publish(r, p);
+	return 0;
+}
+
+void sl__repl_take(struct sl_reactor *r)
+{
+	void *item;
+
+	/* Bounded per turn like the other inbound rings: a fetcher that keeps
+	 * the ring full cannot starve connections. */
+	for (uint32_t i = 0; i < 256 && sl_ring_pop_mpmc(&r->env->rq[r->id], &item); i++) {
+		struct sl_repl_chunk *c = item;
+		c->taken = 0;
+		c->status = sl__repl_apply(r, c);
+		if (c->status == 1) {
+			c->next = r->repl_pending;
+			r->repl_pending = c;
+			continue;
+		}
+		c->done(c->done_arg, c);
+	}
+}
+
+/* Followers' reports arrive on the reader thread, which wakes this reactor:
+ * every turn, the HW of the partitions led here catches up with them. */
+void sl__repl_step(struct sl_reactor *r)
+{
+	/* Chunks whose rest waited for a flush: in arrival order per
+	 * partition (a fetcher has one chunk of a partition out at a time). */
+	for (struct sl_repl_chunk **pp = &r->repl_pending; *pp;) {
+		struct sl_repl_chunk *c = *pp;
+		c->status = sl__repl_apply(r, c);
+		if (c->status == 1) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		c->done(c->done_arg, c);
+	}
+	for (uint32_t i = 0; i < r->n_parts; i++) {
+		struct sl_partition *p = r->parts[i];
+		if (p->repl && p->log &&
+		    atomic_load_explicit(&p->repl->role, memory_order_relaxed) == SL_REPL_LEADER)
+			sl__repl_publish(r, p);
+	}
+}

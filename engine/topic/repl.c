@@ -1,0 +1,76 @@
+/* A replicated partition's high watermark (topic.h, struct sl_prepl). */
+#include <stdatomic.h>
+
+#include "base/varint.h"
+
+#include "topic/topic.h"
+
+uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable)
+{
+	uint64_t v[SL_REPL_MAX];
+	uint32_t n = r->n_peers, isr = atomic_load_explicit(&r->isr_mask, memory_order_acquire);
+	uint32_t in_sync = 0;
+	uint64_t low = UINT64_MAX;
+
+	if (r->acks == SL_REPL_ACKS_LEADER || n <= 1)
+		return local_durable;
+	for (uint32_t i = 0; i < n; i++) {
+		/* The leader holds at least what any follower does: followers
+		 * fetch only what the leader has durably. */
+		v[i] = i == r->self ? local_durable
+		                    : atomic_load_explicit(&r->peers[i].durable, memory_order_acquire);
+		if (v[i] > local_durable)
+			v[i] = local_durable;
+		if (isr & (1u << i) || i == r->self) {
+			in_sync++;
+			if (v[i] < low)
+				low = v[i];
+		}
+	}
+	if (r->acks == SL_REPL_ACKS_ALL)
+		return in_sync >= r->min_insync ? low : 0;
+	/* Quorum: the end a majority holds, the (n/2+1)-th largest. A
+	 * partial selection sort: n is at most SL_REPL_MAX. */
+	uint32_t k = n / 2 + 1;
+	for (uint32_t i = 0; i < k; i++) {
+		uint32_t best = i;
+		for (uint32_t j = i + 1; j < n; j++)
+			if (v[j] > v[best])
+				best = j;
+		uint64_t t = v[i];
+		v[i] = v[best];
+		v[best] = t;
+	}
+	return v[k - 1];
+}
+
+int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len,
+                            uint64_t *end)
+{
+	int ret = sl_log_append_raw(p->log, bytes, len, end);
+	if (ret < 0)
+		return ret;
+	len = (size_t)ret;
+	/* The producer sequences travel in the batches: recording them here
+	 * lets this replica answer duplicates when it leads (issue 16, item
+	 * 6). sl_log_append_raw checked every batch and record already. */
+	size_t pos = 0;
+	while (pos + SL_LOG_BATCH_HDR <= len) {
+		struct sl_bhdr b;
+		sl_batch_hdr_decode(bytes + pos, &b);
+		if (b.producer_id) {
+			const uint8_t *r = bytes + pos + SL_LOG_BATCH_HDR, *e = r + b.len;
+			for (uint32_t i = 0; i < b.count; i++) {
+				uint64_t size = 0, delta = 0;
+				r += sl_varint_get(r, e, &size);
+				r += sl_varint_get(r, e, &delta);
+				r += size;
+				if (sl_dedup_record(p->dd, b.producer_id, b.epoch, b.base_seq + delta,
+				                    b.base_offset + i) < 0)
+					p->dd_untracked++;
+			}
+		}
+		pos += sl_batch_span(b.len);
+	}
+	return ret;
+}
