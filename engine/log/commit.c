@@ -110,6 +110,7 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 		log->batch_base_seq = seq;
 		log->batch_base_off = log->next_offset;
 		log->batch_count = 0;
+		log->group_own = true;
 		b->len += SL_LOG_BATCH_HDR;
 	}
 	uint8_t *r = sl_varint_put(b->p + b->len, len);
@@ -122,20 +123,47 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 	return 0;
 }
 
-int sl__seal_range(struct sl_log *log, uint8_t *p, uint32_t len, uint64_t pos)
+int sl__seal_group(struct sl_log *log, uint32_t at, uint64_t pos)
 {
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
-	uint32_t at = 0;
-	while (at < len) {
-		uint8_t *h = p + at;
+	struct sl_wbuf *b = &log->wb;
+	uint64_t base = pos - at; /* segment position of wb byte 0 */
+	uint32_t r = 0;
+	while (at < b->len) {
+		uint8_t *h = b->p + at;
 		uint32_t blen = sl_get_le32(h + SL_BATCH_LEN);
-		sl_batch_seal(h, (uint32_t)pos);
-		int ret = sl__idx_add(s, sl_get_le64(h + SL_BATCH_BASE_OFFSET), pos + at);
+		while (r < log->n_raw && log->raw[r].to <= at)
+			r++;
+		/* A replica's batch keeps the leader's unit_start and checksum:
+		 * byte-identical copies (log.h, raw appends). */
+		if (r < log->n_raw && log->raw[r].from <= at)
+			log->last_unit = sl_get_le32(h + SL_BATCH_UNIT_START);
+		else {
+			sl_batch_seal(h, (uint32_t)pos);
+			log->last_unit = (uint32_t)pos;
+		}
+		int ret = sl__idx_add(s, sl_get_le64(h + SL_BATCH_BASE_OFFSET), base + at);
 		if (ret < 0)
 			return ret;
 		at += (uint32_t)sl_batch_span(blen);
 	}
 	return 0;
+}
+
+bool sl__group_rolls(const struct sl_log *log, uint64_t seg_end, uint32_t at)
+{
+	if (log->raw_group == SL_RAWGROUP_ROLL)
+		return seg_end > 0;
+	if (log->raw_group == SL_RAWGROUP_STAY)
+		return false;
+	return seg_end > 0 && seg_end + (log->wb.len - at) > log->opts.segment_bytes;
+}
+
+void sl__group_done(struct sl_log *log)
+{
+	log->n_raw = 0;
+	log->raw_group = SL_RAWGROUP_NONE;
+	log->group_own = false;
 }
 
 static struct io_uring_sqe *sl__get_sqe(struct io_uring *ring)
@@ -245,6 +273,11 @@ int sl__log_segwrite(struct sl_log *log, struct io_uring *ring)
 	b->len -= n;
 	if (log->batch_open)
 		log->batch_at -= n;
+	/* Raw runs are all in the group after the hand-off (jsent). */
+	for (uint32_t i = 0; i < log->n_raw; i++) {
+		log->raw[i].from -= n;
+		log->raw[i].to -= n;
+	}
 	log->jsent = 0;
 	if (b->len == 0)
 		sl__wbuf_reuse(b, log->jsent_off);
@@ -283,12 +316,14 @@ static int sl__jflush(struct sl_log *log)
 	if (!newlen)
 		return 0;
 	uint64_t seg_end = log->write_pos + log->jsent;
-	if (seg_end > 0 && seg_end + newlen > log->opts.segment_bytes) {
+	if (sl__group_rolls(log, seg_end, log->jsent)) {
 		if (sl__log_segwrite(log, NULL) < 0)
 			return -SL_ELOG_FAILED;
 		int ret = sl__roll(log, log->jsent_off);
 		if (ret < 0)
 			return log->full && !log->failed ? 0 : -SL_ELOG_FAILED;
+		if (log->raw_group == SL_RAWGROUP_ROLL)
+			log->raw_group = SL_RAWGROUP_STAY; /* rolled: not again on a retry */
 		seg_end = 0;
 	}
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
@@ -299,7 +334,7 @@ static int sl__jflush(struct sl_log *log)
 		return ret < 0 ? ret : 0;
 	if (log->full && !sl__journal_full(log->opts.journal))
 		sl__full_clear(log);
-	ret = sl__seal_range(log, b->p + log->jsent, newlen, seg_end);
+	ret = sl__seal_group(log, log->jsent, seg_end);
 	if (ret < 0)
 		return ret;
 	if (log->no_prealloc) {
@@ -340,6 +375,7 @@ static int sl__jflush(struct sl_log *log)
 		return ret == -SL_ELOG_FAILED ? ret : -ENOMEM;
 	}
 	log->jsent_off = log->next_offset;
+	sl__group_done(log);
 	if (log->no_prealloc) {
 		/* In the segment already (jsent is 0 in this mode). */
 		log->stats.bytes_written += newlen;
@@ -403,18 +439,20 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		if (io_uring_sq_space_left(ring) < 1)
 			return -EBUSY;
 	}
-	if (log->write_pos > 0 && log->write_pos + b->len > log->opts.segment_bytes) {
+	if (sl__group_rolls(log, log->write_pos, 0)) {
 		if (beside_sync)
 			return 0; /* the completion brings the caller back */
 		int ret = sl__roll(log, b->first_offset);
 		if (ret < 0)
 			return log->full && !log->failed ? 0 : -SL_ELOG_FAILED;
+		if (log->raw_group == SL_RAWGROUP_ROLL)
+			log->raw_group = SL_RAWGROUP_STAY; /* rolled: not again on a retry */
 	}
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
 	int ret = sl__make_room(log, log->write_pos + b->len);
 	if (ret)
 		return ret < 0 ? ret : 0;
-	ret = sl__seal_range(log, b->p, b->len, log->write_pos);
+	ret = sl__seal_group(log, 0, log->write_pos);
 	if (ret < 0)
 		return ret;
 
@@ -448,6 +486,7 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 		return -SL_ELOG_FAILED;
 	}
 	sl__full_clear(log);
+	sl__group_done(log);
 	log->stats.bytes_written += b->len;
 	log->stats.writes++;
 	if (!want_sync) {
@@ -621,4 +660,160 @@ int sl_log_set_journal(struct sl_log *log, struct sl_journal *j, const char *key
 	log->jsent = 0;
 	log->jsent_off = log->next_offset;
 	return 0;
+}
+
+/* ---- raw appends: a replica's copy of the leader's batches (log.h) ------- */
+
+/*
+ * Checks that [p, p + n) is whole batches back to back, each valid, zero
+ * padded, continuing the log at `first`. Nothing is changed.
+ */
+static int sl__raw_check(const uint8_t *p, size_t n, uint64_t first)
+{
+	uint64_t expect = first;
+	size_t at = 0;
+	while (at < n) {
+		struct sl_bhdr b;
+		if (!sl_batch_valid(p + at, n - at, &b))
+			return -SL_ECORRUPT;
+		uint64_t span = sl_batch_span(b.len);
+		if (span > n - at)
+			return -EINVAL; /* the last batch without its padding */
+		for (size_t i = SL_LOG_BATCH_HDR + b.len; i < span; i++)
+			if (p[at + i])
+				return -SL_ECORRUPT;
+		if (b.base_offset != expect)
+			return -EINVAL; /* a gap or an overlap */
+		expect += b.count;
+		at += span;
+	}
+	return 0;
+}
+
+/*
+ * Where the leader's segment holding the batch at p[at] starts, when the
+ * replica's active segment so far is one group written at 0 (every
+ * unit_start 0) and this batch's unit_start is 0 too: the batch either
+ * continues that group or starts the next segment with a group of its own.
+ * The first later batch C with a non-zero unit_start tells which: its
+ * unit_start is its position in its segment, so its segment began that many
+ * bytes before it. Returns 1 with *start (a byte of p, >= at) where a
+ * segment starts, 0 when the active segment goes on up to C, -1 when
+ * nothing in p tells. *until: C's byte (n without one).
+ */
+static int sl__raw_seg_start(const uint8_t *p, size_t n, size_t at, uint64_t seg_pos, size_t *start,
+                             size_t *until)
+{
+	size_t c = at;
+	while (c < n && sl_get_le32(p + c + SL_BATCH_UNIT_START) == 0)
+		c += sl_batch_span(sl_get_le32(p + c + SL_BATCH_LEN));
+	*until = c;
+	if (c >= n)
+		return -1;
+	uint64_t cu = sl_get_le32(p + c + SL_BATCH_UNIT_START);
+	if (seg_pos + (c - at) == cu)
+		return 0;
+	for (size_t s = at; s < c; s += sl_batch_span(sl_get_le32(p + s + SL_BATCH_LEN)))
+		if (c - s == cu) {
+			*start = s;
+			return 1;
+		}
+	return -1;
+}
+
+int sl_log_append_raw(struct sl_log *log, const uint8_t *p, size_t n, uint64_t *end)
+{
+	struct sl_wbuf *b = &log->wb;
+	int ret;
+
+	*end = log->next_offset;
+	if (SL_UNLIKELY(log->failed | log->full))
+		return log->failed ? -SL_ELOG_FAILED : -SL_ELOG_FULL;
+	if (n > INT32_MAX || n % SL_LOG_ALIGN)
+		return -EINVAL;
+	ret = sl__raw_check(p, n, log->next_offset);
+	if (ret < 0)
+		return ret;
+	if (log->batch_open)
+		sl__batch_close(log);
+	/* The log's own batches share no group with raw ones after them: the
+	 * group's position (and so its roll) is decided at the flush for
+	 * the first, here for the second. */
+	if (log->group_own)
+		return 0;
+
+	uint32_t gstart = log->opts.journal ? log->jsent : 0;
+	bool group_empty = b->len == gstart;
+	/* Where the next byte goes in its segment. */
+	uint64_t seg_pos = log->raw_group == SL_RAWGROUP_ROLL ? (uint64_t)(b->len - gstart)
+	                                                      : log->write_pos + b->len;
+	uint32_t prev_u = log->last_unit, batches = 0;
+	uint64_t next = log->next_offset;
+	size_t take = 0, known_start = SIZE_MAX, known_until = 0;
+	bool roll_first = false;
+	while (take < n) {
+		const uint8_t *h = p + take;
+		uint32_t u = sl_get_le32(h + SL_BATCH_UNIT_START);
+		bool roll = false;
+		if (u == 0 && seg_pos > 0) {
+			if (prev_u != 0) {
+				roll = true; /* a group at 0 after one further in */
+			} else if (take < known_until) {
+				roll = take == known_start;
+			} else {
+				/* One group at 0 so far, and this batch at 0 too. */
+				int k = sl__raw_seg_start(p, n, take, seg_pos, &known_start,
+				                          &known_until);
+				if (k == 0) {
+					known_start = SIZE_MAX;
+				} else if (k < 0) {
+					/* Nothing later tells: the group goes on (log.h
+					 * says when this differs from the leader). */
+					known_start = SIZE_MAX;
+				}
+				roll = take == known_start;
+			}
+		}
+		if (roll) {
+			if (!(group_empty && take == 0))
+				break; /* the caller flushes and passes the rest */
+			roll_first = true;
+			seg_pos = 0;
+		}
+		uint64_t span = sl_batch_span(sl_get_le32(h + SL_BATCH_LEN));
+		seg_pos += span;
+		prev_u = u;
+		next = sl_get_le64(h + SL_BATCH_BASE_OFFSET) + sl_get_le32(h + SL_BATCH_COUNT);
+		take += span;
+		batches++;
+	}
+	if (!take)
+		return 0;
+	if (sl__wbuf_reserve(b, take) < 0)
+		return -ENOMEM;
+	if (log->n_raw == log->cap_raw) {
+		size_t cap = (size_t)log->cap_raw * sizeof(*log->raw);
+		struct sl_rawrun *r =
+		    sl_grow(log->raw, &cap, (log->n_raw + 1) * sizeof(*r), 4 * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		log->raw = r;
+		log->cap_raw = (uint32_t)(cap / sizeof(*r));
+	}
+	if (group_empty) {
+		log->group_t0 = sl_now_ns();
+		log->raw_group = roll_first ? SL_RAWGROUP_ROLL : SL_RAWGROUP_STAY;
+	}
+	memcpy(b->p + b->len, p, take);
+	struct sl_rawrun *last = log->n_raw ? &log->raw[log->n_raw - 1] : NULL;
+	if (last && last->to == b->len)
+		last->to += (uint32_t)take;
+	else
+		log->raw[log->n_raw++] = (struct sl_rawrun){b->len, b->len + (uint32_t)take};
+	b->len += (uint32_t)take;
+	log->last_unit = prev_u;
+	log->next_offset = next;
+	log->stats.batches += batches;
+	*end = next;
+	return (int)take;
 }

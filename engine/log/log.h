@@ -121,6 +121,13 @@ struct sl_log_opts {
 	const char *journal_key;
 	void *journal_arg;
 	struct sl_jrec *replay;
+	/*
+	 * A replica's log (filled by sl_log_append_raw from a leader): its
+	 * batches keep the leader's unit_start, which says nothing of this
+	 * node's own writes, so recovery takes any damaged batch for a torn
+	 * tail (below, Recovery).
+	 */
+	bool replicated;
 };
 
 /*
@@ -337,6 +344,56 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
                   const uint8_t *event, uint32_t len, uint64_t *offset);
 
 /*
+ * Raw appends: a replica's copy of its leader's log. [p, p + n) holds whole
+ * record batches back to back as a segment holds them (each at an 8-byte
+ * aligned position from p, zero padding between them and after the last:
+ * what sl_log_view_read_raw returns). Every batch is checked and must
+ * continue the log (the first at sl_log_end, the rest in sequence):
+ * otherwise -SL_ECORRUPT (a batch fails its checks, or non-zero padding)
+ * or -EINVAL (a gap, an overlap, n not whole batches), and nothing is
+ * appended. The bytes go to the segment verbatim: the leader's unit_start
+ * and checksum are kept (never resealed, by the log or by its journal), so
+ * replicas are byte-identical. Group commit, durability, completions and
+ * stats are those of sl_log_append; nothing is allocated per batch.
+ *
+ * Returns the bytes taken (a prefix of whole batches, *end the offset after
+ * them), fewer than n when the rest must start a new group commit: the
+ * buffered group holds the log's own batches (sl_log_append; raw batches
+ * follow them only in a group of their own), or the leader rolled to a new
+ * segment there. The caller then flushes (sl_log_flush until the group is
+ * written or handed off) and passes the rest. -SL_ELOG_FAILED / FULL as
+ * sl_log_append.
+ *
+ * Rolls. The leader's roll is not a function of segment_bytes and the
+ * batch sizes: the writer rolls before a group-commit write that would pass
+ * segment_bytes (write_pos > 0), so where it rolls depends on how batches
+ * were grouped, which the replica cannot know from sizes (two groups of
+ * one batch each and one group of both roll differently). What it can see
+ * is unit_start, the position of the batch's write in its segment: the
+ * replica rolls before a batch whose unit_start is 0 when its active
+ * segment holds bytes and the batch before had a non-zero one (the leader
+ * began a segment there), and never before a batch whose unit_start is not
+ * 0. One case stays open: the active segment so far is one group written at
+ * 0 (every unit_start 0) and the next batch is at 0 too; it either goes on
+ * in that group or is the first of the next segment. The first later batch
+ * with a non-zero unit_start in the same call settles it (its unit_start is
+ * its distance from its segment's start); without one the batch goes on in
+ * the group. What cannot be told: a run of several leader segments that
+ * are one group each (a group of more than half a segment: an overload's
+ * group commits, or segments far smaller than the traffic) leaves only the
+ * last of their rolls visible, and a fetch that ends inside such a run
+ * none. So segment files are byte-identical when every leader segment
+ * holds two group commits or more (the normal case: 64 MiB segments and
+ * groups of a few MiB), or a one-group segment is followed by a segment
+ * whose second group comes in the same fetch; otherwise a replica may end
+ * a file at another batch. The offsets and every batch's bytes are the
+ * same regardless: only where a file ends may differ. Replayed journal
+ * chunks and recovered leaders keep their unit_starts, so the rule holds
+ * across their restarts.
+ */
+int sl_log_append_raw(struct sl_log *log, const uint8_t *p, size_t n, uint64_t *end);
+
+/*
  * Starts the next group commit if there is something to write (a full log:
  * when its retry is due, else 0): writes the
  * buffered batches (pwrite, on this thread) and, under the fsync policy (or
@@ -482,6 +539,21 @@ typedef int (*sl_log_visit_fn)(void *arg, const struct sl_log_record *rec);
  */
 int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
                      uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next);
+/*
+ * The leader's side of replication: copies whole batches, as they lie in
+ * their segments, padding included, into buf (cap bytes): from the batch
+ * that starts at `offset` (-EINVAL when a batch holds `offset` but does not
+ * start there: a follower only ever holds whole batches; -ERANGE below the
+ * oldest stored offset) up to `limit` (the durable end), about max_bytes
+ * (at least one batch when it fits cap; -ENOBUFS when the first does not).
+ * Every batch is checked as sl_log_view_read checks it. *len: bytes copied;
+ * *next: the offset after the last batch copied. The result is what
+ * sl_log_append_raw takes. Returns the batches copied, -SL_ECORRUPT (the
+ * batches before the damage come first, the error on the next call) or
+ * -errno, as sl_log_view_read.
+ */
+int sl_log_view_read_raw(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_bytes,
+                         uint8_t *buf, size_t cap, size_t *len, uint64_t *next);
 const char *sl_log_view_error(const struct sl_log_view *v);
 /* What the last sl_log_view_read that returned `err` (< 0) failed on: the
  * view's own words when it has them (the file and position of a corrupt

@@ -164,6 +164,24 @@ struct sl_log {
 	bool jlazy;         /* on the journal's deferred-write list */
 	uint64_t jlazy_since;
 	bool replaying; /* open: replaying the journal (no on_seal) */
+
+	/* Raw appends (sl_log_append_raw): where the buffered group holds
+	 * batches that must reach the segment verbatim, never resealed
+	 * (sorted, disjoint [from, to) of wb; dropped once the group is
+	 * written or handed to the journal), and how the group's roll is
+	 * decided. last_unit: unit_start of the last batch placed in the
+	 * active segment or its buffer (the replica's roll rule, log.h). */
+	struct sl_rawrun {
+		uint32_t from, to;
+	} * raw;
+	uint32_t n_raw, cap_raw;
+	enum {
+		SL_RAWGROUP_NONE = 0, /* own batches first: the writer's size rule */
+		SL_RAWGROUP_STAY,     /* a raw batch first, in the active segment */
+		SL_RAWGROUP_ROLL,     /* a raw batch first, starting a new segment */
+	} raw_group;
+	uint32_t last_unit;
+	bool group_own; /* the buffered group holds batches of sl_log_append */
 };
 
 /* A buffer keeps up to this much capacity whatever its recent use. */
@@ -186,9 +204,15 @@ void sl__log_journaled(struct sl_log *log, uint64_t end, uint64_t commit_ns);
 /* Writes wb[0, jsent) to the segment: 0 or -SL_ELOG_FAILED; kicks the
  * writeback of what it wrote on `ring` (NULL: none). */
 int sl__log_segwrite(struct sl_log *log, struct io_uring *ring);
-/* Stamps unit_start, checksums and indexes the batches in [p, p + len),
- * which go to the active segment at `pos`. */
-int sl__seal_range(struct sl_log *log, uint8_t *p, uint32_t len, uint64_t pos);
+/* Stamps unit_start, checksums and indexes the batches of wb from byte
+ * `at` to its end, which go to the active segment at `pos`; raw batches
+ * (log->raw) are indexed only, their bytes kept. */
+int sl__seal_group(struct sl_log *log, uint32_t at, uint64_t pos);
+/* The buffered group (from wb byte `at`, going to segment position
+ * seg_end) must start a new segment first. */
+bool sl__group_rolls(const struct sl_log *log, uint64_t seg_end, uint32_t at);
+/* The group reached its segment or the journal: its raw runs are done. */
+void sl__group_done(struct sl_log *log);
 
 /* One chunk read back from a journal (jrec.c): a log's batches
  * [first, end), pointing into the loaded file. */

@@ -165,6 +165,7 @@ static int sl__recover_last(struct sl_log *log, uint64_t stop_at, char *err, siz
 		ret = sl__idx_add(s, off, pos);
 		if (ret < 0)
 			goto out;
+		log->last_unit = b.unit_start;
 		off += b.count;
 		pos += sl_batch_span(b.len);
 	}
@@ -302,6 +303,7 @@ static int sl__replay(struct sl_log *log, const struct sl_jchunk *ch, size_t n, 
 			}
 			log->wb.p = np;
 			memcpy(log->wb.p + log->wb.len, h, span);
+			log->last_unit = b.unit_start;
 			log->wb.len += span;
 			log->next_offset = b.base_offset + b.count;
 			log->stats.recovered_replayed_batches++;
@@ -518,6 +520,7 @@ void sl_log_close(struct sl_log *log)
 	free(log->segs);
 	free(log->prep.path);
 	free(log->wb.p);
+	free(log->raw);
 	free(log->dir);
 	free(log);
 }

@@ -194,6 +194,103 @@ static void sl__view_seek(const struct sl_seg *s, uint64_t offset, uint64_t *pos
 	}
 }
 
+/* Where to start reading `offset`: where the last read stopped (*trusted:
+ * inside a batch it checked), else a batch at or before it from the
+ * index. */
+static int sl__view_locate(struct sl_log_view *v, uint64_t offset, uint32_t *seg, uint64_t *pos,
+                           uint64_t *at, bool *trusted)
+{
+	int err;
+	*trusted = false;
+	if (v->cur_valid && v->cur_next == offset) {
+		*seg = v->cur_seg;
+		*pos = v->cur_pos;
+		*at = v->cur_at;
+		*trusted = v->cur_next > v->cur_at;
+		return 0;
+	}
+	if (offset >= v->segs[v->n_segs - 1].base && (err = sl__view_list(v)) < 0)
+		return err;
+	*seg = 0;
+	for (uint32_t i = 1; i < v->n_segs; i++)
+		if (v->segs[i].base <= offset)
+			*seg = i;
+	/* A sealed segment (one follows it) has its index on disk. */
+	if (!v->segs[*seg].n_idx && *seg + 1 < v->n_segs)
+		sl__idx_load(v->dir, &v->segs[*seg]);
+	sl__view_seek(&v->segs[*seg], offset, pos, at);
+	return 0;
+}
+
+/*
+ * The batch that starts at offset `at`, at `pos` of segment `seg` or at the
+ * start of a later segment (both moved there), checked: its checksum and
+ * records unless `trusted` and it is where the last read stopped inside
+ * (*resumed), and its first offset. 0 with *hp (into v->buf) and *b;
+ * -SL_ECORRUPT with v->error naming the file and byte; -errno.
+ */
+static int sl__view_batch(struct sl_log_view *v, uint32_t *seg, uint64_t *pos, uint64_t at,
+                          bool trusted, const uint8_t **hp, struct sl_bhdr *b, bool *resumed)
+{
+	/* Read-ahead bytes are kept between reads: below the durable end a
+	 * segment never changes. Bytes read ahead past it may have been in
+	 * flight then; they only ever fail validation, and a failure on cached
+	 * bytes is retried from the file once before it counts. */
+	bool fresh = false;
+	int err;
+	for (;;) {
+		struct sl_seg *s = &v->segs[*seg];
+		if (*seg + 1 < v->n_segs && at >= v->segs[*seg + 1].base) {
+			(*seg)++;
+			*pos = 0;
+			continue;
+		}
+		const uint8_t *h = sl__view_bytes(v, s, *pos, SL_LOG_BATCH_HDR, &err);
+		if (h && sl_get_le32(h + SL_BATCH_MAGIC) == SL_LOG_MAGIC) {
+			sl_batch_hdr_decode(h, b);
+			if (b->len <= SL_BATCH_MAX)
+				h = sl__view_bytes(v, s, *pos, SL_LOG_BATCH_HDR + b->len, &err);
+			else
+				h = NULL;
+		} else if (!err && (*seg + 1 >= v->n_segs)) {
+			/* Past the end of what we know: a new segment may hold it. */
+			uint32_t before = v->n_segs;
+			if ((err = sl__view_list(v)) < 0)
+				return err;
+			if (v->n_segs > before && v->segs[*seg + 1].base == at) {
+				(*seg)++;
+				*pos = 0;
+				continue;
+			}
+			h = NULL;
+		} else {
+			h = NULL;
+		}
+		if (err < 0)
+			return err;
+		*resumed = trusted && *seg == v->cur_seg && *pos == v->cur_pos;
+		bool ok = h &&
+		          (*resumed || sl_batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b->len, b)) &&
+		          b->base_offset == at;
+		trusted = false;
+		if (ok) {
+			*hp = h;
+			return 0;
+		}
+		if (!fresh) {
+			fresh = true;
+			v->buf_len = 0;
+			continue;
+		}
+		snprintf(v->error, sizeof(v->error),
+		         "%s/%020" PRIu64 ".log: no valid batch at byte %" PRIu64
+		         " where offset %" PRIu64 " should be",
+		         v->dir, s->base, *pos, at);
+		v->cur_valid = false;
+		return -SL_ECORRUPT;
+	}
+}
+
 int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_events,
                      uint32_t max_bytes, sl_log_visit_fn fn, void *arg, uint64_t *next)
 {
@@ -204,11 +301,6 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 
 	*next = offset;
 	v->error[0] = 0;
-	/* Read-ahead bytes are kept between reads: below the durable end a
-	 * segment never changes. Bytes read ahead past it may have been in
-	 * flight then; they only ever fail validation, and a failure on cached
-	 * bytes is retried from the file once before it counts. */
-	bool fresh = false;
 	if (!v->n_segs || offset >= limit) {
 		if (!v->n_segs && (err = sl__view_list(v)) < 0)
 			return err;
@@ -217,77 +309,21 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	}
 	if (offset < v->segs[0].base)
 		offset = v->segs[0].base;
-	bool trusted = false; /* the batch at cur_seg/cur_pos was checked by the last read */
-	if (v->cur_valid && v->cur_next == offset) {
-		seg = v->cur_seg;
-		pos = v->cur_pos;
-		at = v->cur_at;
-		trusted = v->cur_next > v->cur_at;
-	} else {
-		if (offset >= v->segs[v->n_segs - 1].base && (err = sl__view_list(v)) < 0)
-			return err;
-		seg = 0;
-		for (uint32_t i = 1; i < v->n_segs; i++)
-			if (v->segs[i].base <= offset)
-				seg = i;
-		/* A sealed segment (one follows it) has its index on disk. */
-		if (!v->segs[seg].n_idx && seg + 1 < v->n_segs)
-			sl__idx_load(v->dir, &v->segs[seg]);
-		sl__view_seek(&v->segs[seg], offset, &pos, &at);
-	}
+	bool trusted; /* the batch at cur_seg/cur_pos was checked by the last read */
+	if ((err = sl__view_locate(v, offset, &seg, &pos, &at, &trusted)) < 0)
+		return err;
 
 	while (at < limit && (uint32_t)visited < max_events) {
-		struct sl_seg *s = &v->segs[seg];
-		if (seg + 1 < v->n_segs && at >= v->segs[seg + 1].base) {
-			seg++;
-			pos = 0;
-			continue;
-		}
-		const uint8_t *h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR, &err);
+		const uint8_t *h;
 		struct sl_bhdr b;
-		if (h && sl_get_le32(h + SL_BATCH_MAGIC) == SL_LOG_MAGIC) {
-			sl_batch_hdr_decode(h, &b);
-			if (b.len <= SL_BATCH_MAX)
-				h = sl__view_bytes(v, s, pos, SL_LOG_BATCH_HDR + b.len, &err);
-			else
-				h = NULL;
-		} else if (!err && (seg + 1 >= v->n_segs)) {
-			/* Past the end of what we know: a new segment may hold it. */
-			uint32_t before = v->n_segs;
-			if ((err = sl__view_list(v)) < 0)
-				return err;
-			if (v->n_segs > before && v->segs[seg + 1].base == at) {
-				seg++;
-				pos = 0;
-				continue;
-			}
-			h = NULL;
-		} else {
-			h = NULL;
-		}
+		bool resumed;
+		err = sl__view_batch(v, &seg, &pos, at, trusted, &h, &b, &resumed);
+		trusted = false;
+		if (err == -SL_ECORRUPT && visited)
+			return visited; /* report the damage on the next read */
 		if (err < 0)
 			return err;
-		bool resumed = trusted && seg == v->cur_seg && pos == v->cur_pos;
-		bool ok = h &&
-		          (resumed || sl_batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b.len, &b)) &&
-		          b.base_offset == at;
-		trusted = false;
-		if (!ok && !fresh) {
-			fresh = true;
-			v->buf_len = 0;
-			continue;
-		}
-		if (!ok) {
-			snprintf(v->error, sizeof(v->error),
-			         "%s/%020" PRIu64 ".log: no valid batch at byte %" PRIu64
-			         " where offset %" PRIu64 " should be",
-			         v->dir, s->base, pos, at);
-			v->cur_valid = false;
-			if (visited)
-				return visited; /* report the damage on the next read */
-			return -SL_ECORRUPT;
-		}
-		fresh = false;
+		struct sl_seg *s = &v->segs[seg];
 		if ((err = sl__idx_add(s, at, pos)) < 0)
 			return err;
 		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len, *resume = r;
@@ -363,6 +399,72 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	v->cur_next = at;
 	v->cur_valid = visited == 0 || *next == at;
 	return visited;
+}
+
+int sl_log_view_read_raw(struct sl_log_view *v, uint64_t offset, uint64_t limit, uint32_t max_bytes,
+                         uint8_t *buf, size_t cap, size_t *len, uint64_t *next)
+{
+	uint32_t seg;
+	uint64_t pos, at;
+	int copied = 0, err;
+	bool trusted;
+
+	*len = 0;
+	*next = offset;
+	v->error[0] = 0;
+	if (!v->n_segs && (err = sl__view_list(v)) < 0)
+		return err;
+	if (offset >= limit || !v->n_segs)
+		return 0;
+	if (offset < v->segs[0].base)
+		return -ERANGE;
+	if ((err = sl__view_locate(v, offset, &seg, &pos, &at, &trusted)) < 0)
+		return err;
+	while (at < limit) {
+		const uint8_t *h;
+		struct sl_bhdr b;
+		bool resumed;
+		/* Whole batches: the one a stop inside left is checked again. */
+		err = sl__view_batch(v, &seg, &pos, at, false, &h, &b, &resumed);
+		if (err == -SL_ECORRUPT && copied)
+			break; /* report the damage on the next read */
+		if (err < 0)
+			return err;
+		if ((err = sl__idx_add(&v->segs[seg], at, pos)) < 0)
+			return err;
+		uint64_t span = sl_batch_span(b.len);
+		if (at < offset) {
+			if (offset < at + b.count)
+				return -EINVAL; /* inside this batch */
+			pos += span;
+			at += b.count;
+			continue;
+		}
+		if (at + b.count > limit)
+			break;
+		if (span > cap - *len || (copied && *len + span > max_bytes)) {
+			if (!copied)
+				return -ENOBUFS;
+			break;
+		}
+		/* The padding is zero by construction; written as such, the
+		 * copy is what sl_log_append_raw takes whatever the file held
+		 * there. */
+		memcpy(buf + *len, h, SL_LOG_BATCH_HDR + (size_t)b.len);
+		memset(buf + *len + SL_LOG_BATCH_HDR + b.len, 0, span - SL_LOG_BATCH_HDR - b.len);
+		*len += span;
+		copied++;
+		pos += span;
+		at += b.count;
+		*next = at;
+	}
+	/* At a batch boundary: a follower's next fetch starts here. */
+	v->cur_seg = seg;
+	v->cur_pos = pos;
+	v->cur_at = at;
+	v->cur_next = at;
+	v->cur_valid = true;
+	return copied;
 }
 
 /* ---- readers ------------------------------------------------------------------ */

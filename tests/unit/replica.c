@@ -1,0 +1,370 @@
+/*
+ * The log's replication primitives on real files: a follower appends the
+ * batches a leader's view reads raw and ends byte-identical, segment file by
+ * segment file, plain or journaled; raw appends refuse what does not
+ * continue the log, with nothing appended.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "log/batch.h"
+#include "log/log.h"
+
+static char g_dir[256];
+static struct io_uring g_ring;
+
+static void setup(void)
+{
+	snprintf(g_dir, sizeof(g_dir), "/tmp/sluice-replica-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(g_dir));
+	cr_assert_eq(io_uring_queue_init(64, &g_ring, 0), 0);
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+	io_uring_queue_exit(&g_ring);
+	snprintf(cmd, sizeof(cmd), getenv("KEEP") ? "true %s" : "rm -rf '%s'", g_dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(replica, .init = setup, .fini = teardown);
+
+static struct sl_log *open_at(const char *sub, uint64_t seg, struct sl_journal *j,
+                              struct sl_jrec *rec, bool replicated)
+{
+	char dir[400], err[400];
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, sub);
+	struct sl_log_opts o = {.dir = dir,
+	                        .segment_bytes = seg,
+	                        .durability = SL_LOG_FSYNC,
+	                        .journal = j,
+	                        .journal_key = j || rec ? sub : NULL,
+	                        .journal_arg = (void *)1,
+	                        .replay = rec,
+	                        .replicated = replicated};
+	struct sl_log *log;
+	int ret = sl_log_open(&o, &log, err, sizeof(err));
+	cr_assert_eq(ret, 0, "open %s: %s (%s)", dir, sl_strerror(ret), err);
+	return log;
+}
+
+static struct sl_journal *open_journal(uint64_t first_seq)
+{
+	char dir[400], err[400];
+	snprintf(dir, sizeof(dir), "%s/%s/0", g_dir, SL_JOURNAL_DIR_NAME);
+	struct sl_journal_opts o = {.dir = dir, .first_seq = first_seq};
+	struct sl_journal *j;
+	cr_assert_eq(sl_journal_create(&o, &j, err, sizeof(err)), 0, "journal: %s", err);
+	return j;
+}
+
+static void journal_cb(void *arg, void *log_arg, int status)
+{
+	(void)arg;
+	(void)log_arg;
+	cr_assert_geq(status, 0);
+}
+
+/* Group commits until everything appended is durable (acked). */
+static void commit(struct sl_log *log)
+{
+	for (int turns = 0; turns < 100000; turns++) {
+		int ret = sl_log_flush(log, &g_ring, 7);
+		cr_assert_geq(ret, 0, "flush: %s", sl_log_error(log));
+		if (ret == 3) {
+			struct sl_journal *j = sl_log_journal(log);
+			cr_assert_eq(sl_journal_commit(j, &g_ring, 42, journal_cb, NULL), 1);
+			cr_assert_geq(io_uring_submit(&g_ring), 1);
+			struct io_uring_cqe *cqe;
+			cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+			cr_assert_eq(sl_journal_on_cqe(j, cqe->res, journal_cb, NULL), 1);
+			io_uring_cqe_seen(&g_ring, cqe);
+			continue;
+		}
+		if (ret == 1)
+			cr_assert_geq(io_uring_submit(&g_ring), 1);
+		if (!sl_log_io_pending(log)) {
+			if (sl_log_acked(log) == sl_log_end(log))
+				return;
+			continue;
+		}
+		struct io_uring_cqe *cqe;
+		cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+		if (cqe->user_data == SL_LOG_UD_IGNORE) {
+			io_uring_cqe_seen(&g_ring, cqe);
+			continue;
+		}
+		cr_assert_eq(cqe->user_data, 7);
+		cr_assert_geq(sl_log_on_cqe(log, cqe->res), 0);
+		io_uring_cqe_seen(&g_ring, cqe);
+	}
+	cr_assert_fail("group commit never finished");
+}
+
+static uint32_t make_event(uint8_t *buf, uint64_t pid, uint64_t seq)
+{
+	uint32_t len = 20 + (uint32_t)((pid * 31 + seq * 7) % 180);
+	for (uint32_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(pid * 13 + seq * 3 + i);
+	return len;
+}
+
+/* n events of producer pid from seq0, in batches of `per` (each batch a
+ * producer change closes). */
+static void append_n(struct sl_log *log, uint64_t pid, uint64_t seq0, uint32_t n)
+{
+	uint8_t ev[256];
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t off;
+		uint32_t len = make_event(ev, pid, seq0 + i);
+		cr_assert_eq(sl_log_append(log, pid, 1, seq0 + i, ev, len, &off), 0);
+	}
+}
+
+/*
+ * A leader written in groups of varied sizes on 8 KiB segments, each group
+ * below half a segment: every segment holds two groups or more, so each roll
+ * shows in unit_start (log.h: the replica's roll rule). Returns its end.
+ */
+static uint64_t write_leader(struct sl_log *l)
+{
+	static const uint32_t groups[] = {3, 5, 27, 2, 9, 24, 1, 26, 1, 20, 12, 29, 7, 30, 4};
+	uint64_t seq[4] = {0};
+	for (uint32_t r = 0; r < 90; r++) {
+		uint32_t n = groups[r % 15];
+		for (uint32_t k = 0; k < n;) {
+			uint64_t pid = 1 + (r + k) % 3;
+			uint32_t m = n - k < 5 ? n - k : 5;
+			append_n(l, pid, seq[pid], m);
+			seq[pid] += m;
+			k += m;
+		}
+		commit(l);
+	}
+	return sl_log_end(l);
+}
+
+/* Copies the leader's durable batches into the follower, fetches of about
+ * max_bytes each. */
+static void replicate(struct sl_log *l, const char *ldir, struct sl_log *f, uint32_t max_bytes)
+{
+	struct sl_log_view *v;
+	size_t cap = 1 << 20, len;
+	uint8_t *buf = malloc(cap);
+	uint64_t next;
+	cr_assert_eq(sl_log_view_open(ldir, &v), 0);
+	while (sl_log_end(f) < sl_log_durable(l)) {
+		int n = sl_log_view_read_raw(v, sl_log_end(f), sl_log_durable(l), max_bytes, buf,
+		                             cap, &len, &next);
+		cr_assert_gt(n, 0, "read_raw: %d %s", n, sl_log_view_error(v));
+		size_t at = 0;
+		while (at < len) {
+			uint64_t end;
+			int took = sl_log_append_raw(f, buf + at, len - at, &end);
+			cr_assert_geq(took, 0, "append_raw: %s", sl_strerror(took));
+			at += (size_t)took;
+			commit(f); /* a roll (took < len) waits for the group before */
+		}
+		cr_assert_eq(sl_log_end(f), next);
+	}
+	sl_log_view_close(v);
+	free(buf);
+}
+
+/* The .log files of two folders: same names, same bytes. Returns how many. */
+static int same_segments(const char *a, const char *b)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s/%s' && ls *.log > /tmp/sl-rep-a.$$ && cd '%s/%s' && ls *.log | cmp -s - "
+	         "/tmp/sl-rep-a.$$ && for f in $(cat /tmp/sl-rep-a.$$); do cmp -s \"$f\" "
+	         "'%s/%s'/\"$f\" || exit 1; done; r=$?; rm -f /tmp/sl-rep-a.$$; exit $r",
+	         g_dir, a, g_dir, b, g_dir, a);
+	int st = system(cmd);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "segments of %s and %s differ", a, b);
+	DIR *d;
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, a);
+	cr_assert_not_null(d = opendir(dir));
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		n += strstr(de->d_name, ".log") != NULL;
+	closedir(d);
+	return n;
+}
+
+static void byte_identical_case(bool journaled, uint32_t max_bytes)
+{
+	char ldir[400];
+	snprintf(ldir, sizeof(ldir), "%s/leader", g_dir);
+	struct sl_log *l = open_at("leader", 8192, NULL, NULL, false);
+	uint64_t end = write_leader(l);
+	struct sl_journal *j = journaled ? open_journal(0) : NULL;
+	struct sl_log *f = open_at("follower", 8192, j, NULL, true);
+	replicate(l, ldir, f, max_bytes);
+	cr_assert_eq(sl_log_end(f), end);
+	struct sl_log_stats st;
+	sl_log_get_stats(f, &st);
+	cr_assert_geq(st.batches, 1);
+	sl_log_close(f);
+	if (j)
+		sl_journal_destroy(j);
+	sl_log_close(l);
+	int segs = same_segments("leader", "follower");
+	cr_assert_geq(segs, 3, "at least two rolls (%d segments)", segs);
+}
+
+Test(replica, raw_append_plain_follower_is_byte_identical)
+{
+	byte_identical_case(false, 1u << 20);
+}
+
+Test(replica, raw_append_plain_follower_small_fetches_is_byte_identical)
+{
+	byte_identical_case(false, 3000);
+}
+
+Test(replica, raw_append_journaled_follower_is_byte_identical)
+{
+	byte_identical_case(true, 1u << 20);
+}
+
+Test(replica, raw_append_journaled_follower_small_fetches_is_byte_identical)
+{
+	byte_identical_case(true, 3000);
+}
+
+/* The leader's first `want` bytes or more of whole batches. */
+static size_t leader_bytes(struct sl_log **lp, uint8_t *buf, size_t cap, uint64_t *next)
+{
+	char ldir[400];
+	snprintf(ldir, sizeof(ldir), "%s/leader", g_dir);
+	struct sl_log *l = open_at("leader", 1 << 20, NULL, NULL, false);
+	for (uint32_t r = 0; r < 4; r++) {
+		append_n(l, 1 + r, 0, 10);
+		commit(l);
+	}
+	struct sl_log_view *v;
+	size_t len;
+	cr_assert_eq(sl_log_view_open(ldir, &v), 0);
+	int n = sl_log_view_read_raw(v, 0, sl_log_durable(l), UINT32_MAX, buf, cap, &len, next);
+	cr_assert_eq(n, 4, "four batches: %d", n);
+	cr_assert_eq(*next, 40);
+	/* Only from a batch start. */
+	size_t l2;
+	uint64_t n2;
+	cr_assert_eq(sl_log_view_read_raw(v, 5, 40, UINT32_MAX, buf + len, cap - len, &l2, &n2),
+	             -EINVAL);
+	cr_assert_eq(sl_log_view_read_raw(v, 10, 40, 1, buf + len, cap - len, &l2, &n2), 1);
+	cr_assert_eq(n2, 20, "at least one batch whatever max_bytes");
+	cr_assert_eq(sl_log_view_read_raw(v, 10, 40, UINT32_MAX, buf + len, 64, &l2, &n2),
+	             -ENOBUFS);
+	sl_log_view_close(v);
+	*lp = l;
+	return len;
+}
+
+static void assert_nothing_appended(struct sl_log *f, uint64_t end)
+{
+	cr_assert_eq(sl_log_end(f), end);
+	cr_assert_not(sl_log_busy(f), "nothing buffered");
+}
+
+Test(replica, raw_append_refuses_bad_crc_gap_overlap_misaligned)
+{
+	uint8_t buf[16384], bad[16384];
+	uint64_t next, end;
+	struct sl_log *l;
+	size_t len = leader_bytes(&l, buf, sizeof(buf), &next);
+	struct sl_log *f = open_at("follower", 1 << 20, NULL, NULL, true);
+	/* The batches' spans, from their headers. */
+	size_t span0 = sl_batch_span(sl_get_le32(buf + SL_BATCH_LEN));
+
+	/* A bad checksum in the last batch: the first three are not taken
+	 * either. */
+	memcpy(bad, buf, len);
+	bad[len - 9] ^= 0x40;
+	cr_assert_eq(sl_log_append_raw(f, bad, len, &end), -SL_ECORRUPT);
+	assert_nothing_appended(f, 0);
+	/* A gap: starting at the second batch. */
+	cr_assert_eq(sl_log_append_raw(f, buf + span0, len - span0, &end), -EINVAL);
+	assert_nothing_appended(f, 0);
+	/* Not whole batches (cut inside the last). */
+	cr_assert_eq(sl_log_append_raw(f, buf, len - 8, &end), -SL_ECORRUPT);
+	assert_nothing_appended(f, 0);
+	/* Misaligned: 4 bytes between the first and second batch. */
+	memcpy(bad, buf, span0);
+	memset(bad + span0, 0xee, 4);
+	memcpy(bad + span0 + 4, buf + span0, len - span0);
+	memset(bad + len + 4, 0, 4);
+	cr_assert_eq(sl_log_append_raw(f, bad, len + 8, &end), -SL_ECORRUPT);
+	assert_nothing_appended(f, 0);
+	/* Non-zero padding is refused too (a segment never holds it). */
+	size_t hl = SL_LOG_BATCH_HDR + sl_get_le32(buf + SL_BATCH_LEN);
+	if (hl < span0) {
+		memcpy(bad, buf, len);
+		bad[hl] = 1;
+		cr_assert_eq(sl_log_append_raw(f, bad, len, &end), -SL_ECORRUPT);
+		assert_nothing_appended(f, 0);
+	}
+	/* The first batch, then an overlap (the first two again). */
+	cr_assert_eq(sl_log_append_raw(f, buf, span0, &end), (int)span0);
+	cr_assert_eq(end, 10);
+	commit(f);
+	size_t span1 = sl_batch_span(sl_get_le32(buf + span0 + SL_BATCH_LEN));
+	cr_assert_eq(sl_log_append_raw(f, buf, span0 + span1, &end), -EINVAL);
+	assert_nothing_appended(f, 10);
+	/* The rest continues it. */
+	cr_assert_eq(sl_log_append_raw(f, buf + span0, len - span0, &end), (int)(len - span0));
+	cr_assert_eq(end, 40);
+	commit(f);
+	cr_assert_eq(sl_log_durable(f), 40);
+	sl_log_close(f);
+	sl_log_close(l);
+}
+
+Test(replica, own_appends_and_raw_appends_mix_in_order)
+{
+	uint8_t buf[16384];
+	uint64_t next, end, off;
+	struct sl_log *l;
+	size_t len = leader_bytes(&l, buf, sizeof(buf), &next);
+	struct sl_log *f = open_at("follower", 1 << 20, NULL, NULL, true);
+	size_t span0 = sl_batch_span(sl_get_le32(buf + SL_BATCH_LEN));
+	cr_assert_eq(sl_log_append_raw(f, buf, span0, &end), (int)span0);
+	/* Own events after raw ones in the same group: sealed by the log. */
+	uint8_t ev[256];
+	uint32_t elen = make_event(ev, 9, 0);
+	cr_assert_eq(sl_log_append(f, 9, 1, 0, ev, elen, &off), 0);
+	cr_assert_eq(off, 10);
+	/* Raw after own: not in the same group; the leader's next batch now
+	 * starts at 10 but the log ends at 11: refused as an overlap. */
+	cr_assert_eq(sl_log_append_raw(f, buf + span0, len - span0, &end), -EINVAL);
+	commit(f);
+	cr_assert_eq(sl_log_durable(f), 11);
+	struct sl_log_reader *rd;
+	struct sl_log_record rec;
+	cr_assert_eq(sl_log_reader_open(f, 0, &rd), 0);
+	uint64_t n = 0;
+	int ret;
+	while ((ret = sl_log_reader_next(rd, sl_log_durable(f), &rec)) == 1)
+		n++;
+	cr_assert_eq(ret, 0, "%s", sl_log_reader_error(rd));
+	cr_assert_eq(n, 11);
+	cr_assert_eq(rec.producer_id, 9);
+	sl_log_reader_close(rd);
+	sl_log_close(f);
+	sl_log_close(l);
+}
