@@ -45,7 +45,8 @@ int sl_epochs_decode(struct sl_epochs *ep, const uint8_t *p, size_t n, char *err
 		why = "checksum mismatch";
 		goto bad;
 	}
-	struct sl_epoch *e = sl_grow(ep->e, &ep->cap, (count ? count : 1) * sizeof(*e), 16 * sizeof(*e));
+	struct sl_epoch *e =
+	    sl_grow(ep->e, &ep->cap, (count ? count : 1) * sizeof(*e), 16 * sizeof(*e));
 	if (!e)
 		return -ENOMEM;
 	ep->e = e;
@@ -62,8 +63,8 @@ int sl_epochs_decode(struct sl_epochs *ep, const uint8_t *p, size_t n, char *err
 	return 0;
 bad:
 	ep->n = 0;
-	snprintf(err, errlen, "%s/%s: %s: refusing to serve this partition",
-	         ep->dir ? ep->dir : "", SL_EPOCHS_FILE, why);
+	snprintf(err, errlen, "%s/%s: %s: refusing to serve this partition", ep->dir ? ep->dir : "",
+	         SL_EPOCHS_FILE, why);
 	return -SL_ECORRUPT;
 }
 
@@ -155,7 +156,8 @@ size_t sl_epochs_encode(const struct sl_epochs *ep, uint8_t *p, size_t cap)
 		sl_put_le32(q + SL_EPOCHS_E_EPOCH, ep->e[i].epoch);
 		sl_put_le64(q + SL_EPOCHS_E_START, ep->e[i].start);
 	}
-	sl_put_le32(p + SL_EPOCHS_CRC, sl_crc32c(0, p + SL_EPOCHS_CRC_FROM, n - SL_EPOCHS_CRC_FROM));
+	sl_put_le32(p + SL_EPOCHS_CRC,
+	            sl_crc32c(0, p + SL_EPOCHS_CRC_FROM, n - SL_EPOCHS_CRC_FROM));
 	return n;
 }
 

@@ -53,6 +53,13 @@
  * tail: those policies do not promise durability.) Sealed segments are
  * checked batch by batch when read, never trusted.
  *
+ * A replicated log (opts.replicated: a follower's, filled by
+ * sl_log_append_raw) takes any damaged batch for a torn tail, even with
+ * valid batches after it: its batches carry the leader's unit_start, which
+ * says nothing about this node's own writes, and the copy of record is the
+ * quorum's, not this file (the follower fetches the cut batches again). The
+ * cut is said on stderr with the file and byte.
+ *
  * Ownership: sl_log_open() returns a log the caller closes with
  * sl_log_close(). Threads: a log and its readers belong to one thread (the
  * reactor that owns the partition, or a tool working on a closed log).

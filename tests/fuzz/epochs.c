@@ -49,8 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(sl_epochs_end_of(e, last->epoch, log_end, &end, &found) == 0);
 			CHECK(found == last->epoch && end == log_end);
 			CHECK(sl_epochs_end_of(e, UINT32_MAX, log_end, &end, &found) == 0);
-			if (last->epoch > 0 && sl_epochs_end_of(e, last->epoch - 1, log_end, &end,
-			                                        &found) == 0)
+			if (last->epoch > 0 &&
+			    sl_epochs_end_of(e, last->epoch - 1, log_end, &end, &found) == 0)
 				CHECK(found < last->epoch && end <= last->start);
 		}
 	}
