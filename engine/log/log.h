@@ -53,6 +53,13 @@
  * tail: those policies do not promise durability.) Sealed segments are
  * checked batch by batch when read, never trusted.
  *
+ * A replicated log (opts.replicated: a follower's, filled by
+ * sl_log_append_raw) takes any damaged batch for a torn tail, even with
+ * valid batches after it: its batches carry the leader's unit_start, which
+ * says nothing about this node's own writes, and the copy of record is the
+ * quorum's, not this file (the follower fetches the cut batches again). The
+ * cut is said on stderr with the file and byte.
+ *
  * Ownership: sl_log_open() returns a log the caller closes with
  * sl_log_close(). Threads: a log and its readers belong to one thread (the
  * reactor that owns the partition, or a tool working on a closed log).
@@ -561,5 +568,49 @@ const char *sl_log_view_error(const struct sl_log_view *v);
 const char *sl_log_view_strerror(const struct sl_log_view *v, int err);
 /* The first offset stored (after retention), from the files. */
 uint64_t sl_log_view_start(struct sl_log_view *v);
+
+/* ---- leader epochs: where each leader's writes began ------------------------ */
+
+/*
+ * The leader-epoch file (`leader-epochs` in the partition's folder, bytes in
+ * epochs_format.h): (leader epoch, first offset that leader wrote), both
+ * ascending. A follower that becomes one asks its new leader where its
+ * last epoch ended (sl_epochs_end_of, KIP-101) and truncates its log there
+ * (sl_log_truncate, then sl_epochs_truncate_from) before fetching.
+ *
+ * Ownership: sl_epochs_load returns a list freed with sl_epochs_free.
+ * Threads: the partition's owner; every change is durable (tmp, fdatasync,
+ * rename, folder fsync) before it returns, so a crash leaves the old list
+ * or the new one.
+ */
+struct sl_epoch {
+	uint32_t epoch;
+	uint64_t start;
+};
+struct sl_epochs;
+/* A missing file is an empty list; a damaged one -SL_ECORRUPT, err saying
+ * what. */
+int sl_epochs_load(const char *dir, struct sl_epochs **out, char *err, size_t errlen);
+void sl_epochs_free(struct sl_epochs *e);
+/* Adds (epoch, start): epochs must increase and starts not decrease
+ * (-EINVAL). 0 once on disk, else -errno and the list is unchanged. */
+int sl_epochs_append(struct sl_epochs *e, uint32_t epoch, uint64_t start);
+/* Drops the entries whose start is >= offset (with sl_log_truncate). */
+int sl_epochs_truncate_from(struct sl_epochs *e, uint64_t offset);
+/* For the largest epoch <= `epoch` held (*epoch_found): the start of the
+ * next epoch held, or log_end when it is the last. -ENOENT when every
+ * epoch held is larger (or none is). */
+int sl_epochs_end_of(const struct sl_epochs *e, uint32_t epoch, uint64_t log_end,
+                     uint64_t *end_offset, uint32_t *epoch_found);
+/* The newest entry, or NULL. Valid until the next change. */
+const struct sl_epoch *sl_epochs_last(const struct sl_epochs *e);
+uint32_t sl_epochs_count(const struct sl_epochs *e);
+/* The loader and writer on bytes (the fuzz target, the golden test): an
+ * empty list of folder `dir` (for messages); decode replaces its entries
+ * (-SL_ECORRUPT, err); encode returns the size, writing only when it fits
+ * cap. */
+struct sl_epochs *sl_epochs_new(const char *dir);
+int sl_epochs_decode(struct sl_epochs *e, const uint8_t *p, size_t n, char *err, size_t errlen);
+size_t sl_epochs_encode(const struct sl_epochs *e, uint8_t *p, size_t cap);
 
 #endif

@@ -197,8 +197,18 @@ static int sl__recover_last(struct sl_log *log, uint64_t stop_at, char *err, siz
 		/* Journaled: segments are written after the journal, unsynced
 		 * until a checkpoint; what a crash left past the valid part was
 		 * never acked from the segment (the journal replays what was). */
+		/* A replica's unit_starts are its leader's: they say nothing of
+		 * what this node synced, and the quorum holds the copy of
+		 * record (the follower fetches the rest again). */
 		bool torn_unit = log->opts.durability != SL_LOG_FSYNC || log->opts.journal ||
-		                 stop_at != UINT64_MAX || vb.unit_start <= pos;
+		                 log->opts.replicated || stop_at != UINT64_MAX ||
+		                 vb.unit_start <= pos;
+		if (torn_unit && log->opts.replicated)
+			fprintf(stderr,
+			        "sluiced: %s: replica: damaged batch at byte %" PRIu64
+			        " (offset %" PRIu64 ") followed by a valid one at byte %" PRIu64
+			        "; cut there, the leader sends the rest again\n",
+			        path, pos, off, vpos);
 		if (!torn_unit) {
 			snprintf(err, errlen,
 			         "%s: corrupt batch at byte %" PRIu64 " (offset %" PRIu64

@@ -368,3 +368,157 @@ Test(replica, own_appends_and_raw_appends_mix_in_order)
 	sl_log_close(f);
 	sl_log_close(l);
 }
+
+/* ---- leader epochs ------------------------------------------------------- */
+
+#include "log/epochs_format.h"
+
+static struct sl_epochs *load_epochs(void)
+{
+	struct sl_epochs *e;
+	char err[400];
+	int ret = sl_epochs_load(g_dir, &e, err, sizeof(err));
+	cr_assert_eq(ret, 0, "load: %s", err);
+	return e;
+}
+
+Test(replica, epochs_append_load_truncate_end_of)
+{
+	struct sl_epochs *e = load_epochs(); /* missing file: empty */
+	uint64_t end;
+	uint32_t found;
+	cr_assert_eq(sl_epochs_count(e), 0);
+	cr_assert_null(sl_epochs_last(e));
+	cr_assert_eq(sl_epochs_end_of(e, 5, 100, &end, &found), -ENOENT);
+	cr_assert_eq(sl_epochs_append(e, 1, 0), 0);
+	cr_assert_eq(sl_epochs_append(e, 3, 40), 0);
+	cr_assert_eq(sl_epochs_append(e, 4, 40), 0, "an epoch that wrote nothing");
+	cr_assert_eq(sl_epochs_append(e, 7, 90), 0);
+	cr_assert_eq(sl_epochs_append(e, 7, 95), -EINVAL, "epochs must increase");
+	cr_assert_eq(sl_epochs_append(e, 8, 80), -EINVAL, "starts must not decrease");
+	sl_epochs_free(e);
+	e = load_epochs();
+	cr_assert_eq(sl_epochs_count(e), 4);
+	cr_assert_eq(sl_epochs_last(e)->epoch, 7);
+	cr_assert_eq(sl_epochs_last(e)->start, 90);
+	/* KIP-101: the largest epoch <= asked, ended by the next one's start. */
+	cr_assert_eq(sl_epochs_end_of(e, 1, 120, &end, &found), 0);
+	cr_assert(found == 1 && end == 40);
+	cr_assert_eq(sl_epochs_end_of(e, 2, 120, &end, &found), 0);
+	cr_assert(found == 1 && end == 40, "epoch 2 unknown: epoch 1's end");
+	cr_assert_eq(sl_epochs_end_of(e, 3, 120, &end, &found), 0);
+	cr_assert(found == 3 && end == 40);
+	cr_assert_eq(sl_epochs_end_of(e, 6, 120, &end, &found), 0);
+	cr_assert(found == 4 && end == 90);
+	cr_assert_eq(sl_epochs_end_of(e, 9, 120, &end, &found), 0);
+	cr_assert(found == 7 && end == 120, "the last epoch ends at the log's end");
+	cr_assert_eq(sl_epochs_end_of(e, 0, 120, &end, &found), -ENOENT);
+	/* Truncation drops the epochs that start at or after it, durably. */
+	cr_assert_eq(sl_epochs_truncate_from(e, 40), 0);
+	sl_epochs_free(e);
+	e = load_epochs();
+	cr_assert_eq(sl_epochs_count(e), 1);
+	cr_assert_eq(sl_epochs_last(e)->epoch, 1);
+	cr_assert_eq(sl_epochs_append(e, 2, 41), 0);
+	sl_epochs_free(e);
+}
+
+/* The format's bytes, spelled out: a change to the layout fails here. */
+static const uint8_t golden_epochs[] = {
+    0x53, 0x4c, 0x45, 0x31, /* 'SLE1' */
+    0,    0,    0,    0,    /* crc32c, filled below from the known answer */
+    2,    0,    0,    0,    /* two entries */
+    1,    0,    0,    0,    0,    0,    0, 0, 0, 0, 0, 0, /* epoch 1 from offset 0 */
+    3,    0,    0,    0,    0x10, 0x27, 0, 0, 0, 0, 0, 0, /* epoch 3 from 10000 */
+};
+
+Test(replica, epochs_golden_bytes)
+{
+	struct sl_epochs *e = load_epochs();
+	cr_assert_eq(sl_epochs_append(e, 1, 0), 0);
+	cr_assert_eq(sl_epochs_append(e, 3, 10000), 0);
+	sl_epochs_free(e);
+	char path[400];
+	uint8_t got[64];
+	snprintf(path, sizeof(path), "%s/leader-epochs", g_dir);
+	int fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	ssize_t n = read(fd, got, sizeof(got));
+	close(fd);
+	cr_assert_eq(n, (ssize_t)sizeof(golden_epochs));
+	uint8_t want[sizeof(golden_epochs)];
+	memcpy(want, golden_epochs, sizeof(want));
+	sl_put_le32(want + SL_EPOCHS_CRC,
+	            sl_crc32c(0, want + SL_EPOCHS_CRC_FROM, sizeof(want) - SL_EPOCHS_CRC_FROM));
+	cr_assert_eq(memcmp(got, want, sizeof(want)), 0, "leader-epochs bytes changed");
+	cr_assert_eq(sl_get_le32(got + SL_EPOCHS_CRC), 0xfb1b23aeu, "crc32c known answer: %08x",
+	             sl_get_le32(got + SL_EPOCHS_CRC));
+}
+
+Test(replica, epochs_damaged_file_is_refused)
+{
+	struct sl_epochs *e = load_epochs();
+	cr_assert_eq(sl_epochs_append(e, 1, 0), 0);
+	cr_assert_eq(sl_epochs_append(e, 2, 50), 0);
+	sl_epochs_free(e);
+	char path[400], err[400];
+	snprintf(path, sizeof(path), "%s/leader-epochs", g_dir);
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	uint8_t b = 9;
+	cr_assert_eq(pwrite(fd, &b, 1, SL_EPOCHS_HDR + SL_EPOCHS_ENTRY + SL_EPOCHS_E_START), 1);
+	close(fd);
+	cr_assert_eq(sl_epochs_load(g_dir, &e, err, sizeof(err)), -SL_ECORRUPT);
+	cr_assert_not_null(strstr(err, "leader-epochs"), "names the file: %s", err);
+	cr_assert_not_null(strstr(err, "checksum"), "%s", err);
+	/* Cut short. */
+	cr_assert_eq(truncate(path, SL_EPOCHS_HDR + 4), 0);
+	cr_assert_eq(sl_epochs_load(g_dir, &e, err, sizeof(err)), -SL_ECORRUPT);
+}
+
+/* ---- recovery of a replicated log ---------------------------------------- */
+
+static void flip_byte(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &b, 1, at), 1);
+	b ^= 0x10;
+	cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+	close(fd);
+}
+
+Test(replica, replicated_recovery_cuts_a_damaged_then_valid_tail)
+{
+	/* Two group commits: the second's write began after the first. */
+	struct sl_log *l = open_at("p", 1 << 20, NULL, NULL, false);
+	append_n(l, 1, 0, 10);
+	commit(l);
+	append_n(l, 1, 10, 10);
+	commit(l);
+	sl_log_close(l);
+	char seg[512], dir[400], err[400];
+	snprintf(dir, sizeof(dir), "%s/p", g_dir);
+	snprintf(seg, sizeof(seg), "%s/00000000000000000000.log", dir);
+	flip_byte(seg, SL_LOG_BATCH_HDR + 14); /* inside the first batch */
+	/* A plain log refuses it: acked data would be cut. */
+	struct sl_log_opts o = {.dir = dir, .segment_bytes = 1 << 20};
+	cr_assert_eq(sl_log_open(&o, &l, err, sizeof(err)), -SL_ECORRUPT);
+	/* A replica cuts it (the leader sends it again) and goes on there. */
+	l = open_at("p", 1 << 20, NULL, NULL, true);
+	cr_assert_eq(sl_log_end(l), 0);
+	struct sl_log_stats st;
+	sl_log_get_stats(l, &st);
+	cr_assert_gt(st.recovered_truncated_bytes, 0);
+	append_n(l, 2, 0, 5);
+	commit(l);
+	sl_log_close(l);
+	l = open_at("p", 1 << 20, NULL, NULL, true);
+	cr_assert_eq(sl_log_end(l), 5, "the cut bytes were zeroed on disk");
+	sl_log_close(l);
+	/* The plain log now opens too: nothing damaged is left. */
+	cr_assert_eq(sl_log_open(&o, &l, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_log_end(l), 5);
+	sl_log_close(l);
+}
