@@ -105,6 +105,11 @@ struct sl_reactor_env {
 	struct sl_ring *rq;
 	void (*repl_durable)(void *arg, struct sl_partition *p);
 	void *repl_arg;
+	/* When this node's lease ends (CLOCK_MONOTONIC ns): past it a leader
+	 * acks nothing more (its HW stands still), because another node may
+	 * lead by then. NULL: no lease (a node alone). */
+	uint64_t (*lease_deadline)(void *arg);
+	void *lease_arg;
 };
 
 /*

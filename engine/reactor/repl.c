@@ -8,6 +8,7 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "reactor/reactor_impl.h"
 #include "ring/ring.h"
@@ -29,6 +30,12 @@ static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
 
 	if (atomic_load_explicit(&rp->role, memory_order_relaxed) == SL_REPL_LEADER) {
 		next = sl_prepl_hw(rp, local);
+		/* A leader whose lease may have run out acks nothing: the
+		 * cluster may have a new leader for this partition by now
+		 * (a paused process, a partitioned node). */
+		if (next > hw && r->env->lease_deadline &&
+		    sl_now_ns() >= r->env->lease_deadline(r->env->lease_arg))
+			return;
 	} else {
 		next = atomic_load_explicit(&rp->leader_hw, memory_order_relaxed);
 		if (next > local)
@@ -51,6 +58,52 @@ void sl__repl_durable(struct sl_reactor *r, struct sl_partition *p)
 		r->env->repl_durable(r->env->repl_arg, p);
 }
 
+/* Adds (epoch, start) to the epoch file (durable first) and to the copy
+ * fetch answers read. Rare: once per leader change. */
+static int sl__repl_epoch_add(struct sl_partition *p, uint32_t epoch, uint64_t start)
+{
+	struct sl_prepl *rp = p->repl;
+	const struct sl_epoch *last = sl_epochs_last(rp->epoch_file);
+	if (last && last->epoch >= epoch)
+		return 0;
+	int ret = sl_epochs_append(rp->epoch_file, epoch, start);
+	if (ret < 0) {
+		fprintf(stderr, "sluiced: %s/%u: cannot write leader epoch %u: %s\n", p->topic->name,
+		        p->id, epoch, sl_strerror(ret));
+		return ret;
+	}
+	pthread_mutex_lock(&rp->mu);
+	if (rp->n_epochs == SL_REPL_EPOCHS) {
+		memmove(rp->epochs, rp->epochs + 1, (SL_REPL_EPOCHS - 1) * sizeof(rp->epochs[0]));
+		memmove(rp->epoch_starts, rp->epoch_starts + 1,
+		        (SL_REPL_EPOCHS - 1) * sizeof(rp->epoch_starts[0]));
+		rp->n_epochs--;
+	}
+	rp->epochs[rp->n_epochs] = epoch;
+	rp->epoch_starts[rp->n_epochs++] = start;
+	pthread_mutex_unlock(&rp->mu);
+	return 0;
+}
+
+/* The control thread changed the partition's view: take the new role. A
+ * new leader epoch starts at this log's end, on disk before any event of it
+ * is taken (a fetching follower learns where it starts from the answers). */
+static void sl__repl_role(struct sl_partition *p)
+{
+	struct sl_prepl *rp = p->repl;
+	uint32_t gen = atomic_load_explicit(&rp->gen, memory_order_acquire);
+	if (gen == rp->seen_gen)
+		return;
+	rp->seen_gen = gen;
+	pthread_mutex_lock(&rp->mu);
+	uint32_t role = rp->want_role, epoch = rp->want_epoch;
+	pthread_mutex_unlock(&rp->mu);
+	if (role == SL_REPL_LEADER && sl__repl_epoch_add(p, epoch, sl_log_end(p->log)) < 0)
+		role = SL_REPL_NONE; /* cannot mark the epoch: do not lead it */
+	atomic_store_explicit(&rp->epoch, epoch, memory_order_release);
+	atomic_store_explicit(&rp->role, role, memory_order_release);
+}
+
 static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)
 {
 	uint32_t n = atomic_load_explicit(&r->topics->n, memory_order_acquire);
@@ -68,11 +121,16 @@ static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)
 	if (atomic_load_explicit(&rp->role, memory_order_relaxed) != SL_REPL_FOLLOWER ||
 	    atomic_load_explicit(&rp->epoch, memory_order_relaxed) != c->epoch)
 		return -ESTALE;
+	for (uint32_t i = 0; i < c->n_epochs && !c->taken; i++)
+		if (c->epoch_starts[i] >= sl_log_end(p->log) &&
+		    sl__repl_epoch_add(p, c->epochs[i], c->epoch_starts[i]) < 0)
+			return -EIO;
 	if (c->taken < c->len) {
 		int ret = sl_partition_append_raw(p, c->bytes + c->taken, c->len - c->taken, &c->end);
 		if (ret < 0)
 			return ret;
 		c->taken += (size_t)ret;
+		atomic_store_explicit(&rp->local_end, c->end, memory_order_release);
 		if (ret && !p->dirty) {
 			p->dirty = true;
 			r->dirty_parts[r->n_dirty_parts++] = p;
@@ -127,8 +185,12 @@ void sl__repl_step(struct sl_reactor *r)
 	}
 	for (uint32_t i = 0; i < r->n_parts; i++) {
 		struct sl_partition *p = r->parts[i];
-		if (p->repl && p->log &&
-		    atomic_load_explicit(&p->repl->role, memory_order_relaxed) == SL_REPL_LEADER)
-			sl__repl_publish(r, p);
+		if (!p->repl || !p->log)
+			continue;
+		sl__repl_role(p);
+		/* A leader's end moves with every append: published for the
+		 * status and the followers' lag, once a turn. */
+		atomic_store_explicit(&p->repl->local_end, sl_log_end(p->log), memory_order_relaxed);
+		sl__repl_publish(r, p);
 	}
 }

@@ -284,4 +284,21 @@ void sl__rt_free(struct sl_server *srv);
 
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out);
 
+/* server/fetch.c: the follower's side of replication (cluster mode). */
+struct sl_fetchers {
+	struct sl_server *srv;
+	const char *token; /* what a Hello presents to other nodes (auth) */
+	char self[SL_REPL_ID_MAX];
+	struct sl_fetcher *list; /* one per leader node; cluster thread */
+};
+/* Cluster thread: follow partition p (topic index `topic`) from `leader`
+ * at host:port `addr` in leader epoch `epoch`; unfollow it. */
+int sl__fetch_follow(struct sl_fetchers *fs, uint32_t topic, struct sl_partition *p,
+                     const char *leader, const char *addr, uint32_t epoch);
+void sl__fetch_unfollow(struct sl_fetchers *fs, struct sl_partition *p);
+/* env.repl_durable: a followed partition made more of its log durable. */
+void sl__fetch_durable(void *arg, struct sl_partition *p);
+/* After the reactors stopped. */
+void sl__fetchers_stop(struct sl_fetchers *fs);
+
 #endif

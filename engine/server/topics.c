@@ -56,6 +56,12 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	                : c->overload == SL_CONFIG_OVERLOAD_REJECT ? SL_OVERLOAD_REJECT
 	                                                           : SL_OVERLOAD_BLOCK;
 	out->sample_rate = c->sample_rate;
+	out->replicas = c->replicas;
+	out->acks = c->acks == SL_CONFIG_ACKS_ALL      ? SL_REPL_ACKS_ALL
+	            : c->acks == SL_CONFIG_ACKS_QUORUM ? SL_REPL_ACKS_QUORUM
+	                                               : SL_REPL_ACKS_LEADER;
+	out->min_insync = c->min_insync;
+	out->replica_lag_max_ns = c->replica_lag_max_ns;
 	if (c->partitioner != SL_CONFIG_PART_HASH) {
 		snprintf(err, errlen,
 		         "topic '%s': partitioner '%s' is not available yet (only 'hash')", c->name,

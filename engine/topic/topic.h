@@ -91,15 +91,22 @@ struct sl_prepl_peer {
 	_Atomic uint64_t fetch_bytes;  /* leader: bytes sent to it */
 };
 
+struct sl_fetcher; /* the server's, that follows this partition's leader */
+
 struct sl_prepl {
 	enum sl_repl_acks acks;
 	uint32_t min_insync;
 	uint64_t lag_max_ns;
 	/* The cluster's view; the control thread writes it (under `mu`, then
-	 * bumps `gen` with release), readers copy it under `mu`. */
+	 * bumps `gen` with release and wakes the owner), readers copy it under
+	 * `mu`. The owner takes want_role and want_epoch into role and epoch
+	 * (a new leader epoch is written to the epoch file first, so that no
+	 * event of the epoch is taken before its start is on disk). */
 	pthread_mutex_t mu;
 	_Atomic uint32_t gen;
-	_Atomic uint32_t role; /* enum sl_repl_role */
+	uint32_t seen_gen; /* owner */
+	uint32_t want_role, want_epoch;
+	_Atomic uint32_t role; /* enum sl_repl_role, as the owner applies it */
 	_Atomic uint32_t epoch;
 	uint32_t n_peers; /* replicas, this node included */
 	uint32_t self;    /* this node's index in peers */
@@ -108,11 +115,14 @@ struct sl_prepl {
 	char leader[SL_REPL_ID_MAX];
 	char leader_native[96]; /* host:port of the leader's native port */
 	/* Published by the owner. */
+	_Atomic uint64_t local_end;     /* this replica's log end */
 	_Atomic uint64_t local_durable; /* this replica's own durable end */
 	_Atomic uint64_t hw;            /* the high watermark as this node knows it */
 	_Atomic uint64_t leader_hw;     /* follower: the HW the leader last sent */
 	_Atomic uint64_t leader_end;    /* follower: the leader's durable end it last sent */
 	_Atomic uint64_t leader_end_ns; /* follower: when it last heard from the leader */
+	struct sl_epochs *epoch_file; /* owner: the log's leader-epoch file */
+	struct sl_fetcher *_Atomic fetcher; /* follower: who fetches for it */
 	/* Epochs this replica's log holds, oldest first (the epoch file's
 	 * tail), for the fetch answers the reader builds; under `mu`. */
 	uint32_t n_epochs;
@@ -225,6 +235,11 @@ struct sl_topic_spec {
 	uint64_t segment_bytes; /* 0: 64 MiB */
 	enum sl_overload overload;
 	double sample_rate; /* for SL_OVERLOAD_SAMPLE: fraction kept, (0, 1] */
+	/* Cluster mode (the config's keys; struct sl_prepl). */
+	uint32_t replicas; /* 0 or 1: one copy */
+	enum sl_repl_acks acks;
+	uint32_t min_insync;
+	uint64_t replica_lag_max_ns;
 };
 
 struct sl_topic {
