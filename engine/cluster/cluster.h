@@ -1,0 +1,255 @@
+/*
+ * cluster: the node's control plane in etcd (issue 16): membership under a
+ * lease, a cluster-unique ordinal per node id, the topics' shapes, and each
+ * partition's state (leader, leader epoch, replicas, in-sync replicas),
+ * kept current in a local cache by a watch. sluice runs no consensus of its
+ * own: every decision that two nodes could race on is one etcd txn guarded
+ * by a revision, so exactly one writer wins and the other learns it lost.
+ *
+ * Keys, under /sluice/<name>/ (the etcd client's prefix):
+ *   nodes/<id>             {"id","native","http","ordinal"} under the
+ *                          node's lease: gone when the node leaves or dies
+ *   ordinals/<id>          "N": allocated once per id, never deleted
+ *   ordinal_next           "N": the next ordinal (a revision-guarded counter)
+ *   topics/<topic>         {"partitions":P,"replicas":R}, created once
+ *   partitions/<topic>/<p> {"leader","epoch","replicas","isr","moving_to"}:
+ *                          every write is guarded by the mod_revision it was
+ *                          read at (0: created only if absent)
+ * The codecs are strict (state.c): a value of the wrong shape is refused and
+ * ignored by the cache; it never reaches a callback.
+ *
+ * The lease and fencing (CLUSTER-NOTES: a paused leader must fence itself):
+ * sl_cluster_lease_deadline_ns() is when the node stops being allowed to act
+ * as a leader: the time the last successful keepalive was SENT (etcd
+ * restarted the TTL no earlier than that) + the TTL etcd granted - a margin
+ * (SL_CLUSTER_MARGIN_NS). A node checks it before every leader action and
+ * stamps writes with the partition's epoch; a node past its deadline may
+ * still hold the lease, never the other way round. Transient keepalive
+ * failures before the deadline do not drop the lease (the deadline is the
+ * guarantee); past it, or when etcd says the lease is gone, on_lease(false)
+ * runs, and the thread grants a new lease, registers again and calls
+ * on_lease(true).
+ *
+ * Ownership: sl_cluster_start() returns an object freed by sl_cluster_stop().
+ * Everything handed out is copied into caller memory (struct sl_pstate,
+ * struct sl_cluster_node); pointers given to a callback are valid only
+ * during it.
+ *
+ * Threads: sl_cluster_start() and sl_cluster_stop() on one (control)
+ * thread. The cluster thread `sl-cluster` runs the keepalives, the watch,
+ * the cache updates and the creation of missing partition states; every
+ * callback runs on it, with no lock of ours held, so a callback may call any
+ * function here except sl_cluster_stop(). sl_cluster_topics(),
+ * sl_cluster_pstate_cas(), sl_cluster_pstate_get(), sl_cluster_nodes() and
+ * the getters are safe from any thread: writes from callers go through a
+ * second etcd client under a mutex (the thread's own client is never
+ * shared), the cache is read under its mutex (not on any hot path), the
+ * lease deadline is one atomic load.
+ */
+#ifndef SL_CLUSTER_H
+#define SL_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct sl_cluster;
+
+/* Node ids: [A-Za-z0-9._-], 1..63 characters (the NUL makes 64). */
+#define SL_CLUSTER_ID_MAX 64
+/* A partition's replica set; 7 tolerates 3 failures with a majority, more
+ * than any placement sluice is meant for. */
+#define SL_CLUSTER_REPLICAS_MAX 7
+/* Topic names: the config's alphabet and length (config/keys.c). */
+#define SL_CLUSTER_TOPIC_MAX 129
+/* Partitions of a topic: SL_CONFIG_TOPIC_MAX_PARTITIONS (config.h). */
+#define SL_CLUSTER_PARTITIONS_MAX 4096
+/* "host:port" as advertised, printable ASCII. */
+#define SL_CLUSTER_ADDR_MAX 256
+/* The largest value the codecs write or accept: a partition state with 7
+ * replicas of 63-character ids is about 1.1 KiB, a node record with two
+ * 255-character addresses about 0.7 KiB. */
+#define SL_CLUSTER_JSON_MAX 2048
+
+/* One partition's state as stored in partitions/<topic>/<p>. */
+struct sl_pstate {
+	char leader[SL_CLUSTER_ID_MAX]; /* "": no leader */
+	uint32_t epoch;                 /* leader epoch: the data plane's fencing token */
+	uint32_t n_replicas;            /* 1..SL_CLUSTER_REPLICAS_MAX */
+	char replicas[SL_CLUSTER_REPLICAS_MAX][SL_CLUSTER_ID_MAX];
+	uint32_t n_isr; /* 0..n_replicas, each one of replicas */
+	char isr[SL_CLUSTER_REPLICAS_MAX][SL_CLUSTER_ID_MAX];
+	char moving_to[SL_CLUSTER_ID_MAX]; /* "": no move under way */
+	int64_t mod_revision;              /* as read (not stored in the value) */
+};
+
+/* A node as the cluster knows it. */
+struct sl_cluster_node {
+	char id[SL_CLUSTER_ID_MAX];
+	char native[SL_CLUSTER_ADDR_MAX]; /* "" when never seen registered */
+	char http[SL_CLUSTER_ADDR_MAX];
+	int64_t ordinal; /* -1: not known */
+	bool alive;      /* its nodes/<id> key exists */
+};
+
+/* A topic this node serves. */
+struct sl_cluster_topic {
+	const char *name;
+	uint32_t partitions; /* 1..SL_CLUSTER_PARTITIONS_MAX */
+	uint32_t replicas;   /* 1..SL_CLUSTER_REPLICAS_MAX */
+};
+
+struct sl_cluster_opts {
+	const char *node_id;
+	const char *const *etcd; /* endpoints "http://host:port" */
+	size_t n_etcd;
+	const char *name;             /* the cluster: keys under /sluice/<name>/ */
+	const char *advertise_native; /* "host:port" */
+	const char *advertise_http;
+	/* Rounded up to whole seconds (etcd's unit); etcd raises a TTL below its
+	 * minimum (1.5 election timeouts, rounded up to a second). */
+	uint32_t session_ttl_ms;
+	/* Bound on each etcd request of callers (CAS, topics); 0: 2000 ms. The
+	 * cluster thread's own requests are bounded by a quarter of the TTL, so
+	 * a hung etcd cannot hold it past the lease deadline. */
+	uint32_t request_timeout_ms;
+	/* Cluster thread. Every state seen: once for each at start, then on each
+	 * change (a new mod_revision). May be NULL. */
+	void (*on_partition)(void *arg, const char *topic, uint32_t p, const struct sl_pstate *s);
+	/* Cluster thread. true first thing on the thread, false when the lease
+	 * is lost (deadline passed or lease gone), true when a new one is held
+	 * and the node registered again. May be NULL. */
+	void (*on_lease)(void *arg, bool held);
+	/* Cluster thread. A node's record appeared, changed or vanished
+	 * (alive false). May be NULL. */
+	void (*on_node)(void *arg, const struct sl_cluster_node *n);
+	void *arg;
+};
+
+/* Subtracted from the TTL in the lease deadline: it covers the time between
+ * a check of the deadline and the write it guards, and clock-rate error
+ * (parts per million, negligible). A tenth of the TTL, at least 100 ms. */
+#define SL_CLUSTER_MARGIN_MIN_NS 100000000ull
+
+/*
+ * Opens etcd (twice: the thread's client and the callers'), grants the
+ * lease, refuses a node id registered by a live node (-EEXIST, "node id n1
+ * is already registered by a live node"), allocates or reads the ordinal,
+ * registers nodes/<id>, reads the whole prefix into the cache and starts
+ * the watch, then the thread. 0, -EINVAL (options: err says which),
+ * -EEXIST, or an etcd error (err names it). On failure nothing is left
+ * behind (the lease is revoked).
+ */
+int sl_cluster_start(const struct sl_cluster_opts *o, struct sl_cluster **out, char *err,
+                     size_t errlen);
+
+/* Stops the thread, revokes the lease (the node's key goes at once), frees.
+ * NULL is a no-op. Control thread. */
+void sl_cluster_stop(struct sl_cluster *c);
+
+/* CLOCK_MONOTONIC ns until which this node may act as a leader (0: no
+ * lease). Any thread; one atomic load. */
+uint64_t sl_cluster_lease_deadline_ns(const struct sl_cluster *c);
+
+/* This node's ordinal (fixed for the life of the object). Any thread. */
+uint32_t sl_cluster_ordinal(const struct sl_cluster *c);
+
+/* The lease currently held (0 while none). Any thread. */
+int64_t sl_cluster_lease_id(const struct sl_cluster *c);
+
+/*
+ * Adds topics this node serves (calling again adds more; a topic given
+ * again with the same shape is a no-op). On the calling thread, for each:
+ * topics/<t> is created if absent, or compared with what is stored; a
+ * different shape is -EINVAL naming the topic and both shapes (the other
+ * topics are still taken). Then, and again on the cluster thread whenever
+ * membership changes, every missing partition state of a taken topic is
+ * created (create-if-absent) with sl_cluster_place() over the live nodes,
+ * once at least R are live. 0, -EINVAL, or an etcd error; err says which.
+ */
+int sl_cluster_topics(struct sl_cluster *c, const struct sl_cluster_topic *t, size_t n, char *err,
+                      size_t errlen);
+
+/*
+ * Writes next as partitions/<topic>/<p> only if its mod_revision is still
+ * expect_mod_rev (0: only if absent). 0 with *new_mod_rev (may be NULL) the
+ * revision of this write; -ESTALE when another writer won (re-read:
+ * sl_cluster_pstate_get() catches up through the watch, on_partition says
+ * when); -EINVAL for a state the codec refuses; another -errno on etcd
+ * errors (a timeout may have written: re-read). err says which. Any thread.
+ */
+int sl_cluster_pstate_cas(struct sl_cluster *c, const char *topic, uint32_t p,
+                          const struct sl_pstate *next, int64_t expect_mod_rev,
+                          int64_t *new_mod_rev, char *err, size_t errlen);
+
+/* The cached state of partition p of topic: 0, or -ENOENT when none is
+ * known. Any thread. */
+int sl_cluster_pstate_get(struct sl_cluster *c, const char *topic, uint32_t p,
+                          struct sl_pstate *out);
+
+/*
+ * Calls cb for every node known, in id order: the live ones, those seen
+ * live since start, and those named in a partition state (alive false when
+ * their key is gone). cb runs with no lock held; a non-zero return stops
+ * the walk and is returned. Otherwise the count, or -ENOMEM. Any thread.
+ */
+int sl_cluster_nodes(struct sl_cluster *c, int (*cb)(void *arg, const struct sl_cluster_node *n),
+                     void *arg);
+
+/* ---- pure parts (state.c, place.c), for the fuzz target and the tests ---- */
+
+/* [A-Za-z0-9._-], 1..63 characters. */
+bool sl_cluster_id_ok(const char *id);
+/* The config's topic names: [A-Za-z0-9._-], 1..128, not starting with '.'
+ * or '-'. */
+bool sl_cluster_topic_name_ok(const char *name);
+
+/*
+ * Placement: replica i of partition p is nodes[(p + i) % n], the leader is
+ * replicas[0], epoch 1, isr = replicas. nodes: the live node ids, sorted
+ * (strcmp), distinct, n >= r. Every node then leads floor or ceil of P/N
+ * partitions; it holds floor or ceil of P*R/N replicas when N divides P
+ * (or R is 1 or N), and between R*floor(P/N) and R*ceil(P/N) otherwise
+ * (place.c says why). 0 or -EINVAL.
+ */
+int sl_cluster_place(const char *const *nodes, size_t n, uint32_t p, uint32_t r,
+                     struct sl_pstate *out);
+
+/*
+ * Codecs. Encoders check what they write (a state the decoder would refuse
+ * is -EINVAL) and write compact JSON, NUL-terminated, into buf (cap bytes):
+ * the length, -EINVAL, or -ENOSPC. Decoders take exactly one JSON object of
+ * len bytes (at most SL_CLUSTER_JSON_MAX), every key known and required
+ * (moving_to may be absent: ""), of its exact type, ids valid, arrays
+ * within bounds and free of repeats, the leader one of the replicas, the
+ * isr a subset of them: 0, or -EINVAL with err saying what. (A key given
+ * twice: json-c keeps the last one.) A decoded state's mod_revision is 0.
+ */
+int sl_cluster_pstate_encode(const struct sl_pstate *s, char *buf, size_t cap);
+int sl_cluster_pstate_decode(const char *json, size_t len, struct sl_pstate *out, char *err,
+                             size_t errlen);
+int sl_cluster_node_encode(const struct sl_cluster_node *n, char *buf, size_t cap);
+int sl_cluster_node_decode(const char *json, size_t len, struct sl_cluster_node *out, char *err,
+                           size_t errlen);
+int sl_cluster_topic_encode(uint32_t partitions, uint32_t replicas, char *buf, size_t cap);
+int sl_cluster_topic_decode(const char *json, size_t len, uint32_t *partitions,
+                            uint32_t *replicas, char *err, size_t errlen);
+/* A decimal ordinal as stored in ordinals/<id>: 0..UINT32_MAX, digits only,
+ * no leading zeros. 0 or -EINVAL. */
+int sl_cluster_ordinal_decode(const char *s, size_t len, uint32_t *out);
+
+/* ---- test hook ----------------------------------------------------------- */
+
+/* As sl_cluster_stop() but WITHOUT revoking the lease: what a crashed or
+ * partitioned node leaves behind (its key lives until the TTL runs out). */
+void sl__cluster_abandon(struct sl_cluster *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
