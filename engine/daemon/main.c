@@ -300,6 +300,34 @@ int main(int argc, char **argv)
 	};
 	if (so.idle_timeout_ms == 0)
 		so.idle_timeout_ms = UINT32_MAX;
+	/* Cluster mode: the node's name (default: the host name) and where
+	 * the others reach it (default: where it listens). */
+	char node_id[256], adv_native[300], adv_http[300];
+	if (cfg.cluster.n_etcd) {
+		if (cfg.node_id)
+			snprintf(node_id, sizeof(node_id), "%s", cfg.node_id);
+		else if (gethostname(node_id, sizeof(node_id)) < 0)
+			snprintf(node_id, sizeof(node_id), "%s", "sluiced");
+		node_id[sizeof(node_id) - 1] = '\0';
+		const struct sl_config_addr *an =
+		    cfg.cluster.adv_native.host ? &cfg.cluster.adv_native : &cfg.listen.native;
+		const struct sl_config_addr *ah =
+		    cfg.cluster.adv_http.host ? &cfg.cluster.adv_http : &cfg.listen.http;
+		snprintf(adv_native, sizeof(adv_native),
+		         strchr(an->host, ':') ? "[%s]:%u" : "%s:%u", an->host, an->port);
+		snprintf(adv_http, sizeof(adv_http), strchr(ah->host, ':') ? "[%s]:%u" : "%s:%u",
+		         ah->host, ah->port);
+		so.cluster = (struct sl_server_cluster_opts){
+		    .node_id = node_id,
+		    .etcd = (const char *const *)cfg.cluster.etcd,
+		    .n_etcd = cfg.cluster.n_etcd,
+		    .name = cfg.cluster.name,
+		    .advertise_native = adv_native,
+		    .advertise_http = adv_http,
+		    .session_ttl_ms = (uint32_t)(cfg.cluster.session_ttl_ns / 1000000u),
+		    .token_file = cfg.auth.token_file,
+		};
+	}
 	struct sl_auth *auth = NULL;
 	if (cfg.auth.token_file) {
 		ret = sl_auth_load(cfg.auth.token_file, &auth, err, sizeof(err));

@@ -471,6 +471,10 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 		h->b.status(h->b.arg, &r);
 		return sl__send(c, &r, SL__JSON_TYPE, NULL);
 	}
+	if (!strcmp(url, "/v1/cluster") && h->b.cluster) {
+		h->b.cluster(h->b.arg, &r);
+		return sl__send(c, &r, SL__JSON_TYPE, NULL);
+	}
 	if (!strncmp(url, SL__PROJ_PREFIX, sizeof(SL__PROJ_PREFIX) - 1)) {
 		/* The decoded name and key never outgrow the raw path, which is
 		 * bounded above: the scratch lives on this thread's stack. */

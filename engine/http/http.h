@@ -250,6 +250,8 @@ struct sl_http_backend {
 	 * (200, 201, 4xx, 5xx) goes out with its body. t and its strings live
 	 * until topics returns. NULL: both paths answer 404. */
 	void (*topics)(void *arg, const struct sl_http_topic_req *t, struct sl_http_reply *out);
+	/* GET /v1/cluster: JSON (404 on a node alone). NULL: 404. */
+	void (*cluster)(void *arg, struct sl_http_reply *out);
 	/* With `auth`: every request but /healthz must carry `Authorization:
 	 * Bearer TOKEN` (auth/auth.h), else 401 with `WWW-Authenticate:
 	 * Bearer` and auth_failures counted. NULL: no authentication. */

@@ -226,3 +226,8 @@ uint32_t sl_epochs_count(const struct sl_epochs *ep)
 {
 	return ep->n;
 }
+
+const struct sl_epoch *sl_epochs_entries(const struct sl_epochs *ep)
+{
+	return ep->e;
+}

@@ -605,6 +605,9 @@ int sl_epochs_end_of(const struct sl_epochs *e, uint32_t epoch, uint64_t log_end
 /* The newest entry, or NULL. Valid until the next change. */
 const struct sl_epoch *sl_epochs_last(const struct sl_epochs *e);
 uint32_t sl_epochs_count(const struct sl_epochs *e);
+/* All entries, oldest first (sl_epochs_count of them). Valid until the next
+ * change. */
+const struct sl_epoch *sl_epochs_entries(const struct sl_epochs *e);
 /* The loader and writer on bytes (the fuzz target, the golden test): an
  * empty list of folder `dir` (for messages); decode replaces its entries
  * (-SL_ECORRUPT, err); encode returns the size, writing only when it fits

@@ -68,8 +68,8 @@ static int sl__repl_epoch_add(struct sl_partition *p, uint32_t epoch, uint64_t s
 		return 0;
 	int ret = sl_epochs_append(rp->epoch_file, epoch, start);
 	if (ret < 0) {
-		fprintf(stderr, "sluiced: %s/%u: cannot write leader epoch %u: %s\n", p->topic->name,
-		        p->id, epoch, sl_strerror(ret));
+		fprintf(stderr, "sluiced: %s/%u: cannot write leader epoch %u: %s\n",
+		        p->topic->name, p->id, epoch, sl_strerror(ret));
 		return ret;
 	}
 	pthread_mutex_lock(&rp->mu);
@@ -100,6 +100,18 @@ static void sl__repl_role(struct sl_partition *p)
 	pthread_mutex_unlock(&rp->mu);
 	if (role == SL_REPL_LEADER && sl__repl_epoch_add(p, epoch, sl_log_end(p->log)) < 0)
 		role = SL_REPL_NONE; /* cannot mark the epoch: do not lead it */
+	if (role == SL_REPL_LEADER &&
+	    atomic_load_explicit(&rp->role, memory_order_relaxed) != SL_REPL_LEADER) {
+		/* Every follower starts in sync with a new leader's term: the
+		 * in-sync set etcd holds is what it was elected from, and a
+		 * follower gets replica_lag_max to show it keeps up. */
+		uint64_t now = sl_now_ns();
+		uint32_t isr = atomic_load_explicit(&rp->isr_mask, memory_order_acquire);
+		for (uint32_t i = 0; i < rp->n_peers; i++)
+			if (isr & (1u << i))
+				atomic_store_explicit(&rp->peers[i].caught_up_ns, now,
+				                      memory_order_relaxed);
+	}
 	atomic_store_explicit(&rp->epoch, epoch, memory_order_release);
 	atomic_store_explicit(&rp->role, role, memory_order_release);
 }
@@ -126,7 +138,8 @@ static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)
 		    sl__repl_epoch_add(p, c->epochs[i], c->epoch_starts[i]) < 0)
 			return -EIO;
 	if (c->taken < c->len) {
-		int ret = sl_partition_append_raw(p, c->bytes + c->taken, c->len - c->taken, &c->end);
+		int ret =
+		    sl_partition_append_raw(p, c->bytes + c->taken, c->len - c->taken, &c->end);
 		if (ret < 0)
 			return ret;
 		c->taken += (size_t)ret;
@@ -190,7 +203,8 @@ void sl__repl_step(struct sl_reactor *r)
 		sl__repl_role(p);
 		/* A leader's end moves with every append: published for the
 		 * status and the followers' lag, once a turn. */
-		atomic_store_explicit(&p->repl->local_end, sl_log_end(p->log), memory_order_relaxed);
+		atomic_store_explicit(&p->repl->local_end, sl_log_end(p->log),
+		                      memory_order_relaxed);
 		sl__repl_publish(r, p);
 	}
 }

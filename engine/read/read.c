@@ -198,10 +198,18 @@ static void sl__replica_report(struct sl_reader *rd, struct sl_partition *p,
 		struct sl_prepl_peer *pe = &rp->peers[i];
 		if (i == rp->self || strcmp(pe->node, req->node))
 			continue;
-		atomic_store_explicit(&pe->durable, req->durable, memory_order_release);
-		atomic_store_explicit(&pe->fetch_ns, now, memory_order_relaxed);
+		/* Caught up (for the in-sync set) as of the previous report if
+		 * it now holds what the leader held then: under steady load a
+		 * follower is always a little behind the leader's present end,
+		 * never behind its recent past (Kafka's lastCaughtUpTime). */
 		if (req->durable >= local)
 			atomic_store_explicit(&pe->caught_up_ns, now, memory_order_relaxed);
+		else if (pe->prev_ns && req->durable >= pe->prev_local)
+			atomic_store_explicit(&pe->caught_up_ns, pe->prev_ns, memory_order_relaxed);
+		pe->prev_local = local;
+		pe->prev_ns = now;
+		atomic_store_explicit(&pe->durable, req->durable, memory_order_release);
+		atomic_store_explicit(&pe->fetch_ns, now, memory_order_relaxed);
 		rd->wake(rd->wake_arg, p->owner);
 		return;
 	}
@@ -263,6 +271,9 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 	size_t cap = (size_t)max_bytes + SL_BATCH_MAX + SL_LOG_BATCH_HDR + 4096;
 	uint8_t *raw = NULL;
 	size_t len = 0;
+	uint64_t next = req->offset;
+	uint32_t ep[SL_REPL_EPOCHS];
+	uint64_t ep_start[SL_REPL_EPOCHS];
 	if (!d.error && max_bytes && req->offset < local) {
 		struct sl_log_view **vp = NULL;
 		if (req->topic < rd->n_view_topics || sl__views_grow(rd, req->topic) == 0)
@@ -272,7 +283,6 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 			*vp = NULL;
 		if (ret == 0 && !(raw = malloc(cap)))
 			ret = -ENOMEM;
-		uint64_t next;
 		if (ret == 0)
 			ret = sl_log_view_read_raw(*vp, req->offset, local, max_bytes, raw, cap,
 			                           &len, &next);
@@ -296,6 +306,18 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		d.high_watermark = atomic_load_explicit(&rp->hw, memory_order_acquire);
 		d.leader_end = local;
 		d.epoch_end = sl__epoch_end(rp, req->last_epoch, local);
+		/* The epochs that begin inside these batches: the follower's
+		 * epoch file follows the leader's. */
+		pthread_mutex_lock(&rp->mu);
+		for (uint32_t i = 0; i < rp->n_epochs; i++)
+			if (rp->epoch_starts[i] >= req->offset && rp->epoch_starts[i] < next) {
+				ep[d.n_epochs] = rp->epochs[i];
+				ep_start[d.n_epochs++] = rp->epoch_starts[i];
+			}
+		pthread_mutex_unlock(&rp->mu);
+		d.epochs = ep;
+		d.n_epoch_starts = d.n_epochs;
+		d.epoch_starts = ep_start;
 	}
 	d.message = message;
 	size_t need = sl_frame_msg_size(&d.base);

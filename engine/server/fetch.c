@@ -53,10 +53,10 @@
 struct sl__fpart {
 	struct sl_fetcher *f;
 	struct sl_partition *p;
-	uint32_t topic; /* index in the server's topics */
-	uint32_t epoch; /* the leader epoch followed */
-	bool active;    /* false: unfollowed, gone once its chunk is back */
-	uint64_t next;  /* the next offset to ask for */
+	uint32_t topic;              /* index in the server's topics */
+	uint32_t epoch;              /* the leader epoch followed */
+	bool active;                 /* false: unfollowed, gone once its chunk is back */
+	uint64_t next;               /* the next offset to ask for */
 	uint64_t data_id, report_id; /* requests in flight (0: none) */
 	uint64_t reported;           /* durable end last sent */
 	uint64_t retry_at;           /* after a refusal */
@@ -68,7 +68,7 @@ struct sl__fpart {
 struct sl_fetcher {
 	struct sl_server *srv;
 	char node[SL_REPL_ID_MAX];
-	char addr[96];
+	char addr[256];
 	char self[SL_REPL_ID_MAX];
 	const char *token;
 	pthread_t thread;
@@ -331,15 +331,19 @@ static void sl__on_data(struct sl_fetcher *f, const Sluice__V1__ReplicaData *d)
 	}
 	sl__leader_said(fp, d);
 	struct sl_reactor *owner = f->srv->reactors[fp->p->owner];
-	if (data && fp->active && d->epoch_end < atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire)) {
+	if (data && fp->active &&
+	    d->epoch_end < atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire)) {
 		/* This replica holds offsets its leader does not (a leader of an
 		 * older epoch wrote them): they must be cut before anything is
 		 * appended. Truncation comes with leader changes (planned
 		 * moves, failover); until then the partition is not followed. */
 		fprintf(stderr,
-		        "sluiced: %s/%u: this replica ends at %" PRIu64 " but its epoch ends at %" PRIu64
+		        "sluiced: %s/%u: this replica ends at %" PRIu64
+		        " but its epoch ends at %" PRIu64
 		        " on leader %s: not following (truncation is not implemented yet)\n",
-		        fp->p->topic->name, fp->p->id, atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire), d->epoch_end, f->node);
+		        fp->p->topic->name, fp->p->id,
+		        atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire),
+		        d->epoch_end, f->node);
 		fp->active = false;
 		goto out;
 	}
@@ -425,8 +429,9 @@ static uint64_t sl__fetch_turn(struct sl_fetcher *f, uint64_t now)
 			free(fp->chunk.bytes);
 			fp->chunk.bytes = NULL;
 			if (fp->chunk.status < 0 && fp->chunk.status != -ESTALE)
-				fprintf(stderr, "sluiced: %s/%u: fetched batches not appended: %s\n",
-				        fp->p->topic->name, fp->p->id, sl_strerror(fp->chunk.status));
+				fprintf(
+				    stderr, "sluiced: %s/%u: fetched batches not appended: %s\n",
+				    fp->p->topic->name, fp->p->id, sl_strerror(fp->chunk.status));
 			if (fp->chunk.status < 0)
 				fp->retry_at = now + SL_FETCH_RETRY_NS;
 			fp->next = fp->chunk.end;
@@ -444,8 +449,8 @@ static uint64_t sl__fetch_turn(struct sl_fetcher *f, uint64_t now)
 			continue;
 		}
 		int ret = 0;
-		uint64_t durable = atomic_load_explicit(&fp->p->repl->local_durable,
-		                                        memory_order_acquire);
+		uint64_t durable =
+		    atomic_load_explicit(&fp->p->repl->local_durable, memory_order_acquire);
 		if (!fp->data_id && !fp->chunk_out)
 			ret = sl__fetch_send(f, fp, true);
 		else if (!fp->report_id && durable > fp->reported)

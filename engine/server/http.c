@@ -42,6 +42,17 @@ static void sl__hstatus(void *arg, struct sl_http_reply *out)
 	sl__hreport(out, sl_server_status_json(arg, &out->body, &out->len), NULL);
 }
 
+static void sl__hcluster(void *arg, struct sl_http_reply *out)
+{
+	int ret = sl_server_cluster_json(arg, &out->body, &out->len);
+	if (ret == -ENOENT) {
+		sl_http_error_reply(out, 404, "not_found", "%s",
+		                    "this node is not in a cluster (no cluster.etcd)");
+		return;
+	}
+	sl__hreport(out, ret, NULL);
+}
+
 static void sl__hmetrics(void *arg, struct sl_http_reply *out)
 {
 	sl__hreport(out, sl_server_metrics_text(arg, &out->body, &out->len),
@@ -106,6 +117,7 @@ void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 	    .metrics = sl__hmetrics,
 	    .rebuild = sl__hrebuild,
 	    .topics = sl__htopics,
+	    .cluster = sl__hcluster,
 	    .auth = srv->opts.auth,
 	    .auth_failures = &srv->http_auth_failures,
 	};

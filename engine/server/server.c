@@ -295,6 +295,11 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	    .pq = srv->pq,
 	    .pipes = srv->pipes,
 	};
+	/* Cluster mode: every partition's replication state, before the
+	 * reactors (whose env gets the fetchers' rings). */
+	ret = sl__cluster_create(srv, err, errlen);
+	if (ret < 0)
+		goto fail;
 	for (uint32_t i = 0; i < srv->n; i++) {
 		ret = sl_reactor_create(&srv->env, i, &srv->reactors[i]);
 		if (ret < 0)
@@ -363,6 +368,14 @@ int sl_server_start(struct sl_server *srv)
 			abort();
 		}
 	}
+	/* A node joins its cluster once it can serve: roles come from etcd. */
+	char err[512];
+	ret = sl__cluster_start(srv, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "sluiced: cannot join the cluster: %s\n", err);
+		sl_server_stop(srv);
+		return ret;
+	}
 	return 0;
 }
 
@@ -385,6 +398,9 @@ int sl_server_wait(struct sl_server *srv)
 			result = ret;
 	}
 	sl_reader_stop(srv->reader);
+	/* Fetchers hand chunks to reactors: stopped once they are gone; the
+	 * lease goes with it (the node leaves the cluster at once). */
+	sl__cluster_stop(srv);
 	/* After the reactors: the sinks' progress keeps their partitions'
 	 * lag bound moving while the reactors drain. What a sink has not
 	 * written yet it resumes at the next start (resume_offset). */
@@ -410,6 +426,7 @@ void sl_server_destroy(struct sl_server *srv)
 				free(srv->rings[i]);
 			}
 	sl_reader_destroy(srv->reader);
+	sl__cluster_destroy(srv);
 	if (srv->reactors)
 		for (uint32_t i = 0; i < srv->n; i++)
 			sl_reactor_destroy(srv->reactors[i]);

@@ -74,6 +74,20 @@ struct sl_server_pipeline_spec {
 	uint32_t n_transforms; /* >= 1 */
 };
 
+/* Cluster mode (PRODUCT.md, Cluster): no etcd endpoints, a node alone. */
+struct sl_server_cluster_opts {
+	const char *node_id;
+	const char *const *etcd;
+	size_t n_etcd;
+	const char *name;
+	const char *advertise_native; /* host:port */
+	const char *advertise_http;
+	uint32_t session_ttl_ms;
+	const char *token_file; /* the token this node presents to others */
+};
+
+struct sl_srvcluster;
+
 struct sl_server_opts {
 	const char *listen_native; /* "host:port"; port 0 picks one */
 	const char *data_dir;      /* partition logs live under it */
@@ -124,6 +138,7 @@ struct sl_server_opts {
 	/* The token Hellos and HTTP requests must carry (auth/auth.h); NULL:
 	 * none. The caller keeps it until sl_server_destroy. */
 	const struct sl_auth *auth;
+	struct sl_server_cluster_opts cluster;
 };
 
 struct sl_server {
@@ -183,6 +198,7 @@ struct sl_server {
 	/* HTTP requests refused for a missing or wrong token: counted by the
 	 * HTTP port's threads (sl_server_http_backend hands it over). */
 	_Atomic uint64_t http_auth_failures;
+	struct sl_srvcluster *cl; /* cluster mode (server/cluster.c); NULL alone */
 };
 
 /* Opens the data folder (locked against a second server), recovers every
@@ -283,6 +299,15 @@ int sl__rt_load(struct sl_server *srv, struct sl_topic_spec **specs, uint32_t *n
 void sl__rt_free(struct sl_server *srv);
 
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out);
+
+/* server/cluster.c: a node of a cluster. create: after the topics, before
+ * the reactors (their env); start: after the reactors started; stop: after
+ * they stopped. GET /v1/cluster (-ENOENT alone). */
+int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen);
+int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen);
+void sl__cluster_stop(struct sl_server *srv);
+void sl__cluster_destroy(struct sl_server *srv);
+int sl_server_cluster_json(struct sl_server *srv, char **body, size_t *len);
 
 /* server/fetch.c: the follower's side of replication (cluster mode). */
 struct sl_fetchers {

@@ -17,8 +17,9 @@ uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable)
 	for (uint32_t i = 0; i < n; i++) {
 		/* The leader holds at least what any follower does: followers
 		 * fetch only what the leader has durably. */
-		v[i] = i == r->self ? local_durable
-		                    : atomic_load_explicit(&r->peers[i].durable, memory_order_acquire);
+		v[i] = i == r->self
+		           ? local_durable
+		           : atomic_load_explicit(&r->peers[i].durable, memory_order_acquire);
 		if (v[i] > local_durable)
 			v[i] = local_durable;
 		if (isr & (1u << i) || i == r->self) {
@@ -44,8 +45,7 @@ uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable)
 	return v[k - 1];
 }
 
-int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len,
-                            uint64_t *end)
+int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len, uint64_t *end)
 {
 	int ret = sl_log_append_raw(p->log, bytes, len, end);
 	if (ret < 0)
@@ -65,8 +65,8 @@ int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t
 				r += sl_varint_get(r, e, &size);
 				r += sl_varint_get(r, e, &delta);
 				r += size;
-				if (sl_dedup_record(p->dd, b.producer_id, b.epoch, b.base_seq + delta,
-				                    b.base_offset + i) < 0)
+				if (sl_dedup_record(p->dd, b.producer_id, b.epoch,
+				                    b.base_seq + delta, b.base_offset + i) < 0)
 					p->dd_untracked++;
 			}
 		}

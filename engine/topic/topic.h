@@ -89,6 +89,7 @@ struct sl_prepl_peer {
 	_Atomic uint64_t caught_up_ns; /* leader: when it last reported the leader's end */
 	_Atomic uint64_t fetch_ns;     /* leader: when it last fetched */
 	_Atomic uint64_t fetch_bytes;  /* leader: bytes sent to it */
+	uint64_t prev_local, prev_ns;  /* reader: the leader's end at its last report */
 };
 
 struct sl_fetcher; /* the server's, that follows this partition's leader */
@@ -113,15 +114,15 @@ struct sl_prepl {
 	struct sl_prepl_peer peers[SL_REPL_MAX];
 	_Atomic uint32_t isr_mask; /* bit i: peers[i] in sync (as etcd holds it) */
 	char leader[SL_REPL_ID_MAX];
-	char leader_native[96]; /* host:port of the leader's native port */
+	char leader_native[256]; /* host:port of the leader's native port */
 	/* Published by the owner. */
-	_Atomic uint64_t local_end;     /* this replica's log end */
-	_Atomic uint64_t local_durable; /* this replica's own durable end */
-	_Atomic uint64_t hw;            /* the high watermark as this node knows it */
-	_Atomic uint64_t leader_hw;     /* follower: the HW the leader last sent */
-	_Atomic uint64_t leader_end;    /* follower: the leader's durable end it last sent */
-	_Atomic uint64_t leader_end_ns; /* follower: when it last heard from the leader */
-	struct sl_epochs *epoch_file; /* owner: the log's leader-epoch file */
+	_Atomic uint64_t local_end;         /* this replica's log end */
+	_Atomic uint64_t local_durable;     /* this replica's own durable end */
+	_Atomic uint64_t hw;                /* the high watermark as this node knows it */
+	_Atomic uint64_t leader_hw;         /* follower: the HW the leader last sent */
+	_Atomic uint64_t leader_end;        /* follower: the leader's durable end it last sent */
+	_Atomic uint64_t leader_end_ns;     /* follower: when it last heard from the leader */
+	struct sl_epochs *epoch_file;       /* owner: the log's leader-epoch file */
 	struct sl_fetcher *_Atomic fetcher; /* follower: who fetches for it */
 	/* Epochs this replica's log holds, oldest first (the epoch file's
 	 * tail), for the fetch answers the reader builds; under `mu`. */
