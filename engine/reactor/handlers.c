@@ -332,7 +332,9 @@ static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struc
 		total += ts->v[i].n_parts;
 	Sluice__V1__PartitionInfo *pinfo = calloc(total ? total : 1, sizeof(*pinfo));
 	Sluice__V1__PartitionInfo **pptr = calloc(total ? total : 1, sizeof(*pptr));
-	if (!tinfo || !tptr || !pinfo || !pptr) {
+	/* Cluster mode: each partition's leader as this node knows it. */
+	char(*leaders)[2][256] = calloc(total ? total : 1, sizeof(*leaders));
+	if (!tinfo || !tptr || !pinfo || !pptr || !leaders) {
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -353,6 +355,19 @@ static void sl__on_metadata(struct sl_reactor *r, struct sl_conn *c, const struc
 			    atomic_load_explicit(&part->start_pub, memory_order_relaxed);
 			pinfo[k].end_offset =
 			    atomic_load_explicit(&part->durable_pub, memory_order_acquire);
+			if (part->repl) {
+				struct sl_prepl *rp = part->repl;
+				pthread_mutex_lock(&rp->mu);
+				snprintf(leaders[k][0], sizeof(leaders[k][0]), "%s", rp->leader);
+				snprintf(leaders[k][1], sizeof(leaders[k][1]), "%s",
+				         rp->leader_native);
+				pthread_mutex_unlock(&rp->mu);
+				/* A leader knows its own address from the node list
+				 * only through its followers' view: say it here. */
+				pinfo[k].leader = leaders[k][0];
+				pinfo[k].leader_native = leaders[k][1];
+				pinfo[k].leader_epoch = atomic_load(&rp->epoch);
+			}
 			pptr[k] = &pinfo[k];
 			ti->n_partitions++;
 		}
@@ -371,6 +386,7 @@ out:
 	free(tptr);
 	free(pinfo);
 	free(pptr);
+	free(leaders);
 	sl_frame_msg_free(m);
 }
 

@@ -111,7 +111,8 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 	cl->fetchers.srv = srv;
 	snprintf(cl->fetchers.self, sizeof(cl->fetchers.self), "%s", o->node_id);
 	if (o->token_file) {
-		ret = sl_auth_client_token(o->token_file, cl->token, sizeof(cl->token), err, errlen);
+		ret =
+		    sl_auth_client_token(o->token_file, cl->token, sizeof(cl->token), err, errlen);
 		if (ret < 0)
 			return ret;
 		cl->fetchers.token = cl->token;
@@ -176,16 +177,18 @@ static void sl__follow(struct sl_srvcluster *cl, struct sl_partition *p)
 	epoch = rp->want_epoch;
 	snprintf(leader, sizeof(leader), "%s", rp->leader);
 	pthread_mutex_unlock(&rp->mu);
-	if (role != SL_REPL_FOLLOWER || !leader[0] || !c) {
+	struct sl__addr_find a = {.id = leader};
+	bool known = leader[0] && c && sl_cluster_nodes(c, sl__addr_cb, &a) == 1;
+	/* Metadata answers name the leader's address, whatever our role. */
+	pthread_mutex_lock(&rp->mu);
+	snprintf(rp->leader_native, sizeof(rp->leader_native), "%s", known ? a.native : "");
+	pthread_mutex_unlock(&rp->mu);
+	if (role != SL_REPL_FOLLOWER || !known) {
+		/* A follower whose leader's address is unknown waits for it
+		 * (on_node). */
 		sl__fetch_unfollow(&cl->fetchers, p);
 		return;
 	}
-	struct sl__addr_find a = {.id = leader};
-	if (sl_cluster_nodes(c, sl__addr_cb, &a) != 1)
-		return; /* its address comes with on_node */
-	pthread_mutex_lock(&rp->mu);
-	snprintf(rp->leader_native, sizeof(rp->leader_native), "%s", a.native);
-	pthread_mutex_unlock(&rp->mu);
 	int ret = sl__fetch_follow(&cl->fetchers, p->topic->index, p, leader, a.native, epoch);
 	if (ret < 0)
 		fprintf(stderr, "sluiced: %s/%u: cannot follow %s: %s\n", p->topic->name, p->id,
@@ -228,7 +231,7 @@ static void sl__on_partition(void *arg, const char *topic, uint32_t p, const str
 	rp->self = me < 0 ? 0 : (uint32_t)me;
 	snprintf(rp->leader, sizeof(rp->leader), "%s", s->leader);
 	rp->want_epoch = s->epoch;
-	rp->want_role = me < 0                      ? SL_REPL_NONE
+	rp->want_role = me < 0                     ? SL_REPL_NONE
 	                : !strcmp(s->leader, self) ? SL_REPL_LEADER
 	                                           : SL_REPL_FOLLOWER;
 	pthread_mutex_unlock(&rp->mu);
@@ -252,8 +255,8 @@ static void sl__on_node(void *arg, const struct sl_cluster_node *n)
 			if (!rp)
 				continue;
 			pthread_mutex_lock(&rp->mu);
-			bool mine = rp->want_role == SL_REPL_FOLLOWER && !strcmp(rp->leader, n->id) &&
-			            strcmp(rp->leader_native, n->native);
+			bool mine =
+			    !strcmp(rp->leader, n->id) && strcmp(rp->leader_native, n->native);
 			pthread_mutex_unlock(&rp->mu);
 			if (mine)
 				sl__follow(cl, part);
@@ -283,7 +286,8 @@ static void sl__isr_check(struct sl_srvcluster *cl, struct sl_cluster *c, struct
 		return;
 	uint32_t have = atomic_load_explicit(&rp->isr_mask, memory_order_acquire), want = 0;
 	for (uint32_t i = 0; i < rp->n_peers; i++) {
-		uint64_t cu = atomic_load_explicit(&rp->peers[i].caught_up_ns, memory_order_acquire);
+		uint64_t cu =
+		    atomic_load_explicit(&rp->peers[i].caught_up_ns, memory_order_acquire);
 		if (i == rp->self || (cu && now - cu <= rp->lag_max_ns))
 			want |= 1u << i;
 	}
@@ -293,7 +297,8 @@ static void sl__isr_check(struct sl_srvcluster *cl, struct sl_cluster *c, struct
 	next.n_isr = 0;
 	for (uint32_t i = 0; i < rp->n_peers; i++)
 		if (want & (1u << i))
-			snprintf(next.isr[next.n_isr++], sizeof(next.isr[0]), "%s", rp->peers[i].node);
+			snprintf(next.isr[next.n_isr++], sizeof(next.isr[0]), "%s",
+			         rp->peers[i].node);
 	int ret = sl_cluster_pstate_cas(c, p->topic->name, p->id, &next, st.mod_revision, NULL, err,
 	                                sizeof(err));
 	if (ret < 0) {
@@ -370,7 +375,14 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen)
 	 * cluster up through cl->c: store it before they can matter (the
 	 * first on_partition calls of the initial load find it NULL and only
 	 * set roles; sl__cluster_refollow below follows for them). */
-	ret = sl_cluster_start(&co, &c, err, errlen);
+	/* A node restarted after kill -9 finds its old registration still
+	 * held by its old lease until that expires: wait for it (at most two
+	 * TTLs), rather than make every restart script retry. */
+	uint64_t give_up = sl_now_ns() + 2ull * o->session_ttl_ms * 1000000ull + 1000000000ull;
+	while ((ret = sl_cluster_start(&co, &c, err, errlen)) == -EEXIST && sl_now_ns() < give_up) {
+		struct timespec ts = {0, 200 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	if (ret < 0)
 		return ret;
 	atomic_store_explicit(&cl->c, c, memory_order_release);
@@ -499,9 +511,9 @@ int sl_server_cluster_json(struct sl_server *srv, char **body, size_t *len)
 			uint64_t end = atomic_load(&rp->local_end);
 			fprintf(f, "],\"high_watermark\":%" PRIu64 ",\"this_node\":\"%s\"",
 			        atomic_load(&rp->hw),
-			        leader                                               ? "leader"
+			        leader                                       ? "leader"
 			        : atomic_load(&rp->role) == SL_REPL_FOLLOWER ? "follower"
-			                                                             : "none");
+			                                                     : "none");
 			/* Only the leader knows every replica's progress; a
 			 * follower tells its own. */
 			fprintf(f, ",\"replica_state\":[");
@@ -516,15 +528,16 @@ int sl_server_cluster_json(struct sl_server *srv, char **body, size_t *len)
 					continue;
 				uint64_t ref = leader ? end : atomic_load(&rp->leader_end);
 				if (i != rp->self || !leader) {
-					uint64_t cu = i == rp->self ? atomic_load(&rp->leader_end_ns)
-					                            : atomic_load(&rp->peers[i].caught_up_ns);
+					uint64_t cu = i == rp->self
+					                  ? atomic_load(&rp->leader_end_ns)
+					                  : atomic_load(&rp->peers[i].caught_up_ns);
 					lag_ns = d >= ref ? 0 : cu ? now - cu : 0;
 				}
 				fprintf(f,
 				        "%s{\"node\":\"%s\",\"durable_offset\":%" PRIu64
 				        ",\"lag_events\":%" PRIu64 ",\"lag_seconds\":%.3f}",
-				        rfirst ? "" : ",", rp->peers[i].node, d, ref > d ? ref - d : 0,
-				        (double)lag_ns / 1e9);
+				        rfirst ? "" : ",", rp->peers[i].node, d,
+				        ref > d ? ref - d : 0, (double)lag_ns / 1e9);
 				rfirst = false;
 			}
 			fprintf(f, "]}");

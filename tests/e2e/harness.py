@@ -64,7 +64,7 @@ class Server:
     """One sluiced process with its own folder."""
 
     def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None,
-                 auth=None, extra=None):
+                 auth=None, extra=None, topic_keys=None, cores=2, http_port=0):
         self.sluiced = sluiced
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -76,12 +76,13 @@ class Server:
         topics = topics or [("events", 8)]
         cfg = [
             "data_dir: %s" % os.path.join(self.dir, "data"),
-            "cores: 2",
-            "listen: { native: 127.0.0.1:%d, http: 127.0.0.1:0 }" % port,
+            "cores: %d" % cores,
+            "listen: { native: 127.0.0.1:%d, http: 127.0.0.1:%d }" % (port, http_port),
             "topics:",
         ]
         for t, n in topics:
             cfg += ["  - name: %s" % t, "    partitions: %d" % n]
+            cfg += ["    " + k for k in (topic_keys or [])]
         if projections:
             cfg += ["projections:"]
             for pname, plugin, topic in projections:
@@ -160,6 +161,79 @@ class Server:
             self.proc.stdout.close()
             self.stderr.close()
         return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+
+def free_port():
+    """A port nothing listens on now (for programs that cannot take port 0)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Etcd:
+    """One etcd member (Debian's etcd-server) on loopback, in its own folder;
+    ready when it logs that it serves clients (read from its stderr, never a
+    sleep). Always killed at the end."""
+
+    def __init__(self, workdir):
+        self.dir = os.path.join(workdir, "etcd")
+        self.port = free_port()
+        self.peer = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        peer = "http://127.0.0.1:%d" % self.peer
+        exe = shutil.which("etcd") or "/usr/bin/etcd"
+        self.log_path = self.dir + ".log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [exe, "--name", "t", "--data-dir", self.dir, "--listen-client-urls", self.url,
+             "--advertise-client-urls", self.url, "--listen-peer-urls", peer,
+             "--initial-advertise-peer-urls", peer, "--initial-cluster", "t=" + peer,
+             "--log-level", "info"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        buf = b""
+        while b"ready to serve client requests" not in buf:
+            left = deadline - time.monotonic()
+            check(left > 0, "etcd not ready after %d s: %r" % (READY_TIMEOUT_S, buf[-2000:]))
+            if not select.select([self.proc.stderr], [], [], left)[0]:
+                continue
+            chunk = os.read(self.proc.stderr.fileno(), 65536)
+            check(chunk, "etcd exited before ready: %r" % buf[-2000:])
+            buf += chunk
+        self.log.write(buf)
+        # Keep draining its log so that it never blocks on a full pipe.
+        import threading
+
+        def drain():
+            while True:
+                chunk = os.read(self.proc.stderr.fileno(), 65536)
+                if not chunk:
+                    return
+                self.log.write(chunk)
+        self.drainer = threading.Thread(target=drain, daemon=True)
+        self.drainer.start()
+        return self
 
     def kill(self):
         if self.proc and self.proc.poll() is None:

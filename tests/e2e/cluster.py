@@ -1,0 +1,292 @@
+"""Replicated partitions (issue 16): three sluiced nodes and one etcd on loopback.
+
+Each case starts its own etcd and three nodes (own ports, own folders, a
+cluster name of its own) with topic `events`, replicas 3, acks quorum. The
+partition's leader is n1 (placement: replica i of partition p is the
+(p + i)-th node by id). What is checked is what the issue names:
+
+  quorum_replicates   events produced to the leader are acked, every replica
+                      holds them durably (the leader's /v1/cluster says so)
+                      and its segment files are byte-identical to the
+                      leader's; a follower serves them to a consumer, each
+                      event once, in order.
+  acks_wait_for_quorum with both followers stopped (SIGSTOP) the leader
+                      stores events durably but acks none and shows none to
+                      readers; once the followers run again, all are visible.
+  follower_kill9      a follower is killed (kill -9) while a producer
+                      streams (acks in flight: checked before the kill); the
+                      producer goes on (2 of 3 are a quorum); the follower
+                      restarts, catches up, rejoins the in-sync set, and the
+                      three replicas end byte-identical; nothing is lost or
+                      duplicated.
+
+Waits are on events (a process's output, an HTTP answer, a consume that
+returns when the data is there, inotify on a node's stderr), never sleeps.
+Every process is killed at the end, also on failure.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Etcd, Failure, Server, Workdir, check, free_port, http_open,  # noqa: E402
+                     main, parse_json_lines, run, wait_for_files)
+
+NODES = ["n1", "n2", "n3"]
+TIMEOUT = 120
+
+
+class Cluster:
+    def __init__(self, a, wd, lag="2s", ttl="2s"):
+        self.a = a
+        self.wd = wd
+        self.etcd = Etcd(wd)
+        self.name = "t%s" % uuid.uuid4().hex[:12]
+        self.ports = {n: (free_port(), free_port()) for n in NODES}
+        self.lag = lag
+        self.ttl = ttl
+        self.nodes = {}
+        self.gen = {n: 0 for n in NODES}
+
+    def node(self, n):
+        native, http = self.ports[n]
+        extra = [
+            "node: { id: %s }" % n,
+            "cluster: { etcd: [ %s ], name: %s, session_ttl: %s }" % (
+                self.etcd.url, self.name, self.ttl),
+            "projections: []",
+        ]
+        srv = Server(self.a.sluiced, self.wd, port=native, http_port=http, name=n,
+                     topics=[("events", 1)], cores=1, extra=extra,
+                     topic_keys=["replicas: 3", "acks: quorum",
+                                 "replica_lag_max: %s" % self.lag])
+        return srv
+
+    def start(self):
+        self.etcd.start()
+        for n in NODES:
+            self.nodes[n] = self.node(n).start()
+        return self
+
+    def restart(self, n):
+        """A node again on its folder and ports (its stderr kept aside)."""
+        old = os.path.join(self.wd, n, "stderr.txt")
+        self.gen[n] += 1
+        if os.path.exists(old):
+            os.rename(old, os.path.join(self.wd, n, "stderr.%d.txt" % self.gen[n]))
+        srv = self.node(n)
+        try:
+            self.nodes[n] = srv.start()
+        except Failure:
+            srv.kill()
+            raise
+        return srv
+
+    def http(self, n):
+        return "127.0.0.1:%d" % self.ports[n][1]
+
+    def state(self, n="n1"):
+        with http_open("http://%s/v1/cluster" % self.http(n), timeout=30) as r:
+            doc = json.loads(r.read())
+        return doc["topics"][0]["partitions"][0]
+
+    def kill(self):
+        for srv in self.nodes.values():
+            # A stopped node cannot die of SIGKILL's default action until
+            # it runs: wake it first.
+            if srv.proc and srv.proc.poll() is None:
+                srv.proc.send_signal(signal.SIGCONT)
+            srv.kill()
+        self.etcd.kill()
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.kill()
+            raise
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+
+def events(n, keys=16, tag="e"):
+    lines = []
+    ids = []
+    for i in range(n):
+        eid = str(uuid.uuid4())
+        ids.append(eid)
+        lines.append(json.dumps({"type": "t", "aggregate": "%s%d" % (tag, i % keys), "id": eid,
+                                 "data": {"i": i, "k": i % keys}}))
+    return ("\n".join(lines) + "\n").encode(), ids
+
+
+def consume_all(a, addr, n, follow=True):
+    """Every event of partition 0 from `addr`, waiting (long poll) until n are
+    there."""
+    cmd = [a.sluice, "consume", "--server", addr, "--topic", "events", "--partition", "0",
+           "--from", "earliest", "--max", str(n)]
+    if follow:
+        cmd.append("--follow")
+    rc, out, err = run(cmd, timeout=TIMEOUT)
+    check(rc == 0, "consume from %s failed (%d): %s" % (addr, rc, err))
+    return parse_json_lines(out)
+
+
+def check_exactly_once(evs, ids):
+    got = [e["id"] for e in evs]
+    check(len(got) == len(set(got)), "duplicates: %d events, %d distinct" % (len(got),
+                                                                         len(set(got))))
+    check(set(got) == set(ids), "lost %d, unexpected %d" % (len(set(ids) - set(got)),
+                                                           len(set(got) - set(ids))))
+    offs = [e["offset"] for e in evs]
+    check(offs == list(range(len(offs))), "offsets not dense from 0")
+    last = {}
+    for e in evs:
+        k, i = e["aggregate"], e["data"]["i"]
+        check(last.get(k, -1) < i, "key %s out of order: %s after %s" % (k, i, last.get(k)))
+        last[k] = i
+
+
+def segments(wd, n):
+    folder = os.path.join(wd, n, "data", "events", "0")
+    return sorted(f for f in os.listdir(folder) if f.endswith(".log"))
+
+
+def check_identical(wd, hw):
+    """Replicas are byte-identical below the HW: every segment file of the
+    leader equals the followers' (all of it is below the HW here)."""
+    ref = segments(wd, "n1")
+    check(ref, "no segments on n1")
+    for n in NODES[1:]:
+        check(segments(wd, n) == ref, "%s has segments %s, n1 %s" % (n, segments(wd, n), ref))
+        for f in ref:
+            with open(os.path.join(wd, "n1", "data", "events", "0", f), "rb") as x, \
+                    open(os.path.join(wd, n, "data", "events", "0", f), "rb") as y:
+                check(x.read() == y.read(), "%s/%s differs from n1's" % (n, f))
+
+
+def wait_replicated(c, n_events):
+    """The leader's view until every replica is durable to n_events and the HW
+    is there: waited for by consuming from each node (a consume returns once
+    the node shows n events, i.e. its HW passed them)."""
+    for n in NODES:
+        consume_all(c.a, c.nodes[n].addr, n_events)
+    st = c.state("n1")
+    check(st["high_watermark"] == n_events, "HW %s, want %d" % (st["high_watermark"], n_events))
+    return st
+
+
+def quorum_replicates(a):
+    with Workdir() as wd, Cluster(a, wd) as c:
+        data, ids = events(5000)
+        rc, out, err = run([a.sluice, "produce", "--server", c.nodes["n1"].addr, "--topic",
+                            "events", "--print-acks", "--timeout", "60"], stdin=data,
+                           timeout=TIMEOUT)
+        check(rc == 0, "produce failed (%d): %s" % (rc, err))
+        acks = parse_json_lines(out)
+        check(len(acks) == len(ids), "%d acks for %d events" % (len(acks), len(ids)))
+        st = wait_replicated(c, len(ids))
+        check(st["leader"] == "n1" and st["epoch"] >= 1, "state %r" % st)
+        check(sorted(st["isr"]) == NODES, "isr %r" % st["isr"])
+        durable = {r["node"]: r["durable_offset"] for r in st["replica_state"]}
+        check(durable == {n: len(ids) for n in NODES}, "durable offsets %r" % durable)
+        check_identical(wd, len(ids))
+        # A follower serves the events, each once, in order.
+        check_exactly_once(consume_all(a, c.nodes["n2"].addr, len(ids)), ids)
+        # A follower takes no events: they go to the leader.
+        rc, out, err = run([a.sluice, "produce", "--server", c.nodes["n2"].addr, "--topic",
+                            "events", "--timeout", "2"], stdin=events(1)[0], timeout=TIMEOUT)
+        check(rc != 0 and "ERR_NOT_LEADER" in err, "produce to a follower: rc %d, %s" % (rc, err))
+
+
+def acks_wait_for_quorum(a):
+    with Workdir() as wd, Cluster(a, wd, lag="60s") as c:
+        data, ids = events(100)
+        for n in ("n2", "n3"):
+            c.nodes[n].proc.send_signal(signal.SIGSTOP)
+        rc, out, err = run([a.sluice, "produce", "--server", c.nodes["n1"].addr, "--topic",
+                            "events", "--print-acks", "--timeout", "3"], stdin=data,
+                           timeout=TIMEOUT)
+        check(rc != 0 and not out.strip(),
+              "acks without a quorum: rc %d, %d acks" % (rc, len(out.splitlines())))
+        st = c.state("n1")
+        mine = [r for r in st["replica_state"] if r["node"] == "n1"][0]
+        # The events were there, durable on the leader: only the quorum was
+        # missing.
+        check(mine["durable_offset"] == len(ids), "leader durable %r" % mine)
+        check(st["high_watermark"] == 0, "HW moved without followers: %r" % st)
+        rc, out, err = run([a.sluice, "consume", "--server", c.nodes["n1"].addr, "--topic",
+                            "events", "--from", "earliest"], timeout=TIMEOUT)
+        check(rc == 0 and not out.strip(), "readers saw events above the HW: %r" % out[:200])
+        for n in ("n2", "n3"):
+            c.nodes[n].proc.send_signal(signal.SIGCONT)
+        evs = consume_all(a, c.nodes["n1"].addr, len(ids))
+        check_exactly_once(evs, ids)
+
+
+def follower_kill9(a):
+    with Workdir() as wd, Cluster(a, wd) as c:
+        n_events = 60000
+        data, ids = events(n_events)
+        prod = subprocess.Popen(
+            [a.sluice, "produce", "--server", c.nodes["n1"].addr, "--topic", "events",
+             "--print-acks", "--timeout", "90"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        acked = []
+        first = threading.Event()
+
+        def read_acks():
+            for line in prod.stdout:
+                acked.append(line)
+                if len(acked) >= 1000:
+                    first.set()
+        reader = threading.Thread(target=read_acks, daemon=True)
+        reader.start()
+        writer = threading.Thread(target=lambda: (prod.stdin.write(data), prod.stdin.close()),
+                                  daemon=True)
+        writer.start()
+        try:
+            check(first.wait(TIMEOUT), "no acks before the kill")
+            check(len(acked) < n_events, "the stream was over before the kill")
+            c.nodes["n3"].proc.send_signal(signal.SIGKILL)
+            c.nodes["n3"].proc.wait()
+            c.restart("n3")
+            rc = prod.wait(timeout=TIMEOUT)
+            reader.join(TIMEOUT)
+            check(rc == 0, "produce failed (%d): %s" % (rc, prod.stderr.read().decode()))
+        finally:
+            if prod.poll() is None:
+                prod.kill()
+        check(len(acked) == n_events, "%d acks for %d events" % (len(acked), n_events))
+        wait_replicated(c, n_events)
+        # n3 is back in the in-sync set: the leader says so on stderr once
+        # etcd took it (the ISR after the kill shrank, then grew).
+        n1_err = os.path.join(wd, "n1", "stderr.txt")
+
+        def rejoined():
+            with open(n1_err) as f:
+                text = f.read()
+            return "in-sync replicas changed to 3 of 3" in text.split("shrank to 2 of 3")[-1] \
+                and "shrank to 2 of 3" in text
+        check(wait_for_files(os.path.join(wd, "n1"), rejoined, TIMEOUT),
+              "n3 did not rejoin the ISR: %s" % open(n1_err).read()[-2000:])
+        st = c.state("n1")
+        check(sorted(st["isr"]) == NODES, "isr %r" % st["isr"])
+        check_identical(wd, n_events)
+        check_exactly_once(consume_all(a, c.nodes["n3"].addr, n_events), ids)
+
+
+if __name__ == "__main__":
+    sys.exit(main({
+        "quorum_replicates": quorum_replicates,
+        "acks_wait_for_quorum": acks_wait_for_quorum,
+        "follower_kill9": follower_kill9,
+    }))
