@@ -166,7 +166,8 @@ static void apply(struct sl__cache *k, const struct sl_etcd_kv *kv, bool del, st
 	}
 	case K_ORDINAL: {
 		uint32_t v;
-		if (del || sl_cluster_ordinal_decode((const char *)kv->value, kv->value_len, &v) < 0)
+		if (del ||
+		    sl_cluster_ordinal_decode((const char *)kv->value, kv->value_len, &v) < 0)
 			return;
 		struct sl__cnode *n = node_find(k, fx->name, true);
 		if (n && n->n.ordinal < 0)
@@ -181,9 +182,9 @@ static void apply(struct sl__cache *k, const struct sl_etcd_kv *kv, bool del, st
 			t->has_rec = false;
 			return;
 		}
-		t->has_rec = sl_cluster_topic_decode((const char *)kv->value, kv->value_len,
-		                                     &t->partitions, &t->replicas, err,
-		                                     sizeof(err)) == 0;
+		t->has_rec =
+		    sl_cluster_topic_decode((const char *)kv->value, kv->value_len, &t->partitions,
+		                            &t->replicas, err, sizeof(err)) == 0;
 		return;
 	}
 	case K_PARTITION: {

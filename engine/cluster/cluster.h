@@ -236,8 +236,8 @@ int sl_cluster_node_encode(const struct sl_cluster_node *n, char *buf, size_t ca
 int sl_cluster_node_decode(const char *json, size_t len, struct sl_cluster_node *out, char *err,
                            size_t errlen);
 int sl_cluster_topic_encode(uint32_t partitions, uint32_t replicas, char *buf, size_t cap);
-int sl_cluster_topic_decode(const char *json, size_t len, uint32_t *partitions,
-                            uint32_t *replicas, char *err, size_t errlen);
+int sl_cluster_topic_decode(const char *json, size_t len, uint32_t *partitions, uint32_t *replicas,
+                            char *err, size_t errlen);
 /* A decimal ordinal as stored in ordinals/<id>: 0..UINT32_MAX, digits only,
  * no leading zeros. 0 or -EINVAL. */
 int sl_cluster_ordinal_decode(const char *s, size_t len, uint32_t *out);

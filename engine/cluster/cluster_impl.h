@@ -56,8 +56,8 @@ struct sl_cluster {
 	/* cluster thread's (and start's, before the thread exists) */
 	struct sl_etcd *e;
 	struct sl_etcd_watch *w;
-	int64_t wrev; /* the last revision applied to the cache */
-	bool reread;  /* the watch's history is gone: read everything again */
+	int64_t wrev;         /* the last revision applied to the cache */
+	bool reread;          /* the watch's history is gone: read everything again */
 	int64_t ttl_s;        /* granted */
 	uint64_t interval_ns; /* keepalive period: ttl / 3 */
 	uint64_t margin_ns;

@@ -89,9 +89,10 @@ static int register_node(struct sl_cluster *c, struct sl_etcd *e, int64_t lease,
 			continue; /* it expired between the two calls */
 		if (!old_lease || f.lease != old_lease) {
 			sl_errf(err, errlen,
-			        "cluster: node id %s is already registered by a live node (%s%s under "
-			        "lease %" PRIx64 ")",
-			        c->id, sl_etcd_endpoint(e), key, (uint64_t)f.lease);
+			        "cluster: node id %s is already registered by a live node (key %s "
+			        "under lease %" PRIx64 ", etcd %s); stop it, or wait for its lease "
+			        "to expire if it died",
+			        c->id, key, (uint64_t)f.lease, sl_etcd_endpoint(e));
 			return -EEXIST;
 		}
 		if ((r = sl_etcd_txn_del_if(e, key, f.mod, &won)) < 0) {
@@ -142,7 +143,8 @@ static int get_ordinal(struct sl_cluster *c, struct sl_etcd *e, char *err, size_
 			r = sl_cluster_ordinal_decode((const char *)v, len, &next);
 			free(v);
 			if (r < 0 || next == UINT32_MAX) {
-				sl_errf(err, errlen, "cluster: ordinal_next is not a usable ordinal");
+				sl_errf(err, errlen,
+				        "cluster: ordinal_next is not a usable ordinal");
 				return -EINVAL;
 			}
 		} else if (r != -ENOENT) {
@@ -154,8 +156,8 @@ static int get_ordinal(struct sl_cluster *c, struct sl_etcd *e, char *err, size_
 		int ol = snprintf(ov, sizeof(ov), "%u", next);
 		bool won;
 		int64_t rev;
-		if ((r = sl_etcd_txn_put_if(e, "ordinal_next", nv, (size_t)nl, 0, mod, &won, &rev)) <
-		    0) {
+		if ((r = sl_etcd_txn_put_if(e, "ordinal_next", nv, (size_t)nl, 0, mod, &won,
+		                            &rev)) < 0) {
 			set_err(err, errlen, "advancing ordinal_next", e);
 			return r;
 		}
@@ -293,8 +295,9 @@ static void *cluster_main(void *arg)
 			uint64_t sent_ns = sl_now_ns();
 			int r = sl_etcd_lease_keepalive(c->e, id, &ttl);
 			if (r == 0 && ttl > 0) {
-				atomic_store(&c->deadline_ns,
-				             sent_ns + (uint64_t)ttl * 1000000000ull - c->margin_ns);
+				atomic_store(&c->deadline_ns, sent_ns +
+				                                  (uint64_t)ttl * 1000000000ull -
+				                                  c->margin_ns);
 				next_ka = sent_ns + c->interval_ns;
 			} else if (r == -ENOENT || (r == 0 && ttl <= 0)) {
 				lease_lost(c); /* etcd says it is gone: no waiting */

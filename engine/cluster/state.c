@@ -58,7 +58,8 @@ static bool addr_ok(const char *a, size_t n)
 	return true;
 }
 
-static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (err && errlen) {
@@ -96,7 +97,8 @@ static int parse_object(const char *json, size_t len, struct json_object **out, 
 	if (!o || je != json_tokener_success) {
 		json_object_put(o);
 		return bad(err, errlen, "not JSON: %s",
-		           je == json_tokener_continue ? "it ends early" : json_tokener_error_desc(je));
+		           je == json_tokener_continue ? "it ends early"
+		                                       : json_tokener_error_desc(je));
 	}
 	for (size_t i = end; i < len; i++) {
 		if (json[i] != ' ' && json[i] != '\n' && json[i] != '\r' && json[i] != '\t') {
@@ -130,8 +132,8 @@ static int known_keys(struct json_object *o, const char *const *names, size_t n,
 	return 0;
 }
 
-static int get_u32(struct json_object *o, const char *name, uint32_t lo, uint32_t hi,
-                   uint32_t *out, char *err, size_t errlen)
+static int get_u32(struct json_object *o, const char *name, uint32_t lo, uint32_t hi, uint32_t *out,
+                   char *err, size_t errlen)
 {
 	struct json_object *v = json_object_object_get(o, name);
 	if (!json_object_is_type(v, json_type_int))
@@ -140,14 +142,15 @@ static int get_u32(struct json_object *o, const char *name, uint32_t lo, uint32_
 	 * saturates, which the range check refuses too */
 	int64_t x = json_object_get_int64(v);
 	if (x < (int64_t)lo || x > (int64_t)hi)
-		return bad(err, errlen, "\"%s\" is %lld, not in %u..%u", name, (long long)x, lo, hi);
+		return bad(err, errlen, "\"%s\" is %lld, not in %u..%u", name, (long long)x, lo,
+		           hi);
 	*out = (uint32_t)x;
 	return 0;
 }
 
 /* A string that is a node id, or "" when empty_ok. */
-static int id_of(struct json_object *v, const char *what, bool empty_ok, char out[SL_CLUSTER_ID_MAX],
-                 char *err, size_t errlen)
+static int id_of(struct json_object *v, const char *what, bool empty_ok,
+                 char out[SL_CLUSTER_ID_MAX], char *err, size_t errlen)
 {
 	if (!json_object_is_type(v, json_type_string))
 		return bad(err, errlen, "%s is not a string", what);
@@ -336,8 +339,8 @@ out:
 
 static const char *const topic_keys[] = {"partitions", "replicas"};
 
-int sl_cluster_topic_decode(const char *json, size_t len, uint32_t *partitions,
-                            uint32_t *replicas, char *err, size_t errlen)
+int sl_cluster_topic_decode(const char *json, size_t len, uint32_t *partitions, uint32_t *replicas,
+                            char *err, size_t errlen)
 {
 	struct json_object *o;
 	unsigned seen;
@@ -425,7 +428,8 @@ int sl_cluster_node_encode(const struct sl_cluster_node *n, char *buf, size_t ca
 	    !addr_ok(n->native, strnlen(n->native, SL_CLUSTER_ADDR_MAX)) ||
 	    !addr_ok(n->http, strnlen(n->http, SL_CLUSTER_ADDR_MAX)))
 		return -EINVAL;
-	return finish(snprintf(buf, cap, "{\"id\":\"%s\",\"native\":\"%s\",\"http\":\"%s\",\"ordinal\":%lld}",
+	return finish(snprintf(buf, cap,
+	                       "{\"id\":\"%s\",\"native\":\"%s\",\"http\":\"%s\",\"ordinal\":%lld}",
 	                       n->id, n->native, n->http, (long long)n->ordinal),
 	              cap);
 }
@@ -435,7 +439,6 @@ int sl_cluster_topic_encode(uint32_t partitions, uint32_t replicas, char *buf, s
 	if (!buf || cap == 0 || partitions < 1 || partitions > SL_CLUSTER_PARTITIONS_MAX ||
 	    replicas < 1 || replicas > SL_CLUSTER_REPLICAS_MAX)
 		return -EINVAL;
-	return finish(snprintf(buf, cap, "{\"partitions\":%u,\"replicas\":%u}", partitions,
-	                       replicas),
-	              cap);
+	return finish(
+	    snprintf(buf, cap, "{\"partitions\":%u,\"replicas\":%u}", partitions, replicas), cap);
 }

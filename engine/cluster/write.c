@@ -209,7 +209,8 @@ int sl_cluster_pstate_cas(struct sl_cluster *c, const char *topic, uint32_t p,
 	char key[32 + SL_CLUSTER_TOPIC_MAX], val[SL_CLUSTER_JSON_MAX];
 	if (!topic || !sl_cluster_topic_name_ok(topic) || p >= SL_CLUSTER_PARTITIONS_MAX ||
 	    expect_mod_rev < 0) {
-		sl_errf(err, errlen, "partition state of \"%.64s\"/%u: bad topic, partition or revision",
+		sl_errf(err, errlen,
+		        "partition state of \"%.64s\"/%u: bad topic, partition or revision",
 		        topic ? topic : "(null)", p);
 		return -EINVAL;
 	}
@@ -231,8 +232,8 @@ int sl_cluster_pstate_cas(struct sl_cluster *c, const char *topic, uint32_t p,
 	if (r < 0)
 		return r;
 	if (!won) {
-		sl_errf(err, errlen, "%s: another writer won (mod_revision %" PRId64 ", expected %" PRId64
-		                     ")",
+		sl_errf(err, errlen,
+		        "%s: another writer won (mod_revision %" PRId64 ", expected %" PRId64 ")",
 		        key, rev, expect_mod_rev);
 		return -ESTALE;
 	}

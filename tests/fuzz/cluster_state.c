@@ -69,8 +69,7 @@ static void topic(const char *v, size_t n)
 		CHECK(r == -ENOMEM || err[0]);
 		return;
 	}
-	CHECK(p >= 1 && p <= SL_CLUSTER_PARTITIONS_MAX && r2 >= 1 &&
-	      r2 <= SL_CLUSTER_REPLICAS_MAX);
+	CHECK(p >= 1 && p <= SL_CLUSTER_PARTITIONS_MAX && r2 >= 1 && r2 <= SL_CLUSTER_REPLICAS_MAX);
 	int l = sl_cluster_topic_encode(p, r2, out, sizeof(out));
 	CHECK(l > 0);
 	CHECK(sl_cluster_topic_decode(out, (size_t)l, &p2, &rr2, err, sizeof(err)) == 0);

@@ -238,14 +238,16 @@ Test(cluster, pstate_codec_round_trip_and_strict_refusals)
 	    {"{\"leader\":\"n1\",\"epoch\":-1,\"replicas\":[\"n1\"],\"isr\":[]}", "not in"},
 	    {"{\"leader\":\"n1\",\"epoch\":4294967296,\"replicas\":[\"n1\"],\"isr\":[]}", "not in"},
 	    {"{\"leader\":\"n1\",\"epoch\":1,\"replicas\":[],\"isr\":[]}", "0 ids"},
-	    {"{\"leader\":\"a\",\"epoch\":1,\"replicas\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\","
+	    {"{\"leader\":\"a\",\"epoch\":1,\"replicas\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\","
+	     "\"g\","
 	     "\"h\"],\"isr\":[]}",
 	     "8 ids"},
 	    {"{\"leader\":\"n1\",\"epoch\":1,\"replicas\":[\"n1\",\"n1\"],\"isr\":[]}", "twice"},
 	    {"{\"leader\":\"n 1\",\"epoch\":1,\"replicas\":[\"n1\"],\"isr\":[]}", "node id"},
 	    {"{\"leader\":\"n1\",\"epoch\":1,\"replicas\":[\"n1\",1],\"isr\":[]}", "not a string"},
 	    {"{\"leader\":\"n9\",\"epoch\":1,\"replicas\":[\"n1\"],\"isr\":[]}", "not a replica"},
-	    {"{\"leader\":\"n1\",\"epoch\":1,\"replicas\":[\"n1\"],\"isr\":[\"n2\"]}", "not a replica"},
+	    {"{\"leader\":\"n1\",\"epoch\":1,\"replicas\":[\"n1\"],\"isr\":[\"n2\"]}",
+	     "not a replica"},
 	    {"{\"leader\":\"n1\",\"epoch\":1,\"replicas\":[\"n1\"]}", "\"isr\" is missing"},
 	    {"{\"leader\":\"n1\",\"epoch\":1,\"replicas\":\"n1\",\"isr\":[]}", "not an array"},
 	    {"[1]", "not a JSON object"},
@@ -273,8 +275,8 @@ Test(cluster, pstate_codec_round_trip_and_strict_refusals)
 
 Test(cluster, node_topic_ordinal_codecs)
 {
-	struct sl_cluster_node nd = {.id = "n1", .native = "10.0.0.1:7401",
-	                             .http = "[::1]:7481", .ordinal = 4294967295ll};
+	struct sl_cluster_node nd = {
+	    .id = "n1", .native = "10.0.0.1:7401", .http = "[::1]:7481", .ordinal = 4294967295ll};
 	struct sl_cluster_node back;
 	char buf[SL_CLUSTER_JSON_MAX], why[256];
 	int n = sl_cluster_node_encode(&nd, buf, sizeof(buf));
@@ -341,7 +343,8 @@ Test(cluster, placement_spread)
 					lead[s.leader[0] - 'a']++;
 					/* a state the codec takes as it is */
 					char buf[SL_CLUSTER_JSON_MAX];
-					cr_assert_gt(sl_cluster_pstate_encode(&s, buf, sizeof(buf)), 0);
+					cr_assert_gt(sl_cluster_pstate_encode(&s, buf, sizeof(buf)),
+					             0);
 				}
 				/* Leaders: floor or ceil of P/N always. Replicas: floor
 				 * or ceil of P*R/N when N divides P (or R is 1 or N);
@@ -359,8 +362,8 @@ Test(cluster, placement_spread)
 					if (P % n == 0 || r == 1 || r == n)
 						cr_assert(hold[k] == pr / n ||
 						              hold[k] == (pr + n - 1) / n,
-						          "n=%zu r=%u P=%u: node %zu holds %u", n, r,
-						          P, k, hold[k]);
+						          "n=%zu r=%u P=%u: node %zu holds %u", n,
+						          r, P, k, hold[k]);
 					cr_assert(hold[k] >= r * (P / n) &&
 					              hold[k] <= r * ((P + n - 1) / n),
 					          "n=%zu r=%u P=%u: node %zu holds %u", n, r, P, k,
@@ -368,8 +371,8 @@ Test(cluster, placement_spread)
 					lo = hold[k] < lo ? hold[k] : lo;
 					hi = hold[k] > hi ? hold[k] : hi;
 				}
-				cr_assert_leq(hi - lo, r < n - r ? r : n - r, "n=%zu r=%u P=%u", n, r,
-				              P);
+				cr_assert_leq(hi - lo, r < n - r ? r : n - r, "n=%zu r=%u P=%u", n,
+				              r, P);
 			}
 		}
 	}
@@ -457,8 +460,7 @@ static int on_del(void *arg, const struct sl_etcd_event *ev)
 	return 0;
 }
 
-Test(cluster, lease_expiry_removes_a_node_that_stopped_keeping_alive, .fini = down,
-     .timeout = 60)
+Test(cluster, lease_expiry_removes_a_node_that_stopped_keeping_alive, .fini = down, .timeout = 60)
 {
 	up();
 	struct sl_cluster *a, *b;
@@ -617,8 +619,8 @@ Test(cluster, placement_waits_for_r_nodes_then_all_states_appear, .fini = down, 
 	cr_assert_eq(sl_notify_wait(&w[0].n, n_alive_is, &x, 5 * SEC), 0);
 	char list[256] = "";
 	cr_assert_eq(sl_cluster_nodes(c[0], list_node, list), 3);
-	cr_assert(strstr(list, "n1:up") && strstr(list, "n2:up") && strstr(list, "n3:down"),
-	          "%s", list);
+	cr_assert(strstr(list, "n1:up") && strstr(list, "n2:up") && strstr(list, "n3:down"), "%s",
+	          list);
 	sl_cluster_stop(c[0]);
 	sl_cluster_stop(c[1]);
 	for (int i = 0; i < 3; i++)
@@ -681,9 +683,9 @@ Test(cluster, cas_two_writers_on_one_revision_exactly_one_wins, .fini = down, .t
 	cr_assert_str_eq(now.leader, k[winner].next.leader);
 	now.epoch++;
 	int64_t rev3;
-	cr_assert_eq(sl_cluster_pstate_cas(c[1], "t", 0, &now, now.mod_revision, &rev3, err,
-	                                   sizeof(err)),
-	             0, "%s", err);
+	cr_assert_eq(
+	    sl_cluster_pstate_cas(c[1], "t", 0, &now, now.mod_revision, &rev3, err, sizeof(err)), 0,
+	    "%s", err);
 	/* create-if-absent on a key that exists loses too */
 	cr_assert_eq(sl_cluster_pstate_cas(c[1], "t", 0, &now, 0, NULL, err, sizeof(err)), -ESTALE);
 	/* a state the codec refuses is never written */
@@ -717,9 +719,9 @@ Test(cluster, on_partition_tells_of_another_writers_cas, .fini = down, .timeout 
 	snprintf(next.isr[0], SL_CLUSTER_ID_MAX, "n2");
 	snprintf(next.isr[1], SL_CLUSTER_ID_MAX, "n3");
 	int64_t rev;
-	cr_assert_eq(sl_cluster_pstate_cas(c[1], "t", 4, &next, s.mod_revision, &rev, err,
-	                                   sizeof(err)),
-	             0, "%s", err);
+	cr_assert_eq(
+	    sl_cluster_pstate_cas(c[1], "t", 4, &next, s.mod_revision, &rev, err, sizeof(err)), 0,
+	    "%s", err);
 
 	/* n1 did not write it; its callback brings the new state */
 	struct want x = {.w = &w[0], .p = 4, .epoch = 2};
