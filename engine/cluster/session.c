@@ -88,11 +88,11 @@ static int register_node(struct sl_cluster *c, struct sl_etcd *e, int64_t lease,
 		if (!f.there)
 			continue; /* it expired between the two calls */
 		if (!old_lease || f.lease != old_lease) {
-			sl_errf(
-			    err, errlen,
-			    "cluster: node id %s is already registered by a live node (%s%s under "
-			    "lease %" PRIx64 ")",
-			    c->id, sl_etcd_endpoint(e), key, (uint64_t)f.lease);
+			sl_errf(err, errlen,
+			        "cluster: node id %s is already registered by a live node (key %s "
+			        "under lease %" PRIx64 ", etcd %s); stop it, or wait for its lease "
+			        "to expire if it died",
+			        c->id, key, (uint64_t)f.lease, sl_etcd_endpoint(e));
 			return -EEXIST;
 		}
 		if ((r = sl_etcd_txn_del_if(e, key, f.mod, &won)) < 0) {
