@@ -112,8 +112,16 @@ static void sl__repl_role(struct sl_partition *p)
 				atomic_store_explicit(&rp->peers[i].caught_up_ns, now,
 				                      memory_order_relaxed);
 	}
+	uint32_t was = atomic_load_explicit(&rp->role, memory_order_relaxed);
+	uint32_t was_epoch = atomic_load_explicit(&rp->epoch, memory_order_relaxed);
 	atomic_store_explicit(&rp->epoch, epoch, memory_order_release);
 	atomic_store_explicit(&rp->role, role, memory_order_release);
+	if (role != was || epoch != was_epoch)
+		fprintf(stderr, "sluiced: %s/%u: %s, leader epoch %u\n", p->topic->name, p->id,
+		        role == SL_REPL_LEADER     ? "leader"
+		        : role == SL_REPL_FOLLOWER ? "follower"
+		                                   : "no replica here",
+		        epoch);
 }
 
 static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)

@@ -72,7 +72,19 @@ class Cluster:
         self.etcd.start()
         for n in NODES:
             self.nodes[n] = self.node(n).start()
+        # Serving once placed: the leader says so when its reactor took
+        # the role (the partition states appear once three nodes live).
+        self.wait_log("n1", "events/0: leader, leader epoch")
         return self
+
+    def wait_log(self, n, text):
+        path = os.path.join(self.wd, n, "stderr.txt")
+
+        def seen():
+            with open(path) as f:
+                return text in f.read()
+        check(wait_for_files(os.path.join(self.wd, n), seen, TIMEOUT),
+              "%s never said %r" % (n, text))
 
     def restart(self, n):
         """A node again on its folder and ports (its stderr kept aside)."""
