@@ -552,3 +552,90 @@ int sl_server_cluster_json(struct sl_server *srv, char **body, size_t *len)
 	}
 	return 0;
 }
+
+/* ---- /metrics --------------------------------------------------------------- */
+
+/* The replication figures this node knows: every replica's role, HW and
+ * in-sync count; a leader's view of each follower (lag in events and
+ * seconds, bytes sent), a follower's view of itself against the leader. */
+void sl__cluster_metrics(struct sl_server *srv, FILE *f)
+{
+	if (!srv->cl)
+		return;
+	uint32_t n_topics = atomic_load(&srv->topics.n), under = 0;
+	uint64_t now = sl_now_ns();
+	fprintf(f, "# HELP sluice_replica_role This node's role for the partition: 0 none, 1 "
+	           "leader, 2 follower.\n# TYPE sluice_replica_role gauge\n"
+	           "# HELP sluice_partition_high_watermark Offset below which enough replicas hold "
+	           "every event durably (acks and readers stop there).\n"
+	           "# TYPE sluice_partition_high_watermark gauge\n"
+	           "# HELP sluice_partition_isr_size Replicas in the in-sync set (as etcd holds "
+	           "it).\n# TYPE sluice_partition_isr_size gauge\n"
+	           "# HELP sluice_replica_lag_events Events a replica lacks durably behind its "
+	           "leader's end (a leader reports its followers, a follower itself).\n"
+	           "# TYPE sluice_replica_lag_events gauge\n"
+	           "# HELP sluice_replica_lag_seconds How long the replica has not been caught "
+	           "up (0 when it is).\n# TYPE sluice_replica_lag_seconds gauge\n"
+	           "# HELP sluice_replica_fetch_bytes_total Bytes of batches the leader sent to "
+	           "the follower.\n# TYPE sluice_replica_fetch_bytes_total counter\n");
+	for (uint32_t t = 0; t < n_topics; t++) {
+		struct sl_topic *tp = &srv->topics.v[t];
+		if (atomic_load(&tp->deleted))
+			continue;
+		for (uint32_t p = 0; p < tp->n_parts; p++) {
+			struct sl_prepl *rp = tp->parts[p].repl;
+			if (!rp)
+				continue;
+			uint32_t role = atomic_load(&rp->role);
+			uint32_t isr = (uint32_t)__builtin_popcount(atomic_load(&rp->isr_mask));
+			const char *lbl = tp->name;
+			fprintf(f, "sluice_replica_role{topic=\"%s\",partition=\"%u\"} %u\n", lbl,
+			        p, role);
+			fprintf(f,
+			        "sluice_partition_high_watermark{topic=\"%s\",partition=\"%u\"} "
+			        "%" PRIu64 "\n",
+			        lbl, p, atomic_load(&rp->hw));
+			fprintf(f, "sluice_partition_isr_size{topic=\"%s\",partition=\"%u\"} %u\n",
+			        lbl, p, isr);
+			if (role == SL_REPL_LEADER && isr < rp->n_peers)
+				under++;
+			uint64_t end = atomic_load(&rp->local_end);
+			for (uint32_t i = 0; i < rp->n_peers; i++) {
+				uint64_t d, ref, cu;
+				if (role == SL_REPL_LEADER && i != rp->self) {
+					d = atomic_load(&rp->peers[i].durable);
+					ref = end;
+					cu = atomic_load(&rp->peers[i].caught_up_ns);
+					fprintf(f,
+					        "sluice_replica_fetch_bytes_total{topic=\"%s\","
+					        "partition="
+					        "\"%u\",node=\"%s\"} %" PRIu64 "\n",
+					        lbl, p, rp->peers[i].node,
+					        atomic_load(&rp->peers[i].fetch_bytes));
+				} else if (role == SL_REPL_FOLLOWER && i == rp->self) {
+					d = atomic_load(&rp->local_durable);
+					ref = atomic_load(&rp->leader_end);
+					cu = atomic_load(&rp->leader_end_ns);
+				} else {
+					continue;
+				}
+				fprintf(
+				    f,
+				    "sluice_replica_lag_events{topic=\"%s\",partition=\"%u\",node="
+				    "\"%s\"} %" PRIu64 "\n",
+				    lbl, p, rp->peers[i].node, ref > d ? ref - d : 0);
+				fprintf(
+				    f,
+				    "sluice_replica_lag_seconds{topic=\"%s\",partition=\"%u\",node="
+				    "\"%s\"} %.3f\n",
+				    lbl, p, rp->peers[i].node,
+				    d >= ref || !cu ? 0.0 : (double)(now - cu) / 1e9);
+			}
+		}
+	}
+	fprintf(f,
+	        "# HELP sluice_under_replicated_partitions Partitions this node leads whose "
+	        "in-sync set lacks a replica.\n# TYPE sluice_under_replicated_partitions gauge\n"
+	        "sluice_under_replicated_partitions %u\n",
+	        under);
+}

@@ -308,6 +308,8 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen);
 void sl__cluster_stop(struct sl_server *srv);
 void sl__cluster_destroy(struct sl_server *srv);
 int sl_server_cluster_json(struct sl_server *srv, char **body, size_t *len);
+/* The replication lines of /metrics (nothing alone). */
+void sl__cluster_metrics(struct sl_server *srv, FILE *f);
 
 /* server/fetch.c: the follower's side of replication (cluster mode). */
 struct sl_fetchers {

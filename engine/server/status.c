@@ -451,5 +451,6 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	        native_auth, atomic_load_explicit(&srv->http_auth_failures, memory_order_relaxed));
 	sl_sinks_metrics(srv->sinks, f);
 	sl_pipes_metrics(srv->pipes, f);
+	sl__cluster_metrics(srv, f);
 	return sl__finish(f, body, len, &buf, &sz);
 }

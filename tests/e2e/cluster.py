@@ -211,6 +211,20 @@ def quorum_replicates(a):
         durable = {r["node"]: r["durable_offset"] for r in st["replica_state"]}
         check(durable == {n: len(ids) for n in NODES}, "durable offsets %r" % durable)
         check_identical(wd, len(ids))
+        # The same in /metrics (the leader's: its followers' lag and bytes).
+        with http_open("http://%s/metrics" % c.http("n1"), timeout=30) as r:
+            m = r.read().decode()
+        want = ['sluice_partition_high_watermark{topic="events",partition="0"} %d' % len(ids),
+                'sluice_partition_isr_size{topic="events",partition="0"} 3',
+                'sluice_replica_role{topic="events",partition="0"} 1',
+                'sluice_replica_lag_events{topic="events",partition="0",node="n2"} 0',
+                'sluice_replica_lag_events{topic="events",partition="0",node="n3"} 0',
+                "sluice_under_replicated_partitions 0"]
+        for w in want:
+            check(w in m.splitlines(), "metrics lack %r" % w)
+        sent = [float(x.split()[-1]) for x in m.splitlines()
+                if x.startswith("sluice_replica_fetch_bytes_total{")]
+        check(len(sent) == 2 and min(sent) > 0, "fetch bytes %r" % sent)
         # A follower serves the events, each once, in order.
         check_exactly_once(consume_all(a, c.nodes["n2"].addr, len(ids)), ids)
         # A follower takes no events: they go to the leader.
