@@ -424,9 +424,11 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 	               !strncmp(url, SL__PROJ_PREFIX, plen) &&
 	               !strcmp(url + ulen0 - slen, SL__REBUILD) &&
 	               !memchr(url + plen, '/', ulen0 - plen - slen) && h->b.rebuild;
+	bool move = !strcmp(method, MHD_HTTP_METHOD_POST) && !strcmp(url, "/v1/cluster/leader") &&
+	            h->b.move;
 	/* Refusals of other methods go out on the first call, before any body
 	 * is read (MHD then closes the connection rather than read it). */
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && !head && !rebuild) {
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && !head && !rebuild && !move) {
 		snprintf(msg, sizeof(msg), "method %.32s not allowed on %s (only GET)", method,
 		         shown);
 		return sl__error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "GET, HEAD",
@@ -455,6 +457,13 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 
 	if (rebuild) {
 		h->b.rebuild(h->b.arg, url + plen, ulen0 - plen - slen, &r);
+		return sl__send(c, &r, SL__JSON_TYPE, NULL);
+	}
+	if (move) {
+		/* MHD hands the arguments decoded. */
+		h->b.move(h->b.arg, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "topic"),
+		          MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "partition"),
+		          MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "node"), &r);
 		return sl__send(c, &r, SL__JSON_TYPE, NULL);
 	}
 	if (!strcmp(url, "/"))

@@ -252,6 +252,11 @@ struct sl_http_backend {
 	void (*topics)(void *arg, const struct sl_http_topic_req *t, struct sl_http_reply *out);
 	/* GET /v1/cluster: JSON (404 on a node alone). NULL: 404. */
 	void (*cluster)(void *arg, struct sl_http_reply *out);
+	/* POST /v1/cluster/leader?topic=T&partition=P&node=N: a planned
+	 * leader move (any status the backend chooses, JSON body; may block
+	 * some seconds). Arguments are NULL when absent. NULL: 404. */
+	void (*move)(void *arg, const char *topic, const char *partition, const char *node,
+	             struct sl_http_reply *out);
 	/* With `auth`: every request but /healthz must carry `Authorization:
 	 * Bearer TOKEN` (auth/auth.h), else 401 with `WWW-Authenticate:
 	 * Bearer` and auth_failures counted. NULL: no authentication. */

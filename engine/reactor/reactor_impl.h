@@ -270,6 +270,14 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
                                    uint32_t epoch, uint64_t seq, const uint8_t *ev, uint32_t len,
                                    struct sl_ack_ref *ref)
 {
+	/* The owner's word on leadership counts, not the connection's view
+	 * of it a moment ago: a move away from here waits until the owner
+	 * refuses (moving_seen), so no event lands after the hand-over. */
+	if (SL_UNLIKELY(p->repl)) {
+		int r2 = sl_prepl_admit(p->repl);
+		if (r2 < 0)
+			return r2;
+	}
 	int ret = sl_partition_produce(p, pid, epoch, seq, ev, len, ref);
 	if (ret < 0)
 		return ret;

@@ -36,6 +36,9 @@ static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
 		if (next > hw && r->env->lease_deadline &&
 		    sl_now_ns() >= r->env->lease_deadline(r->env->lease_arg))
 			return;
+		/* Handing over (a planned move): nothing more is acked here. */
+		if (atomic_load_explicit(&rp->moving, memory_order_acquire) == 2)
+			return;
 	} else {
 		next = atomic_load_explicit(&rp->leader_hw, memory_order_relaxed);
 		if (next > local)
@@ -116,6 +119,10 @@ static void sl__repl_role(struct sl_partition *p)
 	uint32_t was_epoch = atomic_load_explicit(&rp->epoch, memory_order_relaxed);
 	atomic_store_explicit(&rp->epoch, epoch, memory_order_release);
 	atomic_store_explicit(&rp->role, role, memory_order_release);
+	/* A move away from here is over once this node no longer leads: the
+	 * role refuses events from now on (stored before `moving` clears). */
+	if (role != SL_REPL_LEADER)
+		atomic_store_explicit(&rp->moving, 0, memory_order_release);
 	if (role != was || epoch != was_epoch)
 		fprintf(stderr, "sluiced: %s/%u: %s, leader epoch %u\n", p->topic->name, p->id,
 		        role == SL_REPL_LEADER     ? "leader"
@@ -212,7 +219,12 @@ void sl__repl_step(struct sl_reactor *r)
 		/* A leader's end moves with every append: published for the
 		 * status and the followers' lag, once a turn. */
 		atomic_store_explicit(&p->repl->local_end, sl_log_end(p->log),
-		                      memory_order_relaxed);
+		                      memory_order_release);
+		/* After this turn's appends: from here on the owner refuses
+		 * events when a move is under way (it reads `moving` per event). */
+		uint32_t mv = atomic_load_explicit(&p->repl->moving, memory_order_acquire);
+		if (mv != atomic_load_explicit(&p->repl->moving_seen, memory_order_relaxed))
+			atomic_store_explicit(&p->repl->moving_seen, mv, memory_order_release);
 		sl__repl_publish(r, p);
 	}
 }

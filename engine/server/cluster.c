@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -638,4 +639,150 @@ void sl__cluster_metrics(struct sl_server *srv, FILE *f)
 	        "in-sync set lacks a replica.\n# TYPE sluice_under_replicated_partitions gauge\n"
 	        "sluice_under_replicated_partitions %u\n",
 	        under);
+}
+
+/* ---- planned leader moves ----------------------------------------------------- */
+
+/* How long a move waits for the target to hold everything. */
+#define SL_MOVE_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
+
+static int sl__move_reply(char **body, size_t *len, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int sl__move_reply(char **body, size_t *len, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(body, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		*body = NULL;
+		*len = 0;
+		return 500;
+	}
+	*len = (size_t)n;
+	return status;
+}
+
+/* Waits (this HTTP thread) until pred holds or the deadline passes; an
+ * operator's command, so a 1 ms re-check is cheap enough. */
+static bool sl__move_wait(struct sl_prepl *rp, uint32_t target, uint64_t deadline, int what)
+{
+	struct timespec ms = {0, 1000 * 1000};
+	for (;;) {
+		bool ok;
+		if (what == 0) {
+			ok = atomic_load_explicit(&rp->moving_seen, memory_order_acquire) >= 1;
+		} else {
+			uint64_t end = atomic_load_explicit(&rp->local_end, memory_order_acquire);
+			ok = atomic_load_explicit(&rp->hw, memory_order_acquire) >= end &&
+			     atomic_load_explicit(&rp->peers[target].durable,
+			                          memory_order_acquire) >= end;
+		}
+		if (ok)
+			return true;
+		if (sl_now_ns() >= deadline)
+			return false;
+		nanosleep(&ms, NULL);
+	}
+}
+
+int sl_server_partition_move(struct sl_server *srv, const char *topic, const char *partition,
+                             const char *node, char **body, size_t *len)
+{
+	struct sl_srvcluster *cl = srv->cl;
+	struct sl_cluster *c = cl ? atomic_load_explicit(&cl->c, memory_order_acquire) : NULL;
+	const char *self = cl ? cl->fetchers.self : "";
+	struct sl_pstate st;
+	char err[256];
+	char *end = NULL;
+
+	if (!c)
+		return sl__move_reply(
+		    body, len, 404,
+		    "{\"error\":\"not_found\",\"message\":\"this node is not in a "
+		    "cluster\"}\n");
+	struct sl_topic *t = topic ? sl_topics_find(&srv->topics, topic, strlen(topic)) : NULL;
+	unsigned long p = partition ? strtoul(partition, &end, 10) : 0;
+	if (!t || !partition || !*partition || *end || p >= t->n_parts || !node ||
+	    !sl_cluster_id_ok(node))
+		return sl__move_reply(body, len, 400,
+		                      "{\"error\":\"bad_request\",\"message\":\"expected topic, "
+		                      "partition and node of an existing partition\"}\n");
+	struct sl_partition *part = &t->parts[p];
+	struct sl_prepl *rp = part->repl;
+	if (!rp || sl_cluster_pstate_get(c, t->name, (uint32_t)p, &st) < 0)
+		return sl__move_reply(body, len, 409,
+		                      "{\"error\":\"not_placed\",\"message\":\"%s/%lu has no state "
+		                      "in etcd yet\"}\n",
+		                      t->name, p);
+	if (!strcmp(st.leader, node))
+		return sl__move_reply(body, len, 200,
+		                      "{\"moved\":false,\"leader\":\"%s\",\"epoch\":%u}\n", node,
+		                      st.epoch);
+	if (strcmp(st.leader, self) ||
+	    atomic_load_explicit(&rp->role, memory_order_acquire) != SL_REPL_LEADER)
+		return sl__move_reply(
+		    body, len, 409,
+		    "{\"error\":\"not_leader\",\"leader\":\"%s\",\"message\":\"%s "
+		    "leads %s/%lu: ask it\"}\n",
+		    st.leader, st.leader, t->name, p);
+	int target = -1;
+	bool in_sync = false;
+	for (uint32_t i = 0; i < st.n_replicas; i++)
+		if (!strcmp(st.replicas[i], node))
+			target = (int)i;
+	for (uint32_t i = 0; i < st.n_isr; i++)
+		in_sync |= !strcmp(st.isr[i], node);
+	if (target < 0 || !in_sync || (uint32_t)target >= rp->n_peers ||
+	    strcmp(rp->peers[target].node, node))
+		return sl__move_reply(body, len, 409,
+		                      "{\"error\":\"not_in_sync\",\"message\":\"%s is not an "
+		                      "in-sync replica of %s/%lu\"}\n",
+		                      node, t->name, p);
+	uint32_t idle = 0;
+	if (!atomic_compare_exchange_strong(&rp->moving, &idle, 1))
+		return sl__move_reply(body, len, 409,
+		                      "{\"error\":\"busy\",\"message\":\"a move of %s/%lu is under "
+		                      "way\"}\n",
+		                      t->name, p);
+	/* 1. No new events: once the owner says it saw it, nothing more is
+	 * appended here. 2. Everything appended is acked (HW at the end) and
+	 * durable on the target. 3. Nothing more is acked here. 4. The new
+	 * state, guarded by the revision read: the target leads the next
+	 * epoch, starting where this log ends. */
+	sl_reactor_wake(srv->reactors[part->owner]);
+	uint64_t deadline = sl_now_ns() + SL_MOVE_TIMEOUT_NS;
+	const char *why = NULL;
+	if (!sl__move_wait(rp, (uint32_t)target, deadline, 0))
+		why = "the partition's reactor did not stop taking events";
+	else if (!sl__move_wait(rp, (uint32_t)target, deadline, 1))
+		why = "the target did not catch up";
+	if (why) {
+		atomic_store_explicit(&rp->moving, 0, memory_order_release);
+		return sl__move_reply(body, len, 504,
+		                      "{\"error\":\"timeout\",\"message\":\"%s within 10 s; %s/%lu "
+		                      "stays on %s\"}\n",
+		                      why, t->name, p, self);
+	}
+	atomic_store_explicit(&rp->moving, 2, memory_order_release);
+	struct sl_pstate next = st;
+	snprintf(next.leader, sizeof(next.leader), "%s", node);
+	next.epoch = st.epoch + 1;
+	next.moving_to[0] = '\0';
+	int ret = sl_cluster_pstate_cas(c, t->name, (uint32_t)p, &next, st.mod_revision, NULL, err,
+	                                sizeof(err));
+	if (ret < 0) {
+		atomic_store_explicit(&rp->moving, 0, memory_order_release);
+		return sl__move_reply(body, len, ret == -ESTALE ? 409 : 500,
+		                      "{\"error\":\"%s\",\"message\":\"%s/%lu: the new state was "
+		                      "not written: %s\"}\n",
+		                      ret == -ESTALE ? "conflict" : "internal", t->name, p,
+		                      ret == -ESTALE ? "another writer changed it first" : err);
+	}
+	fprintf(stderr, "sluiced: %s/%lu: leadership handed to %s (epoch %u)\n", t->name, p, node,
+	        next.epoch);
+	return sl__move_reply(body, len, 200,
+	                      "{\"moved\":true,\"leader\":\"%s\",\"epoch\":%u,\"offset\":%" PRIu64
+	                      "}\n",
+	                      node, next.epoch, atomic_load(&rp->local_end));
 }

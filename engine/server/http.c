@@ -53,6 +53,13 @@ static void sl__hcluster(void *arg, struct sl_http_reply *out)
 	sl__hreport(out, ret, NULL);
 }
 
+static void sl__hmove(void *arg, const char *topic, const char *partition, const char *node,
+                      struct sl_http_reply *out)
+{
+	out->status = sl_server_partition_move(arg, topic, partition, node, &out->body, &out->len);
+	out->content_type = NULL;
+}
+
 static void sl__hmetrics(void *arg, struct sl_http_reply *out)
 {
 	sl__hreport(out, sl_server_metrics_text(arg, &out->body, &out->len),
@@ -118,6 +125,7 @@ void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 	    .rebuild = sl__hrebuild,
 	    .topics = sl__htopics,
 	    .cluster = sl__hcluster,
+	    .move = sl__hmove,
 	    .auth = srv->opts.auth,
 	    .auth_failures = &srv->http_auth_failures,
 	};

@@ -308,6 +308,11 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen);
 void sl__cluster_stop(struct sl_server *srv);
 void sl__cluster_destroy(struct sl_server *srv);
 int sl_server_cluster_json(struct sl_server *srv, char **body, size_t *len);
+/* POST /v1/cluster/leader?topic=T&partition=P&node=N on the partition's
+ * leader: a planned move (server/cluster.c). The HTTP status, and *body a
+ * JSON answer (malloc'd). Blocks up to 10 s while the target catches up. */
+int sl_server_partition_move(struct sl_server *srv, const char *topic, const char *partition,
+                             const char *node, char **body, size_t *len);
 /* The replication lines of /metrics (nothing alone). */
 void sl__cluster_metrics(struct sl_server *srv, FILE *f);
 

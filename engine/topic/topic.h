@@ -108,6 +108,12 @@ struct sl_prepl {
 	uint32_t seen_gen; /* owner */
 	uint32_t want_role, want_epoch;
 	_Atomic uint32_t role; /* enum sl_repl_role, as the owner applies it */
+	/* A planned move away from this leader (server/cluster.c): 1 no new
+	 * events (the owner says it saw it in moving_seen, after its turn's
+	 * appends), 2 the HW stands still too; 0 again once the new state
+	 * makes this node a follower. */
+	_Atomic uint32_t moving;
+	_Atomic uint32_t moving_seen;
 	_Atomic uint32_t epoch;
 	uint32_t n_peers; /* replicas, this node included */
 	uint32_t self;    /* this node's index in peers */
@@ -146,7 +152,8 @@ uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable);
  * by the owner, which acks only below the HW). */
 static inline int sl_prepl_admit(const struct sl_prepl *r)
 {
-	if (atomic_load_explicit(&r->role, memory_order_relaxed) != SL_REPL_LEADER)
+	if (atomic_load_explicit(&r->role, memory_order_relaxed) != SL_REPL_LEADER ||
+	    atomic_load_explicit(&r->moving, memory_order_acquire))
 		return -SL_ENOT_LEADER;
 	if (r->acks == SL_REPL_ACKS_ALL &&
 	    (uint32_t)__builtin_popcount(atomic_load_explicit(&r->isr_mask, memory_order_relaxed) |
