@@ -224,7 +224,7 @@ const char *sl_consumer_last_error(const struct sl_consumer *c)
 }
 
 /* One Metadata round trip; *md is the decoded answer (sl_frame_msg_free). */
-static int sl__metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Metadata **md)
+int sl__consumer_metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Metadata **md)
 {
 	uint64_t deadline = sl__deadline(c, 0);
 	Sluice__V1__MetadataRequest q = SLUICE__V1__METADATA_REQUEST__INIT;
@@ -272,7 +272,7 @@ int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_p
 
 	*out = NULL;
 	*n = 0;
-	ret = sl__metadata(c, topic, &md);
+	ret = sl__consumer_metadata(c, topic, &md);
 	if (ret < 0)
 		return ret;
 	if (md->error || md->n_topics == 0)
@@ -290,7 +290,7 @@ int sl_consumer_topics(struct sl_consumer *c, struct sl_topic_info **out, size_t
 
 	*out = NULL;
 	*n = 0;
-	ret = sl__metadata(c, NULL, &md);
+	ret = sl__consumer_metadata(c, NULL, &md);
 	if (ret < 0)
 		return ret;
 	*out = calloc(md->n_topics ? md->n_topics : 1, sizeof(**out));
