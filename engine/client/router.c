@@ -453,8 +453,10 @@ static uint64_t sl__next_timer(const struct sl__router *rt)
 }
 
 /* One turn: every leg polled, refresh and resends when due, then a wait
- * for any leg until `until` (0: no wait) unless something was answered. */
-static void sl__turn(struct sl__router *rt, uint64_t until)
+ * for any leg until `until` (0: no wait) unless something was answered or
+ * done(rt) already holds. */
+static void sl__turn_until(struct sl__router *rt, uint64_t until,
+                           bool (*done)(const struct sl__router *))
 {
 	struct sl_client *s = rt->s;
 	uint64_t before = s->answered;
@@ -473,7 +475,7 @@ static void sl__turn(struct sl__router *rt, uint64_t until)
 	uint64_t now = sl_now_ns();
 	if ((rt->refresh_want || rt->n_pend) && now >= rt->refresh_at)
 		sl__refresh(rt);
-	if (s->answered != before || until <= now)
+	if (s->answered != before || until <= now || (done && done(rt)))
 		return;
 	uint64_t t = sl__next_timer(rt);
 	if (until < t)
@@ -487,6 +489,24 @@ static void sl__turn(struct sl__router *rt, uint64_t until)
 	struct epoll_event evs[16];
 	if (ms != 0)
 		epoll_wait(rt->epfd, evs, 16, ms);
+}
+
+static void sl__turn(struct sl__router *rt, uint64_t until)
+{
+	sl__turn_until(rt, until, NULL);
+}
+
+static bool sl__legs_settled(const struct sl__router *rt)
+{
+	for (size_t i = 0; i < rt->n_legs; i++)
+		if (rt->legs[i]->c->state == SL__CONNECTING || rt->legs[i]->c->state == SL__HELLO)
+			return false;
+	return true;
+}
+
+static bool sl__all_answered(const struct sl__router *rt)
+{
+	return rt->s->st.inflight == 0;
 }
 
 int sl__rt_open(struct sl_client *c, const struct sl__hostport *servers, size_t n, size_t *chosen)
@@ -554,16 +574,8 @@ int sl__rt_open(struct sl_client *c, const struct sl__hostport *servers, size_t 
 			sl__client_connect_start(l->c);
 	}
 	uint64_t deadline = sl_now_ns() + (uint64_t)c->o.connect_timeout_ms * SL__NS_PER_MS;
-	for (;;) {
-		bool pending = false;
-		for (size_t i = 0; i < rt->n_legs; i++)
-			if (rt->legs[i]->c->state == SL__CONNECTING ||
-			    rt->legs[i]->c->state == SL__HELLO)
-				pending = true;
-		if (!pending || sl_now_ns() >= deadline)
-			break;
-		sl__turn(rt, deadline);
-	}
+	while (!sl__legs_settled(rt) && sl_now_ns() < deadline)
+		sl__turn_until(rt, deadline, sl__legs_settled);
 	rt->refresh_at = sl_now_ns();
 	return 1;
 fail:
@@ -667,7 +679,7 @@ int sl__rt_poll(struct sl_client *c, int timeout_ms)
 	    timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * SL__NS_PER_MS;
 
 	for (int turns = 0;; turns++) {
-		sl__turn(rt, turns ? deadline : now);
+		sl__turn_until(rt, turns ? deadline : now, sl__all_answered);
 		if (c->answered != before || !c->st.inflight || sl_now_ns() >= deadline)
 			break;
 	}
@@ -689,7 +701,7 @@ int sl__rt_flush(struct sl_client *c, int timeout_ms)
 	while (c->st.inflight) {
 		if (deadline != UINT64_MAX && sl_now_ns() >= deadline)
 			return -SL_ETIMEOUT;
-		sl__turn(rt, deadline);
+		sl__turn_until(rt, deadline, sl__all_answered);
 	}
 	return 0;
 }
@@ -721,7 +733,10 @@ void sl__rt_stats(const struct sl_client *c, struct sl_client_stats *out)
 		sl_client_get_stats(rt->legs[i]->c, &ls);
 		out->batches += ls.batches;
 		out->bytes_sent += ls.bytes_sent;
-		out->connects += ls.connects;
+		/* One handshake counts for the client as a whole (callers take
+		 * connects - 1 as reconnects); each leg's later ones add. */
+		if (ls.connects)
+			out->connects += out->connects ? ls.connects - 1 : ls.connects;
 		out->resent += ls.resent;
 		out->stray_acks += ls.stray_acks;
 		out->credit_events += ls.credit_events;
