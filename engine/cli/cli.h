@@ -29,6 +29,15 @@ int sl_cli_status(int argc, char **argv);
 int sl_cli_topic(int argc, char **argv);
 int sl_cli_cluster(int argc, char **argv);
 
+struct json_object;
+/* `sluice cluster status`'s merge (cluster.c): the first node's /v1/cluster
+ * answer and answers[i] of its nodes[i] (NULL: it did not answer) into
+ * {"nodes","topics"}: each partition as the node that says it is its
+ * leader ("this_node") has it, else as the first node has it; a node that
+ * did not answer has alive false. A new object (json_object_put). */
+struct json_object *sl_cli_cluster_merge(struct json_object *first, struct json_object **answers,
+                                         size_t n);
+
 /* Longest token a client sends (auth/auth.h's SL_AUTH_MAX_LEN, plus NUL). */
 #define SL_CLI_TOKEN_CAP 513
 

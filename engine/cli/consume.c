@@ -81,9 +81,12 @@ static struct sl_consumer *sl__leader_of(struct sl__leaders *ld, uint32_t partit
 	int ret = sl_consumer_connect(&co, &ld->cons[ld->n], err, sizeof(err));
 	free(hp);
 	if (ret < 0) {
-		fprintf(stderr, "sluice consume: partition %u: leader %s: %s\n", partition, addr,
-		        err);
-		return NULL;
+		/* Followers serve reads below the high watermark too. */
+		fprintf(stderr,
+		        "sluice consume: partition %u: leader %s: %s; reading it from the "
+		        "first server\n",
+		        partition, addr, err);
+		return ld->first;
 	}
 	snprintf(ld->addrs[ld->n], sizeof(ld->addrs[0]), "%s", addr);
 	return ld->cons[ld->n++];
