@@ -320,6 +320,8 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 			goto out;
 		c->o.servers = NULL; /* the caller's string may go */
 		ret = sl__rt_open(c, servers, n_servers, &chosen);
+		if (ret == -EACCES)
+			goto out; /* refused our token: c->err says so */
 		if (ret == 1) {
 			free(servers);
 			c->err[0] = 0;

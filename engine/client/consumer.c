@@ -146,9 +146,12 @@ static int sl__read_frame(struct sl_consumer *c, uint64_t deadline_ns, struct sl
 			return sl__fail(c, -SL_EPROTO_DECODE,
 			                "the server sent an unreadable Error");
 		Sluice__V1__Error *e = (Sluice__V1__Error *)m;
-		sl__fail(c, -ECONNRESET, "server: %s", e->message);
+		/* A refused token is told apart: a producer's connect reports it
+		 * as such (and does not knock again). */
+		ret = e->code == SLUICE__V1__ERROR_CODE__ERR_AUTH ? -EACCES : -ECONNRESET;
+		sl__fail(c, ret, "server: %s", e->message);
 		sl_frame_msg_free(m);
-		return -ECONNRESET;
+		return ret;
 	}
 	return 0;
 }

@@ -108,6 +108,16 @@ static int sl__md_from(struct sl__router *rt, const char *host, uint16_t port, c
 	struct sl_consumer *con;
 	char err[256];
 	int ret = sl_consumer_connect(&co, &con, err, sizeof(err));
+	if (ret == -EACCES) {
+		/* As the producer's own Hello would say it. */
+		const char *msg = strncmp(err, "server: ", 8) ? err : err + 8;
+		sl__client_seterr(rt->s,
+		                  strchr(host, ':') ? "[%s]:%u: server error %s: %s"
+		                                    : "%s:%u: server error %s: %s",
+		                  host, port, sl_client_code_name(SLUICE__V1__ERROR_CODE__ERR_AUTH),
+		                  msg);
+		return ret;
+	}
 	if (ret < 0) {
 		sl__client_seterr(rt->s, "metadata: %s", err);
 		return ret;
@@ -133,6 +143,8 @@ static int sl__md_any(struct sl__router *rt, const char *topic, Sluice__V1__Meta
 			rt->good = i;
 			return 0;
 		}
+		if (ret == -EACCES)
+			return ret; /* the others would refuse the token too */
 	}
 	for (size_t i = 0; i < rt->n_legs; i++) {
 		struct sl__hostport *hp;
