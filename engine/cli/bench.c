@@ -25,14 +25,15 @@ static void sl__bench_usage(FILE *out)
 	    "usage: sluice bench --events N --size BYTES --connections C [--rate R | --sweep]\n"
 	    "                    [--topic T] [--keys K] [--threads T] [--window W] [--batch B]\n"
 	    "                    [--linger US] [--timeout S] [--idempotence on|off|compare]\n"
-	    "                    [--server HOST:PORT]\n"
+	    "                    [--server HOST:PORT[,HOST:PORT...]]\n"
 	    "\n"
 	    "The end-to-end load generator: produces N events of BYTES data bytes each over\n"
 	    "C connections and measures throughput and ack latency. Every event has a\n"
 	    "unique id (a random v4 UUID), an aggregate drawn from K keys, and as data a\n"
 	    "JSON string of exactly BYTES bytes (BYTES >= 2). Each connection is an\n"
 	    "idempotent producer (unless --idempotence off) that reconnects and resends\n"
-	    "across server restarts.\n"
+	    "across server restarts. In a cluster each connection routes every event to\n"
+	    "its partition's leader (one connection per leader node behind it).\n"
 	    "\n"
 	    "  --events N       events in total (required)\n"
 	    "  --size BYTES     data bytes per event (required)\n"
@@ -68,9 +69,8 @@ static void sl__bench_usage(FILE *out)
 	    "  --query P/K      while producing, query projection P for key K (URL-escaped)\n"
 	    "                   in a closed loop on the HTTP port: answered/s and latency\n"
 	    "  --query-threads N  query threads, one keep-alive connection each (default 1)\n"
-	    "  --http H:P       HTTP port for --query (default 127.0.0.1:7480, or $SLUICE_HTTP)\n"
-	    "  --server H:P     server (default " SL_CLI_DEFAULT_SERVER
-	    ", or $SLUICE_SERVER)\n" SL_CLI_TOKEN_USAGE "\n"
+	    "  --http H:P       HTTP port for --query (default 127.0.0.1:7480, or "
+	    "$SLUICE_HTTP)\n" SL_CLI_SERVER_USAGE SL_CLI_TOKEN_USAGE "\n"
 	    "Prints a live progress line on stderr when it is a terminal, a human summary\n"
 	    "on stderr at the end, then one JSON line on stdout with events, acked,\n"
 	    "refused, connections, threads, size, rate, idempotence, seconds,\n"
@@ -185,7 +185,7 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 			break;
 		case 's':
 			name = "--server";
-			bad = sl_cli_server_parse(optarg, &b->srv);
+			bad = sl_cli_servers_parse(optarg, &b->srv);
 			break;
 		case 'K':
 			b->token_file = optarg;
@@ -411,7 +411,7 @@ int sl_cli_bench(int argc, char **argv)
 	int status = 1;
 
 	if (sl_cli_server_default(&b.srv) < 0) {
-		fprintf(stderr, "sluice bench: SLUICE_SERVER: expected HOST:PORT\n");
+		fprintf(stderr, "sluice bench: SLUICE_SERVER: expected HOST:PORT[,HOST:PORT...]\n");
 		return 2;
 	}
 	const char *hv = getenv("SLUICE_HTTP");

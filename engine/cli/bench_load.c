@@ -393,8 +393,7 @@ int sl__bench_run(struct sl__bench *b, struct sl__result *res)
 		}
 		w->conns[w->n++] = cn;
 		struct sl_client_opts co = {
-		    .host = b->srv.host,
-		    .port = b->srv.port,
+		    .servers = b->srv.list,
 		    .idempotence_off = b->idem_off,
 		    .client_name = "sluice bench",
 		    .token = b->srv.token,

@@ -27,14 +27,30 @@ int sl_cli_query(int argc, char **argv);
 int sl_cli_projection(int argc, char **argv);
 int sl_cli_status(int argc, char **argv);
 int sl_cli_topic(int argc, char **argv);
+int sl_cli_cluster(int argc, char **argv);
+
+struct json_object;
+/* `sluice cluster status`'s merge (cluster.c): the first node's /v1/cluster
+ * answer and answers[i] of its nodes[i] (NULL: it did not answer) into
+ * {"nodes","topics"}: each partition as the node that says it is its
+ * leader ("this_node") has it, else as the first node has it; a node that
+ * did not answer has alive false. A new object (json_object_put). */
+struct json_object *sl_cli_cluster_merge(struct json_object *first, struct json_object **answers,
+                                         size_t n);
 
 /* Longest token a client sends (auth/auth.h's SL_AUTH_MAX_LEN, plus NUL). */
 #define SL_CLI_TOKEN_CAP 513
 
+/* Longest --server list kept (bootstrap servers, comma-separated). */
+#define SL_CLI_SERVERS_CAP 2048
+
 struct sl_cli_server {
-	char host[256];
+	char host[256]; /* the first server of the list */
 	uint16_t port;
 	char token[SL_CLI_TOKEN_CAP]; /* "" when none (sl_cli_token) */
+	/* --server as given, "H:P[,H:P...]", for libsluice's opts.servers;
+	 * "" when parsed by sl_cli_server_parse (one address). */
+	char list[SL_CLI_SERVERS_CAP];
 };
 
 /* The token every command sends to a server with `auth`: $SLUICE_TOKEN when
@@ -52,8 +68,22 @@ struct curl_slist *sl_cli_auth_header(const struct sl_cli_server *s);
 
 /* "HOST:PORT" or "[V6]:PORT". 0 or -EINVAL. */
 int sl_cli_server_parse(const char *s, struct sl_cli_server *out);
-/* $SLUICE_SERVER when set, else 127.0.0.1:7400; -EINVAL for a bad variable. */
+/* A bootstrap list "H:P[,H:P...]": the first into host/port, the whole
+ * into list. 0 or -EINVAL. */
+int sl_cli_servers_parse(const char *s, struct sl_cli_server *out);
+/* $SLUICE_SERVER (a list) when set, else 127.0.0.1:7400; -EINVAL for a bad
+ * variable. */
 int sl_cli_server_default(struct sl_cli_server *out);
+/* The usage line of --server, shared by every native-port command. */
+#define SL_CLI_SERVER_USAGE                                                                        \
+	"  --server H:P[,H:P...]  bootstrap servers, the first that answers is used\n"             \
+	"                   (default " SL_CLI_DEFAULT_SERVER ", or $SLUICE_SERVER)\n"
+struct sl_consumer;
+/* A consumer connection to the first server of s->list (or s->host:port)
+ * that answers, named `name`; 0 or the last error, `err` saying why. On
+ * success *out is connected. */
+int sl_cli_consumer_connect(const struct sl_cli_server *s, const char *name,
+                            struct sl_consumer **out, char *err, size_t errlen);
 
 /* The HTTP port (cli/http.c). $SLUICE_HTTP when set, else 127.0.0.1:7480. */
 int sl_cli_http_default(struct sl_cli_server *out);

@@ -3,6 +3,8 @@
 #include "cli/cli.h"
 
 #include "auth/auth.h"
+#include "client/client_impl.h"
+#include "sluice/consumer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,6 +39,7 @@ int sl_cli_server_parse(const char *s, struct sl_cli_server *out)
 	memcpy(out->host, host, hlen);
 	out->host[hlen] = 0;
 	out->port = (uint16_t)port;
+	out->list[0] = 0;
 	return 0;
 }
 
@@ -53,10 +56,51 @@ int sl_cli_token(const char *cmd, const char *file, struct sl_cli_server *s)
 	return 0;
 }
 
+int sl_cli_servers_parse(const char *s, struct sl_cli_server *out)
+{
+	struct sl__hostport *v;
+	size_t n;
+
+	if (!s || strlen(s) >= sizeof(out->list) || sl__servers_parse(s, &v, &n, NULL, 0) < 0)
+		return -EINVAL;
+	snprintf(out->host, sizeof(out->host), "%s", v[0].host);
+	out->port = v[0].port;
+	free(v);
+	snprintf(out->list, sizeof(out->list), "%s", s);
+	return 0;
+}
+
 int sl_cli_server_default(struct sl_cli_server *out)
 {
 	const char *env = getenv("SLUICE_SERVER");
-	return sl_cli_server_parse(env && *env ? env : SL_CLI_DEFAULT_SERVER, out);
+	return sl_cli_servers_parse(env && *env ? env : SL_CLI_DEFAULT_SERVER, out);
+}
+
+int sl_cli_consumer_connect(const struct sl_cli_server *s, const char *name,
+                            struct sl_consumer **out, char *err, size_t errlen)
+{
+	struct sl__hostport one, *v = &one;
+	size_t n = 1;
+	int ret = -EINVAL;
+
+	*out = NULL;
+	if (s->list[0]) {
+		if (sl__servers_parse(s->list, &v, &n, err, errlen) < 0)
+			return -EINVAL;
+	} else {
+		snprintf(one.host, sizeof(one.host), "%s", s->host);
+		one.port = s->port;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sl_consumer_opts co = {
+		    .host = v[i].host, .port = v[i].port, .client_name = name, .token = s->token};
+		ret = sl_consumer_connect(&co, out, err, errlen);
+		if (ret == 0)
+			break;
+	}
+	if (v != &one)
+		free(v);
+	return ret;
 }
 
 int sl_cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)

@@ -14,6 +14,7 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "client/client_impl.h"
 #include "proto/proto.h"
 #include "sluice/consumer.h"
 #include "json/json.h"
@@ -23,20 +24,72 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: sluice consume [--topic T] [--partition P] [--from earliest|latest|OFFSET]\n"
-	    "                      [--group G] [--max N] [--follow] [--server HOST:PORT]\n"
+	    "                      [--group G] [--max N] [--follow]\n"
+	    "                      [--server HOST:PORT[,HOST:PORT...]]\n"
 	    "\n"
 	    "Prints events as JSON lines on stdout, one per event, with id, type,\n"
 	    "aggregate, timestamp, partition, offset and data (or data_b64 when the\n"
-	    "stored bytes are not JSON).\n"
+	    "stored bytes are not JSON). In a cluster each partition is read from its\n"
+	    "leader (the Metadata of the first server that answers names it).\n"
 	    "\n"
 	    "  --topic T        topic to read (default: events)\n"
 	    "  --partition P    only this partition (default: all, one after the other)\n"
 	    "  --from WHERE     earliest (default), latest, or an offset\n"
 	    "  --group G        consumer groups are not served yet: refused\n"
 	    "  --max N          stop after N events in total\n"
-	    "  --follow         keep waiting for new events instead of exiting at the end\n"
-	    "  --server H:P     server (default $SLUICE_SERVER or %s)\n" SL_CLI_TOKEN_USAGE,
-	    SL_CLI_DEFAULT_SERVER);
+	    "  --follow         keep waiting for new events instead of exiting at the "
+	    "end\n" SL_CLI_SERVER_USAGE SL_CLI_TOKEN_USAGE);
+}
+
+/* Connections to partition leaders (cluster mode), one per node. */
+struct sl__leaders {
+	const struct sl_cli_server *server;
+	const struct sl__route *route;
+	struct sl_consumer *first; /* the bootstrap connection */
+	struct sl_consumer **cons;
+	char (*addrs)[300];
+	size_t n;
+};
+
+/* The connection that reads `partition`: its leader's, else the first. */
+static struct sl_consumer *sl__leader_of(struct sl__leaders *ld, uint32_t partition)
+{
+	const char *addr = partition < ld->route->n_parts ? ld->route->p[partition].native : NULL;
+	struct sl__hostport *hp;
+	size_t n;
+
+	if (!addr)
+		return ld->first;
+	for (size_t i = 0; i < ld->n; i++)
+		if (!strcmp(ld->addrs[i], addr))
+			return ld->cons[i];
+	struct sl_consumer **c = realloc(ld->cons, (ld->n + 1) * sizeof(*c));
+	if (c)
+		ld->cons = c;
+	char(*a)[300] = realloc(ld->addrs, (ld->n + 1) * sizeof(*a));
+	if (a)
+		ld->addrs = a;
+	if (!c || !a || sl__servers_parse(addr, &hp, &n, NULL, 0) < 0) {
+		fprintf(stderr, "sluice consume: out of memory or bad leader address '%s'\n", addr);
+		return NULL;
+	}
+	struct sl_consumer_opts co = {.host = hp->host,
+	                              .port = hp->port,
+	                              .client_name = "sluice consume",
+	                              .token = ld->server->token};
+	char err[512];
+	int ret = sl_consumer_connect(&co, &ld->cons[ld->n], err, sizeof(err));
+	free(hp);
+	if (ret < 0) {
+		/* Followers serve reads below the high watermark too. */
+		fprintf(stderr,
+		        "sluice consume: partition %u: leader %s: %s; reading it from the "
+		        "first server\n",
+		        partition, addr, err);
+		return ld->first;
+	}
+	snprintf(ld->addrs[ld->n], sizeof(ld->addrs[0]), "%s", addr);
+	return ld->cons[ld->n++];
 }
 
 struct sl__consume {
@@ -148,10 +201,12 @@ int sl_cli_consume(int argc, char **argv)
 			follow = true;
 			break;
 		case 's':
-			if (sl_cli_server_parse(optarg, &server) < 0) {
-				fprintf(stderr,
-				        "sluice consume: --server: expected HOST:PORT, got '%s'\n",
-				        optarg);
+			if (sl_cli_servers_parse(optarg, &server) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice consume: --server: expected HOST:PORT[,HOST:PORT...], "
+				    "got '%s'\n",
+				    optarg);
 				return 2;
 			}
 			have_server = true;
@@ -172,7 +227,7 @@ int sl_cli_consume(int argc, char **argv)
 		return 2;
 	}
 	if (!have_server && sl_cli_server_default(&server) < 0) {
-		fprintf(stderr, "sluice consume: SLUICE_SERVER is not HOST:PORT\n");
+		fprintf(stderr, "sluice consume: SLUICE_SERVER is not HOST:PORT[,HOST:PORT...]\n");
 		return 2;
 	}
 	if (sl_cli_token("sluice consume", token_file, &server) < 0)
@@ -183,11 +238,9 @@ int sl_cli_consume(int argc, char **argv)
 	struct sl__consume cs = {.max = max};
 	char err[512];
 	size_t n_parts = 0;
-	struct sl_consumer_opts co = {.host = server.host,
-	                              .port = server.port,
-	                              .client_name = "sluice consume",
-	                              .token = server.token};
-	int ret = sl_consumer_connect(&co, &con, err, sizeof(err));
+	struct sl__leaders ld = {.server = &server};
+	struct sl__route route = {0};
+	int ret = sl_cli_consumer_connect(&server, "sluice consume", &con, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "sluice consume: %s\n", err);
 		return 1;
@@ -197,6 +250,15 @@ int sl_cli_consume(int argc, char **argv)
 		fprintf(stderr, "sluice consume: %s\n", sl_consumer_last_error(con));
 		goto out;
 	}
+	/* Cluster mode: where each partition's leader is. */
+	Sluice__V1__Metadata *md;
+	if (sl__consumer_metadata(con, topic, &md) == 0) {
+		if (!md->error && md->n_topics == 1)
+			sl__route_build(md->topics[0], &route, NULL, 0);
+		sl_frame_msg_free(&md->base);
+	}
+	ld.route = &route;
+	ld.first = con;
 	if (part != UINT64_MAX && part >= n_parts) {
 		fprintf(stderr, "sluice consume: topic '%s' has partitions 0..%zu, not %llu\n",
 		        topic, n_parts - 1, (unsigned long long)part);
@@ -231,13 +293,18 @@ int sl_cli_consume(int argc, char **argv)
 				uint32_t want = 1000;
 				if (!follow && stop - pos[i] < want)
 					want = (uint32_t)(stop - pos[i]);
-				int n = sl_consumer_fetch(con, topic, parts[i].partition, pos[i],
+				struct sl_consumer *pc = sl__leader_of(&ld, parts[i].partition);
+				if (!pc) {
+					rc = 1;
+					goto done;
+				}
+				int n = sl_consumer_fetch(pc, topic, parts[i].partition, pos[i],
 				                          want, 0, 0, sl__print, &cs, &next, &end);
 				if (n < 0) {
 					fprintf(stderr,
 					        "sluice consume: partition %u at offset %llu: %s\n",
 					        parts[i].partition, (unsigned long long)pos[i],
-					        sl_consumer_last_error(con));
+					        sl_consumer_last_error(pc));
 					rc = 1;
 					goto done;
 				}
@@ -259,12 +326,16 @@ int sl_cli_consume(int argc, char **argv)
 			 * elsewhere. */
 			size_t i = part != UINT64_MAX ? part : (size_t)round % n_parts;
 			uint64_t next, end;
-			int n = sl_consumer_fetch(con, topic, parts[i].partition, pos[i], 1000, 0,
+			struct sl_consumer *pc = sl__leader_of(&ld, parts[i].partition);
+			if (!pc) {
+				rc = 1;
+				goto done;
+			}
+			int n = sl_consumer_fetch(pc, topic, parts[i].partition, pos[i], 1000, 0,
 			                          part != UINT64_MAX || n_parts == 1 ? 5000 : 200,
 			                          sl__print, &cs, &next, &end);
 			if (n < 0) {
-				fprintf(stderr, "sluice consume: %s\n",
-				        sl_consumer_last_error(con));
+				fprintf(stderr, "sluice consume: %s\n", sl_consumer_last_error(pc));
 				rc = 1;
 				goto done;
 			}
@@ -282,6 +353,11 @@ out:
 	free(parts);
 	free(cs.headers);
 	sl_json_buf_release(&cs.out);
+	for (size_t i = 0; i < ld.n; i++)
+		sl_consumer_close(ld.cons[i]);
+	free(ld.cons);
+	free(ld.addrs);
+	sl__route_free(&route);
 	sl_consumer_close(con);
 	return rc;
 }

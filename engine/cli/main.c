@@ -23,6 +23,7 @@ static const struct sl_cli_cmd sl_cli_cmds[] = {
      sl_cli_projection},
     {"status", "topics, partitions and their offsets (groups: not yet)", sl_cli_status},
     {"topic", "create, list, describe, alter or delete topics (over the HTTP port)", sl_cli_topic},
+    {"cluster", "cluster status: nodes, partition leaders, replicas and their lag", sl_cli_cluster},
 };
 
 static void usage(FILE *out)
@@ -32,10 +33,12 @@ static void usage(FILE *out)
 	             "The sluice client. Commands:\n");
 	for (size_t i = 0; i < sizeof(sl_cli_cmds) / sizeof(sl_cli_cmds[0]); i++)
 		fprintf(out, "  %-9s %s\n", sl_cli_cmds[i].name, sl_cli_cmds[i].summary);
-	fprintf(out, "\n"
-	             "`sluice COMMAND --help` describes a command. The server is\n"
-	             "" SL_CLI_DEFAULT_SERVER " unless --server HOST:PORT or the SLUICE_SERVER\n"
-	             "environment variable says otherwise.\n");
+	fprintf(out,
+	        "\n"
+	        "`sluice COMMAND --help` describes a command. The server is\n"
+	        "" SL_CLI_DEFAULT_SERVER " unless --server HOST:PORT[,HOST:PORT...] (bootstrap\n"
+	        "servers: the first that answers is used) or the SLUICE_SERVER environment\n"
+	        "variable says otherwise.\n");
 }
 
 int main(int argc, char **argv)

@@ -52,7 +52,8 @@ static void sl__produce_usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "usage: sluice produce [--topic T] [--print-acks] [--timeout S] [--server HOST:PORT]\n"
+	    "usage: sluice produce [--topic T] [--print-acks] [--timeout S]\n"
+	    "                      [--server HOST:PORT[,HOST:PORT...]]\n"
 	    "\n"
 	    "Reads JSON lines on stdin, one event each, and produces them:\n"
 	    "  {\"type\": \"OrderPlaced\", \"aggregate\": \"order-17\", \"data\": {\"total\": "
@@ -69,11 +70,13 @@ static void sl__produce_usage(FILE *out)
 	    "                  (the token is opaque: pass it to `sluice query --min-offset`)\n"
 	    "  --timeout S     retry for at most S seconds (default 30): after the input ends,\n"
 	    "                  and whenever the in-flight window stays full, until every\n"
-	    "                  event is acked; then exit non-zero saying how many were not\n"
-	    "  --server H:P    server (default " SL_CLI_DEFAULT_SERVER
-	    ", or $SLUICE_SERVER)\n" SL_CLI_TOKEN_USAGE "\n"
+	    "                  event is acked; then exit non-zero saying how many were "
+	    "not\n" SL_CLI_SERVER_USAGE SL_CLI_TOKEN_USAGE "\n"
 	    "Connection failures are retried (reconnect, resend with the original sequence\n"
-	    "numbers). A summary goes to stderr: events read, acked, refused, seconds.\n"
+	    "numbers). In a cluster each event goes to its partition's leader (one\n"
+	    "connection per leader node); an event refused with ERR_NOT_LEADER, or left on\n"
+	    "a failed leader, is sent to the new leader once Metadata names it. A summary\n"
+	    "goes to stderr: events read, acked, refused, seconds.\n"
 	    "Exit status: 0 when every event was acked and every line was good, 1 otherwise,\n"
 	    "2 for bad usage.\n");
 }
@@ -196,7 +199,8 @@ int sl_cli_produce(int argc, char **argv)
 	int opt, status = 1, ret;
 
 	if (sl_cli_server_default(&srv) < 0) {
-		fprintf(stderr, "sluice produce: SLUICE_SERVER: expected HOST:PORT\n");
+		fprintf(stderr,
+		        "sluice produce: SLUICE_SERVER: expected HOST:PORT[,HOST:PORT...]\n");
 		return 2;
 	}
 	optind = 1;
@@ -222,10 +226,12 @@ int sl_cli_produce(int argc, char **argv)
 			}
 			break;
 		case 's':
-			if (sl_cli_server_parse(optarg, &srv) < 0) {
-				fprintf(stderr,
-				        "sluice produce: --server: expected HOST:PORT, got '%s'\n",
-				        optarg);
+			if (sl_cli_servers_parse(optarg, &srv) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice produce: --server: expected HOST:PORT[,HOST:PORT...], "
+				    "got '%s'\n",
+				    optarg);
 				return 2;
 			}
 			break;
@@ -263,8 +269,7 @@ int sl_cli_produce(int argc, char **argv)
 		goto out;
 	}
 	struct sl_client_opts co = {
-	    .host = srv.host,
-	    .port = srv.port,
+	    .servers = srv.list,
 	    .client_name = "sluice produce",
 	    .token = srv.token,
 	    .topic = topic,

@@ -148,10 +148,12 @@ int sl_cli_status(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (sl_cli_server_parse(optarg, &server) < 0) {
-				fprintf(stderr,
-				        "sluice status: --server: expected HOST:PORT, got '%s'\n",
-				        optarg);
+			if (sl_cli_servers_parse(optarg, &server) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice status: --server: expected HOST:PORT[,HOST:PORT...], "
+				    "got '%s'\n",
+				    optarg);
 				return 2;
 			}
 			have_server = true;
@@ -170,7 +172,8 @@ int sl_cli_status(int argc, char **argv)
 			break;
 		case 'h':
 			printf(
-			    "usage: sluice status [--server HOST:PORT] [--http HOST:PORT]\n"
+			    "usage: sluice status [--server HOST:PORT[,HOST:PORT...]] [--http "
+			    "HOST:PORT]\n"
 			    "\n"
 			    "Prints the server's topics and partitions with their first and end\n"
 			    "offsets (end: the next offset to be written; everything below it is\n"
@@ -180,9 +183,7 @@ int sl_cli_status(int argc, char **argv)
 			    "lag (a line says so when the HTTP port cannot be read). Consumer\n"
 			    "groups are not served yet. Exits 1 when the native port cannot be "
 			    "read.\n"
-			    "\n"
-			    "  --server H:P   native port (default " SL_CLI_DEFAULT_SERVER
-			    ", or $SLUICE_SERVER)\n"
+			    "\n" SL_CLI_SERVER_USAGE
 			    "  --http H:P     HTTP port (default " SL_CLI_DEFAULT_HTTP
 			    ", or $SLUICE_HTTP)\n" SL_CLI_TOKEN_USAGE);
 			return 0;
@@ -197,21 +198,17 @@ int sl_cli_status(int argc, char **argv)
 		return 2;
 	}
 	if (!have_server && sl_cli_server_default(&server) < 0) {
-		fprintf(stderr, "sluice status: SLUICE_SERVER is not HOST:PORT\n");
+		fprintf(stderr, "sluice status: SLUICE_SERVER is not HOST:PORT[,HOST:PORT...]\n");
 		return 2;
 	}
 	if (sl_cli_token("sluice status", token_file, &server) < 0)
 		return 2;
 	memcpy(http.token, server.token, sizeof(http.token));
-	struct sl_consumer_opts co = {.host = server.host,
-	                              .port = server.port,
-	                              .client_name = "sluice status",
-	                              .token = server.token};
 	struct sl_consumer *con;
 	struct sl_topic_info *topics;
 	size_t n;
 	char err[512];
-	if (sl_consumer_connect(&co, &con, err, sizeof(err)) < 0) {
+	if (sl_cli_consumer_connect(&server, "sluice status", &con, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sluice status: %s\n", err);
 		return 1;
 	}

@@ -84,6 +84,12 @@ int sl__client_code_status(uint32_t code)
 		return -EUSERS;
 	case SLUICE__V1__ERROR_CODE__ERR_DRAINING:
 		return -ESHUTDOWN;
+	case SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER:
+		return -SL_ENOT_LEADER;
+	case SLUICE__V1__ERROR_CODE__ERR_NOT_ENOUGH_REPLICAS:
+		return -SL_ENOT_ENOUGH_REPLICAS;
+	case SLUICE__V1__ERROR_CODE__ERR_STALE_EPOCH:
+		return -SL_EFENCED;
 	default:
 		return -EPROTO;
 	}
@@ -137,7 +143,7 @@ static int sl__resolve(struct sl_client *c)
 	return 0;
 }
 
-static void sl__free(struct sl_client *c)
+void sl__client_free(struct sl_client *c)
 {
 	sl__client_close_fd(c);
 	if (c->epfd >= 0)
@@ -167,7 +173,7 @@ static void sl__free(struct sl_client *c)
 }
 
 /* Index of `topic` in the client's table, adding it when new; <0 on error. */
-static int64_t sl__topic(struct sl_client *c, const char *topic)
+int64_t sl__client_topic(struct sl_client *c, const char *topic)
 {
 	if (!topic)
 		return 0;
@@ -200,21 +206,11 @@ static int64_t sl__topic(struct sl_client *c, const char *topic)
 	return c->n_topics++;
 }
 
-int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out, char *err,
-                      size_t errlen)
+/* Options with their defaults, owned strings, buffers; no connection. */
+static int sl__client_init(struct sl_client *c, const struct sl_client_opts *opts)
 {
-	struct sl_client *c = calloc(1, sizeof(*c));
 	int ret;
 
-	*out = NULL;
-	if (err && errlen)
-		err[0] = 0;
-	if (!c) {
-		if (err && errlen)
-			snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	c->fd = c->epfd = c->ep_fd = -1;
 	c->o = opts ? *opts : (struct sl_client_opts){0};
 	struct sl_client_opts *o = &c->o;
 	if (!o->port)
@@ -253,7 +249,7 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 	o->host = c->host;
 	o->client_name = c->name;
 	o->token = c->token;
-	if (sl__topic(c, o->topic ? o->topic : "events") != 0) {
+	if (sl__client_topic(c, o->topic ? o->topic : "events") != 0) {
 		ret = -EINVAL;
 		goto out;
 	}
@@ -271,15 +267,87 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 	c->max_frame = SL__DEF_MAX_FRAME;
 	sl__client_recompute_window(c);
 	ret = sl__client_ring_grow(c);
+out:
+	return ret;
+}
+
+int sl__client_new(const struct sl_client_opts *opts, struct sl_client **out)
+{
+	struct sl_client *c = calloc(1, sizeof(*c));
+	int ret;
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	c->fd = c->epfd = c->ep_fd = -1;
+	ret = sl__client_init(c, opts);
+	if (ret == 0)
+		ret = sl__resolve(c);
+	if (ret < 0) {
+		sl__client_free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out, char *err,
+                      size_t errlen)
+{
+	struct sl_client *c = calloc(1, sizeof(*c));
+	struct sl__hostport *servers = NULL;
+	size_t n_servers = 0, chosen = 0;
+	int ret;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = 0;
+	if (!c) {
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->fd = c->epfd = c->ep_fd = -1;
+	ret = sl__client_init(c, opts);
 	if (ret < 0)
 		goto out;
+	if (opts && opts->servers) {
+		/* Bootstrap servers: Metadata from the first that answers says
+		 * whether this is a cluster (route by leader) or one node. */
+		ret =
+		    sl__servers_parse(opts->servers, &servers, &n_servers, c->err, sizeof(c->err));
+		if (ret < 0)
+			goto out;
+		c->o.servers = NULL; /* the caller's string may go */
+		ret = sl__rt_open(c, servers, n_servers, &chosen);
+		if (ret == -EACCES)
+			goto out; /* refused our token: c->err says so */
+		if (ret == 1) {
+			free(servers);
+			c->err[0] = 0;
+			*out = c;
+			return 0;
+		}
+		/* No cluster (or nothing answered Metadata: then the connect
+		 * below says why): one connection to the server chosen. */
+		c->err[0] = 0;
+		char *h = strdup(servers[chosen].host);
+		if (!h) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		free(c->host);
+		c->host = h;
+		c->o.host = h;
+		c->o.port = servers[chosen].port;
+	}
 	ret = sl__resolve(c);
 	if (ret < 0)
 		goto out;
 
 	c->initial = true;
 	sl__client_connect_start(c);
-	ret = sl__client_run(c, sl_now_ns() + (uint64_t)o->connect_timeout_ms * SL__NS_PER_MS,
+	ret = sl__client_run(c, sl_now_ns() + (uint64_t)c->o.connect_timeout_ms * SL__NS_PER_MS,
 	                     sl__client_ready, false);
 	c->initial = false;
 	if (ret < 0) {
@@ -290,13 +358,15 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 		goto out;
 	}
 	c->err[0] = 0;
+	free(servers);
 	*out = c;
 	return 0;
 out:
 	if (err && errlen)
 		snprintf(err, errlen, "%s", c->err[0] ? c->err : sl_strerror(ret));
+	free(servers);
 	/* Nothing to answer: no event was produced. */
-	sl__free(c);
+	sl__client_free(c);
 	return ret;
 }
 
@@ -441,10 +511,12 @@ int sl_client_produce(struct sl_client *c, const char *topic, const struct sl_cl
 
 	if (ret < 0)
 		return ret;
+	if (c->rt)
+		return sl__rt_produce(c, topic, ev, NULL, 0, seq);
 	if (!ev || (!ev->type && ev->type_len) || (!ev->aggregate && ev->aggregate_len) ||
 	    (!ev->data && ev->data_len) || (!ev->headers && ev->n_headers))
 		return -EINVAL;
-	int64_t t = sl__topic(c, topic);
+	int64_t t = sl__client_topic(c, topic);
 	if (t < 0)
 		return (int)t;
 
@@ -511,7 +583,9 @@ int sl_client_produce_encoded(struct sl_client *c, const char *topic, const void
 	ret = sl_event_scan(event, len, &v);
 	if (ret < 0)
 		return ret;
-	int64_t t = sl__topic(c, topic);
+	if (c->rt)
+		return sl__rt_produce(c, topic, NULL, event, len, seq);
+	int64_t t = sl__client_topic(c, topic);
 	if (t < 0)
 		return (int)t;
 	ret = sl__reserve(c, (uint32_t)t, len);
@@ -533,6 +607,8 @@ int sl_client_poll(struct sl_client *c, int timeout_ms)
 
 	if (ret < 0)
 		return ret;
+	if (c->rt)
+		return sl__rt_poll(c, timeout_ms);
 	uint64_t before = c->answered, now = sl_now_ns();
 	uint64_t deadline =
 	    timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * SL__NS_PER_MS;
@@ -560,6 +636,8 @@ int sl_client_flush(struct sl_client *c, int timeout_ms)
 
 	if (ret < 0)
 		return ret;
+	if (c->rt)
+		return sl__rt_flush(c, timeout_ms);
 	ret = sl__client_seal(c);
 	if (ret < 0)
 		return ret;
@@ -572,6 +650,8 @@ int sl_client_flush(struct sl_client *c, int timeout_ms)
 
 int sl_client_fd(struct sl_client *c)
 {
+	if (c->rt)
+		return sl__rt_fd(c);
 	if (c->epfd < 0) {
 		c->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (c->epfd < 0)
@@ -583,6 +663,8 @@ int sl_client_fd(struct sl_client *c)
 
 int sl_client_timeout_ms(const struct sl_client *c)
 {
+	if (c->rt)
+		return sl__rt_timeout_ms(c);
 	if (c->state == SL__FAILED)
 		return -1;
 	/* Writable socket with pending data is the fd's job; a sealed batch
@@ -606,6 +688,10 @@ uint64_t sl_client_inflight(const struct sl_client *c)
 
 void sl_client_get_stats(const struct sl_client *c, struct sl_client_stats *out)
 {
+	if (c->rt) {
+		sl__rt_stats(c, out);
+		return;
+	}
 	*out = c->st;
 	out->credit_events = c->cr_events;
 	out->credit_bytes = c->cr_bytes > 0 ? (uint64_t)c->cr_bytes : 0;
@@ -635,6 +721,11 @@ void sl_client_close(struct sl_client *c)
 {
 	if (!c || c->in_cb)
 		return;
+	if (c->rt) {
+		sl__rt_close(c);
+		sl__client_free(c);
+		return;
+	}
 	sl__client_close_fd(c);
 	if (c->has_open) {
 		struct sl__batch b = c->open;
@@ -645,5 +736,5 @@ void sl_client_close(struct sl_client *c)
 	for (uint64_t i = c->head; i < c->tail; i++)
 		sl__client_answer_all(c, sl__at(c, i), -ECANCELED, 0);
 	sl__client_retire(c);
-	sl__free(c);
+	sl__client_free(c);
 }

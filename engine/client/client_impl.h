@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "base/varint.h"
+#include "part/part.h"
 #include "proto/proto.h"
 #include "sluice/client.h"
 #include "json/json.h"
@@ -46,7 +47,58 @@ typedef void (*sl__ack_fn)(void *arg, const struct sl__ack_event *ev);
  */
 int sl__ack_scan(const uint8_t *body, size_t len, sl__ack_fn fn, void *arg);
 
+/* ---- routing (route.c, pure) ------------------------------------------------ */
+
+#define SL__SERVERS_MAX 64
+/* sl_part_of_key's bound on partition counts. */
+#define SL__ROUTE_MAX_PARTS 4096
+
+struct sl__hostport {
+	char host[256];
+	uint16_t port;
+};
+
+/* "h:p,h:p,[v6]:p" (spaces around items allowed) into *out (malloc'd,
+ * at least one entry). 0, -EINVAL with err saying which item, -ENOMEM. */
+int sl__servers_parse(const char *list, struct sl__hostport **out, size_t *n, char *err,
+                      size_t errlen);
+/* "host:port", "[v6]:port". */
+void sl__hostport_format(const struct sl__hostport *h, char *out, size_t cap);
+
+/* One partition as a Metadata answer names it. */
+struct sl__rpart {
+	char *leader; /* node id; NULL: none known (or no address for it) */
+	char *native; /* its native "host:port"; NULL with leader */
+	uint32_t epoch;
+	bool seen;
+};
+
+/* A topic's routing table: which node takes each partition's events. */
+struct sl__route {
+	uint32_t n_parts;
+	bool cluster; /* some partition has a leader: route by leader */
+	struct sl__rpart *p;
+};
+
+/* Builds a table from one TopicInfo: 1 (cluster mode: leaders named), 0 (a
+ * node alone: no leaders), or -EINVAL (no partitions, one listed twice or
+ * out of range; err says which) / -ENOMEM. */
+int sl__route_build(const Sluice__V1__TopicInfo *ti, struct sl__route *out, char *err,
+                    size_t errlen);
+void sl__route_free(struct sl__route *r);
+/* The leader address of the partition `key` goes to (hash partitioner, as
+ * the server's), NULL when none is known; *part gets the partition. */
+const char *sl__route_leader(const struct sl__route *r, const void *key, size_t len,
+                             uint32_t *part);
+
+/* consumer.c: one Metadata round trip on a consumer's connection; *md is
+ * freed with sl_frame_msg_free(&md->base). */
+struct sl_consumer;
+int sl__consumer_metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Metadata **md);
+
 /* ---- the client -------------------------------------------------------- */
+
+struct sl__router;
 
 enum sl__state {
 	SL__IDLE,       /* no connection and nothing to send: connect on demand */
@@ -166,6 +218,26 @@ struct sl_client {
 	int ep_fd; /* the socket registered in epfd, -1 none */
 	uint32_t ep_mask;
 
+	/* Cluster mode (router.c): this client is the application's handle
+	 * and routes to one leg (an sl_client of its own) per leader node. */
+	struct sl__router *rt;
+	/* A leg: the raw bytes and topic of the event being answered with
+	 * ERR_NOT_LEADER, valid during its callback, so the router can resend
+	 * it elsewhere. */
+	bool leg;
+	const uint8_t *cb_raw;
+	size_t cb_raw_len;
+	const char *cb_topic;
+	/* The walk through one batch's events that finds them (acks come in
+	 * order, so it goes on where it stopped). */
+	const uint8_t *raw_buf;
+	struct sl_event_iter raw_it;
+	uint32_t raw_next;
+	/* Events of this connection were taken away by the router: even the
+	 * first Welcome re-encodes what is left instead of writing the
+	 * batches as they were built. */
+	bool extracted;
+
 	struct sl_uuid_rng rng;
 	struct sl_client_stats st;
 	uint64_t answered; /* acked + refused: what poll counts */
@@ -282,6 +354,12 @@ int sl__client_ring_grow(struct sl_client *c);
 void sl__client_retire(struct sl_client *c);
 void sl__client_on_ack_event(void *arg, const struct sl__ack_event *e);
 void sl__client_answer_all(struct sl_client *c, struct sl__batch *b, int status, uint32_t code);
+void sl__client_deliver(struct sl_client *c, const struct sl_client_ack *a);
+/* A leg's unanswered events, each offered to `take`; those it takes (true)
+ * count as answered here without a callback (the router answers them). */
+typedef bool (*sl__take_fn)(void *arg, const char *topic, uint64_t seq, const uint8_t *ev,
+                            size_t len);
+int sl__client_take(struct sl_client *c, sl__take_fn take, void *arg);
 int sl__client_seal(struct sl_client *c);
 int sl__client_resend_batch(struct sl_client *c, struct sl__batch *b);
 
@@ -297,5 +375,25 @@ int sl__client_run(struct sl_client *c, uint64_t deadline, bool (*done)(const st
                    bool seal_linger);
 bool sl__client_ready(const struct sl_client *c);
 bool sl__client_all_answered(const struct sl_client *c);
+
+/* client.c: a client with options applied and its address resolved, not
+ * connected: it connects when it has something to send. */
+int sl__client_new(const struct sl_client_opts *opts, struct sl_client **out);
+void sl__client_free(struct sl_client *c);
+int64_t sl__client_topic(struct sl_client *c, const char *topic);
+
+/* router.c: cluster mode behind the public API. sl__rt_open returns 1 when
+ * Metadata names leaders (c is then a router), 0 when no bootstrap server
+ * is in a cluster (c goes on as one connection to *chosen), <0 when none
+ * answered. */
+int sl__rt_open(struct sl_client *c, const struct sl__hostport *servers, size_t n, size_t *chosen);
+int sl__rt_produce(struct sl_client *c, const char *topic, const struct sl_client_event *ev,
+                   const void *enc, size_t enc_len, uint64_t *seq);
+int sl__rt_poll(struct sl_client *c, int timeout_ms);
+int sl__rt_flush(struct sl_client *c, int timeout_ms);
+int sl__rt_fd(struct sl_client *c);
+int sl__rt_timeout_ms(const struct sl_client *c);
+void sl__rt_stats(const struct sl_client *c, struct sl_client_stats *out);
+void sl__rt_close(struct sl_client *c);
 
 #endif

@@ -225,7 +225,7 @@ static int sl__on_welcome(struct sl_client *c, const struct sl_frame *f)
 	ret = sl__client_seal(c);
 	if (ret < 0)
 		return ret;
-	if (!first) {
+	if (!first || c->extracted) {
 		for (uint64_t i = c->head; i < c->tail; i++) {
 			ret = sl__client_resend_batch(c, sl__at(c, i));
 			if (ret < 0)

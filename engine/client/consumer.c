@@ -146,9 +146,12 @@ static int sl__read_frame(struct sl_consumer *c, uint64_t deadline_ns, struct sl
 			return sl__fail(c, -SL_EPROTO_DECODE,
 			                "the server sent an unreadable Error");
 		Sluice__V1__Error *e = (Sluice__V1__Error *)m;
-		sl__fail(c, -ECONNRESET, "server: %s", e->message);
+		/* A refused token is told apart: a producer's connect reports it
+		 * as such (and does not knock again). */
+		ret = e->code == SLUICE__V1__ERROR_CODE__ERR_AUTH ? -EACCES : -ECONNRESET;
+		sl__fail(c, ret, "server: %s", e->message);
 		sl_frame_msg_free(m);
-		return -ECONNRESET;
+		return ret;
 	}
 	return 0;
 }
@@ -224,7 +227,7 @@ const char *sl_consumer_last_error(const struct sl_consumer *c)
 }
 
 /* One Metadata round trip; *md is the decoded answer (sl_frame_msg_free). */
-static int sl__metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Metadata **md)
+int sl__consumer_metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Metadata **md)
 {
 	uint64_t deadline = sl__deadline(c, 0);
 	Sluice__V1__MetadataRequest q = SLUICE__V1__METADATA_REQUEST__INIT;
@@ -272,7 +275,7 @@ int sl_consumer_partitions(struct sl_consumer *c, const char *topic, struct sl_p
 
 	*out = NULL;
 	*n = 0;
-	ret = sl__metadata(c, topic, &md);
+	ret = sl__consumer_metadata(c, topic, &md);
 	if (ret < 0)
 		return ret;
 	if (md->error || md->n_topics == 0)
@@ -290,7 +293,7 @@ int sl_consumer_topics(struct sl_consumer *c, struct sl_topic_info **out, size_t
 
 	*out = NULL;
 	*n = 0;
-	ret = sl__metadata(c, NULL, &md);
+	ret = sl__consumer_metadata(c, NULL, &md);
 	if (ret < 0)
 		return ret;
 	*out = calloc(md->n_topics ? md->n_topics : 1, sizeof(**out));

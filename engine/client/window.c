@@ -185,7 +185,7 @@ int sl__client_ring_grow(struct sl_client *c)
 
 /* ---- answering events ------------------------------------------------------ */
 
-static void sl__deliver(struct sl_client *c, const struct sl_client_ack *a)
+void sl__client_deliver(struct sl_client *c, const struct sl_client_ack *a)
 {
 	if (a->status == 0) {
 		c->st.acked++;
@@ -252,6 +252,35 @@ static struct sl__batch *sl__find(struct sl_client *c, uint64_t seq)
 	return sl__at(c, lo);
 }
 
+/* The raw bytes of event i of batch b (a leg's, for the router). Acks
+ * answer a batch's events in order, so the walk goes on from where the
+ * last one stopped, and a batch costs one pass. */
+static int sl__batch_raw(struct sl_client *c, const struct sl__batch *b, uint32_t i,
+                         const uint8_t **raw, size_t *len)
+{
+	struct sl_event_view v;
+
+	if (c->raw_buf != b->b->p || i < c->raw_next) {
+		struct sl_frame f;
+		struct sl_produce pr;
+		if (sl_frame_parse(b->b->p, b->len, SL_FRAME_MAX_LIMIT, &f) <= 0 ||
+		    sl_produce_scan(f.body, f.body_len, &pr, NULL) < 0)
+			return -EPROTO; /* our own bytes: cannot happen */
+		sl_produce_iter_init(&pr, &c->raw_it);
+		c->raw_buf = b->b->p;
+		c->raw_next = 0;
+	}
+	while (sl_event_iter_next(&c->raw_it, &v) > 0) {
+		if (c->raw_next++ == i) {
+			*raw = v.raw;
+			*len = v.raw_len;
+			return 0;
+		}
+	}
+	c->raw_buf = NULL;
+	return -EPROTO;
+}
+
 void sl__client_on_ack_event(void *arg, const struct sl__ack_event *e)
 {
 	struct sl_client *c = arg;
@@ -285,7 +314,12 @@ void sl__client_on_ack_event(void *arg, const struct sl__ack_event *e)
 	    .message = e->message ? e->message : "",
 	    .message_len = e->message_len,
 	};
-	sl__deliver(c, &a);
+	c->cb_raw = NULL;
+	if (c->leg && e->code == SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER &&
+	    sl__batch_raw(c, b, (uint32_t)i, &c->cb_raw, &c->cb_raw_len) == 0)
+		c->cb_topic = c->topics[b->topic];
+	sl__client_deliver(c, &a);
+	c->cb_raw = NULL;
 }
 
 /* Answers every unanswered event of batch b with `status`. */
@@ -303,8 +337,45 @@ void sl__client_answer_all(struct sl_client *c, struct sl__batch *b, int status,
 		    .code = code,
 		    .message = "",
 		};
-		sl__deliver(c, &a);
+		sl__client_deliver(c, &a);
 	}
+}
+
+int sl__client_take(struct sl_client *c, sl__take_fn take, void *arg)
+{
+	int ret = sl__client_seal(c);
+	uint64_t taken = 0;
+
+	if (ret < 0)
+		return ret;
+	for (uint64_t k = c->head; k < c->tail; k++) {
+		struct sl__batch *b = sl__at(c, k);
+		struct sl_frame f;
+		struct sl_produce pr;
+		struct sl_event_iter it;
+		struct sl_event_view v;
+		if (b->n_done == b->n)
+			continue;
+		if (sl_frame_parse(b->b->p, b->len, SL_FRAME_MAX_LIMIT, &f) <= 0 ||
+		    sl_produce_scan(f.body, f.body_len, &pr, NULL) < 0)
+			return -EPROTO;
+		sl_produce_iter_init(&pr, &it);
+		for (uint32_t i = 0; sl_event_iter_next(&it, &v) > 0; i++) {
+			uint64_t bit = 1ull << (i & 63);
+			if ((b->b->done[i >> 6] & bit) ||
+			    !take(arg, c->topics[b->topic], b->base_seq + i, v.raw, v.raw_len))
+				continue;
+			b->b->done[i >> 6] |= bit;
+			b->n_done++;
+			c->st.inflight--;
+			taken++;
+		}
+	}
+	if (taken)
+		c->extracted = true;
+	c->raw_buf = NULL;
+	sl__client_retire(c);
+	return (int)(taken > INT32_MAX ? INT32_MAX : taken);
 }
 
 /* ---- sealing and resending ------------------------------------------------- */
@@ -405,7 +476,7 @@ int sl__client_resend_batch(struct sl_client *c, struct sl__batch *b)
 			                          .status = -SL_EFRAME_TOO_BIG,
 			                          .code = SLUICE__V1__ERROR_CODE__ERR_FRAME_TOO_BIG,
 			                          .message = ""};
-			sl__deliver(c, &a);
+			sl__client_deliver(c, &a);
 			continue;
 		}
 		fbytes += v.raw_len + SL_CREDIT_EVENT_OVERHEAD;

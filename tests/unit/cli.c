@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,4 +425,58 @@ Test(cli_topic, token_and_address, .timeout = 60)
 	cr_assert_not_null(strstr(r.err, "is sluiced running with its HTTP port there? (--http or "
 	                                 "$SLUICE_HTTP)"),
 	                   "%s", r.err);
+}
+
+/* ---- sluice cluster status: the merge of the nodes' answers ------------------ */
+
+Test(cli_cluster, merge_takes_each_partition_from_its_leader)
+{
+	const char *n1 =
+	    "{\"node\":\"n1\",\"nodes\":[{\"id\":\"n1\",\"native\":\"127.0.0.1:7410\",\"http\":"
+	    "\"127.0.0.1:7411\",\"alive\":true},{\"id\":\"n2\",\"native\":\"127.0.0.1:7420\","
+	    "\"http\":\"127.0.0.1:7421\",\"alive\":true},{\"id\":\"n3\",\"native\":\"127.0.0.1:"
+	    "7430\",\"http\":\"127.0.0.1:7431\",\"alive\":true}],\"topics\":[{\"name\":\"events\","
+	    "\"partitions\":[{\"partition\":0,\"leader\":\"n1\",\"epoch\":1,\"high_watermark\":20,"
+	    "\"this_node\":\"leader\",\"replica_state\":[{\"node\":\"n1\"},{\"node\":\"n2\"}]},"
+	    "{\"partition\":1,\"leader\":\"n2\",\"epoch\":3,\"high_watermark\":5,\"this_node\":"
+	    "\"follower\",\"replica_state\":[{\"node\":\"n1\"}]},{\"partition\":2,\"leader\":"
+	    "\"n3\",\"epoch\":2,\"high_watermark\":7,\"this_node\":\"follower\"}]}]}";
+	const char *n2 =
+	    "{\"node\":\"n2\",\"nodes\":[],\"topics\":[{\"name\":\"events\",\"partitions\":["
+	    "{\"partition\":0,\"leader\":\"n1\",\"epoch\":1,\"high_watermark\":19,\"this_node\":"
+	    "\"follower\"},{\"partition\":1,\"leader\":\"n2\",\"epoch\":3,\"high_watermark\":9,"
+	    "\"this_node\":\"leader\",\"replica_state\":[{\"node\":\"n1\"},{\"node\":\"n2\"},"
+	    "{\"node\":\"n3\"}]}]}]}";
+	struct json_object *first = json_tokener_parse(n1);
+	struct json_object *answers[3] = {json_object_get(first), json_tokener_parse(n2), NULL};
+	cr_assert(first && answers[1]);
+
+	struct json_object *m = sl_cli_cluster_merge(first, answers, 3);
+	struct json_object *nodes, *topics, *parts, *v;
+	cr_assert(json_object_object_get_ex(m, "nodes", &nodes));
+	cr_assert_eq(json_object_array_length(nodes), 3);
+	/* n3 did not answer: not alive, whatever n1 believed. */
+	cr_assert(json_object_object_get_ex(json_object_array_get_idx(nodes, 2), "alive", &v));
+	cr_assert_not(json_object_get_boolean(v));
+	cr_assert(json_object_object_get_ex(json_object_array_get_idx(nodes, 1), "alive", &v));
+	cr_assert(json_object_get_boolean(v));
+	cr_assert(json_object_object_get_ex(m, "topics", &topics));
+	cr_assert(
+	    json_object_object_get_ex(json_object_array_get_idx(topics, 0), "partitions", &parts));
+	cr_assert_eq(json_object_array_length(parts), 3);
+	/* Partition 0 from n1 (its leader), 1 from n2 (its leader), 2 from
+	 * the first node: its leader n3 did not answer. */
+	int64_t want_hw[3] = {20, 9, 7};
+	for (int i = 0; i < 3; i++) {
+		cr_assert(json_object_object_get_ex(json_object_array_get_idx(parts, (size_t)i),
+		                                    "high_watermark", &v));
+		cr_assert_eq(json_object_get_int64(v), want_hw[i], "partition %d", i);
+	}
+	cr_assert(
+	    json_object_object_get_ex(json_object_array_get_idx(parts, 1), "replica_state", &v));
+	cr_assert_eq(json_object_array_length(v), 3);
+	json_object_put(m);
+	for (int i = 0; i < 3; i++)
+		json_object_put(answers[i]);
+	json_object_put(first);
 }

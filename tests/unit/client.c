@@ -594,3 +594,113 @@ Test(client, ack_scan_unpacked_and_reordered)
 	const uint8_t wt[] = {0x0a, 0x00};
 	cr_assert_eq(sl__ack_scan(wt, sizeof(wt), on_scan, &s), -SL_EPROTO_DECODE);
 }
+
+/* ---- cluster routing pieces (client/route.c) -------------------------------- */
+
+Test(client_route, server_lists_parse)
+{
+	struct sl__hostport *v;
+	size_t n;
+	char err[200];
+
+	cr_assert_eq(sl__servers_parse("127.0.0.1:7400", &v, &n, err, sizeof(err)), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(v[0].host, "127.0.0.1");
+	cr_assert_eq(v[0].port, 7400);
+	free(v);
+
+	cr_assert_eq(
+	    sl__servers_parse("a:1, b.example:7410 ,[::1]:7420,h:65535", &v, &n, err, sizeof(err)),
+	    0);
+	cr_assert_eq(n, 4);
+	cr_assert_str_eq(v[0].host, "a");
+	cr_assert_eq(v[0].port, 1);
+	cr_assert_str_eq(v[1].host, "b.example");
+	cr_assert_eq(v[1].port, 7410);
+	cr_assert_str_eq(v[2].host, "::1");
+	cr_assert_eq(v[2].port, 7420);
+	cr_assert_eq(v[3].port, 65535);
+	char buf[300];
+	sl__hostport_format(&v[2], buf, sizeof(buf));
+	cr_assert_str_eq(buf, "[::1]:7420");
+	free(v);
+
+	const char *bad[] = {"",        "h",         "h:",       ":7400", "h:0",
+	                     "h:65536", "h:7x",      "h:1,,h:2", "h:1,",  "::1:7400",
+	                     "[::1]",   "[::1]7400", "h:123456"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(sl__servers_parse(bad[i], &v, &n, err, sizeof(err)), -EINVAL,
+		             "accepted '%s'", bad[i]);
+		cr_assert(err[0], "no reason for '%s'", bad[i]);
+	}
+}
+
+static Sluice__V1__PartitionInfo *sl__pinfo(Sluice__V1__PartitionInfo *pi, uint32_t p,
+                                            const char *leader, const char *native, uint32_t epoch)
+{
+	sluice__v1__partition_info__init(pi);
+	pi->partition = p;
+	pi->leader = (char *)leader;
+	pi->leader_native = (char *)native;
+	pi->leader_epoch = epoch;
+	return pi;
+}
+
+Test(client_route, table_from_metadata)
+{
+	Sluice__V1__PartitionInfo pi[4], *pp[4];
+	Sluice__V1__TopicInfo ti = SLUICE__V1__TOPIC_INFO__INIT;
+	struct sl__route r;
+	char err[200];
+
+	/* Listed out of order, as a Metadata answer may: indexed by number. */
+	pp[0] = sl__pinfo(&pi[0], 2, "n3", "127.0.0.1:7530", 4);
+	pp[1] = sl__pinfo(&pi[1], 0, "n1", "127.0.0.1:7510", 1);
+	pp[2] = sl__pinfo(&pi[2], 1, "n2", "127.0.0.1:7520", 2);
+	pp[3] = sl__pinfo(&pi[3], 3, "n1", "127.0.0.1:7510", 1);
+	ti.name = "events";
+	ti.partitions = pp;
+	ti.n_partitions = 4;
+	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), 1);
+	cr_assert(r.cluster);
+	cr_assert_eq(r.n_parts, 4);
+	cr_assert_str_eq(r.p[0].native, "127.0.0.1:7510");
+	cr_assert_str_eq(r.p[1].leader, "n2");
+	cr_assert_str_eq(r.p[2].native, "127.0.0.1:7530");
+	cr_assert_eq(r.p[2].epoch, 4);
+	/* Keys go where the server's partitioner puts them. */
+	struct sl_partitioner pt;
+	cr_assert_eq(sl_part_init(&pt, SL_PART_HASH, 4), 0);
+	for (int i = 0; i < 200; i++) {
+		char key[16];
+		int len = snprintf(key, sizeof(key), "order-%d", i);
+		uint32_t p, want = sl_part_of_key(&pt, key, (size_t)len);
+		const char *to = sl__route_leader(&r, key, (size_t)len, &p);
+		cr_assert_eq(p, want);
+		cr_assert_str_eq(to, r.p[want].native);
+	}
+	sl__route_free(&r);
+
+	/* A leader whose address is not known yet: nothing to send to. */
+	sl__pinfo(&pi[0], 2, "n3", "", 4);
+	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), 1);
+	cr_assert_null(r.p[2].native);
+	cr_assert_str_eq(r.p[2].leader ? r.p[2].leader : "", "");
+	sl__route_free(&r);
+
+	/* A node alone: no leaders, no cluster. */
+	for (int i = 0; i < 4; i++)
+		sl__pinfo(&pi[i], (uint32_t)i, "", "", 0);
+	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), 0);
+	cr_assert_not(r.cluster);
+	sl__route_free(&r);
+
+	/* A partition twice (so one missing), or beyond the count: refused. */
+	sl__pinfo(&pi[3], 0, "n1", "127.0.0.1:7510", 1);
+	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "partition 0"), "%s", err);
+	sl__pinfo(&pi[3], 4, "n1", "127.0.0.1:7510", 1);
+	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), -EINVAL);
+	ti.n_partitions = 0;
+	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), -EINVAL);
+}

@@ -42,6 +42,27 @@
  * every unanswered event is answered with the error, and every later call
  * returns it.
  *
+ * Cluster mode (opts.servers). When the Metadata of the bootstrap server
+ * that answers names partition leaders, the client routes: each event goes
+ * to its partition's leader (the partition is the server's own, the hash of
+ * the aggregate over the topic's partition count), over one connection per
+ * leader node, each with its own Hello, producer id, sequences and the
+ * resends above. An event a node refuses with ERR_NOT_LEADER, and the
+ * unanswered events of a connection that fails when Metadata then names
+ * another leader for their partition, are not answered: the client refreshes
+ * its Metadata (from the bootstrap servers, then the nodes it knows; at most
+ * every 100 ms, the interval doubling up to backoff_max_ms while leaders
+ * stay unknown) and sends them, same id and bytes, to the new leader as new
+ * events of that connection. Each event still gets exactly one callback,
+ * with the sequence produce returned. Across a change of leader a resent
+ * event is a duplicate only through its id (the topic's dedup_window): the
+ * new leader has its own producer ids. An event whose leader stays unknown
+ * for ack_timeout_ms is answered with -SL_ENOT_LEADER. A refresh is a
+ * blocking round trip (at most connect_timeout_ms per server) on the
+ * calling thread. When no partition has a leader (a node alone), the client
+ * is exactly the one connection above, to the server that answered.
+ * sl_client_producer_id() and _proof() give the first leader connection's.
+ *
  * Errors: functions return 0 (or a count) on success and a negative value on
  * failure: -errno, or a -SL_E* code (enum sl_err in <sluice/base/base.h>,
  * installed beside this header, which needs POSIX declarations: build with
@@ -137,6 +158,12 @@ struct sl_client_opts {
 	 * sl_client_producer_proof of an earlier client); without the right
 	 * one the server refuses the id (-EACCES). 0.2. */
 	const uint8_t *producer_proof;
+	/* Bootstrap servers, "HOST:PORT[,HOST:PORT...]" ([V6]:PORT for IPv6),
+	 * tried in order; host and port are then ignored. NULL: host and port,
+	 * one server, no Metadata asked (as before 0.3). With a list, connect
+	 * asks the first that answers for the Metadata of `topic` (see
+	 * "Cluster mode"). Added in 0.3: the struct grew, hence SONAME 0.3. */
+	const char *servers;
 };
 
 struct sl_client_header {
