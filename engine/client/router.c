@@ -23,6 +23,19 @@
  * per partition that events moved elsewhere leave (one producer's sequences
  * always spread over partitions).
  *
+ * Order per partition. Events of one partition reach their leader in the
+ * order the application gave them: a new event of a partition waits while
+ * events of it are pending (refused, to be resent) or still in flight on
+ * another leg (the old leader: they may yet be refused, and must be resent
+ * before anything newer), and pending events go out in the order they
+ * came back. A leg not yet confirmed as the partition's leader (no event
+ * of it accepted there since the partition came to it) gets one event at a
+ * time: a node named leader in etcd refuses events until its reactor took
+ * the role, so a first event refused and a second accepted a moment later
+ * would swap them (seen: e2e_cluster_planned_moves). struct sl__flight
+ * keeps, per partition, the leg holding its events in flight, how many,
+ * whether that leg accepted one, and how many are pending.
+ *
  * Threads: the application's, like any client. Legs run non-blocking; the
  * router does the waiting on an epoll fd that holds the legs' fds.
  */
@@ -51,11 +64,23 @@ struct sl__leg {
 	struct sl_client *c;
 	char addr[300]; /* "host:port" as Metadata names it */
 	uint64_t *app;  /* the router's sequence by leg sequence & mask */
+	uint64_t *tp;   /* (topic << 32 | partition) of each, SL__NO_TP outside cluster mode */
 	uint64_t mask;
+};
+
+#define SL__NO_TP UINT64_MAX
+
+/* A partition's events on their way (see "Order per partition"). */
+struct sl__flight {
+	struct sl__leg *leg; /* where its in-flight events are */
+	uint32_t n;          /* in flight there, unanswered */
+	uint32_t pend;       /* refused or taken back, waiting to be resent */
+	bool confirmed;      /* `leg` accepted one of them: it serves the partition */
 };
 
 struct sl__pend {
 	uint64_t app;
+	uint64_t tp;
 	uint32_t topic; /* index in the router client's topic table */
 	uint64_t gen;   /* refreshes seen when it came back: placed after the next */
 	uint64_t since;
@@ -72,6 +97,8 @@ struct sl__router {
 	size_t n_legs;
 	struct sl__route *routes; /* by topic index; known[t] once asked */
 	bool *known;
+	struct sl__flight **flight; /* by topic index, routes[t].n_parts each */
+	uint32_t *n_flight;
 	uint32_t n_routes;
 	struct sl__pend *pend;
 	size_t n_pend, cap_pend;
@@ -177,9 +204,19 @@ static int sl__route_topic(struct sl__router *rt, uint32_t t)
 		if (!k)
 			return -ENOMEM;
 		rt->known = k;
+		struct sl__flight **f = realloc(rt->flight, n * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		rt->flight = f;
+		uint32_t *nf = realloc(rt->n_flight, n * sizeof(*nf));
+		if (!nf)
+			return -ENOMEM;
+		rt->n_flight = nf;
 		for (uint32_t i = rt->n_routes; i < n; i++) {
 			rt->routes[i] = (struct sl__route){0};
 			rt->known[i] = false;
+			rt->flight[i] = NULL;
+			rt->n_flight[i] = 0;
 		}
 		rt->n_routes = n;
 	}
@@ -195,6 +232,18 @@ static int sl__route_topic(struct sl__router *rt, uint32_t t)
 	sl_frame_msg_free(&md->base);
 	if (ret < 0)
 		return ret;
+	if (r.cluster && r.n_parts != rt->n_flight[t]) {
+		/* What is in flight is counted from here on (a topic's
+		 * partition count does not change while it is used). */
+		struct sl__flight *f = calloc(r.n_parts, sizeof(*f));
+		if (!f) {
+			sl__route_free(&r);
+			return -ENOMEM;
+		}
+		free(rt->flight[t]);
+		rt->flight[t] = f;
+		rt->n_flight[t] = r.n_parts;
+	}
 	sl__route_free(&rt->routes[t]);
 	rt->routes[t] = r;
 	rt->known[t] = true;
@@ -212,6 +261,54 @@ static void sl__done(struct sl__router *rt, uint64_t app)
 	}
 }
 
+static struct sl__flight *sl__fl(struct sl__router *rt, uint64_t tp)
+{
+	uint32_t t = (uint32_t)(tp >> 32), p = (uint32_t)tp;
+	if (tp == SL__NO_TP || t >= rt->n_routes || p >= rt->n_flight[t])
+		return NULL;
+	return &rt->flight[t][p];
+}
+
+/* An event of partition tp left leg l (answered, refused, or taken back);
+ * `served`: 1 accepted there, 0 refused as not its leader, -1 neither. */
+static void sl__fl_left(struct sl__router *rt, struct sl__leg *l, uint64_t tp, int served)
+{
+	struct sl__flight *f = sl__fl(rt, tp);
+	if (!f || f->leg != l)
+		return;
+	if (f->n)
+		f->n--;
+	if (served >= 0)
+		f->confirmed = served;
+}
+
+/* May an event of partition tp go to leg l now? */
+static bool sl__fl_ok(struct sl__router *rt, struct sl__leg *l, uint64_t tp, bool pending)
+{
+	struct sl__flight *f = sl__fl(rt, tp);
+	if (!f)
+		return true;
+	if (!pending && f->pend)
+		return false;
+	if (f->leg != l || !f->confirmed)
+		return f->n == 0;
+	return true;
+}
+
+static void sl__fl_sent(struct sl__router *rt, struct sl__leg *l, uint64_t ls, uint64_t tp)
+{
+	struct sl__flight *f = sl__fl(rt, tp);
+	l->tp[ls & l->mask] = tp;
+	if (f) {
+		if (f->leg != l) {
+			f->leg = l;
+			f->n = 0;
+			f->confirmed = false;
+		}
+		f->n++;
+	}
+}
+
 /* Answers the application's event `app`. */
 static void sl__answer(struct sl__router *rt, uint64_t app, const struct sl_client_ack *a)
 {
@@ -221,8 +318,8 @@ static void sl__answer(struct sl__router *rt, uint64_t app, const struct sl_clie
 	sl__done(rt, app);
 }
 
-static int sl__pend_push(struct sl__router *rt, uint64_t app, const char *topic, const uint8_t *ev,
-                         size_t len)
+static int sl__pend_push(struct sl__router *rt, uint64_t app, uint64_t tp, const char *topic,
+                         const uint8_t *ev, size_t len)
 {
 	int64_t t = sl__client_topic(rt->s, topic);
 	if (t < 0)
@@ -239,8 +336,21 @@ static int sl__pend_push(struct sl__router *rt, uint64_t app, const char *topic,
 	if (!copy)
 		return -ENOMEM;
 	memcpy(copy, ev, len);
-	rt->pend[rt->n_pend++] = (struct sl__pend){
+	struct sl__flight *f = sl__fl(rt, tp);
+	if (f)
+		f->pend++;
+	/* In the application's order (its sequences), not in the order they
+	 * came back: one refused again by a leader not serving yet must go
+	 * before the later ones it had overtaken (seen: it went last and
+	 * was stored after newer events of its key). */
+	size_t at = rt->n_pend;
+	while (at && rt->pend[at - 1].app > app)
+		at--;
+	memmove(&rt->pend[at + 1], &rt->pend[at], (rt->n_pend - at) * sizeof(rt->pend[0]));
+	rt->n_pend++;
+	rt->pend[at] = (struct sl__pend){
 	    .app = app,
+	    .tp = tp,
 	    .topic = (uint32_t)t,
 	    .gen = rt->refreshes,
 	    .since = sl_now_ns(),
@@ -257,9 +367,12 @@ static void sl__on_leg_ack(void *arg, const struct sl_client_ack *a)
 	struct sl__leg *l = arg;
 	struct sl__router *rt = l->rt;
 	uint64_t app = l->app[a->sequence & l->mask];
+	uint64_t tp = l->tp[a->sequence & l->mask];
 
-	if (!rt->closing && a->code == SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER && l->c->cb_raw &&
-	    sl__pend_push(rt, app, l->c->cb_topic, l->c->cb_raw, l->c->cb_raw_len) == 0)
+	bool refused = a->code == SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER;
+	sl__fl_left(rt, l, tp, refused ? 0 : a->status >= 0 && !a->code ? 1 : -1);
+	if (!rt->closing && refused && l->c->cb_raw &&
+	    sl__pend_push(rt, app, tp, l->c->cb_topic, l->c->cb_raw, l->c->cb_raw_len) == 0)
 		return;
 	sl__answer(rt, app, a);
 }
@@ -293,6 +406,7 @@ static struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr)
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
 	uint64_t ring = sl__pow2(rt->s->o.max_inflight);
 	l->app = calloc(ring, sizeof(*l->app));
+	l->tp = calloc(ring, sizeof(*l->tp));
 	l->mask = ring - 1;
 	struct sl_client_opts o = rt->lo;
 	o.host = hp->host;
@@ -301,7 +415,7 @@ static struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr)
 	/* Legs of a seeded client must not all draw the same event ids. */
 	if (o.seed)
 		o.seed += rt->n_legs + 1;
-	if (!l->app || sl__client_new(&o, &l->c) < 0)
+	if (!l->app || !l->tp || sl__client_new(&o, &l->c) < 0)
 		goto fail;
 	l->c->leg = true;
 	int fd = sl_client_fd(l->c);
@@ -314,8 +428,10 @@ static struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr)
 	free(hp);
 	return l;
 fail:
-	if (l)
+	if (l) {
 		free(l->app);
+		free(l->tp);
+	}
 	free(l);
 	free(hp);
 	return NULL;
@@ -331,11 +447,15 @@ static const char *sl__default_addr(struct sl__router *rt, char *buf, size_t cap
  * bootstrap server for a topic without leaders, NULL while the leader is
  * unknown. */
 static const char *sl__target(struct sl__router *rt, uint32_t t, const void *key, size_t len,
-                              char *buf, size_t cap)
+                              char *buf, size_t cap, uint64_t *tp)
 {
+	uint32_t part = 0;
+	*tp = SL__NO_TP;
 	if (t >= rt->n_routes || !rt->known[t] || !rt->routes[t].cluster)
 		return sl__default_addr(rt, buf, cap);
-	return sl__route_leader(&rt->routes[t], key, len, NULL);
+	const char *to = sl__route_leader(&rt->routes[t], key, len, &part);
+	*tp = (uint64_t)t << 32 | part;
+	return to;
 }
 
 /* ---- moving events ---------------------------------------------------------- */
@@ -353,14 +473,19 @@ static bool sl__take(void *arg, const char *topic, uint64_t seq, const uint8_t *
 	struct sl_event_view v;
 	char buf[300];
 
+	uint64_t tp;
 	int64_t t = sl__client_topic(rt->s, topic);
 	if (t < 0 || sl_event_scan(ev, len, &v) < 0)
 		return false;
 	const char *to =
-	    sl__target(rt, (uint32_t)t, v.aggregate, v.aggregate_len, buf, sizeof(buf));
+	    sl__target(rt, (uint32_t)t, v.aggregate, v.aggregate_len, buf, sizeof(buf), &tp);
 	if (!to || !strcmp(to, ta->l->addr))
 		return false;
-	return sl__pend_push(rt, ta->l->app[seq & ta->l->mask], topic, ev, len) == 0;
+	uint64_t otp = ta->l->tp[seq & ta->l->mask];
+	if (sl__pend_push(rt, ta->l->app[seq & ta->l->mask], otp, topic, ev, len) < 0)
+		return false;
+	sl__fl_left(rt, ta->l, otp, -1);
+	return true;
 }
 
 /* Sends pending events that a refresh since their return lets go. */
@@ -375,17 +500,26 @@ static void sl__place(struct sl__router *rt)
 		char buf[300];
 		const char *to = NULL;
 		int ret = -EAGAIN;
+		uint64_t tp = SL__NO_TP;
 
 		if (p->gen < rt->refreshes && sl_event_scan(p->ev, p->len, &v) == 0)
 			to = sl__target(rt, p->topic, v.aggregate, v.aggregate_len, buf,
-			                sizeof(buf));
+			                sizeof(buf), &tp);
 		struct sl__leg *l = to ? sl__leg_get(rt, to) : NULL;
 		uint64_t ls;
-		if (l)
+		/* Not while its partition still has events in flight on the old
+		 * leader: they come back after it and must go before anything
+		 * newer. Kept in order: a later one of the partition is held
+		 * by the same test. */
+		if (l && sl__fl_ok(rt, l, p->tp, true))
 			ret = sl_client_produce_encoded(l->c, rt->s->topics[p->topic], p->ev,
 			                                p->len, &ls);
 		if (ret == 0) {
+			struct sl__flight *f = sl__fl(rt, p->tp);
+			if (f && f->pend)
+				f->pend--;
 			l->app[ls & l->mask] = p->app;
+			sl__fl_sent(rt, l, ls, p->tp);
 			rt->s->st.resent++;
 		} else if (ret == -EAGAIN &&
 		           now - p->since < (uint64_t)rt->s->o.ack_timeout_ms * SL__NS_PER_MS) {
@@ -394,6 +528,9 @@ static void sl__place(struct sl__router *rt)
 		} else {
 			if (ret == -EAGAIN)
 				ret = -SL_ENOT_LEADER;
+			struct sl__flight *f = sl__fl(rt, p->tp);
+			if (f && f->pend)
+				f->pend--;
 			struct sl_client_ack a = {
 			    .status = ret,
 			    .code =
@@ -487,6 +624,8 @@ static void sl__turn_until(struct sl__router *rt, uint64_t until,
 	uint64_t now = sl_now_ns();
 	if ((rt->refresh_want || rt->n_pend) && now >= rt->refresh_at)
 		sl__refresh(rt);
+	else if (rt->n_pend)
+		sl__place(rt); /* those a confirmed leader now lets go */
 	if (s->answered != before || until <= now || (done && done(rt)))
 		return;
 	uint64_t t = sl__next_timer(rt);
@@ -553,14 +692,19 @@ int sl__rt_open(struct sl_client *c, const struct sl__hostport *servers, size_t 
 	ret = -ENOMEM;
 	rt->routes = calloc(1, sizeof(*rt->routes));
 	rt->known = calloc(1, sizeof(*rt->known));
+	rt->flight = calloc(1, sizeof(*rt->flight));
+	rt->n_flight = calloc(1, sizeof(*rt->n_flight));
 	uint64_t ring = sl__pow2(c->o.max_inflight);
 	rt->done = calloc(ring, 1);
 	rt->wmask = ring - 1;
 	rt->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!rt->routes || !rt->known || !rt->done || rt->epfd < 0) {
+	if (!rt->routes || !rt->known || !rt->flight || !rt->n_flight || !rt->done ||
+	    rt->epfd < 0 ||
+	    !(rt->flight[0] = calloc(r.n_parts ? r.n_parts : 1, sizeof(**rt->flight)))) {
 		sl__route_free(&r);
 		goto fail;
 	}
+	rt->n_flight[0] = r.n_parts;
 	rt->routes[0] = r;
 	rt->known[0] = true;
 	rt->n_routes = 1;
@@ -596,6 +740,10 @@ fail:
 		close(rt->epfd);
 	free(rt->routes);
 	free(rt->known);
+	if (rt->flight)
+		free(rt->flight[0]);
+	free(rt->flight);
+	free(rt->n_flight);
 	free(rt->done);
 	free(rt->servers);
 	free(rt);
@@ -637,7 +785,7 @@ int sl__rt_produce(struct sl_client *c, const char *topic, const struct sl_clien
 	                        ? sl_now_ns() + (uint64_t)c->o.block_timeout_ms * SL__NS_PER_MS
 	                        : UINT64_MAX;
 	const char *tname = c->topics[t];
-	uint64_t ls = 0;
+	uint64_t ls = 0, tp = SL__NO_TP;
 	struct sl__leg *l;
 	for (;;) {
 		char buf[300];
@@ -645,7 +793,7 @@ int sl__rt_produce(struct sl_client *c, const char *topic, const struct sl_clien
 		l = NULL;
 		if (rt->next_seq - rt->first < c->o.max_inflight) {
 			const char *to =
-			    sl__target(rt, (uint32_t)t, key, key_len, buf, sizeof(buf));
+			    sl__target(rt, (uint32_t)t, key, key_len, buf, sizeof(buf), &tp);
 			/* No leader known: the bootstrap server refuses it with
 			 * ERR_NOT_LEADER, and it waits for a refresh like any
 			 * other. */
@@ -654,8 +802,11 @@ int sl__rt_produce(struct sl_client *c, const char *topic, const struct sl_clien
 			l = sl__leg_get(rt, to);
 			if (!l)
 				return -ENOMEM;
-			ret = ev ? sl_client_produce(l->c, tname, ev, &ls)
-			         : sl_client_produce_encoded(l->c, tname, enc, enc_len, &ls);
+			/* Its partition's older events first (Order per partition). */
+			if (sl__fl_ok(rt, l, tp, false))
+				ret =
+				    ev ? sl_client_produce(l->c, tname, ev, &ls)
+				       : sl_client_produce_encoded(l->c, tname, enc, enc_len, &ls);
 		}
 		if (ret != -EAGAIN)
 			break;
@@ -675,6 +826,7 @@ int sl__rt_produce(struct sl_client *c, const char *topic, const struct sl_clien
 		return ret;
 	}
 	l->app[ls & l->mask] = rt->next_seq;
+	sl__fl_sent(rt, l, ls, tp);
 	if (seq)
 		*seq = rt->next_seq;
 	rt->next_seq++;
@@ -767,6 +919,7 @@ void sl__rt_close(struct sl_client *c)
 	for (size_t i = 0; i < rt->n_legs; i++) {
 		sl_client_close(rt->legs[i]->c);
 		free(rt->legs[i]->app);
+		free(rt->legs[i]->tp);
 		free(rt->legs[i]);
 	}
 	for (size_t i = 0; i < rt->n_pend; i++) {
@@ -774,8 +927,12 @@ void sl__rt_close(struct sl_client *c)
 		sl__answer(rt, rt->pend[i].app, &a);
 		free(rt->pend[i].ev);
 	}
-	for (uint32_t t = 0; t < rt->n_routes; t++)
+	for (uint32_t t = 0; t < rt->n_routes; t++) {
 		sl__route_free(&rt->routes[t]);
+		free(rt->flight[t]);
+	}
+	free(rt->flight);
+	free(rt->n_flight);
 	if (rt->epfd >= 0)
 		close(rt->epfd);
 	free(rt->legs);

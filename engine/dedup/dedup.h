@@ -287,6 +287,21 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
  * producers, -ENOMEM, -EIO or -errno when the mark cannot be written (no id
  * is handed out then).
  */
+/*
+ * Cluster mode: a fresh id must be unique in the whole cluster, not only on
+ * this node (a client holds a session on each leader node, and a partition
+ * that moves between them must never take one node's producer for
+ * another's: its sequences would answer the other's events as
+ * duplicates, acked and never stored). Each node hands out ids from its own
+ * range, SL_PRODUCERS_NODE_BASE(ordinal), the ordinal etcd gives the node.
+ * require_base: fresh ids are refused (-EAGAIN) until set_base gives the
+ * range. Any thread (the registry's mutex).
+ */
+#define SL_PRODUCERS_NODE_BITS          40
+#define SL_PRODUCERS_NODE_BASE(ordinal) (((uint64_t)(ordinal) + 1) << SL_PRODUCERS_NODE_BITS)
+void sl_producers_require_base(struct sl_producers *r);
+void sl_producers_set_base(struct sl_producers *r, uint64_t base);
+
 int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *proof,
                        size_t proof_len, struct sl_producer **out, uint32_t *epoch,
                        uint64_t *next_seq);

@@ -34,7 +34,10 @@ struct sl_producers {
 	 * written once, read-only after open. */
 	uint8_t key[SL__KEY_BYTES];
 	uint64_t next_id; /* the next fresh id */
-	uint64_t id_end;  /* durable: ids below it may have been handed out */
+	/* Cluster mode: fresh ids come from this node's range (its ordinal's,
+	 * sl_producers_set_base); `need_base` refuses them until it is known. */
+	bool need_base;
+	uint64_t id_end; /* durable: ids below it may have been handed out */
 	uint32_t count;
 	uint32_t max;
 	/* id -> entry, open addressing; count <= icap / 2 */
@@ -391,6 +394,10 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 			ret = -ENOSPC;
 			goto out;
 		}
+		if (!id && r->need_base) {
+			ret = -EAGAIN; /* not in the cluster yet: no range of ids */
+			goto out;
+		}
 		if (!id)
 			id = r->next_id;
 		if (id >= SL_PRODUCERS_ID_LIMIT) {
@@ -431,4 +438,20 @@ uint32_t sl_producers_count(struct sl_producers *r)
 	n = r->count;
 	pthread_mutex_unlock(&r->lock);
 	return n;
+}
+
+void sl_producers_require_base(struct sl_producers *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->need_base = true;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void sl_producers_set_base(struct sl_producers *r, uint64_t base)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->next_id < base)
+		r->next_id = base;
+	r->need_base = false;
+	pthread_mutex_unlock(&r->lock);
 }

@@ -29,6 +29,7 @@
 #include "auth/auth.h"
 #include "base/base.h"
 #include "cluster/cluster.h"
+#include "dedup/dedup.h"
 #include "ring/ring.h"
 #include "server/server.h"
 
@@ -137,6 +138,9 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 			if (ret < 0)
 				return ret;
 		}
+	/* No fresh producer id before this node knows its range (its
+	 * ordinal, at start). */
+	sl_producers_require_base(srv->producers);
 	srv->env.rq = cl->rq;
 	srv->env.repl_durable = sl__fetch_durable;
 	srv->env.repl_arg = &cl->fetchers;
@@ -387,6 +391,12 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen)
 	if (ret < 0)
 		return ret;
 	atomic_store_explicit(&cl->c, c, memory_order_release);
+	uint32_t ordinal = sl_cluster_ordinal(c);
+	if (SL_PRODUCERS_NODE_BASE(ordinal) >= SL_PRODUCERS_ID_LIMIT / 2) {
+		snprintf(err, errlen, "node ordinal %u is past the producer id ranges", ordinal);
+		return -ERANGE;
+	}
+	sl_producers_set_base(srv->producers, SL_PRODUCERS_NODE_BASE(ordinal));
 	uint32_t n_topics = atomic_load(&srv->topics.n);
 	struct sl_cluster_topic *ct = calloc(n_topics ? n_topics : 1, sizeof(*ct));
 	if (!ct)
