@@ -13,6 +13,8 @@
  *   journal.c  a reactor's journal (log.h): the owner's thread, checkpoints on
  *              the preparer's
  *   jrec.c     the journals read back for recovery: the opening thread
+ *   truncate.c sl_log_truncate: the owner's thread, the log idle; its
+ *              record read at open: the opening thread
  */
 #ifndef SL_LOG_IMPL_H
 #define SL_LOG_IMPL_H

@@ -583,6 +583,17 @@ static void expect_view(const char *sub, const struct span *sp, size_t n)
 	}
 	cr_assert_eq(from, end);
 	sl_log_view_close(v);
+	/* Each span's first event again, last first, by a fresh view: it
+	 * seeks through the segments' indexes instead of reading on. */
+	cr_assert_eq(sl_log_view_open(dir, &v), 0);
+	for (size_t i = n; i-- > 0;) {
+		int ret =
+		    sl_log_view_read(v, sp[i].from, end, 1, 1, check_record, (void *)sp, &next);
+		cr_assert_eq(ret, 1, "seek to %llu: %s", (unsigned long long)sp[i].from,
+		             sl_log_view_strerror(v, ret));
+		cr_assert_eq(next, sp[i].from + 1);
+	}
+	sl_log_view_close(v);
 }
 
 static bool file_exists(const char *sub, const char *name)
@@ -686,7 +697,7 @@ Test(replica, truncate_to_an_earlier_segment_drops_later_segments_indexes_checkp
 	uint64_t b[64];
 	size_t n = bases_of("p", b, 64);
 	cr_assert_geq(n, 4, "segments: %zu", n);
-	cr_assert(b[1] > 30, "offset 30 is in the first segment (the next starts at %llu)",
+	cr_assert(b[1] > 30, "offset 20 is well inside the first segment (the next starts at %llu)",
 	          (unsigned long long)b[1]);
 	/* Producer checkpoints at each segment's base, as rolls leave them
 	 * (the log never reads them: names are what counts here). */
@@ -695,9 +706,9 @@ Test(replica, truncate_to_an_earlier_segment_drops_later_segments_indexes_checkp
 		snprintf(name, sizeof(name), "%020llu.dedup", (unsigned long long)b[i]);
 		touch("p", name);
 	}
-	touch("p", "00000000000000000030.dedup"); /* at the cut: stays */
+	touch("p", "00000000000000000020.dedup"); /* at the cut: stays */
 	cr_assert(file_exists("p", "00000000000000000000.idx"), "sealed segments have indexes");
-	truncate_ok(l, 30);
+	truncate_ok(l, 20);
 	uint64_t b2[64];
 	cr_assert_eq(bases_of("p", b2, 64), 1, "later segments deleted");
 	cr_assert_eq(b2[0], 0);
@@ -705,25 +716,27 @@ Test(replica, truncate_to_an_earlier_segment_drops_later_segments_indexes_checkp
 		snprintf(name, sizeof(name), "%020llu.idx", (unsigned long long)b[i]);
 		cr_assert_not(file_exists("p", name), "%s left", name);
 		snprintf(name, sizeof(name), "%020llu.dedup", (unsigned long long)b[i]);
-		cr_assert_eq(file_exists("p", name), b[i] <= 30, "%s", name);
+		cr_assert_eq(file_exists("p", name), b[i] <= 20, "%s", name);
 	}
-	cr_assert(file_exists("p", "00000000000000000030.dedup"));
-	struct span want1[] = {{0, 10, 1, 0}, {10, 20, 2, 0}, {20, 30, 3, 0}};
-	expect_view("p", want1, 3);
-	/* Appends continue at 30 and roll again as a segment fills. */
+	cr_assert(file_exists("p", "00000000000000000020.dedup"));
+	struct span want1[] = {{0, 10, 1, 0}, {10, 20, 2, 0}};
+	expect_view("p", want1, 2);
+	/* Appends continue at 20 and roll again as a segment fills (the cut
+	 * segment is sealed again with an index of its own). */
 	append_batches(l, 50, 20, 10, 2);
-	cr_assert_eq(sl_log_durable(l), 230);
+	cr_assert_eq(sl_log_durable(l), 220);
+	cr_assert(file_exists("p", "00000000000000000000.idx"));
 	cr_assert_geq(bases_of("p", b2, 64), 3, "rolled again");
-	struct span want3[23];
+	struct span want3[22];
 	memcpy(want3, want1, sizeof(want1));
 	for (uint32_t g = 0; g < 20; g++)
-		want3[3 + g] = (struct span){30 + g * 10, 40 + g * 10, 50 + g, 0};
-	expect_view("p", want3, 23);
+		want3[2 + g] = (struct span){20 + g * 10, 30 + g * 10, 50 + g, 0};
+	expect_view("p", want3, 22);
 	sl_log_close(l);
 	l = open_at("p", 8192, NULL, NULL, false);
-	cr_assert_eq(sl_log_end(l), 230);
+	cr_assert_eq(sl_log_end(l), 220);
 	sl_log_close(l);
-	expect_view("p", want3, 23);
+	expect_view("p", want3, 22);
 }
 
 Test(replica, truncate_refuses_inside_a_batch_beyond_the_end_and_while_busy)
@@ -806,7 +819,7 @@ static void raw_after_truncate_case(bool journaled)
 	uint8_t *buf = malloc(cap);
 	uint64_t keep;
 	cr_assert_eq(sl_log_view_open(ldir, &v), 0);
-	cr_assert_gt(sl_log_view_read_raw(v, 0, end, 20000, buf, cap, &len, &keep), 0);
+	cr_assert_gt(sl_log_view_read_raw(v, 0, end, 17000, buf, cap, &len, &keep), 0);
 	sl_log_view_close(v);
 	cr_assert(keep > 0 && keep < end);
 	struct sl_log *nl = open_at("newleader", 8192, NULL, NULL, true);
@@ -818,11 +831,29 @@ static void raw_after_truncate_case(bool journaled)
 		commit(nl);
 	}
 	cr_assert_eq(sl_log_end(nl), keep);
+	/* One group of its own larger than what its segment has left: it
+	 * rolls right at keep, and every batch of that group has unit_start
+	 * 0, so only the batch before keep (whose unit_start is not 0: it
+	 * is not the first group of its segment) tells a follower to roll. */
+	for (uint32_t g = 0; g < 9; g++)
+		append_n(nl, 30 + g, 0, 7);
+	commit(nl);
 	append_batches(nl, 40, 30, 7, 3);
+	uint64_t nbases[64], fb[64];
+	size_t n_nb = bases_of("newleader", nbases, 64), k = 0;
+	while (k < n_nb && nbases[k] != keep)
+		k++;
+	cr_assert_lt(k, n_nb, "the new leader rolled at %llu", (unsigned long long)keep);
 
 	truncate_ok(f, keep);
 	replicate(nl, ndir, f, 3000);
 	cr_assert_eq(sl_log_end(f), sl_log_end(nl));
+	size_t n_fb = bases_of("follower", fb, 64);
+	k = 0;
+	while (k < n_fb && fb[k] != keep)
+		k++;
+	cr_assert_lt(k, n_fb, "the follower rolled where its new leader did (%llu)",
+	             (unsigned long long)keep);
 	/* And own appends after the raw ones. */
 	uint64_t fend = sl_log_end(f);
 	append_n(f, 99, 0, 4);
@@ -1022,6 +1053,8 @@ Test(replica, truncation_record_golden_bytes_and_damage_refused)
 	cr_assert_eq(sl_log_trunc_encode(&t, NULL, 0), sizeof(want));
 	cr_assert_eq(sl_log_trunc_encode(&t, got, sizeof(got)), sizeof(want));
 	cr_assert_eq(memcmp(got, want, sizeof(want)), 0, "truncated bytes changed");
+	cr_assert_eq(sl_get_le32(got + SL_TRUNC_CRC), 0x074ccd67u, "crc32c known answer: %08x",
+	             sl_get_le32(got + SL_TRUNC_CRC));
 	cr_assert_eq(sl_log_trunc_decode(got, sizeof(want), &back, err, sizeof(err)), 0);
 	cr_assert(back.gen == 2 && back.offset == 10000);
 	cr_assert_eq(sl_log_trunc_decode(got, sizeof(want) - 1, &back, err, sizeof(err)),
