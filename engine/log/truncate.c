@@ -99,7 +99,8 @@ int sl__trunc_load(struct sl_log *log, char *err, size_t errlen)
 /*
  * Where batch `offset` starts in segment k, by its batch headers (the bytes
  * below the cut stay, so their checksums are not the question here): from
- * the last in-memory index entry at or below offset, else from byte 0. Its
+ * the last in-memory index entry below offset (strictly: the batch before
+ * the cut is read, for its unit_start), else from byte 0. Its
  * index below the cut is built into `idx` (entries before the starting one
  * copied, the rest added as read). *unit: the unit_start of the batch
  * before the cut (0 when there is none).
@@ -124,7 +125,7 @@ static int sl__find_cut(struct sl_log *log, uint32_t k, uint64_t offset, struct 
 		}
 		data_end = (uint64_t)st.st_size;
 	}
-	while (from < s->n_idx && s->base + s->idx[from].rel <= offset)
+	while (from < s->n_idx && s->base + s->idx[from].rel < offset)
 		from++;
 	memset(idx, 0, sizeof(*idx));
 	idx->base = s->base;
