@@ -369,9 +369,11 @@ uint64_t sl_log_acked(const struct sl_log *log);
  *      before the cut (the replica's roll rule). Every segment descriptor
  *      is open for writing, so nothing is reopened; a prepared next.prep
  *      is kept (it is independent of offsets: the next roll takes it).
- * A failure in 1 (a sync) fails the log as any failed sync does; in 2
- * nothing changed (-errno); in 3-4 the log fails (its files are a prefix of
- * the old log no shorter than `offset`; a restart recovers it).
+ * A failure in 1 (a sync) fails the log as any failed sync does; in 2 the
+ * log is as it was (-errno; when the rename had happened its next chunks
+ * carry the new generation anyway, which step 1 makes safe); in 3-4 the
+ * log fails (its files are a prefix of the old log no shorter than
+ * `offset`; a restart recovers it).
  *
  * The journal. A journaled log's reactor journal (and the files an earlier
  * run kept, for any fsync log) may hold chunks of this log at or past
