@@ -435,6 +435,7 @@ int sl__journal_add(struct sl_journal *j, struct sl_log *log, const uint8_t *p, 
 	memset(c, 0, SL_JC_HDR + sl_batch_align(klen));
 	sl_put_le32(c + SL_JC_KEY_LEN, (uint32_t)klen);
 	sl_put_le32(c + SL_JC_LEN, len);
+	sl_put_le64(c + SL_JC_GEN, log->jgen);
 	memcpy(c + SL_JC_HDR, log->jkey, klen);
 	memcpy(c + SL_JC_HDR + sl_batch_align(klen), p, len);
 	j->fb.len = (uint32_t)need; /* a frame is far below 4 GiB: credits bound it */

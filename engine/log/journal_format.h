@@ -24,7 +24,10 @@
  * to this group commit, exactly as they go to its segment:
  *        0    4 SL_JC_KEY_LEN   bytes of the key (1..SL_JC_KEY_MAX)
  *        4    4 SL_JC_LEN       bytes of record batches (multiple of 8, > 0)
- *        8    8 SL_JC_RESERVED  zero
+ *        8    8 SL_JC_GEN       the log's truncation generation when it wrote
+ *                                 the chunk (truncated_format.h; 0 before its
+ *                                 first truncation, and in files written
+ *                                 before the field had a meaning)
  *       16    . the key: the partition's folder relative to data_dir
  *                 ("<topic>/<partition>"), zero-padded to 8
  *        .    . SL_JC_LEN bytes of record batches (log/batch.h), whole
@@ -54,7 +57,7 @@ enum {
 enum {
 	SL_JC_KEY_LEN = 0,
 	SL_JC_LEN = 4,
-	SL_JC_RESERVED = 8,
+	SL_JC_GEN = 8,
 	SL_JC_HDR = 16,
 };
 

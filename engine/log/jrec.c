@@ -105,6 +105,7 @@ static int sl__frame(struct sl_jrec *r, const uint8_t *d, size_t size, size_t po
 		    .key_len = klen,
 		    .p = c + SL_JC_HDR + kspan,
 		    .len = blen,
+		    .gen = sl_get_le64(c + SL_JC_GEN),
 		    .order = order + i,
 		};
 		if (memchr(ch.key, '\0', klen) ||

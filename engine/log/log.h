@@ -329,6 +329,95 @@ int sl_log_set_journal(struct sl_log *log, struct sl_journal *j, const char *key
  * readers may read, the same or less for a journaled log. */
 uint64_t sl_log_acked(const struct sl_log *log);
 
+/* ---- truncation: a follower cuts what its new leader does not hold ---------- */
+
+/*
+ * sl_log_truncate makes the log end at `offset`: a batch boundary in
+ * [sl_log_start, sl_log_end] (else -EINVAL, err saying why; offset ==
+ * sl_log_end does nothing). Only while the log is idle: nothing buffered,
+ * nothing handed to a journal and not yet acked, no I/O in flight (else
+ * -EBUSY; the partition's owner, the only caller, waits until it is).
+ * Bytes acked but still deferred for the segment (journaled) are written
+ * there first. Afterwards appends (sl_log_append and sl_log_append_raw)
+ * continue at `offset`, in the cut segment, which is the active one again,
+ * rolling as before. Views opened before must not read at or past `offset`
+ * (the caller lowers what it publishes first); segment files and offsets
+ * there change. The caller also cuts the leader-epoch file
+ * (sl_epochs_truncate_from) and its producer state.
+ *
+ * The steps, in this order, so that a crash anywhere leaves the old log or
+ * a prefix of it no shorter than `offset`, never a hole, and never an old
+ * event back above what the log kept:
+ *   1. deferred bytes to the segment; fdatasync of the active segment:
+ *      every event of the log is now in a synced segment, so nothing of
+ *      it needs a journal any more;
+ *   2. the record (`truncated`, truncated_format.h: generation + 1 and the
+ *      offset) replaces the old one: tmp, fdatasync, rename, folder fsync;
+ *   3. the preparer drained (it may still be writing an index or a
+ *      producer checkpoint of this folder), then producer checkpoints
+ *      (`<base>.dedup`) with a base above `offset` deleted (they describe
+ *      events that go; a crash after this point replays producer state
+ *      from an older checkpoint: slower, not wrong), then the later
+ *      segments, last first, each .idx before its .log, a folder fsync
+ *      after each, and the .idx of the segment that becomes active;
+ *   4. that segment cut at the batch boundary (ftruncate: nothing of the
+ *      old tail can be read back, and its pre-allocation is taken again in
+ *      steps as it fills) and fdatasynced;
+ *   5. the writer's state: end, durable, acked, write position, the
+ *      segment's in-memory index (kept below the cut, rebuilt by reading
+ *      the batch headers when it had none), the unit_start of the batch
+ *      before the cut (the replica's roll rule). Every segment descriptor
+ *      is open for writing, so nothing is reopened; a prepared next.prep
+ *      is kept (it is independent of offsets: the next roll takes it).
+ * A failure in 1 (a sync) fails the log as any failed sync does; in 2 the
+ * log is as it was (-errno; when the rename had happened its next chunks
+ * carry the new generation anyway, which step 1 makes safe); in 3-4 the
+ * log fails (its files are a prefix of the old log no shorter than
+ * `offset`; a restart recovers it).
+ *
+ * The journal. A journaled log's reactor journal (and the files an earlier
+ * run kept, for any fsync log) may hold chunks of this log at or past
+ * `offset`, written before the truncation, which a restart would replay
+ * over the cut. Each chunk carries the generation of the log that wrote it
+ * (journal_format.h, SL_JC_GEN; 0 before any truncation, and in older
+ * files); the record holds the newest generation, and recovery
+ * (sl_log_open) drops every chunk of the log whose generation is below the
+ * record's. Dropping all of them, not only those past `offset`, is right
+ * because of step 1: what the old chunks held below `offset` is in synced
+ * segments, and no old chunk may resurrect anything above it. Chunks
+ * written after the truncation carry the new generation and replay as
+ * before (from `offset` on, after the segment's end). The generation, not
+ * the journal's file or frame numbers, tells old from new: those restart
+ * when a run finds no journal file, and a partition may move to another
+ * reactor's journal between runs. Several truncations need nothing more:
+ * each one's step 1 covers the ones before. A crash between steps 1 and 2
+ * leaves the old generation and the old chunks, which the segments already
+ * hold. Should a record be lost (the folder restored from elsewhere), the
+ * largest generation among the chunks counts instead, and new chunks are
+ * stamped above it.
+ *
+ * Returns 0, -EINVAL, -EBUSY, -SL_ELOG_FAILED (sl_log_error says why, as
+ * err), -SL_ECORRUPT (no batch boundary where the segment should have one:
+ * err names the file and byte) or -errno. The owner's thread.
+ */
+int sl_log_truncate(struct sl_log *log, uint64_t offset, char *err, size_t errlen);
+
+/* The `truncated` record: the newest truncation's generation (>= 1) and
+ * offset. */
+struct sl_log_trunc {
+	uint64_t gen;
+	uint64_t offset;
+};
+/* The log's (gen 0 when it was never truncated). */
+void sl_log_truncation(const struct sl_log *log, struct sl_log_trunc *out);
+/* The record's bytes (the fuzz target, the golden test): decode checks the
+ * size, magic, checksum and a generation >= 1 (-SL_ECORRUPT, err saying
+ * what; *out untouched); encode returns the size, writing only when it fits
+ * cap. Pure, any thread. */
+int sl_log_trunc_decode(const uint8_t *p, size_t n, struct sl_log_trunc *out, char *err,
+                        size_t errlen);
+size_t sl_log_trunc_encode(const struct sl_log_trunc *t, uint8_t *p, size_t cap);
+
 /* The log's preparer (its options'), or NULL. */
 struct sl_segprep *sl_log_segprep(const struct sl_log *log);
 

@@ -13,6 +13,8 @@
  *   journal.c  a reactor's journal (log.h): the owner's thread, checkpoints on
  *              the preparer's
  *   jrec.c     the journals read back for recovery: the opening thread
+ *   truncate.c sl_log_truncate: the owner's thread, the log idle; its
+ *              record read at open: the opening thread
  */
 #ifndef SL_LOG_IMPL_H
 #define SL_LOG_IMPL_H
@@ -164,6 +166,11 @@ struct sl_log {
 	bool jlazy;         /* on the journal's deferred-write list */
 	uint64_t jlazy_since;
 	bool replaying; /* open: replaying the journal (no on_seal) */
+	/* Truncation (truncate.c, log.h): the generation its journal chunks
+	 * carry (the `truncated` record's, 0 without one) and where that
+	 * truncation cut the log. */
+	uint64_t jgen;
+	uint64_t trunc_at;
 
 	/* Raw appends (sl_log_append_raw): where the buffered group holds
 	 * batches that must reach the segment verbatim, never resealed
@@ -222,11 +229,18 @@ struct sl_jchunk {
 	const uint8_t *p;
 	uint32_t len;
 	uint64_t first, end;
+	uint64_t gen;   /* the log's truncation generation when written */
 	uint64_t order; /* file, frame and place: ties in `first` keep it */
 	bool claimed;
 };
 /* The chunks of `key`, sorted by offset (marked claimed): their count. */
 size_t sl__jrec_find(struct sl_jrec *r, const char *key, struct sl_jchunk **out);
+
+/* ---- truncate.c ------------------------------------------------------------ */
+
+/* Reads the folder's `truncated` record into jgen and trunc_at (none: 0).
+ * -SL_ECORRUPT or -errno with err naming the file. The opening thread. */
+int sl__trunc_load(struct sl_log *log, char *err, size_t errlen);
 
 /* ---- segment.c: the log's thread unless marked ---------------------------- */
 

@@ -328,6 +328,42 @@ out:
 	return ret;
 }
 
+/*
+ * The journal's chunks of a log that was truncated since they were written
+ * (their generation is below its record's) hold nothing the segments lack
+ * below the cut, and only cut events above it (log.h, truncation): they are
+ * not replayed. *ch becomes the chunks kept (*kept, malloc'd, when some were
+ * dropped). A record behind the chunks (lost) yields to their newest
+ * generation, which new chunks then carry too.
+ */
+static int sl__drop_truncated(struct sl_log *log, struct sl_jchunk **ch, size_t *n,
+                              struct sl_jchunk **kept)
+{
+	uint64_t gen = log->jgen;
+	size_t m = 0;
+	for (size_t i = 0; i < *n; i++)
+		if ((*ch)[i].gen > gen)
+			gen = (*ch)[i].gen;
+	log->jgen = gen;
+	for (size_t i = 0; i < *n; i++)
+		m += (*ch)[i].gen >= gen;
+	if (m == *n)
+		return 0;
+	*kept = malloc((m ? m : 1) * sizeof(**kept));
+	if (!*kept)
+		return -ENOMEM;
+	for (size_t i = 0, o = 0; i < *n; i++)
+		if ((*ch)[i].gen >= gen)
+			(*kept)[o++] = (*ch)[i];
+	fprintf(stderr,
+	        "sluiced: %s: %zu journal chunk(s) written before its truncation at offset "
+	        "%" PRIu64 " (generation %" PRIu64 ") not replayed\n",
+	        log->dir, *n - m, log->trunc_at, gen);
+	*ch = *kept;
+	*n = m;
+	return 0;
+}
+
 static int sl__mkdirs(const char *dir)
 {
 	char *p = strdup(dir);
@@ -352,6 +388,7 @@ static int sl__mkdirs(const char *dir)
 int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, size_t errlen)
 {
 	struct sl_log *log = calloc(1, sizeof(*log));
+	struct sl_jchunk *kept = NULL;
 	uint64_t *bases = NULL;
 	size_t n_bases = 0;
 	int ret = -ENOMEM;
@@ -389,6 +426,9 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 	log->prep.fd = -1;
 	/* A prepared segment a crash left behind: never part of the log. */
 	unlink(log->prep.path);
+	ret = sl__trunc_load(log, err, errlen);
+	if (ret < 0)
+		goto fail;
 	ret = sl__list_bases(log->dir, true, 0, &bases, &n_bases);
 	if (ret < 0) {
 		snprintf(err, errlen, "read folder %s: %s", log->dir, strerror(-ret));
@@ -428,6 +468,11 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 			goto fail;
 		}
 		n_ch = opts->replay ? sl__jrec_find(opts->replay, log->jkey, &ch) : 0;
+		if (n_ch) {
+			ret = sl__drop_truncated(log, &ch, &n_ch, &kept);
+			if (ret < 0)
+				goto fail;
+		}
 		if (n_ch && !log->n_segs) {
 			/* The folder lost its first segment (or never had it
 			 * on the device): the journal must start at 0. */
@@ -483,10 +528,12 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 			goto fail;
 	}
 	log->last_sync_ns = sl_now_ns();
+	free(kept);
 	free(bases);
 	*out = log;
 	return 0;
 fail:
+	free(kept);
 	free(bases);
 	sl_log_close(log);
 	return ret;

@@ -522,3 +522,564 @@ Test(replica, replicated_recovery_cuts_a_damaged_then_valid_tail)
 	cr_assert_eq(sl_log_end(l), 5);
 	sl_log_close(l);
 }
+
+/* ---- truncation (sl_log_truncate) ------------------------------------------ */
+
+#include "log/truncated_format.h"
+
+/* Appends `groups` batches of `per` events each, producer pid0 + g for
+ * group g (so each is its own batch), committing after every `commit_every`
+ * groups. Batch boundaries are the multiples of `per`. */
+static void append_batches(struct sl_log *log, uint64_t pid0, uint32_t groups, uint32_t per,
+                           uint32_t commit_every)
+{
+	for (uint32_t g = 0; g < groups; g++) {
+		append_n(log, pid0 + g, 0, per);
+		if ((g + 1) % commit_every == 0)
+			commit(log);
+	}
+	commit(log);
+}
+
+/* What a log should hold: offset ranges [from, to), each of producer pid
+ * from sequence seq0 (the events make_event gives). */
+struct span {
+	uint64_t from, to, pid, seq0;
+};
+
+static int check_record(void *arg, const struct sl_log_record *rec)
+{
+	const struct span *sp = arg;
+	while (rec->offset >= sp->to)
+		sp++;
+	uint8_t ev[256];
+	uint64_t seq = sp->seq0 + (rec->offset - sp->from);
+	cr_assert_eq(rec->producer_id, sp->pid, "offset %llu: producer %llu, want %llu",
+	             (unsigned long long)rec->offset, (unsigned long long)rec->producer_id,
+	             (unsigned long long)sp->pid);
+	cr_assert_eq(rec->seq, seq, "offset %llu: seq", (unsigned long long)rec->offset);
+	uint32_t len = make_event(ev, sp->pid, seq);
+	cr_assert_eq(rec->len, len);
+	cr_assert_eq(memcmp(rec->event, ev, len), 0, "offset %llu: bytes",
+	             (unsigned long long)rec->offset);
+	return 0;
+}
+
+/* A fresh view of the folder reads exactly the spans, to the last one's
+ * end (where the log ends: the callers check sl_log_end). */
+static void expect_view(const char *sub, const struct span *sp, size_t n)
+{
+	char dir[400];
+	struct sl_log_view *v;
+	uint64_t from = 0, end = sp[n - 1].to, next = 0;
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, sub);
+	cr_assert_eq(sl_log_view_open(dir, &v), 0);
+	while (from < end) {
+		int ret =
+		    sl_log_view_read(v, from, end, 1000, 1 << 20, check_record, (void *)sp, &next);
+		cr_assert_gt(ret, 0, "view read at %llu: %s", (unsigned long long)from,
+		             sl_log_view_strerror(v, ret));
+		from = next;
+	}
+	cr_assert_eq(from, end);
+	sl_log_view_close(v);
+	/* Each span's first event again, last first, by a fresh view: it
+	 * seeks through the segments' indexes instead of reading on. */
+	cr_assert_eq(sl_log_view_open(dir, &v), 0);
+	for (size_t i = n; i-- > 0;) {
+		int ret =
+		    sl_log_view_read(v, sp[i].from, end, 1, 1, check_record, (void *)sp, &next);
+		cr_assert_eq(ret, 1, "seek to %llu: %s", (unsigned long long)sp[i].from,
+		             sl_log_view_strerror(v, ret));
+		cr_assert_eq(next, sp[i].from + 1);
+	}
+	sl_log_view_close(v);
+}
+
+static bool file_exists(const char *sub, const char *name)
+{
+	char path[600];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s/%s", g_dir, sub, name);
+	return stat(path, &st) == 0;
+}
+
+static off_t file_size(const char *sub, const char *name)
+{
+	char path[600];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s/%s", g_dir, sub, name);
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	return st.st_size;
+}
+
+static void touch(const char *sub, const char *name)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s/%s", g_dir, sub, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "x", 1), 1);
+	close(fd);
+}
+
+/* Segment bases of a folder, ascending. */
+static size_t bases_of(const char *sub, uint64_t *out, size_t cap)
+{
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, sub);
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d);
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strlen(de->d_name) == 24 && !strcmp(de->d_name + 20, ".log")) {
+			cr_assert_lt(n, cap);
+			out[n++] = strtoull(de->d_name, NULL, 10);
+		}
+	closedir(d);
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && out[k - 1] > out[k]; k--) {
+			uint64_t t = out[k];
+			out[k] = out[k - 1];
+			out[k - 1] = t;
+		}
+	return n;
+}
+
+static void truncate_ok(struct sl_log *log, uint64_t offset)
+{
+	char err[400];
+	int ret = sl_log_truncate(log, offset, err, sizeof(err));
+	cr_assert_eq(ret, 0, "truncate to %llu: %s (%s)", (unsigned long long)offset,
+	             sl_strerror(ret), err);
+	cr_assert_eq(sl_log_end(log), offset);
+	cr_assert_eq(sl_log_durable(log), offset);
+	cr_assert_eq(sl_log_acked(log), offset);
+}
+
+Test(replica, truncate_to_the_middle_of_the_last_segment)
+{
+	struct sl_log *l = open_at("p", 1 << 20, NULL, NULL, false);
+	append_batches(l, 1, 3, 10, 1); /* batches at 0, 10, 20 */
+	off_t before = file_size("p", "00000000000000000000.log");
+	truncate_ok(l, 20);
+	struct sl_log_trunc t;
+	sl_log_truncation(l, &t);
+	cr_assert(t.gen == 1 && t.offset == 20);
+	/* The segment ends at the batch of offset 20: nothing of it stays. */
+	off_t cut = file_size("p", "00000000000000000000.log");
+	cr_assert_lt(cut, before);
+	cr_assert_gt(cut, 0);
+	struct span want1[] = {{0, 10, 1, 0}, {10, 20, 2, 0}};
+	expect_view("p", want1, 2);
+	/* Own appends continue at 20, in the same segment. */
+	append_n(l, 9, 0, 5);
+	commit(l);
+	cr_assert_eq(sl_log_durable(l), 25);
+	struct span want2[] = {{0, 10, 1, 0}, {10, 20, 2, 0}, {20, 25, 9, 0}};
+	expect_view("p", want2, 3);
+	sl_log_close(l);
+	l = open_at("p", 1 << 20, NULL, NULL, false);
+	cr_assert_eq(sl_log_end(l), 25);
+	sl_log_truncation(l, &t);
+	cr_assert(t.gen == 1 && t.offset == 20, "the record is read back");
+	sl_log_close(l);
+	expect_view("p", want2, 3);
+}
+
+Test(replica, truncate_to_an_earlier_segment_drops_later_segments_indexes_checkpoints)
+{
+	/* 8 KiB segments, ~130-byte events, batches of 10: rolls every
+	 * ~60 events. */
+	struct sl_log *l = open_at("p", 8192, NULL, NULL, false);
+	append_batches(l, 1, 30, 10, 2);
+	uint64_t b[64];
+	size_t n = bases_of("p", b, 64);
+	cr_assert_geq(n, 4, "segments: %zu", n);
+	cr_assert(b[1] > 30, "offset 20 is well inside the first segment (the next starts at %llu)",
+	          (unsigned long long)b[1]);
+	/* Producer checkpoints at each segment's base, as rolls leave them
+	 * (the log never reads them: names are what counts here). */
+	char name[64];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%020llu.dedup", (unsigned long long)b[i]);
+		touch("p", name);
+	}
+	touch("p", "00000000000000000020.dedup"); /* at the cut: stays */
+	cr_assert(file_exists("p", "00000000000000000000.idx"), "sealed segments have indexes");
+	truncate_ok(l, 20);
+	uint64_t b2[64];
+	cr_assert_eq(bases_of("p", b2, 64), 1, "later segments deleted");
+	cr_assert_eq(b2[0], 0);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%020llu.idx", (unsigned long long)b[i]);
+		cr_assert_not(file_exists("p", name), "%s left", name);
+		snprintf(name, sizeof(name), "%020llu.dedup", (unsigned long long)b[i]);
+		cr_assert_eq(file_exists("p", name), b[i] <= 20, "%s", name);
+	}
+	cr_assert(file_exists("p", "00000000000000000020.dedup"));
+	struct span want1[] = {{0, 10, 1, 0}, {10, 20, 2, 0}};
+	expect_view("p", want1, 2);
+	/* Appends continue at 20 and roll again as a segment fills (the cut
+	 * segment is sealed again with an index of its own). */
+	append_batches(l, 50, 20, 10, 2);
+	cr_assert_eq(sl_log_durable(l), 220);
+	cr_assert(file_exists("p", "00000000000000000000.idx"));
+	cr_assert_geq(bases_of("p", b2, 64), 3, "rolled again");
+	struct span want3[22];
+	memcpy(want3, want1, sizeof(want1));
+	for (uint32_t g = 0; g < 20; g++)
+		want3[2 + g] = (struct span){20 + g * 10, 30 + g * 10, 50 + g, 0};
+	expect_view("p", want3, 22);
+	sl_log_close(l);
+	l = open_at("p", 8192, NULL, NULL, false);
+	cr_assert_eq(sl_log_end(l), 220);
+	sl_log_close(l);
+	expect_view("p", want3, 22);
+}
+
+Test(replica, truncate_refuses_inside_a_batch_beyond_the_end_and_while_busy)
+{
+	char err[400];
+	struct sl_log *l = open_at("p", 1 << 20, NULL, NULL, false);
+	append_batches(l, 1, 3, 10, 1);
+	cr_assert_eq(sl_log_truncate(l, 15, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "inside the batch"), "%s", err);
+	cr_assert_eq(sl_log_truncate(l, 31, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(sl_log_truncate(l, UINT64_MAX, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(sl_log_end(l), 30, "nothing cut");
+	cr_assert_eq(sl_log_truncate(l, 30, err, sizeof(err)), 0, "at the end: nothing to do");
+	struct sl_log_trunc t;
+	sl_log_truncation(l, &t);
+	cr_assert_eq(t.gen, 0, "and no record written");
+	cr_assert_not(file_exists("p", SL_TRUNC_FILE));
+	/* Bytes buffered: the owner waits until the log is idle. */
+	append_n(l, 7, 0, 3);
+	cr_assert_eq(sl_log_truncate(l, 10, err, sizeof(err)), -EBUSY);
+	/* A group in flight (written, its fdatasync queued): still busy. */
+	cr_assert_eq(sl_log_flush(l, &g_ring, 7), 1);
+	cr_assert_geq(io_uring_submit(&g_ring), 1);
+	cr_assert_eq(sl_log_truncate(l, 10, err, sizeof(err)), -EBUSY);
+	commit(l);
+	cr_assert_eq(sl_log_end(l), 33);
+	struct span want[] = {{0, 10, 1, 0}, {10, 20, 2, 0}, {20, 30, 3, 0}, {30, 33, 7, 0}};
+	expect_view("p", want, 4);
+	truncate_ok(l, 10);
+	sl_log_close(l);
+}
+
+Test(replica, truncate_journaled_refuses_what_the_journal_has_not_acked)
+{
+	char err[400];
+	struct sl_journal *j = open_journal(0);
+	struct sl_log *l = open_at("p", 1 << 20, j, NULL, false);
+	append_batches(l, 1, 3, 10, 1);
+	append_n(l, 7, 0, 3);
+	cr_assert_eq(sl_log_flush(l, &g_ring, 7), 3, "handed to the journal");
+	cr_assert_eq(sl_log_truncate(l, 10, err, sizeof(err)), -EBUSY);
+	/* The journal's frame, written and its sync queued: still busy. */
+	cr_assert_eq(sl_journal_commit(j, &g_ring, 42, journal_cb, NULL), 1);
+	cr_assert_geq(io_uring_submit(&g_ring), 1);
+	cr_assert_eq(sl_log_truncate(l, 10, err, sizeof(err)), -EBUSY);
+	struct io_uring_cqe *cqe;
+	cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+	cr_assert_eq(sl_journal_on_cqe(j, cqe->res, journal_cb, NULL), 1);
+	io_uring_cqe_seen(&g_ring, cqe);
+	cr_assert_eq(sl_log_acked(l), 33);
+	cr_assert_lt(sl_log_durable(l), 33, "the bytes wait for their segment write");
+	/* Acked; its bytes may wait for the segment: truncate writes them. */
+	truncate_ok(l, 20);
+	struct span want[] = {{0, 10, 1, 0}, {10, 20, 2, 0}};
+	expect_view("p", want, 2);
+	sl_log_close(l);
+	sl_journal_destroy(j);
+}
+
+/* A follower that replicated `leader`; a new leader that shares the first
+ * `keep` offsets with it and then went on with its own events; the
+ * follower truncates to `keep` and fetches again: both logs read back the
+ * same batches, byte for byte. */
+static void raw_after_truncate_case(bool journaled)
+{
+	char ldir[400], ndir[400];
+	snprintf(ldir, sizeof(ldir), "%s/leader", g_dir);
+	snprintf(ndir, sizeof(ndir), "%s/newleader", g_dir);
+	struct sl_log *l = open_at("leader", 8192, NULL, NULL, false);
+	uint64_t end = write_leader(l);
+	struct sl_journal *j = journaled ? open_journal(0) : NULL;
+	struct sl_log *f = open_at("follower", 8192, j, NULL, true);
+	replicate(l, ldir, f, 3000);
+	cr_assert_eq(sl_log_end(f), end);
+
+	/* The new leader: the old leader's batches up to a batch boundary
+	 * past the second segment, then events of its own. */
+	struct sl_log_view *v;
+	size_t cap = 1 << 20, len;
+	uint8_t *buf = malloc(cap);
+	uint64_t keep;
+	cr_assert_eq(sl_log_view_open(ldir, &v), 0);
+	cr_assert_gt(sl_log_view_read_raw(v, 0, end, 17000, buf, cap, &len, &keep), 0);
+	sl_log_view_close(v);
+	cr_assert(keep > 0 && keep < end);
+	struct sl_log *nl = open_at("newleader", 8192, NULL, NULL, true);
+	uint64_t nend;
+	for (size_t at = 0; at < len;) {
+		int took = sl_log_append_raw(nl, buf + at, len - at, &nend);
+		cr_assert_geq(took, 0);
+		at += (size_t)took;
+		commit(nl);
+	}
+	cr_assert_eq(sl_log_end(nl), keep);
+	/* One group of its own larger than what its segment has left: it
+	 * rolls right at keep, and every batch of that group has unit_start
+	 * 0, so only the batch before keep (whose unit_start is not 0: it
+	 * is not the first group of its segment) tells a follower to roll. */
+	for (uint32_t g = 0; g < 9; g++)
+		append_n(nl, 30 + g, 0, 7);
+	commit(nl);
+	append_batches(nl, 40, 30, 7, 3);
+	uint64_t nbases[64], fb[64];
+	size_t n_nb = bases_of("newleader", nbases, 64), k = 0;
+	while (k < n_nb && nbases[k] != keep)
+		k++;
+	cr_assert_lt(k, n_nb, "the new leader rolled at %llu", (unsigned long long)keep);
+
+	truncate_ok(f, keep);
+	replicate(nl, ndir, f, 3000);
+	cr_assert_eq(sl_log_end(f), sl_log_end(nl));
+	size_t n_fb = bases_of("follower", fb, 64);
+	k = 0;
+	while (k < n_fb && fb[k] != keep)
+		k++;
+	cr_assert_lt(k, n_fb, "the follower rolled where its new leader did (%llu)",
+	             (unsigned long long)keep);
+	/* And own appends after the raw ones. */
+	uint64_t fend = sl_log_end(f);
+	append_n(f, 99, 0, 4);
+	commit(f);
+	cr_assert_eq(sl_log_acked(f), fend + 4);
+	truncate_ok(f, fend);
+
+	/* Both read back the same batches (segment boundaries may differ,
+	 * log.h: the replica's roll rule). */
+	uint8_t *a = malloc(cap), *b = malloc(cap);
+	size_t la, lb;
+	uint64_t na, nb;
+	struct sl_log_view *va, *vb;
+	char fdir[400];
+	snprintf(fdir, sizeof(fdir), "%s/follower", g_dir);
+	cr_assert_eq(sl_log_view_open(ndir, &va), 0);
+	cr_assert_eq(sl_log_view_open(fdir, &vb), 0);
+	for (uint64_t at = 0; at < fend; at = na) {
+		cr_assert_gt(sl_log_view_read_raw(va, at, fend, 1 << 19, a, cap, &la, &na), 0);
+		cr_assert_gt(sl_log_view_read_raw(vb, at, fend, 1 << 19, b, cap, &lb, &nb), 0,
+		             "follower at %llu: %s", (unsigned long long)at, sl_log_view_error(vb));
+		cr_assert_eq(na, nb);
+		cr_assert_eq(la, lb);
+		cr_assert_eq(memcmp(a, b, la), 0, "batches from %llu differ",
+		             (unsigned long long)at);
+	}
+	sl_log_view_close(va);
+	sl_log_view_close(vb);
+	free(a);
+	free(b);
+	free(buf);
+	sl_log_close(f);
+	if (j)
+		sl_journal_destroy(j);
+	sl_log_close(nl);
+	sl_log_close(l);
+}
+
+Test(replica, truncate_then_raw_appends_from_a_new_leader)
+{
+	raw_after_truncate_case(false);
+}
+
+Test(replica, truncate_then_raw_appends_from_a_new_leader_journaled)
+{
+	raw_after_truncate_case(true);
+}
+
+/* ---- truncation and crashes ------------------------------------------------ */
+
+/*
+ * In a child (its own ring): log "p" (journaled when asked, 1 MiB
+ * segments) gets producers 1, 2, 3 as batches [0,10) [10,20) [20,30), each
+ * its own group commit; then for each step of `plan`: a truncation to
+ * `to`, then `add` events of producer `pid` in one group commit. The child
+ * dies without closing anything (a kill -9), its journal's deferred
+ * segment writes never made: what they hold is only in the journal.
+ */
+struct step {
+	uint64_t to, pid;
+	uint32_t add;
+};
+
+static void child_truncates_and_dies(bool journaled, const struct step *plan, size_t n)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char err[400];
+		if (io_uring_queue_init(64, &g_ring, 0) < 0)
+			_exit(4);
+		struct sl_journal *j = journaled ? open_journal(0) : NULL;
+		struct sl_log *l = open_at("p", 1 << 20, j, NULL, false);
+		append_batches(l, 1, 3, 10, 1);
+		for (size_t i = 0; i < n; i++) {
+			if (sl_log_truncate(l, plan[i].to, err, sizeof(err)) != 0 ||
+			    sl_log_end(l) != plan[i].to)
+				_exit(3);
+			if (plan[i].add) {
+				append_n(l, plan[i].pid, 0, plan[i].add);
+				commit(l);
+			}
+		}
+		_exit(0);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: %d", st);
+}
+
+/* Recovery as the server does it: the journals read back, a journal for
+ * this run numbered after them, the log opened with the replay. keep: the
+ * journal files stay for the next start (as when another partition was
+ * refused). */
+static void reopen_expect(bool journaled, bool keep, const struct span *want, size_t n)
+{
+	char err[400];
+	struct sl_jrec *rec;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	struct sl_journal *j = journaled ? open_journal(sl_jrec_next_seq(rec)) : NULL;
+	struct sl_log *l = open_at("p", 1 << 20, j, rec, false);
+	cr_assert_eq(sl_log_end(l), want[n - 1].to, "the log ends at %llu",
+	             (unsigned long long)sl_log_end(l));
+	cr_assert_eq(sl_jrec_finish(rec, g_dir, keep, err, sizeof(err)), 0, "%s", err);
+	sl_log_close(l);
+	if (j)
+		sl_journal_destroy(j);
+	expect_view("p", want, n);
+}
+
+Test(replica, truncate_then_crash_plain)
+{
+	struct step plan[] = {{10, 0, 0}};
+	child_truncates_and_dies(false, plan, 1);
+	struct span want[] = {{0, 10, 1, 0}};
+	reopen_expect(false, false, want, 1);
+}
+
+Test(replica, truncate_append_then_crash_plain)
+{
+	struct step plan[] = {{10, 9, 5}};
+	child_truncates_and_dies(false, plan, 1);
+	struct span want[] = {{0, 10, 1, 0}, {10, 15, 9, 0}};
+	reopen_expect(false, false, want, 2);
+}
+
+Test(replica, truncate_then_crash_journaled_resurrects_nothing)
+{
+	struct step plan[] = {{10, 0, 0}};
+	child_truncates_and_dies(true, plan, 1);
+	/* The journal still holds [0, 30), written before the truncation. */
+	char err[400];
+	struct sl_jrec *rec;
+	uint64_t files, frames, chunks;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	sl_jrec_counts(rec, &files, &frames, &chunks);
+	cr_assert_eq(chunks, 3, "the old chunks are there to be dropped");
+	sl_jrec_free(rec);
+	struct span want[] = {{0, 10, 1, 0}};
+	reopen_expect(true, true, want, 1);
+	/* The files were kept: a second start drops them again. */
+	reopen_expect(true, false, want, 1);
+}
+
+Test(replica, truncate_append_then_crash_journaled_replays_only_the_new)
+{
+	struct step plan[] = {{10, 9, 5}};
+	child_truncates_and_dies(true, plan, 1);
+	char err[400];
+	struct sl_jrec *rec;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	struct sl_journal *j = open_journal(sl_jrec_next_seq(rec));
+	struct sl_log *l = open_at("p", 1 << 20, j, rec, false);
+	struct sl_log_stats st;
+	sl_log_get_stats(l, &st);
+	cr_assert_gt(st.recovered_replayed_batches, 0,
+	             "the events after the truncation were in the journal only");
+	cr_assert_eq(sl_log_end(l), 15);
+	cr_assert_eq(sl_jrec_finish(rec, g_dir, true, err, sizeof(err)), 0, "%s", err);
+	/* Appends go on after the replayed ones (this run's generation). */
+	append_n(l, 11, 0, 5);
+	commit(l);
+	sl_log_close(l);
+	sl_journal_destroy(j);
+	struct span want[] = {{0, 10, 1, 0}, {10, 15, 9, 0}, {15, 20, 11, 0}};
+	reopen_expect(true, false, want, 3);
+}
+
+Test(replica, truncate_twice_then_crash_journaled)
+{
+	/* [20,30) of producer 8 written after the first truncation, cut by the
+	 * second: two generations of chunks beyond what the log keeps. */
+	struct step plan[] = {{20, 8, 10}, {20, 9, 5}};
+	child_truncates_and_dies(true, plan, 2);
+	struct span want[] = {{0, 10, 1, 0}, {10, 20, 2, 0}, {20, 25, 9, 0}};
+	reopen_expect(true, false, want, 3);
+}
+
+/* ---- the truncation record -------------------------------------------------- */
+
+/* The format's bytes, spelled out: a change to the layout fails here. */
+static const uint8_t golden_trunc[] = {
+    0x53, 0x4c, 0x54, 0x31,             /* 'SLT1' */
+    0,    0,    0,    0,                /* crc32c, filled below */
+    2,    0,    0,    0,    0, 0, 0, 0, /* generation 2 */
+    0x10, 0x27, 0,    0,    0, 0, 0, 0, /* offset 10000 */
+};
+
+Test(replica, truncation_record_golden_bytes_and_damage_refused)
+{
+	uint8_t want[sizeof(golden_trunc)], got[64];
+	char err[400], path[500];
+	struct sl_log_trunc t = {.gen = 2, .offset = 10000}, back;
+	memcpy(want, golden_trunc, sizeof(want));
+	sl_put_le32(want + SL_TRUNC_CRC,
+	            sl_crc32c(0, want + SL_TRUNC_CRC_FROM, sizeof(want) - SL_TRUNC_CRC_FROM));
+	cr_assert_eq(sl_log_trunc_encode(&t, NULL, 0), sizeof(want));
+	cr_assert_eq(sl_log_trunc_encode(&t, got, sizeof(got)), sizeof(want));
+	cr_assert_eq(memcmp(got, want, sizeof(want)), 0, "truncated bytes changed");
+	cr_assert_eq(sl_get_le32(got + SL_TRUNC_CRC), 0x074ccd67u, "crc32c known answer: %08x",
+	             sl_get_le32(got + SL_TRUNC_CRC));
+	cr_assert_eq(sl_log_trunc_decode(got, sizeof(want), &back, err, sizeof(err)), 0);
+	cr_assert(back.gen == 2 && back.offset == 10000);
+	cr_assert_eq(sl_log_trunc_decode(got, sizeof(want) - 1, &back, err, sizeof(err)),
+	             -SL_ECORRUPT);
+
+	/* What a truncation writes, at generation 1 then 2. */
+	struct sl_log *l = open_at("p", 1 << 20, NULL, NULL, false);
+	append_batches(l, 1, 3, 10, 1);
+	truncate_ok(l, 20);
+	truncate_ok(l, 10);
+	sl_log_close(l);
+	snprintf(path, sizeof(path), "%s/p/%s", g_dir, SL_TRUNC_FILE);
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(read(fd, got, sizeof(got)), SL_TRUNC_SIZE);
+	cr_assert_eq(sl_log_trunc_decode(got, SL_TRUNC_SIZE, &back, err, sizeof(err)), 0);
+	cr_assert(back.gen == 2 && back.offset == 10);
+	/* A damaged record refuses the partition, naming the file. */
+	uint8_t x = got[SL_TRUNC_GEN] ^ 4;
+	cr_assert_eq(pwrite(fd, &x, 1, SL_TRUNC_GEN), 1);
+	close(fd);
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s/p", g_dir);
+	struct sl_log_opts o = {.dir = dir, .segment_bytes = 1 << 20};
+	cr_assert_eq(sl_log_open(&o, &l, err, sizeof(err)), -SL_ECORRUPT);
+	cr_assert_not_null(strstr(err, SL_TRUNC_FILE), "names the file: %s", err);
+	cr_assert_not_null(strstr(err, "checksum"), "%s", err);
+}
