@@ -28,6 +28,7 @@ int sl_cli_projection(int argc, char **argv);
 int sl_cli_status(int argc, char **argv);
 int sl_cli_topic(int argc, char **argv);
 int sl_cli_cluster(int argc, char **argv);
+int sl_cli_partition(int argc, char **argv);
 
 struct json_object;
 /* `sluice cluster status`'s merge (cluster.c): the first node's /v1/cluster

@@ -304,3 +304,121 @@ int sl_cli_cluster(int argc, char **argv)
 	json_object_put(first);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
+
+/* ---- sluice partition leader -------------------------------------------------- */
+
+static void sl__partition_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: sluice partition leader TOPIC PARTITION NODE [--http HOST:PORT]\n"
+	        "\n"
+	        "Moves the partition's leadership to NODE, an in-sync replica, safely: the\n"
+	        "current leader stops taking events, waits until everything it took is acked\n"
+	        "and durable on NODE, then hands over in the next leader epoch (etcd). Clients\n"
+	        "that get ERR_NOT_LEADER meanwhile find the new leader and resend. Asks the\n"
+	        "node at --http where the leader is, then asks the leader.\n"
+	        "\n"
+	        "  --http H:P     a node's HTTP address (default " SL_CLI_DEFAULT_HTTP
+	        ", or $SLUICE_HTTP)\n" SL_CLI_TOKEN_USAGE "\n"
+	        "Exit status: 0 once NODE leads (or already did); 1 when the move was refused\n"
+	        "or timed out (the answer says why; the partition stays where it was); 2 for\n"
+	        "bad usage.\n");
+}
+
+int sl_cli_partition(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"http", required_argument, NULL, 't'},
+	    {"token-file", required_argument, NULL, 'K'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *token_file = NULL;
+	struct sl_cli_server http;
+	bool have_http = false;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (sl_cli_server_parse(optarg, &http) < 0) {
+				fprintf(stderr,
+				        "sluice partition: --http: expected HOST:PORT, got '%s'\n",
+				        optarg);
+				return 2;
+			}
+			have_http = true;
+			break;
+		case 'K':
+			token_file = optarg;
+			break;
+		case 'h':
+			sl__partition_usage(stdout);
+			return 0;
+		default:
+			sl__partition_usage(stderr);
+			return 2;
+		}
+	}
+	char *end = NULL;
+	long long part = optind + 2 < argc ? strtoll(argv[optind + 2], &end, 10) : -1;
+	if (optind + 4 != argc || strcmp(argv[optind], "leader") || !end || *end || part < 0) {
+		sl__partition_usage(stderr);
+		return 2;
+	}
+	const char *topic = argv[optind + 1], *node = argv[optind + 3];
+	if (!have_http && sl_cli_http_default(&http) < 0) {
+		fprintf(stderr, "sluice partition: SLUICE_HTTP is not HOST:PORT\n");
+		return 2;
+	}
+	if (sl_cli_token("sluice partition", token_file, &http) < 0)
+		return 2;
+
+	char err[512];
+	struct json_object *doc;
+	int ret = sl__ask(&http, &doc, err, sizeof(err));
+	if (ret != 0) {
+		fprintf(stderr, "sluice partition: %s\n", ret == 1 ? "not in a cluster" : err);
+		return 1;
+	}
+	/* The leader's HTTP address, from the node list. */
+	struct json_object *p = sl__find_part(doc, topic, part);
+	const char *leader = p ? sl__str(p, "leader") : NULL;
+	struct json_object *nodes = sl__get(doc, "nodes", json_type_array);
+	struct sl_cli_server lh;
+	bool found = false;
+	for (size_t i = 0; leader && nodes && i < json_object_array_length(nodes); i++) {
+		struct json_object *n = json_object_array_get_idx(nodes, i);
+		const char *id = sl__str(n, "id"), *addr = sl__str(n, "http");
+		if (id && addr && !strcmp(id, leader) && sl_cli_server_parse(addr, &lh) == 0)
+			found = true;
+	}
+	if (!found) {
+		fprintf(stderr, "sluice partition: %s/%lld: %s\n", topic, part,
+		        !p ? "no such partition" : "its leader's HTTP address is not known");
+		json_object_put(doc);
+		return 1;
+	}
+	memcpy(lh.token, http.token, sizeof(lh.token));
+	json_object_put(doc);
+	char path[SL_CLI_MAX_URL];
+	snprintf(path, sizeof(path), "/v1/cluster/leader?topic=%s&partition=%lld&node=%s", topic,
+	         part, node);
+	struct sl_cli_body body = {0};
+	long status = 0;
+	/* The leader waits up to 10 s for the target to catch up. */
+	ret = sl_cli_http_request(&lh, "POST", path, NULL, 0, SL__CLUSTER_TIMEOUT_MS,
+	                          SL__CLUSTER_TIMEOUT_MS + 15000, &body, &status, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "sluice partition: %s\n", err);
+		return 1;
+	}
+	printf("%s", body.data ? body.data : "");
+	free(body.data);
+	if (status != 200) {
+		fprintf(stderr, "sluice partition: HTTP %ld from the leader\n", status);
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}

@@ -24,6 +24,7 @@ static const struct sl_cli_cmd sl_cli_cmds[] = {
     {"status", "topics, partitions and their offsets (groups: not yet)", sl_cli_status},
     {"topic", "create, list, describe, alter or delete topics (over the HTTP port)", sl_cli_topic},
     {"cluster", "cluster status: nodes, partition leaders, replicas and their lag", sl_cli_cluster},
+    {"partition", "move a partition's leadership to another in-sync replica", sl_cli_partition},
 };
 
 static void usage(FILE *out)
