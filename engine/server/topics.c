@@ -557,6 +557,14 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 		status = sl__error(body, blen, 500, "internal", "out of memory");
 		goto out;
 	}
+	if (srv->cl) {
+		/* A topic made here would live on this node alone, beside the
+		 * cluster's placement: refused until placement covers it. */
+		status = sl__error(body, blen, 409, "not_supported",
+		                   "topics at runtime are not available in cluster mode yet: list "
+		                   "the topic in every node's config");
+		goto out;
+	}
 	ret = sl__parse_body(json, len, &root, err, sizeof(err));
 	if (ret < 0) {
 		status = sl__error(body, blen, 400, "bad_request", "%s", err);
