@@ -686,8 +686,10 @@ int sl__rt_open(struct sl_client *c, const struct sl__hostport *servers, size_t 
 	else
 		ret = 0;
 	sl_frame_msg_free(&md->base);
-	if (ret <= 0)
+	if (ret <= 0) {
+		sl__route_free(&r);
 		goto fail; /* a node alone (or a topic it does not know) */
+	}
 
 	ret = -ENOMEM;
 	rt->routes = calloc(1, sizeof(*rt->routes));
