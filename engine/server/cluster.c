@@ -113,11 +113,13 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 	cl->fetchers.srv = srv;
 	snprintf(cl->fetchers.self, sizeof(cl->fetchers.self), "%s", o->node_id);
 	if (o->token_file) {
+		/* Checked now: a node that cannot read its token would fail
+		 * every connection to its leaders later. */
 		ret =
 		    sl_auth_client_token(o->token_file, cl->token, sizeof(cl->token), err, errlen);
 		if (ret < 0)
 			return ret;
-		cl->fetchers.token = cl->token;
+		cl->fetchers.token_file = o->token_file;
 	}
 	uint32_t n_topics = atomic_load(&srv->topics.n), total = 0;
 	for (uint32_t t = 0; t < n_topics; t++)

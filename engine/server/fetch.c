@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "base/base.h"
 #include "net/net.h"
 #include "proto/proto.h"
@@ -70,7 +71,7 @@ struct sl_fetcher {
 	char node[SL_REPL_ID_MAX];
 	char addr[256];
 	char self[SL_REPL_ID_MAX];
-	const char *token;
+	const char *token_file;
 	pthread_t thread;
 	int efd;
 	_Atomic bool stop;
@@ -81,6 +82,7 @@ struct sl_fetcher {
 	int fd;
 	uint64_t seq;
 	uint64_t backoff_ns, connect_at;
+	int last_err; /* of the last failed connect, 0 after one succeeded */
 	uint8_t *in;
 	size_t in_len, in_cap;
 	struct sl_fetcher *next_fetcher;
@@ -220,9 +222,14 @@ static int sl__fetch_connect(struct sl_fetcher *f)
 	h.max_version = SL_PROTO_VERSION;
 	h.client_name = f->self;
 	h.replica_node = f->self;
-	h.token = (char *)(f->token ? f->token : "");
+	char token[512] = "", terr[256];
+	if (f->token_file &&
+	    sl_auth_client_token(f->token_file, token, sizeof(token), terr, sizeof(terr)) < 0)
+		fprintf(stderr, "sluiced: replication from %s: token: %s\n", f->node, terr);
+	h.token = token;
 	ret = sl__send_msg(f, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base);
 	uint64_t deadline = sl_now_ns() + 2000ull * 1000 * 1000;
+	int got = 0; /* the last read's result: frames it brought are read first */
 	while (ret == 0) {
 		struct sl_frame fr;
 		int n = sl_frame_parse(f->in, f->in_len, SL_FRAME_MAX_LIMIT, &fr);
@@ -243,8 +250,8 @@ static int sl__fetch_connect(struct sl_fetcher *f)
 			ret = -EPROTO;
 			break;
 		}
-		if (n < 0) {
-			ret = n;
+		if (n < 0 || got < 0) {
+			ret = n < 0 ? n : got;
 			break;
 		}
 		uint64_t now = sl_now_ns();
@@ -253,7 +260,7 @@ static int sl__fetch_connect(struct sl_fetcher *f)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		ret = sl__fetch_recv(f);
+		got = sl__fetch_recv(f);
 	}
 	close(fd);
 	f->fd = -1;
@@ -477,8 +484,18 @@ static void *sl__fetch_thread(void *arg)
 		if (f->fd < 0 && now >= f->connect_at) {
 			int ret = sl__fetch_connect(f);
 			if (ret < 0) {
+				/* Said once per kind of failure, not at every retry. */
+				if (ret != f->last_err)
+					fprintf(
+					    stderr,
+					    "sluiced: replication from %s (%s): cannot connect: %s "
+					    "(retrying)\n",
+					    f->node, f->addr, sl_strerror(ret));
+				f->last_err = ret;
 				f->fd = -1;
 				sl__fetch_close(f, sl_strerror(ret));
+			} else {
+				f->last_err = 0;
 			}
 		}
 		uint64_t wake_at = sl__fetch_turn(f, now);
@@ -531,7 +548,7 @@ static struct sl_fetcher *sl__fetcher_get(struct sl_fetchers *fs, const char *no
 		return NULL;
 	f->srv = fs->srv;
 	f->fd = -1;
-	f->token = fs->token;
+	f->token_file = fs->token_file;
 	f->backoff_ns = SL_FETCH_BACKOFF_MIN_NS;
 	snprintf(f->node, sizeof(f->node), "%s", node);
 	snprintf(f->addr, sizeof(f->addr), "%s", addr);

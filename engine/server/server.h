@@ -319,7 +319,9 @@ void sl__cluster_metrics(struct sl_server *srv, FILE *f);
 /* server/fetch.c: the follower's side of replication (cluster mode). */
 struct sl_fetchers {
 	struct sl_server *srv;
-	const char *token; /* what a Hello presents to other nodes (auth) */
+	/* The token file (auth.token_file), read again at every connect so
+	 * that a rotation (SIGHUP) reaches new connections; NULL: no auth. */
+	const char *token_file;
 	char self[SL_REPL_ID_MAX];
 	struct sl_fetcher *list; /* one per leader node; cluster thread */
 };

@@ -43,7 +43,7 @@ TIMEOUT = 120
 
 
 class Cluster:
-    def __init__(self, a, wd, lag="2s", ttl="2s"):
+    def __init__(self, a, wd, lag="2s", ttl="2s", token_files=None):
         self.a = a
         self.wd = wd
         self.etcd = Etcd(wd)
@@ -53,6 +53,7 @@ class Cluster:
         self.ttl = ttl
         self.nodes = {}
         self.gen = {n: 0 for n in NODES}
+        self.token_files = token_files or {}  # node -> its auth.token_file
 
     def node(self, n):
         native, http = self.ports[n]
@@ -62,6 +63,8 @@ class Cluster:
                 self.etcd.url, self.name, self.ttl),
             "projections: []",
         ]
+        if n in self.token_files:
+            extra.append("auth: { token_file: %s }" % self.token_files[n])
         srv = Server(self.a.sluiced, self.wd, port=native, http_port=http, name=n,
                      topics=[("events", 1)], cores=1, extra=extra,
                      topic_keys=["replicas: 3", "acks: quorum",
