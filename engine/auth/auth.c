@@ -241,7 +241,6 @@ bool sl_auth_bearer(const char *value, const char **tok, size_t *len)
 int sl_auth_client_token(const char *path, char *out, size_t cap, char *err, size_t errlen)
 {
 	const char *env = getenv("SLUICE_TOKEN");
-	struct sl__tokens t;
 
 	if (env && *env) {
 		size_t len = strlen(env);
@@ -254,6 +253,13 @@ int sl_auth_client_token(const char *path, char *out, size_t cap, char *err, siz
 	}
 	if (!path)
 		return 0;
+	return sl_auth_file_token(path, out, cap, err, errlen);
+}
+
+int sl_auth_file_token(const char *path, char *out, size_t cap, char *err, size_t errlen)
+{
+	struct sl__tokens t;
+
 	/* A client's own file: its mode is the user's business. */
 	int ret = sl__read(path, false, &t, err, errlen);
 	if (ret < 0)

@@ -58,5 +58,9 @@ bool sl_auth_bearer(const char *value, const char **tok, size_t *len);
  * out[0..cap) NUL-terminated: 1 when a token was found, 0 when none was
  * asked for, -errno / -SL_ECONFIG with `err` saying why. */
 int sl_auth_client_token(const char *path, char *out, size_t cap, char *err, size_t errlen);
+/* The first token of the file at `path` only (a server presenting its own
+ * token to the other nodes of its cluster: the config says which, never
+ * the environment it was started in). 1, or the errors above. */
+int sl_auth_file_token(const char *path, char *out, size_t cap, char *err, size_t errlen);
 
 #endif

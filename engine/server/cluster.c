@@ -115,8 +115,7 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 	if (o->token_file) {
 		/* Checked now: a node that cannot read its token would fail
 		 * every connection to its leaders later. */
-		ret =
-		    sl_auth_client_token(o->token_file, cl->token, sizeof(cl->token), err, errlen);
+		ret = sl_auth_file_token(o->token_file, cl->token, sizeof(cl->token), err, errlen);
 		if (ret < 0)
 			return ret;
 		cl->fetchers.token_file = o->token_file;

@@ -224,7 +224,7 @@ static int sl__fetch_connect(struct sl_fetcher *f)
 	h.replica_node = f->self;
 	char token[512] = "", terr[256];
 	if (f->token_file &&
-	    sl_auth_client_token(f->token_file, token, sizeof(token), terr, sizeof(terr)) < 0)
+	    sl_auth_file_token(f->token_file, token, sizeof(token), terr, sizeof(terr)) < 0)
 		fprintf(stderr, "sluiced: replication from %s: token: %s\n", f->node, terr);
 	h.token = token;
 	ret = sl__send_msg(f, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base);

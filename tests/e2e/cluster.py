@@ -348,6 +348,42 @@ def follower_kill9(a):
         check_exactly_once(consume_all(a, c.nodes["n3"].addr, n_events), ids)
 
 
+def wrong_token_follower(a):
+    """Traffic between nodes needs the token (issue 23): n1 and n2 share one,
+    n3 has another; n3's fetches are refused (counted on n1) and it holds
+    nothing, while n1 and n2 make the quorum. The clients' SLUICE_TOKEN is
+    the good one: a node presents its config's token, not its environment's."""
+    from harness import new_token, write_token_file
+    with Workdir() as wd:
+        good, bad = new_token(), new_token()
+        files = {}
+        for n, t in (("n1", good), ("n2", good), ("n3", bad)):
+            files[n] = os.path.join(wd, "token." + n)
+            write_token_file(files[n], t)
+        os.environ["SLUICE_TOKEN"] = good
+        try:
+            with Cluster(a, wd, token_files=files) as c:
+                c.wait_log("n3", "refused: wrong token")
+                data, ids = events(200)
+                rc, out, err = run([a.sluice, "produce", "--server", c.nodes["n1"].addr,
+                                    "--topic", "events", "--print-acks", "--timeout", "30"],
+                                   stdin=data, timeout=TIMEOUT)
+                check(rc == 0 and len(parse_json_lines(out)) == len(ids),
+                      "produce: rc %d, %s" % (rc, err))
+                consume_all(a, c.nodes["n2"].addr, len(ids))
+                st = c.state("n1")
+                durable = {r["node"]: r["durable_offset"] for r in st["replica_state"]}
+                check(durable["n2"] == len(ids) and durable["n3"] == 0,
+                      "durable offsets %r" % durable)
+                with http_open("http://%s/metrics" % c.http("n1"), timeout=30) as r:
+                    m = r.read().decode()
+                fails = [float(x.split()[-1]) for x in m.splitlines()
+                         if x.startswith('sluice_auth_failures_total{port="native"}')]
+                check(fails and fails[0] > 0, "no native auth failures counted: %r" % fails)
+        finally:
+            del os.environ["SLUICE_TOKEN"]
+
+
 def move(c, frm, to):
     """Asks the leader `frm` to hand the partition to `to`: the answer. The
     last move goes through `sluice partition leader`, asked of a node that
@@ -427,4 +463,5 @@ if __name__ == "__main__":
         "acks_wait_for_quorum": acks_wait_for_quorum,
         "follower_kill9": follower_kill9,
         "planned_moves": planned_moves,
+        "wrong_token_follower": wrong_token_follower,
     }))
