@@ -11,35 +11,13 @@
  * window of max_inflight sequences the same way, so callers may index
  * per-event state by sequence exactly as with one connection.
  *
- * Moving an event. A leg answers an event refused with ERR_NOT_LEADER to
- * the router with its bytes (c->cb_raw): the router keeps a copy (pending)
- * and does not answer the application. The unanswered events of a leg whose
- * connection is down, and whose partition Metadata now gives to another
- * node, are taken out of the leg (sl__client_take: answered there without a
- * callback, so the leg's later resend skips them). Pending events go to
- * their leader after the next Metadata refresh, as new events of that leg:
- * new sequences on that connection, the same event id and bytes. A leg's
- * sequences stay gap-free on its connection; the server tolerates the gaps
- * per partition that events moved elsewhere leave (one producer's sequences
- * always spread over partitions).
- *
- * Order per partition. Events of one partition reach their leader in the
- * order the application gave them: a new event of a partition waits while
- * events of it are pending (refused, to be resent) or still in flight on
- * another leg (the old leader: they may yet be refused, and must be resent
- * before anything newer), and pending events go out in the order they
- * came back. A leg not yet confirmed as the partition's leader (no event
- * of it accepted there since the partition came to it) gets one event at a
- * time: a node named leader in etcd refuses events until its reactor took
- * the role, so a first event refused and a second accepted a moment later
- * would swap them (seen: e2e_cluster_planned_moves). struct sl__flight
- * keeps, per partition, the leg holding its events in flight, how many,
- * whether that leg accepted one, and how many are pending.
+ * What happens to events whose partition changes leader (pending events,
+ * the order per partition, Metadata refreshes) is router_move.c's.
  *
  * Threads: the application's, like any client. Legs run non-blocking; the
  * router does the waiting on an epoll fd that holds the legs' fds.
  */
-#include "client/client_impl.h"
+#include "client/router_impl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,75 +27,6 @@
 #include <unistd.h>
 
 #include "sluice/consumer.h"
-
-/* The shortest interval between two Metadata refreshes; doubled per
- * refresh while events wait for a leader, up to backoff_max_ms. 100 ms:
- * an election in etcd takes a session TTL (seconds), so faster asks only
- * load the nodes. */
-#define SL__REFRESH_MIN_MS 100
-/* Per server tried for Metadata: a dead node must not hold a producer for
- * the whole connect timeout when others can answer. */
-#define SL__META_TIMEOUT_MS 1000
-
-struct sl__leg {
-	struct sl__router *rt;
-	struct sl_client *c;
-	char addr[300]; /* "host:port" as Metadata names it */
-	uint64_t *app;  /* the router's sequence by leg sequence & mask */
-	uint64_t *tp;   /* (topic << 32 | partition) of each, SL__NO_TP outside cluster mode */
-	uint64_t mask;
-};
-
-#define SL__NO_TP UINT64_MAX
-
-/* A partition's events on their way (see "Order per partition"). */
-struct sl__flight {
-	struct sl__leg *leg; /* where its in-flight events are */
-	uint32_t n;          /* in flight there, unanswered */
-	uint32_t pend;       /* refused or taken back, waiting to be resent */
-	bool confirmed;      /* `leg` accepted one of them: it serves the partition */
-};
-
-struct sl__pend {
-	uint64_t app;
-	uint64_t tp;
-	uint32_t topic; /* index in the router client's topic table */
-	uint64_t gen;   /* refreshes seen when it came back: placed after the next */
-	uint64_t since;
-	uint8_t *ev;
-	size_t len;
-};
-
-struct sl__router {
-	struct sl_client *s; /* the application's client */
-	struct sl__hostport *servers;
-	size_t n_servers, good; /* the bootstrap server that answered last */
-	struct sl_client_opts lo;
-	struct sl__leg **legs;
-	size_t n_legs;
-	struct sl__route *routes; /* by topic index; known[t] once asked */
-	bool *known;
-	struct sl__flight **flight; /* by topic index, routes[t].n_parts each */
-	uint32_t *n_flight;
-	uint32_t n_routes;
-	struct sl__pend *pend;
-	size_t n_pend, cap_pend;
-	uint8_t *done; /* answered, by sequence & wmask, from `first` */
-	uint64_t wmask, first, next_seq;
-	uint64_t refresh_at, refreshes;
-	uint32_t refresh_fail;
-	bool refresh_want;
-	bool closing;
-	int epfd;
-};
-
-static uint64_t sl__pow2(uint64_t v)
-{
-	uint64_t r = 1;
-	while (r < v)
-		r *= 2;
-	return r;
-}
 
 /* ---- Metadata --------------------------------------------------------------- */
 
@@ -188,7 +97,7 @@ static int sl__md_any(struct sl__router *rt, const char *topic, Sluice__V1__Meta
 
 /* Asks for topic t's table. A topic the cluster does not know routes to
  * the bootstrap server, which refuses its events as it always did. */
-static int sl__route_topic(struct sl__router *rt, uint32_t t)
+int sl__route_topic(struct sl__router *rt, uint32_t t)
 {
 	Sluice__V1__Metadata *md;
 	struct sl__route r = {0};
@@ -250,133 +159,6 @@ static int sl__route_topic(struct sl__router *rt, uint32_t t)
 	return 0;
 }
 
-/* ---- legs -------------------------------------------------------------------- */
-
-static void sl__done(struct sl__router *rt, uint64_t app)
-{
-	rt->done[app & rt->wmask] = 1;
-	while (rt->first < rt->next_seq && rt->done[rt->first & rt->wmask]) {
-		rt->done[rt->first & rt->wmask] = 0;
-		rt->first++;
-	}
-}
-
-static struct sl__flight *sl__fl(struct sl__router *rt, uint64_t tp)
-{
-	uint32_t t = (uint32_t)(tp >> 32), p = (uint32_t)tp;
-	if (tp == SL__NO_TP || t >= rt->n_routes || p >= rt->n_flight[t])
-		return NULL;
-	return &rt->flight[t][p];
-}
-
-/* An event of partition tp left leg l (answered, refused, or taken back);
- * `served`: 1 accepted there, 0 refused as not its leader, -1 neither. */
-static void sl__fl_left(struct sl__router *rt, struct sl__leg *l, uint64_t tp, int served)
-{
-	struct sl__flight *f = sl__fl(rt, tp);
-	if (!f || f->leg != l)
-		return;
-	if (f->n)
-		f->n--;
-	if (served >= 0)
-		f->confirmed = served;
-}
-
-/* May an event of partition tp go to leg l now? */
-static bool sl__fl_ok(struct sl__router *rt, struct sl__leg *l, uint64_t tp, bool pending)
-{
-	struct sl__flight *f = sl__fl(rt, tp);
-	if (!f)
-		return true;
-	if (!pending && f->pend)
-		return false;
-	if (f->leg != l || !f->confirmed)
-		return f->n == 0;
-	return true;
-}
-
-static void sl__fl_sent(struct sl__router *rt, struct sl__leg *l, uint64_t ls, uint64_t tp)
-{
-	struct sl__flight *f = sl__fl(rt, tp);
-	l->tp[ls & l->mask] = tp;
-	if (f) {
-		if (f->leg != l) {
-			f->leg = l;
-			f->n = 0;
-			f->confirmed = false;
-		}
-		f->n++;
-	}
-}
-
-/* Answers the application's event `app`. */
-static void sl__answer(struct sl__router *rt, uint64_t app, const struct sl_client_ack *a)
-{
-	struct sl_client_ack x = *a;
-	x.sequence = app;
-	sl__client_deliver(rt->s, &x);
-	sl__done(rt, app);
-}
-
-static int sl__pend_push(struct sl__router *rt, uint64_t app, uint64_t tp, const char *topic,
-                         const uint8_t *ev, size_t len)
-{
-	int64_t t = sl__client_topic(rt->s, topic);
-	if (t < 0)
-		return (int)t;
-	if (rt->n_pend == rt->cap_pend) {
-		size_t cap = rt->cap_pend ? rt->cap_pend * 2 : 64;
-		struct sl__pend *v = realloc(rt->pend, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		rt->pend = v;
-		rt->cap_pend = cap;
-	}
-	uint8_t *copy = malloc(len ? len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, ev, len);
-	struct sl__flight *f = sl__fl(rt, tp);
-	if (f)
-		f->pend++;
-	/* In the application's order (its sequences), not in the order they
-	 * came back: one refused again by a leader not serving yet must go
-	 * before the later ones it had overtaken (seen: it went last and
-	 * was stored after newer events of its key). */
-	size_t at = rt->n_pend;
-	while (at && rt->pend[at - 1].app > app)
-		at--;
-	memmove(&rt->pend[at + 1], &rt->pend[at], (rt->n_pend - at) * sizeof(rt->pend[0]));
-	rt->n_pend++;
-	rt->pend[at] = (struct sl__pend){
-	    .app = app,
-	    .tp = tp,
-	    .topic = (uint32_t)t,
-	    .gen = rt->refreshes,
-	    .since = sl_now_ns(),
-	    .ev = copy,
-	    .len = len,
-	};
-	rt->refresh_want = true;
-	return 0;
-}
-
-/* A leg's answer: to the application, or back to the router to resend. */
-static void sl__on_leg_ack(void *arg, const struct sl_client_ack *a)
-{
-	struct sl__leg *l = arg;
-	struct sl__router *rt = l->rt;
-	uint64_t app = l->app[a->sequence & l->mask];
-	uint64_t tp = l->tp[a->sequence & l->mask];
-
-	bool refused = a->code == SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER;
-	sl__fl_left(rt, l, tp, refused ? 0 : a->status >= 0 && !a->code ? 1 : -1);
-	if (!rt->closing && refused && l->c->cb_raw &&
-	    sl__pend_push(rt, app, tp, l->c->cb_topic, l->c->cb_raw, l->c->cb_raw_len) == 0)
-		return;
-	sl__answer(rt, app, a);
-}
-
 static struct sl__leg *sl__leg_find(struct sl__router *rt, const char *addr)
 {
 	for (size_t i = 0; i < rt->n_legs; i++)
@@ -385,7 +167,7 @@ static struct sl__leg *sl__leg_find(struct sl__router *rt, const char *addr)
 	return NULL;
 }
 
-static struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr)
+struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr)
 {
 	struct sl__leg *l = sl__leg_find(rt, addr);
 	struct sl__hostport *hp = NULL;
@@ -437,7 +219,7 @@ fail:
 	return NULL;
 }
 
-static const char *sl__default_addr(struct sl__router *rt, char *buf, size_t cap)
+const char *sl__default_addr(struct sl__router *rt, char *buf, size_t cap)
 {
 	sl__hostport_format(&rt->servers[rt->good], buf, cap);
 	return buf;
@@ -446,8 +228,8 @@ static const char *sl__default_addr(struct sl__router *rt, char *buf, size_t cap
 /* Where an event of topic t with this aggregate goes: its leader, the
  * bootstrap server for a topic without leaders, NULL while the leader is
  * unknown. */
-static const char *sl__target(struct sl__router *rt, uint32_t t, const void *key, size_t len,
-                              char *buf, size_t cap, uint64_t *tp)
+const char *sl__target(struct sl__router *rt, uint32_t t, const void *key, size_t len, char *buf,
+                       size_t cap, uint64_t *tp)
 {
 	uint32_t part = 0;
 	*tp = SL__NO_TP;
@@ -458,131 +240,9 @@ static const char *sl__target(struct sl__router *rt, uint32_t t, const void *key
 	return to;
 }
 
-/* ---- moving events ---------------------------------------------------------- */
-
-struct sl__take_arg {
-	struct sl__router *rt;
-	struct sl__leg *l;
-};
-
-/* A down leg's event goes when Metadata gives its partition to another node. */
-static bool sl__take(void *arg, const char *topic, uint64_t seq, const uint8_t *ev, size_t len)
-{
-	struct sl__take_arg *ta = arg;
-	struct sl__router *rt = ta->rt;
-	struct sl_event_view v;
-	char buf[300];
-
-	uint64_t tp;
-	int64_t t = sl__client_topic(rt->s, topic);
-	if (t < 0 || sl_event_scan(ev, len, &v) < 0)
-		return false;
-	const char *to =
-	    sl__target(rt, (uint32_t)t, v.aggregate, v.aggregate_len, buf, sizeof(buf), &tp);
-	if (!to || !strcmp(to, ta->l->addr))
-		return false;
-	uint64_t otp = ta->l->tp[seq & ta->l->mask];
-	if (sl__pend_push(rt, ta->l->app[seq & ta->l->mask], otp, topic, ev, len) < 0)
-		return false;
-	sl__fl_left(rt, ta->l, otp, -1);
-	return true;
-}
-
-/* Sends pending events that a refresh since their return lets go. */
-static void sl__place(struct sl__router *rt)
-{
-	uint64_t now = sl_now_ns();
-	size_t keep = 0;
-
-	for (size_t i = 0; i < rt->n_pend; i++) {
-		struct sl__pend *p = &rt->pend[i];
-		struct sl_event_view v;
-		char buf[300];
-		const char *to = NULL;
-		int ret = -EAGAIN;
-		uint64_t tp = SL__NO_TP;
-
-		if (p->gen < rt->refreshes && sl_event_scan(p->ev, p->len, &v) == 0)
-			to = sl__target(rt, p->topic, v.aggregate, v.aggregate_len, buf,
-			                sizeof(buf), &tp);
-		struct sl__leg *l = to ? sl__leg_get(rt, to) : NULL;
-		uint64_t ls;
-		/* Not while its partition still has events in flight on the old
-		 * leader: they come back after it and must go before anything
-		 * newer. Kept in order: a later one of the partition is held
-		 * by the same test. */
-		if (l && sl__fl_ok(rt, l, p->tp, true))
-			ret = sl_client_produce_encoded(l->c, rt->s->topics[p->topic], p->ev,
-			                                p->len, &ls);
-		if (ret == 0) {
-			struct sl__flight *f = sl__fl(rt, p->tp);
-			if (f && f->pend)
-				f->pend--;
-			l->app[ls & l->mask] = p->app;
-			sl__fl_sent(rt, l, ls, p->tp);
-			rt->s->st.resent++;
-		} else if (ret == -EAGAIN &&
-		           now - p->since < (uint64_t)rt->s->o.ack_timeout_ms * SL__NS_PER_MS) {
-			rt->pend[keep++] = *p;
-			continue;
-		} else {
-			if (ret == -EAGAIN)
-				ret = -SL_ENOT_LEADER;
-			struct sl__flight *f = sl__fl(rt, p->tp);
-			if (f && f->pend)
-				f->pend--;
-			struct sl_client_ack a = {
-			    .status = ret,
-			    .code =
-			        ret == -SL_ENOT_LEADER ? SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER : 0,
-			    .message = "",
-			};
-			sl__answer(rt, p->app, &a);
-		}
-		free(p->ev);
-	}
-	rt->n_pend = keep;
-}
-
-static bool sl__leg_down(const struct sl__leg *l)
+bool sl__leg_down(const struct sl__leg *l)
 {
 	return l->c->state == SL__BACKOFF;
-}
-
-/* Metadata again for every topic in use, then the events it lets move. */
-static void sl__refresh(struct sl__router *rt)
-{
-	uint64_t now = sl_now_ns();
-	bool ok = true;
-
-	for (uint32_t t = 0; t < rt->n_routes; t++)
-		if (rt->known[t] && sl__route_topic(rt, t) < 0)
-			ok = false;
-	rt->refreshes++;
-	rt->refresh_want = false;
-	for (size_t i = 0; ok && i < rt->n_legs; i++) {
-		struct sl__leg *l = rt->legs[i];
-		if (!sl__leg_down(l))
-			continue;
-		rt->refresh_want = true; /* until it is back */
-		struct sl__take_arg ta = {rt, l};
-		sl__client_take(l->c, sl__take, &ta);
-	}
-	sl__place(rt);
-	if (!ok || rt->n_pend)
-		rt->refresh_want = true;
-	if (rt->refresh_want) {
-		uint64_t ms = SL__REFRESH_MIN_MS;
-		for (uint32_t i = 0; i < rt->refresh_fail && ms < rt->s->o.backoff_max_ms; i++)
-			ms *= 2;
-		if (ms > rt->s->o.backoff_max_ms)
-			ms = rt->s->o.backoff_max_ms;
-		rt->refresh_fail++;
-		rt->refresh_at = now + ms * SL__NS_PER_MS;
-	} else {
-		rt->refresh_fail = 0;
-		rt->refresh_at = now + SL__REFRESH_MIN_MS * SL__NS_PER_MS;
-	}
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
