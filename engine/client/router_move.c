@@ -161,7 +161,6 @@ void sl__on_leg_ack(void *arg, const struct sl_client_ack *a)
 	sl__answer(rt, app, a);
 }
 
-
 /* ---- moving events ---------------------------------------------------------- */
 
 struct sl__take_arg {
@@ -248,7 +247,6 @@ void sl__place(struct sl__router *rt)
 	rt->n_pend = keep;
 }
 
-
 /* Metadata again for every topic in use, then the events it lets move. */
 void sl__refresh(struct sl__router *rt)
 {
@@ -284,4 +282,3 @@ void sl__refresh(struct sl__router *rt)
 		rt->refresh_at = now + SL__REFRESH_MIN_MS * SL__NS_PER_MS;
 	}
 }
-

@@ -196,6 +196,25 @@ static int add_obj(struct json_object *o, const char *name, struct json_object *
 	return 0;
 }
 
+/* Moves *v into o as `name` (add_obj) or to the end of array a: *v is NULL
+ * afterwards whatever happened, so a caller's cleanup frees each object
+ * once. */
+static int give_obj(struct json_object *o, const char *name, struct json_object **v)
+{
+	int r = add_obj(o, name, *v);
+	*v = NULL;
+	return r;
+}
+
+static int give_elem(struct json_object *a, struct json_object **v)
+{
+	int r = json_object_array_add(a, *v) < 0 ? -ENOMEM : 0;
+	if (r < 0)
+		json_object_put(*v);
+	*v = NULL;
+	return r;
+}
+
 /* The full key (client prefix + rel) as "key" of o; with range, also the
  * "range_end" that makes it a prefix. */
 int sl__etcd_add_key(struct sl_etcd *e, struct json_object *o, const char *rel, bool range)
@@ -501,41 +520,13 @@ static struct json_object *txn_body(struct sl_etcd *e, const char *key, int64_t 
 	    sl__etcd_add_i64(cmp, expect ? "mod_revision" : "create_revision", expect) < 0 ||
 	    sl__etcd_add_key(e, rr, key, false) < 0)
 		goto out;
-	/* "result": "EQUAL" is proto3's default (0) and may be left out */
-	if (json_object_array_add(cmps, cmp) < 0)
+	/* "result": "EQUAL" is proto3's default (0) and may be left out.
+	 * Each piece goes into its parent, which owns it from then on. */
+	if (give_elem(cmps, &cmp) < 0 || give_obj(s1, op, &req) < 0 || give_elem(succ, &s1) < 0 ||
+	    give_obj(f1, "request_range", &rr) < 0 || give_elem(fail, &f1) < 0 ||
+	    give_obj(body, "compare", &cmps) < 0 || give_obj(body, "success", &succ) < 0 ||
+	    give_obj(body, "failure", &fail) < 0)
 		goto out;
-	cmp = NULL;
-	if (add_obj(s1, op, req) < 0) {
-		req = NULL;
-		goto out;
-	}
-	req = NULL;
-	if (json_object_array_add(succ, s1) < 0)
-		goto out;
-	s1 = NULL;
-	if (add_obj(f1, "request_range", rr) < 0) {
-		rr = NULL;
-		goto out;
-	}
-	rr = NULL;
-	if (json_object_array_add(fail, f1) < 0)
-		goto out;
-	f1 = NULL;
-	if (add_obj(body, "compare", cmps) < 0) {
-		cmps = NULL;
-		goto out;
-	}
-	cmps = NULL;
-	if (add_obj(body, "success", succ) < 0) {
-		succ = NULL;
-		goto out;
-	}
-	succ = NULL;
-	if (add_obj(body, "failure", fail) < 0) {
-		fail = NULL;
-		goto out;
-	}
-	fail = NULL;
 	r = 0;
 out:
 	json_object_put(cmp);

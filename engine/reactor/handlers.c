@@ -189,6 +189,22 @@ static void sl__fetch_refuse(struct sl_reactor *r, struct sl_conn *c, const Slui
 	sl__conn_mark_flush(r, c);
 }
 
+/* Hands a Fetch or ReplicaFetch to the reader: 0 (the connection owes its
+ * answer now), or the code the caller refuses it with, *why its text (req
+ * freed). */
+static uint32_t sl__to_reader(struct sl_reactor *r, struct sl_conn *c, struct sl_fetch_req *req,
+                              const char **why)
+{
+	if (r->stopping || sl_reader_submit(r->env->reader, req) < 0) {
+		free(req);
+		*why = r->stopping ? "server is shutting down" : "too many fetches in flight";
+		return r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
+		                   : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD;
+	}
+	c->owed++;
+	return 0;
+}
+
 /* Longest a Fetch may wait for new data. */
 #define SL_FETCH_MAX_WAIT_MS 30000
 
@@ -228,16 +244,10 @@ static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct s
 	    .request_id = fe->request_id,
 	    .deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
 	};
-	if (r->stopping || sl_reader_submit(r->env->reader, req) < 0) {
-		free(req);
-		sl__fetch_refuse(r, c, fe,
-		                 r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
-		                             : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD,
-		                 r->stopping ? "server is shutting down"
-		                             : "too many fetches in flight");
-		goto out;
-	}
-	c->owed++;
+	const char *why;
+	uint32_t code = sl__to_reader(r, c, req, &why);
+	if (code)
+		sl__fetch_refuse(r, c, fe, code, "%s", why);
 out:
 	sl_frame_msg_free(m);
 }
@@ -298,16 +308,10 @@ static void sl__on_replica_fetch(struct sl_reactor *r, struct sl_conn *c, const 
 	    .durable = rf->durable,
 	};
 	snprintf(req->node, sizeof(req->node), "%s", c->replica_node);
-	if (r->stopping || sl_reader_submit(r->env->reader, req) < 0) {
-		free(req);
-		sl__replica_refuse(r, c, rf,
-		                   r->stopping ? SLUICE__V1__ERROR_CODE__ERR_DRAINING
-		                               : SLUICE__V1__ERROR_CODE__ERR_OVERLOAD,
-		                   r->stopping ? "server is shutting down"
-		                               : "too many fetches in flight");
-		goto out;
-	}
-	c->owed++;
+	const char *why;
+	uint32_t code = sl__to_reader(r, c, req, &why);
+	if (code)
+		sl__replica_refuse(r, c, rf, code, why);
 out:
 	sl_frame_msg_free(m);
 }

@@ -193,17 +193,22 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 /* ---- replication (cluster mode): the leader's side of a ReplicaFetch ---- */
 
 /* Stores the follower's report and wakes the owner: its HW may move. */
-static void sl__replica_report(struct sl_reader *rd, struct sl_partition *p,
-                               struct sl_fetch_req *req, uint64_t local)
+/* The asking follower's entry among the partition's replicas, or NULL. */
+static struct sl_prepl_peer *sl__peer_of(struct sl_prepl *rp, const char *node)
 {
-	struct sl_prepl *rp = p->repl;
+	for (uint32_t i = 0; i < rp->n_peers; i++)
+		if (i != rp->self && !strcmp(rp->peers[i].node, node))
+			return &rp->peers[i];
+	return NULL;
+}
+
+static void sl__replica_report(struct sl_reader *rd, struct sl_partition *p,
+                               struct sl_prepl_peer *pe, struct sl_fetch_req *req, uint64_t local)
+{
 	uint64_t now = sl_now_ns();
 
 	req->reported = true;
-	for (uint32_t i = 0; i < rp->n_peers; i++) {
-		struct sl_prepl_peer *pe = &rp->peers[i];
-		if (i == rp->self || strcmp(pe->node, req->node))
-			continue;
+	if (pe) {
 		/* Caught up (for the in-sync set) as of the previous report if
 		 * it now holds what the leader held then: under steady load a
 		 * follower is always a little behind the leader's present end,
@@ -217,7 +222,6 @@ static void sl__replica_report(struct sl_reader *rd, struct sl_partition *p,
 		atomic_store_explicit(&pe->durable, req->durable, memory_order_release);
 		atomic_store_explicit(&pe->fetch_ns, now, memory_order_relaxed);
 		rd->wake(rd->wake_arg, p->owner);
-		return;
 	}
 }
 
@@ -267,7 +271,7 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 	if (!d.error) {
 		local = atomic_load_explicit(&rp->local_durable, memory_order_acquire);
 		if (!req->reported)
-			sl__replica_report(rd, p, req, local);
+			sl__replica_report(rd, p, sl__peer_of(rp, req->node), req, local);
 		if (!final && req->max_bytes && req->offset >= local &&
 		    sl_now_ns() < req->deadline_ns)
 			return false; /* nothing newer yet: keep waiting */
@@ -308,10 +312,7 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		}
 	}
 	if (!d.error) {
-		struct sl_prepl_peer *pe = NULL;
-		for (uint32_t i = 0; i < rp->n_peers; i++)
-			if (!strcmp(rp->peers[i].node, req->node))
-				pe = &rp->peers[i];
+		struct sl_prepl_peer *pe = sl__peer_of(rp, req->node);
 		if (pe)
 			atomic_fetch_add_explicit(&pe->fetch_bytes, len, memory_order_relaxed);
 		d.leader_epoch = req->epoch;

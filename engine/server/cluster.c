@@ -48,9 +48,8 @@ struct sl_srvcluster {
 	struct sl_ring *rq; /* per reactor */
 	pthread_t isr;
 	bool isr_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
+	struct sl_notify stop_n; /* wakes the ISR keeper to stop */
+	_Atomic bool stop;
 };
 
 static uint64_t sl__lease_deadline(void *arg)
@@ -108,8 +107,8 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 		goto oom;
 	srv->cl = cl;
 	cl->srv = srv;
-	pthread_mutex_init(&cl->mu, NULL);
-	pthread_cond_init(&cl->cv, NULL);
+	if (sl_notify_init(&cl->stop_n) != 0)
+		goto oom;
 	cl->fetchers.srv = srv;
 	snprintf(cl->fetchers.self, sizeof(cl->fetchers.self), "%s", o->node_id);
 	if (o->token_file) {
@@ -321,23 +320,17 @@ static void sl__isr_check(struct sl_srvcluster *cl, struct sl_cluster *c, struct
 	        (unsigned)__builtin_popcount(want), rp->n_peers);
 }
 
+static bool sl__stopping(void *arg)
+{
+	return atomic_load_explicit(&((struct sl_srvcluster *)arg)->stop, memory_order_acquire);
+}
+
 static void *sl__isr_thread(void *arg)
 {
 	struct sl_srvcluster *cl = arg;
 	pthread_setname_np(pthread_self(), "sl-isr");
-	pthread_mutex_lock(&cl->mu);
-	while (!cl->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)SL_ISR_PERIOD_NS;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&cl->cv, &cl->mu, &ts);
-		if (cl->stop)
-			break;
-		pthread_mutex_unlock(&cl->mu);
+	/* A look every SL_ISR_PERIOD_NS until stopped. */
+	while (sl_notify_wait(&cl->stop_n, sl__stopping, cl, SL_ISR_PERIOD_NS) == -ETIMEDOUT) {
 		struct sl_cluster *c = atomic_load_explicit(&cl->c, memory_order_acquire);
 		uint64_t now = sl_now_ns();
 		uint32_t n_topics = atomic_load(&cl->srv->topics.n);
@@ -347,9 +340,7 @@ static void *sl__isr_thread(void *arg)
 				if (tp->parts[p].repl)
 					sl__isr_check(cl, c, &tp->parts[p], now);
 		}
-		pthread_mutex_lock(&cl->mu);
 	}
-	pthread_mutex_unlock(&cl->mu);
 	return NULL;
 }
 
@@ -431,10 +422,8 @@ void sl__cluster_stop(struct sl_server *srv)
 	if (!cl)
 		return;
 	if (cl->isr_started) {
-		pthread_mutex_lock(&cl->mu);
-		cl->stop = true;
-		pthread_cond_signal(&cl->cv);
-		pthread_mutex_unlock(&cl->mu);
+		atomic_store_explicit(&cl->stop, true, memory_order_release);
+		sl_notify_signal(&cl->stop_n);
 		pthread_join(cl->isr, NULL);
 		cl->isr_started = false;
 	}
@@ -458,8 +447,7 @@ void sl__cluster_destroy(struct sl_server *srv)
 			sl_ring_destroy(&cl->rq[i]);
 	free(cl->rq);
 	free(cl->repls);
-	pthread_cond_destroy(&cl->cv);
-	pthread_mutex_destroy(&cl->mu);
+	sl_notify_destroy(&cl->stop_n);
 	free(cl);
 	srv->cl = NULL;
 }
