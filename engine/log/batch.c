@@ -26,25 +26,30 @@ uint32_t sl_crc32c(uint32_t crc, const void *buf, size_t len)
 void sl_batch_seal(uint8_t *h, uint32_t unit_start)
 {
 	uint32_t len = sl_get_le32(h + SL_BATCH_LEN);
+	uint32_t hdr = sl_batch_hdr_size(sl_get_le32(h + SL_BATCH_MAGIC));
 
 	sl_put_le32(h + SL_BATCH_UNIT_START, unit_start);
 	sl_put_le32(h + SL_BATCH_CRC,
-	            sl_crc32c(0, h + SL_BATCH_CRC_FROM,
-	                      SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)len));
+	            sl_crc32c(0, h + SL_BATCH_CRC_FROM, hdr - SL_BATCH_CRC_FROM + (size_t)len));
 }
 
 bool sl_batch_valid(const uint8_t *p, size_t avail, struct sl_bhdr *b)
 {
-	if (avail < SL_LOG_BATCH_HDR || sl_get_le32(p + SL_BATCH_MAGIC) != SL_LOG_MAGIC)
+	if (avail < SL_LOG_BATCH_HDR_V1)
+		return false;
+	uint32_t hdr = sl_batch_hdr_size(sl_get_le32(p + SL_BATCH_MAGIC));
+	if (!hdr || avail < hdr)
 		return false;
 	sl_batch_hdr_decode(p, b);
-	if (b->count == 0 || b->len > SL_BATCH_MAX || SL_LOG_BATCH_HDR + (size_t)b->len > avail)
+	if (b->count == 0 || b->len > SL_BATCH_MAX || hdr + (size_t)b->len > avail)
 		return false;
-	uint32_t crc = sl_crc32c(0, p + SL_BATCH_CRC_FROM,
-	                         SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)b->len);
+	if (hdr == SL_LOG_BATCH_HDR && sl_get_le32(p + SL_BATCH_RESERVED))
+		return false;
+	uint32_t crc =
+	    sl_crc32c(0, p + SL_BATCH_CRC_FROM, hdr - SL_BATCH_CRC_FROM + (size_t)b->len);
 	if (crc != sl_get_le32(p + SL_BATCH_CRC))
 		return false;
-	const uint8_t *r = p + SL_LOG_BATCH_HDR, *end = r + b->len;
+	const uint8_t *r = p + hdr, *end = r + b->len;
 	for (uint32_t i = 0; i < b->count; i++) {
 		uint64_t size, delta;
 		size_t n = sl_varint_get(r, end, &size);

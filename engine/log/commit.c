@@ -69,6 +69,7 @@ static void sl__batch_close(struct sl_log *log)
 	    .epoch = log->batch_epoch,
 	    .unit_start = 0, /* set when the write is issued (sl_batch_seal) */
 	    .base_seq = log->batch_base_seq,
+	    .leader_epoch = log->leader_epoch,
 	};
 	sl_batch_hdr_encode(h, &bh);
 	/* The checksum is taken when the write is issued, once unit_start is
@@ -78,6 +79,15 @@ static void sl__batch_close(struct sl_log *log)
 	b->len += pad;
 	log->batch_open = false;
 	log->stats.batches++;
+}
+
+void sl_log_set_leader_epoch(struct sl_log *log, uint32_t epoch)
+{
+	if (epoch == log->leader_epoch)
+		return;
+	if (log->batch_open)
+		sl__batch_close(log);
+	log->leader_epoch = epoch;
 }
 
 int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint64_t seq,
@@ -131,7 +141,6 @@ int sl__seal_group(struct sl_log *log, uint32_t at, uint64_t pos)
 	uint32_t r = 0;
 	while (at < b->len) {
 		uint8_t *h = b->p + at;
-		uint32_t blen = sl_get_le32(h + SL_BATCH_LEN);
 		while (r < log->n_raw && log->raw[r].to <= at)
 			r++;
 		/* A replica's batch keeps the leader's unit_start and checksum:
@@ -145,7 +154,7 @@ int sl__seal_group(struct sl_log *log, uint32_t at, uint64_t pos)
 		int ret = sl__idx_add(s, sl_get_le64(h + SL_BATCH_BASE_OFFSET), base + at);
 		if (ret < 0)
 			return ret;
-		at += (uint32_t)sl_batch_span(blen);
+		at += (uint32_t)sl_batch_span_at(h);
 	}
 	return 0;
 }
@@ -676,10 +685,10 @@ static int sl__raw_check(const uint8_t *p, size_t n, uint64_t first)
 		struct sl_bhdr b;
 		if (!sl_batch_valid(p + at, n - at, &b))
 			return -SL_ECORRUPT;
-		uint64_t span = sl_batch_span(b.len);
+		uint64_t span = sl_batch_span_of(&b);
 		if (span > n - at)
 			return -EINVAL; /* the last batch without its padding */
-		for (size_t i = SL_LOG_BATCH_HDR + b.len; i < span; i++)
+		for (size_t i = b.hdr_len + b.len; i < span; i++)
 			if (p[at + i])
 				return -SL_ECORRUPT;
 		if (b.base_offset != expect)
@@ -706,14 +715,14 @@ static int sl__raw_seg_start(const uint8_t *p, size_t n, size_t at, uint64_t seg
 {
 	size_t c = at;
 	while (c < n && sl_get_le32(p + c + SL_BATCH_UNIT_START) == 0)
-		c += sl_batch_span(sl_get_le32(p + c + SL_BATCH_LEN));
+		c += sl_batch_span_at(p + c);
 	*until = c;
 	if (c >= n)
 		return -1;
 	uint64_t cu = sl_get_le32(p + c + SL_BATCH_UNIT_START);
 	if (seg_pos + (c - at) == cu)
 		return 0;
-	for (size_t s = at; s < c; s += sl_batch_span(sl_get_le32(p + s + SL_BATCH_LEN)))
+	for (size_t s = at; s < c; s += sl_batch_span_at(p + s))
 		if (c - s == cu) {
 			*start = s;
 			return 1;
@@ -780,7 +789,7 @@ int sl_log_append_raw(struct sl_log *log, const uint8_t *p, size_t n, uint64_t *
 			roll_first = true;
 			seg_pos = 0;
 		}
-		uint64_t span = sl_batch_span(sl_get_le32(h + SL_BATCH_LEN));
+		uint64_t span = sl_batch_span_at(h);
 		seg_pos += span;
 		prev_u = u;
 		next = sl_get_le64(h + SL_BATCH_BASE_OFFSET) + sl_get_le32(h + SL_BATCH_COUNT);

@@ -61,7 +61,7 @@ static bool sl__chunk_batches_ok(const uint8_t *p, uint32_t len, uint64_t *first
 	bool any = false;
 	while (at < len) {
 		struct sl_bhdr b;
-		if (len - at < SL_LOG_BATCH_HDR || !sl_batch_valid(p + at, len - at, &b))
+		if (!sl_batch_valid(p + at, len - at, &b))
 			return false;
 		if (!any)
 			*first = b.base_offset;
@@ -69,7 +69,7 @@ static bool sl__chunk_batches_ok(const uint8_t *p, uint32_t len, uint64_t *first
 			return false;
 		*end = b.base_offset + b.count;
 		any = true;
-		uint64_t span = sl_batch_span(b.len);
+		uint64_t span = sl_batch_span_of(&b);
 		if (span > len - at)
 			return false;
 		at += (uint32_t)span;

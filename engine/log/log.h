@@ -432,6 +432,14 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 void sl_log_close(struct sl_log *log);
 
 /*
+ * The leader epoch the batches appended from now on carry (batch.h): the
+ * partition's epoch while this node leads it, 0 for a partition that is
+ * not replicated. A batch still open is closed first: no batch spans two
+ * epochs. Raw appends keep the epoch their batches came with. Log thread.
+ */
+void sl_log_set_leader_epoch(struct sl_log *log, uint32_t epoch);
+
+/*
  * Appends one encoded event of producer (producer_id, epoch) with sequence
  * `seq`. Returns 0 and the event's offset, -SL_ELOG_FAILED after an I/O
  * failure, -EMSGSIZE for an event larger than a batch may hold.

@@ -114,6 +114,7 @@ struct sl_log {
 	uint32_t batch_at;
 	uint64_t batch_pid, batch_base_seq, batch_base_off;
 	uint32_t batch_epoch, batch_count;
+	uint32_t leader_epoch; /* what the batches built from now on carry */
 
 	/* The group commit in flight. */
 	bool inflight;

@@ -35,19 +35,23 @@ struct sl_scan {
 /* Reads the batch at pos into scan->buf and validates it. */
 static int sl__scan_batch(struct sl_scan *sc, uint64_t pos, struct sl_bhdr *b, bool *valid)
 {
+	/* The largest header, or what the file has of it: an 'SLB1' batch
+	 * may end its file sooner. */
 	uint8_t h[SL_LOG_BATCH_HDR];
 	*valid = false;
-	if (pos + SL_LOG_BATCH_HDR > sc->file_size)
+	if (pos + SL_LOG_BATCH_HDR_V1 > sc->file_size)
 		return 0;
-	ssize_t n = sl__pread_all(sc->fd, h, sizeof(h), pos);
+	size_t want = sc->file_size - pos < sizeof(h) ? (size_t)(sc->file_size - pos) : sizeof(h);
+	ssize_t n = sl__pread_all(sc->fd, h, want, pos);
 	if (n < 0)
 		return (int)n;
-	if ((size_t)n < sizeof(h) || sl_get_le32(h + SL_BATCH_MAGIC) != SL_LOG_MAGIC)
+	uint32_t hdr = (size_t)n < SL_LOG_BATCH_HDR_V1 ? 0 : sl_batch_hdr_size(sl_get_le32(h));
+	if (!hdr || (size_t)n < hdr)
 		return 0;
 	sl_batch_hdr_decode(h, b);
-	if (b->len > SL_BATCH_MAX || pos + SL_LOG_BATCH_HDR + b->len > sc->file_size)
+	if (b->len > SL_BATCH_MAX || pos + b->hdr_len + b->len > sc->file_size)
 		return 0;
-	size_t need = SL_LOG_BATCH_HDR + b->len;
+	size_t need = b->hdr_len + (size_t)b->len;
 	uint8_t *p = sl_grow(sc->buf, &sc->cap, need, 64 * 1024);
 	if (!p)
 		return -ENOMEM;
@@ -91,7 +95,7 @@ static int sl__scan_forward(struct sl_scan *sc, uint64_t from, uint64_t *found_p
 			if (!word)
 				continue;
 			*last_nonzero = base + (uint64_t)i + take;
-			if ((uint32_t)word != SL_LOG_MAGIC || later)
+			if (!sl_batch_hdr_size((uint32_t)word) || later)
 				continue;
 			struct sl_bhdr b;
 			bool valid;
@@ -167,7 +171,7 @@ static int sl__recover_last(struct sl_log *log, uint64_t stop_at, char *err, siz
 			goto out;
 		log->last_unit = b.unit_start;
 		off += b.count;
-		pos += sl_batch_span(b.len);
+		pos += sl_batch_span_of(&b);
 	}
 
 	if (stop_at != UINT64_MAX && off != stop_at) {
@@ -277,7 +281,7 @@ static int sl__replay(struct sl_log *log, const struct sl_jchunk *ch, size_t n, 
 			struct sl_bhdr b;
 			const uint8_t *h = ch[i].p + at;
 			sl_batch_hdr_decode(h, &b);
-			uint32_t span = (uint32_t)sl_batch_span(b.len);
+			uint32_t span = (uint32_t)sl_batch_span_of(&b);
 			at += span;
 			if (b.base_offset + b.count <= log->next_offset)
 				continue;

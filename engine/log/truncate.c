@@ -144,20 +144,24 @@ static int sl__find_cut(struct sl_log *log, uint32_t k, uint64_t offset, struct 
 	}
 	*unit = 0;
 	while (off < offset) {
+		/* The largest header, or what the data has of it (an 'SLB1'
+		 * batch may end it sooner). */
 		uint8_t h[SL_LOG_BATCH_HDR];
 		struct sl_bhdr b = {0};
-		ssize_t n =
-		    pos + sizeof(h) <= data_end ? sl__pread_all(s->fd, h, sizeof(h), pos) : 0;
+		size_t want = data_end - pos < sizeof(h) ? (size_t)(data_end - pos) : sizeof(h);
+		ssize_t n = pos < data_end ? sl__pread_all(s->fd, h, want, pos) : 0;
 		if (n < 0) {
 			snprintf(err, errlen, "read %s/%020" PRIu64 ".log at byte %" PRIu64 ": %s",
 			         log->dir, s->base, pos, strerror((int)-n));
 			return (int)n;
 		}
-		if ((size_t)n == sizeof(h) && sl_get_le32(h + SL_BATCH_MAGIC) == SL_LOG_MAGIC)
+		uint32_t hdr =
+		    (size_t)n < SL_LOG_BATCH_HDR_V1 ? 0 : sl_batch_hdr_size(sl_get_le32(h));
+		bool is_batch = hdr && (size_t)n >= hdr;
+		if (is_batch)
 			sl_batch_hdr_decode(h, &b);
-		if ((size_t)n != sizeof(h) || sl_get_le32(h + SL_BATCH_MAGIC) != SL_LOG_MAGIC ||
-		    b.base_offset != off || b.count == 0 || b.len > SL_BATCH_MAX ||
-		    pos + sl_batch_span(b.len) > data_end) {
+		if (!is_batch || b.base_offset != off || b.count == 0 || b.len > SL_BATCH_MAX ||
+		    pos + sl_batch_span_of(&b) > data_end) {
 			snprintf(err, errlen,
 			         "%s/%020" PRIu64 ".log: no batch of offset %" PRIu64
 			         " at byte %" PRIu64 " (truncating to %" PRIu64 ")",
@@ -176,7 +180,7 @@ static int sl__find_cut(struct sl_log *log, uint32_t k, uint64_t offset, struct 
 			return ret;
 		*unit = b.unit_start;
 		off += b.count;
-		pos += sl_batch_span(b.len);
+		pos += sl_batch_span_of(&b);
 	}
 	*pos_out = pos;
 	return 0;

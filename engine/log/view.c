@@ -245,13 +245,16 @@ static int sl__view_batch(struct sl_log_view *v, uint32_t *seg, uint64_t *pos, u
 			*pos = 0;
 			continue;
 		}
-		const uint8_t *h = sl__view_bytes(v, s, *pos, SL_LOG_BATCH_HDR, &err);
-		if (h && sl_get_le32(h + SL_BATCH_MAGIC) == SL_LOG_MAGIC) {
-			sl_batch_hdr_decode(h, b);
-			if (b->len <= SL_BATCH_MAX)
-				h = sl__view_bytes(v, s, *pos, SL_LOG_BATCH_HDR + b->len, &err);
-			else
-				h = NULL;
+		/* The smallest header first: its magic says which it is. */
+		const uint8_t *h = sl__view_bytes(v, s, *pos, SL_LOG_BATCH_HDR_V1, &err);
+		uint32_t hdr = h ? sl_batch_hdr_size(sl_get_le32(h + SL_BATCH_MAGIC)) : 0;
+		if (hdr) {
+			uint32_t blen = sl_get_le32(h + SL_BATCH_LEN);
+			h = blen <= SL_BATCH_MAX
+			        ? sl__view_bytes(v, s, *pos, hdr + (size_t)blen, &err)
+			        : NULL;
+			if (h)
+				sl_batch_hdr_decode(h, b);
 		} else if (!err && (*seg + 1 >= v->n_segs)) {
 			/* Past the end of what we know: a new segment may hold it. */
 			uint32_t before = v->n_segs;
@@ -269,8 +272,7 @@ static int sl__view_batch(struct sl_log_view *v, uint32_t *seg, uint64_t *pos, u
 		if (err < 0)
 			return err;
 		*resumed = trusted && *seg == v->cur_seg && *pos == v->cur_pos;
-		bool ok = h &&
-		          (*resumed || sl_batch_valid(h, SL_LOG_BATCH_HDR + (size_t)b->len, b)) &&
+		bool ok = h && (*resumed || sl_batch_valid(h, b->hdr_len + (size_t)b->len, b)) &&
 		          b->base_offset == at;
 		trusted = false;
 		if (ok) {
@@ -326,7 +328,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 		struct sl_seg *s = &v->segs[seg];
 		if ((err = sl__idx_add(s, at, pos)) < 0)
 			return err;
-		const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b.len, *resume = r;
+		const uint8_t *r = h + b.hdr_len, *end = r + b.len, *resume = r;
 		uint64_t off = b.base_offset;
 		uint32_t i = 0;
 		bool stop = false;
@@ -384,10 +386,10 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 			v->cur_at = b.base_offset;
 			v->cur_next = *next;
 			v->cur_valid = true;
-			v->cur_rpos = (uint32_t)(resume - (h + SL_LOG_BATCH_HDR));
+			v->cur_rpos = (uint32_t)(resume - (h + b.hdr_len));
 			return visited;
 		}
-		pos += sl_batch_span(b.len);
+		pos += sl_batch_span_of(&b);
 		at = b.base_offset + b.count;
 		if (stop)
 			break;
@@ -432,7 +434,7 @@ int sl_log_view_read_raw(struct sl_log_view *v, uint64_t offset, uint64_t limit,
 			return err;
 		if ((err = sl__idx_add(&v->segs[seg], at, pos)) < 0)
 			return err;
-		uint64_t span = sl_batch_span(b.len);
+		uint64_t span = sl_batch_span_of(&b);
 		if (at < offset) {
 			if (offset < at + b.count)
 				return -EINVAL; /* inside this batch */
@@ -450,8 +452,8 @@ int sl_log_view_read_raw(struct sl_log_view *v, uint64_t offset, uint64_t limit,
 		/* The padding is zero by construction; written as such, the
 		 * copy is what sl_log_append_raw takes whatever the file held
 		 * there. */
-		memcpy(buf + *len, h, SL_LOG_BATCH_HDR + (size_t)b.len);
-		memset(buf + *len + SL_LOG_BATCH_HDR + b.len, 0, span - SL_LOG_BATCH_HDR - b.len);
+		memcpy(buf + *len, h, b.hdr_len + (size_t)b.len);
+		memset(buf + *len + b.hdr_len + b.len, 0, span - b.hdr_len - b.len);
 		*len += span;
 		copied++;
 		pos += span;

@@ -105,6 +105,9 @@ static void sl__repl_role(struct sl_partition *p)
 	pthread_mutex_unlock(&rp->mu);
 	if (role == SL_REPL_LEADER && sl__repl_epoch_add(p, epoch, sl_log_end(p->log)) < 0)
 		role = SL_REPL_NONE; /* cannot mark the epoch: do not lead it */
+	/* The batches this node writes from now on say which leader wrote
+	 * them (a follower only copies the leader's). */
+	sl_log_set_leader_epoch(p->log, role == SL_REPL_LEADER ? epoch : 0);
 	if (role == SL_REPL_LEADER &&
 	    atomic_load_explicit(&rp->role, memory_order_relaxed) != SL_REPL_LEADER) {
 		/* Every follower starts in sync with a new leader's term: the

@@ -51,9 +51,41 @@ uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable)
 	return v[k - 1];
 }
 
+/*
+ * Each batch's leader epoch agrees with the epoch file (its copy in `rp`,
+ * which the leader's answer extended first): the epoch whose range holds
+ * the batch's first offset. An 'SLB1' batch (epoch 0, written before
+ * batches carried one) and a batch older than the copy holds are not
+ * checked. -EPROTO: a leader that sent batches of another epoch than it
+ * said. Owner thread (the copy's only writer: read without its lock).
+ */
+static int sl__leader_epochs_ok(const struct sl_prepl *rp, const uint8_t *bytes, size_t len)
+{
+	for (size_t pos = 0; pos + SL_LOG_BATCH_HDR_V1 <= len;) {
+		uint32_t hdr = sl_batch_hdr_size(sl_get_le32(bytes + pos + SL_BATCH_MAGIC));
+		if (!hdr || pos + hdr > len)
+			return 0; /* not a batch: sl_log_append_raw says so */
+		struct sl_bhdr b;
+		sl_batch_hdr_decode(bytes + pos, &b);
+		uint32_t want = 0;
+		for (uint32_t i = 0; i < rp->n_epochs && rp->epoch_starts[i] <= b.base_offset; i++)
+			want = rp->epochs[i];
+		if (b.leader_epoch && rp->n_epochs && rp->epoch_starts[0] <= b.base_offset &&
+		    b.leader_epoch != want)
+			return -EPROTO;
+		pos += sl_batch_span_of(&b);
+	}
+	return 0;
+}
+
 int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len, uint64_t *end)
 {
-	int ret = sl_log_append_raw(p->log, bytes, len, end);
+	int ret = sl__leader_epochs_ok(p->repl, bytes, len);
+	if (ret < 0) {
+		*end = sl_log_end(p->log);
+		return ret;
+	}
+	ret = sl_log_append_raw(p->log, bytes, len, end);
 	if (ret < 0)
 		return ret;
 	len = (size_t)ret;
@@ -61,11 +93,11 @@ int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t
 	 * lets this replica answer duplicates when it leads (issue 16, item
 	 * 6). sl_log_append_raw checked every batch and record already. */
 	size_t pos = 0;
-	while (pos + SL_LOG_BATCH_HDR <= len) {
+	while (pos < len) {
 		struct sl_bhdr b;
 		sl_batch_hdr_decode(bytes + pos, &b);
 		if (b.producer_id) {
-			const uint8_t *r = bytes + pos + SL_LOG_BATCH_HDR, *e = r + b.len;
+			const uint8_t *r = bytes + pos + b.hdr_len, *e = r + b.len;
 			for (uint32_t i = 0; i < b.count; i++) {
 				uint64_t size = 0, delta = 0;
 				r += sl_varint_get(r, e, &size);
@@ -76,7 +108,7 @@ int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t
 					p->dd_untracked++;
 			}
 		}
-		pos += sl_batch_span(b.len);
+		pos += sl_batch_span_of(&b);
 	}
 	return ret;
 }

@@ -337,8 +337,9 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 /*
  * Owner thread only, a follower's partition: appends record batches fetched
  * from the leader verbatim (sl_log_append_raw: each checked, continuing the
- * log exactly) and records their producer sequences in the partition's
- * table. Returns the bytes taken (fewer than len: the rest after the next
+ * log exactly; each batch's leader epoch the one the epoch file gives its
+ * offsets, else -EPROTO) and records their producer sequences in the
+ * partition's table. Returns the bytes taken (fewer than len: the rest after the next
  * flush, as sl_log_append_raw says) with *end, or the log's error.
  */
 int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len,

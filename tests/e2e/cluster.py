@@ -30,6 +30,7 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -495,6 +496,23 @@ def force_leader(c, leader, isr):
     raise Failure("the partition state kept changing under the test")
 
 
+def leader_epochs(wd, n):
+    """(first offset, leader epoch) of each batch of node n's partition 0, read
+    from its segments as log/batch.h lays them out ('SLB2': the epoch at
+    byte 56 of the 64-byte header)."""
+    out = []
+    for f in segments(wd, n):
+        with open(os.path.join(wd, n, "data", "events", "0", f), "rb") as x:
+            img = x.read()
+        pos = 0
+        while pos + 64 <= len(img) and img[pos:pos + 4] == b"SLB2":
+            base, count, blen = struct.unpack_from("<QII", img, pos + 8)
+            out.append((base, struct.unpack_from("<I", img, pos + 56)[0]))
+            pos += (64 + blen + 7) & ~7
+        check(not img[pos:].strip(b"\0"), "%s/%s: not a batch at byte %d" % (n, f, pos))
+    return out
+
+
 def wait_stopped(pid, tries=1000000):
     """Until the process is stopped (SIGSTOP takes hold asynchronously):
     its state in /proc, read until it says so (bounded)."""
@@ -591,6 +609,11 @@ def old_leader_truncates(a):
         for n in NODES:
             check_exactly_once(consume_all(a, c.nodes[n].addr, n_events), ids)
         check_identical(wd, n_events)
+        # Each batch says which leader wrote it: n1 before the cut, n2 after.
+        for n in NODES:
+            eps = leader_epochs(wd, n)
+            check(eps and all(e == (1 if b < to else epoch) for b, e in eps),
+                  "%s: batches' leader epochs %r (cut at %d)" % (n, eps[:3] + eps[-3:], to))
 
 
 if __name__ == "__main__":

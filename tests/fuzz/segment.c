@@ -220,6 +220,7 @@ struct batch {
 	uint64_t base, pid, base_seq;
 	uint32_t count, len, epoch, unit_start;
 	int64_t time_ms;
+	size_t hdr;
 };
 
 /* Up to 10 bytes, little-endian groups of 7 bits, within 64 bits: the 10th
@@ -246,11 +247,17 @@ static size_t varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
 static bool batch_at(const uint8_t *img, size_t size, size_t at, struct batch *b, struct rec *out,
                      size_t *n_out)
 {
-	if (at + SL_LOG_BATCH_HDR > size)
+	/* 'SLB2' (64-byte header, leader epoch at 56, then zero) or 'SLB1'
+	 * (56 bytes, before leader epochs). */
+	if (at + SL_LOG_BATCH_HDR_V1 > size)
 		return false;
 	const uint8_t *h = img + at;
-	if (get32(h + SL_BATCH_MAGIC) != SL_LOG_MAGIC)
+	size_t hdr = get32(h + SL_BATCH_MAGIC) == SL_LOG_MAGIC      ? 64
+	             : get32(h + SL_BATCH_MAGIC) == SL_LOG_MAGIC_V1 ? 56
+	                                                            : 0;
+	if (!hdr || at + hdr > size || (hdr == 64 && get32(h + 60)))
 		return false;
+	b->hdr = hdr;
 	b->base = get64(h + SL_BATCH_BASE_OFFSET);
 	b->count = get32(h + SL_BATCH_COUNT);
 	b->len = get32(h + SL_BATCH_LEN);
@@ -259,12 +266,12 @@ static bool batch_at(const uint8_t *img, size_t size, size_t at, struct batch *b
 	b->epoch = get32(h + SL_BATCH_EPOCH);
 	b->unit_start = get32(h + SL_BATCH_UNIT_START);
 	b->base_seq = get64(h + SL_BATCH_BASE_SEQ);
-	if (!b->count || b->len > BATCH_MAX || at + SL_LOG_BATCH_HDR + b->len > size)
+	if (!b->count || b->len > BATCH_MAX || at + hdr + b->len > size)
 		return false;
-	if (crc32c(h + SL_BATCH_CRC_FROM, SL_LOG_BATCH_HDR - SL_BATCH_CRC_FROM + (size_t)b->len) !=
+	if (crc32c(h + SL_BATCH_CRC_FROM, hdr - SL_BATCH_CRC_FROM + (size_t)b->len) !=
 	    get32(h + SL_BATCH_CRC))
 		return false;
-	const uint8_t *r = h + SL_LOG_BATCH_HDR, *end = r + b->len;
+	const uint8_t *r = h + hdr, *end = r + b->len;
 	for (uint32_t i = 0; i < b->count; i++) {
 		uint64_t sz, delta;
 		size_t n = varint(r, end, &sz);
@@ -318,7 +325,7 @@ static void expect_of(const uint8_t *img, size_t size, uint64_t base, bool fsync
 			break;
 		}
 		off += b.count;
-		pos += align8(SL_LOG_BATCH_HDR + (size_t)b.len);
+		pos += align8(b.hdr + (size_t)b.len);
 	}
 	e->end = off;
 	e->pos = pos;
@@ -331,7 +338,8 @@ static void expect_of(const uint8_t *img, size_t size, uint64_t base, bool fsync
 		if (!word)
 			continue;
 		e->last_nonzero = at + take;
-		if ((uint32_t)word != SL_LOG_MAGIC || !batch_at(img, size, at, &b, NULL, NULL))
+		if (((uint32_t)word != SL_LOG_MAGIC && (uint32_t)word != SL_LOG_MAGIC_V1) ||
+		    !batch_at(img, size, at, &b, NULL, NULL))
 			continue;
 		/* A later write began after the damage: the damage was synced. */
 		any_later |= b.unit_start > pos;

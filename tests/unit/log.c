@@ -239,8 +239,7 @@ Test(log, torn_tail_at_every_byte_of_the_last_batch, .timeout = 120)
 	uint8_t *img = malloc(65536);
 	cr_assert_eq(pread(fd, img, 65536, 0), 65536);
 	close(fd);
-	uint32_t first_len = sl_get_le32(img + SL_BATCH_LEN);
-	uint32_t last_at = (uint32_t)sl_batch_span(first_len);
+	uint32_t last_at = (uint32_t)sl_batch_span_at(img);
 	uint32_t last_len = sl_get_le32(img + last_at + SL_BATCH_LEN);
 	uint32_t last_end = last_at + SL_LOG_BATCH_HDR + last_len;
 
@@ -313,14 +312,13 @@ Test(log, torn_multi_batch_commit_with_garbage, .timeout = 120)
 	close(fd);
 	/* Batch starts of the last commit, and where it ends. */
 	uint32_t at[BATCHES + 1];
-	at[0] = (uint32_t)sl_batch_span(sl_get_le32(img + SL_BATCH_LEN));
+	at[0] = (uint32_t)sl_batch_span_at(img);
 	for (int b = 0; b < BATCHES; b++) {
 		cr_assert_eq(sl_get_le64(img + at[b] + SL_BATCH_BASE_OFFSET),
 		             (uint64_t)(FIRST + b * PER));
 		cr_assert_eq(sl_get_le32(img + at[b] + SL_BATCH_UNIT_START), at[0],
 		             "batch %d is not of the last commit", b);
-		at[b + 1] =
-		    at[b] + (uint32_t)sl_batch_span(sl_get_le32(img + at[b] + SL_BATCH_LEN));
+		at[b + 1] = at[b] + (uint32_t)sl_batch_span_at(img + at[b]);
 	}
 	snprintf(work, sizeof(work), "%s-work", g_dir);
 	snprintf(wseg, sizeof(wseg), "%s/%s", work, strrchr(seg, '/') + 1);
@@ -838,7 +836,8 @@ Test(log, prepared_segments_roll_in)
 }
 
 /*
- * A segment as every sluice so far wrote it (log/batch.h): one batch of
+ * A segment as every sluice wrote it before batches carried their leader
+ * epoch ('SLB1', log/batch.h): one batch of
  * producer 0x0102030405060708, epoch 3, events "abc" (seq 10) and "de"
  * (seq 12) at offsets 0 and 1, appended at 1764979200123 ms, checksum
  * included. Existing data folders must keep opening: this must still read.
@@ -876,11 +875,13 @@ static size_t read_file(const char *dir, const char *name, uint8_t *buf, size_t 
 Test(log, golden_segment_still_reads)
 {
 	/* The names say what the bytes are. */
-	cr_assert_eq(sl_get_le32(golden_batch + SL_BATCH_MAGIC), SL_LOG_MAGIC);
+	cr_assert_eq(sl_get_le32(golden_batch + SL_BATCH_MAGIC), SL_LOG_MAGIC_V1);
 	cr_assert_eq(sl_get_le32(golden_batch + SL_BATCH_LEN), 9);
-	cr_assert_eq(sl_batch_span(9), sizeof(golden_batch));
+	cr_assert_eq(sl_batch_span_at(golden_batch), sizeof(golden_batch));
 	struct sl_bhdr b;
 	cr_assert(sl_batch_valid(golden_batch, sizeof(golden_batch), &b));
+	cr_assert_eq(b.hdr_len, SL_LOG_BATCH_HDR_V1);
+	cr_assert_eq(b.leader_epoch, 0);
 	cr_assert_eq(b.base_offset, 0);
 	cr_assert_eq(b.count, 2);
 	cr_assert_eq(b.producer_id, 0x0102030405060708ull);
@@ -911,9 +912,12 @@ Test(log, golden_segment_still_reads)
 	cr_assert_eq(sl_log_reader_next(rd, sl_log_durable(log), &rec), 0);
 	sl_log_reader_close(rd);
 
-	/* The writer writes the same layout: the golden events appended again
-	 * make a batch equal to it but for time, unit_start and checksum. */
+	/* The writer writes 'SLB2' batches after it, in the same segment: the
+	 * golden events appended again make a batch equal to it but for the
+	 * magic, time, unit_start, checksum and the leader epoch (set here)
+	 * before its records. */
 	uint64_t off;
+	sl_log_set_leader_epoch(log, 7);
 	cr_assert_eq(
 	    sl_log_append(log, 0x0102030405060708ull, 3, 10, (const uint8_t *)"abc", 3, &off), 0);
 	cr_assert_eq(
@@ -921,13 +925,21 @@ Test(log, golden_segment_still_reads)
 	cr_assert_eq(off, 3);
 	cr_assert_eq(commit(log), 0);
 	sl_log_close(log);
-	uint8_t img[2 * sizeof(golden_batch)];
+	enum { V2 = 80 }; /* 64 + 9, aligned to 8 */
+	uint8_t img[sizeof(golden_batch) + V2];
 	cr_assert_geq(read_file(g_dir, "00000000000000000000.log", img, sizeof(img)), sizeof(img));
 	cr_assert_eq(memcmp(img, golden_batch, sizeof(golden_batch)), 0, "the old batch changed");
 	const uint8_t *h = img + sizeof(golden_batch);
-	cr_assert(sl_batch_valid(h, sizeof(golden_batch), &b));
+	static const uint8_t magic2[4] = {0x53, 0x4c, 0x42, 0x32}; /* "SLB2" */
+	cr_assert_eq(memcmp(h, magic2, 4), 0);
+	cr_assert_eq(sl_batch_span_at(h), V2);
+	cr_assert(sl_batch_valid(h, V2, &b));
+	cr_assert_eq(b.hdr_len, 64);
 	cr_assert_eq(b.base_offset, 2);
 	cr_assert_eq(b.unit_start, sizeof(golden_batch));
+	cr_assert_eq(sl_get_le32(h + 56), 7, "the leader epoch at byte 56");
+	cr_assert_eq(b.leader_epoch, 7);
+	cr_assert_eq(sl_get_le32(h + 60), 0, "reserved");
 	cr_assert_eq(memcmp(h + SL_BATCH_COUNT, golden_batch + SL_BATCH_COUNT,
 	                    SL_BATCH_TIME_MS - SL_BATCH_COUNT),
 	             0);
@@ -935,8 +947,25 @@ Test(log, golden_segment_still_reads)
 	                    SL_BATCH_UNIT_START - SL_BATCH_PRODUCER),
 	             0);
 	cr_assert_eq(memcmp(h + SL_BATCH_BASE_SEQ, golden_batch + SL_BATCH_BASE_SEQ,
-	                    sizeof(golden_batch) - SL_BATCH_BASE_SEQ),
+	                    SL_LOG_BATCH_HDR_V1 - SL_BATCH_BASE_SEQ),
 	             0);
+	cr_assert_eq(memcmp(h + 64, golden_batch + SL_LOG_BATCH_HDR_V1, 9), 0, "the records");
+	for (size_t i = 64 + 9; i < V2; i++)
+		cr_assert_eq(h[i], 0, "padding");
+
+	/* Both kinds in one segment recover and read. */
+	log = open_log(g_dir, 1 << 20, SL_LOG_FSYNC);
+	cr_assert_eq(sl_log_end(log), 4);
+	cr_assert_eq(sl_log_reader_open(log, 0, &rd), 0);
+	for (uint64_t i = 0; i < 4; i++) {
+		cr_assert_eq(sl_log_reader_next(rd, sl_log_durable(log), &rec), 1);
+		cr_assert_eq(rec.offset, i);
+		cr_assert_eq(rec.seq, i % 2 ? 12 : 10);
+		cr_assert_eq(memcmp(rec.event, i % 2 ? "de" : "abc", rec.len), 0);
+	}
+	cr_assert_eq(sl_log_reader_next(rd, sl_log_durable(log), &rec), 0);
+	sl_log_reader_close(rd);
+	sl_log_close(log);
 }
 
 /* A sealed segment's .idx is what log/index_format.h says: 8-byte entries,

@@ -290,7 +290,7 @@ Test(replica, raw_append_refuses_bad_crc_gap_overlap_misaligned)
 	size_t len = leader_bytes(&l, buf, sizeof(buf), &next);
 	struct sl_log *f = open_at("follower", 1 << 20, NULL, NULL, true);
 	/* The batches' spans, from their headers. */
-	size_t span0 = sl_batch_span(sl_get_le32(buf + SL_BATCH_LEN));
+	size_t span0 = sl_batch_span_at(buf);
 
 	/* A bad checksum in the last batch: the first three are not taken
 	 * either. */
@@ -323,7 +323,7 @@ Test(replica, raw_append_refuses_bad_crc_gap_overlap_misaligned)
 	cr_assert_eq(sl_log_append_raw(f, buf, span0, &end), (int)span0);
 	cr_assert_eq(end, 10);
 	commit(f);
-	size_t span1 = sl_batch_span(sl_get_le32(buf + span0 + SL_BATCH_LEN));
+	size_t span1 = sl_batch_span_at(buf + span0);
 	cr_assert_eq(sl_log_append_raw(f, buf, span0 + span1, &end), -EINVAL);
 	assert_nothing_appended(f, 10);
 	/* The rest continues it. */
@@ -342,7 +342,7 @@ Test(replica, own_appends_and_raw_appends_mix_in_order)
 	struct sl_log *l;
 	size_t len = leader_bytes(&l, buf, sizeof(buf), &next);
 	struct sl_log *f = open_at("follower", 1 << 20, NULL, NULL, true);
-	size_t span0 = sl_batch_span(sl_get_le32(buf + SL_BATCH_LEN));
+	size_t span0 = sl_batch_span_at(buf);
 	cr_assert_eq(sl_log_append_raw(f, buf, span0, &end), (int)span0);
 	/* Own events after raw ones in the same group: sealed by the log. */
 	uint8_t ev[256];
