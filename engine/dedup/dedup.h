@@ -217,8 +217,10 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
  * where to resume (Welcome's next_sequence); the partitions' tables, not
  * next_seq, decide what is a duplicate.
  *
- * Threads: sl_producers_open/close and sl_producers_seed are for start-up
- * and shut-down (one thread, no sessions). sl_producers_hello may be called
+ * Threads: sl_producers_open/close are for start-up and shut-down (one
+ * thread, no sessions); sl_producers_seed for start-up, and for a
+ * partition's owner that rebuilt its sequences after a truncation (under
+ * the mutex, like sl_producers_hello). sl_producers_hello may be called
  * from any thread at any time (a mutex inside: hellos are rare and never on
  * the event path). sl_producer_is_current and sl_producer_accepted are
  * lock-free, for any thread, on the event path.
@@ -247,6 +249,10 @@ struct sl_producer { /* stable address for the registry's lifetime */
 	uint64_t id;
 	_Atomic uint32_t epoch;    /* the current session's; written under the mutex */
 	_Atomic uint64_t next_seq; /* 1 + highest sequence accepted from any session (0 = none) */
+	/* next_seq as the logs gave it (sl_producers_seed): a lower bound
+	 * only, since sequences a session used up on refused events are not
+	 * stored. A next_seq still equal to it is not known exactly. */
+	_Atomic uint64_t seeded;
 	/* One line each: reactors serving different producers never share
 	 * a written line. */
 } __attribute__((aligned(64)));
@@ -332,6 +338,15 @@ bool sl_producers_proof_ok(const struct sl_producers *r, uint64_t id, const uint
 static inline bool sl_producer_is_current(const struct sl_producer *p, uint32_t epoch)
 {
 	return atomic_load_explicit(&p->epoch, memory_order_acquire) == epoch;
+}
+
+/* Whether next_seq (what sl_producers_hello gave) is every sequence a
+ * session of this id used, or only what its stored events show (seeded
+ * from the logs after a restart, nothing accepted since): then the
+ * session's first frame may start further on. */
+static inline bool sl_producer_seq_exact(const struct sl_producer *p, uint64_t next_seq)
+{
+	return next_seq != atomic_load_explicit(&p->seeded, memory_order_relaxed);
 }
 
 /* Raises p->next_seq to next_seq (an atomic max: sessions on different

@@ -360,6 +360,8 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
 	if (epoch > atomic_load_explicit(&p->epoch, memory_order_relaxed))
 		atomic_store_explicit(&p->epoch, epoch, memory_order_release);
 	sl_producer_accepted(p, last + 1);
+	if (atomic_load_explicit(&p->next_seq, memory_order_relaxed) == last + 1)
+		atomic_store_explicit(&p->seeded, last + 1, memory_order_relaxed);
 	/* Not made durable here: the next fresh id reserves a block from
 	 * next_id on, which covers this one. */
 	if (id >= r->next_id)

@@ -126,11 +126,15 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	}
 	c->producer_id = c->prod->id;
 	c->expect = next;
-	/* A new id starts at 0, and a producer with stored sequences goes on
-	 * from them. An id the server knows no sequence of (its data folder
-	 * was replaced, or the producer brings its own id) may start anywhere:
-	 * its first frame says where. */
-	c->seq_known = !want || next > 0;
+	/* A new id starts at 0, and a producer whose session this process
+	 * saw goes on from its sequences. An id the server knows no sequence
+	 * of (its data folder was replaced, or the producer brings its own id),
+	 * or knows only from its stored events (after a restart: sequences
+	 * used up on refused events are not stored), may start further on:
+	 * its first frame says where. Seen: a partition moved back to a node
+	 * restarted after kill -9 refused the producer's next events as a gap
+	 * (the soak's --leader-returns). */
+	c->seq_known = !want || (next > 0 && sl_producer_seq_exact(c->prod, next));
 
 	Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
 	w.version = SL_PROTO_VERSION;
