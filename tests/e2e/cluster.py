@@ -165,8 +165,10 @@ def events(n, keys=16, tag="e", start=0):
 
 
 def consume_all(a, addr, n, follow=True, partition=0):
-    """Every event of a partition (0) from `addr`, waiting (long poll) until n
-    are there (without follow: what is there now)."""
+    """Every event of a partition (0) through `addr`, waiting (long poll)
+    until n are there (without follow: what is there now). In a cluster
+    `sluice consume` reads the partition from its leader, whichever node
+    `addr` is (cluster_soak.read_node reads one node's own)."""
     cmd = [a.sluice, "consume", "--server", addr, "--topic", "events", "--partition",
            str(partition), "--from", "earliest"]
     if follow:
@@ -223,9 +225,8 @@ def check_identical(wd, hw, partition=0):
 
 
 def wait_replicated(c, n_events, partition=0):
-    """The leader's view until every replica is durable to n_events and the HW
-    is there: waited for by consuming from each node (a consume returns once
-    the node shows n events, i.e. its HW passed them)."""
+    """The leader's view once the HW passed n_events: waited for by a consume
+    through each node (each reads from the leader: consume_all)."""
     for n in NODES:
         try:
             consume_all(c.a, c.nodes[n].addr, n_events, partition=partition)

@@ -27,21 +27,23 @@ Rounds alternate, kill first; the seed picks the node, partition and target
 move to a node killed after it had led, the engine bug this soak found
 (Schedule; --leader-returns reproduces it). At the end: the producer exits 0, every
 event is acked once at the offset it is stored at, every node serves each
-partition's events once, in per-key order, and the replicas' segments are
-byte-identical. One summary line per round and the totals on stdout.
+partition's events once, in per-key order (read from that node alone through
+libsluice's consumer: `sluice consume` would read from the leader), and the
+replicas' segments are byte-identical. One summary line per round and the totals on stdout.
 
 Waits are on events (the acks' pipe, an HTTP answer polled between wake-ups
 on the leader's stderr through inotify, a node's log line, a consume that
 returns when the data is there), never sleeps. Every process is killed at
 the end, also on failure.
 
-Usage: cluster_soak.py --sluiced P --sluice P [--rounds N] [--seed S]
+Usage: cluster_soak.py --sluiced P --sluice P [--libsluice SO] [--rounds N] [--seed S]
        [--partitions 1|2] [--leader-returns]
        (SLUICE_SOAK_ROUNDS sets the default rounds)
 """
 
 import argparse
 import collections
+import ctypes
 import json
 import os
 import random
@@ -50,15 +52,113 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (NODES, TIMEOUT, Cluster, check_exactly_once, check_identical,  # noqa: E402
-                     consume_all, events, move, wait_replicated)
+                     events, move, wait_replicated)
 from harness import Failure, Workdir, check, wait_for_files  # noqa: E402
 
 KEYS = 64      # spread over the partitions by hash; every key's order is checked
 CHUNK = 500    # events a write to the producer's stdin
 WINDOW = 4000  # at most this many unacked before the next chunk (about 0.1-0.3 s of load)
+
+
+class _Opts(ctypes.Structure):  # struct sl_consumer_opts (sluice/consumer.h)
+    _fields_ = [("host", ctypes.c_char_p), ("port", ctypes.c_uint16),
+                ("client_name", ctypes.c_char_p), ("timeout_ms", ctypes.c_uint32),
+                ("token", ctypes.c_char_p)]
+
+
+class _Fetched(ctypes.Structure):  # struct sl_fetched
+    _fields_ = [("partition", ctypes.c_uint32), ("offset", ctypes.c_uint64),
+                ("append_time_ms", ctypes.c_int64), ("event", ctypes.c_void_p),
+                ("len", ctypes.c_size_t)]
+
+
+_VISIT = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_Fetched))
+
+
+def _event(buf):
+    """The fields of an encoded sluice.v1.Event the checks use: id (1),
+    aggregate (3), data (5, JSON here)."""
+    out, i = {}, 0
+
+    def varint():
+        nonlocal i
+        v = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return v
+    while i < len(buf):
+        key = varint()
+        if key & 7 == 0:
+            varint()
+        elif key & 7 == 2:
+            n = varint()
+            val = buf[i:i + n]
+            i += n
+            if key >> 3 == 1:
+                out["id"] = str(uuid.UUID(bytes=val))
+            elif key >> 3 == 3:
+                out["aggregate"] = val.decode()
+            elif key >> 3 == 5:
+                out["data"] = json.loads(val)
+        else:
+            raise Failure("unexpected wire type %d in a stored event" % (key & 7))
+    return out
+
+
+def read_node(a, c, n, partition, n_events):
+    """Events 0..n_events-1 of a partition as node n serves them (libsluice's
+    consumer connected to n alone: `sluice consume` reads each partition from
+    its leader, whatever --server says), waiting at n (long polls) until its
+    high watermark passed them."""
+    lib = ctypes.CDLL(a.libsluice)
+    lib.sl_consumer_connect.argtypes = [ctypes.POINTER(_Opts), ctypes.POINTER(ctypes.c_void_p),
+                                        ctypes.c_char_p, ctypes.c_size_t]
+    lib.sl_consumer_fetch.argtypes = [
+        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint32,
+        ctypes.c_uint32, ctypes.c_uint32, _VISIT, ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)]
+    lib.sl_consumer_close.argtypes = [ctypes.c_void_p]
+    lib.sl_consumer_last_error.argtypes = [ctypes.c_void_p]
+    lib.sl_consumer_last_error.restype = ctypes.c_char_p
+    token = os.environ.get("SLUICE_TOKEN")
+    opts = _Opts(b"127.0.0.1", c.nodes[n].port, b"cluster_soak", 30000,
+                 token.encode() if token else None)
+    con = ctypes.c_void_p()
+    err = ctypes.create_string_buffer(512)
+    ret = lib.sl_consumer_connect(ctypes.byref(opts), ctypes.byref(con), err, len(err))
+    check(ret == 0, "%s: cannot connect a consumer: %s" % (n, err.value.decode()))
+    raw = []
+
+    def visit(_, ev):
+        raw.append((ev.contents.offset, ctypes.string_at(ev.contents.event, ev.contents.len)))
+        return 0
+    cb = _VISIT(visit)
+    nxt, end = ctypes.c_uint64(0), ctypes.c_uint64(0)
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while nxt.value < n_events:
+            check(time.monotonic() < deadline, "%s served %d of %d events of events/%d in %d s" % (
+                n, nxt.value, n_events, partition, TIMEOUT))
+            ret = lib.sl_consumer_fetch(con, b"events", partition, nxt.value, 0, 0, 1000, cb,
+                                        None, ctypes.byref(nxt), ctypes.byref(end))
+            check(ret >= 0, "%s: fetch of events/%d at %d: %s (%d)" % (
+                n, partition, nxt.value, lib.sl_consumer_last_error(con).decode(), ret))
+    finally:
+        lib.sl_consumer_close(con)
+    evs = []
+    for off, buf in raw:
+        e = _event(buf)
+        e["offset"] = off
+        evs.append(e)
+    return evs
 
 
 class Producer:
@@ -322,14 +422,16 @@ def soak(a):
         for p in range(a.partitions):
             check(per[p], "no events in events/%d (keys: %d)" % (p, KEYS))
             st = wait_replicated(c, len(per[p]), p)
-            check(sorted(st["isr"]) == NODES, "events/%d: isr %r at the end" % (p, st["isr"]))
             for n in NODES:
-                evs = consume_all(a, c.nodes[n].addr, len(per[p]), partition=p)
+                evs = read_node(a, c, n, p, len(per[p]))
+                check(len(evs) == len(per[p]), "%s: %d events of events/%d, %d acked" % (
+                    n, len(evs), p, len(per[p])))
                 check_exactly_once(evs, list(per[p]))
                 stored = {e["id"]: e["offset"] for e in evs}
                 check(stored == per[p], "%s: events/%d: %d events stored at another offset "
                       "than acked" % (n, p, sum(stored[i] != o for i, o in per[p].items())))
             check_identical(wd, len(per[p]), p)
+            check(sorted(st["isr"]) == NODES, "events/%d: isr %r at the end" % (p, st["isr"]))
         vs = views(c, leaders)
         took = time.monotonic() - t0
         print("soak: %d rounds (%d kills, %d moves) in %.1f s (faults %.1f s); %d events acked "
@@ -346,12 +448,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sluiced", required=True)
     ap.add_argument("--sluice", required=True)
+    ap.add_argument("--libsluice", help="libsluice.so (default: ../lib/ beside sluice)")
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("SLUICE_SOAK_ROUNDS", 12)))
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--partitions", type=int, default=2, choices=(1, 2))
     ap.add_argument("--leader-returns", action="store_true",
                     help="move partitions back to restarted former leaders (Schedule)")
     a = ap.parse_args()
+    a.libsluice = a.libsluice or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(a.sluice))), "lib", "libsluice.so")
     if a.seed is None:
         a.seed = random.SystemRandom().randrange(1 << 31)
     start = time.monotonic()
