@@ -47,8 +47,9 @@ TIMEOUT = 120
 
 
 class Cluster:
-    def __init__(self, a, wd, lag="2s", ttl="2s", token_files=None):
+    def __init__(self, a, wd, lag="2s", ttl="2s", token_files=None, partitions=1):
         self.a = a
+        self.partitions = partitions  # partition p's first leader: NODES[p % 3]
         self.wd = wd
         self.etcd = Etcd(wd)
         self.name = "t%s" % uuid.uuid4().hex[:12]
@@ -70,7 +71,7 @@ class Cluster:
         if n in self.token_files:
             extra.append("auth: { token_file: %s }" % self.token_files[n])
         srv = Server(self.a.sluiced, self.wd, port=native, http_port=http, name=n,
-                     topics=[("events", 1)], cores=1, extra=extra,
+                     topics=[("events", self.partitions)], cores=1, extra=extra,
                      topic_keys=["replicas: 3", "acks: quorum",
                                  "replica_lag_max: %s" % self.lag])
         return srv
@@ -90,9 +91,10 @@ class Cluster:
                     if "Address already in use" not in str(e) or attempt == 2:
                         raise
                     self.ports[n] = (free_port(), free_port())
-        # Serving once placed: the leader says so when its reactor took
+        # Serving once placed: each leader says so when its reactor took
         # the role (the partition states appear once three nodes live).
-        self.wait_log("n1", "events/0: leader, leader epoch")
+        for p in range(self.partitions):
+            self.wait_log(NODES[p % len(NODES)], "events/%d: leader, leader epoch" % p)
         return self
 
     def log_size(self, n):
@@ -126,10 +128,10 @@ class Cluster:
     def http(self, n):
         return "127.0.0.1:%d" % self.ports[n][1]
 
-    def state(self, n="n1"):
+    def state(self, n="n1", partition=0):
         with http_open("http://%s/v1/cluster" % self.http(n), timeout=30) as r:
             doc = json.loads(r.read())
-        return doc["topics"][0]["partitions"][0]
+        return doc["topics"][0]["partitions"][partition]
 
     def kill(self):
         for srv in self.nodes.values():
@@ -152,10 +154,13 @@ class Cluster:
         return False
 
 
-def events(n, keys=16, tag="e"):
+def events(n, keys=16, tag="e", start=0):
+    """n events (JSON lines, their ids): event i has key tag + (i % keys) and
+    data.i = i, i from `start` (a stream written in parts keeps per-key order
+    checkable)."""
     lines = []
     ids = []
-    for i in range(n):
+    for i in range(start, start + n):
         eid = str(uuid.uuid4())
         ids.append(eid)
         lines.append(json.dumps({"type": "t", "aggregate": "%s%d" % (tag, i % keys), "id": eid,
@@ -163,11 +168,13 @@ def events(n, keys=16, tag="e"):
     return ("\n".join(lines) + "\n").encode(), ids
 
 
-def consume_all(a, addr, n, follow=True):
-    """Every event of partition 0 from `addr`, waiting (long poll) until n are
-    there (without follow: what is there now)."""
-    cmd = [a.sluice, "consume", "--server", addr, "--topic", "events", "--partition", "0",
-           "--from", "earliest"]
+def consume_all(a, addr, n, follow=True, partition=0):
+    """Every event of a partition (0) through `addr`, waiting (long poll)
+    until n are there (without follow: what is there now). In a cluster
+    `sluice consume` reads the partition from its leader, whichever node
+    `addr` is (cluster_soak.read_node reads one node's own)."""
+    cmd = [a.sluice, "consume", "--server", addr, "--topic", "events", "--partition",
+           str(partition), "--from", "earliest"]
     if follow:
         cmd += ["--max", str(n), "--follow"]
     rc, out, err = run(cmd, timeout=TIMEOUT)
@@ -192,47 +199,51 @@ def check_exactly_once(evs, ids):
         last[k] = (i, e["offset"])
 
 
-def segments(wd, n):
-    folder = os.path.join(wd, n, "data", "events", "0")
+def segments(wd, n, partition=0):
+    folder = os.path.join(wd, n, "data", "events", str(partition))
     return sorted(f for f in os.listdir(folder) if f.endswith(".log"))
 
 
-def check_identical(wd, hw):
-    """Replicas are byte-identical below the HW: every segment file of the
-    leader equals the followers' (all of it is below the HW here). Past the
-    last batch a segment holds zeros, as far as its file was allocated ahead
-    (a log cut keeps its file's allocation: its length may differ)."""
-    ref = segments(wd, "n1")
+def check_identical(wd, hw, partition=0):
+    """Replicas are byte-identical below the HW: every segment file of n1 (the
+    first leader) equals the other replicas' (all of it is below the HW here).
+    Sealed segments whole; the active one up to its data: past it, each
+    replica has the zeros it pre-allocated, in steps that start again at a
+    restart (log.h), so the files' sizes may differ."""
+    ref = segments(wd, "n1", partition)
     check(ref, "no segments on n1")
     for n in NODES[1:]:
-        check(segments(wd, n) == ref, "%s has segments %s, n1 %s" % (n, segments(wd, n), ref))
+        check(segments(wd, n, partition) == ref,
+              "%s has segments %s, n1 %s" % (n, segments(wd, n, partition), ref))
         for f in ref:
-            with open(os.path.join(wd, "n1", "data", "events", "0", f), "rb") as x, \
-                    open(os.path.join(wd, n, "data", "events", "0", f), "rb") as y:
-                a, b = x.read(), y.read()
-            common = min(len(a), len(b))
-            check(a[:common] == b[:common], "%s/%s differs from n1's" % (n, f))
-            check(not (a[common:] + b[common:]).strip(b"\0"),
-                  "%s/%s: data past the other's end" % (n, f))
+            with open(os.path.join(wd, "n1", "data", "events", str(partition), f), "rb") as x, \
+                    open(os.path.join(wd, n, "data", "events", str(partition), f), "rb") as y:
+                bx, by = x.read(), y.read()
+            if f == ref[-1]:
+                bx, by = bx.rstrip(b"\0"), by.rstrip(b"\0")
+            if bx != by:
+                at = next((i for i, (u, v) in enumerate(zip(bx, by)) if u != v),
+                          min(len(bx), len(by)))
+                raise Failure("%s: events/%d/%s differs from n1's at byte %d (%d and %d "
+                              "bytes of data)" % (n, partition, f, at, len(by), len(bx)))
 
 
-def wait_replicated(c, n_events):
-    """The leader's view until every replica is durable to n_events and the HW
-    is there: waited for by consuming from each node (a consume returns once
-    the node shows n events, i.e. its HW passed them)."""
+def wait_replicated(c, n_events, partition=0):
+    """The leader's view once the HW passed n_events: waited for by a consume
+    through each node (each reads from the leader: consume_all)."""
     for n in NODES:
         try:
-            consume_all(c.a, c.nodes[n].addr, n_events)
+            consume_all(c.a, c.nodes[n].addr, n_events, partition=partition)
         except subprocess.TimeoutExpired:
             views = {}
             for m in NODES:
                 try:
-                    views[m] = c.state(m)
+                    views[m] = c.state(m, partition)
                 except Exception as e:  # noqa: BLE001 (a diagnosis, whatever failed)
                     views[m] = repr(e)
-            raise Failure("%s never showed %d events; the nodes' views: %s" % (
-                n, n_events, json.dumps(views)))
-    st = c.state("n1")
+            raise Failure("%s never showed %d events of partition %d; the nodes' views: %s" % (
+                n, n_events, partition, json.dumps(views)))
+    st = c.state(c.state("n1", partition)["leader"], partition)
     check(st["high_watermark"] == n_events, "HW %s, want %d" % (st["high_watermark"], n_events))
     return st
 
@@ -394,17 +405,18 @@ def wrong_token_follower(a):
             del os.environ["SLUICE_TOKEN"]
 
 
-def move(c, frm, to):
-    """Asks the leader `frm` to hand the partition to `to`: the answer. The
-    last move goes through `sluice partition leader`, asked of a node that
+def move(c, frm, to, partition=0):
+    """Asks the leader `frm` to hand the partition (0) to `to`: the answer.
+    Moves to n1 go through `sluice partition leader`, asked of a node that
     does not lead (it finds the leader itself)."""
     if to == "n1":
         other = [n for n in NODES if n not in (frm, to)][0]
-        rc, out, err = run([c.a.sluice, "partition", "leader", "events", "0", to, "--http",
-                            c.http(other)], timeout=60)
+        rc, out, err = run([c.a.sluice, "partition", "leader", "events", str(partition), to,
+                            "--http", c.http(other)], timeout=60)
         check(rc == 0, "sluice partition leader failed (%d): %s %s" % (rc, out, err))
         return json.loads(out)
-    url = "http://%s/v1/cluster/leader?topic=events&partition=0&node=%s" % (c.http(frm), to)
+    url = "http://%s/v1/cluster/leader?topic=events&partition=%d&node=%s" % (
+        c.http(frm), partition, to)
     with http_open(url, timeout=60, method="POST") as r:
         return json.loads(r.read())
 
