@@ -23,9 +23,8 @@ round first waits until acks grew since the previous one, then does one of:
          for moves to n1); the new leader's stderr names the next epoch.
 
 Rounds alternate, kill first; the seed picks the node, partition and target
-(printed, and --seed repeats a run's choices) within Schedule's rule: no
-move to a node killed after it had led, the engine bug this soak found
-(Schedule; --leader-returns reproduces it). At the end: the producer exits 0, every
+(printed, and --seed repeats a run's choices), preferring to kill former
+leaders and to move partitions back to them (Schedule). At the end: the producer exits 0, every
 event is acked once at the offset it is stored at, every node serves each
 partition's events once, in per-key order (read from that node alone through
 libsluice's consumer: `sluice consume` would read from the leader), and the
@@ -37,7 +36,7 @@ returns when the data is there), never sleeps. Every process is killed at
 the end, also on failure.
 
 Usage: cluster_soak.py --sluiced P --sluice P [--libsluice SO] [--rounds N] [--seed S]
-       [--partitions 1|2] [--leader-returns]
+       [--partitions 1|2]
        (SLUICE_SOAK_ROUNDS sets the default rounds)
 """
 
@@ -284,33 +283,26 @@ def wait_isr(c, leaders, node, inside):
 class Schedule:
     """Which node a round kills and where it moves a partition.
 
-    A node that led a partition and was killed later is `tainted`: the
-    producer may hold a session there whose sequences past the node's log
-    were used up by refusals (ERR_NOT_LEADER after a move away), and the
-    restarted node, which rebuilt the session's next sequence from its log
-    alone, refuses the producer's next events there with ERR_SEQUENCE (a
-    "gap"): the engine bug this soak found (below, KNOWN_BUG). By default no
-    partition moves to a tainted node and kills prefer nodes that are
-    tainted already or never led, so the soak checks everything else; with
-    returns=True kills prefer former leaders and moves prefer tainted nodes,
-    which reproduces the bug within four rounds."""
+    Adversarial on purpose: kills prefer nodes that led a partition and were
+    not killed since, and moves prefer nodes killed after they had led. Such
+    a node restarted with the producer's session there known only from its
+    log, while the producer had used up further sequences on events the
+    node refused once the partition moved away (ERR_NOT_LEADER); the node
+    once took the producer's next frame for a gap and refused it with
+    ERR_SEQUENCE (fixed: sl_producer_seq_exact, handlers.c)."""
 
-    def __init__(self, rng, leaders, returns):
+    def __init__(self, rng, leaders):
         self.rng = rng
-        self.returns = returns
         self.led = set(leaders.values())
-        self.tainted = set()
+        self.returned = set()  # led, then killed
 
     def victim(self, leaders):
         idle = [n for n in NODES if n not in leaders.values()]
         check(idle, "every node leads a partition: %r" % leaders)
-        if self.returns:
-            pref = [n for n in idle if n in self.led and n not in self.tainted]
-        else:
-            pref = [n for n in idle if n in self.tainted or n not in self.led]
+        pref = [n for n in idle if n in self.led and n not in self.returned]
         n = self.rng.choice(pref or idle)
         if n in self.led:
-            self.tainted.add(n)
+            self.returned.add(n)
         return n
 
     def move(self, vs):
@@ -318,21 +310,10 @@ class Schedule:
         moves = [(p, st["leader"], n) for p, st in sorted(vs.items()) for n in st["isr"]
                  if n != st["leader"]]
         check(moves, "no in-sync replica to move to: %s" % json.dumps(vs))
-        if self.returns:
-            pick = [m for m in moves if m[2] in self.tainted] or moves
-        else:
-            pick = [m for m in moves if m[2] not in self.tainted]
-            check(pick, "every in-sync target is tainted (%s): %s" % (
-                sorted(self.tainted), json.dumps(vs)))
+        pick = [m for m in moves if m[2] in self.returned] or moves
         m = self.rng.choice(pick)
         self.led.add(m[2])
         return m
-
-
-KNOWN_BUG = (" (the engine bug this soak found: a node restarted after kill -9 rebuilds a "
-             "producer's next sequence from its log alone, without the sequences its "
-             "refusals used up; the producer's next frame there is a gap: cluster_soak.py, "
-             "Schedule)")
 
 
 def round_kill(c, prod, sched, leaders):
@@ -378,7 +359,7 @@ def soak(a):
     t0 = time.monotonic()
     with Workdir() as wd, Cluster(a, wd, partitions=a.partitions) as c:
         leaders = {p: NODES[p % len(NODES)] for p in range(a.partitions)}
-        sched = Schedule(random.Random(a.seed), leaders, a.leader_returns)
+        sched = Schedule(random.Random(a.seed), leaders)
         print("soak: %d rounds, %d partitions, seed %d, chunks of %d events, at most %d "
               "unacked" % (a.rounds, a.partitions, a.seed, CHUNK, WINDOW), flush=True)
         prod = Producer(a, c)
@@ -392,8 +373,7 @@ def soak(a):
                     err = "".join(prod.err_tail)
                     raise Failure("round %d: acks stuck at %d (from %d)%s" % (
                         r, prod.n_acked(), prev, "" if prod.running() else
-                        ": the producer ended: " + err[-2000:] +
-                        (KNOWN_BUG if "ERR_SEQUENCE" in err else "")))
+                        ": the producer ended: " + err[-2000:]))
                 kind = "kill" if r % 2 else "move"
                 what = (round_kill if kind == "kill" else round_move)(c, prod, sched, leaders)
                 counts[kind] += 1
@@ -406,8 +386,8 @@ def soak(a):
             t_faults = time.monotonic() - t0
             rc = prod.finish()
             err = "".join(prod.err_tail)
-            check(rc == 0, "produce failed (%d) after round %d: %s%s" % (
-                rc, a.rounds, err[-3000:], KNOWN_BUG if "ERR_SEQUENCE" in err else ""))
+            check(rc == 0, "produce failed (%d) after round %d: %s" % (
+                rc, a.rounds, err[-3000:]))
         finally:
             prod.kill()
         ids = prod.ids
@@ -452,8 +432,6 @@ def main():
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("SLUICE_SOAK_ROUNDS", 12)))
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--partitions", type=int, default=2, choices=(1, 2))
-    ap.add_argument("--leader-returns", action="store_true",
-                    help="move partitions back to restarted former leaders (Schedule)")
     a = ap.parse_args()
     a.libsluice = a.libsluice or os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(a.sluice))), "lib", "libsluice.so")
