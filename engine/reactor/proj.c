@@ -132,11 +132,17 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 		const struct sl_proj *pj = &r->env->projs[q->proj];
 		if (now && now >= q->deadline_ns &&
 		    sl_applier_next(pj->parts[q->partition].a) <= q->wait_offset) {
-			sl_pquery_done(q, 504,
-			               "projection %s has not applied offset %" PRIu64
-			               " of partition %u in time (applied up to %" PRIu64 ")",
-			               pj->name, q->wait_offset, q->partition,
-			               sl_applier_next(pj->parts[q->partition].a));
+			/* Where this replica stands: a follower that lacks the
+			 * event, or the HW that covers it, says so. */
+			const struct sl_partition *part = pj->parts[q->partition].part;
+			sl_pquery_done(
+			    q, 504,
+			    "projection %s has not applied offset %" PRIu64
+			    " of partition %u in time (applied up to %" PRIu64
+			    ", readable here up to %" PRIu64 ")",
+			    pj->name, q->wait_offset, q->partition,
+			    sl_applier_next(pj->parts[q->partition].a),
+			    atomic_load_explicit(&part->durable_pub, memory_order_relaxed));
 		} else {
 			q->next = NULL;
 			struct sl_pquery *before = r->pq_wait;
