@@ -86,6 +86,12 @@ struct sl__route {
 int sl__route_build(const Sluice__V1__TopicInfo *ti, struct sl__route *out, char *err,
                     size_t errlen);
 void sl__route_free(struct sl__route *r);
+/* A client never goes back to a leader of an older epoch: a Metadata
+ * answer from a node that has not yet seen a leader change names the old
+ * one. Each partition of `fresh` whose epoch is below the one `old` knows
+ * (same partition count) takes old's entry; old is left to be freed.
+ * Returns how many were kept. */
+uint32_t sl__route_keep_newer(struct sl__route *fresh, struct sl__route *old);
 /* The leader address of the partition `key` goes to (hash partitioner, as
  * the server's), NULL when none is known; *part gets the partition. */
 const char *sl__route_leader(const struct sl__route *r, const void *key, size_t len,

@@ -180,6 +180,21 @@ fail:
 	return ret;
 }
 
+uint32_t sl__route_keep_newer(struct sl__route *fresh, struct sl__route *old)
+{
+	uint32_t kept = 0;
+	if (!old->p || old->n_parts != fresh->n_parts)
+		return 0;
+	for (uint32_t i = 0; i < fresh->n_parts; i++)
+		if (old->p[i].epoch > fresh->p[i].epoch) {
+			struct sl__rpart t = fresh->p[i];
+			fresh->p[i] = old->p[i];
+			old->p[i] = t;
+			kept++;
+		}
+	return kept;
+}
+
 const char *sl__route_leader(const struct sl__route *r, const void *key, size_t len, uint32_t *part)
 {
 	struct sl_partitioner pt = {.kind = SL_PART_HASH, .n_parts = r->n_parts};

@@ -153,6 +153,7 @@ int sl__route_topic(struct sl__router *rt, uint32_t t)
 		rt->flight[t] = f;
 		rt->n_flight[t] = r.n_parts;
 	}
+	(void)sl__route_keep_newer(&r, &rt->routes[t]);
 	sl__route_free(&rt->routes[t]);
 	rt->routes[t] = r;
 	rt->known[t] = true;

@@ -53,20 +53,8 @@ void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 {
 	struct sl_ack_ref ref;
 	uint64_t durable = sl_partition_ackable(p);
-	while (sl_partition_pop_durable(p, durable, &ref)) {
-		struct sl_xack a = {
-		    .base_seq = ref.base_seq,
-		    .offset = ref.offset,
-		    .conn = ref.conn,
-		    .gen = ref.gen,
-		    .index = ref.index,
-		    .partition = p->id,
-		    .len = ref.len,
-		    .flags = ref.flags,
-		    .topic = (uint16_t)p->topic->index,
-		};
-		sl__route_ack(r, ref.core, &a);
-	}
+	while (sl_partition_pop_durable(p, durable, &ref))
+		sl__ref_answer(r, p, &ref, 0);
 }
 
 /* The partition's log failed: nothing it holds unacked will ever be acked.
@@ -80,19 +68,8 @@ static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
 		fprintf(stderr, "sluiced: topic %s partition %u stopped: %s\n", p->topic->name,
 		        p->id, sl_log_error(p->log));
 	}
-	while (sl_partition_pop_any(p, &ref)) {
-		struct sl_xack a = {
-		    .base_seq = ref.base_seq,
-		    .conn = ref.conn,
-		    .gen = ref.gen,
-		    .index = ref.index,
-		    .partition = p->id,
-		    .status = SLUICE__V1__ERROR_CODE__ERR_STORAGE,
-		    .len = ref.len,
-		    .topic = (uint16_t)p->topic->index,
-		};
-		sl__route_ack(r, ref.core, &a);
-	}
+	while (sl_partition_pop_any(p, &ref))
+		sl__ref_answer(r, p, &ref, SLUICE__V1__ERROR_CODE__ERR_STORAGE);
 }
 
 /* Says on stderr when the partition's device turns full (new events are

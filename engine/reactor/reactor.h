@@ -135,6 +135,11 @@ struct sl_repl_chunk {
 	uint64_t end;
 	void (*done)(void *arg, struct sl_repl_chunk *c);
 	void *done_arg;
+	/* Instead of bytes: cut the log at truncate_to (the fetcher found
+	 * that this replica holds what its leader does not; `end` then says
+	 * where the log ends). */
+	bool truncate;
+	uint64_t truncate_to;
 	/* The owner's: bytes appended so far, its list of chunks waiting. */
 	size_t taken;
 	struct sl_repl_chunk *next;

@@ -264,6 +264,26 @@ static inline void sl__route_ack(struct sl_reactor *r, uint32_t core, const stru
 	}
 }
 
+/* Answers the producer of `ref`, an event of `p`: its ack (status 0), or a
+ * refusal (an ERR_* code: the event is not stored, or no longer). */
+static inline void sl__ref_answer(struct sl_reactor *r, const struct sl_partition *p,
+                                  const struct sl_ack_ref *ref, uint32_t status)
+{
+	struct sl_xack a = {
+	    .base_seq = ref->base_seq,
+	    .offset = status ? 0 : ref->offset,
+	    .conn = ref->conn,
+	    .gen = ref->gen,
+	    .index = ref->index,
+	    .partition = p->id,
+	    .status = status,
+	    .len = ref->len,
+	    .flags = status ? 0 : ref->flags,
+	    .topic = (uint16_t)p->topic->index,
+	};
+	sl__route_ack(r, ref->core, &a);
+}
+
 /* Admits one event to partition `p` (owned here); a duplicate of a durable
  * event is answered at once. 0 or sl_partition_produce's errors. */
 static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
@@ -283,19 +303,8 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 		return ret;
 	if (ret == 1) {
 		/* A duplicate of a durable event: answered now. */
-		struct sl_xack a = {
-		    .base_seq = ref->base_seq,
-		    .offset = ref->offset,
-		    .conn = ref->conn,
-		    .gen = ref->gen,
-		    .index = ref->index,
-		    .partition = p->id,
-		    .len = ref->len,
-		    .flags = ref->flags,
-		    .topic = (uint16_t)p->topic->index,
-		};
 		r->stats.duplicates++;
-		sl__route_ack(r, ref->core, &a);
+		sl__ref_answer(r, p, ref, 0);
 		return 0;
 	}
 	if (ref->flags & SL_ACK_DUP)

@@ -6,8 +6,10 @@
  * by the reader thread) and its own durable end. The HW is what acks wait
  * for and what every reader of the partition may see (`durable_pub`).
  */
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "reactor/reactor_impl.h"
@@ -131,6 +133,44 @@ static void sl__repl_role(struct sl_partition *p)
 		        epoch);
 }
 
+static void sl__repl_unwait(void *arg, const struct sl_ack_ref *ref)
+{
+	void **rp = arg;
+	sl__ref_answer(rp[0], rp[1], ref, SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER);
+}
+
+/* Cuts the log where its leader's differs (KIP-101): what this replica
+ * holds past there was written by a leader of an older epoch and never
+ * reached the HW. Its producers, if still waiting, hear NOT_LEADER and
+ * resend to the leader. */
+static int sl__repl_truncate(struct sl_reactor *r, struct sl_partition *p, struct sl_repl_chunk *c)
+{
+	uint64_t from = sl_log_end(p->log);
+	void *arg[2] = {r, p};
+	char err[256];
+	int ret = sl_partition_truncate(p, c->truncate_to, r->env->producers, sl__repl_unwait, arg,
+	                                err, sizeof(err));
+	c->end = sl_log_end(p->log);
+	if (ret == -EBUSY)
+		return 1; /* after the log's I/O (sl__repl_step) */
+	if (ret < 0) {
+		fprintf(stderr,
+		        "sluiced: %s/%u: cannot cut the log at %" PRIu64
+		        " for leader epoch %u: %s\n",
+		        p->topic->name, p->id, c->truncate_to, c->epoch, err);
+		/* Cut but not made whole again: the partition stops. */
+		if (c->end == c->truncate_to && !p->error)
+			p->error = strdup(err);
+		return ret;
+	}
+	if (c->end < from)
+		fprintf(stderr,
+		        "sluiced: %s/%u: log cut from %" PRIu64 " to %" PRIu64
+		        ": leader epoch %u does not hold the rest\n",
+		        p->topic->name, p->id, from, c->end, c->epoch);
+	return 0;
+}
+
 static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)
 {
 	uint32_t n = atomic_load_explicit(&r->topics->n, memory_order_acquire);
@@ -148,6 +188,8 @@ static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)
 	if (atomic_load_explicit(&rp->role, memory_order_relaxed) != SL_REPL_FOLLOWER ||
 	    atomic_load_explicit(&rp->epoch, memory_order_relaxed) != c->epoch)
 		return -ESTALE;
+	if (c->truncate)
+		return sl__repl_truncate(r, p, c);
 	for (uint32_t i = 0; i < c->n_epochs && !c->taken; i++)
 		if (c->epoch_starts[i] >= sl_log_end(p->log) &&
 		    sl__repl_epoch_add(p, c->epochs[i], c->epoch_starts[i]) < 0)

@@ -226,17 +226,23 @@ static void sl__replica_report(struct sl_reader *rd, struct sl_partition *p,
 }
 
 /* Where the follower's last epoch ends here (KIP-101): the start of the
- * next epoch this log knows, or its end when that epoch is the last. */
-static uint64_t sl__epoch_end(struct sl_prepl *rp, uint32_t epoch, uint64_t local)
+ * next epoch this log knows, or its end when that epoch is the last; and in
+ * *found the largest epoch held that is not newer than the follower's (0:
+ * none), which the follower compares with its own (KIP-279: it may hold an
+ * epoch this log never had). */
+static uint64_t sl__epoch_end(struct sl_prepl *rp, uint32_t epoch, uint64_t local, uint32_t *found)
 {
 	uint64_t end = local;
 
+	*found = 0;
 	pthread_mutex_lock(&rp->mu);
-	for (uint32_t i = 0; i < rp->n_epochs; i++)
+	for (uint32_t i = 0; i < rp->n_epochs; i++) {
 		if (rp->epochs[i] > epoch) {
 			end = rp->epoch_starts[i];
 			break;
 		}
+		*found = rp->epochs[i];
+	}
 	pthread_mutex_unlock(&rp->mu);
 	return end;
 }
@@ -331,7 +337,7 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		if (pe)
 			pe->hw_told = d.high_watermark;
 		d.leader_end = local;
-		d.epoch_end = sl__epoch_end(rp, req->last_epoch, local);
+		d.epoch_end = sl__epoch_end(rp, req->last_epoch, local, &d.epoch_end_epoch);
 		/* The epochs that begin inside these batches: the follower's
 		 * epoch file follows the leader's. */
 		pthread_mutex_lock(&rp->mu);

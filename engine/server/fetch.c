@@ -318,6 +318,43 @@ static void sl__leader_said(struct sl__fpart *fp, const Sluice__V1__ReplicaData 
 	atomic_store_explicit(&rp->leader_end_ns, sl_now_ns(), memory_order_relaxed);
 }
 
+/*
+ * Where this replica's log and its leader's part (KIP-101, with KIP-279's
+ * refinement): the leader said where, in its log, the largest epoch it
+ * holds not newer than this replica's last one ends (epoch_end_epoch,
+ * epoch_end). This replica's own log may hold that epoch for less long (a
+ * later epoch of its own began earlier: one the leader never had), so the
+ * logs agree up to the lower of the two ends. `end` (the log's end) when
+ * they agree everywhere. After a cut the next request asks with the last
+ * epoch left, until the two agree.
+ */
+static uint64_t sl__diverges_at(struct sl_prepl *rp, const Sluice__V1__ReplicaData *d, uint64_t end)
+{
+	uint64_t cut = d->epoch_end < end ? d->epoch_end : end;
+	pthread_mutex_lock(&rp->mu);
+	for (uint32_t i = 0; i < rp->n_epochs; i++)
+		if (rp->epochs[i] > d->epoch_end_epoch) {
+			if (rp->epoch_starts[i] < cut)
+				cut = rp->epoch_starts[i];
+			break;
+		}
+	pthread_mutex_unlock(&rp->mu);
+	return cut;
+}
+
+/* Hands fp->chunk to the partition's owner (one at a time). */
+static void sl__chunk_submit(struct sl__fpart *fp, struct sl_reactor *owner)
+{
+	fp->chunk_out = true;
+	atomic_store_explicit(&fp->chunk_done, false, memory_order_relaxed);
+	if (sl_reactor_repl_submit(owner, &fp->chunk) < 0) {
+		free(fp->chunk.bytes);
+		fp->chunk.bytes = NULL;
+		fp->chunk_out = false;
+		fp->retry_at = sl_now_ns() + SL_FETCH_RETRY_NS;
+	}
+}
+
 static void sl__on_data(struct sl_fetcher *f, const Sluice__V1__ReplicaData *d)
 {
 	pthread_mutex_lock(&f->mu);
@@ -338,21 +375,24 @@ static void sl__on_data(struct sl_fetcher *f, const Sluice__V1__ReplicaData *d)
 	}
 	sl__leader_said(fp, d);
 	struct sl_reactor *owner = f->srv->reactors[fp->p->owner];
-	if (data && fp->active &&
-	    d->epoch_end < atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire)) {
-		/* This replica holds offsets its leader does not (a leader of an
-		 * older epoch wrote them): they must be cut before anything is
-		 * appended. Truncation comes with leader changes (planned
-		 * moves, failover); until then the partition is not followed. */
-		fprintf(stderr,
-		        "sluiced: %s/%u: this replica ends at %" PRIu64
-		        " but its epoch ends at %" PRIu64
-		        " on leader %s: not following (truncation is not implemented yet)\n",
-		        fp->p->topic->name, fp->p->id,
-		        atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire),
-		        d->epoch_end, f->node);
-		fp->active = false;
-		goto out;
+	if (data && fp->active && !fp->chunk_out) {
+		uint64_t end = atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire);
+		uint64_t cut = sl__diverges_at(fp->p->repl, d, end);
+		if (cut < end) {
+			/* The batches in this answer continue a log this
+			 * replica must first cut: dropped, fetched again. */
+			fp->chunk = (struct sl_repl_chunk){
+			    .topic = fp->topic,
+			    .partition = fp->p->id,
+			    .epoch = fp->epoch,
+			    .truncate = true,
+			    .truncate_to = cut,
+			    .done = sl__chunk_done,
+			    .done_arg = fp,
+			};
+			sl__chunk_submit(fp, owner);
+			goto out;
+		}
 	}
 	if (data && d->batches.len && fp->active && !fp->chunk_out) {
 		struct sl_repl_chunk *c = &fp->chunk;
@@ -376,13 +416,7 @@ static void sl__on_data(struct sl_fetcher *f, const Sluice__V1__ReplicaData *d)
 			goto out;
 		}
 		memcpy(c->bytes, d->batches.data, d->batches.len);
-		fp->chunk_out = true;
-		atomic_store_explicit(&fp->chunk_done, false, memory_order_relaxed);
-		if (sl_reactor_repl_submit(owner, c) < 0) {
-			free(c->bytes);
-			fp->chunk_out = false;
-			fp->retry_at = sl_now_ns() + SL_FETCH_RETRY_NS;
-		}
+		sl__chunk_submit(fp, owner);
 	} else {
 		sl_reactor_wake(owner); /* the HW the leader sent may move ours */
 	}
@@ -435,12 +469,19 @@ static uint64_t sl__fetch_turn(struct sl_fetcher *f, uint64_t now)
 			fp->chunk_out = false;
 			free(fp->chunk.bytes);
 			fp->chunk.bytes = NULL;
-			if (fp->chunk.status < 0 && fp->chunk.status != -ESTALE)
+			if (fp->chunk.status < 0 && fp->chunk.status != -ESTALE &&
+			    !fp->chunk.truncate)
 				fprintf(
 				    stderr, "sluiced: %s/%u: fetched batches not appended: %s\n",
 				    fp->p->topic->name, fp->p->id, sl_strerror(fp->chunk.status));
 			if (fp->chunk.status < 0)
 				fp->retry_at = now + SL_FETCH_RETRY_NS;
+			/* A cut refused (the owner said why): this replica
+			 * cannot follow this leader without losing what was
+			 * read; it stays out of the in-sync set. */
+			if (fp->chunk.truncate && fp->chunk.status < 0 &&
+			    fp->chunk.status != -ESTALE)
+				fp->active = false;
 			fp->next = fp->chunk.end;
 		}
 		if (!fp->active && !fp->chunk_out) {

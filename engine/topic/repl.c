@@ -1,9 +1,15 @@
-/* A replicated partition's high watermark (topic.h, struct sl_prepl). */
+/* A replicated partition's high watermark, its fetched appends and its
+ * truncation (topic.h, struct sl_prepl). */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "base/varint.h"
 
 #include "topic/topic.h"
+#include "topic/topic_impl.h"
 
 uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable)
 {
@@ -72,5 +78,61 @@ int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t
 		}
 		pos += sl_batch_span(b.len);
 	}
+	return ret;
+}
+
+int sl_partition_truncate(struct sl_partition *p, uint64_t offset, struct sl_producers *prods,
+                          void (*fn)(void *arg, const struct sl_ack_ref *ref), void *arg, char *err,
+                          size_t errlen)
+{
+	struct sl_prepl *rp = p->repl;
+	uint64_t shown = atomic_load_explicit(&p->durable_pub, memory_order_relaxed);
+
+	err[0] = 0;
+	if (offset >= sl_log_end(p->log))
+		return 0;
+	if (offset < shown) {
+		snprintf(err, errlen,
+		         "the cut at %" PRIu64
+		         " would take back events readers were shown (below %" PRIu64 ")",
+		         offset, shown);
+		return -ERANGE;
+	}
+	int ret = sl_log_truncate(p->log, offset, err, errlen);
+	if (ret < 0)
+		return ret;
+	/* The log is cut: from here on the partition must follow it, so the
+	 * rest is done whatever fails (a failure stops the partition). */
+	if ((ret = sl_epochs_truncate_from(rp->epoch_file, offset)) < 0)
+		snprintf(err, errlen, "leader-epoch file: %s", sl_strerror(ret));
+	pthread_mutex_lock(&rp->mu);
+	while (rp->n_epochs && rp->epoch_starts[rp->n_epochs - 1] >= offset)
+		rp->n_epochs--;
+	pthread_mutex_unlock(&rp->mu);
+	/* Waiting acks past the cut will never come: their events are gone. */
+	uint32_t kept = p->w_head;
+	for (uint32_t i = p->w_head; i != p->w_tail; i++) {
+		struct sl_ack_ref *r = &p->waiting[i & (p->w_cap - 1)];
+		if (r->offset >= offset)
+			fn(arg, r);
+		else
+			p->waiting[kept++ & (p->w_cap - 1)] = *r;
+	}
+	p->w_tail = kept;
+	sl_dedup_destroy(p->dd);
+	p->dd = NULL;
+	char derr[256] = "";
+	int dret = sl__part_open_producers(p, prods, derr, sizeof(derr));
+	if (dret < 0) {
+		if (ret == 0)
+			snprintf(err, errlen, "producer sequences: %s", derr);
+		ret = ret ? ret : dret;
+		/* Never without a table: the caller stops the partition. */
+		if (!p->dd)
+			(void)sl_dedup_create(&(struct sl_dedup_opts){.window = SL_PRODUCER_WINDOW},
+			                      &p->dd);
+	}
+	atomic_store_explicit(&rp->local_end, sl_log_end(p->log), memory_order_release);
+	atomic_store_explicit(&rp->local_durable, sl_log_durable(p->log), memory_order_release);
 	return ret;
 }

@@ -345,6 +345,26 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len,
                             uint64_t *end);
 
+/*
+ * Owner thread only, a follower's partition: makes the log end at `offset`
+ * (sl_log_truncate), because the leader it now follows does not hold what
+ * lies past it (server/fetch.c finds where the logs part, KIP-101). The
+ * leader-epoch file and its copy in `repl` lose the epochs starting at or
+ * past it, and the producer sequences are rebuilt from the log that stays:
+ * the sequences the cut events carried must not answer a resend of them as
+ * a duplicate. Events waiting for their ack at or past `offset` are taken
+ * out of the waiting FIFO (fn(arg, ref) for each, in order; the caller
+ * answers them); the others stay, in order. -EBUSY while the log is not
+ * idle (call again after its I/O); -ERANGE below what readers were shown
+ * (durable_pub: a failover must never take back what was read); else 0 or
+ * -errno, with err saying why. Rebuilding the sequences replays the log
+ * from the last producer checkpoint below `offset` (at most a segment) on
+ * the caller's thread: rare, once per leader change that needs it.
+ */
+int sl_partition_truncate(struct sl_partition *p, uint64_t offset, struct sl_producers *prods,
+                          void (*fn)(void *arg, const struct sl_ack_ref *ref), void *arg, char *err,
+                          size_t errlen);
+
 /* What may be acked: the log's acked end, or the HW of a replicated one. */
 static inline uint64_t sl_partition_ackable(const struct sl_partition *p)
 {

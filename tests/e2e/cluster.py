@@ -19,19 +19,27 @@ partition's leader is n1 (placement: replica i of partition p is the
                       restarts, catches up, rejoins the in-sync set, and the
                       three replicas end byte-identical; nothing is lost or
                       duplicated.
+  read_replicas       projection queries on every replica: a leader's token
+                      as min_offset on both followers, answers' tokens,
+                      nothing above the HW in a leader's model, max_lag
+                      refused by followers that cannot hear their leader
+                      (see the function).
 
 Waits are on events (a process's output, an HTTP answer, a consume that
 returns when the data is there, inotify on a node's stderr), never sleeps.
 Every process is killed at the end, also on failure.
 """
 
+import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -198,7 +206,9 @@ def segments(wd, n):
 
 def check_identical(wd, hw):
     """Replicas are byte-identical below the HW: every segment file of the
-    leader equals the followers' (all of it is below the HW here)."""
+    leader equals the followers' (all of it is below the HW here). Past the
+    last batch a segment holds zeros, as far as its file was allocated ahead
+    (a log cut keeps its file's allocation: its length may differ)."""
     ref = segments(wd, "n1")
     check(ref, "no segments on n1")
     for n in NODES[1:]:
@@ -206,7 +216,11 @@ def check_identical(wd, hw):
         for f in ref:
             with open(os.path.join(wd, "n1", "data", "events", "0", f), "rb") as x, \
                     open(os.path.join(wd, n, "data", "events", "0", f), "rb") as y:
-                check(x.read() == y.read(), "%s/%s differs from n1's" % (n, f))
+                a, b = x.read(), y.read()
+            common = min(len(a), len(b))
+            check(a[:common] == b[:common], "%s/%s differs from n1's" % (n, f))
+            check(not (a[common:] + b[common:]).strip(b"\0"),
+                  "%s/%s: data past the other's end" % (n, f))
 
 
 def wait_replicated(c, n_events):
@@ -460,6 +474,133 @@ def planned_moves(a):
         check_identical(wd, n_events)
 
 
+def etcd_call(c, path, body):
+    req = urllib.request.Request(c.etcd.url + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+def force_leader(c, leader, isr):
+    """What a failover controller would write (issue 17 builds one): the
+    partition's state in etcd names `leader` with the next epoch, guarded by
+    the revision it was read at (retried if a node wrote it meanwhile).
+    Returns the new epoch."""
+    key = "/sluice/%s/partitions/events/0" % c.name
+    for _ in range(10):
+        kv = etcd_call(c, "/v3/kv/range", {"key": b64(key)})["kvs"][0]
+        st = json.loads(base64.b64decode(kv["value"]))
+        st.update(leader=leader, epoch=st["epoch"] + 1, isr=isr)
+        ans = etcd_call(c, "/v3/kv/txn", {
+            "compare": [{"key": b64(key), "target": "MOD", "mod_revision": kv["mod_revision"]}],
+            "success": [{"request_put": {"key": b64(key), "value": b64(json.dumps(st))}}]})
+        if ans.get("succeeded"):
+            return st["epoch"]
+    raise Failure("the partition state kept changing under the test")
+
+
+def wait_stopped(pid, tries=1000000):
+    """Until the process is stopped (SIGSTOP takes hold asynchronously):
+    its state in /proc, read until it says so (bounded)."""
+    for _ in range(tries):
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                return True
+        os.sched_yield()
+    return False
+
+
+def old_leader_truncates(a):
+    """KIP-101's case: a leader holds events no follower has (both followers
+    stopped, nothing acked), and another replica becomes leader. When the old
+    leader follows the new one it cuts those events from its log (never to
+    its HW: to where its last epoch ends on the new leader), answers their
+    waiting producer NOT_LEADER, and the producer resends them to the new
+    leader: every event acked once, stored once, in order, and the three
+    replicas byte-identical."""
+    with Workdir() as wd, Cluster(a, wd, lag="60s", ttl="10s") as c:
+        first, extra = 2000, 3000
+        data, ids = events(first + extra)
+        cut_at = len(b"".join(data.splitlines(keepends=True)[:first]))
+        servers = ",".join(c.nodes[n].addr for n in NODES)
+        prod = subprocess.Popen(
+            [a.sluice, "produce", "--server", servers, "--topic", "events", "--print-acks",
+             "--timeout", "90"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        acked = []
+        got_first = threading.Event()
+
+        def read_acks():
+            for line in prod.stdout:
+                acked.append(line)
+                if len(acked) >= first:
+                    got_first.set()
+        reader = threading.Thread(target=read_acks, daemon=True)
+        reader.start()
+        stopped = []
+        try:
+            prod.stdin.write(data[:cut_at])
+            prod.stdin.flush()
+            check(got_first.wait(TIMEOUT), "fewer than %d acks" % first)
+            # The new leader must hold every acked event (a quorum may have
+            # acked them without it): it shows them all once it does.
+            consume_all(a, c.nodes["n2"].addr, first)
+            for n in ("n2", "n3"):
+                c.nodes[n].proc.send_signal(signal.SIGSTOP)
+                stopped.append(n)
+            for n in stopped:
+                check(wait_stopped(c.nodes[n].proc.pid), "%s did not stop" % n)
+            prod.stdin.write(data[cut_at:])
+            prod.stdin.close()
+            # n1 stores what comes (durable, unacked: no quorum). Woken by
+            # its segment's writes; the short bound only covers the sync
+            # that follows the last write.
+            folder = os.path.join(wd, "n1", "data", "events", "0")
+
+            def held():
+                mine = [r for r in c.state("n1")["replica_state"] if r["node"] == "n1"][0]
+                return mine["durable_offset"] > first
+            deadline = time.monotonic() + TIMEOUT
+            while not wait_for_files(folder, held, 0.2):
+                check(time.monotonic() < deadline, "n1 never held more than %d events" % first)
+            hw = c.state("n1")["high_watermark"]
+            pos = c.log_size("n1")
+            epoch = force_leader(c, "n2", ["n2", "n3"])
+            for n in stopped:
+                c.nodes[n].proc.send_signal(signal.SIGCONT)
+            stopped = []
+            c.wait_log("n2", "events/0: leader, leader epoch %d" % epoch)
+            c.wait_log("n1", "events/0: log cut from", pos)
+            with open(os.path.join(wd, "n1", "stderr.txt")) as f:
+                f.seek(pos)
+                line = [x for x in f if "log cut from" in x][0]
+            # From n1's end to where n2's log ended when it stopped (it
+            # may have fetched a little more than was acked before SIGSTOP
+            # took hold): never below what n1 had shown readers.
+            m = re.search(r"log cut from (\d+) to (\d+):", line)
+            frm, to = int(m.group(1)), int(m.group(2))
+            check(frm > to >= max(first, hw), "cut from %d to %d, HW was %d" % (frm, to, hw))
+            rc = prod.wait(timeout=TIMEOUT)
+            reader.join(TIMEOUT)
+            check(rc == 0, "produce failed (%d): %s" % (rc, prod.stderr.read().decode()[-2000:]))
+        finally:
+            for n in stopped:
+                c.nodes[n].proc.send_signal(signal.SIGCONT)
+            if prod.poll() is None:
+                prod.kill()
+        n_events = first + extra
+        check(len(acked) == n_events, "%d acks for %d events" % (len(acked), n_events))
+        acks = [json.loads(x) for x in acked]
+        check(len({x["id"] for x in acks}) == n_events, "an event acked twice")
+        for n in NODES:
+            check_exactly_once(consume_all(a, c.nodes[n].addr, n_events), ids)
+        check_identical(wd, n_events)
+
+
 def query(c, n, proj, key, **params):
     """GET /v1/projections/PROJ/KEY on node n: (status, parsed JSON body)."""
     import urllib.error
@@ -639,5 +780,6 @@ if __name__ == "__main__":
         "follower_kill9": follower_kill9,
         "planned_moves": planned_moves,
         "wrong_token_follower": wrong_token_follower,
+        "old_leader_truncates": old_leader_truncates,
         "read_replicas": read_replicas,
     }))

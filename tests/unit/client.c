@@ -771,6 +771,26 @@ Test(client_route, table_from_metadata)
 	}
 	sl__route_free(&r);
 
+	/* A later answer from a node that missed a leader change names an
+	 * older epoch: the client keeps the newer leader it knows. */
+	{
+		struct sl__route fresh;
+		cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), 1);
+		sl__pinfo(&pi[2], 1, "n1", "127.0.0.1:7510", 1); /* was n2 at 2 */
+		sl__pinfo(&pi[0], 2, "n1", "127.0.0.1:7510", 5); /* was n3 at 4 */
+		cr_assert_eq(sl__route_build(&ti, &fresh, err, sizeof(err)), 1);
+		cr_assert_eq(sl__route_keep_newer(&fresh, &r), 1);
+		sl__route_free(&r);
+		cr_assert_str_eq(fresh.p[1].leader, "n2");
+		cr_assert_str_eq(fresh.p[1].native, "127.0.0.1:7520");
+		cr_assert_eq(fresh.p[1].epoch, 2);
+		cr_assert_str_eq(fresh.p[2].leader, "n1"); /* a newer epoch wins */
+		cr_assert_eq(fresh.p[2].epoch, 5);
+		sl__route_free(&fresh);
+		sl__pinfo(&pi[2], 1, "n2", "127.0.0.1:7520", 2);
+		sl__pinfo(&pi[0], 2, "n3", "127.0.0.1:7530", 4);
+	}
+
 	/* A leader whose address is not known yet: nothing to send to. */
 	sl__pinfo(&pi[0], 2, "n3", "", 4);
 	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), 1);
