@@ -809,6 +809,23 @@ def read_replicas(a):
             "%s %.0f ms" % (n, took[n] * 1000) for n in NODES))
 
 
+def bench_routes(a):
+    """`sluice bench` against a node of the cluster: its connections route
+    through libsluice's router and wait for acks on sl_client_fd. Each ack
+    a nonblocking produce read while the window was full must count at the
+    next poll (it once stalled after the first ack per connection, until
+    "no ack for 60 s")."""
+    with Workdir() as wd, Cluster(a, wd) as c:
+        n_events = 20000
+        rc, out, err = run([a.sluice, "bench", "--server", c.nodes["n1"].addr, "--topic",
+                            "events", "--events", str(n_events), "--connections", "2",
+                            "--size", "64", "--timeout", "30"], timeout=TIMEOUT)
+        check(rc == 0, "bench failed (%d): %s" % (rc, err[-1500:]))
+        res = json.loads(out.strip().splitlines()[-1])
+        check(res["acked"] == n_events, "bench: %r" % res)
+        wait_replicated(c, n_events)
+
+
 if __name__ == "__main__":
     sys.exit(main({
         "quorum_replicates": quorum_replicates,
@@ -818,4 +835,5 @@ if __name__ == "__main__":
         "wrong_token_follower": wrong_token_follower,
         "old_leader_truncates": old_leader_truncates,
         "read_replicas": read_replicas,
+        "bench_routes": bench_routes,
     }))
