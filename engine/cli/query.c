@@ -153,7 +153,7 @@ int sl_cli_query(int argc, char **argv)
 		case 'm': {
 			uint32_t p;
 			uint64_t o;
-			if (sl_http_parse_token(optarg, strlen(optarg), &p, &o) < 0) {
+			if (sl_token_parse(optarg, strlen(optarg), &p, &o) < 0) {
 				fprintf(
 				    stderr,
 				    "sluice query: --min-offset: expected PARTITION:OFFSET (the "

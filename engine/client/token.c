@@ -73,36 +73,15 @@ void sl__client_tokens_free(struct sl_client *c)
 	c->n_toks = 0;
 }
 
-/* Decimal digits only, no sign or space, at most `max`. */
-static int sl__dec(const char *s, size_t len, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!len)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		uint64_t d = (uint64_t)(s[i] - '0');
-		if (v > (max - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 int sl_client_saw_token(struct sl_client *c, const char *topic, const char *token)
 {
-	uint64_t p, o;
+	uint32_t p;
+	uint64_t o;
 
-	if (!c || !token)
+	if (!c || !token || sl_token_parse(token, strlen(token), &p, &o) < 0 ||
+	    p >= SL__ROUTE_MAX_PARTS || o > UINT64_MAX - 2)
 		return -EINVAL;
-	const char *colon = strchr(token, ':');
-	if (!colon || sl__dec(token, (size_t)(colon - token), SL__ROUTE_MAX_PARTS - 1, &p) < 0 ||
-	    sl__dec(colon + 1, strlen(colon + 1), UINT64_MAX - 2, &o) < 0)
-		return -EINVAL;
-	return sl__client_token_note(c, topic ? topic : c->o.topic, (uint32_t)p, o);
+	return sl__client_token_note(c, topic ? topic : c->o.topic, p, o);
 }
 
 int sl_client_read_token(const struct sl_client *c, const char *topic, uint32_t partition,

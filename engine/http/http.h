@@ -296,11 +296,6 @@ int sl_http_parse_query(const char *path, const char *const *arg_names,
 int sl_http_parse_topic(const char *path, char *buf, size_t buf_cap, const char **name,
                         size_t *name_len, char *err, size_t errlen);
 
-/* An ack token "PARTITION:OFFSET" of exactly `len` bytes (decimal digits
- * only, partition < 2^32, offset < 2^64). 0 or -EINVAL. Shared with the
- * CLI so `sluice query --min-offset` refuses what the server would. */
-int sl_http_parse_token(const char *s, size_t len, uint32_t *partition, uint64_t *offset);
-
 /*
  * Listens on `host_port` ("HOST:PORT", "[V6]:PORT"; a numeric address or
  * localhost; port 0 picks a free one, see sl_http_port) and starts serving
