@@ -36,6 +36,7 @@ struct sl__flight {
 	uint32_t n;          /* in flight there, unanswered */
 	uint32_t pend;       /* refused or taken back, waiting to be resent */
 	bool confirmed;      /* `leg` accepted one of them: it serves the partition */
+	uint64_t held;       /* the sl__place pass that kept one of its pending events */
 };
 
 struct sl__pend {
@@ -65,6 +66,7 @@ struct sl__router {
 	uint8_t *done; /* answered, by sequence & wmask, from `first` */
 	uint64_t wmask, first, next_seq;
 	uint64_t refresh_at, refreshes;
+	uint64_t place_pass; /* sl__place calls, from 1 */
 	/* s->answered as the last sl_client_poll returned: answers that came
 	 * in another call (a nonblocking produce turns the legs when it finds
 	 * the window full) are counted by the next poll, else an application

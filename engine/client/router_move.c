@@ -198,7 +198,7 @@ static bool sl__take(void *arg, const char *topic, uint64_t seq, const uint8_t *
 /* Sends pending events that a refresh since their return lets go. */
 void sl__place(struct sl__router *rt)
 {
-	uint64_t now = sl_now_ns();
+	uint64_t now = sl_now_ns(), pass = ++rt->place_pass;
 	size_t keep = 0;
 
 	for (size_t i = 0; i < rt->n_pend; i++) {
@@ -213,12 +213,17 @@ void sl__place(struct sl__router *rt)
 			to = sl__target(rt, p->topic, v.aggregate, v.aggregate_len, buf,
 			                sizeof(buf), &tp);
 		struct sl__leg *l = to ? sl__leg_get(rt, to) : NULL;
+		struct sl__flight *pf = sl__fl(rt, p->tp);
 		uint64_t ls;
 		/* Not while its partition still has events in flight on the old
 		 * leader: they come back after it and must go before anything
-		 * newer. Kept in order: a later one of the partition is held
-		 * by the same test. */
-		if (l && sl__fl_ok(rt, l, p->tp, true))
+		 * newer. Nor after an older pending one of its partition that
+		 * this pass keeps (one that came back since the last refresh
+		 * waits for the next: a newer one that came back earlier must
+		 * not overtake it; seen: e2e_cluster_old_leader_truncates, the
+		 * cut's refusals arriving after the admission refusals of
+		 * newer events). */
+		if (l && (!pf || pf->held != pass) && sl__fl_ok(rt, l, p->tp, true))
 			ret = sl_client_produce_encoded(l->c, rt->s->topics[p->topic], p->ev,
 			                                p->len, &ls);
 		if (ret == 0) {
@@ -230,6 +235,8 @@ void sl__place(struct sl__router *rt)
 			rt->s->st.resent++;
 		} else if (ret == -EAGAIN &&
 		           now - p->since < (uint64_t)rt->s->o.ack_timeout_ms * SL__NS_PER_MS) {
+			if (pf)
+				pf->held = pass;
 			rt->pend[keep++] = *p;
 			continue;
 		} else {

@@ -328,30 +328,65 @@ def acks_wait_for_quorum(a):
         check_exactly_once(evs, ids[:stored])
 
 
+class Producer:
+    """`sluice produce --server S --print-acks`, fed by the caller (write, or
+    feed on a thread), its acks read on a thread of its own; wait_acks
+    blocks on them (a condition, never a sleep)."""
+
+    def __init__(self, a, servers, wd, timeout=90):
+        # Its stderr in the work folder (kept with it when a case fails).
+        self.err_path = os.path.join(wd, "produce.%d.err" % uuid.uuid4().int)
+        with open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [a.sluice, "produce", "--server", servers, "--topic", "events",
+                 "--print-acks", "--timeout", str(timeout)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        self.acked = []
+        self.cv = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cv:
+                self.acked.append(line)
+                self.cv.notify_all()
+
+    def wait_acks(self, n, timeout=TIMEOUT):
+        with self.cv:
+            return self.cv.wait_for(lambda: len(self.acked) >= n, timeout)
+
+    def write(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def feed(self, data):
+        """All of data, then the end of the input, from a thread."""
+        threading.Thread(target=lambda: (self.proc.stdin.write(data), self.proc.stdin.close()),
+                         daemon=True).start()
+
+    def finish(self):
+        """Its exit code, once its acks are read; a failure says its stderr."""
+        rc = self.proc.wait(timeout=TIMEOUT)
+        self.reader.join(TIMEOUT)
+        if rc != 0:
+            with open(self.err_path, "rb") as f:
+                raise Failure("produce failed (%d): %s" % (rc, f.read().decode()[-2000:]))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
 def follower_kill9(a):
     with Workdir() as wd, Cluster(a, wd) as c:
         n_events = 60000
         data, ids = events(n_events)
-        prod = subprocess.Popen(
-            [a.sluice, "produce", "--server", c.nodes["n1"].addr, "--topic", "events",
-             "--print-acks", "--timeout", "90"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        acked = []
-        first = threading.Event()
-
-        def read_acks():
-            for line in prod.stdout:
-                acked.append(line)
-                if len(acked) >= 1000:
-                    first.set()
-        reader = threading.Thread(target=read_acks, daemon=True)
-        reader.start()
-        writer = threading.Thread(target=lambda: (prod.stdin.write(data), prod.stdin.close()),
-                                  daemon=True)
-        writer.start()
+        prod = Producer(a, c.nodes["n1"].addr, wd)
+        prod.feed(data)
         try:
-            check(first.wait(TIMEOUT), "no acks before the kill")
-            check(len(acked) < n_events, "the stream was over before the kill")
+            check(prod.wait_acks(1000), "no acks before the kill")
+            check(len(prod.acked) < n_events, "the stream was over before the kill")
             pos = c.log_size("n1")
             c.nodes["n3"].proc.send_signal(signal.SIGKILL)
             c.nodes["n3"].proc.wait()
@@ -361,12 +396,10 @@ def follower_kill9(a):
             c.wait_log("n1", "in-sync replicas shrank to 2 of 3", pos)
             rejoin_from = c.log_size("n1")
             c.restart("n3")
-            rc = prod.wait(timeout=TIMEOUT)
-            reader.join(TIMEOUT)
-            check(rc == 0, "produce failed (%d): %s" % (rc, prod.stderr.read().decode()))
+            prod.finish()
         finally:
-            if prod.poll() is None:
-                prod.kill()
+            prod.kill()
+        acked = prod.acked
         check(len(acked) == n_events, "%d acks for %d events" % (len(acked), n_events))
         wait_replicated(c, n_events)
         # n3 is back in the in-sync set: the leader says so on stderr once
@@ -437,41 +470,24 @@ def planned_moves(a):
     with Workdir() as wd, Cluster(a, wd) as c:
         n_events = 40000
         data, ids = events(n_events)
-        servers = ",".join(c.nodes[n].addr for n in NODES)
-        prod = subprocess.Popen(
-            [a.sluice, "produce", "--server", servers, "--topic", "events", "--print-acks",
-             "--timeout", "90"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        acked = []
-        marks = {n: threading.Event() for n in (1000, 8000, 16000)}
-
-        def read_acks():
-            for line in prod.stdout:
-                acked.append(line)
-                for n, ev in marks.items():
-                    if len(acked) >= n:
-                        ev.set()
-        reader = threading.Thread(target=read_acks, daemon=True)
-        reader.start()
-        threading.Thread(target=lambda: (prod.stdin.write(data), prod.stdin.close()),
-                         daemon=True).start()
+        prod = Producer(a, ",".join(c.nodes[n].addr for n in NODES), wd)
+        prod.feed(data)
         epochs = []
         try:
-            for mark, (frm, to) in zip(sorted(marks), (("n1", "n2"), ("n2", "n3"),
-                                                         ("n3", "n1"))):
-                check(marks[mark].wait(TIMEOUT), "fewer than %d acks" % mark)
-                check(len(acked) < n_events, "the stream ended before the move to %s" % to)
+            for mark, (frm, to) in zip((1000, 8000, 16000), (("n1", "n2"), ("n2", "n3"),
+                                                              ("n3", "n1"))):
+                check(prod.wait_acks(mark), "fewer than %d acks" % mark)
+                check(len(prod.acked) < n_events,
+                      "the stream ended before the move to %s" % to)
                 ans = move(c, frm, to)
                 check(ans.get("moved") is True and ans.get("leader") == to,
                       "move %s -> %s: %r" % (frm, to, ans))
                 epochs.append(ans["epoch"])
                 c.wait_log(to, "events/0: leader, leader epoch %d" % ans["epoch"])
-            rc = prod.wait(timeout=TIMEOUT)
-            reader.join(TIMEOUT)
-            check(rc == 0, "produce failed (%d): %s" % (rc, prod.stderr.read().decode()[-2000:]))
+            prod.finish()
         finally:
-            if prod.poll() is None:
-                prod.kill()
+            prod.kill()
+        acked = prod.acked
         check(epochs == [2, 3, 4], "epochs %r" % epochs)
         check(len(acked) == n_events, "%d acks for %d events" % (len(acked), n_events))
         acks = [json.loads(x) for x in acked]
@@ -557,26 +573,11 @@ def old_leader_truncates(a):
         first, extra = 2000, 3000
         data, ids = events(first + extra)
         cut_at = len(b"".join(data.splitlines(keepends=True)[:first]))
-        servers = ",".join(c.nodes[n].addr for n in NODES)
-        prod = subprocess.Popen(
-            [a.sluice, "produce", "--server", servers, "--topic", "events", "--print-acks",
-             "--timeout", "90"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        acked = []
-        got_first = threading.Event()
-
-        def read_acks():
-            for line in prod.stdout:
-                acked.append(line)
-                if len(acked) >= first:
-                    got_first.set()
-        reader = threading.Thread(target=read_acks, daemon=True)
-        reader.start()
+        prod = Producer(a, ",".join(c.nodes[n].addr for n in NODES), wd)
         stopped = []
         try:
-            prod.stdin.write(data[:cut_at])
-            prod.stdin.flush()
-            check(got_first.wait(TIMEOUT), "fewer than %d acks" % first)
+            prod.write(data[:cut_at])
+            check(prod.wait_acks(first), "fewer than %d acks" % first)
             # The new leader must hold every acked event (a quorum may have
             # acked them without it): it shows them all once it does.
             consume_all(a, c.nodes["n2"].addr, first)
@@ -585,8 +586,7 @@ def old_leader_truncates(a):
                 stopped.append(n)
             for n in stopped:
                 check(wait_stopped(c.nodes[n].proc.pid), "%s did not stop" % n)
-            prod.stdin.write(data[cut_at:])
-            prod.stdin.close()
+            prod.feed(data[cut_at:])
             # n1 stores what comes (durable, unacked: no quorum). Woken by
             # its segment's writes; the short bound only covers the sync
             # that follows the last write.
@@ -601,6 +601,10 @@ def old_leader_truncates(a):
             hw = c.state("n1")["high_watermark"]
             pos = c.log_size("n1")
             epoch = force_leader(c, "n2", ["n2", "n3"])
+            # n1 takes the news first (the others are stopped): from then
+            # on it serves no fetch of epoch 1, so what it holds past n2's
+            # end cannot reach n2 before n2 leads.
+            c.wait_log("n1", "events/0: follower, leader epoch %d" % epoch, pos)
             for n in stopped:
                 c.nodes[n].proc.send_signal(signal.SIGCONT)
             stopped = []
@@ -615,20 +619,28 @@ def old_leader_truncates(a):
             m = re.search(r"log cut from (\d+) to (\d+):", line)
             frm, to = int(m.group(1)), int(m.group(2))
             check(frm > to >= max(first, hw), "cut from %d to %d, HW was %d" % (frm, to, hw))
-            rc = prod.wait(timeout=TIMEOUT)
-            reader.join(TIMEOUT)
-            check(rc == 0, "produce failed (%d): %s" % (rc, prod.stderr.read().decode()[-2000:]))
+            prod.finish()
         finally:
             for n in stopped:
                 c.nodes[n].proc.send_signal(signal.SIGCONT)
-            if prod.poll() is None:
-                prod.kill()
+            prod.kill()
+        acked = prod.acked
         n_events = first + extra
         check(len(acked) == n_events, "%d acks for %d events" % (len(acked), n_events))
         acks = [json.loads(x) for x in acked]
         check(len({x["id"] for x in acks}) == n_events, "an event acked twice")
+        check_exactly_once(consume_all(a, c.nodes["n2"].addr, n_events), ids)
+        # Every replica holds them all (the new leader's view), woken by
+        # the writes to the last one's folder; the short bound covers the
+        # sync after the last write.
         for n in NODES:
-            check_exactly_once(consume_all(a, c.nodes[n].addr, n_events), ids)
+            def holds():
+                st = c.state("n2")
+                mine = [r for r in st["replica_state"] if r["node"] == n]
+                return mine and mine[0]["durable_offset"] >= n_events
+            deadline = time.monotonic() + TIMEOUT
+            while not wait_for_files(os.path.join(wd, n, "data", "events", "0"), holds, 0.2):
+                check(time.monotonic() < deadline, "%s never held %d events" % (n, n_events))
         check_identical(wd, n_events)
         # Each batch says which leader wrote it: n1 before the cut, n2 after.
         for n in NODES:
