@@ -45,6 +45,9 @@ static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
 		next = atomic_load_explicit(&rp->leader_hw, memory_order_relaxed);
 		if (next > local)
 			next = local;
+		uint64_t agreed = atomic_load_explicit(&rp->agreed, memory_order_acquire);
+		if (next > agreed)
+			next = agreed;
 	}
 	if (next <= hw)
 		return;
@@ -122,6 +125,13 @@ static void sl__repl_role(struct sl_partition *p)
 	}
 	uint32_t was = atomic_load_explicit(&rp->role, memory_order_relaxed);
 	uint32_t was_epoch = atomic_load_explicit(&rp->epoch, memory_order_relaxed);
+	/* A new leader (or none): this log agrees with it only as far as
+	 * readers were shown (a cut never goes below that) until its fetcher
+	 * hears where they part. */
+	if (role != SL_REPL_LEADER && (role != was || epoch != was_epoch))
+		atomic_store_explicit(&rp->agreed,
+		                      atomic_load_explicit(&p->durable_pub, memory_order_relaxed),
+		                      memory_order_release);
 	atomic_store_explicit(&rp->epoch, epoch, memory_order_release);
 	atomic_store_explicit(&rp->role, role, memory_order_release);
 	/* A move away from here is over once this node no longer leads: the
@@ -171,6 +181,7 @@ static int sl__repl_truncate(struct sl_reactor *r, struct sl_partition *p, struc
 		        "sluiced: %s/%u: log cut from %" PRIu64 " to %" PRIu64
 		        ": leader epoch %u does not hold the rest\n",
 		        p->topic->name, p->id, from, c->end, c->epoch);
+	atomic_store_explicit(&p->repl->agreed, c->end, memory_order_release);
 	return 0;
 }
 
@@ -204,6 +215,9 @@ static int sl__repl_apply(struct sl_reactor *r, struct sl_repl_chunk *c)
 			return ret;
 		c->taken += (size_t)ret;
 		atomic_store_explicit(&rp->local_end, c->end, memory_order_release);
+		/* The leader's own batches: this log matches it up to here. */
+		if (c->end > atomic_load_explicit(&rp->agreed, memory_order_relaxed))
+			atomic_store_explicit(&rp->agreed, c->end, memory_order_release);
 		if (ret && !p->dirty) {
 			p->dirty = true;
 			r->dirty_parts[r->n_dirty_parts++] = p;

@@ -378,9 +378,15 @@ static void sl__on_data(struct sl_fetcher *f, const Sluice__V1__ReplicaData *d)
 	if (data && fp->active && !fp->chunk_out) {
 		uint64_t end = atomic_load_explicit(&fp->p->repl->local_end, memory_order_acquire);
 		uint64_t cut = sl__diverges_at(fp->p->repl, d, end);
-		if (cut < end) {
+		if (cut < end ||
+		    atomic_load_explicit(&fp->p->repl->agreed, memory_order_acquire) < end) {
 			/* The batches in this answer continue a log this
-			 * replica must first cut: dropped, fetched again. */
+			 * replica must first cut, or whose agreement with
+			 * this leader its owner has not recorded yet (the
+			 * first answer of an epoch: a cut at the end, which
+			 * cuts nothing, checked against the epoch the owner
+			 * follows; from then on readers may see up to the
+			 * HW this leader sends): dropped, fetched again. */
 			fp->chunk = (struct sl_repl_chunk){
 			    .topic = fp->topic,
 			    .partition = fp->p->id,

@@ -123,12 +123,19 @@ struct sl_prepl {
 	char leader[SL_REPL_ID_MAX];
 	char leader_native[256]; /* host:port of the leader's native port */
 	/* Published by the owner. */
-	_Atomic uint64_t local_end;         /* this replica's log end */
-	_Atomic uint64_t local_durable;     /* this replica's own durable end */
-	_Atomic uint64_t hw;                /* the high watermark as this node knows it */
-	_Atomic uint64_t leader_hw;         /* follower: the HW the leader last sent */
-	_Atomic uint64_t leader_end;        /* follower: the leader's durable end it last sent */
-	_Atomic uint64_t leader_end_ns;     /* follower: when it last heard from the leader */
+	_Atomic uint64_t local_end;     /* this replica's log end */
+	_Atomic uint64_t local_durable; /* this replica's own durable end */
+	_Atomic uint64_t hw;            /* the high watermark as this node knows it */
+	_Atomic uint64_t leader_hw;     /* follower: the HW the leader last sent */
+	_Atomic uint64_t leader_end;    /* follower: the leader's durable end it last sent */
+	_Atomic uint64_t leader_end_ns; /* follower: when it last heard from the leader */
+	/* Follower: its log is known to match its leader's up to here (the
+	 * fetcher checked where they part, or the leader's own batches were
+	 * appended). Set back to what readers were shown when the leader
+	 * changes: until the new one said where they part, the HW it sends
+	 * may cover offsets where this log holds other events (a former
+	 * leader's, about to be cut), which must be neither read nor acked. */
+	_Atomic uint64_t agreed;
 	struct sl_epochs *epoch_file;       /* owner: the log's leader-epoch file */
 	struct sl_fetcher *_Atomic fetcher; /* follower: who fetches for it */
 	/* Epochs this replica's log holds, oldest first (the epoch file's
