@@ -454,11 +454,17 @@ static void *sl__failover_thread(void *arg)
 		int r = sl_etcd_campaign(k->e, "controller", lease, k->self, strlen(k->self),
 		                         SL_CTL_CAMPAIGN_MS, &me);
 		if (r == -ETIMEDOUT) {
+			/* Another node holds the office: who, for /v1/cluster
+			 * (and the log, when it changed). */
 			struct sl_etcd_leader who;
-			if (sl_etcd_election_leader(k->e, "controller", &who) == 0)
-				sl__failover_set_controller(k, who.value);
-			else
-				sl__failover_set_controller(k, "");
+			char was[SL_CLUSTER_ID_MAX];
+			sl__failover_controller(k, was, sizeof(was));
+			if (sl_etcd_election_leader(k->e, "controller", &who) < 0)
+				who.value[0] = 0;
+			sl__failover_set_controller(k, who.value);
+			if (who.value[0] && strcmp(was, who.value))
+				fprintf(stderr, "sluiced: node %s: the controller is %s\n", k->self,
+				        who.value);
 			continue;
 		}
 		if (r < 0) {

@@ -289,6 +289,8 @@ def controller_dies(a):
         st, _ = etcd_state(c, part[first])
         check(st["leader"] == leader and st["epoch"] == 2, "state %r" % st)
         for n in others:
+            if n != second:
+                c.wait_log(n, "sluiced: node %s: the controller is %s" % (n, second), pos[n])
             check(controller(c, n) == second, "%s names controller %r" % (n, controller(c, n)))
         print("controller_dies: %s (controller) killed; %s controller, %s leads events/%d "
               "after %.2f s" % (first, second, leader, part[first], t1 - t0))
