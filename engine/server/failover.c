@@ -47,8 +47,8 @@
 #include "base/base.h"
 #include "cluster/cluster.h"
 #include "etcd/etcd.h"
-#include "json/json.h"
 #include "server/server.h"
+#include "json/json.h"
 
 #define SL_CTL_MS 1000000ull
 /* A campaign's bound: how late a stop or a new lease is seen while another
@@ -186,7 +186,7 @@ static bool sl__failover_u64(struct json_object *o, const char *name, uint64_t *
 /* GET /v1/cluster/replica of one node: true with *r filled when it
  * answered 200 with the three numbers. */
 static bool sl__failover_ask(struct sl_failover *k, const char *http, const char *token,
-                        const char *topic, uint32_t p, struct sl_cluster_reply *r)
+                             const char *topic, uint32_t p, struct sl_cluster_reply *r)
 {
 	char url[SL_CLUSTER_ADDR_MAX + SL_CLUSTER_TOPIC_MAX + 64];
 	struct sl_json_buf b = {0};
@@ -256,7 +256,7 @@ static const struct sl_cluster_node *sl__failover_live(const struct sl__live *l,
 /* Whether "cannot elect" was said already for this state and answers;
  * remembers it if not. */
 static bool sl__failover_said(struct sl_failover *k, const char *topic, uint32_t p, int64_t rev,
-                         uint32_t answered)
+                              uint32_t answered)
 {
 	struct sl__said *s = NULL;
 	for (uint32_t i = 0; i < k->n_said && !s; i++)
@@ -283,7 +283,7 @@ static enum sl_cluster_acks sl__failover_acks(enum sl_repl_acks a)
 /* Gives partition p of topic t a leader if its own is dead. false: the
  * office is over (deadline passed): stop acting. */
 static bool sl__failover_partition(struct sl_failover *k, struct sl_topic *t, uint32_t p,
-                              const struct sl__live *live, char *token, bool *token_read)
+                                   const struct sl__live *live, char *token, bool *token_read)
 {
 	struct sl_pstate st, next;
 	struct sl_cluster_reply r[SL_CLUSTER_REPLICAS_MAX];
@@ -310,29 +310,31 @@ static bool sl__failover_partition(struct sl_failover *k, struct sl_topic *t, ui
 		if (n && n->http[0] && sl__failover_ask(k, n->http, token, t->name, p, &r[i]))
 			answered |= 1u << i;
 	}
-	int ret = sl_cluster_elect(&st, r, sl__failover_acks(t->spec.acks), t->spec.unclean_election,
-	                           &next, &unclean);
+	int ret = sl_cluster_elect(&st, r, sl__failover_acks(t->spec.acks),
+	                           t->spec.unclean_election, &next, &unclean);
 	if (ret < 0) {
 		if (!sl__failover_said(k, t->name, p, st.mod_revision, answered))
-			fprintf(stderr,
-			        "sluiced: controller %s: cannot elect a leader for %s/%u (leader %s "
-			        "gone, epoch %u): %s; %u of %u replicas live, %u answered%s\n",
-			        k->self, t->name, p, st.leader[0] ? st.leader : "(none)", st.epoch,
-			        ret == -EAGAIN ? "no majority of the replicas answered"
-			                       : "no in-sync replica is live",
-			        n_alive, st.n_replicas, (unsigned)__builtin_popcount(answered),
-			        t->spec.unclean_election ? "" : " (unclean_election is off)");
+			fprintf(
+			    stderr,
+			    "sluiced: controller %s: cannot elect a leader for %s/%u (leader %s "
+			    "gone, epoch %u): %s; %u of %u replicas live, %u answered%s\n",
+			    k->self, t->name, p, st.leader[0] ? st.leader : "(none)", st.epoch,
+			    ret == -EAGAIN ? "no majority of the replicas answered"
+			                   : "no in-sync replica is live",
+			    n_alive, st.n_replicas, (unsigned)__builtin_popcount(answered),
+			    t->spec.unclean_election ? "" : " (unclean_election is off)");
 		return true;
 	}
 	/* The last check before the write: this node's lease (and so its
 	 * office) still holds. */
 	if (sl_cluster_lease_deadline_ns(k->c) <= sl_now_ns())
 		return false;
-	ret = sl_cluster_pstate_cas(k->c, t->name, p, &next, st.mod_revision, NULL, err,
-	                            sizeof(err));
+	ret =
+	    sl_cluster_pstate_cas(k->c, t->name, p, &next, st.mod_revision, NULL, err, sizeof(err));
 	if (ret < 0) {
 		if (ret != -ESTALE)
-			fprintf(stderr, "sluiced: controller %s: %s/%u: cannot write the new leader: %s\n",
+			fprintf(stderr,
+			        "sluiced: controller %s: %s/%u: cannot write the new leader: %s\n",
 			        k->self, t->name, p, err);
 		return true;
 	}
@@ -490,7 +492,7 @@ static void *sl__failover_thread(void *arg)
 }
 
 int sl__failover_start(struct sl_server *srv, struct sl_cluster *c, const char *self,
-                  struct sl_failover **out, char *err, size_t errlen)
+                       struct sl_failover **out, char *err, size_t errlen)
 {
 	const struct sl_server_cluster_opts *o = &srv->opts.cluster;
 	struct sl_failover *k = calloc(1, sizeof(*k));
