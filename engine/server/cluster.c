@@ -238,8 +238,17 @@ static void sl__on_partition(void *arg, const char *topic, uint32_t p, const str
 			atomic_store(&pe->fetch_ns, 0);
 		}
 	}
-	rp->n_peers = s->n_replicas < SL_REPL_MAX ? s->n_replicas : SL_REPL_MAX;
-	rp->self = me < 0 ? 0 : (uint32_t)me;
+	/* Stored only when they change (a new replica set): the owner reads
+	 * both without the lock on every HW move (topic/repl.c), and most
+	 * states (every ISR change, every failover) keep them. A change of
+	 * the replica set itself is still unordered with those reads (found by
+	 * TSan under the failover tests; the set never changes yet). */
+	uint32_t n_peers = s->n_replicas < SL_REPL_MAX ? s->n_replicas : SL_REPL_MAX;
+	uint32_t self_i = me < 0 ? 0 : (uint32_t)me;
+	if (rp->n_peers != n_peers)
+		rp->n_peers = n_peers;
+	if (rp->self != self_i)
+		rp->self = self_i;
 	snprintf(rp->leader, sizeof(rp->leader), "%s", s->leader);
 	rp->want_epoch = s->epoch;
 	rp->want_role = me < 0                     ? SL_REPL_NONE
