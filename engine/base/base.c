@@ -1,5 +1,6 @@
 #include "base/base.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,40 @@ static const char *const sl__err_text[] = {
                                   "and send to its leader",
     [SL_ENOT_ENOUGH_REPLICAS - SL_EBASE] = "fewer replicas in sync than min_insync; retry later",
 };
+
+int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (v > (max - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int sl_token_parse(const char *s, size_t len, uint32_t *partition, uint64_t *offset)
+{
+	const char *colon = s ? memchr(s, ':', len) : NULL;
+	uint64_t p, o;
+
+	if (!colon)
+		return -EINVAL;
+	size_t plen = (size_t)(colon - s);
+	if (sl_parse_dec(s, plen, UINT32_MAX, &p) < 0 ||
+	    sl_parse_dec(colon + 1, len - plen - 1, UINT64_MAX, &o) < 0)
+		return -EINVAL;
+	*partition = (uint32_t)p;
+	*offset = o;
+	return 0;
+}
 
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first)
 {

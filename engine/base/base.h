@@ -73,6 +73,15 @@ const char *sl_strerror(int err);
  */
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first);
 
+/* Decimal digits only (no sign, no spaces), at least one, value <= max:
+ * 0 with *out, or -EINVAL. */
+int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out);
+
+/* A read token, "PARTITION:OFFSET" in decimal, exactly `len` bytes: an
+ * ack's position, what a query takes as min_offset and what its answer
+ * says it reflects (the one definition of the format). 0, or -EINVAL. */
+int sl_token_parse(const char *s, size_t len, uint32_t *partition, uint64_t *offset);
+
 /* Formats an error text into err[0..errlen) (nothing when err is NULL or
  * errlen 0): the one shape of every `char *err, size_t errlen` out-param. */
 void sl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

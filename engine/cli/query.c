@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "client/client_impl.h"
 #include "http/http.h"
 
 /* On top of the server's own wait (timeout_ms): the time the answer may take
@@ -24,29 +25,36 @@ static void sl__query_usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: sluice query PROJECTION KEY [--min-offset TOKEN] [--max-lag N]\n"
-	        "                    [--timeout MS] [--http HOST:PORT]\n"
+	        "                    [--timeout MS] [--http HOST:PORT[,HOST:PORT...]]\n"
 	        "\n"
 	        "Prints one read-model entry of a projection as one JSON object (for the\n"
 	        "`latest` projection: the aggregate's latest event, in the consume format),\n"
-	        "asked of the server's HTTP port: GET /v1/projections/PROJECTION/KEY.\n"
+	        "asked of the server's HTTP port: GET /v1/projections/PROJECTION/KEY. The\n"
+	        "answer ends with \"token\" (what the model reflects, for --min-offset on\n"
+	        "another replica; keys held in one partition), \"lag\" and, from a follower,\n"
+	        "\"leader_heard_ms\".\n"
 	        "\n"
 	        "  --min-offset TOKEN  read your writes: answer only once the projection has\n"
 	        "                      applied the event of this ack token (\"token\" in `sluice\n"
-	        "                      produce --print-acks`), or fail with a timeout error\n"
+	        "                      produce --print-acks`, or of an earlier answer), or fail\n"
+	        "                      with a timeout error; works on any replica\n"
 	        "  --max-lag N         fail rather than answer from a model more than N events\n"
-	        "                      behind what is stored\n"
+	        "                      behind the leader's durable end (on a follower: as it\n"
+	        "                      last heard it, and not longer than 2 s ago)\n"
 	        "  --timeout MS        how long the server may wait for --min-offset (default\n"
 	        "                      5000, at most 60000)\n"
-	        "  --http H:P          the server's HTTP address (default " SL_CLI_DEFAULT_HTTP
-	        ",\n"
+	        "  --http H:P[,H:P...] the HTTP addresses of the nodes to ask, in order: the\n"
+	        "                      next is asked when one cannot be reached, is not\n"
+	        "                      serving (503), too far behind (409) or did not apply\n"
+	        "                      the token in time (504) (default " SL_CLI_DEFAULT_HTTP ",\n"
 	        "                      or $SLUICE_HTTP)\n"
 	        "  --token-file F      the server's token, when it has `auth` (else\n"
 	        "                      $SLUICE_TOKEN)\n"
 	        "\n"
 	        "A KEY that starts with '-' goes after `--`. Exit status: 0 with the entry on\n"
-	        "stdout; 1 when the server answers an error (its message on stderr: unknown\n"
-	        "projection or key, timeout, lag, not serving) or cannot be reached; 2 for bad\n"
-	        "usage.\n");
+	        "stdout; 1 when the last server asked answers an error (each one's message on\n"
+	        "stderr: unknown projection or key, timeout, lag, not serving) or none can be\n"
+	        "reached; 2 for bad usage.\n");
 }
 
 /*
@@ -57,13 +65,15 @@ static void sl__query_usage(FILE *out)
  */
 static int sl__http_call(CURL *cu, const struct sl_cli_server *srv, const char *cmd,
                          const char *base, const char *url, bool post, uint64_t timeout_ms,
-                         const char *fail_if_false)
+                         const char *fail_if_false, long *http_status)
 {
 	struct sl_cli_body body = {0};
 	struct curl_slist *hdr = sl_cli_auth_header(srv);
 	char cerr[CURL_ERROR_SIZE] = "";
 	int ret = 1;
 
+	if (http_status)
+		*http_status = 0; /* no answer */
 	if (post)
 		curl_easy_setopt(cu, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(cu, CURLOPT_URL, url);
@@ -93,6 +103,8 @@ static int sl__http_call(CURL *cu, const struct sl_cli_server *srv, const char *
 	}
 	long status = 0;
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+	if (http_status)
+		*http_status = status;
 	if (status != 200) {
 		sl_cli_http_print_error(cmd, status, &body);
 		goto out;
@@ -141,7 +153,7 @@ int sl_cli_query(int argc, char **argv)
 		case 'm': {
 			uint32_t p;
 			uint64_t o;
-			if (sl_http_parse_token(optarg, strlen(optarg), &p, &o) < 0) {
+			if (sl_token_parse(optarg, strlen(optarg), &p, &o) < 0) {
 				fprintf(
 				    stderr,
 				    "sluice query: --min-offset: expected PARTITION:OFFSET (the "
@@ -175,10 +187,12 @@ int sl_cli_query(int argc, char **argv)
 			has_timeout = true;
 			break;
 		case 'H':
-			if (sl_cli_server_parse(optarg, &srv) < 0) {
-				fprintf(stderr,
-				        "sluice query: --http: expected HOST:PORT, got '%s'\n",
-				        optarg);
+			if (sl_cli_servers_parse(optarg, &srv) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice query: --http: expected HOST:PORT[,HOST:PORT...], got "
+				    "'%s'\n",
+				    optarg);
 				return 2;
 			}
 			addr = optarg;
@@ -198,7 +212,7 @@ int sl_cli_query(int argc, char **argv)
 		fprintf(stderr,
 		        "sluice query: expected PROJECTION KEY, got %d argument%s\n"
 		        "usage: sluice query PROJECTION KEY [--min-offset TOKEN] [--max-lag N] "
-		        "[--timeout MS] [--http HOST:PORT]\n",
+		        "[--timeout MS] [--http HOST:PORT[,HOST:PORT...]]\n",
 		        argc - optind, argc - optind == 1 ? "" : "s");
 		return 2;
 	}
@@ -212,18 +226,26 @@ int sl_cli_query(int argc, char **argv)
 		if (!addr || !*addr)
 			addr = SL_CLI_DEFAULT_HTTP;
 	}
-	if (sl_cli_server_parse(addr, &srv) < 0) {
-		fprintf(stderr, "sluice query: SLUICE_HTTP: expected HOST:PORT, got '%s'\n", addr);
+	struct sl__hostport *hv = NULL;
+	size_t n_hv = 0;
+	if (sl_cli_servers_parse(addr, &srv) < 0 ||
+	    sl__servers_parse(addr, &hv, &n_hv, NULL, 0) < 0) {
+		fprintf(stderr,
+		        "sluice query: SLUICE_HTTP: expected HOST:PORT[,HOST:PORT...], got '%s'\n",
+		        addr);
 		return 2;
 	}
-	if (sl_cli_token("sluice query", token_file, &srv) < 0)
+	if (sl_cli_token("sluice query", token_file, &srv) < 0) {
+		free(hv);
 		return 2;
+	}
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "sluice query: libcurl could not start\n");
+		free(hv);
 		return 1;
 	}
-	char base[300], url[SL_HTTP_MAX_URL * 2];
+	char base[300], url[SL_HTTP_MAX_URL * 2], params[SL_HTTP_MAX_URL + 1];
 	char *ep = NULL, *ek = NULL;
 	CURL *cu = curl_easy_init();
 	if (!cu) {
@@ -238,22 +260,22 @@ int sl_cli_query(int argc, char **argv)
 		fprintf(stderr, "sluice query: out of memory\n");
 		goto out;
 	}
-	sl_cli_base_url(&srv, base, sizeof(base));
-	int n = snprintf(url, sizeof(url), "%s/v1/projections/%s/%s", base, ep, ek);
+	int n = snprintf(params, sizeof(params), "/v1/projections/%s/%s", ep, ek);
 	char sep = '?';
-	if (n > 0 && (size_t)n < sizeof(url) && min_token) {
-		n += snprintf(url + n, sizeof(url) - (size_t)n, "%cmin_offset=%s", sep, min_token);
+	if (n > 0 && (size_t)n < sizeof(params) && min_token) {
+		n += snprintf(params + n, sizeof(params) - (size_t)n, "%cmin_offset=%s", sep,
+		              min_token);
 		sep = '&';
 	}
-	if (n > 0 && (size_t)n < sizeof(url) && has_lag) {
-		n += snprintf(url + n, sizeof(url) - (size_t)n, "%cmax_lag=%llu", sep,
+	if (n > 0 && (size_t)n < sizeof(params) && has_lag) {
+		n += snprintf(params + n, sizeof(params) - (size_t)n, "%cmax_lag=%llu", sep,
 		              (unsigned long long)max_lag);
 		sep = '&';
 	}
-	if (n > 0 && (size_t)n < sizeof(url) && has_timeout)
-		n += snprintf(url + n, sizeof(url) - (size_t)n, "%ctimeout_ms=%llu", sep,
+	if (n > 0 && (size_t)n < sizeof(params) && has_timeout)
+		n += snprintf(params + n, sizeof(params) - (size_t)n, "%ctimeout_ms=%llu", sep,
 		              (unsigned long long)timeout_ms);
-	if (n < 0 || (size_t)n >= sizeof(url) || (size_t)n - strlen(base) > SL_HTTP_MAX_URL) {
+	if (n < 0 || (size_t)n >= sizeof(params) || (size_t)n > SL_HTTP_MAX_URL) {
 		fprintf(stderr,
 		        "sluice query: PROJECTION and KEY are too long (the request would be over "
 		        "%d bytes)\n",
@@ -261,10 +283,28 @@ int sl_cli_query(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
-
-	ret = sl__http_call(cu, &srv, "query", base, url, false, timeout_ms, NULL);
-	goto out;
+	/*
+	 * Each node in the order given, the next one only when this one has
+	 * no answer for this query that another might have: unreachable,
+	 * not serving (503), too far behind for max_lag (409), or without
+	 * the token's event in time (504). Its own answer otherwise (the
+	 * entry; 400, 401 and 404 would be the same anywhere).
+	 */
+	for (size_t i = 0; i < n_hv; i++) {
+		long status = 0;
+		snprintf(srv.host, sizeof(srv.host), "%s", hv[i].host);
+		srv.port = hv[i].port;
+		sl_cli_base_url(&srv, base, sizeof(base));
+		snprintf(url, sizeof(url), "%s%s", base, params);
+		ret = sl__http_call(cu, &srv, "query", base, url, false, timeout_ms, NULL, &status);
+		if (ret == 0 || (status && status != 409 && status != 503 && status != 504))
+			break;
+		if (i + 1 < n_hv)
+			fprintf(stderr, "sluice query: %s did not answer it; asking the next\n",
+			        base);
+	}
 out:
+	free(hv);
 	curl_free(ep);
 	curl_free(ek);
 	if (cu)
@@ -362,7 +402,7 @@ int sl_cli_projection(int argc, char **argv)
 		goto out;
 	}
 	/* A rebuild reads the whole topic: allow it an hour. */
-	ret = sl__http_call(cu, &srv, "projection", base, url, true, 3600u * 1000u, "equal");
+	ret = sl__http_call(cu, &srv, "projection", base, url, true, 3600u * 1000u, "equal", NULL);
 out:
 	curl_free(en);
 	if (cu)

@@ -166,6 +166,7 @@ void sl__client_free(struct sl_client *c)
 	free(c->out);
 	free(c->in);
 	free(c->hdr_scratch);
+	sl__client_tokens_free(c);
 	free(c->host);
 	free(c->name);
 	free(c->token);

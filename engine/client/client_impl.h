@@ -102,6 +102,15 @@ const char *sl__route_leader(const struct sl__route *r, const void *key, size_t 
 struct sl_consumer;
 int sl__consumer_metadata(struct sl_consumer *c, const char *topic, Sluice__V1__Metadata **md);
 
+/* ---- read tokens (token.c) ----------------------------------------------- */
+
+/* A topic's highest offsets seen, by partition: offset + 1, 0 for none. */
+struct sl__tokens {
+	char *topic;
+	uint64_t *next;
+	uint32_t n;
+};
+
 /* ---- the client -------------------------------------------------------- */
 
 struct sl__router;
@@ -243,6 +252,15 @@ struct sl_client {
 	 * first Welcome re-encodes what is left instead of writing the
 	 * batches as they were built. */
 	bool extracted;
+
+	/* Read tokens: the highest offset seen stored, per topic partition
+	 * (token.c). On the application's client only, never on a leg (the
+	 * router notes its legs' acks on the application's). The topic of
+	 * the event being answered, during its callback (a leg's, for the
+	 * router). */
+	struct sl__tokens *toks;
+	uint32_t n_toks;
+	const char *ack_topic;
 
 	struct sl_uuid_rng rng;
 	struct sl_client_stats st;
@@ -387,6 +405,12 @@ bool sl__client_all_answered(const struct sl_client *c);
 int sl__client_new(const struct sl_client_opts *opts, struct sl_client **out);
 void sl__client_free(struct sl_client *c);
 int64_t sl__client_topic(struct sl_client *c, const char *topic);
+
+/* token.c: notes that `offset` of topic/partition was seen stored (0,
+ * -EINVAL past the partition bound, -ENOMEM); frees the tables. */
+int sl__client_token_note(struct sl_client *c, const char *topic, uint32_t partition,
+                          uint64_t offset);
+void sl__client_tokens_free(struct sl_client *c);
 
 /* router.c: cluster mode behind the public API. sl__rt_open returns 1 when
  * Metadata names leaders (c is then a router), 0 when no bootstrap server

@@ -501,15 +501,18 @@ int sl__rt_produce(struct sl_client *c, const char *topic, const struct sl_clien
 int sl__rt_poll(struct sl_client *c, int timeout_ms)
 {
 	struct sl__router *rt = c->rt;
-	uint64_t before = c->answered, now = sl_now_ns();
+	uint64_t before = rt->answered_told, now = sl_now_ns();
 	uint64_t deadline =
 	    timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * SL__NS_PER_MS;
 
 	for (int turns = 0;; turns++) {
+		if (c->answered != before)
+			break; /* some came during a produce: said now */
 		sl__turn_until(rt, turns ? deadline : now, sl__all_answered);
 		if (c->answered != before || !c->st.inflight || sl_now_ns() >= deadline)
 			break;
 	}
+	rt->answered_told = c->answered;
 	uint64_t n = c->answered - before;
 	return (int)(n > INT32_MAX ? INT32_MAX : n);
 }

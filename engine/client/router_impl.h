@@ -65,6 +65,11 @@ struct sl__router {
 	uint8_t *done; /* answered, by sequence & wmask, from `first` */
 	uint64_t wmask, first, next_seq;
 	uint64_t refresh_at, refreshes;
+	/* s->answered as the last sl_client_poll returned: answers that came
+	 * in another call (a nonblocking produce turns the legs when it finds
+	 * the window full) are counted by the next poll, else an application
+	 * waiting on sl_client_fd for what it already read waits forever. */
+	uint64_t answered_told;
 	uint32_t refresh_fail;
 	bool refresh_want;
 	bool closing;

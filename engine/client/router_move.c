@@ -155,6 +155,10 @@ void sl__on_leg_ack(void *arg, const struct sl_client_ack *a)
 
 	bool refused = a->code == SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER;
 	sl__fl_left(rt, l, tp, refused ? 0 : a->status >= 0 && !a->code ? 1 : -1);
+	/* The read token goes to the application's client, which outlives
+	 * the legs. */
+	if (a->status == 0 && !a->dropped && a->offset != SL_CLIENT_OFFSET_UNKNOWN)
+		(void)sl__client_token_note(rt->s, l->c->ack_topic, a->partition, a->offset);
 	if (!rt->closing && refused && l->c->cb_raw &&
 	    sl__pend_push(rt, app, tp, l->c->cb_topic, l->c->cb_raw, l->c->cb_raw_len) == 0)
 		return;

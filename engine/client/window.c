@@ -318,7 +318,14 @@ void sl__client_on_ack_event(void *arg, const struct sl__ack_event *e)
 	if (c->leg && e->code == SLUICE__V1__ERROR_CODE__ERR_NOT_LEADER &&
 	    sl__batch_raw(c, b, (uint32_t)i, &c->cb_raw, &c->cb_raw_len) == 0)
 		c->cb_topic = c->topics[b->topic];
+	/* A read token: noted before the callback, so an application that
+	 * asks for it there has it (a failure to note only costs the token:
+	 * out of memory). */
+	if (!c->leg && !e->code && !e->dropped && e->offset != SL_CLIENT_OFFSET_UNKNOWN)
+		(void)sl__client_token_note(c, c->topics[b->topic], e->partition, e->offset);
+	c->ack_topic = c->topics[b->topic];
 	sl__client_deliver(c, &a);
+	c->ack_topic = NULL;
 	c->cb_raw = NULL;
 }
 

@@ -301,7 +301,13 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
  * duplicates, acked and never stored). Each node hands out ids from its own
  * range, SL_PRODUCERS_NODE_BASE(ordinal), the ordinal etcd gives the node.
  * require_base: fresh ids are refused (-EAGAIN) until set_base gives the
- * range. Any thread (the registry's mutex).
+ * range. Ids of other ranges (a producer of another node, resumed here or
+ * seeded from replicated batches) never move this node's next fresh id or
+ * its durable mark: only its own range's do. set_base recomputes both from
+ * the ids the registry holds in the range, since the partitions seeded it
+ * before the range was known (a node restarted with replicated partitions
+ * took the highest id of a later node's range as its next one, and would
+ * have handed out that node's ids). Any thread (the registry's mutex).
  */
 #define SL_PRODUCERS_NODE_BITS          40
 #define SL_PRODUCERS_NODE_BASE(ordinal) (((uint64_t)(ordinal) + 1) << SL_PRODUCERS_NODE_BITS)

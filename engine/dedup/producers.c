@@ -37,7 +37,8 @@ struct sl_producers {
 	/* Cluster mode: fresh ids come from this node's range (its ordinal's,
 	 * sl_producers_set_base); `need_base` refuses them until it is known. */
 	bool need_base;
-	uint64_t id_end; /* durable: ids below it may have been handed out */
+	uint64_t base, base_end; /* cluster mode: this node's range (0, 0: alone) */
+	uint64_t id_end;         /* durable: ids below it may have been handed out */
 	uint32_t count;
 	uint32_t max;
 	/* id -> entry, open addressing; count <= icap / 2 */
@@ -64,6 +65,16 @@ static struct sl_producer **sl__index_pos(struct sl_producer **index, uint64_t i
 static struct sl_producer *sl__reg_find(struct sl_producers *r, uint64_t id)
 {
 	return *sl__index_pos(r->index, r->icap, id);
+}
+
+/* Whether fresh ids of this node may equal `id` (dedup.h, cluster mode):
+ * alone, every id; in a cluster, only those of its range, and none while
+ * the range is not known. */
+static bool sl__own_id(const struct sl_producers *r, uint64_t id)
+{
+	if (r->need_base)
+		return false;
+	return !r->base_end || (id >= r->base && id < r->base_end);
 }
 
 /* A new entry for an id not in the registry. */
@@ -364,7 +375,7 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
 		atomic_store_explicit(&p->seeded, last + 1, memory_order_relaxed);
 	/* Not made durable here: the next fresh id reserves a block from
 	 * next_id on, which covers this one. */
-	if (id >= r->next_id)
+	if (id >= r->next_id && sl__own_id(r, id))
 		r->next_id = id + 1;
 out:
 	pthread_mutex_unlock(&r->lock);
@@ -409,10 +420,12 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 		/* A fresh id, or a client's id not covered by the mark:
 		 * either way no later fresh id may equal it, even after a
 		 * crash, so the mark covers it before it is used. */
-		if ((ret = sl__reg_reserve(r, id + 1)) < 0)
-			goto out;
-		if (id >= r->next_id)
-			r->next_id = id + 1;
+		if (sl__own_id(r, id)) {
+			if ((ret = sl__reg_reserve(r, id + 1)) < 0)
+				goto out;
+			if (id >= r->next_id)
+				r->next_id = id + 1;
+		}
 		if ((ret = sl__reg_add(r, id, &p)) < 0)
 			goto out;
 	}
@@ -452,8 +465,20 @@ void sl_producers_require_base(struct sl_producers *r)
 void sl_producers_set_base(struct sl_producers *r, uint64_t base)
 {
 	pthread_mutex_lock(&r->lock);
-	if (r->next_id < base)
-		r->next_id = base;
+	r->base = base;
+	r->base_end = base + (UINT64_C(1) << SL_PRODUCERS_NODE_BITS);
 	r->need_base = false;
+	/* From this range alone: the mark, if it is one of its ids (a data
+	 * folder of a node alone has its ids below every range), and the ids
+	 * the partitions seeded. */
+	if (r->id_end <= base || r->id_end > r->base_end)
+		r->id_end = base;
+	r->next_id = r->id_end;
+	for (size_t c = 0; c < r->nchunks; c++)
+		for (uint32_t i = 0; i < SL__CHUNK && c * SL__CHUNK + i < r->count; i++) {
+			uint64_t id = r->chunks[c][i].id;
+			if (id >= r->next_id && id < r->base_end && id >= base)
+				r->next_id = id + 1;
+		}
 	pthread_mutex_unlock(&r->lock);
 }

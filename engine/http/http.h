@@ -25,7 +25,9 @@
  * Query parameters: min_offset is the ack token `sluice produce
  * --print-acks` prints ("PARTITION:OFFSET", decimal): answer only once the
  * projection has applied that event (read your writes). max_lag=N: refuse
- * when the model is more than N events behind the partition's durable end.
+ * when the model is more than N events behind the partition's durable end
+ * (in a cluster: the leader's, as the replica asked last heard it; the
+ * backend's business).
  * timeout_ms=N (0..60000, default 5000): how long min_offset may wait.
  * Any other parameter, or one given twice, is a 400. NAME and KEY are
  * percent-decoded (%XX; '+' is a literal plus in the path); KEY is
@@ -59,7 +61,8 @@
  *                                also an unknown route
  *   405 "method_not_allowed"     not a method of the path (see Allow)
  *   409 "lag_exceeded"           max_lag: "the model is N events behind,
- *                                more than max_lag M"
+ *                                more than max_lag M", or a follower
+ *                                that has not heard from its leader
  *   413 "content_too_large"      a topic request's body is over
  *                                SL_HTTP_MAX_BODY
  *   414 "uri_too_long"           the request target is over SL_HTTP_MAX_URL
@@ -297,11 +300,6 @@ int sl_http_parse_query(const char *path, const char *const *arg_names,
  */
 int sl_http_parse_topic(const char *path, char *buf, size_t buf_cap, const char **name,
                         size_t *name_len, char *err, size_t errlen);
-
-/* An ack token "PARTITION:OFFSET" of exactly `len` bytes (decimal digits
- * only, partition < 2^32, offset < 2^64). 0 or -EINVAL. Shared with the
- * CLI so `sluice query --min-offset` refuses what the server would. */
-int sl_http_parse_token(const char *s, size_t len, uint32_t *partition, uint64_t *offset);
 
 /*
  * Listens on `host_port` ("HOST:PORT", "[V6]:PORT"; a numeric address or

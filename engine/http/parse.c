@@ -67,41 +67,6 @@ static void sl__show(const char *s, size_t n, char *out, size_t cap)
 	out[o] = 0;
 }
 
-/* Decimal digits only (no sign, no spaces), at least one, value <= max. */
-static int sl__dec(const char *s, size_t n, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!n)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -EINVAL;
-		uint64_t d = (uint64_t)(s[i] - '0');
-		if (v > (max - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
-int sl_http_parse_token(const char *s, size_t len, uint32_t *partition, uint64_t *offset)
-{
-	const char *colon = s ? memchr(s, ':', len) : NULL;
-	uint64_t p, o;
-
-	if (!colon)
-		return -EINVAL;
-	size_t plen = (size_t)(colon - s);
-	if (sl__dec(s, plen, UINT32_MAX, &p) < 0 ||
-	    sl__dec(colon + 1, len - plen - 1, UINT64_MAX, &o) < 0)
-		return -EINVAL;
-	*partition = (uint32_t)p;
-	*offset = o;
-	return 0;
-}
-
 enum sl__arg { SL__ARG_MIN, SL__ARG_LAG, SL__ARG_TIMEOUT, SL__ARG_N };
 
 static const char *const sl__arg_names[SL__ARG_N] = {"min_offset", "max_lag", "timeout_ms"};
@@ -152,8 +117,7 @@ static int sl__parse_arg(const char *name, const char *value, bool seen[SL__ARG_
 	sl__show(vb, vlen, show, sizeof(show));
 	switch (which) {
 	case SL__ARG_MIN:
-		if (too_long ||
-		    sl_http_parse_token(vb, vlen, &q->min_partition, &q->min_offset) < 0) {
+		if (too_long || sl_token_parse(vb, vlen, &q->min_partition, &q->min_offset) < 0) {
 			sl_errf(
 			    err, errlen,
 			    "min_offset: expected PARTITION:OFFSET (an ack token such as 3:1042), "
@@ -164,7 +128,7 @@ static int sl__parse_arg(const char *name, const char *value, bool seen[SL__ARG_
 		q->has_min = true;
 		break;
 	case SL__ARG_LAG:
-		if (too_long || sl__dec(vb, vlen, UINT64_MAX, &q->max_lag) < 0) {
+		if (too_long || sl_parse_dec(vb, vlen, UINT64_MAX, &q->max_lag) < 0) {
 			sl_errf(err, errlen, "max_lag: expected a whole number of events, got '%s'",
 			        show);
 			return -EINVAL;
@@ -173,7 +137,7 @@ static int sl__parse_arg(const char *name, const char *value, bool seen[SL__ARG_
 		break;
 	default: {
 		uint64_t t;
-		if (too_long || sl__dec(vb, vlen, SL_HTTP_TIMEOUT_MAX_MS, &t) < 0) {
+		if (too_long || sl_parse_dec(vb, vlen, SL_HTTP_TIMEOUT_MAX_MS, &t) < 0) {
 			sl_errf(err, errlen,
 			        "timeout_ms: expected a whole number of milliseconds from 0 to %u, "
 			        "got '%s'",

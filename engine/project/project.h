@@ -237,6 +237,11 @@ struct sl_proj_part {
 	_Atomic bool failed;
 	_Atomic uint64_t applied_pub;
 	_Atomic int64_t applied_ms_pub; /* when the last event it read was stored */
+	/* The end the step under way may reach (its limit), stored before the
+	 * step and followed by a release fence: a concurrent query that saw
+	 * any event of that step (and fences with acquire after it) reads at
+	 * least this, so its answer's token covers all it may have seen. */
+	_Atomic uint64_t applying_pub;
 	/* What the projection emits (balance's rejections), published exactly
 	 * once by reactor/proj.c: as producer `emit_pid`, acks to
 	 * SL_CONN_PIPE | SL_CONN_PROJ | emit_ref. */
@@ -285,6 +290,15 @@ struct sl_pquery {
 	char msg[200];
 	struct sl_plugin_out out;
 	uint64_t applied, lag;
+	/* The first offset the answer certainly does not reflect (its token
+	 * is this - 1): `applied` on the reactor; on a concurrent query, the
+	 * step that may have been under way included (applying_pub). */
+	uint64_t seen_end;
+	/* A replica that follows (cluster mode): the answer's lag counts from
+	 * the leader's durable end as last heard, `heard_ms` ago
+	 * (UINT64_MAX: never since it started). */
+	bool follower;
+	uint64_t heard_ms;
 	struct sl_pquery *next; /* the reactor's wait list */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -302,13 +316,41 @@ void sl_pquery_done(struct sl_pquery *q, int status, const char *fmt, ...)
  * applier stopped, or its partition was refused). */
 void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q);
 /*
- * Answers q (status, msg, out; nothing signalled) from a model that has
- * applied every event below `next`, of a partition durable up to `end`:
- * the lag check, then the plugin's query. On the owning reactor (er NULL),
- * or, for a concurrent-query projection, on any thread with er a record of
- * the projections' epoch (the query runs inside its read section).
+ * How long a follower may go without hearing from its leader before its
+ * lag is unknown, so that max_lag refuses its answers: the leader answers
+ * a follower's long poll at least every 500 ms (SL_FETCH_WAIT_MS in
+ * server/fetch.c) plus a round trip, so 2 s is four polls missed: the
+ * connection is down or the leader stalled, and it may hold any number of
+ * events this replica has not heard of.
  */
-void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
+#define SL_PQUERY_HEARD_MAX_MS 2000u
+
+/*
+ * The lag of a model that has applied every event below `next` counts from
+ * the end of the partition's log as this replica knows the leader holds
+ * it durably: alone, its durable end; a leader, its own durable end (the
+ * HW included, and what waits for the followers: those events exist and
+ * will be shown); a follower, the leader's durable end as it last heard
+ * it (leader_end), never less than what it shows. Not the leader's HW: the
+ * HW a follower heard trails what the leader may ack by a round trip or
+ * more (a follower learns a new HW only in its next answer), while every
+ * acked event is below the leader's durable end; so the lag is an upper
+ * bound and max_lag never lets a follower answer from further behind than
+ * it says. The price: a follower that holds everything but has not heard
+ * the HW catch up shows a lag until it does. Sets q->lag, q->follower,
+ * q->heard_ms; any thread.
+ */
+void sl_pquery_lag(const struct sl_partition *p, uint64_t next, struct sl_pquery *q);
+/*
+ * Answers q (status, msg, out; nothing signalled) from a model that has
+ * applied every event below `next`: the lag check (sl_pquery_lag; with
+ * max_lag, a follower that has not heard from its leader within
+ * SL_PQUERY_HEARD_MAX_MS is refused too), then the plugin's query. On the
+ * owning reactor (er NULL), or, for a concurrent-query projection, on any
+ * thread with er a record of the projections' epoch (the query runs inside
+ * its read section).
+ */
+void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next,
                       struct sl_epoch_rec *er);
 /* sl_pquery_answer on the asking thread of a concurrent-query projection,
  * against the offsets the reactor publishes: `applied_pub` is stored with

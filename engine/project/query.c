@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,29 +75,86 @@ void sl_pquery_not_serving(const struct sl_proj *pj, struct sl_pquery *q)
 	                 : (pp->part->error ? pp->part->error : "partition refused"));
 }
 
-void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next, uint64_t end,
-                      struct sl_epoch_rec *er)
+void sl_pquery_lag(const struct sl_partition *p, uint64_t next, struct sl_pquery *q)
 {
-	struct sl_applier *a = pj->parts[q->partition].a;
-	int klen = (int)(q->key_len > 100 ? 100 : q->key_len);
+	const struct sl_prepl *rp = p->repl;
+	uint64_t end = atomic_load_explicit(&p->durable_pub, memory_order_acquire);
 
+	q->follower = false;
+	q->heard_ms = 0;
+	if (rp && atomic_load_explicit(&rp->role, memory_order_acquire) == SL_REPL_LEADER) {
+		uint64_t local = atomic_load_explicit(&rp->local_durable, memory_order_acquire);
+		if (local > end)
+			end = local;
+	} else if (rp) {
+		/* A follower, or a replica before it took a role: the leader's
+		 * word, whoever stored it last (the fetcher on an answer, the
+		 * owner on a chunk; relaxed: a late view only widens the lag
+		 * or the staleness, never narrows them). */
+		uint64_t le = atomic_load_explicit(&rp->leader_end, memory_order_relaxed);
+		uint64_t ns = atomic_load_explicit(&rp->leader_end_ns, memory_order_relaxed);
+		uint64_t now = sl_now_ns();
+		if (le > end)
+			end = le;
+		q->follower = true;
+		q->heard_ms = !ns ? UINT64_MAX : now > ns ? (now - ns) / 1000000u : 0;
+	}
 	q->applied = next;
 	q->lag = end > next ? end - next : 0;
+}
+
+void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t next,
+                      struct sl_epoch_rec *er)
+{
+	struct sl_proj_part *pp = &pj->parts[q->partition];
+	struct sl_applier *a = pp->a;
+	int klen = (int)(q->key_len > 100 ? 100 : q->key_len);
+
+	sl_pquery_lag(pp->part, next, q);
+	q->seen_end = next;
 	q->status = 200;
 	if (!q->query)
 		return;
+	if (q->has_max_lag && q->follower && q->heard_ms > SL_PQUERY_HEARD_MAX_MS) {
+		if (q->heard_ms == UINT64_MAX)
+			sl__pq_set(
+			    q, 409,
+			    "projection %s partition %u: this replica has not heard from its "
+			    "leader since it started, so its lag is not known (max_lag %" PRIu64
+			    ")",
+			    pj->name, q->partition, q->max_lag);
+		else
+			sl__pq_set(q, 409,
+			           "projection %s partition %u: this replica last heard from its "
+			           "leader %" PRIu64 " ms ago (more than %u), so its lag is not "
+			           "known (max_lag %" PRIu64 ")",
+			           pj->name, q->partition, q->heard_ms, SL_PQUERY_HEARD_MAX_MS,
+			           q->max_lag);
+		return;
+	}
 	if (q->has_max_lag && q->lag > q->max_lag) {
 		sl__pq_set(q, 409,
 		           "projection %s partition %u is %" PRIu64 " events behind, more than "
-		           "max_lag %" PRIu64,
-		           pj->name, q->partition, q->lag, q->max_lag);
+		           "max_lag %" PRIu64 "%s",
+		           pj->name, q->partition, q->lag, q->max_lag,
+		           q->follower ? " (from the leader's end as this replica last heard it)"
+		                       : "");
 		return;
 	}
 	if (er)
 		sl_epoch_enter(er);
 	int ret = sl_applier_query(a, q->key, q->key_len, q->mode, &q->out);
-	if (er)
+	if (er) {
 		sl_epoch_leave(er);
+		/* Off the reactor the model may hold part of a step under way
+		 * (the plugin's stores are ordered by its own release): the
+		 * token must cover it. Pairs with the release fence after
+		 * applying_pub is stored (reactor/proj.c). */
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t ahead = atomic_load_explicit(&pp->applying_pub, memory_order_relaxed);
+		if (ahead > q->seen_end)
+			q->seen_end = ahead;
+	}
 	if (ret == -ENOENT)
 		sl__pq_set(q, 404, "projection %s has no entry '%.*s'", pj->name, klen, q->key);
 	else if (ret == -EINVAL)
@@ -116,8 +174,7 @@ void sl_pquery_answer_published(const struct sl_proj *pj, struct sl_pquery *q,
 		return;
 	}
 	uint64_t next = atomic_load_explicit(&pp->applied_pub, memory_order_acquire);
-	uint64_t end = atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
-	sl_pquery_answer(pj, q, next, end, er);
+	sl_pquery_answer(pj, q, next, er);
 }
 
 bool sl_proj_part_applied(const struct sl_proj_part *pp, uint64_t offset)

@@ -88,7 +88,11 @@ void sl__pipe_step(struct sl_reactor *r)
 		struct sl_pipe_part *pp = r->pipe_parts[i];
 		if (pp->failed)
 			continue;
-		uint64_t limit = sl_log_durable(pp->part->log), next = sl_pipe_stage_next(pp->st);
+		/* What readers may see (the HW on a replicated partition), as
+		 * projections and sinks: an output never comes from an event
+		 * a failover could take back. Stored by this thread. */
+		uint64_t limit = atomic_load_explicit(&pp->part->durable_pub, memory_order_relaxed);
+		uint64_t next = sl_pipe_stage_next(pp->st);
 		if (next >= limit) {
 			changed |= sl_pipe_part_set_state(pp, SL_PIPE_RUNNING);
 			continue;

@@ -6,6 +6,7 @@
  * logic of project/query.c.
  */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -109,7 +110,7 @@ static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 		r->pq_wait = q;
 		return;
 	}
-	sl_pquery_answer(pj, q, next, sl_log_durable(pp->part->log), NULL);
+	sl_pquery_answer(pj, q, next, NULL);
 	sl_pquery_done(q, q->status, NULL);
 }
 
@@ -131,11 +132,17 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 		const struct sl_proj *pj = &r->env->projs[q->proj];
 		if (now && now >= q->deadline_ns &&
 		    sl_applier_next(pj->parts[q->partition].a) <= q->wait_offset) {
-			sl_pquery_done(q, 504,
-			               "projection %s has not applied offset %" PRIu64
-			               " of partition %u in time (applied up to %" PRIu64 ")",
-			               pj->name, q->wait_offset, q->partition,
-			               sl_applier_next(pj->parts[q->partition].a));
+			/* Where this replica stands: a follower that lacks the
+			 * event, or the HW that covers it, says so. */
+			const struct sl_partition *part = pj->parts[q->partition].part;
+			sl_pquery_done(
+			    q, 504,
+			    "projection %s has not applied offset %" PRIu64
+			    " of partition %u in time (applied up to %" PRIu64
+			    ", readable here up to %" PRIu64 ")",
+			    pj->name, q->wait_offset, q->partition,
+			    sl_applier_next(pj->parts[q->partition].a),
+			    atomic_load_explicit(&part->durable_pub, memory_order_relaxed));
 		} else {
 			q->next = NULL;
 			struct sl_pquery *before = r->pq_wait;
@@ -236,9 +243,19 @@ void sl__proj_step(struct sl_reactor *r)
 		struct sl_proj_part *pp = r->pparts[i];
 		if (pp->failed || !pp->a)
 			continue;
-		uint64_t limit = sl_log_durable(pp->part->log), next = sl_applier_next(pp->a);
+		/* Up to what readers may see: on a replicated partition the HW
+		 * (a follower: the HW it heard, never past what it holds), so
+		 * no model holds an event a failover could take back; alone,
+		 * the durable end. This thread stores it (relaxed is enough). */
+		uint64_t limit = atomic_load_explicit(&pp->part->durable_pub, memory_order_relaxed);
+		uint64_t next = sl_applier_next(pp->a);
 		if (next >= limit || (!now && limit - next < SL_PROJ_MIN_EVENTS))
 			continue;
+		/* Before any of the step's stores: a concurrent query that
+		 * sees one of them sees this too (its acquire fence after the
+		 * query, project/query.c), and its token covers the step. */
+		atomic_store_explicit(&pp->applying_pub, limit, memory_order_relaxed);
+		atomic_thread_fence(memory_order_release);
 		int ret = sl_applier_step(pp->a, limit, SL_PROJ_STEP_EVENTS);
 		if (ret < 0) {
 			pp->failed = true;

@@ -278,6 +278,7 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 	uint64_t ep_end = 0;
 	bool parted = false;
 	if (!d.error) {
+		struct sl_prepl_peer *pe = sl__peer_of(rp, req->node);
 		local = atomic_load_explicit(&rp->local_durable, memory_order_acquire);
 		ep_end = sl__epoch_end(rp, req->last_epoch, local, &ep_found);
 		/* The follower holds more of its last epoch than this log does
@@ -286,8 +287,16 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		 * Answered at once with no batches: where to cut. */
 		parted = req->offset > ep_end;
 		if (!req->reported)
-			sl__replica_report(rd, p, sl__peer_of(rp, req->node), req, local);
-		if (!final && !parted && req->max_bytes && req->offset >= local &&
+			sl__replica_report(rd, p, pe, req, local);
+		/* A follower that holds events above the HW it was last told
+		 * hears of a newer HW at once, not when its long poll ends
+		 * (500 ms): until then it shows none of them, and a query
+		 * with the token of one waits there (read replicas). Its
+		 * report is what moves the HW, and the answer to the report
+		 * leaves before the owner moves it. */
+		uint64_t hw = atomic_load_explicit(&rp->hw, memory_order_acquire);
+		bool news = pe && hw > pe->hw_told && req->offset > pe->hw_told;
+		if (!final && !parted && req->max_bytes && req->offset >= local && !news &&
 		    sl_now_ns() < req->deadline_ns)
 			return false; /* nothing newer yet: keep waiting */
 	}
@@ -334,6 +343,8 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		d.batches.data = raw;
 		d.batches.len = len;
 		d.high_watermark = atomic_load_explicit(&rp->hw, memory_order_acquire);
+		if (pe)
+			pe->hw_told = d.high_watermark;
 		d.leader_end = local;
 		d.epoch_end = ep_end;
 		d.epoch_end_epoch = ep_found;

@@ -141,6 +141,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			}
 			atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
 			                      memory_order_relaxed);
+			atomic_store_explicit(&pp->applying_pub, sl_applier_next(pp->a),
+			                      memory_order_relaxed);
 			/* Its lag bounds the partition's (backpressure). */
 			ret = sl_partition_follow(part, &pp->applied_pub);
 			if (ret < 0)
@@ -217,6 +219,69 @@ static const char *sl__code_of(int status)
 	default:
 		return "internal";
 	}
+}
+
+/*
+ * What every answer of a read model carries besides the plugin's members,
+ * added as the object's last members (the plugin's JSON is otherwise
+ * passed as it came): "token" ("P:O": the model reflects nothing past
+ * offset O of partition P, so min_offset=P:O on any replica never reads
+ * older; only for a key that lives in one partition, and once it has
+ * applied anything), "lag" (events, sl_pquery_lag; the largest over the
+ * partitions for a key they all hold a share of) and, where a follower
+ * answered, "leader_heard_ms" (since it last heard from its leader; null:
+ * not since it started). A body that is not an object is left alone.
+ */
+static int sl__answer_extend(char **body, size_t *len, struct sl_pquery *const *qs, uint32_t count,
+                             bool token)
+{
+	char add[160];
+	uint64_t lag = 0, heard = 0;
+	bool follower = false;
+	size_t end = *len;
+	int n = 0;
+
+	while (end && (*body)[end - 1] != '}') {
+		if ((*body)[end - 1] != '\n' && (*body)[end - 1] != ' ')
+			return 0;
+		end--;
+	}
+	if (!end)
+		return 0;
+	size_t before = end - 1;
+	while (before && ((*body)[before - 1] == ' ' || (*body)[before - 1] == '\n'))
+		before--;
+	bool empty = before && (*body)[before - 1] == '{';
+	for (uint32_t i = 0; i < count; i++) {
+		if (qs[i]->lag > lag)
+			lag = qs[i]->lag;
+		if (qs[i]->follower) {
+			follower = true;
+			if (qs[i]->heard_ms > heard)
+				heard = qs[i]->heard_ms;
+		}
+	}
+	if (token && qs[0]->seen_end)
+		n = snprintf(add, sizeof(add), "%s\"token\":\"%u:%" PRIu64 "\"", empty ? "" : ",",
+		             qs[0]->partition, qs[0]->seen_end - 1);
+	n += snprintf(add + n, sizeof(add) - (size_t)n, "%s\"lag\":%" PRIu64,
+	              empty && !n ? "" : ",", lag);
+	if (follower && heard == UINT64_MAX)
+		n += snprintf(add + n, sizeof(add) - (size_t)n, ",\"leader_heard_ms\":null");
+	else if (follower)
+		n += snprintf(add + n, sizeof(add) - (size_t)n, ",\"leader_heard_ms\":%" PRIu64,
+		              heard);
+	char *nb = malloc(*len + (size_t)n + 1);
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb, *body, end - 1);
+	memcpy(nb + end - 1, add, (size_t)n);
+	memcpy(nb + end - 1 + n, *body + end - 1, *len - (end - 1));
+	nb[*len + (size_t)n] = '\0';
+	free(*body);
+	*body = nb;
+	*len += (size_t)n;
+	return 0;
 }
 
 /* Hands q to the partition's reactor and waits for its answer. */
@@ -342,6 +407,10 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 		o->buf.data = NULL;
 		o->buf.len = o->buf.cap = 0;
 		status = 200;
+		if (sl__answer_extend(body, len, qs, 1, true) < 0) {
+			free(*body);
+			status = sl__fail(body, len, 500, "internal", "out of memory");
+		}
 		goto out;
 	}
 	/* Every partition holds a share: merge those that have one. */
@@ -377,6 +446,10 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 		*len = merged.buf.len;
 		merged.buf.data = NULL;
 		status = 200;
+		if (sl__answer_extend(body, len, qs, count, false) < 0) {
+			free(*body);
+			status = sl__fail(body, len, 500, "internal", "out of memory");
+		}
 	}
 	sl_plugin_out_release(&merged);
 out:

@@ -223,10 +223,14 @@ uint16_t sl_server_native_port(const struct sl_server *srv);
  * has_min, first waits until the projection has applied event `min_offset`
  * of partition `min_partition` (read your writes); with has_max_lag, refuses
  * to answer from a model more than max_lag events behind its partition's
- * durable end. Returns the HTTP status and a malloc'd JSON body (*body,
- * *len) in every case: 200, 400 (bad key / partition), 404 (no such
- * projection or key), 409 (too far behind), 503 (not serving), 504
- * (min_offset not applied in time).
+ * durable end as the leader holds it (sl_pquery_lag: on a follower, as it
+ * last heard it; a follower that has not heard from its leader within
+ * SL_PQUERY_HEARD_MAX_MS is refused too). Returns the HTTP status and a
+ * malloc'd JSON body (*body, *len) in every case: 200 (the plugin's object
+ * with "token", "lag" and, on a follower, "leader_heard_ms" added), 400
+ * (bad key / partition), 404 (no such projection or key), 409 (too far
+ * behind, or its lag unknown), 503 (not serving), 504 (min_offset not
+ * applied in time).
  */
 struct sl_server_query {
 	const char *projection;

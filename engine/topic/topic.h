@@ -90,6 +90,7 @@ struct sl_prepl_peer {
 	_Atomic uint64_t fetch_ns;     /* leader: when it last fetched */
 	_Atomic uint64_t fetch_bytes;  /* leader: bytes sent to it */
 	uint64_t prev_local, prev_ns;  /* reader: the leader's end at its last report */
+	uint64_t hw_told;              /* reader: the HW in its last answer */
 };
 
 struct sl_fetcher; /* the server's, that follows this partition's leader */

@@ -19,6 +19,11 @@ partition's leader is n1 (placement: replica i of partition p is the
                       restarts, catches up, rejoins the in-sync set, and the
                       three replicas end byte-identical; nothing is lost or
                       duplicated.
+  read_replicas       projection queries on every replica: a leader's token
+                      as min_offset on both followers, answers' tokens,
+                      nothing above the HW in a leader's model, max_lag
+                      refused by followers that cannot hear their leader
+                      (see the function).
 
 Waits are on events (a process's output, an HTTP answer, a consume that
 returns when the data is there, inotify on a node's stderr), never sleeps.
@@ -47,9 +52,11 @@ TIMEOUT = 120
 
 
 class Cluster:
-    def __init__(self, a, wd, lag="2s", ttl="2s", token_files=None, partitions=1):
+    def __init__(self, a, wd, lag="2s", ttl="2s", token_files=None, partitions=1,
+                 projections=None):
         self.a = a
         self.partitions = partitions  # partition p's first leader: NODES[p % 3]
+        self.projections = projections  # [(name, plugin, topic)]; none when None
         self.wd = wd
         self.etcd = Etcd(wd)
         self.name = "t%s" % uuid.uuid4().hex[:12]
@@ -66,12 +73,14 @@ class Cluster:
             "node: { id: %s }" % n,
             "cluster: { etcd: [ %s ], name: %s, session_ttl: %s }" % (
                 self.etcd.url, self.name, self.ttl),
-            "projections: []",
         ]
+        if not self.projections:
+            extra.append("projections: []")
         if n in self.token_files:
             extra.append("auth: { token_file: %s }" % self.token_files[n])
         srv = Server(self.a.sluiced, self.wd, port=native, http_port=http, name=n,
                      topics=[("events", self.partitions)], cores=1, extra=extra,
+                     projections=self.projections,
                      topic_keys=["replicas: 3", "acks: quorum",
                                  "replica_lag_max: %s" % self.lag])
         return srv
@@ -628,6 +637,195 @@ def old_leader_truncates(a):
                   "%s: batches' leader epochs %r (cut at %d)" % (n, eps[:3] + eps[-3:], to))
 
 
+def query(c, n, proj, key, **params):
+    """GET /v1/projections/PROJ/KEY on node n: (status, parsed JSON body)."""
+    import urllib.error
+    import urllib.parse
+    url = "http://%s/v1/projections/%s/%s" % (c.http(n), urllib.parse.quote(proj, safe=""),
+                                              urllib.parse.quote(key, safe=""))
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    try:
+        with http_open(url, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def poll_until(what, fn, timeout=30):
+    """fn() until it returns something true (its value); the condition is a
+    node's own answer changing, asked ten times a second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        check(time.monotonic() < deadline, "never: %s" % what)
+        time.sleep(0.1)
+
+
+def produce(c, n_events, tag, node="n1"):
+    data, ids = events(n_events, keys=4, tag=tag)
+    rc, out, err = run([c.a.sluice, "produce", "--server", c.nodes[node].addr, "--topic",
+                        "events", "--print-acks", "--timeout", "60"], stdin=data,
+                       timeout=TIMEOUT)
+    check(rc == 0, "produce failed (%d): %s" % (rc, err))
+    acks = parse_json_lines(out)
+    check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
+    return "0:%d" % max(x["offset"] for x in acks)
+
+
+def token_offset(body):
+    check("token" in body and body["token"].startswith("0:"), "no token in %r" % body)
+    return int(body["token"].split(":")[1])
+
+
+def read_replicas(a):
+    """Followers serve projection queries (issue 16 item 5): a leader's ack
+    token works as min_offset on every replica; answers carry the token of
+    what the model reflects; a leader's model holds nothing above the HW and
+    its lag counts what waits for the followers; a stopped follower catches
+    up and reads its writes; a follower that cannot hear its leader refuses
+    max_lag (its lag is unknown) but still answers plain and read-your-writes
+    queries; `sluice query --http` takes the next node when one fails."""
+    projs = [("counter", "counter", "events"), ("latest", "latest", "events")]
+    # A long TTL: the leader is stopped for a few seconds below, and its
+    # lease should outlive that (leases are not what this case checks).
+    with Workdir() as wd, Cluster(a, wd, ttl="10s", projections=projs) as c:
+        # 1. Read your writes on both followers with the leader's token.
+        last = produce(c, 200, "e")
+        last_off = int(last.split(":")[1])
+        took = {}
+        for n in NODES:
+            t0 = time.monotonic()
+            st, body = query(c, n, "counter", "aggregate:e0", min_offset=last, timeout_ms=20000)
+            took[n] = time.monotonic() - t0
+            check(st == 200 and body.get("count") == 50, "%s: counter e0: %d %r" % (n, st, body))
+            check(token_offset(body) >= last_off, "%s: token %r below %s" % (n, body, last))
+            check(isinstance(body.get("lag"), int), "%s: no lag in %r" % (n, body))
+            check(("leader_heard_ms" in body) == (n != "n1"),
+                  "%s: leader_heard_ms only on followers: %r" % (n, body))
+            st, body = query(c, n, "latest", "e3", min_offset=last, timeout_ms=20000)
+            check(st == 200 and body["data"]["i"] == 199 and token_offset(body) >= last_off,
+                  "%s: latest e3: %d %r" % (n, st, body))
+        # An answer's token works elsewhere (monotonic reads).
+        _, body = query(c, "n2", "counter", "total")
+        check("token" not in body and "lag" in body, "a key of all partitions: %r" % body)
+        _, body = query(c, "n2", "counter", "aggregate:e1")
+        st, body3 = query(c, "n3", "counter", "aggregate:e1", min_offset=body["token"])
+        check(st == 200 and body3["count"] >= body["count"], "n3 after n2: %r %r" % (body3, body))
+        # The CLI takes the next node when one cannot be reached.
+        dead = "127.0.0.1:%d" % free_port()
+        rc, out, err = run([a.sluice, "query", "counter", "aggregate:e2", "--min-offset", last,
+                            "--http", "%s,%s" % (dead, c.http("n3"))], timeout=TIMEOUT)
+        check(rc == 0 and json.loads(out)["count"] == 50 and "asking the next" in err,
+              "query --http dead,n3: rc %d %r %r" % (rc, out, err))
+
+        # 2. The leader's model stays below the HW: with both followers
+        # stopped it stores an event it cannot ack, and neither applies nor
+        # answers from it; its lag counts it.
+        for n in ("n2", "n3"):
+            c.nodes[n].proc.send_signal(signal.SIGSTOP)
+        one, _ = events(1, keys=1, tag="e")
+        prod = subprocess.Popen([a.sluice, "produce", "--server", c.nodes["n1"].addr, "--topic",
+                                 "events", "--print-acks", "--timeout", "60"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            prod.stdin.write(one)
+            prod.stdin.close()
+
+            def leader_holds_it():
+                st = c.state("n1")
+                mine = [r for r in st["replica_state"] if r["node"] == "n1"][0]
+                return mine["durable_offset"] == 201 and st
+            st = poll_until("n1 durable past the HW", leader_holds_it)
+            check(st["high_watermark"] == 200, "HW moved without followers: %r" % st)
+            st, body = query(c, "n1", "counter", "aggregate:e0", min_offset="0:200",
+                             timeout_ms=300)
+            check(st == 504, "n1 applied an event above the HW: %d %r" % (st, body))
+            st, body = query(c, "n1", "counter", "aggregate:e0")
+            check(st == 200 and body["count"] == 50 and token_offset(body) < 200,
+                  "n1's model holds an event above the HW: %r" % body)
+            st, body = query(c, "n1", "counter", "aggregate:e0", max_lag=0)
+            check(st == 409 and "1 events behind" in body.get("message", ""),
+                  "n1 with an unacked event, max_lag 0: %d %r" % (st, body))
+        finally:
+            for n in ("n2", "n3"):
+                c.nodes[n].proc.send_signal(signal.SIGCONT)
+            try:
+                out, err = prod.stdout.read(), prod.stderr.read()
+                prod.wait(timeout=TIMEOUT)
+            finally:
+                if prod.poll() is None:
+                    prod.kill()
+        check(prod.returncode == 0 and json.loads(out)["offset"] == 200,
+              "the held event: rc %s %r %r" % (prod.returncode, out, err))
+        st, body = query(c, "n1", "counter", "aggregate:e0", min_offset="0:200",
+                         timeout_ms=20000)
+        check(st == 200 and body["count"] == 51, "n1 after the quorum came back: %r" % body)
+
+        # 3. A follower stopped while the others take events reads them
+        # once it runs again.
+        c.nodes["n3"].proc.send_signal(signal.SIGSTOP)
+        try:
+            last3 = produce(c, 100, "f")
+            st, body = query(c, "n2", "counter", "aggregate:f0", min_offset=last3)
+            check(st == 200 and body["count"] == 25, "n2 f0: %d %r" % (st, body))
+        finally:
+            c.nodes["n3"].proc.send_signal(signal.SIGCONT)
+        st, body = query(c, "n3", "counter", "aggregate:f0", min_offset=last3, timeout_ms=20000)
+        check(st == 200 and body["count"] == 25, "n3 after SIGCONT: %d %r" % (st, body))
+
+        # 4. The leader stopped: its followers cannot know what it takes,
+        # so once they have not heard from it for 2 s, max_lag is refused;
+        # plain and read-your-writes queries are still answered.
+        c.nodes["n1"].proc.send_signal(signal.SIGSTOP)
+        try:
+            def refused(n):
+                st, body = query(c, n, "counter", "aggregate:f0", max_lag=0)
+                check(st in (200, 409), "%s max_lag 0: %d %r" % (n, st, body))
+                return st == 409 and "heard from its leader" in body["message"] and body
+            for n in ("n2", "n3"):
+                poll_until("%s refusing max_lag without its leader" % n, lambda: refused(n))
+            st, body = query(c, "n2", "counter", "aggregate:f0", min_offset=last3)
+            check(st == 200 and body["count"] == 25 and body["leader_heard_ms"] > 2000,
+                  "n2 without its leader, min_offset: %d %r" % (st, body))
+            rc, out, err = run([a.sluice, "query", "counter", "aggregate:f0", "--max-lag", "0",
+                                "--http", "%s,%s" % (c.http("n2"), c.http("n3"))],
+                               timeout=TIMEOUT)
+            check(rc == 1 and err.count("heard from its leader") == 2,
+                  "query --max-lag 0 --http n2,n3 without the leader: rc %d %r" % (rc, err))
+        finally:
+            c.nodes["n1"].proc.send_signal(signal.SIGCONT)
+
+        def answered():
+            st, body = query(c, "n2", "counter", "aggregate:f0", max_lag=0)
+            return st == 200 and body
+        body = poll_until("n2 answering max_lag 0 with its leader back", answered)
+        check(body["count"] == 25 and body["leader_heard_ms"] <= 2000 and body["lag"] == 0,
+              "n2 with its leader back: %r" % body)
+        print("read_replicas: the last ack's token answered in %s" % ", ".join(
+            "%s %.0f ms" % (n, took[n] * 1000) for n in NODES))
+
+
+def bench_routes(a):
+    """`sluice bench` against a node of the cluster: its connections route
+    through libsluice's router and wait for acks on sl_client_fd. Each ack
+    a nonblocking produce read while the window was full must count at the
+    next poll (it once stalled after the first ack per connection, until
+    "no ack for 60 s")."""
+    with Workdir() as wd, Cluster(a, wd) as c:
+        n_events = 20000
+        rc, out, err = run([a.sluice, "bench", "--server", c.nodes["n1"].addr, "--topic",
+                            "events", "--events", str(n_events), "--connections", "2",
+                            "--size", "64", "--timeout", "30"], timeout=TIMEOUT)
+        check(rc == 0, "bench failed (%d): %s" % (rc, err[-1500:]))
+        res = json.loads(out.strip().splitlines()[-1])
+        check(res["acked"] == n_events, "bench: %r" % res)
+        wait_replicated(c, n_events)
+
+
 if __name__ == "__main__":
     sys.exit(main({
         "quorum_replicates": quorum_replicates,
@@ -636,4 +834,6 @@ if __name__ == "__main__":
         "planned_moves": planned_moves,
         "wrong_token_follower": wrong_token_follower,
         "old_leader_truncates": old_leader_truncates,
+        "read_replicas": read_replicas,
+        "bench_routes": bench_routes,
     }))

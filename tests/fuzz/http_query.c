@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A token parses only as digits ':' digits, and any bytes are safe. */
 	uint32_t tp;
 	uint64_t to;
-	if (sl_http_parse_token(path, plen, &tp, &to) == 0) {
+	if (sl_token_parse(path, plen, &tp, &to) == 0) {
 		const char *c = memchr(path, ':', plen);
 		CHECK(c && c > path && c < path + plen - 1);
 		for (const char *s = path; s < path + plen; s++)

@@ -257,6 +257,96 @@ Test(client, unknown_topic_refused_with_its_code, .timeout = 30)
 }
 
 /*
+ * Read tokens: per topic partition, the highest offset acked to this client
+ * (refused events count for nothing), raised by tokens the application
+ * saw elsewhere and never lowered; the answers' format is the acks'.
+ */
+Test(client, read_tokens_keep_the_highest_per_partition, .timeout = 30)
+{
+	struct dir d;
+	dir_make(&d);
+	struct sl_server *srv = start_server("127.0.0.1:0", &d);
+	struct seen s;
+	enum { N = 400 };
+	seen_init(&s, N + 10);
+	struct sl_client *c = connect_to(sl_server_native_port(srv), &s, false);
+	char tok[SL_CLIENT_TOKEN_MAX], want[SL_CLIENT_TOKEN_MAX];
+
+	cr_assert_eq(sl_client_read_token(c, NULL, 0, tok, sizeof(tok)), -ENOENT);
+	for (uint64_t i = 0; i < N; i++)
+		cr_assert_eq(produce_one(c, i % 4 ? NULL : "other", i, 29, NULL), 0);
+	for (uint64_t i = N; i < N + 10; i++)
+		cr_assert_eq(produce_one(c, "nope", i, 3, NULL), 0);
+	cr_assert_eq(sl_client_flush(c, 10000), 0);
+
+	/* The highest offset acked per (topic, partition), from the acks. */
+	int64_t hi[2][8];
+	memset(hi, 0xff, sizeof(hi));
+	for (uint64_t i = 0; i < N; i++) {
+		cr_assert_eq(s.r[i].status, 0);
+		int t = i % 4 ? 0 : 1;
+		if ((int64_t)s.r[i].offset > hi[t][s.r[i].partition])
+			hi[t][s.r[i].partition] = (int64_t)s.r[i].offset;
+	}
+	const char *names[2] = {"events", "other"};
+	for (int t = 0; t < 2; t++)
+		for (uint32_t p = 0; p < 8; p++) {
+			int n = sl_client_read_token(c, t ? names[t] : NULL, p, tok, sizeof(tok));
+			if (hi[t][p] < 0) {
+				cr_assert_eq(n, -ENOENT, "%s/%u: %d", names[t], p, n);
+				continue;
+			}
+			snprintf(want, sizeof(want), "%u:%lld", p, (long long)hi[t][p]);
+			cr_assert_eq(n, (int)strlen(want), "%s/%u: %d", names[t], p, n);
+			cr_assert_str_eq(tok, want);
+			cr_assert_eq(sl_client_read_token(c, names[t], p, tok, sizeof(tok)), n);
+		}
+	/* Refused events leave nothing behind. */
+	cr_assert_eq(sl_client_read_token(c, "nope", 0, tok, sizeof(tok)), -ENOENT);
+
+	/* A token seen elsewhere (a query's answer) raises; a lower one does
+	 * not lower. Offset 0 is a token too. */
+	cr_assert_eq(sl_client_saw_token(c, NULL, "1:1000000"), 0);
+	cr_assert_eq(sl_client_read_token(c, NULL, 1, tok, sizeof(tok)), 9);
+	cr_assert_str_eq(tok, "1:1000000");
+	cr_assert_eq(sl_client_saw_token(c, NULL, "1:3"), 0);
+	cr_assert_str_eq((sl_client_read_token(c, NULL, 1, tok, sizeof(tok)), tok), "1:1000000");
+	cr_assert_eq(sl_client_saw_token(c, "fresh", "4095:0"), 0);
+	cr_assert_eq(sl_client_read_token(c, "fresh", 4095, tok, sizeof(tok)), 6);
+	cr_assert_str_eq(tok, "4095:0");
+	cr_assert_eq(sl_client_read_token(c, "fresh", 0, tok, sizeof(tok)), -ENOENT);
+	cr_assert_eq(sl_client_saw_token(c, NULL, "0:18446744073709551613"), 0);
+	cr_assert_eq(sl_client_read_token(c, NULL, 0, tok, sizeof(tok)), 22);
+	cr_assert_str_eq(tok, "0:18446744073709551613");
+
+	/* Malformed tokens and a short buffer. */
+	const char *bad[] = {"",
+	                     ":",
+	                     "1:",
+	                     ":5",
+	                     "x:1",
+	                     "1:x",
+	                     "-1:2",
+	                     "1:-2",
+	                     " 1:2",
+	                     "1:2 ",
+	                     "4096:1",
+	                     "1:18446744073709551614",
+	                     "1:99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(sl_client_saw_token(c, NULL, bad[i]), -EINVAL, "'%s'", bad[i]);
+	cr_assert_eq(sl_client_saw_token(c, NULL, NULL), -EINVAL);
+	cr_assert_eq(sl_client_read_token(c, NULL, 1, tok, 9), -ENOSPC);
+	cr_assert_str_eq(tok, "");
+	cr_assert_eq(sl_client_read_token(c, NULL, 1, NULL, 0), -EINVAL);
+
+	sl_client_close(c);
+	stop_server(srv);
+	free(s.r);
+	dir_remove(&d);
+}
+
+/*
  * The server goes away with events in flight and comes back on the same
  * port: the client reconnects and resends what was not answered, with the
  * original sequences. The server does not deduplicate yet, so a resend after

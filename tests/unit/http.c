@@ -1253,14 +1253,14 @@ Test(http, parse_query_direct)
 
 	uint32_t p;
 	uint64_t o;
-	cr_assert_eq(sl_http_parse_token("12:34", 5, &p, &o), 0);
+	cr_assert_eq(sl_token_parse("12:34", 5, &p, &o), 0);
 	cr_assert(p == 12 && o == 34);
-	cr_assert_eq(sl_http_parse_token("12:34", 4, &p, &o), 0); /* exactly len bytes */
+	cr_assert_eq(sl_token_parse("12:34", 4, &p, &o), 0); /* exactly len bytes */
 	cr_assert_eq(o, 3);
-	cr_assert_eq(sl_http_parse_token(":1", 2, &p, &o), -EINVAL);
-	cr_assert_eq(sl_http_parse_token("1:2:3", 5, &p, &o), -EINVAL);
-	cr_assert_eq(sl_http_parse_token(" 1:2", 4, &p, &o), -EINVAL);
-	cr_assert_eq(sl_http_parse_token("+1:2", 4, &p, &o), -EINVAL);
+	cr_assert_eq(sl_token_parse(":1", 2, &p, &o), -EINVAL);
+	cr_assert_eq(sl_token_parse("1:2:3", 5, &p, &o), -EINVAL);
+	cr_assert_eq(sl_token_parse(" 1:2", 4, &p, &o), -EINVAL);
+	cr_assert_eq(sl_token_parse("+1:2", 4, &p, &o), -EINVAL);
 }
 
 Test(http, error_reply_escapes)

@@ -410,3 +410,45 @@ Test(producers, proofs_bind_ids_across_reopen)
 	cr_assert_null(r);
 	dir_remove(&d);
 }
+
+/*
+ * Cluster mode: fresh ids come from this node's range only. A node restarted
+ * with replicated partitions seeds ids of every node's range (before it
+ * knows its own); neither those nor a resumed id of another node move its
+ * next fresh id or its durable mark.
+ */
+Test(producers, fresh_ids_stay_in_the_nodes_range)
+{
+	const uint64_t mine = SL_PRODUCERS_NODE_BASE(0), later = SL_PRODUCERS_NODE_BASE(2);
+	struct dir d;
+	struct sl_producer *p;
+	uint64_t next_seq;
+	uint32_t ep;
+
+	dir_make(&d);
+	struct sl_producers *r = open_ok(&d);
+	cr_assert_eq(sl_producers_seed(r, 5, 1, 0), 0);         /* from when it ran alone */
+	cr_assert_eq(sl_producers_seed(r, mine + 10, 1, 3), 0); /* its own */
+	cr_assert_eq(sl_producers_seed(r, later + 7, 1, 9), 0); /* replicated from another */
+	sl_producers_require_base(r);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), -EAGAIN, "no fresh id before the range");
+	sl_producers_set_base(r, mine);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(p->id, mine + 11, "fresh id %#llx", (unsigned long long)p->id);
+	/* Another node's producer resumed here: accepted, not counted. */
+	cr_assert_eq(hello(r, SL_PRODUCERS_NODE_BASE(1) + 3, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(p->id, mine + 12);
+	sl_producers_close(r);
+
+	/* After a restart: the same again from the mark and the seeds. */
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_seed(r, later + 7, 1, 9), 0);
+	sl_producers_require_base(r);
+	sl_producers_set_base(r, mine);
+	cr_assert_eq(hello(r, 0, &p, &ep, &next_seq), 0);
+	cr_assert_gt(p->id, mine + 12);
+	cr_assert_lt(p->id, SL_PRODUCERS_NODE_BASE(1));
+	sl_producers_close(r);
+	dir_remove(&d);
+}

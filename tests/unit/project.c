@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 
 #include "plugins_util.h"
 #include "project/project.h"
+#include "topic/topic.h"
 
 /* ---- snapshot store --------------------------------------------------------------- */
 
@@ -563,4 +565,56 @@ Test(project, rebuild_from_zero_equals_the_live_model)
 	sl_plugin_out_release(&rebuilt);
 	sl_applier_close(a);
 	env_fini(&e);
+}
+
+/*
+ * A query's lag (sl_pquery_lag): alone, from the durable end; a leader,
+ * from its own durable end, what waits for the followers included; a
+ * follower, from the leader's durable end as it last heard it (what it
+ * does not hold yet counts), never from less than what it shows; and how
+ * long ago it heard (never: UINT64_MAX).
+ */
+Test(project, query_lag_counts_from_the_leaders_end)
+{
+	struct sl_partition p = {0};
+	struct sl_prepl rp = {0};
+	struct sl_pquery q = {0};
+
+	atomic_store(&p.durable_pub, 100);
+	sl_pquery_lag(&p, 90, &q);
+	cr_assert_eq(q.lag, 10);
+	cr_assert_eq(q.applied, 90);
+	cr_assert(!q.follower);
+
+	p.repl = &rp;
+	atomic_store(&rp.role, SL_REPL_LEADER);
+	atomic_store(&rp.local_durable, 130); /* the HW (durable_pub) is 100 */
+	sl_pquery_lag(&p, 100, &q);
+	cr_assert_eq(q.lag, 30);
+	cr_assert(!q.follower);
+	cr_assert_eq(q.heard_ms, 0);
+
+	atomic_store(&rp.role, SL_REPL_FOLLOWER);
+	atomic_store(&rp.local_durable, 110);
+	atomic_store(&rp.leader_end, 150);
+	sl_pquery_lag(&p, 100, &q);
+	cr_assert_eq(q.lag, 50, "a follower's lag counts what it has not fetched: %llu",
+	             (unsigned long long)q.lag);
+	cr_assert(q.follower);
+	cr_assert_eq(q.heard_ms, UINT64_MAX);
+
+	atomic_store(&rp.leader_end_ns, sl_now_ns() - 3000ull * 1000000u);
+	sl_pquery_lag(&p, 150, &q);
+	cr_assert_eq(q.lag, 0);
+	cr_assert_geq(q.heard_ms, 3000);
+	cr_assert_lt(q.heard_ms, 60000);
+
+	/* A leader's word older than what this replica shows. */
+	atomic_store(&rp.leader_end, 40);
+	sl_pquery_lag(&p, 90, &q);
+	cr_assert_eq(q.lag, 10);
+
+	atomic_store(&rp.role, SL_REPL_NONE);
+	sl_pquery_lag(&p, 100, &q);
+	cr_assert(q.follower, "a replica without a role yet has no leader's word of its own");
 }

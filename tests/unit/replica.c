@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "base/base.h"
 #include "log/batch.h"
 #include "log/log.h"
+#include "topic/topic.h"
 
 static char g_dir[256];
 static struct io_uring g_ring;
@@ -1082,4 +1085,89 @@ Test(replica, truncation_record_golden_bytes_and_damage_refused)
 	cr_assert_eq(sl_log_open(&o, &l, err, sizeof(err)), -SL_ECORRUPT);
 	cr_assert_not_null(strstr(err, SL_TRUNC_FILE), "names the file: %s", err);
 	cr_assert_not_null(strstr(err, "checksum"), "%s", err);
+}
+
+/* ---- a follower's partition cut where its new leader's log differs ---------- */
+
+static void count_unwaited(void *arg, const struct sl_ack_ref *ref)
+{
+	uint64_t *v = arg;
+	cr_assert_geq(ref->offset, v[1], "a ref below the cut taken out");
+	v[0]++;
+}
+
+/*
+ * sl_partition_truncate: the log, the epoch file and its copy end at the cut;
+ * the producer sequences of the cut events are forgotten (a resend of one is
+ * new again, not answered as a duplicate of an event that is gone) while the
+ * kept ones still answer as duplicates; acks waiting past the cut are handed
+ * back, those below stay; a cut below what readers were shown is refused.
+ */
+Test(replica, partition_truncate_forgets_cut_sequences)
+{
+	char path[400], err[400];
+	struct sl_producers *prods;
+	struct sl_topics topics;
+	snprintf(path, sizeof(path), "%s/producers", g_dir);
+	cr_assert_eq(sl_producers_open(path, &prods, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/data", g_dir);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	struct sl_topic_spec spec = {.name = "events",
+	                             .n_parts = 1,
+	                             .durability = SL_LOG_FSYNC,
+	                             .replicas = 3,
+	                             .acks = SL_REPL_ACKS_QUORUM};
+	cr_assert_eq(sl_topics_create(&spec, 1, 1, path, prods, &topics, err, sizeof(err)), 0, "%s",
+	             err);
+	struct sl_partition *p = &topics.v[0].parts[0];
+	struct sl_prepl rp = {0};
+	pthread_mutex_init(&rp.mu, NULL);
+	cr_assert_eq(sl_epochs_load(p->dir, &rp.epoch_file, err, sizeof(err)), 0, "%s", err);
+	p->repl = &rp;
+	/* Epoch 1 wrote offsets 0..5, epoch 2 (this node, leading) 6..9. */
+	cr_assert_eq(sl_epochs_append(rp.epoch_file, 1, 0), 0);
+	cr_assert_eq(sl_epochs_append(rp.epoch_file, 2, 6), 0);
+	rp.epochs[0] = 1, rp.epoch_starts[0] = 0;
+	rp.epochs[1] = 2, rp.epoch_starts[1] = 6;
+	rp.n_epochs = 2;
+	uint8_t ev[256];
+	for (uint64_t seq = 0; seq < 10; seq++) {
+		struct sl_ack_ref ref = {.base_seq = seq};
+		if (seq == 6)
+			sl_log_set_leader_epoch(p->log, 2);
+		uint32_t len = make_event(ev, 7, seq);
+		cr_assert_eq(sl_partition_produce(p, 7, 1, seq, ev, len, &ref), 0);
+		cr_assert_eq(ref.offset, seq);
+	}
+	commit(p->log);
+	atomic_store(&p->durable_pub, 4); /* readers saw 0..3 */
+
+	uint64_t counted[2] = {0, 6};
+	cr_assert_eq(sl_partition_truncate(p, 3, prods, count_unwaited, counted, err, sizeof(err)),
+	             -ERANGE);
+	cr_assert_eq(sl_log_end(p->log), 10, "a refused cut cut nothing");
+	cr_assert_eq(sl_partition_truncate(p, 6, prods, count_unwaited, counted, err, sizeof(err)),
+	             0, "%s", err);
+	cr_assert_eq(sl_log_end(p->log), 6);
+	cr_assert_eq(atomic_load(&rp.local_end), 6);
+	cr_assert_eq(counted[0], 4, "acks waiting for offsets 6..9 handed back");
+	cr_assert_eq(sl_partition_waiting(p), 6, "those for 0..5 still wait");
+	cr_assert_eq(rp.n_epochs, 1);
+	cr_assert_eq(sl_epochs_count(rp.epoch_file), 1);
+	cr_assert_eq(sl_epochs_last(rp.epoch_file)->epoch, 1);
+	uint64_t off;
+	cr_assert_eq(sl_dedup_check(p->dd, 7, 1, 5, &off), SL_DEDUP_DUP);
+	cr_assert_eq(off, 5);
+	cr_assert_eq(sl_dedup_check(p->dd, 7, 1, 6, &off), SL_DEDUP_NEW,
+	             "a cut event is new again");
+	/* The epoch file says the same after a reload. */
+	sl_epochs_free(rp.epoch_file);
+	cr_assert_eq(sl_epochs_load(p->dir, &rp.epoch_file, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_epochs_count(rp.epoch_file), 1);
+
+	p->repl = NULL;
+	sl_epochs_free(rp.epoch_file);
+	pthread_mutex_destroy(&rp.mu);
+	sl_topics_destroy(&topics);
+	sl_producers_close(prods);
 }

@@ -267,6 +267,35 @@ uint64_t sl_client_producer_id(const struct sl_client *c);
 int sl_client_producer_proof(const struct sl_client *c, uint8_t out[SL_CLIENT_PROOF_LEN]);
 /* Text of the last failure with its context; "" when there was none. */
 const char *sl_client_last_error(const struct sl_client *c);
+
+/*
+ * Read tokens (0.4): monotonic reads across replicas. In a cluster every
+ * replica serves projection queries (GET /v1/projections/NAME/KEY on any
+ * node's HTTP port), each from its own model, which may trail another's.
+ * An application that passes `min_offset=TOKEN` with the highest token it
+ * has seen for the key's partition never reads older than its own writes
+ * or than what it read before, whichever replica answers (the query waits
+ * until that replica's model has applied the token, or times out).
+ *
+ * The client keeps, per topic partition, the highest offset acked as
+ * stored to it (noted before the ack's callback runs; dropped events and
+ * duplicates whose offset the server forgot do not count), and the tokens
+ * the application hands it with sl_client_saw_token, such as the "token"
+ * of a query's answer. Tokens are "PARTITION:OFFSET" (decimal), as acks
+ * and answers print them; topic NULL means opts.topic.
+ *
+ * sl_client_read_token writes the highest token of (topic, partition) into
+ * buf (NUL-terminated; SL_CLIENT_TOKEN_MAX bytes always suffice) and
+ * returns its length; -ENOENT when none was seen, -ENOSPC when buf is too
+ * small (buf is then ""), -EINVAL for a NULL client or buf.
+ * sl_client_saw_token raises the stored token when `token` is higher (a
+ * lower one changes nothing): 0, -EINVAL for a malformed token or a
+ * partition past 4095, -ENOMEM.
+ */
+#define SL_CLIENT_TOKEN_MAX 32
+int sl_client_read_token(const struct sl_client *c, const char *topic, uint32_t partition,
+                         char *buf, size_t len);
+int sl_client_saw_token(struct sl_client *c, const char *topic, const char *token);
 /* "ERR_UNKNOWN_TOPIC" ... for a sluice.v1.ErrorCode; "ERR_?" when unknown. */
 const char *sl_client_code_name(uint32_t code);
 
