@@ -76,6 +76,10 @@ struct json_object *sl_cli_cluster_merge(struct json_object *first, struct json_
 	struct json_object *fn = sl__get(first, "nodes", json_type_array);
 	struct json_object *ft = sl__get(first, "topics", json_type_array);
 
+	/* The failover controller as the first node knows it (issue 17). */
+	const char *ctl = sl__str(first, "controller");
+	if (ctl)
+		json_object_object_add(out, "controller", json_object_new_string(ctl));
 	json_object_object_add(out, "nodes", nodes);
 	json_object_object_add(out, "topics", topics);
 	for (size_t i = 0; fn && i < json_object_array_length(fn); i++) {
@@ -135,6 +139,9 @@ static void sl__print_table(struct json_object *m)
 	struct json_object *nodes = sl__get(m, "nodes", json_type_array);
 	struct json_object *topics = sl__get(m, "topics", json_type_array);
 
+	const char *ctl = sl__str(m, "controller");
+	if (ctl)
+		printf("controller: %s\n", ctl);
 	printf("%-12s %-22s %-22s %s\n", "node", "native", "http", "alive");
 	for (size_t i = 0; nodes && i < json_object_array_length(nodes); i++) {
 		struct json_object *n = json_object_array_get_idx(nodes, i);

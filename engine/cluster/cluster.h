@@ -242,6 +242,48 @@ int sl_cluster_topic_decode(const char *json, size_t len, uint32_t *partitions, 
  * no leading zeros. 0 or -EINVAL. */
 int sl_cluster_ordinal_decode(const char *s, size_t len, uint32_t *out);
 
+/* ---- failover: the controller's choice (elect.c, pure) ------------------ */
+
+enum sl_cluster_acks {
+	SL_CLUSTER_ACKS_LEADER = 0,
+	SL_CLUSTER_ACKS_QUORUM = 1,
+	SL_CLUSTER_ACKS_ALL = 2,
+};
+
+/* What one replica said of its copy of a partition (GET
+ * /v1/cluster/replica), or that it said nothing. */
+struct sl_cluster_reply {
+	bool alive;          /* its nodes/<id> key exists */
+	bool answered;       /* it answered (within the controller's bound) */
+	uint32_t last_epoch; /* the newest leader epoch its log holds */
+	uint64_t durable;    /* its durable end */
+};
+
+/*
+ * The new state of a partition whose leader is dead. s: its state as read;
+ * r[i]: replica s->replicas[i]. Candidates are alive AND answered
+ * replicas; "most complete" is the highest (last_epoch, durable), ties to
+ * the earlier replica.
+ *   all:            the most complete live in-sync replica (every one holds
+ *                   every acked event); next ISR = old ISR minus the dead.
+ *                   A live in-sync replica that did not answer may still be
+ *                   chosen when none answered (it holds what was acked).
+ *   quorum, leader: only with a majority of the replica set answering (as
+ *                   Raft: the most complete log of a majority holds every
+ *                   entry a majority acked); next ISR = the replicas that
+ *                   answered (live, reachable; repl.c starts each as caught
+ *                   up and the keeper drops laggards after replica_lag_max;
+ *                   the quorum HW counts all replicas, ISR or not).
+ * With no clean choice and unclean set: the most complete candidate, ISR
+ * = it alone, *unclean = true. next: leader, epoch + 1, isr, moving_to "",
+ * replicas unchanged. 0, -EAGAIN (quorum: fewer than a majority answered),
+ * -ENOENT (no candidate: all: no live in-sync replica; or none answered),
+ * -EINVAL (s invalid).
+ */
+int sl_cluster_elect(const struct sl_pstate *s, const struct sl_cluster_reply *r,
+                     enum sl_cluster_acks acks, bool unclean, struct sl_pstate *next,
+                     bool *was_unclean);
+
 /* ---- test hook ----------------------------------------------------------- */
 
 /* As sl_cluster_stop() but WITHOUT revoking the lease: what a crashed or

@@ -296,6 +296,40 @@ static int parse_txn(struct json_object *o, const char *strip, size_t strip_len,
 	return 0;
 }
 
+/* An election answer: a campaign's "leader" (a LeaderKey: name, key, rev,
+ * lease) or a leader call's "kv" (a KeyValue) as kvs[0]; resign has
+ * neither. */
+static int parse_election(struct json_object *o, const char *strip, size_t strip_len,
+                          struct sl__etcd_answer *out, char *err, size_t errlen)
+{
+	struct json_object *ld, *kv;
+	int r;
+	if ((r = get_obj(o, "leader", &ld, err, errlen)) < 0 ||
+	    (r = get_obj(o, "kv", &kv, err, errlen)) < 0)
+		return r;
+	if (ld && kv)
+		return fail(err, errlen, -EPROTO, "election answer has both a leader and a kv");
+	if (!ld && !kv)
+		return 0;
+	struct kv_src src = {.kv = ld ? ld : kv};
+	int64_t rev = 0, lease = 0;
+	if (ld && ((r = get_i64(ld, "rev", &rev, err, errlen)) < 0 ||
+	           (r = get_i64(ld, "lease", &lease, err, errlen)) < 0))
+		return r;
+	out->kvs = calloc(1, sizeof(*out->kvs));
+	if (!out->kvs)
+		return -ENOMEM;
+	if ((r = decode_kvs(&src, 1, strip, strip_len, out->kvs, &out->sl__mem, err, errlen)) < 0)
+		return r;
+	out->n_kvs = 1;
+	if (ld) {
+		/* a LeaderKey has no value; "rev" is the key's create revision */
+		out->kvs[0].create_revision = rev;
+		out->kvs[0].lease = lease;
+	}
+	return 0;
+}
+
 int sl__etcd_answer_parse(enum sl__etcd_kind kind, const char *buf, size_t len, const char *strip,
                           size_t strip_len, struct sl__etcd_answer *out, char *err, size_t errlen)
 {
@@ -338,6 +372,9 @@ int sl__etcd_answer_parse(enum sl__etcd_kind kind, const char *buf, size_t len, 
 		break;
 	case SL__ETCD_TXN:
 		r = parse_txn(body, strip, strip_len, out, err, errlen);
+		break;
+	case SL__ETCD_ELECTION:
+		r = parse_election(body, strip, strip_len, out, err, errlen);
 		break;
 	case SL__ETCD_LEASE:
 	case SL__ETCD_KEEPALIVE:

@@ -693,3 +693,178 @@ int sl_etcd_lease_timetolive(struct sl_etcd *e, int64_t id, int64_t *ttl)
 	sl__etcd_answer_release(&a);
 	return r;
 }
+
+/* ---- elections ---------------------------------------------------------------- */
+
+/* The election's full name (prefix + rel) as "name" of o. */
+static int add_name(struct sl_etcd *e, struct json_object *o, const char *rel)
+{
+	size_t rn = strlen(rel);
+	if (!rn || e->prefix_len + rn + 1 + 16 >= SL_ETCD_LEADER_KEY_MAX) {
+		SET_ERR(e, "election name \"%.64s\" is empty or too long", rel);
+		return -ENAMETOOLONG;
+	}
+	char k[SL_ETCD_LEADER_KEY_MAX];
+	memcpy(k, e->prefix, e->prefix_len);
+	memcpy(k + e->prefix_len, rel, rn);
+	return add_b64(o, "name", k, e->prefix_len + rn);
+}
+
+/* kvs[0] of an election answer into *out (relative key). */
+static int take_leader(struct sl_etcd *e, const char *what, struct sl__etcd_answer *a,
+                       struct sl_etcd_leader *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (a->n_kvs != 1 || a->kvs[0].key_len >= sizeof(out->key)) {
+		SET_ERR(e, "%s answered no leader key", what);
+		return -EPROTO;
+	}
+	memcpy(out->key, a->kvs[0].key, a->kvs[0].key_len);
+	out->rev = a->kvs[0].create_revision;
+	out->lease = a->kvs[0].lease;
+	size_t vn = a->kvs[0].value_len < sizeof(out->value) - 1 ? a->kvs[0].value_len
+	                                                         : sizeof(out->value) - 1;
+	memcpy(out->value, a->kvs[0].value, vn);
+	out->value[vn] = 0;
+	return 0;
+}
+
+int sl_etcd_campaign(struct sl_etcd *e, const char *name, int64_t lease, const void *value,
+                     size_t len, uint32_t timeout_ms, struct sl_etcd_leader *out)
+{
+	struct sl__etcd_answer a;
+	if (!name || lease <= 0 || timeout_ms == 0) {
+		SET_ERR(e, "campaign: a name, a lease and a timeout are needed");
+		return -EINVAL;
+	}
+	struct json_object *body = json_object_new_object();
+	int r = body ? add_name(e, body, name) : -ENOMEM;
+	if (r == 0)
+		r = sl__etcd_add_i64(body, "lease", lease);
+	if (r == 0)
+		r = add_b64(body, "value", value ? value : "", value ? len : 0);
+	if (r < 0) {
+		json_object_put(body);
+		return r;
+	}
+	/* The campaign waits for the office: its own bound, not the
+	 * client's. When it runs out the connection closes, the gateway
+	 * cancels the campaign and etcd withdraws the candidacy. */
+	curl_easy_setopt(e->h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	r = call(e, "/v3/election/campaign", body, SL__ETCD_ELECTION, &a);
+	curl_easy_setopt(e->h, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
+	json_object_put(body);
+	if (r < 0)
+		return r;
+	r = take_leader(e, "campaign", &a, out);
+	sl__etcd_answer_release(&a);
+	return r;
+}
+
+int sl_etcd_election_leader(struct sl_etcd *e, const char *name, struct sl_etcd_leader *out)
+{
+	struct sl__etcd_answer a;
+	struct json_object *body = json_object_new_object();
+	int r = body ? add_name(e, body, name ? name : "") : -ENOMEM;
+	if (r < 0) {
+		json_object_put(body);
+		return r;
+	}
+	r = call(e, "/v3/election/leader", body, SL__ETCD_ELECTION, &a);
+	json_object_put(body);
+	if (r < 0) {
+		/* etcd 3.4 answers an office no one holds with gRPC Unknown,
+		 * "election: no leader" */
+		if (strstr(e->err, "election: no leader"))
+			r = -ENOENT;
+		return r;
+	}
+	if (a.n_kvs == 0) {
+		SET_ERR(e, "election \"%s\" has no leader", name);
+		r = -ENOENT;
+	} else {
+		r = take_leader(e, "leader", &a, out);
+	}
+	sl__etcd_answer_release(&a);
+	return r;
+}
+
+int sl_etcd_resign(struct sl_etcd *e, const struct sl_etcd_leader *l)
+{
+	struct sl__etcd_answer a;
+	struct json_object *body = json_object_new_object(), *ld = json_object_new_object();
+	int r = body && ld ? 0 : -ENOMEM;
+	/* The LeaderKey as the campaign answered it: etcd deletes the key
+	 * only if its create revision is still rev. */
+	if (r == 0)
+		r = sl__etcd_add_key(e, ld, l->key, false);
+	if (r == 0)
+		r = sl__etcd_add_i64(ld, "rev", l->rev);
+	if (r == 0)
+		r = sl__etcd_add_i64(ld, "lease", l->lease);
+	if (r == 0)
+		r = give_obj(body, "leader", &ld);
+	json_object_put(ld);
+	if (r < 0) {
+		json_object_put(body);
+		return r;
+	}
+	r = call(e, "/v3/election/resign", body, SL__ETCD_ELECTION, &a);
+	json_object_put(body);
+	if (r == 0)
+		sl__etcd_answer_release(&a);
+	return r;
+}
+
+int sl_etcd_leader_confirm(struct sl_etcd *e, const struct sl_etcd_leader *l, bool *holds,
+                           int64_t *ttl_left)
+{
+	struct sl__etcd_answer a;
+	*holds = false;
+	if (ttl_left)
+		*ttl_left = 0;
+	if (l->rev <= 0) {
+		SET_ERR(e, "confirm: leader key \"%s\" without a revision", l->key);
+		return -EINVAL;
+	}
+	/* {"compare":[{key, target CREATE, create_revision rev}]}: true only
+	 * while the key the campaign won exists unchanged in identity (a key
+	 * deleted and created again has a new create revision). */
+	struct json_object *body = json_object_new_object(), *cmp = json_object_new_object();
+	struct json_object *cmps = json_object_new_array();
+	int r = body && cmp && cmps ? 0 : -ENOMEM;
+	if (r == 0)
+		r = sl__etcd_add_key(e, cmp, l->key, false);
+	if (r == 0 && json_object_object_add(cmp, "target", json_object_new_string("CREATE")) < 0)
+		r = -ENOMEM;
+	if (r == 0)
+		r = sl__etcd_add_i64(cmp, "create_revision", l->rev);
+	if (r == 0)
+		r = give_elem(cmps, &cmp);
+	if (r == 0)
+		r = give_obj(body, "compare", &cmps);
+	json_object_put(cmp);
+	json_object_put(cmps);
+	if (r < 0) {
+		json_object_put(body);
+		return r;
+	}
+	r = call(e, "/v3/kv/txn", body, SL__ETCD_TXN, &a);
+	json_object_put(body);
+	if (r < 0)
+		return r;
+	bool key_ok = a.succeeded;
+	sl__etcd_answer_release(&a);
+	if (!key_ok)
+		return 0;
+	int64_t ttl = 0;
+	r = sl_etcd_lease_timetolive(e, l->lease, &ttl);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	*holds = ttl > 0;
+	if (ttl_left)
+		*ttl_left = ttl;
+	return 0;
+}

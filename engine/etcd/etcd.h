@@ -39,14 +39,14 @@
  * AlreadyExists -EEXIST, Unimplemented -ENOSYS, Canceled -ECANCELED, any
  * other -EPROTO. An answer that is not what etcd sends: -EPROTO.
  *
- * Not here yet: elections (/v3/election/campaign|leader|resign). A campaign
- * can return after the lease behind it expired (etcd issue #11456), so
- * leadership must be confirmed with a txn on the leader key plus
- * lease_timetolive before acting, and counted valid only until the last
- * keepalive + TTL - a margin; txn_put_if (create-if-absent under a lease)
- * and txn_del_if already give that shape of election on plain keys, with
- * the key's create_revision as the fencing epoch. Nor: ranges paged with
- * "limit" (one answer, bounded by SL_ETCD_ANSWER_MAX), auth, TLS options.
+ * Elections: etcd's own election service (/v3/election/campaign|leader|
+ * resign), a campaign under a lease the caller keeps alive. A campaign can
+ * return after the lease behind it expired (etcd issue #11456): confirm
+ * with sl_etcd_leader_confirm() (a txn on the leader key and the lease's
+ * time to live) before acting, and count the office valid only until the
+ * last keepalive + TTL - a margin. The leader key's create revision is the
+ * office's fencing token. Not here yet: ranges paged with "limit" (one
+ * answer, bounded by SL_ETCD_ANSWER_MAX), auth, TLS options.
  *
  * Ownership: sl_etcd_open() returns a client freed by sl_etcd_close();
  * sl_etcd_watch_open() a watch freed by sl_etcd_watch_close(). Values from
@@ -184,6 +184,48 @@ int sl_etcd_lease_revoke(struct sl_etcd *e, int64_t id);
 /* Seconds the lease has left. 0, -ENOENT when it is gone, or an error. */
 int sl_etcd_lease_timetolive(struct sl_etcd *e, int64_t id, int64_t *ttl);
 
+/* ---- elections ------------------------------------------------------------- */
+
+/* Room for an election's leader key: the client prefix, the name, '/' and
+ * the lease in hex; longer names are refused (-ENAMETOOLONG). */
+#define SL_ETCD_LEADER_KEY_MAX 384
+#define SL_ETCD_LEADER_VAL_MAX 128
+
+/* The holder of an election's office as etcd names it. */
+struct sl_etcd_leader {
+	char key[SL_ETCD_LEADER_KEY_MAX]; /* relative (prefix stripped) */
+	int64_t rev;                      /* the key's create_revision: the fencing token */
+	int64_t lease;
+	char value[SL_ETCD_LEADER_VAL_MAX]; /* sl_etcd_election_leader() only (truncated) */
+};
+
+/*
+ * Campaigns for election `name` (relative, under the prefix) with value,
+ * under lease: blocks until this caller holds the office or timeout_ms
+ * passes (-ETIMEDOUT: etcd then withdraws the candidacy, as for a canceled
+ * campaign; call again). 0 with *out the leader key this caller holds.
+ * Holding it says nothing of the lease's validity: confirm before acting.
+ */
+int sl_etcd_campaign(struct sl_etcd *e, const char *name, int64_t lease, const void *value,
+                     size_t len, uint32_t timeout_ms, struct sl_etcd_leader *out);
+
+/* Who holds the office of election `name` now: 0 with *out, -ENOENT when no
+ * one does, or an error. */
+int sl_etcd_election_leader(struct sl_etcd *e, const char *name, struct sl_etcd_leader *out);
+
+/* Leaves the office held as l (its key is deleted if still l's). 0 or an
+ * error. */
+int sl_etcd_resign(struct sl_etcd *e, const struct sl_etcd_leader *l);
+
+/*
+ * Whether l still holds its office: one txn comparing the leader key's
+ * create_revision with l->rev, then the lease's time to live (> 0, or the
+ * lease in its last second: 0 with *holds false). *ttl_left: seconds the
+ * lease has (0 when it does not hold). 0 with *holds, or an error.
+ */
+int sl_etcd_leader_confirm(struct sl_etcd *e, const struct sl_etcd_leader *l, bool *holds,
+                           int64_t *ttl_left);
+
 /* ---- watch ----------------------------------------------------------------- */
 
 enum sl_etcd_event_type {
@@ -249,6 +291,7 @@ enum sl__etcd_kind {
 	SL__ETCD_TXN,       /* /v3/kv/txn: "succeeded", a response_range's kvs */
 	SL__ETCD_LEASE,     /* grant, revoke, timetolive: "ID", "TTL" */
 	SL__ETCD_KEEPALIVE, /* /v3/lease/keepalive: {"result":{"ID","TTL"}} */
+	SL__ETCD_ELECTION,  /* campaign "leader", leader "kv", resign: one kv at most */
 	SL__ETCD_KIND_MAX,
 };
 
@@ -262,7 +305,9 @@ struct sl__etcd_answer {
 	bool succeeded;  /* txn */
 	int64_t id;      /* lease "ID" */
 	int64_t ttl;     /* lease "TTL" (-1 from timetolive: gone; absent: 0) */
-	void *sl__mem;   /* the kvs' keys and values (one block) */
+	/* election: kvs[0] is the leader key; from a campaign's "leader" its
+	 * create_revision is "rev" and its lease "lease", its value empty */
+	void *sl__mem; /* the kvs' keys and values (one block) */
 };
 
 /*

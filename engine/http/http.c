@@ -480,6 +480,12 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 		h->b.status(h->b.arg, &r);
 		return sl__send(c, &r, SL__JSON_TYPE, NULL);
 	}
+	if (!strcmp(url, "/v1/cluster/replica") && h->b.replica) {
+		h->b.replica(
+		    h->b.arg, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "topic"),
+		    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "partition"), &r);
+		return sl__send(c, &r, SL__JSON_TYPE, NULL);
+	}
 	if (!strcmp(url, "/v1/cluster") && h->b.cluster) {
 		h->b.cluster(h->b.arg, &r);
 		return sl__send(c, &r, SL__JSON_TYPE, NULL);

@@ -260,6 +260,11 @@ struct sl_http_backend {
 	 * some seconds). Arguments are NULL when absent. NULL: 404. */
 	void (*move)(void *arg, const char *topic, const char *partition, const char *node,
 	             struct sl_http_reply *out);
+	/* GET /v1/cluster/replica?topic=T&partition=P: this node's copy of a
+	 * partition, as the failover controller asks it (any status, JSON
+	 * body). Arguments are NULL when absent. NULL: 404. */
+	void (*replica)(void *arg, const char *topic, const char *partition,
+	                struct sl_http_reply *out);
 	/* With `auth`: every request but /healthz must carry `Authorization:
 	 * Bearer TOKEN` (auth/auth.h), else 401 with `WWW-Authenticate:
 	 * Bearer` and auth_failures counted. NULL: no authentication. */

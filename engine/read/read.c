@@ -274,9 +274,18 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		d.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
 		snprintf(message, sizeof(message), "%s", p->error ? p->error : "partition refused");
 	}
+	uint32_t ep_found = 0;
+	uint64_t ep_end = 0;
+	bool parted = false;
 	if (!d.error) {
 		struct sl_prepl_peer *pe = sl__peer_of(rp, req->node);
 		local = atomic_load_explicit(&rp->local_durable, memory_order_acquire);
+		ep_end = sl__epoch_end(rp, req->last_epoch, local, &ep_found);
+		/* The follower holds more of its last epoch than this log does
+		 * (an old leader back after a failover): nothing here continues
+		 * its log, and its offset need not even start a batch here.
+		 * Answered at once with no batches: where to cut. */
+		parted = req->offset > ep_end;
 		if (!req->reported)
 			sl__replica_report(rd, p, pe, req, local);
 		/* A follower that holds events above the HW it was last told
@@ -287,7 +296,7 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		 * leaves before the owner moves it. */
 		uint64_t hw = atomic_load_explicit(&rp->hw, memory_order_acquire);
 		bool news = pe && hw > pe->hw_told && req->offset > pe->hw_told;
-		if (!final && req->max_bytes && req->offset >= local && !news &&
+		if (!final && !parted && req->max_bytes && req->offset >= local && !news &&
 		    sl_now_ns() < req->deadline_ns)
 			return false; /* nothing newer yet: keep waiting */
 	}
@@ -299,7 +308,7 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 	uint64_t next = req->offset;
 	uint32_t ep[SL_REPL_EPOCHS];
 	uint64_t ep_start[SL_REPL_EPOCHS];
-	if (!d.error && max_bytes && req->offset < local) {
+	if (!d.error && !parted && max_bytes && req->offset < local) {
 		struct sl_log_view **vp = NULL;
 		if (req->topic < rd->n_view_topics || sl__views_grow(rd, req->topic) == 0)
 			vp = &rd->views[rd->view_base[req->topic] + req->partition];
@@ -337,7 +346,8 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		if (pe)
 			pe->hw_told = d.high_watermark;
 		d.leader_end = local;
-		d.epoch_end = sl__epoch_end(rp, req->last_epoch, local, &d.epoch_end_epoch);
+		d.epoch_end = ep_end;
+		d.epoch_end_epoch = ep_found;
 		/* The epochs that begin inside these batches: the follower's
 		 * epoch file follows the leader's. */
 		pthread_mutex_lock(&rp->mu);

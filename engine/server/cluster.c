@@ -12,9 +12,14 @@
  * caught up joins it again; each change is a guarded write to etcd first,
  * and the HW moves on the new set only after etcd took it.
  *
+ * When a node dies, the failover controller (server/failover.c, `sl-ctl`, one
+ * node at a time) gives the partitions it led new leaders; every node
+ * answers the controller's question about its copy of a partition (GET
+ * /v1/cluster/replica, below).
+ *
  * Threads: create/destroy on the control thread before/after the reactors;
- * the callbacks on `sl-cluster`; the ISR keeper on `sl-isr`; the JSON on
- * HTTP threads.
+ * the callbacks on `sl-cluster`; the ISR keeper on `sl-isr`; the
+ * controller on `sl-ctl`; the JSON on HTTP threads.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -49,6 +54,7 @@ struct sl_srvcluster {
 	pthread_t isr;
 	bool isr_started;
 	struct sl_notify stop_n; /* wakes the ISR keeper to stop */
+	struct sl_failover *_Atomic ctl;
 	_Atomic bool stop;
 };
 
@@ -232,8 +238,17 @@ static void sl__on_partition(void *arg, const char *topic, uint32_t p, const str
 			atomic_store(&pe->fetch_ns, 0);
 		}
 	}
-	rp->n_peers = s->n_replicas < SL_REPL_MAX ? s->n_replicas : SL_REPL_MAX;
-	rp->self = me < 0 ? 0 : (uint32_t)me;
+	/* Stored only when they change (a new replica set): the owner reads
+	 * both without the lock on every HW move (topic/repl.c), and most
+	 * states (every ISR change, every failover) keep them. A change of
+	 * the replica set itself is still unordered with those reads (found by
+	 * TSan under the failover tests; the set never changes yet). */
+	uint32_t n_peers = s->n_replicas < SL_REPL_MAX ? s->n_replicas : SL_REPL_MAX;
+	uint32_t self_i = me < 0 ? 0 : (uint32_t)me;
+	if (rp->n_peers != n_peers)
+		rp->n_peers = n_peers;
+	if (rp->self != self_i)
+		rp->self = self_i;
 	snprintf(rp->leader, sizeof(rp->leader), "%s", s->leader);
 	rp->want_epoch = s->epoch;
 	rp->want_role = me < 0                     ? SL_REPL_NONE
@@ -251,8 +266,11 @@ static void sl__on_node(void *arg, const struct sl_cluster_node *n)
 {
 	struct sl_srvcluster *cl = arg;
 	uint32_t n_topics = atomic_load(&cl->srv->topics.n);
-	if (!n->alive)
+	if (!n->alive) {
+		/* Partitions it led need a leader: the controller looks now. */
+		sl__failover_kick(atomic_load_explicit(&cl->ctl, memory_order_acquire));
 		return;
+	}
 	for (uint32_t t = 0; t < n_topics; t++)
 		for (uint32_t p = 0; p < cl->srv->topics.v[t].n_parts; p++) {
 			struct sl_partition *part = &cl->srv->topics.v[t].parts[p];
@@ -412,6 +430,11 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen)
 		return -EAGAIN;
 	}
 	cl->isr_started = true;
+	struct sl_failover *ctl = NULL;
+	ret = sl__failover_start(srv, c, cl->fetchers.self, &ctl, err, errlen);
+	if (ret < 0)
+		return ret;
+	atomic_store_explicit(&cl->ctl, ctl, memory_order_release);
 	return 0;
 }
 
@@ -421,6 +444,8 @@ void sl__cluster_stop(struct sl_server *srv)
 	struct sl_srvcluster *cl = srv->cl;
 	if (!cl)
 		return;
+	/* The controller first: it uses the cluster object. */
+	sl__failover_stop(atomic_exchange(&cl->ctl, NULL));
 	if (cl->isr_started) {
 		atomic_store_explicit(&cl->stop, true, memory_order_release);
 		sl_notify_signal(&cl->stop_n);
@@ -480,7 +505,12 @@ int sl_server_cluster_json(struct sl_server *srv, char **body, size_t *len)
 	if (!f)
 		return -ENOMEM;
 	struct sl__json j = {.f = f, .first = true};
-	fprintf(f, "{\"node\":\"%s\",\"nodes\":[", cl->fetchers.self);
+	char ctl[SL_CLUSTER_ID_MAX];
+	sl__failover_controller(atomic_load_explicit(&cl->ctl, memory_order_acquire), ctl,
+	                        sizeof(ctl));
+	fprintf(f, "{\"node\":\"%s\",\"controller\":", cl->fetchers.self);
+	fprintf(f, ctl[0] ? "\"%s\"" : "null", ctl);
+	fprintf(f, ",\"nodes\":[");
 	sl_cluster_nodes(c, sl__node_json, &j);
 	fprintf(f, "],\"topics\":[");
 	uint32_t n_topics = atomic_load(&srv->topics.n);
@@ -638,6 +668,7 @@ void sl__cluster_metrics(struct sl_server *srv, FILE *f)
 	        "in-sync set lacks a replica.\n# TYPE sluice_under_replicated_partitions gauge\n"
 	        "sluice_under_replicated_partitions %u\n",
 	        under);
+	sl__failover_metrics(atomic_load_explicit(&srv->cl->ctl, memory_order_acquire), f);
 }
 
 /* ---- planned leader moves ----------------------------------------------------- */
@@ -784,4 +815,47 @@ int sl_server_partition_move(struct sl_server *srv, const char *topic, const cha
 	                      "{\"moved\":true,\"leader\":\"%s\",\"epoch\":%u,\"offset\":%" PRIu64
 	                      "}\n",
 	                      node, next.epoch, atomic_load(&rp->local_end));
+}
+
+/* ---- GET /v1/cluster/replica (the controller's question) ------------------------ */
+
+int sl_server_replica_json(struct sl_server *srv, const char *topic, const char *partition,
+                           char **body, size_t *len)
+{
+	struct sl_srvcluster *cl = srv->cl;
+	char *end = NULL;
+
+	if (!cl)
+		return sl__move_reply(body, len, 404,
+		                      "{\"error\":\"not_found\",\"message\":\"this node is not "
+		                      "in a cluster\"}\n");
+	struct sl_topic *t = topic ? sl_topics_find(&srv->topics, topic, strlen(topic)) : NULL;
+	unsigned long p = partition ? strtoul(partition, &end, 10) : 0;
+	if (!t || !partition || !*partition || *end || p >= t->n_parts)
+		return sl__move_reply(body, len, 400,
+		                      "{\"error\":\"bad_request\",\"message\":\"expected topic and "
+		                      "partition of an existing partition\"}\n");
+	struct sl_partition *part = &t->parts[p];
+	struct sl_prepl *rp = part->repl;
+	if (!rp || !part->log || part->refused)
+		return sl__move_reply(body, len, 409,
+		                      "{\"error\":\"no_copy\",\"message\":\"%s/%lu has no usable "
+		                      "copy here\"}\n",
+		                      t->name, p);
+	/* The newest epoch the log holds: the epoch file's copy (a leader's
+	 * own epoch is in it before it takes an event of the epoch). */
+	pthread_mutex_lock(&rp->mu);
+	uint32_t last = rp->n_epochs ? rp->epochs[rp->n_epochs - 1] : 0;
+	pthread_mutex_unlock(&rp->mu);
+	uint32_t role = atomic_load_explicit(&rp->role, memory_order_acquire);
+	return sl__move_reply(body, len, 200,
+	                      "{\"node\":\"%s\",\"role\":\"%s\",\"epoch\":%u,\"last_epoch\":%u,"
+	                      "\"end\":%" PRIu64 ",\"durable\":%" PRIu64 "}\n",
+	                      cl->fetchers.self,
+	                      role == SL_REPL_LEADER     ? "leader"
+	                      : role == SL_REPL_FOLLOWER ? "follower"
+	                                                 : "none",
+	                      atomic_load_explicit(&rp->epoch, memory_order_acquire), last,
+	                      atomic_load_explicit(&rp->local_end, memory_order_acquire),
+	                      atomic_load_explicit(&rp->local_durable, memory_order_acquire));
 }

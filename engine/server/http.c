@@ -60,6 +60,13 @@ static void sl__hmove(void *arg, const char *topic, const char *partition, const
 	out->content_type = NULL;
 }
 
+static void sl__hreplica(void *arg, const char *topic, const char *partition,
+                         struct sl_http_reply *out)
+{
+	out->status = sl_server_replica_json(arg, topic, partition, &out->body, &out->len);
+	out->content_type = NULL;
+}
+
 static void sl__hmetrics(void *arg, struct sl_http_reply *out)
 {
 	sl__hreport(out, sl_server_metrics_text(arg, &out->body, &out->len),
@@ -126,6 +133,7 @@ void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out)
 	    .topics = sl__htopics,
 	    .cluster = sl__hcluster,
 	    .move = sl__hmove,
+	    .replica = sl__hreplica,
 	    .auth = srv->opts.auth,
 	    .auth_failures = &srv->http_auth_failures,
 	};

@@ -319,6 +319,25 @@ int sl_server_partition_move(struct sl_server *srv, const char *topic, const cha
                              const char *node, char **body, size_t *len);
 /* The replication lines of /metrics (nothing alone). */
 void sl__cluster_metrics(struct sl_server *srv, FILE *f);
+/* GET /v1/cluster/replica?topic=T&partition=P: this node's copy of the
+ * partition as the failover controller asks it, {"node","role","epoch",
+ * "last_epoch","end","durable"}: the HTTP status (200, 400, 404, 409) and
+ * *body (malloc'd JSON). Any HTTP thread. */
+int sl_server_replica_json(struct sl_server *srv, const char *topic, const char *partition,
+                           char **body, size_t *len);
+
+/* server/failover.c: the failover controller (issue 17), its own thread
+ * `sl-ctl`. start after the cluster started (c), stop before it stops. */
+struct sl_failover;
+struct sl_cluster;
+int sl__failover_start(struct sl_server *srv, struct sl_cluster *c, const char *self,
+                       struct sl_failover **out, char *err, size_t errlen);
+void sl__failover_stop(struct sl_failover *k);
+/* A node vanished: look at the partitions now (any thread). */
+void sl__failover_kick(struct sl_failover *k);
+/* The controller's node id as this node last learnt it ("" unknown). */
+void sl__failover_controller(struct sl_failover *k, char *out, size_t cap);
+void sl__failover_metrics(struct sl_failover *k, FILE *f);
 
 /* server/fetch.c: the follower's side of replication (cluster mode). */
 struct sl_fetchers {

@@ -62,6 +62,7 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	                                               : SL_REPL_ACKS_LEADER;
 	out->min_insync = c->min_insync;
 	out->replica_lag_max_ns = c->replica_lag_max_ns;
+	out->unclean_election = c->unclean_election;
 	if (c->partitioner != SL_CONFIG_PART_HASH) {
 		snprintf(err, errlen,
 		         "topic '%s': partitioner '%s' is not available yet (only 'hash')", c->name,

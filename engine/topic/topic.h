@@ -256,6 +256,9 @@ struct sl_topic_spec {
 	enum sl_repl_acks acks;
 	uint32_t min_insync;
 	uint64_t replica_lag_max_ns;
+	/* The failover controller may make an out-of-sync replica leader when
+	 * no clean choice exists (acked events may be lost; counted). */
+	bool unclean_election;
 };
 
 struct sl_topic {

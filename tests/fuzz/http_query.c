@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "http/http.h"
 
 #define CHECK(c)                                                                                   \

@@ -738,3 +738,106 @@ Test(cluster, on_partition_tells_of_another_writers_cas, .fini = down, .timeout 
 		sl_notify_destroy(&w[i].n);
 	down();
 }
+
+/* ---- the controller's choice (elect.c), pure ------------------------------- */
+
+static struct sl_pstate three(const char *leader, uint32_t epoch, const char *isr)
+{
+	struct sl_pstate s = {0};
+	const char *ids[] = {"n1", "n2", "n3"};
+	snprintf(s.leader, sizeof(s.leader), "%s", leader);
+	s.epoch = epoch;
+	s.n_replicas = 3;
+	for (int i = 0; i < 3; i++) {
+		snprintf(s.replicas[i], sizeof(s.replicas[i]), "%s", ids[i]);
+		if (strstr(isr, ids[i]))
+			snprintf(s.isr[s.n_isr++], sizeof(s.isr[0]), "%s", ids[i]);
+	}
+	s.mod_revision = 42;
+	return s;
+}
+
+#define DEAD                                                                                       \
+	{                                                                                          \
+		.alive = false                                                                     \
+	}
+#define SILENT                                                                                     \
+	{                                                                                          \
+		.alive = true                                                                      \
+	}
+#define R(e, d)                                                                                    \
+	{                                                                                          \
+		.alive = true, .answered = true, .last_epoch = (e), .durable = (d)                 \
+	}
+
+Test(cluster, elect_quorum_most_complete_of_a_majority)
+{
+	struct sl_pstate s = three("n1", 1, "n1 n2 n3"), next;
+	bool unclean = true;
+	/* n1 dead: n2 and n3 are a majority; n3 holds more of epoch 1 */
+	struct sl_cluster_reply r[3] = {DEAD, R(1, 900), R(1, 1000)};
+	cr_assert_eq(sl_cluster_elect(&s, r, SL_CLUSTER_ACKS_QUORUM, false, &next, &unclean), 0);
+	cr_assert_str_eq(next.leader, "n3");
+	cr_assert_eq(next.epoch, 2);
+	cr_assert(!unclean);
+	cr_assert_eq(next.n_isr, 2, "the ISR is who answered");
+	cr_assert_str_eq(next.isr[0], "n2");
+	cr_assert_str_eq(next.isr[1], "n3");
+	cr_assert_eq(next.n_replicas, 3, "the replica set stays");
+	/* a newer epoch wins over a longer log of an older one */
+	struct sl_cluster_reply r2[3] = {DEAD, R(3, 10), R(2, 5000)};
+	cr_assert_eq(sl_cluster_elect(&s, r2, SL_CLUSTER_ACKS_QUORUM, false, &next, &unclean), 0);
+	cr_assert_str_eq(next.leader, "n2");
+	/* ties go to the earlier replica */
+	struct sl_cluster_reply r3[3] = {DEAD, R(1, 7), R(1, 7)};
+	cr_assert_eq(sl_cluster_elect(&s, r3, SL_CLUSTER_ACKS_LEADER, false, &next, &unclean), 0);
+	cr_assert_str_eq(next.leader, "n2");
+	/* a live replica that did not answer counts for nothing */
+	struct sl_cluster_reply r4[3] = {DEAD, SILENT, R(1, 7)};
+	cr_assert_eq(sl_cluster_elect(&s, r4, SL_CLUSTER_ACKS_QUORUM, false, &next, &unclean),
+	             -EAGAIN);
+}
+
+Test(cluster, elect_quorum_without_a_majority_only_unclean)
+{
+	struct sl_pstate s = three("n1", 4, "n1 n2 n3"), next;
+	bool unclean = false;
+	struct sl_cluster_reply r[3] = {DEAD, DEAD, R(4, 100)};
+	cr_assert_eq(sl_cluster_elect(&s, r, SL_CLUSTER_ACKS_QUORUM, false, &next, &unclean),
+	             -EAGAIN);
+	cr_assert(!unclean);
+	cr_assert_eq(sl_cluster_elect(&s, r, SL_CLUSTER_ACKS_QUORUM, true, &next, &unclean), 0);
+	cr_assert(unclean, "counted as unclean");
+	cr_assert_str_eq(next.leader, "n3");
+	cr_assert_eq(next.epoch, 5);
+	cr_assert_eq(next.n_isr, 1);
+	cr_assert_str_eq(next.isr[0], "n3");
+	/* no one to choose even unclean */
+	struct sl_cluster_reply none[3] = {DEAD, DEAD, SILENT};
+	cr_assert_lt(sl_cluster_elect(&s, none, SL_CLUSTER_ACKS_QUORUM, true, &next, &unclean), 0);
+	cr_assert(!unclean);
+}
+
+Test(cluster, elect_all_from_the_live_isr)
+{
+	/* n3 left the ISR: it may hold less than was acked */
+	struct sl_pstate s = three("n1", 2, "n1 n2"), next;
+	bool unclean = false;
+	struct sl_cluster_reply r[3] = {DEAD, R(2, 50), R(2, 80)};
+	cr_assert_eq(sl_cluster_elect(&s, r, SL_CLUSTER_ACKS_ALL, false, &next, &unclean), 0);
+	cr_assert_str_eq(next.leader, "n2", "in sync, though n3 says it holds more");
+	cr_assert_eq(next.n_isr, 1, "the ISR minus the dead");
+	cr_assert_str_eq(next.isr[0], "n2");
+	/* a live in-sync replica that did not answer still holds every ack */
+	struct sl_cluster_reply r2[3] = {DEAD, SILENT, DEAD};
+	cr_assert_eq(sl_cluster_elect(&s, r2, SL_CLUSTER_ACKS_ALL, false, &next, &unclean), 0);
+	cr_assert_str_eq(next.leader, "n2");
+	/* only an out-of-sync replica lives: unclean only */
+	struct sl_cluster_reply r3[3] = {DEAD, DEAD, R(2, 80)};
+	cr_assert_eq(sl_cluster_elect(&s, r3, SL_CLUSTER_ACKS_ALL, false, &next, &unclean),
+	             -ENOENT);
+	cr_assert_eq(sl_cluster_elect(&s, r3, SL_CLUSTER_ACKS_ALL, true, &next, &unclean), 0);
+	cr_assert(unclean);
+	cr_assert_str_eq(next.leader, "n3");
+	cr_assert_eq(next.epoch, 3);
+}

@@ -227,6 +227,66 @@ Test(etcd, lease_revoke_removes_its_keys)
 	cr_assert_eq(sl_etcd_put(cli, "members/n1", "up", 2, id), -ENOENT);
 }
 
+/* One office, two candidates (two clients, two leases): the first holds
+ * it and confirms it; the second waits (its bounded campaign times out and
+ * is withdrawn); the first's lease goes and the second's campaign wins;
+ * the first's confirm then says it no longer holds; resign empties it. */
+Test(etcd, election_one_holder_then_the_next)
+{
+	const char *ep[] = {srv.url};
+	struct sl_etcd *b = NULL;
+	cr_assert_eq(sl_etcd_open(ep, 1, "/sluice/t/", 2000, &b, err, sizeof(err)), 0, "%s", err);
+	int64_t la = 0, lb = 0, left = 0;
+	cr_assert_eq(sl_etcd_lease_grant(cli, 30, &la, NULL), 0, "%s", sl_etcd_errmsg(cli));
+	cr_assert_eq(sl_etcd_lease_grant(b, 30, &lb, NULL), 0, "%s", sl_etcd_errmsg(b));
+	cr_assert_eq(sl_etcd_election_leader(cli, "ctl", &(struct sl_etcd_leader){0}), -ENOENT,
+	             "%s", sl_etcd_errmsg(cli));
+
+	struct sl_etcd_leader a, l, bl;
+	cr_assert_eq(sl_etcd_campaign(cli, "ctl", la, "n1", 2, 5000, &a), 0, "%s",
+	             sl_etcd_errmsg(cli));
+	cr_assert(!strncmp(a.key, "ctl/", 4), "%s", a.key);
+	cr_assert_gt(a.rev, 0);
+	cr_assert_eq(a.lease, la);
+	bool holds = false;
+	cr_assert_eq(sl_etcd_leader_confirm(cli, &a, &holds, &left), 0, "%s", sl_etcd_errmsg(cli));
+	cr_assert(holds && left > 0);
+	cr_assert_eq(sl_etcd_election_leader(b, "ctl", &l), 0, "%s", sl_etcd_errmsg(b));
+	cr_assert_str_eq(l.value, "n1");
+	cr_assert_str_eq(l.key, a.key);
+	cr_assert_eq(l.rev, a.rev);
+
+	int64_t t0 = now_ms();
+	cr_assert_eq(sl_etcd_campaign(b, "ctl", lb, "n2", 2, 300, &bl), -ETIMEDOUT, "%s",
+	             sl_etcd_errmsg(b));
+	cr_assert_geq(now_ms() - t0, 250);
+	cr_assert_eq(sl_etcd_election_leader(b, "ctl", &l), 0);
+	cr_assert_str_eq(l.value, "n1");
+
+	cr_assert_eq(sl_etcd_lease_revoke(cli, la), 0, "%s", sl_etcd_errmsg(cli));
+	cr_assert_eq(sl_etcd_leader_confirm(cli, &a, &holds, &left), 0);
+	cr_assert(!holds && left == 0, "a holder whose lease is gone does not hold");
+	cr_assert_eq(sl_etcd_campaign(b, "ctl", lb, "n2", 2, 5000, &bl), 0, "%s",
+	             sl_etcd_errmsg(b));
+	cr_assert_gt(bl.rev, a.rev);
+	cr_assert_eq(sl_etcd_leader_confirm(b, &bl, &holds, NULL), 0);
+	cr_assert(holds);
+	cr_assert_eq(sl_etcd_election_leader(cli, "ctl", &l), 0);
+	cr_assert_str_eq(l.value, "n2");
+	/* a campaign again under the same lease: the same office, at once */
+	struct sl_etcd_leader again;
+	cr_assert_eq(sl_etcd_campaign(b, "ctl", lb, "n2", 2, 1000, &again), 0);
+	cr_assert_str_eq(again.key, bl.key);
+	cr_assert_eq(again.rev, bl.rev);
+
+	cr_assert_eq(sl_etcd_resign(b, &bl), 0, "%s", sl_etcd_errmsg(b));
+	cr_assert_eq(sl_etcd_leader_confirm(b, &bl, &holds, NULL), 0);
+	cr_assert(!holds);
+	cr_assert_eq(sl_etcd_election_leader(b, "ctl", &l), -ENOENT, "%s", sl_etcd_errmsg(b));
+	cr_assert_eq(sl_etcd_lease_revoke(b, lb), 0);
+	sl_etcd_close(b);
+}
+
 struct seen {
 	int n;
 	int type[16];
@@ -518,6 +578,44 @@ Test(etcd_parse, watch_messages)
 	const char *t = "{\"result\":{\"events\":[{\"type\":\"PATCH\",\"kv\":{}}]}}";
 	cr_assert_eq(sl__etcd_watch_msg_parse(t, strlen(t), "/p/", 3, &m, err, sizeof(err)),
 	             -EPROTO);
+}
+
+Test(etcd_parse, election_answers)
+{
+	struct sl__etcd_answer a;
+	/* campaign: a LeaderKey (no value; rev is the key's create revision) */
+	cr_assert_eq(parse(SL__ETCD_ELECTION,
+	                   "{\"header\":{\"revision\":\"9\"},\"leader\":{\"name\":\"L3AvY3Rs\","
+	                   "\"key\":\"L3AvY3RsLzY5NGQ5YTk5YjE2ZWJkMDQ=\",\"rev\":\"8\","
+	                   "\"lease\":\"7587875443843743236\"}}",
+	                   &a),
+	             0, "%s", err);
+	cr_assert_eq(a.n_kvs, 1);
+	cr_assert_str_eq(a.kvs[0].key, "ctl/694d9a99b16ebd04");
+	cr_assert_eq(a.kvs[0].create_revision, 8);
+	cr_assert_eq(a.kvs[0].lease, 7587875443843743236LL);
+	cr_assert_eq(a.revision, 9);
+	sl__etcd_answer_release(&a);
+	/* leader: a KeyValue */
+	cr_assert_eq(parse(SL__ETCD_ELECTION,
+	                   "{\"header\":{\"revision\":\"9\"},\"kv\":{\"key\":\"L3AvY3RsLzE=\","
+	                   "\"create_revision\":\"8\",\"mod_revision\":\"8\",\"version\":\"1\","
+	                   "\"value\":\"bjE=\",\"lease\":\"5\"}}",
+	                   &a),
+	             0, "%s", err);
+	cr_assert_eq(a.n_kvs, 1);
+	cr_assert_str_eq((const char *)a.kvs[0].value, "n1");
+	cr_assert_eq(a.kvs[0].create_revision, 8);
+	sl__etcd_answer_release(&a);
+	/* resign: a header only */
+	cr_assert_eq(parse(SL__ETCD_ELECTION, "{\"header\":{\"revision\":\"10\"}}", &a), 0);
+	cr_assert_eq(a.n_kvs, 0);
+	sl__etcd_answer_release(&a);
+	cr_assert_eq(parse(SL__ETCD_ELECTION, "{\"leader\":[]}", &a), -EPROTO);
+	cr_assert_eq(parse(SL__ETCD_ELECTION, "{\"leader\":{\"rev\":8}}", &a), -EPROTO);
+	cr_assert_eq(parse(SL__ETCD_ELECTION, "{\"leader\":{\"key\":\"L3gvMQ==\"}}", &a), -EPROTO,
+	             "a key outside the prefix");
+	cr_assert_eq(parse(SL__ETCD_ELECTION, "{\"leader\":{},\"kv\":{}}", &a), -EPROTO);
 }
 
 Test(etcd_parse, prefix_end)

@@ -1,0 +1,380 @@
+"""Automatic failover (issue 17): the controller replaces a dead leader.
+
+Three sluiced nodes and one etcd on loopback (cluster.py's Cluster: topic
+`events`, replicas 3, acks quorum, session_ttl 2s); one node at a time is the
+failover controller (etcd's election), and when a leader's lease expires it
+elects the most complete replica of a responding majority.
+
+  leader_kill9             a producer that knows all three nodes streams;
+                           the partition's leader is killed (kill -9) with
+                           acks in flight; a new leader is elected (epoch 2),
+                           the producer finishes; no acked event is lost and
+                           per-key order of first occurrences holds
+                           (duplicates are counted and printed, not failed:
+                           a producer id does not follow the client to
+                           another node until issue 17 item 3); the killed
+                           node comes back, follows, rejoins the in-sync set
+                           and the replicas end byte-identical.
+  controller_dies          three partitions, one led by each node; the
+                           controller is killed: another node becomes
+                           controller and gives the dead node's partition a
+                           leader; the node comes back, then another
+                           partition's leader dies and the new controller
+                           fails it over too.
+  no_majority_no_election  leader and one follower killed: the survivor is
+                           controller but one of three is no majority, so no
+                           leader is elected (it says so; the state in etcd
+                           is unchanged); with unclean_election: true the
+                           survivor is elected, counted and logged as
+                           unclean.
+
+Waits are on log lines (inotify), HTTP answers and process exits, never on
+sleeps. Every process is killed at the end, also on failure.
+"""
+
+import base64
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import (NODES, TIMEOUT, Cluster, check_identical, consume_all, etcd_call,  # noqa: E402
+                     events, b64)
+from harness import (_IN_EVENTS, _LIBC, Failure, Server, Workdir, check, http_open,  # noqa: E402
+                     main, parse_json_lines)
+
+
+class FCluster(Cluster):
+    """Cluster with more topic keys (unclean_election)."""
+
+    def __init__(self, a, wd, topic_keys=(), **kw):
+        super().__init__(a, wd, **kw)
+        self.topic_keys = list(topic_keys)
+
+    def node(self, n):
+        native, http = self.ports[n]
+        extra = [
+            "node: { id: %s }" % n,
+            "cluster: { etcd: [ %s ], name: %s, session_ttl: %s }" % (
+                self.etcd.url, self.name, self.ttl),
+            "projections: []",
+        ]
+        return Server(self.a.sluiced, self.wd, port=native, http_port=http, name=n,
+                      topics=[("events", self.partitions)], cores=1, extra=extra,
+                      topic_keys=["replicas: 3", "acks: quorum",
+                                  "replica_lag_max: %s" % self.lag] + self.topic_keys)
+
+
+def log_text(c, n):
+    with open(os.path.join(c.wd, n, "stderr.txt")) as f:
+        return f.read()
+
+
+def wait_any(c, nodes, pattern, timeout=TIMEOUT):
+    """Until one of `nodes`' stderr matches the regex `pattern`: (node, match).
+    One inotify watch per node folder, woken by the kernel."""
+    rx = re.compile(pattern)
+    fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    check(fd >= 0, "inotify_init1 failed")
+    try:
+        for n in nodes:
+            check(_LIBC.inotify_add_watch(fd, os.fsencode(os.path.join(c.wd, n)),
+                                          _IN_EVENTS) >= 0, "inotify_add_watch %s" % n)
+        deadline = time.monotonic() + timeout
+        while True:
+            for n in nodes:
+                m = rx.search(log_text(c, n))
+                if m:
+                    return n, m
+            left = deadline - time.monotonic()
+            check(left > 0, "none of %s said %r within %d s" % (nodes, pattern, timeout))
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    while os.read(fd, 65536):
+                        pass
+                except BlockingIOError:
+                    pass
+    finally:
+        os.close(fd)
+
+
+def etcd_state(c, partition=0):
+    key = "/sluice/%s/partitions/events/%d" % (c.name, partition)
+    kv = etcd_call(c, "/v3/kv/range", {"key": b64(key)})["kvs"][0]
+    return json.loads(base64.b64decode(kv["value"])), int(kv["mod_revision"])
+
+
+def metric(c, n, name):
+    with http_open("http://%s/metrics" % c.http(n), timeout=30) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    raise Failure("%s has no metric %s" % (n, name))
+
+
+def controller(c, n):
+    with http_open("http://%s/v1/cluster" % c.http(n), timeout=30) as r:
+        return json.loads(r.read()).get("controller")
+
+
+def wait_controller(c, nodes):
+    """The node the survivors' logs name as controller (the latest term)."""
+    n, _ = wait_any(c, nodes, r"sluiced: node (\S+): controller\n")
+    return n
+
+
+def kill9(c, n):
+    c.nodes[n].proc.send_signal(signal.SIGKILL)
+    c.nodes[n].proc.wait()
+
+
+def check_acked_kept(acks, evs):
+    """Every acked event stored; per-key order of first occurrences; the
+    duplicates counted (returned)."""
+    stored = [e["id"] for e in evs]
+    first = {}
+    for i, eid in enumerate(stored):
+        first.setdefault(eid, i)
+    lost = [x["id"] for x in acks if x["id"] not in first]
+    check(not lost, "%d acked events lost, e.g. %r" % (len(lost), lost[:3]))
+    offs = [e["offset"] for e in evs]
+    check(offs == list(range(len(offs))), "offsets not dense from 0")
+    last = {}
+    for e in evs:
+        if first[e["id"]] != e["offset"]:
+            continue
+        k, i = e["aggregate"], e["data"]["i"]
+        check(last.get(k, -1) < i, "key %s out of order: %d after %d" % (k, i, last.get(k, -1)))
+        last[k] = i
+    return len(stored) - len(first)
+
+
+class Producer:
+    """`sluice produce --server a,b,c --print-acks` on a stream of events, its
+    acks read on a thread, with the time of each."""
+
+    def __init__(self, c, data):
+        servers = ",".join(c.nodes[n].addr for n in NODES)
+        self.proc = subprocess.Popen(
+            [c.a.sluice, "produce", "--server", servers, "--topic", "events",
+             "--print-acks", "--timeout", "90"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.acked = []
+        self.times = []
+        self.cv = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        threading.Thread(target=lambda: (self.proc.stdin.write(data), self.proc.stdin.close()),
+                         daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cv:
+                self.acked.append(line)
+                self.times.append(time.monotonic())
+                self.cv.notify_all()
+        with self.cv:
+            self.cv.notify_all()
+
+    def wait_acks(self, n, timeout=TIMEOUT):
+        with self.cv:
+            ok = self.cv.wait_for(lambda: len(self.acked) >= n or self.proc.poll() is not None,
+                                  timeout)
+            return ok and len(self.acked) >= n
+
+    def finish(self):
+        rc = self.proc.wait(timeout=TIMEOUT)
+        self.reader.join(TIMEOUT)
+        return rc, self.proc.stderr.read().decode()[-2000:]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def leader_kill9(a):
+    with Workdir() as wd, FCluster(a, wd) as c:
+        n_events = 60000
+        data, ids = events(n_events)
+        prod = Producer(c, data)
+        try:
+            check(prod.wait_acks(2000), "fewer than 2000 acks before the kill")
+            at_kill = len(prod.acked)
+            check(at_kill < n_events and prod.proc.poll() is None,
+                  "the stream was over before the kill")
+            pos = {n: c.log_size(n) for n in NODES}
+            t_kill = time.monotonic()
+            kill9(c, "n1")
+            new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
+            t_leader = time.monotonic()
+            check(prod.wait_acks(at_kill + 1), "no ack after the kill")
+            rc, err = prod.finish()
+            check(rc == 0, "produce failed (%d): %s" % (rc, err))
+        finally:
+            prod.kill()
+        check(len(prod.acked) > at_kill, "acks did not grow after the kill")
+        check(len(prod.acked) == n_events, "%d acks for %d events" % (len(prod.acked), n_events))
+        _, m = wait_any(c, ["n2", "n3"],
+                        r"controller (\S+): events/0: leader (\S+), leader epoch 2 \(was n1, "
+                        r"gone; it holds epoch 1 to (\d+);")
+        ctl_node, held_by_new = m.group(1), int(m.group(3))
+        check(m.group(2) == new, "the controller elected %s, %s leads" % (m.group(2), new))
+        acks = [json.loads(x) for x in prod.acked]
+        evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+        dups = check_acked_kept(acks, evs)
+        # The client's outage: the longest pause between two acks around
+        # the kill (kill -9 to the new leader's first ack).
+        ts = [t for t in prod.times if t >= t_kill - 1]
+        gap = max(b - a for a, b in zip(ts, ts[1:]))
+        print("leader_kill9: %d events stored for %d acked, %d duplicates; new leader %s "
+              "(controller %s); kill -9 -> new leader's line %.2f s; longest pause between "
+              "acks %.2f s" % (len(evs), len(acks), dups, new, ctl_node, t_leader - t_kill,
+                               gap))
+        # n1 comes back: it follows the new leader (cutting what never
+        # reached a quorum), rejoins the in-sync set; replicas identical.
+        rejoin_from = c.log_size(new)
+        c.restart("n1")
+        c.wait_log("n1", "events/0: follower, leader epoch 2")
+        try:
+            c.wait_log(new, "in-sync replicas changed to 3 of 3", rejoin_from)
+        except Failure as e:
+            raise Failure("%s; the nodes' views: %s" % (e, json.dumps(
+                {n: c.state(n) for n in NODES})))
+        for n in NODES:
+            consume_all(a, c.nodes[n].addr, len(evs))
+        st = c.state(new)
+        check(st["leader"] == new and st["epoch"] == 2, "state %r" % st)
+        check(sorted(st["isr"]) == NODES, "isr %r" % st["isr"])
+        check(st["high_watermark"] == len(evs), "HW %s, %d stored" % (st["high_watermark"],
+                                                                     len(evs)))
+        check_identical(wd, len(evs))
+        cut = re.search(r"events/0: log cut from (\d+) to (\d+)", log_text(c, "n1"))
+        print("leader_kill9: n1's log %s" % ("cut from %s to %s" % cut.groups() if cut else
+                                             "needed no cut"))
+        if cut:
+            check(int(cut.group(2)) == held_by_new, "n1 cut to %s, the new leader's epoch 1 "
+                  "ended at %d" % (cut.group(2), held_by_new))
+        check(metric(c, ctl_node, "sluice_leader_elections_total") == 1, "elections metric")
+        check(metric(c, ctl_node, "sluice_controller") == 1, "controller metric")
+        check(metric(c, ctl_node, "sluice_unclean_elections_total") == 0, "unclean metric")
+        check(controller(c, new) == ctl_node, "/v1/cluster names another controller")
+
+
+def controller_dies(a):
+    with Workdir() as wd, FCluster(a, wd, partitions=3) as c:
+        first = wait_controller(c, NODES)
+        check(controller(c, first) == first, "/v1/cluster of %s" % first)
+        # partition p's first leader is NODES[p % 3]
+        part = {n: i for i, n in enumerate(NODES)}
+        data, ids = events(300)
+        rc, out, err = run_produce(c, data)
+        check(rc == 0, "produce failed: %s" % err)
+        others = [n for n in NODES if n != first]
+        pos = {n: c.log_size(n) for n in others}
+        kill9(c, first)
+        t0 = time.monotonic()
+        # Another node takes the office and fails the dead one's partition over.
+        second, _ = wait_any(c, others, r"sluiced: node (\S+): controller\n")
+        check(log_text(c, second).count("sluiced: node %s: controller\n" % second) == 1,
+              "%s was controller before" % second)
+        leader, _ = wait_any(c, others, r"events/%d: leader, leader epoch 2\n" % part[first])
+        t1 = time.monotonic()
+        st, _ = etcd_state(c, part[first])
+        check(st["leader"] == leader and st["epoch"] == 2, "state %r" % st)
+        for n in others:
+            if n != second:
+                c.wait_log(n, "sluiced: node %s: the controller is %s" % (n, second), pos[n])
+            check(controller(c, n) == second, "%s names controller %r" % (n, controller(c, n)))
+        print("controller_dies: %s (controller) killed; %s controller, %s leads events/%d "
+              "after %.2f s" % (first, second, leader, part[first], t1 - t0))
+        # The dead node comes back (a follower everywhere), then the third
+        # node, a leader but not the controller, dies: the new controller
+        # fails it over (the returned node and the controller are a
+        # majority).
+        c.restart(first)
+        c.wait_log(first, "events/%d: follower, leader epoch 2" % part[first])
+        third = [n for n in others if n != second][0]
+        kill9(c, third)
+        survivors = [first, second]
+        leader3, _ = wait_any(c, survivors, r"events/%d: leader, leader epoch 2\n" % part[third])
+        c.wait_log(second, "controller %s: events/%d: leader %s, leader epoch 2" % (
+            second, part[third], leader3))
+        st, _ = etcd_state(c, part[third])
+        check(st["leader"] == leader3 and third not in st["isr"], "state %r" % st)
+        elected = 2
+        if leader == third:
+            # It had taken over the first dead node's partition: that one
+            # moves again (epoch 3).
+            wait_any(c, [second], r"controller %s: events/%d: leader \S+, leader epoch 3 " % (
+                second, part[first]))
+            elected = 3
+        check(metric(c, second, "sluice_leader_elections_total") == elected,
+              "elections metric: %s, want %d" % (
+                  metric(c, second, "sluice_leader_elections_total"), elected))
+        check(metric(c, first, "sluice_controller") == 0, "%s is not controller" % first)
+        # Every event produced at first is still there (read from each
+        # partition's leader).
+        total = sum(len(consume_all(a, c.nodes[second].addr, 1, follow=False, partition=p))
+                    for p in range(3))
+        check(total == len(ids), "%d events stored, %d produced" % (total, len(ids)))
+
+
+def run_produce(c, data):
+    servers = ",".join(c.nodes[n].addr for n in NODES)
+    p = subprocess.run([c.a.sluice, "produce", "--server", servers, "--topic", "events",
+                        "--print-acks", "--timeout", "60"], input=data, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=TIMEOUT)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def no_majority(a, unclean):
+    keys = ["unclean_election: true"] if unclean else []
+    with Workdir() as wd, FCluster(a, wd, topic_keys=keys) as c:
+        data, ids = events(500)
+        rc, out, err = run_produce(c, data)
+        check(rc == 0 and len(parse_json_lines(out)) == len(ids), "produce failed: %s" % err)
+        consume_all(a, c.nodes["n3"].addr, len(ids))
+        before, rev = etcd_state(c)
+        check(before["leader"] == "n1" and before["epoch"] == 1, "state %r" % before)
+        kill9(c, "n1")
+        kill9(c, "n2")
+        # n3 is alone: it becomes controller once the others' leases are
+        # gone (whoever held the office), then decides on events/0.
+        c.wait_log("n3", "sluiced: node n3: controller")
+        if not unclean:
+            c.wait_log("n3", "controller n3: cannot elect a leader for events/0 (leader n1 "
+                             "gone, epoch 1): no majority of the replicas answered; 1 of 3 "
+                             "replicas live, 1 answered (unclean_election is off)")
+            after, rev2 = etcd_state(c)
+            check(after == before and rev2 == rev, "state changed: %r -> %r" % (before, after))
+            check(metric(c, "n3", "sluice_leader_elections_total") == 0, "elections metric")
+            text = log_text(c, "n3")
+            check("events/0: leader, leader epoch" not in text, "n3 took the lead")
+            return
+        c.wait_log("n3", "UNCLEAN ELECTION of events/0: n3")
+        c.wait_log("n3", "events/0: leader, leader epoch 2")
+        after, _ = etcd_state(c)
+        check(after["leader"] == "n3" and after["epoch"] == 2 and after["isr"] == ["n3"],
+              "state %r" % after)
+        check(metric(c, "n3", "sluice_unclean_elections_total") == 1, "unclean metric")
+        check(metric(c, "n3", "sluice_leader_elections_total") == 1, "elections metric")
+
+
+def no_majority_no_election(a):
+    no_majority(a, False)
+    no_majority(a, True)
+
+
+if __name__ == "__main__":
+    sys.exit(main({
+        "leader_kill9": leader_kill9,
+        "controller_dies": controller_dies,
+        "no_majority_no_election": no_majority_no_election,
+    }))
