@@ -116,6 +116,7 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 	if (sl_notify_init(&cl->stop_n) != 0)
 		goto oom;
 	cl->fetchers.srv = srv;
+	pthread_mutex_init(&cl->fetchers.mu, NULL);
 	snprintf(cl->fetchers.self, sizeof(cl->fetchers.self), "%s", o->node_id);
 	if (o->token_file) {
 		/* Checked now: a node that cannot read its token would fail
@@ -452,9 +453,11 @@ void sl__cluster_stop(struct sl_server *srv)
 		pthread_join(cl->isr, NULL);
 		cl->isr_started = false;
 	}
-	sl__fetchers_stop(&cl->fetchers);
+	/* The cluster thread before the fetchers: its callbacks follow and
+	 * unfollow, and must not start a fetcher while they go. */
 	struct sl_cluster *c = atomic_exchange(&cl->c, NULL);
 	sl_cluster_stop(c);
+	sl__fetchers_stop(&cl->fetchers);
 }
 
 void sl__cluster_destroy(struct sl_server *srv)
@@ -473,6 +476,7 @@ void sl__cluster_destroy(struct sl_server *srv)
 	free(cl->rq);
 	free(cl->repls);
 	sl_notify_destroy(&cl->stop_n);
+	pthread_mutex_destroy(&cl->fetchers.mu);
 	free(cl);
 	srv->cl = NULL;
 }

@@ -614,15 +614,20 @@ static struct sl_fetcher *sl__fetcher_get(struct sl_fetchers *fs, const char *no
 	return f;
 }
 
+static void sl__unfollow(struct sl_partition *p);
+
 int sl__fetch_follow(struct sl_fetchers *fs, uint32_t topic, struct sl_partition *p,
                      const char *leader, const char *addr, uint32_t epoch)
 {
+	pthread_mutex_lock(&fs->mu);
 	struct sl_fetcher *old = atomic_load_explicit(&p->repl->fetcher, memory_order_acquire);
 	if (old && strcmp(old->node, leader))
-		sl__fetch_unfollow(fs, p);
+		sl__unfollow(p);
 	struct sl_fetcher *f = sl__fetcher_get(fs, leader, addr);
-	if (!f)
+	if (!f) {
+		pthread_mutex_unlock(&fs->mu);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&f->mu);
 	struct sl__fpart *fp = sl__fpart_of(f, p->topic->name, p->id);
 	if (!fp) {
@@ -631,6 +636,7 @@ int sl__fetch_follow(struct sl_fetchers *fs, uint32_t topic, struct sl_partition
 			struct sl__fpart **v = realloc(f->parts, cap * sizeof(*v));
 			if (!v) {
 				pthread_mutex_unlock(&f->mu);
+				pthread_mutex_unlock(&fs->mu);
 				return -ENOMEM;
 			}
 			f->parts = v;
@@ -639,6 +645,7 @@ int sl__fetch_follow(struct sl_fetchers *fs, uint32_t topic, struct sl_partition
 		fp = calloc(1, sizeof(*fp));
 		if (!fp) {
 			pthread_mutex_unlock(&f->mu);
+			pthread_mutex_unlock(&fs->mu);
 			return -ENOMEM;
 		}
 		fp->f = f;
@@ -653,12 +660,19 @@ int sl__fetch_follow(struct sl_fetchers *fs, uint32_t topic, struct sl_partition
 	pthread_mutex_unlock(&f->mu);
 	atomic_store_explicit(&p->repl->fetcher, f, memory_order_release);
 	sl__fetch_wake(f);
+	pthread_mutex_unlock(&fs->mu);
 	return 0;
 }
 
 void sl__fetch_unfollow(struct sl_fetchers *fs, struct sl_partition *p)
 {
-	(void)fs;
+	pthread_mutex_lock(&fs->mu);
+	sl__unfollow(p);
+	pthread_mutex_unlock(&fs->mu);
+}
+
+static void sl__unfollow(struct sl_partition *p)
+{
 	struct sl_fetcher *f = atomic_load_explicit(&p->repl->fetcher, memory_order_acquire);
 	if (!f)
 		return;

@@ -346,7 +346,10 @@ struct sl_fetchers {
 	 * that a rotation (SIGHUP) reaches new connections; NULL: no auth. */
 	const char *token_file;
 	char self[SL_REPL_ID_MAX];
-	struct sl_fetcher *list; /* one per leader node; cluster thread */
+	/* follow/unfollow come from the cluster thread and, once at start,
+	 * from the control thread (sl__cluster_start): `mu` orders them. */
+	pthread_mutex_t mu;
+	struct sl_fetcher *list; /* one per leader node; under `mu` */
 };
 /* Cluster thread: follow partition p (topic index `topic`) from `leader`
  * at host:port `addr` in leader epoch `epoch`; unfollow it. */
