@@ -579,25 +579,42 @@ def old_leader_truncates(a):
             prod.write(data[:cut_at])
             check(prod.wait_acks(first), "fewer than %d acks" % first)
             # The new leader must hold every acked event (a quorum may have
-            # acked them without it): it shows them all once it does.
-            consume_all(a, c.nodes["n2"].addr, first)
+            # acked them without it): the leader's view of it, woken by
+            # the writes to its folder (the bound covers its last sync).
+            def n2_holds():
+                mine = [r for r in c.state("n1")["replica_state"] if r["node"] == "n2"][0]
+                return mine["durable_offset"] >= first
+            deadline = time.monotonic() + TIMEOUT
+            while not wait_for_files(os.path.join(wd, "n2", "data", "events", "0"), n2_holds,
+                                     0.2):
+                check(time.monotonic() < deadline, "n2 never held the %d acked events" % first)
             for n in ("n2", "n3"):
                 c.nodes[n].proc.send_signal(signal.SIGSTOP)
                 stopped.append(n)
             for n in stopped:
                 check(wait_stopped(c.nodes[n].proc.pid), "%s did not stop" % n)
-            prod.feed(data[cut_at:])
-            # n1 stores what comes (durable, unacked: no quorum). Woken by
-            # its segment's writes; the short bound only covers the sync
-            # that follows the last write.
+            # n1 stores what comes (durable, unacked: no quorum), in two
+            # waves: a follower's long poll sent before it stopped may be
+            # answered with the first one (it sits in its socket until it
+            # runs again); nothing of the second can reach it. Woken by
+            # n1's segment writes; the short bound covers the sync after
+            # the last one.
+            lines = data[cut_at:].splitlines(keepends=True)
+            wave = len(b"".join(lines[:500]))
             folder = os.path.join(wd, "n1", "data", "events", "0")
 
-            def held():
+            def holds(n):
                 mine = [r for r in c.state("n1")["replica_state"] if r["node"] == "n1"][0]
-                return mine["durable_offset"] > first
-            deadline = time.monotonic() + TIMEOUT
-            while not wait_for_files(folder, held, 0.2):
-                check(time.monotonic() < deadline, "n1 never held more than %d events" % first)
+                return mine["durable_offset"] >= n
+            for chunk, upto in ((data[cut_at:cut_at + wave], first + 500),
+                                (data[cut_at + wave:], first + extra)):
+                if upto == first + extra:
+                    prod.feed(chunk)
+                else:
+                    prod.write(chunk)
+                deadline = time.monotonic() + TIMEOUT
+                while not wait_for_files(folder, lambda: holds(upto), 0.2):
+                    check(time.monotonic() < deadline, "n1 never held %d events" % upto)
             hw = c.state("n1")["high_watermark"]
             pos = c.log_size("n1")
             epoch = force_leader(c, "n2", ["n2", "n3"])
