@@ -53,8 +53,9 @@ TIMEOUT = 120
 
 class Cluster:
     def __init__(self, a, wd, lag="2s", ttl="2s", token_files=None, partitions=1,
-                 projections=None):
+                 projections=None, topic_keys=()):
         self.a = a
+        self.topic_keys = list(topic_keys)  # more keys of topic `events`
         self.partitions = partitions  # partition p's first leader: NODES[p % 3]
         self.projections = projections  # [(name, plugin, topic)]; none when None
         self.wd = wd
@@ -82,7 +83,7 @@ class Cluster:
                      topics=[("events", self.partitions)], cores=1, extra=extra,
                      projections=self.projections,
                      topic_keys=["replicas: 3", "acks: quorum",
-                                 "replica_lag_max: %s" % self.lag])
+                                 "replica_lag_max: %s" % self.lag] + self.topic_keys)
         return srv
 
     def start(self):

@@ -36,7 +36,6 @@ import base64
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -46,29 +45,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (NODES, TIMEOUT, Cluster, check_identical, consume_all, etcd_call,  # noqa: E402
                      events, b64)
-from harness import (_IN_EVENTS, _LIBC, Failure, Server, Workdir, check, http_open,  # noqa: E402
-                     main, parse_json_lines)
-
-
-class FCluster(Cluster):
-    """Cluster with more topic keys (unclean_election)."""
-
-    def __init__(self, a, wd, topic_keys=(), **kw):
-        super().__init__(a, wd, **kw)
-        self.topic_keys = list(topic_keys)
-
-    def node(self, n):
-        native, http = self.ports[n]
-        extra = [
-            "node: { id: %s }" % n,
-            "cluster: { etcd: [ %s ], name: %s, session_ttl: %s }" % (
-                self.etcd.url, self.name, self.ttl),
-            "projections: []",
-        ]
-        return Server(self.a.sluiced, self.wd, port=native, http_port=http, name=n,
-                      topics=[("events", self.partitions)], cores=1, extra=extra,
-                      topic_keys=["replicas: 3", "acks: quorum",
-                                  "replica_lag_max: %s" % self.lag] + self.topic_keys)
+from harness import (Failure, Workdir, check, http_open, main, parse_json_lines,  # noqa: E402
+                     wait_for_files)
 
 
 def log_text(c, n):
@@ -80,28 +58,18 @@ def wait_any(c, nodes, pattern, timeout=TIMEOUT):
     """Until one of `nodes`' stderr matches the regex `pattern`: (node, match).
     One inotify watch per node folder, woken by the kernel."""
     rx = re.compile(pattern)
-    fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-    check(fd >= 0, "inotify_init1 failed")
-    try:
+    found = []
+
+    def seen():
         for n in nodes:
-            check(_LIBC.inotify_add_watch(fd, os.fsencode(os.path.join(c.wd, n)),
-                                          _IN_EVENTS) >= 0, "inotify_add_watch %s" % n)
-        deadline = time.monotonic() + timeout
-        while True:
-            for n in nodes:
-                m = rx.search(log_text(c, n))
-                if m:
-                    return n, m
-            left = deadline - time.monotonic()
-            check(left > 0, "none of %s said %r within %d s" % (nodes, pattern, timeout))
-            if select.select([fd], [], [], left)[0]:
-                try:
-                    while os.read(fd, 65536):
-                        pass
-                except BlockingIOError:
-                    pass
-    finally:
-        os.close(fd)
+            m = rx.search(log_text(c, n))
+            if m:
+                found.append((n, m))
+                return True
+        return False
+    check(wait_for_files([os.path.join(c.wd, n) for n in nodes], seen, timeout),
+          "none of %s said %r within %d s" % (nodes, pattern, timeout))
+    return found[0]
 
 
 def etcd_state(c, partition=0):
@@ -200,7 +168,7 @@ class Producer:
 
 
 def leader_kill9(a):
-    with Workdir() as wd, FCluster(a, wd) as c:
+    with Workdir() as wd, Cluster(a, wd) as c:
         n_events = 60000
         data, ids = events(n_events)
         prod = Producer(c, data)
@@ -268,7 +236,7 @@ def leader_kill9(a):
 
 
 def controller_dies(a):
-    with Workdir() as wd, FCluster(a, wd, partitions=3) as c:
+    with Workdir() as wd, Cluster(a, wd, partitions=3) as c:
         first = wait_controller(c, NODES)
         check(controller(c, first) == first, "/v1/cluster of %s" % first)
         # partition p's first leader is NODES[p % 3]
@@ -336,7 +304,7 @@ def run_produce(c, data):
 
 def no_majority(a, unclean):
     keys = ["unclean_election: true"] if unclean else []
-    with Workdir() as wd, FCluster(a, wd, topic_keys=keys) as c:
+    with Workdir() as wd, Cluster(a, wd, topic_keys=keys) as c:
         data, ids = events(500)
         rc, out, err = run_produce(c, data)
         check(rc == 0 and len(parse_json_lines(out)) == len(ids), "produce failed: %s" % err)

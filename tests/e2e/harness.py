@@ -253,15 +253,17 @@ _IN_EVENTS = 0x2 | 0x8 | 0x80 | 0x100  # IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_TO,
 
 
 def wait_for_files(folder, done, timeout):
-    """Calls done() whenever a file directly in `folder` is written, created or
-    moved in, until it returns true: True, or False after `timeout` seconds.
-    The wake-ups are the kernel's (inotify), never a sleep; done() is first
-    called once the watch is in place, so no write is missed."""
+    """Calls done() whenever a file directly in `folder` (a path, or a list of
+    them) is written, created or moved in, until it returns true: True, or
+    False after `timeout` seconds. The wake-ups are the kernel's (inotify),
+    never a sleep; done() is first called once the watches are in place, so
+    no write is missed."""
     fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
     check(fd >= 0, "inotify_init1: %s" % os.strerror(ctypes.get_errno()))
     try:
-        wd = _LIBC.inotify_add_watch(fd, os.fsencode(folder), _IN_EVENTS)
-        check(wd >= 0, "inotify_add_watch %s: %s" % (folder, os.strerror(ctypes.get_errno())))
+        for f in [folder] if isinstance(folder, str) else folder:
+            wd = _LIBC.inotify_add_watch(fd, os.fsencode(f), _IN_EVENTS)
+            check(wd >= 0, "inotify_add_watch %s: %s" % (f, os.strerror(ctypes.get_errno())))
         deadline = time.monotonic() + timeout
         while not done():
             left = deadline - time.monotonic()
