@@ -60,7 +60,24 @@ def check(cond, msg):
         raise Failure(msg)
 
 
-class Server:
+class _Process:
+    """A process a test starts (start() returns self) and always kills: on
+    kill(), and at the end of a `with` block, failed or not."""
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+
+class Server(_Process):
     """One sluiced process with its own folder."""
 
     def __init__(self, sluiced, workdir, port=0, topics=None, name="srv", projections=None,
@@ -162,17 +179,6 @@ class Server:
             self.stderr.close()
         return rc
 
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.kill()
-        return False
 
 
 def free_port():
@@ -185,7 +191,7 @@ def free_port():
     return port
 
 
-class Etcd:
+class Etcd(_Process):
     """One etcd member (Debian's etcd-server) on loopback, in its own folder;
     ready when it logs that it serves clients (read from its stderr, never a
     sleep). Always killed at the end."""
@@ -235,17 +241,6 @@ class Etcd:
         self.drainer.start()
         return self
 
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.kill()
-        return False
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
