@@ -602,6 +602,35 @@ out:
 	return ret;
 }
 
+int sl__client_produce_at(struct sl_client *c, const char *topic, const void *event, size_t len,
+                          uint64_t seq)
+{
+	int ret = sl__enter(c);
+
+	if (ret < 0)
+		return ret;
+	if (!c->sparse || seq < c->next_seq || seq >= (UINT64_C(1) << 63))
+		return -ERANGE;
+	int64_t t = sl__client_topic(c, topic);
+	if (t < 0)
+		return (int)t;
+	/* A batch holds consecutive sequences: a gap begins another. */
+	if (c->has_open && seq != c->next_seq && (ret = sl__client_seal(c)) < 0)
+		return ret;
+	uint64_t was = c->next_seq;
+	c->next_seq = seq;
+	ret = sl__reserve(c, (uint32_t)t, len);
+	if (ret == 0)
+		ret = sl_produce_add_encoded(&c->bld, event, len);
+	if (ret == 0)
+		ret = sl__commit(c, NULL, len);
+	else if (!c->has_open)
+		c->next_seq = was; /* nothing began at seq */
+	if (c->epfd >= 0)
+		sl__client_ep_sync(c);
+	return ret;
+}
+
 int sl_client_poll(struct sl_client *c, int timeout_ms)
 {
 	int ret = sl__enter(c);

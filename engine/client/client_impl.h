@@ -171,6 +171,13 @@ struct sl_client {
 	uint8_t proof[SL_CLIENT_PROOF_LEN]; /* of producer_id; valid when proof_len */
 	size_t proof_len;
 	uint32_t epoch;
+	/* A router's resume leg (router_move.c, "Exactly once across a
+	 * failover"): it says Hello with this epoch (wire.proto
+	 * Hello.resume_epoch) and resends another leg's events at their own
+	 * sequences, with gaps (`sparse`: the window counts events in flight,
+	 * not the span of sequences). 0 and false on every other client. */
+	uint32_t resume_epoch;
+	bool sparse;
 	uint64_t credit_events; /* the windows Welcome granted */
 	uint64_t credit_bytes;
 	/* Credits (wire.proto Credit): what this connection may still send.
@@ -352,7 +359,7 @@ static inline bool sl__out_pending(const struct sl_client *c)
 /* Room in the window for one more event of `bytes` encoded bytes. */
 static inline bool sl__room_for(const struct sl_client *c, uint64_t bytes)
 {
-	uint64_t span = sl__span(c);
+	uint64_t span = c->sparse ? c->st.inflight : sl__span(c);
 	if (span == 0)
 		return true; /* one event alone always goes, whatever its size */
 	uint64_t inflight = c->ring_bytes + (c->has_open ? c->bld.len : 0);
@@ -405,6 +412,12 @@ bool sl__client_all_answered(const struct sl_client *c);
 int sl__client_new(const struct sl_client_opts *opts, struct sl_client **out);
 void sl__client_free(struct sl_client *c);
 int64_t sl__client_topic(struct sl_client *c, const char *topic);
+/* A sparse client (a resume leg) takes an encoded event at sequence `seq`
+ * (>= next_seq; the sequences between are never sent). 0, -ERANGE (seq
+ * below next_seq, or not a sparse client), -EAGAIN (window full), or the
+ * errors of sl_client_produce_encoded. */
+int sl__client_produce_at(struct sl_client *c, const char *topic, const void *event, size_t len,
+                          uint64_t seq);
 
 /* token.c: notes that `offset` of topic/partition was seen stored (0,
  * -EINVAL past the partition bound, -ENOMEM); frees the tables. */

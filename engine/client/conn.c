@@ -131,6 +131,7 @@ static int sl__send_hello(struct sl_client *c)
 	h.client_name = c->name;
 	h.idempotence_off = c->o.idempotence_off;
 	h.token = c->token;
+	h.resume_epoch = c->producer_id ? c->resume_epoch : 0;
 	size_t need = sl_frame_msg_size(&h.base);
 	int ret = sl__client_out_reserve(c, need);
 	if (ret < 0)
@@ -211,7 +212,7 @@ static int sl__on_welcome(struct sl_client *c, const struct sl_frame *f)
 	                   ? w->max_frame_bytes
 	                   : SL__DEF_MAX_FRAME;
 	/* A known producer continues where the server says it stands. */
-	if (first && !sl__busy(c) && w->next_sequence > c->next_seq)
+	if (first && !c->sparse && !sl__busy(c) && w->next_sequence > c->next_seq)
 		c->next_seq = w->next_sequence;
 	sl_frame_msg_free(m);
 	sl__client_recompute_window(c);

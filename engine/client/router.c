@@ -171,7 +171,7 @@ int sl__route_topic(struct sl__router *rt, uint32_t t)
 static struct sl__leg *sl__leg_find(struct sl__router *rt, const char *addr)
 {
 	for (size_t i = 0; i < rt->n_legs; i++)
-		if (!strcmp(rt->legs[i]->addr, addr))
+		if (!rt->legs[i]->resume && !strcmp(rt->legs[i]->addr, addr))
 			return rt->legs[i];
 	return NULL;
 }
@@ -179,11 +179,15 @@ static struct sl__leg *sl__leg_find(struct sl__router *rt, const char *addr)
 struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr)
 {
 	struct sl__leg *l = sl__leg_find(rt, addr);
+	return l ? l : sl__leg_new(rt, addr, NULL);
+}
+
+struct sl__leg *sl__leg_new(struct sl__router *rt, const char *addr, const struct sl__pend *as)
+{
+	struct sl__leg *l = NULL;
 	struct sl__hostport *hp = NULL;
 	size_t n;
 
-	if (l)
-		return l;
 	if (sl__servers_parse(addr, &hp, &n, NULL, 0) < 0 || n != 1)
 		goto fail;
 	struct sl__leg **v = realloc(rt->legs, (rt->n_legs + 1) * sizeof(*v));
@@ -206,9 +210,19 @@ struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr)
 	/* Legs of a seeded client must not all draw the same event ids. */
 	if (o.seed)
 		o.seed += rt->n_legs + 1;
+	if (as) {
+		o.producer_id = as->pid;
+		o.producer_proof = as->proof;
+	}
 	if (!l->app || !l->tp || sl__client_new(&o, &l->c) < 0)
 		goto fail;
 	l->c->leg = true;
+	if (as) {
+		l->resume = true;
+		l->c->resume_epoch = as->epoch;
+		l->c->epoch = as->epoch;
+		l->c->sparse = true;
+	}
 	int fd = sl_client_fd(l->c);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
 	if (fd < 0 || epoll_ctl(rt->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -254,6 +268,35 @@ bool sl__leg_down(const struct sl__leg *l)
 	return l->c->state == SL__BACKOFF;
 }
 
+/* A resume leg with nothing left on it goes (router_move.c), once no
+ * event waits to be placed (one may yet go to it: a new leg per event
+ * would be a handshake per event, each leg sending one at a time until
+ * its first is accepted). Its partitions' flights forget it, so that a
+ * leg allocated at its address later is not taken for it. */
+static void sl__reap(struct sl__router *rt)
+{
+	for (size_t i = 0; !rt->n_pend && i < rt->n_legs;) {
+		struct sl__leg *l = rt->legs[i];
+		if (!l->resume || l->c->st.inflight || l->c->has_open) {
+			i++;
+			continue;
+		}
+		for (uint32_t t = 0; t < rt->n_routes; t++)
+			for (uint32_t p = 0; p < rt->n_flight[t]; p++)
+				if (rt->flight[t][p].leg == l)
+					rt->flight[t][p] =
+					    (struct sl__flight){.pend = rt->flight[t][p].pend};
+		int fd = sl_client_fd(l->c);
+		if (fd >= 0)
+			epoll_ctl(rt->epfd, EPOLL_CTL_DEL, fd, NULL);
+		sl_client_close(l->c);
+		free(l->app);
+		free(l->tp);
+		free(l);
+		rt->legs[i] = rt->legs[--rt->n_legs];
+	}
+}
+
 /* ---- the loop ---------------------------------------------------------------- */
 
 static uint64_t sl__next_timer(const struct sl__router *rt)
@@ -285,6 +328,7 @@ static void sl__turn_until(struct sl__router *rt, uint64_t until,
 		if (sl__leg_down(l))
 			rt->refresh_want = true;
 	}
+	sl__reap(rt);
 	if (!s->producer_id && rt->n_legs && rt->legs[0]->c->producer_id) {
 		s->producer_id = rt->legs[0]->c->producer_id;
 		memcpy(s->proof, rt->legs[0]->c->proof, SL_CLIENT_PROOF_LEN);

@@ -26,6 +26,11 @@ struct sl__leg {
 	uint64_t *app;  /* the router's sequence by leg sequence & mask */
 	uint64_t *tp;   /* (topic << 32 | partition) of each, SL__NO_TP outside cluster mode */
 	uint64_t mask;
+	/* A resume leg (router_move.c, "Exactly once across a failover"):
+	 * another leg's producer id and epoch on this node, resending that
+	 * leg's events at their own sequences; never given new events, and
+	 * closed once everything on it is answered. */
+	bool resume;
 };
 
 #define SL__NO_TP UINT64_MAX
@@ -47,6 +52,13 @@ struct sl__pend {
 	uint64_t since;
 	uint8_t *ev;
 	size_t len;
+	/* The identity it was last sent under: the leg's producer id (0: it
+	 * never reached a server that gave one), epoch, sequence and the id's
+	 * proof. A resend elsewhere keeps it (a resume leg). */
+	uint64_t pid;
+	uint32_t epoch;
+	uint64_t lseq;
+	uint8_t proof[SL_CLIENT_PROOF_LEN];
 };
 
 struct sl__router {
@@ -89,6 +101,8 @@ static inline uint64_t sl__pow2(uint64_t v)
 /* router.c */
 int sl__route_topic(struct sl__router *rt, uint32_t t);
 struct sl__leg *sl__leg_get(struct sl__router *rt, const char *addr);
+/* A new leg to addr; `as` non-NULL: a resume leg under its identity. */
+struct sl__leg *sl__leg_new(struct sl__router *rt, const char *addr, const struct sl__pend *as);
 const char *sl__default_addr(struct sl__router *rt, char *buf, size_t cap);
 const char *sl__target(struct sl__router *rt, uint32_t t, const void *key, size_t len, char *buf,
                        size_t cap, uint64_t *tp);

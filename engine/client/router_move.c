@@ -7,11 +7,26 @@
  * connection is down, and whose partition Metadata now gives to another
  * node, are taken out of the leg (sl__client_take: answered there without a
  * callback, so the leg's later resend skips them). Pending events go to
- * their leader after the next Metadata refresh, as new events of that leg:
- * new sequences on that connection, the same event id and bytes. A leg's
- * sequences stay gap-free on its connection; the server tolerates the gaps
- * per partition that events moved elsewhere leave (one producer's sequences
- * always spread over partitions).
+ * their leader after the next Metadata refresh.
+ *
+ * Exactly once across a failover. An event that went out on a connection
+ * may be stored even though no answer came: the dead leader may have
+ * replicated it. Sent again as a new event of the new leader's leg (its
+ * own producer id) it would be stored twice. So a pending event keeps the
+ * identity it was sent under (the leg's producer id, epoch, sequence and
+ * the id's proof), and goes to the new leader on a resume leg: an
+ * sl_client of that producer id which says Hello with resume_epoch
+ * (wire.proto) and takes events at their own sequences (sparse: gaps where
+ * the old leg's events of other partitions were). The new leader's
+ * sequence table, copied with the log, answers those already stored as
+ * duplicates with their offsets. The nodes share the proofs' key (etcd),
+ * so the proof one node gave is good on another. A resume leg of a
+ * producer id at a node takes events in sequence order, within one window
+ * of what it holds; one that cannot gets another (resume sessions fence
+ * nobody). It is closed once it holds nothing and nothing waits. This
+ * holds for an event whose partition comes back to the node of the leg it
+ * was sent on, too: an earlier send of it there, before a reconnect, may
+ * be stored.
  *
  * Order per partition. Events of one partition reach their leader in the
  * order the application gave them: a new event of a partition waits while
@@ -102,8 +117,10 @@ void sl__answer(struct sl__router *rt, uint64_t app, const struct sl_client_ack 
 	sl__done(rt, app);
 }
 
+/* Event `app` comes back to the router from leg `from`, where it was sent
+ * at sequence lseq. */
 static int sl__pend_push(struct sl__router *rt, uint64_t app, uint64_t tp, const char *topic,
-                         const uint8_t *ev, size_t len)
+                         const uint8_t *ev, size_t len, const struct sl__leg *from, uint64_t lseq)
 {
 	int64_t t = sl__client_topic(rt->s, topic);
 	if (t < 0)
@@ -141,6 +158,13 @@ static int sl__pend_push(struct sl__router *rt, uint64_t app, uint64_t tp, const
 	    .ev = copy,
 	    .len = len,
 	};
+	const struct sl_client *fc = from->c;
+	if (fc->producer_id && fc->proof_len == SL_CLIENT_PROOF_LEN) {
+		rt->pend[at].pid = fc->producer_id;
+		rt->pend[at].epoch = fc->epoch;
+		rt->pend[at].lseq = lseq;
+		memcpy(rt->pend[at].proof, fc->proof, SL_CLIENT_PROOF_LEN);
+	}
 	rt->refresh_want = true;
 	return 0;
 }
@@ -160,7 +184,8 @@ void sl__on_leg_ack(void *arg, const struct sl_client_ack *a)
 	if (a->status == 0 && !a->dropped && a->offset != SL_CLIENT_OFFSET_UNKNOWN)
 		(void)sl__client_token_note(rt->s, l->c->ack_topic, a->partition, a->offset);
 	if (!rt->closing && refused && l->c->cb_raw &&
-	    sl__pend_push(rt, app, tp, l->c->cb_topic, l->c->cb_raw, l->c->cb_raw_len) == 0)
+	    sl__pend_push(rt, app, tp, l->c->cb_topic, l->c->cb_raw, l->c->cb_raw_len, l,
+	                  a->sequence) == 0)
 		return;
 	sl__answer(rt, app, a);
 }
@@ -189,10 +214,26 @@ static bool sl__take(void *arg, const char *topic, uint64_t seq, const uint8_t *
 	if (!to || !strcmp(to, ta->l->addr))
 		return false;
 	uint64_t otp = ta->l->tp[seq & ta->l->mask];
-	if (sl__pend_push(rt, ta->l->app[seq & ta->l->mask], otp, topic, ev, len) < 0)
+	if (sl__pend_push(rt, ta->l->app[seq & ta->l->mask], otp, topic, ev, len, ta->l, seq) < 0)
 		return false;
 	sl__fl_left(rt, ta->l, otp, -1);
 	return true;
+}
+
+/* The resume leg that takes pending event p at node `to` under its own
+ * identity: one of p's producer id there that can still take p->lseq (in
+ * sequence order, within one window of what it holds), or a new one. */
+static struct sl__leg *sl__resume_leg(struct sl__router *rt, const char *to,
+                                      const struct sl__pend *p)
+{
+	for (size_t i = 0; i < rt->n_legs; i++) {
+		struct sl__leg *l = rt->legs[i];
+		if (l->resume && l->c->producer_id == p->pid && !strcmp(l->addr, to) &&
+		    l->c->state != SL__FAILED && p->lseq >= l->c->next_seq &&
+		    p->lseq - sl__first_seq(l->c) <= l->mask)
+			return l;
+	}
+	return sl__leg_new(rt, to, p);
 }
 
 /* Sends pending events that a refresh since their return lets go. */
@@ -213,8 +254,13 @@ void sl__place(struct sl__router *rt)
 			to = sl__target(rt, p->topic, v.aggregate, v.aggregate_len, buf,
 			                sizeof(buf), &tp);
 		struct sl__leg *l = to ? sl__leg_get(rt, to) : NULL;
+		/* Sent before: it goes again under the identity it was sent
+		 * with (Exactly once across a failover). */
+		bool at = l && p->pid;
+		if (at)
+			l = sl__resume_leg(rt, to, p);
 		struct sl__flight *pf = sl__fl(rt, p->tp);
-		uint64_t ls;
+		uint64_t ls = p->lseq;
 		/* Not while its partition still has events in flight on the old
 		 * leader: they come back after it and must go before anything
 		 * newer. Nor after an older pending one of its partition that
@@ -224,8 +270,10 @@ void sl__place(struct sl__router *rt)
 		 * cut's refusals arriving after the admission refusals of
 		 * newer events). */
 		if (l && (!pf || pf->held != pass) && sl__fl_ok(rt, l, p->tp, true))
-			ret = sl_client_produce_encoded(l->c, rt->s->topics[p->topic], p->ev,
-			                                p->len, &ls);
+			ret = at ? sl__client_produce_at(l->c, rt->s->topics[p->topic], p->ev,
+			                                 p->len, p->lseq)
+			         : sl_client_produce_encoded(l->c, rt->s->topics[p->topic], p->ev,
+			                                     p->len, &ls);
 		if (ret == 0) {
 			struct sl__flight *f = sl__fl(rt, p->tp);
 			if (f && f->pend)

@@ -158,6 +158,12 @@ uint64_t sl_cluster_lease_deadline_ns(const struct sl_cluster *c);
 /* This node's ordinal (fixed for the life of the object). Any thread. */
 uint32_t sl_cluster_ordinal(const struct sl_cluster *c);
 
+/* The key of producer proofs, the same on every node (etcd producer_key,
+ * made by the first node): SL_CLUSTER_KEY_BYTES, fixed for the life of the
+ * object. Any thread. */
+#define SL_CLUSTER_KEY_BYTES 32
+const uint8_t *sl_cluster_producer_key(const struct sl_cluster *c);
+
 /* The lease currently held (0 while none). Any thread. */
 int64_t sl_cluster_lease_id(const struct sl_cluster *c);
 

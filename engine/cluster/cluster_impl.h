@@ -52,6 +52,7 @@ struct sl_cluster {
 	char native[SL_CLUSTER_ADDR_MAX];
 	char http[SL_CLUSTER_ADDR_MAX];
 	uint32_t ordinal;
+	uint8_t producer_key[SL_CLUSTER_KEY_BYTES]; /* fixed once started */
 
 	/* cluster thread's (and start's, before the thread exists) */
 	struct sl_etcd *e;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "base/base.h"
 #include "cluster/cluster_impl.h"
@@ -173,6 +174,57 @@ static int get_ordinal(struct sl_cluster *c, struct sl_etcd *e, char *err, size_
 		}
 	}
 	sl_errf(err, errlen, "cluster: no ordinal after 100 lost races");
+	return -EAGAIN;
+}
+
+/*
+ * producer_key: the key of producer proofs, one for the whole cluster, so
+ * that a proof one node issued is good on every node (a client resumes its
+ * producer id on a partition's new leader: dedup.h, sl_producers_resume).
+ * Made by the first node to start, create-only (a lost race reads the
+ * winner's). 32 random bytes, stored as 64 hex digits.
+ */
+static int get_producer_key(struct sl_cluster *c, struct sl_etcd *e, char *err, size_t errlen)
+{
+	for (int round = 0; round < 10; round++) {
+		uint8_t *v = NULL;
+		size_t len = 0;
+		int r = sl_etcd_get(e, "producer_key", &v, &len, NULL, NULL);
+		if (r == 0) {
+			r = len == 2 * SL_CLUSTER_KEY_BYTES ? 0 : -EINVAL;
+			for (size_t i = 0; r == 0 && i < SL_CLUSTER_KEY_BYTES; i++) {
+				unsigned x;
+				if (sscanf((const char *)v + 2 * i, "%2x", &x) != 1)
+					r = -EINVAL;
+				c->producer_key[i] = (uint8_t)x;
+			}
+			free(v);
+			if (r < 0)
+				sl_errf(err, errlen, "cluster: producer_key is not 64 hex digits");
+			return r;
+		}
+		if (r != -ENOENT) {
+			set_err(err, errlen, "reading producer_key", e);
+			return r;
+		}
+		uint8_t k[SL_CLUSTER_KEY_BYTES];
+		char hex[2 * SL_CLUSTER_KEY_BYTES + 1];
+		if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k)) {
+			sl_errf(err, errlen, "cluster: no random bytes for producer_key");
+			return -EIO;
+		}
+		for (size_t i = 0; i < sizeof(k); i++)
+			snprintf(hex + 2 * i, 3, "%02x", k[i]);
+		bool won;
+		int64_t rev;
+		if ((r = sl_etcd_txn_put_if(e, "producer_key", hex, sizeof(hex) - 1, 0, 0, &won,
+		                            &rev)) < 0) {
+			set_err(err, errlen, "storing producer_key", e);
+			return r;
+		}
+		/* Won or lost, the next round reads the one that stands. */
+	}
+	sl_errf(err, errlen, "cluster: producer_key keeps changing");
 	return -EAGAIN;
 }
 
@@ -451,6 +503,7 @@ int sl_cluster_start(const struct sl_cluster_opts *o, struct sl_cluster **out, c
 		goto fail;
 	atomic_store(&c->lease, lease);
 	if ((r = get_ordinal(c, c->e, err, errlen)) < 0 ||
+	    (r = get_producer_key(c, c->e, err, errlen)) < 0 ||
 	    (r = register_node(c, c->e, lease, 0, err, errlen)) < 0)
 		goto fail;
 	atomic_store(&c->deadline_ns, deadline);
@@ -497,6 +550,11 @@ uint64_t sl_cluster_lease_deadline_ns(const struct sl_cluster *c)
 uint32_t sl_cluster_ordinal(const struct sl_cluster *c)
 {
 	return c->ordinal;
+}
+
+const uint8_t *sl_cluster_producer_key(const struct sl_cluster *c)
+{
+	return c->producer_key;
 }
 
 int64_t sl_cluster_lease_id(const struct sl_cluster *c)

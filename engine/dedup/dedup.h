@@ -300,14 +300,13 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
  * another's: its sequences would answer the other's events as
  * duplicates, acked and never stored). Each node hands out ids from its own
  * range, SL_PRODUCERS_NODE_BASE(ordinal), the ordinal etcd gives the node.
- * require_base: fresh ids are refused (-EAGAIN) until set_base gives the
- * range. Ids of other ranges (a producer of another node, resumed here or
- * seeded from replicated batches) never move this node's next fresh id or
- * its durable mark: only its own range's do. set_base recomputes both from
- * the ids the registry holds in the range, since the partitions seeded it
- * before the range was known (a node restarted with replicated partitions
- * took the highest id of a later node's range as its next one, and would
- * have handed out that node's ids). Any thread (the registry's mutex).
+ * require_base: every hello is refused (-EAGAIN) until set_base gives the
+ * range (and set_key the proofs' key). Ids of other ranges (a producer of another node, resumed
+ * here or seeded from replicated batches) never move this node's next fresh id or its durable mark:
+ * only its own range's do. set_base recomputes both from the ids the registry holds in the range,
+ * since the partitions seeded it before the range was known (a node restarted with replicated
+ * partitions took the highest id of a later node's range as its next one, and would have handed out
+ * that node's ids). Any thread (the registry's mutex).
  */
 #define SL_PRODUCERS_NODE_BITS          40
 #define SL_PRODUCERS_NODE_BASE(ordinal) (((uint64_t)(ordinal) + 1) << SL_PRODUCERS_NODE_BITS)
@@ -317,6 +316,31 @@ void sl_producers_set_base(struct sl_producers *r, uint64_t base);
 int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *proof,
                        size_t proof_len, struct sl_producer **out, uint32_t *epoch,
                        uint64_t *next_seq);
+
+/*
+ * Cluster mode, exactly once across a failover: a session that only RESENDS
+ * events an earlier session of `id` sent under `epoch`, possibly on another
+ * node (the client's connection to a dead or deposed leader). It must show
+ * the id's proof (always: the proofs' key is the cluster's, set_key), keeps
+ * that epoch instead of taking a new one (so it fences no session, and a
+ * partition's table refuses it only if a newer epoch of the id wrote there),
+ * and raises the registry's epoch to it, so that a later hello here goes
+ * above it. An id unknown here is added (its events may have reached this
+ * node only through replication). 0 with *out and *next_seq; -EAGAIN before
+ * set_base, -EACCES (wrong proof), -EINVAL (id 0 or too big, epoch 0),
+ * -ENOSPC, -ENOMEM. Any thread (the mutex).
+ */
+int sl_producers_resume(struct sl_producers *r, uint64_t id, const uint8_t *proof, size_t proof_len,
+                        uint32_t epoch, struct sl_producer **out, uint64_t *next_seq);
+
+/*
+ * Cluster mode: the proofs' key becomes the cluster's (len bytes, at most
+ * 32 used), shared through etcd, so that a proof one node issued is good on
+ * every node (a failover resumes the id on the new leader). Called once at
+ * start, before set_base (hellos wait for set_base). Proofs issued before,
+ * under the node's own key, are no longer good. Any thread (the mutex).
+ */
+void sl_producers_set_key(struct sl_producers *r, const uint8_t *key, size_t len);
 
 /* Producers known. */
 uint32_t sl_producers_count(struct sl_producers *r);

@@ -30,8 +30,9 @@
 struct sl_producers {
 	pthread_mutex_t lock;
 	char *path;
-	/* The key of the producers' proofs (dedup.h), from <path>.key;
-	 * written once, read-only after open. */
+	/* The key of the producers' proofs (dedup.h), from <path>.key, or
+	 * the cluster's (sl_producers_set_key, before any session here:
+	 * hellos wait for set_base, which comes after it). */
 	uint8_t key[SL__KEY_BYTES];
 	uint64_t next_id; /* the next fresh id */
 	/* Cluster mode: fresh ids come from this node's range (its ordinal's,
@@ -394,6 +395,12 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 	if (want_id >= SL_PRODUCERS_ID_LIMIT)
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
+	/* Cluster mode: neither the range of fresh ids nor the proofs' key
+	 * (the cluster's) is known before set_base. */
+	if (r->need_base) {
+		ret = -EAGAIN;
+		goto out;
+	}
 	if (id)
 		p = sl__reg_find(r, id);
 	/* Under the lock: the id cannot become known between the check and
@@ -405,10 +412,6 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 	if (!p) {
 		if (r->count >= r->max) {
 			ret = -ENOSPC;
-			goto out;
-		}
-		if (!id && r->need_base) {
-			ret = -EAGAIN; /* not in the cluster yet: no range of ids */
 			goto out;
 		}
 		if (!id)
@@ -443,6 +446,48 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 out:
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+int sl_producers_resume(struct sl_producers *r, uint64_t id, const uint8_t *proof, size_t proof_len,
+                        uint32_t epoch, struct sl_producer **out, uint64_t *next_seq)
+{
+	struct sl_producer *p;
+	int ret = 0;
+
+	if (!id || id >= SL_PRODUCERS_ID_LIMIT || !epoch)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	/* The key is the cluster's only once set_key ran (with set_base). */
+	if (r->need_base) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	/* Always the proof, known id or not: the id was issued by a node of
+	 * this cluster, under the key they share. */
+	if (!sl_producers_proof_ok(r, id, proof, proof_len)) {
+		ret = -EACCES;
+		goto out;
+	}
+	p = sl__reg_find(r, id);
+	if (!p && (ret = sl__reg_add(r, id, &p)) < 0)
+		goto out;
+	/* Raised, never bumped: a later hello of this id here goes above
+	 * the resumed epoch, and no session is fenced by this one. */
+	if (epoch > atomic_load_explicit(&p->epoch, memory_order_relaxed))
+		atomic_store_explicit(&p->epoch, epoch, memory_order_release);
+	*out = p;
+	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+void sl_producers_set_key(struct sl_producers *r, const uint8_t *key, size_t len)
+{
+	pthread_mutex_lock(&r->lock);
+	memset(r->key, 0, sizeof(r->key));
+	memcpy(r->key, key, len < sizeof(r->key) ? len : sizeof(r->key));
+	pthread_mutex_unlock(&r->lock);
 }
 
 uint32_t sl_producers_count(struct sl_producers *r)

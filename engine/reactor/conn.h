@@ -66,9 +66,13 @@ struct sl_conn {
 	struct sl_producer *prod; /* the registry's entry for producer_id */
 	uint64_t expect;          /* next sequence this session may send without a gap */
 	bool seq_known;           /* expect is known (else the first frame sets it) */
-	uint64_t deadline_ns;     /* handshake or idle deadline, 0 = none */
-	struct sl_credit cr;      /* its windows (credit/credit.h) */
-	uint64_t held_since;      /* on the held list since (ns), 0 = not held */
+	/* A resend session (Hello.resume_epoch): it keeps an earlier session's
+	 * epoch, is not fenced by the registry's current epoch (only per
+	 * partition), and its sequences may skip, so expect is never known. */
+	bool resume;
+	uint64_t deadline_ns; /* handshake or idle deadline, 0 = none */
+	struct sl_credit cr;  /* its windows (credit/credit.h) */
+	uint64_t held_since;  /* on the held list since (ns), 0 = not held */
 	bool on_held_list;
 	struct sl_conn *held_next, **held_pprev;
 	uint32_t owed; /* Fetch answers still to come from the reader */

@@ -91,6 +91,7 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		return;
 	}
 	uint64_t want = h->producer_id, next = 0;
+	uint32_t resume = h->resume_epoch;
 	c->idempotent = !h->idempotence_off;
 	/* The Hello is freed before the registry is asked: its proof is kept.
 	 * One of another length is wrong anyway; the registry refuses it by
@@ -104,8 +105,23 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	 * next Produce fails (below, and in every partition this epoch has
 	 * written to). Hellos are rare; the registry's mutex is never on the
 	 * event path. */
-	int ret = sl_producers_hello(r->env->producers, want, want_proof, want_proof_len, &c->prod,
-	                             &c->epoch, &next);
+	int ret;
+	if (resume) {
+		/* A resend of an earlier session's events (wire.proto): only for
+		 * a deduplicated producer that names its id. */
+		if (!want || !c->idempotent) {
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE,
+			              "Hello: resume_epoch needs producer_id and idempotence");
+			return;
+		}
+		ret = sl_producers_resume(r->env->producers, want, want_proof, want_proof_len,
+		                          resume, &c->prod, &next);
+		c->epoch = resume;
+		c->resume = true;
+	} else {
+		ret = sl_producers_hello(r->env->producers, want, want_proof, want_proof_len,
+		                         &c->prod, &c->epoch, &next);
+	}
 	if (ret == -EACCES) {
 		/* Resuming a known id takes its proof: otherwise any client could
 		 * fence any other by naming its id (dedup.h, Proofs). */
@@ -134,7 +150,7 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	 * its first frame says where. Seen: a partition moved back to a node
 	 * restarted after kill -9 refused the producer's next events as a gap
 	 * (the soak's --leader-returns). */
-	c->seq_known = !want || (next > 0 && sl_producer_seq_exact(c->prod, next));
+	c->seq_known = !resume && (!want || (next > 0 && sl_producer_seq_exact(c->prod, next)));
 
 	Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
 	w.version = SL_PROTO_VERSION;

@@ -175,7 +175,7 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 		              pr.n_events, bytes, c->cr.cr_events, c->cr.cr_bytes);
 		return;
 	}
-	if (c->idempotent && !sl_producer_is_current(c->prod, c->epoch)) {
+	if (c->idempotent && !c->resume && !sl_producer_is_current(c->prod, c->epoch)) {
 		/* A newer session of this producer id said hello: this one is
 		 * a zombie. Fatal for the session, as the contract says. */
 		r->stats.fenced++;
@@ -199,7 +199,7 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 	/* Sequences of a frame past these checks are used up, even when its
 	 * events are refused below (unknown topic, storage): a producer does
 	 * not send a refused event again under the same sequence. */
-	if (!refuse)
+	if (!refuse && !c->resume)
 		c->seq_known = true;
 	if (!refuse && c->idempotent && pr.base_sequence + pr.n_events > c->expect) {
 		c->expect = pr.base_sequence + pr.n_events;

@@ -407,6 +407,8 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "node ordinal %u is past the producer id ranges", ordinal);
 		return -ERANGE;
 	}
+	/* The key first: set_base lets hellos in. */
+	sl_producers_set_key(srv->producers, sl_cluster_producer_key(c), SL_CLUSTER_KEY_BYTES);
 	sl_producers_set_base(srv->producers, SL_PRODUCERS_NODE_BASE(ordinal));
 	uint32_t n_topics = atomic_load(&srv->topics.n);
 	struct sl_cluster_topic *ct = calloc(n_topics ? n_topics : 1, sizeof(*ct));

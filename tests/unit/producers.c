@@ -452,3 +452,64 @@ Test(producers, fresh_ids_stay_in_the_nodes_range)
 	sl_producers_close(r);
 	dir_remove(&d);
 }
+
+/*
+ * Cluster mode, exactly once across a failover: two nodes share the
+ * cluster's key, so an id issued on one is resumed on the other with its
+ * proof. A resume keeps the earlier session's epoch (it fences nobody), is
+ * refused without the proof even for an id this node never saw, and waits
+ * for the key (set_base) like every hello; a later hello goes above it.
+ */
+Test(producers, resume_on_another_node)
+{
+	const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	struct dir d1, d2;
+	struct sl_producer *p, *q;
+	uint8_t proof[SL_PRODUCER_PROOF_LEN];
+	uint64_t next_seq;
+	uint32_t ep;
+
+	dir_make(&d1);
+	dir_make(&d2);
+	struct sl_producers *n1 = open_ok(&d1), *n2 = open_ok(&d2);
+	sl_producers_require_base(n2);
+	cr_assert_eq(sl_producers_resume(n2, 7, proof, sizeof(proof), 1, &q, &next_seq), -EAGAIN,
+	             "a resume before the cluster's key");
+	sl_producers_set_key(n1, key, sizeof(key));
+	sl_producers_set_key(n2, key, sizeof(key));
+	sl_producers_set_base(n1, SL_PRODUCERS_NODE_BASE(0));
+	sl_producers_set_base(n2, SL_PRODUCERS_NODE_BASE(1));
+
+	/* Issued on n1, which fences its first session with a second. */
+	cr_assert_eq(sl_producers_hello(n1, 0, NULL, 0, &p, &ep, &next_seq), 0);
+	cr_assert_eq(hello(n1, p->id, &p, &ep, &next_seq), 0);
+	cr_assert_eq(ep, 2);
+	sl_producers_proof(n1, p->id, proof);
+	uint8_t other[SL_PRODUCER_PROOF_LEN];
+	sl_producers_proof(n2, p->id, other);
+	cr_assert(memcmp(proof, other, sizeof(proof)) == 0, "the nodes' proofs differ");
+
+	/* On n2, which never saw it: the proof is still asked. */
+	cr_assert_eq(sl_producers_resume(n2, p->id, NULL, 0, 2, &q, &next_seq), -EACCES);
+	other[3] ^= 1;
+	cr_assert_eq(sl_producers_resume(n2, p->id, other, sizeof(other), 2, &q, &next_seq),
+	             -EACCES);
+	cr_assert_eq(sl_producers_resume(n2, p->id, proof, sizeof(proof), 0, &q, &next_seq),
+	             -EINVAL, "epoch 0");
+	cr_assert_eq(sl_producers_resume(n2, p->id, proof, sizeof(proof), 2, &q, &next_seq), 0);
+	cr_assert_eq(q->id, p->id);
+	/* Two resend sessions of the same epoch: neither fences the other. */
+	cr_assert_eq(sl_producers_resume(n2, p->id, proof, sizeof(proof), 2, &q, &next_seq), 0);
+	cr_assert(sl_producer_is_current(q, 2), "a resume bumped the epoch");
+	/* An older epoch never lowers it; a hello goes above. */
+	cr_assert_eq(sl_producers_resume(n2, p->id, proof, sizeof(proof), 1, &q, &next_seq), 0);
+	cr_assert(sl_producer_is_current(q, 2), "a resume lowered the epoch");
+	cr_assert_eq(sl_producers_hello(n2, p->id, proof, sizeof(proof), &q, &ep, &next_seq), 0);
+	cr_assert_eq(ep, 3, "a hello after a resume of epoch 2 took %u", ep);
+	/* n1's session is untouched by anything n2 did. */
+	cr_assert(sl_producer_is_current(p, 2));
+	sl_producers_close(n1);
+	sl_producers_close(n2);
+	dir_remove(&d1);
+	dir_remove(&d2);
+}
