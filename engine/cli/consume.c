@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "cli/cli.h"
@@ -30,7 +31,9 @@ static void usage(FILE *out)
 	    "Prints events as JSON lines on stdout, one per event, with id, type,\n"
 	    "aggregate, timestamp, partition, offset and data (or data_b64 when the\n"
 	    "stored bytes are not JSON). In a cluster each partition is read from its\n"
-	    "leader (the Metadata of the first server that answers names it).\n"
+	    "leader (the Metadata of the first server that answers names it); when\n"
+	    "a node fails, the read asks again where its partitions are served and\n"
+	    "goes on there (for up to 30 s).\n"
 	    "\n"
 	    "  --topic T        topic to read (default: events)\n"
 	    "  --partition P    only this partition (default: all, one after the other)\n"
@@ -44,17 +47,23 @@ static void usage(FILE *out)
 /* Connections to partition leaders (cluster mode), one per node. */
 struct sl__leaders {
 	const struct sl_cli_server *server;
-	const struct sl__route *route;
+	const char *topic;
+	struct sl__route route;    /* n_parts 0: not a cluster */
 	struct sl_consumer *first; /* the bootstrap connection */
 	struct sl_consumer **cons;
 	char (*addrs)[300];
 	size_t n;
 };
 
+/* How long a cluster read rides out a failed node before it gives up: a
+ * failover takes a session TTL and a watch event (seconds). */
+#define SL__RIDE_MS       30000
+#define SL__RIDE_PAUSE_MS 200
+
 /* The connection that reads `partition`: its leader's, else the first. */
 static struct sl_consumer *sl__leader_of(struct sl__leaders *ld, uint32_t partition)
 {
-	const char *addr = partition < ld->route->n_parts ? ld->route->p[partition].native : NULL;
+	const char *addr = partition < ld->route.n_parts ? ld->route.p[partition].native : NULL;
 	struct sl__hostport *hp;
 	size_t n;
 
@@ -90,6 +99,83 @@ static struct sl_consumer *sl__leader_of(struct sl__leaders *ld, uint32_t partit
 	}
 	snprintf(ld->addrs[ld->n], sizeof(ld->addrs[0]), "%s", addr);
 	return ld->cons[ld->n++];
+}
+
+/* Where each partition's leader is, from the bootstrap connection's
+ * Metadata; a table already known keeps the entries of newer epochs. */
+static void sl__leaders_route(struct sl__leaders *ld)
+{
+	Sluice__V1__Metadata *md;
+	struct sl__route fresh = {0};
+
+	if (sl__consumer_metadata(ld->first, ld->topic, &md) < 0)
+		return;
+	if (!md->error && md->n_topics == 1 &&
+	    sl__route_build(md->topics[0], &fresh, NULL, 0) >= 0) {
+		if (ld->route.n_parts == fresh.n_parts)
+			sl__route_keep_newer(&fresh, &ld->route);
+		sl__route_free(&ld->route);
+		ld->route = fresh;
+	}
+	sl_frame_msg_free(&md->base);
+}
+
+/* A read through pc failed: pc goes (the bootstrap one is made again on
+ * the first server that answers), and the table is asked again. */
+static void sl__leaders_forget(struct sl__leaders *ld, struct sl_consumer *pc)
+{
+	char err[512];
+
+	for (size_t i = 0; i < ld->n; i++)
+		if (ld->cons[i] == pc) {
+			sl_consumer_close(pc);
+			ld->cons[i] = ld->cons[--ld->n];
+			memcpy(ld->addrs[i], ld->addrs[ld->n], sizeof(ld->addrs[0]));
+			break;
+		}
+	if (pc == ld->first) {
+		struct sl_consumer *c = NULL;
+		if (sl_cli_consumer_connect(ld->server, "sluice consume", &c, err, sizeof(err)) < 0)
+			return; /* none answers now: the next try again */
+		sl_consumer_close(ld->first);
+		ld->first = c;
+	}
+	sl__leaders_route(ld);
+}
+
+/* One fetch of `partition` where it is served. In a cluster a failure (the
+ * node died or went away) is tried again after a fresh Metadata, for up to
+ * SL__RIDE_MS; a node alone, or one that keeps failing, gets the error. */
+static int sl__fetch(struct sl__leaders *ld, uint32_t partition, uint64_t pos, uint32_t want,
+                     uint32_t wait_ms, sl_consumer_fn fn, void *arg, uint64_t *next, uint64_t *end)
+{
+	uint64_t give_up = 0;
+
+	for (;;) {
+		struct sl_consumer *pc = sl__leader_of(ld, partition);
+		if (!pc)
+			return -ENOMEM;
+		int n = sl_consumer_fetch(pc, ld->topic, partition, pos, want, 0, wait_ms, fn, arg,
+		                          next, end);
+		if (n >= 0 || !ld->route.n_parts)
+			return n;
+		uint64_t now = sl_now_ns();
+		if (!give_up) {
+			give_up = now + SL__RIDE_MS * SL__NS_PER_MS;
+			fprintf(stderr,
+			        "sluice consume: partition %u at offset %llu: %s; asking where it "
+			        "is served now\n",
+			        partition, (unsigned long long)pos, sl_consumer_last_error(pc));
+		} else if (now >= give_up) {
+			fprintf(stderr, "sluice consume: partition %u at offset %llu: %s\n",
+			        partition, (unsigned long long)pos, sl_consumer_last_error(pc));
+			return n;
+		}
+		sl__leaders_forget(ld, pc);
+		/* A pause between tries: an election takes seconds. */
+		struct timespec ts = {0, SL__RIDE_PAUSE_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }
 
 struct sl__consume {
@@ -238,8 +324,7 @@ int sl_cli_consume(int argc, char **argv)
 	struct sl__consume cs = {.max = max};
 	char err[512];
 	size_t n_parts = 0;
-	struct sl__leaders ld = {.server = &server};
-	struct sl__route route = {0};
+	struct sl__leaders ld = {.server = &server, .topic = topic};
 	int ret = sl_cli_consumer_connect(&server, "sluice consume", &con, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "sluice consume: %s\n", err);
@@ -251,14 +336,8 @@ int sl_cli_consume(int argc, char **argv)
 		goto out;
 	}
 	/* Cluster mode: where each partition's leader is. */
-	Sluice__V1__Metadata *md;
-	if (sl__consumer_metadata(con, topic, &md) == 0) {
-		if (!md->error && md->n_topics == 1)
-			sl__route_build(md->topics[0], &route, NULL, 0);
-		sl_frame_msg_free(&md->base);
-	}
-	ld.route = &route;
 	ld.first = con;
+	sl__leaders_route(&ld);
 	if (part != UINT64_MAX && part >= n_parts) {
 		fprintf(stderr, "sluice consume: topic '%s' has partitions 0..%zu, not %llu\n",
 		        topic, n_parts - 1, (unsigned long long)part);
@@ -293,18 +372,16 @@ int sl_cli_consume(int argc, char **argv)
 				uint32_t want = 1000;
 				if (!follow && stop - pos[i] < want)
 					want = (uint32_t)(stop - pos[i]);
-				struct sl_consumer *pc = sl__leader_of(&ld, parts[i].partition);
-				if (!pc) {
-					rc = 1;
-					goto done;
-				}
-				int n = sl_consumer_fetch(pc, topic, parts[i].partition, pos[i],
-				                          want, 0, 0, sl__print, &cs, &next, &end);
+				int n = sl__fetch(&ld, parts[i].partition, pos[i], want, 0,
+				                  sl__print, &cs, &next, &end);
 				if (n < 0) {
-					fprintf(stderr,
-					        "sluice consume: partition %u at offset %llu: %s\n",
-					        parts[i].partition, (unsigned long long)pos[i],
-					        sl_consumer_last_error(pc));
+					if (!ld.route.n_parts)
+						fprintf(stderr,
+						        "sluice consume: partition %u at offset "
+						        "%llu: %s\n",
+						        parts[i].partition,
+						        (unsigned long long)pos[i],
+						        sl_consumer_last_error(ld.first));
 					rc = 1;
 					goto done;
 				}
@@ -326,16 +403,13 @@ int sl_cli_consume(int argc, char **argv)
 			 * elsewhere. */
 			size_t i = part != UINT64_MAX ? part : (size_t)round % n_parts;
 			uint64_t next, end;
-			struct sl_consumer *pc = sl__leader_of(&ld, parts[i].partition);
-			if (!pc) {
-				rc = 1;
-				goto done;
-			}
-			int n = sl_consumer_fetch(pc, topic, parts[i].partition, pos[i], 1000, 0,
-			                          part != UINT64_MAX || n_parts == 1 ? 5000 : 200,
-			                          sl__print, &cs, &next, &end);
+			int n = sl__fetch(&ld, parts[i].partition, pos[i], 1000,
+			                  part != UINT64_MAX || n_parts == 1 ? 5000 : 200,
+			                  sl__print, &cs, &next, &end);
 			if (n < 0) {
-				fprintf(stderr, "sluice consume: %s\n", sl_consumer_last_error(pc));
+				if (!ld.route.n_parts)
+					fprintf(stderr, "sluice consume: %s\n",
+					        sl_consumer_last_error(ld.first));
 				rc = 1;
 				goto done;
 			}
@@ -357,7 +431,7 @@ out:
 		sl_consumer_close(ld.cons[i]);
 	free(ld.cons);
 	free(ld.addrs);
-	sl__route_free(&route);
-	sl_consumer_close(con);
+	sl__route_free(&ld.route);
+	sl_consumer_close(ld.first ? ld.first : con);
 	return rc;
 }

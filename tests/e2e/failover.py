@@ -10,11 +10,14 @@ elects the most complete replica of a responding majority.
                            acks in flight; a new leader is elected (epoch 2),
                            the producer finishes; no acked event is lost and
                            per-key order of first occurrences holds
-                           (duplicates are counted and printed, not failed:
-                           a producer id does not follow the client to
-                           another node until issue 17 item 3); the killed
-                           node comes back, follows, rejoins the in-sync set
-                           and the replicas end byte-identical.
+                           and none is stored twice (the events in flight
+                           go to the new leader under their producer id and
+                           sequences); the killed node comes back, follows,
+                           rejoins the in-sync set and the replicas end
+                           byte-identical.
+  consume_rides_out        `sluice consume --follow` reading from the leader
+                           while it is killed goes on at the new leader:
+                           every event printed once, in offset order.
   controller_dies          three partitions, one led by each node; the
                            controller is killed: another node becomes
                            controller and gives the dead node's partition a
@@ -241,6 +244,62 @@ def leader_kill9(a):
         check(controller(c, new) == ctl_node, "/v1/cluster names another controller")
 
 
+def consume_rides_out(a):
+    """`sluice consume --follow` reading from the leader (the first server it
+    is given) goes on at the new leader when that one is killed: it prints
+    every event once, in offset order, and ends at --max."""
+    with Workdir() as wd, Cluster(a, wd) as c:
+        n_events = 30000
+        data, ids = events(n_events)
+        servers = ",".join(c.nodes[n].addr for n in NODES)
+        got = []
+        cv = threading.Condition()
+        cons = subprocess.Popen(
+            [a.sluice, "consume", "--server", servers, "--topic", "events", "--follow",
+             "--max", str(n_events)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def read():
+            for line in cons.stdout:
+                with cv:
+                    got.append(json.loads(line))
+                    cv.notify_all()
+            with cv:
+                cv.notify_all()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        prod = Producer(c, data)
+        try:
+            with cv:
+                check(cv.wait_for(lambda: len(got) >= 2000 or cons.poll() is not None,
+                                  TIMEOUT) and len(got) >= 2000,
+                      "the consumer printed %d events before the kill" % len(got))
+                at_kill = len(got)
+            check(at_kill < n_events and cons.poll() is None,
+                  "the read was over before the kill")
+            kill9(c, "n1")
+            check(prod.wait_acks(n_events), "%d of %d acked" % (len(prod.acked), n_events))
+            rc, err = prod.finish()
+            check(rc == 0, "produce failed (%d): %s" % (rc, err))
+            crc = cons.wait(timeout=TIMEOUT)
+            reader.join(TIMEOUT)
+            cerr = cons.stderr.read().decode()
+        finally:
+            prod.kill()
+            if cons.poll() is None:
+                cons.kill()
+                cons.wait()
+        check(crc == 0, "consume failed (%d): %s" % (crc, cerr[-2000:]))
+        check("asking where it is served now" in cerr,
+              "the consumer never lost its node: %s" % cerr[-500:])
+        offs = [e["offset"] for e in got]
+        check(offs == list(range(n_events)), "offsets printed not 0..%d once each in order "
+              "(%d printed)" % (n_events - 1, len(offs)))
+        check(sorted(e["id"] for e in got) == sorted(ids), "the events printed are not the "
+              "events produced")
+        print("consume_rides_out: %d printed before the kill, %d in all" % (at_kill, len(got)))
+
+
 def controller_dies(a):
     with Workdir() as wd, Cluster(a, wd, partitions=3) as c:
         first = wait_controller(c, NODES)
@@ -355,6 +414,7 @@ def no_majority_no_election(a):
 if __name__ == "__main__":
     sys.exit(main({
         "leader_kill9": leader_kill9,
+        "consume_rides_out": consume_rides_out,
         "controller_dies": controller_dies,
         "no_majority_no_election": no_majority_no_election,
     }))
