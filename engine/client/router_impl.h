@@ -11,10 +11,14 @@
 #include "sluice/consumer.h"
 
 /* The shortest interval between two Metadata refreshes; doubled per
- * refresh while events wait for a leader, up to backoff_max_ms. 100 ms:
- * an election in etcd takes a session TTL (seconds), so faster asks only
- * load the nodes. */
+ * refresh while events wait for a leader, up to backoff_max_ms and at most
+ * SL__REFRESH_MAX_MS. 100 ms: an election in etcd takes a session TTL
+ * (seconds), so faster asks only load the nodes. 500 ms: the new leader is
+ * found within half a second of its election (with backoff_max_ms, 2 s,
+ * a producer found it about 3 s after: e2e_failover_leader_kill9's longest
+ * pause between acks was 5.1 s for a 2 s TTL). */
 #define SL__REFRESH_MIN_MS 100
+#define SL__REFRESH_MAX_MS 500
 /* Per server tried for Metadata: a dead node must not hold a producer for
  * the whole connect timeout when others can answer. */
 #define SL__META_TIMEOUT_MS 1000

@@ -329,11 +329,13 @@ void sl__refresh(struct sl__router *rt)
 	if (!ok || rt->n_pend)
 		rt->refresh_want = true;
 	if (rt->refresh_want) {
-		uint64_t ms = SL__REFRESH_MIN_MS;
-		for (uint32_t i = 0; i < rt->refresh_fail && ms < rt->s->o.backoff_max_ms; i++)
+		uint64_t ms = SL__REFRESH_MIN_MS, cap = rt->s->o.backoff_max_ms;
+		if (cap > SL__REFRESH_MAX_MS)
+			cap = SL__REFRESH_MAX_MS;
+		for (uint32_t i = 0; i < rt->refresh_fail && ms < cap; i++)
 			ms *= 2;
-		if (ms > rt->s->o.backoff_max_ms)
-			ms = rt->s->o.backoff_max_ms;
+		if (ms > cap)
+			ms = cap;
 		rt->refresh_fail++;
 		rt->refresh_at = now + ms * SL__NS_PER_MS;
 	} else {
