@@ -4,7 +4,7 @@ Cluster: topic `events`, replicas 3, acks quorum, replica_lag_max 2 s).
 
 Two partitions by default: their first leaders are n1 and n2 (placement), so
 at any time at least one node leads nothing and can be killed as a follower
-only (a leader that dies is not replaced yet: README, Cluster, "Not yet").
+only.
 
 One idempotent producer that knows the three nodes (`sluice produce --server
 a,b,c --print-acks`) runs through every round. A thread feeds its stdin in
@@ -21,8 +21,15 @@ round first waits until acks grew since the previous one, then does one of:
   move   a planned leader move of one partition to another in-sync replica
          (cluster.move: POST /v1/cluster/leader, or `sluice partition leader`
          for moves to n1); the new leader's stderr names the next epoch.
+  failover
+         kill -9 a node that leads a partition; wait until the failover
+         controller gave each partition it led a new leader (a survivor's
+         /v1/cluster names another leader with a higher epoch); restart it;
+         wait until it is back in the in-sync set of every partition. The
+         producer's events in flight at the dead leader go to the new one
+         under their producer id and sequences: none is stored twice.
 
-Rounds alternate, kill first; the seed picks the node, partition and target
+Rounds cycle kill, move, failover; the seed picks the node, partition and target
 (printed, and --seed repeats a run's choices), preferring to kill former
 leaders and to move partitions back to them (Schedule). At the end: the producer exits 0, every
 event is acked once at the offset it is stored at, every node serves each
@@ -355,6 +362,53 @@ def round_move(c, prod, sched, leaders):
         p, frm, to, at_move, ans["epoch"])
 
 
+def wait_new_leaders(c, victim, led, epochs):
+    """Polls the survivors' /v1/cluster until each partition in `led` has a
+    leader other than `victim` with an epoch above epochs[p]: {p: leader}.
+    Between polls: a wake-up on a survivor's stderr (a node logs its role
+    change) or 0.25 s, whichever is first."""
+    survivors = [n for n in NODES if n != victim]
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        got = {}
+        for p in led:
+            st = c.state(survivors[0], p)
+            if st["leader"] and st["leader"] != victim and st["epoch"] > epochs[p]:
+                got[p] = st["leader"]
+        if len(got) == len(led):
+            return got
+        check(time.monotonic() < deadline, "no new leader of %r within %d s" % (
+            sorted(set(led) - set(got)), TIMEOUT))
+        sizes = {n: c.log_size(n) for n in survivors}
+        wait_for_files([os.path.join(c.wd, n) for n in survivors],
+                       lambda: any(c.log_size(n) > sizes[n] for n in survivors), 0.25)
+
+
+def round_failover(c, prod, sched, leaders):
+    victim = sched.rng.choice(sorted(set(leaders.values())))
+    led = sorted(p for p in leaders if leaders[p] == victim)
+    vs = views(c, leaders)
+    epochs = {p: vs[p]["epoch"] for p in led}
+    check(prod.running(), "the producer ended before the failover of %s" % victim)
+    at_kill = prod.n_acked()
+    t = time.monotonic()
+    c.nodes[victim].proc.send_signal(signal.SIGKILL)
+    c.nodes[victim].proc.wait()
+    new = wait_new_leaders(c, victim, led, epochs)
+    t_new = time.monotonic() - t
+    leaders.update(new)
+    sched.returned.add(victim)
+    at_new = prod.n_acked()
+    t = time.monotonic()
+    c.restart(victim)
+    t_up = time.monotonic() - t
+    _, t_in = wait_isr(c, leaders, victim, inside=True)
+    return "failover: kill -9 %s, leader of %s (acks %d at the kill), new leaders %s after " \
+        "%.1f s (acks %d then), restarted in %.1f s, back in after %.1f s" % (
+            victim, ",".join("events/%d" % p for p in led), at_kill,
+            ",".join("%s" % new[p] for p in led), t_new, at_new, t_up, t_in)
+
+
 def soak(a):
     t0 = time.monotonic()
     with Workdir() as wd, Cluster(a, wd, partitions=a.partitions) as c:
@@ -374,8 +428,9 @@ def soak(a):
                     raise Failure("round %d: acks stuck at %d (from %d)%s" % (
                         r, prod.n_acked(), prev, "" if prod.running() else
                         ": the producer ended: " + err[-2000:]))
-                kind = "kill" if r % 2 else "move"
-                what = (round_kill if kind == "kill" else round_move)(c, prod, sched, leaders)
+                kind = ("kill", "move", "failover")[(r - 1) % 3]
+                what = {"kill": round_kill, "move": round_move,
+                        "failover": round_failover}[kind](c, prod, sched, leaders)
                 counts[kind] += 1
                 prev = prod.n_acked()
                 vs = views(c, leaders)
@@ -414,10 +469,11 @@ def soak(a):
             check(sorted(st["isr"]) == NODES, "events/%d: isr %r at the end" % (p, st["isr"]))
         vs = views(c, leaders)
         took = time.monotonic() - t0
-        print("soak: %d rounds (%d kills, %d moves) in %.1f s (faults %.1f s); %d events acked "
-              "once each (%.0f/s), %s; every node serves each once, in per-key order; "
-              "replicas identical; epochs %s" % (
-                  a.rounds, counts["kill"], counts["move"], took, t_faults, len(ids),
+        print("soak: %d rounds (%d kills, %d moves, %d failovers) in %.1f s (faults %.1f s); "
+              "%d events acked once each (%.0f/s), %s; every node serves each once, in "
+              "per-key order; replicas identical; epochs %s" % (
+                  a.rounds, counts["kill"], counts["move"], counts["failover"], took, t_faults,
+                  len(ids),
                   len(ids) / t_faults,
                   ", ".join("events/%d: %d" % (p, len(per[p])) for p in per),
                   " ".join("events/%d=%d@%s" % (p, vs[p]["epoch"], vs[p]["leader"])
