@@ -387,9 +387,9 @@ def paused_leader(a):
             # n1 stores events past the frozen HW (woken by its segment
             # writes); by then every report the followers sent before they
             # stopped has been taken, so the HW read next is final.
-            wait_on_folder("n1 durable 1000 past its HW",
+            wait_on_folder("n1 durable 300 past its HW",
                            os.path.join(wd, "n1", "data", "events", "0"),
-                           lambda: n1_durable() >= hw0 + 1000)
+                           lambda: n1_durable() >= hw0 + 300)
             hw = c.state("n1")["high_watermark"]
             n1.proc.send_signal(signal.SIGSTOP)
             stopped.append("n1")
