@@ -286,6 +286,28 @@ static int recover(struct sl_cluster *c)
 	}
 	c->old_lease = 0;
 	atomic_store(&c->lease, id);
+	/* The roles this node held came with the lease it lost, and the
+	 * cluster may have moved on without it (a controller elected another
+	 * leader while it was paused or cut off). Every state is read again,
+	 * the callbacks told what changed, before the new deadline lets a
+	 * leader act; a node whose watch only caught up after the deadline
+	 * acked as the leader of an older epoch in between (e2e
+	 * leader_cut_from_etcd: 250 events acked, then refused at the cut).
+	 * The watch resumes after what was read. */
+	int64_t rev;
+	r = sl__cache_reload(c, c->e, true, &rev);
+	if (r < 0) {
+		set_err(err, sizeof(err), "reading the cluster's state again", c->e);
+		atomic_store(&c->lease, 0);
+		c->old_lease = id; /* revoked at the next try, its key with it */
+		return r;
+	}
+	c->wrev = rev;
+	c->reread = false;
+	if (c->w) {
+		sl_etcd_watch_close(c->w);
+		c->w = NULL;
+	}
 	atomic_store(&c->deadline_ns, deadline);
 	c->held = true;
 	c->place_dirty = true;

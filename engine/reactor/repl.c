@@ -23,10 +23,22 @@ int sl_reactor_repl_submit(struct sl_reactor *r, struct sl_repl_chunk *c)
 	return 0;
 }
 
+static void sl__repl_role(struct sl_partition *p);
+
 /* Readers may see the HW, never more than this replica holds durably. */
 static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
 {
 	struct sl_prepl *rp = p->repl;
+	/* The deadline before the role: a node that got a new lease after
+	 * losing one publishes its deadline only once the states read again
+	 * were handed to on_partition (cluster/session.c recover), so a
+	 * deadline read here that lets this node act comes with the role the
+	 * control thread stored before it (the deadline's load acquires,
+	 * sl__repl_role's load of gen sees its bump). Taken here, not only
+	 * at the turn's end: a sync completing first would act on the old
+	 * role. */
+	uint64_t deadline = r->env->lease_deadline ? r->env->lease_deadline(r->env->lease_arg) : 0;
+	sl__repl_role(p);
 	uint64_t local = atomic_load_explicit(&rp->local_durable, memory_order_relaxed);
 	uint64_t hw = atomic_load_explicit(&rp->hw, memory_order_relaxed), next;
 
@@ -35,8 +47,7 @@ static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
 		/* A leader whose lease may have run out acks nothing: the
 		 * cluster may have a new leader for this partition by now
 		 * (a paused process, a partitioned node). */
-		if (next > hw && r->env->lease_deadline &&
-		    sl_now_ns() >= r->env->lease_deadline(r->env->lease_arg))
+		if (next > hw && r->env->lease_deadline && sl_now_ns() >= deadline)
 			return;
 		/* Handing over (a planned move): nothing more is acked here. */
 		if (atomic_load_explicit(&rp->moving, memory_order_acquire) == 2)

@@ -53,8 +53,10 @@ TIMEOUT = 120
 
 class Cluster:
     def __init__(self, a, wd, lag="2s", ttl="2s", token_files=None, partitions=1,
-                 projections=None, topic_keys=()):
+                 projections=None, topic_keys=(), acks="quorum"):
         self.a = a
+        self.acks = acks
+        self.etcd_urls = {}  # node -> the etcd URL it is given (default: etcd's own)
         self.topic_keys = list(topic_keys)  # more keys of topic `events`
         self.partitions = partitions  # partition p's first leader: NODES[p % 3]
         self.projections = projections  # [(name, plugin, topic)]; none when None
@@ -73,7 +75,7 @@ class Cluster:
         extra = [
             "node: { id: %s }" % n,
             "cluster: { etcd: [ %s ], name: %s, session_ttl: %s }" % (
-                self.etcd.url, self.name, self.ttl),
+                self.etcd_urls.get(n, self.etcd.url), self.name, self.ttl),
         ]
         if not self.projections:
             extra.append("projections: []")
@@ -82,7 +84,7 @@ class Cluster:
         srv = Server(self.a.sluiced, self.wd, port=native, http_port=http, name=n,
                      topics=[("events", self.partitions)], cores=1, extra=extra,
                      projections=self.projections,
-                     topic_keys=["replicas: 3", "acks: quorum",
+                     topic_keys=["replicas: 3", "acks: %s" % self.acks,
                                  "replica_lag_max: %s" % self.lag] + self.topic_keys)
         return srv
 

@@ -30,6 +30,24 @@ elects the most complete replica of a responding majority.
                            is unchanged); with unclean_election: true the
                            survivor is elected, counted and logged as
                            unclean.
+  paused_leader            fencing: the leader SIGSTOPped past its lease
+                           under `quorum`, with its followers' reports of
+                           more than its HW and a producer's events waiting
+                           in its socket; it wakes, steps down and cuts;
+                           nothing acked lost, every ack names its event,
+                           replicas identical (see the function: why the
+                           lease check is not what this one can see).
+  paused_leader_acks_leader the same pause under `acks: leader` (the HW is
+                           the leader's own durable end): the events written
+                           into its socket while it was stopped are not
+                           acked by it (they would be lost in its cut).
+  leader_cut_from_etcd     `acks: leader`, the leader runs but its etcd
+                           traffic is held (EtcdGate): past its lease
+                           deadline it acks nothing while another replica is
+                           elected; events it takes then are cut when it
+                           hears etcd again, and acked by the new leader.
+                           Both acks: leader cases fail without the lease
+                           check in reactor/repl.c (the second every time).
 
 Waits are on log lines (inotify), HTTP answers and process exits, never on
 sleeps. Every process is killed at the end, also on failure.
@@ -47,7 +65,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import (NODES, TIMEOUT, Cluster, check_identical, consume_all, etcd_call,  # noqa: E402
-                     events, b64)
+                     events, b64, wait_on_folder, wait_stopped)
+from cluster import Producer as FedProducer  # noqa: E402
 from harness import (Failure, Workdir, check, http_open, main, parse_json_lines,  # noqa: E402
                      wait_for_files)
 
@@ -359,6 +378,367 @@ def controller_dies(a):
         check(total == len(ids), "%d events stored, %d produced" % (total, len(ids)))
 
 
+def socket_backlog(port, pid):
+    """Bytes the kernel holds unread on the server side of process pid's TCP
+    connections to 127.0.0.1:port (their Recv-Q in /proc/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    rows = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            x = line.split()
+            lport, rport = int(x[1].split(":")[1], 16), int(x[2].split(":")[1], 16)
+            rows.append((lport, rport, int(x[4].split(":")[1], 16), x[9]))
+    mine = {lp for lp, rp, _, ino in rows if ino in inodes and rp == port}
+    return sum(rx for lp, rp, rx, _ in rows if lp == port and rp in mine)
+
+
+def paused_leader(a):
+    """Fencing (issue 17 item 2) under `acks: quorum`: the leader is paused
+    past its lease while a producer streams. The followers are stopped for
+    a moment first, so the leader's HW freezes at H (no quorum) while it
+    stores more and answers their waiting fetches with it; then the leader
+    is stopped and the followers run again: they take that data and their
+    reports of it wait in the stopped leader's socket, with the events of a
+    producer that knows only the leader. The controller elects the most
+    complete follower (epoch 1 ends at E2 > H there). The woken leader has
+    reports of more than H in hand and must not act on them: it says it
+    lost its lease, follows, and cuts what it alone holds; every ack names
+    its event in the final log, nothing acked is lost (duplicates counted),
+    the replicas end identical.
+
+    What a woken quorum leader could still ack is only what a follower
+    reported, which the new leader holds (the most complete of a majority),
+    and a producer resumed there is answered those same offsets as
+    duplicates: the fence is not visible in this case's data (a build
+    without the lease check passes it). paused_leader_acks_leader and
+    leader_cut_from_etcd are where it is."""
+    with Workdir() as wd, Cluster(a, wd, lag="10s") as c:
+        n1 = c.nodes["n1"]
+        # A producer that knows only n1, with a session there (acked
+        # events) before the fault: what it writes during the pause can
+        # only reach n1's socket.
+        side = FedProducer(a, n1.addr, wd)
+        main_stream = None
+        stopped = []
+        try:
+            pdata, pids = events(300, keys=4, tag="p")
+            plines = pdata.splitlines(keepends=True)
+            side.write(b"".join(plines[:50]))
+            check(side.wait_acks(50), "the side producer's first 50 events not acked")
+            n_events = 40000
+            data, ids = events(n_events)
+            main_stream = FedProducer(a, ",".join(c.nodes[n].addr for n in NODES), wd)
+            main_stream.feed(data)
+            check(main_stream.wait_acks(2000), "fewer than 2000 acks before the fault")
+            check(len(main_stream.acked) < n_events, "the stream was over before the fault")
+            for n in ("n2", "n3"):
+                c.nodes[n].proc.send_signal(signal.SIGSTOP)
+                stopped.append(n)
+            for n in ("n2", "n3"):
+                check(wait_stopped(c.nodes[n].proc.pid), "%s did not stop" % n)
+
+            def n1_durable():
+                st = c.state("n1")
+                return [r for r in st["replica_state"] if r["node"] == "n1"][0]["durable_offset"]
+            hw0 = c.state("n1")["high_watermark"]
+            # n1 stores events past the frozen HW (woken by its segment
+            # writes); by then every report the followers sent before they
+            # stopped has been taken, so the HW read next is final.
+            wait_on_folder("n1 durable 300 past its HW",
+                           os.path.join(wd, "n1", "data", "events", "0"),
+                           lambda: n1_durable() >= hw0 + 300)
+            hw = c.state("n1")["high_watermark"]
+            n1.proc.send_signal(signal.SIGSTOP)
+            stopped.append("n1")
+            check(wait_stopped(n1.proc.pid), "n1 did not stop")
+            for n in ("n2", "n3"):
+                c.nodes[n].proc.send_signal(signal.SIGCONT)
+                stopped.remove(n)
+            side.write(b"".join(plines[50:]))
+            new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
+            _, m = wait_any(c, ["n2", "n3"],
+                            r"controller (\S+): events/0: leader (\S+), leader epoch 2 \(was "
+                            r"n1, gone; it holds epoch 1 to (\d+);")
+            check(m.group(2) == new, "the controller elected %s, %s leads" % (m.group(2), new))
+            e2 = int(m.group(3))
+            # What the followers took while n1 was stopped waits in n1's
+            # socket as their reports, and the side producer's events too.
+            backlog = socket_backlog(n1.port, side.proc.pid)
+            check(backlog > 0, "nothing of the side producer's waits in n1's socket")
+            check(e2 > hw, "the new leader holds nothing past n1's HW %d (epoch 1 ends at %d): "
+                  "no report of more waits for n1, the fault is void" % (hw, e2))
+            pos = c.log_size("n1")
+            n1.proc.send_signal(signal.SIGCONT)
+            stopped.remove("n1")
+            c.wait_log("n1", "sluiced: node n1: lost its lease in etcd: acks stop", pos)
+            c.wait_log("n1", "events/0: follower, leader epoch 2", pos)
+            side.proc.stdin.close()
+            side.finish()
+            main_stream.finish()
+        finally:
+            for n in stopped:
+                c.nodes[n].proc.send_signal(signal.SIGCONT)
+            side.kill()
+            if main_stream:
+                main_stream.kill()
+        acks = [json.loads(x) for x in main_stream.acked + side.acked]
+        check(len(main_stream.acked) == n_events and len(side.acked) == len(pids),
+              "%d and %d acks for %d and %d events" % (len(main_stream.acked), len(side.acked),
+                                                       n_events, len(pids)))
+        evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+        dups = check_acked_kept(acks, evs)
+        at = {e["offset"]: e["id"] for e in evs}
+        wrong = [x for x in acks if at.get(x["offset"]) != x["id"]]
+        check(not wrong, "%d acks name an offset that holds another event, e.g. %r" % (
+            len(wrong), wrong[:3]))
+        # n1 follows and cuts what never reached a quorum: to E2, from
+        # past it (it stored events past what the followers took).
+        cut = re.search(r"events/0: log cut from (\d+) to (\d+)", log_text(c, "n1")[pos:])
+        check(cut and int(cut.group(2)) == e2 and int(cut.group(1)) > e2,
+              "n1's cut: %r, want one to %d" % (cut and cut.group(0), e2))
+        c.wait_log(new, "in-sync replicas changed to 3 of 3")
+        for n in NODES:
+            consume_all(a, c.nodes[n].addr, len(evs))
+        st = c.state(new)
+        check(st["leader"] == new and st["epoch"] == 2 and sorted(st["isr"]) == NODES,
+              "state %r" % st)
+        check(st["high_watermark"] == len(evs), "HW %s, %d stored" % (st["high_watermark"],
+                                                                     len(evs)))
+        check(metric(c, "n1", 'sluice_partition_high_watermark{topic="events",partition="0"}')
+              <= st["high_watermark"], "n1's HW past the new leader's")
+        check_identical(wd, len(evs))
+        print("paused_leader: n1's HW %d when paused, epoch 1 ends at %d on %s, n1 cut from %s; "
+              "%d bytes of the side producer in n1's socket; %d events stored for %d acked, "
+              "%d duplicates, 0 lost" % (hw, e2, new, cut.group(1), backlog, len(evs),
+                                         len(acks), dups))
+
+
+def paused_leader_acks_leader(a):
+    """The same pause where the fence is all that stands between the woken
+    leader and a loss: under `acks: leader` its HW is its own durable end,
+    so the events a producer that knows only it wrote into its socket while
+    it was stopped would be acked as soon as they are on its disk, and then
+    cut when it follows the new leader. With the fence (lease deadline
+    passed) it acks none of them: the producer resends them to the new
+    leader and every ack names its event in the final log."""
+    with Workdir() as wd, Cluster(a, wd, lag="10s", acks="leader") as c:
+        n1 = c.nodes["n1"]
+        side = FedProducer(a, n1.addr, wd)
+        stopped = []
+        first, n_events = 50, 300
+        try:
+            data, ids = events(n_events, keys=4, tag="p")
+            lines = data.splitlines(keepends=True)
+            side.write(b"".join(lines[:first]))
+            check(side.wait_acks(first), "the first %d events not acked" % first)
+            # Both followers hold them (n1's view of their reports), so
+            # whichever is elected, nothing acked before the pause is gone.
+
+            def followers_hold():
+                st = c.state("n1")
+                return all(r["durable_offset"] >= first for r in st["replica_state"])
+            wait_on_folder("the followers hold %d events" % first,
+                           [os.path.join(wd, n, "data", "events", "0") for n in ("n2", "n3")],
+                           followers_hold)
+            n1.proc.send_signal(signal.SIGSTOP)
+            stopped.append("n1")
+            check(wait_stopped(n1.proc.pid), "n1 did not stop")
+            side.write(b"".join(lines[first:]))
+            new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
+            _, m = wait_any(c, ["n2", "n3"],
+                            r"controller (\S+): events/0: leader (\S+), leader epoch 2 \(was "
+                            r"n1, gone; it holds epoch 1 to (\d+);")
+            e2 = int(m.group(3))
+            check(e2 == first, "epoch 1 ends at %d on %s, %d were acked" % (e2, new, first))
+            backlog = socket_backlog(n1.port, side.proc.pid)
+            check(backlog > 0, "nothing of the producer's waits in n1's socket")
+            pos = c.log_size("n1")
+            n1.proc.send_signal(signal.SIGCONT)
+            stopped.remove("n1")
+            c.wait_log("n1", "sluiced: node n1: lost its lease in etcd: acks stop", pos)
+            c.wait_log("n1", "events/0: follower, leader epoch 2", pos)
+            side.proc.stdin.close()
+            side.finish()
+        finally:
+            for n in stopped:
+                c.nodes[n].proc.send_signal(signal.SIGCONT)
+            side.kill()
+        acks = [json.loads(x) for x in side.acked]
+        check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
+        evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+        dups = check_acked_kept(acks, evs)
+        at = {e["offset"]: e["id"] for e in evs}
+        wrong = [x for x in acks if at.get(x["offset"]) != x["id"]]
+        check(not wrong, "%d acks name an offset that holds another event (acked by the "
+              "paused leader, then cut?), e.g. %r" % (len(wrong), wrong[:3]))
+        cut = re.search(r"events/0: log cut from (\d+) to (\d+)", log_text(c, "n1")[pos:])
+        check(not cut or int(cut.group(2)) == e2, "n1's cut: %r" % (cut and cut.group(0)))
+        c.wait_log(new, "in-sync replicas changed to 3 of 3")
+        for n in NODES:
+            consume_all(a, c.nodes[n].addr, len(evs))
+        check_identical(wd, len(evs))
+        print("paused_leader_acks_leader: %d bytes in n1's socket while it was stopped; n1 %s; "
+              "%d events stored for %d acked, %d duplicates, 0 lost" % (
+                  backlog, "cut from %s to %s" % cut.groups() if cut else "needed no cut",
+                  len(evs), len(acks), dups))
+
+
+class EtcdGate:
+    """A TCP proxy in front of etcd for one node: close() holds every byte
+    both ways (read, then kept until open(); the kernel buffers the rest),
+    so the node runs on but hears nothing from etcd and etcd nothing from it
+    (its keepalives stop: a leader cut off from the control plane). One
+    thread per direction of each connection; all closed by shut()."""
+
+    def __init__(self, port):
+        import socket
+        self.socket = socket
+        self.target = port
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.url = "http://127.0.0.1:%d" % self.ls.getsockname()[1]
+        self.gate = threading.Event()
+        self.gate.set()
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                b = self.socket.create_connection(("127.0.0.1", self.target), timeout=30)
+                b.settimeout(None)
+            except OSError:
+                a.close()
+                continue
+            self.conns += [a, b]
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.gate.wait()
+                dst.sendall(data)
+            dst.shutdown(self.socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.gate.clear()
+
+    def open(self):
+        self.gate.set()
+
+    def shut(self):
+        self.gate.set()
+        self.ls.close()
+        for s in self.conns:
+            s.close()
+
+
+def leader_cut_from_etcd(a):
+    """A leader that runs on but cannot reach etcd (its keepalives stop; an
+    EtcdGate holds its traffic), under `acks: leader`, where its HW is its
+    own durable end: past its lease deadline it says so and acks nothing,
+    while the controller elects another replica. A producer that knows only
+    it then writes events: it stores them (it has not heard of the new
+    epoch), acks none, and once it reaches etcd again it follows the new
+    leader and cuts them; the producer resends them there. Every ack names
+    its event in the final log and nothing acked is lost. Without the lease
+    check (reactor/repl.c) it acks them at once and the cut loses them."""
+    with Workdir() as wd:
+        c = Cluster(a, wd, lag="10s", acks="leader")
+        gate = EtcdGate(c.etcd.port)  # etcd's port is chosen before it starts
+        try:
+            c.etcd_urls["n1"] = gate.url
+            with c:
+                cut_leader_run(a, c, wd, gate)
+        finally:
+            gate.shut()
+
+
+def cut_leader_run(a, c, wd, gate):
+    n1 = c.nodes["n1"]
+    side = FedProducer(a, n1.addr, wd)
+    first, n_events = 50, 300
+    try:
+        data, ids = events(n_events, keys=4, tag="p")
+        lines = data.splitlines(keepends=True)
+        side.write(b"".join(lines[:first]))
+        check(side.wait_acks(first), "the first %d events not acked" % first)
+
+        def followers_hold():
+            st = c.state("n1")
+            return all(r["durable_offset"] >= first for r in st["replica_state"])
+        wait_on_folder("the followers hold %d events" % first,
+                       [os.path.join(wd, n, "data", "events", "0") for n in ("n2", "n3")],
+                       followers_hold)
+        pos = c.log_size("n1")
+        gate.close()
+        c.wait_log("n1", "sluiced: node n1: lost its lease in etcd: acks stop", pos)
+        new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
+        _, m = wait_any(c, ["n2", "n3"],
+                        r"controller (\S+): events/0: leader (\S+), leader epoch 2 \(was "
+                        r"n1, gone; it holds epoch 1 to (\d+);")
+        e2 = int(m.group(3))
+        check(e2 == first, "epoch 1 ends at %d on %s, %d were acked" % (e2, new, first))
+        # n1 still leads epoch 1 as far as it knows: it takes the events
+        # (durable on its disk, its HW under acks: leader) and must ack none.
+        check("events/0: follower" not in log_text(c, "n1")[pos:], "n1 heard of epoch 2")
+        side.write(b"".join(lines[first:]))
+
+        def n1_holds():
+            st = c.state("n1")
+            mine = [r for r in st["replica_state"] if r["node"] == "n1"][0]
+            return mine["durable_offset"] >= n_events
+        wait_on_folder("n1 holds all %d events" % n_events,
+                       os.path.join(wd, "n1", "data", "events", "0"), n1_holds)
+        st = c.state("n1")
+        check(st["leader"] == "n1" and st["epoch"] == 1 and st["high_watermark"] == first,
+              "n1 past its lease deadline: %r" % st)
+        check(len(side.acked) == first, "n1 acked %d events past its lease deadline" % (
+            len(side.acked) - first))
+        pos = c.log_size("n1")
+        gate.open()
+        c.wait_log("n1", "events/0: follower, leader epoch 2", pos)
+        side.proc.stdin.close()
+        side.finish()
+    finally:
+        side.kill()
+    acks = [json.loads(x) for x in side.acked]
+    check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
+    evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+    dups = check_acked_kept(acks, evs)
+    at = {e["offset"]: e["id"] for e in evs}
+    wrong = [x for x in acks if at.get(x["offset"]) != x["id"]]
+    check(not wrong, "%d acks name an offset that holds another event (acked by n1, then "
+          "cut?), e.g. %r" % (len(wrong), wrong[:3]))
+    c.wait_log("n1", "events/0: log cut from %d to %d" % (n_events, first), pos)
+    c.wait_log(new, "in-sync replicas changed to 3 of 3")
+    for n in NODES:
+        consume_all(a, c.nodes[n].addr, len(evs))
+    check_identical(wd, len(evs))
+    print("leader_cut_from_etcd: n1 held %d events past its lease deadline, acked none, cut "
+          "them; %d events stored for %d acked, %d duplicates, 0 lost" % (
+              n_events - first, len(evs), len(acks), dups))
+
+
 def run_produce(c, data):
     servers = ",".join(c.nodes[n].addr for n in NODES)
     p = subprocess.run([c.a.sluice, "produce", "--server", servers, "--topic", "events",
@@ -417,4 +797,7 @@ if __name__ == "__main__":
         "consume_rides_out": consume_rides_out,
         "controller_dies": controller_dies,
         "no_majority_no_election": no_majority_no_election,
+        "paused_leader": paused_leader,
+        "paused_leader_acks_leader": paused_leader_acks_leader,
+        "leader_cut_from_etcd": leader_cut_from_etcd,
     }))

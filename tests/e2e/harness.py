@@ -282,16 +282,51 @@ def run(cmd, stdin=b"", timeout=120, env=None):
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
 
+TSAN_WARNING = "WARNING: ThreadSanitizer"
+
+
+def tsan_reports(path):
+    """ThreadSanitizer's reports in the servers' stderr files under `path`
+    (stderr.txt, and stderr.N.txt kept aside at a restart): a list of
+    (file, its first report), empty when there are none. A TSan build of
+    sluiced keeps running after a report (halt_on_error=0, the default), so
+    a case runs to its end and the work folder says everything TSan saw."""
+    found = []
+    for root, _, files in os.walk(path):
+        for f in sorted(files):
+            if not re.match(r"stderr(\.\d+)?\.txt$", f):
+                continue
+            with open(os.path.join(root, f), errors="replace") as x:
+                text = x.read()
+            at = text.find(TSAN_WARNING)
+            if at >= 0:
+                end = text.find("SUMMARY: ThreadSanitizer", at)
+                end = text.find("\n", end) if end >= 0 else at + 3000
+                found.append((os.path.relpath(os.path.join(root, f), path),
+                              text.count(TSAN_WARNING), text[at:end]))
+    return found
+
+
 class Workdir:
+    """A temporary folder for one case: removed when the case passes, kept
+    when it fails. A server's ThreadSanitizer report anywhere in it fails
+    the case (tests/e2e under the TSan build, ./ops/test's tsan phase)."""
+
     def __enter__(self):
         self.path = tempfile.mkdtemp(prefix="sluice-e2e-")
         return self.path
 
     def __exit__(self, exc_type, *rest):
-        if exc_type is None:
+        races = tsan_reports(self.path)
+        for f, n, first in races:
+            print("%s: %d ThreadSanitizer report(s), the first:\n%s" % (f, n, first),
+                  file=sys.stderr)
+        if exc_type is None and not races:
             shutil.rmtree(self.path, ignore_errors=True)
-        else:
-            print("kept %s for inspection" % self.path, file=sys.stderr)
+            return False
+        print("kept %s for inspection" % self.path, file=sys.stderr)
+        if exc_type is None:
+            raise Failure("ThreadSanitizer reports in %s" % ", ".join(f for f, _, _ in races))
         return False
 
 
