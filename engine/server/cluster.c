@@ -113,7 +113,7 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 		goto oom;
 	srv->cl = cl;
 	cl->srv = srv;
-	if (sl_notify_init(&cl->stop_n) != 0)
+	if (sl_notify_init(&cl->stop_n) != 0 || sl__peers_create(&srv->peers) < 0)
 		goto oom;
 	cl->fetchers.srv = srv;
 	pthread_mutex_init(&cl->fetchers.mu, NULL);
@@ -479,6 +479,9 @@ void sl__cluster_destroy(struct sl_server *srv)
 	pthread_mutex_destroy(&cl->fetchers.mu);
 	free(cl);
 	srv->cl = NULL;
+	/* After HTTP stopped (no quorum read runs) and the controller. */
+	sl__peers_destroy(srv->peers);
+	srv->peers = NULL;
 }
 
 /* ---- GET /v1/cluster ------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include "credit/credit.h"
 #include "net/net.h"
 #include "topic/topic.h"
+#include "json/json.h"
 
 #include "plugin/plugin.h"
 
@@ -199,6 +200,7 @@ struct sl_server {
 	 * HTTP port's threads (sl_server_http_backend hands it over). */
 	_Atomic uint64_t http_auth_failures;
 	struct sl_srvcluster *cl; /* cluster mode (server/cluster.c); NULL alone */
+	struct sl_peers *peers;   /* cluster mode: asking other nodes (server/peer.c) */
 };
 
 /* Opens the data folder (locked against a second server), recovers every
@@ -325,6 +327,50 @@ void sl__cluster_metrics(struct sl_server *srv, FILE *f);
  * *body (malloc'd JSON). Any HTTP thread. */
 int sl_server_replica_json(struct sl_server *srv, const char *topic, const char *partition,
                            char **body, size_t *len);
+
+/*
+ * Asking peers (server/peer.c): GET requests to other nodes' HTTP ports,
+ * in parallel on one libcurl multi handle driven by the calling thread,
+ * each bounded by its own connect and whole-request timeouts and all by
+ * the caller's deadline, with the node-to-node token (the first of this
+ * node's auth.token_file, read by the caller). Used by the failover
+ * controller (`sl-ctl`) and by quorum reads (HTTP threads). Never on a
+ * reactor: a call blocks up to its deadline. The pool (one per server,
+ * sl__peers_create/destroy on the control thread) keeps multi handles
+ * and their keep-alive connections between calls; any thread may run
+ * calls on it at once.
+ */
+#define SL_PEERS_MAX 8 /* requests in one call: a replica set (SL_REPL_MAX) */
+struct sl_peers;
+struct sl_peer_get {
+	/* in */
+	const char *url; /* "http://host:port/path?query", the caller's; NULL: not asked
+	                  * (done at once, err set) */
+	uint32_t connect_ms, timeout_ms;
+	size_t max_body; /* a longer answer fails the request (err CURLE_WRITE_ERROR) */
+	/* out */
+	bool started, done;
+	int err;                 /* CURLcode: 0 when an answer came */
+	long status;             /* its HTTP status; 0 without an answer */
+	struct sl_json_buf body; /* the caller releases it (sl_json_buf_release) */
+};
+struct sl_peer_run;
+int sl__peers_create(struct sl_peers **out);
+void sl__peers_destroy(struct sl_peers *ps);
+/* Starts g[0..n) (n <= SL_PEERS_MAX) and sends what can go at once. 0 with
+ * *run, which the caller ends with sl__peers_end whatever happens. */
+int sl__peers_begin(struct sl_peers *ps, struct sl_peer_get *g, size_t n, const char *token,
+                    struct sl_peer_run **run);
+/* Drives the requests until all are done, `enough` (may be NULL, asked
+ * after each round of progress) says so, or deadline_ns: 0, or
+ * -ETIMEDOUT (what finished is in g all the same). */
+int sl__peers_wait(struct sl_peer_run *run, uint64_t deadline_ns,
+                   bool (*enough)(void *arg, const struct sl_peer_get *g, size_t n), void *arg);
+/* Abandons what is still running; the handles go back to the pool. */
+void sl__peers_end(struct sl_peer_run *run);
+/* begin + wait for all + end. */
+int sl__peers_get(struct sl_peers *ps, struct sl_peer_get *g, size_t n, const char *token,
+                  uint64_t deadline_ns);
 
 /* server/failover.c: the failover controller (issue 17), its own thread
  * `sl-ctl`. start after the cluster started (c), stop before it stops. */
