@@ -233,7 +233,22 @@ uint16_t sl_server_native_port(const struct sl_server *srv);
  * (bad key / partition), 404 (no such projection or key), 409 (too far
  * behind, or its lag unknown), 503 (not serving), 504 (min_offset not
  * applied in time).
+ * With consistency ONE given explicitly, the answer of a key held in one
+ * partition, and its 404 for a missing entry, also carry "applied" (the
+ * model holds every event below it) and "holds" (every event this replica
+ * holds that may have been acked is below it: a leader's HW, any other
+ * replica's own durable end): what a quorum read compares.
+ * With consistency QUORUM (cluster mode; server/qread.c): the most applied
+ * answer of a majority of the key's partition's replicas, asked in
+ * parallel with consistency=one (this node's own model directly when it is
+ * one of them); 503 when fewer than a majority answered. A node alone is
+ * its own majority.
  */
+enum sl_server_consistency {
+	SL_SERVER_CONSISTENCY_DEFAULT = 0, /* one, and the answer as before */
+	SL_SERVER_CONSISTENCY_ONE,         /* one; the answer adds "applied", "holds" */
+	SL_SERVER_CONSISTENCY_QUORUM,      /* server/qread.c */
+};
 struct sl_server_query {
 	const char *projection;
 	size_t projection_len;
@@ -243,9 +258,27 @@ struct sl_server_query {
 	uint32_t min_partition;
 	uint64_t min_offset, max_lag;
 	uint32_t timeout_ms;
+	enum sl_server_consistency consistency;
 };
 int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char **body,
                     size_t *len);
+/* server/project.c, for server/qread.c: the index of projection NAME, or
+ * -ENOENT; the query of this node's own model (consistency one). */
+int sl__proj_find(const struct sl_server *srv, const char *name, size_t len);
+int sl__query_local(struct sl_server *srv, const struct sl_server_query *q, char **body,
+                    size_t *len);
+/* server/qread.c: a consistency=quorum read (see sl_server_query). */
+int sl__qread(struct sl_server *srv, const struct sl_server_query *q, char **body, size_t *len);
+/* server/cluster.c, for quorum reads: partition p of `topic`'s replica set
+ * as etcd holds it, with each one's HTTP address ("" unknown) and whether
+ * it is this node. 0, or -ENOENT (no state known, or alone). Any thread. */
+struct sl_server_replica {
+	char id[64];
+	char http[256];
+	bool self;
+};
+int sl__cluster_replica_set(struct sl_server *srv, const char *topic, uint32_t p,
+                            struct sl_server_replica *out, uint32_t *n);
 /* server/project.c, for server.c: plugins and appliers (before the
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
