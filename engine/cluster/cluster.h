@@ -18,6 +18,10 @@
  * The codecs are strict (state.c): a value of the wrong shape is refused and
  * ignored by the cache; it never reaches a callback.
  *
+ * Pure choices, any thread, no state: the failover controller's election of
+ * a dead leader's successor (elect.c) and a quorum read's choice among the
+ * replicas' answers (qread.c, which also reads those answers).
+ *
  * The lease and fencing (CLUSTER-NOTES: a paused leader must fence itself):
  * sl_cluster_lease_deadline_ns() is when the node stops being allowed to act
  * as a leader: the time the last successful keepalive was SENT (etcd
