@@ -10,7 +10,13 @@
  * and nothing here runs on a reactor. Multi handles, with their easy
  * handles and their connection caches, are kept in a small pool between
  * calls, so a quorum read reuses its keep-alive connections to the peers
- * instead of a TCP handshake per replica per read.
+ * instead of a TCP handshake per replica per read. The price on the peer:
+ * each kept connection holds one of its HTTP threads (thread per
+ * connection) until its idle timeout, and counts against its
+ * http_max_connections and max_connections_per_ip, so at most
+ * SL__PEERS_POOL idle ones per peer from each node; a limit set below what
+ * a node's concurrent quorum reads need gets them refused (503), which
+ * the read counts as no answer.
  *
  * Threads: any thread but a reactor's; the pool under its mutex, a run is
  * its caller's alone.
