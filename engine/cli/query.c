@@ -25,7 +25,8 @@ static void sl__query_usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: sluice query PROJECTION KEY [--min-offset TOKEN] [--max-lag N]\n"
-	        "                    [--timeout MS] [--http HOST:PORT[,HOST:PORT...]]\n"
+	        "                    [--consistency one|quorum] [--timeout MS]\n"
+	        "                    [--http HOST:PORT[,HOST:PORT...]]\n"
 	        "\n"
 	        "Prints one read-model entry of a projection as one JSON object (for the\n"
 	        "`latest` projection: the aggregate's latest event, in the consume format),\n"
@@ -41,6 +42,14 @@ static void sl__query_usage(FILE *out)
 	        "  --max-lag N         fail rather than answer from a model more than N events\n"
 	        "                      behind the leader's durable end (on a follower: as it\n"
 	        "                      last heard it, and not longer than 2 s ago)\n"
+	        "  --consistency one|quorum\n"
+	        "                      one (default): the model of the node asked; quorum (a\n"
+	        "                      cluster): the node asks a majority of the key's\n"
+	        "                      partition's replicas and answers from the one that has\n"
+	        "                      applied the most, which sees every event acked under\n"
+	        "                      acks quorum or all (\"quorum\" in the answer says which);\n"
+	        "                      fails (503, retryable) without a majority; not with\n"
+	        "                      --max-lag, nor for keys merged over every partition\n"
 	        "  --timeout MS        how long the server may wait for --min-offset (default\n"
 	        "                      5000, at most 60000)\n"
 	        "  --http H:P[,H:P...] the HTTP addresses of the nodes to ask, in order: the\n"
@@ -136,13 +145,14 @@ int sl_cli_query(int argc, char **argv)
 	    {"min-offset", required_argument, NULL, 'm'},
 	    {"max-lag", required_argument, NULL, 'l'},
 	    {"timeout", required_argument, NULL, 't'},
+	    {"consistency", required_argument, NULL, 'c'},
 	    {"http", required_argument, NULL, 'H'},
 	    {"token-file", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct sl_cli_server srv;
-	const char *min_token = NULL, *addr = NULL, *token_file = NULL;
+	const char *min_token = NULL, *addr = NULL, *token_file = NULL, *consistency = NULL;
 	uint64_t max_lag = 0, timeout_ms = SL_HTTP_TIMEOUT_DEFAULT_MS;
 	bool has_lag = false, has_timeout = false;
 	int opt, ret = 1;
@@ -186,6 +196,16 @@ int sl_cli_query(int argc, char **argv)
 			}
 			has_timeout = true;
 			break;
+		case 'c':
+			if (strcmp(optarg, "one") && strcmp(optarg, "quorum")) {
+				fprintf(stderr,
+				        "sluice query: --consistency: expected one or quorum, got "
+				        "'%s'\n",
+				        optarg);
+				return 2;
+			}
+			consistency = optarg;
+			break;
 		case 'H':
 			if (sl_cli_servers_parse(optarg, &srv) < 0) {
 				fprintf(
@@ -209,11 +229,12 @@ int sl_cli_query(int argc, char **argv)
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr,
-		        "sluice query: expected PROJECTION KEY, got %d argument%s\n"
-		        "usage: sluice query PROJECTION KEY [--min-offset TOKEN] [--max-lag N] "
-		        "[--timeout MS] [--http HOST:PORT[,HOST:PORT...]]\n",
-		        argc - optind, argc - optind == 1 ? "" : "s");
+		fprintf(
+		    stderr,
+		    "sluice query: expected PROJECTION KEY, got %d argument%s\n"
+		    "usage: sluice query PROJECTION KEY [--min-offset TOKEN] [--max-lag N] "
+		    "[--consistency one|quorum] [--timeout MS] [--http HOST:PORT[,HOST:PORT...]]\n",
+		    argc - optind, argc - optind == 1 ? "" : "s");
 		return 2;
 	}
 	const char *proj = argv[optind], *key = argv[optind + 1];
@@ -272,9 +293,14 @@ int sl_cli_query(int argc, char **argv)
 		              (unsigned long long)max_lag);
 		sep = '&';
 	}
-	if (n > 0 && (size_t)n < sizeof(params) && has_timeout)
+	if (n > 0 && (size_t)n < sizeof(params) && has_timeout) {
 		n += snprintf(params + n, sizeof(params) - (size_t)n, "%ctimeout_ms=%llu", sep,
 		              (unsigned long long)timeout_ms);
+		sep = '&';
+	}
+	if (n > 0 && (size_t)n < sizeof(params) && consistency)
+		n += snprintf(params + n, sizeof(params) - (size_t)n, "%cconsistency=%s", sep,
+		              consistency);
 	if (n < 0 || (size_t)n >= sizeof(params) || (size_t)n > SL_HTTP_MAX_URL) {
 		fprintf(stderr,
 		        "sluice query: PROJECTION and KEY are too long (the request would be over "

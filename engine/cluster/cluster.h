@@ -18,6 +18,10 @@
  * The codecs are strict (state.c): a value of the wrong shape is refused and
  * ignored by the cache; it never reaches a callback.
  *
+ * Pure choices, any thread, no state: the failover controller's election of
+ * a dead leader's successor (elect.c) and a quorum read's choice among the
+ * replicas' answers (qread.c, which also reads those answers).
+ *
  * The lease and fencing (CLUSTER-NOTES: a paused leader must fence itself):
  * sl_cluster_lease_deadline_ns() is when the node stops being allowed to act
  * as a leader: the time the last successful keepalive was SENT (etcd
@@ -289,6 +293,42 @@ struct sl_cluster_reply {
 int sl_cluster_elect(const struct sl_pstate *s, const struct sl_cluster_reply *r,
                      enum sl_cluster_acks acks, bool unclean, struct sl_pstate *next,
                      bool *was_unclean);
+
+/* ---- quorum reads of read models (qread.c, pure) ------------------------- */
+
+/* The largest replica answer a quorum read takes (a read-model entry: the
+ * `latest` plugin's event is the largest today, bounded by the frame). */
+#define SL_CLUSTER_QREAD_BODY_MAX (2u << 20)
+
+/* What one replica answered to GET /v1/projections/NAME/KEY?consistency=one. */
+struct sl_cluster_qreply {
+	bool answered;    /* 200 (the entry) or 404 (no entry), with both offsets */
+	int status;       /* its HTTP status; 0 when it did not answer */
+	uint64_t applied; /* its model holds every event below this */
+	uint64_t holds;   /* every event it holds that may have been acked is below */
+};
+
+/*
+ * A replica's answer: `status` and its JSON body (an object with the
+ * members "applied" and "holds", non-negative integers, among any others).
+ * 0 with out->answered for a 200 or 404 that has both; -EAGAIN for any
+ * other status (a refusal: 409, 503, 504 ...); -EPROTO for a body that is
+ * not such an object (or over SL_CLUSTER_QREAD_BODY_MAX); -ENOMEM. out is
+ * always set (answered false unless 0). Pure; the fuzz target's entry.
+ */
+int sl_cluster_qread_parse(int status, const char *body, size_t len, struct sl_cluster_qreply *out);
+
+/*
+ * The choice among r[0..n) (answered or not) of a partition with
+ * n_replicas replicas: the index of the most applied answer (ties: the
+ * earlier), and *need = the largest of min_need and every answer's
+ * `holds`. That answer sees every write acked before the replicas
+ * answered when its `applied` >= *need (qread.c says why); when it is
+ * below, the caller asks again with min_offset = *need - 1. -EAGAIN when
+ * fewer than a majority of n_replicas answered (*need still set).
+ */
+int sl_cluster_qread_pick(const struct sl_cluster_qreply *r, uint32_t n, uint32_t n_replicas,
+                          uint64_t min_need, uint64_t *need);
 
 /* ---- test hook ----------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
  *   /metrics                 backend->metrics (Prometheus text format)
  *   /v1/status               backend->status (JSON)
  *   /v1/projections/NAME/KEY[?min_offset=P:O][&max_lag=N][&timeout_ms=N]
+ *                            [&consistency=one|quorum]
  *                            backend->query (JSON): one read-model entry
  *   POST /v1/projections/NAME/rebuild   backend->rebuild (JSON)
  * Topics at runtime, backend->topics (JSON both ways; struct
@@ -29,6 +30,10 @@
  * (in a cluster: the leader's, as the replica asked last heard it; the
  * backend's business).
  * timeout_ms=N (0..60000, default 5000): how long min_offset may wait.
+ * consistency=one|quorum: which replicas answer (the backend's business:
+ * one, this node's model; quorum, the most applied of a majority of the
+ * partition's replicas); absent is one, but only an explicit value is
+ * passed on as such (the backend adds members to those answers).
  * Any other parameter, or one given twice, is a 400. NAME and KEY are
  * percent-decoded (%XX; '+' is a literal plus in the path); KEY is
  * everything after the first '/' that follows NAME, so "a/b" works both
@@ -68,7 +73,9 @@
  *   414 "uri_too_long"           the request target is over SL_HTTP_MAX_URL
  *   500 "internal"               the backend failed (out of memory, a bug)
  *   503 "unavailable"            the projection is not serving (failed,
- *                                rebuilding)
+ *                                rebuilding); consistency=quorum: fewer
+ *                                than a majority of the replicas answered
+ *                                (the message names each one's reason)
  *   504 "timeout"                min_offset not applied within timeout_ms
  * Topic answers carry the backend's statuses and codes (201 created, 404
  * no such topic, 409 exists, in use or contradicts, ...) as they come.
@@ -146,7 +153,7 @@ struct sl_auth;
  * its sender reads a 413; a sender that goes on further is not waiting for
  * an answer, and its thread is worth more than its courtesy. */
 #define SL_HTTP_MAX_BODY_DROP (1u << 20)
-/* Query parameters per request: three are defined; the rest is slack for
+/* Query parameters per request: four are defined; the rest is slack for
  * a clear "unknown parameter" message rather than a silent cut. */
 #define SL_HTTP_MAX_ARGS 16
 /* Admitted connections (threads) unless the config says otherwise: 600
@@ -191,6 +198,13 @@ struct sl_auth;
 
 struct sl_http;
 
+/* consistency=: not given, one, quorum. */
+enum sl_http_consistency {
+	SL_HTTP_CONSISTENCY_DEFAULT = 0,
+	SL_HTTP_CONSISTENCY_ONE,
+	SL_HTTP_CONSISTENCY_QUORUM,
+};
+
 struct sl_http_query {
 	/* Percent-decoded; each points into the caller's parse buffer and is
 	 * followed there by a NUL (so a C string unless it holds a %00). */
@@ -204,6 +218,7 @@ struct sl_http_query {
 	bool has_max_lag;
 	uint64_t max_lag;    /* events */
 	uint32_t timeout_ms; /* SL_HTTP_TIMEOUT_DEFAULT_MS unless given; <= _MAX_MS */
+	enum sl_http_consistency consistency;
 };
 
 struct sl_http_reply {

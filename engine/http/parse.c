@@ -67,9 +67,10 @@ static void sl__show(const char *s, size_t n, char *out, size_t cap)
 	out[o] = 0;
 }
 
-enum sl__arg { SL__ARG_MIN, SL__ARG_LAG, SL__ARG_TIMEOUT, SL__ARG_N };
+enum sl__arg { SL__ARG_MIN, SL__ARG_LAG, SL__ARG_TIMEOUT, SL__ARG_CONS, SL__ARG_N };
 
-static const char *const sl__arg_names[SL__ARG_N] = {"min_offset", "max_lag", "timeout_ms"};
+static const char *const sl__arg_names[SL__ARG_N] = {"min_offset", "max_lag", "timeout_ms",
+                                                     "consistency"};
 
 static int sl__parse_arg(const char *name, const char *value, bool seen[SL__ARG_N],
                          struct sl_http_query *q, char *err, size_t errlen)
@@ -91,7 +92,8 @@ static int sl__parse_arg(const char *name, const char *value, bool seen[SL__ARG_
 	if (which < 0) {
 		sl__show(nb, nlen, show, sizeof(show));
 		sl_errf(err, errlen,
-		        "unknown parameter '%s' (expected min_offset, max_lag or timeout_ms)",
+		        "unknown parameter '%s' (expected min_offset, max_lag, timeout_ms or "
+		        "consistency)",
 		        show);
 		return -EINVAL;
 	}
@@ -134,6 +136,16 @@ static int sl__parse_arg(const char *name, const char *value, bool seen[SL__ARG_
 			return -EINVAL;
 		}
 		q->has_max_lag = true;
+		break;
+	case SL__ARG_CONS:
+		if (vlen == 3 && !memcmp(vb, "one", 3) && !too_long)
+			q->consistency = SL_HTTP_CONSISTENCY_ONE;
+		else if (vlen == 6 && !memcmp(vb, "quorum", 6) && !too_long)
+			q->consistency = SL_HTTP_CONSISTENCY_QUORUM;
+		else {
+			sl_errf(err, errlen, "consistency: expected one or quorum, got '%s'", show);
+			return -EINVAL;
+		}
 		break;
 	default: {
 		uint64_t t;

@@ -113,7 +113,7 @@ int sl__cluster_create(struct sl_server *srv, char *err, size_t errlen)
 		goto oom;
 	srv->cl = cl;
 	cl->srv = srv;
-	if (sl_notify_init(&cl->stop_n) != 0)
+	if (sl_notify_init(&cl->stop_n) != 0 || sl__peers_create(&srv->peers) < 0)
 		goto oom;
 	cl->fetchers.srv = srv;
 	pthread_mutex_init(&cl->fetchers.mu, NULL);
@@ -481,6 +481,9 @@ void sl__cluster_destroy(struct sl_server *srv)
 	pthread_mutex_destroy(&cl->fetchers.mu);
 	free(cl);
 	srv->cl = NULL;
+	/* After HTTP stopped (no quorum read runs) and the controller. */
+	sl__peers_destroy(srv->peers);
+	srv->peers = NULL;
 }
 
 /* ---- GET /v1/cluster ------------------------------------------------------- */
@@ -864,4 +867,43 @@ int sl_server_replica_json(struct sl_server *srv, const char *topic, const char 
 	                      atomic_load_explicit(&rp->epoch, memory_order_acquire), last,
 	                      atomic_load_explicit(&rp->local_end, memory_order_acquire),
 	                      atomic_load_explicit(&rp->local_durable, memory_order_acquire));
+}
+
+/* ---- a partition's replica set, for quorum reads (HTTP threads) ---------------- */
+
+struct sl__rset {
+	struct sl_server_replica *v;
+	uint32_t n;
+};
+
+static int sl__rset_cb(void *arg, const struct sl_cluster_node *n)
+{
+	struct sl__rset *rs = arg;
+	for (uint32_t i = 0; i < rs->n; i++)
+		if (!strcmp(rs->v[i].id, n->id))
+			snprintf(rs->v[i].http, sizeof(rs->v[i].http), "%s", n->http);
+	return 0;
+}
+
+int sl__cluster_replica_set(struct sl_server *srv, const char *topic, uint32_t p,
+                            struct sl_server_replica *out, uint32_t *n)
+{
+	struct sl_srvcluster *cl = srv->cl;
+	struct sl_cluster *c = cl ? atomic_load_explicit(&cl->c, memory_order_acquire) : NULL;
+	struct sl_pstate st;
+
+	*n = 0;
+	if (!c || sl_cluster_pstate_get(c, topic, p, &st) < 0 || !st.n_replicas ||
+	    st.n_replicas > SL_REPL_MAX)
+		return -ENOENT;
+	for (uint32_t i = 0; i < st.n_replicas; i++) {
+		snprintf(out[i].id, sizeof(out[i].id), "%s", st.replicas[i]);
+		out[i].http[0] = 0;
+		out[i].self = !strcmp(st.replicas[i], cl->fetchers.self);
+	}
+	struct sl__rset rs = {.v = out, .n = st.n_replicas};
+	if (sl_cluster_nodes(c, sl__rset_cb, &rs) < 0)
+		return -ENOMEM;
+	*n = st.n_replicas;
+	return 0;
 }

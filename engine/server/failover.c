@@ -21,7 +21,8 @@
  * Decisions: at taking office and then every SL_CTL_PERIOD_NS (at once
  * when a node vanishes from the watch cache), each partition of this
  * node's topics whose leader is not a live node gets one: the live
- * replicas are asked (GET /v1/cluster/replica, libcurl, bounded) for their
+ * replicas are asked (GET /v1/cluster/replica, all at once and bounded:
+ * server/peer.c) for their
  * last leader epoch and durable end, sl_cluster_elect() chooses (cluster.h
  * says the rules per acks mode), and the new state (leader, epoch + 1, the
  * ISR) is written with the CAS guarded by the revision read. A lost CAS is
@@ -33,7 +34,6 @@
  * Threads: start/stop on the control thread; everything else on `sl-ctl`,
  * but the getters (controller name, metrics) and the kick, from any thread.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -81,7 +81,6 @@ struct sl_failover {
 	char self[SL_CLUSTER_ID_MAX];
 	const char *token_file;
 	struct sl_etcd *e; /* sl-ctl's */
-	CURL *cu;          /* sl-ctl's: the replicas' answers */
 	pthread_t th;
 	bool started;
 	struct sl_notify n;
@@ -162,15 +161,6 @@ static void sl__failover_etcd_err(struct sl_failover *k, const char *what, const
 
 /* ---- asking a replica ----------------------------------------------------------- */
 
-static size_t sl__failover_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct sl_json_buf *b = arg;
-	size_t len = size * n;
-	if (b->len + len > 4096 || sl_json_buf_put_raw(b, p, len) < 0)
-		return 0;
-	return len;
-}
-
 static bool sl__failover_u64(struct json_object *o, const char *name, uint64_t *v)
 {
 	struct json_object *f;
@@ -183,40 +173,25 @@ static bool sl__failover_u64(struct json_object *o, const char *name, uint64_t *
 	return true;
 }
 
-/* GET /v1/cluster/replica of one node: true with *r filled when it
- * answered 200 with the three numbers. */
-static bool sl__failover_ask(struct sl_failover *k, const char *http, const char *token,
-                             const char *topic, uint32_t p, struct sl_cluster_reply *r)
+/* GET /v1/cluster/replica of one node, as the request to send. */
+static void sl__failover_ask(struct sl_peer_get *g, char *url, size_t cap, const char *http,
+                             const char *topic, uint32_t p)
 {
-	char url[SL_CLUSTER_ADDR_MAX + SL_CLUSTER_TOPIC_MAX + 64];
-	struct sl_json_buf b = {0};
-	struct curl_slist *h = NULL;
-	bool ok = false;
-	long status = 0;
+	snprintf(url, cap, "http://%s/v1/cluster/replica?topic=%s&partition=%u", http, topic, p);
+	g->url = url;
+	g->connect_ms = SL_CTL_ASK_CONNECT_MS;
+	g->timeout_ms = SL_CTL_ASK_MS;
+	g->max_body = 4096;
+}
 
-	if (!k->cu && !(k->cu = curl_easy_init()))
-		return false;
-	snprintf(url, sizeof(url), "http://%s/v1/cluster/replica?topic=%s&partition=%u", http,
-	         topic, p);
-	if (token[0]) {
-		char hdr[640];
-		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", token);
-		if (!(h = curl_slist_append(NULL, hdr)))
-			return false;
-	}
-	curl_easy_reset(k->cu);
-	curl_easy_setopt(k->cu, CURLOPT_URL, url);
-	curl_easy_setopt(k->cu, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(k->cu, CURLOPT_CONNECTTIMEOUT_MS, SL_CTL_ASK_CONNECT_MS);
-	curl_easy_setopt(k->cu, CURLOPT_TIMEOUT_MS, SL_CTL_ASK_MS);
-	curl_easy_setopt(k->cu, CURLOPT_WRITEFUNCTION, sl__failover_body);
-	curl_easy_setopt(k->cu, CURLOPT_WRITEDATA, &b);
-	if (h)
-		curl_easy_setopt(k->cu, CURLOPT_HTTPHEADER, h);
-	if (curl_easy_perform(k->cu) == CURLE_OK &&
-	    curl_easy_getinfo(k->cu, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
-	    status == 200 && b.len && sl_json_buf_put_raw(&b, "", 1) == 0) {
-		struct json_object *o = json_tokener_parse(b.data);
+/* Its answer: true with *r filled when it answered 200 with the numbers. */
+static bool sl__failover_answer(struct sl_peer_get *g, struct sl_cluster_reply *r)
+{
+	bool ok = false;
+
+	if (g->done && !g->err && g->status == 200 && g->body.len &&
+	    sl_json_buf_put_raw(&g->body, "", 1) == 0) {
+		struct json_object *o = json_tokener_parse(g->body.data);
 		uint64_t e = 0;
 		ok = o && json_object_is_type(o, json_type_object) &&
 		     sl__failover_u64(o, "last_epoch", &e) && e <= UINT32_MAX &&
@@ -224,8 +199,6 @@ static bool sl__failover_ask(struct sl_failover *k, const char *http, const char
 		r->last_epoch = (uint32_t)e;
 		json_object_put(o);
 	}
-	curl_slist_free_all(h);
-	sl_json_buf_release(&b);
 	r->answered = ok;
 	return ok;
 }
@@ -303,12 +276,24 @@ static bool sl__failover_partition(struct sl_failover *k, struct sl_topic *t, ui
 		*token_read = true;
 	}
 	memset(r, 0, sizeof(r));
+	/* The live replicas are asked at once, so a paused one costs the
+	 * election one bound (SL_CTL_ASK_MS), not one each. */
+	struct sl_peer_get g[SL_CLUSTER_REPLICAS_MAX];
+	char urls[SL_CLUSTER_REPLICAS_MAX][SL_CLUSTER_ADDR_MAX + SL_CLUSTER_TOPIC_MAX + 64];
+	memset(g, 0, sizeof(g));
 	for (uint32_t i = 0; i < st.n_replicas; i++) {
 		const struct sl_cluster_node *n = sl__failover_live(live, st.replicas[i]);
 		r[i].alive = n != NULL;
 		n_alive += r[i].alive;
-		if (n && n->http[0] && sl__failover_ask(k, n->http, token, t->name, p, &r[i]))
+		if (n && n->http[0])
+			sl__failover_ask(&g[i], urls[i], sizeof(urls[i]), n->http, t->name, p);
+	}
+	sl__peers_get(k->srv->peers, g, st.n_replicas, token,
+	              sl_now_ns() + (uint64_t)SL_CTL_ASK_MS * SL_CTL_MS);
+	for (uint32_t i = 0; i < st.n_replicas; i++) {
+		if (sl__failover_answer(&g[i], &r[i]))
 			answered |= 1u << i;
+		sl_json_buf_release(&g[i].body);
 	}
 	int ret = sl_cluster_elect(&st, r, sl__failover_acks(t->spec.acks),
 	                           t->spec.unclean_election, &next, &unclean);
@@ -544,8 +529,6 @@ void sl__failover_stop(struct sl_failover *k)
 		sl_notify_signal(&k->n);
 		pthread_join(k->th, NULL);
 	}
-	if (k->cu)
-		curl_easy_cleanup(k->cu);
 	sl_etcd_close(k->e);
 	sl_notify_destroy(&k->n);
 	pthread_mutex_destroy(&k->mu);

@@ -20,6 +20,10 @@ static void sl__hq(void *arg, const struct sl_http_query *q, struct sl_http_repl
 	    .min_offset = q->min_offset,
 	    .max_lag = q->max_lag,
 	    .timeout_ms = q->timeout_ms,
+	    .consistency =
+	        q->consistency == SL_HTTP_CONSISTENCY_QUORUM ? SL_SERVER_CONSISTENCY_QUORUM
+	        : q->consistency == SL_HTTP_CONSISTENCY_ONE  ? SL_SERVER_CONSISTENCY_ONE
+	                                                     : SL_SERVER_CONSISTENCY_DEFAULT,
 	};
 	out->status = sl_server_query(arg, &sq, &out->body, &out->len);
 	out->content_type = NULL;

@@ -284,6 +284,63 @@ static int sl__answer_extend(char **body, size_t *len, struct sl_pquery *const *
 	return 0;
 }
 
+int sl__proj_find(const struct sl_server *srv, const char *name, size_t len)
+{
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		if (strlen(srv->projs[i].name) == len && !memcmp(srv->projs[i].name, name, len))
+			return (int)i;
+	return -ENOENT;
+}
+
+/* What a replica holds that may have been acked, for a quorum read
+ * (cluster/qread.c says why each): a leader acks nothing past its HW
+ * (durable_pub); any other replica may hold acked events past the HW it
+ * heard, up to its own durable end. */
+static uint64_t sl__holds(const struct sl_partition *p)
+{
+	const struct sl_prepl *rp = p->repl;
+	uint64_t pub = atomic_load_explicit(&p->durable_pub, memory_order_acquire);
+
+	if (!rp || atomic_load_explicit(&rp->role, memory_order_acquire) == SL_REPL_LEADER)
+		return pub;
+	uint64_t own = atomic_load_explicit(&rp->local_durable, memory_order_acquire);
+	return own > pub ? own : pub;
+}
+
+/* Adds `"applied":A,"holds":H` as the last members of the JSON object in
+ * *body (an answer or an error body). A body that is not an object is
+ * left alone. */
+static int sl__add_read_offsets(char **body, size_t *len, uint64_t applied, uint64_t holds)
+{
+	char add[80];
+	size_t end = *len;
+
+	while (end && (*body)[end - 1] != '}') {
+		if ((*body)[end - 1] != '\n' && (*body)[end - 1] != ' ')
+			return 0;
+		end--;
+	}
+	if (!end)
+		return 0;
+	size_t before = end - 1;
+	while (before && ((*body)[before - 1] == ' ' || (*body)[before - 1] == '\n'))
+		before--;
+	bool empty = before && (*body)[before - 1] == '{';
+	int n = snprintf(add, sizeof(add), "%s\"applied\":%" PRIu64 ",\"holds\":%" PRIu64,
+	                 empty ? "" : ",", applied, holds);
+	char *nb = malloc(*len + (size_t)n + 1);
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb, *body, end - 1);
+	memcpy(nb + end - 1, add, (size_t)n);
+	memcpy(nb + end - 1 + n, *body + end - 1, *len - (end - 1));
+	nb[*len + (size_t)n] = '\0';
+	free(*body);
+	*body = nb;
+	*len += (size_t)n;
+	return 0;
+}
+
 /* Hands q to the partition's reactor and waits for its answer. */
 static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
 {
@@ -309,15 +366,21 @@ static void sl__pq_run(struct sl_server *srv, struct sl_pquery *q)
 int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, char **body,
                     size_t *len)
 {
+	if (in->consistency == SL_SERVER_CONSISTENCY_QUORUM)
+		return sl__qread(srv, in, body, len);
+	return sl__query_local(srv, in, body, len);
+}
+
+int sl__query_local(struct sl_server *srv, const struct sl_server_query *in, char **body,
+                    size_t *len)
+{
 	struct sl_pquery *wq = NULL, **qs = NULL;
-	uint32_t proj = UINT32_MAX, n = 0;
+	uint32_t proj, n = 0;
 	char msg[300];
 	int status = 200;
+	int found = sl__proj_find(srv, in->projection, in->projection_len);
 
-	for (uint32_t i = 0; i < srv->n_projs; i++)
-		if (strlen(srv->projs[i].name) == in->projection_len &&
-		    !memcmp(srv->projs[i].name, in->projection, in->projection_len))
-			proj = i;
+	proj = found < 0 ? UINT32_MAX : (uint32_t)found;
 	if (proj == UINT32_MAX) {
 		snprintf(msg, sizeof(msg), "no projection named '%.*s'", (int)in->projection_len,
 		         in->projection);
@@ -365,6 +428,7 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 		goto out;
 	}
 	uint32_t first = 0, count = pj->topic->n_parts;
+	bool explicit_one = in->consistency == SL_SERVER_CONSISTENCY_ONE && route == 1;
 	if (route == 1) {
 		first = sl_part_of_key(&pj->topic->part, agg, agg_len);
 		count = 1;
@@ -397,6 +461,14 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 		int st = qs[i]->status;
 		if (st != 200 && !(st == 404 && route == 0)) {
 			status = sl__fail(body, len, st, sl__code_of(st), qs[i]->msg);
+			/* A missing entry is a reading too: a quorum read
+			 * compares it with the others' answers. */
+			if (st == 404 && explicit_one &&
+			    sl__add_read_offsets(body, len, qs[i]->applied,
+			                         sl__holds(&pj->topic->parts[first])) < 0) {
+				free(*body);
+				status = sl__fail(body, len, 500, "internal", "out of memory");
+			}
 			goto out;
 		}
 	}
@@ -407,7 +479,10 @@ int sl_server_query(struct sl_server *srv, const struct sl_server_query *in, cha
 		o->buf.data = NULL;
 		o->buf.len = o->buf.cap = 0;
 		status = 200;
-		if (sl__answer_extend(body, len, qs, 1, true) < 0) {
+		if (sl__answer_extend(body, len, qs, 1, true) < 0 ||
+		    (explicit_one &&
+		     sl__add_read_offsets(body, len, qs[0]->applied,
+		                          sl__holds(&pj->topic->parts[first])) < 0)) {
 			free(*body);
 			status = sl__fail(body, len, 500, "internal", "out of memory");
 		}
@@ -464,13 +539,10 @@ out:
 int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, char **body,
                       size_t *len)
 {
-	uint32_t proj = UINT32_MAX;
+	int found = sl__proj_find(srv, name, name_len);
+	uint32_t proj = found < 0 ? UINT32_MAX : (uint32_t)found;
 	char msg[300];
 
-	for (uint32_t i = 0; i < srv->n_projs; i++)
-		if (strlen(srv->projs[i].name) == name_len &&
-		    !memcmp(srv->projs[i].name, name, name_len))
-			proj = i;
 	if (proj == UINT32_MAX) {
 		snprintf(msg, sizeof(msg), "no projection named '%.*s'",
 		         (int)(name_len > 100 ? 100 : name_len), name);

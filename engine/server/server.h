@@ -21,6 +21,7 @@
 #include "credit/credit.h"
 #include "net/net.h"
 #include "topic/topic.h"
+#include "json/json.h"
 
 #include "plugin/plugin.h"
 
@@ -199,6 +200,7 @@ struct sl_server {
 	 * HTTP port's threads (sl_server_http_backend hands it over). */
 	_Atomic uint64_t http_auth_failures;
 	struct sl_srvcluster *cl; /* cluster mode (server/cluster.c); NULL alone */
+	struct sl_peers *peers;   /* cluster mode: asking other nodes (server/peer.c) */
 };
 
 /* Opens the data folder (locked against a second server), recovers every
@@ -231,7 +233,22 @@ uint16_t sl_server_native_port(const struct sl_server *srv);
  * (bad key / partition), 404 (no such projection or key), 409 (too far
  * behind, or its lag unknown), 503 (not serving), 504 (min_offset not
  * applied in time).
+ * With consistency ONE given explicitly, the answer of a key held in one
+ * partition, and its 404 for a missing entry, also carry "applied" (the
+ * model holds every event below it) and "holds" (every event this replica
+ * holds that may have been acked is below it: a leader's HW, any other
+ * replica's own durable end): what a quorum read compares.
+ * With consistency QUORUM (cluster mode; server/qread.c): the most applied
+ * answer of a majority of the key's partition's replicas, asked in
+ * parallel with consistency=one (this node's own model directly when it is
+ * one of them); 503 when fewer than a majority answered. A node alone is
+ * its own majority.
  */
+enum sl_server_consistency {
+	SL_SERVER_CONSISTENCY_DEFAULT = 0, /* one, and the answer as before */
+	SL_SERVER_CONSISTENCY_ONE,         /* one; the answer adds "applied", "holds" */
+	SL_SERVER_CONSISTENCY_QUORUM,      /* server/qread.c */
+};
 struct sl_server_query {
 	const char *projection;
 	size_t projection_len;
@@ -241,9 +258,27 @@ struct sl_server_query {
 	uint32_t min_partition;
 	uint64_t min_offset, max_lag;
 	uint32_t timeout_ms;
+	enum sl_server_consistency consistency;
 };
 int sl_server_query(struct sl_server *srv, const struct sl_server_query *q, char **body,
                     size_t *len);
+/* server/project.c, for server/qread.c: the index of projection NAME, or
+ * -ENOENT; the query of this node's own model (consistency one). */
+int sl__proj_find(const struct sl_server *srv, const char *name, size_t len);
+int sl__query_local(struct sl_server *srv, const struct sl_server_query *q, char **body,
+                    size_t *len);
+/* server/qread.c: a consistency=quorum read (see sl_server_query). */
+int sl__qread(struct sl_server *srv, const struct sl_server_query *q, char **body, size_t *len);
+/* server/cluster.c, for quorum reads: partition p of `topic`'s replica set
+ * as etcd holds it, with each one's HTTP address ("" unknown) and whether
+ * it is this node. 0, or -ENOENT (no state known, or alone). Any thread. */
+struct sl_server_replica {
+	char id[64];
+	char http[256];
+	bool self;
+};
+int sl__cluster_replica_set(struct sl_server *srv, const char *topic, uint32_t p,
+                            struct sl_server_replica *out, uint32_t *n);
 /* server/project.c, for server.c: plugins and appliers (before the
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
@@ -325,6 +360,50 @@ void sl__cluster_metrics(struct sl_server *srv, FILE *f);
  * *body (malloc'd JSON). Any HTTP thread. */
 int sl_server_replica_json(struct sl_server *srv, const char *topic, const char *partition,
                            char **body, size_t *len);
+
+/*
+ * Asking peers (server/peer.c): GET requests to other nodes' HTTP ports,
+ * in parallel on one libcurl multi handle driven by the calling thread,
+ * each bounded by its own connect and whole-request timeouts and all by
+ * the caller's deadline, with the node-to-node token (the first of this
+ * node's auth.token_file, read by the caller). Used by the failover
+ * controller (`sl-ctl`) and by quorum reads (HTTP threads). Never on a
+ * reactor: a call blocks up to its deadline. The pool (one per server,
+ * sl__peers_create/destroy on the control thread) keeps multi handles
+ * and their keep-alive connections between calls; any thread may run
+ * calls on it at once.
+ */
+#define SL_PEERS_MAX 8 /* requests in one call: a replica set (SL_REPL_MAX) */
+struct sl_peers;
+struct sl_peer_get {
+	/* in */
+	const char *url; /* "http://host:port/path?query", the caller's; NULL: not asked
+	                  * (done at once, err set) */
+	uint32_t connect_ms, timeout_ms;
+	size_t max_body; /* a longer answer fails the request (err CURLE_WRITE_ERROR) */
+	/* out */
+	bool started, done;
+	int err;                 /* CURLcode: 0 when an answer came */
+	long status;             /* its HTTP status; 0 without an answer */
+	struct sl_json_buf body; /* the caller releases it (sl_json_buf_release) */
+};
+struct sl_peer_run;
+int sl__peers_create(struct sl_peers **out);
+void sl__peers_destroy(struct sl_peers *ps);
+/* Starts g[0..n) (n <= SL_PEERS_MAX) and sends what can go at once. 0 with
+ * *run, which the caller ends with sl__peers_end whatever happens. */
+int sl__peers_begin(struct sl_peers *ps, struct sl_peer_get *g, size_t n, const char *token,
+                    struct sl_peer_run **run);
+/* Drives the requests until all are done, `enough` (may be NULL, asked
+ * after each round of progress) says so, or deadline_ns: 0, or
+ * -ETIMEDOUT (what finished is in g all the same). */
+int sl__peers_wait(struct sl_peer_run *run, uint64_t deadline_ns,
+                   bool (*enough)(void *arg, const struct sl_peer_get *g, size_t n), void *arg);
+/* Abandons what is still running; the handles go back to the pool. */
+void sl__peers_end(struct sl_peer_run *run);
+/* begin + wait for all + end. */
+int sl__peers_get(struct sl_peers *ps, struct sl_peer_get *g, size_t n, const char *token,
+                  uint64_t deadline_ns);
 
 /* server/failover.c: the failover controller (issue 17), its own thread
  * `sl-ctl`. start after the cluster started (c), stop before it stops. */

@@ -83,12 +83,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Decoding never grows, and NAME and KEY are split by one '/'. */
 		CHECK(q.projection_len + 1 + q.key_len <= plen);
 		CHECK(q.timeout_ms <= SL_HTTP_TIMEOUT_MAX_MS);
+		CHECK(q.consistency == SL_HTTP_CONSISTENCY_DEFAULT ||
+		      q.consistency == SL_HTTP_CONSISTENCY_ONE ||
+		      q.consistency == SL_HTTP_CONSISTENCY_QUORUM);
 		CHECK(n_args <= SL_HTTP_MAX_ARGS);
 		CHECK(err[0] == 0);
 		/* Without parameters, the defaults. */
 		if (!n_args)
 			CHECK(!q.has_min && !q.has_max_lag &&
-			      q.timeout_ms == SL_HTTP_TIMEOUT_DEFAULT_MS);
+			      q.timeout_ms == SL_HTTP_TIMEOUT_DEFAULT_MS &&
+			      q.consistency == SL_HTTP_CONSISTENCY_DEFAULT);
 	} else {
 		CHECK(r == -EINVAL);
 		CHECK(err[0] != 0);

@@ -841,3 +841,89 @@ Test(cluster, elect_all_from_the_live_isr)
 	cr_assert_str_eq(next.leader, "n3");
 	cr_assert_eq(next.epoch, 3);
 }
+
+/* ---- a quorum read's choice (qread.c), pure --------------------------------- */
+
+static struct sl_cluster_qreply qr(uint64_t applied, uint64_t holds)
+{
+	return (struct sl_cluster_qreply){
+	    .answered = true, .status = 200, .applied = applied, .holds = holds};
+}
+
+static const struct sl_cluster_qreply qr_none = {.answered = false, .status = 0};
+
+Test(cluster, qread_pick_the_most_applied_of_a_majority)
+{
+	uint64_t need = 0;
+
+	/* The lagging replica answers first (index 0): the choice is the most
+	 * applied, not the first; need is the most any of them holds. */
+	struct sl_cluster_qreply r[3] = {qr(100, 120), qr(250, 250), qr_none};
+	cr_assert_eq(sl_cluster_qread_pick(r, 3, 3, 0, &need), 1);
+	cr_assert_eq(need, 250);
+	/* Ties go to the earlier. */
+	struct sl_cluster_qreply t[3] = {qr(7, 7), qr_none, qr(7, 9)};
+	cr_assert_eq(sl_cluster_qread_pick(t, 3, 3, 0, &need), 0);
+	cr_assert_eq(need, 9); /* the answer at 7 is short of 9: ask again */
+	/* A token raises need. */
+	cr_assert_eq(sl_cluster_qread_pick(r, 3, 3, 400, &need), 1);
+	cr_assert_eq(need, 400);
+	/* A follower that holds acked events it has not applied yet makes
+	 * need pass every applied offset: the caller asks again. */
+	struct sl_cluster_qreply f[3] = {qr(50, 50), qr(40, 60), qr(50, 50)};
+	cr_assert_eq(sl_cluster_qread_pick(f, 3, 3, 0, &need), 0);
+	cr_assert_eq(need, 60);
+	cr_assert_lt(f[0].applied, need);
+	/* A 404 with its offsets is an answer like any other. */
+	struct sl_cluster_qreply nf = qr(300, 300);
+	nf.status = 404;
+	struct sl_cluster_qreply g[3] = {qr(250, 250), nf, qr_none};
+	cr_assert_eq(sl_cluster_qread_pick(g, 3, 3, 0, &need), 1);
+}
+
+Test(cluster, qread_pick_refuses_without_a_majority)
+{
+	uint64_t need = 0;
+	struct sl_cluster_qreply one[3] = {qr_none, qr(250, 250), qr_none};
+	cr_assert_eq(sl_cluster_qread_pick(one, 3, 3, 0, &need), -EAGAIN);
+	cr_assert_eq(need, 250);
+	struct sl_cluster_qreply none[3] = {qr_none, qr_none, qr_none};
+	cr_assert_eq(sl_cluster_qread_pick(none, 3, 3, 0, &need), -EAGAIN);
+	/* 2 of 5 is not a majority, 3 of 5 is; 1 of 1 is. */
+	struct sl_cluster_qreply five[5] = {qr(1, 1), qr(2, 2), qr_none, qr_none, qr_none};
+	cr_assert_eq(sl_cluster_qread_pick(five, 5, 5, 0, &need), -EAGAIN);
+	five[4] = qr(3, 3);
+	cr_assert_eq(sl_cluster_qread_pick(five, 5, 5, 0, &need), 4);
+	struct sl_cluster_qreply alone[1] = {qr(5, 5)};
+	cr_assert_eq(sl_cluster_qread_pick(alone, 1, 1, 0, &need), 0);
+	cr_assert_eq(sl_cluster_qread_pick(alone, 1, 0, 0, &need), -EAGAIN);
+}
+
+Test(cluster, qread_parse_answers_and_refusals)
+{
+	struct sl_cluster_qreply r;
+	const char *ok = "{\"key\":\"aggregate:a\",\"count\":3,\"token\":\"0:9\",\"lag\":0,"
+	                 "\"applied\":10,\"holds\":12}\n";
+	cr_assert_eq(sl_cluster_qread_parse(200, ok, strlen(ok), &r), 0);
+	cr_assert(r.answered && r.status == 200 && r.applied == 10 && r.holds == 12);
+	const char *nf = "{\"error\":\"not_found\",\"message\":\"no entry\",\"applied\":0,"
+	                 "\"holds\":0}";
+	cr_assert_eq(sl_cluster_qread_parse(404, nf, strlen(nf), &r), 0);
+	cr_assert(r.answered && r.status == 404 && r.applied == 0);
+	/* Refusals and malformed bodies are not answers. */
+	cr_assert_eq(sl_cluster_qread_parse(503, ok, strlen(ok), &r), -EAGAIN);
+	cr_assert(!r.answered && r.status == 503);
+	const char *bad[] = {"",
+	                     "{\"applied\":1}",
+	                     "{\"applied\":-1,\"holds\":2}",
+	                     "{\"applied\":\"1\",\"holds\":2}",
+	                     "{\"applied\":1,\"holds\":2} x",
+	                     "[1,2]",
+	                     "{\"applied\":1,\"holds\":99999999999999999999}",
+	                     "{\"applied\":1,\"holds\":2"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(sl_cluster_qread_parse(200, bad[i], strlen(bad[i]), &r), -EPROTO, "%s",
+		             bad[i]);
+		cr_assert(!r.answered);
+	}
+}

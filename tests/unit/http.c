@@ -1208,6 +1208,27 @@ static int parse(const char *path, const char *const *names, const char *const *
 	return sl_http_parse_query(path, names, values, n, buf, sizeof(buf), q, err, errlen);
 }
 
+Test(http, parse_consistency)
+{
+	struct sl_http_query q;
+	char err[256];
+
+	cr_assert_eq(parse("p/k", NULL, NULL, 0, &q, err, sizeof(err)), 0);
+	cr_assert_eq(q.consistency, SL_HTTP_CONSISTENCY_DEFAULT);
+	const char *n[] = {"consistency"};
+	const char *one[] = {"one"}, *quorum[] = {"quorum"}, *all[] = {"all"}, *none[] = {NULL};
+	cr_assert_eq(parse("p/k", n, one, 1, &q, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(q.consistency, SL_HTTP_CONSISTENCY_ONE);
+	cr_assert_eq(parse("p/k", n, quorum, 1, &q, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(q.consistency, SL_HTTP_CONSISTENCY_QUORUM);
+	cr_assert_eq(parse("p/k", n, all, 1, &q, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "consistency: expected one or quorum, got 'all'");
+	cr_assert_eq(parse("p/k", n, none, 1, &q, err, sizeof(err)), -EINVAL);
+	const char *n2[] = {"consistency", "consistency"}, *v2[] = {"one", "quorum"};
+	cr_assert_eq(parse("p/k", n2, v2, 2, &q, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "consistency: given twice");
+}
+
 Test(http, parse_query_direct)
 {
 	struct sl_http_query q;
