@@ -53,7 +53,6 @@ SKIP = 77
 # new leader rebuilt it): a duplicate first fed during one of these fails
 # the run under --assert-no-dup auto. See README (Cluster, fault harness).
 NO_DUP_KINDS = ("bridge", "disk")
-FINAL_WHOLE_S = 120
 
 
 def need():
@@ -66,26 +65,29 @@ def need():
 
 
 def final_state(topo, bound):
-    """Once the cluster is whole and every replica holds the whole log of
-    every partition: {partition: HW}, or None after `bound` seconds."""
+    """{partition: (HW, every replica's durable offset)} from each leader's
+    view once every replica holds the whole log of every partition (True
+    with it), or the last view after `bound` seconds (False with it)."""
+    last = {}
+
     def done():
         try:
-            hws = {}
             st = topo.partition_states()
+            whole = True
             for p in range(topo.partitions):
                 view = topo.node_status(st[p]["leader"])["topics"][0]["partitions"][p]
                 if view.get("this_node") != "leader":
                     return None
                 hw = view["high_watermark"]
-                if any(r["durable_offset"] != hw for r in view["replica_state"]):
-                    return None
-                if len(view["isr"]) < min(3, len(topo.nodes)):
-                    return None
-                hws[p] = hw
-            return hws
+                durable = [r["durable_offset"] for r in view["replica_state"]]
+                last[p] = (hw, min(durable + [hw]))
+                if any(d != hw for d in durable) or len(view["isr"]) < min(3, len(topo.nodes)):
+                    whole = False
+            return whole
         except (Failure, OSError, ValueError, KeyError):
             return None
-    return wait_for_files([os.path.join(topo.wd, n) for n in topo.nodes], done, bound)
+    ok = wait_for_files([os.path.join(topo.wd, n) for n in topo.nodes], done, bound)
+    return bool(ok), last
 
 
 def read_partition(topo, p):
@@ -139,19 +141,24 @@ def run_mode(a, acks, seed):
             return len(parts) == a.partitions
         if not wait_for_files(topo.wd, acked_everywhere, 60):
             raise Failure("not every partition acked within 60 s of the start")
-        nem = Nemesis(topo, sched, overlap=a.overlap)
+        nem = Nemesis(topo, sched, overlap=a.overlap, recover_s=a.recover_s)
         nem.run(t_zero + a.duration, t_zero)
         nem.heal_all()
         t_end = time.monotonic()
         log("schedule over at +%.2f s (%d faults); waiting for a whole cluster" % (
             t_end - t_zero, len(nem.faults)))
-        if nem.wait_whole(FINAL_WHOLE_S) is None:
-            raise Failure("the cluster was not whole %d s after the last heal" % FINAL_WHOLE_S)
+        fails = []
+        if nem.wait_whole(a.recover_s) is None:
+            fails.append("the cluster was not whole %d s after the last heal" % a.recover_s)
         for pr in producers:
             pr.stop(a.producer_timeout + 30)
-        hws = final_state(topo, FINAL_WHOLE_S)
-        if hws is None:
-            raise Failure("replicas did not all hold the whole log within %d s" % FINAL_WHOLE_S)
+        caught_up, views = final_state(topo, a.recover_s if not fails else 5)
+        if not caught_up:
+            fails.append("replicas did not all hold the whole log within %d s: %s" % (
+                a.recover_s, views))
+        # Replicas compared below what every one of them holds (all of the
+        # log once they caught up).
+        hws = {p: v[1] for p, v in views.items()}
         for c in consumers:
             c.stop()
         final = {p: read_partition(topo, p) for p in range(a.partitions)}
@@ -161,7 +168,6 @@ def run_mode(a, acks, seed):
                        nodes=a.nodes, etcd=a.etcd, partitions=a.partitions,
                        producer_exits=sum(len(p.incarnations) - 1 for p in producers),
                        consumer_restarts=sum(c.restarts for c in consumers))
-        fails = []
         strict = acks != "leader"
         if a.expect_loss:
             if summary["lost"] == 0:
@@ -237,6 +243,8 @@ def main():
     ap.add_argument("--keys", type=int, default=8, help="keys per producer")
     ap.add_argument("--producer-timeout", type=int, default=120)
     ap.add_argument("--session-ttl", type=float, default=2)
+    ap.add_argument("--recover-s", type=int, default=60,
+                    help="bound on the wait for a whole cluster after each heal and at the end")
     ap.add_argument("--overlap", action="store_true",
                     help="the next fault does not wait for the cluster to be whole")
     ap.add_argument("--assert-no-dup", default="auto", choices=["auto", "on", "off"])

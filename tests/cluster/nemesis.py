@@ -26,7 +26,7 @@ Kinds:
             ENOSPC); after `hold` the filler is removed.
 
 Each fault is healed before the next starts; after a heal the nemesis
-waits (bounded: RECOVER_S) until the cluster is whole again (every node has
+waits (bounded: --recover-s, 60 s) until the cluster is whole again (every node has
 its lease in etcd and every partition a leader with a full in-sync set) and
 then for `quiet` seconds of normal running. Unless `overlap` is set: then
 the next fault starts at the end of `quiet` whether or not the cluster is
@@ -43,7 +43,6 @@ import time
 from topology import Failure, log, wait_for_files
 
 KINDS = ["kill", "pause", "isolate", "split", "bridge", "skew", "disk"]
-RECOVER_S = 60
 
 
 class Schedule:
@@ -68,8 +67,9 @@ class Schedule:
 
 
 class Nemesis:
-    def __init__(self, topo, schedule, overlap=False):
+    def __init__(self, topo, schedule, overlap=False, recover_s=60):
         self.t = topo
+        self.recover_s = recover_s
         self.s = schedule
         self.overlap = overlap
         self.faults = []  # one record per fault run
@@ -257,11 +257,11 @@ class Nemesis:
             rec["leaders_after"] = {p: s.get("leader")
                                     for p, s in self.t.partition_states().items()}
             if not self.overlap:
-                took = self.wait_whole(RECOVER_S)
+                took = self.wait_whole(self.recover_s)
                 rec["whole_after_heal_s"] = took
                 log("fault %d healed at +%.2f s; cluster whole %s" % (
                     i, rec["healed"], "after %.2f s" % took if took is not None else
-                    "NOT within %d s" % RECOVER_S))
+                    "NOT within %d s" % self.recover_s))
             else:
                 log("fault %d healed at +%.2f s" % (i, rec["healed"]))
             time.sleep(step["quiet"])  # the schedule's pacing between faults
