@@ -54,6 +54,69 @@ def batches(folder):
     return out
 
 
+def _varint(b, i):
+    v = shift = 0
+    while True:
+        x = b[i]
+        i += 1
+        v |= (x & 0x7F) << shift
+        if x < 0x80:
+            return v, i
+        shift += 7
+
+
+def _event(b):
+    """id, aggregate and data of an encoded sluice.v1.Event
+    (schemas/sluice/v1/event.proto: id = 1 (16 bytes), aggregate = 3,
+    data = 5); other fields skipped by wire type."""
+    out = {}
+    i = 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            _, i = _varint(b, i)
+        elif wt == 2:
+            n, i = _varint(b, i)
+            out[field] = b[i:i + n]
+            i += n
+        elif wt == 1:
+            i += 8
+        elif wt == 5:
+            i += 4
+        else:
+            raise ValueError("wire type %d" % wt)
+    import uuid
+    data = out.get(5, b"")
+    try:
+        data = json.loads(data)
+    except ValueError:
+        data = {}
+    return {"id": str(uuid.UUID(bytes=out[1])), "aggregate": out.get(3, b"").decode(),
+            "data": data}
+
+
+def disk_log(topo, node, partition, upto):
+    """The events of node's own copy of a partition below offset `upto`, read
+    from its segment files (batch.h's layout: records of varint size, varint
+    sequence delta, encoded event): what the node holds, whatever its read
+    path serves."""
+    d = os.path.join(topo.wd, node, "data", "events", str(partition))
+    out = []
+    for base, count, x in batches(d):
+        i = HDR
+        for k in range(count):
+            size, i = _varint(x, i)
+            _, i = _varint(x, i)
+            if base + k < upto:
+                e = _event(x[i:i + size])
+                e["offset"] = base + k
+                out.append(e)
+            i += size
+    out.sort(key=lambda e: e["offset"])
+    return out
+
+
 def compare_replicas(topo, partition, hw):
     """Batches below the HW, node by node against the leader's: the number
     that differ or are missing, and a description of the first."""
@@ -125,12 +188,18 @@ def check(topo, producers, consumers, final, hws, faults, t_zero, ttl_s):
     moved = [x for x, (t, p, o) in acks.items() if x in stored_at and stored_at[x] != (p, o)]
     read_lost = 0
     reads = 0
+    read_lost_ex = []
     for c in consumers:
         by_off = {e["offset"]: e["id"] for e in final.get(c.p, [])}
-        for off, eid in c.reads.items():
+        for off, eid in sorted(c.reads.items()):
             reads += 1
             if by_off.get(off) != eid:
                 read_lost += 1
+                if len(read_lost_ex) < 3 or off == max(c.reads):
+                    read_lost_ex.append({
+                        "partition": c.p, "offset": off, "read": eid,
+                        "final_there": by_off.get(off), "final_at": stored_at.get(eid),
+                        "acked": eid in acks, "read_at_s": round(c.read_at[off] - t_zero, 3)})
     replica_diff = 0
     replica_first = None
     compared = {}
@@ -188,7 +257,8 @@ def check(topo, producers, consumers, final, hws, faults, t_zero, ttl_s):
     details = {"lost_ex": lost[:5], "dup_ex": dup_ids[:5], "order_ex": order_ex,
                "never_ex": never[:5], "moved_ex": [(x, acks[x][1:], stored_at[x])
                                                    for x in moved[:5]],
-               "replica_first": replica_first, "timeline": timeline}
+               "replica_first": replica_first, "read_lost_ex": read_lost_ex,
+               "timeline": timeline}
     return summary, details
 
 

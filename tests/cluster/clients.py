@@ -170,6 +170,7 @@ class Consumer:
         self.topo = topo
         self.p = partition
         self.reads = {}  # offset -> id (the first read of that offset)
+        self.read_at = {}  # offset -> when it was first read
         self.reread_differs = 0  # an offset read twice with different ids
         self.next = 0
         self.restarts = 0
@@ -190,7 +191,9 @@ class Consumer:
                 off = e["offset"]
                 if off in self.reads and self.reads[off] != e["id"]:
                     self.reread_differs += 1
-                self.reads.setdefault(off, e["id"])
+                if off not in self.reads:
+                    self.reads[off] = e["id"]
+                    self.read_at[off] = time.monotonic()
                 self.next = max(self.next, off + 1)
             self.proc.wait()
             if self.stopping:

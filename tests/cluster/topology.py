@@ -424,7 +424,9 @@ class Topology:
             return json.loads(r.read())
 
     # -- cleanup ---------------------------------------------------------
-    def cleanup(self):
+    def cleanup(self, keep_data=False):
+        """keep_data: each node's data tmpfs copied to nX/data.kept first
+        (a failed run's evidence outlives the mount)."""
         if self.cleaned:
             return
         self.cleaned = True
@@ -449,6 +451,9 @@ class Topology:
                     except ProcessLookupError:
                         pass
         for mp in reversed(self.mounts):
+            if keep_data:
+                import shutil
+                shutil.copytree(mp, mp + ".kept", dirs_exist_ok=True)
             sh("umount", "-l", mp, check=False)
         for ns in reversed(self.namespaces):
             sh("ip", "netns", "del", ns, check=False)
