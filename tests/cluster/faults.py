@@ -65,7 +65,8 @@ def need():
 
 
 def final_state(topo, bound):
-    """{partition: (HW, the lowest durable offset, ISR)} from each leader's
+    """{partition: (HW, the lowest and the highest durable offset of its
+    replicas, ISR)} from each leader's
     view once every replica holds the whole log of every partition (True
     with it), or the last view after `bound` seconds (False with it)."""
     last = {}
@@ -80,7 +81,7 @@ def final_state(topo, bound):
                     return None
                 hw = view["high_watermark"]
                 durable = [r["durable_offset"] for r in view["replica_state"]]
-                last[p] = (hw, min(durable + [hw]), view["isr"])
+                last[p] = (hw, min(durable + [hw]), max(durable + [hw]), view["isr"])
                 if any(d != hw for d in durable) or len(view["isr"]) < min(3, len(topo.nodes)):
                     whole = False
             return whole
@@ -90,14 +91,28 @@ def final_state(topo, bound):
     return bool(ok), last
 
 
-def read_partition(topo, p):
-    p_ = subprocess.run([topo.a.sluice, "consume", "--server", topo.servers(), "--topic",
-                         "events", "--partition", str(p), "--from", "earliest"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
-    if p_.returncode != 0:
-        raise Failure("final read of partition %d: rc %d %s" % (p, p_.returncode,
-                                                              p_.stderr.decode()[-500:]))
-    return [json.loads(x) for x in p_.stdout.decode().splitlines() if x.strip()]
+def read_partition(topo, p, bound=60):
+    """Partition p through its leader (`sluice consume` without --follow):
+    (events, None), or (what it printed, why it failed) when it failed or
+    had not ended after `bound` seconds."""
+    proc = subprocess.Popen([topo.a.sluice, "consume", "--server", topo.servers(), "--topic",
+                             "events", "--partition", str(p), "--from", "earliest"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=bound)
+        why = None if proc.returncode == 0 else "rc %d: %s" % (proc.returncode,
+                                                               err.decode()[-300:])
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        why = "still running after %d s" % bound
+    evs = []
+    for x in out.decode(errors="replace").splitlines():
+        try:
+            evs.append(json.loads(x))
+        except ValueError:
+            pass
+    return evs, why
 
 
 def run_mode(a, acks, seed):
@@ -154,8 +169,9 @@ def run_mode(a, acks, seed):
             pr.stop(a.producer_timeout + 30)
         caught_up, views = final_state(topo, a.recover_s if not fails else 5)
         if not caught_up:
-            fails.append("replicas did not all hold the whole log within %d s: %s" % (
-                a.recover_s, views))
+            fails.append("replicas did not all end at their leader's HW within %d s "
+                         "(partition: HW, lowest, highest durable end, ISR): %s" % (
+                             a.recover_s, views))
         # Replicas compared below what every one of them holds (all of the
         # log once they caught up).
         hws = {p: v[1] for p, v in views.items()}
@@ -173,12 +189,13 @@ def run_mode(a, acks, seed):
             if [e["offset"] for e in final[p]] != list(range(hw)):
                 fails.append("partition %d: %s's segments do not hold offsets 0 to %d densely" %
                              (p, st[p]["leader"], hw))
-            got = read_partition(topo, p)
+            got, why = read_partition(topo, p)
             want = [e["id"] for e in final[p]]
-            if [e["id"] for e in got] != want:
+            if why or [e["id"] for e in got] != want:
                 at = next((i for i, (x, y) in enumerate(zip(got, want)) if x["id"] != y),
                           min(len(got), len(want)))
-                read_short[p] = {"read": len(got), "hw": hw, "first_difference": at}
+                read_short[p] = {"read": len(got), "hw": hw, "first_difference": at,
+                                 "leader": st[p]["leader"], "failed": why}
         if read_short:
             fails.append("a consume through the leader does not return the leader's log "
                          "below the HW: %s" % read_short)

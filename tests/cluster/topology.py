@@ -180,7 +180,7 @@ class Proc:
 
 class Topology:
     def __init__(self, args, n_nodes=3, n_etcd=1, acks="quorum", partitions=3,
-                 session_ttl="2s", lag="2s", disk_mb=512, workdir=None):
+                 session_ttl="2s", lag="2s", disk_mb=256, workdir=None):
         self.a = args
         self.prefix = "slfh-%d-%s" % (os.getpid(), os.urandom(2).hex())
         self.wd = workdir or tempfile.mkdtemp(prefix=self.prefix + "-")
