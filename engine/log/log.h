@@ -623,12 +623,26 @@ void sl_log_reader_close(struct sl_log_reader *rd);
  * writer published). Below that point segment bytes never change, so no lock
  * is needed; every batch is checked (checksum, offsets in sequence) as read.
  *
+ * One exception: a replica's log is cut where its new leader's differs
+ * (sl_log_truncate), and what lay past the cut is written again with other
+ * bytes. A view keeps bytes read ahead, batch positions and the segment
+ * list, all of which may then describe the old log: a view that may see a
+ * cut follows a counter its writer bumps after each one
+ * (sl_log_view_follow_cuts) and drops all it kept when the counter moved.
+ *
  * Ownership: the caller closes the view. Threads: one thread per view.
  */
 struct sl_log_view;
 
 int sl_log_view_open(const char *dir, struct sl_log_view **out);
 void sl_log_view_close(struct sl_log_view *v);
+/* `cuts` (owned by the caller, outliving the view): bumped with release by
+ * the log's writer after each cut, before it publishes a limit past the
+ * cut. Every read loads it (acquire) after the caller loaded its limit;
+ * when it moved, the view starts over from the files. NULL: never cut. */
+#ifndef __cplusplus /* _Atomic is C's (the C++ benchmarks never call it) */
+void sl_log_view_follow_cuts(struct sl_log_view *v, const _Atomic uint64_t *cuts);
+#endif
 
 /* Called for each event read: 0 to go on, > 0 to stop after this event,
  * < 0 to stop before it (it is not counted and is read again next time). */

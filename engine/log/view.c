@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,10 @@ struct sl_log_view {
 	uint64_t buf_pos;
 	uint32_t buf_len;
 	size_t buf_cap;
+	/* The writer's cut counter (log.h) and its value when this view's
+	 * state was built. */
+	const _Atomic uint64_t *cuts;
+	uint64_t cuts_seen;
 	char error[320];
 };
 
@@ -109,18 +114,47 @@ int sl_log_view_open(const char *dir, struct sl_log_view **out)
 	return 0;
 }
 
-void sl_log_view_close(struct sl_log_view *v)
+/* Forgets every segment, position and byte kept: the next read lists the
+ * folder again. */
+static void sl__view_forget(struct sl_log_view *v)
 {
-	if (!v)
-		return;
 	for (uint32_t i = 0; i < v->n_segs; i++) {
 		close(v->segs[i].fd);
 		free(v->segs[i].idx);
 	}
+	v->n_segs = 0;
+	v->buf_len = 0;
+	v->cur_valid = false;
+}
+
+void sl_log_view_close(struct sl_log_view *v)
+{
+	if (!v)
+		return;
+	sl__view_forget(v);
 	free(v->segs);
 	free(v->buf);
 	free(v->dir);
 	free(v);
+}
+
+void sl_log_view_follow_cuts(struct sl_log_view *v, const _Atomic uint64_t *cuts)
+{
+	v->cuts = cuts;
+	v->cuts_seen = cuts ? atomic_load_explicit(cuts, memory_order_acquire) : 0;
+}
+
+/* At the start of every read: the log was cut since this view's state was
+ * built (log.h). One acquire load; a cut is rare (a leader change). */
+static void sl__view_check_cuts(struct sl_log_view *v)
+{
+	if (!v->cuts)
+		return;
+	uint64_t c = atomic_load_explicit(v->cuts, memory_order_acquire);
+	if (c == v->cuts_seen)
+		return;
+	v->cuts_seen = c;
+	sl__view_forget(v);
 }
 
 const char *sl_log_view_error(const struct sl_log_view *v)
@@ -303,6 +337,7 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 
 	*next = offset;
 	v->error[0] = 0;
+	sl__view_check_cuts(v);
 	if (!v->n_segs || offset >= limit) {
 		if (!v->n_segs && (err = sl__view_list(v)) < 0)
 			return err;
@@ -414,6 +449,7 @@ int sl_log_view_read_raw(struct sl_log_view *v, uint64_t offset, uint64_t limit,
 	*len = 0;
 	*next = offset;
 	v->error[0] = 0;
+	sl__view_check_cuts(v);
 	if (!v->n_segs && (err = sl__view_list(v)) < 0)
 		return err;
 	if (offset >= limit || !v->n_segs)

@@ -84,12 +84,17 @@ uint64_t sl_pipe_producer_id(const char *name, uint32_t partition);
 /* ---- one stage ------------------------------------------------------------------- */
 
 struct sl_pipe_stage_opts {
-	const char *name;                 /* the pipeline's */
-	const char *from;                 /* its `from` topic (for the plugins' create) */
-	uint32_t partition;               /* of `from` */
-	uint32_t n_partitions;            /* of `from` */
-	uint32_t to_topic;                /* index of the `to` topic: SL_PIPE_TOPIC_TO maps to it */
-	const char *log_dir;              /* the input partition's log folder */
+	const char *name;      /* the pipeline's */
+	const char *from;      /* its `from` topic (for the plugins' create) */
+	uint32_t partition;    /* of `from` */
+	uint32_t n_partitions; /* of `from` */
+	uint32_t to_topic;     /* index of the `to` topic: SL_PIPE_TOPIC_TO maps to it */
+	const char *log_dir;   /* the input partition's log folder */
+#ifndef __cplusplus
+	const _Atomic uint64_t *log_cuts; /* its cut counter (sl_log_view_follow_cuts) */
+#else
+	const void *log_cuts; /* the same pointer; the C++ benchmarks leave it NULL */
+#endif
 	const char *data_dir;             /* progress in data_dir/pipelines/NAME/PARTITION */
 	struct sl_plugin *const *plugins; /* transform plugins, chain order */
 	const struct sl_config_node *const *args; /* each one's args map (or NULL) */

@@ -256,6 +256,7 @@ int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, ch
 		sl_errf(err, errlen, "%s: cannot open the log: %s", o->log_dir, sl_strerror(ret));
 		goto out;
 	}
+	sl_log_view_follow_cuts(a->view, o->log_cuts);
 	if ((ret = sl__new_instance(a, err, errlen)) < 0)
 		goto out;
 	if (!o->rebuild && (ret = sl__restore(a, err, errlen)) < 0)

@@ -115,11 +115,16 @@ struct sl_applier_opts {
 	struct sl_plugin *plugin;        /* a loaded projection plugin */
 	struct sl_plugin_inst_opts inst; /* name, topic, partition, args, log */
 	const char *log_dir;             /* the partition's log folder */
-	const char *snap_dir;            /* this projection's snapshots of this partition */
-	uint64_t snapshot_every_events;  /* 0: not by count */
-	uint64_t snapshot_every_ns;      /* 0: not by time */
-	uint32_t batch;                  /* events per apply call; 0 = 256 */
-	bool rebuild;                    /* ignore snapshots: start from offset 0 */
+#ifndef __cplusplus
+	const _Atomic uint64_t *log_cuts; /* its cut counter (sl_log_view_follow_cuts) */
+#else
+	const void *log_cuts; /* the same pointer; the C++ benchmarks leave it NULL */
+#endif
+	const char *snap_dir;           /* this projection's snapshots of this partition */
+	uint64_t snapshot_every_events; /* 0: not by count */
+	uint64_t snapshot_every_ns;     /* 0: not by time */
+	uint32_t batch;                 /* events per apply call; 0 = 256 */
+	bool rebuild;                   /* ignore snapshots: start from offset 0 */
 	/* Events the plugin emits (rejections...): topic name -> index, as in
 	 * struct sl_plugin_emitter. NULL: emits to a named topic fail. */
 	int (*resolve)(void *arg, const char *topic, size_t len);

@@ -201,6 +201,7 @@ int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 	             .n_partitions = pj->topic->n_parts,
 	             .args = pj->args},
 	    .log_dir = pp->part->dir,
+	    .log_cuts = &pp->part->cuts,
 	    .snap_dir = dir,
 	    .rebuild = true,
 	};

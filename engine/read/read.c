@@ -136,6 +136,8 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		                    : "partition refused");
 	} else if (!*vp) {
 		int ret = sl_log_view_open(p->dir, vp);
+		if (ret == 0)
+			sl_log_view_follow_cuts(*vp, &p->cuts);
 		if (ret < 0) {
 			*vp = NULL;
 			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
@@ -315,6 +317,8 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		int ret = vp ? 0 : -ENOMEM;
 		if (vp && !*vp && (ret = sl_log_view_open(p->dir, vp)) < 0)
 			*vp = NULL;
+		else if (vp && ret == 0)
+			sl_log_view_follow_cuts(*vp, &p->cuts);
 		if (ret == 0 && rd->raw_cap < cap) {
 			uint8_t *nb = realloc(rd->raw, cap);
 			if (nb) {

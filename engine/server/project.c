@@ -122,6 +122,7 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			             .args = sp->args,
 			             .epoch = srv->epoch},
 			    .log_dir = part->dir,
+			    .log_cuts = &part->cuts,
 			    .snap_dir = dir,
 			    .snapshot_every_events =
 			        sp->snapshot_every_events  ? sp->snapshot_every_events

@@ -331,6 +331,7 @@ static int sl__part_open(struct sl__sink *sk, const struct sl_sink_spec *spec, u
 		        p, sp->part->dir, sl_strerror(ret));
 		return ret;
 	}
+	sl_log_view_follow_cuts(sp->view, &sp->part->cuts);
 	struct sl_plugin_inst_opts io = {
 	    .name = sk->name,
 	    .topic = sk->topic->name,

@@ -131,6 +131,12 @@ int sl_partition_truncate(struct sl_partition *p, uint64_t offset, struct sl_pro
 		return -ERANGE;
 	}
 	int ret = sl_log_truncate(p->log, offset, err, errlen);
+	/* Views of the folder hold bytes and positions of what was cut (read
+	 * ahead; positions of batches past it): they start over before they
+	 * read past the cut (log.h). Also after a failure, which may come
+	 * after the cut; a needless restart costs a view one listing. */
+	if (ret != -EBUSY)
+		atomic_fetch_add_explicit(&p->cuts, 1, memory_order_release);
 	if (ret < 0)
 		return ret;
 	/* The log is cut: from here on the partition must follow it, so the

@@ -186,7 +186,12 @@ struct sl_partition {
 	 * with release by the owner after the log moved it. */
 	_Atomic uint64_t durable_pub;
 	_Atomic uint64_t start_pub; /* first offset stored */
-	char *error;                /* why it is refused or failed; NULL when fine */
+	/* Cuts of the log (cluster mode, sl_partition_truncate): bumped with
+	 * release by the owner after each, before local_end, local_durable or
+	 * durable_pub say anything of the log written again past it. Every
+	 * view of the folder follows it (sl_log_view_follow_cuts). */
+	_Atomic uint64_t cuts;
+	char *error; /* why it is refused or failed; NULL when fine */
 	/* The text producers get with ERR_DISK_FULL. Both are written before any
 	 * ack that carries them is routed (error: once, when the log fails) and
 	 * never change after, so a connection's reactor reads them freely. */
