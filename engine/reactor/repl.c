@@ -41,17 +41,25 @@ static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
 	sl__repl_role(p);
 	uint64_t local = atomic_load_explicit(&rp->local_durable, memory_order_relaxed);
 	uint64_t hw = atomic_load_explicit(&rp->hw, memory_order_relaxed), next;
+	bool acked = false;
 
 	if (atomic_load_explicit(&rp->role, memory_order_relaxed) == SL_REPL_LEADER) {
-		next = sl_prepl_hw(rp, local);
 		/* A leader whose lease may have run out acks nothing: the
 		 * cluster may have a new leader for this partition by now
 		 * (a paused process, a partitioned node). */
-		if (next > hw && r->env->lease_deadline && sl_now_ns() >= deadline)
+		if (r->env->lease_deadline && sl_now_ns() >= deadline)
 			return;
 		/* Handing over (a planned move): nothing more is acked here. */
 		if (atomic_load_explicit(&rp->moving, memory_order_acquire) == 2)
 			return;
+		next = sl_prepl_hw(rp, local);
+		/* `acks: leader`: acked at the leader's own durable end, shown
+		 * to readers at the HW (topic.h, sl_prepl_hw). */
+		if (rp->acks == SL_REPL_ACKS_LEADER &&
+		    local > atomic_load_explicit(&rp->ack_end, memory_order_relaxed)) {
+			atomic_store_explicit(&rp->ack_end, local, memory_order_relaxed);
+			acked = true;
+		}
 	} else {
 		next = atomic_load_explicit(&rp->leader_hw, memory_order_relaxed);
 		if (next > local)
@@ -60,11 +68,13 @@ static void sl__repl_publish(struct sl_reactor *r, struct sl_partition *p)
 		if (next > agreed)
 			next = agreed;
 	}
-	if (next <= hw)
-		return;
-	atomic_store_explicit(&rp->hw, next, memory_order_release);
-	atomic_store_explicit(&p->durable_pub, next, memory_order_release);
-	sl__part_release(r, p);
+	if (next > hw) {
+		atomic_store_explicit(&rp->hw, next, memory_order_release);
+		atomic_store_explicit(&p->durable_pub, next, memory_order_release);
+		acked = true;
+	}
+	if (acked)
+		sl__part_release(r, p);
 }
 
 void sl__repl_durable(struct sl_reactor *r, struct sl_partition *p)
@@ -143,6 +153,10 @@ static void sl__repl_role(struct sl_partition *p)
 		atomic_store_explicit(&rp->agreed,
 		                      atomic_load_explicit(&p->durable_pub, memory_order_relaxed),
 		                      memory_order_release);
+	/* What this node acked as a leader under `acks: leader` says
+	 * nothing of its log under another role or epoch (a cut may follow). */
+	if (role != was || epoch != was_epoch)
+		atomic_store_explicit(&rp->ack_end, 0, memory_order_relaxed);
 	atomic_store_explicit(&rp->epoch, epoch, memory_order_release);
 	atomic_store_explicit(&rp->role, role, memory_order_release);
 	/* A move away from here is over once this node no longer leads: the

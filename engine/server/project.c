@@ -295,15 +295,20 @@ int sl__proj_find(const struct sl_server *srv, const char *name, size_t len)
 
 /* What a replica holds that may have been acked, for a quorum read
  * (cluster/qread.c says why each): a leader acks nothing past its HW
- * (durable_pub); any other replica may hold acked events past the HW it
- * heard, up to its own durable end. */
+ * (durable_pub), or under `acks: leader` past its own durable end as far as
+ * it acked (ack_end); any other replica may hold acked events past the HW
+ * it heard, up to its own durable end. */
 static uint64_t sl__holds(const struct sl_partition *p)
 {
 	const struct sl_prepl *rp = p->repl;
 	uint64_t pub = atomic_load_explicit(&p->durable_pub, memory_order_acquire);
 
-	if (!rp || atomic_load_explicit(&rp->role, memory_order_acquire) == SL_REPL_LEADER)
+	if (!rp)
 		return pub;
+	if (atomic_load_explicit(&rp->role, memory_order_acquire) == SL_REPL_LEADER) {
+		uint64_t acked = atomic_load_explicit(&rp->ack_end, memory_order_acquire);
+		return acked > pub ? acked : pub;
+	}
 	uint64_t own = atomic_load_explicit(&rp->local_durable, memory_order_acquire);
 	return own > pub ? own : pub;
 }

@@ -18,7 +18,7 @@ uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable)
 	uint32_t in_sync = 0;
 	uint64_t low = UINT64_MAX;
 
-	if (r->acks == SL_REPL_ACKS_LEADER || n <= 1)
+	if (n <= 1)
 		return local_durable;
 	for (uint32_t i = 0; i < n; i++) {
 		/* The leader holds at least what any follower does: followers
@@ -36,7 +36,7 @@ uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable)
 	}
 	if (r->acks == SL_REPL_ACKS_ALL)
 		return in_sync >= r->min_insync ? low : 0;
-	/* Quorum: the end a majority holds, the (n/2+1)-th largest. A
+	/* Quorum (and leader): the end a majority holds, the (n/2+1)-th largest. A
 	 * partial selection sort: n is at most SL_REPL_MAX. */
 	uint32_t k = n / 2 + 1;
 	for (uint32_t i = 0; i < k; i++) {

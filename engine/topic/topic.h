@@ -126,6 +126,10 @@ struct sl_prepl {
 	_Atomic uint64_t local_end;     /* this replica's log end */
 	_Atomic uint64_t local_durable; /* this replica's own durable end */
 	_Atomic uint64_t hw;            /* the high watermark as this node knows it */
+	/* Leader under `acks: leader`: acks go out at its own durable end,
+	 * ahead of the HW (which readers see, and which a failover keeps:
+	 * sl_prepl_hw). 0 otherwise, and again at every change of role. */
+	_Atomic uint64_t ack_end;
 	_Atomic uint64_t leader_hw;     /* follower: the HW the leader last sent */
 	_Atomic uint64_t leader_end;    /* follower: the leader's durable end it last sent */
 	_Atomic uint64_t leader_end_ns; /* follower: when it last heard from the leader */
@@ -146,11 +150,14 @@ struct sl_prepl {
 };
 
 /*
- * The high watermark a leader may publish: under `leader` acks its own
- * durable end; `quorum` the end a majority of the replicas hold durably;
- * `all` the lowest durable end in the in-sync set (the leader's included),
- * and no progress while the set is smaller than min_insync. Any thread;
- * reads the atomics once each.
+ * The high watermark a leader may publish: under `quorum` (and `leader`)
+ * the end a majority of the replicas hold durably; `all` the lowest durable
+ * end in the in-sync set (the leader's included), and no progress while the
+ * set is smaller than min_insync. Under `leader` acks do not wait for it
+ * (ack_end), but readers do: the election takes the most complete replica
+ * of a majority, so what they are shown survives a failover and is never
+ * cut, where the leader's own end (what it acked) may be. Any thread; reads
+ * the atomics once each.
  */
 uint64_t sl_prepl_hw(struct sl_prepl *r, uint64_t local_durable);
 
@@ -381,11 +388,15 @@ int sl_partition_truncate(struct sl_partition *p, uint64_t offset, struct sl_pro
                           void (*fn)(void *arg, const struct sl_ack_ref *ref), void *arg, char *err,
                           size_t errlen);
 
-/* What may be acked: the log's acked end, or the HW of a replicated one. */
+/* What may be acked: the log's acked end, or the HW of a replicated one
+ * (under `acks: leader`, the leader's own durable end, ack_end). */
 static inline uint64_t sl_partition_ackable(const struct sl_partition *p)
 {
-	return p->repl ? atomic_load_explicit(&p->repl->hw, memory_order_relaxed)
-	               : sl_log_acked(p->log);
+	if (!p->repl)
+		return sl_log_acked(p->log);
+	uint64_t hw = atomic_load_explicit(&p->repl->hw, memory_order_relaxed);
+	uint64_t own = atomic_load_explicit(&p->repl->ack_end, memory_order_relaxed);
+	return own > hw ? own : hw;
 }
 
 /*

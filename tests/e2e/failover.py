@@ -37,8 +37,8 @@ elects the most complete replica of a responding majority.
                            nothing acked lost, every ack names its event,
                            replicas identical (see the function: why the
                            lease check is not what this one can see).
-  paused_leader_acks_leader the same pause under `acks: leader` (the HW is
-                           the leader's own durable end): the events written
+  paused_leader_acks_leader the same pause under `acks: leader` (acks go
+                           at the leader's own durable end): the events written
                            into its socket while it was stopped are not
                            acked by it (they would be lost in its cut).
   leader_cut_from_etcd     `acks: leader`, the leader runs but its etcd
@@ -523,7 +523,7 @@ def paused_leader(a):
 
 def paused_leader_acks_leader(a):
     """The same pause where the fence is all that stands between the woken
-    leader and a loss: under `acks: leader` its HW is its own durable end,
+    leader and a loss: under `acks: leader` it acks at its own durable end,
     so the events a producer that knows only it wrote into its socket while
     it was stopped would be acked as soon as they are on its disk, and then
     cut when it follows the new leader. With the fence (lease deadline
@@ -654,7 +654,7 @@ class EtcdGate:
 
 def leader_cut_from_etcd(a):
     """A leader that runs on but cannot reach etcd (its keepalives stop; an
-    EtcdGate holds its traffic), under `acks: leader`, where its HW is its
+    EtcdGate holds its traffic), under `acks: leader`, where it acks at its
     own durable end: past its lease deadline it says so and acks nothing,
     while the controller elects another replica. A producer that knows only
     it then writes events: it stores them (it has not heard of the new
@@ -699,7 +699,7 @@ def cut_leader_run(a, c, wd, gate):
         e2 = int(m.group(3))
         check(e2 == first, "epoch 1 ends at %d on %s, %d were acked" % (e2, new, first))
         # n1 still leads epoch 1 as far as it knows: it takes the events
-        # (durable on its disk, its HW under acks: leader) and must ack none.
+        # (durable on its disk, what acks: leader acks) and must ack none.
         check("events/0: follower" not in log_text(c, "n1")[pos:], "n1 heard of epoch 2")
         side.write(b"".join(lines[first:]))
 

@@ -1248,3 +1248,43 @@ Test(replica, partition_truncate_forgets_cut_sequences)
 	sl_topics_destroy(&topics);
 	sl_producers_close(prods);
 }
+
+/* ---- the high watermark (sl_prepl_hw) --------------------------------------- */
+
+/* Three replicas, this node (the leader) first, the followers' reports. */
+static void hw_setup(struct sl_prepl *rp, enum sl_repl_acks acks, uint64_t f1, uint64_t f2,
+                     uint32_t isr)
+{
+	memset(rp, 0, sizeof(*rp));
+	rp->acks = acks;
+	rp->min_insync = 2;
+	rp->n_peers = 3;
+	rp->self = 0;
+	atomic_store(&rp->peers[1].durable, f1);
+	atomic_store(&rp->peers[2].durable, f2);
+	atomic_store(&rp->isr_mask, isr);
+}
+
+/* What readers are shown is what a failover keeps: a majority's end under
+ * quorum and under leader too (acks: leader acks ahead of it, at the
+ * leader's own end: ack_end, set by the owner); the in-sync set's lowest
+ * under all. A leader's HW that was its own end under `leader` (as before)
+ * fails the leader case: readers saw events a cut could remove. */
+Test(replica, hw_is_a_majority_end_under_quorum_and_leader_the_isr_low_under_all)
+{
+	struct sl_prepl rp;
+	hw_setup(&rp, SL_REPL_ACKS_QUORUM, 70, 40, 7);
+	cr_assert_eq(sl_prepl_hw(&rp, 100), 70, "second largest of 100, 70, 40");
+	hw_setup(&rp, SL_REPL_ACKS_LEADER, 70, 40, 7);
+	cr_assert_eq(sl_prepl_hw(&rp, 100), 70, "leader: readers see a majority's end");
+	hw_setup(&rp, SL_REPL_ACKS_LEADER, 0, 0, 1);
+	cr_assert_eq(sl_prepl_hw(&rp, 100), 0, "leader alone: nothing shown yet");
+	hw_setup(&rp, SL_REPL_ACKS_QUORUM, 120, 40, 7);
+	cr_assert_eq(sl_prepl_hw(&rp, 100), 100, "never past the leader's own end");
+	hw_setup(&rp, SL_REPL_ACKS_ALL, 70, 40, 7);
+	cr_assert_eq(sl_prepl_hw(&rp, 100), 40, "all: the in-sync set's lowest");
+	hw_setup(&rp, SL_REPL_ACKS_ALL, 70, 40, 3);
+	cr_assert_eq(sl_prepl_hw(&rp, 100), 70, "all: the one out of sync does not count");
+	hw_setup(&rp, SL_REPL_ACKS_ALL, 70, 40, 1);
+	cr_assert_eq(sl_prepl_hw(&rp, 100), 0, "all: fewer in sync than min_insync");
+}
