@@ -61,6 +61,7 @@ struct sl__fpart {
 	uint64_t data_id, report_id; /* requests in flight (0: none) */
 	uint64_t reported;           /* durable end last sent */
 	uint64_t retry_at;           /* after a refusal */
+	int last_refusal;            /* said on stderr (error code, or a chunk's -errno); 0: none */
 	bool chunk_out;              /* the owner has the chunk */
 	_Atomic bool chunk_done;     /* the owner is done with it */
 	struct sl_repl_chunk chunk;
@@ -371,8 +372,21 @@ static void sl__on_data(struct sl_fetcher *f, const Sluice__V1__ReplicaData *d)
 	if (d->error) {
 		if (data)
 			fp->retry_at = sl_now_ns() + SL_FETCH_RETRY_NS;
+		/* Said once until the leader answers again: a refusal that
+		 * lasts is how a replica stays out of the in-sync set. */
+		if (data && fp->last_refusal != (int)d->error) {
+			fp->last_refusal = (int)d->error;
+			fprintf(stderr,
+			        "sluiced: %s/%u: fetch from %s (leader epoch %u) refused: %s "
+			        "(asked again every %llu ms)\n",
+			        fp->p->topic->name, fp->p->id, f->node, fp->epoch,
+			        d->message && *d->message ? d->message : "no reason given",
+			        SL_FETCH_RETRY_NS / 1000000ull);
+		}
 		goto out;
 	}
+	if (data)
+		fp->last_refusal = 0;
 	sl__leader_said(fp, d);
 	struct sl_reactor *owner = f->srv->reactors[fp->p->owner];
 	if (data && fp->active && !fp->chunk_out) {
@@ -482,6 +496,15 @@ static uint64_t sl__fetch_turn(struct sl_fetcher *f, uint64_t now)
 				    fp->p->topic->name, fp->p->id, sl_strerror(fp->chunk.status));
 			if (fp->chunk.status < 0)
 				fp->retry_at = now + SL_FETCH_RETRY_NS;
+			if (fp->chunk.status == -ESTALE && fp->last_refusal != -ESTALE) {
+				fp->last_refusal = -ESTALE;
+				fprintf(stderr,
+				        "sluiced: %s/%u: fetched for leader epoch %u, which this "
+				        "replica does not follow (now %u): dropped\n",
+				        fp->p->topic->name, fp->p->id, fp->chunk.epoch,
+				        atomic_load_explicit(&fp->p->repl->epoch,
+				                             memory_order_acquire));
+			}
 			/* A cut refused (the owner said why): this replica
 			 * cannot follow this leader without losing what was
 			 * read; it stays out of the in-sync set. */

@@ -819,6 +819,64 @@ Test(replica, a_view_kept_across_a_cut_reads_what_was_written_again)
 	sl_log_close(l);
 }
 
+/* The history of a leader the fault harness saw serve nothing past its
+ * cut: a replica copies its leader, leads an epoch of its own (its own
+ * batches, read raw by its followers through its reader's view), follows
+ * a new leader that does not hold them (cut), copies that leader's
+ * batches, and leads again with events of its own. Its kept view copies
+ * the new log from anywhere past the cut, as a fresh view does. */
+Test(replica, a_replica_cut_then_copied_then_leading_serves_its_new_log)
+{
+	char ldir[400], xdir[400];
+	snprintf(ldir, sizeof(ldir), "%s/lead", g_dir);
+	snprintf(xdir, sizeof(xdir), "%s/x", g_dir);
+	struct sl_log *l = open_at("lead", 1 << 20, NULL, NULL, true);
+	struct sl_log *x = open_at("x", 1 << 20, NULL, NULL, true);
+	append_batches(l, 1, 20, 10, 2);
+	replicate(l, ldir, x, 4096);
+	cr_assert_eq(sl_log_end(x), 200);
+	append_batches(x, 100, 6, 10, 1); /* its own term: 200..260 */
+	_Atomic uint64_t cuts = 0;
+	struct sl_log_view *v;
+	cr_assert_eq(sl_log_view_open(xdir, &v), 0);
+	sl_log_view_follow_cuts(v, &cuts);
+	size_t cap = 1 << 20, len, len2;
+	uint8_t *buf = malloc(cap), *buf2 = malloc(cap);
+	uint64_t next, next2;
+	cr_assert_gt(sl_log_view_read_raw(v, 0, 260, UINT32_MAX, buf, cap, &len, &next), 0);
+	cr_assert_eq(next, 260);
+	truncate_ok(x, 200);
+	atomic_fetch_add_explicit(&cuts, 1, memory_order_release);
+	append_batches(l, 200, 10, 10, 2); /* the new leader's 200..300 */
+	replicate(l, ldir, x, 4096);
+	cr_assert_eq(sl_log_end(x), 300);
+	append_n(x, 900, 0, 1); /* leading again: 300, 301 */
+	commit(x);
+	append_n(x, 901, 0, 1);
+	commit(x);
+	cr_assert_eq(sl_log_durable(x), 302);
+	struct sl_log_view *fresh;
+	cr_assert_eq(sl_log_view_open(xdir, &fresh), 0);
+	uint64_t froms[] = {300, 200, 250, 301};
+	for (size_t k = 0; k < SL_ARRAY_LEN(froms); k++) {
+		int n = sl_log_view_read_raw(v, froms[k], 302, UINT32_MAX, buf, cap, &len, &next);
+		cr_assert_gt(n, 0, "kept view from %llu: %s", (unsigned long long)froms[k],
+		             sl_log_view_strerror(v, n));
+		cr_assert_eq(sl_log_view_read_raw(fresh, froms[k], 302, UINT32_MAX, buf2, cap,
+		                                  &len2, &next2),
+		             n);
+		cr_assert(len == len2 && next == next2 && next == 302 && !memcmp(buf, buf2, len),
+		          "from %llu: the kept view copies what a fresh one does",
+		          (unsigned long long)froms[k]);
+	}
+	sl_log_view_close(fresh);
+	sl_log_view_close(v);
+	free(buf);
+	free(buf2);
+	sl_log_close(x);
+	sl_log_close(l);
+}
+
 Test(replica, truncate_refuses_inside_a_batch_beyond_the_end_and_while_busy)
 {
 	char err[400];
