@@ -639,7 +639,8 @@ void sl_log_view_close(struct sl_log_view *v);
 /* `cuts` (owned by the caller, outliving the view): bumped with release by
  * the log's writer after each cut, before it publishes a limit past the
  * cut. Every read loads it (acquire) after the caller loaded its limit;
- * when it moved, the view starts over from the files. NULL: never cut. */
+ * when it moved, the view starts over from the files. NULL: never cut.
+ * Called again with the same counter: nothing changes. */
 #ifndef __cplusplus /* _Atomic is C's (the C++ benchmarks never call it) */
 void sl_log_view_follow_cuts(struct sl_log_view *v, const _Atomic uint64_t *cuts);
 #endif

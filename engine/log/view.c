@@ -140,6 +140,10 @@ void sl_log_view_close(struct sl_log_view *v)
 
 void sl_log_view_follow_cuts(struct sl_log_view *v, const _Atomic uint64_t *cuts)
 {
+	/* Followed already: taking the counter's value now would skip a cut
+	 * this view has not acted on yet. */
+	if (v->cuts == cuts)
+		return;
 	v->cuts = cuts;
 	v->cuts_seen = cuts ? atomic_load_explicit(cuts, memory_order_acquire) : 0;
 }

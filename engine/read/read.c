@@ -315,10 +315,12 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		if (req->topic < rd->n_view_topics || sl__views_grow(rd, req->topic) == 0)
 			vp = &rd->views[rd->view_base[req->topic] + req->partition];
 		int ret = vp ? 0 : -ENOMEM;
-		if (vp && !*vp && (ret = sl_log_view_open(p->dir, vp)) < 0)
-			*vp = NULL;
-		else if (vp && ret == 0)
-			sl_log_view_follow_cuts(*vp, &p->cuts);
+		if (vp && !*vp) {
+			if ((ret = sl_log_view_open(p->dir, vp)) < 0)
+				*vp = NULL;
+			else
+				sl_log_view_follow_cuts(*vp, &p->cuts);
+		}
 		if (ret == 0 && rd->raw_cap < cap) {
 			uint8_t *nb = realloc(rd->raw, cap);
 			if (nb) {
