@@ -391,6 +391,9 @@ void sl__client_deliver(struct sl_client *c, const struct sl_client_ack *a);
 typedef bool (*sl__take_fn)(void *arg, const char *topic, uint64_t seq, const uint8_t *ev,
                             size_t len);
 int sl__client_take(struct sl_client *c, sl__take_fn take, void *arg);
+/* Drops the connection as a failed one (why: the last error's text); the
+ * unanswered events stay, to be resent after a reconnect or taken. */
+void sl__client_abandon(struct sl_client *c, const char *why);
 int sl__client_seal(struct sl_client *c);
 int sl__client_resend_batch(struct sl_client *c, struct sl__batch *b);
 

@@ -98,6 +98,12 @@ static void sl__disconnect(struct sl_client *c, int err)
 	}
 }
 
+void sl__client_abandon(struct sl_client *c, const char *why)
+{
+	sl__client_seterr(c, "%s: %s", c->addr_text, why);
+	sl__disconnect(c, -SL_ETIMEOUT);
+}
+
 /* A fatal error: answer everything with it; every later call returns it. */
 static void sl__fail(struct sl_client *c, int err)
 {

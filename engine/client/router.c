@@ -268,6 +268,13 @@ bool sl__leg_down(const struct sl__leg *l)
 	return l->c->state == SL__BACKOFF;
 }
 
+bool sl__leg_silent(const struct sl__leg *l, uint64_t now)
+{
+	const struct sl_client *c = l->c;
+	return c->state == SL__READY && c->head != c->send_idx &&
+	       now - c->progress_ns >= (uint64_t)SL__SILENT_MS * SL__NS_PER_MS;
+}
+
 /* A resume leg with nothing left on it goes (router_move.c), once no
  * event waits to be placed (one may yet go to it: a new leg per event
  * would be a handshake per event, each leg sending one at a time until
@@ -306,9 +313,19 @@ static uint64_t sl__next_timer(const struct sl__router *rt)
 	if (rt->refresh_want || rt->n_pend)
 		t = rt->refresh_at;
 	for (size_t i = 0; i < rt->n_legs; i++) {
-		int ms = sl_client_timeout_ms(rt->legs[i]->c);
+		const struct sl_client *c = rt->legs[i]->c;
+		int ms = sl_client_timeout_ms(c);
 		if (ms >= 0 && now + (uint64_t)ms * SL__NS_PER_MS < t)
 			t = now + (uint64_t)ms * SL__NS_PER_MS;
+		/* When it turns silent, and then at the refresh pace while it
+		 * stays so (SL__SILENT_MS). */
+		if (c->state == SL__READY && c->head != c->send_idx) {
+			uint64_t s = c->progress_ns + (uint64_t)SL__SILENT_MS * SL__NS_PER_MS;
+			if (s <= now)
+				s = rt->refresh_at;
+			if (s < t)
+				t = s;
+		}
 	}
 	return t;
 }
@@ -322,10 +339,11 @@ static void sl__turn_until(struct sl__router *rt, uint64_t until,
 	struct sl_client *s = rt->s;
 	uint64_t before = s->answered;
 
+	uint64_t now0 = sl_now_ns();
 	for (size_t i = 0; i < rt->n_legs; i++) {
 		struct sl__leg *l = rt->legs[i];
 		sl_client_poll(l->c, 0);
-		if (sl__leg_down(l))
+		if (sl__leg_down(l) || sl__leg_silent(l, now0))
 			rt->refresh_want = true;
 	}
 	sl__reap(rt);

@@ -22,6 +22,14 @@
 /* Per server tried for Metadata: a dead node must not hold a producer for
  * the whole connect timeout when others can answer. */
 #define SL__META_TIMEOUT_MS 1000
+/* A leg whose oldest unanswered event has waited this long asks Metadata
+ * (at the refresh pace above); when another node now leads a partition it
+ * has events in flight for, the leg is dropped as a failed one and those
+ * events move under their identity. A leader that is paused or cut off by
+ * the network sends no RST: its leg used to wait until the node came back
+ * or ack_timeout_ms (30 s) passed. 1 s: well above an ack's time under
+ * load here (p99 tens of ms), below any session_ttl a cluster can hold. */
+#define SL__SILENT_MS 1000
 
 struct sl__leg {
 	struct sl__router *rt;
@@ -111,6 +119,8 @@ const char *sl__default_addr(struct sl__router *rt, char *buf, size_t cap);
 const char *sl__target(struct sl__router *rt, uint32_t t, const void *key, size_t len, char *buf,
                        size_t cap, uint64_t *tp);
 bool sl__leg_down(const struct sl__leg *l);
+/* Connected, with events unanswered for SL__SILENT_MS. */
+bool sl__leg_silent(const struct sl__leg *l, uint64_t now);
 
 /* router_move.c */
 struct sl__flight *sl__fl(struct sl__router *rt, uint64_t tp);

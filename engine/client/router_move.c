@@ -307,6 +307,23 @@ void sl__place(struct sl__router *rt)
 }
 
 /* Metadata again for every topic in use, then the events it lets move. */
+/* Another node leads, as Metadata now says, a partition leg l has events
+ * in flight for (a leader paused or cut off: SL__SILENT_MS). */
+static bool sl__leg_moved(const struct sl__router *rt, const struct sl__leg *l)
+{
+	for (uint32_t t = 0; t < rt->n_routes; t++) {
+		if (!rt->known[t] || !rt->routes[t].cluster)
+			continue;
+		for (uint32_t p = 0; p < rt->n_flight[t] && p < rt->routes[t].n_parts; p++) {
+			const struct sl__flight *fl = &rt->flight[t][p];
+			const char *to = rt->routes[t].p[p].native;
+			if (fl->leg == l && fl->n && to && strcmp(to, l->addr))
+				return true;
+		}
+	}
+	return false;
+}
+
 void sl__refresh(struct sl__router *rt)
 {
 	uint64_t now = sl_now_ns();
@@ -317,6 +334,10 @@ void sl__refresh(struct sl__router *rt)
 			ok = false;
 	rt->refreshes++;
 	rt->refresh_want = false;
+	for (size_t i = 0; ok && i < rt->n_legs; i++)
+		if (sl__leg_silent(rt->legs[i], now) && sl__leg_moved(rt, rt->legs[i]))
+			sl__client_abandon(rt->legs[i]->c,
+			                   "no ack for a while and Metadata names another leader");
 	for (size_t i = 0; ok && i < rt->n_legs; i++) {
 		struct sl__leg *l = rt->legs[i];
 		if (!sl__leg_down(l))

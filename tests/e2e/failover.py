@@ -15,6 +15,13 @@ elects the most complete replica of a responding majority.
                            sequences); the killed node comes back, follows,
                            rejoins the in-sync set and the replicas end
                            byte-identical.
+  paused_leader_producer_moves the same stream; the leader is SIGSTOPped
+                           (no RST, no answer): the producer finds the new
+                           leader through Metadata while the old one is
+                           still stopped (a leg silent for 1 s asks) and
+                           finishes well inside ack_timeout_ms (30 s, which
+                           it used to wait out), exactly once; the woken
+                           node follows and the replicas end identical.
   consume_rides_out        `sluice consume --follow` reading from the leader
                            while it is killed goes on at the new leader:
                            every event printed once, in offset order.
@@ -157,6 +164,7 @@ class Producer:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.acked = []
         self.times = []
+        self.eof = False  # the reader saw the end of stdout
         self.cv = threading.Condition()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -170,12 +178,15 @@ class Producer:
                 self.times.append(time.monotonic())
                 self.cv.notify_all()
         with self.cv:
+            self.eof = True
             self.cv.notify_all()
 
     def wait_acks(self, n, timeout=TIMEOUT):
+        # Until the reader has every line: a producer that exited may
+        # still have acks in the pipe (waiting for its exit instead lost
+        # the last ones now and then).
         with self.cv:
-            ok = self.cv.wait_for(lambda: len(self.acked) >= n or self.proc.poll() is not None,
-                                  timeout)
+            ok = self.cv.wait_for(lambda: len(self.acked) >= n or self.eof, timeout)
             return ok and len(self.acked) >= n
 
     def finish(self):
@@ -261,6 +272,60 @@ def leader_kill9(a):
         check(metric(c, ctl_node, "sluice_controller") == 1, "controller metric")
         check(metric(c, ctl_node, "sluice_unclean_elections_total") == 0, "unclean metric")
         check(controller(c, new) == ctl_node, "/v1/cluster names another controller")
+
+
+def paused_leader_producer_moves(a):
+    with Workdir() as wd, Cluster(a, wd) as c:
+        n_events = 60000
+        data, ids = events(n_events)
+        prod = Producer(c, data)
+        n1 = c.nodes["n1"]
+        stopped = False
+        try:
+            check(prod.wait_acks(2000), "fewer than 2000 acks before the pause")
+            at_stop = len(prod.acked)
+            check(at_stop < n_events and prod.proc.poll() is None,
+                  "the stream was over before the pause")
+            t_stop = time.monotonic()
+            n1.proc.send_signal(signal.SIGSTOP)
+            stopped = True
+            check(wait_stopped(n1.proc.pid), "n1 did not stop")
+            # Every event acked while n1 is still stopped, well inside
+            # the producer's ack_timeout_ms (30 s): before, its leg to n1
+            # waited that long for an answer a paused node never sends.
+            try:
+                prod.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                prod.kill()
+                raise Failure("the producer still waits 15 s after n1 was stopped: %d of %d "
+                              "acked (%d at the pause): %s" % (
+                                  len(prod.acked), n_events, at_stop,
+                                  prod.proc.stderr.read().decode()[-1000:]))
+            t_done = time.monotonic()
+            rc, err = prod.finish()
+            check(rc == 0, "produce failed (%d): %s" % (rc, err))
+            check(wait_stopped(n1.proc.pid), "n1 ran again before the producer was done")
+        finally:
+            if stopped:
+                n1.proc.send_signal(signal.SIGCONT)
+            prod.kill()
+        new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
+        acks = [json.loads(x) for x in prod.acked]
+        check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
+        evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+        dups = check_acked_kept(acks, evs)
+        check(len(evs) == n_events and dups == 0,
+              "%d events stored for %d produced, %d duplicates" % (len(evs), n_events, dups))
+        ts = [t for t in prod.times if t >= t_stop - 1]
+        gap = max(b - a for a, b in zip(ts, ts[1:]))
+        print("paused_leader_producer_moves: %d acked at the pause, all %d by %.2f s after it "
+              "(n1 still stopped); longest pause between acks %.2f s; new leader %s; "
+              "0 duplicates" % (at_stop, n_events, t_done - t_stop, gap, new))
+        c.wait_log("n1", "events/0: follower, leader epoch 2")
+        c.wait_log(new, "in-sync replicas changed to 3 of 3")
+        for n in NODES:
+            consume_all(a, c.nodes[n].addr, len(evs))
+        check_identical(wd, len(evs))
 
 
 def consume_rides_out(a):
@@ -794,6 +859,7 @@ def no_majority_no_election(a):
 if __name__ == "__main__":
     sys.exit(main({
         "leader_kill9": leader_kill9,
+        "paused_leader_producer_moves": paused_leader_producer_moves,
         "consume_rides_out": consume_rides_out,
         "controller_dies": controller_dies,
         "no_majority_no_election": no_majority_no_election,

@@ -53,15 +53,18 @@
  * its Metadata (from the bootstrap servers, then the nodes it knows; at most
  * every 100 ms, the interval doubling up to backoff_max_ms while leaders
  * stay unknown) and sends them, same id and bytes, to the new leader as new
- * events of that connection. Each event still gets exactly one callback,
- * with the sequence produce returned. Across a change of leader a resent
- * event is a duplicate only through its id (the topic's dedup_window): the
- * new leader has its own producer ids. An event whose leader stays unknown
- * for ack_timeout_ms is answered with -SL_ENOT_LEADER. A refresh is a
- * blocking round trip (at most connect_timeout_ms per server) on the
- * calling thread. When no partition has a leader (a node alone), the client
- * is exactly the one connection above, to the server that answered.
- * sl_client_producer_id() and _proof() give the first leader connection's.
+ * events of that connection. A connection whose oldest unanswered event has
+ * waited 1 s (a leader paused or cut off answers nothing and sends no RST)
+ * makes the client ask Metadata too; once it names another leader for a
+ * partition the connection has events in flight for, the connection is
+ * dropped as a failed one and its events move the same way. Each event still gets exactly one
+ * callback, with the sequence produce returned. Across a change of leader a resent event is a
+ * duplicate only through its id (the topic's dedup_window): the new leader has its own producer
+ * ids. An event whose leader stays unknown for ack_timeout_ms is answered with -SL_ENOT_LEADER. A
+ * refresh is a blocking round trip (at most connect_timeout_ms per server) on the calling thread.
+ * When no partition has a leader (a node alone), the client is exactly the one connection above, to
+ * the server that answered. sl_client_producer_id() and _proof() give the first leader
+ * connection's.
  *
  * Errors: functions return 0 (or a count) on success and a negative value on
  * failure: -errno, or a -SL_E* code (enum sl_err in <sluice/base/base.h>,
