@@ -222,6 +222,42 @@ static const char *sl__code_of(int status)
 	}
 }
 
+/* Where a JSON object's closing brace is in body (trailing spaces and
+ * newlines allowed): the index after it, 0 when body is not an object;
+ * *empty: the object has no members. */
+static size_t sl__obj_end(const char *body, size_t len, bool *empty)
+{
+	size_t end = len;
+	while (end && body[end - 1] != '}') {
+		if (body[end - 1] != '\n' && body[end - 1] != ' ')
+			return 0;
+		end--;
+	}
+	if (!end)
+		return 0;
+	size_t before = end - 1;
+	while (before && (body[before - 1] == ' ' || body[before - 1] == '\n'))
+		before--;
+	*empty = before && body[before - 1] == '{';
+	return end;
+}
+
+/* Inserts add[0..n) before the brace that ends at `end` (sl__obj_end). */
+static int sl__obj_insert(char **body, size_t *len, size_t end, const char *add, size_t n)
+{
+	char *nb = malloc(*len + n + 1);
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb, *body, end - 1);
+	memcpy(nb + end - 1, add, n);
+	memcpy(nb + end - 1 + n, *body + end - 1, *len - (end - 1));
+	nb[*len + n] = '\0';
+	free(*body);
+	*body = nb;
+	*len += n;
+	return 0;
+}
+
 /*
  * What every answer of a read model carries besides the plugin's members,
  * added as the object's last members (the plugin's JSON is otherwise
@@ -239,20 +275,12 @@ static int sl__answer_extend(char **body, size_t *len, struct sl_pquery *const *
 	char add[160];
 	uint64_t lag = 0, heard = 0;
 	bool follower = false;
-	size_t end = *len;
 	int n = 0;
 
-	while (end && (*body)[end - 1] != '}') {
-		if ((*body)[end - 1] != '\n' && (*body)[end - 1] != ' ')
-			return 0;
-		end--;
-	}
+	bool empty;
+	size_t end = sl__obj_end(*body, *len, &empty);
 	if (!end)
 		return 0;
-	size_t before = end - 1;
-	while (before && ((*body)[before - 1] == ' ' || (*body)[before - 1] == '\n'))
-		before--;
-	bool empty = before && (*body)[before - 1] == '{';
 	for (uint32_t i = 0; i < count; i++) {
 		if (qs[i]->lag > lag)
 			lag = qs[i]->lag;
@@ -272,17 +300,7 @@ static int sl__answer_extend(char **body, size_t *len, struct sl_pquery *const *
 	else if (follower)
 		n += snprintf(add + n, sizeof(add) - (size_t)n, ",\"leader_heard_ms\":%" PRIu64,
 		              heard);
-	char *nb = malloc(*len + (size_t)n + 1);
-	if (!nb)
-		return -ENOMEM;
-	memcpy(nb, *body, end - 1);
-	memcpy(nb + end - 1, add, (size_t)n);
-	memcpy(nb + end - 1 + n, *body + end - 1, *len - (end - 1));
-	nb[*len + (size_t)n] = '\0';
-	free(*body);
-	*body = nb;
-	*len += (size_t)n;
-	return 0;
+	return sl__obj_insert(body, len, end, add, (size_t)n);
 }
 
 int sl__proj_find(const struct sl_server *srv, const char *name, size_t len)
@@ -319,32 +337,14 @@ static uint64_t sl__holds(const struct sl_partition *p)
 static int sl__add_read_offsets(char **body, size_t *len, uint64_t applied, uint64_t holds)
 {
 	char add[80];
-	size_t end = *len;
 
-	while (end && (*body)[end - 1] != '}') {
-		if ((*body)[end - 1] != '\n' && (*body)[end - 1] != ' ')
-			return 0;
-		end--;
-	}
+	bool empty;
+	size_t end = sl__obj_end(*body, *len, &empty);
 	if (!end)
 		return 0;
-	size_t before = end - 1;
-	while (before && ((*body)[before - 1] == ' ' || (*body)[before - 1] == '\n'))
-		before--;
-	bool empty = before && (*body)[before - 1] == '{';
 	int n = snprintf(add, sizeof(add), "%s\"applied\":%" PRIu64 ",\"holds\":%" PRIu64,
 	                 empty ? "" : ",", applied, holds);
-	char *nb = malloc(*len + (size_t)n + 1);
-	if (!nb)
-		return -ENOMEM;
-	memcpy(nb, *body, end - 1);
-	memcpy(nb + end - 1, add, (size_t)n);
-	memcpy(nb + end - 1 + n, *body + end - 1, *len - (end - 1));
-	nb[*len + (size_t)n] = '\0';
-	free(*body);
-	*body = nb;
-	*len += (size_t)n;
-	return 0;
+	return sl__obj_insert(body, len, end, add, (size_t)n);
 }
 
 /* Hands q to the partition's reactor and waits for its answer. */

@@ -586,6 +586,52 @@ def paused_leader(a):
                                          len(acks), dups))
 
 
+def side_first_acked(a, c, wd, first, n_events):
+    """A producer that knows only n1 (FedProducer), its first `first` of
+    n_events events acked and held by both followers (n1's view of their
+    reports), so whichever is elected nothing acked so far is gone.
+    Returns the producer and the event lines."""
+    side = FedProducer(a, c.nodes["n1"].addr, wd)
+    data, ids = events(n_events, keys=4, tag="p")
+    lines = data.splitlines(keepends=True)
+    side.write(b"".join(lines[:first]))
+    check(side.wait_acks(first), "the first %d events not acked" % first)
+
+    def followers_hold():
+        st = c.state("n1")
+        return all(r["durable_offset"] >= first for r in st["replica_state"])
+    wait_on_folder("the followers hold %d events" % first,
+                   [os.path.join(wd, n, "data", "events", "0") for n in ("n2", "n3")],
+                   followers_hold)
+    return side, lines
+
+
+def wait_epoch2(c, first):
+    """The new leader of epoch 2 (n2 or n3) and where epoch 1 ends on it,
+    which must be `first` (what n1 acked)."""
+    new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
+    _, m = wait_any(c, ["n2", "n3"],
+                    r"controller (\S+): events/0: leader (\S+), leader epoch 2 \(was "
+                    r"n1, gone; it holds epoch 1 to (\d+);")
+    e2 = int(m.group(3))
+    check(e2 == first, "epoch 1 ends at %d on %s, %d were acked" % (e2, new, first))
+    return new, e2
+
+
+def side_acks_hold(a, c, new, side, n_events):
+    """Every event acked, none lost, and every ack names its event in the
+    new leader's log (not one n1 acked and then cut). (acks, evs, dups)."""
+    acks = [json.loads(x) for x in side.acked]
+    check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
+    evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+    dups = check_acked_kept(acks, evs)
+    at = {e["offset"]: e["id"] for e in evs}
+    wrong = [x for x in acks if at.get(x["offset"]) != x["id"]]
+    check(not wrong, "%d acks name an offset that holds another event (acked by n1, then "
+          "cut?), e.g. %r" % (len(wrong), wrong[:3]))
+    return acks, evs, dups
+
+
 def paused_leader_acks_leader(a):
     """The same pause where the fence is all that stands between the woken
     leader and a loss: under `acks: leader` it acks at its own durable end,
@@ -596,33 +642,15 @@ def paused_leader_acks_leader(a):
     leader and every ack names its event in the final log."""
     with Workdir() as wd, Cluster(a, wd, lag="10s", acks="leader") as c:
         n1 = c.nodes["n1"]
-        side = FedProducer(a, n1.addr, wd)
         stopped = []
         first, n_events = 50, 300
+        side, lines = side_first_acked(a, c, wd, first, n_events)
         try:
-            data, ids = events(n_events, keys=4, tag="p")
-            lines = data.splitlines(keepends=True)
-            side.write(b"".join(lines[:first]))
-            check(side.wait_acks(first), "the first %d events not acked" % first)
-            # Both followers hold them (n1's view of their reports), so
-            # whichever is elected, nothing acked before the pause is gone.
-
-            def followers_hold():
-                st = c.state("n1")
-                return all(r["durable_offset"] >= first for r in st["replica_state"])
-            wait_on_folder("the followers hold %d events" % first,
-                           [os.path.join(wd, n, "data", "events", "0") for n in ("n2", "n3")],
-                           followers_hold)
             n1.proc.send_signal(signal.SIGSTOP)
             stopped.append("n1")
             check(wait_stopped(n1.proc.pid), "n1 did not stop")
             side.write(b"".join(lines[first:]))
-            new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
-            _, m = wait_any(c, ["n2", "n3"],
-                            r"controller (\S+): events/0: leader (\S+), leader epoch 2 \(was "
-                            r"n1, gone; it holds epoch 1 to (\d+);")
-            e2 = int(m.group(3))
-            check(e2 == first, "epoch 1 ends at %d on %s, %d were acked" % (e2, new, first))
+            new, e2 = wait_epoch2(c, first)
             backlog = socket_backlog(n1.port, side.proc.pid)
             check(backlog > 0, "nothing of the producer's waits in n1's socket")
             pos = c.log_size("n1")
@@ -636,14 +664,7 @@ def paused_leader_acks_leader(a):
             for n in stopped:
                 c.nodes[n].proc.send_signal(signal.SIGCONT)
             side.kill()
-        acks = [json.loads(x) for x in side.acked]
-        check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
-        evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
-        dups = check_acked_kept(acks, evs)
-        at = {e["offset"]: e["id"] for e in evs}
-        wrong = [x for x in acks if at.get(x["offset"]) != x["id"]]
-        check(not wrong, "%d acks name an offset that holds another event (acked by the "
-              "paused leader, then cut?), e.g. %r" % (len(wrong), wrong[:3]))
+        acks, evs, dups = side_acks_hold(a, c, new, side, n_events)
         cut = re.search(r"events/0: log cut from (\d+) to (\d+)", log_text(c, "n1")[pos:])
         check(not cut or int(cut.group(2)) == e2, "n1's cut: %r" % (cut and cut.group(0)))
         c.wait_log(new, "in-sync replicas changed to 3 of 3")
@@ -739,30 +760,13 @@ def leader_cut_from_etcd(a):
 
 
 def cut_leader_run(a, c, wd, gate):
-    n1 = c.nodes["n1"]
-    side = FedProducer(a, n1.addr, wd)
     first, n_events = 50, 300
+    side, lines = side_first_acked(a, c, wd, first, n_events)
     try:
-        data, ids = events(n_events, keys=4, tag="p")
-        lines = data.splitlines(keepends=True)
-        side.write(b"".join(lines[:first]))
-        check(side.wait_acks(first), "the first %d events not acked" % first)
-
-        def followers_hold():
-            st = c.state("n1")
-            return all(r["durable_offset"] >= first for r in st["replica_state"])
-        wait_on_folder("the followers hold %d events" % first,
-                       [os.path.join(wd, n, "data", "events", "0") for n in ("n2", "n3")],
-                       followers_hold)
         pos = c.log_size("n1")
         gate.close()
         c.wait_log("n1", "sluiced: node n1: lost its lease in etcd: acks stop", pos)
-        new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
-        _, m = wait_any(c, ["n2", "n3"],
-                        r"controller (\S+): events/0: leader (\S+), leader epoch 2 \(was "
-                        r"n1, gone; it holds epoch 1 to (\d+);")
-        e2 = int(m.group(3))
-        check(e2 == first, "epoch 1 ends at %d on %s, %d were acked" % (e2, new, first))
+        new, e2 = wait_epoch2(c, first)
         # n1 still leads epoch 1 as far as it knows: it takes the events
         # (durable on its disk, what acks: leader acks) and must ack none.
         check("events/0: follower" not in log_text(c, "n1")[pos:], "n1 heard of epoch 2")
@@ -786,14 +790,7 @@ def cut_leader_run(a, c, wd, gate):
         side.finish()
     finally:
         side.kill()
-    acks = [json.loads(x) for x in side.acked]
-    check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
-    evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
-    dups = check_acked_kept(acks, evs)
-    at = {e["offset"]: e["id"] for e in evs}
-    wrong = [x for x in acks if at.get(x["offset"]) != x["id"]]
-    check(not wrong, "%d acks name an offset that holds another event (acked by n1, then "
-          "cut?), e.g. %r" % (len(wrong), wrong[:3]))
+    acks, evs, dups = side_acks_hold(a, c, new, side, n_events)
     c.wait_log("n1", "events/0: log cut from %d to %d" % (n_events, first), pos)
     c.wait_log(new, "in-sync replicas changed to 3 of 3")
     for n in NODES:
