@@ -334,10 +334,22 @@ void sl__refresh(struct sl__router *rt)
 			ok = false;
 	rt->refreshes++;
 	rt->refresh_want = false;
-	for (size_t i = 0; ok && i < rt->n_legs; i++)
-		if (sl__leg_silent(rt->legs[i], now) && sl__leg_moved(rt, rt->legs[i]))
+	bool unresolved = false;
+	for (size_t i = 0; ok && i < rt->n_legs; i++) {
+		if (!sl__leg_silent(rt->legs[i], now))
+			continue;
+		if (sl__leg_moved(rt, rt->legs[i]))
 			sl__client_abandon(rt->legs[i]->c,
 			                   "no ack for a while and Metadata names another leader");
+		else
+			unresolved = true;
+	}
+	/* The server that answered may be the silent leader itself, cut off
+	 * from etcd but not from us: it names itself until it hears of its
+	 * successor. The next refresh asks another one first (an answer
+	 * naming an older epoch never replaces a newer one: keep_newer). */
+	if (unresolved && rt->n_servers > 1)
+		rt->good = (rt->good + 1) % rt->n_servers;
 	for (size_t i = 0; ok && i < rt->n_legs; i++) {
 		struct sl__leg *l = rt->legs[i];
 		if (!sl__leg_down(l))

@@ -55,6 +55,11 @@ elects the most complete replica of a responding majority.
                            hears etcd again, and acked by the new leader.
                            Both acks: leader cases fail without the lease
                            check in reactor/repl.c (the second every time).
+  leader_cut_producer_moves the same cut under quorum with a producer that
+                           knows all three nodes, n1 first: n1 still names
+                           itself in Metadata; the producer asks the others
+                           and finishes at the new leader while n1 is cut
+                           off, exactly once.
 
 Waits are on log lines (inotify), HTTP answers and process exits, never on
 sleeps. Every process is killed at the end, also on failure.
@@ -759,6 +764,64 @@ def leader_cut_from_etcd(a):
             gate.shut()
 
 
+def leader_cut_producer_moves(a):
+    """The leader runs on but cannot reach etcd (EtcdGate) under quorum: at
+    its lease deadline it stops acking and, not having heard of its
+    successor, still names itself in Metadata. A producer that knows all
+    three nodes, n1 first, writes the rest of its stream only then: it asks
+    the other nodes too and finishes at the new leader while n1 is still
+    cut off, exactly once (it used to ask n1 again and again and wait for
+    the gate to open or its 30 s ack_timeout_ms)."""
+    with Workdir() as wd:
+        c = Cluster(a, wd)
+        gate = EtcdGate(c.etcd.port)
+        try:
+            c.etcd_urls["n1"] = gate.url
+            with c:
+                first, n_events = 2000, 20000
+                data, ids = events(n_events)
+                lines = data.splitlines(keepends=True)
+                prod = FedProducer(a, ",".join(c.nodes[n].addr for n in NODES), wd)
+                try:
+                    prod.write(b"".join(lines[:first]))
+                    check(prod.wait_acks(first), "the first %d events not acked" % first)
+                    pos = c.log_size("n1")
+                    gate.close()
+                    c.wait_log("n1", "sluiced: node n1: lost its lease in etcd: acks stop", pos)
+                    t_cut = time.monotonic()
+                    prod.feed(b"".join(lines[first:]))
+                    # Done while n1 is still cut off, well inside the
+                    # producer's ack_timeout_ms (30 s).
+                    check(prod.wait_acks(n_events, timeout=15),
+                          "the producer still waits 15 s after n1 stopped acking: %d of %d "
+                          "acked" % (len(prod.acked), n_events))
+                    t_done = time.monotonic()
+                    prod.finish()
+                    check("events/0: follower" not in log_text(c, "n1")[pos:],
+                          "n1 heard of its successor before the producer was done")
+                finally:
+                    prod.kill()
+                new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
+                acks = [json.loads(x) for x in prod.acked]
+                check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
+                evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+                dups = check_acked_kept(acks, evs)
+                check(len(evs) == n_events and dups == 0, "%d events stored for %d produced, "
+                      "%d duplicates" % (len(evs), n_events, dups))
+                print("leader_cut_producer_moves: n1 stopped acking; the other %d events all "
+                      "acked %.2f s later at %s, n1 still cut off from etcd; 0 duplicates" % (
+                          n_events - first, t_done - t_cut, new))
+                pos = c.log_size("n1")
+                gate.open()
+                c.wait_log("n1", "events/0: follower, leader epoch 2", pos)
+                c.wait_log(new, "in-sync replicas changed to 3 of 3")
+                for n in NODES:
+                    consume_all(a, c.nodes[n].addr, len(evs))
+                check_identical(wd, len(evs))
+        finally:
+            gate.shut()
+
+
 def cut_leader_run(a, c, wd, gate):
     first, n_events = 50, 300
     side, lines = side_first_acked(a, c, wd, first, n_events)
@@ -863,4 +926,5 @@ if __name__ == "__main__":
         "paused_leader": paused_leader,
         "paused_leader_acks_leader": paused_leader_acks_leader,
         "leader_cut_from_etcd": leader_cut_from_etcd,
+        "leader_cut_producer_moves": leader_cut_producer_moves,
     }))
