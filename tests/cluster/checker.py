@@ -117,11 +117,12 @@ def disk_log(topo, node, partition, upto):
     return out
 
 
-def compare_replicas(topo, partition, hw):
-    """Batches below the HW, node by node against the leader's: the number
-    that differ or are missing, and a description of the first."""
+def compare_replicas(topo, partition, hw, nodes=None):
+    """Batches below the HW, node by node (the partition's replicas: `nodes`,
+    default every node) against the fullest: the number that differ or are
+    missing, and a description of the first."""
     views = {}
-    for n in topo.nodes:
+    for n in nodes or topo.nodes:
         d = os.path.join(topo.wd, n, "data", "events", str(partition))
         views[n] = {b: (c, x) for b, c, x in batches(d) if b + c <= hw}
     ref_node = max(views, key=lambda n: sum(c for c, _ in views[n].values()))
@@ -148,7 +149,9 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def check(topo, producers, consumers, final, hws, faults, t_zero, ttl_s):
+def check(topo, producers, consumers, final, hws, faults, t_zero, ttl_s, replicas=None):
+    """replicas: {partition: [node, ...]} as etcd holds them (with more
+    nodes than replicas, the others hold nothing of it)."""
     attempted = {}
     resent = set()
     acks = {}
@@ -208,7 +211,7 @@ def check(topo, producers, consumers, final, hws, faults, t_zero, ttl_s):
     replica_first = None
     compared = {}
     for p, hw in hws.items():
-        d, first, covered = compare_replicas(topo, p, hw)
+        d, first, covered = compare_replicas(topo, p, hw, (replicas or {}).get(p))
         replica_diff += d
         compared[p] = covered
         replica_first = replica_first or first

@@ -200,7 +200,8 @@ def run_mode(a, acks, seed):
             fails.append("a consume through the leader does not return the leader's log "
                          "below the HW: %s" % read_short)
         summary, details = checker.check(topo, producers, consumers, final, hws, nem.faults,
-                                         t_zero, ttl)
+                                         t_zero, ttl,
+                                         {p: st[p]["replicas"] for p in range(a.partitions)})
         summary.update(mode=acks, seed=seed, duration_s=round(t_end - t_zero, 1),
                        nodes=a.nodes, etcd=a.etcd, partitions=a.partitions,
                        producer_exits=sum(len(p.incarnations) - 1 for p in producers),
