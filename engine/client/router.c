@@ -268,11 +268,17 @@ bool sl__leg_down(const struct sl__leg *l)
 	return l->c->state == SL__BACKOFF;
 }
 
-bool sl__leg_silent(const struct sl__leg *l, uint64_t now)
+uint64_t sl__leg_silent_at(const struct sl__leg *l)
 {
 	const struct sl_client *c = l->c;
-	return c->state == SL__READY && c->head != c->send_idx &&
-	       now - c->progress_ns >= (uint64_t)SL__SILENT_MS * SL__NS_PER_MS;
+	if (c->state != SL__READY || c->head == c->send_idx)
+		return UINT64_MAX; /* nothing waits for an ack there */
+	return c->progress_ns + (uint64_t)SL__SILENT_MS * SL__NS_PER_MS;
+}
+
+bool sl__leg_silent(const struct sl__leg *l, uint64_t now)
+{
+	return now >= sl__leg_silent_at(l);
 }
 
 /* A resume leg with nothing left on it goes (router_move.c), once no
@@ -319,13 +325,11 @@ static uint64_t sl__next_timer(const struct sl__router *rt)
 			t = now + (uint64_t)ms * SL__NS_PER_MS;
 		/* When it turns silent, and then at the refresh pace while it
 		 * stays so (SL__SILENT_MS). */
-		if (c->state == SL__READY && c->head != c->send_idx) {
-			uint64_t s = c->progress_ns + (uint64_t)SL__SILENT_MS * SL__NS_PER_MS;
-			if (s <= now)
-				s = rt->refresh_at;
-			if (s < t)
-				t = s;
-		}
+		uint64_t s = sl__leg_silent_at(rt->legs[i]);
+		if (s <= now)
+			s = rt->refresh_at;
+		if (s < t)
+			t = s;
 	}
 	return t;
 }

@@ -119,7 +119,9 @@ const char *sl__default_addr(struct sl__router *rt, char *buf, size_t cap);
 const char *sl__target(struct sl__router *rt, uint32_t t, const void *key, size_t len, char *buf,
                        size_t cap, uint64_t *tp);
 bool sl__leg_down(const struct sl__leg *l);
-/* Connected, with events unanswered for SL__SILENT_MS. */
+/* When the leg's oldest unanswered event will have waited SL__SILENT_MS
+ * (UINT64_MAX: not connected, or nothing unanswered); silent from then. */
+uint64_t sl__leg_silent_at(const struct sl__leg *l);
 bool sl__leg_silent(const struct sl__leg *l, uint64_t now);
 
 /* router_move.c */

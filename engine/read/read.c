@@ -93,6 +93,21 @@ static int sl__views_grow(struct sl_reader *rd, uint32_t topic)
 
 static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bool final);
 
+/* Opens partition p's view into *vp when it has none yet: 0 or -errno
+ * (*vp NULL). Every view follows the partition's cuts (log.h). */
+static int sl__view_ensure(struct sl_partition *p, struct sl_log_view **vp)
+{
+	if (*vp)
+		return 0;
+	int ret = sl_log_view_open(p->dir, vp);
+	if (ret < 0) {
+		*vp = NULL;
+		return ret;
+	}
+	sl_log_view_follow_cuts(*vp, &p->cuts);
+	return 0;
+}
+
 static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final)
 {
 	if (req->replica)
@@ -134,12 +149,9 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		         : no_view  ? "out of memory"
 		         : p->error ? p->error
 		                    : "partition refused");
-	} else if (!*vp) {
-		int ret = sl_log_view_open(p->dir, vp);
-		if (ret == 0)
-			sl_log_view_follow_cuts(*vp, &p->cuts);
+	} else {
+		int ret = sl__view_ensure(p, vp);
 		if (ret < 0) {
-			*vp = NULL;
 			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
 			snprintf(message, sizeof(message), "cannot open %s: %s", p->dir,
 			         sl_strerror(ret));
@@ -314,13 +326,7 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		struct sl_log_view **vp = NULL;
 		if (req->topic < rd->n_view_topics || sl__views_grow(rd, req->topic) == 0)
 			vp = &rd->views[rd->view_base[req->topic] + req->partition];
-		int ret = vp ? 0 : -ENOMEM;
-		if (vp && !*vp) {
-			if ((ret = sl_log_view_open(p->dir, vp)) < 0)
-				*vp = NULL;
-			else
-				sl_log_view_follow_cuts(*vp, &p->cuts);
-		}
+		int ret = vp ? sl__view_ensure(p, vp) : -ENOMEM;
 		if (ret == 0 && rd->raw_cap < cap) {
 			uint8_t *nb = realloc(rd->raw, cap);
 			if (nb) {

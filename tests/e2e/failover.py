@@ -157,6 +157,35 @@ def check_acked_kept(acks, evs):
     return len(stored) - len(first)
 
 
+def stored_once(a, c, new, acked, n_events):
+    """Every one of n_events acked (`acked`: the --print-acks lines), stored
+    in the new leader's log, once, in per-key order: (acks, evs)."""
+    acks = [json.loads(x) for x in acked]
+    check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
+    evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
+    dups = check_acked_kept(acks, evs)
+    check(len(evs) == n_events and dups == 0,
+          "%d events stored for %d produced, %d duplicates" % (len(evs), n_events, dups))
+    return acks, evs
+
+
+def longest_gap(times, since):
+    """The longest pause between two acks from `since` - 1 s on."""
+    ts = [t for t in times if t >= since - 1]
+    return max(b - a for a, b in zip(ts, ts[1:]))
+
+
+def n1_rejoins(a, c, wd, new, n, pos=0):
+    """n1 follows the new leader (its log read from `pos`), which counts it
+    in sync again; every node serves all n events and the replicas are
+    byte-identical."""
+    c.wait_log("n1", "events/0: follower, leader epoch 2", pos)
+    c.wait_log(new, "in-sync replicas changed to 3 of 3")
+    for x in NODES:
+        consume_all(a, c.nodes[x].addr, n)
+    check_identical(wd, n)
+
+
 class Producer:
     """`sluice produce --server a,b,c --print-acks` on a stream of events, its
     acks read on a thread, with the time of each."""
@@ -232,23 +261,17 @@ def leader_kill9(a):
                         r"gone; it holds epoch 1 to (\d+);")
         ctl_node, held_by_new = m.group(1), int(m.group(3))
         check(m.group(2) == new, "the controller elected %s, %s leads" % (m.group(2), new))
-        acks = [json.loads(x) for x in prod.acked]
-        evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
-        dups = check_acked_kept(acks, evs)
         # Exactly once across the failover: the events in flight at n1 go
         # to n2 again under n1's producer id and sequences (a resume leg),
         # and the sequence table n2 copied with the log answers those n1
         # had already replicated as duplicates.
-        check(len(evs) == n_events and dups == 0,
-              "%d events stored for %d produced, %d duplicates" % (len(evs), n_events, dups))
+        acks, evs = stored_once(a, c, new, prod.acked, n_events)
         # The client's outage: the longest pause between two acks around
         # the kill (kill -9 to the new leader's first ack).
-        ts = [t for t in prod.times if t >= t_kill - 1]
-        gap = max(b - a for a, b in zip(ts, ts[1:]))
-        print("leader_kill9: %d events stored for %d acked, %d duplicates; new leader %s "
+        gap = longest_gap(prod.times, t_kill)
+        print("leader_kill9: %d events stored for %d acked, 0 duplicates; new leader %s "
               "(controller %s); kill -9 -> new leader's line %.2f s; longest pause between "
-              "acks %.2f s" % (len(evs), len(acks), dups, new, ctl_node, t_leader - t_kill,
-                               gap))
+              "acks %.2f s" % (len(evs), len(acks), new, ctl_node, t_leader - t_kill, gap))
         # n1 comes back: it follows the new leader (cutting what never
         # reached a quorum), rejoins the in-sync set; replicas identical.
         rejoin_from = c.log_size(new)
@@ -315,22 +338,12 @@ def paused_leader_producer_moves(a):
                 n1.proc.send_signal(signal.SIGCONT)
             prod.kill()
         new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
-        acks = [json.loads(x) for x in prod.acked]
-        check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
-        evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
-        dups = check_acked_kept(acks, evs)
-        check(len(evs) == n_events and dups == 0,
-              "%d events stored for %d produced, %d duplicates" % (len(evs), n_events, dups))
-        ts = [t for t in prod.times if t >= t_stop - 1]
-        gap = max(b - a for a, b in zip(ts, ts[1:]))
+        acks, evs = stored_once(a, c, new, prod.acked, n_events)
         print("paused_leader_producer_moves: %d acked at the pause, all %d by %.2f s after it "
               "(n1 still stopped); longest pause between acks %.2f s; new leader %s; "
-              "0 duplicates" % (at_stop, n_events, t_done - t_stop, gap, new))
-        c.wait_log("n1", "events/0: follower, leader epoch 2")
-        c.wait_log(new, "in-sync replicas changed to 3 of 3")
-        for n in NODES:
-            consume_all(a, c.nodes[n].addr, len(evs))
-        check_identical(wd, len(evs))
+              "0 duplicates" % (at_stop, n_events, t_done - t_stop,
+                                longest_gap(prod.times, t_stop), new))
+        n1_rejoins(a, c, wd, new, len(evs))
 
 
 def consume_rides_out(a):
@@ -802,22 +815,13 @@ def leader_cut_producer_moves(a):
                 finally:
                     prod.kill()
                 new, _ = wait_any(c, ["n2", "n3"], r"events/0: leader, leader epoch 2\n")
-                acks = [json.loads(x) for x in prod.acked]
-                check(len(acks) == n_events, "%d acks for %d events" % (len(acks), n_events))
-                evs = consume_all(a, c.nodes[new].addr, 1, follow=False)
-                dups = check_acked_kept(acks, evs)
-                check(len(evs) == n_events and dups == 0, "%d events stored for %d produced, "
-                      "%d duplicates" % (len(evs), n_events, dups))
+                acks, evs = stored_once(a, c, new, prod.acked, n_events)
                 print("leader_cut_producer_moves: n1 stopped acking; the other %d events all "
                       "acked %.2f s later at %s, n1 still cut off from etcd; 0 duplicates" % (
                           n_events - first, t_done - t_cut, new))
                 pos = c.log_size("n1")
                 gate.open()
-                c.wait_log("n1", "events/0: follower, leader epoch 2", pos)
-                c.wait_log(new, "in-sync replicas changed to 3 of 3")
-                for n in NODES:
-                    consume_all(a, c.nodes[n].addr, len(evs))
-                check_identical(wd, len(evs))
+                n1_rejoins(a, c, wd, new, len(evs), pos)
         finally:
             gate.shut()
 

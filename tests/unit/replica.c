@@ -1327,19 +1327,25 @@ static void hw_setup(struct sl_prepl *rp, enum sl_repl_acks acks, uint64_t f1, u
  * fails the leader case: readers saw events a cut could remove. */
 Test(replica, hw_is_a_majority_end_under_quorum_and_leader_the_isr_low_under_all)
 {
-	struct sl_prepl rp;
-	hw_setup(&rp, SL_REPL_ACKS_QUORUM, 70, 40, 7);
-	cr_assert_eq(sl_prepl_hw(&rp, 100), 70, "second largest of 100, 70, 40");
-	hw_setup(&rp, SL_REPL_ACKS_LEADER, 70, 40, 7);
-	cr_assert_eq(sl_prepl_hw(&rp, 100), 70, "leader: readers see a majority's end");
-	hw_setup(&rp, SL_REPL_ACKS_LEADER, 0, 0, 1);
-	cr_assert_eq(sl_prepl_hw(&rp, 100), 0, "leader alone: nothing shown yet");
-	hw_setup(&rp, SL_REPL_ACKS_QUORUM, 120, 40, 7);
-	cr_assert_eq(sl_prepl_hw(&rp, 100), 100, "never past the leader's own end");
-	hw_setup(&rp, SL_REPL_ACKS_ALL, 70, 40, 7);
-	cr_assert_eq(sl_prepl_hw(&rp, 100), 40, "all: the in-sync set's lowest");
-	hw_setup(&rp, SL_REPL_ACKS_ALL, 70, 40, 3);
-	cr_assert_eq(sl_prepl_hw(&rp, 100), 70, "all: the one out of sync does not count");
-	hw_setup(&rp, SL_REPL_ACKS_ALL, 70, 40, 1);
-	cr_assert_eq(sl_prepl_hw(&rp, 100), 0, "all: fewer in sync than min_insync");
+	/* The leader's own durable end is 100 in every row. */
+	static const struct {
+		enum sl_repl_acks acks;
+		uint64_t f1, f2;
+		uint32_t isr;
+		uint64_t hw;
+		const char *why;
+	} rows[] = {
+	    {SL_REPL_ACKS_QUORUM, 70, 40, 7, 70, "second largest of 100, 70, 40"},
+	    {SL_REPL_ACKS_LEADER, 70, 40, 7, 70, "leader: readers see a majority's end"},
+	    {SL_REPL_ACKS_LEADER, 0, 0, 1, 0, "leader alone: nothing shown yet"},
+	    {SL_REPL_ACKS_QUORUM, 120, 40, 7, 100, "never past the leader's own end"},
+	    {SL_REPL_ACKS_ALL, 70, 40, 7, 40, "all: the in-sync set's lowest"},
+	    {SL_REPL_ACKS_ALL, 70, 40, 3, 70, "all: the one out of sync does not count"},
+	    {SL_REPL_ACKS_ALL, 70, 40, 1, 0, "all: fewer in sync than min_insync"},
+	};
+	for (size_t i = 0; i < SL_ARRAY_LEN(rows); i++) {
+		struct sl_prepl rp;
+		hw_setup(&rp, rows[i].acks, rows[i].f1, rows[i].f2, rows[i].isr);
+		cr_assert_eq(sl_prepl_hw(&rp, 100), rows[i].hw, "%s", rows[i].why);
+	}
 }
