@@ -29,6 +29,10 @@ static const char *const sl__err_text[] = {
     [SL_ENOT_LEADER - SL_EBASE] = "this node does not lead the partition; ask for metadata "
                                   "and send to its leader",
     [SL_ENOT_ENOUGH_REPLICAS - SL_EBASE] = "fewer replicas in sync than min_insync; retry later",
+    [SL_EPRODUCER_EXPIRED - SL_EBASE] =
+        "the partition forgot this producer id (idle past producer_expiry): a resend may be a "
+        "duplicate, not stored",
+    [SL_EUNTRACKED - SL_EBASE] = "the server cannot track this sequence now; not stored, retry",
 };
 
 int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out)

@@ -57,6 +57,8 @@ enum sl_err {
 	SL_ELOG_FULL,            /* partition's device is full: not stored, retry later */
 	SL_ENOT_LEADER,          /* cluster: this node does not lead the partition */
 	SL_ENOT_ENOUGH_REPLICAS, /* acks: all with fewer than min_insync in sync */
+	SL_EPRODUCER_EXPIRED,    /* a resend of a producer id the partition forgot */
+	SL_EUNTRACKED,           /* sequence tracking impossible now: not stored, retry */
 	SL_EMAX
 };
 

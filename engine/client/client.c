@@ -90,6 +90,10 @@ int sl__client_code_status(uint32_t code)
 		return -SL_ENOT_ENOUGH_REPLICAS;
 	case SLUICE__V1__ERROR_CODE__ERR_STALE_EPOCH:
 		return -SL_EFENCED;
+	case SLUICE__V1__ERROR_CODE__ERR_PRODUCER_EXPIRED:
+		return -SL_EPRODUCER_EXPIRED;
+	case SLUICE__V1__ERROR_CODE__ERR_UNTRACKED:
+		return -SL_EUNTRACKED;
 	default:
 		return -EPROTO;
 	}

@@ -159,6 +159,10 @@ enum sl_config_acks {
 #define SL_CONFIG_TOPIC_RETENTION_BYTES (10ull << 30)
 #define SL_CONFIG_TOPIC_RETENTION_AGE   (7ull * 86400 * 1000000000ull)
 #define SL_CONFIG_TOPIC_SEGMENT_BYTES   (64ull << 20)
+#define SL_CONFIG_TOPIC_DEDUP_WINDOW    (600ull * 1000000000ull)
+/* 32 bytes an id (dedup/idwin.h): 8 MiB per partition at most. */
+#define SL_CONFIG_TOPIC_DEDUP_WINDOW_EVENTS (1ull << 18)
+#define SL_CONFIG_TOPIC_PRODUCER_EXPIRY (7ull * 86400 * 1000000000ull)
 
 struct sl_config_addr {
 	char *host; /* no brackets around IPv6 */
@@ -216,6 +220,13 @@ struct sl_config_topic {
 	uint32_t min_insync;         /* 1..replicas */
 	uint64_t replica_lag_max_ns; /* a follower this far behind leaves the ISR */
 	bool unclean_election;       /* an out-of-sync replica may lead (loses data) */
+	/* Exactly once (issue 20). dedup_window: an event whose id was stored
+	 * this recently is a duplicate whoever sends it (0: off); at most
+	 * dedup_window_events ids per partition are kept. producer_expiry: an
+	 * idle producer id is forgotten after it. */
+	uint64_t dedup_window_ns;
+	uint64_t dedup_window_events;
+	uint64_t producer_expiry_ns;
 	bool derived;                /* not listed: made for a pipeline's `to` */
 	uint32_t line;
 };

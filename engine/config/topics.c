@@ -46,6 +46,9 @@ static int sl__topic_init(void *obj)
 	t->acks = SL_CONFIG_ACKS_LEADER;
 	t->min_insync = 1;
 	t->replica_lag_max_ns = 10ull * 1000000000ull;
+	t->dedup_window_ns = SL_CONFIG_TOPIC_DEDUP_WINDOW;
+	t->dedup_window_events = SL_CONFIG_TOPIC_DEDUP_WINDOW_EVENTS;
+	t->producer_expiry_ns = SL_CONFIG_TOPIC_PRODUCER_EXPIRY;
 	t->partitioner_args = sl__cfg_empty_map();
 	return t->partitioner_args ? 0 : -ENOMEM;
 }
@@ -225,6 +228,15 @@ static const struct sl__key sl__topic_keys[] = {
      .doc = "a follower this far behind the leader leaves the in-sync set"},
     {"unclean_election", SL__T_BOOL, SL__FIELD(T, unclean_election),
      .doc = "let an out-of-sync replica lead when no in-sync one is left (loses events)"},
+    {"dedup_window", SL__T_DURATION, SL__FIELD(T, dedup_window_ns), .lo = 0,
+     .hi = 7ull * 24 * 3600 * 1000000000ull,
+     .doc = "an event whose id was stored this recently is a duplicate, whoever sends it; 0: off"},
+    {"dedup_window_events", SL__T_INT, SL__FIELD(T, dedup_window_events), .lo = 1024,
+     .hi = 1ull << 28, .doc = "the most event ids the window keeps per partition"},
+    /* A second at least: an expiry shorter than a reconnect would forget
+     * producers while they retry. */
+    {"producer_expiry", SL__T_DURATION, SL__FIELD(T, producer_expiry_ns), .lo = 1000000000ull,
+     .doc = "an idle producer id is forgotten after it"},
 };
 
 #undef T
