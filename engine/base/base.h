@@ -108,6 +108,15 @@ void sl_eventfd_signal(int fd);
 #endif
 
 /* Monotonic nanoseconds; never goes backwards, not wall time. */
+/* Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME): for what
+ * is compared with times stored in the log. */
+static inline uint64_t sl_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static inline uint64_t sl_now_ns(void)
 {
 	struct timespec ts;

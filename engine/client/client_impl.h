@@ -140,6 +140,7 @@ struct sl__batch {
 	uint32_t len;      /* frame bytes, once sealed */
 	uint32_t topic;    /* index into sl_client.topics */
 	uint64_t ev_bytes; /* its events' encoded bytes: what it costs in credits */
+	uint64_t sealed_ns; /* sl_now_ns() when sealed: a resend says how long ago */
 };
 
 /* A re-encoded resend in `out`, written only once credits pay for it. */

@@ -399,6 +399,7 @@ int sl__client_seal(struct sl_client *c)
 	}
 	int len = sl_produce_finish(&c->bld);
 	c->open.len = (uint32_t)len;
+	c->open.sealed_ns = sl_now_ns();
 	*sl__at(c, c->tail) = c->open;
 	c->tail++;
 	c->ring_bytes += (uint64_t)len;
@@ -407,14 +408,22 @@ int sl__client_seal(struct sl_client *c)
 	return 0;
 }
 
+/* A resend frame: it says how long ago its events were first sent
+ * (Produce.resend_age_ms), rounded up, so that a partition that forgot this
+ * producer can tell whether they may have been stored before (dedup.h). */
 static int sl__begin_frame(struct sl_client *c, struct sl_produce_builder *bld,
-                           const struct sl_produce *pr, uint64_t seq, size_t room)
+                           const struct sl_produce *pr, uint64_t seq, size_t room,
+                           uint64_t sealed_ns)
 {
+	uint64_t now = sl_now_ns(), age_ms = now > sealed_ns ? (now - sealed_ns) / 1000000 + 1 : 1;
 	int ret = sl__client_out_reserve(c, room);
 	if (ret < 0)
 		return ret;
-	return sl_produce_begin(bld, c->out + c->out_len, room, pr->topic, pr->topic_len, seq,
-	                        c->epoch);
+	ret = sl_produce_begin(bld, c->out + c->out_len, room, pr->topic, pr->topic_len, seq,
+	                       c->epoch);
+	if (ret < 0)
+		return ret;
+	return sl_produce_set_resend_age(bld, age_ms);
 }
 
 /*
@@ -457,7 +466,8 @@ int sl__client_resend_batch(struct sl_client *c, struct sl__batch *b)
 			continue;
 		}
 		if (!open) {
-			ret = sl__begin_frame(c, &bld, &pr, b->base_seq + i, c->batch_limit);
+			ret = sl__begin_frame(c, &bld, &pr, b->base_seq + i, c->batch_limit,
+			                      b->sealed_ns);
 			if (ret < 0)
 				return ret;
 			open = true;
@@ -467,7 +477,8 @@ int sl__client_resend_batch(struct sl_client *c, struct sl__batch *b)
 			/* Full (the new server may take smaller frames): next one. */
 			if ((ret = sl__resend_close(c, &bld, &fbytes)) < 0)
 				return ret;
-			ret = sl__begin_frame(c, &bld, &pr, b->base_seq + i, c->batch_limit);
+			ret = sl__begin_frame(c, &bld, &pr, b->base_seq + i, c->batch_limit,
+			                      b->sealed_ns);
 			if (ret < 0)
 				return ret;
 			ret = sl_produce_add_encoded(&bld, v.raw, v.raw_len);

@@ -27,6 +27,10 @@ struct sl__dedup_prod {
 	uint32_t n;       /* entries; >= 1 for every producer in the table */
 	uint32_t mask;    /* FIFO capacity - 1 */
 	uint32_t touched; /* t->clock at its last record */
+	/* t->now_ms at its last record: within a tick of the truth live, the
+	 * batch's time in a replay; 0: not known (a version 2 checkpoint),
+	 * read as the table's newest time. */
+	uint64_t last_ms;
 };
 
 struct sl_dedup {
@@ -41,6 +45,13 @@ struct sl_dedup {
 	size_t fifo_bytes;
 	uint32_t clock; /* sl_dedup_tick() calls */
 	struct sl__dedup_prod *tab;
+	/* Forgetting (dedup.h): the table's time, the newest last_ms of a
+	 * producer forgotten here, how many were, and a FIFO set aside by
+	 * sl_dedup_prepare() so that the record() after it cannot fail. */
+	uint64_t now_ms;
+	uint64_t forgot_ms;
+	uint64_t forgotten;
+	struct sl__dedup_ent *spare;
 };
 
 #define SL__FIFO_FIRST 8u
@@ -222,6 +233,138 @@ static int sl__tab_grow(struct sl_dedup *t)
 	return 0;
 }
 
+static uint32_t sl__first_fifo_cap(const struct sl_dedup *t)
+{
+	return t->window < SL__FIFO_FIRST ? t->window : SL__FIFO_FIRST;
+}
+
+static uint64_t sl__last_ms(const struct sl_dedup *t, const struct sl__dedup_prod *p)
+{
+	return p->last_ms ? p->last_ms : t->now_ms;
+}
+
+/* The k-th smallest (0-based) of v[0..n), reordering v: Hoare's selection,
+ * expected O(n). */
+static uint64_t sl__select(uint64_t *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		uint64_t pivot = v[lo + (hi - lo) / 2];
+		size_t i = lo, j = hi;
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j) {
+				uint64_t x = v[i];
+				v[i] = v[j];
+				v[j] = x;
+				i++;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			break;
+	}
+	return v[k];
+}
+
+/*
+ * Forgets producers for which `gone` says so (their FIFOs freed), moving
+ * the rest to a fresh bucket array of the same size: linear probing has no
+ * cheap delete, and a sweep touches every bucket anyway. The newest
+ * last_ms forgotten raises forgot_ms. -ENOMEM leaves the table as it was.
+ */
+static int sl__forget(struct sl_dedup *t, bool (*gone)(const struct sl_dedup *t,
+                                                       const struct sl__dedup_prod *p, void *arg),
+                      void *arg, uint64_t *n_out)
+{
+	struct sl__dedup_prod *nt = calloc(t->cap, sizeof(*nt));
+	uint64_t n = 0;
+
+	if (!nt)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < t->cap; i++) {
+		struct sl__dedup_prod *p = &t->tab[i];
+		bool found;
+		if (!p->id)
+			continue;
+		if (!gone(t, p, arg)) {
+			nt[sl__find_pos(nt, t->cap, t->shift, p->id, &found)] = *p;
+			continue;
+		}
+		uint64_t ms = sl__last_ms(t, p);
+		if (ms > t->forgot_ms)
+			t->forgot_ms = ms;
+		t->entries -= p->n;
+		t->fifo_bytes -= (size_t)(p->mask + 1) * sizeof(p->fifo[0]);
+		free(p->fifo);
+		t->count--;
+		n++;
+	}
+	free(t->tab);
+	t->tab = nt;
+	t->cache_id = 0;
+	t->forgotten += n;
+	*n_out = n;
+	return 0;
+}
+
+struct sl__lru_cut {
+	uint64_t below; /* every producer older than this goes ... */
+	uint64_t at;    /* ... and as many as `left` of those exactly this old */
+	uint64_t left;
+};
+
+static bool sl__lru_gone(const struct sl_dedup *t, const struct sl__dedup_prod *p, void *arg)
+{
+	struct sl__lru_cut *c = arg;
+	uint64_t ms = sl__last_ms(t, p);
+
+	if (ms < c->below)
+		return true;
+	if (ms == c->at && c->left) {
+		c->left--;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The table is at max_producers: the least recently used eighth goes, in
+ * one sweep (amortised over the max/8 new producers that follow it, O(1)
+ * each; one by one would need an LRU list through every record()).
+ */
+static int sl__evict(struct sl_dedup *t)
+{
+	uint64_t k = t->count / 8 ? t->count / 8 : 1, m = 0, n;
+	uint64_t *v = malloc((size_t)t->count * sizeof(*v));
+	struct sl__lru_cut cut;
+
+	if (!v)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < t->cap; i++)
+		if (t->tab[i].id)
+			v[m++] = sl__last_ms(t, &t->tab[i]);
+	/* The k-th oldest time: all older go, then that time's own. */
+	cut.at = sl__select(v, m, k - 1);
+	cut.below = cut.at;
+	cut.left = k;
+	for (uint64_t i = 0; i < m; i++)
+		if (v[i] < cut.at)
+			cut.left--;
+	free(v);
+	return sl__forget(t, sl__lru_gone, &cut, &n);
+}
+
 /* A new producer with one entry: created whole or not at all. */
 static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
                            uint64_t offset, uint32_t fifo_cap, struct sl__dedup_prod **out)
@@ -231,13 +374,19 @@ static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint
 	bool found;
 	int ret;
 
-	if (t->count >= t->max_producers)
-		return -ENOSPC;
-	f = malloc((size_t)fifo_cap * sizeof(*f));
-	if (!f)
+	if (t->count >= t->max_producers && (ret = sl__evict(t)) < 0)
+		return ret;
+	if (t->spare && fifo_cap == sl__first_fifo_cap(t)) {
+		f = t->spare;
+		t->spare = NULL;
+	} else if (!(f = malloc((size_t)fifo_cap * sizeof(*f)))) {
 		return -ENOMEM;
+	}
 	if (2 * ((uint64_t)t->count + 1) > t->cap && (ret = sl__tab_grow(t)) < 0) {
-		free(f);
+		if (!t->spare && fifo_cap == sl__first_fifo_cap(t))
+			t->spare = f;
+		else
+			free(f);
 		return ret;
 	}
 	p = &t->tab[sl__find_pos(t->tab, t->cap, t->shift, id, &found)];
@@ -251,6 +400,7 @@ static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint
 	p->n = 1;
 	p->mask = fifo_cap - 1;
 	p->touched = t->clock;
+	p->last_ms = t->now_ms;
 	t->count++;
 	t->entries++;
 	t->fifo_bytes += (size_t)fifo_cap * sizeof(*f);
@@ -258,10 +408,6 @@ static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint
 	return 0;
 }
 
-static uint32_t sl__first_fifo_cap(const struct sl_dedup *t)
-{
-	return t->window < SL__FIFO_FIRST ? t->window : SL__FIFO_FIRST;
-}
 
 int sl_dedup_create(const struct sl_dedup_opts *o, struct sl_dedup **out)
 {
@@ -305,6 +451,7 @@ void sl_dedup_destroy(struct sl_dedup *t)
 	if (!t)
 		return;
 	sl__clear(t);
+	free(t->spare);
 	free(t->tab);
 	free(t);
 }
@@ -396,6 +543,7 @@ int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t se
 	t->entries++;
 	p->last = seq;
 	p->touched = t->clock;
+	p->last_ms = t->now_ms;
 	if (epoch > p->epoch)
 		p->epoch = epoch;
 	return 0;
@@ -404,6 +552,85 @@ int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t se
 void sl_dedup_tick(struct sl_dedup *t)
 {
 	t->clock++;
+}
+
+void sl_dedup_set_time(struct sl_dedup *t, uint64_t now_ms)
+{
+	if (now_ms > t->now_ms)
+		t->now_ms = now_ms;
+}
+
+uint64_t sl_dedup_now_ms(const struct sl_dedup *t)
+{
+	return t->now_ms;
+}
+
+int sl_dedup_prepare(struct sl_dedup *t, uint64_t id, uint64_t seq)
+{
+	struct sl__dedup_prod *p = sl__lookup(t, id);
+	int ret;
+
+	if (!p) {
+		/* What sl__create_prod needs, done now: room in the table
+		 * (an eviction, a growth) and its first FIFO. */
+		if (t->count >= t->max_producers && (ret = sl__evict(t)) < 0)
+			return ret;
+		if (2 * ((uint64_t)t->count + 1) > t->cap && (ret = sl__tab_grow(t)) < 0)
+			return ret;
+		if (!t->spare &&
+		    !(t->spare = malloc((size_t)sl__first_fifo_cap(t) * sizeof(*t->spare))))
+			return -ENOMEM;
+		return 0;
+	}
+	if (seq <= p->last || p->n <= p->mask)
+		return 0;
+	/* record() would grow a full FIFO whose oldest entry it must keep. */
+	uint64_t kept = sl__kept_floor(t, seq);
+	if (kept < p->kept)
+		kept = p->kept;
+	if (p->fifo[p->head].seq >= kept)
+		return sl__fifo_grow(t, p);
+	return 0;
+}
+
+int sl_dedup_resend_check(struct sl_dedup *t, uint64_t id, uint64_t since_ms)
+{
+	if (sl__lookup(t, id))
+		return 0;
+	return t->forgot_ms && since_ms <= t->forgot_ms ? -SL_EPRODUCER_EXPIRED : 0;
+}
+
+static bool sl__idle_gone(const struct sl_dedup *t, const struct sl__dedup_prod *p, void *arg)
+{
+	uint64_t cut = *(const uint64_t *)arg;
+
+	return sl__last_ms(t, p) < cut;
+}
+
+uint64_t sl_dedup_expire(struct sl_dedup *t, uint64_t idle_ms)
+{
+	uint64_t cut, n = 0;
+	bool any = false;
+
+	if (!idle_ms || t->now_ms <= idle_ms)
+		return 0;
+	cut = t->now_ms - idle_ms;
+	/* Most sweeps find nobody: look before building a new array. */
+	for (uint64_t i = 0; i < t->cap && !any; i++)
+		any = t->tab[i].id && sl__last_ms(t, &t->tab[i]) < cut;
+	if (any && sl__forget(t, sl__idle_gone, &cut, &n) < 0)
+		return 0; /* no memory for the sweep: the next one tries again */
+	return n;
+}
+
+uint64_t sl_dedup_forgotten(const struct sl_dedup *t)
+{
+	return t->forgotten;
+}
+
+uint64_t sl_dedup_forgot_ms(const struct sl_dedup *t)
+{
+	return t->forgot_ms;
 }
 
 size_t sl_dedup_trim(struct sl_dedup *t, uint32_t idle_ticks)
@@ -460,7 +687,8 @@ void sl_dedup_foreach(const struct sl_dedup *t,
 
 size_t sl_dedup_memory(const struct sl_dedup *t)
 {
-	return sizeof(*t) + (size_t)t->cap * sizeof(t->tab[0]) + t->fifo_bytes;
+	return sizeof(*t) + (size_t)t->cap * sizeof(t->tab[0]) + t->fifo_bytes +
+	       (t->spare ? sl__first_fifo_cap(t) * sizeof(t->spare[0]) : 0);
 }
 
 /* ---- checkpoint ------------------------------------------------------------ */
@@ -523,6 +751,7 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 	sl_put_le64(b + SL_CKPT_UPTO, upto);
 	sl_put_le64(b + SL_CKPT_NPROD, np);
 	sl_put_le64(b + SL_CKPT_LENGTH, need);
+	sl_put_le64(b + SL_CKPT_FORGOT, t->forgot_ms);
 	at = SL_CKPT_HDR;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl__dedup_prod *p = ps[i];
@@ -531,6 +760,7 @@ int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf
 		sl_put_le64(b + at + SL_CKPT_P_KEPT, p->kept);
 		sl_put_le32(b + at + SL_CKPT_P_EPOCH, p->epoch);
 		sl_put_le32(b + at + SL_CKPT_P_N, k - j0);
+		sl_put_le64(b + at + SL_CKPT_P_LAST_MS, p->last_ms);
 		at += SL_CKPT_PROD;
 		for (uint32_t j = j0; j < k; j++, at += SL_CKPT_ENTRY) {
 			sl_put_le64(b + at + SL_CKPT_E_SEQ, sl__at(p, j)->seq);
@@ -569,14 +799,15 @@ static uint32_t sl__pow2_at_least(uint32_t v, uint32_t min)
 
 /* One producer's record from b + at (its header already bounds-checked). */
 static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint64_t *at_io,
-                         uint64_t upto, uint32_t window, uint64_t prev_id, uint64_t *id_out,
-                         char *err, size_t errlen)
+                         uint64_t upto, uint32_t window, uint32_t prod_size, uint64_t prev_id,
+                         uint64_t *id_out, char *err, size_t errlen)
 {
 	uint64_t at = *at_io, id = sl_get_le64(b + at + SL_CKPT_P_ID),
 	         kept = sl_get_le64(b + at + SL_CKPT_P_KEPT);
 	uint32_t epoch = sl_get_le32(b + at + SL_CKPT_P_EPOCH),
 	         n = sl_get_le32(b + at + SL_CKPT_P_N), skip, fifo_cap;
-	uint64_t prev_seq = 0, prev_off = 0, last, first = at + SL_CKPT_PROD;
+	uint64_t prev_seq = 0, prev_off = 0, last, first = at + prod_size;
+	uint64_t last_ms = prod_size == SL_CKPT_PROD ? sl_get_le64(b + at + SL_CKPT_P_LAST_MS) : 0;
 	struct sl__dedup_prod *p;
 	int ret;
 
@@ -656,6 +887,7 @@ static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint6
 	}
 	p->last = last;
 	p->kept = kept;
+	p->last_ms = last_ms;
 	*at_io = first + (uint64_t)n * SL_CKPT_ENTRY;
 	return 0;
 }
@@ -664,7 +896,7 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
                              char *err, size_t errlen)
 {
 	const uint8_t *b = buf;
-	uint32_t version, window;
+	uint32_t version, window, hdr = SL_CKPT_HDR, prod = SL_CKPT_PROD;
 	uint64_t np, at, mark, prev_id = 0, end;
 	int ret = 0;
 
@@ -672,9 +904,9 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		err[0] = '\0';
 	if (t->count)
 		return -EBUSY;
-	if (len < SL_CKPT_HDR + SL_CKPT_TRAILER) {
+	if (len < SL_CKPT_HDR_V2 + SL_CKPT_TRAILER) {
 		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",
-		              len, SL_CKPT_HDR + SL_CKPT_TRAILER);
+		              len, SL_CKPT_HDR_V2 + SL_CKPT_TRAILER);
 		goto out;
 	}
 	if (sl_get_le32(b + SL_CKPT_MAGIC) != SL_DEDUP_CKPT_MAGIC) {
@@ -683,9 +915,16 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		goto out;
 	}
 	version = sl_get_le32(b + SL_CKPT_VERSION);
-	if (version != SL_DEDUP_CKPT_VERSION) {
-		ret = sl__bad(err, errlen, "dedup checkpoint version %u not supported (want %u)",
+	if (version == 2) {
+		hdr = SL_CKPT_HDR_V2;
+		prod = SL_CKPT_PROD_V2;
+	} else if (version != SL_DEDUP_CKPT_VERSION) {
+		ret = sl__bad(err, errlen, "dedup checkpoint version %u not supported (want 2 or %u)",
 		              version, SL_DEDUP_CKPT_VERSION);
+		goto out;
+	} else if (len < SL_CKPT_HDR + SL_CKPT_TRAILER) {
+		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",
+		              len, SL_CKPT_HDR + SL_CKPT_TRAILER);
 		goto out;
 	}
 	if (sl_get_le64(b + SL_CKPT_LENGTH) != len) {
@@ -714,7 +953,7 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 	end = len - SL_CKPT_TRAILER;
 	/* Counts are checked against what remains before any multiplication
 	 * can overflow. */
-	if (np > (end - SL_CKPT_HDR) / SL_CKPT_PROD) {
+	if (np > (end - hdr) / prod) {
 		ret = sl__bad(err, errlen, "dedup checkpoint: %llu producers overrun its length",
 		              (unsigned long long)np);
 		goto out;
@@ -727,16 +966,16 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		ret = -ENOSPC;
 		goto out;
 	}
-	at = SL_CKPT_HDR;
+	at = hdr;
 	for (uint64_t k = 0; k < np; k++) {
 		uint64_t id;
-		if (end - at < SL_CKPT_PROD) {
+		if (end - at < prod) {
 			ret = sl__bad(err, errlen,
 			              "dedup checkpoint: producer %llu of %llu truncated",
 			              (unsigned long long)k, (unsigned long long)np);
 			goto out;
 		}
-		ret = sl__read_prod(t, b, end, &at, mark, window, prev_id, &id, err, errlen);
+		ret = sl__read_prod(t, b, end, &at, mark, window, prod, prev_id, &id, err, errlen);
 		if (ret < 0)
 			goto out;
 		prev_id = id;
@@ -747,6 +986,8 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		goto out;
 	}
 	*upto = mark;
+	if (version == SL_DEDUP_CKPT_VERSION)
+		t->forgot_ms = sl_get_le64(b + SL_CKPT_FORGOT);
 out:
 	if (ret < 0)
 		sl__clear(t);

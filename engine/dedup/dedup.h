@@ -39,7 +39,7 @@
  *    query like the live table did once the same records are in it (the unit
  *    test checks this for every sequence of every producer).
  *
- *    Memory: a producer costs 48 bytes in the table (open addressing, grown
+ *    Memory: a producer costs 64 bytes in the table (open addressing, grown
  *    by doubling up to the next power of two >= 2 * max_producers) plus its
  *    FIFO: 16 bytes an entry, a power of two from 8 (or W if smaller) up to
  *    W, grown by doubling when full. Entries below `kept` are dropped in
@@ -47,8 +47,25 @@
  *    into every append), and it doubles while more than half is live after
  *    a drop, so it holds at most twice the live entries and never more
  *    than W. At most W entries are ever live, so in steady state record()
- *    never allocates. A producer is never forgotten (max_producers bounds
- *    the table).
+ *    never allocates.
+ *
+ *    Forgetting (issue 20). The table holds at most max_producers: when a
+ *    new one would pass it, the least recently used eighth is forgotten in
+ *    one sweep; and sl_dedup_expire() forgets producers idle for the
+ *    topic's producer_expiry. Each producer keeps `last_ms`, the table's
+ *    time (sl_dedup_set_time: the reactor's tick live, each batch's time in
+ *    a replay) at its last record, and the table keeps `forgot_ms`, the
+ *    newest last_ms of any producer it forgot. So: every producer that
+ *    recorded here after forgot_ms is still in the table. An unknown
+ *    producer's event sent for the first time is NEW, as before (it cannot
+ *    have been stored); a RESENT one whose first sending may predate
+ *    forgot_ms may have been stored and forgotten: sl_dedup_resend_check()
+ *    says -SL_EPRODUCER_EXPIRED and it is refused, never stored untracked.
+ *    The caller learns "first sent at or after since_ms" from the client
+ *    (Produce.resend_age_ms) less a margin for the tick. sl_dedup_prepare()
+ *    before an append makes the record() after it unable to fail, so an
+ *    event is either tracked or refused (-ENOMEM: ERR_UNTRACKED, retryable).
+ *    forgot_ms and every last_ms are in the checkpoint.
  *
  * 2. struct sl_producers, the producer registry, one per SERVER: ids and
  *    the current epoch of each producer, shared by every reactor. See its
@@ -83,7 +100,7 @@ extern "C" {
 
 struct sl_dedup_opts {
 	uint32_t window;        /* W: a power of two <= SL_DEDUP_WINDOW_MAX; 0 = 8192 */
-	uint32_t max_producers; /* a new producer beyond it: -ENOSPC; 0 = 65536 */
+	uint32_t max_producers; /* a new one beyond it: the LRU eighth goes; 0 = 65536 */
 };
 
 struct sl_dedup;
@@ -122,8 +139,9 @@ int sl_dedup_check(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq
  * or is below `kept` at an offset below the oldest kept one (recorded and
  * dropped before, consistently); -EINVAL otherwise. Also -EINVAL: id 0,
  * seq >= SL_DEDUP_SEQ_LIMIT, seq > last at an offset not above the
- * producer's last offset. -ENOSPC: a new producer beyond max_producers.
- * -ENOMEM. On error the table is unchanged.
+ * producer's last offset. A new producer beyond max_producers makes the
+ * least recently used eighth go first. -ENOMEM (never after a successful
+ * sl_dedup_prepare() for this id and seq). On error the table is unchanged.
  */
 int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq, uint64_t offset);
 
@@ -160,6 +178,34 @@ size_t sl_dedup_memory(const struct sl_dedup *t);
  */
 void sl_dedup_tick(struct sl_dedup *t);
 size_t sl_dedup_trim(struct sl_dedup *t, uint32_t idle_ticks);
+
+/* The table's time in ms (wall clock); never goes back. The next records
+ * take it as their last_ms. */
+void sl_dedup_set_time(struct sl_dedup *t, uint64_t now_ms);
+uint64_t sl_dedup_now_ms(const struct sl_dedup *t);
+
+/*
+ * Before appending a NEW event seq of producer id: makes room (an eviction
+ * of the LRU eighth, a table or FIFO growth) so that sl_dedup_record() of
+ * it cannot fail. -ENOMEM: refuse the event (not stored), retryable.
+ */
+int sl_dedup_prepare(struct sl_dedup *t, uint64_t id, uint64_t seq);
+
+/*
+ * A resent event of producer id, first sent at or after since_ms (table
+ * time): 0 when the table knows the producer or forgot nobody since then;
+ * -SL_EPRODUCER_EXPIRED when the producer is unknown here and may have
+ * been forgotten after storing it (see the top).
+ */
+int sl_dedup_resend_check(struct sl_dedup *t, uint64_t id, uint64_t since_ms);
+
+/* Forgets every producer that recorded nothing for idle_ms (table time);
+ * returns how many. O(table) when someone goes, a scan otherwise. */
+uint64_t sl_dedup_expire(struct sl_dedup *t, uint64_t idle_ms);
+
+/* Producers forgotten so far (expiry and eviction), and forgot_ms. */
+uint64_t sl_dedup_forgotten(const struct sl_dedup *t);
+uint64_t sl_dedup_forgot_ms(const struct sl_dedup *t);
 
 /*
  * Checkpoint: little-endian, versioned, CRC32C-checked; the layout is

@@ -189,12 +189,29 @@ int sl_produce_add_event(struct sl_produce_builder *b, const struct sl_event_vie
 	return 0;
 }
 
+int sl_produce_set_resend_age(struct sl_produce_builder *b, uint64_t age_ms)
+{
+	size_t room;
+
+	if (!age_ms)
+		age_ms = 1;
+	room = 1 + sl_varint_len(age_ms);
+	if (b->n_events || b->resend_age_ms || room > b->cap - b->len)
+		return -ENOSPC;
+	/* Written by finish(), after the epoch: its room is held back now. */
+	b->cap -= room;
+	b->resend_age_ms = age_ms;
+	return 0;
+}
+
 int sl_produce_finish(struct sl_produce_builder *b)
 {
 	uint8_t *p = b->buf + b->len;
 
 	if (b->epoch)
 		p = sl__put_varint_field(p, SL__TAG(4, SL__WT_VARINT), b->epoch);
+	if (b->resend_age_ms)
+		p = sl__put_varint_field(p, SL__TAG(5, SL__WT_VARINT), b->resend_age_ms);
 	b->len = (size_t)(p - b->buf);
 	sl__put_frame_header(b->buf, SLUICE__V1__FRAME_TYPE__FRAME_PRODUCE,
 	                     b->len - SL_FRAME_HDR_LEN);

@@ -191,7 +191,8 @@ struct sl_produce {
 	uint64_t base_sequence;
 	uint32_t epoch;
 	uint32_t n_events;
-	const uint8_t *body; /* the scanned body, for the event iterator */
+	uint64_t resend_age_ms; /* 0: first sent now (wire.proto) */
+	const uint8_t *body;    /* the scanned body, for the event iterator */
 	size_t body_len;
 };
 
@@ -292,6 +293,7 @@ struct sl_produce_builder {
 	size_t len; /* bytes written, header included */
 	uint32_t epoch;
 	uint32_t n_events;
+	uint64_t resend_age_ms;
 };
 
 int sl_produce_begin(struct sl_produce_builder *b, uint8_t *dst, size_t cap, const char *topic,
@@ -301,7 +303,12 @@ int sl_produce_add_encoded(struct sl_produce_builder *b, const uint8_t *event, s
 /* Encodes an event from a view straight into the frame. */
 int sl_produce_add_event(struct sl_produce_builder *b, const struct sl_event_view *view,
                          const struct sl_event_header *headers, size_t n_headers);
-/* Writes the length prefix (and the epoch field); returns the frame size. */
+/* Marks the frame begun as a resend whose oldest event was first sent
+ * age_ms ago (Produce.resend_age_ms; at least 1), before any event is
+ * added. -ENOSPC when the frame has no room for the field. */
+int sl_produce_set_resend_age(struct sl_produce_builder *b, uint64_t age_ms);
+/* Writes the length prefix (and the epoch and resend age fields); returns
+ * the frame size. */
 int sl_produce_finish(struct sl_produce_builder *b);
 
 /*

@@ -416,7 +416,8 @@ int sl_event_header_next(const struct sl_event_view *view, size_t *cursor,
 }
 
 static const char *const sl__produce_name[] = {
-    "Produce", "Produce.topic", "Produce.base_sequence", "Produce.events", "Produce.epoch",
+    "Produce",        "Produce.topic", "Produce.base_sequence", "Produce.events", "Produce.epoch",
+    "Produce.resend_age_ms",
 };
 
 /* One Produce field whose tag was just consumed; inlined like sl__event_field. */
@@ -461,6 +462,11 @@ sl__produce_field(uint32_t tag, const uint8_t **pp, const uint8_t *end, struct s
 		if (SL_UNLIKELY(why = sl__varint(pp, end, &x)))
 			goto bad_field;
 		out->epoch = (uint32_t)x;
+		return 0;
+	case SL__TAG(5, SL__WT_VARINT):
+		if (SL_UNLIKELY(why = sl__varint(pp, end, &x)))
+			goto bad_field;
+		out->resend_age_ms = x;
 		return 0;
 	default:
 		if (SL_UNLIKELY((tag >> 3) < SL_ARRAY_LEN(sl__produce_name))) {
@@ -509,6 +515,7 @@ int sl_produce_scan_views(const uint8_t *body, size_t len, struct sl_produce *ou
 	out->topic_len = 0;
 	out->base_sequence = 0;
 	out->epoch = 0;
+	out->resend_age_ms = 0;
 	out->n_events = 0;
 	out->body = body;
 	out->body_len = len;

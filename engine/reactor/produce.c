@@ -15,6 +15,15 @@
 #include "reactor/conn.h"
 
 /* What an event costs in credit bytes (wire.proto Credit). */
+/* A resend frame's age in whole seconds, rounded up and saturated, as the
+ * partition's owner takes it (topic.h SL_RESEND_MARGIN_MS); 0: not one. */
+static inline uint32_t sl__resend_s(const struct sl_produce *pr)
+{
+	uint64_t s = (pr->resend_age_ms + 999) / 1000;
+
+	return s > UINT16_MAX ? UINT16_MAX : (uint32_t)s;
+}
+
 static inline uint32_t sl__cost(const struct sl_event_view *ev)
 {
 	return (uint32_t)ev->raw_len + SL_CREDIT_EVENT_OVERHEAD;
@@ -115,8 +124,8 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		    .len = sl__cost(ev),
 		    .core = (uint16_t)r->id,
 		};
-		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index, ev->raw,
-		                       (uint32_t)ev->raw_len, &ref);
+		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index,
+		                       sl__resend_s(pr), ev->raw, (uint32_t)ev->raw_len, &ref);
 	} else {
 		struct sl_xev x = {
 		    .base_seq = pr->base_sequence,
@@ -126,6 +135,7 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		    .gen = c->gen,
 		    .index = index,
 		    .topic = (uint16_t)t->index,
+		    .resend_s = sl__resend_s(pr),
 		    .partition = p,
 		    .len = (uint32_t)ev->raw_len,
 		};

@@ -34,7 +34,7 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	struct sl_partition *part = &t->parts[q];
 	if (part->owner == r->id) {
 		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
-		return sl__part_produce(r, part, pid, 1, seq, ev, len, &ref);
+		return sl__part_produce(r, part, pid, 1, seq, 0, ev, len, &ref);
 	}
 	struct sl_xev x = {
 	    .base_seq = seq,
@@ -222,6 +222,20 @@ static void sl__part_flush(struct sl_reactor *r)
 
 /* The log's counters, for /metrics (relaxed: a reader wants a recent value,
  * not an ordering). After every sync and at every tick. */
+/* The sequence table's figures for /metrics (tick). */
+static void sl__part_dedup_pub(struct sl_partition *p)
+{
+	atomic_store_explicit(&p->dedup_bytes_pub, sl_dedup_memory(p->dd), memory_order_relaxed);
+	atomic_store_explicit(&p->dedup_producers_pub, sl_dedup_count(p->dd), memory_order_relaxed);
+	atomic_store_explicit(&p->dedup_forgotten_pub, sl_dedup_forgotten(p->dd),
+	                      memory_order_relaxed);
+	atomic_store_explicit(&p->dedup_expired_refused_pub, p->dd_expired_refused,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&p->dedup_untracked_pub, p->dd_untracked, memory_order_relaxed);
+	atomic_store_explicit(&p->dedup_untracked_stored_pub, p->dd_untracked_stored,
+	                      memory_order_relaxed);
+}
+
 static void sl__part_log_pub(struct sl_partition *p)
 {
 	struct sl_log_stats st;
@@ -406,7 +420,7 @@ static int sl__setup_uring(struct sl_reactor *r)
 
 static void sl__on_tick(struct sl_reactor *r)
 {
-	uint64_t now = sl_now_ns();
+	uint64_t now = sl_now_ns(), wall_ms = sl_wall_ms();
 	r->ticks++;
 	sl__proj_tick(r);
 	if (r->n_pipe_parts)
@@ -417,12 +431,16 @@ static void sl__on_tick(struct sl_reactor *r)
 		struct sl_partition *p = r->parts[i];
 		if (p->dd) {
 			sl_dedup_tick(p->dd);
+			sl_dedup_set_time(p->dd, wall_ms);
 			/* Every 10 s: forget where idle producers' old events
 			 * went (dedup.h says why that is safe). */
 			if (r->ticks % SL_DEDUP_TRIM_EVERY == 0)
 				sl_dedup_trim(p->dd, SL_DEDUP_IDLE_TICKS);
-			atomic_store_explicit(&p->dedup_bytes_pub, sl_dedup_memory(p->dd),
-			                      memory_order_relaxed);
+			/* Every second: forget producers idle past the
+			 * topic's producer_expiry (issue 20). */
+			if (r->ticks % SL_DEDUP_EXPIRE_EVERY == 0)
+				sl_dedup_expire(p->dd, p->topic->spec.producer_expiry_ns / 1000000);
+			sl__part_dedup_pub(p);
 		}
 		sl__part_log_pub(p);
 		/* A full device: the log tries its write again when due. */

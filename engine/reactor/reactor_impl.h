@@ -53,6 +53,7 @@ enum sl_op {
 /* Producers idle for 30 s give up the old entries of their sequence
  * tables, checked every 10 s (dedup.h: sl_dedup_trim). */
 #define SL_DEDUP_IDLE_TICKS 300u
+#define SL_DEDUP_EXPIRE_EVERY 10u
 #define SL_DEDUP_TRIM_EVERY 100u
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */
@@ -287,8 +288,8 @@ static inline void sl__ref_answer(struct sl_reactor *r, const struct sl_partitio
 /* Admits one event to partition `p` (owned here); a duplicate of a durable
  * event is answered at once. 0 or sl_partition_produce's errors. */
 static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
-                                   uint32_t epoch, uint64_t seq, const uint8_t *ev, uint32_t len,
-                                   struct sl_ack_ref *ref)
+                                   uint32_t epoch, uint64_t seq, uint32_t resend_s,
+                                   const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
 {
 	/* The owner's word on leadership counts, not the connection's view
 	 * of it a moment ago: a move away from here waits until the owner
@@ -298,7 +299,7 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 		if (r2 < 0)
 			return r2;
 	}
-	int ret = sl_partition_produce(p, pid, epoch, seq, ev, len, ref);
+	int ret = sl_partition_produce(p, pid, epoch, seq, resend_s, ev, len, ref);
 	if (ret < 0)
 		return ret;
 	if (ret == 1) {

@@ -164,7 +164,7 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 			};
 			int ret =
 			    sl__part_produce(r, p, e->producer_id, e->epoch, e->base_seq + e->index,
-			                     b->data + e->off, e->len, &ref);
+			                     e->resend_s, b->data + e->off, e->len, &ref);
 			if (ret < 0) {
 				struct sl_xack a = {
 				    .base_seq = e->base_seq,

@@ -28,7 +28,7 @@ struct sl_xev {
 	uint32_t conn, gen;
 	uint32_t index;
 	uint16_t topic;
-	uint16_t pad;
+	uint16_t resend_s; /* a resend first sent this many s ago (rounded up, saturated); 0: not */
 	uint32_t partition;
 	uint32_t off, len;
 };

@@ -164,6 +164,26 @@ static double sl__m_dedup(const struct sl_partition *p)
 {
 	return SL__LOAD(p->dedup_bytes_pub);
 }
+static double sl__m_dd_producers(const struct sl_partition *p)
+{
+	return SL__LOAD(p->dedup_producers_pub);
+}
+static double sl__m_dd_forgotten(const struct sl_partition *p)
+{
+	return SL__LOAD(p->dedup_forgotten_pub);
+}
+static double sl__m_dd_expired(const struct sl_partition *p)
+{
+	return SL__LOAD(p->dedup_expired_refused_pub);
+}
+static double sl__m_dd_untracked(const struct sl_partition *p)
+{
+	return SL__LOAD(p->dedup_untracked_pub);
+}
+static double sl__m_dd_untracked_stored(const struct sl_partition *p)
+{
+	return SL__LOAD(p->dedup_untracked_stored_pub);
+}
 static double sl__m_pressured_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->pressured_ns) / 1e9;
@@ -326,6 +346,23 @@ static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
 	sl__per_partition(srv, f, "sluice_partition_sequence_table_bytes", "gauge",
 	                  "Memory of the partition's producer sequence table (exactly once).",
 	                  sl__m_dedup);
+	sl__per_partition(srv, f, "sluice_partition_producers", "gauge",
+	                  "Producer ids the partition's sequence table tracks.", sl__m_dd_producers);
+	sl__per_partition(srv, f, "sluice_producers_expired_total", "counter",
+	                  "Producer ids the partition forgot: idle past producer_expiry, or the "
+	                  "least recently used past the table's bound.",
+	                  sl__m_dd_forgotten);
+	sl__per_partition(srv, f, "sluice_producer_expired_refused_total", "counter",
+	                  "Resent events refused with ERR_PRODUCER_EXPIRED (their producer may "
+	                  "have been forgotten after storing them).",
+	                  sl__m_dd_expired);
+	sl__per_partition(srv, f, "sluice_untracked_refused_total", "counter",
+	                  "Events refused with ERR_UNTRACKED (no memory to track their sequence).",
+	                  sl__m_dd_untracked);
+	sl__per_partition(srv, f, "sluice_untracked_stored_total", "counter",
+	                  "Events stored without a sequence entry (a follower out of memory); "
+	                  "0 on a leader, which refuses instead.",
+	                  sl__m_dd_untracked_stored);
 	sl__per_partition(srv, f, "sluice_overload_dropped_total", "counter",
 	                  "Events shed by the drop policy.", sl__m_dropped);
 	sl__per_partition(srv, f, "sluice_overload_sampled_out_total", "counter",

@@ -205,6 +205,9 @@ static int sl__replay_one(void *arg, const struct sl_log_record *rec)
 	rp->p->dd_replayed++;
 	if (!rec->producer_id)
 		return 0; /* a producer without deduplication */
+	/* Its last_ms as the live table gave it, give or take a tick. */
+	if (rec->append_time_ms > 0)
+		sl_dedup_set_time(rp->p->dd, (uint64_t)rec->append_time_ms);
 	int r = sl_dedup_record(rp->p->dd, rec->producer_id, rec->epoch, rec->seq, rec->offset);
 	/* -EINVAL: a record the table already holds, or one out of its
 	 * producer's order that the live table would not have accepted
@@ -288,6 +291,8 @@ int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, 
 		from = next;
 	}
 	sl_dedup_foreach(p->dd, sl__seed_one, prods);
+	/* From here on the owner's tick moves the table's clock. */
+	sl_dedup_set_time(p->dd, sl_wall_ms());
 	ret = 0;
 out:
 	if (ret < 0 && !err[0])

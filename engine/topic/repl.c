@@ -103,9 +103,11 @@ int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t
 				r += sl_varint_get(r, e, &size);
 				r += sl_varint_get(r, e, &delta);
 				r += size;
+				if (b.time_ms > 0)
+					sl_dedup_set_time(p->dd, (uint64_t)b.time_ms);
 				if (sl_dedup_record(p->dd, b.producer_id, b.epoch,
 				                    b.base_seq + delta, b.base_offset + i) < 0)
-					p->dd_untracked++;
+					p->dd_untracked_stored++;
 			}
 		}
 		pos += sl_batch_span_of(&b);

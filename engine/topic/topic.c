@@ -357,14 +357,31 @@ static int sl__partition_wait(struct sl_partition *p, const struct sl_ack_ref *r
 	return 0;
 }
 
+/* The table time at or after which a resend's original was first sent
+ * (SL_RESEND_MARGIN_MS). At least 1: 0 is "not a resend". */
+static uint64_t sl__resend_since(const struct sl_partition *p, uint32_t resend_s)
+{
+	uint64_t now = sl_dedup_now_ms(p->dd), back = (uint64_t)resend_s * 1000 + SL_RESEND_MARGIN_MS;
+
+	return now > back ? now - back : 1;
+}
+
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-                         const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+                         uint32_t resend_s, const uint8_t *ev, uint32_t len,
+                         struct sl_ack_ref *ref)
 {
 	if (SL_UNLIKELY(!p->log))
 		return -SL_ELOG_FAILED;
 	if (pid) {
 		uint64_t off;
 		int v = sl_dedup_check(p->dd, pid, epoch, seq, &off);
+		/* A resend of a producer this table does not know: it may have
+		 * been stored and forgotten (dedup.h). */
+		if (SL_UNLIKELY(resend_s) && (v == SL_DEDUP_NEW || v == -SL_ESEQ_GAP) &&
+		    sl_dedup_resend_check(p->dd, pid, sl__resend_since(p, resend_s)) < 0) {
+			p->dd_expired_refused++;
+			return -SL_EPRODUCER_EXPIRED;
+		}
 		if (SL_UNLIKELY(v != SL_DEDUP_NEW)) {
 			if (v < 0)
 				return v;
@@ -389,18 +406,23 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 		if (ret < 0)
 			return ret;
 	}
+	/* Room to track it first: an event is tracked or not stored (no
+	 * event is stored untracked while idempotence is on). */
+	if (pid && SL_UNLIKELY(sl_dedup_prepare(p->dd, pid, seq) < 0)) {
+		p->dd_untracked++;
+		return -SL_EUNTRACKED;
+	}
 	int ret = sl_log_append(p->log, pid, epoch, seq, ev, len, &ref->offset);
 	if (ret < 0)
 		return ret;
 	if (pid && SL_UNLIKELY((ret = sl_dedup_record(p->dd, pid, epoch, seq, ref->offset)) < 0)) {
-		/* Stored but not tracked (the table is full or memory ran
-		 * out): a resend of this one event would be stored again.
-		 * Said once per partition, counted always. */
-		if (!p->dd_untracked++)
-			fprintf(stderr,
-			        "sluiced: topic %s partition %u: producer %" PRIu64
-			        " sequence %" PRIu64 " not tracked: %s\n",
-			        p->topic->name, p->id, pid, seq, sl_strerror(ret));
+		/* Cannot happen after sl_dedup_prepare (dedup.h); said if it
+		 * ever does, since the event is then stored untracked. */
+		fprintf(stderr,
+		        "sluiced: topic %s partition %u: producer %" PRIu64 " sequence %" PRIu64
+		        " not tracked: %s\n",
+		        p->topic->name, p->id, pid, seq, sl_strerror(ret));
+		p->dd_untracked_stored++;
 	}
 	p->waiting[p->w_tail++ & (p->w_cap - 1)] = *ref;
 	return 0;

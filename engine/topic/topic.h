@@ -210,7 +210,13 @@ struct sl_partition {
 	struct sl_dedup *dd;
 	uint64_t dd_replayed;                /* records replayed at open */
 	uint64_t dd_ckpt_last, dd_ckpt_prev; /* checkpoints kept; UINT64_MAX = none */
-	uint64_t dd_untracked;               /* stored without a sequence entry (table full) */
+	/* Exactly once that lasts (issue 20), counted by the owner and
+	 * published at its tick: events refused because the producer may
+	 * have been forgotten (ERR_PRODUCER_EXPIRED) or because tracking was
+	 * impossible (ERR_UNTRACKED), and events stored without a sequence
+	 * entry (a follower's record that failed: memory; never on a leader,
+	 * which refuses instead). */
+	uint64_t dd_expired_refused, dd_untracked, dd_untracked_stored;
 	/*
 	 * Backpressure. Readers that follow the log behind its writer
 	 * (projection appliers, sinks) publish their next offset through a
@@ -233,6 +239,9 @@ struct sl_partition {
 	_Atomic uint64_t rejected;         /* refused by `reject` */
 	_Atomic uint64_t pressured_ns;     /* total time spent pressured */
 	_Atomic uint64_t dedup_bytes_pub;  /* memory of the sequence table (tick) */
+	_Atomic uint64_t dedup_producers_pub, dedup_forgotten_pub; /* (tick) */
+	_Atomic uint64_t dedup_expired_refused_pub, dedup_untracked_pub,
+	    dedup_untracked_stored_pub; /* (tick) */
 	/* The log's counters (sl_log_stats), copied by the owner each turn. */
 	_Atomic uint64_t log_bytes_pub, log_sync_ns_pub, log_rolls_pub, log_roll_ns_pub;
 	_Atomic uint64_t log_sync_hist_pub[SL_LOG_SYNC_BUCKETS];
@@ -271,6 +280,11 @@ struct sl_topic_spec {
 	/* The failover controller may make an out-of-sync replica leader when
 	 * no clean choice exists (acked events may be lost; counted). */
 	bool unclean_election;
+	/* Exactly once (issue 20): an idle producer id is forgotten after
+	 * producer_expiry_ns (0: never; the table's bound still holds). */
+	uint64_t producer_expiry_ns;
+	uint64_t dedup_window_ns; /* the event id window; 0: off */
+	uint64_t dedup_window_events;
 };
 
 struct sl_topic {
@@ -352,10 +366,19 @@ struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, siz
  * the caller answers it now (1). Errors: -SL_EFENCED (an older epoch than one
  * stored here), -SL_ESEQ_GAP (older than a later sequence of the producer
  * stored here: out of order), -SL_ELOG_FAILED (partition refused or failed),
- * -ENOMEM, -EMSGSIZE.
+ * -SL_EPRODUCER_EXPIRED (a resend, resend_s > 0 seconds after its first
+ * sending, of a producer this partition may have forgotten since: dedup.h),
+ * -SL_EUNTRACKED (no memory to track it: not stored), -ENOMEM, -EMSGSIZE.
  */
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-                         const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref);
+                         uint32_t resend_s, const uint8_t *ev, uint32_t len,
+                         struct sl_ack_ref *ref);
+
+/* How much earlier than the client's word a resend may have been stored,
+ * in ms: the table's clock lags the wall clock by up to a tick (100 ms),
+ * the client's age is rounded to whole seconds on the way to the owner, and
+ * the first sending reached the server after the client's timestamp. */
+#define SL_RESEND_MARGIN_MS 2000u
 
 /*
  * Owner thread only, a follower's partition: appends record batches fetched

@@ -244,8 +244,6 @@ Test(dedup, many_producers)
 			rec(t, id, (uint32_t)(id % 5 + 1), s, s * maxp + i);
 		}
 	cr_assert_eq(sl_dedup_count(t), maxp);
-	cr_assert_eq(sl_dedup_record(t, 5000, 1, 0, 1 << 30), -ENOSPC);
-	cr_assert_eq(sl_dedup_count(t), maxp);
 	cr_assert_eq(chk(t, 5000, 1, 0, &off), SL_DEDUP_NEW);
 	for (uint64_t i = 1; i <= maxp; i++) {
 		uint64_t id = i % 2 ? i : i << 40;
@@ -777,12 +775,12 @@ Test(dedup, trim_idle_producers)
 }
 
 /*
- * A checkpoint as every sluice so far wrote it (dedup/checkpoint_format.h):
- * window 8, upto 100, producer 7 at epoch 2 with sequences 0 and 1 at
- * offsets 50 and 60. Existing data folders must keep loading: this must
- * still read, and the same state must still write these bytes.
+ * A checkpoint as sluice wrote it before issue 20 (version 2,
+ * dedup/checkpoint_format.h): window 8, upto 100, producer 7 at epoch 2
+ * with sequences 0 and 1 at offsets 50 and 60. Existing data folders must
+ * keep loading: this must still read.
  */
-static const uint8_t golden_ckpt[100] = {
+static const uint8_t golden_ckpt_v2[100] = {
     0x53, 0x4c, 0x44, 0x44, 0x02, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
     0x00, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00,
@@ -792,14 +790,64 @@ static const uint8_t golden_ckpt[100] = {
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x5c, 0x12, 0xc9, 0x9e,
 };
 
+/*
+ * The same state in version 3, the one written now: producer 7's last
+ * record at table time 1700000000123 ms, and a producer forgotten whose
+ * last record was at 1700000000000 (forgot_ms). The same state must write
+ * exactly these bytes, and they must read back.
+ */
+static const uint8_t golden_ckpt[116] = {
+    0x53, 0x4c, 0x44, 0x44, 0x03, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x74, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0xe5, 0xcf, 0x8b,
+    0x01, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x7b, 0x68, 0xe5,
+    0xcf, 0x8b, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x32, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3c,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x45, 0xab, 0x78, 0x2f,
+};
+
+#define T0 UINT64_C(1700000000000)
+
+Test(dedup, golden_checkpoint_v2_still_reads)
+{
+	const uint8_t *g = golden_ckpt_v2, *p = g + SL_CKPT_HDR_V2;
+	cr_assert_eq(sl_get_le32(g + SL_CKPT_VERSION), 2);
+	cr_assert_eq(sl_get_le64(p + SL_CKPT_P_ID), 7);
+	cr_assert_eq(sl_get_le64(p + SL_CKPT_PROD_V2 + SL_CKPT_ENTRY + SL_CKPT_E_OFFSET), 60);
+
+	struct sl_dedup *r = mk(8, 8);
+	uint64_t upto, off, last;
+	uint32_t ep;
+	char err[200];
+	cr_assert_eq(sl_dedup_checkpoint_read(r, g, sizeof(golden_ckpt_v2), &upto, err,
+	                                      sizeof(err)),
+	             0, "%s", err);
+	cr_assert_eq(upto, 100);
+	cr_assert_eq(sl_dedup_get(r, 7, &ep, &last), 0);
+	cr_assert_eq(ep, 2);
+	cr_assert_eq(last, 1);
+	cr_assert_eq(chk(r, 7, 2, 1, &off), SL_DEDUP_DUP);
+	cr_assert_eq(off, 60);
+	cr_assert_eq(sl_dedup_forgot_ms(r), 0);
+	/* Its time is not known: it counts as the table's newest, so an
+	 * expiry right after the upgrade forgets nobody. */
+	sl_dedup_set_time(r, T0);
+	cr_assert_eq(sl_dedup_expire(r, 1000), 0);
+	cr_assert_eq(sl_dedup_count(r), 1);
+	sl_dedup_destroy(r);
+}
+
 Test(dedup, golden_checkpoint)
 {
 	const uint8_t *g = golden_ckpt, *p = g + SL_CKPT_HDR;
 	cr_assert_eq(sl_get_le32(g + SL_CKPT_MAGIC), SL_DEDUP_CKPT_MAGIC);
 	cr_assert_eq(sl_get_le32(g + SL_CKPT_VERSION), SL_DEDUP_CKPT_VERSION);
 	cr_assert_eq(sl_get_le64(g + SL_CKPT_LENGTH), sizeof(golden_ckpt));
+	cr_assert_eq(sl_get_le64(g + SL_CKPT_FORGOT), T0);
 	cr_assert_eq(sl_get_le64(p + SL_CKPT_P_ID), 7);
 	cr_assert_eq(sl_get_le32(p + SL_CKPT_P_N), 2);
+	cr_assert_eq(sl_get_le64(p + SL_CKPT_P_LAST_MS), T0 + 123);
 	cr_assert_eq(sl_get_le64(p + SL_CKPT_PROD + SL_CKPT_ENTRY + SL_CKPT_E_OFFSET), 60);
 
 	struct sl_dedup *r = mk(8, 8), *t = mk(8, 8);
@@ -815,13 +863,123 @@ Test(dedup, golden_checkpoint)
 	cr_assert_eq(chk(r, 7, 2, 1, &off), SL_DEDUP_DUP);
 	cr_assert_eq(off, 60);
 	cr_assert_eq(chk(r, 7, 2, 2, &off), SL_DEDUP_NEW);
+	cr_assert_eq(sl_dedup_forgot_ms(r), T0);
 
+	sl_dedup_set_time(t, T0);
+	rec(t, 9, 1, 0, 10);
+	sl_dedup_set_time(t, T0 + 123);
+	cr_assert_eq(sl_dedup_expire(t, 100), 1);
 	rec(t, 7, 2, 0, 50);
 	rec(t, 7, 2, 1, 60);
 	size_t len;
 	uint8_t *b = ckpt(t, 100, &len);
 	cr_assert_eq(len, sizeof(golden_ckpt));
 	cr_assert_eq(memcmp(b, golden_ckpt, len), 0, "the checkpoint's bytes changed");
+	free(b);
+	sl_dedup_destroy(r);
+	sl_dedup_destroy(t);
+}
+
+/* ---- forgetting (issue 20) ----------------------------------------------- */
+
+Test(dedup, the_least_recently_used_eighth_goes_at_the_bound)
+{
+	const uint32_t maxp = 64;
+	struct sl_dedup *t = mk(16, maxp);
+	uint64_t off = 1, o;
+
+	/* Producer i last recorded at T0 + i. */
+	for (uint64_t i = 1; i <= maxp; i++) {
+		sl_dedup_set_time(t, T0 + i);
+		rec(t, i, 1, 0, off++);
+	}
+	cr_assert_eq(sl_dedup_count(t), maxp);
+	cr_assert_eq(sl_dedup_forgotten(t), 0);
+	/* One more: producers 1..8 (the oldest eighth) go, never a newer one. */
+	sl_dedup_set_time(t, T0 + 100);
+	cr_assert_eq(sl_dedup_prepare(t, 1000, 0), 0);
+	rec(t, 1000, 1, 0, off++);
+	cr_assert_eq(sl_dedup_count(t), maxp - 8 + 1);
+	cr_assert_eq(sl_dedup_forgotten(t), 8);
+	cr_assert_eq(sl_dedup_forgot_ms(t), T0 + 8);
+	for (uint64_t i = 1; i <= maxp; i++) {
+		uint32_t ep;
+		uint64_t last;
+		cr_assert_eq(sl_dedup_get(t, i, &ep, &last) == 0, i > 8, "producer %lu", i);
+	}
+	/* A kept one still answers duplicates with their offsets. */
+	cr_assert_eq(chk(t, 9, 1, 0, &o), SL_DEDUP_DUP);
+	cr_assert_eq(o, 9);
+	/* A forgotten one's first sending is new; its resend, first sent
+	 * before it was forgotten, is refused; one first sent after the
+	 * newest forgotten record cannot have been stored before. */
+	cr_assert_eq(chk(t, 3, 1, 0, &o), SL_DEDUP_NEW);
+	cr_assert_eq(sl_dedup_resend_check(t, 3, T0 + 3), -SL_EPRODUCER_EXPIRED);
+	cr_assert_eq(sl_dedup_resend_check(t, 3, T0 + 8), -SL_EPRODUCER_EXPIRED);
+	cr_assert_eq(sl_dedup_resend_check(t, 3, T0 + 9), 0);
+	/* Known producers are the table's to answer. */
+	cr_assert_eq(sl_dedup_resend_check(t, 9, 1), 0);
+	sl_dedup_destroy(t);
+}
+
+Test(dedup, memory_stays_bounded_with_producers_that_come_and_go)
+{
+	const uint32_t maxp = 1024;
+	struct sl_dedup *t = mk(64, maxp);
+	uint64_t off = 1;
+	size_t high = 0;
+
+	/* 100 times the bound, each producer a few events then gone. */
+	for (uint64_t id = 1; id <= 100 * (uint64_t)maxp; id++) {
+		sl_dedup_set_time(t, T0 + id / 16);
+		for (uint64_t s = 0; s < 3; s++) {
+			cr_assert_eq(sl_dedup_prepare(t, id, s), 0);
+			rec(t, id, 1, s, off++);
+		}
+		cr_assert_leq(sl_dedup_count(t), maxp);
+		if (sl_dedup_memory(t) > high)
+			high = sl_dedup_memory(t);
+	}
+	cr_assert_eq(sl_dedup_forgotten(t) + sl_dedup_count(t), 100 * (uint64_t)maxp);
+	/* 64 B a bucket at 2 buckets a producer, 8 FIFO entries of 16 B. */
+	cr_assert_leq(high, 4096 + (size_t)maxp * (2 * 64 + 8 * 16) * 2, "%zu bytes", high);
+	sl_dedup_destroy(t);
+}
+
+Test(dedup, idle_producers_expire_and_their_resends_are_refused)
+{
+	struct sl_dedup *t = mk(16, 100);
+	uint64_t o;
+
+	sl_dedup_set_time(t, T0);
+	rec(t, 1, 1, 0, 1);
+	rec(t, 2, 1, 0, 2);
+	sl_dedup_set_time(t, T0 + 5000);
+	rec(t, 2, 1, 1, 3);
+	/* Nobody idle for 6 s yet. */
+	sl_dedup_set_time(t, T0 + 5999);
+	cr_assert_eq(sl_dedup_expire(t, 6000), 0);
+	cr_assert_eq(sl_dedup_count(t), 2);
+	/* 1 has been idle for 6 s and goes; 2 recorded 5 s later stays. */
+	sl_dedup_set_time(t, T0 + 6001);
+	cr_assert_eq(sl_dedup_expire(t, 6000), 1);
+	cr_assert_eq(sl_dedup_count(t), 1);
+	cr_assert_eq(sl_dedup_forgot_ms(t), T0);
+	cr_assert_eq(chk(t, 2, 1, 1, &o), SL_DEDUP_DUP);
+	cr_assert_eq(sl_dedup_resend_check(t, 1, T0), -SL_EPRODUCER_EXPIRED);
+	cr_assert_eq(sl_dedup_resend_check(t, 1, T0 + 1), 0);
+	/* The mark survives a checkpoint, and so do the times. */
+	size_t len;
+	uint8_t *b = ckpt(t, 100, &len);
+	struct sl_dedup *r = mk(16, 100);
+	uint64_t upto;
+	char err[200];
+	cr_assert_eq(sl_dedup_checkpoint_read(r, b, len, &upto, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_dedup_forgot_ms(r), T0);
+	cr_assert_eq(sl_dedup_resend_check(r, 1, T0), -SL_EPRODUCER_EXPIRED);
+	sl_dedup_set_time(r, T0 + 11001);
+	cr_assert_eq(sl_dedup_expire(r, 6000), 1, "2's time came back with it");
+	cr_assert_eq(sl_dedup_forgot_ms(r), T0 + 5000);
 	free(b);
 	sl_dedup_destroy(r);
 	sl_dedup_destroy(t);
