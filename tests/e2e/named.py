@@ -158,6 +158,7 @@ def kill9_case(a, server_too):
                 srv = restart(a.sluiced, wd, port, 1)
             skipped = rerun(a, srv, wd, path)
             print("stored before the rerun: %d, skipped by it: %d" % (before, skipped))
+            verify_once(a, srv)  # the contract first, then how it got there
             if not server_too:
                 # Every stored event was accepted before it, in sequence
                 # order: the name resumes at or past all of them (past:
@@ -168,7 +169,6 @@ def kill9_case(a, server_too):
                 # One window (8192) back from the logs' highest: the
                 # resent ones that were stored are answered as duplicates.
                 check(skipped < before, "skipped %d of %d stored" % (skipped, before))
-            verify_once(a, srv)
         finally:
             srv.kill()
 
