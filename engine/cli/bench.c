@@ -25,6 +25,7 @@ static void sl__bench_usage(FILE *out)
 	    "usage: sluice bench --events N --size BYTES --connections C [--rate R | --sweep]\n"
 	    "                    [--topic T] [--keys K] [--threads T] [--window W] [--batch B]\n"
 	    "                    [--linger US] [--timeout S] [--idempotence on|off|compare]\n"
+	    "                    [--producer PREFIX]\n"
 	    "                    [--server HOST:PORT[,HOST:PORT...]]\n"
 	    "\n"
 	    "The end-to-end load generator: produces N events of BYTES data bytes each over\n"
@@ -66,6 +67,11 @@ static void sl__bench_usage(FILE *out)
 	    "                   measurement four times, off, on, on, off (so a drift over\n"
 	    "                   the runs weighs on both alike), on fresh connections with\n"
 	    "                   the same options and the same keys, and what on costs\n"
+	    "  --producer PREFIX  connection i is the named producer PREFIX-i (sluice\n"
+	    "                   produce --producer): the same producer ids in every run,\n"
+	    "                   each with a new epoch; sequences go on from where the\n"
+	    "                   server's stored events of each name end. Not with\n"
+	    "                   --idempotence off or compare, nor in cluster mode yet\n"
 	    "  --query P/K      while producing, query projection P for key K (URL-escaped)\n"
 	    "                   in a closed loop on the HTTP port: answered/s and latency\n"
 	    "  --query-threads N  query threads, one keep-alive connection each (default 1)\n"
@@ -115,6 +121,7 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 	    {"query-threads", required_argument, NULL, 'Q'},
 	    {"http", required_argument, NULL, 'H'},
 	    {"sweep", no_argument, NULL, 'S'},
+	    {"producer", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -209,6 +216,13 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 		case 'S':
 			b->sweep = true;
 			break;
+		case 'P':
+			/* The name's rules (printable, 255 bytes) are libsluice's
+			 * to check; room for "-9999" is ours. */
+			name = "--producer";
+			bad = *optarg && strlen(optarg) <= 250 ? 0 : -EINVAL;
+			b->producer = optarg;
+			break;
 		case 'h':
 			sl__bench_usage(stdout);
 			return 1;
@@ -229,6 +243,11 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 	if (!has_n || !has_size || !has_c) {
 		fprintf(stderr, "sluice bench: --events, --size and --connections are required\n");
 		sl__bench_usage(stderr);
+		return -2;
+	}
+	if (b->producer && b->idem != SL__IDEM_ON) {
+		fprintf(stderr, "sluice bench: --producer names exactly-once producers: not "
+		                "with --idempotence off or compare\n");
 		return -2;
 	}
 	if (b->sweep && b->rate > 0) {

@@ -103,6 +103,7 @@ struct sl__bench {
 	bool sweep;
 	const char *query;      /* --query PROJECTION/KEY, or NULL */
 	const char *token_file; /* --token-file, or NULL */
+	const char *producer;   /* --producer PREFIX: connection i is PREFIX-i */
 	uint64_t query_threads;
 	struct sl_cli_server http; /* --http, for --query */
 

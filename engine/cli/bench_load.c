@@ -405,6 +405,12 @@ int sl__bench_run(struct sl__bench *b, struct sl__result *res)
 		    .on_ack = sl__on_ack,
 		    .arg = cn,
 		};
+		char pname[272];
+		if (b->producer) {
+			snprintf(pname, sizeof(pname), "%s-%llu", b->producer,
+			         (unsigned long long)k);
+			co.producer_name = pname; /* copied by connect */
+		}
 		char err[256];
 		int ret = sl_client_connect(&co, &cn->c, err, sizeof(err));
 		if (ret < 0) {

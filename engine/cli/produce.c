@@ -9,6 +9,12 @@
  * a ring indexed by sequence: libsluice keeps every in-flight sequence
  * within max_inflight of the oldest unanswered one, so the ring never
  * overwrites an entry that can still be answered.
+ *
+ * --producer NAME: the input is the stream named NAME, its event i (the
+ * i-th good line, from 0) sequence i. The server says where the name's
+ * stored events end (sl_client_resume_sequence), and the events before
+ * that are skipped, so a killed run done again on the same input stores
+ * every event once. Hence the input must be the same in every run.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +48,10 @@ struct sl__produce {
 	bool print_acks;
 	struct sl__slot *slots;
 	uint64_t read, bad, acked, refused, reports;
+	/* --producer: events of the input seen (skipped or produced), and how
+	 * many to skip: what the server holds of the stream. */
+	const char *name;
+	uint64_t events, skip;
 	bool stdout_failed;
 	bool unflushed; /* acks printed since the last fflush */
 	struct sl_client_header *hdrs;
@@ -52,7 +62,7 @@ static void sl__produce_usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "usage: sluice produce [--topic T] [--print-acks] [--timeout S]\n"
+	    "usage: sluice produce [--topic T] [--print-acks] [--timeout S] [--producer NAME]\n"
 	    "                      [--server HOST:PORT[,HOST:PORT...]]\n"
 	    "\n"
 	    "Reads JSON lines on stdin, one event each, and produces them:\n"
@@ -71,7 +81,17 @@ static void sl__produce_usage(FILE *out)
 	    "  --timeout S     retry for at most S seconds (default 30): after the input ends,\n"
 	    "                  and whenever the in-flight window stays full, until every\n"
 	    "                  event is acked; then exit non-zero saying how many were "
-	    "not\n" SL_CLI_SERVER_USAGE SL_CLI_TOKEN_USAGE "\n"
+	    "not\n"
+	    "  --producer NAME name this producer (printable ASCII, no spaces, at most 255\n"
+	    "                  bytes): the input is the stream NAME, its i-th event (from 0,\n"
+	    "                  bad and blank lines not counted) is sequence i. The server\n"
+	    "                  keeps where the stream's stored events end; a run skips that\n"
+	    "                  many events of its input (stderr says how many), so running\n"
+	    "                  a killed `sluice produce --producer NAME` again on the same\n"
+	    "                  input stores every event exactly once. A new run fences an\n"
+	    "                  older one still running (ERR_FENCED). One name, one input.\n"
+	    "                  Not in cluster mode yet.\n" SL_CLI_SERVER_USAGE SL_CLI_TOKEN_USAGE
+	    "\n"
 	    "Connection failures are retried (reconnect, resend with the original sequence\n"
 	    "numbers). In a cluster each event goes to its partition's leader (one\n"
 	    "connection per leader node); an event refused with ERR_NOT_LEADER, or left on\n"
@@ -151,6 +171,15 @@ static int sl__produce_event(struct sl__produce *p, const char *topic, struct sl
 	int ret = sl_client_produce(p->c, topic, &ev, &seq);
 	if (ret < 0)
 		return ret;
+	/* The contract of a name: event i is sequence i. libsluice counts on
+	 * from the resume sequence, one per event produced, so this holds
+	 * unless the library changed under us: stop rather than store events
+	 * under another event's sequence. */
+	if (p->name && seq != p->events++) {
+		fprintf(stderr, "sluice produce: event %llu got sequence %llu\n",
+		        (unsigned long long)p->events - 1, (unsigned long long)seq);
+		return -EPROTO;
+	}
 	/* Only produce() itself could answer seq, and it answers nothing of
 	 * an event before that event is in a batch: filling the slot now is
 	 * in time for the callback. */
@@ -177,6 +206,10 @@ static int sl__produce_line(struct sl__produce *p, const char *topic, struct sl_
 	}
 	if (ret < 0)
 		return ret;
+	if (p->events < p->skip) {
+		p->events++; /* stored by an earlier run of this name */
+		return 0;
+	}
 	return sl__produce_event(p, topic, je, lineno);
 }
 
@@ -188,6 +221,7 @@ int sl_cli_produce(int argc, char **argv)
 	    {"timeout", required_argument, NULL, 'T'},
 	    {"server", required_argument, NULL, 's'},
 	    {"token-file", required_argument, NULL, 'K'},
+	    {"producer", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -238,6 +272,9 @@ int sl_cli_produce(int argc, char **argv)
 		case 'K':
 			token_file = optarg;
 			break;
+		case 'P':
+			p.name = optarg;
+			break;
 		case 'h':
 			sl__produce_usage(stdout);
 			return 0;
@@ -277,12 +314,21 @@ int sl_cli_produce(int argc, char **argv)
 	    .block_timeout_ms = timeout_ms,
 	    .on_ack = sl__produce_on_ack,
 	    .arg = &p,
+	    .producer_name = p.name,
 	};
 	char err[256];
 	ret = sl_client_connect(&co, &p.c, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "sluice produce: cannot connect: %s\n", err);
 		goto out;
+	}
+	if (p.name) {
+		p.skip = sl_client_resume_sequence(p.c);
+		p.events = 0;
+		fprintf(stderr,
+		        "sluice produce: producer %s resumes at sequence %llu: skipping the "
+		        "first %llu events of the input\n",
+		        p.name, (unsigned long long)p.skip, (unsigned long long)p.skip);
 	}
 	int cfd = sl_client_fd(p.c);
 	if (cfd < 0) {
@@ -385,6 +431,17 @@ int sl_cli_produce(int argc, char **argv)
 	struct sl_client_stats st;
 	sl_client_get_stats(p.c, &st);
 	uint64_t not_acked = st.produced - p.acked - p.refused;
+	if (p.name && p.events < p.skip)
+		fprintf(stderr,
+		        "sluice produce: the input has %llu events, the server holds %llu of "
+		        "producer %s: not the same input?\n",
+		        (unsigned long long)p.events, (unsigned long long)p.skip, p.name);
+	if (p.name)
+		fprintf(stderr,
+		        "sluice produce: producer %s: %llu events skipped, %llu acked as "
+		        "duplicates\n",
+		        p.name, (unsigned long long)(p.skip < p.events ? p.skip : p.events),
+		        (unsigned long long)st.duplicates);
 	fprintf(stderr,
 	        "sluice produce: %llu events read, %llu acked, %llu refused, %llu bad lines, "
 	        "%.3f s\n",

@@ -174,6 +174,7 @@ void sl__client_free(struct sl_client *c)
 	free(c->host);
 	free(c->name);
 	free(c->token);
+	free(c->pname);
 	free(c);
 }
 
@@ -263,6 +264,33 @@ static int sl__client_init(struct sl_client *c, const struct sl_client_opts *opt
 		sl_uuid_rng_seed_u64(&c->rng, o->seed);
 	else if ((ret = sl_uuid_rng_seed(&c->rng)) < 0)
 		goto out;
+	if (o->producer_name) {
+		/* The server's rule (dedup.h), checked here too so that a bad
+		 * name fails at once with the reason. */
+		size_t n = strlen(o->producer_name);
+		bool ok = n && n <= 255;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = (unsigned char)o->producer_name[i] >= 0x21 &&
+			     (unsigned char)o->producer_name[i] <= 0x7e;
+		ret = -EINVAL;
+		if (!ok) {
+			sl__client_seterr(c,
+			                  "producer name '%s': 1..255 bytes of printable ASCII "
+			                  "without spaces",
+			                  o->producer_name);
+			goto out;
+		}
+		if (o->producer_id || o->idempotence_off) {
+			sl__client_seterr(c, "producer_name excludes %s",
+			                  o->producer_id ? "producer_id" : "idempotence_off");
+			goto out;
+		}
+		if (!(c->pname = strdup(o->producer_name))) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		o->producer_name = c->pname;
+	}
 	c->producer_id = o->producer_id;
 	if (o->producer_id && o->producer_proof) {
 		memcpy(c->proof, o->producer_proof, SL_CLIENT_PROOF_LEN);
@@ -325,8 +353,8 @@ int sl_client_connect(const struct sl_client_opts *opts, struct sl_client **out,
 			goto out;
 		c->o.servers = NULL; /* the caller's string may go */
 		ret = sl__rt_open(c, servers, n_servers, &chosen);
-		if (ret == -EACCES)
-			goto out; /* refused our token: c->err says so */
+		if (ret == -EACCES || ret == -EOPNOTSUPP)
+			goto out; /* refused our token, or a name: c->err says so */
 		if (ret == 1) {
 			free(servers);
 			c->err[0] = 0;
@@ -744,6 +772,11 @@ int sl_client_producer_proof(const struct sl_client *c, uint8_t out[SL_CLIENT_PR
 uint64_t sl_client_producer_id(const struct sl_client *c)
 {
 	return c->producer_id;
+}
+
+uint64_t sl_client_resume_sequence(const struct sl_client *c)
+{
+	return c->resume_seq;
 }
 
 const char *sl_client_last_error(const struct sl_client *c)

@@ -156,6 +156,7 @@ struct sl_client {
 	char *host;
 	char *name;
 	char *token;          /* "" when none */
+	char *pname;          /* opts.producer_name, or NULL */
 	uint32_t batch_limit; /* bytes of one frame: min(option, server max + 4) */
 
 	struct sockaddr_storage addr;
@@ -197,6 +198,7 @@ struct sl_client {
 	uint64_t win_bytes;
 
 	uint64_t next_seq;
+	uint64_t resume_seq; /* the first Welcome's next_sequence */
 
 	/* sealed batches in sequence order: ring[head & mask] .. ring[tail-1] */
 	struct sl__batch *ring;

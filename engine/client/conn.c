@@ -138,6 +138,14 @@ static int sl__send_hello(struct sl_client *c)
 	h.idempotence_off = c->o.idempotence_off;
 	h.token = c->token;
 	h.resume_epoch = c->producer_id ? c->resume_epoch : 0;
+	if (c->pname) {
+		/* Every Hello by name, reconnects too: the server refuses a
+		 * name's id asked for by number (dedup.h). */
+		h.producer_name = c->pname;
+		h.producer_id = 0;
+		h.producer_proof.len = 0;
+		h.resume_epoch = 0;
+	}
 	size_t need = sl_frame_msg_size(&h.base);
 	int ret = sl__client_out_reserve(c, need);
 	if (ret < 0)
@@ -220,6 +228,10 @@ static int sl__on_welcome(struct sl_client *c, const struct sl_frame *f)
 	/* A known producer continues where the server says it stands. */
 	if (first && !c->sparse && !sl__busy(c) && w->next_sequence > c->next_seq)
 		c->next_seq = w->next_sequence;
+	/* Later Welcomes do not move it: the client's own count goes on (its
+	 * unanswered events are resent at their sequences). */
+	if (first)
+		c->resume_seq = c->next_seq;
 	sl_frame_msg_free(m);
 	sl__client_recompute_window(c);
 	c->state = SL__READY;

@@ -425,6 +425,17 @@ int sl__rt_open(struct sl_client *c, const struct sl__hostport *servers, size_t 
 		sl__route_free(&r);
 		goto fail; /* a node alone (or a topic it does not know) */
 	}
+	if (c->pname) {
+		/* One name needs one sequence space across the leader nodes,
+		 * and each leg has its own today (README, named producers). */
+		sl__route_free(&r);
+		sl__client_seterr(c,
+		                  "producer name '%s': named producers are not served in "
+		                  "cluster mode yet",
+		                  c->pname);
+		ret = -EOPNOTSUPP;
+		goto fail;
+	}
 
 	ret = -ENOMEM;
 	rt->routes = calloc(1, sizeof(*rt->routes));

@@ -288,6 +288,33 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
  */
 #define SL_PRODUCERS_PIPE_ID_BASE SL_PRODUCERS_ID_LIMIT
 #define SL_PRODUCERS_PIPE_ID_END  (UINT64_C(1) << 63)
+/*
+ * Reserved: ids in [2^61, 2^62) belong to named producers (issue 20,
+ * Hello.producer_name): a name's id is derived, never stored,
+ *     SL_PRODUCERS_NAMED_BASE | (XXH3_64bits_withSeed(name, SEED) & (2^61 - 1)),
+ * so the same name gets the same id after any restart of either side
+ * without a table of names to keep durable. No other id reaches the range:
+ * fresh ids alone are sequential from 1 and refused (-ENOSPC) at the base
+ * (2^61 of them: never); a cluster node's range is (ordinal + 1) << 40 and
+ * server/cluster.c refuses an ordinal whose base is at or above 2^61, so
+ * the highest range ends at 2^61 exactly. A Hello that asks for an id of
+ * the range by number (producer_id, resume_epoch) is refused: a name is
+ * the only way in, so no numbered producer can be taken for a named one.
+ * Collisions: two names share an id with probability about n^2 / 2^62 for
+ * n names (2^20 names, the registry's limit: 2.4e-7); the two would then
+ * fence each other and share one sequence space, which is why a name is
+ * one stream and the odds are stated here rather than hidden.
+ */
+#define SL_PRODUCERS_NAMED_BASE (UINT64_C(1) << 61)
+#define SL_PRODUCERS_NAMED_END  SL_PRODUCERS_ID_LIMIT
+/* The seed of a name's hash: fixed forever, or every name changes id (and
+ * starts over at sequence 0) on an upgrade. */
+#define SL_PRODUCERS_NAME_SEED UINT64_C(0x736c7569636550ed)
+/* A name is 1..255 bytes of printable ASCII without spaces (0x21..0x7e):
+ * it travels in logs (logfmt), command lines and `PREFIX-i`, so nothing in
+ * it needs quoting or normalising (UTF-8 would: two spellings of one
+ * name, invisible characters). */
+#define SL_PRODUCER_NAME_MAX 255u
 /* The most producers the registry holds: a fresh one beyond is -ENOSPC. */
 #define SL_PRODUCERS_MAX_DEFAULT (UINT32_C(1) << 20)
 
@@ -320,7 +347,9 @@ void sl_producers_close(struct sl_producers *r);
  * = max, next_seq = max(next_seq, last + 1); fresh ids will be above `id`.
  * -EINVAL (id 0, id >= SL_PRODUCERS_ID_LIMIT, last >= SL_DEDUP_SEQ_LIMIT),
  * -ENOSPC, -ENOMEM. A pipeline stage's id (SL_PRODUCERS_PIPE_ID_BASE) is
- * passed over: 0, nothing recorded.
+ * passed over: 0, nothing recorded. A named producer's id is seeded like
+ * any other (that is how its next_seq survives a kill -9 of the server),
+ * but never moves the next fresh id.
  */
 int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint64_t last);
 
@@ -334,7 +363,8 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
  * lost or never had its sequences), and it is taken without one. Either way
  * the epoch becomes current + 1 (unknown: 1), which fences every older
  * session. Returns 0 with the entry (*out), the new epoch and next_seq
- * (Welcome's next_sequence). -EINVAL (want_id >= SL_PRODUCERS_ID_LIMIT),
+ * (Welcome's next_sequence). -EINVAL (want_id >= SL_PRODUCERS_ID_LIMIT, or
+ * in the named range: a name is the only way to it),
  * -EOVERFLOW when the epoch would wrap, -ENOSPC past the limit of
  * producers, -ENOMEM, -EIO or -errno when the mark cannot be written (no id
  * is handed out then).
@@ -362,6 +392,29 @@ void sl_producers_set_base(struct sl_producers *r, uint64_t base);
 int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *proof,
                        size_t proof_len, struct sl_producer **out, uint32_t *epoch,
                        uint64_t *next_seq);
+
+/*
+ * Named producers (SL_PRODUCERS_NAMED_BASE above). sl_producers_name_ok:
+ * whether name[0..len) is a valid name; NULL, or *why says what is wrong
+ * (a static string). sl_producers_named_id: the name's id (valid names
+ * only). Both pure, any thread.
+ *
+ * sl_producers_hello_named: a session says hello under a name. No proof:
+ * the name is the claim (wire.proto Hello.producer_name; with `auth` only
+ * token holders get this far). Like sl_producers_hello otherwise: the id
+ * is added if unknown (never touching the mark or the next fresh id: the
+ * range is no one's fresh ids), its epoch becomes current + 1, which
+ * fences every older session of the name, and *next_seq is 1 + the
+ * highest sequence accepted from it, or stored, as seeded from the logs
+ * after a restart (sl_producer_seq_exact tells which). -EINVAL (a bad
+ * name), -EOPNOTSUPP in cluster mode (require_base was called: one name
+ * would need one sequence space across the leader nodes, which does not
+ * exist yet), -EOVERFLOW, -ENOSPC, -ENOMEM. Any thread (the mutex).
+ */
+const char *sl_producers_name_ok(const char *name, size_t len);
+uint64_t sl_producers_named_id(const char *name, size_t len);
+int sl_producers_hello_named(struct sl_producers *r, const char *name, size_t len,
+                             struct sl_producer **out, uint32_t *epoch, uint64_t *next_seq);
 
 /*
  * Cluster mode, exactly once across a failover: a session that only RESENDS

@@ -15,6 +15,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "base/base.h"
 #include "log/log.h"
 
@@ -76,6 +79,11 @@ static bool sl__own_id(const struct sl_producers *r, uint64_t id)
 	if (r->need_base)
 		return false;
 	return !r->base_end || (id >= r->base && id < r->base_end);
+}
+
+static bool sl__named_id(uint64_t id)
+{
+	return id >= SL_PRODUCERS_NAMED_BASE && id < SL_PRODUCERS_NAMED_END;
 }
 
 /* A new entry for an id not in the registry. */
@@ -375,8 +383,9 @@ int sl_producers_seed(struct sl_producers *r, uint64_t id, uint32_t epoch, uint6
 	if (atomic_load_explicit(&p->next_seq, memory_order_relaxed) == last + 1)
 		atomic_store_explicit(&p->seeded, last + 1, memory_order_relaxed);
 	/* Not made durable here: the next fresh id reserves a block from
-	 * next_id on, which covers this one. */
-	if (id >= r->next_id && sl__own_id(r, id))
+	 * next_id on, which covers this one. A name's id is nobody's fresh
+	 * id: it must not drag numbering up to 2^61. */
+	if (id >= r->next_id && sl__own_id(r, id) && !sl__named_id(id))
 		r->next_id = id + 1;
 out:
 	pthread_mutex_unlock(&r->lock);
@@ -392,7 +401,9 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 	uint32_t e;
 	int ret = 0;
 
-	if (want_id >= SL_PRODUCERS_ID_LIMIT)
+	/* The named range only by name: otherwise a numbered Hello could
+	 * take a name's session (no proof is needed for an unknown id). */
+	if (want_id >= SL_PRODUCERS_ID_LIMIT || sl__named_id(want_id))
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
 	/* Cluster mode: neither the range of fresh ids nor the proofs' key
@@ -416,8 +427,8 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 		}
 		if (!id)
 			id = r->next_id;
-		if (id >= SL_PRODUCERS_ID_LIMIT) {
-			ret = -ENOSPC; /* 2^62 ids handed out: not in this universe */
+		if (id >= SL_PRODUCERS_NAMED_BASE) {
+			ret = -ENOSPC; /* 2^61 ids handed out: not in this universe */
 			goto out;
 		}
 		/* A fresh id, or a client's id not covered by the mark:
@@ -448,13 +459,71 @@ out:
 	return ret;
 }
 
+const char *sl_producers_name_ok(const char *name, size_t len)
+{
+	if (!len)
+		return "empty";
+	if (len > SL_PRODUCER_NAME_MAX)
+		return "longer than 255 bytes";
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
+			return "not printable ASCII without spaces (0x21..0x7e)";
+	return NULL;
+}
+
+uint64_t sl_producers_named_id(const char *name, size_t len)
+{
+	/* 61 bits of the hash in the range's low bits: dedup.h states the
+	 * collision odds. */
+	return SL_PRODUCERS_NAMED_BASE | (XXH3_64bits_withSeed(name, len, SL_PRODUCERS_NAME_SEED) &
+	                                  (SL_PRODUCERS_NAMED_BASE - 1));
+}
+
+int sl_producers_hello_named(struct sl_producers *r, const char *name, size_t len,
+                             struct sl_producer **out, uint32_t *epoch, uint64_t *next_seq)
+{
+	struct sl_producer *p;
+	uint32_t e;
+	int ret = 0;
+
+	if (sl_producers_name_ok(name, len))
+		return -EINVAL;
+	uint64_t id = sl_producers_named_id(name, len);
+	pthread_mutex_lock(&r->lock);
+	/* need_base or a range: a cluster node (dedup.h). */
+	if (r->need_base || r->base_end) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	/* Unknown: added, with no mark to write, since fresh ids never reach
+	 * the range. Under the lock, so two first hellos of one name make one
+	 * entry and two epochs. */
+	p = sl__reg_find(r, id);
+	if (!p && (ret = sl__reg_add(r, id, &p)) < 0)
+		goto out;
+	e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
+	if (e == UINT32_MAX) {
+		ret = -EOVERFLOW;
+		goto out;
+	}
+	/* Release, as in sl_producers_hello: the older sessions are fenced
+	 * from the first reactor that sees it on. */
+	atomic_store_explicit(&p->epoch, e + 1, memory_order_release);
+	*out = p;
+	*epoch = e + 1;
+	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 int sl_producers_resume(struct sl_producers *r, uint64_t id, const uint8_t *proof, size_t proof_len,
                         uint32_t epoch, struct sl_producer **out, uint64_t *next_seq)
 {
 	struct sl_producer *p;
 	int ret = 0;
 
-	if (!id || id >= SL_PRODUCERS_ID_LIMIT || !epoch)
+	if (!id || id >= SL_PRODUCERS_ID_LIMIT || sl__named_id(id) || !epoch)
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
 	/* The key is the cluster's only once set_key ran (with set_base). */

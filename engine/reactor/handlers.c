@@ -93,6 +93,26 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	uint64_t want = h->producer_id, next = 0;
 	uint32_t resume = h->resume_epoch;
 	c->idempotent = !h->idempotence_off;
+	/* A named producer (dedup.h, SL_PRODUCERS_NAMED_BASE): the name is
+	 * its only key, so it excludes the numbered ways in, and deduplicates
+	 * (a name without sequences tracked would promise nothing). */
+	char name[SL_PRODUCER_NAME_MAX + 1];
+	size_t name_len = h->producer_name ? strlen(h->producer_name) : 0;
+	if (name_len) {
+		const char *why = sl_producers_name_ok(h->producer_name, name_len);
+		const char *bad = why              ? why
+		                  : want           ? "excludes producer_id"
+		                  : resume         ? "excludes resume_epoch"
+		                  : !c->idempotent ? "needs idempotence"
+		                                   : NULL;
+		if (bad) {
+			sl_frame_msg_free(m);
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+			              "Hello: producer_name %s", bad);
+			return;
+		}
+		memcpy(name, h->producer_name, name_len + 1);
+	}
 	/* The Hello is freed before the registry is asked: its proof is kept.
 	 * One of another length is wrong anyway; the registry refuses it by
 	 * its length alone. */
@@ -118,9 +138,26 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 		                          resume, &c->prod, &next);
 		c->epoch = resume;
 		c->resume = true;
+	} else if (name_len) {
+		ret = sl_producers_hello_named(r->env->producers, name, name_len, &c->prod,
+		                               &c->epoch, &next);
+		if (ret == -EOPNOTSUPP) {
+			/* One name would need one sequence space across the leader
+			 * nodes a client routes to; each node has its own today. */
+			sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_STATE,
+			              "named producers are not served in cluster mode yet");
+			return;
+		}
 	} else {
 		ret = sl_producers_hello(r->env->producers, want, want_proof, want_proof_len,
 		                         &c->prod, &c->epoch, &next);
+	}
+	if (ret == -EINVAL && want >= SL_PRODUCERS_NAMED_BASE && want < SL_PRODUCERS_NAMED_END) {
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+		              "producer %" PRIu64 ": ids from 2^61 to 2^62 belong to named "
+		              "producers (Hello.producer_name), not asked for by number",
+		              want);
+		return;
 	}
 	if (ret == -EACCES) {
 		/* Resuming a known id takes its proof: otherwise any client could
@@ -151,12 +188,44 @@ static void sl__on_hello(struct sl_reactor *r, struct sl_conn *c, const struct s
 	 * restarted after kill -9 refused the producer's next events as a gap
 	 * (the soak's --leader-returns). */
 	c->seq_known = !resume && (!want || (next > 0 && sl_producer_seq_exact(c->prod, next)));
+	uint64_t welcome_next = next;
+	if (name_len) {
+		/* A name is new (0) or continues from its sequences, known
+		 * exactly or only from its stored events, like a numbered id. */
+		c->seq_known = !next || sl_producer_seq_exact(c->prod, next);
+		/*
+		 * Deviation from "1 + the highest sequence stored": after a
+		 * restart of the server (next only seeded), what the logs hold
+		 * of a name need not be a prefix of its sequences. A kill -9
+		 * while its events were in flight keeps each partition's log
+		 * up to its last group commit, and those differ: sequence 900
+		 * may be stored on one partition while 850 was lost with
+		 * another's tail. A restarted process that skipped to 901
+		 * would lose 850 for good. What bounds the loss: libsluice
+		 * sends a sequence only within the window of the oldest
+		 * unanswered one (client.h, "Window"; credits, 8192, cap it),
+		 * and an answer to a stored event comes at durability, so
+		 * every sequence below next - SL_PRODUCER_WINDOW was answered
+		 * before the crash. So the name resumes that far back: each
+		 * resent event that is stored is answered as a duplicate by its
+		 * partition's table (which keeps that window), each lost one is
+		 * past its partition's last, hence new, and stored. The cost is
+		 * up to 8192 duplicates answered once after a server restart.
+		 * When the server saw the sequences accepted itself (exact),
+		 * every accepted event is stored by the partition it went to
+		 * (or refused there: a storage error, the `reject` policy; a
+		 * refused sequence is used up, for a name as for any producer),
+		 * so next is where the stream goes on.
+		 */
+		if (!c->seq_known)
+			welcome_next = next > SL_PRODUCER_WINDOW ? next - SL_PRODUCER_WINDOW : 0;
+	}
 
 	Sluice__V1__Welcome w = SLUICE__V1__WELCOME__INIT;
 	w.version = SL_PROTO_VERSION;
 	w.producer_id = c->producer_id;
 	w.epoch = c->epoch;
-	w.next_sequence = next;
+	w.next_sequence = welcome_next;
 	/* The events window is the one every partition's sequence table
 	 * covers (SL_PRODUCER_WINDOW): a producer within its credits can
 	 * retry any event it has not seen answered. The byte window is a

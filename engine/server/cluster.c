@@ -389,7 +389,9 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen)
 		return ret;
 	atomic_store_explicit(&cl->c, c, memory_order_release);
 	uint32_t ordinal = sl_cluster_ordinal(c);
-	if (SL_PRODUCERS_NODE_BASE(ordinal) >= SL_PRODUCERS_ID_LIMIT / 2) {
+	/* A base below 2^61 is a multiple of 2^40, so its range ends at 2^61
+	 * at most: no node's fresh id is ever a name's (dedup.h). */
+	if (SL_PRODUCERS_NODE_BASE(ordinal) >= SL_PRODUCERS_NAMED_BASE) {
 		snprintf(err, errlen, "node ordinal %u is past the producer id ranges", ordinal);
 		return -ERANGE;
 	}

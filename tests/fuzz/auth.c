@@ -2,8 +2,12 @@
  * Fuzzes what an unauthenticated peer controls: the Hello frame it sends
  * first (decoded, then its token checked) and the value of an HTTP
  * `Authorization` header. Neither may crash, read out of bounds, or accept
- * anything but the configured token.
+ * anything but the configured token. A Hello's producer_name (issue 20) goes
+ * through the reactor's check: the verdict must match the rule (1..255
+ * bytes of 0x21..0x7e), and an accepted name's id must lie in the named
+ * range, never on a numbered or a stage id.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "dedup/dedup.h"
 #include "proto/proto.h"
 
 #define TOKEN "fuzz-token-0123456789abcdef"
@@ -65,6 +70,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (sl_auth_check(g_auth, h->token, tl) &&
 			    (tl != sizeof(TOKEN) - 1 || memcmp(h->token, TOKEN, tl) != 0))
 				abort();
+			size_t nl = h->producer_name ? strlen(h->producer_name) : 0;
+			if (nl) {
+				bool ok = nl <= SL_PRODUCER_NAME_MAX;
+				for (size_t i = 0; ok && i < nl; i++)
+					ok = (unsigned char)h->producer_name[i] >= 0x21 &&
+					     (unsigned char)h->producer_name[i] <= 0x7e;
+				bool said_ok = !sl_producers_name_ok(h->producer_name, nl);
+				if (ok != said_ok)
+					abort(); /* the check disagrees with its rule */
+				uint64_t id = sl_producers_named_id(h->producer_name, nl);
+				if (ok &&
+				    (id < SL_PRODUCERS_NAMED_BASE || id >= SL_PRODUCERS_NAMED_END))
+					abort(); /* a name reached outside its range */
+			}
 			sl_frame_msg_free(m);
 		}
 	}

@@ -814,3 +814,91 @@ Test(client_route, table_from_metadata)
 	ti.n_partitions = 0;
 	cr_assert_eq(sl__route_build(&ti, &r, err, sizeof(err)), -EINVAL);
 }
+
+/*
+ * Named producers (issue 20): the name gives the same producer id to a new
+ * client, which resumes where the first one's events end
+ * (sl_client_resume_sequence; its sequences start there) and fences it;
+ * a reconnect says Hello by name again (a name's id by number would be
+ * refused), across a server restart; bad names fail connect with why.
+ */
+Test(client, named_producer_resumes_fences_and_reconnects, .timeout = 120)
+{
+	struct dir d;
+	dir_make(&d);
+	struct sl_server *srv = start_server("127.0.0.1:0", &d);
+	uint16_t port = sl_server_native_port(srv);
+	char listen[32];
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	enum { A = 100, B = 50, N = A + 1 + B };
+	struct seen sa, sb;
+	seen_init(&sa, N);
+	seen_init(&sb, N);
+	struct sl_client_opts o = {
+	    .port = port,
+	    .on_ack = on_ack,
+	    .arg = &sa,
+	    .backoff_min_ms = 5,
+	    .backoff_max_ms = 50,
+	    .producer_name = "app-1",
+	};
+	struct sl_client *a, *b;
+	char err[256];
+	cr_assert_eq(sl_client_connect(&o, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_client_resume_sequence(a), 0, "a new name starts at 0");
+	uint64_t id = sl_client_producer_id(a);
+	cr_assert_geq(id, UINT64_C(1) << 61, "id %llx not in the named range",
+	              (unsigned long long)id);
+	for (uint64_t i = 0; i < A; i++) {
+		uint64_t seq;
+		cr_assert_eq(produce_one(a, NULL, i, 7, &seq), 0);
+		cr_assert_eq(seq, i);
+	}
+	cr_assert_eq(sl_client_flush(a, 30000), 0, "%s", sl_client_last_error(a));
+
+	/* Another process of the same name: same id, where A ended. */
+	o.arg = &sb;
+	cr_assert_eq(sl_client_connect(&o, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl_client_producer_id(b), id);
+	cr_assert_eq(sl_client_resume_sequence(b), A);
+	uint64_t seq;
+	cr_assert_eq(produce_one(b, NULL, A, 7, &seq), 0);
+	cr_assert_eq(seq, A, "sequences start at the resume sequence");
+	cr_assert_eq(sl_client_flush(b, 30000), 0, "%s", sl_client_last_error(b));
+	cr_assert_eq(sb.r[A].status, 0);
+
+	/* A is fenced: its next event is answered with the error. */
+	cr_assert_eq(produce_one(a, NULL, A, 7, &seq), 0);
+	cr_assert_lt(sl_client_flush(a, 30000), 0, "a fenced client flushed");
+	cr_assert_eq(sa.r[seq].calls, 1);
+	cr_assert_eq(sa.r[seq].status, -SL_EFENCED, "status %d", sa.r[seq].status);
+	sl_client_close(a);
+
+	/* B rides out a server restart: its reconnect says hello by name. */
+	stop_server(srv);
+	srv = start_server(listen, &d);
+	for (uint64_t i = A + 1; i < N; i++) {
+		cr_assert_eq(produce_one(b, NULL, i, 7, &seq), 0);
+		cr_assert_eq(seq, i);
+	}
+	cr_assert_eq(sl_client_flush(b, 60000), 0, "%s", sl_client_last_error(b));
+	for (uint64_t i = A + 1; i < N; i++)
+		cr_assert(sb.r[i].calls == 1 && sb.r[i].status == 0, "seq %llu: %d",
+		          (unsigned long long)i, sb.r[i].status);
+	cr_assert_eq(sl_client_producer_id(b), id);
+	cr_assert_eq(sl_client_resume_sequence(b), A, "later Welcomes do not move it");
+	sl_client_close(b);
+
+	/* Bad names, and a name with an id. */
+	o.producer_name = "app 1";
+	cr_assert_eq(sl_client_connect(&o, &a, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "printable"), "%s", err);
+	o.producer_name = "app-1";
+	o.producer_id = 5;
+	cr_assert_eq(sl_client_connect(&o, &a, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "producer_id"), "%s", err);
+	stop_server(srv);
+	free(sa.r);
+	free(sb.r);
+	dir_remove(&d);
+}

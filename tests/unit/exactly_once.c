@@ -756,3 +756,145 @@ Test(exactly_once, idempotence_off_stores_resends, .timeout = 60)
 	close(b.fd);
 	stop(&f);
 }
+
+/* Says Hello under a name and returns the Welcome's session; a refusal
+ * fails the test. */
+static struct session hello_named(uint16_t port, const char *name)
+{
+	struct session s = {.fd = dial(port)};
+	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
+	h.min_version = 1;
+	h.max_version = 1;
+	h.producer_name = (char *)name;
+	h.client_name = "exactly-once test";
+	send_msg(s.fd, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h.base);
+	uint8_t *body;
+	uint32_t len;
+	int type = read_frame(s.fd, &body, &len);
+	cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_WELCOME, "Hello as %s: frame %d", name,
+	             type);
+	Sluice__V1__Welcome *w = sluice__v1__welcome__unpack(NULL, len, body);
+	free(body);
+	cr_assert_not_null(w);
+	s.id = w->producer_id;
+	s.epoch = w->epoch;
+	s.next_sequence = w->next_sequence;
+	memcpy(s.proof, w->producer_proof.data, sizeof(s.proof));
+	sluice__v1__welcome__free_unpacked(w, NULL);
+	return s;
+}
+
+/* Sends Hello h and expects an Error with `code` whose text holds `what`,
+ * then the close. */
+static void expect_hello_error(uint16_t port, Sluice__V1__Hello *h, int code, const char *what)
+{
+	int fd = dial(port);
+	h->min_version = 1;
+	h->max_version = 1;
+	send_msg(fd, SLUICE__V1__FRAME_TYPE__FRAME_HELLO, &h->base);
+	uint8_t *body;
+	uint32_t len;
+	int type = read_frame(fd, &body, &len);
+	cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ERROR, "frame %d, want an Error", type);
+	Sluice__V1__Error *e = sluice__v1__error__unpack(NULL, len, body);
+	free(body);
+	cr_assert_not_null(e);
+	cr_assert_eq(e->code, code, "Error %d: %s", e->code, e->message);
+	cr_assert_not_null(strstr(e->message, what), "'%s' does not say '%s'", e->message, what);
+	sluice__v1__error__free_unpacked(e, NULL);
+	expect_closed(fd);
+	close(fd);
+}
+
+/* Issue 20, named producers through the server: the name's id, its epoch
+ * bumped by a second Hello (the first session fenced), Welcome's
+ * next_sequence where the stream goes on (never an ERR_SEQUENCE there),
+ * after a restart a window back (resends answered as duplicates, nothing
+ * stored twice); the wrong ways in refused with their reasons. */
+Test(exactly_once, named_producer_resumes, .timeout = 90)
+{
+	struct fixture f;
+	start(&f, 2);
+	enum { N = 300 };
+	static struct acked acks[2 * N];
+
+	struct session a = hello_named(f.port, "orders-eu");
+	cr_assert_eq(a.id, sl_producers_named_id("orders-eu", 9));
+	cr_assert_eq(a.next_sequence, 0);
+	produce(&a, 0, N, 7, a.epoch);
+	collect_acks(a.fd, 0, N, acks);
+	for (int i = 0; i < N; i++)
+		cr_assert(acks[i].status == 0 && !acks[i].duplicate, "event %d: %d", i,
+		          acks[i].status);
+
+	/* The same name again: same id, the next epoch, where A ended. */
+	struct session b = hello_named(f.port, "orders-eu");
+	cr_assert_eq(b.id, a.id);
+	cr_assert_eq(b.epoch, a.epoch + 1);
+	cr_assert_eq(b.next_sequence, N);
+	/* A is fenced now (an Error, or each event refused ERR_FENCED). */
+	produce(&a, N, 5, 7, a.epoch);
+	uint8_t *body;
+	uint32_t len;
+	int type = read_frame(a.fd, &body, &len);
+	if (type == SLUICE__V1__FRAME_TYPE__FRAME_ERROR) {
+		Sluice__V1__Error *e = sluice__v1__error__unpack(NULL, len, body);
+		cr_assert_eq(e->code, SLUICE__V1__ERROR_CODE__ERR_FENCED, "%s", e->message);
+		sluice__v1__error__free_unpacked(e, NULL);
+	} else {
+		cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_ACK);
+		clear_acks(acks, 5);
+		uint32_t got = apply_ack(body, len, N, 5, acks);
+		collect_more(a.fd, N, 5, 5 - got, acks);
+		for (int i = 0; i < 5; i++)
+			cr_assert_eq(acks[i].status, SLUICE__V1__ERROR_CODE__ERR_FENCED);
+	}
+	free(body);
+	close(a.fd);
+	produce(&b, b.next_sequence, N, 7, b.epoch);
+	collect_acks(b.fd, N, N, acks);
+	for (int i = 0; i < N; i++)
+		cr_assert(acks[i].status == 0 && !acks[i].duplicate, "event %d: %d", N + i,
+		          acks[i].status);
+	close(b.fd);
+	cr_assert_eq(check_stored(f.port, 2 * N, 1, NULL), 2 * N);
+
+	/* The wrong ways in. */
+	Sluice__V1__Hello h = SLUICE__V1__HELLO__INIT;
+	h.producer_id = a.id; /* a name's id by number, even with its proof */
+	h.producer_proof.data = a.proof;
+	h.producer_proof.len = sizeof(a.proof);
+	expect_hello_error(f.port, &h, SLUICE__V1__ERROR_CODE__ERR_MALFORMED, "named producers");
+	h = (Sluice__V1__Hello)SLUICE__V1__HELLO__INIT;
+	h.producer_name = "orders-eu";
+	h.producer_id = 5;
+	expect_hello_error(f.port, &h, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
+	                   "excludes producer_id");
+	h = (Sluice__V1__Hello)SLUICE__V1__HELLO__INIT;
+	h.producer_name = "orders eu";
+	expect_hello_error(f.port, &h, SLUICE__V1__ERROR_CODE__ERR_MALFORMED, "printable");
+
+	/* A restart: the name comes back from the logs, a window back (2N is
+	 * less than one: from 0). Resending from there stores nothing twice
+	 * and is never a sequence error; the stream goes on after it. */
+	halt(&f);
+	start_on(&f, 2, true);
+	struct session c = hello_named(f.port, "orders-eu");
+	cr_assert_eq(c.id, a.id);
+	cr_assert_gt(c.epoch, b.epoch);
+	cr_assert_eq(c.next_sequence, 0, "2N stored, one window back: 0, got %llu",
+	             (unsigned long long)c.next_sequence);
+	produce(&c, 0, 2 * N, 7, c.epoch);
+	collect_acks(c.fd, 0, 2 * N, acks);
+	for (int i = 0; i < 2 * N; i++)
+		cr_assert(acks[i].status == 0 && acks[i].duplicate, "resent %d: %d", i,
+		          acks[i].status);
+	produce(&c, 2 * N, N, 7, c.epoch);
+	collect_acks(c.fd, 2 * N, N, acks);
+	for (int i = 0; i < N; i++)
+		cr_assert(acks[i].status == 0 && !acks[i].duplicate, "event %d: %d", 2 * N + i,
+		          acks[i].status);
+	close(c.fd);
+	cr_assert_eq(check_stored(f.port, 3 * N, 1, NULL), 3 * N);
+	stop(&f);
+}

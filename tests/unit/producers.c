@@ -2,7 +2,8 @@
  * The producer registry: fresh ids never reused across restarts (the
  * durable mark), epochs bump and fence, seeding merges maxima, a bad
  * registry file is refused, limits, and hellos from two threads at once
- * (labelled `threads`: the TSan build runs this file).
+ * (labelled `threads`: the TSan build runs this file); named producers
+ * (issue 20): one id per name across reopens, the range only by name.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -512,4 +513,111 @@ Test(producers, resume_on_another_node)
 	sl_producers_close(n2);
 	dir_remove(&d1);
 	dir_remove(&d2);
+}
+
+/* Issue 20: a name's id is derived, so the same name is the same producer
+ * after the registry is closed and opened again (seeded from the logs, as
+ * a restarted server does), each hello a new epoch; and a name's id never
+ * moves the fresh ids, which stay small. */
+Test(producers, named_same_id_across_reopen)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p, *q, *fresh;
+	uint64_t next_seq;
+	uint32_t e1, e2, e3, ef;
+
+	dir_make(&d);
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_hello_named(r, "orders-1", 8, &p, &e1, &next_seq), 0);
+	uint64_t id = p->id;
+	cr_assert_eq(id, sl_producers_named_id("orders-1", 8));
+	cr_assert_geq(id, SL_PRODUCERS_NAMED_BASE);
+	cr_assert_lt(id, SL_PRODUCERS_NAMED_END);
+	cr_assert_eq(e1, 1);
+	cr_assert_eq(next_seq, 0, "a new name starts at sequence 0");
+	sl_producer_accepted(p, 42);
+	cr_assert_eq(sl_producers_hello_named(r, "orders-1", 8, &q, &e2, &next_seq), 0);
+	cr_assert_eq(q, p, "same name, same entry");
+	cr_assert_eq(e2, e1 + 1);
+	cr_assert_eq(next_seq, 42);
+	cr_assert(sl_producer_seq_exact(q, next_seq), "accepted here: known exactly");
+	cr_assert_not(sl_producer_is_current(p, e1), "the older session is fenced");
+	cr_assert_neq(sl_producers_named_id("orders-2", 8), id);
+	sl_producers_close(r);
+
+	/* A restart: what the partitions' logs hold of it (epoch 2, sequences
+	 * up to 41) seeds it again; the name finds it. */
+	r = open_ok(&d);
+	cr_assert_eq(sl_producers_seed(r, id, e2, 41), 0);
+	cr_assert_eq(sl_producers_hello_named(r, "orders-1", 8, &p, &e3, &next_seq), 0);
+	cr_assert_eq(p->id, id);
+	cr_assert_eq(e3, e2 + 1, "above every epoch that wrote");
+	cr_assert_eq(next_seq, 42);
+	cr_assert_not(sl_producer_seq_exact(p, next_seq), "only what the logs hold");
+	/* Seeding a name's id did not drag numbering up to 2^61. */
+	cr_assert_eq(hello(r, 0, &fresh, &ef, &next_seq), 0);
+	cr_assert_lt(fresh->id, SL_PRODUCERS_ID_BLOCK, "fresh id %llu",
+	             (unsigned long long)fresh->id);
+	sl_producers_close(r);
+	dir_remove(&d);
+}
+
+/* The named range is reached by name only, and names reach nothing else:
+ * no Hello by number takes a name's id (no proof is needed for an unknown
+ * id, so it would take the session), no name lands on a fresh, node or
+ * stage id; bad names and cluster mode are refused. */
+Test(producers, named_range_only_by_name)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p;
+	uint64_t next_seq;
+	uint32_t e;
+	char name[SL_PRODUCER_NAME_MAX + 2];
+
+	dir_make(&d);
+	r = open_ok(&d);
+	uint64_t id = sl_producers_named_id("svc-a", 5);
+	cr_assert_eq(hello(r, id, &p, &e, &next_seq), -EINVAL);
+	cr_assert_eq(hello(r, SL_PRODUCERS_NAMED_BASE, &p, &e, &next_seq), -EINVAL);
+	cr_assert_eq(hello(r, SL_PRODUCERS_NAMED_END - 1, &p, &e, &next_seq), -EINVAL);
+	uint8_t proof[SL_PRODUCER_PROOF_LEN];
+	sl_producers_proof(r, id, proof);
+	cr_assert_eq(sl_producers_resume(r, id, proof, sizeof(proof), 1, &p, &next_seq), -EINVAL,
+	             "a resume leg by number either");
+	cr_assert_eq(sl_producers_count(r), 0);
+	/* Just below the range is an ordinary numbered id. */
+	cr_assert_eq(hello(r, SL_PRODUCERS_NAMED_BASE - 1, &p, &e, &next_seq), 0);
+
+	/* Names: every id in the range, none below (fresh and node ids) or
+	 * above (pipeline stages). */
+	for (int i = 0; i < 100000; i++) {
+		int n = snprintf(name, sizeof(name), "n%d", i);
+		uint64_t x = sl_producers_named_id(name, (size_t)n);
+		cr_assert(x >= SL_PRODUCERS_NAMED_BASE && x < SL_PRODUCERS_NAMED_END, "%s -> %llx",
+		          name, (unsigned long long)x);
+	}
+	cr_assert_eq(SL_PRODUCERS_NODE_BASE(((uint64_t)1 << 21) - 2) + (UINT64_C(1) << 40),
+	             SL_PRODUCERS_NAMED_BASE, "the last node range ends where names begin");
+
+	/* Bad names. */
+	cr_assert_eq(sl_producers_hello_named(r, "", 0, &p, &e, &next_seq), -EINVAL);
+	cr_assert_eq(sl_producers_hello_named(r, "a b", 3, &p, &e, &next_seq), -EINVAL);
+	cr_assert_eq(sl_producers_hello_named(r, "a\n", 2, &p, &e, &next_seq), -EINVAL);
+	cr_assert_eq(sl_producers_hello_named(r, "\xc3\xa9", 2, &p, &e, &next_seq), -EINVAL);
+	memset(name, 'x', sizeof(name));
+	cr_assert_eq(sl_producers_hello_named(r, name, SL_PRODUCER_NAME_MAX + 1, &p, &e, &next_seq),
+	             -EINVAL);
+	cr_assert_eq(sl_producers_hello_named(r, name, SL_PRODUCER_NAME_MAX, &p, &e, &next_seq), 0);
+	cr_assert_not_null(sl_producers_name_ok("a b", 3));
+	cr_assert_null(sl_producers_name_ok("~!x", 3));
+
+	/* Cluster mode: refused before and after the node's range is known. */
+	sl_producers_require_base(r);
+	cr_assert_eq(sl_producers_hello_named(r, "svc-a", 5, &p, &e, &next_seq), -EOPNOTSUPP);
+	sl_producers_set_base(r, SL_PRODUCERS_NODE_BASE(0));
+	cr_assert_eq(sl_producers_hello_named(r, "svc-a", 5, &p, &e, &next_seq), -EOPNOTSUPP);
+	sl_producers_close(r);
+	dir_remove(&d);
 }

@@ -167,6 +167,17 @@ struct sl_client_opts {
 	 * asks the first that answers for the Metadata of `topic` (see
 	 * "Cluster mode"). Added in 0.3: the struct grew, hence SONAME 0.3. */
 	const char *servers;
+	/* A producer that names itself (0.5): 1..255 bytes of printable ASCII
+	 * without spaces. The same name gets the same producer id from the
+	 * server after any restart of either side, with a new epoch that
+	 * fences every older session of the name (-SL_EFENCED there), and
+	 * sequences resume where the server's stored events of the name end
+	 * (sl_client_resume_sequence). A name is ONE stream of events: two
+	 * processes must not use it at once, and sequence s must be the same
+	 * event in every run. Excludes producer_id and idempotence_off
+	 * (-EINVAL). Not served in cluster mode yet: connect fails with
+	 * -EOPNOTSUPP when Metadata names leaders (or the node refuses it). */
+	const char *producer_name;
 };
 
 struct sl_client_header {
@@ -268,6 +279,18 @@ uint64_t sl_client_producer_id(const struct sl_client *c);
  * producer_id and producer_proof). 0, or -ENOENT before the first Welcome. */
 #define SL_CLIENT_PROOF_LEN 16
 int sl_client_producer_proof(const struct sl_client *c, uint8_t out[SL_CLIENT_PROOF_LEN]);
+/*
+ * Where this client's sequences began (0.5): the first Welcome's
+ * next_sequence, the first sequence sl_client_produce() assigned or will
+ * assign. For a named producer (opts.producer_name) it is how far the
+ * server holds the name's stream, so a restarted process skips that many
+ * events of its input: sequence s is its event s. After a kill -9 of the
+ * server it may be up to 8192 below the last stored sequence (those resent
+ * are answered as duplicates, none is stored twice): the logs of a crash
+ * need not hold a prefix of the stream. 0 for a new producer, and in
+ * cluster mode.
+ */
+uint64_t sl_client_resume_sequence(const struct sl_client *c);
 /* Text of the last failure with its context; "" when there was none. */
 const char *sl_client_last_error(const struct sl_client *c);
 
