@@ -326,6 +326,13 @@ struct sl_producer { /* stable address for the registry's lifetime */
 	 * only, since sequences a session used up on refused events are not
 	 * stored. A next_seq still equal to it is not known exactly. */
 	_Atomic uint64_t seeded;
+	/* Forgetting: sessions holding the entry (hello, resume and
+	 * hello_named add one; sl_producers_release takes it back), and since
+	 * when it has none (ms, wall clock). Only an entry without sessions
+	 * is forgotten, so no session ever holds a recycled one. */
+	_Atomic uint32_t sessions;
+	_Atomic uint64_t idle_since_ms;
+	struct sl_producer *next_free; /* the free list, under the mutex */
 	/* One line each: reactors serving different producers never share
 	 * a written line. */
 } __attribute__((aligned(64)));
@@ -443,6 +450,26 @@ void sl_producers_set_key(struct sl_producers *r, const uint8_t *key, size_t len
 
 /* Producers known. */
 uint32_t sl_producers_count(struct sl_producers *r);
+
+/*
+ * Forgetting (issue 20). The registry holds at most SL_PRODUCERS_MAX_DEFAULT
+ * entries; an entry with no session goes once idle past the expiry
+ * (sl_producers_set_expiry: the longest producer_expiry of the topics; 0:
+ * never), looked for at most once a second at a hello, or, when a new one
+ * would pass the bound, the least recently idle eighth of those without a
+ * session goes (-ENOSPC only when every entry has a live session). A
+ * forgotten id's partitions forget it by their own rules (their tables'
+ * bounds and the same expiry); an id that comes back before they did gets
+ * an epoch above every forgotten one's (`epoch_floor`), so no partition
+ * fences it. sl_producers_release: a session holding p ended (its
+ * connection closed); call once per successful hello, hello_named or
+ * resume. Any thread.
+ */
+void sl_producers_release(struct sl_producer *p);
+void sl_producers_set_expiry(struct sl_producers *r, uint64_t idle_ms);
+/* The bound (SL_PRODUCERS_MAX_DEFAULT unless set; tests set it lower). */
+void sl_producers_set_limit(struct sl_producers *r, uint32_t max);
+uint64_t sl_producers_forgotten(struct sl_producers *r);
 
 /*
  * Proofs (issue 23): a producer id can be resumed only by the client it was

@@ -45,6 +45,17 @@ struct sl_producers {
 	uint64_t id_end;         /* durable: ids below it may have been handed out */
 	uint32_t count;
 	uint32_t max;
+	/* Forgetting (dedup.h): slots ever used in the chunks (count is the
+	 * live ones), the free ones, the highest epoch of a forgotten id (a
+	 * forgotten id that comes back starts above it: a partition may still
+	 * hold it), the idle time past which an entry without sessions goes,
+	 * and when that was last looked for. */
+	uint32_t used;
+	struct sl_producer *free_list;
+	uint32_t epoch_floor;
+	uint64_t forgotten;
+	uint64_t expiry_ms;
+	uint64_t swept_ms;
 	/* id -> entry, open addressing; count <= icap / 2 */
 	struct sl_producer **index;
 	uint64_t icap;
@@ -86,13 +97,125 @@ static bool sl__named_id(uint64_t id)
 	return id >= SL_PRODUCERS_NAMED_BASE && id < SL_PRODUCERS_NAMED_END;
 }
 
+/* The k-th smallest (0-based) of v[0..n), reordering v (Hoare). */
+static uint64_t sl__kth(uint64_t *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n - 1;
+
+	while (lo < hi) {
+		uint64_t pivot = v[lo + (hi - lo) / 2];
+		size_t i = lo, j = hi;
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j) {
+				uint64_t x = v[i];
+				v[i] = v[j];
+				v[j] = x;
+				i++;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			break;
+	}
+	return v[k];
+}
+
+static bool sl__idle(const struct sl_producer *p)
+{
+	return !atomic_load_explicit(&p->sessions, memory_order_acquire);
+}
+
+/*
+ * Forgets every entry without a session whose idle time began before `cut`
+ * (and, with `left`, as many of those that began exactly at `at`): out of
+ * the index (rebuilt: linear probing has no cheap delete), onto the free
+ * list. Under the lock. -ENOMEM leaves everything as it was.
+ */
+static int sl__reg_forget(struct sl_producers *r, uint64_t cut, uint64_t at, uint64_t left)
+{
+	struct sl_producer **ni = calloc(r->icap, sizeof(*ni));
+
+	if (!ni)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < r->icap; i++) {
+		struct sl_producer *p = r->index[i];
+		if (!p)
+			continue;
+		uint64_t idle = atomic_load_explicit(&p->idle_since_ms, memory_order_relaxed);
+		bool go = sl__idle(p) && (idle < cut || (idle == at && left && left--));
+		if (!go) {
+			*sl__index_pos(ni, r->icap, p->id) = p;
+			continue;
+		}
+		uint32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
+		if (e > r->epoch_floor)
+			r->epoch_floor = e;
+		p->id = 0;
+		p->next_free = r->free_list;
+		r->free_list = p;
+		r->count--;
+		r->forgotten++;
+	}
+	free(r->index);
+	r->index = ni;
+	return 0;
+}
+
+/* Full: the least recently idle eighth of the entries without a session
+ * goes. -ENOSPC when every entry has a live session. */
+static int sl__reg_evict(struct sl_producers *r)
+{
+	uint64_t *v = malloc((size_t)r->count * sizeof(*v)), m = 0, k, at, less = 0;
+	int ret;
+
+	if (!v)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < r->icap; i++)
+		if (r->index[i] && sl__idle(r->index[i]))
+			v[m++] = atomic_load_explicit(&r->index[i]->idle_since_ms,
+			                              memory_order_relaxed);
+	if (!m) {
+		free(v);
+		return -ENOSPC;
+	}
+	k = r->max / 8 ? r->max / 8 : 1;
+	if (k > m)
+		k = m;
+	at = sl__kth(v, m, k - 1);
+	for (uint64_t i = 0; i < m; i++)
+		less += v[i] < at;
+	free(v);
+	ret = sl__reg_forget(r, at, at, k - less);
+	return ret;
+}
+
+/* At most once a second, at a hello: entries idle past the expiry go. */
+static void sl__reg_expire(struct sl_producers *r, uint64_t now)
+{
+	if (!r->expiry_ms || now < r->swept_ms + 1000 || now <= r->expiry_ms)
+		return;
+	r->swept_ms = now;
+	(void)sl__reg_forget(r, now - r->expiry_ms, 0, 0); /* no memory: next time */
+}
+
 /* A new entry for an id not in the registry. */
 static int sl__reg_add(struct sl_producers *r, uint64_t id, struct sl_producer **out)
 {
 	struct sl_producer *p;
+	int ret;
 
-	if (r->count >= r->max)
-		return -ENOSPC;
+	if (r->count >= r->max && (ret = sl__reg_evict(r)) < 0)
+		return ret;
 	if (2 * ((uint64_t)r->count + 1) > r->icap) {
 		uint64_t ncap = r->icap * 2;
 		struct sl_producer **ni = calloc(ncap, sizeof(*ni));
@@ -105,7 +228,12 @@ static int sl__reg_add(struct sl_producers *r, uint64_t id, struct sl_producer *
 		r->index = ni;
 		r->icap = ncap;
 	}
-	if (r->count == r->nchunks * SL__CHUNK) {
+	if (r->free_list) {
+		p = r->free_list;
+		r->free_list = p->next_free;
+		goto fill;
+	}
+	if (r->used == r->nchunks * SL__CHUNK) {
 		if (r->nchunks == r->chunks_cap) {
 			size_t bytes = r->chunks_cap * sizeof(*r->chunks);
 			void *nc = sl_grow(r->chunks, &bytes, (r->nchunks + 1) * sizeof(*r->chunks),
@@ -120,11 +248,15 @@ static int sl__reg_add(struct sl_producers *r, uint64_t id, struct sl_producer *
 			return -ENOMEM;
 		r->chunks[r->nchunks++] = p;
 	}
-	p = &r->chunks[r->count / SL__CHUNK][r->count % SL__CHUNK];
+	p = &r->chunks[r->used / SL__CHUNK][r->used % SL__CHUNK];
+	r->used++;
+fill:
 	memset(p, 0, sizeof(*p));
 	p->id = id;
 	atomic_init(&p->epoch, 0);
 	atomic_init(&p->next_seq, 0);
+	atomic_init(&p->sessions, 0);
+	atomic_init(&p->idle_since_ms, sl_wall_ms());
 	*sl__index_pos(r->index, r->icap, id) = p;
 	r->count++;
 	*out = p;
@@ -420,11 +552,8 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 		ret = -EACCES;
 		goto out;
 	}
+	sl__reg_expire(r, sl_wall_ms());
 	if (!p) {
-		if (r->count >= r->max) {
-			ret = -ENOSPC;
-			goto out;
-		}
 		if (!id)
 			id = r->next_id;
 		if (id >= SL_PRODUCERS_NAMED_BASE) {
@@ -442,6 +571,10 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 		}
 		if ((ret = sl__reg_add(r, id, &p)) < 0)
 			goto out;
+		/* An id brought back may be one the registry forgot while a
+		 * partition still holds it with its epoch: above all those. */
+		if (want_id)
+			atomic_store_explicit(&p->epoch, r->epoch_floor, memory_order_relaxed);
 	}
 	e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
 	if (e == UINT32_MAX) {
@@ -451,6 +584,7 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 	/* Release: a reactor that sees the new epoch (acquire) sees a fenced
 	 * old session from then on. */
 	atomic_store_explicit(&p->epoch, e + 1, memory_order_release);
+	atomic_fetch_add_explicit(&p->sessions, 1, memory_order_relaxed);
 	*out = p;
 	*epoch = e + 1;
 	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
@@ -498,9 +632,14 @@ int sl_producers_hello_named(struct sl_producers *r, const char *name, size_t le
 	/* Unknown: added, with no mark to write, since fresh ids never reach
 	 * the range. Under the lock, so two first hellos of one name make one
 	 * entry and two epochs. */
+	sl__reg_expire(r, sl_wall_ms());
 	p = sl__reg_find(r, id);
-	if (!p && (ret = sl__reg_add(r, id, &p)) < 0)
-		goto out;
+	if (!p) {
+		if ((ret = sl__reg_add(r, id, &p)) < 0)
+			goto out;
+		/* Forgotten before, perhaps: above every epoch it had. */
+		atomic_store_explicit(&p->epoch, r->epoch_floor, memory_order_relaxed);
+	}
 	e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
 	if (e == UINT32_MAX) {
 		ret = -EOVERFLOW;
@@ -509,6 +648,7 @@ int sl_producers_hello_named(struct sl_producers *r, const char *name, size_t le
 	/* Release, as in sl_producers_hello: the older sessions are fenced
 	 * from the first reactor that sees it on. */
 	atomic_store_explicit(&p->epoch, e + 1, memory_order_release);
+	atomic_fetch_add_explicit(&p->sessions, 1, memory_order_relaxed);
 	*out = p;
 	*epoch = e + 1;
 	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
@@ -544,6 +684,7 @@ int sl_producers_resume(struct sl_producers *r, uint64_t id, const uint8_t *proo
 	 * the resumed epoch, and no session is fenced by this one. */
 	if (epoch > atomic_load_explicit(&p->epoch, memory_order_relaxed))
 		atomic_store_explicit(&p->epoch, epoch, memory_order_release);
+	atomic_fetch_add_explicit(&p->sessions, 1, memory_order_relaxed);
 	*out = p;
 	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
 out:
@@ -557,6 +698,39 @@ void sl_producers_set_key(struct sl_producers *r, const uint8_t *key, size_t len
 	memset(r->key, 0, sizeof(r->key));
 	memcpy(r->key, key, len < sizeof(r->key) ? len : sizeof(r->key));
 	pthread_mutex_unlock(&r->lock);
+}
+
+void sl_producers_release(struct sl_producer *p)
+{
+	/* The idle time first, then the count (release): the sweep that sees
+	 * no session (acquire) sees when it ended. */
+	atomic_store_explicit(&p->idle_since_ms, sl_wall_ms(), memory_order_relaxed);
+	atomic_fetch_sub_explicit(&p->sessions, 1, memory_order_release);
+}
+
+void sl_producers_set_expiry(struct sl_producers *r, uint64_t idle_ms)
+{
+	pthread_mutex_lock(&r->lock);
+	r->expiry_ms = idle_ms;
+	r->swept_ms = 0; /* a new expiry applies from the next hello */
+	pthread_mutex_unlock(&r->lock);
+}
+
+void sl_producers_set_limit(struct sl_producers *r, uint32_t max)
+{
+	pthread_mutex_lock(&r->lock);
+	r->max = max ? max : SL_PRODUCERS_MAX_DEFAULT;
+	pthread_mutex_unlock(&r->lock);
+}
+
+uint64_t sl_producers_forgotten(struct sl_producers *r)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->forgotten;
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }
 
 uint32_t sl_producers_count(struct sl_producers *r)
@@ -589,8 +763,8 @@ void sl_producers_set_base(struct sl_producers *r, uint64_t base)
 		r->id_end = base;
 	r->next_id = r->id_end;
 	for (size_t c = 0; c < r->nchunks; c++)
-		for (uint32_t i = 0; i < SL__CHUNK && c * SL__CHUNK + i < r->count; i++) {
-			uint64_t id = r->chunks[c][i].id;
+		for (uint32_t i = 0; i < SL__CHUNK && c * SL__CHUNK + i < r->used; i++) {
+			uint64_t id = r->chunks[c][i].id; /* 0: a free slot */
 			if (id >= r->next_id && id < r->base_end && id >= base)
 				r->next_id = id + 1;
 		}

@@ -66,6 +66,9 @@ void sl__conn_hold(struct sl_reactor *r, struct sl_conn *c)
 static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 {
 	sl__conn_unlink_held(r, c);
+	/* The registry may forget an id once no session holds it. */
+	if (c->prod)
+		sl_producers_release(c->prod);
 	/* The window's bytes the client holds come back now (credit.h). */
 	sl_credit_close(r->credits, &c->cr);
 	r->conns[c->slot] = NULL;

@@ -201,6 +201,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 		goto fail;
 	for (uint32_t i = opts->n_topics; i < n_specs; i++)
 		srv->topics.v[i].runtime = true;
+	sl__producers_expiry(srv);
 	/* Before the reactors: each takes the appliers of its partitions. */
 	err[0] = 0;
 	ret = sl__projs_create(srv, err, errlen);

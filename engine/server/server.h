@@ -336,6 +336,10 @@ int sl_server_runtime_topics_check(const char *data_dir, const struct sl_config_
 int sl__rt_load(struct sl_server *srv, struct sl_topic_spec **specs, uint32_t *n, char *err,
                 size_t errlen);
 void sl__rt_free(struct sl_server *srv);
+/* The registry's idle expiry: the longest producer_expiry of the topics
+ * (an id is forgotten server-wide only once every topic would). After the
+ * topics are made, and again when one is added at runtime. */
+void sl__producers_expiry(struct sl_server *srv);
 
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out);
 

@@ -75,6 +75,24 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	return 0;
 }
 
+void sl__producers_expiry(struct sl_server *srv)
+{
+	uint32_t n = atomic_load(&srv->topics.n);
+	uint64_t most = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t e = srv->topics.v[i].spec.producer_expiry_ns;
+		/* A topic that never forgets keeps every id. */
+		if (!e) {
+			most = 0;
+			break;
+		}
+		if (e > most)
+			most = e;
+	}
+	sl_producers_set_expiry(srv->producers, most / 1000000);
+}
+
 /* ---- the registry file ------------------------------------------------------ */
 
 static int sl__rt_write(struct sl_server *srv)
@@ -618,6 +636,8 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 	}
 	uint32_t index;
 	ret = sl_topics_add(&srv->topics, &spec, &index, err, sizeof(err));
+	if (ret == 0)
+		sl__producers_expiry(srv);
 	if (ret < 0) {
 		status = sl__error(body, blen, ret == -ENOSPC ? 409 : 500,
 		                   ret == -ENOSPC ? "too_many" : "internal", "%s", err);

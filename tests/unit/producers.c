@@ -213,6 +213,70 @@ Test(producers, limit)
 	dir_remove(&d);
 }
 
+/* Issue 20: ids that come and go do not fill the registry. */
+Test(producers, idle_ids_are_forgotten_at_the_bound_live_ones_never)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *p[17];
+	uint64_t next_seq, ids[17];
+	uint32_t ep;
+
+	dir_make(&d);
+	r = open_ok(&d);
+	sl_producers_set_limit(r, 16);
+	for (int i = 0; i < 16; i++) {
+		cr_assert_eq(hello(r, 0, &p[i], &ep, &next_seq), 0);
+		ids[i] = p[i]->id;
+	}
+	/* Every entry has a live session: nothing can go. */
+	cr_assert_eq(hello(r, 0, &p[16], &ep, &next_seq), -ENOSPC);
+	/* Sessions end, 0 the longest ago; 5 says hello again (epoch 2). */
+	for (int i = 0; i < 16; i++) {
+		sl_producers_release(p[i]);
+		atomic_store(&p[i]->idle_since_ms, 1000 + (uint64_t)i);
+	}
+	cr_assert_eq(hello(r, ids[5], &p[5], &ep, &next_seq), 0);
+	cr_assert_eq(ep, 2);
+	/* A new one: the least recently idle eighth (0 and 1) goes. */
+	cr_assert_eq(hello(r, 0, &p[16], &ep, &next_seq), 0);
+	cr_assert_eq(sl_producers_forgotten(r), 2);
+	cr_assert_eq(sl_producers_count(r), 15);
+	/* 5 holds a session and is not among them; 0 comes back with its
+	 * proof as an unknown id, above every forgotten epoch. */
+	cr_assert_eq(hello(r, ids[5], &p[5], &ep, &next_seq), 0);
+	cr_assert_eq(ep, 3);
+	cr_assert_eq(hello(r, ids[0], &p[0], &ep, &next_seq), 0);
+	cr_assert_eq(ep, 2, "a forgotten id's epoch restarts above the floor (1)");
+	sl_producers_close(r);
+	dir_remove(&d);
+}
+
+Test(producers, ids_idle_past_the_expiry_are_forgotten)
+{
+	struct dir d;
+	struct sl_producers *r;
+	struct sl_producer *a, *b, *c;
+	uint64_t next_seq, now = sl_wall_ms();
+	uint32_t ep;
+
+	dir_make(&d);
+	r = open_ok(&d);
+	cr_assert_eq(hello(r, 0, &a, &ep, &next_seq), 0);
+	cr_assert_eq(hello(r, 0, &b, &ep, &next_seq), 0);
+	sl_producers_release(a);
+	sl_producers_release(b);
+	/* a idle for two minutes, b for thirty seconds. */
+	atomic_store(&a->idle_since_ms, now - 120000);
+	atomic_store(&b->idle_since_ms, now - 30000);
+	sl_producers_set_expiry(r, 60000);
+	cr_assert_eq(hello(r, 0, &c, &ep, &next_seq), 0);
+	cr_assert_eq(sl_producers_forgotten(r), 1);
+	cr_assert_eq(sl_producers_count(r), 2);
+	sl_producers_close(r);
+	dir_remove(&d);
+}
+
 Test(producers, bad_file_refused)
 {
 	struct dir d;
