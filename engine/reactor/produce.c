@@ -116,7 +116,7 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		    .core = (uint16_t)r->id,
 		};
 		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index, ev->raw,
-		                       (uint32_t)ev->raw_len, &ref);
+		                       (uint32_t)ev->raw_len, ev->id, &ref);
 	} else {
 		struct sl_xev x = {
 		    .base_seq = pr->base_sequence,
@@ -128,6 +128,7 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		    .topic = (uint16_t)t->index,
 		    .partition = p,
 		    .len = (uint32_t)ev->raw_len,
+		    .id_at = sl_xev_id_at(ev->raw, ev->id),
 		};
 		ret = sl__xsend_event(r, part->owner, &x, ev->raw);
 	}

@@ -34,7 +34,7 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	struct sl_partition *part = &t->parts[q];
 	if (part->owner == r->id) {
 		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
-		return sl__part_produce(r, part, pid, 1, seq, ev, len, &ref);
+		return sl__part_produce(r, part, pid, 1, seq, ev, len, v.id, &ref);
 	}
 	struct sl_xev x = {
 	    .base_seq = seq,
@@ -44,6 +44,7 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	    .topic = (uint16_t)topic,
 	    .partition = q,
 	    .len = len,
+	    .id_at = sl_xev_id_at(ev, v.id),
 	};
 	return sl__xsend_event(r, part->owner, &x, ev);
 }
@@ -407,6 +408,8 @@ static int sl__setup_uring(struct sl_reactor *r)
 static void sl__on_tick(struct sl_reactor *r)
 {
 	uint64_t now = sl_now_ns();
+	/* Event-id windows expire against the clock batches carry. */
+	int64_t wall_ms = (int64_t)(sl_wall_ns() / 1000000);
 	r->ticks++;
 	sl__proj_tick(r);
 	if (r->n_pipe_parts)
@@ -422,6 +425,13 @@ static void sl__on_tick(struct sl_reactor *r)
 			if (r->ticks % SL_DEDUP_TRIM_EVERY == 0)
 				sl_dedup_trim(p->dd, SL_DEDUP_IDLE_TICKS);
 			atomic_store_explicit(&p->dedup_bytes_pub, sl_dedup_memory(p->dd),
+			                      memory_order_relaxed);
+		}
+		if (p->idw) {
+			sl_idwin_expire(p->idw, wall_ms);
+			atomic_store_explicit(&p->idw_count_pub, sl_idwin_count(p->idw),
+			                      memory_order_relaxed);
+			atomic_store_explicit(&p->idw_bytes_pub, sl_idwin_memory(p->idw),
 			                      memory_order_relaxed);
 		}
 		sl__part_log_pub(p);
