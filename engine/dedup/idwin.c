@@ -334,8 +334,10 @@ uint32_t sl_idwin_truncate_from(struct sl_idwin *w, uint64_t cut)
 		w->tail--;
 		n++;
 	}
-	/* Marks that now start at or past tail go with their entries. */
-	while (w->mtail != w->mhead &&
+	/* Marks that now start at or past tail go with their entries. The
+	 * first one stays while there are entries: it covers head, and may
+	 * start before it (its pos - head would wrap). */
+	while (w->mtail - w->mhead > 1 &&
 	       w->marks[(w->mtail - 1) & (w->mcap - 1)].pos - w->head >= w->tail - w->head)
 		w->mtail--;
 	if (w->head == w->tail)

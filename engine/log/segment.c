@@ -493,8 +493,8 @@ int sl_log_segment_first(const struct sl_log *log, uint32_t i, uint64_t *base, i
 	const struct sl_seg *s = &log->segs[i];
 
 	*base = s->base;
-	if (s->size < SL_LOG_BATCH_HDR_V1)
-		return -ENODATA;
+	/* Not s->size: sealed segments found at open have none recorded.
+	 * A pre-allocated, unwritten start reads as zeros: no magic. */
 	ssize_t n = pread(s->fd, h, sizeof(h), 0);
 	if (n < 0)
 		return -errno;

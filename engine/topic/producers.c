@@ -207,6 +207,7 @@ struct sl__replay {
 static void sl__replay_id(struct sl__replay *rp, const struct sl_log_record *rec)
 {
 	struct sl_event_view ev;
+	rp->p->idw_replayed++;
 	if (rec->append_time_ms > rp->newest_ms)
 		rp->newest_ms = rec->append_time_ms;
 	/* Events were scanned when they came in: one that does not scan now
@@ -343,6 +344,7 @@ int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, 
 		p->idw = NULL;
 		if ((ret = sl_idwin_create(spec->dedup_window_ms, cap, &p->idw)) < 0)
 			goto out;
+		p->idw_replayed = 0;
 		rp.id_skip = sl_log_start(p->log);
 		rp.id_from = sl__idwin_start(p, rp.id_skip, end);
 		/* One pass for both: sequences from the checkpoint, ids from
