@@ -47,14 +47,14 @@ struct sl__mark {
 
 struct sl_idwin {
 	int64_t window_ms;
-	uint32_t cap;     /* the most entries held */
-	uint32_t cap_p2;  /* the FIFO's capacity at most: cap rounded up */
-	uint32_t fcap;    /* FIFO capacity now: a power of two <= cap_p2 */
-	uint32_t head;    /* position of the oldest entry */
-	uint32_t tail;    /* position of the next entry */
+	uint32_t cap;    /* the most entries held */
+	uint32_t cap_p2; /* the FIFO's capacity at most: cap rounded up */
+	uint32_t fcap;   /* FIFO capacity now: a power of two <= cap_p2 */
+	uint32_t head;   /* position of the oldest entry */
+	uint32_t tail;   /* position of the next entry */
 	struct sl__ent *fifo;
-	uint32_t *idx;    /* 2 * fcap slots */
-	uint32_t ibits;   /* bits of a slot holding the FIFO index + 1 */
+	uint32_t *idx;  /* 2 * fcap slots */
+	uint32_t ibits; /* bits of a slot holding the FIFO index + 1 */
 	struct sl__mark *marks;
 	uint32_t mcap, mhead, mtail; /* power-of-two ring, free-running */
 	int64_t horizon_ms;
@@ -194,7 +194,8 @@ int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
 		return -ENOMEM;
 	}
 	if (getrandom(&w->seed, sizeof(w->seed), GRND_NONBLOCK) != (ssize_t)sizeof(w->seed))
-		w->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)w; /* early boot: still varies */
+		w->seed =
+		    (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)w; /* early boot: still varies */
 	w->last_time_ms = INT64_MIN;
 	*out = w;
 	return 0;

@@ -342,9 +342,10 @@ static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
 	                  "Events answered as duplicates because their id was in the partition's "
 	                  "window (dedup_window), not stored again.",
 	                  sl__m_id_dups);
-	sl__per_partition(srv, f, "sluice_partition_id_window_entries", "gauge",
-	                  "Event ids in the partition's window (dedup_window, dedup_window_events).",
-	                  sl__m_idw_count);
+	sl__per_partition(
+	    srv, f, "sluice_partition_id_window_entries", "gauge",
+	    "Event ids in the partition's window (dedup_window, dedup_window_events).",
+	    sl__m_idw_count);
 	sl__per_partition(srv, f, "sluice_partition_id_window_bytes", "gauge",
 	                  "Memory of the partition's event-id window.", sl__m_idw_bytes);
 	sl__per_partition(srv, f, "sluice_overload_dropped_total", "counter",

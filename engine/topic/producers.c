@@ -278,8 +278,8 @@ static uint64_t sl__idwin_start(const struct sl_partition *p, uint64_t start, ui
 	return at;
 }
 
-int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, bool ids,
-                            char *err, size_t errlen)
+int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, bool ids, char *err,
+                            size_t errlen)
 {
 	struct sl_dedup_opts o = {.window = SL_PRODUCER_WINDOW};
 	uint64_t *bases = NULL, from, end;
@@ -334,12 +334,12 @@ int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, 
 	ret = sl_log_view_open(p->dir, &v);
 	if (ret < 0)
 		goto out;
-	struct sl__replay rp = {.p = p, .dd_from = from, .id_from = UINT64_MAX,
-	                       .newest_ms = INT64_MIN};
+	struct sl__replay rp = {
+	    .p = p, .dd_from = from, .id_from = UINT64_MAX, .newest_ms = INT64_MIN};
 	const struct sl_topic_spec *spec = &p->topic->spec;
 	if (ids && spec->dedup_window_ms > 0) {
-		uint32_t cap = spec->dedup_window_events ? spec->dedup_window_events
-		                                         : SL_IDWIN_CAP_DEFAULT;
+		uint32_t cap =
+		    spec->dedup_window_events ? spec->dedup_window_events : SL_IDWIN_CAP_DEFAULT;
 		sl_idwin_destroy(p->idw);
 		p->idw = NULL;
 		if ((ret = sl_idwin_create(spec->dedup_window_ms, cap, &p->idw)) < 0)

@@ -389,8 +389,7 @@ static bool sl__partition_id_seen(struct sl_partition *p, const uint8_t *id, uin
 }
 
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-                         const uint8_t *ev, uint32_t len, const uint8_t *id,
-                         struct sl_ack_ref *ref)
+                         const uint8_t *ev, uint32_t len, const uint8_t *id, struct sl_ack_ref *ref)
 {
 	uint64_t off;
 	if (SL_UNLIKELY(!p->log))

@@ -221,7 +221,7 @@ struct sl_partition {
 	 * log's last window, cut with the log. Owner thread.
 	 */
 	struct sl_idwin *idw;
-	uint64_t idw_replayed; /* records read for it at open */
+	uint64_t idw_replayed;          /* records read for it at open */
 	_Atomic uint64_t id_dups_pub;   /* events answered as duplicates by id */
 	_Atomic uint64_t idw_count_pub; /* ids in the window (tick) */
 	_Atomic uint64_t idw_bytes_pub; /* its memory (tick) */

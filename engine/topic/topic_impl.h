@@ -12,7 +12,7 @@ void sl__part_checkpoint(void *arg, uint64_t next_base);
  * it, and seeds `prods` with what it holds (main thread, at open); with
  * `ids` also p->idw (when the topic's dedup_window is on) from the log's
  * last window, in the same pass over the records. */
-int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, bool ids,
-                            char *err, size_t errlen);
+int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, bool ids, char *err,
+                            size_t errlen);
 
 #endif

@@ -306,8 +306,9 @@ static void randomized(uint64_t seed, uint32_t cap, uint32_t ids, int steps)
 				}
 				/* The guarantee: added after the horizon, still here. */
 				if (was[n] && added[n] > sl_idwin_horizon_ms(w))
-					cr_assert_eq(got, 1, "step %d: id %lu added at %ld > horizon %ld "
-					                     "is gone",
+					cr_assert_eq(got, 1,
+					             "step %d: id %lu added at %ld > horizon %ld "
+					             "is gone",
 					             s, (unsigned long)n, (long)added[n],
 					             (long)sl_idwin_horizon_ms(w));
 			}
@@ -643,8 +644,9 @@ Test(idwin_partition, reopen_answers_like_the_live_window_time_bound)
 	for (uint64_t i = 0; i < 800; i++)
 		cr_assert_eq(answer(p, i), live[i], "id %lu", (unsigned long)i);
 	cr_assert_geq(sl_idwin_horizon_ms(p->idw), t1, "the first group counts as dropped");
-	cr_assert_lt(p->idw_replayed, 700, "read %lu records: the first group's segments "
-	                                   "were skipped",
+	cr_assert_lt(p->idw_replayed, 700,
+	             "read %lu records: the first group's segments "
+	             "were skipped",
 	             (unsigned long)p->idw_replayed);
 	sl_topics_destroy(&t);
 }
