@@ -108,15 +108,6 @@ void sl_eventfd_signal(int fd);
 #endif
 
 /* Monotonic nanoseconds; never goes backwards, not wall time. */
-/* Wall-clock milliseconds since the Unix epoch (CLOCK_REALTIME): for what
- * is compared with times stored in the log. */
-static inline uint64_t sl_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static inline uint64_t sl_now_ns(void)
 {
 	struct timespec ts;
@@ -130,6 +121,13 @@ static inline uint64_t sl_wall_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The same in milliseconds: the unit of the times stored in the log
+ * (batch times), which the dedup tables compare against. */
+static inline uint64_t sl_wall_ms(void)
+{
+	return sl_wall_ns() / 1000000;
 }
 
 static inline int sl_is_pow2(uint64_t v)

@@ -77,6 +77,8 @@ static void sl__produce_usage(FILE *out)
 	    "  --topic T       topic to produce to (default: events)\n"
 	    "  --print-acks    print one JSON line per acked event on stdout:\n"
 	    "                  {\"id\":...,\"partition\":P,\"offset\":O,\"token\":\"P:O\"}\n"
+	    "                  (and \"duplicate\":true when the server had stored it before,\n"
+	    "                  whoever sent it: the offset is the original's)\n"
 	    "                  (the token is opaque: pass it to `sluice query --min-offset`)\n"
 	    "  --timeout S     retry for at most S seconds (default 30): after the input ends,\n"
 	    "                  and whenever the in-flight window stays full, until every\n"
@@ -113,10 +115,12 @@ static void sl__produce_on_ack(void *arg, const struct sl_client_ack *a)
 		if (p->print_acks && !p->stdout_failed) {
 			char id[SL_UUID_STR_LEN + 1];
 			sl_uuid_format(s->id, id);
+			/* "duplicate" only when true: the line is as before otherwise. */
 			if (printf("{\"id\":\"%s\",\"partition\":%u,\"offset\":%llu,\"token\":\"%u:"
-			           "%llu\"}\n",
+			           "%llu\"%s}\n",
 			           id, a->partition, (unsigned long long)a->offset, a->partition,
-			           (unsigned long long)a->offset) < 0)
+			           (unsigned long long)a->offset,
+			           a->duplicate ? ",\"duplicate\":true" : "") < 0)
 				p->stdout_failed = true;
 			p->unflushed = true;
 		}

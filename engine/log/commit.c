@@ -58,13 +58,11 @@ static void sl__batch_close(struct sl_log *log)
 	uint8_t *h = b->p + log->batch_at;
 	uint32_t len = b->len - log->batch_at - SL_LOG_BATCH_HDR;
 
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	struct sl_bhdr bh = {
 	    .base_offset = log->batch_base_off,
 	    .count = log->batch_count,
 	    .len = len,
-	    .time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+	    .time_ms = log->batch_time_ms,
 	    .producer_id = log->batch_pid,
 	    .epoch = log->batch_epoch,
 	    .unit_start = 0, /* set when the write is issued (sl_batch_seal) */
@@ -121,6 +119,13 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 		log->batch_base_off = log->next_offset;
 		log->batch_count = 0;
 		log->group_own = true;
+		/* Taken when the batch opens, not when it closes: the
+		 * partition's event-id window records it with each event
+		 * appended (sl_log_append_time_ms), and recovery reads the
+		 * same value back from the header. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		log->batch_time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 		b->len += SL_LOG_BATCH_HDR;
 	}
 	uint8_t *r = sl_varint_put(b->p + b->len, len);
@@ -131,6 +136,11 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 	log->batch_count++;
 	*offset = log->next_offset++;
 	return 0;
+}
+
+int64_t sl_log_append_time_ms(const struct sl_log *log)
+{
+	return log->batch_time_ms;
 }
 
 int sl__seal_group(struct sl_log *log, uint32_t at, uint64_t pos)

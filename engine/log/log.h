@@ -446,6 +446,20 @@ void sl_log_set_leader_epoch(struct sl_log *log, uint32_t epoch);
  */
 int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint64_t seq,
                   const uint8_t *event, uint32_t len, uint64_t *offset);
+/* The append time (ms, CLOCK_REALTIME) of the batch the last sl_log_append
+ * went into: what its header's SL_BATCH_TIME_MS holds once written. One
+ * clock read per batch, taken when it opens. Log thread. */
+int64_t sl_log_append_time_ms(const struct sl_log *log);
+
+/*
+ * Segment i of the log (0 = the oldest held, up to sl_log_segments - 1):
+ * its base offset and the append time of its first batch (one pread of a
+ * header; -ENODATA for a segment with no batch yet, -errno). For the
+ * event-id window's rebuild at open: segments' times bound where the
+ * window starts without reading them. Log thread.
+ */
+uint32_t sl_log_segments(const struct sl_log *log);
+int sl_log_segment_first(const struct sl_log *log, uint32_t i, uint64_t *base, int64_t *time_ms);
 
 /*
  * Raw appends: a replica's copy of its leader's log. [p, p + n) holds whole

@@ -113,6 +113,10 @@ struct sl_log {
 	bool batch_open;
 	uint32_t batch_at;
 	uint64_t batch_pid, batch_base_seq, batch_base_off;
+	/* The open batch's append time (SL_BATCH_TIME_MS), read when it
+	 * opens: the partition records it with each event's id
+	 * (sl_log_append_time_ms) before the batch is closed. */
+	int64_t batch_time_ms;
 	uint32_t batch_epoch, batch_count;
 	uint32_t leader_epoch; /* what the batches built from now on carry */
 

@@ -481,3 +481,30 @@ out:
 	*out = v;
 	return ret;
 }
+
+uint32_t sl_log_segments(const struct sl_log *log)
+{
+	return log->n_segs;
+}
+
+int sl_log_segment_first(const struct sl_log *log, uint32_t i, uint64_t *base, int64_t *time_ms)
+{
+	uint8_t h[SL_LOG_BATCH_HDR];
+	const struct sl_seg *s = &log->segs[i];
+
+	*base = s->base;
+	/* Not s->size: sealed segments found at open have none recorded.
+	 * A pre-allocated, unwritten start reads as zeros: no magic. */
+	ssize_t n = pread(s->fd, h, sizeof(h), 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < SL_LOG_BATCH_HDR_V1)
+		return -ENODATA;
+	uint32_t hdr = sl_batch_hdr_size(sl_get_le32(h + SL_BATCH_MAGIC));
+	if (!hdr || (size_t)n < hdr)
+		return -ENODATA;
+	struct sl_bhdr b;
+	sl_batch_hdr_decode(h, &b);
+	*time_ms = b.time_ms;
+	return 0;
+}

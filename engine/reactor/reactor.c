@@ -34,7 +34,7 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	struct sl_partition *part = &t->parts[q];
 	if (part->owner == r->id) {
 		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
-		return sl__part_produce(r, part, pid, 1, seq, 0, ev, len, &ref);
+		return sl__part_produce(r, part, pid, 1, seq, 0, ev, len, v.id, &ref);
 	}
 	struct sl_xev x = {
 	    .base_seq = seq,
@@ -44,6 +44,7 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	    .topic = (uint16_t)topic,
 	    .partition = q,
 	    .len = len,
+	    .id_at = sl_xev_id_at(ev, v.id),
 	};
 	return sl__xsend_event(r, part->owner, &x, ev);
 }
@@ -441,6 +442,13 @@ static void sl__on_tick(struct sl_reactor *r)
 			if (r->ticks % SL_DEDUP_EXPIRE_EVERY == 0)
 				sl_dedup_expire(p->dd, p->topic->spec.producer_expiry_ns / 1000000);
 			sl__part_dedup_pub(p);
+		}
+		if (p->idw) {
+			sl_idwin_expire(p->idw, wall_ms);
+			atomic_store_explicit(&p->idw_count_pub, sl_idwin_count(p->idw),
+			                      memory_order_relaxed);
+			atomic_store_explicit(&p->idw_bytes_pub, sl_idwin_memory(p->idw),
+			                      memory_order_relaxed);
 		}
 		sl__part_log_pub(p);
 		/* A full device: the log tries its write again when due. */

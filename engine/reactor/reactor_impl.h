@@ -289,7 +289,8 @@ static inline void sl__ref_answer(struct sl_reactor *r, const struct sl_partitio
  * event is answered at once. 0 or sl_partition_produce's errors. */
 static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
                                    uint32_t epoch, uint64_t seq, uint32_t resend_s,
-                                   const uint8_t *ev, uint32_t len, struct sl_ack_ref *ref)
+                                   const uint8_t *ev, uint32_t len, const uint8_t *id,
+                                   struct sl_ack_ref *ref)
 {
 	/* The owner's word on leadership counts, not the connection's view
 	 * of it a moment ago: a move away from here waits until the owner
@@ -299,7 +300,7 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 		if (r2 < 0)
 			return r2;
 	}
-	int ret = sl_partition_produce(p, pid, epoch, seq, resend_s, ev, len, ref);
+	int ret = sl_partition_produce(p, pid, epoch, seq, resend_s, ev, len, id, ref);
 	if (ret < 0)
 		return ret;
 	if (ret == 1) {

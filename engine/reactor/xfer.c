@@ -143,6 +143,16 @@ void sl__xflush(struct sl_reactor *r)
 	}
 }
 
+/* The id of event `ev` (its bytes in the block) of descriptor e, or NULL. */
+static const uint8_t *sl_xev_id(const struct sl_xev *e, const uint8_t *ev)
+{
+	if (SL_LIKELY(e->id_at))
+		return ev + e->id_at - 1;
+	struct sl_event_view v;
+	/* Rare: an id further than 64 KiB into its event, or none. */
+	return sl_event_scan(ev, e->len, &v) == 0 ? v.id : NULL;
+}
+
 /* Consumes a block that arrived from reactor `from`. */
 static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *b)
 {
@@ -162,9 +172,10 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 			    .len = e->len + SL_CREDIT_EVENT_OVERHEAD,
 			    .core = (uint16_t)from,
 			};
-			int ret =
-			    sl__part_produce(r, p, e->producer_id, e->epoch, e->base_seq + e->index,
-			                     e->resend_s, b->data + e->off, e->len, &ref);
+			const uint8_t *ev = b->data + e->off, *id = sl_xev_id(e, ev);
+			int ret = sl__part_produce(r, p, e->producer_id, e->epoch,
+			                           e->base_seq + e->index, e->resend_s, ev, e->len, id,
+			                           &ref);
 			if (ret < 0) {
 				struct sl_xack a = {
 				    .base_seq = e->base_seq,

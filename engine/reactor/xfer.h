@@ -12,6 +12,7 @@
 #ifndef SL_REACTOR_XFER_H
 #define SL_REACTOR_XFER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum sl_xkind {
@@ -29,9 +30,20 @@ struct sl_xev {
 	uint32_t index;
 	uint16_t topic;
 	uint16_t resend_s; /* a resend first sent this many s ago (rounded up, saturated); 0: not */
+	/* Where the event's id starts in its bytes, + 1; 0: no id, or past
+	 * what 16 bits say (the owner then scans for it). The sender's scan
+	 * found it: the owner need not look again (sl_partition_produce). */
+	uint16_t id_at;
+	uint16_t pad;
 	uint32_t partition;
 	uint32_t off, len;
 };
+
+static inline uint16_t sl_xev_id_at(const uint8_t *ev, const uint8_t *id)
+{
+	size_t at = id ? (size_t)(id - ev) + 1 : 0;
+	return at <= UINT16_MAX ? (uint16_t)at : 0;
+}
 
 /*
  * sl_xev.conn / sl_xack.conn / sl_ack_ref.conn with this bit: not a

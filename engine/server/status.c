@@ -184,6 +184,18 @@ static double sl__m_dd_untracked_stored(const struct sl_partition *p)
 {
 	return SL__LOAD(p->dedup_untracked_stored_pub);
 }
+static double sl__m_id_dups(const struct sl_partition *p)
+{
+	return SL__LOAD(p->id_dups_pub);
+}
+static double sl__m_idw_count(const struct sl_partition *p)
+{
+	return SL__LOAD(p->idw_count_pub);
+}
+static double sl__m_idw_bytes(const struct sl_partition *p)
+{
+	return SL__LOAD(p->idw_bytes_pub);
+}
 static double sl__m_pressured_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->pressured_ns) / 1e9;
@@ -363,6 +375,16 @@ static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
 	                  "Events stored without a sequence entry (a follower out of memory); "
 	                  "0 on a leader, which refuses instead.",
 	                  sl__m_dd_untracked_stored);
+	sl__per_partition(srv, f, "sluice_id_duplicates_total", "counter",
+	                  "Events answered as duplicates because their id was in the partition's "
+	                  "window (dedup_window), not stored again.",
+	                  sl__m_id_dups);
+	sl__per_partition(
+	    srv, f, "sluice_partition_id_window_entries", "gauge",
+	    "Event ids in the partition's window (dedup_window, dedup_window_events).",
+	    sl__m_idw_count);
+	sl__per_partition(srv, f, "sluice_partition_id_window_bytes", "gauge",
+	                  "Memory of the partition's event-id window.", sl__m_idw_bytes);
 	sl__per_partition(srv, f, "sluice_overload_dropped_total", "counter",
 	                  "Events shed by the drop policy.", sl__m_dropped);
 	sl__per_partition(srv, f, "sluice_overload_sampled_out_total", "counter",

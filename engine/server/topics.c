@@ -64,8 +64,9 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	out->replica_lag_max_ns = c->replica_lag_max_ns;
 	out->unclean_election = c->unclean_election;
 	out->producer_expiry_ns = c->producer_expiry_ns;
-	out->dedup_window_ns = c->dedup_window_ns;
-	out->dedup_window_events = c->dedup_window_events;
+	/* Rounded up to a millisecond: a window set is never off. */
+	out->dedup_window_ms = (int64_t)((c->dedup_window_ns + 999999) / 1000000);
+	out->dedup_window_events = (uint32_t)c->dedup_window_events;
 	if (c->partitioner != SL_CONFIG_PART_HASH) {
 		snprintf(err, errlen,
 		         "topic '%s': partitioner '%s' is not available yet (only 'hash')", c->name,

@@ -30,6 +30,7 @@
 
 #include "base/base.h"
 #include "log/log.h"
+#include "proto/proto.h"
 #include "topic/topic_impl.h"
 
 #define SL__CKPT_SUFFIX ".dedup"
@@ -195,13 +196,40 @@ static void sl__seed_one(void *arg, uint64_t id, uint32_t epoch, uint64_t last)
 
 struct sl__replay {
 	struct sl_partition *p;
+	uint64_t dd_from; /* sequences: records from here */
+	uint64_t id_from; /* ids: records after here (UINT64_MAX: none) */
+	uint64_t id_skip; /* start of the log's ids: id_from is 'the rest' */
+	int64_t newest_ms;
 	int err;
 };
+
+/* The event-id window's part of a record (see sl__idwin_start). */
+static void sl__replay_id(struct sl__replay *rp, const struct sl_log_record *rec)
+{
+	struct sl_event_view ev;
+	rp->p->idw_replayed++;
+	if (rec->append_time_ms > rp->newest_ms)
+		rp->newest_ms = rec->append_time_ms;
+	/* Events were scanned when they came in: one that does not scan now
+	 * has no id to find (the log checked its batch's checksum). */
+	if (sl_event_scan(rec->event, rec->len, &ev) < 0 || !ev.id)
+		return;
+	if (rec->offset == rp->id_from && rec->offset > rp->id_skip)
+		/* It stands for every record before the window, none of
+		 * them read: the horizon covers them (idwin.h). */
+		sl_idwin_skipped(rp->p->idw, rec->append_time_ms);
+	else
+		(void)sl_idwin_add(rp->p->idw, ev.id, rec->offset, rec->append_time_ms);
+}
 
 static int sl__replay_one(void *arg, const struct sl_log_record *rec)
 {
 	struct sl__replay *rp = arg;
 
+	if (rec->offset >= rp->id_from)
+		sl__replay_id(rp, rec);
+	if (rec->offset < rp->dd_from)
+		return 0;
 	rp->p->dd_replayed++;
 	if (!rec->producer_id)
 		return 0; /* a producer without deduplication */
@@ -219,7 +247,41 @@ static int sl__replay_one(void *arg, const struct sl_log_record *rec)
 	return 0;
 }
 
-int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, char *err,
+/*
+ * Where the event-id window's rebuild starts: the record before the first
+ * one that may be in the window (it stands for all those before it), or
+ * the log's start. Cheap bounds, no reading: the cap (the window keeps at
+ * most the `cap` newest records; offsets are dense), and the segments'
+ * first batches (a segment whose first batch is out of the window of the
+ * newest time known, the last segment's first, has nothing newer before
+ * it: times do not decrease along the log). What the bounds leave of
+ * older records the replay's add (cap) and final expire (time) drop.
+ */
+static uint64_t sl__idwin_start(const struct sl_partition *p, uint64_t start, uint64_t end)
+{
+	uint64_t at = start, base;
+	uint32_t cap = sl_idwin_cap(p->idw), n = sl_log_segments(p->log);
+	int64_t win = sl_idwin_window_ms(p->idw), newest = 0, t;
+	bool known = false;
+
+	if (end - start > (uint64_t)cap + 1)
+		at = end - cap - 1;
+	for (uint32_t i = n; i-- > 0;)
+		if (sl_log_segment_first(p->log, i, &base, &t) == 0) {
+			newest = t;
+			known = true;
+			break;
+		}
+	for (uint32_t i = n; known && i-- > 0;)
+		if (sl_log_segment_first(p->log, i, &base, &t) == 0 && newest - t >= win) {
+			if (base > at)
+				at = base;
+			break;
+		}
+	return at;
+}
+
+int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, bool ids, char *err,
                             size_t errlen)
 {
 	struct sl_dedup_opts o = {.window = SL_PRODUCER_WINDOW};
@@ -275,7 +337,24 @@ int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, 
 	ret = sl_log_view_open(p->dir, &v);
 	if (ret < 0)
 		goto out;
-	struct sl__replay rp = {.p = p};
+	struct sl__replay rp = {
+	    .p = p, .dd_from = from, .id_from = UINT64_MAX, .newest_ms = INT64_MIN};
+	const struct sl_topic_spec *spec = &p->topic->spec;
+	if (ids && spec->dedup_window_ms > 0) {
+		uint32_t cap =
+		    spec->dedup_window_events ? spec->dedup_window_events : SL_IDWIN_CAP_DEFAULT;
+		sl_idwin_destroy(p->idw);
+		p->idw = NULL;
+		if ((ret = sl_idwin_create(spec->dedup_window_ms, cap, &p->idw)) < 0)
+			goto out;
+		p->idw_replayed = 0;
+		rp.id_skip = sl_log_start(p->log);
+		rp.id_from = sl__idwin_start(p, rp.id_skip, end);
+		/* One pass for both: sequences from the checkpoint, ids from
+		 * the window's start, whichever comes first. */
+		if (rp.id_from < from)
+			from = rp.id_from;
+	}
 	while (from < end) {
 		uint64_t next = from;
 		ret = sl_log_view_read(v, from, end, 65536, 8u << 20, sl__replay_one, &rp, &next);
@@ -290,6 +369,10 @@ int sl__part_open_producers(struct sl_partition *p, struct sl_producers *prods, 
 			break;
 		from = next;
 	}
+	/* The window of the newest batch: what the clock says at the first
+	 * tick may drop more. */
+	if (rp.id_from != UINT64_MAX && rp.newest_ms != INT64_MIN)
+		sl_idwin_expire(p->idw, rp.newest_ms);
 	sl_dedup_foreach(p->dd, sl__seed_one, prods);
 	/* From here on the owner's tick moves the table's clock. */
 	sl_dedup_set_time(p->dd, sl_wall_ms());

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/varint.h"
+#include "proto/proto.h"
 
 #include "topic/topic.h"
 #include "topic/topic_impl.h"
@@ -78,6 +79,23 @@ static int sl__leader_epochs_ok(const struct sl_prepl *rp, const uint8_t *bytes,
 	return 0;
 }
 
+/* A follower records the ids of its leader's batches as it appends them,
+ * with the leader's append time: when it leads, it answers the same. The
+ * records were checked by sl_log_append_raw. */
+static void sl__raw_ids(struct sl_partition *p, const uint8_t *batch, const struct sl_bhdr *b)
+{
+	const uint8_t *r = batch + b->hdr_len, *e = r + b->len;
+	for (uint32_t i = 0; i < b->count; i++) {
+		uint64_t size = 0, delta = 0;
+		struct sl_event_view ev;
+		r += sl_varint_get(r, e, &size);
+		r += sl_varint_get(r, e, &delta);
+		if (sl_event_scan(r, (size_t)size, &ev) == 0 && ev.id)
+			(void)sl_idwin_add(p->idw, ev.id, b->base_offset + i, b->time_ms);
+		r += size;
+	}
+}
+
 int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t len, uint64_t *end)
 {
 	int ret = sl__leader_epochs_ok(p->repl, bytes, len);
@@ -110,6 +128,8 @@ int sl_partition_append_raw(struct sl_partition *p, const uint8_t *bytes, size_t
 					p->dd_untracked_stored++;
 			}
 		}
+		if (p->idw)
+			sl__raw_ids(p, bytes + pos, &b);
 		pos += sl_batch_span_of(&b);
 	}
 	return ret;
@@ -162,7 +182,10 @@ int sl_partition_truncate(struct sl_partition *p, uint64_t offset, struct sl_pro
 	sl_dedup_destroy(p->dd);
 	p->dd = NULL;
 	char derr[256] = "";
-	int dret = sl__part_open_producers(p, prods, derr, sizeof(derr));
+	/* The ids are cut, not rebuilt: those below the cut are the same. */
+	if (p->idw)
+		sl_idwin_truncate_from(p->idw, offset);
+	int dret = sl__part_open_producers(p, prods, false, derr, sizeof(derr));
 	if (dret < 0) {
 		if (ret == 0)
 			snprintf(err, errlen, "producer sequences: %s", derr);

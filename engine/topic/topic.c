@@ -46,7 +46,7 @@ static int sl__open_log(struct sl_partition *part, const struct sl_topic_spec *s
 	}
 	int ret = sl_log_open(&o, &part->log, lerr, sizeof(lerr));
 	if (ret == 0) {
-		ret = sl__part_open_producers(part, prods, lerr, sizeof(lerr));
+		ret = sl__part_open_producers(part, prods, true, lerr, sizeof(lerr));
 		if (ret < 0) {
 			sl_log_close(part->log);
 			part->log = NULL;
@@ -131,6 +131,7 @@ static void sl__topic_free(struct sl_topic *tp)
 			free(tp->parts[p].waiting);
 			sl_log_close(tp->parts[p].log);
 			sl_dedup_destroy(tp->parts[p].dd);
+			sl_idwin_destroy(tp->parts[p].idw);
 			free(tp->parts[p].error);
 			free(tp->parts[p].dir);
 			free(tp->parts[p].full_msg);
@@ -366,23 +367,70 @@ static uint64_t sl__resend_since(const struct sl_partition *p, uint32_t resend_s
 	return now > back ? now - back : 1;
 }
 
+/* Answers `ref` as a duplicate of the event stored at `off`: 1 when that
+ * is ackable now (the caller answers), else it waits in the FIFO (0). */
+static int sl__partition_dup(struct sl_partition *p, uint64_t off, struct sl_ack_ref *ref)
+{
+	ref->offset = off;
+	ref->flags = SL_ACK_DUP;
+	/* Nothing is acked before it is durable, duplicates included: one
+	 * whose original is still in flight waits in the FIFO. It may sit
+	 * behind higher offsets there, which only makes its ack later, never
+	 * early. */
+	if (off < sl_partition_ackable(p))
+		return 1;
+	return sl__partition_wait(p, ref);
+}
+
+/* Whether `id` is in the partition's window now, with *off. The edge is
+ * exact (topic.h): an entry the tick has not expired yet but that is past
+ * it is expired here and not answered. The clock is read on a hit only. */
+static bool sl__partition_id_seen(struct sl_partition *p, const uint8_t *id, uint64_t *off)
+{
+	int64_t t;
+	if (SL_LIKELY(!sl_idwin_find(p->idw, id, off, &t)))
+		return false;
+	int64_t now = (int64_t)sl_wall_ms(); /* as batch times are */
+	if (now - t < sl_idwin_window_ms(p->idw))
+		return true;
+	sl_idwin_expire(p->idw, now);
+	return false;
+}
+
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-                         uint32_t resend_s, const uint8_t *ev, uint32_t len,
+                         uint32_t resend_s, const uint8_t *ev, uint32_t len, const uint8_t *id,
                          struct sl_ack_ref *ref)
 {
+	uint64_t off;
 	if (SL_UNLIKELY(!p->log))
 		return -SL_ELOG_FAILED;
+	/* A pipeline stage's outputs may share their input's id rightly
+	 * (a filter passes events on as they are): recorded, never checked. */
+	bool by_id = p->idw && id && pid &&
+	             !(pid >= SL_PRODUCERS_PIPE_ID_BASE && pid < SL_PRODUCERS_PIPE_ID_END);
 	if (pid) {
-		uint64_t off;
 		int v = sl_dedup_check(p->dd, pid, epoch, seq, &off);
 		/* A resend of a producer this table does not know: it may have
-		 * been stored and forgotten (dedup.h). */
-		if (SL_UNLIKELY(resend_s) && (v == SL_DEDUP_NEW || v == -SL_ESEQ_GAP) &&
-		    sl_dedup_resend_check(p->dd, pid, sl__resend_since(p, resend_s)) < 0) {
-			p->dd_expired_refused++;
-			return -SL_EPRODUCER_EXPIRED;
+		 * been stored and forgotten (dedup.h). The id window may know:
+		 * the id is there (a duplicate), or the window holds every id
+		 * stored since the resend was first sent and this one is not
+		 * among them (never stored: new). Else it cannot be told. */
+		if (SL_UNLIKELY(resend_s) && (v == SL_DEDUP_NEW || v == -SL_ESEQ_GAP)) {
+			uint64_t since = sl__resend_since(p, resend_s);
+			if (sl_dedup_resend_check(p->dd, pid, since) < 0) {
+				if (by_id && sl__partition_id_seen(p, id, &off))
+					goto dup_by_id;
+				if (!by_id || since <= (uint64_t)sl_idwin_horizon_ms(p->idw)) {
+					p->dd_expired_refused++;
+					return -SL_EPRODUCER_EXPIRED;
+				}
+			}
 		}
 		if (SL_UNLIKELY(v != SL_DEDUP_NEW)) {
+			/* A gap may be the resend of an event answered as a
+			 * duplicate by id, which took no sequence entry. */
+			if (v == -SL_ESEQ_GAP && by_id && sl__partition_id_seen(p, id, &off))
+				goto dup_by_id;
 			if (v < 0)
 				return v;
 			if (v == SL_DEDUP_STALE) {
@@ -390,17 +438,11 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 				ref->flags = SL_ACK_DUP | SL_ACK_OFFSET_UNKNOWN;
 				return 1;
 			}
-			ref->offset = off;
-			ref->flags = SL_ACK_DUP;
-			/* Nothing is acked before it is durable, duplicates
-			 * included: one whose original is still in flight waits
-			 * in the FIFO. It may sit behind higher offsets there,
-			 * which only makes its ack later, never early. */
-			if (off < sl_partition_ackable(p))
-				return 1;
-			return sl__partition_wait(p, ref);
+			return sl__partition_dup(p, off, ref);
 		}
 	}
+	if (by_id && SL_UNLIKELY(sl__partition_id_seen(p, id, &off)))
+		goto dup_by_id;
 	if (SL_UNLIKELY(p->w_tail - p->w_head == p->w_cap)) {
 		int ret = sl__partition_grow(p);
 		if (ret < 0)
@@ -424,6 +466,17 @@ int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, u
 		        p->topic->name, p->id, pid, seq, sl_strerror(ret));
 		p->dd_untracked_stored++;
 	}
+	/* Never fails for memory (idwin.h); -EINVAL only for an offset not
+	 * above the last, which a log never hands out. */
+	if (p->idw && id)
+		(void)sl_idwin_add(p->idw, id, ref->offset, sl_log_append_time_ms(p->log));
 	p->waiting[p->w_tail++ & (p->w_cap - 1)] = *ref;
 	return 0;
+dup_by_id:
+	/* Not recorded by sequence: the table answers for what this producer
+	 * stored here, and this event is stored under another's. */
+	atomic_store_explicit(&p->id_dups_pub,
+	                      atomic_load_explicit(&p->id_dups_pub, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	return sl__partition_dup(p, off, ref);
 }

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "dedup/dedup.h"
+#include "dedup/idwin.h"
 #include "log/log.h"
 #include "part/part.h"
 
@@ -218,6 +219,19 @@ struct sl_partition {
 	 * which refuses instead). */
 	uint64_t dd_expired_refused, dd_untracked, dd_untracked_stored;
 	/*
+	 * Event ids stored here recently (dedup/idwin.h), when the topic's
+	 * dedup_window is on (NULL otherwise): a client producer's event whose
+	 * id is found is answered like a sequence duplicate. Every event
+	 * stored is added after its append (a follower's as it appends its
+	 * leader's batches), expired on the tick, rebuilt at open from the
+	 * log's last window, cut with the log. Owner thread.
+	 */
+	struct sl_idwin *idw;
+	uint64_t idw_replayed;          /* records read for it at open */
+	_Atomic uint64_t id_dups_pub;   /* events answered as duplicates by id */
+	_Atomic uint64_t idw_count_pub; /* ids in the window (tick) */
+	_Atomic uint64_t idw_bytes_pub; /* its memory (tick) */
+	/*
 	 * Backpressure. Readers that follow the log behind its writer
 	 * (projection appliers, sinks) publish their next offset through a
 	 * pointer registered here before the reactors start
@@ -283,8 +297,10 @@ struct sl_topic_spec {
 	/* Exactly once (issue 20): an idle producer id is forgotten after
 	 * producer_expiry_ns (0: never; the table's bound still holds). */
 	uint64_t producer_expiry_ns;
-	uint64_t dedup_window_ns; /* the event id window; 0: off */
-	uint64_t dedup_window_events;
+	/* Idempotence by event id (struct sl_partition.idw): the window's
+	 * length (0: off) and the most ids it keeps per partition. */
+	int64_t dedup_window_ms;
+	uint32_t dedup_window_events;
 };
 
 struct sl_topic {
@@ -360,6 +376,17 @@ struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, siz
 /*
  * Owner thread only. Admits one encoded event of producer (pid, epoch) with
  * sequence `seq`: pid 0 is a producer without deduplication (stored as is).
+ * `id` points at the event's 16-byte id inside `ev` (the scan that
+ * validated the event found it: it is not looked for again), NULL when it
+ * has none. With the topic's dedup_window on, a client producer's event
+ * (pid not 0 and not a pipeline stage's, SL_PRODUCERS_PIPE_ID_BASE) whose
+ * sequence is new, or a gap, and whose id is in the window is a duplicate:
+ * answered like a sequence duplicate, not stored, its sequence not recorded
+ * (so its own resend comes back as a gap, and is found by id again). Every
+ * event stored, whatever its producer, is added to the window. An id
+ * stored at t is a duplicate while now - t < dedup_window (ms, the batch's
+ * append time against CLOCK_REALTIME), exactly at the edge: an entry past
+ * it that the tick has not expired yet is expired here, not answered.
  * A new event is appended and `ref` waits for its ack (0). A duplicate is not
  * stored again: ref->offset is the original's and ref->flags says so; if the
  * original is not durable yet, `ref` waits for it like an append (0), else
@@ -371,7 +398,7 @@ struct sl_topic *sl_topics_find(const struct sl_topics *t, const char *name, siz
  * -SL_EUNTRACKED (no memory to track it: not stored), -ENOMEM, -EMSGSIZE.
  */
 int sl_partition_produce(struct sl_partition *p, uint64_t pid, uint32_t epoch, uint64_t seq,
-                         uint32_t resend_s, const uint8_t *ev, uint32_t len,
+                         uint32_t resend_s, const uint8_t *ev, uint32_t len, const uint8_t *id,
                          struct sl_ack_ref *ref);
 
 /* How much earlier than the client's word a resend may have been stored,

@@ -1268,7 +1268,7 @@ Test(replica, partition_truncate_forgets_cut_sequences)
 		if (seq == 6)
 			sl_log_set_leader_epoch(p->log, 2);
 		uint32_t len = make_event(ev, 7, seq);
-		cr_assert_eq(sl_partition_produce(p, 7, 1, seq, 0, ev, len, &ref), 0);
+		cr_assert_eq(sl_partition_produce(p, 7, 1, seq, 0, ev, len, NULL, &ref), 0);
 		cr_assert_eq(ref.offset, seq);
 	}
 	commit(p->log);

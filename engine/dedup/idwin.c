@@ -1,0 +1,380 @@
+/*
+ * The event-id window (idwin.h): a FIFO of {id, offset} in offset order,
+ * an open-addressing index of uint32 slots into it, and time marks.
+ *
+ * Positions. Entries are numbered by free-running uint32 positions: head
+ * is the oldest held, tail the next to add; entry `pos` lives at FIFO
+ * index pos & (fcap - 1). Counts stay below 2^28, so tail - head and every
+ * difference of live positions is exact in uint32 arithmetic.
+ *
+ * Index slots. 0 is empty; otherwise the low `ibits` bits hold the FIFO
+ * index + 1 and the bits above a tag: high bits of the id's hash, so a
+ * probe that meets another id's slot usually skips it without reading the
+ * FIFO. Linear probing with deletion by backward shift (no tombstones: a
+ * window deletes as often as it adds, and tombstones would fill it).
+ *
+ * Marks. marks[i] = {pos, time}: the entries from pos up to the next
+ * mark's pos (or tail) were appended at `time`. A mark is added when an
+ * entry's time is above the newest mark's; the oldest is dropped once head
+ * passes the next mark. With entries, the first mark covers head.
+ */
+#include "dedup/idwin.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "base/base.h"
+
+#define SL__IDWIN_START 64u /* entries a new window has room for */
+#define SL__MARKS_START 16u
+
+struct sl__ent {
+	uint8_t id[SL_IDWIN_ID_LEN];
+	uint64_t offset;
+};
+
+struct sl__mark {
+	int64_t time_ms;
+	uint32_t pos;
+	uint32_t pad;
+};
+
+struct sl_idwin {
+	int64_t window_ms;
+	uint32_t cap;    /* the most entries held */
+	uint32_t cap_p2; /* the FIFO's capacity at most: cap rounded up */
+	uint32_t fcap;   /* FIFO capacity now: a power of two <= cap_p2 */
+	uint32_t head;   /* position of the oldest entry */
+	uint32_t tail;   /* position of the next entry */
+	struct sl__ent *fifo;
+	uint32_t *idx;   /* islots slots */
+	uint32_t islots; /* 2 * fcap: load <= 0.5 */
+	uint32_t ibits;  /* bits of a slot holding the FIFO index + 1 */
+	struct sl__mark *marks;
+	uint32_t mcap, mhead, mtail; /* power-of-two ring, free-running */
+	int64_t horizon_ms;
+	int64_t last_time_ms; /* newest time added (times never decrease) */
+	uint64_t next_min;    /* lowest offset the next add may have */
+	uint64_t seed;
+};
+
+static inline uint64_t sl__hash(const struct sl_idwin *w, const uint8_t *id)
+{
+	return XXH3_64bits_withSeed(id, SL_IDWIN_ID_LEN, w->seed);
+}
+
+static inline uint32_t sl__imask(const struct sl_idwin *w)
+{
+	return w->islots - 1;
+}
+
+/* The slot value of FIFO index fi for hash h: tag above, index + 1 below. */
+static inline uint32_t sl__slot(const struct sl_idwin *w, uint64_t h, uint32_t fi)
+{
+	uint32_t tag = w->ibits >= 32 ? 0 : (uint32_t)(h >> 32) >> w->ibits << w->ibits;
+	return tag | (fi + 1);
+}
+
+static inline uint32_t sl__slot_fi(const struct sl_idwin *w, uint32_t s)
+{
+	return (s & ((w->ibits >= 32 ? 0 : (UINT32_C(1) << w->ibits)) - 1)) - 1;
+}
+
+static inline struct sl__ent *sl__at(const struct sl_idwin *w, uint32_t pos)
+{
+	return &w->fifo[pos & (w->fcap - 1)];
+}
+
+/* The slot holding `id`, or -1. */
+static int64_t sl__lookup(const struct sl_idwin *w, const uint8_t *id)
+{
+	uint64_t h = sl__hash(w, id);
+	uint32_t m = sl__imask(w), want = sl__slot(w, h, 0) - 1; /* the tag alone */
+	uint32_t tmask = ~((w->ibits >= 32 ? 0 : (UINT32_C(1) << w->ibits)) - 1);
+	for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m) {
+		uint32_t s = w->idx[i];
+		if (!s)
+			return -1;
+		if ((s & tmask) == want &&
+		    memcmp(w->fifo[sl__slot_fi(w, s)].id, id, SL_IDWIN_ID_LEN) == 0)
+			return i;
+	}
+}
+
+static void sl__index_put(struct sl_idwin *w, const uint8_t *id, uint32_t fi)
+{
+	uint64_t h = sl__hash(w, id);
+	uint32_t m = sl__imask(w), i = (uint32_t)h & m;
+	while (w->idx[i])
+		i = (i + 1) & m;
+	w->idx[i] = sl__slot(w, h, fi);
+}
+
+/* Empties slot i, shifting back the slots of its probe run that may move
+ * closer to their home (Knuth's algorithm R). */
+static void sl__index_del(struct sl_idwin *w, uint32_t i)
+{
+	uint32_t m = sl__imask(w);
+	for (uint32_t j = (i + 1) & m; w->idx[j]; j = (j + 1) & m) {
+		uint32_t home = (uint32_t)sl__hash(w, w->fifo[sl__slot_fi(w, w->idx[j])].id) & m;
+		/* It stays when home lies cyclically in (i, j]. */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (stays)
+			continue;
+		w->idx[i] = w->idx[j];
+		i = j;
+	}
+	w->idx[i] = 0;
+}
+
+/* Removes the index slot of the entry at `pos`. */
+static void sl__unindex(struct sl_idwin *w, uint32_t pos)
+{
+	uint32_t fi = pos & (w->fcap - 1);
+	uint64_t h = sl__hash(w, w->fifo[fi].id);
+	uint32_t m = sl__imask(w), want = sl__slot(w, h, fi);
+	for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m)
+		if (w->idx[i] == want) {
+			sl__index_del(w, i);
+			return;
+		}
+}
+
+/* The time of the oldest entry (there is one). */
+static inline int64_t sl__head_time(const struct sl_idwin *w)
+{
+	return w->marks[w->mhead & (w->mcap - 1)].time_ms;
+}
+
+/* Drops the oldest entry: by time or count, so horizon moves. */
+static void sl__drop_head(struct sl_idwin *w)
+{
+	int64_t t = sl__head_time(w);
+	if (t > w->horizon_ms)
+		w->horizon_ms = t;
+	sl__unindex(w, w->head);
+	w->head++;
+	if (w->head == w->tail)
+		w->mhead = w->mtail;
+	else if (w->mtail - w->mhead > 1 && w->marks[(w->mhead + 1) & (w->mcap - 1)].pos == w->head)
+		w->mhead++;
+}
+
+int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
+{
+	struct sl_idwin *w;
+
+	*out = NULL;
+	if (window_ms <= 0 || cap == 0 || cap > SL_IDWIN_CAP_MAX)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->window_ms = window_ms;
+	w->cap = cap;
+	w->cap_p2 = 1;
+	while (w->cap_p2 < cap)
+		w->cap_p2 <<= 1;
+	/* Index + 1 up to cap_p2: the bits above are the tag. */
+	w->ibits = 1;
+	while ((UINT64_C(1) << w->ibits) <= w->cap_p2)
+		w->ibits++;
+	w->fcap = w->cap_p2 < SL__IDWIN_START ? w->cap_p2 : SL__IDWIN_START;
+	w->mcap = SL__MARKS_START;
+	w->fifo = malloc((size_t)w->fcap * sizeof(*w->fifo));
+	w->islots = 2 * w->fcap;
+	w->idx = calloc(w->islots, sizeof(*w->idx));
+	w->marks = malloc((size_t)w->mcap * sizeof(*w->marks));
+	if (!w->fifo || !w->idx || !w->marks) {
+		sl_idwin_destroy(w);
+		return -ENOMEM;
+	}
+	if (getrandom(&w->seed, sizeof(w->seed), GRND_NONBLOCK) != (ssize_t)sizeof(w->seed))
+		w->seed =
+		    (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)w; /* early boot: still varies */
+	w->last_time_ms = INT64_MIN;
+	*out = w;
+	return 0;
+}
+
+void sl_idwin_destroy(struct sl_idwin *w)
+{
+	if (!w)
+		return;
+	free(w->fifo);
+	free(w->idx);
+	free(w->marks);
+	free(w);
+}
+
+/* Doubles the FIFO and rebuilds the index for it. */
+static int sl__grow(struct sl_idwin *w)
+{
+	uint32_t ncap = w->fcap * 2;
+	struct sl__ent *f = malloc((size_t)ncap * sizeof(*f));
+	uint32_t *x = calloc(2 * (size_t)ncap, sizeof(*x));
+	if (!f || !x) {
+		free(f);
+		free(x);
+		return -ENOMEM;
+	}
+	for (uint32_t pos = w->head; pos != w->tail; pos++)
+		f[pos & (ncap - 1)] = *sl__at(w, pos);
+	free(w->fifo);
+	free(w->idx);
+	w->fifo = f;
+	w->idx = x;
+	w->islots = 2 * ncap;
+	w->fcap = ncap;
+	for (uint32_t pos = w->head; pos != w->tail; pos++)
+		sl__index_put(w, sl__at(w, pos)->id, pos & (ncap - 1));
+	return 0;
+}
+
+static int sl__marks_grow(struct sl_idwin *w)
+{
+	uint32_t ncap = w->mcap * 2;
+	struct sl__mark *m = malloc((size_t)ncap * sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	for (uint32_t i = w->mhead; i != w->mtail; i++)
+		m[i & (ncap - 1)] = w->marks[i & (w->mcap - 1)];
+	free(w->marks);
+	w->marks = m;
+	w->mcap = ncap;
+	return 0;
+}
+
+int sl_idwin_find(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t *offset,
+                  int64_t *time_ms)
+{
+	int64_t i = sl__lookup(w, id);
+	if (i < 0)
+		return 0;
+	uint32_t fi = sl__slot_fi(w, w->idx[i]);
+	*offset = w->fifo[fi].offset;
+	if (time_ms) {
+		/* Its position, then the last mark at or before it. */
+		uint32_t rel = (fi - w->head) & (w->fcap - 1);
+		uint32_t lo = 0, hi = w->mtail - w->mhead; /* marks [lo, hi) */
+		while (hi - lo > 1) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			uint32_t mrel = w->marks[(w->mhead + mid) & (w->mcap - 1)].pos - w->head;
+			if (mrel <= rel)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		*time_ms = w->marks[(w->mhead + lo) & (w->mcap - 1)].time_ms;
+	}
+	return 1;
+}
+
+int sl_idwin_add(struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t offset,
+                 int64_t time_ms)
+{
+	if (offset < w->next_min || offset == UINT64_MAX)
+		return -EINVAL;
+	w->next_min = offset + 1;
+	if (sl__lookup(w, id) >= 0)
+		return 1;
+	if (time_ms < w->last_time_ms)
+		time_ms = w->last_time_ms;
+	w->last_time_ms = time_ms;
+	uint32_t n = w->tail - w->head;
+	if (n == w->cap)
+		sl__drop_head(w);
+	else if (n == w->fcap && sl__grow(w) < 0)
+		sl__drop_head(w); /* no memory: stay this size (idwin.h) */
+	bool empty = w->head == w->tail;
+	if (empty || w->marks[(w->mtail - 1) & (w->mcap - 1)].time_ms < time_ms) {
+		if (!empty && w->mtail - w->mhead == w->mcap && sl__marks_grow(w) < 0)
+			/* No room for a mark: the newest one takes this time.
+			 * Its entries look younger, never older: kept longer. */
+			w->marks[(w->mtail - 1) & (w->mcap - 1)].time_ms = time_ms;
+		else {
+			if (empty)
+				w->mhead = w->mtail;
+			w->marks[w->mtail++ & (w->mcap - 1)] =
+			    (struct sl__mark){.time_ms = time_ms, .pos = w->tail};
+		}
+	}
+	struct sl__ent *e = sl__at(w, w->tail);
+	memcpy(e->id, id, SL_IDWIN_ID_LEN);
+	e->offset = offset;
+	sl__index_put(w, id, w->tail & (w->fcap - 1));
+	w->tail++;
+	return 0;
+}
+
+void sl_idwin_skipped(struct sl_idwin *w, int64_t time_ms)
+{
+	if (time_ms > w->horizon_ms)
+		w->horizon_ms = time_ms;
+}
+
+uint32_t sl_idwin_expire(struct sl_idwin *w, int64_t now_ms)
+{
+	uint32_t dropped = 0;
+	/* now - t >= window, written so that it cannot overflow. */
+	while (w->head != w->tail && sl__head_time(w) <= now_ms - w->window_ms) {
+		sl__drop_head(w);
+		dropped++;
+	}
+	return dropped;
+}
+
+uint32_t sl_idwin_truncate_from(struct sl_idwin *w, uint64_t cut)
+{
+	uint32_t n = 0;
+	while (w->head != w->tail && sl__at(w, w->tail - 1)->offset >= cut) {
+		sl__unindex(w, w->tail - 1);
+		w->tail--;
+		n++;
+	}
+	/* Marks that now start at or past tail go with their entries. The
+	 * first one stays while there are entries: it covers head, and may
+	 * start before it (its pos - head would wrap). */
+	while (w->mtail - w->mhead > 1 &&
+	       w->marks[(w->mtail - 1) & (w->mcap - 1)].pos - w->head >= w->tail - w->head)
+		w->mtail--;
+	if (w->head == w->tail)
+		w->mhead = w->mtail;
+	if (cut < w->next_min)
+		w->next_min = cut;
+	return n;
+}
+
+int64_t sl_idwin_horizon_ms(const struct sl_idwin *w)
+{
+	return w->horizon_ms;
+}
+
+uint32_t sl_idwin_count(const struct sl_idwin *w)
+{
+	return w->tail - w->head;
+}
+
+int64_t sl_idwin_window_ms(const struct sl_idwin *w)
+{
+	return w->window_ms;
+}
+
+uint32_t sl_idwin_cap(const struct sl_idwin *w)
+{
+	return w->cap;
+}
+
+size_t sl_idwin_memory(const struct sl_idwin *w)
+{
+	/* What was allocated, from the sizes passed to malloc: the unit test
+	 * checks it against the allocator's own count. */
+	return sizeof(*w) + (size_t)w->fcap * sizeof(*w->fifo) +
+	       (size_t)w->islots * sizeof(*w->idx) + (size_t)w->mcap * sizeof(*w->marks);
+}
