@@ -40,7 +40,7 @@
 #define SL_DEDUP_CHECKPOINT_FORMAT_H
 
 #define SL_DEDUP_CKPT_MAGIC   0x44444c53u /* "SLDD" little endian */
-#define SL_DEDUP_CKPT_VERSION 3u /* 2 had no times; 1 was the per-producer window table */
+#define SL_DEDUP_CKPT_VERSION 3u          /* 2 had no times; 1 was the per-producer window table */
 
 enum {
 	SL_CKPT_MAGIC = 0,

@@ -283,8 +283,9 @@ static uint64_t sl__select(uint64_t *v, size_t n, size_t k)
  * cheap delete, and a sweep touches every bucket anyway. The newest
  * last_ms forgotten raises forgot_ms. -ENOMEM leaves the table as it was.
  */
-static int sl__forget(struct sl_dedup *t, bool (*gone)(const struct sl_dedup *t,
-                                                       const struct sl__dedup_prod *p, void *arg),
+static int sl__forget(struct sl_dedup *t,
+                      bool (*gone)(const struct sl_dedup *t, const struct sl__dedup_prod *p,
+                                   void *arg),
                       void *arg, uint64_t *n_out)
 {
 	struct sl__dedup_prod *nt = calloc(t->cap, sizeof(*nt));
@@ -407,7 +408,6 @@ static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint
 	*out = p;
 	return 0;
 }
-
 
 int sl_dedup_create(const struct sl_dedup_opts *o, struct sl_dedup **out)
 {
@@ -919,8 +919,9 @@ int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, ui
 		hdr = SL_CKPT_HDR_V2;
 		prod = SL_CKPT_PROD_V2;
 	} else if (version != SL_DEDUP_CKPT_VERSION) {
-		ret = sl__bad(err, errlen, "dedup checkpoint version %u not supported (want 2 or %u)",
-		              version, SL_DEDUP_CKPT_VERSION);
+		ret =
+		    sl__bad(err, errlen, "dedup checkpoint version %u not supported (want 2 or %u)",
+		            version, SL_DEDUP_CKPT_VERSION);
 		goto out;
 	} else if (len < SL_CKPT_HDR + SL_CKPT_TRAILER) {
 		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",

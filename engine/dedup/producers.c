@@ -182,8 +182,8 @@ static int sl__reg_evict(struct sl_producers *r)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < r->icap; i++)
 		if (r->index[i] && sl__idle(r->index[i]))
-			v[m++] = atomic_load_explicit(&r->index[i]->idle_since_ms,
-			                              memory_order_relaxed);
+			v[m++] =
+			    atomic_load_explicit(&r->index[i]->idle_since_ms, memory_order_relaxed);
 	if (!m) {
 		free(v);
 		return -ENOSPC;
@@ -544,6 +544,8 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 		ret = -EAGAIN;
 		goto out;
 	}
+	/* Before the lookup: the sweep may forget the id asked for. */
+	sl__reg_expire(r, sl_wall_ms());
 	if (id)
 		p = sl__reg_find(r, id);
 	/* Under the lock: the id cannot become known between the check and
@@ -552,7 +554,6 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 		ret = -EACCES;
 		goto out;
 	}
-	sl__reg_expire(r, sl_wall_ms());
 	if (!p) {
 		if (!id)
 			id = r->next_id;

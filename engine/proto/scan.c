@@ -416,8 +416,8 @@ int sl_event_header_next(const struct sl_event_view *view, size_t *cursor,
 }
 
 static const char *const sl__produce_name[] = {
-    "Produce",        "Produce.topic", "Produce.base_sequence", "Produce.events", "Produce.epoch",
-    "Produce.resend_age_ms",
+    "Produce",        "Produce.topic", "Produce.base_sequence",
+    "Produce.events", "Produce.epoch", "Produce.resend_age_ms",
 };
 
 /* One Produce field whose tag was just consumed; inlined like sl__event_field. */

@@ -125,7 +125,8 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		    .core = (uint16_t)r->id,
 		};
 		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index,
-		                       sl__resend_s(pr), ev->raw, (uint32_t)ev->raw_len, ev->id, &ref);
+		                       sl__resend_s(pr), ev->raw, (uint32_t)ev->raw_len, ev->id,
+		                       &ref);
 	} else {
 		struct sl_xev x = {
 		    .base_seq = pr->base_sequence,

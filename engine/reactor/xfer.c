@@ -173,9 +173,9 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 			    .core = (uint16_t)from,
 			};
 			const uint8_t *ev = b->data + e->off, *id = sl_xev_id(e, ev);
-			int ret = sl__part_produce(r, p, e->producer_id, e->epoch,
-			                           e->base_seq + e->index, e->resend_s, ev, e->len, id,
-			                           &ref);
+			int ret =
+			    sl__part_produce(r, p, e->producer_id, e->epoch, e->base_seq + e->index,
+			                     e->resend_s, ev, e->len, id, &ref);
 			if (ret < 0) {
 				struct sl_xack a = {
 				    .base_seq = e->base_seq,

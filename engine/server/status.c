@@ -359,7 +359,8 @@ static void sl__metrics_pressure(struct sl_server *srv, FILE *f)
 	                  "Memory of the partition's producer sequence table (exactly once).",
 	                  sl__m_dedup);
 	sl__per_partition(srv, f, "sluice_partition_producers", "gauge",
-	                  "Producer ids the partition's sequence table tracks.", sl__m_dd_producers);
+	                  "Producer ids the partition's sequence table tracks.",
+	                  sl__m_dd_producers);
 	sl__per_partition(srv, f, "sluice_producers_expired_total", "counter",
 	                  "Producer ids the partition forgot: idle past producer_expiry, or the "
 	                  "least recently used past the table's bound.",

@@ -362,7 +362,8 @@ static int sl__partition_wait(struct sl_partition *p, const struct sl_ack_ref *r
  * (SL_RESEND_MARGIN_MS). At least 1: 0 is "not a resend". */
 static uint64_t sl__resend_since(const struct sl_partition *p, uint32_t resend_s)
 {
-	uint64_t now = sl_dedup_now_ms(p->dd), back = (uint64_t)resend_s * 1000 + SL_RESEND_MARGIN_MS;
+	uint64_t now = sl_dedup_now_ms(p->dd),
+	         back = (uint64_t)resend_s * 1000 + SL_RESEND_MARGIN_MS;
 
 	return now > back ? now - back : 1;
 }

@@ -820,9 +820,9 @@ Test(dedup, golden_checkpoint_v2_still_reads)
 	uint64_t upto, off, last;
 	uint32_t ep;
 	char err[200];
-	cr_assert_eq(sl_dedup_checkpoint_read(r, g, sizeof(golden_ckpt_v2), &upto, err,
-	                                      sizeof(err)),
-	             0, "%s", err);
+	cr_assert_eq(
+	    sl_dedup_checkpoint_read(r, g, sizeof(golden_ckpt_v2), &upto, err, sizeof(err)), 0,
+	    "%s", err);
 	cr_assert_eq(upto, 100);
 	cr_assert_eq(sl_dedup_get(r, 7, &ep, &last), 0);
 	cr_assert_eq(ep, 2);
