@@ -492,6 +492,14 @@ static int sl__reserve(struct sl_client *c, uint32_t t, size_t size)
 		size_t cap = b->cap < c->batch_limit ? b->cap : c->batch_limit;
 		ret = sl_produce_begin(&c->bld, b->p, cap, c->topics[t], c->topic_lens[t],
 		                       c->next_seq, c->epoch);
+		/* A resume leg only resends another leg's events: marked so
+		 * (wire.proto Produce.resend_age_ms), as old as they can be.
+		 * Each was first sent on a leg that then waited at most
+		 * ack_timeout_ms for its answer, and waits at most as long
+		 * again for a leader (router_move.c): three times that bounds
+		 * its age with room for the refreshes between. */
+		if (ret == 0 && c->resume_epoch)
+			ret = sl_produce_set_resend_age(&c->bld, 3 * (uint64_t)c->o.ack_timeout_ms);
 		if (ret < 0) {
 			sl__client_bbuf_put(c, b);
 			return ret;
