@@ -84,6 +84,11 @@ int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out);
  * says it reflects (the one definition of the format). 0, or -EINVAL. */
 int sl_token_parse(const char *s, size_t len, uint32_t *partition, uint64_t *offset);
 
+/* The k-th smallest (0-based, k < n) of v[0..n), reordering v: Hoare's
+ * selection, expected O(n). For the sweeps that forget the least recently
+ * used eighth of a table (dedup/). */
+uint64_t sl_select_u64(uint64_t *v, size_t n, size_t k);
+
 /* Formats an error text into err[0..errlen) (nothing when err is NULL or
  * errlen 0): the one shape of every `char *err, size_t errlen` out-param. */
 void sl_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

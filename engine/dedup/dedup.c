@@ -243,40 +243,6 @@ static uint64_t sl__last_ms(const struct sl_dedup *t, const struct sl__dedup_pro
 	return p->last_ms ? p->last_ms : t->now_ms;
 }
 
-/* The k-th smallest (0-based) of v[0..n), reordering v: Hoare's selection,
- * expected O(n). */
-static uint64_t sl__select(uint64_t *v, size_t n, size_t k)
-{
-	size_t lo = 0, hi = n - 1;
-
-	while (lo < hi) {
-		uint64_t pivot = v[lo + (hi - lo) / 2];
-		size_t i = lo, j = hi;
-		while (i <= j) {
-			while (v[i] < pivot)
-				i++;
-			while (v[j] > pivot)
-				j--;
-			if (i <= j) {
-				uint64_t x = v[i];
-				v[i] = v[j];
-				v[j] = x;
-				i++;
-				if (j == 0)
-					break;
-				j--;
-			}
-		}
-		if (k <= j)
-			hi = j;
-		else if (k >= i)
-			lo = i;
-		else
-			break;
-	}
-	return v[k];
-}
-
 /*
  * Forgets producers for which `gone` says so (their FIFOs freed), moving
  * the rest to a fresh bucket array of the same size: linear probing has no
@@ -356,7 +322,7 @@ static int sl__evict(struct sl_dedup *t)
 		if (t->tab[i].id)
 			v[m++] = sl__last_ms(t, &t->tab[i]);
 	/* The k-th oldest time: all older go, then that time's own. */
-	cut.at = sl__select(v, m, k - 1);
+	cut.at = sl_select_u64(v, m, k - 1);
 	cut.below = cut.at;
 	cut.left = k;
 	for (uint64_t i = 0; i < m; i++)

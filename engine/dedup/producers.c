@@ -97,39 +97,6 @@ static bool sl__named_id(uint64_t id)
 	return id >= SL_PRODUCERS_NAMED_BASE && id < SL_PRODUCERS_NAMED_END;
 }
 
-/* The k-th smallest (0-based) of v[0..n), reordering v (Hoare). */
-static uint64_t sl__kth(uint64_t *v, size_t n, size_t k)
-{
-	size_t lo = 0, hi = n - 1;
-
-	while (lo < hi) {
-		uint64_t pivot = v[lo + (hi - lo) / 2];
-		size_t i = lo, j = hi;
-		while (i <= j) {
-			while (v[i] < pivot)
-				i++;
-			while (v[j] > pivot)
-				j--;
-			if (i <= j) {
-				uint64_t x = v[i];
-				v[i] = v[j];
-				v[j] = x;
-				i++;
-				if (j == 0)
-					break;
-				j--;
-			}
-		}
-		if (k <= j)
-			hi = j;
-		else if (k >= i)
-			lo = i;
-		else
-			break;
-	}
-	return v[k];
-}
-
 static bool sl__idle(const struct sl_producer *p)
 {
 	return !atomic_load_explicit(&p->sessions, memory_order_acquire);
@@ -191,7 +158,7 @@ static int sl__reg_evict(struct sl_producers *r)
 	k = r->max / 8 ? r->max / 8 : 1;
 	if (k > m)
 		k = m;
-	at = sl__kth(v, m, k - 1);
+	at = sl_select_u64(v, m, k - 1);
 	for (uint64_t i = 0; i < m; i++)
 		less += v[i] < at;
 	free(v);
@@ -524,13 +491,31 @@ out:
 	return ret;
 }
 
+/* A new session of p (under the lock): the next epoch, which fences every
+ * older one, and one more session holding p. -EOVERFLOW at the last epoch. */
+static int sl__reg_session(struct sl_producer *p, struct sl_producer **out, uint32_t *epoch,
+                           uint64_t *next_seq)
+{
+	uint32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
+
+	if (e == UINT32_MAX)
+		return -EOVERFLOW;
+	/* Release: a reactor that sees the new epoch (acquire) sees a fenced
+	 * old session from then on. */
+	atomic_store_explicit(&p->epoch, e + 1, memory_order_release);
+	atomic_fetch_add_explicit(&p->sessions, 1, memory_order_relaxed);
+	*out = p;
+	*epoch = e + 1;
+	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+	return 0;
+}
+
 int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *proof,
                        size_t proof_len, struct sl_producer **out, uint32_t *epoch,
                        uint64_t *next_seq)
 {
 	struct sl_producer *p = NULL;
 	uint64_t id = want_id;
-	uint32_t e;
 	int ret = 0;
 
 	/* The named range only by name: otherwise a numbered Hello could
@@ -577,18 +562,7 @@ int sl_producers_hello(struct sl_producers *r, uint64_t want_id, const uint8_t *
 		if (want_id)
 			atomic_store_explicit(&p->epoch, r->epoch_floor, memory_order_relaxed);
 	}
-	e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
-	if (e == UINT32_MAX) {
-		ret = -EOVERFLOW;
-		goto out;
-	}
-	/* Release: a reactor that sees the new epoch (acquire) sees a fenced
-	 * old session from then on. */
-	atomic_store_explicit(&p->epoch, e + 1, memory_order_release);
-	atomic_fetch_add_explicit(&p->sessions, 1, memory_order_relaxed);
-	*out = p;
-	*epoch = e + 1;
-	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+	ret = sl__reg_session(p, out, epoch, next_seq);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return ret;
@@ -618,7 +592,6 @@ int sl_producers_hello_named(struct sl_producers *r, const char *name, size_t le
                              struct sl_producer **out, uint32_t *epoch, uint64_t *next_seq)
 {
 	struct sl_producer *p;
-	uint32_t e;
 	int ret = 0;
 
 	if (sl_producers_name_ok(name, len))
@@ -641,18 +614,7 @@ int sl_producers_hello_named(struct sl_producers *r, const char *name, size_t le
 		/* Forgotten before, perhaps: above every epoch it had. */
 		atomic_store_explicit(&p->epoch, r->epoch_floor, memory_order_relaxed);
 	}
-	e = atomic_load_explicit(&p->epoch, memory_order_relaxed);
-	if (e == UINT32_MAX) {
-		ret = -EOVERFLOW;
-		goto out;
-	}
-	/* Release, as in sl_producers_hello: the older sessions are fenced
-	 * from the first reactor that sees it on. */
-	atomic_store_explicit(&p->epoch, e + 1, memory_order_release);
-	atomic_fetch_add_explicit(&p->sessions, 1, memory_order_relaxed);
-	*out = p;
-	*epoch = e + 1;
-	*next_seq = atomic_load_explicit(&p->next_seq, memory_order_relaxed);
+	ret = sl__reg_session(p, out, epoch, next_seq);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return ret;
