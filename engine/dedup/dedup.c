@@ -1,4 +1,5 @@
 #include "dedup/dedup.h"
+#include "dedup/dedup_impl.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,53 +10,6 @@
 
 #include "base/base.h"
 #include "log/log.h"
-
-struct sl__dedup_ent {
-	uint64_t seq;
-	uint64_t offset;
-};
-
-/* Stored inline in the buckets: one miss reaches id, epoch and last, which
- * is all a NEW verdict reads. */
-struct sl__dedup_prod {
-	uint64_t id; /* 0: empty bucket (no producer has id 0) */
-	uint64_t last;
-	uint64_t kept; /* every record with seq >= kept is in the FIFO */
-	struct sl__dedup_ent *fifo;
-	uint32_t epoch;
-	uint32_t head;    /* index of the oldest entry */
-	uint32_t n;       /* entries; >= 1 for every producer in the table */
-	uint32_t mask;    /* FIFO capacity - 1 */
-	uint32_t touched; /* t->clock at its last record */
-	/* t->now_ms at its last record: within a tick of the truth live, the
-	 * batch's time in a replay; 0: not known (a version 2 checkpoint),
-	 * read as the table's newest time. */
-	uint64_t last_ms;
-};
-
-struct sl_dedup {
-	uint32_t window;
-	uint32_t max_producers;
-	uint32_t count;
-	uint32_t shift;     /* 64 - log2(cap) for the multiplicative hash */
-	uint64_t cap;       /* buckets, a power of two; count <= cap / 2 keeps probes short */
-	uint64_t cache_id;  /* one-entry lookup cache: check() then record() of */
-	uint64_t cache_pos; /* the same producer probe once */
-	uint64_t entries;   /* sum of n, for the checkpoint bound */
-	size_t fifo_bytes;
-	uint32_t clock; /* sl_dedup_tick() calls */
-	struct sl__dedup_prod *tab;
-	/* Forgetting (dedup.h): the table's time, the newest last_ms of a
-	 * producer forgotten here, how many were, and a FIFO set aside by
-	 * sl_dedup_prepare() so that the record() after it cannot fail. */
-	uint64_t now_ms;
-	uint64_t forgot_ms;
-	uint64_t forgotten;
-	struct sl__dedup_ent *spare;
-};
-
-#define SL__FIFO_FIRST 8u
-#define SL__TAB_FIRST  16u
 
 static uint64_t sl__hash(uint32_t shift, uint64_t id)
 {
@@ -109,11 +63,6 @@ static struct sl__dedup_prod *sl__lookup(struct sl_dedup *t, uint64_t id)
 	return &t->tab[i];
 }
 
-static struct sl__dedup_ent *sl__at(const struct sl__dedup_prod *p, uint32_t i)
-{
-	return &p->fifo[(p->head + i) & p->mask];
-}
-
 /*
  * The index (0 = oldest) of the entry holding `seq`, or -1. Seqs strictly
  * increase along the FIFO, so entry i holds at least first + i and at most
@@ -145,26 +94,6 @@ static int64_t sl__find_seq(const struct sl__dedup_prod *p, uint64_t seq)
 	return -1;
 }
 
-/* How many entries lie at offsets < upto (a prefix: offsets increase). */
-static uint32_t sl__prefix_below(const struct sl__dedup_prod *p, uint64_t upto)
-{
-	uint32_t lo = 0, hi = p->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (sl__at(p, mid)->offset < upto)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static uint64_t sl__kept_floor(const struct sl_dedup *t, uint64_t last)
-{
-	return last >= t->window ? last - t->window + 1 : 0;
-}
-
 /* Drops the entries below kept (a prefix: seqs increase). */
 static void sl__fifo_prune(struct sl_dedup *t, struct sl__dedup_prod *p)
 {
@@ -174,21 +103,6 @@ static void sl__fifo_prune(struct sl_dedup *t, struct sl__dedup_prod *p)
 		p->n--;
 		t->entries--;
 	}
-}
-
-/* Index of the first entry at or above kept. */
-static uint32_t sl__live_from(const struct sl__dedup_prod *p)
-{
-	uint32_t lo = 0, hi = p->n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (sl__at(p, mid)->seq < p->kept)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 /* Doubles the FIFO, oldest entry to index 0. Capacity never exceeds W
@@ -231,11 +145,6 @@ static int sl__tab_grow(struct sl_dedup *t)
 	t->shift = nshift;
 	t->cache_id = 0;
 	return 0;
-}
-
-static uint32_t sl__first_fifo_cap(const struct sl_dedup *t)
-{
-	return t->window < SL__FIFO_FIRST ? t->window : SL__FIFO_FIRST;
 }
 
 static uint64_t sl__last_ms(const struct sl_dedup *t, const struct sl__dedup_prod *p)
@@ -333,8 +242,8 @@ static int sl__evict(struct sl_dedup *t)
 }
 
 /* A new producer with one entry: created whole or not at all. */
-static int sl__create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
-                           uint64_t offset, uint32_t fifo_cap, struct sl__dedup_prod **out)
+int sl__dedup_create_prod(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t seq,
+                          uint64_t offset, uint32_t fifo_cap, struct sl__dedup_prod **out)
 {
 	struct sl__dedup_ent *f;
 	struct sl__dedup_prod *p;
@@ -400,7 +309,7 @@ int sl_dedup_create(const struct sl_dedup_opts *o, struct sl_dedup **out)
 	return 0;
 }
 
-static void sl__clear(struct sl_dedup *t)
+void sl__dedup_clear(struct sl_dedup *t)
 {
 	for (uint64_t i = 0; i < t->cap; i++) {
 		free(t->tab[i].fifo);
@@ -416,7 +325,7 @@ void sl_dedup_destroy(struct sl_dedup *t)
 {
 	if (!t)
 		return;
-	sl__clear(t);
+	sl__dedup_clear(t);
 	free(t->spare);
 	free(t->tab);
 	free(t);
@@ -474,7 +383,7 @@ int sl_dedup_record(struct sl_dedup *t, uint64_t id, uint32_t epoch, uint64_t se
 		return -EINVAL;
 	p = sl__lookup(t, id);
 	if (SL_UNLIKELY(!p))
-		return sl__create_prod(t, id, epoch, seq, offset, sl__first_fifo_cap(t), &p);
+		return sl__dedup_create_prod(t, id, epoch, seq, offset, sl__first_fifo_cap(t), &p);
 	if (SL_UNLIKELY(seq <= p->last))
 		return sl__replay(p, seq, offset);
 	if (SL_UNLIKELY(offset <= sl__at(p, p->n - 1)->offset))
@@ -655,308 +564,4 @@ size_t sl_dedup_memory(const struct sl_dedup *t)
 {
 	return sizeof(*t) + (size_t)t->cap * sizeof(t->tab[0]) + t->fifo_bytes +
 	       (t->spare ? sl__first_fifo_cap(t) * sizeof(t->spare[0]) : 0);
-}
-
-/* ---- checkpoint ------------------------------------------------------------ */
-
-size_t sl_dedup_checkpoint_bound(const struct sl_dedup *t)
-{
-	return SL_CKPT_HDR + SL_CKPT_TRAILER + (size_t)t->count * SL_CKPT_PROD +
-	       (size_t)t->entries * SL_CKPT_ENTRY;
-}
-
-static int sl__cmp_prod(const void *a, const void *b)
-{
-	uint64_t x = (*(const struct sl__dedup_prod *const *)a)->id;
-	uint64_t y = (*(const struct sl__dedup_prod *const *)b)->id;
-	return x < y ? -1 : x > y;
-}
-
-int sl_dedup_checkpoint_write(const struct sl_dedup *t, uint64_t upto, void *buf, size_t cap,
-                              size_t *len)
-{
-	const struct sl__dedup_prod **ps = NULL;
-	uint8_t *b = buf;
-	size_t need = SL_CKPT_HDR + SL_CKPT_TRAILER, at;
-	uint64_t np = 0;
-	uint32_t n = 0;
-	int ret = 0;
-
-	if (t->count) {
-		ps = malloc(t->count * sizeof(*ps));
-		if (!ps)
-			return -ENOMEM;
-	}
-	for (uint64_t i = 0; i < t->cap; i++) {
-		const struct sl__dedup_prod *p = &t->tab[i];
-		uint32_t k, j0;
-		if (!p->id)
-			continue;
-		/* Entries below kept may still be held (dropped lazily): the
-		 * checkpoint leaves them out, so its bytes depend only on
-		 * what the table answers. */
-		k = sl__prefix_below(p, upto);
-		j0 = sl__live_from(p);
-		if (k <= j0)
-			continue;
-		ps[n++] = p;
-		need += SL_CKPT_PROD + (size_t)(k - j0) * SL_CKPT_ENTRY;
-	}
-	if (need > cap) {
-		ret = -ENOSPC;
-		goto out;
-	}
-	/* Ascending ids and FIFO order make the bytes a function of the state. */
-	if (n)
-		qsort(ps, n, sizeof(*ps), sl__cmp_prod);
-	np = n;
-	sl_put_le32(b + SL_CKPT_MAGIC, SL_DEDUP_CKPT_MAGIC);
-	sl_put_le32(b + SL_CKPT_VERSION, SL_DEDUP_CKPT_VERSION);
-	sl_put_le32(b + SL_CKPT_WINDOW, t->window);
-	sl_put_le32(b + SL_CKPT_RESERVED, 0);
-	sl_put_le64(b + SL_CKPT_UPTO, upto);
-	sl_put_le64(b + SL_CKPT_NPROD, np);
-	sl_put_le64(b + SL_CKPT_LENGTH, need);
-	sl_put_le64(b + SL_CKPT_FORGOT, t->forgot_ms);
-	at = SL_CKPT_HDR;
-	for (uint32_t i = 0; i < n; i++) {
-		const struct sl__dedup_prod *p = ps[i];
-		uint32_t k = sl__prefix_below(p, upto), j0 = sl__live_from(p);
-		sl_put_le64(b + at + SL_CKPT_P_ID, p->id);
-		sl_put_le64(b + at + SL_CKPT_P_KEPT, p->kept);
-		sl_put_le32(b + at + SL_CKPT_P_EPOCH, p->epoch);
-		sl_put_le32(b + at + SL_CKPT_P_N, k - j0);
-		sl_put_le64(b + at + SL_CKPT_P_LAST_MS, p->last_ms);
-		at += SL_CKPT_PROD;
-		for (uint32_t j = j0; j < k; j++, at += SL_CKPT_ENTRY) {
-			sl_put_le64(b + at + SL_CKPT_E_SEQ, sl__at(p, j)->seq);
-			sl_put_le64(b + at + SL_CKPT_E_OFFSET, sl__at(p, j)->offset);
-		}
-	}
-	sl_put_le32(b + at, sl_crc32c(0, b, at));
-	*len = at + SL_CKPT_TRAILER;
-out:
-	free(ps);
-	return ret;
-}
-
-static int sl__bad(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int sl__bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -SL_ECORRUPT;
-}
-
-static uint32_t sl__pow2_at_least(uint32_t v, uint32_t min)
-{
-	uint32_t c = min;
-	while (c < v)
-		c <<= 1;
-	return c;
-}
-
-/* One producer's record from b + at (its header already bounds-checked). */
-static int sl__read_prod(struct sl_dedup *t, const uint8_t *b, size_t end, uint64_t *at_io,
-                         uint64_t upto, uint32_t window, uint32_t prod_size, uint64_t prev_id,
-                         uint64_t *id_out, char *err, size_t errlen)
-{
-	uint64_t at = *at_io, id = sl_get_le64(b + at + SL_CKPT_P_ID),
-	         kept = sl_get_le64(b + at + SL_CKPT_P_KEPT);
-	uint32_t epoch = sl_get_le32(b + at + SL_CKPT_P_EPOCH),
-	         n = sl_get_le32(b + at + SL_CKPT_P_N), skip, fifo_cap;
-	uint64_t prev_seq = 0, prev_off = 0, last, first = at + prod_size;
-	uint64_t last_ms = prod_size == SL_CKPT_PROD ? sl_get_le64(b + at + SL_CKPT_P_LAST_MS) : 0;
-	struct sl__dedup_prod *p;
-	int ret;
-
-	*id_out = id;
-	if (!id)
-		return sl__bad(err, errlen, "dedup checkpoint: producer id 0");
-	/* Ascending as written; also rules out an id given twice. */
-	if (id <= prev_id)
-		return sl__bad(err, errlen,
-		               "dedup checkpoint: producer ids not ascending (%llu after %llu)",
-		               (unsigned long long)id, (unsigned long long)prev_id);
-	if (!n)
-		return sl__bad(err, errlen, "dedup checkpoint: producer %llu has no entries",
-		               (unsigned long long)id);
-	/* A FIFO never holds more than its window. */
-	if (n > window)
-		return sl__bad(err, errlen,
-		               "dedup checkpoint: producer %llu has %u entries, window is %u",
-		               (unsigned long long)id, n, window);
-	if (n > (end - first) / SL_CKPT_ENTRY)
-		return sl__bad(err, errlen,
-		               "dedup checkpoint: producer %llu: %u entries overrun its length",
-		               (unsigned long long)id, n);
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t seq = sl_get_le64(b + first + (uint64_t)i * SL_CKPT_ENTRY + SL_CKPT_E_SEQ);
-		uint64_t off =
-		    sl_get_le64(b + first + (uint64_t)i * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET);
-		if (seq >= SL_DEDUP_SEQ_LIMIT)
-			return sl__bad(err, errlen,
-			               "dedup checkpoint: producer %llu: sequence %llu >= 2^63",
-			               (unsigned long long)id, (unsigned long long)seq);
-		if (i && (seq <= prev_seq || off <= prev_off))
-			return sl__bad(err, errlen,
-			               "dedup checkpoint: producer %llu: entry %u (sequence %llu, "
-			               "offset %llu) does not increase on (%llu, %llu)",
-			               (unsigned long long)id, i, (unsigned long long)seq,
-			               (unsigned long long)off, (unsigned long long)prev_seq,
-			               (unsigned long long)prev_off);
-		if (off >= upto)
-			return sl__bad(err, errlen,
-			               "dedup checkpoint: producer %llu: offset %llu is not below "
-			               "the mark %llu",
-			               (unsigned long long)id, (unsigned long long)off,
-			               (unsigned long long)upto);
-		prev_seq = seq;
-		prev_off = off;
-	}
-	last = prev_seq;
-	if (kept > sl_get_le64(b + first))
-		return sl__bad(err, errlen,
-		               "dedup checkpoint: producer %llu: kept %llu above its oldest entry "
-		               "%llu",
-		               (unsigned long long)id, (unsigned long long)kept,
-		               (unsigned long long)sl_get_le64(b + first));
-	/* Another window: cut to this table's. A smaller stored window keeps
-	 * its larger `kept`: the entries below it are not there. */
-	if (sl__kept_floor(t, last) > kept)
-		kept = sl__kept_floor(t, last);
-	for (skip = 0;
-	     sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_SEQ) < kept; skip++)
-		;
-	fifo_cap = sl__pow2_at_least(n - skip, sl__first_fifo_cap(t));
-	ret = sl__create_prod(
-	    t, id, epoch, sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_SEQ),
-	    sl_get_le64(b + first + (uint64_t)skip * SL_CKPT_ENTRY + SL_CKPT_E_OFFSET), fifo_cap,
-	    &p);
-	if (ret == -ENOSPC && err && errlen)
-		snprintf(err, errlen, "dedup checkpoint: more producers than the table's %u",
-		         t->max_producers);
-	if (ret < 0)
-		return ret;
-	for (uint32_t i = skip + 1; i < n; i++) {
-		const uint8_t *e = b + first + (uint64_t)i * SL_CKPT_ENTRY;
-		p->fifo[p->n++] = (struct sl__dedup_ent){sl_get_le64(e + SL_CKPT_E_SEQ),
-		                                         sl_get_le64(e + SL_CKPT_E_OFFSET)};
-		t->entries++;
-	}
-	p->last = last;
-	p->kept = kept;
-	p->last_ms = last_ms;
-	*at_io = first + (uint64_t)n * SL_CKPT_ENTRY;
-	return 0;
-}
-
-int sl_dedup_checkpoint_read(struct sl_dedup *t, const void *buf, size_t len, uint64_t *upto,
-                             char *err, size_t errlen)
-{
-	const uint8_t *b = buf;
-	uint32_t version, window, hdr = SL_CKPT_HDR, prod = SL_CKPT_PROD;
-	uint64_t np, at, mark, prev_id = 0, end;
-	int ret = 0;
-
-	if (err && errlen)
-		err[0] = '\0';
-	if (t->count)
-		return -EBUSY;
-	if (len < SL_CKPT_HDR_V2 + SL_CKPT_TRAILER) {
-		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",
-		              len, SL_CKPT_HDR_V2 + SL_CKPT_TRAILER);
-		goto out;
-	}
-	if (sl_get_le32(b + SL_CKPT_MAGIC) != SL_DEDUP_CKPT_MAGIC) {
-		ret = sl__bad(err, errlen, "not a dedup checkpoint (bad magic 0x%08x)",
-		              sl_get_le32(b + SL_CKPT_MAGIC));
-		goto out;
-	}
-	version = sl_get_le32(b + SL_CKPT_VERSION);
-	if (version == 2) {
-		hdr = SL_CKPT_HDR_V2;
-		prod = SL_CKPT_PROD_V2;
-	} else if (version != SL_DEDUP_CKPT_VERSION) {
-		ret =
-		    sl__bad(err, errlen, "dedup checkpoint version %u not supported (want 2 or %u)",
-		            version, SL_DEDUP_CKPT_VERSION);
-		goto out;
-	} else if (len < SL_CKPT_HDR + SL_CKPT_TRAILER) {
-		ret = sl__bad(err, errlen, "dedup checkpoint truncated: %zu bytes, header needs %u",
-		              len, SL_CKPT_HDR + SL_CKPT_TRAILER);
-		goto out;
-	}
-	if (sl_get_le64(b + SL_CKPT_LENGTH) != len) {
-		ret = sl__bad(err, errlen,
-		              "dedup checkpoint truncated or padded: header says %llu bytes, "
-		              "got %zu",
-		              (unsigned long long)sl_get_le64(b + SL_CKPT_LENGTH), len);
-		goto out;
-	}
-	if (sl_get_le32(b + len - SL_CKPT_TRAILER) != sl_crc32c(0, b, len - SL_CKPT_TRAILER)) {
-		ret = sl__bad(err, errlen, "dedup checkpoint checksum mismatch");
-		goto out;
-	}
-	window = sl_get_le32(b + SL_CKPT_WINDOW);
-	mark = sl_get_le64(b + SL_CKPT_UPTO);
-	np = sl_get_le64(b + SL_CKPT_NPROD);
-	if (!sl_is_pow2(window) || window > SL_DEDUP_WINDOW_MAX) {
-		ret = sl__bad(err, errlen, "dedup checkpoint window %u is not a power of two <= %u",
-		              window, SL_DEDUP_WINDOW_MAX);
-		goto out;
-	}
-	if (sl_get_le32(b + SL_CKPT_RESERVED)) {
-		ret = sl__bad(err, errlen, "dedup checkpoint reserved header field is not zero");
-		goto out;
-	}
-	end = len - SL_CKPT_TRAILER;
-	/* Counts are checked against what remains before any multiplication
-	 * can overflow. */
-	if (np > (end - hdr) / prod) {
-		ret = sl__bad(err, errlen, "dedup checkpoint: %llu producers overrun its length",
-		              (unsigned long long)np);
-		goto out;
-	}
-	if (np > t->max_producers) {
-		if (err && errlen)
-			snprintf(err, errlen,
-			         "dedup checkpoint holds %llu producers, the table has room for %u",
-			         (unsigned long long)np, t->max_producers);
-		ret = -ENOSPC;
-		goto out;
-	}
-	at = hdr;
-	for (uint64_t k = 0; k < np; k++) {
-		uint64_t id;
-		if (end - at < prod) {
-			ret = sl__bad(err, errlen,
-			              "dedup checkpoint: producer %llu of %llu truncated",
-			              (unsigned long long)k, (unsigned long long)np);
-			goto out;
-		}
-		ret = sl__read_prod(t, b, end, &at, mark, window, prod, prev_id, &id, err, errlen);
-		if (ret < 0)
-			goto out;
-		prev_id = id;
-	}
-	if (at != end) {
-		ret = sl__bad(err, errlen, "dedup checkpoint has %llu unexpected trailing bytes",
-		              (unsigned long long)(end - at));
-		goto out;
-	}
-	*upto = mark;
-	if (version == SL_DEDUP_CKPT_VERSION)
-		t->forgot_ms = sl_get_le64(b + SL_CKPT_FORGOT);
-out:
-	if (ret < 0)
-		sl__clear(t);
-	return ret;
 }
