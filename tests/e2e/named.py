@@ -15,6 +15,9 @@ exactly once.
   fenced         two live sessions of one name: the older is fenced
                  (ERR_FENCED) once the newer says hello, and what the newer
                  sends is stored.
+  bench          `sluice bench --producer load` run twice: connection i is
+                 `load-i` both times, so the partitions know 4 producers
+                 after 8 connections (fresh ids would make 8).
 
 Waits are on conditions (stored counts, process exits), never on sleeps.
 """
@@ -209,6 +212,39 @@ def fenced(a):
                   "a fenced session stored events: %d" % stored(a.sluice, srv.addr))
 
 
+def partition_producers(srv):
+    """Each partition's count of producers tracked (/metrics)."""
+    from harness import http_open
+    with http_open("http://127.0.0.1:%d/metrics" % srv.http_port) as r:
+        text = r.read().decode()
+    counts = [int(v) for v in
+              re.findall(r'^sluice_partition_producers\{[^}]*\} (\d+)$', text, re.M)]
+    check(counts, "no sluice_partition_producers in /metrics")
+    return counts
+
+
+def bench(a):
+    with Workdir() as wd:
+        with Server(a.sluiced, wd) as srv:
+            for run_no in (1, 2):
+                rc, out, err = run([a.sluice, "bench", "--events", "4000", "--size", "50",
+                                    "--connections", "4", "--producer", "load",
+                                    "--server", srv.addr], timeout=120)
+                check(rc == 0, "bench run %d failed (%d): %s" % (run_no, rc, err))
+                check(stored(a.sluice, srv.addr) == 4000 * run_no,
+                      "run %d: %d stored" % (run_no, stored(a.sluice, srv.addr)))
+            # One unnamed producer after them, to every partition: once the
+            # tick has published it, each partition shows 4 named + 1 (fresh
+            # ids per run would show 8 + 1).
+            lines = "".join(event_line(i) for i in range(400)).encode()
+            rc, _, err = run([a.sluice, "produce", "--server", srv.addr], stdin=lines,
+                             timeout=60)
+            check(rc == 0, "produce failed (%d): %s" % (rc, err))
+            wait_until("every partition to know 5 producers (4 named, 1 not)",
+                       lambda: partition_producers(srv) == [5] * len(partition_producers(srv)),
+                       timeout=30)
+
+
 if __name__ == "__main__":
     sys.exit(main({"client_kill9": client_kill9, "server_kill9": server_kill9,
-                   "fenced": fenced}))
+                   "fenced": fenced, "bench": bench}))
