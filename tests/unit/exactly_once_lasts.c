@@ -161,6 +161,10 @@ Test(exactly_once_lasts, a_hundred_thousand_producers_through_one_partition, .ti
 	cr_assert_leq(kept, SL_DEDUP_PRODUCERS_DEFAULT);
 	/* 128 B of buckets and at most 128 B of FIFO a producer (dedup.h). */
 	uint64_t bytes = metric(f.srv, "sluice_partition_sequence_table_bytes");
+	fprintf(stderr,
+	        "figure: sequence table %" PRIu64 " bytes for %" PRIu64
+	        " producers (%.1f B each)\n",
+	        bytes, kept, (double)bytes / (double)kept);
 	cr_assert_leq(bytes, (uint64_t)SL_DEDUP_PRODUCERS_DEFAULT * 256 + 65536, "%" PRIu64, bytes);
 	cr_assert_eq(metric(f.srv, "sluice_untracked_stored_total"), 0);
 	cr_assert_eq(metric(f.srv, "sluice_untracked_refused_total"), 0);
