@@ -27,6 +27,9 @@
 #include <sys/random.h>
 #include <time.h>
 
+/* Inline: the hash of 16 bytes is a few instructions, and a call through
+ * the PLT to libxxhash cost more than the hash (perf: 2% of sluiced). */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "base/base.h"
@@ -62,6 +65,14 @@ struct sl_idwin {
 	int64_t last_time_ms; /* newest time added (times never decrease) */
 	uint64_t next_min;    /* lowest offset the next add may have */
 	uint64_t seed;
+	/* The last find's probe, for the add that follows it (the common
+	 * case: a new id found missing, then added). Valid while `gen` is
+	 * unchanged: every change of the index bumps it. */
+	uint64_t gen;
+	uint64_t memo_gen;  /* gen when memo_* was taken; 0: none */
+	uint64_t memo_hash; /* hash of memo_id */
+	uint32_t memo_slot; /* the empty slot the probe stopped at */
+	uint8_t memo_id[SL_IDWIN_ID_LEN];
 };
 
 static inline uint64_t sl__hash(const struct sl_idwin *w, const uint8_t *id)
@@ -91,25 +102,27 @@ static inline struct sl__ent *sl__at(const struct sl_idwin *w, uint32_t pos)
 	return &w->fifo[pos & (w->fcap - 1)];
 }
 
-/* The slot holding `id`, or -1. */
-static int64_t sl__lookup(const struct sl_idwin *w, const uint8_t *id)
+/* The slot holding `id` (hash h), or -1 with *empty the empty slot the
+ * probe stopped at: where an add of `id` goes. */
+static inline int64_t sl__lookup(const struct sl_idwin *w, const uint8_t *id, uint64_t h,
+                                 uint32_t *empty)
 {
-	uint64_t h = sl__hash(w, id);
 	uint32_t m = sl__imask(w), want = sl__slot(w, h, 0) - 1; /* the tag alone */
 	uint32_t tmask = ~((w->ibits >= 32 ? 0 : (UINT32_C(1) << w->ibits)) - 1);
 	for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m) {
 		uint32_t s = w->idx[i];
-		if (!s)
+		if (!s) {
+			*empty = i;
 			return -1;
+		}
 		if ((s & tmask) == want &&
 		    memcmp(w->fifo[sl__slot_fi(w, s)].id, id, SL_IDWIN_ID_LEN) == 0)
 			return i;
 	}
 }
 
-static void sl__index_put(struct sl_idwin *w, const uint8_t *id, uint32_t fi)
+static void sl__index_put(struct sl_idwin *w, uint64_t h, uint32_t fi)
 {
-	uint64_t h = sl__hash(w, id);
 	uint32_t m = sl__imask(w), i = (uint32_t)h & m;
 	while (w->idx[i])
 		i = (i + 1) & m;
@@ -159,6 +172,7 @@ static void sl__drop_head(struct sl_idwin *w)
 	if (t > w->horizon_ms)
 		w->horizon_ms = t;
 	sl__unindex(w, w->head);
+	w->gen++;
 	w->head++;
 	if (w->head == w->tail)
 		w->mhead = w->mtail;
@@ -199,6 +213,7 @@ int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
 		w->seed =
 		    (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)w; /* early boot: still varies */
 	w->last_time_ms = INT64_MIN;
+	w->gen = 1; /* memo_gen 0: no memo */
 	*out = w;
 	return 0;
 }
@@ -232,8 +247,25 @@ static int sl__grow(struct sl_idwin *w)
 	w->idx = x;
 	w->islots = 2 * ncap;
 	w->fcap = ncap;
-	for (uint32_t pos = w->head; pos != w->tail; pos++)
-		sl__index_put(w, sl__at(w, pos)->id, pos & (ncap - 1));
+	w->gen++;
+	/* The FIFO is read in order, the index written at random: each slot
+	 * is prefetched SL__AHEAD entries before it is written, so the misses
+	 * overlap instead of coming one after another (perf: the rebuilds
+	 * were most of sl_idwin_add while a window fills). */
+	enum { SL__AHEAD = 16 };
+	uint64_t hs[SL__AHEAD];
+	uint32_t n = w->tail - w->head, m = sl__imask(w);
+	for (uint32_t k = 0; k < n + SL__AHEAD; k++) {
+		if (k >= SL__AHEAD) {
+			uint32_t pos = w->head + k - SL__AHEAD;
+			sl__index_put(w, hs[k % SL__AHEAD], pos & (ncap - 1));
+		}
+		if (k < n) {
+			uint64_t h = sl__hash(w, sl__at(w, w->head + k)->id);
+			__builtin_prefetch(&w->idx[(uint32_t)h & m], 1);
+			hs[k % SL__AHEAD] = h;
+		}
+	}
 	return 0;
 }
 
@@ -251,12 +283,28 @@ static int sl__marks_grow(struct sl_idwin *w)
 	return 0;
 }
 
+void sl_idwin_prefetch(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN])
+{
+	__builtin_prefetch(&w->idx[(uint32_t)sl__hash(w, id) & sl__imask(w)], 1);
+}
+
 int sl_idwin_find(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t *offset,
                   int64_t *time_ms)
 {
-	int64_t i = sl__lookup(w, id);
-	if (i < 0)
+	uint64_t h = sl__hash(w, id);
+	uint32_t empty;
+	int64_t i = sl__lookup(w, id, h, &empty);
+	if (i < 0) {
+		/* A miss: the add that usually follows starts from here. The
+		 * memo is a cache (idwin.h): windows are never const objects
+		 * (sl_idwin_create allocates them), so writing it is defined. */
+		struct sl_idwin *mw = (struct sl_idwin *)w;
+		mw->memo_gen = w->gen;
+		mw->memo_hash = h;
+		mw->memo_slot = empty;
+		memcpy(mw->memo_id, id, SL_IDWIN_ID_LEN);
 		return 0;
+	}
 	uint32_t fi = sl__slot_fi(w, w->idx[i]);
 	*offset = w->fifo[fi].offset;
 	if (time_ms) {
@@ -282,16 +330,36 @@ int sl_idwin_add(struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t
 	if (offset < w->next_min || offset == UINT64_MAX)
 		return -EINVAL;
 	w->next_min = offset + 1;
-	if (sl__lookup(w, id) >= 0)
-		return 1;
+	uint64_t h;
+	uint32_t slot;
+	/* The find just before said it is not here, and where it would go:
+	 * nothing changed since (gen), so neither hash nor probe again. */
+	bool memo = w->memo_gen == w->gen && memcmp(w->memo_id, id, SL_IDWIN_ID_LEN) == 0;
+	if (memo) {
+		h = w->memo_hash;
+		slot = w->memo_slot;
+	} else {
+		h = sl__hash(w, id);
+		if (sl__lookup(w, id, h, &slot) >= 0)
+			return 1;
+	}
 	if (time_ms < w->last_time_ms)
 		time_ms = w->last_time_ms;
 	w->last_time_ms = time_ms;
 	uint32_t n = w->tail - w->head;
+	uint64_t gen = w->gen;
 	if (n == w->cap)
 		sl__drop_head(w);
 	else if (n == w->fcap && sl__grow(w) < 0)
 		sl__drop_head(w); /* no memory: stay this size (idwin.h) */
+	if (w->gen != gen) {
+		/* A drop may have emptied a slot before `slot` (backward
+		 * shift), a growth rebuilt the index: probe again (it is not
+		 * there: nothing was added since). */
+		uint32_t m = sl__imask(w);
+		for (slot = (uint32_t)h & m; w->idx[slot]; slot = (slot + 1) & m)
+			;
+	}
 	bool empty = w->head == w->tail;
 	if (empty || w->marks[(w->mtail - 1) & (w->mcap - 1)].time_ms < time_ms) {
 		if (!empty && w->mtail - w->mhead == w->mcap && sl__marks_grow(w) < 0)
@@ -308,7 +376,8 @@ int sl_idwin_add(struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t
 	struct sl__ent *e = sl__at(w, w->tail);
 	memcpy(e->id, id, SL_IDWIN_ID_LEN);
 	e->offset = offset;
-	sl__index_put(w, id, w->tail & (w->fcap - 1));
+	w->idx[slot] = sl__slot(w, h, w->tail & (w->fcap - 1));
+	w->gen++;
 	w->tail++;
 	return 0;
 }
@@ -335,6 +404,7 @@ uint32_t sl_idwin_truncate_from(struct sl_idwin *w, uint64_t cut)
 	uint32_t n = 0;
 	while (w->head != w->tail && sl__at(w, w->tail - 1)->offset >= cut) {
 		sl__unindex(w, w->tail - 1);
+		w->gen++;
 		w->tail--;
 		n++;
 	}

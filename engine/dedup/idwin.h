@@ -86,9 +86,20 @@ void sl_idwin_destroy(struct sl_idwin *w);
  * time, as recorded: a binary search of the marks); 0 when it is not.
  * Entries past the edge stay findable until sl_idwin_expire drops them:
  * a caller between expiries compares *time_ms with its clock.
+ * A miss leaves its probe in the window (a cache, which changes no answer:
+ * `w` is const to callers, like a C++ `mutable` member) for an
+ * sl_idwin_add of the same id that follows with no other change between:
+ * that add neither hashes nor probes again.
  */
 int sl_idwin_find(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t *offset,
                   int64_t *time_ms);
+
+/*
+ * Starts loading the index slot where a find or add of `id` begins, so
+ * that a caller with several ids in hand (a block of events) overlaps the
+ * cache misses: prefetch id i + k, then handle id i. Changes nothing.
+ */
+void sl_idwin_prefetch(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN]);
 
 /*
  * Records `id` stored at `offset` in a batch appended at time_ms. Offsets
