@@ -8,10 +8,13 @@
  * difference of live positions is exact in uint32 arithmetic.
  *
  * Index slots. 0 is empty; otherwise the low `ibits` bits hold the FIFO
- * index + 1 and the bits above a tag: high bits of the id's hash, so a
- * probe that meets another id's slot usually skips it without reading the
- * FIFO. Linear probing with deletion by backward shift (no tombstones: a
- * window deletes as often as it adds, and tombstones would fill it).
+ * index + 1, the next (up to) 4 the slot's distance from its home
+ * (saturated: all ones means "read the entry and hash it"), and the bits
+ * above a tag: high bits of the id's hash, so a probe that meets another
+ * id's slot usually skips it without reading the FIFO. Linear probing with
+ * deletion by backward shift (no tombstones: a window deletes as often as
+ * it adds, and tombstones would fill it); the distances let a deletion
+ * shift slots without reading their entries.
  *
  * Marks. marks[i] = {pos, time}: the entries from pos up to the next
  * mark's pos (or tail) were appended at `time`. A mark is added when an
@@ -35,7 +38,13 @@
 #include "base/base.h"
 
 #define SL__IDWIN_START 64u /* entries a new window has room for */
+/* Growth by 4, not 2: each growth copies the FIFO, rebuilds the index and
+ * frees the old arrays (page faults, and TLB shootdowns on the other
+ * cores when the allocator unmaps: perf of sluiced while 8 windows filled
+ * counted these at ~3% of its time). 64 -> 256 -> ... -> 262,144 in 6. */
+#define SL__IDWIN_GROW  4u
 #define SL__MARKS_START 16u
+#define SL__DROP_AHEAD  8u /* see sl__drop_head */
 
 struct sl__ent {
 	uint8_t id[SL_IDWIN_ID_LEN];
@@ -59,6 +68,8 @@ struct sl_idwin {
 	uint32_t *idx;   /* islots slots */
 	uint32_t islots; /* 2 * fcap: load <= 0.5 */
 	uint32_t ibits;  /* bits of a slot holding the FIFO index + 1 */
+	uint32_t dmax;   /* a slot's distance field: all ones, "far" */
+	uint32_t tmask;  /* a slot's tag bits */
 	struct sl__mark *marks;
 	uint32_t mcap, mhead, mtail; /* power-of-two ring, free-running */
 	int64_t horizon_ms;
@@ -85,16 +96,17 @@ static inline uint32_t sl__imask(const struct sl_idwin *w)
 	return w->islots - 1;
 }
 
-/* The slot value of FIFO index fi for hash h: tag above, index + 1 below. */
-static inline uint32_t sl__slot(const struct sl_idwin *w, uint64_t h, uint32_t fi)
+/* The slot value of FIFO index fi for hash h, `dist` slots past its home:
+ * tag, distance (saturated), index + 1. */
+static inline uint32_t sl__slot(const struct sl_idwin *w, uint64_t h, uint32_t fi, uint32_t dist)
 {
-	uint32_t tag = w->ibits >= 32 ? 0 : (uint32_t)(h >> 32) >> w->ibits << w->ibits;
-	return tag | (fi + 1);
+	return ((uint32_t)(h >> 32) & w->tmask) | (dist < w->dmax ? dist : w->dmax) << w->ibits |
+	       (fi + 1);
 }
 
 static inline uint32_t sl__slot_fi(const struct sl_idwin *w, uint32_t s)
 {
-	return (s & ((w->ibits >= 32 ? 0 : (UINT32_C(1) << w->ibits)) - 1)) - 1;
+	return (s & ((UINT32_C(1) << w->ibits) - 1)) - 1;
 }
 
 static inline struct sl__ent *sl__at(const struct sl_idwin *w, uint32_t pos)
@@ -107,8 +119,7 @@ static inline struct sl__ent *sl__at(const struct sl_idwin *w, uint32_t pos)
 static inline int64_t sl__lookup(const struct sl_idwin *w, const uint8_t *id, uint64_t h,
                                  uint32_t *empty)
 {
-	uint32_t m = sl__imask(w), want = sl__slot(w, h, 0) - 1; /* the tag alone */
-	uint32_t tmask = ~((w->ibits >= 32 ? 0 : (UINT32_C(1) << w->ibits)) - 1);
+	uint32_t m = sl__imask(w), tmask = w->tmask, want = (uint32_t)(h >> 32) & tmask;
 	for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m) {
 		uint32_t s = w->idx[i];
 		if (!s) {
@@ -126,21 +137,25 @@ static void sl__index_put(struct sl_idwin *w, uint64_t h, uint32_t fi)
 	uint32_t m = sl__imask(w), i = (uint32_t)h & m;
 	while (w->idx[i])
 		i = (i + 1) & m;
-	w->idx[i] = sl__slot(w, h, fi);
+	w->idx[i] = sl__slot(w, h, fi, (i - (uint32_t)h) & m);
 }
 
 /* Empties slot i, shifting back the slots of its probe run that may move
- * closer to their home (Knuth's algorithm R). */
+ * closer to their home (Knuth's algorithm R). A slot's distance from its
+ * home is in the slot (the FIFO is read only for a saturated one), so a
+ * deletion reads no entry. */
 static void sl__index_del(struct sl_idwin *w, uint32_t i)
 {
-	uint32_t m = sl__imask(w);
+	uint32_t m = sl__imask(w), dfield = w->dmax << w->ibits;
 	for (uint32_t j = (i + 1) & m; w->idx[j]; j = (j + 1) & m) {
-		uint32_t home = (uint32_t)sl__hash(w, w->fifo[sl__slot_fi(w, w->idx[j])].id) & m;
-		/* It stays when home lies cyclically in (i, j]. */
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (stays)
+		uint32_t s = w->idx[j], d = (s & dfield) >> w->ibits, gap = (j - i) & m;
+		if (SL_UNLIKELY(d == w->dmax))
+			d = (j - (uint32_t)sl__hash(w, w->fifo[sl__slot_fi(w, s)].id)) & m;
+		/* It stays when its home lies cyclically in (i, j]. */
+		if (d < gap)
 			continue;
-		w->idx[i] = w->idx[j];
+		d -= gap;
+		w->idx[i] = (s & ~dfield) | (d < w->dmax ? d : w->dmax) << w->ibits;
 		i = j;
 	}
 	w->idx[i] = 0;
@@ -151,9 +166,10 @@ static void sl__unindex(struct sl_idwin *w, uint32_t pos)
 {
 	uint32_t fi = pos & (w->fcap - 1);
 	uint64_t h = sl__hash(w, w->fifo[fi].id);
-	uint32_t m = sl__imask(w), want = sl__slot(w, h, fi);
+	uint32_t m = sl__imask(w), fimask = (UINT32_C(1) << w->ibits) - 1;
+	/* FIFO indexes are unique among the slots: the low bits tell. */
 	for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m)
-		if (w->idx[i] == want) {
+		if ((w->idx[i] & fimask) == fi + 1) {
 			sl__index_del(w, i);
 			return;
 		}
@@ -174,10 +190,35 @@ static void sl__drop_head(struct sl_idwin *w)
 	sl__unindex(w, w->head);
 	w->gen++;
 	w->head++;
+	/* Drops come in runs (every add of a full window, an expiry): the
+	 * slot of the entry SL__DROP_AHEAD behind is loaded now, so that its
+	 * own drop does not wait for it (the FIFO is read in order, which the
+	 * hardware prefetches). */
+	if (w->tail - w->head > SL__DROP_AHEAD)
+		__builtin_prefetch(
+		    &w->idx[(uint32_t)sl__hash(w, sl__at(w, w->head + SL__DROP_AHEAD)->id) &
+		            sl__imask(w)],
+		    1);
 	if (w->head == w->tail)
 		w->mhead = w->mtail;
 	else if (w->mtail - w->mhead > 1 && w->marks[(w->mhead + 1) & (w->mcap - 1)].pos == w->head)
 		w->mhead++;
+}
+
+/*
+ * An index of n empty slots, written through now. calloc may hand back
+ * fresh pages untouched (they read as zeros); the probes then map them to
+ * the kernel's zero page and the first add to each takes a copy-on-write
+ * fault whose TLB flush interrupts the other cores (perf: ~2.5% of sluiced
+ * while the windows filled, in do_wp_page under sl_idwin_add). Written
+ * now, each page takes one plain fault here.
+ */
+static uint32_t *sl__index_alloc(uint32_t n)
+{
+	uint32_t *x = malloc((size_t)n * sizeof(*x));
+	if (x)
+		memset(x, 0, (size_t)n * sizeof(*x));
+	return x;
 }
 
 int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
@@ -199,11 +240,18 @@ int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
 	w->ibits = 1;
 	while ((UINT64_C(1) << w->ibits) <= w->cap_p2)
 		w->ibits++;
+	/* Above the index: 4 bits of distance from home (at load <= 0.5 a
+	 * slot is rarely 15 or more past it), then the tag: 9 bits at the
+	 * default cap (a miss meets a false tag once in ~500 slots), none
+	 * at caps of 2^28, where every probe compares ids. */
+	uint32_t dbits = 32 - w->ibits < 4 ? 32 - w->ibits : 4, tshift = w->ibits + dbits;
+	w->dmax = (UINT32_C(1) << dbits) - 1;
+	w->tmask = tshift >= 32 ? 0 : ~((UINT32_C(1) << tshift) - 1);
 	w->fcap = w->cap_p2 < SL__IDWIN_START ? w->cap_p2 : SL__IDWIN_START;
 	w->mcap = SL__MARKS_START;
 	w->fifo = malloc((size_t)w->fcap * sizeof(*w->fifo));
 	w->islots = 2 * w->fcap;
-	w->idx = calloc(w->islots, sizeof(*w->idx));
+	w->idx = sl__index_alloc(w->islots);
 	w->marks = malloc((size_t)w->mcap * sizeof(*w->marks));
 	if (!w->fifo || !w->idx || !w->marks) {
 		sl_idwin_destroy(w);
@@ -228,12 +276,13 @@ void sl_idwin_destroy(struct sl_idwin *w)
 	free(w);
 }
 
-/* Doubles the FIFO and rebuilds the index for it. */
+/* Grows the FIFO (SL__IDWIN_GROW times, at most to cap_p2) and rebuilds
+ * the index for it. */
 static int sl__grow(struct sl_idwin *w)
 {
-	uint32_t ncap = w->fcap * 2;
+	uint32_t ncap = w->cap_p2 / SL__IDWIN_GROW < w->fcap ? w->cap_p2 : w->fcap * SL__IDWIN_GROW;
 	struct sl__ent *f = malloc((size_t)ncap * sizeof(*f));
-	uint32_t *x = calloc(2 * (size_t)ncap, sizeof(*x));
+	uint32_t *x = sl__index_alloc(2 * ncap);
 	if (!f || !x) {
 		free(f);
 		free(x);
@@ -374,9 +423,11 @@ int sl_idwin_add(struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t
 		}
 	}
 	struct sl__ent *e = sl__at(w, w->tail);
+	/* The FIFO's next lines, before the write reaches them. */
+	__builtin_prefetch(sl__at(w, w->tail + 8), 1);
 	memcpy(e->id, id, SL_IDWIN_ID_LEN);
 	e->offset = offset;
-	w->idx[slot] = sl__slot(w, h, w->tail & (w->fcap - 1));
+	w->idx[slot] = sl__slot(w, h, w->tail & (w->fcap - 1), (slot - (uint32_t)h) & sl__imask(w));
 	w->gen++;
 	w->tail++;
 	return 0;

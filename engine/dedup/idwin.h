@@ -35,14 +35,17 @@
  * Memory. An entry is 24 bytes in the FIFO ({id 16, offset 8}) plus 8 in
  * the index (uint32 slots, twice the FIFO's capacity: load <= 0.5, so a
  * miss, the common case, ends after ~2.5 probes; the slots' high bits hold
- * a tag of the hash, so most probes compare no id): 32 bytes per id when
+ * the slot's distance from its home and a tag of the hash, so most probes
+ * compare no id and a drop reads no other entry): 32 bytes per id when
  * full at a power-of-two cap (262,144 ids: 8 MiB; measured against
  * jemalloc's own count in tests/unit/idwin.c: 32.06). Times are not kept
  * per entry but as marks, one per distinct append time (ms) among the
  * entries, 16 bytes each: at most 16,000 / R bytes per id for a partition
  * taking R ids a second (0.16 at 100,000/s); at worst, a trickle with every
  * id in a millisecond of its own, 16 (48 in all). The FIFO and index
- * start at 64 entries and double up to the cap; the marks double as
+ * start at 64 entries and grow fourfold up to the cap (cap rounded up to
+ * a power of two: at most 4 times the ids held meanwhile, never more
+ * than at the cap); the marks double as
  * needed; nothing shrinks. Once grown, add, find and expire never
  * allocate; should a growth fail, the window keeps its size and drops its
  * oldest entry instead (horizon says so), so add never fails for memory.
