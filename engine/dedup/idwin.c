@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -44,7 +45,8 @@
  * counted these at ~3% of its time). 64 -> 256 -> ... -> 262,144 in 6. */
 #define SL__IDWIN_GROW  4u
 #define SL__MARKS_START 16u
-#define SL__DROP_AHEAD  8u /* see sl__drop_head */
+#define SL__HUGE        (UINT32_C(2) << 20) /* a huge page (x86-64) */
+#define SL__DROP_AHEAD  8u                  /* see sl__drop_head */
 
 struct sl__ent {
 	uint8_t id[SL_IDWIN_ID_LEN];
@@ -215,9 +217,21 @@ static void sl__drop_head(struct sl_idwin *w)
  */
 static uint32_t *sl__index_alloc(uint32_t n)
 {
-	uint32_t *x = malloc((size_t)n * sizeof(*x));
+	size_t bytes = (size_t)n * sizeof(uint32_t);
+	uint32_t *x;
+	if (bytes >= SL__HUGE) {
+		/* An index of 2 MiB or more (the default cap's is 2 MiB) on huge
+		 * pages where the kernel allows them (THP "madvise"): probes
+		 * land anywhere in it, and on 4 KiB pages nearly each one also
+		 * missed the TLB. Its size is a power of two: no waste. */
+		x = aligned_alloc(SL__HUGE, bytes);
+		if (x)
+			(void)madvise(x, bytes, MADV_HUGEPAGE);
+	} else
+		x = malloc(bytes);
+	/* explicit_bzero: gcc turns malloc + memset(0) into calloc. */
 	if (x)
-		memset(x, 0, (size_t)n * sizeof(*x));
+		explicit_bzero(x, bytes);
 	return x;
 }
 
