@@ -43,9 +43,11 @@
  * entries, 16 bytes each: at most 16,000 / R bytes per id for a partition
  * taking R ids a second (0.16 at 100,000/s); at worst, a trickle with every
  * id in a millisecond of its own, 16 (48 in all). The FIFO and index
- * start at 64 entries and grow fourfold up to the cap (cap rounded up to
- * a power of two: at most 4 times the ids held meanwhile, never more
- * than at the cap); the marks double as
+ * start at 64 entries and grow fourfold, to the cap rounded up to a power
+ * of two at most (so while growing, room for up to 4 times the ids held:
+ * 128 bytes per id at worst, never more than at the cap); an index of
+ * 2 MiB or more is asked for on huge pages (MADV_HUGEPAGE), which changes
+ * no count above (a power of two fills them). The marks double as
  * needed; nothing shrinks. Once grown, add, find and expire never
  * allocate; should a growth fail, the window keeps its size and drops its
  * oldest entry instead (horizon says so), so add never fails for memory.
