@@ -66,6 +66,63 @@ void BM_FindAdd(benchmark::State &state)
 }
 BENCHMARK(BM_FindAdd)->Arg(1024)->Arg(65536)->Arg(262144);
 
+// BM_FindAdd as the server does it (reactor/xfer.c, produce.c): the slot
+// of the id 8 events ahead prefetched before find + add of this one.
+void BM_FindAddPrefetch(benchmark::State &state)
+{
+	const uint32_t cap = static_cast<uint32_t>(state.range(0));
+	const size_t n = 4 * static_cast<size_t>(cap) < (1u << 20) ? (1u << 20) : 4 * (size_t)cap;
+	Ids ids(n);
+	sl_idwin *w = nullptr;
+	if (sl_idwin_create(600000, cap, &w) != 0)
+		abort();
+	uint64_t off = 0, o;
+	size_t k = 0;
+	for (; k < 2 * (size_t)cap; k++, off++)
+		if (sl_idwin_add(w, ids.at(k % n), off, 1000 + (int64_t)(off / 64)) != 0)
+			abort();
+	const size_t mem = sl_idwin_memory(w);
+	for (auto _ : state) {
+		sl_idwin_prefetch(w, ids.at((k + 8) % n));
+		const uint8_t *id = ids.at(k++ % n);
+		if (sl_idwin_find(w, id, &o, nullptr))
+			abort();
+		if (sl_idwin_add(w, id, off, 1000 + (int64_t)(off / 64)) != 0)
+			abort();
+		off++;
+	}
+	if (sl_idwin_memory(w) != mem)
+		state.SkipWithError("steady state allocated");
+	state.SetItemsProcessed(state.iterations());
+	sl_idwin_destroy(w);
+}
+BENCHMARK(BM_FindAddPrefetch)->Arg(1024)->Arg(65536)->Arg(262144);
+
+// A window filling from empty, as a fresh partition's does: find + add
+// (with the prefetch) of `cap` new ids, growths included; ns per id.
+void BM_Fill(benchmark::State &state)
+{
+	const uint32_t cap = static_cast<uint32_t>(state.range(0));
+	Ids ids(cap);
+	uint64_t o;
+	for (auto _ : state) {
+		sl_idwin *w = nullptr;
+		if (sl_idwin_create(600000, cap, &w) != 0)
+			abort();
+		for (uint32_t i = 0; i < cap; i++) {
+			if (i + 8 < cap)
+				sl_idwin_prefetch(w, ids.at(i + 8));
+			if (sl_idwin_find(w, ids.at(i), &o, nullptr))
+				abort();
+			if (sl_idwin_add(w, ids.at(i), i, 1000 + (int64_t)(i / 64)) != 0)
+				abort();
+		}
+		sl_idwin_destroy(w);
+	}
+	state.SetItemsProcessed(state.iterations() * cap);
+}
+BENCHMARK(BM_Fill)->Arg(131072)->Arg(262144)->Unit(benchmark::kMillisecond);
+
 void BM_FindHit(benchmark::State &state)
 {
 	const uint32_t cap = static_cast<uint32_t>(state.range(0));

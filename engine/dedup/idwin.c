@@ -8,10 +8,13 @@
  * difference of live positions is exact in uint32 arithmetic.
  *
  * Index slots. 0 is empty; otherwise the low `ibits` bits hold the FIFO
- * index + 1 and the bits above a tag: high bits of the id's hash, so a
- * probe that meets another id's slot usually skips it without reading the
- * FIFO. Linear probing with deletion by backward shift (no tombstones: a
- * window deletes as often as it adds, and tombstones would fill it).
+ * index + 1, the next (up to) 4 the slot's distance from its home
+ * (saturated: all ones means "read the entry and hash it"), and the bits
+ * above a tag: high bits of the id's hash, so a probe that meets another
+ * id's slot usually skips it without reading the FIFO. Linear probing with
+ * deletion by backward shift (no tombstones: a window deletes as often as
+ * it adds, and tombstones would fill it); the distances let a deletion
+ * shift slots without reading their entries.
  *
  * Marks. marks[i] = {pos, time}: the entries from pos up to the next
  * mark's pos (or tail) were appended at `time`. A mark is added when an
@@ -24,15 +27,25 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
+/* Inline: the hash of 16 bytes is a few instructions, and a call through
+ * the PLT to libxxhash cost more than the hash (perf: 2% of sluiced). */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "base/base.h"
 
 #define SL__IDWIN_START 64u /* entries a new window has room for */
+/* Growth by 4, not 2: each growth copies the FIFO, rebuilds the index
+ * and faults in new pages; by 4, a window filling to 262,144 ids grows 6
+ * times instead of 12 (bench_idwin BM_Fill/262144: 21.7 -> 14.2 ms). */
+#define SL__IDWIN_GROW  4u
 #define SL__MARKS_START 16u
+#define SL__HUGE        (UINT32_C(2) << 20) /* a huge page (x86-64) */
+#define SL__DROP_AHEAD  8u                  /* see sl__drop_head */
 
 struct sl__ent {
 	uint8_t id[SL_IDWIN_ID_LEN];
@@ -56,12 +69,22 @@ struct sl_idwin {
 	uint32_t *idx;   /* islots slots */
 	uint32_t islots; /* 2 * fcap: load <= 0.5 */
 	uint32_t ibits;  /* bits of a slot holding the FIFO index + 1 */
+	uint32_t dmax;   /* a slot's distance field: all ones, "far" */
+	uint32_t tmask;  /* a slot's tag bits */
 	struct sl__mark *marks;
 	uint32_t mcap, mhead, mtail; /* power-of-two ring, free-running */
 	int64_t horizon_ms;
 	int64_t last_time_ms; /* newest time added (times never decrease) */
 	uint64_t next_min;    /* lowest offset the next add may have */
 	uint64_t seed;
+	/* The last find's probe, for the add that follows it (the common
+	 * case: a new id found missing, then added). Valid while `gen` is
+	 * unchanged: every change of the index bumps it. */
+	uint64_t gen;
+	uint64_t memo_gen;  /* gen when memo_* was taken; 0: none */
+	uint64_t memo_hash; /* hash of memo_id */
+	uint32_t memo_slot; /* the empty slot the probe stopped at */
+	uint8_t memo_id[SL_IDWIN_ID_LEN];
 };
 
 static inline uint64_t sl__hash(const struct sl_idwin *w, const uint8_t *id)
@@ -74,16 +97,17 @@ static inline uint32_t sl__imask(const struct sl_idwin *w)
 	return w->islots - 1;
 }
 
-/* The slot value of FIFO index fi for hash h: tag above, index + 1 below. */
-static inline uint32_t sl__slot(const struct sl_idwin *w, uint64_t h, uint32_t fi)
+/* The slot value of FIFO index fi for hash h, `dist` slots past its home:
+ * tag, distance (saturated), index + 1. */
+static inline uint32_t sl__slot(const struct sl_idwin *w, uint64_t h, uint32_t fi, uint32_t dist)
 {
-	uint32_t tag = w->ibits >= 32 ? 0 : (uint32_t)(h >> 32) >> w->ibits << w->ibits;
-	return tag | (fi + 1);
+	return ((uint32_t)(h >> 32) & w->tmask) | (dist < w->dmax ? dist : w->dmax) << w->ibits |
+	       (fi + 1);
 }
 
 static inline uint32_t sl__slot_fi(const struct sl_idwin *w, uint32_t s)
 {
-	return (s & ((w->ibits >= 32 ? 0 : (UINT32_C(1) << w->ibits)) - 1)) - 1;
+	return (s & ((UINT32_C(1) << w->ibits) - 1)) - 1;
 }
 
 static inline struct sl__ent *sl__at(const struct sl_idwin *w, uint32_t pos)
@@ -91,43 +115,48 @@ static inline struct sl__ent *sl__at(const struct sl_idwin *w, uint32_t pos)
 	return &w->fifo[pos & (w->fcap - 1)];
 }
 
-/* The slot holding `id`, or -1. */
-static int64_t sl__lookup(const struct sl_idwin *w, const uint8_t *id)
+/* The slot holding `id` (hash h), or -1 with *empty the empty slot the
+ * probe stopped at: where an add of `id` goes. */
+static inline int64_t sl__lookup(const struct sl_idwin *w, const uint8_t *id, uint64_t h,
+                                 uint32_t *empty)
 {
-	uint64_t h = sl__hash(w, id);
-	uint32_t m = sl__imask(w), want = sl__slot(w, h, 0) - 1; /* the tag alone */
-	uint32_t tmask = ~((w->ibits >= 32 ? 0 : (UINT32_C(1) << w->ibits)) - 1);
+	uint32_t m = sl__imask(w), tmask = w->tmask, want = (uint32_t)(h >> 32) & tmask;
 	for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m) {
 		uint32_t s = w->idx[i];
-		if (!s)
+		if (!s) {
+			*empty = i;
 			return -1;
+		}
 		if ((s & tmask) == want &&
 		    memcmp(w->fifo[sl__slot_fi(w, s)].id, id, SL_IDWIN_ID_LEN) == 0)
 			return i;
 	}
 }
 
-static void sl__index_put(struct sl_idwin *w, const uint8_t *id, uint32_t fi)
+static void sl__index_put(struct sl_idwin *w, uint64_t h, uint32_t fi)
 {
-	uint64_t h = sl__hash(w, id);
 	uint32_t m = sl__imask(w), i = (uint32_t)h & m;
 	while (w->idx[i])
 		i = (i + 1) & m;
-	w->idx[i] = sl__slot(w, h, fi);
+	w->idx[i] = sl__slot(w, h, fi, (i - (uint32_t)h) & m);
 }
 
 /* Empties slot i, shifting back the slots of its probe run that may move
- * closer to their home (Knuth's algorithm R). */
+ * closer to their home (Knuth's algorithm R). A slot's distance from its
+ * home is in the slot (the FIFO is read only for a saturated one), so a
+ * deletion reads no entry. */
 static void sl__index_del(struct sl_idwin *w, uint32_t i)
 {
-	uint32_t m = sl__imask(w);
+	uint32_t m = sl__imask(w), dfield = w->dmax << w->ibits;
 	for (uint32_t j = (i + 1) & m; w->idx[j]; j = (j + 1) & m) {
-		uint32_t home = (uint32_t)sl__hash(w, w->fifo[sl__slot_fi(w, w->idx[j])].id) & m;
-		/* It stays when home lies cyclically in (i, j]. */
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (stays)
+		uint32_t s = w->idx[j], d = (s & dfield) >> w->ibits, gap = (j - i) & m;
+		if (SL_UNLIKELY(d == w->dmax))
+			d = (j - (uint32_t)sl__hash(w, w->fifo[sl__slot_fi(w, s)].id)) & m;
+		/* It stays when its home lies cyclically in (i, j]. */
+		if (d < gap)
 			continue;
-		w->idx[i] = w->idx[j];
+		d -= gap;
+		w->idx[i] = (s & ~dfield) | (d < w->dmax ? d : w->dmax) << w->ibits;
 		i = j;
 	}
 	w->idx[i] = 0;
@@ -138,9 +167,10 @@ static void sl__unindex(struct sl_idwin *w, uint32_t pos)
 {
 	uint32_t fi = pos & (w->fcap - 1);
 	uint64_t h = sl__hash(w, w->fifo[fi].id);
-	uint32_t m = sl__imask(w), want = sl__slot(w, h, fi);
+	uint32_t m = sl__imask(w), fimask = (UINT32_C(1) << w->ibits) - 1;
+	/* FIFO indexes are unique among the slots: the low bits tell. */
 	for (uint32_t i = (uint32_t)h & m;; i = (i + 1) & m)
-		if (w->idx[i] == want) {
+		if ((w->idx[i] & fimask) == fi + 1) {
 			sl__index_del(w, i);
 			return;
 		}
@@ -159,11 +189,49 @@ static void sl__drop_head(struct sl_idwin *w)
 	if (t > w->horizon_ms)
 		w->horizon_ms = t;
 	sl__unindex(w, w->head);
+	w->gen++;
 	w->head++;
+	/* Drops come in runs (every add of a full window, an expiry): the
+	 * slot of the entry SL__DROP_AHEAD behind is loaded now, so that its
+	 * own drop does not wait for it (the FIFO is read in order, which the
+	 * hardware prefetches). */
+	if (w->tail - w->head > SL__DROP_AHEAD)
+		__builtin_prefetch(
+		    &w->idx[(uint32_t)sl__hash(w, sl__at(w, w->head + SL__DROP_AHEAD)->id) &
+		            sl__imask(w)],
+		    1);
 	if (w->head == w->tail)
 		w->mhead = w->mtail;
 	else if (w->mtail - w->mhead > 1 && w->marks[(w->mhead + 1) & (w->mcap - 1)].pos == w->head)
 		w->mhead++;
+}
+
+/*
+ * An index of n empty slots, written through now. calloc may hand back
+ * fresh pages untouched (they read as zeros); the probes then map them to
+ * the kernel's zero page and the first add to each takes a copy-on-write
+ * fault whose TLB flush interrupts the other cores (perf: ~2.5% of sluiced
+ * while the windows filled, in do_wp_page under sl_idwin_add). Written
+ * now, each page takes one plain fault here.
+ */
+static uint32_t *sl__index_alloc(uint32_t n)
+{
+	size_t bytes = (size_t)n * sizeof(uint32_t);
+	uint32_t *x;
+	if (bytes >= SL__HUGE) {
+		/* An index of 2 MiB or more (the default cap's is 2 MiB) on huge
+		 * pages where the kernel allows them (THP "madvise"): probes
+		 * land anywhere in it, and on 4 KiB pages nearly each one also
+		 * missed the TLB. Its size is a power of two: no waste. */
+		x = aligned_alloc(SL__HUGE, bytes);
+		if (x)
+			(void)madvise(x, bytes, MADV_HUGEPAGE);
+	} else
+		x = malloc(bytes);
+	/* explicit_bzero: gcc turns malloc + memset(0) into calloc. */
+	if (x)
+		explicit_bzero(x, bytes);
+	return x;
 }
 
 int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
@@ -185,11 +253,18 @@ int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
 	w->ibits = 1;
 	while ((UINT64_C(1) << w->ibits) <= w->cap_p2)
 		w->ibits++;
+	/* Above the index: 4 bits of distance from home (at load <= 0.5 a
+	 * slot is rarely 15 or more past it), then the tag: 9 bits at the
+	 * default cap (a miss meets a false tag once in ~500 slots), none
+	 * at caps of 2^28, where every probe compares ids. */
+	uint32_t dbits = 32 - w->ibits < 4 ? 32 - w->ibits : 4, tshift = w->ibits + dbits;
+	w->dmax = (UINT32_C(1) << dbits) - 1;
+	w->tmask = tshift >= 32 ? 0 : ~((UINT32_C(1) << tshift) - 1);
 	w->fcap = w->cap_p2 < SL__IDWIN_START ? w->cap_p2 : SL__IDWIN_START;
 	w->mcap = SL__MARKS_START;
 	w->fifo = malloc((size_t)w->fcap * sizeof(*w->fifo));
 	w->islots = 2 * w->fcap;
-	w->idx = calloc(w->islots, sizeof(*w->idx));
+	w->idx = sl__index_alloc(w->islots);
 	w->marks = malloc((size_t)w->mcap * sizeof(*w->marks));
 	if (!w->fifo || !w->idx || !w->marks) {
 		sl_idwin_destroy(w);
@@ -199,6 +274,7 @@ int sl_idwin_create(int64_t window_ms, uint32_t cap, struct sl_idwin **out)
 		w->seed =
 		    (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)w; /* early boot: still varies */
 	w->last_time_ms = INT64_MIN;
+	w->gen = 1; /* memo_gen 0: no memo */
 	*out = w;
 	return 0;
 }
@@ -213,12 +289,13 @@ void sl_idwin_destroy(struct sl_idwin *w)
 	free(w);
 }
 
-/* Doubles the FIFO and rebuilds the index for it. */
+/* Grows the FIFO (SL__IDWIN_GROW times, at most to cap_p2) and rebuilds
+ * the index for it. */
 static int sl__grow(struct sl_idwin *w)
 {
-	uint32_t ncap = w->fcap * 2;
+	uint32_t ncap = w->cap_p2 / SL__IDWIN_GROW < w->fcap ? w->cap_p2 : w->fcap * SL__IDWIN_GROW;
 	struct sl__ent *f = malloc((size_t)ncap * sizeof(*f));
-	uint32_t *x = calloc(2 * (size_t)ncap, sizeof(*x));
+	uint32_t *x = sl__index_alloc(2 * ncap);
 	if (!f || !x) {
 		free(f);
 		free(x);
@@ -232,8 +309,25 @@ static int sl__grow(struct sl_idwin *w)
 	w->idx = x;
 	w->islots = 2 * ncap;
 	w->fcap = ncap;
-	for (uint32_t pos = w->head; pos != w->tail; pos++)
-		sl__index_put(w, sl__at(w, pos)->id, pos & (ncap - 1));
+	w->gen++;
+	/* The FIFO is read in order, the index written at random: each slot
+	 * is prefetched SL__AHEAD entries before it is written, so the misses
+	 * overlap instead of coming one after another (perf: the rebuilds
+	 * were most of sl_idwin_add while a window fills). */
+	enum { SL__AHEAD = 16 };
+	uint64_t hs[SL__AHEAD];
+	uint32_t n = w->tail - w->head, m = sl__imask(w);
+	for (uint32_t k = 0; k < n + SL__AHEAD; k++) {
+		if (k >= SL__AHEAD) {
+			uint32_t pos = w->head + k - SL__AHEAD;
+			sl__index_put(w, hs[k % SL__AHEAD], pos & (ncap - 1));
+		}
+		if (k < n) {
+			uint64_t h = sl__hash(w, sl__at(w, w->head + k)->id);
+			__builtin_prefetch(&w->idx[(uint32_t)h & m], 1);
+			hs[k % SL__AHEAD] = h;
+		}
+	}
 	return 0;
 }
 
@@ -251,12 +345,28 @@ static int sl__marks_grow(struct sl_idwin *w)
 	return 0;
 }
 
+void sl_idwin_prefetch(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN])
+{
+	__builtin_prefetch(&w->idx[(uint32_t)sl__hash(w, id) & sl__imask(w)], 1);
+}
+
 int sl_idwin_find(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t *offset,
                   int64_t *time_ms)
 {
-	int64_t i = sl__lookup(w, id);
-	if (i < 0)
+	uint64_t h = sl__hash(w, id);
+	uint32_t empty;
+	int64_t i = sl__lookup(w, id, h, &empty);
+	if (i < 0) {
+		/* A miss: the add that usually follows starts from here. The
+		 * memo is a cache (idwin.h): windows are never const objects
+		 * (sl_idwin_create allocates them), so writing it is defined. */
+		struct sl_idwin *mw = (struct sl_idwin *)w;
+		mw->memo_gen = w->gen;
+		mw->memo_hash = h;
+		mw->memo_slot = empty;
+		memcpy(mw->memo_id, id, SL_IDWIN_ID_LEN);
 		return 0;
+	}
 	uint32_t fi = sl__slot_fi(w, w->idx[i]);
 	*offset = w->fifo[fi].offset;
 	if (time_ms) {
@@ -282,16 +392,36 @@ int sl_idwin_add(struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t
 	if (offset < w->next_min || offset == UINT64_MAX)
 		return -EINVAL;
 	w->next_min = offset + 1;
-	if (sl__lookup(w, id) >= 0)
-		return 1;
+	uint64_t h;
+	uint32_t slot;
+	/* The find just before said it is not here, and where it would go:
+	 * nothing changed since (gen), so neither hash nor probe again. */
+	bool memo = w->memo_gen == w->gen && memcmp(w->memo_id, id, SL_IDWIN_ID_LEN) == 0;
+	if (memo) {
+		h = w->memo_hash;
+		slot = w->memo_slot;
+	} else {
+		h = sl__hash(w, id);
+		if (sl__lookup(w, id, h, &slot) >= 0)
+			return 1;
+	}
 	if (time_ms < w->last_time_ms)
 		time_ms = w->last_time_ms;
 	w->last_time_ms = time_ms;
 	uint32_t n = w->tail - w->head;
+	uint64_t gen = w->gen;
 	if (n == w->cap)
 		sl__drop_head(w);
 	else if (n == w->fcap && sl__grow(w) < 0)
 		sl__drop_head(w); /* no memory: stay this size (idwin.h) */
+	if (w->gen != gen) {
+		/* A drop may have emptied a slot before `slot` (backward
+		 * shift), a growth rebuilt the index: probe again (it is not
+		 * there: nothing was added since). */
+		uint32_t m = sl__imask(w);
+		for (slot = (uint32_t)h & m; w->idx[slot]; slot = (slot + 1) & m)
+			;
+	}
 	bool empty = w->head == w->tail;
 	if (empty || w->marks[(w->mtail - 1) & (w->mcap - 1)].time_ms < time_ms) {
 		if (!empty && w->mtail - w->mhead == w->mcap && sl__marks_grow(w) < 0)
@@ -306,9 +436,12 @@ int sl_idwin_add(struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t
 		}
 	}
 	struct sl__ent *e = sl__at(w, w->tail);
+	/* The FIFO's next lines, before the write reaches them. */
+	__builtin_prefetch(sl__at(w, w->tail + 8), 1);
 	memcpy(e->id, id, SL_IDWIN_ID_LEN);
 	e->offset = offset;
-	sl__index_put(w, id, w->tail & (w->fcap - 1));
+	w->idx[slot] = sl__slot(w, h, w->tail & (w->fcap - 1), (slot - (uint32_t)h) & sl__imask(w));
+	w->gen++;
 	w->tail++;
 	return 0;
 }
@@ -335,6 +468,7 @@ uint32_t sl_idwin_truncate_from(struct sl_idwin *w, uint64_t cut)
 	uint32_t n = 0;
 	while (w->head != w->tail && sl__at(w, w->tail - 1)->offset >= cut) {
 		sl__unindex(w, w->tail - 1);
+		w->gen++;
 		w->tail--;
 		n++;
 	}

@@ -35,14 +35,19 @@
  * Memory. An entry is 24 bytes in the FIFO ({id 16, offset 8}) plus 8 in
  * the index (uint32 slots, twice the FIFO's capacity: load <= 0.5, so a
  * miss, the common case, ends after ~2.5 probes; the slots' high bits hold
- * a tag of the hash, so most probes compare no id): 32 bytes per id when
+ * the slot's distance from its home and a tag of the hash, so most probes
+ * compare no id and a drop reads no other entry): 32 bytes per id when
  * full at a power-of-two cap (262,144 ids: 8 MiB; measured against
  * jemalloc's own count in tests/unit/idwin.c: 32.06). Times are not kept
  * per entry but as marks, one per distinct append time (ms) among the
  * entries, 16 bytes each: at most 16,000 / R bytes per id for a partition
  * taking R ids a second (0.16 at 100,000/s); at worst, a trickle with every
  * id in a millisecond of its own, 16 (48 in all). The FIFO and index
- * start at 64 entries and double up to the cap; the marks double as
+ * start at 64 entries and grow fourfold, to the cap rounded up to a power
+ * of two at most (so while growing, room for up to 4 times the ids held:
+ * 128 bytes per id at worst, never more than at the cap); an index of
+ * 2 MiB or more is asked for on huge pages (MADV_HUGEPAGE), which changes
+ * no count above (a power of two fills them). The marks double as
  * needed; nothing shrinks. Once grown, add, find and expire never
  * allocate; should a growth fail, the window keeps its size and drops its
  * oldest entry instead (horizon says so), so add never fails for memory.
@@ -86,9 +91,20 @@ void sl_idwin_destroy(struct sl_idwin *w);
  * time, as recorded: a binary search of the marks); 0 when it is not.
  * Entries past the edge stay findable until sl_idwin_expire drops them:
  * a caller between expiries compares *time_ms with its clock.
+ * A miss leaves its probe in the window (a cache, which changes no answer:
+ * `w` is const to callers, like a C++ `mutable` member) for an
+ * sl_idwin_add of the same id that follows with no other change between:
+ * that add neither hashes nor probes again.
  */
 int sl_idwin_find(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN], uint64_t *offset,
                   int64_t *time_ms);
+
+/*
+ * Starts loading the index slot where a find or add of `id` begins, so
+ * that a caller with several ids in hand (a block of events) overlaps the
+ * cache misses: prefetch id i + k, then handle id i. Changes nothing.
+ */
+void sl_idwin_prefetch(const struct sl_idwin *w, const uint8_t id[SL_IDWIN_ID_LEN]);
 
 /*
  * Records `id` stored at `offset` in a batch appended at time_ms. Offsets

@@ -153,6 +153,20 @@ static const uint8_t *sl_xev_id(const struct sl_xev *e, const uint8_t *ev)
 	return sl_event_scan(ev, e->len, &v) == 0 ? v.id : NULL;
 }
 
+/* How many events ahead of the one handled the id window's slot is
+ * prefetched: enough for the miss (~0.3 us on this VM, bench_idwin) to
+ * land while the events between are handled (~0.5 us each). */
+#define SL_XPREFETCH 8u
+
+/* Starts loading what the id window of e's partition will probe for it. */
+static inline void sl__xprefetch(struct sl_reactor *r, const struct sl_xblock *b,
+                                 const struct sl_xev *e)
+{
+	const struct sl_partition *p = &r->topics->v[e->topic].parts[e->partition];
+	if (p->idw && SL_LIKELY(e->id_at))
+		sl_idwin_prefetch(p->idw, b->data + e->off + e->id_at - 1);
+}
+
 /* Consumes a block that arrived from reactor `from`. */
 static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *b)
 {
@@ -161,8 +175,12 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 		sl__xblock_home(r, b);
 		return;
 	case SL_X_EVENTS:
+		for (uint32_t i = 0; i < b->n && i < SL_XPREFETCH; i++)
+			sl__xprefetch(r, b, &b->ev[i]);
 		for (uint32_t i = 0; i < b->n; i++) {
 			const struct sl_xev *e = &b->ev[i];
+			if (i + SL_XPREFETCH < b->n)
+				sl__xprefetch(r, b, &b->ev[i + SL_XPREFETCH]);
 			struct sl_partition *p = &r->topics->v[e->topic].parts[e->partition];
 			struct sl_ack_ref ref = {
 			    .base_seq = e->base_seq,
