@@ -135,11 +135,11 @@ struct sl__bbuf {
 struct sl__batch {
 	struct sl__bbuf *b;
 	uint64_t base_seq;
-	uint32_t n;        /* events */
-	uint32_t n_done;   /* answered */
-	uint32_t len;      /* frame bytes, once sealed */
-	uint32_t topic;    /* index into sl_client.topics */
-	uint64_t ev_bytes; /* its events' encoded bytes: what it costs in credits */
+	uint32_t n;         /* events */
+	uint32_t n_done;    /* answered */
+	uint32_t len;       /* frame bytes, once sealed */
+	uint32_t topic;     /* index into sl_client.topics */
+	uint64_t ev_bytes;  /* its events' encoded bytes: what it costs in credits */
 	uint64_t sealed_ns; /* sl_now_ns() when sealed: a resend says how long ago */
 };
 

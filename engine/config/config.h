@@ -162,7 +162,7 @@ enum sl_config_acks {
 #define SL_CONFIG_TOPIC_DEDUP_WINDOW    (600ull * 1000000000ull)
 /* 32 bytes an id (dedup/idwin.h): 8 MiB per partition at most. */
 #define SL_CONFIG_TOPIC_DEDUP_WINDOW_EVENTS (1ull << 18)
-#define SL_CONFIG_TOPIC_PRODUCER_EXPIRY (7ull * 86400 * 1000000000ull)
+#define SL_CONFIG_TOPIC_PRODUCER_EXPIRY     (7ull * 86400 * 1000000000ull)
 
 struct sl_config_addr {
 	char *host; /* no brackets around IPv6 */
@@ -227,7 +227,7 @@ struct sl_config_topic {
 	uint64_t dedup_window_ns;
 	uint64_t dedup_window_events;
 	uint64_t producer_expiry_ns;
-	bool derived;                /* not listed: made for a pipeline's `to` */
+	bool derived; /* not listed: made for a pipeline's `to` */
 	uint32_t line;
 };
 

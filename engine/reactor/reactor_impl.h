@@ -52,9 +52,9 @@ enum sl_op {
 #define SL_TICK_MS     100
 /* Producers idle for 30 s give up the old entries of their sequence
  * tables, checked every 10 s (dedup.h: sl_dedup_trim). */
-#define SL_DEDUP_IDLE_TICKS 300u
+#define SL_DEDUP_IDLE_TICKS   300u
 #define SL_DEDUP_EXPIRE_EVERY 10u
-#define SL_DEDUP_TRIM_EVERY 100u
+#define SL_DEDUP_TRIM_EVERY   100u
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */
 #define SL_PRODUCE_VIEWS 1024
