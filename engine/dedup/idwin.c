@@ -463,6 +463,16 @@ uint32_t sl_idwin_expire(struct sl_idwin *w, int64_t now_ms)
 	return dropped;
 }
 
+int sl_idwin_set_distance_limit(struct sl_idwin *w, uint32_t dmax)
+{
+	/* The field keeps its width (the tag's place does not move); only the
+	 * value at which it saturates goes down. */
+	if (!dmax || dmax > w->dmax || ((dmax + 1) & dmax) || sl_idwin_count(w))
+		return -EINVAL;
+	w->dmax = dmax;
+	return 0;
+}
+
 uint32_t sl_idwin_truncate_from(struct sl_idwin *w, uint64_t cut)
 {
 	uint32_t n = 0;

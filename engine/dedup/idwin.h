@@ -130,6 +130,13 @@ uint32_t sl_idwin_expire(struct sl_idwin *w, int64_t now_ms);
  * Returns how many. */
 uint32_t sl_idwin_truncate_from(struct sl_idwin *w, uint64_t cut);
 
+/* For tests: a slot's distance from its home saturates at dmax (1, 3 or
+ * 7: all ones in the field's low bits; the field holds 15) instead, so that
+ * the path that finds a saturated slot's home by its hash runs all the
+ * time, not once in a blue moon. Only on an empty window: -EINVAL
+ * otherwise, or for another dmax. */
+int sl_idwin_set_distance_limit(struct sl_idwin *w, uint32_t dmax);
+
 /* See the top: the newest time dropped by time or count, 0 if none. */
 int64_t sl_idwin_horizon_ms(const struct sl_idwin *w);
 

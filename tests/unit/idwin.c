@@ -242,10 +242,12 @@ static int m_add(struct model *m, uint64_t n, uint64_t off, int64_t t)
 	return 0;
 }
 
-static void randomized(uint64_t seed, uint32_t cap, uint32_t ids, int steps)
+static void randomized(uint64_t seed, uint32_t cap, uint32_t ids, int steps, uint32_t dmax)
 {
 	g_rng = seed;
 	struct sl_idwin *w = mk(500, cap);
+	if (dmax)
+		cr_assert_eq(sl_idwin_set_distance_limit(w, dmax), 0);
 	struct model m = {.v = calloc((size_t)steps + 1, sizeof(struct ment)),
 	                  .window = 500,
 	                  .last_t = INT64_MIN,
@@ -322,9 +324,24 @@ static void randomized(uint64_t seed, uint32_t cap, uint32_t ids, int steps)
 
 Test(idwin, randomized_against_a_model)
 {
-	randomized(1, 300, 2000, 60000);  /* the cap binds, growth to 512 */
-	randomized(2, 5000, 900, 60000);  /* few ids, many repeats: time binds */
-	randomized(3, 64, 100000, 30000); /* never grows: cap below the start */
+	randomized(1, 300, 2000, 60000, 0);  /* the cap binds, growth to 512 */
+	randomized(2, 5000, 900, 60000, 0);  /* few ids, many repeats: time binds */
+	randomized(3, 64, 100000, 30000, 0); /* never grows: cap below the start */
+}
+
+/* The same with distances that saturate at 1 or 3 slots from home: every
+ * deletion that shifts a slot back must then find its home by rehashing
+ * its id, which the default 15 makes rare. */
+Test(idwin, randomized_with_distances_saturated)
+{
+	randomized(4, 300, 2000, 60000, 1);
+	randomized(5, 5000, 900, 60000, 3);
+	randomized(6, 4096, 20000, 60000, 1);
+	struct sl_idwin *w = mk(500, 64);
+	cr_assert_eq(sl_idwin_set_distance_limit(w, 0), -EINVAL);
+	cr_assert_eq(sl_idwin_set_distance_limit(w, 16), -EINVAL);
+	cr_assert_eq(sl_idwin_set_distance_limit(w, 2), -EINVAL); /* not all ones */
+	sl_idwin_destroy(w);
 }
 
 /* Bytes the process holds allocated (jemalloc's stats.allocated: the
