@@ -36,7 +36,13 @@
  * so this is exactly-once delivery: an event whose ack was lost with the
  * connection is answered, when resent, as a duplicate with its original
  * partition and offset, and is not stored twice (unless the client was
- * opened with `idempotence_off`: then it is stored again). Errors that a
+ * opened with `idempotence_off`: then it is stored again). Resent frames
+ * say how long ago their events were first sent (Produce.resend_age_ms): a
+ * partition that has forgotten the producer id since (idle past the topic's
+ * producer_expiry, or least recently used past its bound) answers a resend
+ * it cannot judge with -SL_EPRODUCER_EXPIRED (not stored, not retried); an
+ * event the server cannot track right now is refused with -SL_EUNTRACKED
+ * (not stored; retry it). Errors that a
  * retry cannot cure (fenced by a newer session of the same producer id,
  * protocol version, malformed frames) put the client in a failed state:
  * every unanswered event is answered with the error, and every later call
