@@ -915,6 +915,12 @@ def quorum_reads(a):
         c.nodes["n2"].proc.send_signal(signal.SIGSTOP)
         stopped = ["n2"]
         try:
+            # n2's ReplicaFetch still waiting at n1 when it stopped is
+            # answered by the next events, into n2's socket buffer, where
+            # the kernel keeps them for it (seen: n2 then applied all of
+            # "f"): these 20 take that answer, and n2, stopped, asks for
+            # nothing more.
+            produce(c, 20, "h")
             last = produce(c, 100, "f")
             st, body = query(c, "n3", "latest", "f3", min_offset=last, timeout_ms=20000)
             check(st == 200 and body["data"]["i"] == 99, "n3 f3: %d %r" % (st, body))

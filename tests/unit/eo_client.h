@@ -440,7 +440,7 @@ static inline void expect_hello_error(uint16_t port, Sluice__V1__Hello *h, int c
 	Sluice__V1__Error *e = sluice__v1__error__unpack(NULL, len, body);
 	free(body);
 	cr_assert_not_null(e);
-	cr_assert_eq(e->code, code, "Error %d: %s", e->code, e->message);
+	cr_assert_eq((int)e->code, code, "Error %d: %s", (int)e->code, e->message);
 	cr_assert_not_null(strstr(e->message, what), "'%s' does not say '%s'", e->message, what);
 	sluice__v1__error__free_unpacked(e, NULL);
 	expect_closed(fd);
