@@ -437,10 +437,16 @@ static void sl__on_tick(struct sl_reactor *r)
 			 * went (dedup.h says why that is safe). */
 			if (r->ticks % SL_DEDUP_TRIM_EVERY == 0)
 				sl_dedup_trim(p->dd, SL_DEDUP_IDLE_TICKS);
-			/* Every second: forget producers idle past the
-			 * topic's producer_expiry (issue 20). */
-			if (r->ticks % SL_DEDUP_EXPIRE_EVERY == 0)
-				sl_dedup_expire(p->dd, p->topic->spec.producer_expiry_ns / 1000000);
+			/* Forget producers idle past the topic's
+			 * producer_expiry (issue 20): a sweep reads the whole
+			 * table, so every eighth of the expiry (a producer goes
+			 * at most 1/8 late), but at least every second. */
+			uint64_t exp_ms = p->topic->spec.producer_expiry_ns / 1000000,
+			         every = exp_ms / 8 / SL_TICK_MS;
+			if (every < SL_DEDUP_EXPIRE_EVERY)
+				every = SL_DEDUP_EXPIRE_EVERY;
+			if (r->ticks % every == 0)
+				sl_dedup_expire(p->dd, exp_ms);
 			sl__part_dedup_pub(p);
 		}
 		if (p->idw) {

@@ -53,7 +53,7 @@ enum sl_op {
 /* Producers idle for 30 s give up the old entries of their sequence
  * tables, checked every 10 s (dedup.h: sl_dedup_trim). */
 #define SL_DEDUP_IDLE_TICKS   300u
-#define SL_DEDUP_EXPIRE_EVERY 10u
+#define SL_DEDUP_EXPIRE_EVERY 10u /* ticks between expiry sweeps, at least */
 #define SL_DEDUP_TRIM_EVERY   100u
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */

@@ -123,7 +123,9 @@ def wait_until(ms, what):
     deadline = time.monotonic() + max(0.0, (ms - wall_ms()) / 1000.0) + 5
     while wall_ms() < ms:
         check(time.monotonic() < deadline, "the clock did not reach %s" % what)
-        time.sleep(0.005)  # polling granularity, not synchronisation
+        # The window's edge in wall time is what is under test: nothing
+        # to wait on but the clock itself.
+        time.sleep(0.005)
 
 
 def case_window_edge(a):
