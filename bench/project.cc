@@ -49,6 +49,7 @@ extern "C" {
 #include "plugin/plugin.h"
 #include "project/project.h"
 #include "proto/proto.h"
+#include "state/state.h"
 }
 
 namespace
@@ -73,16 +74,62 @@ std::string plugin_dir()
 	return s + "/plugins";
 }
 
-struct sl_plugin *load_counter(benchmark::State &state)
+// counter (host state, build/plugins) or mem_counter (the in-memory model of
+// before, a test plugin in build/tests/plugins/out).
+struct sl_plugin *load_counter(benchmark::State &state, bool mem = false)
 {
 	std::string dir = plugin_dir();
+	if (mem)
+		dir = dir.substr(0, dir.rfind('/')) + "/tests/plugins/out";
 	const char *path[] = {dir.c_str()};
 	struct sl_plugin *p = nullptr;
 	char err[512];
-	if (sl_plugin_load(path, 1, "counter", SL_PLUGIN_PROJECTION, &p, err, sizeof(err)) < 0)
+	if (sl_plugin_load(path, 1, mem ? "mem_counter" : "counter", SL_PLUGIN_PROJECTION, &p, err,
+	                   sizeof(err)) < 0)
 		state.SkipWithError(err);
 	return p;
 }
+
+// A host-state counter's store, in a fresh folder under /var/tmp, its
+// partition 0 and a writer thread that commits it as the server's does.
+struct Store {
+	std::string dir;
+	struct sl_state_db *db = nullptr;
+	struct sl_state_part *part = nullptr;
+	struct sl_state_writer *w = nullptr;
+
+	bool open(size_t cache_bytes, std::string &why)
+	{
+		char tmpl[] = "/var/tmp/sluice-bench-state-XXXXXX";
+		char err[512];
+		if (!mkdtemp(tmpl)) {
+			why = "mkdtemp";
+			return false;
+		}
+		dir = tmpl;
+		std::string path = dir + "/state";
+		struct sl_state_db_opts o = {};
+		o.path = path.c_str();
+		struct sl_state_part_opts po = {};
+		po.cache_bytes = cache_bytes;
+		struct sl_state_mark m;
+		if (sl_state_db_open(&o, &db, err, sizeof(err)) < 0 ||
+		    sl_state_part_open(db, &po, &part, &m, err, sizeof(err)) < 0 ||
+		    sl_state_writer_start(nullptr, &w) < 0 || sl_state_writer_add(w, part) < 0) {
+			why = err;
+			return false;
+		}
+		return true;
+	}
+	~Store()
+	{
+		sl_state_writer_stop(w);
+		sl_state_part_close(part);
+		sl_state_db_close(db);
+		if (!dir.empty())
+			(void)sl_rmtree(dir.c_str());
+	}
+};
 
 // Event i, encoded: type i % 8, aggregate a pseudo-random one of n_aggs.
 uint32_t encode(uint8_t *buf, size_t cap, uint64_t i, uint64_t n_aggs)
@@ -107,13 +154,23 @@ uint32_t encode(uint8_t *buf, size_t cap, uint64_t i, uint64_t n_aggs)
 	return len > 0 ? (uint32_t)len : 0;
 }
 
+// Arg 0: aggregates; arg 1: 1 for the in-memory mem_counter.
 void BM_CounterApply(benchmark::State &state)
 {
 	const uint64_t n_aggs = (uint64_t)state.range(0);
+	const bool mem = state.range(1) != 0;
 	const uint32_t n_events = 1u << 18;
-	struct sl_plugin *p = load_counter(state);
+	struct sl_plugin *p = load_counter(state, mem);
 	if (!p)
 		return;
+	Store st;
+	std::string why;
+	// A cache that holds every aggregate: the hot working set.
+	if (!mem && !st.open(n_aggs * 128 + (64u << 20), why)) {
+		state.SkipWithError(why.c_str());
+		sl_plugin_unload(p);
+		return;
+	}
 	std::vector<uint8_t> bytes((size_t)n_events * 64);
 	std::vector<struct sl_plugin_event> evs(n_events);
 	size_t used = 0;
@@ -123,6 +180,8 @@ void BM_CounterApply(benchmark::State &state)
 		used += len;
 	}
 	struct sl_plugin_inst_opts o = {};
+	if (!mem)
+		o.state = sl_state_part_view(st.part);
 	struct sl_plugin_inst *in;
 	char err[512];
 	if (sl_plugin_inst_create(p, &o, &in, err, sizeof(err)) < 0) {
@@ -135,15 +194,29 @@ void BM_CounterApply(benchmark::State &state)
 	for (uint32_t i = 0; i < n_events; i += kBatch)
 		p->ops.projection.apply(in->inst, &evs[i], kBatch, nullptr);
 	uint32_t at = 0;
+	uint64_t next = 0;
 	for (auto _ : state) {
 		p->ops.projection.apply(in->inst, &evs[at], kBatch, nullptr);
 		at = (at + kBatch) & (n_events - 1);
+		next += kBatch;
+		// A step's end every 4096 events, as a reactor's: the writer
+		// commits (another thread) what is due every 10 ms.
+		if (!mem && !(next & 4095)) {
+			struct sl_state_mark m = {};
+			m.next = next;
+			sl_state_part_poll(st.part);
+			sl_state_part_end_step(st.part, &m, false);
+		}
 	}
 	state.SetItemsProcessed((int64_t)state.iterations() * kBatch);
 	sl_plugin_inst_destroy(in);
 	sl_plugin_unload(p);
 }
-BENCHMARK(BM_CounterApply)->Arg(10000)->Arg(1000000);
+BENCHMARK(BM_CounterApply)
+    ->Args({10000, 0})
+    ->Args({1000000, 0})
+    ->Args({10000, 1})
+    ->Args({1000000, 1});
 
 void BM_EventFill(benchmark::State &state)
 {
@@ -209,13 +282,20 @@ bool write_log(LogFixture &f, uint64_t n, uint64_t n_aggs, std::string &why)
 	return true;
 }
 
+// Arg 0: aggregates; arg 1: 1 for the in-memory mem_counter.
 void BM_ApplierCounter(benchmark::State &state)
 {
 	const uint64_t n_aggs = (uint64_t)state.range(0);
+	const bool mem = state.range(1) != 0;
 	const uint64_t n = g_log_events;
 	LogFixture f;
 	std::string why;
-	struct sl_plugin *p = load_counter(state);
+	struct sl_state_writer *w = nullptr;
+	if (!mem && sl_state_writer_start(nullptr, &w) < 0) {
+		state.SkipWithError("writer");
+		return;
+	}
+	struct sl_plugin *p = load_counter(state, mem);
 	if (!p)
 		return;
 	if (!write_log(f, n, n_aggs, why)) {
@@ -230,7 +310,9 @@ void BM_ApplierCounter(benchmark::State &state)
 		o.plugin = p;
 		o.log_dir = log_dir.c_str();
 		o.snap_dir = snap_dir.c_str();
-		o.rebuild = true;
+		o.rebuild = true; // a host-state one: a fresh store in snap_dir
+		o.state_writer = w;
+		o.state_cache_bytes = n_aggs * 128 + (64u << 20);
 		struct sl_applier *a;
 		char err[512];
 		if (sl_applier_open(&o, &a, err, sizeof(err)) < 0) {
@@ -250,8 +332,14 @@ void BM_ApplierCounter(benchmark::State &state)
 	if (system(cmd.c_str()) != 0)
 		state.SkipWithError("cleanup failed");
 	sl_plugin_unload(p);
+	sl_state_writer_stop(w);
 }
-BENCHMARK(BM_ApplierCounter)->Arg(10000)->Arg(1000000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ApplierCounter)
+    ->Args({10000, 0})
+    ->Args({1000000, 0})
+    ->Args({10000, 1})
+    ->Args({1000000, 1})
+    ->Unit(benchmark::kMillisecond);
 
 } // namespace
 

@@ -27,6 +27,7 @@ sl_require(XXHASH    libxxhash        libxxhash-dev)
 sl_require(ISAL      libisal          libisal-dev)
 sl_require(CURL      libcurl          libcurl4-openssl-dev) # `sluice query`, HTTP tests
 sl_require(CRYPTO    libcrypto        libssl-dev)     # HMAC of producer proofs
+sl_require(ROCKSDB   rocksdb          librocksdb-dev) # projection state (engine/state)
 
 find_program(PROTOC_C NAMES protoc-c)
 if(NOT PROTOC_C)

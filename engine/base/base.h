@@ -204,6 +204,13 @@ struct iovec;
 int sl_file_replace(int dirfd, const char *name, const struct iovec *iov, int n, unsigned flags,
                     const char **step, int *renamed);
 
+/* Creates `dir` and every missing folder above it (mode 0755); 0 when it
+ * exists, -errno (-ENAMETOOLONG past 4095 bytes). */
+int sl_mkdirs(const char *dir);
+/* Removes `path` and everything below it (links not followed); 0, -errno
+ * (-ENOENT when it is not there). */
+int sl_rmtree(const char *path);
+
 /*
  * A condition other threads wait for without polling (engine/base/notify.c):
  * whoever changes what a waiter's predicate reads calls sl_notify_signal()

@@ -368,27 +368,6 @@ static int sl__drop_truncated(struct sl_log *log, struct sl_jchunk **ch, size_t 
 	return 0;
 }
 
-static int sl__mkdirs(const char *dir)
-{
-	char *p = strdup(dir);
-	if (!p)
-		return -ENOMEM;
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-			int e = -errno;
-			free(p);
-			return e;
-		}
-		*s = '/';
-	}
-	int ret = mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
-	free(p);
-	return ret;
-}
-
 int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, size_t errlen)
 {
 	struct sl_log *log = calloc(1, sizeof(*log));
@@ -410,7 +389,7 @@ int sl_log_open(const struct sl_log_opts *opts, struct sl_log **out, char *err, 
 	log->dir = strdup(opts->dir);
 	if (!log->dir)
 		goto fail;
-	ret = sl__mkdirs(log->dir);
+	ret = sl_mkdirs(log->dir);
 	if (ret < 0) {
 		snprintf(err, errlen, "create folder %s: %s", log->dir, strerror(-ret));
 		goto fail;

@@ -107,30 +107,6 @@ void sl_pipe_stage_fail(struct sl_pipe_stage *s, const char *fmt, ...)
 
 /* ---- progress ------------------------------------------------------------------ */
 
-static int sl__mkdirs(const char *dir)
-{
-	char *p = strdup(dir);
-	int ret = 0;
-
-	if (!p)
-		return -ENOMEM;
-	for (char *c = p + 1; *c; c++) {
-		if (*c != '/')
-			continue;
-		*c = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST)
-			ret = -errno;
-		*c = '/';
-		if (ret < 0)
-			goto out;
-	}
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
-		ret = -errno;
-out:
-	free(p);
-	return ret;
-}
-
 /* Loads (X, S); an absent file is (0, 0). A damaged one is (0, 0) too, said
  * once: resuming from the start is always correct (pipe.h), only slower. */
 static void sl__load(struct sl_pipe_stage *s)
@@ -492,7 +468,7 @@ int sl_pipe_stage_open(const struct sl_pipe_stage_opts *o, struct sl_pipe_stage 
 		ret = -ENAMETOOLONG;
 		goto out;
 	}
-	if ((ret = sl__mkdirs(dir)) < 0 ||
+	if ((ret = sl_mkdirs(dir)) < 0 ||
 	    (s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		ret = ret < 0 ? ret : -errno;
 		sl_errf(err, errlen, "pipeline %s: %s: %s", o->name, dir, strerror(-ret));

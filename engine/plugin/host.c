@@ -17,6 +17,7 @@
 
 #include "base/base.h"
 #include "proto/proto.h"
+#include "state/state.h"
 
 /* ---- events ----------------------------------------------------------------- */
 
@@ -531,6 +532,11 @@ static void sl__host_retire(struct sl_plugin_ctx *ctx, void *ptr, void (*free_fn
 		free_fn(ptr);
 }
 
+static struct sl_state *sl__host_state(struct sl_plugin_ctx *ctx)
+{
+	return ctx ? ctx->state : NULL;
+}
+
 static const struct sl_host sl__host = {
     .struct_size = sizeof(struct sl_host),
     .abi_major = SL_PLUGIN_ABI_MAJOR,
@@ -555,6 +561,12 @@ static const struct sl_host sl__host = {
     .json_get_f64 = sl__json_get_f64,
     .json_get_str = sl__json_get_str,
     .retire = sl__host_retire,
+    .state = sl__host_state,
+    .state_get = sl_state_get,
+    .state_put = sl_state_put,
+    .state_modify = sl_state_modify,
+    .state_del = sl_state_del,
+    .state_iter = sl_state_iter,
 };
 
 const struct sl_host *sl_plugin_host(void)

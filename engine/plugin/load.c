@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,19 @@ static const struct sl__min_sizes sl__min[SL_PLUGIN_ABI_MINOR + 1] = {
         {
             .info = sizeof(struct sl_plugin_info),
             .transform = sizeof(struct sl_transform_ops),
-            .projection = sizeof(struct sl_projection_ops),
+            .projection = offsetof(struct sl_projection_ops, query_state),
             .sink = sizeof(struct sl_sink_ops),
         },
     /* 1.1 appended only a host function and a projection flag. */
     [1] =
+        {
+            .info = sizeof(struct sl_plugin_info),
+            .transform = sizeof(struct sl_transform_ops),
+            .projection = offsetof(struct sl_projection_ops, query_state),
+            .sink = sizeof(struct sl_sink_ops),
+        },
+    /* 1.2 appended query_state to the projection ops (and host functions). */
+    [2] =
         {
             .info = sizeof(struct sl_plugin_info),
             .transform = sizeof(struct sl_transform_ops),
@@ -50,6 +59,8 @@ static const struct sl__min_sizes sl__min[SL_PLUGIN_ABI_MINOR + 1] = {
  * against a header this host does not know (or sets garbage): refused. */
 static uint32_t sl__known_flags(enum sl_plugin_kind kind, uint32_t minor)
 {
+	if (kind == SL_PLUGIN_PROJECTION && minor >= 2)
+		return SL_PROJECTION_CONCURRENT_QUERY | SL_PROJECTION_HOST_STATE;
 	if (kind == SL_PLUGIN_PROJECTION && minor >= 1)
 		return SL_PROJECTION_CONCURRENT_QUERY;
 	return 0;
@@ -125,13 +136,18 @@ static int sl__take_ops(struct sl_plugin *p, const void *ops, char *err, size_t 
 	}
 	case SL_PLUGIN_PROJECTION: {
 		const struct sl_projection_ops *o = &p->ops.projection;
-		missing = !o->create     ? "create"
-		          : !o->destroy  ? "destroy"
-		          : !o->apply    ? "apply"
-		          : !o->query    ? "query"
-		          : !o->snapshot ? "snapshot"
-		          : !o->restore  ? "restore"
-		                         : NULL;
+		/* The flags sit at a fixed place whatever the minor; unknown
+		 * ones are refused below. */
+		bool host_state = p->abi_minor >= 2 && (o->flags & SL_PROJECTION_HOST_STATE);
+		missing = !o->create                      ? "create"
+		          : !o->destroy                   ? "destroy"
+		          : !o->apply                     ? "apply"
+		          : host_state && !o->query_state ? "query_state"
+		          : host_state                    ? NULL
+		          : !o->query                     ? "query"
+		          : !o->snapshot                  ? "snapshot"
+		          : !o->restore                   ? "restore"
+		                                          : NULL;
 		/* A key spread over every partition needs its parts combined. */
 		if (!missing && o->key_route && !o->merge)
 			missing = "merge (required with key_route)";
@@ -446,6 +462,7 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 	in->ctx.partition = o->partition;
 	in->ctx.log_fn = o->log_fn;
 	in->ctx.log_arg = o->log_arg;
+	in->ctx.state = o->state;
 	if (o->epoch && sl_plugin_concurrent_query(p) &&
 	    !(in->ctx.er = sl_epoch_rec_get(o->epoch))) {
 		free(in->ctx.name);
@@ -495,8 +512,17 @@ int sl_plugin_inst_create(struct sl_plugin *p, const struct sl_plugin_inst_opts 
 
 bool sl_plugin_concurrent_query(const struct sl_plugin *p)
 {
+	/* A host-state projection's queries read a committed view of the
+	 * store, never what apply is changing: any thread, always. */
 	return p->kind == SL_PLUGIN_PROJECTION &&
-	       (p->ops.projection.flags & SL_PROJECTION_CONCURRENT_QUERY);
+	       (p->ops.projection.flags &
+	        (SL_PROJECTION_CONCURRENT_QUERY | SL_PROJECTION_HOST_STATE));
+}
+
+bool sl_plugin_host_state(const struct sl_plugin *p)
+{
+	return p->kind == SL_PLUGIN_PROJECTION &&
+	       (p->ops.projection.flags & SL_PROJECTION_HOST_STATE);
 }
 
 bool sl_plugin_inst_poll(struct sl_plugin_inst *i)

@@ -91,6 +91,9 @@ struct sl_plugin_ctx {
 	/* A concurrent-query projection's writer record (host->retire), from
 	 * create to destroy; NULL otherwise (retire frees at once). */
 	struct sl_epoch_rec *er;
+	/* A host-state projection's writer view (host->state), set by its
+	 * applier before create; NULL otherwise. */
+	struct sl_state *state;
 };
 
 struct sl_plugin_inst_opts {
@@ -105,6 +108,8 @@ struct sl_plugin_inst_opts {
 	 * its queries may hold; NULL: the host never queries it off its
 	 * thread (tests, rebuilds), and retire frees at once. */
 	struct sl_epoch *epoch;
+	/* A host-state projection's writer view (engine/state), or NULL. */
+	struct sl_state *state;
 };
 
 struct sl_plugin_inst {
@@ -125,6 +130,8 @@ void sl_plugin_inst_destroy(struct sl_plugin_inst *i);
 bool sl_plugin_inst_poll(struct sl_plugin_inst *i);
 /* Whether queries on p may run off the owning thread. */
 bool sl_plugin_concurrent_query(const struct sl_plugin *p);
+/* Whether p keeps its model in the host's state (SL_PROJECTION_HOST_STATE). */
+bool sl_plugin_host_state(const struct sl_plugin *p);
 
 /* ---- buffers plugins write into --------------------------------------------- */
 

@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "log/log.h"
+#include "state/state.h"
 
 #define SL__DEFAULT_BATCH 256u
 /* Event bytes gathered per apply call. The log view may reuse its read
@@ -48,6 +49,13 @@ struct sl_applier {
 	uint64_t last_seen; /* offset of the last record visited, applied or not */
 	bool seen;          /* a record was visited since the last flush */
 
+	/* A host-state projection's partition (engine/state): no snapshots;
+	 * its commits carry the applied offset. NULL for the others. */
+	struct sl_state_db *sdb;
+	struct sl_state_part *sp;
+	bool own_sdb; /* a rebuild's store, closed and removed with it */
+	char *sdb_path;
+
 	struct sl_plugin_emitter em;
 	struct sl_plugin_out out; /* snapshots */
 	struct sl_applier_stats stats;
@@ -60,6 +68,22 @@ static const struct sl_projection_ops *sl__ops(const struct sl_applier *a)
 }
 
 static bool sl__snapshot_due(struct sl_applier *a);
+
+/* Whether the state may be committed at `next`: every event below it
+ * applied whole, and everything emitted for them durable (a restart from
+ * the commit would not emit those again). */
+static bool sl__state_committable(const struct sl_applier *a)
+{
+	return !a->failed && !a->emit_hold && !a->em.n;
+}
+
+/* The end of a host-state step: the cache's housekeeping, and a batch for
+ * the writer when the state may be committed where the applier stands. */
+static void sl__state_end(struct sl_applier *a, bool force)
+{
+	struct sl_state_mark m = {.next = a->next, .emit_seq = a->emit_seq};
+	(void)sl_state_part_end_step(a->sp, sl__state_committable(a) ? &m : NULL, force);
+}
 
 /*
  * Applies what the visitor gathered and moves `next` past every record
@@ -93,7 +117,7 @@ static int sl__flush(struct sl_applier *a)
 	a->n_evs = 0;
 	a->arena_len = 0;
 	a->seen = false;
-	if (sl__snapshot_due(a) && !a->emit_hold && !a->em.n)
+	if (!a->sp && sl__snapshot_due(a) && !a->emit_hold && !a->em.n)
 		sl_applier_snapshot(a); /* a failure is counted; applying goes on */
 	return 0;
 }
@@ -140,6 +164,49 @@ static int sl__visit(void *arg, const struct sl_log_record *rec)
 	}
 	a->arena_len += rec->len;
 	a->n_evs++;
+	return 0;
+}
+
+/*
+ * A host-state projection: its partition of the projection's store, whose
+ * committed mark is where applying resumes. A rebuild gets a store of its
+ * own beside the snapshots folder, made afresh.
+ */
+static int sl__state_open(struct sl_applier *a, const struct sl_applier_opts *o, char *err,
+                          size_t errlen)
+{
+	struct sl_state_mark mark;
+	int ret;
+
+	a->sdb = o->state_db;
+	if (o->rebuild || !a->sdb) {
+		char path[4096];
+		if (snprintf(path, sizeof(path), "%s/state", o->snap_dir) >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		if (o->rebuild)
+			(void)sl_rmtree(path); /* a rebuild starts from nothing */
+		struct sl_state_db_opts dbo = {.path = path};
+		if ((ret = sl_state_db_open(&dbo, &a->sdb, err, errlen)) < 0)
+			return ret;
+		a->own_sdb = true;
+		if (o->rebuild && !(a->sdb_path = strdup(path)))
+			return -ENOMEM;
+	}
+	struct sl_state_part_opts po = {
+	    .partition = a->partition,
+	    .cache_bytes = o->state_cache_bytes,
+	    .on_commit = o->on_commit,
+	    .on_commit_arg = o->on_commit_arg,
+	};
+	if ((ret = sl_state_part_open(a->sdb, &po, &a->sp, &mark, err, errlen)) < 0)
+		return ret;
+	if (o->state_writer && (ret = sl_state_writer_add(o->state_writer, a->sp)) < 0)
+		return ret;
+	a->inst_opts.state = sl_state_part_view(a->sp);
+	a->next = mark.next;
+	a->emit_seq = mark.emit_seq;
+	a->stats.restored_offset = mark.next;
+	a->stats.restored_gen = mark.gen;
 	return 0;
 }
 
@@ -246,12 +313,17 @@ int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, ch
 		ret = -ENOMEM;
 		goto out;
 	}
-	struct sl_snap_store_opts so = {
-	    .dir = o->snap_dir,
-	    .test_stop_before_rename = o->test_stop_before_rename,
-	};
-	if ((ret = sl_snap_store_open(&so, &a->store, err, errlen)) < 0)
-		goto out;
+	if (sl_plugin_host_state(o->plugin)) {
+		if ((ret = sl__state_open(a, o, err, errlen)) < 0)
+			goto out;
+	} else {
+		struct sl_snap_store_opts so = {
+		    .dir = o->snap_dir,
+		    .test_stop_before_rename = o->test_stop_before_rename,
+		};
+		if ((ret = sl_snap_store_open(&so, &a->store, err, errlen)) < 0)
+			goto out;
+	}
 	if ((ret = sl_log_view_open(o->log_dir, &a->view)) < 0) {
 		sl_errf(err, errlen, "%s: cannot open the log: %s", o->log_dir, sl_strerror(ret));
 		goto out;
@@ -259,7 +331,7 @@ int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, ch
 	sl_log_view_follow_cuts(a->view, o->log_cuts);
 	if ((ret = sl__new_instance(a, err, errlen)) < 0)
 		goto out;
-	if (!o->rebuild && (ret = sl__restore(a, err, errlen)) < 0)
+	if (!a->sp && !o->rebuild && (ret = sl__restore(a, err, errlen)) < 0)
 		goto out;
 	a->last_snap_ns = sl_now_ns();
 out:
@@ -276,6 +348,13 @@ void sl_applier_close(struct sl_applier *a)
 	if (!a)
 		return;
 	sl_plugin_inst_destroy(a->inst);
+	sl_state_part_close(a->sp);
+	if (a->own_sdb)
+		sl_state_db_close(a->sdb);
+	if (a->sdb_path) {
+		(void)sl_rmtree(a->sdb_path);
+		free(a->sdb_path);
+	}
 	sl_log_view_close(a->view);
 	sl_snap_store_close(a->store);
 	sl_plugin_emitter_release(&a->em);
@@ -285,9 +364,31 @@ void sl_applier_close(struct sl_applier *a)
 	free(a);
 }
 
+struct sl__dump {
+	struct sl_plugin_out *out;
+	const struct sl_host *h;
+};
+
+static int sl__dump_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct sl__dump *d = arg;
+	uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
+	if (d->h->out_put(d->out, &kl, 4) < 0 || d->h->out_put(d->out, key, klen) < 0 ||
+	    d->h->out_put(d->out, &vl, 4) < 0 || d->h->out_put(d->out, val, vlen) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 int sl_applier_model_bytes(struct sl_applier *a, struct sl_plugin_out *out)
 {
-	return sl__ops(a)->snapshot(a->inst->inst, out);
+	if (!a->sp)
+		return sl__ops(a)->snapshot(a->inst->inst, out);
+	/* Every key in order, with this step's changes: (u32 len, key, u32
+	 * len, value) each. Canonical, as snapshots are. */
+	struct sl__dump d = {.out = out, .h = sl_plugin_host()};
+	int ret = sl_state_iter(sl_state_part_view(a->sp), NULL, 0, sl__dump_one, &d);
+	sl_state_part_end_step(a->sp, NULL, false);
+	return ret;
 }
 
 int sl_applier_snapshot(struct sl_applier *a)
@@ -302,6 +403,14 @@ int sl_applier_snapshot(struct sl_applier *a)
 	 * offsets are not counted: storing it would apply those twice. */
 	if (a->failed)
 		return -SL_EPLUGIN;
+	if (a->sp) {
+		/* A host-state projection has no snapshots: this commits what
+		 * its cache holds, on this thread (a clean stop). */
+		if (a->emit_hold || a->em.n)
+			return -EBUSY;
+		struct sl_state_mark m = {.next = a->next, .emit_seq = a->emit_seq};
+		return sl_state_part_sync(a->sp, &m, a->error, sizeof(a->error));
+	}
 	/* Events emitted before `next` that are not durable yet would be
 	 * lost by a restart from here: it would not emit them again. */
 	if (a->emit_hold || a->em.n)
@@ -344,6 +453,14 @@ int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
 
 	if (a->failed)
 		return -SL_EPLUGIN;
+	if (a->sp && !sl_state_part_poll(a->sp)) {
+		/* The cache is full of changes not yet committed: commit them
+		 * (when they may be) and apply nothing until that is done; the
+		 * writer wakes the owner. */
+		sl__state_end(a, true);
+		a->stats.state_blocked++;
+		return 0;
+	}
 	sl_plugin_emitter_reset(&a->em);
 	a->n_evs = 0;
 	a->arena_len = 0;
@@ -362,13 +479,53 @@ int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
 	/* Tables the model replaced during this step are freed once the
 	 * concurrent queries that may read them are gone. */
 	sl_plugin_inst_poll(a->inst);
+	if (a->sp)
+		sl__state_end(a, false);
 	return ret;
+}
+
+bool sl_applier_host_state(const struct sl_applier *a)
+{
+	return a->sp != NULL;
+}
+
+uint64_t sl_applier_visible(const struct sl_applier *a)
+{
+	return a->sp ? sl_state_part_committed(a->sp) : a->next;
+}
+
+bool sl_applier_idle(struct sl_applier *a, bool force)
+{
+	if (!a->sp || a->failed)
+		return false;
+	uint64_t before = sl_state_part_committed(a->sp);
+	(void)sl_state_part_poll(a->sp);
+	sl__state_end(a, force);
+	return sl_state_part_committed(a->sp) != before ||
+	       a->next != sl_state_part_committed(a->sp);
 }
 
 int sl_applier_query(struct sl_applier *a, const char *key, uint32_t key_len, uint32_t mode,
                      struct sl_plugin_out *out)
 {
-	return sl__ops(a)->query(a->inst->inst, key, key_len, mode, out);
+	return sl_applier_query_at(a, key, key_len, mode, out, NULL);
+}
+
+int sl_applier_query_at(struct sl_applier *a, const char *key, uint32_t key_len, uint32_t mode,
+                        struct sl_plugin_out *out, uint64_t *seen_next)
+{
+	if (!a->sp)
+		return sl__ops(a)->query(a->inst->inst, key, key_len, mode, out);
+	struct sl_state *v;
+	struct sl_state_mark m;
+	int ret = sl_state_view_begin(a->sdb, a->partition, &v, &m);
+	if (ret < 0)
+		return ret == -ENOENT ? -EIO : ret;
+	ret = sl__ops(a)->query_state(a->inst->inst, v, key, key_len, mode, out);
+	sl_state_view_end(v);
+	if (seen_next)
+		*seen_next = m.next;
+	return ret;
 }
 
 uint64_t sl_applier_next(const struct sl_applier *a)

@@ -49,7 +49,10 @@
 #include <stdint.h>
 
 #include "plugin/plugin.h"
-#include "project/snap_format.h" /* the .snap layout, SL_SNAP_MAX_MARKS */
+#include "project/snap_format.h"
+
+struct sl_state_db;
+struct sl_state_writer; /* the .snap layout, SL_SNAP_MAX_MARKS */
 
 /* ---- snapshot store ----------------------------------------------------------- */
 
@@ -130,6 +133,16 @@ struct sl_applier_opts {
 	int (*resolve)(void *arg, const char *topic, size_t len);
 	void *resolve_arg;
 	bool test_stop_before_rename; /* passed to the snapshot store */
+	/* A host-state plugin (SL_PROJECTION_HOST_STATE): the projection's
+	 * store (engine/state; NULL: one of its own in snap_dir, as a rebuild
+	 * always has), the writer that commits its batches (NULL: commits
+	 * inline at the end of each step), its cache's budget, and who to
+	 * wake when a commit is done (the writer's thread calls it). */
+	struct sl_state_db *state_db;
+	struct sl_state_writer *state_writer;
+	size_t state_cache_bytes;
+	void (*on_commit)(void *arg);
+	void *on_commit_arg;
 };
 
 struct sl_applier_stats {
@@ -142,6 +155,7 @@ struct sl_applier_stats {
 	uint64_t restored_offset; /* where it resumed */
 	uint32_t bad_snapshots;   /* unreadable or refused by the plugin at open */
 	uint64_t gap_events;      /* events gone (retention) between the mark and the log start */
+	uint64_t state_blocked;   /* steps that waited for a state commit (cache full) */
 	int64_t last_append_ms;   /* when the last event read was stored; 0: none yet */
 };
 
@@ -177,6 +191,22 @@ int sl_applier_query(struct sl_applier *a, const char *key, uint32_t key_len, ui
 
 /* The first offset not applied. */
 uint64_t sl_applier_next(const struct sl_applier *a);
+/*
+ * Host-state projections (engine/state): whether a is one; the first
+ * offset its committed state does not reflect, which queries see (any
+ * thread; for the others, sl_applier_next, owner only); and, on the owner
+ * when the applier has nothing to apply, the state's housekeeping (take in
+ * a commit, freeze what is due; `force`: now, for a waiting query). Returns
+ * whether something is still to commit.
+ */
+bool sl_applier_host_state(const struct sl_applier *a);
+uint64_t sl_applier_visible(const struct sl_applier *a);
+bool sl_applier_idle(struct sl_applier *a, bool force);
+/* sl_applier_query that also says which offset the answer reflects: a
+ * host-state query reads the newest commit, on any thread (*seen_next its
+ * mark); other plugins as sl_applier_query (seen_next untouched). */
+int sl_applier_query_at(struct sl_applier *a, const char *key, uint32_t key_len, uint32_t mode,
+                        struct sl_plugin_out *out, uint64_t *seen_next);
 struct sl_plugin_emitter *sl_applier_emitter(struct sl_applier *a);
 /*
  * Publishing what a projection emits, exactly once (reactor/proj.c): the
@@ -253,6 +283,10 @@ struct sl_proj_part {
 	uint64_t emit_pid;
 	uint32_t emit_ref; /* proj << 12 | partition */
 	uint64_t emit_unacked;
+	/* A host-state projection's commits wake the owner through this
+	 * (the server's reactor wake; the writer thread calls it). */
+	void (*wake)(void *arg, uint32_t reactor);
+	void *wake_arg;
 };
 
 struct sl_proj {
@@ -265,6 +299,12 @@ struct sl_proj {
 	 * (data_dir/projections/NAME/P/rebuild). */
 	const struct sl_config_node *args;
 	const char *data_dir;
+	/* A host-state plugin's store (data_dir/projections/NAME/state),
+	 * the writer that commits to it, and each partition's cache budget;
+	 * NULL / 0 for the others. */
+	struct sl_state_db *sdb;
+	struct sl_state_writer *writer;
+	size_t cache_bytes;
 };
 
 /*

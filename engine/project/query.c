@@ -143,8 +143,15 @@ void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t ne
 	}
 	if (er)
 		sl_epoch_enter(er);
-	int ret = sl_applier_query(a, q->key, q->key_len, q->mode, &q->out);
-	if (er) {
+	uint64_t seen = next;
+	int ret = sl_applier_query_at(a, q->key, q->key_len, q->mode, &q->out, &seen);
+	if (sl_applier_host_state(a)) {
+		/* Read from one commit, whose mark says exactly what it holds
+		 * (at least `next`, published before it). */
+		if (er)
+			sl_epoch_leave(er);
+		q->seen_end = seen;
+	} else if (er) {
 		sl_epoch_leave(er);
 		/* Off the reactor the model may hold part of a step under way
 		 * (the plugin's stores are ordered by its own release): the
@@ -183,6 +190,12 @@ bool sl_proj_part_applied(const struct sl_proj_part *pp, uint64_t offset)
 	       atomic_load_explicit(&pp->applied_pub, memory_order_acquire) > offset;
 }
 
+static void sl__rebuild_committed(void *arg)
+{
+	struct sl_proj_part *pp = arg;
+	pp->wake(pp->wake_arg, pp->part->owner);
+}
+
 int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 {
 	struct sl_proj_part *pp = &pj->parts[q->partition];
@@ -204,6 +217,12 @@ int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 	    .log_cuts = &pp->part->cuts,
 	    .snap_dir = dir,
 	    .rebuild = true,
+	    /* A host-state rebuild: a store of its own in `dir`, committed by
+	     * the same writer. */
+	    .state_writer = pj->writer,
+	    .state_cache_bytes = pj->cache_bytes,
+	    .on_commit = pp->wake ? sl__rebuild_committed : NULL,
+	    .on_commit_arg = pp,
 	};
 	int ret = sl_applier_open(&ao, &q->rb, err, sizeof(err));
 	if (ret < 0) {

@@ -110,26 +110,6 @@ static int sl__list(struct sl_snap_store *s, uint64_t **out, size_t *n_out, bool
 	return 0;
 }
 
-static int sl__mkdirs(const char *dir)
-{
-	char path[4096];
-	size_t n = strlen(dir);
-
-	if (n >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		char c = path[i];
-		path[i] = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		path[i] = c;
-	}
-	return 0;
-}
-
 int sl_snap_store_open(const struct sl_snap_store_opts *o, struct sl_snap_store **out, char *err,
                        size_t errlen)
 {
@@ -148,7 +128,7 @@ int sl_snap_store_open(const struct sl_snap_store_opts *o, struct sl_snap_store 
 	s->dirfd = -1;
 	s->keep = o->keep ? o->keep : 2;
 	s->stop_before_rename = o->test_stop_before_rename;
-	if ((ret = sl__mkdirs(o->dir)) < 0) {
+	if ((ret = sl_mkdirs(o->dir)) < 0) {
 		sl_errf(err, errlen, "%s: cannot create: %s", o->dir, sl_strerror(ret));
 		goto out;
 	}

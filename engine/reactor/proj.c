@@ -104,7 +104,8 @@ static void sl__pq_handle(struct sl_reactor *r, struct sl_pquery *q)
 		sl__rebuild_start(r, q);
 		return;
 	}
-	uint64_t next = sl_applier_next(pp->a);
+	/* What queries see: a host-state projection's last commit. */
+	uint64_t next = sl_applier_visible(pp->a);
 	if (q->wait && next <= q->wait_offset) {
 		q->next = r->pq_wait;
 		r->pq_wait = q;
@@ -131,7 +132,7 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 		struct sl_pquery *nx = q->next;
 		const struct sl_proj *pj = &r->env->projs[q->proj];
 		if (now && now >= q->deadline_ns &&
-		    sl_applier_next(pj->parts[q->partition].a) <= q->wait_offset) {
+		    sl_applier_visible(pj->parts[q->partition].a) <= q->wait_offset) {
 			/* Where this replica stands: a follower that lacks the
 			 * event, or the HW that covers it, says so. */
 			const struct sl_partition *part = pj->parts[q->partition].part;
@@ -141,7 +142,7 @@ static void sl__pq_recheck(struct sl_reactor *r, uint64_t now)
 			    " of partition %u in time (applied up to %" PRIu64
 			    ", readable here up to %" PRIu64 ")",
 			    pj->name, q->wait_offset, q->partition,
-			    sl_applier_next(pj->parts[q->partition].a),
+			    sl_applier_visible(pj->parts[q->partition].a),
 			    atomic_load_explicit(&part->durable_pub, memory_order_relaxed));
 		} else {
 			q->next = NULL;
@@ -225,6 +226,16 @@ void sl__proj_emit_ack(struct sl_reactor *r, const struct sl_xack *a)
 		sl_applier_emit_hold(pp->a, false);
 }
 
+/* Whether a parked read-your-writes request waits on pp: its host state
+ * then commits at once rather than at its next interval. */
+static bool sl__pq_waits_on(const struct sl_reactor *r, const struct sl_proj_part *pp)
+{
+	for (const struct sl_pquery *q = r->pq_wait; q; q = q->next)
+		if (q->proj == pp->proj && q->partition == pp->part->id)
+			return true;
+	return false;
+}
+
 void sl__proj_step(struct sl_reactor *r)
 {
 	bool moved = false;
@@ -249,8 +260,23 @@ void sl__proj_step(struct sl_reactor *r)
 		 * the durable end. This thread stores it (relaxed is enough). */
 		uint64_t limit = atomic_load_explicit(&pp->part->durable_pub, memory_order_relaxed);
 		uint64_t next = sl_applier_next(pp->a);
-		if (next >= limit || (!now && limit - next < SL_PROJ_MIN_EVENTS))
+		if (next >= limit || (!now && limit - next < SL_PROJ_MIN_EVENTS)) {
+			/* A host-state model with nothing to apply still commits
+			 * what it holds (at once for a waiting query) and shows
+			 * the commits that completed. */
+			if (sl_applier_host_state(pp->a) &&
+			    atomic_load_explicit(&pp->applied_pub, memory_order_relaxed) != next) {
+				sl_applier_idle(pp->a, sl__pq_waits_on(r, pp));
+				uint64_t vis = sl_applier_visible(pp->a);
+				if (vis !=
+				    atomic_load_explicit(&pp->applied_pub, memory_order_relaxed)) {
+					atomic_store_explicit(&pp->applied_pub, vis,
+					                      memory_order_release);
+					moved = true;
+				}
+			}
 			continue;
+		}
 		/* Before any of the step's stores: a concurrent query that
 		 * sees one of them sees this too (its acquire fence after the
 		 * query, project/query.c), and its token covers the step. */
@@ -267,11 +293,14 @@ void sl__proj_step(struct sl_reactor *r)
 		}
 		/* Release: a concurrent query that reads this offset (acquire)
 		 * sees the model with every event below it applied. */
-		atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
+		atomic_store_explicit(&pp->applied_pub, sl_applier_visible(pp->a),
 		                      memory_order_release);
 		atomic_store_explicit(&pp->applied_ms_pub, sl_applier_last_append_ms(pp->a),
 		                      memory_order_relaxed);
-		if (!pp->failed && sl_applier_next(pp->a) < limit)
+		/* A host-state step that applied nothing waits for a commit
+		 * to free its cache: the writer wakes this thread, no spin. */
+		if (!pp->failed && sl_applier_next(pp->a) < limit &&
+		    !(ret == 0 && sl_applier_host_state(pp->a)))
 			r->proj_behind = true;
 		moved = true;
 	}

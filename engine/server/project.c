@@ -33,6 +33,7 @@
 #include "reactor/reactor.h"
 #include "ring/ring.h"
 #include "server/server.h"
+#include "state/state.h"
 
 #define SL__PQ_SLOTS    1024u
 #define SL__SNAP_EVENTS (UINT64_C(1) << 20)
@@ -48,6 +49,47 @@ static int sl__proj_resolve(void *arg, const char *name, size_t len)
 	if (!t || t == pj->topic)
 		return -ENOENT;
 	return (int)t->index;
+}
+
+/* The writer thread's word that a partition's state was committed: its
+ * reactor takes it in (and answers the queries waiting for it). */
+static void sl__proj_committed(void *arg)
+{
+	struct sl_proj_part *pp = arg;
+	pp->wake(pp->wake_arg, pp->part->owner);
+}
+
+static void sl__wake(void *arg, uint32_t reactor)
+{
+	struct sl_server *srv = arg;
+	sl_reactor_wake(srv->reactors[reactor]);
+}
+
+/* A host-state projection's store, and the writer (started with the first). */
+static int sl__proj_store(struct sl_server *srv, struct sl_proj *pj, size_t cache_bytes,
+                          size_t store_bytes, char *err, size_t errlen)
+{
+	char path[4096];
+	int ret;
+
+	if (snprintf(path, sizeof(path), "%s/projections/%s/state", srv->opts.data_dir, pj->name) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	/* Two memtables of a quarter each, the block cache the other half. */
+	struct sl_state_db_opts dbo = {
+	    .path = path,
+	    .write_buffer_bytes = store_bytes / 4 > (1u << 20) ? store_bytes / 4 : (1u << 20),
+	    .block_cache_bytes = store_bytes / 2 > (4u << 20) ? store_bytes / 2 : (4u << 20),
+	};
+	if ((ret = sl_state_db_open(&dbo, &pj->sdb, err, errlen)) < 0)
+		return ret;
+	if (!srv->state_writer && (ret = sl_state_writer_start(NULL, &srv->state_writer)) < 0) {
+		sl_errf(err, errlen, "cannot start the state writer: %s", sl_strerror(ret));
+		return ret;
+	}
+	pj->writer = srv->state_writer;
+	pj->cache_bytes = cache_bytes;
+	return 0;
 }
 
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
@@ -72,6 +114,15 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 	srv->projs = calloc(o->n_projections, sizeof(*srv->projs));
 	if (!srv->projs)
 		return -ENOMEM;
+	/* A quarter of the memory budget for host state (server.h): half of
+	 * it the owners' caches, shared evenly by every projection partition,
+	 * half each projection's store (memtables and block cache). */
+	uint64_t n_pparts = 0, quarter = o->memory_budget / 4;
+	for (uint32_t i = 0; i < o->n_projections; i++)
+		if (o->projections[i].topic < srv->topics.n)
+			n_pparts += srv->topics.v[o->projections[i].topic].n_parts;
+	size_t cache_bytes = n_pparts ? (size_t)(quarter / 2 / n_pparts) : 0;
+	size_t store_bytes = (size_t)(quarter / 2 / o->n_projections);
 	for (uint32_t i = 0; i < o->n_projections; i++) {
 		const struct sl_server_proj_spec *sp = &o->projections[i];
 		struct sl_proj *pj = &srv->projs[i];
@@ -90,6 +141,12 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 		ret = sl_plugin_load(o->plugin_path, o->n_plugin_path, sp->plugin,
 		                     SL_PLUGIN_PROJECTION, &pj->plugin, lerr, sizeof(lerr));
 		if (ret < 0) {
+			sl_errf(err, errlen, "projection %s: %s", sp->name, lerr);
+			return ret;
+		}
+		if (sl_plugin_host_state(pj->plugin) &&
+		    (ret = sl__proj_store(srv, pj, cache_bytes, store_bytes, lerr, sizeof(lerr))) <
+		        0) {
 			sl_errf(err, errlen, "projection %s: %s", sp->name, lerr);
 			return ret;
 		}
@@ -133,14 +190,21 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			                                                : SL__SNAP_NS,
 			    .resolve = sl__proj_resolve,
 			    .resolve_arg = pj,
+			    .state_db = pj->sdb,
+			    .state_writer = pj->writer,
+			    .state_cache_bytes = pj->cache_bytes,
+			    .on_commit = sl__proj_committed,
+			    .on_commit_arg = pp,
 			};
+			pp->wake = sl__wake;
+			pp->wake_arg = srv;
 			ret = sl_applier_open(&ao, &pp->a, lerr, sizeof(lerr));
 			if (ret < 0) {
 				sl_errf(err, errlen, "projection %s partition %u: %s", sp->name, p,
 				        lerr);
 				return ret;
 			}
-			atomic_store_explicit(&pp->applied_pub, sl_applier_next(pp->a),
+			atomic_store_explicit(&pp->applied_pub, sl_applier_visible(pp->a),
 			                      memory_order_relaxed);
 			atomic_store_explicit(&pp->applying_pub, sl_applier_next(pp->a),
 			                      memory_order_relaxed);
@@ -155,6 +219,10 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 
 void sl__projs_destroy(struct sl_server *srv)
 {
+	/* Its last round commits what was handed over; what the caches hold
+	 * besides is committed below, by each applier's final sync. */
+	sl_state_writer_stop(srv->state_writer);
+	srv->state_writer = NULL;
 	for (uint32_t i = 0; i < srv->n_projs; i++) {
 		struct sl_proj *pj = &srv->projs[i];
 		for (uint32_t p = 0; pj->parts && p < pj->topic->n_parts; p++) {
@@ -176,6 +244,7 @@ void sl__projs_destroy(struct sl_server *srv)
 			sl_applier_close(pp->a);
 		}
 		free(pj->parts);
+		sl_state_db_close(pj->sdb);
 		sl_plugin_unload(pj->plugin);
 		free(pj->name);
 	}

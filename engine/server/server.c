@@ -19,6 +19,7 @@
 #include "read/read.h"
 #include "ring/ring.h"
 #include "sink/sink.h"
+#include "state/state.h"
 
 static void sl__wake_reactor(void *arg, uint32_t reactor)
 {
@@ -428,6 +429,9 @@ int sl_server_wait(struct sl_server *srv)
 		if (ret < 0 && !result)
 			result = ret;
 	}
+	/* Its commits wake reactors: stopped while they still exist. */
+	sl_state_writer_stop(srv->state_writer);
+	srv->state_writer = NULL;
 	sl_reader_stop(srv->reader);
 	/* Fetchers hand chunks to reactors: stopped once they are gone; the
 	 * lease goes with it (the node leaves the cluster at once). */
@@ -458,6 +462,8 @@ void sl_server_destroy(struct sl_server *srv)
 			}
 	sl_reader_destroy(srv->reader);
 	sl__cluster_destroy(srv);
+	sl_state_writer_stop(srv->state_writer);
+	srv->state_writer = NULL;
 	if (srv->reactors)
 		for (uint32_t i = 0; i < srv->n; i++)
 			sl_reactor_destroy(srv->reactors[i]);

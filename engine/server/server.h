@@ -116,8 +116,10 @@ struct sl_server_opts {
 	uint64_t snapshot_every_events;
 	uint64_t snapshot_every_ns;
 	/* limits.memory_budget; 0: 512 MiB. Three eighths of it are the pool
-	 * of byte credits (events in flight; sl_server_create says why), the
-	 * rest is for fixed buffers, indexes and read models. */
+	 * of byte credits (events in flight; sl_server_create says why), a
+	 * quarter the caches of host-state projections (shared evenly by
+	 * every projection partition), the rest is for fixed buffers, indexes
+	 * and in-memory read models. */
 	uint64_t memory_budget;
 	/* A partition whose slowest follower (projection, sink) is more than
 	 * this many events behind its durable end is pressured; 0: 1M. */
@@ -187,6 +189,9 @@ struct sl_server {
 	 * on HTTP threads while their reactors apply). */
 	struct sl_epoch *epoch;
 	uint32_t n_projs;
+	/* Commits the stores of host-state projections (engine/state); NULL
+	 * when none has one. Stopped once the reactors are joined. */
+	struct sl_state_writer *state_writer;
 	struct sl_ring *pq;        /* per reactor: MPMC ring of struct sl_pquery * */
 	struct sl_sinks *sinks;    /* sink threads (engine/sink); NULL when none */
 	struct sl_pipes *pipes;    /* pipeline stages (engine/pipe); NULL when none */

@@ -21,7 +21,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -114,19 +113,6 @@ static int sl__rt_write(struct sl_server *srv)
 	return ret;
 }
 
-static int sl__rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 ? -1 : 0;
-}
-
-static int sl__rm_tree(const char *path)
-{
-	return nftw(path, sl__rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
-}
-
 /* Folders a deletion left behind (renamed, not yet removed). */
 static void sl__rt_sweep(const char *data_dir)
 {
@@ -138,7 +124,7 @@ static void sl__rt_sweep(const char *data_dir)
 		if (!strncmp(e->d_name, SL__DELETED, strlen(SL__DELETED))) {
 			char p[4096];
 			snprintf(p, sizeof(p), "%s/%s", data_dir, e->d_name);
-			(void)sl__rm_tree(p);
+			(void)sl_rmtree(p);
 		}
 	closedir(d);
 }
@@ -835,7 +821,7 @@ int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_
 		        "sluiced: write %s: %s (the deleted topic %s comes back empty "
 		        "at the next start)\n",
 		        srv->rt.path, strerror(-ret), t->name);
-	(void)sl__rm_tree(to);
+	(void)sl_rmtree(to);
 	fprintf(stderr, "sluiced: topic %s deleted\n", t->name);
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "deleted", json_object_new_string(t->name));

@@ -90,6 +90,35 @@ Test(abi, older_minor_loads)
 	sl_plugin_unload(p);
 }
 
+/* A 1.1 plugin (its ops table ends before query_state) loads on 1.2, with
+ * its concurrent queries, and keeps its own model. */
+Test(abi, minor1_loads)
+{
+	char file[512], err[512] = "";
+	struct sl_plugin *p;
+
+	path_of("abi_minor1", file, sizeof(file));
+	cr_assert_eq(sl_plugin_open(file, SL_PLUGIN_PROJECTION, &p, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_assert_eq(p->abi_minor, 1);
+	cr_assert(sl_plugin_concurrent_query(p));
+	cr_assert_not(sl_plugin_host_state(p));
+	cr_assert_null(p->ops.projection.query_state, "read past a 1.1 table");
+	sl_plugin_unload(p);
+}
+
+Test(abi, host_state_in_a_minor1_plugin)
+{
+	expect_refused("abi_minor1_state", -SL_EPLUGIN,
+	               "projection ops flags 0x2 not defined in plugin ABI 1.1", NULL);
+}
+
+Test(abi, host_state_without_query_state)
+{
+	expect_refused("abi_state_no_query", -SL_EPLUGIN,
+	               "projection ops table has no 'query_state' callback", NULL);
+}
+
 Test(abi, flag_newer_than_its_minor)
 {
 	expect_refused("abi_minor0_flag", -SL_EPLUGIN,

@@ -7,6 +7,8 @@
  */
 #include <sluice/plugin.h>
 
+#include <stddef.h>
+
 #include <stdlib.h>
 
 /* Each variant leaves some of these out. */
@@ -64,6 +66,9 @@ UNUSED static int p_process(void *inst, const struct sl_plugin_event *ev, uint32
 static const struct sl_projection_ops ops UNUSED = {
 #if defined(ABI_SMALL_OPS)
     .struct_size = 16,
+#elif defined(ABI_MINOR1) || defined(ABI_MINOR1_STATE)
+    /* 1.1's table: it ends before query_state. */
+    .struct_size = offsetof(struct sl_projection_ops, query_state),
 #else
     .struct_size = sizeof(struct sl_projection_ops),
 #endif
@@ -71,6 +76,10 @@ static const struct sl_projection_ops ops UNUSED = {
     .flags = SL_PROJECTION_CONCURRENT_QUERY, /* a 1.1 flag in a 1.0 plugin */
 #elif defined(ABI_BAD_FLAGS)
     .flags = 0x80,
+#elif defined(ABI_MINOR1)
+    .flags = SL_PROJECTION_CONCURRENT_QUERY,
+#elif defined(ABI_MINOR1_STATE) || defined(ABI_STATE_NO_QUERY)
+    .flags = SL_PROJECTION_HOST_STATE, /* 1.2's flag (in a 1.1 plugin, or without query_state) */
 #endif
     .create = p_create,
     .destroy = p_destroy,
@@ -113,6 +122,9 @@ static const struct sl_plugin_info info UNUSED = {
 #elif defined(ABI_MINOR0) || defined(ABI_MINOR0_FLAG)
     .abi_major = SL_PLUGIN_ABI_MAJOR,
     .abi_minor = 0,
+#elif defined(ABI_MINOR1) || defined(ABI_MINOR1_STATE)
+    .abi_major = SL_PLUGIN_ABI_MAJOR,
+    .abi_minor = 1,
 #else
     .abi_major = SL_PLUGIN_ABI_MAJOR,
     .abi_minor = SL_PLUGIN_ABI_MINOR,

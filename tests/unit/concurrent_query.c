@@ -231,7 +231,7 @@ Test(concurrent_query, counter_answers_while_it_applies)
 	struct sl_plugin_event pe[BATCH];
 
 	cr_assert_eq(sl_epoch_create(&q.e), 0);
-	q.p = tu_load("counter", SL_PLUGIN_PROJECTION);
+	q.p = tu_load_from(SL_TEST_PLUGIN_DIR, "mem_counter", SL_PLUGIN_PROJECTION);
 	cr_assert(sl_plugin_concurrent_query(q.p));
 	struct sl_plugin_inst_opts o = {
 	    .partition = 0, .n_partitions = 1, .topic = "events", .epoch = q.e};

@@ -46,6 +46,17 @@ static inline void tu_fill(struct sl_plugin_event *pe, const uint8_t *bytes, uin
 	cr_assert_eq(sl_plugin_event_fill(pe, bytes, len, partition, offset, 42), 0);
 }
 
+static inline struct sl_plugin *tu_load_from(const char *dir, const char *name,
+                                             enum sl_plugin_kind kind)
+{
+	const char *path[] = {dir};
+	struct sl_plugin *p;
+	char err[512];
+	int ret = sl_plugin_load(path, 1, name, kind, &p, err, sizeof(err));
+	cr_assert_eq(ret, 0, "load %s: %s", name, err);
+	return p;
+}
+
 static inline struct sl_plugin *tu_load(const char *name, enum sl_plugin_kind kind)
 {
 	const char *path[] = {SL_PLUGIN_DIR};

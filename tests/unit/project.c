@@ -284,7 +284,7 @@ static void env_init(struct env *e, uint64_t n_events)
 	snprintf(e->snap_dir, sizeof(e->snap_dir), "%s/snap", e->dir);
 	tu_log_open(&e->log, e->log_dir);
 	fill_log(&e->log, 0, n_events);
-	e->p = tu_load("counter", SL_PLUGIN_PROJECTION);
+	e->p = tu_load_from(SL_TEST_PLUGIN_DIR, "mem_counter", SL_PLUGIN_PROJECTION);
 }
 
 static void env_fini(struct env *e)

@@ -150,7 +150,7 @@ extern "C" {
 #endif
 
 #define SL_PLUGIN_ABI_MAJOR 1
-#define SL_PLUGIN_ABI_MINOR 1
+#define SL_PLUGIN_ABI_MINOR 2
 
 /* The one symbol the host looks up. */
 #define SL_PLUGIN_ENTRY_SYMBOL "sl_plugin_entry"
@@ -168,6 +168,7 @@ struct sl_plugin_ctx;     /* an instance as the host sees it (logging) */
 struct sl_plugin_args;    /* a node of the YAML args tree */
 struct sl_plugin_out;     /* a growable byte buffer (query answers, snapshots) */
 struct sl_plugin_emitter; /* where a transform (or projection) sends events */
+struct sl_state;          /* host-kept keyed state (ABI 1.2, see struct sl_host) */
 
 /*
  * One stored event, decoded by the host once, zero-copy: every pointer points
@@ -256,6 +257,16 @@ struct sl_transform_ops {
 /* struct sl_projection_ops.flags (ABI 1.1): `query` may run on any thread,
  * concurrently with the instance's other callbacks (see Threads at the top). */
 #define SL_PROJECTION_CONCURRENT_QUERY 0x1u
+/*
+ * (ABI 1.2) The host keeps the model: the plugin reads and changes its state
+ * only through host->state_* on host->state(ctx) in create and apply, and
+ * answers queries from `query_state`, which gets a read-only view. The host
+ * stores the state on disk (larger than memory) and commits it together
+ * with the offset applied, so there are no snapshots: `snapshot`, `restore`
+ * and `query` may be NULL. Queries run on any thread, concurrently with
+ * apply, each on a view of the state as last committed.
+ */
+#define SL_PROJECTION_HOST_STATE 0x2u
 
 struct sl_projection_ops {
 	uint32_t struct_size;
@@ -297,6 +308,17 @@ struct sl_projection_ops {
 	int (*merge)(const struct sl_host *host, const char *key, uint32_t key_len,
 	             const uint8_t *const *parts, const size_t *part_lens, uint32_t n,
 	             struct sl_plugin_out *out);
+	/* ---- ABI 1.2 ---- */
+	/*
+	 * A host-state projection's query (SL_PROJECTION_HOST_STATE): as
+	 * `query`, reading the state through `st`, a read-only view of this
+	 * partition as last committed (host->state_get / state_iter; the
+	 * pointers they give stay valid until this call returns). Any thread,
+	 * concurrently with apply and other queries; `inst` may be read (its
+	 * settings from create) but not changed.
+	 */
+	int (*query_state)(void *inst, struct sl_state *st, const char *key, uint32_t key_len,
+	                   uint32_t mode, struct sl_plugin_out *out);
 };
 
 struct sl_sink_ops {
@@ -439,6 +461,48 @@ struct sl_host {
 	 * a plugin without SL_PROJECTION_CONCURRENT_QUERY it frees at once.
 	 */
 	void (*retire)(struct sl_plugin_ctx *ctx, void *ptr, void (*free_fn)(void *ptr));
+
+	/* ---- ABI 1.2: state kept by the host (SL_PROJECTION_HOST_STATE) ---- */
+
+	/*
+	 * The instance's state, for create and apply (on the instance's
+	 * thread): one partition's keys, each 1 to 496 bytes of any value,
+	 * with values of any length. Changes made by apply become durable
+	 * together with the offset applied, so after a crash the state holds
+	 * exactly the events below that offset. NULL for other plugins.
+	 */
+	struct sl_state *(*state)(struct sl_plugin_ctx *ctx);
+	/*
+	 * Reads `key`: 0 with *val / *vlen (valid until the next state call on
+	 * st, or the callback's return), -ENOENT when absent, -ENAMETOOLONG
+	 * for a key over 496 bytes (also for the calls below), -EIO.
+	 */
+	int (*state_get)(struct sl_state *st, const void *key, size_t klen, const void **val,
+	                 size_t *vlen);
+	/* Sets key to a copy of val[0..vlen). 0, -ENOMEM, -EROFS on a query's view. */
+	int (*state_put)(struct sl_state *st, const void *key, size_t klen, const void *val,
+	                 size_t vlen);
+	/*
+	 * Changes key in place, without a get and a put: *val points to its
+	 * value resized to vlen bytes (the old bytes kept up to vlen, zeros
+	 * past them; all zeros for a new key), writable until the next state
+	 * call on st or the callback's return. Returns 1 when the key
+	 * existed, 0 when it is new, or -errno as put.
+	 */
+	int (*state_modify)(struct sl_state *st, const void *key, size_t klen, size_t vlen,
+	                    void **val);
+	/* Removes key (absent is fine). 0, -ENOMEM, -EROFS. */
+	int (*state_del)(struct sl_state *st, const void *key, size_t klen);
+	/*
+	 * Calls fn for each key >= from (byte order; from_len 0: every key) in
+	 * order, with this instance's changes so far on the writer's view,
+	 * until fn returns non-zero (returned) or the keys end (0). Pointers
+	 * valid during fn; fn must not call state functions on st.
+	 */
+	int (*state_iter)(struct sl_state *st, const void *from, size_t from_len,
+	                  int (*fn)(void *arg, const void *key, size_t klen, const void *val,
+	                            size_t vlen),
+	                  void *arg);
 };
 
 /*

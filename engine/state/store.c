@@ -1,0 +1,439 @@
+/*
+ * The RocksDB side of the state store (state.h): the database, durable
+ * commits of frozen batches (the writer thread, or the owner at a clean
+ * stop), read views on snapshots (any thread), and the host functions,
+ * which send a writer view to its cache (cache.c) and read a read view
+ * from its snapshot.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+#include "state/state_impl.h"
+
+/* Files RocksDB may keep open per projection: tables beyond it are opened
+ * per read. A few hundred cover tens of GiB of state at the default 64 MiB
+ * tables. */
+#define SL__MAX_OPEN_FILES 256
+/* Bloom filters: 10 bits a key, about 1% false positives, so a new key (a
+ * miss on the owner) rarely costs a read of a table. */
+#define SL__BLOOM_BITS 10.0
+
+/* RocksDB reports errors as malloc'd text: copied into err, freed. */
+static int sl__rerr(char *rerr, const char *what, const char *path, char *err, size_t errlen)
+{
+	sl_errf(err, errlen, "%s: %s: %s", path, what, rerr);
+	int ret = strstr(rerr, "No space") ? -ENOSPC : strstr(rerr, "Corruption") ? -SL_ECORRUPT
+	                                                                          : -EIO;
+	rocksdb_free(rerr);
+	return ret;
+}
+
+size_t sl__state_key(uint8_t *out, uint32_t partition, const void *key, size_t klen)
+{
+	out[0] = SL_STATE_TAG_KEY;
+	out[1] = (uint8_t)(partition >> 24);
+	out[2] = (uint8_t)(partition >> 16);
+	out[3] = (uint8_t)(partition >> 8);
+	out[4] = (uint8_t)partition;
+	if (klen)
+		memcpy(out + SL_STATE_PREFIX_BYTES, key, klen);
+	return SL_STATE_PREFIX_BYTES + klen;
+}
+
+static void sl__mark_key(uint8_t *out, uint32_t partition)
+{
+	sl__state_key(out, partition, NULL, 0);
+	out[0] = SL_STATE_TAG_MARK;
+}
+
+int sl_state_db_open(const struct sl_state_db_opts *o, struct sl_state_db **out, char *err,
+                     size_t errlen)
+{
+	struct sl_state_db *db;
+	char *rerr = NULL;
+	int ret;
+
+	*out = NULL;
+	db = calloc(1, sizeof(*db));
+	if (!db || !(db->path = strdup(o->path))) {
+		free(db);
+		return -ENOMEM;
+	}
+	if ((ret = sl_mkdirs(o->path)) < 0) {
+		sl_errf(err, errlen, "%s: cannot create the folder: %s", o->path, sl_strerror(ret));
+		goto fail;
+	}
+	size_t wb = o->write_buffer_bytes ? o->write_buffer_bytes : SL_STATE_WRITE_BUFFER_DEFAULT;
+	size_t bc = o->block_cache_bytes ? o->block_cache_bytes : SL_STATE_BLOCK_CACHE_DEFAULT;
+	db->opts = rocksdb_options_create();
+	db->table = rocksdb_block_based_options_create();
+	db->cache = rocksdb_cache_create_lru(bc);
+	db->sync = rocksdb_writeoptions_create();
+	db->read = rocksdb_readoptions_create();
+	if (!db->opts || !db->table || !db->cache || !db->sync || !db->read) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	rocksdb_options_set_create_if_missing(db->opts, 1);
+	/* Two cores here: one flush or compaction at a time, so the reactors
+	 * keep a core (bench/state_store.cc: compactions tripled the CPU). */
+	rocksdb_options_set_max_background_jobs(db->opts, 1);
+	/* Memtables count in the budget: two of `wb` at most. */
+	rocksdb_options_set_write_buffer_size(db->opts, wb);
+	rocksdb_options_set_max_write_buffer_number(db->opts, 2);
+	rocksdb_options_set_max_open_files(db->opts, SL__MAX_OPEN_FILES);
+	rocksdb_options_set_compression(db->opts, rocksdb_lz4_compression);
+	rocksdb_options_set_keep_log_file_num(db->opts, 2);
+	rocksdb_options_set_info_log_level(db->opts, 2 /* warnings and worse */);
+	/* Index and filter blocks live in the block cache, so the cache's
+	 * size bounds them too; level-0 ones stay pinned there (every read
+	 * looks at them). */
+	rocksdb_block_based_options_set_block_cache(db->table, db->cache);
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->table, 1);
+	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(db->table, 1);
+	db->filter = rocksdb_filterpolicy_create_bloom(SL__BLOOM_BITS);
+	rocksdb_block_based_options_set_filter_policy(db->table, db->filter);
+	rocksdb_options_set_block_based_table_factory(db->opts, db->table);
+	rocksdb_writeoptions_set_sync(db->sync, 1);
+	db->db = rocksdb_open(db->opts, o->path, &rerr);
+	if (!db->db) {
+		ret = sl__rerr(rerr, "cannot open the state store", o->path, err, errlen);
+		goto fail;
+	}
+	*out = db;
+	return 0;
+fail:
+	sl_state_db_close(db);
+	return ret;
+}
+
+void sl_state_db_close(struct sl_state_db *db)
+{
+	if (!db)
+		return;
+	if (db->db)
+		rocksdb_close(db->db);
+	if (db->opts)
+		rocksdb_options_destroy(db->opts);
+	/* The table options own the filter policy once it is set. */
+	if (db->table)
+		rocksdb_block_based_options_destroy(db->table);
+	if (db->cache)
+		rocksdb_cache_destroy(db->cache);
+	if (db->sync)
+		rocksdb_writeoptions_destroy(db->sync);
+	if (db->read)
+		rocksdb_readoptions_destroy(db->read);
+	free(db->path);
+	free(db);
+}
+
+void sl_state_db_test_fail_commits(struct sl_state_db *db, bool on)
+{
+	atomic_store_explicit(&db->test_fail_commits, on, memory_order_relaxed);
+}
+
+uint64_t sl_state_db_file_bytes(const struct sl_state_db *db)
+{
+	char p[4096];
+	uint64_t sum = 0;
+	struct dirent *d;
+	DIR *dir = opendir(db->path);
+
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir))) {
+		struct stat st;
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", db->path, d->d_name);
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_blocks * 512u;
+	}
+	closedir(dir);
+	return sum;
+}
+
+uint64_t sl_state_db_memory_bytes(const struct sl_state_db *db)
+{
+	uint64_t mem = 0;
+	(void)rocksdb_property_int(db->db, "rocksdb.cur-size-all-mem-tables", &mem);
+	return mem + rocksdb_cache_get_usage(db->cache);
+}
+
+static uint64_t sl__ld64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint32_t sl__ld32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro,
+                        uint32_t partition, struct sl_state_mark *mark)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES];
+	char *rerr = NULL;
+	size_t n;
+
+	memset(mark, 0, sizeof(*mark));
+	sl__mark_key(k, partition);
+	rocksdb_pinnableslice_t *s =
+	    rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k, sizeof(k), &rerr);
+	if (rerr) {
+		rocksdb_free(rerr);
+		return -EIO;
+	}
+	if (!s)
+		return 0;
+	const uint8_t *v = (const uint8_t *)rocksdb_pinnableslice_value(s, &n);
+	int ret = 0;
+	if (n != SL_STATE_META_BYTES || sl__ld32(v + SL_STATE_META_OFF_MAGIC) != SL_STATE_META_MAGIC ||
+	    sl__ld32(v + SL_STATE_META_OFF_VERSION) != SL_STATE_META_VERSION) {
+		ret = -SL_ECORRUPT;
+	} else {
+		mark->next = sl__ld64(v + SL_STATE_META_OFF_NEXT);
+		mark->emit_seq = sl__ld64(v + SL_STATE_META_OFF_EMIT_SEQ);
+		mark->gen = sl__ld64(v + SL_STATE_META_OFF_GEN);
+	}
+	rocksdb_pinnableslice_destroy(s);
+	return ret;
+}
+
+int sl__state_get(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+                  const void *key, size_t klen, rocksdb_pinnableslice_t **out)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES + SL_STATE_KEY_MAX];
+	char *rerr = NULL;
+	size_t n = sl__state_key(k, partition, key, klen);
+
+	*out = rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k, n, &rerr);
+	if (rerr) {
+		rocksdb_free(rerr);
+		return -EIO;
+	}
+	return *out ? 0 : -ENOENT;
+}
+
+static void sl__write_batch(rocksdb_writebatch_t *wb, const struct sl__batch *b)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES + SL_STATE_KEY_MAX];
+	const uint8_t *at = b->bytes;
+
+	for (uint32_t i = 0; i < b->n; i++) {
+		uint32_t klen = sl__ld32(at), vlen = sl__ld32(at + 4);
+		size_t n = sl__state_key(k, b->partition, at + 8, klen);
+		at += 8 + klen;
+		if (vlen == SL__ABSENT) {
+			rocksdb_writebatch_delete(wb, (const char *)k, n);
+		} else {
+			rocksdb_writebatch_put(wb, (const char *)k, n, (const char *)at, vlen);
+			at += vlen;
+		}
+	}
+	uint8_t m[SL_STATE_META_BYTES];
+	uint32_t magic = SL_STATE_META_MAGIC, version = SL_STATE_META_VERSION;
+	int64_t ms = (int64_t)sl_wall_ms();
+	memcpy(m + SL_STATE_META_OFF_MAGIC, &magic, 4);
+	memcpy(m + SL_STATE_META_OFF_VERSION, &version, 4);
+	memcpy(m + SL_STATE_META_OFF_NEXT, &b->mark.next, 8);
+	memcpy(m + SL_STATE_META_OFF_EMIT_SEQ, &b->mark.emit_seq, 8);
+	memcpy(m + SL_STATE_META_OFF_GEN, &b->mark.gen, 8);
+	memcpy(m + SL_STATE_META_OFF_MS, &ms, 8);
+	sl__mark_key(k, b->partition);
+	rocksdb_writebatch_put(wb, (const char *)k, SL_STATE_PREFIX_BYTES, (const char *)m,
+	                       sizeof(m));
+}
+
+int sl__state_commit(struct sl_state_db *db, struct sl__batch *const *b, uint32_t n, char *err,
+                     size_t errlen)
+{
+	char *rerr = NULL;
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+
+	if (!wb) {
+		sl_errf(err, errlen, "%s: commit: out of memory", db->path);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		sl__write_batch(wb, b[i]);
+	if (atomic_load_explicit(&db->test_fail_commits, memory_order_relaxed)) {
+		rocksdb_writebatch_destroy(wb);
+		sl_errf(err, errlen, "%s: commit stopped by the test hook", db->path);
+		return -ECANCELED;
+	}
+	/* One write of every batch and their marks: all or none survive a
+	 * crash (the WAL record is checksummed), and sync makes it durable
+	 * before it returns. */
+	rocksdb_write(db->db, db->sync, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
+	if (rerr)
+		return sl__rerr(rerr, "commit", db->path, err, errlen);
+	return 0;
+}
+
+void sl__state_committed(struct sl_state_part *p, const struct sl__batch *b)
+{
+	atomic_fetch_add_explicit(&p->commits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->committed_keys, b->n, memory_order_relaxed);
+	atomic_store_explicit(&p->committed_next, b->mark.next, memory_order_relaxed);
+	/* Release: the owner that sees the generation sees the commit done,
+	 * so it may free the batch and evict its entries. */
+	atomic_store_explicit(&p->committed_gen, b->mark.gen, memory_order_release);
+}
+
+uint64_t sl_state_part_committed(const struct sl_state_part *p)
+{
+	/* Read after the generation: next is stored before it. */
+	(void)atomic_load_explicit(&p->committed_gen, memory_order_acquire);
+	return atomic_load_explicit(&p->committed_next, memory_order_relaxed);
+}
+
+uint64_t sl_state_part_commit_failures(const struct sl_state_part *p)
+{
+	return atomic_load_explicit(&p->commit_failures, memory_order_relaxed);
+}
+
+int sl__state_iter_ro(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+                      const void *from, size_t from_len,
+                      int (*fn)(void *arg, const void *key, size_t klen, const void *val,
+                                size_t vlen),
+                      void *arg)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES + SL_STATE_KEY_MAX];
+	char *rerr = NULL;
+	int ret = 0;
+
+	if (from_len > SL_STATE_KEY_MAX)
+		return -ENAMETOOLONG;
+	size_t n = sl__state_key(k, partition, from, from_len);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(db->db, ro ? ro : db->read);
+	if (!it)
+		return -ENOMEM;
+	for (rocksdb_iter_seek(it, (const char *)k, n); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *key = rocksdb_iter_key(it, &kl);
+		/* Past this partition's keys (the next partition, or marks). */
+		if (kl < SL_STATE_PREFIX_BYTES || memcmp(key, k, SL_STATE_PREFIX_BYTES))
+			break;
+		const char *val = rocksdb_iter_value(it, &vl);
+		ret = fn(arg, key + SL_STATE_PREFIX_BYTES, kl - SL_STATE_PREFIX_BYTES, val, vl);
+		if (ret)
+			break;
+	}
+	rocksdb_iter_get_error(it, &rerr);
+	rocksdb_iter_destroy(it);
+	if (rerr) {
+		rocksdb_free(rerr);
+		return -EIO;
+	}
+	return ret;
+}
+
+/* ---- read views ----------------------------------------------------------------------- */
+
+int sl_state_view_begin(struct sl_state_db *db, uint32_t partition, struct sl_state **out,
+                        struct sl_state_mark *mark)
+{
+	struct sl_state *v = calloc(1, sizeof(*v));
+	int ret;
+
+	*out = NULL;
+	if (!v)
+		return -ENOMEM;
+	v->db = db;
+	v->partition = partition;
+	/* One snapshot: the mark and every key read belong to one commit. */
+	v->snap = rocksdb_create_snapshot(db->db);
+	v->ro = rocksdb_readoptions_create();
+	if (!v->snap || !v->ro) {
+		sl_state_view_end(v);
+		return -ENOMEM;
+	}
+	rocksdb_readoptions_set_snapshot(v->ro, v->snap);
+	if ((ret = sl__state_read_mark(db, v->ro, partition, mark)) < 0) {
+		sl_state_view_end(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+void sl_state_view_end(struct sl_state *v)
+{
+	if (!v)
+		return;
+	if (v->held)
+		rocksdb_pinnableslice_destroy(v->held);
+	if (v->ro)
+		rocksdb_readoptions_destroy(v->ro);
+	if (v->snap)
+		rocksdb_release_snapshot(v->db->db, v->snap);
+	free(v);
+}
+
+/* ---- the host functions ------------------------------------------------------------------ */
+
+int sl_state_get(struct sl_state *st, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+	if (!st)
+		return -EINVAL;
+	if (st->part)
+		return sl__part_get(st->part, key, klen, val, vlen);
+	if (!klen || klen > SL_STATE_KEY_MAX)
+		return klen ? -ENAMETOOLONG : -EINVAL;
+	if (st->held) {
+		rocksdb_pinnableslice_destroy(st->held);
+		st->held = NULL;
+	}
+	int ret = sl__state_get(st->db, st->ro, st->partition, key, klen, &st->held);
+	if (ret < 0)
+		return ret;
+	*val = rocksdb_pinnableslice_value(st->held, vlen);
+	return 0;
+}
+
+int sl_state_put(struct sl_state *st, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	if (!st)
+		return -EINVAL;
+	return st->part ? sl__part_put(st->part, key, klen, val, vlen) : -EROFS;
+}
+
+int sl_state_modify(struct sl_state *st, const void *key, size_t klen, size_t vlen, void **val)
+{
+	if (!st)
+		return -EINVAL;
+	return st->part ? sl__part_modify(st->part, key, klen, vlen, val) : -EROFS;
+}
+
+int sl_state_del(struct sl_state *st, const void *key, size_t klen)
+{
+	if (!st)
+		return -EINVAL;
+	return st->part ? sl__part_del(st->part, key, klen) : -EROFS;
+}
+
+int sl_state_iter(struct sl_state *st, const void *from, size_t from_len,
+                  int (*fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen),
+                  void *arg)
+{
+	if (!st || !fn)
+		return -EINVAL;
+	if (st->part)
+		return sl__part_iter(st->part, from, from_len, fn, arg);
+	return sl__state_iter_ro(st->db, st->ro, st->partition, from, from_len, fn, arg);
+}
