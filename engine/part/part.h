@@ -48,7 +48,6 @@
 #ifndef SL_PART_H
 #define SL_PART_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,19 +63,22 @@ enum sl_part_kind {
 #define SL_PART_MAX_PARTS 4096u
 /*
  * Ring points per partition when `vnodes` is not given. Measured with
- * bench/part.cc (1,000,000 random keys, xxh3 ring, this machine, 2 cores):
+ * bench/part.cc BM_Vnodes (1,000,000 random keys; ns per lookup, 65,536 keys
+ * cycled; 2-core VM, 2026-12, release build):
  *
- *   V      CV at N=8   CV at N=64   ns/key N=64   ns/key N=1024
- *   16     0.21        0.24         ~40           ~55
- *   64     0.11        0.12         ~45           ~65
- *   128    0.081       0.090        ~48           ~70
- *   256    0.059       0.062        ~50           ~75
- *   1024   0.031       0.030        ~60           ~95
+ *   V      CV N=8   CV N=64   CV N=1024   ns N=8   ns N=64   ns N=1024
+ *   16     0.30     0.25      0.25        33       50        83
+ *   64     0.090    0.14      0.13        43       61        101
+ *   128    0.12     0.079     0.098       51       72        120
+ *   256    0.048    0.059     0.068       56       86        132
+ *   512    0.050    0.047     0.053       65       93        159
+ *   1024   0.034    0.029     0.046       72       101       168
  *
  * CV falls as ~1/sqrt(V) while a lookup (a binary search over N*V points)
- * grows only with log(V): 256 halves 64's unevenness for a few ns, and
- * keeps the ring at 12 B * N * V (12 MiB at 4,096 partitions). Past 256 the
- * gain costs cache misses on big rings.
+ * grows with log(V) and, on big rings, cache misses: 256 is the last
+ * doubling that buys a clear gain (0.07 or better at every N, against
+ * 0.10-0.12 at 128) for ~10 ns; 512 buys little more for 10-25 ns. The ring
+ * is 12 B * N * V (12 MiB at 4,096 partitions).
  */
 #define SL_PART_VNODES_DEFAULT 256u
 #define SL_PART_VNODES_MAX     4096u

@@ -79,7 +79,8 @@ static const char *const *hex_splits(uint32_t n)
 
 static void mk(struct sl_partitioner *p, enum sl_part_kind kind, uint32_t n, const char *file)
 {
-	struct sl_part_spec s = {.kind = kind, .n_parts = n, .file = file, .fallback = SL_PART_JUMP};
+	struct sl_part_spec s = {
+	    .kind = kind, .n_parts = n, .file = file, .fallback = SL_PART_JUMP};
 	char err[400];
 	if (kind == SL_PART_RANGE) {
 		s.splits = hex_splits(n);
@@ -104,7 +105,7 @@ static uint64_t rnd(void)
 /* Key i of the seeded sequence: 16 hex digits, uniform. */
 static char (*keyset(void))[17]
 {
-	static char (*k)[17];
+	static char(*k)[17];
 	if (!k) {
 		k = calloc(KEYS, sizeof(*k));
 		g_rng = 0x9e3779b97f4a7c15ull;
@@ -117,7 +118,7 @@ static char (*keyset(void))[17]
 /* Coefficient of variation of the partition sizes. */
 static double cv_of(const struct sl_partitioner *p)
 {
-	char (*k)[17] = keyset();
+	char(*k)[17] = keyset();
 	uint64_t *c = calloc(p->n_parts, sizeof(*c));
 	for (uint32_t i = 0; i < KEYS; i++) {
 		uint32_t q = sl_part_of_key(p, k[i], 16);
@@ -134,7 +135,7 @@ static double cv_of(const struct sl_partitioner *p)
 /* Fraction of keys whose partition differs between a and b. */
 static double moved(const struct sl_partitioner *a, const struct sl_partitioner *b)
 {
-	char (*k)[17] = keyset();
+	char(*k)[17] = keyset();
 	uint32_t m = 0;
 	for (uint32_t i = 0; i < KEYS; i++)
 		m += sl_part_of_key(a, k[i], 16) != sl_part_of_key(b, k[i], 16);
@@ -144,8 +145,21 @@ static double moved(const struct sl_partitioner *a, const struct sl_partitioner 
 /* ---- golden vectors ------------------------------------------------------------ */
 
 static const char *const g_keys[] = {
-    "",     "a",    "order-1", "order-2", "customer:42", "7f3a9c", "zzzz",   "aggregate-with-a-longer-name-0001",
-    "\xff\xfe", "m", "001",     "0015",    "500",         "999",    "123abc",
+    "",
+    "a",
+    "order-1",
+    "order-2",
+    "customer:42",
+    "7f3a9c",
+    "zzzz",
+    "aggregate-with-a-longer-name-0001",
+    "\xff\xfe",
+    "m",
+    "001",
+    "0015",
+    "500",
+    "999",
+    "123abc",
 };
 #define NKEYS SL_ARRAY_LEN(g_keys)
 
@@ -210,8 +224,8 @@ Test(part, golden_jump)
 {
 	golden(SL_PART_JUMP, 8, (const uint32_t[]){0, 1, 3, 3, 1, 2, 3, 3, 5, 0, 3, 6, 5, 2, 4});
 	golden(SL_PART_JUMP, 1000,
-	       (const uint32_t[]){241, 350, 519, 384, 996, 716, 33, 615, 879, 61, 658, 933, 772, 318,
-	                          386});
+	       (const uint32_t[]){241, 350, 519, 384, 996, 716, 33, 615, 879, 61, 658, 933, 772,
+	                          318, 386});
 }
 
 Test(part, golden_directory)
@@ -219,9 +233,9 @@ Test(part, golden_directory)
 	/* The listed keys where the file says, the others where jump does. */
 	golden(SL_PART_DIRECTORY, 8,
 	       (const uint32_t[]){0, 1, 5, 3, 3, 2, 3, 3, 5, 0, 3, 6, 5, 2, 4});
-	golden(SL_PART_DIRECTORY, 1000,
-	       (const uint32_t[]){241, 350, 5, 384, 3, 716, 33, 615, 879, 0, 658, 933, 772, 318,
-	                          386});
+	golden(
+	    SL_PART_DIRECTORY, 1000,
+	    (const uint32_t[]){241, 350, 5, 384, 3, 716, 33, 615, 879, 0, 658, 933, 772, 318, 386});
 }
 
 /* ---- evenness and movement ------------------------------------------------------ */
@@ -244,11 +258,12 @@ Test(part, evenness)
 			mk(&p, kinds[i], n, file);
 			double cv = cv_of(&p);
 			double bound = kinds[i] == SL_PART_CONSISTENT ? 0.12 : 0.02;
-			cr_log_info("evenness %s N=%u: CV %.4f (bound %.2f)", sl_part_kind_name(kinds[i]),
-			            n, cv, bound);
+			cr_log_info("evenness %s N=%u: CV %.4f (bound %.2f)",
+			            sl_part_kind_name(kinds[i]), n, cv, bound);
 			printf("evenness %-10s N=%-3u CV %.4f (bound %.2f)\n",
 			       sl_part_kind_name(kinds[i]), n, cv, bound);
-			cr_assert_lt(cv, bound, "%s N=%u: CV %.4f", sl_part_kind_name(kinds[i]), n, cv);
+			cr_assert_lt(cv, bound, "%s N=%u: CV %.4f", sl_part_kind_name(kinds[i]), n,
+			             cv);
 			sl_part_destroy(&p);
 		}
 }
@@ -278,7 +293,8 @@ Test(part, movement)
 			} else {
 				double t1 = kinds[i] == SL_PART_JUMP ? 0.05 : 0.35;
 				double t2 = kinds[i] == SL_PART_JUMP ? 0.05 : 0.20;
-				cr_assert(fabs(m1 - e1) < t1 * e1, "%s N=%u->N+1 moved %.4f, want %.4f",
+				cr_assert(fabs(m1 - e1) < t1 * e1,
+				          "%s N=%u->N+1 moved %.4f, want %.4f",
 				          sl_part_kind_name(kinds[i]), n, m1, e1);
 				cr_assert(fabs(m2 - 0.5) < t2 * 0.5, "%s N=%u->2N moved %.4f",
 				          sl_part_kind_name(kinds[i]), n, m2);
@@ -292,7 +308,7 @@ Test(part, movement)
 Test(part, consistent_and_jump_only_move_to_the_new_partition)
 {
 	/* Their defining property: a key either stays or goes to partition N. */
-	char (*k)[17] = keyset();
+	char(*k)[17] = keyset();
 	for (int kind = SL_PART_CONSISTENT; kind <= SL_PART_JUMP; kind++) {
 		struct sl_partitioner a, b;
 		mk(&a, kind, 37, NULL);
@@ -399,8 +415,8 @@ Test(part, config_errors_name_the_topic)
 	for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
 		struct sl_config cfg;
 		char err[600] = "";
-		int ret = sl_config_load_string(cases[i].yaml, strlen(cases[i].yaml), tmpdir(), &cfg,
-		                                err, sizeof(err));
+		int ret = sl_config_load_string(cases[i].yaml, strlen(cases[i].yaml), tmpdir(),
+		                                &cfg, err, sizeof(err));
 		for (size_t t = 0; ret == 0 && t < cfg.n_topics; t++)
 			ret = sl_server_topic_check(&cfg.topics[t], err, sizeof(err));
 		cr_assert_lt(ret, 0, "case %zu accepted", i);
@@ -423,8 +439,8 @@ Test(part, config_errors_name_the_topic)
 	    "[c, m] } }\n- { name: ok2, partitions: 3, partitioner: directory, partitioner_args: { "
 	    "file: good.dir, fallback: consistent, vnodes: 16 } }\n";
 	put("good.dir", "a 0\nb 2\n");
-	cr_assert_eq(sl_config_load_string(y, strlen(y), tmpdir(), &cfg, err, sizeof(err)), 0,
-	             "%s", err);
+	cr_assert_eq(sl_config_load_string(y, strlen(y), tmpdir(), &cfg, err, sizeof(err)), 0, "%s",
+	             err);
 	for (size_t t = 0; t < cfg.n_topics; t++)
 		cr_assert_eq(sl_server_topic_check(&cfg.topics[t], err, sizeof(err)), 0, "%s", err);
 	sl_config_free(&cfg);
@@ -493,7 +509,8 @@ Test(part, directory_bad_lines)
 	memcpy(big + SL_PART_KEY_MAX + 1, " 0\n", 4);
 	struct sl_part_table *t = NULL;
 	char err[300];
-	cr_assert_eq(sl_part_dir_parse(big, strlen(big), "f", 4, &t, err, sizeof(err)), -SL_ECONFIG);
+	cr_assert_eq(sl_part_dir_parse(big, strlen(big), "f", 4, &t, err, sizeof(err)),
+	             -SL_ECONFIG);
 	cr_assert_not_null(strstr(err, "f:1: a key of 1025 bytes"), "%s", err);
 	free(big);
 }
@@ -501,11 +518,14 @@ Test(part, directory_bad_lines)
 Test(part, directory_fallback)
 {
 	const char *file = put("fallback.dir", "listed-0 6\nlisted-1 6\n");
-	char (*k)[17] = keyset();
+	char(*k)[17] = keyset();
 	static const enum sl_part_kind fbs[] = {SL_PART_HASH, SL_PART_JUMP, SL_PART_CONSISTENT};
 	for (size_t f = 0; f < SL_ARRAY_LEN(fbs); f++) {
-		struct sl_part_spec s = {.kind = SL_PART_DIRECTORY, .n_parts = 7, .file = file,
-		                         .fallback = fbs[f], .vnodes = 32};
+		struct sl_part_spec s = {.kind = SL_PART_DIRECTORY,
+		                         .n_parts = 7,
+		                         .file = file,
+		                         .fallback = fbs[f],
+		                         .vnodes = 32};
 		struct sl_part_spec fs = {.kind = fbs[f], .n_parts = 7, .vnodes = 32};
 		struct sl_partitioner d, ref;
 		char err[300];
