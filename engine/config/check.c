@@ -70,7 +70,20 @@ int sl__cfg_root_check(struct sl__ld *ld, const struct sl_config_node *map, cons
 	const struct sl_config *cfg = obj;
 	int rc = sl__cfg_open_ports_check(ld, map, path, obj);
 
-	if (rc || cfg->cluster.n_etcd)
+	if (rc)
+		return rc;
+	/* A client in cluster mode routes each event to its partition's leader
+	 * with the hash partitioner (client/route.c): a topic that places keys
+	 * otherwise would be refused event by event. */
+	for (size_t i = 0; cfg->cluster.n_etcd && i < cfg->n_topics; i++)
+		if (cfg->topics[i].partitioner != SL_CONFIG_PART_HASH)
+			return sl__cfg_fail(
+			    ld, cfg->topics[i].line, "topics",
+			    "topic '%s': partitioner %s is not available in cluster mode yet "
+			    "(clients route by hash): use hash",
+			    cfg->topics[i].name,
+			    sl_config_partitioner_name(cfg->topics[i].partitioner));
+	if (cfg->cluster.n_etcd)
 		return rc;
 	for (size_t i = 0; i < cfg->n_topics; i++)
 		if (cfg->topics[i].replicas > 1)
@@ -113,7 +126,7 @@ int sl__cfg_topic_check(struct sl__ld *ld, const struct sl_config_node *map, con
 		return sl__cfg_fail(ld, map->line, path,
 		                    "min_insync (%u) is larger than replicas (%u)", t->min_insync,
 		                    t->replicas);
-	return 0;
+	return sl__cfg_part_args(ld, t, path);
 }
 
 static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from, const char *name,
@@ -130,6 +143,10 @@ static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from
 	t->name = strdup(name);
 	if (!t->name)
 		return sl__cfg_oom(ld);
+	/* Its own copies of what the struct copy shared. */
+	t->part_splits = NULL;
+	t->n_part_splits = 0;
+	t->part_file = NULL;
 	if (sl_config_node_dup(topics[from].partitioner_args, &t->partitioner_args)) {
 		free(t->name);
 		return sl__cfg_oom(ld);
@@ -137,7 +154,7 @@ static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from
 	t->derived = true;
 	t->line = line;
 	cfg->n_topics++;
-	return 0;
+	return sl__cfg_part_args(ld, t, name);
 }
 
 /* Kahn's algorithm over the topic graph the pipelines draw: events that

@@ -205,6 +205,18 @@ struct sl_config_topic {
 	uint32_t partitions; /* 1..4096 */
 	enum sl_config_partitioner partitioner;
 	struct sl_config_node *partitioner_args; /* a MAP, never NULL */
+	/* partitioner_args as the partitioner reads them (check.c: the keys
+	 * each strategy takes, their types). range: the split keys as
+	 * written; consistent (and directory's consistent fallback): vnodes,
+	 * 0 for the default; directory: the file, resolved against the
+	 * config's folder, and where unlisted keys go. Their meaning (split
+	 * order, the file's lines) is part/'s to check, at start and in
+	 * --check-config alike (sl_server_topic_check). */
+	char **part_splits;
+	size_t n_part_splits;
+	uint32_t part_vnodes;
+	char *part_file;
+	enum sl_config_partitioner part_fallback;
 	enum sl_config_durability durability;
 	uint64_t durability_interval_ns; /* > 0 for INTERVAL, else 0 */
 	enum sl_config_overload overload;

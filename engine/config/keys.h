@@ -155,6 +155,8 @@ extern const struct sl__section sl__sink_section;
 /* ---- topics.c, pipelines.c, check.c ---------------------------------------- */
 
 void sl__cfg_topic_clear(struct sl_config_topic *t);
+/* partitioner_args read into t's part_* fields (paths against ld's folder). */
+int sl__cfg_part_args(struct sl__ld *ld, struct sl_config_topic *t, const char *path);
 ssize_t sl__cfg_topic_index(const struct sl_config *cfg, const char *name);
 void sl__cfg_pipelines_free(struct sl_config_pipeline *arr, size_t n);
 void sl__cfg_consumers_free(struct sl_config_consumer *arr, size_t n);

@@ -53,10 +53,114 @@ static int sl__topic_init(void *obj)
 	return t->partitioner_args ? 0 : -ENOMEM;
 }
 
+static void sl__part_args_clear(struct sl_config_topic *t)
+{
+	for (size_t i = 0; i < t->n_part_splits; i++)
+		free(t->part_splits[i]);
+	free(t->part_splits);
+	free(t->part_file);
+	t->part_splits = NULL;
+	t->n_part_splits = 0;
+	t->part_file = NULL;
+	t->part_vnodes = 0;
+	t->part_fallback = SL_CONFIG_PART_HASH;
+}
+
 void sl__cfg_topic_clear(struct sl_config_topic *t)
 {
 	free(t->name);
 	sl_config_node_free(t->partitioner_args);
+	sl__part_args_clear(t);
+}
+
+/* The keys each partitioner takes in partitioner_args. */
+static const char *const sl__part_keys[][3] = {
+    [SL_CONFIG_PART_HASH] = {NULL},
+    [SL_CONFIG_PART_RANGE] = {"splits", NULL},
+    [SL_CONFIG_PART_CONSISTENT] = {"vnodes", NULL},
+    [SL_CONFIG_PART_JUMP] = {NULL},
+    [SL_CONFIG_PART_DIRECTORY] = {"file", "fallback", "vnodes"},
+};
+
+int sl__cfg_part_args(struct sl__ld *ld, struct sl_config_topic *t, const char *path)
+{
+	const struct sl_config_node *a = t->partitioner_args, *n;
+	const char *pname = sl_config_partitioner_name(t->partitioner);
+	char sub[SL__PATH];
+	uint64_t v;
+
+	/* An omitted map is the default's (line 0): name the topic's line. */
+	uint32_t line = a && a->line ? a->line : t->line;
+
+	sl__part_args_clear(t);
+	sl__cfg_sub(sub, path, "partitioner_args");
+	for (size_t i = 0; a && i < a->n_items; i++) {
+		const char *const *ok = sl__part_keys[t->partitioner];
+		char list[64] = "";
+		size_t k = 0;
+		while (k < 3 && ok[k] && strcmp(ok[k], a->items[i].key))
+			k++;
+		if (k < 3 && ok[k])
+			continue;
+		for (k = 0; k < 3 && ok[k]; k++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			         k ? ", " : "", ok[k]);
+		return sl__cfg_fail(ld, a->items[i].key_line, sub,
+		                    "topic '%s': partitioner %s takes no key '%s' (%s%s)", t->name,
+		                    pname, a->items[i].key,
+		                    list[0] ? "it takes: " : "it takes none", list);
+	}
+	if (t->partitioner == SL_CONFIG_PART_RANGE) {
+		n = sl_config_node_get(a, "splits");
+		if (!n || n->kind != SL_CONFIG_NODE_SEQ)
+			return sl__cfg_fail(
+			    ld, n ? n->line : line, sub,
+			    "topic '%s': range needs `splits: [k1, ...]`, %u sorted "
+			    "split keys",
+			    t->name, t->partitions - 1);
+		t->part_splits = calloc(n->n_items ? n->n_items : 1, sizeof(*t->part_splits));
+		if (!t->part_splits)
+			return sl__cfg_oom(ld);
+		for (size_t i = 0; i < n->n_items; i++) {
+			const struct sl_config_node *e = &n->items[i];
+			if (e->kind != SL_CONFIG_NODE_SCALAR)
+				return sl__cfg_fail(
+				    ld, e->line, sub,
+				    "topic '%s': splits[%zu]: expected a key, got %s", t->name, i,
+				    sl__cfg_kind_name(e));
+			if (!(t->part_splits[i] = strdup(e->value)))
+				return sl__cfg_oom(ld);
+			t->n_part_splits++;
+		}
+	}
+	if (sl_config_node_get(a, "vnodes")) {
+		if (sl_config_node_u64(a, "vnodes", 0, &v) < 0 || v == 0 || v > UINT32_MAX)
+			return sl__cfg_fail(ld, sl_config_node_get(a, "vnodes")->line, sub,
+			                    "topic '%s': vnodes: expected a positive integer",
+			                    t->name);
+		t->part_vnodes = (uint32_t)v;
+	}
+	if (t->partitioner == SL_CONFIG_PART_DIRECTORY) {
+		n = sl_config_node_get(a, "file");
+		if (!n || n->kind != SL_CONFIG_NODE_SCALAR || !n->value[0])
+			return sl__cfg_fail(ld, n ? n->line : line, sub,
+			                    "topic '%s': directory needs `file: PATH`", t->name);
+		if (!(t->part_file = sl__cfg_join(ld->base_dir, n->value)))
+			return sl__cfg_oom(ld);
+		const char *fb = sl_config_node_str(a, "fallback", "hash");
+		if (!strcmp(fb, "hash"))
+			t->part_fallback = SL_CONFIG_PART_HASH;
+		else if (!strcmp(fb, "jump"))
+			t->part_fallback = SL_CONFIG_PART_JUMP;
+		else if (!strcmp(fb, "consistent"))
+			t->part_fallback = SL_CONFIG_PART_CONSISTENT;
+		else
+			return sl__cfg_fail(ld, sl_config_node_get(a, "fallback")->line, sub,
+			                    "topic '%s': fallback: expected hash, jump or "
+			                    "consistent, got '%s'",
+			                    t->name, fb);
+	}
+	return 0;
 }
 
 /* "0.25": digits with at most one '.', nothing else (no exponent, sign,

@@ -2,7 +2,8 @@
  * sluiced: the server. Loads the configuration (embedded default unless
  * --config), builds the server, runs its reactors, and drains on SIGTERM or
  * SIGINT: stop accepting, answer everything already received, exit 0.
- * SIGHUP reads auth.token_file again (token rotation without a restart).
+ * SIGHUP reads auth.token_file again (token rotation without a restart) and
+ * every directory partitioner's file (server/topics.c).
  *
  * Signals are blocked in every thread and taken by the main thread with
  * sigwait(), so no handler runs inside a reactor.
@@ -53,7 +54,8 @@ static void usage(FILE *out)
 	        "  --print-default      print the embedded default configuration\n"
 	        "  --help               this text\n"
 	        "\n"
-	        "SIGTERM/SIGINT drain: stop accepting, answer what was received, exit 0.\n");
+	        "SIGTERM/SIGINT drain: stop accepting, answer what was received, exit 0.\n"
+	        "SIGHUP reads auth.token_file and directory partitioners' files again.\n");
 }
 
 static int check_config(const char *path)
@@ -65,6 +67,14 @@ static int check_config(const char *path)
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 1;
 	}
+	/* Each topic's partitioner as the server builds it: a range's splits,
+	 * a directory's file, line by line. */
+	for (size_t i = 0; i < cfg.n_topics; i++)
+		if (sl_server_topic_check(&cfg.topics[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "sluiced: %s: %s\n", path, err);
+			sl_config_free(&cfg);
+			return 1;
+		}
 	/* Topics created at runtime in data_dir (if it exists) that the
 	 * config contradicts. */
 	int bad = sl_server_runtime_topics_check(cfg.data_dir, cfg.topics, (uint32_t)cfg.n_topics,
@@ -420,10 +430,10 @@ int main(int argc, char **argv)
 		sigwait(&sigs, &sig);
 		if (sig != SIGHUP)
 			break;
-		if (!auth) {
-			fprintf(stderr, "sluiced: SIGHUP: nothing to reload (no auth)\n");
+		/* Directory partitioners: a bad file keeps the table in use. */
+		sl_server_reload_partitioners(srv, stderr);
+		if (!auth)
 			continue;
-		}
 		/* A bad file keeps the tokens accepted until now. */
 		if (sl_auth_reload(auth, err, sizeof(err)) < 0)
 			fprintf(stderr, "sluiced: SIGHUP: auth not reloaded: %s\n", err);

@@ -327,10 +327,18 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
                           const char *json, size_t len, char **body, size_t *blen);
 int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_len, char **body,
                            size_t *blen);
-/* A config topic as the server builds it (the partitioner must be hash
- * today): 0, or -EINVAL with err. */
+/* A config topic as the server builds it: 0, or -EINVAL with err. The
+ * spec points into c (name, the partitioner's arguments). */
 int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *out, char *err,
                          size_t errlen);
+/* --check-config: builds (and frees) the topic's partitioner with the
+ * code the server starts it with (the directory file read and checked).
+ * 0, or a negative code with err naming the topic. */
+int sl_server_topic_check(const struct sl_config_topic *c, char *err, size_t errlen);
+/* SIGHUP: every directory partitioner reads its file again (part.h,
+ * sl_part_reload); one line each on `log`. Returns how many kept their old
+ * table (a bad file). Any thread but a reactor's; readers go on. */
+int sl_server_reload_partitioners(struct sl_server *srv, FILE *log);
 /* --check-config: reports (to `report`) the config's topics that data_dir's
  * topics.yaml also lists; returns how many contradict it (a start refuses
  * those), or -errno with err when the file cannot be read. */

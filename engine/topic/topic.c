@@ -93,9 +93,17 @@ static int sl__topic_build(struct sl_topics *out, uint32_t i, const struct sl_to
 		return -ENOMEM;
 	t->spec = *spec;
 	t->spec.name = t->name;
-	ret = sl_part_init(&t->part, spec->partitioner, spec->n_parts);
+	struct sl_part_spec ps = spec->part_args;
+	ps.kind = spec->partitioner;
+	ps.n_parts = spec->n_parts;
+	/* The partitioner keeps its own copies; the spec's pointers belong to
+	 * whoever built it and may go. */
+	t->spec.part_args = (struct sl_part_spec){0};
+	char perr[400];
+	ret = sl_part_init_spec(&t->part, &ps, perr, sizeof(perr));
 	if (ret < 0) {
-		snprintf(err, errlen, "topic %s: partitioner not available", t->name);
+		snprintf(err, errlen, "topic %s: partitioner %s: %s", t->name,
+		         sl_part_kind_name(ps.kind), perr);
 		return ret;
 	}
 	t->parts = calloc(t->n_parts, sizeof(*t->parts));

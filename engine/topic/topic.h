@@ -281,6 +281,10 @@ struct sl_topic_spec {
 	const char *name;
 	uint32_t n_parts;
 	enum sl_part_kind partitioner;
+	/* The partitioner's arguments (range's splits, vnodes, directory's
+	 * file and fallback); its kind and n_parts are the two above. Read at
+	 * build only: the topic's copy of the spec has them cleared. */
+	struct sl_part_spec part_args;
 	enum sl_log_durability durability;
 	uint64_t interval_ns;   /* for SL_LOG_INTERVAL */
 	uint64_t segment_bytes; /* 0: 64 MiB */

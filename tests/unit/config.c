@@ -390,7 +390,8 @@ Test(config, every_topic_setting_parses)
 	     "  - { name: b, partitions: 1, partitioner: consistent, durability: none,"
 	     " overload: drop }\n"
 	     "  - { name: c, partitioner: jump, overload: reject }\n"
-	     "  - { name: d, partitioner: directory, overload: 'sample:1' }\n",
+	     "  - { name: d, partitioner: directory, overload: 'sample:1',\n"
+	     "      partitioner_args: { file: d.map, fallback: consistent, vnodes: 40 } }\n",
 	     NULL, &c);
 	cr_assert_eq(c.n_topics, 4);
 	t = &c.topics[0];
@@ -399,6 +400,9 @@ Test(config, every_topic_setting_parses)
 	cr_assert_eq(sl_config_node_len(sl_config_node_get(t->partitioner_args, "splits")), 3);
 	cr_assert_str_eq(
 	    sl_config_node_at(sl_config_node_get(t->partitioner_args, "splits"), 1)->value, "n");
+	/* As the partitioner reads them (their order is part/'s to check). */
+	cr_assert_eq(t->n_part_splits, 3);
+	cr_assert_str_eq(t->part_splits[2], "t");
 	cr_assert_eq(t->durability, SL_CONFIG_DUR_INTERVAL);
 	cr_assert_eq(t->durability_interval_ns, 10000000);
 	cr_assert_eq(t->overload, SL_CONFIG_OVERLOAD_SAMPLE);
@@ -418,6 +422,9 @@ Test(config, every_topic_setting_parses)
 	cr_assert_eq(c.topics[3].partitioner, SL_CONFIG_PART_DIRECTORY);
 	cr_assert_eq(c.topics[3].overload, SL_CONFIG_OVERLOAD_SAMPLE);
 	cr_assert_float_eq(c.topics[3].sample_rate, 1.0, 0);
+	cr_assert_str_eq(c.topics[3].part_file, "d.map"); /* no folder: as written */
+	cr_assert_eq(c.topics[3].part_fallback, SL_CONFIG_PART_CONSISTENT);
+	cr_assert_eq(c.topics[3].part_vnodes, 40);
 	cr_assert_str_eq(sl_config_partitioner_name(SL_CONFIG_PART_DIRECTORY), "directory");
 	sl_config_free(&c);
 }
@@ -928,10 +935,21 @@ Test(config, unknown_keys_are_errors)
 	expect_error("topics: [ { name: a } ]\nprojections:\n  - { name: s, plugin: j, from: a,\n"
 	             "      frm: a }\n",
 	             "<string>:4: projections[0]: unknown key 'frm' (did you mean 'from'?)");
-	/* Free-form maps accept any key. */
+	/* A partitioner takes only its own keys. */
+	expect_error("topics:\n- { name: a, partitioner_args: { anything: 1 } }\n",
+	             "<string>:2: topics[0].partitioner_args: topic 'a': partitioner hash takes no "
+	             "key 'anything' (it takes none)");
+	expect_error(
+	    "topics:\n- { name: a, partitioner: range, partitioner_args: { split: [a] } "
+	    "}\n",
+	    "<string>:2: topics[0].partitioner_args: topic 'a': partitioner range takes no "
+	    "key 'split' (it takes: splits)");
+	/* Plugins' free-form maps accept any key. */
 	struct sl_config c;
 
-	load("topics:\n- { name: a, partitioner_args: { anything: 1, goes: [2] } }\n", NULL, &c);
+	load("topics: [ { name: a } ]\nsinks:\n  - { name: s, plugin: j, from: a, args: { "
+	     "anything: 1, goes: [2] } }\n",
+	     NULL, &c);
 	sl_config_free(&c);
 }
 
@@ -1257,13 +1275,14 @@ Test(config, dump_loads_back_to_the_same_configuration)
 	    "plugin_path: [ /opt/a, '/opt/b c' ]\n"
 	    "topics:\n"
 	    "  - { name: a, partitions: 3, partitioner: directory,"
-	    " partitioner_args: { file: ./dir.csv, 'odd: key': [ x, '' ] },"
+	    " partitioner_args: { file: ./dir.csv, fallback: jump },"
 	    " durability: interval:1500us, overload: sample:0.1, retention: { bytes: 1000, age: "
 	    "90m },"
 	    " cleanup: compact, segment_bytes: 12345678 }\n"
 	    "  - { name: b, overload: sample:0.000001 }\n"
 	    "pipelines:\n"
-	    "  - { name: p, from: a, to: derived, transforms: [ { plugin: f, args: { k: v } },"
+	    "  - { name: p, from: a, to: derived, transforms: [ { plugin: f, args: { k: v, 'odd: "
+	    "key': [ x, '' ] } },"
 	    " { plugin: g } ] }\n"
 	    "  - { name: q, from: derived, to: b }\n"
 	    "projections: [ { name: pr, plugin: latest, from: derived, args: { n: 1 } } ]\n"

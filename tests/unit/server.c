@@ -368,6 +368,136 @@ Test(server, produce_more_reactors_than_cores, .timeout = 60)
 	produce_and_check(4);
 }
 
+/*
+ * Every partitioner in a running server (issue 19): a topic of each kind
+ * starts, and each event lands where sl_part_of_key says for the same spec
+ * (the acks name the partition). Then the directory's file changes and the
+ * server rereads it (what SIGHUP does): the listed keys move, a bad file
+ * keeps the table in use.
+ */
+static void produce_to(uint16_t port, const char *topic, uint32_t n, const struct sl_part_spec *ps,
+                       uint32_t *parts_seen)
+{
+	int fd = handshake(port);
+	static uint8_t buf[1 << 16];
+	static struct acked acks[64];
+	cr_assert_leq(n, 64);
+	int len = build_produce(buf, sizeof(buf), topic, 0, n, 0, n);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, 0, n, acks);
+	close(fd);
+	struct sl_partitioner p;
+	char err[300];
+	cr_assert_eq(sl_part_init_spec(&p, ps, err, sizeof(err)), 0, "%s", err);
+	*parts_seen = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		char agg[32];
+		snprintf(agg, sizeof(agg), "key-%u", i);
+		cr_assert_eq(acks[i].status, 0, "%s event %u refused: %d", topic, i,
+		             acks[i].status);
+		cr_assert_eq(acks[i].partition, sl_part_of_key(&p, agg, strlen(agg)),
+		             "%s: %s acked on partition %u", topic, agg, acks[i].partition);
+		*parts_seen |= 1u << acks[i].partition;
+	}
+	sl_part_destroy(&p);
+}
+
+Test(server, every_partitioner_places_events_where_it_says, .timeout = 60)
+{
+	struct fixture f;
+	snprintf(f.dir, sizeof(f.dir), "/tmp/sluice-server-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(f.dir));
+	char file[128], tmp[140];
+	snprintf(file, sizeof(file), "%s/dir.map", f.dir);
+	snprintf(tmp, sizeof(tmp), "%s.new", file);
+	FILE *fp = fopen(file, "w");
+	cr_assert_not_null(fp);
+	fputs("# listed keys\nkey-0 5\nkey-1 5\nkey-2 5\n", fp);
+	fclose(fp);
+	static const char *const splits[] = {"key-15", "key-3", "key-5"};
+	struct sl_topic_spec topics[] = {
+	    {.name = "h", .n_parts = 4, .partitioner = SL_PART_HASH},
+	    {.name = "r",
+	     .n_parts = 4,
+	     .partitioner = SL_PART_RANGE,
+	     .part_args = {.splits = splits, .n_splits = 3}},
+	    {.name = "c",
+	     .n_parts = 6,
+	     .partitioner = SL_PART_CONSISTENT,
+	     .part_args = {.vnodes = 32}},
+	    {.name = "j", .n_parts = 6, .partitioner = SL_PART_JUMP},
+	    {.name = "d",
+	     .n_parts = 6,
+	     .partitioner = SL_PART_DIRECTORY,
+	     .part_args = {.file = file, .fallback = SL_PART_CONSISTENT, .vnodes = 16}},
+	};
+	struct sl_server_opts o = {
+	    .listen_native = "127.0.0.1:0",
+	    .data_dir = f.dir,
+	    .n_reactors = 2,
+	    .max_connections = 16,
+	    .max_frame_bytes = 1 << 20,
+	    .handshake_timeout_ms = 5000,
+	    .idle_timeout_ms = 60000,
+	    .drain_timeout_ms = 10000,
+	    .topics = topics,
+	    .n_topics = SL_ARRAY_LEN(topics),
+	    .pin = true,
+	};
+	char err[512];
+	cr_assert_eq(sl_server_create(&o, &f.srv, err, sizeof(err)), 0, "server: %s", err);
+	cr_assert_eq(sl_server_start(f.srv), 0);
+	f.port = sl_server_native_port(f.srv);
+	for (size_t t = 0; t < SL_ARRAY_LEN(topics); t++) {
+		struct sl_part_spec ps = topics[t].part_args;
+		ps.kind = topics[t].partitioner;
+		ps.n_parts = topics[t].n_parts;
+		uint32_t seen;
+		produce_to(f.port, topics[t].name, 40, &ps, &seen);
+		/* 40 keys reach more than one partition with every strategy. */
+		cr_assert_gt(__builtin_popcount(seen), 1, "%s: one partition only", topics[t].name);
+		if (topics[t].partitioner == SL_PART_RANGE)
+			cr_assert_eq(seen, 0xf, "range: every partition holds some key-N");
+	}
+	/* The directory's file changes: keys 0..2 to partition 1, key-3 to 0. */
+	fp = fopen(tmp, "w");
+	cr_assert_not_null(fp);
+	fputs("key-0 1\nkey-1 1\nkey-2 1\nkey-3 0\n", fp);
+	fclose(fp);
+	cr_assert_eq(rename(tmp, file), 0);
+	char *out = NULL;
+	size_t outlen = 0;
+	FILE *log = open_memstream(&out, &outlen);
+	cr_assert_eq(sl_server_reload_partitioners(f.srv, log), 0);
+	fclose(log);
+	cr_assert_not_null(strstr(out, "topic d: directory reloaded from"), "%s", out);
+	cr_assert_not_null(strstr(out, "(4 keys)"), "%s", out);
+	free(out);
+	struct sl_part_spec ps = topics[4].part_args;
+	ps.kind = SL_PART_DIRECTORY;
+	ps.n_parts = 6;
+	uint32_t seen;
+	produce_to(f.port, "d", 40, &ps, &seen);
+	/* A bad file: the table just read stays. */
+	fp = fopen(tmp, "w");
+	cr_assert_not_null(fp);
+	fputs("key-0 1\nkey-1 9\n", fp);
+	fclose(fp);
+	cr_assert_eq(rename(tmp, file), 0);
+	log = open_memstream(&out, &outlen);
+	cr_assert_eq(sl_server_reload_partitioners(f.srv, log), 1);
+	fclose(log);
+	cr_assert_not_null(strstr(out, "dir.map:2: partition 9 is out of range"), "%s", out);
+	free(out);
+	/* Placed by the table read before (the one `ps` reads is the bad file:
+	 * compare with the published one through the topic). */
+	struct sl_topic *dt = sl_topics_find(&f.srv->topics, "d", 1);
+	cr_assert_not_null(dt);
+	cr_assert_eq(sl_part_of_key(&dt->part, "key-3", 5), 0);
+	cr_assert_eq(sl_part_of_key(&dt->part, "key-1", 5), 1);
+	stop(&f);
+}
+
 Test(server, unknown_topic_is_refused_per_event, .timeout = 30)
 {
 	struct fixture f;
