@@ -14,12 +14,12 @@
 #include "base/base.h"
 #include "state/state_impl.h"
 
-#define SL__MIN_BUDGET (1u << 20)
+#define SL__MIN_BUDGET  (1u << 20)
 #define SL__FIRST_SLOTS 1024u
 /* Values grow to the next multiple of this, so a value that changes size a
  * little does not move its entry every time. */
 #define SL__VALUE_ROUND 16u
-#define SL__VALUE_MAX (1u << 30)
+#define SL__VALUE_MAX   (1u << 30)
 
 static inline uint64_t sl__hash(const void *key, size_t klen)
 {
@@ -344,8 +344,7 @@ int sl__part_get(struct sl_state_part *p, const void *key, size_t klen, const vo
 	return 0;
 }
 
-int sl__part_modify(struct sl_state_part *p, const void *key, size_t klen, size_t vlen,
-                    void **val)
+int sl__part_modify(struct sl_state_part *p, const void *key, size_t klen, size_t vlen, void **val)
 {
 	struct sl__sent *e;
 	uint32_t at;
@@ -496,8 +495,7 @@ int sl__part_iter(struct sl_state_part *p, const void *from, size_t from_len,
 		return -ENOMEM;
 	for (uint32_t i = 0; i <= p->mask; i++) {
 		struct sl__sent *e = p->slots[i].e;
-		if (e && !sl__clean(p, e) &&
-		    sl__key_cmp(e->bytes, e->klen, from, from_len) >= 0)
+		if (e && !sl__clean(p, e) && sl__key_cmp(e->bytes, e->klen, from, from_len) >= 0)
 			m.v[m.n++] = e;
 	}
 	qsort(m.v, m.n, sizeof(*m.v), sl__ent_cmp);

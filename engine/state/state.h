@@ -80,7 +80,7 @@ struct sl_state_db_opts {
 };
 
 #define SL_STATE_WRITE_BUFFER_DEFAULT (8u << 20)
-#define SL_STATE_BLOCK_CACHE_DEFAULT (16u << 20)
+#define SL_STATE_BLOCK_CACHE_DEFAULT  (16u << 20)
 
 int sl_state_db_open(const struct sl_state_db_opts *o, struct sl_state_db **out, char *err,
                      size_t errlen);
@@ -159,12 +159,17 @@ void sl_state_part_get_stats(const struct sl_state_part *p, struct sl_state_part
 
 /* ---- the writer thread ----------------------------------------------------------- */
 
-/* The least time between two batches of a part, unless its cache fills:
- * at most 100 commits a second per projection, each one fdatasync, which
- * leaves the device to the log's group commits (LIMITS: ~6,600 syncs/s of
- * 4 KiB here); a query that waits for its own write has its partition
- * commit at once. */
-#define SL_STATE_INTERVAL_NS 10000000ull
+/*
+ * The least time between two batches of a part, unless its cache fills or a
+ * query waits for its own write (then at once). Every dirty key costs a put
+ * into RocksDB's memtable at each commit (2-3 us of the writer's CPU): at
+ * 10 ms a hot set of 10,000 aggregates took a core's worth on this 2-core
+ * machine and ingest fell 38% (bench/scripts/state_scale.sh 2000000 10000);
+ * at 100 ms a key changed many times is written once per 100 ms. Queries
+ * without min_offset see the state up to this much older (max_lag counts
+ * it), as Kafka Streams' commit.interval.ms does under exactly once.
+ */
+#define SL_STATE_INTERVAL_NS 100000000ull
 
 struct sl_state_writer_opts {
 	uint64_t interval_ns; /* 0: SL_STATE_INTERVAL_NS */
@@ -187,8 +192,7 @@ void sl_state_view_end(struct sl_state *v);
 
 /* ---- the host functions (sluice/plugin.h, ABI 1.2) ------------------------------------ */
 
-int sl_state_get(struct sl_state *st, const void *key, size_t klen, const void **val,
-                 size_t *vlen);
+int sl_state_get(struct sl_state *st, const void *key, size_t klen, const void **val, size_t *vlen);
 int sl_state_put(struct sl_state *st, const void *key, size_t klen, const void *val, size_t vlen);
 int sl_state_modify(struct sl_state *st, const void *key, size_t klen, size_t vlen, void **val);
 int sl_state_del(struct sl_state *st, const void *key, size_t klen);

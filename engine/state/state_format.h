@@ -19,20 +19,20 @@
 #ifndef SL_STATE_FORMAT_H
 #define SL_STATE_FORMAT_H
 
-#define SL_STATE_META_MAGIC 0x4d534c53u /* "SLSM" */
+#define SL_STATE_META_MAGIC   0x4d534c53u /* "SLSM" */
 #define SL_STATE_META_VERSION 1u
 
-#define SL_STATE_META_OFF_MAGIC 0
-#define SL_STATE_META_OFF_VERSION 4
-#define SL_STATE_META_OFF_NEXT 8
+#define SL_STATE_META_OFF_MAGIC    0
+#define SL_STATE_META_OFF_VERSION  4
+#define SL_STATE_META_OFF_NEXT     8
 #define SL_STATE_META_OFF_EMIT_SEQ 16
-#define SL_STATE_META_OFF_GEN 24
-#define SL_STATE_META_OFF_MS 32
-#define SL_STATE_META_BYTES 40
+#define SL_STATE_META_OFF_GEN      24
+#define SL_STATE_META_OFF_MS       32
+#define SL_STATE_META_BYTES        40
 
 /* The tag and partition before every key. */
 #define SL_STATE_PREFIX_BYTES 5
-#define SL_STATE_TAG_KEY 'k'
-#define SL_STATE_TAG_MARK 'm'
+#define SL_STATE_TAG_KEY      'k'
+#define SL_STATE_TAG_MARK     'm'
 
 #endif

@@ -111,8 +111,8 @@ struct sl_state_part {
 /* store.c */
 /* Writes the store key of (partition, key) into out; its length. */
 size_t sl__state_key(uint8_t *out, uint32_t partition, const void *key, size_t klen);
-int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro,
-                        uint32_t partition, struct sl_state_mark *mark);
+int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+                        struct sl_state_mark *mark);
 /* Reads (partition, key) as of ro: 0 with a slice the caller destroys,
  * -ENOENT, -EIO. */
 int sl__state_get(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
@@ -138,8 +138,7 @@ int sl__part_get(struct sl_state_part *p, const void *key, size_t klen, const vo
                  size_t *vlen);
 int sl__part_put(struct sl_state_part *p, const void *key, size_t klen, const void *val,
                  size_t vlen);
-int sl__part_modify(struct sl_state_part *p, const void *key, size_t klen, size_t vlen,
-                    void **val);
+int sl__part_modify(struct sl_state_part *p, const void *key, size_t klen, size_t vlen, void **val);
 int sl__part_del(struct sl_state_part *p, const void *key, size_t klen);
 int sl__part_iter(struct sl_state_part *p, const void *from, size_t from_len,
                   int (*fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen),
