@@ -239,7 +239,7 @@ Test(state, eviction_never_drops_what_is_not_committed)
 
 /* ---- the writer thread, with readers ------------------------------------------------ */
 
-#define W_PARTS 3
+#define W_PARTS  3
 #define W_EVENTS 20000u
 
 struct wctx {
