@@ -489,6 +489,11 @@ bool sl_applier_host_state(const struct sl_applier *a)
 	return a->sp != NULL;
 }
 
+struct sl_state_part *sl_applier_state(const struct sl_applier *a)
+{
+	return a->sp;
+}
+
 uint64_t sl_applier_visible(const struct sl_applier *a)
 {
 	return a->sp ? sl_state_part_committed(a->sp) : a->next;

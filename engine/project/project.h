@@ -52,6 +52,7 @@
 #include "project/snap_format.h"
 
 struct sl_state_db;
+struct sl_state_part;
 struct sl_state_writer; /* the .snap layout, SL_SNAP_MAX_MARKS */
 
 /* ---- snapshot store ----------------------------------------------------------- */
@@ -200,6 +201,8 @@ uint64_t sl_applier_next(const struct sl_applier *a);
  * whether something is still to commit.
  */
 bool sl_applier_host_state(const struct sl_applier *a);
+/* Its state (engine/state), NULL for the others: for stats, any thread. */
+struct sl_state_part *sl_applier_state(const struct sl_applier *a);
 uint64_t sl_applier_visible(const struct sl_applier *a);
 bool sl_applier_idle(struct sl_applier *a, bool force);
 /* sl_applier_query that also says which offset the answer reflects: a

@@ -14,6 +14,7 @@
 #include "reactor/reactor.h"
 #include "server/server.h"
 #include "sink/sink.h"
+#include "state/state.h"
 
 /* open_memstream() sets buf and size at fclose: read them after it. */
 static int sl__finish(FILE *f, char **body, size_t *len, char **buf, size_t *sz)
@@ -97,6 +98,77 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 /* Age of the oldest event a projection has not applied, approximated from
  * above by the append time of the last one it read (exact while events
  * keep coming); 0 when it is caught up, absent before it read any. */
+/* Host-state projections (engine/state): their caches and stores. Per
+ * projection, the partitions summed; the cache's bytes per partition too
+ * (its budget is per partition). */
+static void sl__metrics_state(struct sl_server *srv, FILE *f)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} m[] = {
+	    {"sluice_state_cache_bytes", "gauge",
+	     "Bytes of a host-state projection's caches (entries, keys, values, tables)."},
+	    {"sluice_state_cache_entries", "gauge", "Keys held in its caches."},
+	    {"sluice_state_cache_hits_total", "counter", "Key lookups its caches answered."},
+	    {"sluice_state_cache_misses_total", "counter", "Key lookups that read its store."},
+	    {"sluice_state_cache_evictions_total", "counter", "Clean keys evicted for room."},
+	    {"sluice_state_commits_total", "counter",
+	     "Batches of changes committed with their offsets."},
+	    {"sluice_state_committed_keys_total", "counter", "Keys written by those commits."},
+	    {"sluice_state_commit_failures_total", "counter",
+	     "Commits that failed (retried; applying waits once the cache is full)."},
+	    {"sluice_state_blocked_steps_total", "counter",
+	     "Apply steps that waited for a commit to free the cache."},
+	};
+	bool any = false;
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		any |= srv->projs[i].sdb != NULL;
+	if (!any)
+		return;
+	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name,
+		        m[k].type);
+		for (uint32_t i = 0; i < srv->n_projs; i++) {
+			const struct sl_proj *pj = &srv->projs[i];
+			uint64_t v[9] = {0};
+			if (!pj->sdb)
+				continue;
+			for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
+				struct sl_state_part *sp =
+				    pj->parts[p].a ? sl_applier_state(pj->parts[p].a) : NULL;
+				struct sl_state_part_stats st;
+				if (!sp)
+					continue;
+				sl_state_part_get_stats(sp, &st);
+				uint64_t one[9] = {
+				    st.cache_bytes,    st.entries,
+				    st.hits,           st.misses,
+				    st.evictions,      st.commits,
+				    st.committed_keys, sl_state_part_commit_failures(sp),
+				    st.blocked_steps};
+				for (int j = 0; j < 9; j++)
+					v[j] += one[j];
+			}
+			fprintf(f, "%s{projection=\"%s\"} %" PRIu64 "\n", m[k].name, pj->name,
+			        v[k]);
+		}
+	}
+	fprintf(f, "# HELP sluice_state_store_memory_bytes A host-state projection's store in "
+	           "memory: memtables, block cache, index and filter blocks.\n"
+	           "# TYPE sluice_state_store_memory_bytes gauge\n");
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		if (srv->projs[i].sdb)
+			fprintf(f,
+			        "sluice_state_store_memory_bytes{projection=\"%s\"} %" PRIu64 "\n",
+			        srv->projs[i].name, sl_state_db_memory_bytes(srv->projs[i].sdb));
+	fprintf(f, "# HELP sluice_state_store_disk_bytes Bytes of its files on disk.\n"
+	           "# TYPE sluice_state_store_disk_bytes gauge\n");
+	for (uint32_t i = 0; i < srv->n_projs; i++)
+		if (srv->projs[i].sdb)
+			fprintf(f, "sluice_state_store_disk_bytes{projection=\"%s\"} %" PRIu64 "\n",
+			        srv->projs[i].name, sl_state_db_file_bytes(srv->projs[i].sdb));
+}
+
 static void sl__metrics_lag_seconds(struct sl_server *srv, FILE *f)
 {
 	fprintf(f, "# HELP sluice_projection_lag_seconds Age of the oldest durable event not yet "
@@ -496,6 +568,7 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 			        srv->projs[i].name, p, end > a ? end - a : 0);
 		}
 	sl__metrics_lag_seconds(srv, f);
+	sl__metrics_state(srv, f);
 	sl__metrics_pressure(srv, f);
 	sl__metrics_log(srv, f);
 	sl__metrics_credits(srv, f);

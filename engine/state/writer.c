@@ -21,6 +21,7 @@ struct sl__wdb {
 	struct sl__batch **batches; /* a round's scratch, as long as parts */
 	struct sl_state_part **taken;
 	uint32_t n, cap;
+	bool failing; /* the last commit failed */
 };
 
 struct sl_state_writer {
@@ -77,8 +78,13 @@ static void sl__round_db(struct sl_state_writer *w, struct sl__wdb *d)
 		if (p->on_commit)
 			p->on_commit(p->on_commit_arg);
 	}
-	if (ret < 0)
-		fprintf(stderr, "sluiced: state: %s (retried)\n", err);
+	/* Said once per run of failures (a full disk retries every interval),
+	 * and when commits come back; metrics count every one. */
+	if (ret < 0 && !d->failing)
+		fprintf(stderr, "sluiced: state: %s (retried until it works)\n", err);
+	else if (ret == 0 && d->failing)
+		fprintf(stderr, "sluiced: state: commits work again\n");
+	d->failing = ret < 0;
 	pthread_mutex_lock(&w->mu);
 	w->busy = false;
 	pthread_cond_broadcast(&w->idle_cv);
