@@ -63,6 +63,13 @@ static inline void ts_close(struct ts_fixture *f)
 	sl_state_db_close(f->db);
 }
 
+/* A restart: closed without a commit and opened again at the marks. */
+static inline void ts_reopen(struct ts_fixture *f)
+{
+	ts_close(f);
+	ts_open(f);
+}
+
 /* Loads `plugin` (a host-state projection) and opens n_parts partitions
  * with args (YAML, or NULL). */
 static inline void ts_init(struct ts_fixture *f, const char *plugin, uint32_t n_parts,
@@ -172,6 +179,28 @@ static inline void ts_dump(struct ts_fixture *f, uint32_t p, struct sl_plugin_ou
 	cr_assert_eq(sl_state_iter(sl_state_part_view(f->sp[p]), NULL, 0, ts__dump_one, &out->buf),
 	             0);
 	sl_state_part_end_step(f->sp[p], NULL, false);
+}
+
+/* Two ids of TS_LONG_ID - 1 bytes that are the same up to byte 1100: both
+ * past a state key (496 bytes) and cut at the same place. */
+#define TS_LONG_ID 1200
+static inline void ts_long_ids(char *a, char *b)
+{
+	memset(a, 'x', TS_LONG_ID - 1);
+	a[TS_LONG_ID - 1] = '\0';
+	memcpy(b, a, TS_LONG_ID);
+	b[1100] = 'y';
+}
+
+/* Partition p's model is byte for byte `want` (a ts_dump). */
+static inline void ts_expect_model(struct ts_fixture *f, uint32_t p,
+                                   const struct sl_plugin_out *want)
+{
+	struct sl_plugin_out got = {0};
+	ts_dump(f, p, &got);
+	cr_assert_eq(got.buf.len, want->buf.len);
+	cr_assert_eq(memcmp(got.buf.data, want->buf.data, want->buf.len), 0);
+	sl_plugin_out_release(&got);
 }
 
 #endif
