@@ -19,8 +19,21 @@
  * Query: the aggregate id ->
  *   {"aggregate":ID,"balance":N,"events":K,"rejected":R}
  *
- * Snapshot (canonical: sorted): "BAL1" | u32 n | n x (u32 len, key,
- * i64 balance, u64 events, u64 rejected)   little-endian
+ * The host keeps the model (plugin ABI 1.2, SL_PROJECTION_HOST_STATE): one
+ * key per aggregate in the host's state of the partition, on disk behind
+ * the host's cache, committed with the offset applied and the sequence of
+ * the next rejection emitted; no snapshots.
+ *
+ *   "a" ID   the aggregate ID   ("A" + 463 bytes of ID + 32 hex chars of
+ *                                two hashes when "a" ID would pass the
+ *                                host's 496 bytes)
+ *
+ * Its value, 24 bytes, little-endian (BAL_* below name the offsets):
+ *
+ *   offset  size  field
+ *        0     8  balance   i64  the sum of the applied amounts
+ *        8     8  events    u64  events of the aggregate, refused ones included
+ *       16     8  rejected  u64  events refused
  */
 #include <sluice/plugin.h>
 
@@ -29,99 +42,64 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BAL_MAGIC   0x314c4142u /* "BAL1" */
-#define BAL_KEY_MAX (1u << 20)
+#define BAL_BALANCE  0u
+#define BAL_EVENTS   8u
+#define BAL_REJECTED 16u
+#define BAL_VALUE    24u
 
+/* The host's limit on a key (sluice/plugin.h, state functions). */
+#define BAL_KEY_MAX 496u
+/* A longer id keeps this many of its bytes, then two 64-bit hashes in hex:
+ * distinct ids collide with odds of 2^-128. */
+#define BAL_KEEP (BAL_KEY_MAX - 1 - 32)
+
+/* One aggregate's value, decoded. */
 struct acct {
-	uint64_t hash; /* 0: empty */
 	int64_t balance;
 	uint64_t events;
 	uint64_t rejected;
-	uint32_t key_off, key_len;
 };
 
 struct balance {
 	const struct sl_host *host;
+	struct sl_state *st;
 	char *field;
 	char *reject_topic;
 	int64_t min;
-	struct acct *slots;
-	uint32_t mask, used;
-	char *keys;
-	size_t keys_len, keys_cap;
 };
 
-static uint64_t key_hash(const struct sl_host *host, const char *k, size_t n)
+/* The state key of an aggregate id: into buf (BAL_KEY_MAX bytes), its
+ * length returned. The tag tells a short id from a cut one, whose key may
+ * hold any bytes after the cut. */
+static uint32_t state_key(const struct sl_host *host, const char *id, uint32_t n, char *buf)
 {
-	uint64_t h = host->hash64(k, n, 0x62616c616e6365ull);
-	return h ? h : 1;
+	if (n + 1 <= BAL_KEY_MAX) {
+		buf[0] = 'a';
+		memcpy(buf + 1, id, n);
+		return n + 1;
+	}
+	buf[0] = 'A';
+	memcpy(buf + 1, id, BAL_KEEP);
+	char hex[33];
+	snprintf(hex, sizeof(hex), "%016llx%016llx",
+	         (unsigned long long)host->hash64(id, n, 0x62616c31ull),
+	         (unsigned long long)host->hash64(id, n, 0x62616c32ull));
+	memcpy(buf + 1 + BAL_KEEP, hex, 32);
+	return BAL_KEY_MAX;
 }
 
-static struct acct *find(const struct balance *m, uint64_t h, const char *k, uint32_t n)
+static void acct_load(struct acct *a, const uint8_t *v)
 {
-	for (uint32_t i = (uint32_t)h & m->mask;; i = (i + 1) & m->mask) {
-		struct acct *a = &m->slots[i];
-		if (!a->hash)
-			return NULL;
-		if (a->hash == h && a->key_len == n && !memcmp(m->keys + a->key_off, k, n))
-			return a;
-	}
+	memcpy(&a->balance, v + BAL_BALANCE, 8);
+	memcpy(&a->events, v + BAL_EVENTS, 8);
+	memcpy(&a->rejected, v + BAL_REJECTED, 8);
 }
 
-static int grow(struct balance *m)
+static void acct_store(const struct acct *a, uint8_t *v)
 {
-	uint32_t cap = (m->mask + 1) * 2;
-	struct acct *s = cap ? calloc(cap, sizeof(*s)) : NULL;
-
-	if (!s)
-		return -ENOMEM;
-	for (uint32_t i = 0; i <= m->mask; i++) {
-		if (!m->slots[i].hash)
-			continue;
-		uint32_t j = (uint32_t)m->slots[i].hash & (cap - 1);
-		while (s[j].hash)
-			j = (j + 1) & (cap - 1);
-		s[j] = m->slots[i];
-	}
-	free(m->slots);
-	m->slots = s;
-	m->mask = cap - 1;
-	return 0;
-}
-
-static struct acct *upsert(struct balance *m, const char *k, uint32_t n)
-{
-	uint64_t h = key_hash(m->host, k, n);
-	struct acct *a = find(m, h, k, n);
-	uint32_t i;
-
-	if (a)
-		return a;
-	if (n > BAL_KEY_MAX || m->keys_len + n > UINT32_MAX)
-		return NULL;
-	if (m->keys_len + n > m->keys_cap) {
-		size_t cap = m->keys_cap ? m->keys_cap : 4096;
-		while (cap < m->keys_len + n)
-			cap *= 2;
-		char *p = realloc(m->keys, cap);
-		if (!p)
-			return NULL;
-		m->keys = p;
-		m->keys_cap = cap;
-	}
-	if ((m->used + 1) * 2 > m->mask + 1 && grow(m) < 0)
-		return NULL;
-	for (i = (uint32_t)h & m->mask; m->slots[i].hash; i = (i + 1) & m->mask)
-		;
-	a = &m->slots[i];
-	memset(a, 0, sizeof(*a));
-	memcpy(m->keys + m->keys_len, k, n);
-	a->hash = h;
-	a->key_off = (uint32_t)m->keys_len;
-	a->key_len = n;
-	m->keys_len += n;
-	m->used++;
-	return a;
+	memcpy(v + BAL_BALANCE, &a->balance, 8);
+	memcpy(v + BAL_EVENTS, &a->events, 8);
+	memcpy(v + BAL_REJECTED, &a->rejected, 8);
 }
 
 static void bal_destroy(void *inst)
@@ -132,8 +110,6 @@ static void bal_destroy(void *inst)
 		return;
 	free(m->field);
 	free(m->reject_topic);
-	free(m->slots);
-	free(m->keys);
 	free(m);
 }
 
@@ -151,10 +127,15 @@ static int bal_create(const struct sl_plugin_create *c, void **inst)
 		         bad ? bad : "?");
 		return -EINVAL;
 	}
+	if (!h->state || !h->state(c->ctx)) {
+		snprintf(c->err, c->errlen, "balance needs the host's state (plugin ABI 1.2)");
+		return -EINVAL;
+	}
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->host = h;
+	m->st = h->state(c->ctx);
 	if ((ret = h->arg_str(c->args, "field", &field)) < 0 && ret != -ENOENT) {
 		snprintf(c->err, c->errlen, "field must be a name");
 		goto fail;
@@ -168,10 +149,8 @@ static int bal_create(const struct sl_plugin_create *c, void **inst)
 		goto fail;
 	}
 	ret = -ENOMEM;
-	if (!(m->field = strdup(field)) || (topic && !(m->reject_topic = strdup(topic))) ||
-	    !(m->slots = calloc(1024, sizeof(*m->slots))))
+	if (!(m->field = strdup(field)) || (topic && !(m->reject_topic = strdup(topic))))
 		goto fail;
-	m->mask = 1023;
 	*inst = m;
 	return 0;
 fail:
@@ -236,145 +215,80 @@ static int bal_apply(void *inst, const struct sl_plugin_event *ev, uint32_t n,
                      struct sl_plugin_emitter *em)
 {
 	struct balance *m = inst;
+	char k[BAL_KEY_MAX];
 
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl_plugin_event *e = &ev[i];
-		struct acct *a = upsert(m, e->aggregate, e->aggregate_len);
-		int64_t amount, next;
-		int ret;
+		uint32_t kn = state_key(m->host, e->aggregate, e->aggregate_len, k);
+		struct acct a;
+		int64_t amount = 0, next;
+		uint8_t *v;
+		/* One lookup for the read and the write; a new key's bytes are
+		 * zeros: an empty account. */
+		int ret = m->host->state_modify(m->st, k, kn, BAL_VALUE, (void **)&v);
 
-		if (!a)
-			return -ENOMEM;
-		a->events++;
-		if (m->host->json_get_i64(e->data, e->data_len, m->field, &amount) < 0)
-			continue; /* no amount: an event of the account that moves no money */
+		if (ret < 0)
+			return ret;
+		acct_load(&a, v);
+		a.events++;
+		/* No amount: an event of the account that moves no money. */
 		const char *why = NULL;
-		if (__builtin_add_overflow(a->balance, amount, &next))
-			why = "overflow";
-		else if (next < m->min)
-			why = "overdraft";
-		if (why) {
-			a->rejected++;
-			if ((ret = reject(m, e, amount, a, why, em)) < 0)
-				return ret;
-			continue;
+		if (m->host->json_get_i64(e->data, e->data_len, m->field, &amount) == 0) {
+			if (__builtin_add_overflow(a.balance, amount, &next))
+				why = "overflow";
+			else if (next < m->min)
+				why = "overdraft";
+			else
+				a.balance = next;
 		}
-		a->balance = next;
+		if (why)
+			a.rejected++;
+		/* Stored before the emit: v is the host's until its next call. */
+		acct_store(&a, v);
+		if (why && (ret = reject(m, e, amount, &a, why, em)) < 0)
+			return ret;
 	}
 	return 0;
 }
 
-static int bal_query(void *inst, const char *key, uint32_t key_len, uint32_t mode,
-                     struct sl_plugin_out *out)
+static int bal_query_state(void *inst, struct sl_state *st, const char *key, uint32_t key_len,
+                           uint32_t mode, struct sl_plugin_out *out)
 {
 	struct balance *m = inst;
-	const struct acct *a;
+	char k[BAL_KEY_MAX];
+	const void *v;
+	size_t vlen;
+	struct acct a;
 	char tail[128];
 	int ret;
 
 	if (!key_len || mode != SL_PLUGIN_QUERY_FULL)
 		return -EINVAL;
-	a = find(m, key_hash(m->host, key, key_len), key, key_len);
-	if (!a)
-		return -ENOENT;
+	if ((ret = m->host->state_get(st, k, state_key(m->host, key, key_len, k), &v, &vlen)) < 0)
+		return ret;
+	if (vlen != BAL_VALUE)
+		return -EIO;
+	acct_load(&a, v);
 	if ((ret = m->host->out_put(out, "{\"aggregate\":", 13)) < 0 ||
 	    (ret = m->host->out_put_json_str(out, key, key_len)) < 0)
 		return ret;
 	int n = snprintf(tail, sizeof(tail), ",\"balance\":%lld,\"events\":%llu,\"rejected\":%llu}",
-	                 (long long)a->balance, (unsigned long long)a->events,
-	                 (unsigned long long)a->rejected);
+	                 (long long)a.balance, (unsigned long long)a.events,
+	                 (unsigned long long)a.rejected);
 	return m->host->out_put(out, tail, (size_t)n);
-}
-
-static int cmp_accts(const void *x, const void *y, void *arg)
-{
-	const struct balance *m = arg;
-	const struct acct *a = *(const struct acct *const *)x, *b = *(const struct acct *const *)y;
-	uint32_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-	int c = memcmp(m->keys + a->key_off, m->keys + b->key_off, n);
-
-	if (c)
-		return c;
-	return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
-}
-
-static int bal_snapshot(void *inst, struct sl_plugin_out *out)
-{
-	struct balance *m = inst;
-	const struct sl_host *h = m->host;
-	const struct acct **v = malloc((m->used ? m->used : 1) * sizeof(*v));
-	uint32_t head[2] = {BAL_MAGIC, m->used}, n = 0;
-	int ret;
-
-	if (!v)
-		return -ENOMEM;
-	for (uint32_t i = 0; i <= m->mask; i++)
-		if (m->slots[i].hash)
-			v[n++] = &m->slots[i];
-	qsort_r(v, n, sizeof(*v), cmp_accts, m);
-	ret = h->out_put(out, head, sizeof(head));
-	for (uint32_t i = 0; i < n && ret >= 0; i++) {
-		const struct acct *a = v[i];
-		if ((ret = h->out_put(out, &a->key_len, 4)) < 0 ||
-		    (ret = h->out_put(out, m->keys + a->key_off, a->key_len)) < 0 ||
-		    (ret = h->out_put(out, &a->balance, 8)) < 0 ||
-		    (ret = h->out_put(out, &a->events, 8)) < 0)
-			break;
-		ret = h->out_put(out, &a->rejected, 8);
-	}
-	free(v);
-	return ret < 0 ? ret : 0;
-}
-
-static int bal_restore(void *inst, const uint8_t *bytes, size_t len)
-{
-	struct balance *m = inst;
-	const uint8_t *p = bytes, *end = bytes + len;
-	uint32_t magic, n;
-
-	if (len < 8)
-		return -EINVAL;
-	memcpy(&magic, p, 4);
-	memcpy(&n, p + 4, 4);
-	p += 8;
-	if (magic != BAL_MAGIC)
-		return -EINVAL;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t klen;
-		if (end - p < 4)
-			return -EINVAL;
-		memcpy(&klen, p, 4);
-		p += 4;
-		if (!klen || klen > BAL_KEY_MAX || (size_t)(end - p) < (size_t)klen + 24)
-			return -EINVAL;
-		struct acct *a = upsert(m, (const char *)p, klen);
-		if (!a)
-			return -ENOMEM;
-		if (a->events) /* an account twice: not a snapshot we wrote */
-			return -EINVAL;
-		p += klen;
-		memcpy(&a->balance, p, 8);
-		memcpy(&a->events, p + 8, 8);
-		memcpy(&a->rejected, p + 16, 8);
-		p += 24;
-		if (!a->events)
-			return -EINVAL;
-	}
-	return p == end ? 0 : -EINVAL;
 }
 
 static const struct sl_projection_ops bal_ops = {
     .struct_size = sizeof(struct sl_projection_ops),
+    .flags = SL_PROJECTION_HOST_STATE,
     .create = bal_create,
     .destroy = bal_destroy,
     .apply = bal_apply,
-    .query = bal_query,
-    .snapshot = bal_snapshot,
-    .restore = bal_restore,
+    .query_state = bal_query_state,
 };
 
 static const struct sl_plugin_info bal_info =
-    SL_PLUGIN_INFO_INIT(SL_PLUGIN_PROJECTION, "balance", "1.0",
+    SL_PLUGIN_INFO_INIT(SL_PLUGIN_PROJECTION, "balance", "2.0",
                         "a running sum per aggregate; overdrafts rejected", &bal_ops);
 
 SL_PLUGIN_DEFINE(bal_info)
