@@ -290,6 +290,11 @@ void sl__proj_step(struct sl_reactor *r)
 			        sl_applier_error(pp->a));
 		} else {
 			sl__proj_publish(r, pp);
+			/* A read-your-writes query waits on this host-state
+			 * model: commit what the step applied now, not at the
+			 * next interval (the reactor may sleep until then). */
+			if (r->pq_wait && sl_applier_host_state(pp->a) && sl__pq_waits_on(r, pp))
+				sl_applier_idle(pp->a, true);
 		}
 		/* Release: a concurrent query that reads this offset (acquire)
 		 * sees the model with every event below it applied. */
