@@ -12,7 +12,8 @@
 #   drain: SIGTERM to exit, ms,
 #   restart: launch to the first /healthz 200, ms, and to a counter answer
 #            with lag 0, ms; RSS right after.
-# Distinct aggregates are about KEYS x (1 - e^(-EVENTS/KEYS)) (random draws).
+# Distinct aggregates are about KEYS x (1 - e^(-EVENTS/KEYS)) (random draws);
+# with SEQ=1 in the environment (--sequential-keys) exactly min(EVENTS, KEYS).
 set -euo pipefail
 BIN=$1 EVENTS=$2 KEYS=$3 PROJ=${4:-counter,latest} BUDGET=${5:-512MiB}
 D=$(mktemp -d /var/tmp/sluice-state-scale.XXXXXX)
@@ -61,7 +62,8 @@ rss() { awk '/^(VmRSS|RssAnon|RssFile|VmHWM):/ {printf "%s %d MiB ", $1, $2/1024
 start
 t0=$(now_ms)
 "$BIN/sluice" bench --events "$EVENTS" --size 100 --connections 2 --keys "$KEYS" \
-  --server "127.0.0.1:$NP" --query counter/total --http "127.0.0.1:$HP" 2>/dev/null > "$D/bench.json"
+  --server "127.0.0.1:$NP" --query counter/total --http "127.0.0.1:$HP" \
+  ${SEQ:+--sequential-keys} 2>/dev/null > "$D/bench.json"
 python3 - "$D/bench.json" <<'EOP'
 import json, sys
 j = json.loads(open(sys.argv[1]).readline())

@@ -52,7 +52,9 @@ static void sl__bench_usage(FILE *out)
 	    "                   on fresh connections with the same options; a table on\n"
 	    "                   stderr, one JSON line per run on stdout\n"
 	    "  --topic T        topic (default: events)\n"
-	    "  --keys K         distinct aggregates (default 1024)\n"
+	    "  --keys K         distinct aggregates (default 1024; up to 1e9)\n"
+	    "  --sequential-keys  event n of connection c has aggregate (c + n x C) mod K\n"
+	    "                   (every key once per K events) instead of a random one\n"
 	    "  --threads T      worker threads driving the connections (default: one per\n"
 	    "                   256 connections, at most one per CPU)\n"
 	    "  --window W       max in-flight events per connection (default 8192; the\n"
@@ -121,6 +123,7 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 	    {"query-threads", required_argument, NULL, 'Q'},
 	    {"http", required_argument, NULL, 'H'},
 	    {"sweep", no_argument, NULL, 'S'},
+	    {"sequential-keys", no_argument, NULL, 'j'},
 	    {"producer", required_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -157,7 +160,10 @@ static int sl__bench_args(int argc, char **argv, struct sl__bench *b)
 			break;
 		case 'k':
 			name = "--keys";
-			bad = sl_cli_parse_u64(optarg, 1, 1u << 24, &b->keys);
+			bad = sl_cli_parse_u64(optarg, 1, 1000000000u, &b->keys);
+			break;
+		case 'j':
+			b->sequential_keys = true;
 			break;
 		case 'T':
 			name = "--threads";
@@ -470,10 +476,15 @@ int sl_cli_bench(int argc, char **argv)
 	pthread_mutex_init(&b.mu, NULL);
 	pthread_cond_init(&b.cv, NULL);
 	b.data = malloc(b.size ? b.size : 1);
-	b.key_text = malloc(b.keys * SL__KEY_STRIDE);
-	b.key_len = malloc(b.keys);
+	/* Up to 2^24 keys are written once beforehand (24 bytes each); more are
+	 * written per event, as each is sent (sl__bench_key). */
+	if (b.keys <= SL__KEYS_TABLE_MAX) {
+		b.key_text = malloc(b.keys * SL__KEY_STRIDE);
+		b.key_len = malloc(b.keys);
+	}
 	struct sl_uuid_rng seeder;
-	if (!b.data || !b.key_text || !b.key_len || sl_uuid_rng_seed(&seeder) < 0) {
+	if (!b.data || (b.keys <= SL__KEYS_TABLE_MAX && (!b.key_text || !b.key_len)) ||
+	    sl_uuid_rng_seed(&seeder) < 0) {
 		fprintf(stderr, "sluice bench: out of memory or entropy\n");
 		goto out;
 	}
@@ -481,7 +492,7 @@ int sl_cli_bench(int argc, char **argv)
 	memset(b.data, 'x', b.size);
 	if (b.size >= 2)
 		b.data[0] = b.data[b.size - 1] = '"';
-	for (uint64_t k = 0; k < b.keys; k++)
+	for (uint64_t k = 0; b.key_text && k < b.keys; k++)
 		b.key_len[k] = (uint8_t)snprintf(b.key_text + k * SL__KEY_STRIDE, SL__KEY_STRIDE,
 		                                 "key-%llu", (unsigned long long)k);
 

@@ -101,6 +101,7 @@ struct sl__bench {
 	struct sl_cli_server srv;
 	enum sl__idem idem;
 	bool sweep;
+	bool sequential_keys;   /* --sequential-keys */
 	const char *query;      /* --query PROJECTION/KEY, or NULL */
 	const char *token_file; /* --token-file, or NULL */
 	const char *producer;   /* --producer PREFIX: connection i is PREFIX-i */
@@ -136,6 +137,9 @@ struct sl__result {
 };
 
 #define SL__KEY_STRIDE 24
+/* Keys written once beforehand up to this many (384 MiB); past it, per
+ * event. */
+#define SL__KEYS_TABLE_MAX (1u << 24)
 
 /*
  * One measurement: connects b->conns clients (idempotence_off as b->idem_off

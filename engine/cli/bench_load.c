@@ -139,6 +139,7 @@ static int sl__fill(struct sl__worker *w, struct sl__conn *cn)
 	    .data_len = b->size,
 	};
 	uint32_t since = 0;
+	char key[SL__KEY_STRIDE];
 
 	cn->blocked = false;
 	while (cn->sent < cn->quota) {
@@ -151,9 +152,17 @@ static int sl__fill(struct sl__worker *w, struct sl__conn *cn)
 					break;
 			}
 		}
-		uint64_t k = sl_uuid_rng_next(&w->rng) % b->keys;
-		ev.aggregate = b->key_text + k * SL__KEY_STRIDE;
-		ev.aggregate_len = b->key_len[k];
+		uint64_t k = b->sequential_keys ? (cn->k + b->conns * cn->sent) % b->keys
+		                                : sl_uuid_rng_next(&w->rng) % b->keys;
+		if (b->key_text) {
+			ev.aggregate = b->key_text + k * SL__KEY_STRIDE;
+			ev.aggregate_len = b->key_len[k];
+		} else {
+			/* The client copies the event into its frame at once. */
+			ev.aggregate = key;
+			ev.aggregate_len =
+			    (uint32_t)snprintf(key, sizeof(key), "key-%llu", (unsigned long long)k);
+		}
 		uint64_t seq;
 		int ret = sl_client_produce(cn->c, b->topic, &ev, &seq);
 		if (ret == -EAGAIN) {
