@@ -82,23 +82,43 @@ int sl_state_db_open(const struct sl_state_db_opts *o, struct sl_state_db **out,
 		goto fail;
 	}
 	rocksdb_options_set_create_if_missing(db->opts, 1);
-	/* Two cores here: one flush or compaction at a time, so the reactors
-	 * keep a core (bench/state_store.cc: compactions tripled the CPU). */
-	rocksdb_options_set_max_background_jobs(db->opts, 1);
+	/* Two background jobs: RocksDB gives one to flushes and one to
+	 * compactions, so a long compaction never holds a flush back. With
+	 * one job, at 15M aggregates, level 0 reached 20 files behind a
+	 * compaction and writes stalled (ingest ~10k events/s). Aggregate ids
+	 * arrive in no key order, so every level-0 file spans the key space:
+	 * level sizes follow the data (dynamic level bytes), and levels 0 and
+	 * 1, rewritten most, are not compressed (CPU). */
+	rocksdb_options_set_max_background_jobs(db->opts, 2);
+	rocksdb_options_set_level_compaction_dynamic_level_bytes(db->opts, 1);
+	int levels[7] = {rocksdb_no_compression,  rocksdb_no_compression,  rocksdb_lz4_compression,
+	                 rocksdb_lz4_compression, rocksdb_lz4_compression, rocksdb_lz4_compression,
+	                 rocksdb_lz4_compression};
+	rocksdb_options_set_compression_per_level(db->opts, levels, 7);
+	rocksdb_options_set_level0_slowdown_writes_trigger(db->opts, 40);
+	rocksdb_options_set_level0_stop_writes_trigger(db->opts, 64);
 	/* Memtables count in the budget: two of `wb` at most. */
 	rocksdb_options_set_write_buffer_size(db->opts, wb);
 	rocksdb_options_set_max_write_buffer_number(db->opts, 2);
 	rocksdb_options_set_max_open_files(db->opts, SL__MAX_OPEN_FILES);
-	rocksdb_options_set_compression(db->opts, rocksdb_lz4_compression);
 	rocksdb_options_set_keep_log_file_num(db->opts, 2);
 	rocksdb_options_set_info_log_level(db->opts, 2 /* warnings and worse */);
-	/* Index and filter blocks stay with their tables, outside the block
-	 * cache: in the cache (a first try) a table's whole filter (1.2 MiB
-	 * per million keys) was read back and checksummed at nearly every
-	 * miss, evicted by data blocks between two (perf: 40% of the reactor,
-	 * ingest 176k -> 32k events/s at 1M aggregates). Their memory, about
-	 * 10 bits a key, is in sl_state_db_memory_bytes. */
+	/* Index and filter blocks in the block cache, so its size bounds them
+	 * (outside it they grew with the state: 133 MiB at 15M aggregates of
+	 * two projections), partitioned into 4 KiB pieces: a lookup reads the
+	 * piece it needs, where a table's whole filter (1.2 MiB per million
+	 * keys) used to be read back and checksummed at nearly every miss
+	 * (perf: 40% of the reactor, ingest at 1M aggregates 176k -> 32k
+	 * events/s). The top-level index of each table stays pinned. */
 	rocksdb_block_based_options_set_block_cache(db->table, db->cache);
+	rocksdb_block_based_options_set_index_type(
+	    db->table, rocksdb_block_based_table_index_type_two_level_index_search);
+	rocksdb_block_based_options_set_partition_filters(db->table, 1);
+	rocksdb_block_based_options_set_metadata_block_size(db->table, 4096);
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(db->table, 1);
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(db->table,
+	                                                                                 1);
+	rocksdb_block_based_options_set_pin_top_level_index_and_filter(db->table, 1);
 	db->filter = rocksdb_filterpolicy_create_bloom(SL__BLOOM_BITS);
 	rocksdb_block_based_options_set_filter_policy(db->table, db->filter);
 	rocksdb_options_set_block_based_table_factory(db->opts, db->table);
