@@ -148,7 +148,9 @@ static void raise_nofile(const struct sl_config *cfg)
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
-	return "race:librocksdb.so\n";
+	return "race:librocksdb.so\n"
+	       "called_from_lib:librocksdb.so\n"
+	       "race:libstdc++.so\n";
 }
 #endif
 #endif

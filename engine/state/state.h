@@ -99,6 +99,10 @@ struct sl_state_mark {
 	uint64_t gen;      /* commits so far (0: none) */
 };
 
+/* Reads a stored mark (state_format.h): 0, or -SL_ECORRUPT for bytes of
+ * another size, magic or version. Pure; any thread. */
+int sl_state_mark_parse(const void *bytes, size_t n, struct sl_state_mark *mark);
+
 struct sl_state_part_opts {
 	uint32_t partition;
 	size_t cache_bytes; /* the cache's budget; 0: 1 MiB */

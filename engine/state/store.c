@@ -222,18 +222,24 @@ int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro,
 	if (!s)
 		return 0;
 	const uint8_t *v = (const uint8_t *)rocksdb_pinnableslice_value(s, &n);
-	int ret = 0;
-	if (n != SL_STATE_META_BYTES ||
-	    sl__ld32(v + SL_STATE_META_OFF_MAGIC) != SL_STATE_META_MAGIC ||
-	    sl__ld32(v + SL_STATE_META_OFF_VERSION) != SL_STATE_META_VERSION) {
-		ret = -SL_ECORRUPT;
-	} else {
-		mark->next = sl__ld64(v + SL_STATE_META_OFF_NEXT);
-		mark->emit_seq = sl__ld64(v + SL_STATE_META_OFF_EMIT_SEQ);
-		mark->gen = sl__ld64(v + SL_STATE_META_OFF_GEN);
-	}
+	int ret = sl_state_mark_parse(v, n, mark);
 	rocksdb_pinnableslice_destroy(s);
 	return ret;
+}
+
+int sl_state_mark_parse(const void *bytes, size_t n, struct sl_state_mark *mark)
+{
+	const uint8_t *v = bytes;
+
+	memset(mark, 0, sizeof(*mark));
+	if (n != SL_STATE_META_BYTES ||
+	    sl__ld32(v + SL_STATE_META_OFF_MAGIC) != SL_STATE_META_MAGIC ||
+	    sl__ld32(v + SL_STATE_META_OFF_VERSION) != SL_STATE_META_VERSION)
+		return -SL_ECORRUPT;
+	mark->next = sl__ld64(v + SL_STATE_META_OFF_NEXT);
+	mark->emit_seq = sl__ld64(v + SL_STATE_META_OFF_EMIT_SEQ);
+	mark->gen = sl__ld64(v + SL_STATE_META_OFF_GEN);
+	return 0;
 }
 
 int sl__state_get(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,

@@ -12,13 +12,18 @@ static const struct sl_shim_test *sl_shim_current;
  * RocksDB (Debian's build, not instrumented) orders its memtable's skip list
  * and its caches with atomics TSan does not see, so a read of a commit on
  * one thread and the writer's insert on another look like races inside it
- * (tests/unit/state.c). Suppressed where a frame of either stack is in
- * RocksDB; races between frames of sluice's own code are still reported.
+ * (tests/unit/state.c). Suppressed: races with a frame in RocksDB, the
+ * interceptors (memcpy, malloc) RocksDB calls, and races with a frame in
+ * libstdc++ (RocksDB's frames often do not show, having no frame pointers;
+ * sluice's own code is C and never calls libstdc++). Races between frames
+ * of sluice's own code are still reported.
  */
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
-	return "race:librocksdb.so\n";
+	return "race:librocksdb.so\n"
+	       "called_from_lib:librocksdb.so\n"
+	       "race:libstdc++.so\n";
 }
 
 void sl_shim_register(struct sl_shim_test *t)
