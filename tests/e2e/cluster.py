@@ -941,10 +941,15 @@ def quorum_reads(a):
                 st, body = query(c, "n2", "latest", "f%d" % k, consistency="quorum")
                 check(st == 200 and body["data"]["i"] == 96 + k,
                       "n2 quorum latest f%d: %d %r" % (k, st, body))
-                # From n3, the most applied of the first majority (n2 and
-                # n3), at once: n2's own model, though the first reply, is
-                # not the answer, and n3's reaches what either holds.
-                check(body["quorum"] == {"from": "n3", "answered": 2, "replicas": 3},
+                # The most applied of the first majority (n2 and n3), at
+                # once: from n3 while n2 lags. n2 itself only when its own
+                # model holds the write: its fetch answered before it was
+                # stopped can still sit in its socket buffer with events
+                # of "f" (see above), and a host-state model commits what
+                # it applied within 100 ms, so n2 may catch up during this
+                # loop; the data check above holds either way.
+                q = body["quorum"]
+                check(q["answered"] == 2 and q["replicas"] == 3 and q["from"] in ("n2", "n3"),
                       "n2 quorum f%d answered by %r" % (k, body["quorum"]))
                 st, body = query(c, "n2", "counter", "aggregate:f%d" % k, consistency="quorum")
                 check(st == 200 and body["count"] == 25,
