@@ -99,9 +99,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* An event of aggregate "k", type "k", on top of whatever is stored. */
 	uint8_t ev[256];
-	struct sl_event_view v = {.type = "k", .type_len = 1, .aggregate = "k",
-	                          .aggregate_len = 1, .timestamp_ms = 1,
-	                          .data = (const uint8_t *)"{\"amount\":5}", .data_len = 12};
+	struct sl_event_view v = {.type = "k",
+	                          .type_len = 1,
+	                          .aggregate = "k",
+	                          .aggregate_len = 1,
+	                          .timestamp_ms = 1,
+	                          .data = (const uint8_t *)"{\"amount\":5}",
+	                          .data_len = 12};
 	int len = sl_event_encode(ev, sizeof(ev), &v, NULL, 0);
 	CHECK(len > 0);
 	struct sl_plugin_event pe;
