@@ -53,7 +53,8 @@ struct sl_applier {
 	 * its commits carry the applied offset. NULL for the others. */
 	struct sl_state_db *sdb;
 	struct sl_state_part *sp;
-	bool own_sdb; /* a rebuild's store, closed and removed with it */
+	bool own_sdb;     /* a rebuild's store, closed and removed with it */
+	bool commit_soon; /* sl_applier_commit_soon: the next state end forces */
 	char *sdb_path;
 
 	struct sl_plugin_emitter em;
@@ -82,7 +83,11 @@ static bool sl__state_committable(const struct sl_applier *a)
 static void sl__state_end(struct sl_applier *a, bool force)
 {
 	struct sl_state_mark m = {.next = a->next, .emit_seq = a->emit_seq};
-	(void)sl_state_part_end_step(a->sp, sl__state_committable(a) ? &m : NULL, force);
+	bool ok = sl__state_committable(a);
+	(void)sl_state_part_end_step(a->sp, ok ? &m : NULL, force || a->commit_soon);
+	/* Asked for once: kept until a commit could be asked for. */
+	if (ok)
+		a->commit_soon = false;
 }
 
 /*
@@ -458,7 +463,6 @@ int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
 		 * (when they may be) and apply nothing until that is done; the
 		 * writer wakes the owner. */
 		sl__state_end(a, true);
-		a->stats.state_blocked++;
 		return 0;
 	}
 	sl_plugin_emitter_reset(&a->em);
@@ -484,6 +488,11 @@ int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
 	return ret;
 }
 
+void sl_applier_commit_soon(struct sl_applier *a)
+{
+	a->commit_soon = true;
+}
+
 bool sl_applier_host_state(const struct sl_applier *a)
 {
 	return a->sp != NULL;
@@ -499,15 +508,12 @@ uint64_t sl_applier_visible(const struct sl_applier *a)
 	return a->sp ? sl_state_part_committed(a->sp) : a->next;
 }
 
-bool sl_applier_idle(struct sl_applier *a, bool force)
+void sl_applier_idle(struct sl_applier *a)
 {
 	if (!a->sp || a->failed)
-		return false;
-	uint64_t before = sl_state_part_committed(a->sp);
+		return;
 	(void)sl_state_part_poll(a->sp);
-	sl__state_end(a, force);
-	return sl_state_part_committed(a->sp) != before ||
-	       a->next != sl_state_part_committed(a->sp);
+	sl__state_end(a, false);
 }
 
 int sl_applier_query(struct sl_applier *a, const char *key, uint32_t key_len, uint32_t mode,

@@ -156,7 +156,6 @@ struct sl_applier_stats {
 	uint64_t restored_offset; /* where it resumed */
 	uint32_t bad_snapshots;   /* unreadable or refused by the plugin at open */
 	uint64_t gap_events;      /* events gone (retention) between the mark and the log start */
-	uint64_t state_blocked;   /* steps that waited for a state commit (cache full) */
 	int64_t last_append_ms;   /* when the last event read was stored; 0: none yet */
 };
 
@@ -195,16 +194,18 @@ uint64_t sl_applier_next(const struct sl_applier *a);
 /*
  * Host-state projections (engine/state): whether a is one; the first
  * offset its committed state does not reflect, which queries see (any
- * thread; for the others, sl_applier_next, owner only); and, on the owner
- * when the applier has nothing to apply, the state's housekeeping (take in
- * a commit, freeze what is due; `force`: now, for a waiting query). Returns
- * whether something is still to commit.
+ * thread; for the others, sl_applier_next, owner only); on the owner when
+ * the applier has nothing to apply, the state's housekeeping (take in a
+ * commit, freeze what is due); and a request that the next step's or
+ * housekeeping's end commit at once rather than at its interval (a query
+ * waits for its own write). Owner only, except where said.
  */
 bool sl_applier_host_state(const struct sl_applier *a);
 /* Its state (engine/state), NULL for the others: for stats, any thread. */
 struct sl_state_part *sl_applier_state(const struct sl_applier *a);
 uint64_t sl_applier_visible(const struct sl_applier *a);
-bool sl_applier_idle(struct sl_applier *a, bool force);
+void sl_applier_idle(struct sl_applier *a);
+void sl_applier_commit_soon(struct sl_applier *a);
 /* sl_applier_query that also says which offset the answer reflects: a
  * host-state query reads the newest commit, on any thread (*seen_next its
  * mark); other plugins as sl_applier_query (seen_next untouched). */
@@ -406,6 +407,10 @@ void sl_pquery_answer(const struct sl_proj *pj, struct sl_pquery *q, uint64_t ne
  * under it. */
 void sl_pquery_answer_published(const struct sl_proj *pj, struct sl_pquery *q,
                                 struct sl_epoch_rec *er);
+/* The state writer's word that pp's (or its rebuild's) state was committed
+ * (an on_commit callback, arg = pp): wakes its reactor, which takes the
+ * commit in and answers the queries waiting for it. */
+void sl_proj_part_wake(void *arg);
 /* Whether pp has applied `offset` by the offsets it publishes (any thread). */
 bool sl_proj_part_applied(const struct sl_proj_part *pp, uint64_t offset);
 /* Rebuilds, on the owning reactor: opens q->rb, a second instance from

@@ -190,7 +190,7 @@ bool sl_proj_part_applied(const struct sl_proj_part *pp, uint64_t offset)
 	       atomic_load_explicit(&pp->applied_pub, memory_order_acquire) > offset;
 }
 
-static void sl__rebuild_committed(void *arg)
+void sl_proj_part_wake(void *arg)
 {
 	struct sl_proj_part *pp = arg;
 	pp->wake(pp->wake_arg, pp->part->owner);
@@ -221,7 +221,7 @@ int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 	     * the same writer. */
 	    .state_writer = pj->writer,
 	    .state_cache_bytes = pj->cache_bytes,
-	    .on_commit = pp->wake ? sl__rebuild_committed : NULL,
+	    .on_commit = pp->wake ? sl_proj_part_wake : NULL,
 	    .on_commit_arg = pp,
 	};
 	int ret = sl_applier_open(&ao, &q->rb, err, sizeof(err));

@@ -260,13 +260,18 @@ void sl__proj_step(struct sl_reactor *r)
 		 * the durable end. This thread stores it (relaxed is enough). */
 		uint64_t limit = atomic_load_explicit(&pp->part->durable_pub, memory_order_relaxed);
 		uint64_t next = sl_applier_next(pp->a);
+		bool host = sl_applier_host_state(pp->a);
+		/* A read-your-writes query waits on this host-state model: what
+		 * it applied commits at once, not at its next interval (the
+		 * reactor may sleep until then). */
+		if (host && r->pq_wait && sl__pq_waits_on(r, pp))
+			sl_applier_commit_soon(pp->a);
 		if (next >= limit || (!now && limit - next < SL_PROJ_MIN_EVENTS)) {
 			/* A host-state model with nothing to apply still commits
-			 * what it holds (at once for a waiting query) and shows
-			 * the commits that completed. */
-			if (sl_applier_host_state(pp->a) &&
+			 * what it holds and shows the commits that completed. */
+			if (host &&
 			    atomic_load_explicit(&pp->applied_pub, memory_order_relaxed) != next) {
-				sl_applier_idle(pp->a, sl__pq_waits_on(r, pp));
+				sl_applier_idle(pp->a);
 				uint64_t vis = sl_applier_visible(pp->a);
 				if (vis !=
 				    atomic_load_explicit(&pp->applied_pub, memory_order_relaxed)) {
@@ -290,11 +295,6 @@ void sl__proj_step(struct sl_reactor *r)
 			        sl_applier_error(pp->a));
 		} else {
 			sl__proj_publish(r, pp);
-			/* A read-your-writes query waits on this host-state
-			 * model: commit what the step applied now, not at the
-			 * next interval (the reactor may sleep until then). */
-			if (r->pq_wait && sl_applier_host_state(pp->a) && sl__pq_waits_on(r, pp))
-				sl_applier_idle(pp->a, true);
 		}
 		/* Release: a concurrent query that reads this offset (acquire)
 		 * sees the model with every event below it applied. */
@@ -304,8 +304,7 @@ void sl__proj_step(struct sl_reactor *r)
 		                      memory_order_relaxed);
 		/* A host-state step that applied nothing waits for a commit
 		 * to free its cache: the writer wakes this thread, no spin. */
-		if (!pp->failed && sl_applier_next(pp->a) < limit &&
-		    !(ret == 0 && sl_applier_host_state(pp->a)))
+		if (!pp->failed && sl_applier_next(pp->a) < limit && !(ret == 0 && host))
 			r->proj_behind = true;
 		moved = true;
 	}

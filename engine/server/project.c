@@ -51,20 +51,6 @@ static int sl__proj_resolve(void *arg, const char *name, size_t len)
 	return (int)t->index;
 }
 
-/* The writer thread's word that a partition's state was committed: its
- * reactor takes it in (and answers the queries waiting for it). */
-static void sl__proj_committed(void *arg)
-{
-	struct sl_proj_part *pp = arg;
-	pp->wake(pp->wake_arg, pp->part->owner);
-}
-
-static void sl__wake(void *arg, uint32_t reactor)
-{
-	struct sl_server *srv = arg;
-	sl_reactor_wake(srv->reactors[reactor]);
-}
-
 /* A host-state projection's store, and the writer (started with the first). */
 static int sl__proj_store(struct sl_server *srv, struct sl_proj *pj, size_t cache_bytes,
                           size_t store_bytes, char *err, size_t errlen)
@@ -193,10 +179,10 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			    .state_db = pj->sdb,
 			    .state_writer = pj->writer,
 			    .state_cache_bytes = pj->cache_bytes,
-			    .on_commit = sl__proj_committed,
+			    .on_commit = sl_proj_part_wake,
 			    .on_commit_arg = pp,
 			};
-			pp->wake = sl__wake;
+			pp->wake = sl__wake_reactor;
 			pp->wake_arg = srv;
 			ret = sl_applier_open(&ao, &pp->a, lerr, sizeof(lerr));
 			if (ret < 0) {

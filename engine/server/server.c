@@ -21,7 +21,7 @@
 #include "sink/sink.h"
 #include "state/state.h"
 
-static void sl__wake_reactor(void *arg, uint32_t reactor)
+void sl__wake_reactor(void *arg, uint32_t reactor)
 {
 	struct sl_server *srv = arg;
 	sl_reactor_wake(srv->reactors[reactor]);

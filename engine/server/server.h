@@ -288,6 +288,9 @@ int sl__cluster_replica_set(struct sl_server *srv, const char *topic, uint32_t p
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
 void sl__projs_destroy(struct sl_server *srv);
+/* server.c: wakes reactor `reactor` of the server `arg` (callbacks of the
+ * reader and of the projections' state commits). */
+void sl__wake_reactor(void *arg, uint32_t reactor);
 
 /*
  * Rebuilds projection `name` from offset 0 beside the live model, on each

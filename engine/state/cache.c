@@ -438,16 +438,7 @@ struct sl__merge {
 static int sl__ent_cmp(const void *a, const void *b)
 {
 	const struct sl__sent *x = *(struct sl__sent *const *)a, *y = *(struct sl__sent *const *)b;
-	uint32_t n = x->klen < y->klen ? x->klen : y->klen;
-	int c = memcmp(x->bytes, y->bytes, n);
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
-static int sl__key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-	size_t n = an < bn ? an : bn;
-	int c = n ? memcmp(a, b, n) : 0; /* b may be NULL with bn 0 */
-	return c ? c : (an > bn) - (an < bn);
+	return sl__state_key_cmp(x->bytes, x->klen, y->bytes, y->klen);
 }
 
 /* Sends the cached entries below (key, klen) (all when key NULL). */
@@ -455,7 +446,7 @@ static int sl__merge_upto(struct sl__merge *m, const void *key, size_t klen)
 {
 	while (m->i < m->n) {
 		struct sl__sent *e = m->v[m->i];
-		if (key && sl__key_cmp(e->bytes, e->klen, key, klen) >= 0)
+		if (key && sl__state_key_cmp(e->bytes, e->klen, key, klen) >= 0)
 			break;
 		m->i++;
 		if (e->absent)
@@ -475,7 +466,7 @@ static int sl__merge_visit(void *arg, const void *key, size_t klen, const void *
 		return ret;
 	if (m->i < m->n) {
 		struct sl__sent *e = m->v[m->i];
-		if (!sl__key_cmp(e->bytes, e->klen, key, klen))
+		if (!sl__state_key_cmp(e->bytes, e->klen, key, klen))
 			return 0; /* the cache's version wins; sent by merge_upto later */
 	}
 	return m->fn(m->arg, key, klen, val, vlen);
@@ -495,7 +486,8 @@ int sl__part_iter(struct sl_state_part *p, const void *from, size_t from_len,
 		return -ENOMEM;
 	for (uint32_t i = 0; i <= p->mask; i++) {
 		struct sl__sent *e = p->slots[i].e;
-		if (e && !sl__clean(p, e) && sl__key_cmp(e->bytes, e->klen, from, from_len) >= 0)
+		if (e && !sl__clean(p, e) &&
+		    sl__state_key_cmp(e->bytes, e->klen, from, from_len) >= 0)
 			m.v[m.n++] = e;
 	}
 	qsort(m.v, m.n, sizeof(*m.v), sl__ent_cmp);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "state/state.h"
 #include "state/state_format.h"
@@ -107,6 +108,16 @@ struct sl_state_part {
 	_Atomic uint64_t commits, committed_keys;
 	_Atomic uint64_t bytes_pub, entries_pub;
 };
+
+/* Byte order of keys, a shorter key first when it is a prefix: the
+ * store's order, which the cache's iteration and the commits' sorting
+ * follow. Either pointer may be NULL at length 0. */
+static inline int sl__state_key_cmp(const void *a, size_t an, const void *b, size_t bn)
+{
+	size_t n = an < bn ? an : bn;
+	int c = n ? memcmp(a, b, n) : 0;
+	return c ? c : (an > bn) - (an < bn);
+}
 
 /* store.c */
 /* Writes the store key of (partition, key) into out; its length. */

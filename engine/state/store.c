@@ -269,9 +269,7 @@ struct sl__rec {
 static int sl__rec_cmp(const void *a, const void *b)
 {
 	const struct sl__rec *x = a, *y = b;
-	uint32_t n = x->klen < y->klen ? x->klen : y->klen;
-	int c = memcmp(x->key, y->key, n);
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+	return sl__state_key_cmp(x->key, x->klen, y->key, y->klen);
 }
 
 static void sl__write_batch(rocksdb_writebatch_t *wb, const struct sl__batch *b,

@@ -282,7 +282,8 @@ Test(plugins_balance, through_the_applier)
 	cr_assert_eq(sl_applier_emit_seq(a), 0);
 	sl_applier_emitted(a);
 	cr_assert_eq(sl_applier_emit_seq(a), 1);
-	sl_applier_idle(a, true);
+	sl_applier_commit_soon(a);
+	sl_applier_idle(a);
 	cr_assert_eq(sl_applier_visible(a), 3);
 	cr_assert_str_eq(ledger_query(a, &out),
 	                 "{\"aggregate\":\"a\",\"balance\":30,\"events\":3,\"rejected\":1}");
@@ -303,7 +304,8 @@ Test(plugins_balance, through_the_applier)
 	cr_assert_leq(len, sizeof(first));
 	memcpy(first, b, len);
 	/* A crash before it was published: the state is not committed ... */
-	sl_applier_idle(a, true);
+	sl_applier_commit_soon(a);
+	sl_applier_idle(a);
 	cr_assert_eq(sl_applier_visible(a), 3);
 	sl_applier_close(a);
 
@@ -317,7 +319,8 @@ Test(plugins_balance, through_the_applier)
 	cr_assert_eq(len, first_len);
 	cr_assert_eq(memcmp(b, first, len), 0, "a replayed rejection differs");
 	sl_applier_emitted(a);
-	sl_applier_idle(a, true);
+	sl_applier_commit_soon(a);
+	sl_applier_idle(a);
 	sl_applier_close(a);
 
 	a = ledger_open(&l);
