@@ -1,6 +1,8 @@
 /*
- * sluice topic: topics at runtime, through the server's HTTP port
+ * sluice topic: topics at runtime, through the server's native port
+ * (TopicAdmin, sl_consumer_topic_admin) or, with --http, its HTTP port
  * (/v1/topics, engine/http/http.h): create, list, describe, alter, delete.
+ * Both carry the same request bodies and give the same answers.
  * What the server answers goes to stdout as it came (JSON), but for `list`,
  * which prints a table unless --json; an error answer's message goes to
  * stderr. The request bodies are built here with json-c: create's
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "sluice/consumer.h"
 
 /* The server's own bound on a request's answer time is its work: creating
  * a topic allocates its partitions' first segments, deleting one removes
@@ -38,9 +41,10 @@ static void sl__topic_usage(FILE *out)
 	    "       sluice topic describe NAME\n"
 	    "       sluice topic alter NAME --set KEY=VALUE...\n"
 	    "       sluice topic delete NAME\n"
-	    "       (each also takes --http HOST:PORT, --token-file F, --timeout MS)\n"
+	    "       (each also takes --server H:P, --http H:P, --token-file F, --timeout MS)\n"
 	    "\n"
-	    "Topics at runtime, asked of the server's HTTP port (/v1/topics). What is\n"
+	    "Topics at runtime, asked of the server's native port (or with --http, of\n"
+	    "its HTTP port: /v1/topics; the answers are the same). What is\n"
 	    "created, altered or deleted here stays so across restarts; the config's\n"
 	    "topics are listed too (source \"config\").\n"
 	    "\n"
@@ -63,9 +67,9 @@ static void sl__topic_usage(FILE *out)
 	    "                   string. Repeat it for more settings.\n"
 	    "  --json           list: print the server's JSON document, not the table\n"
 	    "                   (the other subcommands print JSON anyway)\n"
-	    "  --timeout MS     how long to wait for the answer (default %u)\n"
-	    "  --http H:P       the server's HTTP address (default " SL_CLI_DEFAULT_HTTP ", or\n"
-	    "                   $SLUICE_HTTP)\n"
+	    "  --timeout MS     how long to wait for the answer (default %u)\n" SL_CLI_SERVER_USAGE
+	    "  --http H:P       ask the server's HTTP port instead (or $SLUICE_HTTP, when\n"
+	    "                   --server is not given)\n"
 	    "  --token-file F   the server's token, when it has `auth` (else\n"
 	    "                   $SLUICE_TOKEN)\n"
 	    "\n"
@@ -325,7 +329,7 @@ out:
 /* Parses argv into *a; 0, or the exit status of a usage error (2) or of
  * --help (0, with *done set). */
 static int sl__topic_parse(int argc, char **argv, struct sl__topic_args *a,
-                           struct sl_cli_server *srv, uint64_t *timeout_ms, bool *done)
+                           struct sl_cli_server *srv, bool *http, uint64_t *timeout_ms, bool *done)
 {
 	static const struct option opts[] = {
 	    {"partitions", required_argument, NULL, 'p'},
@@ -334,11 +338,12 @@ static int sl__topic_parse(int argc, char **argv, struct sl__topic_args *a,
 	    {"json", no_argument, NULL, 'j'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"http", required_argument, NULL, 'H'},
+	    {"server", required_argument, NULL, 'S'},
 	    {"token-file", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *addr = NULL, *token_file = NULL;
+	const char *addr = NULL, *native = NULL, *token_file = NULL;
 	int opt;
 
 	*done = false;
@@ -381,6 +386,9 @@ static int sl__topic_parse(int argc, char **argv, struct sl__topic_args *a,
 			break;
 		case 'H':
 			addr = optarg;
+			break;
+		case 'S':
+			native = optarg;
 			break;
 		case 'K':
 			token_file = optarg;
@@ -435,20 +443,93 @@ static int sl__topic_parse(int argc, char **argv, struct sl__topic_args *a,
 		fprintf(stderr, "sluice topic alter: nothing to change (give --set KEY=VALUE)\n");
 		return 2;
 	}
-	if (!addr) {
-		addr = getenv("SLUICE_HTTP");
-		if (!addr || !*addr)
-			addr = SL_CLI_DEFAULT_HTTP;
+	if (addr && native) {
+		fprintf(stderr, "sluice topic: give --server or --http, not both\n");
+		return 2;
 	}
-	if (sl_cli_server_parse(addr, srv) < 0) {
+	/* The native port unless HTTP was asked for: by --http, or by
+	 * $SLUICE_HTTP when --server is not given either. */
+	if (!addr && !native && getenv("SLUICE_HTTP") && *getenv("SLUICE_HTTP"))
+		addr = getenv("SLUICE_HTTP");
+	*http = addr != NULL;
+	if (addr && sl_cli_server_parse(addr, srv) < 0) {
 		fprintf(stderr,
 		        "sluice topic: --http or $SLUICE_HTTP: expected HOST:PORT, got '%s'\n",
 		        addr);
 		return 2;
 	}
+	if (!addr &&
+	    (native ? sl_cli_servers_parse(native, srv) : sl_cli_server_default(srv)) < 0) {
+		fprintf(stderr,
+		        "sluice topic: --server or $SLUICE_SERVER: expected H:P[,H:P...], got "
+		        "'%s'\n",
+		        native ? native : getenv("SLUICE_SERVER"));
+		return 2;
+	}
 	if (sl_cli_token("sluice topic", token_file, srv) < 0)
 		return 2;
 	return 0;
+}
+
+/* The answer as the HTTP route's would be printed: the table for `list`
+ * (unless --json), else the JSON as it came; 0, or 1 after saying why. */
+static int sl__topic_print(const struct sl__topic_args *a, const char *cmd,
+                           const struct sl_cli_body *body)
+{
+	int r;
+	if (a->cmd == SL__T_LIST && !a->json) {
+		r = body->data ? sl__print_table(body->data) : -EINVAL;
+		if (r == -EINVAL) {
+			fprintf(stderr,
+			        "sluice %s: the answer is not {\"topics\":[...]}; here it is as it "
+			        "came\n",
+			        cmd);
+			if (sl__print_raw(body) < 0)
+				fprintf(stderr, "sluice %s: cannot write to stdout\n", cmd);
+			return 1;
+		}
+	} else {
+		r = sl__print_raw(body);
+	}
+	if (r < 0) {
+		fprintf(stderr, "sluice %s: cannot write to stdout\n", cmd);
+		return 1;
+	}
+	return 0;
+}
+
+/* The request over the native port (TopicAdmin). */
+static int sl__topic_native(const struct sl__topic_args *a, const struct sl_cli_server *srv,
+                            const char *cmd, const char *json, uint32_t timeout_ms)
+{
+	static const enum sl_topic_op ops[SL__T_N] = {
+	    SL_TOPIC_CREATE, SL_TOPIC_LIST, SL_TOPIC_DESCRIBE, SL_TOPIC_ALTER, SL_TOPIC_DELETE};
+	struct sl_consumer *c = NULL;
+	struct sl_cli_body body = {0};
+	char err[600];
+	int status, ret = 1;
+
+	int r = sl_cli_consumer_connect(srv, "sluice-topic", &c, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "sluice %s: %s\n", cmd, err);
+		return 1;
+	}
+	r = sl_consumer_topic_admin(c, ops[a->cmd], a->cmd == SL__T_CREATE ? NULL : a->name, json,
+	                            timeout_ms, &status, &body.data);
+	if (r < 0) {
+		fprintf(stderr, "sluice %s: %s\n", cmd, sl_consumer_last_error(c));
+		goto out;
+	}
+	body.len = strlen(body.data);
+	if (status < 200 || status > 299) {
+		sl_cli_http_print_error(cmd, status, &body);
+		goto out;
+	}
+	ret = sl__topic_print(a, cmd, &body);
+out:
+	free(body.data);
+	sl_consumer_close(c);
+	return ret;
 }
 
 int sl_cli_topic(int argc, char **argv)
@@ -458,7 +539,7 @@ int sl_cli_topic(int argc, char **argv)
 	struct sl_cli_body body = {0};
 	uint64_t timeout_ms;
 	char *json = NULL, *en = NULL, cmd[32], path[SL_CLI_MAX_URL], err[600];
-	bool done, usage;
+	bool done, usage, http = false;
 	int ret;
 
 	a.sets = calloc((size_t)argc + 1, sizeof(*a.sets));
@@ -466,7 +547,7 @@ int sl_cli_topic(int argc, char **argv)
 		fprintf(stderr, "sluice topic: out of memory\n");
 		return 1;
 	}
-	ret = sl__topic_parse(argc, argv, &a, &srv, &timeout_ms, &done);
+	ret = sl__topic_parse(argc, argv, &a, &srv, &http, &timeout_ms, &done);
 	if (ret || done)
 		goto out;
 	snprintf(cmd, sizeof(cmd), "topic %s", sl__tcmd_names[a.cmd]);
@@ -476,6 +557,10 @@ int sl_cli_topic(int argc, char **argv)
 			ret = usage ? 2 : 1;
 			goto out;
 		}
+	}
+	if (!http) {
+		ret = sl__topic_native(&a, &srv, cmd, json, (uint32_t)timeout_ms);
+		goto out;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "sluice %s: libcurl could not start\n", cmd);
@@ -523,25 +608,7 @@ int sl_cli_topic(int argc, char **argv)
 		sl_cli_http_print_error(cmd, status, &body);
 		goto cleanup;
 	}
-	if (a.cmd == SL__T_LIST && !a.json) {
-		r = body.data ? sl__print_table(body.data) : -EINVAL;
-		if (r == -EINVAL) {
-			fprintf(stderr,
-			        "sluice %s: the answer is not {\"topics\":[...]}; here it is as it "
-			        "came\n",
-			        cmd);
-			if (sl__print_raw(&body) < 0)
-				fprintf(stderr, "sluice %s: cannot write to stdout\n", cmd);
-			goto cleanup;
-		}
-	} else {
-		r = sl__print_raw(&body);
-	}
-	if (r < 0) {
-		fprintf(stderr, "sluice %s: cannot write to stdout\n", cmd);
-		goto cleanup;
-	}
-	ret = 0;
+	ret = sl__topic_print(&a, cmd, &body);
 cleanup:
 	curl_free(en);
 	curl_global_cleanup();

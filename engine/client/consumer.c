@@ -102,14 +102,17 @@ static int sl__recv(struct sl_consumer *c, uint8_t *p, size_t len, uint64_t dead
 static int sl__send_msg(struct sl_consumer *c, uint8_t type, const ProtobufCMessage *m,
                         uint64_t deadline_ns)
 {
-	uint8_t small[1024];
+	uint8_t small[1024], *p = small;
 	size_t need = sl_frame_msg_size(m);
-	if (need > sizeof(small))
-		return sl__fail(c, -EMSGSIZE, "request too large");
-	int n = sl_frame_encode_msg(type, m, small, sizeof(small));
-	if (n < 0)
-		return sl__fail(c, n, "cannot encode request: %s", sl_strerror(n));
-	return sl__send(c, small, (size_t)n, deadline_ns);
+	/* Control requests fit the stack; a topic admin body may not. */
+	if (need > sizeof(small) && !(p = malloc(need)))
+		return sl__fail(c, -ENOMEM, "out of memory");
+	int n = sl_frame_encode_msg(type, m, p, need > sizeof(small) ? need : sizeof(small));
+	int ret = n < 0 ? sl__fail(c, n, "cannot encode request: %s", sl_strerror(n))
+	                : sl__send(c, p, (size_t)n, deadline_ns);
+	if (p != small)
+		free(p);
+	return ret;
 }
 
 /*
@@ -396,4 +399,45 @@ int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partiti
 			break;
 	}
 	return visited;
+}
+
+int sl_consumer_topic_admin(struct sl_consumer *c, enum sl_topic_op op, const char *name,
+                            const char *body, uint32_t timeout_ms, int *status, char **answer)
+{
+	uint64_t deadline =
+	    sl_now_ns() + (uint64_t)(timeout_ms ? timeout_ms : c->timeout_ms) * 1000000u;
+	Sluice__V1__TopicAdmin q = SLUICE__V1__TOPIC_ADMIN__INIT;
+	ProtobufCMessage *m = NULL;
+	struct sl_frame f;
+	int ret;
+
+	*status = 0;
+	*answer = NULL;
+	q.request_id = ++c->next_request;
+	q.op = (Sluice__V1__TopicOp)op;
+	q.name = (char *)(name ? name : "");
+	q.body = (char *)(body ? body : "");
+	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN, &q.base, deadline);
+	if (ret < 0)
+		return ret;
+	ret = sl__read_frame(c, deadline, &f);
+	if (ret < 0)
+		return ret;
+	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN_RESULT ||
+	    sl_frame_decode_msg(&f, &m) < 0)
+		return sl__fail(c, -SL_EPROTO_DECODE, "expected TopicAdminResult, got %s",
+		                sl_frame_type_name(f.type));
+	Sluice__V1__TopicAdminResult *res = (Sluice__V1__TopicAdminResult *)m;
+	if (res->request_id != q.request_id) {
+		ret =
+		    sl__fail(c, -SL_EPROTO_DECODE, "answer to request %llu, asked %llu",
+		             (unsigned long long)res->request_id, (unsigned long long)q.request_id);
+	} else if (!(*answer = strdup(res->body))) {
+		ret = sl__fail(c, -ENOMEM, "out of memory");
+	} else {
+		*status = (int)res->status;
+		ret = 0;
+	}
+	sl_frame_msg_free(m);
+	return ret;
 }

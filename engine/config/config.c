@@ -285,6 +285,8 @@ static const struct sl__key sl__root_keys[] = {
      .doc = "folders searched for NAME.so; empty: the plugins folder beside bin/"},
     {"topics", SL__T_SEQ, offsetof(R, topics), .off_n = offsetof(R, n_topics),
      .sub = &sl__topic_section, .doc = "the topics, exactly as listed"},
+    {"auto_create_topics", SL__T_BOOL, SL__FIELD(R, auto_create_topics),
+     .doc = "a produce to a topic that does not exist creates it with the defaults"},
     {"pipelines", SL__T_SEQ, offsetof(R, pipelines), .off_n = offsetof(R, n_pipelines),
      .sub = &sl__pipeline_section, .after = sl__cfg_resolve_pipelines, .late = true,
      .doc = "topic to topic through a chain of transforms"},

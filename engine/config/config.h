@@ -303,6 +303,7 @@ struct sl_config {
 	size_t n_plugin_path;
 	struct sl_config_topic *topics;
 	size_t n_topics;
+	bool auto_create_topics; /* a produce to a missing topic creates it */
 	struct sl_config_pipeline *pipelines;
 	size_t n_pipelines;
 	struct sl_config_consumer *projections;

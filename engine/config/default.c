@@ -33,6 +33,7 @@ static const char sl__default_yaml[] =
 	"    retention: { bytes: 10GiB, age: 7d }\n"
 	"    cleanup: delete\n"
 	"    segment_bytes: 64MiB\n"
+	"auto_create_topics: false\n"
 	"cluster: { etcd: [], name: sluice, session_ttl: 5s }\n"
 	"projections:\n"
 	"  - { name: counter, plugin: counter, from: events }\n"

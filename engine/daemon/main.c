@@ -322,6 +322,7 @@ int main(int argc, char **argv)
 	    .n_plugin_path = cfg.n_plugin_path,
 	    .memory_budget = cfg.limits.memory_budget,
 	    .max_lag_events = cfg.limits.max_follower_lag,
+	    .auto_create_topics = cfg.auto_create_topics,
 	};
 	if (so.idle_timeout_ms == 0)
 		so.idle_timeout_ms = UINT32_MAX;

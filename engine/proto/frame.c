@@ -71,6 +71,10 @@ static const struct {
                                                      &sluice__v1__replica_fetch__descriptor},
     [SLUICE__V1__FRAME_TYPE__FRAME_REPLICA_DATA] = {"REPLICA_DATA",
                                                     &sluice__v1__replica_data__descriptor},
+    [SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN] = {"TOPIC_ADMIN",
+                                                   &sluice__v1__topic_admin__descriptor},
+    [SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN_RESULT] =
+        {"TOPIC_ADMIN_RESULT", &sluice__v1__topic_admin_result__descriptor},
 };
 
 const ProtobufCMessageDescriptor *sl_frame_type_descriptor(uint8_t type)

@@ -79,6 +79,7 @@ static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 	if (c->ip_counted)
 		sl_iplimit_release(r->env->per_ip, &c->ip);
 	free(c->rbuf);
+	free(c->park);
 	free(c->out[0].p);
 	free(c->out[1].p);
 	free(c->acks);
@@ -227,7 +228,7 @@ static void sl__conn_arm_recv(struct sl_reactor *r, struct sl_conn *c)
 static bool sl__conn_may_read(const struct sl_reactor *r, const struct sl_conn *c)
 {
 	return !r->stopping && !r->throttled && c->state != SL_CONN_CLOSING && !c->read_eof &&
-	       sl__conn_out_pending(c) < SL_CONN_OUT_HIGH;
+	       !c->park && sl__conn_out_pending(c) < SL_CONN_OUT_HIGH;
 }
 
 int sl__conn_put_msg(struct sl_conn *c, uint8_t type, const ProtobufCMessage *m)
@@ -266,6 +267,26 @@ static int sl__rbuf_reserve(struct sl_conn *c, uint32_t need)
 	c->rbuf = p;
 	c->rcap = cap;
 	return 0;
+}
+
+/* Parks the input from the frame that asked (its `have` bytes already in
+ * c->park, else at p) to the end of the buffer: kept until the admin
+ * thread answers (sl__conn_unpark). */
+static void sl__conn_park_rest(struct sl_reactor *r, struct sl_conn *c, uint32_t have,
+                               const uint8_t *p, size_t n)
+{
+	c->parking = false;
+	uint8_t *q = realloc(c->park, (size_t)have + n + 1);
+	if (!q) {
+		free(c->park);
+		c->park = NULL;
+		c->park_len = 0;
+		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		return;
+	}
+	memcpy(q + have, p, n);
+	c->park = q;
+	c->park_len = have + (uint32_t)n;
 }
 
 /* Feeds received bytes to the connection; frames are handled in place. */
@@ -314,6 +335,17 @@ static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_
 		c->rlen = 0;
 		if (ret > 0)
 			sl__conn_on_frame(r, c, &f);
+		if (SL_UNLIKELY(c->parking)) {
+			/* The frame is rbuf's whole content: rbuf becomes the
+			 * parked input, the rest of this buffer after it. */
+			uint32_t flen = (uint32_t)ret;
+			c->park = c->rbuf;
+			c->park_len = flen;
+			c->rbuf = NULL;
+			c->rcap = 0;
+			sl__conn_park_rest(r, c, flen, p, n);
+			return;
+		}
 		if (c->rcap > 64 * 1024) {
 			/* A big frame came through; do not keep its buffer. */
 			free(c->rbuf);
@@ -325,6 +357,10 @@ static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_
 		ret = sl_frame_parse(p, n, max, &f);
 		if (ret > 0) {
 			sl__conn_on_frame(r, c, &f);
+			if (SL_UNLIKELY(c->parking)) {
+				sl__conn_park_rest(r, c, 0, p, n);
+				return;
+			}
 			p += ret;
 			n -= (size_t)ret;
 			continue;
@@ -343,6 +379,29 @@ static void sl__conn_input(struct sl_reactor *r, struct sl_conn *c, const uint8_
 		c->rlen = (uint32_t)n;
 		break;
 	}
+}
+
+void sl__conn_unpark(struct sl_reactor *r, struct sl_conn *c, bool failed)
+{
+	uint8_t *p = c->park;
+	uint32_t n = c->park_len;
+
+	c->park = NULL;
+	c->park_len = 0;
+	/* While it is fed again, no frame parks: a topic that could not be
+	 * made is refused like any unknown one. */
+	c->park_failed = failed;
+	if (c->state != SL_CONN_CLOSING)
+		sl__conn_input(r, c, p, n);
+	c->park_failed = false;
+	free(p);
+	if (!c->recv_armed) {
+		if (sl__conn_may_read(r, c))
+			sl__conn_arm_recv(r, c);
+		else if (!c->read_eof && c->state != SL_CONN_CLOSING && !r->stopping)
+			sl__conn_mark_resume(r, c);
+	}
+	sl__conn_mark_flush(r, c);
 }
 
 void sl__conn_on_recv(struct sl_reactor *r, uint32_t slot, int res, uint32_t flags)

@@ -75,7 +75,15 @@ struct sl_conn {
 	uint64_t held_since;  /* on the held list since (ns), 0 = not held */
 	bool on_held_list;
 	struct sl_conn *held_next, **held_pprev;
-	uint32_t owed; /* Fetch answers still to come from the reader */
+	uint32_t owed; /* Fetch and topic admin answers still to come */
+	/* Input parked while the topic a Produce named is created (env's
+	 * auto_create): that frame and all that followed it, fed again when
+	 * the admin thread answers (produce.c). Nothing more is read
+	 * meanwhile. `parking` is set by the handler that asks. */
+	uint8_t *park;
+	uint32_t park_len;
+	bool parking;
+	bool park_failed; /* the creation failed: refuse, do not park again */
 	/* Reassembly of a frame that spans receive buffers. */
 	uint8_t *rbuf;
 	uint32_t rlen, rcap;
@@ -114,7 +122,19 @@ static inline uint32_t sl__conn_out_pending(const struct sl_conn *c)
 	return c->out[0].len + c->out[1].len;
 }
 
+/* handlers.c: decodes the control request in `f` for a connection past
+ * its Hello, or fails the connection saying what was wrong; NULL then. */
+ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
+                                   const struct sl_frame *f, const char *what, const char *message);
+/* admin.c: a TopicAdmin frame; a Produce to a missing topic parks its
+ * connection and asks for the topic (0; -errno: not parked, refuse). */
+void sl__on_topic_admin(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f);
+int sl__produce_park(struct sl_reactor *r, struct sl_conn *c, const char *topic, size_t len);
+
 /* conn.c */
+/* Feeds a parked connection's input again (the admin thread answered);
+ * failed: the topic it waited for was not made. */
+void sl__conn_unpark(struct sl_reactor *r, struct sl_conn *c, bool failed);
 /* Queues an Error frame and closes the connection once it is sent. */
 void sl__conn_fail(struct sl_reactor *r, struct sl_conn *c, uint32_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -6,15 +6,21 @@
  * thread and answers under ctl_mu. A drop may take several turns: it waits
  * until the partitions' logs have nothing in flight.
  *
+ * Topic admin requests of this reactor's connections (native TopicAdmin,
+ * a Produce that asks for a topic to be created) go to the server's admin
+ * thread through env->admin; their answers come back here: queued under
+ * ctl_mu with the SL__CTL_ANSWERS bit of ctl_pending, taken between turns.
+ *
  * Threads: sl_reactor_adopt/drop on the control thread (the server's
- * admin calls, one at a time); sl__ctl_run on the reactor.
+ * admin calls, one at a time); sl_reactor_admin_done on the admin thread;
+ * sl__ctl_run and sl__admin_submit on the reactor.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "reactor/reactor_impl.h"
+#include "reactor/conn.h"
 
 enum { SL__CTL_ADOPT = 1, SL__CTL_DROP = 2 };
 
@@ -28,7 +34,7 @@ static int sl__ctl_request(struct sl_reactor *r, uint32_t kind, uint32_t index)
 	r->ctl_kind = kind;
 	r->ctl_topic = index;
 	r->ctl_done = false;
-	atomic_store_explicit(&r->ctl_pending, 1, memory_order_release);
+	atomic_fetch_or_explicit(&r->ctl_pending, SL__CTL_REQUEST, memory_order_release);
 	pthread_mutex_unlock(&r->ctl_mu);
 	sl_reactor_wake(r);
 	pthread_mutex_lock(&r->ctl_mu);
@@ -54,7 +60,7 @@ int sl_reactor_drop(struct sl_reactor *r, uint32_t index)
 static void sl__ctl_answer(struct sl_reactor *r)
 {
 	pthread_mutex_lock(&r->ctl_mu);
-	atomic_store_explicit(&r->ctl_pending, 0, memory_order_relaxed);
+	atomic_fetch_and_explicit(&r->ctl_pending, ~SL__CTL_REQUEST, memory_order_relaxed);
 	r->ctl_done = true;
 	pthread_cond_broadcast(&r->ctl_cv);
 	pthread_mutex_unlock(&r->ctl_mu);
@@ -149,8 +155,74 @@ static bool sl__ctl_drop(struct sl_reactor *r, struct sl_topic *t)
 	return done;
 }
 
+void sl_reactor_admin_done(struct sl_reactor *r, struct sl_admin_req *req)
+{
+	pthread_mutex_lock(&r->ctl_mu);
+	if (r->ctl_closed) {
+		/* The reactor is gone: nobody waits for the answer. */
+		pthread_mutex_unlock(&r->ctl_mu);
+		free(req->answer);
+		free(req);
+		return;
+	}
+	req->next = r->admin_done;
+	r->admin_done = req;
+	atomic_fetch_or_explicit(&r->ctl_pending, SL__CTL_ANSWERS, memory_order_release);
+	pthread_mutex_unlock(&r->ctl_mu);
+	sl_reactor_wake(r);
+}
+
+int sl__admin_submit(struct sl_reactor *r, struct sl_admin_req *req)
+{
+	req->reactor = r->id;
+	if (!r->env->admin || r->stopping || r->env->admin(r->env->admin_arg, req) != 0) {
+		free(req);
+		return r->stopping ? -ESHUTDOWN : -EAGAIN;
+	}
+	r->admin_out++;
+	return 0;
+}
+
+/* The answers back from the admin thread, oldest first. */
+static void sl__ctl_take_answers(struct sl_reactor *r)
+{
+	pthread_mutex_lock(&r->ctl_mu);
+	struct sl_admin_req *list = r->admin_done, *rev = NULL;
+	r->admin_done = NULL;
+	atomic_fetch_and_explicit(&r->ctl_pending, ~SL__CTL_ANSWERS, memory_order_relaxed);
+	pthread_mutex_unlock(&r->ctl_mu);
+	while (list) {
+		struct sl_admin_req *next = list->next;
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev) {
+		struct sl_admin_req *req = rev;
+		rev = rev->next;
+		r->admin_out--;
+		struct sl_conn *c = req->conn < r->conn_cap ? r->conns[req->conn] : NULL;
+		if (c && c->gen == req->gen)
+			sl__conn_admin_answer(r, c, req);
+		free(req->answer);
+		free(req);
+	}
+}
+
+void sl__ctl_free_answers(struct sl_reactor *r)
+{
+	while (r->admin_done) {
+		struct sl_admin_req *req = r->admin_done;
+		r->admin_done = req->next;
+		free(req->answer);
+		free(req);
+	}
+}
+
 void sl__ctl_run(struct sl_reactor *r)
 {
+	if (atomic_load_explicit(&r->ctl_pending, memory_order_acquire) & SL__CTL_ANSWERS)
+		sl__ctl_take_answers(r);
 	pthread_mutex_lock(&r->ctl_mu);
 	uint32_t kind = r->ctl_kind, index = r->ctl_topic;
 	bool done = r->ctl_done;
@@ -173,7 +245,7 @@ void sl__ctl_stop(struct sl_reactor *r)
 	pthread_mutex_lock(&r->ctl_mu);
 	r->ctl_closed = true;
 	r->ctl_done = true;
-	atomic_store_explicit(&r->ctl_pending, 0, memory_order_relaxed);
+	atomic_fetch_and_explicit(&r->ctl_pending, ~SL__CTL_REQUEST, memory_order_relaxed);
 	pthread_cond_broadcast(&r->ctl_cv);
 	pthread_mutex_unlock(&r->ctl_mu);
 }

@@ -3,7 +3,7 @@
  * token when the server has `auth`, the session, its producer id and epoch,
  * the first credit windows), Fetch
  * (handed to the reader thread, answered through the reactor), Metadata,
- * and the dispatch of every whole frame by its type.
+ * and the dispatch of every whole frame by its type (TopicAdmin: admin.c).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,11 +17,8 @@
 #include "reactor/conn.h"
 #include "read/read.h"
 
-/* Decodes the control request in `f` for a connection past its Hello, or
- * fails the connection saying what was wrong; NULL then. */
-static ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
-                                          const struct sl_frame *f, const char *what,
-                                          const char *message)
+ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
+                                   const struct sl_frame *f, const char *what, const char *message)
 {
 	ProtobufCMessage *m = NULL;
 
@@ -522,6 +519,9 @@ void sl__conn_on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_
 		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_REPLICA_FETCH:
 		sl__on_replica_fetch(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN:
+		sl__on_topic_admin(r, c, f);
 		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
 		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,

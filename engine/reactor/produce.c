@@ -181,6 +181,12 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 		sl__conn_fail(r, c, sl_proto_error_wire_code(&perr), "Produce: %s", perr.reason);
 		return;
 	}
+	/* A topic that does not exist yet, with auto-creation on: the
+	 * connection waits for it (admin.c), this frame unhandled so far. */
+	if (SL_UNLIKELY(r->env->auto_create) && !c->park_failed &&
+	    !sl_topics_find(r->topics, pr.topic, pr.topic_len) &&
+	    sl__produce_park(r, c, pr.topic, pr.topic_len) == 0)
+		return;
 	/* Credits: the frame's events and their cost in credit bytes. */
 	uint64_t bytes = (uint64_t)pr.n_events * SL_CREDIT_EVENT_OVERHEAD;
 	if (pr.n_events <= SL_PRODUCE_VIEWS) {

@@ -550,7 +550,8 @@ static bool sl__drained(struct sl_reactor *r)
 		return true;
 	if (atomic_load_explicit(r->env->input_done, memory_order_acquire) < r->n)
 		return false;
-	if (r->blocks_out || r->remote_unacked || sl_reader_outstanding(r->env->reader, r->id))
+	if (r->blocks_out || r->remote_unacked || sl_reader_outstanding(r->env->reader, r->id) ||
+	    r->admin_out)
 		return false;
 	/* No reactor makes new events any more, but blocks already pushed to
 	 * us (events to store, acks to send, our blocks coming home) must be
@@ -740,6 +741,7 @@ int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_r
 	pthread_mutex_init(&r->ctl_mu, NULL);
 	pthread_cond_init(&r->ctl_cv, NULL);
 	r->ctl_inited = true;
+	r->ctl_done = true; /* no request yet */
 	r->tick_ms = SL_TICK_MS;
 	r->journal = id < env->topics->n_journals ? env->topics->journals[id] : NULL;
 	for (uint32_t t = 0; t < env->topics->n; t++) {
@@ -829,6 +831,7 @@ void sl_reactor_destroy(struct sl_reactor *r)
 	if (!r)
 		return;
 	if (r->ctl_inited) {
+		sl__ctl_free_answers(r);
 		pthread_mutex_destroy(&r->ctl_mu);
 		pthread_cond_destroy(&r->ctl_cv);
 	}

@@ -41,6 +41,7 @@ struct sl_credit_pool;
 struct sl_proj;
 struct sl_pipes;
 struct sl_auth;
+struct sl_admin_req;
 struct sl_iplimit;
 
 /* The limits a reactor enforces (sl_server_opts says what each means). */
@@ -110,7 +111,55 @@ struct sl_reactor_env {
 	 * lead by then. NULL: no lease (a node alone). */
 	uint64_t (*lease_deadline)(void *arg);
 	void *lease_arg;
+	/* Topic admin asked on the native port, and topics created by a
+	 * first produce (server/admin.c): admin(admin_arg, req) hands a
+	 * request to the server's admin thread, which answers through
+	 * sl_reactor_admin_done; nonzero: not taken (the reactor answers
+	 * 503 itself). NULL: neither is served. auto_create: a Produce to a
+	 * topic that does not exist parks its connection and asks for the
+	 * topic (limits in server/admin.c), instead of refusing its events. */
+	int (*admin)(void *arg, struct sl_admin_req *req);
+	void *admin_arg;
+	bool auto_create;
 };
+
+/*
+ * One topic admin request between a reactor and the server's admin thread.
+ * The reactor allocates it (with name and body copied after the struct),
+ * the admin thread owns it until it calls sl_reactor_admin_done, which
+ * gives it back to the reactor; the reactor answers the connection (if it
+ * is still the same one: conn and gen) and frees it.
+ */
+enum sl_admin_op {
+	SL_ADMIN_LIST = 1,
+	SL_ADMIN_DESCRIBE = 2,
+	SL_ADMIN_CREATE = 3,
+	SL_ADMIN_ALTER = 4,
+	SL_ADMIN_DELETE = 5,
+	/* A Produce named a topic that does not exist: create it with the
+	 * server's defaults (no answer frame; the parked input goes on). */
+	SL_ADMIN_AUTO_CREATE = 6,
+};
+
+struct sl_admin_req {
+	uint32_t reactor, conn, gen;
+	uint64_t request_id;
+	enum sl_admin_op op;
+	const char *name; /* NUL-terminated, inside the allocation */
+	size_t name_len;
+	const char *body; /* JSON (create, alter), NUL-terminated */
+	size_t body_len;
+	/* The answer, set by the admin thread: an HTTP-like status and a
+	 * JSON document (malloc'd; freed with the request). */
+	int status;
+	char *answer;
+	size_t answer_len;
+	struct sl_admin_req *next; /* the admin thread's queue, then the reactor's */
+};
+
+/* Any thread (the admin thread): hands an answered request back to its
+ * reactor and wakes it. After the reactor stopped, frees it. */
+void sl_reactor_admin_done(struct sl_reactor *r, struct sl_admin_req *req);
 
 /*
  * What a fetcher got from a partition's leader, for the partition's owner

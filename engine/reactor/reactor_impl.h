@@ -146,6 +146,11 @@ struct sl_reactor {
 	bool ctl_done;
 	bool ctl_closed; /* the reactor exits: requests are refused */
 	bool ctl_inited;
+	/* Topic admin requests answered by the server's admin thread, back
+	 * for their connections (ctl.c; under ctl_mu, ctl_pending's
+	 * SL__CTL_ANSWERS bit says some wait), and how many are out. */
+	struct sl_admin_req *admin_done;
+	uint32_t admin_out;
 	struct sl_partition **dirty_parts;
 	uint32_t n_dirty_parts;
 	uint32_t syncs_inflight; /* fdatasyncs of this reactor's logs in flight */
@@ -326,9 +331,16 @@ void sl__repl_take(struct sl_reactor *r);
 void sl__repl_step(struct sl_reactor *r);
 void sl__repl_durable(struct sl_reactor *r, struct sl_partition *p);
 
-/* ctl.c: topics adopted or dropped at runtime */
+/* ctl.c: topics adopted or dropped at runtime, topic admin answers */
+enum { SL__CTL_REQUEST = 1u, SL__CTL_ANSWERS = 2u }; /* ctl_pending bits */
 void sl__ctl_run(struct sl_reactor *r);
 void sl__ctl_stop(struct sl_reactor *r);
+/* Frees answers nobody takes any more (reactor destroy). */
+void sl__ctl_free_answers(struct sl_reactor *r);
+/* Hands req to the admin thread: 0, or -errno (req freed then). */
+int sl__admin_submit(struct sl_reactor *r, struct sl_admin_req *req);
+/* handlers.c: an answered request for connection c (still its own). */
+void sl__conn_admin_answer(struct sl_reactor *r, struct sl_conn *c, struct sl_admin_req *req);
 
 /* proj.c */
 int sl__proj_init(struct sl_reactor *r);

@@ -326,7 +326,13 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	    .n_projs = srv->n_projs,
 	    .pq = srv->pq,
 	    .pipes = srv->pipes,
+	    .admin = sl__admin_submit_req,
+	    .admin_arg = srv,
+	    .auto_create = srv->opts.auto_create_topics,
 	};
+	ret = sl__admin_init(srv);
+	if (ret < 0)
+		goto fail;
 	/* Cluster mode: every partition's replication state, before the
 	 * reactors (whose env gets the fetchers' rings). */
 	ret = sl__cluster_create(srv, err, errlen);
@@ -383,6 +389,10 @@ int sl_server_start(struct sl_server *srv)
 	rret = sl_reader_start(srv->reader);
 	if (rret < 0)
 		return rret;
+	/* Before the reactors, which hand it what they must not wait for. */
+	rret = sl__admin_start(srv);
+	if (rret < 0)
+		return rret;
 	pthread_barrier_t *bar = &srv->barrier;
 	int ret;
 
@@ -432,6 +442,9 @@ int sl_server_wait(struct sl_server *srv)
 	/* Its commits wake reactors: stopped while they still exist. */
 	sl_state_writer_stop(srv->state_writer);
 	srv->state_writer = NULL;
+	/* The reactors waited for its answers; what is left is answered 503
+	 * (and dropped: nobody reads it any more). */
+	sl__admin_stop(srv);
 	sl_reader_stop(srv->reader);
 	/* Fetchers hand chunks to reactors: stopped once they are gone; the
 	 * lease goes with it (the node leaves the cluster at once). */
@@ -460,6 +473,7 @@ void sl_server_destroy(struct sl_server *srv)
 				sl_ring_destroy(srv->rings[i]);
 				free(srv->rings[i]);
 			}
+	sl__admin_stop(srv);
 	sl_reader_destroy(srv->reader);
 	sl__cluster_destroy(srv);
 	sl_state_writer_stop(srv->state_writer);

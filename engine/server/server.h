@@ -142,6 +142,9 @@ struct sl_server_opts {
 	 * none. The caller keeps it until sl_server_destroy. */
 	const struct sl_auth *auth;
 	struct sl_server_cluster_opts cluster;
+	/* `auto_create_topics`: a produce to a topic that does not exist
+	 * creates it with the defaults (server/admin.c); off: refused. */
+	bool auto_create_topics;
 };
 
 struct sl_server {
@@ -192,6 +195,17 @@ struct sl_server {
 	/* Commits the stores of host-state projections (engine/state); NULL
 	 * when none has one. Stopped once the reactors are joined. */
 	struct sl_state_writer *state_writer;
+	/* Topic admin asked on the native port and topics made by a first
+	 * produce (server/admin.c): one thread does them off the reactors,
+	 * from a queue under mu. */
+	struct {
+		pthread_mutex_t mu;
+		pthread_cond_t cv;
+		pthread_t th;
+		struct sl_admin_req *head, *tail;
+		uint32_t n;
+		bool inited, started, stop;
+	} admin;
 	struct sl_ring *pq;        /* per reactor: MPMC ring of struct sl_pquery * */
 	struct sl_sinks *sinks;    /* sink threads (engine/sink); NULL when none */
 	struct sl_pipes *pipes;    /* pipeline stages (engine/pipe); NULL when none */
@@ -356,6 +370,14 @@ void sl__rt_free(struct sl_server *srv);
  * (an id is forgotten server-wide only once every topic would). After the
  * topics are made, and again when one is added at runtime. */
 void sl__producers_expiry(struct sl_server *srv);
+/* server/admin.c: the admin thread (init before the reactors are made,
+ * start before they run, stop after they ended; destroy any time). */
+int sl__admin_init(struct sl_server *srv);
+int sl__admin_start(struct sl_server *srv);
+void sl__admin_stop(struct sl_server *srv);
+/* The reactors' env->admin: queues req for the thread; -EAGAIN when the
+ * queue is full or the thread not running. */
+int sl__admin_submit_req(void *arg, struct sl_admin_req *req);
 
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out);
 

@@ -17,6 +17,14 @@
                     the acks), and the topic is there after the restart.
   topics_under_load a producer streams to `events` while topics are
                     created and deleted; every one of its events is acked.
+  topics_cli        the same through `sluice topic`, over the native port
+                    (its default) and over HTTP (--http).
+  topics_auto_create
+                    with `auto_create_topics: true`, four producers at once
+                    to a topic that does not exist: it is created once (the
+                    server says so), every event acked and stored once, the
+                    topic there after kill -9; without the option the same
+                    produce is refused as an unknown topic.
 """
 
 import json
@@ -228,14 +236,20 @@ def case_topics_under_load(a):
 
 def case_topics_cli(a):
     """The same through `sluice topic`: create (with a dotted setting),
-    list, describe, alter, a refused second create, delete."""
+    list, describe, alter, a refused second create, delete; over the
+    native port, then over HTTP."""
+    for port in ("--server", "--http"):
+        topics_cli_over(a, port)
+
+
+def topics_cli_over(a, port):
     with Workdir() as wd:
         srv = Server(a.sluiced, wd).start()
         try:
-            http = "127.0.0.1:%d" % srv.http_port
+            addr = srv.addr if port == "--server" else "127.0.0.1:%d" % srv.http_port
 
             def cli(*args):
-                return run([a.sluice, "topic"] + list(args) + ["--http", http], timeout=60)
+                return run([a.sluice, "topic"] + list(args) + [port, addr], timeout=60)
             rc, out, err = cli("create", "audit", "--partitions", "3",
                                "--set", "retention.bytes=1GiB", "--set", "overload=drop")
             check(rc == 0, "create: rc %d %s" % (rc, err))
@@ -255,11 +269,56 @@ def case_topics_cli(a):
             check(rc == 0, "delete: rc %d %r" % (rc, err))
             rc, out, err = cli("describe", "audit")
             check(rc == 1 and "no topic named" in err, "describe after delete: %d %r" % (rc, err))
-            print("topics_cli: create, list, alter, describe, delete through sluice topic")
+            print("topics_cli: create, list, alter, describe, delete through sluice topic %s"
+                  % port)
         finally:
             srv.kill()
 
 
+def case_topics_auto_create(a):
+    with Workdir() as wd:
+        srv = Server(a.sluiced, wd, extra=["auto_create_topics: true"]).start()
+        try:
+            n, k = 20000, 4
+            procs = [subprocess.Popen([a.sluice, "produce", "--print-acks", "--timeout", "120",
+                                       "--topic", "born", "--server", srv.addr],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE) for _ in range(k)]
+            outs = [p.communicate(lines(20 + i, n), timeout=300) for i, p in enumerate(procs)]
+            acks = []
+            for p, (o, e) in zip(procs, outs):
+                got = parse_json_lines(o.decode())
+                check(p.returncode == 0 and len(got) == n, "producer: rc %d, %d of %d acked: %s"
+                      % (p.returncode, len(got), n, e.decode()[-300:]))
+                acks += got
+            st, body = call(srv, "GET", "/v1/topics/born")
+            check(st == 200 and body["source"] == "runtime" and body["partitions"] == 8,
+                  "the created topic: %d %r" % (st, body))
+            made = srv.stderr_text().count("topic born created by its first produce")
+            check(made == 1, "created %d times by a produce (want 1)" % made)
+            srv.kill()
+            srv.start()
+            rc, evs, err = consume(a, srv, "born")
+            ids = [e["id"] for e in evs]
+            check(rc == 0 and sorted(ids) == sorted(x["id"] for x in acks),
+                  "after kill -9: %d stored, %d acked: %s" % (len(ids), len(acks), err[-300:]))
+        finally:
+            srv.kill()
+    with Workdir() as wd:
+        srv = Server(a.sluiced, wd).start()
+        try:
+            rc, acks, err = produce(a, srv, "born", 30, 10, timeout=20)
+            check(rc != 0 and "ERR_UNKNOWN_TOPIC" in err,
+                  "without auto_create_topics: rc %d, %d acks: %r" % (rc, len(acks), err[-300:]))
+            st, _ = call(srv, "GET", "/v1/topics/born")
+            check(st == 404, "a refused produce made the topic: %d" % st)
+        finally:
+            srv.kill()
+    print("topics_auto_create: %d producers made topic born once with their first events, "
+          "%d events acked and stored once, there after kill -9; off by default" % (k, k * n))
+
+
 if __name__ == "__main__":
     sys.exit(main({"topics_lifecycle": case_topics_lifecycle, "topics_errors": case_topics_errors,
-          "topics_kill9": case_topics_kill9, "topics_under_load": case_topics_under_load, "topics_cli": case_topics_cli}))
+          "topics_kill9": case_topics_kill9, "topics_under_load": case_topics_under_load, "topics_cli": case_topics_cli,
+          "topics_auto_create": case_topics_auto_create}))

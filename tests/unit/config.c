@@ -916,7 +916,8 @@ Test(config, unknown_keys_are_errors)
 	                "<string>:1: unknown key 'data_dri' (did you mean 'data_dir'?)", true);
 	expect_error("cores: 1\nmystery: 1\n",
 	             "<string>:2: unknown key 'mystery' (expected one of: data_dir, cores, listen, "
-	             "limits, plugin_path, topics, pipelines, projections, sinks, auth, node, "
+	             "limits, plugin_path, topics, auto_create_topics, pipelines, projections, "
+	             "sinks, auth, node, "
 	             "cluster)");
 	expect_error("listen: { native: 127.0.0.1:1, admin: 127.0.0.1:2 }\n",
 	             "<string>:1: listen: unknown key 'admin'");

@@ -33,8 +33,8 @@ static struct sl_topic_spec g_topics[] = {
     {.name = "other", .n_parts = 3, .partitioner = SL_PART_HASH},
 };
 
-static void start_idle(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms,
-                       uint32_t idle_ms)
+static void start_with(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms,
+                       uint32_t idle_ms, bool auto_create)
 {
 	snprintf(f->dir, sizeof(f->dir), "/tmp/sluice-server-test-XXXXXX");
 	cr_assert_not_null(mkdtemp(f->dir));
@@ -54,6 +54,7 @@ static void start_idle(struct fixture *f, uint32_t reactors, uint32_t max_conns,
 	     * reading anything: a window that holds them from the start
 	     * (credits are tests/unit/backpressure.c's subject). */
 	    .credit_start_bytes = 8u << 20,
+	    .auto_create_topics = auto_create,
 	};
 	char err[512];
 	int ret = sl_server_create(&o, &f->srv, err, sizeof(err));
@@ -61,6 +62,12 @@ static void start_idle(struct fixture *f, uint32_t reactors, uint32_t max_conns,
 	cr_assert_eq(sl_server_start(f->srv), 0);
 	f->port = sl_server_native_port(f->srv);
 	cr_assert_neq(f->port, 0);
+}
+
+static void start_idle(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms,
+                       uint32_t idle_ms)
+{
+	start_with(f, reactors, max_conns, hs_ms, idle_ms, false);
 }
 
 static void start(struct fixture *f, uint32_t reactors, uint32_t max_conns, uint32_t hs_ms)
@@ -931,6 +938,134 @@ Test(server, topics_created_and_deleted_while_running)
 	cr_assert_null(memmem(body, blen, "\"rt\"", 4), "deleted topic listed: %.*s", (int)blen,
 	               body);
 	free(body);
+	close(fd);
+	stop(&f);
+}
+
+/* One TopicAdmin round trip on fd: the answer's status; *body its JSON. */
+static uint32_t admin_call(int fd, uint64_t id, Sluice__V1__TopicOp op, const char *name,
+                           const char *json, char **body)
+{
+	Sluice__V1__TopicAdmin q = SLUICE__V1__TOPIC_ADMIN__INIT;
+	uint8_t buf[4096];
+	q.request_id = id;
+	q.op = op;
+	q.name = (char *)name;
+	q.body = (char *)json;
+	int n = sl_frame_encode_msg(SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN, &q.base, buf,
+	                            sizeof(buf));
+	cr_assert_gt(n, 0);
+	send_all(fd, buf, (size_t)n);
+	uint8_t *raw;
+	uint32_t len;
+	int type = read_frame(fd, &raw, &len);
+	cr_assert_eq(type, SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN_RESULT,
+	             "expected TopicAdminResult, got %d", type);
+	Sluice__V1__TopicAdminResult *r = sluice__v1__topic_admin_result__unpack(NULL, len, raw);
+	free(raw);
+	cr_assert_not_null(r);
+	cr_assert_eq(r->request_id, id);
+	uint32_t st = r->status;
+	*body = strdup(r->body);
+	sluice__v1__topic_admin_result__free_unpacked(r, NULL);
+	return st;
+}
+
+/* Topic admin on the native port gives what the HTTP routes give. */
+Test(server, topic_admin_native, .timeout = 60)
+{
+	struct fixture f;
+	start(&f, 2, 16, 5000);
+	int fd = handshake(f.port);
+	char *b;
+	uint32_t st = admin_call(fd, 1, SLUICE__V1__TOPIC_OP__TOPIC_OP_CREATE, "",
+	                         "{\"name\": \"na\", \"partitions\": 4}", &b);
+	cr_assert_eq(st, 201, "create: %u %s", st, b);
+	cr_assert_not_null(strstr(b, "\"partitions\":4"), "%s", b);
+	free(b);
+	st = admin_call(fd, 2, SLUICE__V1__TOPIC_OP__TOPIC_OP_CREATE, "", "{\"name\": \"na\"}", &b);
+	cr_assert_eq(st, 409, "a second create: %u %s", st, b);
+	free(b);
+	st = admin_call(fd, 3, SLUICE__V1__TOPIC_OP__TOPIC_OP_LIST, "", "", &b);
+	cr_assert_eq(st, 200);
+	cr_assert(strstr(b, "\"na\"") && strstr(b, "\"events\""), "list: %s", b);
+	free(b);
+	st = admin_call(fd, 4, SLUICE__V1__TOPIC_OP__TOPIC_OP_ALTER, "na",
+	                "{\"settings\": {\"overload\": \"drop\"}}", &b);
+	cr_assert_eq(st, 200, "alter: %u %s", st, b);
+	cr_assert_not_null(strstr(b, "\"overload\":\"drop\""), "%s", b);
+	free(b);
+	st = admin_call(fd, 5, SLUICE__V1__TOPIC_OP__TOPIC_OP_DESCRIBE, "nope", "", &b);
+	cr_assert_eq(st, 404, "describe of a missing topic: %u %s", st, b);
+	free(b);
+	st = admin_call(fd, 6, (Sluice__V1__TopicOp)77, "", "", &b);
+	cr_assert_eq(st, 400, "an unknown op: %u %s", st, b);
+	free(b);
+	/* Events go to the new topic on the same connection. */
+	static uint8_t buf[1 << 14];
+	static struct acked acks[50];
+	int len = build_produce(buf, sizeof(buf), "na", 0, 50, 0, 7);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, 0, 50, acks);
+	for (uint32_t i = 0; i < 50; i++)
+		cr_assert(acks[i].status == 0 && acks[i].partition < 4, "event %u: %d", i,
+		          acks[i].status);
+	st = admin_call(fd, 7, SLUICE__V1__TOPIC_OP__TOPIC_OP_DELETE, "na", "", &b);
+	cr_assert_eq(st, 200, "delete: %u %s", st, b);
+	free(b);
+	close(fd);
+	/* Before Hello: refused like any request. */
+	fd = dial(f.port);
+	Sluice__V1__TopicAdmin q = SLUICE__V1__TOPIC_ADMIN__INIT;
+	q.op = SLUICE__V1__TOPIC_OP__TOPIC_OP_LIST;
+	len = sl_frame_encode_msg(SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN, &q.base, buf,
+	                          sizeof(buf));
+	send_all(fd, buf, (size_t)len);
+	cr_assert_eq(expect_error(fd), SLUICE__V1__ERROR_CODE__ERR_STATE);
+	close(fd);
+	stop(&f);
+}
+
+/* auto_create_topics: the first produce to a missing topic waits for it
+ * (its frames and those after it, in order) instead of being refused; a
+ * name no topic may have is refused, and the connection goes on. */
+Test(server, auto_create_parks_the_produce, .timeout = 60)
+{
+	struct fixture f;
+	start_with(&f, 2, 16, 5000, 60000, true);
+	int fd = handshake(f.port);
+	enum { N = 300 };
+	static uint8_t buf[1 << 16];
+	static struct acked acks[N];
+	/* Three frames in one write: the first parks, the others with it. */
+	size_t off = 0;
+	for (uint32_t k = 0; k < 3; k++)
+		off += (size_t)build_produce(buf + off, sizeof(buf) - off, "fresh", k * 100, 100,
+		                             k * 100, 300);
+	send_all(fd, buf, off);
+	collect_acks(fd, 0, N, acks);
+	uint64_t next[8] = {0};
+	for (uint32_t i = 0; i < N; i++) {
+		cr_assert_eq(acks[i].status, 0, "event %u refused: %d", i, acks[i].status);
+		cr_assert_lt(acks[i].partition, 8, "the defaults' 8 partitions");
+		/* In send order per partition: the parked frames kept theirs. */
+		cr_assert_eq(acks[i].offset, next[acks[i].partition]++, "event %u out of order", i);
+	}
+	char *b;
+	size_t blen;
+	cr_assert_eq(sl_server_topic_describe(f.srv, "fresh", 5, &b, &blen), 200);
+	cr_assert_not_null(strstr(b, "\"source\":\"runtime\""), "%s", b);
+	free(b);
+	/* A name no topic may have: refused per event, the session goes on. */
+	int len = build_produce(buf, sizeof(buf), "no such/name", N, 5, 0, 5);
+	len += build_produce(buf + len, sizeof(buf) - (size_t)len, "fresh", N + 5, 5, 0, 5);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, N, 10, acks);
+	for (uint32_t i = 0; i < 5; i++)
+		cr_assert_eq(acks[i].status, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC, "%u: %d", i,
+		             acks[i].status);
+	for (uint32_t i = 5; i < 10; i++)
+		cr_assert_eq(acks[i].status, 0, "%u: %d", i, acks[i].status);
 	close(fd);
 	stop(&f);
 }

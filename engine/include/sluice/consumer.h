@@ -65,6 +65,24 @@ struct sl_topic_info {
 int sl_consumer_topics(struct sl_consumer *c, struct sl_topic_info **out, size_t *n);
 void sl_consumer_topics_free(struct sl_topic_info *topics, size_t n);
 
+/*
+ * Topics at runtime (0.6): the requests of HTTP's /v1/topics over the
+ * native port. `name` for describe, alter and delete; `body` the route's
+ * JSON body for create ({"name","partitions","replicas","settings":{...}})
+ * and alter ({"settings":{...}}), else NULL. On 0, *status is the HTTP
+ * status the server gives (2xx done; 4xx refused; 5xx failed) and *answer
+ * its JSON document (malloc'd, free()). timeout_ms 0: the consumer's.
+ */
+enum sl_topic_op {
+	SL_TOPIC_LIST = 1,
+	SL_TOPIC_DESCRIBE = 2,
+	SL_TOPIC_CREATE = 3,
+	SL_TOPIC_ALTER = 4,
+	SL_TOPIC_DELETE = 5,
+};
+int sl_consumer_topic_admin(struct sl_consumer *c, enum sl_topic_op op, const char *name,
+                            const char *body, uint32_t timeout_ms, int *status, char **answer);
+
 struct sl_fetched {
 	uint32_t partition;
 	uint64_t offset;
