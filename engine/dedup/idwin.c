@@ -505,6 +505,12 @@ uint32_t sl_idwin_count(const struct sl_idwin *w)
 	return w->tail - w->head;
 }
 
+void sl_idwin_set_window_ms(struct sl_idwin *w, int64_t window_ms)
+{
+	if (window_ms > 0)
+		w->window_ms = window_ms;
+}
+
 int64_t sl_idwin_window_ms(const struct sl_idwin *w)
 {
 	return w->window_ms;

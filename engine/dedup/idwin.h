@@ -140,6 +140,11 @@ int sl_idwin_set_distance_limit(struct sl_idwin *w, uint32_t dmax);
 /* See the top: the newest time dropped by time or count, 0 if none. */
 int64_t sl_idwin_horizon_ms(const struct sl_idwin *w);
 
+/* The window's length changed at runtime (window_ms > 0): a shorter one
+ * drops more at the next expire; a longer one keeps what it still holds
+ * longer (what it already dropped stays dropped: horizon_ms says so). */
+void sl_idwin_set_window_ms(struct sl_idwin *w, int64_t window_ms);
+
 uint32_t sl_idwin_count(const struct sl_idwin *w);
 int64_t sl_idwin_window_ms(const struct sl_idwin *w);
 uint32_t sl_idwin_cap(const struct sl_idwin *w);

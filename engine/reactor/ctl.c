@@ -1,6 +1,6 @@
 /*
  * Topics at runtime, the reactor's side (reactor.h: sl_reactor_adopt,
- * sl_reactor_drop): a control request goes in under ctl_mu, ctl_pending
+ * sl_reactor_drop, sl_reactor_retune): a control request goes in under ctl_mu, ctl_pending
  * goes up and the reactor is woken; between turns the reactor sees
  * ctl_pending (one relaxed load a turn), does the request on its own
  * thread and answers under ctl_mu. A drop may take several turns: it waits
@@ -22,7 +22,7 @@
 
 #include "reactor/conn.h"
 
-enum { SL__CTL_ADOPT = 1, SL__CTL_DROP = 2 };
+enum { SL__CTL_ADOPT = 1, SL__CTL_DROP = 2, SL__CTL_RETUNE = 3 };
 
 static int sl__ctl_request(struct sl_reactor *r, uint32_t kind, uint32_t index)
 {
@@ -55,6 +55,11 @@ int sl_reactor_adopt(struct sl_reactor *r, uint32_t index)
 int sl_reactor_drop(struct sl_reactor *r, uint32_t index)
 {
 	return sl__ctl_request(r, SL__CTL_DROP, index);
+}
+
+int sl_reactor_retune(struct sl_reactor *r, uint32_t index)
+{
+	return sl__ctl_request(r, SL__CTL_RETUNE, index);
 }
 
 static void sl__ctl_answer(struct sl_reactor *r)
@@ -119,6 +124,50 @@ static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
 	if (t->spec.durability == SL_LOG_INTERVAL && t->spec.interval_ns / 1000000u < r->tick_ms)
 		r->tick_ms =
 		    t->spec.interval_ns < 1000000u ? 1 : (uint32_t)(t->spec.interval_ns / 1000000u);
+}
+
+/*
+ * A partition's id window made to follow its topic's dedup_window as
+ * altered at runtime: off (dropped), on (a new, empty window: it holds the
+ * ids stored from now on, so its horizon is now: a forgotten producer's
+ * resend of an older event is refused, never taken for new), or another
+ * length. The next start rebuilds it from the log at the stored length.
+ */
+static void sl__part_idwin_follow(struct sl_partition *p, int64_t window_ms, int64_t wall_ms)
+{
+	if (!p->dd || (p->idw ? sl_idwin_window_ms(p->idw) == window_ms : window_ms <= 0))
+		return;
+	if (window_ms <= 0) {
+		sl_idwin_destroy(p->idw);
+		p->idw = NULL;
+		atomic_store_explicit(&p->idw_count_pub, 0, memory_order_relaxed);
+		atomic_store_explicit(&p->idw_bytes_pub, 0, memory_order_relaxed);
+		return;
+	}
+	if (p->idw) {
+		sl_idwin_set_window_ms(p->idw, window_ms);
+		return;
+	}
+	uint32_t cap = p->topic->spec.dedup_window_events ? p->topic->spec.dedup_window_events
+	                                                  : SL_IDWIN_CAP_DEFAULT;
+	if (sl_idwin_create(window_ms, cap, &p->idw) < 0) {
+		/* Out of memory: the partition goes on without one (its
+		 * producers' sequences still protect it); said once. */
+		fprintf(stderr, "sluiced: topic %s partition %u: no memory for the id window\n",
+		        p->topic->name, p->id);
+		p->idw = NULL;
+		return;
+	}
+	sl_idwin_skipped(p->idw, wall_ms);
+}
+
+static void sl__ctl_retune(struct sl_reactor *r, struct sl_topic *t)
+{
+	int64_t wms = atomic_load_explicit(&t->dedup_window_ms, memory_order_relaxed);
+	int64_t now_ms = (int64_t)sl_wall_ms();
+	for (uint32_t p = 0; p < t->n_parts; p++)
+		if (t->parts[p].owner == r->id && t->parts[p].log)
+			sl__part_idwin_follow(&t->parts[p], wms, now_ms);
 }
 
 /* True once every partition of t owned here is closed. */
@@ -236,6 +285,9 @@ void sl__ctl_run(struct sl_reactor *r)
 	} else if (kind == SL__CTL_DROP) {
 		if (sl__ctl_drop(r, t))
 			sl__ctl_answer(r);
+	} else if (kind == SL__CTL_RETUNE) {
+		sl__ctl_retune(r, t);
+		sl__ctl_answer(r);
 	}
 }
 

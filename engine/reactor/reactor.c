@@ -441,7 +441,9 @@ static void sl__on_tick(struct sl_reactor *r)
 			 * producer_expiry (issue 20): a sweep reads the whole
 			 * table, so every eighth of the expiry (a producer goes
 			 * at most 1/8 late), but at least every second. */
-			uint64_t exp_ms = p->topic->spec.producer_expiry_ns / 1000000,
+			uint64_t exp_ms = atomic_load_explicit(&p->topic->producer_expiry_ns,
+			                                       memory_order_relaxed) /
+			                  1000000,
 			         every = exp_ms / 8 / SL_TICK_MS;
 			if (every < SL_DEDUP_EXPIRE_EVERY)
 				every = SL_DEDUP_EXPIRE_EVERY;

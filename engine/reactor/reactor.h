@@ -221,6 +221,10 @@ void sl_reactor_wake(struct sl_reactor *r);
  */
 int sl_reactor_adopt(struct sl_reactor *r, uint32_t index);
 int sl_reactor_drop(struct sl_reactor *r, uint32_t index);
+/* The topic's dedup_window was altered (struct sl_topic's atomics): the
+ * reactor's partitions of it turn their id windows on, off or to the new
+ * length before this returns. */
+int sl_reactor_retune(struct sl_reactor *r, uint32_t index);
 /* Its io_uring's fd, for msg_ring; -1 until the reactor's thread set it up
  * (a plain acquire load: callers wait for the start barrier first). */
 int sl_reactor_ring_fd(struct sl_reactor *r);

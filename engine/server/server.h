@@ -333,7 +333,8 @@ struct sl_http_backend;
  * the list, or {"error": CODE, "message": TEXT}. Create's body:
  * {"name", "partitions", "replicas" (1), "settings": {KEY: VALUE}} with the
  * keys of a config topic (nested ones dotted: "retention.bytes"); alter's:
- * {"settings": {...}} (overload, retention.*, cleanup).
+ * {"settings": {...}} (overload, retention.*, cleanup, dedup_window,
+ * producer_expiry).
  */
 int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, char **body,
                            size_t *blen);

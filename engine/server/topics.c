@@ -138,7 +138,7 @@ void sl__producers_expiry(struct sl_server *srv)
 	uint64_t most = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t e = srv->topics.v[i].spec.producer_expiry_ns;
+		uint64_t e = atomic_load(&srv->topics.v[i].producer_expiry_ns);
 		/* A topic that never forgets keeps every id. */
 		if (!e) {
 			most = 0;
@@ -730,7 +730,8 @@ static bool sl__alterable(const char *key)
 {
 	return !strcmp(key, "overload") || !strcmp(key, "retention") ||
 	       !strcmp(key, "retention.bytes") || !strcmp(key, "retention.age") ||
-	       !strcmp(key, "cleanup");
+	       !strcmp(key, "cleanup") || !strcmp(key, "dedup_window") ||
+	       !strcmp(key, "producer_expiry");
 }
 
 int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_len,
@@ -769,8 +770,9 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
 		if (!sl__alterable(set->items[i].key)) {
 			status = sl__error(body, blen, 400, "not_alterable",
 			                   "'%s' cannot change while the topic runs (alterable: "
-			                   "overload, retention.bytes, retention.age, cleanup; the "
-			                   "partition count changes by resharding)",
+			                   "overload, retention.bytes, retention.age, cleanup, "
+			                   "dedup_window, producer_expiry; the partition count "
+			                   "changes by resharding)",
 			                   set->items[i].key);
 			goto out;
 		}
@@ -815,6 +817,13 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
 	atomic_store(&t->overload, spec.overload);
 	t->spec.overload = spec.overload;
 	t->spec.sample_rate = spec.sample_rate;
+	/* Each owner brings its id windows in line before the answer; the
+	 * expiry is read at every tick. */
+	atomic_store(&t->dedup_window_ms, spec.dedup_window_ms);
+	atomic_store(&t->producer_expiry_ns, spec.producer_expiry_ns);
+	sl__producers_expiry(srv);
+	for (uint32_t i = 0; i < srv->n; i++)
+		(void)sl_reactor_retune(srv->reactors[i], t->index);
 	fprintf(stderr, "sluiced: topic %s altered\n", t->name);
 	status = sl__reply(sl__topic_json(srv, t), body, blen, 200);
 out:

@@ -88,6 +88,8 @@ static int sl__topic_build(struct sl_topics *out, uint32_t i, const struct sl_to
 		double r = spec->sample_rate;
 		t->sample_below = r >= 1.0 ? UINT64_MAX : (uint64_t)(r * 18446744073709551616.0);
 	}
+	atomic_init(&t->dedup_window_ms, spec->dedup_window_ms);
+	atomic_init(&t->producer_expiry_ns, spec->producer_expiry_ns);
 	t->name = strdup(spec->name);
 	if (!t->name)
 		return -ENOMEM;

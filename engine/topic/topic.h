@@ -321,6 +321,11 @@ struct sl_topic {
 	/* Altered at runtime (the control thread stores, reactors load). */
 	_Atomic enum sl_overload overload;
 	_Atomic uint64_t sample_below; /* SAMPLE: keep an event when hash(id) < this */
+	/* dedup_window (ms, 0: off) and producer_expiry as they are now: each
+	 * owner brings its partitions' id windows in line at its tick
+	 * (reactor.c), so no other thread touches a window. */
+	_Atomic int64_t dedup_window_ms;
+	_Atomic uint64_t producer_expiry_ns;
 };
 
 /* Topics a server holds at most, deleted ones included (their slots are
