@@ -14,9 +14,10 @@
 #include "base/base.h"
 #include "cluster/cluster_impl.h"
 
-enum key_kind { K_OTHER, K_NODE, K_ORDINAL, K_TOPIC, K_PARTITION };
+enum key_kind { K_OTHER, K_NODE, K_ORDINAL, K_TOPIC, K_PARTITION, K_RTOPIC };
 
-/* nodes/<id>, ordinals/<id>, topics/<t>, partitions/<t>/<p>; anything else
+/* nodes/<id>, ordinals/<id>, topics/<t>, partitions/<t>/<p>, rtopics/<t>
+ * (a topic created at runtime: its definition); anything else
  * under the prefix (ordinal_next, keys of later versions) is K_OTHER. */
 static enum key_kind parse_key(const char *key, char *name, size_t cap, uint32_t *p)
 {
@@ -26,7 +27,8 @@ static enum key_kind parse_key(const char *key, char *name, size_t cap, uint32_t
 	} forms[] = {{"nodes/", K_NODE},
 	             {"ordinals/", K_ORDINAL},
 	             {"topics/", K_TOPIC},
-	             {"partitions/", K_PARTITION}};
+	             {"partitions/", K_PARTITION},
+	             {"rtopics/", K_RTOPIC}};
 	for (size_t i = 0; i < SL_ARRAY_LEN(forms); i++) {
 		size_t pl = strlen(forms[i].pre);
 		if (strncmp(key, forms[i].pre, pl) != 0)
@@ -36,8 +38,9 @@ static enum key_kind parse_key(const char *key, char *name, size_t cap, uint32_t
 			if (strlen(rest) >= cap)
 				return K_OTHER;
 			strcpy(name, rest);
-			bool ok = forms[i].k == K_TOPIC ? sl_cluster_topic_name_ok(name)
-			                                : sl_cluster_id_ok(name);
+			bool ok = forms[i].k == K_TOPIC || forms[i].k == K_RTOPIC
+			              ? sl_cluster_topic_name_ok(name)
+			              : sl_cluster_id_ok(name);
 			return ok ? forms[i].k : K_OTHER;
 		}
 		const char *slash = strchr(rest, '/');
@@ -71,6 +74,45 @@ static struct sl__ctopic *topic_find(struct sl__cache *k, const char *name, bool
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	return t;
+}
+
+/* A runtime topic's definition put (value) or deleted (NULL); true when
+ * it changed. */
+static bool rtopic_set(struct sl__cache *k, const char *name, const uint8_t *value, size_t len)
+{
+	size_t i = 0;
+	while (i < k->n_rts && strcmp(k->rts[i].name, name) != 0)
+		i++;
+	if (!value) {
+		if (i == k->n_rts)
+			return false;
+		free(k->rts[i].def);
+		k->rts[i] = k->rts[--k->n_rts];
+		return true;
+	}
+	if (i < k->n_rts && k->rts[i].len == len && memcmp(k->rts[i].def, value, len) == 0)
+		return false;
+	char *def = malloc(len + 1);
+	if (!def)
+		return false; /* kept as it was; the next change or reload fixes it */
+	memcpy(def, value, len);
+	def[len] = 0;
+	if (i == k->n_rts) {
+		struct sl_cluster_rtopic *g = realloc(k->rts, (k->n_rts + 1) * sizeof(*g));
+		if (!g) {
+			free(def);
+			return false;
+		}
+		k->rts = g;
+		memset(&g[i], 0, sizeof(g[i]));
+		snprintf(g[i].name, sizeof(g[i].name), "%s", name);
+		k->n_rts++;
+	} else {
+		free(k->rts[i].def);
+	}
+	k->rts[i].def = def;
+	k->rts[i].len = len;
+	return true;
 }
 
 static struct sl__cnode *node_find(struct sl__cache *k, const char *id, bool add)
@@ -119,6 +161,9 @@ void sl__cache_free(struct sl__cache *k)
 	}
 	free(k->topics);
 	free(k->nodes);
+	for (size_t i = 0; i < k->n_rts; i++)
+		free(k->rts[i].def);
+	free(k->rts);
 	memset(k, 0, sizeof(*k));
 }
 
@@ -180,8 +225,10 @@ static void apply(struct sl__cache *k, const struct sl_etcd_kv *kv, bool del, st
 			return;
 		if (del) {
 			t->has_rec = false;
+			t->removed = true;
 			return;
 		}
+		t->removed = false;
 		t->has_rec =
 		    sl_cluster_topic_decode((const char *)kv->value, kv->value_len, &t->partitions,
 		                            &t->replicas, err, sizeof(err)) == 0;
@@ -210,6 +257,9 @@ static void apply(struct sl__cache *k, const struct sl_etcd_kv *kv, bool del, st
 		fx->notify = true;
 		return;
 	}
+	case K_RTOPIC:
+		fx->notify = rtopic_set(k, fx->name, del ? NULL : kv->value, kv->value_len);
+		return;
 	case K_OTHER:
 		return;
 	}
@@ -223,6 +273,8 @@ static void tell(struct sl_cluster *c, const struct effect *fx)
 		c->o.on_node(c->o.arg, &fx->node);
 	if (fx->kind == K_PARTITION && c->o.on_partition)
 		c->o.on_partition(c->o.arg, fx->name, fx->p, &fx->ps);
+	if (fx->kind == K_RTOPIC && c->o.on_rtopics)
+		c->o.on_rtopics(c->o.arg);
 }
 
 int sl__cache_event(void *arg, const struct sl_etcd_event *ev)
@@ -324,7 +376,44 @@ int sl__cache_reload(struct sl_cluster *c, struct sl_etcd *e, bool notify, int64
 	for (size_t i = 0; i < n_fx; i++)
 		tell(c, &fxs[i]);
 	free(fxs);
+	/* Runtime topics: the server compares the whole set anyway. */
+	if (notify && c->o.on_rtopics)
+		c->o.on_rtopics(c->o.arg);
 	return 0;
+}
+
+int sl_cluster_rtopics_get(struct sl_cluster *c, struct sl_cluster_rtopic **out, size_t *n)
+{
+	int ret = 0;
+	pthread_mutex_lock(&c->mu);
+	const struct sl__cache *k = &c->cache;
+	struct sl_cluster_rtopic *v = calloc(k->n_rts ? k->n_rts : 1, sizeof(*v));
+	size_t m = 0;
+	if (!v)
+		ret = -ENOMEM;
+	for (size_t i = 0; v && i < k->n_rts; i++, m++) {
+		v[i] = k->rts[i];
+		if (!(v[i].def = malloc(k->rts[i].len + 1))) {
+			ret = -ENOMEM;
+			break;
+		}
+		memcpy(v[i].def, k->rts[i].def, k->rts[i].len + 1);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (ret < 0) {
+		sl_cluster_rtopics_free(v, m);
+		return ret;
+	}
+	*out = v;
+	*n = m;
+	return 0;
+}
+
+void sl_cluster_rtopics_free(struct sl_cluster_rtopic *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].def);
+	free(v);
 }
 
 void sl__cache_announce(struct sl_cluster *c)

@@ -131,6 +131,9 @@ struct sl_cluster_opts {
 	/* Cluster thread. A node's record appeared, changed or vanished
 	 * (alive false). May be NULL. */
 	void (*on_node)(void *arg, const struct sl_cluster_node *n);
+	/* The set of runtime topics' definitions (rtopics/) changed, or was
+	 * read again: sl_cluster_rtopics_get says what it is now. */
+	void (*on_rtopics)(void *arg);
 	void *arg;
 };
 
@@ -183,6 +186,36 @@ int64_t sl_cluster_lease_id(const struct sl_cluster *c);
  */
 int sl_cluster_topics(struct sl_cluster *c, const struct sl_cluster_topic *t, size_t n, char *err,
                       size_t errlen);
+
+/*
+ * Topics created at runtime: each one's definition (the server's text,
+ * opaque here) under rtopics/<t>, the cluster's registry of them; every
+ * node makes, alters and deletes its own copy when the set changes
+ * (on_rtopics). Any thread.
+ *
+ * put: create (only if absent: -EEXIST when the name is taken) or replace.
+ * delete: rtopics/<t> becomes SL_CLUSTER_RTOPIC_GONE (a create of the
+ * name replaces it), then topics/<t> goes (so no node places its missing
+ * states again, see forget), then each partitions/<t>/<p> below
+ * `partitions`. forget: this node no longer serves the topic (it is not
+ * placed by it any more). get: a malloc'd copy of the set (free with
+ * sl_cluster_rtopics_free). 0, or an etcd error with err.
+ */
+/* The definition of a deleted topic (a tombstone; a definition never
+ * reads so). */
+#define SL_CLUSTER_RTOPIC_GONE "deleted\n"
+struct sl_cluster_rtopic {
+	char name[SL_CLUSTER_TOPIC_MAX];
+	char *def;
+	size_t len;
+};
+int sl_cluster_rtopic_put(struct sl_cluster *c, const char *name, const char *def, size_t len,
+                          bool create, char *err, size_t errlen);
+int sl_cluster_rtopic_delete(struct sl_cluster *c, const char *name, uint32_t partitions, char *err,
+                             size_t errlen);
+void sl_cluster_topic_forget(struct sl_cluster *c, const char *name);
+int sl_cluster_rtopics_get(struct sl_cluster *c, struct sl_cluster_rtopic **out, size_t *n);
+void sl_cluster_rtopics_free(struct sl_cluster_rtopic *v, size_t n);
 
 /*
  * Writes next as partitions/<topic>/<p> only if its mod_revision is still

@@ -25,6 +25,9 @@ struct sl__ctopic {
 	struct sl_pstate *ps; /* [cap] */
 	bool *have;           /* [cap] */
 	uint32_t cap;
+	/* Its record was deleted (a runtime topic removed): its missing
+	 * states are not placed again, whoever still wants it. */
+	bool removed;
 };
 
 struct sl__cnode {
@@ -38,6 +41,8 @@ struct sl__cache {
 	size_t n_topics;
 	struct sl__cnode *nodes;
 	size_t n_nodes;
+	struct sl_cluster_rtopic *rts; /* runtime topics' definitions */
+	size_t n_rts;
 };
 
 /* A topic this node serves (sl_cluster_topics), its record confirmed. */

@@ -41,6 +41,8 @@ int sl__cluster_place_missing(struct sl_cluster *c, struct sl_etcd *e, char *err
 		for (size_t j = 0; j < c->cache.n_topics; j++)
 			if (strcmp(c->cache.topics[j].name, w->name) == 0)
 				t = &c->cache.topics[j];
+		if (t && t->removed)
+			continue; /* deleted by its creator: this node forgets it soon */
 		for (uint32_t p = 0; p < w->partitions; p++) {
 			if (t && p < t->cap && t->have[p])
 				continue;
@@ -240,4 +242,84 @@ int sl_cluster_pstate_cas(struct sl_cluster *c, const char *topic, uint32_t p,
 	if (new_mod_rev)
 		*new_mod_rev = rev;
 	return 0;
+}
+
+int sl_cluster_rtopic_put(struct sl_cluster *c, const char *name, const char *def, size_t len,
+                          bool create, char *err, size_t errlen)
+{
+	char key[16 + SL_CLUSTER_TOPIC_MAX];
+	if (!name || !sl_cluster_topic_name_ok(name)) {
+		sl_errf(err, errlen, "not a topic name: \"%.64s\"", name ? name : "(null)");
+		return -EINVAL;
+	}
+	snprintf(key, sizeof(key), "rtopics/%s", name);
+	bool won = true;
+	int64_t rev = 0;
+	pthread_mutex_lock(&c->wmu);
+	int r = create ? sl_etcd_txn_put_if(c->ce, key, def, len, 0, 0, &won, &rev)
+	               : sl_etcd_put(c->ce, key, def, len, 0);
+	if (r == 0 && !won) {
+		/* Taken, or the tombstone of a deleted topic of that name: that
+		 * one is replaced, if nobody else does it first. */
+		uint8_t *got = NULL;
+		size_t glen = 0;
+		r = sl_etcd_get(c->ce, key, &got, &glen, &rev, NULL);
+		if (r == 0 && glen == strlen(SL_CLUSTER_RTOPIC_GONE) &&
+		    !memcmp(got, SL_CLUSTER_RTOPIC_GONE, glen))
+			r = sl_etcd_txn_put_if(c->ce, key, def, len, 0, rev, &won, &rev);
+		else if (r == -ENOENT)
+			r = 0; /* deleted meanwhile: still not ours, say so */
+		free(got);
+	}
+	if (r < 0)
+		sl_errf(err, errlen, "%s: %s", key, sl_etcd_errmsg(c->ce));
+	pthread_mutex_unlock(&c->wmu);
+	if (r < 0)
+		return r;
+	if (!won) {
+		sl_errf(err, errlen, "topic %s exists in the cluster", name);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+void sl_cluster_topic_forget(struct sl_cluster *c, const char *name)
+{
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->n_want; i++)
+		if (strcmp(c->want[i].name, name) == 0) {
+			c->want[i] = c->want[--c->n_want];
+			break;
+		}
+	pthread_mutex_unlock(&c->mu);
+}
+
+int sl_cluster_rtopic_delete(struct sl_cluster *c, const char *name, uint32_t partitions, char *err,
+                             size_t errlen)
+{
+	char key[32 + SL_CLUSTER_TOPIC_MAX];
+	if (!name || !sl_cluster_topic_name_ok(name) || partitions > SL_CLUSTER_PARTITIONS_MAX) {
+		sl_errf(err, errlen, "not a topic name: \"%.64s\"", name ? name : "(null)");
+		return -EINVAL;
+	}
+	sl_cluster_topic_forget(c, name);
+	pthread_mutex_lock(&c->wmu);
+	/* The definition first, replaced by a tombstone: a node that reads
+	 * the set from here on, even one that was down, deletes its copy (an
+	 * etcd that lost its data deletes nothing); then the record, which
+	 * stops every node's placement of it (removed), then its states. */
+	snprintf(key, sizeof(key), "rtopics/%s", name);
+	int r = sl_etcd_put(c->ce, key, SL_CLUSTER_RTOPIC_GONE, strlen(SL_CLUSTER_RTOPIC_GONE), 0);
+	if (r >= 0 || r == -ENOENT) {
+		snprintf(key, sizeof(key), "topics/%s", name);
+		r = sl_etcd_del(c->ce, key);
+	}
+	for (uint32_t p = 0; (r >= 0 || r == -ENOENT) && p < partitions; p++) {
+		snprintf(key, sizeof(key), "partitions/%s/%u", name, p);
+		r = sl_etcd_del(c->ce, key);
+	}
+	if (r < 0 && r != -ENOENT)
+		sl_errf(err, errlen, "%s: %s", key, sl_etcd_errmsg(c->ce));
+	pthread_mutex_unlock(&c->wmu);
+	return r < 0 && r != -ENOENT ? r : 0;
 }

@@ -9,7 +9,8 @@
  * a queue under admin.mu; the thread runs the same calls as the HTTP routes
  * (server/topics.c, serialized there) and hands each request back to its
  * reactor with the answer (sl_reactor_admin_done). Queued requests left at
- * stop are answered 503.
+ * stop are answered 503. In cluster mode it also brings this node's runtime
+ * topics in line with the cluster's (sl__admin_sync, sl__topics_sync).
  *
  * Threads: submit from reactors; the thread; init/start/stop from the
  * control thread.
@@ -49,6 +50,16 @@ int sl__admin_submit_req(void *arg, struct sl_admin_req *req)
 	}
 	pthread_mutex_unlock(&srv->admin.mu);
 	return ret;
+}
+
+void sl__admin_sync(struct sl_server *srv)
+{
+	pthread_mutex_lock(&srv->admin.mu);
+	if (srv->admin.started && !srv->admin.stop && !srv->admin.sync) {
+		srv->admin.sync = true;
+		pthread_cond_signal(&srv->admin.cv);
+	}
+	pthread_mutex_unlock(&srv->admin.mu);
 }
 
 /* A produce named a topic that does not exist: made with the defaults of
@@ -119,8 +130,17 @@ static void *sl__admin_main(void *arg)
 
 	pthread_mutex_lock(&srv->admin.mu);
 	for (;;) {
-		while (!srv->admin.head && !srv->admin.stop)
+		while (!srv->admin.head && !srv->admin.stop && !srv->admin.sync)
 			pthread_cond_wait(&srv->admin.cv, &srv->admin.mu);
+		if (srv->admin.sync && !srv->admin.stop) {
+			/* Requests coalesce: one pass sees the cluster's set as it
+			 * is by then. */
+			srv->admin.sync = false;
+			pthread_mutex_unlock(&srv->admin.mu);
+			sl__topics_sync(srv);
+			pthread_mutex_lock(&srv->admin.mu);
+			continue;
+		}
 		struct sl_admin_req *req = srv->admin.head;
 		if (!req)
 			break;

@@ -214,6 +214,12 @@ static void sl__on_partition(void *arg, const char *topic, uint32_t p, const str
 			if (!strcmp(s->replicas[i], s->isr[k]))
 				isr |= 1u << i;
 	pthread_mutex_lock(&rp->mu);
+	if (s->mod_revision && s->mod_revision < rp->want_rev) {
+		pthread_mutex_unlock(&rp->mu);
+		return;
+	}
+	if (s->mod_revision)
+		rp->want_rev = s->mod_revision;
 	for (uint32_t i = 0; i < s->n_replicas && i < SL_REPL_MAX; i++) {
 		struct sl_prepl_peer *pe = &rp->peers[i];
 		if (strcmp(pe->node, s->replicas[i])) {
@@ -271,6 +277,77 @@ static void sl__on_node(void *arg, const struct sl_cluster_node *n)
 			if (mine)
 				sl__follow(cl, part);
 		}
+}
+
+/* The cluster's runtime topics changed: this node's copy follows on the
+ * admin thread (server/topics_cluster.c), which may wait for reactors. */
+static void sl__on_rtopics(void *arg)
+{
+	struct sl_srvcluster *cl = arg;
+	sl__admin_sync(cl->srv);
+}
+
+/* ---- topics created at runtime ---------------------------------------------- */
+
+int sl__cluster_topic_added(struct sl_server *srv, uint32_t index, char *err, size_t errlen)
+{
+	struct sl_srvcluster *cl = srv->cl;
+	struct sl_topic *t = &srv->topics.v[index];
+	struct sl__rrepls *rr = calloc(1, sizeof(*rr));
+	if (!rr || !(rr->v = calloc(t->n_parts, sizeof(*rr->v)))) {
+		free(rr);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* Kept to the end, like the topic's slot (a deleted topic's partitions
+	 * keep their pointers to it). */
+	rr->next = cl->rrepls;
+	cl->rrepls = rr;
+	for (uint32_t p = 0; p < t->n_parts; p++) {
+		int ret = sl__repl_init(&rr->v[p], &t->parts[p], err, errlen);
+		rr->n = p + 1;
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int sl__cluster_topic_take(struct sl_server *srv, uint32_t index, char *err, size_t errlen)
+{
+	struct sl_srvcluster *cl = srv->cl;
+	struct sl_cluster *c = atomic_load_explicit(&cl->c, memory_order_acquire);
+	struct sl_topic *t = &srv->topics.v[index];
+	if (!c) {
+		snprintf(err, errlen, "this node is not in its cluster yet");
+		return -EAGAIN;
+	}
+	struct sl_cluster_topic ct = {
+	    .name = t->name,
+	    .partitions = t->n_parts,
+	    .replicas = t->spec.replicas ? t->spec.replicas : 1,
+	};
+	int ret = sl_cluster_topics(c, &ct, 1, err, errlen);
+	if (ret < 0)
+		return ret;
+	/* States the watch delivered before the topic was here were dropped
+	 * (sl__on_partition found no topic): taken from the cache now. */
+	for (uint32_t p = 0; p < t->n_parts; p++) {
+		struct sl_pstate st;
+		if (t->parts[p].repl && sl_cluster_pstate_get(c, t->name, p, &st) == 0)
+			sl__on_partition(cl, t->name, p, &st);
+	}
+	return 0;
+}
+
+void sl__cluster_topic_removed(struct sl_server *srv, struct sl_topic *t)
+{
+	struct sl_srvcluster *cl = srv->cl;
+	struct sl_cluster *c = atomic_load_explicit(&cl->c, memory_order_acquire);
+	if (c)
+		sl_cluster_topic_forget(c, t->name);
+	for (uint32_t p = 0; p < t->n_parts; p++)
+		if (t->parts[p].repl)
+			sl__fetch_unfollow(&cl->fetchers, &t->parts[p]);
 }
 
 static void sl__on_lease(void *arg, bool held)
@@ -371,6 +448,7 @@ int sl__cluster_start(struct sl_server *srv, char *err, size_t errlen)
 	    .on_partition = sl__on_partition,
 	    .on_lease = sl__on_lease,
 	    .on_node = sl__on_node,
+	    .on_rtopics = sl__on_rtopics,
 	    .arg = cl,
 	};
 	/* The callbacks run as soon as the thread starts, and look the
@@ -459,6 +537,16 @@ void sl__cluster_destroy(struct sl_server *srv)
 	for (uint32_t k = 0; k < cl->n_repls; k++) {
 		sl_epochs_free(cl->repls[k].epoch_file);
 		pthread_mutex_destroy(&cl->repls[k].mu);
+	}
+	while (cl->rrepls) {
+		struct sl__rrepls *rr = cl->rrepls;
+		cl->rrepls = rr->next;
+		for (uint32_t k = 0; k < rr->n; k++) {
+			sl_epochs_free(rr->v[k].epoch_file);
+			pthread_mutex_destroy(&rr->v[k].mu);
+		}
+		free(rr->v);
+		free(rr);
 	}
 	if (cl->rq)
 		for (uint32_t i = 0; i < srv->n; i++)

@@ -20,6 +20,13 @@
 #include "base/base.h"
 #include "server/server.h"
 
+/* Replication states of topics created at runtime, one array each. */
+struct sl__rrepls {
+	struct sl_prepl *v;
+	uint32_t n;
+	struct sl__rrepls *next;
+};
+
 struct sl_srvcluster {
 	struct sl_server *srv;
 	struct sl_cluster *_Atomic c;
@@ -27,7 +34,9 @@ struct sl_srvcluster {
 	char token[512];
 	struct sl_prepl *repls; /* one per partition of the topics at create */
 	uint32_t n_repls;
-	struct sl_ring *rq; /* per reactor */
+	struct sl__rrepls *rrepls; /* topics created at runtime (admin calls) */
+	bool unlisted_said;        /* admin thread: sl__topics_sync's note */
+	struct sl_ring *rq;        /* per reactor */
 	pthread_t isr;
 	bool isr_started;
 	struct sl_notify stop_n; /* wakes the ISR keeper to stop */

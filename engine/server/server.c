@@ -418,6 +418,9 @@ int sl_server_start(struct sl_server *srv)
 		sl_server_stop(srv);
 		return ret;
 	}
+	/* Runtime topics made, altered or deleted while this node was away. */
+	if (srv->cl)
+		sl__admin_sync(srv);
 	return 0;
 }
 

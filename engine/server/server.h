@@ -205,6 +205,7 @@ struct sl_server {
 		struct sl_admin_req *head, *tail;
 		uint32_t n;
 		bool inited, started, stop;
+		bool sync; /* the cluster's runtime topics changed (cluster mode) */
 	} admin;
 	struct sl_ring *pq;        /* per reactor: MPMC ring of struct sl_pquery * */
 	struct sl_sinks *sinks;    /* sink threads (engine/sink); NULL when none */
@@ -379,6 +380,47 @@ void sl__admin_stop(struct sl_server *srv);
 /* The reactors' env->admin: queues req for the thread; -EAGAIN when the
  * queue is full or the thread not running. */
 int sl__admin_submit_req(void *arg, struct sl_admin_req *req);
+/* Any thread (the cluster thread's on_rtopics): the admin thread runs
+ * sl__topics_sync soon (requests coalesce). */
+void sl__admin_sync(struct sl_server *srv);
+
+/* server/topics_cluster.c, cluster mode: this node's runtime topics made,
+ * altered and deleted to match the cluster's registry (etcd rtopics/).
+ * Admin thread. */
+void sl__topics_sync(struct sl_server *srv);
+/* The cluster's registry of runtime topics (sl_cluster_rtopic_put and
+ * _delete through this node's cluster object): -EAGAIN before it joined. */
+int sl__cluster_rt_put(struct sl_server *srv, const char *name, const char *def, size_t len,
+                       bool create, char *err, size_t errlen);
+int sl__cluster_rt_delete(struct sl_server *srv, const char *name, uint32_t partitions, char *err,
+                          size_t errlen);
+/* server/topics.c for it: the three admin calls with `def`, a definition
+ * from the cluster's registry (one topic in topics.yaml's form): done here
+ * only, nothing written to etcd. */
+int sl__topic_create(struct sl_server *srv, const char *json, size_t len, const char *def,
+                     size_t def_len, char **body, size_t *blen);
+int sl__topic_alter(struct sl_server *srv, const char *name, size_t name_len, const char *json,
+                    size_t len, const char *def, size_t def_len, char **body, size_t *blen);
+int sl__topic_delete(struct sl_server *srv, const char *name, size_t name_len, bool local_only,
+                     char **body, size_t *blen);
+/* A registry text (`topics:` and a list) parsed: *v malloc'd, *n entries;
+ * a topic's definition as that text (malloc'd). 0, -errno or -SL_ECONFIG
+ * with err. */
+int sl__rt_parse(const char *yaml, size_t len, const char *source, struct sl_config_topic **v,
+                 size_t *n, char *err, size_t errlen);
+int sl__rt_def(const struct sl_config_topic *t, char **def, size_t *len);
+/* The names of the runtime topics this node has (malloc'd array of
+ * strdup'd names). */
+int sl__rt_names(struct sl_server *srv, char ***names, size_t *n);
+
+/* server/cluster.c for topics created at runtime: replication states for
+ * a new topic's partitions (before its reactors adopt it); the cluster
+ * takes it (placement) and its cached states are applied (after it is
+ * published); a deleted one is not followed or placed by this node any
+ * more (before its partitions are dropped). */
+int sl__cluster_topic_added(struct sl_server *srv, uint32_t index, char *err, size_t errlen);
+int sl__cluster_topic_take(struct sl_server *srv, uint32_t index, char *err, size_t errlen);
+void sl__cluster_topic_removed(struct sl_server *srv, struct sl_topic *t);
 
 void sl_server_http_backend(struct sl_server *srv, struct sl_http_backend *out);
 

@@ -201,32 +201,14 @@ static const struct sl_config_topic *sl__cfg_topic(const struct sl_server *srv, 
 	return sl__in(srv->opts.config_topics, srv->opts.n_config_topics, name);
 }
 
-/* Reads a registry file: *v (malloc'd, *n entries; none when the file
- * does not exist). 0, or -errno / -SL_ECONFIG with err. */
-static int sl__rt_read(const char *path, struct sl_config_topic **v, size_t *n, char *err,
-                       size_t errlen)
+int sl__rt_parse(const char *yaml, size_t len, const char *path, struct sl_config_topic **v,
+                 size_t *n, char *err, size_t errlen)
 {
-	char *yaml = NULL;
 	struct sl_config_node *root = NULL;
-	size_t len = 0;
-	int ret = 0;
+	int ret;
 
 	*v = NULL;
 	*n = 0;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (errno == ENOENT)
-			return 0;
-		ret = -errno;
-		snprintf(err, errlen, "read %s: %s", path, strerror(-ret));
-		return ret;
-	}
-	struct stat st;
-	if (fstat(fileno(f), &st) == 0 && (yaml = malloc((size_t)st.st_size + 1)))
-		len = fread(yaml, 1, (size_t)st.st_size, f);
-	fclose(f);
-	if (!yaml)
-		return -ENOMEM;
 	ret = sl_config_node_parse(yaml, len, path, &root, err, errlen);
 	if (ret < 0)
 		goto out;
@@ -258,7 +240,72 @@ out:
 		*n = 0;
 	}
 	sl_config_node_free(root);
+	return ret;
+}
+
+/* Reads a registry file: *v (malloc'd, *n entries; none when the file
+ * does not exist). 0, or -errno / -SL_ECONFIG with err. */
+static int sl__rt_read(const char *path, struct sl_config_topic **v, size_t *n, char *err,
+                       size_t errlen)
+{
+	char *yaml = NULL;
+	size_t len = 0;
+	int ret;
+
+	*v = NULL;
+	*n = 0;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		ret = -errno;
+		snprintf(err, errlen, "read %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (yaml = malloc((size_t)st.st_size + 1)))
+		len = fread(yaml, 1, (size_t)st.st_size, f);
+	fclose(f);
+	if (!yaml)
+		return -ENOMEM;
+	ret = sl__rt_parse(yaml, len, path, v, n, err, errlen);
 	free(yaml);
+	return ret;
+}
+
+int sl__rt_def(const struct sl_config_topic *t, char **def, size_t *len)
+{
+	*def = NULL;
+	*len = 0;
+	FILE *f = open_memstream(def, len);
+	if (!f)
+		return -ENOMEM;
+	int ret = sl_config_topics_dump(t, 1, f);
+	if (fclose(f) != 0 && ret == 0)
+		ret = -EIO;
+	if (ret < 0) {
+		free(*def);
+		*def = NULL;
+	}
+	return ret;
+}
+
+int sl__rt_names(struct sl_server *srv, char ***names, size_t *n)
+{
+	int ret = 0;
+	pthread_mutex_lock(&srv->rt.mu);
+	*n = 0;
+	*names = calloc(srv->rt.n ? srv->rt.n : 1, sizeof(**names));
+	for (size_t i = 0; *names && i < srv->rt.n; i++) {
+		if (!((*names)[i] = strdup(srv->rt.v[i].name))) {
+			ret = -ENOMEM;
+			break;
+		}
+		*n = i + 1;
+	}
+	if (!*names)
+		ret = -ENOMEM;
+	pthread_mutex_unlock(&srv->rt.mu);
 	return ret;
 }
 
@@ -613,9 +660,40 @@ static int sl__all_reactors(struct sl_server *srv, uint32_t index, bool adopt)
 int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, char **body,
                            size_t *blen)
 {
+	return sl__topic_create(srv, json, len, NULL, 0, body, blen);
+}
+
+/* A definition from the cluster's registry: exactly one topic. */
+static int sl__def_parse(const char *def, size_t def_len, struct sl_config_topic *ct, char *err,
+                         size_t errlen)
+{
+	struct sl_config_topic *v;
+	size_t n;
+	int ret = sl__rt_parse(def, def_len, "cluster topic", &v, &n, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (n != 1) {
+		snprintf(err, errlen, "a cluster topic definition holds %zu topics", n);
+		ret = -SL_ECONFIG;
+	} else {
+		*ct = v[0];
+		memset(&v[0], 0, sizeof(v[0]));
+	}
+	for (size_t i = 0; i < n; i++)
+		sl_config_topic_clear(&v[i]);
+	free(v);
+	return ret;
+}
+
+int sl__topic_create(struct sl_server *srv, const char *json, size_t len, const char *def,
+                     size_t def_len, char **body, size_t *blen)
+{
 	char err[600] = "";
 	struct sl_config_node *root = NULL, *topic = sl__new_map();
 	struct sl_config_topic ct = {0};
+	char *mydef = NULL, name[256] = "";
+	size_t mydef_len = 0;
+	bool in_etcd = false;
 	int status = 400, ret;
 
 	pthread_mutex_lock(&srv->rt.mu);
@@ -623,13 +701,15 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 		status = sl__error(body, blen, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (srv->cl) {
-		/* A topic made here would live on this node alone, beside the
-		 * cluster's placement: refused until placement covers it. */
-		status = sl__error(body, blen, 409, "not_supported",
-		                   "topics at runtime are not available in cluster mode yet: list "
-		                   "the topic in every node's config");
-		goto out;
+	if (def) {
+		/* Made by another node (or by this one before a restart): its
+		 * definition as the cluster holds it. */
+		ret = sl__def_parse(def, def_len, &ct, err, sizeof(err));
+		if (ret < 0) {
+			status = sl__error(body, blen, 400, "bad_request", "%s", err);
+			goto out;
+		}
+		goto parsed;
 	}
 	ret = sl__parse_body(json, len, &root, err, sizeof(err));
 	if (ret < 0) {
@@ -642,6 +722,8 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 			ret = sl__map_put(topic, e->key, e);
 		else if (!strcmp(e->key, "settings"))
 			ret = sl__put_settings(topic, e, err, sizeof(err));
+		else if (!strcmp(e->key, "replicas") && srv->cl)
+			ret = sl__map_put(topic, e->key, e); /* the config's check */
 		else if (!strcmp(e->key, "replicas")) {
 			if (e->kind != SL_CONFIG_NODE_SCALAR || strcmp(e->value, "1")) {
 				status =
@@ -668,6 +750,8 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 		status = sl__error(body, blen, 400, "bad_request", "%s", err);
 		goto out;
 	}
+parsed:
+	snprintf(name, sizeof(name), "%s", ct.name);
 	if (sl_topics_find(&srv->topics, ct.name, strlen(ct.name))) {
 		status = sl__error(body, blen, 409, "exists", "topic '%s' exists", ct.name);
 		goto out;
@@ -678,6 +762,27 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 		status = sl__error(body, blen, 400, "bad_request", "%s", err);
 		goto out;
 	}
+	if (srv->cl && spec.partitioner != SL_PART_HASH) {
+		status = sl__error(body, blen, 400, "bad_request",
+		                   "partitioner %s is not available in cluster mode yet",
+		                   sl_part_kind_name(spec.partitioner));
+		goto out;
+	}
+	if (srv->cl && !def) {
+		/* The cluster's registry first: the name is taken there once,
+		 * and every node makes its copy from it (topics_cluster.c). */
+		ret = sl__rt_def(&ct, &mydef, &mydef_len);
+		if (ret == 0)
+			ret = sl__cluster_rt_put(srv, ct.name, mydef, mydef_len, true, err,
+			                         sizeof(err));
+		if (ret < 0) {
+			status = sl__error(body, blen, ret == -EEXIST ? 409 : 503,
+			                   ret == -EEXIST ? "exists" : "cluster", "%s",
+			                   err[0] ? err : sl_strerror(ret));
+			goto out;
+		}
+		in_etcd = true;
+	}
 	uint32_t index;
 	ret = sl_topics_add(&srv->topics, &spec, &index, err, sizeof(err));
 	if (ret == 0)
@@ -685,6 +790,12 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 	if (ret < 0) {
 		status = sl__error(body, blen, ret == -ENOSPC ? 409 : 500,
 		                   ret == -ENOSPC ? "too_many" : "internal", "%s", err);
+		goto out;
+	}
+	/* Cluster mode: its partitions take no events before a role. */
+	if (srv->cl && (ret = sl__cluster_topic_added(srv, index, err, sizeof(err))) < 0) {
+		sl_topics_unadd(&srv->topics, index);
+		status = sl__error(body, blen, 500, "internal", "%s", err);
 		goto out;
 	}
 	/* Durable before anything in it can be acked. */
@@ -707,6 +818,7 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 		goto out;
 	}
 	srv->topics.v[index].runtime = true;
+	in_etcd = false; /* here to stay: the next start makes it from the registry */
 	ret = sl__all_reactors(srv, index, true);
 	sl_topics_publish(&srv->topics, index);
 	if (ret < 0) {
@@ -714,11 +826,21 @@ int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, 
 		                   "the server is stopping; the topic is kept for the next start");
 		goto out;
 	}
+	if (srv->cl && (ret = sl__cluster_topic_take(srv, index, err, sizeof(err))) < 0)
+		fprintf(stderr, "sluiced: topic %s: not placed yet: %s\n",
+		        srv->topics.v[index].name, err);
 	fprintf(stderr, "sluiced: topic %s created (%u partitions)\n", srv->topics.v[index].name,
 	        srv->topics.v[index].n_parts);
 	status = sl__reply(sl__topic_json(srv, &srv->topics.v[index]), body, blen, 201);
 out:
+	if (in_etcd) {
+		/* Not made here after all: the cluster forgets it too. */
+		char e2[256];
+		if (sl__cluster_rt_delete(srv, name, 0, e2, sizeof(e2)) < 0)
+			fprintf(stderr, "sluiced: topic %s: %s\n", name, e2);
+	}
 	pthread_mutex_unlock(&srv->rt.mu);
+	free(mydef);
 	sl_config_topic_clear(&ct);
 	sl_config_node_free(root);
 	sl_config_node_free(topic);
@@ -737,9 +859,17 @@ static bool sl__alterable(const char *key)
 int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_len,
                           const char *json, size_t len, char **body, size_t *blen)
 {
+	return sl__topic_alter(srv, name, name_len, json, len, NULL, 0, body, blen);
+}
+
+int sl__topic_alter(struct sl_server *srv, const char *name, size_t name_len, const char *json,
+                    size_t len, const char *def, size_t def_len, char **body, size_t *blen)
+{
 	char err[600] = "";
 	struct sl_config_node *root = NULL, *topic = sl__new_map();
 	struct sl_config_topic ct = {0};
+	char *mydef = NULL;
+	size_t mydef_len = 0;
 	int status, ret;
 
 	pthread_mutex_lock(&srv->rt.mu);
@@ -758,6 +888,21 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
 		status = sl__error(body, blen, 409, "config_topic",
 		                   "topic '%s' is defined in the config: change it there", t->name);
 		goto out;
+	}
+	if (def) {
+		/* Altered on another node: its definition as the cluster holds
+		 * it (that node checked what may change). */
+		ret = sl__def_parse(def, def_len, &ct, err, sizeof(err));
+		if (ret == 0 && ct.partitions != cur->partitions) {
+			snprintf(err, sizeof(err), "partitions %u, here %u", ct.partitions,
+			         cur->partitions);
+			ret = -EINVAL;
+		}
+		if (ret < 0) {
+			status = sl__error(body, blen, 400, "bad_request", "%s", err);
+			goto out;
+		}
+		goto parsed;
 	}
 	ret = sl__parse_body(json, len, &root, err, sizeof(err));
 	const struct sl_config_node *set = ret < 0 ? NULL : sl_config_node_get(root, "settings");
@@ -792,11 +937,24 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
 		status = sl__error(body, blen, 400, "bad_request", "%s", err);
 		goto out;
 	}
+parsed:;
 	struct sl_topic_spec spec;
 	ret = sl_server_topic_spec(&ct, &spec, err, sizeof(err));
 	if (ret < 0) {
 		status = sl__error(body, blen, 400, "bad_request", "%s", err);
 		goto out;
+	}
+	if (srv->cl && !def) {
+		/* The cluster's registry first; the other nodes follow it. */
+		ret = sl__rt_def(&ct, &mydef, &mydef_len);
+		if (ret == 0)
+			ret = sl__cluster_rt_put(srv, ct.name, mydef, mydef_len, false, err,
+			                         sizeof(err));
+		if (ret < 0) {
+			status = sl__error(body, blen, 503, "cluster", "%s",
+			                   err[0] ? err : sl_strerror(ret));
+			goto out;
+		}
 	}
 	/* Durable first, then in force. */
 	struct sl_config_topic old = *cur;
@@ -828,6 +986,7 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
 	status = sl__reply(sl__topic_json(srv, t), body, blen, 200);
 out:
 	pthread_mutex_unlock(&srv->rt.mu);
+	free(mydef);
 	sl_config_topic_clear(&ct);
 	sl_config_node_free(root);
 	sl_config_node_free(topic);
@@ -837,6 +996,13 @@ out:
 int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_len, char **body,
                            size_t *blen)
 {
+	return sl__topic_delete(srv, name, name_len, false, body, blen);
+}
+
+int sl__topic_delete(struct sl_server *srv, const char *name, size_t name_len, bool local_only,
+                     char **body, size_t *blen)
+{
+	char err[600] = "";
 	int status, ret;
 	pthread_mutex_lock(&srv->rt.mu);
 	struct sl_topic *t = sl_topics_find(&srv->topics, name, name_len);
@@ -852,6 +1018,13 @@ int sl_server_topic_delete(struct sl_server *srv, const char *name, size_t name_
 		                   "topic '%s' is defined in the config: remove it there", t->name);
 		goto out;
 	}
+	if (srv->cl && !local_only &&
+	    (ret = sl__cluster_rt_delete(srv, t->name, t->n_parts, err, sizeof(err))) < 0) {
+		status = sl__error(body, blen, 503, "cluster", "%s", err);
+		goto out;
+	}
+	if (srv->cl)
+		sl__cluster_topic_removed(srv, t);
 	atomic_store(&t->deleted, true);
 	ret = sl__all_reactors(srv, t->index, false);
 	if (ret < 0) {

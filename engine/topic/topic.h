@@ -109,6 +109,10 @@ struct sl_prepl {
 	_Atomic uint32_t gen;
 	uint32_t seen_gen; /* owner */
 	uint32_t want_role, want_epoch;
+	/* The etcd revision of the state last taken (under mu): an older one
+	 * that arrives later (a runtime topic's cached states applied by its
+	 * creator while the watch delivers newer ones) is not taken. */
+	int64_t want_rev;
 	_Atomic uint32_t role; /* enum sl_repl_role, as the owner applies it */
 	/* A planned move away from this leader (server/cluster.c): 1 no new
 	 * events (the owner says it saw it in moving_seen, after its turn's

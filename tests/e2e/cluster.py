@@ -185,12 +185,12 @@ def events(n, keys=16, tag="e", start=0):
     return ("\n".join(lines) + "\n").encode(), ids
 
 
-def consume_all(a, addr, n, follow=True, partition=0):
+def consume_all(a, addr, n, follow=True, partition=0, topic="events"):
     """Every event of a partition (0) through `addr`, waiting (long poll)
     until n are there (without follow: what is there now). In a cluster
     `sluice consume` reads the partition from its leader, whichever node
     `addr` is (cluster_soak.read_node reads one node's own)."""
-    cmd = [a.sluice, "consume", "--server", addr, "--topic", "events", "--partition",
+    cmd = [a.sluice, "consume", "--server", addr, "--topic", topic, "--partition",
            str(partition), "--from", "earliest"]
     if follow:
         cmd += ["--max", str(n), "--follow"]
@@ -1003,6 +1003,87 @@ def bench_routes(a):
         wait_replicated(c, n_events)
 
 
+def runtime_topics(a):
+    """Topics at runtime in a cluster (issue 22): created on one node, every
+    node makes its copy from etcd and the partitions are placed and led as a
+    config topic's; events produced through another node are acked by a
+    quorum and read back from each node; an alter reaches every node; a topic
+    deleted while a node is down is deleted there when it comes back (the
+    registry's tombstone); the name can be created again."""
+    with Workdir() as wd, Cluster(a, wd) as c:
+        def topic(node, *args):
+            return run([a.sluice, "topic"] + list(args) + ["--server", c.nodes[node].addr],
+                       timeout=TIMEOUT)
+        rc, out, err = topic("n2", "create", "orders", "--partitions", "3", "--replicas", "3",
+                             "--set", "acks=quorum")
+        check(rc == 0, "create on n2: rc %d %s" % (rc, err))
+        for n in ("n1", "n3"):
+            c.wait_log(n, "cluster topic orders: made here")
+        for p in range(3):
+            c.wait_log(NODES[p % 3], "orders/%d: leader, leader epoch" % p)
+        rc, out, err = topic("n1", "create", "orders")
+        check(rc == 1 and "exists" in err, "a second create on n1: rc %d %r" % (rc, err))
+        data, ids = events(3000, keys=64, tag="o")
+        rc, out, err = run([a.sluice, "produce", "--server", c.nodes["n3"].addr, "--topic",
+                            "orders", "--print-acks", "--timeout", "60"], stdin=data,
+                           timeout=TIMEOUT)
+        acks = parse_json_lines(out)
+        check(rc == 0 and len(acks) == len(ids), "produce through n3: rc %d, %d acks: %s"
+              % (rc, len(acks), err[-500:]))
+        per = {}
+        for x in acks:
+            per[x["partition"]] = per.get(x["partition"], 0) + 1
+        check(sorted(per) == [0, 1, 2], "acks by partition %r" % per)
+        got = []
+        for p in range(3):
+            got += consume_all(a, c.nodes["n1"].addr, per[p], partition=p, topic="orders")
+        check(sorted(e["id"] for e in got) == sorted(ids), "read back %d of %d" % (
+            len(got), len(ids)))
+        # Every replica holds them: each partition's state on its leader.
+        for p in range(3):
+            with http_open("http://%s/v1/cluster" % c.http(NODES[p % 3]), timeout=30) as r:
+                doc = json.loads(r.read())
+            st = [t for t in doc["topics"] if t["name"] == "orders"][0]["partitions"][p]
+            check(sorted(st["isr"]) == NODES and st["high_watermark"] == per[p],
+                  "orders/%d: %r" % (p, st))
+        mark = {n: c.log_size(n) for n in NODES}
+        rc, out, err = topic("n1", "alter", "orders", "--set", "overload=drop")
+        check(rc == 0, "alter on n1: rc %d %s" % (rc, err))
+        for n in ("n2", "n3"):
+            c.wait_log(n, "cluster topic orders: altered here", after=mark[n])
+            rc, out, err = topic(n, "describe", "orders")
+            check(rc == 0 and json.loads(out)["settings"]["overload"] == "drop",
+                  "describe on %s: %r %r" % (n, out, err))
+        # Deleted while n3 is down: n3 deletes its copy when it is back.
+        c.nodes["n3"].kill()
+        rc, out, err = topic("n1", "delete", "orders")
+        check(rc == 0, "delete on n1: rc %d %s" % (rc, err))
+        c.wait_log("n2", "cluster topic orders: deleted here", after=mark["n2"])
+        c.restart("n3")
+        c.wait_log("n3", "cluster topic orders: deleted here")
+        for n in NODES:
+            rc, out, err = topic(n, "describe", "orders")
+            check(rc == 1 and "no topic named" in err, "orders on %s after delete: %r" % (
+                n, err))
+            check(not os.path.exists(os.path.join(wd, n, "data", "orders")),
+                  "%s kept the folder of the deleted topic" % n)
+        # The name again, one partition: the tombstone is replaced.
+        mark = c.log_size("n1")
+        rc, out, err = topic("n3", "create", "orders", "--partitions", "1", "--replicas", "3")
+        check(rc == 0, "create again on n3: rc %d %s" % (rc, err))
+        c.wait_log("n1", "orders/0: leader, leader epoch", after=mark)
+        data, ids = events(100, tag="q")
+        rc, out, err = run([a.sluice, "produce", "--server", c.nodes["n2"].addr, "--topic",
+                            "orders", "--print-acks", "--timeout", "60"], stdin=data,
+                           timeout=TIMEOUT)
+        check(rc == 0 and len(parse_json_lines(out)) == 100, "produce again: rc %d %s" % (
+            rc, err[-500:]))
+        check_exactly_once(consume_all(a, c.nodes["n3"].addr, 100, topic="orders"), ids)
+        print("runtime_topics: created on n2, made on n1 and n3, 3,000 events through n3 "
+              "acked by quorum; altered on n1 everywhere; deleted with n3 down, gone there "
+              "after its restart; created again")
+
+
 if __name__ == "__main__":
     sys.exit(main({
         "quorum_replicates": quorum_replicates,
@@ -1014,4 +1095,5 @@ if __name__ == "__main__":
         "read_replicas": read_replicas,
         "quorum_reads": quorum_reads,
         "bench_routes": bench_routes,
+        "runtime_topics": runtime_topics,
     }))
