@@ -101,9 +101,6 @@
 /* A partition below this many events/s is never called hot, whatever
  * the mean: in a quiet topic one active partition is n times the mean. */
 #define SL_HOT_MIN_EVENTS_PER_S 100.0
-/* Defaults of the topic keys (config). */
-#define SL_HOT_DEFAULT_K      10u
-#define SL_HOT_DEFAULT_FACTOR 4u
 
 #ifdef __cplusplus
 extern "C" {
@@ -210,7 +207,7 @@ struct sl_hot {
 };
 
 /* The memory of one summary. */
-#define SL_HOT_BYTES sizeof(struct sl_hot)
+#define SL_HOT_BYTES  sizeof(struct sl_hot)
 
 void sl_hot__add(struct sl_hot *h, const void *key, size_t len, uint32_t part);
 /* Owner. Counts one event of key[0..len) appended to partition `part`. */

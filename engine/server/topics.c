@@ -38,6 +38,9 @@
 #define SL__TOPICS_FILE "topics.yaml"
 #define SL__DELETED     ".deleted-"
 
+/* Each reactor's summary publishes the most keys a topic may ask for. */
+_Static_assert(SL_CONFIG_TOPIC_HOT_KEYS_MAX <= SL_HOT_K_MAX, "hot_keys beyond what is published");
+
 int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *out, char *err,
                          size_t errlen)
 {
@@ -80,6 +83,8 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	/* Rounded up to a millisecond: a window set is never off. */
 	out->dedup_window_ms = (int64_t)((c->dedup_window_ns + 999999) / 1000000);
 	out->dedup_window_events = (uint32_t)c->dedup_window_events;
+	out->hot_keys = c->hot_keys;
+	out->hot_factor = c->hot_partition_factor;
 	(void)err;
 	(void)errlen;
 	return 0;
@@ -730,7 +735,7 @@ static bool sl__alterable(const char *key)
 {
 	return !strcmp(key, "overload") || !strcmp(key, "retention") ||
 	       !strcmp(key, "retention.bytes") || !strcmp(key, "retention.age") ||
-	       !strcmp(key, "cleanup");
+	       !strcmp(key, "cleanup") || !strcmp(key, "hot_partition_factor");
 }
 
 int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_len,
@@ -769,7 +774,8 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
 		if (!sl__alterable(set->items[i].key)) {
 			status = sl__error(body, blen, 400, "not_alterable",
 			                   "'%s' cannot change while the topic runs (alterable: "
-			                   "overload, retention.bytes, retention.age, cleanup; the "
+			                   "overload, retention.bytes, retention.age, cleanup, "
+			                   "hot_partition_factor; the "
 			                   "partition count changes by resharding)",
 			                   set->items[i].key);
 			goto out;
@@ -815,6 +821,8 @@ int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_l
 	atomic_store(&t->overload, spec.overload);
 	t->spec.overload = spec.overload;
 	t->spec.sample_rate = spec.sample_rate;
+	atomic_store(&t->hot_factor, spec.hot_factor);
+	t->spec.hot_factor = spec.hot_factor;
 	fprintf(stderr, "sluiced: topic %s altered\n", t->name);
 	status = sl__reply(sl__topic_json(srv, t), body, blen, 200);
 out:
