@@ -62,28 +62,6 @@ void sl__status_hot_topic(const struct sl_topic *t, FILE *f)
 void sl__metrics_hot(struct sl_server *srv, FILE *f)
 {
 	uint32_t n_topics = atomic_load(&srv->topics.n);
-	fprintf(f, "# HELP sluice_partition_events_per_second Events appended to the partition "
-	           "per second, over the last 10 s.\n"
-	           "# TYPE sluice_partition_events_per_second gauge\n");
-	for (uint32_t t = 0; t < n_topics; t++)
-		for (uint32_t p = 0;
-		     !atomic_load(&srv->topics.v[t].deleted) && p < srv->topics.v[t].n_parts; p++)
-			fprintf(f,
-			        "sluice_partition_events_per_second{topic=\"%s\",partition=\"%u\"} "
-			        "%.1f\n",
-			        srv->topics.v[t].name, p,
-			        sl_hot_rate_events_per_s(&srv->topics.v[t].parts[p].rate));
-	fprintf(f, "# HELP sluice_partition_bytes_per_second Bytes the partition's log wrote per "
-	           "second (batch headers included), over the last 10 s.\n"
-	           "# TYPE sluice_partition_bytes_per_second gauge\n");
-	for (uint32_t t = 0; t < n_topics; t++)
-		for (uint32_t p = 0;
-		     !atomic_load(&srv->topics.v[t].deleted) && p < srv->topics.v[t].n_parts; p++)
-			fprintf(f,
-			        "sluice_partition_bytes_per_second{topic=\"%s\",partition=\"%u\"} "
-			        "%.1f\n",
-			        srv->topics.v[t].name, p,
-			        sl_hot_rate_bytes_per_s(&srv->topics.v[t].parts[p].rate));
 	fprintf(f, "# HELP sluice_topic_partition_skew The busiest partition's event rate over the "
 	           "mean of the topic's partitions (1: even; 0: no events).\n"
 	           "# TYPE sluice_topic_partition_skew gauge\n");

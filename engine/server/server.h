@@ -377,7 +377,7 @@ void sl__cluster_metrics(struct sl_server *srv, FILE *f);
 /* server/hot.c, for status.c: a topic's skew (its busiest partition's
  * rate over their mean; 0 without events), its top hot_keys keys into
  * out[SL_HOT_K_MAX] (how many), its status fields (skew, factor, hot
- * keys), and the hot metrics. HTTP threads. */
+ * keys), and the skew and hot-key metrics. HTTP threads. */
 double sl__topic_skew(const struct sl_topic *t);
 uint32_t sl__topic_hot_keys(const struct sl_topic *t, struct sl_hot_key *out);
 void sl__status_hot_topic(const struct sl_topic *t, FILE *f);

@@ -285,6 +285,14 @@ static double sl__m_log_rolls(const struct sl_partition *p)
 {
 	return SL__LOAD(p->log_rolls_pub);
 }
+static double sl__m_events_per_s(const struct sl_partition *p)
+{
+	return sl_hot_rate_events_per_s(&p->rate);
+}
+static double sl__m_bytes_per_s(const struct sl_partition *p)
+{
+	return sl_hot_rate_bytes_per_s(&p->rate);
+}
 static double sl__m_log_roll_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->log_roll_ns_pub) / 1e9;
@@ -575,6 +583,13 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	sl__metrics_lag_seconds(srv, f);
 	sl__metrics_state(srv, f);
 	sl__metrics_pressure(srv, f);
+	sl__per_partition(srv, f, "sluice_partition_events_per_second", "gauge",
+	                  "Events appended to the partition per second, over the last 10 s.",
+	                  sl__m_events_per_s);
+	sl__per_partition(srv, f, "sluice_partition_bytes_per_second", "gauge",
+	                  "Bytes the partition's log wrote per second (batch headers included), "
+	                  "over the last 10 s.",
+	                  sl__m_bytes_per_s);
 	sl__metrics_hot(srv, f);
 	sl__metrics_log(srv, f);
 	sl__metrics_credits(srv, f);
