@@ -1,9 +1,10 @@
 /*
  * sluice status: the server's topics and partitions with their offsets,
  * from one Metadata request on the native port; then, from GET /v1/status
- * on the HTTP port, pressure and overload counts per topic and the
- * projections, sinks and pipelines with their lag. Consumer groups are
- * named as not served yet, so the output never suggests they exist.
+ * on the HTTP port, pressure and overload counts per topic, its rates,
+ * skew and hot keys, and the projections, sinks and pipelines with their
+ * lag. Consumer groups are named as not served yet, so the output never
+ * suggests they exist.
  */
 #include <getopt.h>
 #include <inttypes.h>
