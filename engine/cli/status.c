@@ -1,9 +1,10 @@
 /*
  * sluice status: the server's topics and partitions with their offsets,
  * from one Metadata request on the native port; then, from GET /v1/status
- * on the HTTP port, pressure and overload counts per topic and the
- * projections, sinks and pipelines with their lag. Consumer groups are
- * named as not served yet, so the output never suggests they exist.
+ * on the HTTP port, pressure and overload counts per topic, its rates,
+ * skew and hot keys, and the projections, sinks and pipelines with their
+ * lag. Consumer groups are named as not served yet, so the output never
+ * suggests they exist.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -72,6 +73,44 @@ static void sl__print_followers(struct json_object *list, const char *title, con
 	}
 }
 
+static double sl__dbl(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_double(v) : 0;
+}
+
+/* Per topic: its rate, the skew and busiest partition, the hot keys. */
+static void sl__print_hot(struct json_object *topics)
+{
+	printf("rates and hot keys (last ~10 s):\n");
+	for (size_t i = 0; topics && i < json_object_array_length(topics); i++) {
+		struct json_object *t = json_object_array_get_idx(topics, i);
+		struct json_object *parts = sl__arr(t, "partitions");
+		struct json_object *keys = sl__arr(t, "hot_keys");
+		size_t np = parts ? json_object_array_length(parts) : 0, busiest = 0;
+		double eps = 0, bps = 0, max = -1;
+		for (size_t p = 0; p < np; p++) {
+			struct json_object *pp = json_object_array_get_idx(parts, p);
+			double r = sl__dbl(pp, "events_per_s");
+			eps += r;
+			bps += sl__dbl(pp, "bytes_per_s");
+			if (r > max)
+				max = r, busiest = p;
+		}
+		printf("  %-16s %.0f events/s, %.0f bytes/s; skew %.2f (partition %zu busiest, "
+		       "%.0f events/s)\n",
+		       sl__str(t, "name"), eps, bps, sl__dbl(t, "skew"), busiest,
+		       max < 0 ? 0 : max);
+		size_t nk = keys ? json_object_array_length(keys) : 0;
+		for (size_t k = 0; k < nk; k++) {
+			struct json_object *e = json_object_array_get_idx(keys, k);
+			printf("    %2zu. %-34s %10.0f events/s (+0/-%.0f) partition %" PRId64 "\n",
+			       k + 1, sl__str(e, "key"), sl__dbl(e, "events_per_s"),
+			       sl__dbl(e, "error"), sl__int(e, "partition"));
+		}
+	}
+}
+
 /* The HTTP port's view: pressure and overload counts, projections, sinks,
  * pipelines; a port that cannot be read is said in the output (the native
  * port's part stands on its own). */
@@ -122,6 +161,7 @@ static void sl__print_http(const struct sl_cli_server *http)
 		       "\n",
 		       sl__str(t, "name"), pressured, np, queue, lag, dropped, sampled, rejected);
 	}
+	sl__print_hot(topics);
 	sl__print_followers(sl__arr(o, "projections"), "projections", "lag", NULL);
 	sl__print_followers(sl__arr(o, "sinks"), "sinks", "lag", "circuit");
 	sl__print_followers(sl__arr(o, "pipelines"), "pipelines", "lag", "state");
@@ -179,7 +219,11 @@ int sl_cli_status(int argc, char **argv)
 			    "offsets (end: the next offset to be written; everything below it is\n"
 			    "durable), then, from its HTTP port, per topic the partitions under\n"
 			    "pressure and the events dropped, sampled out or rejected by the\n"
-			    "overload policy, and the projections, sinks and pipelines with their\n"
+			    "overload policy, its events/s and bytes/s, the skew of its "
+			    "partitions\n"
+			    "(the busiest one's rate over the mean) and its hot keys (the busiest\n"
+			    "aggregate ids by recent rate, each an overestimate by at most the\n"
+			    "error shown), and the projections, sinks and pipelines with their\n"
 			    "lag (a line says so when the HTTP port cannot be read). Consumer\n"
 			    "groups are not served yet. Exits 1 when the native port cannot be "
 			    "read.\n"

@@ -163,6 +163,11 @@ enum sl_config_acks {
 /* 32 bytes an id (dedup/idwin.h): 8 MiB per partition at most. */
 #define SL_CONFIG_TOPIC_DEDUP_WINDOW_EVENTS (1ull << 18)
 #define SL_CONFIG_TOPIC_PRODUCER_EXPIRY     (7ull * 86400 * 1000000000ull)
+/* hot_keys and hot_partition_factor (hot/hot.h: SL_HOT_K_MAX bounds the
+ * first, server/topics.c checks that it holds). */
+#define SL_CONFIG_TOPIC_HOT_KEYS     10u
+#define SL_CONFIG_TOPIC_HOT_KEYS_MAX 64u
+#define SL_CONFIG_TOPIC_HOT_FACTOR   4u
 
 struct sl_config_addr {
 	char *host; /* no brackets around IPv6 */
@@ -239,6 +244,12 @@ struct sl_config_topic {
 	uint64_t dedup_window_ns;
 	uint64_t dedup_window_events;
 	uint64_t producer_expiry_ns;
+	/* Hot keys and partitions (issue 19): how many of the topic's
+	 * busiest aggregate ids are reported (0: none counted), and the
+	 * multiple of the mean partition rate past which a partition is said
+	 * to be hot (0: never). */
+	uint32_t hot_keys;
+	uint32_t hot_partition_factor;
 	bool derived; /* not listed: made for a pipeline's `to` */
 	uint32_t line;
 };

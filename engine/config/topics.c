@@ -49,6 +49,8 @@ static int sl__topic_init(void *obj)
 	t->dedup_window_ns = SL_CONFIG_TOPIC_DEDUP_WINDOW;
 	t->dedup_window_events = SL_CONFIG_TOPIC_DEDUP_WINDOW_EVENTS;
 	t->producer_expiry_ns = SL_CONFIG_TOPIC_PRODUCER_EXPIRY;
+	t->hot_keys = SL_CONFIG_TOPIC_HOT_KEYS;
+	t->hot_partition_factor = SL_CONFIG_TOPIC_HOT_FACTOR;
 	t->partitioner_args = sl__cfg_empty_map();
 	return t->partitioner_args ? 0 : -ENOMEM;
 }
@@ -341,6 +343,10 @@ static const struct sl__key sl__topic_keys[] = {
      * producers while they retry. */
     {"producer_expiry", SL__T_DURATION, SL__FIELD(T, producer_expiry_ns), .lo = 1000000000ull,
      .doc = "an idle producer id is forgotten after it"},
+    {"hot_keys", SL__T_INT, SL__FIELD(T, hot_keys), .lo = 0, .hi = SL_CONFIG_TOPIC_HOT_KEYS_MAX,
+     .doc = "the topic's busiest aggregate ids reported by rate in status and metrics; 0: off"},
+    {"hot_partition_factor", SL__T_INT, SL__FIELD(T, hot_partition_factor), .lo = 0, .hi = 1000000,
+     .doc = "a partition past this many times the topic's mean rate is logged as hot; 0: never"},
 };
 
 #undef T

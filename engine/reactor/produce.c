@@ -139,7 +139,7 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		};
 		ret = sl__part_produce(r, part, pid, c->epoch, pr->base_sequence + index,
 		                       sl__resend_s(pr), ev->raw, (uint32_t)ev->raw_len, ev->id,
-		                       &ref);
+		                       ev->aggregate, ev->aggregate_len, &ref);
 	} else {
 		struct sl_xev x = {
 		    .base_seq = pr->base_sequence,
@@ -154,6 +154,7 @@ static void sl__produce_one(struct sl_reactor *r, struct sl_conn *c, const struc
 		    .len = (uint32_t)ev->raw_len,
 		    .id_at = sl_xev_id_at(ev->raw, ev->id),
 		};
+		sl_xev_set_key(&x, ev->raw, ev->aggregate, ev->aggregate_len);
 		ret = sl__xsend_event(r, part->owner, &x, ev->raw);
 	}
 	if (ret < 0)

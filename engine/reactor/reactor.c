@@ -34,7 +34,8 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	struct sl_partition *part = &t->parts[q];
 	if (part->owner == r->id) {
 		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
-		return sl__part_produce(r, part, pid, 1, seq, 0, ev, len, v.id, &ref);
+		return sl__part_produce(r, part, pid, 1, seq, 0, ev, len, v.id, v.aggregate,
+		                        v.aggregate_len, &ref);
 	}
 	struct sl_xev x = {
 	    .base_seq = seq,
@@ -46,6 +47,7 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	    .len = len,
 	    .id_at = sl_xev_id_at(ev, v.id),
 	};
+	sl_xev_set_key(&x, ev, v.aggregate, v.aggregate_len);
 	return sl__xsend_event(r, part->owner, &x, ev);
 }
 
@@ -466,6 +468,7 @@ static void sl__on_tick(struct sl_reactor *r)
 			r->dirty_parts[r->n_dirty_parts++] = p;
 		}
 	}
+	sl__hot_tick(r, now);
 	sl__conns_timeouts(r, now);
 	if (atomic_load_explicit(r->env->stopping, memory_order_acquire) && !r->stopping)
 		sl__begin_stop(r);

@@ -85,6 +85,7 @@ struct sl_reactor {
 	struct __kernel_timespec tick_ts;
 	uint32_t tick_ms; /* 100, or less when a topic syncs more often */
 	uint64_t ticks;
+	uint64_t hot_next_ns; /* hot.c: when rates and hot keys are next due */
 	bool accept_armed;
 
 	/* Provided receive buffers. */
@@ -291,11 +292,13 @@ static inline void sl__ref_answer(struct sl_reactor *r, const struct sl_partitio
 }
 
 /* Admits one event to partition `p` (owned here); a duplicate of a durable
- * event is answered at once. 0 or sl_partition_produce's errors. */
+ * event is answered at once. An event stored is counted under its key
+ * (key[0..key_len), its aggregate id) in the topic's hot-key summary of
+ * this reactor. 0 or sl_partition_produce's errors. */
 static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p, uint64_t pid,
                                    uint32_t epoch, uint64_t seq, uint32_t resend_s,
                                    const uint8_t *ev, uint32_t len, const uint8_t *id,
-                                   struct sl_ack_ref *ref)
+                                   const char *key, size_t key_len, struct sl_ack_ref *ref)
 {
 	/* The owner's word on leadership counts, not the connection's view
 	 * of it a moment ago: a move away from here waits until the owner
@@ -316,6 +319,8 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 	}
 	if (ref->flags & SL_ACK_DUP)
 		r->stats.duplicates++;
+	else if (p->topic->hot)
+		sl_hot_add(p->topic->hot[r->id], key, key_len, p->id);
 	if (!p->dirty) {
 		p->dirty = true;
 		r->dirty_parts[r->n_dirty_parts++] = p;
@@ -330,6 +335,9 @@ void sl__part_release(struct sl_reactor *r, struct sl_partition *p);
 void sl__repl_take(struct sl_reactor *r);
 void sl__repl_step(struct sl_reactor *r);
 void sl__repl_durable(struct sl_reactor *r, struct sl_partition *p);
+
+/* hot.c: partition rates, hot-key summaries, hot partitions (the tick) */
+void sl__hot_tick(struct sl_reactor *r, uint64_t now);
 
 /* ctl.c: topics adopted or dropped at runtime, topic admin answers */
 enum { SL__CTL_REQUEST = 1u, SL__CTL_ANSWERS = 2u }; /* ctl_pending bits */

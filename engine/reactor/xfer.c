@@ -153,6 +153,23 @@ static const uint8_t *sl_xev_id(const struct sl_xev *e, const uint8_t *ev)
 	return sl_event_scan(ev, e->len, &v) == 0 ? v.id : NULL;
 }
 
+/* The event's key as the sender's scan found it (sl_xev_set_key). */
+static inline const char *sl__xev_key(const struct sl_xev *e, const uint8_t *ev, size_t *len)
+{
+	if (SL_LIKELY(e->key_len != SL_XEV_KEY_SCAN)) {
+		*len = e->key_len;
+		return e->key_at ? (const char *)ev + e->key_at - 1 : "";
+	}
+	struct sl_event_view v;
+	/* Rare: a key longer than 64 KiB, or further into its event. */
+	if (sl_event_scan(ev, e->len, &v) < 0) {
+		*len = 0;
+		return "";
+	}
+	*len = v.aggregate_len;
+	return v.aggregate;
+}
+
 /* How many events ahead of the one handled the id window's slot is
  * prefetched: enough for the miss (~0.3 us on this VM, bench_idwin) to
  * land while the events between are handled (~0.5 us each). */
@@ -191,9 +208,11 @@ static void sl__xreceive(struct sl_reactor *r, uint32_t from, struct sl_xblock *
 			    .core = (uint16_t)from,
 			};
 			const uint8_t *ev = b->data + e->off, *id = sl_xev_id(e, ev);
+			size_t klen;
+			const char *key = sl__xev_key(e, ev, &klen);
 			int ret =
 			    sl__part_produce(r, p, e->producer_id, e->epoch, e->base_seq + e->index,
-			                     e->resend_s, ev, e->len, id, &ref);
+			                     e->resend_s, ev, e->len, id, key, klen, &ref);
 			if (ret < 0) {
 				struct sl_xack a = {
 				    .base_seq = e->base_seq,

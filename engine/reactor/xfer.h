@@ -34,16 +34,39 @@ struct sl_xev {
 	 * what 16 bits say (the owner then scans for it). The sender's scan
 	 * found it: the owner need not look again (sl_partition_produce). */
 	uint16_t id_at;
-	uint16_t pad;
+	/* Where its aggregate id (the key) starts, + 1, and its length, for
+	 * the owner's hot-key count (hot/hot.h); key_at 0 with key_len 0: no
+	 * key (an empty one), with SL_XEV_KEY_SCAN: past what 16 bits say
+	 * (the owner scans). In what was padding: the block holds as many. */
+	uint16_t key_at;
 	uint32_t partition;
 	uint32_t off, len;
+	uint16_t key_len;
+	uint16_t pad;
 };
+
+#define SL_XEV_KEY_SCAN UINT16_MAX
 
 static inline uint16_t sl_xev_id_at(const uint8_t *ev, const uint8_t *id)
 {
 	size_t at = id ? (size_t)(id - ev) + 1 : 0;
 	return at <= UINT16_MAX ? (uint16_t)at : 0;
 }
+
+/* Fills x's key_at and key_len for key[0..len) inside the event at ev. */
+static inline void sl_xev_set_key(struct sl_xev *x, const uint8_t *ev, const char *key, size_t len)
+{
+	size_t at = len ? (size_t)((const uint8_t *)key - ev) + 1 : 0;
+	if (at <= UINT16_MAX && len < SL_XEV_KEY_SCAN) {
+		x->key_at = (uint16_t)at;
+		x->key_len = (uint16_t)len;
+	} else {
+		x->key_at = 0;
+		x->key_len = SL_XEV_KEY_SCAN;
+	}
+}
+
+_Static_assert(sizeof(struct sl_xev) == 56, "an xev fills no more of a block than before");
 
 /*
  * sl_xev.conn / sl_xack.conn / sl_ack_ref.conn with this bit: not a

@@ -439,6 +439,14 @@ int sl_server_partition_move(struct sl_server *srv, const char *topic, const cha
                              const char *node, char **body, size_t *len);
 /* The replication lines of /metrics (nothing alone). */
 void sl__cluster_metrics(struct sl_server *srv, FILE *f);
+/* server/hot.c, for status.c: a topic's skew (its busiest partition's
+ * rate over their mean; 0 without events), its top hot_keys keys into
+ * out[SL_HOT_K_MAX] (how many), its status fields (skew, factor, hot
+ * keys), and the skew and hot-key metrics. HTTP threads. */
+double sl__topic_skew(const struct sl_topic *t);
+uint32_t sl__topic_hot_keys(const struct sl_topic *t, struct sl_hot_key *out);
+void sl__status_hot_topic(const struct sl_topic *t, FILE *f);
+void sl__metrics_hot(struct sl_server *srv, FILE *f);
 /* GET /v1/cluster/replica?topic=T&partition=P: this node's copy of the
  * partition as the failover controller asks it, {"node","role","epoch",
  * "last_epoch","end","durable"}: the HTTP status (200, 400, 404, 409) and

@@ -54,7 +54,8 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 			    "%s{\"partition\":%u,\"start_offset\":%" PRIu64
 			    ",\"end_offset\":%" PRIu64 ",\"serving\":%s,\"queue\":%" PRIu64
 			    ",\"follower_lag\":%" PRIu64 ",\"pressured\":%s,\"dropped\":%" PRIu64
-			    ",\"sampled_out\":%" PRIu64 ",\"rejected\":%" PRIu64 "}",
+			    ",\"sampled_out\":%" PRIu64 ",\"rejected\":%" PRIu64
+			    ",\"events_per_s\":%.1f,\"bytes_per_s\":%.1f}",
 			    p ? "," : "", p,
 			    atomic_load_explicit(&part->start_pub, memory_order_relaxed),
 			    atomic_load_explicit(&part->durable_pub, memory_order_acquire),
@@ -65,9 +66,13 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 			                                                                 : "false",
 			    atomic_load_explicit(&part->dropped, memory_order_relaxed),
 			    atomic_load_explicit(&part->sampled_out, memory_order_relaxed),
-			    atomic_load_explicit(&part->rejected, memory_order_relaxed));
+			    atomic_load_explicit(&part->rejected, memory_order_relaxed),
+			    sl_hot_rate_events_per_s(&part->rate),
+			    sl_hot_rate_bytes_per_s(&part->rate));
 		}
-		fprintf(f, "]}");
+		fprintf(f, "]");
+		sl__status_hot_topic(tp, f);
+		fprintf(f, "}");
 	}
 	fprintf(f, "],\"projections\":[");
 	for (uint32_t i = 0; i < srv->n_projs; i++) {
@@ -279,6 +284,14 @@ static double sl__m_log_bytes(const struct sl_partition *p)
 static double sl__m_log_rolls(const struct sl_partition *p)
 {
 	return SL__LOAD(p->log_rolls_pub);
+}
+static double sl__m_events_per_s(const struct sl_partition *p)
+{
+	return sl_hot_rate_events_per_s(&p->rate);
+}
+static double sl__m_bytes_per_s(const struct sl_partition *p)
+{
+	return sl_hot_rate_bytes_per_s(&p->rate);
 }
 static double sl__m_log_roll_s(const struct sl_partition *p)
 {
@@ -570,6 +583,14 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	sl__metrics_lag_seconds(srv, f);
 	sl__metrics_state(srv, f);
 	sl__metrics_pressure(srv, f);
+	sl__per_partition(srv, f, "sluice_partition_events_per_second", "gauge",
+	                  "Events appended to the partition per second, over the last 10 s.",
+	                  sl__m_events_per_s);
+	sl__per_partition(srv, f, "sluice_partition_bytes_per_second", "gauge",
+	                  "Bytes the partition's log wrote per second (batch headers included), "
+	                  "over the last 10 s.",
+	                  sl__m_bytes_per_s);
+	sl__metrics_hot(srv, f);
 	sl__metrics_log(srv, f);
 	sl__metrics_credits(srv, f);
 	uint64_t native_auth = 0;

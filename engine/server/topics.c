@@ -38,6 +38,9 @@
 #define SL__TOPICS_FILE "topics.yaml"
 #define SL__DELETED     ".deleted-"
 
+/* Each reactor's summary publishes the most keys a topic may ask for. */
+_Static_assert(SL_CONFIG_TOPIC_HOT_KEYS_MAX <= SL_HOT_K_MAX, "hot_keys beyond what is published");
+
 int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *out, char *err,
                          size_t errlen)
 {
@@ -80,6 +83,8 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	/* Rounded up to a millisecond: a window set is never off. */
 	out->dedup_window_ms = (int64_t)((c->dedup_window_ns + 999999) / 1000000);
 	out->dedup_window_events = (uint32_t)c->dedup_window_events;
+	out->hot_keys = c->hot_keys;
+	out->hot_factor = c->hot_partition_factor;
 	(void)err;
 	(void)errlen;
 	return 0;
@@ -853,7 +858,7 @@ static bool sl__alterable(const char *key)
 	return !strcmp(key, "overload") || !strcmp(key, "retention") ||
 	       !strcmp(key, "retention.bytes") || !strcmp(key, "retention.age") ||
 	       !strcmp(key, "cleanup") || !strcmp(key, "dedup_window") ||
-	       !strcmp(key, "producer_expiry");
+	       !strcmp(key, "producer_expiry") || !strcmp(key, "hot_partition_factor");
 }
 
 int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_len,
@@ -916,8 +921,8 @@ int sl__topic_alter(struct sl_server *srv, const char *name, size_t name_len, co
 			status = sl__error(body, blen, 400, "not_alterable",
 			                   "'%s' cannot change while the topic runs (alterable: "
 			                   "overload, retention.bytes, retention.age, cleanup, "
-			                   "dedup_window, producer_expiry; the partition count "
-			                   "changes by resharding)",
+			                   "dedup_window, producer_expiry, hot_partition_factor; "
+			                   "the partition count changes by resharding)",
 			                   set->items[i].key);
 			goto out;
 		}
@@ -975,6 +980,8 @@ parsed:;
 	atomic_store(&t->overload, spec.overload);
 	t->spec.overload = spec.overload;
 	t->spec.sample_rate = spec.sample_rate;
+	atomic_store(&t->hot_factor, spec.hot_factor);
+	t->spec.hot_factor = spec.hot_factor;
 	/* Each owner brings its id windows in line before the answer; the
 	 * expiry is read at every tick. */
 	atomic_store(&t->dedup_window_ms, spec.dedup_window_ms);

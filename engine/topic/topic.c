@@ -111,6 +111,19 @@ static int sl__topic_build(struct sl_topics *out, uint32_t i, const struct sl_to
 	t->parts = calloc(t->n_parts, sizeof(*t->parts));
 	if (!t->parts)
 		return -ENOMEM;
+	atomic_store(&t->hot_factor, spec->hot_factor);
+	if (spec->hot_keys) {
+		/* Allocated now, so that counting allocates nothing; only
+		 * reactors that own one of its partitions count. */
+		uint32_t n = out->n_reactors < t->n_parts ? out->n_reactors : t->n_parts;
+		t->hot = calloc(out->n_reactors, sizeof(*t->hot));
+		if (!t->hot)
+			return -ENOMEM;
+		t->n_hot = n;
+		for (uint32_t r = 0; r < n; r++)
+			if (!(t->hot[r] = sl_hot_create(SL_HOT_SAMPLE, sl_now_ns())))
+				return -ENOMEM;
+	}
 	for (uint32_t p = 0; p < t->n_parts; p++) {
 		struct sl_partition *part = &t->parts[p];
 		part->topic = t;
@@ -148,6 +161,9 @@ static void sl__topic_free(struct sl_topic *tp)
 			free(tp->parts[p].followers);
 		}
 	free(tp->parts);
+	for (uint32_t r = 0; tp->hot && r < tp->n_hot; r++)
+		sl_hot_destroy(tp->hot[r]);
+	free(tp->hot);
 	free(tp->name);
 	sl_part_destroy(&tp->part);
 	memset(tp, 0, sizeof(*tp));

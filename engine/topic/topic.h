@@ -28,6 +28,7 @@
 
 #include "dedup/dedup.h"
 #include "dedup/idwin.h"
+#include "hot/hot.h"
 #include "log/log.h"
 #include "part/part.h"
 
@@ -267,6 +268,9 @@ struct sl_partition {
 	_Atomic uint64_t log_commit_hist_pub[SL_LOG_SYNC_BUCKETS];
 	uint64_t pressured_since; /* owner: when the current spell began */
 	struct sl_prepl *repl;    /* cluster mode: see above; NULL alone */
+	/* Events/s and bytes/s over the last ~10 s (hot/hot.h): sampled by
+	 * the owner at its tick, published for status and metrics. */
+	struct sl_hot_rate rate;
 };
 
 /* sl_partition.pressured */
@@ -309,6 +313,11 @@ struct sl_topic_spec {
 	 * length (0: off) and the most ids it keeps per partition. */
 	int64_t dedup_window_ms;
 	uint32_t dedup_window_events;
+	/* Hot keys and partitions (hot/hot.h): the top hot_keys aggregate ids
+	 * reported (0: none counted), and the multiple of the topic's mean
+	 * rate past which a partition is said to be hot (0: never). */
+	uint32_t hot_keys;
+	uint32_t hot_factor;
 };
 
 struct sl_topic {
@@ -326,10 +335,17 @@ struct sl_topic {
 	_Atomic enum sl_overload overload;
 	_Atomic uint64_t sample_below; /* SAMPLE: keep an event when hash(id) < this */
 	/* dedup_window (ms, 0: off) and producer_expiry as they are now: each
-	 * owner brings its partitions' id windows in line at its tick
-	 * (reactor.c), so no other thread touches a window. */
+	 * owner brings its partitions' id windows in line (sl_reactor_retune),
+	 * so no other thread touches a window; the expiry is read at ticks. */
 	_Atomic int64_t dedup_window_ms;
 	_Atomic uint64_t producer_expiry_ns;
+	_Atomic uint32_t hot_factor; /* spec.hot_factor, alterable */
+	/* The hot-key summaries, one per reactor (index = owner), each fed
+	 * and published by that reactor alone: NULL for a reactor that owns
+	 * no partition of the topic, and all NULL (hot NULL) when hot_keys
+	 * is 0. Built with the topic, never moved. */
+	struct sl_hot **hot;
+	uint32_t n_hot; /* hot[0..n_hot) built: min(reactors, partitions) */
 };
 
 /* Topics a server holds at most, deleted ones included (their slots are
