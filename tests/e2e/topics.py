@@ -14,9 +14,12 @@
                     with a message that says what is wrong.
   topics_kill9      events acked by a topic created at runtime survive a
                     kill -9 (the registry and the events are durable before
-                    the acks), and the topic is there after the restart.
+                    the acks), and the topic is there after the restart,
+                    with an alter answered before the kill; a topic deleted
+                    before it stays deleted.
   topics_under_load a producer streams to `events` while topics are
-                    created and deleted; every one of its events is acked.
+                    created, altered and deleted; every one of its events is
+                    acked.
   topics_cli        the same through `sluice topic`, over the native port
                     (its default) and over HTTP (--http).
   topics_auto_create
@@ -183,8 +186,22 @@ def case_topics_kill9(a):
             rc, acks, err = produce(a, srv, "runtime1", 4, 20000)
             check(rc == 0 and len(acks) == 20000, "produce: rc %d, %d acks: %s"
                   % (rc, len(acks), err[-300:]))
+            # An alter and a delete answered before the kill hold after it.
+            st, body = call(srv, "PATCH", "/v1/topics/runtime1",
+                            {"settings": {"overload": "drop", "dedup_window": "0"}})
+            check(st == 200, "alter: %d %r" % (st, body))
+            st, body = call(srv, "POST", "/v1/topics", {"name": "gone", "partitions": 2})
+            check(st == 201, "create gone: %d %r" % (st, body))
+            st, body = call(srv, "DELETE", "/v1/topics/gone")
+            check(st == 200, "delete gone: %d %r" % (st, body))
             srv.kill()
             srv.start()
+            st, body = call(srv, "GET", "/v1/topics/runtime1")
+            check(st == 200 and body["settings"]["overload"] == "drop"
+                  and body["settings"]["dedup_window"] == "0",
+                  "the alter after kill -9: %d %r" % (st, body))
+            st, body = call(srv, "GET", "/v1/topics/gone")
+            check(st == 404, "the deleted topic after kill -9: %d %r" % (st, body))
             rc, evs, err = consume(a, srv, "runtime1")
             got = {e["id"] for e in evs}
             lost = {x["id"] for x in acks} - got
@@ -192,7 +209,7 @@ def case_topics_kill9(a):
                   % (len(lost), err[-300:]))
             check(len(evs) == len(got), "an event is stored twice")
             print("topics_kill9: 20,000 events acked by a runtime topic of 40 partitions, all "
-                  "there after kill -9")
+                  "there after kill -9, with its alter; a deleted topic stays deleted")
         finally:
             srv.kill()
 
@@ -217,6 +234,9 @@ def case_topics_under_load(a):
                 if k % 2:
                     st, body = call(srv, "DELETE", "/v1/topics/t%d" % (k - 1))
                     check(st == 200, "delete under load: %d %r" % (st, body))
+                    st, body = call(srv, "PATCH", "/v1/topics/t%d" % k,
+                                    {"settings": {"overload": "reject", "dedup_window": "1m"}})
+                    check(st == 200, "alter under load: %d %r" % (st, body))
             inflight = p.poll() is None
             check(inflight, "the producer finished before the topic changes: they were not "
                   "made under load (raise n)")
@@ -228,8 +248,8 @@ def case_topics_under_load(a):
             st, body = call(srv, "GET", "/v1/topics")
             names = sorted(t["name"] for t in body["topics"])
             check(names == ["events", "t1", "t3", "t5"], "topics after: %r" % names)
-            print("topics_under_load: %d topics created and 3 deleted while %d events "
-                  "streamed, all acked" % (made, n))
+            print("topics_under_load: %d topics created, 3 altered and 3 deleted while %d "
+                  "events streamed, all acked" % (made, n))
         finally:
             srv.kill()
 
