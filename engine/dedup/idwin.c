@@ -505,6 +505,16 @@ uint32_t sl_idwin_count(const struct sl_idwin *w)
 	return w->tail - w->head;
 }
 
+int sl_idwin_reserve(struct sl_idwin *w, uint64_t n)
+{
+	while (w->fcap < n && w->fcap < w->cap_p2) {
+		int ret = sl__grow(w);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 void sl_idwin_set_window_ms(struct sl_idwin *w, int64_t window_ms)
 {
 	if (window_ms > 0)

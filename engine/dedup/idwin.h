@@ -140,6 +140,11 @@ int sl_idwin_set_distance_limit(struct sl_idwin *w, uint32_t dmax);
 /* See the top: the newest time dropped by time or count, 0 if none. */
 int64_t sl_idwin_horizon_ms(const struct sl_idwin *w);
 
+/* Grows the window now to hold n ids (at most its cap) instead of by the
+ * adds that need it (a rebuild that knows how many it will add). 0 or
+ * -ENOMEM (the window is unchanged then). */
+int sl_idwin_reserve(struct sl_idwin *w, uint64_t n);
+
 /* The window's length changed at runtime (window_ms > 0): a shorter one
  * drops more at the next expire; a longer one keeps what it still holds
  * longer (what it already dropped stays dropped: horizon_ms says so). */

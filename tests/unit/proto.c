@@ -234,7 +234,7 @@ Test(proto, frame_oversized_refused_from_prefix_alone)
 
 Test(proto, frame_types_known_and_unknown)
 {
-	for (int t = 1; t <= 12; t++) {
+	for (int t = 1; t <= SL_FRAME_TYPE_MAX; t++) {
 		cr_assert_eq(sl_frame_type_check((uint8_t)t), 0, "type %d", t);
 		cr_assert_str_neq(sl_frame_type_name((uint8_t)t), "UNKNOWN");
 		cr_assert_not_null(sl_frame_type_descriptor((uint8_t)t));
@@ -243,7 +243,7 @@ Test(proto, frame_types_known_and_unknown)
 	cr_assert_eq(sl_frame_type_descriptor(4), &sluice__v1__ack__descriptor);
 	cr_assert_eq(sl_frame_type_descriptor(11), &sluice__v1__metadata_request__descriptor);
 	cr_assert_eq(sl_frame_type_check(0), -SL_EPROTO_UNKNOWN);
-	cr_assert_eq(sl_frame_type_check(15), -SL_EPROTO_UNKNOWN);
+	cr_assert_eq(sl_frame_type_check(SL_FRAME_TYPE_MAX + 1), -SL_EPROTO_UNKNOWN);
 	cr_assert_eq(sl_frame_type_check(255), -SL_EPROTO_UNKNOWN);
 	cr_assert_str_eq(sl_frame_type_name(200), "UNKNOWN");
 }
@@ -1067,7 +1067,7 @@ Test(proto, control_messages_round_trip)
 	cr_assert_null(m);
 	jf.type = 0;
 	cr_assert_eq(sl_frame_decode_msg(&jf, &m), -SL_EPROTO_UNKNOWN);
-	jf.type = 15;
+	jf.type = SL_FRAME_TYPE_MAX + 1;
 	cr_assert_eq(sl_frame_decode_msg(&jf, &m), -SL_EPROTO_UNKNOWN);
 	sl_frame_msg_free(NULL);
 
