@@ -84,8 +84,11 @@ void sl__cfg_pipelines_free(struct sl_config_pipeline *arr, size_t n)
 
 /* ---- Projections and sinks ------------------------------------------------------ */
 
-/* `from` must name a topic already known: the file's topics and those
- * the pipelines made (consumers are parsed after both). */
+/* `from` names a topic already known (the file's topics and those the
+ * pipelines made: consumers are parsed after both), or one the consumer
+ * waits for (SL_CONFIG_TOPIC_LATER): created at runtime, or listed in
+ * data_dir/topics.yaml. sluiced names every waiting consumer at start,
+ * which is what catches a typo. */
 static int sl__from_parse(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
                           void *obj)
 {
@@ -97,9 +100,8 @@ static int sl__from_parse(struct sl__ld *ld, const struct sl_config_node *n, con
 
 	if ((rc = sl__cfg_key_parse(ld, &name, n, path, obj)))
 		return rc;
-	if ((from = sl__cfg_topic_index(ld->cfg, c->from)) < 0)
-		return sl__cfg_fail(ld, n->line, path, "no topic named '%s'", c->from);
-	c->from_topic = (size_t)from;
+	from = sl__cfg_topic_index(ld->cfg, c->from);
+	c->from_topic = from < 0 ? SL_CONFIG_TOPIC_LATER : (size_t)from;
 	return 0;
 }
 
