@@ -1,6 +1,6 @@
 /* Checks across keys and entries: limits that bound each other, listen
  * addresses off loopback only with `auth`, and the pipelines' topics (bound,
- * derived, and free of cycles). */
+ * derived or waited for, and free of cycles). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -274,6 +274,7 @@ out:
  * Binds each pipeline's `from` and `to` to topics. A `to` that no topic
  * lists is made from its `from` topic; that topic may itself be such a
  * `to`, listed later, so this runs passes until nothing more resolves.
+ * What is left waits for topics made at runtime (SL_CONFIG_TOPIC_LATER).
  */
 int sl__cfg_resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
                               void *obj)

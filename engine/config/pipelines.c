@@ -46,9 +46,11 @@ static const struct sl__section sl__transform_section = {
 static const struct sl__key sl__pipeline_keys[] = {
     {"name", SL__T_NAME, SL__FIELD(PL, name), .required = true,
      .doc = "the pipeline's name: its progress folder and its producer id"},
-    {"from", SL__T_NAME, SL__FIELD(PL, from), .required = true, .doc = "the topic it reads"},
+    {"from", SL__T_NAME, SL__FIELD(PL, from), .required = true,
+     .doc = "the topic it reads; one no topic lists is waited for (made at runtime)"},
     {"to", SL__T_NAME, SL__FIELD(PL, to), .required = true,
-     .doc = "the topic it writes; made from `from`'s settings when no topic lists it"},
+     .doc = "the topic it writes; made from `from`'s settings when no topic lists it "
+            "(waited for when `from` is)"},
     {"transforms", SL__T_SEQ, offsetof(PL, transforms), .off_n = offsetof(PL, n_transforms),
      .sub = &sl__transform_section, .doc = "the chain of transforms, in order"},
 };
