@@ -69,6 +69,11 @@ static void sl__print_followers(struct json_object *list, const char *title, con
 		       np, sum_lag, max_lag);
 		if (state_key && not_ok)
 			printf(", %" PRId64 " partitions not running (see /v1/status)", not_ok);
+		/* A consumer of a topic not made yet (issue 22), or that could
+		 * not start on it. */
+		if (json_object_object_get_ex(e, "state", NULL) &&
+		    strcmp(sl__str(e, "state"), "serving"))
+			printf(", %s", sl__str(e, "state"));
 		putchar('\n');
 	}
 }

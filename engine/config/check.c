@@ -1,6 +1,6 @@
 /* Checks across keys and entries: limits that bound each other, listen
  * addresses off loopback only with `auth`, and the pipelines' topics (bound,
- * derived, and free of cycles). */
+ * derived or waited for, and free of cycles). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -83,6 +83,29 @@ int sl__cfg_root_check(struct sl__ld *ld, const struct sl_config_node *map, cons
 			    "(clients route by hash): use hash",
 			    cfg->topics[i].name,
 			    sl_config_partitioner_name(cfg->topics[i].partitioner));
+	/* Topics come from the config alone in cluster mode (none is made at
+	 * runtime there): a consumer of a topic no entry lists is a typo. */
+	for (size_t i = 0; cfg->cluster.n_etcd && i < cfg->n_projections + cfg->n_sinks; i++) {
+		const struct sl_config_consumer *c = i < cfg->n_projections
+		                                         ? &cfg->projections[i]
+		                                         : &cfg->sinks[i - cfg->n_projections];
+		if (c->from_topic == SL_CONFIG_TOPIC_LATER)
+			return sl__cfg_fail(
+			    ld, c->line, i < cfg->n_projections ? "projections" : "sinks",
+			    "no topic named '%s' (in cluster mode every topic is in "
+			    "the config)",
+			    c->from);
+	}
+	for (size_t i = 0; cfg->cluster.n_etcd && i < cfg->n_pipelines; i++)
+		if (cfg->pipelines[i].from_topic == SL_CONFIG_TOPIC_LATER ||
+		    cfg->pipelines[i].to_topic == SL_CONFIG_TOPIC_LATER)
+			return sl__cfg_fail(
+			    ld, cfg->pipelines[i].line, "pipelines",
+			    "no topic named '%s' (in cluster mode every topic is in "
+			    "the config)",
+			    cfg->pipelines[i].from_topic == SL_CONFIG_TOPIC_LATER
+			        ? cfg->pipelines[i].from
+			        : cfg->pipelines[i].to);
 	if (cfg->cluster.n_etcd)
 		return rc;
 	for (size_t i = 0; i < cfg->n_topics; i++)
@@ -157,36 +180,61 @@ static int sl__add_derived(struct sl__ld *ld, struct sl_config *cfg, size_t from
 	return sl__cfg_part_args(ld, t, name);
 }
 
+/* The node of topic `name` in the pipelines' graph: its index when the
+ * file lists it, else one past the listed ones per name that a pipeline
+ * waits for (names[], *n_names grows). */
+static size_t sl__graph_node(const struct sl_config *cfg, size_t listed, const char *name,
+                             const char **names, size_t *n_names)
+{
+	if (listed != SL_CONFIG_TOPIC_LATER)
+		return listed;
+	for (size_t k = 0; k < *n_names; k++)
+		if (!strcmp(names[k], name))
+			return cfg->n_topics + k;
+	names[*n_names] = name;
+	return cfg->n_topics + (*n_names)++;
+}
+
 /* Kahn's algorithm over the topic graph the pipelines draw: events that
- * flowed around a cycle would be reprocessed forever. */
+ * flowed around a cycle would be reprocessed forever. Topics a pipeline
+ * waits for are nodes too: a cycle through them would close once they
+ * exist. */
 static int sl__check_cycles(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
                             const struct sl_config *cfg)
 {
-	size_t *indeg = calloc(cfg->n_topics + 1, sizeof(*indeg));
-	size_t *queue = calloc(cfg->n_topics + 1, sizeof(*queue));
+	size_t np = cfg->n_pipelines, nn, n_names = 0;
+	size_t *fi = calloc(np + 1, sizeof(*fi)), *ti = calloc(np + 1, sizeof(*ti));
+	const char **names = calloc(2 * np + 1, sizeof(*names));
+	size_t *indeg = calloc(cfg->n_topics + 2 * np + 1, sizeof(*indeg));
+	size_t *queue = calloc(cfg->n_topics + 2 * np + 1, sizeof(*queue));
 	size_t head = 0, tail = 0;
 	int rc = 0;
 
-	if (!indeg || !queue) {
+	if (!fi || !ti || !names || !indeg || !queue) {
 		rc = sl__cfg_oom(ld);
 		goto out;
 	}
-	for (size_t i = 0; i < cfg->n_pipelines; i++)
-		indeg[cfg->pipelines[i].to_topic]++;
-	for (size_t t = 0; t < cfg->n_topics; t++) {
+	for (size_t i = 0; i < np; i++) {
+		const struct sl_config_pipeline *pl = &cfg->pipelines[i];
+		fi[i] = sl__graph_node(cfg, pl->from_topic, pl->from, names, &n_names);
+		ti[i] = sl__graph_node(cfg, pl->to_topic, pl->to, names, &n_names);
+	}
+	nn = cfg->n_topics + n_names;
+	for (size_t i = 0; i < np; i++)
+		indeg[ti[i]]++;
+	for (size_t t = 0; t < nn; t++) {
 		if (!indeg[t])
 			queue[tail++] = t;
 	}
 	while (head < tail) {
 		size_t t = queue[head++];
 
-		for (size_t i = 0; i < cfg->n_pipelines; i++) {
-			if (cfg->pipelines[i].from_topic == t &&
-			    !--indeg[cfg->pipelines[i].to_topic])
-				queue[tail++] = cfg->pipelines[i].to_topic;
+		for (size_t i = 0; i < np; i++) {
+			if (fi[i] == t && !--indeg[ti[i]])
+				queue[tail++] = ti[i];
 		}
 	}
-	if (tail < cfg->n_topics) {
+	if (tail < nn) {
 		/* Unprocessed topics all have an unprocessed predecessor; walking
 		 * back n steps from any of them must end on the cycle itself. */
 		size_t t = 0, at = 0;
@@ -194,27 +242,29 @@ static int sl__check_cycles(struct sl__ld *ld, const struct sl_config_node *seq,
 
 		while (!indeg[t])
 			t++;
-		for (size_t step = 0; step < cfg->n_topics; step++) {
-			for (size_t i = 0; i < cfg->n_pipelines; i++) {
-				if (cfg->pipelines[i].to_topic == t &&
-				    indeg[cfg->pipelines[i].from_topic]) {
-					t = cfg->pipelines[i].from_topic;
+		for (size_t step = 0; step < nn; step++) {
+			for (size_t i = 0; i < np; i++) {
+				if (ti[i] == t && indeg[fi[i]]) {
+					t = fi[i];
 					break;
 				}
 			}
 		}
-		for (size_t i = 0; i < cfg->n_pipelines; i++) {
-			if (cfg->pipelines[i].from_topic == t &&
-			    indeg[cfg->pipelines[i].to_topic]) {
+		for (size_t i = 0; i < np; i++) {
+			if (fi[i] == t && indeg[ti[i]]) {
 				at = i;
 				break;
 			}
 		}
 		sl__cfg_idx(p, path, at);
-		rc = sl__cfg_fail(ld, seq->items[at].line, p,
-		                  "pipelines form a cycle through topic '%s'", cfg->topics[t].name);
+		rc = sl__cfg_fail(
+		    ld, seq->items[at].line, p, "pipelines form a cycle through topic '%s'",
+		    t < cfg->n_topics ? cfg->topics[t].name : names[t - cfg->n_topics]);
 	}
 out:
+	free(fi);
+	free(ti);
+	free(names);
 	free(indeg);
 	free(queue);
 	return rc;
@@ -224,6 +274,7 @@ out:
  * Binds each pipeline's `from` and `to` to topics. A `to` that no topic
  * lists is made from its `from` topic; that topic may itself be such a
  * `to`, listed later, so this runs passes until nothing more resolves.
+ * What is left waits for topics made at runtime (SL_CONFIG_TOPIC_LATER).
  */
 int sl__cfg_resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *seq, const char *path,
                               void *obj)
@@ -268,14 +319,26 @@ int sl__cfg_resolve_pipelines(struct sl__ld *ld, const struct sl_config_node *se
 		if (rc)
 			goto out;
 	}
+	/* What is left reads a topic no entry lists: it waits for one created
+	 * at runtime (or in data_dir/topics.yaml). Its `to`, when no entry
+	 * lists it either, is not made here (the settings it would copy are
+	 * unknown): the pipeline waits for both. */
 	for (size_t i = 0; i < cfg->n_pipelines; i++) {
+		struct sl_config_pipeline *pl = &cfg->pipelines[i];
+		ssize_t to;
+
 		if (done[i])
 			continue;
-		sl__cfg_idx(p, path, i);
-		sl__cfg_sub(kp, p, "from");
-		rc = sl__cfg_fail(ld, sl_config_node_get(&seq->items[i], "from")->line, kp,
-		                  "no topic named '%s'", cfg->pipelines[i].from);
-		goto out;
+		if (!strcmp(pl->from, pl->to)) {
+			sl__cfg_idx(p, path, i);
+			sl__cfg_sub(kp, p, "to");
+			rc = sl__cfg_fail(ld, sl_config_node_get(&seq->items[i], "to")->line, kp,
+			                  "'%s' is also the pipeline's 'from' topic", pl->to);
+			goto out;
+		}
+		to = sl__cfg_topic_index(cfg, pl->to);
+		pl->from_topic = SL_CONFIG_TOPIC_LATER;
+		pl->to_topic = to < 0 ? SL_CONFIG_TOPIC_LATER : (size_t)to;
 	}
 	rc = sl__check_cycles(ld, seq, path, cfg);
 out:

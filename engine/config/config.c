@@ -330,6 +330,31 @@ static void sl__lists_free(struct sl_config *cfg)
 	cfg->n_sinks = 0;
 }
 
+size_t sl_config_each_waiting(const struct sl_config *cfg,
+                              void (*fn)(void *arg, const char *kind, const char *name,
+                                         const char *topic),
+                              void *arg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_projections; i++)
+		if (cfg->projections[i].from_topic == SL_CONFIG_TOPIC_LATER && ++n)
+			fn(arg, "projection", cfg->projections[i].name, cfg->projections[i].from);
+	for (size_t i = 0; i < cfg->n_sinks; i++)
+		if (cfg->sinks[i].from_topic == SL_CONFIG_TOPIC_LATER && ++n)
+			fn(arg, "sink", cfg->sinks[i].name, cfg->sinks[i].from);
+	for (size_t i = 0; i < cfg->n_pipelines; i++) {
+		const struct sl_config_pipeline *pl = &cfg->pipelines[i];
+		if (pl->from_topic == SL_CONFIG_TOPIC_LATER ||
+		    pl->to_topic == SL_CONFIG_TOPIC_LATER) {
+			n++;
+			fn(arg, "pipeline", pl->name,
+			   pl->from_topic == SL_CONFIG_TOPIC_LATER ? pl->from : pl->to);
+		}
+	}
+	return n;
+}
+
 void sl_config_free(struct sl_config *cfg)
 {
 	if (!cfg)

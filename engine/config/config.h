@@ -260,12 +260,17 @@ struct sl_config_transform {
 	uint32_t line;
 };
 
+/* A consumer's `from` (or a pipeline's `to`) that no topic of the file
+ * lists: it waits for a topic of that name, created at runtime or listed
+ * in data_dir/topics.yaml, and binds when there is one (issue 22). */
+#define SL_CONFIG_TOPIC_LATER SIZE_MAX
+
 struct sl_config_pipeline {
 	char *name;
 	char *from;
 	char *to;
-	size_t from_topic; /* index into sl_config.topics */
-	size_t to_topic;
+	size_t from_topic; /* index into sl_config.topics, or SL_CONFIG_TOPIC_LATER */
+	size_t to_topic;   /* the same; a `to` is made from a listed `from` only */
 	struct sl_config_transform *transforms;
 	size_t n_transforms;
 	uint32_t line;
@@ -276,7 +281,7 @@ struct sl_config_consumer {
 	char *name;
 	char *plugin;
 	char *from;
-	size_t from_topic;
+	size_t from_topic;           /* index into sl_config.topics, or SL_CONFIG_TOPIC_LATER */
 	struct sl_config_node *args; /* a MAP, never NULL */
 	uint32_t line;
 	/* Sinks only (`circuit: { failures: 5, cooldown: 1s }`): consecutive
@@ -338,6 +343,15 @@ int sl_config_load_file(const char *path, struct sl_config *cfg, char *err, size
 int sl_config_load_string(const char *yaml, size_t len, const char *base_dir, struct sl_config *cfg,
                           char *err, size_t errlen);
 void sl_config_free(struct sl_config *cfg);
+
+/* Calls fn once per projection, sink and pipeline that names a topic no
+ * entry lists (SL_CONFIG_TOPIC_LATER), in file order: its kind
+ * ("projection", "sink", "pipeline"), its name, and the first topic it
+ * waits for (a pipeline's `from`, else its `to`). Returns how many. */
+size_t sl_config_each_waiting(const struct sl_config *cfg,
+                              void (*fn)(void *arg, const char *kind, const char *name,
+                                         const char *topic),
+                              void *arg);
 
 /*
  * Fills an empty plugin_path with the `plugins` folder beside the folder of

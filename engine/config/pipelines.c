@@ -46,9 +46,11 @@ static const struct sl__section sl__transform_section = {
 static const struct sl__key sl__pipeline_keys[] = {
     {"name", SL__T_NAME, SL__FIELD(PL, name), .required = true,
      .doc = "the pipeline's name: its progress folder and its producer id"},
-    {"from", SL__T_NAME, SL__FIELD(PL, from), .required = true, .doc = "the topic it reads"},
+    {"from", SL__T_NAME, SL__FIELD(PL, from), .required = true,
+     .doc = "the topic it reads; one no topic lists is waited for (made at runtime)"},
     {"to", SL__T_NAME, SL__FIELD(PL, to), .required = true,
-     .doc = "the topic it writes; made from `from`'s settings when no topic lists it"},
+     .doc = "the topic it writes; made from `from`'s settings when no topic lists it "
+            "(waited for when `from` is)"},
     {"transforms", SL__T_SEQ, offsetof(PL, transforms), .off_n = offsetof(PL, n_transforms),
      .sub = &sl__transform_section, .doc = "the chain of transforms, in order"},
 };
@@ -84,8 +86,11 @@ void sl__cfg_pipelines_free(struct sl_config_pipeline *arr, size_t n)
 
 /* ---- Projections and sinks ------------------------------------------------------ */
 
-/* `from` must name a topic already known: the file's topics and those
- * the pipelines made (consumers are parsed after both). */
+/* `from` names a topic already known (the file's topics and those the
+ * pipelines made: consumers are parsed after both), or one the consumer
+ * waits for (SL_CONFIG_TOPIC_LATER): created at runtime, or listed in
+ * data_dir/topics.yaml. sluiced names every waiting consumer at start,
+ * which is what catches a typo. */
 static int sl__from_parse(struct sl__ld *ld, const struct sl_config_node *n, const char *path,
                           void *obj)
 {
@@ -97,9 +102,8 @@ static int sl__from_parse(struct sl__ld *ld, const struct sl_config_node *n, con
 
 	if ((rc = sl__cfg_key_parse(ld, &name, n, path, obj)))
 		return rc;
-	if ((from = sl__cfg_topic_index(ld->cfg, c->from)) < 0)
-		return sl__cfg_fail(ld, n->line, path, "no topic named '%s'", c->from);
-	c->from_topic = (size_t)from;
+	from = sl__cfg_topic_index(ld->cfg, c->from);
+	c->from_topic = from < 0 ? SL_CONFIG_TOPIC_LATER : (size_t)from;
 	return 0;
 }
 

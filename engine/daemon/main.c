@@ -58,6 +58,16 @@ static void usage(FILE *out)
 	        "SIGHUP reads auth.token_file and directory partitioners' files again.\n");
 }
 
+/* --check-config's note for a consumer of a topic the config does not
+ * list (sluiced serves it the same way: waiting, bound when it exists). */
+static void note_waiting(void *arg, const char *kind, const char *name, const char *topic)
+{
+	fprintf(arg,
+	        "# note: %s %s waits for topic %s (not in the config: it binds when the topic "
+	        "is created at runtime, or at start when data_dir/topics.yaml lists it)\n",
+	        kind, name, topic);
+}
+
 static int check_config(const char *path)
 {
 	struct sl_config cfg;
@@ -91,9 +101,16 @@ static int check_config(const char *path)
 		return 1;
 	}
 	printf("# %s: valid\n", path);
+	sl_config_each_waiting(&cfg, note_waiting, stdout);
 	sl_config_dump(&cfg, stdout);
 	sl_config_free(&cfg);
 	return 0;
+}
+
+/* A consumer's topic for the server: its index, or "waits for it by name". */
+static uint32_t topic_index(size_t i)
+{
+	return i == SL_CONFIG_TOPIC_LATER ? SL_SERVER_TOPIC_LATER : (uint32_t)i;
 }
 
 /* A configured duration in ms for a 32-bit field (49 days at most). */
@@ -255,7 +272,8 @@ int main(int argc, char **argv)
 		pspecs[i] = (struct sl_server_proj_spec){
 		    .name = cfg.projections[i].name,
 		    .plugin = cfg.projections[i].plugin,
-		    .topic = (uint32_t)cfg.projections[i].from_topic,
+		    .topic = topic_index(cfg.projections[i].from_topic),
+		    .topic_name = cfg.projections[i].from,
 		    .args = cfg.projections[i].args,
 		    .snapshot_every_events = cfg.projections[i].snapshot_every_events,
 		    .snapshot_every_ns = cfg.projections[i].snapshot_every_ns,
@@ -267,7 +285,8 @@ int main(int argc, char **argv)
 		sspecs[i] = (struct sl_server_sink_spec){
 		    .name = cfg.sinks[i].name,
 		    .plugin = cfg.sinks[i].plugin,
-		    .topic = (uint32_t)cfg.sinks[i].from_topic,
+		    .topic = topic_index(cfg.sinks[i].from_topic),
+		    .topic_name = cfg.sinks[i].from,
 		    .args = cfg.sinks[i].args,
 		    .circuit_failures = cfg.sinks[i].circuit_failures,
 		    .circuit_cooldown_ns = cfg.sinks[i].circuit_cooldown_ns,
@@ -286,8 +305,10 @@ int main(int argc, char **argv)
 		const struct sl_config_pipeline *pl = &cfg.pipelines[i];
 		plspecs[i] = (struct sl_server_pipeline_spec){
 		    .name = pl->name,
-		    .from = (uint32_t)pl->from_topic,
-		    .to = (uint32_t)pl->to_topic,
+		    .from = topic_index(pl->from_topic),
+		    .to = topic_index(pl->to_topic),
+		    .from_name = pl->from,
+		    .to_name = pl->to,
 		    .transforms = trspecs + n_tr,
 		    .n_transforms = (uint32_t)pl->n_transforms,
 		};
@@ -422,10 +443,13 @@ int main(int argc, char **argv)
 			        "enforced yet (nothing is deleted or compacted)\n",
 			        t->name);
 	}
-	for (uint32_t i = 0; i < srv->n_projs; i++)
-		printf("sluiced: projection %s: plugin %s (%s), topic %s\n", srv->projs[i].name,
+	for (uint32_t i = 0; i < srv->n_projs; i++) {
+		/* The HTTP port already runs: a create may bind it meanwhile. */
+		const struct sl_topic *pt = sl__proj_serving(&srv->projs[i]);
+		printf("sluiced: projection %s: plugin %s (%s), topic %s%s\n", srv->projs[i].name,
 		       srv->projs[i].plugin->name, srv->projs[i].plugin->file,
-		       srv->projs[i].topic->name);
+		       pt ? pt->name : srv->projs[i].waits_for, pt ? "" : " (not serving yet)");
+	}
 	for (size_t i = 0; i < cfg.n_pipelines; i++) {
 		const struct sl_config_pipeline *pl = &cfg.pipelines[i];
 		printf("sluiced: pipeline %s: %s -> %s through", pl->name, pl->from, pl->to);

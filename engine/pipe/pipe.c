@@ -593,14 +593,19 @@ void sl_pipes_status_json(const struct sl_pipes *ps, FILE *out)
 	fputc('[', out);
 	for (uint32_t i = 0; ps && i < ps->n; i++) {
 		const struct sl_pipe *pl = &ps->v[i];
+		bool bound = atomic_load_explicit(&pl->bound_pub, memory_order_acquire);
 		/* Pipeline and topic names are config names: [A-Za-z0-9._-]. */
-		fprintf(out, "%s{\"name\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"transforms\":[",
-		        i ? "," : "", pl->name, pl->from->name, pl->to->name);
+		fprintf(out,
+		        "%s{\"name\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"state\":\"%s\","
+		        "\"transforms\":[",
+		        i ? "," : "", pl->name, bound ? pl->from->name : pl->from_name,
+		        bound ? pl->to->name : pl->to_name,
+		        bound ? "serving" : "waiting_for_topic");
 		for (uint32_t t = 0; t < pl->n_plugins; t++)
 			fprintf(out, "%s\"%s\"", t ? "," : "", pl->plugins[t]->name);
 		fputs("],\"partitions\":[", out);
-		for (uint32_t p = 0; p < pl->from->n_parts; p++) {
-			const struct sl_pipe_part *pp = &ps->parts[pl->first + p];
+		for (uint32_t p = 0; bound && p < pl->n_parts; p++) {
+			const struct sl_pipe_part *pp = &pl->parts[p];
 			uint32_t state = atomic_load_explicit(&pp->state_pub, memory_order_acquire);
 			fprintf(out,
 			        "%s{\"partition\":%u,\"input_offset\":%" PRIu64 ",\"lag\":%" PRIu64
@@ -647,8 +652,9 @@ void sl_pipes_metrics(const struct sl_pipes *ps, FILE *out)
 		        fam[f].type);
 		for (uint32_t i = 0; i < ps->n; i++) {
 			const struct sl_pipe *pl = &ps->v[i];
-			for (uint32_t p = 0; p < pl->from->n_parts; p++) {
-				const struct sl_pipe_part *pp = &ps->parts[pl->first + p];
+			bool bound = atomic_load_explicit(&pl->bound_pub, memory_order_acquire);
+			for (uint32_t p = 0; bound && p < pl->n_parts; p++) {
+				const struct sl_pipe_part *pp = &pl->parts[p];
 				uint64_t v;
 				switch (f) {
 				case 0:
@@ -673,6 +679,28 @@ void sl_pipes_metrics(const struct sl_pipes *ps, FILE *out)
 			}
 		}
 	}
+	fputs("# HELP sluice_pipeline_waiting_for_topic 1 while the pipeline waits for its from "
+	      "or to topic to be created.\n# TYPE sluice_pipeline_waiting_for_topic gauge\n",
+	      out);
+	for (uint32_t i = 0; i < ps->n; i++) {
+		const struct sl_pipe *pl = &ps->v[i];
+		bool bound = atomic_load_explicit(&pl->bound_pub, memory_order_acquire);
+		fprintf(out, "sluice_pipeline_waiting_for_topic{pipeline=\"%s\"} %d\n", pl->name,
+		        !bound);
+	}
+}
+
+struct sl_pipe_part *sl_pipes_nth(struct sl_pipes *ps, uint32_t k)
+{
+	for (uint32_t i = 0; ps && i < ps->n; i++) {
+		struct sl_pipe *pl = &ps->v[i];
+		if (!atomic_load_explicit(&pl->bound_pub, memory_order_acquire))
+			continue;
+		if (k < pl->n_parts)
+			return &pl->parts[k];
+		k -= pl->n_parts;
+	}
+	return NULL;
 }
 
 int sl_pipes_wait(struct sl_pipes *ps, bool (*done)(void *arg), void *arg, uint64_t timeout_ns)

@@ -169,7 +169,7 @@ struct sl_pipe_part {
 	struct sl_pipe_stage *st;  /* NULL when refused */
 	struct sl_partition *part; /* partition p of `from` */
 	uint32_t pipe;             /* index into sl_pipes.v */
-	uint32_t index;            /* into sl_pipes.parts: the ack marker's low bits */
+	uint32_t index;            /* pipe << 12 | partition: the ack marker's low bits */
 	uint64_t producer_id;
 	bool failed;           /* stopped (the stage's error says why) */
 	uint64_t saved_ns;     /* its progress file last written */
@@ -190,14 +190,24 @@ struct sl_pipe {
 	struct sl_topic *from, *to;
 	struct sl_plugin **plugins; /* loaded, chain order */
 	uint32_t n_plugins;
-	uint32_t first; /* its partition 0's index in sl_pipes.parts */
+	struct sl_pipe_part *parts; /* a stage per partition of `from` (n_parts) */
+	uint32_t n_parts;
+	/*
+	 * A pipeline whose `from` or `to` did not exist at start (issue 22):
+	 * from, to and parts stay NULL, from_name and to_name say what it
+	 * waits for, until sl_pipes_bind. bound_pub is stored with release
+	 * once they are set (sl_pipes_bound); other threads read them only
+	 * after an acquire load that says so. bind_pending marks it for the
+	 * reactors' sl_reactor_bind (written before that request).
+	 */
+	char *from_name, *to_name;
+	_Atomic bool bound_pub;
+	bool bind_pending;
 };
 
 struct sl_pipes {
 	struct sl_pipe *v;
 	uint32_t n;
-	struct sl_pipe_part *parts; /* every stage of every pipeline */
-	uint32_t n_parts;
 	/* Signalled by the reactors when a stage's published progress or state
 	 * changed, or all its outputs became durable: sl_pipes_wait(). */
 	struct sl_notify changed;
@@ -208,6 +218,10 @@ struct sl_pipes {
  * but the reactors; for tests and tools. */
 int sl_pipes_wait(struct sl_pipes *ps, bool (*done)(void *arg), void *arg, uint64_t timeout_ns);
 
+/* The k-th stage over every bound pipeline in order (their partitions in
+ * order), or NULL past the last: for tests and tools that look at every
+ * stage. Any thread, as sl_pipes_metrics. */
+struct sl_pipe_part *sl_pipes_nth(struct sl_pipes *ps, uint32_t k);
 /* Prometheus text per stage: sluice_pipeline_input_offset,
  * _lag_events, _outputs_total, _outputs_durable_total, _state (enum
  * sl_pipe_state). Nothing for NULL or an empty set. */
@@ -247,9 +261,13 @@ struct sl_pipe_transform_spec {
 	const char *plugin;
 	const struct sl_config_node *args; /* the entry's args map, or NULL */
 };
+/* A topic index meaning "the topic of that name, when there is one". */
+#define SL_PIPE_TOPIC_LATER UINT32_MAX
+
 struct sl_pipe_spec {
 	const char *name;
-	uint32_t from, to; /* indexes into the topics */
+	uint32_t from, to;               /* indexes into the topics, or SL_PIPE_TOPIC_LATER */
+	const char *from_name, *to_name; /* (needed with SL_PIPE_TOPIC_LATER) */
 	const struct sl_pipe_transform_spec *transforms;
 	uint32_t n_transforms; /* >= 1 */
 };
@@ -265,6 +283,25 @@ struct sl_pipe_spec {
 int sl_pipes_create(const struct sl_pipe_spec *specs, uint32_t n, struct sl_topics *topics,
                     const char *const *plugin_path, size_t n_plugin_path, const char *data_dir,
                     struct sl_pipes **out, char *err, size_t errlen);
+/*
+ * A pipeline that waits (issue 22) is built without stages: its plugins
+ * are loaded at create all the same (a bad one stops the start). Once
+ * both its topics exist (`from` and `to`, given: the caller may bind
+ * before a new topic is published), sl_pipes_bind opens its stages (as create does,
+ * but without registering them as followers: their partitions may be
+ * owned already, and only the owner may, sl_reactor_bind) and marks it
+ * bind_pending; the caller has every reactor take the stages
+ * (sl_reactor_bind), then calls sl_pipes_bound, which publishes it.
+ * sl_pipes_waits_for: the topic pipeline i still waits for, or NULL once
+ * bound. Control or admin thread, one call at a time.
+ */
+int sl_pipes_bind(struct sl_pipes *ps, uint32_t i, const struct sl_pipe_spec *sp,
+                  struct sl_topic *from, struct sl_topic *to, struct sl_topics *topics,
+                  const char *data_dir, char *err, size_t errlen);
+void sl_pipes_bound(struct sl_pipes *ps, uint32_t i);
+const char *sl_pipes_waits_for(const struct sl_pipes *ps, uint32_t i,
+                               const struct sl_topics *topics);
+
 /* Writes each stage's final progress (its watermark only ever covers
  * acked outputs, so it is right to keep even when the stage failed),
  * closes the stages, unloads the plugins. After the reactors ended; NULL

@@ -26,9 +26,12 @@ static int sl__pipe_resolve(void *arg, const char *name, size_t len)
 	return (int)t->index;
 }
 
+/* Opens pipeline pl's stages, one per partition of pl->from (set, like
+ * pl->to). follow: registers each one's input position with its partition
+ * now (before any reactor owns it), else its owner does (sl_reactor_bind). */
 static int sl__pipe_open(struct sl_topics *topics, const char *data_dir,
                          const struct sl_pipe_spec *sp, struct sl_pipe *pl, struct sl_pipes *ps,
-                         char *err, size_t errlen)
+                         bool follow, char *err, size_t errlen)
 {
 	const struct sl_config_node *args[64];
 	int ret;
@@ -40,16 +43,21 @@ static int sl__pipe_open(struct sl_topics *topics, const char *data_dir,
 	}
 	for (uint32_t k = 0; k < sp->n_transforms; k++)
 		args[k] = sp->transforms[k].args;
-	pl->first = ps->n_parts;
+	pl->parts = calloc(pl->from->n_parts, sizeof(*pl->parts));
+	if (!pl->parts)
+		return -ENOMEM;
+	pl->n_parts = pl->from->n_parts;
 	for (uint32_t p = 0; p < pl->from->n_parts; p++) {
-		struct sl_pipe_part *pp = &ps->parts[ps->n_parts];
-		pp->index = ps->n_parts++;
+		struct sl_pipe_part *pp = &pl->parts[p];
 		pp->pipe = (uint32_t)(pl - ps->v);
+		/* Partitions are < 4096 (config), pipelines too (below). */
+		pp->index = pp->pipe << 12 | p;
 		pp->part = &pl->from->parts[p];
 		pp->producer_id = sl_pipe_producer_id(pl->name, p);
 		pp->topics = topics;
 		pp->resolve_from = pl->from->index;
-		pp->out_topics = calloc(topics->n, sizeof(*pp->out_topics));
+		/* Every slot: a transform may route to a topic made later. */
+		pp->out_topics = calloc(SL_TOPICS_MAX, sizeof(*pp->out_topics));
 		if (!pp->out_topics)
 			return -ENOMEM;
 		pp->out_topics[pl->to->index] = true;
@@ -85,10 +93,18 @@ static int sl__pipe_open(struct sl_topics *topics, const char *data_dir,
 		                      memory_order_relaxed);
 		/* Its lag bounds the input partition's (backpressure): a slow
 		 * pipeline throttles the producers of `from` under `block`. */
-		if ((ret = sl_partition_follow(pp->part, &pp->next_pub)) < 0)
+		if (follow && (ret = sl_partition_follow(pp->part, &pp->next_pub)) < 0)
 			return ret;
 	}
 	return 0;
+}
+
+/* The topic `index` names, or the one named `name` (runtime topics), or NULL. */
+static struct sl_topic *sl__pipe_topic(struct sl_topics *topics, uint32_t index, const char *name)
+{
+	if (index != SL_PIPE_TOPIC_LATER)
+		return &topics->v[index];
+	return sl_topics_find(topics, name, strlen(name));
 }
 
 static int sl__pipes_build(const struct sl_pipe_spec *specs, uint32_t n, struct sl_topics *topics,
@@ -96,14 +112,18 @@ static int sl__pipes_build(const struct sl_pipe_spec *specs, uint32_t n, struct 
                            const char *data_dir, struct sl_pipes **out, char *err, size_t errlen)
 {
 	struct sl_pipes *ps;
-	uint32_t total = 0;
 	int ret;
 
 	if (!n)
 		return 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl_pipe_spec *sp = &specs[i];
-		if (sp->from >= topics->n || sp->to >= topics->n || sp->from == sp->to) {
+		uint32_t nt = atomic_load(&topics->n);
+		if ((sp->from != SL_PIPE_TOPIC_LATER && sp->from >= nt) ||
+		    (sp->to != SL_PIPE_TOPIC_LATER && sp->to >= nt) ||
+		    (sp->from == SL_PIPE_TOPIC_LATER && !sp->from_name) ||
+		    (sp->to == SL_PIPE_TOPIC_LATER && !sp->to_name) ||
+		    (sp->from == sp->to && sp->from != SL_PIPE_TOPIC_LATER)) {
 			sl_errf(err, errlen, "pipeline %s: bad from/to topics", sp->name);
 			return -EINVAL;
 		}
@@ -111,11 +131,11 @@ static int sl__pipes_build(const struct sl_pipe_spec *specs, uint32_t n, struct 
 			sl_errf(err, errlen, "pipeline %s: no transforms", sp->name);
 			return -EINVAL;
 		}
-		total += topics->v[sp->from].n_parts;
 	}
-	/* Stage indexes ride in ack refs below SL_CONN_PIPE. */
-	if (total >= (1u << 24)) {
-		sl_errf(err, errlen, "pipelines: too many stages (%u)", total);
+	/* Stage indexes ride in ack refs below SL_CONN_PIPE: pipeline << 12
+	 * | partition. */
+	if (n >= (1u << 12)) {
+		sl_errf(err, errlen, "pipelines: too many (%u)", n);
 		return -EINVAL;
 	}
 	ps = calloc(1, sizeof(*ps));
@@ -128,19 +148,22 @@ static int sl__pipes_build(const struct sl_pipe_spec *specs, uint32_t n, struct 
 	}
 	*out = ps;
 	ps->v = calloc(n, sizeof(*ps->v));
-	ps->parts = calloc(total, sizeof(*ps->parts));
-	if (!ps->v || !ps->parts)
+	if (!ps->v)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl_pipe_spec *sp = &specs[i];
 		struct sl_pipe *pl = &ps->v[i];
 		ps->n = i + 1;
-		pl->from = &topics->v[sp->from];
-		pl->to = &topics->v[sp->to];
+		pl->from = sl__pipe_topic(topics, sp->from, sp->from_name);
+		pl->to = sl__pipe_topic(topics, sp->to, sp->to_name);
 		pl->name = strdup(sp->name);
 		pl->plugins = calloc(sp->n_transforms, sizeof(*pl->plugins));
 		if (!pl->name || !pl->plugins)
 			return -ENOMEM;
+		if (pl->from == pl->to && pl->from) {
+			sl_errf(err, errlen, "pipeline %s: bad from/to topics", sp->name);
+			return -EINVAL;
+		}
 		/* Stage ids come from a hash of the name: two names meeting
 		 * there would share sequences (pipe.h). Refused, never guessed. */
 		for (uint32_t j = 0; j < i; j++)
@@ -165,10 +188,56 @@ static int sl__pipes_build(const struct sl_pipe_spec *specs, uint32_t n, struct 
 			}
 			pl->n_plugins = k + 1;
 		}
-		if ((ret = sl__pipe_open(topics, data_dir, sp, pl, ps, err, errlen)) < 0)
+		if (!pl->from || !pl->to) {
+			/* Waits for a topic made at runtime (sl_pipes_bind). */
+			pl->from = pl->to = NULL;
+			pl->from_name = strdup(sp->from_name ? sp->from_name : "");
+			pl->to_name = strdup(sp->to_name ? sp->to_name : "");
+			if (!pl->from_name || !pl->to_name)
+				return -ENOMEM;
+			continue;
+		}
+		if ((ret = sl__pipe_open(topics, data_dir, sp, pl, ps, true, err, errlen)) < 0)
 			return ret;
+		atomic_store_explicit(&pl->bound_pub, true, memory_order_relaxed);
 	}
 	return 0;
+}
+
+const char *sl_pipes_waits_for(const struct sl_pipes *ps, uint32_t i,
+                               const struct sl_topics *topics)
+{
+	const struct sl_pipe *pl = &ps->v[i];
+	if (atomic_load_explicit(&pl->bound_pub, memory_order_acquire))
+		return NULL;
+	if (!sl_topics_find(topics, pl->from_name, strlen(pl->from_name)))
+		return pl->from_name;
+	return pl->to_name;
+}
+
+int sl_pipes_bind(struct sl_pipes *ps, uint32_t i, const struct sl_pipe_spec *sp,
+                  struct sl_topic *from, struct sl_topic *to, struct sl_topics *topics,
+                  const char *data_dir, char *err, size_t errlen)
+{
+	struct sl_pipe *pl = &ps->v[i];
+
+	if (!from || !to || from == to || pl->parts)
+		return -EINVAL;
+	pl->from = from;
+	pl->to = to;
+	int ret = sl__pipe_open(topics, data_dir, sp, pl, ps, false, err, errlen);
+	if (ret < 0)
+		return ret;
+	pl->bind_pending = true;
+	return 0;
+}
+
+void sl_pipes_bound(struct sl_pipes *ps, uint32_t i)
+{
+	struct sl_pipe *pl = &ps->v[i];
+	pl->bind_pending = false;
+	/* Stages, topics and parts are set: status may read them now. */
+	atomic_store_explicit(&pl->bound_pub, true, memory_order_release);
 }
 
 int sl_pipes_create(const struct sl_pipe_spec *specs, uint32_t n, struct sl_topics *topics,
@@ -189,24 +258,27 @@ void sl_pipes_destroy(struct sl_pipes *ps)
 {
 	if (!ps)
 		return;
-	for (uint32_t i = 0; i < ps->n_parts; i++) {
-		struct sl_pipe_part *pp = &ps->parts[i];
-		/* The reactors have ended (joined): the stage is ours now.
-		 * Its watermark only ever covers acked outputs, so it is
-		 * right to keep even when the stage failed. */
-		if (pp->st)
-			sl_pipe_stage_save(pp->st);
-		sl_pipe_stage_close(pp->st);
-		free(pp->out_topics);
-	}
 	for (uint32_t i = 0; i < ps->n; i++) {
-		for (uint32_t k = 0; k < ps->v[i].n_plugins; k++)
-			sl_plugin_unload(ps->v[i].plugins[k]);
-		free(ps->v[i].plugins);
-		free(ps->v[i].name);
+		struct sl_pipe *pl = &ps->v[i];
+		for (uint32_t p = 0; pl->parts && p < pl->n_parts; p++) {
+			struct sl_pipe_part *pp = &pl->parts[p];
+			/* The reactors have ended (joined): the stage is ours
+			 * now. Its watermark only ever covers acked outputs, so
+			 * it is right to keep even when the stage failed. */
+			if (pp->st)
+				sl_pipe_stage_save(pp->st);
+			sl_pipe_stage_close(pp->st);
+			free(pp->out_topics);
+		}
+		free(pl->parts);
+		for (uint32_t k = 0; k < pl->n_plugins; k++)
+			sl_plugin_unload(pl->plugins[k]);
+		free(pl->plugins);
+		free(pl->name);
+		free(pl->from_name);
+		free(pl->to_name);
 	}
 	free(ps->v);
-	free(ps->parts);
 	sl_notify_destroy(&ps->changed);
 	free(ps);
 }

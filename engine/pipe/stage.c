@@ -40,9 +40,13 @@ void sl_pipe_part_fail(struct sl_pipe_part *pp)
 void sl_pipes_output_answered(struct sl_pipes *ps, uint32_t index, uint64_t seq, int32_t status,
                               const char *topic, uint32_t partition)
 {
-	if (!ps || index >= ps->n_parts || !ps->parts[index].st)
+	/* Only a stage's owner sends its outputs, so the answer comes back to
+	 * the reactor that took the stage (at create, or sl_reactor_bind). */
+	uint32_t pipe = index >> 12, p = index & 4095;
+	if (!ps || pipe >= ps->n || !ps->v[pipe].parts || p >= ps->v[pipe].n_parts ||
+	    !ps->v[pipe].parts[p].st)
 		return;
-	struct sl_pipe_part *pp = &ps->parts[index];
+	struct sl_pipe_part *pp = &ps->v[pipe].parts[p];
 	if (status) {
 		sl_pipe_stage_fail(pp->st,
 		                   "pipeline %s partition %u: output %" PRIu64

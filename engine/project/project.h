@@ -309,6 +309,26 @@ struct sl_proj {
 	struct sl_state_db *sdb;
 	struct sl_state_writer *writer;
 	size_t cache_bytes;
+	/*
+	 * A projection of a topic that did not exist at start (issue 22):
+	 * `topic` and `parts` stay NULL and `waits_for` names the topic until
+	 * the server binds it (server/late.c: appliers opened off the
+	 * reactors, then each reactor takes its parts, sl_reactor_bind).
+	 * state_pub (enum sl_proj_state) is stored with release once topic
+	 * and parts are set; a thread other than the owners reads them only
+	 * after an acquire load that says SERVING. `bind_pending` marks the
+	 * projection a sl_reactor_bind under way hands out (written before
+	 * that request, read by the reactors inside it).
+	 */
+	char *waits_for;
+	_Atomic uint32_t state_pub;
+	bool bind_pending;
+};
+
+enum sl_proj_state {
+	SL_PROJ_SERVING = 0,     /* its topic exists: appliers open (a partition may fail alone) */
+	SL_PROJ_WAITING = 1,     /* waits for its topic */
+	SL_PROJ_BIND_FAILED = 2, /* its topic came, the appliers could not open */
 };
 
 /*

@@ -6,12 +6,16 @@
  * thread and answers under ctl_mu. A drop may take several turns: it waits
  * until the partitions' logs have nothing in flight.
  *
+ * Consumers bound at runtime (sl_reactor_bind): the projections and
+ * pipelines the server marked bind_pending hand their parts to the
+ * reactors that own the partitions, the same way (proj.c, pipe.c).
+ *
  * Topic admin requests of this reactor's connections (native TopicAdmin,
  * a Produce that asks for a topic to be created) go to the server's admin
  * thread through env->admin; their answers come back here: queued under
  * ctl_mu with the SL__CTL_ANSWERS bit of ctl_pending, taken between turns.
  *
- * Threads: sl_reactor_adopt/drop on the control thread (the server's
+ * Threads: sl_reactor_adopt/drop/bind on the control thread (the server's
  * admin calls, one at a time); sl_reactor_admin_done on the admin thread;
  * sl__ctl_run and sl__admin_submit on the reactor.
  */
@@ -22,7 +26,7 @@
 
 #include "reactor/conn.h"
 
-enum { SL__CTL_ADOPT = 1, SL__CTL_DROP = 2, SL__CTL_RETUNE = 3 };
+enum { SL__CTL_ADOPT = 1, SL__CTL_DROP = 2, SL__CTL_RETUNE = 3, SL__CTL_BIND = 4 };
 
 static int sl__ctl_request(struct sl_reactor *r, uint32_t kind, uint32_t index)
 {
@@ -60,6 +64,11 @@ int sl_reactor_drop(struct sl_reactor *r, uint32_t index)
 int sl_reactor_retune(struct sl_reactor *r, uint32_t index)
 {
 	return sl__ctl_request(r, SL__CTL_RETUNE, index);
+}
+
+int sl_reactor_bind(struct sl_reactor *r)
+{
+	return sl__ctl_request(r, SL__CTL_BIND, 0);
 }
 
 static void sl__ctl_answer(struct sl_reactor *r)
@@ -287,6 +296,15 @@ void sl__ctl_run(struct sl_reactor *r)
 			sl__ctl_answer(r);
 	} else if (kind == SL__CTL_RETUNE) {
 		sl__ctl_retune(r, t);
+		sl__ctl_answer(r);
+	} else if (kind == SL__CTL_BIND) {
+		/* Without memory the parts stay unstepped (their models never
+		 * move, and their queries wait): said, like an adopt's. */
+		if (sl__proj_bind(r) < 0 || sl__pipe_bind(r) < 0)
+			fprintf(stderr,
+			        "sluiced: reactor %u: no memory to take what was bound at "
+			        "runtime\n",
+			        r->id);
 		sl__ctl_answer(r);
 	}
 }

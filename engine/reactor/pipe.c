@@ -34,25 +34,57 @@ struct sl__pipe_out_ctx {
 	struct sl_pipe_part *pp;
 };
 
-int sl__pipe_init(struct sl_reactor *r)
+/* Appends the stages of pipelines `pick` accepts whose partitions this
+ * reactor owns to r->pipe_parts; with `follow`, registers each one's
+ * input position with its partition (this reactor owns it). */
+static int sl__pipe_take(struct sl_reactor *r, bool (*pick)(const struct sl_pipe *), bool follow)
 {
 	struct sl_pipes *ps = r->env->pipes;
 	uint32_t n = 0;
 
-	for (uint32_t i = 0; ps && i < ps->n_parts; i++)
-		n += ps->parts[i].st && ps->parts[i].part->owner == r->id;
+	for (uint32_t i = 0; ps && i < ps->n; i++)
+		for (uint32_t p = 0; pick(&ps->v[i]) && p < ps->v[i].n_parts; p++)
+			n += ps->v[i].parts[p].st && ps->v[i].parts[p].part->owner == r->id;
 	if (!n)
 		return 0;
-	r->pipe_parts = calloc(n, sizeof(*r->pipe_parts));
-	if (!r->pipe_parts)
+	struct sl_pipe_part **v = realloc(r->pipe_parts, (r->n_pipe_parts + n) * sizeof(*v));
+	if (!v)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < ps->n_parts; i++)
-		if (ps->parts[i].st && ps->parts[i].part->owner == r->id)
-			r->pipe_parts[r->n_pipe_parts++] = &ps->parts[i];
+	r->pipe_parts = v;
 	uint64_t now = sl_now_ns();
-	for (uint32_t i = 0; i < r->n_pipe_parts; i++)
-		r->pipe_parts[i]->saved_ns = now;
+	for (uint32_t i = 0; i < ps->n; i++)
+		for (uint32_t p = 0; pick(&ps->v[i]) && p < ps->v[i].n_parts; p++) {
+			struct sl_pipe_part *pp = &ps->v[i].parts[p];
+			if (!pp->st || pp->part->owner != r->id)
+				continue;
+			if (follow && sl_partition_follow(pp->part, &pp->next_pub) < 0)
+				return -ENOMEM;
+			pp->saved_ns = now;
+			r->pipe_parts[r->n_pipe_parts++] = pp;
+		}
 	return 0;
+}
+
+/* At create: the pipelines bound from the start (followed then). */
+static bool sl__pipe_open_now(const struct sl_pipe *pl)
+{
+	return pl->parts && !pl->bind_pending;
+}
+
+/* sl_reactor_bind: what the server just bound to a topic made at runtime. */
+static bool sl__pipe_binding(const struct sl_pipe *pl)
+{
+	return pl->parts && pl->bind_pending;
+}
+
+int sl__pipe_init(struct sl_reactor *r)
+{
+	return sl__pipe_take(r, sl__pipe_open_now, false);
+}
+
+int sl__pipe_bind(struct sl_reactor *r)
+{
+	return sl__pipe_take(r, sl__pipe_binding, true);
 }
 
 void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a)

@@ -7,6 +7,7 @@
  */
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,24 +21,58 @@
 /* Applied at once when at least this many are waiting (else at the tick). */
 #define SL_PROJ_MIN_EVENTS 2048u
 
-int sl__proj_init(struct sl_reactor *r)
+/* Appends the parts of projections `pick` accepts whose partitions this
+ * reactor owns to r->pparts; with `follow`, registers each one's lag with
+ * its partition (this reactor owns it, so nothing else reads its
+ * followers meanwhile). */
+static int sl__proj_take_parts(struct sl_reactor *r, bool (*pick)(const struct sl_proj *),
+                               bool follow)
 {
 	const struct sl_reactor_env *env = r->env;
 	uint32_t n = 0;
 
 	for (uint32_t i = 0; i < env->n_projs; i++)
-		for (uint32_t p = 0; p < env->projs[i].topic->n_parts; p++)
+		for (uint32_t p = 0; pick(&env->projs[i]) && p < env->projs[i].topic->n_parts; p++)
 			n += env->projs[i].parts[p].part->owner == r->id;
 	if (!n)
 		return 0;
-	r->pparts = calloc(n, sizeof(*r->pparts));
-	if (!r->pparts)
+	struct sl_proj_part **v = realloc(r->pparts, (r->n_pparts + n) * sizeof(*v));
+	if (!v)
 		return -ENOMEM;
+	r->pparts = v;
 	for (uint32_t i = 0; i < env->n_projs; i++)
-		for (uint32_t p = 0; p < env->projs[i].topic->n_parts; p++)
-			if (env->projs[i].parts[p].part->owner == r->id)
-				r->pparts[r->n_pparts++] = &env->projs[i].parts[p];
+		for (uint32_t p = 0; pick(&env->projs[i]) && p < env->projs[i].topic->n_parts;
+		     p++) {
+			struct sl_proj_part *pp = &env->projs[i].parts[p];
+			if (pp->part->owner != r->id)
+				continue;
+			if (follow && pp->a && sl_partition_follow(pp->part, &pp->applied_pub) < 0)
+				return -ENOMEM;
+			r->pparts[r->n_pparts++] = pp;
+		}
 	return 0;
+}
+
+/* At create: what serves from the start (followed by the server then). */
+static bool sl__proj_open_now(const struct sl_proj *pj)
+{
+	return pj->parts != NULL && !pj->bind_pending;
+}
+
+/* sl_reactor_bind: what the server just bound to a topic made at runtime. */
+static bool sl__proj_binding(const struct sl_proj *pj)
+{
+	return pj->bind_pending && pj->parts != NULL;
+}
+
+int sl__proj_init(struct sl_reactor *r)
+{
+	return sl__proj_take_parts(r, sl__proj_open_now, false);
+}
+
+int sl__proj_bind(struct sl_reactor *r)
+{
+	return sl__proj_take_parts(r, sl__proj_binding, true);
 }
 
 /* Starts a rebuild beside the live applier (project/query.c), stepped by

@@ -225,6 +225,15 @@ int sl_reactor_drop(struct sl_reactor *r, uint32_t index);
  * reactor's partitions of it turn their id windows on, off or to the new
  * length before this returns. */
 int sl_reactor_retune(struct sl_reactor *r, uint32_t index);
+/*
+ * Consumers bound at runtime (server/late.c), the same way: takes the
+ * parts of every projection (env->projs) and the stages of every pipeline
+ * (env->pipes) marked bind_pending, opened by the caller, whose
+ * partitions this reactor owns, and registers each one's lag with its
+ * partition (sl_partition_follow: the owner's to do once it owns it).
+ * Blocks until done: 0, or -ESHUTDOWN when the reactor stopped.
+ */
+int sl_reactor_bind(struct sl_reactor *r);
 /* Its io_uring's fd, for msg_ring; -1 until the reactor's thread set it up
  * (a plain acquire load: callers wait for the start barrier first). */
 int sl_reactor_ring_fd(struct sl_reactor *r);

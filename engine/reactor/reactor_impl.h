@@ -352,6 +352,8 @@ void sl__conn_admin_answer(struct sl_reactor *r, struct sl_conn *c, struct sl_ad
 
 /* proj.c */
 int sl__proj_init(struct sl_reactor *r);
+/* sl_reactor_bind: the parts of projections marked bind_pending. */
+int sl__proj_bind(struct sl_reactor *r);
 void sl__proj_take(struct sl_reactor *r);
 void sl__proj_step(struct sl_reactor *r);
 void sl__proj_tick(struct sl_reactor *r);
@@ -360,6 +362,8 @@ void sl__proj_emit_ack(struct sl_reactor *r, const struct sl_xack *a);
 
 /* pipe.c */
 int sl__pipe_init(struct sl_reactor *r);
+/* sl_reactor_bind: the stages of pipelines marked bind_pending. */
+int sl__pipe_bind(struct sl_reactor *r);
 void sl__pipe_step(struct sl_reactor *r);
 void sl__pipe_tick(struct sl_reactor *r);
 /* An ack whose conn has SL_CONN_PIPE (from sl__conn_ack). */

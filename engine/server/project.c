@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "base/epoch.h"
+#include "config/config.h"
 #include "http/http.h"
 #include "pipe/pipe.h"
 #include "plugin/plugin.h"
@@ -78,10 +79,83 @@ static int sl__proj_store(struct sl_server *srv, struct sl_proj *pj, size_t cach
 	return 0;
 }
 
+int sl__proj_open(struct sl_server *srv, uint32_t i, bool follow, char *err, size_t errlen)
+{
+	const struct sl_server_opts *o = &srv->opts;
+	const struct sl_server_proj_spec *sp = &o->projections[i];
+	struct sl_proj *pj = &srv->projs[i];
+	char dir[4096], lerr[512];
+	int ret;
+
+	pj->parts = calloc(pj->topic->n_parts, sizeof(*pj->parts));
+	if (!pj->parts)
+		return -ENOMEM;
+	for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
+		struct sl_proj_part *pp = &pj->parts[p];
+		struct sl_partition *part = &pj->topic->parts[p];
+		pp->part = part;
+		pp->proj = i;
+		/* Partitions are < 4096 (config); the prefix keeps the id
+		 * apart from a pipeline of the same name. */
+		char idname[300];
+		snprintf(idname, sizeof(idname), "projection/%s", sp->name);
+		pp->emit_pid = sl_pipe_producer_id(idname, p);
+		pp->emit_ref = i << 12 | p;
+		if (!part->log) {
+			/* A refused partition: its projection is not served
+			 * either, and says so when asked. */
+			pp->failed = true;
+			continue;
+		}
+		if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u", o->data_dir, sp->name, p) >=
+		    (int)sizeof(dir))
+			return -ENAMETOOLONG;
+		struct sl_applier_opts ao = {
+		    .plugin = pj->plugin,
+		    .inst = {.name = sp->name,
+		             .topic = pj->topic->name,
+		             .partition = p,
+		             .n_partitions = pj->topic->n_parts,
+		             .args = sp->args,
+		             .epoch = srv->epoch},
+		    .log_dir = part->dir,
+		    .log_cuts = &part->cuts,
+		    .snap_dir = dir,
+		    .snapshot_every_events = sp->snapshot_every_events  ? sp->snapshot_every_events
+		                             : o->snapshot_every_events ? o->snapshot_every_events
+		                                                        : SL__SNAP_EVENTS,
+		    .snapshot_every_ns = sp->snapshot_every_ns  ? sp->snapshot_every_ns
+		                         : o->snapshot_every_ns ? o->snapshot_every_ns
+		                                                : SL__SNAP_NS,
+		    .resolve = sl__proj_resolve,
+		    .resolve_arg = pj,
+		    .state_db = pj->sdb,
+		    .state_writer = pj->writer,
+		    .state_cache_bytes = pj->cache_bytes,
+		    .on_commit = sl_proj_part_wake,
+		    .on_commit_arg = pp,
+		};
+		pp->wake = sl__wake_reactor;
+		pp->wake_arg = srv;
+		ret = sl_applier_open(&ao, &pp->a, lerr, sizeof(lerr));
+		if (ret < 0) {
+			sl_errf(err, errlen, "projection %s partition %u: %s", sp->name, p, lerr);
+			return ret;
+		}
+		atomic_store_explicit(&pp->applied_pub, sl_applier_visible(pp->a),
+		                      memory_order_relaxed);
+		atomic_store_explicit(&pp->applying_pub, sl_applier_next(pp->a),
+		                      memory_order_relaxed);
+		/* Its lag bounds the partition's (backpressure). */
+		if (follow && (ret = sl_partition_follow(part, &pp->applied_pub)) < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 {
 	const struct sl_server_opts *o = &srv->opts;
-	char dir[4096];
 	int ret;
 
 	/* struct sl_ring keeps its indexes on their own cache lines. */
@@ -100,29 +174,51 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 	srv->projs = calloc(o->n_projections, sizeof(*srv->projs));
 	if (!srv->projs)
 		return -ENOMEM;
+	/* Each projection's topic: by index, or by name among the runtime
+	 * topics (data_dir/topics.yaml); a projection whose topic does not
+	 * exist waits for it (server/late.c). */
+	for (uint32_t i = 0; i < o->n_projections; i++) {
+		const struct sl_server_proj_spec *sp = &o->projections[i];
+		uint32_t n = atomic_load(&srv->topics.n);
+		if (sp->topic != SL_SERVER_TOPIC_LATER && sp->topic >= n)
+			return -EINVAL;
+		srv->projs[i].topic =
+		    sp->topic != SL_SERVER_TOPIC_LATER
+		        ? &srv->topics.v[sp->topic]
+		        : sl_topics_find(&srv->topics, sp->topic_name, strlen(sp->topic_name));
+	}
 	/* A quarter of the memory budget for host state (server.h): half of
 	 * it the owners' caches, shared evenly by every projection partition,
-	 * half each projection's store (memtables and block cache). */
+	 * half each projection's store (memtables and block cache). A
+	 * projection that waits for its topic counts as the partitions of a
+	 * topic made with the defaults (`sluice topic create`, 8): when it
+	 * binds, each of its partitions gets the share computed here, so a
+	 * topic made with more partitions takes more than the quarter. */
 	uint64_t n_pparts = 0, quarter = o->memory_budget / 4;
 	for (uint32_t i = 0; i < o->n_projections; i++)
-		if (o->projections[i].topic < srv->topics.n)
-			n_pparts += srv->topics.v[o->projections[i].topic].n_parts;
+		n_pparts +=
+		    srv->projs[i].topic ? srv->projs[i].topic->n_parts : SL_CONFIG_TOPIC_PARTITIONS;
 	size_t cache_bytes = n_pparts ? (size_t)(quarter / 2 / n_pparts) : 0;
 	size_t store_bytes = (size_t)(quarter / 2 / o->n_projections);
 	for (uint32_t i = 0; i < o->n_projections; i++) {
 		const struct sl_server_proj_spec *sp = &o->projections[i];
 		struct sl_proj *pj = &srv->projs[i];
 		srv->n_projs = i + 1;
-		if (sp->topic >= srv->topics.n)
-			return -EINVAL;
-		pj->topic = &srv->topics.v[sp->topic];
 		pj->topics = &srv->topics;
 		pj->args = sp->args;
 		pj->data_dir = o->data_dir;
 		pj->name = strdup(sp->name);
-		pj->parts = calloc(pj->topic->n_parts, sizeof(*pj->parts));
-		if (!pj->name || !pj->parts)
+		if (!pj->name)
 			return -ENOMEM;
+		if (!pj->topic) {
+			pj->waits_for = strdup(sp->topic_name);
+			if (!pj->waits_for)
+				return -ENOMEM;
+			atomic_store_explicit(&pj->state_pub, SL_PROJ_WAITING,
+			                      memory_order_relaxed);
+		}
+		/* The plugin and a host-state store now, waiting or not: a bad
+		 * plugin stops the start, not the topic's creation later. */
 		char lerr[512];
 		ret = sl_plugin_load(o->plugin_path, o->n_plugin_path, sp->plugin,
 		                     SL_PLUGIN_PROJECTION, &pj->plugin, lerr, sizeof(lerr));
@@ -136,69 +232,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 			sl_errf(err, errlen, "projection %s: %s", sp->name, lerr);
 			return ret;
 		}
-		for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
-			struct sl_proj_part *pp = &pj->parts[p];
-			struct sl_partition *part = &pj->topic->parts[p];
-			pp->part = part;
-			pp->proj = i;
-			/* Partitions are < 4096 (config); the prefix keeps the id
-			 * apart from a pipeline of the same name. */
-			char idname[300];
-			snprintf(idname, sizeof(idname), "projection/%s", sp->name);
-			pp->emit_pid = sl_pipe_producer_id(idname, p);
-			pp->emit_ref = i << 12 | p;
-			if (!part->log) {
-				/* A refused partition: its projection is not served
-				 * either, and says so when asked. */
-				pp->failed = true;
-				continue;
-			}
-			if (snprintf(dir, sizeof(dir), "%s/projections/%s/%u", o->data_dir,
-			             sp->name, p) >= (int)sizeof(dir))
-				return -ENAMETOOLONG;
-			struct sl_applier_opts ao = {
-			    .plugin = pj->plugin,
-			    .inst = {.name = sp->name,
-			             .topic = pj->topic->name,
-			             .partition = p,
-			             .n_partitions = pj->topic->n_parts,
-			             .args = sp->args,
-			             .epoch = srv->epoch},
-			    .log_dir = part->dir,
-			    .log_cuts = &part->cuts,
-			    .snap_dir = dir,
-			    .snapshot_every_events =
-			        sp->snapshot_every_events  ? sp->snapshot_every_events
-			        : o->snapshot_every_events ? o->snapshot_every_events
-			                                   : SL__SNAP_EVENTS,
-			    .snapshot_every_ns = sp->snapshot_every_ns  ? sp->snapshot_every_ns
-			                         : o->snapshot_every_ns ? o->snapshot_every_ns
-			                                                : SL__SNAP_NS,
-			    .resolve = sl__proj_resolve,
-			    .resolve_arg = pj,
-			    .state_db = pj->sdb,
-			    .state_writer = pj->writer,
-			    .state_cache_bytes = pj->cache_bytes,
-			    .on_commit = sl_proj_part_wake,
-			    .on_commit_arg = pp,
-			};
-			pp->wake = sl__wake_reactor;
-			pp->wake_arg = srv;
-			ret = sl_applier_open(&ao, &pp->a, lerr, sizeof(lerr));
-			if (ret < 0) {
-				sl_errf(err, errlen, "projection %s partition %u: %s", sp->name, p,
-				        lerr);
-				return ret;
-			}
-			atomic_store_explicit(&pp->applied_pub, sl_applier_visible(pp->a),
-			                      memory_order_relaxed);
-			atomic_store_explicit(&pp->applying_pub, sl_applier_next(pp->a),
-			                      memory_order_relaxed);
-			/* Its lag bounds the partition's (backpressure). */
-			ret = sl_partition_follow(part, &pp->applied_pub);
-			if (ret < 0)
-				return ret;
-		}
+		if (pj->topic && (ret = sl__proj_open(srv, i, true, err, errlen)) < 0)
+			return ret;
 	}
 	return 0;
 }
@@ -230,6 +265,7 @@ void sl__projs_destroy(struct sl_server *srv)
 			sl_applier_close(pp->a);
 		}
 		free(pj->parts);
+		free(pj->waits_for);
 		sl_state_db_close(pj->sdb);
 		sl_plugin_unload(pj->plugin);
 		free(pj->name);
@@ -358,6 +394,30 @@ static int sl__answer_extend(char **body, size_t *len, struct sl_pquery *const *
 	return sl__obj_insert(body, len, end, add, (size_t)n);
 }
 
+const struct sl_topic *sl__proj_serving(const struct sl_proj *pj)
+{
+	return atomic_load_explicit(&((struct sl_proj *)pj)->state_pub, memory_order_acquire) ==
+	               SL_PROJ_SERVING
+	           ? pj->topic
+	           : NULL;
+}
+
+/* The answer of a projection without appliers: it waits for its topic,
+ * or could not open them when the topic came (said on stderr then). */
+static int sl__not_bound(const struct sl_proj *pj, char **body, size_t *len)
+{
+	char msg[300];
+	if (atomic_load_explicit(&((struct sl_proj *)pj)->state_pub, memory_order_acquire) ==
+	    SL_PROJ_WAITING)
+		snprintf(msg, sizeof(msg), "projection %s waits for topic %s", pj->name,
+		         pj->waits_for);
+	else
+		snprintf(msg, sizeof(msg),
+		         "projection %s could not start on its topic (the server's log says why)",
+		         pj->name);
+	return sl__fail(body, len, 503, "not_serving", msg);
+}
+
 int sl__proj_find(const struct sl_server *srv, const char *name, size_t len)
 {
 	for (uint32_t i = 0; i < srv->n_projs; i++)
@@ -448,6 +508,8 @@ int sl__query_local(struct sl_server *srv, const struct sl_server_query *in, cha
 		return sl__fail(body, len, 404, "unknown_projection", msg);
 	}
 	const struct sl_proj *pj = &srv->projs[proj];
+	if (!sl__proj_serving(pj))
+		return sl__not_bound(pj, body, len);
 	uint64_t deadline = sl_now_ns() + (uint64_t)in->timeout_ms * 1000000u;
 	if (in->has_min && in->min_partition >= pj->topic->n_parts) {
 		snprintf(msg, sizeof(msg), "min_offset: topic %s has partitions 0..%u, not %u",
@@ -610,6 +672,8 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 		return sl__fail(body, len, 404, "unknown_projection", msg);
 	}
 	const struct sl_proj *pj = &srv->projs[proj];
+	if (!sl__proj_serving(pj))
+		return sl__not_bound(pj, body, len);
 	uint32_t n = pj->topic->n_parts;
 	struct sl_pquery **qs = calloc(n, sizeof(*qs));
 	int status = 200;

@@ -280,6 +280,10 @@ int sl__qread(struct sl_server *srv, const struct sl_server_query *in, char **bo
 		return sl__qread_fail(body, len, 404, "unknown_projection", msg);
 	}
 	const struct sl_proj *pj = &srv->projs[found];
+	/* Waiting for its topic (not in cluster mode, whose config lists every
+	 * topic, but a node alone asked with quorum): answered as one is. */
+	if (!sl__proj_serving(pj))
+		return sl__query_local(srv, in, body, len);
 	int klen = (int)(in->key_len > 100 ? 100 : in->key_len);
 	if (in->has_max_lag)
 		return sl__qread_fail(body, len, 400, "bad_request",

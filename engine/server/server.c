@@ -31,6 +31,20 @@ void sl__wake_reactor(void *arg, uint32_t reactor)
  * a burst of overflow blocks, so the backlog path stays cold. */
 #define SL_PAIR_RING_SLOTS 1024
 
+struct sl_sink_spec sl__sink_spec(const struct sl_server *srv, uint32_t i)
+{
+	const struct sl_server_sink_spec *in = &srv->opts.sinks[i];
+	return (struct sl_sink_spec){
+	    .name = in->name,
+	    .plugin = in->plugin,
+	    .topic = in->topic == SL_SERVER_TOPIC_LATER ? SL_SINK_TOPIC_LATER : in->topic,
+	    .topic_name = in->topic_name,
+	    .args = in->args,
+	    .circuit_failures = in->circuit_failures,
+	    .circuit_cooldown_ns = in->circuit_cooldown_ns,
+	};
+}
+
 /* The sinks of opts->sinks (engine/sink): plugins loaded, one instance per
  * partition asked where to resume, each registered as a follower of its
  * partition, so before any reactor runs. */
@@ -46,14 +60,7 @@ static int sl__sinks_create(struct sl_server *srv, char *err, size_t errlen)
 	if (!sp)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < o->n_sinks; i++)
-		sp[i] = (struct sl_sink_spec){
-		    .name = o->sinks[i].name,
-		    .plugin = o->sinks[i].plugin,
-		    .topic = o->sinks[i].topic,
-		    .args = o->sinks[i].args,
-		    .circuit_failures = o->sinks[i].circuit_failures,
-		    .circuit_cooldown_ns = o->sinks[i].circuit_cooldown_ns,
-		};
+		sp[i] = sl__sink_spec(srv, i);
 	ret = sl_sinks_create(sp, o->n_sinks, &srv->topics, o->plugin_path, o->n_plugin_path,
 	                      &srv->sinks, err, errlen);
 	free(sp);
@@ -61,34 +68,33 @@ static int sl__sinks_create(struct sl_server *srv, char *err, size_t errlen)
 }
 
 /* The pipelines of opts->pipelines (engine/pipe): their specs in pipe's
- * terms, then the stages built there, before any reactor runs (each takes
- * the stages of its partitions). */
+ * terms (kept: a pipeline that waits for a topic is bound from them
+ * later, server/late.c), then the stages built there, before any reactor
+ * runs (each takes the stages of its partitions). */
 static int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 {
 	const struct sl_server_opts *o = &srv->opts;
 	struct sl_pipe_spec *sp;
 	struct sl_pipe_transform_spec *tr;
 	uint32_t n_tr = 0;
-	int ret;
 
 	if (!o->n_pipelines)
 		return 0;
 	for (uint32_t i = 0; i < o->n_pipelines; i++)
 		n_tr += o->pipelines[i].n_transforms;
-	sp = calloc(o->n_pipelines, sizeof(*sp));
-	tr = calloc(n_tr ? n_tr : 1, sizeof(*tr));
-	if (!sp || !tr) {
-		free(sp);
-		free(tr);
+	srv->pipe_specs = sp = calloc(o->n_pipelines, sizeof(*sp));
+	srv->pipe_transforms = tr = calloc(n_tr ? n_tr : 1, sizeof(*tr));
+	if (!sp || !tr)
 		return -ENOMEM;
-	}
 	n_tr = 0;
 	for (uint32_t i = 0; i < o->n_pipelines; i++) {
 		const struct sl_server_pipeline_spec *in = &o->pipelines[i];
 		sp[i] = (struct sl_pipe_spec){
 		    .name = in->name,
-		    .from = in->from,
-		    .to = in->to,
+		    .from = in->from == SL_SERVER_TOPIC_LATER ? SL_PIPE_TOPIC_LATER : in->from,
+		    .to = in->to == SL_SERVER_TOPIC_LATER ? SL_PIPE_TOPIC_LATER : in->to,
+		    .from_name = in->from_name,
+		    .to_name = in->to_name,
 		    .transforms = &tr[n_tr],
 		    .n_transforms = in->n_transforms,
 		};
@@ -98,11 +104,8 @@ static int sl__pipes_create(struct sl_server *srv, char *err, size_t errlen)
 			    .args = in->transforms[k].args,
 			};
 	}
-	ret = sl_pipes_create(sp, o->n_pipelines, &srv->topics, o->plugin_path, o->n_plugin_path,
-	                      o->data_dir, &srv->pipes, err, errlen);
-	free(sp);
-	free(tr);
-	return ret;
+	return sl_pipes_create(sp, o->n_pipelines, &srv->topics, o->plugin_path, o->n_plugin_path,
+	                       o->data_dir, &srv->pipes, err, errlen);
 }
 
 /* One server per data folder: two would interleave writes to the same
@@ -256,6 +259,9 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 			sl_errf(err, errlen, "pipelines: %s", sl_strerror(ret));
 		goto fail;
 	}
+
+	/* Typo protection: each consumer still waiting for its topic said. */
+	sl__late_report(srv);
 
 	ret = sl_net_parse_addr(opts->listen_native, &srv->native_addr);
 	if (ret < 0) {
@@ -491,6 +497,8 @@ void sl_server_destroy(struct sl_server *srv)
 	sl__projs_destroy(srv);
 	/* After the reactors ended: the stages are ours again. */
 	sl_pipes_destroy(srv->pipes);
+	free(srv->pipe_specs);
+	free(srv->pipe_transforms);
 	sl_topics_destroy(&srv->topics);
 	sl__rt_free(srv);
 	/* After the topics, which keep pointers to the sinks' done_pub. */

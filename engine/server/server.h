@@ -36,13 +36,25 @@ struct sl_applier;
 struct sl_config_node;
 struct sl_sinks;
 struct sl_pipes;
+struct sl_pipe_spec;
+struct sl_pipe_transform_spec;
+struct sl_sink_spec;
 struct sl_auth;
+
+/*
+ * A consumer's topic index that says "the topic named topic_name, which the
+ * config does not list" (issue 22): found at create among the runtime
+ * topics (data_dir/topics.yaml), or the consumer waits for it and binds
+ * when sl_server_topic_create makes it (server/late.c).
+ */
+#define SL_SERVER_TOPIC_LATER UINT32_MAX
 
 /* A projection to run: plugin NAME.so fed by one topic. */
 struct sl_server_proj_spec {
 	const char *name;
 	const char *plugin;
-	uint32_t topic;                    /* index into sl_server_opts.topics */
+	uint32_t topic;         /* index into sl_server_opts.topics, or SL_SERVER_TOPIC_LATER */
+	const char *topic_name; /* its name (needed with SL_SERVER_TOPIC_LATER) */
 	const struct sl_config_node *args; /* the entry's args map, or NULL */
 	/* Snapshot cadence of this projection's partitions; 0: the server's
 	 * (snapshot_every_*), and 0 there too: 1M events, 60 s. */
@@ -55,7 +67,8 @@ struct sl_server_proj_spec {
 struct sl_server_sink_spec {
 	const char *name;
 	const char *plugin;
-	uint32_t topic;                    /* index into sl_server_opts.topics */
+	uint32_t topic;         /* index into sl_server_opts.topics, or SL_SERVER_TOPIC_LATER */
+	const char *topic_name; /* its name (needed with SL_SERVER_TOPIC_LATER) */
 	const struct sl_config_node *args; /* the entry's args map, or NULL */
 	uint32_t circuit_failures;         /* 0: the default (5) */
 	uint64_t circuit_cooldown_ns;      /* 0: the default (1 s) */
@@ -70,7 +83,8 @@ struct sl_server_transform_spec {
 
 struct sl_server_pipeline_spec {
 	const char *name;
-	uint32_t from, to; /* indexes into sl_server_opts.topics */
+	uint32_t from, to; /* indexes into sl_server_opts.topics, or SL_SERVER_TOPIC_LATER */
+	const char *from_name, *to_name; /* (needed with SL_SERVER_TOPIC_LATER) */
 	const struct sl_server_transform_spec *transforms;
 	uint32_t n_transforms; /* >= 1 */
 };
@@ -207,9 +221,13 @@ struct sl_server {
 		bool inited, started, stop;
 		bool sync; /* the cluster's runtime topics changed (cluster mode) */
 	} admin;
-	struct sl_ring *pq;        /* per reactor: MPMC ring of struct sl_pquery * */
-	struct sl_sinks *sinks;    /* sink threads (engine/sink); NULL when none */
-	struct sl_pipes *pipes;    /* pipeline stages (engine/pipe); NULL when none */
+	struct sl_ring *pq;     /* per reactor: MPMC ring of struct sl_pquery * */
+	struct sl_sinks *sinks; /* sink threads (engine/sink); NULL when none */
+	struct sl_pipes *pipes; /* pipeline stages (engine/pipe); NULL when none */
+	/* The pipelines' specs in pipe's terms (their transforms in one
+	 * array): what binds a pipeline that waited for a topic. */
+	struct sl_pipe_spec *pipe_specs;
+	struct sl_pipe_transform_spec *pipe_transforms;
 	pthread_barrier_t barrier; /* reactors meet once their rings exist */
 	/* What the reactors are given (reactor.h): pointers into this server,
 	 * filled before the first reactor is created. */
@@ -302,7 +320,32 @@ int sl__cluster_replica_set(struct sl_server *srv, const char *topic, uint32_t p
 /* server/project.c, for server.c: plugins and appliers (before the
  * reactors exist), and their release (final snapshots) after they ended. */
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen);
+/* Opens projection i's appliers on pj->topic (set by the caller); follow:
+ * registers their lag with the partitions now, which only a caller whose
+ * partitions no reactor owns yet may do (else their owners do it,
+ * sl_reactor_bind). -errno with err. Control or admin thread. */
+int sl__proj_open(struct sl_server *srv, uint32_t i, bool follow, char *err, size_t errlen);
+/* The projection's topic once it serves (acquire), else NULL (it waits
+ * for the topic, or could not bind to it). Any thread. */
+const struct sl_topic *sl__proj_serving(const struct sl_proj *pj);
 void sl__projs_destroy(struct sl_server *srv);
+/* server.c: sink i of opts.sinks in sink's terms (create, and a bind later). */
+struct sl_sink_spec sl__sink_spec(const struct sl_server *srv, uint32_t i);
+/*
+ * server/late.c: projections, sinks and pipelines of topics made at
+ * runtime (issue 22). Each names the topic it waits for at start (one
+ * stderr line per consumer); sl_server_topic_create, under the registry's
+ * mutex, calls sl__late_bind once the new topic `index` is built (before
+ * any reactor adopts it: sinks register as followers there) and
+ * sl__late_commit once every reactor adopted it (each reactor takes the
+ * new projection parts and stages, sl_reactor_bind; then they are
+ * published). sl__late_users: how many consumers are bound to topic t
+ * (their names in `names`), which a runtime delete refuses.
+ */
+void sl__late_report(struct sl_server *srv);
+void sl__late_bind(struct sl_server *srv, uint32_t index);
+void sl__late_commit(struct sl_server *srv);
+int sl__late_users(struct sl_server *srv, const struct sl_topic *t, char *names, size_t len);
 /* server.c: wakes reactor `reactor` of the server `arg` (callbacks of the
  * reader and of the projections' state commits). */
 void sl__wake_reactor(void *arg, uint32_t reactor);

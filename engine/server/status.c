@@ -77,9 +77,16 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 	fprintf(f, "],\"projections\":[");
 	for (uint32_t i = 0; i < srv->n_projs; i++) {
 		const struct sl_proj *pj = &srv->projs[i];
-		fprintf(f, "%s{\"name\":\"%s\",\"plugin\":\"%s\",\"topic\":\"%s\",\"partitions\":[",
-		        i ? "," : "", pj->name, pj->plugin->name, pj->topic->name);
-		for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
+		const struct sl_topic *t = sl__proj_serving(pj);
+		uint32_t st = atomic_load_explicit(&srv->projs[i].state_pub, memory_order_acquire);
+		fprintf(f,
+		        "%s{\"name\":\"%s\",\"plugin\":\"%s\",\"topic\":\"%s\",\"state\":\"%s\","
+		        "\"partitions\":[",
+		        i ? "," : "", pj->name, pj->plugin->name, t ? t->name : pj->waits_for,
+		        st == SL_PROJ_WAITING       ? "waiting_for_topic"
+		        : st == SL_PROJ_BIND_FAILED ? "failed"
+		                                    : "serving");
+		for (uint32_t p = 0; t && p < t->n_parts; p++) {
 			struct sl_proj_part *pp = &pj->parts[p];
 			uint64_t end =
 			    atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
@@ -103,6 +110,13 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 /* Age of the oldest event a projection has not applied, approximated from
  * above by the append time of the last one it read (exact while events
  * keep coming); 0 when it is caught up, absent before it read any. */
+/* Partitions of a projection that serves; 0 while it waits for its topic. */
+static uint32_t sl__proj_nparts(const struct sl_proj *pj)
+{
+	const struct sl_topic *t = sl__proj_serving(pj);
+	return t ? t->n_parts : 0;
+}
+
 /* Host-state projections (engine/state): their caches and stores. Per
  * projection, the partitions summed; the cache's bytes per partition too
  * (its budget is per partition). */
@@ -138,7 +152,7 @@ static void sl__metrics_state(struct sl_server *srv, FILE *f)
 			uint64_t v[9] = {0};
 			if (!pj->sdb)
 				continue;
-			for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
+			for (uint32_t p = 0; p < sl__proj_nparts(pj); p++) {
 				struct sl_state_part *sp =
 				    pj->parts[p].a ? sl_applier_state(pj->parts[p].a) : NULL;
 				struct sl_state_part_stats st;
@@ -181,7 +195,7 @@ static void sl__metrics_lag_seconds(struct sl_server *srv, FILE *f)
 	           "# TYPE sluice_projection_lag_seconds gauge\n");
 	int64_t now_ms = (int64_t)(sl_wall_ns() / 1000000u);
 	for (uint32_t i = 0; i < srv->n_projs; i++)
-		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++) {
+		for (uint32_t p = 0; p < sl__proj_nparts(&srv->projs[i]); p++) {
 			struct sl_proj_part *pp = &srv->projs[i].parts[p];
 			uint64_t end =
 			    atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
@@ -560,7 +574,7 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	fprintf(f, "# HELP sluice_projection_applied_offset Next offset the projection applies.\n"
 	           "# TYPE sluice_projection_applied_offset gauge\n");
 	for (uint32_t i = 0; i < srv->n_projs; i++)
-		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++)
+		for (uint32_t p = 0; p < sl__proj_nparts(&srv->projs[i]); p++)
 			fprintf(f,
 			        "sluice_projection_applied_offset{projection=\"%s\",partition=\"%"
 			        "u\"} %" PRIu64 "\n",
@@ -570,7 +584,7 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	fprintf(f, "# HELP sluice_projection_lag_events Durable events not yet applied.\n"
 	           "# TYPE sluice_projection_lag_events gauge\n");
 	for (uint32_t i = 0; i < srv->n_projs; i++)
-		for (uint32_t p = 0; p < srv->projs[i].topic->n_parts; p++) {
+		for (uint32_t p = 0; p < sl__proj_nparts(&srv->projs[i]); p++) {
 			struct sl_proj_part *pp = &srv->projs[i].parts[p];
 			uint64_t end =
 			    atomic_load_explicit(&pp->part->durable_pub, memory_order_acquire);
@@ -580,6 +594,21 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 			        "%" PRIu64 "\n",
 			        srv->projs[i].name, p, end > a ? end - a : 0);
 		}
+	fprintf(f, "# HELP sluice_projection_waiting_for_topic 1 while the projection waits for "
+	           "its topic to be created.\n"
+	           "# TYPE sluice_projection_waiting_for_topic gauge\n");
+	for (uint32_t i = 0; i < srv->n_projs; i++) {
+		const struct sl_proj *pj = &srv->projs[i];
+		const struct sl_topic *t = sl__proj_serving(pj);
+		fprintf(f,
+		        "sluice_projection_waiting_for_topic{projection=\"%s\",topic=\"%s\"} %d\n",
+		        pj->name,
+		        t               ? t->name
+		        : pj->waits_for ? pj->waits_for
+		                        : "",
+		        atomic_load_explicit(&srv->projs[i].state_pub, memory_order_acquire) ==
+		            SL_PROJ_WAITING);
+	}
 	sl__metrics_lag_seconds(srv, f);
 	sl__metrics_state(srv, f);
 	sl__metrics_pressure(srv, f);

@@ -824,8 +824,13 @@ parsed:
 	}
 	srv->topics.v[index].runtime = true;
 	in_etcd = false; /* here to stay: the next start makes it from the registry */
+	/* What waits for this topic opens now, before any reactor owns its
+	 * partitions (server/late.c), and is taken by the reactors after. */
+	sl__late_bind(srv, index);
 	ret = sl__all_reactors(srv, index, true);
 	sl_topics_publish(&srv->topics, index);
+	if (ret == 0)
+		sl__late_commit(srv);
 	if (ret < 0) {
 		status = sl__error(body, blen, 503, "stopping",
 		                   "the server is stopping; the topic is kept for the next start");
@@ -1023,6 +1028,17 @@ int sl__topic_delete(struct sl_server *srv, const char *name, size_t name_len, b
 	if (!t->runtime || !rt) {
 		status = sl__error(body, blen, 409, "config_topic",
 		                   "topic '%s' is defined in the config: remove it there", t->name);
+		goto out;
+	}
+	char users[400];
+	int n_users = sl__late_users(srv, t, users, sizeof(users));
+	if (n_users > 0) {
+		/* Their positions (snapshots, targets, progress files) are
+		 * offsets of this topic: server/late.c says why. */
+		status = sl__error(body, blen, 409, "in_use",
+		                   "topic '%s' is read by %s: remove %s from the config (and "
+		                   "restart) first",
+		                   t->name, users, n_users > 1 ? "them" : "it");
 		goto out;
 	}
 	if (srv->cl && !local_only &&

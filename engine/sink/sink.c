@@ -72,7 +72,12 @@ struct sl__sink {
 	uint32_t n_parts;
 	uint32_t k;
 	pthread_t thread;
-	bool started;
+	bool started; /* under the set's mu once the set runs */
+	/* A sink of a topic that did not exist at create (sl_sinks_bind):
+	 * topic, parts and n_parts are set before bound_pub (release); other
+	 * threads read them after an acquire load that says bound. */
+	char *waits_for;
+	_Atomic bool bound_pub;
 };
 
 struct sl_sinks {
@@ -83,6 +88,7 @@ struct sl_sinks {
 	struct sl_notify changed; /* every write attempt: sl_sinks_wait() */
 	_Atomic bool stop;
 	bool sync_ok;
+	bool running; /* sl_sinks_start ran: a sink bound later starts at once (mu) */
 };
 
 /* ---- the sink thread ----------------------------------------------------------- */
@@ -365,6 +371,43 @@ static int sl__part_open(struct sl__sink *sk, const struct sl_sink_spec *spec, u
 	return 0;
 }
 
+/* An instance per partition of sk->topic. */
+static int sl__parts_open(struct sl__sink *sk, const struct sl_sink_spec *spec, char *err,
+                          size_t errlen)
+{
+	sk->parts = calloc(sk->topic->n_parts, sizeof(*sk->parts));
+	if (!sk->parts) {
+		sl_errf(err, errlen, "sink %s: out of memory", sk->name);
+		return -ENOMEM;
+	}
+	sk->n_parts = sk->topic->n_parts;
+	for (uint32_t p = 0; p < sk->n_parts; p++) {
+		int ret = sl__part_open(sk, spec, p, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Registers each instance's done_pub with its partition. Last, once
+ * nothing else can fail but memory: a partition must never keep a
+ * pointer into a set that was freed. */
+static int sl__follow(struct sl__sink *sk, char *err, size_t errlen)
+{
+	for (uint32_t p = 0; p < sk->n_parts; p++) {
+		struct sl__part *sp = &sk->parts[p];
+		if (sp->refused)
+			continue;
+		if (sl_partition_follow(sp->part, &sp->done_pub) < 0) {
+			/* Registered pointers cannot be taken back: the caller
+			 * destroys the topics without serving them. */
+			sl_errf(err, errlen, "sink %s: out of memory", sk->name);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int sl_sinks_create(const struct sl_sink_spec *specs, uint32_t n, struct sl_topics *topics,
                     const char *const *plugin_path, size_t n_plugin_path, struct sl_sinks **out,
                     char *err, size_t errlen)
@@ -404,43 +447,36 @@ int sl_sinks_create(const struct sl_sink_spec *specs, uint32_t n, struct sl_topi
 
 		s->n = i + 1;
 		sk->set = s;
-		if (sp->topic >= topics->n) {
+		if (sp->topic == SL_SINK_TOPIC_LATER ? !sp->topic_name : sp->topic >= topics->n) {
 			sl_errf(err, errlen, "sink %s: no topic %u", sp->name, sp->topic);
 			ret = -EINVAL;
 			goto fail;
 		}
-		sk->topic = &topics->v[sp->topic];
+		sk->topic = sp->topic != SL_SINK_TOPIC_LATER
+		                ? &topics->v[sp->topic]
+		                : sl_topics_find(topics, sp->topic_name, strlen(sp->topic_name));
 		sk->k = sp->circuit_failures ? sp->circuit_failures : SL_SINK_CIRCUIT_FAILURES;
 		if (!(sk->name = strdup(sp->name)))
 			goto oom;
-		sk->parts = calloc(sk->topic->n_parts, sizeof(*sk->parts));
-		if (!sk->parts)
-			goto oom;
-		sk->n_parts = sk->topic->n_parts;
+		/* The plugin now, waiting or not: a bad one stops the start. */
 		ret = sl_plugin_load(plugin_path, n_plugin_path, sp->plugin, SL_PLUGIN_SINK,
 		                     &sk->plugin, lerr, sizeof(lerr));
 		if (ret < 0) {
 			sl_errf(err, errlen, "sink %s: %s", sp->name, lerr);
 			goto fail;
 		}
-		for (uint32_t p = 0; p < sk->n_parts; p++)
-			if ((ret = sl__part_open(sk, sp, p, err, errlen)) < 0)
-				goto fail;
-	}
-	/* Last, once nothing else can fail but memory: a partition must
-	 * never keep a pointer into a set that was freed. */
-	for (uint32_t i = 0; i < s->n; i++)
-		for (uint32_t p = 0; p < s->v[i].n_parts; p++) {
-			struct sl__part *sp = &s->v[i].parts[p];
-			if (sp->refused)
-				continue;
-			if ((ret = sl_partition_follow(sp->part, &sp->done_pub)) < 0) {
-				/* Registered pointers cannot be taken back: the
-				 * caller destroys the topics without serving them. */
-				sl_errf(err, errlen, "sink %s: out of memory", s->v[i].name);
-				goto fail;
-			}
+		if (!sk->topic) {
+			if (!(sk->waits_for = strdup(sp->topic_name)))
+				goto oom;
+			continue;
 		}
+		if ((ret = sl__parts_open(sk, sp, err, errlen)) < 0)
+			goto fail;
+		atomic_store_explicit(&sk->bound_pub, true, memory_order_relaxed);
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		if ((ret = sl__follow(&s->v[i], err, errlen)) < 0)
+			goto fail;
 	*out = s;
 	return 0;
 oom:
@@ -455,15 +491,71 @@ int sl_sinks_start(struct sl_sinks *s)
 {
 	if (!s)
 		return 0;
+	pthread_mutex_lock(&s->mu);
+	s->running = true;
+	pthread_mutex_unlock(&s->mu);
 	for (uint32_t i = 0; i < s->n; i++) {
+		if (!atomic_load_explicit(&s->v[i].bound_pub, memory_order_relaxed))
+			continue; /* started by sl_sinks_bind */
+		pthread_mutex_lock(&s->mu);
 		int ret = pthread_create(&s->v[i].thread, NULL, sl__main, &s->v[i]);
+		s->v[i].started = ret == 0;
+		pthread_mutex_unlock(&s->mu);
 		if (ret) {
 			sl_sinks_stop(s);
 			return -ret;
 		}
-		s->v[i].started = true;
 	}
 	return 0;
+}
+
+int sl_sinks_bind(struct sl_sinks *s, uint32_t i, const struct sl_sink_spec *spec,
+                  struct sl_topic *topic, char *err, size_t errlen)
+{
+	struct sl__sink *sk;
+	int ret;
+
+	if (!s || i >= s->n || !(sk = &s->v[i])->waits_for || sk->topic)
+		return -EINVAL;
+	sk->topic = topic;
+	if ((ret = sl__parts_open(sk, spec, err, errlen)) < 0 ||
+	    (ret = sl__follow(sk, err, errlen)) < 0)
+		return ret;
+	atomic_store_explicit(&sk->bound_pub, true, memory_order_release);
+	/* Under mu: a stop that came first sees no thread to join, one that
+	 * comes after joins this one. */
+	pthread_mutex_lock(&s->mu);
+	ret = 0;
+	if (s->running && !sl__stopping(s)) {
+		ret = -pthread_create(&sk->thread, NULL, sl__main, sk);
+		sk->started = ret == 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (ret < 0)
+		sl_errf(err, errlen, "sink %s: cannot start its thread: %s", sk->name,
+		        sl_strerror(ret));
+	return ret;
+}
+
+const char *sl_sinks_waits_for(const struct sl_sinks *s, uint32_t i)
+{
+	if (!s || i >= s->n || atomic_load_explicit(&s->v[i].bound_pub, memory_order_acquire))
+		return NULL;
+	return s->v[i].waits_for;
+}
+
+const char *sl_sinks_topic(const struct sl_sinks *s, uint32_t i)
+{
+	if (!s || i >= s->n)
+		return NULL;
+	if (!atomic_load_explicit(&s->v[i].bound_pub, memory_order_acquire))
+		return s->v[i].waits_for;
+	return s->v[i].topic->name;
+}
+
+const char *sl_sinks_name(const struct sl_sinks *s, uint32_t i)
+{
+	return s && i < s->n ? s->v[i].name : NULL;
 }
 
 void sl_sinks_stop(struct sl_sinks *s)
@@ -474,11 +566,15 @@ void sl_sinks_stop(struct sl_sinks *s)
 	atomic_store_explicit(&s->stop, true, memory_order_release);
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
-	for (uint32_t i = 0; i < s->n; i++)
-		if (s->v[i].started) {
+	/* No sl_sinks_bind starts a thread from here (stop is set). */
+	for (uint32_t i = 0; i < s->n; i++) {
+		pthread_mutex_lock(&s->mu);
+		bool started = s->v[i].started;
+		s->v[i].started = false;
+		pthread_mutex_unlock(&s->mu);
+		if (started)
 			pthread_join(s->v[i].thread, NULL);
-			s->v[i].started = false;
-		}
+	}
 }
 
 void sl_sinks_destroy(struct sl_sinks *s)
@@ -494,6 +590,7 @@ void sl_sinks_destroy(struct sl_sinks *s)
 		/* Instances first: the plugin's code must outlive them. */
 		sl_plugin_unload(sk->plugin);
 		free(sk->name);
+		free(sk->waits_for);
 	}
 	free(s->v);
 	if (s->sync_ok) {
@@ -509,6 +606,12 @@ void sl_sinks_destroy(struct sl_sinks *s)
 uint32_t sl_sinks_count(const struct sl_sinks *s)
 {
 	return s ? s->n : 0;
+}
+
+/* Partitions of a sink that is bound (acquire), 0 while it waits. */
+static uint32_t sl__bound_parts(const struct sl__sink *sk)
+{
+	return atomic_load_explicit(&sk->bound_pub, memory_order_acquire) ? sk->n_parts : 0;
 }
 
 static uint64_t sl__ld(const _Atomic uint64_t *v)
@@ -528,7 +631,9 @@ int sl_sinks_part_stats(const struct sl_sinks *s, uint32_t sink, uint32_t partit
 {
 	struct sl_breaker_stats bs;
 
-	if (!s || sink >= s->n || partition >= s->v[sink].n_parts)
+	if (!s || sink >= s->n ||
+	    !atomic_load_explicit(&s->v[sink].bound_pub, memory_order_acquire) ||
+	    partition >= s->v[sink].n_parts)
 		return -ENOENT;
 	const struct sl__part *sp = &s->v[sink].parts[partition];
 	sl_breaker_get_stats(&sp->br, &bs);
@@ -592,7 +697,7 @@ void sl_sinks_metrics(const struct sl_sinks *s, FILE *out)
 		fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[m].name, fam[m].help, fam[m].name,
 		        fam[m].type);
 		for (uint32_t i = 0; i < s->n; i++)
-			for (uint32_t p = 0; p < s->v[i].n_parts; p++) {
+			for (uint32_t p = 0; p < sl__bound_parts(&s->v[i]); p++) {
 				const struct sl__part *sp = &s->v[i].parts[p];
 				uint64_t v;
 				if (sp->refused)
@@ -620,7 +725,7 @@ void sl_sinks_metrics(const struct sl_sinks *s, FILE *out)
 	      "state entered.\n# TYPE sluice_sink_circuit_transitions_total counter\n",
 	      out);
 	for (uint32_t i = 0; i < s->n; i++)
-		for (uint32_t p = 0; p < s->v[i].n_parts; p++) {
+		for (uint32_t p = 0; p < sl__bound_parts(&s->v[i]); p++) {
 			const struct sl__part *sp = &s->v[i].parts[p];
 			struct sl_breaker_stats bs;
 			if (sp->refused)
@@ -634,6 +739,16 @@ void sl_sinks_metrics(const struct sl_sinks *s, FILE *out)
 				fprintf(out, ",to=\"%s\"} %" PRIu64 "\n", to[t], vals[t]);
 			}
 		}
+	fputs("# HELP sluice_sink_waiting_for_topic 1 while the sink waits for its topic to be "
+	      "created.\n# TYPE sluice_sink_waiting_for_topic gauge\n",
+	      out);
+	for (uint32_t i = 0; i < s->n; i++) {
+		fputs("sluice_sink_waiting_for_topic{sink=\"", out);
+		sl__put_escaped(out, s->v[i].name);
+		fputs("\",topic=\"", out);
+		sl__put_escaped(out, sl_sinks_topic(s, i));
+		fprintf(out, "\"} %d\n", sl_sinks_waits_for(s, i) != NULL);
+	}
 }
 
 void sl_sinks_status_json(const struct sl_sinks *s, FILE *out)
@@ -646,9 +761,12 @@ void sl_sinks_status_json(const struct sl_sinks *s, FILE *out)
 		fputs("\",\"plugin\":\"", out);
 		sl__put_escaped(out, sk->plugin->name);
 		fputs("\",\"topic\":\"", out);
-		sl__put_escaped(out, sk->topic->name);
-		fputs("\",\"partitions\":[", out);
-		for (uint32_t p = 0; p < sk->n_parts; p++) {
+		sl__put_escaped(out, sl_sinks_topic(s, i));
+		fputs(sl_sinks_waits_for(s, i) ? "\",\"state\":\"waiting_for_topic\""
+		                               : "\",\"state\":\"serving\"",
+		      out);
+		fputs(",\"partitions\":[", out);
+		for (uint32_t p = 0; p < sl__bound_parts(sk); p++) {
 			const struct sl__part *sp = &sk->parts[p];
 			fprintf(
 			    out,

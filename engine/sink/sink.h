@@ -29,8 +29,8 @@
  * sl_sinks_stop. The set keeps pointers to the topics' partitions: the
  * topics must outlive sl_sinks_stop.
  * Threads: create, start, stop, destroy from one control thread (stop is
- * idempotent); sl_sinks_metrics and sl_sinks_status_json from any thread
- * while the set exists (they read atomics only).
+ * idempotent); bind from the server's admin calls; sl_sinks_metrics and sl_sinks_status_json from
+ * any thread while the set exists (they read atomics only).
  */
 #ifndef SL_SINK_H
 #define SL_SINK_H
@@ -49,11 +49,15 @@ struct sl_config_node;
 #define SL_SINK_CIRCUIT_FAILURES    5u
 #define SL_SINK_CIRCUIT_COOLDOWN_NS (UINT64_C(1000000000))
 
+/* A spec's topic index meaning "the topic named topic_name, when there is one". */
+#define SL_SINK_TOPIC_LATER UINT32_MAX
+
 /* One sink to run: plugin NAME.so fed by one topic. */
 struct sl_sink_spec {
 	const char *name;
 	const char *plugin;
-	uint32_t topic;                    /* index into the topics */
+	uint32_t topic;                    /* index into the topics, or SL_SINK_TOPIC_LATER */
+	const char *topic_name;            /* (needed with SL_SINK_TOPIC_LATER) */
 	const struct sl_config_node *args; /* the entry's args map, or NULL */
 	uint32_t circuit_failures;         /* 0: SL_SINK_CIRCUIT_FAILURES */
 	uint64_t circuit_cooldown_ns;      /* 0: SL_SINK_CIRCUIT_COOLDOWN_NS */
@@ -77,6 +81,24 @@ int sl_sinks_create(const struct sl_sink_spec *specs, uint32_t n, struct sl_topi
 
 /* Starts the sink threads. 0 or -errno (then none runs). */
 int sl_sinks_start(struct sl_sinks *s);
+
+/*
+ * A sink whose topic did not exist at create (issue 22) is built without
+ * instances (its plugin loaded all the same: a bad one stops the start)
+ * and reported waiting. sl_sinks_bind gives sink i its topic, made since:
+ * instances as at create, their done_pub registered with the partitions
+ * (the caller binds before any reactor owns them: sl_server_topic_create
+ * does it before the adopt), and its thread started when the set runs.
+ * One call at a time (the server's admin calls); 0, or -errno with err.
+ * sl_sinks_waits_for: the topic sink i waits for, NULL once bound;
+ * sl_sinks_topic its topic's name either way; sl_sinks_name its name.
+ * Any thread.
+ */
+int sl_sinks_bind(struct sl_sinks *s, uint32_t i, const struct sl_sink_spec *spec,
+                  struct sl_topic *topic, char *err, size_t errlen);
+const char *sl_sinks_waits_for(const struct sl_sinks *s, uint32_t i);
+const char *sl_sinks_topic(const struct sl_sinks *s, uint32_t i);
+const char *sl_sinks_name(const struct sl_sinks *s, uint32_t i);
 
 /* Tells every sink thread to stop after its current call and joins them.
  * Idempotent; a set never started, or NULL, is fine. */

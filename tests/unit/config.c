@@ -987,23 +987,62 @@ Test(config, duplicates_are_errors)
 	sl_config_free(&c);
 }
 
-Test(config, from_must_name_a_topic)
+/* Issue 22: a `from` no topic of the file lists waits for a topic made
+ * at runtime (SL_CONFIG_TOPIC_LATER); sl_config_each_waiting names each
+ * such consumer, which --check-config and sluiced say. */
+static void count_waiting(void *arg, const char *kind, const char *name, const char *topic)
 {
-	expect_error_in("topics: [ { name: events } ]\n"
-	                "pipelines:\n"
-	                "  - name: p\n"
-	                "    from: evnts\n"
-	                "    to: out\n",
-	                "<string>:4: pipelines[0].from: no topic named 'evnts'", true);
+	char *out = arg;
+	size_t n = strlen(out);
+	snprintf(out + n, 512 - n, "%s %s:%s;", kind, name, topic);
+}
+
+Test(config, from_may_name_a_topic_made_later)
+{
+	struct sl_config c;
+	char said[512] = "";
+	load("topics: [ { name: events } ]\n"
+	     "pipelines:\n"
+	     "  - { name: p, from: evnts, to: out }\n"
+	     "  - { name: q, from: later, to: events }\n"
+	     "projections:\n"
+	     "  - { name: counter, plugin: counter, from: orders }\n"
+	     "  - { name: c2, plugin: counter, from: events }\n"
+	     "sinks:\n  - name: s\n    plugin: jsonl\n    from: nope\n",
+	     NULL, &c);
+	cr_assert_eq(c.projections[0].from_topic, SL_CONFIG_TOPIC_LATER);
+	cr_assert_eq(c.projections[1].from_topic, 0);
+	cr_assert_eq(c.sinks[0].from_topic, SL_CONFIG_TOPIC_LATER);
+	/* A missing `from` makes no `to` (its settings are unknown): both wait. */
+	cr_assert_eq(c.pipelines[0].from_topic, SL_CONFIG_TOPIC_LATER);
+	cr_assert_eq(c.pipelines[0].to_topic, SL_CONFIG_TOPIC_LATER);
+	cr_assert_eq(c.n_topics, 1, "a topic was made for a waiting pipeline");
+	cr_assert_eq(c.pipelines[1].from_topic, SL_CONFIG_TOPIC_LATER);
+	cr_assert_eq(c.pipelines[1].to_topic, 0);
+	cr_assert_eq(sl_config_each_waiting(&c, count_waiting, said), 4);
+	cr_assert_str_eq(said, "projection counter:orders;sink s:nope;pipeline p:evnts;"
+	                       "pipeline q:later;");
+	sl_config_free(&c);
+	/* The default's topics are not inherited by a file: lists are exact,
+	 * so this projection waits for `events`. */
+	load("projections:\n  - { name: counter, plugin: counter, from: events }\n", NULL, &c);
+	cr_assert_eq(c.projections[0].from_topic, SL_CONFIG_TOPIC_LATER);
+	sl_config_free(&c);
+	/* In cluster mode every topic is in the config: a typo is refused. */
 	expect_error("topics: [ { name: events } ]\nprojections:\n"
-	             "  - { name: counter, plugin: counter, from: orders }\n",
-	             "<string>:3: projections[0].from: no topic named 'orders'");
-	expect_error("topics: [ { name: events } ]\nsinks:\n  - name: s\n    plugin: jsonl\n"
-	             "    from: nope\n",
-	             "<string>:5: sinks[0].from: no topic named 'nope'");
-	/* The default's topics are not inherited by a file: lists are exact. */
-	expect_error("projections:\n  - { name: counter, plugin: counter, from: events }\n",
-	             "<string>:2: projections[0].from: no topic named 'events'");
+	             "  - { name: counter, plugin: counter, from: orders }\n"
+	             "cluster: { etcd: [ http://127.0.0.1:2379 ] }\n",
+	             "no topic named 'orders' (in cluster mode every topic is in the config)");
+	/* A cycle through topics made later is refused like any other. */
+	expect_error("topics: [ { name: a } ]\npipelines:\n"
+	             "  - { name: p1, from: x, to: y }\n  - { name: p2, from: y, to: x }\n",
+	             "pipelines form a cycle through topic");
+	expect_error("topics: [ { name: a } ]\npipelines:\n  - { name: p, from: x,\n    to: x }\n",
+	             "<string>:4: pipelines[0].to: 'x' is also the pipeline's 'from' topic");
+}
+
+Test(config, pipeline_topics_are_checked)
+{
 	expect_error("topics: [ { name: a } ]\npipelines:\n  - { name: p, from: a,\n    to: a }\n",
 	             "<string>:4: pipelines[0].to: 'a' is also the pipeline's 'from' topic");
 	expect_error("topics: [ { name: a }, { name: b } ]\npipelines:\n"

@@ -201,8 +201,8 @@ static void produce(struct fixture *f, uint32_t n)
 static bool caught_up(struct sl_server *srv)
 {
 	struct sl_pipes *ps = srv->pipes;
-	for (uint32_t i = 0; i < ps->n_parts; i++) {
-		struct sl_pipe_part *pp = &ps->parts[i];
+	struct sl_pipe_part *pp;
+	for (uint32_t i = 0; (pp = sl_pipes_nth(ps, i)); i++) {
 		uint64_t end = atomic_load(&pp->part->durable_pub);
 		if (atomic_load(&pp->next_pub) < end ||
 		    atomic_load(&pp->durable_pub) < atomic_load(&pp->emitted_pub) ||
@@ -218,8 +218,8 @@ static bool big_orders_settled(void *arg)
 {
 	struct sl_pipes *ps = arg;
 	uint32_t waiting = 0, done = 0, n = 0;
-	for (uint32_t k = 0; k < ps->n_parts; k++) {
-		struct sl_pipe_part *pp = &ps->parts[k];
+	struct sl_pipe_part *pp;
+	for (uint32_t k = 0; (pp = sl_pipes_nth(ps, k)); k++) {
 		if (strcmp(ps->v[pp->pipe].name, "big-orders"))
 			continue;
 		n++;
@@ -391,8 +391,9 @@ Test(pipeline, filter_and_route_exactly_once, .timeout = 120)
 	produce(&f, N_EVENTS);
 	wait_caught_up(&f);
 	/* Every input read, every output acked: status agrees. */
-	for (uint32_t i = 0; i < f.srv->pipes->n_parts; i++)
-		cr_assert_eq(atomic_load(&f.srv->pipes->parts[i].state_pub), SL_PIPE_RUNNING);
+	for (uint32_t i = 0; sl_pipes_nth(f.srv->pipes, i); i++)
+		cr_assert_eq(atomic_load(&sl_pipes_nth(f.srv->pipes, i)->state_pub),
+		             SL_PIPE_RUNNING);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
@@ -403,7 +404,8 @@ Test(pipeline, filter_and_route_exactly_once, .timeout = 120)
 	cr_assert_eq(fclose(m), 0);
 	cr_assert_not_null(strstr(buf,
 	                          "[{\"name\":\"big-orders\",\"from\":\"events\",\"to\":\"big\","
-	                          "\"transforms\":[\"filter\"],\"partitions\":[{\"partition\":0,"),
+	                          "\"state\":\"serving\",\"transforms\":[\"filter\"],"
+	                          "\"partitions\":[{\"partition\":0,"),
 	                   "%s", buf);
 	cr_assert_not_null(strstr(buf, "\"lag\":0,"), "%s", buf);
 	cr_assert_not_null(strstr(buf, "\"state\":\"running\"}"), "%s", buf);
@@ -437,8 +439,8 @@ Test(pipeline, restart_while_behind, .timeout = 180)
 	cr_assert_eq(
 	    sl_pipes_wait(f.srv->pipes, big_orders_settled, f.srv->pipes, 60ull * 1000000000u), 0,
 	    "the big-orders stages never waited for the held partition");
-	for (uint32_t k = 0; k < f.srv->pipes->n_parts; k++) {
-		struct sl_pipe_part *pp = &f.srv->pipes->parts[k];
+	struct sl_pipe_part *pp;
+	for (uint32_t k = 0; (pp = sl_pipes_nth(f.srv->pipes, k)); k++) {
 		in_total += atomic_load(&pp->part->durable_pub);
 		read_total += atomic_load(&pp->next_pub);
 	}

@@ -15,11 +15,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "log/log.h"
 #include "part/part.h"
+#include "pipe/pipe.h"
 #include "proto/proto.h"
 #include "reactor/reactor.h"
 #include "server/server.h"
+#include "sink/sink.h"
 #include "wire_client.h"
 
 struct fixture {
@@ -1135,4 +1138,171 @@ Test(server, dedup_window_altered_at_runtime, .timeout = 60)
 			          (unsigned long long)acks[i].offset);
 	}
 	stop(&f);
+}
+
+/* ---- consumers of a topic made later (issue 22) ----------------------------------- */
+
+/* Every partition of sink 0 wrote up to its partition's durable end. */
+static bool sink_caught_up(void *arg)
+{
+	struct sl_server *srv = arg;
+	struct sl_topic *t = sl_topics_find(&srv->topics, "late", 4);
+	struct sl_sink_part_stats st;
+	for (uint32_t p = 0; t && p < t->n_parts; p++)
+		if (sl_sinks_part_stats(srv->sinks, 0, p, &st) < 0 ||
+		    st.done < atomic_load(&t->parts[p].durable_pub))
+			return false;
+	return t != NULL;
+}
+
+/* Every stage read its input and every output it sent is acked. */
+static bool pipes_caught_up(void *arg)
+{
+	struct sl_pipes *ps = arg;
+	struct sl_pipe_part *pp;
+	uint32_t k = 0;
+	for (; (pp = sl_pipes_nth(ps, k)); k++)
+		if (atomic_load(&pp->next_pub) < atomic_load(&pp->part->durable_pub) ||
+		    atomic_load(&pp->durable_pub) < atomic_load(&pp->emitted_pub))
+			return false;
+	return k > 0;
+}
+
+/* A projection, a sink and a pipeline of topic `late`, which the server
+ * does not have at start: they wait (503, status), and bind when
+ * sl_server_topic_create makes it, the reactors taking the new parts on
+ * their threads while this one queries (under TSan too). */
+Test(server, consumers_bind_to_a_topic_made_later, .timeout = 120)
+{
+	struct fixture f;
+	char err[512], yaml[256];
+	struct sl_config_node *filter_args, *sink_args;
+	snprintf(f.dir, sizeof(f.dir), "/tmp/sluice-server-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(f.dir));
+	cr_assert_eq(sl_config_node_parse("{type: T}", 9, "args", &filter_args, err, sizeof(err)),
+	             0);
+	snprintf(yaml, sizeof(yaml), "{path: %s/out.jsonl}", f.dir);
+	cr_assert_eq(sl_config_node_parse(yaml, strlen(yaml), "args", &sink_args, err, sizeof(err)),
+	             0);
+	static const char *const path[] = {SL_PLUGIN_DIR};
+	struct sl_server_proj_spec proj = {.name = "counter",
+	                                   .plugin = "counter",
+	                                   .topic = SL_SERVER_TOPIC_LATER,
+	                                   .topic_name = "late"};
+	struct sl_server_sink_spec sink = {.name = "archive",
+	                                   .plugin = "jsonl",
+	                                   .topic = SL_SERVER_TOPIC_LATER,
+	                                   .topic_name = "late",
+	                                   .args = sink_args};
+	struct sl_server_transform_spec tr = {.plugin = "filter", .args = filter_args};
+	struct sl_server_pipeline_spec pipe = {.name = "copy",
+	                                       .from = SL_SERVER_TOPIC_LATER,
+	                                       .to = 1,
+	                                       .from_name = "late",
+	                                       .to_name = "other",
+	                                       .transforms = &tr,
+	                                       .n_transforms = 1};
+	struct sl_server_opts o = {
+	    .listen_native = "127.0.0.1:0",
+	    .data_dir = f.dir,
+	    .n_reactors = 2,
+	    .max_connections = 16,
+	    .max_frame_bytes = 1 << 20,
+	    .handshake_timeout_ms = 5000,
+	    .idle_timeout_ms = 60000,
+	    .drain_timeout_ms = 10000,
+	    .topics = g_topics,
+	    .n_topics = 2,
+	    .credit_start_bytes = 8u << 20,
+	    .plugin_path = path,
+	    .n_plugin_path = 1,
+	    .projections = &proj,
+	    .n_projections = 1,
+	    .sinks = &sink,
+	    .n_sinks = 1,
+	    .pipelines = &pipe,
+	    .n_pipelines = 1,
+	};
+	cr_assert_eq(sl_server_create(&o, &f.srv, err, sizeof(err)), 0, "server: %s", err);
+	cr_assert_eq(sl_server_start(f.srv), 0);
+	f.port = sl_server_native_port(f.srv);
+
+	char *body;
+	size_t blen;
+	struct sl_server_query q = {.projection = "counter",
+	                            .projection_len = 7,
+	                            .key = "type:T",
+	                            .key_len = 6,
+	                            .timeout_ms = 30000};
+	int st = sl_server_query(f.srv, &q, &body, &blen);
+	cr_assert(st == 503 && memmem(body, blen, "waits for topic late", 20),
+	          "query while waiting: %d %.*s", st, (int)blen, body);
+	free(body);
+	cr_assert_eq(sl_server_status_json(f.srv, &body, &blen), 0);
+	uint32_t waiting = 0;
+	for (char *at = body;
+	     (at = memmem(at, blen - (size_t)(at - body), "waiting_for_topic", 17)); at++)
+		waiting++;
+	cr_assert_eq(waiting, 3, "status: %.*s", (int)blen, body);
+	free(body);
+
+	const char *req = "{\"name\": \"late\", \"partitions\": 4}";
+	st = sl_server_topic_create(f.srv, req, strlen(req), &body, &blen);
+	cr_assert_eq(st, 201, "create: %d %.*s", st, (int)blen, body);
+	free(body);
+
+	int fd = handshake(f.port);
+	enum { N = 1000 };
+	static uint8_t buf[1 << 17];
+	static struct acked acks[N];
+	int len = build_produce(buf, sizeof(buf), "late", 0, N, 0, 37);
+	send_all(fd, buf, (size_t)len);
+	collect_acks(fd, 0, N, acks);
+	int64_t last[4] = {-1, -1, -1, -1};
+	for (uint32_t i = 0; i < N; i++) {
+		cr_assert_eq(acks[i].status, 0, "event %u refused: %d", i, acks[i].status);
+		if ((int64_t)acks[i].offset > last[acks[i].partition])
+			last[acks[i].partition] = (int64_t)acks[i].offset;
+	}
+	/* Read your writes on every partition: the reactors apply them. */
+	for (uint32_t p = 0; p < 4; p++) {
+		if (last[p] < 0)
+			continue;
+		q.has_min = true;
+		q.min_partition = p;
+		q.min_offset = (uint64_t)last[p];
+		st = sl_server_query(f.srv, &q, &body, &blen);
+		cr_assert_eq(st, 200, "after %u:%lld: %d %.*s", p, (long long)last[p], st,
+		             (int)blen, body);
+		if (p < 3)
+			free(body);
+	}
+	cr_assert_not_null(memmem(body, blen, "\"count\":1000", 12), "counter: %.*s", (int)blen,
+	                   body);
+	free(body);
+	cr_assert_eq(sl_sinks_wait(f.srv->sinks, sink_caught_up, f.srv, 60ull * 1000000000u), 0,
+	             "the sink did not write the topic");
+	uint64_t written = 0;
+	for (uint32_t p = 0; p < 4; p++) {
+		struct sl_sink_part_stats ss;
+		cr_assert_eq(sl_sinks_part_stats(f.srv->sinks, 0, p, &ss), 0);
+		written += ss.events;
+	}
+	cr_assert_eq(written, N);
+	cr_assert_eq(
+	    sl_pipes_wait(f.srv->pipes, pipes_caught_up, f.srv->pipes, 60ull * 1000000000u), 0,
+	    "the pipeline did not copy the topic");
+	uint64_t copied = 0;
+	for (uint32_t p = 0; p < f.srv->topics.v[1].n_parts; p++)
+		copied += atomic_load(&f.srv->topics.v[1].parts[p].durable_pub);
+	cr_assert_eq(copied, N, "other holds %llu of %u", (unsigned long long)copied, N);
+
+	st = sl_server_topic_delete(f.srv, "late", 4, &body, &blen);
+	cr_assert(st == 409 && memmem(body, blen, "projection counter", 18),
+	          "delete of a topic that is read: %d %.*s", st, (int)blen, body);
+	free(body);
+	close(fd);
+	stop(&f);
+	sl_config_node_free(filter_args);
+	sl_config_node_free(sink_args);
 }

@@ -335,7 +335,7 @@ Test(sink, every_event_reaches_the_sink_once_in_order, .timeout = 120)
 	fclose(m);
 	snprintf(want, sizeof(want),
 	         "[{\"name\":\"flaky\",\"plugin\":\"flaky_sink\",\"topic\":\"events\","
-	         "\"partitions\":[{\"partition\":0,\"done\":%llu,\"lag\":0,",
+	         "\"state\":\"serving\",\"partitions\":[{\"partition\":0,\"done\":%llu,\"lag\":0,",
 	         (unsigned long long)a.ends[0]);
 	cr_assert_eq(strncmp(buf, want, strlen(want)), 0, "%s\nwant %s", buf, want);
 	cr_assert_not_null(strstr(buf, "\"circuit\":\"closed\"}]}]"), "%s", buf);
