@@ -217,8 +217,10 @@ int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 	    .log_cuts = &pp->part->cuts,
 	    .snap_dir = dir,
 	    .rebuild = true,
-	    /* A host-state rebuild: a store of its own in `dir`, committed by
+	    /* A host-state rebuild: the other key space of the partition in
+	     * the projection's store (a swap is then one write), committed by
 	     * the same writer. */
+	    .state_db = pj->sdb,
 	    .state_writer = pj->writer,
 	    .state_cache_bytes = pj->cache_bytes,
 	    .on_commit = pp->wake ? sl_proj_part_wake : NULL,
