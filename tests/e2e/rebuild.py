@@ -131,7 +131,9 @@ def counts(srv):
     for i in range(AGGS):
         agg = "acct-%d" % i
         st, body = get(srv, q("counter", agg))
-        check(st == 200, "query %s: %d %r" % (agg, st, body))
+        check(st == 200 and "token" in body,
+              "query %s: %d %r (no token: the model's mark says it applied nothing)" % (
+                  agg, st, body))
         out[agg] = (body["count"], int(body["token"].split(":")[0]))
     return out
 
@@ -230,6 +232,12 @@ def case_swap_replaces_a_differing_model(a):
         srv = RServer(a, wd, False).start()
         try:
             check_model(srv, want, {0: 2, 1: 2}, "after the restart with the real counter")
+            # The live model goes on with the real counter (its cache then
+            # holds keys the swap must forget).
+            produce(a, srv, n, n + 500, want)
+            n += 500
+            wait_applied(srv)
+            check_model(srv, want, {0: 2, 1: 2}, "events applied by the real counter")
             rc, res, err = rebuild(a, srv, False)
             check(rc == 1 and res and not res["equal"] and res["swapped"] == 0 and
                   all(not p["swapped"] for p in res["partitions"]),
