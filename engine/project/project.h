@@ -135,10 +135,10 @@ struct sl_applier_opts {
 	void *resolve_arg;
 	bool test_stop_before_rename; /* passed to the snapshot store */
 	/* A host-state plugin (SL_PROJECTION_HOST_STATE): the projection's
-	 * store (engine/state; NULL: one of its own in snap_dir, as a rebuild
-	 * always has), the writer that commits its batches (NULL: commits
-	 * inline at the end of each step), its cache's budget, and who to
-	 * wake when a commit is done (the writer's thread calls it). */
+	 * store (engine/state; a rebuild uses the partition's other key space
+	 * in it; NULL: one of its own in snap_dir), the writer that commits its batches (NULL:
+	 * commits inline at the end of each step), its cache's budget, and who to wake when a
+	 * commit is done (the writer's thread calls it). */
 	struct sl_state_db *state_db;
 	struct sl_state_writer *state_writer;
 	size_t state_cache_bytes;
