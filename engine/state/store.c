@@ -210,27 +210,38 @@ static uint32_t sl__ld32(const uint8_t *p)
 	return v;
 }
 
-int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
-                        struct sl_state_mark *mark)
+/* The bytes of a small record (a mark, a live record) into buf: 0 with *n,
+ * 1 when absent, -SL_ECORRUPT when longer than cap, -EIO. */
+static int sl__get_record(struct sl_state_db *db, const rocksdb_readoptions_t *ro, const uint8_t *k,
+                          uint8_t *buf, size_t cap, size_t *n)
 {
-	uint8_t k[SL_STATE_PREFIX_BYTES];
 	char *rerr = NULL;
-	size_t n;
-
-	memset(mark, 0, sizeof(*mark));
-	sl__mark_key(k, space);
-	rocksdb_pinnableslice_t *s =
-	    rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k, sizeof(k), &rerr);
+	rocksdb_pinnableslice_t *s = rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k,
+	                                                SL_STATE_PREFIX_BYTES, &rerr);
 	if (rerr) {
 		rocksdb_free(rerr);
 		return -EIO;
 	}
 	if (!s)
-		return 0;
-	const uint8_t *v = (const uint8_t *)rocksdb_pinnableslice_value(s, &n);
-	int ret = sl_state_mark_parse(v, n, mark);
+		return 1;
+	const char *v = rocksdb_pinnableslice_value(s, n);
+	int ret = *n > cap ? -SL_ECORRUPT : 0;
+	if (!ret)
+		memcpy(buf, v, *n);
 	rocksdb_pinnableslice_destroy(s);
 	return ret;
+}
+
+int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
+                        struct sl_state_mark *mark)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES], v[SL_STATE_META_BYTES];
+	size_t n;
+
+	memset(mark, 0, sizeof(*mark));
+	sl__mark_key(k, space);
+	int ret = sl__get_record(db, ro, k, v, sizeof(v), &n);
+	return ret ? (ret > 0 ? 0 : ret) : sl_state_mark_parse(v, n, mark);
 }
 
 int sl_state_mark_parse(const void *bytes, size_t n, struct sl_state_mark *mark)
@@ -268,24 +279,13 @@ int sl_state_live_parse(const void *bytes, size_t n, uint32_t partition, uint32_
 int sl__state_live_space(struct sl_state_db *db, const rocksdb_readoptions_t *ro,
                          uint32_t partition, uint32_t *space)
 {
-	uint8_t k[SL_STATE_PREFIX_BYTES];
-	char *rerr = NULL;
+	uint8_t k[SL_STATE_PREFIX_BYTES], v[SL_STATE_LIVE_BYTES];
 	size_t n;
 
 	*space = partition;
 	sl__live_key(k, partition);
-	rocksdb_pinnableslice_t *s =
-	    rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k, sizeof(k), &rerr);
-	if (rerr) {
-		rocksdb_free(rerr);
-		return -EIO;
-	}
-	if (!s)
-		return 0;
-	const uint8_t *v = (const uint8_t *)rocksdb_pinnableslice_value(s, &n);
-	int ret = sl_state_live_parse(v, n, partition, space);
-	rocksdb_pinnableslice_destroy(s);
-	return ret;
+	int ret = sl__get_record(db, ro, k, v, sizeof(v), &n);
+	return ret ? (ret > 0 ? 0 : ret) : sl_state_live_parse(v, n, partition, space);
 }
 
 int sl__state_space_used(struct sl_state_db *db, uint32_t space)
