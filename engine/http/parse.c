@@ -232,8 +232,9 @@ int sl_http_parse_rebuild(const char *const *arg_names, const char *const *arg_v
                           size_t n_args, bool *swap, char *err, size_t errlen)
 {
 	char show[SL__SHOW_CAP + 4];
-	bool seen = false;
+	bool seen = false, on = false;
 
+	/* Set only on success: a refused request asks for nothing. */
 	*swap = false;
 	if (n_args > SL_HTTP_MAX_ARGS) {
 		sl_errf(err, errlen, "too many query parameters (%zu, at most %d)", n_args,
@@ -259,13 +260,14 @@ int sl_http_parse_rebuild(const char *const *arg_names, const char *const *arg_v
 		/* Asked exactly: a mistyped value must not swap, nor quietly
 		 * not swap. */
 		if (av && (!strcmp(av, "1") || !strcmp(av, "true")))
-			*swap = true;
+			on = true;
 		else if (!av || (strcmp(av, "0") && strcmp(av, "false"))) {
 			sl__show(av ? av : "", av ? strlen(av) : 0, show, sizeof(show));
 			sl_errf(err, errlen, "swap: expected 0, 1, true or false, got '%s'", show);
 			return -EINVAL;
 		}
 	}
+	*swap = on;
 	return 0;
 }
 
