@@ -80,6 +80,13 @@ class RServer(Server):
             f.write("\n".join(cfg) + "\n")
 
     def start(self):
+        # An earlier instance's stderr kept aside (TSan's reports in it are
+        # read at the end, harness.tsan_reports).
+        if os.path.exists(self.stderr_path):
+            k = 1
+            while os.path.exists(os.path.join(self.dir, "stderr.%d.txt" % k)):
+                k += 1
+            os.replace(self.stderr_path, os.path.join(self.dir, "stderr.%d.txt" % k))
         old = os.environ.pop(PAUSE_ENV, None)
         if self.pause:
             os.environ[PAUSE_ENV] = self.pause
