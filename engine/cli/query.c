@@ -342,15 +342,19 @@ out:
 static void sl__projection_usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: sluice projection rebuild NAME [--http HOST:PORT]\n"
+	        "usage: sluice projection rebuild NAME [--swap] [--http HOST:PORT]\n"
 	        "\n"
 	        "Rebuilds projection NAME from offset 0, beside the live model (which keeps\n"
 	        "serving), up to the offset the live model has applied, and compares the two\n"
 	        "models byte for byte, partition by partition. Prints the server's JSON\n"
-	        "answer ({\"projection\",\"equal\",\"partitions\":[{\"partition\",\"events\",\n"
-	        "\"equal\",\"bytes\",\"rebuilt_bytes\"}]}); exits 0 when every partition is\n"
-	        "equal, 1 otherwise or on an error.\n"
+	        "answer ({\"projection\",\"equal\",\"swapped\",\"partitions\":[{\"partition\",\n"
+	        "\"events\",\"equal\",\"swapped\",\"bytes\",\"rebuilt_bytes\"}]}); exits 0 when\n"
+	        "every partition is equal, 1 otherwise or on an error.\n"
 	        "\n"
+	        "  --swap       where a partition's models differ (a plugin fixed since), the\n"
+	        "               rebuilt one replaces the live one, atomically and durably;\n"
+	        "               exits 0 once done, swapped or equal (host-state projections\n"
+	        "               only: the server refuses it for in-memory ones)\n"
 	        "  --http H:P   the server's HTTP port (default " SL_CLI_DEFAULT_HTTP
 	        ", or $SLUICE_HTTP)\n"
 	        "  --token-file F  the server's token, when it has `auth` (else $SLUICE_TOKEN)\n");
@@ -361,11 +365,13 @@ int sl_cli_projection(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"http", required_argument, NULL, 'H'},
 	    {"token-file", required_argument, NULL, 'K'},
+	    {"swap", no_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct sl_cli_server srv;
 	const char *addr = NULL, *token_file = NULL;
+	bool swap = false;
 	int opt, ret = 1;
 
 	optind = 1;
@@ -382,6 +388,9 @@ int sl_cli_projection(int argc, char **argv)
 			break;
 		case 'K':
 			token_file = optarg;
+			break;
+		case 'S':
+			swap = true;
 			break;
 		case 'h':
 			sl__projection_usage(stdout);
@@ -421,14 +430,16 @@ int sl_cli_projection(int argc, char **argv)
 		goto out;
 	}
 	sl_cli_base_url(&srv, base, sizeof(base));
-	int n = snprintf(url, sizeof(url), "%s/v1/projections/%s/rebuild", base, en);
+	int n = snprintf(url, sizeof(url), "%s/v1/projections/%s/rebuild%s", base, en,
+	                 swap ? "?swap=1" : "");
 	if (n < 0 || (size_t)n >= sizeof(url)) {
 		fprintf(stderr, "sluice projection: NAME too long\n");
 		ret = 2;
 		goto out;
 	}
 	/* A rebuild reads the whole topic: allow it an hour. */
-	ret = sl__http_call(cu, &srv, "projection", base, url, true, 3600u * 1000u, "equal", NULL);
+	ret = sl__http_call(cu, &srv, "projection", base, url, true, 3600u * 1000u,
+	                    swap ? NULL : "equal", NULL);
 out:
 	curl_free(en);
 	if (cu)

@@ -396,6 +396,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile(&cfg);
 
+	/* Tests only: where rebuilds stop, for kills and power cuts at a
+	 * chosen point (server.h). */
+	so.test_rebuild_pause = getenv("SLUICE_TEST_REBUILD_PAUSE");
+
 	struct sl_server *srv;
 	ret = sl_server_create(&so, &srv, err, sizeof(err));
 	if (ret < 0) {

@@ -456,7 +456,13 @@ static enum MHD_Result sl__handle(void *cls, struct MHD_Connection *c, const cha
 	}
 
 	if (rebuild) {
-		h->b.rebuild(h->b.arg, url + plen, ulen0 - plen - slen, &r);
+		bool swap;
+		/* As for queries: a count past SL_HTTP_MAX_ARGS is refused
+		 * before any entry is read. */
+		if (sl_http_parse_rebuild(args.names, args.values, args.n, &swap, msg,
+		                          sizeof(msg)) < 0)
+			return sl__error(c, MHD_HTTP_BAD_REQUEST, "bad_request", NULL, msg);
+		h->b.rebuild(h->b.arg, url + plen, ulen0 - plen - slen, swap, &r);
 		return sl__send(c, &r, SL__JSON_TYPE, NULL);
 	}
 	if (move) {

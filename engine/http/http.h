@@ -13,7 +13,7 @@
  *   /v1/projections/NAME/KEY[?min_offset=P:O][&max_lag=N][&timeout_ms=N]
  *                            [&consistency=one|quorum]
  *                            backend->query (JSON): one read-model entry
- *   POST /v1/projections/NAME/rebuild   backend->rebuild (JSON)
+ *   POST /v1/projections/NAME/rebuild[?swap=1]   backend->rebuild (JSON)
  * Topics at runtime, backend->topics (JSON both ways; struct
  * sl_http_topic_req says which operation each is):
  *   GET    /v1/topics        list               POST /v1/topics   create
@@ -260,10 +260,12 @@ struct sl_http_backend {
 	void (*query)(void *arg, const struct sl_http_query *q, struct sl_http_reply *out);
 	void (*status)(void *arg, struct sl_http_reply *out);  /* GET /v1/status: JSON */
 	void (*metrics)(void *arg, struct sl_http_reply *out); /* GET /metrics: Prometheus */
-	/* POST /v1/projections/NAME/rebuild: rebuilds the projection from
-	 * offset 0 beside the live model and compares the two (may take as
+	/* POST /v1/projections/NAME/rebuild[?swap=1]: rebuilds the projection
+	 * from offset 0 beside the live model, compares the two and, with
+	 * swap, makes the rebuilt one live where they differ (may take as
 	 * long as reading the topic). NULL: the route answers 404. */
-	void (*rebuild)(void *arg, const char *name, size_t name_len, struct sl_http_reply *out);
+	void (*rebuild)(void *arg, const char *name, size_t name_len, bool swap,
+	                struct sl_http_reply *out);
 	/* /v1/topics and /v1/topics/NAME: any status the backend chooses
 	 * (200, 201, 4xx, 5xx) goes out with its body. t and its strings live
 	 * until topics returns. NULL: both paths answer 404. */
@@ -303,6 +305,15 @@ struct sl_http_backend {
 int sl_http_parse_query(const char *path, const char *const *arg_names,
                         const char *const *arg_values, size_t n_args, char *buf, size_t buf_cap,
                         struct sl_http_query *out, char *err, size_t errlen);
+
+/*
+ * The query parameters of POST /v1/projections/NAME/rebuild (still
+ * percent-encoded, as for sl_http_parse_query): only swap=0|1|true|false,
+ * at most once (*swap: false when absent). 0, or -EINVAL with err naming
+ * the parameter. Pure; the http_query fuzz target calls it too.
+ */
+int sl_http_parse_rebuild(const char *const *arg_names, const char *const *arg_values,
+                          size_t n_args, bool *swap, char *err, size_t errlen);
 
 /*
  * Parses the raw (still percent-encoded) path after "/v1/topics/": one

@@ -228,6 +228,49 @@ int sl_http_parse_query(const char *path, const char *const *arg_names,
 	return 0;
 }
 
+int sl_http_parse_rebuild(const char *const *arg_names, const char *const *arg_values,
+                          size_t n_args, bool *swap, char *err, size_t errlen)
+{
+	char show[SL__SHOW_CAP + 4];
+	bool seen = false, on = false;
+
+	/* Set only on success: a refused request asks for nothing. */
+	*swap = false;
+	if (n_args > SL_HTTP_MAX_ARGS) {
+		sl_errf(err, errlen, "too many query parameters (%zu, at most %d)", n_args,
+		        SL_HTTP_MAX_ARGS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n_args; i++) {
+		const char *an = arg_names ? arg_names[i] : NULL;
+		const char *av = arg_values ? arg_values[i] : NULL;
+		if (!an || (!*an && !av))
+			continue;
+		if (strcmp(an, "swap") != 0) {
+			sl__show(an, strlen(an), show, sizeof(show));
+			sl_errf(err, errlen, "unknown parameter '%s' (a rebuild takes swap=0|1)",
+			        show);
+			return -EINVAL;
+		}
+		if (seen) {
+			sl_errf(err, errlen, "swap: given twice");
+			return -EINVAL;
+		}
+		seen = true;
+		/* Asked exactly: a mistyped value must not swap, nor quietly
+		 * not swap. */
+		if (av && (!strcmp(av, "1") || !strcmp(av, "true")))
+			on = true;
+		else if (!av || (strcmp(av, "0") && strcmp(av, "false"))) {
+			sl__show(av ? av : "", av ? strlen(av) : 0, show, sizeof(show));
+			sl_errf(err, errlen, "swap: expected 0, 1, true or false, got '%s'", show);
+			return -EINVAL;
+		}
+	}
+	*swap = on;
+	return 0;
+}
+
 int sl_http_parse_topic(const char *path, char *buf, size_t buf_cap, const char **name,
                         size_t *name_len, char *err, size_t errlen)
 {

@@ -53,7 +53,8 @@ struct sl_applier {
 	 * its commits carry the applied offset. NULL for the others. */
 	struct sl_state_db *sdb;
 	struct sl_state_part *sp;
-	bool own_sdb;     /* a rebuild's store, closed and removed with it */
+	bool own_sdb;     /* a store of its own (no server's), closed with it */
+	bool rebuild;     /* from offset 0 beside the live model: emits nothing */
 	bool commit_soon; /* sl_applier_commit_soon: the next state end forces */
 	char *sdb_path;
 
@@ -174,8 +175,10 @@ static int sl__visit(void *arg, const struct sl_log_record *rec)
 
 /*
  * A host-state projection: its partition of the projection's store, whose
- * committed mark is where applying resumes. A rebuild gets a store of its
- * own beside the snapshots folder, made afresh.
+ * committed mark is where applying resumes. A rebuild is made in the
+ * partition's other key space of the same store, from nothing, so that a
+ * swap is one small write (state/state_format.h); without a store (tests)
+ * in one of its own beside the snapshots folder.
  */
 static int sl__state_open(struct sl_applier *a, const struct sl_applier_opts *o, char *err,
                           size_t errlen)
@@ -184,12 +187,16 @@ static int sl__state_open(struct sl_applier *a, const struct sl_applier_opts *o,
 	int ret;
 
 	a->sdb = o->state_db;
-	if (o->rebuild || !a->sdb) {
+	if (o->rebuild) {
+		/* What an earlier sluiced, which built rebuilds here, left. */
+		char old[4096];
+		if (snprintf(old, sizeof(old), "%s/state", o->snap_dir) < (int)sizeof(old))
+			(void)sl_rmtree(old);
+	}
+	if (!a->sdb) {
 		char path[4096];
 		if (snprintf(path, sizeof(path), "%s/state", o->snap_dir) >= (int)sizeof(path))
 			return -ENAMETOOLONG;
-		if (o->rebuild)
-			(void)sl_rmtree(path); /* a rebuild starts from nothing */
 		struct sl_state_db_opts dbo = {.path = path};
 		if ((ret = sl_state_db_open(&dbo, &a->sdb, err, errlen)) < 0)
 			return ret;
@@ -199,6 +206,7 @@ static int sl__state_open(struct sl_applier *a, const struct sl_applier_opts *o,
 	}
 	struct sl_state_part_opts po = {
 	    .partition = a->partition,
+	    .rebuild = o->rebuild && !a->own_sdb,
 	    .cache_bytes = o->state_cache_bytes,
 	    .on_commit = o->on_commit,
 	    .on_commit_arg = o->on_commit_arg,
@@ -305,6 +313,7 @@ int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, ch
 	a->inst_opts = o->inst;
 	a->partition = o->inst.partition;
 	a->batch = o->batch ? o->batch : SL__DEFAULT_BATCH;
+	a->rebuild = o->rebuild;
 	a->every_events = o->snapshot_every_events;
 	a->every_ns = o->snapshot_every_ns;
 	a->em.default_topic = -1; /* a projection has no `to` topic */
@@ -483,6 +492,10 @@ int sl_applier_step(struct sl_applier *a, uint64_t limit, uint32_t max_events)
 	/* Tables the model replaced during this step are freed once the
 	 * concurrent queries that may read them are gone. */
 	sl_plugin_inst_poll(a->inst);
+	/* What a rebuild emits was published by the live model: dropped, so
+	 * its state may commit (emits not yet published hold commits back). */
+	if (a->rebuild)
+		sl_plugin_emitter_reset(&a->em);
 	if (a->sp)
 		sl__state_end(a, false);
 	return ret;
@@ -537,6 +550,31 @@ int sl_applier_query_at(struct sl_applier *a, const char *key, uint32_t key_len,
 	if (seen_next)
 		*seen_next = m.next;
 	return ret;
+}
+
+bool sl_applier_settle(struct sl_applier *a)
+{
+	if (!a->sp || a->failed)
+		return false;
+	(void)sl_state_part_poll(a->sp);
+	if (sl__state_committable(a) && sl_state_part_settled(a->sp, a->next))
+		return true;
+	sl__state_end(a, true);
+	return false;
+}
+
+int sl_applier_swap_in(struct sl_applier *a, struct sl_applier *rb)
+{
+	if (!a->sp || !rb->sp || !rb->rebuild || a->failed || rb->failed) {
+		snprintf(a->error, sizeof(a->error),
+		         "swap: not a host-state model and its rebuild");
+		return -EINVAL;
+	}
+	if (a->next != rb->next || !sl__state_committable(a))
+		return -EBUSY;
+	/* The live model's emit sequence goes on: what it emitted below
+	 * `next` is published, and the rebuild's emits never were. */
+	return sl_state_part_swap(a->sp, rb->sp, a->emit_seq, a->error, sizeof(a->error));
 }
 
 uint64_t sl_applier_next(const struct sl_applier *a)

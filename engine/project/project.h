@@ -135,10 +135,10 @@ struct sl_applier_opts {
 	void *resolve_arg;
 	bool test_stop_before_rename; /* passed to the snapshot store */
 	/* A host-state plugin (SL_PROJECTION_HOST_STATE): the projection's
-	 * store (engine/state; NULL: one of its own in snap_dir, as a rebuild
-	 * always has), the writer that commits its batches (NULL: commits
-	 * inline at the end of each step), its cache's budget, and who to
-	 * wake when a commit is done (the writer's thread calls it). */
+	 * store (engine/state; a rebuild uses the partition's other key space
+	 * in it; NULL: one of its own in snap_dir), the writer that commits its batches (NULL:
+	 * commits inline at the end of each step), its cache's budget, and who to wake when a
+	 * commit is done (the writer's thread calls it). */
 	struct sl_state_db *state_db;
 	struct sl_state_writer *state_writer;
 	size_t state_cache_bytes;
@@ -206,6 +206,19 @@ struct sl_state_part *sl_applier_state(const struct sl_applier *a);
 uint64_t sl_applier_visible(const struct sl_applier *a);
 void sl_applier_idle(struct sl_applier *a);
 void sl_applier_commit_soon(struct sl_applier *a);
+/*
+ * Swapping in a rebuild (host-state only; owner only). sl_applier_settle:
+ * whether everything a applied is committed, with nothing pending (emits
+ * published and durable); when not, it asks for the commit now (call it
+ * again at a later step; the writer wakes the owner). sl_applier_swap_in:
+ * rb (a rebuild of a's partition, settled at a's offset) becomes a's model
+ * (sl_state_part_swap: one durable write; a crash leaves the old model or
+ * the new one whole); a goes on applying from the same offset with the
+ * same emit sequence, and rb may only be closed. 0, -EBUSY (not settled at
+ * the same offset: nothing done), -EINVAL, -errno (sl_applier_error(a)).
+ */
+bool sl_applier_settle(struct sl_applier *a);
+int sl_applier_swap_in(struct sl_applier *a, struct sl_applier *rb);
 /* sl_applier_query that also says which offset the answer reflects: a
  * host-state query reads the newest commit, on any thread (*seen_next its
  * mark); other plugins as sl_applier_query (seen_next untouched). */
@@ -291,6 +304,29 @@ struct sl_proj_part {
 	 * (the server's reactor wake; the writer thread calls it). */
 	void (*wake)(void *arg, uint32_t reactor);
 	void *wake_arg;
+	/* A rebuild of this partition, for metrics (any thread): its phase
+	 * (SL_REBUILD_*; 0: none) and the first offset it has not applied. */
+	_Atomic uint32_t rb_phase_pub;
+	_Atomic uint64_t rb_next_pub;
+	/* The owner's: a swap is settling, the live model is not stepped. */
+	bool swap_hold;
+};
+
+/* A rebuild's phases (sl_proj_part.rb_phase_pub). */
+#define SL_REBUILD_APPLYING 1u /* from offset 0 toward the live model */
+#define SL_REBUILD_SWAPPING 2u /* caught up and different: both committing, the live held */
+#define SL_REBUILD_PAUSED   3u /* stopped by the test hook (struct sl_proj) */
+
+/* Test hook (tests/e2e/rebuild.py, through SLUICE_TEST_REBUILD_PAUSE):
+ * a rebuild stops, for good, where a test kills the server or cuts the
+ * power: after applying `test_pause_at` events, or with both models
+ * settled just before the swap's write, or just after it (the request is
+ * never answered). */
+enum sl_rebuild_pause {
+	SL_REBUILD_PAUSE_NONE = 0,
+	SL_REBUILD_PAUSE_APPLY,
+	SL_REBUILD_PAUSE_SWAP,
+	SL_REBUILD_PAUSE_SWAPPED,
 };
 
 struct sl_proj {
@@ -323,6 +359,8 @@ struct sl_proj {
 	char *waits_for;
 	_Atomic uint32_t state_pub;
 	bool bind_pending;
+	enum sl_rebuild_pause test_pause;
+	uint64_t test_pause_at;
 };
 
 enum sl_proj_state {
@@ -346,8 +384,11 @@ struct sl_pquery {
 	uint32_t mode; /* SL_PLUGIN_QUERY_FULL or _PART */
 	bool wait, query, has_max_lag;
 	bool rebuild;          /* rebuild from 0 beside the live model, compare */
+	bool swap;             /* rebuild: and swap it in when it differs */
 	struct sl_applier *rb; /* the rebuild's applier (the reactor's) */
+	uint32_t phase;        /* rebuild: SL_REBUILD_* (the reactor's) */
 	bool equal;            /* rebuild: the models' bytes are equal */
+	bool swapped;          /* rebuild: the rebuilt model is live now */
 	uint64_t model_bytes, rb_bytes;
 	uint64_t wait_offset; /* applied once the applier's next > this */
 	uint64_t max_lag;
@@ -434,11 +475,12 @@ void sl_proj_part_wake(void *arg);
 /* Whether pp has applied `offset` by the offsets it publishes (any thread). */
 bool sl_proj_part_applied(const struct sl_proj_part *pp, uint64_t offset);
 /* Rebuilds, on the owning reactor: opens q->rb, a second instance from
- * offset 0 that never snapshots (0; else q is answered, -errno); and, once
- * it has applied what the live one has, compares the two models' bytes
- * and answers q. */
+ * offset 0 that never snapshots (0; else q is answered, -errno); once it
+ * has applied what the live one has, compares the two models' bytes (0,
+ * or -ENOMEM with q->msg set); and closes q->rb and answers q. */
 int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q);
-void sl_pquery_rebuild_finish(const struct sl_proj *pj, struct sl_pquery *q);
+int sl_pquery_rebuild_compare(const struct sl_proj *pj, struct sl_pquery *q);
+void sl_pquery_rebuild_end(struct sl_pquery *q, int status);
 #endif /* !__cplusplus */
 
 #endif

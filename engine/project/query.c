@@ -217,8 +217,10 @@ int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 	    .log_cuts = &pp->part->cuts,
 	    .snap_dir = dir,
 	    .rebuild = true,
-	    /* A host-state rebuild: a store of its own in `dir`, committed by
+	    /* A host-state rebuild: the other key space of the partition in
+	     * the projection's store (a swap is then one write), committed by
 	     * the same writer. */
+	    .state_db = pj->sdb,
 	    .state_writer = pj->writer,
 	    .state_cache_bytes = pj->cache_bytes,
 	    .on_commit = pp->wake ? sl_proj_part_wake : NULL,
@@ -233,24 +235,30 @@ int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 	return 0;
 }
 
-void sl_pquery_rebuild_finish(const struct sl_proj *pj, struct sl_pquery *q)
+int sl_pquery_rebuild_compare(const struct sl_proj *pj, struct sl_pquery *q)
 {
 	struct sl_proj_part *pp = &pj->parts[q->partition];
 	struct sl_plugin_out live = {0}, rb = {0};
-	int status = 200;
+	int ret = 0;
 
 	q->applied = sl_applier_next(pp->a);
 	if (sl_applier_model_bytes(pp->a, &live) < 0 || sl_applier_model_bytes(q->rb, &rb) < 0) {
-		status = 500;
+		ret = -ENOMEM;
 		snprintf(q->msg, sizeof(q->msg), "projection %s partition %u: snapshot failed",
 		         pj->name, q->partition);
 	}
 	q->model_bytes = live.buf.len;
 	q->rb_bytes = rb.buf.len;
-	q->equal = live.buf.len == rb.buf.len &&
+	q->equal = !ret && live.buf.len == rb.buf.len &&
 	           (!live.buf.len || !memcmp(live.buf.data, rb.buf.data, live.buf.len));
 	sl_plugin_out_release(&live);
 	sl_plugin_out_release(&rb);
+	return ret;
+}
+
+void sl_pquery_rebuild_end(struct sl_pquery *q, int status)
+{
+	/* q belongs to its asker once done: the rebuilder is closed first. */
 	sl_applier_close(q->rb);
 	q->rb = NULL;
 	sl_pquery_done(q, status, NULL);

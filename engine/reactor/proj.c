@@ -5,6 +5,7 @@
  * steps: answered at once, parked until applied, or rebuilt, with the
  * logic of project/query.c.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -79,11 +80,69 @@ int sl__proj_bind(struct sl_reactor *r)
  * sl__proj_step until it has applied what the live one has. */
 static void sl__rebuild_start(struct sl_reactor *r, struct sl_pquery *q)
 {
+	struct sl_proj_part *pp = &r->env->projs[q->proj].parts[q->partition];
+
 	if (sl_pquery_rebuild_open(&r->env->projs[q->proj], q) < 0)
 		return; /* answered */
+	q->phase = SL_REBUILD_APPLYING;
+	atomic_store_explicit(&pp->rb_next_pub, 0, memory_order_relaxed);
+	atomic_store_explicit(&pp->rb_phase_pub, q->phase, memory_order_relaxed);
 	q->next = r->pq_rebuild;
 	r->pq_rebuild = q;
 	r->proj_behind = true;
+}
+
+/* Answers a rebuild (closing its applier) and lets the live model go on. */
+static void sl__rebuild_end(struct sl_proj_part *pp, struct sl_pquery *q, int status,
+                            const char *fmt, const char *name, const char *why)
+{
+	if (q->phase == SL_REBUILD_SWAPPING || q->phase == SL_REBUILD_PAUSED)
+		pp->swap_hold = false;
+	atomic_store_explicit(&pp->rb_phase_pub, 0, memory_order_relaxed);
+	if (fmt)
+		snprintf(q->msg, sizeof(q->msg), fmt, name, q->partition, why);
+	sl_pquery_rebuild_end(q, status);
+}
+
+/*
+ * A swap (rebuild --swap, the models differ): the live model is held (not
+ * stepped) at the offset both have applied, both commit everything, then
+ * the rebuilt state becomes the live one in one durable write
+ * (sl_applier_swap_in). Queries go on meanwhile: they read the live
+ * model's last commit, the old one until that write and the new one
+ * after. 1 when done (answered), 0 to be called again at a later step
+ * (a commit or an emitted event's ack wakes this reactor).
+ */
+static int sl__rebuild_swap(const struct sl_proj *pj, struct sl_proj_part *pp, struct sl_pquery *q)
+{
+	if (q->phase == SL_REBUILD_PAUSED)
+		return 0;
+	bool live = sl_applier_settle(pp->a), rb = sl_applier_settle(q->rb);
+	if (!live || !rb)
+		return 0;
+	if (pj->test_pause == SL_REBUILD_PAUSE_SWAP) {
+		q->phase = SL_REBUILD_PAUSED;
+		atomic_store_explicit(&pp->rb_phase_pub, q->phase, memory_order_relaxed);
+		return 0;
+	}
+	int ret = sl_applier_swap_in(pp->a, q->rb);
+	if (ret == -EBUSY)
+		return 0;
+	if (ret < 0) {
+		sl__rebuild_end(pp, q, 500, "projection %s partition %u: swap: %s", pj->name,
+		                sl_applier_error(pp->a));
+		return 1;
+	}
+	q->swapped = true;
+	/* The same offset, from the new model's commit. */
+	atomic_store_explicit(&pp->applied_pub, sl_applier_visible(pp->a), memory_order_release);
+	if (pj->test_pause == SL_REBUILD_PAUSE_SWAPPED) {
+		q->phase = SL_REBUILD_PAUSED;
+		atomic_store_explicit(&pp->rb_phase_pub, q->phase, memory_order_relaxed);
+		return 0;
+	}
+	sl__rebuild_end(pp, q, 200, NULL, NULL, NULL);
+	return 1;
 }
 
 /* Steps every rebuild toward its live model; answers those that are there. */
@@ -96,28 +155,50 @@ static void sl__rebuild_step(struct sl_reactor *r)
 		const struct sl_proj *pj = &r->env->projs[q->proj];
 		struct sl_proj_part *pp = &pj->parts[q->partition];
 		uint64_t target = pp->a && !pp->failed ? sl_applier_next(pp->a) : 0;
+		bool done = true;
 		int ret = 0;
+		if (pj->test_pause == SL_REBUILD_PAUSE_APPLY && target > pj->test_pause_at)
+			target = pj->test_pause_at;
 		if (pp->failed || !pp->a) {
-			sl_applier_close(q->rb);
-			q->rb = NULL;
-			sl_pquery_done(q, 503,
-			               "projection %s partition %u stopped during the rebuild",
-			               pj->name, q->partition);
+			sl__rebuild_end(pp, q, 503,
+			                "projection %s partition %u stopped during the "
+			                "rebuild%s",
+			                pj->name, "");
+		} else if (q->phase != SL_REBUILD_APPLYING) {
+			done = sl__rebuild_swap(pj, pp, q);
+		} else if (pj->test_pause == SL_REBUILD_PAUSE_APPLY &&
+		           sl_applier_next(q->rb) >= target) {
+			/* Its commits go on (housekeeping); it applies no more. */
+			(void)sl_applier_settle(q->rb);
+			atomic_store_explicit(&pp->rb_phase_pub, SL_REBUILD_PAUSED,
+			                      memory_order_relaxed);
+			done = false;
 		} else if (sl_applier_next(q->rb) >= target) {
-			sl_pquery_rebuild_finish(pj, q);
+			if (sl_pquery_rebuild_compare(pj, q) < 0) {
+				sl__rebuild_end(pp, q, 500, NULL, NULL, NULL);
+			} else if (!q->swap || q->equal) {
+				sl__rebuild_end(pp, q, 200, NULL, NULL, NULL);
+			} else {
+				/* Both at the same offset: the live model stays
+				 * there until the swap. */
+				pp->swap_hold = true;
+				q->phase = SL_REBUILD_SWAPPING;
+				atomic_store_explicit(&pp->rb_phase_pub, q->phase,
+				                      memory_order_relaxed);
+				done = sl__rebuild_swap(pj, pp, q);
+			}
 		} else if ((ret = sl_applier_step(q->rb, target, SL_PROJ_STEP_EVENTS)) < 0) {
-			/* q belongs to its asker once done: nothing of it is
-			 * touched after (the rebuilder is closed after, from a
-			 * copy of its pointer). */
-			struct sl_applier *rb = q->rb;
-			q->rb = NULL;
-			sl_pquery_done(q, 500, "projection %s partition %u: rebuild: %s", pj->name,
-			               q->partition, sl_applier_error(rb));
-			sl_applier_close(rb);
+			sl__rebuild_end(pp, q, 500, "projection %s partition %u: rebuild: %s",
+			                pj->name, sl_applier_error(q->rb));
 		} else {
+			atomic_store_explicit(&pp->rb_next_pub, sl_applier_next(q->rb),
+			                      memory_order_relaxed);
+			r->proj_behind = true;
+			done = false;
+		}
+		if (!done) {
 			q->next = keep;
 			keep = q;
-			r->proj_behind = true;
 		}
 		q = nx;
 	}
@@ -287,7 +368,8 @@ void sl__proj_step(struct sl_reactor *r)
 	r->proj_behind = false;
 	for (uint32_t i = 0; i < r->n_pparts; i++) {
 		struct sl_proj_part *pp = r->pparts[i];
-		if (pp->failed || !pp->a)
+		/* A swap settling holds the live model where its rebuild is. */
+		if (pp->failed || !pp->a || pp->swap_hold)
 			continue;
 		/* Up to what readers may see: on a replicated partition the HW
 		 * (a follower: the HW it heard, never past what it holds), so
@@ -370,9 +452,9 @@ void sl__proj_stop(struct sl_reactor *r)
 	r->pq_rebuild = NULL;
 	while (q) {
 		struct sl_pquery *nx = q->next;
-		sl_applier_close(q->rb);
-		q->rb = NULL;
-		sl_pquery_done(q, 503, "the server is shutting down");
+		struct sl_proj_part *pp = &r->env->projs[q->proj].parts[q->partition];
+		sl__rebuild_end(pp, q, 503, "projection %s partition %u: %s",
+		                r->env->projs[q->proj].name, "the server is shutting down");
 		q = nx;
 	}
 	while (sl_ring_pop_mpmc(&r->env->pq[r->id], &item))

@@ -77,9 +77,10 @@ static void sl__hmetrics(void *arg, struct sl_http_reply *out)
 	            "text/plain; version=0.0.4; charset=utf-8");
 }
 
-static void sl__hrebuild(void *arg, const char *name, size_t name_len, struct sl_http_reply *out)
+static void sl__hrebuild(void *arg, const char *name, size_t name_len, bool swap,
+                         struct sl_http_reply *out)
 {
-	out->status = sl_server_rebuild(arg, name, name_len, &out->body, &out->len);
+	out->status = sl_server_rebuild(arg, name, name_len, swap, &out->body, &out->len);
 	out->content_type = NULL;
 }
 

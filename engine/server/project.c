@@ -153,10 +153,41 @@ int sl__proj_open(struct sl_server *srv, uint32_t i, bool follow, char *err, siz
 	return 0;
 }
 
+/* The test hook's text (server.h): 0, or -EINVAL with err. */
+static int sl__rebuild_pause(const char *s, enum sl_rebuild_pause *at, uint64_t *events, char *err,
+                             size_t errlen)
+{
+	*at = SL_REBUILD_PAUSE_NONE;
+	*events = 0;
+	if (!s || !*s)
+		return 0;
+	if (!strcmp(s, "swap")) {
+		*at = SL_REBUILD_PAUSE_SWAP;
+		return 0;
+	}
+	if (!strcmp(s, "swapped")) {
+		*at = SL_REBUILD_PAUSE_SWAPPED;
+		return 0;
+	}
+	if (!strncmp(s, "apply:", 6) &&
+	    sl_parse_dec(s + 6, strlen(s + 6), UINT64_MAX, events) == 0) {
+		*at = SL_REBUILD_PAUSE_APPLY;
+		return 0;
+	}
+	sl_errf(err, errlen,
+	        "SLUICE_TEST_REBUILD_PAUSE: expected apply:N, swap or swapped, got '%.40s'", s);
+	return -EINVAL;
+}
+
 int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 {
 	const struct sl_server_opts *o = &srv->opts;
+	enum sl_rebuild_pause pause;
+	uint64_t pause_at;
 	int ret;
+
+	if ((ret = sl__rebuild_pause(o->test_rebuild_pause, &pause, &pause_at, err, errlen)) < 0)
+		return ret;
 
 	/* struct sl_ring keeps its indexes on their own cache lines. */
 	size_t bytes = (srv->n * sizeof(*srv->pq) + SL_CACHELINE - 1) & ~(size_t)(SL_CACHELINE - 1);
@@ -207,6 +238,8 @@ int sl__projs_create(struct sl_server *srv, char *err, size_t errlen)
 		pj->topics = &srv->topics;
 		pj->args = sp->args;
 		pj->data_dir = o->data_dir;
+		pj->test_pause = pause;
+		pj->test_pause_at = pause_at;
 		pj->name = strdup(sp->name);
 		if (!pj->name)
 			return -ENOMEM;
@@ -659,8 +692,8 @@ out:
 	return status;
 }
 
-int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, char **body,
-                      size_t *len)
+int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, bool swap,
+                      char **body, size_t *len)
 {
 	int found = sl__proj_find(srv, name, name_len);
 	uint32_t proj = found < 0 ? UINT32_MAX : (uint32_t)found;
@@ -674,7 +707,18 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 	const struct sl_proj *pj = &srv->projs[proj];
 	if (!sl__proj_serving(pj))
 		return sl__not_bound(pj, body, len);
-	uint32_t n = pj->topic->n_parts;
+	if (swap && !pj->sdb) {
+		/* Its model is the plugin instance's memory, which queries read
+		 * on other threads without a hop (concurrent queries): swapping
+		 * it would need the instance itself replaced under them. */
+		snprintf(msg, sizeof(msg),
+		         "projection %s keeps its model in memory (plugin ABI 1.1, snapshots): "
+		         "swap needs a host-state projection (ABI 1.2); a rebuild without swap "
+		         "still compares",
+		         pj->name);
+		return sl__fail(body, len, 400, "bad_request", msg);
+	}
+	uint32_t n = pj->topic->n_parts, n_swapped = 0;
 	struct sl_pquery **qs = calloc(n, sizeof(*qs));
 	int status = 200;
 	bool all_equal = true;
@@ -690,6 +734,7 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 			goto out;
 		}
 		qs[p]->rebuild = true;
+		qs[p]->swap = swap;
 	}
 	for (uint32_t p = 0; p < n; p++) {
 		sl__pq_run(srv, qs[p]);
@@ -699,6 +744,7 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 			goto out;
 		}
 		all_equal &= qs[p]->equal;
+		n_swapped += qs[p]->swapped;
 	}
 	char *buf = NULL;
 	size_t sz = 0;
@@ -707,14 +753,15 @@ int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, 
 		status = sl__fail(body, len, 500, "internal", "out of memory");
 		goto out;
 	}
-	fprintf(f, "{\"projection\":\"%s\",\"equal\":%s,\"partitions\":[", pj->name,
-	        all_equal ? "true" : "false");
+	/* "equal" says what the rebuild found (before any swap). */
+	fprintf(f, "{\"projection\":\"%s\",\"equal\":%s,\"swapped\":%u,\"partitions\":[", pj->name,
+	        all_equal ? "true" : "false", n_swapped);
 	for (uint32_t p = 0; p < n; p++)
 		fprintf(f,
-		        "%s{\"partition\":%u,\"events\":%" PRIu64 ",\"equal\":%s,\"bytes\":%" PRIu64
-		        ",\"rebuilt_bytes\":%" PRIu64 "}",
+		        "%s{\"partition\":%u,\"events\":%" PRIu64 ",\"equal\":%s,\"swapped\":%s,"
+		        "\"bytes\":%" PRIu64 ",\"rebuilt_bytes\":%" PRIu64 "}",
 		        p ? "," : "", p, qs[p]->applied, qs[p]->equal ? "true" : "false",
-		        qs[p]->model_bytes, qs[p]->rb_bytes);
+		        qs[p]->swapped ? "true" : "false", qs[p]->model_bytes, qs[p]->rb_bytes);
 	fprintf(f, "]}\n");
 	if (fclose(f) != 0) {
 		free(buf);

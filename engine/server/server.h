@@ -129,6 +129,11 @@ struct sl_server_opts {
 	/* Snapshot cadence of every projection partition; 0: 1M events, 60 s. */
 	uint64_t snapshot_every_events;
 	uint64_t snapshot_every_ns;
+	/* Test hook (tests/e2e/rebuild.py; sluiced reads it from the
+	 * environment, SLUICE_TEST_REBUILD_PAUSE): where every rebuild stops
+	 * for good, "apply:N" (after N events), "swap" (both models settled,
+	 * before the swap's write) or "swapped" (after it); NULL: nowhere. */
+	const char *test_rebuild_pause;
 	/* limits.memory_budget; 0: 512 MiB. Three eighths of it are the pool
 	 * of byte credits (events in flight; sl_server_create says why), a
 	 * quarter the caches of host-state projections (shared evenly by
@@ -354,12 +359,15 @@ void sl__wake_reactor(void *arg, uint32_t reactor);
  * Rebuilds projection `name` from offset 0 beside the live model, on each
  * partition's reactor a few thousand events per turn, until it reaches the
  * offset the live model has applied, then compares the two models' bytes.
- * The live model keeps serving and is not replaced. Returns the HTTP status
- * and a JSON body: {"projection":..,"equal":bool,"partitions":[{"partition",
- * "events","equal","bytes","rebuilt_bytes"}]}.
+ * The live model keeps serving. Without `swap` it is not replaced; with
+ * it (host-state projections only: 400 for the others), each partition
+ * whose models differ gets the rebuilt one, atomically and durably
+ * (reactor/proj.c, sl_applier_swap_in). Returns the HTTP status and a JSON
+ * body: {"projection":..,"equal":bool,"swapped":N,"partitions":[{"partition",
+ * "events","equal","swapped","bytes","rebuilt_bytes"}]}.
  */
-int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, char **body,
-                      size_t *len);
+int sl_server_rebuild(struct sl_server *srv, const char *name, size_t name_len, bool swap,
+                      char **body, size_t *len);
 
 /* GET /v1/status and /metrics bodies (malloc'd). */
 int sl_server_status_json(struct sl_server *srv, char **body, size_t *len);

@@ -188,6 +188,36 @@ static void sl__metrics_state(struct sl_server *srv, FILE *f)
 			        srv->projs[i].name, sl_state_db_file_bytes(srv->projs[i].sdb));
 }
 
+/* Rebuilds under way (sluice projection rebuild), per partition: only
+ * while one runs. */
+static void sl__metrics_rebuild(struct sl_server *srv, FILE *f)
+{
+	fprintf(f, "# HELP sluice_projection_rebuild_phase A rebuild under way: 1 applying from "
+	           "offset 0, 2 swapping (the live model held while both commit), 3 paused by a "
+	           "test hook.\n"
+	           "# TYPE sluice_projection_rebuild_phase gauge\n"
+	           "# HELP sluice_projection_rebuild_applied The first offset the rebuild has not "
+	           "applied.\n"
+	           "# TYPE sluice_projection_rebuild_applied gauge\n");
+	for (uint32_t i = 0; i < srv->n_projs; i++) {
+		const struct sl_proj *pj = &srv->projs[i];
+		for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
+			const struct sl_proj_part *pp = &pj->parts[p];
+			uint32_t ph = atomic_load_explicit(&pp->rb_phase_pub, memory_order_relaxed);
+			if (!ph)
+				continue;
+			fprintf(
+			    f,
+			    "sluice_projection_rebuild_phase{projection=\"%s\",partition=\"%u\"} "
+			    "%u\n"
+			    "sluice_projection_rebuild_applied{projection=\"%s\",partition=\"%u\"}"
+			    " %" PRIu64 "\n",
+			    pj->name, p, ph, pj->name, p,
+			    atomic_load_explicit(&pp->rb_next_pub, memory_order_relaxed));
+		}
+	}
+}
+
 static void sl__metrics_lag_seconds(struct sl_server *srv, FILE *f)
 {
 	fprintf(f, "# HELP sluice_projection_lag_seconds Age of the oldest durable event not yet "
@@ -611,6 +641,7 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	}
 	sl__metrics_lag_seconds(srv, f);
 	sl__metrics_state(srv, f);
+	sl__metrics_rebuild(srv, f);
 	sl__metrics_pressure(srv, f);
 	sl__per_partition(srv, f, "sluice_partition_events_per_second", "gauge",
 	                  "Events appended to the partition per second, over the last 10 s.",

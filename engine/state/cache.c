@@ -69,6 +69,7 @@ int sl_state_part_open(struct sl_state_db *db, const struct sl_state_part_opts *
 		return -ENOMEM;
 	p->db = db;
 	p->partition = o->partition;
+	p->rebuild = o->rebuild;
 	p->budget = o->cache_bytes > SL__MIN_BUDGET ? o->cache_bytes : SL__MIN_BUDGET;
 	p->interval_ns = SL_STATE_INTERVAL_NS; /* a writer sets its own */
 	p->on_commit = o->on_commit;
@@ -83,7 +84,28 @@ int sl_state_part_open(struct sl_state_db *db, const struct sl_state_part_opts *
 	}
 	p->mask = SL__FIRST_SLOTS - 1;
 	p->bytes = SL__FIRST_SLOTS * sizeof(*p->slots);
-	ret = sl__state_read_mark(db, NULL, o->partition, mark);
+	uint32_t live;
+	if ((ret = sl__state_live_space(db, NULL, o->partition, &live)) < 0) {
+		sl_errf(err, errlen,
+		        "%s: partition %u: its live record is not one this sluiced wrote: %s",
+		        db->path, o->partition, sl_strerror(ret));
+		goto fail;
+	}
+	/* The other space holds a rebuild's keys: a rebuild starts from
+	 * nothing, and the live model's open removes what a rebuild left
+	 * there when it was interrupted (a crash, a stop). */
+	uint32_t other = live ^ SL_STATE_SPACE_ALT;
+	p->space = o->rebuild ? other : live;
+	int used = o->rebuild ? 1 : sl__state_space_used(db, other);
+	if (used > 0 && (ret = sl__state_drop_space(db, other, err, errlen)) < 0)
+		goto fail;
+	if (used > 0 && !o->rebuild)
+		fprintf(stderr,
+		        "sluiced: state: %s: partition %u: removed the keys of an interrupted "
+		        "rebuild\n",
+		        db->path, o->partition);
+	p->view.space = p->space;
+	ret = sl__state_read_mark(db, NULL, p->space, mark);
 	if (ret < 0) {
 		sl_errf(err, errlen, "%s: partition %u: its mark is not one this sluiced wrote: %s",
 		        db->path, o->partition, sl_strerror(ret));
@@ -112,6 +134,10 @@ void sl_state_part_close(struct sl_state_part *p)
 		return;
 	if (p->writer)
 		sl__state_writer_remove(p->writer, p);
+	/* A rebuild not swapped in leaves nothing behind (should this fail,
+	 * the live model's next open removes it). */
+	if (p->rebuild && !p->swapped)
+		(void)sl__state_drop_space(p->db, p->space, p->commit_err, sizeof(p->commit_err));
 	sl__drop_entries(p);
 	free(p->slots);
 	free(p->dirty);
@@ -244,7 +270,7 @@ static int sl__load(struct sl_state_part *p, uint64_t h, const void *key, uint32
 	rocksdb_pinnableslice_t *s = NULL;
 	const char *v = NULL;
 	size_t vlen = 0;
-	int ret = sl__state_get(p->db, NULL, p->partition, key, klen, &s);
+	int ret = sl__state_get(p->db, NULL, p->space, key, klen, &s);
 
 	if (ret < 0 && ret != -ENOENT)
 		return ret;
@@ -491,7 +517,7 @@ int sl__part_iter(struct sl_state_part *p, const void *from, size_t from_len,
 			m.v[m.n++] = e;
 	}
 	qsort(m.v, m.n, sizeof(*m.v), sl__ent_cmp);
-	ret = sl__state_iter_ro(p->db, NULL, p->partition, from, from_len, sl__merge_visit, &m);
+	ret = sl__state_iter_ro(p->db, NULL, p->space, from, from_len, sl__merge_visit, &m);
 	if (!ret)
 		ret = sl__merge_upto(&m, NULL, 0);
 	free(m.v);
@@ -538,7 +564,7 @@ static int sl__freeze(struct sl_state_part *p, const struct sl_state_mark *mark)
 	struct sl__batch *b = malloc(sizeof(*b) + len);
 	if (!b)
 		return -ENOMEM;
-	b->partition = p->partition;
+	b->space = p->space;
 	b->n = p->n_dirty;
 	b->len = len;
 	b->mark = *mark;
@@ -655,6 +681,63 @@ int sl_state_part_sync(struct sl_state_part *p, const struct sl_state_mark *mark
 		return ret;
 	}
 	return sl__commit_inline(p, err, errlen);
+}
+
+bool sl_state_part_settled(const struct sl_state_part *p, uint64_t next)
+{
+	return !p->inflight && !p->n_dirty && sl_state_part_committed(p) == next;
+}
+
+/* Empties the cache (every entry clean: the swap's precondition). */
+static void sl__cache_clear(struct sl_state_part *p)
+{
+	for (uint32_t i = 0; i <= p->mask; i++) {
+		if (!p->slots[i].e)
+			continue;
+		p->bytes -= sl__ent_bytes(p->slots[i].e);
+		free(p->slots[i].e);
+		p->slots[i].e = NULL;
+		p->slots[i].hash = 0;
+	}
+	p->used = 0;
+	p->hand = 0;
+	p->full = p->bytes > p->budget;
+}
+
+int sl_state_part_swap(struct sl_state_part *live, struct sl_state_part *rb, uint64_t emit_seq,
+                       char *err, size_t errlen)
+{
+	uint64_t next = sl_state_part_committed(rb);
+	int ret;
+
+	sl__absorb(live);
+	sl__absorb(rb);
+	if (!rb->rebuild || rb->swapped || live->rebuild || rb->db != live->db ||
+	    rb->partition != live->partition) {
+		sl_errf(err, errlen, "%s: partition %u: not a rebuild of this model",
+		        live->db->path, live->partition);
+		return -EINVAL;
+	}
+	if (!sl_state_part_settled(rb, next) || !sl_state_part_settled(live, next))
+		return -EBUSY;
+	/* The generation goes on from the larger of the two: it only grows
+	 * for the pins of the cache that goes on with it. */
+	uint64_t gen = (live->gen > rb->gen ? live->gen : rb->gen) + 1;
+	struct sl_state_mark m = {.next = next, .emit_seq = emit_seq, .gen = gen};
+	if ((ret = sl__state_swap_write(live->db, live->partition, live->space, rb->space, &m, err,
+	                                errlen)) < 0)
+		return ret;
+	rb->swapped = true;
+	sl__cache_clear(live);
+	live->space = rb->space;
+	live->view.space = rb->space;
+	live->gen = gen;
+	live->committed_seen = gen;
+	atomic_store_explicit(&live->committed_next, next, memory_order_relaxed);
+	atomic_store_explicit(&live->committed_gen, gen, memory_order_release);
+	atomic_store_explicit(&live->bytes_pub, live->bytes, memory_order_relaxed);
+	atomic_store_explicit(&live->entries_pub, 0, memory_order_relaxed);
+	return 0;
 }
 
 void sl_state_part_get_stats(const struct sl_state_part *p, struct sl_state_part_stats *out)

@@ -102,9 +102,15 @@ struct sl_state_mark {
 /* Reads a stored mark (state_format.h): 0, or -SL_ECORRUPT for bytes of
  * another size, magic or version. Pure; any thread. */
 int sl_state_mark_parse(const void *bytes, size_t n, struct sl_state_mark *mark);
+/* Reads a stored live record of `partition` (state_format.h): 0 with *space
+ * (partition or partition | SL_STATE_SPACE_ALT), or -SL_ECORRUPT. Pure. */
+int sl_state_live_parse(const void *bytes, size_t n, uint32_t partition, uint32_t *space);
 
 struct sl_state_part_opts {
 	uint32_t partition;
+	/* The partition's other key space (state_format.h), emptied first: a
+	 * rebuild beside the live model. Dropped at close unless swapped in. */
+	bool rebuild;
 	size_t cache_bytes; /* the cache's budget; 0: 1 MiB */
 	/* Called on the writer thread after each commit of this part (wake
 	 * its owner); may be NULL. */
@@ -113,7 +119,9 @@ struct sl_state_part_opts {
 };
 
 /* Opens partition o->partition of db and reads its mark (*mark: zeros when
- * nothing was committed). -errno with err. */
+ * nothing was committed). The live model's open also removes what an
+ * interrupted rebuild left in the other key space (said on stderr): a
+ * rebuild is never resumed. -errno with err. */
 int sl_state_part_open(struct sl_state_db *db, const struct sl_state_part_opts *o,
                        struct sl_state_part **out, struct sl_state_mark *mark, char *err,
                        size_t errlen);
@@ -145,6 +153,28 @@ int sl_state_part_end_step(struct sl_state_part *p, const struct sl_state_mark *
  * running with a batch of p. */
 int sl_state_part_sync(struct sl_state_part *p, const struct sl_state_mark *mark, char *err,
                        size_t errlen);
+
+/*
+ * Swaps: whether p holds nothing but its commit at `next` (nothing dirty,
+ * no batch in flight, the committed mark's next is `next`). Owner only.
+ */
+bool sl_state_part_settled(const struct sl_state_part *p, uint64_t next);
+/*
+ * Makes rebuild part `rb` (opened with .rebuild) the live model of its
+ * partition, in place of `live`: one durable write names rb's key space
+ * live, gives it the mark (rb's next, `emit_seq` (the live model's: what it
+ * emitted was published), the next generation) and deletes the old space's
+ * keys and mark. A crash before that write leaves the old model whole, after
+ * it the new one (the open removes the other space's leftovers). Then
+ * `live` reads and writes the new space (its cache emptied; its writer view,
+ * which the plugin holds, stays valid) and rb may only be closed (its keys
+ * are live now). Both must be settled at the same offset: -EBUSY otherwise,
+ * nothing done. Owner of both (the same thread); queries on other threads
+ * read the old model or the new one whole (their snapshot sees the live
+ * record with the keys). -errno with err.
+ */
+int sl_state_part_swap(struct sl_state_part *live, struct sl_state_part *rb, uint64_t emit_seq,
+                       char *err, size_t errlen);
 
 /* The committed mark's next offset, published by the writer (any thread;
  * acquire: the state it reflects is committed). */

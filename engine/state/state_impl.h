@@ -33,6 +33,7 @@ struct sl_state {
 	rocksdb_readoptions_t *ro;
 	rocksdb_pinnableslice_t *held; /* the last get's value, until the next */
 	uint32_t partition;
+	uint32_t space; /* the key space read (state_format.h) */
 	/* The store's key of the last lookup (a tag, the partition, the key). */
 	uint8_t key[SL_STATE_PREFIX_BYTES + SL_STATE_KEY_MAX];
 };
@@ -64,7 +65,7 @@ struct sl__slot {
 #define SL__ABSENT UINT32_MAX
 struct sl__batch {
 	struct sl_state_mark mark;
-	uint32_t partition;
+	uint32_t space;
 	uint32_t n;
 	size_t len;
 	uint8_t bytes[];
@@ -73,6 +74,9 @@ struct sl__batch {
 struct sl_state_part {
 	struct sl_state_db *db;
 	uint32_t partition;
+	uint32_t space; /* its key space: the live one, or a rebuild's */
+	bool rebuild;   /* opened beside the live model (.rebuild) */
+	bool swapped;   /* rebuild: its space is live now, kept at close */
 	struct sl_state view;
 
 	/* The cache: open addressing, at most half full. */
@@ -119,22 +123,35 @@ static inline int sl__state_key_cmp(const void *a, size_t an, const void *b, siz
 	return c ? c : (an > bn) - (an < bn);
 }
 
-/* store.c */
-/* Writes the store key of (partition, key) into out; its length. */
-size_t sl__state_key(uint8_t *out, uint32_t partition, const void *key, size_t klen);
-int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+/* store.c. A `space` is a partition's key space (state_format.h). */
+/* Writes the store key of (space, key) into out; its length. */
+size_t sl__state_key(uint8_t *out, uint32_t space, const void *key, size_t klen);
+int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
                         struct sl_state_mark *mark);
-/* Reads (partition, key) as of ro: 0 with a slice the caller destroys,
+/* The live space of `partition` as of ro (its live record; absent: the
+ * partition's own number). 0, -SL_ECORRUPT, -EIO. */
+int sl__state_live_space(struct sl_state_db *db, const rocksdb_readoptions_t *ro,
+                         uint32_t partition, uint32_t *space);
+/* Whether `space` holds any key or a mark (newest state); -EIO. */
+int sl__state_space_used(struct sl_state_db *db, uint32_t space);
+/* Deletes every key of `space` and its mark, in one write (not synced: a
+ * later synced write, or the next open, makes it so). */
+int sl__state_drop_space(struct sl_state_db *db, uint32_t space, char *err, size_t errlen);
+/* The swap's one durable write (sl_state_part_swap). */
+int sl__state_swap_write(struct sl_state_db *db, uint32_t partition, uint32_t old_space,
+                         uint32_t new_space, const struct sl_state_mark *mark, char *err,
+                         size_t errlen);
+/* Reads (space, key) as of ro: 0 with a slice the caller destroys,
  * -ENOENT, -EIO. */
-int sl__state_get(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+int sl__state_get(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
                   const void *key, size_t klen, rocksdb_pinnableslice_t **out);
 /* Writes batches (all of db) in one durable write. */
 int sl__state_commit(struct sl_state_db *db, struct sl__batch *const *b, uint32_t n, char *err,
                      size_t errlen);
 /* After a commit of b (any thread that committed it). */
 void sl__state_committed(struct sl_state_part *p, const struct sl__batch *b);
-/* Iterates the stored keys of `partition` >= from, as of ro. */
-int sl__state_iter_ro(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+/* Iterates the stored keys of `space` >= from, as of ro. */
+int sl__state_iter_ro(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
                       const void *from, size_t from_len,
                       int (*fn)(void *arg, const void *key, size_t klen, const void *val,
                                 size_t vlen),

@@ -35,22 +35,28 @@ static int sl__rerr(char *rerr, const char *what, const char *path, char *err, s
 	return ret;
 }
 
-size_t sl__state_key(uint8_t *out, uint32_t partition, const void *key, size_t klen)
+size_t sl__state_key(uint8_t *out, uint32_t space, const void *key, size_t klen)
 {
 	out[0] = SL_STATE_TAG_KEY;
-	out[1] = (uint8_t)(partition >> 24);
-	out[2] = (uint8_t)(partition >> 16);
-	out[3] = (uint8_t)(partition >> 8);
-	out[4] = (uint8_t)partition;
+	out[1] = (uint8_t)(space >> 24);
+	out[2] = (uint8_t)(space >> 16);
+	out[3] = (uint8_t)(space >> 8);
+	out[4] = (uint8_t)space;
 	if (klen)
 		memcpy(out + SL_STATE_PREFIX_BYTES, key, klen);
 	return SL_STATE_PREFIX_BYTES + klen;
 }
 
-static void sl__mark_key(uint8_t *out, uint32_t partition)
+static void sl__mark_key(uint8_t *out, uint32_t space)
+{
+	sl__state_key(out, space, NULL, 0);
+	out[0] = SL_STATE_TAG_MARK;
+}
+
+static void sl__live_key(uint8_t *out, uint32_t partition)
 {
 	sl__state_key(out, partition, NULL, 0);
-	out[0] = SL_STATE_TAG_MARK;
+	out[0] = SL_STATE_TAG_LIVE;
 }
 
 int sl_state_db_open(const struct sl_state_db_opts *o, struct sl_state_db **out, char *err,
@@ -204,27 +210,38 @@ static uint32_t sl__ld32(const uint8_t *p)
 	return v;
 }
 
-int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
-                        struct sl_state_mark *mark)
+/* The bytes of a small record (a mark, a live record) into buf: 0 with *n,
+ * 1 when absent, -SL_ECORRUPT when longer than cap, -EIO. */
+static int sl__get_record(struct sl_state_db *db, const rocksdb_readoptions_t *ro, const uint8_t *k,
+                          uint8_t *buf, size_t cap, size_t *n)
 {
-	uint8_t k[SL_STATE_PREFIX_BYTES];
 	char *rerr = NULL;
-	size_t n;
-
-	memset(mark, 0, sizeof(*mark));
-	sl__mark_key(k, partition);
-	rocksdb_pinnableslice_t *s =
-	    rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k, sizeof(k), &rerr);
+	rocksdb_pinnableslice_t *s = rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k,
+	                                                SL_STATE_PREFIX_BYTES, &rerr);
 	if (rerr) {
 		rocksdb_free(rerr);
 		return -EIO;
 	}
 	if (!s)
-		return 0;
-	const uint8_t *v = (const uint8_t *)rocksdb_pinnableslice_value(s, &n);
-	int ret = sl_state_mark_parse(v, n, mark);
+		return 1;
+	const char *v = rocksdb_pinnableslice_value(s, n);
+	int ret = *n > cap ? -SL_ECORRUPT : 0;
+	if (!ret)
+		memcpy(buf, v, *n);
 	rocksdb_pinnableslice_destroy(s);
 	return ret;
+}
+
+int sl__state_read_mark(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
+                        struct sl_state_mark *mark)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES], v[SL_STATE_META_BYTES];
+	size_t n;
+
+	memset(mark, 0, sizeof(*mark));
+	sl__mark_key(k, space);
+	int ret = sl__get_record(db, ro, k, v, sizeof(v), &n);
+	return ret ? (ret > 0 ? 0 : ret) : sl_state_mark_parse(v, n, mark);
 }
 
 int sl_state_mark_parse(const void *bytes, size_t n, struct sl_state_mark *mark)
@@ -242,12 +259,152 @@ int sl_state_mark_parse(const void *bytes, size_t n, struct sl_state_mark *mark)
 	return 0;
 }
 
-int sl__state_get(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+int sl_state_live_parse(const void *bytes, size_t n, uint32_t partition, uint32_t *space)
+{
+	const uint8_t *v = bytes;
+
+	*space = partition;
+	if (n != SL_STATE_LIVE_BYTES ||
+	    sl__ld32(v + SL_STATE_LIVE_OFF_MAGIC) != SL_STATE_LIVE_MAGIC)
+		return -SL_ECORRUPT;
+	uint32_t s = sl__ld32(v + SL_STATE_LIVE_OFF_SPACE);
+	/* Only the partition's own two spaces: any other would read (and, at
+	 * a swap, delete) another partition's keys. */
+	if ((s & ~SL_STATE_SPACE_ALT) != (partition & ~SL_STATE_SPACE_ALT))
+		return -SL_ECORRUPT;
+	*space = s;
+	return 0;
+}
+
+int sl__state_live_space(struct sl_state_db *db, const rocksdb_readoptions_t *ro,
+                         uint32_t partition, uint32_t *space)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES], v[SL_STATE_LIVE_BYTES];
+	size_t n;
+
+	*space = partition;
+	sl__live_key(k, partition);
+	int ret = sl__get_record(db, ro, k, v, sizeof(v), &n);
+	return ret ? (ret > 0 ? 0 : ret) : sl_state_live_parse(v, n, partition, space);
+}
+
+int sl__state_space_used(struct sl_state_db *db, uint32_t space)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES];
+	struct sl_state_mark m;
+	char *rerr = NULL;
+	int used = 0;
+
+	/* A mark left by a commit that wrote no key counts too. */
+	int ret = sl__state_read_mark(db, NULL, space, &m);
+	if (ret == -SL_ECORRUPT || (ret == 0 && m.gen))
+		return 1;
+	if (ret < 0)
+		return ret;
+	sl__state_key(k, space, NULL, 0);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(db->db, db->read);
+	if (!it)
+		return -ENOMEM;
+	rocksdb_iter_seek(it, (const char *)k, sizeof(k));
+	if (rocksdb_iter_valid(it)) {
+		size_t kl;
+		const char *key = rocksdb_iter_key(it, &kl);
+		used = kl >= sizeof(k) && !memcmp(key, k, sizeof(k));
+	}
+	rocksdb_iter_get_error(it, &rerr);
+	rocksdb_iter_destroy(it);
+	if (rerr) {
+		rocksdb_free(rerr);
+		return -EIO;
+	}
+	return used;
+}
+
+/* The keys of `space` are [its prefix, the next space's prefix). */
+static void sl__space_range(rocksdb_writebatch_t *wb, uint32_t space)
+{
+	uint8_t from[SL_STATE_PREFIX_BYTES], to[SL_STATE_PREFIX_BYTES];
+
+	sl__state_key(from, space, NULL, 0);
+	sl__state_key(to, space + 1, NULL, 0);
+	if (space == UINT32_MAX)
+		to[0] = SL_STATE_TAG_KEY + 1; /* every key of this tag */
+	rocksdb_writebatch_delete_range(wb, (const char *)from, sizeof(from), (const char *)to,
+	                                sizeof(to));
+	sl__mark_key(from, space);
+	rocksdb_writebatch_delete(wb, (const char *)from, sizeof(from));
+}
+
+int sl__state_drop_space(struct sl_state_db *db, uint32_t space, char *err, size_t errlen)
+{
+	char *rerr = NULL;
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+
+	if (!wb || !wo) {
+		if (wb)
+			rocksdb_writebatch_destroy(wb);
+		if (wo)
+			rocksdb_writeoptions_destroy(wo);
+		return -ENOMEM;
+	}
+	sl__space_range(wb, space);
+	rocksdb_write(db->db, wo, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
+	rocksdb_writeoptions_destroy(wo);
+	return rerr ? sl__rerr(rerr, "dropping a key space", db->path, err, errlen) : 0;
+}
+
+static void sl__mark_bytes(uint8_t m[SL_STATE_META_BYTES], const struct sl_state_mark *mark)
+{
+	uint32_t magic = SL_STATE_META_MAGIC, version = SL_STATE_META_VERSION;
+	int64_t ms = (int64_t)sl_wall_ms();
+	memcpy(m + SL_STATE_META_OFF_MAGIC, &magic, 4);
+	memcpy(m + SL_STATE_META_OFF_VERSION, &version, 4);
+	memcpy(m + SL_STATE_META_OFF_NEXT, &mark->next, 8);
+	memcpy(m + SL_STATE_META_OFF_EMIT_SEQ, &mark->emit_seq, 8);
+	memcpy(m + SL_STATE_META_OFF_GEN, &mark->gen, 8);
+	memcpy(m + SL_STATE_META_OFF_MS, &ms, 8);
+}
+
+int sl__state_swap_write(struct sl_state_db *db, uint32_t partition, uint32_t old_space,
+                         uint32_t new_space, const struct sl_state_mark *mark, char *err,
+                         size_t errlen)
+{
+	uint8_t k[SL_STATE_PREFIX_BYTES], m[SL_STATE_META_BYTES], live[SL_STATE_LIVE_BYTES];
+	uint32_t magic = SL_STATE_LIVE_MAGIC;
+	char *rerr = NULL;
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+
+	if (!wb)
+		return -ENOMEM;
+	/* In one WAL record, synced: the live record and the new mark, and
+	 * the old space gone. A batch applies in order, so the deletion
+	 * (of old_space only) cannot touch what the puts write. */
+	memcpy(live + SL_STATE_LIVE_OFF_MAGIC, &magic, 4);
+	memcpy(live + SL_STATE_LIVE_OFF_SPACE, &new_space, 4);
+	sl__live_key(k, partition);
+	rocksdb_writebatch_put(wb, (const char *)k, sizeof(k), (const char *)live, sizeof(live));
+	sl__mark_bytes(m, mark);
+	sl__mark_key(k, new_space);
+	rocksdb_writebatch_put(wb, (const char *)k, sizeof(k), (const char *)m, sizeof(m));
+	sl__space_range(wb, old_space);
+	if (atomic_load_explicit(&db->test_fail_commits, memory_order_relaxed)) {
+		rocksdb_writebatch_destroy(wb);
+		sl_errf(err, errlen, "%s: swap stopped by the test hook", db->path);
+		return -ECANCELED;
+	}
+	rocksdb_write(db->db, db->sync, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
+	return rerr ? sl__rerr(rerr, "swap", db->path, err, errlen) : 0;
+}
+
+int sl__state_get(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
                   const void *key, size_t klen, rocksdb_pinnableslice_t **out)
 {
 	uint8_t k[SL_STATE_PREFIX_BYTES + SL_STATE_KEY_MAX];
 	char *rerr = NULL;
-	size_t n = sl__state_key(k, partition, key, klen);
+	size_t n = sl__state_key(k, space, key, klen);
 
 	*out = rocksdb_get_pinned(db->db, ro ? ro : db->read, (const char *)k, n, &rerr);
 	if (rerr) {
@@ -289,7 +446,7 @@ static void sl__write_batch(rocksdb_writebatch_t *wb, const struct sl__batch *b,
 	qsort(recs, b->n, sizeof(*recs), sl__rec_cmp);
 	for (uint32_t i = 0; i < b->n; i++) {
 		const struct sl__rec *r = &recs[i];
-		size_t n = sl__state_key(k, b->partition, r->key, r->klen);
+		size_t n = sl__state_key(k, b->space, r->key, r->klen);
 		if (r->vlen == SL__ABSENT)
 			rocksdb_writebatch_delete(wb, (const char *)k, n);
 		else
@@ -297,15 +454,8 @@ static void sl__write_batch(rocksdb_writebatch_t *wb, const struct sl__batch *b,
 			                       r->vlen);
 	}
 	uint8_t m[SL_STATE_META_BYTES];
-	uint32_t magic = SL_STATE_META_MAGIC, version = SL_STATE_META_VERSION;
-	int64_t ms = (int64_t)sl_wall_ms();
-	memcpy(m + SL_STATE_META_OFF_MAGIC, &magic, 4);
-	memcpy(m + SL_STATE_META_OFF_VERSION, &version, 4);
-	memcpy(m + SL_STATE_META_OFF_NEXT, &b->mark.next, 8);
-	memcpy(m + SL_STATE_META_OFF_EMIT_SEQ, &b->mark.emit_seq, 8);
-	memcpy(m + SL_STATE_META_OFF_GEN, &b->mark.gen, 8);
-	memcpy(m + SL_STATE_META_OFF_MS, &ms, 8);
-	sl__mark_key(k, b->partition);
+	sl__mark_bytes(m, &b->mark);
+	sl__mark_key(k, b->space);
 	rocksdb_writebatch_put(wb, (const char *)k, SL_STATE_PREFIX_BYTES, (const char *)m,
 	                       sizeof(m));
 }
@@ -314,7 +464,7 @@ static int sl__batch_cmp(const void *a, const void *b)
 {
 	const struct sl__batch *x = *(struct sl__batch *const *)a,
 	                       *y = *(struct sl__batch *const *)b;
-	return (x->partition > y->partition) - (x->partition < y->partition);
+	return (x->space > y->space) - (x->space < y->space);
 }
 
 int sl__state_commit(struct sl_state_db *db, struct sl__batch *const *b, uint32_t n, char *err,
@@ -334,7 +484,7 @@ int sl__state_commit(struct sl_state_db *db, struct sl__batch *const *b, uint32_
 		sl_errf(err, errlen, "%s: commit: out of memory", db->path);
 		return -ENOMEM;
 	}
-	/* Partitions in order too (the writer hands them in any order). */
+	/* Spaces in order too (the writer hands them in any order). */
 	struct sl__batch **ord = malloc((size_t)(n ? n : 1) * sizeof(*ord));
 	if (!ord) {
 		free(recs);
@@ -385,7 +535,7 @@ uint64_t sl_state_part_commit_failures(const struct sl_state_part *p)
 	return atomic_load_explicit(&p->commit_failures, memory_order_relaxed);
 }
 
-int sl__state_iter_ro(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t partition,
+int sl__state_iter_ro(struct sl_state_db *db, const rocksdb_readoptions_t *ro, uint32_t space,
                       const void *from, size_t from_len,
                       int (*fn)(void *arg, const void *key, size_t klen, const void *val,
                                 size_t vlen),
@@ -397,7 +547,7 @@ int sl__state_iter_ro(struct sl_state_db *db, const rocksdb_readoptions_t *ro, u
 
 	if (from_len > SL_STATE_KEY_MAX)
 		return -ENAMETOOLONG;
-	size_t n = sl__state_key(k, partition, from, from_len);
+	size_t n = sl__state_key(k, space, from, from_len);
 	rocksdb_iterator_t *it = rocksdb_create_iterator(db->db, ro ? ro : db->read);
 	if (!it)
 		return -ENOMEM;
@@ -405,7 +555,7 @@ int sl__state_iter_ro(struct sl_state_db *db, const rocksdb_readoptions_t *ro, u
 	     rocksdb_iter_next(it)) {
 		size_t kl, vl;
 		const char *key = rocksdb_iter_key(it, &kl);
-		/* Past this partition's keys (the next partition, or marks). */
+		/* Past this space's keys (the next space, or marks). */
 		if (kl < SL_STATE_PREFIX_BYTES || memcmp(key, k, SL_STATE_PREFIX_BYTES))
 			break;
 		const char *val = rocksdb_iter_value(it, &vl);
@@ -443,7 +593,10 @@ int sl_state_view_begin(struct sl_state_db *db, uint32_t partition, struct sl_st
 		return -ENOMEM;
 	}
 	rocksdb_readoptions_set_snapshot(v->ro, v->snap);
-	if ((ret = sl__state_read_mark(db, v->ro, partition, mark)) < 0) {
+	/* The live record from the same snapshot: a swap's one write changes
+	 * it with the keys, so the view is the old model or the new, whole. */
+	if ((ret = sl__state_live_space(db, v->ro, partition, &v->space)) < 0 ||
+	    (ret = sl__state_read_mark(db, v->ro, v->space, mark)) < 0) {
 		sl_state_view_end(v);
 		return ret;
 	}
@@ -478,7 +631,7 @@ int sl_state_get(struct sl_state *st, const void *key, size_t klen, const void *
 		rocksdb_pinnableslice_destroy(st->held);
 		st->held = NULL;
 	}
-	int ret = sl__state_get(st->db, st->ro, st->partition, key, klen, &st->held);
+	int ret = sl__state_get(st->db, st->ro, st->space, key, klen, &st->held);
 	if (ret < 0)
 		return ret;
 	*val = rocksdb_pinnableslice_value(st->held, vlen);
@@ -514,5 +667,5 @@ int sl_state_iter(struct sl_state *st, const void *from, size_t from_len,
 		return -EINVAL;
 	if (st->part)
 		return sl__part_iter(st->part, from, from_len, fn, arg);
-	return sl__state_iter_ro(st->db, st->ro, st->partition, from, from_len, fn, arg);
+	return sl__state_iter_ro(st->db, st->ro, st->space, from, from_len, fn, arg);
 }

@@ -30,6 +30,12 @@
 /* Distinct types counted in one apply call before they are written: most
  * streams repeat a handful. */
 #define CNT_TYPES_PER_CALL 8
+/* What one event adds to its aggregate's count. A test-only build
+ * (tests/plugins: out/buggy/counter.so) counts 2: a plugin bug that
+ * `sluice projection rebuild --swap` repairs (tests/e2e/rebuild.py). */
+#ifndef CNT_AGG_STEP
+#define CNT_AGG_STEP 1
+#endif
 
 struct counter {
 	const struct sl_host *host;
@@ -129,7 +135,7 @@ static int cnt_apply(void *inst, const struct sl_plugin_event *ev, uint32_t n,
 	for (uint32_t i = 0; i < n; i++) {
 		const struct sl_plugin_event *e = &ev[i];
 		uint32_t kn = state_key(m->host, 'a', e->aggregate, e->aggregate_len, k);
-		if ((ret = add_to(m->host, m->st, k, kn, 1)) < 0)
+		if ((ret = add_to(m->host, m->st, k, kn, CNT_AGG_STEP)) < 0)
 			return ret;
 		/* Types are summed over the call and written once each. */
 		uint32_t t = 0;

@@ -11,7 +11,9 @@
  * ASan sees any read or write past them. It must never crash, and on
  * success every field must be consistent: strings inside the buffer, NUL
  * after each, lengths that fit the path, timeout within bounds, and an
- * empty error text; on failure a non-empty error.
+ * empty error text; on failure a non-empty error. The same parameters go
+ * through sl_http_parse_rebuild (a rebuild's swap=): swap is set only for
+ * exactly one "swap=1" or "swap=true".
  */
 #include <errno.h>
 #include <stdint.h>
@@ -97,6 +99,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(r == -EINVAL);
 		CHECK(err[0] != 0);
 		CHECK(memchr(err, 0, sizeof(err)) != NULL);
+	}
+	bool swap = true;
+	err[0] = 0;
+	r = sl_http_parse_rebuild((const char *const *)names, (const char *const *)values, n_args,
+	                          &swap, err, sizeof(err));
+	if (r == 0) {
+		CHECK(err[0] == 0 && n_args <= SL_HTTP_MAX_ARGS);
+		size_t asked = 0;
+		for (size_t i = 0; i < n_args; i++)
+			asked += names[i][0] && !strcmp(names[i], "swap") && values[i] &&
+			         (!strcmp(values[i], "1") || !strcmp(values[i], "true"));
+		CHECK(swap == (asked == 1));
+	} else {
+		CHECK(r == -EINVAL && err[0] != 0 && !swap);
 	}
 	/* A token parses only as digits ':' digits, and any bytes are safe. */
 	uint32_t tp;

@@ -3,7 +3,9 @@
  * store, what read views see, commits that carry their offset, eviction that
  * never drops what is not committed, a cache full of uncommitted changes
  * that stops the owner, the writer thread with queries reading alongside
- * (TSan), and a process that dies without closing.
+ * (TSan), a process that dies without closing, and rebuilds beside the
+ * live model: their own key space, the swap that makes one live in one
+ * write, and what an interrupted one leaves (removed at the next open).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include "base/base.h"
 #include "plugins_util.h"
 #include "state/state.h"
+#include "state/state_impl.h"
 
 struct fx {
 	char *dir;
@@ -46,6 +49,15 @@ static struct sl_state_part *part_open(struct fx *f, uint32_t partition, size_t 
 	struct sl_state_part *p;
 	char err[512];
 	struct sl_state_part_opts o = {.partition = partition, .cache_bytes = cache};
+	cr_assert_eq(sl_state_part_open(f->db, &o, &p, m, err, sizeof(err)), 0, "%s", err);
+	return p;
+}
+
+static struct sl_state_part *rebuild_open(struct fx *f, uint32_t partition, struct sl_state_mark *m)
+{
+	struct sl_state_part *p;
+	char err[512];
+	struct sl_state_part_opts o = {.partition = partition, .rebuild = true};
 	cr_assert_eq(sl_state_part_open(f->db, &o, &p, m, err, sizeof(err)), 0, "%s", err);
 	return p;
 }
@@ -187,6 +199,164 @@ Test(state, writer_view_read_view_and_marks)
 	sl_state_part_close(p);
 	fx_fini(&f);
 }
+
+/* What a read view of `partition` holds: every key, as "k=v," in order. */
+static void view_dump(struct fx *f, uint32_t partition, char *out, size_t cap,
+                      struct sl_state_mark *m)
+{
+	struct sl_state *v;
+	struct seen s = {0};
+	cr_assert_eq(sl_state_view_begin(f->db, partition, &v, m), 0);
+	cr_assert_eq(sl_state_iter(v, NULL, 0, collect, &s), 0);
+	sl_state_view_end(v);
+	size_t n = 0;
+	out[0] = '\0';
+	for (int i = 0; i < s.n; i++)
+		n += (size_t)snprintf(out + n, cap - n, "%s=%llu,", s.keys[i],
+		                      (unsigned long long)s.vals[i]);
+}
+
+Test(state, swap_makes_a_rebuild_live_in_one_write)
+{
+	struct fx f;
+	struct sl_state_mark m;
+	char dump[512], err[300];
+	fx_init(&f);
+	struct sl_state_part *live = part_open(&f, 1, 0, &m);
+	struct sl_state_part *other = part_open(&f, 2, 0, &m);
+	struct sl_state *st = sl_state_part_view(live);
+	put_u64(st, "a", 1);
+	put_u64(st, "b", 2);
+	put_u64(st, "x", 9);
+	sync_at(live, 10);
+	put_u64(sl_state_part_view(other), "a", 100);
+	sync_at(other, 5);
+
+	/* The rebuild starts from nothing, in its own space. */
+	struct sl_state_part *rb = rebuild_open(&f, 1, &m);
+	cr_assert_eq(m.next, 0);
+	cr_assert_eq(get_u64(sl_state_part_view(rb), "a"), UINT64_MAX);
+	put_u64(sl_state_part_view(rb), "a", 5);
+	put_u64(sl_state_part_view(rb), "c", 7);
+	/* Not settled (changes not committed): nothing done. */
+	cr_assert_eq(sl_state_part_swap(live, rb, 42, err, sizeof(err)), -EBUSY);
+	sync_at(rb, 9);
+	cr_assert_eq(sl_state_part_swap(live, rb, 42, err, sizeof(err)), -EBUSY, "at 9, not 10");
+	/* A rebuild's commits are invisible to the live model's readers. */
+	view_dump(&f, 1, dump, sizeof(dump), &m);
+	cr_assert_str_eq(dump, "a=1,b=2,x=9,");
+	put_u64(sl_state_part_view(rb), "c", 8);
+	sync_at(rb, 10);
+
+	/* A swap that fails to write leaves the old model, and may be tried again. */
+	sl_state_db_test_fail_commits(f.db, true);
+	cr_assert_eq(sl_state_part_swap(live, rb, 42, err, sizeof(err)), -ECANCELED);
+	sl_state_db_test_fail_commits(f.db, false);
+	view_dump(&f, 1, dump, sizeof(dump), &m);
+	cr_assert_str_eq(dump, "a=1,b=2,x=9,");
+	cr_assert_eq(get_u64(st, "x"), 9);
+
+	cr_assert_eq(sl_state_part_swap(live, rb, 42, err, sizeof(err)), 0, "%s", err);
+	view_dump(&f, 1, dump, sizeof(dump), &m);
+	cr_assert_str_eq(dump, "a=5,c=8,");
+	cr_assert_eq(m.next, 10);
+	cr_assert_eq(m.emit_seq, 42, "the live model's emit sequence goes on");
+	/* The owner's view, which the plugin holds, reads the new model. */
+	cr_assert_eq(get_u64(st, "a"), 5);
+	cr_assert_eq(get_u64(st, "x"), UINT64_MAX);
+	cr_assert_eq(sl_state_part_committed(live), 10);
+	/* Its keys are live now: closing the rebuild keeps them. */
+	sl_state_part_close(rb);
+	view_dump(&f, 2, dump, sizeof(dump), &m);
+	cr_assert_str_eq(dump, "a=100,", "another partition untouched");
+
+	/* It goes on applying into the new space, and a reopen finds it. */
+	put_u64(st, "d", 1);
+	sync_at(live, 12);
+	sl_state_part_end_step(live, NULL, false);
+	sl_state_part_close(live);
+	sl_state_part_end_step(other, NULL, false);
+	sl_state_part_close(other);
+	sl_state_db_close(f.db);
+	struct sl_state_db_opts o = {.path = f.path};
+	cr_assert_eq(sl_state_db_open(&o, &f.db, err, sizeof(err)), 0, "%s", err);
+	live = part_open(&f, 1, 0, &m);
+	cr_assert_eq(m.next, 12);
+	view_dump(&f, 1, dump, sizeof(dump), &m);
+	cr_assert_str_eq(dump, "a=5,c=8,d=1,");
+	/* The old space is gone; a second rebuild and swap goes back to it. */
+	cr_assert_eq(sl__state_space_used(f.db, 1), 0);
+	rb = rebuild_open(&f, 1, &m);
+	put_u64(sl_state_part_view(rb), "z", 3);
+	sync_at(rb, 12);
+	cr_assert_eq(sl_state_part_swap(live, rb, 0, err, sizeof(err)), 0, "%s", err);
+	sl_state_part_close(rb);
+	view_dump(&f, 1, dump, sizeof(dump), &m);
+	cr_assert_str_eq(dump, "z=3,");
+	sl_state_part_end_step(live, NULL, false);
+	sl_state_part_close(live);
+	fx_fini(&f);
+}
+
+/* fork: in the release and ASan builds only, as below. */
+#ifndef SL_TSAN_CRITERION_SHIM_H
+Test(state, a_rebuild_closed_or_interrupted_leaves_nothing)
+{
+	struct fx f;
+	struct sl_state_mark m;
+	char dump[512], err[300];
+	fx_init(&f);
+	struct sl_state_part *live = part_open(&f, 3, 0, &m);
+	put_u64(sl_state_part_view(live), "a", 1);
+	sync_at(live, 4);
+	struct sl_state_part *rb = rebuild_open(&f, 3, &m);
+	put_u64(sl_state_part_view(rb), "a", 2);
+	sync_at(rb, 4);
+	cr_assert_eq(sl__state_space_used(f.db, 3 | SL_STATE_SPACE_ALT), 1);
+	/* Closed without a swap (compare only): dropped. */
+	sl_state_part_close(rb);
+	cr_assert_eq(sl__state_space_used(f.db, 3 | SL_STATE_SPACE_ALT), 0);
+	sl_state_part_end_step(live, NULL, false);
+	sl_state_part_close(live);
+	sl_state_db_close(f.db);
+	f.db = NULL;
+
+	/* A process that dies mid-rebuild (its commits durable) ... */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct sl_state_db *db;
+		struct sl_state_db_opts o = {.path = f.path};
+		if (sl_state_db_open(&o, &db, err, sizeof(err)) < 0)
+			_exit(2);
+		struct sl_state_part *p;
+		struct sl_state_part_opts po = {.partition = 3, .rebuild = true};
+		if (sl_state_part_open(db, &po, &p, &m, err, sizeof(err)) < 0)
+			_exit(3);
+		uint64_t v = 77;
+		struct sl_state_mark mk = {.next = 2};
+		if (sl_state_put(sl_state_part_view(p), "r", 1, &v, 8) < 0 ||
+		    sl_state_part_sync(p, &mk, err, sizeof(err)) < 0)
+			_exit(4);
+		_exit(0);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d", status);
+	struct sl_state_db_opts o = {.path = f.path};
+	cr_assert_eq(sl_state_db_open(&o, &f.db, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sl__state_space_used(f.db, 3 | SL_STATE_SPACE_ALT), 1);
+	/* ... leaves the live model whole, and its open removes the rest. */
+	live = part_open(&f, 3, 0, &m);
+	cr_assert_eq(m.next, 4);
+	cr_assert_eq(sl__state_space_used(f.db, 3 | SL_STATE_SPACE_ALT), 0);
+	view_dump(&f, 3, dump, sizeof(dump), &m);
+	cr_assert_str_eq(dump, "a=1,");
+	sl_state_part_end_step(live, NULL, false);
+	sl_state_part_close(live);
+	fx_fini(&f);
+}
+#endif
 
 Test(state, eviction_never_drops_what_is_not_committed)
 {
