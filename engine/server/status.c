@@ -201,7 +201,9 @@ static void sl__metrics_rebuild(struct sl_server *srv, FILE *f)
 	           "# TYPE sluice_projection_rebuild_applied gauge\n");
 	for (uint32_t i = 0; i < srv->n_projs; i++) {
 		const struct sl_proj *pj = &srv->projs[i];
-		for (uint32_t p = 0; p < pj->topic->n_parts; p++) {
+		/* One waiting for its topic has no partitions yet. */
+		const struct sl_topic *t = sl__proj_serving(pj);
+		for (uint32_t p = 0; t && p < t->n_parts; p++) {
 			const struct sl_proj_part *pp = &pj->parts[p];
 			uint32_t ph = atomic_load_explicit(&pp->rb_phase_pub, memory_order_relaxed);
 			if (!ph)
