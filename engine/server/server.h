@@ -463,6 +463,12 @@ int sl__rt_def(const struct sl_config_topic *t, char **def, size_t *len);
 /* The names of the runtime topics this node has (malloc'd array of
  * strdup'd names). */
 int sl__rt_names(struct sl_server *srv, char ***names, size_t *n);
+/* server/topics.c for topics_admin.c (under rt.mu): the registry written
+ * (atomically replaced, durable), a runtime topic's entry, a config
+ * topic's entry (NULL: none). */
+int sl__rt_write(struct sl_server *srv);
+struct sl_config_topic *sl__rt_find(struct sl_server *srv, const char *name);
+const struct sl_config_topic *sl__cfg_topic(const struct sl_server *srv, const char *name);
 
 /* server/cluster.c for topics created at runtime: replication states for
  * a new topic's partitions (before its reactors adopt it); the cluster
