@@ -98,9 +98,13 @@ static void sl__fetch_wake(struct sl_fetcher *f)
 static void sl__chunk_done(void *arg, struct sl_repl_chunk *c)
 {
 	struct sl__fpart *fp = arg;
+	/* The fetcher before the store: once chunk_done is seen, the fetcher
+	 * thread may free an unfollowed fp (TSan saw the read after it). The
+	 * fetcher itself lives until the fetchers stop, after the reactors. */
+	struct sl_fetcher *f = fp->f;
 	(void)c;
 	atomic_store_explicit(&fp->chunk_done, true, memory_order_release);
-	sl__fetch_wake(fp->f);
+	sl__fetch_wake(f);
 }
 
 void sl__fetch_durable(void *arg, struct sl_partition *p)
