@@ -33,6 +33,9 @@ static const char *const sl__err_text[] = {
         "the partition forgot this producer id (idle past producer_expiry): a resend may be a "
         "duplicate, not stored",
     [SL_EUNTRACKED - SL_EBASE] = "the server cannot track this sequence now; not stored, retry",
+    [SL_EUNKNOWN_MEMBER - SL_EBASE] =
+        "not a member of the consumer group (left, or silent past its session timeout): join "
+        "again",
 };
 
 int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out)

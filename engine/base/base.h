@@ -59,6 +59,7 @@ enum sl_err {
 	SL_ENOT_ENOUGH_REPLICAS, /* acks: all with fewer than min_insync in sync */
 	SL_EPRODUCER_EXPIRED,    /* a resend of a producer id the partition forgot */
 	SL_EUNTRACKED,           /* sequence tracking impossible now: not stored, retry */
+	SL_EUNKNOWN_MEMBER,      /* consumer group: not (or no longer) a member: join again */
 	SL_EMAX
 };
 

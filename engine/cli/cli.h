@@ -22,6 +22,25 @@
 /* Commands: argv[0] is the command name; the return value is the exit code. */
 int sl_cli_produce(int argc, char **argv);
 int sl_cli_bench(int argc, char **argv);
+/* consume_group.c: `sluice consume --group G`, on a connected consumer
+ * and the topic's partitions. */
+struct sl_partition_info;
+struct sl_consumer;
+struct sl_fetched;
+struct sl_cli_group {
+	const char *group, *topic;
+	const char *from; /* --from as given; NULL: the group's offsets */
+	uint64_t from_off;
+	bool commit_before; /* --commit before (at-most-once) */
+	bool follow;
+	uint32_t session_ms; /* 0: the server's default */
+	uint64_t max;        /* 0: no bound */
+	const uint64_t *printed;
+	int (*print)(void *arg, const struct sl_fetched *ev);
+	void *print_arg;
+};
+int sl_cli_consume_group(struct sl_consumer *c, const struct sl_cli_group *o,
+                         struct sl_partition_info *parts, size_t n_parts);
 int sl_cli_consume(int argc, char **argv);
 int sl_cli_query(int argc, char **argv);
 int sl_cli_projection(int argc, char **argv);

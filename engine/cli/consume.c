@@ -25,7 +25,8 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "usage: sluice consume [--topic T] [--partition P] [--from earliest|latest|OFFSET]\n"
-	    "                      [--group G] [--max N] [--follow]\n"
+	    "                      [--group G [--commit after|before] [--session-timeout MS]]\n"
+	    "                      [--max N] [--follow]\n"
 	    "                      [--server HOST:PORT[,HOST:PORT...]]\n"
 	    "\n"
 	    "Prints events as JSON lines on stdout, one per event, with id, type,\n"
@@ -38,7 +39,16 @@ static void usage(FILE *out)
 	    "  --topic T        topic to read (default: events)\n"
 	    "  --partition P    only this partition (default: all, one after the other)\n"
 	    "  --from WHERE     earliest (default), latest, or an offset\n"
-	    "  --group G        consumer groups are not served yet: refused\n"
+	    "  --group G        read as a member of consumer group G: the server shares\n"
+	    "                   the topic's partitions among the group's members and\n"
+	    "                   keeps the offsets they commit; each partition starts at\n"
+	    "                   the group's committed offset (--from overrides it; a\n"
+	    "                   new group starts at the earliest); what is printed is\n"
+	    "                   committed after each batch\n"
+	    "  --commit WHEN    after (default: printed, then committed: at-least-once)\n"
+	    "                   or before (committed, then printed: at-most-once)\n"
+	    "  --session-timeout MS  a member silent this long loses its partitions\n"
+	    "                   (default 10000; a member that exits leaves at once)\n"
 	    "  --max N          stop after N events in total\n"
 	    "  --follow         keep waiting for new events instead of exiting at the "
 	    "end\n" SL_CLI_SERVER_USAGE SL_CLI_TOKEN_USAGE);
@@ -231,13 +241,22 @@ static int sl__print(void *arg, const struct sl_fetched *e)
 int sl_cli_consume(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"topic", required_argument, NULL, 't'},  {"partition", required_argument, NULL, 'p'},
-	    {"from", required_argument, NULL, 'f'},   {"group", required_argument, NULL, 'g'},
-	    {"max", required_argument, NULL, 'm'},    {"follow", no_argument, NULL, 'F'},
-	    {"server", required_argument, NULL, 's'}, {"token-file", required_argument, NULL, 'K'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	    {"topic", required_argument, NULL, 't'},
+	    {"partition", required_argument, NULL, 'p'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"max", required_argument, NULL, 'm'},
+	    {"follow", no_argument, NULL, 'F'},
+	    {"server", required_argument, NULL, 's'},
+	    {"token-file", required_argument, NULL, 'K'},
+	    {"commit", required_argument, NULL, 'C'},
+	    {"session-timeout", required_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	const char *topic = "events", *from = "earliest", *token_file = NULL;
+	const char *topic = "events", *from = "earliest", *token_file = NULL, *group = NULL;
+	bool from_given = false, commit_before = false;
+	uint64_t session_ms = 0;
 	struct sl_cli_server server;
 	uint64_t part = UINT64_MAX, max = 0, from_off = 0;
 	bool follow = false, have_server = false;
@@ -260,6 +279,7 @@ int sl_cli_consume(int argc, char **argv)
 			break;
 		case 'f':
 			from = optarg;
+			from_given = true;
 			if (strcmp(from, "earliest") && strcmp(from, "latest") &&
 			    sl_cli_parse_u64(from, 0, UINT64_MAX, &from_off) < 0) {
 				fprintf(stderr,
@@ -270,10 +290,28 @@ int sl_cli_consume(int argc, char **argv)
 			}
 			break;
 		case 'g':
-			fprintf(stderr,
-			        "sluice consume: --group: consumer groups are not available yet "
-			        "(the server does not store group offsets)\n");
-			return 2;
+			group = optarg;
+			break;
+		case 'C':
+			if (strcmp(optarg, "after") && strcmp(optarg, "before")) {
+				fprintf(stderr,
+				        "sluice consume: --commit: expected after or before, got "
+				        "'%s'\n",
+				        optarg);
+				return 2;
+			}
+			commit_before = !strcmp(optarg, "before");
+			break;
+		case 'S':
+			if (sl_cli_parse_u64(optarg, 100, 300000, &session_ms) < 0) {
+				fprintf(
+				    stderr,
+				    "sluice consume: --session-timeout: expected 100..300000 ms, "
+				    "got '%s'\n",
+				    optarg);
+				return 2;
+			}
+			break;
 		case 'm':
 			if (sl_cli_parse_u64(optarg, 1, UINT64_MAX, &max) < 0) {
 				fprintf(
@@ -318,6 +356,11 @@ int sl_cli_consume(int argc, char **argv)
 	}
 	if (sl_cli_token("sluice consume", token_file, &server) < 0)
 		return 2;
+	if (group && part != UINT64_MAX) {
+		fprintf(stderr, "sluice consume: --group and --partition: the group assigns the "
+		                "partitions; give one or the other\n");
+		return 2;
+	}
 
 	struct sl_consumer *con = NULL;
 	struct sl_partition_info *parts = NULL;
@@ -333,6 +376,25 @@ int sl_cli_consume(int argc, char **argv)
 	ret = sl_consumer_partitions(con, topic, &parts, &n_parts);
 	if (ret < 0) {
 		fprintf(stderr, "sluice consume: %s\n", sl_consumer_last_error(con));
+		goto out;
+	}
+	if (group) {
+		struct sl_cli_group go = {
+		    .group = group,
+		    .topic = topic,
+		    .from = from_given ? from : NULL,
+		    .from_off = from_off,
+		    .commit_before = commit_before,
+		    .follow = follow,
+		    .session_ms = (uint32_t)session_ms,
+		    .max = max,
+		    .printed = &cs.printed,
+		    .print = sl__print,
+		    .print_arg = &cs,
+		};
+		rc = sl_cli_consume_group(con, &go, parts, n_parts);
+		if (cs.bad)
+			rc = 1;
 		goto out;
 	}
 	/* Cluster mode: where each partition's leader is. */

@@ -441,3 +441,128 @@ int sl_consumer_topic_admin(struct sl_consumer *c, enum sl_topic_op op, const ch
 	sl_frame_msg_free(m);
 	return ret;
 }
+
+/* ---- consumer groups (0.7) --------------------------------------------------- */
+
+void sl_group_member_clear(struct sl_group_member *m)
+{
+	free(m->assigned);
+	memset(m, 0, sizeof(*m));
+}
+
+/* A group answer's error as a return value (-SL_E*), after sl__fail. */
+static int sl__group_error(struct sl_consumer *c, uint32_t code, const char *msg)
+{
+	int ret = code == SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_MEMBER  ? -SL_EUNKNOWN_MEMBER
+	          : code == SLUICE__V1__ERROR_CODE__ERR_FENCED        ? -SL_EFENCED
+	          : code == SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC ? -SL_ENOTOPIC
+	          : code == SLUICE__V1__ERROR_CODE__ERR_STORAGE       ? -SL_ELOG_FAILED
+	          : code == SLUICE__V1__ERROR_CODE__ERR_DISK_FULL     ? -SL_ELOG_FULL
+	          : code == SLUICE__V1__ERROR_CODE__ERR_DRAINING      ? -EAGAIN
+	                                                              : -EPROTO;
+	return sl__fail(c, ret, "%s", msg && msg[0] ? msg : sl_strerror(ret));
+}
+
+int sl_consumer_group_heartbeat(struct sl_consumer *c, const char *group, const char *topic,
+                                uint32_t session_timeout_ms, const uint32_t *owned, size_t n_owned,
+                                int leave, struct sl_group_member *m)
+{
+	uint64_t deadline = sl_now_ns() + (uint64_t)c->timeout_ms * 1000000u;
+	Sluice__V1__GroupHeartbeat q = SLUICE__V1__GROUP_HEARTBEAT__INIT;
+	ProtobufCMessage *msg = NULL;
+	struct sl_frame f;
+	int ret;
+
+	q.request_id = ++c->next_request;
+	q.group = (char *)group;
+	q.member_id = m->id;
+	q.generation = m->generation;
+	q.topic = (char *)topic;
+	q.owned = (uint32_t *)owned;
+	q.n_owned = n_owned;
+	q.session_timeout_ms = session_timeout_ms;
+	q.leave = leave != 0;
+	q.client_name = (char *)"";
+	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_GROUP_HEARTBEAT, &q.base, deadline);
+	if (ret < 0)
+		return ret;
+	ret = sl__read_frame(c, deadline, &f);
+	if (ret < 0)
+		return ret;
+	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_GROUP_HEARTBEAT_RESULT ||
+	    sl_frame_decode_msg(&f, &msg) < 0)
+		return sl__fail(c, -SL_EPROTO_DECODE, "expected GroupHeartbeatResult, got %s",
+		                sl_frame_type_name(f.type));
+	Sluice__V1__GroupHeartbeatResult *res = (Sluice__V1__GroupHeartbeatResult *)msg;
+	if (res->request_id != q.request_id) {
+		ret =
+		    sl__fail(c, -SL_EPROTO_DECODE, "answer to request %llu, asked %llu",
+		             (unsigned long long)res->request_id, (unsigned long long)q.request_id);
+		goto out;
+	}
+	if (res->error) {
+		ret = sl__group_error(c, res->error, res->message);
+		if (ret == -SL_EUNKNOWN_MEMBER)
+			sl_group_member_clear(m);
+		goto out;
+	}
+	if (leave) {
+		sl_group_member_clear(m);
+		goto out;
+	}
+	struct sl_group_part *v = calloc(res->n_assigned ? res->n_assigned : 1, sizeof(*v));
+	if (!v) {
+		ret = sl__fail(c, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < res->n_assigned; i++)
+		v[i] = (struct sl_group_part){.partition = res->assigned[i]->partition,
+		                              .has_committed = res->assigned[i]->has_committed,
+		                              .committed = res->assigned[i]->committed};
+	free(m->assigned);
+	m->assigned = v;
+	m->n_assigned = res->n_assigned;
+	snprintf(m->id, sizeof(m->id), "%s", res->member_id);
+	m->generation = res->generation;
+	m->heartbeat_ms = res->heartbeat_ms;
+	m->members = res->members;
+out:
+	sl_frame_msg_free(msg);
+	return ret;
+}
+
+int sl_consumer_commit(struct sl_consumer *c, const char *group, const struct sl_group_member *m,
+                       const char *topic, uint32_t partition, uint64_t offset)
+{
+	uint64_t deadline = sl_now_ns() + (uint64_t)c->timeout_ms * 1000000u;
+	Sluice__V1__Commit q = SLUICE__V1__COMMIT__INIT;
+	ProtobufCMessage *msg = NULL;
+	struct sl_frame f;
+	int ret;
+
+	q.request_id = ++c->next_request;
+	q.group = (char *)group;
+	q.topic = (char *)topic;
+	q.partition = partition;
+	q.offset = offset;
+	q.member_id = (char *)m->id;
+	q.generation = m->generation;
+	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_COMMIT, &q.base, deadline);
+	if (ret < 0)
+		return ret;
+	ret = sl__read_frame(c, deadline, &f);
+	if (ret < 0)
+		return ret;
+	if (f.type != SLUICE__V1__FRAME_TYPE__FRAME_COMMIT_ACK || sl_frame_decode_msg(&f, &msg) < 0)
+		return sl__fail(c, -SL_EPROTO_DECODE, "expected CommitAck, got %s",
+		                sl_frame_type_name(f.type));
+	Sluice__V1__CommitAck *res = (Sluice__V1__CommitAck *)msg;
+	if (res->request_id != q.request_id)
+		ret =
+		    sl__fail(c, -SL_EPROTO_DECODE, "answer to request %llu, asked %llu",
+		             (unsigned long long)res->request_id, (unsigned long long)q.request_id);
+	else if (res->error)
+		ret = sl__group_error(c, res->error, res->message);
+	sl_frame_msg_free(msg);
+	return ret;
+}

@@ -75,6 +75,10 @@ static const struct {
                                                    &sluice__v1__topic_admin__descriptor},
     [SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN_RESULT] =
         {"TOPIC_ADMIN_RESULT", &sluice__v1__topic_admin_result__descriptor},
+    [SLUICE__V1__FRAME_TYPE__FRAME_GROUP_HEARTBEAT] = {"GROUP_HEARTBEAT",
+                                                       &sluice__v1__group_heartbeat__descriptor},
+    [SLUICE__V1__FRAME_TYPE__FRAME_GROUP_HEARTBEAT_RESULT] =
+        {"GROUP_HEARTBEAT_RESULT", &sluice__v1__group_heartbeat_result__descriptor},
 };
 
 const ProtobufCMessageDescriptor *sl_frame_type_descriptor(uint8_t type)
@@ -181,6 +185,8 @@ uint32_t sl_proto_wire_error(int err)
 		return SLUICE__V1__ERROR_CODE__ERR_PRODUCER_EXPIRED;
 	case SL_EUNTRACKED:
 		return SLUICE__V1__ERROR_CODE__ERR_UNTRACKED;
+	case SL_EUNKNOWN_MEMBER:
+		return SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_MEMBER;
 	default:
 		return SLUICE__V1__ERROR_CODE__ERR_INTERNAL;
 	}

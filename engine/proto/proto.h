@@ -57,7 +57,7 @@ extern "C" {
  * byte counts come back as plain int returns. The configured default is
  * 1 MiB; nothing sane comes near 1 GiB. */
 #define SL_FRAME_MAX_LIMIT (1u << 30)
-#define SL_FRAME_TYPE_MAX  SLUICE__V1__FRAME_TYPE__FRAME_TOPIC_ADMIN_RESULT
+#define SL_FRAME_TYPE_MAX  SLUICE__V1__FRAME_TYPE__FRAME_GROUP_HEARTBEAT_RESULT
 
 struct sl_frame {
 	uint8_t type;        /* a FrameType value, not yet checked */

@@ -28,6 +28,8 @@ void sl__conn_ack(struct sl_reactor *r, const struct sl_xack *a)
 	if (a->conn & SL_CONN_PIPE) {
 		if (a->conn & SL_CONN_PROJ)
 			sl__proj_emit_ack(r, a);
+		else if (a->conn & SL_CONN_COMMIT)
+			sl__commit_ack(r, a);
 		else
 			sl__pipe_ack(r, a);
 		return;

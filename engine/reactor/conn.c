@@ -71,6 +71,9 @@ static void sl__conn_free(struct sl_reactor *r, struct sl_conn *c)
 		sl_producers_release(c->prod);
 	/* The window's bytes the client holds come back now (credit.h). */
 	sl_credit_close(r->credits, &c->cr);
+	/* A consumer that died takes its partitions with it now, not a
+	 * session timeout later. */
+	sl__groups_conn_closed(r, c);
 	r->conns[c->slot] = NULL;
 	r->gens[c->slot]++;
 	r->free_slots[r->n_free++] = c->slot;

@@ -83,7 +83,8 @@ struct sl_conn {
 	uint8_t *park;
 	uint32_t park_len;
 	bool parking;
-	bool park_failed; /* the creation failed: refuse, do not park again */
+	bool park_failed;  /* the creation failed: refuse, do not park again */
+	bool group_member; /* heartbeat for a group member: it leaves at close */
 	/* Reassembly of a frame that spans receive buffers. */
 	uint8_t *rbuf;
 	uint32_t rlen, rcap;
@@ -130,6 +131,9 @@ ProtobufCMessage *sl__conn_request(struct sl_reactor *r, struct sl_conn *c,
  * connection and asks for the topic (0; -errno: not parked, refuse). */
 void sl__on_topic_admin(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f);
 int sl__produce_park(struct sl_reactor *r, struct sl_conn *c, const char *topic, size_t len);
+/* group.c: GroupHeartbeat and Commit frames. */
+void sl__on_group_heartbeat(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f);
+void sl__on_commit(struct sl_reactor *r, struct sl_conn *c, const struct sl_frame *f);
 
 /* conn.c */
 /* Feeds a parked connection's input again (the admin thread answered);

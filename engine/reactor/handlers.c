@@ -524,8 +524,10 @@ void sl__conn_on_frame(struct sl_reactor *r, struct sl_conn *c, const struct sl_
 		sl__on_topic_admin(r, c, f);
 		break;
 	case SLUICE__V1__FRAME_TYPE__FRAME_COMMIT:
-		sl__conn_fail(r, c, SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TYPE,
-		              "%s is not served by this server yet", sl_frame_type_name(f->type));
+		sl__on_commit(r, c, f);
+		break;
+	case SLUICE__V1__FRAME_TYPE__FRAME_GROUP_HEARTBEAT:
+		sl__on_group_heartbeat(r, c, f);
 		break;
 	default:
 		if (sl_frame_type_check(f->type) < 0)

@@ -240,6 +240,8 @@ void sl__on_produce(struct sl_reactor *r, struct sl_conn *c, const struct sl_fra
 	struct sl_topic *t = NULL;
 	if (!refuse && !(t = sl_topics_find(r->topics, pr.topic, pr.topic_len)))
 		refuse = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC;
+	else if (!refuse && SL_UNLIKELY(t->internal))
+		refuse = SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC; /* the server's own */
 
 	c->cr.unacked += pr.n_events;
 	r->stats.events_in += pr.n_events;

@@ -31,23 +31,32 @@ int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uin
 	if (ret < 0)
 		return ret;
 	uint32_t q = sl_part_of_key(&t->part, v.aggregate, v.aggregate_len);
-	struct sl_partition *part = &t->parts[q];
+	return sl__internal_produce_to(r, topic, q, pid, conn, 0, ev, len, seq, &v);
+}
+
+int sl__internal_produce_to(struct sl_reactor *r, uint32_t topic, uint32_t q, uint64_t pid,
+                            uint32_t conn, uint32_t gen, const uint8_t *ev, uint32_t len,
+                            uint64_t seq, const struct sl_event_view *v)
+{
+	struct sl_partition *part = &r->topics->v[topic].parts[q];
 	if (part->owner == r->id) {
-		struct sl_ack_ref ref = {.base_seq = seq, .conn = conn, .core = (uint16_t)r->id};
-		return sl__part_produce(r, part, pid, 1, seq, 0, ev, len, v.id, v.aggregate,
-		                        v.aggregate_len, &ref);
+		struct sl_ack_ref ref = {
+		    .base_seq = seq, .conn = conn, .gen = gen, .core = (uint16_t)r->id};
+		return sl__part_produce(r, part, pid, 1, seq, 0, ev, len, v->id, v->aggregate,
+		                        v->aggregate_len, &ref);
 	}
 	struct sl_xev x = {
 	    .base_seq = seq,
 	    .producer_id = pid,
 	    .epoch = 1,
 	    .conn = conn,
+	    .gen = gen,
 	    .topic = (uint16_t)topic,
 	    .partition = q,
 	    .len = len,
-	    .id_at = sl_xev_id_at(ev, v.id),
+	    .id_at = sl_xev_id_at(ev, v->id),
 	};
-	sl_xev_set_key(&x, ev, v.aggregate, v.aggregate_len);
+	sl_xev_set_key(&x, ev, v->aggregate, v->aggregate_len);
 	return sl__xsend_event(r, part->owner, &x, ev);
 }
 
@@ -426,6 +435,7 @@ static void sl__on_tick(struct sl_reactor *r)
 	uint64_t now = sl_now_ns(), wall_ms = sl_wall_ms();
 	r->ticks++;
 	sl__proj_tick(r);
+	sl__groups_tick(r);
 	if (r->n_pipe_parts)
 		sl__pipe_tick(r);
 	sl__conns_unhold(r, true);

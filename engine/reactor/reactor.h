@@ -41,6 +41,7 @@ struct sl_credit_pool;
 struct sl_proj;
 struct sl_pipes;
 struct sl_auth;
+struct sl_groups;
 struct sl_admin_req;
 struct sl_iplimit;
 
@@ -121,6 +122,9 @@ struct sl_reactor_env {
 	int (*admin)(void *arg, struct sl_admin_req *req);
 	void *admin_arg;
 	bool auto_create;
+	/* Consumer groups (group/group.h; needs `admin` to make the offsets
+	 * topic). NULL: not served. Refused in cluster mode for now. */
+	struct sl_groups *groups;
 };
 
 /*

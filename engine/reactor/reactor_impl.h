@@ -189,6 +189,11 @@ struct io_uring_sqe *sl__sqe(struct sl_reactor *r);
  * owns it, else sent to the owner. 0 or -errno. */
 int sl__internal_produce(struct sl_reactor *r, uint32_t topic, uint64_t pid, uint32_t conn,
                          const uint8_t *ev, uint32_t len, uint64_t seq);
+/* The same into partition q of `topic` (v: the event, scanned), acks to
+ * (conn, gen): a group commit's record (reactor/group.c). */
+int sl__internal_produce_to(struct sl_reactor *r, uint32_t topic, uint32_t q, uint64_t pid,
+                            uint32_t conn, uint32_t gen, const uint8_t *ev, uint32_t len,
+                            uint64_t seq, const struct sl_event_view *v);
 void sl__buf_recycle(struct sl_reactor *r, uint16_t bid);
 void sl__begin_stop(struct sl_reactor *r);
 
@@ -368,6 +373,14 @@ void sl__pipe_step(struct sl_reactor *r);
 void sl__pipe_tick(struct sl_reactor *r);
 /* An ack whose conn has SL_CONN_PIPE (from sl__conn_ack). */
 void sl__pipe_ack(struct sl_reactor *r, const struct sl_xack *a);
+
+/* group.c: consumer groups (GroupHeartbeat and Commit are in conn.h) */
+/* The ack of a commit record (SL_CONN_COMMIT): the CommitAck. */
+void sl__commit_ack(struct sl_reactor *r, const struct sl_xack *a);
+/* Members that heartbeat on connection c leave (it closes). */
+void sl__groups_conn_closed(struct sl_reactor *r, struct sl_conn *c);
+/* Members silent past their session timeout leave (reactor 0's tick). */
+void sl__groups_tick(struct sl_reactor *r);
 
 /* Connections, as the loop sees them (conn.c, handlers.c, acks.c; the
  * connection's own internals are in conn.h). */

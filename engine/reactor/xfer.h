@@ -78,6 +78,10 @@ _Static_assert(sizeof(struct sl_xev) == 56, "an xev fills no more of a block tha
 /* With SL_CONN_PIPE: an event a projection emitted (reactor/proj.c); the
  * low bits are its sl_proj_part's emit_ref. */
 #define SL_CONN_PROJ 0x40000000u
+/* With SL_CONN_PIPE: a consumer group's commit record (reactor/group.c);
+ * the low bits are the committing connection's slot, the ack's gen its
+ * generation and base_seq the Commit's request id. */
+#define SL_CONN_COMMIT 0x20000000u
 
 /* One ack for a connection of the receiver. */
 struct sl_xack {

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group/group.h"
 #include "reactor/reactor.h"
 #include "server/server.h"
 
@@ -73,12 +74,25 @@ static int sl__auto_create(struct sl_server *srv, struct sl_admin_req *req, char
 		return 500;
 	json_object_object_add(o, "name",
 	                       json_object_new_string_len(req->name, (int)req->name_len));
+	bool offsets = req->name_len == sizeof(SL_GROUP_TOPIC) - 1 &&
+	               !memcmp(req->name, SL_GROUP_TOPIC, req->name_len);
+	if (offsets) {
+		/* The consumer groups' offsets (a first heartbeat asks): no id
+		 * window (records carry no ids), kept whole: a group's offsets
+		 * must outlive any age (compaction keeps them small). */
+		struct json_object *set = json_object_new_object();
+		json_object_object_add(o, "partitions", json_object_new_int(SL_GROUP_TOPIC_PARTS));
+		json_object_object_add(set, "dedup_window", json_object_new_string("0"));
+		json_object_object_add(set, "retention.bytes", json_object_new_string("0"));
+		json_object_object_add(set, "retention.age", json_object_new_string("0"));
+		json_object_object_add(o, "settings", set);
+	}
 	const char *js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	int status = sl_server_topic_create(srv, js, strlen(js), body, blen);
+	int status = sl__topic_create(srv, js, strlen(js), NULL, 0, offsets, body, blen);
 	json_object_put(o);
 	if (status == 201) {
-		fprintf(stderr, "sluiced: topic %.*s created by its first produce\n",
-		        (int)req->name_len, req->name);
+		fprintf(stderr, "sluiced: topic %.*s created by its first %s\n", (int)req->name_len,
+		        req->name, offsets ? "consumer group" : "produce");
 		return status;
 	}
 	if (sl_topics_find(&srv->topics, req->name, req->name_len))

@@ -262,6 +262,10 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 
 	/* Typo protection: each consumer still waiting for its topic said. */
 	sl__late_report(srv);
+	/* Consumer groups' committed offsets, read back before anyone asks. */
+	ret = sl__groups_create(srv, err, errlen);
+	if (ret < 0)
+		goto fail;
 
 	ret = sl_net_parse_addr(opts->listen_native, &srv->native_addr);
 	if (ret < 0) {
@@ -335,6 +339,7 @@ int sl_server_create(const struct sl_server_opts *opts, struct sl_server **out, 
 	    .admin = sl__admin_submit_req,
 	    .admin_arg = srv,
 	    .auto_create = srv->opts.auto_create_topics,
+	    .groups = srv->groups,
 	};
 	ret = sl__admin_init(srv);
 	if (ret < 0)
@@ -499,6 +504,7 @@ void sl_server_destroy(struct sl_server *srv)
 	sl_pipes_destroy(srv->pipes);
 	free(srv->pipe_specs);
 	free(srv->pipe_transforms);
+	sl__groups_destroy(srv);
 	sl_topics_destroy(&srv->topics);
 	sl__rt_free(srv);
 	/* After the topics, which keep pointers to the sinks' done_pub. */

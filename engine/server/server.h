@@ -243,7 +243,10 @@ struct sl_server {
 	 * HTTP port's threads (sl_server_http_backend hands it over). */
 	_Atomic uint64_t http_auth_failures;
 	struct sl_srvcluster *cl; /* cluster mode (server/cluster.c); NULL alone */
-	struct sl_peers *peers;   /* cluster mode: asking other nodes (server/peer.c) */
+	/* Consumer groups (group/group.h, server/groups.c): the reactors'
+	 * heartbeats and commits, read by status and metrics. */
+	struct sl_groups *groups;
+	struct sl_peers *peers; /* cluster mode: asking other nodes (server/peer.c) */
 };
 
 /* Opens the data folder (locked against a second server), recovers every
@@ -426,6 +429,13 @@ void sl__producers_expiry(struct sl_server *srv);
 /* server/admin.c: the admin thread (init before the reactors are made,
  * start before they run, stop after they ended; destroy any time). */
 int sl__admin_init(struct sl_server *srv);
+/* groups.c: consumer groups. The table, filled from the offsets topic
+ * (control thread, before the reactors); its part of /v1/status (a JSON
+ * array) and of /metrics (HTTP threads). */
+int sl__groups_create(struct sl_server *srv, char *err, size_t errlen);
+void sl__groups_destroy(struct sl_server *srv);
+void sl__groups_status_json(struct sl_server *srv, FILE *f);
+void sl__groups_metrics(struct sl_server *srv, FILE *f);
 int sl__admin_start(struct sl_server *srv);
 void sl__admin_stop(struct sl_server *srv);
 /* The reactors' env->admin: queues req for the thread; -EAGAIN when the
@@ -447,9 +457,10 @@ int sl__cluster_rt_delete(struct sl_server *srv, const char *name, uint32_t part
                           size_t errlen);
 /* server/topics.c for it: the three admin calls with `def`, a definition
  * from the cluster's registry (one topic in topics.yaml's form): done here
- * only, nothing written to etcd. */
+ * only, nothing written to etcd. `internal`: the server makes one of its
+ * own topics (SL_TOPIC_INTERNAL_PREFIX names, refused to requests). */
 int sl__topic_create(struct sl_server *srv, const char *json, size_t len, const char *def,
-                     size_t def_len, char **body, size_t *blen);
+                     size_t def_len, bool internal, char **body, size_t *blen);
 int sl__topic_alter(struct sl_server *srv, const char *name, size_t name_len, const char *json,
                     size_t len, const char *def, size_t def_len, char **body, size_t *blen);
 int sl__topic_delete(struct sl_server *srv, const char *name, size_t name_len, bool local_only,

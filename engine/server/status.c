@@ -103,6 +103,8 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 	sl_sinks_status_json(srv->sinks, f);
 	fprintf(f, ",\"pipelines\":");
 	sl_pipes_status_json(srv->pipes, f);
+	fprintf(f, ",\"groups\":");
+	sl__groups_status_json(srv, f);
 	fprintf(f, "}\n");
 	return sl__finish(f, body, len, &buf, &sz);
 }
@@ -655,6 +657,7 @@ int sl_server_metrics_text(struct sl_server *srv, char **body, size_t *len)
 	sl__metrics_hot(srv, f);
 	sl__metrics_log(srv, f);
 	sl__metrics_credits(srv, f);
+	sl__groups_metrics(srv, f);
 	uint64_t native_auth = 0;
 	for (uint32_t i = 0; i < srv->n; i++)
 		native_auth += sl_reactor_auth_failures(srv->reactors[i]);

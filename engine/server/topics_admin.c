@@ -251,7 +251,15 @@ static int sl__all_reactors(struct sl_server *srv, uint32_t index, bool adopt)
 int sl_server_topic_create(struct sl_server *srv, const char *json, size_t len, char **body,
                            size_t *blen)
 {
-	return sl__topic_create(srv, json, len, NULL, 0, body, blen);
+	return sl__topic_create(srv, json, len, NULL, 0, false, body, blen);
+}
+
+/* Names under SL_TOPIC_INTERNAL_PREFIX are the server's own topics (the
+ * offsets of consumer groups): made by the server, never by a request, and
+ * not altered or deleted by one. */
+static bool sl__reserved(const char *name)
+{
+	return !strncmp(name, SL_TOPIC_INTERNAL_PREFIX, sizeof(SL_TOPIC_INTERNAL_PREFIX) - 1);
 }
 
 /* A definition from the cluster's registry: exactly one topic. */
@@ -277,7 +285,7 @@ static int sl__def_parse(const char *def, size_t def_len, struct sl_config_topic
 }
 
 int sl__topic_create(struct sl_server *srv, const char *json, size_t len, const char *def,
-                     size_t def_len, char **body, size_t *blen)
+                     size_t def_len, bool internal, char **body, size_t *blen)
 {
 	char err[600] = "";
 	struct sl_config_node *root = NULL, *topic = sl__new_map();
@@ -343,6 +351,12 @@ int sl__topic_create(struct sl_server *srv, const char *json, size_t len, const 
 	}
 parsed:
 	snprintf(name, sizeof(name), "%s", ct.name);
+	if (!def && !internal && sl__reserved(ct.name)) {
+		status = sl__error(body, blen, 400, "reserved",
+		                   "topic names starting with '%s' are the server's own",
+		                   SL_TOPIC_INTERNAL_PREFIX);
+		goto out;
+	}
 	if (sl_topics_find(&srv->topics, ct.name, strlen(ct.name))) {
 		status = sl__error(body, blen, 409, "exists", "topic '%s' exists", ct.name);
 		goto out;
@@ -480,6 +494,12 @@ int sl__topic_alter(struct sl_server *srv, const char *name, size_t name_len, co
 		goto out;
 	}
 	struct sl_config_topic *cur = sl__rt_find(srv, t->name);
+	if (!def && sl__reserved(t->name)) {
+		status =
+		    sl__error(body, blen, 409, "reserved",
+		              "topic '%s' is the server's own (consumer groups' offsets)", t->name);
+		goto out;
+	}
 	if (!t->runtime || !cur) {
 		status = sl__error(body, blen, 409, "config_topic",
 		                   "topic '%s' is defined in the config: change it there", t->name);
@@ -611,6 +631,12 @@ int sl__topic_delete(struct sl_server *srv, const char *name, size_t name_len, b
 	}
 	struct sl_config_topic *rt = sl__rt_find(srv, t->name);
 	size_t k = rt ? (size_t)(rt - srv->rt.v) : srv->rt.n;
+	if (sl__reserved(t->name)) {
+		status =
+		    sl__error(body, blen, 409, "reserved",
+		              "topic '%s' is the server's own (consumer groups' offsets)", t->name);
+		goto out;
+	}
 	if (!t->runtime || !rt) {
 		status = sl__error(body, blen, 409, "config_topic",
 		                   "topic '%s' is defined in the config: remove it there", t->name);

@@ -106,7 +106,8 @@ void sl__topics_sync(struct sl_server *srv)
 			continue;
 		}
 		if (!t) {
-			int st = sl__topic_create(srv, NULL, 0, v[i].def, v[i].len, &body, &blen);
+			int st =
+			    sl__topic_create(srv, NULL, 0, v[i].def, v[i].len, false, &body, &blen);
 			/* 409: made meanwhile (by the admin call that wrote it). */
 			if (st != 409)
 				sl__say("made", v[i].name, st, body);

@@ -93,6 +93,8 @@ static int sl__topic_build(struct sl_topics *out, uint32_t i, const struct sl_to
 	t->name = strdup(spec->name);
 	if (!t->name)
 		return -ENOMEM;
+	t->internal =
+	    !strncmp(t->name, SL_TOPIC_INTERNAL_PREFIX, sizeof(SL_TOPIC_INTERNAL_PREFIX) - 1);
 	t->spec = *spec;
 	t->spec.name = t->name;
 	struct sl_part_spec ps = spec->part_args;

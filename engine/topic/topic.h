@@ -325,7 +325,10 @@ struct sl_topic {
 	/* What it was built from (spec.name is `name`); the owner reads
 	 * durability and interval from here for topics made at runtime. */
 	struct sl_topic_spec spec;
-	bool runtime;         /* created at runtime (data_dir/topics.yaml) */
+	bool runtime; /* created at runtime (data_dir/topics.yaml) */
+	/* A name under SL_TOPIC_INTERNAL_PREFIX: the server's own (consumer
+	 * groups' offsets); clients do not produce to it. */
+	bool internal;
 	_Atomic bool deleted; /* deleted at runtime: found by no lookup */
 	uint32_t index;
 	uint32_t n_parts;
@@ -347,6 +350,10 @@ struct sl_topic {
 	struct sl_hot **hot;
 	uint32_t n_hot; /* hot[0..n_hot) built: min(reactors, partitions) */
 };
+
+/* Topic names under this prefix are the server's own topics, made by the
+ * server only (group/group.h: SL_GROUP_TOPIC). */
+#define SL_TOPIC_INTERNAL_PREFIX "__sluice"
 
 /* Topics a server holds at most, deleted ones included (their slots are
  * never reused while it runs): the array never moves. */

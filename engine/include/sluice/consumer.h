@@ -106,6 +106,49 @@ int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partiti
                       uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms, sl_consumer_fn fn,
                       void *arg, uint64_t *next, uint64_t *end);
 
+/*
+ * Consumer groups (0.7). The server spreads a topic's partitions over the
+ * group's members and keeps the offsets they commit (wire.proto,
+ * GroupHeartbeat, says the rules). A member calls
+ * sl_consumer_group_heartbeat every m->heartbeat_ms (the first call, with
+ * m zeroed, joins) saying which partitions it holds; m->assigned is what it
+ * should hold now: it starts the new ones at their committed offsets and
+ * stops the ones no longer listed after committing them, then says so in
+ * the next heartbeat. Keep waits (Fetch wait_ms) below heartbeat_ms.
+ */
+struct sl_group_part {
+	uint32_t partition;
+	int has_committed; /* 0: the group never committed this partition */
+	uint64_t committed;
+};
+struct sl_group_member {
+	char id[33];                    /* this member's id, "" before it joined */
+	uint32_t generation;            /* the group's, as last told */
+	uint32_t heartbeat_ms;          /* the next heartbeat within this */
+	uint32_t members;               /* members of the group */
+	struct sl_group_part *assigned; /* malloc'd; replaced by each heartbeat */
+	size_t n_assigned;
+};
+/*
+ * One heartbeat (a join when m->id is ""; with `leave`, the member leaves
+ * and m is cleared). 0 with m updated; -SL_EUNKNOWN_MEMBER when the server
+ * no longer knows the member (it timed out: its partitions went to others):
+ * m is cleared, drop every partition and call again to join;
+ * -SL_ENOTOPIC, -SL_ETIMEOUT, -errno.
+ */
+int sl_consumer_group_heartbeat(struct sl_consumer *c, const char *group, const char *topic,
+                                uint32_t session_timeout_ms, const uint32_t *owned, size_t n_owned,
+                                int leave, struct sl_group_member *m);
+/* Frees m->assigned and zeroes m. */
+void sl_group_member_clear(struct sl_group_member *m);
+/*
+ * Commits `offset` (the next one the group reads) of a partition m holds:
+ * 0 once it is durable on the server. -SL_EFENCED: m does not hold it (any
+ * more, or in this generation); -SL_EUNKNOWN_MEMBER; -errno.
+ */
+int sl_consumer_commit(struct sl_consumer *c, const char *group, const struct sl_group_member *m,
+                       const char *topic, uint32_t partition, uint64_t offset);
+
 #ifdef __cplusplus
 }
 #endif
