@@ -119,6 +119,50 @@ static void sl__print_hot(struct json_object *topics)
 /* The HTTP port's view: pressure and overload counts, projections, sinks,
  * pipelines; a port that cannot be read is said in the output (the native
  * port's part stands on its own). */
+/* Consumer groups: members, generation, and per partition the committed
+ * offset and the lag (events, and the age of the oldest not consumed). */
+static void sl__print_groups(struct json_object *groups)
+{
+	size_t n = groups ? json_object_array_length(groups) : 0;
+	if (!n) {
+		printf("consumer groups: none\n");
+		return;
+	}
+	printf("consumer groups:\n");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *g = json_object_array_get_idx(groups, i);
+		struct json_object *members = sl__arr(g, "members"), *topics = sl__arr(g, "topics");
+		printf("  %s: %zu members, generation %" PRId64 ", %" PRId64 " rebalances, %" PRId64
+		       " partitions moved between live members%s\n",
+		       sl__str(g, "name"), members ? json_object_array_length(members) : 0,
+		       sl__int(g, "generation"), sl__int(g, "rebalances"),
+		       sl__int(g, "partitions_moved"),
+		       sl__int(g, "reconciling") ? " (partitions moving)" : "");
+		for (size_t t = 0; topics && t < json_object_array_length(topics); t++) {
+			struct json_object *tp = json_object_array_get_idx(topics, t);
+			struct json_object *parts = sl__arr(tp, "partitions");
+			printf("    %-9s %-9s %12s %12s %10s %9s  %s\n", "topic", "partition",
+			       "committed", "end", "lag", "lag_s", "member");
+			for (size_t p = 0; parts && p < json_object_array_length(parts); p++) {
+				struct json_object *pp = json_object_array_get_idx(parts, p), *c;
+				char committed[32] = "-";
+				if (json_object_object_get_ex(pp, "committed", &c) && c)
+					snprintf(committed, sizeof(committed), "%" PRId64,
+					         json_object_get_int64(c));
+				struct json_object *ls;
+				double lag_s = json_object_object_get_ex(pp, "lag_seconds", &ls)
+				                   ? json_object_get_double(ls)
+				                   : 0.0;
+				printf("    %-9s %-9" PRId64 " %12s %12" PRId64 " %10" PRId64
+				       " %9.1f  %s\n",
+				       sl__str(tp, "name"), sl__int(pp, "partition"), committed,
+				       sl__int(pp, "end_offset"), sl__int(pp, "lag_events"), lag_s,
+				       sl__str(pp, "member")[0] ? sl__str(pp, "member") : "-");
+			}
+		}
+	}
+}
+
 static void sl__print_http(const struct sl_cli_server *http)
 {
 	struct sl_cli_body body = {0};
@@ -170,6 +214,7 @@ static void sl__print_http(const struct sl_cli_server *http)
 	sl__print_followers(sl__arr(o, "projections"), "projections", "lag", NULL);
 	sl__print_followers(sl__arr(o, "sinks"), "sinks", "lag", "circuit");
 	sl__print_followers(sl__arr(o, "pipelines"), "pipelines", "lag", "state");
+	sl__print_groups(sl__arr(o, "groups"));
 	json_object_put(o);
 out:
 	free(body.data);
@@ -280,7 +325,6 @@ int sl_cli_status(int argc, char **argv)
 			       (unsigned long long)topics[i].partitions[p].start_offset,
 			       (unsigned long long)topics[i].partitions[p].end_offset);
 	}
-	printf("consumer groups: not served yet\n");
 	sl_consumer_topics_free(topics, n);
 	sl_consumer_close(con);
 	sl__print_http(&http);
