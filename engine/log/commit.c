@@ -416,8 +416,10 @@ int sl_log_flush(struct sl_log *log, struct io_uring *ring, uint64_t ud)
 	 * once it is asked for, and nothing waits for the new one before it. */
 	if (SL_UNLIKELY(log->sw_pending)) {
 		int ret = sl__switch(log);
+		/* No memory to join the journal: the owner's request, which
+		 * tries again each turn, decides (it may join without). */
 		if (ret <= 0)
-			return ret;
+			return ret == -ENOMEM ? 0 : ret;
 	}
 	if (log->opts.journal)
 		return sl__jflush(log);

@@ -110,6 +110,8 @@ static int sl__parts_reserve(struct sl_reactor *r, uint32_t more)
 	return 0;
 }
 
+static uint32_t sl__tick_with(const struct sl_topic *t, uint32_t tick);
+
 static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
 {
 	uint32_t mine = 0;
@@ -143,20 +145,24 @@ static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
 				    t->name, part->id);
 		}
 	}
-	r->tick_ms = sl__tick_ms(r->env->topics);
+	/* The new topic is not among the published ones yet. */
+	r->tick_ms = sl__tick_with(t, sl__tick_ms(r->env->topics));
+}
+
+/* tick, or t's interval when that is shorter (ms, at least 1). */
+static uint32_t sl__tick_with(const struct sl_topic *t, uint32_t tick)
+{
+	if (t->spec.durability != SL_LOG_INTERVAL || atomic_load(&t->deleted))
+		return tick;
+	uint64_t ms = t->spec.interval_ns / 1000000u;
+	return ms < tick ? (ms ? (uint32_t)ms : 1) : tick;
 }
 
 uint32_t sl__tick_ms(const struct sl_topics *topics)
 {
 	uint32_t tick = SL_TICK_MS, n = atomic_load_explicit(&topics->n, memory_order_acquire);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct sl_topic *t = &topics->v[i];
-		if (t->spec.durability != SL_LOG_INTERVAL || atomic_load(&t->deleted))
-			continue;
-		uint64_t ms = t->spec.interval_ns / 1000000u;
-		if (ms < tick)
-			tick = ms ? (uint32_t)ms : 1;
-	}
+	for (uint32_t i = 0; i < n; i++)
+		tick = sl__tick_with(&topics->v[i], tick);
 	return tick;
 }
 

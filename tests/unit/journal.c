@@ -431,6 +431,22 @@ Test(journal, fallocate_lost_midway_with_bytes_deferred)
 
 /* ---- durability changed while the log runs (log.h, sl_log_set_durability) -- */
 
+/* In a forked child a failed cr_assert never returns to the runner (the
+ * test would hang): there a failed check says why on stderr and exits
+ * (the parent sees the status); in the test's own process it fails. */
+static bool g_in_child;
+#define D_CHECK(cond, ...)                                                                         \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			if (g_in_child) {                                                          \
+				fprintf(stderr, __VA_ARGS__);                                      \
+				fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__);                 \
+				_exit(5);                                                          \
+			}                                                                          \
+			cr_assert_fail(__VA_ARGS__);                                               \
+		}                                                                                  \
+	} while (0)
+
 /* Log t/0 under policy d, journaled by j when d is fsync and j is given,
  * replaying rec (NULL: nothing). */
 static struct sl_log *open_dlog(struct sl_journal *j, enum sl_log_durability d, struct sl_jrec *rec)
@@ -447,7 +463,7 @@ static struct sl_log *open_dlog(struct sl_journal *j, enum sl_log_durability d, 
 	                        .replay = rec};
 	struct sl_log *log;
 	int ret = sl_log_open(&o, &log, err, sizeof(err));
-	cr_assert_eq(ret, 0, "open %s: %s (%s)", dir, sl_strerror(ret), err);
+	D_CHECK((ret) == (0), "open %s: %s (%s)", dir, sl_strerror(ret), err);
 	return log;
 }
 
@@ -456,13 +472,14 @@ static int wait_cqe_of(uint64_t ud)
 {
 	for (;;) {
 		struct io_uring_cqe *cqe;
-		cr_assert_eq(io_uring_wait_cqe(&g_ring, &cqe), 0);
+		D_CHECK((io_uring_wait_cqe(&g_ring, &cqe)) == (0),
+		        "io_uring_wait_cqe(&g_ring, &cqe) == 0");
 		uint64_t got = cqe->user_data;
 		int res = cqe->res;
 		io_uring_cqe_seen(&g_ring, cqe);
 		if (got == SL_LOG_UD_IGNORE)
 			continue;
-		cr_assert_eq(got, ud);
+		D_CHECK((got) == (ud), "got == ud");
 		return res;
 	}
 }
@@ -472,15 +489,16 @@ static void own_commit(struct sl_log *log)
 {
 	for (int turns = 0; turns < 1000; turns++) {
 		int ret = sl_log_flush(log, &g_ring, 9);
-		cr_assert_geq(ret, 0, "flush: %d (%s)", ret, sl_log_error(log));
+		D_CHECK((ret) >= (0), "flush: %d (%s)", ret, sl_log_error(log));
 		if (ret == 1)
-			cr_assert_geq(io_uring_submit(&g_ring), 1);
+			D_CHECK((io_uring_submit(&g_ring)) >= (1), "io_uring_submit(&g_ring) >= 1");
 		if (sl_log_io_pending(log))
-			cr_assert_geq(sl_log_on_cqe(log, wait_cqe_of(9)), 0);
+			D_CHECK((sl_log_on_cqe(log, wait_cqe_of(9))) >= (0),
+			        "sl_log_on_cqe(log, wait_cqe_of(9)) >= 0");
 		else if (!sl_log_busy(log))
 			return;
 	}
-	cr_assert_fail("group commit never finished");
+	D_CHECK(false, "group commit never finished");
 }
 
 /* fsync (journaled by j, or not) -> none -> fsync under appends of producer
@@ -496,59 +514,65 @@ static uint64_t switch_sequence(struct sl_journal *j, struct sl_log *log, bool e
 	append_n(log, 7, n, D_N1);
 	n += D_N1;
 	if (j)
-		cr_assert_eq(group_commit(j, &log, 1, &c), 1);
+		D_CHECK((group_commit(j, &log, 1, &c)) == (1), "group_commit(j, &log, 1, &c) == 1");
 	else
 		own_commit(log);
-	cr_assert_eq(sl_log_acked(log), n);
+	D_CHECK((sl_log_acked(log)) == (n), "sl_log_acked(log) == n");
 
 	/* A group in flight: the switch waits for its sync, and nothing is
 	 * written meanwhile. */
 	append_n(log, 7, n, D_FLIGHT);
 	n += D_FLIGHT;
 	if (j) {
-		cr_assert_eq(sl_log_flush(log, &g_ring, 9), 3);
-		cr_assert_eq(sl_journal_commit(j, &g_ring, 42, count_cb, &c), 1);
-		cr_assert_geq(io_uring_submit(&g_ring), 1);
+		D_CHECK((sl_log_flush(log, &g_ring, 9)) == (3),
+		        "sl_log_flush(log, &g_ring, 9) == 3");
+		D_CHECK((sl_journal_commit(j, &g_ring, 42, count_cb, &c)) == (1),
+		        "sl_journal_commit(j, &g_ring, 42, count_cb, &c) == 1");
+		D_CHECK((io_uring_submit(&g_ring)) >= (1), "io_uring_submit(&g_ring) >= 1");
 	} else {
-		cr_assert_eq(sl_log_flush(log, &g_ring, 9), 1);
-		cr_assert_geq(io_uring_submit(&g_ring), 1);
+		D_CHECK((sl_log_flush(log, &g_ring, 9)) == (1),
+		        "sl_log_flush(log, &g_ring, 9) == 1");
+		D_CHECK((io_uring_submit(&g_ring)) >= (1), "io_uring_submit(&g_ring) >= 1");
 	}
-	cr_assert_eq(sl_log_set_durability(log, SL_LOG_NONE, 0, NULL, NULL), 0,
-	             "a switch inside a group commit");
+	D_CHECK((sl_log_set_durability(log, SL_LOG_NONE, 0, NULL, NULL)) == (0),
+	        "a switch inside a group commit");
 	append_n(log, 7, n, 1);
 	n += 1;
-	cr_assert_eq(sl_log_flush(log, &g_ring, 9), 0, "a write under a half-made switch");
+	D_CHECK((sl_log_flush(log, &g_ring, 9)) == (0), "a write under a half-made switch");
 	if (j)
-		cr_assert_eq(sl_journal_on_cqe(j, wait_cqe_of(42), count_cb, &c), 1);
+		D_CHECK((sl_journal_on_cqe(j, wait_cqe_of(42), count_cb, &c)) == (1),
+		        "sl_journal_on_cqe(j, wait_cqe_of(42), count_cb, &c) == 1");
 	else
-		cr_assert_eq(sl_log_on_cqe(log, wait_cqe_of(9)), 1);
-	cr_assert_eq(sl_log_acked(log), n - 1, "the group in flight is acked under fsync");
-	cr_assert_eq(sl_log_switch(log), 1);
-	cr_assert_null(sl_log_journal(log), "detached");
-	cr_assert_eq(sl_log_durability(log), SL_LOG_NONE);
-	cr_assert_eq(sl_log_durable(log), n - 1, "the journal's deferred bytes are in the segment");
+		D_CHECK((sl_log_on_cqe(log, wait_cqe_of(9))) == (1),
+		        "sl_log_on_cqe(log, wait_cqe_of(9)) == 1");
+	D_CHECK((sl_log_acked(log)) == (n - 1), "the group in flight is acked under fsync");
+	D_CHECK((sl_log_switch(log)) == (1), "sl_log_switch(log) == 1");
+	D_CHECK(!(sl_log_journal(log)), "detached");
+	D_CHECK((sl_log_durability(log)) == (SL_LOG_NONE), "sl_log_durability(log) == SL_LOG_NONE");
+	D_CHECK((sl_log_durable(log)) == (n - 1),
+	        "the journal's deferred bytes are in the segment");
 
 	append_n(log, 7, n, D_N2);
 	n += D_N2;
-	cr_assert_eq(sl_log_flush(log, &g_ring, 9), 2, "none: durable after the write");
-	cr_assert_eq(sl_log_acked(log), n);
+	D_CHECK((sl_log_flush(log, &g_ring, 9)) == (2), "none: durable after the write");
+	D_CHECK((sl_log_acked(log)) == (n), "sl_log_acked(log) == n");
 	if (end_none)
 		return n;
 
 	/* Events buffered under none go out under fsync. */
 	append_n(log, 7, n, D_BUF);
 	n += D_BUF;
-	cr_assert_eq(sl_log_set_durability(log, SL_LOG_FSYNC, 0, j, "t/0"), 1,
-	             "nothing in flight: at once");
-	cr_assert_eq(sl_log_journal(log), j);
-	cr_assert_eq(sl_log_acked(log), n - D_BUF, "buffered events wait for the new policy");
+	D_CHECK((sl_log_set_durability(log, SL_LOG_FSYNC, 0, j, "t/0")) == (1),
+	        "nothing in flight: at once");
+	D_CHECK((sl_log_journal(log)) == (j), "sl_log_journal(log) == j");
+	D_CHECK((sl_log_acked(log)) == (n - D_BUF), "buffered events wait for the new policy");
 	append_n(log, 7, n, D_N3);
 	n += D_N3;
 	if (j)
-		cr_assert_eq(group_commit(j, &log, 1, &c), 1);
+		D_CHECK((group_commit(j, &log, 1, &c)) == (1), "group_commit(j, &log, 1, &c) == 1");
 	else
 		own_commit(log);
-	cr_assert_eq(sl_log_acked(log), n);
+	D_CHECK((sl_log_acked(log)) == (n), "sl_log_acked(log) == n");
 	return n;
 }
 
@@ -560,6 +584,7 @@ static uint64_t child_switches_and_dies(bool journaled, bool end_none)
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
+		g_in_child = true;
 		if (io_uring_queue_init(64, &g_ring, 0) < 0)
 			_exit(4);
 		struct sl_journal *j = journaled ? open_journal(0, 0, 0) : NULL;
@@ -614,7 +639,7 @@ static uint64_t reopen_and_read(enum sl_log_durability d, bool journaled, uint64
 	return got;
 }
 
-Test(journal, durability_switched_under_appends_every_acked_event_reads_back)
+Test(journal, durability_switched_under_appends_every_acked_event_reads_back, .timeout = 60)
 {
 	struct sl_journal *j = open_journal(0, 0, 0);
 	struct sl_log *log = open_dlog(j, SL_LOG_FSYNC, NULL);
@@ -630,7 +655,7 @@ Test(journal, durability_switched_under_appends_every_acked_event_reads_back)
 	reopen_and_read(SL_LOG_FSYNC, true, n);
 }
 
-Test(journal, durability_switched_then_killed_journaled)
+Test(journal, durability_switched_then_killed_journaled, .timeout = 60)
 {
 	uint64_t n = child_switches_and_dies(true, false);
 	reopen_and_read(SL_LOG_FSYNC, true, n);
@@ -639,7 +664,7 @@ Test(journal, durability_switched_then_killed_journaled)
 /* Killed under none after leaving the journal: the journal still holds the
  * log's older chunks, which must not be replayed over what none wrote
  * after them (every event acked under none survives a kill -9). */
-Test(journal, durability_switched_to_none_then_killed)
+Test(journal, durability_switched_to_none_then_killed, .timeout = 60)
 {
 	uint64_t n = child_switches_and_dies(true, true);
 	reopen_and_read(SL_LOG_NONE, false, n);
@@ -649,7 +674,7 @@ Test(journal, durability_switched_to_none_then_killed)
  * only journaled bytes, none of them synced; losing all of it loses no
  * acked event (the journal replays them, and what none wrote before the
  * join was synced by the join). */
-Test(journal, durability_switched_back_to_fsync_then_power_cut)
+Test(journal, durability_switched_back_to_fsync_then_power_cut, .timeout = 60)
 {
 	uint64_t n = child_switches_and_dies(true, false);
 	uint64_t base = lose_last_segment();
@@ -659,7 +684,7 @@ Test(journal, durability_switched_back_to_fsync_then_power_cut)
 
 /* Power cut under none after leaving the journal: what none wrote may go,
  * every event acked under fsync stays (synced by the switch's roll). */
-Test(journal, durability_switched_to_none_then_power_cut)
+Test(journal, durability_switched_to_none_then_power_cut, .timeout = 60)
 {
 	child_switches_and_dies(true, true);
 	uint64_t base = lose_last_segment();
@@ -668,7 +693,7 @@ Test(journal, durability_switched_to_none_then_power_cut)
 }
 
 /* The same switches on a log that syncs its own segment. */
-Test(journal, durability_switched_own_fsync_then_killed)
+Test(journal, durability_switched_own_fsync_then_killed, .timeout = 60)
 {
 	uint64_t n = child_switches_and_dies(false, false);
 	cr_assert_eq(count_files("t/0", ".log"), 2, "one roll: entering fsync");
