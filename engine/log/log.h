@@ -325,6 +325,51 @@ struct sl_journal *sl_log_journal(const struct sl_log *log);
  * adopted at runtime by a reactor with a journal), on the owner's thread.
  * 0 or -ENOMEM. */
 int sl_log_set_journal(struct sl_log *log, struct sl_journal *j, const char *key);
+/*
+ * A durability policy changed while the log runs (a topic's `durability`
+ * altered at runtime): policy d (interval_ns for SL_LOG_INTERVAL) and, for
+ * SL_LOG_FSYNC, the journal j that makes it durable under key (NULL: the
+ * log fdatasyncs its own segment). The change waits for a group-commit
+ * boundary: no write or fdatasync of the log in flight, and nothing it
+ * handed to its journal that a frame's sync has not made durable yet. Until
+ * then sl_log_flush writes nothing and hands nothing over (appends gather
+ * in the buffer) and each call tries again (sl_log_switch too). At the
+ * boundary:
+ *   - leaving the journal (fsync -> interval or none, or to its own
+ *     fdatasync): the bytes the journal holds for the log that still wait
+ *     for their segment are written there; then, as on joining a journal
+ *     and on entering fsync, the log rolls: the active segment is sealed
+ *     (fdatasynced whole) and the next one starts at the switch. So every
+ *     event before the switch is on the device, and a restart's replay of
+ *     the journal never writes its older chunks of this log over newer
+ *     segment bytes: they all end at or below the new segment's base,
+ *     which recovery skips ("chunks below the last segment"). Detached, the
+ *     journal forgets the log (its deferred-write and checkpoint lists).
+ *   - joining the journal (interval or none -> fsync): the same roll makes
+ *     what was written under the relaxed policy durable, so the last
+ *     segment holds only journaled bytes, and the first chunk starts at its
+ *     base; acks wait for the journal's syncs from here.
+ *   - entering fsync without a journal: the same roll, so that recovery's
+ *     fsync rule (a bad batch before a later write's batch is corruption)
+ *     never meets a relaxed policy's unsynced writes in the last segment.
+ *   - leaving its own fsync, or between interval and none: nothing to
+ *     write; the next group commit goes under the new policy.
+ * An interval's length alone changes at once. Events appended before the
+ * switch and written under the old policy were acked under it; those
+ * written after it are acked under the new one. A new call replaces a
+ * change still waiting (one back to the running policy cancels it).
+ * Returns 1 once the log runs under the policy (now, or already), 0 while
+ * it waits for the boundary, -ENOMEM, or -SL_ELOG_FAILED (sl_log_error).
+ * The owner's thread.
+ */
+int sl_log_set_durability(struct sl_log *log, enum sl_log_durability d, uint64_t interval_ns,
+                          struct sl_journal *j, const char *key);
+/* Tries the change sl_log_set_durability left waiting: 1 when none waits
+ * (any more), 0 while it waits, -SL_ELOG_FAILED. */
+int sl_log_switch(struct sl_log *log);
+/* The policy the log runs under now. */
+enum sl_log_durability sl_log_durability(const struct sl_log *log);
+
 /* Events below this offset may be acked (durable); sl_log_durable is what
  * readers may read, the same or less for a journaled log. */
 uint64_t sl_log_acked(const struct sl_log *log);

@@ -177,6 +177,15 @@ struct sl_log {
 	uint64_t jgen;
 	uint64_t trunc_at;
 
+	/* A durability change waiting for a group-commit boundary
+	 * (sl_log_set_durability, commit.c): the policy, interval, journal
+	 * (NULL: own fdatasync, or not fsync) and key it switches to. */
+	bool sw_pending;
+	enum sl_log_durability sw_dur;
+	uint64_t sw_interval_ns;
+	struct sl_journal *sw_journal;
+	char *sw_key;
+
 	/* Raw appends (sl_log_append_raw): where the buffered group holds
 	 * batches that must reach the segment verbatim, never resealed
 	 * (sorted, disjoint [from, to) of wb; dropped once the group is

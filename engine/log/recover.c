@@ -544,6 +544,7 @@ void sl_log_close(struct sl_log *log)
 		sl__journal_detach(log->opts.journal, log);
 	}
 	free(log->jkey);
+	free(log->sw_key);
 	if (log->opts.prep) {
 		sl__segprep_cancel(log->opts.prep, &log->prep);
 		if (atomic_load_explicit(&log->prep.state, memory_order_acquire) ==

@@ -1,10 +1,12 @@
 /*
  * Topics at runtime, the reactor's side (reactor.h: sl_reactor_adopt,
- * sl_reactor_drop, sl_reactor_retune): a control request goes in under ctl_mu, ctl_pending
- * goes up and the reactor is woken; between turns the reactor sees
- * ctl_pending (one relaxed load a turn), does the request on its own
- * thread and answers under ctl_mu. A drop may take several turns: it waits
- * until the partitions' logs have nothing in flight.
+ * sl_reactor_drop, sl_reactor_retune, sl_reactor_set_durability): a
+ * control request goes in under ctl_mu, ctl_pending goes up and the
+ * reactor is woken; between turns the reactor sees ctl_pending (one
+ * relaxed load a turn), does the request on its own thread and answers
+ * under ctl_mu. A drop may take several turns: it waits until the
+ * partitions' logs have nothing in flight; a durability change too: each
+ * partition switches at its next group-commit boundary.
  *
  * Consumers bound at runtime (sl_reactor_bind): the projections and
  * pipelines the server marked bind_pending hand their parts to the
@@ -26,7 +28,13 @@
 
 #include "reactor/conn.h"
 
-enum { SL__CTL_ADOPT = 1, SL__CTL_DROP = 2, SL__CTL_RETUNE = 3, SL__CTL_BIND = 4 };
+enum {
+	SL__CTL_ADOPT = 1,
+	SL__CTL_DROP = 2,
+	SL__CTL_RETUNE = 3,
+	SL__CTL_BIND = 4,
+	SL__CTL_DURABILITY = 5,
+};
 
 static int sl__ctl_request(struct sl_reactor *r, uint32_t kind, uint32_t index)
 {
@@ -66,6 +74,11 @@ int sl_reactor_retune(struct sl_reactor *r, uint32_t index)
 	return sl__ctl_request(r, SL__CTL_RETUNE, index);
 }
 
+int sl_reactor_set_durability(struct sl_reactor *r, uint32_t index)
+{
+	return sl__ctl_request(r, SL__CTL_DURABILITY, index);
+}
+
 int sl_reactor_bind(struct sl_reactor *r)
 {
 	return sl__ctl_request(r, SL__CTL_BIND, 0);
@@ -96,6 +109,8 @@ static int sl__parts_reserve(struct sl_reactor *r, uint32_t more)
 	r->cap_parts = need;
 	return 0;
 }
+
+static uint32_t sl__tick_with(const struct sl_topic *t, uint32_t tick);
 
 static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
 {
@@ -130,9 +145,80 @@ static void sl__ctl_adopt(struct sl_reactor *r, struct sl_topic *t)
 				    t->name, part->id);
 		}
 	}
-	if (t->spec.durability == SL_LOG_INTERVAL && t->spec.interval_ns / 1000000u < r->tick_ms)
-		r->tick_ms =
-		    t->spec.interval_ns < 1000000u ? 1 : (uint32_t)(t->spec.interval_ns / 1000000u);
+	/* The new topic is not among the published ones yet. */
+	r->tick_ms = sl__tick_with(t, sl__tick_ms(r->env->topics));
+}
+
+/* tick, or t's interval when that is shorter (ms, at least 1). */
+static uint32_t sl__tick_with(const struct sl_topic *t, uint32_t tick)
+{
+	if (t->spec.durability != SL_LOG_INTERVAL || atomic_load(&t->deleted))
+		return tick;
+	uint64_t ms = t->spec.interval_ns / 1000000u;
+	return ms < tick ? (ms ? (uint32_t)ms : 1) : tick;
+}
+
+uint32_t sl__tick_ms(const struct sl_topics *topics)
+{
+	uint32_t tick = SL_TICK_MS, n = atomic_load_explicit(&topics->n, memory_order_acquire);
+	for (uint32_t i = 0; i < n; i++)
+		tick = sl__tick_with(&topics->v[i], tick);
+	return tick;
+}
+
+/*
+ * The topic's durability was altered (t->spec, stored by the control
+ * thread before this request): every partition of it owned here switches
+ * at its next group-commit boundary (sl_log_set_durability says what a
+ * switch does). A partition waiting for its in-flight write, sync or
+ * journal frame makes this request take more turns, as a drop does; the
+ * answer comes once all of them run under the new policy, so that an event
+ * acked after the alter's answer was acked under it. True when done.
+ */
+static bool sl__ctl_durability(struct sl_reactor *r, struct sl_topic *t)
+{
+	struct sl_journal *j =
+	    atomic_load_explicit(&r->env->topics->journals[r->id], memory_order_acquire);
+	if (j && !r->journal)
+		r->journal = j; /* made for this alter (sl_topics_journals) */
+	bool done = true;
+	for (uint32_t p = 0; p < t->n_parts; p++) {
+		struct sl_partition *part = &t->parts[p];
+		if (part->owner != r->id || !part->log || part->error)
+			continue;
+		char key[600];
+		snprintf(key, sizeof(key), "%s/%u", t->name, part->id);
+		enum sl_log_durability d = t->spec.durability;
+		int ret = sl_log_set_durability(part->log, d, t->spec.interval_ns,
+		                                d == SL_LOG_FSYNC ? r->journal : NULL, key);
+		if (ret == -ENOMEM && d == SL_LOG_FSYNC && r->journal) {
+			/* Without the journal's memory it syncs its own segment,
+			 * as an adopt does; said once. */
+			fprintf(stderr,
+			        "sluiced: topic %s partition %u: no memory for the journal; it "
+			        "syncs its own segment\n",
+			        t->name, part->id);
+			ret = sl_log_set_durability(part->log, d, t->spec.interval_ns, NULL, key);
+		}
+		if (ret == 0) {
+			done = false;
+			continue;
+		}
+		if (ret < 0) {
+			sl__part_failed(r, part);
+			continue;
+		}
+		/* Under the new policy: what its switch made durable is
+		 * published and acked, and what gathered meanwhile goes out. */
+		sl__part_durable(r, part);
+		if (sl_log_busy(part->log) && !part->dirty) {
+			part->dirty = true;
+			r->dirty_parts[r->n_dirty_parts++] = part;
+		}
+	}
+	if (done)
+		r->tick_ms = sl__tick_ms(r->env->topics); /* armed with it from the next tick */
+	return done;
 }
 
 /*
@@ -297,6 +383,9 @@ void sl__ctl_run(struct sl_reactor *r)
 	} else if (kind == SL__CTL_RETUNE) {
 		sl__ctl_retune(r, t);
 		sl__ctl_answer(r);
+	} else if (kind == SL__CTL_DURABILITY) {
+		if (sl__ctl_durability(r, t))
+			sl__ctl_answer(r);
 	} else if (kind == SL__CTL_BIND) {
 		/* Without memory the parts stay unstepped (their models never
 		 * move, and their queries wait): said, like an adopt's. */

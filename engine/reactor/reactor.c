@@ -72,7 +72,7 @@ void sl__part_release(struct sl_reactor *r, struct sl_partition *p)
 /* The partition's log failed: nothing it holds unacked will ever be acked.
  * Every waiting producer hears ERR_STORAGE (and may retry elsewhere); new
  * appends are refused. */
-static void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
+void sl__part_failed(struct sl_reactor *r, struct sl_partition *p)
 {
 	struct sl_ack_ref ref;
 	if (!p->error) {
@@ -159,7 +159,7 @@ void sl__parts_pressure(struct sl_reactor *r)
 }
 
 /* The log moved its durable end: publish it and send the acks it covers. */
-static void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
+void sl__part_durable(struct sl_reactor *r, struct sl_partition *p)
 {
 	if (p->repl) {
 		sl__repl_durable(r, p); /* the HW decides what is acked and read */
@@ -757,15 +757,9 @@ int sl_reactor_create(const struct sl_reactor_env *env, uint32_t id, struct sl_r
 	pthread_cond_init(&r->ctl_cv, NULL);
 	r->ctl_inited = true;
 	r->ctl_done = true; /* no request yet */
-	r->tick_ms = SL_TICK_MS;
+	r->tick_ms = sl__tick_ms(env->topics);
 	r->journal = id < env->topics->n_journals ? env->topics->journals[id] : NULL;
 	for (uint32_t t = 0; t < env->topics->n; t++) {
-		const struct sl_topic_spec *spec = &env->topics->v[t].spec;
-		if (spec->durability == SL_LOG_INTERVAL &&
-		    spec->interval_ns / 1000000u < r->tick_ms)
-			r->tick_ms = spec->interval_ns < 1000000u
-			                 ? 1
-			                 : (uint32_t)(spec->interval_ns / 1000000u);
 		for (uint32_t p = 0; p < env->topics->v[t].n_parts; p++)
 			if (env->topics->v[t].parts[p].owner == id) {
 				env->topics->v[t].parts[p].rslot = r->n_parts;

@@ -229,6 +229,13 @@ int sl_reactor_drop(struct sl_reactor *r, uint32_t index);
  * reactor's partitions of it turn their id windows on, off or to the new
  * length before this returns. */
 int sl_reactor_retune(struct sl_reactor *r, uint32_t index);
+/* The topic's durability was altered (its spec's durability and
+ * interval_ns, stored first): the reactor's partitions of it switch to it,
+ * each at its next group-commit boundary (log.h, sl_log_set_durability),
+ * joining the reactor's journal under fsync when it has one (from
+ * topics->journals), and the tick follows the shortest interval. Returns
+ * once all of them run under it: 0, or -ESHUTDOWN. */
+int sl_reactor_set_durability(struct sl_reactor *r, uint32_t index);
 /*
  * Consumers bound at runtime (server/late.c), the same way: takes the
  * parts of every projection (env->projs) and the stages of every pipeline

@@ -335,6 +335,13 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 
 /* reactor.c */
 void sl__part_release(struct sl_reactor *r, struct sl_partition *p);
+/* The log moved its durable end (publish, acks); the log failed (every
+ * waiting producer hears ERR_STORAGE). */
+void sl__part_durable(struct sl_reactor *r, struct sl_partition *p);
+void sl__part_failed(struct sl_reactor *r, struct sl_partition *p);
+/* The tick's length (ms): SL_TICK_MS, or the shortest interval of the
+ * topics under the interval policy (each gets its fdatasync at a tick). */
+uint32_t sl__tick_ms(const struct sl_topics *t);
 
 /* repl.c: replicated partitions (cluster mode) */
 void sl__repl_take(struct sl_reactor *r);

@@ -58,6 +58,24 @@ static void sl__setting(void *arg, const char *key, const char *value)
 		json_object_object_add(arg, key, json_object_new_string(value));
 }
 
+/* What the partitions run under now (an alter answers once every partition
+ * switched), in the config's form. */
+static const char *sl__durability_text(const struct sl_topic *t, char *buf, size_t len)
+{
+	if (t->spec.durability == SL_LOG_FSYNC)
+		return "fsync";
+	if (t->spec.durability == SL_LOG_NONE)
+		return "none";
+	uint64_t ns = t->spec.interval_ns;
+	if (ns % 1000000000u == 0)
+		snprintf(buf, len, "interval:%" PRIu64 "s", ns / 1000000000u);
+	else if (ns % 1000000u == 0)
+		snprintf(buf, len, "interval:%" PRIu64 "ms", ns / 1000000u);
+	else
+		snprintf(buf, len, "interval:%" PRIu64 "us", ns / 1000u);
+	return buf;
+}
+
 static struct json_object *sl__topic_json(struct sl_server *srv, const struct sl_topic *t)
 {
 	struct json_object *o = json_object_new_object(), *set = json_object_new_object();
@@ -68,6 +86,9 @@ static struct json_object *sl__topic_json(struct sl_server *srv, const struct sl
 	                       json_object_new_int64(t->spec.replicas ? t->spec.replicas : 1));
 	json_object_object_add(o, "source",
 	                       json_object_new_string(t->runtime ? "runtime" : "config"));
+	char dbuf[48];
+	json_object_object_add(o, "durability",
+	                       json_object_new_string(sl__durability_text(t, dbuf, sizeof(dbuf))));
 	const struct sl_config_topic *c =
 	    t->runtime ? sl__rt_find(srv, t->name) : sl__cfg_topic(srv, t->name);
 	if (c)
@@ -463,7 +484,35 @@ static bool sl__alterable(const char *key)
 	return !strcmp(key, "overload") || !strcmp(key, "retention") ||
 	       !strcmp(key, "retention.bytes") || !strcmp(key, "retention.age") ||
 	       !strcmp(key, "cleanup") || !strcmp(key, "dedup_window") ||
-	       !strcmp(key, "producer_expiry") || !strcmp(key, "hot_partition_factor");
+	       !strcmp(key, "producer_expiry") || !strcmp(key, "hot_partition_factor") ||
+	       !strcmp(key, "durability");
+}
+
+/*
+ * Puts durability d (interval_ns) in force for topic t: its spec first (the
+ * owners read it in the request), a journal for each reactor that now
+ * passes the journal's threshold, then every owner switches its partitions
+ * (sl_reactor_set_durability: each at its next group-commit boundary) and
+ * has before this returns. 0, or -ESHUTDOWN.
+ */
+static int sl__durability_apply(struct sl_server *srv, struct sl_topic *t, enum sl_log_durability d,
+                                uint64_t interval_ns)
+{
+	char err[400];
+	int ret = 0;
+	t->spec.durability = d;
+	t->spec.interval_ns = interval_ns;
+	if (d == SL_LOG_FSYNC && sl_topics_journals(&srv->topics, err, sizeof(err)) < 0)
+		fprintf(stderr,
+		        "sluiced: topic %s: no journal (%s); its partitions sync their own "
+		        "segments\n",
+		        t->name, err);
+	for (uint32_t i = 0; i < srv->n; i++) {
+		int x = sl_reactor_set_durability(srv->reactors[i], t->index);
+		if (x < 0)
+			ret = x;
+	}
+	return ret;
 }
 
 int sl_server_topic_alter(struct sl_server *srv, const char *name, size_t name_len,
@@ -532,8 +581,8 @@ int sl__topic_alter(struct sl_server *srv, const char *name, size_t name_len, co
 			status = sl__error(body, blen, 400, "not_alterable",
 			                   "'%s' cannot change while the topic runs (alterable: "
 			                   "overload, retention.bytes, retention.age, cleanup, "
-			                   "dedup_window, producer_expiry, hot_partition_factor; "
-			                   "the partition count changes by resharding)",
+			                   "dedup_window, producer_expiry, hot_partition_factor, "
+			                   "durability; the partition count changes by resharding)",
 			                   set->items[i].key);
 			goto out;
 		}
@@ -572,7 +621,25 @@ parsed:;
 			goto out;
 		}
 	}
-	/* Durable first, then in force. */
+	/*
+	 * Durable first, then in force; but a durability that becomes fsync
+	 * is in force first. Its switch syncs what the relaxed policy wrote
+	 * (a roll, log.h); recorded before that, a power cut in between would
+	 * restart the partitions under fsync's recovery rule on a last
+	 * segment of unsynced relaxed writes, and refuse them as corrupt.
+	 * This way the record never names a stricter policy than the one
+	 * running; a change to a relaxed policy is recorded first (a restart
+	 * in between recovers fsync's bytes under the relaxed rule, which
+	 * only ever cuts more of an unacked tail).
+	 */
+	enum sl_log_durability old_dur = t->spec.durability;
+	uint64_t old_interval = t->spec.interval_ns;
+	bool dur = spec.durability != old_dur || spec.interval_ns != old_interval;
+	bool dur_first = dur && spec.durability == SL_LOG_FSYNC;
+	if (dur_first && sl__durability_apply(srv, t, spec.durability, spec.interval_ns) < 0) {
+		status = sl__error(body, blen, 503, "stopping", "the server is stopping");
+		goto out;
+	}
 	struct sl_config_topic old = *cur;
 	*cur = ct;
 	memset(&ct, 0, sizeof(ct));
@@ -580,6 +647,8 @@ parsed:;
 	if (ret < 0) {
 		ct = *cur;
 		*cur = old;
+		if (dur_first)
+			(void)sl__durability_apply(srv, t, old_dur, old_interval);
 		status = sl__error(body, blen, 500, "storage", "write %s: %s", srv->rt.path,
 		                   strerror(-ret));
 		goto out;
@@ -600,6 +669,8 @@ parsed:;
 	sl__producers_expiry(srv);
 	for (uint32_t i = 0; i < srv->n; i++)
 		(void)sl_reactor_retune(srv->reactors[i], t->index);
+	if (dur && !dur_first)
+		(void)sl__durability_apply(srv, t, spec.durability, spec.interval_ns);
 	fprintf(stderr, "sluiced: topic %s altered\n", t->name);
 	status = sl__reply(sl__topic_json(srv, t), body, blen, 200);
 out:

@@ -309,6 +309,27 @@ int sl_topics_add(struct sl_topics *t, const struct sl_topic_spec *spec, uint32_
 	return 0;
 }
 
+int sl_topics_journals(struct sl_topics *t, char *err, size_t errlen)
+{
+	uint32_t n = atomic_load(&t->n);
+	for (uint32_t r = 0; r < t->n_reactors; r++) {
+		if (atomic_load(&t->journals[r]))
+			continue;
+		uint32_t owned = 0;
+		for (uint32_t k = 0; k < n; k++)
+			if (!atomic_load(&t->v[k].deleted) &&
+			    t->v[k].spec.durability == SL_LOG_FSYNC)
+				owned += t->v[k].n_parts / t->n_reactors +
+				         (r < t->v[k].n_parts % t->n_reactors);
+		if (owned <= SL_JOURNAL_MIN_PARTITIONS)
+			continue;
+		int ret = sl__journal_for(t, r, 0, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 void sl_topics_publish(struct sl_topics *t, uint32_t index)
 {
 	atomic_store(&t->n, index + 1);

@@ -401,6 +401,14 @@ void sl_topics_destroy(struct sl_topics *t);
  */
 int sl_topics_add(struct sl_topics *t, const struct sl_topic_spec *spec, uint32_t *index, char *err,
                   size_t errlen);
+/*
+ * A journal for each reactor that now owns more fsync partitions than
+ * SL_JOURNAL_MIN_PARTITIONS and has none (a topic's durability altered to
+ * fsync: control thread, before the owners switch its partitions, which
+ * then join it). 0, or -errno with err (those partitions then fdatasync
+ * their own segments).
+ */
+int sl_topics_journals(struct sl_topics *t, char *err, size_t errlen);
 /* Makes slot `index` (the last added) visible to lookups. */
 void sl_topics_publish(struct sl_topics *t, uint32_t index);
 /* Undoes an sl_topics_add the reactors never adopted. */

@@ -4,7 +4,7 @@
   topics_lifecycle  create a topic (201), produce to it and read it back,
                     list / describe it (source runtime, settings), alter
                     what may change (overload) and be refused what may not
-                    (partitions, durability); a SIGTERM restart keeps it
+                    (partitions, segment_bytes); a SIGTERM restart keeps it
                     with its events; delete it (then 404, produce refused,
                     folder gone), a restart does not bring it back, and a
                     new topic of the same name starts empty.
@@ -109,7 +109,7 @@ def case_topics_lifecycle(a):
             check(st == 200 and body["name"] == "orders", "describe: %d %r" % (st, body))
             st, body = call(srv, "POST", "/v1/topics/orders", {"settings": {"overload": "reject"}})
             check(st == 200 and body["settings"]["overload"] == "reject", "alter: %d %r" % (st, body))
-            for bad in ({"partitions": 8}, {"durability": "none"}):
+            for bad in ({"partitions": 8}, {"segment_bytes": "1MiB"}):
                 st, body = call(srv, "POST", "/v1/topics/orders", {"settings": bad})
                 check(st == 400 and "cannot change" in body.get("message", ""),
                       "alter %r: %d %r" % (bad, st, body))

@@ -428,3 +428,274 @@ Test(journal, fallocate_lost_midway_with_bytes_deferred)
 	sl_log_close(log);
 	sl_journal_destroy(j);
 }
+
+/* ---- durability changed while the log runs (log.h, sl_log_set_durability) -- */
+
+/* In a forked child a failed cr_assert never returns to the runner (the
+ * test would hang): there a failed check says why on stderr and exits
+ * (the parent sees the status); in the test's own process it fails. */
+static bool g_in_child;
+#define D_CHECK(cond, ...)                                                                         \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			if (g_in_child) {                                                          \
+				fprintf(stderr, __VA_ARGS__);                                      \
+				fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__);                 \
+				_exit(5);                                                          \
+			}                                                                          \
+			cr_assert_fail(__VA_ARGS__);                                               \
+		}                                                                                  \
+	} while (0)
+
+/* Log t/0 under policy d, journaled by j when d is fsync and j is given,
+ * replaying rec (NULL: nothing). */
+static struct sl_log *open_dlog(struct sl_journal *j, enum sl_log_durability d, struct sl_jrec *rec)
+{
+	char dir[400], err[400];
+	snprintf(dir, sizeof(dir), "%s/t/0", g_dir);
+	struct sl_log_opts o = {.dir = dir,
+	                        .segment_bytes = 1 << 20,
+	                        .durability = d,
+	                        .interval_ns = 1000000,
+	                        .journal = d == SL_LOG_FSYNC ? j : NULL,
+	                        .journal_key = "t/0",
+	                        .journal_arg = (void *)(uintptr_t)1,
+	                        .replay = rec};
+	struct sl_log *log;
+	int ret = sl_log_open(&o, &log, err, sizeof(err));
+	D_CHECK((ret) == (0), "open %s: %s (%s)", dir, sl_strerror(ret), err);
+	return log;
+}
+
+/* One CQE of tag ud (writeback kicks skipped). */
+static int wait_cqe_of(uint64_t ud)
+{
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		D_CHECK((io_uring_wait_cqe(&g_ring, &cqe)) == (0),
+		        "io_uring_wait_cqe(&g_ring, &cqe) == 0");
+		uint64_t got = cqe->user_data;
+		int res = cqe->res;
+		io_uring_cqe_seen(&g_ring, cqe);
+		if (got == SL_LOG_UD_IGNORE)
+			continue;
+		D_CHECK((got) == (ud), "got == ud");
+		return res;
+	}
+}
+
+/* A log without a journal: group commits until nothing is left. */
+static void own_commit(struct sl_log *log)
+{
+	for (int turns = 0; turns < 1000; turns++) {
+		int ret = sl_log_flush(log, &g_ring, 9);
+		D_CHECK((ret) >= (0), "flush: %d (%s)", ret, sl_log_error(log));
+		if (ret == 1)
+			D_CHECK((io_uring_submit(&g_ring)) >= (1), "io_uring_submit(&g_ring) >= 1");
+		if (sl_log_io_pending(log))
+			D_CHECK((sl_log_on_cqe(log, wait_cqe_of(9))) >= (0),
+			        "sl_log_on_cqe(log, wait_cqe_of(9)) >= 0");
+		else if (!sl_log_busy(log))
+			return;
+	}
+	D_CHECK(false, "group commit never finished");
+}
+
+/* fsync (journaled by j, or not) -> none -> fsync under appends of producer
+ * 7: each change asked with a group in flight (it waits for it) or with
+ * events buffered (they go out under the new policy), every phase's events
+ * acked. With `end_none` it stops after the none phase. Returns the events
+ * acked; the last fsync phase's segment writes are left deferred. */
+enum { D_N1 = 300, D_FLIGHT = 50, D_N2 = 200, D_BUF = 10, D_N3 = 150 };
+static uint64_t switch_sequence(struct sl_journal *j, struct sl_log *log, bool end_none)
+{
+	struct cbs c = {0};
+	uint64_t n = 0;
+	append_n(log, 7, n, D_N1);
+	n += D_N1;
+	if (j)
+		D_CHECK((group_commit(j, &log, 1, &c)) == (1), "group_commit(j, &log, 1, &c) == 1");
+	else
+		own_commit(log);
+	D_CHECK((sl_log_acked(log)) == (n), "sl_log_acked(log) == n");
+
+	/* A group in flight: the switch waits for its sync, and nothing is
+	 * written meanwhile. */
+	append_n(log, 7, n, D_FLIGHT);
+	n += D_FLIGHT;
+	if (j) {
+		D_CHECK((sl_log_flush(log, &g_ring, 9)) == (3),
+		        "sl_log_flush(log, &g_ring, 9) == 3");
+		D_CHECK((sl_journal_commit(j, &g_ring, 42, count_cb, &c)) == (1),
+		        "sl_journal_commit(j, &g_ring, 42, count_cb, &c) == 1");
+		D_CHECK((io_uring_submit(&g_ring)) >= (1), "io_uring_submit(&g_ring) >= 1");
+	} else {
+		D_CHECK((sl_log_flush(log, &g_ring, 9)) == (1),
+		        "sl_log_flush(log, &g_ring, 9) == 1");
+		D_CHECK((io_uring_submit(&g_ring)) >= (1), "io_uring_submit(&g_ring) >= 1");
+	}
+	D_CHECK((sl_log_set_durability(log, SL_LOG_NONE, 0, NULL, NULL)) == (0),
+	        "a switch inside a group commit");
+	append_n(log, 7, n, 1);
+	n += 1;
+	D_CHECK((sl_log_flush(log, &g_ring, 9)) == (0), "a write under a half-made switch");
+	if (j)
+		D_CHECK((sl_journal_on_cqe(j, wait_cqe_of(42), count_cb, &c)) == (1),
+		        "sl_journal_on_cqe(j, wait_cqe_of(42), count_cb, &c) == 1");
+	else
+		D_CHECK((sl_log_on_cqe(log, wait_cqe_of(9))) == (1),
+		        "sl_log_on_cqe(log, wait_cqe_of(9)) == 1");
+	D_CHECK((sl_log_acked(log)) == (n - 1), "the group in flight is acked under fsync");
+	D_CHECK((sl_log_switch(log)) == (1), "sl_log_switch(log) == 1");
+	D_CHECK(!(sl_log_journal(log)), "detached");
+	D_CHECK((sl_log_durability(log)) == (SL_LOG_NONE), "sl_log_durability(log) == SL_LOG_NONE");
+	D_CHECK((sl_log_durable(log)) == (n - 1),
+	        "the journal's deferred bytes are in the segment");
+
+	append_n(log, 7, n, D_N2);
+	n += D_N2;
+	D_CHECK((sl_log_flush(log, &g_ring, 9)) == (2), "none: durable after the write");
+	D_CHECK((sl_log_acked(log)) == (n), "sl_log_acked(log) == n");
+	if (end_none)
+		return n;
+
+	/* Events buffered under none go out under fsync. */
+	append_n(log, 7, n, D_BUF);
+	n += D_BUF;
+	D_CHECK((sl_log_set_durability(log, SL_LOG_FSYNC, 0, j, "t/0")) == (1),
+	        "nothing in flight: at once");
+	D_CHECK((sl_log_journal(log)) == (j), "sl_log_journal(log) == j");
+	D_CHECK((sl_log_acked(log)) == (n - D_BUF), "buffered events wait for the new policy");
+	append_n(log, 7, n, D_N3);
+	n += D_N3;
+	if (j)
+		D_CHECK((group_commit(j, &log, 1, &c)) == (1), "group_commit(j, &log, 1, &c) == 1");
+	else
+		own_commit(log);
+	D_CHECK((sl_log_acked(log)) == (n), "sl_log_acked(log) == n");
+	return n;
+}
+
+/* The sequence in a child that dies without closing anything (kill -9:
+ * the page cache is kept, nothing deferred is written). */
+static uint64_t child_switches_and_dies(bool journaled, bool end_none)
+{
+	uint64_t expect = D_N1 + D_FLIGHT + 1 + D_N2 + (end_none ? 0 : D_BUF + D_N3);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		g_in_child = true;
+		if (io_uring_queue_init(64, &g_ring, 0) < 0)
+			_exit(4);
+		struct sl_journal *j = journaled ? open_journal(0, 0, 0) : NULL;
+		struct sl_log *log = open_dlog(j, SL_LOG_FSYNC, NULL);
+		_exit(switch_sequence(j, log, end_none) == expect ? 0 : 3);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: %d", st);
+	return expect;
+}
+
+/* Zeroes the newest segment of t/0 whole, as a power cut may leave a file
+ * none of whose bytes were synced since it was made. Returns its base. */
+static uint64_t lose_last_segment(void)
+{
+	char cmd[500], path[600];
+	snprintf(cmd, sizeof(cmd), "ls '%s'/t/0/*.log | sort | tail -1", g_dir);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	cr_assert_not_null(fgets(path, sizeof(path), p));
+	pclose(p);
+	path[strcspn(path, "\n")] = '\0';
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	int fd = open(path, O_WRONLY);
+	cr_assert_geq(fd, 0);
+	uint8_t *z = calloc(1, (size_t)st.st_size + 1);
+	cr_assert_eq(pwrite(fd, z, (size_t)st.st_size, 0), st.st_size);
+	free(z);
+	close(fd);
+	return strtoull(strrchr(path, '/') + 1, NULL, 10);
+}
+
+/* Reopens t/0 the way the next start does under policy d (journaled when
+ * fsync and `journaled`), replaying what the journals hold; checks every
+ * event below `end` reads back, and returns the recovered end. */
+static uint64_t reopen_and_read(enum sl_log_durability d, bool journaled, uint64_t end)
+{
+	char err[400];
+	struct sl_jrec *rec;
+	cr_assert_eq(sl_jrec_load(g_dir, &rec, err, sizeof(err)), 0, "%s", err);
+	struct sl_journal *j = journaled ? open_journal(0, sl_jrec_next_seq(rec), 0) : NULL;
+	struct sl_log *log = open_dlog(j, d, rec);
+	uint64_t got = sl_log_end(log);
+	cr_assert_eq(got, end, "recovered end %llu, expected %llu", (unsigned long long)got,
+	             (unsigned long long)end);
+	read_back(log, 7, end);
+	cr_assert_eq(sl_jrec_finish(rec, g_dir, false, err, sizeof(err)), 0, "%s", err);
+	sl_log_close(log);
+	sl_journal_destroy(j);
+	return got;
+}
+
+Test(journal, durability_switched_under_appends_every_acked_event_reads_back, .timeout = 60)
+{
+	struct sl_journal *j = open_journal(0, 0, 0);
+	struct sl_log *log = open_dlog(j, SL_LOG_FSYNC, NULL);
+	uint64_t n = switch_sequence(j, log, false);
+	struct cbs c = {0};
+	sl_journal_segwrites(j, true, count_cb, &c);
+	cr_assert_eq(sl_log_durable(log), n);
+	read_back(log, 7, n);
+	/* A segment starts at each switch that left or joined the journal. */
+	cr_assert_eq(count_files("t/0", ".log"), 3);
+	sl_log_close(log);
+	sl_journal_destroy(j);
+	reopen_and_read(SL_LOG_FSYNC, true, n);
+}
+
+Test(journal, durability_switched_then_killed_journaled, .timeout = 60)
+{
+	uint64_t n = child_switches_and_dies(true, false);
+	reopen_and_read(SL_LOG_FSYNC, true, n);
+}
+
+/* Killed under none after leaving the journal: the journal still holds the
+ * log's older chunks, which must not be replayed over what none wrote
+ * after them (every event acked under none survives a kill -9). */
+Test(journal, durability_switched_to_none_then_killed, .timeout = 60)
+{
+	uint64_t n = child_switches_and_dies(true, true);
+	reopen_and_read(SL_LOG_NONE, false, n);
+}
+
+/* Power cut after joining the journal: the segment made at the join held
+ * only journaled bytes, none of them synced; losing all of it loses no
+ * acked event (the journal replays them, and what none wrote before the
+ * join was synced by the join). */
+Test(journal, durability_switched_back_to_fsync_then_power_cut, .timeout = 60)
+{
+	uint64_t n = child_switches_and_dies(true, false);
+	uint64_t base = lose_last_segment();
+	cr_assert_eq(base, D_N1 + D_FLIGHT + 1 + D_N2, "the join's segment");
+	reopen_and_read(SL_LOG_FSYNC, true, n);
+}
+
+/* Power cut under none after leaving the journal: what none wrote may go,
+ * every event acked under fsync stays (synced by the switch's roll). */
+Test(journal, durability_switched_to_none_then_power_cut, .timeout = 60)
+{
+	child_switches_and_dies(true, true);
+	uint64_t base = lose_last_segment();
+	cr_assert_eq(base, D_N1 + D_FLIGHT, "the detach's segment");
+	reopen_and_read(SL_LOG_NONE, false, base);
+}
+
+/* The same switches on a log that syncs its own segment. */
+Test(journal, durability_switched_own_fsync_then_killed, .timeout = 60)
+{
+	uint64_t n = child_switches_and_dies(false, false);
+	cr_assert_eq(count_files("t/0", ".log"), 2, "one roll: entering fsync");
+	reopen_and_read(SL_LOG_FSYNC, false, n);
+}

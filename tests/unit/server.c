@@ -1140,6 +1140,88 @@ Test(server, dedup_window_altered_at_runtime, .timeout = 60)
 	stop(&f);
 }
 
+/* durability altered while events stream (issue 22): a topic of 40
+ * partitions made `none` turns fsync (each reactor then owns more than
+ * SL_JOURNAL_MIN_PARTITIONS fsync partitions: the alter makes their
+ * journals and the partitions join them), none, interval and fsync again,
+ * each alter made right after a Produce was sent, so that its events are
+ * taken while the partitions switch (under TSan: the control thread's
+ * requests against the reactors). Every event is acked once, at dense
+ * offsets, and each answer says the durability in force. */
+Test(server, durability_altered_at_runtime, .timeout = 120)
+{
+	struct fixture f;
+	start(&f, 2, 16, 5000);
+	char *b, *mt;
+	size_t blen, mlen;
+	const char *req =
+	    "{\"name\": \"du\", \"partitions\": 40, \"settings\": {\"durability\": \"none\"}}";
+	int st = sl_server_topic_create(f.srv, req, strlen(req), &b, &blen);
+	cr_assert_eq(st, 201, "create: %d %.*s", st, (int)blen, b);
+	cr_assert_not_null(memmem(b, blen, "\"durability\":\"none\"", 19), "%.*s", (int)blen, b);
+	free(b);
+	static const char jwant[] = "sluice_journal_sync_seconds_count{reactor=\"1\"}";
+	cr_assert_eq(sl_server_metrics_text(f.srv, &mt, &mlen), 0);
+	cr_assert_null(memmem(mt, mlen, jwant, sizeof(jwant) - 1), "a journal before fsync");
+	free(mt);
+
+	/* The last round goes under the last alter's fsync alone. */
+	static const char *const policies[] = {"fsync", "none", "interval:5ms", "fsync", NULL};
+	enum { N = 400, ROUNDS = 5 };
+	static uint8_t buf[1 << 16];
+	static struct acked acks[N];
+	static uint64_t next[40];
+	static uint8_t seen[40][ROUNDS * N];
+	int fd = handshake(f.port);
+	for (uint32_t k = 0; k < ROUNDS; k++) {
+		int len = build_produce(buf, sizeof(buf), "du", (uint64_t)k * N, N, 0, 53);
+		send_all(fd, buf, (size_t)len);
+		if (policies[k]) {
+			char alter[128];
+			snprintf(alter, sizeof(alter), "{\"settings\": {\"durability\": \"%s\"}}",
+			         policies[k]);
+			st = sl_server_topic_alter(f.srv, "du", 2, alter, strlen(alter), &b, &blen);
+			cr_assert_eq(st, 200, "alter to %s: %d %.*s", policies[k], st, (int)blen,
+			             b);
+			char want[64];
+			int wl = snprintf(want, sizeof(want), "\"durability\":\"%s\"", policies[k]);
+			cr_assert_not_null(memmem(b, blen, want, (size_t)wl), "alter to %s: %.*s",
+			                   policies[k], (int)blen, b);
+			free(b);
+		}
+		collect_acks(fd, (uint64_t)k * N, N, acks);
+		for (uint32_t i = 0; i < N; i++) {
+			cr_assert_eq(acks[i].status, 0, "round %u event %u refused: %d", k, i,
+			             acks[i].status);
+			cr_assert_lt(acks[i].partition, 40);
+			cr_assert_lt(acks[i].offset, ROUNDS * N);
+			cr_assert_eq(seen[acks[i].partition][acks[i].offset]++, 0,
+			             "partition %u offset %llu acked twice", acks[i].partition,
+			             (unsigned long long)acks[i].offset);
+			if (acks[i].offset + 1 > next[acks[i].partition])
+				next[acks[i].partition] = acks[i].offset + 1;
+		}
+	}
+	/* fsync on 20 partitions a reactor: through the journal the alter
+	 * made. */
+	cr_assert_eq(sl_server_metrics_text(f.srv, &mt, &mlen), 0);
+	const char *at = memmem(mt, mlen, jwant, sizeof(jwant) - 1);
+	cr_assert_not_null(at, "no journal after the alter to fsync");
+	cr_assert_gt(strtoull(at + sizeof(jwant), NULL, 10), 0, "reactor 1's journal never synced");
+	free(mt);
+	/* Dense: every offset below each partition's end was acked once. */
+	uint64_t total = 0;
+	for (uint32_t p = 0; p < 40; p++) {
+		for (uint64_t o = 0; o < next[p]; o++)
+			cr_assert_eq(seen[p][o], 1, "partition %u offset %llu not acked", p,
+			             (unsigned long long)o);
+		total += next[p];
+	}
+	cr_assert_eq(total, (uint64_t)ROUNDS * N);
+	close(fd);
+	stop(&f);
+}
+
 /* ---- consumers of a topic made later (issue 22) ----------------------------------- */
 
 /* Every partition of sink 0 wrote up to its partition's durable end. */
