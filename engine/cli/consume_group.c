@@ -224,9 +224,11 @@ int sl_cli_consume_group(struct sl_consumer *c, const struct sl_cli_group *o,
 		}
 		if (o->max && *o->printed >= o->max)
 			break;
-		/* Done (not following): all held read to the end, and we hold
-		 * exactly what we were given. */
-		if (!o->follow && all_end && g.n_held == g.m.n_assigned && next_hb > sl_now_ns())
+		/* Done (not following): all held read to the end, we hold
+		 * exactly what we were given, and no partition is between
+		 * members (one may still be coming to us). */
+		if (!o->follow && all_end && g.n_held == g.m.n_assigned && g.m.settled &&
+		    next_hb > sl_now_ns())
 			break;
 		if (!progress) {
 			/* Caught up: wait at the server on one partition in turn,

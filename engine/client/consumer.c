@@ -526,6 +526,7 @@ int sl_consumer_group_heartbeat(struct sl_consumer *c, const char *group, const 
 	m->generation = res->generation;
 	m->heartbeat_ms = res->heartbeat_ms;
 	m->members = res->members;
+	m->settled = res->settled;
 out:
 	sl_frame_msg_free(msg);
 	return ret;

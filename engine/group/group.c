@@ -492,7 +492,8 @@ int sl_groups_heartbeat(struct sl_groups *g, const struct sl_group_hb *in,
 	out->generation = gr->generation;
 	out->members = gr->live;
 	uint32_t hb = session / 3 < SL_GROUP_HB_MS ? session / 3 : SL_GROUP_HB_MS;
-	out->heartbeat_ms = sl__reconciling(gr) ? SL_GROUP_HB_FAST_MS : hb;
+	out->settled = !sl__reconciling(gr);
+	out->heartbeat_ms = out->settled ? hb : SL_GROUP_HB_FAST_MS;
 out:
 	pthread_mutex_unlock(&g->mu);
 	return ret;

@@ -110,6 +110,7 @@ struct sl_group_hb_out {
 	uint32_t generation;
 	uint32_t heartbeat_ms;
 	uint32_t members;
+	bool settled; /* no partition between members */
 	/* The partitions the member should hold now: at most n_parts, into
 	 * the caller's array `assigned` (room for n_parts). */
 	struct sl_group_grant *assigned;

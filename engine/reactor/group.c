@@ -33,6 +33,7 @@ static void sl__hb_reply(struct sl_reactor *r, struct sl_conn *c, uint64_t reque
 	res.generation = o->generation;
 	res.heartbeat_ms = o->heartbeat_ms;
 	res.members = o->members;
+	res.settled = o->settled;
 	if (o->n_assigned) {
 		parts = calloc(o->n_assigned, sizeof(*parts));
 		pp = calloc(o->n_assigned, sizeof(*pp));

@@ -126,6 +126,7 @@ struct sl_group_member {
 	uint32_t generation;            /* the group's, as last told */
 	uint32_t heartbeat_ms;          /* the next heartbeat within this */
 	uint32_t members;               /* members of the group */
+	int settled;                    /* no partition of the group between members */
 	struct sl_group_part *assigned; /* malloc'd; replaced by each heartbeat */
 	size_t n_assigned;
 };
