@@ -33,6 +33,7 @@ static const char *const sl__err_text[] = {
         "the partition forgot this producer id (idle past producer_expiry): a resend may be a "
         "duplicate, not stored",
     [SL_EUNTRACKED - SL_EBASE] = "the server cannot track this sequence now; not stored, retry",
+    [SL_EOUT_OF_RANGE - SL_EBASE] = "offset no longer stored (below the log's start: retention)",
 };
 
 int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out)

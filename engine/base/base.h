@@ -59,6 +59,7 @@ enum sl_err {
 	SL_ENOT_ENOUGH_REPLICAS, /* acks: all with fewer than min_insync in sync */
 	SL_EPRODUCER_EXPIRED,    /* a resend of a producer id the partition forgot */
 	SL_EUNTRACKED,           /* sequence tracking impossible now: not stored, retry */
+	SL_EOUT_OF_RANGE,        /* offset below the log's start (retention removed it) */
 	SL_EMAX
 };
 
