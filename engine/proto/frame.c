@@ -181,6 +181,8 @@ uint32_t sl_proto_wire_error(int err)
 		return SLUICE__V1__ERROR_CODE__ERR_PRODUCER_EXPIRED;
 	case SL_EUNTRACKED:
 		return SLUICE__V1__ERROR_CODE__ERR_UNTRACKED;
+	case SL_EOUT_OF_RANGE:
+		return SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE;
 	default:
 		return SLUICE__V1__ERROR_CODE__ERR_INTERNAL;
 	}
