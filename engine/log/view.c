@@ -593,6 +593,69 @@ static int sl__view_tix(struct sl_log_view *v, uint32_t i, uint64_t limit)
 	return ret;
 }
 
+/* Forgets a segment's time index that did not match its bytes: the next
+ * look scans its headers. */
+static void sl__view_tix_drop(struct sl_seg *s)
+{
+	free(s->tix);
+	s->tix = NULL;
+	s->n_tix = s->cap_tix = 0;
+	s->tix_whole = false;
+	s->tix_bad = false;
+}
+
+/* In segment s, whose running maximum reaches time_ms: the first batch
+ * whose running maximum does, from the last entry below it (at most
+ * SL_TIX_EVERY bytes and a batch before the next entry, which reaches it).
+ * 1 with *offset; 0 when the bytes do not match the index (the caller
+ * drops it and scans); -errno. */
+static int sl__view_tix_find(struct sl_seg *s, int64_t time_ms, uint64_t *offset)
+{
+	uint32_t lo = 0, hi = s->n_tix;
+	if (s->tix[0].time_ms >= time_ms) {
+		*offset = s->base;
+		return 1;
+	}
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+		if (s->tix[mid].time_ms < time_ms)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	uint64_t pos = s->tix[lo].pos, off = s->base + s->tix[lo].rel;
+	int64_t m = s->tix[lo].time_ms;
+	struct stat st;
+	if (fstat(s->fd, &st) < 0)
+		return -errno;
+	for (;;) {
+		uint8_t h[SL_LOG_BATCH_HDR];
+		struct sl_bhdr b = {0};
+		uint64_t size = (uint64_t)st.st_size;
+		if (pos + SL_LOG_BATCH_HDR_V1 > size)
+			return 0;
+		size_t want = size - pos < sizeof(h) ? (size_t)(size - pos) : sizeof(h);
+		ssize_t n = sl__pread_all(s->fd, h, want, pos);
+		if (n < 0)
+			return (int)n;
+		uint32_t hl =
+		    (size_t)n < SL_LOG_BATCH_HDR_V1 ? 0 : sl_batch_hdr_size(sl_get_le32(h));
+		if (!hl || (size_t)n < hl)
+			return 0;
+		sl_batch_hdr_decode(h, &b);
+		if (b.base_offset != off || !b.count || b.len > SL_BATCH_MAX)
+			return 0;
+		if (b.time_ms > m)
+			m = b.time_ms;
+		if (m >= time_ms) {
+			*offset = off;
+			return 1;
+		}
+		pos += sl_batch_span_of(&b);
+		off += b.count;
+	}
+}
+
 int sl_log_view_seek_time(struct sl_log_view *v, int64_t time_ms, uint64_t limit, uint64_t *offset)
 {
 	int ret;
@@ -602,6 +665,7 @@ int sl_log_view_seek_time(struct sl_log_view *v, int64_t time_ms, uint64_t limit
 	(void)sl__view_check_start(v);
 	if ((ret = sl__view_list(v)) < 0)
 		return ret;
+	uint32_t rescanned = UINT32_MAX;
 	for (uint32_t i = 0; i < v->n_segs && v->segs[i].base < limit; i++) {
 		struct sl_seg *s = &v->segs[i];
 		if ((ret = sl__view_tix(v, i, limit)) < 0)
@@ -609,66 +673,28 @@ int sl_log_view_seek_time(struct sl_log_view *v, int64_t time_ms, uint64_t limit
 		if (s->tix_bad || !s->n_tix || s->tix_max < time_ms)
 			continue;
 		/* The first batch whose running maximum reaches time_ms is in
-		 * this segment: from the last entry below it, batch by batch
-		 * (the earlier segments' times are all below it, so the
-		 * segment's own running maximum decides). */
-		uint32_t lo = 0, hi = s->n_tix;
-		if (s->tix[0].time_ms >= time_ms) {
-			*offset = s->base;
-			return *offset < limit;
+		 * this segment: the earlier segments' times are all below
+		 * it, so the segment's own running maximum decides. */
+		uint64_t at = limit;
+		if ((ret = sl__view_tix_find(s, time_ms, &at)) < 0)
+			return ret;
+		if (ret == 0) {
+			/* A `.tix` that does not describe its segment (a cache
+			 * left by something else): its headers instead, once. */
+			if (rescanned == i)
+				return -SL_ECORRUPT;
+			rescanned = i;
+			sl__view_tix_drop(s);
+			uint64_t end = i + 1 < v->n_segs ? v->segs[i + 1].base : limit;
+			if ((ret = sl__tix_scan(s->fd, s, end)) < 0)
+				return ret;
+			if (i + 1 < v->n_segs && (ret = sl__tix_finish(s)) < 0)
+				return ret;
+			i--;
+			continue;
 		}
-		while (hi - lo > 1) {
-			uint32_t mid = (lo + hi) / 2;
-			if (s->tix[mid].time_ms < time_ms)
-				lo = mid;
-			else
-				hi = mid;
-		}
-		/* Batch by batch from entry lo, whose running maximum (below
-		 * time_ms) the entry gives: at most SL_TIX_EVERY bytes and a
-		 * batch before the next entry, which reaches it. */
-		struct sl_tix from = s->tix[lo];
-		uint64_t pos = from.pos, off = s->base + from.rel;
-		int64_t m = from.time_ms;
-		struct stat st;
-		if (fstat(s->fd, &st) < 0)
-			return -errno;
-		for (;;) {
-			uint8_t h[SL_LOG_BATCH_HDR];
-			struct sl_bhdr b;
-			if (pos + SL_LOG_BATCH_HDR_V1 > (uint64_t)st.st_size)
-				break;
-			size_t want = (uint64_t)st.st_size - pos < sizeof(h)
-			                  ? (size_t)((uint64_t)st.st_size - pos)
-			                  : sizeof(h);
-			ssize_t n = sl__pread_all(s->fd, h, want, pos);
-			if (n < 0)
-				return (int)n;
-			uint32_t hl =
-			    (size_t)n < SL_LOG_BATCH_HDR_V1 ? 0 : sl_batch_hdr_size(sl_get_le32(h));
-			if (!hl || (size_t)n < hl)
-				break;
-			sl_batch_hdr_decode(h, &b);
-			if (b.base_offset != off || !b.count || b.len > SL_BATCH_MAX)
-				break;
-			if (b.time_ms > m)
-				m = b.time_ms;
-			if (m >= time_ms) {
-				*offset = off;
-				return off < limit;
-			}
-			pos += sl_batch_span_of(&b);
-			off += b.count;
-		}
-		/* The index said a later batch reaches time_ms and the bytes do
-		 * not: a stale or damaged index; the segment's end is as good
-		 * an answer as the cache allows, the next segment's start. */
-		snprintf(v->error, sizeof(v->error),
-		         "%s/%020" PRIu64 ".tix: says a batch at or after %" PRId64
-		         " ms is stored, the segment has none",
-		         v->dir, s->base, time_ms);
-		*offset = off;
-		return off < limit;
+		*offset = at < limit ? at : limit;
+		return at < limit;
 	}
 	return 0;
 }
