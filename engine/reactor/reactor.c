@@ -427,7 +427,7 @@ static int sl__setup_uring(struct sl_reactor *r)
  * readers may see (durable_pub: the HW when replicated), so that nothing is
  * deleted before every follower and every replica could have it.
  */
-static void sl__part_retain(struct sl_reactor *r, struct sl_partition *p, int64_t wall_ms)
+static void sl__part_retain(struct sl_partition *p, int64_t wall_ms)
 {
 	struct sl_log_retention rt = {
 	    .bytes = atomic_load_explicit(&p->topic->retention_bytes, memory_order_relaxed),
@@ -437,7 +437,6 @@ static void sl__part_retain(struct sl_reactor *r, struct sl_partition *p, int64_
 	    .start_pub = &p->start_pub,
 	};
 	const char *by = NULL;
-	(void)r;
 	for (uint32_t f = 0; f < p->n_followers; f++) {
 		uint64_t next = atomic_load_explicit(p->followers[f], memory_order_acquire);
 		if (next < rt.hold) {
@@ -516,7 +515,7 @@ static void sl__on_tick(struct sl_reactor *r)
 			    atomic_load_explicit(&p->log_rolls_pub, memory_order_relaxed);
 			if (rolls != p->retain_rolls || r->ticks % SL_RETAIN_EVERY == 0) {
 				p->retain_rolls = rolls;
-				sl__part_retain(r, p, (int64_t)wall_ms);
+				sl__part_retain(p, (int64_t)wall_ms);
 			}
 		}
 		/* A full device: the log tries its write again when due. */
