@@ -36,6 +36,7 @@ static const char *const sl__err_text[] = {
     [SL_EUNKNOWN_MEMBER - SL_EBASE] =
         "not a member of the consumer group (left, or silent past its session timeout): join "
         "again",
+    [SL_EOUT_OF_RANGE - SL_EBASE] = "offset no longer stored (below the log's start: retention)",
 };
 
 int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out)

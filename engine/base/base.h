@@ -60,6 +60,7 @@ enum sl_err {
 	SL_EPRODUCER_EXPIRED,    /* a resend of a producer id the partition forgot */
 	SL_EUNTRACKED,           /* sequence tracking impossible now: not stored, retry */
 	SL_EUNKNOWN_MEMBER,      /* consumer group: not (or no longer) a member: join again */
+	SL_EOUT_OF_RANGE,        /* offset below the log's start (retention removed it) */
 	SL_EMAX
 };
 

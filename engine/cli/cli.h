@@ -31,6 +31,8 @@ struct sl_cli_group {
 	const char *group, *topic;
 	const char *from; /* --from as given; NULL: the group's offsets */
 	uint64_t from_off;
+	bool from_time; /* --from is a time: from_ms */
+	int64_t from_ms;
 	bool commit_before; /* --commit before (at-most-once) */
 	bool follow;
 	uint32_t session_ms; /* 0: the server's default */

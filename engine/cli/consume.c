@@ -24,7 +24,8 @@ static void usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "usage: sluice consume [--topic T] [--partition P] [--from earliest|latest|OFFSET]\n"
+	    "usage: sluice consume [--topic T] [--partition P]\n"
+	    "                      [--from earliest|latest|OFFSET|@MS|RFC3339]\n"
 	    "                      [--group G [--commit after|before] [--session-timeout MS]]\n"
 	    "                      [--max N] [--follow]\n"
 	    "                      [--server HOST:PORT[,HOST:PORT...]]\n"
@@ -38,7 +39,10 @@ static void usage(FILE *out)
 	    "\n"
 	    "  --topic T        topic to read (default: events)\n"
 	    "  --partition P    only this partition (default: all, one after the other)\n"
-	    "  --from WHERE     earliest (default), latest, or an offset\n"
+	    "  --from WHERE     earliest (default), latest, an offset, or a time: @MS\n"
+	    "                   (ms since the epoch) or RFC 3339 (2026-12-08T10:00:00Z):\n"
+	    "                   each partition from its first event stored at or after it\n"
+	    "                   (the server's append time)\n"
 	    "  --group G        read as a member of consumer group G: the server shares\n"
 	    "                   the topic's partitions among the group's members and\n"
 	    "                   keeps the offsets they commit; each partition starts at\n"
@@ -167,7 +171,8 @@ static int sl__fetch(struct sl__leaders *ld, uint32_t partition, uint64_t pos, u
 			return -ENOMEM;
 		int n = sl_consumer_fetch(pc, ld->topic, partition, pos, want, 0, wait_ms, fn, arg,
 		                          next, end);
-		if (n >= 0 || !ld->route.n_parts)
+		/* Below the log's start is an answer, not a failed node. */
+		if (n >= 0 || !ld->route.n_parts || n == -SL_EOUT_OF_RANGE)
 			return n;
 		uint64_t now = sl_now_ns();
 		if (!give_up) {
@@ -186,6 +191,35 @@ static int sl__fetch(struct sl__leaders *ld, uint32_t partition, uint64_t pos, u
 		struct timespec ts = {0, SL__RIDE_PAUSE_MS * 1000000L};
 		nanosleep(&ts, NULL);
 	}
+}
+
+/*
+ * A fetch below the partition's start (retention deleted those events):
+ * reading from the earliest, the read goes on at the new start (said on
+ * stderr: events were skipped); from an offset the user named, it stops
+ * with the reason (true: go on at *pos).
+ */
+static bool sl__out_of_range(struct sl__leaders *ld, uint32_t partition, bool earliest,
+                             uint64_t *pos)
+{
+	struct sl_consumer *pc = sl__leader_of(ld, partition);
+	uint64_t start = pc ? sl_consumer_log_start(pc) : 0;
+	if (earliest && start > *pos) {
+		fprintf(stderr,
+		        "sluice consume: partition %u: offsets %llu..%llu were deleted by "
+		        "retention while reading; going on at %llu\n",
+		        partition, (unsigned long long)*pos, (unsigned long long)start - 1,
+		        (unsigned long long)start);
+		*pos = start;
+		return true;
+	}
+	fprintf(stderr,
+	        "sluice consume: partition %u: offset %llu is no longer stored (retention "
+	        "deleted it); the partition starts at %llu (use --from earliest or an "
+	        "offset >= %llu)\n",
+	        partition, (unsigned long long)*pos, (unsigned long long)start,
+	        (unsigned long long)start);
+	return false;
 }
 
 struct sl__consume {
@@ -259,6 +293,8 @@ int sl_cli_consume(int argc, char **argv)
 	uint64_t session_ms = 0;
 	struct sl_cli_server server;
 	uint64_t part = UINT64_MAX, max = 0, from_off = 0;
+	int64_t from_ms = 0;
+	bool from_time = false;
 	bool follow = false, have_server = false;
 	int c, rc = 1;
 
@@ -280,11 +316,20 @@ int sl_cli_consume(int argc, char **argv)
 		case 'f':
 			from = optarg;
 			from_given = true;
-			if (strcmp(from, "earliest") && strcmp(from, "latest") &&
+			if (from[0] == '@') {
+				uint64_t ms;
+				from_time = sl_cli_parse_u64(from + 1, 0, INT64_MAX, &ms) == 0;
+				from_ms = (int64_t)ms;
+			} else if (strchr(from, '-') && strchr(from, ':')) {
+				from_time = sl_json_time_parse(from, strlen(from), &from_ms) == 0;
+			} else {
+				from_time = false;
+			}
+			if (!from_time && strcmp(from, "earliest") && strcmp(from, "latest") &&
 			    sl_cli_parse_u64(from, 0, UINT64_MAX, &from_off) < 0) {
 				fprintf(stderr,
-				        "sluice consume: --from: expected earliest, latest or an "
-				        "offset, got '%s'\n",
+				        "sluice consume: --from: expected earliest, latest, an "
+				        "offset, @MS or an RFC 3339 time, got '%s'\n",
 				        from);
 				return 2;
 			}
@@ -383,6 +428,8 @@ int sl_cli_consume(int argc, char **argv)
 		    .group = group,
 		    .topic = topic,
 		    .from = from_given ? from : NULL,
+		    .from_time = from_time,
+		    .from_ms = from_ms,
 		    .from_off = from_off,
 		    .commit_before = commit_before,
 		    .follow = follow,
@@ -413,14 +460,31 @@ int sl_cli_consume(int argc, char **argv)
 	if (!pos)
 		goto out;
 	for (size_t i = 0; i < n_parts; i++) {
-		if (!strcmp(from, "earliest"))
+		if (from_time) {
+			if (part != UINT64_MAX && i != part)
+				continue;
+			/* Each partition from its first event at or after the
+			 * time (the server seeks its time index); none yet:
+			 * from its end. */
+			struct sl_consumer *pc = sl__leader_of(&ld, parts[i].partition);
+			ret = pc ? sl_consumer_offset_for_time(pc, topic, parts[i].partition,
+			                                       from_ms, &pos[i])
+			         : -ENOMEM;
+			if (ret < 0) {
+				fprintf(stderr, "sluice consume: partition %u: --from %s: %s\n",
+				        parts[i].partition, from,
+				        pc ? sl_consumer_last_error(pc) : "out of memory");
+				free(pos);
+				goto out;
+			}
+		} else if (!strcmp(from, "earliest"))
 			pos[i] = parts[i].start_offset;
 		else if (!strcmp(from, "latest"))
 			pos[i] = parts[i].end_offset;
 		else
-			pos[i] =
-			    from_off < parts[i].start_offset ? parts[i].start_offset : from_off;
+			pos[i] = from_off;
 	}
+	bool earliest = !strcmp(from, "earliest");
 
 	rc = 0;
 	for (int round = 0;; round++) {
@@ -436,6 +500,13 @@ int sl_cli_consume(int argc, char **argv)
 					want = (uint32_t)(stop - pos[i]);
 				int n = sl__fetch(&ld, parts[i].partition, pos[i], want, 0,
 				                  sl__print, &cs, &next, &end);
+				if (n == -SL_EOUT_OF_RANGE) {
+					if (sl__out_of_range(&ld, parts[i].partition, earliest,
+					                     &pos[i]))
+						continue;
+					rc = 1;
+					goto done;
+				}
 				if (n < 0) {
 					if (!ld.route.n_parts)
 						fprintf(stderr,
@@ -468,6 +539,12 @@ int sl_cli_consume(int argc, char **argv)
 			int n = sl__fetch(&ld, parts[i].partition, pos[i], 1000,
 			                  part != UINT64_MAX || n_parts == 1 ? 5000 : 200,
 			                  sl__print, &cs, &next, &end);
+			if (n == -SL_EOUT_OF_RANGE) {
+				if (sl__out_of_range(&ld, parts[i].partition, earliest, &pos[i]))
+					continue;
+				rc = 1;
+				goto done;
+			}
 			if (n < 0) {
 				if (!ld.route.n_parts)
 					fprintf(stderr, "sluice consume: %s\n",

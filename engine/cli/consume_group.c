@@ -88,7 +88,18 @@ static uint64_t sl__start(struct sl__gc *g, const struct sl_group_part *a)
 	for (size_t i = 0; i < g->n_parts; i++)
 		if (g->parts[i].partition == a->partition)
 			pi = &g->parts[i];
-	uint64_t first = pi ? pi->start_offset : 0, end = pi ? pi->end_offset : 0;
+	uint64_t first = pi ? pi->start_offset : 0, end = pi ? pi->end_offset : 0, at;
+	if (g->o->from_time) {
+		/* The first event stored at or after the time; none yet: the
+		 * end, where such events will be. */
+		if (sl_consumer_offset_for_time(g->c, g->o->topic, a->partition, g->o->from_ms, &at) <
+		    0) {
+			fprintf(stderr, "sluice consume: partition %u: --from %s: %s; from its start\n",
+			        a->partition, g->o->from, sl_consumer_last_error(g->c));
+			return first;
+		}
+		return at;
+	}
 	if (g->o->from && !strcmp(g->o->from, "latest"))
 		return end;
 	if (g->o->from && !strcmp(g->o->from, "earliest"))
@@ -151,7 +162,7 @@ static int sl__heartbeat(struct sl__gc *g, bool leave)
 
 /* One batch of partition h: printed and committed in the chosen order.
  * The number of events, or <0. */
-static int sl__batch(struct sl__gc *g, struct sl__held *h, uint32_t wait_ms)
+static int sl__batch_at(struct sl__gc *g, struct sl__held *h, uint32_t wait_ms)
 {
 	uint64_t next = h->pos, end;
 	uint32_t want = 1000;
@@ -189,6 +200,25 @@ static int sl__batch(struct sl__gc *g, struct sl__held *h, uint32_t wait_ms)
 		g->o->print(g->o->print_arg, &e);
 	}
 	fflush(stdout);
+	return n;
+}
+
+/* sl__batch_at, and a partition whose offsets retention deleted under
+ * the member (a group does not hold the log back: its lag said so) goes
+ * on from the log's start. */
+static int sl__batch(struct sl__gc *g, struct sl__held *h, uint32_t wait_ms)
+{
+	int n = sl__batch_at(g, h, wait_ms);
+	if (n == -SL_EOUT_OF_RANGE) {
+		uint64_t start = sl_consumer_log_start(g->c);
+		fprintf(stderr,
+		        "sluice consume: group %s: partition %u: offsets %llu..%llu are no longer "
+		        "stored (retention); going on from %llu\n",
+		        g->o->group, h->partition, (unsigned long long)h->pos,
+		        (unsigned long long)(start ? start - 1 : 0), (unsigned long long)start);
+		h->pos = start;
+		return 0;
+	}
 	return n;
 }
 

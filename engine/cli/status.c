@@ -209,6 +209,25 @@ static void sl__print_http(const struct sl_cli_server *http)
 		       " behind; dropped %" PRId64 ", sampled out %" PRId64 ", rejected %" PRId64
 		       "\n",
 		       sl__str(t, "name"), pressured, np, queue, lag, dropped, sampled, rejected);
+		/* Retention: what it deleted, and who holds a partition back. */
+		int64_t segs = 0, bytes = 0;
+		for (size_t p = 0; p < np; p++) {
+			struct json_object *pp = json_object_array_get_idx(parts, p);
+			segs += sl__int(pp, "retention_deleted_segments");
+			bytes += sl__int(pp, "retention_deleted_bytes");
+		}
+		if (segs)
+			printf("    retention deleted %" PRId64 " segments (%" PRId64 " bytes)\n",
+			       segs, bytes);
+		for (size_t p = 0; p < np; p++) {
+			struct json_object *pp = json_object_array_get_idx(parts, p), *v;
+			if (json_object_object_get_ex(pp, "retention_held_by", &v) &&
+			    json_object_is_type(v, json_type_string))
+				printf("    partition %zu: retention held by %s (log starts at "
+				       "%" PRId64 ")\n",
+				       p, json_object_get_string(v),
+				       sl__int(pp, "log_start_offset"));
+		}
 	}
 	sl__print_hot(topics);
 	sl__print_followers(sl__arr(o, "projections"), "projections", "lag", NULL);

@@ -94,6 +94,8 @@ int sl__client_code_status(uint32_t code)
 		return -SL_EPRODUCER_EXPIRED;
 	case SLUICE__V1__ERROR_CODE__ERR_UNTRACKED:
 		return -SL_EUNTRACKED;
+	case SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE:
+		return -SL_EOUT_OF_RANGE;
 	default:
 		return -EPROTO;
 	}

@@ -31,6 +31,7 @@ struct sl_consumer {
 	uint8_t *buf;
 	size_t cap;
 	char error[512];
+	uint64_t log_start; /* the last ERR_OFFSET_OUT_OF_RANGE's log_start_offset */
 };
 
 static int sl__fail(struct sl_consumer *c, int ret, const char *fmt, ...)
@@ -335,9 +336,12 @@ void sl_consumer_topics_free(struct sl_topic_info *topics, size_t n)
 	free(topics);
 }
 
-int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition, uint64_t offset,
-                      uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms, sl_consumer_fn fn,
-                      void *arg, uint64_t *next, uint64_t *end)
+/* One Fetch (from_time_ms 0: by offset alone); *base: the answer's
+ * base_offset. */
+static int sl__fetch(struct sl_consumer *c, const char *topic, uint32_t partition, uint64_t offset,
+                     int64_t from_time_ms, uint32_t max_events, uint32_t max_bytes,
+                     uint32_t wait_ms, sl_consumer_fn fn, void *arg, uint64_t *next, uint64_t *end,
+                     uint64_t *base)
 {
 	uint64_t deadline = sl__deadline(c, wait_ms);
 	Sluice__V1__Fetch q = SLUICE__V1__FETCH__INIT;
@@ -353,6 +357,7 @@ int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partiti
 	q.max_events = max_events;
 	q.max_bytes = max_bytes;
 	q.wait_ms = wait_ms;
+	q.from_time_ms = from_time_ms;
 	q.request_id = ++c->next_request;
 	ret = sl__send_msg(c, SLUICE__V1__FRAME_TYPE__FRAME_FETCH, &q.base, deadline);
 	if (ret < 0)
@@ -370,10 +375,15 @@ int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partiti
 		                (unsigned long long)fr.request_id,
 		                (unsigned long long)q.request_id);
 	*end = fr.end_offset;
+	*base = fr.base_offset;
 	if (fr.error) {
 		ret = fr.error == SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_TOPIC ? -SL_ENOTOPIC
 		      : fr.error == SLUICE__V1__ERROR_CODE__ERR_STORAGE     ? -SL_ECORRUPT
-		                                                            : -SL_EPROTO_STATE;
+		      : fr.error == SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE
+		          ? -SL_EOUT_OF_RANGE
+		          : -SL_EPROTO_STATE;
+		if (ret == -SL_EOUT_OF_RANGE)
+			c->log_start = fr.log_start_offset;
 		return sl__fail(c, ret, "server: %.*s", (int)fr.message_len, fr.message);
 	}
 	struct sl_event_iter it;
@@ -440,6 +450,42 @@ int sl_consumer_topic_admin(struct sl_consumer *c, enum sl_topic_op op, const ch
 	}
 	sl_frame_msg_free(m);
 	return ret;
+}
+
+int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition, uint64_t offset,
+                      uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms, sl_consumer_fn fn,
+                      void *arg, uint64_t *next, uint64_t *end)
+{
+	uint64_t base;
+	return sl__fetch(c, topic, partition, offset, 0, max_events, max_bytes, wait_ms, fn, arg,
+	                 next, end, &base);
+}
+
+static int sl__stop_at_first(void *arg, const struct sl_fetched *ev)
+{
+	(void)arg;
+	(void)ev;
+	return 1;
+}
+
+int sl_consumer_offset_for_time(struct sl_consumer *c, const char *topic, uint32_t partition,
+                                int64_t time_ms, uint64_t *offset)
+{
+	uint64_t next, end, base;
+	/* A time before 1970 (or 0, which the wire reads as "unused") asks
+	 * for everything: the earliest millisecond there is. */
+	int64_t t = time_ms > 0 ? time_ms : 1;
+	int ret = sl__fetch(c, topic, partition, 0, t, 1, 1, 0, sl__stop_at_first, NULL, &next,
+	                    &end, &base);
+	if (ret < 0)
+		return ret;
+	*offset = ret > 0 ? base : end;
+	return ret > 0;
+}
+
+uint64_t sl_consumer_log_start(const struct sl_consumer *c)
+{
+	return c->log_start;
 }
 
 /* ---- consumer groups (0.7) --------------------------------------------------- */

@@ -125,7 +125,9 @@ int sl_log_append(struct sl_log *log, uint64_t producer_id, uint32_t epoch, uint
 		 * same value back from the header. */
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		log->batch_time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		log->batch_time_ms = log->opts.clock_ms
+		                         ? log->opts.clock_ms()
+		                         : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 		b->len += SL_LOG_BATCH_HDR;
 	}
 	uint8_t *r = sl_varint_put(b->p + b->len, len);
@@ -162,6 +164,9 @@ int sl__seal_group(struct sl_log *log, uint32_t at, uint64_t pos)
 			log->last_unit = (uint32_t)pos;
 		}
 		int ret = sl__idx_add(s, sl_get_le64(h + SL_BATCH_BASE_OFFSET), base + at);
+		if (ret == 0)
+			ret = sl__tix_add(s, sl_get_le64(h + SL_BATCH_BASE_OFFSET), base + at,
+			                  (int64_t)sl_get_le64(h + SL_BATCH_TIME_MS));
 		if (ret < 0)
 			return ret;
 		at += (uint32_t)sl_batch_span_at(h);

@@ -99,6 +99,10 @@ struct sl_log_opts {
 	/* Test hook: the Nth fdatasync (1-based) fails with -EIO as if the
 	 * device had. 0 in production. */
 	uint32_t fail_sync_at;
+	/* Test hook: the append time (ms) a new batch takes instead of
+	 * CLOCK_REALTIME's (seek by time and retention by age without
+	 * waiting for the clock). NULL in production. */
+	int64_t (*clock_ms)(void);
 	/*
 	 * Called on the log's thread when a segment has been sealed (synced
 	 * whole) and before the segment starting at `next_base` is created:
@@ -640,8 +644,62 @@ struct sl_log_stats {
 	uint64_t full_episodes;              /* times the device ran out of space */
 	uint64_t prealloc_steps;             /* fallocates ahead of the writes */
 	uint64_t full_ns;                    /* time spent full (episodes ended) */
+	uint64_t retained_segments;          /* segments deleted by retention */
+	uint64_t retained_bytes;             /* their bytes */
 };
 void sl_log_get_stats(const struct sl_log *log, struct sl_log_stats *out);
+
+/* ---- retention ------------------------------------------------------------ */
+
+/*
+ * Retention (issue 18 item 4): the oldest sealed segments are deleted once
+ * they are wholly past a limit, front first, so the log stays one run of
+ * offsets from sl_log_start() to its end. Segment k (never the active one)
+ * goes when every segment before it went and
+ *   - bytes: the partition's bytes (every segment's batches, the active
+ *     one's written so far) minus segment k's are still >= `bytes`: the
+ *     partition keeps at least `bytes` (or everything, when it holds less),
+ *     at most `bytes` plus one segment and the active one; or
+ *   - age: the newest append time in segment k (the running maximum of its
+ *     batches' SL_BATCH_TIME_MS, server clock; from its `.tix`, or its
+ *     batch headers when it has none) is older than now_ms - age_ms;
+ * and the next segment's base is <= `hold`: every reader that must see
+ * each event (a projection, a sink, a pipeline stage; not a consumer) has
+ * read past all of segment k. A segment past a limit but held is kept,
+ * and `held` says so.
+ *
+ * The files are removed on the preparer's thread when the log has one
+ * (the last close of a big unlinked file frees its blocks: file system
+ * work that must not stall the owner), else here; `start_pub` (if not
+ * NULL) is stored with release first. Views that hold a deleted segment
+ * open keep reading it (the descriptor keeps the file) until they let go
+ * (sl_log_view_follow_start). The folder is synced after the deletions:
+ * a crash before that may bring segments back, whole, and a later pass
+ * deletes them again; sl_log_start never passes an event still needed.
+ *
+ * Owner thread. Returns the segments deleted (out says which bytes and the
+ * new start), 0, or -ENOMEM (nothing deleted).
+ */
+struct sl_log_retention {
+	uint64_t bytes;  /* 0: no limit by size */
+	uint64_t age_ms; /* 0: no limit by age */
+	int64_t now_ms;  /* the wall clock (append times are) */
+	uint64_t hold;   /* lowest offset still to be read; UINT64_MAX: none */
+#ifndef __cplusplus
+	_Atomic uint64_t *start_pub;
+#else
+	void *start_pub;
+#endif
+};
+struct sl_log_retained {
+	uint32_t segments;
+	uint64_t bytes;
+	uint64_t start; /* sl_log_start after */
+	bool held;      /* a segment past a limit was kept for `hold` */
+	bool by_age;    /* a segment went for its age alone */
+};
+int sl_log_retain(struct sl_log *log, const struct sl_log_retention *r,
+                  struct sl_log_retained *out);
 
 /* ---- reading -------------------------------------------------------------- */
 
@@ -739,6 +797,27 @@ const char *sl_log_view_error(const struct sl_log_view *v);
 const char *sl_log_view_strerror(const struct sl_log_view *v, int err);
 /* The first offset stored (after retention), from the files. */
 uint64_t sl_log_view_start(struct sl_log_view *v);
+/*
+ * Follows the log's published first offset (`start`, owned by the caller,
+ * stored with release by the owner: sl_log_retain's start_pub). Every read
+ * loads it and closes the segments wholly below it, so that retention's
+ * deletions free their space while the view lives. `strict`: a read below
+ * it (or below the first segment left) fails with -SL_EOUT_OF_RANGE
+ * instead of starting at the oldest event (the reader's Fetch; appliers
+ * and sinks hold the log and keep the old behaviour, which counts a gap).
+ */
+#ifndef __cplusplus
+void sl_log_view_follow_start(struct sl_log_view *v, const _Atomic uint64_t *start, bool strict);
+#endif
+/*
+ * Seek by time: the first offset below `limit` whose batch's append time
+ * (the running maximum, tix_format.h) is >= time_ms, in *offset: 1; 0 when
+ * no event below limit is that recent (*offset = limit). Sealed segments
+ * are read through their `.tix` (or their headers, once, when it is
+ * missing or bad), the last through its headers (kept between calls).
+ * -errno on a failed read.
+ */
+int sl_log_view_seek_time(struct sl_log_view *v, int64_t time_ms, uint64_t limit, uint64_t *offset);
 
 /* ---- leader epochs: where each leader's writes began ------------------------ */
 

@@ -27,6 +27,7 @@
 #include "log/batch.h"
 #include "log/index_format.h"
 #include "log/log.h"
+#include "log/tix_format.h"
 
 /* The prepared next segment's name in a log's folder: never a segment
  * name (those are 20 digits and ".log"), so readers never list it. */
@@ -79,6 +80,19 @@ struct sl_seg {
 	struct sl_idx *idx;
 	uint32_t n_idx, cap_idx;
 	uint32_t last_idx_pos;
+	/* The time index (tix_format.h): the writer's, built as it writes (and
+	 * written beside the segment at seal), or a view's, loaded or
+	 * scanned. tix_max: the running maximum of the batch times seen, the
+	 * last batch seen at tix_last_rel/pos. tix_bad: the entries miss
+	 * batches (a truncation rebuilt the segment's end): none are written
+	 * and readers scan. tix_whole: every batch of a sealed segment is in
+	 * (its last entry is its last batch). */
+	struct sl_tix *tix;
+	uint32_t n_tix, cap_tix;
+	uint32_t last_tix_pos;
+	uint32_t tix_last_rel, tix_last_pos;
+	int64_t tix_max;
+	bool tix_bad, tix_whole;
 };
 
 struct sl_wbuf {
@@ -306,6 +320,25 @@ void sl__wbuf_reuse(struct sl_wbuf *b, uint64_t first_offset);
 
 /* Any thread, on the caller's own segment / descriptors: */
 int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos);
+/* Notes the batch of first offset `offset` at `pos` appended at time_ms in
+ * the segment's time index (batches in order; one seen before is
+ * ignored): 0 or -ENOMEM. A first batch not at 0 marks the index bad. */
+int sl__tix_add(struct sl_seg *s, uint64_t offset, uint64_t pos, int64_t time_ms);
+/* The segment's batches are all noted: the last becomes an entry. */
+int sl__tix_finish(struct sl_seg *s);
+/* Loads `<base>.tix` of `dir` into s (a valid one: tix_whole set; else s
+ * keeps what it had). */
+void sl__tix_load(const char *dir, struct sl_seg *s);
+/* Notes the batches of segment file fd after the last one noted in s's
+ * time index (from its start when none), those wholly below `limit`: 0 or
+ * -errno; it stops quietly where no batch continues the segment. */
+int sl__tix_scan(int fd, struct sl_seg *s, uint64_t limit);
+/* The newest append time (running maximum) of sealed segment s, whose
+ * successor starts at next_base: from its `.tix`, else its batch headers
+ * (kept in s). 0, -SL_ECORRUPT (its batches do not reach next_base), -errno. */
+int sl__seg_newest_time(const char *dir, struct sl_seg *s, uint64_t next_base, int64_t *out);
+/* Frees a segment's indexes (not its descriptor). */
+void sl__seg_free_index(struct sl_seg *s);
 void sl__idx_load(const char *dir, struct sl_seg *s);
 ssize_t sl__pread_all(int fd, uint8_t *buf, size_t len, uint64_t pos);
 ssize_t sl__pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t pos);

@@ -167,6 +167,8 @@ static int sl__recover_last(struct sl_log *log, uint64_t stop_at, char *err, siz
 		if (!valid || b.base_offset != off)
 			break;
 		ret = sl__idx_add(s, off, pos);
+		if (ret == 0)
+			ret = sl__tix_add(s, off, pos, b.time_ms);
 		if (ret < 0)
 			goto out;
 		log->last_unit = b.unit_start;
@@ -308,6 +310,9 @@ static int sl__replay(struct sl_log *log, const struct sl_jchunk *ch, size_t n, 
 				seg_end = 0;
 			}
 			ret = sl__idx_add(&log->segs[log->n_segs - 1], b.base_offset, seg_end);
+			if (ret == 0)
+				ret = sl__tix_add(&log->segs[log->n_segs - 1], b.base_offset,
+				                  seg_end, b.time_ms);
 			uint8_t *np = ret < 0 ? NULL
 			                      : sl_grow(log->wb.p, &log->wb.cap,
 			                                (size_t)log->wb.len + span, 256 * 1024);
@@ -556,7 +561,7 @@ void sl_log_close(struct sl_log *log)
 	for (uint32_t i = 0; i < log->n_segs; i++) {
 		if (log->segs[i].fd >= 0)
 			close(log->segs[i].fd);
-		free(log->segs[i].idx);
+		sl__seg_free_index(&log->segs[i]);
 	}
 	free(log->segs);
 	free(log->prep.path);

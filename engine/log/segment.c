@@ -177,6 +177,98 @@ int sl__idx_add(struct sl_seg *s, uint64_t offset, uint64_t pos)
 	return 0;
 }
 
+int sl__tix_add(struct sl_seg *s, uint64_t offset, uint64_t pos, int64_t time_ms)
+{
+	if (s->tix_bad)
+		return 0;
+	if (!s->n_tix && pos != 0) {
+		s->tix_bad = true; /* began mid-segment: entries would lie */
+		return 0;
+	}
+	if (s->n_tix && pos <= s->tix_last_pos)
+		return 0; /* seen before (a view reading a batch again) */
+	if (!s->n_tix || time_ms > s->tix_max)
+		s->tix_max = time_ms;
+	s->tix_last_rel = (uint32_t)(offset - s->base);
+	s->tix_last_pos = (uint32_t)pos;
+	if (s->n_tix && pos - s->last_tix_pos < SL_TIX_EVERY)
+		return 0;
+	if (s->n_tix == s->cap_tix) {
+		uint32_t cap = s->cap_tix ? s->cap_tix * 2 : 16;
+		struct sl_tix *v = realloc(s->tix, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->tix = v;
+		s->cap_tix = cap;
+	}
+	s->tix[s->n_tix++] = (struct sl_tix){s->tix_max, s->tix_last_rel, (uint32_t)pos};
+	s->last_tix_pos = (uint32_t)pos;
+	return 0;
+}
+
+int sl__tix_finish(struct sl_seg *s)
+{
+	if (s->tix_bad || !s->n_tix)
+		return 0;
+	struct sl_tix *last = &s->tix[s->n_tix - 1];
+	if (last->pos == s->tix_last_pos) {
+		last->time_ms = s->tix_max;
+	} else {
+		if (s->n_tix == s->cap_tix) {
+			struct sl_tix *v = realloc(s->tix, (s->cap_tix + 1) * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			s->tix = v;
+			s->cap_tix++;
+		}
+		s->tix[s->n_tix++] = (struct sl_tix){s->tix_max, s->tix_last_rel, s->tix_last_pos};
+	}
+	s->tix_whole = true;
+	return 0;
+}
+
+void sl__tix_load(const char *dir, struct sl_seg *s)
+{
+	char path[4096];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%020" PRIu64 ".tix", dir, s->base);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* 2^28 entries is 4 TiB of segment at one per 16 KiB: larger is not ours. */
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size / SL_TIX_ENTRY < (1 << 28)) {
+		size_t len = (size_t)st.st_size;
+		uint8_t *raw = malloc(len);
+		struct sl_tix *v = malloc((len / SL_TIX_ENTRY + 1) * sizeof(*v));
+		size_t n = 0;
+		if (raw && v && sl__pread_all(fd, raw, len, 0) == (ssize_t)len)
+			n = sl_tix_decode(v, raw, len);
+		if (n) {
+			free(s->tix);
+			s->tix = v;
+			s->n_tix = s->cap_tix = (uint32_t)n;
+			s->last_tix_pos = s->tix_last_pos = v[n - 1].pos;
+			s->tix_last_rel = v[n - 1].rel;
+			s->tix_max = v[n - 1].time_ms;
+			s->tix_bad = false;
+			s->tix_whole = true;
+			v = NULL;
+		}
+		free(raw);
+		free(v);
+	}
+	close(fd);
+}
+
+void sl__seg_free_index(struct sl_seg *s)
+{
+	free(s->idx);
+	free(s->tix);
+	s->idx = NULL;
+	s->tix = NULL;
+	s->n_idx = s->cap_idx = s->n_tix = s->cap_tix = 0;
+}
+
 int sl__fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -297,13 +389,31 @@ out:
 	return ret;
 }
 
-/* Seals the active segment: cut the unused pre-allocation, write its index,
- * sync both. Runs only when no I/O is in flight. */
+/* Writes an index file of a sealed segment (takes path and buf): through
+ * the preparer when there is one, else here. A failure is not fatal: the
+ * file is a cache. */
+static void sl__seal_file(struct sl_log *log, char *path, uint8_t *buf, size_t len)
+{
+	if (log->opts.prep && sl_segprep_write_file(log->opts.prep, path, buf, len, NULL) == 0)
+		return; /* the preparer owns path and buf now */
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		if (write(fd, buf, len) != (ssize_t)len)
+			(void)ftruncate(fd, 0);
+		(void)fdatasync(fd);
+		close(fd);
+	}
+	free(buf);
+	free(path);
+}
+
+/* Seals the active segment: cut the unused pre-allocation, write its
+ * indexes, sync the segment. Runs only when no I/O is in flight. */
 static int sl__seg_seal(struct sl_log *log)
 {
 	struct sl_seg *s = &log->segs[log->n_segs - 1];
 	char *ipath = NULL;
-	int ret = 0, ifd = -1;
+	int ret = 0;
 
 	s->size = log->write_pos;
 	if (ftruncate(s->fd, (off_t)s->size) < 0 || fsync(s->fd) < 0) {
@@ -326,17 +436,20 @@ static int sl__seg_seal(struct sl_log *log)
 		return 0;
 	}
 	sl_idx_encode(ibuf, s->idx, s->n_idx);
-	if (log->opts.prep && sl_segprep_write_file(log->opts.prep, ipath, ibuf, ilen, NULL) == 0)
-		return 0; /* the preparer owns ipath and ibuf now */
-	ifd = open(ipath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (ifd >= 0) {
-		if (write(ifd, ibuf, ilen) != (ssize_t)ilen)
-			(void)ftruncate(ifd, 0);
-		(void)fdatasync(ifd);
-		close(ifd);
+	sl__seal_file(log, ipath, ibuf, ilen);
+	/* The time index likewise (a cache too: seek by time and retention
+	 * by age scan the segment without it). */
+	if (sl__tix_finish(s) < 0 || s->tix_bad || !s->n_tix)
+		return 0;
+	char *tpath = sl__seg_path(log, s->base, "tix");
+	size_t tlen = (size_t)s->n_tix * SL_TIX_ENTRY;
+	uint8_t *tbuf = tpath ? malloc(tlen) : NULL;
+	if (!tbuf) {
+		free(tpath);
+		return 0;
 	}
-	free(ibuf);
-	free(ipath);
+	sl_tix_encode(tbuf, s->tix, s->n_tix);
+	sl__seal_file(log, tpath, tbuf, tlen);
 	return 0;
 }
 

@@ -240,6 +240,8 @@ static int sl__cut_files(struct sl_log *log, uint32_t k, uint64_t offset, uint64
 		what = "delete a later segment";
 		ret = sl__unlink_ext(log, log->segs[i].base, "idx");
 		if (ret == 0)
+			ret = sl__unlink_ext(log, log->segs[i].base, "tix");
+		if (ret == 0)
 			ret = sl__unlink_ext(log, log->segs[i].base, "log");
 		if (ret == 0)
 			ret = sl__fsync_dir(log->dir);
@@ -248,6 +250,8 @@ static int sl__cut_files(struct sl_log *log, uint32_t k, uint64_t offset, uint64
 		/* Active again: an index file belongs to sealed segments. */
 		what = "delete the index of the cut segment";
 		ret = sl__unlink_ext(log, s->base, "idx");
+		if (ret == 0)
+			ret = sl__unlink_ext(log, s->base, "tix");
 	}
 	if (ret == 0) {
 		what = "sync the folder";
@@ -351,7 +355,7 @@ int sl_log_truncate(struct sl_log *log, uint64_t offset, char *err, size_t errle
 	/* Step 5: the writer goes on at offset, in segment k. */
 	for (uint32_t i = k + 1; i < log->n_segs; i++) {
 		close(log->segs[i].fd);
-		free(log->segs[i].idx);
+		sl__seg_free_index(&log->segs[i]);
 	}
 	log->n_segs = k + 1;
 	struct sl_seg *s = &log->segs[k];
@@ -360,6 +364,12 @@ int sl_log_truncate(struct sl_log *log, uint64_t offset, char *err, size_t errle
 	s->n_idx = idx.n_idx;
 	s->cap_idx = idx.cap_idx;
 	s->last_idx_pos = idx.last_idx_pos;
+	/* The time index is not rebuilt (a cache): readers scan this one. */
+	free(s->tix);
+	s->tix = NULL;
+	s->n_tix = s->cap_tix = 0;
+	s->tix_bad = true;
+	s->tix_whole = false;
 	s->size = pos;
 	log->write_pos = pos;
 	log->wb_kicked = pos;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -51,12 +52,18 @@ struct sl_log_view {
 	 * state was built. */
 	const _Atomic uint64_t *cuts;
 	uint64_t cuts_seen;
+	/* The log's published first offset (retention, log.h): segments wholly
+	 * below it are let go; `strict`: a read below it is refused. */
+	const _Atomic uint64_t *start;
+	bool strict;
 	char error[320];
 };
 
 /* Re-reads the folder for segments we do not know yet (new ones appear at
- * the end; retention removes from the front, which a view notices as
- * ENOENT-free descriptors it already holds, so it keeps reading them). */
+ * the end; retention removes from the front: a descriptor held keeps its
+ * file readable, so a read in progress never tears, and a view that
+ * follows the log's start lets go of the segments below it at its next
+ * read, sl__view_check_start, so that their space is freed). */
 static int sl__view_list(struct sl_log_view *v)
 {
 	uint64_t *add;
@@ -120,7 +127,7 @@ static void sl__view_forget(struct sl_log_view *v)
 {
 	for (uint32_t i = 0; i < v->n_segs; i++) {
 		close(v->segs[i].fd);
-		free(v->segs[i].idx);
+		sl__seg_free_index(&v->segs[i]);
 	}
 	v->n_segs = 0;
 	v->buf_len = 0;
@@ -159,6 +166,42 @@ static void sl__view_check_cuts(struct sl_log_view *v)
 		return;
 	v->cuts_seen = c;
 	sl__view_forget(v);
+}
+
+void sl_log_view_follow_start(struct sl_log_view *v, const _Atomic uint64_t *start, bool strict)
+{
+	v->start = start;
+	v->strict = strict;
+}
+
+/* At the start of every read: closes the segments retention removed (their
+ * successor starts at or below the published start). Returns the start
+ * (0 when not followed). */
+static uint64_t sl__view_check_start(struct sl_log_view *v)
+{
+	if (!v->start)
+		return 0;
+	/* Acquire: pairs with the owner's release store made before it hands
+	 * the files to be unlinked; a segment listed after that is gone or
+	 * let go here. */
+	uint64_t start = atomic_load_explicit(v->start, memory_order_acquire);
+	uint32_t drop = 0;
+	while (drop + 1 < v->n_segs && v->segs[drop + 1].base <= start)
+		drop++;
+	if (!drop)
+		return start;
+	for (uint32_t i = 0; i < drop; i++) {
+		close(v->segs[i].fd);
+		sl__seg_free_index(&v->segs[i]);
+	}
+	memmove(v->segs, v->segs + drop, (v->n_segs - drop) * sizeof(*v->segs));
+	v->n_segs -= drop;
+	v->buf_len = 0;
+	if (v->cur_valid && v->cur_seg >= drop)
+		v->cur_seg -= drop;
+	else
+		v->cur_valid = false;
+	return start;
 }
 
 const char *sl_log_view_error(const struct sl_log_view *v)
@@ -342,14 +385,30 @@ int sl_log_view_read(struct sl_log_view *v, uint64_t offset, uint64_t limit, uin
 	*next = offset;
 	v->error[0] = 0;
 	sl__view_check_cuts(v);
+	uint64_t start = sl__view_check_start(v);
+	if (v->strict && offset < start) {
+		snprintf(v->error, sizeof(v->error),
+		         "offset %" PRIu64 " is below the log's start %" PRIu64
+		         " (removed by retention)",
+		         offset, start);
+		return -SL_EOUT_OF_RANGE;
+	}
 	if (!v->n_segs || offset >= limit) {
 		if (!v->n_segs && (err = sl__view_list(v)) < 0)
 			return err;
 		if (offset >= limit || !v->n_segs)
 			return 0;
 	}
-	if (offset < v->segs[0].base)
+	if (offset < v->segs[0].base) {
+		if (v->strict) {
+			snprintf(v->error, sizeof(v->error),
+			         "offset %" PRIu64 " is below the log's start %" PRIu64
+			         " (removed by retention)",
+			         offset, v->segs[0].base);
+			return -SL_EOUT_OF_RANGE;
+		}
 		offset = v->segs[0].base;
+	}
 	bool trusted; /* the batch at cur_seg/cur_pos was checked by the last read */
 	if ((err = sl__view_locate(v, offset, &seg, &pos, &at, &trusted)) < 0)
 		return err;
@@ -454,6 +513,8 @@ int sl_log_view_read_raw(struct sl_log_view *v, uint64_t offset, uint64_t limit,
 	*next = offset;
 	v->error[0] = 0;
 	sl__view_check_cuts(v);
+	if (offset < sl__view_check_start(v))
+		return -ERANGE;
 	if (!v->n_segs && (err = sl__view_list(v)) < 0)
 		return err;
 	if (offset >= limit || !v->n_segs)
@@ -507,6 +568,135 @@ int sl_log_view_read_raw(struct sl_log_view *v, uint64_t offset, uint64_t limit,
 	v->cur_next = at;
 	v->cur_valid = true;
 	return copied;
+}
+
+/* ---- seek by time ------------------------------------------------------------- */
+
+/* The segment's time index as far as `limit` may be read: a sealed one's
+ * from its `.tix` (else its headers, once), the last one's headers from
+ * where its last scan stopped. */
+static int sl__view_tix(struct sl_log_view *v, uint32_t i, uint64_t limit)
+{
+	struct sl_seg *s = &v->segs[i];
+	bool sealed = i + 1 < v->n_segs;
+	if (s->tix_whole)
+		return 0;
+	if (sealed) {
+		sl__tix_load(v->dir, s);
+		if (s->tix_whole)
+			return 0;
+		limit = v->segs[i + 1].base;
+	}
+	int ret = sl__tix_scan(s->fd, s, limit);
+	if (ret == 0 && sealed)
+		ret = sl__tix_finish(s);
+	return ret;
+}
+
+/* Forgets a segment's time index that did not match its bytes: the next
+ * look scans its headers. */
+static void sl__view_tix_drop(struct sl_seg *s)
+{
+	free(s->tix);
+	s->tix = NULL;
+	s->n_tix = s->cap_tix = 0;
+	s->tix_whole = false;
+	s->tix_bad = false;
+}
+
+/* In segment s, whose running maximum reaches time_ms: the first batch
+ * whose running maximum does, from the last entry below it (at most
+ * SL_TIX_EVERY bytes and a batch before the next entry, which reaches it).
+ * 1 with *offset; 0 when the bytes do not match the index (the caller
+ * drops it and scans); -errno. */
+static int sl__view_tix_find(struct sl_seg *s, int64_t time_ms, uint64_t *offset)
+{
+	uint32_t lo = 0, hi = s->n_tix;
+	if (s->tix[0].time_ms >= time_ms) {
+		*offset = s->base;
+		return 1;
+	}
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+		if (s->tix[mid].time_ms < time_ms)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	uint64_t pos = s->tix[lo].pos, off = s->base + s->tix[lo].rel;
+	int64_t m = s->tix[lo].time_ms;
+	struct stat st;
+	if (fstat(s->fd, &st) < 0)
+		return -errno;
+	for (;;) {
+		uint8_t h[SL_LOG_BATCH_HDR];
+		struct sl_bhdr b = {0};
+		uint64_t size = (uint64_t)st.st_size;
+		if (pos + SL_LOG_BATCH_HDR_V1 > size)
+			return 0;
+		size_t want = size - pos < sizeof(h) ? (size_t)(size - pos) : sizeof(h);
+		ssize_t n = sl__pread_all(s->fd, h, want, pos);
+		if (n < 0)
+			return (int)n;
+		uint32_t hl =
+		    (size_t)n < SL_LOG_BATCH_HDR_V1 ? 0 : sl_batch_hdr_size(sl_get_le32(h));
+		if (!hl || (size_t)n < hl)
+			return 0;
+		sl_batch_hdr_decode(h, &b);
+		if (b.base_offset != off || !b.count || b.len > SL_BATCH_MAX)
+			return 0;
+		if (b.time_ms > m)
+			m = b.time_ms;
+		if (m >= time_ms) {
+			*offset = off;
+			return 1;
+		}
+		pos += sl_batch_span_of(&b);
+		off += b.count;
+	}
+}
+
+int sl_log_view_seek_time(struct sl_log_view *v, int64_t time_ms, uint64_t limit, uint64_t *offset)
+{
+	int ret;
+	v->error[0] = 0;
+	*offset = limit;
+	sl__view_check_cuts(v);
+	(void)sl__view_check_start(v);
+	if ((ret = sl__view_list(v)) < 0)
+		return ret;
+	uint32_t rescanned = UINT32_MAX;
+	for (uint32_t i = 0; i < v->n_segs && v->segs[i].base < limit; i++) {
+		struct sl_seg *s = &v->segs[i];
+		if ((ret = sl__view_tix(v, i, limit)) < 0)
+			return ret;
+		if (s->tix_bad || !s->n_tix || s->tix_max < time_ms)
+			continue;
+		/* The first batch whose running maximum reaches time_ms is in
+		 * this segment: the earlier segments' times are all below
+		 * it, so the segment's own running maximum decides. */
+		uint64_t at = limit;
+		if ((ret = sl__view_tix_find(s, time_ms, &at)) < 0)
+			return ret;
+		if (ret == 0) {
+			/* A `.tix` that does not describe its segment (a cache
+			 * left by something else): its headers instead, once. */
+			if (rescanned == i)
+				return -SL_ECORRUPT;
+			rescanned = i;
+			sl__view_tix_drop(s);
+			uint64_t end = i + 1 < v->n_segs ? v->segs[i + 1].base : limit;
+			if ((ret = sl__tix_scan(s->fd, s, end)) < 0)
+				return ret;
+			if (i + 1 < v->n_segs && (ret = sl__tix_finish(s)) < 0)
+				return ret;
+			i--;
+			continue;
+		}
+		*offset = at < limit ? at : limit;
+		return at < limit;
+	}
+	return 0;
 }
 
 /* ---- readers ------------------------------------------------------------------ */

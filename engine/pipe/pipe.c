@@ -462,6 +462,7 @@ int sl_pipe_stage_open(const struct sl_pipe_stage_opts *o, struct sl_pipe_stage 
 		goto out;
 	}
 	sl_log_view_follow_cuts(s->view, o->log_cuts);
+	sl_log_view_follow_start(s->view, o->log_start, false);
 	if (snprintf(dir, sizeof(dir), "%s/pipelines/%s", o->data_dir, o->name) >=
 	    (int)sizeof(dir)) {
 		sl_errf(err, errlen, "pipeline %s: data_dir path too long", o->name);

@@ -91,9 +91,11 @@ struct sl_pipe_stage_opts {
 	uint32_t to_topic;     /* index of the `to` topic: SL_PIPE_TOPIC_TO maps to it */
 	const char *log_dir;   /* the input partition's log folder */
 #ifndef __cplusplus
-	const _Atomic uint64_t *log_cuts; /* its cut counter (sl_log_view_follow_cuts) */
+	const _Atomic uint64_t *log_cuts;  /* its cut counter (sl_log_view_follow_cuts) */
+	const _Atomic uint64_t *log_start; /* its first offset (sl_log_view_follow_start) */
 #else
 	const void *log_cuts; /* the same pointer; the C++ benchmarks leave it NULL */
+	const void *log_start;
 #endif
 	const char *data_dir;             /* progress in data_dir/pipelines/NAME/PARTITION */
 	struct sl_plugin *const *plugins; /* transform plugins, chain order */

@@ -76,6 +76,7 @@ static int sl__pipe_open(struct sl_topics *topics, const char *data_dir,
 		    .to_topic = pl->to->index,
 		    .log_dir = pp->part->dir,
 		    .log_cuts = &pp->part->cuts,
+		    .log_start = &pp->part->start_pub,
 		    .data_dir = data_dir,
 		    .plugins = pl->plugins,
 		    .args = args,
@@ -93,7 +94,8 @@ static int sl__pipe_open(struct sl_topics *topics, const char *data_dir,
 		                      memory_order_relaxed);
 		/* Its lag bounds the input partition's (backpressure): a slow
 		 * pipeline throttles the producers of `from` under `block`. */
-		if (follow && (ret = sl_partition_follow(pp->part, &pp->next_pub)) < 0)
+		if (follow &&
+		    (ret = sl_partition_follow(pp->part, &pp->next_pub, "pipeline", pl->name)) < 0)
 			return ret;
 	}
 	return 0;

@@ -343,6 +343,9 @@ int sl_applier_open(const struct sl_applier_opts *o, struct sl_applier **out, ch
 		goto out;
 	}
 	sl_log_view_follow_cuts(a->view, o->log_cuts);
+	/* Segments retention deleted behind it are let go (their space
+	 * freed); a start past its offset still counts a gap. */
+	sl_log_view_follow_start(a->view, o->log_start, false);
 	if ((ret = sl__new_instance(a, err, errlen)) < 0)
 		goto out;
 	if (!a->sp && !o->rebuild && (ret = sl__restore(a, err, errlen)) < 0)

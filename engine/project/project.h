@@ -120,9 +120,11 @@ struct sl_applier_opts {
 	struct sl_plugin_inst_opts inst; /* name, topic, partition, args, log */
 	const char *log_dir;             /* the partition's log folder */
 #ifndef __cplusplus
-	const _Atomic uint64_t *log_cuts; /* its cut counter (sl_log_view_follow_cuts) */
+	const _Atomic uint64_t *log_cuts;  /* its cut counter (sl_log_view_follow_cuts) */
+	const _Atomic uint64_t *log_start; /* its first offset (sl_log_view_follow_start) */
 #else
 	const void *log_cuts; /* the same pointer; the C++ benchmarks leave it NULL */
+	const void *log_start;
 #endif
 	const char *snap_dir;           /* this projection's snapshots of this partition */
 	uint64_t snapshot_every_events; /* 0: not by count */

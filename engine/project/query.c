@@ -215,6 +215,7 @@ int sl_pquery_rebuild_open(const struct sl_proj *pj, struct sl_pquery *q)
 	             .args = pj->args},
 	    .log_dir = pp->part->dir,
 	    .log_cuts = &pp->part->cuts,
+	    .log_start = &pp->part->start_pub,
 	    .snap_dir = dir,
 	    .rebuild = true,
 	    /* A host-state rebuild: the other key space of the partition in

@@ -224,7 +224,8 @@ static size_t sl__fetch_tail(const struct sl_fetch_result_head *h)
 {
 	return (h->end_offset ? 1 + sl_varint_len(h->end_offset) : 0) +
 	       (h->error ? 1 + sl_varint_len(sl__enum_wire(h->error)) : 0) +
-	       (h->message_len ? sl__len_field(h->message_len) : 0);
+	       (h->message_len ? sl__len_field(h->message_len) : 0) +
+	       (h->log_start_offset ? 1 + sl_varint_len(h->log_start_offset) : 0);
 }
 
 int sl_fetch_result_begin(struct sl_fetch_result_builder *b, uint8_t *dst, size_t cap,
@@ -261,6 +262,7 @@ int sl_fetch_result_begin(struct sl_fetch_result_builder *b, uint8_t *dst, size_
 	    .error = h->error,
 	    .message = h->message,
 	    .message_len = h->message_len,
+	    .log_start_offset = h->log_start_offset,
 	};
 	return 0;
 }
@@ -296,6 +298,8 @@ int sl_fetch_result_finish(struct sl_fetch_result_builder *b)
 		p = sl__put_varint_field(p, SL__TAG(7, SL__WT_VARINT), sl__enum_wire(b->error));
 	if (b->message_len)
 		p = sl__put_len_field(p, SL__TAG(8, SL__WT_LEN), b->message, b->message_len);
+	if (b->log_start_offset)
+		p = sl__put_varint_field(p, SL__TAG(10, SL__WT_VARINT), b->log_start_offset);
 	b->len = (size_t)(p - b->buf);
 	sl__put_frame_header(b->buf, SLUICE__V1__FRAME_TYPE__FRAME_FETCH_RESULT,
 	                     b->len - SL_FRAME_HDR_LEN);

@@ -187,6 +187,8 @@ uint32_t sl_proto_wire_error(int err)
 		return SLUICE__V1__ERROR_CODE__ERR_UNTRACKED;
 	case SL_EUNKNOWN_MEMBER:
 		return SLUICE__V1__ERROR_CODE__ERR_UNKNOWN_MEMBER;
+	case SL_EOUT_OF_RANGE:
+		return SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE;
 	default:
 		return SLUICE__V1__ERROR_CODE__ERR_INTERNAL;
 	}

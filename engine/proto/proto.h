@@ -244,6 +244,7 @@ struct sl_fetch_result {
 	uint32_t error;      /* ErrorCode */
 	const char *message; /* not NUL-terminated */
 	size_t message_len;
+	uint64_t log_start_offset; /* with ERR_OFFSET_OUT_OF_RANGE */
 	uint32_t n_events;
 	uint32_t n_append_times;
 	const uint8_t *body;
@@ -326,6 +327,7 @@ struct sl_fetch_result_builder {
 	uint32_t error;
 	const char *message;
 	size_t message_len;
+	uint64_t log_start_offset;
 	uint32_t n_events;
 };
 
@@ -339,6 +341,7 @@ struct sl_fetch_result_head {
 	uint32_t error;      /* ErrorCode */
 	const char *message; /* not NUL-terminated; must outlive the builder */
 	size_t message_len;
+	uint64_t log_start_offset; /* field 10: with ERR_OFFSET_OUT_OF_RANGE, else 0 */
 };
 
 int sl_fetch_result_begin(struct sl_fetch_result_builder *b, uint8_t *dst, size_t cap,

@@ -586,6 +586,7 @@ static const char *const sl__fetch_field[] = {
     "FetchResult.error",
     "FetchResult.message",
     "FetchResult.append_time_ms",
+    "FetchResult.log_start_offset",
 };
 
 /* Counts the varints of a packed run; all must be whole. */
@@ -639,9 +640,13 @@ int sl_fetch_result_scan(const uint8_t *body, size_t len, struct sl_fetch_result
 		case SL__TAG(4, SL__WT_VARINT):
 		case SL__TAG(6, SL__WT_VARINT):
 		case SL__TAG(7, SL__WT_VARINT):
+		case SL__TAG(10, SL__WT_VARINT):
 			if (SL_UNLIKELY(why = sl__varint(&p, end, &x)))
 				goto bad_field;
 			switch (tag >> 3) {
+			case 10:
+				out->log_start_offset = x;
+				break;
 			case 1:
 				out->request_id = x;
 				break;

@@ -329,6 +329,7 @@ static void sl__on_fetch(struct sl_reactor *r, struct sl_conn *c, const struct s
 	    .max_bytes = fe->max_bytes,
 	    .request_id = fe->request_id,
 	    .deadline_ns = sl_now_ns() + (uint64_t)wait * 1000000u,
+	    .from_time_ms = fe->from_time_ms,
 	};
 	const char *why;
 	uint32_t code = sl__to_reader(r, c, req, &why);

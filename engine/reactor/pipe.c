@@ -57,7 +57,8 @@ static int sl__pipe_take(struct sl_reactor *r, bool (*pick)(const struct sl_pipe
 			struct sl_pipe_part *pp = &ps->v[i].parts[p];
 			if (!pp->st || pp->part->owner != r->id)
 				continue;
-			if (follow && sl_partition_follow(pp->part, &pp->next_pub) < 0)
+			if (follow && sl_partition_follow(pp->part, &pp->next_pub, "pipeline",
+			                                  ps->v[i].name) < 0)
 				return -ENOMEM;
 			pp->saved_ns = now;
 			r->pipe_parts[r->n_pipe_parts++] = pp;

@@ -47,7 +47,9 @@ static int sl__proj_take_parts(struct sl_reactor *r, bool (*pick)(const struct s
 			struct sl_proj_part *pp = &env->projs[i].parts[p];
 			if (pp->part->owner != r->id)
 				continue;
-			if (follow && pp->a && sl_partition_follow(pp->part, &pp->applied_pub) < 0)
+			if (follow && pp->a &&
+			    sl_partition_follow(pp->part, &pp->applied_pub, "projection",
+			                        env->projs[i].name) < 0)
 				return -ENOMEM;
 			r->pparts[r->n_pparts++] = pp;
 		}

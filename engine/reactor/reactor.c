@@ -7,6 +7,7 @@
 #include "reactor/reactor_impl.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -428,6 +429,54 @@ static int sl__setup_uring(struct sl_reactor *r)
 	return sl__setup_bufs(r);
 }
 
+/*
+ * Retention of one partition owned here (log.h, sl_log_retain): the topic's
+ * limits as they are now (an alter stores them), held at the lowest offset
+ * any follower (projection, sink, pipeline stage) has not read, and at what
+ * readers may see (durable_pub: the HW when replicated), so that nothing is
+ * deleted before every follower and every replica could have it.
+ */
+static void sl__part_retain(struct sl_partition *p, int64_t wall_ms)
+{
+	struct sl_log_retention rt = {
+	    .bytes = atomic_load_explicit(&p->topic->retention_bytes, memory_order_relaxed),
+	    .age_ms = atomic_load_explicit(&p->topic->retention_age_ms, memory_order_relaxed),
+	    .now_ms = wall_ms,
+	    .hold = atomic_load_explicit(&p->durable_pub, memory_order_relaxed),
+	    .start_pub = &p->start_pub,
+	};
+	const char *by = NULL;
+	for (uint32_t f = 0; f < p->n_followers; f++) {
+		uint64_t next = atomic_load_explicit(p->followers[f], memory_order_acquire);
+		if (next < rt.hold) {
+			rt.hold = next;
+			by = p->follower_names[f];
+		}
+	}
+	struct sl_log_retained out;
+	int ret = sl_log_retain(p->log, &rt, &out);
+	if (ret > 0) {
+		fprintf(stderr,
+		        "sluiced: topic %s partition %u: retention deleted %u segment%s (%" PRIu64
+		        " bytes, by %s); the log starts at %" PRIu64 "\n",
+		        p->topic->name, p->id, out.segments, out.segments == 1 ? "" : "s",
+		        out.bytes, out.by_age ? "age" : "size", out.start);
+		atomic_fetch_add_explicit(&p->retained_segments_pub, out.segments,
+		                          memory_order_relaxed);
+		atomic_fetch_add_explicit(&p->retained_bytes_pub, out.bytes, memory_order_relaxed);
+	}
+	const char *was = atomic_load_explicit(&p->held_by_pub, memory_order_relaxed);
+	const char *now = out.held ? (by ? by : "replication") : NULL;
+	if (now != was) {
+		atomic_store_explicit(&p->held_by_pub, now, memory_order_relaxed);
+		if (now)
+			fprintf(stderr,
+			        "sluiced: topic %s partition %u: retention held at offset %" PRIu64
+			        " by %s\n",
+			        p->topic->name, p->id, rt.hold, now);
+	}
+}
+
 /* ---- the loop ------------------------------------------------------------ */
 
 static void sl__on_tick(struct sl_reactor *r)
@@ -471,6 +520,14 @@ static void sl__on_tick(struct sl_reactor *r)
 			                      memory_order_relaxed);
 		}
 		sl__part_log_pub(p);
+		if (p->log && !p->error) {
+			uint64_t rolls =
+			    atomic_load_explicit(&p->log_rolls_pub, memory_order_relaxed);
+			if (rolls != p->retain_rolls || r->ticks % SL_RETAIN_EVERY == 0) {
+				p->retain_rolls = rolls;
+				sl__part_retain(p, (int64_t)wall_ms);
+			}
+		}
 		/* A full device: the log tries its write again when due. */
 		if (p->log && !p->dirty && !p->error &&
 		    (sl_log_sync_due(p->log, now) || sl_log_full(p->log))) {

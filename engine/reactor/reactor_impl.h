@@ -54,7 +54,12 @@ enum sl_op {
  * tables, checked every 10 s (dedup.h: sl_dedup_trim). */
 #define SL_DEDUP_IDLE_TICKS   300u
 #define SL_DEDUP_EXPIRE_EVERY 10u /* ticks between expiry sweeps, at least */
-#define SL_DEDUP_TRIM_EVERY   100u
+/* Retention passes (sl_log_retain): every second, and at the first tick
+ * after a roll (a new sealed segment is what makes one due by size). A
+ * pass reads only the segment list in memory, and a sealed segment's
+ * newest time once; the deletions run on the segment preparer. */
+#define SL_RETAIN_EVERY     10u
+#define SL_DEDUP_TRIM_EVERY 100u
 /* Event views filled while a Produce is validated: a frame of up to this
  * many events is scanned once (1024 * ~100 B of views per reactor). */
 #define SL_PRODUCE_VIEWS 1024

@@ -1,6 +1,7 @@
 #include "read/read.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -105,6 +106,10 @@ static int sl__view_ensure(struct sl_partition *p, struct sl_log_view **vp)
 		return ret;
 	}
 	sl_log_view_follow_cuts(*vp, &p->cuts);
+	/* Retention: let go of deleted segments; a Fetch below the start is
+	 * answered ERR_OFFSET_OUT_OF_RANGE, never moved up silently (its
+	 * events would not be where the asker counts them). */
+	sl_log_view_follow_start(*vp, &p->start_pub, true);
 	return 0;
 }
 
@@ -114,7 +119,7 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		return sl__serve_replica(rd, req, final);
 	struct sl_partition *p = &rd->topics->v[req->topic].parts[req->partition];
 	uint64_t durable = atomic_load_explicit(&p->durable_pub, memory_order_acquire);
-	uint64_t start = atomic_load_explicit(&p->start_pub, memory_order_relaxed);
+	uint64_t start = atomic_load_explicit(&p->start_pub, memory_order_acquire);
 	/* `refused` and p->error of a refused partition are set at start-up
 	 * only; a log that fails later is the owner's business: what is
 	 * durable stays readable. A topic deleted at runtime is read no more
@@ -129,13 +134,15 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 	    .topic_len = strlen(tn),
 	    .partition = req->partition,
 	    .end_offset = durable,
-	    .base_offset = req->offset < start ? start : req->offset,
+	    .base_offset = req->offset,
 	};
 	char message[400];
 
 	req->frame = NULL;
 	req->frame_len = 0;
-	if (!final && req->offset >= durable && sl_now_ns() < req->deadline_ns && !refused)
+	bool seeking = req->from_time_ms != 0;
+	if (!final && !seeking && req->offset >= durable && sl_now_ns() < req->deadline_ns &&
+	    !refused)
 		return false; /* nothing yet: keep waiting */
 
 	struct sl_log_view *none = NULL, **vp = &none;
@@ -156,6 +163,39 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 			snprintf(message, sizeof(message), "cannot open %s: %s", p->dir,
 			         sl_strerror(ret));
 		}
+	}
+	if (!head.error && seeking) {
+		/* Seek by time: within what is stored, from the asked offset
+		 * on. Nothing that recent yet: wait like any long poll (the
+		 * last segment's scan goes on where it stopped), then an
+		 * empty answer at the end. */
+		uint64_t at;
+		int ret = sl_log_view_seek_time(*vp, req->from_time_ms, durable, &at);
+		if (ret < 0) {
+			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+			snprintf(message, sizeof(message), "%s", sl_log_view_strerror(*vp, ret));
+		} else if (ret == 0) {
+			if (!final && sl_now_ns() < req->deadline_ns)
+				return false;
+			head.base_offset = durable;
+			req->offset = durable;
+		} else {
+			if (at < start)
+				at = start;
+			req->offset = at > req->offset ? at : req->offset;
+			req->from_time_ms = 0;
+			head.base_offset = req->offset;
+			if (!final && req->offset >= durable && sl_now_ns() < req->deadline_ns)
+				return false;
+		}
+	} else if (!head.error && req->offset < start) {
+		head.error = SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE;
+		head.log_start_offset = start;
+		snprintf(message, sizeof(message),
+		         "offset %" PRIu64
+		         " is no longer stored: retention deleted it; %s/%u starts "
+		         "at %" PRIu64,
+		         req->offset, tn, req->partition, start);
 	}
 	if (head.error) {
 		head.message = message;
@@ -184,8 +224,13 @@ static bool sl__serve(struct sl_reader *rd, struct sl_fetch_req *req, bool final
 		int n = sl_log_view_read(*vp, req->offset, durable, max_events, max_bytes,
 		                         sl__visit, &b, &next);
 		if (n < 0) {
-			/* Start over with just the error. */
-			head.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+			/* Start over with just the error: retention passed the
+			 * offset since the check above, or the storage failed. */
+			head.error = n == -SL_EOUT_OF_RANGE
+			                 ? SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE
+			                 : SLUICE__V1__ERROR_CODE__ERR_STORAGE;
+			if (n == -SL_EOUT_OF_RANGE)
+				head.log_start_offset = sl_log_view_start(*vp);
 			snprintf(message, sizeof(message), "%s", sl_log_view_strerror(*vp, n));
 			head.message = message;
 			head.message_len = strlen(message);
@@ -340,7 +385,17 @@ static bool sl__serve_replica(struct sl_reader *rd, struct sl_fetch_req *req, bo
 		if (ret == 0)
 			ret = sl_log_view_read_raw(*vp, req->offset, local, max_bytes, raw, cap,
 			                           &len, &next);
-		if (ret < 0) {
+		if (ret == -ERANGE) {
+			/* Below this log's start (retention): the follower cannot
+			 * continue its log from here; the message names the start
+			 * (ReplicaData has no field for it). */
+			d.error = SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE;
+			snprintf(message, sizeof(message),
+			         "offset %" PRIu64 " is below the leader's log start %" PRIu64
+			         " (retention)",
+			         req->offset, sl_log_view_start(*vp));
+			len = 0;
+		} else if (ret < 0) {
 			d.error = SLUICE__V1__ERROR_CODE__ERR_STORAGE;
 			snprintf(message, sizeof(message), "%s",
 			         vp && *vp ? sl_log_view_strerror(*vp, ret) : sl_strerror(ret));

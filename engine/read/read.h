@@ -43,6 +43,10 @@ struct sl_fetch_req {
 	uint32_t max_bytes;
 	uint64_t deadline_ns; /* long poll: answer empty at this time */
 	uint64_t request_id;
+	/* Fetch.from_time_ms: not 0, the answer starts at the first event at
+	 * or after this append time (sl_log_view_seek_time), and `offset` is
+	 * set to it once found (the field then 0). */
+	int64_t from_time_ms;
 	struct sl_fetch_req *next; /* reader's waiting list */
 	/* A follower node's ReplicaFetch (cluster mode) instead of a Fetch:
 	 * raw batches below the leader's durable end, and a report of the

@@ -386,6 +386,18 @@ static void sl__on_data(struct sl_fetcher *f, const Sluice__V1__ReplicaData *d)
 			        fp->p->topic->name, fp->p->id, f->node, fp->epoch,
 			        d->message && *d->message ? d->message : "no reason given",
 			        SL_FETCH_RETRY_NS / 1000000ull);
+			/* Retention on the leader passed this replica's end: its
+			 * log cannot continue the leader's (a follower only ever
+			 * appends the next offsets). Asked again at the retry
+			 * pace above, never in a tight loop. */
+			if (d->error == SLUICE__V1__ERROR_CODE__ERR_OFFSET_OUT_OF_RANGE)
+				fprintf(stderr,
+				        "sluiced: %s/%u: this replica is behind the leader's "
+				        "retention and cannot catch up by fetching (its copy "
+				        "would have to start again at the leader's log start, "
+				        "which this version does not do): it stays out of the "
+				        "in-sync set\n",
+				        fp->p->topic->name, fp->p->id);
 		}
 		goto out;
 	}

@@ -120,6 +120,7 @@ int sl__proj_open(struct sl_server *srv, uint32_t i, bool follow, char *err, siz
 		             .epoch = srv->epoch},
 		    .log_dir = part->dir,
 		    .log_cuts = &part->cuts,
+		    .log_start = &part->start_pub,
 		    .snap_dir = dir,
 		    .snapshot_every_events = sp->snapshot_every_events  ? sp->snapshot_every_events
 		                             : o->snapshot_every_events ? o->snapshot_every_events
@@ -147,7 +148,8 @@ int sl__proj_open(struct sl_server *srv, uint32_t i, bool follow, char *err, siz
 		atomic_store_explicit(&pp->applying_pub, sl_applier_next(pp->a),
 		                      memory_order_relaxed);
 		/* Its lag bounds the partition's (backpressure). */
-		if (follow && (ret = sl_partition_follow(part, &pp->applied_pub)) < 0)
+		if (follow &&
+		    (ret = sl_partition_follow(part, &pp->applied_pub, "projection", sp->name)) < 0)
 			return ret;
 	}
 	return 0;

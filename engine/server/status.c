@@ -55,7 +55,7 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 			    ",\"end_offset\":%" PRIu64 ",\"serving\":%s,\"queue\":%" PRIu64
 			    ",\"follower_lag\":%" PRIu64 ",\"pressured\":%s,\"dropped\":%" PRIu64
 			    ",\"sampled_out\":%" PRIu64 ",\"rejected\":%" PRIu64
-			    ",\"events_per_s\":%.1f,\"bytes_per_s\":%.1f}",
+			    ",\"events_per_s\":%.1f,\"bytes_per_s\":%.1f",
 			    p ? "," : "", p,
 			    atomic_load_explicit(&part->start_pub, memory_order_relaxed),
 			    atomic_load_explicit(&part->durable_pub, memory_order_acquire),
@@ -69,6 +69,20 @@ int sl_server_status_json(struct sl_server *srv, char **body, size_t *len)
 			    atomic_load_explicit(&part->rejected, memory_order_relaxed),
 			    sl_hot_rate_events_per_s(&part->rate),
 			    sl_hot_rate_bytes_per_s(&part->rate));
+			/* Retention (follower names are [A-Za-z0-9._-] and a
+			 * space: no escaping). */
+			const char *held =
+			    atomic_load_explicit(&part->held_by_pub, memory_order_relaxed);
+			fprintf(
+			    f,
+			    ",\"log_start_offset\":%" PRIu64 ",\"retention_held_by\":%s%s%s"
+			    ",\"retention_deleted_segments\":%" PRIu64
+			    ",\"retention_deleted_bytes\":%" PRIu64 "}",
+			    atomic_load_explicit(&part->start_pub, memory_order_relaxed),
+			    held ? "\"" : "", held ? held : "null", held ? "\"" : "",
+			    atomic_load_explicit(&part->retained_segments_pub,
+			                         memory_order_relaxed),
+			    atomic_load_explicit(&part->retained_bytes_pub, memory_order_relaxed));
 		}
 		fprintf(f, "]");
 		sl__status_hot_topic(tp, f);
@@ -345,6 +359,22 @@ static double sl__m_log_roll_s(const struct sl_partition *p)
 {
 	return SL__LOAD(p->log_roll_ns_pub) / 1e9;
 }
+static double sl__m_log_start(const struct sl_partition *p)
+{
+	return SL__LOAD(p->start_pub);
+}
+static double sl__m_retained_segments(const struct sl_partition *p)
+{
+	return SL__LOAD(p->retained_segments_pub);
+}
+static double sl__m_retained_bytes(const struct sl_partition *p)
+{
+	return SL__LOAD(p->retained_bytes_pub);
+}
+static double sl__m_retention_held(const struct sl_partition *p)
+{
+	return atomic_load_explicit(&p->held_by_pub, memory_order_relaxed) ? 1 : 0;
+}
 
 /* A latency histogram of every partition's log (cumulative buckets,
  * Prometheus style): `hist` and `sum_ns` are the offsets of the published
@@ -472,6 +502,17 @@ static void sl__metrics_log(struct sl_server *srv, FILE *f)
 	sl__per_partition(srv, f, "sluice_log_segment_roll_seconds_total", "counter",
 	                  "Time the rolls took on the partition's reactor (the reactor waits).",
 	                  sl__m_log_roll_s);
+	sl__per_partition(srv, f, "sluice_log_start_offset", "gauge",
+	                  "The partition's first stored offset (retention moves it).",
+	                  sl__m_log_start);
+	sl__per_partition(srv, f, "sluice_retention_deleted_segments_total", "counter",
+	                  "Segments retention deleted (by size or age).", sl__m_retained_segments);
+	sl__per_partition(srv, f, "sluice_retention_deleted_bytes_total", "counter",
+	                  "Bytes of the segments retention deleted.", sl__m_retained_bytes);
+	sl__per_partition(srv, f, "sluice_retention_held", "gauge",
+	                  "1 while a projection, sink or pipeline that has not read a segment past "
+	                  "the limits keeps it (status names it: retention_held_by).",
+	                  sl__m_retention_held);
 }
 
 static void sl__metrics_pressure(struct sl_server *srv, FILE *f)

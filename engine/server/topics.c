@@ -85,6 +85,9 @@ int sl_server_topic_spec(const struct sl_config_topic *c, struct sl_topic_spec *
 	out->dedup_window_events = (uint32_t)c->dedup_window_events;
 	out->hot_keys = c->hot_keys;
 	out->hot_factor = c->hot_partition_factor;
+	out->retention_bytes = c->retention_bytes;
+	/* Rounded up to a millisecond: a limit set is never off. */
+	out->retention_age_ms = (c->retention_age_ns + 999999) / 1000000;
 	(void)err;
 	(void)errlen;
 	return 0;

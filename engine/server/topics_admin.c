@@ -662,6 +662,12 @@ parsed:;
 	t->spec.sample_rate = spec.sample_rate;
 	atomic_store(&t->hot_factor, spec.hot_factor);
 	t->spec.hot_factor = spec.hot_factor;
+	/* Retention: every owner reads the limits at its next pass (within
+	 * a second, reactor.c), the running partitions included. */
+	atomic_store(&t->retention_bytes, spec.retention_bytes);
+	atomic_store(&t->retention_age_ms, spec.retention_age_ms);
+	t->spec.retention_bytes = spec.retention_bytes;
+	t->spec.retention_age_ms = spec.retention_age_ms;
 	/* Each owner brings its id windows in line before the answer; the
 	 * expiry is read at every tick. */
 	atomic_store(&t->dedup_window_ms, spec.dedup_window_ms);

@@ -338,6 +338,7 @@ static int sl__part_open(struct sl__sink *sk, const struct sl_sink_spec *spec, u
 		return ret;
 	}
 	sl_log_view_follow_cuts(sp->view, &sp->part->cuts);
+	sl_log_view_follow_start(sp->view, &sp->part->start_pub, false);
 	struct sl_plugin_inst_opts io = {
 	    .name = sk->name,
 	    .topic = sk->topic->name,
@@ -398,7 +399,7 @@ static int sl__follow(struct sl__sink *sk, char *err, size_t errlen)
 		struct sl__part *sp = &sk->parts[p];
 		if (sp->refused)
 			continue;
-		if (sl_partition_follow(sp->part, &sp->done_pub) < 0) {
+		if (sl_partition_follow(sp->part, &sp->done_pub, "sink", sk->name) < 0) {
 			/* Registered pointers cannot be taken back: the caller
 			 * destroys the topics without serving them. */
 			sl_errf(err, errlen, "sink %s: out of memory", sk->name);

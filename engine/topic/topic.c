@@ -114,6 +114,8 @@ static int sl__topic_build(struct sl_topics *out, uint32_t i, const struct sl_to
 	if (!t->parts)
 		return -ENOMEM;
 	atomic_store(&t->hot_factor, spec->hot_factor);
+	atomic_store(&t->retention_bytes, spec->retention_bytes);
+	atomic_store(&t->retention_age_ms, spec->retention_age_ms);
 	if (spec->hot_keys) {
 		/* Allocated now, so that counting allocates nothing; only
 		 * reactors that own one of its partitions count. */
@@ -161,6 +163,9 @@ static void sl__topic_free(struct sl_topic *tp)
 			free(tp->parts[p].dir);
 			free(tp->parts[p].full_msg);
 			free(tp->parts[p].followers);
+			for (uint32_t f = 0; f < tp->parts[p].n_followers; f++)
+				free(tp->parts[p].follower_names[f]);
+			free(tp->parts[p].follower_names);
 		}
 	free(tp->parts);
 	for (uint32_t r = 0; tp->hot && r < tp->n_hot; r++)
@@ -357,13 +362,23 @@ void sl_topics_destroy(struct sl_topics *t)
 	memset(t, 0, sizeof(*t));
 }
 
-int sl_partition_follow(struct sl_partition *p, _Atomic uint64_t *next)
+int sl_partition_follow(struct sl_partition *p, _Atomic uint64_t *next, const char *kind,
+                        const char *name)
 {
-	_Atomic uint64_t **v = realloc(p->followers, (p->n_followers + 1) * sizeof(*v));
-	if (!v)
+	char *label;
+	if (asprintf(&label, "%s %s", kind, name) < 0)
 		return -ENOMEM;
-	v[p->n_followers++] = next;
-	p->followers = v;
+	_Atomic uint64_t **v = realloc(p->followers, (p->n_followers + 1) * sizeof(*v));
+	if (v)
+		p->followers = v;
+	char **nv = v ? realloc(p->follower_names, (p->n_followers + 1) * sizeof(*nv)) : NULL;
+	if (!nv) {
+		free(label);
+		return -ENOMEM;
+	}
+	p->follower_names = nv;
+	v[p->n_followers] = next;
+	nv[p->n_followers++] = label;
 	return 0;
 }
 

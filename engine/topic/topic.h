@@ -198,7 +198,13 @@ struct sl_partition {
 	/* `durable` published for other threads (readers, metadata): stored
 	 * with release by the owner after the log moved it. */
 	_Atomic uint64_t durable_pub;
-	_Atomic uint64_t start_pub; /* first offset stored */
+	_Atomic uint64_t start_pub; /* first offset stored (release after retention) */
+	/* Retention (sl_log_retain; the owner at its tick): what holds the
+	 * log back (a follower's name, NULL when nothing does), segments and
+	 * bytes deleted, for status and metrics. */
+	_Atomic(const char *) held_by_pub;
+	_Atomic uint64_t retained_segments_pub, retained_bytes_pub;
+	uint64_t retain_rolls; /* owner: the log's rolls at the last pass */
 	/* Cuts of the log (cluster mode, sl_partition_truncate): bumped with
 	 * release by the owner after each, before local_end, local_durable or
 	 * durable_pub say anything of the log written again past it. Every
@@ -249,6 +255,7 @@ struct sl_partition {
 	 * applied the topic's overload policy to an event.
 	 */
 	_Atomic uint64_t **followers;
+	char **follower_names; /* "projection NAME", "sink NAME", "pipeline NAME" (owned) */
 	uint32_t n_followers;
 	_Atomic uint32_t pressured;        /* SL_PRESSURE_* bits, 0 = flowing */
 	_Atomic uint64_t follower_lag_pub; /* events behind durable, slowest follower */
@@ -318,6 +325,9 @@ struct sl_topic_spec {
 	 * rate past which a partition is said to be hot (0: never). */
 	uint32_t hot_keys;
 	uint32_t hot_factor;
+	/* Retention (log.h, sl_log_retain): per partition, 0: no limit. */
+	uint64_t retention_bytes;
+	uint64_t retention_age_ms;
 };
 
 struct sl_topic {
@@ -343,6 +353,10 @@ struct sl_topic {
 	_Atomic int64_t dedup_window_ms;
 	_Atomic uint64_t producer_expiry_ns;
 	_Atomic uint32_t hot_factor; /* spec.hot_factor, alterable */
+	/* Retention per partition (spec's, alterable: the owners read them at
+	 * every pass, sl_log_retain). 0: no limit. */
+	_Atomic uint64_t retention_bytes;
+	_Atomic uint64_t retention_age_ms;
 	/* The hot-key summaries, one per reactor (index = owner), each fed
 	 * and published by that reactor alone: NULL for a reactor that owns
 	 * no partition of the topic, and all NULL (hot NULL) when hot_keys
@@ -495,10 +509,14 @@ static inline uint64_t sl_partition_ackable(const struct sl_partition *p)
 
 /*
  * Registers a follower's published next offset (an `_Atomic uint64_t` the
- * follower's thread stores with release) for the owner's lag bound. Before
- * the reactors start only; the pointer must outlive the topics. 0 or -ENOMEM.
+ * follower's thread stores with release) for the owner's lag bound and
+ * retention's hold (nothing it has not read is deleted), under `name`
+ * ("KIND NAME": status says it holds the log; copied). Before the reactors
+ * start only, or by the owner; the pointer must outlive the topics. 0 or
+ * -ENOMEM.
  */
-int sl_partition_follow(struct sl_partition *p, _Atomic uint64_t *next);
+int sl_partition_follow(struct sl_partition *p, _Atomic uint64_t *next, const char *kind,
+                        const char *name);
 
 /* Owner thread only: after the log failed, answers every waiting event. */
 static inline bool sl_partition_pop_any(struct sl_partition *p, struct sl_ack_ref *out)

@@ -419,6 +419,46 @@ def follower_kill9(a):
         check_exactly_once(consume_all(a, c.nodes["n3"].addr, n_events), ids)
 
 
+def follower_behind_retention(a):
+    """Issue 18: a follower killed while its leader's retention passes its
+    end is refused ERR_OFFSET_OUT_OF_RANGE when it comes back, says once
+    that it cannot catch up, and asks again at the retry pace, not in a
+    loop; the others go on (not built: copying the partition again from
+    the leader's start)."""
+    keys = ["segment_bytes: 16KiB", "retention: { bytes: 48KiB, age: 0s }"]
+    with Workdir() as wd, Cluster(a, wd, topic_keys=keys) as c:
+        produce(c, 100, "a")
+        wait_replicated(c, 100)
+        pos = c.log_size("n1")
+        c.nodes["n3"].proc.send_signal(signal.SIGKILL)
+        c.nodes["n3"].proc.wait()
+        c.wait_log("n1", "in-sync replicas shrank to 2 of 3", pos)
+        # Small runs: group commits stay small and segments roll.
+        for r in range(30):
+            produce(c, 60, "b%d" % r)
+        c.wait_log("n1", "retention deleted")
+        start = int(re.findall(r"the log starts at (\d+)", open(
+            os.path.join(wd, "n1", "stderr.txt")).read())[-1])
+        check(start > 100, "the leader's log starts at %d, below n3's end" % start)
+        c.restart("n3")
+        c.wait_log("n3", "behind the leader's retention and cannot catch up")
+        # Said once, then asked again every 100 ms without a new line
+        # (checked after a few retries have had time: the leader's stderr
+        # moving is the clock, never a sleep).
+        pos = c.log_size("n1")
+        produce(c, 10, "c")
+        with open(os.path.join(wd, "n3", "stderr.txt")) as f:
+            text = f.read()
+        check(text.count("behind the leader's retention") == 1
+              and text.count("refused: offset") == 1,
+              "n3 said it %d times: %s" % (text.count("behind the leader's retention"),
+                                          text[-1500:]))
+        st = c.state("n1")
+        check(sorted(st["isr"]) == ["n1", "n2"], "isr %r" % st["isr"])
+        print("follower_behind_retention: the leader starts at %d; n3 (end 100) refused, "
+              "said once, out of the in-sync set" % start)
+
+
 def wrong_token_follower(a):
     """Traffic between nodes needs the token (issue 23): n1 and n2 share one,
     n3 has another; n3's fetches are refused (counted on n1) and it holds
@@ -1089,6 +1129,7 @@ if __name__ == "__main__":
         "quorum_replicates": quorum_replicates,
         "acks_wait_for_quorum": acks_wait_for_quorum,
         "follower_kill9": follower_kill9,
+        "follower_behind_retention": follower_behind_retention,
         "planned_moves": planned_moves,
         "wrong_token_follower": wrong_token_follower,
         "old_leader_truncates": old_leader_truncates,

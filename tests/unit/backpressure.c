@@ -58,7 +58,9 @@ static void start_n(struct fixture *f, uint32_t n_parts, enum sl_overload policy
 	cr_assert_eq(sl_server_create(&o, &f->srv, err, sizeof(err)), 0, "server: %s", err);
 	atomic_store(&f->follower, 0);
 	if (with_follower)
-		cr_assert_eq(sl_partition_follow(&f->srv->topics.v[0].parts[0], &f->follower), 0);
+		cr_assert_eq(sl_partition_follow(&f->srv->topics.v[0].parts[0], &f->follower,
+		                                 "test", "follower"),
+		             0);
 	cr_assert_eq(sl_server_start(f->srv), 0);
 	f->port = sl_server_native_port(f->srv);
 }

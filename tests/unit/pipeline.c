@@ -118,7 +118,8 @@ static void start_on(struct fixture *f, uint32_t reactors, bool keep_dir, unsign
 	if (stand_in) {
 		struct sl_topic *big = sl_topics_find(&f->srv->topics, "big", 3);
 		cr_assert_not_null(big);
-		cr_assert_eq(sl_partition_follow(&big->parts[0], &f->follower), 0);
+		cr_assert_eq(sl_partition_follow(&big->parts[0], &f->follower, "test", "follower"),
+		             0);
 	}
 	cr_assert_eq(sl_server_start(f->srv), 0);
 	f->port = sl_server_native_port(f->srv);

@@ -100,7 +100,10 @@ typedef int (*sl_consumer_fn)(void *arg, const struct sl_fetched *ev);
  * is passed to `fn` in offset order. *next is the offset after the last one
  * visited, *end the partition's end offset as the server saw it. Returns the
  * number visited (0 when none yet), or an error (-SL_ENOTOPIC, -SL_ECORRUPT
- * for data the server found damaged, -SL_ETIMEOUT, -errno).
+ * for data the server found damaged, -SL_EOUT_OF_RANGE when `offset` is
+ * below the partition's first stored offset: retention deleted it, and
+ * sl_consumer_log_start() says where the partition starts now (0.7),
+ * -SL_ETIMEOUT, -errno).
  */
 int sl_consumer_fetch(struct sl_consumer *c, const char *topic, uint32_t partition, uint64_t offset,
                       uint32_t max_events, uint32_t max_bytes, uint32_t wait_ms, sl_consumer_fn fn,
@@ -149,6 +152,23 @@ void sl_group_member_clear(struct sl_group_member *m);
  */
 int sl_consumer_commit(struct sl_consumer *c, const char *group, const struct sl_group_member *m,
                        const char *topic, uint32_t partition, uint64_t offset);
+
+/*
+ * Seek by time (0.7): the first offset of `partition` whose event was
+ * stored at or after time_ms (ms since the epoch, the server's clock when
+ * it appended the event; a server clock stepped back is read as its
+ * running maximum, so the answer is the first event after which every
+ * event is at least that recent). 1 with *offset; 0 when none is that
+ * recent yet (*offset: the partition's end offset, where such events will
+ * be); or an error as sl_consumer_fetch. Seeks within what is stored: a
+ * time older than the log's start answers its first offset.
+ */
+int sl_consumer_offset_for_time(struct sl_consumer *c, const char *topic, uint32_t partition,
+                                int64_t time_ms, uint64_t *offset);
+
+/* After -SL_EOUT_OF_RANGE: the partition's first stored offset as the
+ * server said (0.7). */
+uint64_t sl_consumer_log_start(const struct sl_consumer *c);
 
 #ifdef __cplusplus
 }
