@@ -92,9 +92,10 @@ static uint64_t sl__start(struct sl__gc *g, const struct sl_group_part *a)
 	if (g->o->from_time) {
 		/* The first event stored at or after the time; none yet: the
 		 * end, where such events will be. */
-		if (sl_consumer_offset_for_time(g->c, g->o->topic, a->partition, g->o->from_ms, &at) <
-		    0) {
-			fprintf(stderr, "sluice consume: partition %u: --from %s: %s; from its start\n",
+		if (sl_consumer_offset_for_time(g->c, g->o->topic, a->partition, g->o->from_ms,
+		                                &at) < 0) {
+			fprintf(stderr,
+			        "sluice consume: partition %u: --from %s: %s; from its start\n",
 			        a->partition, g->o->from, sl_consumer_last_error(g->c));
 			return first;
 		}
