@@ -39,6 +39,19 @@ static const char *const sl__err_text[] = {
     [SL_EOUT_OF_RANGE - SL_EBASE] = "offset no longer stored (below the log's start: retention)",
 };
 
+bool sl_name_ok(const char *s, size_t n)
+{
+	if (!n || n > 128 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;

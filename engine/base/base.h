@@ -77,6 +77,12 @@ const char *sl_strerror(int err);
  */
 void *sl_grow(void *p, size_t *cap, size_t need, size_t first);
 
+/* A name of the safe alphabet that topics, projections, plugins and
+ * consumer groups are named in (they become folder names, URL segments,
+ * `NAME.so` and offsets records' keys): letters, digits, '.', '_', '-', 1 to
+ * 128 bytes, not starting with '.' or '-'. */
+bool sl_name_ok(const char *s, size_t n);
+
 /* Decimal digits only (no sign, no spaces), at least one, value <= max:
  * 0 with *out, or -EINVAL. */
 int sl_parse_dec(const char *s, size_t n, uint64_t max, uint64_t *out);

@@ -313,21 +313,10 @@ static int sl__get_path(struct sl__ld *ld, const struct sl_config_node *n, const
 }
 
 /* Names become folder names, URL segments and `NAME.so`: one path component
- * of a safe alphabet. */
+ * of a safe alphabet (base.h). */
 static bool sl__name_ok(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!n || n > 128 || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return sl_name_ok(s, strlen(s));
 }
 
 #define SL__NAME_FORMS                                                                             \

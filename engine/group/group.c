@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
+#include "base/base.h"
 #include "group/group.h"
 #include "proto/proto.h"
 
@@ -62,15 +63,7 @@ struct sl_groups {
 
 bool sl_group_name_ok(const char *s, size_t n)
 {
-	if (!n || n > SL_GROUP_NAME_MAX || s[0] == '.' || s[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return sl_name_ok(s, n); /* topics' alphabet: they share the records' keys */
 }
 
 uint32_t sl_group_offsets_part(const char *group, size_t len, uint32_t n_parts)
