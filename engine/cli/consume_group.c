@@ -27,7 +27,6 @@
 struct sl__held {
 	uint32_t partition;
 	uint64_t pos; /* the next offset to read */
-	bool at_end;  /* the last fetch found nothing new */
 };
 
 struct sl__gc {
@@ -249,7 +248,6 @@ int sl_cli_consume_group(struct sl_consumer *c, const struct sl_cli_group *o,
 			int n = sl__batch(&g, &g.held[i], 0);
 			if (n < 0)
 				goto out;
-			g.held[i].at_end = n == 0;
 			progress |= n > 0;
 			all_end &= n == 0;
 		}

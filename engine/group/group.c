@@ -369,8 +369,8 @@ int sl_groups_heartbeat(struct sl_groups *g, const struct sl_group_hb *in,
 		return 0;
 	}
 	if (!in->topic_len || in->topic_len > SL_GROUP_NAME_MAX) {
-		sl__refuse(out, SLUICE__V1__ERROR_CODE__ERR_MALFORMED,
-		           "a heartbeat names its topic%.*s", "", 0);
+		out->error = SLUICE__V1__ERROR_CODE__ERR_MALFORMED;
+		snprintf(out->message, sizeof(out->message), "a heartbeat names its topic");
 		return 0;
 	}
 	uint32_t session = in->session_ms ? in->session_ms : SL_GROUP_SESSION_MS;

@@ -292,6 +292,9 @@ int sl__seg_add(struct sl_log *log, uint64_t base, int fd);
 int sl__seg_create(struct sl_log *log, uint64_t base);
 /* Seals the active segment, calls on_seal and creates the next one. */
 int sl__roll(struct sl_log *log, uint64_t base);
+/* switch.c: a durability change asked for, done at a group-commit boundary:
+ * 1 done (or none asked), 0 not at a boundary yet, -SL_ELOG_FAILED. */
+int sl__log_switch(struct sl_log *log);
 /* Pre-allocates the first step of a new segment file fd, or notes (once, on
  * stderr) that the folder's filesystem cannot: 0 then too. -errno on any
  * other failure. */

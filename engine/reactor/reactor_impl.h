@@ -338,8 +338,20 @@ static inline int sl__part_produce(struct sl_reactor *r, struct sl_partition *p,
 	return 0;
 }
 
-/* reactor.c */
+/* parts.c (the loop's side of the partitions owned) */
 void sl__part_release(struct sl_reactor *r, struct sl_partition *p);
+/* Starts the group commit of every partition appended to this turn. */
+void sl__part_flush(struct sl_reactor *r);
+/* What a partition publishes for readers: its dedup and log figures. */
+void sl__part_dedup_pub(struct sl_partition *p);
+void sl__part_log_pub(struct sl_partition *p);
+/* Completions: the journal's fdatasync, a log's write or sync. */
+void sl__on_journal_cqe(struct sl_reactor *r, int res);
+void sl__on_log_cqe(struct sl_reactor *r, uint32_t slot, int res);
+/* The journal's callback (sl_journal_create's), arg the reactor. */
+void sl__journal_cb(void *arg, void *log_arg, int status);
+/* Retention's pass over one partition (the tick). */
+void sl__part_retain(struct sl_partition *p, int64_t wall_ms);
 /* The log moved its durable end (publish, acks); the log failed (every
  * waiting producer hears ERR_STORAGE). */
 void sl__part_durable(struct sl_reactor *r, struct sl_partition *p);

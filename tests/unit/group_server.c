@@ -47,6 +47,9 @@ static void beat_until(struct sl_consumer *c, struct sl_group_member *m, uint32_
 		             0, "%s", sl_consumer_last_error(c));
 		if (m->n_assigned == want)
 			return;
+		/* The heartbeat period the server asks for: the protocol's
+		 * pacing, and what lets a silent member's session run out, the
+		 * time-based expiry these tests are about. */
 		struct timespec ts = {0, (long)m->heartbeat_ms * 1000000L};
 		nanosleep(&ts, NULL);
 	}
